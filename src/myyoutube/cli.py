@@ -1,0 +1,129 @@
+"""What every command-line entry point shares: flags, the secret, start-up, clean exits.
+
+Theory of operation
+-------------------
+Each role's `main()` parses its flags with `argparse`, then hands an async `serve`
+coroutine to `run`. Anything that stops start-up (a busy port, an unreachable master, a
+missing secret) raises `StartupError`, which `run` turns into one readable line on stderr
+and exit status 1. SIGINT and SIGTERM end the service cleanly with status 0. Once a role
+listens it prints `<role> listening on HOST:PORT`, the line scripts and tests wait for
+(the port is the real one even when 0 was asked for).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import ipaddress
+import logging
+import signal
+import sys
+from pathlib import Path
+from typing import Awaitable, Callable
+
+# A secret shorter than this is guessable; refuse it rather than give false comfort.
+MIN_SECRET_BYTES = 16
+
+
+class StartupError(Exception):
+    """The service cannot start; str(exc) is the one line the operator reads."""
+
+
+def address(text: str) -> tuple[str, int]:
+    """argparse type for HOST:PORT."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {text!r}")
+    return host.strip("[]"), int(port)
+
+
+def port_number(text: str) -> int:
+    if not text.isdigit() or int(text) > 65535:
+        raise argparse.ArgumentTypeError(f"expected a port number 0-65535, got {text!r}")
+    return int(text)
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}")
+    return int(text)
+
+
+def add_common_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--secret-file", type=Path, default=None,
+                        help="file holding the cluster secret shared by every role "
+                             "(required to listen on anything but loopback)")
+    parser.add_argument("--log-level", default="INFO",
+                        choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="default: INFO")
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def load_secret(secret_file: Path | None, bind_host: str) -> bytes:
+    """The cluster secret; without one, only a loopback-bound role may run."""
+    if secret_file is None:
+        if not is_loopback(bind_host):
+            raise StartupError(f"refusing to listen on {bind_host} without --secret-file: "
+                               "anyone on the network could talk to this role")
+        return b""
+    try:
+        secret = secret_file.read_bytes().strip()
+    except OSError as exc:
+        raise StartupError(f"cannot read secret file {secret_file}: {exc.strerror}") from exc
+    if len(secret) < MIN_SECRET_BYTES:
+        raise StartupError(f"secret file {secret_file} holds fewer than {MIN_SECRET_BYTES} bytes")
+    return secret
+
+
+def announce(role: str, host: str, port: int) -> None:
+    print(f"{role} listening on {host}:{port}", flush=True)
+
+
+def bound_port(server: asyncio.Server) -> int:
+    return server.sockets[0].getsockname()[1]
+
+
+async def listen(start: Callable[[], Awaitable[asyncio.Server]], host: str, port: int) -> asyncio.Server:
+    """Start a server, turning the OS's refusal into a readable StartupError."""
+    try:
+        return await start()
+    except OSError as exc:
+        raise StartupError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+
+
+def run(prog: str, log_level: str, serve: Callable[[], Awaitable[None]]) -> None:
+    """Run `serve()` until it returns or a signal arrives; exit 0, or 1 with one line."""
+    logging.basicConfig(level=log_level, format=f"%(asctime)s {prog} %(levelname)s %(name)s: %(message)s")
+
+    async def main() -> None:
+        task = asyncio.current_task()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, task.cancel)
+        try:
+            await serve()
+        except asyncio.CancelledError:
+            pass  # A signal asked us to stop: a clean exit.
+
+    try:
+        asyncio.run(main())
+    except StartupError as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        sys.exit(1)

@@ -1,0 +1,56 @@
+"""The background scrubber: re-reads every blob at a bounded rate to find bitrot early.
+
+Theory of operation
+-------------------
+Checksums are verified on every read, but a video nobody watches is never read, and a
+replica that rotted silently would be found only when another replica has died too. The
+scrubber walks the blobs, least recently verified first, reading each through the same
+verifying path as viewers do, paced to `bytes_per_s` so it never competes with them.
+A corrupt blob is handed to `on_corrupt`; the next heartbeat reports it to the master,
+which deletes the bad copy and re-replicates from a good one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Callable
+
+from myyoutube.datanode.state import ScrubSchedule, pace_delay_s
+from myyoutube.datanode.store import BlobStore, CorruptBlob, StoreError
+
+log = logging.getLogger(__name__)
+
+# With nothing to scrub, look again after this long.
+IDLE_POLL_S = 1.0
+
+
+class Scrubber:
+    def __init__(self, store: BlobStore, bytes_per_s: int, on_corrupt: Callable[[str], None]) -> None:
+        self.store = store
+        self.bytes_per_s = bytes_per_s
+        self.on_corrupt = on_corrupt
+        self.schedule = ScrubSchedule()
+
+    async def run_forever(self) -> None:
+        while True:
+            blob_id = self.schedule.next_blob(set(self.store.blobs()))
+            if blob_id is None:
+                await asyncio.sleep(IDLE_POLL_S)
+                continue
+            await self._scrub(blob_id)
+            self.schedule.verified(blob_id, time.monotonic())
+
+    async def _scrub(self, blob_id: str) -> None:
+        started_at, done = time.monotonic(), 0
+        try:
+            async for piece in self.store.read(blob_id, 0, self.store.size(blob_id)):
+                done += len(piece)
+                await asyncio.sleep(pace_delay_s(done, started_at, time.monotonic(), self.bytes_per_s))
+        except CorruptBlob:
+            log.error("scrubber: blob %s is corrupt", blob_id)
+            self.on_corrupt(blob_id)
+        except (StoreError, OSError):
+            pass  # Deleted while we read it: nothing to verify any more.
+        await asyncio.sleep(0)  # An empty blob must not make this loop spin without yielding.

@@ -1,0 +1,158 @@
+"""A datanode: stores blobs for the master and serves their byte ranges.
+
+Theory of operation
+-------------------
+Two kinds of connection meet a datanode:
+
+* Its own **control connection** to the master (`report_forever`). It sends `Register`
+  with everything it holds (a block report), then a `Heartbeat` every interval, also
+  carrying the block report, so the master always knows what is really on this disk. The
+  master answers each with `Commands`: blobs to delete (deleted videos, failed uploads,
+  surplus copies). If the master goes away the node reconnects by itself, with backoff.
+* **Data connections** from the master, one request each (`handle_request`): `WriteBlob`
+  (then chunks, then End), `ReadBlob` (answered by chunks and End) and `DeleteBlob`.
+
+Every byte written is checksummed per block by the store and every byte read is verified
+(see store.py); a corrupt block ends the read with Error('corrupt') and the blob is
+reported in the next heartbeat so the master can repair it from a good replica.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from myyoutube import stream as streams
+from myyoutube.datanode.scrubber import Scrubber
+from myyoutube.datanode.state import Backoff
+from myyoutube.datanode.store import BlobStore, StoreError
+from myyoutube.protocol import (
+    Chunk, Commands, DeleteBlob, End, Error, Heartbeat, Ok, ReadBlob, Register, WriteBlob)
+from myyoutube.stream import FrameStream
+
+log = logging.getLogger(__name__)
+
+# Data connections served at once. Each holds at most a chunk or two of memory, and the
+# master opens one per replica per upload or read, so this is far above normal use while
+# still bounding what a flood of connections can cost.
+MAX_CONNECTIONS = 256
+
+# A viewer may pause playback, which stops the whole relay chain; a read stalled this long
+# on the consuming side is abandoned (the player re-requests its range when it resumes).
+CONSUMER_STALL_TIMEOUT_S = 120.0
+
+
+class DataNode:
+    def __init__(self, store: BlobStore, master: tuple[str, int], address: str,
+                 secret: bytes, heartbeat_s: float, scrub_bytes_per_s: int) -> None:
+        self.store = store
+        self.master = master
+        self.address = address  # host:port the master and peers use to reach us
+        self.secret = secret
+        self.heartbeat_s = heartbeat_s
+        self.corrupt: set[str] = set()  # found corrupt, not yet told to the master
+        self.scrubber = Scrubber(store, scrub_bytes_per_s, self.corrupt.add)
+
+    # --- data connections ---------------------------------------------------------------
+
+    async def handle_request(self, stream: FrameStream) -> None:
+        request = await stream.read_frame()
+        handlers = {WriteBlob: self._write, ReadBlob: self._read, DeleteBlob: self._delete}
+        handler = handlers.get(type(request))
+        if handler is None:
+            await stream.write_frame(Error("bad_request", f"datanode cannot {type(request).__name__}"))
+            return
+        try:
+            await handler(stream, request)
+        except StoreError as exc:
+            if exc.code == "corrupt":
+                self.corrupt.add(request.blob_id)
+            log.warning("%s %s: %s", type(request).__name__, getattr(request, "blob_id", "?"), exc)
+            await stream.write_frame(Error(exc.code, str(exc)))
+
+    async def _write(self, stream: FrameStream, request: WriteBlob) -> None:
+        writer = self.store.open_writer(request.blob_id)
+        try:
+            await stream.write_frame(Ok({}))
+            while True:
+                message = await stream.read_expected(Chunk, End)
+                if isinstance(message, End):
+                    break
+                await writer.write(message.data)
+            if message.size != writer.size:
+                raise StoreError("checksum", f"got {writer.size} bytes, sender says {message.size}")
+            size, sha256 = await writer.finish()
+        except BaseException:
+            await writer.abort()
+            raise
+        if sha256 != message.sha256:
+            await self.store.delete(request.blob_id)
+            raise StoreError("checksum", "bytes arrived damaged: sha256 differs from the sender's")
+        await stream.write_frame(End(size=size, sha256=sha256))
+
+    async def _read(self, stream: FrameStream, request: ReadBlob) -> None:
+        sent = 0
+        async for piece in self.store.read(request.blob_id, request.offset, request.length):
+            await stream.write_frame(Chunk(piece), timeout=CONSUMER_STALL_TIMEOUT_S)
+            sent += len(piece)
+        await stream.write_frame(End(size=sent, sha256=""))
+
+    async def _delete(self, stream: FrameStream, request: DeleteBlob) -> None:
+        await self.store.delete(request.blob_id)
+        await stream.write_frame(Ok({}))
+
+    # --- control connection ---------------------------------------------------------------
+
+    async def register_once(self) -> FrameStream:
+        """Connect to the master and register; raises if the master cannot be reached."""
+        control = await streams.connect(*self.master, self.secret, "datanode")
+        try:
+            await control.write_frame(Register(
+                address=self.address, capacity_bytes=self.store.capacity_bytes,
+                used_bytes=self.store.used_bytes, blobs=self._block_report()))
+            await self._obey(await control.read_expected(Commands))
+        except BaseException:
+            control.abort()
+            raise
+        log.info("registered with master %s:%d as %s", *self.master, self.address)
+        return control
+
+    async def report_forever(self, control: FrameStream | None) -> None:
+        """Heartbeat the master for as long as we run, reconnecting when it goes away."""
+        backoff = Backoff()
+        while True:
+            try:
+                if control is None:
+                    control = await self.register_once()
+                backoff.succeeded()
+                await self._heartbeat_until_broken(control)
+            except (OSError, TimeoutError, streams.RequestFailed, streams.protocol.ProtocolError) as exc:
+                log.warning("master %s:%d unreachable (%s); retrying", *self.master, exc)
+            if control is not None:
+                control.abort()
+                control = None
+            await asyncio.sleep(backoff.next_delay_s())
+
+    async def _heartbeat_until_broken(self, control: FrameStream) -> None:
+        while True:
+            await asyncio.sleep(self.heartbeat_s)
+            corrupt = sorted(self.corrupt)
+            await control.write_frame(Heartbeat(
+                used_bytes=self.store.used_bytes, corrupt_blobs=corrupt,
+                capacity_bytes=self.store.capacity_bytes, blobs=self._block_report()))
+            await self._obey(await control.read_expected(Commands))
+            self.corrupt.difference_update(corrupt)
+
+    def _block_report(self) -> list:
+        return [[blob_id, size] for blob_id, size in sorted(self.store.blobs().items())]
+
+    async def _obey(self, commands: Commands) -> None:
+        for blob_id in commands.delete_blobs:
+            if isinstance(blob_id, str):
+                try:
+                    await self.store.delete(blob_id)
+                except StoreError as exc:
+                    log.warning("master asked to delete %r: %s", blob_id, exc)
+                    continue
+                self.corrupt.discard(blob_id)
+                log.info("deleted blob %s on the master's word", blob_id)

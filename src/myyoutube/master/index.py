@@ -1,0 +1,147 @@
+"""The master's durable index: videos, their blobs and where the replicas live.
+
+Theory of operation
+-------------------
+SQLite in WAL mode with `synchronous=FULL` is the write-ahead log: a video is committed by
+one transaction that inserts its blob, its replicas and its name together, and returns
+only after the log is fsynced. After `kill -9` at any moment a video is therefore either
+fully there or absent; nothing committed is lost. (An append-only journal of our own
+would need its own torn-write detection and compaction; SQLite has had both for decades,
+ships with Python, and its index makes name lookups and search cheap.)
+
+Everything is also kept in memory (`videos`, `replicas`), loaded once at start-up, so
+reads and the pure decisions in state.py never wait on the disk. Every write goes to
+SQLite first, then to memory.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+from myyoutube.master.state import Replica
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS blobs (
+    blob_id TEXT PRIMARY KEY,
+    size INTEGER NOT NULL,
+    sha256 TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS replicas (
+    blob_id TEXT NOT NULL REFERENCES blobs(blob_id) ON DELETE CASCADE,
+    node TEXT NOT NULL,
+    added_at REAL NOT NULL,
+    PRIMARY KEY (blob_id, node)
+);
+CREATE TABLE IF NOT EXISTS videos (
+    name TEXT PRIMARY KEY,
+    blob_id TEXT NOT NULL REFERENCES blobs(blob_id),
+    content_type TEXT NOT NULL,
+    uploaded_at REAL NOT NULL,
+    extra TEXT NOT NULL DEFAULT '{}'
+);
+"""
+
+
+class NameTaken(Exception):
+    pass
+
+
+class Index:
+    def __init__(self, path: Path) -> None:
+        self._db = sqlite3.connect(path, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.execute("PRAGMA foreign_keys=ON")
+        self._db.executescript(_SCHEMA)
+        self.videos: dict[str, dict] = {}
+        self.replicas: dict[str, Replica] = {}
+        self._load()
+
+    def _load(self) -> None:
+        for blob_id, size, sha256 in self._db.execute("SELECT blob_id, size, sha256 FROM blobs"):
+            self.replicas[blob_id] = Replica(size, sha256, {})
+        for blob_id, node, added_at in self._db.execute("SELECT blob_id, node, added_at FROM replicas"):
+            self.replicas[blob_id].nodes[node] = added_at
+        query = ("SELECT v.name, v.blob_id, b.size, b.sha256, v.content_type, v.uploaded_at, v.extra"
+                 " FROM videos v JOIN blobs b USING (blob_id)")
+        for name, blob_id, size, sha256, content_type, uploaded_at, extra in self._db.execute(query):
+            self.videos[name] = dict(json.loads(extra), name=name, blob_id=blob_id, size=size,
+                                     sha256=sha256, content_type=content_type,
+                                     uploaded_at=uploaded_at)
+
+    def close(self) -> None:
+        self._db.close()
+
+    def commit_video(self, video: dict, nodes: list[str], now: float) -> None:
+        """Make a fully replicated video visible, atomically and durably."""
+        core = {"name", "blob_id", "size", "sha256", "content_type", "uploaded_at"}
+        extra = json.dumps({k: v for k, v in video.items() if k not in core})
+        try:
+            with self._transaction():
+                self._insert_blob(video["blob_id"], video["size"], video["sha256"], nodes, now)
+                self._db.execute(
+                    "INSERT INTO videos (name, blob_id, content_type, uploaded_at, extra)"
+                    " VALUES (?, ?, ?, ?, ?)",
+                    (video["name"], video["blob_id"], video["content_type"], video["uploaded_at"], extra))
+        except sqlite3.IntegrityError as exc:
+            raise NameTaken(video["name"]) from exc
+        self.replicas[video["blob_id"]] = Replica(video["size"], video["sha256"], {node: now for node in nodes})
+        self.videos[video["name"]] = dict(video)
+
+    def _insert_blob(self, blob_id: str, size: int, sha256: str, nodes: list[str], now: float) -> None:
+        self._db.execute("INSERT INTO blobs (blob_id, size, sha256) VALUES (?, ?, ?)",
+                         (blob_id, size, sha256))
+        self._db.executemany("INSERT INTO replicas (blob_id, node, added_at) VALUES (?, ?, ?)",
+                             [(blob_id, node, now) for node in nodes])
+
+    def delete_video(self, name: str) -> dict | None:
+        """Forget a video and its blob at once; datanodes drop the bytes on their next report."""
+        video = self.videos.get(name)
+        if video is None:
+            return None
+        with self._transaction():
+            self._db.execute("DELETE FROM videos WHERE name = ?", (name,))
+            self._db.execute("DELETE FROM blobs WHERE blob_id = ?", (video["blob_id"],))
+        del self.videos[name]
+        self.replicas.pop(video["blob_id"], None)
+        return video
+
+    def add_replica(self, blob_id: str, node: str, now: float) -> None:
+        if blob_id not in self.replicas or node in self.replicas[blob_id].nodes:
+            return
+        with self._transaction():
+            self._db.execute("INSERT INTO replicas (blob_id, node, added_at) VALUES (?, ?, ?)",
+                             (blob_id, node, now))
+        self.replicas[blob_id].nodes[node] = now
+
+    def remove_replica(self, blob_id: str, node: str) -> None:
+        if blob_id not in self.replicas or node not in self.replicas[blob_id].nodes:
+            return
+        with self._transaction():
+            self._db.execute("DELETE FROM replicas WHERE blob_id = ? AND node = ?", (blob_id, node))
+        del self.replicas[blob_id].nodes[node]
+
+    def _transaction(self):
+        return _Transaction(self._db)
+
+    def search(self, query: str) -> list[dict]:
+        """Videos whose name contains `query` (case-insensitive), newest first."""
+        needle = query.casefold()
+        found = [v for v in self.videos.values() if needle in v["name"].casefold()]
+        return sorted(found, key=lambda v: (-v["uploaded_at"], v["name"]))
+
+
+class _Transaction:
+    """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on error (the sqlite3 module's own
+    transaction handling is off so that each commit is exactly one fsynced transaction)."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+
+    def __enter__(self) -> None:
+        self._db.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, kind, value, traceback) -> None:
+        self._db.execute("COMMIT" if kind is None else "ROLLBACK")

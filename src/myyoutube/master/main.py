@@ -1,0 +1,70 @@
+"""`myyoutube-master`: start the master (index + datanode registry)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import time
+from pathlib import Path
+
+from myyoutube import cli, stream
+from myyoutube.master.index import Index
+from myyoutube.master.server import MAX_CONNECTIONS, Master
+from myyoutube.master.state import ClusterState
+
+DEFAULT_REPLICATION = 3
+# An upload whose replica dies midway still commits on this many copies (HDFS's minimum
+# is 1; 2 keeps a video readable through one more failure while repair runs).
+DEFAULT_MIN_REPLICAS = 2
+# HDFS waits 10.5 minutes; our datanodes are few and videos are watched live, so 30 s.
+DEFAULT_DEAD_AFTER_S = 30.0
+DEFAULT_HEARTBEAT_S = 3.0
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="myyoutube-master",
+                                     description="Keep the MyYoutube video index and datanode registry.")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    parser.add_argument("--port", type=cli.port_number, default=0, help="port (default 0: any free port)")
+    parser.add_argument("--data-dir", type=Path, required=True, help="where the index is kept")
+    parser.add_argument("--replication", type=cli.positive_int, default=DEFAULT_REPLICATION,
+                        help=f"copies of every video (default {DEFAULT_REPLICATION})")
+    parser.add_argument("--min-replicas", type=cli.positive_int, default=None,
+                        help=f"fewest copies an upload may commit with (default "
+                             f"{DEFAULT_MIN_REPLICAS}, at most --replication)")
+    parser.add_argument("--dead-after", type=cli.positive_float, default=DEFAULT_DEAD_AFTER_S,
+                        help=f"seconds of silence before a datanode is dead (default {DEFAULT_DEAD_AFTER_S:g})")
+    parser.add_argument("--heartbeat", type=cli.positive_float, default=DEFAULT_HEARTBEAT_S,
+                        help=f"the datanodes' heartbeat interval (default {DEFAULT_HEARTBEAT_S:g})")
+    cli.add_common_flags(parser)
+    args = parser.parse_args(argv)
+    if args.min_replicas is None:
+        args.min_replicas = min(DEFAULT_MIN_REPLICAS, args.replication)
+    if args.min_replicas > args.replication:
+        parser.error("--min-replicas cannot exceed --replication")
+    return args
+
+
+async def serve(args: argparse.Namespace) -> None:
+    secret = cli.load_secret(args.secret_file, args.host)
+    try:
+        args.data_dir.mkdir(parents=True, exist_ok=True)
+        index = Index(args.data_dir / "index.sqlite3")
+    except Exception as exc:  # OSError or sqlite3.Error: either way one line for the operator
+        raise cli.StartupError(f"cannot open the index in {args.data_dir}: {exc}") from exc
+    state = ClusterState(args.dead_after, args.heartbeat, started_at=time.time())
+    master = Master(index, state, secret, args.replication, args.min_replicas)
+    server = await cli.listen(lambda: stream.serve_connections(
+        master.handle, args.host, args.port, secret, "master", MAX_CONNECTIONS), args.host, args.port)
+    cli.announce("myyoutube-master", args.host, cli.bound_port(server))
+    try:
+        async with server, asyncio.TaskGroup() as tasks:
+            tasks.create_task(master.repair_forever())
+            await server.serve_forever()
+    finally:
+        index.close()
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    cli.run("myyoutube-master", args.log_level, lambda: serve(args))

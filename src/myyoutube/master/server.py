@@ -1,0 +1,302 @@
+"""The master: the video index, the datanode registry, uploads, reads and repair.
+
+Theory of operation
+-------------------
+Every connection to the master starts with one request frame, dispatched by its type:
+
+* `Register` opens a datanode's control connection; heartbeats follow on it for as long
+  as the node lives. Each one updates `ClusterState` and is answered with `Commands`
+  (blobs to delete) decided by `ClusterState.reconcile` against the index.
+* `PutVideo` (from the web front end) reserves the name, places the blob on
+  `replication` random live datanodes, relays the chunks through a `ReplicaFanout`, and
+  commits the video to the index only once enough replicas confirmed size and sha256.
+* `ReadVideo` relays a byte range from the replicas, failing over mid-stream.
+* `ListVideos`, `StatVideo`, `DeleteVideo`, `GetStatus` answer from the index and state.
+
+A repair task ticks every REPAIR_TICK_S: `ClusterState.plan_repairs` says which
+under-replicated blobs to copy where, and copies run as bounded background tasks.
+Decisions live in state.py; this module only carries them out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import random
+import time
+import uuid
+
+from myyoutube import names, protocol
+from myyoutube.master import status, transfer
+from myyoutube.master.index import Index, NameTaken
+from myyoutube.master.state import ClusterState, Repair
+from myyoutube.protocol import (
+    Chunk, Commands, DeleteVideo, End, Error, GetStatus, Heartbeat, ListVideos, Ok, PutVideo,
+    ReadVideo, Register, StatVideo, VideoInfo, VideoList)
+from myyoutube.stream import FrameStream
+
+log = logging.getLogger(__name__)
+
+# Connections served at once: datanode control connections plus web requests (each upload
+# or stream holds one). Past this, new connections wait for a slot.
+MAX_CONNECTIONS = 512
+
+# The web front end relays an HTTP client, which may pause for a while (a slow uplink, a
+# paused video). A request stalled this long on the client side is abandoned.
+CLIENT_STALL_TIMEOUT_S = 120.0
+
+# How often the repair planner looks for under-replicated blobs.
+REPAIR_TICK_S = 1.0
+
+# Listings are capped so one answer always fits in a frame's meta (MAX_META_BYTES).
+MAX_LISTED_VIDEOS = 5000
+
+
+def public_video(video: dict) -> dict:
+    """A video's record as clients see it (internal blob ids stay inside)."""
+    return {k: v for k, v in video.items() if k != "blob_id"}
+
+
+class Master:
+    def __init__(self, index: Index, state: ClusterState, secret: bytes, replication: int,
+                 min_replicas: int, rng: random.Random | None = None) -> None:
+        self.index = index
+        self.state = state
+        self.secret = secret
+        self.replication = replication
+        self.min_replicas = min_replicas
+        self.rng = rng or random.Random()
+        self.uploading: set[str] = set()        # names reserved by uploads in progress
+        self.in_flight: set[str] = set()        # blobs being written (uploads and repairs)
+        self.repair_load: dict[str, int] = {}   # node -> copies running through it
+        self.repairs: dict[str, Repair] = {}    # blob -> copy in progress
+        self.counters = status.Counters()
+
+    async def handle(self, connection: FrameStream) -> None:
+        request = await connection.read_frame()
+        handler = {
+            Register: self._control, PutVideo: self._put, ReadVideo: self._read,
+            ListVideos: self._list, StatVideo: self._stat, DeleteVideo: self._delete,
+            GetStatus: self._status,
+        }.get(type(request))
+        if handler is None:
+            await connection.write_frame(Error("bad_request", f"the master cannot {type(request).__name__}"))
+            return
+        await handler(connection, request)
+
+    # --- datanodes ------------------------------------------------------------------------
+
+    async def _control(self, connection: FrameStream, register: Register) -> None:
+        address, report = register.address, _parse_report(register.blobs)
+        log.info("datanode %s registered with %d blobs", address, len(report))
+        self.state.heard_from(address, time.time(), register.capacity_bytes, register.used_bytes, report)
+        await connection.write_frame(Commands(delete_blobs=self._reconcile(address, report)))
+        while True:
+            beat = await connection.read_expected(Heartbeat, timeout=self.state.dead_after_s)
+            report = _parse_report(beat.blobs)
+            self.state.heard_from(address, time.time(), beat.capacity_bytes, beat.used_bytes, report)
+            corrupt = [b for b in beat.corrupt_blobs if isinstance(b, str)]
+            for blob_id in corrupt:
+                log.error("datanode %s reports blob %s corrupt; repairing", address, blob_id)
+                self.index.remove_replica(blob_id, address)
+            delete = sorted(set(self._reconcile(address, report)) | set(corrupt))
+            await connection.write_frame(Commands(delete_blobs=delete))
+
+    def _reconcile(self, address: str, report: dict[str, int]) -> list[str]:
+        now = time.time()
+        decision = self.state.reconcile(address, report, self.index.replicas, self.in_flight,
+                                        self.replication, now)
+        for blob_id in decision.counts_again:
+            self.index.add_replica(blob_id, address, now)
+        for blob_id in decision.forget:
+            log.warning("replica of %s on %s is gone or surplus", blob_id, address)
+            self.index.remove_replica(blob_id, address)
+        return decision.delete
+
+    # --- uploads --------------------------------------------------------------------------
+
+    async def _put(self, connection: FrameStream, request: PutVideo) -> None:
+        try:
+            name = names.clean_name(request.name)
+        except names.BadName as exc:
+            await connection.write_frame(Error("bad_name", str(exc)))
+            return
+        if name in self.index.videos or name in self.uploading:
+            await connection.write_frame(Error("exists", f"a video named {name!r} already exists"))
+            return
+        blob_id = uuid.uuid4().hex
+        self.uploading.add(name)
+        self.in_flight.add(blob_id)
+        try:
+            await self._store_upload(connection, name, blob_id, request.content_type)
+        finally:
+            self.uploading.discard(name)
+            self.in_flight.discard(blob_id)
+
+    async def _store_upload(self, connection: FrameStream, name: str, blob_id: str,
+                            content_type: str) -> None:
+        nodes = self.state.place(self.replication, time.time(), self.rng)
+        fanout = transfer.ReplicaFanout(blob_id, self.min_replicas, self.secret)
+        try:
+            if len(nodes) < self.min_replicas:
+                raise self._placement_failure(len(nodes))
+            await fanout.open(nodes)
+            await connection.write_frame(Ok({"replicas": len(fanout.replicas)}))
+            size, sha256 = await self._receive_chunks(connection, fanout)
+            stored = await fanout.finish(size, sha256)
+        except transfer.ReplicationFailed as exc:
+            await fanout.abort(self.secret)
+            await connection.write_frame(Error(exc.code, str(exc)))
+            return
+        except BaseException:
+            await fanout.abort(self.secret)
+            raise
+        now = time.time()
+        video = {"name": name, "blob_id": blob_id, "size": size, "sha256": sha256,
+                 "content_type": content_type, "uploaded_at": now}
+        try:
+            self.index.commit_video(video, stored, now)
+        except NameTaken:
+            await fanout.abort(self.secret)
+            await connection.write_frame(Error("exists", f"a video named {name!r} already exists"))
+            return
+        self.counters.uploads += 1
+        log.info("stored %s (%d bytes) on %s", name, size, ", ".join(stored))
+        await connection.write_frame(VideoInfo(video=public_video(video)))
+
+    def _placement_failure(self, placed: int) -> transfer.ReplicationFailed:
+        alive = self.state.alive_count(time.time())
+        if alive >= self.min_replicas:
+            return transfer.ReplicationFailed(
+                f"the datanodes are out of space: {placed} of {alive} have room, "
+                f"{self.min_replicas} are needed", code="no_space")
+        return transfer.ReplicationFailed(
+            f"only {alive} datanodes are alive, {self.min_replicas} are needed to store a video")
+
+    async def _receive_chunks(self, connection: FrameStream,
+                              fanout: transfer.ReplicaFanout) -> tuple[int, str]:
+        digest, size = hashlib.sha256(), 0
+        while True:
+            message = await connection.read_expected(Chunk, End, timeout=CLIENT_STALL_TIMEOUT_S)
+            if isinstance(message, End):
+                break
+            digest.update(message.data)
+            size += len(message.data)
+            self.counters.bytes_in += len(message.data)
+            await fanout.write(message.data)
+        if message.size != size or message.sha256 not in ("", digest.hexdigest()):
+            raise protocol.RemoteProtocolError(f"upload ended at {message.size} bytes, got {size}")
+        return size, digest.hexdigest()
+
+    # --- reads ----------------------------------------------------------------------------
+
+    async def _read(self, connection: FrameStream, request: ReadVideo) -> None:
+        video = self.index.videos.get(request.name)
+        if video is None:
+            await connection.write_frame(Error("not_found", f"no video named {request.name!r}"))
+            return
+        if request.offset < 0 or request.length < 0 or request.offset + request.length > video["size"]:
+            await connection.write_frame(Error("bad_request", "range outside the video"))
+            return
+        replica = self.index.replicas[video["blob_id"]]
+        nodes = self.state.read_order(replica.nodes, time.time(), self.rng)
+
+        async def consume(data: bytes) -> None:
+            self.counters.bytes_out += len(data)
+            await connection.write_frame(Chunk(data), timeout=CLIENT_STALL_TIMEOUT_S)
+
+        self.counters.active_streams += 1
+        try:
+            await transfer.relay_blob(video["blob_id"], request.offset, request.length, nodes,
+                                      self.secret, consume, self._read_failed)
+        except transfer.ReplicationFailed as exc:
+            await connection.write_frame(Error("unavailable", str(exc)))
+            return
+        except transfer.ConsumerGone:
+            return
+        finally:
+            self.counters.active_streams -= 1
+        await connection.write_frame(End(size=request.length, sha256=""))
+
+    def _read_failed(self, node: str, why: str) -> None:
+        self.counters.read_failovers += 1
+
+    # --- index requests -------------------------------------------------------------------
+
+    async def _list(self, connection: FrameStream, request: ListVideos) -> None:
+        found = self.index.search(request.query)[:MAX_LISTED_VIDEOS]
+        await connection.write_frame(VideoList(videos=[public_video(v) for v in found]))
+
+    async def _stat(self, connection: FrameStream, request: StatVideo) -> None:
+        video = self.index.videos.get(request.name)
+        if video is None:
+            await connection.write_frame(Error("not_found", f"no video named {request.name!r}"))
+        else:
+            await connection.write_frame(VideoInfo(video=public_video(video)))
+
+    async def _delete(self, connection: FrameStream, request: DeleteVideo) -> None:
+        video = self.index.delete_video(request.name)
+        if video is None:
+            await connection.write_frame(Error("not_found", f"no video named {request.name!r}"))
+            return
+        # The replicas go at each datanode's next heartbeat, which reports a blob the index
+        # no longer knows; a node that is down now learns when it comes back.
+        log.info("deleted %s", request.name)
+        await connection.write_frame(Ok({"deleted": request.name}))
+
+    async def _status(self, connection: FrameStream, request: GetStatus) -> None:
+        report = status.cluster_report(self, time.time())
+        await connection.write_frame(Ok(report))
+
+    # --- repair ---------------------------------------------------------------------------
+
+    async def repair_forever(self) -> None:
+        async with asyncio.TaskGroup() as copies:
+            while True:
+                await asyncio.sleep(REPAIR_TICK_S)
+                plan = self.state.plan_repairs(self.index.replicas, self.replication, time.time(),
+                                               self.repair_load, set(self.repairs), self.rng)
+                for repair in plan:
+                    self.repairs[repair.blob_id] = repair
+                    self.in_flight.add(repair.blob_id)
+                    copies.create_task(self._copy(repair))
+
+    async def _copy(self, repair: Repair) -> None:
+        started = time.monotonic()
+        try:
+            replica = self.index.replicas.get(repair.blob_id)
+            if replica is None:
+                return  # deleted meanwhile
+            fanout = transfer.ReplicaFanout(repair.blob_id, 1, self.secret)
+            try:
+                await fanout.open([repair.target])
+                await transfer.relay_blob(repair.blob_id, 0, replica.size, [repair.source],
+                                          self.secret, fanout.write, self._read_failed)
+                stored = await fanout.finish(replica.size, replica.sha256)
+            except (transfer.ReplicationFailed, transfer.ConsumerGone) as exc:
+                await fanout.abort(self.secret)
+                log.warning("repair copy of %s %s -> %s failed: %s",
+                            repair.blob_id, repair.source, repair.target, exc)
+                return
+            if repair.blob_id in self.index.replicas:
+                self.index.add_replica(repair.blob_id, stored[0], time.time())
+                self.counters.repairs += 1
+                log.info("re-replicated %s from %s to %s in %.2fs", repair.blob_id,
+                         repair.source, repair.target, time.monotonic() - started)
+        finally:
+            del self.repairs[repair.blob_id]
+            self.in_flight.discard(repair.blob_id)
+            for node in (repair.source, repair.target):
+                self.repair_load[node] -= 1
+
+
+def _parse_report(blobs: list) -> dict[str, int]:
+    """A block report from the wire: [[blob_id, size], ...]; malformed is a protocol error."""
+    report = {}
+    for entry in blobs:
+        if not (isinstance(entry, list) and len(entry) == 2 and isinstance(entry[0], str)
+                and isinstance(entry[1], int) and not isinstance(entry[1], bool)):
+            raise protocol.RemoteProtocolError(f"malformed block report entry {str(entry)[:80]}")
+        report[entry[0]] = entry[1]
+    return report

@@ -1,0 +1,50 @@
+"""What the master tells about itself: counters and the cluster report for /api/status."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from myyoutube.master.server import Master
+
+
+@dataclass
+class Counters:
+    uploads: int = 0
+    bytes_in: int = 0
+    bytes_out: int = 0
+    active_streams: int = 0
+    read_failovers: int = 0
+    repairs: int = 0
+
+
+def cluster_report(master: "Master", now: float) -> dict:
+    """Every datanode with its liveness and space, replication health, and totals."""
+    state, index = master.state, master.index
+    holders: dict[str, int] = {}
+    for replica in index.replicas.values():
+        for node in replica.nodes:
+            holders[node] = holders.get(node, 0) + 1
+    datanodes = [
+        {"address": node.address, "state": state.liveness(node.address, now),
+         "last_heartbeat_s_ago": round(now - node.last_seen, 1) if node.registered else None,
+         "capacity_bytes": node.capacity_bytes, "used_bytes": node.used_bytes,
+         "free_bytes": node.free_bytes, "replicas": holders.get(node.address, 0)}
+        for node in sorted(state.nodes.values(), key=lambda n: n.address)]
+    under = []
+    for name, video in sorted(index.videos.items()):
+        replica = index.replicas[video["blob_id"]]
+        live = sum(state.live(node, now) for node in replica.nodes)
+        if live < master.replication:
+            under.append({"name": name, "live_replicas": live,
+                          "repairing": video["blob_id"] in master.repairs})
+    return {
+        "datanodes": datanodes,
+        "replication": master.replication,
+        "videos": len(index.videos),
+        "stored_bytes": sum(v["size"] for v in index.videos.values()),
+        "under_replicated": under,
+        "repairs_running": len(master.repairs),
+        "counters": asdict(master.counters),
+    }

@@ -1,0 +1,42 @@
+"""What kind of video a stream of bytes is, judged by its first bytes, never by its name.
+
+Theory of operation
+-------------------
+Browsers need a `Content-Type` that matches the container, and an uploader's claim (file
+extension, multipart header) is not to be trusted. Every container we serve announces
+itself in its first bytes: ISO BMFF (MP4, MOV, M4V, 3GP) with an `ftyp` box, Matroska and
+WebM with the EBML magic plus a DocType, Ogg with `OggS`, MPEG-TS with a sync byte every
+188 bytes, AVI with `RIFF....AVI `. `sniff` looks at a prefix and answers a MIME type or
+None for "not a video we know".
+"""
+
+from __future__ import annotations
+
+# How much of the start of a file `sniff` wants. The EBML header carrying WebM's DocType
+# sits in the first few dozen bytes; MPEG-TS needs three 188-byte packets to be sure.
+SNIFF_BYTES = 4096
+
+_QUICKTIME_BRANDS = {b"qt  "}
+_EBML_MAGIC = b"\x1a\x45\xdf\xa3"
+_TS_PACKET_BYTES = 188
+
+
+def sniff(prefix: bytes) -> str | None:
+    """The MIME type of the video whose file starts with `prefix`, or None."""
+    if len(prefix) >= 12 and prefix[4:8] == b"ftyp":
+        return "video/quicktime" if prefix[8:12] in _QUICKTIME_BRANDS else "video/mp4"
+    if prefix.startswith(_EBML_MAGIC):
+        head = prefix[:SNIFF_BYTES]
+        if b"webm" in head:
+            return "video/webm"
+        if b"matroska" in head:
+            return "video/x-matroska"
+        return None
+    if prefix.startswith(b"OggS"):
+        return "video/ogg"
+    if prefix[:4] == b"RIFF" and prefix[8:12] == b"AVI ":
+        return "video/x-msvideo"
+    if len(prefix) >= 3 * _TS_PACKET_BYTES and all(
+            prefix[i * _TS_PACKET_BYTES] == 0x47 for i in range(3)):
+        return "video/mp2t"
+    return None

@@ -1,0 +1,39 @@
+"""Video names: what a user may call a video, made safe or refused with a reason.
+
+Theory of operation
+-------------------
+A name arrives from an upload's file name and is shown back in pages and URLs. It is never
+used as a path: datanodes name files by blob ids the master assigns. Still, a name must be
+unambiguous and printable, so `clean_name` normalizes it to Unicode NFC (one name, one
+video, whichever way the user's OS composed accents), drops any directory part a browser
+or client sent, and refuses what cannot be made safe with a sentence a person understands.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+
+# Most file systems cap a file name at 255 bytes; a name that could not be saved back to
+# disk by a downloader would be a trap.
+MAX_NAME_BYTES = 255
+
+
+class BadName(ValueError):
+    """The name cannot be used; str(exc) says why, for the user."""
+
+
+def clean_name(raw: str) -> str:
+    """Return the safe form of an uploaded file name, or raise BadName."""
+    name = unicodedata.normalize("NFC", raw)
+    # Browsers send only the base name, but other clients send full paths, with either
+    # separator. Keep the last component: "C:\\videos\\cat.mp4" is the video "cat.mp4".
+    name = name.replace("\\", "/").rsplit("/", 1)[-1].strip()
+    if not name:
+        raise BadName("The file has no name; give it one (for example cat.mp4).")
+    if any(unicodedata.category(char) in ("Cc", "Cf", "Cs", "Co", "Cn") for char in name):
+        raise BadName("The file name contains control or invisible characters; rename it.")
+    if name.startswith("."):
+        raise BadName("The file name must not start with a dot; rename it.")
+    if len(name.encode()) > MAX_NAME_BYTES:
+        raise BadName(f"The file name is longer than {MAX_NAME_BYTES} bytes; shorten it.")
+    return name

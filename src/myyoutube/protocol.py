@@ -1,0 +1,390 @@
+"""The one binary protocol spoken between web, master and datanodes (sans-IO).
+
+Theory of operation
+-------------------
+Every internal connection carries a sequence of frames. A frame is::
+
+    u32  body_length   bytes after this field, checked against MAX_FRAME_BYTES first
+    u8   message_type  selects one of the frozen dataclasses below
+    u32  meta_length   checked against MAX_META_BYTES
+    meta               a UTF-8 JSON object holding the message's non-bytes fields
+    data               the rest: the message's single `bytes` field, if it has one
+
+Control messages are small JSON objects; bulk bytes (`Chunk.data`) travel raw after the
+meta, so a 256 KiB video chunk costs one memcpy rather than a base64 round trip.
+
+This module does no I/O, in the manner of h11: `encode(message)` turns a message into bytes
+and a `FrameDecoder` is fed whatever bytes arrived and hands back complete messages. Every
+declared length is checked against a named maximum *before* the bytes behind it are
+accepted, and every field is type-checked, so a hostile peer can at worst get its own
+connection closed with a `RemoteProtocolError`. `stream.py` is the only place where frames
+meet sockets.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import struct
+import typing
+from dataclasses import dataclass
+
+# Bulk bytes move in chunks of this size at every hop (web -> master -> datanodes and back).
+# 256 KiB keeps per-frame Python overhead small (4096 frames per GiB) while a slow viewer
+# pins at most a few chunks of memory per hop.
+CHUNK_BYTES = 256 * 1024
+
+# The largest JSON meta a peer may declare. The biggest legitimate ones are a datanode's
+# block report and a full listing: 8 MiB holds ~200k blob ids, far past our scale.
+MAX_META_BYTES = 8 * 1024 * 1024
+
+_PREFIX = struct.Struct("!IBI")  # body_length, message_type, meta_length
+PREFIX_BYTES = _PREFIX.size
+_TYPE_AND_META_LENGTH_BYTES = PREFIX_BYTES - 4
+
+# No frame may declare more than a full meta plus a full chunk of data.
+MAX_FRAME_BYTES = _TYPE_AND_META_LENGTH_BYTES + MAX_META_BYTES + CHUNK_BYTES
+
+
+class ProtocolError(Exception):
+    """The byte stream broke the protocol; the connection must be closed."""
+
+
+class LocalProtocolError(ProtocolError):
+    """We were asked to send something the protocol forbids (a bug on our side)."""
+
+
+class RemoteProtocolError(ProtocolError):
+    """The peer sent something the protocol forbids; close its connection only."""
+
+
+# --- Messages ---------------------------------------------------------------------------
+# Each class is one message type. `TYPE` is its wire code; at most one field is `bytes`
+# and travels as the frame's data, the others travel in the JSON meta.
+
+
+@dataclass(frozen=True)
+class Challenge:
+    """Server -> client on connect: prove you know the cluster secret."""
+
+    TYPE: typing.ClassVar[int] = 1
+    nonce: str
+    role: str
+
+
+@dataclass(frozen=True)
+class Authenticate:
+    """Client -> server: HMAC of the server's nonce, and a nonce for mutual proof."""
+
+    TYPE: typing.ClassVar[int] = 2
+    role: str
+    mac: str
+    nonce: str
+
+
+@dataclass(frozen=True)
+class Welcome:
+    """Server -> client: HMAC of the client's nonce; the connection is now trusted."""
+
+    TYPE: typing.ClassVar[int] = 3
+    mac: str
+
+
+@dataclass(frozen=True)
+class Error:
+    """Either direction: the request failed. `code` is machine-readable, `message` human."""
+
+    TYPE: typing.ClassVar[int] = 4
+    code: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Ok:
+    """A request that needs no answer beyond success."""
+
+    TYPE: typing.ClassVar[int] = 5
+    info: dict
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A piece of a blob or video, at most CHUNK_BYTES, in order."""
+
+    TYPE: typing.ClassVar[int] = 6
+    data: bytes
+
+
+@dataclass(frozen=True)
+class End:
+    """The end of a chunk stream. `sha256` is hex of everything sent, or '' if unknown."""
+
+    TYPE: typing.ClassVar[int] = 7
+    size: int
+    sha256: str
+
+
+# Web -> master.
+
+
+@dataclass(frozen=True)
+class PutVideo:
+    """Start an upload of a named video; Chunk* and End follow once the master says Ok."""
+
+    TYPE: typing.ClassVar[int] = 10
+    name: str
+    content_type: str
+
+
+@dataclass(frozen=True)
+class ListVideos:
+    """Ask for committed videos, newest first; `query` '' lists all."""
+
+    TYPE: typing.ClassVar[int] = 11
+    query: str
+
+
+@dataclass(frozen=True)
+class VideoList:
+    """Answer to ListVideos: a list of video dicts (name, size, uploaded_at, ...)."""
+
+    TYPE: typing.ClassVar[int] = 12
+    videos: list
+
+
+@dataclass(frozen=True)
+class StatVideo:
+    """Ask for one video's record; answered by VideoInfo or Error('not_found')."""
+
+    TYPE: typing.ClassVar[int] = 13
+    name: str
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """One video's public record (name, size, sha256, content_type, uploaded_at, ...)."""
+
+    TYPE: typing.ClassVar[int] = 14
+    video: dict
+
+
+@dataclass(frozen=True)
+class ReadVideo:
+    """Stream `length` bytes of a video from `offset`: Chunk* then End, or Error."""
+
+    TYPE: typing.ClassVar[int] = 15
+    name: str
+    offset: int
+    length: int
+
+
+@dataclass(frozen=True)
+class DeleteVideo:
+    """Remove a video from the index and, eventually, from every datanode."""
+
+    TYPE: typing.ClassVar[int] = 16
+    name: str
+
+
+@dataclass(frozen=True)
+class GetStatus:
+    """Ask for the cluster's status (datanodes, replication queue, totals)."""
+
+    TYPE: typing.ClassVar[int] = 17
+
+
+# Datanode <-> master.
+
+
+@dataclass(frozen=True)
+class Register:
+    """Datanode -> master, first on its control connection: who it is, what it holds."""
+
+    TYPE: typing.ClassVar[int] = 20
+    address: str
+    capacity_bytes: int
+    used_bytes: int
+    blobs: list
+
+
+@dataclass(frozen=True)
+class Heartbeat:
+    """Datanode -> master, every interval: alive, space, block report, corrupt blobs found."""
+
+    TYPE: typing.ClassVar[int] = 21
+    capacity_bytes: int
+    used_bytes: int
+    blobs: list
+    corrupt_blobs: list
+
+
+@dataclass(frozen=True)
+class Commands:
+    """Master -> datanode, answering Register or Heartbeat: blobs to delete."""
+
+    TYPE: typing.ClassVar[int] = 22
+    delete_blobs: list
+
+
+# Master -> datanode, on a data connection.
+
+
+@dataclass(frozen=True)
+class WriteBlob:
+    """Store a new blob; Chunk* and End follow, answered by End (size and sha256 stored)."""
+
+    TYPE: typing.ClassVar[int] = 30
+    blob_id: str
+
+
+@dataclass(frozen=True)
+class ReadBlob:
+    """Stream `length` bytes of a blob from `offset`, checksums verified: Chunk* then End."""
+
+    TYPE: typing.ClassVar[int] = 31
+    blob_id: str
+    offset: int
+    length: int
+
+
+@dataclass(frozen=True)
+class DeleteBlob:
+    """Remove a blob's files; answered by Ok even if it was already gone."""
+
+    TYPE: typing.ClassVar[int] = 32
+    blob_id: str
+
+
+Message = typing.Union[
+    Challenge, Authenticate, Welcome, Error, Ok, Chunk, End,
+    PutVideo, ListVideos, VideoList, StatVideo, VideoInfo, ReadVideo, DeleteVideo, GetStatus,
+    Register, Heartbeat, Commands, WriteBlob, ReadBlob, DeleteBlob,
+]
+
+MESSAGE_TYPES: dict[int, type] = {cls.TYPE: cls for cls in typing.get_args(Message)}
+assert len(MESSAGE_TYPES) == len(typing.get_args(Message)), "duplicate message TYPE codes"
+
+
+def _field_types(cls: type) -> dict[str, type]:
+    hints = typing.get_type_hints(cls)
+    return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
+
+
+_FIELDS: dict[type, dict[str, type]] = {cls: _field_types(cls) for cls in MESSAGE_TYPES.values()}
+
+
+def _data_field(cls: type) -> str | None:
+    names = [name for name, kind in _FIELDS[cls].items() if kind is bytes]
+    assert len(names) <= 1, f"{cls.__name__} has more than one bytes field"
+    return names[0] if names else None
+
+
+_DATA_FIELD: dict[type, str | None] = {cls: _data_field(cls) for cls in MESSAGE_TYPES.values()}
+
+
+def _json_type_ok(value: object, kind: type) -> bool:
+    # bool is a subclass of int in Python; a JSON true must not pass as a size.
+    if kind is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    return isinstance(value, kind)
+
+
+def encode(message: Message) -> bytes:
+    """Serialize one message into a complete frame."""
+    cls = type(message)
+    if cls not in _FIELDS:
+        raise LocalProtocolError(f"not a protocol message: {cls.__name__}")
+    data_field = _DATA_FIELD[cls]
+    data = getattr(message, data_field) if data_field else b""
+    meta_fields = {name: getattr(message, name) for name in _FIELDS[cls] if name != data_field}
+    meta = json.dumps(meta_fields, separators=(",", ":"), ensure_ascii=False).encode()
+    if len(meta) > MAX_META_BYTES:
+        raise LocalProtocolError(f"{cls.__name__} meta is {len(meta)} bytes, over MAX_META_BYTES")
+    if len(data) > CHUNK_BYTES:
+        raise LocalProtocolError(f"{cls.__name__} data is {len(data)} bytes, over CHUNK_BYTES")
+    body_length = _TYPE_AND_META_LENGTH_BYTES + len(meta) + len(data)
+    return b"".join((_PREFIX.pack(body_length, cls.TYPE, len(meta)), meta, data))
+
+
+def _decode_body(message_type: int, meta_length: int, body: bytes) -> Message:
+    cls = MESSAGE_TYPES.get(message_type)
+    if cls is None:
+        raise RemoteProtocolError(f"unknown message type {message_type}")
+    try:
+        meta = json.loads(bytes(body[:meta_length]).decode())
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise RemoteProtocolError(f"{cls.__name__}: meta is not UTF-8 JSON") from exc
+    if not isinstance(meta, dict):
+        raise RemoteProtocolError(f"{cls.__name__}: meta is not a JSON object")
+    data_field = _DATA_FIELD[cls]
+    expected = {name: kind for name, kind in _FIELDS[cls].items() if name != data_field}
+    if set(meta) != set(expected):
+        raise RemoteProtocolError(f"{cls.__name__}: fields {sorted(meta)} != {sorted(expected)}")
+    for name, kind in expected.items():
+        if not _json_type_ok(meta[name], kind):
+            raise RemoteProtocolError(f"{cls.__name__}.{name} is not {kind.__name__}")
+    data = body[meta_length:]
+    if data_field is not None:
+        meta[data_field] = bytes(data)
+    elif data:
+        raise RemoteProtocolError(f"{cls.__name__} carries unexpected data bytes")
+    return cls(**meta)
+
+
+class FrameDecoder:
+    """Incremental decoder: `feed()` bytes as they arrive, take messages with `next_frame()`.
+
+    `bytes_needed()` tells a stream adapter how much to read next, so it never reads past
+    the current frame and never buffers more than one frame.
+    """
+
+    def __init__(self) -> None:
+        self._buffer = bytearray()
+        self._body_length: int | None = None  # known once the length prefix has arrived
+
+    def feed(self, data: bytes) -> None:
+        self._buffer += data
+        self._check_prefix()
+
+    def _check_prefix(self) -> None:
+        if self._body_length is not None or len(self._buffer) < PREFIX_BYTES:
+            return
+        body_length, _, meta_length = _PREFIX.unpack_from(self._buffer)
+        if body_length > MAX_FRAME_BYTES:
+            raise RemoteProtocolError(f"frame of {body_length} bytes exceeds MAX_FRAME_BYTES")
+        if meta_length > MAX_META_BYTES:
+            raise RemoteProtocolError(f"meta of {meta_length} bytes exceeds MAX_META_BYTES")
+        if meta_length > body_length - _TYPE_AND_META_LENGTH_BYTES:
+            raise RemoteProtocolError("meta length runs past the end of the frame")
+        if body_length - _TYPE_AND_META_LENGTH_BYTES - meta_length > CHUNK_BYTES:
+            raise RemoteProtocolError("frame data exceeds CHUNK_BYTES")
+        self._body_length = body_length
+
+    def bytes_needed(self) -> int:
+        """How many more bytes complete the current frame (or its prefix)."""
+        if self._body_length is None:
+            return PREFIX_BYTES - len(self._buffer)
+        return max(0, 4 + self._body_length - len(self._buffer))
+
+    def next_frame(self) -> Message | None:
+        """Return the next complete message, or None until more bytes are fed."""
+        if self._body_length is None or len(self._buffer) < 4 + self._body_length:
+            return None
+        frame_end = 4 + self._body_length
+        _, message_type, meta_length = _PREFIX.unpack_from(self._buffer)
+        body = memoryview(self._buffer)[PREFIX_BYTES:frame_end]
+        try:
+            message = _decode_body(message_type, meta_length, body)
+        finally:
+            body.release()
+        del self._buffer[:frame_end]
+        self._body_length = None
+        self._check_prefix()
+        return message
+
+    @property
+    def buffered(self) -> int:
+        """Bytes received but not yet returned as messages."""
+        return len(self._buffer)

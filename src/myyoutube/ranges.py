@@ -1,0 +1,404 @@
+"""HTTP GET/HEAD of a stored video: which status, which bytes, which headers.
+
+Theory of operation
+-------------------
+`decide` is a pure function from (method, request headers, video size, validators) to a
+`Decision`: a status code, the byte ranges of the video to send as the body, and the
+response headers. The aiohttp handler does all I/O; it sends `Decision.headers` and then
+exactly `Decision.ranges`, wrapping each in `multipart_part_header` and ending with
+`multipart_closing` when there are two or more. Nothing here raises on what a client sent:
+an invalid or hostile header turns into the response RFC 9110 prescribes for it, most often
+"ignore the header and send the whole video" (200), which is always a correct answer.
+
+Steps, in the order RFC 9110 §13.2.2 fixes: If-Match, else If-Unmodified-Since (failure is
+412); If-None-Match, else If-Modified-Since (failure is 304); then, for GET only (§14.2),
+If-Range and Range. HEAD gets the headers a GET without Range would get (§9.3.2).
+
+Multiple ranges are answered with one 206 multipart/byteranges response (§14.6), guarded
+against amplification, since §14.2 lets a server ignore sets that look like an attack:
+  * more than MAX_RANGES range-specs, or a Range header longer than MAX_RANGE_HEADER_BYTES,
+    is ignored (200): such sets only cost per-part work and header bytes;
+  * if the requested ranges add up to more bytes than the video, Range is ignored (200):
+    "bytes=0-,0-,0-" must not turn one video into many copies of it;
+  * overlapping ranges, and ranges at most COALESCE_GAP_BYTES apart, are merged
+    (§15.3.7.2); if one range is left the answer is a plain single-part 206. Parts keep
+    the order the client asked for them in (§15.3.7.2 SHOULD).
+
+Bodiless answers: 304 carries only what §15.4.5 asks for (ETag, Last-Modified,
+Cache-Control) plus Accept-Ranges, and no Content-Length, since a 304's Content-Length would
+describe the 200 it replaces. 412 and 416 carry the validators, `Content-Length: 0` (their
+body is empty, and saying so keeps the connection reusable) and `Cache-Control: no-store`,
+so no cache replays an answer that depends on this request's conditions. A 416 also says
+`Content-Range: bytes */SIZE` (§15.5.17).
+
+A zero-length video ignores Range altogether and answers 200 with an empty body: §14.2
+allows a server to ignore Range when the representation has no content, and §14.4 has no
+Content-Range able to describe the nothing a satisfiable "bytes=-5" would select.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import timezone
+from email.utils import formatdate, parsedate_to_datetime
+
+# Real clients (players, download managers) send one range, PDF-style viewers a handful;
+# more parts only cost a part header each and are a known amplification pattern (§14.2).
+MAX_RANGES = 16
+# Sixteen range-specs of two 20-digit offsets fit in ~700 bytes; a longer header is junk
+# or an attack, and refusing it before parsing bounds the work spent on it.
+MAX_RANGE_HEADER_BYTES = 1024
+# A separate part costs ~90+ bytes of part header (boundary, Content-Type, Content-Range);
+# sending a smaller gap between two ranges is cheaper than starting a new part (§15.3.7.2).
+COALESCE_GAP_BYTES = 80
+# The bytes under a name never change while the video exists, but it can be deleted and a
+# different video uploaded under the same name. An hour bounds how long a cache may keep
+# serving a deleted or replaced video; after that the ETag makes revalidation a cheap 304.
+CACHE_MAX_AGE_SECONDS = 3600
+
+_CACHEABLE = f"public, max-age={CACHE_MAX_AGE_SECONDS}"
+# 412 and 416 depend on this request's conditions; a cache must never replay them.
+_UNCACHEABLE = "no-store"
+
+# etagc (§8.8.3): visible ASCII except DQUOTE, plus obs-text (any non-ASCII character).
+_OPAQUE_TAG = r'"[^\x00-\x20"\x7f]*"'
+# One element of a #entity-tag list (§5.6.1): optional tag, then a comma or the end.
+# Empty elements (",,") are legal and skipped (§5.6.1.2).
+_ENTITY_TAG_ELEMENT_RE = re.compile(rf"[ \t]*(?:(W/)?({_OPAQUE_TAG}))?[ \t]*(?:,|\Z)")
+# [0-9], not \d: \d also matches non-ASCII digits, which DIGIT (RFC 5234) does not.
+_RANGE_SPEC_RE = re.compile(r"([0-9]+)-([0-9]*)|-([0-9]+)")
+# The three HTTP-date shapes of §5.6.7 (IMF-fixdate, RFC 850, asctime), all GMT and case
+# sensitive. email.utils alone would also take numeric zones and trailing junk.
+_HTTP_DATE_RE = re.compile(
+    r"[A-Z][a-z]{2}, [0-9]{2} [A-Z][a-z]{2} [0-9]{4} [0-9]{2}:[0-9]{2}:[0-9]{2} GMT"
+    r"|[A-Z][a-z]{5,8}, [0-9]{2}-[A-Z][a-z]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2} GMT"
+    r"|[A-Z][a-z]{2} [A-Z][a-z]{2} [ 0-9][0-9] [0-9]{2}:[0-9]{2}:[0-9]{2} [0-9]{4}"
+)
+# Boundary characters legal in RFC 2046 that are also tchars, so no quoting is needed.
+_BOUNDARY_RE = re.compile(r"[0-9A-Za-z'+_.-]{1,70}")
+_CONTROL_CHAR_RE = re.compile(r"[\x00-\x1f\x7f]")
+
+_CONDITIONAL_HEADERS = ("range", "if-range", "if-match", "if-none-match", "if-modified-since",
+                        "if-unmodified-since")
+_LIST_HEADERS = ("if-match", "if-none-match")
+
+
+@dataclass(frozen=True)
+class ByteRange:
+    """Bytes [start, stop) of the video; never empty."""
+
+    start: int
+    stop: int
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.start < self.stop:
+            raise ValueError(f"bad byte range [{self.start}, {self.stop})")
+
+    @property
+    def length(self) -> int:
+        return self.stop - self.start
+
+
+@dataclass(frozen=True)
+class Validators:
+    """The stored video's validators: a strong ETag with quotes, and a Unix time."""
+
+    etag: str
+    last_modified: float
+
+    def __post_init__(self) -> None:
+        # Server data, not client input: a bad value is a bug, and raising finds it.
+        if not re.fullmatch(_OPAQUE_TAG, self.etag):
+            raise ValueError(f"not a strong entity tag: {self.etag!r}")
+        if not math.isfinite(self.last_modified):
+            raise ValueError(f"last_modified is not finite: {self.last_modified!r}")
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What to answer. The body is exactly `ranges`: () means send no body.
+
+    200: one range covering the video (none if empty or HEAD). 206: one range for a
+    single-part answer, two or more for multipart/byteranges. 304, 412, 416: ().
+    """
+
+    status: int
+    ranges: tuple[ByteRange, ...]
+    headers: dict[str, str]
+
+    @property
+    def is_multipart(self) -> bool:
+        return self.status == 206 and len(self.ranges) > 1
+
+
+def decide(
+    method: str,
+    request_headers: Mapping[str, str],
+    size: int,
+    content_type: str,
+    validators: Validators,
+    boundary: str,
+) -> Decision:
+    """Decide the response to a GET or HEAD of a video of `size` bytes."""
+    _check_server_inputs(method, size, content_type, boundary)
+    headers = _normalize_headers(request_headers)
+    failed_status = _evaluate_preconditions(headers, validators)
+    if failed_status is not None:
+        return _bodiless(failed_status, validators, size)
+    # §14.2: GET is the only method for which range handling is defined; a HEAD answers
+    # with what a plain GET would carry.
+    ranges = _select_ranges(headers, size, validators) if method == "GET" else None
+    if ranges is None:
+        body = (ByteRange(0, size),) if method == "GET" and size > 0 else ()
+        return Decision(200, body, _body_headers(validators, content_type, size))
+    if not ranges:
+        return _bodiless(416, validators, size)
+    if len(ranges) == 1:
+        headers = _body_headers(validators, content_type, ranges[0].length)
+        headers["Content-Range"] = _content_range(ranges[0], size)
+        return Decision(206, (ranges[0],), headers)
+    body_length = len(multipart_closing(boundary)) + sum(
+        len(multipart_part_header(part, size, content_type, boundary)) + part.length
+        for part in ranges
+    )
+    multipart_type = f"multipart/byteranges; boundary={boundary}"
+    return Decision(206, tuple(ranges), _body_headers(validators, multipart_type, body_length))
+
+
+def multipart_part_header(part: ByteRange, size: int, content_type: str, boundary: str) -> bytes:
+    """The delimiter and headers that precede one part's bytes in multipart/byteranges.
+
+    The leading CRLF belongs to the delimiter (RFC 2046 §5.1.1); before the first part it
+    reads as an empty preamble, which every multipart parser accepts.
+    """
+    return (
+        f"\r\n--{boundary}\r\nContent-Type: {content_type}\r\n"
+        f"Content-Range: {_content_range(part, size)}\r\n\r\n"
+    ).encode("ascii")
+
+
+def multipart_closing(boundary: str) -> bytes:
+    """The close-delimiter that ends a multipart/byteranges body."""
+    return f"\r\n--{boundary}--\r\n".encode("ascii")
+
+
+def _check_server_inputs(method: str, size: int, content_type: str, boundary: str) -> None:
+    # These come from the handler and the store, never from the client: raising is right.
+    if method not in ("GET", "HEAD"):
+        raise ValueError(f"decide() handles GET and HEAD only, got {method!r}")
+    if size < 0:
+        raise ValueError(f"negative size {size}")
+    if not content_type.isascii() or _CONTROL_CHAR_RE.search(content_type):
+        raise ValueError(f"content type unfit for a header: {content_type!r}")
+    if not _BOUNDARY_RE.fullmatch(boundary):
+        raise ValueError(f"boundary must match {_BOUNDARY_RE.pattern}: {boundary!r}")
+
+
+def _normalize_headers(request_headers: Mapping[str, str]) -> dict[str, str]:
+    """Lower-cased names of the headers we read, each field's lines combined.
+
+    items() rather than dict(): a CIMultiDictProxy yields a repeated field once per line.
+    """
+    values_by_name: dict[str, list[str]] = {}
+    for name, value in request_headers.items():
+        if name.lower() in _CONDITIONAL_HEADERS:
+            values_by_name.setdefault(name.lower(), []).append(value)
+    normalized: dict[str, str] = {}
+    for name, values in values_by_name.items():
+        if name in _LIST_HEADERS:
+            # §5.3: lines of a list-based field combine, in order, with commas.
+            normalized[name] = ", ".join(values)
+        else:
+            # A singleton field sent twice is invalid; "" is invalid for every parser below,
+            # so the field is treated as present but unusable.
+            normalized[name] = values[0] if len(values) == 1 else ""
+    return normalized
+
+
+def _evaluate_preconditions(headers: dict[str, str], validators: Validators) -> int | None:
+    """412 or 304 when a precondition fails (§13.2.2), None to go on."""
+    last_modified = math.floor(validators.last_modified)  # HTTP-dates have whole seconds
+    if_match = headers.get("if-match")
+    if if_match is not None:
+        # §13.1.1: strong comparison; "*" is true because the video exists.
+        if if_match.strip(" \t") != "*" and not _any_tag_matches(if_match, validators, weak=False):
+            return 412
+    else:
+        # §13.1.4: true if the video was not modified after the given date.
+        since = _parse_http_date(headers.get("if-unmodified-since"))
+        if since is not None and last_modified > since:
+            return 412
+    if_none_match = headers.get("if-none-match")
+    if if_none_match is not None:
+        # §13.1.2: weak comparison; "*" matches because the video exists.
+        matches = _any_tag_matches(if_none_match, validators, weak=True)
+        if matches or if_none_match.strip(" \t") == "*":
+            return 304
+    else:
+        # §13.1.3: evaluated only without If-None-Match, which is the more exact validator.
+        since = _parse_http_date(headers.get("if-modified-since"))
+        if since is not None and last_modified <= since:
+            return 304
+    return None
+
+
+def _any_tag_matches(field_value: str, validators: Validators, *, weak: bool) -> bool:
+    """Whether any entity-tag in the list matches ours (§8.8.3.2).
+
+    A list that does not parse matches nothing: for If-Match that is a 412, the safe side;
+    for If-None-Match it is a full response, also safe.
+    """
+    position = 0
+    while position < len(field_value):
+        element = _ENTITY_TAG_ELEMENT_RE.match(field_value, position)
+        if element is None:
+            return False
+        is_weak, opaque_tag = element.group(1, 2)
+        if opaque_tag == validators.etag and (weak or not is_weak):
+            return True
+        position = element.end()
+    return False
+
+
+def _select_ranges(
+    headers: dict[str, str], size: int, validators: Validators
+) -> list[ByteRange] | None:
+    """The ranges to answer 206 with; [] for 416; None to ignore Range and send it all."""
+    range_value = headers.get("range")
+    if range_value is None or size == 0:
+        return None
+    # §13.1.5: If-Range is only evaluated with a Range; if false, the client's partial copy
+    # is stale, so the whole video is the useful answer, even for an unsatisfiable Range.
+    if_range = headers.get("if-range")
+    if if_range is not None and not _if_range_matches(if_range, validators):
+        return None
+    requested = _parse_range_header(range_value, size)
+    if requested is None:
+        return None
+    satisfiable = [byte_range for byte_range in requested if byte_range is not None]
+    if not satisfiable:
+        return []  # §14.1.1: no range-spec is satisfiable
+    if sum(byte_range.length for byte_range in satisfiable) > size:
+        return None  # more bytes than the video: the overlap-amplification attack (§14.2)
+    return _coalesce(satisfiable)
+
+
+def _if_range_matches(field_value: str, validators: Validators) -> bool:
+    """§13.1.5: a strong ETag compared strongly, or a date equal to Last-Modified."""
+    value = field_value.strip(" \t")
+    # §13.1.5: a DQUOTE within the first three characters marks an entity-tag. A weak tag
+    # never matches: its bytes may differ from ours, and splicing ranges from two different
+    # byte sequences would corrupt the client's copy.
+    if value.startswith('W/"'):
+        return False
+    if value.startswith('"'):
+        return value == validators.etag
+    date = _parse_http_date(value)
+    return date is not None and date == math.floor(validators.last_modified)
+
+
+def _parse_range_header(field_value: str, size: int) -> list[ByteRange | None] | None:
+    """Each range-spec resolved against `size` (None if unsatisfiable), or None if the
+    header is to be ignored: too long, another unit, invalid, or too many ranges (§14.2).
+    """
+    if len(field_value) > MAX_RANGE_HEADER_BYTES:  # characters; non-ASCII is invalid anyway
+        return None
+    unit, equals, range_set = field_value.strip(" \t").partition("=")
+    if not equals or unit.lower() != "bytes":  # §14.1: range units are case-insensitive
+        return None
+    resolved: list[ByteRange | None] = []
+    for element in range_set.split(","):
+        element = element.strip(" \t")  # OWS around commas (§5.6.1)
+        if not element:
+            continue  # empty list elements are skipped (§5.6.1.2)
+        if len(resolved) == MAX_RANGES:
+            return None  # one range-spec more than we serve
+        spec = _RANGE_SPEC_RE.fullmatch(element)
+        if spec is None:
+            return None
+        first, last, suffix = spec.groups()
+        if suffix is not None:
+            # §14.1.2: the last N bytes, all of them if the video is shorter; N=0 selects
+            # nothing and is unsatisfiable.
+            suffix_length = int(suffix)
+            start = max(0, size - suffix_length)
+            resolved.append(ByteRange(start, size) if suffix_length else None)
+        elif last and int(last) < int(first):
+            return None  # §14.1.2: last-pos before first-pos makes the range-set invalid
+        else:
+            # §14.1.2: a last-pos past the end, or none, means "to the end"; a first-pos
+            # at or past the end is unsatisfiable.
+            stop = min(int(last) + 1, size) if last else size
+            resolved.append(ByteRange(int(first), stop) if int(first) < size else None)
+    # §14.1.1: range-set is 1#range-spec, so a set of only empty elements is invalid.
+    return resolved or None
+
+
+def _coalesce(ranges: list[ByteRange]) -> list[ByteRange]:
+    """Merge ranges that overlap or are at most COALESCE_GAP_BYTES apart (§15.3.7.2).
+
+    Merging looks at ranges in offset order; the result keeps the order in which the
+    client listed the first range of each merged group (§15.3.7.2 SHOULD).
+    """
+    by_offset = sorted(range(len(ranges)), key=lambda index: ranges[index].start)
+    groups: list[tuple[int, int, int]] = []  # (start, stop, first request index)
+    for index in by_offset:
+        byte_range = ranges[index]
+        if groups and byte_range.start <= groups[-1][1] + COALESCE_GAP_BYTES:
+            start, stop, first_index = groups[-1]
+            groups[-1] = (start, max(stop, byte_range.stop), min(first_index, index))
+        else:
+            groups.append((byte_range.start, byte_range.stop, index))
+    groups.sort(key=lambda group: group[2])
+    return [ByteRange(start, stop) for start, stop, _ in groups]
+
+
+def _parse_http_date(field_value: str | None) -> int | None:
+    """Seconds since the epoch of an HTTP-date (§5.6.7), or None if it is not one.
+
+    The shape is checked here; email.utils turns the fields into a time and rejects
+    impossible ones (31 Feb). Its two-digit-year pivot (69-99 mean 19xx) stands in for
+    §5.6.7's "not more than 50 years in the future", which would need a clock.
+    """
+    if field_value is None or not _HTTP_DATE_RE.fullmatch(field_value.strip(" \t")):
+        return None
+    try:
+        parsed = parsedate_to_datetime(field_value)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if parsed.tzinfo is None:  # asctime carries no zone; every HTTP-date is in GMT
+        parsed = parsed.replace(tzinfo=timezone.utc)
+    return math.floor(parsed.timestamp())
+
+
+def _bodiless(status: int, validators: Validators, size: int) -> Decision:
+    """304, 412 or 416: validators and no body (see the module docstring for why)."""
+    if status == 304:
+        # §15.4.5: the fields a 200 would carry that help caches update; no length.
+        return Decision(304, (), _common_headers(validators, _CACHEABLE))
+    headers = _common_headers(validators, _UNCACHEABLE) | {"Content-Length": "0"}
+    if status == 416:
+        headers["Content-Range"] = f"bytes */{size}"  # §15.5.17
+    return Decision(status, (), headers)
+
+
+def _common_headers(validators: Validators, cache_control: str) -> dict[str, str]:
+    return {
+        "Accept-Ranges": "bytes",  # §14.3: tells players they may seek with Range
+        "ETag": validators.etag,
+        "Last-Modified": formatdate(math.floor(validators.last_modified), usegmt=True),
+        "Cache-Control": cache_control,
+    }
+
+
+def _body_headers(validators: Validators, content_type: str, content_length: int) -> dict[str, str]:
+    body_headers = {"Content-Type": content_type, "Content-Length": str(content_length)}
+    return _common_headers(validators, _CACHEABLE) | body_headers
+
+
+def _content_range(byte_range: ByteRange, size: int) -> str:
+    """§14.4: inclusive first and last byte positions, then the complete length."""
+    return f"bytes {byte_range.start}-{byte_range.stop - 1}/{size}"

@@ -1,0 +1,184 @@
+"""The one place where protocol frames meet asyncio sockets.
+
+Theory of operation
+-------------------
+`FrameStream` wraps an asyncio (reader, writer) pair and a sans-IO `FrameDecoder`. Reading
+asks the decoder how many bytes the current frame still needs and reads exactly that, so
+the decoder's length checks run before a large body is accepted and nothing past the
+current frame is buffered. Writing encodes a frame and waits for the transport to drain,
+which is how backpressure travels from a slow reader back to the sender at every hop.
+
+Every connection starts with a mutual HMAC challenge-response over the cluster secret
+(`accept` on the server side, `connect` on the client side); no command is read before the
+peer proved it knows the secret. Every wait has a deadline, so a peer that stops talking
+costs a bounded amount of time, never a task forever.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import logging
+import secrets
+from typing import TypeVar
+
+from myyoutube import protocol
+from myyoutube.protocol import Authenticate, Challenge, Error, Message, Welcome
+
+log = logging.getLogger(__name__)
+
+# A peer must finish the handshake within this time; a socket that connects and sends
+# nothing must not hold a slot for long.
+HANDSHAKE_TIMEOUT_S = 5.0
+
+# The longest a healthy peer may be silent in the middle of a request. Chunks arrive every
+# few milliseconds when things work; a datanode paused or wedged for this long is treated
+# as dead and the reader fails over.
+PEER_TIMEOUT_S = 10.0
+
+# Reading a connection's socket buffer in pieces this large keeps syscalls few for chunks.
+STREAM_BUFFER_BYTES = 1024 * 1024
+
+_NONCE_BYTES = 16
+
+M = TypeVar("M")
+
+
+class ConnectionClosed(ConnectionError):
+    """The peer closed the connection (cleanly, between or inside a frame)."""
+
+
+class RequestFailed(Exception):
+    """The peer answered a request with an Error frame."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class FrameStream:
+    """A connection that speaks whole protocol messages."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._reader = reader
+        self._writer = writer
+        self._decoder = protocol.FrameDecoder()
+        peer = writer.get_extra_info("peername")
+        self.peer = f"{peer[0]}:{peer[1]}" if peer else "?"
+
+    async def read_frame(self, timeout: float = PEER_TIMEOUT_S) -> Message:
+        """The next message; ConnectionClosed on EOF, TimeoutError past `timeout`."""
+        async with asyncio.timeout(timeout):
+            while True:
+                message = self._decoder.next_frame()
+                if message is not None:
+                    return message
+                try:
+                    data = await self._reader.readexactly(self._decoder.bytes_needed())
+                except asyncio.IncompleteReadError as exc:
+                    raise ConnectionClosed(f"{self.peer} closed the connection") from exc
+                self._decoder.feed(data)
+
+    async def read_expected(self, *kinds: type[M], timeout: float = PEER_TIMEOUT_S) -> M:
+        """The next message, which must be one of `kinds`; an Error raises RequestFailed."""
+        message = await self.read_frame(timeout)
+        if isinstance(message, Error):
+            raise RequestFailed(message.code, message.message)
+        if not isinstance(message, kinds):
+            names = "/".join(kind.__name__ for kind in kinds)
+            raise protocol.RemoteProtocolError(f"expected {names}, got {type(message).__name__}")
+        return message
+
+    async def write_frame(self, message: Message, timeout: float = PEER_TIMEOUT_S) -> None:
+        """Send one message and wait until the transport has room for more."""
+        await self.write_encoded(protocol.encode(message), timeout)
+
+    async def write_encoded(self, frame: bytes, timeout: float = PEER_TIMEOUT_S) -> None:
+        """Send a frame made by protocol.encode (encode once, send to several replicas)."""
+        self._writer.write(frame)
+        async with asyncio.timeout(timeout):
+            await self._writer.drain()
+
+    async def close(self) -> None:
+        self._writer.close()
+        try:
+            await asyncio.wait_for(self._writer.wait_closed(), timeout=1.0)
+        except (OSError, TimeoutError):
+            pass  # The peer is gone already; nothing left to flush.
+
+    def abort(self) -> None:
+        """Drop the connection at once, discarding unsent bytes."""
+        self._writer.transport.abort()
+
+
+def _mac(secret: bytes, purpose: str, nonce: str) -> str:
+    return hmac.new(secret, f"{purpose}:{nonce}".encode(), hashlib.sha256).hexdigest()
+
+
+async def connect(host: str, port: int, secret: bytes, role: str,
+                  timeout: float = HANDSHAKE_TIMEOUT_S) -> FrameStream:
+    """Open an authenticated connection to a cluster role at host:port."""
+    async with asyncio.timeout(timeout):
+        reader, writer = await asyncio.open_connection(host, port, limit=STREAM_BUFFER_BYTES)
+    stream = FrameStream(reader, writer)
+    try:
+        challenge = await stream.read_expected(Challenge, timeout=timeout)
+        my_nonce = secrets.token_hex(_NONCE_BYTES)
+        await stream.write_frame(
+            Authenticate(role=role, mac=_mac(secret, "client", challenge.nonce), nonce=my_nonce),
+            timeout=timeout)
+        welcome = await stream.read_expected(Welcome, timeout=timeout)
+        if not hmac.compare_digest(welcome.mac, _mac(secret, "server", my_nonce)):
+            raise protocol.RemoteProtocolError(f"{host}:{port} does not know the cluster secret")
+    except BaseException:
+        stream.abort()
+        raise
+    return stream
+
+
+async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                 secret: bytes, role: str) -> FrameStream | None:
+    """Authenticate a freshly accepted connection; None (and closed) if the peer failed."""
+    stream = FrameStream(reader, writer)
+    nonce = secrets.token_hex(_NONCE_BYTES)
+    try:
+        await stream.write_frame(Challenge(nonce=nonce, role=role), timeout=HANDSHAKE_TIMEOUT_S)
+        hello = await stream.read_expected(Authenticate, timeout=HANDSHAKE_TIMEOUT_S)
+        if not hmac.compare_digest(hello.mac, _mac(secret, "client", nonce)):
+            raise protocol.RemoteProtocolError("wrong cluster secret")
+        await stream.write_frame(Welcome(mac=_mac(secret, "server", hello.nonce)),
+                                 timeout=HANDSHAKE_TIMEOUT_S)
+    except (protocol.ProtocolError, RequestFailed, ConnectionError, TimeoutError) as exc:
+        log.warning("rejected connection from %s: %s", stream.peer, exc)
+        stream.abort()
+        return None
+    return stream
+
+
+async def serve_connections(handler, host: str, port: int, secret: bytes, role: str,
+                            max_connections: int) -> asyncio.Server:
+    """Listen on host:port; authenticate each connection, then run `handler(stream)`.
+
+    At most `max_connections` are served at once; a connection past the bound waits for a
+    slot before its handshake, holding only a socket (its bytes stay in kernel buffers).
+    """
+    slots = asyncio.Semaphore(max_connections)
+
+    async def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        async with slots:
+            stream = await accept(reader, writer, secret, role)
+            if stream is None:
+                return
+            try:
+                await handler(stream)
+            except (protocol.ProtocolError, ConnectionError, TimeoutError) as exc:
+                # A bad or vanished peer ends its own connection, never the server.
+                log.info("connection from %s ended: %s", stream.peer, exc)
+            finally:
+                await stream.close()
+
+    # Not serving yet: the caller finishes setting up, then calls serve_forever().
+    return await asyncio.start_server(on_connect, host, port, limit=STREAM_BUFFER_BYTES,
+                                      start_serving=False)

@@ -1,0 +1,89 @@
+// MyYoutube watch page: local dates, player error message, Delete button.
+//
+// The page is rendered server-side; this script only reads data-* attributes
+// (the CSP forbids inline code) and writes user data with textContent.
+"use strict";
+
+(function () {
+  var page = document.getElementById("watch");
+  var player = document.getElementById("player");
+  var playerStatus = document.getElementById("player-status");
+  var deleteButton = document.getElementById("delete-button");
+  var deleteStatus = document.getElementById("delete-status");
+
+  // ------------------------------------------------------------ dates
+  // <time data-timestamp="unix seconds">UTC fallback</time> -> local time.
+  Array.prototype.forEach.call(document.querySelectorAll("time[data-timestamp]"), function (node) {
+    var ts = Number(node.getAttribute("data-timestamp"));
+    if (!isFinite(ts)) return;
+    var d = new Date(ts * 1000);
+    if (isNaN(d.getTime())) return;
+    var text;
+    try {
+      text = d.toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short" });
+    } catch (e) {
+      text = d.toLocaleString();
+    }
+    node.setAttribute("title", d.toISOString());
+    node.textContent = text;
+  });
+
+  // ------------------------------------------------------------ player
+  if (player && playerStatus) {
+    player.addEventListener("error", function () {
+      var err = player.error;
+      var message = "This video could not be played.";
+      if (err && err.code === 4) {
+        message = "Your browser cannot play this video format. Use Download to watch it in another player.";
+      } else if (err && err.code === 2) {
+        message = "A network error stopped the video. Reload the page to try again.";
+      }
+      playerStatus.textContent = message;
+      playerStatus.hidden = false;
+    });
+  }
+
+  // ------------------------------------------------------------ delete
+  function showDeleteError(message) {
+    deleteStatus.textContent = message;
+    deleteStatus.hidden = false;
+  }
+
+  function errorFrom(resp) {
+    return resp.text().then(function (text) {
+      try {
+        var body = JSON.parse(text);
+        if (body && typeof body.error === "string" && body.error) return body.error;
+      } catch (e) {
+        /* not JSON */
+      }
+      if (resp.status === 404) return "This video no longer exists.";
+      return "Delete failed (HTTP " + resp.status + "). Please try again.";
+    });
+  }
+
+  if (page && deleteButton && deleteStatus) {
+    deleteButton.addEventListener("click", function () {
+      var name = page.getAttribute("data-name") || "";
+      var url = page.getAttribute("data-delete-url") || "/videos/" + encodeURIComponent(name);
+      if (!window.confirm("Delete \u201c" + name + "\u201d? This cannot be undone.")) return;
+      deleteButton.disabled = true;
+      deleteStatus.hidden = true;
+      fetch(url, { method: "DELETE", headers: { Accept: "application/json" } })
+        .then(function (resp) {
+          if (resp.ok) {
+            window.location.assign("/");
+            return null;
+          }
+          return errorFrom(resp).then(function (message) {
+            showDeleteError(message);
+            deleteButton.disabled = false;
+          });
+        })
+        .catch(function () {
+          showDeleteError("Network error \u2014 the video was not deleted.");
+          deleteButton.disabled = false;
+        });
+    });
+  }
+})();

@@ -1,0 +1,318 @@
+"""Pure tests of myyoutube.web.pages: escaping, URL encoding, CSP-safe markup,
+formatting helpers and optional metadata. No server is started."""
+
+from __future__ import annotations
+
+import re
+import sys
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+try:
+    from myyoutube.web import pages
+except ModuleNotFoundError:  # running from a checkout without `pip install -e .`
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+    from myyoutube.web import pages
+
+HOSTILE = '<script>alert(1)</script>.mp4'
+STATIC_DIR = Path(pages.__file__).resolve().parent / "static"
+
+BASE_VIDEO = {
+    "name": "holiday.mp4",
+    "size": 5 * 1024 * 1024,
+    "uploaded_at": 1_700_000_000.0,
+    "content_type": "video/mp4",
+}
+
+FULL_VIDEO = {
+    **BASE_VIDEO,
+    "duration_s": 3723.9,
+    "width": 1920,
+    "height": 1080,
+    "codec": "h264",
+    "has_thumbnail": True,
+    "remuxed": True,
+}
+
+
+class _Collector(HTMLParser):
+    """Collects tags with attributes, and all text, of an HTML document."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.tags: list[tuple[str, dict[str, str | None]]] = []
+        self.text: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append((tag, dict(attrs)))
+
+    def handle_startendtag(self, tag, attrs):
+        self.tags.append((tag, dict(attrs)))
+
+    def handle_data(self, data):
+        self.text.append(data)
+
+    def find(self, tag: str, **attrs: str) -> list[dict[str, str | None]]:
+        return [
+            a
+            for t, a in self.tags
+            if t == tag and all(a.get(k) == v for k, v in attrs.items())
+        ]
+
+    def by_id(self, element_id: str) -> tuple[str, dict[str, str | None]]:
+        matches = [(t, a) for t, a in self.tags if a.get("id") == element_id]
+        assert len(matches) == 1, f"expected exactly one #{element_id}, got {matches}"
+        return matches[0]
+
+
+def parse(doc: str) -> _Collector:
+    collector = _Collector()
+    collector.feed(doc)
+    collector.close()
+    return collector
+
+
+def all_pages() -> dict[str, str]:
+    return {
+        "home": pages.home_page(),
+        "watch-basic": pages.watch_page(BASE_VIDEO),
+        "watch-full": pages.watch_page(FULL_VIDEO),
+        "watch-hostile": pages.watch_page({**FULL_VIDEO, "name": HOSTILE}),
+        "not-found": pages.not_found_page(HOSTILE),
+    }
+
+
+# --------------------------------------------------------------------------- #
+# Escaping and URL encoding
+# --------------------------------------------------------------------------- #
+
+
+def test_hostile_name_is_escaped_in_watch_page():
+    """A name containing markup never reaches the page as raw HTML: the only
+    <script> tags are our own external ones, and the name appears as text."""
+    doc = pages.watch_page({**FULL_VIDEO, "name": HOSTILE})
+    assert "<script>alert" not in doc
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;.mp4" in doc
+    parsed = parse(doc)
+    assert parsed.find("script") == [{"src": "/static/watch.js", "defer": None}]
+    assert HOSTILE in "".join(parsed.text)  # shown to the user as literal text
+
+
+def test_quotes_in_name_cannot_break_out_of_attributes():
+    """Quotes and ampersands in a name are escaped in attribute values, so the
+    parsed data-name/download attributes equal the original name exactly."""
+    name = 'a"b\' onmouseover=alert(1) x=&amp;.mp4'
+    parsed = parse(pages.watch_page({**BASE_VIDEO, "name": name}))
+    _, watch = parsed.by_id("watch")
+    assert watch["data-name"] == name
+    downloads = [a for a in parsed.find("a") if "download" in a]
+    assert downloads and all(a["download"] == name for a in downloads)
+    assert not any("onmouseover" in attrs for _, attrs in parsed.tags)
+
+
+def test_urls_are_percent_encoded():
+    """Every URL built from a name percent-encodes it as one path segment
+    (spaces, '/', '?', '#', '%' and non-ASCII included)."""
+    name = "my clip/part?1#x%20é.mp4"
+    enc = "my%20clip%2Fpart%3F1%23x%2520%C3%A9.mp4"
+    parsed = parse(pages.watch_page({**FULL_VIDEO, "name": name}))
+    _, player = parsed.by_id("player")
+    assert player["src"] == f"/stream/{enc}"
+    assert player["poster"] == f"/thumbnail/{enc}"
+    _, watch = parsed.by_id("watch")
+    assert watch["data-delete-url"] == f"/videos/{enc}"
+    assert parsed.find("a", href=f"/stream/{enc}")
+
+
+def test_hostile_message_escaped_in_not_found_page():
+    """not_found_page escapes its message and links back home."""
+    doc = pages.not_found_page(HOSTILE)
+    assert "<script>alert" not in doc
+    parsed = parse(doc)
+    assert HOSTILE in "".join(parsed.text)
+    assert parsed.find("a", href="/")
+
+
+# --------------------------------------------------------------------------- #
+# CSP: no inline code or styles, nothing external
+# --------------------------------------------------------------------------- #
+
+
+@pytest.mark.parametrize("page_name", sorted(all_pages()))
+def test_no_inline_script_style_or_handlers(page_name):
+    """Pages obey the CSP: no <script> without src, no on*= handlers, no
+    style= attributes, no <style> blocks, and no off-site (CDN) URLs."""
+    doc = all_pages()[page_name]
+    assert not re.search(r"<script(?![^>]*\bsrc=)[^>]*>", doc, re.I)
+    assert not re.search(r"\son\w+\s*=", doc, re.I)
+    assert not re.search(r"\sstyle\s*=", doc, re.I)
+    assert not re.search(r"<style\b", doc, re.I)
+    assert not re.search(r"(?:src|href)=\"(?:https?:)?//", doc, re.I)
+    for tag, attrs in parse(doc).tags:
+        assert not any(k.startswith("on") for k in attrs), (tag, attrs)
+        assert "style" not in attrs, (tag, attrs)
+
+
+@pytest.mark.parametrize("page_name", sorted(all_pages()))
+def test_layout_basics(page_name):
+    """Every page has the doctype, viewport meta, our stylesheet, a title and
+    the MyYoutube brand link home."""
+    doc = all_pages()[page_name]
+    assert doc.startswith("<!DOCTYPE html>")
+    parsed = parse(doc)
+    assert parsed.find("meta", name="viewport")
+    assert parsed.find("link", rel="stylesheet", href="/static/app.css")
+    assert "MyYoutube" in "".join(parsed.text)
+    assert any(a.get("href") == "/" and "brand" in (a.get("class") or "") for a in parsed.find("a"))
+
+
+def test_static_files_exist_and_use_no_inner_html():
+    """The referenced static files ship with the package; the JS never uses
+    innerHTML/outerHTML/insertAdjacentHTML/document.write (DOM APIs only)."""
+    for name in ("app.css", "home.js", "watch.js"):
+        assert (STATIC_DIR / name).is_file(), name
+    for name in ("home.js", "watch.js"):
+        source = (STATIC_DIR / name).read_text(encoding="utf-8")
+        assert not re.search(r"innerHTML|outerHTML|insertAdjacentHTML|document\.write", source)
+    css = (STATIC_DIR / "app.css").read_text(encoding="utf-8")
+    assert "@import" not in css and "url(http" not in css
+
+
+# --------------------------------------------------------------------------- #
+# Page structure
+# --------------------------------------------------------------------------- #
+
+
+def test_home_page_structure():
+    """The home page has every element home.js relies on, with the agreed
+    attributes (search box, grid, upload form, file input, progress bar)."""
+    parsed = parse(pages.home_page())
+    for element_id in ("search", "videos", "empty-state", "upload-form", "upload-button",
+                       "upload-progress", "upload-percent", "upload-status"):
+        parsed.by_id(element_id)
+    tag, search = parsed.by_id("search")
+    assert tag == "input" and search["type"] == "search"
+    tag, form = parsed.by_id("upload-form")
+    assert tag == "form" and form["enctype"] == "multipart/form-data"
+    tag, file_input = parsed.by_id("file")
+    assert (tag, file_input["type"], file_input["name"]) == ("input", "file", "file")
+    assert file_input["accept"] == "video/*"
+    tag, progress = parsed.by_id("upload-progress")
+    assert tag == "progress" and progress["max"] == "100"
+    assert parsed.find("script") == [{"src": "/static/home.js", "defer": None}]
+
+
+def test_watch_page_structure():
+    """The watch page has the player, <h1> name, back link, download link and
+    delete controls."""
+    parsed = parse(pages.watch_page(BASE_VIDEO))
+    tag, player = parsed.by_id("player")
+    assert tag == "video"
+    assert "controls" in player and player["preload"] == "metadata"
+    assert player["src"] == "/stream/holiday.mp4"
+    assert "poster" not in player  # no has_thumbnail
+    assert parsed.find("h1")
+    assert parsed.find("a", href="/")
+    assert [a for a in parsed.find("a", href="/stream/holiday.mp4") if "download" in a]
+    assert parsed.by_id("delete-button")[0] == "button"
+    parsed.by_id("delete-status")
+    text = "".join(parsed.text)
+    assert "Back to all videos" in text and "Download" in text and "Delete" in text
+
+
+# --------------------------------------------------------------------------- #
+# Formatting helpers and optional metadata
+# --------------------------------------------------------------------------- #
+
+
+@pytest.mark.parametrize(
+    ("size", "text"),
+    [
+        (0, "0 B"),
+        (1, "1 B"),
+        (1023, "1023 B"),
+        (1024, "1.0 KB"),
+        (1536, "1.5 KB"),
+        (1280, "1.3 KB"),  # half-up rounding, like home.js
+        (10 * 1024, "10.0 KB"),
+        (100 * 1024, "100 KB"),
+        (1024 * 1024 - 1, "1.0 MB"),  # would display as "1024 KB": roll over
+        (5 * 1024 * 1024, "5.0 MB"),
+        (int(1.25 * 1024**3), "1.3 GB"),
+        (3 * 1024**4, "3.0 TB"),
+    ],
+)
+def test_human_size(size, text):
+    """human_size uses 1024 steps, one decimal below 100, none above."""
+    assert pages.human_size(size) == text
+
+
+def test_human_size_rejects_negative():
+    """Negative and non-finite sizes are programming errors."""
+    with pytest.raises(ValueError):
+        pages.human_size(-1)
+    with pytest.raises(ValueError):
+        pages.human_size(float("nan"))
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [(0, "0:00"), (5.9, "0:05"), (65, "1:05"), (3600, "1:00:00"), (3723.9, "1:02:03")],
+)
+def test_human_duration(seconds, text):
+    """human_duration renders m:ss below an hour and h:mm:ss above."""
+    assert pages.human_duration(seconds) == text
+
+
+def test_date_has_utc_fallback_and_timestamp():
+    """The upload date is a <time> with UTC fallback text and the raw
+    timestamp for watch.js to localise."""
+    doc = pages.watch_page(BASE_VIDEO)
+    assert pages.utc_text(1_700_000_000) == "2023-11-14 22:13 UTC"
+    parsed = parse(doc)
+    times = parsed.find("time")
+    assert len(times) == 1
+    assert times[0]["datetime"] == "2023-11-14T22:13:20Z"
+    assert float(times[0]["data-timestamp"]) == 1_700_000_000.0
+    assert "2023-11-14 22:13 UTC" in doc
+
+
+def test_optional_metadata_rendered_when_present():
+    """duration, resolution, codec, remux flag and poster appear when given."""
+    doc = pages.watch_page(FULL_VIDEO)
+    text = "".join(parse(doc).text)
+    assert "1:02:03" in text
+    assert "1920\u00d71080" in text
+    assert "h264" in text
+    assert "remuxed" in text
+    assert "5.0 MB" in text
+    _, player = parse(doc).by_id("player")
+    assert player["poster"] == "/thumbnail/holiday.mp4"
+
+
+def test_optional_metadata_absent_when_missing_or_invalid():
+    """Absent (or malformed) optional keys produce no label and no poster."""
+    for video in (BASE_VIDEO, {**BASE_VIDEO, "duration_s": None, "width": "wide",
+                               "height": 0, "codec": "", "has_thumbnail": "yes",
+                               "remuxed": False}):
+        parsed = parse(pages.watch_page(video))
+        text = "".join(parsed.text)
+        for label in ("Duration", "Resolution", "Codec", "Streaming"):
+            assert label not in text, (label, video)
+        assert "poster" not in parsed.by_id("player")[1]
+        assert "thumbnail" not in pages.watch_page(video)
+
+
+def test_codec_is_escaped():
+    """Metadata strings such as codec are escaped too."""
+    doc = pages.watch_page({**BASE_VIDEO, "codec": "<b>x</b>"})
+    assert "<b>x</b>" not in doc and "&lt;b&gt;x&lt;/b&gt;" in doc
+
+
+def test_missing_or_bad_timestamp_does_not_crash():
+    """A watch page still renders when uploaded_at is missing or absurd."""
+    for video in ({"name": "a.mp4"}, {"name": "a.mp4", "uploaded_at": 1e20}):
+        doc = pages.watch_page(video)
+        assert "unknown" in doc and "a.mp4" in doc
