@@ -5,6 +5,7 @@ from __future__ import annotations
 import email.parser
 import random
 import re
+import time
 
 import pytest
 from multidict import CIMultiDict, CIMultiDictProxy
@@ -401,6 +402,18 @@ def test_if_range(if_range, honored):
         assert_full_200(decision)
 
 
+def test_zoneless_asctime_dates_are_gmt_whatever_the_local_zone(monkeypatch):
+    """An asctime date is read as GMT even when the process runs in another time zone."""
+    monkeypatch.setenv("TZ", "America/New_York")
+    time.tzset()
+    try:
+        assert get({"Range": "bytes=0-9", "If-Range": "Sun Nov  6 08:49:37 1994"}).status == 206
+        assert get({"If-Modified-Since": "Sun Nov  6 08:49:36 1994"}).status == 200
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+
+
 def test_failed_if_range_sends_whole_video_even_for_unsatisfiable_range():
     """A false If-Range means 200 with the whole video, not 416, for an unsatisfiable Range."""
     assert_full_200(get({"Range": "bytes=20000-", "If-Range": '"v0-stale"'}))
@@ -497,7 +510,7 @@ def test_if_none_match_wins_over_if_modified_since():
     ],
 )
 def test_if_modified_since(if_modified_since, status):
-    """If-Modified-Since gives 304 when unmodified since, in all HTTP-date forms; junk is ignored."""
+    """If-Modified-Since gives 304 if unmodified since, in all HTTP-date forms; junk is ignored."""
     assert get({"If-Modified-Since": if_modified_since}).status == status
 
 
@@ -554,12 +567,13 @@ def test_server_side_mistakes_raise(call):
 
 
 def random_range_header(rng: random.Random, junk: list[str]) -> str:
-    """Either junk or a plausible bytes range-set with 1 to 20 specs, some unsatisfiable."""
+    """Either junk or a plausible bytes range-set of 1 to 18 specs, some unsatisfiable."""
     if rng.random() < 0.3:
         return "".join(rng.choices(junk, k=rng.randint(0, 12)))
     specs = []
-    for _ in range(rng.randint(1, 20)):
-        first, last = rng.randint(0, 12_000), rng.randint(0, 12_000)
+    for _ in range(rng.randint(1, rng.choice([3, 18]))):
+        first = rng.randint(0, 12_000)
+        last = first + rng.randint(-50, 1_000)
         low, high = sorted((first, last))
         specs.append(rng.choice([f"{first}-{last}", f"{first}-", f"-{last}", f"{low}-{high}"]))
     return "bytes=" + rng.choice([",", ", ", " ,"]).join(specs)
@@ -575,7 +589,7 @@ def test_random_hostile_headers_never_raise():
         headers = {
             name: "".join(rng.choices(junk, k=rng.randint(0, 4)))
             for name in names
-            if rng.random() < 0.3
+            if rng.random() < 0.15
         }
         headers["Range"] = random_range_header(rng, junk)
         decision = get(headers)

@@ -290,10 +290,8 @@ def _if_range_matches(field_value: str, validators: Validators) -> bool:
     """§13.1.5: a strong ETag compared strongly, or a date equal to Last-Modified."""
     value = field_value.strip(" \t")
     # §13.1.5: a DQUOTE within the first three characters marks an entity-tag. A weak tag
-    # never matches: its bytes may differ from ours, and splicing ranges from two different
-    # byte sequences would corrupt the client's copy.
-    if value.startswith('W/"'):
-        return False
+    # (W/"...") never matches, being neither our strong tag nor a date: its bytes may differ
+    # from ours, and splicing ranges of two byte sequences would corrupt the client's copy.
     if value.startswith('"'):
         return value == validators.etag
     date = _parse_http_date(value)

@@ -1,0 +1,3 @@
+from myyoutube.datanode.main import main
+
+main()

@@ -1,0 +1,121 @@
+"""Starting and stopping role processes: used by `myyoutube-cluster`, benchmarks and tests.
+
+Theory of operation
+-------------------
+A role is started as `python -m myyoutube.<role> ...` with its stdout on a pipe and its
+stderr (the log) appended to a file. `start_role` waits for the role's announcement line
+`<prog> listening on HOST:PORT`, which also tells the real port when 0 was asked for. If
+the process exits first, the last line of its log (the one-line reason every command
+prints) becomes the `LaunchError`. A thread then drains stdout so the pipe never fills.
+Processes are only ever signalled by their own pid.
+"""
+
+from __future__ import annotations
+
+import re
+import selectors
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+# A role binds and (for a datanode) registers within a second on an idle machine; a busy
+# CI machine importing aiohttp for the first time can take several.
+STARTUP_TIMEOUT_S = 30.0
+# On stop, SIGTERM first; a role that has not exited after this long gets SIGKILL.
+STOP_TIMEOUT_S = 10.0
+
+_ANNOUNCEMENT = re.compile(r"listening on (\S+):(\d+)\s*$")
+
+
+class LaunchError(Exception):
+    pass
+
+
+@dataclass
+class Role:
+    module: str
+    args: list[str]
+    log_path: Path
+    process: subprocess.Popen
+    host: str
+    port: int
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def stop(self) -> int:
+        """SIGTERM, then SIGKILL if it lingers; returns the exit status."""
+        if self.alive():
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            return self.process.wait()
+
+    def kill(self) -> None:
+        """SIGKILL: the crash a power cut or the OOM killer causes."""
+        self.process.kill()
+        self.process.wait()
+
+    def pause(self) -> None:
+        """SIGSTOP: a hung process that still holds its sockets open."""
+        self.process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        self.process.send_signal(signal.SIGCONT)
+
+
+def last_log_line(log_path: Path) -> str:
+    try:
+        lines = log_path.read_text(errors="replace").strip().splitlines()
+    except OSError:
+        return ""
+    return lines[-1] if lines else ""
+
+
+def start_role(module: str, args: list[str], log_path: Path) -> Role:
+    """Start `python -m <module> <args>` and wait for its announcement."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "ab") as log_file:
+        process = subprocess.Popen([sys.executable, "-m", module, *args], stdin=subprocess.DEVNULL,
+                                   stdout=subprocess.PIPE, stderr=log_file)
+    try:
+        host, port = _await_announcement(process, module, log_path)
+    except BaseException:
+        process.kill()
+        process.wait()
+        raise
+    threading.Thread(target=_drain, args=(process.stdout,), daemon=True).start()
+    return Role(module, args, log_path, process, host, port)
+
+
+def _await_announcement(process: subprocess.Popen, module: str, log_path: Path) -> tuple[str, int]:
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    with selectors.DefaultSelector() as selector:
+        selector.register(process.stdout, selectors.EVENT_READ)
+        while time.monotonic() < deadline:
+            if not selector.select(timeout=max(0.0, deadline - time.monotonic())):
+                continue
+            line = process.stdout.readline().decode(errors="replace")
+            if not line:  # EOF: the process is exiting
+                process.wait()
+                reason = last_log_line(log_path) or f"exit status {process.returncode}"
+                raise LaunchError(f"{module} did not start: {reason}")
+            match = _ANNOUNCEMENT.search(line)
+            if match:
+                return match.group(1), int(match.group(2))
+    raise LaunchError(f"{module} did not announce itself within {STARTUP_TIMEOUT_S:g}s")
+
+
+def _drain(pipe) -> None:
+    for _ in iter(lambda: pipe.read(4096), b""):
+        pass

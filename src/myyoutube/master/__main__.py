@@ -1,0 +1,3 @@
+from myyoutube.master.main import main
+
+main()

@@ -1,0 +1,3 @@
+from myyoutube.web.main import main
+
+main()

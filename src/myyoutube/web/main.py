@@ -1,0 +1,66 @@
+"""`myyoutube-web`: start the web front end in front of a master."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+
+from aiohttp import web
+
+from myyoutube import cli
+from myyoutube.client import MasterClient
+from myyoutube.stream import RequestFailed
+from myyoutube.web.server import make_app
+
+DEFAULT_PORT = 8080
+# Large enough for a feature film at a good bitrate; operators raise or lower it.
+DEFAULT_MAX_UPLOAD_BYTES = 8 * 1024 ** 3
+# Uploads at once: each costs the master three replica connections and disk bandwidth
+# shared by all; past this, 503 with Retry-After instead of everyone crawling.
+DEFAULT_MAX_UPLOADS = 16
+# Streams at once: each holds a few chunks of memory at every hop.
+DEFAULT_MAX_STREAMS = 256
+# How long in-flight requests get to finish on SIGTERM before connections are cut.
+SHUTDOWN_GRACE_S = 5.0
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="myyoutube-web", description="Serve the MyYoutube web site.")
+    parser.add_argument("--master", type=cli.address, required=True, help="the master's HOST:PORT")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    parser.add_argument("--port", type=cli.port_number, default=DEFAULT_PORT,
+                        help=f"port (default {DEFAULT_PORT}; 0: any free port)")
+    parser.add_argument("--max-upload-bytes", type=cli.positive_int, default=DEFAULT_MAX_UPLOAD_BYTES,
+                        help=f"largest accepted upload (default {DEFAULT_MAX_UPLOAD_BYTES})")
+    parser.add_argument("--max-uploads", type=cli.positive_int, default=DEFAULT_MAX_UPLOADS,
+                        help=f"uploads at once before 503 (default {DEFAULT_MAX_UPLOADS})")
+    parser.add_argument("--max-streams", type=cli.positive_int, default=DEFAULT_MAX_STREAMS,
+                        help=f"streams at once before 503 (default {DEFAULT_MAX_STREAMS})")
+    cli.add_common_flags(parser)
+    return parser.parse_args(argv)
+
+
+async def serve(args: argparse.Namespace) -> None:
+    # The web front end talks to the master, which checks the secret; listening publicly
+    # without one is still refused so the whole cluster follows one rule.
+    secret = cli.load_secret(args.secret_file, args.host)
+    master = MasterClient(*args.master, secret)
+    try:
+        await master.list("")
+    except (OSError, TimeoutError, RequestFailed) as exc:
+        raise cli.StartupError(f"cannot reach the master at {args.master[0]}:{args.master[1]}: {exc}") from exc
+    app = make_app(master, args.max_upload_bytes, args.max_uploads, args.max_streams)
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=SHUTDOWN_GRACE_S)
+    await runner.setup()
+    site = web.TCPSite(runner, args.host, args.port)
+    try:
+        await cli.listen(site.start, args.host, args.port)
+        cli.announce("myyoutube-web", args.host, runner.addresses[0][1])
+        await asyncio.Event().wait()
+    finally:
+        await runner.cleanup()
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    cli.run("myyoutube-web", args.log_level, lambda: serve(args))

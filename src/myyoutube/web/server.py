@@ -1,0 +1,280 @@
+"""The web front end: HTML pages and the HTTP API, relaying bytes to and from the master.
+
+Theory of operation
+-------------------
+The front end holds no video bytes of its own. An upload is read from the multipart body
+one chunk at a time (`read_chunk`, never `post()`, which would buffer the whole video),
+sniffed for a known container from its first bytes, and written to the master, which
+only asks for the next chunk once every replica drained the last. A stream asks the pure
+`ranges.decide` what to answer, then relays exactly those byte ranges from the master,
+chunk by chunk, each `write` waiting for the viewer's socket to drain. So memory per
+request is a few chunks whatever the video's size, and a slow viewer slows the datanode
+read rather than filling a buffer.
+
+Every failure a user can cause is answered with a JSON `{"error": "<sentence>"}` and the
+right 4xx; bounded slots for uploads and streams answer 503 with Retry-After when full.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from aiohttp import web
+
+from myyoutube import media, names, ranges
+from myyoutube.client import MasterClient, RequestFailed
+from myyoutube.protocol import CHUNK_BYTES
+from myyoutube.web import pages
+
+log = logging.getLogger(__name__)
+
+STATIC_DIR = Path(__file__).with_name("static")
+
+# A client that sends no upload bytes (or reads no stream bytes) for this long is gone or
+# hostile; its slot is given back.
+CLIENT_IDLE_TIMEOUT_S = 60.0
+
+# Multipart framing around the file (boundaries, part headers) is small; Content-Length may
+# exceed --max-upload-bytes by this much before we refuse it up front.
+MULTIPART_OVERHEAD_BYTES = 64 * 1024
+
+# Search terms are names or parts of names; names are at most 255 bytes.
+MAX_QUERY_CHARS = names.MAX_NAME_BYTES
+
+# An upload's status code for each reason the master can refuse it.
+_MASTER_ERROR_STATUS = {"exists": 409, "bad_name": 400, "not_found": 404, "no_space": 507,
+                        "unavailable": 503, "bad_request": 400}
+
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; img-src 'self' data:; media-src 'self'; style-src 'self'; "
+        "script-src 'self'; object-src 'none'; frame-ancestors 'none'; base-uri 'none'; "
+        "form-action 'self'"),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "X-Frame-Options": "DENY",
+}
+
+MASTER = web.AppKey("master", MasterClient)
+LIMITS = web.AppKey("limits", dict)
+
+
+def error(status: int, message: str, **headers: str) -> web.Response:
+    return web.json_response({"error": message}, status=status, headers=headers)
+
+
+class Slots:
+    """A bounded count of requests of one kind; past the bound, 503 rather than a queue."""
+
+    def __init__(self, limit: int, what: str) -> None:
+        self.limit, self.what, self.used = limit, what, 0
+
+    @asynccontextmanager
+    async def take(self):
+        if self.used >= self.limit:
+            raise web.HTTPServiceUnavailable(
+                text=f'{{"error": "Too many {self.what} at once; try again in a few seconds."}}',
+                content_type="application/json", headers={"Retry-After": "5"})
+        self.used += 1
+        try:
+            yield
+        finally:
+            self.used -= 1
+
+
+@web.middleware
+async def errors_and_headers(request: web.Request, handler):
+    """JSON errors for every failure (never a traceback) and security headers on all."""
+    try:
+        response = await handler(request)
+    except web.HTTPException as exc:
+        if exc.content_type != "application/json" and exc.status >= 400:
+            response = error(exc.status, _http_error_sentence(exc), **{
+                k: v for k, v in exc.headers.items() if k in ("Allow", "Retry-After")})
+        else:
+            response = exc
+    except RequestFailed as exc:
+        response = error(_MASTER_ERROR_STATUS.get(exc.code, 502), exc.message)
+    except (OSError, TimeoutError) as exc:
+        log.warning("%s %s: master unreachable: %s", request.method, request.path, exc)
+        response = error(503, "The storage cluster is not answering; try again shortly.",
+                         **{"Retry-After": "5"})
+    except Exception:
+        log.exception("%s %s failed", request.method, request.path)
+        response = error(500, "Something went wrong on our side; it has been logged.")
+    if not response.prepared:
+        response.headers.update(SECURITY_HEADERS)
+    return response
+
+
+def _http_error_sentence(exc: web.HTTPException) -> str:
+    if exc.status == 404:
+        return "There is nothing at this address."
+    if exc.status == 405:
+        return f"This address does not accept {exc.method}." if hasattr(exc, "method") else exc.reason
+    return exc.text if exc.text and not exc.text.startswith(str(exc.status)) else exc.reason
+
+
+# --- pages -----------------------------------------------------------------------------
+
+
+async def home(request: web.Request) -> web.Response:
+    return web.Response(text=pages.home_page(), content_type="text/html")
+
+
+async def watch(request: web.Request) -> web.Response:
+    try:
+        video = await request.app[MASTER].stat(request.match_info["name"])
+    except RequestFailed as exc:
+        if exc.code != "not_found":
+            raise
+        return web.Response(text=pages.not_found_page("No video by that name."),
+                            status=404, content_type="text/html")
+    return web.Response(text=pages.watch_page(video), content_type="text/html")
+
+
+# --- listing ---------------------------------------------------------------------------
+
+
+async def listar(request: web.Request) -> web.Response:
+    return web.json_response({"videos": await request.app[MASTER].list("")})
+
+
+async def search(request: web.Request) -> web.Response:
+    query = request.query.get("q", "")
+    if len(query) > MAX_QUERY_CHARS:
+        return error(400, f"The search text is longer than {MAX_QUERY_CHARS} characters.")
+    return web.json_response({"videos": await request.app[MASTER].list(query.strip())})
+
+
+async def delete(request: web.Request) -> web.Response:
+    await request.app[MASTER].delete(request.match_info["name"])
+    return web.json_response({"deleted": request.match_info["name"]})
+
+
+async def api_status(request: web.Request) -> web.Response:
+    return web.json_response(await request.app[MASTER].status())
+
+
+# --- streaming -------------------------------------------------------------------------
+
+
+async def stream(request: web.Request) -> web.StreamResponse:
+    master = request.app[MASTER]
+    name = request.match_info["name"]
+    video = await master.stat(name)
+    validators = ranges.Validators(etag=f'"{video["sha256"]}"', last_modified=video["uploaded_at"])
+    boundary = secrets.token_hex(16)
+    decision = ranges.decide(request.method, request.headers, video["size"],
+                             video["content_type"], validators, boundary)
+    if not decision.ranges:
+        return web.Response(status=decision.status, headers=decision.headers)
+    async with request.app[LIMITS]["streams"].take():
+        response = web.StreamResponse(status=decision.status, headers=decision.headers)
+        response.headers.update(SECURITY_HEADERS)
+        await response.prepare(request)
+        for part in decision.ranges:
+            if decision.is_multipart:
+                await response.write(ranges.multipart_part_header(
+                    part, video["size"], video["content_type"], boundary))
+            async for data in master.read(name, part.start, part.length):
+                await response.write(data)
+        if decision.is_multipart:
+            await response.write(ranges.multipart_closing(boundary))
+        await response.write_eof()
+        return response
+
+
+# --- uploads ---------------------------------------------------------------------------
+
+
+async def upload(request: web.Request) -> web.Response:
+    limit = request.app[LIMITS]["max_upload_bytes"]
+    if request.content_length is not None and request.content_length > limit + MULTIPART_OVERHEAD_BYTES:
+        return error(413, f"The file is larger than the {pages.human_size(limit)} upload limit.")
+    if request.content_type != "multipart/form-data":
+        return error(400, "Send the video as multipart/form-data with a field named 'file'.")
+    async with request.app[LIMITS]["uploads"].take():
+        part = await _file_part(request)
+        try:
+            name = names.clean_name(part.filename or "")
+        except names.BadName as exc:
+            return error(400, str(exc))
+        head = await _read_at_least(part, media.SNIFF_BYTES)
+        if not head:
+            return error(400, "The file is empty; choose a video file.")
+        content_type = media.sniff(head)
+        if content_type is None:
+            return error(415, "This file is not a video we can play (MP4, MOV, WebM, MKV, Ogg, AVI or MPEG-TS).")
+        if len(head) > limit:
+            return error(413, f"The file is larger than the {pages.human_size(limit)} upload limit.")
+        video = await _relay_upload(request.app[MASTER], part, name, content_type, head, limit)
+    if isinstance(video, web.Response):
+        return video
+    return web.json_response({k: video[k] for k in ("name", "size", "sha256")}, status=201)
+
+
+async def _file_part(request: web.Request):
+    """The multipart part named 'file'; other fields are skipped (their bytes discarded)."""
+    reader = await request.multipart()
+    async with asyncio.timeout(CLIENT_IDLE_TIMEOUT_S):
+        while (part := await reader.next()) is not None:
+            if getattr(part, "name", None) == "file" and hasattr(part, "read_chunk"):
+                return part
+            if hasattr(part, "release"):
+                await part.release()
+    raise web.HTTPBadRequest(text="The form has no 'file' field; attach the video as 'file'.")
+
+
+async def _read_chunk(part) -> bytes:
+    async with asyncio.timeout(CLIENT_IDLE_TIMEOUT_S):
+        return await part.read_chunk(CHUNK_BYTES)
+
+
+async def _read_at_least(part, count: int) -> bytes:
+    head = b""
+    while len(head) < count and (data := await _read_chunk(part)):
+        head += data
+    return head
+
+
+async def _relay_upload(master: MasterClient, part, name: str, content_type: str,
+                        head: bytes, limit: int) -> dict | web.Response:
+    """Stream the rest of the file part to the master; the video record, or an error."""
+    upload = await master.start_upload(name, content_type)
+    try:
+        await upload.write(head)
+        while data := await _read_chunk(part):
+            if upload.size + len(data) > limit:
+                upload.abort()
+                return error(413, f"The file is larger than the {pages.human_size(limit)} upload limit.")
+            await upload.write(data)
+        return await upload.finish()
+    except BaseException:
+        upload.abort()
+        raise
+
+
+# --- application -----------------------------------------------------------------------
+
+
+def make_app(master: MasterClient, max_upload_bytes: int, max_uploads: int, max_streams: int) -> web.Application:
+    app = web.Application(middlewares=[errors_and_headers])
+    app[MASTER] = master
+    app[LIMITS] = {"max_upload_bytes": max_upload_bytes,
+                   "uploads": Slots(max_uploads, "uploads"),
+                   "streams": Slots(max_streams, "streams")}
+    app.router.add_get("/", home)
+    app.router.add_get("/watch/{name}", watch)
+    app.router.add_get("/listar", listar)
+    app.router.add_get("/search", search)
+    app.router.add_post("/upload", upload)
+    app.router.add_get("/stream/{name}", stream)  # add_get also answers HEAD
+    app.router.add_delete("/videos/{name}", delete)
+    app.router.add_get("/api/status", api_status)
+    app.router.add_static("/static", STATIC_DIR)
+    return app
