@@ -1,0 +1,225 @@
+"""What the benchmarks share: a real cluster, a video file on disk, uploads, /proc readings.
+
+Theory of operation
+-------------------
+`BenchCluster` starts the master, N datanodes and the web front end as separate OS
+processes with `myyoutube.launch.start_role` (the code `myyoutube-cluster` uses), every
+one on port 0 inside a temporary directory, and stops each by its own pid. Nothing is
+imported from tests/: a benchmark must not depend on test scaffolding.
+
+Video payloads are made on disk, never in memory: `make_video_file` writes an MP4 `ftyp`
+box (so the web's sniffer accepts it) followed by fresh random blocks, hashing as it
+goes. `upload` sends that file as a hand-built multipart/form-data body with a known
+Content-Length, read from the file one UPLOAD_READ_BYTES piece at a time, so the client's
+memory stays flat whatever the video's size.
+
+Each role's cost is read from Linux's /proc: VmHWM (peak resident set) from
+/proc/PID/status, CPU seconds from /proc/PID/stat, and bytes moved through read/write
+syscalls (sockets included) from /proc/PID/io.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+import uuid
+from pathlib import Path
+from typing import AsyncIterator, Iterable
+
+import aiohttp
+
+from myyoutube.launch import Role, start_role
+
+MIB = 1024 * 1024
+MB = 1000 * 1000  # throughput figures are decimal MB/s, like dd and iperf
+
+# The first bytes of an MP4: an `ftyp` box, which is what the web's sniffer looks for.
+FTYP_HEADER = b"\x00\x00\x00\x18ftypisom\x00\x00\x02\x00isomiso2"
+
+# The payload file is written in fresh os.urandom blocks of this size.
+PAYLOAD_BLOCK_BYTES = 4 * MIB
+
+# The upload body is read from disk and handed to aiohttp in pieces of this size.
+UPLOAD_READ_BYTES = 1 * MIB
+
+# A 1 GiB upload crosses five processes on a small machine; give it ample time.
+HTTP_TIMEOUT_S = 1800.0
+
+_CLOCK_TICKS_PER_S = os.sysconf("SC_CLK_TCK")
+
+
+class BenchCluster:
+    """Master, datanodes and web as OS processes on ephemeral ports under `root`."""
+
+    def __init__(self, root: Path, datanodes: int, datanode_args: Iterable[str] = ()) -> None:
+        self.root = root
+        self.datanode_count = datanodes
+        self.datanode_args = list(datanode_args)
+        self.master: Role | None = None
+        self.datanodes: list[Role] = []
+        self.web: Role | None = None
+
+    def start(self) -> "BenchCluster":
+        logs = self.root / "logs"
+        self.master = start_role("myyoutube.master", [
+            "--port", "0", "--data-dir", str(self.root / "master")], logs / "master.log")
+        for number in range(self.datanode_count):
+            self.datanodes.append(start_role("myyoutube.datanode", [
+                "--master", self.master.address, "--port", "0",
+                "--data-dir", str(self.root / "datanodes"), *self.datanode_args],
+                logs / f"datanode-{number}.log"))
+        self.web = start_role("myyoutube.web", [
+            "--master", self.master.address, "--port", "0"], logs / "web.log")
+        return self
+
+    def stop(self) -> None:
+        """Web first (no new requests), master last; each by its own pid."""
+        for role in [self.web, *reversed(self.datanodes), self.master]:
+            if role is not None:
+                role.stop()
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.web.address}"
+
+    def roles(self) -> dict[str, int]:
+        """Display name -> pid of every role process."""
+        named = {"master": self.master.process.pid}
+        for number, node in enumerate(self.datanodes):
+            named[f"datanode-{number}"] = node.process.pid
+        named["web"] = self.web.process.pid
+        return named
+
+
+# --- payload --------------------------------------------------------------------------
+
+
+def make_video_file(path: Path, size_bytes: int) -> str:
+    """Write `size_bytes` of MP4-looking random bytes to `path`; returns their sha256 hex."""
+    digest = hashlib.sha256(FTYP_HEADER)
+    with open(path, "wb") as file:
+        file.write(FTYP_HEADER)
+        left = size_bytes - len(FTYP_HEADER)
+        while left > 0:
+            block = os.urandom(min(PAYLOAD_BLOCK_BYTES, left))
+            digest.update(block)
+            file.write(block)
+            left -= len(block)
+    return digest.hexdigest()
+
+
+def video_name(size_bytes: int) -> str:
+    return f"bench-{size_bytes // MIB}MiB-{uuid.uuid4().hex[:8]}.mp4"
+
+
+# --- HTTP -------------------------------------------------------------------------------
+
+
+def _multipart_frame(name: str) -> tuple[bytes, bytes, str]:
+    boundary = uuid.uuid4().hex
+    head = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; "
+            f"filename=\"{name}\"\r\nContent-Type: video/mp4\r\n\r\n").encode()
+    tail = f"\r\n--{boundary}--\r\n".encode()
+    return head, tail, f"multipart/form-data; boundary={boundary}"
+
+
+async def _multipart_body(head: bytes, path: Path, tail: bytes) -> AsyncIterator[bytes]:
+    yield head
+    with open(path, "rb") as file:
+        # Page-cache reads of 1 MiB take well under a millisecond: no thread needed.
+        while piece := file.read(UPLOAD_READ_BYTES):
+            yield piece
+    yield tail
+
+
+async def upload(session: aiohttp.ClientSession, url: str, path: Path, name: str) -> dict:
+    """POST the file at `path` to /upload as `name`, streaming it; the JSON answer."""
+    head, tail, content_type = _multipart_frame(name)
+    length = len(head) + path.stat().st_size + len(tail)
+    headers = {"Content-Type": content_type, "Content-Length": str(length)}
+    async with session.post(f"{url}/upload", data=_multipart_body(head, path, tail),
+                            headers=headers) as response:
+        answer = await response.json()
+        if response.status != 201:
+            raise RuntimeError(f"upload answered {response.status}: {answer}")
+        return answer
+
+
+def http_session(connections: int = 4) -> aiohttp.ClientSession:
+    return aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=connections),
+        timeout=aiohttp.ClientTimeout(total=HTTP_TIMEOUT_S))
+
+
+# --- /proc ------------------------------------------------------------------------------
+
+
+def peak_rss_bytes(pid: int | str = "self") -> int:
+    """VmHWM: the most resident memory the process ever had."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError(f"/proc/{pid}/status has no VmHWM")
+
+
+def cpu_seconds(pid: int | str = "self") -> float:
+    """User plus system CPU time the process has used so far."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    fields = stat[stat.rindex(")") + 2:].split()  # the name may hold spaces
+    return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS_PER_S
+
+
+def io_counters(pid: int | str = "self") -> dict[str, int]:
+    """/proc/PID/io: rchar/wchar count every read/write syscall's bytes (sockets too);
+    read_bytes/write_bytes count what reached the block device (page cache excluded)."""
+    counters = {}
+    for line in Path(f"/proc/{pid}/io").read_text().splitlines():
+        key, _, value = line.partition(":")
+        counters[key.strip()] = int(value)
+    return counters
+
+
+class CpuMeter:
+    """CPU seconds each process spent between `start()` and `stop()`."""
+
+    def __init__(self, pids: dict[str, int | str]) -> None:
+        self.pids = pids
+        self._before: dict[str, float] = {}
+        self.spent: dict[str, float] = {}
+        self.wall_s = 0.0
+
+    def start(self) -> "CpuMeter":
+        self._before = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
+        self._started = time.perf_counter()
+        return self
+
+    def stop(self) -> "CpuMeter":
+        self.wall_s = time.perf_counter() - self._started
+        self.spent = {name: cpu_seconds(pid) - self._before[name] for name, pid in self.pids.items()}
+        return self
+
+    def summary(self) -> str:
+        """'master 12.3s (45%), ...': each process's CPU share of the wall time."""
+        return ", ".join(f"{name} {spent:.1f}s ({100 * spent / self.wall_s:.0f}%)"
+                         for name, spent in self.spent.items())
+
+
+# --- output -----------------------------------------------------------------------------
+
+
+def print_table(title: str, headers: list[str], rows: list[list[object]]) -> None:
+    cells = [[str(cell) for cell in row] for row in [headers, *rows]]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    rule = "-+-".join("-" * width for width in widths)
+    print(f"\n{title}\n{rule}")
+    for number, row in enumerate(cells):
+        print(" | ".join(cell.rjust(width) if number and i else cell.ljust(width)
+                         for i, (cell, width) in enumerate(zip(row, widths))))
+        if number == 0:
+            print(rule)
+    print(rule)
+
+
+def mib(nbytes: float) -> str:
+    return f"{nbytes / MIB:.1f} MiB"

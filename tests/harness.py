@@ -1,0 +1,121 @@
+"""A real cluster for tests: master, datanodes and web as OS processes on ephemeral ports.
+
+Every role is started with `myyoutube.launch.start_role` (the same code the
+`myyoutube-cluster` command uses) on port 0 in a temporary directory, with short
+heartbeat and dead-after values so failure tests finish in seconds. Processes are killed,
+paused and restarted by pid only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import time
+from pathlib import Path
+from typing import Awaitable, Callable
+
+from myyoutube.client import MasterClient
+from myyoutube.launch import Role, start_role
+
+# Short liveness timings keep fault tests quick; each test may pass its own.
+TEST_HEARTBEAT_S = 0.3
+TEST_DEAD_AFTER_S = 3.0
+
+
+def mp4_bytes(payload: bytes) -> bytes:
+    """A file that sniffs as MP4 (a real `ftyp` box) followed by `payload`."""
+    return b"\x00\x00\x00\x18ftypisom\x00\x00\x02\x00isomiso2" + payload
+
+
+class Cluster:
+    def __init__(self, root: Path, datanodes: int = 3, heartbeat_s: float = TEST_HEARTBEAT_S,
+                 dead_after_s: float = TEST_DEAD_AFTER_S, master_args: tuple[str, ...] = (),
+                 web_args: tuple[str, ...] = (), datanode_args: tuple[str, ...] = ()) -> None:
+        self.root = root
+        self.heartbeat_s = heartbeat_s
+        self.dead_after_s = dead_after_s
+        self.master_args = list(master_args)
+        self.web_args = list(web_args)
+        self.datanode_args = list(datanode_args)
+        self.master: Role | None = None
+        self.datanodes: list[Role] = []
+        self.web: Role | None = None
+        self._datanode_count = datanodes
+
+    # --- lifecycle --------------------------------------------------------------------------
+
+    def start(self) -> "Cluster":
+        self.start_master()
+        for _ in range(self._datanode_count):
+            self.start_datanode()
+        self.web = start_role("myyoutube.web", [
+            "--master", self.master.address, "--port", "0", *self.web_args],
+            self.root / "logs" / "web.log")
+        # Each datanode registered with the master before announcing itself: ready now.
+        return self
+
+    def start_master(self, port: int = 0) -> Role:
+        self.master = start_role("myyoutube.master", [
+            "--port", str(port), "--data-dir", str(self.root / "master"),
+            "--heartbeat", str(self.heartbeat_s), "--dead-after", str(self.dead_after_s),
+            *self.master_args], self.root / "logs" / "master.log")
+        return self.master
+
+    def restart_master(self) -> Role:
+        return self.start_master(self.master.port)
+
+    def start_datanode(self, port: int = 0, extra: tuple[str, ...] = ()) -> Role:
+        node = start_role("myyoutube.datanode", [
+            "--master", self.master.address, "--port", str(port),
+            "--data-dir", str(self.root / "datanodes"), "--heartbeat", str(self.heartbeat_s),
+            *self.datanode_args, *extra],
+            self.root / "logs" / f"datanode-{len(self.datanodes)}.log")
+        self.datanodes = [n for n in self.datanodes if n.port != node.port] + [node]
+        return node
+
+    def stop(self) -> None:
+        for role in [self.web, *self.datanodes, self.master]:
+            if role is not None and role.alive():
+                role.resume()  # a paused process cannot act on SIGTERM
+                role.stop()
+
+    # --- observation --------------------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.web.host}:{self.web.port}"
+
+    def client(self) -> MasterClient:
+        return MasterClient(self.master.host, self.master.port, b"", role="test")
+
+    def folder(self, node: Role) -> Path:
+        return self.root / "datanodes" / f"uploads{node.port}"
+
+    def blob_files(self) -> dict[int, list[Path]]:
+        """Each datanode port -> the committed blob files in its folder."""
+        return {node.port: sorted(self.folder(node).glob("*.blob")) for node in self.datanodes}
+
+    def stray_files(self) -> list[Path]:
+        """Anything but committed blobs and their checksums in the datanodes' folders."""
+        return [path for path in (self.root / "datanodes").rglob("*")
+                if path.is_file() and path.suffix not in (".blob", ".crc")]
+
+    def replica_count(self, blob_name_part: str = "") -> int:
+        """How many datanode folders hold a committed blob file (optionally a given one)."""
+        return sum(any(blob_name_part in path.name for path in files)
+                   for files in self.blob_files().values())
+
+
+async def wait_until(check: Callable[[], Awaitable[bool] | bool], what: str,
+                     timeout_s: float = 30.0) -> float:
+    """Poll `check` until true; returns the seconds it took, fails the test on timeout."""
+    started = time.monotonic()
+    while True:
+        result = check()
+        if inspect.isawaitable(result):
+            result = await result
+        if result:
+            return time.monotonic() - started
+        if time.monotonic() - started > timeout_s:
+            raise AssertionError(f"timed out after {timeout_s}s waiting for: {what}")
+        await asyncio.sleep(0.1)

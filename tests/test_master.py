@@ -1,0 +1,105 @@
+"""The master through its own protocol: storage round trips, commit rules, durability."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+import pytest
+
+from harness import wait_until
+from myyoutube.client import RequestFailed
+
+
+async def store(client, name: str, data: bytes, content_type: str = "video/mp4") -> dict:
+    upload = await client.start_upload(name, content_type)
+    await upload.write(data)
+    return await upload.finish()
+
+
+async def read_all(client, name: str, offset: int, length: int) -> bytes:
+    return b"".join([piece async for piece in client.read(name, offset, length)])
+
+
+@pytest.mark.parametrize("size", [1, 2, 256 * 1024 - 1, 256 * 1024, 256 * 1024 + 1, 3_000_001])
+async def test_any_size_round_trips_byte_identical(cluster, size):
+    """Blobs of 1 byte, around a chunk boundary and a few MB read back exactly."""
+    client = cluster.client()
+    data = os.urandom(size)
+    video = await store(client, f"roundtrip-{size}.mp4", data)
+    assert video["size"] == size
+    assert await read_all(client, f"roundtrip-{size}.mp4", 0, size) == data
+    assert await read_all(client, f"roundtrip-{size}.mp4", size // 2, size - size // 2) == data[size // 2:]
+
+
+async def test_a_video_is_listed_only_once_committed(cluster):
+    """While an upload is still sending, the name is not listed; after finish() it is."""
+    client = cluster.client()
+    upload = await client.start_upload("in-progress.mp4", "video/mp4")
+    await upload.write(os.urandom(100_000))
+    assert "in-progress.mp4" not in [v["name"] for v in await client.list()]
+    await upload.finish()
+    assert "in-progress.mp4" in [v["name"] for v in await client.list()]
+
+
+async def test_abandoned_upload_leaves_nothing_behind(cluster):
+    """An upload whose sender vanishes is not listed and leaves no file on any datanode."""
+    client = cluster.client()
+    before = cluster.blob_files()
+    upload = await client.start_upload("abandoned.mp4", "video/mp4")
+    await upload.write(os.urandom(600_000))
+    upload.abort()
+    await wait_until(lambda: cluster.stray_files() == [], "partial files removed", 10)
+    assert cluster.blob_files() == before
+    assert "abandoned.mp4" not in [v["name"] for v in await client.list()]
+    with pytest.raises(RequestFailed) as refused:
+        await client.stat("abandoned.mp4")
+    assert refused.value.code == "not_found"
+
+
+async def test_concurrent_uploads_of_one_name_exactly_one_wins(cluster):
+    """Two uploads racing for one name: one commits, the other is refused as 'exists'."""
+    client = cluster.client()
+
+    async def attempt(data: bytes):
+        try:
+            return await store(client, "race.mp4", data)
+        except RequestFailed as exc:
+            return exc.code
+
+    outcomes = await asyncio.gather(attempt(b"a" * 300_000), attempt(b"b" * 300_000))
+    assert sorted(map(type, outcomes), key=str) == sorted([dict, str], key=str)
+    assert "exists" in outcomes
+    winner = next(o for o in outcomes if isinstance(o, dict))
+    stored = await read_all(client, "race.mp4", 0, winner["size"])
+    assert stored in (b"a" * 300_000, b"b" * 300_000)
+
+
+async def test_names_are_normalized_so_nfc_and_nfd_are_one_video(cluster):
+    """'é' composed and decomposed name one video: the second upload is refused as taken."""
+    client = cluster.client()
+    await store(client, "caf\u00e9.mp4", b"x")
+    with pytest.raises(RequestFailed) as refused:
+        await store(client, "cafe\u0301.mp4", b"y")
+    assert refused.value.code == "exists"
+
+
+async def test_master_restart_keeps_every_committed_video(fresh_cluster):
+    """A master stopped and started on the same data dir lists and serves every video."""
+    cluster = fresh_cluster()
+    data = {f"keep-{i}.mp4": os.urandom(50_000 + i) for i in range(3)}
+    for name, content in data.items():
+        await store(cluster.client(), name, content)
+    cluster.master.stop()
+    cluster.restart_master()
+    client = cluster.client()
+    assert sorted(v["name"] for v in await client.list()) == sorted(data)
+    # Datanodes reconnect by themselves; reads work once they re-registered.
+    await wait_until(lambda: _all_alive(client, 3), "datanodes re-registered", 15)
+    for name, content in data.items():
+        assert await read_all(client, name, 0, len(content)) == content
+
+
+async def _all_alive(client, count: int) -> bool:
+    status = await client.status()
+    return sum(node["state"] == "alive" for node in status["datanodes"]) == count

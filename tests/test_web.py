@@ -1,0 +1,180 @@
+"""The HTTP contract of the web front end, through a real cluster."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import uuid
+
+import aiohttp
+import pytest
+
+from harness import mp4_bytes
+
+BIG_VIDEO_BYTES = 101 * 1024 * 1024 + 12345  # past 100 MB, and not a multiple of a chunk
+
+
+def unique(stem: str = "clip", ext: str = ".mp4") -> str:
+    return f"{stem}-{uuid.uuid4().hex[:8]}{ext}"
+
+
+async def upload(http, cluster, name: str, data, content_type="video/mp4"):
+    form = aiohttp.FormData()
+    form.add_field("file", data, filename=name, content_type=content_type)
+    async with http.post(f"{cluster.url}/upload", data=form) as response:
+        return response.status, await response.json()
+
+
+async def test_upload_then_stream_is_byte_identical(cluster, http):
+    """A few-MB upload answers 201 with name, size and sha256, and streams back unchanged."""
+    data = mp4_bytes(os.urandom(3 * 1024 * 1024 + 7))
+    name = unique()
+    status, body = await upload(http, cluster, name, data)
+    assert status == 201, body
+    assert body == {"name": name, "size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+    async with http.get(f"{cluster.url}/stream/{name}") as response:
+        assert response.status == 200
+        assert response.headers["Content-Type"] == "video/mp4"
+        assert response.headers["Content-Length"] == str(len(data))
+        assert response.headers["Accept-Ranges"] == "bytes"
+        assert await response.read() == data
+
+
+async def test_upload_larger_than_100_mb_round_trips(cluster, http, tmp_path):
+    """A file over 100 MB is streamed in and out whole, sha256 equal, 3 replicas on disk."""
+    path = tmp_path / "big.mp4"
+    digest = hashlib.sha256()
+    with open(path, "wb") as file:
+        head = mp4_bytes(b"")
+        file.write(head)
+        digest.update(head)
+        block = os.urandom(1024 * 1024)
+        remaining = BIG_VIDEO_BYTES - len(head)
+        while remaining:
+            piece = block[:min(remaining, len(block))]
+            file.write(piece)
+            digest.update(piece)
+            remaining -= len(piece)
+    name = unique("big")
+    with open(path, "rb") as file:
+        status, body = await upload(http, cluster, name, file)
+    assert status == 201, body
+    assert body["size"] == BIG_VIDEO_BYTES and body["sha256"] == digest.hexdigest()
+    streamed = hashlib.sha256()
+    async with http.get(f"{cluster.url}/stream/{name}") as response:
+        async for piece in response.content.iter_chunked(1024 * 1024):
+            streamed.update(piece)
+    assert streamed.hexdigest() == digest.hexdigest()
+    sizes = [f.stat().st_size for files in cluster.blob_files().values() for f in files
+             if f.stat().st_size == BIG_VIDEO_BYTES]
+    assert len(sizes) == 3
+
+
+async def test_each_video_has_three_replicas_on_distinct_datanodes(cluster, http):
+    """Every committed video's bytes sit in 3 different datanode folders, equal to the upload."""
+    data = mp4_bytes(os.urandom(500_000))
+    status, _ = await upload(http, cluster, unique(), data)
+    assert status == 201
+    holders = [port for port, files in cluster.blob_files().items()
+               if any(f.read_bytes() == data for f in files)]
+    assert len(holders) == 3 and len(set(holders)) == 3
+
+
+@pytest.mark.parametrize("header, expected_range, status", [
+    ("bytes=0-99", (0, 100), 206),
+    ("bytes=1000-", (1000, None), 206),
+    ("bytes=-500", (-500, None), 206),
+    ("bytes=0-1", (0, 2), 206),
+    ("bytes=999999999-", None, 416),
+])
+async def test_single_ranges(cluster, http, header, expected_range, status):
+    """Each single-range form is answered 206 with the right bytes and Content-Range, or 416."""
+    data = mp4_bytes(os.urandom(200_000))
+    name = unique()
+    assert (await upload(http, cluster, name, data))[0] == 201
+    async with http.get(f"{cluster.url}/stream/{name}", headers={"Range": header}) as response:
+        assert response.status == status
+        body = await response.read()
+        if status == 416:
+            assert response.headers["Content-Range"] == f"bytes */{len(data)}"
+            return
+        start, stop = expected_range
+        expected = data[start:stop]
+        first = start % len(data)
+        assert body == expected
+        assert response.headers["Content-Range"] == f"bytes {first}-{first + len(expected) - 1}/{len(data)}"
+
+
+async def test_list_is_newest_first_and_search_is_case_insensitive(cluster, http):
+    """/listar shows every stored video newest first; /search matches name parts in any case."""
+    tag = uuid.uuid4().hex[:8]
+    first, second = f"Holiday-{tag}.mp4", f"holiday-beach-{tag}.webm"
+    assert (await upload(http, cluster, first, mp4_bytes(b"1")))[0] == 201
+    webm = b"\x1a\x45\xdf\xa3\x9f\x42\x86\x81\x01\x42\x82\x84webm" + os.urandom(100)
+    assert (await upload(http, cluster, second, webm))[0] == 201
+    async with http.get(f"{cluster.url}/listar") as response:
+        videos = (await response.json())["videos"]
+    names = [v["name"] for v in videos]
+    assert names.index(second) < names.index(first)
+    assert {"name", "size", "uploaded_at"} <= set(videos[0])
+    async with http.get(f"{cluster.url}/search", params={"q": f"HOLIDAY-BEACH-{tag.upper()}"}) as response:
+        assert [v["name"] for v in (await response.json())["videos"]] == [second]
+    async with http.get(f"{cluster.url}/stream/{second}") as response:
+        assert response.headers["Content-Type"] == "video/webm"
+
+
+async def test_same_name_twice_is_409_and_keeps_the_first(cluster, http):
+    """A second upload under a taken name gets 409 and the stored bytes stay the first ones."""
+    name, data = unique(), mp4_bytes(b"first")
+    assert (await upload(http, cluster, name, data))[0] == 201
+    status, body = await upload(http, cluster, name, mp4_bytes(b"second"))
+    assert status == 409 and "already exists" in body["error"]
+    async with http.get(f"{cluster.url}/stream/{name}") as response:
+        assert await response.read() == data
+
+
+async def test_empty_file_is_refused_with_a_sentence(cluster, http):
+    """A 0-byte upload is refused with 400 and an explanation, and nothing is listed."""
+    name = unique()
+    status, body = await upload(http, cluster, name, b"")
+    assert status == 400 and "empty" in body["error"]
+    async with http.get(f"{cluster.url}/search", params={"q": name}) as response:
+        assert (await response.json())["videos"] == []
+
+
+async def test_upload_past_the_limit_is_413(tmp_path, fresh_cluster, http):
+    """A body past --max-upload-bytes is refused (413), by Content-Length and by counting."""
+    cluster = fresh_cluster(web_args=("--max-upload-bytes", "100000"))
+    status, body = await upload(http, cluster, unique(), mp4_bytes(os.urandom(200_000)))
+    assert status == 413 and "limit" in body["error"]
+
+    async def chunked():  # no Content-Length: only counting can catch it
+        yield mp4_bytes(b"")
+        for _ in range(30):
+            yield os.urandom(10_000)
+
+    status, body = await upload(http, cluster, unique(), chunked())
+    assert status == 413
+    async with http.get(f"{cluster.url}/listar") as response:
+        assert (await response.json())["videos"] == []
+    assert cluster.stray_files() == []
+
+
+async def test_unknown_names_routes_and_methods_answer_json_errors(cluster, http):
+    """Unknown videos are 404, unknown routes 404, wrong methods 405, each with a sentence."""
+    async with http.get(f"{cluster.url}/stream/{unique('nothing')}") as response:
+        assert response.status == 404 and "no video" in (await response.json())["error"]
+    async with http.get(f"{cluster.url}/no/such/page") as response:
+        assert response.status == 404 and (await response.json())["error"]
+    async with http.put(f"{cluster.url}/listar") as response:
+        assert response.status == 405 and (await response.json())["error"]
+
+
+async def test_home_page_has_upload_form_list_and_search(cluster, http):
+    """GET / is an HTML page with the upload form, the video grid and the search box."""
+    async with http.get(cluster.url + "/") as response:
+        assert response.status == 200
+        assert response.headers["Content-Type"].startswith("text/html")
+        page = await response.text()
+    for marker in ('id="upload-form"', 'id="videos"', 'id="search"'):
+        assert marker in page
