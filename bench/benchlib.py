@@ -214,8 +214,9 @@ def print_table(title: str, headers: list[str], rows: list[list[object]]) -> Non
     rule = "-+-".join("-" * width for width in widths)
     print(f"\n{title}\n{rule}")
     for number, row in enumerate(cells):
-        print(" | ".join(cell.rjust(width) if number and i else cell.ljust(width)
-                         for i, (cell, width) in enumerate(zip(row, widths))))
+        # Figures (cells starting with a digit) line up on the right, words on the left.
+        print(" | ".join(cell.rjust(width) if number and cell[:1].isdigit() else cell.ljust(width)
+                         for cell, width in zip(row, widths)))
         if number == 0:
             print(rule)
     print(rule)
