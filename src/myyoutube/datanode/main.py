@@ -15,6 +15,9 @@ from myyoutube.datanode.store import BlobStore
 DEFAULT_SCRUB_BYTES_PER_S = 5 * 1024 * 1024
 
 DEFAULT_HEARTBEAT_S = 3.0
+# Each replica is re-verified once a day: bitrot is slow, and a day bounds how long a
+# rotten copy can sit unnoticed beside the good ones.
+DEFAULT_SCRUB_INTERVAL_S = 24 * 3600.0
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -31,6 +34,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="most bytes this node stores (default: what the disk can hold)")
     parser.add_argument("--scrub-bytes-per-s", type=cli.positive_int, default=DEFAULT_SCRUB_BYTES_PER_S,
                         help="rate at which stored replicas are re-verified in the background")
+    parser.add_argument("--scrub-interval", type=cli.positive_float, default=DEFAULT_SCRUB_INTERVAL_S,
+                        help=f"seconds between verifications of one replica (default {DEFAULT_SCRUB_INTERVAL_S:g})")
     cli.add_common_flags(parser)
     return parser.parse_args(argv)
 
@@ -50,7 +55,7 @@ async def serve(args: argparse.Namespace) -> None:
     except OSError as exc:
         raise cli.StartupError(f"cannot use data dir {args.data_dir}: {exc.strerror or exc}") from exc
     node = DataNode(store, args.master, f"{args.host}:{port}", secret, args.heartbeat,
-                    args.scrub_bytes_per_s)
+                    args.scrub_bytes_per_s, args.scrub_interval)
     try:
         control = await node.register_once()
     except (OSError, TimeoutError, stream.RequestFailed, stream.protocol.ProtocolError) as exc:

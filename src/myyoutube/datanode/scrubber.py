@@ -22,20 +22,22 @@ from myyoutube.datanode.store import BlobStore, CorruptBlob, StoreError
 
 log = logging.getLogger(__name__)
 
-# With nothing to scrub, look again after this long.
+# With nothing due for scrubbing, look again after this long.
 IDLE_POLL_S = 1.0
 
 
 class Scrubber:
-    def __init__(self, store: BlobStore, bytes_per_s: int, on_corrupt: Callable[[str], None]) -> None:
+    def __init__(self, store: BlobStore, bytes_per_s: int, interval_s: float,
+                 on_corrupt: Callable[[str], None]) -> None:
         self.store = store
         self.bytes_per_s = bytes_per_s
+        self.interval_s = interval_s
         self.on_corrupt = on_corrupt
         self.schedule = ScrubSchedule()
 
     async def run_forever(self) -> None:
         while True:
-            blob_id = self.schedule.next_blob(set(self.store.blobs()))
+            blob_id = self.schedule.next_blob(set(self.store.blobs()), time.monotonic(), self.interval_s)
             if blob_id is None:
                 await asyncio.sleep(IDLE_POLL_S)
                 continue

@@ -44,14 +44,15 @@ CONSUMER_STALL_TIMEOUT_S = 120.0
 
 class DataNode:
     def __init__(self, store: BlobStore, master: tuple[str, int], address: str,
-                 secret: bytes, heartbeat_s: float, scrub_bytes_per_s: int) -> None:
+                 secret: bytes, heartbeat_s: float, scrub_bytes_per_s: int,
+                 scrub_interval_s: float) -> None:
         self.store = store
         self.master = master
         self.address = address  # host:port the master and peers use to reach us
         self.secret = secret
         self.heartbeat_s = heartbeat_s
         self.corrupt: set[str] = set()  # found corrupt, not yet told to the master
-        self.scrubber = Scrubber(store, scrub_bytes_per_s, self.corrupt.add)
+        self.scrubber = Scrubber(store, scrub_bytes_per_s, scrub_interval_s, self.corrupt.add)
 
     # --- data connections ---------------------------------------------------------------
 
@@ -107,9 +108,10 @@ class DataNode:
         """Connect to the master and register; raises if the master cannot be reached."""
         control = await streams.connect(*self.master, self.secret, "datanode")
         try:
+            report = self._block_report()
             await control.write_frame(Register(
                 address=self.address, capacity_bytes=self.store.capacity_bytes,
-                used_bytes=self.store.used_bytes, blobs=self._block_report()))
+                used_bytes=self.store.used_bytes, blobs=report))
             await self._obey(await control.read_expected(Commands))
         except BaseException:
             control.abort()
@@ -136,15 +138,18 @@ class DataNode:
     async def _heartbeat_until_broken(self, control: FrameStream) -> None:
         while True:
             await asyncio.sleep(self.heartbeat_s)
-            corrupt = sorted(self.corrupt)
+            corrupt, report = sorted(self.corrupt), self._block_report()
             await control.write_frame(Heartbeat(
                 used_bytes=self.store.used_bytes, corrupt_blobs=corrupt,
-                capacity_bytes=self.store.capacity_bytes, blobs=self._block_report()))
+                capacity_bytes=self.store.capacity_bytes, blobs=report))
             await self._obey(await control.read_expected(Commands))
             self.corrupt.difference_update(corrupt)
 
     def _block_report(self) -> list:
-        return [[blob_id, size] for blob_id, size in sorted(self.store.blobs().items())]
+        # Scanned on the event loop on purpose: a scan in a thread could miss a blob that
+        # a writer publishes meanwhile and then overwrite the writer's record of it.
+        blobs = self.store.rescan()
+        return [[blob_id, size] for blob_id, size in sorted(blobs.items())]
 
     async def _obey(self, commands: Commands) -> None:
         for blob_id in commands.delete_blobs:

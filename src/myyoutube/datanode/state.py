@@ -38,16 +38,20 @@ def pace_delay_s(bytes_done: int, started_at: float, now: float, bytes_per_s: in
 
 @dataclass
 class ScrubSchedule:
-    """Which blob to verify next: the one verified longest ago (never-verified first)."""
+    """Which blob to verify next: the one verified longest ago (never-verified first),
+    once its last verification is `interval_s` old."""
 
     verified_at: dict[str, float] = field(default_factory=dict)
 
-    def next_blob(self, blobs: set[str]) -> str | None:
+    def next_blob(self, blobs: set[str], now: float, interval_s: float) -> str | None:
+        """The blob due for verification (last verified over `interval_s` ago), or None."""
         for gone in set(self.verified_at) - blobs:
             del self.verified_at[gone]
         if not blobs:
             return None
-        return min(blobs, key=lambda blob_id: (self.verified_at.get(blob_id, float("-inf")), blob_id))
+        oldest = min(blobs, key=lambda blob_id: (self.verified_at.get(blob_id, float("-inf")), blob_id))
+        due = self.verified_at.get(oldest, float("-inf")) + interval_s <= now
+        return oldest if due else None
 
     def verified(self, blob_id: str, now: float) -> None:
         self.verified_at[blob_id] = now

@@ -75,11 +75,10 @@ class BlobStore:
         root.mkdir(parents=True, exist_ok=True)
         for leftover in root.glob("*.part"):
             leftover.unlink()  # An interrupted write; the master never committed it.
-        self._sizes: dict[str, int] = {
-            path.stem: path.stat().st_size for path in root.glob("*.blob")
-            if _BLOB_ID.match(path.stem)}
+        self._sizes: dict[str, int] = {}
         self._reserved_bytes = 0  # bytes promised to writes in progress
         self._capacity_bytes = capacity_bytes
+        self.rescan()
 
     def _path(self, blob_id: str, suffix: str) -> Path:
         return self.root / f"{check_blob_id(blob_id)}{suffix}"
@@ -98,6 +97,25 @@ class BlobStore:
     def blobs(self) -> dict[str, int]:
         """Every complete blob: id -> size in bytes."""
         return dict(self._sizes)
+
+    def rescan(self) -> dict[str, int]:
+        """Look at the disk again: what is really there is what we report.
+
+        A replica deleted by hand, or a folder that vanished (an unmounted disk), must show
+        up in the next block report so the master re-replicates; a vanished folder is not
+        re-created, since writing to the disk underneath would only hide the failure.
+        """
+        sizes = {}
+        try:
+            with os.scandir(self.root) as entries:
+                for entry in entries:
+                    stem, _, suffix = entry.name.partition(".")
+                    if suffix == "blob" and _BLOB_ID.match(stem):
+                        sizes[stem] = entry.stat().st_size
+        except OSError:
+            sizes = {}
+        self._sizes = sizes
+        return dict(sizes)
 
     def size(self, blob_id: str) -> int:
         size = self._sizes.get(check_blob_id(blob_id))
@@ -118,7 +136,10 @@ class BlobStore:
     def open_writer(self, blob_id: str) -> "BlobWriter":
         if blob_id in self._sizes:
             raise StoreError("exists", f"blob {blob_id} already exists on this node")
-        return BlobWriter(self, blob_id)
+        try:
+            return BlobWriter(self, blob_id)
+        except OSError as exc:
+            raise StoreError("disk", f"cannot create a file in {self.root}: {exc.strerror}") from exc
 
     def _committed(self, blob_id: str, size: int) -> None:
         self._sizes[blob_id] = size

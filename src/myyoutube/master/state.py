@@ -37,8 +37,8 @@ SUSPECT_AFTER_HEARTBEATS = 3
 MAX_REPAIRS_PER_NODE = 2
 
 # A replica committed or copied this recently may be missing from a block report that was
-# taken before it landed; don't call it lost until a later report.
-REPORT_GRACE_S = 10.0
+# taken before it landed; don't call it lost until reports this many heartbeats younger.
+REPORT_GRACE_HEARTBEATS = 3
 
 # A node with less free space than this gets no new replicas: an upload's size is not
 # known in advance, and a disk filled to the last byte helps nobody.
@@ -86,6 +86,7 @@ class ClusterState:
     def __init__(self, dead_after_s: float, heartbeat_s: float, started_at: float) -> None:
         self.dead_after_s = dead_after_s
         self.suspect_after_s = min(dead_after_s, SUSPECT_AFTER_HEARTBEATS * heartbeat_s)
+        self.report_grace_s = REPORT_GRACE_HEARTBEATS * heartbeat_s
         self.started_at = started_at
         self.nodes: dict[str, Node] = {}
 
@@ -163,7 +164,7 @@ class ClusterState:
                 counts_again.append(blob_id)
         for blob_id, replica in sorted(replicas.items()):
             added_at = replica.nodes.get(address)
-            if added_at is not None and blob_id not in report and now - added_at > REPORT_GRACE_S:
+            if added_at is not None and blob_id not in report and now - added_at > self.report_grace_s:
                 forget.append(blob_id)  # the index believed in a copy the disk does not hold
         return Reconciliation(delete, counts_again, forget)
 

@@ -1,0 +1,194 @@
+"""Proof that a slow open-ended stream makes no process read ahead more than a bounded window.
+
+Usage: python bench/stream_window.py [--size-mib 512] [--steps 8] [--step-mib 1] [--pause-s 3]
+
+Theory of operation
+-------------------
+A browser playing a video asks `Range: bytes=0-` and then reads only as fast as it plays.
+The web turns that into one ReadVideo of the whole rest of the video, the master into one
+ReadBlob, and every hop writes a chunk and waits for its socket to drain; so the bytes
+read from disk ahead of the viewer should be bounded by socket buffers plus a chunk or
+two per hop, however large the video and however long the viewer dawdles.
+
+This benchmark uploads a --size-mib video, opens `GET /stream/NAME` with `Range: bytes=0-`
+and reads --step-mib, pauses --pause-s, and repeats --steps times. After every pause it
+compares what the client consumed with what each hop produced since the stream began:
+
+* datanodes read  - sum over the datanodes of /proc/PID/io `rchar` (bytes returned by
+                    read syscalls: the blob file, plus a few bytes of heartbeat answers)
+* datanodes sent  - sum of `wchar` (bytes written to sockets: chunks to the master, plus a
+                    small heartbeat every interval)
+* master relayed  - the master's own counter `counters.bytes_out` from GET /api/status
+* web sent        - the web's `wchar` (bytes written to the client's socket)
+
+`excess = produced - consumed`. If the window is bounded the excess settles after the first
+step and stays flat; read-ahead would make it grow with every step. The run fails (exit 1)
+if the final excess exceeds --max-excess-mib or grew by more than one step after settling.
+
+The datanodes run with --scrub-bytes-per-s SCRUB_BYTES_PER_S (1 by default): the scrubber
+then verifies one block of the new blob and sleeps for days, so its reads do not blur the
+datanodes' `rchar`. Finally the stream is dropped and the master's `active_streams` must
+fall back to 0: an abandoned viewer must not leave a relay running.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import aiohttp
+
+from benchlib import (MIB, BenchCluster, http_session, io_counters, make_video_file, mib,
+                      peak_rss_bytes, print_table, upload, video_name)
+
+DEFAULT_SIZE_MIB = 512
+DEFAULT_STEPS = 8
+DEFAULT_STEP_MIB = 1
+DEFAULT_PAUSE_S = 3.0
+# Socket buffers on three hops (datanode -> master -> web -> client), a chunk or two per
+# hop and aiohttp's buffers: a few MiB. Anything past this is read-ahead.
+DEFAULT_MAX_EXCESS_MIB = 16
+# The scrubber's rate during the run; 1 B/s means one block read, then a sleep of days.
+SCRUB_BYTES_PER_S = 1
+# After the upload, time for the scrubber's single block read and the heartbeats to pass.
+SETTLE_S = 2.0
+# After dropping the stream, how long the relay chain may take to notice and stop.
+TEARDOWN_TIMEOUT_S = 10.0
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size-mib", type=int, default=DEFAULT_SIZE_MIB, help="video size in MiB")
+    parser.add_argument("--datanodes", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=DEFAULT_STEPS, help="read-then-pause rounds")
+    parser.add_argument("--step-mib", type=int, default=DEFAULT_STEP_MIB, help="MiB read per round")
+    parser.add_argument("--pause-s", type=float, default=DEFAULT_PAUSE_S, help="pause after each read")
+    parser.add_argument("--max-excess-mib", type=float, default=DEFAULT_MAX_EXCESS_MIB,
+                        help="fail if the datanodes read more than this ahead of the client")
+    return parser.parse_args()
+
+
+class Producers:
+    """What each hop has produced since `start()`, from /proc and the master's counters."""
+
+    def __init__(self, cluster: BenchCluster, session: aiohttp.ClientSession) -> None:
+        self.cluster, self.session = cluster, session
+        self.nodes = [node.process.pid for node in cluster.datanodes]
+        self.web = cluster.web.process.pid
+        self._base: dict[str, int] = {}
+
+    async def _status(self) -> dict:
+        async with self.session.get(f"{self.cluster.url}/api/status") as response:
+            return await response.json()
+
+    async def _absolute(self) -> dict[str, int]:
+        node_io = [io_counters(pid) for pid in self.nodes]
+        return {"datanodes read": sum(io["rchar"] for io in node_io),
+                "datanodes sent": sum(io["wchar"] for io in node_io),
+                "master relayed": (await self._status())["counters"]["bytes_out"],
+                "web sent": io_counters(self.web)["wchar"]}
+
+    async def start(self) -> None:
+        self._base = await self._absolute()
+
+    async def since_start(self) -> dict[str, int]:
+        now = await self._absolute()
+        return {hop: now[hop] - self._base[hop] for hop in now}
+
+    async def active_streams(self) -> int:
+        return (await self._status())["counters"]["active_streams"]
+
+
+async def read_slowly(session: aiohttp.ClientSession, url: str, producers: Producers,
+                      args: argparse.Namespace) -> list[dict]:
+    """Consume the open-ended stream step by step; one sample of every hop per step."""
+    samples, consumed, started = [], 0, time.perf_counter()
+    await producers.start()
+    async with session.get(url, headers={"Range": "bytes=0-"}) as response:
+        if response.status != 206:
+            raise RuntimeError(f"Range: bytes=0- answered {response.status}, not 206")
+        for _ in range(args.steps):
+            consumed += len(await response.content.readexactly(args.step_mib * MIB))
+            await asyncio.sleep(args.pause_s)
+            samples.append({"t": time.perf_counter() - started, "consumed": consumed,
+                            **await producers.since_start()})
+        response.close()  # drop the connection mid-stream, as a viewer closing the tab
+    return samples
+
+
+async def await_teardown(producers: Producers) -> tuple[int, float]:
+    """Wait for the master to end the abandoned relay: (active streams left, seconds)."""
+    started = time.monotonic()
+    while (active := await producers.active_streams()) and time.monotonic() - started < TEARDOWN_TIMEOUT_S:
+        await asyncio.sleep(0.2)
+    return active, time.monotonic() - started
+
+
+def judge(samples: list[dict], args: argparse.Namespace) -> list[str]:
+    """Reasons the window is not bounded; empty if it is."""
+    hops = [hop for hop in samples[0] if hop not in ("t", "consumed")]
+    excess = [max(s[hop] for hop in hops) - s["consumed"] for s in samples]
+    problems = []
+    if excess[-1] > args.max_excess_mib * MIB:
+        problems.append(f"final excess {mib(excess[-1])} > --max-excess-mib {args.max_excess_mib:g}")
+    settled = excess[1] if len(excess) > 1 else excess[0]
+    if excess[-1] - settled > args.step_mib * MIB:
+        problems.append(f"excess grew from {mib(settled)} to {mib(excess[-1])} while the client "
+                        "only paused: read-ahead is not bounded")
+    return problems
+
+
+def report(samples: list[dict], rss: dict[str, int], teardown: tuple[int, float]) -> None:
+    hops = [hop for hop in samples[0] if hop not in ("t", "consumed")]
+    rows = [[f"{s['t']:.1f}", mib(s["consumed"]), *(mib(s[hop]) for hop in hops),
+             mib(max(s[hop] for hop in hops) - s["consumed"])] for s in samples]
+    print_table("Produced by each hop vs consumed by the client, since the stream opened",
+                ["t (s)", "client consumed", *hops, "excess (max hop - consumed)"], rows)
+    print_table("Peak RSS (VmHWM)", ["process", "peak RSS"],
+                [[role, mib(value)] for role, value in rss.items()])
+    active, seconds = teardown
+    print(f"\nafter the client dropped the stream: master active_streams = {active} "
+          f"(waited {seconds:.1f} s)")
+
+
+async def run(cluster: BenchCluster, path: Path, args: argparse.Namespace) -> tuple:
+    name = video_name(path.stat().st_size)
+    async with http_session() as session:
+        print(f"uploading {mib(path.stat().st_size)} ...", flush=True)
+        await upload(session, cluster.url, path, name)
+        await asyncio.sleep(SETTLE_S)
+        producers = Producers(cluster, session)
+        print(f"reading {args.step_mib} MiB every {args.pause_s:g} s, {args.steps} times ...",
+              flush=True)
+        samples = await read_slowly(session, f"{cluster.url}/stream/{name}", producers, args)
+        teardown = await await_teardown(producers)
+    rss = {role: peak_rss_bytes(pid) for role, pid in {**cluster.roles(), "client": "self"}.items()}
+    return samples, rss, teardown
+
+
+async def main() -> int:
+    args = parse_args()
+    with tempfile.TemporaryDirectory(prefix="myyoutube-window-") as tmp:
+        root = Path(tmp)
+        path = root / "payload.mp4"
+        make_video_file(path, args.size_mib * MIB)
+        cluster = BenchCluster(root / "cluster", args.datanodes,
+                               ["--scrub-bytes-per-s", str(SCRUB_BYTES_PER_S)])
+        try:
+            cluster.start()
+            samples, rss, teardown = await run(cluster, path, args)
+        finally:
+            cluster.stop()
+    report(samples, rss, teardown)
+    problems = judge(samples, args) + (["the relay outlived its viewer"] if teardown[0] else [])
+    print("\nverdict: " + ("; ".join(problems) if problems else
+                          f"bounded (excess within {args.max_excess_mib:g} MiB and flat)"))
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main()))

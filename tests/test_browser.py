@@ -1,0 +1,308 @@
+"""End-to-end tests in a real headless Chromium (Debian's, driven by Playwright) against a
+real cluster: upload with progress, live grid and search, watching with seeks served by
+range requests, hostile names shown as text, and no console errors or CSP violations.
+
+Chromium is Debian's `/usr/bin/chromium`; Playwright's own browser downloads are never
+used. If it is missing, the tests fail (they never skip) with a message saying so.
+"""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+try:
+    from playwright.async_api import Browser, ConsoleMessage, Page, Response, async_playwright, expect
+except ModuleNotFoundError as exc:  # fail loudly rather than skip: these tests must run
+    raise RuntimeError("The Python package 'playwright' is needed for tests/test_browser.py "
+                       "(pip install playwright; do NOT run 'playwright install', the tests "
+                       "use Debian's /usr/bin/chromium).") from exc
+
+from videos import make_mp4
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run",
+                 "--disable-quic", "--autoplay-policy=no-user-gesture-required"]
+TIMEOUT_MS = 10_000
+CLIP_SECONDS = 8.0
+
+# Records CSP violations (init scripts are injected by the browser, not subject to CSP).
+CSP_RECORDER = """
+window.__cspViolations = [];
+document.addEventListener("securitypolicyviolation", (e) => {
+  window.__cspViolations.push(e.violatedDirective + " " + (e.blockedURI || "inline"));
+});
+"""
+
+# Records every value #upload-progress and #upload-percent take (progress.value reflects to
+# the `value` attribute, so a MutationObserver sees each step, however fast the upload).
+PROGRESS_RECORDER = """() => {
+  window.__progress = [];
+  window.__percent = [];
+  window.__sameDocument = true;
+  if (window.__progressObserved) return;
+  window.__progressObserved = true;
+  const bar = document.getElementById("upload-progress");
+  const label = document.getElementById("upload-percent");
+  new MutationObserver(() => window.__progress.push(bar.value))
+    .observe(bar, {attributes: true, attributeFilter: ["value"]});
+  new MutationObserver(() => window.__percent.push(label.textContent))
+    .observe(label, {childList: true, characterData: true, subtree: true});
+}"""
+
+
+# Every page.wait_for_function predicate below is a function ("() => ..."), never a bare
+# expression: Playwright re-evaluates a bare expression with eval(), which the pages' CSP
+# (script-src 'self', no 'unsafe-eval') blocks as soon as the first check is false.
+
+
+def tag() -> str:
+    return uuid.uuid4().hex[:8]
+
+
+@dataclass
+class Watched:
+    """A page with everything it reported: console errors, dialogs, /stream/ responses."""
+    page: Page
+    errors: list[str] = field(default_factory=list)
+    dialogs: list[str] = field(default_factory=list)
+    streams: list[Response] = field(default_factory=list)
+
+    async def csp_violations(self) -> list[str]:
+        return await self.page.evaluate("window.__cspViolations || []")
+
+    async def assert_clean(self) -> None:
+        """No console error, uncaught exception, CSP violation or dialog so far."""
+        assert self.errors == [], f"console errors: {self.errors}"
+        assert await self.csp_violations() == []
+        assert self.dialogs == [], f"dialogs opened: {self.dialogs}"
+
+
+@pytest.fixture(scope="module")
+async def browser():
+    """Debian's headless Chromium, shared by the module (each test gets a fresh context)."""
+    if not CHROMIUM.exists() or shutil.which(str(CHROMIUM)) is None:
+        pytest.fail(f"{CHROMIUM} is not installed: apt-get install chromium "
+                    "(these tests never use 'playwright install').")
+    async with async_playwright() as playwright:
+        # launch() gives the browser a fresh temporary user-data-dir, removed on close.
+        chromium = await playwright.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        yield chromium
+        await chromium.close()
+
+
+@pytest.fixture
+async def watched(browser: Browser):
+    context = await browser.new_context()
+    context.set_default_timeout(TIMEOUT_MS)
+    await context.add_init_script(CSP_RECORDER)
+    page = await context.new_page()
+    seen = Watched(page)
+
+    def on_console(message: ConsoleMessage) -> None:
+        if message.type == "error":
+            seen.errors.append(f"{message.text} @ {message.location.get('url')}")
+
+    async def on_dialog(dialog) -> None:
+        seen.dialogs.append(f"{dialog.type}: {dialog.message}")
+        await dialog.dismiss()
+
+    page.on("console", on_console)
+    page.on("pageerror", lambda exc: seen.errors.append(f"uncaught: {exc}"))
+    page.on("dialog", on_dialog)
+    page.on("response", lambda r: seen.streams.append(r) if "/stream/" in r.url else None)
+    yield seen
+    await context.close()
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory) -> Path:
+    return make_mp4(tmp_path_factory.mktemp("videos") / "clip.mp4", seconds=CLIP_SECONDS)
+
+
+async def card_names(page: Page) -> list[str]:
+    return await page.eval_on_selector_all(
+        "#videos a.video-card", "cards => cards.map(c => c.dataset.name)")
+
+
+async def open_home(page: Page, url: str) -> None:
+    await page.goto(url + "/")
+    await expect(page.locator("#videos")).to_have_attribute("aria-busy", "false")
+
+
+async def upload_in_page(page: Page, file) -> str:
+    """Upload `file` (path or FilePayload) with the form; the name the server answered."""
+    await page.evaluate(PROGRESS_RECORDER)
+    await page.set_input_files("#file", file)
+    async with page.expect_response(lambda r: r.url.endswith("/upload")) as answer:
+        await page.click("#upload-button")
+    response = await answer.value
+    assert response.status == 201, await response.text()
+    return (await response.json())["name"]
+
+
+async def wait_for_cards(page: Page, expected: list[str], among: str = "") -> None:
+    """Wait until the cards whose name contains `among` are exactly `expected` (any order)."""
+    await page.wait_for_function(
+        """([expected, among]) => {
+          const names = Array.from(document.querySelectorAll("#videos a.video-card"),
+                                   c => c.dataset.name).filter(n => n.includes(among));
+          return names.length === expected.length && expected.every(n => names.includes(n));
+        }""", arg=[expected, among])
+
+
+async def upload_over_http(url: str, path: Path, name: str) -> str:
+    form = aiohttp.FormData()
+    form.add_field("file", path.read_bytes(), filename=name, content_type="video/mp4")
+    async with aiohttp.ClientSession() as session:
+        async with session.post(url + "/upload", data=form) as response:
+            assert response.status == 201, await response.text()
+            return (await response.json())["name"]
+
+
+# --- tests -----------------------------------------------------------------------------
+
+
+async def test_upload_shows_progress_and_card_then_search_filters(cluster, watched, clip, tmp_path):
+    """Uploading through the form drives the progress bar to 100 %, reports "Uploaded NAME"
+    and adds the card without a reload, and typing in the search box keeps only matching cards."""
+    page, run = watched.page, tag()
+    await open_home(page, cluster.url)
+
+    uploaded = []
+    for animal in ("cat", "dog"):
+        local = tmp_path / f"{animal}-{run}.mp4"
+        shutil.copyfile(clip, local)
+        name = await upload_in_page(page, local)
+        assert name == local.name
+        uploaded.append(name)
+        await expect(page.locator("#upload-status")).to_have_text(f"Uploaded {name}")
+        await page.wait_for_function("() => document.getElementById('upload-progress').value === 100")
+        steps = await page.evaluate("window.__progress")
+        assert steps and steps[-1] == 100 and steps == sorted(steps), steps
+        assert any(text.endswith("100%") or "Processing" in text
+                   for text in await page.evaluate("window.__percent"))
+        await wait_for_cards(page, uploaded, among=run)
+        # The form is usable again and the page never navigated.
+        await expect(page.locator("#upload-button")).to_be_enabled()
+        assert await page.evaluate("window.__sameDocument === true")
+
+    cat, dog = uploaded
+    await page.fill("#search", f"CAT-{run}")  # search is case-insensitive
+    await page.wait_for_function(
+        "(name) => { const c = document.querySelectorAll('#videos a.video-card');"
+        "  return c.length === 1 && c[0].dataset.name === name; }", arg=cat)
+    await expect(page.locator("#video-count")).to_have_text("1 video")
+
+    await page.fill("#search", run)
+    await wait_for_cards(page, [cat, dog])
+    assert all(run in name for name in await card_names(page))
+
+    await page.fill("#search", f"nothing-{run}")
+    await expect(page.locator("#empty-state")).to_be_visible()
+    assert await card_names(page) == []
+    await page.fill("#search", "")
+    await wait_for_cards(page, [cat, dog], among=run)
+    await watched.assert_clean()
+
+
+async def test_watch_page_plays_and_seeks_over_range_requests(cluster, watched, clip):
+    """Clicking a card opens a player that knows the clip's duration, and after a seek near
+    the end playback advances, served by 206 range responses to Range requests."""
+    page, name = watched.page, f"watch-{tag()}.mp4"
+    assert await upload_over_http(cluster.url, clip, name) == name
+    await open_home(page, cluster.url)
+    await page.fill("#search", name)
+    await wait_for_cards(page, [name])
+    await page.click(f'#videos a.video-card[data-name="{name}"]')
+    await page.wait_for_url(f"**/watch/{name}")
+    await expect(page.locator("#watch h1")).to_have_text(name)
+
+    await page.wait_for_function("() => document.getElementById('player').readyState >= 1")  # HAVE_METADATA
+    duration = await page.evaluate("document.getElementById('player').duration")
+    assert abs(duration - CLIP_SECONDS) < 0.2, duration
+
+    seek = duration - 1.5
+    await page.evaluate("""async (seek) => {
+      const player = document.getElementById("player");
+      player.muted = true;
+      const seeked = new Promise(resolve => player.addEventListener("seeked", resolve, {once: true}));
+      player.currentTime = seek;
+      await seeked;
+      await player.play();
+    }""", seek)
+    await page.wait_for_function(
+        "(seek) => document.getElementById('player').currentTime > seek + 0.3", arg=seek)
+    error = await page.evaluate("document.getElementById('player').error?.code ?? null")
+    assert error is None, f"MediaError code {error}"
+    await expect(page.locator("#player-status")).to_be_hidden()
+
+    ranged = []
+    for response in watched.streams:
+        request_headers = await response.request.all_headers()
+        headers = await response.all_headers()
+        if response.status == 206 and "range" in request_headers and "content-range" in headers:
+            ranged.append((request_headers["range"], headers["content-range"]))
+    assert ranged, [(r.status, r.url) for r in watched.streams]
+    size = clip.stat().st_size
+    assert all(content_range.startswith("bytes ") and content_range.endswith(f"/{size}")
+               for _, content_range in ranged), ranged
+    await watched.assert_clean()
+
+
+async def test_moov_at_end_mp4_plays_to_the_end(cluster, watched, tmp_path):
+    """An MP4 whose index (moov) is written after the media data still gets its duration in
+    the player and plays through to the end after a seek."""
+    page, name = watched.page, f"moov-last-{tag()}.mp4"
+    path = make_mp4(tmp_path / name, seconds=4.0, faststart=False)
+    assert path.read_bytes().find(b"moov") > path.read_bytes().find(b"mdat")
+    assert await upload_over_http(cluster.url, path, name) == name
+    await page.goto(f"{cluster.url}/watch/{name}")
+    await page.wait_for_function("() => document.getElementById('player').readyState >= 1")
+    duration = await page.evaluate("document.getElementById('player').duration")
+    assert abs(duration - 4.0) < 0.2, duration
+    await page.evaluate("""() => {
+      const player = document.getElementById("player");
+      player.muted = true;
+      player.currentTime = player.duration - 1;
+      return player.play();
+    }""")
+    await page.wait_for_function("() => document.getElementById('player').ended")
+    assert any(r.status == 206 for r in watched.streams)
+    await watched.assert_clean()
+
+
+@pytest.mark.parametrize("hostile", ["<img src=x onerror=alert(1)>", "<script>alert(1)</script>"])
+async def test_hostile_name_is_shown_as_text(cluster, watched, clip, hostile):
+    """A video whose name is HTML markup is shown as literal text in the status line, its
+    card and its watch page, and no script runs (no dialog, no CSP violation)."""
+    page = watched.page
+    sent = f"{hostile}-{tag()}.mp4"
+    await open_home(page, cluster.url)
+    name = await upload_in_page(page, {"name": sent, "mimeType": "video/mp4",
+                                       "buffer": clip.read_bytes()})
+    # Names keep only their last path component ("</script>" has a "/"): whatever the
+    # server kept is what must be shown, literally.
+    assert name == sent.rsplit("/", 1)[-1]
+    await expect(page.locator("#upload-status")).to_have_text(f"Uploaded {name}")
+    await wait_for_cards(page, [name], among=name)
+    card = page.locator("#videos a.video-card").filter(has_text=name)
+    await expect(card).to_have_count(1)
+    assert name in await card.inner_text()
+    assert await card.get_attribute("data-name") == name
+    assert await page.locator("#videos img[src='x'], #videos script").count() == 0
+
+    await card.click()
+    await page.wait_for_url("**/watch/**")
+    await expect(page.locator("#watch h1")).to_have_text(name)
+    assert await page.locator("#watch").get_attribute("data-name") == name
+    assert await page.locator("img[src='x'], body script:not([src])").count() == 0
+    await page.wait_for_function("() => document.getElementById('player').readyState >= 1")
+    await watched.assert_clean()

@@ -1,0 +1,221 @@
+"""Failures of real processes: SIGKILL, SIGSTOP, rotten and missing replica files.
+
+Each test checks the bytes (sha256) a user gets and that the replica count on disk
+converges back to 3. Recovery times are printed (run with -s to see them).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import time
+
+import pytest
+
+from harness import Cluster, mp4_bytes, wait_until
+from myyoutube.client import RequestFailed
+
+STREAM_VIDEO_BYTES = 24 * 1024 * 1024
+FIRST_PART_BYTES = 3 * 1024 * 1024
+
+
+def holders(cluster: Cluster, data: bytes) -> list:
+    """The datanodes (live or not) whose folder has a committed copy equal to `data`."""
+    found = []
+    for node in cluster.datanodes:
+        for path in cluster.folder(node).glob("*.blob"):
+            if path.stat().st_size == len(data) and path.read_bytes() == data:
+                found.append(node)
+    return found
+
+
+def live_copies(cluster: Cluster, data: bytes) -> int:
+    return sum(node.alive() for node in holders(cluster, data))
+
+
+def read_chars(node) -> int:
+    """Bytes the process has read so far (rchar), to tell which datanode serves a stream."""
+    with open(f"/proc/{node.process.pid}/io") as io:
+        return int(next(line for line in io if line.startswith("rchar:")).split()[1])
+
+
+async def store(cluster: Cluster, name: str, data: bytes) -> None:
+    upload = await cluster.client().start_upload(name, "video/mp4")
+    await upload.write(data)
+    await upload.finish()
+
+
+async def stream_with_fault(cluster: Cluster, http, name: str, data: bytes, fault) -> str:
+    """Stream `name` over HTTP; after the first part, apply `fault` to the serving node."""
+    digest = hashlib.sha256()
+    before = {node.port: read_chars(node) for node in cluster.datanodes}
+    async with http.get(f"{cluster.url}/stream/{name}") as response:
+        assert response.status == 200
+        digest.update(await response.content.readexactly(FIRST_PART_BYTES))
+        serving = max(cluster.datanodes, key=lambda n: read_chars(n) - before[n.port])
+        fault(serving)
+        started = time.monotonic()
+        async for piece in response.content.iter_chunked(1024 * 1024):
+            digest.update(piece)
+        print(f"stream finished {time.monotonic() - started:.2f}s after the fault")
+    return digest.hexdigest()
+
+
+@pytest.fixture
+async def streamed_video(fresh_cluster):
+    cluster = fresh_cluster()
+    data = mp4_bytes(os.urandom(STREAM_VIDEO_BYTES))
+    await store(cluster, "movie.mp4", data)
+    return cluster, data
+
+
+async def test_stream_survives_killing_the_serving_datanode(streamed_video, http):
+    """SIGKILL of the datanode serving a stream: the viewer still gets every byte, in order."""
+    cluster, data = streamed_video
+    got = await stream_with_fault(cluster, http, "movie.mp4", data, lambda node: node.kill())
+    assert got == hashlib.sha256(data).hexdigest()
+
+
+async def test_stream_survives_a_hung_datanode(streamed_video, http):
+    """SIGSTOP of the serving datanode: after the stall timeout the stream resumes elsewhere."""
+    cluster, data = streamed_video
+    got = await stream_with_fault(cluster, http, "movie.mp4", data, lambda node: node.pause())
+    assert got == hashlib.sha256(data).hexdigest()
+
+
+async def test_rotten_replicas_are_never_served_and_get_repaired(streamed_video, http):
+    """Bytes flipped on disk in 2 of 3 replicas: reads give the good bytes, repair restores 3."""
+    cluster, data = streamed_video
+    rotten = holders(cluster, data)[:2]
+    for node in rotten:
+        path = next(cluster.folder(node).glob("*.blob"))
+        with open(path, "r+b") as file:
+            file.seek(len(data) // 2)
+            file.write(bytes([file.read(1)[0] ^ 0xFF]))
+    for _ in range(3):  # whichever replica is picked, the answer is the good bytes
+        async with http.get(f"{cluster.url}/stream/movie.mp4") as response:
+            assert hashlib.sha256(await response.read()).digest() == hashlib.sha256(data).digest()
+    took = await wait_until(lambda: live_copies(cluster, data) == 3, "3 good replicas", 30)
+    print(f"rotten replicas repaired in {took:.2f}s")
+
+
+async def test_deleted_replica_file_is_recreated(streamed_video):
+    """A replica file deleted by hand is noticed in the block report and copied back."""
+    cluster, data = streamed_video
+    victim = holders(cluster, data)[0]
+    for path in cluster.folder(victim).iterdir():
+        path.unlink()
+    took = await wait_until(lambda: live_copies(cluster, data) == 3, "replica recreated", 30)
+    print(f"deleted replica recreated in {took:.2f}s")
+
+
+async def test_dead_datanode_is_re_replicated(fresh_cluster):
+    """A datanode killed for good: its replicas are re-made on the spare node, back to 3."""
+    cluster = fresh_cluster(datanodes=4)
+    data = mp4_bytes(os.urandom(2_000_000))
+    await store(cluster, "spare.mp4", data)
+    holders(cluster, data)[0].kill()
+    took = await wait_until(lambda: live_copies(cluster, data) == 3, "3 live replicas", 30)
+    print(f"dead datanode's replica re-made in {took:.2f}s (dead-after {cluster.dead_after_s}s)")
+
+
+@pytest.mark.parametrize("position", [0, 1, 2])
+async def test_upload_survives_losing_any_replica_midway(fresh_cluster, position):
+    """SIGKILL of the 1st, 2nd or 3rd replica mid-upload: it commits, then heals to 3 copies."""
+    cluster = fresh_cluster(datanodes=4)
+    data = mp4_bytes(os.urandom(6 * 1024 * 1024))
+    upload = await cluster.client().start_upload("survivor.mp4", "video/mp4")
+    await upload.write(data[:2 * 1024 * 1024])
+    writing = sorted((n for n in cluster.datanodes if any(cluster.folder(n).glob("*.part"))),
+                     key=lambda n: n.port)
+    assert len(writing) == 3
+    writing[position].kill()
+    await upload.write(data[2 * 1024 * 1024:])
+    video = await upload.finish()
+    assert video["sha256"] == hashlib.sha256(data).hexdigest()
+    took = await wait_until(lambda: live_copies(cluster, data) == 3, "healed to 3 copies", 30)
+    print(f"replica lost mid-upload re-made {took:.2f}s after commit")
+
+
+async def test_upload_fails_cleanly_when_too_few_replicas_remain(fresh_cluster):
+    """Losing 2 of 3 replicas mid-upload fails it with a reason and leaves no file or listing."""
+    cluster = fresh_cluster()
+    upload = await cluster.client().start_upload("doomed.mp4", "video/mp4")
+    await upload.write(os.urandom(1024 * 1024))
+    writing = [n for n in cluster.datanodes if any(cluster.folder(n).glob("*.part"))]
+    for node in writing[:2]:
+        node.kill()
+    with pytest.raises(RequestFailed) as failed:
+        await upload.write(os.urandom(4 * 1024 * 1024))
+        await upload.finish()
+    assert failed.value.code == "unavailable" and "needed" in failed.value.message
+    assert await cluster.client().list() == []
+    await wait_until(lambda: not any(cluster.folder(writing[2]).iterdir()), "survivor cleaned", 10)
+
+
+async def test_master_killed_mid_upload_leaves_nothing_committed(fresh_cluster):
+    """kill -9 of the master mid-upload: after restart the video is absent and no bytes linger."""
+    cluster = fresh_cluster()
+    upload = await cluster.client().start_upload("interrupted.mp4", "video/mp4")
+    await upload.write(os.urandom(2 * 1024 * 1024))
+    cluster.master.kill()
+    with pytest.raises((ConnectionError, OSError, RequestFailed)):
+        await upload.write(os.urandom(4 * 1024 * 1024))
+        await upload.finish()
+    cluster.restart_master()
+    assert await cluster.client().list() == []
+    await wait_until(lambda: all(not any(cluster.folder(n).iterdir()) for n in cluster.datanodes),
+                     "datanodes emptied", 15)
+
+
+async def test_master_killed_at_rest_loses_nothing(fresh_cluster):
+    """kill -9 of the master right after commits: every video is listed and readable after."""
+    cluster = fresh_cluster()
+    videos = {f"safe-{i}.mp4": os.urandom(100_000 + i) for i in range(5)}
+    for name, data in videos.items():
+        await store(cluster, name, data)
+    cluster.master.kill()
+    cluster.restart_master()
+    client = cluster.client()
+    assert sorted(v["name"] for v in await client.list()) == sorted(videos)
+    for name, data in videos.items():
+        got = await wait_until_readable(client, name, len(data))
+        assert got == data
+
+
+async def wait_until_readable(client, name: str, size: int) -> bytes:
+    deadline = time.monotonic() + 15
+    while True:
+        try:
+            return b"".join([piece async for piece in client.read(name, 0, size)])
+        except RequestFailed:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.2)
+
+
+async def test_restarted_datanode_drops_stale_copies(fresh_cluster):
+    """A datanode down while its video was deleted removes the stale copy when it returns."""
+    cluster = fresh_cluster()
+    data = mp4_bytes(os.urandom(300_000))
+    await store(cluster, "stale.mp4", data)
+    absent = cluster.datanodes[0]
+    absent.kill()
+    await cluster.client().delete("stale.mp4")
+    await wait_until(lambda: len(holders(cluster, data)) == 1, "live copies deleted", 10)
+    cluster.start_datanode(port=absent.port)
+    await wait_until(lambda: holders(cluster, data) == [], "stale copy deleted", 10)
+
+
+async def test_scrubber_finds_bitrot_nobody_reads(fresh_cluster):
+    """A corrupted replica that is never read is found by the scrubber and repaired."""
+    cluster = fresh_cluster(datanode_args=("--scrub-interval", "0.5"))
+    data = mp4_bytes(os.urandom(1_000_000))
+    await store(cluster, "unwatched.mp4", data)
+    path = next(cluster.folder(holders(cluster, data)[0]).glob("*.blob"))
+    with open(path, "r+b") as file:
+        file.seek(100)
+        file.write(b"\xde\xad")
+    took = await wait_until(lambda: live_copies(cluster, data) == 3, "rot repaired", 30)
+    print(f"bitrot found by the scrubber and repaired in {took:.2f}s")

@@ -1,0 +1,368 @@
+"""Tests for myyoutube.master.state: liveness, placement, block-report reconciliation, repair."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from myyoutube.master.state import (
+    ALIVE,
+    DEAD,
+    MAX_REPAIRS_PER_NODE,
+    MIN_FREE_BYTES,
+    REPORT_GRACE_HEARTBEATS,
+    SUSPECT,
+    UNKNOWN,
+    ClusterState,
+    Reconciliation,
+    Repair,
+    Replica,
+)
+
+GiB = 1024**3
+DEAD_AFTER_S = 30.0
+HEARTBEAT_S = 2.0   # suspect after 3 heartbeats: 6 s
+NOW = 1000.0
+
+
+def make_state(alive=(), suspect=(), dead=(), full=(), now: float = NOW) -> ClusterState:
+    """A registry where each named node was last heard from so as to have the given liveness."""
+    state = ClusterState(DEAD_AFTER_S, HEARTBEAT_S, started_at=0.0)
+    for address in alive:
+        state.heard_from(address, now - 1, 10 * GiB, GiB, {})
+    for address in suspect:
+        state.heard_from(address, now - 10, 10 * GiB, GiB, {})
+    for address in dead:
+        state.heard_from(address, now - 100, 10 * GiB, GiB, {})
+    for address in full:
+        state.heard_from(address, now - 1, 10 * GiB, 10 * GiB - MIN_FREE_BYTES + 1, {})
+    return state
+
+
+def replica(*holders: str, size: int = 100, added_at: float = 0.0) -> Replica:
+    return Replica(size=size, sha256="ab" * 32, nodes={address: added_at for address in holders})
+
+
+# --- liveness -------------------------------------------------------------------------------
+
+
+def test_liveness_moves_alive_suspect_dead_at_the_thresholds():
+    """A node is ALIVE below 3 heartbeats of silence, SUSPECT below dead_after_s, DEAD from then."""
+    state = ClusterState(DEAD_AFTER_S, HEARTBEAT_S, started_at=0.0)
+    state.heard_from("a", 100.0, GiB, 0, {})
+    assert state.suspect_after_s == 6.0
+    assert [state.liveness("a", t) for t in (100.0, 105.999, 106.0, 129.999, 130.0, 1e6)] == \
+        [ALIVE, ALIVE, SUSPECT, SUSPECT, DEAD, DEAD]
+
+
+def test_hearing_again_makes_a_dead_node_alive():
+    """A heartbeat from a DEAD node makes it ALIVE again at once."""
+    state = ClusterState(DEAD_AFTER_S, HEARTBEAT_S, started_at=0.0)
+    state.heard_from("a", 100.0, GiB, 0, {})
+    assert state.liveness("a", 200.0) == DEAD
+    state.heard_from("a", 200.0, GiB, 0, {})
+    assert state.liveness("a", 200.0) == ALIVE
+
+
+def test_unheard_node_is_unknown_until_dead_after_s_from_start():
+    """A node never heard from since start-up is UNKNOWN for dead_after_s, then DEAD."""
+    state = ClusterState(DEAD_AFTER_S, HEARTBEAT_S, started_at=50.0)
+    assert state.liveness("ghost", 50.0) == UNKNOWN
+    assert state.liveness("ghost", 79.9) == UNKNOWN
+    assert state.liveness("ghost", 80.0) == DEAD
+
+
+def test_suspect_window_collapses_when_dead_after_is_short():
+    """When dead_after_s is under 3 heartbeats, a node goes straight from ALIVE to DEAD."""
+    state = ClusterState(dead_after_s=4.0, heartbeat_s=2.0, started_at=0.0)
+    state.heard_from("a", 10.0, GiB, 0, {})
+    assert state.suspect_after_s == 4.0
+    assert [state.liveness("a", t) for t in (13.9, 14.0)] == [ALIVE, DEAD]
+
+
+def test_live_counts_everything_but_dead_and_alive_count_only_alive():
+    """live() is True for ALIVE, SUSPECT and UNKNOWN nodes; alive_count counts ALIVE only."""
+    state = make_state(alive=["a1", "a2"], suspect=["s"], dead=["d"], now=NOW)
+    fresh = ClusterState(DEAD_AFTER_S, HEARTBEAT_S, started_at=NOW - 1)
+    assert [state.live(x, NOW) for x in ("a1", "s", "d")] == [True, True, False]
+    assert fresh.live("ghost", NOW) is True
+    assert state.alive_count(NOW) == 2
+
+
+def test_heard_from_records_space_and_blobs():
+    """heard_from stores capacity, used bytes and the block report on the node."""
+    state = ClusterState(DEAD_AFTER_S, HEARTBEAT_S, started_at=0.0)
+    node = state.heard_from("a", 5.0, 1000, 300, {"b1": 7})
+    assert (node.capacity_bytes, node.used_bytes, node.free_bytes, node.blobs) == (1000, 300, 700, {"b1": 7})
+    assert node.registered is True and state.nodes["a"] is node
+    assert state.heard_from("a", 6.0, 100, 300, {}).free_bytes == 0
+
+
+# --- read order -----------------------------------------------------------------------------
+
+
+def test_read_order_alive_first_then_suspect_never_dead_or_unknown():
+    """read_order lists alive holders (shuffled), then suspect ones, and drops dead and unknown."""
+    state = make_state(alive=["a1", "a2", "a3"], suspect=["s1", "s2"], dead=["d"])
+    holders = ["s1", "d", "a1", "ghost", "a2", "s2", "a3"]
+    orders = set()
+    for seed in range(30):
+        order = state.read_order(holders, NOW, random.Random(seed))
+        assert sorted(order[:3]) == ["a1", "a2", "a3"]
+        assert sorted(order[3:]) == ["s1", "s2"]
+        orders.add(tuple(order))
+    assert len({order[:3] for order in orders}) > 1  # alive ones really are shuffled
+
+
+def test_read_order_of_only_dead_holders_is_empty():
+    """A blob whose holders are all dead has nowhere to be read from."""
+    state = make_state(dead=["d1", "d2"])
+    assert state.read_order(["d1", "d2"], NOW, random.Random(1)) == []
+
+
+# --- placement ------------------------------------------------------------------------------
+
+
+def test_place_picks_distinct_alive_nodes_with_room():
+    """place returns distinct ALIVE nodes with at least MIN_FREE_BYTES free, never suspect, dead or full."""
+    state = make_state(alive=["a1", "a2", "a3", "a4"], suspect=["s"], dead=["d"], full=["f"])
+    seen = set()
+    for seed in range(40):
+        chosen = state.place(3, NOW, random.Random(seed))
+        assert len(chosen) == 3 and len(set(chosen)) == 3
+        assert set(chosen) <= {"a1", "a2", "a3", "a4"}
+        seen.update(chosen)
+    assert seen == {"a1", "a2", "a3", "a4"}
+
+
+def test_place_returns_fewer_when_not_enough_candidates():
+    """Asking for more nodes than qualify returns every qualifying node once."""
+    state = make_state(alive=["a1", "a2"], dead=["d"])
+    assert sorted(state.place(3, NOW, random.Random(5))) == ["a1", "a2"]
+    assert make_state(dead=["d"]).place(3, NOW, random.Random(5)) == []
+
+
+def test_place_honours_exclude():
+    """Excluded nodes are never chosen."""
+    state = make_state(alive=["a1", "a2", "a3"])
+    for seed in range(20):
+        assert state.place(3, NOW, random.Random(seed), exclude=frozenset({"a2"})) in (["a1", "a3"], ["a3", "a1"])
+
+
+def test_place_is_deterministic_for_a_seed():
+    """The same seed and state give the same placement."""
+    state = make_state(alive=[f"n{i}" for i in range(10)])
+    assert state.place(3, NOW, random.Random(42)) == state.place(3, NOW, random.Random(42))
+
+
+def test_place_accepts_node_with_exactly_min_free_bytes():
+    """A node with exactly MIN_FREE_BYTES free still qualifies; one byte less does not."""
+    state = ClusterState(DEAD_AFTER_S, HEARTBEAT_S, started_at=0.0)
+    state.heard_from("edge", NOW, 10 * GiB, 10 * GiB - MIN_FREE_BYTES, {})
+    state.heard_from("over", NOW, 10 * GiB, 10 * GiB - MIN_FREE_BYTES + 1, {})
+    assert state.place(2, NOW, random.Random(0)) == ["edge"]
+
+
+# --- reconcile --------------------------------------------------------------------------------
+
+
+def test_unknown_blob_deleted_unless_in_flight():
+    """A reported blob the index does not know is deleted, unless an upload of it is in flight."""
+    state = make_state(alive=["a"])
+    result = state.reconcile("a", {"gone": 10, "uploading": 5}, {}, {"uploading"}, 3, NOW)
+    assert result == Reconciliation(delete=["gone"], counts_again=[], forget=[])
+
+
+def test_listed_copy_within_replication_is_kept():
+    """A node reporting a blob it is listed for, with no surplus, gets no instruction."""
+    state = make_state(alive=["a", "b", "c"])
+    replicas = {"x": replica("a", "b", "c")}
+    for node in ("a", "b", "c"):
+        assert state.reconcile(node, {"x": 100}, replicas, set(), 3, NOW) == Reconciliation([], [], [])
+
+
+def test_surplus_copy_goes_from_exactly_one_node():
+    """With 4 live listed copies and replication 3, exactly one node (the same each time) deletes."""
+    state = make_state(alive=["a", "b", "c", "d"])
+    replicas = {"x": replica("c", "a", "d", "b")}
+    decisions = {node: state.reconcile(node, {"x": 100}, replicas, set(), 3, NOW) for node in "abcd"}
+    assert decisions["d"] == Reconciliation(delete=["x"], counts_again=[], forget=["x"])
+    assert all(decisions[node] == Reconciliation([], [], []) for node in "abc")
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_surplus_deletion_removes_exactly_the_surplus(seed):
+    """For random holder sets, the number of nodes told to delete equals live copies minus replication."""
+    rng = random.Random(seed)
+    names = [f"node{rng.randrange(10**6):06d}" for _ in range(8)]
+    alive, dead = names[:6], names[6:]
+    state = make_state(alive=alive, dead=dead)
+    holders = rng.sample(names, rng.randint(3, 8))
+    replication = rng.randint(1, 3)
+    replicas = {"x": replica(*holders)}
+    deleting = [node for node in holders if node in alive
+                and state.reconcile(node, {"x": 100}, replicas, set(), replication, NOW).delete == ["x"]]
+    live_holders = [node for node in holders if node in alive]
+    assert len(deleting) == max(0, len(live_holders) - replication)
+    assert set(deleting) == set(sorted(live_holders)[replication:])
+
+
+def test_dead_holders_do_not_make_a_copy_surplus():
+    """A dead listed holder does not count, so a node that would be the 4th copy keeps its copy."""
+    state = make_state(alive=["b", "c", "d"], dead=["a"])
+    replicas = {"x": replica("a", "b", "c", "d")}
+    assert state.reconcile("d", {"x": 100}, replicas, set(), 3, NOW) == Reconciliation([], [], [])
+
+
+def test_unlisted_valid_copy_counts_again_when_under_replicated():
+    """An unlisted copy of the right size on a node counts again while the blob lacks copies."""
+    state = make_state(alive=["a", "b", "e"], dead=["c"])
+    replicas = {"x": replica("a", "b", "c")}
+    assert state.reconcile("e", {"x": 100}, replicas, set(), 3, NOW) == \
+        Reconciliation(delete=[], counts_again=["x"], forget=[])
+
+
+def test_unlisted_copy_deleted_when_blob_has_enough():
+    """An unlisted copy of a blob that already has `replication` live copies is deleted, not forgotten."""
+    state = make_state(alive=["a", "b", "c", "e"])
+    replicas = {"x": replica("a", "b", "c")}
+    assert state.reconcile("e", {"x": 100}, replicas, set(), 3, NOW) == \
+        Reconciliation(delete=["x"], counts_again=[], forget=[])
+
+
+def test_unlisted_copy_of_wrong_size_deleted():
+    """An unlisted copy whose size differs from the index is deleted even when copies are lacking."""
+    state = make_state(alive=["a", "e"])
+    replicas = {"x": replica("a", size=100)}
+    assert state.reconcile("e", {"x": 99}, replicas, set(), 3, NOW) == \
+        Reconciliation(delete=["x"], counts_again=[], forget=[])
+
+
+def test_in_flight_repair_target_left_alone():
+    """A half-written repair copy (wrong size, unlisted, blob in flight) is neither deleted nor counted."""
+    state = make_state(alive=["a", "b", "c", "e"])
+    replicas = {"x": replica("a", "b", "c", size=100)}
+    assert state.reconcile("e", {"x": 40}, replicas, {"x"}, 3, NOW) == Reconciliation([], [], [])
+
+
+def test_missing_replica_forgotten_only_after_grace():
+    """A listed copy absent from the report is forgotten only when added over REPORT_GRACE_HEARTBEATS heartbeats ago."""
+    state = make_state(alive=["a", "b"])
+    grace = REPORT_GRACE_HEARTBEATS * HEARTBEAT_S
+    assert state.report_grace_s == grace
+    replicas = {
+        "old": replica("a", "b", added_at=NOW - grace - 0.5),
+        "edge": replica("a", "b", added_at=NOW - grace),
+        "new": replica("a", "b", added_at=NOW - 1),
+        "elsewhere": replica("b", added_at=0.0),
+    }
+    assert state.reconcile("a", {}, replicas, set(), 2, NOW) == \
+        Reconciliation(delete=[], counts_again=[], forget=["old"])
+
+
+def test_reconcile_output_is_sorted_by_blob_id():
+    """Deletions come out in blob-id order whatever the report's order."""
+    state = make_state(alive=["a"])
+    report = {"c": 1, "a": 1, "b": 1}
+    assert state.reconcile("a", report, {}, set(), 3, NOW).delete == ["a", "b", "c"]
+
+
+# --- plan_repairs -----------------------------------------------------------------------------
+
+
+def test_repair_copies_from_alive_holder_to_new_alive_node():
+    """An under-replicated blob is copied from an alive holder to an alive non-holder with room."""
+    state = make_state(alive=["a", "b", "t"], dead=["c"], full=["f"])
+    replicas = {"x": replica("a", "b", "c")}
+    busy: dict[str, int] = {}
+    for seed in range(10):
+        busy = {}
+        repairs = state.plan_repairs(replicas, 3, NOW, busy, set(), random.Random(seed))
+        assert len(repairs) == 1
+        assert repairs[0].blob_id == "x" and repairs[0].source in ("a", "b") and repairs[0].target == "t"
+        assert busy == {repairs[0].source: 1, "t": 1}
+
+
+def test_fully_replicated_blob_not_repaired():
+    """A blob with `replication` live copies (suspect ones included) gets no repair."""
+    state = make_state(alive=["a", "b", "t"], suspect=["s"])
+    assert state.plan_repairs({"x": replica("a", "b", "s")}, 3, NOW, {}, set(), random.Random(0)) == []
+
+
+def test_fewest_live_copies_repaired_first():
+    """When only one copy can start, it goes to the blob with the fewest live copies."""
+    state = make_state(alive=["a", "b", "c", "t"], dead=["d1", "d2"])
+    replicas = {
+        "aaa-two-copies": replica("b", "c", "d1"),
+        "zzz-one-copy": replica("a", "d1", "d2"),
+    }
+    busy = {"t": MAX_REPAIRS_PER_NODE - 1}  # the only target can take one more copy
+    repairs = state.plan_repairs(replicas, 3, NOW, busy, set(), random.Random(3))
+    assert repairs == [Repair("zzz-one-copy", "a", "t")]
+    assert busy == {"t": MAX_REPAIRS_PER_NODE, "a": 1}
+
+
+def test_repairs_ordered_by_live_copies_then_blob_id():
+    """With room for all, repairs come out fewest live copies first, ties by blob id."""
+    state = make_state(alive=["a", "b", "t1", "t2", "t3", "t4"], dead=["d"])
+    replicas = {
+        "b2": replica("a", "b", "d"),
+        "a2": replica("a", "b"),
+        "c1": replica("b"),
+    }
+    repairs = state.plan_repairs(replicas, 3, NOW, {}, set(), random.Random(0))
+    assert [r.blob_id for r in repairs] == ["c1", "a2", "b2"]
+
+
+def test_max_repairs_per_node_respected():
+    """No node is given more than MAX_REPAIRS_PER_NODE copies, counting ones already running."""
+    state = make_state(alive=["src", "t1", "t2", "t3", "t4"])
+    replicas = {f"blob{i}": replica("src") for i in range(10)}
+    busy = {"t1": MAX_REPAIRS_PER_NODE}
+    repairs = state.plan_repairs(replicas, 3, NOW, busy, set(), random.Random(7))
+    assert len(repairs) == MAX_REPAIRS_PER_NODE  # the one source is the bottleneck
+    assert all(r.source == "src" and r.target in ("t2", "t3", "t4") for r in repairs)
+    assert busy["src"] == MAX_REPAIRS_PER_NODE
+    assert all(count <= MAX_REPAIRS_PER_NODE for count in busy.values())
+
+
+def test_per_node_bound_holds_for_random_layouts():
+    """Over random layouts, busy counts never exceed the bound and every repair is sound."""
+    for seed in range(20):
+        rng = random.Random(seed)
+        alive = [f"a{i}" for i in range(rng.randint(2, 7))]
+        dead = [f"d{i}" for i in range(rng.randint(0, 3))]
+        state = make_state(alive=alive, dead=dead)
+        replicas = {f"blob{i:02d}": replica(*rng.sample(alive + dead, rng.randint(1, min(3, len(alive + dead)))))
+                    for i in range(15)}
+        busy = {node: rng.randint(0, MAX_REPAIRS_PER_NODE) for node in alive}
+        before = dict(busy)
+        repairs = state.plan_repairs(replicas, 3, NOW, busy, set(), rng)
+        assert all(count <= MAX_REPAIRS_PER_NODE for count in busy.values())
+        for r in repairs:
+            assert r.source in replicas[r.blob_id].nodes and r.source in alive
+            assert r.target not in replicas[r.blob_id].nodes and r.target in alive
+        assert sum(busy.values()) - sum(before.values()) == 2 * len(repairs)
+        assert len({r.blob_id for r in repairs}) == len(repairs)
+
+
+def test_no_repair_without_an_alive_source():
+    """A blob whose holders are all dead, suspect or unknown gets no repair."""
+    state = make_state(alive=["t1", "t2", "t3"], suspect=["s"], dead=["d"])
+    replicas = {"lost": replica("d"), "only-suspect": replica("s"), "only-ghost": replica("ghost")}
+    assert state.plan_repairs(replicas, 3, NOW, {}, set(), random.Random(0)) == []
+
+
+def test_blob_already_repairing_is_skipped():
+    """A blob in the `repairing` set gets no second copy started."""
+    state = make_state(alive=["a", "t"])
+    replicas = {"x": replica("a"), "y": replica("a")}
+    repairs = state.plan_repairs(replicas, 3, NOW, {}, {"x"}, random.Random(0))
+    assert repairs == [Repair("y", "a", "t")]
+
+
+def test_no_repair_without_a_target():
+    """When every alive node with room already holds the blob, nothing is planned."""
+    state = make_state(alive=["a", "b"], full=["f"])
+    assert state.plan_repairs({"x": replica("a", "b")}, 3, NOW, {}, set(), random.Random(0)) == []
