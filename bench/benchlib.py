@@ -22,8 +22,11 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
+import subprocess
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import AsyncIterator, Iterable
 
@@ -178,6 +181,38 @@ def io_counters(pid: int | str = "self") -> dict[str, int]:
         key, _, value = line.partition(":")
         counters[key.strip()] = int(value)
     return counters
+
+
+@dataclass(frozen=True)
+class TcpSocket:
+    """One established loopback TCP socket as `ss -tinm` shows it."""
+
+    local_port: int
+    peer_port: int
+    recv_q: int        # bytes received by the kernel, not yet read by the process
+    send_q: int        # bytes written by the process, not yet acknowledged by the peer
+    bytes_acked: int   # bytes this socket sent that the peer's kernel acknowledged
+    rcvbuf: int        # the receive buffer's current size (autotuned unless set)
+    sndbuf: int
+
+
+def tcp_sockets() -> list[TcpSocket]:
+    """Every established TCP socket on this host. /proc/PID/io cannot see socket traffic
+    (send/recv syscalls bypass rchar/wchar), so bytes on the wire are read from `ss`."""
+    lines = subprocess.run(["ss", "-tinmH", "state", "established"], capture_output=True,
+                           text=True, check=True).stdout.splitlines()
+    sockets = []
+    for head, info in zip(lines[::2], lines[1::2]):
+        recv_q, send_q, local, peer = head.split()[:4]
+        fields = dict(_SS_FIELD.findall(info))
+        sockets.append(TcpSocket(
+            int(local.rpartition(":")[2]), int(peer.rpartition(":")[2]), int(recv_q),
+            int(send_q), int(fields.get("bytes_acked", 0)), int(fields.get("rb", 0)),
+            int(fields.get("tb", 0))))
+    return sockets
+
+
+_SS_FIELD = re.compile(r"\b(bytes_acked|rb|tb):?(\d+)")
 
 
 class CpuMeter:

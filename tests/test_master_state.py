@@ -292,9 +292,9 @@ def test_fully_replicated_blob_not_repaired():
 
 def test_fewest_live_copies_repaired_first():
     """When only one copy can start, it goes to the blob with the fewest live copies."""
-    state = make_state(alive=["a", "b", "c", "t"], dead=["d1", "d2"])
+    state = make_state(alive=["a", "t"], full=["b"], dead=["d1", "d2"])
     replicas = {
-        "aaa-two-copies": replica("b", "c", "d1"),
+        "aaa-two-copies": replica("a", "b", "d1"),
         "zzz-one-copy": replica("a", "d1", "d2"),
     }
     busy = {"t": MAX_REPAIRS_PER_NODE - 1}  # the only target can take one more copy

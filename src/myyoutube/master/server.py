@@ -136,12 +136,9 @@ class Master:
 
     async def _store_upload(self, connection: FrameStream, name: str, blob_id: str,
                             content_type: str) -> None:
-        nodes = self.state.place(self.replication, time.time(), self.rng)
         fanout = transfer.ReplicaFanout(blob_id, self.min_replicas, self.secret)
         try:
-            if len(nodes) < self.min_replicas:
-                raise self._placement_failure(len(nodes))
-            await fanout.open(nodes)
+            await self._open_replicas(fanout)
             await connection.write_frame(Ok({"replicas": len(fanout.replicas)}))
             size, sha256 = await self._receive_chunks(connection, fanout)
             stored = await fanout.finish(size, sha256)
@@ -164,6 +161,18 @@ class Master:
         self.counters.uploads += 1
         log.info("stored %s (%d bytes) on %s", name, size, ", ".join(stored))
         await connection.write_frame(VideoInfo(video=public_video(video)))
+
+    async def _open_replicas(self, fanout: transfer.ReplicaFanout) -> None:
+        """Open `replication` replicas; a node that refuses (full, broken disk, gone) is
+        replaced by another live one while any is left."""
+        while len(fanout.replicas) < self.replication:
+            nodes = self.state.place(self.replication - len(fanout.replicas), time.time(),
+                                     self.rng, exclude=fanout.tried)
+            if not nodes:
+                break
+            await fanout.open(nodes)
+        if len(fanout.replicas) < self.min_replicas:
+            raise self._placement_failure(len(fanout.replicas))
 
     def _placement_failure(self, placed: int) -> transfer.ReplicationFailed:
         alive = self.state.alive_count(time.time())
@@ -271,6 +280,7 @@ class Master:
             fanout = transfer.ReplicaFanout(repair.blob_id, 1, self.secret)
             try:
                 await fanout.open([repair.target])
+                fanout.check_enough()
                 await transfer.relay_blob(repair.blob_id, 0, replica.size, [repair.source],
                                           self.secret, fanout.write, self._read_failed)
                 stored = await fanout.finish(replica.size, replica.sha256)

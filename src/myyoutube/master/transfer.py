@@ -53,14 +53,17 @@ class ReplicaFanout:
         self.failed: dict[str, str] = {}  # node -> why it was dropped
 
     async def open(self, nodes: list[str]) -> None:
-        """Ask each node to accept the blob; keep those that agree."""
+        """Ask each node to accept the blob; keep those that agree (see check_enough)."""
         results = await asyncio.gather(*(self._open_one(node) for node in nodes), return_exceptions=True)
         for node, result in zip(nodes, results):
             if isinstance(result, FrameStream):
                 self.replicas[node] = result
             else:
                 self._drop(node, result)
-        self._check_enough()
+
+    @property
+    def tried(self) -> frozenset[str]:
+        return frozenset(self.replicas) | frozenset(self.failed)
 
     async def _open_one(self, node: str) -> FrameStream:
         connection = await streams.connect(*split_address(node), self.secret, "master")
@@ -79,7 +82,7 @@ class ReplicaFanout:
         self.failed[node] = f"{type(why).__name__}: {why}"
         log.warning("replica %s of blob %s dropped: %s", node, self.blob_id, self.failed[node])
 
-    def _check_enough(self) -> None:
+    def check_enough(self) -> None:
         if len(self.replicas) < self.min_replicas:
             reasons = "; ".join(f"{node}: {why}" for node, why in self.failed.items())
             raise ReplicationFailed(
@@ -97,7 +100,7 @@ class ReplicaFanout:
                 raise result
             else:
                 answers[node] = result
-        self._check_enough()
+        self.check_enough()
         return answers
 
     async def write(self, data: bytes) -> None:

@@ -24,6 +24,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from myyoutube import media, names, ranges
 from myyoutube.client import MasterClient, RequestFailed
@@ -99,6 +100,11 @@ async def errors_and_headers(request: web.Request, handler):
             response = exc
     except RequestFailed as exc:
         response = error(_MASTER_ERROR_STATUS.get(exc.code, 502), exc.message)
+    except (HttpProcessingError, ValueError) as exc:
+        # aiohttp's multipart parser refuses malformed forms (bad headers, no boundary).
+        log.info("%s %s: malformed request: %s", request.method, request.path, exc)
+        response = error(400, "The request is malformed; send the video as a standard "
+                              "multipart/form-data upload.")
     except (OSError, TimeoutError) as exc:
         log.warning("%s %s: master unreachable: %s", request.method, request.path, exc)
         response = error(503, "The storage cluster is not answering; try again shortly.",
@@ -201,7 +207,7 @@ async def upload(request: web.Request) -> web.Response:
     async with request.app[LIMITS]["uploads"].take():
         part = await _file_part(request)
         try:
-            name = names.clean_name(part.filename or "")
+            name = names.clean_name(_form_filename(part))
         except names.BadName as exc:
             return error(400, str(exc))
         head = await _read_at_least(part, media.SNIFF_BYTES)
@@ -228,6 +234,13 @@ async def _file_part(request: web.Request):
             if hasattr(part, "release"):
                 await part.release()
     raise web.HTTPBadRequest(text="The form has no 'file' field; attach the video as 'file'.")
+
+
+def _form_filename(part) -> str:
+    """The file name as the user's OS had it. Browsers escape exactly three characters in
+    a form's file name (HTML standard, "multipart/form-data encoding algorithm")."""
+    escaped = part.filename or ""
+    return escaped.replace("%22", '"').replace("%0D", "\r").replace("%0A", "\n")
 
 
 async def _read_chunk(part) -> bytes:

@@ -1,0 +1,195 @@
+"""Bad input and hostile peers: clear 4xx answers, nothing half-stored, roles keep serving."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import struct
+import uuid
+from urllib.parse import quote
+
+import pytest
+
+from harness import mp4_bytes, wait_until
+from myyoutube import protocol, stream as streams
+
+VIDEO = mp4_bytes(os.urandom(20_000))
+
+
+def multipart(filename: str, data: bytes, field: str = "file") -> tuple[bytes, str]:
+    """A form body as browsers and curl write it: the file name raw, only quotes escaped."""
+    boundary = uuid.uuid4().hex
+    quoted = filename.replace('"', "%22").encode("utf-8", "surrogatepass")
+    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"{field}\"; filename=\"".encode()
+            + quoted + b"\"\r\nContent-Type: video/mp4\r\n\r\n" + data
+            + f"\r\n--{boundary}--\r\n".encode())
+    return body, f"multipart/form-data; boundary={boundary}"
+
+
+async def upload(http, cluster, filename, data=VIDEO, field="file"):
+    body, content_type = multipart(filename, data, field)
+    async with http.post(f"{cluster.url}/upload", data=body,
+                         headers={"Content-Type": content_type}) as response:
+        return response.status, await response.json()
+
+
+async def listed(http, cluster) -> list[str]:
+    async with http.get(f"{cluster.url}/listar") as response:
+        return [v["name"] for v in (await response.json())["videos"]]
+
+
+@pytest.mark.parametrize("filename, stored_as", [
+    ("../../etc/passwd.mp4", "passwd.mp4"),
+    ("/abs/path/clip.mp4", "clip.mp4"),
+    ("  spaced.mp4  ", "spaced.mp4"),
+    ('say "hi".mp4', 'say "hi".mp4'),
+    # In a quoted-string a backslash escapes the next character (RFC 9110 §5.6.4), so
+    # these arrive without backslashes: whatever name results, it has no path in it.
+    ("..\\..\\windows\\evil.mp4", None),
+    ("C:\\videos\\cat.mp4", None),
+])
+async def test_path_parts_are_dropped_from_names(cluster, http, filename, stored_as):
+    """Directory parts are stripped or the name refused; no file lands outside a node folder."""
+    unique = uuid.uuid4().hex[:6]
+    status, body = await upload(http, cluster, filename.replace(".mp4", f"-{unique}.mp4"))
+    if stored_as is None:
+        assert status == 400 or not {"/", "\\"} & set(body["name"]), body
+    else:
+        assert status == 201, body
+        assert body["name"] == stored_as.replace(".mp4", f"-{unique}.mp4")
+    outside = [p for p in cluster.root.rglob("*") if p.is_file()
+               and not str(p).startswith(str(cluster.root / "datanodes"))
+               and p.suffix in (".mp4", ".blob")]
+    assert outside == []
+
+
+@pytest.mark.parametrize("filename, reason", [
+    ("", "no name"),
+    ("..", "dot"),
+    (".hidden.mp4", "dot"),
+    ("bad\x00name.mp4", "malformed"),  # a raw NUL breaks the part's header itself
+    ("line%0Abreak.mp4", "control"),    # how browsers escape a newline in a file name
+    ("tab\there.mp4", "control"),
+    ("x" * 252 + ".mp4", "255 bytes"),
+    ("é" * 130 + ".mp4", "255 bytes"),
+])
+async def test_unusable_names_are_refused_with_the_reason(cluster, http, filename, reason):
+    """Empty, dot-leading, control-character and over-255-byte names get 400 saying why."""
+    status, body = await upload(http, cluster, filename)
+    assert status == 400, body
+    assert reason in body["error"]
+
+
+async def test_not_a_video_is_415_and_not_stored(cluster, http):
+    """A text file renamed .mp4 is refused by sniffing its bytes, and nothing is listed."""
+    name = f"fake-{uuid.uuid4().hex[:6]}.mp4"
+    status, body = await upload(http, cluster, name, b"#!/bin/sh\necho hello\n" * 100)
+    assert status == 415 and "not a video" in body["error"]
+    assert name not in await listed(http, cluster)
+
+
+async def test_form_without_file_field_and_non_multipart_are_400(cluster, http):
+    """A form lacking 'file', or a raw body, is refused with a sentence naming what's missing."""
+    status, body = await upload(http, cluster, "x.mp4", field="video")
+    assert status == 400 and "'file'" in body["error"]
+    async with http.post(f"{cluster.url}/upload", data=VIDEO,
+                         headers={"Content-Type": "video/mp4"}) as response:
+        assert response.status == 400
+        assert "multipart/form-data" in (await response.json())["error"]
+
+
+async def test_client_that_stops_halfway_leaves_nothing(cluster, http):
+    """An upload connection cut mid-body stores nothing: no listing, no stray files."""
+    name = f"cut-{uuid.uuid4().hex[:6]}.mp4"
+    head = (f"--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\n"
+            "Content-Type: video/mp4\r\n\r\n").encode() + mp4_bytes(os.urandom(1_000_000))
+    request = (f"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=XyZ\r\n"
+               f"Content-Length: {len(head) + 5_000_000}\r\n\r\n").encode()
+    reader, writer = await asyncio.open_connection(cluster.web.host, cluster.web.port)
+    writer.write(request + head)
+    await writer.drain()
+    await asyncio.sleep(0.5)
+    writer.transport.abort()
+    await wait_until(lambda: cluster.stray_files() == [], "partial replicas removed", 10)
+    assert name not in await listed(http, cluster)
+
+
+async def test_search_and_stream_with_odd_input_never_500(cluster, http):
+    """Huge or odd queries and encoded traversal get 4xx or an empty result, never a 500."""
+    async with http.get(f"{cluster.url}/search", params={"q": "a" * 1000}) as response:
+        assert response.status == 400 and "longer" in (await response.json())["error"]
+    async with http.get(f"{cluster.url}/search", params={"q": "a" * 20_000}) as response:
+        assert response.status in (400, 414)  # past aiohttp's request-line limit
+    for query in ["%", "_", "'; DROP TABLE videos; --", "\u202e", "*"]:
+        async with http.get(f"{cluster.url}/search", params={"q": query}) as response:
+            assert response.status == 200 and "videos" in await response.json()
+    for path in ["/stream/%2e%2e%2f%2e%2e%2fetc%2fpasswd", "/stream/..%2Findex.sqlite3",
+                 "/watch/%00", "/static/..%2f..%2fpyproject.toml"]:
+        async with http.get(cluster.url + path) as response:
+            assert response.status in (400, 403, 404), path
+    async with http.request("PATCH", f"{cluster.url}/upload") as response:
+        assert response.status == 405
+
+
+async def test_pages_carry_security_headers_and_escape_names(cluster, http):
+    """Pages send a self-only CSP and nosniff; a markup-like name is shown as text."""
+    # No '/' in it: a slash would make everything before it a directory part, stripped.
+    name = f"<img src=x onerror=alert(1)>{uuid.uuid4().hex[:6]}.mp4"
+    assert (await upload(http, cluster, name))[0] == 201
+    async with http.get(f"{cluster.url}/watch/{quote(name, safe='')}") as response:
+        page = await response.text()
+        assert "default-src 'self'" in response.headers["Content-Security-Policy"]
+        assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert "<img src=x" not in page
+    assert "&lt;img src=x onerror=alert(1)&gt;" in page
+
+
+async def test_upload_slots_are_bounded_with_503(fresh_cluster, http):
+    """Past --max-uploads concurrent uploads, the next one gets 503 with Retry-After."""
+    cluster = fresh_cluster(web_args=("--max-uploads", "1"))
+    body = (b"--B\r\nContent-Disposition: form-data; name=\"file\"; filename=\"slow.mp4\"\r\n\r\n"
+            + mp4_bytes(b"x" * 10_000))
+    reader, writer = await asyncio.open_connection(cluster.web.host, cluster.web.port)
+    writer.write(b"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=B\r\n"
+                 b"Content-Length: 999999\r\n\r\n" + body)
+    await writer.drain()
+    await asyncio.sleep(0.5)  # the slow upload now holds the only slot
+    body, content_type = multipart("second.mp4", VIDEO)
+    async with http.post(f"{cluster.url}/upload", data=body,
+                         headers={"Content-Type": content_type}) as response:
+        assert response.status == 503
+        assert response.headers["Retry-After"]
+    writer.transport.abort()
+
+
+def _roles(cluster):
+    return [("master", cluster.master), ("datanode", cluster.datanodes[0]), ("web", cluster.web)]
+
+
+async def test_garbage_on_every_port_leaves_roles_serving(cluster, http):
+    """Random bytes, oversize lengths and silent sockets on each role's port harm nobody."""
+    oversize = struct.pack("!IBI", protocol.MAX_FRAME_BYTES + 1, 1, 0)
+    for _, role in _roles(cluster):
+        for junk in [os.urandom(4096), oversize, b"GET / HTTP/1.1\r\n\r\n", b""]:
+            with socket.create_connection((role.host, role.port), timeout=5) as sock:
+                sock.sendall(junk)
+    async with http.get(f"{cluster.url}/listar") as response:
+        assert response.status == 200
+    status, _ = await upload(http, cluster, f"after-garbage-{uuid.uuid4().hex[:6]}.mp4")
+    assert status == 201
+
+
+async def test_wrong_secret_is_refused_before_any_command(fresh_cluster, tmp_path):
+    """A peer without the cluster secret is disconnected at the handshake and it is logged."""
+    secret = tmp_path / "secret"
+    secret.write_text("s" * 32)
+    cluster = fresh_cluster(master_args=("--secret-file", str(secret)),
+                            datanode_args=("--secret-file", str(secret)),
+                            web_args=("--secret-file", str(secret)))
+    with pytest.raises((ConnectionError, protocol.ProtocolError, asyncio.IncompleteReadError)):
+        connection = await streams.connect(cluster.master.host, cluster.master.port, b"w" * 32, "intruder")
+        await connection.write_frame(protocol.ListVideos(query=""))
+        await connection.read_frame()
+    await wait_until(lambda: "rejected connection" in (cluster.root / "logs" / "master.log").read_text(),
+                     "rejection logged", 5)
