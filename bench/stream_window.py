@@ -1,6 +1,7 @@
 """Proof that a slow open-ended stream makes no process read ahead more than a bounded window.
 
 Usage: python bench/stream_window.py [--size-mib 512] [--steps 8] [--step-mib 1] [--pause-s 3]
+                                    [--viewers 1] [--max-excess-mib 16]
 
 Theory of operation
 -------------------
@@ -10,25 +11,27 @@ ReadBlob, and every hop writes a chunk and waits for its socket to drain; so the
 read from disk ahead of the viewer should be bounded by socket buffers plus a chunk or
 two per hop, however large the video and however long the viewer dawdles.
 
-This benchmark uploads a --size-mib video, opens `GET /stream/NAME` with `Range: bytes=0-`
-and reads --step-mib, pauses --pause-s, and repeats --steps times. After every pause it
-compares what the client consumed with what each hop produced since the stream began:
+This benchmark uploads a --size-mib video, opens --viewers streams `GET /stream/NAME` with
+`Range: bytes=0-`, and each viewer reads --step-mib, pauses --pause-s, --steps times. After
+every pause it compares what the viewers consumed with what each hop produced since the
+streams began:
 
-* datanodes read  - sum over the datanodes of /proc/PID/io `rchar` (bytes returned by
-                    read syscalls: the blob file, plus a few bytes of heartbeat answers)
-* datanodes sent  - sum of `wchar` (bytes written to sockets: chunks to the master, plus a
-                    small heartbeat every interval)
+* datanodes read  - sum over the datanodes of /proc/PID/io `rchar`: bytes returned by
+                    read() on files (socket recv() does not count there), i.e. the blob
+* datanodes sent  - TCP `bytes_acked` of the datanodes' sockets, from `ss -tinm`
 * master relayed  - the master's own counter `counters.bytes_out` from GET /api/status
-* web sent        - the web's `wchar` (bytes written to the client's socket)
+* web sent        - TCP `bytes_acked` of the web's sockets (to the viewers)
 
-`excess = produced - consumed`. If the window is bounded the excess settles after the first
-step and stays flat; read-ahead would make it grow with every step. The run fails (exit 1)
-if the final excess per viewer exceeds --max-excess-mib or grew by more than
-GROWTH_TOLERANCE_MIB after the first samples.
+`excess = produced - consumed` (at the hop furthest ahead, the datanodes' disk reads). A
+second table says where it sits: bytes in kernel socket queues on each hop (the sender's
+Send-Q plus the receiver's Recv-Q); the rest is in the processes' own buffers. If the
+window is bounded the excess settles after the first step and stays flat; read-ahead
+would make it grow with every step. The run fails (exit 1) if the final excess per viewer
+exceeds --max-excess-mib or grew by more than GROWTH_TOLERANCE_MIB after the first samples.
 
-The datanodes run with --scrub-bytes-per-s SCRUB_BYTES_PER_S (1 by default): the scrubber
-then verifies one block of the new blob and sleeps for days, so its reads do not blur the
-datanodes' `rchar`. Finally the stream is dropped and the master's `active_streams` must
+The datanodes run with --scrub-bytes-per-s SCRUB_BYTES_PER_S (1): the scrubber then
+verifies one block of the new blob and sleeps for days, so its reads do not blur the
+datanodes' `rchar`. Finally the streams are dropped and the master's `active_streams` must
 fall back to 0: an abandoned viewer must not leave a relay running.
 """
 

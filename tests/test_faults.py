@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import shutil
 import time
 
 import pytest
@@ -219,3 +220,32 @@ async def test_scrubber_finds_bitrot_nobody_reads(fresh_cluster):
         file.write(b"\xde\xad")
     took = await wait_until(lambda: live_copies(cluster, data) == 3, "rot repaired", 30)
     print(f"bitrot found by the scrubber and repaired in {took:.2f}s")
+
+
+async def test_full_datanode_gets_no_replicas_and_all_full_is_507(fresh_cluster, http):
+    """A node with no room is skipped at placement; when none has room, upload says 507."""
+    cluster = fresh_cluster(datanodes=3)
+    cluster.start_datanode(extra=("--capacity-bytes", "1000000"))
+    full = cluster.datanodes[-1]
+    data = mp4_bytes(os.urandom(500_000))
+    await store(cluster, "fits.mp4", data)
+    assert full not in holders(cluster, data) and len(holders(cluster, data)) == 3
+
+    tight = fresh_cluster(datanodes=3, datanode_args=("--capacity-bytes", "1000000"))
+    body = (b"--B\r\nContent-Disposition: form-data; name=\"file\"; filename=\"nowhere.mp4\"\r\n\r\n"
+            + data + b"\r\n--B--\r\n")
+    async with http.post(f"{tight.url}/upload", data=body,
+                         headers={"Content-Type": "multipart/form-data; boundary=B"}) as response:
+        assert response.status == 507
+        assert "out of space" in (await response.json())["error"]
+
+
+async def test_datanode_losing_its_folder_has_its_replicas_remade(fresh_cluster):
+    """A node whose upload folder vanishes reports nothing held; its replicas are re-made."""
+    cluster = fresh_cluster(datanodes=4)
+    data = mp4_bytes(os.urandom(400_000))
+    await store(cluster, "orphaned.mp4", data)
+    victim = holders(cluster, data)[0]
+    shutil.rmtree(cluster.folder(victim))
+    took = await wait_until(lambda: len(holders(cluster, data)) == 3, "3 copies again", 30)
+    print(f"replicas of a lost folder re-made in {took:.2f}s")
