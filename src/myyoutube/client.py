@@ -16,7 +16,7 @@ from typing import AsyncIterator
 from myyoutube import protocol, stream as streams
 from myyoutube.protocol import (
     CHUNK_BYTES, Chunk, DeleteVideo, End, GetStatus, ListVideos, Ok, PutVideo, ReadVideo,
-    StatVideo, VideoInfo, VideoList)
+    StatVideo, VideoDetails, VideoInfo, VideoList)
 from myyoutube.stream import FrameStream, RequestFailed
 
 __all__ = ["MasterClient", "Upload", "RequestFailed"]
@@ -40,9 +40,12 @@ class Upload:
             await self._connection.write_frame(Chunk(piece), timeout=FINISH_TIMEOUT_S)
             self.size += len(piece)
 
-    async def finish(self) -> dict:
-        """Commit the upload; returns the video's record once every replica has it."""
+    async def finish(self, extra: dict | None = None, poster: bytes = b"") -> dict:
+        """Commit the upload (with what was learnt of the file, and a JPEG poster);
+        returns the video's record once every replica has it."""
         try:
+            if extra or poster:
+                await self._connection.write_frame(VideoDetails(extra=extra or {}, poster=poster))
             await self._connection.write_frame(End(size=self.size, sha256=""))
             answer = await self._connection.read_expected(VideoInfo, timeout=FINISH_TIMEOUT_S)
         finally:
@@ -80,11 +83,12 @@ class MasterClient:
             raise
         return Upload(connection)
 
-    async def read(self, name: str, offset: int, length: int) -> AsyncIterator[bytes]:
-        """Yield the bytes [offset, offset+length) of a video, in chunks."""
+    async def read(self, name: str, offset: int, length: int,
+                   part: str = "video") -> AsyncIterator[bytes]:
+        """Yield the bytes [offset, offset+length) of a video (or its poster), in chunks."""
         connection = await self._connect()
         try:
-            await connection.write_frame(ReadVideo(name=name, offset=offset, length=length))
+            await connection.write_frame(ReadVideo(name=name, part=part, offset=offset, length=length))
             received = 0
             while True:
                 message = await connection.read_expected(Chunk, End, timeout=READ_STALL_TIMEOUT_S)

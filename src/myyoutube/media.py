@@ -8,6 +8,10 @@ itself in its first bytes: ISO BMFF (MP4, MOV, M4V, 3GP) with an `ftyp` box, Mat
 WebM with the EBML magic plus a DocType, Ogg with `OggS`, MPEG-TS with a sync byte every
 188 bytes, AVI with `RIFF....AVI `. `sniff` looks at a prefix and answers a MIME type or
 None for "not a video we know".
+
+`needs_faststart` reads the top-level MP4 boxes in the same prefix: a file whose `mdat`
+(the media) comes before its `moov` (the index) cannot start playing until a browser has
+fetched its end, so the web front end remuxes it before storing.
 """
 
 from __future__ import annotations
@@ -17,6 +21,8 @@ from __future__ import annotations
 SNIFF_BYTES = 4096
 
 _QUICKTIME_BRANDS = {b"qt  "}
+_BOX_HEADER_BYTES = 8
+_LARGE_BOX_HEADER_BYTES = 16
 _EBML_MAGIC = b"\x1a\x45\xdf\xa3"
 _TS_PACKET_BYTES = 188
 
@@ -40,3 +46,27 @@ def sniff(prefix: bytes) -> str | None:
             prefix[i * _TS_PACKET_BYTES] == 0x47 for i in range(3)):
         return "video/mp2t"
     return None
+
+
+def needs_faststart(prefix: bytes) -> bool:
+    """True if this MP4/MOV prefix shows `mdat` before any `moov` box.
+
+    Walks top-level boxes (4-byte big-endian size, 4-byte type; size 1 means a 64-bit size
+    follows, 0 means "to the end of the file") as far as the prefix reaches.
+    """
+    offset = 0
+    while offset + _BOX_HEADER_BYTES <= len(prefix):
+        size = int.from_bytes(prefix[offset:offset + 4], "big")
+        kind = prefix[offset + 4:offset + 8]
+        if kind == b"moov":
+            return False
+        if kind == b"mdat":
+            return True
+        if size == 1:
+            if offset + _LARGE_BOX_HEADER_BYTES > len(prefix):
+                return False
+            size = int.from_bytes(prefix[offset + 8:offset + 16], "big")
+        if size < _BOX_HEADER_BYTES:
+            return False  # size 0 (to the end) or malformed: nothing more to learn
+        offset += size
+    return False

@@ -169,11 +169,23 @@ class VideoInfo:
 
 
 @dataclass(frozen=True)
+class VideoDetails:
+    """Sent by the uploader after the last Chunk, before End: what the file turned out to
+    be (duration_s, width, height, codec, bitrate, remuxed) and a JPEG poster (may be b'')."""
+
+    TYPE: typing.ClassVar[int] = 18
+    extra: dict
+    poster: bytes
+
+
+@dataclass(frozen=True)
 class ReadVideo:
-    """Stream `length` bytes of a video from `offset`: Chunk* then End, or Error."""
+    """Stream `length` bytes of a video's `part` ('video' or 'poster') from `offset`:
+    Chunk* then End, or Error."""
 
     TYPE: typing.ClassVar[int] = 15
     name: str
+    part: str
     offset: int
     length: int
 
@@ -257,7 +269,8 @@ class DeleteBlob:
 
 Message = typing.Union[
     Challenge, Authenticate, Welcome, Error, Ok, Chunk, End,
-    PutVideo, ListVideos, VideoList, StatVideo, VideoInfo, ReadVideo, DeleteVideo, GetStatus,
+    PutVideo, ListVideos, VideoList, StatVideo, VideoInfo, VideoDetails, ReadVideo, DeleteVideo,
+    GetStatus,
     Register, Heartbeat, Commands, WriteBlob, ReadBlob, DeleteBlob,
 ]
 
@@ -299,7 +312,10 @@ def encode(message: Message) -> bytes:
     data_field = _DATA_FIELD[cls]
     data = getattr(message, data_field) if data_field else b""
     meta_fields = {name: getattr(message, name) for name in _FIELDS[cls] if name != data_field}
-    meta = json.dumps(meta_fields, separators=(",", ":"), ensure_ascii=False).encode()
+    try:
+        meta = json.dumps(meta_fields, separators=(",", ":"), ensure_ascii=False).encode()
+    except (UnicodeError, ValueError, TypeError) as exc:
+        raise LocalProtocolError(f"{cls.__name__} cannot be encoded: {exc}") from exc
     if len(meta) > MAX_META_BYTES:
         raise LocalProtocolError(f"{cls.__name__} meta is {len(meta)} bytes, over MAX_META_BYTES")
     if len(data) > CHUNK_BYTES:
@@ -314,7 +330,11 @@ def _decode_body(message_type: int, meta_length: int, body: bytes) -> Message:
         raise RemoteProtocolError(f"unknown message type {message_type}")
     try:
         meta = json.loads(bytes(body[:meta_length]).decode())
-    except (UnicodeDecodeError, ValueError) as exc:
+        # A string we could not encode again (a lone surrogate from a "\ud800" escape)
+        # would crash whichever handler echoes it; refuse it at the door.
+        json.dumps(meta, ensure_ascii=False).encode()
+    except (UnicodeError, ValueError, RecursionError) as exc:
+        # RecursionError: "[[[[..." nested past Python's stack, well inside MAX_META_BYTES.
         raise RemoteProtocolError(f"{cls.__name__}: meta is not UTF-8 JSON") from exc
     if not isinstance(meta, dict):
         raise RemoteProtocolError(f"{cls.__name__}: meta is not a JSON object")
@@ -345,8 +365,9 @@ class FrameDecoder:
         self._body_length: int | None = None  # known once the length prefix has arrived
 
     def feed(self, data: bytes) -> None:
+        """Add received bytes. A bad prefix raises from the next next_frame() or
+        bytes_needed() call, after every good frame before it was handed out."""
         self._buffer += data
-        self._check_prefix()
 
     def _check_prefix(self) -> None:
         if self._body_length is not None or len(self._buffer) < PREFIX_BYTES:
@@ -364,12 +385,14 @@ class FrameDecoder:
 
     def bytes_needed(self) -> int:
         """How many more bytes complete the current frame (or its prefix)."""
+        self._check_prefix()
         if self._body_length is None:
             return PREFIX_BYTES - len(self._buffer)
         return max(0, 4 + self._body_length - len(self._buffer))
 
     def next_frame(self) -> Message | None:
         """Return the next complete message, or None until more bytes are fed."""
+        self._check_prefix()
         if self._body_length is None or len(self._buffer) < 4 + self._body_length:
             return None
         frame_end = 4 + self._body_length
@@ -381,7 +404,6 @@ class FrameDecoder:
             body.release()
         del self._buffer[:frame_end]
         self._body_length = None
-        self._check_prefix()
         return message
 
     @property

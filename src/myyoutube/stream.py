@@ -117,6 +117,11 @@ def _mac(secret: bytes, purpose: str, nonce: str) -> str:
     return hmac.new(secret, f"{purpose}:{nonce}".encode(), hashlib.sha256).hexdigest()
 
 
+def _same_mac(received: str, expected: str) -> bool:
+    # Compared as bytes: compare_digest refuses non-ASCII str, which a peer may send.
+    return hmac.compare_digest(received.encode(), expected.encode())
+
+
 async def connect(host: str, port: int, secret: bytes, role: str,
                   timeout: float = HANDSHAKE_TIMEOUT_S) -> FrameStream:
     """Open an authenticated connection to a cluster role at host:port."""
@@ -130,7 +135,7 @@ async def connect(host: str, port: int, secret: bytes, role: str,
             Authenticate(role=role, mac=_mac(secret, "client", challenge.nonce), nonce=my_nonce),
             timeout=timeout)
         welcome = await stream.read_expected(Welcome, timeout=timeout)
-        if not hmac.compare_digest(welcome.mac, _mac(secret, "server", my_nonce)):
+        if not _same_mac(welcome.mac, _mac(secret, "server", my_nonce)):
             raise protocol.RemoteProtocolError(f"{host}:{port} does not know the cluster secret")
     except BaseException:
         stream.abort()
@@ -146,7 +151,7 @@ async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
     try:
         await stream.write_frame(Challenge(nonce=nonce, role=role), timeout=HANDSHAKE_TIMEOUT_S)
         hello = await stream.read_expected(Authenticate, timeout=HANDSHAKE_TIMEOUT_S)
-        if not hmac.compare_digest(hello.mac, _mac(secret, "client", nonce)):
+        if not _same_mac(hello.mac, _mac(secret, "client", nonce)):
             raise protocol.RemoteProtocolError("wrong cluster secret")
         await stream.write_frame(Welcome(mac=_mac(secret, "server", hello.nonce)),
                                  timeout=HANDSHAKE_TIMEOUT_S)

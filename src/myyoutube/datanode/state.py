@@ -26,7 +26,8 @@ class Backoff:
         self.failures = 0
 
     def next_delay_s(self) -> float:
-        delay = min(BACKOFF_MAX_S, BACKOFF_FIRST_S * 2 ** self.failures)
+        # The exponent is capped: 2 ** 1024 no longer converts to a float.
+        delay = min(BACKOFF_MAX_S, BACKOFF_FIRST_S * 2 ** min(self.failures, 32))
         self.failures += 1
         return delay
 

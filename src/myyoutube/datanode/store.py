@@ -138,6 +138,8 @@ class BlobStore:
             raise StoreError("exists", f"blob {blob_id} already exists on this node")
         try:
             return BlobWriter(self, blob_id)
+        except FileExistsError as exc:
+            raise StoreError("exists", f"blob {blob_id} is already being written here") from exc
         except OSError as exc:
             raise StoreError("disk", f"cannot create a file in {self.root}: {exc.strerror}") from exc
 

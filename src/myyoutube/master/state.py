@@ -153,7 +153,8 @@ class ClusterState:
             if address in replica.nodes:
                 # Surplus, e.g. a node back from the dead after its copies were re-made.
                 # Rank holders the same way for every report so exactly the surplus goes.
-                if address in live_holders[replication:]:
+                # A copy of the wrong size is damaged: drop it too, repair re-makes it.
+                if address in live_holders[replication:] or size != replica.size:
                     delete.append(blob_id)
                     forget.append(blob_id)
             elif blob_id in in_flight:
