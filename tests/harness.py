@@ -9,22 +9,39 @@ paused and restarted by pid only.
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
+import struct
+import tempfile
 import time
 from pathlib import Path
 from typing import Awaitable, Callable
 
 from myyoutube.client import MasterClient
 from myyoutube.launch import Role, start_role
+from videos import make_mp4
 
 # Short liveness timings keep fault tests quick; each test may pass its own.
 TEST_HEARTBEAT_S = 0.3
 TEST_DEAD_AFTER_S = 3.0
 
 
+@functools.cache
+def tiny_mp4() -> bytes:
+    """A real one-second H.264 MP4 with `moov` first, made once per test process."""
+    with tempfile.TemporaryDirectory() as folder:
+        return make_mp4(Path(folder) / "tiny.mp4", seconds=1.0).read_bytes()
+
+
+def free_box_header(payload_bytes: int) -> bytes:
+    """The header of a top-level MP4 `free` box: players and FFmpeg skip its contents."""
+    return struct.pack("!I", 8 + payload_bytes) + b"free"
+
+
 def mp4_bytes(payload: bytes) -> bytes:
-    """A file that sniffs as MP4 (a real `ftyp` box) followed by `payload`."""
-    return b"\x00\x00\x00\x18ftypisom\x00\x00\x02\x00isomiso2" + payload
+    """A real tiny MP4 followed by a `free` box holding `payload`: a valid video that PyAV
+    reads as one second long, as large as the test needs, with bytes of the test's choice."""
+    return tiny_mp4() + free_box_header(len(payload)) + payload
 
 
 class Cluster:

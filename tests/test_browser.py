@@ -29,7 +29,8 @@ CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run",
                  "--disable-quic", "--autoplay-policy=no-user-gesture-required"]
-TIMEOUT_MS = 10_000
+TIMEOUT_MS = 15_000  # generous for a loaded machine; a passing run takes ~7 s in all
+expect.set_options(timeout=TIMEOUT_MS)
 CLIP_SECONDS = 8.0
 
 # Records CSP violations (init scripts are injected by the browser, not subject to CSP).
@@ -100,6 +101,7 @@ async def browser():
 
 @pytest.fixture
 async def watched(browser: Browser):
+    """A page in a fresh browser context, recording what a test must never see."""
     context = await browser.new_context()
     context.set_default_timeout(TIMEOUT_MS)
     await context.add_init_script(CSP_RECORDER)

@@ -8,6 +8,8 @@ import subprocess
 import sys
 import urllib.request
 
+from harness import mp4_bytes
+
 
 
 
@@ -33,7 +35,7 @@ def post_video(url: str, name: str, data: bytes) -> int:
 
 def test_cluster_serves_survives_restart_and_stops_on_sigterm(tmp_path):
     """The cluster prints its URL, serves uploads, exits 0 on SIGTERM and keeps videos across runs."""
-    data = b"\x00\x00\x00\x18ftypisom\x00\x00\x02\x00isomiso2" + os.urandom(10_000)
+    data = mp4_bytes(os.urandom(10_000))
     process, url = start_cluster(tmp_path)
     try:
         assert post_video(url, "kept.mp4", data) == 201

@@ -9,7 +9,8 @@ import uuid
 import aiohttp
 import pytest
 
-from harness import mp4_bytes
+from harness import free_box_header, mp4_bytes, tiny_mp4
+from videos import make_webm
 
 BIG_VIDEO_BYTES = 101 * 1024 * 1024 + 12345  # past 100 MB, and not a multiple of a chunk
 
@@ -45,7 +46,8 @@ async def test_upload_larger_than_100_mb_round_trips(cluster, http, tmp_path):
     path = tmp_path / "big.mp4"
     digest = hashlib.sha256()
     with open(path, "wb") as file:
-        head = mp4_bytes(b"")
+        head = tiny_mp4()
+        head += free_box_header(BIG_VIDEO_BYTES - len(head) - 8)
         file.write(head)
         digest.update(head)
         block = os.urandom(1024 * 1024)
@@ -105,12 +107,12 @@ async def test_single_ranges(cluster, http, header, expected_range, status):
         assert response.headers["Content-Range"] == f"bytes {first}-{first + len(expected) - 1}/{len(data)}"
 
 
-async def test_list_is_newest_first_and_search_is_case_insensitive(cluster, http):
+async def test_list_is_newest_first_and_search_is_case_insensitive(cluster, http, tmp_path):
     """/listar shows every stored video newest first; /search matches name parts in any case."""
     tag = uuid.uuid4().hex[:8]
     first, second = f"Holiday-{tag}.mp4", f"holiday-beach-{tag}.webm"
     assert (await upload(http, cluster, first, mp4_bytes(b"1")))[0] == 201
-    webm = b"\x1a\x45\xdf\xa3\x9f\x42\x86\x81\x01\x42\x82\x84webm" + os.urandom(100)
+    webm = make_webm(tmp_path / "clip.webm", seconds=1.0).read_bytes()
     assert (await upload(http, cluster, second, webm))[0] == 201
     async with http.get(f"{cluster.url}/listar") as response:
         videos = (await response.json())["videos"]

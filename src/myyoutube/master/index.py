@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from dataclasses import dataclass
 from pathlib import Path
 
 from myyoutube.master.state import Replica
@@ -39,13 +40,24 @@ CREATE TABLE IF NOT EXISTS videos (
     blob_id TEXT NOT NULL REFERENCES blobs(blob_id),
     content_type TEXT NOT NULL,
     uploaded_at REAL NOT NULL,
-    extra TEXT NOT NULL DEFAULT '{}'
+    extra TEXT NOT NULL DEFAULT '{}',
+    poster_blob_id TEXT REFERENCES blobs(blob_id)
 );
 """
 
 
 class NameTaken(Exception):
     pass
+
+
+@dataclass(frozen=True)
+class StoredBlob:
+    """A blob every listed node confirmed: what the index records for it."""
+
+    blob_id: str
+    size: int
+    sha256: str
+    nodes: list[str]
 
 
 class Index:
@@ -64,48 +76,56 @@ class Index:
             self.replicas[blob_id] = Replica(size, sha256, {})
         for blob_id, node, added_at in self._db.execute("SELECT blob_id, node, added_at FROM replicas"):
             self.replicas[blob_id].nodes[node] = added_at
-        query = ("SELECT v.name, v.blob_id, b.size, b.sha256, v.content_type, v.uploaded_at, v.extra"
-                 " FROM videos v JOIN blobs b USING (blob_id)")
-        for name, blob_id, size, sha256, content_type, uploaded_at, extra in self._db.execute(query):
+        query = ("SELECT v.name, v.blob_id, b.size, b.sha256, v.content_type, v.uploaded_at,"
+                 " v.extra, v.poster_blob_id FROM videos v JOIN blobs b USING (blob_id)")
+        for name, blob_id, size, sha256, content_type, uploaded_at, extra, poster in self._db.execute(query):
             self.videos[name] = dict(json.loads(extra), name=name, blob_id=blob_id, size=size,
                                      sha256=sha256, content_type=content_type,
-                                     uploaded_at=uploaded_at)
+                                     uploaded_at=uploaded_at, poster_blob_id=poster)
 
     def close(self) -> None:
         self._db.close()
 
-    def commit_video(self, video: dict, nodes: list[str], now: float) -> None:
-        """Make a fully replicated video visible, atomically and durably."""
-        core = {"name", "blob_id", "size", "sha256", "content_type", "uploaded_at"}
+    def commit_video(self, video: dict, blobs: list[StoredBlob], now: float) -> None:
+        """Make a fully replicated video (and its poster blob) visible, atomically and durably.
+
+        `blobs` holds the video's blob and, if `video["poster_blob_id"]`, the poster's.
+        """
+        core = {"name", "blob_id", "size", "sha256", "content_type", "uploaded_at", "poster_blob_id"}
         extra = json.dumps({k: v for k, v in video.items() if k not in core})
         try:
             with self._transaction():
-                self._insert_blob(video["blob_id"], video["size"], video["sha256"], nodes, now)
+                for blob in blobs:
+                    self._insert_blob(blob, now)
                 self._db.execute(
-                    "INSERT INTO videos (name, blob_id, content_type, uploaded_at, extra)"
-                    " VALUES (?, ?, ?, ?, ?)",
-                    (video["name"], video["blob_id"], video["content_type"], video["uploaded_at"], extra))
+                    "INSERT INTO videos (name, blob_id, content_type, uploaded_at, extra, poster_blob_id)"
+                    " VALUES (?, ?, ?, ?, ?, ?)",
+                    (video["name"], video["blob_id"], video["content_type"], video["uploaded_at"],
+                     extra, video.get("poster_blob_id")))
         except sqlite3.IntegrityError as exc:
             raise NameTaken(video["name"]) from exc
-        self.replicas[video["blob_id"]] = Replica(video["size"], video["sha256"], {node: now for node in nodes})
+        for blob in blobs:
+            self.replicas[blob.blob_id] = Replica(blob.size, blob.sha256, {n: now for n in blob.nodes})
         self.videos[video["name"]] = dict(video)
 
-    def _insert_blob(self, blob_id: str, size: int, sha256: str, nodes: list[str], now: float) -> None:
+    def _insert_blob(self, blob: StoredBlob, now: float) -> None:
         self._db.execute("INSERT INTO blobs (blob_id, size, sha256) VALUES (?, ?, ?)",
-                         (blob_id, size, sha256))
+                         (blob.blob_id, blob.size, blob.sha256))
         self._db.executemany("INSERT INTO replicas (blob_id, node, added_at) VALUES (?, ?, ?)",
-                             [(blob_id, node, now) for node in nodes])
+                             [(blob.blob_id, node, now) for node in blob.nodes])
 
     def delete_video(self, name: str) -> dict | None:
         """Forget a video and its blob at once; datanodes drop the bytes on their next report."""
         video = self.videos.get(name)
         if video is None:
             return None
+        blob_ids = [b for b in (video["blob_id"], video.get("poster_blob_id")) if b]
         with self._transaction():
             self._db.execute("DELETE FROM videos WHERE name = ?", (name,))
-            self._db.execute("DELETE FROM blobs WHERE blob_id = ?", (video["blob_id"],))
+            self._db.executemany("DELETE FROM blobs WHERE blob_id = ?", [(b,) for b in blob_ids])
         del self.videos[name]
-        self.replicas.pop(video["blob_id"], None)
+        for blob_id in blob_ids:
+            self.replicas.pop(blob_id, None)
         return video
 
     def add_replica(self, blob_id: str, node: str, now: float) -> None:

@@ -21,15 +21,13 @@ Decisions live in state.py; this module only carries them out.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import random
 import time
-import uuid
 
 from myyoutube import names, protocol
-from myyoutube.master import status, transfer
-from myyoutube.master.index import Index, NameTaken
+from myyoutube.master import status, transfer, uploads
+from myyoutube.master.index import Index
 from myyoutube.master.state import ClusterState, Repair
 from myyoutube.protocol import (
     Chunk, Commands, DeleteVideo, End, Error, GetStatus, Heartbeat, ListVideos, Ok, PutVideo,
@@ -53,11 +51,6 @@ REPAIR_TICK_S = 1.0
 MAX_LISTED_VIDEOS = 5000
 
 
-def public_video(video: dict) -> dict:
-    """A video's record as clients see it (internal blob ids stay inside)."""
-    return {k: v for k, v in video.items() if k != "blob_id"}
-
-
 class Master:
     def __init__(self, index: Index, state: ClusterState, secret: bytes, replication: int,
                  min_replicas: int, rng: random.Random | None = None) -> None:
@@ -72,6 +65,16 @@ class Master:
         self.repair_load: dict[str, int] = {}   # node -> copies running through it
         self.repairs: dict[str, Repair] = {}    # blob -> copy in progress
         self.counters = status.Counters()
+
+    def public_video(self, video: dict) -> dict:
+        """A video's record as clients see it: internal blob ids stay inside, the poster's
+        size and checksum go out (the web serves it with an ETag)."""
+        public = {k: v for k, v in video.items() if k not in ("blob_id", "poster_blob_id")}
+        poster = self.index.replicas.get(video.get("poster_blob_id") or "")
+        public["has_thumbnail"] = poster is not None
+        if poster is not None:
+            public["thumbnail_size"], public["thumbnail_sha256"] = poster.size, poster.sha256
+        return public
 
     async def handle(self, connection: FrameStream) -> None:
         request = await connection.read_frame()
@@ -125,78 +128,11 @@ class Master:
         if name in self.index.videos or name in self.uploading:
             await connection.write_frame(Error("exists", f"a video named {name!r} already exists"))
             return
-        blob_id = uuid.uuid4().hex
         self.uploading.add(name)
-        self.in_flight.add(blob_id)
         try:
-            await self._store_upload(connection, name, blob_id, request.content_type)
+            await uploads.receive(self, connection, name, request.content_type)
         finally:
             self.uploading.discard(name)
-            self.in_flight.discard(blob_id)
-
-    async def _store_upload(self, connection: FrameStream, name: str, blob_id: str,
-                            content_type: str) -> None:
-        fanout = transfer.ReplicaFanout(blob_id, self.min_replicas, self.secret)
-        try:
-            await self._open_replicas(fanout)
-            await connection.write_frame(Ok({"replicas": len(fanout.replicas)}))
-            size, sha256 = await self._receive_chunks(connection, fanout)
-            stored = await fanout.finish(size, sha256)
-        except transfer.ReplicationFailed as exc:
-            await fanout.abort(self.secret)
-            await connection.write_frame(Error(exc.code, str(exc)))
-            return
-        except BaseException:
-            await fanout.abort(self.secret)
-            raise
-        now = time.time()
-        video = {"name": name, "blob_id": blob_id, "size": size, "sha256": sha256,
-                 "content_type": content_type, "uploaded_at": now}
-        try:
-            self.index.commit_video(video, stored, now)
-        except NameTaken:
-            await fanout.abort(self.secret)
-            await connection.write_frame(Error("exists", f"a video named {name!r} already exists"))
-            return
-        self.counters.uploads += 1
-        log.info("stored %s (%d bytes) on %s", name, size, ", ".join(stored))
-        await connection.write_frame(VideoInfo(video=public_video(video)))
-
-    async def _open_replicas(self, fanout: transfer.ReplicaFanout) -> None:
-        """Open `replication` replicas; a node that refuses (full, broken disk, gone) is
-        replaced by another live one while any is left."""
-        while len(fanout.replicas) < self.replication:
-            nodes = self.state.place(self.replication - len(fanout.replicas), time.time(),
-                                     self.rng, exclude=fanout.tried)
-            if not nodes:
-                break
-            await fanout.open(nodes)
-        if len(fanout.replicas) < self.min_replicas:
-            raise self._placement_failure(len(fanout.replicas))
-
-    def _placement_failure(self, placed: int) -> transfer.ReplicationFailed:
-        alive = self.state.alive_count(time.time())
-        if alive >= self.min_replicas:
-            return transfer.ReplicationFailed(
-                f"the datanodes are out of space: {placed} of {alive} have room, "
-                f"{self.min_replicas} are needed", code="no_space")
-        return transfer.ReplicationFailed(
-            f"only {alive} datanodes are alive, {self.min_replicas} are needed to store a video")
-
-    async def _receive_chunks(self, connection: FrameStream,
-                              fanout: transfer.ReplicaFanout) -> tuple[int, str]:
-        digest, size = hashlib.sha256(), 0
-        while True:
-            message = await connection.read_expected(Chunk, End, timeout=CLIENT_STALL_TIMEOUT_S)
-            if isinstance(message, End):
-                break
-            digest.update(message.data)
-            size += len(message.data)
-            self.counters.bytes_in += len(message.data)
-            await fanout.write(message.data)
-        if message.size != size or message.sha256 not in ("", digest.hexdigest()):
-            raise protocol.RemoteProtocolError(f"upload ended at {message.size} bytes, got {size}")
-        return size, digest.hexdigest()
 
     # --- reads ----------------------------------------------------------------------------
 
@@ -205,10 +141,14 @@ class Master:
         if video is None:
             await connection.write_frame(Error("not_found", f"no video named {request.name!r}"))
             return
-        if request.offset < 0 or request.length < 0 or request.offset + request.length > video["size"]:
+        blob_id = video["blob_id"] if request.part == "video" else video.get("poster_blob_id")
+        replica = self.index.replicas.get(blob_id or "")
+        if request.part not in ("video", "poster") or replica is None:
+            await connection.write_frame(Error("not_found", f"{request.name!r} has no {request.part[:20]}"))
+            return
+        if request.offset < 0 or request.length < 0 or request.offset + request.length > replica.size:
             await connection.write_frame(Error("bad_request", "range outside the video"))
             return
-        replica = self.index.replicas[video["blob_id"]]
         nodes = self.state.read_order(replica.nodes, time.time(), self.rng)
 
         async def consume(data: bytes) -> None:
@@ -217,7 +157,7 @@ class Master:
 
         self.counters.active_streams += 1
         try:
-            await transfer.relay_blob(video["blob_id"], request.offset, request.length, nodes,
+            await transfer.relay_blob(blob_id, request.offset, request.length, nodes,
                                       self.secret, consume, self._read_failed)
         except transfer.ReplicationFailed as exc:
             await connection.write_frame(Error("unavailable", str(exc)))
@@ -235,14 +175,14 @@ class Master:
 
     async def _list(self, connection: FrameStream, request: ListVideos) -> None:
         found = self.index.search(request.query)[:MAX_LISTED_VIDEOS]
-        await connection.write_frame(VideoList(videos=[public_video(v) for v in found]))
+        await connection.write_frame(VideoList(videos=[self.public_video(v) for v in found]))
 
     async def _stat(self, connection: FrameStream, request: StatVideo) -> None:
         video = self.index.videos.get(request.name)
         if video is None:
             await connection.write_frame(Error("not_found", f"no video named {request.name!r}"))
         else:
-            await connection.write_frame(VideoInfo(video=public_video(video)))
+            await connection.write_frame(VideoInfo(video=self.public_video(video)))
 
     async def _delete(self, connection: FrameStream, request: DeleteVideo) -> None:
         video = self.index.delete_video(request.name)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+from pathlib import Path
 
 from aiohttp import web
 
@@ -36,6 +37,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help=f"uploads at once before 503 (default {DEFAULT_MAX_UPLOADS})")
     parser.add_argument("--max-streams", type=cli.positive_int, default=DEFAULT_MAX_STREAMS,
                         help=f"streams at once before 503 (default {DEFAULT_MAX_STREAMS})")
+    parser.add_argument("--spool-dir", type=Path, default=None,
+                        help="where uploads are spooled for probing and remuxing "
+                             "(default: the system's temporary directory)")
     cli.add_common_flags(parser)
     return parser.parse_args(argv)
 
@@ -49,7 +53,7 @@ async def serve(args: argparse.Namespace) -> None:
         await master.list("")
     except (OSError, TimeoutError, RequestFailed) as exc:
         raise cli.StartupError(f"cannot reach the master at {args.master[0]}:{args.master[1]}: {exc}") from exc
-    app = make_app(master, args.max_upload_bytes, args.max_uploads, args.max_streams)
+    app = make_app(master, args.max_upload_bytes, args.max_uploads, args.max_streams, args.spool_dir)
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=SHUTDOWN_GRACE_S)
     await runner.setup()
     site = web.TCPSite(runner, args.host, args.port)

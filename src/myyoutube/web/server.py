@@ -17,7 +17,6 @@ right 4xx; bounded slots for uploads and streams answer 503 with Retry-After whe
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import secrets
 from contextlib import asynccontextmanager
@@ -26,18 +25,13 @@ from pathlib import Path
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
-from myyoutube import media, names, ranges
+from myyoutube import names, ranges
 from myyoutube.client import MasterClient, RequestFailed
-from myyoutube.protocol import CHUNK_BYTES
-from myyoutube.web import pages
+from myyoutube.web import pages, uploads
 
 log = logging.getLogger(__name__)
 
 STATIC_DIR = Path(__file__).with_name("static")
-
-# A client that sends no upload bytes (or reads no stream bytes) for this long is gone or
-# hostile; its slot is given back.
-CLIENT_IDLE_TIMEOUT_S = 60.0
 
 # Multipart framing around the file (boundaries, part headers) is small; Content-Length may
 # exceed --max-upload-bytes by this much before we refuse it up front.
@@ -195,90 +189,45 @@ async def stream(request: web.Request) -> web.StreamResponse:
         return response
 
 
-# --- uploads ---------------------------------------------------------------------------
+# --- uploads -------------------------------------------------------------------------
 
 
 async def upload(request: web.Request) -> web.Response:
-    limit = request.app[LIMITS]["max_upload_bytes"]
+    limits = request.app[LIMITS]
+    limit = limits["max_upload_bytes"]
     if request.content_length is not None and request.content_length > limit + MULTIPART_OVERHEAD_BYTES:
-        return error(413, f"The file is larger than the {pages.human_size(limit)} upload limit.")
+        return error(413, str(uploads.too_large(limit)))
     if request.content_type != "multipart/form-data":
         return error(400, "Send the video as multipart/form-data with a field named 'file'.")
-    async with request.app[LIMITS]["uploads"].take():
-        part = await _file_part(request)
+    async with limits["uploads"].take():
         try:
-            name = names.clean_name(_form_filename(part))
-        except names.BadName as exc:
-            return error(400, str(exc))
-        head = await _read_at_least(part, media.SNIFF_BYTES)
-        if not head:
-            return error(400, "The file is empty; choose a video file.")
-        content_type = media.sniff(head)
-        if content_type is None:
-            return error(415, "This file is not a video we can play (MP4, MOV, WebM, MKV, Ogg, AVI or MPEG-TS).")
-        if len(head) > limit:
-            return error(413, f"The file is larger than the {pages.human_size(limit)} upload limit.")
-        video = await _relay_upload(request.app[MASTER], part, name, content_type, head, limit)
-    if isinstance(video, web.Response):
-        return video
+            video = await uploads.receive(request, request.app[MASTER], limit, limits["spool_dir"])
+        except uploads.UploadRefused as exc:
+            return error(exc.status, str(exc))
     return web.json_response({k: video[k] for k in ("name", "size", "sha256")}, status=201)
 
 
-async def _file_part(request: web.Request):
-    """The multipart part named 'file'; other fields are skipped (their bytes discarded)."""
-    reader = await request.multipart()
-    async with asyncio.timeout(CLIENT_IDLE_TIMEOUT_S):
-        while (part := await reader.next()) is not None:
-            if getattr(part, "name", None) == "file" and hasattr(part, "read_chunk"):
-                return part
-            if hasattr(part, "release"):
-                await part.release()
-    raise web.HTTPBadRequest(text="The form has no 'file' field; attach the video as 'file'.")
-
-
-def _form_filename(part) -> str:
-    """The file name as the user's OS had it. Browsers escape exactly three characters in
-    a form's file name (HTML standard, "multipart/form-data encoding algorithm")."""
-    escaped = part.filename or ""
-    return escaped.replace("%22", '"').replace("%0D", "\r").replace("%0A", "\n")
-
-
-async def _read_chunk(part) -> bytes:
-    async with asyncio.timeout(CLIENT_IDLE_TIMEOUT_S):
-        return await part.read_chunk(CHUNK_BYTES)
-
-
-async def _read_at_least(part, count: int) -> bytes:
-    head = b""
-    while len(head) < count and (data := await _read_chunk(part)):
-        head += data
-    return head
-
-
-async def _relay_upload(master: MasterClient, part, name: str, content_type: str,
-                        head: bytes, limit: int) -> dict | web.Response:
-    """Stream the rest of the file part to the master; the video record, or an error."""
-    upload = await master.start_upload(name, content_type)
-    try:
-        await upload.write(head)
-        while data := await _read_chunk(part):
-            if upload.size + len(data) > limit:
-                upload.abort()
-                return error(413, f"The file is larger than the {pages.human_size(limit)} upload limit.")
-            await upload.write(data)
-        return await upload.finish()
-    except BaseException:
-        upload.abort()
-        raise
+async def thumbnail(request: web.Request) -> web.Response:
+    master, name = request.app[MASTER], request.match_info["name"]
+    video = await master.stat(name)
+    if not video.get("has_thumbnail"):
+        return error(404, "This video has no poster.")
+    etag = f'"{video["thumbnail_sha256"]}"'
+    headers = {"ETag": etag, "Cache-Control": f"public, max-age={ranges.CACHE_MAX_AGE_SECONDS}"}
+    if etag in request.headers.get("If-None-Match", ""):
+        return web.Response(status=304, headers=headers)
+    data = b"".join([piece async for piece in master.read(name, 0, video["thumbnail_size"], part="poster")])
+    return web.Response(body=data, content_type="image/jpeg", headers=headers)
 
 
 # --- application -----------------------------------------------------------------------
 
 
-def make_app(master: MasterClient, max_upload_bytes: int, max_uploads: int, max_streams: int) -> web.Application:
+def make_app(master: MasterClient, max_upload_bytes: int, max_uploads: int, max_streams: int,
+             spool_dir: Path | None = None) -> web.Application:
     app = web.Application(middlewares=[errors_and_headers])
     app[MASTER] = master
-    app[LIMITS] = {"max_upload_bytes": max_upload_bytes,
+    app[LIMITS] = {"max_upload_bytes": max_upload_bytes, "spool_dir": spool_dir,
                    "uploads": Slots(max_uploads, "uploads"),
                    "streams": Slots(max_streams, "streams")}
     app.router.add_get("/", home)
@@ -287,6 +236,7 @@ def make_app(master: MasterClient, max_upload_bytes: int, max_uploads: int, max_
     app.router.add_get("/search", search)
     app.router.add_post("/upload", upload)
     app.router.add_get("/stream/{name}", stream)  # add_get also answers HEAD
+    app.router.add_get("/thumbnail/{name}", thumbnail)
     app.router.add_delete("/videos/{name}", delete)
     app.router.add_get("/api/status", api_status)
     app.router.add_static("/static", STATIC_DIR)

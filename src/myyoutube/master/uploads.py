@@ -1,0 +1,131 @@
+"""An upload, as the master runs it: place, fan out, verify, commit.
+
+Theory of operation
+-------------------
+After `PutVideo` the master opens `replication` replicas on random live datanodes
+(replacing any that refuse), says Ok, then relays every Chunk to all of them at once
+through a `ReplicaFanout` while hashing the bytes. The uploader may send `VideoDetails`
+(what the file is, and a JPEG poster) before `End`. At End every replica must confirm
+the size and sha256; the poster is stored as a blob of its own, replicated like the
+video; and only then is one index transaction committed holding the video, its poster
+and their replicas. Any failure on the way aborts every replica (nothing half-stored),
+and blob ids stay in `master.in_flight` while being written so a block report taken
+meanwhile does not make the master delete them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+import uuid
+from typing import TYPE_CHECKING
+
+from myyoutube import media, protocol
+from myyoutube.master import transfer
+from myyoutube.master.index import NameTaken, StoredBlob
+from myyoutube.protocol import Chunk, End, Error, Ok, VideoDetails, VideoInfo
+from myyoutube.stream import FrameStream
+
+if TYPE_CHECKING:
+    from myyoutube.master.server import Master
+
+log = logging.getLogger(__name__)
+
+# The web front end relays an HTTP client, and may spend a while probing the file with
+# PyAV between the last chunk and End; an upload silent this long is abandoned.
+UPLOAD_STALL_TIMEOUT_S = 120.0
+
+
+async def receive(master: "Master", connection: FrameStream, name: str, content_type: str) -> None:
+    """Run one upload on `connection`; answers VideoInfo, or Error with the reason."""
+    blobs: list[StoredBlob] = []
+    fanouts: list[transfer.ReplicaFanout] = []
+    try:
+        fanout = _fanout(master, fanouts)
+        await open_replicas(master, fanout)
+        await connection.write_frame(Ok({"replicas": len(fanout.replicas)}))
+        size, sha256, details, poster = await _receive_chunks(master, connection, fanout)
+        blobs.append(StoredBlob(fanout.blob_id, size, sha256, await fanout.finish(size, sha256)))
+        if poster:
+            blobs.append(await store_small_blob(master, _fanout(master, fanouts), poster))
+        video = dict(details, name=name, blob_id=blobs[0].blob_id, size=size, sha256=sha256,
+                     content_type=content_type, uploaded_at=time.time(),
+                     poster_blob_id=blobs[1].blob_id if poster else None)
+        master.index.commit_video(video, blobs, time.time())
+    except (transfer.ReplicationFailed, NameTaken) as exc:
+        await _abort(master, fanouts)
+        if isinstance(exc, NameTaken):
+            exc = transfer.ReplicationFailed(f"a video named {name!r} already exists", code="exists")
+        await connection.write_frame(Error(exc.code, str(exc)))
+        return
+    except BaseException:
+        await _abort(master, fanouts)
+        raise
+    finally:
+        master.in_flight.difference_update(f.blob_id for f in fanouts)
+    master.counters.uploads += 1
+    log.info("stored %s (%d bytes) on %s", name, size, ", ".join(blobs[0].nodes))
+    await connection.write_frame(VideoInfo(video=master.public_video(video)))
+
+
+def _fanout(master: "Master", fanouts: list) -> transfer.ReplicaFanout:
+    fanout = transfer.ReplicaFanout(uuid.uuid4().hex, master.min_replicas, master.secret)
+    master.in_flight.add(fanout.blob_id)
+    fanouts.append(fanout)
+    return fanout
+
+
+async def _abort(master: "Master", fanouts: list[transfer.ReplicaFanout]) -> None:
+    for fanout in fanouts:
+        await fanout.abort(master.secret)
+
+
+async def open_replicas(master: "Master", fanout: transfer.ReplicaFanout) -> None:
+    """Open `replication` replicas; a node that refuses (full, broken disk, gone) is
+    replaced by another live one while any is left."""
+    while len(fanout.replicas) < master.replication:
+        nodes = master.state.place(master.replication - len(fanout.replicas), time.time(),
+                                   master.rng, exclude=fanout.tried)
+        if not nodes:
+            break
+        await fanout.open(nodes)
+    if len(fanout.replicas) < master.min_replicas:
+        raise _placement_failure(master, len(fanout.replicas))
+
+
+def _placement_failure(master: "Master", placed: int) -> transfer.ReplicationFailed:
+    alive = master.state.alive_count(time.time())
+    if alive >= master.min_replicas:
+        return transfer.ReplicationFailed(
+            f"the datanodes are out of space: {placed} of {alive} have room, "
+            f"{master.min_replicas} are needed", code="no_space")
+    return transfer.ReplicationFailed(
+        f"only {alive} datanodes are alive, {master.min_replicas} are needed to store a video")
+
+
+async def _receive_chunks(master: "Master", connection: FrameStream, fanout: transfer.ReplicaFanout):
+    """Relay chunks until End; returns (size, sha256, details, poster)."""
+    digest, size, details, poster = hashlib.sha256(), 0, {}, b""
+    while True:
+        message = await connection.read_expected(Chunk, VideoDetails, End, timeout=UPLOAD_STALL_TIMEOUT_S)
+        if isinstance(message, End):
+            break
+        if isinstance(message, VideoDetails):
+            details, poster = media.clean_details(message.extra), message.poster
+            continue
+        digest.update(message.data)
+        size += len(message.data)
+        master.counters.bytes_in += len(message.data)
+        await fanout.write(message.data)
+    if message.size != size or message.sha256 not in ("", digest.hexdigest()):
+        raise protocol.RemoteProtocolError(f"upload ended at {message.size} bytes, got {size}")
+    return size, digest.hexdigest(), details, poster
+
+
+async def store_small_blob(master: "Master", fanout: transfer.ReplicaFanout, data: bytes) -> StoredBlob:
+    """Store bytes that fit in one chunk (a poster) on fresh replicas."""
+    await open_replicas(master, fanout)
+    await fanout.write(data)
+    sha256 = hashlib.sha256(data).hexdigest()
+    return StoredBlob(fanout.blob_id, len(data), sha256, await fanout.finish(len(data), sha256))

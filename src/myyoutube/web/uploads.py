@@ -1,0 +1,170 @@
+"""POST /upload: from a multipart body to a committed, replicated, described video.
+
+Theory of operation
+-------------------
+The file part is read chunk by chunk (never `post()`, which buffers the whole body) with
+a deadline on every read. Its first bytes are sniffed: not a known container is 415
+before anything is stored. Then one of two paths:
+
+* **Relay** (the usual case): each chunk is written to the master, which fans it out to
+  the replicas, and also to a spool file on the web host's disk (memory stays flat).
+* **Faststart** (an MP4 whose `moov` index follows its media): the body is spooled only,
+  remuxed with `moov` first (PyAV stream copy, no re-encode), and the new file is relayed.
+  A browser can then start playing from the first bytes.
+
+Either way, before the master is told to commit, the spooled file is opened with PyAV:
+a file FFmpeg cannot read as a video is refused (415) and its replicas dropped; otherwise
+its duration, size, codec and bitrate, and a JPEG poster, travel with the commit. Bytes
+are counted against `--max-upload-bytes` as they arrive (multipart ignores aiohttp's body
+limit). Any failure aborts the master's upload, which removes every partial replica.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+from contextlib import ExitStack
+from pathlib import Path
+
+import aiofiles
+from aiohttp import web
+
+from myyoutube import media, names
+from myyoutube.client import MasterClient, RequestFailed, Upload
+from myyoutube.protocol import CHUNK_BYTES
+from myyoutube.web import processing
+from myyoutube.web.pages import human_size
+
+# A client that sends no upload bytes for this long is gone or hostile; its slot is freed.
+CLIENT_IDLE_TIMEOUT_S = 60.0
+
+
+class UploadRefused(Exception):
+    """The upload is refused; `status` and the sentence go back to the user."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def too_large(limit: int) -> UploadRefused:
+    return UploadRefused(413, f"The file is larger than the {human_size(limit)} upload limit.")
+
+
+async def file_part(request: web.Request):
+    """The multipart part named 'file'; other fields are skipped (their bytes discarded)."""
+    reader = await request.multipart()
+    async with asyncio.timeout(CLIENT_IDLE_TIMEOUT_S):
+        while (part := await reader.next()) is not None:
+            if getattr(part, "name", None) == "file" and hasattr(part, "read_chunk"):
+                return part
+            if hasattr(part, "release"):
+                await part.release()
+    raise UploadRefused(400, "The form has no 'file' field; attach the video as 'file'.")
+
+
+def form_filename(part) -> str:
+    """The file name as the user's OS had it. Browsers escape exactly three characters in
+    a form's file name (HTML standard, "multipart/form-data encoding algorithm")."""
+    escaped = part.filename or ""
+    return escaped.replace("%22", '"').replace("%0D", "\r").replace("%0A", "\n")
+
+
+class BodyReader:
+    """The file part's bytes, with a deadline per read and the size limit enforced."""
+
+    def __init__(self, part, limit: int) -> None:
+        self.part, self.limit, self.size = part, limit, 0
+
+    async def read(self) -> bytes:
+        async with asyncio.timeout(CLIENT_IDLE_TIMEOUT_S):
+            data = await self.part.read_chunk(CHUNK_BYTES)
+        self.size += len(data)
+        if self.size > self.limit:
+            raise too_large(self.limit)
+        return data
+
+    async def read_at_least(self, count: int) -> bytes:
+        head = b""
+        while len(head) < count and (data := await self.read()):
+            head += data
+        return head
+
+
+async def receive(request: web.Request, master: MasterClient, limit: int, spool_dir: Path | None) -> dict:
+    """Store the upload in `request`; the committed video's record, or UploadRefused."""
+    part = await file_part(request)
+    try:
+        name = names.clean_name(form_filename(part))
+    except names.BadName as exc:
+        raise UploadRefused(400, str(exc)) from exc
+    body = BodyReader(part, limit)
+    head = await body.read_at_least(media.SNIFF_BYTES)
+    if not head:
+        raise UploadRefused(400, "The file is empty; choose a video file.")
+    content_type = media.sniff(head)
+    if content_type is None:
+        raise UploadRefused(415, "This file is not a video we can play "
+                                 "(MP4, MOV, WebM, MKV, Ogg, AVI or MPEG-TS).")
+    with ExitStack() as cleanup:
+        spool = Path(cleanup.enter_context(tempfile.TemporaryDirectory(dir=spool_dir)))
+        if content_type in ("video/mp4", "video/quicktime") and media.needs_faststart(head):
+            return await _remux_then_relay(master, name, body, head, spool)
+        return await _relay_and_spool(master, name, content_type, body, head, spool / "upload")
+
+
+async def _relay_and_spool(master: MasterClient, name: str, content_type: str,
+                           body: BodyReader, head: bytes, path: Path) -> dict:
+    upload = await master.start_upload(name, content_type)
+    try:
+        async with aiofiles.open(path, "wb") as spool:
+            data = head
+            while data:
+                await upload.write(data)
+                await spool.write(data)
+                data = await body.read()
+        return await _commit(upload, path, {})
+    except BaseException:
+        upload.abort()
+        raise
+
+
+async def _remux_then_relay(master: MasterClient, name: str, body: BodyReader,
+                            head: bytes, spool: Path) -> dict:
+    try:
+        await master.stat(name)
+        raise UploadRefused(409, f"a video named {name!r} already exists")
+    except RequestFailed as exc:
+        if exc.code != "not_found":
+            raise
+    original, remuxed = spool / "original", spool / "faststart.mp4"
+    async with aiofiles.open(original, "wb") as file:
+        data = head
+        while data:
+            await file.write(data)
+            data = await body.read()
+    await _off_loop(processing.remux_faststart, original, remuxed)
+    original.unlink()  # the spool holds one copy at a time
+    upload = await master.start_upload(name, "video/mp4")
+    try:
+        async with aiofiles.open(remuxed, "rb") as file:
+            while data := await file.read(CHUNK_BYTES):
+                await upload.write(data)
+        return await _commit(upload, remuxed, {"remuxed": True})
+    except BaseException:
+        upload.abort()
+        raise
+
+
+async def _commit(upload: Upload, path: Path, extra: dict) -> dict:
+    """Probe the spooled file, make a poster, and commit; NotAVideo aborts (415)."""
+    details = dict(await _off_loop(processing.inspect, path), **extra)
+    poster = await _off_loop(processing.make_poster, path, details.get("duration_s"))
+    return await upload.finish(details, poster or b"")
+
+
+async def _off_loop(function, *args):
+    try:
+        return await asyncio.to_thread(function, *args)
+    except processing.NotAVideo as exc:
+        raise UploadRefused(415, str(exc)) from exc
