@@ -7,9 +7,10 @@ processes with `myyoutube.launch.start_role` (the code `myyoutube-cluster` uses)
 one on port 0 inside a temporary directory, and stops each by its own pid. Nothing is
 imported from tests/: a benchmark must not depend on test scaffolding.
 
-Video payloads are made on disk, never in memory: `make_video_file` writes an MP4 `ftyp`
-box (so the web's sniffer accepts it) followed by fresh random blocks, hashing as it
-goes. `upload` sends that file as a hand-built multipart/form-data body with a known
+Video payloads are made on disk, never in memory: `make_video_file` writes a real
+one-second MP4 made with PyAV (the web sniffs the first bytes and probes the whole file
+with FFmpeg before it commits) followed by a top-level `free` box, which FFmpeg skips,
+holding fresh random blocks; it hashes as it goes. `upload` sends that file as a hand-built multipart/form-data body with a known
 Content-Length, read from the file one UPLOAD_READ_BYTES piece at a time, so the client's
 memory stays flat whatever the video's size.
 
@@ -23,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import struct
 import subprocess
 import time
 import uuid
@@ -31,14 +33,15 @@ from pathlib import Path
 from typing import AsyncIterator, Iterable
 
 import aiohttp
+import av
 
 from myyoutube.launch import Role, start_role
 
 MIB = 1024 * 1024
 MB = 1000 * 1000  # throughput figures are decimal MB/s, like dd and iperf
 
-# The first bytes of an MP4: an `ftyp` box, which is what the web's sniffer looks for.
-FTYP_HEADER = b"\x00\x00\x00\x18ftypisom\x00\x00\x02\x00isomiso2"
+# The real video at the head of every payload: one second of 160x120 H.264, ~11 KB.
+TINY_WIDTH_PX, TINY_HEIGHT_PX, TINY_FPS = 160, 120, 24
 
 # The payload file is written in fresh os.urandom blocks of this size.
 PAYLOAD_BLOCK_BYTES = 4 * MIB
@@ -98,12 +101,44 @@ class BenchCluster:
 # --- payload --------------------------------------------------------------------------
 
 
+def tiny_mp4(path: Path) -> bytes:
+    """A real one-second H.264 MP4 with `moov` first, made with PyAV (no numpy needed)."""
+    with av.open(str(path), "w", format="mp4", options={"movflags": "+faststart"}) as container:
+        stream = container.add_stream("libx264", rate=TINY_FPS)
+        stream.width, stream.height, stream.pix_fmt = TINY_WIDTH_PX, TINY_HEIGHT_PX, "yuv420p"
+        stream.options = {"preset": "ultrafast", "g": str(TINY_FPS)}
+        for index in range(TINY_FPS):
+            frame = av.VideoFrame(TINY_WIDTH_PX, TINY_HEIGHT_PX, "yuv420p")
+            for number, plane in enumerate(frame.planes):  # a gradient moving every frame
+                row = bytes((index * 8 + number * 80 + x) % 256 for x in range(plane.line_size))
+                plane.update(row * (plane.buffer_size // plane.line_size))
+            frame.pts = index
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path.read_bytes()
+
+
+def free_box_header(box_bytes: int) -> bytes:
+    """The header of a top-level MP4 `free` box of `box_bytes` in all (a 64-bit size from
+    4 GiB on): FFmpeg and players skip its body."""
+    if box_bytes < 2 ** 32:
+        return struct.pack("!I4s", box_bytes, b"free")
+    return struct.pack("!I4sQ", 1, b"free", box_bytes)
+
+
 def make_video_file(path: Path, size_bytes: int) -> str:
-    """Write `size_bytes` of MP4-looking random bytes to `path`; returns their sha256 hex."""
-    digest = hashlib.sha256(FTYP_HEADER)
+    """Write a `size_bytes` video to `path`: a real tiny MP4 (what the web sniffs and probes
+    with PyAV) then a `free` box of fresh random bytes. Returns the file's sha256 hex."""
+    tiny_path = path.with_suffix(".tiny.mp4")
+    video = tiny_mp4(tiny_path)
+    tiny_path.unlink()
+    header = free_box_header(size_bytes - len(video))
+    digest = hashlib.sha256(video + header)
     with open(path, "wb") as file:
-        file.write(FTYP_HEADER)
-        left = size_bytes - len(FTYP_HEADER)
+        file.write(video + header)
+        left = size_bytes - len(video) - len(header)
         while left > 0:
             block = os.urandom(min(PAYLOAD_BLOCK_BYTES, left))
             digest.update(block)

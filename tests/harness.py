@@ -136,3 +136,13 @@ async def wait_until(check: Callable[[], Awaitable[bool] | bool], what: str,
         if time.monotonic() - started > timeout_s:
             raise AssertionError(f"timed out after {timeout_s}s waiting for: {what}")
         await asyncio.sleep(0.1)
+
+
+def holders_of(cluster: Cluster, data: bytes) -> list[Role]:
+    """The datanodes (live or not) whose folder has a committed copy equal to `data`."""
+    found = []
+    for node in cluster.datanodes:
+        for path in cluster.folder(node).glob("*.blob"):
+            if path.stat().st_size == len(data) and path.read_bytes() == data:
+                found.append(node)
+    return found

@@ -14,25 +14,15 @@ import time
 
 import pytest
 
-from harness import Cluster, mp4_bytes, wait_until
+from harness import Cluster, holders_of, mp4_bytes, wait_until
 from myyoutube.client import RequestFailed
 
 STREAM_VIDEO_BYTES = 24 * 1024 * 1024
 FIRST_PART_BYTES = 3 * 1024 * 1024
 
 
-def holders(cluster: Cluster, data: bytes) -> list:
-    """The datanodes (live or not) whose folder has a committed copy equal to `data`."""
-    found = []
-    for node in cluster.datanodes:
-        for path in cluster.folder(node).glob("*.blob"):
-            if path.stat().st_size == len(data) and path.read_bytes() == data:
-                found.append(node)
-    return found
-
-
 def live_copies(cluster: Cluster, data: bytes) -> int:
-    return sum(node.alive() for node in holders(cluster, data))
+    return sum(node.alive() for node in holders_of(cluster, data))
 
 
 def read_chars(node) -> int:
@@ -88,7 +78,7 @@ async def test_stream_survives_a_hung_datanode(streamed_video, http):
 async def test_rotten_replicas_are_never_served_and_get_repaired(streamed_video, http):
     """Bytes flipped on disk in 2 of 3 replicas: reads give the good bytes, repair restores 3."""
     cluster, data = streamed_video
-    rotten = holders(cluster, data)[:2]
+    rotten = holders_of(cluster, data)[:2]
     for node in rotten:
         path = next(cluster.folder(node).glob("*.blob"))
         with open(path, "r+b") as file:
@@ -104,7 +94,7 @@ async def test_rotten_replicas_are_never_served_and_get_repaired(streamed_video,
 async def test_deleted_replica_file_is_recreated(streamed_video):
     """A replica file deleted by hand is noticed in the block report and copied back."""
     cluster, data = streamed_video
-    victim = holders(cluster, data)[0]
+    victim = holders_of(cluster, data)[0]
     for path in cluster.folder(victim).iterdir():
         path.unlink()
     took = await wait_until(lambda: live_copies(cluster, data) == 3, "replica recreated", 30)
@@ -116,7 +106,7 @@ async def test_dead_datanode_is_re_replicated(fresh_cluster):
     cluster = fresh_cluster(datanodes=4)
     data = mp4_bytes(os.urandom(2_000_000))
     await store(cluster, "spare.mp4", data)
-    holders(cluster, data)[0].kill()
+    holders_of(cluster, data)[0].kill()
     took = await wait_until(lambda: live_copies(cluster, data) == 3, "3 live replicas", 30)
     print(f"dead datanode's replica re-made in {took:.2f}s (dead-after {cluster.dead_after_s}s)")
 
@@ -204,9 +194,9 @@ async def test_restarted_datanode_drops_stale_copies(fresh_cluster):
     absent = cluster.datanodes[0]
     absent.kill()
     await cluster.client().delete("stale.mp4")
-    await wait_until(lambda: len(holders(cluster, data)) == 1, "live copies deleted", 10)
+    await wait_until(lambda: len(holders_of(cluster, data)) == 1, "live copies deleted", 10)
     cluster.start_datanode(port=absent.port)
-    await wait_until(lambda: holders(cluster, data) == [], "stale copy deleted", 10)
+    await wait_until(lambda: holders_of(cluster, data) == [], "stale copy deleted", 10)
 
 
 async def test_scrubber_finds_bitrot_nobody_reads(fresh_cluster):
@@ -214,7 +204,7 @@ async def test_scrubber_finds_bitrot_nobody_reads(fresh_cluster):
     cluster = fresh_cluster(datanode_args=("--scrub-interval", "0.5"))
     data = mp4_bytes(os.urandom(1_000_000))
     await store(cluster, "unwatched.mp4", data)
-    path = next(cluster.folder(holders(cluster, data)[0]).glob("*.blob"))
+    path = next(cluster.folder(holders_of(cluster, data)[0]).glob("*.blob"))
     with open(path, "r+b") as file:
         file.seek(100)
         file.write(b"\xde\xad")
@@ -229,7 +219,7 @@ async def test_full_datanode_gets_no_replicas_and_all_full_is_507(fresh_cluster,
     full = cluster.datanodes[-1]
     data = mp4_bytes(os.urandom(500_000))
     await store(cluster, "fits.mp4", data)
-    assert full not in holders(cluster, data) and len(holders(cluster, data)) == 3
+    assert full not in holders_of(cluster, data) and len(holders_of(cluster, data)) == 3
 
     tight = fresh_cluster(datanodes=3, datanode_args=("--capacity-bytes", "1000000"))
     body = (b"--B\r\nContent-Disposition: form-data; name=\"file\"; filename=\"nowhere.mp4\"\r\n\r\n"
@@ -245,7 +235,7 @@ async def test_datanode_losing_its_folder_has_its_replicas_remade(fresh_cluster)
     cluster = fresh_cluster(datanodes=4)
     data = mp4_bytes(os.urandom(400_000))
     await store(cluster, "orphaned.mp4", data)
-    victim = holders(cluster, data)[0]
+    victim = holders_of(cluster, data)[0]
     shutil.rmtree(cluster.folder(victim))
-    took = await wait_until(lambda: len(holders(cluster, data)) == 3, "3 copies again", 30)
+    took = await wait_until(lambda: len(holders_of(cluster, data)) == 3, "3 copies again", 30)
     print(f"replicas of a lost folder re-made in {took:.2f}s")

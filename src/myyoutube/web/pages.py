@@ -353,3 +353,46 @@ def not_found_page(message: str = "That page does not exist.") -> str:
       <p><a class="button primary" href="/">Back to all videos</a></p>
     </section>"""
     return _layout("Not found", body, page_class="error-page")
+
+
+# --------------------------------------------------------------------------- #
+# Cluster status
+# --------------------------------------------------------------------------- #
+
+# The status page reloads itself this often (a meta refresh needs no script).
+STATUS_REFRESH_S = 5
+
+
+def _datanode_row(node: Mapping[str, Any]) -> str:
+    seen = node.get("last_heartbeat_s_ago")
+    return (f'        <tr class="node-{_e(node["state"])}"><td>{_e(node["address"])}</td>'
+            f'<td><span class="badge">{_e(node["state"])}</span></td>'
+            f'<td>{"never" if seen is None else _e(f"{seen:g} s ago")}</td>'
+            f'<td>{_e(human_size(node["used_bytes"]))}</td>'
+            f'<td>{_e(human_size(node["free_bytes"]))}</td>'
+            f'<td>{_e(node["replicas"])}</td></tr>')
+
+
+def status_page(report: Mapping[str, Any]) -> str:
+    """The cluster at a glance: datanodes, replication health and totals (from /api/status)."""
+    rows = "\n".join(_datanode_row(node) for node in report["datanodes"]) or \
+        '        <tr><td colspan="6">No datanode has registered.</td></tr>'
+    under = "".join(
+        f"<li>{_e(v['name'])}: {_e(v['live_replicas'])} of {_e(report['replication'])} copies"
+        f"{' (repairing)' if v['repairing'] else ''}</li>" for v in report["under_replicated"])
+    body = f"""    <section class="panel status">
+      <h1>Cluster status</h1>
+      <p>{_e(report["videos"])} videos, {_e(human_size(report["stored_bytes"]))} stored
+         {_e(report["replication"])} times; {_e(report["repairs_running"])} repair copies running.</p>
+      <table class="status-table">
+        <thead><tr><th>Datanode</th><th>State</th><th>Last heartbeat</th><th>Used</th>
+          <th>Free</th><th>Replicas</th></tr></thead>
+        <tbody>
+{rows}
+        </tbody>
+      </table>
+      <h2>Under-replicated videos</h2>
+      {f'<ul id="under-replicated">{under}</ul>' if under else '<p>None: every video has all its copies.</p>'}
+    </section>"""
+    page = _layout("Cluster status", body, page_class="status-page")
+    return page.replace("<head>", f'<head>\n  <meta http-equiv="refresh" content="{STATUS_REFRESH_S}">', 1)

@@ -17,6 +17,7 @@ right 4xx; bounded slots for uploads and streams answer 503 with Retry-After whe
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 from contextlib import asynccontextmanager
@@ -24,10 +25,11 @@ from pathlib import Path
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from myyoutube import names, ranges
 from myyoutube.client import MasterClient, RequestFailed
-from myyoutube.web import pages, uploads
+from myyoutube.web import metrics, pages, uploads
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +38,11 @@ STATIC_DIR = Path(__file__).with_name("static")
 # Multipart framing around the file (boundaries, part headers) is small; Content-Length may
 # exceed --max-upload-bytes by this much before we refuse it up front.
 MULTIPART_OVERHEAD_BYTES = 64 * 1024
+
+# A paused player stops reading; past this the stream is dropped (the player asks for
+# its range again on resume). Shorter than the master's own stall timeout, so the web
+# front end is the one that ends the relay, cleanly.
+VIEWER_STALL_TIMEOUT_S = 90.0
 
 # Search terms are names or parts of names; names are at most 255 bytes.
 MAX_QUERY_CHARS = names.MAX_NAME_BYTES
@@ -56,6 +63,7 @@ SECURITY_HEADERS = {
 
 MASTER = web.AppKey("master", MasterClient)
 LIMITS = web.AppKey("limits", dict)
+METRICS = web.AppKey("metrics", metrics.WebMetrics)
 
 
 def error(status: int, message: str, **headers: str) -> web.Response:
@@ -160,6 +168,20 @@ async def api_status(request: web.Request) -> web.Response:
     return web.json_response(await request.app[MASTER].status())
 
 
+async def status_page(request: web.Request) -> web.Response:
+    return web.Response(text=pages.status_page(await request.app[MASTER].status()),
+                        content_type="text/html")
+
+
+async def prometheus(request: web.Request) -> web.Response:
+    try:
+        report = await request.app[MASTER].status()
+    except (OSError, TimeoutError, RequestFailed):
+        report = None  # reported as myyoutube_up{role="master"} 0
+    return web.Response(body=request.app[METRICS].render(report),
+                        headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
 # --- streaming -------------------------------------------------------------------------
 
 
@@ -173,20 +195,29 @@ async def stream(request: web.Request) -> web.StreamResponse:
                              video["content_type"], validators, boundary)
     if not decision.ranges:
         return web.Response(status=decision.status, headers=decision.headers)
+    counters = request.app[METRICS]
     async with request.app[LIMITS]["streams"].take():
-        response = web.StreamResponse(status=decision.status, headers=decision.headers)
-        response.headers.update(SECURITY_HEADERS)
-        await response.prepare(request)
-        for part in decision.ranges:
+        with counters.active_streams.track_inprogress():
+            response = web.StreamResponse(status=decision.status, headers=decision.headers)
+            response.headers.update(SECURITY_HEADERS)
+            await response.prepare(request)
+
+            async def send(data: bytes) -> None:
+                # A viewer that takes nothing for this long is gone; free the stream slot.
+                async with asyncio.timeout(VIEWER_STALL_TIMEOUT_S):
+                    await response.write(data)
+                counters.stream_bytes.inc(len(data))
+
+            for part in decision.ranges:
+                if decision.is_multipart:
+                    await send(ranges.multipart_part_header(
+                        part, video["size"], video["content_type"], boundary))
+                async for data in master.read(name, part.start, part.length):
+                    await send(data)
             if decision.is_multipart:
-                await response.write(ranges.multipart_part_header(
-                    part, video["size"], video["content_type"], boundary))
-            async for data in master.read(name, part.start, part.length):
-                await response.write(data)
-        if decision.is_multipart:
-            await response.write(ranges.multipart_closing(boundary))
-        await response.write_eof()
-        return response
+                await send(ranges.multipart_closing(boundary))
+            await response.write_eof()
+            return response
 
 
 # --- uploads -------------------------------------------------------------------------
@@ -204,6 +235,8 @@ async def upload(request: web.Request) -> web.Response:
             video = await uploads.receive(request, request.app[MASTER], limit, limits["spool_dir"])
         except uploads.UploadRefused as exc:
             return error(exc.status, str(exc))
+    request.app[METRICS].uploads.inc()
+    request.app[METRICS].upload_bytes.inc(video["size"])
     return web.json_response({k: video[k] for k in ("name", "size", "sha256")}, status=201)
 
 
@@ -227,6 +260,7 @@ def make_app(master: MasterClient, max_upload_bytes: int, max_uploads: int, max_
              spool_dir: Path | None = None) -> web.Application:
     app = web.Application(middlewares=[errors_and_headers])
     app[MASTER] = master
+    app[METRICS] = metrics.WebMetrics()
     app[LIMITS] = {"max_upload_bytes": max_upload_bytes, "spool_dir": spool_dir,
                    "uploads": Slots(max_uploads, "uploads"),
                    "streams": Slots(max_streams, "streams")}
@@ -239,5 +273,7 @@ def make_app(master: MasterClient, max_upload_bytes: int, max_uploads: int, max_
     app.router.add_get("/thumbnail/{name}", thumbnail)
     app.router.add_delete("/videos/{name}", delete)
     app.router.add_get("/api/status", api_status)
+    app.router.add_get("/status", status_page)
+    app.router.add_get("/metrics", prometheus)
     app.router.add_static("/static", STATIC_DIR)
     return app

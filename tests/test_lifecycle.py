@@ -1,0 +1,133 @@
+"""A video's life: details read on upload, poster, faststart remux, delete everywhere."""
+
+from __future__ import annotations
+
+import io
+import os
+import uuid
+from urllib.parse import quote
+
+from PIL import Image
+
+from harness import free_box_header, holders_of, mp4_bytes, wait_until
+from myyoutube import media
+from videos import make_mp4
+
+
+def unique(stem: str) -> str:
+    return f"{stem}-{uuid.uuid4().hex[:8]}.mp4"
+
+
+async def upload(http, cluster, name: str, data: bytes) -> tuple[int, dict]:
+    boundary = uuid.uuid4().hex
+    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\n"
+            f"Content-Type: video/mp4\r\n\r\n").encode() + data + f"\r\n--{boundary}--\r\n".encode()
+    async with http.post(f"{cluster.url}/upload", data=body,
+                         headers={"Content-Type": f"multipart/form-data; boundary={boundary}"}) as response:
+        return response.status, await response.json()
+
+
+async def video_record(http, cluster, name: str) -> dict:
+    async with http.get(f"{cluster.url}/search", params={"q": name}) as response:
+        return next(v for v in (await response.json())["videos"] if v["name"] == name)
+
+
+async def test_upload_records_duration_size_and_codec(cluster, http, tmp_path):
+    """/listar carries duration_s, width, height and codec read from the file by PyAV."""
+    name = unique("details")
+    data = make_mp4(tmp_path / "v.mp4", seconds=3.0, width=320, height=240).read_bytes()
+    assert (await upload(http, cluster, name, data))[0] == 201
+    video = await video_record(http, cluster, name)
+    assert abs(video["duration_s"] - 3.0) < 0.2
+    assert (video["width"], video["height"], video["codec"]) == (320, 240, "h264")
+    assert video["bitrate"] > 0
+
+
+async def test_poster_is_a_320px_jpeg_with_caching_headers(cluster, http, tmp_path):
+    """/thumbnail serves a ~320 px wide JPEG with a strong ETag, and 304 on revalidation."""
+    name = unique("poster")
+    data = make_mp4(tmp_path / "v.mp4", seconds=2.0, width=640, height=360).read_bytes()
+    assert (await upload(http, cluster, name, data))[0] == 201
+    assert (await video_record(http, cluster, name))["has_thumbnail"] is True
+    url = f"{cluster.url}/thumbnail/{quote(name, safe='')}"
+    async with http.get(url) as response:
+        assert response.status == 200 and response.headers["Content-Type"] == "image/jpeg"
+        assert "max-age" in response.headers["Cache-Control"]
+        etag = response.headers["ETag"]
+        image = Image.open(io.BytesIO(await response.read()))
+    assert image.format == "JPEG" and image.size == (320, 180)
+    async with http.get(url, headers={"If-None-Match": etag}) as response:
+        assert response.status == 304
+
+
+async def test_moov_at_end_is_remuxed_to_faststart(cluster, http, tmp_path):
+    """An MP4 with moov after mdat is stored with moov first, same duration, marked remuxed."""
+    name = unique("camera")
+    original = make_mp4(tmp_path / "late.mp4", seconds=2.0, faststart=False).read_bytes()
+    assert media.needs_faststart(original[:media.SNIFF_BYTES])
+    status, body = await upload(http, cluster, name, original)
+    assert status == 201, body
+    async with http.get(f"{cluster.url}/stream/{quote(name, safe='')}") as response:
+        stored = await response.read()
+    assert not media.needs_faststart(stored[:media.SNIFF_BYTES])
+    assert stored.index(b"moov") < stored.index(b"mdat")
+    video = await video_record(http, cluster, name)
+    assert video["remuxed"] is True and abs(video["duration_s"] - 2.0) < 0.2
+    assert body["size"] == len(stored)
+
+
+async def test_file_ffmpeg_cannot_read_is_refused_and_not_stored(cluster, http):
+    """A file with an MP4 signature but no readable video is 415 and leaves nothing behind."""
+    name = unique("broken")
+    fake = b"\x00\x00\x00\x18ftypisom\x00\x00\x02\x00isomiso2" + free_box_header(50_000) + os.urandom(50_000)
+    status, body = await upload(http, cluster, name, fake)
+    assert status == 415 and "not a video" in body["error"]
+    async with http.get(f"{cluster.url}/search", params={"q": name}) as response:
+        assert (await response.json())["videos"] == []
+    await wait_until(lambda: cluster.stray_files() == [], "no partial replicas", 10)
+
+
+async def test_delete_removes_everywhere_and_frees_the_name(fresh_cluster, http):
+    """DELETE drops a video at once, its replicas and poster from every node (even one
+    down at the time, when it returns), and the name can be used again."""
+    cluster = fresh_cluster()
+    name, data = unique("doomed"), mp4_bytes(os.urandom(200_000))
+    assert (await upload(http, cluster, name, data))[0] == 201
+    assert sum(len(files) for files in cluster.blob_files().values()) == 6  # video + poster, x3
+    down = cluster.datanodes[0]
+    down.kill()
+    async with http.delete(f"{cluster.url}/videos/{quote(name, safe='')}") as response:
+        assert response.status == 200
+    async with http.get(f"{cluster.url}/stream/{quote(name, safe='')}") as response:
+        assert response.status == 404
+    await wait_until(lambda: len(holders_of(cluster, data)) == 1, "live replicas deleted", 10)
+    cluster.start_datanode(port=down.port)
+    await wait_until(lambda: sum(len(f) for f in cluster.blob_files().values()) == 0,
+                     "returning node's copies deleted", 10)
+    assert (await upload(http, cluster, name, mp4_bytes(b"again")))[0] == 201
+
+
+async def test_delete_of_unknown_name_is_404(cluster, http):
+    """Deleting a name that does not exist answers 404 with a sentence."""
+    async with http.delete(f"{cluster.url}/videos/{unique('ghost')}") as response:
+        assert response.status == 404 and "no video" in (await response.json())["error"]
+
+
+async def test_status_page_api_and_metrics_describe_the_cluster(cluster, http):
+    """/api/status, /status and /metrics show 3 alive datanodes and the stored videos."""
+    name = unique("counted")
+    assert (await upload(http, cluster, name, mp4_bytes(b"x" * 1000)))[0] == 201
+    async with http.get(f"{cluster.url}/api/status") as response:
+        report = await response.json()
+    assert [n["state"] for n in report["datanodes"]] == ["alive"] * 3
+    assert report["videos"] >= 1 and report["under_replicated"] == []
+    assert all(n["replicas"] >= 1 and n["free_bytes"] > 0 for n in report["datanodes"])
+    async with http.get(f"{cluster.url}/status") as response:
+        page = await response.text()
+    assert page.count('class="node-alive"') == 3 and "Cluster status" in page
+    async with http.get(f"{cluster.url}/metrics") as response:
+        assert response.headers["Content-Type"].startswith("text/plain")
+        text = await response.text()
+    assert 'myyoutube_up{address="",role="master"} 1.0' in text
+    assert text.count('myyoutube_up{address="127.0.0.1:') == 3
+    assert "myyoutube_web_uploads_total" in text and "myyoutube_under_replicated_videos 0.0" in text
