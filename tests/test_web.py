@@ -9,7 +9,7 @@ import uuid
 import aiohttp
 import pytest
 
-from harness import free_box_header, mp4_bytes, tiny_mp4
+from harness import free_box_header, mp4_bytes, tiny_mp4, wait_until
 from videos import make_webm
 
 BIG_VIDEO_BYTES = 101 * 1024 * 1024 + 12345  # past 100 MB, and not a multiple of a chunk
@@ -159,7 +159,7 @@ async def test_upload_past_the_limit_is_413(tmp_path, fresh_cluster, http):
     assert status == 413
     async with http.get(f"{cluster.url}/listar") as response:
         assert (await response.json())["videos"] == []
-    assert cluster.stray_files() == []
+    await wait_until(lambda: cluster.stray_files() == [], "partial replicas removed", 10)
 
 
 async def test_unknown_names_routes_and_methods_answer_json_errors(cluster, http):

@@ -11,6 +11,7 @@ the caller is paced by the slowest replica), and `read` is an async iterator of 
 
 from __future__ import annotations
 
+import asyncio
 from typing import AsyncIterator
 
 from myyoutube import protocol, stream as streams
@@ -24,20 +25,44 @@ __all__ = ["MasterClient", "Upload", "RequestFailed"]
 # An upload's End is answered after every replica fsynced a possibly large file.
 FINISH_TIMEOUT_S = 120.0
 
+# After a failed write, how long to wait for the master's Error that explains it.
+ANSWER_AFTER_RESET_S = 2.0
+
 # Waiting for the next bytes of a read (or the answer to PutVideo): the master may be
 # failing over across replicas, each allowed PEER_TIMEOUT_S to answer.
 READ_STALL_TIMEOUT_S = 60.0
 
 
 class Upload:
+    """An upload in progress. The master's answer (VideoInfo, or an Error as soon as the
+    upload cannot succeed, e.g. too few replicas left) is awaited in the background from
+    the start, so a refusal stops the sender at its next chunk with the master's reason
+    instead of a broken pipe."""
+
     def __init__(self, connection: FrameStream) -> None:
         self._connection = connection
+        self._answer = asyncio.ensure_future(connection.read_expected(VideoInfo, timeout=None))
         self.size = 0
+
+    async def _refusal_or(self, exc: BaseException) -> BaseException:
+        """The master's Error if it sent one (it explains a reset), else `exc`."""
+        try:
+            await asyncio.wait_for(asyncio.shield(self._answer), ANSWER_AFTER_RESET_S)
+        except RequestFailed as refusal:
+            return refusal
+        except (ConnectionError, TimeoutError, protocol.ProtocolError):
+            pass
+        return exc
 
     async def write(self, data: bytes) -> None:
         for start in range(0, len(data), CHUNK_BYTES):
+            if self._answer.done():
+                raise await self._refusal_or(protocol.RemoteProtocolError("master answered early"))
             piece = data[start:start + CHUNK_BYTES]
-            await self._connection.write_frame(Chunk(piece), timeout=FINISH_TIMEOUT_S)
+            try:
+                await self._connection.write_frame(Chunk(piece), timeout=FINISH_TIMEOUT_S)
+            except (ConnectionError, TimeoutError) as exc:
+                raise await self._refusal_or(exc) from exc
             self.size += len(piece)
 
     async def finish(self, extra: dict | None = None, poster: bytes = b"") -> dict:
@@ -47,13 +72,17 @@ class Upload:
             if extra or poster:
                 await self._connection.write_frame(VideoDetails(extra=extra or {}, poster=poster))
             await self._connection.write_frame(End(size=self.size, sha256=""))
-            answer = await self._connection.read_expected(VideoInfo, timeout=FINISH_TIMEOUT_S)
+            answer = await asyncio.wait_for(self._answer, FINISH_TIMEOUT_S)
+        except (ConnectionError, TimeoutError) as exc:
+            raise await self._refusal_or(exc) from exc
         finally:
+            self._answer.cancel()
             await self._connection.close()
         return answer.video
 
     def abort(self) -> None:
         """Give up: the master drops the upload and every partial replica."""
+        self._answer.cancel()
         self._connection.abort()
 
 

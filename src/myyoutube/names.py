@@ -37,3 +37,13 @@ def clean_name(raw: str) -> str:
     if len(name.encode()) > MAX_NAME_BYTES:
         raise BadName(f"The file name is longer than {MAX_NAME_BYTES} bytes; shorten it.")
     return name
+
+
+def taken(name: str) -> str:
+    """The sentence for an upload under a name that is already used."""
+    return f"A video named \u201c{name}\u201d already exists; choose another name."
+
+
+def unknown(name: str) -> str:
+    """The sentence for a request about a video that does not exist."""
+    return f"There is no video named \u201c{name[:MAX_NAME_BYTES]}\u201d."

@@ -68,8 +68,9 @@ class FrameStream:
         peer = writer.get_extra_info("peername")
         self.peer = f"{peer[0]}:{peer[1]}" if peer else "?"
 
-    async def read_frame(self, timeout: float = PEER_TIMEOUT_S) -> Message:
-        """The next message; ConnectionClosed on EOF, TimeoutError past `timeout`."""
+    async def read_frame(self, timeout: float | None = PEER_TIMEOUT_S) -> Message:
+        """The next message; ConnectionClosed on EOF, TimeoutError past `timeout`
+        (None: wait as long as the connection lives)."""
         async with asyncio.timeout(timeout):
             while True:
                 message = self._decoder.next_frame()
@@ -81,7 +82,7 @@ class FrameStream:
                     raise ConnectionClosed(f"{self.peer} closed the connection") from exc
                 self._decoder.feed(data)
 
-    async def read_expected(self, *kinds: type[M], timeout: float = PEER_TIMEOUT_S) -> M:
+    async def read_expected(self, *kinds: type[M], timeout: float | None = PEER_TIMEOUT_S) -> M:
         """The next message, which must be one of `kinds`; an Error raises RequestFailed."""
         message = await self.read_frame(timeout)
         if isinstance(message, Error):
@@ -184,6 +185,6 @@ async def serve_connections(handler, host: str, port: int, secret: bytes, role: 
             finally:
                 await stream.close()
 
-    # Not serving yet: the caller finishes setting up, then calls serve_forever().
+    # Not listening yet: the caller finishes setting up, then calls start_serving().
     return await asyncio.start_server(on_connect, host, port, limit=STREAM_BUFFER_BYTES,
                                       start_serving=False)

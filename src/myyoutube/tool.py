@@ -2,8 +2,8 @@
 
 Theory of operation
 -------------------
-Every subcommand is one or a few HTTP requests to the web front end (never to the master
-or the datanodes), each made through `Api.call`, the one place that turns what can go
+Every subcommand is one HTTP request to the web front end (never to the master or the
+datanodes), made through `Api.call`, the one place that turns what can go
 wrong into a `ToolError` whose text is the line the user reads: the server's
 `{"error": "<sentence>"}` for a refused request, "cannot reach MyYoutube at URL (...)"
 when no connection can be made. `main` prints it as `myyoutube: error: ...` and exits 1;
@@ -15,9 +15,10 @@ hashes each chunk with SHA-256 and advances the progress bar; the sha256 the ser
 returns must equal ours. A download appends to the output file as bytes arrive, so an
 interrupted download leaves a partial file. The next run asks only for the rest, with
 `Range: bytes=<have>-` and `If-Range: <ETag>` (the ETag the partial was started under,
-kept beside it in `FILE.part-etag`): if the video changed meanwhile the server answers
-200 with the whole new video and the file starts over. The ETag is the quoted SHA-256 of
-the video, so the finished file is checked against it.
+kept beside it in `FILE.part-etag`, if any): if the video changed meanwhile the server
+answers 200 with the whole new video and the file starts over; a 416 means the file is
+already whole. The ETag is the quoted SHA-256 of the video, so the finished file is
+checked against it, which also catches a partial file that was never this video's.
 """
 
 from __future__ import annotations
@@ -91,18 +92,27 @@ class Api:
             raise ToolError(f"the connection to MyYoutube at {self.url} failed "
                             f"({_reason(exc)})") from None
 
-    async def json(self, path: str) -> dict:
-        async with self.call("GET", path) as response:
+    async def json(self, path: str, method: str = "GET", ok: tuple[int, ...] = (200,),
+                   **kwargs) -> dict:
+        """The JSON object answering one request (see `call`)."""
+        async with self.call(method, path, ok, **kwargs) as response:
             try:
-                return await response.json(content_type=None)
+                body = await response.json(content_type=None)
             except ValueError:
-                raise ToolError(f"{self.url} did not answer with JSON; is it MyYoutube?") from None
+                body = None
+        if not isinstance(body, dict):
+            raise ToolError(f"{self.url} did not answer with a JSON object; is it MyYoutube?")
+        return body
 
 
 async def _error_sentence(response: aiohttp.ClientResponse) -> str:
     """The server's {"error": sentence}, or the status line when there is none."""
+    body = b""
+    while len(body) < MAX_ERROR_BODY_BYTES and (
+            data := await response.content.read(MAX_ERROR_BODY_BYTES - len(body))):
+        body += data
     try:
-        sentence = json.loads(await response.content.read(MAX_ERROR_BODY_BYTES))["error"]
+        sentence = json.loads(body)["error"]
     except (ValueError, KeyError, TypeError):
         sentence = None
     if isinstance(sentence, str) and sentence:
@@ -117,11 +127,7 @@ def _reason(exc: BaseException) -> str:
     return getattr(cause, "strerror", None) or str(cause) or type(cause).__name__
 
 
-def _video_path(name: str) -> str:
-    return "/stream/" + quote(name, safe="")
-
-
-def _bar(total: int, name: str, show: bool, initial: int = 0) -> tqdm:
+def _bar(total: int | None, name: str, show: bool, initial: int = 0) -> tqdm:
     return tqdm(total=total, initial=initial, desc=name, unit="B", unit_scale=True,
                 unit_divisor=1024, disable=not show, file=sys.stderr, dynamic_ncols=True)
 
@@ -154,8 +160,7 @@ async def upload_one(api: Api, path: Path, show: bool) -> dict:
         part = form.append(chunks(), {"Content-Type": kind})
         part.set_content_disposition("form-data", quote_fields=False, name="file",
                                      filename=_form_filename(path.name))
-        async with api.call("POST", "/upload", ok=(201,), data=form) as response:
-            video = await response.json(content_type=None)
+        video = await api.json("/upload", "POST", ok=(201,), data=form)
     sent = digest.hexdigest()
     if video.get("sha256") != sent:
         raise ToolError(f"the server stored sha256 {video.get('sha256')} but the file sent "
@@ -202,14 +207,16 @@ def _resume_headers(output: Path, sidecar: Path) -> tuple[int, dict[str, str]]:
 
 async def cmd_download(api: Api, args: argparse.Namespace) -> int:
     name, output = args.name, args.output or Path(args.name)
+    if output.is_dir():
+        output = output / name
     sidecar = output.with_name(output.name + ".part-etag")
     have, headers = _resume_headers(output, sidecar)
     digest = _hash_file(output) if have else hashlib.sha256()  # before the server waits
-    async with api.call("GET", _video_path(name), ok=(200, 206, 416),
+    async with api.call("GET", "/stream/" + quote(name, safe=""), ok=(200, 206, 416),
                         headers=headers) as response:
-        if response.status == 416:
-            total = int(response.headers.get("Content-Range", "*/0").rpartition("/")[2] or 0)
-            if have != total:
+        if response.status == 416:  # "bytes */SIZE": nothing at or past byte `have`
+            total = response.headers.get("Content-Range", "").rpartition("/")[2]
+            if str(have) != total:
                 raise ToolError(f"{output} is larger than the video ({have} > {total} bytes); "
                                 "remove it or choose another file with -o")
             print(f"{name} is already complete in {output}")
@@ -225,7 +232,7 @@ async def cmd_download(api: Api, args: argparse.Namespace) -> int:
         else:
             if have:
                 print(f"{name} changed on the server or cannot be resumed; starting over")
-            have, digest, total = 0, hashlib.sha256(), response.content_length or 0
+            have, digest, total = 0, hashlib.sha256(), response.content_length
             sidecar.write_text(etag)
         with open(output, "ab" if have else "wb") as file, \
                 _bar(total, name, args.progress, initial=have) as bar:
@@ -235,13 +242,14 @@ async def cmd_download(api: Api, args: argparse.Namespace) -> int:
                 bar.update(len(data))
     _check_download(output, total, digest.hexdigest(), etag)
     sidecar.unlink(missing_ok=True)
-    print(f"downloaded {name} to {output} ({human_size(total)}, sha256 {digest.hexdigest()})")
+    print(f"downloaded {name} to {output} ({human_size(output.stat().st_size)}, "
+          f"sha256 {digest.hexdigest()})")
     return 0
 
 
-def _check_download(output: Path, total: int, sha256: str, etag: str) -> None:
+def _check_download(output: Path, total: int | None, sha256: str, etag: str) -> None:
     size = output.stat().st_size
-    if size != total:
+    if total is not None and size != total:
         raise ToolError(f"{output} holds {size} bytes, the video {total}; "
                         "run the same command again to resume")
     expected = _SHA256_ETAG.match(etag)
@@ -343,8 +351,9 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--url", type=base_url, default=os.environ.get(URL_ENV) or DEFAULT_URL,
                         help=f"the MyYoutube web front end (default: ${URL_ENV} or {DEFAULT_URL})")
     bar = argparse.ArgumentParser(add_help=False)
-    bar.add_argument("--progress", action="store_true", default=sys.stderr.isatty(),
-                     help="show a progress bar even when stderr is not a terminal")
+    bar.add_argument("--progress", action=argparse.BooleanOptionalAction,
+                     default=sys.stderr.isatty(),
+                     help="show a progress bar (default: only when stderr is a terminal)")
     as_json = argparse.ArgumentParser(add_help=False)
     as_json.add_argument("--json", action="store_true", help="print the server's raw JSON")
 

@@ -56,6 +56,8 @@ async def serve(args: argparse.Namespace) -> None:
         raise cli.StartupError(f"cannot use data dir {args.data_dir}: {exc.strerror or exc}") from exc
     node = DataNode(store, args.master, f"{args.host}:{port}", secret, args.heartbeat,
                     args.scrub_bytes_per_s, args.scrub_interval)
+    # Serve before registering: the master may send a replica the moment we are known.
+    await server.start_serving()
     try:
         control = await node.register_once()
     except (OSError, TimeoutError, stream.RequestFailed, stream.protocol.ProtocolError) as exc:

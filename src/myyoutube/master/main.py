@@ -56,6 +56,7 @@ async def serve(args: argparse.Namespace) -> None:
     master = Master(index, state, secret, args.replication, args.min_replicas)
     server = await cli.listen(lambda: stream.serve_connections(
         master.handle, args.host, args.port, secret, "master", MAX_CONNECTIONS), args.host, args.port)
+    await server.start_serving()  # listen() happens here: announce only after it
     cli.announce("myyoutube-master", args.host, cli.bound_port(server))
     try:
         async with server, asyncio.TaskGroup() as tasks:

@@ -126,7 +126,7 @@ class Master:
             await connection.write_frame(Error("bad_name", str(exc)))
             return
         if name in self.index.videos or name in self.uploading:
-            await connection.write_frame(Error("exists", f"a video named {name!r} already exists"))
+            await connection.write_frame(Error("exists", names.taken(name)))
             return
         self.uploading.add(name)
         try:
@@ -139,15 +139,15 @@ class Master:
     async def _read(self, connection: FrameStream, request: ReadVideo) -> None:
         video = self.index.videos.get(request.name)
         if video is None:
-            await connection.write_frame(Error("not_found", f"no video named {request.name!r}"))
+            await connection.write_frame(Error("not_found", names.unknown(request.name)))
             return
         blob_id = video["blob_id"] if request.part == "video" else video.get("poster_blob_id")
         replica = self.index.replicas.get(blob_id or "")
         if request.part not in ("video", "poster") or replica is None:
-            await connection.write_frame(Error("not_found", f"{request.name!r} has no {request.part[:20]}"))
+            await connection.write_frame(Error("not_found", f"The video has no {request.part[:20]}."))
             return
         if request.offset < 0 or request.length < 0 or request.offset + request.length > replica.size:
-            await connection.write_frame(Error("bad_request", "range outside the video"))
+            await connection.write_frame(Error("bad_request", "The requested bytes lie outside the video."))
             return
         nodes = self.state.read_order(replica.nodes, time.time(), self.rng)
 
@@ -180,14 +180,14 @@ class Master:
     async def _stat(self, connection: FrameStream, request: StatVideo) -> None:
         video = self.index.videos.get(request.name)
         if video is None:
-            await connection.write_frame(Error("not_found", f"no video named {request.name!r}"))
+            await connection.write_frame(Error("not_found", names.unknown(request.name)))
         else:
             await connection.write_frame(VideoInfo(video=self.public_video(video)))
 
     async def _delete(self, connection: FrameStream, request: DeleteVideo) -> None:
         video = self.index.delete_video(request.name)
         if video is None:
-            await connection.write_frame(Error("not_found", f"no video named {request.name!r}"))
+            await connection.write_frame(Error("not_found", names.unknown(request.name)))
             return
         # The replicas go at each datanode's next heartbeat, which reports a blob the index
         # no longer knows; a node that is down now learns when it comes back.

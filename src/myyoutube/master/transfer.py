@@ -86,8 +86,8 @@ class ReplicaFanout:
         if len(self.replicas) < self.min_replicas:
             reasons = "; ".join(f"{node}: {why}" for node, why in self.failed.items())
             raise ReplicationFailed(
-                f"only {len(self.replicas)} datanodes could store the video, "
-                f"{self.min_replicas} are needed ({reasons or 'none available'})")
+                f"Only {len(self.replicas)} datanodes could keep storing the video and "
+                f"{self.min_replicas} are needed; try again shortly. ({reasons or 'none available'})")
 
     async def _each(self, send: Callable[[FrameStream], Awaitable[object]]) -> dict[str, object]:
         nodes = list(self.replicas)
@@ -157,7 +157,8 @@ async def relay_blob(blob_id: str, offset: int, length: int, nodes: list[str], s
             on_failure(node, partial.why)
             log.warning("read of %s from %s failed at byte %d: %s; failing over",
                         blob_id, node, offset + sent, partial.why)
-    raise ReplicationFailed(f"no replica could serve bytes from {offset + sent} (tried {len(nodes)})")
+    raise ReplicationFailed(f"No copy of the video could be read from byte {offset + sent} "
+                            f"({len(nodes)} tried); try again shortly.")
 
 
 class ConsumerGone(Exception):

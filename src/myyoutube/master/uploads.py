@@ -15,13 +15,14 @@ meanwhile does not make the master delete them.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import time
 import uuid
 from typing import TYPE_CHECKING
 
-from myyoutube import media, protocol
+from myyoutube import media, names, protocol
 from myyoutube.master import transfer
 from myyoutube.master.index import NameTaken, StoredBlob
 from myyoutube.protocol import Chunk, End, Error, Ok, VideoDetails, VideoInfo
@@ -35,6 +36,9 @@ log = logging.getLogger(__name__)
 # The web front end relays an HTTP client, and may spend a while probing the file with
 # PyAV between the last chunk and End; an upload silent this long is abandoned.
 UPLOAD_STALL_TIMEOUT_S = 120.0
+
+# After refusing an upload midway, how long the uploader gets to notice and stop sending.
+DRAIN_AFTER_ERROR_S = 5.0
 
 
 async def receive(master: "Master", connection: FrameStream, name: str, content_type: str) -> None:
@@ -56,8 +60,9 @@ async def receive(master: "Master", connection: FrameStream, name: str, content_
     except (transfer.ReplicationFailed, NameTaken) as exc:
         await _abort(master, fanouts)
         if isinstance(exc, NameTaken):
-            exc = transfer.ReplicationFailed(f"a video named {name!r} already exists", code="exists")
+            exc = transfer.ReplicationFailed(names.taken(name), code="exists")
         await connection.write_frame(Error(exc.code, str(exc)))
+        await _drain(connection)
         return
     except BaseException:
         await _abort(master, fanouts)
@@ -67,6 +72,20 @@ async def receive(master: "Master", connection: FrameStream, name: str, content_
     master.counters.uploads += 1
     log.info("stored %s (%d bytes) on %s", name, size, ", ".join(blobs[0].nodes))
     await connection.write_frame(VideoInfo(video=master.public_video(video)))
+
+
+async def _drain(connection: FrameStream) -> None:
+    """Read and drop what the uploader still sends until it has seen our Error and closed.
+
+    Closing with its chunks unread would make the kernel answer with a reset, which can
+    destroy the Error frame before the uploader reads it.
+    """
+    try:
+        async with asyncio.timeout(DRAIN_AFTER_ERROR_S):
+            while not isinstance(await connection.read_frame(timeout=None), End):
+                pass
+    except (ConnectionError, TimeoutError, protocol.ProtocolError):
+        pass
 
 
 def _fanout(master: "Master", fanouts: list) -> transfer.ReplicaFanout:
@@ -98,10 +117,11 @@ def _placement_failure(master: "Master", placed: int) -> transfer.ReplicationFai
     alive = master.state.alive_count(time.time())
     if alive >= master.min_replicas:
         return transfer.ReplicationFailed(
-            f"the datanodes are out of space: {placed} of {alive} have room, "
-            f"{master.min_replicas} are needed", code="no_space")
+            f"The storage is out of space: {placed} of {alive} datanodes have room and "
+            f"{master.min_replicas} are needed. Free some space or add a datanode.", code="no_space")
     return transfer.ReplicationFailed(
-        f"only {alive} datanodes are alive, {master.min_replicas} are needed to store a video")
+        f"Only {alive} datanodes are running and {master.min_replicas} are needed to store "
+        "a video safely; try again once more are up.")
 
 
 async def _receive_chunks(master: "Master", connection: FrameStream, fanout: transfer.ReplicaFanout):

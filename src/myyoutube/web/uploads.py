@@ -133,7 +133,7 @@ async def _remux_then_relay(master: MasterClient, name: str, body: BodyReader,
                             head: bytes, spool: Path) -> dict:
     try:
         await master.stat(name)
-        raise UploadRefused(409, f"a video named {name!r} already exists")
+        raise UploadRefused(409, names.taken(name))
     except RequestFailed as exc:
         if exc.code != "not_found":
             raise
