@@ -11,7 +11,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from myyoutube import protocol
 from myyoutube.protocol import (
     CHUNK_BYTES,
     MAX_FRAME_BYTES,
