@@ -14,6 +14,7 @@ import inspect
 import struct
 import tempfile
 import time
+import uuid
 from pathlib import Path
 from typing import Awaitable, Callable
 
@@ -146,3 +147,22 @@ def holders_of(cluster: Cluster, data: bytes) -> list[Role]:
             if path.stat().st_size == len(data) and path.read_bytes() == data:
                 found.append(node)
     return found
+
+
+def multipart(filename: str, data: bytes, field: str = "file") -> tuple[bytes, str]:
+    """A form body as browsers and curl write it: the file name raw, only quotes escaped;
+    returns (body, Content-Type)."""
+    boundary = uuid.uuid4().hex
+    quoted = filename.replace('"', "%22").encode("utf-8", "surrogatepass")
+    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"{field}\"; filename=\"".encode()
+            + quoted + b"\"\r\nContent-Type: video/mp4\r\n\r\n" + data
+            + f"\r\n--{boundary}--\r\n".encode())
+    return body, f"multipart/form-data; boundary={boundary}"
+
+
+async def upload(http, cluster: Cluster, filename: str, data: bytes, field: str = "file") -> tuple[int, dict]:
+    """POST /upload as a browser would; returns (status, JSON answer)."""
+    body, content_type = multipart(filename, data, field)
+    async with http.post(f"{cluster.url}/upload", data=body,
+                         headers={"Content-Type": content_type}) as response:
+        return response.status, await response.json()

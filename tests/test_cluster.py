@@ -8,7 +8,7 @@ import subprocess
 import sys
 import urllib.request
 
-from harness import mp4_bytes
+from harness import mp4_bytes, multipart
 
 
 
@@ -24,11 +24,9 @@ def start_cluster(data_dir) -> tuple[subprocess.Popen, str]:
 
 
 def post_video(url: str, name: str, data: bytes) -> int:
-    boundary = "b0undary"
-    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\n"
-            f"Content-Type: video/mp4\r\n\r\n").encode() + data + f"\r\n--{boundary}--\r\n".encode()
-    request = urllib.request.Request(f"{url}/upload", data=body, method="POST", headers={
-        "Content-Type": f"multipart/form-data; boundary={boundary}"})
+    body, content_type = multipart(name, data)
+    request = urllib.request.Request(f"{url}/upload", data=body, method="POST",
+                                     headers={"Content-Type": content_type})
     with urllib.request.urlopen(request, timeout=30) as response:
         return response.status
 

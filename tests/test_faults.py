@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from harness import Cluster, holders_of, mp4_bytes, wait_until
+from harness import Cluster, holders_of, mp4_bytes, upload, wait_until
 from myyoutube.client import RequestFailed
 
 STREAM_VIDEO_BYTES = 24 * 1024 * 1024
@@ -222,12 +222,8 @@ async def test_full_datanode_gets_no_replicas_and_all_full_is_507(fresh_cluster,
     assert full not in holders_of(cluster, data) and len(holders_of(cluster, data)) == 3
 
     tight = fresh_cluster(datanodes=3, datanode_args=("--capacity-bytes", "1000000"))
-    body = (b"--B\r\nContent-Disposition: form-data; name=\"file\"; filename=\"nowhere.mp4\"\r\n\r\n"
-            + data + b"\r\n--B--\r\n")
-    async with http.post(f"{tight.url}/upload", data=body,
-                         headers={"Content-Type": "multipart/form-data; boundary=B"}) as response:
-        assert response.status == 507
-        assert "out of space" in (await response.json())["error"]
+    status, answer = await upload(http, tight, "nowhere.mp4", data)
+    assert status == 507 and "out of space" in answer["error"]
 
 
 async def test_datanode_losing_its_folder_has_its_replicas_remade(fresh_cluster):

@@ -11,27 +11,15 @@ from urllib.parse import quote
 
 import pytest
 
-from harness import mp4_bytes, wait_until
+import harness
+from harness import mp4_bytes, multipart, wait_until
 from myyoutube import protocol, stream as streams
 
 VIDEO = mp4_bytes(os.urandom(20_000))
 
 
-def multipart(filename: str, data: bytes, field: str = "file") -> tuple[bytes, str]:
-    """A form body as browsers and curl write it: the file name raw, only quotes escaped."""
-    boundary = uuid.uuid4().hex
-    quoted = filename.replace('"', "%22").encode("utf-8", "surrogatepass")
-    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"{field}\"; filename=\"".encode()
-            + quoted + b"\"\r\nContent-Type: video/mp4\r\n\r\n" + data
-            + f"\r\n--{boundary}--\r\n".encode())
-    return body, f"multipart/form-data; boundary={boundary}"
-
-
 async def upload(http, cluster, filename, data=VIDEO, field="file"):
-    body, content_type = multipart(filename, data, field)
-    async with http.post(f"{cluster.url}/upload", data=body,
-                         headers={"Content-Type": content_type}) as response:
-        return response.status, await response.json()
+    return await harness.upload(http, cluster, filename, data, field)
 
 
 async def listed(http, cluster) -> list[str]:

@@ -9,22 +9,13 @@ from urllib.parse import quote
 
 from PIL import Image
 
-from harness import free_box_header, holders_of, mp4_bytes, wait_until
+from harness import free_box_header, holders_of, mp4_bytes, upload, wait_until
 from myyoutube import media
 from videos import make_mp4
 
 
 def unique(stem: str) -> str:
     return f"{stem}-{uuid.uuid4().hex[:8]}.mp4"
-
-
-async def upload(http, cluster, name: str, data: bytes) -> tuple[int, dict]:
-    boundary = uuid.uuid4().hex
-    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\n"
-            f"Content-Type: video/mp4\r\n\r\n").encode() + data + f"\r\n--{boundary}--\r\n".encode()
-    async with http.post(f"{cluster.url}/upload", data=body,
-                         headers={"Content-Type": f"multipart/form-data; boundary={boundary}"}) as response:
-        return response.status, await response.json()
 
 
 async def video_record(http, cluster, name: str) -> dict:

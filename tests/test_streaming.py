@@ -11,9 +11,10 @@ import os
 import uuid
 from urllib.parse import quote
 
+import aiohttp
 import pytest
 
-from harness import mp4_bytes
+from harness import mp4_bytes, upload
 
 VIDEO = mp4_bytes(os.urandom(300_000))
 
@@ -21,15 +22,9 @@ VIDEO = mp4_bytes(os.urandom(300_000))
 @pytest.fixture(scope="module")
 async def stored(cluster):
     """One video in the cluster: (url, bytes, etag, last_modified header)."""
-    import aiohttp
     name = f"rfc-{uuid.uuid4().hex[:8]}.mp4"
-    boundary = "rfcboundary"
-    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\n\r\n"
-            ).encode() + VIDEO + f"\r\n--{boundary}--\r\n".encode()
     async with aiohttp.ClientSession() as session:
-        async with session.post(f"{cluster.url}/upload", data=body, headers={
-                "Content-Type": f"multipart/form-data; boundary={boundary}"}) as response:
-            assert response.status == 201
+        assert (await upload(session, cluster, name, VIDEO))[0] == 201
         url = f"{cluster.url}/stream/{quote(name, safe='')}"
         async with session.head(url) as response:
             return url, VIDEO, response.headers["ETag"], response.headers["Last-Modified"]
