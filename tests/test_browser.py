@@ -1,6 +1,8 @@
 """End-to-end tests in a real headless Chromium (Debian's, driven by Playwright) against a
 real cluster: upload with progress, live grid and search, watching with seeks served by
-range requests, hostile names shown as text, and no console errors or CSP violations.
+range requests, hostile names shown as text, posters in the grid and player, Delete behind
+a confirm(), the cluster status page at desktop and phone widths, and no console errors or
+CSP violations.
 
 Chromium is Debian's `/usr/bin/chromium`; Playwright's own browser downloads are never
 used. If it is missing, the tests fail (they never skip) with a message saying so.
@@ -10,6 +12,7 @@ from __future__ import annotations
 
 import shutil
 import uuid
+from urllib.parse import quote
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,6 +29,7 @@ except ModuleNotFoundError as exc:  # fail loudly rather than skip: these tests 
 from videos import make_mp4
 
 CHROMIUM = Path("/usr/bin/chromium")
+PHONE = {"width": 375, "height": 812}
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run",
                  "--disable-quic", "--autoplay-policy=no-user-gesture-required"]
@@ -69,11 +73,17 @@ def tag() -> str:
 
 @dataclass
 class Watched:
-    """A page with everything it reported: console errors, dialogs, /stream/ responses."""
+    """A page with everything it reported: console errors, dialogs, /stream/ responses.
+
+    Dialogs are unexpected (recorded in `dialogs`, dismissed) unless a test sets
+    `answer_confirm`: then confirm() dialogs are answered with it and their messages go
+    to `confirms` instead."""
     page: Page
     errors: list[str] = field(default_factory=list)
     dialogs: list[str] = field(default_factory=list)
     streams: list[Response] = field(default_factory=list)
+    confirms: list[str] = field(default_factory=list)
+    answer_confirm: bool | None = None
 
     async def csp_violations(self) -> list[str]:
         return await self.page.evaluate("window.__cspViolations || []")
@@ -113,6 +123,10 @@ async def watched(browser: Browser):
             seen.errors.append(f"{message.text} @ {message.location.get('url')}")
 
     async def on_dialog(dialog) -> None:
+        if dialog.type == "confirm" and seen.answer_confirm is not None:
+            seen.confirms.append(dialog.message)
+            await (dialog.accept() if seen.answer_confirm else dialog.dismiss())
+            return
         seen.dialogs.append(f"{dialog.type}: {dialog.message}")
         await dialog.dismiss()
 
@@ -167,6 +181,28 @@ async def upload_over_http(url: str, path: Path, name: str) -> str:
         async with session.post(url + "/upload", data=form) as response:
             assert response.status == 201, await response.text()
             return (await response.json())["name"]
+
+
+async def http_status(url: str, method: str = "GET") -> int:
+    async with aiohttp.ClientSession() as session:
+        async with session.request(method, url) as response:
+            return response.status
+
+
+async def listed_names(url: str) -> list[str]:
+    async with aiohttp.ClientSession() as session:
+        async with session.get(url + "/listar") as response:
+            assert response.status == 200
+            return [video["name"] for video in (await response.json())["videos"]]
+
+
+# Resolves with an image URL's natural size once loaded in the page, [0, 0] if it fails.
+LOAD_IMAGE = """(src) => new Promise(resolve => {
+  const image = new Image();
+  image.onload = () => resolve([image.naturalWidth, image.naturalHeight]);
+  image.onerror = () => resolve([0, 0]);
+  image.src = src;
+})"""
 
 
 # --- tests -----------------------------------------------------------------------------
@@ -307,4 +343,115 @@ async def test_hostile_name_is_shown_as_text(cluster, watched, clip, hostile):
     assert await page.locator("#watch").get_attribute("data-name") == name
     assert await page.locator("img[src='x'], body script:not([src])").count() == 0
     await page.wait_for_function("() => document.getElementById('player').readyState >= 1")
+    await watched.assert_clean()
+
+
+async def test_poster_shows_in_grid_and_player(cluster, watched, clip):
+    """An uploaded video's JPEG poster loads in its card, filling a 16:9 box, and is the
+    player's poster on its watch page."""
+    page, name = watched.page, f"poster-{tag()}.mp4"
+    assert await upload_over_http(cluster.url, clip, name) == name
+    await open_home(page, cluster.url)
+    await page.fill("#search", name)
+    await wait_for_cards(page, [name])
+
+    image = page.locator(f'#videos a.video-card[data-name="{name}"] .thumb img')
+    await expect(image).to_have_count(1)
+    assert await image.get_attribute("src") == f"/thumbnail/{quote(name, safe='')}"
+    await page.wait_for_function(
+        """(name) => {
+          const img = document.querySelector(`#videos a.video-card[data-name="${name}"] img`);
+          return img !== null && img.complete && img.naturalWidth > 0;
+        }""", arg=name)
+    # The poster is 320 px wide like the clip; the card shows it cropped to 16:9.
+    shown = await image.evaluate("""(img) => {
+      const box = img.getBoundingClientRect();
+      return {natural: img.naturalWidth, ratio: box.width / box.height,
+              fit: getComputedStyle(img).objectFit};
+    }""")
+    assert shown["natural"] == 320, shown
+    assert abs(shown["ratio"] - 16 / 9) < 0.02 and shown["fit"] == "cover", shown
+
+    await page.click(f'#videos a.video-card[data-name="{name}"]')
+    await page.wait_for_url(f"**/watch/{quote(name)}")
+    poster = await page.locator("#player").get_attribute("poster")
+    assert poster == f"/thumbnail/{quote(name, safe='')}"
+    width, height = await page.evaluate(LOAD_IMAGE, poster)
+    assert width == 320 and height == 240, (width, height)
+    fetched = await page.evaluate("""async (url) => {
+      const response = await fetch(url);
+      return [response.status, response.headers.get("content-type"),
+              (await response.arrayBuffer()).byteLength];
+    }""", poster)
+    assert fetched[0] == 200 and fetched[1] == "image/jpeg" and fetched[2] > 0, fetched
+    await watched.assert_clean()
+
+
+async def test_delete_button_removes_the_video(cluster, watched, clip):
+    """Dismissing Delete's confirm() keeps the video; accepting it deletes the video,
+    goes back to the grid without its card, and its stream then answers 404."""
+    page, name = watched.page, f"delete-me-{tag()}.mp4"
+    assert await upload_over_http(cluster.url, clip, name) == name
+    deletes = []
+    page.on("request", lambda r: deletes.append(r.url) if r.method == "DELETE" else None)
+    await page.goto(f"{cluster.url}/watch/{quote(name)}")
+    await expect(page.locator("#watch h1")).to_have_text(name)
+
+    watched.answer_confirm = False
+    await page.click("#delete-button")
+    await page.evaluate("1")  # runs only once the dialog is closed and the handler returned
+    assert len(watched.confirms) == 1 and name in watched.confirms[0], watched.confirms
+    assert deletes == []
+    assert page.url.endswith(f"/watch/{quote(name)}")
+    await expect(page.locator("#delete-button")).to_be_enabled()
+    await expect(page.locator("#delete-status")).to_be_hidden()
+    assert name in await listed_names(cluster.url)
+    assert await http_status(f"{cluster.url}/stream/{quote(name)}", "HEAD") == 200
+
+    watched.answer_confirm = True
+    async with page.expect_response(lambda r: r.request.method == "DELETE") as answer:
+        await page.click("#delete-button")
+    assert (await answer.value).status == 200
+    await page.wait_for_url(f"{cluster.url}/")
+    await expect(page.locator("#videos")).to_have_attribute("aria-busy", "false")
+    assert name not in await card_names(page)
+    assert len(watched.confirms) == 2 and len(deletes) == 1
+    assert name not in await listed_names(cluster.url)
+    assert await http_status(f"{cluster.url}/stream/{quote(name)}") == 404
+    assert await http_status(f"{cluster.url}/watch/{quote(name)}") == 404
+    await watched.assert_clean()
+
+
+async def test_status_page_lists_datanodes(cluster, watched):
+    """/status shows one row per datanode, all alive, with the state badge inside its row
+    and no horizontal scrolling on a 375 px phone."""
+    page = watched.page
+    expected = sorted(node.address for node in cluster.datanodes)
+    for viewport in ({"width": 1280, "height": 800}, PHONE):
+        await page.set_viewport_size(viewport)
+        await page.goto(f"{cluster.url}/status")
+        await expect(page.locator("h1")).to_have_text("Cluster status")
+        rows = page.locator(".status-table tbody tr")
+        await expect(rows).to_have_count(3)
+        await expect(page.locator(".status-table tbody tr.node-alive")).to_have_count(3)
+        await expect(page.locator(".status-table tbody .badge")).to_have_text(["alive"] * 3)
+        addresses = await rows.evaluate_all("rows => rows.map(r => r.cells[0].textContent)")
+        assert sorted(addresses) == expected
+        layout = await rows.evaluate_all("""rows => ({
+          scroll: document.documentElement.scrollWidth - window.innerWidth,
+          // Readable: no address is broken over two lines, even on a phone.
+          addressesOnOneLine: rows.every(row => {
+            const text = document.createRange();
+            text.selectNodeContents(row.cells[0]);
+            return text.getClientRects().length === 1;
+          }),
+          badgesInRows: rows.every(row => {
+            const r = row.getBoundingClientRect();
+            const b = row.querySelector(".badge").getBoundingClientRect();
+            return b.width > 0 && b.left >= r.left && b.right <= r.right
+                && b.top >= r.top && b.bottom <= r.bottom;
+          }),
+        })""")
+        assert layout == {"scroll": 0, "addressesOnOneLine": True, "badgesInRows": True}, \
+            (viewport, layout)
     await watched.assert_clean()

@@ -178,7 +178,8 @@ def _layout(
 {body}
   </main>
   <footer class="site-footer">
-    <div class="wrap">{PRODUCT_NAME} &middot; self-hosted video store</div>
+    <div class="wrap">{PRODUCT_NAME} &middot; self-hosted video store &middot;
+      <a href="/status">Cluster status</a></div>
   </footer>
 </body>
 </html>
@@ -367,10 +368,10 @@ def _datanode_row(node: Mapping[str, Any]) -> str:
     seen = node.get("last_heartbeat_s_ago")
     return (f'        <tr class="node-{_e(node["state"])}"><td>{_e(node["address"])}</td>'
             f'<td><span class="badge">{_e(node["state"])}</span></td>'
-            f'<td>{"never" if seen is None else _e(f"{seen:g} s ago")}</td>'
-            f'<td>{_e(human_size(node["used_bytes"]))}</td>'
-            f'<td>{_e(human_size(node["free_bytes"]))}</td>'
-            f'<td>{_e(node["replicas"])}</td></tr>')
+            f'<td data-label="Last heartbeat">{"never" if seen is None else _e(f"{seen:g} s ago")}</td>'
+            f'<td data-label="Used">{_e(human_size(node["used_bytes"]))}</td>'
+            f'<td data-label="Free">{_e(human_size(node["free_bytes"]))}</td>'
+            f'<td data-label="Replicas">{_e(node["replicas"])}</td></tr>')
 
 
 def status_page(report: Mapping[str, Any]) -> str:
@@ -380,7 +381,7 @@ def status_page(report: Mapping[str, Any]) -> str:
     under = "".join(
         f"<li>{_e(v['name'])}: {_e(v['live_replicas'])} of {_e(report['replication'])} copies"
         f"{' (repairing)' if v['repairing'] else ''}</li>" for v in report["under_replicated"])
-    body = f"""    <section class="panel status">
+    body = f"""    <section class="panel cluster-status">
       <h1>Cluster status</h1>
       <p>{_e(report["videos"])} videos, {_e(human_size(report["stored_bytes"]))} stored
          {_e(report["replication"])} times; {_e(report["repairs_running"])} repair copies running.</p>
