@@ -181,3 +181,21 @@ async def test_wrong_secret_is_refused_before_any_command(fresh_cluster, tmp_pat
         await connection.read_frame()
     await wait_until(lambda: "rejected connection" in (cluster.root / "logs" / "master.log").read_text(),
                      "rejection logged", 5)
+
+
+async def test_stream_slots_are_bounded_with_503(fresh_cluster, http):
+    """Past --max-streams concurrent streams, the next one gets 503 with Retry-After."""
+    cluster = fresh_cluster(web_args=("--max-streams", "1"))
+    assert (await upload(http, cluster, "long.mp4", mp4_bytes(os.urandom(20 * 1024 * 1024))))[0] == 201
+    async with http.get(f"{cluster.url}/stream/long.mp4") as holding:
+        await holding.content.readexactly(1024)  # the stream is open and not drained
+        async with http.get(f"{cluster.url}/stream/long.mp4") as refused:
+            assert refused.status == 503 and refused.headers["Retry-After"]
+            assert "Too many streams" in (await refused.json())["error"]
+
+
+    async def slot_free() -> bool:
+        async with http.get(f"{cluster.url}/stream/long.mp4", headers={"Range": "bytes=0-9"}) as again:
+            return again.status == 206
+
+    await wait_until(slot_free, "the slot is given back once the first viewer left", 10)
