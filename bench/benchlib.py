@@ -10,13 +10,14 @@ imported from tests/: a benchmark must not depend on test scaffolding.
 Video payloads are made on disk, never in memory: `make_video_file` writes a real
 one-second MP4 made with PyAV (the web sniffs the first bytes and probes the whole file
 with FFmpeg before it commits) followed by a top-level `free` box, which FFmpeg skips,
-holding fresh random blocks; it hashes as it goes. `upload` sends that file as a hand-built multipart/form-data body with a known
-Content-Length, read from the file one UPLOAD_READ_BYTES piece at a time, so the client's
-memory stays flat whatever the video's size.
+holding fresh random blocks; it hashes as it goes. `upload` sends that file as a
+hand-built multipart/form-data body with a known Content-Length, read from the file one
+UPLOAD_READ_BYTES piece at a time, so the client's memory stays flat whatever the size.
 
 Each role's cost is read from Linux's /proc: VmHWM (peak resident set) from
-/proc/PID/status, CPU seconds from /proc/PID/stat, and bytes moved through read/write
-syscalls (sockets included) from /proc/PID/io.
+/proc/PID/status, CPU seconds (all threads) from /proc/PID/stat, and bytes read from and
+written to files from /proc/PID/io (socket send/recv do not count there). Bytes on the
+wire and in kernel socket queues come from `ss -tinm` instead (`tcp_sockets`).
 """
 
 from __future__ import annotations
@@ -52,6 +53,9 @@ UPLOAD_READ_BYTES = 1 * MIB
 # A 1 GiB upload crosses five processes on a small machine; give it ample time.
 HTTP_TIMEOUT_S = 1800.0
 
+# Copies of every video: the master's default, or fewer when fewer datanodes are asked for.
+REPLICATION = 3
+
 _CLOCK_TICKS_PER_S = os.sysconf("SC_CLK_TCK")
 
 
@@ -67,16 +71,20 @@ class BenchCluster:
         self.web: Role | None = None
 
     def start(self) -> "BenchCluster":
-        logs = self.root / "logs"
+        logs, spool = self.root / "logs", self.root / "web-spool"
+        spool.mkdir(parents=True, exist_ok=True)
+        replication = min(REPLICATION, self.datanode_count)
         self.master = start_role("myyoutube.master", [
-            "--port", "0", "--data-dir", str(self.root / "master")], logs / "master.log")
+            "--port", "0", "--data-dir", str(self.root / "master"),
+            "--replication", str(replication)], logs / "master.log")
         for number in range(self.datanode_count):
             self.datanodes.append(start_role("myyoutube.datanode", [
                 "--master", self.master.address, "--port", "0",
                 "--data-dir", str(self.root / "datanodes"), *self.datanode_args],
                 logs / f"datanode-{number}.log"))
         self.web = start_role("myyoutube.web", [
-            "--master", self.master.address, "--port", "0"], logs / "web.log")
+            "--master", self.master.address, "--port", "0", "--spool-dir", str(spool)],
+            logs / "web.log")
         return self
 
     def stop(self) -> None:
@@ -266,7 +274,8 @@ class CpuMeter:
 
     def stop(self) -> "CpuMeter":
         self.wall_s = time.perf_counter() - self._started
-        self.spent = {name: cpu_seconds(pid) - self._before[name] for name, pid in self.pids.items()}
+        self.spent = {name: cpu_seconds(pid) - self._before[name]
+                      for name, pid in self.pids.items()}
         return self
 
     def summary(self) -> str:

@@ -82,7 +82,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--datanodes", type=int, default=3)
     parser.add_argument("--steps", type=int, default=DEFAULT_STEPS, help="read-then-pause rounds")
     parser.add_argument("--step-mib", type=int, default=DEFAULT_STEP_MIB, help="MiB read per round")
-    parser.add_argument("--pause-s", type=float, default=DEFAULT_PAUSE_S, help="pause after each read")
+    parser.add_argument("--pause-s", type=float, default=DEFAULT_PAUSE_S,
+                        help="seconds to pause after each read")
     parser.add_argument("--viewers", type=int, default=1,
                         help="slow viewers streaming the video at once (excess is per viewer)")
     parser.add_argument("--max-held-mib", type=float, default=DEFAULT_MAX_HELD_MIB,
@@ -180,7 +181,8 @@ async def read_slowly(session: aiohttp.ClientSession, url: str, producers: Produ
 async def await_teardown(producers: Producers) -> tuple[int, float]:
     """Wait for the master to end the abandoned relay: (active streams left, seconds)."""
     started = time.monotonic()
-    while (active := await producers.active_streams()) and time.monotonic() - started < TEARDOWN_TIMEOUT_S:
+    deadline = started + TEARDOWN_TIMEOUT_S
+    while (active := await producers.active_streams()) and time.monotonic() < deadline:
         await asyncio.sleep(0.2)
     return active, time.monotonic() - started
 

@@ -217,11 +217,11 @@ def report(size: int, baselines: dict[str, float], results: dict, ranges: int) -
     latencies = results["latencies"]
     rows = [[label, f"{value:.0f} MB/s", ""] for label, value in baselines.items()]
     rows += [
-        ["upload (POST /upload: relayed, spooled, fsynced, probed)", f"{size / MB / results['upload_s']:.0f} MB/s",
-         f"{results['upload_s']:.1f} s"],
+        ["upload (POST /upload: relayed, spooled, fsynced, probed)",
+         f"{size / MB / results['upload_s']:.0f} MB/s", f"{results['upload_s']:.1f} s"],
         ["stream (GET /stream, sha256 verified)", f"{size / MB / results['stream_s']:.0f} MB/s",
          f"{results['stream_s']:.1f} s"],
-        [f"{ranges} x {RANGE_BYTES // 1024} KiB ranges, {RANGE_CONNECTIONS} connections",
+        [f"ranges: {ranges} x {RANGE_BYTES // 1024} KiB, {RANGE_CONNECTIONS} connections",
          f"{ranges / results['ranges_s']:.0f} req/s",
          f"p50 {percentile_ms(latencies, 0.5):.0f} ms, p99 {percentile_ms(latencies, 0.99):.0f} ms,"
          f" mean {1000 * statistics.mean(latencies):.0f} ms"],

@@ -21,6 +21,7 @@ import hashlib
 import hmac
 import logging
 import secrets
+import socket
 from typing import TypeVar
 
 from myyoutube import protocol
@@ -37,8 +38,15 @@ HANDSHAKE_TIMEOUT_S = 5.0
 # as dead and the reader fails over.
 PEER_TIMEOUT_S = 10.0
 
-# Reading a connection's socket buffer in pieces this large keeps syscalls few for chunks.
-STREAM_BUFFER_BYTES = 1024 * 1024
+# The asyncio reader pauses the socket once it holds twice this much; one chunk is all a
+# frame reader needs (a larger frame still arrives: reading resumes while it waits).
+STREAM_BUFFER_BYTES = protocol.CHUNK_BYTES
+
+# Kernel send and receive buffers of every internal socket. Left alone, Linux grows them
+# to 4 MiB (send) and 32 MiB (receive) on loopback, and a paused viewer then leaves
+# 20-33 MiB read ahead in the cluster; at 256 KiB it is ~3.6 MiB per viewer with the same
+# stream throughput (bench/stream_window.py, bench/throughput.py).
+SOCKET_BUFFER_BYTES = 256 * 1024
 
 _NONCE_BYTES = 16
 
@@ -118,6 +126,26 @@ def _mac(secret: bytes, purpose: str, nonce: str) -> str:
     return hmac.new(secret, f"{purpose}:{nonce}".encode(), hashlib.sha256).hexdigest()
 
 
+def bound_buffers(sock: socket.socket) -> socket.socket:
+    """Cap a socket's kernel buffers (set before connect/listen so TCP's window agrees)."""
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SOCKET_BUFFER_BYTES)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, SOCKET_BUFFER_BYTES)
+    return sock
+
+
+async def _connected_socket(host: str, port: int) -> socket.socket:
+    loop = asyncio.get_running_loop()
+    family, kind, proto, _, address = (await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM))[0]
+    sock = bound_buffers(socket.socket(family, kind, proto))
+    sock.setblocking(False)
+    try:
+        await loop.sock_connect(sock, address)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
 def _same_mac(received: str, expected: str) -> bool:
     # Compared as bytes: compare_digest refuses non-ASCII str, which a peer may send.
     return hmac.compare_digest(received.encode(), expected.encode())
@@ -127,7 +155,8 @@ async def connect(host: str, port: int, secret: bytes, role: str,
                   timeout: float = HANDSHAKE_TIMEOUT_S) -> FrameStream:
     """Open an authenticated connection to a cluster role at host:port."""
     async with asyncio.timeout(timeout):
-        reader, writer = await asyncio.open_connection(host, port, limit=STREAM_BUFFER_BYTES)
+        reader, writer = await asyncio.open_connection(
+            sock=await _connected_socket(host, port), limit=STREAM_BUFFER_BYTES)
     stream = FrameStream(reader, writer)
     try:
         challenge = await stream.read_expected(Challenge, timeout=timeout)
@@ -186,5 +215,8 @@ async def serve_connections(handler, host: str, port: int, secret: bytes, role: 
                 await stream.close()
 
     # Not listening yet: the caller finishes setting up, then calls start_serving().
-    return await asyncio.start_server(on_connect, host, port, limit=STREAM_BUFFER_BYTES,
-                                      start_serving=False)
+    server = await asyncio.start_server(on_connect, host, port, limit=STREAM_BUFFER_BYTES,
+                                        start_serving=False)
+    for sock in server.sockets:  # accepted connections inherit the listener's buffers
+        bound_buffers(sock)
+    return server

@@ -202,13 +202,26 @@ class BlobWriter:
         self._store.reserve(len(data))
         self.size += len(data)
         self._sha256.update(data)
-        self._pending += data
-        whole = len(self._pending) - len(self._pending) % BLOCK_BYTES
-        for start in range(0, whole, BLOCK_BYTES):
-            self._crcs += _CRC.pack(google_crc32c.value(bytes(self._pending[start:start + BLOCK_BYTES])))
+        if self._pending:
+            # Complete the block a previous write left open, then go on from there.
+            fill = BLOCK_BYTES - len(self._pending)
+            self._pending += data[:fill]
+            data = data[fill:]
+            if len(self._pending) < BLOCK_BYTES:
+                return
+            await self._write_blocks(bytes(self._pending))
+            self._pending.clear()
+        whole = len(data) - len(data) % BLOCK_BYTES
         if whole:
-            await _in_thread(self._blob_file.write, bytes(self._pending[:whole]))
-            del self._pending[:whole]
+            # The common case, whole chunks: checksum and write them with no extra copy.
+            await self._write_blocks(data[:whole] if whole < len(data) else data)
+        self._pending += data[whole:]
+
+    async def _write_blocks(self, blocks: bytes) -> None:
+        # Slicing a bytes object whole returns the object itself: one chunk, no copy.
+        for start in range(0, len(blocks), BLOCK_BYTES):
+            self._crcs += _CRC.pack(google_crc32c.value(blocks[start:start + BLOCK_BYTES]))
+        await _in_thread(self._blob_file.write, blocks)
 
     async def finish(self) -> tuple[int, str]:
         """Flush, fsync and publish the blob; returns (size, sha256 hex)."""

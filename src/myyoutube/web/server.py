@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+import socket
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -29,6 +30,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from myyoutube import names, ranges
 from myyoutube.client import MasterClient, RequestFailed
+from myyoutube.stream import SOCKET_BUFFER_BYTES
 from myyoutube.web import metrics, pages, uploads
 
 log = logging.getLogger(__name__)
@@ -196,6 +198,11 @@ async def stream(request: web.Request) -> web.StreamResponse:
     if not decision.ranges:
         return web.Response(status=decision.status, headers=decision.headers)
     counters = request.app[METRICS]
+    viewer = request.transport.get_extra_info("socket") if request.transport else None
+    if viewer is not None:
+        # The same cap as inside the cluster: a paused player must not pull megabytes
+        # ahead into this socket's kernel buffer (see stream.SOCKET_BUFFER_BYTES).
+        viewer.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SOCKET_BUFFER_BYTES)
     async with request.app[LIMITS]["streams"].take():
         with counters.active_streams.track_inprogress():
             response = web.StreamResponse(status=decision.status, headers=decision.headers)
