@@ -66,7 +66,6 @@ class RemoteProtocolError(ProtocolError):
 @dataclass(frozen=True)
 class Challenge:
     """Server -> client on connect: prove you know the cluster secret."""
-
     TYPE: typing.ClassVar[int] = 1
     nonce: str
     role: str
@@ -75,7 +74,6 @@ class Challenge:
 @dataclass(frozen=True)
 class Authenticate:
     """Client -> server: HMAC of the server's nonce, and a nonce for mutual proof."""
-
     TYPE: typing.ClassVar[int] = 2
     role: str
     mac: str
@@ -85,7 +83,6 @@ class Authenticate:
 @dataclass(frozen=True)
 class Welcome:
     """Server -> client: HMAC of the client's nonce; the connection is now trusted."""
-
     TYPE: typing.ClassVar[int] = 3
     mac: str
 
@@ -93,7 +90,6 @@ class Welcome:
 @dataclass(frozen=True)
 class Error:
     """Either direction: the request failed. `code` is machine-readable, `message` human."""
-
     TYPE: typing.ClassVar[int] = 4
     code: str
     message: str
@@ -102,7 +98,6 @@ class Error:
 @dataclass(frozen=True)
 class Ok:
     """A request that needs no answer beyond success."""
-
     TYPE: typing.ClassVar[int] = 5
     info: dict
 
@@ -110,7 +105,6 @@ class Ok:
 @dataclass(frozen=True)
 class Chunk:
     """A piece of a blob or video, at most CHUNK_BYTES, in order."""
-
     TYPE: typing.ClassVar[int] = 6
     data: bytes
 
@@ -118,7 +112,6 @@ class Chunk:
 @dataclass(frozen=True)
 class End:
     """The end of a chunk stream. `sha256` is hex of everything sent, or '' if unknown."""
-
     TYPE: typing.ClassVar[int] = 7
     size: int
     sha256: str
@@ -130,7 +123,6 @@ class End:
 @dataclass(frozen=True)
 class PutVideo:
     """Start an upload of a named video; Chunk* and End follow once the master says Ok."""
-
     TYPE: typing.ClassVar[int] = 10
     name: str
     content_type: str
@@ -139,7 +131,6 @@ class PutVideo:
 @dataclass(frozen=True)
 class ListVideos:
     """Ask for committed videos, newest first; `query` '' lists all."""
-
     TYPE: typing.ClassVar[int] = 11
     query: str
 
@@ -147,7 +138,6 @@ class ListVideos:
 @dataclass(frozen=True)
 class VideoList:
     """Answer to ListVideos: a list of video dicts (name, size, uploaded_at, ...)."""
-
     TYPE: typing.ClassVar[int] = 12
     videos: list
 
@@ -155,7 +145,6 @@ class VideoList:
 @dataclass(frozen=True)
 class StatVideo:
     """Ask for one video's record; answered by VideoInfo or Error('not_found')."""
-
     TYPE: typing.ClassVar[int] = 13
     name: str
 
@@ -163,7 +152,6 @@ class StatVideo:
 @dataclass(frozen=True)
 class VideoInfo:
     """One video's public record (name, size, sha256, content_type, uploaded_at, ...)."""
-
     TYPE: typing.ClassVar[int] = 14
     video: dict
 
@@ -172,7 +160,6 @@ class VideoInfo:
 class VideoDetails:
     """Sent by the uploader after the last Chunk, before End: what the file turned out to
     be (duration_s, width, height, codec, bitrate, remuxed) and a JPEG poster (may be b'')."""
-
     TYPE: typing.ClassVar[int] = 18
     extra: dict
     poster: bytes
@@ -182,7 +169,6 @@ class VideoDetails:
 class ReadVideo:
     """Stream `length` bytes of a video's `part` ('video' or 'poster') from `offset`:
     Chunk* then End, or Error."""
-
     TYPE: typing.ClassVar[int] = 15
     name: str
     part: str
@@ -193,7 +179,6 @@ class ReadVideo:
 @dataclass(frozen=True)
 class DeleteVideo:
     """Remove a video from the index and, eventually, from every datanode."""
-
     TYPE: typing.ClassVar[int] = 16
     name: str
 
@@ -201,7 +186,6 @@ class DeleteVideo:
 @dataclass(frozen=True)
 class GetStatus:
     """Ask for the cluster's status (datanodes, replication queue, totals)."""
-
     TYPE: typing.ClassVar[int] = 17
 
 
@@ -211,7 +195,6 @@ class GetStatus:
 @dataclass(frozen=True)
 class Register:
     """Datanode -> master, first on its control connection: who it is, what it holds."""
-
     TYPE: typing.ClassVar[int] = 20
     address: str
     capacity_bytes: int
@@ -222,7 +205,6 @@ class Register:
 @dataclass(frozen=True)
 class Heartbeat:
     """Datanode -> master, every interval: alive, space, block report, corrupt blobs found."""
-
     TYPE: typing.ClassVar[int] = 21
     capacity_bytes: int
     used_bytes: int
@@ -233,7 +215,6 @@ class Heartbeat:
 @dataclass(frozen=True)
 class Commands:
     """Master -> datanode, answering Register or Heartbeat: blobs to delete."""
-
     TYPE: typing.ClassVar[int] = 22
     delete_blobs: list
 
@@ -244,7 +225,6 @@ class Commands:
 @dataclass(frozen=True)
 class WriteBlob:
     """Store a new blob; Chunk* and End follow, answered by End (size and sha256 stored)."""
-
     TYPE: typing.ClassVar[int] = 30
     blob_id: str
 
@@ -252,7 +232,6 @@ class WriteBlob:
 @dataclass(frozen=True)
 class ReadBlob:
     """Stream `length` bytes of a blob from `offset`, checksums verified: Chunk* then End."""
-
     TYPE: typing.ClassVar[int] = 31
     blob_id: str
     offset: int
@@ -262,7 +241,6 @@ class ReadBlob:
 @dataclass(frozen=True)
 class DeleteBlob:
     """Remove a blob's files; answered by Ok even if it was already gone."""
-
     TYPE: typing.ClassVar[int] = 32
     blob_id: str
 

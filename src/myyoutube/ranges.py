@@ -81,8 +81,7 @@ _HTTP_DATE_RE = re.compile(
 _BOUNDARY_RE = re.compile(r"[0-9A-Za-z'+_.-]{1,70}")
 _CONTROL_CHAR_RE = re.compile(r"[\x00-\x1f\x7f]")
 
-_CONDITIONAL_HEADERS = ("range", "if-range", "if-match", "if-none-match", "if-modified-since",
-                        "if-unmodified-since")
+_CONDITIONAL_HEADERS = ("range", "if-range", "if-match", "if-none-match", "if-modified-since", "if-unmodified-since")
 _LIST_HEADERS = ("if-match", "if-none-match")
 
 
@@ -393,8 +392,8 @@ def _common_headers(validators: Validators, cache_control: str) -> dict[str, str
 
 
 def _body_headers(validators: Validators, content_type: str, content_length: int) -> dict[str, str]:
-    body_headers = {"Content-Type": content_type, "Content-Length": str(content_length)}
-    return _common_headers(validators, _CACHEABLE) | body_headers
+    return _common_headers(validators, _CACHEABLE) | {
+        "Content-Type": content_type, "Content-Length": str(content_length)}
 
 
 def _content_range(byte_range: ByteRange, size: int) -> str:

@@ -10,15 +10,11 @@ when no connection can be made. `main` prints it as `myyoutube: error: ...` and 
 argparse exits 2 on bad usage; Ctrl-C exits 130 without a word.
 
 Bytes are streamed both ways a chunk at a time, so memory stays flat whatever the size.
-An upload is a chunked multipart body fed by an async generator that reads the file,
-hashes each chunk with SHA-256 and advances the progress bar; the sha256 the server
-returns must equal ours. A download appends to the output file as bytes arrive, so an
-interrupted download leaves a partial file. The next run asks only for the rest, with
-`Range: bytes=<have>-` and `If-Range: <ETag>` (the ETag the partial was started under,
-kept beside it in `FILE.part-etag`, if any): if the video changed meanwhile the server
-answers 200 with the whole new video and the file starts over; a 416 means the file is
-already whole. The ETag is the quoted SHA-256 of the video, so the finished file is
-checked against it, which also catches a partial file that was never this video's.
+An upload hashes the file as it sends it; the sha256 the server returns must equal ours.
+A download appends as bytes arrive; the next run asks only for the rest, with `Range:
+bytes=<have>-` and `If-Range: <ETag>` (kept in `FILE.part-etag`): a changed video comes
+back whole (200) and the file starts over, a 416 means it is already complete. The ETag
+is the video's quoted SHA-256, so the finished file is checked against it.
 """
 
 from __future__ import annotations
