@@ -81,7 +81,8 @@ _HTTP_DATE_RE = re.compile(
 _BOUNDARY_RE = re.compile(r"[0-9A-Za-z'+_.-]{1,70}")
 _CONTROL_CHAR_RE = re.compile(r"[\x00-\x1f\x7f]")
 
-_CONDITIONAL_HEADERS = ("range", "if-range", "if-match", "if-none-match", "if-modified-since", "if-unmodified-since")
+_CONDITIONAL_HEADERS = ("range", "if-range", "if-match", "if-none-match", "if-modified-since",
+                        "if-unmodified-since")
 _LIST_HEADERS = ("if-match", "if-none-match")
 
 
@@ -197,10 +198,8 @@ def _check_server_inputs(method: str, size: int, content_type: str, boundary: st
 
 
 def _normalize_headers(request_headers: Mapping[str, str]) -> dict[str, str]:
-    """Lower-cased names of the headers we read, each field's lines combined.
-
-    items() rather than dict(): a CIMultiDictProxy yields a repeated field once per line.
-    """
+    """Lower-cased names of the headers we read, each field's lines combined (items(), not
+    dict(): a CIMultiDictProxy yields a repeated field once per line)."""
     values_by_name: dict[str, list[str]] = {}
     for name, value in request_headers.items():
         if name.lower() in _CONDITIONAL_HEADERS:
