@@ -118,11 +118,6 @@ class Cluster:
         return [path for path in (self.root / "datanodes").rglob("*")
                 if path.is_file() and path.suffix not in (".blob", ".crc")]
 
-    def replica_count(self, blob_name_part: str = "") -> int:
-        """How many datanode folders hold a committed blob file (optionally a given one)."""
-        return sum(any(blob_name_part in path.name for path in files)
-                   for files in self.blob_files().values())
-
 
 async def wait_until(check: Callable[[], Awaitable[bool] | bool], what: str,
                      timeout_s: float = 30.0) -> float:

@@ -166,15 +166,6 @@ class BlobStore:
                 block_start = (first_block + index) * BLOCK_BYTES
                 yield block[max(offset, block_start) - block_start:end - block_start]
 
-    async def verify(self, blob_id: str) -> bool:
-        """Re-read a whole blob; False if any block fails its checksum (bitrot)."""
-        try:
-            async for _ in self.read(blob_id, 0, self.size(blob_id)):
-                pass
-        except CorruptBlob:
-            return False
-        return True
-
     async def delete(self, blob_id: str) -> None:
         self._sizes.pop(check_blob_id(blob_id), None)
         for suffix in (".blob", ".crc"):
