@@ -235,3 +235,6 @@ async def test_datanode_losing_its_folder_has_its_replicas_remade(fresh_cluster)
     shutil.rmtree(cluster.folder(victim))
     took = await wait_until(lambda: len(holders_of(cluster, data)) == 3, "3 copies again", 30)
     print(f"replicas of a lost folder re-made in {took:.2f}s")
+    report = await cluster.client().status()
+    node = next(n for n in report["datanodes"] if n["address"] == victim.address)
+    assert node["state"] == "alive" and node["free_bytes"] == 0  # still up, takes nothing new

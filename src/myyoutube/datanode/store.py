@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import os
 import re
 import shutil
@@ -37,6 +38,8 @@ from myyoutube.protocol import CHUNK_BYTES
 # Blocking file calls (writes, fsyncs) run in a worker thread so the event loop keeps
 # serving other streams while the disk works.
 _in_thread = asyncio.to_thread
+
+log = logging.getLogger(__name__)
 
 # The checksum unit. Equal to the wire chunk so a range read touches one extra block at
 # most at each end, and the checksum file costs 4 bytes per 256 KiB (0.0015 %).
@@ -92,7 +95,11 @@ class BlobStore:
         """The configured capacity, or what this disk could hold beside what we store."""
         if self._capacity_bytes is not None:
             return self._capacity_bytes
-        return sum(self._sizes.values()) + shutil.disk_usage(self.root).free
+        try:
+            free = shutil.disk_usage(self.root).free
+        except OSError:
+            free = 0  # the folder is gone: no room for anything until an operator acts
+        return sum(self._sizes.values()) + free
 
     def blobs(self) -> dict[str, int]:
         """Every complete blob: id -> size in bytes."""
@@ -112,7 +119,9 @@ class BlobStore:
                     stem, _, suffix = entry.name.partition(".")
                     if suffix == "blob" and _BLOB_ID.match(stem):
                         sizes[stem] = entry.stat().st_size
-        except OSError:
+        except OSError as exc:
+            if self._sizes:
+                log.error("cannot read %s (%s): reporting no replicas held", self.root, exc)
             sizes = {}
         self._sizes = sizes
         return dict(sizes)
