@@ -238,3 +238,15 @@ async def test_datanode_losing_its_folder_has_its_replicas_remade(fresh_cluster)
     report = await cluster.client().status()
     node = next(n for n in report["datanodes"] if n["address"] == victim.address)
     assert node["state"] == "alive" and node["free_bytes"] == 0  # still up, takes nothing new
+
+
+async def test_web_answers_503_while_the_master_is_down(fresh_cluster, http):
+    """With the master gone the site says so (503, Retry-After); it recovers by itself."""
+    cluster = fresh_cluster()
+    cluster.master.kill()
+    async with http.get(f"{cluster.url}/listar") as response:
+        assert response.status == 503 and response.headers["Retry-After"]
+        assert "not answering" in (await response.json())["error"]
+    cluster.restart_master()
+    async with http.get(f"{cluster.url}/listar") as response:
+        assert response.status == 200
