@@ -25,9 +25,9 @@ class WebMetrics:
                                registry=self.registry)
         self.upload_bytes = Counter("myyoutube_web_upload_bytes", "Bytes of committed uploads",
                                     registry=self.registry)
-        self.stream_bytes = Counter("myyoutube_web_stream_bytes", "Video bytes sent to viewers",
+        self.stream_bytes = Counter("myyoutube_web_stream_bytes", "Bytes of videos and posters sent to viewers",
                                     registry=self.registry)
-        self.active_streams = Gauge("myyoutube_web_active_streams", "Streams being served now",
+        self.active_streams = Gauge("myyoutube_web_active_streams", "Videos and posters being sent now",
                                     registry=self.registry)
 
     def render(self, report: dict | None) -> bytes:

@@ -188,13 +188,25 @@ async def prometheus(request: web.Request) -> web.Response:
 
 
 async def stream(request: web.Request) -> web.StreamResponse:
-    master = request.app[MASTER]
-    name = request.match_info["name"]
-    video = await master.stat(name)
-    validators = ranges.Validators(etag=f'"{video["sha256"]}"', last_modified=video["uploaded_at"])
+    video = await request.app[MASTER].stat(request.match_info["name"])
+    return await _serve(request, video, "video", video["size"], video["sha256"], video["content_type"])
+
+
+async def thumbnail(request: web.Request) -> web.StreamResponse:
+    """The poster, with the same validators, caching and ranges as the video itself."""
+    video = await request.app[MASTER].stat(request.match_info["name"])
+    if not video.get("has_thumbnail"):
+        return error(404, "This video has no poster.")
+    return await _serve(request, video, "poster", video["thumbnail_size"],
+                        video["thumbnail_sha256"], "image/jpeg")
+
+
+async def _serve(request: web.Request, video: dict, part: str, size: int, sha256: str,
+                 content_type: str) -> web.StreamResponse:
+    """Answer GET/HEAD of one stored blob as ranges.decide says, relaying its bytes."""
+    validators = ranges.Validators(etag=f'"{sha256}"', last_modified=video["uploaded_at"])
     boundary = secrets.token_hex(16)
-    decision = ranges.decide(request.method, request.headers, video["size"],
-                             video["content_type"], validators, boundary)
+    decision = ranges.decide(request.method, request.headers, size, content_type, validators, boundary)
     if not decision.ranges:
         return web.Response(status=decision.status, headers=decision.headers)
     counters = request.app[METRICS]
@@ -215,11 +227,11 @@ async def stream(request: web.Request) -> web.StreamResponse:
                     await response.write(data)
                 counters.stream_bytes.inc(len(data))
 
-            for part in decision.ranges:
+            for byte_range in decision.ranges:
                 if decision.is_multipart:
-                    await send(ranges.multipart_part_header(
-                        part, video["size"], video["content_type"], boundary))
-                async for data in master.read(name, part.start, part.length):
+                    await send(ranges.multipart_part_header(byte_range, size, content_type, boundary))
+                async for data in request.app[MASTER].read(
+                        video["name"], byte_range.start, byte_range.length, part=part):
                     await send(data)
             if decision.is_multipart:
                 await send(ranges.multipart_closing(boundary))
@@ -245,19 +257,6 @@ async def upload(request: web.Request) -> web.Response:
     request.app[METRICS].uploads.inc()
     request.app[METRICS].upload_bytes.inc(video["size"])
     return web.json_response({k: video[k] for k in ("name", "size", "sha256")}, status=201)
-
-
-async def thumbnail(request: web.Request) -> web.Response:
-    master, name = request.app[MASTER], request.match_info["name"]
-    video = await master.stat(name)
-    if not video.get("has_thumbnail"):
-        return error(404, "This video has no poster.")
-    etag = f'"{video["thumbnail_sha256"]}"'
-    headers = {"ETag": etag, "Cache-Control": f"public, max-age={ranges.CACHE_MAX_AGE_SECONDS}"}
-    if etag in request.headers.get("If-None-Match", ""):
-        return web.Response(status=304, headers=headers)
-    data = b"".join([piece async for piece in master.read(name, 0, video["thumbnail_size"], part="poster")])
-    return web.Response(body=data, content_type="image/jpeg", headers=headers)
 
 
 # --- application -----------------------------------------------------------------------
