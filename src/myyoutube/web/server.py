@@ -18,6 +18,7 @@ right 4xx; bounded slots for uploads and streams answer 503 with Retry-After whe
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import secrets
 import socket
@@ -25,7 +26,6 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from aiohttp import web
-from aiohttp.http_exceptions import HttpProcessingError
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from myyoutube import names, ranges
@@ -82,7 +82,7 @@ class Slots:
     async def take(self):
         if self.used >= self.limit:
             raise web.HTTPServiceUnavailable(
-                text=f'{{"error": "Too many {self.what} at once; try again in a few seconds."}}',
+                text=json.dumps({"error": f"Too many {self.what} at once; try again in a few seconds."}),
                 content_type="application/json", headers={"Retry-After": "5"})
         self.used += 1
         try:
@@ -104,11 +104,6 @@ async def errors_and_headers(request: web.Request, handler):
             response = exc
     except RequestFailed as exc:
         response = error(_MASTER_ERROR_STATUS.get(exc.code, 502), exc.message)
-    except (HttpProcessingError, ValueError) as exc:
-        # aiohttp's multipart parser refuses malformed forms (bad headers, no boundary).
-        log.info("%s %s: malformed request: %s", request.method, request.path, exc)
-        response = error(400, "The request is malformed; send the video as a standard "
-                              "multipart/form-data upload.")
     except (OSError, TimeoutError) as exc:
         log.warning("%s %s: master unreachable: %s", request.method, request.path, exc)
         response = error(503, "The storage cluster is not answering; try again shortly.",

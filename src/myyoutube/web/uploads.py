@@ -23,11 +23,13 @@ from __future__ import annotations
 
 import asyncio
 import tempfile
-from contextlib import ExitStack
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Awaitable, Callable
 
 import aiofiles
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from myyoutube import media, names
 from myyoutube.client import MasterClient, RequestFailed, Upload
@@ -51,15 +53,27 @@ def too_large(limit: int) -> UploadRefused:
     return UploadRefused(413, f"The file is larger than the {human_size(limit)} upload limit.")
 
 
+@contextmanager
+def well_formed():
+    """aiohttp's multipart parser refuses a malformed form (bad part headers, a missing or
+    wrong boundary) with these; to the user that is a 400, not our failure."""
+    try:
+        yield
+    except (HttpProcessingError, ValueError) as exc:
+        raise UploadRefused(400, "The request is malformed; send the video as a standard "
+                                 "multipart/form-data upload.") from exc
+
+
 async def file_part(request: web.Request):
     """The multipart part named 'file'; other fields are skipped (their bytes discarded)."""
-    reader = await request.multipart()
-    async with asyncio.timeout(CLIENT_IDLE_TIMEOUT_S):
-        while (part := await reader.next()) is not None:
-            if getattr(part, "name", None) == "file" and hasattr(part, "read_chunk"):
-                return part
-            if hasattr(part, "release"):
-                await part.release()
+    with well_formed():
+        reader = await request.multipart()
+        async with asyncio.timeout(CLIENT_IDLE_TIMEOUT_S):
+            while (part := await reader.next()) is not None:
+                if getattr(part, "name", None) == "file" and hasattr(part, "read_chunk"):
+                    return part
+                if hasattr(part, "release"):
+                    await part.release()
     raise UploadRefused(400, "The form has no 'file' field; attach the video as 'file'.")
 
 
@@ -77,8 +91,9 @@ class BodyReader:
         self.part, self.limit, self.size = part, limit, 0
 
     async def read(self) -> bytes:
-        async with asyncio.timeout(CLIENT_IDLE_TIMEOUT_S):
-            data = await self.part.read_chunk(CHUNK_BYTES)
+        with well_formed():
+            async with asyncio.timeout(CLIENT_IDLE_TIMEOUT_S):
+                data = await self.part.read_chunk(CHUNK_BYTES)
         self.size += len(data)
         if self.size > self.limit:
             raise too_large(self.limit)
@@ -106,51 +121,54 @@ async def receive(request: web.Request, master: MasterClient, limit: int, spool_
     if content_type is None:
         raise UploadRefused(415, "This file is not a video we can play "
                                  "(MP4, MOV, WebM, MKV, Ogg, AVI or MPEG-TS).")
-    with ExitStack() as cleanup:
-        spool = Path(cleanup.enter_context(tempfile.TemporaryDirectory(dir=spool_dir)))
+    with tempfile.TemporaryDirectory(dir=spool_dir) as folder:
         if content_type in ("video/mp4", "video/quicktime") and media.needs_faststart(head):
-            return await _remux_then_relay(master, name, body, head, spool)
-        return await _relay_and_spool(master, name, content_type, body, head, spool / "upload")
-
-
-async def _relay_and_spool(master: MasterClient, name: str, content_type: str,
-                           body: BodyReader, head: bytes, path: Path) -> dict:
-    upload = await master.start_upload(name, content_type)
-    try:
-        async with aiofiles.open(path, "wb") as spool:
-            data = head
-            while data:
-                await upload.write(data)
-                await spool.write(data)
-                data = await body.read()
-        return await _commit(upload, path, {})
-    except BaseException:
-        upload.abort()
-        raise
+            return await _remux_then_relay(master, name, body, head, Path(folder))
+        spooled = Path(folder) / "upload"
+        return await _store(master, name, content_type, spooled, {},
+                            lambda upload: _spool(body, head, spooled, upload))
 
 
 async def _remux_then_relay(master: MasterClient, name: str, body: BodyReader,
-                            head: bytes, spool: Path) -> dict:
+                            head: bytes, folder: Path) -> dict:
     try:
         await master.stat(name)
         raise UploadRefused(409, names.taken(name))
     except RequestFailed as exc:
         if exc.code != "not_found":
             raise
-    original, remuxed = spool / "original", spool / "faststart.mp4"
-    async with aiofiles.open(original, "wb") as file:
-        data = head
-        while data:
-            await file.write(data)
-            data = await body.read()
+    original, remuxed = folder / "original", folder / "faststart.mp4"
+    await _spool(body, head, original)
     await _off_loop(processing.remux_faststart, original, remuxed)
     original.unlink()  # the spool holds one copy at a time
-    upload = await master.start_upload(name, "video/mp4")
-    try:
-        async with aiofiles.open(remuxed, "rb") as file:
-            while data := await file.read(CHUNK_BYTES):
+    return await _store(master, name, "video/mp4", remuxed, {"remuxed": True},
+                        lambda upload: _send_file(remuxed, upload))
+
+
+async def _spool(body: BodyReader, head: bytes, path: Path, upload: Upload | None = None) -> None:
+    """Write the file part (head first) to `path`, and to `upload` as it goes if given."""
+    async with aiofiles.open(path, "wb") as spool:
+        data = head
+        while data:
+            if upload is not None:
                 await upload.write(data)
-        return await _commit(upload, remuxed, {"remuxed": True})
+            await spool.write(data)
+            data = await body.read()
+
+
+async def _send_file(path: Path, upload: Upload) -> None:
+    async with aiofiles.open(path, "rb") as file:
+        while data := await file.read(CHUNK_BYTES):
+            await upload.write(data)
+
+
+async def _store(master: MasterClient, name: str, content_type: str, path: Path, extra: dict,
+                 send: Callable[[Upload], Awaitable[None]]) -> dict:
+    """Open an upload, `send` the bytes, probe `path` and commit; any failure aborts it."""
+    upload = await master.start_upload(name, content_type)
+    try:
+        await send(upload)
+        return await _commit(upload, path, extra)
     except BaseException:
         upload.abort()
         raise
