@@ -91,20 +91,25 @@ class Master:
     # --- datanodes ------------------------------------------------------------------------
 
     async def _control(self, connection: FrameStream, register: Register) -> None:
-        address, report = register.address, _parse_report(register.blobs)
-        log.info("datanode %s registered with %d blobs", address, len(report))
-        self.state.heard_from(address, time.time(), register.capacity_bytes, register.used_bytes, report)
-        await connection.write_frame(Commands(delete_blobs=self._reconcile(address, report)))
+        address = register.address
+        log.info("datanode %s registered with %d blobs", address, len(register.blobs))
+        beat: Register | Heartbeat = register
         while True:
-            beat = await connection.read_expected(Heartbeat, timeout=self.state.dead_after_s)
-            report = _parse_report(beat.blobs)
-            self.state.heard_from(address, time.time(), beat.capacity_bytes, beat.used_bytes, report)
-            corrupt = [b for b in beat.corrupt_blobs if isinstance(b, str)]
-            for blob_id in corrupt:
-                log.error("datanode %s reports blob %s corrupt; repairing", address, blob_id)
-                self.index.remove_replica(blob_id, address)
-            delete = sorted(set(self._reconcile(address, report)) | set(corrupt))
+            reported = beat.corrupt_blobs if isinstance(beat, Heartbeat) else []
+            corrupt = [b for b in reported if isinstance(b, str)]
+            delete = self._heard(address, beat.capacity_bytes, beat.used_bytes, beat.blobs, corrupt)
             await connection.write_frame(Commands(delete_blobs=delete))
+            beat = await connection.read_expected(Heartbeat, timeout=self.state.dead_after_s)
+
+    def _heard(self, address: str, capacity_bytes: int, used_bytes: int, blobs: list,
+               corrupt: list[str]) -> list[str]:
+        """Record a Register or Heartbeat; the blobs this node should delete."""
+        report = _parse_report(blobs)
+        self.state.heard_from(address, time.time(), capacity_bytes, used_bytes, report)
+        for blob_id in corrupt:
+            log.error("datanode %s reports blob %s corrupt; repairing", address, blob_id)
+            self.index.remove_replica(blob_id, address)
+        return sorted(set(self._reconcile(address, report)) | set(corrupt))
 
     def _reconcile(self, address: str, report: dict[str, int]) -> list[str]:
         now = time.time()
