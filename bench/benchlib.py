@@ -29,9 +29,9 @@ import struct
 import subprocess
 import time
 import uuid
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import AsyncIterator, Iterable
 
 import aiohttp
 import av
@@ -70,21 +70,36 @@ class BenchCluster:
         self.datanodes: list[Role] = []
         self.web: Role | None = None
 
-    def start(self) -> "BenchCluster":
+    def start(self) -> BenchCluster:
         logs, spool = self.root / "logs", self.root / "web-spool"
         spool.mkdir(parents=True, exist_ok=True)
         replication = min(REPLICATION, self.datanode_count)
-        self.master = start_role("myyoutube.master", [
-            "--port", "0", "--data-dir", str(self.root / "master"),
-            "--replication", str(replication)], logs / "master.log")
+        self.master = start_role(
+            "myyoutube.master",
+            ["--port", "0", "--data-dir", str(self.root / "master"), "--replication", str(replication)],
+            logs / "master.log",
+        )
         for number in range(self.datanode_count):
-            self.datanodes.append(start_role("myyoutube.datanode", [
-                "--master", self.master.address, "--port", "0",
-                "--data-dir", str(self.root / "datanodes"), *self.datanode_args],
-                logs / f"datanode-{number}.log"))
-        self.web = start_role("myyoutube.web", [
-            "--master", self.master.address, "--port", "0", "--spool-dir", str(spool)],
-            logs / "web.log")
+            self.datanodes.append(
+                start_role(
+                    "myyoutube.datanode",
+                    [
+                        "--master",
+                        self.master.address,
+                        "--port",
+                        "0",
+                        "--data-dir",
+                        str(self.root / "datanodes"),
+                        *self.datanode_args,
+                    ],
+                    logs / f"datanode-{number}.log",
+                )
+            )
+        self.web = start_role(
+            "myyoutube.web",
+            ["--master", self.master.address, "--port", "0", "--spool-dir", str(spool)],
+            logs / "web.log",
+        )
         return self
 
     def stop(self) -> None:
@@ -131,7 +146,7 @@ def tiny_mp4(path: Path) -> bytes:
 def free_box_header(box_bytes: int) -> bytes:
     """The header of a top-level MP4 `free` box of `box_bytes` in all (a 64-bit size from
     4 GiB on): FFmpeg and players skip its body."""
-    if box_bytes < 2 ** 32:
+    if box_bytes < 2**32:
         return struct.pack("!I4s", box_bytes, b"free")
     return struct.pack("!I4sQ", 1, b"free", box_bytes)
 
@@ -164,8 +179,10 @@ def video_name(size_bytes: int) -> str:
 
 def _multipart_frame(name: str) -> tuple[bytes, bytes, str]:
     boundary = uuid.uuid4().hex
-    head = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; "
-            f"filename=\"{name}\"\r\nContent-Type: video/mp4\r\n\r\n").encode()
+    head = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; '
+        f'filename="{name}"\r\nContent-Type: video/mp4\r\n\r\n'
+    ).encode()
     tail = f"\r\n--{boundary}--\r\n".encode()
     return head, tail, f"multipart/form-data; boundary={boundary}"
 
@@ -184,8 +201,9 @@ async def upload(session: aiohttp.ClientSession, url: str, path: Path, name: str
     head, tail, content_type = _multipart_frame(name)
     length = len(head) + path.stat().st_size + len(tail)
     headers = {"Content-Type": content_type, "Content-Length": str(length)}
-    async with session.post(f"{url}/upload", data=_multipart_body(head, path, tail),
-                            headers=headers) as response:
+    async with session.post(
+        f"{url}/upload", data=_multipart_body(head, path, tail), headers=headers
+    ) as response:
         answer = await response.json()
         if response.status != 201:
             raise RuntimeError(f"upload answered {response.status}: {answer}")
@@ -194,8 +212,8 @@ async def upload(session: aiohttp.ClientSession, url: str, path: Path, name: str
 
 def http_session(connections: int = 4) -> aiohttp.ClientSession:
     return aiohttp.ClientSession(
-        connector=aiohttp.TCPConnector(limit=connections),
-        timeout=aiohttp.ClientTimeout(total=HTTP_TIMEOUT_S))
+        connector=aiohttp.TCPConnector(limit=connections), timeout=aiohttp.ClientTimeout(total=HTTP_TIMEOUT_S)
+    )
 
 
 # --- /proc ------------------------------------------------------------------------------
@@ -212,7 +230,7 @@ def peak_rss_bytes(pid: int | str = "self") -> int:
 def cpu_seconds(pid: int | str = "self") -> float:
     """User plus system CPU time the process has used so far."""
     stat = Path(f"/proc/{pid}/stat").read_text()
-    fields = stat[stat.rindex(")") + 2:].split()  # the name may hold spaces
+    fields = stat[stat.rindex(")") + 2 :].split()  # the name may hold spaces
     return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS_PER_S
 
 
@@ -232,26 +250,34 @@ class TcpSocket:
 
     local_port: int
     peer_port: int
-    recv_q: int        # bytes received by the kernel, not yet read by the process
-    send_q: int        # bytes written by the process, not yet acknowledged by the peer
-    bytes_acked: int   # bytes this socket sent that the peer's kernel acknowledged
-    rcvbuf: int        # the receive buffer's current size (autotuned unless set)
+    recv_q: int  # bytes received by the kernel, not yet read by the process
+    send_q: int  # bytes written by the process, not yet acknowledged by the peer
+    bytes_acked: int  # bytes this socket sent that the peer's kernel acknowledged
+    rcvbuf: int  # the receive buffer's current size (autotuned unless set)
     sndbuf: int
 
 
 def tcp_sockets() -> list[TcpSocket]:
     """Every established TCP socket on this host. /proc/PID/io cannot see socket traffic
     (send/recv syscalls bypass rchar/wchar), so bytes on the wire are read from `ss`."""
-    lines = subprocess.run(["ss", "-tinmH", "state", "established"], capture_output=True,
-                           text=True, check=True).stdout.splitlines()
+    lines = subprocess.run(
+        ["ss", "-tinmH", "state", "established"], capture_output=True, text=True, check=True
+    ).stdout.splitlines()
     sockets = []
     for head, info in zip(lines[::2], lines[1::2]):
         recv_q, send_q, local, peer = head.split()[:4]
         fields = dict(_SS_FIELD.findall(info))
-        sockets.append(TcpSocket(
-            int(local.rpartition(":")[2]), int(peer.rpartition(":")[2]), int(recv_q),
-            int(send_q), int(fields.get("bytes_acked", 0)), int(fields.get("rb", 0)),
-            int(fields.get("tb", 0))))
+        sockets.append(
+            TcpSocket(
+                int(local.rpartition(":")[2]),
+                int(peer.rpartition(":")[2]),
+                int(recv_q),
+                int(send_q),
+                int(fields.get("bytes_acked", 0)),
+                int(fields.get("rb", 0)),
+                int(fields.get("tb", 0)),
+            )
+        )
     return sockets
 
 
@@ -267,21 +293,21 @@ class CpuMeter:
         self.spent: dict[str, float] = {}
         self.wall_s = 0.0
 
-    def start(self) -> "CpuMeter":
+    def start(self) -> CpuMeter:
         self._before = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
         self._started = time.perf_counter()
         return self
 
-    def stop(self) -> "CpuMeter":
+    def stop(self) -> CpuMeter:
         self.wall_s = time.perf_counter() - self._started
-        self.spent = {name: cpu_seconds(pid) - self._before[name]
-                      for name, pid in self.pids.items()}
+        self.spent = {name: cpu_seconds(pid) - self._before[name] for name, pid in self.pids.items()}
         return self
 
     def summary(self) -> str:
         """'master 12.3s (45%), ...': each process's CPU share of the wall time."""
-        return ", ".join(f"{name} {spent:.1f}s ({100 * spent / self.wall_s:.0f}%)"
-                         for name, spent in self.spent.items())
+        return ", ".join(
+            f"{name} {spent:.1f}s ({100 * spent / self.wall_s:.0f}%)" for name, spent in self.spent.items()
+        )
 
 
 # --- output -----------------------------------------------------------------------------
@@ -294,8 +320,12 @@ def print_table(title: str, headers: list[str], rows: list[list[object]]) -> Non
     print(f"\n{title}\n{rule}")
     for number, row in enumerate(cells):
         # Figures (cells starting with a digit) line up on the right, words on the left.
-        print(" | ".join(cell.rjust(width) if number and cell[:1].isdigit() else cell.ljust(width)
-                         for cell, width in zip(row, widths)))
+        print(
+            " | ".join(
+                cell.rjust(width) if number and cell[:1].isdigit() else cell.ljust(width)
+                for cell, width in zip(row, widths)
+            )
+        )
         if number == 0:
             print(rule)
     print(rule)

@@ -49,8 +49,20 @@ from pathlib import Path
 
 import aiohttp
 
-from benchlib import (MIB, BenchCluster, TcpSocket, http_session, io_counters, make_video_file,
-                      mib, peak_rss_bytes, print_table, tcp_sockets, upload, video_name)
+from benchlib import (
+    MIB,
+    BenchCluster,
+    TcpSocket,
+    http_session,
+    io_counters,
+    make_video_file,
+    mib,
+    peak_rss_bytes,
+    print_table,
+    tcp_sockets,
+    upload,
+    video_name,
+)
 
 DEFAULT_SIZE_MIB = 512
 DEFAULT_STEPS = 8
@@ -82,13 +94,21 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--datanodes", type=int, default=3)
     parser.add_argument("--steps", type=int, default=DEFAULT_STEPS, help="read-then-pause rounds")
     parser.add_argument("--step-mib", type=int, default=DEFAULT_STEP_MIB, help="MiB read per round")
-    parser.add_argument("--pause-s", type=float, default=DEFAULT_PAUSE_S,
-                        help="seconds to pause after each read")
-    parser.add_argument("--viewers", type=int, default=1,
-                        help="slow viewers streaming the video at once (excess is per viewer)")
-    parser.add_argument("--max-held-mib", type=float, default=DEFAULT_MAX_HELD_MIB,
-                        help="fail if the cluster holds more than this per viewer, read from "
-                             "disk but not yet delivered")
+    parser.add_argument(
+        "--pause-s", type=float, default=DEFAULT_PAUSE_S, help="seconds to pause after each read"
+    )
+    parser.add_argument(
+        "--viewers",
+        type=int,
+        default=1,
+        help="slow viewers streaming the video at once (excess is per viewer)",
+    )
+    parser.add_argument(
+        "--max-held-mib",
+        type=float,
+        default=DEFAULT_MAX_HELD_MIB,
+        help="fail if the cluster holds more than this per viewer, read from disk but not yet delivered",
+    )
     return parser.parse_args()
 
 
@@ -103,8 +123,11 @@ class Producers:
     def __init__(self, cluster: BenchCluster, session: aiohttp.ClientSession) -> None:
         self.cluster, self.session = cluster, session
         self.node_pids = [node.process.pid for node in cluster.datanodes]
-        self.ports = {"datanodes": {node.port for node in cluster.datanodes},
-                      "master": {cluster.master.port}, "web": {cluster.web.port}}
+        self.ports = {
+            "datanodes": {node.port for node in cluster.datanodes},
+            "master": {cluster.master.port},
+            "web": {cluster.web.port},
+        }
         self._base_io = 0
         self._base_master = 0
         self._base_acked: dict[tuple[int, int], int] = {}
@@ -122,33 +145,39 @@ class Producers:
         self._base_acked = {(s.local_port, s.peer_port): s.bytes_acked for s in tcp_sockets()}
 
     def _sent_by(self, sockets: list[TcpSocket], ports: set[int]) -> int:
-        return sum(s.bytes_acked - self._base_acked.get((s.local_port, s.peer_port), 0)
-                   for s in sockets if s.local_port in ports)
+        return sum(
+            s.bytes_acked - self._base_acked.get((s.local_port, s.peer_port), 0)
+            for s in sockets
+            if s.local_port in ports
+        )
 
     async def sample(self) -> dict[str, int]:
         """Bytes produced by each hop since start(), then bytes queued in the kernel."""
         master_out = (await self._status())["counters"]["bytes_out"] - self._base_master
         sockets = tcp_sockets()
-        sample = {"datanodes read": self._node_file_reads() - self._base_io,
-                  "datanodes sent": self._sent_by(sockets, self.ports["datanodes"]),
-                  "master relayed": master_out,
-                  "web sent": self._sent_by(sockets, self.ports["web"])}
+        sample = {
+            "datanodes read": self._node_file_reads() - self._base_io,
+            "datanodes sent": self._sent_by(sockets, self.ports["datanodes"]),
+            "master relayed": master_out,
+            "web sent": self._sent_by(sockets, self.ports["web"]),
+        }
         for hop, role in zip(HOPS, ("datanodes", "master", "web")):
             ports = self.ports[role]
             queued = [s for s in sockets if s.local_port in ports or s.peer_port in ports]
-            sample[f"queued {hop}"] = sum(s.send_q if s.local_port in ports else s.recv_q
-                                          for s in queued)
+            sample[f"queued {hop}"] = sum(s.send_q if s.local_port in ports else s.recv_q for s in queued)
         ours = set().union(*self.ports.values())
-        sample["largest rcvbuf"] = max((s.rcvbuf for s in sockets if s.local_port in ours
-                                        or s.peer_port in ours), default=0)
+        sample["largest rcvbuf"] = max(
+            (s.rcvbuf for s in sockets if s.local_port in ours or s.peer_port in ours), default=0
+        )
         return sample
 
     async def active_streams(self) -> int:
         return (await self._status())["counters"]["active_streams"]
 
 
-async def open_viewers(stack: AsyncExitStack, session: aiohttp.ClientSession, url: str,
-                       viewers: int) -> list[aiohttp.ClientResponse]:
+async def open_viewers(
+    stack: AsyncExitStack, session: aiohttp.ClientSession, url: str, viewers: int
+) -> list[aiohttp.ClientResponse]:
     """`viewers` open-ended streams of the video, as players starting playback."""
     responses = []
     for _ in range(viewers):
@@ -159,20 +188,23 @@ async def open_viewers(stack: AsyncExitStack, session: aiohttp.ClientSession, ur
     return responses
 
 
-async def read_slowly(session: aiohttp.ClientSession, url: str, producers: Producers,
-                      args: argparse.Namespace) -> list[dict]:
+async def read_slowly(
+    session: aiohttp.ClientSession, url: str, producers: Producers, args: argparse.Namespace
+) -> list[dict]:
     """Every viewer reads a step, all pause, every hop is sampled; --steps times."""
     samples, consumed, started = [], 0, time.perf_counter()
     await producers.start()
     async with AsyncExitStack() as stack:
         responses = await open_viewers(stack, session, url, args.viewers)
         for _ in range(args.steps):
-            pieces = await asyncio.gather(*(response.content.readexactly(args.step_mib * MIB)
-                                            for response in responses))
+            pieces = await asyncio.gather(
+                *(response.content.readexactly(args.step_mib * MIB) for response in responses)
+            )
             consumed += sum(len(piece) for piece in pieces)
             await asyncio.sleep(args.pause_s)
-            samples.append({"t": time.perf_counter() - started, "consumed": consumed,
-                            **await producers.sample()})
+            samples.append(
+                {"t": time.perf_counter() - started, "consumed": consumed, **await producers.sample()}
+            )
         for response in responses:
             response.close()  # drop the connection mid-stream, as a viewer closing the tab
     return samples
@@ -204,34 +236,51 @@ def judge(samples: list[dict], args: argparse.Namespace) -> list[str]:
     excess_per_viewer = [excess(sample) / args.viewers for sample in samples]
     problems = []
     if held_per_viewer[-1] > args.max_held_mib * MIB:
-        problems.append(f"the cluster holds {mib(held_per_viewer[-1])} per viewer read ahead, "
-                        f"over --max-held-mib {args.max_held_mib:g}")
+        problems.append(
+            f"the cluster holds {mib(held_per_viewer[-1])} per viewer read ahead, "
+            f"over --max-held-mib {args.max_held_mib:g}"
+        )
     settled = max(excess_per_viewer[:2])
     if excess_per_viewer[-1] - settled > GROWTH_TOLERANCE_MIB * MIB:
-        problems.append(f"excess per viewer grew from {mib(settled)} to "
-                        f"{mib(excess_per_viewer[-1])} while the viewers only paused: "
-                        "read-ahead is not bounded")
+        problems.append(
+            f"excess per viewer grew from {mib(settled)} to "
+            f"{mib(excess_per_viewer[-1])} while the viewers only paused: "
+            "read-ahead is not bounded"
+        )
     return problems
 
 
-def report(samples: list[dict], rss: dict[str, int], teardown: tuple[int, float],
-           viewers: int) -> None:
-    print_table(f"Produced by each hop vs consumed by {viewers} viewer(s), since the streams "
-                "opened (excess = datanodes read - consumed; held = datanodes read - web sent)",
-                ["t (s)", "consumed", *PRODUCED, "excess", "held by cluster",
-                 "held per viewer"],
-                [[f"{s['t']:.1f}", mib(s["consumed"]), *(mib(s[hop]) for hop in PRODUCED),
-                  mib(excess(s)), mib(held(s)), mib(held(s) / viewers)] for s in samples])
-    print_table("Where the excess sits: bytes queued in kernel socket buffers per hop "
-                "(sender Send-Q + receiver Recv-Q)",
-                ["t (s)", *QUEUED, "largest rcvbuf (autotuned)"],
-                [[f"{s['t']:.1f}", *(mib(s[hop]) for hop in QUEUED), mib(s["largest rcvbuf"])]
-                 for s in samples])
-    print_table("Peak RSS (VmHWM)", ["process", "peak RSS"],
-                [[role, mib(value)] for role, value in rss.items()])
+def report(samples: list[dict], rss: dict[str, int], teardown: tuple[int, float], viewers: int) -> None:
+    print_table(
+        f"Produced by each hop vs consumed by {viewers} viewer(s), since the streams "
+        "opened (excess = datanodes read - consumed; held = datanodes read - web sent)",
+        ["t (s)", "consumed", *PRODUCED, "excess", "held by cluster", "held per viewer"],
+        [
+            [
+                f"{s['t']:.1f}",
+                mib(s["consumed"]),
+                *(mib(s[hop]) for hop in PRODUCED),
+                mib(excess(s)),
+                mib(held(s)),
+                mib(held(s) / viewers),
+            ]
+            for s in samples
+        ],
+    )
+    print_table(
+        "Where the excess sits: bytes queued in kernel socket buffers per hop "
+        "(sender Send-Q + receiver Recv-Q)",
+        ["t (s)", *QUEUED, "largest rcvbuf (autotuned)"],
+        [[f"{s['t']:.1f}", *(mib(s[hop]) for hop in QUEUED), mib(s["largest rcvbuf"])] for s in samples],
+    )
+    print_table(
+        "Peak RSS (VmHWM)", ["process", "peak RSS"], [[role, mib(value)] for role, value in rss.items()]
+    )
     active, seconds = teardown
-    print(f"\nafter the viewers dropped their streams: master active_streams = {active} "
-          f"(waited {seconds:.1f} s)")
+    print(
+        f"\nafter the viewers dropped their streams: master active_streams = {active} "
+        f"(waited {seconds:.1f} s)"
+    )
 
 
 async def run(cluster: BenchCluster, path: Path, args: argparse.Namespace) -> tuple:
@@ -241,8 +290,7 @@ async def run(cluster: BenchCluster, path: Path, args: argparse.Namespace) -> tu
         await upload(session, cluster.url, path, name)
         await asyncio.sleep(SETTLE_S)
         producers = Producers(cluster, session)
-        print(f"reading {args.step_mib} MiB every {args.pause_s:g} s, {args.steps} times ...",
-              flush=True)
+        print(f"reading {args.step_mib} MiB every {args.pause_s:g} s, {args.steps} times ...", flush=True)
         samples = await read_slowly(session, f"{cluster.url}/stream/{name}", producers, args)
         teardown = await await_teardown(producers)
     rss = {role: peak_rss_bytes(pid) for role, pid in {**cluster.roles(), "client": "self"}.items()}
@@ -255,8 +303,9 @@ async def main() -> int:
         root = Path(tmp)
         path = root / "payload.mp4"
         make_video_file(path, args.size_mib * MIB)
-        cluster = BenchCluster(root / "cluster", args.datanodes,
-                               ["--scrub-bytes-per-s", str(SCRUB_BYTES_PER_S)])
+        cluster = BenchCluster(
+            root / "cluster", args.datanodes, ["--scrub-bytes-per-s", str(SCRUB_BYTES_PER_S)]
+        )
         try:
             cluster.start()
             samples, rss, teardown = await run(cluster, path, args)
@@ -264,8 +313,14 @@ async def main() -> int:
             cluster.stop()
     report(samples, rss, teardown, args.viewers)
     problems = judge(samples, args) + (["the relay outlived its viewer"] if teardown[0] else [])
-    print("\nverdict: " + ("; ".join(problems) if problems else
-                          f"bounded (held within {args.max_held_mib:g} MiB per viewer, flat)"))
+    print(
+        "\nverdict: "
+        + (
+            "; ".join(problems)
+            if problems
+            else f"bounded (held within {args.max_held_mib:g} MiB per viewer, flat)"
+        )
+    )
     return 1 if problems else 0
 
 

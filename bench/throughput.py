@@ -37,8 +37,19 @@ from pathlib import Path
 
 import aiohttp
 
-from benchlib import (MB, MIB, BenchCluster, CpuMeter, http_session, make_video_file, mib,
-                      peak_rss_bytes, print_table, upload, video_name)
+from benchlib import (
+    MB,
+    MIB,
+    BenchCluster,
+    CpuMeter,
+    http_session,
+    make_video_file,
+    mib,
+    peak_rss_bytes,
+    print_table,
+    upload,
+    video_name,
+)
 
 DEFAULT_SIZE_MIB = 1024
 DEFAULT_DATANODES = 3
@@ -73,8 +84,12 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size-mib", type=int, default=DEFAULT_SIZE_MIB, help="video size in MiB")
     parser.add_argument("--datanodes", type=int, default=DEFAULT_DATANODES)
-    parser.add_argument("--ranges", type=int, default=DEFAULT_RANGE_REQUESTS,
-                        help=f"how many random {RANGE_BYTES // 1024} KiB range requests")
+    parser.add_argument(
+        "--ranges",
+        type=int,
+        default=DEFAULT_RANGE_REQUESTS,
+        help=f"how many random {RANGE_BYTES // 1024} KiB range requests",
+    )
     parser.add_argument("--seed", type=int, default=1, help="seed for the range offsets")
     return parser.parse_args()
 
@@ -128,8 +143,7 @@ async def loopback_baseline(size_bytes: int) -> float:
 # --- cluster phases ---------------------------------------------------------------------
 
 
-async def timed_upload(session: aiohttp.ClientSession, url: str, path: Path, name: str,
-                       sha256: str) -> float:
+async def timed_upload(session: aiohttp.ClientSession, url: str, path: Path, name: str, sha256: str) -> float:
     started = time.perf_counter()
     answer = await upload(session, url, path, name)
     elapsed = time.perf_counter() - started
@@ -138,8 +152,7 @@ async def timed_upload(session: aiohttp.ClientSession, url: str, path: Path, nam
     return elapsed
 
 
-async def timed_stream(session: aiohttp.ClientSession, url: str, name: str, size: int,
-                       sha256: str) -> float:
+async def timed_stream(session: aiohttp.ClientSession, url: str, name: str, size: int, sha256: str) -> float:
     """Read the whole video back, hashing as it arrives; the wall time."""
     digest, received = hashlib.sha256(), 0
     started = time.perf_counter()
@@ -154,8 +167,9 @@ async def timed_stream(session: aiohttp.ClientSession, url: str, name: str, size
     return elapsed
 
 
-async def timed_ranges(session: aiohttp.ClientSession, url: str, name: str, path: Path,
-                       requests: int, seed: int) -> tuple[float, list[float]]:
+async def timed_ranges(
+    session: aiohttp.ClientSession, url: str, name: str, path: Path, requests: int, seed: int
+) -> tuple[float, list[float]]:
     """Random RANGE_BYTES range requests on RANGE_CONNECTIONS workers: (wall s, latencies)."""
     rng = random.Random(seed)
     size = path.stat().st_size
@@ -207,7 +221,8 @@ async def run_phases(cluster: BenchCluster, path: Path, sha256: str, args) -> di
         results["cpu"]["stream"] = meter.stop()
         meter = CpuMeter(pids).start()
         results["ranges_s"], results["latencies"] = await timed_ranges(
-            session, url, name, path, args.ranges, args.seed)
+            session, url, name, path, args.ranges, args.seed
+        )
         results["cpu"]["ranges"] = meter.stop()
     results["rss"] = {role: peak_rss_bytes(pid) for role, pid in pids.items()}
     return results
@@ -217,22 +232,34 @@ def report(size: int, baselines: dict[str, float], results: dict, ranges: int) -
     latencies = results["latencies"]
     rows = [[label, f"{value:.0f} MB/s", ""] for label, value in baselines.items()]
     rows += [
-        ["upload (POST /upload: relayed, spooled, fsynced, probed)",
-         f"{size / MB / results['upload_s']:.0f} MB/s", f"{results['upload_s']:.1f} s"],
-        ["stream (GET /stream, sha256 verified)", f"{size / MB / results['stream_s']:.0f} MB/s",
-         f"{results['stream_s']:.1f} s"],
-        [f"ranges: {ranges} x {RANGE_BYTES // 1024} KiB, {RANGE_CONNECTIONS} connections",
-         f"{ranges / results['ranges_s']:.0f} req/s",
-         f"p50 {percentile_ms(latencies, 0.5):.0f} ms, p99 {percentile_ms(latencies, 0.99):.0f} ms,"
-         f" mean {1000 * statistics.mean(latencies):.0f} ms"],
+        [
+            "upload (POST /upload: relayed, spooled, fsynced, probed)",
+            f"{size / MB / results['upload_s']:.0f} MB/s",
+            f"{results['upload_s']:.1f} s",
+        ],
+        [
+            "stream (GET /stream, sha256 verified)",
+            f"{size / MB / results['stream_s']:.0f} MB/s",
+            f"{results['stream_s']:.1f} s",
+        ],
+        [
+            f"ranges: {ranges} x {RANGE_BYTES // 1024} KiB, {RANGE_CONNECTIONS} connections",
+            f"{ranges / results['ranges_s']:.0f} req/s",
+            f"p50 {percentile_ms(latencies, 0.5):.0f} ms, p99 {percentile_ms(latencies, 0.99):.0f} ms,"
+            f" mean {1000 * statistics.mean(latencies):.0f} ms",
+        ],
     ]
     print_table(f"Throughput, {mib(size)} video", ["what", "rate", "detail"], rows)
-    print_table("Peak RSS (VmHWM) after the run", ["process", "peak RSS"],
-                [[role, mib(rss)] for role, rss in results["rss"].items()])
-    print_table("CPU seconds per phase (share of the phase's wall time; 100% = one core)",
-                ["phase", "wall", "per process"],
-                [[phase, f"{meter.wall_s:.1f} s", meter.summary()]
-                 for phase, meter in results["cpu"].items()])
+    print_table(
+        "Peak RSS (VmHWM) after the run",
+        ["process", "peak RSS"],
+        [[role, mib(rss)] for role, rss in results["rss"].items()],
+    )
+    print_table(
+        "CPU seconds per phase (share of the phase's wall time; 100% = one core)",
+        ["phase", "wall", "per process"],
+        [[phase, f"{meter.wall_s:.1f} s", meter.summary()] for phase, meter in results["cpu"].items()],
+    )
 
 
 async def main() -> None:

@@ -15,8 +15,8 @@ import struct
 import tempfile
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Awaitable, Callable
 
 from myyoutube.client import MasterClient
 from myyoutube.launch import Role, start_role
@@ -46,9 +46,16 @@ def mp4_bytes(payload: bytes) -> bytes:
 
 
 class Cluster:
-    def __init__(self, root: Path, datanodes: int = 3, heartbeat_s: float = TEST_HEARTBEAT_S,
-                 dead_after_s: float = TEST_DEAD_AFTER_S, master_args: tuple[str, ...] = (),
-                 web_args: tuple[str, ...] = (), datanode_args: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        root: Path,
+        datanodes: int = 3,
+        heartbeat_s: float = TEST_HEARTBEAT_S,
+        dead_after_s: float = TEST_DEAD_AFTER_S,
+        master_args: tuple[str, ...] = (),
+        web_args: tuple[str, ...] = (),
+        datanode_args: tuple[str, ...] = (),
+    ) -> None:
         self.root = root
         self.heartbeat_s = heartbeat_s
         self.dead_after_s = dead_after_s
@@ -62,32 +69,56 @@ class Cluster:
 
     # --- lifecycle --------------------------------------------------------------------------
 
-    def start(self) -> "Cluster":
+    def start(self) -> Cluster:
         self.start_master()
         for _ in range(self._datanode_count):
             self.start_datanode()
-        self.web = start_role("myyoutube.web", [
-            "--master", self.master.address, "--port", "0", *self.web_args],
-            self.root / "logs" / "web.log")
+        self.web = start_role(
+            "myyoutube.web",
+            ["--master", self.master.address, "--port", "0", *self.web_args],
+            self.root / "logs" / "web.log",
+        )
         # Each datanode registered with the master before announcing itself: ready now.
         return self
 
     def start_master(self, port: int = 0) -> Role:
-        self.master = start_role("myyoutube.master", [
-            "--port", str(port), "--data-dir", str(self.root / "master"),
-            "--heartbeat", str(self.heartbeat_s), "--dead-after", str(self.dead_after_s),
-            *self.master_args], self.root / "logs" / "master.log")
+        self.master = start_role(
+            "myyoutube.master",
+            [
+                "--port",
+                str(port),
+                "--data-dir",
+                str(self.root / "master"),
+                "--heartbeat",
+                str(self.heartbeat_s),
+                "--dead-after",
+                str(self.dead_after_s),
+                *self.master_args,
+            ],
+            self.root / "logs" / "master.log",
+        )
         return self.master
 
     def restart_master(self) -> Role:
         return self.start_master(self.master.port)
 
     def start_datanode(self, port: int = 0, extra: tuple[str, ...] = ()) -> Role:
-        node = start_role("myyoutube.datanode", [
-            "--master", self.master.address, "--port", str(port),
-            "--data-dir", str(self.root / "datanodes"), "--heartbeat", str(self.heartbeat_s),
-            *self.datanode_args, *extra],
-            self.root / "logs" / f"datanode-{len(self.datanodes)}.log")
+        node = start_role(
+            "myyoutube.datanode",
+            [
+                "--master",
+                self.master.address,
+                "--port",
+                str(port),
+                "--data-dir",
+                str(self.root / "datanodes"),
+                "--heartbeat",
+                str(self.heartbeat_s),
+                *self.datanode_args,
+                *extra,
+            ],
+            self.root / "logs" / f"datanode-{len(self.datanodes)}.log",
+        )
         self.datanodes = [n for n in self.datanodes if n.port != node.port] + [node]
         return node
 
@@ -115,12 +146,16 @@ class Cluster:
 
     def stray_files(self) -> list[Path]:
         """Anything but committed blobs and their checksums in the datanodes' folders."""
-        return [path for path in (self.root / "datanodes").rglob("*")
-                if path.is_file() and path.suffix not in (".blob", ".crc")]
+        return [
+            path
+            for path in (self.root / "datanodes").rglob("*")
+            if path.is_file() and path.suffix not in (".blob", ".crc")
+        ]
 
 
-async def wait_until(check: Callable[[], Awaitable[bool] | bool], what: str,
-                     timeout_s: float = 30.0) -> float:
+async def wait_until(
+    check: Callable[[], Awaitable[bool] | bool], what: str, timeout_s: float = 30.0
+) -> float:
     """Poll `check` until true; returns the seconds it took, fails the test on timeout."""
     started = time.monotonic()
     while True:
@@ -149,15 +184,20 @@ def multipart(filename: str, data: bytes, field: str = "file") -> tuple[bytes, s
     returns (body, Content-Type)."""
     boundary = uuid.uuid4().hex
     quoted = filename.replace('"', "%22").encode("utf-8", "surrogatepass")
-    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"{field}\"; filename=\"".encode()
-            + quoted + b"\"\r\nContent-Type: video/mp4\r\n\r\n" + data
-            + f"\r\n--{boundary}--\r\n".encode())
+    body = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="{field}"; filename="'.encode()
+        + quoted
+        + b'"\r\nContent-Type: video/mp4\r\n\r\n'
+        + data
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
     return body, f"multipart/form-data; boundary={boundary}"
 
 
 async def upload(http, cluster: Cluster, filename: str, data: bytes, field: str = "file") -> tuple[int, dict]:
     """POST /upload as a browser would; returns (status, JSON answer)."""
     body, content_type = multipart(filename, data, field)
-    async with http.post(f"{cluster.url}/upload", data=body,
-                         headers={"Content-Type": content_type}) as response:
+    async with http.post(
+        f"{cluster.url}/upload", data=body, headers={"Content-Type": content_type}
+    ) as response:
         return response.status, await response.json()

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import shutil
 import uuid
-from urllib.parse import quote
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import quote
 
 import aiohttp
 import pytest
@@ -22,17 +22,27 @@ import pytest
 try:
     from playwright.async_api import Browser, ConsoleMessage, Page, Response, async_playwright, expect
 except ModuleNotFoundError as exc:  # fail loudly rather than skip: these tests must run
-    raise RuntimeError("The Python package 'playwright' is needed for tests/test_browser.py "
-                       "(pip install playwright; do NOT run 'playwright install', the tests "
-                       "use Debian's /usr/bin/chromium).") from exc
+    raise RuntimeError(
+        "The Python package 'playwright' is needed for tests/test_browser.py "
+        "(pip install playwright; do NOT run 'playwright install', the tests "
+        "use Debian's /usr/bin/chromium)."
+    ) from exc
 
 from videos import make_mp4
 
 CHROMIUM = Path("/usr/bin/chromium")
 PHONE = {"width": 375, "height": 812}
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run",
-                 "--disable-quic", "--autoplay-policy=no-user-gesture-required"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+    "--autoplay-policy=no-user-gesture-required",
+]
 TIMEOUT_MS = 15_000  # generous for a loaded machine; a passing run takes ~7 s in all
 expect.set_options(timeout=TIMEOUT_MS)
 CLIP_SECONDS = 8.0
@@ -78,6 +88,7 @@ class Watched:
     Dialogs are unexpected (recorded in `dialogs`, dismissed) unless a test sets
     `answer_confirm`: then confirm() dialogs are answered with it and their messages go
     to `confirms` instead."""
+
     page: Page
     errors: list[str] = field(default_factory=list)
     dialogs: list[str] = field(default_factory=list)
@@ -99,12 +110,15 @@ class Watched:
 async def browser():
     """Debian's headless Chromium, shared by the module (each test gets a fresh context)."""
     if not CHROMIUM.exists() or shutil.which(str(CHROMIUM)) is None:
-        pytest.fail(f"{CHROMIUM} is not installed: apt-get install chromium "
-                    "(these tests never use 'playwright install').")
+        pytest.fail(
+            f"{CHROMIUM} is not installed: apt-get install chromium "
+            "(these tests never use 'playwright install')."
+        )
     async with async_playwright() as playwright:
         # launch() gives the browser a fresh temporary user-data-dir, removed on close.
         chromium = await playwright.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
+        )
         yield chromium
         await chromium.close()
 
@@ -144,8 +158,7 @@ def clip(tmp_path_factory) -> Path:
 
 
 async def card_names(page: Page) -> list[str]:
-    return await page.eval_on_selector_all(
-        "#videos a.video-card", "cards => cards.map(c => c.dataset.name)")
+    return await page.eval_on_selector_all("#videos a.video-card", "cards => cards.map(c => c.dataset.name)")
 
 
 async def open_home(page: Page, url: str) -> None:
@@ -171,29 +184,28 @@ async def wait_for_cards(page: Page, expected: list[str], among: str = "") -> No
           const names = Array.from(document.querySelectorAll("#videos a.video-card"),
                                    c => c.dataset.name).filter(n => n.includes(among));
           return names.length === expected.length && expected.every(n => names.includes(n));
-        }""", arg=[expected, among])
+        }""",
+        arg=[expected, among],
+    )
 
 
 async def upload_over_http(url: str, path: Path, name: str) -> str:
     form = aiohttp.FormData()
     form.add_field("file", path.read_bytes(), filename=name, content_type="video/mp4")
-    async with aiohttp.ClientSession() as session:
-        async with session.post(url + "/upload", data=form) as response:
-            assert response.status == 201, await response.text()
-            return (await response.json())["name"]
+    async with aiohttp.ClientSession() as session, session.post(url + "/upload", data=form) as response:
+        assert response.status == 201, await response.text()
+        return (await response.json())["name"]
 
 
 async def http_status(url: str, method: str = "GET") -> int:
-    async with aiohttp.ClientSession() as session:
-        async with session.request(method, url) as response:
-            return response.status
+    async with aiohttp.ClientSession() as session, session.request(method, url) as response:
+        return response.status
 
 
 async def listed_names(url: str) -> list[str]:
-    async with aiohttp.ClientSession() as session:
-        async with session.get(url + "/listar") as response:
-            assert response.status == 200
-            return [video["name"] for video in (await response.json())["videos"]]
+    async with aiohttp.ClientSession() as session, session.get(url + "/listar") as response:
+        assert response.status == 200
+        return [video["name"] for video in (await response.json())["videos"]]
 
 
 # Resolves with an image URL's natural size once loaded in the page, [0, 0] if it fails.
@@ -225,8 +237,9 @@ async def test_upload_shows_progress_and_card_then_search_filters(cluster, watch
         await page.wait_for_function("() => document.getElementById('upload-progress').value === 100")
         steps = await page.evaluate("window.__progress")
         assert steps and steps[-1] == 100 and steps == sorted(steps), steps
-        assert any(text.endswith("100%") or "Processing" in text
-                   for text in await page.evaluate("window.__percent"))
+        assert any(
+            text.endswith("100%") or "Processing" in text for text in await page.evaluate("window.__percent")
+        )
         await wait_for_cards(page, uploaded, among=run)
         # The form is usable again and the page never navigated.
         await expect(page.locator("#upload-button")).to_be_enabled()
@@ -236,7 +249,9 @@ async def test_upload_shows_progress_and_card_then_search_filters(cluster, watch
     await page.fill("#search", f"CAT-{run}")  # search is case-insensitive
     await page.wait_for_function(
         "(name) => { const c = document.querySelectorAll('#videos a.video-card');"
-        "  return c.length === 1 && c[0].dataset.name === name; }", arg=cat)
+        "  return c.length === 1 && c[0].dataset.name === name; }",
+        arg=cat,
+    )
     await expect(page.locator("#video-count")).to_have_text("1 video")
 
     await page.fill("#search", run)
@@ -268,16 +283,20 @@ async def test_watch_page_plays_and_seeks_over_range_requests(cluster, watched, 
     assert abs(duration - CLIP_SECONDS) < 0.2, duration
 
     seek = duration - 1.5
-    await page.evaluate("""async (seek) => {
+    await page.evaluate(
+        """async (seek) => {
       const player = document.getElementById("player");
       player.muted = true;
       const seeked = new Promise(resolve => player.addEventListener("seeked", resolve, {once: true}));
       player.currentTime = seek;
       await seeked;
       await player.play();
-    }""", seek)
+    }""",
+        seek,
+    )
     await page.wait_for_function(
-        "(seek) => document.getElementById('player').currentTime > seek + 0.3", arg=seek)
+        "(seek) => document.getElementById('player').currentTime > seek + 0.3", arg=seek
+    )
     error = await page.evaluate("document.getElementById('player').error?.code ?? null")
     assert error is None, f"MediaError code {error}"
     await expect(page.locator("#player-status")).to_be_hidden()
@@ -290,8 +309,10 @@ async def test_watch_page_plays_and_seeks_over_range_requests(cluster, watched, 
             ranged.append((request_headers["range"], headers["content-range"]))
     assert ranged, [(r.status, r.url) for r in watched.streams]
     size = clip.stat().st_size
-    assert all(content_range.startswith("bytes ") and content_range.endswith(f"/{size}")
-               for _, content_range in ranged), ranged
+    assert all(
+        content_range.startswith("bytes ") and content_range.endswith(f"/{size}")
+        for _, content_range in ranged
+    ), ranged
     await watched.assert_clean()
 
 
@@ -324,8 +345,7 @@ async def test_hostile_name_is_shown_as_text(cluster, watched, clip, hostile):
     page = watched.page
     sent = f"{hostile}-{tag()}.mp4"
     await open_home(page, cluster.url)
-    name = await upload_in_page(page, {"name": sent, "mimeType": "video/mp4",
-                                       "buffer": clip.read_bytes()})
+    name = await upload_in_page(page, {"name": sent, "mimeType": "video/mp4", "buffer": clip.read_bytes()})
     # Names keep only their last path component today ("</script>" has a "/", so the name
     # becomes "script>-....mp4"): whatever the server kept must be shown, literally.
     assert name in (sent, sent.rsplit("/", 1)[-1])
@@ -362,7 +382,9 @@ async def test_poster_shows_in_grid_and_player(cluster, watched, clip):
         """(name) => {
           const img = document.querySelector(`#videos a.video-card[data-name="${name}"] img`);
           return img !== null && img.complete && img.naturalWidth > 0;
-        }""", arg=name)
+        }""",
+        arg=name,
+    )
     # The poster is 320 px wide like the clip; the card shows it cropped to 16:9.
     shown = await image.evaluate("""(img) => {
       const box = img.getBoundingClientRect();
@@ -378,11 +400,14 @@ async def test_poster_shows_in_grid_and_player(cluster, watched, clip):
     assert poster == f"/thumbnail/{quote(name, safe='')}"
     width, height = await page.evaluate(LOAD_IMAGE, poster)
     assert width == 320 and height == 240, (width, height)
-    fetched = await page.evaluate("""async (url) => {
+    fetched = await page.evaluate(
+        """async (url) => {
       const response = await fetch(url);
       return [response.status, response.headers.get("content-type"),
               (await response.arrayBuffer()).byteLength];
-    }""", poster)
+    }""",
+        poster,
+    )
     assert fetched[0] == 200 and fetched[1] == "image/jpeg" and fetched[2] > 0, fetched
     await watched.assert_clean()
 
@@ -452,6 +477,5 @@ async def test_status_page_lists_datanodes(cluster, watched):
                 && b.top >= r.top && b.bottom <= r.bottom;
           }),
         })""")
-        assert layout == {"scroll": 0, "addressesOnOneLine": True, "badgesInRows": True}, \
-            (viewport, layout)
+        assert layout == {"scroll": 0, "addressesOnOneLine": True, "badgesInRows": True}, (viewport, layout)
     await watched.assert_clean()

@@ -13,8 +13,13 @@ COMMANDS = ["myyoutube.master", "myyoutube.datanode", "myyoutube.web", "myyoutub
 
 def run(module: str, *args: str, timeout: float = 30) -> subprocess.CompletedProcess:
     entry = f"from {module}{'' if module.endswith('cluster') else '.main'} import main; main()"
-    return subprocess.run([sys.executable, "-c", entry, *args], capture_output=True, text=True,
-                          timeout=timeout, stdin=subprocess.DEVNULL)
+    return subprocess.run(
+        [sys.executable, "-c", entry, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
 
 
 @pytest.mark.parametrize("module", COMMANDS)
@@ -25,12 +30,15 @@ def test_help_describes_the_command(module):
     assert "--host" in result.stdout
 
 
-@pytest.mark.parametrize("module, args", [
-    ("myyoutube.master", ["--port", "http"]),
-    ("myyoutube.datanode", ["--master", "nowhere", "--data-dir", "x"]),
-    ("myyoutube.web", ["--master", "127.0.0.1:1", "--max-upload-bytes", "-5"]),
-    ("myyoutube.cluster", ["--datanodes", "zero"]),
-])
+@pytest.mark.parametrize(
+    "module, args",
+    [
+        ("myyoutube.master", ["--port", "http"]),
+        ("myyoutube.datanode", ["--master", "nowhere", "--data-dir", "x"]),
+        ("myyoutube.web", ["--master", "127.0.0.1:1", "--max-upload-bytes", "-5"]),
+        ("myyoutube.cluster", ["--datanodes", "zero"]),
+    ],
+)
 def test_bad_flags_exit_non_zero_with_a_readable_line(module, args):
     """A malformed flag value is named in an error line, exit status 2, no traceback."""
     result = run(module, *args)
@@ -50,10 +58,13 @@ def test_busy_port_is_one_line_exit_1(tmp_path):
     assert "Traceback" not in result.stderr
 
 
-@pytest.mark.parametrize("module, extra", [
-    ("myyoutube.datanode", ["--data-dir", "DIR", "--port", "0"]),
-    ("myyoutube.web", ["--port", "0"]),
-])
+@pytest.mark.parametrize(
+    "module, extra",
+    [
+        ("myyoutube.datanode", ["--data-dir", "DIR", "--port", "0"]),
+        ("myyoutube.web", ["--port", "0"]),
+    ],
+)
 def test_unreachable_master_is_one_line_exit_1(module, extra, tmp_path):
     """A datanode or web front end whose master does not answer exits 1 naming the master."""
     with socket.socket() as closed:

@@ -11,22 +11,35 @@ import urllib.request
 from harness import mp4_bytes, multipart
 
 
-
-
 def start_cluster(data_dir) -> tuple[subprocess.Popen, str]:
     process = subprocess.Popen(
-        [sys.executable, "-c", "from myyoutube.cluster import main; main()",
-         "--data-dir", str(data_dir), "--web-port", "0"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
+        [
+            sys.executable,
+            "-c",
+            "from myyoutube.cluster import main; main()",
+            "--data-dir",
+            str(data_dir),
+            "--web-port",
+            "0",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        stdin=subprocess.DEVNULL,
+    )
     line = process.stdout.readline()
-    assert line.startswith("MyYoutube at http://"), (line, process.stderr.read() if process.poll() is not None else "")
+    assert line.startswith("MyYoutube at http://"), (
+        line,
+        process.stderr.read() if process.poll() is not None else "",
+    )
     return process, line.split()[-1]
 
 
 def post_video(url: str, name: str, data: bytes) -> int:
     body, content_type = multipart(name, data)
-    request = urllib.request.Request(f"{url}/upload", data=body, method="POST",
-                                     headers={"Content-Type": content_type})
+    request = urllib.request.Request(
+        f"{url}/upload", data=body, method="POST", headers={"Content-Type": content_type}
+    )
     with urllib.request.urlopen(request, timeout=30) as response:
         return response.status
 

@@ -31,7 +31,7 @@ async def write_blob(store: BlobStore, blob_id: str, data: bytes, seed: int = 1)
     position = 0
     while position < len(data):
         step = rng.choice([1, 7, 4093, 65_537, BLOCK_BYTES - 1, BLOCK_BYTES, BLOCK_BYTES + 3])
-        await writer.write(data[position:position + step])
+        await writer.write(data[position : position + step])
         position += step
     return await writer.finish()
 
@@ -72,24 +72,27 @@ async def test_write_in_odd_pieces_then_read_everything(root):
     assert sorted(os.listdir(root)) == [f"{BLOB}.blob", f"{BLOB}.crc"]
 
 
-@pytest.mark.parametrize("offset, length", [
-    (0, 0),                                   # empty at the start
-    (len(DATA), 0),                           # empty at the exact end
-    (BLOCK_BYTES, 0),                         # empty on a block boundary
-    (0, 1),
-    (len(DATA) - 1, 1),                       # the very last byte
-    (BLOCK_BYTES - 1, 2),                     # two bytes straddling a boundary
-    (BLOCK_BYTES, BLOCK_BYTES),               # exactly one whole block
-    (BLOCK_BYTES - 5, BLOCK_BYTES + 10),      # crossing two boundaries
-    (100, 3 * BLOCK_BYTES),                   # crossing three boundaries into the tail block
-    (3 * BLOCK_BYTES, 12_345),                # exactly the partial tail block
-    (2 * BLOCK_BYTES + 17, len(DATA) - 2 * BLOCK_BYTES - 17),  # up to the exact end
-])
+@pytest.mark.parametrize(
+    "offset, length",
+    [
+        (0, 0),  # empty at the start
+        (len(DATA), 0),  # empty at the exact end
+        (BLOCK_BYTES, 0),  # empty on a block boundary
+        (0, 1),
+        (len(DATA) - 1, 1),  # the very last byte
+        (BLOCK_BYTES - 1, 2),  # two bytes straddling a boundary
+        (BLOCK_BYTES, BLOCK_BYTES),  # exactly one whole block
+        (BLOCK_BYTES - 5, BLOCK_BYTES + 10),  # crossing two boundaries
+        (100, 3 * BLOCK_BYTES),  # crossing three boundaries into the tail block
+        (3 * BLOCK_BYTES, 12_345),  # exactly the partial tail block
+        (2 * BLOCK_BYTES + 17, len(DATA) - 2 * BLOCK_BYTES - 17),  # up to the exact end
+    ],
+)
 async def test_read_any_range(root, offset, length):
     """Every range, across block boundaries, empty or ending exactly at the end, reads back exactly."""
     store = BlobStore(root, capacity_bytes=None)
     await write_blob(store, BLOB, DATA)
-    assert await read_all(store, BLOB, offset, length) == DATA[offset:offset + length]
+    assert await read_all(store, BLOB, offset, length) == DATA[offset : offset + length]
 
 
 async def test_read_random_ranges(root):
@@ -100,7 +103,7 @@ async def test_read_random_ranges(root):
     for _ in range(50):
         offset = rng.randrange(len(DATA) + 1)
         length = rng.randrange(len(DATA) - offset + 1)
-        assert await read_all(store, BLOB, offset, length) == DATA[offset:offset + length]
+        assert await read_all(store, BLOB, offset, length) == DATA[offset : offset + length]
 
 
 async def test_read_yields_at_most_one_block_per_piece(root):
@@ -134,7 +137,7 @@ async def test_crc_file_holds_one_crc32c_per_block(root):
     store = BlobStore(root, capacity_bytes=None)
     await write_blob(store, BLOB, DATA)
     crc = (root / f"{BLOB}.crc").read_bytes()
-    blocks = [DATA[i:i + BLOCK_BYTES] for i in range(0, len(DATA), BLOCK_BYTES)]
+    blocks = [DATA[i : i + BLOCK_BYTES] for i in range(0, len(DATA), BLOCK_BYTES)]
     assert len(blocks) == 4 and len(crc) == 16
     assert crc == b"".join(struct.pack("!I", google_crc32c.value(block)) for block in blocks)
 
@@ -142,10 +145,10 @@ async def test_crc_file_holds_one_crc32c_per_block(root):
 async def test_exact_multiple_of_block_has_no_extra_crc(root):
     """A blob of exactly two blocks has an 8-byte .crc file."""
     store = BlobStore(root, capacity_bytes=None)
-    data = DATA[:2 * BLOCK_BYTES]
+    data = DATA[: 2 * BLOCK_BYTES]
     await write_blob(store, BLOB, data)
     assert (root / f"{BLOB}.crc").stat().st_size == 8
-    assert await read_all(store, BLOB, BLOCK_BYTES - 1, BLOCK_BYTES + 1) == data[BLOCK_BYTES - 1:]
+    assert await read_all(store, BLOB, BLOCK_BYTES - 1, BLOCK_BYTES + 1) == data[BLOCK_BYTES - 1 :]
 
 
 async def test_empty_blob(root):
@@ -292,14 +295,14 @@ async def test_second_writer_for_same_blob_refused_with_store_error(root):
 
 BAD_IDS = [
     "../x",
-    "../" + "a" * 29,                 # 32 characters, but a path
+    "../" + "a" * 29,  # 32 characters, but a path
     "a" * 15 + "/" + "a" * 16,
-    "A" * 32,                         # uppercase
+    "A" * 32,  # uppercase
     "0123456789ABCDEF0123456789abcdef",
-    "a" * 31,                         # too short
-    "a" * 33,                         # too long
-    "a" * 32 + "\n",                  # trailing newline ($ would allow it)
-    "g" * 32,                         # not hex
+    "a" * 31,  # too short
+    "a" * 33,  # too long
+    "a" * 32 + "\n",  # trailing newline ($ would allow it)
+    "g" * 32,  # not hex
     "",
 ]
 
@@ -309,9 +312,11 @@ async def test_malformed_blob_ids_refused_before_touching_disk(tmp_path, blob_id
     """Every operation on a malformed id raises StoreError('bad_request') and creates no file."""
     store = BlobStore(tmp_path / "blobs", capacity_bytes=None)
     before = snapshot(tmp_path)
-    for attempt in (lambda: check_blob_id(blob_id),
-                    lambda: store.open_writer(blob_id),
-                    lambda: store.size(blob_id)):
+    for attempt in (
+        lambda: check_blob_id(blob_id),
+        lambda: store.open_writer(blob_id),
+        lambda: store.size(blob_id),
+    ):
         with pytest.raises(StoreError) as caught:
             attempt()
         assert caught.value.code == "bad_request"

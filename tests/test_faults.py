@@ -117,12 +117,13 @@ async def test_upload_survives_losing_any_replica_midway(fresh_cluster, position
     cluster = fresh_cluster(datanodes=4)
     data = mp4_bytes(os.urandom(6 * 1024 * 1024))
     upload = await cluster.client().start_upload("survivor.mp4", "video/mp4")
-    await upload.write(data[:2 * 1024 * 1024])
-    writing = sorted((n for n in cluster.datanodes if any(cluster.folder(n).glob("*.part"))),
-                     key=lambda n: n.port)
+    await upload.write(data[: 2 * 1024 * 1024])
+    writing = sorted(
+        (n for n in cluster.datanodes if any(cluster.folder(n).glob("*.part"))), key=lambda n: n.port
+    )
     assert len(writing) == 3
     writing[position].kill()
-    await upload.write(data[2 * 1024 * 1024:])
+    await upload.write(data[2 * 1024 * 1024 :])
     video = await upload.finish()
     assert video["sha256"] == hashlib.sha256(data).hexdigest()
     took = await wait_until(lambda: live_copies(cluster, data) == 3, "healed to 3 copies", 30)
@@ -156,8 +157,9 @@ async def test_master_killed_mid_upload_leaves_nothing_committed(fresh_cluster):
         await upload.finish()
     cluster.restart_master()
     assert await cluster.client().list() == []
-    await wait_until(lambda: all(not any(cluster.folder(n).iterdir()) for n in cluster.datanodes),
-                     "datanodes emptied", 15)
+    await wait_until(
+        lambda: all(not any(cluster.folder(n).iterdir()) for n in cluster.datanodes), "datanodes emptied", 15
+    )
 
 
 async def test_master_killed_at_rest_loses_nothing(fresh_cluster):

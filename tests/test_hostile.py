@@ -13,7 +13,8 @@ import pytest
 
 import harness
 from harness import mp4_bytes, multipart, wait_until
-from myyoutube import protocol, stream as streams
+from myyoutube import protocol
+from myyoutube import stream as streams
 
 VIDEO = mp4_bytes(os.urandom(20_000))
 
@@ -27,16 +28,19 @@ async def listed(http, cluster) -> list[str]:
         return [v["name"] for v in (await response.json())["videos"]]
 
 
-@pytest.mark.parametrize("filename, stored_as", [
-    ("../../etc/passwd.mp4", "passwd.mp4"),
-    ("/abs/path/clip.mp4", "clip.mp4"),
-    ("  spaced.mp4  ", "spaced.mp4"),
-    ('say "hi".mp4', 'say "hi".mp4'),
-    # In a quoted-string a backslash escapes the next character (RFC 9110 §5.6.4), so
-    # these arrive without backslashes: whatever name results, it has no path in it.
-    ("..\\..\\windows\\evil.mp4", None),
-    ("C:\\videos\\cat.mp4", None),
-])
+@pytest.mark.parametrize(
+    "filename, stored_as",
+    [
+        ("../../etc/passwd.mp4", "passwd.mp4"),
+        ("/abs/path/clip.mp4", "clip.mp4"),
+        ("  spaced.mp4  ", "spaced.mp4"),
+        ('say "hi".mp4', 'say "hi".mp4'),
+        # In a quoted-string a backslash escapes the next character (RFC 9110 §5.6.4), so
+        # these arrive without backslashes: whatever name results, it has no path in it.
+        ("..\\..\\windows\\evil.mp4", None),
+        ("C:\\videos\\cat.mp4", None),
+    ],
+)
 async def test_path_parts_are_dropped_from_names(cluster, http, filename, stored_as):
     """Directory parts are stripped or the name refused; no file lands outside a node folder."""
     unique = uuid.uuid4().hex[:6]
@@ -46,22 +50,29 @@ async def test_path_parts_are_dropped_from_names(cluster, http, filename, stored
     else:
         assert status == 201, body
         assert body["name"] == stored_as.replace(".mp4", f"-{unique}.mp4")
-    outside = [p for p in cluster.root.rglob("*") if p.is_file()
-               and not str(p).startswith(str(cluster.root / "datanodes"))
-               and p.suffix in (".mp4", ".blob")]
+    outside = [
+        p
+        for p in cluster.root.rglob("*")
+        if p.is_file()
+        and not str(p).startswith(str(cluster.root / "datanodes"))
+        and p.suffix in (".mp4", ".blob")
+    ]
     assert outside == []
 
 
-@pytest.mark.parametrize("filename, reason", [
-    ("", "no name"),
-    ("..", "dot"),
-    (".hidden.mp4", "dot"),
-    ("bad\x00name.mp4", "malformed"),  # a raw NUL breaks the part's header itself
-    ("line%0Abreak.mp4", "control"),    # how browsers escape a newline in a file name
-    ("tab\there.mp4", "control"),
-    ("x" * 252 + ".mp4", "255 bytes"),
-    ("é" * 130 + ".mp4", "255 bytes"),
-])
+@pytest.mark.parametrize(
+    "filename, reason",
+    [
+        ("", "no name"),
+        ("..", "dot"),
+        (".hidden.mp4", "dot"),
+        ("bad\x00name.mp4", "malformed"),  # a raw NUL breaks the part's header itself
+        ("line%0Abreak.mp4", "control"),  # how browsers escape a newline in a file name
+        ("tab\there.mp4", "control"),
+        ("x" * 252 + ".mp4", "255 bytes"),
+        ("é" * 130 + ".mp4", "255 bytes"),
+    ],
+)
 async def test_unusable_names_are_refused_with_the_reason(cluster, http, filename, reason):
     """Empty, dot-leading, control-character and over-255-byte names get 400 saying why."""
     status, body = await upload(http, cluster, filename)
@@ -81,8 +92,9 @@ async def test_form_without_file_field_and_non_multipart_are_400(cluster, http):
     """A form lacking 'file', or a raw body, is refused with a sentence naming what's missing."""
     status, body = await upload(http, cluster, "x.mp4", field="video")
     assert status == 400 and "'file'" in body["error"]
-    async with http.post(f"{cluster.url}/upload", data=VIDEO,
-                         headers={"Content-Type": "video/mp4"}) as response:
+    async with http.post(
+        f"{cluster.url}/upload", data=VIDEO, headers={"Content-Type": "video/mp4"}
+    ) as response:
         assert response.status == 400
         assert "multipart/form-data" in (await response.json())["error"]
 
@@ -90,10 +102,14 @@ async def test_form_without_file_field_and_non_multipart_are_400(cluster, http):
 async def test_client_that_stops_halfway_leaves_nothing(cluster, http):
     """An upload connection cut mid-body stores nothing: no listing, no stray files."""
     name = f"cut-{uuid.uuid4().hex[:6]}.mp4"
-    head = (f"--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\n"
-            "Content-Type: video/mp4\r\n\r\n").encode() + mp4_bytes(os.urandom(1_000_000))
-    request = (f"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=XyZ\r\n"
-               f"Content-Length: {len(head) + 5_000_000}\r\n\r\n").encode()
+    head = (
+        f'--XyZ\r\nContent-Disposition: form-data; name="file"; filename="{name}"\r\n'
+        "Content-Type: video/mp4\r\n\r\n"
+    ).encode() + mp4_bytes(os.urandom(1_000_000))
+    request = (
+        f"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=XyZ\r\n"
+        f"Content-Length: {len(head) + 5_000_000}\r\n\r\n"
+    ).encode()
     reader, writer = await asyncio.open_connection(cluster.web.host, cluster.web.port)
     writer.write(request + head)
     await writer.drain()
@@ -112,8 +128,12 @@ async def test_search_and_stream_with_odd_input_never_500(cluster, http):
     for query in ["%", "_", "'; DROP TABLE videos; --", "\u202e", "*"]:
         async with http.get(f"{cluster.url}/search", params={"q": query}) as response:
             assert response.status == 200 and "videos" in await response.json()
-    for path in ["/stream/%2e%2e%2f%2e%2e%2fetc%2fpasswd", "/stream/..%2Findex.sqlite3",
-                 "/watch/%00", "/static/..%2f..%2fpyproject.toml"]:
+    for path in [
+        "/stream/%2e%2e%2f%2e%2e%2fetc%2fpasswd",
+        "/stream/..%2Findex.sqlite3",
+        "/watch/%00",
+        "/static/..%2f..%2fpyproject.toml",
+    ]:
         async with http.get(cluster.url + path) as response:
             assert response.status in (400, 403, 404), path
     async with http.request("PATCH", f"{cluster.url}/upload") as response:
@@ -136,16 +156,20 @@ async def test_pages_carry_security_headers_and_escape_names(cluster, http):
 async def test_upload_slots_are_bounded_with_503(fresh_cluster, http):
     """Past --max-uploads concurrent uploads, the next one gets 503 with Retry-After."""
     cluster = fresh_cluster(web_args=("--max-uploads", "1"))
-    body = (b"--B\r\nContent-Disposition: form-data; name=\"file\"; filename=\"slow.mp4\"\r\n\r\n"
-            + mp4_bytes(b"x" * 10_000))
+    body = b'--B\r\nContent-Disposition: form-data; name="file"; filename="slow.mp4"\r\n\r\n' + mp4_bytes(
+        b"x" * 10_000
+    )
     reader, writer = await asyncio.open_connection(cluster.web.host, cluster.web.port)
-    writer.write(b"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=B\r\n"
-                 b"Content-Length: 999999\r\n\r\n" + body)
+    writer.write(
+        b"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=B\r\n"
+        b"Content-Length: 999999\r\n\r\n" + body
+    )
     await writer.drain()
     await asyncio.sleep(0.5)  # the slow upload now holds the only slot
     body, content_type = multipart("second.mp4", VIDEO)
-    async with http.post(f"{cluster.url}/upload", data=body,
-                         headers={"Content-Type": content_type}) as response:
+    async with http.post(
+        f"{cluster.url}/upload", data=body, headers={"Content-Type": content_type}
+    ) as response:
         assert response.status == 503
         assert response.headers["Retry-After"]
     writer.transport.abort()
@@ -172,15 +196,20 @@ async def test_wrong_secret_is_refused_before_any_command(fresh_cluster, tmp_pat
     """A peer without the cluster secret is disconnected at the handshake and it is logged."""
     secret = tmp_path / "secret"
     secret.write_text("s" * 32)
-    cluster = fresh_cluster(master_args=("--secret-file", str(secret)),
-                            datanode_args=("--secret-file", str(secret)),
-                            web_args=("--secret-file", str(secret)))
+    cluster = fresh_cluster(
+        master_args=("--secret-file", str(secret)),
+        datanode_args=("--secret-file", str(secret)),
+        web_args=("--secret-file", str(secret)),
+    )
     with pytest.raises((ConnectionError, protocol.ProtocolError, asyncio.IncompleteReadError)):
         connection = await streams.connect(cluster.master.host, cluster.master.port, b"w" * 32, "intruder")
         await connection.write_frame(protocol.ListVideos(query=""))
         await connection.read_frame()
-    await wait_until(lambda: "rejected connection" in (cluster.root / "logs" / "master.log").read_text(),
-                     "rejection logged", 5)
+    await wait_until(
+        lambda: "rejected connection" in (cluster.root / "logs" / "master.log").read_text(),
+        "rejection logged",
+        5,
+    )
 
 
 async def test_stream_slots_are_bounded_with_503(fresh_cluster, http):
@@ -192,7 +221,6 @@ async def test_stream_slots_are_bounded_with_503(fresh_cluster, http):
         async with http.get(f"{cluster.url}/stream/long.mp4") as refused:
             assert refused.status == 503 and refused.headers["Retry-After"]
             assert "Too many streams" in (await refused.json())["error"]
-
 
     async def slot_free() -> bool:
         async with http.get(f"{cluster.url}/stream/long.mp4", headers={"Range": "bytes=0-9"}) as again:

@@ -55,12 +55,12 @@ async def test_moov_at_end_is_remuxed_to_faststart(cluster, http, tmp_path):
     """An MP4 with moov after mdat is stored with moov first, same duration, marked remuxed."""
     name = unique("camera")
     original = make_mp4(tmp_path / "late.mp4", seconds=2.0, faststart=False).read_bytes()
-    assert media.needs_faststart(original[:media.SNIFF_BYTES])
+    assert media.needs_faststart(original[: media.SNIFF_BYTES])
     status, body = await upload(http, cluster, name, original)
     assert status == 201, body
     async with http.get(f"{cluster.url}/stream/{quote(name, safe='')}") as response:
         stored = await response.read()
-    assert not media.needs_faststart(stored[:media.SNIFF_BYTES])
+    assert not media.needs_faststart(stored[: media.SNIFF_BYTES])
     assert stored.index(b"moov") < stored.index(b"mdat")
     video = await video_record(http, cluster, name)
     assert video["remuxed"] is True and abs(video["duration_s"] - 2.0) < 0.2
@@ -93,8 +93,9 @@ async def test_delete_removes_everywhere_and_frees_the_name(fresh_cluster, http)
         assert response.status == 404
     await wait_until(lambda: len(holders_of(cluster, data)) == 1, "live replicas deleted", 10)
     cluster.start_datanode(port=down.port)
-    await wait_until(lambda: sum(len(f) for f in cluster.blob_files().values()) == 0,
-                     "returning node's copies deleted", 10)
+    await wait_until(
+        lambda: sum(len(f) for f in cluster.blob_files().values()) == 0, "returning node's copies deleted", 10
+    )
     assert (await upload(http, cluster, name, mp4_bytes(b"again")))[0] == 201
 
 

@@ -29,7 +29,7 @@ async def test_any_size_round_trips_byte_identical(cluster, size):
     video = await store(client, f"roundtrip-{size}.mp4", data)
     assert video["size"] == size
     assert await read_all(client, f"roundtrip-{size}.mp4", 0, size) == data
-    assert await read_all(client, f"roundtrip-{size}.mp4", size // 2, size - size // 2) == data[size // 2:]
+    assert await read_all(client, f"roundtrip-{size}.mp4", size // 2, size - size // 2) == data[size // 2 :]
 
 
 async def test_a_video_is_listed_only_once_committed(cluster):

@@ -22,7 +22,7 @@ from myyoutube.master.state import (
 
 GiB = 1024**3
 DEAD_AFTER_S = 30.0
-HEARTBEAT_S = 2.0   # suspect after 3 heartbeats: 6 s
+HEARTBEAT_S = 2.0  # suspect after 3 heartbeats: 6 s
 NOW = 1000.0
 
 
@@ -52,8 +52,14 @@ def test_liveness_moves_alive_suspect_dead_at_the_thresholds():
     state = ClusterState(DEAD_AFTER_S, HEARTBEAT_S, started_at=0.0)
     state.heard_from("a", 100.0, GiB, 0, {})
     assert state.suspect_after_s == 6.0
-    assert [state.liveness("a", t) for t in (100.0, 105.999, 106.0, 129.999, 130.0, 1e6)] == \
-        [ALIVE, ALIVE, SUSPECT, SUSPECT, DEAD, DEAD]
+    assert [state.liveness("a", t) for t in (100.0, 105.999, 106.0, 129.999, 130.0, 1e6)] == [
+        ALIVE,
+        ALIVE,
+        SUSPECT,
+        SUSPECT,
+        DEAD,
+        DEAD,
+    ]
 
 
 def test_hearing_again_makes_a_dead_node_alive():
@@ -147,7 +153,10 @@ def test_place_honours_exclude():
     """Excluded nodes are never chosen."""
     state = make_state(alive=["a1", "a2", "a3"])
     for seed in range(20):
-        assert state.place(3, NOW, random.Random(seed), exclude=frozenset({"a2"})) in (["a1", "a3"], ["a3", "a1"])
+        assert state.place(3, NOW, random.Random(seed), exclude=frozenset({"a2"})) in (
+            ["a1", "a3"],
+            ["a3", "a1"],
+        )
 
 
 def test_place_is_deterministic_for_a_seed():
@@ -201,8 +210,12 @@ def test_surplus_deletion_removes_exactly_the_surplus(seed):
     holders = rng.sample(names, rng.randint(3, 8))
     replication = rng.randint(1, 3)
     replicas = {"x": replica(*holders)}
-    deleting = [node for node in holders if node in alive
-                and state.reconcile(node, {"x": 100}, replicas, set(), replication, NOW).delete == ["x"]]
+    deleting = [
+        node
+        for node in holders
+        if node in alive
+        and state.reconcile(node, {"x": 100}, replicas, set(), replication, NOW).delete == ["x"]
+    ]
     live_holders = [node for node in holders if node in alive]
     assert len(deleting) == max(0, len(live_holders) - replication)
     assert set(deleting) == set(sorted(live_holders)[replication:])
@@ -219,24 +232,27 @@ def test_unlisted_valid_copy_counts_again_when_under_replicated():
     """An unlisted copy of the right size on a node counts again while the blob lacks copies."""
     state = make_state(alive=["a", "b", "e"], dead=["c"])
     replicas = {"x": replica("a", "b", "c")}
-    assert state.reconcile("e", {"x": 100}, replicas, set(), 3, NOW) == \
-        Reconciliation(delete=[], counts_again=["x"], forget=[])
+    assert state.reconcile("e", {"x": 100}, replicas, set(), 3, NOW) == Reconciliation(
+        delete=[], counts_again=["x"], forget=[]
+    )
 
 
 def test_unlisted_copy_deleted_when_blob_has_enough():
     """An unlisted copy of a blob that already has `replication` live copies is deleted, not forgotten."""
     state = make_state(alive=["a", "b", "c", "e"])
     replicas = {"x": replica("a", "b", "c")}
-    assert state.reconcile("e", {"x": 100}, replicas, set(), 3, NOW) == \
-        Reconciliation(delete=["x"], counts_again=[], forget=[])
+    assert state.reconcile("e", {"x": 100}, replicas, set(), 3, NOW) == Reconciliation(
+        delete=["x"], counts_again=[], forget=[]
+    )
 
 
 def test_unlisted_copy_of_wrong_size_deleted():
     """An unlisted copy whose size differs from the index is deleted even when copies are lacking."""
     state = make_state(alive=["a", "e"])
     replicas = {"x": replica("a", size=100)}
-    assert state.reconcile("e", {"x": 99}, replicas, set(), 3, NOW) == \
-        Reconciliation(delete=["x"], counts_again=[], forget=[])
+    assert state.reconcile("e", {"x": 99}, replicas, set(), 3, NOW) == Reconciliation(
+        delete=["x"], counts_again=[], forget=[]
+    )
 
 
 def test_in_flight_repair_target_left_alone():
@@ -257,8 +273,9 @@ def test_missing_replica_forgotten_only_after_grace():
         "new": replica("a", "b", added_at=NOW - 1),
         "elsewhere": replica("b", added_at=0.0),
     }
-    assert state.reconcile("a", {}, replicas, set(), 2, NOW) == \
-        Reconciliation(delete=[], counts_again=[], forget=["old"])
+    assert state.reconcile("a", {}, replicas, set(), 2, NOW) == Reconciliation(
+        delete=[], counts_again=[], forget=["old"]
+    )
 
 
 def test_reconcile_output_is_sorted_by_blob_id():
@@ -334,8 +351,10 @@ def test_per_node_bound_holds_for_random_layouts():
         alive = [f"a{i}" for i in range(rng.randint(2, 7))]
         dead = [f"d{i}" for i in range(rng.randint(0, 3))]
         state = make_state(alive=alive, dead=dead)
-        replicas = {f"blob{i:02d}": replica(*rng.sample(alive + dead, rng.randint(1, min(3, len(alive + dead)))))
-                    for i in range(15)}
+        replicas = {
+            f"blob{i:02d}": replica(*rng.sample(alive + dead, rng.randint(1, min(3, len(alive + dead)))))
+            for i in range(15)
+        }
         busy = {node: rng.randint(0, MAX_REPAIRS_PER_NODE) for node in alive}
         before = dict(busy)
         repairs = state.plan_repairs(replicas, 3, NOW, busy, set(), rng)

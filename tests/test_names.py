@@ -24,15 +24,18 @@ def test_nfc_and_nfd_give_the_same_name():
     assert len(clean_name(nfd)) == len("Café Ñandú.mp4")
 
 
-@pytest.mark.parametrize("raw, expected", [
-    ("/home/ann/videos/cat.mp4", "cat.mp4"),
-    ("C:\\Users\\ann\\Videos\\cat.mp4", "cat.mp4"),
-    ("videos/2024\\holiday.webm", "holiday.webm"),
-    ("../../etc/passwd", "passwd"),
-    ("..\\..\\boot.ini", "boot.ini"),
-    ("  spaced name.mp4  ", "spaced name.mp4"),
-    ("dir/  padded.mp4 ", "padded.mp4"),
-])
+@pytest.mark.parametrize(
+    "raw, expected",
+    [
+        ("/home/ann/videos/cat.mp4", "cat.mp4"),
+        ("C:\\Users\\ann\\Videos\\cat.mp4", "cat.mp4"),
+        ("videos/2024\\holiday.webm", "holiday.webm"),
+        ("../../etc/passwd", "passwd"),
+        ("..\\..\\boot.ini", "boot.ini"),
+        ("  spaced name.mp4  ", "spaced name.mp4"),
+        ("dir/  padded.mp4 ", "padded.mp4"),
+    ],
+)
 def test_directory_parts_stripped(raw, expected):
     """Only the last path component is kept, with either separator, and surrounding spaces trimmed."""
     assert clean_name(raw) == expected
@@ -45,18 +48,21 @@ def test_empty_name_refused(raw):
         clean_name(raw)
 
 
-@pytest.mark.parametrize("raw", [
-    "cat\x00.mp4",          # NUL
-    "cat\x07.mp4",          # bell
-    "cat\x1b[31m.mp4",      # terminal escape
-    "cat\x7f.mp4",          # DEL
-    "cat\u200b.mp4",        # zero-width space (Cf)
-    "cat\u202e4pm.exe",     # right-to-left override (Cf)
-    "cat\ud800.mp4",        # lone surrogate (Cs)
-    "cat\ue000.mp4",        # private use (Co)
-    "cat\U000e0001.mp4",    # language tag (Cf)
-    "cat\u0378.mp4",        # unassigned (Cn)
-])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "cat\x00.mp4",  # NUL
+        "cat\x07.mp4",  # bell
+        "cat\x1b[31m.mp4",  # terminal escape
+        "cat\x7f.mp4",  # DEL
+        "cat\u200b.mp4",  # zero-width space (Cf)
+        "cat\u202e4pm.exe",  # right-to-left override (Cf)
+        "cat\ud800.mp4",  # lone surrogate (Cs)
+        "cat\ue000.mp4",  # private use (Co)
+        "cat\U000e0001.mp4",  # language tag (Cf)
+        "cat\u0378.mp4",  # unassigned (Cn)
+    ],
+)
 def test_control_and_invisible_characters_refused(raw):
     """Control, format, surrogate, private-use and unassigned characters are refused."""
     with pytest.raises(BadName, match="control or invisible"):

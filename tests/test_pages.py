@@ -16,7 +16,7 @@ except ModuleNotFoundError:  # running from a checkout without `pip install -e .
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
     from myyoutube.web import pages
 
-HOSTILE = '<script>alert(1)</script>.mp4'
+HOSTILE = "<script>alert(1)</script>.mp4"
 STATIC_DIR = Path(pages.__file__).resolve().parent / "static"
 
 BASE_VIDEO = {
@@ -55,11 +55,7 @@ class _Collector(HTMLParser):
         self.text.append(data)
 
     def find(self, tag: str, **attrs: str) -> list[dict[str, str | None]]:
-        return [
-            a
-            for t, a in self.tags
-            if t == tag and all(a.get(k) == v for k, v in attrs.items())
-        ]
+        return [a for t, a in self.tags if t == tag and all(a.get(k) == v for k, v in attrs.items())]
 
     def by_id(self, element_id: str) -> tuple[str, dict[str, str | None]]:
         matches = [(t, a) for t, a in self.tags if a.get("id") == element_id]
@@ -103,7 +99,7 @@ def test_hostile_name_is_escaped_in_watch_page():
 def test_quotes_in_name_cannot_break_out_of_attributes():
     """Quotes and ampersands in a name are escaped in attribute values, so the
     parsed data-name/download attributes equal the original name exactly."""
-    name = 'a"b\' onmouseover=alert(1) x=&amp;.mp4'
+    name = "a\"b' onmouseover=alert(1) x=&amp;.mp4"
     parsed = parse(pages.watch_page({**BASE_VIDEO, "name": name}))
     _, watch = parsed.by_id("watch")
     assert watch["data-name"] == name
@@ -189,8 +185,16 @@ def test_home_page_structure():
     """The home page has every element home.js relies on, with the agreed
     attributes (search box, grid, upload form, file input, progress bar)."""
     parsed = parse(pages.home_page())
-    for element_id in ("search", "videos", "empty-state", "upload-form", "upload-button",
-                       "upload-progress", "upload-percent", "upload-status"):
+    for element_id in (
+        "search",
+        "videos",
+        "empty-state",
+        "upload-form",
+        "upload-button",
+        "upload-progress",
+        "upload-percent",
+        "upload-status",
+    ):
         parsed.by_id(element_id)
     tag, search = parsed.by_id("search")
     assert tag == "input" and search["type"] == "search"
@@ -294,9 +298,18 @@ def test_optional_metadata_rendered_when_present():
 
 def test_optional_metadata_absent_when_missing_or_invalid():
     """Absent (or malformed) optional keys produce no label and no poster."""
-    for video in (BASE_VIDEO, {**BASE_VIDEO, "duration_s": None, "width": "wide",
-                               "height": 0, "codec": "", "has_thumbnail": "yes",
-                               "remuxed": False}):
+    for video in (
+        BASE_VIDEO,
+        {
+            **BASE_VIDEO,
+            "duration_s": None,
+            "width": "wide",
+            "height": 0,
+            "codec": "",
+            "has_thumbnail": "yes",
+            "remuxed": False,
+        },
+    ):
         parsed = parse(pages.watch_page(video))
         text = "".join(parsed.text)
         for label in ("Duration", "Resolution", "Codec", "Streaming"):

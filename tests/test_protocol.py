@@ -45,7 +45,7 @@ def field_types(cls: type) -> dict[str, type]:
 
 
 SAMPLE_VALUES: dict[type, object] = {
-    str: "caf\u00e9 \u2603 \"quoted\" \\ video.mp4",
+    str: 'caf\u00e9 \u2603 "quoted" \\ video.mp4',
     int: 1_234_567_890_123,
     dict: {"name": "cat.mp4", "size": 3, "nested": {"list": [1, 2.5, None, True, "x"]}},
     list: [["0" * 32, 17], {"k": "v"}, "plain", 4],
@@ -92,7 +92,7 @@ ALL_CLASSES = sorted(MESSAGE_TYPES.values(), key=lambda cls: cls.TYPE)
 def test_message_types_cover_every_class_with_its_code():
     """MESSAGE_TYPES maps each wire code to the class carrying that TYPE, 22 in all."""
     assert len(MESSAGE_TYPES) == 22
-    assert all(cls.TYPE == code for code, cls in MESSAGE_TYPES.items())
+    assert all(code == cls.TYPE for code, cls in MESSAGE_TYPES.items())
     assert MESSAGE_TYPES[6] is Chunk and MESSAGE_TYPES[17] is GetStatus
 
 
@@ -116,8 +116,7 @@ def test_every_message_type_decodes_byte_at_a_time(cls):
     for index, byte in enumerate(frame):
         assert decoder.next_frame() is None
         decoder.feed(bytes([byte]))
-        expected_needed = (PREFIX_BYTES - index - 1 if index + 1 < PREFIX_BYTES
-                           else len(frame) - index - 1)
+        expected_needed = PREFIX_BYTES - index - 1 if index + 1 < PREFIX_BYTES else len(frame) - index - 1
         assert decoder.bytes_needed() == expected_needed
     assert decoder.next_frame() == sample(cls)
     assert decoder.next_frame() is None
@@ -230,26 +229,29 @@ def test_unknown_message_type_rejected(message_type):
         decode_one(raw_frame(message_type, b"{}"))
 
 
-@pytest.mark.parametrize("meta", [b"{not json", b"\xff\xfe{}", b"", b"{\"mac\": \"x\"", b"\xc3("])
+@pytest.mark.parametrize("meta", [b"{not json", b"\xff\xfe{}", b"", b'{"mac": "x"', b"\xc3("])
 def test_non_json_meta_rejected(meta):
     """Meta that is not valid UTF-8 JSON raises RemoteProtocolError."""
     with pytest.raises(RemoteProtocolError, match="not UTF-8 JSON"):
         decode_one(raw_frame(Welcome.TYPE, meta))
 
 
-@pytest.mark.parametrize("meta", [b"[]", b"1", b"null", b"\"mac\"", b"[{\"mac\": \"x\"}]"])
+@pytest.mark.parametrize("meta", [b"[]", b"1", b"null", b'"mac"', b'[{"mac": "x"}]'])
 def test_non_object_meta_rejected(meta):
     """Meta that is JSON but not an object raises RemoteProtocolError."""
     with pytest.raises(RemoteProtocolError, match="not a JSON object"):
         decode_one(raw_frame(Welcome.TYPE, meta))
 
 
-@pytest.mark.parametrize("meta", [
-    {"blob_id": "a" * 32, "offset": 0},                                 # missing length
-    {"blob_id": "a" * 32, "offset": 0, "length": 5, "extra": 1},        # extra field
-    {"blob_id": "a" * 32, "offset": 0, "size": 5},                      # wrong name
-    {},
-])
+@pytest.mark.parametrize(
+    "meta",
+    [
+        {"blob_id": "a" * 32, "offset": 0},  # missing length
+        {"blob_id": "a" * 32, "offset": 0, "length": 5, "extra": 1},  # extra field
+        {"blob_id": "a" * 32, "offset": 0, "size": 5},  # wrong name
+        {},
+    ],
+)
 def test_missing_or_extra_fields_rejected(meta):
     """A meta whose keys differ from the message's fields raises RemoteProtocolError."""
     with pytest.raises(RemoteProtocolError, match="fields"):
@@ -262,19 +264,23 @@ def test_chunk_data_in_meta_is_an_extra_field():
         decode_one(json_frame(Chunk, {"data": "abc"}))
 
 
-@pytest.mark.parametrize("cls, meta", [
-    (End, {"size": True, "sha256": ""}),                 # bool is not an int
-    (End, {"size": False, "sha256": ""}),
-    (End, {"size": 3.0, "sha256": ""}),
-    (End, {"size": "3", "sha256": ""}),
-    (End, {"size": None, "sha256": ""}),
-    (End, {"size": 3, "sha256": 5}),
-    (Welcome, {"mac": ["x"]}),
-    (Ok, {"info": []}),
-    (Ok, {"info": "{}"}),
-    (VideoList, {"videos": {}}),
-    (Heartbeat, {"capacity_bytes": 1, "used_bytes": 1, "blobs": [], "corrupt_blobs": {}}),
-], ids=lambda value: getattr(value, "__name__", None) or json.dumps(value))
+@pytest.mark.parametrize(
+    "cls, meta",
+    [
+        (End, {"size": True, "sha256": ""}),  # bool is not an int
+        (End, {"size": False, "sha256": ""}),
+        (End, {"size": 3.0, "sha256": ""}),
+        (End, {"size": "3", "sha256": ""}),
+        (End, {"size": None, "sha256": ""}),
+        (End, {"size": 3, "sha256": 5}),
+        (Welcome, {"mac": ["x"]}),
+        (Ok, {"info": []}),
+        (Ok, {"info": "{}"}),
+        (VideoList, {"videos": {}}),
+        (Heartbeat, {"capacity_bytes": 1, "used_bytes": 1, "blobs": [], "corrupt_blobs": {}}),
+    ],
+    ids=lambda value: getattr(value, "__name__", None) or json.dumps(value),
+)
 def test_wrong_field_types_rejected(cls, meta):
     """A field whose JSON value is not the declared type (bools included) raises RemoteProtocolError."""
     with pytest.raises(RemoteProtocolError, match="is not"):
@@ -344,13 +350,19 @@ def test_decoded_strings_can_always_be_re_encoded():
 # --- properties -------------------------------------------------------------------------------
 
 json_scalars = st.one_of(
-    st.none(), st.booleans(), st.integers(-(2**63), 2**63),
-    st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=20))
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**63), 2**63),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.text(max_size=20),
+)
 json_values = st.recursive(
     json_scalars,
-    lambda inner: st.one_of(st.lists(inner, max_size=4),
-                            st.dictionaries(st.text(max_size=8), inner, max_size=4)),
-    max_leaves=12)
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
 
 FIELD_STRATEGIES = {
     str: st.text(max_size=40),
@@ -389,8 +401,7 @@ def feed_and_drain(pieces: list[bytes]) -> list:
     return out
 
 
-PROPERTY_SETTINGS = settings(max_examples=250, deadline=None,
-                             suppress_health_check=[HealthCheck.too_slow])
+PROPERTY_SETTINGS = settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 @PROPERTY_SETTINGS
@@ -410,7 +421,7 @@ def test_reading_exactly_bytes_needed_decodes_each_frame(sent):
     while position < len(stream):
         needed = decoder.bytes_needed()
         assert needed > 0
-        decoder.feed(stream[position:position + needed])
+        decoder.feed(stream[position : position + needed])
         position += needed
         if (message := decoder.next_frame()) is not None:
             out.append(message)
@@ -428,9 +439,15 @@ def test_random_bytes_raise_only_remote_protocol_error(garbage, cuts):
         pass
 
 
-mutations = st.lists(st.tuples(
-    st.sampled_from(["flip", "set", "insert", "delete", "truncate", "prefix_int"]),
-    st.integers(0, 10**6), st.integers(0, 255)), min_size=1, max_size=4)
+mutations = st.lists(
+    st.tuples(
+        st.sampled_from(["flip", "set", "insert", "delete", "truncate", "prefix_int"]),
+        st.integers(0, 10**6),
+        st.integers(0, 255),
+    ),
+    min_size=1,
+    max_size=4,
+)
 
 
 def mutate(frame: bytes, edits) -> bytes:
@@ -444,22 +461,28 @@ def mutate(frame: bytes, edits) -> bytes:
         elif kind == "insert":
             data[index:index] = bytes([value])
         elif kind == "delete":
-            del data[index:index + 1 + value % 4]
+            del data[index : index + 1 + value % 4]
         elif kind == "truncate":
             del data[index:]
         elif kind == "prefix_int" and len(data) >= PREFIX_BYTES:
             # Rewrite body_length or meta_length to a nearby or extreme value.
             offset = 0 if value % 2 else 5
             current = struct.unpack_from("!I", data, offset)[0]
-            candidates = [current + 1, max(0, current - 1), 0, 2**32 - 1,
-                          MAX_FRAME_BYTES, MAX_META_BYTES + 1, current * 2]
+            candidates = [
+                current + 1,
+                max(0, current - 1),
+                0,
+                2**32 - 1,
+                MAX_FRAME_BYTES,
+                MAX_META_BYTES + 1,
+                current * 2,
+            ]
             struct.pack_into("!I", data, offset, candidates[value % len(candidates)] % 2**32)
     return bytes(data)
 
 
 @PROPERTY_SETTINGS
-@given(st.lists(messages, min_size=1, max_size=3), mutations,
-       st.lists(st.integers(0, 10**6), max_size=10))
+@given(st.lists(messages, min_size=1, max_size=3), mutations, st.lists(st.integers(0, 10**6), max_size=10))
 def test_mutated_valid_frames_raise_only_remote_protocol_error(sent, edits, cuts):
     """Valid frames with bytes flipped, inserted, deleted or lengths rewritten never raise anything but RemoteProtocolError."""
     stream = mutate(b"".join(encode(message) for message in sent), edits)

@@ -28,7 +28,7 @@ class AcceptServer:
         self.outcomes: asyncio.Queue = asyncio.Queue()
         self.server: asyncio.Server | None = None
 
-    async def __aenter__(self) -> "AcceptServer":
+    async def __aenter__(self) -> AcceptServer:
         self.server = await asyncio.start_server(self._on_connect, HOST, 0)
         self.port = port_of(self.server)
         return self
@@ -91,8 +91,9 @@ async def raw_handshake(port: int, secret: bytes) -> tuple[asyncio.StreamReader,
     decoder.feed(await reader.readexactly(decoder.bytes_needed()))
     challenge = decoder.next_frame()
     assert isinstance(challenge, Challenge)
-    writer.write(encode(Authenticate(role="web", mac=stream._mac(secret, "client", challenge.nonce),
-                                     nonce="n" * 32)))
+    writer.write(
+        encode(Authenticate(role="web", mac=stream._mac(secret, "client", challenge.nonce), nonce="n" * 32))
+    )
     decoder.feed(await reader.readexactly(decoder.bytes_needed()))
     decoder.feed(await reader.readexactly(decoder.bytes_needed()))
     assert decoder.next_frame() == Welcome(mac=stream._mac(secret, "server", "n" * 32))
@@ -149,8 +150,9 @@ async def test_authenticate_mac_is_bound_to_the_nonce():
         conn = FrameStream(reader, writer)
         challenge = await conn.read_expected(Challenge)
         assert challenge.role == "master" and len(challenge.nonce) == 32
-        await conn.write_frame(Authenticate(role="web", mac=stream._mac(SECRET, "client", "replayed"),
-                                            nonce="x"))
+        await conn.write_frame(
+            Authenticate(role="web", mac=stream._mac(SECRET, "client", "replayed"), nonce="x")
+        )
         assert await listener.outcome() is None
         assert await read_until_closed(reader, 3.0) == b""
         writer.close()

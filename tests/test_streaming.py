@@ -35,9 +35,18 @@ async def fetch(http, url, method="GET", **headers):
         return response.status, response.headers, await response.read()
 
 
-@pytest.mark.parametrize("value", [
-    "bytes=", "bytes=abc", "bytes=5-2", "items=0-1", "bytes 0-1", "bytes=--1", "=0-1",
-])
+@pytest.mark.parametrize(
+    "value",
+    [
+        "bytes=",
+        "bytes=abc",
+        "bytes=5-2",
+        "items=0-1",
+        "bytes 0-1",
+        "bytes=--1",
+        "=0-1",
+    ],
+)
 async def test_malformed_or_unknown_unit_range_gets_the_whole_video(stored, http, value):
     """A Range that is malformed or in an unknown unit is ignored: 200 and every byte (§14.2)."""
     url, data, _, _ = stored
@@ -87,7 +96,7 @@ async def test_several_ranges_are_a_correct_multipart_answer(stored, http):
     for part, (start, end) in zip(parts, [(0, 9), (200000, 200009)]):
         head, _, payload = part.partition(b"\r\n\r\n")
         assert f"Content-Range: bytes {start}-{end}/{len(data)}".encode() in head
-        assert payload == data[start:end + 1] + b"\r\n"  # the CRLF belongs to the next delimiter
+        assert payload == data[start : end + 1] + b"\r\n"  # the CRLF belongs to the next delimiter
 
 
 async def test_overlapping_range_sets_bigger_than_the_file_get_200(stored, http):
@@ -124,8 +133,11 @@ async def test_if_range_with_the_etag_resumes_and_a_weak_or_stale_one_restarts(s
 async def test_conditional_requests_get_304_and_412(stored, http):
     """If-None-Match/If-Modified-Since -> 304 without a body; If-Match/If-Unmodified-Since -> 412."""
     url, _, etag, last_modified = stored
-    for headers in [{"If-None-Match": etag}, {"If-None-Match": f'"x", {etag}'},
-                    {"If-Modified-Since": last_modified}]:
+    for headers in [
+        {"If-None-Match": etag},
+        {"If-None-Match": f'"x", {etag}'},
+        {"If-Modified-Since": last_modified},
+    ]:
         status, response_headers, body = await fetch(http, url, **headers)
         assert (status, body) == (304, b""), headers
         assert response_headers["ETag"] == etag

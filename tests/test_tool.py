@@ -21,11 +21,18 @@ from videos import make_mp4
 PADDED_VIDEO_BYTES = 3 * 1024 * 1024
 
 
-def tool(*args: str, cwd: Path | None = None, env: dict | None = None,
-         timeout: float = 60) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "myyoutube.tool", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=timeout,
-                          stdin=subprocess.DEVNULL)
+def tool(
+    *args: str, cwd: Path | None = None, env: dict | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "myyoutube.tool", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +88,8 @@ def test_upload_two_files_then_list_and_search_show_them(cluster, clip, tmp_path
 
 
 async def test_taken_name_fails_with_the_409_sentence_and_the_next_file_uploads(
-        cluster, clip, tmp_path, http):
+    cluster, clip, tmp_path, http
+):
     """A name already taken prints the server's 409 sentence, exits 1, and the next file still uploads."""
     name = unique("taken")
     original = write_video(tmp_path / "a", name, clip)

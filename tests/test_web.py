@@ -53,7 +53,7 @@ async def test_upload_larger_than_100_mb_round_trips(cluster, http, tmp_path):
         block = os.urandom(1024 * 1024)
         remaining = BIG_VIDEO_BYTES - len(head)
         while remaining:
-            piece = block[:min(remaining, len(block))]
+            piece = block[: min(remaining, len(block))]
             file.write(piece)
             digest.update(piece)
             remaining -= len(piece)
@@ -67,8 +67,12 @@ async def test_upload_larger_than_100_mb_round_trips(cluster, http, tmp_path):
         async for piece in response.content.iter_chunked(1024 * 1024):
             streamed.update(piece)
     assert streamed.hexdigest() == digest.hexdigest()
-    sizes = [f.stat().st_size for files in cluster.blob_files().values() for f in files
-             if f.stat().st_size == BIG_VIDEO_BYTES]
+    sizes = [
+        f.stat().st_size
+        for files in cluster.blob_files().values()
+        for f in files
+        if f.stat().st_size == BIG_VIDEO_BYTES
+    ]
     assert len(sizes) == 3
 
 
@@ -77,18 +81,22 @@ async def test_each_video_has_three_replicas_on_distinct_datanodes(cluster, http
     data = mp4_bytes(os.urandom(500_000))
     status, _ = await upload(http, cluster, unique(), data)
     assert status == 201
-    holders = [port for port, files in cluster.blob_files().items()
-               if any(f.read_bytes() == data for f in files)]
+    holders = [
+        port for port, files in cluster.blob_files().items() if any(f.read_bytes() == data for f in files)
+    ]
     assert len(holders) == 3 and len(set(holders)) == 3
 
 
-@pytest.mark.parametrize("header, expected_range, status", [
-    ("bytes=0-99", (0, 100), 206),
-    ("bytes=1000-", (1000, None), 206),
-    ("bytes=-500", (-500, None), 206),
-    ("bytes=0-1", (0, 2), 206),
-    ("bytes=999999999-", None, 416),
-])
+@pytest.mark.parametrize(
+    "header, expected_range, status",
+    [
+        ("bytes=0-99", (0, 100), 206),
+        ("bytes=1000-", (1000, None), 206),
+        ("bytes=-500", (-500, None), 206),
+        ("bytes=0-1", (0, 2), 206),
+        ("bytes=999999999-", None, 416),
+    ],
+)
 async def test_single_ranges(cluster, http, header, expected_range, status):
     """Each single-range form is answered 206 with the right bytes and Content-Range, or 416."""
     data = mp4_bytes(os.urandom(200_000))

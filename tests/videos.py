@@ -28,12 +28,13 @@ def _frames(seconds: float, fps: int, width: int, height: int):
         rgb[..., 1] = ((y * 255 // max(1, height - 1) + index * 3) % 256).astype(np.uint8)
         rgb[..., 2] = ((shift // 40) % 2 * 200).astype(np.uint8)
         bar = (index * 3) % height
-        rgb[bar:bar + 6, :, :] = 255
+        rgb[bar : bar + 6, :, :] = 255
         yield index, rgb
 
 
-def _encode(container, codec: str, seconds: float, fps: int, width: int, height: int,
-            options: dict[str, str]) -> None:
+def _encode(
+    container, codec: str, seconds: float, fps: int, width: int, height: int, options: dict[str, str]
+) -> None:
     stream = container.add_stream(codec, rate=fps)
     stream.width, stream.height = width, height
     stream.pix_fmt = "yuv420p"
@@ -47,26 +48,45 @@ def _encode(container, codec: str, seconds: float, fps: int, width: int, height:
         container.mux(packet)
 
 
-def make_mp4(path: str | Path, seconds: float = 6.0, fps: int = 24, width: int = 320,
-             height: int = 240, faststart: bool = True) -> Path:
+def make_mp4(
+    path: str | Path,
+    seconds: float = 6.0,
+    fps: int = 24,
+    width: int = 320,
+    height: int = 240,
+    faststart: bool = True,
+) -> Path:
     """Write an H.264 yuv420p MP4 of `seconds` at `path`; `faststart` puts `moov` first."""
     path = Path(path)
     if width % 2 or height % 2:
         raise ValueError("yuv420p needs an even width and height")
     options = {"movflags": "+faststart"} if faststart else {}
     with av.open(str(path), "w", format="mp4", options=options) as container:
-        _encode(container, "libx264", seconds, fps, width, height,
-                {"preset": "ultrafast", "tune": "zerolatency", "crf": "30",
-                 "profile": "baseline", "g": str(fps)})
+        _encode(
+            container,
+            "libx264",
+            seconds,
+            fps,
+            width,
+            height,
+            {"preset": "ultrafast", "tune": "zerolatency", "crf": "30", "profile": "baseline", "g": str(fps)},
+        )
     return path
 
 
-def make_webm(path: str | Path, seconds: float = 6.0, fps: int = 24, width: int = 320,
-              height: int = 240) -> Path:
+def make_webm(
+    path: str | Path, seconds: float = 6.0, fps: int = 24, width: int = 320, height: int = 240
+) -> Path:
     """Write a VP9 yuv420p WebM of `seconds` at `path`."""
     path = Path(path)
     with av.open(str(path), "w", format="webm") as container:
-        _encode(container, "libvpx-vp9", seconds, fps, width, height,
-                {"deadline": "realtime", "cpu-used": "8", "crf": "40", "b": "0",
-                 "g": str(fps)})
+        _encode(
+            container,
+            "libvpx-vp9",
+            seconds,
+            fps,
+            width,
+            height,
+            {"deadline": "realtime", "cpu-used": "8", "crf": "40", "b": "0", "g": str(fps)},
+        )
     return path

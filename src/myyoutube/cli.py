@@ -18,8 +18,8 @@ import ipaddress
 import logging
 import signal
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Awaitable, Callable
 
 # A secret shorter than this is guessable; refuse it rather than give false comfort.
 MIN_SECRET_BYTES = 16
@@ -60,11 +60,16 @@ def positive_int(text: str) -> int:
 
 
 def add_common_flags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--secret-file", type=Path, default=None,
-                        help="file holding the cluster secret shared by every role "
-                             "(required to listen on anything but loopback)")
-    parser.add_argument("--log-level", default="INFO",
-                        choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="default: INFO")
+    parser.add_argument(
+        "--secret-file",
+        type=Path,
+        default=None,
+        help="file holding the cluster secret shared by every role "
+        "(required to listen on anything but loopback)",
+    )
+    parser.add_argument(
+        "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="default: INFO"
+    )
 
 
 def is_loopback(host: str) -> bool:
@@ -80,8 +85,10 @@ def load_secret(secret_file: Path | None, bind_host: str) -> bytes:
     """The cluster secret; without one, only a loopback-bound role may run."""
     if secret_file is None:
         if not is_loopback(bind_host):
-            raise StartupError(f"refusing to listen on {bind_host} without --secret-file: "
-                               "anyone on the network could talk to this role")
+            raise StartupError(
+                f"refusing to listen on {bind_host} without --secret-file: "
+                "anyone on the network could talk to this role"
+            )
         return b""
     try:
         secret = secret_file.read_bytes().strip()

@@ -12,15 +12,28 @@ the caller is paced by the slowest replica), and `read` is an async iterator of 
 from __future__ import annotations
 
 import asyncio
-from typing import AsyncIterator
+from collections.abc import AsyncIterator
 
-from myyoutube import protocol, stream as streams
+from myyoutube import protocol
+from myyoutube import stream as streams
 from myyoutube.protocol import (
-    CHUNK_BYTES, Chunk, DeleteVideo, End, GetStatus, ListVideos, Ok, PutVideo, ReadVideo,
-    StatVideo, VideoDetails, VideoInfo, VideoList)
+    CHUNK_BYTES,
+    Chunk,
+    DeleteVideo,
+    End,
+    GetStatus,
+    ListVideos,
+    Ok,
+    PutVideo,
+    ReadVideo,
+    StatVideo,
+    VideoDetails,
+    VideoInfo,
+    VideoList,
+)
 from myyoutube.stream import FrameStream, RequestFailed
 
-__all__ = ["MasterClient", "Upload", "RequestFailed"]
+__all__ = ["MasterClient", "RequestFailed", "Upload"]
 
 # An upload's End is answered after every replica fsynced a possibly large file.
 FINISH_TIMEOUT_S = 120.0
@@ -58,7 +71,7 @@ class Upload:
         for start in range(0, len(data), CHUNK_BYTES):
             if self._answer.done():
                 raise await self._refusal_or(protocol.RemoteProtocolError("master answered early"))
-            piece = data[start:start + CHUNK_BYTES]
+            piece = data[start : start + CHUNK_BYTES]
             try:
                 await self._connection.write_frame(Chunk(piece), timeout=FINISH_TIMEOUT_S)
             except (ConnectionError, TimeoutError) as exc:
@@ -112,8 +125,7 @@ class MasterClient:
             raise
         return Upload(connection)
 
-    async def read(self, name: str, offset: int, length: int,
-                   part: str = "video") -> AsyncIterator[bytes]:
+    async def read(self, name: str, offset: int, length: int, part: str = "video") -> AsyncIterator[bytes]:
         """Yield the bytes [offset, offset+length) of a video (or its poster), in chunks."""
         connection = await self._connect()
         try:

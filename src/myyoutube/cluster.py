@@ -37,21 +37,46 @@ SUPERVISE_POLL_S = 0.5
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="myyoutube-cluster",
-                                     description="Run master, datanodes and web front end locally.")
-    parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR,
-                        help=f"where everything is stored (default ./{DEFAULT_DATA_DIR})")
-    parser.add_argument("--web-port", type=cli.port_number, default=DEFAULT_PORT,
-                        help=f"web front end port (default {DEFAULT_PORT})")
-    parser.add_argument("--datanodes", type=cli.positive_int, default=DEFAULT_DATANODES,
-                        help=f"how many datanodes (default {DEFAULT_DATANODES})")
+    parser = argparse.ArgumentParser(
+        prog="myyoutube-cluster", description="Run master, datanodes and web front end locally."
+    )
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=DEFAULT_DATA_DIR,
+        help=f"where everything is stored (default ./{DEFAULT_DATA_DIR})",
+    )
+    parser.add_argument(
+        "--web-port",
+        type=cli.port_number,
+        default=DEFAULT_PORT,
+        help=f"web front end port (default {DEFAULT_PORT})",
+    )
+    parser.add_argument(
+        "--datanodes",
+        type=cli.positive_int,
+        default=DEFAULT_DATANODES,
+        help=f"how many datanodes (default {DEFAULT_DATANODES})",
+    )
     parser.add_argument("--host", default="127.0.0.1", help="address every role binds (default 127.0.0.1)")
-    parser.add_argument("--heartbeat", type=cli.positive_float, default=None,
-                        help="datanode heartbeat seconds (default: the datanode's)")
-    parser.add_argument("--dead-after", type=cli.positive_float, default=None,
-                        help="seconds before a silent datanode is dead (default: the master's)")
-    parser.add_argument("--max-upload-bytes", type=cli.positive_int, default=None,
-                        help="largest accepted upload (default: the web front end's)")
+    parser.add_argument(
+        "--heartbeat",
+        type=cli.positive_float,
+        default=None,
+        help="datanode heartbeat seconds (default: the datanode's)",
+    )
+    parser.add_argument(
+        "--dead-after",
+        type=cli.positive_float,
+        default=None,
+        help="seconds before a silent datanode is dead (default: the master's)",
+    )
+    parser.add_argument(
+        "--max-upload-bytes",
+        type=cli.positive_int,
+        default=None,
+        help="largest accepted upload (default: the web front end's)",
+    )
     return parser.parse_args(argv)
 
 
@@ -82,8 +107,9 @@ class Cluster:
             return {}
 
     def _start(self, module: str, name: str, args: list[str]) -> Role:
-        role = start_role(module, args + ["--secret-file", str(self.secret)],
-                          self.data_dir / "logs" / f"{name}.log")
+        role = start_role(
+            module, args + ["--secret-file", str(self.secret)], self.data_dir / "logs" / f"{name}.log"
+        )
         self.roles.append(role)
         return role
 
@@ -91,24 +117,61 @@ class Cluster:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.secret = ensure_secret(self.data_dir)
         saved, host = self._saved_ports(), self.args.host
-        master = self._start("myyoutube.master", "master", [
-            "--host", host, "--port", str(saved.get("master", 0)),
-            "--data-dir", str(self.data_dir / "master"),
-            *_optional("--dead-after", self.args.dead_after),
-            *_optional("--heartbeat", self.args.heartbeat)])
+        master = self._start(
+            "myyoutube.master",
+            "master",
+            [
+                "--host",
+                host,
+                "--port",
+                str(saved.get("master", 0)),
+                "--data-dir",
+                str(self.data_dir / "master"),
+                *_optional("--dead-after", self.args.dead_after),
+                *_optional("--heartbeat", self.args.heartbeat),
+            ],
+        )
         node_ports = saved.get("datanodes", [])
         node_ports += [0] * (self.args.datanodes - len(node_ports))
-        nodes = [self._start("myyoutube.datanode", f"datanode{i}", [
-            "--master", master.address, "--host", host, "--port", str(port),
-            "--data-dir", str(self.data_dir / "datanodes"),
-            *_optional("--heartbeat", self.args.heartbeat)])
-            for i, port in enumerate(node_ports[:self.args.datanodes])]
-        self.layout_path.write_text(json.dumps(
-            {"master": master.port, "datanodes": [n.port for n in nodes]
-             + node_ports[self.args.datanodes:]}))
-        return self._start("myyoutube.web", "web", [
-            "--master", master.address, "--host", host, "--port", str(self.args.web_port),
-            *_optional("--max-upload-bytes", self.args.max_upload_bytes)])
+        nodes = [
+            self._start(
+                "myyoutube.datanode",
+                f"datanode{i}",
+                [
+                    "--master",
+                    master.address,
+                    "--host",
+                    host,
+                    "--port",
+                    str(port),
+                    "--data-dir",
+                    str(self.data_dir / "datanodes"),
+                    *_optional("--heartbeat", self.args.heartbeat),
+                ],
+            )
+            for i, port in enumerate(node_ports[: self.args.datanodes])
+        ]
+        self.layout_path.write_text(
+            json.dumps(
+                {
+                    "master": master.port,
+                    "datanodes": [n.port for n in nodes] + node_ports[self.args.datanodes :],
+                }
+            )
+        )
+        return self._start(
+            "myyoutube.web",
+            "web",
+            [
+                "--master",
+                master.address,
+                "--host",
+                host,
+                "--port",
+                str(self.args.web_port),
+                *_optional("--max-upload-bytes", self.args.max_upload_bytes),
+            ],
+        )
 
     def supervise(self) -> int:
         """Wait for a signal (exit 0) or the master's or web's death (exit 1).
@@ -127,8 +190,11 @@ class Cluster:
                 if role.module != "myyoutube.datanode":
                     print(f"myyoutube-cluster: error: {where}", file=sys.stderr)
                     return 1
-                print(f"myyoutube-cluster: warning: {where}; serving from the other replicas",
-                      file=sys.stderr, flush=True)
+                print(
+                    f"myyoutube-cluster: warning: {where}; serving from the other replicas",
+                    file=sys.stderr,
+                    flush=True,
+                )
                 reported.add(role.port)
             time.sleep(SUPERVISE_POLL_S)
         return 0

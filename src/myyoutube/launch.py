@@ -86,8 +86,12 @@ def start_role(module: str, args: list[str], log_path: Path) -> Role:
     """Start `python -m <module> <args>` and wait for its announcement."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "ab") as log_file:
-        process = subprocess.Popen([sys.executable, "-m", module, *args], stdin=subprocess.DEVNULL,
-                                   stdout=subprocess.PIPE, stderr=log_file)
+        process = subprocess.Popen(
+            [sys.executable, "-m", module, *args],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=log_file,
+        )
     try:
         host, port = _await_announcement(process, module, log_path)
     except BaseException:

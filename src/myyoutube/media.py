@@ -42,8 +42,7 @@ def sniff(prefix: bytes) -> str | None:
         return "video/ogg"
     if prefix[:4] == b"RIFF" and prefix[8:12] == b"AVI ":
         return "video/x-msvideo"
-    if len(prefix) >= 3 * _TS_PACKET_BYTES and all(
-            prefix[i * _TS_PACKET_BYTES] == 0x47 for i in range(3)):
+    if len(prefix) >= 3 * _TS_PACKET_BYTES and all(prefix[i * _TS_PACKET_BYTES] == 0x47 for i in range(3)):
         return "video/mp2t"
     return None
 
@@ -56,8 +55,8 @@ def needs_faststart(prefix: bytes) -> bool:
     """
     offset = 0
     while offset + _BOX_HEADER_BYTES <= len(prefix):
-        size = int.from_bytes(prefix[offset:offset + 4], "big")
-        kind = prefix[offset + 4:offset + 8]
+        size = int.from_bytes(prefix[offset : offset + 4], "big")
+        kind = prefix[offset + 4 : offset + 8]
         if kind == b"moov":
             return False
         if kind == b"mdat":
@@ -65,7 +64,7 @@ def needs_faststart(prefix: bytes) -> bool:
         if size == 1:
             if offset + _LARGE_BOX_HEADER_BYTES > len(prefix):
                 return False
-            size = int.from_bytes(prefix[offset + 8:offset + 16], "big")
+            size = int.from_bytes(prefix[offset + 8 : offset + 16], "big")
         if size < _BOX_HEADER_BYTES:
             return False  # size 0 (to the end) or malformed: nothing more to learn
         offset += size
@@ -75,7 +74,11 @@ def needs_faststart(prefix: bytes) -> bool:
 # What an uploader may say about a video, with the type each value must have. Anything
 # else is dropped: the index keeps only what pages and /listar show.
 DETAIL_TYPES: dict[str, type] = {
-    "duration_s": float, "width": int, "height": int, "codec": str, "bitrate": int,
+    "duration_s": float,
+    "width": int,
+    "height": int,
+    "codec": str,
+    "bitrate": int,
     "remuxed": bool,
 }
 # Codec names are short identifiers ("h264", "vp9"); a longer one is not a codec name.
@@ -91,7 +94,7 @@ def clean_details(details: dict) -> dict:
             value = float(value)
         if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
             continue
-        if kind in (int, float) and not 0 <= value < 10 ** 12:
+        if kind in (int, float) and not 0 <= value < 10**12:
             continue
         if kind is str and not (0 < len(value) <= MAX_CODEC_CHARS and value.isprintable()):
             continue

@@ -66,6 +66,7 @@ class RemoteProtocolError(ProtocolError):
 @dataclass(frozen=True)
 class Challenge:
     """Server -> client on connect: prove you know the cluster secret."""
+
     TYPE: typing.ClassVar[int] = 1
     nonce: str
     role: str
@@ -74,6 +75,7 @@ class Challenge:
 @dataclass(frozen=True)
 class Authenticate:
     """Client -> server: HMAC of the server's nonce, and a nonce for mutual proof."""
+
     TYPE: typing.ClassVar[int] = 2
     role: str
     mac: str
@@ -83,6 +85,7 @@ class Authenticate:
 @dataclass(frozen=True)
 class Welcome:
     """Server -> client: HMAC of the client's nonce; the connection is now trusted."""
+
     TYPE: typing.ClassVar[int] = 3
     mac: str
 
@@ -90,6 +93,7 @@ class Welcome:
 @dataclass(frozen=True)
 class Error:
     """Either direction: the request failed. `code` is machine-readable, `message` human."""
+
     TYPE: typing.ClassVar[int] = 4
     code: str
     message: str
@@ -98,6 +102,7 @@ class Error:
 @dataclass(frozen=True)
 class Ok:
     """A request that needs no answer beyond success."""
+
     TYPE: typing.ClassVar[int] = 5
     info: dict
 
@@ -105,6 +110,7 @@ class Ok:
 @dataclass(frozen=True)
 class Chunk:
     """A piece of a blob or video, at most CHUNK_BYTES, in order."""
+
     TYPE: typing.ClassVar[int] = 6
     data: bytes
 
@@ -112,6 +118,7 @@ class Chunk:
 @dataclass(frozen=True)
 class End:
     """The end of a chunk stream. `sha256` is hex of everything sent, or '' if unknown."""
+
     TYPE: typing.ClassVar[int] = 7
     size: int
     sha256: str
@@ -123,6 +130,7 @@ class End:
 @dataclass(frozen=True)
 class PutVideo:
     """Start an upload of a named video; Chunk* and End follow once the master says Ok."""
+
     TYPE: typing.ClassVar[int] = 10
     name: str
     content_type: str
@@ -131,6 +139,7 @@ class PutVideo:
 @dataclass(frozen=True)
 class ListVideos:
     """Ask for committed videos, newest first; `query` '' lists all."""
+
     TYPE: typing.ClassVar[int] = 11
     query: str
 
@@ -138,6 +147,7 @@ class ListVideos:
 @dataclass(frozen=True)
 class VideoList:
     """Answer to ListVideos: a list of video dicts (name, size, uploaded_at, ...)."""
+
     TYPE: typing.ClassVar[int] = 12
     videos: list
 
@@ -145,6 +155,7 @@ class VideoList:
 @dataclass(frozen=True)
 class StatVideo:
     """Ask for one video's record; answered by VideoInfo or Error('not_found')."""
+
     TYPE: typing.ClassVar[int] = 13
     name: str
 
@@ -152,6 +163,7 @@ class StatVideo:
 @dataclass(frozen=True)
 class VideoInfo:
     """One video's public record (name, size, sha256, content_type, uploaded_at, ...)."""
+
     TYPE: typing.ClassVar[int] = 14
     video: dict
 
@@ -160,6 +172,7 @@ class VideoInfo:
 class VideoDetails:
     """Sent by the uploader after the last Chunk, before End: what the file turned out to
     be (duration_s, width, height, codec, bitrate, remuxed) and a JPEG poster (may be b'')."""
+
     TYPE: typing.ClassVar[int] = 18
     extra: dict
     poster: bytes
@@ -169,6 +182,7 @@ class VideoDetails:
 class ReadVideo:
     """Stream `length` bytes of a video's `part` ('video' or 'poster') from `offset`:
     Chunk* then End, or Error."""
+
     TYPE: typing.ClassVar[int] = 15
     name: str
     part: str
@@ -179,6 +193,7 @@ class ReadVideo:
 @dataclass(frozen=True)
 class DeleteVideo:
     """Remove a video from the index and, eventually, from every datanode."""
+
     TYPE: typing.ClassVar[int] = 16
     name: str
 
@@ -186,6 +201,7 @@ class DeleteVideo:
 @dataclass(frozen=True)
 class GetStatus:
     """Ask for the cluster's status (datanodes, replication queue, totals)."""
+
     TYPE: typing.ClassVar[int] = 17
 
 
@@ -195,6 +211,7 @@ class GetStatus:
 @dataclass(frozen=True)
 class Register:
     """Datanode -> master, first on its control connection: who it is, what it holds."""
+
     TYPE: typing.ClassVar[int] = 20
     address: str
     capacity_bytes: int
@@ -205,6 +222,7 @@ class Register:
 @dataclass(frozen=True)
 class Heartbeat:
     """Datanode -> master, every interval: alive, space, block report, corrupt blobs found."""
+
     TYPE: typing.ClassVar[int] = 21
     capacity_bytes: int
     used_bytes: int
@@ -215,6 +233,7 @@ class Heartbeat:
 @dataclass(frozen=True)
 class Commands:
     """Master -> datanode, answering Register or Heartbeat: blobs to delete."""
+
     TYPE: typing.ClassVar[int] = 22
     delete_blobs: list
 
@@ -225,6 +244,7 @@ class Commands:
 @dataclass(frozen=True)
 class WriteBlob:
     """Store a new blob; Chunk* and End follow, answered by End (size and sha256 stored)."""
+
     TYPE: typing.ClassVar[int] = 30
     blob_id: str
 
@@ -232,6 +252,7 @@ class WriteBlob:
 @dataclass(frozen=True)
 class ReadBlob:
     """Stream `length` bytes of a blob from `offset`, checksums verified: Chunk* then End."""
+
     TYPE: typing.ClassVar[int] = 31
     blob_id: str
     offset: int
@@ -241,15 +262,34 @@ class ReadBlob:
 @dataclass(frozen=True)
 class DeleteBlob:
     """Remove a blob's files; answered by Ok even if it was already gone."""
+
     TYPE: typing.ClassVar[int] = 32
     blob_id: str
 
 
 Message = typing.Union[
-    Challenge, Authenticate, Welcome, Error, Ok, Chunk, End,
-    PutVideo, ListVideos, VideoList, StatVideo, VideoInfo, VideoDetails, ReadVideo, DeleteVideo,
+    Challenge,
+    Authenticate,
+    Welcome,
+    Error,
+    Ok,
+    Chunk,
+    End,
+    PutVideo,
+    ListVideos,
+    VideoList,
+    StatVideo,
+    VideoInfo,
+    VideoDetails,
+    ReadVideo,
+    DeleteVideo,
     GetStatus,
-    Register, Heartbeat, Commands, WriteBlob, ReadBlob, DeleteBlob,
+    Register,
+    Heartbeat,
+    Commands,
+    WriteBlob,
+    ReadBlob,
+    DeleteBlob,
 ]
 
 MESSAGE_TYPES: dict[int, type] = {cls.TYPE: cls for cls in typing.get_args(Message)}

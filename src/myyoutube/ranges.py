@@ -42,7 +42,7 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import timezone
+from datetime import UTC
 from email.utils import formatdate, parsedate_to_datetime
 
 # Real clients (players, download managers) send one range, PDF-style viewers a handful;
@@ -81,8 +81,14 @@ _HTTP_DATE_RE = re.compile(
 _BOUNDARY_RE = re.compile(r"[0-9A-Za-z'+_.-]{1,70}")
 _CONTROL_CHAR_RE = re.compile(r"[\x00-\x1f\x7f]")
 
-_CONDITIONAL_HEADERS = ("range", "if-range", "if-match", "if-none-match", "if-modified-since",
-                        "if-unmodified-since")
+_CONDITIONAL_HEADERS = (
+    "range",
+    "if-range",
+    "if-match",
+    "if-none-match",
+    "if-modified-since",
+    "if-unmodified-since",
+)
 _LIST_HEADERS = ("if-match", "if-none-match")
 
 
@@ -161,8 +167,7 @@ def decide(
         headers["Content-Range"] = _content_range(ranges[0], size)
         return Decision(206, (ranges[0],), headers)
     body_length = len(multipart_closing(boundary)) + sum(
-        len(multipart_part_header(part, size, content_type, boundary)) + part.length
-        for part in ranges
+        len(multipart_part_header(part, size, content_type, boundary)) + part.length for part in ranges
     )
     multipart_type = f"multipart/byteranges; boundary={boundary}"
     return Decision(206, tuple(ranges), _body_headers(validators, multipart_type, body_length))
@@ -261,9 +266,7 @@ def _any_tag_matches(field_value: str, validators: Validators, *, weak: bool) ->
     return False
 
 
-def _select_ranges(
-    headers: dict[str, str], size: int, validators: Validators
-) -> list[ByteRange] | None:
+def _select_ranges(headers: dict[str, str], size: int, validators: Validators) -> list[ByteRange] | None:
     """The ranges to answer 206 with; [] for 416; None to ignore Range and send it all."""
     range_value = headers.get("range")
     if range_value is None or size == 0:
@@ -366,7 +369,7 @@ def _parse_http_date(field_value: str | None) -> int | None:
     except (TypeError, ValueError, IndexError, OverflowError):
         return None
     if parsed.tzinfo is None:  # asctime carries no zone; every HTTP-date is in GMT
-        parsed = parsed.replace(tzinfo=timezone.utc)
+        parsed = parsed.replace(tzinfo=UTC)
     return math.floor(parsed.timestamp())
 
 
@@ -392,7 +395,9 @@ def _common_headers(validators: Validators, cache_control: str) -> dict[str, str
 
 def _body_headers(validators: Validators, content_type: str, content_length: int) -> dict[str, str]:
     return _common_headers(validators, _CACHEABLE) | {
-        "Content-Type": content_type, "Content-Length": str(content_length)}
+        "Content-Type": content_type,
+        "Content-Length": str(content_length),
+    }
 
 
 def _content_range(byte_range: ByteRange, size: int) -> str:

@@ -151,19 +151,22 @@ def _same_mac(received: str, expected: str) -> bool:
     return hmac.compare_digest(received.encode(), expected.encode())
 
 
-async def connect(host: str, port: int, secret: bytes, role: str,
-                  timeout: float = HANDSHAKE_TIMEOUT_S) -> FrameStream:
+async def connect(
+    host: str, port: int, secret: bytes, role: str, timeout: float = HANDSHAKE_TIMEOUT_S
+) -> FrameStream:
     """Open an authenticated connection to a cluster role at host:port."""
     async with asyncio.timeout(timeout):
         reader, writer = await asyncio.open_connection(
-            sock=await _connected_socket(host, port), limit=STREAM_BUFFER_BYTES)
+            sock=await _connected_socket(host, port), limit=STREAM_BUFFER_BYTES
+        )
     stream = FrameStream(reader, writer)
     try:
         challenge = await stream.read_expected(Challenge, timeout=timeout)
         my_nonce = secrets.token_hex(_NONCE_BYTES)
         await stream.write_frame(
             Authenticate(role=role, mac=_mac(secret, "client", challenge.nonce), nonce=my_nonce),
-            timeout=timeout)
+            timeout=timeout,
+        )
         welcome = await stream.read_expected(Welcome, timeout=timeout)
         if not _same_mac(welcome.mac, _mac(secret, "server", my_nonce)):
             raise protocol.RemoteProtocolError(f"{host}:{port} does not know the cluster secret")
@@ -173,8 +176,9 @@ async def connect(host: str, port: int, secret: bytes, role: str,
     return stream
 
 
-async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                 secret: bytes, role: str) -> FrameStream | None:
+async def accept(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, secret: bytes, role: str
+) -> FrameStream | None:
     """Authenticate a freshly accepted connection; None (and closed) if the peer failed."""
     stream = FrameStream(reader, writer)
     nonce = secrets.token_hex(_NONCE_BYTES)
@@ -183,8 +187,9 @@ async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
         hello = await stream.read_expected(Authenticate, timeout=HANDSHAKE_TIMEOUT_S)
         if not _same_mac(hello.mac, _mac(secret, "client", nonce)):
             raise protocol.RemoteProtocolError("wrong cluster secret")
-        await stream.write_frame(Welcome(mac=_mac(secret, "server", hello.nonce)),
-                                 timeout=HANDSHAKE_TIMEOUT_S)
+        await stream.write_frame(
+            Welcome(mac=_mac(secret, "server", hello.nonce)), timeout=HANDSHAKE_TIMEOUT_S
+        )
     except (protocol.ProtocolError, RequestFailed, ConnectionError, TimeoutError) as exc:
         log.warning("rejected connection from %s: %s", stream.peer, exc)
         stream.abort()
@@ -192,8 +197,9 @@ async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
     return stream
 
 
-async def serve_connections(handler, host: str, port: int, secret: bytes, role: str,
-                            max_connections: int) -> asyncio.Server:
+async def serve_connections(
+    handler, host: str, port: int, secret: bytes, role: str, max_connections: int
+) -> asyncio.Server:
     """Listen on host:port; authenticate each connection, then run `handler(stream)`.
 
     At most `max_connections` are served at once; a connection past the bound waits for a
@@ -215,8 +221,9 @@ async def serve_connections(handler, host: str, port: int, secret: bytes, role: 
                 await stream.close()
 
     # Not listening yet: the caller finishes setting up, then calls start_serving().
-    server = await asyncio.start_server(on_connect, host, port, limit=STREAM_BUFFER_BYTES,
-                                        start_serving=False)
+    server = await asyncio.start_server(
+        on_connect, host, port, limit=STREAM_BUFFER_BYTES, start_serving=False
+    )
     for sock in server.sockets:  # accepted connections inherit the listener's buffers
         bound_buffers(sock)
     return server

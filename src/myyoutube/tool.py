@@ -85,11 +85,9 @@ class Api:
         except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
             raise Unreachable(f"cannot reach MyYoutube at {self.url} ({_reason(exc)})") from None
         except (aiohttp.ClientError, TimeoutError) as exc:
-            raise ToolError(f"the connection to MyYoutube at {self.url} failed "
-                            f"({_reason(exc)})") from None
+            raise ToolError(f"the connection to MyYoutube at {self.url} failed ({_reason(exc)})") from None
 
-    async def json(self, path: str, method: str = "GET", ok: tuple[int, ...] = (200,),
-                   **kwargs) -> dict:
+    async def json(self, path: str, method: str = "GET", ok: tuple[int, ...] = (200,), **kwargs) -> dict:
         """The JSON object answering one request (see `call`)."""
         async with self.call(method, path, ok, **kwargs) as response:
             try:
@@ -105,7 +103,8 @@ async def _error_sentence(response: aiohttp.ClientResponse) -> str:
     """The server's {"error": sentence}, or the status line when there is none."""
     body = b""
     while len(body) < MAX_ERROR_BODY_BYTES and (
-            data := await response.content.read(MAX_ERROR_BODY_BYTES - len(body))):
+        data := await response.content.read(MAX_ERROR_BODY_BYTES - len(body))
+    ):
         body += data
     try:
         sentence = json.loads(body)["error"]
@@ -124,8 +123,17 @@ def _reason(exc: BaseException) -> str:
 
 
 def _bar(total: int | None, name: str, show: bool, initial: int = 0) -> tqdm:
-    return tqdm(total=total, initial=initial, desc=name, unit="B", unit_scale=True,
-                unit_divisor=1024, disable=not show, file=sys.stderr, dynamic_ncols=True)
+    return tqdm(
+        total=total,
+        initial=initial,
+        desc=name,
+        unit="B",
+        unit_scale=True,
+        unit_divisor=1024,
+        disable=not show,
+        file=sys.stderr,
+        dynamic_ncols=True,
+    )
 
 
 # --- upload ------------------------------------------------------------------------------
@@ -145,6 +153,7 @@ async def upload_one(api: Api, path: Path, show: bool) -> dict:
         raise ToolError(exc.strerror or str(exc)) from None
     digest = hashlib.sha256()
     with file, _bar(size, path.name, show) as bar:
+
         async def chunks():
             while data := file.read(FILE_CHUNK_BYTES):
                 digest.update(data)
@@ -154,13 +163,16 @@ async def upload_one(api: Api, path: Path, show: bool) -> dict:
         form = aiohttp.MultipartWriter("form-data")
         kind = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
         part = form.append(chunks(), {"Content-Type": kind})
-        part.set_content_disposition("form-data", quote_fields=False, name="file",
-                                     filename=_form_filename(path.name))
+        part.set_content_disposition(
+            "form-data", quote_fields=False, name="file", filename=_form_filename(path.name)
+        )
         video = await api.json("/upload", "POST", ok=(201,), data=form)
     sent = digest.hexdigest()
     if video.get("sha256") != sent:
-        raise ToolError(f"the server stored sha256 {video.get('sha256')} but the file sent "
-                        f"has sha256 {sent}; the copy is damaged, delete it and upload again")
+        raise ToolError(
+            f"the server stored sha256 {video.get('sha256')} but the file sent "
+            f"has sha256 {sent}; the copy is damaged, delete it and upload again"
+        )
     return video
 
 
@@ -182,7 +194,7 @@ async def cmd_upload(api: Api, args: argparse.Namespace) -> int:
 # --- download ----------------------------------------------------------------------------
 
 
-def _hash_file(path: Path) -> "hashlib._Hash":
+def _hash_file(path: Path) -> hashlib._Hash:
     digest = hashlib.sha256()
     with open(path, "rb") as file:
         while data := file.read(FILE_CHUNK_BYTES):
@@ -208,13 +220,16 @@ async def cmd_download(api: Api, args: argparse.Namespace) -> int:
     sidecar = output.with_name(output.name + ".part-etag")
     have, headers = _resume_headers(output, sidecar)
     digest = _hash_file(output) if have else hashlib.sha256()  # before the server waits
-    async with api.call("GET", "/stream/" + quote(name, safe=""), ok=(200, 206, 416),
-                        headers=headers) as response:
+    async with api.call(
+        "GET", "/stream/" + quote(name, safe=""), ok=(200, 206, 416), headers=headers
+    ) as response:
         if response.status == 416:  # "bytes */SIZE": nothing at or past byte `have`
             total = response.headers.get("Content-Range", "").rpartition("/")[2]
             if str(have) != total:
-                raise ToolError(f"{output} is larger than the video ({have} > {total} bytes); "
-                                "remove it or choose another file with -o")
+                raise ToolError(
+                    f"{output} is larger than the video ({have} > {total} bytes); "
+                    "remove it or choose another file with -o"
+                )
             print(f"{name} is already complete in {output}")
             sidecar.unlink(missing_ok=True)
             return 0
@@ -230,28 +245,32 @@ async def cmd_download(api: Api, args: argparse.Namespace) -> int:
                 print(f"{name} changed on the server or cannot be resumed; starting over")
             have, digest, total = 0, hashlib.sha256(), response.content_length
             sidecar.write_text(etag)
-        with open(output, "ab" if have else "wb") as file, \
-                _bar(total, name, args.progress, initial=have) as bar:
+        with (
+            open(output, "ab" if have else "wb") as file,
+            _bar(total, name, args.progress, initial=have) as bar,
+        ):
             async for data in response.content.iter_chunked(FILE_CHUNK_BYTES):
                 file.write(data)
                 digest.update(data)
                 bar.update(len(data))
     _check_download(output, total, digest.hexdigest(), etag)
     sidecar.unlink(missing_ok=True)
-    print(f"downloaded {name} to {output} ({human_size(output.stat().st_size)}, "
-          f"sha256 {digest.hexdigest()})")
+    print(f"downloaded {name} to {output} ({human_size(output.stat().st_size)}, sha256 {digest.hexdigest()})")
     return 0
 
 
 def _check_download(output: Path, total: int | None, sha256: str, etag: str) -> None:
     size = output.stat().st_size
     if total is not None and size != total:
-        raise ToolError(f"{output} holds {size} bytes, the video {total}; "
-                        "run the same command again to resume")
+        raise ToolError(
+            f"{output} holds {size} bytes, the video {total}; run the same command again to resume"
+        )
     expected = _SHA256_ETAG.match(etag)
     if expected and expected[1] != sha256:
-        raise ToolError(f"{output} does not match the video (sha256 {sha256}, expected "
-                        f"{expected[1]}); delete it and download again")
+        raise ToolError(
+            f"{output} does not match the video (sha256 {sha256}, expected "
+            f"{expected[1]}); delete it and download again"
+        )
 
 
 # --- listing, delete, status -------------------------------------------------------------
@@ -261,8 +280,10 @@ def _table(headers: tuple[str, ...], rows: list[tuple[str, ...]], right: set[int
     """Print rows under headers in aligned columns; columns in `right` align right."""
     widths = [max(len(str(row[i])) for row in (headers, *rows)) for i in range(len(headers))]
     for row in (headers, *rows):
-        cells = [str(cell).rjust(width) if i in right else str(cell).ljust(width)
-                 for i, (cell, width) in enumerate(zip(row, widths))]
+        cells = [
+            str(cell).rjust(width) if i in right else str(cell).ljust(width)
+            for i, (cell, width) in enumerate(zip(row, widths))
+        ]
         print("  ".join(cells).rstrip())
 
 
@@ -284,9 +305,15 @@ async def cmd_list(api: Api, args: argparse.Namespace) -> int:
         print("No videos.")
         return 0
     headers = ("NAME", "SIZE", "UPLOADED", "DURATION")
-    rows = [(v["name"], human_size(v["size"]), _local_time(v.get("uploaded_at")),
-             human_duration(v["duration_s"]) if v.get("duration_s") is not None else "")
-            for v in videos]
+    rows = [
+        (
+            v["name"],
+            human_size(v["size"]),
+            _local_time(v.get("uploaded_at")),
+            human_duration(v["duration_s"]) if v.get("duration_s") is not None else "",
+        )
+        for v in videos
+    ]
     if not any(row[3] for row in rows):
         headers, rows = headers[:3], [row[:3] for row in rows]
     _table(headers, rows, right={1, 3})
@@ -309,16 +336,25 @@ async def cmd_status(api: Api, args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(report, indent=2, ensure_ascii=False))
         return 0
-    rows = [(node["address"], node["state"],
-             "never" if node.get("last_heartbeat_s_ago") is None
-             else f"{node['last_heartbeat_s_ago']:.1f} s ago",
-             _bytes_or_dash(node.get("used_bytes")), _bytes_or_dash(node.get("free_bytes")),
-             str(node.get("replicas", 0))) for node in report.get("datanodes", [])]
-    _table(("DATANODE", "STATE", "LAST HEARTBEAT", "USED", "FREE", "REPLICAS"), rows,
-           right={2, 3, 4, 5})
-    print(f"\nvideos: {report.get('videos', 0)}, stored: "
-          f"{_bytes_or_dash(report.get('stored_bytes'))}, replication: "
-          f"{report.get('replication', '?')}, repairs running: {report.get('repairs_running', 0)}")
+    rows = [
+        (
+            node["address"],
+            node["state"],
+            "never"
+            if node.get("last_heartbeat_s_ago") is None
+            else f"{node['last_heartbeat_s_ago']:.1f} s ago",
+            _bytes_or_dash(node.get("used_bytes")),
+            _bytes_or_dash(node.get("free_bytes")),
+            str(node.get("replicas", 0)),
+        )
+        for node in report.get("datanodes", [])
+    ]
+    _table(("DATANODE", "STATE", "LAST HEARTBEAT", "USED", "FREE", "REPLICAS"), rows, right={2, 3, 4, 5})
+    print(
+        f"\nvideos: {report.get('videos', 0)}, stored: "
+        f"{_bytes_or_dash(report.get('stored_bytes'))}, replication: "
+        f"{report.get('replication', '?')}, repairs running: {report.get('repairs_running', 0)}"
+    )
     counters = report.get("counters") or {}
     if counters:
         print("counters: " + ", ".join(f"{key} {value}" for key, value in counters.items()))
@@ -326,8 +362,9 @@ async def cmd_status(api: Api, args: argparse.Namespace) -> int:
     print("under-replicated: " + ("none" if not under else f"{len(under)}"))
     for video in under:
         repairing = " (repairing)" if video.get("repairing") else ""
-        print(f"  {video['name']}: {video['live_replicas']} live of "
-              f"{report.get('replication', '?')}{repairing}")
+        print(
+            f"  {video['name']}: {video['live_replicas']} live of {report.get('replication', '?')}{repairing}"
+        )
     return 0
 
 
@@ -344,17 +381,26 @@ def base_url(text: str) -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--url", type=base_url, default=os.environ.get(URL_ENV) or DEFAULT_URL,
-                        help=f"the MyYoutube web front end (default: ${URL_ENV} or {DEFAULT_URL})")
+    common.add_argument(
+        "--url",
+        type=base_url,
+        default=os.environ.get(URL_ENV) or DEFAULT_URL,
+        help=f"the MyYoutube web front end (default: ${URL_ENV} or {DEFAULT_URL})",
+    )
     bar = argparse.ArgumentParser(add_help=False)
-    bar.add_argument("--progress", action=argparse.BooleanOptionalAction,
-                     default=sys.stderr.isatty(),
-                     help="show a progress bar (default: only when stderr is a terminal)")
+    bar.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=sys.stderr.isatty(),
+        help="show a progress bar (default: only when stderr is a terminal)",
+    )
     as_json = argparse.ArgumentParser(add_help=False)
     as_json.add_argument("--json", action="store_true", help="print the server's raw JSON")
 
-    parser = argparse.ArgumentParser(prog="myyoutube", description="Upload, list, search, "
-                                     "download and delete videos on a MyYoutube cluster.")
+    parser = argparse.ArgumentParser(
+        prog="myyoutube",
+        description="Upload, list, search, download and delete videos on a MyYoutube cluster.",
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     add = commands.add_parser
     upload = add("upload", parents=[common, bar], help="upload video files")
@@ -366,20 +412,25 @@ def build_parser() -> argparse.ArgumentParser:
     search.set_defaults(run=cmd_list)
     download = add("download", parents=[common, bar], help="download (or resume) a video")
     download.add_argument("name", metavar="NAME")
-    download.add_argument("-o", "--output", type=Path, metavar="FILE",
-                          help="where to save it (default: NAME in the current directory)")
+    download.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        metavar="FILE",
+        help="where to save it (default: NAME in the current directory)",
+    )
     download.set_defaults(run=cmd_download)
     delete = add("delete", parents=[common], help="delete a video")
     delete.add_argument("name", metavar="NAME")
     delete.set_defaults(run=cmd_delete)
-    add("status", parents=[common, as_json], help="datanodes, replication health, counters"
-        ).set_defaults(run=cmd_status)
+    add("status", parents=[common, as_json], help="datanodes, replication health, counters").set_defaults(
+        run=cmd_status
+    )
     return parser
 
 
 async def run(args: argparse.Namespace) -> int:
-    timeout = aiohttp.ClientTimeout(total=None, connect=CONNECT_TIMEOUT_S,
-                                    sock_read=READ_IDLE_TIMEOUT_S)
+    timeout = aiohttp.ClientTimeout(total=None, connect=CONNECT_TIMEOUT_S, sock_read=READ_IDLE_TIMEOUT_S)
     async with aiohttp.ClientSession(timeout=timeout) as session:
         return await args.run(Api(args.url, session), args)
 

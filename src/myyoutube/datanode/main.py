@@ -21,21 +21,39 @@ DEFAULT_SCRUB_INTERVAL_S = 24 * 3600.0
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="myyoutube-datanode",
-                                     description="Store video replicas for a MyYoutube master.")
+    parser = argparse.ArgumentParser(
+        prog="myyoutube-datanode", description="Store video replicas for a MyYoutube master."
+    )
     parser.add_argument("--master", type=cli.address, required=True, help="the master's HOST:PORT")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=cli.port_number, default=0, help="port (default 0: any free port)")
-    parser.add_argument("--data-dir", type=Path, required=True,
-                        help="bytes are stored under DATA_DIR/uploads{PORT}/")
-    parser.add_argument("--heartbeat", type=cli.positive_float, default=DEFAULT_HEARTBEAT_S,
-                        help=f"seconds between heartbeats to the master (default {DEFAULT_HEARTBEAT_S})")
-    parser.add_argument("--capacity-bytes", type=cli.positive_int, default=None,
-                        help="most bytes this node stores (default: what the disk can hold)")
-    parser.add_argument("--scrub-bytes-per-s", type=cli.positive_int, default=DEFAULT_SCRUB_BYTES_PER_S,
-                        help="rate at which stored replicas are re-verified in the background")
-    parser.add_argument("--scrub-interval", type=cli.positive_float, default=DEFAULT_SCRUB_INTERVAL_S,
-                        help=f"seconds between verifications of one replica (default {DEFAULT_SCRUB_INTERVAL_S:g})")
+    parser.add_argument(
+        "--data-dir", type=Path, required=True, help="bytes are stored under DATA_DIR/uploads{PORT}/"
+    )
+    parser.add_argument(
+        "--heartbeat",
+        type=cli.positive_float,
+        default=DEFAULT_HEARTBEAT_S,
+        help=f"seconds between heartbeats to the master (default {DEFAULT_HEARTBEAT_S})",
+    )
+    parser.add_argument(
+        "--capacity-bytes",
+        type=cli.positive_int,
+        default=None,
+        help="most bytes this node stores (default: what the disk can hold)",
+    )
+    parser.add_argument(
+        "--scrub-bytes-per-s",
+        type=cli.positive_int,
+        default=DEFAULT_SCRUB_BYTES_PER_S,
+        help="rate at which stored replicas are re-verified in the background",
+    )
+    parser.add_argument(
+        "--scrub-interval",
+        type=cli.positive_float,
+        default=DEFAULT_SCRUB_INTERVAL_S,
+        help=f"seconds between verifications of one replica (default {DEFAULT_SCRUB_INTERVAL_S:g})",
+    )
     cli.add_common_flags(parser)
     return parser.parse_args(argv)
 
@@ -47,21 +65,33 @@ async def serve(args: argparse.Namespace) -> None:
     async def handle(connection: stream.FrameStream) -> None:
         await node.handle_request(connection)
 
-    server = await cli.listen(lambda: stream.serve_connections(
-        handle, args.host, args.port, secret, "datanode", MAX_CONNECTIONS), args.host, args.port)
+    server = await cli.listen(
+        lambda: stream.serve_connections(handle, args.host, args.port, secret, "datanode", MAX_CONNECTIONS),
+        args.host,
+        args.port,
+    )
     port = cli.bound_port(server)
     try:
         store = BlobStore(args.data_dir / f"uploads{port}", args.capacity_bytes)
     except OSError as exc:
         raise cli.StartupError(f"cannot use data dir {args.data_dir}: {exc.strerror or exc}") from exc
-    node = DataNode(store, args.master, f"{args.host}:{port}", secret, args.heartbeat,
-                    args.scrub_bytes_per_s, args.scrub_interval)
+    node = DataNode(
+        store,
+        args.master,
+        f"{args.host}:{port}",
+        secret,
+        args.heartbeat,
+        args.scrub_bytes_per_s,
+        args.scrub_interval,
+    )
     # Serve before registering: the master may send a replica the moment we are known.
     await server.start_serving()
     try:
         control = await node.register_once()
     except (OSError, TimeoutError, stream.RequestFailed, stream.protocol.ProtocolError) as exc:
-        raise cli.StartupError(f"cannot reach the master at {args.master[0]}:{args.master[1]}: {exc}") from exc
+        raise cli.StartupError(
+            f"cannot reach the master at {args.master[0]}:{args.master[1]}: {exc}"
+        ) from exc
     cli.announce("myyoutube-datanode", args.host, port)
     async with server, asyncio.TaskGroup() as tasks:
         tasks.create_task(node.report_forever(control))

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from myyoutube.datanode.state import ScrubSchedule, pace_delay_s
 from myyoutube.datanode.store import BlobStore, CorruptBlob, StoreError
@@ -27,8 +27,9 @@ IDLE_POLL_S = 1.0
 
 
 class Scrubber:
-    def __init__(self, store: BlobStore, bytes_per_s: int, interval_s: float,
-                 on_corrupt: Callable[[str], None]) -> None:
+    def __init__(
+        self, store: BlobStore, bytes_per_s: int, interval_s: float, on_corrupt: Callable[[str], None]
+    ) -> None:
         self.store = store
         self.bytes_per_s = bytes_per_s
         self.interval_s = interval_s

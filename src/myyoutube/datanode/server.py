@@ -27,7 +27,17 @@ from myyoutube.datanode.scrubber import Scrubber
 from myyoutube.datanode.state import Backoff
 from myyoutube.datanode.store import BlobStore, StoreError
 from myyoutube.protocol import (
-    Chunk, Commands, DeleteBlob, End, Error, Heartbeat, Ok, ReadBlob, Register, WriteBlob)
+    Chunk,
+    Commands,
+    DeleteBlob,
+    End,
+    Error,
+    Heartbeat,
+    Ok,
+    ReadBlob,
+    Register,
+    WriteBlob,
+)
 from myyoutube.stream import FrameStream
 
 log = logging.getLogger(__name__)
@@ -43,9 +53,16 @@ CONSUMER_STALL_TIMEOUT_S = 120.0
 
 
 class DataNode:
-    def __init__(self, store: BlobStore, master: tuple[str, int], address: str,
-                 secret: bytes, heartbeat_s: float, scrub_bytes_per_s: int,
-                 scrub_interval_s: float) -> None:
+    def __init__(
+        self,
+        store: BlobStore,
+        master: tuple[str, int],
+        address: str,
+        secret: bytes,
+        heartbeat_s: float,
+        scrub_bytes_per_s: int,
+        scrub_interval_s: float,
+    ) -> None:
         self.store = store
         self.master = master
         self.address = address  # host:port the master and peers use to reach us
@@ -109,9 +126,14 @@ class DataNode:
         control = await streams.connect(*self.master, self.secret, "datanode")
         try:
             report = self._block_report()
-            await control.write_frame(Register(
-                address=self.address, capacity_bytes=self.store.capacity_bytes,
-                used_bytes=self.store.used_bytes, blobs=report))
+            await control.write_frame(
+                Register(
+                    address=self.address,
+                    capacity_bytes=self.store.capacity_bytes,
+                    used_bytes=self.store.used_bytes,
+                    blobs=report,
+                )
+            )
             await self._obey(await control.read_expected(Commands))
         except BaseException:
             control.abort()
@@ -139,9 +161,14 @@ class DataNode:
         while True:
             await asyncio.sleep(self.heartbeat_s)
             corrupt, report = sorted(self.corrupt), self._block_report()
-            await control.write_frame(Heartbeat(
-                used_bytes=self.store.used_bytes, corrupt_blobs=corrupt,
-                capacity_bytes=self.store.capacity_bytes, blobs=report))
+            await control.write_frame(
+                Heartbeat(
+                    used_bytes=self.store.used_bytes,
+                    corrupt_blobs=corrupt,
+                    capacity_bytes=self.store.capacity_bytes,
+                    blobs=report,
+                )
+            )
             await self._obey(await control.read_expected(Commands))
             self.corrupt.difference_update(corrupt)
 

@@ -26,8 +26,8 @@ import os
 import re
 import shutil
 import struct
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import AsyncIterator
 
 import aiofiles
 import aiofiles.os
@@ -142,7 +142,7 @@ class BlobStore:
         self._reserved_bytes -= nbytes
         assert self._reserved_bytes >= 0
 
-    def open_writer(self, blob_id: str) -> "BlobWriter":
+    def open_writer(self, blob_id: str) -> BlobWriter:
         if blob_id in self._sizes:
             raise StoreError("exists", f"blob {blob_id} already exists on this node")
         try:
@@ -169,11 +169,11 @@ class BlobStore:
             await blob_file.seek(first_block * BLOCK_BYTES)
             for index in range(last_block - first_block + 1):
                 block = await blob_file.read(BLOCK_BYTES)
-                expected = crcs[index * _CRC.size:(index + 1) * _CRC.size]
+                expected = crcs[index * _CRC.size : (index + 1) * _CRC.size]
                 if len(expected) != _CRC.size or _CRC.pack(google_crc32c.value(block)) != expected:
                     raise CorruptBlob(blob_id, first_block + index)
                 block_start = (first_block + index) * BLOCK_BYTES
-                yield block[max(offset, block_start) - block_start:end - block_start]
+                yield block[max(offset, block_start) - block_start : end - block_start]
 
     async def delete(self, blob_id: str) -> None:
         self._sizes.pop(check_blob_id(blob_id), None)
@@ -220,7 +220,7 @@ class BlobWriter:
     async def _write_blocks(self, blocks: bytes) -> None:
         # Slicing a bytes object whole returns the object itself: one chunk, no copy.
         for start in range(0, len(blocks), BLOCK_BYTES):
-            self._crcs += _CRC.pack(google_crc32c.value(blocks[start:start + BLOCK_BYTES]))
+            self._crcs += _CRC.pack(google_crc32c.value(blocks[start : start + BLOCK_BYTES]))
         await _in_thread(self._blob_file.write, blocks)
 
     async def finish(self) -> tuple[int, str]:

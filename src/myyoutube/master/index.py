@@ -76,12 +76,21 @@ class Index:
             self.replicas[blob_id] = Replica(size, sha256, {})
         for blob_id, node, added_at in self._db.execute("SELECT blob_id, node, added_at FROM replicas"):
             self.replicas[blob_id].nodes[node] = added_at
-        query = ("SELECT v.name, v.blob_id, b.size, b.sha256, v.content_type, v.uploaded_at,"
-                 " v.extra, v.poster_blob_id FROM videos v JOIN blobs b USING (blob_id)")
+        query = (
+            "SELECT v.name, v.blob_id, b.size, b.sha256, v.content_type, v.uploaded_at,"
+            " v.extra, v.poster_blob_id FROM videos v JOIN blobs b USING (blob_id)"
+        )
         for name, blob_id, size, sha256, content_type, uploaded_at, extra, poster in self._db.execute(query):
-            self.videos[name] = dict(json.loads(extra), name=name, blob_id=blob_id, size=size,
-                                     sha256=sha256, content_type=content_type,
-                                     uploaded_at=uploaded_at, poster_blob_id=poster)
+            self.videos[name] = dict(
+                json.loads(extra),
+                name=name,
+                blob_id=blob_id,
+                size=size,
+                sha256=sha256,
+                content_type=content_type,
+                uploaded_at=uploaded_at,
+                poster_blob_id=poster,
+            )
 
     def close(self) -> None:
         self._db.close()
@@ -100,8 +109,15 @@ class Index:
                 self._db.execute(
                     "INSERT INTO videos (name, blob_id, content_type, uploaded_at, extra, poster_blob_id)"
                     " VALUES (?, ?, ?, ?, ?, ?)",
-                    (video["name"], video["blob_id"], video["content_type"], video["uploaded_at"],
-                     extra, video.get("poster_blob_id")))
+                    (
+                        video["name"],
+                        video["blob_id"],
+                        video["content_type"],
+                        video["uploaded_at"],
+                        extra,
+                        video.get("poster_blob_id"),
+                    ),
+                )
         except sqlite3.IntegrityError as exc:
             raise NameTaken(video["name"]) from exc
         for blob in blobs:
@@ -109,10 +125,14 @@ class Index:
         self.videos[video["name"]] = dict(video)
 
     def _insert_blob(self, blob: StoredBlob, now: float) -> None:
-        self._db.execute("INSERT INTO blobs (blob_id, size, sha256) VALUES (?, ?, ?)",
-                         (blob.blob_id, blob.size, blob.sha256))
-        self._db.executemany("INSERT INTO replicas (blob_id, node, added_at) VALUES (?, ?, ?)",
-                             [(blob.blob_id, node, now) for node in blob.nodes])
+        self._db.execute(
+            "INSERT INTO blobs (blob_id, size, sha256) VALUES (?, ?, ?)",
+            (blob.blob_id, blob.size, blob.sha256),
+        )
+        self._db.executemany(
+            "INSERT INTO replicas (blob_id, node, added_at) VALUES (?, ?, ?)",
+            [(blob.blob_id, node, now) for node in blob.nodes],
+        )
 
     def delete_video(self, name: str) -> dict | None:
         """Forget a video and its blob at once; datanodes drop the bytes on their next report."""
@@ -132,8 +152,9 @@ class Index:
         if blob_id not in self.replicas or node in self.replicas[blob_id].nodes:
             return
         with self._transaction():
-            self._db.execute("INSERT INTO replicas (blob_id, node, added_at) VALUES (?, ?, ?)",
-                             (blob_id, node, now))
+            self._db.execute(
+                "INSERT INTO replicas (blob_id, node, added_at) VALUES (?, ?, ?)", (blob_id, node, now)
+            )
         self.replicas[blob_id].nodes[node] = now
 
     def remove_replica(self, blob_id: str, node: str) -> None:

@@ -22,20 +22,37 @@ DEFAULT_HEARTBEAT_S = 3.0
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="myyoutube-master",
-                                     description="Keep the MyYoutube video index and datanode registry.")
+    parser = argparse.ArgumentParser(
+        prog="myyoutube-master", description="Keep the MyYoutube video index and datanode registry."
+    )
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=cli.port_number, default=0, help="port (default 0: any free port)")
     parser.add_argument("--data-dir", type=Path, required=True, help="where the index is kept")
-    parser.add_argument("--replication", type=cli.positive_int, default=DEFAULT_REPLICATION,
-                        help=f"copies of every video (default {DEFAULT_REPLICATION})")
-    parser.add_argument("--min-replicas", type=cli.positive_int, default=None,
-                        help=f"fewest copies an upload may commit with (default "
-                             f"{DEFAULT_MIN_REPLICAS}, at most --replication)")
-    parser.add_argument("--dead-after", type=cli.positive_float, default=DEFAULT_DEAD_AFTER_S,
-                        help=f"seconds of silence before a datanode is dead (default {DEFAULT_DEAD_AFTER_S:g})")
-    parser.add_argument("--heartbeat", type=cli.positive_float, default=DEFAULT_HEARTBEAT_S,
-                        help=f"the datanodes' heartbeat interval (default {DEFAULT_HEARTBEAT_S:g})")
+    parser.add_argument(
+        "--replication",
+        type=cli.positive_int,
+        default=DEFAULT_REPLICATION,
+        help=f"copies of every video (default {DEFAULT_REPLICATION})",
+    )
+    parser.add_argument(
+        "--min-replicas",
+        type=cli.positive_int,
+        default=None,
+        help=f"fewest copies an upload may commit with (default "
+        f"{DEFAULT_MIN_REPLICAS}, at most --replication)",
+    )
+    parser.add_argument(
+        "--dead-after",
+        type=cli.positive_float,
+        default=DEFAULT_DEAD_AFTER_S,
+        help=f"seconds of silence before a datanode is dead (default {DEFAULT_DEAD_AFTER_S:g})",
+    )
+    parser.add_argument(
+        "--heartbeat",
+        type=cli.positive_float,
+        default=DEFAULT_HEARTBEAT_S,
+        help=f"the datanodes' heartbeat interval (default {DEFAULT_HEARTBEAT_S:g})",
+    )
     cli.add_common_flags(parser)
     args = parser.parse_args(argv)
     if args.min_replicas is None:
@@ -54,8 +71,13 @@ async def serve(args: argparse.Namespace) -> None:
         raise cli.StartupError(f"cannot open the index in {args.data_dir}: {exc}") from exc
     state = ClusterState(args.dead_after, args.heartbeat, started_at=time.time())
     master = Master(index, state, secret, args.replication, args.min_replicas)
-    server = await cli.listen(lambda: stream.serve_connections(
-        master.handle, args.host, args.port, secret, "master", MAX_CONNECTIONS), args.host, args.port)
+    server = await cli.listen(
+        lambda: stream.serve_connections(
+            master.handle, args.host, args.port, secret, "master", MAX_CONNECTIONS
+        ),
+        args.host,
+        args.port,
+    )
     await server.start_serving()  # listen() happens here: announce only after it
     cli.announce("myyoutube-master", args.host, cli.bound_port(server))
     try:

@@ -30,8 +30,22 @@ from myyoutube.master import status, transfer, uploads
 from myyoutube.master.index import Index
 from myyoutube.master.state import ClusterState, Repair
 from myyoutube.protocol import (
-    Chunk, Commands, DeleteVideo, End, Error, GetStatus, Heartbeat, ListVideos, Ok, PutVideo,
-    ReadVideo, Register, StatVideo, VideoInfo, VideoList)
+    Chunk,
+    Commands,
+    DeleteVideo,
+    End,
+    Error,
+    GetStatus,
+    Heartbeat,
+    ListVideos,
+    Ok,
+    PutVideo,
+    ReadVideo,
+    Register,
+    StatVideo,
+    VideoInfo,
+    VideoList,
+)
 from myyoutube.stream import FrameStream
 
 log = logging.getLogger(__name__)
@@ -52,18 +66,25 @@ MAX_LISTED_VIDEOS = 5000
 
 
 class Master:
-    def __init__(self, index: Index, state: ClusterState, secret: bytes, replication: int,
-                 min_replicas: int, rng: random.Random | None = None) -> None:
+    def __init__(
+        self,
+        index: Index,
+        state: ClusterState,
+        secret: bytes,
+        replication: int,
+        min_replicas: int,
+        rng: random.Random | None = None,
+    ) -> None:
         self.index = index
         self.state = state
         self.secret = secret
         self.replication = replication
         self.min_replicas = min_replicas
         self.rng = rng or random.Random()
-        self.uploading: set[str] = set()        # names reserved by uploads in progress
-        self.in_flight: set[str] = set()        # blobs being written (uploads and repairs)
-        self.repair_load: dict[str, int] = {}   # node -> copies running through it
-        self.repairs: dict[str, Repair] = {}    # blob -> copy in progress
+        self.uploading: set[str] = set()  # names reserved by uploads in progress
+        self.in_flight: set[str] = set()  # blobs being written (uploads and repairs)
+        self.repair_load: dict[str, int] = {}  # node -> copies running through it
+        self.repairs: dict[str, Repair] = {}  # blob -> copy in progress
         self.counters = status.Counters()
 
     def public_video(self, video: dict) -> dict:
@@ -79,8 +100,12 @@ class Master:
     async def handle(self, connection: FrameStream) -> None:
         request = await connection.read_frame()
         handler = {
-            Register: self._control, PutVideo: self._put, ReadVideo: self._read,
-            ListVideos: self._list, StatVideo: self._stat, DeleteVideo: self._delete,
+            Register: self._control,
+            PutVideo: self._put,
+            ReadVideo: self._read,
+            ListVideos: self._list,
+            StatVideo: self._stat,
+            DeleteVideo: self._delete,
             GetStatus: self._status,
         }.get(type(request))
         if handler is None:
@@ -101,8 +126,9 @@ class Master:
             await connection.write_frame(Commands(delete_blobs=delete))
             beat = await connection.read_expected(Heartbeat, timeout=self.state.dead_after_s)
 
-    def _heard(self, address: str, capacity_bytes: int, used_bytes: int, blobs: list,
-               corrupt: list[str]) -> list[str]:
+    def _heard(
+        self, address: str, capacity_bytes: int, used_bytes: int, blobs: list, corrupt: list[str]
+    ) -> list[str]:
         """Record a Register or Heartbeat; the blobs this node should delete."""
         report = _parse_report(blobs)
         self.state.heard_from(address, time.time(), capacity_bytes, used_bytes, report)
@@ -113,8 +139,9 @@ class Master:
 
     def _reconcile(self, address: str, report: dict[str, int]) -> list[str]:
         now = time.time()
-        decision = self.state.reconcile(address, report, self.index.replicas, self.in_flight,
-                                        self.replication, now)
+        decision = self.state.reconcile(
+            address, report, self.index.replicas, self.in_flight, self.replication, now
+        )
         for blob_id in decision.counts_again:
             self.index.add_replica(blob_id, address, now)
         for blob_id in decision.forget:
@@ -162,8 +189,9 @@ class Master:
 
         self.counters.active_streams += 1
         try:
-            await transfer.relay_blob(blob_id, request.offset, request.length, nodes,
-                                      self.secret, consume, self._read_failed)
+            await transfer.relay_blob(
+                blob_id, request.offset, request.length, nodes, self.secret, consume, self._read_failed
+            )
         except transfer.ReplicationFailed as exc:
             await connection.write_frame(Error("unavailable", str(exc)))
             return
@@ -209,8 +237,14 @@ class Master:
         async with asyncio.TaskGroup() as copies:
             while True:
                 await asyncio.sleep(REPAIR_TICK_S)
-                plan = self.state.plan_repairs(self.index.replicas, self.replication, time.time(),
-                                               self.repair_load, set(self.repairs), self.rng)
+                plan = self.state.plan_repairs(
+                    self.index.replicas,
+                    self.replication,
+                    time.time(),
+                    self.repair_load,
+                    set(self.repairs),
+                    self.rng,
+                )
                 for repair in plan:
                     self.repairs[repair.blob_id] = repair
                     self.in_flight.add(repair.blob_id)
@@ -226,19 +260,32 @@ class Master:
             try:
                 await fanout.open([repair.target])
                 fanout.check_enough()
-                await transfer.relay_blob(repair.blob_id, 0, replica.size, [repair.source],
-                                          self.secret, fanout.write, self._read_failed)
+                await transfer.relay_blob(
+                    repair.blob_id,
+                    0,
+                    replica.size,
+                    [repair.source],
+                    self.secret,
+                    fanout.write,
+                    self._read_failed,
+                )
                 stored = await fanout.finish(replica.size, replica.sha256)
             except (transfer.ReplicationFailed, transfer.ConsumerGone) as exc:
                 await fanout.abort(self.secret)
-                log.warning("repair copy of %s %s -> %s failed: %s",
-                            repair.blob_id, repair.source, repair.target, exc)
+                log.warning(
+                    "repair copy of %s %s -> %s failed: %s", repair.blob_id, repair.source, repair.target, exc
+                )
                 return
             if repair.blob_id in self.index.replicas:
                 self.index.add_replica(repair.blob_id, stored[0], time.time())
                 self.counters.repairs += 1
-                log.info("re-replicated %s from %s to %s in %.2fs", repair.blob_id,
-                         repair.source, repair.target, time.monotonic() - started)
+                log.info(
+                    "re-replicated %s from %s to %s in %.2fs",
+                    repair.blob_id,
+                    repair.source,
+                    repair.target,
+                    time.monotonic() - started,
+                )
         finally:
             del self.repairs[repair.blob_id]
             self.in_flight.discard(repair.blob_id)
@@ -250,8 +297,13 @@ def _parse_report(blobs: list) -> dict[str, int]:
     """A block report from the wire: [[blob_id, size], ...]; malformed is a protocol error."""
     report = {}
     for entry in blobs:
-        if not (isinstance(entry, list) and len(entry) == 2 and isinstance(entry[0], str)
-                and isinstance(entry[1], int) and not isinstance(entry[1], bool)):
+        if not (
+            isinstance(entry, list)
+            and len(entry) == 2
+            and isinstance(entry[0], str)
+            and isinstance(entry[1], int)
+            and not isinstance(entry[1], bool)
+        ):
             raise protocol.RemoteProtocolError(f"malformed block report entry {str(entry)[:80]}")
         report[entry[0]] = entry[1]
     return report

@@ -70,9 +70,9 @@ class Replica:
 
 @dataclass(frozen=True)
 class Reconciliation:
-    delete: list[str]          # blobs this node should delete
-    counts_again: list[str]    # valid copies the index did not list on this node
-    forget: list[str]          # blobs the index must stop listing on this node
+    delete: list[str]  # blobs this node should delete
+    counts_again: list[str]  # valid copies the index did not list on this node
+    forget: list[str]  # blobs the index must stop listing on this node
 
 
 @dataclass(frozen=True)
@@ -92,8 +92,9 @@ class ClusterState:
 
     # --- events -------------------------------------------------------------------------
 
-    def heard_from(self, address: str, now: float, capacity_bytes: int, used_bytes: int,
-                   blobs: dict[str, int]) -> Node:
+    def heard_from(
+        self, address: str, now: float, capacity_bytes: int, used_bytes: int, blobs: dict[str, int]
+    ) -> Node:
         """A Register or Heartbeat arrived from `address`."""
         node = self.nodes.setdefault(address, Node(address, now))
         node.last_seen, node.registered = now, True
@@ -128,19 +129,30 @@ class ClusterState:
 
     # --- placement ------------------------------------------------------------------------
 
-    def place(self, count: int, now: float, rng: random.Random,
-              exclude: frozenset[str] = frozenset()) -> list[str]:
+    def place(
+        self, count: int, now: float, rng: random.Random, exclude: frozenset[str] = frozenset()
+    ) -> list[str]:
         """Up to `count` distinct alive nodes with room, chosen at random."""
         candidates = sorted(
-            address for address, node in self.nodes.items()
-            if address not in exclude and self.liveness(address, now) == ALIVE
-            and node.free_bytes >= MIN_FREE_BYTES)
+            address
+            for address, node in self.nodes.items()
+            if address not in exclude
+            and self.liveness(address, now) == ALIVE
+            and node.free_bytes >= MIN_FREE_BYTES
+        )
         return rng.sample(candidates, min(count, len(candidates)))
 
     # --- block reports --------------------------------------------------------------------
 
-    def reconcile(self, address: str, report: dict[str, int], replicas: dict[str, Replica],
-                  in_flight: set[str], replication: int, now: float) -> Reconciliation:
+    def reconcile(
+        self,
+        address: str,
+        report: dict[str, int],
+        replicas: dict[str, Replica],
+        in_flight: set[str],
+        replication: int,
+        now: float,
+    ) -> Reconciliation:
         """Compare a node's block report with the index."""
         delete, counts_again, forget = [], [], []
         for blob_id, size in sorted(report.items()):
@@ -171,8 +183,15 @@ class ClusterState:
 
     # --- repair ---------------------------------------------------------------------------
 
-    def plan_repairs(self, replicas: dict[str, Replica], replication: int, now: float,
-                     busy: dict[str, int], repairing: set[str], rng: random.Random) -> list[Repair]:
+    def plan_repairs(
+        self,
+        replicas: dict[str, Replica],
+        replication: int,
+        now: float,
+        busy: dict[str, int],
+        repairing: set[str],
+        rng: random.Random,
+    ) -> list[Repair]:
         """Copies to start now: fewest live replicas first, per-node bound respected.
 
         `busy` counts copies already running per node (as source or target) and is updated
@@ -187,8 +206,11 @@ class ClusterState:
         repairs = []
         for _, blob_id, holders in sorted(needy):
             sources = [a for a in holders if busy.get(a, 0) < MAX_REPAIRS_PER_NODE]
-            targets = [a for a in self.place(len(self.nodes), now, rng, frozenset(replicas[blob_id].nodes))
-                       if busy.get(a, 0) < MAX_REPAIRS_PER_NODE]
+            targets = [
+                a
+                for a in self.place(len(self.nodes), now, rng, frozenset(replicas[blob_id].nodes))
+                if busy.get(a, 0) < MAX_REPAIRS_PER_NODE
+            ]
             if not sources or not targets:
                 continue
             repair = Repair(blob_id, rng.choice(sources), targets[0])

@@ -19,7 +19,7 @@ class Counters:
     repairs: int = 0
 
 
-def cluster_report(master: "Master", now: float) -> dict:
+def cluster_report(master: Master, now: float) -> dict:
     """Every datanode with its liveness and space, replication health, and totals."""
     state, index = master.state, master.index
     holders: dict[str, int] = {}
@@ -27,18 +27,25 @@ def cluster_report(master: "Master", now: float) -> dict:
         for node in replica.nodes:
             holders[node] = holders.get(node, 0) + 1
     datanodes = [
-        {"address": node.address, "state": state.liveness(node.address, now),
-         "last_heartbeat_s_ago": round(now - node.last_seen, 1) if node.registered else None,
-         "capacity_bytes": node.capacity_bytes, "used_bytes": node.used_bytes,
-         "free_bytes": node.free_bytes, "replicas": holders.get(node.address, 0)}
-        for node in sorted(state.nodes.values(), key=lambda n: n.address)]
+        {
+            "address": node.address,
+            "state": state.liveness(node.address, now),
+            "last_heartbeat_s_ago": round(now - node.last_seen, 1) if node.registered else None,
+            "capacity_bytes": node.capacity_bytes,
+            "used_bytes": node.used_bytes,
+            "free_bytes": node.free_bytes,
+            "replicas": holders.get(node.address, 0),
+        }
+        for node in sorted(state.nodes.values(), key=lambda n: n.address)
+    ]
     under = []
     for name, video in sorted(index.videos.items()):
         replica = index.replicas[video["blob_id"]]
         live = sum(state.live(node, now) for node in replica.nodes)
         if live < master.replication:
-            under.append({"name": name, "live_replicas": live,
-                          "repairing": video["blob_id"] in master.repairs})
+            under.append(
+                {"name": name, "live_replicas": live, "repairing": video["blob_id"] in master.repairs}
+            )
     return {
         "datanodes": datanodes,
         "replication": master.replication,

@@ -19,9 +19,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
-from myyoutube import protocol, stream as streams
+from myyoutube import protocol
+from myyoutube import stream as streams
 from myyoutube.protocol import Chunk, DeleteBlob, End, Ok, ReadBlob, WriteBlob
 from myyoutube.stream import FrameStream, RequestFailed
 
@@ -87,7 +88,8 @@ class ReplicaFanout:
             reasons = "; ".join(f"{node}: {why}" for node, why in self.failed.items())
             raise ReplicationFailed(
                 f"Only {len(self.replicas)} datanodes could keep storing the video and "
-                f"{self.min_replicas} are needed; try again shortly. ({reasons or 'none available'})")
+                f"{self.min_replicas} are needed; try again shortly. ({reasons or 'none available'})"
+            )
 
     async def _each(self, send: Callable[[FrameStream], Awaitable[object]]) -> dict[str, object]:
         nodes = list(self.replicas)
@@ -109,6 +111,7 @@ class ReplicaFanout:
 
     async def finish(self, size: int, sha256: str) -> list[str]:
         """End the blob; the nodes that stored exactly `size` bytes with this sha256."""
+
         async def end(connection: FrameStream) -> End:
             await connection.write_frame(End(size=size, sha256=sha256))
             # The node fsyncs before answering; a large blob may take a while to flush.
@@ -129,8 +132,9 @@ class ReplicaFanout:
         """Give up: drop every connection and delete whatever was stored (best effort)."""
         nodes = list(self.replicas) + list(self.failed)
         self.close()
-        await asyncio.gather(*(delete_blob(node, self.blob_id, secret) for node in nodes),
-                             return_exceptions=True)
+        await asyncio.gather(
+            *(delete_blob(node, self.blob_id, secret) for node in nodes), return_exceptions=True
+        )
 
 
 async def delete_blob(node: str, blob_id: str, secret: bytes) -> None:
@@ -142,9 +146,15 @@ async def delete_blob(node: str, blob_id: str, secret: bytes) -> None:
         connection.abort()
 
 
-async def relay_blob(blob_id: str, offset: int, length: int, nodes: list[str], secret: bytes,
-                     consume: Callable[[bytes], Awaitable[None]],
-                     on_failure: Callable[[str, str], None]) -> None:
+async def relay_blob(
+    blob_id: str,
+    offset: int,
+    length: int,
+    nodes: list[str],
+    secret: bytes,
+    consume: Callable[[bytes], Awaitable[None]],
+    on_failure: Callable[[str, str], None],
+) -> None:
     """Feed bytes [offset, offset+length) of a blob to `consume`, failing over between
     `nodes` in order; raises ReplicationFailed if every replica failed."""
     sent = 0
@@ -155,10 +165,17 @@ async def relay_blob(blob_id: str, offset: int, length: int, nodes: list[str], s
         except _PartialRead as partial:
             sent += partial.sent
             on_failure(node, partial.why)
-            log.warning("read of %s from %s failed at byte %d: %s; failing over",
-                        blob_id, node, offset + sent, partial.why)
-    raise ReplicationFailed(f"No copy of the video could be read from byte {offset + sent} "
-                            f"({len(nodes)} tried); try again shortly.")
+            log.warning(
+                "read of %s from %s failed at byte %d: %s; failing over",
+                blob_id,
+                node,
+                offset + sent,
+                partial.why,
+            )
+    raise ReplicationFailed(
+        f"No copy of the video could be read from byte {offset + sent} "
+        f"({len(nodes)} tried); try again shortly."
+    )
 
 
 class ConsumerGone(Exception):
@@ -172,8 +189,14 @@ class _PartialRead(Exception):
         self.why = why
 
 
-async def _relay_from(node: str, blob_id: str, offset: int, length: int, secret: bytes,
-                      consume: Callable[[bytes], Awaitable[None]]) -> int:
+async def _relay_from(
+    node: str,
+    blob_id: str,
+    offset: int,
+    length: int,
+    secret: bytes,
+    consume: Callable[[bytes], Awaitable[None]],
+) -> int:
     sent = 0
     connection = None
     try:

@@ -41,7 +41,7 @@ UPLOAD_STALL_TIMEOUT_S = 120.0
 DRAIN_AFTER_ERROR_S = 5.0
 
 
-async def receive(master: "Master", connection: FrameStream, name: str, content_type: str) -> None:
+async def receive(master: Master, connection: FrameStream, name: str, content_type: str) -> None:
     """Run one upload on `connection`; answers VideoInfo, or Error with the reason."""
     blobs: list[StoredBlob] = []
     fanouts: list[transfer.ReplicaFanout] = []
@@ -53,9 +53,16 @@ async def receive(master: "Master", connection: FrameStream, name: str, content_
         blobs.append(StoredBlob(fanout.blob_id, size, sha256, await fanout.finish(size, sha256)))
         if poster:
             blobs.append(await store_small_blob(master, _fanout(master, fanouts), poster))
-        video = dict(details, name=name, blob_id=blobs[0].blob_id, size=size, sha256=sha256,
-                     content_type=content_type, uploaded_at=time.time(),
-                     poster_blob_id=blobs[1].blob_id if poster else None)
+        video = dict(
+            details,
+            name=name,
+            blob_id=blobs[0].blob_id,
+            size=size,
+            sha256=sha256,
+            content_type=content_type,
+            uploaded_at=time.time(),
+            poster_blob_id=blobs[1].blob_id if poster else None,
+        )
         master.index.commit_video(video, blobs, time.time())
     except (transfer.ReplicationFailed, NameTaken) as exc:
         await _abort(master, fanouts)
@@ -88,24 +95,25 @@ async def _drain(connection: FrameStream) -> None:
         pass
 
 
-def _fanout(master: "Master", fanouts: list) -> transfer.ReplicaFanout:
+def _fanout(master: Master, fanouts: list) -> transfer.ReplicaFanout:
     fanout = transfer.ReplicaFanout(uuid.uuid4().hex, master.min_replicas, master.secret)
     master.in_flight.add(fanout.blob_id)
     fanouts.append(fanout)
     return fanout
 
 
-async def _abort(master: "Master", fanouts: list[transfer.ReplicaFanout]) -> None:
+async def _abort(master: Master, fanouts: list[transfer.ReplicaFanout]) -> None:
     for fanout in fanouts:
         await fanout.abort(master.secret)
 
 
-async def open_replicas(master: "Master", fanout: transfer.ReplicaFanout) -> None:
+async def open_replicas(master: Master, fanout: transfer.ReplicaFanout) -> None:
     """Open `replication` replicas; a node that refuses (full, broken disk, gone) is
     replaced by another live one while any is left."""
     while len(fanout.replicas) < master.replication:
-        nodes = master.state.place(master.replication - len(fanout.replicas), time.time(),
-                                   master.rng, exclude=fanout.tried)
+        nodes = master.state.place(
+            master.replication - len(fanout.replicas), time.time(), master.rng, exclude=fanout.tried
+        )
         if not nodes:
             break
         await fanout.open(nodes)
@@ -113,18 +121,21 @@ async def open_replicas(master: "Master", fanout: transfer.ReplicaFanout) -> Non
         raise _placement_failure(master, len(fanout.replicas))
 
 
-def _placement_failure(master: "Master", placed: int) -> transfer.ReplicationFailed:
+def _placement_failure(master: Master, placed: int) -> transfer.ReplicationFailed:
     alive = master.state.alive_count(time.time())
     if alive >= master.min_replicas:
         return transfer.ReplicationFailed(
             f"The storage is out of space: {placed} of {alive} datanodes have room and "
-            f"{master.min_replicas} are needed. Free some space or add a datanode.", code="no_space")
+            f"{master.min_replicas} are needed. Free some space or add a datanode.",
+            code="no_space",
+        )
     return transfer.ReplicationFailed(
         f"Only {alive} datanodes are running and {master.min_replicas} are needed to store "
-        "a video safely; try again once more are up.")
+        "a video safely; try again once more are up."
+    )
 
 
-async def _receive_chunks(master: "Master", connection: FrameStream, fanout: transfer.ReplicaFanout):
+async def _receive_chunks(master: Master, connection: FrameStream, fanout: transfer.ReplicaFanout):
     """Relay chunks until End; returns (size, sha256, details, poster)."""
     digest, size, details, poster = hashlib.sha256(), 0, {}, b""
     while True:
@@ -143,7 +154,7 @@ async def _receive_chunks(master: "Master", connection: FrameStream, fanout: tra
     return size, digest.hexdigest(), details, poster
 
 
-async def store_small_blob(master: "Master", fanout: transfer.ReplicaFanout, data: bytes) -> StoredBlob:
+async def store_small_blob(master: Master, fanout: transfer.ReplicaFanout, data: bytes) -> StoredBlob:
     """Store bytes that fit in one chunk (a poster) on fresh replicas."""
     await open_replicas(master, fanout)
     await fanout.write(data)

@@ -15,7 +15,7 @@ from myyoutube.web.server import make_app
 
 DEFAULT_PORT = 8080
 # Large enough for a feature film at a good bitrate; operators raise or lower it.
-DEFAULT_MAX_UPLOAD_BYTES = 8 * 1024 ** 3
+DEFAULT_MAX_UPLOAD_BYTES = 8 * 1024**3
 # Uploads at once: each costs the master three replica connections and disk bandwidth
 # shared by all; past this, 503 with Retry-After instead of everyone crawling.
 DEFAULT_MAX_UPLOADS = 16
@@ -29,17 +29,36 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="myyoutube-web", description="Serve the MyYoutube web site.")
     parser.add_argument("--master", type=cli.address, required=True, help="the master's HOST:PORT")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    parser.add_argument("--port", type=cli.port_number, default=DEFAULT_PORT,
-                        help=f"port (default {DEFAULT_PORT}; 0: any free port)")
-    parser.add_argument("--max-upload-bytes", type=cli.positive_int, default=DEFAULT_MAX_UPLOAD_BYTES,
-                        help=f"largest accepted upload (default {DEFAULT_MAX_UPLOAD_BYTES})")
-    parser.add_argument("--max-uploads", type=cli.positive_int, default=DEFAULT_MAX_UPLOADS,
-                        help=f"uploads at once before 503 (default {DEFAULT_MAX_UPLOADS})")
-    parser.add_argument("--max-streams", type=cli.positive_int, default=DEFAULT_MAX_STREAMS,
-                        help=f"streams at once before 503 (default {DEFAULT_MAX_STREAMS})")
-    parser.add_argument("--spool-dir", type=Path, default=None,
-                        help="where uploads are spooled for probing and remuxing "
-                             "(default: the system's temporary directory)")
+    parser.add_argument(
+        "--port",
+        type=cli.port_number,
+        default=DEFAULT_PORT,
+        help=f"port (default {DEFAULT_PORT}; 0: any free port)",
+    )
+    parser.add_argument(
+        "--max-upload-bytes",
+        type=cli.positive_int,
+        default=DEFAULT_MAX_UPLOAD_BYTES,
+        help=f"largest accepted upload (default {DEFAULT_MAX_UPLOAD_BYTES})",
+    )
+    parser.add_argument(
+        "--max-uploads",
+        type=cli.positive_int,
+        default=DEFAULT_MAX_UPLOADS,
+        help=f"uploads at once before 503 (default {DEFAULT_MAX_UPLOADS})",
+    )
+    parser.add_argument(
+        "--max-streams",
+        type=cli.positive_int,
+        default=DEFAULT_MAX_STREAMS,
+        help=f"streams at once before 503 (default {DEFAULT_MAX_STREAMS})",
+    )
+    parser.add_argument(
+        "--spool-dir",
+        type=Path,
+        default=None,
+        help="where uploads are spooled for probing and remuxing (default: the system's temporary directory)",
+    )
     cli.add_common_flags(parser)
     return parser.parse_args(argv)
 
@@ -52,7 +71,9 @@ async def serve(args: argparse.Namespace) -> None:
     try:
         await master.list("")
     except (OSError, TimeoutError, RequestFailed) as exc:
-        raise cli.StartupError(f"cannot reach the master at {args.master[0]}:{args.master[1]}: {exc}") from exc
+        raise cli.StartupError(
+            f"cannot reach the master at {args.master[0]}:{args.master[1]}: {exc}"
+        ) from exc
     app = make_app(master, args.max_upload_bytes, args.max_uploads, args.max_streams, args.spool_dir)
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=SHUTDOWN_GRACE_S)
     await runner.setup()

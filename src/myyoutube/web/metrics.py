@@ -21,14 +21,20 @@ class WebMetrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
-        self.uploads = Counter("myyoutube_web_uploads", "Uploads committed through this front end",
-                               registry=self.registry)
-        self.upload_bytes = Counter("myyoutube_web_upload_bytes", "Bytes of committed uploads",
-                                    registry=self.registry)
-        self.stream_bytes = Counter("myyoutube_web_stream_bytes", "Bytes of videos and posters sent to viewers",
-                                    registry=self.registry)
-        self.active_streams = Gauge("myyoutube_web_active_streams", "Videos and posters being sent now",
-                                    registry=self.registry)
+        self.uploads = Counter(
+            "myyoutube_web_uploads", "Uploads committed through this front end", registry=self.registry
+        )
+        self.upload_bytes = Counter(
+            "myyoutube_web_upload_bytes", "Bytes of committed uploads", registry=self.registry
+        )
+        self.stream_bytes = Counter(
+            "myyoutube_web_stream_bytes",
+            "Bytes of videos and posters sent to viewers",
+            registry=self.registry,
+        )
+        self.active_streams = Gauge(
+            "myyoutube_web_active_streams", "Videos and posters being sent now", registry=self.registry
+        )
 
     def render(self, report: dict | None) -> bytes:
         """This process's counters plus gauges from the master's cluster report."""
@@ -37,14 +43,19 @@ class WebMetrics:
 
 def _cluster_registry(report: dict | None) -> CollectorRegistry:
     registry = CollectorRegistry()
-    up = Gauge("myyoutube_up", "Whether a role answers (1) or not (0)", ["role", "address"],
-               registry=registry)
+    up = Gauge(
+        "myyoutube_up", "Whether a role answers (1) or not (0)", ["role", "address"], registry=registry
+    )
     up.labels("web", "").set(1)
     up.labels("master", "").set(report is not None)
     if report is None:
         return registry
-    used = Gauge("myyoutube_datanode_used_bytes", "Bytes stored on a datanode", ["address"], registry=registry)
-    free = Gauge("myyoutube_datanode_free_bytes", "Bytes a datanode can still take", ["address"], registry=registry)
+    used = Gauge(
+        "myyoutube_datanode_used_bytes", "Bytes stored on a datanode", ["address"], registry=registry
+    )
+    free = Gauge(
+        "myyoutube_datanode_free_bytes", "Bytes a datanode can still take", ["address"], registry=registry
+    )
     held = Gauge("myyoutube_datanode_replicas", "Replicas a datanode holds", ["address"], registry=registry)
     for node in report["datanodes"]:
         up.labels("datanode", node["address"]).set(node["state"] in ("alive", "suspect"))
@@ -54,13 +65,16 @@ def _cluster_registry(report: dict | None) -> CollectorRegistry:
     simple = {
         "myyoutube_videos": ("Videos in the index", report["videos"]),
         "myyoutube_stored_bytes": ("Bytes of video in the index (one copy)", report["stored_bytes"]),
-        "myyoutube_under_replicated_videos": ("Videos with fewer live copies than wanted",
-                                              len(report["under_replicated"])),
+        "myyoutube_under_replicated_videos": (
+            "Videos with fewer live copies than wanted",
+            len(report["under_replicated"]),
+        ),
         "myyoutube_replication_queue": ("Repair copies running now", report["repairs_running"]),
     }
     for name, (text, value) in simple.items():
         Gauge(name, text, registry=registry).set(value)
     for name, value in report["counters"].items():
-        Gauge(f"myyoutube_master_{name}", f"Master counter {name} since it started",
-              registry=registry).set(value)
+        Gauge(f"myyoutube_master_{name}", f"Master counter {name} since it started", registry=registry).set(
+            value
+        )
     return registry

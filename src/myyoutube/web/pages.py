@@ -41,18 +41,18 @@ from __future__ import annotations
 import html
 import math
 from collections.abc import Iterable, Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
 __all__ = [
     "PRODUCT_NAME",
-    "human_size",
-    "human_duration",
-    "utc_text",
     "home_page",
-    "watch_page",
+    "human_duration",
+    "human_size",
     "not_found_page",
+    "utc_text",
+    "watch_page",
 ]
 
 PRODUCT_NAME = "MyYoutube"
@@ -110,7 +110,7 @@ def human_duration(seconds: float) -> str:
 
 def utc_text(timestamp: float) -> str:
     """Server-side fallback date text, e.g. ``"2024-05-01 12:34 UTC"``."""
-    moment = datetime.fromtimestamp(float(timestamp), tz=timezone.utc)
+    moment = datetime.fromtimestamp(float(timestamp), tz=UTC)
     return moment.strftime("%Y-%m-%d %H:%M UTC")
 
 
@@ -151,9 +151,7 @@ def _layout(
     ``defer`` (never inline code, to satisfy the CSP).
     """
     full_title = f"{title} · {PRODUCT_NAME}" if title != PRODUCT_NAME else title
-    script_tags = "".join(
-        f'\n  <script src="/static/{_e(_q(src))}" defer></script>' for src in scripts
-    )
+    script_tags = "".join(f'\n  <script src="/static/{_e(_q(src))}" defer></script>' for src in scripts)
     body_class = f' class="{_e(page_class)}"' if page_class else ""
     return f"""<!DOCTYPE html>
 <html lang="en">
@@ -239,9 +237,7 @@ def home_page() -> str:
     ``upload-status``.
     """
     body = _UPLOAD_PANEL + "\n" + _VIDEO_SECTION
-    return _layout(
-        PRODUCT_NAME, body, ["home.js"], header_extra=_SEARCH_BOX, page_class="home"
-    )
+    return _layout(PRODUCT_NAME, body, ["home.js"], header_extra=_SEARCH_BOX, page_class="home")
 
 
 # --------------------------------------------------------------------------- #
@@ -255,7 +251,7 @@ def _time_html(timestamp: Any) -> str:
     if ts is None:
         return "unknown"
     try:
-        moment = datetime.fromtimestamp(ts, tz=timezone.utc)
+        moment = datetime.fromtimestamp(ts, tz=UTC)
     except (OverflowError, OSError, ValueError):
         return "unknown"
     iso = moment.strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -306,7 +302,7 @@ def _player_html(name: str, has_thumbnail: bool) -> str:
         f'      <div class="player-frame">\n'
         f'        <video id="player" controls preload="metadata" playsinline\n'
         f'               src="/stream/{quoted}"{poster}>\n'
-        f'          Your browser cannot play this video here.\n'
+        f"          Your browser cannot play this video here.\n"
         f'          <a href="/stream/{quoted}" download="{_e(name)}">Download it</a> instead.\n'
         f"        </video>\n"
         f"      </div>\n"
@@ -366,21 +362,27 @@ STATUS_REFRESH_S = 5
 
 def _datanode_row(node: Mapping[str, Any]) -> str:
     seen = node.get("last_heartbeat_s_ago")
-    return (f'        <tr class="node-{_e(node["state"])}"><td>{_e(node["address"])}</td>'
-            f'<td><span class="badge">{_e(node["state"])}</span></td>'
-            f'<td data-label="Last heartbeat">{"never" if seen is None else _e(f"{seen:g} s ago")}</td>'
-            f'<td data-label="Used">{_e(human_size(node["used_bytes"]))}</td>'
-            f'<td data-label="Free">{_e(human_size(node["free_bytes"]))}</td>'
-            f'<td data-label="Replicas">{_e(node["replicas"])}</td></tr>')
+    return (
+        f'        <tr class="node-{_e(node["state"])}"><td>{_e(node["address"])}</td>'
+        f'<td><span class="badge">{_e(node["state"])}</span></td>'
+        f'<td data-label="Last heartbeat">{"never" if seen is None else _e(f"{seen:g} s ago")}</td>'
+        f'<td data-label="Used">{_e(human_size(node["used_bytes"]))}</td>'
+        f'<td data-label="Free">{_e(human_size(node["free_bytes"]))}</td>'
+        f'<td data-label="Replicas">{_e(node["replicas"])}</td></tr>'
+    )
 
 
 def status_page(report: Mapping[str, Any]) -> str:
     """The cluster at a glance: datanodes, replication health and totals (from /api/status)."""
-    rows = "\n".join(_datanode_row(node) for node in report["datanodes"]) or \
-        '        <tr><td colspan="6">No datanode has registered.</td></tr>'
+    rows = (
+        "\n".join(_datanode_row(node) for node in report["datanodes"])
+        or '        <tr><td colspan="6">No datanode has registered.</td></tr>'
+    )
     under = "".join(
         f"<li>{_e(v['name'])}: {_e(v['live_replicas'])} of {_e(report['replication'])} copies"
-        f"{' (repairing)' if v['repairing'] else ''}</li>" for v in report["under_replicated"])
+        f"{' (repairing)' if v['repairing'] else ''}</li>"
+        for v in report["under_replicated"]
+    )
     body = f"""    <section class="panel cluster-status">
       <h1>Cluster status</h1>
       <p>{_e(report["videos"])} videos, {_e(human_size(report["stored_bytes"]))} stored
@@ -393,7 +395,7 @@ def status_page(report: Mapping[str, Any]) -> str:
         </tbody>
       </table>
       <h2>Under-replicated videos</h2>
-      {f'<ul id="under-replicated">{under}</ul>' if under else '<p>None: every video has all its copies.</p>'}
+      {f'<ul id="under-replicated">{under}</ul>' if under else "<p>None: every video has all its copies.</p>"}
     </section>"""
     page = _layout("Cluster status", body, page_class="status-page")
     return page.replace("<head>", f'<head>\n  <meta http-equiv="refresh" content="{STATUS_REFRESH_S}">', 1)

@@ -88,8 +88,10 @@ def make_poster(path: Path, duration_s: float | None) -> bytes | None:
 def remux_faststart(source: Path, target: Path) -> None:
     """Copy every stream of an MP4/MOV into `target` with `moov` first; no re-encoding."""
     try:
-        with av.open(str(source)) as inp, av.open(
-                str(target), "w", format="mp4", options={"movflags": "+faststart"}) as out:
+        with (
+            av.open(str(source)) as inp,
+            av.open(str(target), "w", format="mp4", options={"movflags": "+faststart"}) as out,
+        ):
             mapping = {}
             for stream in inp.streams:
                 if stream.type in ("video", "audio"):

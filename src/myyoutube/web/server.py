@@ -50,14 +50,21 @@ VIEWER_STALL_TIMEOUT_S = 90.0
 MAX_QUERY_CHARS = names.MAX_NAME_BYTES
 
 # An upload's status code for each reason the master can refuse it.
-_MASTER_ERROR_STATUS = {"exists": 409, "bad_name": 400, "not_found": 404, "no_space": 507,
-                        "unavailable": 503, "bad_request": 400}
+_MASTER_ERROR_STATUS = {
+    "exists": 409,
+    "bad_name": 400,
+    "not_found": 404,
+    "no_space": 507,
+    "unavailable": 503,
+    "bad_request": 400,
+}
 
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
         "default-src 'self'; img-src 'self' data:; media-src 'self'; style-src 'self'; "
         "script-src 'self'; object-src 'none'; frame-ancestors 'none'; base-uri 'none'; "
-        "form-action 'self'"),
+        "form-action 'self'"
+    ),
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "same-origin",
     "X-Frame-Options": "DENY",
@@ -83,7 +90,9 @@ class Slots:
         if self.used >= self.limit:
             raise web.HTTPServiceUnavailable(
                 text=json.dumps({"error": f"Too many {self.what} at once; try again in a few seconds."}),
-                content_type="application/json", headers={"Retry-After": "5"})
+                content_type="application/json",
+                headers={"Retry-After": "5"},
+            )
         self.used += 1
         try:
             yield
@@ -98,16 +107,20 @@ async def errors_and_headers(request: web.Request, handler):
         response = await handler(request)
     except web.HTTPException as exc:
         if exc.content_type != "application/json" and exc.status >= 400:
-            response = error(exc.status, _http_error_sentence(exc), **{
-                k: v for k, v in exc.headers.items() if k in ("Allow", "Retry-After")})
+            response = error(
+                exc.status,
+                _http_error_sentence(exc),
+                **{k: v for k, v in exc.headers.items() if k in ("Allow", "Retry-After")},
+            )
         else:
             response = exc
     except RequestFailed as exc:
         response = error(_MASTER_ERROR_STATUS.get(exc.code, 502), exc.message)
     except (OSError, TimeoutError) as exc:
         log.warning("%s %s: master unreachable: %s", request.method, request.path, exc)
-        response = error(503, "The storage cluster is not answering; try again shortly.",
-                         **{"Retry-After": "5"})
+        response = error(
+            503, "The storage cluster is not answering; try again shortly.", **{"Retry-After": "5"}
+        )
     except Exception:
         log.exception("%s %s failed", request.method, request.path)
         response = error(500, "Something went wrong on our side; it has been logged.")
@@ -137,8 +150,9 @@ async def watch(request: web.Request) -> web.Response:
     except RequestFailed as exc:
         if exc.code != "not_found":
             raise
-        return web.Response(text=pages.not_found_page("No video by that name."),
-                            status=404, content_type="text/html")
+        return web.Response(
+            text=pages.not_found_page("No video by that name."), status=404, content_type="text/html"
+        )
     return web.Response(text=pages.watch_page(video), content_type="text/html")
 
 
@@ -166,8 +180,7 @@ async def api_status(request: web.Request) -> web.Response:
 
 
 async def status_page(request: web.Request) -> web.Response:
-    return web.Response(text=pages.status_page(await request.app[MASTER].status()),
-                        content_type="text/html")
+    return web.Response(text=pages.status_page(await request.app[MASTER].status()), content_type="text/html")
 
 
 async def prometheus(request: web.Request) -> web.Response:
@@ -175,8 +188,9 @@ async def prometheus(request: web.Request) -> web.Response:
         report = await request.app[MASTER].status()
     except (OSError, TimeoutError, RequestFailed):
         report = None  # reported as myyoutube_up{role="master"} 0
-    return web.Response(body=request.app[METRICS].render(report),
-                        headers={"Content-Type": CONTENT_TYPE_LATEST})
+    return web.Response(
+        body=request.app[METRICS].render(report), headers={"Content-Type": CONTENT_TYPE_LATEST}
+    )
 
 
 # --- streaming -------------------------------------------------------------------------
@@ -192,12 +206,14 @@ async def thumbnail(request: web.Request) -> web.StreamResponse:
     video = await request.app[MASTER].stat(request.match_info["name"])
     if not video.get("has_thumbnail"):
         return error(404, "This video has no poster.")
-    return await _serve(request, video, "poster", video["thumbnail_size"],
-                        video["thumbnail_sha256"], "image/jpeg")
+    return await _serve(
+        request, video, "poster", video["thumbnail_size"], video["thumbnail_sha256"], "image/jpeg"
+    )
 
 
-async def _serve(request: web.Request, video: dict, part: str, size: int, sha256: str,
-                 content_type: str) -> web.StreamResponse:
+async def _serve(
+    request: web.Request, video: dict, part: str, size: int, sha256: str, content_type: str
+) -> web.StreamResponse:
     """Answer GET/HEAD of one stored blob as ranges.decide says, relaying its bytes."""
     validators = ranges.Validators(etag=f'"{sha256}"', last_modified=video["uploaded_at"])
     boundary = secrets.token_hex(16)
@@ -226,7 +242,8 @@ async def _serve(request: web.Request, video: dict, part: str, size: int, sha256
                 if decision.is_multipart:
                     await send(ranges.multipart_part_header(byte_range, size, content_type, boundary))
                 async for data in request.app[MASTER].read(
-                        video["name"], byte_range.start, byte_range.length, part=part):
+                    video["name"], byte_range.start, byte_range.length, part=part
+                ):
                     await send(data)
             if decision.is_multipart:
                 await send(ranges.multipart_closing(boundary))
@@ -257,14 +274,22 @@ async def upload(request: web.Request) -> web.Response:
 # --- application -----------------------------------------------------------------------
 
 
-def make_app(master: MasterClient, max_upload_bytes: int, max_uploads: int, max_streams: int,
-             spool_dir: Path | None = None) -> web.Application:
+def make_app(
+    master: MasterClient,
+    max_upload_bytes: int,
+    max_uploads: int,
+    max_streams: int,
+    spool_dir: Path | None = None,
+) -> web.Application:
     app = web.Application(middlewares=[errors_and_headers])
     app[MASTER] = master
     app[METRICS] = metrics.WebMetrics()
-    app[LIMITS] = {"max_upload_bytes": max_upload_bytes, "spool_dir": spool_dir,
-                   "uploads": Slots(max_uploads, "uploads"),
-                   "streams": Slots(max_streams, "streams")}
+    app[LIMITS] = {
+        "max_upload_bytes": max_upload_bytes,
+        "spool_dir": spool_dir,
+        "uploads": Slots(max_uploads, "uploads"),
+        "streams": Slots(max_streams, "streams"),
+    }
     app.router.add_get("/", home)
     app.router.add_get("/watch/{name}", watch)
     app.router.add_get("/listar", listar)

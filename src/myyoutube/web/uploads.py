@@ -23,9 +23,9 @@ from __future__ import annotations
 
 import asyncio
 import tempfile
+from collections.abc import Awaitable, Callable
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Awaitable, Callable
 
 import aiofiles
 from aiohttp import web
@@ -60,8 +60,9 @@ def well_formed():
     try:
         yield
     except (HttpProcessingError, ValueError) as exc:
-        raise UploadRefused(400, "The request is malformed; send the video as a standard "
-                                 "multipart/form-data upload.") from exc
+        raise UploadRefused(
+            400, "The request is malformed; send the video as a standard multipart/form-data upload."
+        ) from exc
 
 
 async def file_part(request: web.Request):
@@ -119,18 +120,21 @@ async def receive(request: web.Request, master: MasterClient, limit: int, spool_
         raise UploadRefused(400, "The file is empty; choose a video file.")
     content_type = media.sniff(head)
     if content_type is None:
-        raise UploadRefused(415, "This file is not a video we can play "
-                                 "(MP4, MOV, WebM, MKV, Ogg, AVI or MPEG-TS).")
+        raise UploadRefused(
+            415, "This file is not a video we can play (MP4, MOV, WebM, MKV, Ogg, AVI or MPEG-TS)."
+        )
     with tempfile.TemporaryDirectory(dir=spool_dir) as folder:
         if content_type in ("video/mp4", "video/quicktime") and media.needs_faststart(head):
             return await _remux_then_relay(master, name, body, head, Path(folder))
         spooled = Path(folder) / "upload"
-        return await _store(master, name, content_type, spooled, {},
-                            lambda upload: _spool(body, head, spooled, upload))
+        return await _store(
+            master, name, content_type, spooled, {}, lambda upload: _spool(body, head, spooled, upload)
+        )
 
 
-async def _remux_then_relay(master: MasterClient, name: str, body: BodyReader,
-                            head: bytes, folder: Path) -> dict:
+async def _remux_then_relay(
+    master: MasterClient, name: str, body: BodyReader, head: bytes, folder: Path
+) -> dict:
     try:
         await master.stat(name)
         raise UploadRefused(409, names.taken(name))
@@ -141,8 +145,9 @@ async def _remux_then_relay(master: MasterClient, name: str, body: BodyReader,
     await _spool(body, head, original)
     await _off_loop(processing.remux_faststart, original, remuxed)
     original.unlink()  # the spool holds one copy at a time
-    return await _store(master, name, "video/mp4", remuxed, {"remuxed": True},
-                        lambda upload: _send_file(remuxed, upload))
+    return await _store(
+        master, name, "video/mp4", remuxed, {"remuxed": True}, lambda upload: _send_file(remuxed, upload)
+    )
 
 
 async def _spool(body: BodyReader, head: bytes, path: Path, upload: Upload | None = None) -> None:
@@ -162,8 +167,14 @@ async def _send_file(path: Path, upload: Upload) -> None:
             await upload.write(data)
 
 
-async def _store(master: MasterClient, name: str, content_type: str, path: Path, extra: dict,
-                 send: Callable[[Upload], Awaitable[None]]) -> dict:
+async def _store(
+    master: MasterClient,
+    name: str,
+    content_type: str,
+    path: Path,
+    extra: dict,
+    send: Callable[[Upload], Awaitable[None]],
+) -> dict:
     """Open an upload, `send` the bytes, probe `path` and commit; any failure aborts it."""
     upload = await master.start_upload(name, content_type)
     try:
