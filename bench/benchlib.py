@@ -23,19 +23,23 @@ wire and in kernel socket queues come from `ss -tinm` instead (`tcp_sockets`).
 from __future__ import annotations
 
 import hashlib
+import mmap
 import os
 import re
 import struct
 import subprocess
 import time
+import urllib.parse
 import uuid
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
 import av
 
+import myyoutube
 from myyoutube.launch import Role, start_role
 
 MIB = 1024 * 1024
@@ -210,6 +214,26 @@ async def upload(session: aiohttp.ClientSession, url: str, path: Path, name: str
         return answer
 
 
+async def upload_verified(
+    session: aiohttp.ClientSession, url: str, path: Path, name: str, size: int, sha256: str
+) -> float:
+    """`upload`, checking the stored size and sha256 against the file's; the wall time (s)."""
+    started = time.perf_counter()
+    answer = await upload(session, url, path, name)
+    elapsed = time.perf_counter() - started
+    if answer["sha256"] != sha256 or answer["size"] != size:
+        raise RuntimeError(f"upload stored {answer}, expected sha256 {sha256}")
+    return elapsed
+
+
+def require_loopback(url: str) -> str:
+    """`url` itself, after checking that it targets 127.0.0.1: benchmarks hammer only this host."""
+    host = urllib.parse.urlsplit(url).hostname
+    if host != "127.0.0.1":
+        raise ValueError(f"benchmarks only send requests to 127.0.0.1, not to {host}")
+    return url
+
+
 def http_session(connections: int = 4) -> aiohttp.ClientSession:
     return aiohttp.ClientSession(
         connector=aiohttp.TCPConnector(limit=connections), timeout=aiohttp.ClientTimeout(total=HTTP_TIMEOUT_S)
@@ -308,6 +332,45 @@ class CpuMeter:
         return ", ".join(
             f"{name} {spent:.1f}s ({100 * spent / self.wall_s:.0f}%)" for name, spent in self.spent.items()
         )
+
+
+# --- payload checks, figures and context ------------------------------------------------
+
+
+@contextmanager
+def mapped(path: Path) -> Iterator[mmap.mmap]:
+    """The file read-only in memory (page cache, not a copy): slices check response bodies."""
+    with open(path, "rb") as file, mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as mapping:
+        yield mapping
+
+
+def percentile_ms(values: list[float], fraction: float) -> float:
+    """The `fraction` quantile of `values` (seconds), in milliseconds (nearest rank)."""
+    ordered = sorted(values)
+    return 1000 * ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+def run_context() -> str:
+    """Date, the code under test, cores and load average. The package is installed editable,
+    so what runs is src/ as it is on disk: the commit, plus a warning if src/ differs from it;
+    or, if myyoutube is imported from elsewhere (PYTHONPATH), that directory."""
+    here = Path(__file__).resolve().parent
+
+    def git(*args: str) -> str:
+        try:
+            done = subprocess.run(["git", *args], cwd=here, capture_output=True, text=True, timeout=10)
+        except (OSError, subprocess.TimeoutExpired):
+            return ""
+        return done.stdout.strip() if done.returncode == 0 else ""
+
+    imported_from = Path(myyoutube.__file__).resolve().parent.parent
+    if imported_from == here.parent / "src":
+        dirty = " + uncommitted changes in src/" if git("status", "--porcelain", "--", "../src") else ""
+        code = f"commit {git('rev-parse', '--short', 'HEAD') or 'unknown'}{dirty}"
+    else:
+        code = f"myyoutube imported from {imported_from}"
+    load = " ".join(f"{value:.2f}" for value in os.getloadavg())
+    return f"{time.strftime('%Y-%m-%d %H:%M %Z')}, {code}, {os.cpu_count()} cores, load average {load}"
 
 
 # --- output -----------------------------------------------------------------------------
