@@ -193,13 +193,25 @@ class Nginx:
                 if "Address already in use" in self._log_tail():
                     return False
                 raise RuntimeError(f"nginx exited with {self.process.returncode}: {self._log_tail()}")
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+            # The master listens before it forks the workers: wait for both.
+            if self._answers() and self._workers_up():
                 return True
-            except OSError:
-                time.sleep(POLL_INTERVAL_S)
+            time.sleep(POLL_INTERVAL_S)
         self.stop()
         raise RuntimeError(f"nginx did not answer on port {self.port} within {STARTUP_TIMEOUT_S:g} s")
+
+    def _answers(self) -> bool:
+        try:
+            socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+            return True
+        except OSError:
+            return False
+
+    def _workers_up(self) -> bool:
+        try:
+            return len(self.pids()) > self.workers
+        except OSError:  # the master just exited; the next poll() says why
+            return False
 
     def _log_tail(self) -> str:
         text = ""
