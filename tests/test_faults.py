@@ -252,3 +252,32 @@ async def test_web_answers_503_while_the_master_is_down(fresh_cluster, http):
     cluster.restart_master()
     async with http.get(f"{cluster.url}/listar") as response:
         assert response.status == 200
+
+
+async def test_master_on_an_emptied_data_dir_deletes_nothing(fresh_cluster):
+    """SIGKILL the master, delete its data directory, start it again: every replica stays
+    on disk (counted as orphans on /api/status) until an operator purges them."""
+    cluster = fresh_cluster()
+    videos = [mp4_bytes(os.urandom(200_000 + i)) for i in range(3)]
+    for i, data in enumerate(videos):
+        await store(cluster, f"precious-{i}.mp4", data)
+    cluster.master.kill()
+    shutil.rmtree(cluster.root / "master")
+    cluster.restart_master()
+    client = cluster.client()
+
+    async def every_node_reported_its_orphans() -> bool:
+        report = await client.status()
+        return [node["orphans"] for node in report["datanodes"]] == [len(videos)] * 3
+
+    # Each node has re-registered and been answered (with no deletions) at least once.
+    await wait_until(every_node_reported_its_orphans, "orphans counted on every node", 15)
+    await asyncio.sleep(cluster.heartbeat_s * 5)  # and several heartbeats more
+    assert all(len(holders_of(cluster, data)) == 3 for data in videos)
+    assert (await client.status())["orphaned_blobs"] == len(videos)
+    assert await client.list() == []
+
+    assert await client.purge_orphans() == len(videos)
+    await wait_until(
+        lambda: all(not holders_of(cluster, data) for data in videos), "purged orphans deleted", 10
+    )

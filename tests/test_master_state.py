@@ -176,11 +176,23 @@ def test_place_accepts_node_with_exactly_min_free_bytes():
 # --- reconcile --------------------------------------------------------------------------------
 
 
-def test_unknown_blob_deleted_unless_in_flight():
-    """A reported blob the index does not know is deleted, unless an upload of it is in flight."""
+def test_retired_blob_deleted_unknown_blob_kept_as_orphan():
+    """Only a blob the index retired is deleted; one it never knew is kept and reported as an
+    orphan (the index may be the one that lost it); an in-flight upload is neither."""
     state = make_state(alive=["a"])
-    result = state.reconcile("a", {"gone": 10, "uploading": 5}, {}, {"uploading"}, 3, NOW)
-    assert result == Reconciliation(delete=["gone"], counts_again=[], forget=[])
+    report = {"retired": 10, "never-seen": 7, "uploading": 5}
+    result = state.reconcile("a", report, {}, {"retired"}, {"uploading"}, 3, NOW)
+    assert result == Reconciliation(delete=["retired"], counts_again=[], forget=[], orphans=["never-seen"])
+
+
+def test_empty_index_deletes_nothing():
+    """A master with an empty index (a lost or mistyped data directory) orders no deletion,
+    whatever the datanodes hold."""
+    state = make_state(alive=["a"])
+    report = {f"{i:032x}": 1000 for i in range(50)}
+    result = state.reconcile("a", report, {}, set(), set(), 3, NOW)
+    assert result.delete == [] and result.forget == []
+    assert result.orphans == sorted(report)
 
 
 def test_listed_copy_within_replication_is_kept():
@@ -188,14 +200,14 @@ def test_listed_copy_within_replication_is_kept():
     state = make_state(alive=["a", "b", "c"])
     replicas = {"x": replica("a", "b", "c")}
     for node in ("a", "b", "c"):
-        assert state.reconcile(node, {"x": 100}, replicas, set(), 3, NOW) == Reconciliation([], [], [])
+        assert state.reconcile(node, {"x": 100}, replicas, set(), set(), 3, NOW) == Reconciliation([], [], [])
 
 
 def test_surplus_copy_goes_from_exactly_one_node():
     """With 4 live listed copies and replication 3, exactly one node (the same each time) deletes."""
     state = make_state(alive=["a", "b", "c", "d"])
     replicas = {"x": replica("c", "a", "d", "b")}
-    decisions = {node: state.reconcile(node, {"x": 100}, replicas, set(), 3, NOW) for node in "abcd"}
+    decisions = {node: state.reconcile(node, {"x": 100}, replicas, set(), set(), 3, NOW) for node in "abcd"}
     assert decisions["d"] == Reconciliation(delete=["x"], counts_again=[], forget=["x"])
     assert all(decisions[node] == Reconciliation([], [], []) for node in "abc")
 
@@ -214,7 +226,7 @@ def test_surplus_deletion_removes_exactly_the_surplus(seed):
         node
         for node in holders
         if node in alive
-        and state.reconcile(node, {"x": 100}, replicas, set(), replication, NOW).delete == ["x"]
+        and state.reconcile(node, {"x": 100}, replicas, set(), set(), replication, NOW).delete == ["x"]
     ]
     live_holders = [node for node in holders if node in alive]
     assert len(deleting) == max(0, len(live_holders) - replication)
@@ -225,14 +237,14 @@ def test_dead_holders_do_not_make_a_copy_surplus():
     """A dead listed holder does not count, so a node that would be the 4th copy keeps its copy."""
     state = make_state(alive=["b", "c", "d"], dead=["a"])
     replicas = {"x": replica("a", "b", "c", "d")}
-    assert state.reconcile("d", {"x": 100}, replicas, set(), 3, NOW) == Reconciliation([], [], [])
+    assert state.reconcile("d", {"x": 100}, replicas, set(), set(), 3, NOW) == Reconciliation([], [], [])
 
 
 def test_unlisted_valid_copy_counts_again_when_under_replicated():
     """An unlisted copy of the right size on a node counts again while the blob lacks copies."""
     state = make_state(alive=["a", "b", "e"], dead=["c"])
     replicas = {"x": replica("a", "b", "c")}
-    assert state.reconcile("e", {"x": 100}, replicas, set(), 3, NOW) == Reconciliation(
+    assert state.reconcile("e", {"x": 100}, replicas, set(), set(), 3, NOW) == Reconciliation(
         delete=[], counts_again=["x"], forget=[]
     )
 
@@ -241,7 +253,7 @@ def test_unlisted_copy_deleted_when_blob_has_enough():
     """An unlisted copy of a blob that already has `replication` live copies is deleted, not forgotten."""
     state = make_state(alive=["a", "b", "c", "e"])
     replicas = {"x": replica("a", "b", "c")}
-    assert state.reconcile("e", {"x": 100}, replicas, set(), 3, NOW) == Reconciliation(
+    assert state.reconcile("e", {"x": 100}, replicas, set(), set(), 3, NOW) == Reconciliation(
         delete=["x"], counts_again=[], forget=[]
     )
 
@@ -250,7 +262,7 @@ def test_unlisted_copy_of_wrong_size_deleted():
     """An unlisted copy whose size differs from the index is deleted even when copies are lacking."""
     state = make_state(alive=["a", "e"])
     replicas = {"x": replica("a", size=100)}
-    assert state.reconcile("e", {"x": 99}, replicas, set(), 3, NOW) == Reconciliation(
+    assert state.reconcile("e", {"x": 99}, replicas, set(), set(), 3, NOW) == Reconciliation(
         delete=["x"], counts_again=[], forget=[]
     )
 
@@ -259,7 +271,7 @@ def test_in_flight_repair_target_left_alone():
     """A half-written repair copy (wrong size, unlisted, blob in flight) is neither deleted nor counted."""
     state = make_state(alive=["a", "b", "c", "e"])
     replicas = {"x": replica("a", "b", "c", size=100)}
-    assert state.reconcile("e", {"x": 40}, replicas, {"x"}, 3, NOW) == Reconciliation([], [], [])
+    assert state.reconcile("e", {"x": 40}, replicas, set(), {"x"}, 3, NOW) == Reconciliation([], [], [])
 
 
 def test_missing_replica_forgotten_only_after_grace():
@@ -273,7 +285,7 @@ def test_missing_replica_forgotten_only_after_grace():
         "new": replica("a", "b", added_at=NOW - 1),
         "elsewhere": replica("b", added_at=0.0),
     }
-    assert state.reconcile("a", {}, replicas, set(), 2, NOW) == Reconciliation(
+    assert state.reconcile("a", {}, replicas, set(), set(), 2, NOW) == Reconciliation(
         delete=[], counts_again=[], forget=["old"]
     )
 
@@ -282,7 +294,7 @@ def test_reconcile_output_is_sorted_by_blob_id():
     """Deletions come out in blob-id order whatever the report's order."""
     state = make_state(alive=["a"])
     report = {"c": 1, "a": 1, "b": 1}
-    assert state.reconcile("a", report, {}, set(), 3, NOW).delete == ["a", "b", "c"]
+    assert state.reconcile("a", report, {}, {"a", "b", "c"}, set(), 3, NOW).delete == ["a", "b", "c"]
 
 
 # --- plan_repairs -----------------------------------------------------------------------------

@@ -90,8 +90,8 @@ ALL_CLASSES = sorted(MESSAGE_TYPES.values(), key=lambda cls: cls.TYPE)
 
 
 def test_message_types_cover_every_class_with_its_code():
-    """MESSAGE_TYPES maps each wire code to the class carrying that TYPE, 22 in all."""
-    assert len(MESSAGE_TYPES) == 22
+    """MESSAGE_TYPES maps each wire code to the class carrying that TYPE, 23 in all."""
+    assert len(MESSAGE_TYPES) == 23
     assert all(code == cls.TYPE for code, cls in MESSAGE_TYPES.items())
     assert MESSAGE_TYPES[6] is Chunk and MESSAGE_TYPES[17] is GetStatus
 
@@ -221,7 +221,7 @@ def test_data_of_exactly_chunk_bytes_accepted_on_the_prefix():
 # --- body checks ------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("message_type", [0, 8, 9, 19, 33, 255])
+@pytest.mark.parametrize("message_type", [0, 8, 9, 29, 33, 255])
 def test_unknown_message_type_rejected(message_type):
     """A frame with a type code outside MESSAGE_TYPES raises RemoteProtocolError."""
     assert message_type not in MESSAGE_TYPES

@@ -196,6 +196,13 @@ def test_status_shows_three_alive_datanodes(cluster):
     assert [node["state"] for node in report["datanodes"]] == ["alive"] * 3
 
 
+def test_admin_purge_orphans_on_a_consistent_cluster_purges_nothing(cluster):
+    """`admin purge-orphans` reaches the master and, with every blob known, deletes none."""
+    result = tool("admin", "purge-orphans", "--url", cluster.url)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("purged 0 orphaned blobs")
+
+
 def test_unreachable_url_is_one_line_without_traceback(clip, tmp_path):
     """With nothing listening (URL from MYYOUTUBE_URL), every command prints one error line and exits 1."""
     with socket.socket() as probe:

@@ -24,6 +24,7 @@ from myyoutube.protocol import (
     GetStatus,
     ListVideos,
     Ok,
+    PurgeOrphans,
     PutVideo,
     ReadVideo,
     StatVideo,
@@ -150,6 +151,10 @@ class MasterClient:
 
     async def delete(self, name: str) -> None:
         await self._ask(DeleteVideo(name=name), Ok)
+
+    async def purge_orphans(self) -> int:
+        """Have the master delete every blob its index does not know; how many."""
+        return (await self._ask(PurgeOrphans(), Ok)).info["purged"]
 
     async def status(self) -> dict:
         return (await self._ask(GetStatus(), Ok)).info

@@ -205,6 +205,14 @@ class GetStatus:
     TYPE: typing.ClassVar[int] = 17
 
 
+@dataclass(frozen=True)
+class PurgeOrphans:
+    """An operator's word: blobs the datanodes hold that the index never knew are garbage;
+    delete them. Answered by Ok({"purged": count})."""
+
+    TYPE: typing.ClassVar[int] = 19
+
+
 # Datanode <-> master.
 
 
@@ -284,6 +292,7 @@ Message = typing.Union[
     ReadVideo,
     DeleteVideo,
     GetStatus,
+    PurgeOrphans,
     Register,
     Heartbeat,
     Commands,

@@ -360,11 +360,22 @@ async def cmd_status(api: Api, args: argparse.Namespace) -> int:
         print("counters: " + ", ".join(f"{key} {value}" for key, value in counters.items()))
     under = report.get("under_replicated") or []
     print("under-replicated: " + ("none" if not under else f"{len(under)}"))
+    if report.get("orphaned_blobs"):
+        print(
+            f"orphaned blobs: {report['orphaned_blobs']} (kept; restore the master's index, "
+            "or `myyoutube admin purge-orphans` if they are garbage)"
+        )
     for video in under:
         repairing = " (repairing)" if video.get("repairing") else ""
         print(
             f"  {video['name']}: {video['live_replicas']} live of {report.get('replication', '?')}{repairing}"
         )
+    return 0
+
+
+async def cmd_purge_orphans(api: Api, args: argparse.Namespace) -> int:
+    answer = await api.json("/api/admin/purge-orphans", method="POST")
+    print(f"purged {answer['purged']} orphaned blobs; datanodes delete them at their next heartbeat")
     return 0
 
 
@@ -426,6 +437,15 @@ def build_parser() -> argparse.ArgumentParser:
     add("status", parents=[common, as_json], help="datanodes, replication health, counters").set_defaults(
         run=cmd_status
     )
+    admin = add("admin", help="operator commands").add_subparsers(
+        dest="admin_command", required=True, metavar="ADMIN_COMMAND"
+    )
+    admin.add_parser(
+        "purge-orphans",
+        parents=[common],
+        help="delete blobs the datanodes hold that the master's index does not know "
+        "(only once you are sure the index is the right one)",
+    ).set_defaults(run=cmd_purge_orphans)
     return parser
 
 

@@ -12,6 +12,17 @@ ships with Python, and its index makes name lookups and search cheap.)
 Everything is also kept in memory (`videos`, `replicas`), loaded once at start-up, so
 reads and the pure decisions in state.py never wait on the disk. Every write goes to
 SQLite first, then to memory.
+
+Deleting is the one thing that cannot be undone, so the index remembers which blobs it
+*owns and no longer wants*: a blob id is recorded as pending before its first byte is
+written (`begin_blob`), becomes a committed blob, or is retired (an aborted upload, a
+deleted video, a write in progress when the master died). Only retired blobs are ever
+deleted from datanodes. A blob a datanode reports that this index never allocated is an
+orphan: kept, counted, and left for recovery or an operator's explicit purge. So a master
+started on an empty or restored data directory cannot wipe the cluster.
+
+The schema carries its version in `PRAGMA user_version`; an index written by an older
+release is migrated in place at start-up, one transaction per step.
 """
 
 from __future__ import annotations
@@ -23,7 +34,9 @@ from pathlib import Path
 
 from myyoutube.master.state import Replica
 
-_SCHEMA = """
+# The schema of the first release (user_version 0). Later versions are _MIGRATIONS applied
+# in order; a fresh index runs all of them, so old and new indexes end up identical.
+_SCHEMA_V0 = """
 CREATE TABLE IF NOT EXISTS blobs (
     blob_id TEXT PRIMARY KEY,
     size INTEGER NOT NULL,
@@ -45,6 +58,26 @@ CREATE TABLE IF NOT EXISTS videos (
 );
 """
 
+_MIGRATIONS = [
+    # 1: blob ids the index allocated but has not committed (a write in progress), and
+    # blob ids it retired (to be deleted wherever they turn up).
+    """
+    CREATE TABLE pending_blobs (blob_id TEXT PRIMARY KEY, started_at REAL NOT NULL);
+    CREATE TABLE retired_blobs (blob_id TEXT PRIMARY KEY, retired_at REAL NOT NULL);
+    CREATE INDEX retired_blobs_by_time ON retired_blobs (retired_at);
+    """,
+]
+SCHEMA_VERSION = len(_MIGRATIONS)
+
+# A retired blob id is remembered this long: a datanode that comes back after longer
+# still holds the copy, which is then an orphan (kept until an operator purges it).
+# HDFS forgets invalidated blocks once sent; a month covers any repair or holiday.
+RETIRED_KEEP_S = 30 * 24 * 3600.0
+
+
+class IndexTooNew(Exception):
+    """The index was written by a newer release; opening it could corrupt it."""
+
 
 class NameTaken(Exception):
     pass
@@ -61,15 +94,55 @@ class StoredBlob:
 
 
 class Index:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, now: float) -> None:
         self._db = sqlite3.connect(path, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute("PRAGMA foreign_keys=ON")
-        self._db.executescript(_SCHEMA)
+        self._migrate()
         self.videos: dict[str, dict] = {}
         self.replicas: dict[str, Replica] = {}
+        self.retired: set[str] = set()
         self._load()
+        self._retire_interrupted_writes(now)
+        self.prune_retired(now)
+
+    def _migrate(self) -> None:
+        version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise IndexTooNew(
+                f"the index has schema version {version}, newer than this release's "
+                f"{SCHEMA_VERSION}; run the newer MyYoutube or restore a backup"
+            )
+        self._db.executescript(_SCHEMA_V0)
+        for step in range(version, SCHEMA_VERSION):
+            with self._transaction():
+                for statement in _MIGRATIONS[step].split(";"):
+                    if statement.strip():
+                        self._db.execute(statement)
+                # PRAGMA takes no parameters; the value is our own integer.
+                self._db.execute(f"PRAGMA user_version = {step + 1}")
+
+    def _retire_interrupted_writes(self, now: float) -> None:
+        """Writes pending when the last master stopped died with it: their partial or
+        complete copies are ours to delete."""
+        pending = [row[0] for row in self._db.execute("SELECT blob_id FROM pending_blobs")]
+        if pending:
+            with self._transaction():
+                self._retire(pending, now)
+            self.retired.update(pending)
+
+    def prune_retired(self, now: float) -> None:
+        """Forget retired ids older than RETIRED_KEEP_S (bounds the table and the set)."""
+        cutoff = now - RETIRED_KEEP_S
+        old = [
+            row[0]
+            for row in self._db.execute("SELECT blob_id FROM retired_blobs WHERE retired_at < ?", (cutoff,))
+        ]
+        if old:
+            with self._transaction():
+                self._db.execute("DELETE FROM retired_blobs WHERE retired_at < ?", (cutoff,))
+            self.retired.difference_update(old)
 
     def _load(self) -> None:
         for blob_id, size, sha256 in self._db.execute("SELECT blob_id, size, sha256 FROM blobs"):
@@ -92,8 +165,42 @@ class Index:
                 poster_blob_id=poster,
             )
 
+        self.retired.update(row[0] for row in self._db.execute("SELECT blob_id FROM retired_blobs"))
+
     def close(self) -> None:
         self._db.close()
+
+    # --- blob ownership ---------------------------------------------------------------------
+
+    def begin_blob(self, blob_id: str, now: float) -> None:
+        """Record that `blob_id` is about to be written, before its first byte is: if the
+        master dies meanwhile, the next one knows the copies are its own to delete."""
+        with self._transaction():
+            self._db.execute("INSERT INTO pending_blobs (blob_id, started_at) VALUES (?, ?)", (blob_id, now))
+
+    def abandon_blobs(self, blob_ids: list[str], now: float) -> None:
+        """Writes that will not be committed: their copies are to be deleted."""
+        abandoned = [b for b in blob_ids if b not in self.replicas]
+        with self._transaction():
+            self._retire(abandoned, now)
+        self.retired.update(abandoned)
+
+    def retire_orphans(self, blob_ids: list[str], now: float) -> list[str]:
+        """An operator's purge: unknown blobs become ours to delete. Returns those retired
+        (a blob committed or retired meanwhile is left as it is)."""
+        chosen = sorted({b for b in blob_ids if b not in self.replicas and b not in self.retired})
+        with self._transaction():
+            self._retire(chosen, now)
+        self.retired.update(chosen)
+        return chosen
+
+    def _retire(self, blob_ids: list[str], now: float) -> None:
+        """Inside a transaction: move ids from pending (if there) to retired."""
+        self._db.executemany("DELETE FROM pending_blobs WHERE blob_id = ?", [(b,) for b in blob_ids])
+        self._db.executemany(
+            "INSERT OR IGNORE INTO retired_blobs (blob_id, retired_at) VALUES (?, ?)",
+            [(b, now) for b in blob_ids],
+        )
 
     def commit_video(self, video: dict, blobs: list[StoredBlob], now: float) -> None:
         """Make a fully replicated video (and its poster blob) visible, atomically and durably.
@@ -106,6 +213,7 @@ class Index:
             with self._transaction():
                 for blob in blobs:
                     self._insert_blob(blob, now)
+                    self._db.execute("DELETE FROM pending_blobs WHERE blob_id = ?", (blob.blob_id,))
                 self._db.execute(
                     "INSERT INTO videos (name, blob_id, content_type, uploaded_at, extra, poster_blob_id)"
                     " VALUES (?, ?, ?, ?, ?, ?)",
@@ -134,8 +242,9 @@ class Index:
             [(blob.blob_id, node, now) for node in blob.nodes],
         )
 
-    def delete_video(self, name: str) -> dict | None:
-        """Forget a video and its blob at once; datanodes drop the bytes on their next report."""
+    def delete_video(self, name: str, now: float) -> dict | None:
+        """Forget a video and retire its blobs at once; datanodes drop the bytes on their
+        next report."""
         video = self.videos.get(name)
         if video is None:
             return None
@@ -143,9 +252,11 @@ class Index:
         with self._transaction():
             self._db.execute("DELETE FROM videos WHERE name = ?", (name,))
             self._db.executemany("DELETE FROM blobs WHERE blob_id = ?", [(b,) for b in blob_ids])
+            self._retire(blob_ids, now)
         del self.videos[name]
         for blob_id in blob_ids:
             self.replicas.pop(blob_id, None)
+        self.retired.update(blob_ids)
         return video
 
     def add_replica(self, blob_id: str, node: str, now: float) -> None:

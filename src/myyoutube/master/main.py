@@ -66,7 +66,7 @@ async def serve(args: argparse.Namespace) -> None:
     secret = cli.load_secret(args.secret_file, args.host)
     try:
         args.data_dir.mkdir(parents=True, exist_ok=True)
-        index = Index(args.data_dir / "index.sqlite3")
+        index = Index(args.data_dir / "index.sqlite3", time.time())
     except Exception as exc:  # OSError or sqlite3.Error: either way one line for the operator
         raise cli.StartupError(f"cannot open the index in {args.data_dir}: {exc}") from exc
     state = ClusterState(args.dead_after, args.heartbeat, started_at=time.time())
@@ -83,6 +83,7 @@ async def serve(args: argparse.Namespace) -> None:
     try:
         async with server, asyncio.TaskGroup() as tasks:
             tasks.create_task(master.repair_forever())
+            tasks.create_task(master.prune_retired_forever())
             await server.serve_forever()
     finally:
         index.close()

@@ -39,6 +39,7 @@ from myyoutube.protocol import (
     Heartbeat,
     ListVideos,
     Ok,
+    PurgeOrphans,
     PutVideo,
     ReadVideo,
     Register,
@@ -60,6 +61,9 @@ CLIENT_STALL_TIMEOUT_S = 120.0
 
 # How often the repair planner looks for under-replicated blobs.
 REPAIR_TICK_S = 1.0
+
+# How often retired blob ids older than index.RETIRED_KEEP_S are forgotten.
+RETIRED_PRUNE_EVERY_S = 3600.0
 
 # Listings are capped so one answer always fits in a frame's meta (MAX_META_BYTES).
 MAX_LISTED_VIDEOS = 5000
@@ -85,6 +89,7 @@ class Master:
         self.in_flight: set[str] = set()  # blobs being written (uploads and repairs)
         self.repair_load: dict[str, int] = {}  # node -> copies running through it
         self.repairs: dict[str, Repair] = {}  # blob -> copy in progress
+        self.orphans: dict[str, set[str]] = {}  # node -> blobs it holds that the index never knew
         self.counters = status.Counters()
 
     def public_video(self, video: dict) -> dict:
@@ -107,6 +112,7 @@ class Master:
             StatVideo: self._stat,
             DeleteVideo: self._delete,
             GetStatus: self._status,
+            PurgeOrphans: self._purge_orphans,
         }.get(type(request))
         if handler is None:
             await connection.write_frame(Error("bad_request", f"the master cannot {type(request).__name__}"))
@@ -140,14 +146,39 @@ class Master:
     def _reconcile(self, address: str, report: dict[str, int]) -> list[str]:
         now = time.time()
         decision = self.state.reconcile(
-            address, report, self.index.replicas, self.in_flight, self.replication, now
+            address, report, self.index.replicas, self.index.retired, self.in_flight, self.replication, now
         )
+        self._note_orphans(address, decision.orphans)
         for blob_id in decision.counts_again:
             self.index.add_replica(blob_id, address, now)
         for blob_id in decision.forget:
             log.warning("replica of %s on %s is gone or surplus", blob_id, address)
             self.index.remove_replica(blob_id, address)
         return decision.delete
+
+    def _note_orphans(self, address: str, orphans: list[str]) -> None:
+        """Remember the blobs this node holds that the index never knew (shown on /status,
+        purged only on an operator's word), and say once when a node starts holding some."""
+        if orphans and not self.orphans.get(address):
+            log.warning(
+                "datanode %s holds %d blobs this index does not know; they are kept. If this "
+                "master's data directory was lost or replaced, restore its index before "
+                "uploading; if they are truly garbage, `myyoutube admin purge-orphans` deletes them",
+                address,
+                len(orphans),
+            )
+        if orphans:
+            self.orphans[address] = set(orphans)
+        else:
+            self.orphans.pop(address, None)
+
+    async def _purge_orphans(self, connection: FrameStream, request: PurgeOrphans) -> None:
+        """An operator's word that the unknown blobs are garbage: retire them, so each
+        holder deletes its copy at its next heartbeat."""
+        unknown = set().union(*self.orphans.values()) - self.in_flight
+        purged = self.index.retire_orphans(sorted(unknown), time.time())
+        log.warning("purging %d orphaned blobs on an operator's request", len(purged))
+        await connection.write_frame(Ok({"purged": len(purged)}))
 
     # --- uploads --------------------------------------------------------------------------
 
@@ -218,7 +249,7 @@ class Master:
             await connection.write_frame(VideoInfo(video=self.public_video(video)))
 
     async def _delete(self, connection: FrameStream, request: DeleteVideo) -> None:
-        video = self.index.delete_video(request.name)
+        video = self.index.delete_video(request.name, time.time())
         if video is None:
             await connection.write_frame(Error("not_found", names.unknown(request.name)))
             return
@@ -232,6 +263,11 @@ class Master:
         await connection.write_frame(Ok(report))
 
     # --- repair ---------------------------------------------------------------------------
+
+    async def prune_retired_forever(self) -> None:
+        while True:
+            await asyncio.sleep(RETIRED_PRUNE_EVERY_S)
+            self.index.prune_retired(time.time())
 
     async def repair_forever(self) -> None:
         async with asyncio.TaskGroup() as copies:

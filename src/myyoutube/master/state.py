@@ -12,9 +12,11 @@ it nor give up on its replicas until it has had `dead_after_s` to reconnect.
 From the registry and the replica map (blob -> nodes holding it) the state decides:
 
 * `place`: which distinct live nodes receive a new blob (random among those with room).
-* `reconcile`: what a node's block report means: copies to delete (blobs nobody owns or
-  surplus copies), copies that count again, replicas the index believed in but that are
-  gone.
+* `reconcile`: what a node's block report means: copies to delete (blobs the index
+  retired, surplus copies), copies that count again, replicas the index believed in but
+  that are gone, and orphans: blobs the index has never heard of. An orphan is never
+  deleted here, because the index that does not know it may be the one that is wrong (a
+  fresh, lost or restored data directory); only an operator's purge retires orphans.
 * `plan_repairs`: which under-replicated blobs to copy where, fewest live copies first,
   with a bound on concurrent copies per node so repair never starves viewers.
 
@@ -73,6 +75,7 @@ class Reconciliation:
     delete: list[str]  # blobs this node should delete
     counts_again: list[str]  # valid copies the index did not list on this node
     forget: list[str]  # blobs the index must stop listing on this node
+    orphans: list[str] = field(default_factory=list)  # blobs the index never knew: kept
 
 
 @dataclass(frozen=True)
@@ -149,17 +152,24 @@ class ClusterState:
         address: str,
         report: dict[str, int],
         replicas: dict[str, Replica],
+        retired: set[str],
         in_flight: set[str],
         replication: int,
         now: float,
     ) -> Reconciliation:
-        """Compare a node's block report with the index."""
-        delete, counts_again, forget = [], [], []
+        """Compare a node's block report with the index (`retired`: blob ids the index
+        owned and gave up, the only unknown blobs it may delete)."""
+        delete: list[str] = []
+        counts_again: list[str] = []
+        forget: list[str] = []
+        orphans: list[str] = []
         for blob_id, size in sorted(report.items()):
             replica = replicas.get(blob_id)
             if replica is None:
-                if blob_id not in in_flight:
+                if blob_id in retired:
                     delete.append(blob_id)  # deleted video or failed upload
+                elif blob_id not in in_flight:
+                    orphans.append(blob_id)  # not ours to judge: kept
                 continue
             live_holders = sorted(a for a in replica.nodes if self.live(a, now))
             if address in replica.nodes:
@@ -179,7 +189,7 @@ class ClusterState:
             added_at = replica.nodes.get(address)
             if added_at is not None and blob_id not in report and now - added_at > self.report_grace_s:
                 forget.append(blob_id)  # the index believed in a copy the disk does not hold
-        return Reconciliation(delete, counts_again, forget)
+        return Reconciliation(delete, counts_again, forget, orphans)
 
     # --- repair ---------------------------------------------------------------------------
 

@@ -35,6 +35,7 @@ def cluster_report(master: Master, now: float) -> dict:
             "used_bytes": node.used_bytes,
             "free_bytes": node.free_bytes,
             "replicas": holders.get(node.address, 0),
+            "orphans": len(master.orphans.get(node.address, ())),
         }
         for node in sorted(state.nodes.values(), key=lambda n: n.address)
     ]
@@ -53,5 +54,7 @@ def cluster_report(master: Master, now: float) -> dict:
         "stored_bytes": sum(v["size"] for v in index.videos.values()),
         "under_replicated": under,
         "repairs_running": len(master.repairs),
+        # Blobs on datanodes that this index never knew: kept until recovered or purged.
+        "orphaned_blobs": len(set().union(*master.orphans.values())),
         "counters": asdict(master.counters),
     }

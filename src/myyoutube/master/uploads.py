@@ -96,13 +96,19 @@ async def _drain(connection: FrameStream) -> None:
 
 
 def _fanout(master: Master, fanouts: list) -> transfer.ReplicaFanout:
+    """A new blob's writer. Its id is recorded as the index's own before any byte is
+    written, so copies left by a crash are known to be deletable."""
     fanout = transfer.ReplicaFanout(uuid.uuid4().hex, master.min_replicas, master.secret)
+    master.index.begin_blob(fanout.blob_id, time.time())
     master.in_flight.add(fanout.blob_id)
     fanouts.append(fanout)
     return fanout
 
 
 async def _abort(master: Master, fanouts: list[transfer.ReplicaFanout]) -> None:
+    # Retired first: a copy the direct deletes below miss (a node down right now) is
+    # deleted when that node next reports it.
+    master.index.abandon_blobs([f.blob_id for f in fanouts], time.time())
     for fanout in fanouts:
         await fanout.abort(master.secret)
 

@@ -179,6 +179,10 @@ async def api_status(request: web.Request) -> web.Response:
     return web.json_response(await request.app[MASTER].status())
 
 
+async def purge_orphans(request: web.Request) -> web.Response:
+    return web.json_response({"purged": await request.app[MASTER].purge_orphans()})
+
+
 async def status_page(request: web.Request) -> web.Response:
     return web.Response(text=pages.status_page(await request.app[MASTER].status()), content_type="text/html")
 
@@ -299,6 +303,7 @@ def make_app(
     app.router.add_get("/thumbnail/{name}", thumbnail)
     app.router.add_delete("/videos/{name}", delete)
     app.router.add_get("/api/status", api_status)
+    app.router.add_post("/api/admin/purge-orphans", purge_orphans)
     app.router.add_get("/status", status_page)
     app.router.add_get("/metrics", prometheus)
     app.router.add_static("/static", STATIC_DIR)

@@ -1,0 +1,105 @@
+"""Tests for myyoutube.master.index: schema migration, blob ownership, what survives a reopen."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from myyoutube.master.index import RETIRED_KEEP_S, SCHEMA_VERSION, Index, IndexTooNew, StoredBlob
+
+OLD_INDEX_SQL = Path(__file__).with_name("data") / "index-v0.sql"
+NOW = 1_800_000_000.0
+NODES = ["127.0.0.1:7101", "127.0.0.1:7102"]
+
+
+def old_index(tmp_path: Path) -> Path:
+    """An index file exactly as the first release wrote it (user_version 0)."""
+    path = tmp_path / "index.sqlite3"
+    with sqlite3.connect(path) as db:
+        db.executescript(OLD_INDEX_SQL.read_text())
+    return path
+
+
+def commit(index: Index, name: str, blob_id: str) -> None:
+    index.begin_blob(blob_id, NOW)
+    video = {"name": name, "blob_id": blob_id, "size": 10, "sha256": "0" * 64, "content_type": "video/mp4"}
+    index.commit_video(dict(video, uploaded_at=NOW), [StoredBlob(blob_id, 10, "0" * 64, NODES)], NOW)
+
+
+def test_old_index_is_migrated_and_keeps_its_videos(tmp_path):
+    """An index written by the previous release opens, is migrated to the current schema
+    version, and still lists its video with its poster and replicas."""
+    path = old_index(tmp_path)
+    index = Index(path, NOW)
+    assert index.videos["holiday.mp4"]["duration_s"] == 6.0
+    assert index.videos["holiday.mp4"]["poster_blob_id"] == "b" * 32
+    assert sorted(index.replicas["a" * 32].nodes) == ["127.0.0.1:7101", "127.0.0.1:7102", "127.0.0.1:7103"]
+    assert index.retired == set()
+    index.close()
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    reopened = Index(path, NOW)  # a second open migrates nothing and loses nothing
+    assert list(reopened.videos) == ["holiday.mp4"]
+    reopened.close()
+
+
+def test_index_from_a_newer_release_is_refused(tmp_path):
+    """An index whose schema is newer than this release is refused rather than damaged."""
+    path = tmp_path / "index.sqlite3"
+    with sqlite3.connect(path) as db:
+        db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    with pytest.raises(IndexTooNew, match="newer"):
+        Index(path, NOW)
+
+
+def test_write_pending_at_a_crash_is_retired_on_reopen(tmp_path):
+    """A blob begun but neither committed nor abandoned (the master died mid-upload) is
+    retired when the index reopens: its copies are known garbage."""
+    path = tmp_path / "index.sqlite3"
+    index = Index(path, NOW)
+    index.begin_blob("c" * 32, NOW)
+    commit(index, "kept.mp4", "d" * 32)
+    index.close()
+    reopened = Index(path, NOW + 1)
+    assert reopened.retired == {"c" * 32}
+    assert "d" * 32 in reopened.replicas and "d" * 32 not in reopened.retired
+    reopened.close()
+
+
+def test_deleted_and_abandoned_blobs_are_retired_durably(tmp_path):
+    """Deleting a video and abandoning an upload both retire the blob ids, across a reopen."""
+    path = tmp_path / "index.sqlite3"
+    index = Index(path, NOW)
+    commit(index, "gone.mp4", "e" * 32)
+    index.begin_blob("f" * 32, NOW)
+    index.delete_video("gone.mp4", NOW)
+    index.abandon_blobs(["f" * 32], NOW)
+    index.close()
+    reopened = Index(path, NOW)
+    assert reopened.retired == {"e" * 32, "f" * 32}
+    assert reopened.videos == {} and reopened.replicas == {}
+    reopened.close()
+
+
+def test_purge_retires_only_blobs_the_index_does_not_know(tmp_path):
+    """An operator's purge retires unknown ids, never a committed blob."""
+    index = Index(tmp_path / "index.sqlite3", NOW)
+    commit(index, "live.mp4", "1" * 32)
+    assert index.retire_orphans(["2" * 32, "1" * 32, "2" * 32], NOW) == ["2" * 32]
+    assert index.retired == {"2" * 32}
+    index.close()
+
+
+def test_retired_ids_are_forgotten_after_the_keep_period(tmp_path):
+    """Retired ids are kept RETIRED_KEEP_S, then pruned, so the table stays bounded."""
+    path = tmp_path / "index.sqlite3"
+    index = Index(path, NOW)
+    index.abandon_blobs(["3" * 32], NOW)
+    index.prune_retired(NOW + RETIRED_KEEP_S - 1)
+    assert index.retired == {"3" * 32}
+    index.prune_retired(NOW + RETIRED_KEEP_S + 1)
+    assert index.retired == set()
+    index.close()
+    assert Index(path, NOW).retired == set()
