@@ -35,7 +35,12 @@ from myyoutube import media, names
 from myyoutube.client import MasterClient, RequestFailed, Upload
 from myyoutube.protocol import CHUNK_BYTES
 from myyoutube.web import processing
+from myyoutube.web.common import LIMITS, MASTER, METRICS, error
 from myyoutube.web.pages import human_size
+
+# Multipart framing around the file (boundaries, part headers) is small; Content-Length may
+# exceed --max-upload-bytes by this much before we refuse it up front.
+MULTIPART_OVERHEAD_BYTES = 64 * 1024
 
 # A client that sends no upload bytes for this long is gone or hostile; its slot is freed.
 CLIENT_IDLE_TIMEOUT_S = 60.0
@@ -197,3 +202,20 @@ async def _off_loop(function, *args):
         return await asyncio.to_thread(function, *args)
     except processing.NotAVideo as exc:
         raise UploadRefused(415, str(exc)) from exc
+
+
+async def upload(request: web.Request) -> web.Response:
+    limits = request.app[LIMITS]
+    limit = limits["max_upload_bytes"]
+    if request.content_length is not None and request.content_length > limit + MULTIPART_OVERHEAD_BYTES:
+        return error(413, str(too_large(limit)))
+    if request.content_type != "multipart/form-data":
+        return error(400, "Send the video as multipart/form-data with a field named 'file'.")
+    async with limits["uploads"].take():
+        try:
+            video = await receive(request, request.app[MASTER], limit, limits["spool_dir"])
+        except UploadRefused as exc:
+            return error(exc.status, str(exc))
+    request.app[METRICS].uploads.inc()
+    request.app[METRICS].upload_bytes.inc(video["size"])
+    return web.json_response({k: video[k] for k in ("name", "size", "sha256")}, status=201)
