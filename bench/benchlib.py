@@ -288,7 +288,7 @@ def tcp_sockets() -> list[TcpSocket]:
         ["ss", "-tinmH", "state", "established"], capture_output=True, text=True, check=True
     ).stdout.splitlines()
     sockets = []
-    for head, info in zip(lines[::2], lines[1::2]):
+    for head, info in zip(lines[::2], lines[1::2], strict=True):
         recv_q, send_q, local, peer = head.split()[:4]
         fields = dict(_SS_FIELD.findall(info))
         sockets.append(
@@ -386,7 +386,7 @@ def print_table(title: str, headers: list[str], rows: list[list[object]]) -> Non
         print(
             " | ".join(
                 cell.rjust(width) if number and cell[:1].isdigit() else cell.ljust(width)
-                for cell, width in zip(row, widths)
+                for cell, width in zip(row, widths, strict=True)
             )
         )
         if number == 0:

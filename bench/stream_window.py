@@ -161,7 +161,7 @@ class Producers:
             "master relayed": master_out,
             "web sent": self._sent_by(sockets, self.ports["web"]),
         }
-        for hop, role in zip(HOPS, ("datanodes", "master", "web")):
+        for hop, role in zip(HOPS, ("datanodes", "master", "web"), strict=True):
             ports = self.ports[role]
             queued = [s for s in sockets if s.local_port in ports or s.peer_port in ports]
             sample[f"queued {hop}"] = sum(s.send_q if s.local_port in ports else s.recv_q for s in queued)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import struct
 import typing
@@ -382,7 +383,7 @@ messages = st.one_of([message_strategy(cls) for cls in ALL_CLASSES])
 
 def split(data: bytes, cuts: list[int]) -> list[bytes]:
     points = sorted({cut % (len(data) + 1) for cut in cuts} | {0, len(data)})
-    return [data[a:b] for a, b in zip(points, points[1:])]
+    return [data[a:b] for a, b in itertools.pairwise(points)]
 
 
 def feed_and_drain(pieces: list[bytes]) -> list:

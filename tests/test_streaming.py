@@ -93,7 +93,7 @@ async def test_several_ranges_are_a_correct_multipart_answer(stored, http):
     assert int(headers["Content-Length"]) == len(body)
     parts = [p for p in body.split(b"--" + boundary) if p.strip() not in (b"", b"--")]
     assert len(parts) == 2
-    for part, (start, end) in zip(parts, [(0, 9), (200000, 200009)]):
+    for part, (start, end) in zip(parts, [(0, 9), (200000, 200009)], strict=True):
         head, _, payload = part.partition(b"\r\n\r\n")
         assert f"Content-Range: bytes {start}-{end}/{len(data)}".encode() in head
         assert payload == data[start : end + 1] + b"\r\n"  # the CRLF belongs to the next delimiter

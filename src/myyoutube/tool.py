@@ -282,7 +282,7 @@ def _table(headers: tuple[str, ...], rows: list[tuple[str, ...]], right: set[int
     for row in (headers, *rows):
         cells = [
             str(cell).rjust(width) if i in right else str(cell).ljust(width)
-            for i, (cell, width) in enumerate(zip(row, widths))
+            for i, (cell, width) in enumerate(zip(row, widths, strict=True))
         ]
         print("  ".join(cells).rstrip())
 

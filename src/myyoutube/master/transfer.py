@@ -56,7 +56,7 @@ class ReplicaFanout:
     async def open(self, nodes: list[str]) -> None:
         """Ask each node to accept the blob; keep those that agree (see check_enough)."""
         results = await asyncio.gather(*(self._open_one(node) for node in nodes), return_exceptions=True)
-        for node, result in zip(nodes, results):
+        for node, result in zip(nodes, results, strict=True):
             if isinstance(result, FrameStream):
                 self.replicas[node] = result
             else:
@@ -95,7 +95,7 @@ class ReplicaFanout:
         nodes = list(self.replicas)
         results = await asyncio.gather(*(send(self.replicas[n]) for n in nodes), return_exceptions=True)
         answers = {}
-        for node, result in zip(nodes, results):
+        for node, result in zip(nodes, results, strict=True):
             if isinstance(result, REPLICA_FAILURES):
                 self._drop(node, result)
             elif isinstance(result, BaseException):
