@@ -108,7 +108,7 @@ class Cluster:
 
     def _start(self, module: str, name: str, args: list[str]) -> Role:
         role = start_role(
-            module, args + ["--secret-file", str(self.secret)], self.data_dir / "logs" / f"{name}.log"
+            module, [*args, "--secret-file", str(self.secret)], self.data_dir / "logs" / f"{name}.log"
         )
         self.roles.append(role)
         return role

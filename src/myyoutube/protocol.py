@@ -275,31 +275,31 @@ class DeleteBlob:
     blob_id: str
 
 
-Message = typing.Union[
-    Challenge,
-    Authenticate,
-    Welcome,
-    Error,
-    Ok,
-    Chunk,
-    End,
-    PutVideo,
-    ListVideos,
-    VideoList,
-    StatVideo,
-    VideoInfo,
-    VideoDetails,
-    ReadVideo,
-    DeleteVideo,
-    GetStatus,
-    PurgeOrphans,
-    Register,
-    Heartbeat,
-    Commands,
-    WriteBlob,
-    ReadBlob,
-    DeleteBlob,
-]
+Message: typing.TypeAlias = (
+    Challenge
+    | Authenticate
+    | Welcome
+    | Error
+    | Ok
+    | Chunk
+    | End
+    | PutVideo
+    | ListVideos
+    | VideoList
+    | StatVideo
+    | VideoInfo
+    | VideoDetails
+    | ReadVideo
+    | DeleteVideo
+    | GetStatus
+    | PurgeOrphans
+    | Register
+    | Heartbeat
+    | Commands
+    | WriteBlob
+    | ReadBlob
+    | DeleteBlob
+)
 
 MESSAGE_TYPES: dict[int, type] = {cls.TYPE: cls for cls in typing.get_args(Message)}
 assert len(MESSAGE_TYPES) == len(typing.get_args(Message)), "duplicate message TYPE codes"
