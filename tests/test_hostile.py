@@ -110,7 +110,7 @@ async def test_client_that_stops_halfway_leaves_nothing(cluster, http):
         f"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=XyZ\r\n"
         f"Content-Length: {len(head) + 5_000_000}\r\n\r\n"
     ).encode()
-    reader, writer = await asyncio.open_connection(cluster.web.host, cluster.web.port)
+    _reader, writer = await asyncio.open_connection(cluster.web.host, cluster.web.port)
     writer.write(request + head)
     await writer.drain()
     await asyncio.sleep(0.5)
@@ -159,7 +159,7 @@ async def test_upload_slots_are_bounded_with_503(fresh_cluster, http):
     body = b'--B\r\nContent-Disposition: form-data; name="file"; filename="slow.mp4"\r\n\r\n' + mp4_bytes(
         b"x" * 10_000
     )
-    reader, writer = await asyncio.open_connection(cluster.web.host, cluster.web.port)
+    _reader, writer = await asyncio.open_connection(cluster.web.host, cluster.web.port)
     writer.write(
         b"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=B\r\n"
         b"Content-Length: 999999\r\n\r\n" + body
