@@ -192,7 +192,9 @@ class BlobWriter:
         self.blob_id = blob_id
         self._blob_part = store._path(blob_id, ".blob.part")
         self._crc_part = store._path(blob_id, ".crc.part")
-        self._blob_file = open(self._blob_part, "xb")  # x: never overwrite another writer
+        # x: never overwrite another writer. Open across many write() calls, so no `with`:
+        # finish() or abort() closes it.
+        self._blob_file = open(self._blob_part, "xb")  # noqa: SIM115
         self._crcs = bytearray()
         self._pending = bytearray()  # the tail of the file not yet a whole block
         self._sha256 = hashlib.sha256()
