@@ -147,7 +147,7 @@ def _form_filename(name: str) -> str:
 async def upload_one(api: Api, path: Path, show: bool) -> dict:
     """Stream one file to POST /upload; the server's record, checked against our hash."""
     try:
-        file = open(path, "rb")
+        file = await asyncio.to_thread(open, path, "rb")
         size = os.fstat(file.fileno()).st_size
     except OSError as exc:
         raise ToolError(exc.strerror or str(exc)) from None
@@ -155,7 +155,7 @@ async def upload_one(api: Api, path: Path, show: bool) -> dict:
     with file, _bar(size, path.name, show) as bar:
 
         async def chunks():
-            while data := file.read(FILE_CHUNK_BYTES):
+            while data := await asyncio.to_thread(file.read, FILE_CHUNK_BYTES):
                 digest.update(data)
                 bar.update(len(data))
                 yield data
@@ -245,12 +245,10 @@ async def cmd_download(api: Api, args: argparse.Namespace) -> int:
                 print(f"{name} changed on the server or cannot be resumed; starting over")
             have, digest, total = 0, hashlib.sha256(), response.content_length
             sidecar.write_text(etag)
-        with (
-            open(output, "ab" if have else "wb") as file,
-            _bar(total, name, args.progress, initial=have) as bar,
-        ):
+        file = await asyncio.to_thread(open, output, "ab" if have else "wb")
+        with file, _bar(total, name, args.progress, initial=have) as bar:
             async for data in response.content.iter_chunked(FILE_CHUNK_BYTES):
-                file.write(data)
+                await asyncio.to_thread(file.write, data)
                 digest.update(data)
                 bar.update(len(data))
     _check_download(output, total, digest.hexdigest(), etag)
