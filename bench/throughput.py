@@ -29,7 +29,6 @@ import hashlib
 import os
 import random
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -122,9 +121,11 @@ def disk_baseline(source: Path, target: Path) -> float:
 
 async def loopback_baseline(size_bytes: int) -> float:
     """MB/s of one asyncio TCP stream on loopback, from this process to a sink process."""
-    sink = subprocess.Popen([sys.executable, "-c", _SINK_CODE], stdout=subprocess.PIPE)
+    sink = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", _SINK_CODE, stdout=asyncio.subprocess.PIPE
+    )
     try:
-        port = int(sink.stdout.readline())
+        port = int(await sink.stdout.readline())
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         piece = os.urandom(BASELINE_PIECE_BYTES)
         started = time.perf_counter()
@@ -136,7 +137,7 @@ async def loopback_baseline(size_bytes: int) -> float:
         elapsed = time.perf_counter() - started
         writer.close()
     finally:
-        sink.wait(timeout=10)
+        await asyncio.wait_for(sink.wait(), timeout=10)
     return received / MB / elapsed
 
 
