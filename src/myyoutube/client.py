@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from typing import TypeVar
 
 from myyoutube import protocol
 from myyoutube import stream as streams
@@ -35,6 +36,8 @@ from myyoutube.protocol import (
 from myyoutube.stream import FrameStream, RequestFailed
 
 __all__ = ["MasterClient", "RequestFailed", "Upload"]
+
+M = TypeVar("M", bound=protocol.Message)
 
 # An upload's End is answered after every replica fsynced a possibly large file.
 FINISH_TIMEOUT_S = 120.0
@@ -107,7 +110,7 @@ class MasterClient:
     async def _connect(self) -> FrameStream:
         return await streams.connect(self.host, self.port, self.secret, self.role)
 
-    async def _ask(self, request: protocol.Message, *answers: type):
+    async def _ask(self, request: protocol.Message, *answers: type[M]) -> M:
         connection = await self._connect()
         try:
             await connection.write_frame(request)

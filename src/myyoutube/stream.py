@@ -22,7 +22,7 @@ import hmac
 import logging
 import secrets
 import socket
-from typing import TypeVar
+from typing import TypeVar, overload
 
 from myyoutube import protocol
 from myyoutube.protocol import Authenticate, Challenge, Error, Message, Welcome
@@ -50,7 +50,9 @@ SOCKET_BUFFER_BYTES = 256 * 1024
 
 _NONCE_BYTES = 16
 
-M = TypeVar("M")
+M = TypeVar("M", bound=Message)
+M2 = TypeVar("M2", bound=Message)
+M3 = TypeVar("M3", bound=Message)
 
 
 class ConnectionClosed(ConnectionError):
@@ -90,7 +92,24 @@ class FrameStream:
                     raise ConnectionClosed(f"{self.peer} closed the connection") from exc
                 self._decoder.feed(data)
 
-    async def read_expected(self, *kinds: type[M], timeout: float | None = PEER_TIMEOUT_S) -> M:
+    # One overload per number of kinds, so the caller gets the union of exactly those.
+    @overload
+    async def read_expected(self, kind: type[M], /, *, timeout: float | None = PEER_TIMEOUT_S) -> M: ...
+
+    @overload
+    async def read_expected(
+        self, kind: type[M], kind2: type[M2], /, *, timeout: float | None = PEER_TIMEOUT_S
+    ) -> M | M2: ...
+
+    @overload
+    async def read_expected(
+        self, kind: type[M], kind2: type[M2], kind3: type[M3], /, *, timeout: float | None = PEER_TIMEOUT_S
+    ) -> M | M2 | M3: ...
+
+    @overload
+    async def read_expected(self, *kinds: type[M], timeout: float | None = PEER_TIMEOUT_S) -> M: ...
+
+    async def read_expected(self, *kinds: type, timeout: float | None = PEER_TIMEOUT_S) -> Message:
         """The next message, which must be one of `kinds`; an Error raises RequestFailed."""
         message = await self.read_frame(timeout)
         if isinstance(message, Error):
