@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from myyoutube import stream as streams
 from myyoutube.datanode.scrubber import Scrubber
@@ -75,13 +77,17 @@ class DataNode:
 
     async def handle_request(self, stream: FrameStream) -> None:
         request = await stream.read_frame()
-        handlers = {WriteBlob: self._write, ReadBlob: self._read, DeleteBlob: self._delete}
-        handler = handlers.get(type(request))
-        if handler is None:
+        if not isinstance(request, WriteBlob | ReadBlob | DeleteBlob):
             await stream.write_frame(Error("bad_request", f"datanode cannot {type(request).__name__}"))
             return
+        # Each handler takes the request type it is filed under (Any: a dict cannot say so).
+        handlers: dict[type, Callable[[FrameStream, Any], Awaitable[None]]] = {
+            WriteBlob: self._write,
+            ReadBlob: self._read,
+            DeleteBlob: self._delete,
+        }
         try:
-            await handler(stream, request)
+            await handlers[type(request)](stream, request)
         except StoreError as exc:
             if exc.code == "corrupt":
                 self.corrupt.add(request.blob_id)

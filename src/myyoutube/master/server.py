@@ -24,6 +24,8 @@ import asyncio
 import logging
 import random
 import time
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from myyoutube import names, protocol
 from myyoutube.master import status, transfer, uploads
@@ -104,7 +106,8 @@ class Master:
 
     async def handle(self, connection: FrameStream) -> None:
         request = await connection.read_frame()
-        handler = {
+        # Each handler takes the request type it is filed under (Any: a dict cannot say so).
+        handlers: dict[type, Callable[[FrameStream, Any], Awaitable[None]]] = {
             Register: self._control,
             PutVideo: self._put,
             ReadVideo: self._read,
@@ -113,7 +116,8 @@ class Master:
             DeleteVideo: self._delete,
             GetStatus: self._status,
             PurgeOrphans: self._purge_orphans,
-        }.get(type(request))
+        }
+        handler = handlers.get(type(request))
         if handler is None:
             await connection.write_frame(Error("bad_request", f"the master cannot {type(request).__name__}"))
             return
