@@ -121,6 +121,7 @@ def run(prog: str, log_level: str, serve: Callable[[], Awaitable[None]]) -> None
 
     async def main() -> None:
         task = asyncio.current_task()
+        assert task is not None, "main() runs as asyncio.run's task"
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, task.cancel)

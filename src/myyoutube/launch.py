@@ -103,13 +103,15 @@ def start_role(module: str, args: list[str], log_path: Path) -> Role:
 
 
 def _await_announcement(process: subprocess.Popen, module: str, log_path: Path) -> tuple[str, int]:
+    stdout = process.stdout
+    assert stdout is not None, "start_role opens the role's stdout as a pipe"
     deadline = time.monotonic() + STARTUP_TIMEOUT_S
     with selectors.DefaultSelector() as selector:
-        selector.register(process.stdout, selectors.EVENT_READ)
+        selector.register(stdout, selectors.EVENT_READ)
         while time.monotonic() < deadline:
             if not selector.select(timeout=max(0.0, deadline - time.monotonic())):
                 continue
-            line = process.stdout.readline().decode(errors="replace")
+            line = stdout.readline().decode(errors="replace")
             if not line:  # EOF: the process is exiting
                 process.wait()
                 reason = last_log_line(log_path) or f"exit status {process.returncode}"

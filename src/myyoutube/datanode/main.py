@@ -63,6 +63,7 @@ async def serve(args: argparse.Namespace) -> None:
     node: DataNode | None = None
 
     async def handle(connection: stream.FrameStream) -> None:
+        assert node is not None, "connections are accepted only after start_serving(), once node is set"
         await node.handle_request(connection)
 
     server = await cli.listen(

@@ -208,8 +208,8 @@ class Master:
         if video is None:
             await connection.write_frame(Error("not_found", names.unknown(request.name)))
             return
-        blob_id = video["blob_id"] if request.part == "video" else video.get("poster_blob_id")
-        replica = self.index.replicas.get(blob_id or "")
+        blob_id: str = (video["blob_id"] if request.part == "video" else video.get("poster_blob_id")) or ""
+        replica = self.index.replicas.get(blob_id)
         if request.part not in ("video", "poster") or replica is None:
             await connection.write_frame(Error("not_found", f"The video has no {request.part[:20]}."))
             return
