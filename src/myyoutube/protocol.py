@@ -351,7 +351,7 @@ def encode(message: Message) -> bytes:
     return b"".join((_PREFIX.pack(body_length, cls.TYPE, len(meta)), meta, data))
 
 
-def _decode_body(message_type: int, meta_length: int, body: bytes) -> Message:
+def _decode_body(message_type: int, meta_length: int, body: memoryview) -> Message:
     cls = MESSAGE_TYPES.get(message_type)
     if cls is None:
         raise RemoteProtocolError(f"unknown message type {message_type}")
