@@ -20,6 +20,9 @@ import signal
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import TypeVar
+
+T = TypeVar("T")
 
 # A secret shorter than this is guessable; refuse it rather than give false comfort.
 MIN_SECRET_BYTES = 16
@@ -107,8 +110,9 @@ def bound_port(server: asyncio.Server) -> int:
     return server.sockets[0].getsockname()[1]
 
 
-async def listen(start: Callable[[], Awaitable[asyncio.Server]], host: str, port: int) -> asyncio.Server:
-    """Start a server, turning the OS's refusal into a readable StartupError."""
+async def listen(start: Callable[[], Awaitable[T]], host: str, port: int) -> T:
+    """Start a server (whatever `start` returns), turning the OS's refusal into a readable
+    StartupError."""
     try:
         return await start()
     except OSError as exc:

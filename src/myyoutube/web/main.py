@@ -67,7 +67,8 @@ async def serve(args: argparse.Namespace) -> None:
     # The web front end talks to the master, which checks the secret; listening publicly
     # without one is still refused so the whole cluster follows one rule.
     secret = cli.load_secret(args.secret_file, args.host)
-    master = MasterClient(*args.master, secret)
+    master_host, master_port = args.master
+    master = MasterClient(master_host, master_port, secret)
     try:
         await master.list("")
     except (OSError, TimeoutError, RequestFailed) as exc:
