@@ -94,9 +94,11 @@ def clean_details(details: dict) -> dict:
             value = float(value)
         if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
             continue
-        if kind in (int, float) and not 0 <= value < 10**12:
+        # value is a `kind` now; testing its type rather than `kind` lets mypy see that too
+        # (a bool passes the int range check: 0 and 1 are in range).
+        if isinstance(value, int | float) and not 0 <= value < 10**12:
             continue
-        if kind is str and not (0 < len(value) <= MAX_CODEC_CHARS and value.isprintable()):
+        if isinstance(value, str) and not (0 < len(value) <= MAX_CODEC_CHARS and value.isprintable()):
             continue
         clean[key] = value
     return clean
