@@ -27,6 +27,7 @@ import mimetypes
 import os
 import re
 import sys
+from collections.abc import Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
 from pathlib import Path
@@ -117,8 +118,9 @@ async def _error_sentence(response: aiohttp.ClientResponse) -> str:
 
 def _reason(exc: BaseException) -> str:
     cause = getattr(exc, "os_error", None) or exc
-    if isinstance(getattr(cause, "errno", None), int) and cause.errno > 0:
-        return os.strerror(cause.errno)  # "Connection refused", not asyncio's wording
+    errno = getattr(cause, "errno", None)
+    if isinstance(errno, int) and errno > 0:
+        return os.strerror(errno)  # "Connection refused", not asyncio's wording
     return getattr(cause, "strerror", None) or str(cause) or type(cause).__name__
 
 
@@ -274,7 +276,7 @@ def _check_download(output: Path, total: int | None, sha256: str, etag: str) -> 
 # --- listing, delete, status -------------------------------------------------------------
 
 
-def _table(headers: tuple[str, ...], rows: list[tuple[str, ...]], right: set[int]) -> None:
+def _table(headers: tuple[str, ...], rows: Sequence[tuple[str, ...]], right: set[int]) -> None:
     """Print rows under headers in aligned columns; columns in `right` align right."""
     widths = [max(len(str(row[i])) for row in (headers, *rows)) for i in range(len(headers))]
     for row in (headers, *rows):
@@ -302,8 +304,8 @@ async def cmd_list(api: Api, args: argparse.Namespace) -> int:
     if not videos:
         print("No videos.")
         return 0
-    headers = ("NAME", "SIZE", "UPLOADED", "DURATION")
-    rows = [
+    headers: tuple[str, ...] = ("NAME", "SIZE", "UPLOADED", "DURATION")
+    rows: list[tuple[str, ...]] = [
         (
             v["name"],
             human_size(v["size"]),
