@@ -7,6 +7,26 @@ import pytest
 
 from harness import Cluster
 
+# `pytest -m fast` runs what needs no other process; `-m slow` the rest. A test is slow if
+# it uses one of these fixtures (they start a cluster's roles or Chromium), directly or
+# through another fixture, or lives in a module whose tests start processes themselves.
+PROCESS_FIXTURES = {"cluster", "fresh_cluster", "browser"}
+PROCESS_MODULES = {
+    "test_browser",  # Chromium
+    "test_cli",  # each role's command line, as a subprocess
+    "test_cluster",  # myyoutube-cluster, as a subprocess
+    "test_tool",  # the myyoutube command, as a subprocess
+}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        starts_processes = (
+            not PROCESS_FIXTURES.isdisjoint(getattr(item, "fixturenames", ()))
+            or item.path.stem in PROCESS_MODULES
+        )
+        item.add_marker(pytest.mark.slow if starts_processes else pytest.mark.fast)
+
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
