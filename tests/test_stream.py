@@ -63,10 +63,9 @@ async def stop(server: asyncio.Server) -> None:
     await server.wait_closed()
 
 
-async def echo(conn: FrameStream) -> None:
-    """Answer every frame with the same frame until the peer goes away."""
-    while True:
-        await conn.write_frame(await conn.read_frame())
+async def echo(conn: FrameStream, request: protocol.Message) -> None:
+    """Answer every request frame with the same frame."""
+    await conn.write_frame(request)
 
 
 async def read_until_closed(reader: asyncio.StreamReader, timeout: float) -> bytes:
@@ -228,8 +227,8 @@ async def test_garbage_after_handshake_closes_only_that_connection():
 async def test_client_sees_connection_closed_when_server_ends_it():
     """read_frame raises ConnectionClosed when the peer closes the socket."""
 
-    async def hang_up(conn: FrameStream) -> None:
-        await conn.read_frame()
+    async def hang_up(conn: FrameStream, request: protocol.Message) -> None:
+        raise ConnectionClosed("the handler gives up on this peer")
 
     server = await start_served(hang_up)
     try:
@@ -245,7 +244,7 @@ async def test_client_sees_connection_closed_when_server_ends_it():
 async def test_read_frame_times_out_on_a_silent_peer():
     """read_frame raises TimeoutError when an authenticated peer sends nothing within `timeout`."""
 
-    async def silent(conn: FrameStream) -> None:
+    async def silent(conn: FrameStream, request: protocol.Message) -> None:
         await conn.read_frame(timeout=5)  # says nothing; ends when the client goes away
 
     server = await start_served(silent)
@@ -263,10 +262,8 @@ async def test_read_frame_times_out_on_a_silent_peer():
 async def test_read_expected_raises_request_failed_on_error_frame():
     """An Error answer makes read_expected raise RequestFailed carrying its code and message."""
 
-    async def refuse(conn: FrameStream) -> None:
-        await conn.read_frame()
+    async def refuse(conn: FrameStream, request: protocol.Message) -> None:
         await conn.write_frame(Error("not_found", "no video named cat.mp4"))
-        await conn.read_frame()
 
     server = await start_served(refuse)
     try:
@@ -285,10 +282,8 @@ async def test_read_expected_raises_request_failed_on_error_frame():
 async def test_read_expected_rejects_an_unexpected_kind():
     """A message of a kind not asked for makes read_expected raise RemoteProtocolError."""
 
-    async def answer_chunk(conn: FrameStream) -> None:
-        await conn.read_frame()
+    async def answer_chunk(conn: FrameStream, request: protocol.Message) -> None:
         await conn.write_frame(Chunk(b"abc"))
-        await conn.read_frame()
 
     server = await start_served(answer_chunk)
     try:
@@ -296,6 +291,40 @@ async def test_read_expected_rejects_an_unexpected_kind():
         await client.write_frame(Ok({}))
         with pytest.raises(protocol.RemoteProtocolError, match="expected Ok/End, got Chunk"):
             await client.read_expected(Ok, End, timeout=3)
+        await client.close()
+    finally:
+        await stop(server)
+
+
+async def test_keepalives_reset_the_silence_timer_and_are_never_returned():
+    """A peer that works longer than the reader's silence limit but runs `keepalive` is
+    not taken for dead, and the reader only ever sees the real answer."""
+
+    async def slow_but_alive(conn: FrameStream, request: protocol.Message) -> None:
+        async with conn.keepalive():
+            await asyncio.sleep(stream.KEEPALIVE_S * 4)
+        await conn.write_frame(Ok({"after": "work"}))
+
+    server = await start_served(slow_but_alive)
+    try:
+        client = await stream.connect(HOST, port_of(server), SECRET, "web")
+        await client.write_frame(Ok({}))
+        answer = await client.read_frame(timeout=stream.KEEPALIVE_S * 2)
+        assert answer == Ok({"after": "work"})
+        assert client.frames_received >= 3  # keepalives arrived and were swallowed
+        await client.close()
+    finally:
+        await stop(server)
+
+
+async def test_one_connection_serves_many_requests():
+    """The server reads request after request on one connection (what pooling relies on)."""
+    server = await start_served(echo)
+    try:
+        client = await stream.connect(HOST, port_of(server), SECRET, "web")
+        for n in range(20):
+            await client.write_frame(Ok({"n": n}))
+            assert await client.read_frame(timeout=3) == Ok({"n": n})
         await client.close()
     finally:
         await stop(server)

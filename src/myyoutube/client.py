@@ -2,11 +2,16 @@
 
 Theory of operation
 -------------------
-Each call opens one authenticated connection to the master, sends one request and reads
-the answer; the master's `Error` frames surface as `RequestFailed(code, message)`. Uploads
-and reads are streams: `start_upload` returns an `Upload` to which bytes are written (cut
-into CHUNK_BYTES frames, each sent only when the master has drained the previous one, so
-the caller is paced by the slowest replica), and `read` is an async iterator of chunks.
+Requests travel on pooled, already-authenticated connections (pool.py): a call leases a
+connection, sends one request, reads the answer and gives the connection back; the
+master's `Error` frames surface as `RequestFailed(code, message)`.
+
+Uploads and reads are streams. `start_upload` returns an `Upload` to which bytes are
+written (cut into CHUNK_BYTES frames, each sent only when the master has drained the
+previous one, so the caller is paced by the slowest replica). `open_read` stats and opens
+a read in one round trip: the master answers with the video's record, then its bytes;
+`VideoRead.next_chunk()` lets the web hold the first bytes before it commits to an HTTP
+status. Only a read or upload that ran to its end gives its connection back to the pool.
 """
 
 from __future__ import annotations
@@ -15,8 +20,9 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import TypeVar
 
-from myyoutube import protocol
+from myyoutube import protocol, read_plan
 from myyoutube import stream as streams
+from myyoutube.pool import ConnectionPool, Lease
 from myyoutube.protocol import (
     CHUNK_BYTES,
     Chunk,
@@ -33,9 +39,9 @@ from myyoutube.protocol import (
     VideoInfo,
     VideoList,
 )
-from myyoutube.stream import FrameStream, RequestFailed
+from myyoutube.stream import RequestFailed
 
-__all__ = ["MasterClient", "RequestFailed", "Upload"]
+__all__ = ["MasterClient", "RequestFailed", "Upload", "VideoRead"]
 
 M = TypeVar("M", bound=protocol.Message)
 
@@ -45,9 +51,14 @@ FINISH_TIMEOUT_S = 120.0
 # After a failed write, how long to wait for the master's Error that explains it.
 ANSWER_AFTER_RESET_S = 2.0
 
-# Waiting for the next bytes of a read (or the answer to PutVideo): the master may be
-# failing over across replicas, each allowed PEER_TIMEOUT_S to answer.
-READ_STALL_TIMEOUT_S = 60.0
+# Waiting for the answer to PutVideo: the master opens replicas first, each allowed a
+# handshake and a stall period, replacing any that refuse.
+OPEN_UPLOAD_TIMEOUT_S = 30.0
+
+# The longest the master may be silent while a read is in progress. It sends a frame at
+# least every stream.KEEPALIVE_S while it works (failing over, waiting for datanodes after
+# a restart), so silence this long means it is frozen or cut off.
+MASTER_SILENCE_S = 5.0
 
 
 class Upload:
@@ -56,9 +67,11 @@ class Upload:
     the start, so a refusal stops the sender at its next chunk with the master's reason
     instead of a broken pipe."""
 
-    def __init__(self, connection: FrameStream) -> None:
-        self._connection = connection
-        self._answer = asyncio.ensure_future(connection.read_expected(VideoInfo, timeout=None))
+    def __init__(self, pool: ConnectionPool, lease: Lease) -> None:
+        self._pool = pool
+        self._lease = lease
+        self._connection = lease.connection
+        self._answer = asyncio.ensure_future(self._connection.read_expected(VideoInfo, timeout=None))
         self.size = 0
 
     async def _refusal_or(self, exc: BaseException) -> BaseException:
@@ -90,61 +103,104 @@ class Upload:
                 await self._connection.write_frame(VideoDetails(extra=extra or {}, poster=poster))
             await self._connection.write_frame(End(size=self.size, sha256=""))
             answer = await asyncio.wait_for(self._answer, FINISH_TIMEOUT_S)
+            self._lease.done()
         except (ConnectionError, TimeoutError) as exc:
             raise await self._refusal_or(exc) from exc
         finally:
             self._answer.cancel()
-            await self._connection.close()
+            self._pool.release(self._lease)
         return answer.video
 
     def abort(self) -> None:
         """Give up: the master drops the upload and every partial replica."""
         self._answer.cancel()
-        self._connection.abort()
+        self._pool.release(self._lease)  # never marked done: the connection is closed
+
+
+class VideoRead:
+    """An open read: the video's record (`video`), then the bytes [offset, offset+length)
+    of the part asked for, clamped to its size. Take them with `next_chunk()` (b'' at the
+    end) or iterate; `close()` when done (a read abandoned midway closes its connection)."""
+
+    def __init__(self, pool: ConnectionPool, lease: Lease, video: dict, offset: int, length: int) -> None:
+        self._pool = pool
+        self._lease = lease
+        self.video = video
+        self.offset = offset
+        self.length = length
+        self.received = 0
+        self._ended = False
+
+    async def next_chunk(self) -> bytes:
+        """The next bytes, b'' once all `length` arrived; RequestFailed if the master
+        reported a failure, TimeoutError if it fell silent, ProtocolError if it lied."""
+        if self._ended:
+            return b""
+        message = await self._lease.connection.read_expected(Chunk, End, timeout=MASTER_SILENCE_S)
+        if isinstance(message, End):
+            if self.received != self.length:
+                raise protocol.RemoteProtocolError(f"read ended after {self.received} of {self.length} bytes")
+            self._ended = True
+            self._lease.done()
+            return b""
+        self.received += len(message.data)
+        if self.received > self.length or not message.data:
+            raise protocol.RemoteProtocolError("the master sent bytes it was not asked for")
+        return message.data
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        while data := await self.next_chunk():
+            yield data
+
+    def close(self) -> None:
+        self._pool.release(self._lease)
 
 
 class MasterClient:
     def __init__(self, host: str, port: int, secret: bytes, role: str = "web") -> None:
         self.host, self.port, self.secret, self.role = host, port, secret, role
-
-    async def _connect(self) -> FrameStream:
-        return await streams.connect(self.host, self.port, self.secret, self.role)
+        self.pool = ConnectionPool(lambda: streams.connect(self.host, self.port, self.secret, self.role))
 
     async def _ask(self, request: protocol.Message, *answers: type[M]) -> M:
-        connection = await self._connect()
-        try:
-            await connection.write_frame(request)
-            return await connection.read_expected(*answers)
-        finally:
-            await connection.close()
+        async def attempt(lease: Lease) -> M:
+            await lease.connection.write_frame(request)
+            answer = await lease.connection.read_expected(*answers)
+            lease.done()
+            return answer
+
+        return await self.pool.call(attempt)
 
     async def start_upload(self, name: str, content_type: str) -> Upload:
         """Reserve a name and open replicas; RequestFailed if refused (exists, bad_name...)."""
-        connection = await self._connect()
-        try:
-            await connection.write_frame(PutVideo(name=name, content_type=content_type))
-            await connection.read_expected(Ok, timeout=READ_STALL_TIMEOUT_S)
-        except BaseException:
-            connection.abort()
-            raise
-        return Upload(connection)
+
+        async def attempt(lease: Lease) -> None:
+            await lease.connection.write_frame(PutVideo(name=name, content_type=content_type))
+            await lease.connection.read_expected(Ok, timeout=OPEN_UPLOAD_TIMEOUT_S)
+
+        lease, _ = await self.pool.start(attempt)
+        return Upload(self.pool, lease)
+
+    async def open_read(self, name: str, offset: int, length: int, part: str = "video") -> VideoRead:
+        """Stat a video and start reading its `part` in one round trip (`length` -1: to the
+        end). RequestFailed('not_found') if there is no such video or part."""
+
+        async def attempt(lease: Lease) -> dict:
+            await lease.connection.write_frame(ReadVideo(name=name, part=part, offset=offset, length=length))
+            return (await lease.connection.read_expected(VideoInfo, timeout=MASTER_SILENCE_S)).video
+
+        lease, video = await self.pool.start(attempt)
+        size = read_plan.part_size(video, part)
+        start, count = read_plan.clamp(offset, length, size)
+        return VideoRead(self.pool, lease, video, start, count)
 
     async def read(self, name: str, offset: int, length: int, part: str = "video") -> AsyncIterator[bytes]:
         """Yield the bytes [offset, offset+length) of a video (or its poster), in chunks."""
-        connection = await self._connect()
+        read = await self.open_read(name, offset, length, part)
         try:
-            await connection.write_frame(ReadVideo(name=name, part=part, offset=offset, length=length))
-            received = 0
-            while True:
-                message = await connection.read_expected(Chunk, End, timeout=READ_STALL_TIMEOUT_S)
-                if isinstance(message, End):
-                    break
-                received += len(message.data)
-                yield message.data
-            if received != length:
-                raise protocol.RemoteProtocolError(f"read ended after {received} of {length} bytes")
+            async for data in read:
+                yield data
         finally:
-            connection.abort()
+            read.close()
 
     async def stat(self, name: str) -> dict:
         return (await self._ask(StatVideo(name=name), VideoInfo)).video
@@ -161,3 +217,6 @@ class MasterClient:
 
     async def status(self) -> dict:
         return (await self._ask(GetStatus(), Ok)).info
+
+    def close(self) -> None:
+        self.pool.close()

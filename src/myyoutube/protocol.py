@@ -108,6 +108,15 @@ class Ok:
 
 
 @dataclass(frozen=True)
+class Keepalive:
+    """Either direction, while a request is in progress and the sender has nothing else to
+    say yet (a datanode waiting on its disk, a master failing over): proof of life, so the
+    receiver's silence timer can be short without cutting off a slow but healthy peer."""
+
+    TYPE: typing.ClassVar[int] = 8
+
+
+@dataclass(frozen=True)
 class Chunk:
     """A piece of a blob or video, at most CHUNK_BYTES, in order."""
 
@@ -180,8 +189,11 @@ class VideoDetails:
 
 @dataclass(frozen=True)
 class ReadVideo:
-    """Stream `length` bytes of a video's `part` ('video' or 'poster') from `offset`:
-    Chunk* then End, or Error."""
+    """Stat and read in one round trip: the master answers VideoInfo (the record), then
+    streams up to `length` bytes of the video's `part` ('video' or 'poster') from `offset`
+    as Chunk* then End, or Error at any point. `length` -1 means to the end; the range is
+    clamped to the part's size (see ranges.clamp), so an offset at or past the end reads
+    nothing."""
 
     TYPE: typing.ClassVar[int] = 15
     name: str
@@ -281,6 +293,7 @@ Message: typing.TypeAlias = (
     | Welcome
     | Error
     | Ok
+    | Keepalive
     | Chunk
     | End
     | PutVideo

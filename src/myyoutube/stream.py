@@ -12,6 +12,18 @@ Every connection starts with a mutual HMAC challenge-response over the cluster s
 (`accept` on the server side, `connect` on the client side); no command is read before the
 peer proved it knows the secret. Every wait has a deadline, so a peer that stops talking
 costs a bounded amount of time, never a task forever.
+
+Connections are long-lived: a server reads one request after another on each connection
+(`serve_connections`), and clients keep idle connections in a pool (pool.py), so a request
+costs no new TCP connection and no handshake. A handler that returns leaves its connection
+at a frame boundary, ready for the next request; one that raises closes it.
+
+Silence is how a dead or frozen peer shows itself, and `read_frame`'s timeout measures
+exactly that: the time since the peer's last frame. A peer that is busy but healthy (a
+datanode waiting on its disk, a master failing over to another replica) runs `keepalive`
+around the work, which sends a `Keepalive` frame whenever it has sent nothing for
+KEEPALIVE_S, so the receiver's silence limit can be a second or two without false alarms.
+Readers never see Keepalive frames; they only reset the silence timer.
 """
 
 from __future__ import annotations
@@ -22,10 +34,13 @@ import hmac
 import logging
 import secrets
 import socket
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import TypeVar, overload
 
 from myyoutube import protocol
-from myyoutube.protocol import Authenticate, Challenge, Error, Message, Welcome
+from myyoutube.protocol import Authenticate, Challenge, Error, Keepalive, Message, Welcome
 
 log = logging.getLogger(__name__)
 
@@ -33,10 +48,23 @@ log = logging.getLogger(__name__)
 # nothing must not hold a slot for long.
 HANDSHAKE_TIMEOUT_S = 5.0
 
-# The longest a healthy peer may be silent in the middle of a request. Chunks arrive every
-# few milliseconds when things work; a datanode paused or wedged for this long is treated
-# as dead and the reader fails over.
+# The longest a healthy peer may take to answer a request that has no keepalives (a
+# stat, a listing, a delete): it answers from memory within milliseconds when it works.
 PEER_TIMEOUT_S = 10.0
+
+# A peer in the middle of a request sends a frame (data or Keepalive) at least this often.
+# Small next to the stall limits below, so one late timer tick never looks like a stall.
+KEEPALIVE_S = 0.5
+
+# Default silence, in the middle of a request, after which a peer is taken for frozen or
+# partitioned and the work moves to another replica: four keepalive periods, so a loaded
+# but healthy peer is never cut off, and short enough that a viewer barely notices.
+DEFAULT_STALL_S = 2.0
+
+# A connection with no request in progress is closed by the server after this long; client
+# pools drop idle connections well before (pool.POOL_IDLE_S), so a pooled connection is
+# never closed by the server just as a request goes out on it.
+SERVER_IDLE_S = 120.0
 
 # The asyncio reader pauses the socket once it holds twice this much; one chunk is all a
 # frame reader needs (a larger frame still arrives: reading resumes while it waits).
@@ -49,6 +77,8 @@ STREAM_BUFFER_BYTES = protocol.CHUNK_BYTES
 SOCKET_BUFFER_BYTES = 256 * 1024
 
 _NONCE_BYTES = 16
+
+_KEEPALIVE_FRAME = protocol.encode(Keepalive())
 
 M = TypeVar("M", bound=Message)
 M2 = TypeVar("M2", bound=Message)
@@ -77,20 +107,36 @@ class FrameStream:
         self._decoder = protocol.FrameDecoder()
         peer = writer.get_extra_info("peername")
         self.peer = f"{peer[0]}:{peer[1]}" if peer else "?"
+        self.last_heard = time.monotonic()  # when the peer's last frame arrived
+        self.frames_received = 0  # every frame, keepalives included
+        self._last_sent = time.monotonic()  # when we last queued a frame
 
     async def read_frame(self, timeout: float | None = PEER_TIMEOUT_S) -> Message:
-        """The next message; ConnectionClosed on EOF, TimeoutError past `timeout`
-        (None: wait as long as the connection lives)."""
-        async with asyncio.timeout(timeout):
-            while True:
-                message = self._decoder.next_frame()
-                if message is not None:
-                    return message
-                try:
-                    data = await self._reader.readexactly(self._decoder.bytes_needed())
-                except asyncio.IncompleteReadError as exc:
-                    raise ConnectionClosed(f"{self.peer} closed the connection") from exc
-                self._decoder.feed(data)
+        """The next message other than Keepalive; ConnectionClosed on EOF, TimeoutError
+        after `timeout` seconds without any frame from the peer (None: wait as long as the
+        connection lives)."""
+        while True:
+            async with asyncio.timeout(timeout):
+                message = await self._next_message()
+            self.last_heard = time.monotonic()
+            self.frames_received += 1
+            if not isinstance(message, Keepalive):
+                return message
+
+    async def _next_message(self) -> Message:
+        while True:
+            message = self._decoder.next_frame()
+            if message is not None:
+                return message
+            try:
+                data = await self._reader.readexactly(self._decoder.bytes_needed())
+            except asyncio.IncompleteReadError as exc:
+                raise ConnectionClosed(f"{self.peer} closed the connection") from exc
+            self._decoder.feed(data)
+
+    @property
+    def is_open(self) -> bool:
+        return not self._writer.transport.is_closing() and not self._reader.at_eof()
 
     # One overload per number of kinds, so the caller gets the union of exactly those.
     @overload
@@ -125,9 +171,46 @@ class FrameStream:
 
     async def write_encoded(self, frame: bytes, timeout: float = PEER_TIMEOUT_S) -> None:
         """Send a frame made by protocol.encode (encode once, send to several replicas)."""
-        self._writer.write(frame)
+        self.queue_encoded(frame)
         async with asyncio.timeout(timeout):
             await self._writer.drain()
+
+    def queue_encoded(self, frame: bytes) -> None:
+        """Hand a whole frame to the transport without waiting for it to drain (frames
+        never interleave: the transport appends each write whole)."""
+        self._writer.write(frame)
+        self._last_sent = time.monotonic()
+
+    async def drain(self, timeout: float | None) -> None:
+        async with asyncio.timeout(timeout):
+            await self._writer.drain()
+
+    def _keepalive_due(self) -> bool:
+        # Only on an idle transport: a frame stuck behind unsent bytes proves nothing, and
+        # queueing more behind a frozen peer would only grow our buffer.
+        idle_for = time.monotonic() - self._last_sent
+        return idle_for >= KEEPALIVE_S and self._writer.transport.get_write_buffer_size() == 0
+
+    def start_keepalive(self) -> asyncio.Task:
+        """Send Keepalive whenever nothing else was sent for KEEPALIVE_S, until the task
+        is cancelled or the connection closes."""
+
+        async def tick() -> None:
+            while not self._writer.transport.is_closing():
+                await asyncio.sleep(KEEPALIVE_S / 2)
+                if self._keepalive_due():
+                    self.queue_encoded(_KEEPALIVE_FRAME)
+
+        return asyncio.create_task(tick())
+
+    @asynccontextmanager
+    async def keepalive(self) -> AsyncIterator[None]:
+        """Keep the peer informed that we are alive while the body waits on something else."""
+        ticker = self.start_keepalive()
+        try:
+            yield
+        finally:
+            ticker.cancel()
 
     async def close(self) -> None:
         self._writer.close()
@@ -216,10 +299,14 @@ async def accept(
     return stream
 
 
+Handler = Callable[[FrameStream, Message], Awaitable[None]]
+
+
 async def serve_connections(
-    handler, host: str, port: int, secret: bytes, role: str, max_connections: int
+    handler: Handler, host: str, port: int, secret: bytes, role: str, max_connections: int
 ) -> asyncio.Server:
-    """Listen on host:port; authenticate each connection, then run `handler(stream)`.
+    """Listen on host:port; authenticate each connection, then run `handler(stream,
+    request)` for each request frame that arrives on it, one after another.
 
     At most `max_connections` are served at once; a connection past the bound waits for a
     slot before its handshake, holding only a socket (its bytes stay in kernel buffers).
@@ -232,10 +319,7 @@ async def serve_connections(
             if stream is None:
                 return
             try:
-                await handler(stream)
-            except (protocol.ProtocolError, ConnectionError, TimeoutError) as exc:
-                # A bad or vanished peer ends its own connection, never the server.
-                log.info("connection from %s ended: %s", stream.peer, exc)
+                await _serve_requests(stream, handler)
             finally:
                 await stream.close()
 
@@ -246,3 +330,23 @@ async def serve_connections(
     for sock in server.sockets:  # accepted connections inherit the listener's buffers
         bound_buffers(sock)
     return server
+
+
+async def _serve_requests(stream: FrameStream, handler: Handler) -> None:
+    """Requests one after another until the peer leaves, idles out or misbehaves."""
+    while True:
+        try:
+            request = await stream.read_frame(timeout=SERVER_IDLE_S)
+        except (ConnectionError, TimeoutError) as exc:
+            # Between requests this is a pooled connection being let go: routine.
+            log.debug("connection from %s closed between requests: %s", stream.peer, exc)
+            return
+        except protocol.ProtocolError as exc:
+            log.info("connection from %s dropped: %s", stream.peer, exc)
+            return
+        try:
+            await handler(stream, request)
+        except (protocol.ProtocolError, ConnectionError, TimeoutError) as exc:
+            # A bad or vanished peer ends its own connection, never the server.
+            log.info("connection from %s ended during %s: %s", stream.peer, type(request).__name__, exc)
+            return

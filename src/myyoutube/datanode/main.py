@@ -6,7 +6,7 @@ import argparse
 import asyncio
 from pathlib import Path
 
-from myyoutube import cli, stream
+from myyoutube import cli, protocol, stream
 from myyoutube.datanode.server import MAX_CONNECTIONS, DataNode
 from myyoutube.datanode.store import BlobStore
 
@@ -62,9 +62,9 @@ async def serve(args: argparse.Namespace) -> None:
     secret = cli.load_secret(args.secret_file, args.host)
     node: DataNode | None = None
 
-    async def handle(connection: stream.FrameStream) -> None:
+    async def handle(connection: stream.FrameStream, request: protocol.Message) -> None:
         assert node is not None, "connections are accepted only after start_serving(), once node is set"
-        await node.handle_request(connection)
+        await node.handle_request(connection, request)
 
     server = await cli.listen(
         lambda: stream.serve_connections(handle, args.host, args.port, secret, "datanode", MAX_CONNECTIONS),

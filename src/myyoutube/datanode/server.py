@@ -35,12 +35,13 @@ from myyoutube.protocol import (
     End,
     Error,
     Heartbeat,
+    Message,
     Ok,
     ReadBlob,
     Register,
     WriteBlob,
 )
-from myyoutube.stream import FrameStream
+from myyoutube.stream import ConnectionClosed, FrameStream
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,10 @@ log = logging.getLogger(__name__)
 # master opens one per replica per upload or read, so this is far above normal use while
 # still bounding what a flood of connections can cost.
 MAX_CONNECTIONS = 256
+
+# The master keeps a write's connection alive with keepalives while it waits on its
+# uploader or on another replica; this much silence means it is gone.
+MASTER_SILENCE_S = 10.0
 
 # A viewer may pause playback, which stops the whole relay chain; a read stalled this long
 # on the consuming side is abandoned (the player re-requests its range when it resumes).
@@ -75,8 +80,7 @@ class DataNode:
 
     # --- data connections ---------------------------------------------------------------
 
-    async def handle_request(self, stream: FrameStream) -> None:
-        request = await stream.read_frame()
+    async def handle_request(self, stream: FrameStream, request: Message) -> None:
         if not isinstance(request, WriteBlob | ReadBlob | DeleteBlob):
             await stream.write_frame(Error("bad_request", f"datanode cannot {type(request).__name__}"))
             return
@@ -93,19 +97,26 @@ class DataNode:
                 self.corrupt.add(request.blob_id)
             log.warning("%s %s: %s", type(request).__name__, getattr(request, "blob_id", "?"), exc)
             await stream.write_frame(Error(exc.code, str(exc)))
+            if not isinstance(request, DeleteBlob):
+                # Mid-request the master may still be sending chunks (or we were sending
+                # them): the connection is not at a frame boundary; end it.
+                raise ConnectionClosed(f"{type(request).__name__} failed: {exc.code}") from exc
 
     async def _write(self, stream: FrameStream, request: WriteBlob) -> None:
         writer = self.store.open_writer(request.blob_id)
         try:
             await stream.write_frame(Ok({}))
-            while True:
-                message = await stream.read_expected(Chunk, End)
-                if isinstance(message, End):
-                    break
-                await writer.write(message.data)
-            if message.size != writer.size:
-                raise StoreError("checksum", f"got {writer.size} bytes, sender says {message.size}")
-            size, sha256 = await writer.finish()
+            # Keepalives tell the master we are alive while the disk is slow (a long
+            # write or the final fsync), so it can tell us apart from a frozen node.
+            async with stream.keepalive():
+                while True:
+                    message = await stream.read_expected(Chunk, End, timeout=MASTER_SILENCE_S)
+                    if isinstance(message, End):
+                        break
+                    await writer.write(message.data)
+                if message.size != writer.size:
+                    raise StoreError("checksum", f"got {writer.size} bytes, sender says {message.size}")
+                size, sha256 = await writer.finish()
         except BaseException:
             await writer.abort()
             raise
@@ -116,9 +127,10 @@ class DataNode:
 
     async def _read(self, stream: FrameStream, request: ReadBlob) -> None:
         sent = 0
-        async for piece in self.store.read(request.blob_id, request.offset, request.length):
-            await stream.write_frame(Chunk(piece), timeout=CONSUMER_STALL_TIMEOUT_S)
-            sent += len(piece)
+        async with stream.keepalive():  # a slow disk is not a frozen node
+            async for piece in self.store.read(request.blob_id, request.offset, request.length):
+                await stream.write_frame(Chunk(piece), timeout=CONSUMER_STALL_TIMEOUT_S)
+                sent += len(piece)
         await stream.write_frame(End(size=sent, sha256=""))
 
     async def _delete(self, stream: FrameStream, request: DeleteBlob) -> None:

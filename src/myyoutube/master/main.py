@@ -53,6 +53,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=DEFAULT_HEARTBEAT_S,
         help=f"the datanodes' heartbeat interval (default {DEFAULT_HEARTBEAT_S:g})",
     )
+    parser.add_argument(
+        "--stall-timeout",
+        type=cli.positive_float,
+        default=stream.DEFAULT_STALL_S,
+        help=f"seconds a datanode may fall silent mid-read or mid-write before it is taken "
+        f"for frozen and the work moves to another replica (default {stream.DEFAULT_STALL_S:g})",
+    )
     cli.add_common_flags(parser)
     args = parser.parse_args(argv)
     if args.min_replicas is None:
@@ -70,7 +77,7 @@ async def serve(args: argparse.Namespace) -> None:
     except Exception as exc:  # OSError or sqlite3.Error: either way one line for the operator
         raise cli.StartupError(f"cannot open the index in {args.data_dir}: {exc}") from exc
     state = ClusterState(args.dead_after, args.heartbeat, started_at=time.time())
-    master = Master(index, state, secret, args.replication, args.min_replicas)
+    master = Master(index, state, secret, args.replication, args.min_replicas, args.stall_timeout)
     server = await cli.listen(
         lambda: stream.serve_connections(
             master.handle, args.host, args.port, secret, "master", MAX_CONNECTIONS

@@ -27,10 +27,10 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from myyoutube import names, protocol
-from myyoutube.master import status, transfer, uploads
+from myyoutube import names, protocol, read_plan
+from myyoutube.master import relay, status, transfer, uploads
 from myyoutube.master.index import Index
-from myyoutube.master.state import ClusterState, Repair
+from myyoutube.master.state import ClusterState, Repair, Replica
 from myyoutube.protocol import (
     Chunk,
     Commands,
@@ -40,6 +40,7 @@ from myyoutube.protocol import (
     GetStatus,
     Heartbeat,
     ListVideos,
+    Message,
     Ok,
     PurgeOrphans,
     PutVideo,
@@ -49,7 +50,7 @@ from myyoutube.protocol import (
     VideoInfo,
     VideoList,
 )
-from myyoutube.stream import FrameStream
+from myyoutube.stream import DEFAULT_STALL_S, ConnectionClosed, FrameStream
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +61,13 @@ MAX_CONNECTIONS = 512
 # The web front end relays an HTTP client, which may pause for a while (a slow uplink, a
 # paused video). A request stalled this long on the client side is abandoned.
 CLIENT_STALL_TIMEOUT_S = 120.0
+
+# Right after a restart the master knows no live datanode until they re-register (within
+# a heartbeat or two, with their reconnect backoff). A read waits this long for a holder
+# of its video to come back before it is refused with 503: a few heartbeats at default
+# settings, and far below any player's patience.
+HOLDERS_WAIT_S = 5.0
+HOLDERS_POLL_S = 0.1
 
 # How often the repair planner looks for under-replicated blobs.
 REPAIR_TICK_S = 1.0
@@ -79,11 +87,13 @@ class Master:
         secret: bytes,
         replication: int,
         min_replicas: int,
+        stall_s: float = DEFAULT_STALL_S,
         rng: random.Random | None = None,
     ) -> None:
         self.index = index
         self.state = state
-        self.secret = secret
+        self.stall_s = stall_s  # silence after which a datanode mid-request is taken for frozen
+        self.pools = transfer.DatanodePools(secret)
         self.replication = replication
         self.min_replicas = min_replicas
         self.rng = rng or random.Random()
@@ -104,8 +114,7 @@ class Master:
             public["thumbnail_size"], public["thumbnail_sha256"] = poster.size, poster.sha256
         return public
 
-    async def handle(self, connection: FrameStream) -> None:
-        request = await connection.read_frame()
+    async def handle(self, connection: FrameStream, request: Message) -> None:
         # Each handler takes the request type it is filed under (Any: a dict cannot say so).
         handlers: dict[type, Callable[[FrameStream, Any], Awaitable[None]]] = {
             Register: self._control,
@@ -204,6 +213,7 @@ class Master:
     # --- reads ----------------------------------------------------------------------------
 
     async def _read(self, connection: FrameStream, request: ReadVideo) -> None:
+        """Answer the video's record, then stream the asked-for bytes of one of its parts."""
         video = self.index.videos.get(request.name)
         if video is None:
             await connection.write_frame(Error("not_found", names.unknown(request.name)))
@@ -213,10 +223,14 @@ class Master:
         if request.part not in ("video", "poster") or replica is None:
             await connection.write_frame(Error("not_found", f"The video has no {request.part[:20]}."))
             return
-        if request.offset < 0 or request.length < 0 or request.offset + request.length > replica.size:
+        if request.offset < 0 or request.length < -1:
             await connection.write_frame(Error("bad_request", "The requested bytes lie outside the video."))
             return
-        nodes = self.state.read_order(replica.nodes, time.time(), self.rng)
+        offset, length = read_plan.clamp(request.offset, request.length, replica.size)
+        await connection.write_frame(VideoInfo(video=self.public_video(video)))
+        if length == 0:
+            await connection.write_frame(End(size=0, sha256=""))
+            return
 
         async def consume(data: bytes) -> None:
             self.counters.bytes_out += len(data)
@@ -224,20 +238,36 @@ class Master:
 
         self.counters.active_streams += 1
         try:
-            await transfer.relay_blob(
-                blob_id, request.offset, request.length, nodes, self.secret, consume, self._read_failed
-            )
+            async with connection.keepalive():
+                nodes = await self._holders_to_read(replica)
+                await relay.relay_blob(
+                    blob_id, offset, length, nodes, self.pools, consume, self._read_failed, self.stall_s
+                )
         except transfer.ReplicationFailed as exc:
             await connection.write_frame(Error("unavailable", str(exc)))
             return
-        except transfer.ConsumerGone:
-            return
+        except relay.ConsumerGone as exc:
+            # The web went away mid-stream: its connection is finished, not reusable.
+            raise ConnectionClosed("the reader left mid-stream") from exc
         finally:
             self.counters.active_streams -= 1
-        await connection.write_frame(End(size=request.length, sha256=""))
+        await connection.write_frame(End(size=length, sha256=""))
+
+    async def _holders_to_read(self, replica: Replica) -> list[str]:
+        """The replicas to read from, in order. Right after a master restart no holder has
+        re-registered yet; wait for one (at most HOLDERS_WAIT_S) rather than refuse."""
+        waited = 0.0
+        while True:
+            now = time.time()
+            nodes = self.state.read_order(replica.nodes, now, self.rng)
+            if nodes or waited >= HOLDERS_WAIT_S or not self.state.awaiting_holders(replica.nodes, now):
+                return nodes
+            await asyncio.sleep(HOLDERS_POLL_S)
+            waited += HOLDERS_POLL_S
 
     def _read_failed(self, node: str, why: str) -> None:
         self.counters.read_failovers += 1
+        self.state.read_failed(node, time.time())
 
     # --- index requests -------------------------------------------------------------------
 
@@ -296,22 +326,23 @@ class Master:
             replica = self.index.replicas.get(repair.blob_id)
             if replica is None:
                 return  # deleted meanwhile
-            fanout = transfer.ReplicaFanout(repair.blob_id, 1, self.secret)
+            fanout = transfer.ReplicaFanout(repair.blob_id, 1, self.pools, self.stall_s)
             try:
                 await fanout.open([repair.target])
                 fanout.check_enough()
-                await transfer.relay_blob(
+                await relay.relay_blob(
                     repair.blob_id,
                     0,
                     replica.size,
                     [repair.source],
-                    self.secret,
+                    self.pools,
                     fanout.write,
                     self._read_failed,
+                    self.stall_s,
                 )
                 stored = await fanout.finish(replica.size, replica.sha256)
-            except (transfer.ReplicationFailed, transfer.ConsumerGone) as exc:
-                await fanout.abort(self.secret)
+            except (transfer.ReplicationFailed, relay.ConsumerGone) as exc:
+                await fanout.abort()
                 log.warning(
                     "repair copy of %s %s -> %s failed: %s", repair.blob_id, repair.source, repair.target, exc
                 )

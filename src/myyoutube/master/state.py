@@ -42,6 +42,11 @@ MAX_REPAIRS_PER_NODE = 2
 # taken before it landed; don't call it lost until reports this many heartbeats younger.
 REPORT_GRACE_HEARTBEATS = 3
 
+# A node a read just failed on (error, stall) is tried last for this long: long enough
+# that new viewers stop landing on a partitioned node before it is declared dead, short
+# enough that a node back from a blip soon takes its share of reads again.
+READ_FAILURE_MEMORY_S = 30.0
+
 # A node with less free space than this gets no new replicas: an upload's size is not
 # known in advance, and a disk filled to the last byte helps nobody.
 MIN_FREE_BYTES = 64 * 1024 * 1024
@@ -92,6 +97,7 @@ class ClusterState:
         self.report_grace_s = REPORT_GRACE_HEARTBEATS * heartbeat_s
         self.started_at = started_at
         self.nodes: dict[str, Node] = {}
+        self.read_failed_at: dict[str, float] = {}  # node -> when a read from it last failed
 
     # --- events -------------------------------------------------------------------------
 
@@ -123,12 +129,28 @@ class ClusterState:
     def alive_count(self, now: float) -> int:
         return sum(self.liveness(address, now) == ALIVE for address in self.nodes)
 
+    def read_failed(self, address: str, now: float) -> None:
+        """A read from `address` failed or stalled: route new reads elsewhere for a while."""
+        self.read_failed_at[address] = now
+
+    def _recently_failed(self, address: str, now: float) -> bool:
+        # One entry per node ever failed: bounded by the registry, so never pruned.
+        failed_at = self.read_failed_at.get(address)
+        return failed_at is not None and now - failed_at < READ_FAILURE_MEMORY_S
+
     def read_order(self, holders, now: float, rng: random.Random) -> list[str]:
-        """Nodes to read a blob from: alive ones first (random order), then suspect ones."""
-        rank = {ALIVE: 0, SUSPECT: 1}
+        """Nodes to read a blob from: alive ones that have not failed a read recently
+        first (random order, to spread the load), then alive ones that have, then suspect
+        ones. Dead and unknown nodes are left out."""
+        rank = {ALIVE: 0, SUSPECT: 2}
         usable = [a for a in holders if self.liveness(a, now) in rank]
         rng.shuffle(usable)
-        return sorted(usable, key=lambda a: rank[self.liveness(a, now)])
+        return sorted(usable, key=lambda a: rank[self.liveness(a, now)] + self._recently_failed(a, now))
+
+    def awaiting_holders(self, holders, now: float) -> bool:
+        """Some holder has not spoken to this master since it started but may still (the
+        master restarted moments ago): worth waiting a little before refusing a read."""
+        return any(self.liveness(a, now) == UNKNOWN for a in holders)
 
     # --- placement ------------------------------------------------------------------------
 

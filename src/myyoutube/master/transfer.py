@@ -1,35 +1,51 @@
-"""Moving blob bytes between the master and datanodes: fan-out writes, failover reads.
+"""Writing blob bytes from the master to datanodes: fan-out with stall detection.
 
 Theory of operation
 -------------------
-`ReplicaFanout` writes one blob to several datanodes at once. Each chunk is encoded once
-and handed to every replica's connection concurrently; the next chunk is taken only when
-every replica's transport has drained, so the slowest healthy replica paces the upload and
-the bytes in flight stay bounded by a chunk plus socket buffers per replica. A replica
-that fails (error, reset, or a stall past PEER_TIMEOUT_S) is dropped; the write goes on
-as long as `min_replicas` remain. `finish()` returns the nodes that confirmed the full
-size and the sha256 the master computed.
+`ReplicaFanout` writes one blob to several datanodes at once, each over a pooled
+connection (`DatanodePools`). Each chunk is encoded once and queued on every replica's
+connection; the next chunk is taken only when every replica's transport has drained, so
+the slowest healthy replica paces the upload and the bytes in flight stay bounded by a
+chunk plus socket buffers per replica.
 
-`relay_blob` reads a byte range of a blob from one replica and hands each chunk to a
-consumer. If the replica dies, stalls or answers with a corrupt block, it resumes at the
-exact byte offset on the next replica, so the consumer sees one unbroken byte stream.
+Telling a slow replica from a dead one is what keeps the healthy ones going. While a
+datanode works on a write it sends a Keepalive whenever it has sent nothing for
+stream.KEEPALIVE_S, and a background task per replica reads what it sends (keepalives,
+an early Error, the final End). A replica whose transport does not drain and that has
+been silent for `stall_s` (frozen, partitioned) is dropped within that time; one that
+is slow but talking (a busy disk) is waited for, up to DRAIN_LIMIT_S. In the other
+direction the master keeps each replica's connection alive while it waits on the
+uploader or on a stuck replica, so a healthy datanode never gives up on the master at
+the moment the master gives up on its stuck peer. The write goes on as long as
+`min_replicas` remain; `finish()` returns the nodes that confirmed size and sha256.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 from myyoutube import protocol
 from myyoutube import stream as streams
-from myyoutube.protocol import Chunk, DeleteBlob, End, Ok, ReadBlob, WriteBlob
-from myyoutube.stream import FrameStream, RequestFailed
+from myyoutube.pool import ConnectionPool, Lease
+from myyoutube.protocol import Chunk, DeleteBlob, End, Ok, WriteBlob
+from myyoutube.stream import RequestFailed
 
 log = logging.getLogger(__name__)
 
 # What counts as "this replica failed" rather than a bug: it may be dead, hung, lying.
 REPLICA_FAILURES = (OSError, TimeoutError, RequestFailed, protocol.ProtocolError)
+
+# A replica that keeps saying it is alive but does not take a chunk for this long (a disk
+# that hangs while the process runs) is dropped all the same.
+DRAIN_LIMIT_S = 60.0
+
+# Idle connections kept per datanode: a master runs a few uploads, repairs and dozens of
+# reads per node at once; beyond this, finished connections are closed.
+MAX_IDLE_PER_DATANODE = 32
 
 
 class ReplicationFailed(Exception):
@@ -40,58 +56,109 @@ class ReplicationFailed(Exception):
         self.code = code
 
 
+class StalledReplica(TimeoutError):
+    """A replica stopped taking bytes and fell silent."""
+
+
 def split_address(address: str) -> tuple[str, int]:
     host, _, port = address.rpartition(":")
     return host, int(port)
 
 
+class DatanodePools:
+    """One connection pool per datanode address, made on first use."""
+
+    def __init__(self, secret: bytes) -> None:
+        self._secret = secret
+        self._pools: dict[str, ConnectionPool] = {}
+
+    def __getitem__(self, node: str) -> ConnectionPool:
+        pool = self._pools.get(node)
+        if pool is None:
+            host, port = split_address(node)
+            pool = ConnectionPool(
+                lambda: streams.connect(host, port, self._secret, "master"), MAX_IDLE_PER_DATANODE
+            )
+            self._pools[node] = pool
+        return pool
+
+    def close(self) -> None:
+        for pool in self._pools.values():
+            pool.close()
+
+
+@dataclass
+class _Replica:
+    """One datanode receiving the blob: its connection, the reader of what it says, and
+    the ticker that keeps our side of the connection alive."""
+
+    lease: Lease
+    answer: asyncio.Task
+    ticker: asyncio.Task
+
+    @property
+    def connection(self) -> streams.FrameStream:
+        return self.lease.connection
+
+
 class ReplicaFanout:
-    def __init__(self, blob_id: str, min_replicas: int, secret: bytes) -> None:
+    def __init__(self, blob_id: str, min_replicas: int, pools: DatanodePools, stall_s: float) -> None:
         self.blob_id = blob_id
         self.min_replicas = min_replicas
-        self.secret = secret
-        self.replicas: dict[str, FrameStream] = {}
+        self.pools = pools
+        self.stall_s = stall_s
+        self.replicas: dict[str, _Replica] = {}
         self.failed: dict[str, str] = {}  # node -> why it was dropped
 
     async def open(self, nodes: list[str]) -> None:
         """Ask each node to accept the blob; keep those that agree (see check_enough)."""
         results = await asyncio.gather(*(self._open_one(node) for node in nodes), return_exceptions=True)
         for node, result in zip(nodes, results, strict=True):
-            if isinstance(result, FrameStream):
+            if isinstance(result, _Replica):
                 self.replicas[node] = result
-            else:
+            elif isinstance(result, Exception):
                 self._drop(node, result)
+            else:
+                raise result
 
     @property
     def tried(self) -> frozenset[str]:
         return frozenset(self.replicas) | frozenset(self.failed)
 
-    async def _open_one(self, node: str) -> FrameStream:
-        connection = await streams.connect(*split_address(node), self.secret, "master")
-        try:
-            await connection.write_frame(WriteBlob(blob_id=self.blob_id))
-            await connection.read_expected(Ok)
-        except BaseException:
-            connection.abort()
-            raise
-        return connection
+    async def _open_one(self, node: str) -> _Replica:
+        async def attempt(lease: Lease) -> None:
+            await lease.connection.write_frame(WriteBlob(blob_id=self.blob_id))
+            await lease.connection.read_expected(Ok, timeout=self.stall_s * 2)
+
+        lease, _ = await self.pools[node].start(attempt)
+        connection = lease.connection
+        # The datanode's only answer from now on is End (or Error); keepalives in between
+        # are consumed by read_frame and only refresh connection.last_heard.
+        answer = asyncio.create_task(connection.read_expected(End, timeout=None))
+        return _Replica(lease, answer, connection.start_keepalive())
 
     def _drop(self, node: str, why: BaseException) -> None:
-        connection = self.replicas.pop(node, None)
-        if connection is not None:
-            connection.abort()
+        replica = self.replicas.pop(node, None)
+        if replica is not None:
+            self._let_go(node, replica)
         self.failed[node] = f"{type(why).__name__}: {why}"
         log.warning("replica %s of blob %s dropped: %s", node, self.blob_id, self.failed[node])
 
+    def _let_go(self, node: str, replica: _Replica) -> None:
+        replica.ticker.cancel()
+        replica.answer.cancel()
+        self.pools[node].release(replica.lease)
+
     def check_enough(self) -> None:
         if len(self.replicas) < self.min_replicas:
-            reasons = "; ".join(f"{node}: {why}" for node, why in self.failed.items())
+            # The reasons name internal addresses and errors: for the log, not the user.
+            log.warning("blob %s: too few replicas left (%s)", self.blob_id, self.failed)
             raise ReplicationFailed(
                 f"Only {len(self.replicas)} datanodes could keep storing the video and "
-                f"{self.min_replicas} are needed; try again shortly. ({reasons or 'none available'})"
+                f"{self.min_replicas} are needed; try again shortly."
             )
 
-    async def _each(self, send: Callable[[FrameStream], Awaitable[object]]) -> dict[str, object]:
+    async def _each(self, send: Callable[[_Replica], Awaitable[object]]) -> dict[str, object]:
         nodes = list(self.replicas)
         results = await asyncio.gather(*(send(self.replicas[n]) for n in nodes), return_exceptions=True)
         answers = {}
@@ -105,19 +172,48 @@ class ReplicaFanout:
         self.check_enough()
         return answers
 
+    async def _drained(self, replica: _Replica) -> None:
+        """Wait until the replica took what was queued; StalledReplica if it fell silent."""
+        started = time.monotonic()
+        while True:
+            if replica.answer.done():
+                replica.answer.result()  # an early Error raises RequestFailed here
+                raise protocol.RemoteProtocolError("datanode answered before the blob ended")
+            try:
+                await replica.connection.drain(timeout=self.stall_s / 2)
+                return
+            except TimeoutError:
+                now = time.monotonic()
+                silent_s = now - replica.connection.last_heard
+                if silent_s > self.stall_s or now - started > DRAIN_LIMIT_S:
+                    raise StalledReplica(f"took no bytes and was silent for {silent_s:.1f}s") from None
+
     async def write(self, data: bytes) -> None:
         frame = protocol.encode(Chunk(data))
-        await self._each(lambda connection: connection.write_encoded(frame))
+
+        async def deliver(replica: _Replica) -> None:
+            replica.connection.queue_encoded(frame)
+            await self._drained(replica)
+
+        await self._each(deliver)
 
     async def finish(self, size: int, sha256: str) -> list[str]:
         """End the blob; the nodes that stored exactly `size` bytes with this sha256."""
+        frame = protocol.encode(End(size=size, sha256=sha256))
 
-        async def end(connection: FrameStream) -> End:
-            await connection.write_frame(End(size=size, sha256=sha256))
-            # The node fsyncs before answering; a large blob may take a while to flush.
-            answer = await connection.read_expected(End, timeout=streams.PEER_TIMEOUT_S * 3)
+        async def end(replica: _Replica) -> End:
+            replica.connection.queue_encoded(frame)
+            await self._drained(replica)
+            # The node fsyncs before answering, sending keepalives meanwhile.
+            while not replica.answer.done():
+                await asyncio.wait({replica.answer}, timeout=self.stall_s / 2)
+                silent_s = time.monotonic() - replica.connection.last_heard
+                if not replica.answer.done() and silent_s > self.stall_s:
+                    raise StalledReplica(f"silent for {silent_s:.1f}s while finishing")
+            answer = replica.answer.result()
             if (answer.size, answer.sha256) != (size, sha256):
                 raise RequestFailed("checksum", f"stored {answer.size} bytes, sha256 {answer.sha256}")
+            replica.lease.done()
             return answer
 
         stored = list(await self._each(end))
@@ -125,97 +221,24 @@ class ReplicaFanout:
         return stored
 
     def close(self) -> None:
-        for connection in self.replicas.values():
-            connection.abort()
+        """Let every connection go: back to its pool if the blob ended cleanly on it."""
+        for node, replica in self.replicas.items():
+            self._let_go(node, replica)
+        self.replicas.clear()
 
-    async def abort(self, secret: bytes) -> None:
+    async def abort(self) -> None:
         """Give up: drop every connection and delete whatever was stored (best effort)."""
         nodes = list(self.replicas) + list(self.failed)
         self.close()
         await asyncio.gather(
-            *(delete_blob(node, self.blob_id, secret) for node in nodes), return_exceptions=True
+            *(delete_blob(self.pools, node, self.blob_id) for node in nodes), return_exceptions=True
         )
 
 
-async def delete_blob(node: str, blob_id: str, secret: bytes) -> None:
-    connection = await streams.connect(*split_address(node), secret, "master")
-    try:
-        await connection.write_frame(DeleteBlob(blob_id=blob_id))
-        await connection.read_expected(Ok)
-    finally:
-        connection.abort()
+async def delete_blob(pools: DatanodePools, node: str, blob_id: str) -> None:
+    async def attempt(lease: Lease) -> None:
+        await lease.connection.write_frame(DeleteBlob(blob_id=blob_id))
+        await lease.connection.read_expected(Ok)
+        lease.done()
 
-
-async def relay_blob(
-    blob_id: str,
-    offset: int,
-    length: int,
-    nodes: list[str],
-    secret: bytes,
-    consume: Callable[[bytes], Awaitable[None]],
-    on_failure: Callable[[str, str], None],
-) -> None:
-    """Feed bytes [offset, offset+length) of a blob to `consume`, failing over between
-    `nodes` in order; raises ReplicationFailed if every replica failed."""
-    sent = 0
-    for node in nodes:
-        try:
-            sent += await _relay_from(node, blob_id, offset + sent, length - sent, secret, consume)
-            return
-        except _PartialRead as partial:
-            sent += partial.sent
-            on_failure(node, partial.why)
-            log.warning(
-                "read of %s from %s failed at byte %d: %s; failing over",
-                blob_id,
-                node,
-                offset + sent,
-                partial.why,
-            )
-    raise ReplicationFailed(
-        f"No copy of the video could be read from byte {offset + sent} "
-        f"({len(nodes)} tried); try again shortly."
-    )
-
-
-class ConsumerGone(Exception):
-    """Whoever the bytes were relayed to stopped taking them."""
-
-
-class _PartialRead(Exception):
-    def __init__(self, sent: int, why: str) -> None:
-        super().__init__(why)
-        self.sent = sent
-        self.why = why
-
-
-async def _relay_from(
-    node: str,
-    blob_id: str,
-    offset: int,
-    length: int,
-    secret: bytes,
-    consume: Callable[[bytes], Awaitable[None]],
-) -> int:
-    sent = 0
-    connection = None
-    try:
-        connection = await streams.connect(*split_address(node), secret, "master")
-        await connection.write_frame(ReadBlob(blob_id=blob_id, offset=offset, length=length))
-        while sent < length:
-            chunk = await connection.read_expected(Chunk)
-            if len(chunk.data) > length - sent:
-                raise protocol.RemoteProtocolError("datanode sent more bytes than asked for")
-            try:
-                await consume(chunk.data)
-            except Exception as exc:
-                # The reader went away or stalled: not this replica's fault, no failover.
-                raise ConsumerGone(str(exc)) from exc
-            sent += len(chunk.data)
-        await connection.read_expected(End)
-    except REPLICA_FAILURES as exc:
-        raise _PartialRead(sent, f"{type(exc).__name__}: {exc}") from exc
-    finally:
-        if connection is not None:
-            connection.abort()
-    return sent
+    await pools[node].call(attempt)

@@ -26,7 +26,7 @@ from myyoutube import media, names, protocol
 from myyoutube.master import transfer
 from myyoutube.master.index import NameTaken, StoredBlob
 from myyoutube.protocol import Chunk, End, Error, Ok, VideoDetails, VideoInfo
-from myyoutube.stream import FrameStream
+from myyoutube.stream import ConnectionClosed, FrameStream
 
 if TYPE_CHECKING:
     from myyoutube.master.server import Master
@@ -82,23 +82,25 @@ async def receive(master: Master, connection: FrameStream, name: str, content_ty
 
 
 async def _drain(connection: FrameStream) -> None:
-    """Read and drop what the uploader still sends until it has seen our Error and closed.
+    """Read and drop what the uploader still sends until it has seen our Error and sent
+    End, which leaves the connection clean for its next request.
 
     Closing with its chunks unread would make the kernel answer with a reset, which can
-    destroy the Error frame before the uploader reads it.
+    destroy the Error frame before the uploader reads it. An uploader that does not end
+    within DRAIN_AFTER_ERROR_S loses the connection.
     """
     try:
         async with asyncio.timeout(DRAIN_AFTER_ERROR_S):
             while not isinstance(await connection.read_frame(timeout=None), End):
                 pass
-    except (ConnectionError, TimeoutError, protocol.ProtocolError):
-        pass
+    except (ConnectionError, TimeoutError, protocol.ProtocolError) as exc:
+        raise ConnectionClosed("the uploader did not end after a refusal") from exc
 
 
 def _fanout(master: Master, fanouts: list) -> transfer.ReplicaFanout:
     """A new blob's writer. Its id is recorded as the index's own before any byte is
     written, so copies left by a crash are known to be deletable."""
-    fanout = transfer.ReplicaFanout(uuid.uuid4().hex, master.min_replicas, master.secret)
+    fanout = transfer.ReplicaFanout(uuid.uuid4().hex, master.min_replicas, master.pools, master.stall_s)
     master.index.begin_blob(fanout.blob_id, time.time())
     master.in_flight.add(fanout.blob_id)
     fanouts.append(fanout)
@@ -110,7 +112,7 @@ async def _abort(master: Master, fanouts: list[transfer.ReplicaFanout]) -> None:
     # deleted when that node next reports it.
     master.index.abandon_blobs([f.blob_id for f in fanouts], time.time())
     for fanout in fanouts:
-        await fanout.abort(master.secret)
+        await fanout.abort()
 
 
 async def open_replicas(master: Master, fanout: transfer.ReplicaFanout) -> None:

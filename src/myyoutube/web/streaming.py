@@ -2,23 +2,38 @@
 
 Theory of operation
 -------------------
-A request asks the pure `ranges.decide` what to answer (status, headers, byte ranges),
-then relays exactly those byte ranges from the master, chunk by chunk, each `write`
-waiting for the viewer's socket to drain. So memory per request is a few chunks whatever
-the video's size, and a slow viewer slows the datanode read rather than filling a buffer.
+One round trip starts a stream: `read_plan.guess` says which bytes a player's request
+most likely wants (the whole video, or one range from a given offset), and the master
+answers that read with the video's record first, then the bytes. The pure
+`ranges.decide` then settles the answer from the record (validators, size, RFC 9110); if
+it picked exactly the guessed range, the bytes on their way are the body, otherwise the
+read is dropped and the decided ranges are read afresh. Conditional requests stat first.
+
+The status line and headers go out only once the first bytes of the body are in hand, so
+every failure before that (the video was deleted, no replica answers, the master is
+restarting) is a clean JSON 404/503 with Retry-After. After the headers, a failure can
+only cut the response short: the connection is aborted and the player sees a truncated
+body, never a second HTTP response inside the first one.
+
+Each chunk is written with `await response.write`, which waits for the viewer's socket to
+drain, so a slow viewer slows the datanode read instead of filling a buffer.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import secrets
 import socket
 
 from aiohttp import web
 
-from myyoutube import ranges
+from myyoutube import ranges, read_plan
+from myyoutube.client import MasterClient, RequestFailed, VideoRead
 from myyoutube.stream import SOCKET_BUFFER_BYTES
-from myyoutube.web.common import LIMITS, MASTER, METRICS, SECURITY_HEADERS, error
+from myyoutube.web.common import LIMITS, MASTER, METRICS, SECURITY_HEADERS
+
+log = logging.getLogger(__name__)
 
 # A paused player stops reading; past this the stream is dropped (the player asks for
 # its range again on resume). Shorter than the master's own stall timeout, so the web
@@ -26,56 +41,140 @@ from myyoutube.web.common import LIMITS, MASTER, METRICS, SECURITY_HEADERS, erro
 VIEWER_STALL_TIMEOUT_S = 90.0
 
 
+class ViewerGone(Exception):
+    """The viewer closed the connection or stopped reading: routine, not a failure."""
+
+
 async def stream(request: web.Request) -> web.StreamResponse:
-    video = await request.app[MASTER].stat(request.match_info["name"])
-    return await _serve(request, video, "video", video["size"], video["sha256"], video["content_type"])
+    return await _serve(request, "video")
 
 
 async def thumbnail(request: web.Request) -> web.StreamResponse:
     """The poster, with the same validators, caching and ranges as the video itself."""
-    video = await request.app[MASTER].stat(request.match_info["name"])
-    if not video.get("has_thumbnail"):
-        return error(404, "This video has no poster.")
-    return await _serve(
-        request, video, "poster", video["thumbnail_size"], video["thumbnail_sha256"], "image/jpeg"
+    return await _serve(request, "poster")
+
+
+def _describe(video: dict, part: str) -> tuple[int, ranges.Validators, str]:
+    """(size, validators, content type) of a video's part; 404 if it has no such part."""
+    if part == "poster" and not video.get("has_thumbnail"):
+        raise RequestFailed("not_found", "This video has no poster.")
+    sha256 = video["sha256"] if part == "video" else video["thumbnail_sha256"]
+    validators = ranges.Validators(etag=f'"{sha256}"', last_modified=video["uploaded_at"])
+    content_type = video["content_type"] if part == "video" else "image/jpeg"
+    return read_plan.part_size(video, part), validators, content_type
+
+
+async def _open(master: MasterClient, request: web.Request, part: str) -> tuple[dict, VideoRead | None]:
+    """The video's record, and the read its answer most likely needs (None if unguessable)."""
+    name = request.match_info["name"]
+    guess = read_plan.guess(request.method, request.headers)
+    if guess is None:
+        return await master.stat(name), None
+    read = await master.open_read(name, *guess, part=part)
+    return read.video, read
+
+
+async def _serve(request: web.Request, part: str) -> web.StreamResponse:
+    """Answer GET/HEAD of one stored part as ranges.decide says, relaying its bytes."""
+    master = request.app[MASTER]
+    async with request.app[LIMITS]["streams"].take():
+        video, read = await _open(master, request, part)
+        try:
+            size, validators, content_type = _describe(video, part)
+            boundary = secrets.token_hex(16)
+            decision = ranges.decide(
+                request.method, request.headers, size, content_type, validators, boundary
+            )
+            if read is not None and not _is_exactly(decision, read):
+                read.close()  # the guess was wrong (If-Range changed, past the end...)
+                read = None
+            if not decision.ranges:
+                return web.Response(status=decision.status, headers=decision.headers)
+            first = decision.ranges[0]
+            if read is None:
+                read = await master.open_read(video["name"], first.start, first.length, part=part)
+            head = await read.next_chunk()  # before any header: a failure here is a clean error
+            return await _send(
+                request, decision, (read, head), video["name"], part, size, content_type, boundary
+            )
+        finally:
+            if read is not None:
+                read.close()
+
+
+def _is_exactly(decision: ranges.Decision, read: VideoRead) -> bool:
+    return len(decision.ranges) == 1 and (decision.ranges[0].start, decision.ranges[0].length) == (
+        read.offset,
+        read.length,
     )
 
 
-async def _serve(
-    request: web.Request, video: dict, part: str, size: int, sha256: str, content_type: str
+async def _send(
+    request: web.Request,
+    decision: ranges.Decision,
+    opened: tuple[VideoRead, bytes],
+    name: str,
+    part: str,
+    size: int,
+    content_type: str,
+    boundary: str,
 ) -> web.StreamResponse:
-    """Answer GET/HEAD of one stored blob as ranges.decide says, relaying its bytes."""
-    validators = ranges.Validators(etag=f'"{sha256}"', last_modified=video["uploaded_at"])
-    boundary = secrets.token_hex(16)
-    decision = ranges.decide(request.method, request.headers, size, content_type, validators, boundary)
-    if not decision.ranges:
-        return web.Response(status=decision.status, headers=decision.headers)
+    """Send the headers and every range; `opened` is the first range's read and its first
+    bytes. After the headers a failure aborts the connection."""
     counters = request.app[METRICS]
     viewer = request.transport.get_extra_info("socket") if request.transport else None
     if viewer is not None:
         # The same cap as inside the cluster: a paused player must not pull megabytes
         # ahead into this socket's kernel buffer (see stream.SOCKET_BUFFER_BYTES).
         viewer.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SOCKET_BUFFER_BYTES)
-    async with request.app[LIMITS]["streams"].take():
-        with counters.active_streams.track_inprogress():
-            response = web.StreamResponse(status=decision.status, headers=decision.headers)
-            response.headers.update(SECURITY_HEADERS)
-            await response.prepare(request)
+    response = web.StreamResponse(status=decision.status, headers=decision.headers)
+    response.headers.update(SECURITY_HEADERS)
 
-            async def send(data: bytes) -> None:
-                # A viewer that takes nothing for this long is gone; free the stream slot.
-                async with asyncio.timeout(VIEWER_STALL_TIMEOUT_S):
-                    await response.write(data)
-                counters.stream_bytes.inc(len(data))
+    async def send(data: bytes) -> None:
+        try:
+            # A viewer that takes nothing for this long is gone; free the stream slot.
+            async with asyncio.timeout(VIEWER_STALL_TIMEOUT_S):
+                await response.write(data)
+        except (ConnectionError, TimeoutError) as exc:
+            raise ViewerGone(str(exc) or type(exc).__name__) from exc
+        counters.stream_bytes.inc(len(data))
 
-            for byte_range in decision.ranges:
+    with counters.active_streams.track_inprogress():
+        await response.prepare(request)
+        try:
+            for index, byte_range in enumerate(decision.ranges):
                 if decision.is_multipart:
                     await send(ranges.multipart_part_header(byte_range, size, content_type, boundary))
-                async for data in request.app[MASTER].read(
-                    video["name"], byte_range.start, byte_range.length, part=part
-                ):
-                    await send(data)
+                if index == 0:
+                    read, data = opened
+                    while data:
+                        await send(data)
+                        data = await read.next_chunk()
+                else:
+                    async for data in request.app[MASTER].read(
+                        name, byte_range.start, byte_range.length, part
+                    ):
+                        await send(data)
             if decision.is_multipart:
                 await send(ranges.multipart_closing(boundary))
             await response.write_eof()
-            return response
+        except Exception as exc:
+            _cut(request, exc)
+    return response
+
+
+def _cut(request: web.Request, exc: Exception) -> None:
+    """End a response whose headers are out: abort the connection, so the client sees a
+    short body (never another response written into this one)."""
+    if request.transport is not None:
+        request.transport.abort()
+    if isinstance(exc, ViewerGone):
+        log.debug("%s %s: viewer left: %s", request.method, request.path, exc)
+    else:
+        log.warning(
+            "%s %s: stream cut after its headers: %s: %s",
+            request.method,
+            request.path,
+            type(exc).__name__,
+            exc,
+        )

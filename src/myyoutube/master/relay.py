@@ -1,0 +1,174 @@
+"""Reading a byte range of a blob from its replicas: hedged first byte, failover midway.
+
+Theory of operation
+-------------------
+`relay_blob` hands the bytes [offset, offset+length) of a blob to a consumer (the web's
+connection, or a repair copy) as one unbroken stream, whatever the replicas do.
+
+Starting a read: the first replica in `nodes` (the state's order: healthy and not
+recently failed first) is asked over a pooled connection. If its first chunk has not
+arrived after FIRST_BYTE_HEDGE_S, the next replica is asked too, and whichever answers
+first serves the read; the other request is dropped with its connection. A replica that
+fails outright is replaced at once. So a partitioned or frozen node costs a new viewer a
+fraction of a second, not a timeout.
+
+Midway: a replica that errs (a corrupt block), closes, or stays silent for `stall_s`
+(datanodes send keepalives while they wait on their disk, so silence means frozen or cut
+off) is abandoned, and the read resumes at the exact byte on the next replica.
+`on_failure` tells the caller, which stops routing reads to that node for a while.
+
+A consumer that fails (the viewer left) ends the relay with ConsumerGone: not the
+replica's fault, no failover.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+from myyoutube import protocol
+from myyoutube.master.transfer import REPLICA_FAILURES, DatanodePools, ReplicationFailed
+from myyoutube.pool import Lease
+from myyoutube.protocol import Chunk, End, ReadBlob
+
+log = logging.getLogger(__name__)
+
+# How long the first chunk from a replica may take before another replica is asked as
+# well. A healthy datanode answers a range from its page cache or disk in milliseconds
+# (tens under load); half a second is far out in that tail, and short for a viewer.
+FIRST_BYTE_HEDGE_S = 0.5
+
+Consumer = Callable[[bytes], Awaitable[None]]
+FailureReport = Callable[[str, str], None]
+
+
+class ConsumerGone(Exception):
+    """Whoever the bytes were relayed to stopped taking them."""
+
+
+class _PartialRead(Exception):
+    def __init__(self, sent: int, why: str) -> None:
+        super().__init__(why)
+        self.sent = sent
+        self.why = why
+
+
+def _why(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
+async def relay_blob(
+    blob_id: str,
+    offset: int,
+    length: int,
+    nodes: list[str],
+    pools: DatanodePools,
+    consume: Consumer,
+    on_failure: FailureReport,
+    stall_s: float,
+) -> None:
+    """Feed bytes [offset, offset+length) of a blob to `consume`, from `nodes` in order of
+    preference; ReplicationFailed if every replica failed, ConsumerGone if the consumer did."""
+    sent = 0
+    untried = list(nodes)
+    while sent < length:
+        started = await _first_answer(
+            untried, blob_id, offset + sent, length - sent, pools, stall_s, on_failure
+        )
+        if started is None:
+            raise ReplicationFailed(
+                f"No copy of the video could be read from byte {offset + sent} "
+                f"({len(nodes)} tried); try again shortly."
+            )
+        node, lease, first = started
+        try:
+            sent += await _pump(lease, first, length - sent, consume, stall_s)
+        except _PartialRead as partial:
+            sent += partial.sent
+            on_failure(node, partial.why)
+            log.warning(
+                "read of %s from %s failed at byte %d: %s; failing over",
+                blob_id,
+                node,
+                offset + sent,
+                partial.why,
+            )
+        finally:
+            pools[node].release(lease)
+
+
+async def _first_answer(
+    untried: list[str],
+    blob_id: str,
+    offset: int,
+    length: int,
+    pools: DatanodePools,
+    stall_s: float,
+    on_failure: FailureReport,
+) -> tuple[str, Lease, bytes] | None:
+    """Ask replicas from `untried` (consuming it), hedging after FIRST_BYTE_HEDGE_S, until
+    one delivers its first chunk: (node, its lease, the chunk); None if all failed."""
+    attempts: dict[asyncio.Task, str] = {}
+    hedge_due = True
+    try:
+        while untried or attempts:
+            if untried and (hedge_due or not attempts):
+                node = untried.pop(0)
+                attempts[asyncio.create_task(_open(pools, node, blob_id, offset, length, stall_s))] = node
+            done, _ = await asyncio.wait(
+                attempts, timeout=FIRST_BYTE_HEDGE_S, return_when=asyncio.FIRST_COMPLETED
+            )
+            hedge_due = not done
+            winner = None
+            for task in done:
+                node = attempts.pop(task)
+                error = task.exception()
+                if error is not None:
+                    on_failure(node, _why(error))
+                    log.warning("read of %s from %s did not start: %s", blob_id, node, _why(error))
+                elif winner is None:
+                    winner = (node, *task.result())
+                else:  # two answered at once: keep the first, let the other connection go
+                    pools[node].release(task.result()[0])
+            if winner is not None:
+                return winner
+        return None
+    finally:
+        for task in attempts:
+            task.cancel()  # the losers: _open lets their connections go when cancelled
+
+
+async def _open(
+    pools: DatanodePools, node: str, blob_id: str, offset: int, length: int, stall_s: float
+) -> tuple[Lease, bytes]:
+    async def attempt(lease: Lease) -> bytes:
+        await lease.connection.write_frame(ReadBlob(blob_id=blob_id, offset=offset, length=length))
+        return (await lease.connection.read_expected(Chunk, timeout=stall_s)).data
+
+    lease, first = await pools[node].start(attempt)
+    return lease, first
+
+
+async def _pump(lease: Lease, first: bytes, length: int, consume: Consumer, stall_s: float) -> int:
+    """Relay `length` bytes starting with `first`, then read End; the count relayed.
+    Raises _PartialRead (with what was relayed) if the replica fails midway."""
+    sent = 0
+    data = first
+    try:
+        while True:
+            if not data or len(data) > length - sent:
+                raise protocol.RemoteProtocolError("datanode sent more bytes than asked for")
+            try:
+                await consume(data)
+            except Exception as exc:
+                raise ConsumerGone(str(exc)) from exc
+            sent += len(data)
+            if sent == length:
+                break
+            data = (await lease.connection.read_expected(Chunk, timeout=stall_s)).data
+        await lease.connection.read_expected(End, timeout=stall_s)
+    except REPLICA_FAILURES as exc:
+        raise _PartialRead(sent, _why(exc)) from exc
+    lease.done()
+    return sent

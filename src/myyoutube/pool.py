@@ -1,0 +1,144 @@
+"""Reused authenticated connections to one peer: a bounded pool of idle FrameStreams.
+
+Theory of operation
+-------------------
+Every request between roles used to open a TCP connection and run the HMAC handshake:
+three of each per viewer's range request, thousands of sockets left in TIME_WAIT a minute.
+A `ConnectionPool` keeps up to `max_idle` authenticated connections to one peer and hands
+one out per request (`lease`). A request that ran to its end (the answer or End frame was
+read) gives its connection back; one that failed or was abandoned midway closes it,
+because unread frames may still be on their way and the next request would read them.
+
+Why a pool and not multiplexing many requests over one connection: a paused viewer stops
+reading, and its relay then stops reading from the master, which must stop reading from
+the datanode. With one request per connection, TCP's own flow control does all of that
+and a paused viewer blocks nobody else; multiplexing would need per-stream windows of our
+own. Connections are cheap next to that (one socket and two small buffers each), and the
+pool's bound keeps their number proportional to concurrency, not to requests.
+
+A pooled connection may have died while idle (the peer restarted or idled it out). Such a
+connection fails on first use before any answer arrives; `request` then retries once on a
+fresh connection (`call`), so the request that found the broken connection does not fail. Only
+when the peer answered nothing at all on it: a request a live peer may have acted on is
+never sent twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from myyoutube.stream import ConnectionClosed, FrameStream
+
+log = logging.getLogger(__name__)
+
+# Idle connections are closed after this long: well under the server's SERVER_IDLE_S, so
+# the client, never the server, ends an idle connection and no request races a close.
+POOL_IDLE_S = 30.0
+
+# The most idle connections kept per peer. Enough for the concurrency one role sees in
+# bursts (a page of thumbnails, many viewers seeking); beyond it, finished connections
+# are closed, so an idle pool never holds more than this many sockets.
+DEFAULT_MAX_IDLE = 32
+
+
+T = TypeVar("T")
+
+# How a connection that died while idle shows itself on first use.
+STALE_ERRORS = (ConnectionClosed, ConnectionResetError, BrokenPipeError)
+
+
+class Lease:
+    """One connection for one request; `done()` marks it reusable."""
+
+    def __init__(self, connection: FrameStream, reused: bool) -> None:
+        self.connection = connection
+        self.reused = reused
+        self.clean = False
+        self._frames_at_lease = connection.frames_received
+
+    def done(self) -> None:
+        """The request ran to its end: the connection is at a frame boundary."""
+        self.clean = True
+
+    def stale(self, exc: BaseException) -> bool:
+        """`exc` means this reused connection was dead before the peer answered anything,
+        so the request never reached a live peer and may be sent again."""
+        return (
+            self.reused
+            and isinstance(exc, STALE_ERRORS)
+            and self.connection.frames_received == self._frames_at_lease
+        )
+
+
+class ConnectionPool:
+    def __init__(
+        self, connect: Callable[[], Awaitable[FrameStream]], max_idle: int = DEFAULT_MAX_IDLE
+    ) -> None:
+        self._connect = connect
+        self._max_idle = max_idle
+        self._idle: list[tuple[float, FrameStream]] = []  # (idle since, connection), oldest first
+        self.opened = 0  # connections made, for tests and metrics
+
+    def _take_idle(self) -> FrameStream | None:
+        now = time.monotonic()
+        while self._idle:
+            since, connection = self._idle.pop()  # the most recently used: least likely stale
+            if now - since < POOL_IDLE_S and connection.is_open:
+                return connection
+            connection.abort()
+        return None
+
+    async def acquire(self, fresh: bool = False) -> Lease:
+        """A connection for one request: an idle one unless `fresh`, else a new one."""
+        idle = None if fresh else self._take_idle()
+        if idle is not None:
+            return Lease(idle, reused=True)
+        connection = await self._connect()
+        self.opened += 1
+        return Lease(connection, reused=False)
+
+    def release(self, lease: Lease) -> None:
+        """Keep the connection for the next request if `lease.done()` was called and there
+        is room; close it otherwise."""
+        now = time.monotonic()
+        while self._idle and now - self._idle[0][0] >= POOL_IDLE_S:
+            self._idle.pop(0)[1].abort()
+        if lease.clean and lease.connection.is_open and len(self._idle) < self._max_idle:
+            self._idle.append((now, lease.connection))
+        else:
+            lease.connection.abort()
+
+    async def call(self, attempt: Callable[[Lease], Awaitable[T]]) -> T:
+        """Run one request and give the connection back: `attempt` sends it on the lease's
+        connection, reads the answer and calls `lease.done()` once the connection is clean
+        again."""
+        lease, result = await self.start(attempt)
+        self.release(lease)
+        return result
+
+    async def start(self, attempt: Callable[[Lease], Awaitable[T]]) -> tuple[Lease, T]:
+        """Start a request that goes on after `attempt` (a stream): the lease stays with
+        the caller, who releases it. A pooled connection found dead before the peer
+        answered anything is replaced by a new one and `attempt` runs again."""
+        lease = await self.acquire()
+        try:
+            return lease, await attempt(lease)
+        except BaseException as exc:
+            self.release(lease)
+            if not lease.stale(exc):
+                raise
+            log.debug("pooled connection to %s was dead; retrying on a new one", lease.connection.peer)
+        lease = await self.acquire(fresh=True)
+        try:
+            return lease, await attempt(lease)
+        except BaseException:
+            self.release(lease)
+            raise
+
+    def close(self) -> None:
+        for _, connection in self._idle:
+            connection.abort()
+        self._idle.clear()

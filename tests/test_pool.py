@@ -1,0 +1,104 @@
+"""Tests for myyoutube.pool: reused connections, stale ones replaced, abandoned ones closed.
+
+A real served listener on 127.0.0.1 in this process (stream.serve_connections), no mocks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from myyoutube import protocol, stream
+from myyoutube.pool import ConnectionPool, Lease
+from myyoutube.protocol import Chunk, Ok
+from myyoutube.stream import FrameStream
+
+SECRET = b"cluster secret for pool tests"
+HOST = "127.0.0.1"
+
+
+class Echo:
+    """A served handler that answers each request with itself and remembers every
+    server-side connection, so a test can cut them."""
+
+    def __init__(self) -> None:
+        self.connections: list[FrameStream] = []
+
+    async def __call__(self, conn: FrameStream, request: protocol.Message) -> None:
+        if conn not in self.connections:
+            self.connections.append(conn)
+        await conn.write_frame(request)
+
+
+async def served(handler) -> tuple[asyncio.Server, ConnectionPool]:
+    server = await stream.serve_connections(handler, HOST, 0, SECRET, "master", 16)
+    await server.start_serving()
+    port = server.sockets[0].getsockname()[1]
+    return server, ConnectionPool(lambda: stream.connect(HOST, port, SECRET, "web"), max_idle=2)
+
+
+async def ask(pool: ConnectionPool, n: int) -> protocol.Message:
+    async def attempt(lease: Lease) -> protocol.Message:
+        await lease.connection.write_frame(Ok({"n": n}))
+        answer = await lease.connection.read_frame(timeout=3)
+        lease.done()
+        return answer
+
+    return await pool.call(attempt)
+
+
+async def test_sequential_requests_reuse_one_connection():
+    """Fifty requests one after another open one connection (one handshake), not fifty."""
+    handler = Echo()
+    server, pool = await served(handler)
+    try:
+        for n in range(50):
+            assert await ask(pool, n) == Ok({"n": n})
+        assert pool.opened == 1 and len(handler.connections) == 1
+    finally:
+        pool.close()
+        server.close()
+
+
+async def test_connection_closed_by_the_server_while_idle_is_replaced_transparently():
+    """The server drops an idle pooled connection; the next request still succeeds, on a
+    new connection, without the caller seeing an error."""
+    handler = Echo()
+    server, pool = await served(handler)
+    try:
+        assert await ask(pool, 1) == Ok({"n": 1})
+        handler.connections[0].abort()
+        await asyncio.sleep(0.1)  # the close reaches the client's socket
+        assert await ask(pool, 2) == Ok({"n": 2})
+        assert pool.opened == 2
+    finally:
+        pool.close()
+        server.close()
+
+
+async def test_abandoned_request_closes_its_connection():
+    """A request given up midway (its answer unread) never hands its connection to the
+    next request, which would otherwise read the stale answer."""
+    server, pool = await served(Echo())
+    try:
+        lease = await pool.acquire()
+        await lease.connection.write_frame(Chunk(b"left unread"))
+        pool.release(lease)  # not done(): closed, not pooled
+        assert await ask(pool, 3) == Ok({"n": 3})
+        assert pool.opened == 2
+    finally:
+        pool.close()
+        server.close()
+
+
+async def test_idle_connections_are_bounded():
+    """Past max_idle, finished connections are closed rather than kept."""
+    server, pool = await served(Echo())
+    try:
+        leases = [await pool.acquire() for _ in range(5)]
+        for lease in leases:
+            lease.done()
+            pool.release(lease)
+        assert sum(lease.connection.is_open for lease in leases) == 2
+    finally:
+        pool.close()
+        server.close()
