@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from harness import Cluster, holders_of, mp4_bytes, upload, wait_until
+from harness import Cluster, holders_of, mp4_bytes, read_chars, store, upload, wait_until
 from myyoutube.client import RequestFailed
 
 STREAM_VIDEO_BYTES = 24 * 1024 * 1024
@@ -23,18 +23,6 @@ FIRST_PART_BYTES = 3 * 1024 * 1024
 
 def live_copies(cluster: Cluster, data: bytes) -> int:
     return sum(node.alive() for node in holders_of(cluster, data))
-
-
-def read_chars(node) -> int:
-    """Bytes the process has read so far (rchar), to tell which datanode serves a stream."""
-    with open(f"/proc/{node.process.pid}/io") as io:
-        return int(next(line for line in io if line.startswith("rchar:")).split()[1])
-
-
-async def store(cluster: Cluster, name: str, data: bytes) -> None:
-    upload = await cluster.client().start_upload(name, "video/mp4")
-    await upload.write(data)
-    await upload.finish()
 
 
 async def stream_with_fault(cluster: Cluster, http, name: str, data: bytes, fault) -> str:

@@ -303,10 +303,17 @@ Handler = Callable[[FrameStream, Message], Awaitable[None]]
 
 
 async def serve_connections(
-    handler: Handler, host: str, port: int, secret: bytes, role: str, max_connections: int
+    handler: Handler,
+    host: str,
+    port: int,
+    secret: bytes,
+    role: str,
+    max_connections: int,
+    on_accept: Callable[[], None] | None = None,
 ) -> asyncio.Server:
     """Listen on host:port; authenticate each connection, then run `handler(stream,
-    request)` for each request frame that arrives on it, one after another.
+    request)` for each request frame that arrives on it, one after another. `on_accept`
+    is called for each authenticated connection (a counter for /api/status).
 
     At most `max_connections` are served at once; a connection past the bound waits for a
     slot before its handshake, holding only a socket (its bytes stay in kernel buffers).
@@ -318,8 +325,16 @@ async def serve_connections(
             stream = await accept(reader, writer, secret, role)
             if stream is None:
                 return
+            if on_accept is not None:
+                on_accept()
             try:
                 await _serve_requests(stream, handler)
+            except asyncio.CancelledError:
+                # The server is shutting down. This coroutine is the connection task's top
+                # level, so ending it quietly is safe; re-raising would make Python 3.11's
+                # asyncio.streams log the cancellation as an error with a traceback.
+                stream.abort()
+                return
             finally:
                 await stream.close()
 

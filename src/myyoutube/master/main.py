@@ -80,7 +80,7 @@ async def serve(args: argparse.Namespace) -> None:
     master = Master(index, state, secret, args.replication, args.min_replicas, args.stall_timeout)
     server = await cli.listen(
         lambda: stream.serve_connections(
-            master.handle, args.host, args.port, secret, "master", MAX_CONNECTIONS
+            master.handle, args.host, args.port, secret, "master", MAX_CONNECTIONS, master.connection_accepted
         ),
         args.host,
         args.port,

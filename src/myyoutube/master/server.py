@@ -104,6 +104,9 @@ class Master:
         self.orphans: dict[str, set[str]] = {}  # node -> blobs it holds that the index never knew
         self.counters = status.Counters()
 
+    def connection_accepted(self) -> None:
+        self.counters.connections_accepted += 1
+
     def public_video(self, video: dict) -> dict:
         """A video's record as clients see it: internal blob ids stay inside, the poster's
         size and checksum go out (the web serves it with an ETag)."""

@@ -17,6 +17,9 @@ class Counters:
     active_streams: int = 0
     read_failovers: int = 0
     repairs: int = 0
+    # Connections accepted from the web and datanodes: with pooling it grows with
+    # concurrency, not with requests (the report adds those opened to datanodes).
+    connections_accepted: int = 0
 
 
 def cluster_report(master: Master, now: float) -> dict:
@@ -56,5 +59,5 @@ def cluster_report(master: Master, now: float) -> dict:
         "repairs_running": len(master.repairs),
         # Blobs on datanodes that this index never knew: kept until recovered or purged.
         "orphaned_blobs": len(set().union(*master.orphans.values())),
-        "counters": asdict(master.counters),
+        "counters": dict(asdict(master.counters), datanode_connections_opened=master.pools.opened),
     }

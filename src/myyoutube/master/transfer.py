@@ -82,6 +82,11 @@ class DatanodePools:
             self._pools[node] = pool
         return pool
 
+    @property
+    def opened(self) -> int:
+        """Connections made to datanodes so far."""
+        return sum(pool.opened for pool in self._pools.values())
+
     def close(self) -> None:
         for pool in self._pools.values():
             pool.close()
