@@ -202,3 +202,16 @@ async def test_master_stops_quietly(fresh_cluster):
     assert cluster.master.stop() == 0
     log = (cluster.root / "logs" / "master.log").read_text()
     assert "Traceback" not in log and "CancelledError" not in log, log[-2000:]
+
+
+async def test_python_asyncio_loop_still_serves(fresh_cluster, http):
+    """Every role started with `--event-loop asyncio` (uvloop is the default) stores and
+    streams a video byte for byte, ranges included."""
+    loop = ("--event-loop", "asyncio")
+    cluster = fresh_cluster(master_args=loop, web_args=loop, datanode_args=loop)
+    data = mp4_bytes(os.urandom(VIDEO_BYTES))
+    await store(cluster, "plain.mp4", data)
+    async with http.get(f"{cluster.url}/stream/plain.mp4") as response:
+        assert response.status == 200 and await response.read() == data
+    async with http.get(f"{cluster.url}/stream/plain.mp4", headers={"Range": "bytes=1000-"}) as response:
+        assert response.status == 206 and await response.read() == data[1000:]

@@ -22,6 +22,8 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TypeVar
 
+import uvloop
+
 T = TypeVar("T")
 
 # A secret shorter than this is guessable; refuse it rather than give false comfort.
@@ -69,6 +71,13 @@ def add_common_flags(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="file holding the cluster secret shared by every role "
         "(required to listen on anything but loopback)",
+    )
+    parser.add_argument(
+        "--event-loop",
+        choices=["uvloop", "asyncio"],
+        default="uvloop",
+        help="uvloop (default: libuv's loop, measurably faster here, see bench/README.md) "
+        "or Python's own asyncio loop",
     )
     parser.add_argument(
         "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="default: INFO"
@@ -119,8 +128,9 @@ async def listen(start: Callable[[], Awaitable[T]], host: str, port: int) -> T:
         raise StartupError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
 
 
-def run(prog: str, log_level: str, serve: Callable[[], Awaitable[None]]) -> None:
-    """Run `serve()` until it returns or a signal arrives; exit 0, or 1 with one line."""
+def run(prog: str, log_level: str, serve: Callable[[], Awaitable[None]], event_loop: str = "asyncio") -> None:
+    """Run `serve()` on `event_loop` ('uvloop' or 'asyncio') until it returns or a signal
+    arrives; exit 0, or 1 with one line."""
     logging.basicConfig(level=log_level, format=f"%(asctime)s {prog} %(levelname)s %(name)s: %(message)s")
 
     async def main() -> None:
@@ -135,7 +145,10 @@ def run(prog: str, log_level: str, serve: Callable[[], Awaitable[None]]) -> None
             pass  # A signal asked us to stop: a clean exit.
 
     try:
-        asyncio.run(main())
+        if event_loop == "uvloop":
+            uvloop.run(main())
+        else:
+            asyncio.run(main())
     except StartupError as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
         sys.exit(1)

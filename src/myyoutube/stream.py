@@ -178,6 +178,10 @@ class FrameStream:
     def queue_encoded(self, frame: bytes) -> None:
         """Hand a whole frame to the transport without waiting for it to drain (frames
         never interleave: the transport appends each write whole)."""
+        if self._writer.transport.is_closing():
+            # asyncio's transport drops such a write silently, uvloop's raises
+            # RuntimeError: either way the peer is gone, which callers handle as this.
+            raise ConnectionResetError(f"the connection to {self.peer} is closed")
         self._writer.write(frame)
         self._last_sent = time.monotonic()
 

@@ -102,4 +102,4 @@ async def serve(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    cli.run("myyoutube-datanode", args.log_level, lambda: serve(args))
+    cli.run("myyoutube-datanode", args.log_level, lambda: serve(args), args.event_loop)

@@ -156,24 +156,47 @@ class BlobStore:
         self._sizes[blob_id] = size
 
     async def read(self, blob_id: str, offset: int, length: int) -> AsyncIterator[bytes]:
-        """Yield the bytes [offset, offset+length) in pieces, verifying every block."""
+        """Yield the bytes [offset, offset+length) in pieces, verifying every block.
+
+        Each block costs one hop to a worker thread (the first also opens the files and
+        reads the checksums): a thread hop waits for the GIL, up to the interpreter's
+        switch interval when the event loop is busy, so a short range read must not make
+        eight of them, as file objects' open/seek/read/close each would.
+        """
         size = self.size(blob_id)
         if offset < 0 or length < 0 or offset + length > size:
             raise StoreError("bad_request", f"range {offset}+{length} outside blob of {size}")
+        if length == 0:
+            return
         first_block, end = offset // BLOCK_BYTES, offset + length
-        async with aiofiles.open(self._path(blob_id, ".crc"), "rb") as crc_file:
-            await crc_file.seek(first_block * _CRC.size)
-            last_block = (end - 1) // BLOCK_BYTES if length else first_block - 1
-            crcs = await crc_file.read((last_block - first_block + 1) * _CRC.size)
-        async with aiofiles.open(self._path(blob_id, ".blob"), "rb") as blob_file:
-            await blob_file.seek(first_block * BLOCK_BYTES)
-            for index in range(last_block - first_block + 1):
-                block = await blob_file.read(BLOCK_BYTES)
-                expected = crcs[index * _CRC.size : (index + 1) * _CRC.size]
-                if len(expected) != _CRC.size or _CRC.pack(google_crc32c.value(block)) != expected:
-                    raise CorruptBlob(blob_id, first_block + index)
-                block_start = (first_block + index) * BLOCK_BYTES
+        last_block = (end - 1) // BLOCK_BYTES
+        blob_fd, crcs, block = await _in_thread(self._open_and_read_first, blob_id, first_block, last_block)
+        try:
+            for number in range(first_block, last_block + 1):
+                if number > first_block:
+                    block = await _in_thread(_read_verified, blob_fd, blob_id, number, crcs, first_block)
+                block_start = number * BLOCK_BYTES
                 yield block[max(offset, block_start) - block_start : end - block_start]
+        finally:
+            os.close(blob_fd)
+
+    def _open_and_read_first(
+        self, blob_id: str, first_block: int, last_block: int
+    ) -> tuple[int, bytes, bytes]:
+        """In a worker thread: the blob's open file descriptor, the CRCs of the blocks to
+        read, and the first block, verified."""
+        try:
+            with open(self._path(blob_id, ".crc"), "rb") as crc_file:
+                crc_file.seek(first_block * _CRC.size)
+                crcs = crc_file.read((last_block - first_block + 1) * _CRC.size)
+            blob_fd = os.open(self._path(blob_id, ".blob"), os.O_RDONLY)
+        except FileNotFoundError as exc:
+            raise StoreError("not_found", f"blob {blob_id} is gone from this node's disk") from exc
+        try:
+            return blob_fd, crcs, _read_verified(blob_fd, blob_id, first_block, crcs, first_block)
+        except BaseException:
+            os.close(blob_fd)
+            raise
 
     async def delete(self, blob_id: str) -> None:
         self._sizes.pop(check_blob_id(blob_id), None)
@@ -182,6 +205,17 @@ class BlobStore:
                 await aiofiles.os.remove(self._path(blob_id, suffix))
             except FileNotFoundError:
                 pass
+
+
+def _read_verified(blob_fd: int, blob_id: str, number: int, crcs: bytes, first_block: int) -> bytes:
+    """Block `number` of an open blob, checked against its CRC (`crcs` starts at block
+    `first_block`); CorruptBlob if the disk returned anything else."""
+    block = os.pread(blob_fd, BLOCK_BYTES, number * BLOCK_BYTES)
+    index = number - first_block
+    expected = crcs[index * _CRC.size : (index + 1) * _CRC.size]
+    if len(expected) != _CRC.size or _CRC.pack(google_crc32c.value(block)) != expected:
+        raise CorruptBlob(blob_id, number)
+    return block
 
 
 class BlobWriter:
