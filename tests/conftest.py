@@ -13,9 +13,9 @@ from harness import Cluster
 PROCESS_FIXTURES = {"cluster", "fresh_cluster", "browser"}
 PROCESS_MODULES = {
     "test_browser",  # Chromium
-    "test_cli",  # each role's command line, as a subprocess
     "test_cluster",  # myyoutube-cluster, as a subprocess
-    "test_tool",  # the myyoutube command, as a subprocess
+    "test_commandline",  # the myyoutube command, as a subprocess
+    "test_service",  # each role's command line, as a subprocess
 }
 
 

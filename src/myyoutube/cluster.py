@@ -25,7 +25,7 @@ import sys
 import time
 from pathlib import Path
 
-from myyoutube import cli
+from myyoutube import service
 from myyoutube.launch import LaunchError, Role, start_role
 from myyoutube.web.main import DEFAULT_PORT
 
@@ -48,32 +48,32 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--web-port",
-        type=cli.port_number,
+        type=service.port_number,
         default=DEFAULT_PORT,
         help=f"web front end port (default {DEFAULT_PORT})",
     )
     parser.add_argument(
         "--datanodes",
-        type=cli.positive_int,
+        type=service.positive_int,
         default=DEFAULT_DATANODES,
         help=f"how many datanodes (default {DEFAULT_DATANODES})",
     )
     parser.add_argument("--host", default="127.0.0.1", help="address every role binds (default 127.0.0.1)")
     parser.add_argument(
         "--heartbeat",
-        type=cli.positive_float,
+        type=service.positive_float,
         default=None,
         help="datanode heartbeat seconds (default: the datanode's)",
     )
     parser.add_argument(
         "--dead-after",
-        type=cli.positive_float,
+        type=service.positive_float,
         default=None,
         help="seconds before a silent datanode is dead (default: the master's)",
     )
     parser.add_argument(
         "--max-upload-bytes",
-        type=cli.positive_int,
+        type=service.positive_int,
         default=None,
         help="largest accepted upload (default: the web front end's)",
     )

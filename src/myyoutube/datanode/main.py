@@ -6,7 +6,7 @@ import argparse
 import asyncio
 from pathlib import Path
 
-from myyoutube import cli, protocol, stream
+from myyoutube import protocol, service, stream
 from myyoutube.datanode.server import MAX_CONNECTIONS, DataNode
 from myyoutube.datanode.store import BlobStore
 
@@ -24,58 +24,58 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="myyoutube-datanode", description="Store video replicas for a MyYoutube master."
     )
-    parser.add_argument("--master", type=cli.address, required=True, help="the master's HOST:PORT")
+    parser.add_argument("--master", type=service.address, required=True, help="the master's HOST:PORT")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    parser.add_argument("--port", type=cli.port_number, default=0, help="port (default 0: any free port)")
+    parser.add_argument("--port", type=service.port_number, default=0, help="port (default 0: any free port)")
     parser.add_argument(
         "--data-dir", type=Path, required=True, help="bytes are stored under DATA_DIR/uploads{PORT}/"
     )
     parser.add_argument(
         "--heartbeat",
-        type=cli.positive_float,
+        type=service.positive_float,
         default=DEFAULT_HEARTBEAT_S,
         help=f"seconds between heartbeats to the master (default {DEFAULT_HEARTBEAT_S})",
     )
     parser.add_argument(
         "--capacity-bytes",
-        type=cli.positive_int,
+        type=service.positive_int,
         default=None,
         help="most bytes this node stores (default: what the disk can hold)",
     )
     parser.add_argument(
         "--scrub-bytes-per-s",
-        type=cli.positive_int,
+        type=service.positive_int,
         default=DEFAULT_SCRUB_BYTES_PER_S,
         help="rate at which stored replicas are re-verified in the background",
     )
     parser.add_argument(
         "--scrub-interval",
-        type=cli.positive_float,
+        type=service.positive_float,
         default=DEFAULT_SCRUB_INTERVAL_S,
         help=f"seconds between verifications of one replica (default {DEFAULT_SCRUB_INTERVAL_S:g})",
     )
-    cli.add_common_flags(parser)
+    service.add_common_flags(parser)
     return parser.parse_args(argv)
 
 
 async def serve(args: argparse.Namespace) -> None:
-    secret = cli.load_secret(args.secret_file, args.host)
+    secret = service.load_secret(args.secret_file, args.host)
     node: DataNode | None = None
 
     async def handle(connection: stream.FrameStream, request: protocol.Message) -> None:
         assert node is not None, "connections are accepted only after start_serving(), once node is set"
         await node.handle_request(connection, request)
 
-    server = await cli.listen(
+    server = await service.listen(
         lambda: stream.serve_connections(handle, args.host, args.port, secret, "datanode", MAX_CONNECTIONS),
         args.host,
         args.port,
     )
-    port = cli.bound_port(server)
+    port = service.bound_port(server)
     try:
         store = BlobStore(args.data_dir / f"uploads{port}", args.capacity_bytes)
     except OSError as exc:
-        raise cli.StartupError(f"cannot use data dir {args.data_dir}: {exc.strerror or exc}") from exc
+        raise service.StartupError(f"cannot use data dir {args.data_dir}: {exc.strerror or exc}") from exc
     node = DataNode(
         store,
         args.master,
@@ -90,10 +90,10 @@ async def serve(args: argparse.Namespace) -> None:
     try:
         control = await node.register_once()
     except (OSError, TimeoutError, stream.RequestFailed, stream.protocol.ProtocolError) as exc:
-        raise cli.StartupError(
+        raise service.StartupError(
             f"cannot reach the master at {args.master[0]}:{args.master[1]}: {exc}"
         ) from exc
-    cli.announce("myyoutube-datanode", args.host, port)
+    service.announce("myyoutube-datanode", args.host, port)
     async with server, asyncio.TaskGroup() as tasks:
         tasks.create_task(node.report_forever(control))
         tasks.create_task(node.scrubber.run_forever())
@@ -102,4 +102,4 @@ async def serve(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    cli.run("myyoutube-datanode", args.log_level, lambda: serve(args), args.event_loop)
+    service.run("myyoutube-datanode", args.log_level, lambda: serve(args), args.event_loop)

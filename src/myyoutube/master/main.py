@@ -7,7 +7,7 @@ import asyncio
 import time
 from pathlib import Path
 
-from myyoutube import cli, stream
+from myyoutube import service, stream
 from myyoutube.master.index import Index
 from myyoutube.master.server import MAX_CONNECTIONS, Master
 from myyoutube.master.state import ClusterState
@@ -26,41 +26,41 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         prog="myyoutube-master", description="Keep the MyYoutube video index and datanode registry."
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    parser.add_argument("--port", type=cli.port_number, default=0, help="port (default 0: any free port)")
+    parser.add_argument("--port", type=service.port_number, default=0, help="port (default 0: any free port)")
     parser.add_argument("--data-dir", type=Path, required=True, help="where the index is kept")
     parser.add_argument(
         "--replication",
-        type=cli.positive_int,
+        type=service.positive_int,
         default=DEFAULT_REPLICATION,
         help=f"copies of every video (default {DEFAULT_REPLICATION})",
     )
     parser.add_argument(
         "--min-replicas",
-        type=cli.positive_int,
+        type=service.positive_int,
         default=None,
         help=f"fewest copies an upload may commit with (default "
         f"{DEFAULT_MIN_REPLICAS}, at most --replication)",
     )
     parser.add_argument(
         "--dead-after",
-        type=cli.positive_float,
+        type=service.positive_float,
         default=DEFAULT_DEAD_AFTER_S,
         help=f"seconds of silence before a datanode is dead (default {DEFAULT_DEAD_AFTER_S:g})",
     )
     parser.add_argument(
         "--heartbeat",
-        type=cli.positive_float,
+        type=service.positive_float,
         default=DEFAULT_HEARTBEAT_S,
         help=f"the datanodes' heartbeat interval (default {DEFAULT_HEARTBEAT_S:g})",
     )
     parser.add_argument(
         "--stall-timeout",
-        type=cli.positive_float,
+        type=service.positive_float,
         default=stream.DEFAULT_STALL_S,
         help=f"seconds a datanode may fall silent mid-read or mid-write before it is taken "
         f"for frozen and the work moves to another replica (default {stream.DEFAULT_STALL_S:g})",
     )
-    cli.add_common_flags(parser)
+    service.add_common_flags(parser)
     args = parser.parse_args(argv)
     if args.min_replicas is None:
         args.min_replicas = min(DEFAULT_MIN_REPLICAS, args.replication)
@@ -70,15 +70,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 async def serve(args: argparse.Namespace) -> None:
-    secret = cli.load_secret(args.secret_file, args.host)
+    secret = service.load_secret(args.secret_file, args.host)
     try:
         args.data_dir.mkdir(parents=True, exist_ok=True)
         index = Index(args.data_dir / "index.sqlite3", time.time())
     except Exception as exc:  # OSError or sqlite3.Error: either way one line for the operator
-        raise cli.StartupError(f"cannot open the index in {args.data_dir}: {exc}") from exc
+        raise service.StartupError(f"cannot open the index in {args.data_dir}: {exc}") from exc
     state = ClusterState(args.dead_after, args.heartbeat, started_at=time.time())
     master = Master(index, state, secret, args.replication, args.min_replicas, args.stall_timeout)
-    server = await cli.listen(
+    server = await service.listen(
         lambda: stream.serve_connections(
             master.handle, args.host, args.port, secret, "master", MAX_CONNECTIONS, master.connection_accepted
         ),
@@ -86,7 +86,7 @@ async def serve(args: argparse.Namespace) -> None:
         args.port,
     )
     await server.start_serving()  # listen() happens here: announce only after it
-    cli.announce("myyoutube-master", args.host, cli.bound_port(server))
+    service.announce("myyoutube-master", args.host, service.bound_port(server))
     try:
         async with server, asyncio.TaskGroup() as tasks:
             tasks.create_task(master.repair_forever())
@@ -98,4 +98,4 @@ async def serve(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    cli.run("myyoutube-master", args.log_level, lambda: serve(args), args.event_loop)
+    service.run("myyoutube-master", args.log_level, lambda: serve(args), args.event_loop)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from myyoutube import cli
+from myyoutube import service
 from myyoutube.client import MasterClient
 from myyoutube.stream import RequestFailed
 from myyoutube.web.server import make_app
@@ -27,29 +27,29 @@ SHUTDOWN_GRACE_S = 5.0
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="myyoutube-web", description="Serve the MyYoutube web site.")
-    parser.add_argument("--master", type=cli.address, required=True, help="the master's HOST:PORT")
+    parser.add_argument("--master", type=service.address, required=True, help="the master's HOST:PORT")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     parser.add_argument(
         "--port",
-        type=cli.port_number,
+        type=service.port_number,
         default=DEFAULT_PORT,
         help=f"port (default {DEFAULT_PORT}; 0: any free port)",
     )
     parser.add_argument(
         "--max-upload-bytes",
-        type=cli.positive_int,
+        type=service.positive_int,
         default=DEFAULT_MAX_UPLOAD_BYTES,
         help=f"largest accepted upload (default {DEFAULT_MAX_UPLOAD_BYTES})",
     )
     parser.add_argument(
         "--max-uploads",
-        type=cli.positive_int,
+        type=service.positive_int,
         default=DEFAULT_MAX_UPLOADS,
         help=f"uploads at once before 503 (default {DEFAULT_MAX_UPLOADS})",
     )
     parser.add_argument(
         "--max-streams",
-        type=cli.positive_int,
+        type=service.positive_int,
         default=DEFAULT_MAX_STREAMS,
         help=f"streams at once before 503 (default {DEFAULT_MAX_STREAMS})",
     )
@@ -59,20 +59,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=None,
         help="where uploads are spooled for probing and remuxing (default: the system's temporary directory)",
     )
-    cli.add_common_flags(parser)
+    service.add_common_flags(parser)
     return parser.parse_args(argv)
 
 
 async def serve(args: argparse.Namespace) -> None:
     # The web front end talks to the master, which checks the secret; listening publicly
     # without one is still refused so the whole cluster follows one rule.
-    secret = cli.load_secret(args.secret_file, args.host)
+    secret = service.load_secret(args.secret_file, args.host)
     master_host, master_port = args.master
     master = MasterClient(master_host, master_port, secret)
     try:
         await master.list("")
     except (OSError, TimeoutError, RequestFailed) as exc:
-        raise cli.StartupError(
+        raise service.StartupError(
             f"cannot reach the master at {args.master[0]}:{args.master[1]}: {exc}"
         ) from exc
     app = make_app(master, args.max_upload_bytes, args.max_uploads, args.max_streams, args.spool_dir)
@@ -80,8 +80,8 @@ async def serve(args: argparse.Namespace) -> None:
     await runner.setup()
     site = web.TCPSite(runner, args.host, args.port)
     try:
-        await cli.listen(site.start, args.host, args.port)
-        cli.announce("myyoutube-web", args.host, runner.addresses[0][1])
+        await service.listen(site.start, args.host, args.port)
+        service.announce("myyoutube-web", args.host, runner.addresses[0][1])
         await asyncio.Event().wait()
     finally:
         await runner.cleanup()
@@ -89,4 +89,4 @@ async def serve(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    cli.run("myyoutube-web", args.log_level, lambda: serve(args), args.event_loop)
+    service.run("myyoutube-web", args.log_level, lambda: serve(args), args.event_loop)

@@ -37,7 +37,7 @@ import aiohttp
 import yarl
 from tqdm import tqdm
 
-from myyoutube.web.pages import human_duration, human_size
+from myyoutube.formatting import human_duration, human_size
 
 DEFAULT_URL = "http://127.0.0.1:8080"
 URL_ENV = "MYYOUTUBE_URL"

@@ -21,11 +21,11 @@ from videos import make_mp4
 PADDED_VIDEO_BYTES = 3 * 1024 * 1024
 
 
-def tool(
+def commandline(
     *args: str, cwd: Path | None = None, env: dict | None = None, timeout: float = 60
 ) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "myyoutube.tool", *args],
+        [sys.executable, "-m", "myyoutube.commandline", *args],
         cwd=cwd,
         env=env,
         capture_output=True,
@@ -55,7 +55,7 @@ def unique(stem: str) -> str:
 
 
 def upload(cluster, *paths: Path) -> subprocess.CompletedProcess:
-    return tool("upload", *map(str, paths), "--url", cluster.url)
+    return commandline("upload", *map(str, paths), "--url", cluster.url)
 
 
 def bytes_out(cluster) -> int:
@@ -75,15 +75,15 @@ def test_upload_two_files_then_list_and_search_show_them(cluster, clip, tmp_path
         sha = hashlib.sha256(path.read_bytes()).hexdigest()
         assert f"uploaded {path.name} (" in result.stdout and f"sha256 {sha})" in result.stdout
 
-    listed = tool("list", "--url", cluster.url)
+    listed = commandline("list", "--url", cluster.url)
     assert listed.returncode == 0 and first.name in listed.stdout and second.name in listed.stdout
-    found = tool("search", tag, "--url", cluster.url)
+    found = commandline("search", tag, "--url", cluster.url)
     lines = found.stdout.splitlines()
     assert lines[0].split()[:3] == ["NAME", "SIZE", "UPLOADED"] and len(lines) == 3
     assert lines[1].startswith(second.name)  # newest first
-    as_json = json.loads(tool("search", tag, "--json", "--url", cluster.url).stdout)
+    as_json = json.loads(commandline("search", tag, "--json", "--url", cluster.url).stdout)
     assert {v["name"] for v in as_json["videos"]} == {first.name, second.name}
-    nothing = tool("search", f"no-such-{tag}", "--url", cluster.url)
+    nothing = commandline("search", f"no-such-{tag}", "--url", cluster.url)
     assert nothing.returncode == 0 and nothing.stdout == "No videos.\n"
 
 
@@ -106,7 +106,7 @@ async def test_taken_name_fails_with_the_409_sentence_and_the_next_file_uploads(
     assert result.returncode == 1
     assert result.stderr == f"myyoutube: error: {name}: {sentence}\n"
     assert result.stdout.startswith(f"uploaded {other.name} (")
-    kept = tool("download", name, "-o", str(tmp_path / "kept.mp4"), "--url", cluster.url)
+    kept = commandline("download", name, "-o", str(tmp_path / "kept.mp4"), "--url", cluster.url)
     assert kept.returncode == 0 and (tmp_path / "kept.mp4").read_bytes() == original.read_bytes()
 
 
@@ -116,7 +116,7 @@ def test_download_is_byte_identical(cluster, clip, tmp_path):
     assert upload(cluster, source).returncode == 0
     out = tmp_path / "out"
     out.mkdir()
-    result = tool("download", source.name, "--progress", "--url", cluster.url, cwd=out)
+    result = commandline("download", source.name, "--progress", "--url", cluster.url, cwd=out)
     assert result.returncode == 0, result.stderr
     assert "100%" in result.stderr  # tqdm's bar, asked for with --progress
     assert (out / source.name).read_bytes() == source.read_bytes()
@@ -133,13 +133,13 @@ def test_download_resumes_a_partial_file_fetching_only_the_rest(cluster, clip, t
     output.write_bytes(data[:have])
     before = bytes_out(cluster)
 
-    result = tool("download", source.name, "-o", str(output), "--url", cluster.url)
+    result = commandline("download", source.name, "-o", str(output), "--url", cluster.url)
     assert result.returncode == 0, result.stderr
     assert f"resuming {source.name} at {have} of {len(data)} bytes" in result.stdout
     assert output.read_bytes() == data
     assert bytes_out(cluster) - before == len(data) - have
 
-    done = tool("download", source.name, "-o", str(output), "--url", cluster.url)
+    done = commandline("download", source.name, "-o", str(output), "--url", cluster.url)
     assert done.returncode == 0 and "already complete" in done.stdout
 
 
@@ -149,7 +149,7 @@ def test_partial_file_from_other_bytes_is_reported_as_a_mismatch(cluster, clip, 
     assert upload(cluster, source).returncode == 0
     output = tmp_path / "wrong.mp4"
     output.write_bytes(os.urandom(5000))
-    result = tool("download", source.name, "-o", str(output), "--url", cluster.url)
+    result = commandline("download", source.name, "-o", str(output), "--url", cluster.url)
     assert result.returncode == 1
     assert result.stderr.startswith(f"myyoutube: error: {output} does not match the video")
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
@@ -162,7 +162,7 @@ def test_partial_file_of_a_changed_video_starts_over(cluster, clip, tmp_path):
     output = tmp_path / "old.mp4"
     output.write_bytes(os.urandom(5000))
     Path(f"{output}.part-etag").write_text('"' + "0" * 64 + '"')
-    result = tool("download", source.name, "-o", str(output), "--url", cluster.url)
+    result = commandline("download", source.name, "-o", str(output), "--url", cluster.url)
     assert result.returncode == 0, result.stderr
     assert "starting over" in result.stdout
     assert output.read_bytes() == source.read_bytes()
@@ -173,11 +173,11 @@ def test_delete_then_download_fails(cluster, clip, tmp_path):
     """After delete, download and a second delete exit 1 with one error line and write no file."""
     source = write_video(tmp_path / "src", unique("gone"), clip)
     assert upload(cluster, source).returncode == 0
-    deleted = tool("delete", source.name, "--url", cluster.url)
+    deleted = commandline("delete", source.name, "--url", cluster.url)
     assert deleted.returncode == 0 and deleted.stdout == f"deleted {source.name}\n"
 
     for args in (("download", source.name), ("delete", source.name)):
-        result = tool(*args, "--url", cluster.url, cwd=tmp_path)
+        result = commandline(*args, "--url", cluster.url, cwd=tmp_path)
         assert result.returncode == 1
         assert result.stderr.startswith("myyoutube: error: ") and source.name in result.stderr
         assert result.stderr.count("\n") == 1
@@ -186,19 +186,19 @@ def test_delete_then_download_fails(cluster, clip, tmp_path):
 
 def test_status_shows_three_alive_datanodes(cluster):
     """status lists every datanode as alive, with totals and an empty under-replicated list."""
-    result = tool("status", "--url", cluster.url)
+    result = commandline("status", "--url", cluster.url)
     assert result.returncode == 0, result.stderr
     rows = [line.split() for line in result.stdout.splitlines()]
     alive = [row for row in rows if len(row) > 1 and row[1] == "alive"]
     assert sorted(row[0] for row in alive) == sorted(node.address for node in cluster.datanodes)
     assert "replication: 3" in result.stdout and "under-replicated: none" in result.stdout
-    report = json.loads(tool("status", "--json", "--url", cluster.url).stdout)
+    report = json.loads(commandline("status", "--json", "--url", cluster.url).stdout)
     assert [node["state"] for node in report["datanodes"]] == ["alive"] * 3
 
 
 def test_admin_purge_orphans_on_a_consistent_cluster_purges_nothing(cluster):
     """`admin purge-orphans` reaches the master and, with every blob known, deletes none."""
-    result = tool("admin", "purge-orphans", "--url", cluster.url)
+    result = commandline("admin", "purge-orphans", "--url", cluster.url)
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("purged 0 orphaned blobs")
 
@@ -211,7 +211,7 @@ def test_unreachable_url_is_one_line_without_traceback(clip, tmp_path):
     env = {**os.environ, "MYYOUTUBE_URL": dead}
     files = [write_video(tmp_path, name, clip) for name in ("a.mp4", "b.mp4")]
     for args in (("list",), ("upload", *map(str, files)), ("download", "x.mp4")):
-        result = tool(*args, env=env, cwd=tmp_path)
+        result = commandline(*args, env=env, cwd=tmp_path)
         assert result.returncode == 1
         assert result.stderr.startswith(f"myyoutube: error: cannot reach MyYoutube at {dead} (")
         assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
@@ -220,5 +220,5 @@ def test_unreachable_url_is_one_line_without_traceback(clip, tmp_path):
 @pytest.mark.parametrize("args", [(), ("download",), ("list", "--url", "ftp://x")])
 def test_bad_usage_exits_2(args):
     """Missing commands or arguments and a malformed --url are usage errors (exit 2)."""
-    result = tool(*args)
+    result = commandline(*args)
     assert result.returncode == 2 and "usage: myyoutube" in result.stderr
