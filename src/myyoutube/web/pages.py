@@ -45,19 +45,11 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
-__all__ = [
-    "PRODUCT_NAME",
-    "home_page",
-    "human_duration",
-    "human_size",
-    "not_found_page",
-    "utc_text",
-    "watch_page",
-]
+from myyoutube.formatting import human_duration, human_size, utc_text
+
+__all__ = ["PRODUCT_NAME", "home_page", "not_found_page", "status_page", "watch_page"]
 
 PRODUCT_NAME = "MyYoutube"
-
-_SIZE_UNITS = ("B", "KB", "MB", "GB", "TB", "PB")
 
 # Inline SVG favicon (CSP allows data: images): saves a /favicon.ico 404.
 _FAVICON = (
@@ -65,53 +57,6 @@ _FAVICON = (
     "%3Crect width='34' height='24' rx='7' fill='%23e5352b'/%3E"
     "%3Cpath d='M13 6v12l10-6z' fill='%23fff'/%3E%3C/svg%3E"
 )
-
-
-# --------------------------------------------------------------------------- #
-# Formatting helpers (home.js mirrors human_size / human_duration exactly)
-# --------------------------------------------------------------------------- #
-
-
-def human_size(n: int | float) -> str:
-    """Format a byte count with binary (1024) steps: ``1536 -> "1.5 KB"``.
-
-    Bytes are shown as an integer; larger units with one decimal below 100
-    and none from 100 up. Rounding is half-up (same as home.js), and a value
-    that would display as 1024 moves to the next unit (``1048575 -> "1.0 MB"``).
-    Negative or non-finite input raises ``ValueError``.
-    """
-    value = float(n)
-    if not math.isfinite(value) or value < 0:
-        raise ValueError(f"size must be a non-negative number, got {n!r}")
-    unit, last = 0, len(_SIZE_UNITS) - 1
-    while value >= 1024 and unit < last:
-        value /= 1024
-        unit += 1
-    if unit == 0:
-        return f"{int(value)} B"
-    tenths = math.floor(value * 10 + 0.5)
-    if tenths < 1000:
-        return f"{tenths / 10:.1f} {_SIZE_UNITS[unit]}"
-    whole = math.floor(value + 0.5)
-    if whole >= 1024 and unit < last:
-        return f"1.0 {_SIZE_UNITS[unit + 1]}"
-    return f"{whole} {_SIZE_UNITS[unit]}"
-
-
-def human_duration(seconds: float) -> str:
-    """Format seconds as ``m:ss`` or ``h:mm:ss`` (rounded down to the second)."""
-    total = int(max(0.0, float(seconds)))
-    hours, rest = divmod(total, 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours:
-        return f"{hours}:{minutes:02d}:{secs:02d}"
-    return f"{minutes}:{secs:02d}"
-
-
-def utc_text(timestamp: float) -> str:
-    """Server-side fallback date text, e.g. ``"2024-05-01 12:34 UTC"``."""
-    moment = datetime.fromtimestamp(float(timestamp), tz=UTC)
-    return moment.strftime("%Y-%m-%d %H:%M UTC")
 
 
 def _e(value: Any) -> str:

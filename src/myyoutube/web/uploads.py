@@ -33,10 +33,10 @@ from aiohttp.http_exceptions import HttpProcessingError
 
 from myyoutube import media, names
 from myyoutube.client import MasterClient, RequestFailed, Upload
+from myyoutube.formatting import human_size
 from myyoutube.protocol import CHUNK_BYTES
 from myyoutube.web import processing
 from myyoutube.web.common import LIMITS, MASTER, METRICS, error
-from myyoutube.web.pages import human_size
 
 # Multipart framing around the file (boundaries, part headers) is small; Content-Length may
 # exceed --max-upload-bytes by this much before we refuse it up front.

@@ -22,7 +22,7 @@
   var statusBox = document.getElementById("upload-status");
 
   // ------------------------------------------------------------ formatting
-  // Mirrors pages.human_size: 1024 steps, half-up rounding, one decimal
+  // Mirrors formatting.human_size: 1024 steps, half-up rounding, one decimal
   // below 100, none from 100 up, and "1024 X" rolls over to "1.0 next".
   function humanSize(n) {
     var value = Number(n);
@@ -41,7 +41,7 @@
     return whole + " " + SIZE_UNITS[unit];
   }
 
-  // Mirrors pages.human_duration: m:ss or h:mm:ss.
+  // Mirrors formatting.human_duration: m:ss or h:mm:ss.
   function humanDuration(seconds) {
     var total = Math.floor(Math.max(0, Number(seconds)));
     var h = Math.floor(total / 3600);

@@ -1,0 +1,59 @@
+"""Sizes, durations and dates as people read them, shared by the pages and the `myyoutube` client.
+
+Theory of operation
+-------------------
+Pure functions, no I/O. ``human_size`` and ``human_duration`` are mirrored exactly by
+``web/static/home.js`` so a size reads the same in a server-rendered page, in the grid the
+script builds and in the terminal.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime
+
+__all__ = ["human_duration", "human_size", "utc_text"]
+
+_SIZE_UNITS = ("B", "KB", "MB", "GB", "TB", "PB")
+
+
+def human_size(n: int | float) -> str:
+    """Format a byte count with binary (1024) steps: ``1536 -> "1.5 KB"``.
+
+    Bytes are shown as an integer; larger units with one decimal below 100
+    and none from 100 up. Rounding is half-up (same as home.js), and a value
+    that would display as 1024 moves to the next unit (``1048575 -> "1.0 MB"``).
+    Negative or non-finite input raises ``ValueError``.
+    """
+    value = float(n)
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"size must be a non-negative number, got {n!r}")
+    unit, last = 0, len(_SIZE_UNITS) - 1
+    while value >= 1024 and unit < last:
+        value /= 1024
+        unit += 1
+    if unit == 0:
+        return f"{int(value)} B"
+    tenths = math.floor(value * 10 + 0.5)
+    if tenths < 1000:
+        return f"{tenths / 10:.1f} {_SIZE_UNITS[unit]}"
+    whole = math.floor(value + 0.5)
+    if whole >= 1024 and unit < last:
+        return f"1.0 {_SIZE_UNITS[unit + 1]}"
+    return f"{whole} {_SIZE_UNITS[unit]}"
+
+
+def human_duration(seconds: float) -> str:
+    """Format seconds as ``m:ss`` or ``h:mm:ss`` (rounded down to the second)."""
+    total = int(max(0.0, float(seconds)))
+    hours, rest = divmod(total, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}:{minutes:02d}:{secs:02d}"
+    return f"{minutes}:{secs:02d}"
+
+
+def utc_text(timestamp: float) -> str:
+    """Server-side fallback date text, e.g. ``"2024-05-01 12:34 UTC"``."""
+    moment = datetime.fromtimestamp(float(timestamp), tz=UTC)
+    return moment.strftime("%Y-%m-%d %H:%M UTC")
