@@ -1,20 +1,17 @@
-"""Pure tests of myyoutube.web.pages: escaping, URL encoding, CSP-safe markup
-and optional metadata. No server is started."""
+"""Pure tests of the pages (myyoutube.web.pages and its Jinja2 templates): escaping, URL
+encoding, CSP-safe markup and optional metadata. Pages are rendered by the environment the
+web app uses; no server is started."""
 
 from __future__ import annotations
 
 import re
-import sys
 from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+from aiohttp import web
 
-try:
-    from myyoutube.web import pages
-except ModuleNotFoundError:  # running from a checkout without `pip install -e .`
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-    from myyoutube.web import pages
+from myyoutube.web import pages
 
 HOSTILE = "<script>alert(1)</script>.mp4"
 STATIC_DIR = Path(pages.__file__).resolve().parent / "static"
@@ -70,13 +67,64 @@ def parse(doc: str) -> _Collector:
     return collector
 
 
+TEMPLATES = pages.setup(web.Application())
+
+
+def render(template: str, context: dict) -> str:
+    return TEMPLATES.get_template(template).render(context)
+
+
+def home_page() -> str:
+    return render("home.html", pages.home_context())
+
+
+def watch_page(video: dict) -> str:
+    return render("watch.html", pages.watch_context(video))
+
+
+def not_found_page(message: str) -> str:
+    return render("not_found.html", pages.not_found_context(message))
+
+
+def status_page(report: dict) -> str:
+    return render("status.html", pages.status_context(report))
+
+
+STATUS_REPORT = {
+    "videos": 2,
+    "stored_bytes": 3 * 1024 * 1024,
+    "replication": 3,
+    "repairs_running": 1,
+    "datanodes": [
+        {
+            "address": "127.0.0.1:4001",
+            "state": "alive",
+            "last_heartbeat_s_ago": 1.5,
+            "used_bytes": 2048,
+            "free_bytes": 10 * 1024**3,
+            "replicas": 2,
+        },
+        {
+            "address": "127.0.0.1:4002",
+            "state": "dead",
+            "last_heartbeat_s_ago": None,
+            "used_bytes": 0,
+            "free_bytes": 0,
+            "replicas": 0,
+        },
+    ],
+    "under_replicated": [{"name": HOSTILE, "live_replicas": 1, "repairing": True}],
+}
+
+
 def all_pages() -> dict[str, str]:
     return {
-        "home": pages.home_page(),
-        "watch-basic": pages.watch_page(BASE_VIDEO),
-        "watch-full": pages.watch_page(FULL_VIDEO),
-        "watch-hostile": pages.watch_page({**FULL_VIDEO, "name": HOSTILE}),
-        "not-found": pages.not_found_page(HOSTILE),
+        "home": home_page(),
+        "watch-basic": watch_page(BASE_VIDEO),
+        "watch-full": watch_page(FULL_VIDEO),
+        "watch-hostile": watch_page({**FULL_VIDEO, "name": HOSTILE}),
+        "not-found": not_found_page(HOSTILE),
+        "status": status_page(STATUS_REPORT),
     }
 
 
@@ -88,7 +136,7 @@ def all_pages() -> dict[str, str]:
 def test_hostile_name_is_escaped_in_watch_page():
     """A name containing markup never reaches the page as raw HTML: the only
     <script> tags are our own external ones, and the name appears as text."""
-    doc = pages.watch_page({**FULL_VIDEO, "name": HOSTILE})
+    doc = watch_page({**FULL_VIDEO, "name": HOSTILE})
     assert "<script>alert" not in doc
     assert "&lt;script&gt;alert(1)&lt;/script&gt;.mp4" in doc
     parsed = parse(doc)
@@ -100,7 +148,7 @@ def test_quotes_in_name_cannot_break_out_of_attributes():
     """Quotes and ampersands in a name are escaped in attribute values, so the
     parsed data-name/download attributes equal the original name exactly."""
     name = "a\"b' onmouseover=alert(1) x=&amp;.mp4"
-    parsed = parse(pages.watch_page({**BASE_VIDEO, "name": name}))
+    parsed = parse(watch_page({**BASE_VIDEO, "name": name}))
     _, watch = parsed.by_id("watch")
     assert watch["data-name"] == name
     downloads = [a for a in parsed.find("a") if "download" in a]
@@ -113,7 +161,7 @@ def test_urls_are_percent_encoded():
     (spaces, '/', '?', '#', '%' and non-ASCII included)."""
     name = "my clip/part?1#x%20é.mp4"
     enc = "my%20clip%2Fpart%3F1%23x%2520%C3%A9.mp4"
-    parsed = parse(pages.watch_page({**FULL_VIDEO, "name": name}))
+    parsed = parse(watch_page({**FULL_VIDEO, "name": name}))
     _, player = parsed.by_id("player")
     assert player["src"] == f"/stream/{enc}"
     assert player["poster"] == f"/thumbnail/{enc}"
@@ -124,7 +172,7 @@ def test_urls_are_percent_encoded():
 
 def test_hostile_message_escaped_in_not_found_page():
     """not_found_page escapes its message and links back home."""
-    doc = pages.not_found_page(HOSTILE)
+    doc = not_found_page(HOSTILE)
     assert "<script>alert" not in doc
     parsed = parse(doc)
     assert HOSTILE in "".join(parsed.text)
@@ -184,7 +232,7 @@ def test_static_files_exist_and_use_no_inner_html():
 def test_home_page_structure():
     """The home page has every element home.js relies on, with the agreed
     attributes (search box, grid, upload form, file input, progress bar)."""
-    parsed = parse(pages.home_page())
+    parsed = parse(home_page())
     for element_id in (
         "search",
         "videos",
@@ -211,7 +259,7 @@ def test_home_page_structure():
 def test_watch_page_structure():
     """The watch page has the player, <h1> name, back link, download link and
     delete controls."""
-    parsed = parse(pages.watch_page(BASE_VIDEO))
+    parsed = parse(watch_page(BASE_VIDEO))
     tag, player = parsed.by_id("player")
     assert tag == "video"
     assert "controls" in player and player["preload"] == "metadata"
@@ -234,7 +282,7 @@ def test_watch_page_structure():
 def test_date_has_utc_fallback_and_timestamp():
     """The upload date is a <time> with UTC fallback text and the raw
     timestamp for watch.js to localise."""
-    doc = pages.watch_page(BASE_VIDEO)
+    doc = watch_page(BASE_VIDEO)
     parsed = parse(doc)
     times = parsed.find("time")
     assert len(times) == 1
@@ -245,7 +293,7 @@ def test_date_has_utc_fallback_and_timestamp():
 
 def test_optional_metadata_rendered_when_present():
     """duration, resolution, codec, remux flag and poster appear when given."""
-    doc = pages.watch_page(FULL_VIDEO)
+    doc = watch_page(FULL_VIDEO)
     text = "".join(parse(doc).text)
     assert "1:02:03" in text
     assert "1920\u00d71080" in text
@@ -270,22 +318,43 @@ def test_optional_metadata_absent_when_missing_or_invalid():
             "remuxed": False,
         },
     ):
-        parsed = parse(pages.watch_page(video))
+        parsed = parse(watch_page(video))
         text = "".join(parsed.text)
         for label in ("Duration", "Resolution", "Codec", "Streaming"):
             assert label not in text, (label, video)
         assert "poster" not in parsed.by_id("player")[1]
-        assert "thumbnail" not in pages.watch_page(video)
+        assert "thumbnail" not in watch_page(video)
 
 
 def test_codec_is_escaped():
     """Metadata strings such as codec are escaped too."""
-    doc = pages.watch_page({**BASE_VIDEO, "codec": "<b>x</b>"})
+    doc = watch_page({**BASE_VIDEO, "codec": "<b>x</b>"})
     assert "<b>x</b>" not in doc and "&lt;b&gt;x&lt;/b&gt;" in doc
 
 
 def test_missing_or_bad_timestamp_does_not_crash():
     """A watch page still renders when uploaded_at is missing or absurd."""
     for video in ({"name": "a.mp4"}, {"name": "a.mp4", "uploaded_at": 1e20}):
-        doc = pages.watch_page(video)
+        doc = watch_page(video)
         assert "unknown" in doc and "a.mp4" in doc
+
+
+def test_status_page_rows_and_escaping():
+    """The status page has one row per datanode with its state, heartbeat age and sizes,
+    lists under-replicated videos with hostile names as text, and refreshes itself."""
+    doc = status_page(STATUS_REPORT)
+    assert "<script>alert" not in doc
+    parsed = parse(doc)
+    text = "".join(parsed.text)
+    assert f"{HOSTILE}: 1 of 3 copies (repairing)" in text
+    assert parsed.find("tr", **{"class": "node-alive"}) and parsed.find("tr", **{"class": "node-dead"})
+    assert "1.5 s ago" in text and "never" in text and "10.0 GB" in text
+    assert "2 videos, 3.0 MB stored" in " ".join(text.split())
+    assert parsed.find("meta", **{"http-equiv": "refresh", "content": str(pages.STATUS_REFRESH_S)})
+
+
+def test_status_page_without_datanodes():
+    """A cluster with no datanode yet says so instead of showing an empty table."""
+    text = "".join(parse(status_page({**STATUS_REPORT, "datanodes": [], "under_replicated": []})).text)
+    assert "No datanode has registered." in text
+    assert "every video has all its copies" in text

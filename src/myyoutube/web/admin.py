@@ -1,4 +1,4 @@
-"""Operator routes: cluster status (JSON and page), Prometheus metrics, orphan purge.
+"""Operator routes: cluster status as JSON, Prometheus metrics, orphan purge.
 
 Theory of operation
 -------------------
@@ -12,7 +12,6 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from myyoutube.client import RequestFailed
-from myyoutube.web import pages
 from myyoutube.web.common import MASTER, METRICS
 
 
@@ -22,10 +21,6 @@ async def api_status(request: web.Request) -> web.Response:
 
 async def purge_orphans(request: web.Request) -> web.Response:
     return web.json_response({"purged": await request.app[MASTER].purge_orphans()})
-
-
-async def status_page(request: web.Request) -> web.Response:
-    return web.Response(text=pages.status_page(await request.app[MASTER].status()), content_type="text/html")
 
 
 async def prometheus(request: web.Request) -> web.Response:

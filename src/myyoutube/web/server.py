@@ -5,7 +5,7 @@ Theory of operation
 The front end holds no video bytes of its own: uploads (uploads.py) are relayed chunk by
 chunk to the master, streams (streaming.py) are relayed range by range from it, so memory
 per request is a few chunks whatever the video's size. Routes live in one module per
-resource (pages here for now, videos.py, streaming.py, uploads.py, admin.py); this module
+resource (pages.py, videos.py, streaming.py, uploads.py, admin.py); this module
 builds the application from them and owns what every request shares: the error
 middleware and the security headers.
 
@@ -76,25 +76,6 @@ def _http_error_sentence(exc: web.HTTPException) -> str:
     return exc.text if exc.text and not exc.text.startswith(str(exc.status)) else exc.reason
 
 
-# --- pages -----------------------------------------------------------------------------
-
-
-async def home(request: web.Request) -> web.Response:
-    return web.Response(text=pages.home_page(), content_type="text/html")
-
-
-async def watch(request: web.Request) -> web.Response:
-    try:
-        video = await request.app[MASTER].stat(request.match_info["name"])
-    except RequestFailed as exc:
-        if exc.code != "not_found":
-            raise
-        return web.Response(
-            text=pages.not_found_page("No video by that name."), status=404, content_type="text/html"
-        )
-    return web.Response(text=pages.watch_page(video), content_type="text/html")
-
-
 # --- application -----------------------------------------------------------------------
 
 
@@ -114,8 +95,9 @@ def make_app(
         "uploads": Slots(max_uploads, "uploads"),
         "streams": Slots(max_streams, "streams"),
     }
-    app.router.add_get("/", home)
-    app.router.add_get("/watch/{name}", watch)
+    pages.setup(app)
+    app.router.add_get("/", pages.home)
+    app.router.add_get("/watch/{name}", pages.watch)
     app.router.add_get("/listar", videos.listar)
     app.router.add_get("/search", videos.search)
     app.router.add_post("/upload", uploads.upload)
@@ -124,7 +106,7 @@ def make_app(
     app.router.add_delete("/videos/{name}", videos.delete)
     app.router.add_get("/api/status", admin.api_status)
     app.router.add_post("/api/admin/purge-orphans", admin.purge_orphans)
-    app.router.add_get("/status", admin.status_page)
+    app.router.add_get("/status", pages.status)
     app.router.add_get("/metrics", admin.prometheus)
     app.router.add_static("/static", STATIC_DIR)
     return app
