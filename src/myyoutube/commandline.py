@@ -2,281 +2,208 @@
 
 Theory of operation
 -------------------
-Every subcommand is one HTTP request to the web front end (never to the master or the
-datanodes), made through `Api.call`, the one place that turns what can go
-wrong into a `ToolError` whose text is the line the user reads: the server's
-`{"error": "<sentence>"}` for a refused request, "cannot reach MyYoutube at URL (...)"
-when no connection can be made. `main` prints it as `myyoutube: error: ...` and exits 1;
-argparse exits 2 on bad usage; Ctrl-C exits 130 without a word.
+Every subcommand talks HTTP to the web front end (never to the master or the datanodes)
+through `webclient.Api`, which turns whatever goes wrong into a `ToolError` whose text is
+the line the user reads. `main` prints it as `myyoutube: error: ...` and exits 1; argparse
+exits 2 on bad usage; Ctrl-C exits 130 without a word. Uploads and downloads (with their
+`.part` files) live in transfers.py.
 
-Bytes are streamed both ways a chunk at a time, so memory stays flat whatever the size.
-An upload hashes the file as it sends it; the sha256 the server returns must equal ours.
-A download appends as bytes arrive; the next run asks only for the rest, with `Range:
-bytes=<have>-` and `If-Range: <ETag>` (kept in `FILE.part-etag`): a changed video comes
-back whole (200) and the file starts over, a 416 means it is already complete. The ETag
-is the video's quoted SHA-256, so the finished file is checked against it.
+Every command takes `--json`: standard output then holds exactly one JSON document (the
+server's answer, or for upload and download what was done) and any notes go to standard
+error; failures are still one `myyoutube: error:` line and a non-zero exit.
+
+Standard output may be a pipe that its reader closes early (`myyoutube list | head`).
+Python ignores SIGPIPE, so the next write fails with BrokenPipeError; every write goes
+through `say`, which turns that into `ReaderGone`: the command stops at once (a listing
+fetches no further page) and exits 0 without a word, as a reader that left is not an
+error. Standard output is then pointed at /dev/null, so the interpreter's final flush of
+what is still buffered cannot fail again on the way out.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import hashlib
 import json
-import mimetypes
 import os
-import re
 import sys
 from collections.abc import Sequence
-from contextlib import asynccontextmanager
 from datetime import datetime
 from pathlib import Path
-from urllib.parse import quote, urlsplit
+from typing import Any
+from urllib.parse import urlsplit
 
-import aiohttp
-import yarl
-from tqdm import tqdm
-
+from myyoutube import transfers
 from myyoutube.formatting import human_duration, human_size
+from myyoutube.webclient import Api, ToolError, Unreachable, connect, video_path
 
 DEFAULT_URL = "http://127.0.0.1:8080"
 URL_ENV = "MYYOUTUBE_URL"
 
-# Disk reads and socket writes of 1 MiB keep system calls few while memory stays flat.
-FILE_CHUNK_BYTES = 1024 * 1024
-# A front end that has not accepted the connection by then is down or unreachable.
-CONNECT_TIMEOUT_S = 10.0
-# An upload's answer comes only once every replica stored the last chunk, and a stream
-# may pause while the master fails over to another replica; longer silence is a dead peer.
-READ_IDLE_TIMEOUT_S = 120.0
-# Error answers are one sentence of JSON; read no more of a misbehaving server's body.
-MAX_ERROR_BODY_BYTES = 64 * 1024
-
+EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, what shells report for Ctrl-C
 
-_CONTENT_RANGE = re.compile(r"bytes (\d+)-\d+/(\d+)$")
-_SHA256_ETAG = re.compile(r'"([0-9a-f]{64})"$')
+# Listing columns before the name, fixed so each page prints as it arrives (the name,
+# of any length, comes last).
+SIZE_COLUMN_CHARS = 9
+UPLOADED_COLUMN_CHARS = 16
+DURATION_COLUMN_CHARS = 8
 
 
-class ToolError(Exception):
-    """A failure the user can understand; str(exc) is the one line they read."""
+# --- output ------------------------------------------------------------------------------
 
 
-class Unreachable(ToolError):
-    """No connection to the front end at all: pointless to try the next file."""
+class ReaderGone(Exception):
+    """Whoever read standard output closed it (`myyoutube list | head`): stop, quietly."""
 
 
-class Api:
-    """The web front end at one base URL, spoken to through one client session."""
-
-    def __init__(self, url: str, session: aiohttp.ClientSession) -> None:
-        self.url, self.session = url, session
-
-    @asynccontextmanager
-    async def call(self, method: str, path: str, ok: tuple[int, ...] = (200,), **kwargs):
-        """The response to one request; any status not in `ok`, or any transport failure
-        (also while the caller reads the body), raises ToolError."""
-        url = yarl.URL(self.url + path, encoded=True)
-        try:
-            async with self.session.request(method, url, **kwargs) as response:
-                if response.status not in ok:
-                    raise ToolError(await _error_sentence(response))
-                yield response
-        except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
-            raise Unreachable(f"cannot reach MyYoutube at {self.url} ({_reason(exc)})") from None
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise ToolError(f"the connection to MyYoutube at {self.url} failed ({_reason(exc)})") from None
-
-    async def json(self, path: str, method: str = "GET", ok: tuple[int, ...] = (200,), **kwargs) -> dict:
-        """The JSON object answering one request (see `call`)."""
-        async with self.call(method, path, ok, **kwargs) as response:
-            try:
-                body = await response.json(content_type=None)
-            except ValueError:
-                body = None
-        if not isinstance(body, dict):
-            raise ToolError(f"{self.url} did not answer with a JSON object; is it MyYoutube?")
-        return body
-
-
-async def _error_sentence(response: aiohttp.ClientResponse) -> str:
-    """The server's {"error": sentence}, or the status line when there is none."""
-    body = b""
-    while len(body) < MAX_ERROR_BODY_BYTES and (
-        data := await response.content.read(MAX_ERROR_BODY_BYTES - len(body))
-    ):
-        body += data
+def say(text: str = "") -> None:
+    """One line on standard output."""
     try:
-        sentence = json.loads(body)["error"]
-    except (ValueError, KeyError, TypeError):
-        sentence = None
-    if isinstance(sentence, str) and sentence:
-        return sentence
-    return f"MyYoutube answered {response.status} {response.reason}"
+        print(text)
+    except BrokenPipeError:
+        raise ReaderGone from None
 
 
-def _reason(exc: BaseException) -> str:
-    cause = getattr(exc, "os_error", None) or exc
-    errno = getattr(cause, "errno", None)
-    if isinstance(errno, int) and errno > 0:
-        return os.strerror(errno)  # "Connection refused", not asyncio's wording
-    return getattr(cause, "strerror", None) or str(cause) or type(cause).__name__
-
-
-def _bar(total: int | None, name: str, show: bool, initial: int = 0) -> tqdm:
-    return tqdm(
-        total=total,
-        initial=initial,
-        desc=name,
-        unit="B",
-        unit_scale=True,
-        unit_divisor=1024,
-        disable=not show,
-        file=sys.stderr,
-        dynamic_ncols=True,
-    )
-
-
-# --- upload ------------------------------------------------------------------------------
-
-
-def _form_filename(name: str) -> str:
-    """Escape the file name as browsers do (the three characters the server decodes)."""
-    return name.replace('"', "%22").replace("\r", "%0D").replace("\n", "%0A")
-
-
-async def upload_one(api: Api, path: Path, show: bool) -> dict:
-    """Stream one file to POST /upload; the server's record, checked against our hash."""
+def flush() -> None:
+    """Push buffered output to the reader now (a closed pipe shows here as ReaderGone)."""
     try:
-        file = await asyncio.to_thread(open, path, "rb")
-        size = os.fstat(file.fileno()).st_size
-    except OSError as exc:
-        raise ToolError(exc.strerror or str(exc)) from None
-    digest = hashlib.sha256()
-    with file, _bar(size, path.name, show) as bar:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        raise ReaderGone from None
 
-        async def chunks():
-            while data := await asyncio.to_thread(file.read, FILE_CHUNK_BYTES):
-                digest.update(data)
-                bar.update(len(data))
-                yield data
 
-        form = aiohttp.MultipartWriter("form-data")
-        kind = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-        part = form.append(chunks(), {"Content-Type": kind})
-        part.set_content_disposition(
-            "form-data", quote_fields=False, name="file", filename=_form_filename(path.name)
-        )
-        video = await api.json("/upload", "POST", ok=(201,), data=form)
-    sent = digest.hexdigest()
-    if video.get("sha256") != sent:
-        raise ToolError(
-            f"the server stored sha256 {video.get('sha256')} but the file sent "
-            f"has sha256 {sent}; the copy is damaged, delete it and upload again"
-        )
-    return video
+def complain(text: str) -> None:
+    """One line on standard error; if nobody reads that either, there is no one to tell."""
+    try:
+        print(text, file=sys.stderr, flush=True)
+    except BrokenPipeError:
+        pass
+
+
+def say_json(document: Any) -> None:
+    say(json.dumps(document, indent=2, ensure_ascii=False))
+
+
+def report(args: argparse.Namespace, document: Any, sentence: str) -> int:
+    """What a command did: the JSON document under --json, else the sentence."""
+    if args.json:
+        say_json(document)
+    else:
+        say(sentence)
+    return EXIT_OK
+
+
+def note_for(args: argparse.Namespace):
+    """Where notes along the way go: standard output, or standard error under --json."""
+    return complain if args.json else say
+
+
+# --- upload, download --------------------------------------------------------------------
 
 
 async def cmd_upload(api: Api, args: argparse.Namespace) -> int:
-    failed = 0
+    uploaded, failed = [], []
     for path in map(Path, args.files):
         try:
-            video = await upload_one(api, path, args.progress)
+            video = await transfers.upload_one(api, path, args.progress)
         except Unreachable:
             raise
         except ToolError as exc:
-            print(f"myyoutube: error: {path.name}: {exc}", file=sys.stderr)
-            failed += 1
+            complain(f"myyoutube: error: {path.name}: {exc}")
+            failed.append({"file": str(path), "error": str(exc)})
             continue
-        print(f"uploaded {video['name']} ({human_size(video['size'])}, sha256 {video['sha256']})")
-    return EXIT_FAILED if failed else 0
-
-
-# --- download ----------------------------------------------------------------------------
-
-
-def _hash_file(path: Path) -> hashlib._Hash:
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        while data := file.read(FILE_CHUNK_BYTES):
-            digest.update(data)
-    return digest
-
-
-def _resume_headers(output: Path, sidecar: Path) -> tuple[int, dict[str, str]]:
-    """How many bytes the output already holds, and the headers asking for the rest."""
-    have = output.stat().st_size if output.exists() else 0
-    if not have:
-        return 0, {}
-    headers = {"Range": f"bytes={have}-"}
-    if sidecar.exists():
-        headers["If-Range"] = sidecar.read_text().strip()
-    return have, headers
+        uploaded.append(video)
+        if not args.json:
+            say(f"uploaded {video['name']} ({human_size(video['size'])}, sha256 {video['sha256']})")
+    if args.json:
+        say_json({"videos": uploaded, "failed": failed})
+    return EXIT_FAILED if failed else EXIT_OK
 
 
 async def cmd_download(api: Api, args: argparse.Namespace) -> int:
-    name, output = args.name, args.output or Path(args.name)
+    output = args.output or Path(args.name)
     if output.is_dir():
-        output = output / name
-    sidecar = output.with_name(output.name + ".part-etag")
-    have, headers = _resume_headers(output, sidecar)
-    digest = _hash_file(output) if have else hashlib.sha256()  # before the server waits
-    async with api.call(
-        "GET", "/stream/" + quote(name, safe=""), ok=(200, 206, 416), headers=headers
-    ) as response:
-        if response.status == 416:  # "bytes */SIZE": nothing at or past byte `have`
-            total = response.headers.get("Content-Range", "").rpartition("/")[2]
-            if str(have) != total:
-                raise ToolError(
-                    f"{output} is larger than the video ({have} > {total} bytes); "
-                    "remove it or choose another file with -o"
-                )
-            print(f"{name} is already complete in {output}")
-            sidecar.unlink(missing_ok=True)
-            return 0
-        etag = response.headers.get("ETag", "")
-        if response.status == 206:
-            match = _CONTENT_RANGE.match(response.headers.get("Content-Range", ""))
-            if not match or int(match[1]) != have:
-                raise ToolError(f"the server sent a range not starting at byte {have}")
-            total = int(match[2])
-            print(f"resuming {name} at {have} of {total} bytes")
-        else:
-            if have:
-                print(f"{name} changed on the server or cannot be resumed; starting over")
-            have, digest, total = 0, hashlib.sha256(), response.content_length
-            sidecar.write_text(etag)
-        file = await asyncio.to_thread(open, output, "ab" if have else "wb")
-        with file, _bar(total, name, args.progress, initial=have) as bar:
-            async for data in response.content.iter_chunked(FILE_CHUNK_BYTES):
-                await asyncio.to_thread(file.write, data)
-                digest.update(data)
-                bar.update(len(data))
-    _check_download(output, total, digest.hexdigest(), etag)
-    sidecar.unlink(missing_ok=True)
-    print(f"downloaded {name} to {output} ({human_size(output.stat().st_size)}, sha256 {digest.hexdigest()})")
-    return 0
+        output = output / args.name
+    saved = await transfers.download(
+        api, args.name, output, force=args.force, show=args.progress, note=note_for(args)
+    )
+    return report(
+        args,
+        saved,
+        f"downloaded {args.name} to {output} ({human_size(saved['size'])}, sha256 {saved['sha256']})",
+    )
 
 
-def _check_download(output: Path, total: int | None, sha256: str, etag: str) -> None:
-    size = output.stat().st_size
-    if total is not None and size != total:
-        raise ToolError(
-            f"{output} holds {size} bytes, the video {total}; run the same command again to resume"
-        )
-    expected = _SHA256_ETAG.match(etag)
-    if expected and expected[1] != sha256:
-        raise ToolError(
-            f"{output} does not match the video (sha256 {sha256}, expected "
-            f"{expected[1]}); delete it and download again"
-        )
+# --- listing -----------------------------------------------------------------------------
 
 
-# --- listing, delete, status -------------------------------------------------------------
+def _local_time(timestamp: Any) -> str:
+    try:
+        return datetime.fromtimestamp(float(timestamp)).strftime("%Y-%m-%d %H:%M")
+    except (TypeError, ValueError, OverflowError, OSError):
+        return "?"
 
 
-def _table(headers: tuple[str, ...], rows: Sequence[tuple[str, ...]], right: set[int]) -> None:
+def _size_text(value: Any) -> str:
+    return human_size(value) if isinstance(value, (int, float)) and value >= 0 else "-"
+
+
+def listing_line(size: str, uploaded: str, duration: str, name: str) -> str:
+    return (
+        f"{size:>{SIZE_COLUMN_CHARS}}  {uploaded:<{UPLOADED_COLUMN_CHARS}}  "
+        f"{duration:>{DURATION_COLUMN_CHARS}}  {name}"
+    )
+
+
+def video_line(video: dict) -> str:
+    duration = video.get("duration_s")
+    return listing_line(
+        _size_text(video.get("size")),
+        _local_time(video.get("uploaded_at")),
+        human_duration(duration) if isinstance(duration, (int, float)) else "",
+        str(video.get("name")),
+    )
+
+
+async def cmd_list(api: Api, args: argparse.Namespace) -> int:
+    term = getattr(args, "term", None)
+    if args.json:
+        videos = [video async for page in api.video_pages(term) for video in page]
+        say_json({"videos": videos, "next": None})
+        return EXIT_OK
+    listed = 0
+    async for page in api.video_pages(term):
+        if page and not listed:
+            say(listing_line("SIZE", "UPLOADED", "DURATION", "NAME"))
+        for video in page:
+            say(video_line(video))
+        listed += len(page)
+        flush()  # the reader sees each page at once, and a closed pipe stops the listing here
+    if not listed:
+        say("No videos.")
+    return EXIT_OK
+
+
+# --- edit, delete, status, admin ---------------------------------------------------------
+
+
+async def cmd_edit(api: Api, args: argparse.Namespace) -> int:
+    changes = {key: getattr(args, key) for key in ("title", "description") if getattr(args, key) is not None}
+    video = await api.json("/videos/" + video_path(args.name), "PATCH", json=changes)
+    fields = [
+        f"\n  {key}: {video[key]}" for key in ("title", "description") if isinstance(video.get(key), str)
+    ]
+    return report(args, video, f"edited {args.name}" + "".join(fields))
+
+
+async def cmd_delete(api: Api, args: argparse.Namespace) -> int:
+    answer = await api.json("/videos/" + video_path(args.name), "DELETE")
+    return report(args, answer, f"deleted {args.name}")
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[str]], right: set[int]) -> None:
     """Print rows under headers in aligned columns; columns in `right` align right."""
     widths = [max(len(str(row[i])) for row in (headers, *rows)) for i in range(len(headers))]
     for row in (headers, *rows):
@@ -284,99 +211,60 @@ def _table(headers: tuple[str, ...], rows: Sequence[tuple[str, ...]], right: set
             str(cell).rjust(width) if i in right else str(cell).ljust(width)
             for i, (cell, width) in enumerate(zip(row, widths, strict=True))
         ]
-        print("  ".join(cells).rstrip())
+        say("  ".join(cells).rstrip())
 
 
-def _local_time(timestamp) -> str:
-    try:
-        return datetime.fromtimestamp(float(timestamp)).strftime("%Y-%m-%d %H:%M")
-    except (TypeError, ValueError, OverflowError, OSError):
-        return "?"
-
-
-async def cmd_list(api: Api, args: argparse.Namespace) -> int:
-    term = getattr(args, "term", None)
-    body = await api.json("/listar" if term is None else "/search?q=" + quote(term, safe=""))
-    if args.json:
-        print(json.dumps(body, indent=2, ensure_ascii=False))
-        return 0
-    videos = body.get("videos") or []
-    if not videos:
-        print("No videos.")
-        return 0
-    headers: tuple[str, ...] = ("NAME", "SIZE", "UPLOADED", "DURATION")
-    rows: list[tuple[str, ...]] = [
-        (
-            v["name"],
-            human_size(v["size"]),
-            _local_time(v.get("uploaded_at")),
-            human_duration(v["duration_s"]) if v.get("duration_s") is not None else "",
-        )
-        for v in videos
-    ]
-    if not any(row[3] for row in rows):
-        headers, rows = headers[:3], [row[:3] for row in rows]
-    _table(headers, rows, right={1, 3})
-    return 0
-
-
-async def cmd_delete(api: Api, args: argparse.Namespace) -> int:
-    async with api.call("DELETE", "/videos/" + quote(args.name, safe="")):
-        pass
-    print(f"deleted {args.name}")
-    return 0
-
-
-def _bytes_or_dash(value) -> str:
-    return human_size(value) if isinstance(value, (int, float)) and value >= 0 else "-"
+def _heartbeat_text(seconds_ago: Any) -> str:
+    return "never" if seconds_ago is None else f"{seconds_ago:.1f} s ago"
 
 
 async def cmd_status(api: Api, args: argparse.Namespace) -> int:
     report = await api.json("/api/status")
     if args.json:
-        print(json.dumps(report, indent=2, ensure_ascii=False))
-        return 0
+        say_json(report)
+        return EXIT_OK
     rows = [
         (
-            node["address"],
-            node["state"],
-            "never"
-            if node.get("last_heartbeat_s_ago") is None
-            else f"{node['last_heartbeat_s_ago']:.1f} s ago",
-            _bytes_or_dash(node.get("used_bytes")),
-            _bytes_or_dash(node.get("free_bytes")),
+            str(node["address"]),
+            str(node["state"]),
+            _heartbeat_text(node.get("last_heartbeat_s_ago")),
+            _size_text(node.get("used_bytes")),
+            _size_text(node.get("free_bytes")),
             str(node.get("replicas", 0)),
         )
         for node in report.get("datanodes", [])
     ]
     _table(("DATANODE", "STATE", "LAST HEARTBEAT", "USED", "FREE", "REPLICAS"), rows, right={2, 3, 4, 5})
-    print(
+    say(
         f"\nvideos: {report.get('videos', 0)}, stored: "
-        f"{_bytes_or_dash(report.get('stored_bytes'))}, replication: "
+        f"{_size_text(report.get('stored_bytes'))}, replication: "
         f"{report.get('replication', '?')}, repairs running: {report.get('repairs_running', 0)}"
     )
     counters = report.get("counters") or {}
     if counters:
-        print("counters: " + ", ".join(f"{key} {value}" for key, value in counters.items()))
+        say("counters: " + ", ".join(f"{key} {value}" for key, value in counters.items()))
     under = report.get("under_replicated") or []
-    print("under-replicated: " + ("none" if not under else f"{len(under)}"))
+    say("under-replicated: " + ("none" if not under else f"{len(under)}"))
     if report.get("orphaned_blobs"):
-        print(
+        say(
             f"orphaned blobs: {report['orphaned_blobs']} (kept; restore the master's index, "
             "or `myyoutube admin purge-orphans` if they are garbage)"
         )
     for video in under:
         repairing = " (repairing)" if video.get("repairing") else ""
-        print(
+        say(
             f"  {video['name']}: {video['live_replicas']} live of {report.get('replication', '?')}{repairing}"
         )
-    return 0
+    return EXIT_OK
 
 
 async def cmd_purge_orphans(api: Api, args: argparse.Namespace) -> int:
     answer = await api.json("/api/admin/purge-orphans", method="POST")
-    print(f"purged {answer['purged']} orphaned blobs; datanodes delete them at their next heartbeat")
-    return 0
+    return report(
+        args,
+        answer,
+        f"purged {answer['purged']} orphaned blobs; datanodes delete them at their next heartbeat",
+    )
 
 
 # --- command line ------------------------------------------------------------------------
@@ -390,13 +278,17 @@ def base_url(text: str) -> str:
     return text.strip().rstrip("/")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _shared_flags() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
+    """The flags every command takes (--url, --json), and the progress bar's."""
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
         "--url",
         type=base_url,
         default=os.environ.get(URL_ENV) or DEFAULT_URL,
         help=f"the MyYoutube web front end (default: ${URL_ENV} or {DEFAULT_URL})",
+    )
+    common.add_argument(
+        "--json", action="store_true", help="print one JSON document (notes go to standard error)"
     )
     bar = argparse.ArgumentParser(add_help=False)
     bar.add_argument(
@@ -405,23 +297,33 @@ def build_parser() -> argparse.ArgumentParser:
         default=sys.stderr.isatty(),
         help="show a progress bar (default: only when stderr is a terminal)",
     )
-    as_json = argparse.ArgumentParser(add_help=False)
-    as_json.add_argument("--json", action="store_true", help="print the server's raw JSON")
+    return common, bar
 
+
+def build_parser() -> argparse.ArgumentParser:
+    common, bar = _shared_flags()
     parser = argparse.ArgumentParser(
         prog="myyoutube",
-        description="Upload, list, search, download and delete videos on a MyYoutube cluster.",
+        description="Upload, list, search, edit, download and delete videos on a MyYoutube cluster.",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    add = commands.add_parser
-    upload = add("upload", parents=[common, bar], help="upload video files")
-    upload.add_argument("files", nargs="+", metavar="FILE")
-    upload.set_defaults(run=cmd_upload)
-    add("list", parents=[common, as_json], help="list videos, newest first").set_defaults(run=cmd_list)
-    search = add("search", parents=[common, as_json], help="list videos whose name matches")
-    search.add_argument("term", metavar="TERM")
-    search.set_defaults(run=cmd_list)
-    download = add("download", parents=[common, bar], help="download (or resume) a video")
+
+    def add(name: str, run, summary: str, parents=(common,)) -> argparse.ArgumentParser:
+        command = commands.add_parser(name, parents=list(parents), help=summary, description=summary)
+        command.set_defaults(run=run)
+        return command
+
+    add("upload", cmd_upload, "upload video files", (common, bar)).add_argument(
+        "files", nargs="+", metavar="FILE"
+    )
+    add("list", cmd_list, "list videos, newest first")
+    add("search", cmd_list, "list videos matching TERM").add_argument("term", metavar="TERM")
+    download = add(
+        "download",
+        cmd_download,
+        "download a video: bytes go to FILE.part (resumed by the next run) and become FILE once checked",
+        (common, bar),
+    )
     download.add_argument("name", metavar="NAME")
     download.add_argument(
         "-o",
@@ -430,14 +332,19 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="where to save it (default: NAME in the current directory)",
     )
-    download.set_defaults(run=cmd_download)
-    delete = add("delete", parents=[common], help="delete a video")
-    delete.add_argument("name", metavar="NAME")
-    delete.set_defaults(run=cmd_delete)
-    add("status", parents=[common, as_json], help="datanodes, replication health, counters").set_defaults(
-        run=cmd_status
+    download.add_argument(
+        "--force",
+        action="store_true",
+        help="replace an existing FILE (once the new one is complete) and overwrite a FILE.part "
+        "that myyoutube did not start",
     )
-    admin = add("admin", help="operator commands").add_subparsers(
+    edit = add("edit", cmd_edit, "change a video's title or description")
+    edit.add_argument("name", metavar="NAME")
+    edit.add_argument("--title", help="the new title")
+    edit.add_argument("--description", help="the new description ('' clears it)")
+    add("delete", cmd_delete, "delete a video").add_argument("name", metavar="NAME")
+    add("status", cmd_status, "datanodes, replication health, counters")
+    admin = commands.add_parser("admin", help="operator commands").add_subparsers(
         dest="admin_command", required=True, metavar="ADMIN_COMMAND"
     )
     admin.add_parser(
@@ -449,21 +356,42 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "edit" and args.title is None and args.description is None:
+        parser.error("edit needs --title, --description or both")
+    return args
+
+
 async def run(args: argparse.Namespace) -> int:
-    timeout = aiohttp.ClientTimeout(total=None, connect=CONNECT_TIMEOUT_S, sock_read=READ_IDLE_TIMEOUT_S)
-    async with aiohttp.ClientSession(timeout=timeout) as session:
-        return await args.run(Api(args.url, session), args)
+    async with connect(args.url) as api:
+        return await args.run(api, args)
+
+
+def _stop_writing_stdout() -> None:
+    """Point standard output at /dev/null, so the interpreter's last flush has nowhere to fail."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = build_parser().parse_args(argv)
+    args = parse_args(argv)
     try:
         status = asyncio.run(run(args))
+        flush()
+    except ReaderGone:
+        status = EXIT_OK
     except KeyboardInterrupt:
         status = EXIT_INTERRUPTED
     except (ToolError, OSError) as exc:  # OSError: a local file that cannot be read or written
-        print(f"myyoutube: error: {exc}", file=sys.stderr)
+        complain(f"myyoutube: error: {exc}")
         status = EXIT_FAILED
+    try:
+        flush()
+    except ReaderGone:
+        _stop_writing_stdout()
     sys.exit(status)
 
 

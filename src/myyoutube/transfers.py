@@ -1,0 +1,260 @@
+"""Uploads and downloads of whole video files for the `myyoutube` command-line client.
+
+Theory of operation
+-------------------
+Bytes are streamed both ways a chunk at a time, so memory stays flat whatever the size.
+An upload hashes the file as it sends it; the sha256 the server returns must equal ours.
+
+A download never writes to the file it was asked for until the video is complete and
+checked. Bytes go to `FILE.part`, and before the first byte the video's ETag is written
+beside it in `FILE.part.etag`: that sidecar is how a later run knows the `.part` is its
+own and which version of the video it holds. The next run asks only for the rest, with
+`Range: bytes=<have>-` and `If-Range: <ETag>`: the same video answers 206 and the bytes
+are appended; a changed video comes back whole (200) and the `.part` starts over. Once
+the size and the sha256 (the ETag is the video's quoted SHA-256) match, the `.part` is
+renamed over FILE and the sidecar removed; bytes that do not match are thrown away.
+
+What a download refuses (`plan_download`, pure): an existing FILE, unless --force (the
+old file then stays untouched until the new one is complete); a `FILE.part` without our
+sidecar (another program's, e.g. a browser's download in progress), unless --force.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import mimetypes
+import os
+import re
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from tqdm import tqdm
+
+from myyoutube.webclient import Api, ToolError, video_path
+
+# Disk reads and socket writes of 1 MiB keep system calls few while memory stays flat.
+FILE_CHUNK_BYTES = 1024 * 1024
+
+PART_SUFFIX = ".part"
+ETAG_SUFFIX = ".part.etag"
+
+_CONTENT_RANGE = re.compile(r"bytes (\d+)-\d+/(\d+)$")
+_SHA256_ETAG = re.compile(r'"([0-9a-f]{64})"$')
+
+
+def progress_bar(total: int | None, name: str, show: bool, initial: int = 0) -> tqdm:
+    return tqdm(
+        total=total,
+        initial=initial,
+        desc=name,
+        unit="B",
+        unit_scale=True,
+        unit_divisor=1024,
+        disable=not show,
+        file=sys.stderr,
+        dynamic_ncols=True,
+    )
+
+
+# --- upload ------------------------------------------------------------------------------
+
+
+def _form_filename(name: str) -> str:
+    """Escape the file name as browsers do (the three characters the server decodes)."""
+    return name.replace('"', "%22").replace("\r", "%0D").replace("\n", "%0A")
+
+
+async def upload_one(api: Api, path: Path, show: bool) -> dict:
+    """Stream one file to POST /upload; the server's record, checked against our hash."""
+    # Local file work runs in a thread (asyncio.to_thread), off the event loop: a slow
+    # disk must not stall the socket.
+    try:
+        file = await asyncio.to_thread(open, path, "rb")
+        size = os.fstat(file.fileno()).st_size
+    except OSError as exc:
+        raise ToolError(exc.strerror or str(exc)) from None
+    digest = hashlib.sha256()
+    with file, progress_bar(size, path.name, show) as bar:
+
+        async def chunks():
+            while data := await asyncio.to_thread(file.read, FILE_CHUNK_BYTES):
+                digest.update(data)
+                bar.update(len(data))
+                yield data
+
+        form = aiohttp.MultipartWriter("form-data")
+        kind = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+        part = form.append(chunks(), {"Content-Type": kind})
+        part.set_content_disposition(
+            "form-data", quote_fields=False, name="file", filename=_form_filename(path.name)
+        )
+        video = await api.json("/upload", "POST", ok=(201,), data=form)
+    sent = digest.hexdigest()
+    if video.get("sha256") != sent:
+        raise ToolError(
+            f"the server stored sha256 {video.get('sha256')} but the file sent "
+            f"has sha256 {sent}; the copy is damaged, delete it and upload again"
+        )
+    return video
+
+
+# --- download: what to do with what is already on disk ------------------------------------
+
+
+@dataclass(frozen=True)
+class DownloadPlan:
+    """Where a download starts: bytes of our `.part` to keep, and the headers asking for the rest."""
+
+    have: int
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def part_paths(output: Path) -> tuple[Path, Path]:
+    """The `.part` a download of `output` writes, and the ETag sidecar beside it."""
+    return output.with_name(output.name + PART_SUFFIX), output.with_name(output.name + ETAG_SUFFIX)
+
+
+def plan_download(output: Path, part_size: int | None, etag_note: str | None, force: bool) -> DownloadPlan:
+    """Decide from what is on disk: `part_size` None when there is no `.part`, `etag_note`
+    None when there is no sidecar ("" when we wrote one for a video without an ETag)."""
+    part, sidecar = part_paths(output)
+    if output.exists() and not force:
+        raise ToolError(f"{output} already exists; use --force to replace it, or -o to save elsewhere")
+    if part_size is None:
+        return DownloadPlan(0)
+    if etag_note is None:
+        if not force:
+            raise ToolError(
+                f"{part} exists but was not started by myyoutube (no {sidecar.name} beside it); "
+                "remove it, or use --force to overwrite it"
+            )
+        return DownloadPlan(0)
+    if part_size == 0 or not etag_note.strip():
+        return DownloadPlan(0)
+    return DownloadPlan(part_size, {"Range": f"bytes={part_size}-", "If-Range": etag_note.strip()})
+
+
+def _read_plan(output: Path, force: bool) -> DownloadPlan:
+    part, sidecar = part_paths(output)
+    part_size = part.stat().st_size if part.is_file() else None
+    etag_note = sidecar.read_text(encoding="ascii", errors="replace") if sidecar.is_file() else None
+    return plan_download(output, part_size, etag_note, force)
+
+
+def _hash_prefix(path: Path, size: int) -> hashlib._Hash:
+    digest = hashlib.sha256()
+    if size:
+        with open(path, "rb") as file:
+            while data := file.read(FILE_CHUNK_BYTES):
+                digest.update(data)
+    return digest
+
+
+# --- download ----------------------------------------------------------------------------
+
+
+@dataclass
+class _Progress:
+    """What the download holds so far: bytes kept in the `.part`, their hash, the total."""
+
+    have: int
+    digest: Any
+    total: int | None = None
+    etag: str = ""
+
+
+async def download(
+    api: Api, name: str, output: Path, *, force: bool, show: bool, note: Callable[[str], None]
+) -> dict:
+    """Fetch video `name` into `output` through its `.part` (see the module docstring);
+    what was saved: name, path, size, sha256 and the byte it resumed at."""
+    part, sidecar = part_paths(output)
+    plan = await asyncio.to_thread(_read_plan, output, force)
+    digest = await asyncio.to_thread(_hash_prefix, part, plan.have)  # before the server waits
+    got = _Progress(plan.have, digest)
+    resumed_at = plan.have
+    async with api.call(
+        "GET", "/stream/" + video_path(name), ok=(200, 206, 416), headers=plan.headers
+    ) as response:
+        got.etag = response.headers.get("ETag", "")
+        if response.status == 416:  # "bytes */SIZE": nothing at or past byte `have`
+            got.total = _int_or_none(response.headers.get("Content-Range", "").rpartition("/")[2])
+            got.etag = plan.headers.get("If-Range", "")
+            if got.total != got.have:
+                _discard(part, sidecar)
+                raise ToolError(
+                    f"{part} held more bytes than the video; it was removed, run the command again"
+                )
+        else:
+            if response.status == 206:
+                got.total = _resumed_total(response, got.have)
+                note(f"resuming {name} at {got.have} of {got.total} bytes")
+            else:
+                if got.have:
+                    note(f"{name} changed on the server or cannot be resumed; starting over")
+                got.have, got.digest, got.total = 0, hashlib.sha256(), response.content_length
+                resumed_at = 0
+                # Before any byte: the sidecar is what marks the .part as ours.
+                await asyncio.to_thread(sidecar.write_text, got.etag, encoding="ascii")
+            await _receive(response, part, got, name, show)
+    _finish(name, output, got)
+    return {
+        "name": name,
+        "path": str(output),
+        "size": got.have,
+        "sha256": got.digest.hexdigest(),
+        "resumed_at": resumed_at,
+    }
+
+
+def _int_or_none(text: str) -> int | None:
+    return int(text) if text.isdigit() else None
+
+
+def _resumed_total(response: aiohttp.ClientResponse, have: int) -> int:
+    match = _CONTENT_RANGE.match(response.headers.get("Content-Range", ""))
+    if not match or int(match[1]) != have:
+        raise ToolError(f"the server sent a range not starting at byte {have}")
+    return int(match[2])
+
+
+async def _receive(
+    response: aiohttp.ClientResponse, part: Path, got: _Progress, name: str, show: bool
+) -> None:
+    file = await asyncio.to_thread(open, part, "ab" if got.have else "wb")
+    with file, progress_bar(got.total, name, show, initial=got.have) as bar:
+        async for data in response.content.iter_chunked(FILE_CHUNK_BYTES):
+            await asyncio.to_thread(file.write, data)
+            got.digest.update(data)
+            got.have += len(data)
+            bar.update(len(data))
+
+
+def _discard(part: Path, sidecar: Path) -> None:
+    part.unlink(missing_ok=True)
+    sidecar.unlink(missing_ok=True)
+
+
+def _finish(name: str, output: Path, got: _Progress) -> None:
+    """Check the `.part` and rename it over `output`, or say why not."""
+    part, sidecar = part_paths(output)
+    if got.total is not None and got.have != got.total:
+        raise ToolError(
+            f"the download of {name} stopped at {got.have} of {got.total} bytes; "
+            "run the same command again to resume"
+        )
+    expected = _SHA256_ETAG.match(got.etag)
+    sha256 = got.digest.hexdigest()
+    if expected and expected[1] != sha256:
+        _discard(part, sidecar)
+        raise ToolError(
+            f"the bytes received for {name} do not match the video (sha256 {sha256}, expected "
+            f"{expected[1]}); they were thrown away, run the same command again"
+        )
+    os.replace(part, output)
+    sidecar.unlink(missing_ok=True)

@@ -1,0 +1,133 @@
+"""The web front end's HTTP API as the `myyoutube` command-line client speaks it.
+
+Theory of operation
+-------------------
+Every request goes through `Api.call`, the one place that turns what can go wrong into a
+`ToolError` whose text is the line the user reads: the server's `{"error": "<sentence>"}`
+for a refused request, "cannot reach MyYoutube at URL (...)" when no connection can be
+made (`Unreachable`, so a command working through several files stops at once).
+
+Listings come a page at a time: `/listar` and `/search` answer `{"videos": [...], "next":
+CURSOR|null}`; `video_pages` follows `next` until it is null (or absent, as from a server
+that does not page), so a caller can print each page as it arrives and stop early.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+from urllib.parse import quote, urlencode
+
+import aiohttp
+import yarl
+
+# A front end that has not accepted the connection by then is down or unreachable.
+CONNECT_TIMEOUT_S = 10.0
+# An upload's answer comes only once every replica stored the last chunk, and a stream
+# may pause while the master fails over to another replica; longer silence is a dead peer.
+READ_IDLE_TIMEOUT_S = 120.0
+# Error answers are one sentence of JSON; read no more of a misbehaving server's body.
+MAX_ERROR_BODY_BYTES = 64 * 1024
+# Videos asked for per listing page: the API's maximum, so a long listing takes few requests.
+LIST_PAGE_VIDEOS = 200
+
+
+class ToolError(Exception):
+    """A failure the user can understand; str(exc) is the one line they read."""
+
+
+class Unreachable(ToolError):
+    """No connection to the front end at all: pointless to try the next file."""
+
+
+def video_path(name: str) -> str:
+    """A video's name as one URL path segment (`/`, `?`, `#` and `%` included)."""
+    return quote(name, safe="")
+
+
+class Api:
+    """The web front end at one base URL, spoken to through one client session."""
+
+    def __init__(self, url: str, session: aiohttp.ClientSession) -> None:
+        self.url, self.session = url, session
+
+    @asynccontextmanager
+    async def call(
+        self, method: str, path: str, ok: tuple[int, ...] = (200,), **kwargs: Any
+    ) -> AsyncIterator[aiohttp.ClientResponse]:
+        """The response to one request; any status not in `ok`, or any transport failure
+        (also while the caller reads the body), raises ToolError."""
+        url = yarl.URL(self.url + path, encoded=True)
+        try:
+            async with self.session.request(method, url, **kwargs) as response:
+                if response.status not in ok:
+                    raise ToolError(await _error_sentence(response))
+                yield response
+        except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
+            raise Unreachable(f"cannot reach MyYoutube at {self.url} ({_reason(exc)})") from None
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise ToolError(f"the connection to MyYoutube at {self.url} failed ({_reason(exc)})") from None
+
+    async def json(self, path: str, method: str = "GET", ok: tuple[int, ...] = (200,), **kwargs: Any) -> dict:
+        """The JSON object answering one request (see `call`)."""
+        async with self.call(method, path, ok, **kwargs) as response:
+            try:
+                body = await response.json(content_type=None)
+            except ValueError:
+                body = None
+        if not isinstance(body, dict):
+            raise ToolError(f"{self.url} did not answer with a JSON object; is it MyYoutube?")
+        return body
+
+    async def video_pages(self, term: str | None) -> AsyncIterator[list[dict]]:
+        """Every video (or every match for `term`), one page of the listing at a time."""
+        path = "/listar" if term is None else "/search"
+        query: dict[str, str] = {"limit": str(LIST_PAGE_VIDEOS)}
+        if term is not None:
+            query["q"] = term
+        while True:
+            body = await self.json(f"{path}?{urlencode(query)}")
+            videos = body.get("videos")
+            if not isinstance(videos, list):
+                raise ToolError(f"{self.url} answered a listing without videos; is it MyYoutube?")
+            yield videos
+            cursor = body.get("next")
+            if cursor is None:
+                return
+            if not isinstance(cursor, str) or cursor == query.get("cursor"):
+                raise ToolError(f"{self.url} answered a listing whose next page never ends")
+            query["cursor"] = cursor
+
+
+async def _error_sentence(response: aiohttp.ClientResponse) -> str:
+    """The server's {"error": sentence}, or the status line when there is none."""
+    body = b""
+    while len(body) < MAX_ERROR_BODY_BYTES and (
+        data := await response.content.read(MAX_ERROR_BODY_BYTES - len(body))
+    ):
+        body += data
+    try:
+        sentence = json.loads(body)["error"]
+    except (ValueError, KeyError, TypeError):
+        sentence = None
+    if isinstance(sentence, str) and sentence:
+        return sentence
+    return f"MyYoutube answered {response.status} {response.reason}"
+
+
+def _reason(exc: BaseException) -> str:
+    cause: Any = getattr(exc, "os_error", None) or exc
+    if isinstance(getattr(cause, "errno", None), int) and cause.errno > 0:
+        return os.strerror(cause.errno)  # "Connection refused", not asyncio's wording
+    return getattr(cause, "strerror", None) or str(cause) or type(cause).__name__
+
+
+@asynccontextmanager
+async def connect(url: str) -> AsyncIterator[Api]:
+    """An Api on a fresh client session with the client's timeouts."""
+    timeout = aiohttp.ClientTimeout(total=None, connect=CONNECT_TIMEOUT_S, sock_read=READ_IDLE_TIMEOUT_S)
+    async with aiohttp.ClientSession(timeout=timeout) as session:
+        yield Api(url, session)

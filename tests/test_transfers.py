@@ -1,0 +1,53 @@
+"""Pure tests of myyoutube.transfers.plan_download: what a download does with what it finds
+on disk (no server, only files in a temporary folder)."""
+
+from __future__ import annotations
+
+import pytest
+
+from myyoutube.transfers import DownloadPlan, part_paths, plan_download
+from myyoutube.webclient import ToolError
+
+ETAG = '"' + "a" * 64 + '"'
+
+
+def test_nothing_on_disk_starts_at_byte_zero(tmp_path):
+    """No FILE and no .part: fetch the whole video."""
+    assert plan_download(tmp_path / "v.mp4", None, None, force=False) == DownloadPlan(0)
+
+
+def test_own_part_with_etag_resumes_with_if_range(tmp_path):
+    """Our .part (sidecar holds the ETag) resumes after its last byte, only if the video is unchanged."""
+    plan = plan_download(tmp_path / "v.mp4", 1234, ETAG + "\n", force=False)
+    assert plan == DownloadPlan(1234, {"Range": "bytes=1234-", "If-Range": ETAG})
+
+
+@pytest.mark.parametrize(("part_size", "note"), [(0, ETAG), (500, ""), (500, "  \n")])
+def test_own_part_that_cannot_resume_starts_over(tmp_path, part_size, note):
+    """An empty .part, or one saved from a server that sent no ETag, starts over."""
+    assert plan_download(tmp_path / "v.mp4", part_size, note, force=False) == DownloadPlan(0)
+
+
+def test_existing_file_is_refused_unless_forced(tmp_path):
+    """An existing FILE is never overwritten without --force; with it the plan is unchanged."""
+    output = tmp_path / "v.mp4"
+    output.write_bytes(b"mine")
+    with pytest.raises(ToolError, match=r"v\.mp4 already exists; use --force"):
+        plan_download(output, None, None, force=False)
+    assert plan_download(output, 10, ETAG, force=True) == DownloadPlan(
+        10, {"Range": "bytes=10-", "If-Range": ETAG}
+    )
+
+
+def test_foreign_part_is_refused_unless_forced(tmp_path):
+    """A .part without our sidecar is someone else's: refused, and with --force overwritten, never appended to."""
+    output = tmp_path / "v.mp4"
+    with pytest.raises(ToolError, match=r"v\.mp4\.part exists but was not started by myyoutube"):
+        plan_download(output, 500, None, force=False)
+    assert plan_download(output, 500, None, force=True) == DownloadPlan(0)
+
+
+def test_part_paths_sit_beside_the_output(tmp_path):
+    """FILE.part and FILE.part.etag live in FILE's folder."""
+    part, sidecar = part_paths(tmp_path / "a b.mp4")
+    assert (part.parent, part.name, sidecar.name) == (tmp_path, "a b.mp4.part", "a b.mp4.part.etag")
