@@ -74,8 +74,11 @@ def render(template: str, context: dict) -> str:
     return TEMPLATES.get_template(template).render(context)
 
 
-def home_page() -> str:
-    return render("home.html", pages.home_context())
+UPLOAD_LIMIT_BYTES = 8 * 1024**3
+
+
+def home_page(query: str = "") -> str:
+    return render("home.html", pages.home_context(UPLOAD_LIMIT_BYTES, query))
 
 
 def watch_page(video: dict) -> str:
@@ -120,6 +123,7 @@ STATUS_REPORT = {
 def all_pages() -> dict[str, str]:
     return {
         "home": home_page(),
+        "home-hostile-query": home_page(HOSTILE),
         "watch-basic": watch_page(BASE_VIDEO),
         "watch-full": watch_page(FULL_VIDEO),
         "watch-hostile": watch_page({**FULL_VIDEO, "name": HOSTILE}),
@@ -254,6 +258,31 @@ def test_home_page_structure():
     tag, progress = parsed.by_id("upload-progress")
     assert tag == "progress" and progress["max"] == "100"
     assert parsed.find("script") == [{"src": "/static/home.js", "defer": None}]
+    assert parsed.by_id("page-title")[0] == "h1" and len(parsed.find("h1")) == 1
+    assert parsed.by_id("upload-cancel")[0] == "button" and "hidden" in parsed.by_id("upload-cancel")[1]
+
+
+def test_home_page_shows_the_upload_limit_before_a_file_is_chosen():
+    """The limit the web enforces (--max-upload-bytes) is written next to the file picker,
+    and handed to home.js in a data attribute so it can refuse a file before sending it."""
+    parsed = parse(home_page())
+    _, form = parsed.by_id("upload-form")
+    assert form["data-max-upload-bytes"] == str(UPLOAD_LIMIT_BYTES)
+    assert "Video files up to 8.0 GB each." in "".join(parsed.text)
+    assert parsed.by_id("file")[1]["aria-describedby"] == "upload-limit"
+
+
+def test_home_page_keeps_the_search_term_from_the_url():
+    """`/?q=...` puts the term in the search box and the heading, escaped like any text."""
+    parsed = parse(home_page("  holiday  "))
+    assert parsed.by_id("search")[1]["value"] == "holiday"
+    assert "Results for \u201choliday\u201d" in "".join(parsed.text)
+    doc = home_page(HOSTILE)
+    assert "<script>alert" not in doc
+    parsed = parse(doc)
+    assert parsed.by_id("search")[1]["value"] == HOSTILE
+    assert f"Results for \u201c{HOSTILE}\u201d" in "".join(parsed.text)
+    assert parse(home_page("x" * 1000)).by_id("search")[1]["value"] == "x" * 255
 
 
 def test_watch_page_structure():

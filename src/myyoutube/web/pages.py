@@ -17,8 +17,9 @@ The server sends a strict Content-Security-Policy (``script-src 'self'``, ``styl
 ``on...=`` handlers. Data the scripts need travels in ``data-*`` attributes; behaviour
 lives in ``/static/home.js`` and ``/static/watch.js``.
 
-The home page is a shell: ``home.js`` fetches ``/listar`` or ``/search?q=`` and builds the
-grid with DOM APIs. The watch page is rendered from the video's metadata; optional keys
+The home page is a shell around the search term (``/?q=``, so Back and shared links keep
+it) and the upload limit: ``home.js`` fetches ``/listar`` or ``/search?q=`` a page at a time
+and builds the grid with DOM APIs. The watch page is rendered from the video's metadata; optional keys
 (``duration_s``, ``width``, ``height``, ``codec``, ``has_thumbnail``, ``remuxed``) are shown
 when present and valid and skipped otherwise.
 """
@@ -39,7 +40,8 @@ from aiohttp import web
 
 from myyoutube.client import RequestFailed
 from myyoutube.formatting import human_duration, human_size, utc_text
-from myyoutube.web.common import MASTER
+from myyoutube.web.common import LIMITS, MASTER
+from myyoutube.web.videos import MAX_QUERY_CHARS
 
 TEMPLATES_DIR = Path(__file__).with_name("templates")
 
@@ -121,8 +123,13 @@ def metadata_rows(video: Mapping[str, Any]) -> list[MetadataRow]:
     return rows
 
 
-def home_context() -> dict[str, Any]:
-    return {}
+def home_context(max_upload_bytes: int, query: str = "") -> dict[str, Any]:
+    """The library page; `query` (from `/?q=`) is the search shown in the box and heading."""
+    return {
+        "max_upload_bytes": max_upload_bytes,
+        "query": query.strip()[:MAX_QUERY_CHARS],
+        "max_query_chars": MAX_QUERY_CHARS,
+    }
 
 
 def watch_context(video: Mapping[str, Any]) -> dict[str, Any]:
@@ -156,7 +163,8 @@ def status_context(report: Mapping[str, Any]) -> dict[str, Any]:
 
 
 async def home(request: web.Request) -> web.Response:
-    return aiohttp_jinja2.render_template("home.html", request, home_context())
+    context = home_context(request.app[LIMITS]["max_upload_bytes"], request.query.get("q", ""))
+    return aiohttp_jinja2.render_template("home.html", request, context)
 
 
 async def watch(request: web.Request) -> web.Response:
