@@ -1,7 +1,9 @@
 """End-to-end tests in a real headless Chromium (Debian's, driven by Playwright) against a
-real cluster: upload with progress, live grid and search, watching with seeks served by
-range requests, hostile names shown as text, posters in the grid and player, Delete behind
-a confirm(), the cluster status page at desktop and phone widths, and no console errors or
+real cluster: upload with progress, a Cancel button, the size limit and a link to the new
+video; live grid and search with the term in the URL and matches highlighted; loading more
+on scroll and keeping the place on Back; watching with seeks served by range requests,
+hostile names shown as text, posters in the grid and player, Delete behind a confirm(), the
+cluster status page at desktop and phone widths, text contrast, and no console errors or
 CSP violations.
 
 Chromium is Debian's `/usr/bin/chromium`; Playwright's own browser downloads are never
@@ -10,6 +12,7 @@ used. If it is missing, the tests fail (they never skip) with a message saying s
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import uuid
 from dataclasses import dataclass, field
@@ -236,6 +239,9 @@ async def test_upload_shows_progress_and_card_then_search_filters(cluster, watch
         assert name == local.name
         uploaded.append(name)
         await expect(page.locator("#upload-status")).to_have_text(f"Uploaded {name}")
+        link = page.locator("#upload-status a")
+        await expect(link).to_have_text(name)
+        assert await link.get_attribute("href") == f"/watch/{quote(name, safe='')}"
         await page.wait_for_function("() => document.getElementById('upload-progress').value === 100")
         steps = await page.evaluate("window.__progress")
         assert steps and steps[-1] == 100 and steps == sorted(steps), steps
@@ -480,4 +486,189 @@ async def test_status_page_lists_datanodes(cluster, watched):
           }),
         })""")
         assert layout == {"scroll": 0, "addressesOnOneLine": True, "badgesInRows": True}, (viewport, layout)
+    await watched.assert_clean()
+
+
+async def test_search_term_lives_in_the_url_and_survives_back(cluster, watched, clip):
+    """The home page has one <h1>; typing a search puts it in the URL (/?q=...) and the
+    heading, and after opening a result and going Back the same term, heading and results
+    are there again, in a freshly loaded page."""
+    page, run = watched.page, tag()
+    names = [await upload_over_http(cluster.url, clip, f"{animal}-{run}.mp4") for animal in ("owl", "eel")]
+    await open_home(page, cluster.url)
+    await expect(page.locator("h1")).to_have_count(1)
+    await expect(page.locator("h1")).to_have_text("All videos")
+
+    term = f"owl-{run}"
+    await page.fill("#search", term)
+    await page.wait_for_url(f"{cluster.url}/?q={term}")
+    await wait_for_cards(page, [names[0]])
+    await expect(page.locator("h1")).to_have_text(f"Results for \u201c{term}\u201d")
+
+    await page.evaluate("window.__sameDocument = true")
+    await page.click(f'#videos a.video-card[data-name="{names[0]}"]')
+    await page.wait_for_url("**/watch/**")
+    await page.go_back()
+    await page.wait_for_url(f"{cluster.url}/?q={term}")
+    assert await page.evaluate("window.__sameDocument === undefined")  # a new document, not a cached one
+    await expect(page.locator("#search")).to_have_value(term)
+    await expect(page.locator("h1")).to_have_text(f"Results for \u201c{term}\u201d")
+    await wait_for_cards(page, [names[0]])
+    assert await card_names(page) == [names[0]]
+
+    # A shared link opens with the search done, and clearing the box clears the URL.
+    await page.goto(f"{cluster.url}/?q=eel-{run}")
+    await wait_for_cards(page, [names[1]])
+    await page.fill("#search", "")
+    await page.wait_for_url(f"{cluster.url}/")
+    await expect(page.locator("h1")).to_have_text("All videos")
+    await watched.assert_clean()
+
+
+async def test_matched_words_are_highlighted_as_text(cluster, watched, clip):
+    """Each searched word is wrapped in a <mark> in the card titles, whatever its case or
+    accent in the query, and a name holding markup stays text: the marks hold only the
+    matched words and no element comes from the name."""
+    page, run = watched.page, tag()
+    await open_home(page, cluster.url)
+    name = await upload_in_page(
+        page, {"name": f"<b>Café Holiday {run}.mp4", "mimeType": "video/mp4", "buffer": clip.read_bytes()}
+    )
+    await page.fill("#search", f"café HOLIDAY {run}")
+    await wait_for_cards(page, [name])
+    title = page.locator(f'#videos a.video-card[data-name="{name}"] .card-title')
+    await expect(title).to_have_text(name)
+    await expect(title.locator("mark")).to_have_text(["Café", "Holiday", run])
+    assert await title.evaluate("t => t.querySelectorAll('*').length") == 3  # the marks, nothing else
+
+    await page.fill("#search", f"holiday {run}")
+    await wait_for_cards(page, [name])
+    await expect(title.locator("mark")).to_have_text(["Holiday", run])
+    await watched.assert_clean()
+
+
+async def test_grid_loads_more_on_scroll_and_keeps_its_place_on_back(cluster, watched, clip):
+    """With more videos than one page holds, scrolling down loads the rest (following the
+    API's `next` cursor when it pages); after opening a video far down and going Back, the
+    same cards are shown at the same scroll position without starting over."""
+    page, run = watched.page, tag()
+    count = 55  # more than home.js asks for per page (50)
+    for start in range(0, count, 5):  # a few at a time: the web takes 16 uploads at once
+        await asyncio.gather(
+            *(
+                upload_over_http(cluster.url, clip, f"scroll-{run}-{i:02d}.mp4")
+                for i in range(start, start + 5)
+            )
+        )
+    listings = []
+    page.on("request", lambda r: listings.append(r.url) if "/search?" in r.url else None)
+    await page.set_viewport_size(PHONE)
+    await page.goto(f"{cluster.url}/?q=scroll-{run}")
+    await expect(page.locator("#videos")).to_have_attribute("aria-busy", "false")
+    for _ in range(40):  # scroll to the bottom until every card is there
+        if len(await card_names(page)) == count:
+            break
+        await page.mouse.wheel(0, 4000)
+        await page.wait_for_timeout(100)
+    assert len(await card_names(page)) == count
+    await expect(page.locator("#video-count")).to_have_text(f"{count} videos")
+    paged = any("cursor=" in url for url in listings)
+    first_page = await http_json(f"{cluster.url}/search?q=scroll-{run}&limit=50")
+    assert paged == (first_page.get("next") is not None), listings
+
+    target = (await card_names(page))[45]
+    card = page.locator(f'#videos a.video-card[data-name="{target}"]')
+    await card.scroll_into_view_if_needed()
+    scrolled = await page.evaluate("window.scrollY")
+    assert scrolled > 5000
+    await card.click()
+    await page.wait_for_url("**/watch/**")
+    listings.clear()
+    await page.go_back()
+    await expect(page.locator("#videos a.video-card")).to_have_count(count)
+    assert abs(await page.evaluate("window.scrollY") - scrolled) < 2
+    assert listings == []  # restored from what was loaded, not fetched again
+    await watched.assert_clean()
+
+
+async def http_json(url: str) -> dict:
+    async with aiohttp.ClientSession() as session, session.get(url) as response:
+        assert response.status == 200
+        return await response.json()
+
+
+async def test_upload_can_be_cancelled_and_leaving_asks_first(cluster, watched, clip):
+    """While an upload runs (slowed by network throttling), closing the page asks first
+    (beforeunload), and Cancel aborts it: the form is usable again and nothing was stored."""
+    page, name = watched.page, f"cancel-{tag()}.mp4"
+    await open_home(page, cluster.url)
+    await expect(page.locator("#upload-cancel")).to_be_hidden()
+    throttle = await page.context.new_cdp_session(page)
+    await throttle.send("Network.enable")
+    await throttle.send(
+        "Network.emulateNetworkConditions",
+        {"offline": False, "latency": 0, "downloadThroughput": -1, "uploadThroughput": 256 * 1024},
+    )
+    payload = clip.read_bytes() + b"\0" * (8 * 1024 * 1024)  # ~30 s at the throttled rate
+    await page.set_input_files("#file", {"name": name, "mimeType": "video/mp4", "buffer": payload})
+    await page.click("#upload-button")
+    await page.wait_for_function("() => document.getElementById('upload-progress').value > 0")
+    await expect(page.locator("#upload-cancel")).to_be_visible()
+
+    await page.close(run_before_unload=True)  # the page asks; the dialog handler says stay
+    await page.wait_for_function("() => true")
+    assert [d.split(":")[0] for d in watched.dialogs] == ["beforeunload"], watched.dialogs
+    watched.dialogs.clear()
+
+    await page.click("#upload-cancel")
+    await expect(page.locator("#upload-status")).to_have_text(f"{name}: Upload cancelled.")
+    await expect(page.locator("#upload-button")).to_be_enabled()
+    await expect(page.locator("#upload-cancel")).to_be_hidden()
+    assert name not in await listed_names(cluster.url)
+    await watched.assert_clean()
+
+
+async def test_size_limit_is_shown_and_enforced_before_sending(fresh_cluster, watched, clip):
+    """The upload form states the web's --max-upload-bytes before a file is chosen, and a
+    larger file is refused in the page with the same sentence the server would give,
+    without being sent."""
+    cluster = fresh_cluster(web_args=("--max-upload-bytes", "100000"))
+    page = watched.page
+    await open_home(page, cluster.url)
+    await expect(page.locator("#upload-limit")).to_have_text("Video files up to 97.7 KB each.")
+    posts = []
+    page.on("request", lambda r: posts.append(r.url) if r.method == "POST" else None)
+    big = {"name": "big.mp4", "mimeType": "video/mp4", "buffer": clip.read_bytes() + b"\0" * 100_000}
+    await page.set_input_files("#file", big)
+    await page.click("#upload-button")
+    await expect(page.locator("#upload-status")).to_have_text(
+        "big.mp4: The file is larger than the 97.7 KB upload limit."
+    )
+    assert posts == []
+    await watched.assert_clean()
+
+
+# Contrast ratio (WCAG 2) of an element's text against the first opaque background behind it.
+CONTRAST = """(element) => {
+  const rgb = (text) => text.match(/[\\d.]+/g).map(Number);
+  const channel = (c) => { c /= 255; return c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4; };
+  const luminance = ([r, g, b]) => 0.2126 * channel(r) + 0.7152 * channel(g) + 0.0722 * channel(b);
+  let behind = element;
+  while (behind && rgb(getComputedStyle(behind).backgroundColor)[3] === 0) behind = behind.parentElement;
+  const back = behind ? rgb(getComputedStyle(behind).backgroundColor) : [255, 255, 255];
+  const [a, b] = [luminance(rgb(getComputedStyle(element).color)), luminance(back)].sort((x, y) => y - x);
+  return (a + 0.05) / (b + 0.05);
+}"""
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+async def test_upload_button_and_footer_links_reach_aa_contrast(cluster, watched, scheme):
+    """The Upload button's label and the footer's link reach 4.5:1 against what is behind
+    them (WCAG AA for normal text), in the light and the dark colour scheme."""
+    page = watched.page
+    await page.emulate_media(color_scheme=scheme)
+    await open_home(page, cluster.url)
+    for selector in ("#upload-button", ".site-footer a"):
+        ratio = await page.locator(selector).first.evaluate(CONTRAST)
+        assert ratio >= 4.5, (scheme, selector, ratio)
     await watched.assert_clean()
