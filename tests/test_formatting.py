@@ -15,7 +15,7 @@ from myyoutube import formatting
         (1023, "1023 B"),
         (1024, "1.0 KB"),
         (1536, "1.5 KB"),
-        (1280, "1.3 KB"),  # half-up rounding, like home.js
+        (1280, "1.3 KB"),  # half-up rounding, like text.js
         (10 * 1024, "10.0 KB"),
         (100 * 1024, "100 KB"),
         (1024 * 1024 - 1, "1.0 MB"),  # would display as "1024 KB": roll over

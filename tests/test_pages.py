@@ -219,9 +219,10 @@ def test_layout_basics(page_name):
 def test_static_files_exist_and_use_no_inner_html():
     """The referenced static files ship with the package; the JS never uses
     innerHTML/outerHTML/insertAdjacentHTML/document.write (DOM APIs only)."""
-    for name in ("app.css", "home.js", "watch.js"):
+    scripts = ("text.js", "home.js", "upload.js", "watch.js")
+    for name in ("app.css", *scripts):
         assert (STATIC_DIR / name).is_file(), name
-    for name in ("home.js", "watch.js"):
+    for name in scripts:
         source = (STATIC_DIR / name).read_text(encoding="utf-8")
         assert not re.search(r"innerHTML|outerHTML|insertAdjacentHTML|document\.write", source)
     css = (STATIC_DIR / "app.css").read_text(encoding="utf-8")
@@ -234,7 +235,7 @@ def test_static_files_exist_and_use_no_inner_html():
 
 
 def test_home_page_structure():
-    """The home page has every element home.js relies on, with the agreed
+    """The home page has every element its scripts rely on, with the agreed
     attributes (search box, grid, upload form, file input, progress bar)."""
     parsed = parse(home_page())
     for element_id in (
@@ -257,14 +258,16 @@ def test_home_page_structure():
     assert file_input["accept"] == "video/*"
     tag, progress = parsed.by_id("upload-progress")
     assert tag == "progress" and progress["max"] == "100"
-    assert parsed.find("script") == [{"src": "/static/home.js", "defer": None}]
+    assert parsed.find("script") == [
+        {"src": f"/static/{name}", "defer": None} for name in ("text.js", "home.js", "upload.js")
+    ]
     assert parsed.by_id("page-title")[0] == "h1" and len(parsed.find("h1")) == 1
     assert parsed.by_id("upload-cancel")[0] == "button" and "hidden" in parsed.by_id("upload-cancel")[1]
 
 
 def test_home_page_shows_the_upload_limit_before_a_file_is_chosen():
     """The limit the web enforces (--max-upload-bytes) is written next to the file picker,
-    and handed to home.js in a data attribute so it can refuse a file before sending it."""
+    and handed to upload.js in a data attribute so it can refuse a file before sending it."""
     parsed = parse(home_page())
     _, form = parsed.by_id("upload-form")
     assert form["data-max-upload-bytes"] == str(UPLOAD_LIMIT_BYTES)

@@ -3,7 +3,7 @@
 Theory of operation
 -------------------
 Pure functions, no I/O. ``human_size`` and ``human_duration`` are mirrored exactly by
-``web/static/home.js`` so a size reads the same in a server-rendered page, in the grid the
+``web/static/text.js`` so a size reads the same in a server-rendered page, in the grid the
 script builds and in the terminal.
 """
 
@@ -21,7 +21,7 @@ def human_size(n: int | float) -> str:
     """Format a byte count with binary (1024) steps: ``1536 -> "1.5 KB"``.
 
     Bytes are shown as an integer; larger units with one decimal below 100
-    and none from 100 up. Rounding is half-up (same as home.js), and a value
+    and none from 100 up. Rounding is half-up (same as text.js), and a value
     that would display as 1024 moves to the next unit (``1048575 -> "1.0 MB"``).
     Negative or non-finite input raises ``ValueError``.
     """

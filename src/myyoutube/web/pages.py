@@ -15,13 +15,13 @@ is then escaped like any attribute value. Nothing is ever marked safe.
 The server sends a strict Content-Security-Policy (``script-src 'self'``, ``style-src
 'self'``), so the templates hold no inline ``<script>`` code, ``style=`` attributes or
 ``on...=`` handlers. Data the scripts need travels in ``data-*`` attributes; behaviour
-lives in ``/static/home.js`` and ``/static/watch.js``.
+lives in ``/static/`` (text.js, home.js, upload.js, watch.js).
 
 The home page is a shell around the search term (``/?q=``, so Back and shared links keep
-it) and the upload limit: ``home.js`` fetches ``/listar`` or ``/search?q=`` a page at a time
-and builds the grid with DOM APIs. The watch page is rendered from the video's metadata; optional keys
-(``duration_s``, ``width``, ``height``, ``codec``, ``has_thumbnail``, ``remuxed``) are shown
-when present and valid and skipped otherwise.
+it) and the upload limit: ``home.js`` fetches ``/listar`` or ``/search?q=`` a page at a
+time and builds the grid with DOM APIs. The watch page is rendered from the video's
+metadata; optional keys (``duration_s``, ``width``, ``height``, ``codec``,
+``has_thumbnail``, ``remuxed``) are shown when present and valid and skipped otherwise.
 """
 
 from __future__ import annotations
