@@ -18,6 +18,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+from myyoutube import certs
 from myyoutube.client import MasterClient
 from myyoutube.launch import Role, start_role
 from videos import make_mp4
@@ -55,6 +56,7 @@ class Cluster:
         master_args: tuple[str, ...] = (),
         web_args: tuple[str, ...] = (),
         datanode_args: tuple[str, ...] = (),
+        tls: bool = False,
     ) -> None:
         self.root = root
         self.heartbeat_s = heartbeat_s
@@ -66,6 +68,20 @@ class Cluster:
         self.datanodes: list[Role] = []
         self.web: Role | None = None
         self._datanode_count = datanodes
+        # With tls, every role gets a certificate of a CA made for this cluster, as
+        # myyoutube-cluster does; without, links are plain (a development cluster).
+        self.tls = tls
+        if tls:
+            certs.init_ca(root / "certs" / "ca")
+
+    def cert_args(self, role: str, name: str) -> list[str]:
+        """--cert-dir for a role instance (issued on first use), or nothing without tls."""
+        if not self.tls:
+            return []
+        cert_dir = self.root / "certs" / name
+        if not cert_dir.exists():
+            certs.issue(self.root / "certs" / "ca", role, name, cert_dir)
+        return ["--cert-dir", str(cert_dir)]
 
     # --- lifecycle --------------------------------------------------------------------------
 
@@ -75,7 +91,7 @@ class Cluster:
             self.start_datanode()
         self.web = start_role(
             "myyoutube.web",
-            ["--master", self.master.address, "--port", "0", *self.web_args],
+            ["--master", self.master.address, "--port", "0", *self.cert_args("web", "web"), *self.web_args],
             self.root / "logs" / "web.log",
         )
         # Each datanode registered with the master before announcing itself: ready now.
@@ -93,6 +109,7 @@ class Cluster:
                 str(self.heartbeat_s),
                 "--dead-after",
                 str(self.dead_after_s),
+                *self.cert_args("master", "master"),
                 *self.master_args,
             ],
             self.root / "logs" / "master.log",
@@ -114,6 +131,7 @@ class Cluster:
                 str(self.root / "datanodes"),
                 "--heartbeat",
                 str(self.heartbeat_s),
+                *self.cert_args("datanode", "datanode"),
                 *self.datanode_args,
                 *extra,
             ],
@@ -135,7 +153,11 @@ class Cluster:
         return f"http://{self.web.host}:{self.web.port}"
 
     def client(self) -> MasterClient:
-        return MasterClient(self.master.host, self.master.port, b"", role="test")
+        tls = None
+        if self.tls:
+            self.cert_args("web", "test-client")
+            tls = certs.load(self.root / "certs" / "test-client", "web")
+        return MasterClient(self.master.host, self.master.port, tls)
 
     def folder(self, node: Role) -> Path:
         return self.root / "datanodes" / f"uploads{node.port}"

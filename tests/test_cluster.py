@@ -50,7 +50,8 @@ def test_cluster_serves_survives_restart_and_stops_on_sigterm(tmp_path):
     process, url = start_cluster(tmp_path)
     try:
         assert post_video(url, "kept.mp4", data) == 201
-        assert (tmp_path / "cluster.secret").stat().st_mode & 0o077 == 0
+        keys = [tmp_path / "certs" / name / "node.key" for name in ("master", "web", "datanode0")]
+        assert all(key.stat().st_mode & 0o077 == 0 for key in [*keys, tmp_path / "certs" / "ca" / "ca.key"])
     finally:
         process.send_signal(signal.SIGTERM)
     assert process.wait(30) == 0

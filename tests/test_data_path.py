@@ -191,8 +191,10 @@ async def test_viewer_leaving_is_not_a_warning(fresh_cluster, http):
             await response.content.readexactly(256 * 1024)
             response.close()
     await asyncio.sleep(0.5)
-    log = (cluster.root / "logs" / "web.log").read_text()
-    assert " WARNING " not in log and "Traceback" not in log, log[-2000:]
+    lines = (cluster.root / "logs" / "web.log").read_text().splitlines()
+    # The one warning a development cluster (no certificates) says at start is expected.
+    warnings = [line for line in lines if " WARNING " in line and "no --cert-dir" not in line]
+    assert warnings == [] and not any("Traceback" in line for line in lines), lines[-20:]
 
 
 async def test_master_stops_quietly(fresh_cluster):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import ssl
 import struct
 import uuid
 from urllib.parse import quote
@@ -13,8 +14,8 @@ import pytest
 
 import harness
 from harness import mp4_bytes, multipart, wait_until
-from myyoutube import protocol
-from myyoutube import stream as streams
+from myyoutube import certs, links, protocol
+from myyoutube.stream import RequestFailed
 
 VIDEO = mp4_bytes(os.urandom(20_000))
 
@@ -192,24 +193,28 @@ async def test_garbage_on_every_port_leaves_roles_serving(cluster, http):
     assert status == 201
 
 
-async def test_wrong_secret_is_refused_before_any_command(fresh_cluster, tmp_path):
-    """A peer without the cluster secret is disconnected at the handshake and it is logged."""
-    secret = tmp_path / "secret"
-    secret.write_text("s" * 32)
-    cluster = fresh_cluster(
-        master_args=("--secret-file", str(secret)),
-        datanode_args=("--secret-file", str(secret)),
-        web_args=("--secret-file", str(secret)),
-    )
-    with pytest.raises((ConnectionError, protocol.ProtocolError, asyncio.IncompleteReadError)):
-        connection = await streams.connect(cluster.master.host, cluster.master.port, b"w" * 32, "intruder")
+async def test_wrong_certificate_and_wrong_role_are_refused(fresh_cluster, tmp_path, http):
+    """On a TLS cluster, a client with another CA's certificate never gets a frame through,
+    a datanode certificate cannot ask the master for a listing, and the refusals are
+    logged; the cluster itself serves on."""
+    cluster = fresh_cluster(tls=True)
+    certs.init_ca(tmp_path / "other-ca")
+    stranger = certs.load(certs.issue(tmp_path / "other-ca", "web", "stranger"), "web")
+    with pytest.raises((ConnectionError, OSError, ssl.SSLError)):
+        connection = await links.connect(cluster.master.host, cluster.master.port, stranger, "master")
         await connection.write_frame(protocol.ListVideos(query=""))
         await connection.read_frame()
-    await wait_until(
-        lambda: "rejected connection" in (cluster.root / "logs" / "master.log").read_text(),
-        "rejection logged",
-        5,
-    )
+    cluster.cert_args("datanode", "rogue-datanode")
+    rogue = certs.load(cluster.root / "certs" / "rogue-datanode", "datanode")
+    connection = await links.connect(cluster.master.host, cluster.master.port, rogue, "master")
+    await connection.write_frame(protocol.ListVideos(query=""))
+    with pytest.raises(RequestFailed, match="datanode may not send ListVideos"):
+        await connection.read_expected(protocol.VideoList)
+    connection.abort()
+    master_log = cluster.root / "logs" / "master.log"
+    await wait_until(lambda: "TLS handshake failed" in master_log.read_text(), "handshake refusal logged", 5)
+    status, _ = await upload(http, cluster, "still-served.mp4")
+    assert status == 201
 
 
 async def test_stream_slots_are_bounded_with_503(fresh_cluster, http):

@@ -7,12 +7,11 @@ from __future__ import annotations
 
 import asyncio
 
-from myyoutube import protocol, stream
+from myyoutube import links, protocol
 from myyoutube.pool import ConnectionPool, Lease
 from myyoutube.protocol import Chunk, Ok
 from myyoutube.stream import FrameStream
 
-SECRET = b"cluster secret for pool tests"
 HOST = "127.0.0.1"
 
 
@@ -29,11 +28,11 @@ class Echo:
         await conn.write_frame(request)
 
 
-async def served(handler) -> tuple[asyncio.Server, ConnectionPool]:
-    server = await stream.serve_connections(handler, HOST, 0, SECRET, "master", 16)
+async def served(handler) -> tuple[links.Listener, ConnectionPool]:
+    server = await links.serve_connections(handler, HOST, 0, None, 16, {})
     await server.start_serving()
     port = server.sockets[0].getsockname()[1]
-    return server, ConnectionPool(lambda: stream.connect(HOST, port, SECRET, "web"), max_idle=2)
+    return server, ConnectionPool(lambda: links.connect(HOST, port, None, "master"), max_idle=2)
 
 
 async def ask(pool: ConnectionPool, n: int) -> protocol.Message:

@@ -30,7 +30,6 @@ from myyoutube.protocol import (
     ReadBlob,
     RemoteProtocolError,
     VideoList,
-    Welcome,
     encode,
 )
 
@@ -237,14 +236,14 @@ def test_unknown_message_type_rejected(message_type):
 def test_non_json_meta_rejected(meta):
     """Meta that is not valid UTF-8 JSON raises RemoteProtocolError."""
     with pytest.raises(RemoteProtocolError, match="not UTF-8 JSON"):
-        decode_one(raw_frame(Welcome.TYPE, meta))
+        decode_one(raw_frame(Error.TYPE, meta))
 
 
 @pytest.mark.parametrize("meta", [b"[]", b"1", b"null", b'"mac"', b'[{"mac": "x"}]'])
 def test_non_object_meta_rejected(meta):
     """Meta that is JSON but not an object raises RemoteProtocolError."""
     with pytest.raises(RemoteProtocolError, match="not a JSON object"):
-        decode_one(raw_frame(Welcome.TYPE, meta))
+        decode_one(raw_frame(Error.TYPE, meta))
 
 
 @pytest.mark.parametrize(
@@ -277,7 +276,7 @@ def test_chunk_data_in_meta_is_an_extra_field():
         (End, {"size": "3", "sha256": ""}),
         (End, {"size": None, "sha256": ""}),
         (End, {"size": 3, "sha256": 5}),
-        (Welcome, {"mac": ["x"]}),
+        (Error, {"code": ["x"], "message": "m"}),
         (Ok, {"info": []}),
         (Ok, {"info": "{}"}),
         (VideoList, {"videos": {}}),
@@ -294,7 +293,7 @@ def test_wrong_field_types_rejected(cls, meta):
 def test_unexpected_data_on_message_without_bytes_field_rejected():
     """Trailing data bytes on a message with no bytes field raise RemoteProtocolError."""
     with pytest.raises(RemoteProtocolError, match="unexpected data"):
-        decode_one(json_frame(Welcome, {"mac": "ab"}, data=b"x"))
+        decode_one(json_frame(Error, {"code": "c", "message": "m"}, data=b"x"))
 
 
 def test_field_order_in_meta_does_not_matter():

@@ -77,8 +77,8 @@ def test_unreachable_master_is_one_line_exit_1(module, extra, tmp_path):
     assert "Traceback" not in result.stderr
 
 
-def test_public_bind_without_secret_is_refused(tmp_path):
-    """Listening beyond loopback without --secret-file is refused with the reason."""
+def test_public_bind_without_certificates_is_refused(tmp_path):
+    """Listening beyond loopback without --cert-dir is refused with the reason."""
     result = run("myyoutube.master", "--host", "0.0.0.0", "--port", "0", "--data-dir", str(tmp_path))
     assert result.returncode == 1
-    assert "without --secret-file" in result.stderr
+    assert "without --cert-dir" in result.stderr

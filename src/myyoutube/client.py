@@ -20,8 +20,8 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import TypeVar
 
-from myyoutube import protocol, read_plan
-from myyoutube import stream as streams
+from myyoutube import links, protocol, read_plan
+from myyoutube.certs import Tls
 from myyoutube.pool import ConnectionPool, Lease
 from myyoutube.protocol import (
     CHUNK_BYTES,
@@ -157,9 +157,11 @@ class VideoRead:
 
 
 class MasterClient:
-    def __init__(self, host: str, port: int, secret: bytes, role: str = "web") -> None:
-        self.host, self.port, self.secret, self.role = host, port, secret, role
-        self.pool = ConnectionPool(lambda: streams.connect(self.host, self.port, self.secret, self.role))
+    def __init__(self, host: str, port: int, tls: Tls | None) -> None:
+        """A client of the master at host:port; `tls` is the caller's certificate (a web
+        one), None on an unencrypted development cluster."""
+        self.host, self.port = host, port
+        self.pool = ConnectionPool(lambda: links.connect(host, port, tls, expect_role="master"))
 
     async def _ask(self, request: protocol.Message, *answers: type[M]) -> M:
         async def attempt(lease: Lease) -> M:

@@ -10,22 +10,25 @@ stops every child and exits 0.
 A datanode is known to the master by its address, and stores its bytes under
 DATA_DIR/datanodes/uploads{PORT}; so the ports first picked (any free ones) are saved in
 DATA_DIR/cluster.json and reused on every later start, and a restarted cluster finds all
-its videos again. A random cluster secret is generated into DATA_DIR/cluster.secret
-(mode 0600) on first start and handed to every role.
+its videos again.
+
+Every internal link is mutual TLS, on loopback too: on first start a cluster CA is made
+in DATA_DIR/certs/ca and one certificate per role instance (DATA_DIR/certs/master, web,
+datanode0, ...; keys 0600), each handed to its role as --cert-dir. The web binds --host
+(what browsers reach); the master and datanodes bind --internal-host (loopback unless
+told otherwise), so exposing the web page does not expose the internal ports.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
-import secrets
 import signal
 import sys
 import time
 from pathlib import Path
 
-from myyoutube import service
+from myyoutube import certs, service
 from myyoutube.launch import LaunchError, Role, start_role
 from myyoutube.web.main import DEFAULT_PORT
 
@@ -58,7 +61,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=DEFAULT_DATANODES,
         help=f"how many datanodes (default {DEFAULT_DATANODES})",
     )
-    parser.add_argument("--host", default="127.0.0.1", help="address every role binds (default 127.0.0.1)")
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="address the web front end binds (default 127.0.0.1)"
+    )
+    parser.add_argument(
+        "--internal-host",
+        default="127.0.0.1",
+        help="address the master and datanodes bind (default 127.0.0.1: not reachable from other hosts)",
+    )
     parser.add_argument(
         "--heartbeat",
         type=service.positive_float,
@@ -80,13 +90,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def ensure_secret(data_dir: Path) -> Path:
-    path = data_dir / "cluster.secret"
-    if not path.exists():
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as file:
-            file.write(secrets.token_hex(32))
-    return path
+def ensure_certificates(certs_dir: Path, datanodes: int) -> None:
+    """The cluster CA and a certificate per role instance, made once and kept."""
+    ca = certs_dir / "ca"
+    if not (ca / certs.CA_KEY).exists():
+        certs.init_ca(ca)
+    wanted = [("master", "master"), ("web", "web")] + [("datanode", f"datanode{i}") for i in range(datanodes)]
+    for role, name in wanted:
+        if not (certs_dir / name / certs.NODE_CERT).exists():
+            certs.issue(ca, role, name, certs_dir / name)
 
 
 def _optional(flag: str, value) -> list[str]:
@@ -107,16 +119,17 @@ class Cluster:
             return {}
 
     def _start(self, module: str, name: str, args: list[str]) -> Role:
+        cert_dir = self.data_dir / "certs" / name
         role = start_role(
-            module, [*args, "--secret-file", str(self.secret)], self.data_dir / "logs" / f"{name}.log"
+            module, [*args, "--cert-dir", str(cert_dir)], self.data_dir / "logs" / f"{name}.log"
         )
         self.roles.append(role)
         return role
 
     def start(self) -> Role:
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.secret = ensure_secret(self.data_dir)
-        saved, host = self._saved_ports(), self.args.host
+        ensure_certificates(self.data_dir / "certs", self.args.datanodes)
+        saved, host = self._saved_ports(), self.args.internal_host
         master = self._start(
             "myyoutube.master",
             "master",
@@ -166,7 +179,7 @@ class Cluster:
                 "--master",
                 master.address,
                 "--host",
-                host,
+                self.args.host,
                 "--port",
                 str(self.args.web_port),
                 *_optional("--max-upload-bytes", self.args.max_upload_bytes),

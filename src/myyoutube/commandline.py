@@ -33,7 +33,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from myyoutube import transfers
+from myyoutube import certcommands, transfers
+from myyoutube.certs import CertError
 from myyoutube.formatting import human_duration, human_size
 from myyoutube.webclient import Api, ToolError, Unreachable, connect, video_path
 
@@ -353,6 +354,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="delete blobs the datanodes hold that the master's index does not know "
         "(only once you are sure the index is the right one)",
     ).set_defaults(run=cmd_purge_orphans)
+    certcommands.register(commands)
     return parser
 
 
@@ -379,13 +381,13 @@ def _stop_writing_stdout() -> None:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     try:
-        status = asyncio.run(run(args))
+        status = args.local(args) if hasattr(args, "local") else asyncio.run(run(args))
         flush()
     except ReaderGone:
         status = EXIT_OK
     except KeyboardInterrupt:
         status = EXIT_INTERRUPTED
-    except (ToolError, OSError) as exc:  # OSError: a local file that cannot be read or written
+    except (ToolError, OSError, CertError) as exc:  # OSError: a local file that cannot be read or written
         complain(f"myyoutube: error: {exc}")
         status = EXIT_FAILED
     try:

@@ -64,33 +64,6 @@ class RemoteProtocolError(ProtocolError):
 
 
 @dataclass(frozen=True)
-class Challenge:
-    """Server -> client on connect: prove you know the cluster secret."""
-
-    TYPE: typing.ClassVar[int] = 1
-    nonce: str
-    role: str
-
-
-@dataclass(frozen=True)
-class Authenticate:
-    """Client -> server: HMAC of the server's nonce, and a nonce for mutual proof."""
-
-    TYPE: typing.ClassVar[int] = 2
-    role: str
-    mac: str
-    nonce: str
-
-
-@dataclass(frozen=True)
-class Welcome:
-    """Server -> client: HMAC of the client's nonce; the connection is now trusted."""
-
-    TYPE: typing.ClassVar[int] = 3
-    mac: str
-
-
-@dataclass(frozen=True)
 class Error:
     """Either direction: the request failed. `code` is machine-readable, `message` human."""
 
@@ -288,10 +261,7 @@ class DeleteBlob:
 
 
 Message: typing.TypeAlias = (
-    Challenge
-    | Authenticate
-    | Welcome
-    | Error
+    Error
     | Ok
     | Keepalive
     | Chunk

@@ -1,10 +1,10 @@
-"""What every command-line entry point shares: flags, the secret, start-up, clean exits.
+"""What every role's entry point shares: flags, certificates, start-up, clean exits.
 
 Theory of operation
 -------------------
 Each role's `main()` parses its flags with `argparse`, then hands an async `serve`
-coroutine to `run`. Anything that stops start-up (a busy port, an unreachable master, a
-missing secret) raises `StartupError`, which `run` turns into one readable line on stderr
+coroutine to `run`. Anything that stops start-up (a busy port, an unreachable master,
+unusable certificates) raises `StartupError`, which `run` turns into one readable line on stderr
 and exit status 1. SIGINT and SIGTERM end the service cleanly with status 0. Once a role
 listens it prints `<role> listening on HOST:PORT`, the line scripts and tests wait for
 (the port is the real one even when 0 was asked for).
@@ -17,17 +17,18 @@ import asyncio
 import ipaddress
 import logging
 import signal
+import socket
 import sys
+import typing
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TypeVar
 
 import uvloop
 
-T = TypeVar("T")
+from myyoutube import certs
 
-# A secret shorter than this is guessable; refuse it rather than give false comfort.
-MIN_SECRET_BYTES = 16
+T = TypeVar("T")
 
 
 class StartupError(Exception):
@@ -66,11 +67,11 @@ def positive_int(text: str) -> int:
 
 def add_common_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--secret-file",
+        "--cert-dir",
         type=Path,
         default=None,
-        help="file holding the cluster secret shared by every role "
-        "(required to listen on anything but loopback)",
+        help="directory with ca.crt, node.crt and node.key (what `myyoutube cert issue` "
+        "writes): mutual TLS with the other roles; required to listen beyond loopback",
     )
     parser.add_argument(
         "--event-loop",
@@ -93,29 +94,38 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def load_secret(secret_file: Path | None, bind_host: str) -> bytes:
-    """The cluster secret; without one, only a loopback-bound role may run."""
-    if secret_file is None:
+def load_tls(cert_dir: Path | None, bind_host: str, role: str) -> certs.Tls | None:
+    """This role's TLS identity; without --cert-dir, only a loopback-bound role may run,
+    unencrypted and with nobody's role checked, which is said once at start."""
+    if cert_dir is None:
         if not is_loopback(bind_host):
             raise StartupError(
-                f"refusing to listen on {bind_host} without --secret-file: "
-                "anyone on the network could talk to this role"
+                f"refusing to listen on {bind_host} without --cert-dir: anyone on the network "
+                "could talk to this role (make certificates with `myyoutube cert`)"
             )
-        return b""
+        logging.getLogger(__name__).warning(
+            "no --cert-dir: internal links are unencrypted and unauthenticated (development "
+            "only, loopback only)"
+        )
+        return None
     try:
-        secret = secret_file.read_bytes().strip()
-    except OSError as exc:
-        raise StartupError(f"cannot read secret file {secret_file}: {exc.strerror}") from exc
-    if len(secret) < MIN_SECRET_BYTES:
-        raise StartupError(f"secret file {secret_file} holds fewer than {MIN_SECRET_BYTES} bytes")
-    return secret
+        return certs.load(cert_dir, role)
+    except certs.CertError as exc:
+        raise StartupError(str(exc)) from exc
 
 
 def announce(role: str, host: str, port: int) -> None:
     print(f"{role} listening on {host}:{port}", flush=True)
 
 
-def bound_port(server: asyncio.Server) -> int:
+class Listening(typing.Protocol):
+    """Anything with listening sockets: an asyncio.Server or a links.Listener."""
+
+    @property
+    def sockets(self) -> typing.Sequence[socket.socket]: ...
+
+
+def bound_port(server: Listening) -> int:
     return server.sockets[0].getsockname()[1]
 
 

@@ -8,15 +8,13 @@ the decoder's length checks run before a large body is accepted and nothing past
 current frame is buffered. Writing encodes a frame and waits for the transport to drain,
 which is how backpressure travels from a slow reader back to the sender at every hop.
 
-Every connection starts with a mutual HMAC challenge-response over the cluster secret
-(`accept` on the server side, `connect` on the client side); no command is read before the
-peer proved it knows the secret. Every wait has a deadline, so a peer that stops talking
-costs a bounded amount of time, never a task forever.
+Opening and accepting connections (mutual TLS, admission limits) is links.py's job; this
+module only speaks frames over a connection once it exists. Every wait has a deadline, so
+a peer that stops talking costs a bounded amount of time, never a task forever.
 
 Connections are long-lived: a server reads one request after another on each connection
-(`serve_connections`), and clients keep idle connections in a pool (pool.py), so a request
-costs no new TCP connection and no handshake. A handler that returns leaves its connection
-at a frame boundary, ready for the next request; one that raises closes it.
+(links.serve_connections), and clients keep idle connections in a pool (pool.py), so a
+request costs no new TCP connection and no handshake.
 
 Silence is how a dead or frozen peer shows itself, and `read_frame`'s timeout measures
 exactly that: the time since the peer's last frame. A peer that is busy but healthy (a
@@ -29,24 +27,17 @@ Readers never see Keepalive frames; they only reset the silence timer.
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import logging
-import secrets
 import socket
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TypeVar, overload
 
 from myyoutube import protocol
-from myyoutube.protocol import Authenticate, Challenge, Error, Keepalive, Message, Welcome
+from myyoutube.protocol import Error, Keepalive, Message
 
 log = logging.getLogger(__name__)
-
-# A peer must finish the handshake within this time; a socket that connects and sends
-# nothing must not hold a slot for long.
-HANDSHAKE_TIMEOUT_S = 5.0
 
 # The longest a healthy peer may take to answer a request that has no keepalives (a
 # stat, a listing, a delete): it answers from memory within milliseconds when it works.
@@ -75,8 +66,6 @@ STREAM_BUFFER_BYTES = protocol.CHUNK_BYTES
 # 20-33 MiB read ahead in the cluster; at 256 KiB it is ~3.6 MiB per viewer with the same
 # stream throughput (bench/stream_window.py, bench/throughput.py).
 SOCKET_BUFFER_BYTES = 256 * 1024
-
-_NONCE_BYTES = 16
 
 _KEEPALIVE_FRAME = protocol.encode(Keepalive())
 
@@ -107,6 +96,9 @@ class FrameStream:
         self._decoder = protocol.FrameDecoder()
         peer = writer.get_extra_info("peername")
         self.peer = f"{peer[0]}:{peer[1]}" if peer else "?"
+        # The role the peer's certificate grants (links.py); None on an unencrypted
+        # development link, where nobody's role is checked.
+        self.peer_role: str | None = None
         self.last_heard = time.monotonic()  # when the peer's last frame arrived
         self.frames_received = 0  # every frame, keepalives included
         self._last_sent = time.monotonic()  # when we last queued a frame
@@ -228,144 +220,8 @@ class FrameStream:
         self._writer.transport.abort()
 
 
-def _mac(secret: bytes, purpose: str, nonce: str) -> str:
-    return hmac.new(secret, f"{purpose}:{nonce}".encode(), hashlib.sha256).hexdigest()
-
-
 def bound_buffers(sock: socket.socket) -> socket.socket:
     """Cap a socket's kernel buffers (set before connect/listen so TCP's window agrees)."""
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SOCKET_BUFFER_BYTES)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, SOCKET_BUFFER_BYTES)
     return sock
-
-
-async def _connected_socket(host: str, port: int) -> socket.socket:
-    loop = asyncio.get_running_loop()
-    family, kind, proto, _, address = (await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM))[0]
-    sock = bound_buffers(socket.socket(family, kind, proto))
-    sock.setblocking(False)
-    try:
-        await loop.sock_connect(sock, address)
-    except BaseException:
-        sock.close()
-        raise
-    return sock
-
-
-def _same_mac(received: str, expected: str) -> bool:
-    # Compared as bytes: compare_digest refuses non-ASCII str, which a peer may send.
-    return hmac.compare_digest(received.encode(), expected.encode())
-
-
-async def connect(
-    host: str, port: int, secret: bytes, role: str, timeout: float = HANDSHAKE_TIMEOUT_S
-) -> FrameStream:
-    """Open an authenticated connection to a cluster role at host:port."""
-    async with asyncio.timeout(timeout):
-        reader, writer = await asyncio.open_connection(
-            sock=await _connected_socket(host, port), limit=STREAM_BUFFER_BYTES
-        )
-    stream = FrameStream(reader, writer)
-    try:
-        challenge = await stream.read_expected(Challenge, timeout=timeout)
-        my_nonce = secrets.token_hex(_NONCE_BYTES)
-        await stream.write_frame(
-            Authenticate(role=role, mac=_mac(secret, "client", challenge.nonce), nonce=my_nonce),
-            timeout=timeout,
-        )
-        welcome = await stream.read_expected(Welcome, timeout=timeout)
-        if not _same_mac(welcome.mac, _mac(secret, "server", my_nonce)):
-            raise protocol.RemoteProtocolError(f"{host}:{port} does not know the cluster secret")
-    except BaseException:
-        stream.abort()
-        raise
-    return stream
-
-
-async def accept(
-    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, secret: bytes, role: str
-) -> FrameStream | None:
-    """Authenticate a freshly accepted connection; None (and closed) if the peer failed."""
-    stream = FrameStream(reader, writer)
-    nonce = secrets.token_hex(_NONCE_BYTES)
-    try:
-        await stream.write_frame(Challenge(nonce=nonce, role=role), timeout=HANDSHAKE_TIMEOUT_S)
-        hello = await stream.read_expected(Authenticate, timeout=HANDSHAKE_TIMEOUT_S)
-        if not _same_mac(hello.mac, _mac(secret, "client", nonce)):
-            raise protocol.RemoteProtocolError("wrong cluster secret")
-        await stream.write_frame(
-            Welcome(mac=_mac(secret, "server", hello.nonce)), timeout=HANDSHAKE_TIMEOUT_S
-        )
-    except (protocol.ProtocolError, RequestFailed, ConnectionError, TimeoutError) as exc:
-        log.warning("rejected connection from %s: %s", stream.peer, exc)
-        stream.abort()
-        return None
-    return stream
-
-
-Handler = Callable[[FrameStream, Message], Awaitable[None]]
-
-
-async def serve_connections(
-    handler: Handler,
-    host: str,
-    port: int,
-    secret: bytes,
-    role: str,
-    max_connections: int,
-    on_accept: Callable[[], None] | None = None,
-) -> asyncio.Server:
-    """Listen on host:port; authenticate each connection, then run `handler(stream,
-    request)` for each request frame that arrives on it, one after another. `on_accept`
-    is called for each authenticated connection (a counter for /api/status).
-
-    At most `max_connections` are served at once; a connection past the bound waits for a
-    slot before its handshake, holding only a socket (its bytes stay in kernel buffers).
-    """
-    slots = asyncio.Semaphore(max_connections)
-
-    async def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        async with slots:
-            stream = await accept(reader, writer, secret, role)
-            if stream is None:
-                return
-            if on_accept is not None:
-                on_accept()
-            try:
-                await _serve_requests(stream, handler)
-            except asyncio.CancelledError:
-                # The server is shutting down. This coroutine is the connection task's top
-                # level, so ending it quietly is safe; re-raising would make Python 3.11's
-                # asyncio.streams log the cancellation as an error with a traceback.
-                stream.abort()
-                return
-            finally:
-                await stream.close()
-
-    # Not listening yet: the caller finishes setting up, then calls start_serving().
-    server = await asyncio.start_server(
-        on_connect, host, port, limit=STREAM_BUFFER_BYTES, start_serving=False
-    )
-    for sock in server.sockets:  # accepted connections inherit the listener's buffers
-        bound_buffers(sock)
-    return server
-
-
-async def _serve_requests(stream: FrameStream, handler: Handler) -> None:
-    """Requests one after another until the peer leaves, idles out or misbehaves."""
-    while True:
-        try:
-            request = await stream.read_frame(timeout=SERVER_IDLE_S)
-        except (ConnectionError, TimeoutError) as exc:
-            # Between requests this is a pooled connection being let go: routine.
-            log.debug("connection from %s closed between requests: %s", stream.peer, exc)
-            return
-        except protocol.ProtocolError as exc:
-            log.info("connection from %s dropped: %s", stream.peer, exc)
-            return
-        try:
-            await handler(stream, request)
-        except (protocol.ProtocolError, ConnectionError, TimeoutError) as exc:
-            # A bad or vanished peer ends its own connection, never the server.
-            log.info("connection from %s ended during %s: %s", stream.peer, type(request).__name__, exc)
-            return

@@ -6,8 +6,8 @@ import argparse
 import asyncio
 from pathlib import Path
 
-from myyoutube import protocol, service, stream
-from myyoutube.datanode.server import MAX_CONNECTIONS, DataNode
+from myyoutube import links, protocol, service, stream
+from myyoutube.datanode.server import ALLOWED_ROLES, MAX_CONNECTIONS, DataNode
 from myyoutube.datanode.store import BlobStore
 
 # Re-reading replicas for bitrot at this rate costs a disk ~1 % of its bandwidth while
@@ -59,7 +59,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 async def serve(args: argparse.Namespace) -> None:
-    secret = service.load_secret(args.secret_file, args.host)
+    tls = service.load_tls(args.cert_dir, args.host, "datanode")
     node: DataNode | None = None
 
     async def handle(connection: stream.FrameStream, request: protocol.Message) -> None:
@@ -67,7 +67,7 @@ async def serve(args: argparse.Namespace) -> None:
         await node.handle_request(connection, request)
 
     server = await service.listen(
-        lambda: stream.serve_connections(handle, args.host, args.port, secret, "datanode", MAX_CONNECTIONS),
+        lambda: links.serve_connections(handle, args.host, args.port, tls, MAX_CONNECTIONS, ALLOWED_ROLES),
         args.host,
         args.port,
     )
@@ -80,7 +80,7 @@ async def serve(args: argparse.Namespace) -> None:
         store,
         args.master,
         f"{args.host}:{port}",
-        secret,
+        tls,
         args.heartbeat,
         args.scrub_bytes_per_s,
         args.scrub_interval,

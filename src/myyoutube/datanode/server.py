@@ -24,7 +24,9 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from myyoutube import links
 from myyoutube import stream as streams
+from myyoutube.certs import Tls
 from myyoutube.datanode.scrubber import Scrubber
 from myyoutube.datanode.state import Backoff
 from myyoutube.datanode.store import BlobStore, StoreError
@@ -59,13 +61,20 @@ MASTER_SILENCE_S = 10.0
 CONSUMER_STALL_TIMEOUT_S = 120.0
 
 
+# Blob writes, reads and deletes come from the master only: not from the web (which runs
+# FFmpeg on untrusted files) nor from other datanodes.
+ALLOWED_ROLES: dict[type, frozenset[str]] = {
+    kind: frozenset({"master"}) for kind in (WriteBlob, ReadBlob, DeleteBlob)
+}
+
+
 class DataNode:
     def __init__(
         self,
         store: BlobStore,
         master: tuple[str, int],
         address: str,
-        secret: bytes,
+        tls: Tls | None,
         heartbeat_s: float,
         scrub_bytes_per_s: int,
         scrub_interval_s: float,
@@ -73,7 +82,7 @@ class DataNode:
         self.store = store
         self.master = master
         self.address = address  # host:port the master and peers use to reach us
-        self.secret = secret
+        self.tls = tls
         self.heartbeat_s = heartbeat_s
         self.corrupt: set[str] = set()  # found corrupt, not yet told to the master
         self.scrubber = Scrubber(store, scrub_bytes_per_s, scrub_interval_s, self.corrupt.add)
@@ -141,7 +150,7 @@ class DataNode:
 
     async def register_once(self) -> FrameStream:
         """Connect to the master and register; raises if the master cannot be reached."""
-        control = await streams.connect(*self.master, self.secret, "datanode")
+        control = await links.connect(*self.master, self.tls, expect_role="master")
         try:
             report = self._block_report()
             await control.write_frame(

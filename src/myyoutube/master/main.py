@@ -7,7 +7,7 @@ import asyncio
 import time
 from pathlib import Path
 
-from myyoutube import service, stream
+from myyoutube import links, service, stream
 from myyoutube.master.index import Index
 from myyoutube.master.server import MAX_CONNECTIONS, Master
 from myyoutube.master.state import ClusterState
@@ -70,17 +70,23 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 async def serve(args: argparse.Namespace) -> None:
-    secret = service.load_secret(args.secret_file, args.host)
+    tls = service.load_tls(args.cert_dir, args.host, "master")
     try:
         args.data_dir.mkdir(parents=True, exist_ok=True)
         index = Index(args.data_dir / "index.sqlite3", time.time())
     except Exception as exc:  # OSError or sqlite3.Error: either way one line for the operator
         raise service.StartupError(f"cannot open the index in {args.data_dir}: {exc}") from exc
     state = ClusterState(args.dead_after, args.heartbeat, started_at=time.time())
-    master = Master(index, state, secret, args.replication, args.min_replicas, args.stall_timeout)
+    master = Master(index, state, tls, args.replication, args.min_replicas, args.stall_timeout)
     server = await service.listen(
-        lambda: stream.serve_connections(
-            master.handle, args.host, args.port, secret, "master", MAX_CONNECTIONS, master.connection_accepted
+        lambda: links.serve_connections(
+            master.handle,
+            args.host,
+            args.port,
+            tls,
+            MAX_CONNECTIONS,
+            master.allowed_roles(),
+            master.connection_accepted,
         ),
         args.host,
         args.port,

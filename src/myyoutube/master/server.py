@@ -28,6 +28,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from myyoutube import names, protocol, read_plan
+from myyoutube.certs import Tls
 from myyoutube.master import relay, status, transfer, uploads
 from myyoutube.master.index import Index
 from myyoutube.master.state import ClusterState, Repair, Replica
@@ -72,6 +73,9 @@ HOLDERS_POLL_S = 0.1
 # How often the repair planner looks for under-replicated blobs.
 REPAIR_TICK_S = 1.0
 
+DATANODE_ONLY = frozenset({"datanode"})
+WEB_ONLY = frozenset({"web"})
+
 # How often retired blob ids older than index.RETIRED_KEEP_S are forgotten.
 RETIRED_PRUNE_EVERY_S = 3600.0
 
@@ -84,7 +88,7 @@ class Master:
         self,
         index: Index,
         state: ClusterState,
-        secret: bytes,
+        tls: Tls | None,
         replication: int,
         min_replicas: int,
         stall_s: float = DEFAULT_STALL_S,
@@ -93,7 +97,7 @@ class Master:
         self.index = index
         self.state = state
         self.stall_s = stall_s  # silence after which a datanode mid-request is taken for frozen
-        self.pools = transfer.DatanodePools(secret)
+        self.pools = transfer.DatanodePools(tls)
         self.replication = replication
         self.min_replicas = min_replicas
         self.rng = rng or random.Random()
@@ -117,9 +121,9 @@ class Master:
             public["thumbnail_size"], public["thumbnail_sha256"] = poster.size, poster.sha256
         return public
 
-    async def handle(self, connection: FrameStream, request: Message) -> None:
+    def _handlers(self) -> dict[type, Callable[[FrameStream, Any], Awaitable[None]]]:
         # Each handler takes the request type it is filed under (Any: a dict cannot say so).
-        handlers: dict[type, Callable[[FrameStream, Any], Awaitable[None]]] = {
+        return {
             Register: self._control,
             PutVideo: self._put,
             ReadVideo: self._read,
@@ -129,7 +133,14 @@ class Master:
             GetStatus: self._status,
             PurgeOrphans: self._purge_orphans,
         }
-        handler = handlers.get(type(request))
+
+    def allowed_roles(self) -> dict[type, frozenset[str]]:
+        """Who may send what (checked by links.py on TLS links): datanodes register,
+        every other request is the web front end's."""
+        return {kind: DATANODE_ONLY if kind is Register else WEB_ONLY for kind in self._handlers()}
+
+    async def handle(self, connection: FrameStream, request: Message) -> None:
+        handler = self._handlers().get(type(request))
         if handler is None:
             await connection.write_frame(Error("bad_request", f"the master cannot {type(request).__name__}"))
             return

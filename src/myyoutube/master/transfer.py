@@ -28,8 +28,9 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from myyoutube import protocol
+from myyoutube import links, protocol
 from myyoutube import stream as streams
+from myyoutube.certs import Tls
 from myyoutube.pool import ConnectionPool, Lease
 from myyoutube.protocol import Chunk, DeleteBlob, End, Ok, WriteBlob
 from myyoutube.stream import RequestFailed
@@ -68,8 +69,8 @@ def split_address(address: str) -> tuple[str, int]:
 class DatanodePools:
     """One connection pool per datanode address, made on first use."""
 
-    def __init__(self, secret: bytes) -> None:
-        self._secret = secret
+    def __init__(self, tls: Tls | None) -> None:
+        self._tls = tls
         self._pools: dict[str, ConnectionPool] = {}
 
     def __getitem__(self, node: str) -> ConnectionPool:
@@ -77,7 +78,7 @@ class DatanodePools:
         if pool is None:
             host, port = split_address(node)
             pool = ConnectionPool(
-                lambda: streams.connect(host, port, self._secret, "master"), MAX_IDLE_PER_DATANODE
+                lambda: links.connect(host, port, self._tls, expect_role="datanode"), MAX_IDLE_PER_DATANODE
             )
             self._pools[node] = pool
         return pool

@@ -64,11 +64,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 async def serve(args: argparse.Namespace) -> None:
-    # The web front end talks to the master, which checks the secret; listening publicly
-    # without one is still refused so the whole cluster follows one rule.
-    secret = service.load_secret(args.secret_file, args.host)
+    # The web's certificate is what the master checks; a web listening publicly without
+    # one is refused like every role, so the whole cluster follows one rule.
+    tls = service.load_tls(args.cert_dir, args.host, "web")
     master_host, master_port = args.master
-    master = MasterClient(master_host, master_port, secret)
+    master = MasterClient(master_host, master_port, tls)
     try:
         await master.list("")
     except (OSError, TimeoutError, RequestFailed) as exc:

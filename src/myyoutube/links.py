@@ -1,0 +1,327 @@
+"""Links between roles: opening and accepting them, who may ask what, and how many.
+
+Theory of operation
+-------------------
+A role reaches another with `connect`, and listens with `serve_connections`. With a
+certificate directory (certs.py) every link is mutual TLS: both ends present a
+certificate of the cluster's CA and the role it names is checked on both sides, so a web
+front end only ever talks to a master, and a master only ever writes to datanodes. Frames
+are then encrypted and integrity-protected, not just authenticated at the start. Without
+certificates (a role started by hand on loopback, for development) links are plain TCP
+and roles are not checked; service.py refuses that anywhere but on loopback.
+
+Before a peer is authenticated it can cost us little. An accepted socket first passes
+admission: at most MAX_HANDSHAKING connections may be in their TLS handshake at once,
+MAX_HANDSHAKING_PER_IP of them from one address, and each has HANDSHAKE_TIMEOUT_S to
+finish; past a bound the socket is closed at once, never queued. No frame is read before
+the handshake, so nothing a stranger sends reaches the frame decoder. Authenticated links
+are bounded too (`max_connections`); past that bound a new link is closed. Rejections are
+logged at most once per REJECTION_LOG_EVERY_S per reason, with a count, so a flood of
+strangers cannot flood the log.
+
+Once authenticated, a link carries request after request (`_serve_requests`); a request
+whose type its peer's role may not send (`allowed_roles`) is answered with Error
+'forbidden' and the link is closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import ssl
+import time
+from collections.abc import Awaitable, Callable, Mapping
+
+from myyoutube import certs, protocol
+from myyoutube.certs import Tls
+from myyoutube.protocol import Error, Message
+from myyoutube.stream import STREAM_BUFFER_BYTES, FrameStream, bound_buffers
+
+log = logging.getLogger(__name__)
+
+# A peer must finish the TLS handshake within this time: a socket that connects and says
+# nothing holds one of the few handshake places for at most this long.
+HANDSHAKE_TIMEOUT_S = 5.0
+
+# Connections in their handshake at once, overall and from one address. A cluster has a
+# handful of peers that reconnect rarely; these bounds are far above that and keep a
+# stranger's flood from holding memory or file descriptors (a handshake costs ~100 KiB).
+MAX_HANDSHAKING = 64
+MAX_HANDSHAKING_PER_IP = 8
+
+# Connections the kernel queues before we accept them.
+LISTEN_BACKLOG = 128
+
+# After accept() itself fails (out of file descriptors), wait this long before trying
+# again, rather than spinning on an error that only closing connections can clear.
+ACCEPT_RETRY_S = 0.1
+
+# One log line per rejection reason per this period, with how many were rejected.
+REJECTION_LOG_EVERY_S = 10.0
+
+# Between two requests a link may idle this long before the server closes it; client pools
+# drop idle links well before (pool.POOL_IDLE_S), so a request never races the close.
+SERVER_IDLE_S = 120.0
+
+Handler = Callable[[FrameStream, Message], Awaitable[None]]
+
+
+class PeerRefused(ConnectionError):
+    """The peer's certificate is valid but names a role we must not talk to."""
+
+
+class LogLimiter:
+    """Says whether to log a repeated event now: once per `every_s` per key, with the count
+    of events since the last line."""
+
+    def __init__(self, every_s: float) -> None:
+        self.every_s = every_s
+        self._last: dict[str, float] = {}
+        self._suppressed: dict[str, int] = {}
+
+    def check(self, key: str, now: float) -> int | None:
+        """None to stay quiet, else how many events this line stands for."""
+        count = self._suppressed.get(key, 0) + 1
+        if now - self._last.get(key, float("-inf")) < self.every_s:
+            self._suppressed[key] = count
+            return None
+        self._last[key] = now
+        self._suppressed[key] = 0
+        return count
+
+
+class Admission:
+    """Places for connections still in their handshake, overall and per address."""
+
+    def __init__(self, total: int = MAX_HANDSHAKING, per_ip: int = MAX_HANDSHAKING_PER_IP) -> None:
+        self.total, self.per_ip = total, per_ip
+        self._by_ip: dict[str, int] = {}
+        self._count = 0
+
+    def admit(self, ip: str) -> bool:
+        if self._count >= self.total or self._by_ip.get(ip, 0) >= self.per_ip:
+            return False
+        self._count += 1
+        self._by_ip[ip] = self._by_ip.get(ip, 0) + 1
+        return True
+
+    def release(self, ip: str) -> None:
+        self._count -= 1
+        left = self._by_ip[ip] - 1
+        if left:
+            self._by_ip[ip] = left
+        else:
+            del self._by_ip[ip]
+
+
+async def _connected_socket(host: str, port: int) -> socket.socket:
+    loop = asyncio.get_running_loop()
+    family, kind, proto, _, address = (await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM))[0]
+    sock = bound_buffers(socket.socket(family, kind, proto))
+    sock.setblocking(False)
+    try:
+        await loop.sock_connect(sock, address)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def _peer_role_of(transport: asyncio.BaseTransport) -> str | None:
+    ssl_object = transport.get_extra_info("ssl_object")
+    return certs.role_of(ssl_object.getpeercert(binary_form=True)) if ssl_object else None
+
+
+async def connect(
+    host: str, port: int, tls: Tls | None, expect_role: str, timeout: float = HANDSHAKE_TIMEOUT_S
+) -> FrameStream:
+    """Open a link to the `expect_role` at host:port (mutual TLS if `tls`); PeerRefused if
+    its certificate names another role."""
+    async with asyncio.timeout(timeout):
+        sock = await _connected_socket(host, port)
+        reader, writer = await asyncio.open_connection(
+            sock=sock,
+            limit=STREAM_BUFFER_BYTES,
+            ssl=tls.client if tls else None,
+            server_hostname=host if tls else None,
+        )
+    stream = FrameStream(reader, writer)
+    if tls is not None:
+        stream.peer_role = _peer_role_of(writer.transport)
+        if stream.peer_role != expect_role:
+            stream.abort()
+            raise PeerRefused(
+                f"{host}:{port} presented a {stream.peer_role} certificate, not a {expect_role} one"
+            )
+    return stream
+
+
+async def serve_connections(
+    handler: Handler,
+    host: str,
+    port: int,
+    tls: Tls | None,
+    max_connections: int,
+    allowed_roles: Mapping[type, frozenset[str]],
+    on_accept: Callable[[], None] | None = None,
+) -> Listener:
+    """Listen on host:port (not yet serving: call start_serving()). Each connection is
+    admitted, authenticated, then `handler(stream, request)` runs for each request on it,
+    one after another. `allowed_roles` maps a request type to the roles that may send it
+    (enforced with TLS); `on_accept` is called per authenticated link (a counter)."""
+    quiet = LogLimiter(REJECTION_LOG_EVERY_S)
+    links = [0]
+
+    def reject(reason: str, peer: str) -> None:
+        count = quiet.check(reason, time.monotonic())
+        if count is not None:
+            log.warning("refused %d connection(s) (%s), the latest from %s", count, reason, peer)
+
+    async def serve(stream: FrameStream) -> None:
+        if links[0] >= max_connections:
+            reject(f"more than {max_connections} links", stream.peer)
+            stream.abort()
+            return
+        links[0] += 1
+        if on_accept is not None:
+            on_accept()
+        try:
+            await _serve_requests(stream, handler, allowed_roles, reject)
+        except asyncio.CancelledError:
+            stream.abort()  # the server is shutting down: end quietly
+        finally:
+            links[0] -= 1
+            await stream.close()
+
+    return Listener(host, port, tls, Admission(), reject, serve)
+
+
+class Listener:
+    """A listening socket with our own accept loop (in the manner of asyncio.Server:
+    `sockets`, `start_serving`, `serve_forever`, `close`, `async with`).
+
+    Why not asyncio.start_server: the loop would start reading an accepted socket at once
+    (uvloop even after being told to pause), so admission could not come before the first
+    byte, and a TLS handshake started later would miss the peer's hello. Here a socket is
+    admitted first and only then handed to the loop, with TLS, by connect_accepted_socket.
+    """
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        tls: Tls | None,
+        admission: Admission,
+        reject: Callable[[str, str], None],
+        serve: Callable[[FrameStream], Awaitable[None]],
+    ) -> None:
+        self._tls, self._admission, self._reject, self._serve = tls, admission, reject, serve
+        listener = socket.create_server((host, port), family=_family(host), backlog=LISTEN_BACKLOG)
+        listener.setblocking(False)
+        self.sockets = [bound_buffers(listener)]  # accepted sockets inherit the buffers
+        self._accepting: asyncio.Task | None = None
+        self._connections: set[asyncio.Task] = set()
+
+    async def start_serving(self) -> None:
+        if self._accepting is None:
+            self._accepting = asyncio.get_running_loop().create_task(self._accept_forever())
+
+    async def serve_forever(self) -> None:
+        await self.start_serving()
+        assert self._accepting is not None
+        await self._accepting
+
+    def close(self) -> None:
+        if self._accepting is not None:
+            self._accepting.cancel()
+        for task in self._connections:
+            task.cancel()
+        self.sockets[0].close()
+
+    async def wait_closed(self) -> None:
+        await asyncio.gather(*self._connections, return_exceptions=True)
+
+    async def __aenter__(self) -> Listener:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self.close()
+        await self.wait_closed()
+
+    async def _accept_forever(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                conn, address = await loop.sock_accept(self.sockets[0])
+            except OSError as exc:  # EMFILE and friends: refuse for a moment, never crash
+                self._reject(f"accept failed: {exc.strerror or exc}", "?")
+                await asyncio.sleep(ACCEPT_RETRY_S)
+                continue
+            ip = str(address[0])
+            if not self._admission.admit(ip):
+                self._reject("too many connections in their handshake", ip)
+                conn.close()
+                continue
+            # The loop keeps only weak references to tasks: hold each until it ends.
+            task = loop.create_task(self._connection(conn, ip))
+            self._connections.add(task)
+            task.add_done_callback(self._connections.discard)
+
+    async def _connection(self, conn: socket.socket, ip: str) -> None:
+        loop = asyncio.get_running_loop()
+        reader = asyncio.StreamReader(limit=STREAM_BUFFER_BYTES)
+        protocol = asyncio.StreamReaderProtocol(reader)
+        try:
+            transport, _ = await loop.connect_accepted_socket(
+                lambda: protocol,
+                conn,
+                ssl=self._tls.server if self._tls else None,
+                ssl_handshake_timeout=HANDSHAKE_TIMEOUT_S if self._tls else None,
+            )
+        except (ssl.SSLError, OSError, TimeoutError) as exc:
+            self._reject(f"TLS handshake failed: {type(exc).__name__}", ip)
+            conn.close()
+            return
+        finally:
+            self._admission.release(ip)
+        stream = FrameStream(reader, asyncio.StreamWriter(transport, protocol, reader, loop))
+        stream.peer_role = _peer_role_of(transport)
+        await self._serve(stream)
+
+
+def _family(host: str) -> socket.AddressFamily:
+    return socket.AF_INET6 if ":" in host else socket.AF_INET
+
+
+async def _serve_requests(
+    stream: FrameStream,
+    handler: Handler,
+    allowed_roles: Mapping[type, frozenset[str]],
+    reject: Callable[[str, str], None],
+) -> None:
+    """Requests one after another until the peer leaves, idles out or misbehaves."""
+    while True:
+        try:
+            request = await stream.read_frame(timeout=SERVER_IDLE_S)
+        except (ConnectionError, TimeoutError) as exc:
+            # Between requests this is a pooled connection being let go: routine.
+            log.debug("connection from %s closed between requests: %s", stream.peer, exc)
+            return
+        except protocol.ProtocolError as exc:
+            log.info("connection from %s dropped: %s", stream.peer, exc)
+            return
+        # Deny by default: a request type nobody listed is refused on an authenticated link.
+        roles = allowed_roles.get(type(request), frozenset())
+        if stream.peer_role is not None and stream.peer_role not in roles:
+            reject(f"a {stream.peer_role} may not send {type(request).__name__}", stream.peer)
+            await stream.write_frame(
+                Error("forbidden", f"a {stream.peer_role} may not send {type(request).__name__}")
+            )
+            return
+        try:
+            await handler(stream, request)
+        except (protocol.ProtocolError, ConnectionError, TimeoutError) as exc:
+            # A bad or vanished peer ends its own connection, never the server.
+            log.info("connection from %s ended during %s: %s", stream.peer, type(request).__name__, exc)
+            return

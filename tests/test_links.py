@@ -1,0 +1,159 @@
+"""Tests for myyoutube.links: mutual TLS between roles, who may ask what, admission limits.
+
+Real TLS over loopback sockets in this process, with certificates from a CA made per test
+module; no mocks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+import time
+
+import pytest
+
+from myyoutube import certs, links, protocol
+from myyoutube.protocol import Ok, ReadBlob
+
+HOST = "127.0.0.1"
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory):
+    """Two CAs: the cluster's, with a cert per role, and a stranger's with a master cert."""
+    root = tmp_path_factory.mktemp("pki")
+    certs.init_ca(root / "ca")
+    certs.init_ca(root / "other-ca")
+    issued = {role: certs.load(certs.issue(root / "ca", role, role), role) for role in certs.ROLES}
+    issued["stranger"] = certs.load(certs.issue(root / "other-ca", "master", "impostor"), "master")
+    return issued
+
+
+async def echo(conn, request: protocol.Message) -> None:
+    await conn.write_frame(request)
+
+
+async def served(tls, allowed=None, max_connections: int = 8) -> tuple[links.Listener, int]:
+    allowed = allowed if allowed is not None else {Ok: frozenset({"web"}), ReadBlob: frozenset({"master"})}
+    server = await links.serve_connections(echo, HOST, 0, tls, max_connections, allowed)
+    await server.start_serving()
+    return server, server.sockets[0].getsockname()[1]
+
+
+async def test_mutual_tls_link_carries_frames_and_knows_the_peer_role(pki):
+    """A web certificate reaches a master: both sides see each other's role, frames flow."""
+    server, port = await served(pki["master"])
+    try:
+        conn = await links.connect(HOST, port, pki["web"], "master")
+        assert conn.peer_role == "master"
+        await conn.write_frame(Ok({"hello": 1}))
+        assert await conn.read_frame(timeout=3) == Ok({"hello": 1})
+        await conn.close()
+    finally:
+        server.close()
+
+
+async def test_certificate_from_another_ca_is_refused(pki):
+    """A client whose certificate another CA signed never gets a frame through."""
+    server, port = await served(pki["master"])
+    try:
+        with pytest.raises((ssl.SSLError, ConnectionError, OSError)):
+            conn = await links.connect(HOST, port, pki["stranger"], "master")
+            await conn.write_frame(Ok({}))
+            await conn.read_frame(timeout=3)
+    finally:
+        server.close()
+
+
+async def test_client_refuses_a_server_of_the_wrong_role(pki):
+    """A web front end connecting to something with a datanode certificate refuses it (a
+    relay or a misconfigured address is not the master)."""
+    server, port = await served(pki["datanode"])
+    try:
+        with pytest.raises(links.PeerRefused, match="datanode certificate, not a master one"):
+            await links.connect(HOST, port, pki["web"], "master")
+    finally:
+        server.close()
+
+
+async def test_request_from_a_role_not_allowed_is_forbidden(pki):
+    """A datanode may take ReadBlob only from the master: a web certificate asking gets
+    Error 'forbidden' and the link is closed; the master's own request is served."""
+    server, port = await served(pki["datanode"])
+    try:
+        web = await links.connect(HOST, port, pki["web"], "datanode")
+        await web.write_frame(ReadBlob(blob_id="0" * 32, offset=0, length=1))
+        with pytest.raises(Exception, match="web may not send ReadBlob"):
+            await web.read_expected(ReadBlob, timeout=3)
+        master = await links.connect(HOST, port, pki["master"], "datanode")
+        await master.write_frame(ReadBlob(blob_id="0" * 32, offset=0, length=1))
+        assert await master.read_frame(timeout=3) == ReadBlob(blob_id="0" * 32, offset=0, length=1)
+        await master.close()
+    finally:
+        server.close()
+
+
+async def test_unlisted_request_type_is_denied_by_default(pki):
+    """A request type the server did not list for any role is refused on a TLS link."""
+    server, port = await served(pki["master"], allowed={})
+    try:
+        conn = await links.connect(HOST, port, pki["web"], "master")
+        await conn.write_frame(Ok({}))
+        with pytest.raises(Exception, match="may not send Ok"):
+            await conn.read_expected(Ok, timeout=3)
+    finally:
+        server.close()
+
+
+async def test_silent_socket_is_dropped_after_the_handshake_timeout(pki, monkeypatch):
+    """A socket that connects to a TLS listener and sends nothing is closed after
+    HANDSHAKE_TIMEOUT_S, holding its handshake place no longer."""
+    monkeypatch.setattr(links, "HANDSHAKE_TIMEOUT_S", 0.3)
+    server, port = await served(pki["master"])
+    try:
+        reader, writer = await asyncio.open_connection(HOST, port)
+        started = time.monotonic()
+        assert await asyncio.wait_for(reader.read(), 5) == b""
+        assert time.monotonic() - started < 3
+        writer.close()
+    finally:
+        server.close()
+
+
+async def test_handshakes_past_the_per_address_bound_are_closed_not_queued(pki, monkeypatch):
+    """With MAX_HANDSHAKING_PER_IP silent sockets from one address holding their places,
+    the next one is closed at once; an authenticated peer still gets in once they leave."""
+    server, port = await served(pki["master"])
+    try:
+        silent = [await asyncio.open_connection(HOST, port) for _ in range(links.MAX_HANDSHAKING_PER_IP)]
+        await asyncio.sleep(0.2)
+        reader, writer = await asyncio.open_connection(HOST, port)
+        assert await asyncio.wait_for(reader.read(), 2) == b""  # closed at once, not after 5 s
+        writer.close()
+        for _, silent_writer in silent:
+            silent_writer.close()
+        await asyncio.sleep(0.2)
+        conn = await links.connect(HOST, port, pki["web"], "master")
+        await conn.write_frame(Ok({}))
+        assert await conn.read_frame(timeout=3) == Ok({})
+        await conn.close()
+    finally:
+        server.close()
+
+
+def test_log_limiter_says_once_per_period_with_the_count():
+    """Repeated rejections make one log line per period, carrying how many there were."""
+    limiter = links.LogLimiter(every_s=10)
+    assert limiter.check("flood", 0.0) == 1
+    assert [limiter.check("flood", t) for t in (1.0, 2.0, 9.9)] == [None, None, None]
+    assert limiter.check("flood", 10.5) == 4
+    assert limiter.check("other", 10.6) == 1
+
+
+def test_admission_counts_per_address_and_overall():
+    """Admission refuses past the per-address bound and past the total, and frees places."""
+    admission = links.Admission(total=3, per_ip=2)
+    assert [admission.admit("a"), admission.admit("a"), admission.admit("a")] == [True, True, False]
+    assert admission.admit("b") and not admission.admit("c")
+    admission.release("a")
+    assert admission.admit("c")
