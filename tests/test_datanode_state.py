@@ -1,4 +1,5 @@
-"""Tests for myyoutube.datanode.state: reconnect backoff, scrub pacing and scrub order."""
+"""Tests for myyoutube.datanode.state: reconnect backoff, scrub pacing and order, rescan
+pacing, and the datanode's side of block reports."""
 
 from __future__ import annotations
 
@@ -7,10 +8,18 @@ import pytest
 from myyoutube.datanode.state import (
     BACKOFF_FIRST_S,
     BACKOFF_MAX_S,
+    FULL_REPORT_INTERVAL_S,
+    MAX_PENDING_CHANGES,
+    RESCAN_EVERY_HEARTBEATS,
+    RESCAN_MAX_SHARE,
     Backoff,
+    BlockReports,
     ScrubSchedule,
+    full_report_chunks,
     pace_delay_s,
+    rescan_delay_s,
 )
+from myyoutube.protocol import REPORT_CHUNK_ENTRIES, Heartbeat, RemoteProtocolError
 
 DAY = 24 * 3600.0
 
@@ -120,3 +129,194 @@ def test_scrub_of_no_blobs_is_none():
     schedule.verified("old", 0.0)
     assert schedule.next_blob(set(), now=1000.0, interval_s=1.0) is None
     assert schedule.verified_at == {}
+
+
+# --- rescans ----------------------------------------------------------------------------------
+
+
+def test_rescan_every_few_heartbeats_while_cheap():
+    """A quick rescan runs every RESCAN_EVERY_HEARTBEATS heartbeats."""
+    assert rescan_delay_s(heartbeat_s=3.0, last_rescan_s=0.01) == RESCAN_EVERY_HEARTBEATS * 3.0
+
+
+def test_rescan_of_a_big_disk_takes_at_most_its_share_of_the_time():
+    """A rescan that took 1 s is not repeated for 1 / RESCAN_MAX_SHARE seconds."""
+    assert rescan_delay_s(heartbeat_s=3.0, last_rescan_s=1.0) == pytest.approx(1.0 / RESCAN_MAX_SHARE)
+
+
+# --- block reports --------------------------------------------------------------------------
+
+
+def acknowledge_all(reports: BlockReports, full_report: bool = False) -> None:
+    reports.acknowledged(reports.seq, full_report)
+
+
+def started(blobs: dict[str, int] | None = None) -> BlockReports:
+    """Reports of a node that sent its first full report and had it acknowledged."""
+    reports = BlockReports("incarnation")
+    assert reports.full_due(0.0)
+    reports.start_full(0.0)
+    acknowledge_all(reports)
+    return reports
+
+
+def test_first_report_is_a_full_one_then_deltas():
+    """At start-up a full report is due; once acknowledged, heartbeats carry deltas until
+    FULL_REPORT_INTERVAL_S after the full report was taken."""
+    reports = BlockReports("incarnation")
+    assert reports.full_due(0.0)
+    assert reports.start_full(10.0) == 1
+    assert reports.full_due(11.0)  # sent, not acknowledged yet: cut off, it would go again
+    acknowledge_all(reports)
+    assert not reports.full_due(11.0)
+    assert not reports.full_due(10.0 + FULL_REPORT_INTERVAL_S - 1)
+    assert reports.full_due(10.0 + FULL_REPORT_INTERVAL_S)
+
+
+def test_quiet_heartbeat_carries_nothing():
+    """With nothing changed, a heartbeat is empty and based on the last acknowledged report."""
+    reports = started()
+    assert reports.heartbeat(100, 10) == Heartbeat(
+        100, 10, seq=2, base_seq=1, added=[], removed=[], corrupt=[]
+    )
+
+
+def test_changes_are_carried_until_acknowledged():
+    """A change goes in every heartbeat until one carrying it is acknowledged, then never again."""
+    reports = started()
+    reports.changed("new", 5)
+    reports.changed("old", None)
+    first = reports.heartbeat(100, 10)
+    assert (first.added, first.removed, first.base_seq) == ([("new", 5)], ["old"], 1)
+    again = reports.heartbeat(100, 10)  # no acknowledgement came (a lost answer)
+    assert (again.seq, again.base_seq, again.added, again.removed) == (
+        first.seq + 1,
+        1,
+        [("new", 5)],
+        ["old"],
+    )
+    reports.acknowledged(again.seq, full_report=False)
+    assert reports.heartbeat(100, 10).added == [] and reports.pending == 0
+
+
+def test_change_made_while_a_report_is_in_flight_waits_for_the_next_one():
+    """A change recorded after a heartbeat was sent survives that heartbeat's acknowledgement."""
+    reports = started()
+    reports.changed("a", 1)
+    sent = reports.heartbeat(100, 10)
+    reports.changed("b", 2)
+    reports.acknowledged(sent.seq, full_report=False)
+    assert reports.heartbeat(100, 10).added == [("b", 2)]
+
+
+def test_latest_change_of_a_blob_wins():
+    """A blob added then removed before any acknowledgement is reported removed only."""
+    reports = started()
+    reports.changed("x", 5)
+    reports.changed("x", None)
+    beat = reports.heartbeat(100, 10)
+    assert (beat.added, beat.removed) == ([], ["x"])
+
+
+def test_full_report_acknowledgement_covers_earlier_changes():
+    """Changes recorded before a full report was taken are in it: its acknowledgement clears them."""
+    reports = started()
+    reports.changed("x", 5)
+    seq = reports.start_full(100.0)
+    reports.changed("later", 1)
+    reports.acknowledged(seq, full_report=False)
+    assert reports.full_at == 100.0
+    beat = reports.heartbeat(100, 10)
+    assert beat.added == [("later", 1)] and beat.base_seq == seq
+
+
+def test_corrupt_blob_is_reported_until_a_delta_carrying_it_is_acknowledged():
+    """A corrupt blob goes in deltas, not full reports: a full report's acknowledgement does
+    not clear it, a delta's does, and deleting the blob drops it."""
+    reports = started()
+    reports.found_corrupt("rotten")
+    reports.found_corrupt("deleted-soon")
+    acknowledge_all(reports)  # nothing carried it yet
+    reports.start_full(5.0)
+    acknowledge_all(reports)
+    beat = reports.heartbeat(100, 10)
+    assert beat.corrupt == ["deleted-soon", "rotten"]
+    reports.changed("deleted-soon", None)  # the master had it deleted
+    acknowledge_all(reports)
+    beat = reports.heartbeat(100, 10)
+    assert (beat.corrupt, beat.removed) == ([], ["deleted-soon"])
+    acknowledge_all(reports)
+    assert reports.pending == 0
+
+
+def test_too_many_changes_fall_back_to_a_full_report():
+    """Past MAX_PENDING_CHANGES the changes are dropped and a full report is due instead."""
+    reports = started()
+    for i in range(MAX_PENDING_CHANGES):
+        reports.changed(f"{i:032x}", 1)
+    assert not reports.full_due(1.0)
+    reports.changed("one-too-many", 1)
+    assert reports.full_due(1.0) and reports.pending == 0
+
+
+def test_every_heartbeat_fits_one_chunk():
+    """Pending changes plus corrupt blobs in one heartbeat never exceed REPORT_CHUNK_ENTRIES."""
+    reports = started()
+    for i in range(MAX_PENDING_CHANGES):
+        reports.changed(f"{i:032x}", 1)
+    for i in range(REPORT_CHUNK_ENTRIES):
+        reports.found_corrupt(f"c{i:031x}")
+    beat = reports.heartbeat(100, 10)
+    assert len(beat.added) + len(beat.removed) + len(beat.corrupt) == REPORT_CHUNK_ENTRIES
+    acknowledge_all(reports)
+    assert len(reports.heartbeat(100, 10).corrupt) == MAX_PENDING_CHANGES  # the rest, next time
+
+
+def test_master_asking_for_a_full_report_makes_one_due():
+    """Commands with full_report set make the next report a full one."""
+    reports = started()
+    reports.acknowledged(reports.acked, full_report=True)
+    assert reports.full_due(1.0)
+
+
+def test_full_report_cut_off_goes_again_unless_the_master_had_applied_it():
+    """A full report whose acknowledgement never came is sent again, unless the master's
+    answer to the next Register acknowledges it after all."""
+    reports = started()
+    seq = reports.start_full(50.0)
+    assert reports.full_due(51.0)  # the connection broke: still due
+    reports.acknowledged(seq, full_report=False)  # the new master connection says it has it
+    assert not reports.full_due(51.0)
+
+
+def test_acknowledging_a_report_never_sent_is_a_protocol_error():
+    """A master acknowledging a report number beyond the last sent is refused."""
+    reports = started()
+    with pytest.raises(RemoteProtocolError, match="acknowledged report 9"):
+        reports.acknowledged(9, full_report=False)
+
+
+def test_acknowledgements_never_go_back():
+    """An older acknowledgement (a restarted master says 0) keeps what is pending."""
+    reports = started()
+    reports.changed("x", 1)
+    reports.heartbeat(100, 10)
+    reports.acknowledged(0, full_report=True)
+    assert reports.acked == 1 and reports.pending == 1 and reports.full_due(0.0)
+
+
+def test_full_report_chunks_cover_every_blob_once():
+    """A snapshot is split into chunks of at most REPORT_CHUNK_ENTRIES, only the last final,
+    every one declaring the same seq and total."""
+    blobs = {f"{i:032x}": i for i in range(2 * REPORT_CHUNK_ENTRIES + 5)}
+    chunks = list(full_report_chunks(4, blobs))
+    assert [len(c.blobs) for c in chunks] == [REPORT_CHUNK_ENTRIES, REPORT_CHUNK_ENTRIES, 5]
+    assert [c.final for c in chunks] == [False, False, True]
+    assert {(c.seq, c.total) for c in chunks} == {(4, len(blobs))}
+    assert dict(entry for c in chunks for entry in c.blobs) == blobs
+
+
+def test_full_report_of_an_exact_number_of_chunks_ends_on_a_full_chunk():
+    """When the blobs fill whole chunks, the last full chunk is final (no empty tail)."""
+    blobs = {f"{i:032x}": i for i in range(REPORT_CHUNK_ENTRIES)}
+    assert [c.final for c in full_report_chunks(1, blobs)] == [True]

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 import random
 import struct
+import threading
 from pathlib import Path
 
 import google_crc32c
@@ -257,6 +259,68 @@ async def test_rescan_of_vanished_folder_is_empty_and_not_recreated(root):
     root.rmdir()
     assert store.rescan() == {}
     assert not root.exists()
+
+
+def recording(store: BlobStore) -> list[tuple[str, int | None]]:
+    """Every change the store announces through on_change, in order."""
+    changes: list[tuple[str, int | None]] = []
+    store.on_change = lambda blob_id, size: changes.append((blob_id, size))
+    return changes
+
+
+async def test_changes_are_announced_as_they_happen(root):
+    """A finished write and a delete are announced once each; deleting a missing blob or
+    aborting a write announces nothing; used_bytes follows."""
+    store = BlobStore(root, capacity_bytes=None)
+    changes = recording(store)
+    await write_blob(store, BLOB, b"abc")
+    writer = store.open_writer(OTHER)
+    await writer.write(b"never finished")
+    await writer.abort()
+    assert store.used_bytes == 3
+    await store.delete(BLOB)
+    await store.delete(BLOB)
+    assert changes == [(BLOB, 3), (BLOB, None)] and store.used_bytes == 0
+
+
+async def test_rescan_announces_what_changed_behind_our_back(root):
+    """A rescan announces blobs deleted, added or resized by hand, and nothing else."""
+    store = BlobStore(root, capacity_bytes=None)
+    await write_blob(store, BLOB, b"abc")
+    await write_blob(store, OTHER, b"defg")
+    changes = recording(store)
+    (root / f"{BLOB}.blob").unlink()
+    (root / f"{OTHER}.blob").write_bytes(b"de")
+    third = "ab" * 16
+    (root / f"{third}.blob").write_bytes(b"12345")
+    await store.rescan_in_thread()
+    assert sorted(changes, key=str) == sorted([(BLOB, None), (OTHER, 2), (third, 5)], key=str)
+    assert store.used_bytes == 7
+    changes.clear()
+    await store.rescan_in_thread()
+    assert changes == []
+
+
+async def test_changes_made_during_a_rescan_are_not_undone_by_it(root, monkeypatch):
+    """A blob published or deleted while the folder is being read keeps what its writer or
+    deleter recorded, although the scan saw the folder before the change."""
+    store = BlobStore(root, capacity_bytes=None)
+    await write_blob(store, OTHER, b"old")
+    scan, changed = store._scan, threading.Event()
+
+    def scan_before_the_changes() -> dict[str, int]:
+        seen = scan()  # holds OTHER, not BLOB
+        changed.wait(timeout=10)
+        return seen
+
+    monkeypatch.setattr(store, "_scan", scan_before_the_changes)
+    rescan = asyncio.ensure_future(store.rescan_in_thread())
+    await asyncio.sleep(0)  # the scan is running in its thread
+    await write_blob(store, BLOB, b"new")
+    await store.delete(OTHER)
+    changed.set()
+    await rescan
+    assert store.blobs() == {BLOB: 3} and store.used_bytes == 3
 
 
 async def test_delete_removes_files_and_tolerates_missing(root):

@@ -6,6 +6,7 @@ import random
 
 import pytest
 
+from myyoutube.master.reports import Delta
 from myyoutube.master.state import (
     ALIVE,
     DEAD,
@@ -15,10 +16,12 @@ from myyoutube.master.state import (
     SUSPECT,
     UNKNOWN,
     ClusterState,
+    IndexView,
     Reconciliation,
     Repair,
     Replica,
 )
+from myyoutube.protocol import BlockReportChunk
 
 GiB = 1024**3
 DEAD_AFTER_S = 30.0
@@ -30,13 +33,13 @@ def make_state(alive=(), suspect=(), dead=(), full=(), now: float = NOW) -> Clus
     """A registry where each named node was last heard from so as to have the given liveness."""
     state = ClusterState(DEAD_AFTER_S, HEARTBEAT_S, started_at=0.0)
     for address in alive:
-        state.heard_from(address, now - 1, 10 * GiB, GiB, {})
+        state.heard_from(address, now - 1, 10 * GiB, GiB)
     for address in suspect:
-        state.heard_from(address, now - 10, 10 * GiB, GiB, {})
+        state.heard_from(address, now - 10, 10 * GiB, GiB)
     for address in dead:
-        state.heard_from(address, now - 100, 10 * GiB, GiB, {})
+        state.heard_from(address, now - 100, 10 * GiB, GiB)
     for address in full:
-        state.heard_from(address, now - 1, 10 * GiB, 10 * GiB - MIN_FREE_BYTES + 1, {})
+        state.heard_from(address, now - 1, 10 * GiB, 10 * GiB - MIN_FREE_BYTES + 1)
     return state
 
 
@@ -50,7 +53,7 @@ def replica(*holders: str, size: int = 100, added_at: float = 0.0) -> Replica:
 def test_liveness_moves_alive_suspect_dead_at_the_thresholds():
     """A node is ALIVE below 3 heartbeats of silence, SUSPECT below dead_after_s, DEAD from then."""
     state = ClusterState(DEAD_AFTER_S, HEARTBEAT_S, started_at=0.0)
-    state.heard_from("a", 100.0, GiB, 0, {})
+    state.heard_from("a", 100.0, GiB, 0)
     assert state.suspect_after_s == 6.0
     assert [state.liveness("a", t) for t in (100.0, 105.999, 106.0, 129.999, 130.0, 1e6)] == [
         ALIVE,
@@ -65,9 +68,9 @@ def test_liveness_moves_alive_suspect_dead_at_the_thresholds():
 def test_hearing_again_makes_a_dead_node_alive():
     """A heartbeat from a DEAD node makes it ALIVE again at once."""
     state = ClusterState(DEAD_AFTER_S, HEARTBEAT_S, started_at=0.0)
-    state.heard_from("a", 100.0, GiB, 0, {})
+    state.heard_from("a", 100.0, GiB, 0)
     assert state.liveness("a", 200.0) == DEAD
-    state.heard_from("a", 200.0, GiB, 0, {})
+    state.heard_from("a", 200.0, GiB, 0)
     assert state.liveness("a", 200.0) == ALIVE
 
 
@@ -82,7 +85,7 @@ def test_unheard_node_is_unknown_until_dead_after_s_from_start():
 def test_suspect_window_collapses_when_dead_after_is_short():
     """When dead_after_s is under 3 heartbeats, a node goes straight from ALIVE to DEAD."""
     state = ClusterState(dead_after_s=4.0, heartbeat_s=2.0, started_at=0.0)
-    state.heard_from("a", 10.0, GiB, 0, {})
+    state.heard_from("a", 10.0, GiB, 0)
     assert state.suspect_after_s == 4.0
     assert [state.liveness("a", t) for t in (13.9, 14.0)] == [ALIVE, DEAD]
 
@@ -96,13 +99,13 @@ def test_live_counts_everything_but_dead_and_alive_count_only_alive():
     assert state.alive_count(NOW) == 2
 
 
-def test_heard_from_records_space_and_blobs():
-    """heard_from stores capacity, used bytes and the block report on the node."""
+def test_heard_from_records_space():
+    """heard_from stores capacity and used bytes on the node and marks it registered."""
     state = ClusterState(DEAD_AFTER_S, HEARTBEAT_S, started_at=0.0)
-    node = state.heard_from("a", 5.0, 1000, 300, {"b1": 7})
-    assert (node.capacity_bytes, node.used_bytes, node.free_bytes, node.blobs) == (1000, 300, 700, {"b1": 7})
+    node = state.heard_from("a", 5.0, 1000, 300)
+    assert (node.capacity_bytes, node.used_bytes, node.free_bytes, node.last_seen) == (1000, 300, 700, 5.0)
     assert node.registered is True and state.nodes["a"] is node
-    assert state.heard_from("a", 6.0, 100, 300, {}).free_bytes == 0
+    assert state.heard_from("a", 6.0, 100, 300).free_bytes == 0
 
 
 # --- read order -----------------------------------------------------------------------------
@@ -168,8 +171,8 @@ def test_place_is_deterministic_for_a_seed():
 def test_place_accepts_node_with_exactly_min_free_bytes():
     """A node with exactly MIN_FREE_BYTES free still qualifies; one byte less does not."""
     state = ClusterState(DEAD_AFTER_S, HEARTBEAT_S, started_at=0.0)
-    state.heard_from("edge", NOW, 10 * GiB, 10 * GiB - MIN_FREE_BYTES, {})
-    state.heard_from("over", NOW, 10 * GiB, 10 * GiB - MIN_FREE_BYTES + 1, {})
+    state.heard_from("edge", NOW, 10 * GiB, 10 * GiB - MIN_FREE_BYTES)
+    state.heard_from("over", NOW, 10 * GiB, 10 * GiB - MIN_FREE_BYTES + 1)
     assert state.place(2, NOW, random.Random(0)) == ["edge"]
 
 
@@ -181,7 +184,7 @@ def test_retired_blob_deleted_unknown_blob_kept_as_orphan():
     orphan (the index may be the one that lost it); an in-flight upload is neither."""
     state = make_state(alive=["a"])
     report = {"retired": 10, "never-seen": 7, "uploading": 5}
-    result = state.reconcile("a", report, {}, {"retired"}, {"uploading"}, 3, NOW)
+    result = state.reconcile("a", report, IndexView({}, {"retired"}, {"uploading"}, 3), NOW)
     assert result == Reconciliation(delete=["retired"], counts_again=[], forget=[], orphans=["never-seen"])
 
 
@@ -190,7 +193,7 @@ def test_empty_index_deletes_nothing():
     whatever the datanodes hold."""
     state = make_state(alive=["a"])
     report = {f"{i:032x}": 1000 for i in range(50)}
-    result = state.reconcile("a", report, {}, set(), set(), 3, NOW)
+    result = state.reconcile("a", report, IndexView({}, set(), set(), 3), NOW)
     assert result.delete == [] and result.forget == []
     assert result.orphans == sorted(report)
 
@@ -200,16 +203,21 @@ def test_listed_copy_within_replication_is_kept():
     state = make_state(alive=["a", "b", "c"])
     replicas = {"x": replica("a", "b", "c")}
     for node in ("a", "b", "c"):
-        assert state.reconcile(node, {"x": 100}, replicas, set(), set(), 3, NOW) == Reconciliation([], [], [])
+        assert state.reconcile(node, {"x": 100}, IndexView(replicas, set(), set(), 3), NOW) == Reconciliation(
+            [], [], []
+        )
 
 
 def test_surplus_copy_goes_from_exactly_one_node():
-    """With 4 live listed copies and replication 3, exactly one node (the same each time) deletes."""
+    """With 4 live listed copies and replication 3, exactly one copy (the same whoever reports) goes."""
     state = make_state(alive=["a", "b", "c", "d"])
     replicas = {"x": replica("c", "a", "d", "b")}
-    decisions = {node: state.reconcile(node, {"x": 100}, replicas, set(), set(), 3, NOW) for node in "abcd"}
+    decisions = {
+        node: state.reconcile(node, {"x": 100}, IndexView(replicas, set(), set(), 3), NOW) for node in "abcd"
+    }
     assert decisions["d"] == Reconciliation(delete=["x"], counts_again=[], forget=["x"])
-    assert all(decisions[node] == Reconciliation([], [], []) for node in "abc")
+    # The others name the same surplus copy, so it goes even if d sends no full report.
+    assert all(decisions[node] == Reconciliation([], [], [], shed=[("d", "x")]) for node in "abc")
 
 
 @pytest.mark.parametrize("seed", range(8))
@@ -226,7 +234,8 @@ def test_surplus_deletion_removes_exactly_the_surplus(seed):
         node
         for node in holders
         if node in alive
-        and state.reconcile(node, {"x": 100}, replicas, set(), set(), replication, NOW).delete == ["x"]
+        and state.reconcile(node, {"x": 100}, IndexView(replicas, set(), set(), replication), NOW).delete
+        == ["x"]
     ]
     live_holders = [node for node in holders if node in alive]
     assert len(deleting) == max(0, len(live_holders) - replication)
@@ -237,14 +246,16 @@ def test_dead_holders_do_not_make_a_copy_surplus():
     """A dead listed holder does not count, so a node that would be the 4th copy keeps its copy."""
     state = make_state(alive=["b", "c", "d"], dead=["a"])
     replicas = {"x": replica("a", "b", "c", "d")}
-    assert state.reconcile("d", {"x": 100}, replicas, set(), set(), 3, NOW) == Reconciliation([], [], [])
+    assert state.reconcile("d", {"x": 100}, IndexView(replicas, set(), set(), 3), NOW) == Reconciliation(
+        [], [], []
+    )
 
 
 def test_unlisted_valid_copy_counts_again_when_under_replicated():
     """An unlisted copy of the right size on a node counts again while the blob lacks copies."""
     state = make_state(alive=["a", "b", "e"], dead=["c"])
     replicas = {"x": replica("a", "b", "c")}
-    assert state.reconcile("e", {"x": 100}, replicas, set(), set(), 3, NOW) == Reconciliation(
+    assert state.reconcile("e", {"x": 100}, IndexView(replicas, set(), set(), 3), NOW) == Reconciliation(
         delete=[], counts_again=["x"], forget=[]
     )
 
@@ -253,7 +264,7 @@ def test_unlisted_copy_deleted_when_blob_has_enough():
     """An unlisted copy of a blob that already has `replication` live copies is deleted, not forgotten."""
     state = make_state(alive=["a", "b", "c", "e"])
     replicas = {"x": replica("a", "b", "c")}
-    assert state.reconcile("e", {"x": 100}, replicas, set(), set(), 3, NOW) == Reconciliation(
+    assert state.reconcile("e", {"x": 100}, IndexView(replicas, set(), set(), 3), NOW) == Reconciliation(
         delete=["x"], counts_again=[], forget=[]
     )
 
@@ -262,7 +273,7 @@ def test_unlisted_copy_of_wrong_size_deleted():
     """An unlisted copy whose size differs from the index is deleted even when copies are lacking."""
     state = make_state(alive=["a", "e"])
     replicas = {"x": replica("a", size=100)}
-    assert state.reconcile("e", {"x": 99}, replicas, set(), set(), 3, NOW) == Reconciliation(
+    assert state.reconcile("e", {"x": 99}, IndexView(replicas, set(), set(), 3), NOW) == Reconciliation(
         delete=["x"], counts_again=[], forget=[]
     )
 
@@ -271,7 +282,9 @@ def test_in_flight_repair_target_left_alone():
     """A half-written repair copy (wrong size, unlisted, blob in flight) is neither deleted nor counted."""
     state = make_state(alive=["a", "b", "c", "e"])
     replicas = {"x": replica("a", "b", "c", size=100)}
-    assert state.reconcile("e", {"x": 40}, replicas, set(), {"x"}, 3, NOW) == Reconciliation([], [], [])
+    assert state.reconcile("e", {"x": 40}, IndexView(replicas, set(), {"x"}, 3), NOW) == Reconciliation(
+        [], [], []
+    )
 
 
 def test_missing_replica_forgotten_only_after_grace():
@@ -285,8 +298,8 @@ def test_missing_replica_forgotten_only_after_grace():
         "new": replica("a", "b", added_at=NOW - 1),
         "elsewhere": replica("b", added_at=0.0),
     }
-    assert state.reconcile("a", {}, replicas, set(), set(), 2, NOW) == Reconciliation(
-        delete=[], counts_again=[], forget=["old"]
+    assert state.reconcile("a", {}, IndexView(replicas, set(), set(), 2), NOW) == Reconciliation(
+        delete=[], counts_again=[], forget=["old"], recheck=["edge", "new"]
     )
 
 
@@ -294,7 +307,11 @@ def test_reconcile_output_is_sorted_by_blob_id():
     """Deletions come out in blob-id order whatever the report's order."""
     state = make_state(alive=["a"])
     report = {"c": 1, "a": 1, "b": 1}
-    assert state.reconcile("a", report, {}, {"a", "b", "c"}, set(), 3, NOW).delete == ["a", "b", "c"]
+    assert state.reconcile("a", report, IndexView({}, {"a", "b", "c"}, set(), 3), NOW).delete == [
+        "a",
+        "b",
+        "c",
+    ]
 
 
 # --- plan_repairs -----------------------------------------------------------------------------
@@ -397,3 +414,239 @@ def test_no_repair_without_a_target():
     """When every alive node with room already holds the blob, nothing is planned."""
     state = make_state(alive=["a", "b"], full=["f"])
     assert state.plan_repairs({"x": replica("a", "b")}, 3, NOW, {}, set(), random.Random(0)) == []
+
+
+# --- block-report deltas ----------------------------------------------------------------------
+
+
+def registered_with_full_report(
+    state: ClusterState, address: str, held: dict[str, int], seq: int = 1
+) -> None:
+    """`address` registers and sends a full report of `held` as report `seq`."""
+    state.registered(address, "incarnation-1", NOW, 10 * GiB, GiB)
+    chunk = BlockReportChunk(seq=seq, total=len(held), blobs=sorted(held.items()), final=True)
+    assert state.add_report_chunk(address, chunk, IndexView({}, set(), set(), 3), NOW) is not None
+
+
+class CountingReplicas(dict):
+    """A replica map that counts how often it is walked whole (as opposed to looked up)."""
+
+    walks = 0
+
+    def items(self):
+        self.walks += 1
+        return super().items()
+
+    def __iter__(self):
+        self.walks += 1
+        return super().__iter__()
+
+
+def test_delta_added_copies_are_judged_by_the_full_report_rules():
+    """An added copy counts again if its blob lacks copies, is deleted if retired, is an
+    orphan if unknown, and is left alone while its blob is being written."""
+    state = make_state(alive=["a", "b", "e"], dead=["c"])
+    replicas = {"under": replica("a", "b", "c")}
+    delta = Delta(seq=2, base_seq=1, added={"under": 100, "gone": 5, "stranger": 7, "writing": 9})
+    decision = state.reconcile_delta("e", delta, IndexView(replicas, {"gone"}, {"writing"}, 3), NOW)
+    assert decision == Reconciliation(
+        delete=["gone"], counts_again=["under"], forget=[], orphans=["stranger"]
+    )
+
+
+def test_delta_removed_copy_is_forgotten_at_once():
+    """A copy the node says it removed is forgotten even if listed a moment ago (no grace:
+    the node said so), and a removed copy it was never listed for changes nothing."""
+    state = make_state(alive=["a", "b"])
+    replicas = {"fresh": replica("a", "b", added_at=NOW - 0.1), "elsewhere": replica("b")}
+    delta = Delta(seq=2, base_seq=1, removed=["fresh", "elsewhere", "unknown"])
+    assert state.reconcile_delta("a", delta, IndexView(replicas, set(), set(), 2), NOW) == Reconciliation(
+        delete=[], counts_again=[], forget=["fresh"]
+    )
+
+
+def test_delta_corrupt_copy_is_forgotten_and_deleted():
+    """A corrupt copy of a known blob is forgotten and deleted (repair re-makes it), even if
+    the same delta also lists it as added."""
+    state = make_state(alive=["a", "b", "e"])
+    replicas = {"rotten": replica("a", "b"), "new-rotten": replica("a", "b")}
+    delta = Delta(seq=2, base_seq=1, added={"new-rotten": 100}, corrupt=["rotten", "new-rotten"])
+    decision = state.reconcile_delta("a", delta, IndexView(replicas, set(), set(), 3), NOW)
+    assert decision == Reconciliation(
+        delete=["new-rotten", "rotten"], counts_again=[], forget=["new-rotten", "rotten"]
+    )
+
+
+def test_delta_corrupt_unknown_blob_is_kept():
+    """A corrupt blob the index never knew is an orphan, kept like any other; a corrupt
+    retired one is deleted."""
+    state = make_state(alive=["a"])
+    delta = Delta(seq=2, base_seq=1, corrupt=["stranger", "retired"])
+    decision = state.reconcile_delta("a", delta, IndexView({}, {"retired"}, set(), 3), NOW)
+    assert decision == Reconciliation(delete=["retired"], counts_again=[], forget=[], orphans=["stranger"])
+
+
+def test_empty_index_delta_deletes_nothing():
+    """On an empty index, however many blobs a delta adds, nothing is deleted or forgotten."""
+    state = make_state(alive=["a"])
+    added = {f"{i:032x}": 1000 for i in range(50)}
+    decision = state.reconcile_delta(
+        "a", Delta(seq=2, base_seq=1, added=added), IndexView({}, set(), set(), 3), NOW
+    )
+    assert decision.delete == [] and decision.forget == [] and decision.orphans == sorted(added)
+
+
+def test_delta_never_walks_the_whole_index():
+    """Judging a delta looks up only the blobs it names: its cost is the change, not the index."""
+    state = make_state(alive=["a", "b", "c"])
+    replicas = CountingReplicas({f"{i:032x}": replica("a", "b", "c") for i in range(1000)})
+    delta = Delta(seq=2, base_seq=1, added={f"{1:032x}": 100}, removed=[f"{2:032x}"], corrupt=[f"{3:032x}"])
+    state.reconcile_delta("a", delta, IndexView(replicas, set(), set(), 3), NOW)
+    state.reconcile_delta("a", Delta(seq=3, base_seq=2), IndexView(replicas, set(), set(), 3), NOW)
+    assert replicas.walks == 0
+    state.reconcile("a", {}, IndexView(replicas, set(), set(), 3), NOW)  # a full report does walk it
+    assert replicas.walks == 1
+
+
+def test_apply_delta_updates_what_the_node_holds():
+    """An applied delta adds and removes blobs from the node's reported holdings and moves
+    its acknowledged report number."""
+    state = ClusterState(DEAD_AFTER_S, HEARTBEAT_S, started_at=0.0)
+    registered_with_full_report(state, "a", {"kept": 1, "dropped": 2}, seq=1)
+    delta = Delta(seq=2, base_seq=1, added={"new": 3}, removed=["dropped"])
+    assert state.apply_delta("a", delta, IndexView({}, set(), set(), 3), NOW) is not None
+    node = state.nodes["a"]
+    assert node.blobs == {"kept": 1, "new": 3} and node.reports.applied_seq == 2
+
+
+def test_delta_after_a_gap_asks_for_a_full_report():
+    """A delta based on a report this master never applied is not applied: the master asks
+    for a full report instead, and the node's holdings stay as they were."""
+    state = ClusterState(DEAD_AFTER_S, HEARTBEAT_S, started_at=0.0)
+    registered_with_full_report(state, "a", {"kept": 1}, seq=5)
+    assert not state.nodes["a"].reports.asks_full_report
+    gap = Delta(seq=9, base_seq=7, added={"new": 3})
+    assert state.apply_delta("a", gap, IndexView({}, set(), set(), 3), NOW) is None
+    node = state.nodes["a"]
+    assert node.reports.asks_full_report and node.blobs == {"kept": 1} and node.reports.applied_seq == 5
+
+
+def test_delta_before_any_full_report_asks_for_one():
+    """A node this master has no full report of (it restarted) is asked for one; its delta waits."""
+    state = ClusterState(DEAD_AFTER_S, HEARTBEAT_S, started_at=0.0)
+    node = state.registered("a", "incarnation-1", NOW, 10 * GiB, GiB)
+    assert node.reports.asks_full_report
+    assert (
+        state.apply_delta(
+            "a", Delta(seq=40, base_seq=39, added={"x": 1}), IndexView({}, set(), set(), 3), NOW
+        )
+        is None
+    )
+    assert node.blobs == {}
+
+
+def test_delta_resent_after_a_lost_acknowledgement_is_applied():
+    """A delta based on an older report than the last applied (its acknowledgement was lost
+    with the connection) still applies: it repeats the latest state of every blob."""
+    state = ClusterState(DEAD_AFTER_S, HEARTBEAT_S, started_at=0.0)
+    registered_with_full_report(state, "a", {}, seq=1)
+    assert state.apply_delta(
+        "a", Delta(seq=2, base_seq=1, added={"x": 1}), IndexView({}, set(), set(), 3), NOW
+    )
+    state.registered("a", "incarnation-1", NOW, 10 * GiB, GiB)  # reconnected, same process
+    resent = Delta(seq=3, base_seq=1, added={"x": 1, "y": 2})
+    assert state.apply_delta("a", resent, IndexView({}, set(), set(), 3), NOW) is not None
+    assert state.nodes["a"].blobs == {"x": 1, "y": 2} and not state.nodes["a"].reports.asks_full_report
+
+
+def test_registration_asks_full_report_from_a_new_process_or_one_back_from_the_dead():
+    """A reconnection of the same, live process goes on with deltas; a restarted process
+    (new incarnation) or one that was dead meanwhile is asked for a full report."""
+    state = ClusterState(DEAD_AFTER_S, HEARTBEAT_S, started_at=0.0)
+    registered_with_full_report(state, "a", {"x": 1})
+    assert not state.registered("a", "incarnation-1", NOW + 1, 10 * GiB, GiB).reports.asks_full_report
+    assert state.registered("a", "incarnation-2", NOW + 2, 10 * GiB, GiB).reports.asks_full_report
+
+    registered_with_full_report(state, "b", {"x": 1})
+    back = state.registered("b", "incarnation-1", NOW + DEAD_AFTER_S + 1, 10 * GiB, GiB)
+    assert back.reports.asks_full_report
+
+
+def test_full_report_is_reconciled_once_its_last_chunk_is_in():
+    """Chunks are only collected until the final one; then the whole report is judged (a
+    listed copy missing from it forgotten) and becomes what the node holds."""
+    state = make_state(alive=["a", "b"])
+    state.registered("a", "incarnation-1", NOW, 10 * GiB, GiB)
+    replicas = {"held": replica("a", "b"), "lost": replica("a", "b")}
+    first = BlockReportChunk(seq=1, total=2, blobs=[("held", 100)], final=False)
+    last = BlockReportChunk(seq=1, total=2, blobs=[("retired", 5)], final=True)
+    assert state.add_report_chunk("a", first, IndexView(replicas, {"retired"}, set(), 2), NOW) is None
+    assert state.nodes["a"].blobs == {}
+    decision = state.add_report_chunk("a", last, IndexView(replicas, {"retired"}, set(), 2), NOW)
+    assert decision == Reconciliation(delete=["retired"], counts_again=[], forget=["lost"])
+    assert state.nodes["a"].blobs == {"held": 100, "retired": 5}
+    assert state.nodes["a"].reports.applied_seq == 1 and not state.nodes["a"].reports.asks_full_report
+
+
+def test_copy_too_new_for_a_full_report_is_forgotten_by_a_later_delta_unless_it_turns_up():
+    """A listed copy missing from a full report taken just after it was added is looked at
+    again: forgotten at the first delta after the grace if still missing, kept if a delta
+    brought it."""
+    state = make_state(alive=["a", "b"])
+    replicas = {"late": replica("a", "b", added_at=NOW - 0.1), "lost": replica("a", "b", added_at=NOW - 0.1)}
+    state.registered("a", "incarnation-1", NOW, 10 * GiB, GiB)
+    full = BlockReportChunk(seq=1, total=0, blobs=[], final=True)
+    assert state.add_report_chunk("a", full, IndexView(replicas, set(), set(), 2), NOW).recheck == [
+        "late",
+        "lost",
+    ]
+    soon = Delta(seq=2, base_seq=1, added={"late": 100})
+    assert state.apply_delta("a", soon, IndexView(replicas, set(), set(), 2), NOW + 0.2).forget == []
+    later = NOW + state.report_grace_s + 1
+    assert state.apply_delta(
+        "a", Delta(seq=3, base_seq=2), IndexView(replicas, set(), set(), 2), later
+    ).forget == ["lost"]
+    assert state.nodes["a"].recheck == set()
+
+
+# --- ordered deletions ------------------------------------------------------------------------
+
+
+def test_retired_blob_is_deleted_wherever_it_was_reported():
+    """A blob the index gives up is ordered deleted on every node that reported holding
+    it, and only there."""
+    state = ClusterState(DEAD_AFTER_S, HEARTBEAT_S, started_at=0.0)
+    registered_with_full_report(state, "a", {"x": 1, "y": 1})
+    registered_with_full_report(state, "b", {"x": 1})
+    registered_with_full_report(state, "c", {"y": 1})
+    state.blobs_retired(["x"])
+    assert [state.deletes_due(n, 100) for n in "abc"] == [["x"], ["x"], []]
+
+
+def test_deletion_is_ordered_again_until_a_report_says_the_blob_is_gone():
+    """A deletion order lost with its connection is not lost: it is given in every Commands,
+    oldest first and at most `limit` at a time, until a delta reports the blob removed."""
+    state = ClusterState(DEAD_AFTER_S, HEARTBEAT_S, started_at=0.0)
+    registered_with_full_report(state, "a", {"1": 1, "2": 1, "3": 1})
+    state.order_deletes("a", ["3", "1"])
+    state.order_deletes("a", ["2", "1"])
+    assert state.deletes_due("a", 2) == ["3", "1"]
+    assert state.deletes_due("a", 2) == ["3", "1"]  # no report yet: given again
+    state.apply_delta("a", Delta(seq=2, base_seq=1, removed=["3", "1"]), IndexView({}, set(), set(), 3), NOW)
+    assert state.deletes_due("a", 2) == ["2"]
+    state.apply_delta("a", Delta(seq=3, base_seq=2, removed=["2"]), IndexView({}, set(), set(), 3), NOW)
+    assert state.deletes_due("a", 2) == [] and state.nodes["a"].to_delete == {}
+
+
+def test_no_deletion_is_ordered_in_the_middle_of_a_full_report():
+    """While a full report is arriving no deletion is given (the report may predate it)."""
+    state = ClusterState(DEAD_AFTER_S, HEARTBEAT_S, started_at=0.0)
+    registered_with_full_report(state, "a", {"x": 1})
+    state.order_deletes("a", ["x"])
+    state.add_report_chunk(
+        "a",
+        BlockReportChunk(seq=2, total=2, blobs=[("x", 1)], final=False),
+        IndexView({}, set(), set(), 3),
+        NOW,
+    )
+    assert state.deletes_due("a", 10) == []

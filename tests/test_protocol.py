@@ -19,7 +19,9 @@ from myyoutube.protocol import (
     MAX_META_BYTES,
     MESSAGE_TYPES,
     PREFIX_BYTES,
+    BlockReportChunk,
     Chunk,
+    Commands,
     End,
     Error,
     FrameDecoder,
@@ -45,11 +47,14 @@ def field_types(cls: type) -> dict[str, type]:
     return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
 
 
-SAMPLE_VALUES: dict[type, object] = {
+SAMPLE_VALUES: dict[object, object] = {
     str: 'caf\u00e9 \u2603 "quoted" \\ video.mp4',
     int: 1_234_567_890_123,
+    bool: True,
     dict: {"name": "cat.mp4", "size": 3, "nested": {"list": [1, 2.5, None, True, "x"]}},
     list: [["0" * 32, 17], {"k": "v"}, "plain", 4],
+    list[str]: ["0" * 32, "caf\u00e9"],
+    list[tuple[str, int]]: [("0" * 32, 17), ("f" * 32, 0)],
     bytes: bytes(range(256)) * 3,
 }
 
@@ -267,6 +272,17 @@ def test_chunk_data_in_meta_is_an_extra_field():
         decode_one(json_frame(Chunk, {"data": "abc"}))
 
 
+HEARTBEAT = {
+    "capacity_bytes": 1,
+    "used_bytes": 1,
+    "seq": 2,
+    "base_seq": 1,
+    "added": [],
+    "removed": [],
+    "corrupt": [],
+}
+
+
 @pytest.mark.parametrize(
     "cls, meta",
     [
@@ -280,7 +296,16 @@ def test_chunk_data_in_meta_is_an_extra_field():
         (Ok, {"info": []}),
         (Ok, {"info": "{}"}),
         (VideoList, {"videos": {}}),
-        (Heartbeat, {"capacity_bytes": 1, "used_bytes": 1, "blobs": [], "corrupt_blobs": {}}),
+        (Heartbeat, {**HEARTBEAT, "corrupt": {}}),
+        (Heartbeat, {**HEARTBEAT, "corrupt": [7]}),
+        (Heartbeat, {**HEARTBEAT, "removed": [None]}),
+        (Heartbeat, {**HEARTBEAT, "added": [["b"]]}),  # an entry is [blob_id, size]
+        (Heartbeat, {**HEARTBEAT, "added": [["b", 1, 2]]}),
+        (Heartbeat, {**HEARTBEAT, "added": [["b", True]]}),
+        (Heartbeat, {**HEARTBEAT, "added": [[1, "b"]]}),
+        (Heartbeat, {**HEARTBEAT, "added": [{"b": 1}]}),
+        (Commands, {"delete_blobs": [], "acked_seq": 1, "full_report": 1}),  # an int is not a bool
+        (BlockReportChunk, {"seq": 1, "total": 1, "blobs": [["b", 1]], "final": "yes"}),
     ],
     ids=lambda value: getattr(value, "__name__", None) or json.dumps(value),
 )
@@ -367,9 +392,14 @@ json_values = st.recursive(
     max_leaves=12,
 )
 
-FIELD_STRATEGIES = {
+FIELD_STRATEGIES: dict[object, st.SearchStrategy] = {
     str: st.text(max_size=40),
     int: st.integers(-(2**63), 2**63),
+    bool: st.booleans(),
+    list[str]: st.lists(st.text(max_size=40), max_size=5),
+    list[tuple[str, int]]: st.lists(
+        st.tuples(st.text(max_size=40), st.integers(-(2**63), 2**63)), max_size=5
+    ),
     dict: st.dictionaries(st.text(max_size=8), json_values, max_size=4),
     list: st.lists(json_values, max_size=5),
     bytes: st.binary(max_size=3000),

@@ -34,9 +34,21 @@ from dataclasses import dataclass
 # pins at most a few chunks of memory per hop.
 CHUNK_BYTES = 256 * 1024
 
-# The largest JSON meta a peer may declare. The biggest legitimate ones are a datanode's
-# block report and a full listing: 8 MiB holds ~200k blob ids, far past our scale.
+# The largest JSON meta a peer may declare. The biggest legitimate one is a full listing;
+# block reports travel in chunks far below it (REPORT_CHUNK_ENTRIES).
 MAX_META_BYTES = 8 * 1024 * 1024
+
+# A datanode's full block report travels in chunks of at most this many [blob_id, size]
+# entries. An entry is ~52 bytes of JSON, so a chunk is ~0.5 MB: 16 times below
+# MAX_META_BYTES whatever the sizes, and decoded by the master in a few milliseconds
+# between other work. Heartbeat deltas and the master's delete lists carry at most this
+# many blob ids too, so no control frame of any size of node comes near the cap.
+REPORT_CHUNK_ENTRIES = 10_000
+
+# The most blobs one full report may declare. We promise 1,000,000 blobs per datanode; the
+# master holds a node's whole report in memory (~150 bytes an entry, 300 MB at this bound),
+# so this is also the most one node can make it buffer. Larger is a protocol error.
+MAX_REPORT_BLOBS = 2_000_000
 
 _PREFIX = struct.Struct("!IBI")  # body_length, message_type, meta_length
 PREFIX_BYTES = _PREFIX.size
@@ -198,37 +210,63 @@ class PurgeOrphans:
     TYPE: typing.ClassVar[int] = 19
 
 
-# Datanode <-> master.
+# Datanode <-> master, on the datanode's control connection. Every datanode frame
+# (Register, Heartbeat, BlockReportChunk) is answered by one Commands.
+
+# A blob held by a datanode, as a block report lists it: (blob_id, size in bytes).
+BlobEntry = tuple[str, int]
 
 
 @dataclass(frozen=True)
 class Register:
-    """Datanode -> master, first on its control connection: who it is, what it holds."""
+    """Datanode -> master, first on its control connection: who it is and its space.
+    `incarnation` is new each time the datanode process starts, so the master knows
+    whether the reports it applied still describe this process's disk."""
 
     TYPE: typing.ClassVar[int] = 20
     address: str
     capacity_bytes: int
     used_bytes: int
-    blobs: list
+    incarnation: str
 
 
 @dataclass(frozen=True)
 class Heartbeat:
-    """Datanode -> master, every interval: alive, space, block report, corrupt blobs found."""
+    """Datanode -> master, every interval: alive, space, and what changed on its disk
+    since report `base_seq`, the last one the master acknowledged. `seq` numbers this
+    report; it grows with every report (full or not) of one incarnation."""
 
     TYPE: typing.ClassVar[int] = 21
     capacity_bytes: int
     used_bytes: int
-    blobs: list
-    corrupt_blobs: list
+    seq: int
+    base_seq: int
+    added: list[BlobEntry]
+    removed: list[str]
+    corrupt: list[str]
 
 
 @dataclass(frozen=True)
 class Commands:
-    """Master -> datanode, answering Register or Heartbeat: blobs to delete."""
+    """Master -> datanode, answering each datanode frame: blobs to delete, the last report
+    the master applied, and whether it wants a full block report now."""
 
     TYPE: typing.ClassVar[int] = 22
-    delete_blobs: list
+    delete_blobs: list[str]
+    acked_seq: int
+    full_report: bool
+
+
+@dataclass(frozen=True)
+class BlockReportChunk:
+    """Datanode -> master: part of full report `seq`, which lists `total` blobs in all.
+    Chunks follow each other until the one marked `final`."""
+
+    TYPE: typing.ClassVar[int] = 24
+    seq: int
+    total: int
+    blobs: list[BlobEntry]
+    final: bool
 
 
 # Master -> datanode, on a data connection.
@@ -279,6 +317,7 @@ Message: typing.TypeAlias = (
     | Register
     | Heartbeat
     | Commands
+    | BlockReportChunk
     | WriteBlob
     | ReadBlob
     | DeleteBlob
@@ -288,12 +327,12 @@ MESSAGE_TYPES: dict[int, type] = {cls.TYPE: cls for cls in typing.get_args(Messa
 assert len(MESSAGE_TYPES) == len(typing.get_args(Message)), "duplicate message TYPE codes"
 
 
-def _field_types(cls: type) -> dict[str, type]:
+def _field_types(cls: type) -> dict[str, typing.Any]:
     hints = typing.get_type_hints(cls)
     return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
 
 
-_FIELDS: dict[type, dict[str, type]] = {cls: _field_types(cls) for cls in MESSAGE_TYPES.values()}
+_FIELDS: dict[type, dict[str, typing.Any]] = {cls: _field_types(cls) for cls in MESSAGE_TYPES.values()}
 
 
 def _data_field(cls: type) -> str | None:
@@ -305,13 +344,77 @@ def _data_field(cls: type) -> str | None:
 _DATA_FIELD: dict[type, str | None] = {cls: _data_field(cls) for cls in MESSAGE_TYPES.values()}
 
 
-def _json_type_ok(value: object, kind: type) -> bool:
-    # bool is a subclass of int in Python; a JSON true must not pass as a size.
-    if kind is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    if kind is float:
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    return isinstance(value, kind)
+class _WrongType(Exception):
+    """A JSON value is not the type its field declares."""
+
+
+# What JSON decoding may give for each plain field type. json.loads makes exactly these
+# types, so `type(value) in ...` is the check, and a JSON true (a bool) never passes as an
+# int: bool is a subclass of int, but not the same type.
+_JSON_TYPES: dict[type, tuple[type, ...]] = {float: (int, float)}
+
+
+def _converter(kind: typing.Any) -> typing.Callable[[object], object]:
+    """A function giving a decoded JSON value as the declared `kind`, or raising
+    _WrongType. `list[X]` checks every element; `tuple[X, Y]` is a JSON array of exactly
+    those types, handed on as a tuple (so a message decodes equal to the one encoded).
+    Block reports hold up to REPORT_CHUNK_ENTRIES pairs, so the common shapes are checked
+    without a function call per element."""
+    origin, args = typing.get_origin(kind), typing.get_args(kind)
+    if origin is tuple:
+        return _tuple_converter([_converter(arg) for arg in args], args)
+    if origin is list:
+        return _list_converter(_converter(args[0]), args[0])
+    allowed = _JSON_TYPES.get(kind, (kind,))
+
+    def convert_plain(value: object) -> object:
+        if type(value) not in allowed:
+            raise _WrongType
+        return value
+
+    return convert_plain
+
+
+def _tuple_converter(
+    items: list[typing.Callable[[object], object]], args: tuple
+) -> typing.Callable[[object], object]:
+    plain = [_JSON_TYPES.get(arg, (arg,)) for arg in args] if all(isinstance(a, type) for a in args) else None
+
+    def convert_tuple(value: object) -> object:
+        if type(value) is not list or len(value) != len(items):
+            raise _WrongType
+        if plain is not None:
+            for element, allowed in zip(value, plain, strict=True):
+                if type(element) not in allowed:
+                    raise _WrongType
+            return tuple(value)
+        return tuple([convert(element) for convert, element in zip(items, value, strict=True)])
+
+    return convert_tuple
+
+
+def _list_converter(
+    item: typing.Callable[[object], object], arg: typing.Any
+) -> typing.Callable[[object], object]:
+    allowed = _JSON_TYPES.get(arg, (arg,)) if isinstance(arg, type) else None
+
+    def convert_list(value: object) -> object:
+        if type(value) is not list:
+            raise _WrongType
+        if allowed is not None:
+            for element in value:
+                if type(element) not in allowed:
+                    raise _WrongType
+            return value
+        return [item(element) for element in value]
+
+    return convert_list
+
+
+_CONVERTERS: dict[type, dict[str, typing.Callable[[object], object]]] = {
+    cls: {name: _converter(kind) for name, kind in fields.items() if kind is not bytes}
+    for cls, fields in _FIELDS.items()
+}
 
 
 def encode(message: Message) -> bytes:
@@ -349,12 +452,16 @@ def _decode_body(message_type: int, meta_length: int, body: memoryview) -> Messa
     if not isinstance(meta, dict):
         raise RemoteProtocolError(f"{cls.__name__}: meta is not a JSON object")
     data_field = _DATA_FIELD[cls]
-    expected = {name: kind for name, kind in _FIELDS[cls].items() if name != data_field}
-    if set(meta) != set(expected):
-        raise RemoteProtocolError(f"{cls.__name__}: fields {sorted(meta)} != {sorted(expected)}")
-    for name, kind in expected.items():
-        if not _json_type_ok(meta[name], kind):
-            raise RemoteProtocolError(f"{cls.__name__}.{name} is not {kind.__name__}")
+    converters = _CONVERTERS[cls]
+    if set(meta) != set(converters):
+        raise RemoteProtocolError(f"{cls.__name__}: fields {sorted(meta)} != {sorted(converters)}")
+    for name, convert in converters.items():
+        try:
+            meta[name] = convert(meta[name])
+        except _WrongType:
+            kind = _FIELDS[cls][name]
+            shown = kind.__name__ if isinstance(kind, type) else str(kind)
+            raise RemoteProtocolError(f"{cls.__name__}.{name} is not {shown}") from None
     data = body[meta_length:]
     if data_field is not None:
         meta[data_field] = bytes(data)

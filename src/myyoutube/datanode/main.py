@@ -96,6 +96,7 @@ async def serve(args: argparse.Namespace) -> None:
     service.announce("myyoutube-datanode", args.host, port)
     async with server, asyncio.TaskGroup() as tasks:
         tasks.create_task(node.report_forever(control))
+        tasks.create_task(node.rescan_forever())
         tasks.create_task(node.scrubber.run_forever())
         await server.serve_forever()
 

@@ -4,11 +4,15 @@ Theory of operation
 -------------------
 Two kinds of connection meet a datanode:
 
-* Its own **control connection** to the master (`report_forever`). It sends `Register`
-  with everything it holds (a block report), then a `Heartbeat` every interval, also
-  carrying the block report, so the master always knows what is really on this disk. The
-  master answers each with `Commands`: blobs to delete (deleted videos, failed uploads,
-  surplus copies). If the master goes away the node reconnects by itself, with backoff.
+* Its own **control connection** to the master (`report_forever`). It sends `Register`,
+  then a `Heartbeat` every interval carrying what changed on this disk since the last
+  report the master acknowledged, and a full block report in chunks when one is due
+  (start-up, every few hours, or when the master asks): state.py's `BlockReports` decides
+  which. The master answers each frame with `Commands`: blobs to delete (deleted videos,
+  failed uploads, surplus copies) and the last report it applied. If the master goes
+  away the node reconnects by itself, with backoff, and goes on where it left off.
+  The store records its own changes; `rescan_forever` re-reads the folder now and then
+  for the changes nobody told it about (a file deleted by hand, a lost disk).
 * **Data connections** from the master, one request each (`handle_request`): `WriteBlob`
   (then chunks, then End), `ReadBlob` (answered by chunks and End) and `DeleteBlob`.
 
@@ -21,6 +25,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -28,9 +34,10 @@ from myyoutube import links
 from myyoutube import stream as streams
 from myyoutube.certs import Tls
 from myyoutube.datanode.scrubber import Scrubber
-from myyoutube.datanode.state import Backoff
+from myyoutube.datanode.state import Backoff, BlockReports, full_report_chunks, rescan_delay_s
 from myyoutube.datanode.store import BlobStore, StoreError
 from myyoutube.protocol import (
+    BlockReportChunk,
     Chunk,
     Commands,
     DeleteBlob,
@@ -84,8 +91,9 @@ class DataNode:
         self.address = address  # host:port the master and peers use to reach us
         self.tls = tls
         self.heartbeat_s = heartbeat_s
-        self.corrupt: set[str] = set()  # found corrupt, not yet told to the master
-        self.scrubber = Scrubber(store, scrub_bytes_per_s, scrub_interval_s, self.corrupt.add)
+        self.reports = BlockReports(incarnation=secrets.token_hex(8))
+        store.on_change = self.reports.changed
+        self.scrubber = Scrubber(store, scrub_bytes_per_s, scrub_interval_s, self.reports.found_corrupt)
 
     # --- data connections ---------------------------------------------------------------
 
@@ -103,7 +111,7 @@ class DataNode:
             await handlers[type(request)](stream, request)
         except StoreError as exc:
             if exc.code == "corrupt":
-                self.corrupt.add(request.blob_id)
+                self.reports.found_corrupt(request.blob_id)
             log.warning("%s %s: %s", type(request).__name__, getattr(request, "blob_id", "?"), exc)
             await stream.write_frame(Error(exc.code, str(exc)))
             if not isinstance(request, DeleteBlob):
@@ -152,16 +160,13 @@ class DataNode:
         """Connect to the master and register; raises if the master cannot be reached."""
         control = await links.connect(*self.master, self.tls, expect_role="master")
         try:
-            report = self._block_report()
-            await control.write_frame(
-                Register(
-                    address=self.address,
-                    capacity_bytes=self.store.capacity_bytes,
-                    used_bytes=self.store.used_bytes,
-                    blobs=report,
-                )
+            register = Register(
+                address=self.address,
+                capacity_bytes=self.store.capacity_bytes,
+                used_bytes=self.store.used_bytes,
+                incarnation=self.reports.incarnation,
             )
-            await self._obey(await control.read_expected(Commands))
+            await self._exchange(control, register)
         except BaseException:
             control.abort()
             raise
@@ -178,7 +183,12 @@ class DataNode:
                 backoff.succeeded()
                 await self._heartbeat_until_broken(control)
             except (OSError, TimeoutError, streams.RequestFailed, streams.protocol.ProtocolError) as exc:
-                log.warning("master %s:%d unreachable (%s); retrying", *self.master, exc)
+                log.warning(
+                    "master %s:%d unreachable (%s); retrying, %d changes to report",
+                    *self.master,
+                    exc,
+                    self.reports.pending,
+                )
             if control is not None:
                 control.abort()
                 control = None
@@ -186,32 +196,43 @@ class DataNode:
 
     async def _heartbeat_until_broken(self, control: FrameStream) -> None:
         while True:
-            await asyncio.sleep(self.heartbeat_s)
-            corrupt, report = sorted(self.corrupt), self._block_report()
-            await control.write_frame(
-                Heartbeat(
-                    used_bytes=self.store.used_bytes,
-                    corrupt_blobs=corrupt,
-                    capacity_bytes=self.store.capacity_bytes,
-                    blobs=report,
-                )
-            )
-            await self._obey(await control.read_expected(Commands))
-            self.corrupt.difference_update(corrupt)
+            if not self.reports.full_due(time.monotonic()):
+                await asyncio.sleep(self.heartbeat_s)  # a full report asked for goes at once
+            if self.reports.full_due(time.monotonic()):
+                await self._full_report(control)
+            else:
+                beat = self.reports.heartbeat(self.store.capacity_bytes, self.store.used_bytes)
+                await self._exchange(control, beat)
 
-    def _block_report(self) -> list:
-        # Scanned on the event loop on purpose: a scan in a thread could miss a blob that
-        # a writer publishes meanwhile and then overwrite the writer's record of it.
-        blobs = self.store.rescan()
-        return [[blob_id, size] for blob_id, size in sorted(blobs.items())]
+    async def _full_report(self, control: FrameStream) -> None:
+        # The snapshot is taken between two store changes (no await in between): every
+        # change recorded before it is in it, every later one goes in the next delta.
+        seq = self.reports.start_full(time.monotonic())
+        blobs = self.store.blobs()
+        log.info("sending full block report %d (%d blobs)", seq, len(blobs))
+        for chunk in full_report_chunks(seq, blobs):
+            await self._exchange(control, chunk)
+
+    async def _exchange(self, control: FrameStream, report: Register | Heartbeat | BlockReportChunk) -> None:
+        await control.write_frame(report)
+        await self._obey(await control.read_expected(Commands))
 
     async def _obey(self, commands: Commands) -> None:
+        self.reports.acknowledged(commands.acked_seq, commands.full_report)
         for blob_id in commands.delete_blobs:
-            if isinstance(blob_id, str):
-                try:
-                    await self.store.delete(blob_id)
-                except StoreError as exc:
-                    log.warning("master asked to delete %r: %s", blob_id, exc)
-                    continue
-                self.corrupt.discard(blob_id)
-                log.info("deleted blob %s on the master's word", blob_id)
+            try:
+                await self.store.delete(blob_id)
+            except StoreError as exc:
+                log.warning("master asked to delete %r: %s", blob_id, exc)
+                continue
+            log.info("deleted blob %s on the master's word", blob_id)
+
+    async def rescan_forever(self) -> None:
+        """Re-read the disk now and then: the changes this process did not make itself (a
+        replica deleted by hand, a lost folder) reach the master as deltas too."""
+        took_s = 0.0
+        while True:
+            await asyncio.sleep(rescan_delay_s(self.heartbeat_s, took_s))
+            started = time.monotonic()
+            await self.store.rescan_in_thread()
+            took_s = time.monotonic() - started

@@ -15,6 +15,11 @@ is always complete and a `.part` is always garbage (removed at start-up).
 Reads are served by whole blocks: each block is read, its CRC compared with the stored
 one, and only the requested slice handed on. A mismatch raises `CorruptBlob` rather than
 letting a rotten byte reach a viewer; the master then reads from another replica.
+
+The store knows what it holds without looking at the disk each time: every blob
+published or deleted here is recorded as it happens and handed to `on_change`, which
+feeds the heartbeats' block-report deltas. `rescan()` reads the folder again as a safety
+net (a replica deleted by hand, a disk gone) and hands on the differences the same way.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ import os
 import re
 import shutil
 import struct
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import aiofiles
@@ -79,8 +84,12 @@ class BlobStore:
         for leftover in root.glob("*.part"):
             leftover.unlink()  # An interrupted write; the master never committed it.
         self._sizes: dict[str, int] = {}
+        self._stored_bytes = 0  # the sum of _sizes, kept as it changes: read every heartbeat
         self._reserved_bytes = 0  # bytes promised to writes in progress
         self._capacity_bytes = capacity_bytes
+        self._touched: set[str] | None = None  # blobs changed while a rescan reads the folder
+        # Told of every blob added (its size) or removed (None), as it happens.
+        self.on_change: Callable[[str, int | None], None] = lambda blob_id, size: None
         self.rescan()
 
     def _path(self, blob_id: str, suffix: str) -> Path:
@@ -88,7 +97,7 @@ class BlobStore:
 
     @property
     def used_bytes(self) -> int:
-        return sum(self._sizes.values()) + self._reserved_bytes
+        return self._stored_bytes + self._reserved_bytes
 
     @property
     def capacity_bytes(self) -> int:
@@ -99,19 +108,34 @@ class BlobStore:
             free = shutil.disk_usage(self.root).free
         except OSError:
             free = 0  # the folder is gone: no room for anything until an operator acts
-        return sum(self._sizes.values()) + free
+        return self._stored_bytes + free
 
     def blobs(self) -> dict[str, int]:
         """Every complete blob: id -> size in bytes."""
         return dict(self._sizes)
 
     def rescan(self) -> dict[str, int]:
-        """Look at the disk again: what is really there is what we report.
+        """Look at the disk again: what is really there is what we report. Returns it.
 
         A replica deleted by hand, or a folder that vanished (an unmounted disk), must show
-        up in the next block report so the master re-replicates; a vanished folder is not
+        up in a block report so the master re-replicates; a vanished folder is not
         re-created, since writing to the disk underneath would only hide the failure.
         """
+        self._apply_scan(self._scan(), touched=set())
+        return dict(self._sizes)
+
+    async def rescan_in_thread(self) -> None:
+        """rescan(), reading the folder in a worker thread so a large one does not stall
+        the event loop. A blob published or deleted meanwhile keeps what its writer or
+        deleter recorded: the scan may have read the folder on either side of the change."""
+        self._touched = set()
+        try:
+            seen = await _in_thread(self._scan)
+        finally:
+            touched, self._touched = self._touched, None
+        self._apply_scan(seen, touched)
+
+    def _scan(self) -> dict[str, int]:
         sizes = {}
         try:
             with os.scandir(self.root) as entries:
@@ -123,8 +147,28 @@ class BlobStore:
             if self._sizes:
                 log.error("cannot read %s (%s): reporting no replicas held", self.root, exc)
             sizes = {}
-        self._sizes = sizes
-        return dict(sizes)
+        return sizes
+
+    def _apply_scan(self, seen: dict[str, int], touched: set[str]) -> None:
+        for blob_id in self._sizes.keys() - seen.keys() - touched:
+            self._record(blob_id, None)
+        for blob_id, size in seen.items() - self._sizes.items():
+            if blob_id not in touched:
+                self._record(blob_id, size)
+
+    def _record(self, blob_id: str, size: int | None) -> None:
+        """The one place where what we hold changes: `size` bytes held now, or None."""
+        before = self._sizes.get(blob_id)
+        if before == size:
+            return
+        if size is None:
+            del self._sizes[blob_id]
+        else:
+            self._sizes[blob_id] = size
+        self._stored_bytes += (size or 0) - (before or 0)
+        if self._touched is not None:
+            self._touched.add(blob_id)
+        self.on_change(blob_id, size)
 
     def size(self, blob_id: str) -> int:
         size = self._sizes.get(check_blob_id(blob_id))
@@ -153,7 +197,7 @@ class BlobStore:
             raise StoreError("disk", f"cannot create a file in {self.root}: {exc.strerror}") from exc
 
     def _committed(self, blob_id: str, size: int) -> None:
-        self._sizes[blob_id] = size
+        self._record(blob_id, size)
 
     async def read(self, blob_id: str, offset: int, length: int) -> AsyncIterator[bytes]:
         """Yield the bytes [offset, offset+length) in pieces, verifying every block.
@@ -199,7 +243,7 @@ class BlobStore:
             raise
 
     async def delete(self, blob_id: str) -> None:
-        self._sizes.pop(check_blob_id(blob_id), None)
+        self._record(check_blob_id(blob_id), None)
         for suffix in (".blob", ".crc"):
             try:
                 await aiofiles.os.remove(self._path(blob_id, suffix))

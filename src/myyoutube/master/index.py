@@ -103,6 +103,7 @@ class Index:
         self.videos: dict[str, dict] = {}
         self.replicas: dict[str, Replica] = {}
         self.retired: set[str] = set()
+        self._newly_retired: list[str] = []  # retired since take_newly_retired() last ran
         self._load()
         self._retire_interrupted_writes(now)
         self.prune_retired(now)
@@ -130,7 +131,7 @@ class Index:
         if pending:
             with self._transaction():
                 self._retire(pending, now)
-            self.retired.update(pending)
+            self._remember_retired(pending)
 
     def prune_retired(self, now: float) -> None:
         """Forget retired ids older than RETIRED_KEEP_S (bounds the table and the set)."""
@@ -183,7 +184,7 @@ class Index:
         abandoned = [b for b in blob_ids if b not in self.replicas]
         with self._transaction():
             self._retire(abandoned, now)
-        self.retired.update(abandoned)
+        self._remember_retired(abandoned)
 
     def retire_orphans(self, blob_ids: list[str], now: float) -> list[str]:
         """An operator's purge: unknown blobs become ours to delete. Returns those retired
@@ -191,8 +192,18 @@ class Index:
         chosen = sorted({b for b in blob_ids if b not in self.replicas and b not in self.retired})
         with self._transaction():
             self._retire(chosen, now)
-        self.retired.update(chosen)
+        self._remember_retired(chosen)
         return chosen
+
+    def _remember_retired(self, blob_ids: list[str]) -> None:
+        self.retired.update(blob_ids)
+        self._newly_retired.extend(blob_ids)
+
+    def take_newly_retired(self) -> list[str]:
+        """Blob ids retired since the last call: the master orders their deletion on every
+        node that reported them (a heartbeat's delta never mentions an unchanged blob)."""
+        taken, self._newly_retired = self._newly_retired, []
+        return taken
 
     def _retire(self, blob_ids: list[str], now: float) -> None:
         """Inside a transaction: move ids from pending (if there) to retired."""
@@ -256,7 +267,7 @@ class Index:
         del self.videos[name]
         for blob_id in blob_ids:
             self.replicas.pop(blob_id, None)
-        self.retired.update(blob_ids)
+        self._remember_retired(blob_ids)
         return video
 
     def add_replica(self, blob_id: str, node: str, now: float) -> None:

@@ -5,8 +5,10 @@ Theory of operation
 Every connection to the master starts with one request frame, dispatched by its type:
 
 * `Register` opens a datanode's control connection; heartbeats follow on it for as long
-  as the node lives. Each one updates `ClusterState` and is answered with `Commands`
-  (blobs to delete) decided by `ClusterState.reconcile` against the index.
+  as the node lives, and full block reports in chunks when due (see reports.py). Each
+  frame updates `ClusterState` and is answered with `Commands`: blobs to delete (decided
+  by `ClusterState.reconcile` for a full report and `reconcile_delta` for a heartbeat's
+  changes), the last report applied, and whether a full report is wanted.
 * `PutVideo` (from the web front end) reserves the name, places the blob on
   `replication` random live datanodes, relays the chunks through a `ReplicaFanout`, and
   commits the video to the index only once enough replicas confirmed size and sha256.
@@ -29,10 +31,11 @@ from typing import Any
 
 from myyoutube import names, protocol, read_plan
 from myyoutube.certs import Tls
-from myyoutube.master import relay, status, transfer, uploads
+from myyoutube.master import relay, reports, status, transfer, uploads
 from myyoutube.master.index import Index
-from myyoutube.master.state import ClusterState, Repair, Replica
+from myyoutube.master.state import ClusterState, IndexView, Reconciliation, Repair, Replica
 from myyoutube.protocol import (
+    BlockReportChunk,
     Chunk,
     Commands,
     DeleteVideo,
@@ -150,38 +153,76 @@ class Master:
 
     async def _control(self, connection: FrameStream, register: Register) -> None:
         address = register.address
-        log.info("datanode %s registered with %d blobs", address, len(register.blobs))
-        beat: Register | Heartbeat = register
-        while True:
-            reported = beat.corrupt_blobs if isinstance(beat, Heartbeat) else []
-            corrupt = [b for b in reported if isinstance(b, str)]
-            delete = self._heard(address, beat.capacity_bytes, beat.used_bytes, beat.blobs, corrupt)
-            await connection.write_frame(Commands(delete_blobs=delete))
-            beat = await connection.read_expected(Heartbeat, timeout=self.state.dead_after_s)
-
-    def _heard(
-        self, address: str, capacity_bytes: int, used_bytes: int, blobs: list, corrupt: list[str]
-    ) -> list[str]:
-        """Record a Register or Heartbeat; the blobs this node should delete."""
-        report = _parse_report(blobs)
-        self.state.heard_from(address, time.time(), capacity_bytes, used_bytes, report)
-        for blob_id in corrupt:
-            log.error("datanode %s reports blob %s corrupt; repairing", address, blob_id)
-            self.index.remove_replica(blob_id, address)
-        return sorted(set(self._reconcile(address, report)) | set(corrupt))
-
-    def _reconcile(self, address: str, report: dict[str, int]) -> list[str]:
-        now = time.time()
-        decision = self.state.reconcile(
-            address, report, self.index.replicas, self.index.retired, self.in_flight, self.replication, now
+        node = self.state.registered(
+            address, register.incarnation, time.time(), register.capacity_bytes, register.used_bytes
         )
+        log.info(
+            "datanode %s registered (%s)",
+            address,
+            "full block report wanted" if node.reports.full_wanted else "goes on with its reports",
+        )
+        while True:
+            self._order_retired_deletes()
+            await connection.write_frame(
+                Commands(
+                    delete_blobs=self.state.deletes_due(address, protocol.REPORT_CHUNK_ENTRIES),
+                    acked_seq=node.reports.applied_seq,
+                    full_report=node.reports.asks_full_report,
+                )
+            )
+            report = await connection.read_expected(
+                Heartbeat, BlockReportChunk, timeout=self.state.dead_after_s
+            )
+            self._heard(address, report)
+
+    def _heard(self, address: str, report: Heartbeat | BlockReportChunk) -> None:
+        """Record a heartbeat or a chunk of a full report and act on what it means."""
+        now, state = time.time(), self.state
+        index = IndexView(self.index.replicas, self.index.retired, self.in_flight, self.replication)
+        if isinstance(report, BlockReportChunk):
+            decision = state.add_report_chunk(address, report, index, now)
+            if decision is not None:
+                log.info("datanode %s sent a full report of %d blobs", address, report.total)
+                self.orphans.pop(address, None)
+                self._reconcile(address, decision)
+            return
+        state.heard_from(address, now, report.capacity_bytes, report.used_bytes)
+        delta = reports.delta_of(report)
+        decision = state.apply_delta(address, delta, index, now)
+        if decision is None:
+            log.warning(
+                "datanode %s: report %d does not follow what this master applied; asking for a full report",
+                address,
+                delta.seq,
+            )
+            return
+        for blob_id in delta.corrupt:
+            log.error("datanode %s reports blob %s corrupt; repairing", address, blob_id)
+        self.orphans.get(address, set()).difference_update(delta.removed)
+        self._reconcile(address, decision)
+
+    def _reconcile(self, address: str, decision: Reconciliation) -> None:
+        """Carry out what a block report means for the index and the node's deletions."""
+        now = time.time()
         self._note_orphans(address, decision.orphans)
         for blob_id in decision.counts_again:
             self.index.add_replica(blob_id, address, now)
         for blob_id in decision.forget:
             log.warning("replica of %s on %s is gone or surplus", blob_id, address)
             self.index.remove_replica(blob_id, address)
-        return decision.delete
+        for holder, blob_id in decision.shed:
+            log.info("replica of %s on %s is surplus", blob_id, holder)
+            self.index.remove_replica(blob_id, holder)
+            self.state.order_deletes(holder, [blob_id])
+        self.state.order_deletes(address, decision.delete)
+
+    def _order_retired_deletes(self) -> None:
+        """Blobs the index gave up since last time go from every node that reported them."""
+        retired = self.index.take_newly_retired()
+        if retired:
+            self.state.blobs_retired(retired)
+            for orphans in self.orphans.values():
+                orphans.difference_update(retired)
 
     def _note_orphans(self, address: str, orphans: list[str]) -> None:
         """Remember the blobs this node holds that the index never knew (shown on /status,
@@ -195,9 +236,7 @@ class Master:
                 len(orphans),
             )
         if orphans:
-            self.orphans[address] = set(orphans)
-        else:
-            self.orphans.pop(address, None)
+            self.orphans.setdefault(address, set()).update(orphans)
 
     async def _purge_orphans(self, connection: FrameStream, request: PurgeOrphans) -> None:
         """An operator's word that the unknown blobs are garbage: retire them, so each
@@ -376,19 +415,3 @@ class Master:
             self.in_flight.discard(repair.blob_id)
             for node in (repair.source, repair.target):
                 self.repair_load[node] -= 1
-
-
-def _parse_report(blobs: list) -> dict[str, int]:
-    """A block report from the wire: [[blob_id, size], ...]; malformed is a protocol error."""
-    report = {}
-    for entry in blobs:
-        if not (
-            isinstance(entry, list)
-            and len(entry) == 2
-            and isinstance(entry[0], str)
-            and isinstance(entry[1], int)
-            and not isinstance(entry[1], bool)
-        ):
-            raise protocol.RemoteProtocolError(f"malformed block report entry {str(entry)[:80]}")
-        report[entry[0]] = entry[1]
-    return report

@@ -3,20 +3,26 @@
 Theory of operation
 -------------------
 `ClusterState` is the datanode registry: who registered, when each was last heard from,
-their space and their block reports. Time is always passed in as `now`, so liveness is a
-function: a node is ALIVE until `suspect_after_s` of silence, SUSPECT (still read from,
-given no new replicas) until `dead_after_s`, then DEAD (neither). A node the master has
-never heard from since it started is UNKNOWN: after a master restart we neither place on
-it nor give up on its replicas until it has had `dead_after_s` to reconnect.
+their space, what their block reports say they hold (reports.py: how full reports and
+deltas arrive) and the deletions to order at their next heartbeat. Time is always passed
+in as `now`, so liveness is a function: a node is ALIVE until `suspect_after_s` of
+silence, SUSPECT (still read from, given no new replicas) until `dead_after_s`, then DEAD
+(neither). A node the master has never heard from since it started is UNKNOWN: after a
+master restart we neither place on it nor give up on its replicas until it has had
+`dead_after_s` to reconnect.
 
 From the registry and the replica map (blob -> nodes holding it) the state decides:
 
 * `place`: which distinct live nodes receive a new blob (random among those with room).
-* `reconcile`: what a node's block report means: copies to delete (blobs the index
-  retired, surplus copies), copies that count again, replicas the index believed in but
-  that are gone, and orphans: blobs the index has never heard of. An orphan is never
-  deleted here, because the index that does not know it may be the one that is wrong (a
-  fresh, lost or restored data directory); only an operator's purge retires orphans.
+* `reconcile`: what a node's full block report means: each copy judged by the rules of
+  reconciliation.py (delete what the index retired or is surplus, here or on another
+  holder; count valid copies again; keep orphans, blobs the index never knew), and the
+  replicas the index believed in that the disk no longer holds forgotten.
+  `reconcile_delta` judges a heartbeat's changes by the same rules in time proportional
+  to the change: only a full report or a `removed` entry makes the index forget a replica.
+* `blobs_retired`, `deletes_due`: a blob the index gave up is deleted from every node that
+  reported it, ordered at each one's heartbeats until a report says it is gone (a delta
+  never mentions a blob that did not change on the disk).
 * `plan_repairs`: which under-replicated blobs to copy where, fewest live copies first,
   with a bound on concurrent copies per node so repair never starves viewers.
 
@@ -27,6 +33,10 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
+
+from myyoutube.master.reconciliation import IndexView, Judge, Reconciliation
+from myyoutube.master.reports import Delta, ReportLedger
+from myyoutube.protocol import BlockReportChunk
 
 ALIVE, SUSPECT, DEAD, UNKNOWN = "alive", "suspect", "dead", "unknown"
 
@@ -58,8 +68,11 @@ class Node:
     last_seen: float
     capacity_bytes: int = 0
     used_bytes: int = 0
-    blobs: dict[str, int] = field(default_factory=dict)
+    blobs: dict[str, int] = field(default_factory=dict)  # what its reports say it holds
     registered: bool = False  # has spoken to this master since it started
+    reports: ReportLedger = field(default_factory=ReportLedger)
+    to_delete: dict[str, None] = field(default_factory=dict)  # deletions ordered, oldest first
+    recheck: set[str] = field(default_factory=set)  # see Reconciliation.recheck
 
     @property
     def free_bytes(self) -> int:
@@ -75,12 +88,8 @@ class Replica:
     nodes: dict[str, float]  # node address -> when the copy was added (master clock)
 
 
-@dataclass(frozen=True)
-class Reconciliation:
-    delete: list[str]  # blobs this node should delete
-    counts_again: list[str]  # valid copies the index did not list on this node
-    forget: list[str]  # blobs the index must stop listing on this node
-    orphans: list[str] = field(default_factory=list)  # blobs the index never knew: kept
+# What `replicas.get` stands in with for a blob the index does not list anywhere.
+_UNLISTED = Replica(size=-1, sha256="", nodes={})
 
 
 @dataclass(frozen=True)
@@ -101,13 +110,26 @@ class ClusterState:
 
     # --- events -------------------------------------------------------------------------
 
-    def heard_from(
-        self, address: str, now: float, capacity_bytes: int, used_bytes: int, blobs: dict[str, int]
-    ) -> Node:
+    def heard_from(self, address: str, now: float, capacity_bytes: int, used_bytes: int) -> Node:
         """A Register or Heartbeat arrived from `address`."""
+        node = self.seen(address, now)
+        node.capacity_bytes, node.used_bytes = capacity_bytes, used_bytes
+        return node
+
+    def seen(self, address: str, now: float) -> Node:
+        """Any frame arrived from `address`: it is alive."""
         node = self.nodes.setdefault(address, Node(address, now))
         node.last_seen, node.registered = now, True
-        node.capacity_bytes, node.used_bytes, node.blobs = capacity_bytes, used_bytes, blobs
+        return node
+
+    def registered(
+        self, address: str, incarnation: str, now: float, capacity_bytes: int, used_bytes: int
+    ) -> Node:
+        """A Register arrived: a new control connection from `address`."""
+        node = self.nodes.get(address)
+        was_dead = node is not None and node.registered and self.liveness(address, now) == DEAD
+        node = self.heard_from(address, now, capacity_bytes, used_bytes)
+        node.reports.registered(incarnation, was_dead)
         return node
 
     # --- liveness -------------------------------------------------------------------------
@@ -173,45 +195,133 @@ class ClusterState:
         self,
         address: str,
         report: dict[str, int],
-        replicas: dict[str, Replica],
-        retired: set[str],
-        in_flight: set[str],
-        replication: int,
+        index: IndexView,
         now: float,
     ) -> Reconciliation:
-        """Compare a node's block report with the index (`retired`: blob ids the index
-        owned and gave up, the only unknown blobs it may delete)."""
-        delete: list[str] = []
-        counts_again: list[str] = []
-        forget: list[str] = []
-        orphans: list[str] = []
-        for blob_id, size in sorted(report.items()):
-            replica = replicas.get(blob_id)
-            if replica is None:
-                if blob_id in retired:
-                    delete.append(blob_id)  # deleted video or failed upload
-                elif blob_id not in in_flight:
-                    orphans.append(blob_id)  # not ours to judge: kept
-                continue
-            live_holders = sorted(a for a in replica.nodes if self.live(a, now))
-            if address in replica.nodes:
-                # Surplus, e.g. a node back from the dead after its copies were re-made.
-                # Rank holders the same way for every report so exactly the surplus goes.
-                # A copy of the wrong size is damaged: drop it too, repair re-makes it.
-                if address in live_holders[replication:] or size != replica.size:
-                    delete.append(blob_id)
-                    forget.append(blob_id)
-            elif blob_id in in_flight:
-                continue  # a repair copy still being written here
-            elif size != replica.size or len(live_holders) >= replication:
-                delete.append(blob_id)  # wrong size, or not needed any more
-            else:
-                counts_again.append(blob_id)
-        for blob_id, replica in sorted(replicas.items()):
+        """Compare a node's full block report with the index."""
+        judge = Judge(address, index, lambda holder: self.live(holder, now))
+        for blob_id, size in report.items():
+            judge.copy(blob_id, size)
+        decision = judge.decision
+        for blob_id, replica in index.replicas.items():
             added_at = replica.nodes.get(address)
-            if added_at is not None and blob_id not in report and now - added_at > self.report_grace_s:
-                forget.append(blob_id)  # the index believed in a copy the disk does not hold
-        return Reconciliation(delete, counts_again, forget, orphans)
+            if added_at is None or blob_id in report:
+                continue
+            if now - added_at > self.report_grace_s:
+                decision.forget.append(blob_id)  # the index believed in a copy the disk does not hold
+            else:
+                decision.recheck.append(blob_id)
+        return judge.finished()
+
+    def reconcile_delta(
+        self,
+        address: str,
+        delta: Delta,
+        index: IndexView,
+        now: float,
+    ) -> Reconciliation:
+        """Judge what changed on a node's disk, in time proportional to the change."""
+        judge = Judge(address, index, lambda holder: self.live(holder, now))
+        decision, corrupt = judge.decision, set(delta.corrupt)
+        for blob_id in set(delta.removed):
+            if address in index.replicas.get(blob_id, _UNLISTED).nodes:
+                decision.forget.append(blob_id)  # the node says so: no grace needed
+        for blob_id, size in delta.added.items():
+            if blob_id not in corrupt:
+                judge.copy(blob_id, size)
+        for blob_id in corrupt:
+            replica = index.replicas.get(blob_id)
+            if replica is not None:
+                # Unreadable here: stop reading from it, delete it, repair re-makes it.
+                if address in replica.nodes:
+                    decision.forget.append(blob_id)
+                decision.delete.append(blob_id)
+            elif blob_id in index.retired:
+                decision.delete.append(blob_id)
+            elif blob_id not in index.in_flight:
+                decision.orphans.append(blob_id)  # not ours to judge, rotten or not
+        return judge.finished()
+
+    def add_report_chunk(
+        self,
+        address: str,
+        chunk: BlockReportChunk,
+        index: IndexView,
+        now: float,
+    ) -> Reconciliation | None:
+        """Take a chunk of a node's full report; once it is complete, record it as what
+        the node holds and return its reconciliation."""
+        node = self.seen(address, now)
+        report = node.reports.add_chunk(chunk)
+        if report is None:
+            return None
+        decision = self.reconcile(address, report, index, now)
+        node.blobs, node.recheck = report, set(decision.recheck)
+        node.reports.full_applied(chunk.seq)
+        return decision
+
+    def apply_delta(
+        self,
+        address: str,
+        delta: Delta,
+        index: IndexView,
+        now: float,
+    ) -> Reconciliation | None:
+        """Take a heartbeat's delta: its reconciliation, or None if it does not follow
+        the reports applied so far (a full report is then asked for instead)."""
+        node = self.nodes[address]
+        if not node.reports.delta_fits(delta):
+            return None
+        decision = self.reconcile_delta(address, delta, index, now)
+        for blob_id in delta.removed:
+            node.blobs.pop(blob_id, None)
+        node.blobs.update(delta.added)
+        node.reports.delta_applied(delta)
+        for blob_id in sorted(node.recheck):
+            added_at = index.replicas.get(blob_id, _UNLISTED).nodes.get(address)
+            if blob_id in node.blobs or added_at is None:
+                node.recheck.discard(blob_id)  # it turned up, or is no longer listed here
+            elif now - added_at > self.report_grace_s:
+                node.recheck.discard(blob_id)
+                if blob_id not in decision.forget:
+                    decision.forget.append(blob_id)
+        return decision
+
+    # --- deletions --------------------------------------------------------------------------
+
+    def order_deletes(self, address: str, blob_ids) -> None:
+        """Queue deletions for `address` (kept across reconnections)."""
+        node = self.nodes.get(address)
+        if node is not None:
+            node.to_delete.update(dict.fromkeys(blob_ids))
+
+    def deletes_due(self, address: str, limit: int) -> list[str]:
+        """The deletions to order in the next Commands: up to `limit` queued blobs the node
+        still reports holding, oldest first. Each stays queued until a report says it is
+        gone, so an order lost with a connection is given again; none are given in the
+        middle of a full report, which may predate the deletions."""
+        node = self.nodes[address]
+        if node.reports.assembly is not None:
+            return []
+        queue = node.to_delete
+        due: list[str] = []
+        gone: list[str] = []
+        for blob_id in queue:
+            if blob_id not in node.blobs:
+                gone.append(blob_id)  # as the node reported
+            elif len(due) < limit:
+                due.append(blob_id)
+            else:
+                break
+        for blob_id in gone:
+            del queue[blob_id]
+        return due
+
+    def blobs_retired(self, blob_ids) -> None:
+        """The index gave these blobs up: every node that reported one deletes it."""
+        for node in self.nodes.values():
+            held = [blob_id for blob_id in blob_ids if blob_id in node.blobs]
+            self.order_deletes(node.address, held)
 
     # --- repair ---------------------------------------------------------------------------
 

@@ -39,6 +39,10 @@ def cluster_report(master: Master, now: float) -> dict:
             "free_bytes": node.free_bytes,
             "replicas": holders.get(node.address, 0),
             "orphans": len(master.orphans.get(node.address, ())),
+            # Block reports applied from the running datanode process: full ones, and the
+            # sequence number of the last report of any kind (it grows with every heartbeat).
+            "full_reports": node.reports.full_reports,
+            "report_seq": node.reports.applied_seq,
         }
         for node in sorted(state.nodes.values(), key=lambda n: n.address)
     ]
