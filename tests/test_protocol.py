@@ -20,15 +20,18 @@ from myyoutube.protocol import (
     MESSAGE_TYPES,
     PREFIX_BYTES,
     Chunk,
+    CountView,
     End,
     Error,
     FrameDecoder,
     GetStatus,
     Heartbeat,
+    ListVideos,
     LocalProtocolError,
     Ok,
     ReadBlob,
     RemoteProtocolError,
+    UpdateVideo,
     VideoList,
     encode,
 )
@@ -279,7 +282,12 @@ def test_chunk_data_in_meta_is_an_extra_field():
         (Error, {"code": ["x"], "message": "m"}),
         (Ok, {"info": []}),
         (Ok, {"info": "{}"}),
-        (VideoList, {"videos": {}}),
+        (VideoList, {"videos": {}, "next": ""}),
+        (VideoList, {"videos": [], "next": None}),
+        (ListVideos, {"query": "", "sort": "", "cursor": "", "limit": "50"}),
+        (ListVideos, {"query": "", "sort": "", "cursor": "", "limit": True}),
+        (UpdateVideo, {"name": "a.mp4", "title": None, "description": ""}),
+        (CountView, {"name": "a.mp4", "viewer": 7}),
         (Heartbeat, {"capacity_bytes": 1, "used_bytes": 1, "blobs": [], "corrupt_blobs": {}}),
     ],
     ids=lambda value: getattr(value, "__name__", None) or json.dumps(value),
@@ -314,7 +322,7 @@ def test_encode_refuses_data_over_chunk_bytes():
 def test_encode_refuses_meta_over_max_meta_bytes():
     """encode raises LocalProtocolError when the JSON meta exceeds MAX_META_BYTES."""
     with pytest.raises(LocalProtocolError, match="MAX_META_BYTES"):
-        encode(VideoList(videos=["x" * MAX_META_BYTES]))
+        encode(VideoList(videos=["x" * MAX_META_BYTES], next=""))
 
 
 def test_encode_refuses_non_messages():
