@@ -45,6 +45,24 @@ def test_old_index_is_migrated_and_keeps_its_videos(tmp_path):
     reopened.close()
 
 
+def test_old_index_gets_titles_search_and_sort_keys(tmp_path):
+    """Migrating an index of the first release gives its video a title made from the file
+    name, an empty description and no views; search and every sort order find it."""
+    index = Index(old_index(tmp_path), NOW)
+    video = index.videos["holiday.mp4"]
+    assert (video["title"], video["description"], video["views"]) == ("holiday", "", 0)
+    page = index.catalogue.page("HOLIDAY", "", "", 10)
+    assert [v["name"] for v in page.videos] == ["holiday.mp4"] and page.highlights == [[[0, 7]]]
+    for sort in ("newest", "oldest", "title", "duration", "views"):
+        assert [v["name"] for v in index.catalogue.page("", sort, "", 10).videos] == ["holiday.mp4"]
+    commit(index, "holiday_2.mp4", "c" * 32)  # a new upload joins the migrated search index
+    assert sorted(v["name"] for v in index.catalogue.page("holiday", "", "", 10).videos) == [
+        "holiday.mp4",
+        "holiday_2.mp4",
+    ]
+    index.close()
+
+
 def test_index_from_a_newer_release_is_refused(tmp_path):
     """An index whose schema is newer than this release is refused rather than damaged."""
     path = tmp_path / "index.sqlite3"

@@ -22,15 +22,18 @@ from myyoutube.protocol import (
     BlockReportChunk,
     Chunk,
     Commands,
+    CountView,
     End,
     Error,
     FrameDecoder,
     GetStatus,
     Heartbeat,
+    ListVideos,
     LocalProtocolError,
     Ok,
     ReadBlob,
     RemoteProtocolError,
+    UpdateVideo,
     VideoList,
     encode,
 )
@@ -295,7 +298,7 @@ HEARTBEAT = {
         (Error, {"code": ["x"], "message": "m"}),
         (Ok, {"info": []}),
         (Ok, {"info": "{}"}),
-        (VideoList, {"videos": {}}),
+        (VideoList, {"videos": {}, "next": ""}),
         (Heartbeat, {**HEARTBEAT, "corrupt": {}}),
         (Heartbeat, {**HEARTBEAT, "corrupt": [7]}),
         (Heartbeat, {**HEARTBEAT, "removed": [None]}),
@@ -306,6 +309,11 @@ HEARTBEAT = {
         (Heartbeat, {**HEARTBEAT, "added": [{"b": 1}]}),
         (Commands, {"delete_blobs": [], "acked_seq": 1, "full_report": 1}),  # an int is not a bool
         (BlockReportChunk, {"seq": 1, "total": 1, "blobs": [["b", 1]], "final": "yes"}),
+        (VideoList, {"videos": [], "next": None}),
+        (ListVideos, {"query": "", "sort": "", "cursor": "", "limit": "50"}),
+        (ListVideos, {"query": "", "sort": "", "cursor": "", "limit": True}),
+        (UpdateVideo, {"name": "a.mp4", "title": None, "description": ""}),
+        (CountView, {"name": "a.mp4", "viewer": 7}),
     ],
     ids=lambda value: getattr(value, "__name__", None) or json.dumps(value),
 )
@@ -339,7 +347,7 @@ def test_encode_refuses_data_over_chunk_bytes():
 def test_encode_refuses_meta_over_max_meta_bytes():
     """encode raises LocalProtocolError when the JSON meta exceeds MAX_META_BYTES."""
     with pytest.raises(LocalProtocolError, match="MAX_META_BYTES"):
-        encode(VideoList(videos=["x" * MAX_META_BYTES]))
+        encode(VideoList(videos=["x" * MAX_META_BYTES], next=""))
 
 
 def test_encode_refuses_non_messages():

@@ -20,12 +20,13 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import TypeVar
 
-from myyoutube import links, protocol, read_plan
+from myyoutube import links, listing, protocol, read_plan
 from myyoutube.certs import Tls
 from myyoutube.pool import ConnectionPool, Lease
 from myyoutube.protocol import (
     CHUNK_BYTES,
     Chunk,
+    CountView,
     DeleteVideo,
     End,
     GetStatus,
@@ -35,6 +36,7 @@ from myyoutube.protocol import (
     PutVideo,
     ReadVideo,
     StatVideo,
+    UpdateVideo,
     VideoDetails,
     VideoInfo,
     VideoList,
@@ -207,8 +209,36 @@ class MasterClient:
     async def stat(self, name: str) -> dict:
         return (await self._ask(StatVideo(name=name), VideoInfo)).video
 
-    async def list(self, query: str = "") -> list[dict]:
-        return (await self._ask(ListVideos(query=query), VideoList)).videos
+    async def list_page(
+        self, query: str = "", sort: str = "", cursor: str = "", limit: int = listing.DEFAULT_PAGE_LIMIT
+    ) -> VideoList:
+        """One page of videos (a search if `query`), and the cursor of the next ('' if none)."""
+        return await self._ask(ListVideos(query=query, sort=sort, cursor=cursor, limit=limit), VideoList)
+
+    async def list(self, query: str = "", sort: str = "") -> list[dict]:
+        """Every video listed (or found), page after page."""
+        videos: list[dict] = []
+        cursor = ""
+        while True:
+            page = await self.list_page(query, sort, cursor, listing.MAX_PAGE_LIMIT)
+            videos += page.videos
+            if not page.next:
+                return videos
+            cursor = page.next
+
+    async def update_video(self, name: str, title: str | None = None, description: str | None = None) -> dict:
+        """Change a video's title and/or description (None keeps it); its updated record."""
+        if title is None or description is None:
+            current = await self.stat(name)
+            title = current["title"] if title is None else title
+            description = current["description"] if description is None else description
+        return (
+            await self._ask(UpdateVideo(name=name, title=title, description=description), VideoInfo)
+        ).video
+
+    async def count_view(self, name: str, viewer: str) -> dict:
+        """Report that `viewer` started watching `name`: {"views": count, "counted": bool}."""
+        return (await self._ask(CountView(name=name, viewer=viewer), Ok)).info
 
     async def delete(self, name: str) -> None:
         await self._ask(DeleteVideo(name=name), Ok)

@@ -132,18 +132,25 @@ class PutVideo:
 
 @dataclass(frozen=True)
 class ListVideos:
-    """Ask for committed videos, newest first; `query` '' lists all."""
+    """Ask for one page of committed videos: `query` '' lists all, else searches titles,
+    descriptions and names. `sort` is one of listing.SORT_NAMES or '' (newest, or
+    relevance for a search); `cursor` is a page's `next` ('' for the first page)."""
 
     TYPE: typing.ClassVar[int] = 11
     query: str
+    sort: str
+    cursor: str
+    limit: int
 
 
 @dataclass(frozen=True)
 class VideoList:
-    """Answer to ListVideos: a list of video dicts (name, size, uploaded_at, ...)."""
+    """Answer to ListVideos: video dicts (name, title, size, uploaded_at, views, ...; in a
+    search also title_highlight) and the cursor of the next page, '' after the last."""
 
     TYPE: typing.ClassVar[int] = 12
     videos: list
+    next: str
 
 
 @dataclass(frozen=True)
@@ -208,6 +215,27 @@ class PurgeOrphans:
     delete them. Answered by Ok({"purged": count})."""
 
     TYPE: typing.ClassVar[int] = 19
+
+
+@dataclass(frozen=True)
+class UpdateVideo:
+    """Set a video's title and description (both, as they are to be); answered by
+    VideoInfo, or Error('not_found') or Error('bad_request') with the reason."""
+
+    TYPE: typing.ClassVar[int] = 40
+    name: str
+    title: str
+    description: str
+
+
+@dataclass(frozen=True)
+class CountView:
+    """A viewer started watching a video; the master counts it unless this viewer was
+    counted for it recently. Answered by Ok({"views": count, "counted": bool})."""
+
+    TYPE: typing.ClassVar[int] = 41
+    name: str
+    viewer: str
 
 
 # Datanode <-> master, on the datanode's control connection. Every datanode frame
@@ -314,6 +342,8 @@ Message: typing.TypeAlias = (
     | DeleteVideo
     | GetStatus
     | PurgeOrphans
+    | UpdateVideo
+    | CountView
     | Register
     | Heartbeat
     | Commands

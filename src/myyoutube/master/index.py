@@ -32,7 +32,16 @@ import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
+from myyoutube import videotext
+from myyoutube.master.catalogue import Catalogue
 from myyoutube.master.state import Replica
+
+# A video record's fields kept in columns (of videos; size and sha256 of blobs); the rest
+# (duration, size in pixels, codec...) is kept as JSON in `extra`.
+_COLUMNS = frozenset(
+    {"name", "blob_id", "size", "sha256", "content_type", "uploaded_at", "poster_blob_id"}
+    | {"title", "description", "views"}
+)
 
 # The schema of the first release (user_version 0). Later versions are _MIGRATIONS applied
 # in order; a fresh index runs all of them, so old and new indexes end up identical.
@@ -65,6 +74,61 @@ _MIGRATIONS = [
     CREATE TABLE pending_blobs (blob_id TEXT PRIMARY KEY, started_at REAL NOT NULL);
     CREATE TABLE retired_blobs (blob_id TEXT PRIMARY KEY, retired_at REAL NOT NULL);
     CREATE INDEX retired_blobs_by_time ON retired_blobs (retired_at);
+    """,
+    # 2: the catalogue. Videos get a title (existing ones from their file name, through the
+    # default_title function registered on the connection), a description and a view
+    # count, and an INTEGER PRIMARY KEY: the search index refers to videos by row id, and
+    # only an explicit integer key is kept by VACUUM. SQLite cannot add a primary key to a
+    # table, so the table is rebuilt. duration_s is computed from the stored details so a
+    # listing can sort by it (0 when unknown). The title collates NOCASE so "apple" and
+    # "Banana" sort as a person expects (ASCII letters only; others by code point).
+    # Each sort order gets an index on (key, name), its keyset; videos_fts is the FTS5 search
+    # index over title, description and name, read from the videos table (external content)
+    # and kept in step with it by triggers; prefix indexes of 1 to 3 characters make a short
+    # prefix ("ho"*) one lookup instead of a merge of every word that starts with it.
+    """
+    CREATE TABLE videos_v2 (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        blob_id TEXT NOT NULL REFERENCES blobs(blob_id),
+        content_type TEXT NOT NULL,
+        uploaded_at REAL NOT NULL,
+        extra TEXT NOT NULL DEFAULT '{}',
+        poster_blob_id TEXT REFERENCES blobs(blob_id),
+        title TEXT NOT NULL COLLATE NOCASE,
+        description TEXT NOT NULL DEFAULT '',
+        views INTEGER NOT NULL DEFAULT 0,
+        duration_s REAL GENERATED ALWAYS AS (coalesce(json_extract(extra, '$.duration_s'), 0.0)) VIRTUAL
+    );
+    INSERT INTO videos_v2 (name, blob_id, content_type, uploaded_at, extra, poster_blob_id, title)
+        SELECT name, blob_id, content_type, uploaded_at, extra, poster_blob_id, default_title(name)
+        FROM videos ORDER BY uploaded_at, name;
+    DROP TABLE videos;
+    ALTER TABLE videos_v2 RENAME TO videos;
+    CREATE INDEX videos_by_upload ON videos (uploaded_at, name);
+    CREATE INDEX videos_by_title ON videos (title, name);
+    CREATE INDEX videos_by_duration ON videos (duration_s, name);
+    CREATE INDEX videos_by_views ON videos (views, name);
+    CREATE VIRTUAL TABLE videos_fts USING fts5(
+        title, description, name,
+        content = 'videos', content_rowid = 'id',
+        tokenize = 'unicode61 remove_diacritics 2', prefix = '1 2 3'
+    );
+    CREATE TRIGGER videos_fts_insert AFTER INSERT ON videos BEGIN
+        INSERT INTO videos_fts (rowid, title, description, name)
+            VALUES (new.id, new.title, new.description, new.name);
+    END;
+    CREATE TRIGGER videos_fts_delete AFTER DELETE ON videos BEGIN
+        INSERT INTO videos_fts (videos_fts, rowid, title, description, name)
+            VALUES ('delete', old.id, old.title, old.description, old.name);
+    END;
+    CREATE TRIGGER videos_fts_update AFTER UPDATE OF title, description, name ON videos BEGIN
+        INSERT INTO videos_fts (videos_fts, rowid, title, description, name)
+            VALUES ('delete', old.id, old.title, old.description, old.name);
+        INSERT INTO videos_fts (rowid, title, description, name)
+            VALUES (new.id, new.title, new.description, new.name);
+    END;
+    INSERT INTO videos_fts (videos_fts) VALUES ('rebuild');
     """,
 ]
 SCHEMA_VERSION = len(_MIGRATIONS)
@@ -99,12 +163,15 @@ class Index:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute("PRAGMA foreign_keys=ON")
+        # Migration 2 gives existing videos their titles with this.
+        self._db.create_function("default_title", 1, videotext.default_title, deterministic=True)
         self._migrate()
         self.videos: dict[str, dict] = {}
         self.replicas: dict[str, Replica] = {}
         self.retired: set[str] = set()
         self._newly_retired: list[str] = []  # retired since take_newly_retired() last ran
         self._load()
+        self.catalogue = Catalogue(self._db, self.videos, self._transaction)
         self._retire_interrupted_writes(now)
         self.prune_retired(now)
 
@@ -118,9 +185,8 @@ class Index:
         self._db.executescript(_SCHEMA_V0)
         for step in range(version, SCHEMA_VERSION):
             with self._transaction():
-                for statement in _MIGRATIONS[step].split(";"):
-                    if statement.strip():
-                        self._db.execute(statement)
+                for statement in _statements(_MIGRATIONS[step]):
+                    self._db.execute(statement)
                 # PRAGMA takes no parameters; the value is our own integer.
                 self._db.execute(f"PRAGMA user_version = {step + 1}")
 
@@ -152,9 +218,23 @@ class Index:
             self.replicas[blob_id].nodes[node] = added_at
         query = (
             "SELECT v.name, v.blob_id, b.size, b.sha256, v.content_type, v.uploaded_at,"
-            " v.extra, v.poster_blob_id FROM videos v JOIN blobs b USING (blob_id)"
+            " v.extra, v.poster_blob_id, v.title, v.description, v.views"
+            " FROM videos v JOIN blobs b USING (blob_id)"
         )
-        for name, blob_id, size, sha256, content_type, uploaded_at, extra, poster in self._db.execute(query):
+        for row in self._db.execute(query):
+            (
+                name,
+                blob_id,
+                size,
+                sha256,
+                content_type,
+                uploaded_at,
+                extra,
+                poster,
+                title,
+                description,
+                views,
+            ) = row
             self.videos[name] = dict(
                 json.loads(extra),
                 name=name,
@@ -164,11 +244,15 @@ class Index:
                 content_type=content_type,
                 uploaded_at=uploaded_at,
                 poster_blob_id=poster,
+                title=title,
+                description=description,
+                views=views,
             )
 
         self.retired.update(row[0] for row in self._db.execute("SELECT blob_id FROM retired_blobs"))
 
     def close(self) -> None:
+        self.catalogue.flush_views()
         self._db.close()
 
     # --- blob ownership ---------------------------------------------------------------------
@@ -216,18 +300,24 @@ class Index:
     def commit_video(self, video: dict, blobs: list[StoredBlob], now: float) -> None:
         """Make a fully replicated video (and its poster blob) visible, atomically and durably.
 
-        `blobs` holds the video's blob and, if `video["poster_blob_id"]`, the poster's.
+        `blobs` holds the video's blob and, if `video["poster_blob_id"]`, the poster's. The
+        title is the one in `video`, else made from the name; the view count starts at 0.
         """
-        core = {"name", "blob_id", "size", "sha256", "content_type", "uploaded_at", "poster_blob_id"}
-        extra = json.dumps({k: v for k, v in video.items() if k not in core})
+        video = dict(
+            video,
+            title=video.get("title") or videotext.default_title(video["name"]),
+            description=video.get("description", ""),
+            views=0,
+        )
+        extra = json.dumps({k: v for k, v in video.items() if k not in _COLUMNS})
         try:
             with self._transaction():
                 for blob in blobs:
                     self._insert_blob(blob, now)
                     self._db.execute("DELETE FROM pending_blobs WHERE blob_id = ?", (blob.blob_id,))
                 self._db.execute(
-                    "INSERT INTO videos (name, blob_id, content_type, uploaded_at, extra, poster_blob_id)"
-                    " VALUES (?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO videos (name, blob_id, content_type, uploaded_at, extra,"
+                    " poster_blob_id, title, description) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         video["name"],
                         video["blob_id"],
@@ -235,13 +325,15 @@ class Index:
                         video["uploaded_at"],
                         extra,
                         video.get("poster_blob_id"),
+                        video["title"],
+                        video["description"],
                     ),
                 )
         except sqlite3.IntegrityError as exc:
             raise NameTaken(video["name"]) from exc
         for blob in blobs:
             self.replicas[blob.blob_id] = Replica(blob.size, blob.sha256, {n: now for n in blob.nodes})
-        self.videos[video["name"]] = dict(video)
+        self.videos[video["name"]] = video
 
     def _insert_blob(self, blob: StoredBlob, now: float) -> None:
         self._db.execute(
@@ -289,11 +381,18 @@ class Index:
     def _transaction(self):
         return _Transaction(self._db)
 
-    def search(self, query: str) -> list[dict]:
-        """Videos whose name contains `query` (case-insensitive), newest first."""
-        needle = query.casefold()
-        found = [v for v in self.videos.values() if needle in v["name"].casefold()]
-        return sorted(found, key=lambda v: (-v["uploaded_at"], v["name"]))
+
+def _statements(script: str) -> list[str]:
+    """The SQL statements of a script, split at the semicolons that end one (not those
+    inside a trigger's body: sqlite3.complete_statement knows the difference)."""
+    statements, pending = [], ""
+    for piece in script.split(";"):
+        pending += piece + ";"
+        if sqlite3.complete_statement(pending):
+            if pending.strip(" \n;"):
+                statements.append(pending)
+            pending = ""
+    return statements
 
 
 class _Transaction:

@@ -97,6 +97,7 @@ async def serve(args: argparse.Namespace) -> None:
         async with server, asyncio.TaskGroup() as tasks:
             tasks.create_task(master.repair_forever())
             tasks.create_task(master.prune_retired_forever())
+            tasks.create_task(master.flush_views_forever())
             await server.serve_forever()
     finally:
         index.close()

@@ -13,7 +13,10 @@ Every connection to the master starts with one request frame, dispatched by its 
   `replication` random live datanodes, relays the chunks through a `ReplicaFanout`, and
   commits the video to the index only once enough replicas confirmed size and sha256.
 * `ReadVideo` relays a byte range from the replicas, failing over mid-stream.
-* `ListVideos`, `StatVideo`, `DeleteVideo`, `GetStatus` answer from the index and state.
+* `ListVideos`, `StatVideo`, `DeleteVideo`, `GetStatus` answer from the index and state;
+  `ListVideos` pages and searches through the index's catalogue (catalogue.py),
+  `UpdateVideo` sets a title and description, `CountView` counts a view once per viewer
+  and video within views.VIEW_WINDOW_S.
 
 A repair task ticks every REPAIR_TICK_S: `ClusterState.plan_repairs` says which
 under-replicated blobs to copy where, and copies run as bounded background tasks.
@@ -25,19 +28,21 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import sqlite3
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from myyoutube import names, protocol, read_plan
+from myyoutube import listing, names, protocol, read_plan, videotext
 from myyoutube.certs import Tls
-from myyoutube.master import relay, reports, status, transfer, uploads
+from myyoutube.master import catalogue, relay, reports, status, transfer, uploads, views
 from myyoutube.master.index import Index
 from myyoutube.master.state import ClusterState, IndexView, Reconciliation, Repair, Replica
 from myyoutube.protocol import (
     BlockReportChunk,
     Chunk,
     Commands,
+    CountView,
     DeleteVideo,
     End,
     Error,
@@ -51,6 +56,7 @@ from myyoutube.protocol import (
     ReadVideo,
     Register,
     StatVideo,
+    UpdateVideo,
     VideoInfo,
     VideoList,
 )
@@ -82,9 +88,6 @@ WEB_ONLY = frozenset({"web"})
 # How often retired blob ids older than index.RETIRED_KEEP_S are forgotten.
 RETIRED_PRUNE_EVERY_S = 3600.0
 
-# Listings are capped so one answer always fits in a frame's meta (MAX_META_BYTES).
-MAX_LISTED_VIDEOS = 5000
-
 
 class Master:
     def __init__(
@@ -109,6 +112,7 @@ class Master:
         self.repair_load: dict[str, int] = {}  # node -> copies running through it
         self.repairs: dict[str, Repair] = {}  # blob -> copy in progress
         self.orphans: dict[str, set[str]] = {}  # node -> blobs it holds that the index never knew
+        self.recent_views = views.RecentViews()
         self.counters = status.Counters()
 
     def connection_accepted(self) -> None:
@@ -135,6 +139,8 @@ class Master:
             DeleteVideo: self._delete,
             GetStatus: self._status,
             PurgeOrphans: self._purge_orphans,
+            UpdateVideo: self._update,
+            CountView: self._count_view,
         }
 
     def allowed_roles(self) -> dict[type, frozenset[str]]:
@@ -325,8 +331,42 @@ class Master:
     # --- index requests -------------------------------------------------------------------
 
     async def _list(self, connection: FrameStream, request: ListVideos) -> None:
-        found = self.index.search(request.query)[:MAX_LISTED_VIDEOS]
-        await connection.write_frame(VideoList(videos=[self.public_video(v) for v in found]))
+        try:
+            page = self.index.catalogue.page(request.query, request.sort, request.cursor, request.limit)
+        except listing.BadListing as exc:
+            await connection.write_frame(Error("bad_request", str(exc)))
+            return
+        found = [self.public_video(video) for video in page.videos]
+        for video, ranges in zip(found, page.highlights or [], strict=False):
+            video["title_highlight"] = ranges
+        await connection.write_frame(VideoList(videos=found, next=page.next))
+
+    async def _update(self, connection: FrameStream, request: UpdateVideo) -> None:
+        try:
+            video = self.index.catalogue.edit(request.name, request.title, request.description)
+        except videotext.BadText as exc:
+            await connection.write_frame(Error("bad_request", str(exc)))
+            return
+        if video is None:
+            await connection.write_frame(Error("not_found", names.unknown(request.name)))
+        else:
+            log.info("%s retitled %r", request.name, video["title"])
+            await connection.write_frame(VideoInfo(video=self.public_video(video)))
+
+    async def _count_view(self, connection: FrameStream, request: CountView) -> None:
+        if request.name not in self.index.videos:
+            await connection.write_frame(Error("not_found", names.unknown(request.name)))
+            return
+        if not 0 < len(request.viewer) <= views.MAX_VIEWER_CHARS:
+            await connection.write_frame(Error("bad_request", "The viewer id is empty or too long."))
+            return
+        counted = self.recent_views.first_in_window(request.viewer, request.name, time.monotonic())
+        count = (
+            self.index.catalogue.add_view(request.name)
+            if counted
+            else self.index.videos[request.name]["views"]
+        )
+        await connection.write_frame(Ok({"views": count, "counted": counted}))
 
     async def _stat(self, connection: FrameStream, request: StatVideo) -> None:
         video = self.index.videos.get(request.name)
@@ -355,6 +395,14 @@ class Master:
         while True:
             await asyncio.sleep(RETIRED_PRUNE_EVERY_S)
             self.index.prune_retired(time.time())
+
+    async def flush_views_forever(self) -> None:
+        while True:
+            await asyncio.sleep(catalogue.VIEWS_FLUSH_S)
+            try:
+                self.index.catalogue.flush_views()
+            except sqlite3.Error as exc:  # the counts stay in memory for the next try
+                log.warning("could not write view counts to the index: %s", exc)
 
     async def repair_forever(self) -> None:
         async with asyncio.TaskGroup() as copies:

@@ -70,7 +70,7 @@ async def serve(args: argparse.Namespace) -> None:
     master_host, master_port = args.master
     master = MasterClient(master_host, master_port, tls)
     try:
-        await master.list("")
+        await master.list_page(limit=1)
     except (OSError, TimeoutError, RequestFailed) as exc:
         raise service.StartupError(
             f"cannot reach the master at {args.master[0]}:{args.master[1]}: {exc}"

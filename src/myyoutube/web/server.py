@@ -21,7 +21,7 @@ from pathlib import Path
 from aiohttp import web
 
 from myyoutube.client import MasterClient, RequestFailed
-from myyoutube.web import admin, metrics, pages, streaming, uploads, videos
+from myyoutube.web import admin, metrics, pages, streaming, uploads, videos, viewers
 from myyoutube.web.common import LIMITS, MASTER, METRICS, SECURITY_HEADERS, Slots, error
 
 log = logging.getLogger(__name__)
@@ -87,6 +87,8 @@ def make_app(
     spool_dir: Path | None = None,
 ) -> web.Application:
     app = web.Application(middlewares=[errors_and_headers])
+    app.on_response_prepare.append(viewers.give_viewer_id)
+    app[viewers.VIEW_REPORTS] = viewers.ViewReports()
     app[MASTER] = master
     app[METRICS] = metrics.WebMetrics()
     app[LIMITS] = {
@@ -104,6 +106,7 @@ def make_app(
     app.router.add_get("/stream/{name}", streaming.stream)  # add_get also answers HEAD
     app.router.add_get("/thumbnail/{name}", streaming.thumbnail)
     app.router.add_delete("/videos/{name}", videos.delete)
+    app.router.add_patch("/videos/{name}", videos.edit)
     app.router.add_get("/api/status", admin.api_status)
     app.router.add_post("/api/admin/purge-orphans", admin.purge_orphans)
     app.router.add_get("/status", pages.status)

@@ -31,6 +31,7 @@ from aiohttp import web
 from myyoutube import ranges, read_plan
 from myyoutube.client import MasterClient, RequestFailed, VideoRead
 from myyoutube.stream import SOCKET_BUFFER_BYTES
+from myyoutube.web import viewers
 from myyoutube.web.common import LIMITS, MASTER, METRICS, SECURITY_HEADERS
 
 log = logging.getLogger(__name__)
@@ -46,6 +47,7 @@ class ViewerGone(Exception):
 
 
 async def stream(request: web.Request) -> web.StreamResponse:
+    viewers.report_view(request)
     return await _serve(request, "video")
 
 
