@@ -650,3 +650,16 @@ def test_no_deletion_is_ordered_in_the_middle_of_a_full_report():
         NOW,
     )
     assert state.deletes_due("a", 10) == []
+
+
+def test_repair_signature_changes_exactly_when_a_plan_could():
+    """The signature moves when a node's liveness or room changes, or start-up's grace
+    ends, and stays put otherwise (the planner then skips its walk over every blob)."""
+    state = make_state(alive=["a", "b"])
+    first = state.repair_signature(NOW)
+    assert state.repair_signature(NOW + 0.5) == first
+    assert state.repair_signature(NOW + HEARTBEAT_S * 3) != first  # a and b became suspect
+    state.heard_from("a", NOW, 10 * GiB, 10 * GiB)  # a is full now
+    assert state.repair_signature(NOW) != first
+    fresh = ClusterState(DEAD_AFTER_S, HEARTBEAT_S, started_at=NOW)
+    assert fresh.repair_signature(NOW) != fresh.repair_signature(NOW + DEAD_AFTER_S)

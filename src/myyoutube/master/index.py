@@ -168,6 +168,9 @@ class Index:
         self._migrate()
         self.videos: dict[str, dict] = {}
         self.replicas: dict[str, Replica] = {}
+        # Bumped by every change to `replicas`: lets the repair planner skip its walk over
+        # every blob when neither the replicas nor the nodes changed since its last look.
+        self.replica_changes = 0
         self.retired: set[str] = set()
         self._newly_retired: list[str] = []  # retired since take_newly_retired() last ran
         self._load()
@@ -333,6 +336,7 @@ class Index:
             raise NameTaken(video["name"]) from exc
         for blob in blobs:
             self.replicas[blob.blob_id] = Replica(blob.size, blob.sha256, {n: now for n in blob.nodes})
+        self.replica_changes += 1
         self.videos[video["name"]] = video
 
     def _insert_blob(self, blob: StoredBlob, now: float) -> None:
@@ -360,6 +364,7 @@ class Index:
         for blob_id in blob_ids:
             self.replicas.pop(blob_id, None)
         self._remember_retired(blob_ids)
+        self.replica_changes += 1
         return video
 
     def add_replica(self, blob_id: str, node: str, now: float) -> None:
@@ -370,6 +375,7 @@ class Index:
                 "INSERT INTO replicas (blob_id, node, added_at) VALUES (?, ?, ?)", (blob_id, node, now)
             )
         self.replicas[blob_id].nodes[node] = now
+        self.replica_changes += 1
 
     def remove_replica(self, blob_id: str, node: str) -> None:
         if blob_id not in self.replicas or node not in self.replicas[blob_id].nodes:
@@ -377,6 +383,7 @@ class Index:
         with self._transaction():
             self._db.execute("DELETE FROM replicas WHERE blob_id = ? AND node = ?", (blob_id, node))
         del self.replicas[blob_id].nodes[node]
+        self.replica_changes += 1
 
     def _transaction(self):
         return _Transaction(self._db)

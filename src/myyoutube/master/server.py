@@ -111,6 +111,7 @@ class Master:
         self.in_flight: set[str] = set()  # blobs being written (uploads and repairs)
         self.repair_load: dict[str, int] = {}  # node -> copies running through it
         self.repairs: dict[str, Repair] = {}  # blob -> copy in progress
+        self.repairs_ended = 0  # copies finished or failed: a reason to plan again
         self.orphans: dict[str, set[str]] = {}  # node -> blobs it holds that the index never knew
         self.recent_views = views.RecentViews()
         self.counters = status.Counters()
@@ -405,17 +406,28 @@ class Master:
                 log.warning("could not write view counts to the index: %s", exc)
 
     async def repair_forever(self) -> None:
+        """Plan repairs every REPAIR_TICK_S. The plan walks every blob (a tenth of a second
+        at 100,000), so it is skipped while nothing it depends on changed: the replicas,
+        the nodes' liveness and room, and the copies that ended since."""
+        looked_at = None
         async with asyncio.TaskGroup() as copies:
             while True:
                 await asyncio.sleep(REPAIR_TICK_S)
+                now = time.time()
+                situation = (self.index.replica_changes, self.repairs_ended, self.state.repair_signature(now))
+                if situation == looked_at:
+                    continue
                 plan = self.state.plan_repairs(
                     self.index.replicas,
                     self.replication,
-                    time.time(),
+                    now,
                     self.repair_load,
                     set(self.repairs),
                     self.rng,
                 )
+                # Copies this plan could not start yet (per-node bounds) become possible only
+                # when a copy ends, which changes the situation: no need to look before.
+                looked_at = situation
                 for repair in plan:
                     self.repairs[repair.blob_id] = repair
                     self.in_flight.add(repair.blob_id)
@@ -459,6 +471,7 @@ class Master:
                     time.monotonic() - started,
                 )
         finally:
+            self.repairs_ended += 1
             del self.repairs[repair.blob_id]
             self.in_flight.discard(repair.blob_id)
             for node in (repair.source, repair.target):

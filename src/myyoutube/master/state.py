@@ -151,6 +151,19 @@ class ClusterState:
     def alive_count(self, now: float) -> int:
         return sum(self.liveness(address, now) == ALIVE for address in self.nodes)
 
+    def repair_signature(self, now: float) -> tuple:
+        """What plan_repairs' answer depends on besides the replica map: each node's
+        liveness and whether it has room, and whether start-up's grace is over. Equal
+        signatures over an unchanged replica map give the same (empty) plan."""
+        in_grace = now - self.started_at < self.dead_after_s
+        nodes = tuple(
+            sorted(
+                (address, self.liveness(address, now), node.free_bytes >= MIN_FREE_BYTES)
+                for address, node in self.nodes.items()
+            )
+        )
+        return (in_grace, nodes)
+
     def read_failed(self, address: str, now: float) -> None:
         """A read from `address` failed or stalled: route new reads elsewhere for a while."""
         self.read_failed_at[address] = now
