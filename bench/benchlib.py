@@ -93,7 +93,7 @@ class BenchCluster:
                         "--port",
                         "0",
                         "--data-dir",
-                        str(self.root / "datanodes"),
+                        str(self.root / "datanodes" / f"node-{number}"),
                         *self.datanode_args,
                     ],
                     logs / f"datanode-{number}.log",

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from myyoutube import certs
 from myyoutube.client import MasterClient
+from myyoutube.datanode.identity import NODE_ID_FILE
 from myyoutube.launch import Role, start_role
 from videos import make_mp4
 
@@ -68,6 +69,7 @@ class Cluster:
         self.datanodes: list[Role] = []
         self.web: Role | None = None
         self._datanode_count = datanodes
+        self._folders: dict[int, Path] = {}  # datanode port -> its data directory
         # With tls, every role gets a certificate of a CA made for this cluster, as
         # myyoutube-cluster does; without, links are plain (a development cluster).
         self.tls = tls
@@ -119,7 +121,11 @@ class Cluster:
     def restart_master(self) -> Role:
         return self.start_master(self.master.port)
 
-    def start_datanode(self, port: int = 0, extra: tuple[str, ...] = ()) -> Role:
+    def start_datanode(self, port: int = 0, extra: tuple[str, ...] = (), folder: Path | None = None) -> Role:
+        """A datanode in its own data directory; port= the port of an earlier one reuses
+        that one's directory (the same node, restarted); folder= reuses a directory on a
+        new port (the same node, moved)."""
+        folder = folder or self._folders.get(port) or self.root / "datanodes" / f"node-{len(self._folders)}"
         node = start_role(
             "myyoutube.datanode",
             [
@@ -128,7 +134,7 @@ class Cluster:
                 "--port",
                 str(port),
                 "--data-dir",
-                str(self.root / "datanodes"),
+                str(folder),
                 "--heartbeat",
                 str(self.heartbeat_s),
                 *self.cert_args("datanode", "datanode"),
@@ -137,6 +143,7 @@ class Cluster:
             ],
             self.root / "logs" / f"datanode-{len(self.datanodes)}.log",
         )
+        self._folders[node.port] = folder
         self.datanodes = [n for n in self.datanodes if n.port != node.port] + [node]
         return node
 
@@ -160,18 +167,22 @@ class Cluster:
         return MasterClient(self.master.host, self.master.port, tls)
 
     def folder(self, node: Role) -> Path:
-        return self.root / "datanodes" / f"uploads{node.port}"
+        return self._folders[node.port]
 
     def blob_files(self) -> dict[int, list[Path]]:
         """Each datanode port -> the committed blob files in its folder."""
         return {node.port: sorted(self.folder(node).glob("*.blob")) for node in self.datanodes}
 
+    def data_files(self, node: Role) -> list[Path]:
+        """Every file a datanode keeps for blobs (committed or partial), not its node id."""
+        return [path for path in self.folder(node).iterdir() if path.name != NODE_ID_FILE]
+
     def stray_files(self) -> list[Path]:
-        """Anything but committed blobs and their checksums in the datanodes' folders."""
+        """Anything but committed blobs, their checksums and node ids in the datanodes' folders."""
         return [
             path
             for path in (self.root / "datanodes").rglob("*")
-            if path.is_file() and path.suffix not in (".blob", ".crc")
+            if path.is_file() and path.suffix not in (".blob", ".crc") and path.name != NODE_ID_FILE
         ]
 
 

@@ -53,7 +53,7 @@ def live_copies(cluster: Cluster, data: bytes) -> int:
 
 def delete_replica_by_hand(cluster: Cluster, data: bytes) -> None:
     victim = holders_of(cluster, data)[0]
-    for path in cluster.folder(victim).iterdir():
+    for path in cluster.data_files(victim):
         if path.suffix == ".blob" and path.read_bytes() == data:
             path.unlink()
             path.with_suffix(".crc").unlink()
@@ -173,7 +173,7 @@ async def test_master_asks_for_a_full_report_after_a_missed_delta(fresh_cluster)
         return Heartbeat(10**12, 0, seq, base_seq, list(added), [], [])
 
     try:
-        assert (await exchange(Register("127.0.0.1:9", 10**12, 0, "scripted"))).full_report
+        assert (await exchange(Register("c" * 32, "127.0.0.1:9", 10**12, 0, "scripted"))).full_report
         answer = await exchange(BlockReportChunk(seq=1, total=1, blobs=[(blob, 10)], final=True))
         assert (answer.acked_seq, answer.full_report) == (1, False)
         assert (await exchange(beat(2, 1))).acked_seq == 2
@@ -197,7 +197,7 @@ async def test_oversized_report_closes_only_that_connection(fresh_cluster):
     cluster = fresh_cluster(datanodes=0)
     control = await links.connect(cluster.master.host, cluster.master.port, None, "master")
     try:
-        await control.write_frame(Register("127.0.0.1:9", 10**12, 0, "greedy"))
+        await control.write_frame(Register("d" * 32, "127.0.0.1:9", 10**12, 0, "greedy"))
         await control.read_expected(Commands)
         await control.write_frame(BlockReportChunk(seq=1, total=MAX_REPORT_BLOBS + 1, blobs=[], final=False))
         try:

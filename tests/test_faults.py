@@ -84,7 +84,7 @@ async def test_deleted_replica_file_is_recreated(streamed_video):
     """A replica file deleted by hand is noticed in the block report and copied back."""
     cluster, data = streamed_video
     victim = holders_of(cluster, data)[0]
-    for path in cluster.folder(victim).iterdir():
+    for path in cluster.data_files(victim):
         path.unlink()
     took = await wait_until(lambda: live_copies(cluster, data) == 3, "replica recreated", 30)
     print(f"deleted replica recreated in {took:.2f}s")
@@ -132,7 +132,7 @@ async def test_upload_fails_cleanly_when_too_few_replicas_remain(fresh_cluster):
         await upload.finish()
     assert failed.value.code == "unavailable" and "needed" in failed.value.message
     assert await cluster.client().list() == []
-    await wait_until(lambda: not any(cluster.folder(writing[2]).iterdir()), "survivor cleaned", 10)
+    await wait_until(lambda: not cluster.data_files(writing[2]), "survivor cleaned", 10)
 
 
 async def test_master_killed_mid_upload_leaves_nothing_committed(fresh_cluster):
@@ -147,7 +147,7 @@ async def test_master_killed_mid_upload_leaves_nothing_committed(fresh_cluster):
     cluster.restart_master()
     assert await cluster.client().list() == []
     await wait_until(
-        lambda: all(not any(cluster.folder(n).iterdir()) for n in cluster.datanodes), "datanodes emptied", 15
+        lambda: all(not cluster.data_files(n) for n in cluster.datanodes), "datanodes emptied", 15
     )
 
 
@@ -271,3 +271,28 @@ async def test_master_on_an_emptied_data_dir_deletes_nothing(fresh_cluster):
     await wait_until(
         lambda: all(not holders_of(cluster, data) for data in videos), "purged orphans deleted", 10
     )
+
+
+async def test_datanode_back_on_another_address_keeps_its_replicas(fresh_cluster):
+    """A datanode stopped and started from the same data directory on a new port is the
+    same node (its id): its copies count at the new address at once, none is re-copied,
+    and the old address is gone from the registry."""
+    cluster = fresh_cluster(dead_after_s=30.0)  # long: a copy made meanwhile would show
+    data = mp4_bytes(os.urandom(500_000))
+    await store(cluster, "moving.mp4", data)
+    mover = holders_of(cluster, data)[0]
+    folder, old_address = cluster.folder(mover), mover.address
+    mover.stop()
+    cluster.datanodes.remove(mover)
+    moved = cluster.start_datanode(folder=folder)
+    assert moved.address != old_address
+    client = cluster.client()
+
+    async def registry_moved() -> bool:
+        nodes = {node["address"]: node for node in (await client.status())["datanodes"]}
+        return old_address not in nodes and nodes.get(moved.address, {}).get("replicas") == 1
+
+    await wait_until(registry_moved, "the node's replicas listed at its new address", 15)
+    status = await client.status()
+    assert status["under_replicated"] == [] and status["counters"]["repairs"] == 0
+    assert len(holders_of(cluster, data)) == 3

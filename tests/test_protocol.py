@@ -54,6 +54,7 @@ SAMPLE_VALUES: dict[object, object] = {
     str: 'caf\u00e9 \u2603 "quoted" \\ video.mp4',
     int: 1_234_567_890_123,
     bool: True,
+    float: 2.5,
     dict: {"name": "cat.mp4", "size": 3, "nested": {"list": [1, 2.5, None, True, "x"]}},
     list: [["0" * 32, 17], {"k": "v"}, "plain", 4],
     list[str]: ["0" * 32, "caf\u00e9"],
@@ -307,7 +308,11 @@ HEARTBEAT = {
         (Heartbeat, {**HEARTBEAT, "added": [["b", True]]}),
         (Heartbeat, {**HEARTBEAT, "added": [[1, "b"]]}),
         (Heartbeat, {**HEARTBEAT, "added": [{"b": 1}]}),
-        (Commands, {"delete_blobs": [], "acked_seq": 1, "full_report": 1}),  # an int is not a bool
+        (
+            Commands,
+            {"delete_blobs": [], "acked_seq": 1, "full_report": 1, "heartbeat_s": 3.0},
+        ),  # an int is not a bool
+        (Commands, {"delete_blobs": [], "acked_seq": 1, "full_report": True, "heartbeat_s": "3"}),
         (BlockReportChunk, {"seq": 1, "total": 1, "blobs": [["b", 1]], "final": "yes"}),
         (VideoList, {"videos": [], "next": None}),
         (ListVideos, {"query": "", "sort": "", "cursor": "", "limit": "50"}),
@@ -404,6 +409,7 @@ FIELD_STRATEGIES: dict[object, st.SearchStrategy] = {
     str: st.text(max_size=40),
     int: st.integers(-(2**63), 2**63),
     bool: st.booleans(),
+    float: st.floats(allow_nan=False, allow_infinity=False),
     list[str]: st.lists(st.text(max_size=40), max_size=5),
     list[tuple[str, int]]: st.lists(
         st.tuples(st.text(max_size=40), st.integers(-(2**63), 2**63)), max_size=5

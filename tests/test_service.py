@@ -5,8 +5,13 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
+import time
+import urllib.error
+import urllib.request
 
 import pytest
+
+from myyoutube.launch import start_role
 
 COMMANDS = ["myyoutube.master", "myyoutube.datanode", "myyoutube.web", "myyoutube.cluster"]
 
@@ -58,23 +63,62 @@ def test_busy_port_is_one_line_exit_1(tmp_path):
     assert "Traceback" not in result.stderr
 
 
-@pytest.mark.parametrize(
-    "module, extra",
-    [
-        ("myyoutube.datanode", ["--data-dir", "DIR", "--port", "0"]),
-        ("myyoutube.web", ["--port", "0"]),
-    ],
-)
-def test_unreachable_master_is_one_line_exit_1(module, extra, tmp_path):
-    """A datanode or web front end whose master does not answer exits 1 naming the master."""
-    with socket.socket() as closed:
-        closed.bind(("127.0.0.1", 0))
-        port = closed.getsockname()[1]  # bound, never listening: connections are refused
-        args = [a.replace("DIR", str(tmp_path)) for a in extra]
-        result = run(module, "--master", f"127.0.0.1:{port}", *args)
-    assert result.returncode == 1
-    assert f"cannot reach the master at 127.0.0.1:{port}" in result.stderr
-    assert "Traceback" not in result.stderr
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_start_order_does_not_matter(tmp_path):
+    """A datanode and a web front end started before their master wait for it (a web
+    answers 503 meanwhile) instead of exiting; once the master starts, the datanode
+    registers and the web serves."""
+    master_port = free_port()
+    waiting = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "myyoutube.datanode",
+            "--master",
+            f"127.0.0.1:{master_port}",
+            "--port",
+            "0",
+            "--data-dir",
+            str(tmp_path / "node"),
+            "--heartbeat",
+            "0.3",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        text=True,
+    )
+    web = start_role(
+        "myyoutube.web", ["--master", f"127.0.0.1:{master_port}", "--port", "0"], tmp_path / "web.log"
+    )
+    master = None
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{web.port}/listar", timeout=10) as response:
+            raise AssertionError(f"expected 503 before the master is up, got {response.status}")
+    except urllib.error.HTTPError as refused:
+        assert refused.code == 503
+    try:
+        time.sleep(1.0)
+        assert waiting.poll() is None, waiting.stderr.read()  # still waiting, not exited
+        master = start_role(
+            "myyoutube.master",
+            ["--port", str(master_port), "--data-dir", str(tmp_path / "master")],
+            tmp_path / "master.log",
+        )
+        assert "listening on" in waiting.stdout.readline()  # announced once registered
+        with urllib.request.urlopen(f"http://127.0.0.1:{web.port}/listar", timeout=10) as response:
+            assert response.status == 200
+    finally:
+        waiting.terminate()
+        waiting.wait(10)
+        web.stop()
+        if master is not None:
+            master.stop()
 
 
 def test_public_bind_without_certificates_is_refused(tmp_path):

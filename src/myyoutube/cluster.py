@@ -7,10 +7,10 @@ commands an operator would run by hand), each logging to DATA_DIR/logs/<role>.lo
 prints `MyYoutube at http://HOST:PORT` once the web front end answers. SIGINT or SIGTERM
 stops every child and exits 0.
 
-A datanode is known to the master by its address, and stores its bytes under
-DATA_DIR/datanodes/uploads{PORT}; so the ports first picked (any free ones) are saved in
-DATA_DIR/cluster.json and reused on every later start, and a restarted cluster finds all
-its videos again.
+Each datanode has its own data directory (DATA_DIR/datanodes/node{N}, holding its node
+id and blobs); the ports first picked (any free ones) are saved in DATA_DIR/cluster.json
+and reused on every later start, so a restarted cluster finds all its videos again at
+the same addresses (a node that does come back elsewhere keeps its replicas by its id).
 
 Every internal link is mutual TLS, on loopback too: on first start a cluster CA is made
 in DATA_DIR/certs/ca and one certificate per role instance (DATA_DIR/certs/master, web,
@@ -126,6 +126,14 @@ class Cluster:
         self.roles.append(role)
         return role
 
+    def _datanode_dir(self, number: int, port: int) -> Path:
+        """Datanode `number`'s data directory. A first-release cluster kept every node's
+        blobs in datanodes/uploads{PORT} of one shared folder: such a node keeps using it."""
+        shared = self.data_dir / "datanodes"
+        if port and (shared / f"uploads{port}").is_dir():
+            return shared
+        return shared / f"node{number}"
+
     def start(self) -> Role:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         ensure_certificates(self.data_dir / "certs", self.args.datanodes)
@@ -158,7 +166,7 @@ class Cluster:
                     "--port",
                     str(port),
                     "--data-dir",
-                    str(self.data_dir / "datanodes"),
+                    str(self._datanode_dir(i, port)),
                     *_optional("--heartbeat", self.args.heartbeat),
                 ],
             )

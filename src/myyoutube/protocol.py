@@ -252,7 +252,8 @@ class Register:
     whether the reports it applied still describe this process's disk."""
 
     TYPE: typing.ClassVar[int] = 20
-    address: str
+    node_id: str  # stable across restarts and address changes: the node's identity
+    address: str  # where the master and peers reach it now
     capacity_bytes: int
     used_bytes: int
     incarnation: str
@@ -277,12 +278,14 @@ class Heartbeat:
 @dataclass(frozen=True)
 class Commands:
     """Master -> datanode, answering each datanode frame: blobs to delete, the last report
-    the master applied, and whether it wants a full block report now."""
+    the master applied, whether it wants a full block report now, and the heartbeat
+    interval the cluster runs at (configuration comes from the master)."""
 
     TYPE: typing.ClassVar[int] = 22
     delete_blobs: list[str]
     acked_seq: int
     full_report: bool
+    heartbeat_s: float  # the master's interval, which every datanode adopts
 
 
 @dataclass(frozen=True)

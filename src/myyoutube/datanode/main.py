@@ -7,6 +7,7 @@ import asyncio
 from pathlib import Path
 
 from myyoutube import links, protocol, service, stream
+from myyoutube.datanode import identity
 from myyoutube.datanode.server import ALLOWED_ROLES, MAX_CONNECTIONS, DataNode
 from myyoutube.datanode.store import BlobStore
 
@@ -14,6 +15,10 @@ from myyoutube.datanode.store import BlobStore
 # still verifying ~400 GB a day.
 DEFAULT_SCRUB_BYTES_PER_S = 5 * 1024 * 1024
 
+# A fixed default port, so a node restarted without flags comes back where it was.
+DEFAULT_PORT = 7100
+
+# Used until the master says its own interval at registration (the master's flag wins).
 DEFAULT_HEARTBEAT_S = 3.0
 # Each replica is re-verified once a day: bitrot is slow, and a day bounds how long a
 # rotten copy can sit unnoticed beside the good ones.
@@ -26,15 +31,30 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--master", type=service.address, required=True, help="the master's HOST:PORT")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    parser.add_argument("--port", type=service.port_number, default=0, help="port (default 0: any free port)")
     parser.add_argument(
-        "--data-dir", type=Path, required=True, help="bytes are stored under DATA_DIR/uploads{PORT}/"
+        "--port",
+        type=service.port_number,
+        default=DEFAULT_PORT,
+        help=f"port (default {DEFAULT_PORT}; 0: any free port)",
+    )
+    parser.add_argument(
+        "--advertise",
+        default=None,
+        metavar="HOST[:PORT]",
+        help="the address the master and peers use to reach this node (default: --host and the "
+        "bound port; required when --host is a wildcard such as 0.0.0.0)",
+    )
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        required=True,
+        help="this node's folder: its node id and its blobs (one folder per datanode)",
     )
     parser.add_argument(
         "--heartbeat",
         type=service.positive_float,
         default=DEFAULT_HEARTBEAT_S,
-        help=f"seconds between heartbeats to the master (default {DEFAULT_HEARTBEAT_S})",
+        help=f"seconds between heartbeats until the master tells its own (default {DEFAULT_HEARTBEAT_S})",
     )
     parser.add_argument(
         "--capacity-bytes",
@@ -73,13 +93,19 @@ async def serve(args: argparse.Namespace) -> None:
     )
     port = service.bound_port(server)
     try:
-        store = BlobStore(args.data_dir / f"uploads{port}", args.capacity_bytes)
+        address = identity.advertised_address(args.host, port, args.advertise, args.master[0])
+        folder = identity.node_directory(args.data_dir, port)
+        node_id = identity.load_or_create_node_id(folder)
+        store = BlobStore(folder, args.capacity_bytes)
+    except ValueError as exc:
+        raise service.StartupError(str(exc)) from exc
     except OSError as exc:
         raise service.StartupError(f"cannot use data dir {args.data_dir}: {exc.strerror or exc}") from exc
     node = DataNode(
         store,
         args.master,
-        f"{args.host}:{port}",
+        address,
+        node_id,
         tls,
         args.heartbeat,
         args.scrub_bytes_per_s,
@@ -87,12 +113,9 @@ async def serve(args: argparse.Namespace) -> None:
     )
     # Serve before registering: the master may send a replica the moment we are known.
     await server.start_serving()
-    try:
-        control = await node.register_once()
-    except (OSError, TimeoutError, stream.RequestFailed, stream.protocol.ProtocolError) as exc:
-        raise service.StartupError(
-            f"cannot reach the master at {args.master[0]}:{args.master[1]}: {exc}"
-        ) from exc
+    # A master that is not up yet is waited for (start order does not matter); announced
+    # once registered, so whoever started us knows we are part of the cluster.
+    control = await node.register_with_backoff()
     service.announce("myyoutube-datanode", args.host, port)
     async with server, asyncio.TaskGroup() as tasks:
         tasks.create_task(node.report_forever(control))

@@ -59,6 +59,9 @@ log = logging.getLogger(__name__)
 # still bounding what a flood of connections can cost.
 MAX_CONNECTIONS = 256
 
+# While the master is unreachable, say so once a minute, not at every retry.
+MASTER_WAIT_LOG_EVERY_S = 60.0
+
 # The master keeps a write's connection alive with keepalives while it waits on its
 # uploader or on another replica; this much silence means it is gone.
 MASTER_SILENCE_S = 10.0
@@ -81,6 +84,7 @@ class DataNode:
         store: BlobStore,
         master: tuple[str, int],
         address: str,
+        node_id: str,
         tls: Tls | None,
         heartbeat_s: float,
         scrub_bytes_per_s: int,
@@ -89,6 +93,7 @@ class DataNode:
         self.store = store
         self.master = master
         self.address = address  # host:port the master and peers use to reach us
+        self.node_id = node_id  # stable across restarts and address changes (identity.py)
         self.tls = tls
         self.heartbeat_s = heartbeat_s
         self.reports = BlockReports(incarnation=secrets.token_hex(8))
@@ -161,6 +166,7 @@ class DataNode:
         control = await links.connect(*self.master, self.tls, expect_role="master")
         try:
             register = Register(
+                node_id=self.node_id,
                 address=self.address,
                 capacity_bytes=self.store.capacity_bytes,
                 used_bytes=self.store.used_bytes,
@@ -172,6 +178,25 @@ class DataNode:
             raise
         log.info("registered with master %s:%d as %s", *self.master, self.address)
         return control
+
+    async def register_with_backoff(self) -> FrameStream:
+        """Register, waiting for the master as long as it takes (it may start after us),
+        with backoff between tries and one log line a minute."""
+        backoff, quiet = Backoff(), links.LogLimiter(MASTER_WAIT_LOG_EVERY_S)
+        while True:
+            try:
+                return await self.register_once()
+            except (OSError, TimeoutError, streams.RequestFailed, streams.protocol.ProtocolError) as exc:
+                tries = quiet.check("waiting", time.monotonic())
+                if tries is not None:
+                    log.warning(
+                        "waiting for the master at %s:%d (%s: %s); %d tries so far",
+                        *self.master,
+                        type(exc).__name__,
+                        exc,
+                        backoff.failures + 1,
+                    )
+            await asyncio.sleep(backoff.next_delay_s())
 
     async def report_forever(self, control: FrameStream | None) -> None:
         """Heartbeat the master for as long as we run, reconnecting when it goes away."""
@@ -219,6 +244,12 @@ class DataNode:
 
     async def _obey(self, commands: Commands) -> None:
         self.reports.acknowledged(commands.acked_seq, commands.full_report)
+        if commands.heartbeat_s != self.heartbeat_s:
+            # The master's interval is the cluster's: its dead-after is measured against it.
+            log.info(
+                "heartbeat every %gs, as the master says (was %gs)", commands.heartbeat_s, self.heartbeat_s
+            )
+            self.heartbeat_s = commands.heartbeat_s
         for blob_id in commands.delete_blobs:
             try:
                 await self.store.delete(blob_id)

@@ -130,6 +130,11 @@ _MIGRATIONS = [
     END;
     INSERT INTO videos_fts (videos_fts) VALUES ('rebuild');
     """,
+    # 3: datanodes by their stable id, and the address each was last seen at (replicas
+    # are listed by address; when a node comes back at another, they move with it).
+    """
+    CREATE TABLE nodes (node_id TEXT PRIMARY KEY, address TEXT NOT NULL, seen_at REAL NOT NULL);
+    """,
 ]
 SCHEMA_VERSION = len(_MIGRATIONS)
 
@@ -384,6 +389,31 @@ class Index:
             self._db.execute("DELETE FROM replicas WHERE blob_id = ? AND node = ?", (blob_id, node))
         del self.replicas[blob_id].nodes[node]
         self.replica_changes += 1
+
+    def node_moved(self, node_id: str, address: str, now: float) -> str | None:
+        """Record that node `node_id` is at `address` now. If it was known at another
+        address, its replicas move to the new one (one transaction) and the old address is
+        returned; None otherwise."""
+        row = self._db.execute("SELECT address FROM nodes WHERE node_id = ?", (node_id,)).fetchone()
+        old = row[0] if row else None
+        with self._transaction():
+            self._db.execute(
+                "INSERT INTO nodes (node_id, address, seen_at) VALUES (?, ?, ?) ON CONFLICT (node_id) "
+                "DO UPDATE SET address = excluded.address, seen_at = excluded.seen_at",
+                (node_id, address, now),
+            )
+            if old is not None and old != address:
+                self._db.execute("DELETE FROM replicas WHERE node = ?", (address,))
+                self._db.execute("UPDATE replicas SET node = ? WHERE node = ?", (address, old))
+        if old is None or old == address:
+            return None
+        for replica in self.replicas.values():
+            replica.nodes.pop(address, None)
+            added_at = replica.nodes.pop(old, None)
+            if added_at is not None:
+                replica.nodes[address] = added_at
+        self.replica_changes += 1
+        return old
 
     def _transaction(self):
         return _Transaction(self._db)

@@ -12,6 +12,9 @@ from myyoutube.master.index import Index
 from myyoutube.master.server import MAX_CONNECTIONS, Master
 from myyoutube.master.state import ClusterState
 
+# Fixed, so datanodes and web front ends configured once keep finding the master.
+DEFAULT_PORT = 7000
+
 DEFAULT_REPLICATION = 3
 # An upload whose replica dies midway still commits on this many copies (HDFS's minimum
 # is 1; 2 keeps a video readable through one more failure while repair runs).
@@ -26,7 +29,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         prog="myyoutube-master", description="Keep the MyYoutube video index and datanode registry."
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    parser.add_argument("--port", type=service.port_number, default=0, help="port (default 0: any free port)")
+    parser.add_argument(
+        "--port",
+        type=service.port_number,
+        default=DEFAULT_PORT,
+        help=f"port (default {DEFAULT_PORT}; 0: any free port)",
+    )
     parser.add_argument("--data-dir", type=Path, required=True, help="where the index is kept")
     parser.add_argument(
         "--replication",

@@ -160,6 +160,17 @@ class Master:
 
     async def _control(self, connection: FrameStream, register: Register) -> None:
         address = register.address
+        moved_from = self.index.node_moved(register.node_id, address, time.time())
+        if moved_from is not None:
+            # Same node (same data directory), new address: its replicas moved with it;
+            # the old address is nobody now.
+            self.state.nodes.pop(moved_from, None)
+            log.warning(
+                "datanode %s moved from %s to %s; its replicas follow it",
+                register.node_id,
+                moved_from,
+                address,
+            )
         node = self.state.registered(
             address, register.incarnation, time.time(), register.capacity_bytes, register.used_bytes
         )
@@ -175,6 +186,7 @@ class Master:
                     delete_blobs=self.state.deletes_due(address, protocol.REPORT_CHUNK_ENTRIES),
                     acked_seq=node.reports.applied_seq,
                     full_report=node.reports.asks_full_report,
+                    heartbeat_s=self.state.heartbeat_s,
                 )
             )
             report = await connection.read_expected(

@@ -102,6 +102,7 @@ class Repair:
 class ClusterState:
     def __init__(self, dead_after_s: float, heartbeat_s: float, started_at: float) -> None:
         self.dead_after_s = dead_after_s
+        self.heartbeat_s = heartbeat_s  # the cluster's interval, told to every datanode
         self.suspect_after_s = min(dead_after_s, SUSPECT_AFTER_HEARTBEATS * heartbeat_s)
         self.report_grace_s = REPORT_GRACE_HEARTBEATS * heartbeat_s
         self.started_at = started_at

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
+import ssl
 from pathlib import Path
 
 from aiohttp import web
 
-from myyoutube import service
+from myyoutube import links, service
 from myyoutube.client import MasterClient
 from myyoutube.stream import RequestFailed
 from myyoutube.web.server import make_app
+
+log = logging.getLogger(__name__)
 
 DEFAULT_PORT = 8080
 # Large enough for a feature film at a good bitrate; operators raise or lower it.
@@ -71,10 +75,17 @@ async def serve(args: argparse.Namespace) -> None:
     master = MasterClient(master_host, master_port, tls)
     try:
         await master.list_page(limit=1)
+    except (links.PeerRefused, ssl.SSLError) as exc:
+        # Reached, but not a master of our cluster: a configuration error, not a delay.
+        raise service.StartupError(f"the master at {master_host}:{master_port} is refused: {exc}") from exc
     except (OSError, TimeoutError, RequestFailed) as exc:
-        raise service.StartupError(
-            f"cannot reach the master at {args.master[0]}:{args.master[1]}: {exc}"
-        ) from exc
+        # Start order does not matter: pages answer 503 until the master is up.
+        log.warning(
+            "the master at %s:%d is not reachable yet (%s); serving 503 until it is",
+            master_host,
+            master_port,
+            exc,
+        )
     app = make_app(master, args.max_upload_bytes, args.max_uploads, args.max_streams, args.spool_dir)
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=SHUTDOWN_GRACE_S)
     await runner.setup()
