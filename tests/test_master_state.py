@@ -663,3 +663,21 @@ def test_repair_signature_changes_exactly_when_a_plan_could():
     assert state.repair_signature(NOW) != first
     fresh = ClusterState(DEAD_AFTER_S, HEARTBEAT_S, started_at=NOW)
     assert fresh.repair_signature(NOW) != fresh.repair_signature(NOW + DEAD_AFTER_S)
+
+
+def test_surplus_copy_goes_from_the_node_that_came_back_not_the_healed_one():
+    """A node away long enough for its copy to be re-made elsewhere comes back: its own
+    (stale) copy is the surplus, whichever node reports, and it stays so each time it
+    flaps; the copy made to heal ("e", lower in address order) is never the one dropped."""
+    state = ClusterState(DEAD_AFTER_S, HEARTBEAT_S, started_at=0.0)
+    for address in ("a", "b", "e"):
+        state.registered(address, f"{address}-1", NOW - 50, 10 * GiB, GiB)
+    replicas = {"x": replica("a", "b", "e", "f")}
+    for flap in range(3):  # f returns, again and again
+        state.registered("f", f"f-{flap}", NOW + flap, 10 * GiB, GiB)
+        for address in ("a", "b", "e"):
+            state.heard_from(address, NOW + flap, 10 * GiB, GiB)
+        view = IndexView(replicas, set(), set(), 3)
+        assert state.reconcile("f", {"x": 100}, view, NOW + flap).delete == ["x"]
+        from_e = state.reconcile("e", {"x": 100}, view, NOW + flap)
+        assert from_e.delete == [] and from_e.shed == [("f", "x")]

@@ -10,7 +10,11 @@ block report or as an `added` entry of a heartbeat's delta, and decides by the s
   know it may be the one that is wrong (a fresh, lost or restored data directory);
 * a listed copy of the wrong size is damaged: forgotten and deleted, repair re-makes it;
 * a listed copy beyond `replication` live ones is surplus: holders are ranked the same way
-  whoever reports, so exactly the surplus goes, on whichever node it is (`shed`);
+  whoever reports, so exactly the surplus goes, on whichever node it is (`shed`). The rank
+  keeps the copies on the nodes that joined longest ago: the surplus is on the node that
+  came back most recently, never the copy just made to heal while it was away, so a node
+  that flaps loses its own stale copy each time instead of making the cluster rewrite
+  and delete fresh ones;
 * an unlisted copy counts again while its blob lacks copies, and is deleted once it has
   enough; a copy still being written (`in_flight`) is left alone.
 
@@ -67,10 +71,13 @@ class Judge:
     """Judges the copies one node reports holding, by the same rules whether they come in
     a full report or a delta, into `decision` (whose lists come out sorted by blob id)."""
 
-    def __init__(self, address: str, index: IndexView, live: Callable[[str], bool]) -> None:
+    def __init__(
+        self, address: str, index: IndexView, live: Callable[[str], bool], joined_at: Callable[[str], float]
+    ) -> None:
         self.address, self.replicas, self.retired = address, index.replicas, index.retired
         self.in_flight, self.replication = index.in_flight, index.replication
         self.live = LiveNodes(live)
+        self.joined_at = joined_at
         self.decision = Reconciliation([], [], [])
 
     def copy(self, blob_id: str, size: int) -> None:
@@ -93,7 +100,8 @@ class Judge:
                 # Surplus, e.g. a node back from the dead after its copies were re-made.
                 # Rank holders the same way for every report so exactly the surplus goes,
                 # wherever it is: the other holders may not send a full report for hours.
-                for holder in sorted(a for a in replica.nodes if live[a])[replication:]:
+                staying = sorted((a for a in replica.nodes if live[a]), key=lambda a: (self.joined_at(a), a))
+                for holder in staying[replication:]:
                     if holder == address:
                         decision.delete.append(blob_id)
                         decision.forget.append(blob_id)

@@ -70,6 +70,7 @@ class Node:
     used_bytes: int = 0
     blobs: dict[str, int] = field(default_factory=dict)  # what its reports say it holds
     registered: bool = False  # has spoken to this master since it started
+    joined_at: float = 0.0  # its latest registration: surplus copies go from the latest to join
     reports: ReportLedger = field(default_factory=ReportLedger)
     to_delete: dict[str, None] = field(default_factory=dict)  # deletions ordered, oldest first
     recheck: set[str] = field(default_factory=set)  # see Reconciliation.recheck
@@ -131,7 +132,13 @@ class ClusterState:
         was_dead = node is not None and node.registered and self.liveness(address, now) == DEAD
         node = self.heard_from(address, now, capacity_bytes, used_bytes)
         node.reports.registered(incarnation, was_dead)
+        node.joined_at = now
         return node
+
+    def joined_at(self, address: str) -> float:
+        """When `address` last registered (start-up for one that has not yet)."""
+        node = self.nodes.get(address)
+        return node.joined_at if node is not None and node.registered else self.started_at
 
     # --- liveness -------------------------------------------------------------------------
 
@@ -213,7 +220,7 @@ class ClusterState:
         now: float,
     ) -> Reconciliation:
         """Compare a node's full block report with the index."""
-        judge = Judge(address, index, lambda holder: self.live(holder, now))
+        judge = Judge(address, index, lambda holder: self.live(holder, now), self.joined_at)
         for blob_id, size in report.items():
             judge.copy(blob_id, size)
         decision = judge.decision
@@ -235,7 +242,7 @@ class ClusterState:
         now: float,
     ) -> Reconciliation:
         """Judge what changed on a node's disk, in time proportional to the change."""
-        judge = Judge(address, index, lambda holder: self.live(holder, now))
+        judge = Judge(address, index, lambda holder: self.live(holder, now), self.joined_at)
         decision, corrupt = judge.decision, set(delta.corrupt)
         for blob_id in set(delta.removed):
             if address in index.replicas.get(blob_id, _UNLISTED).nodes:
