@@ -541,3 +541,21 @@ def test_mutated_valid_frames_raise_only_remote_protocol_error(sent, edits, cuts
     for message in decoded:
         assert type(message) in MESSAGE_TYPES.values()
         assert encode(decode_one(encode(message))) == encode(message)
+
+
+def test_body_fed_whole_after_its_prefix_decodes_like_any_other():
+    """A stream adapter feeds a prefix, then exactly the body (the fast path that skips a
+    copy): the message is the same, `buffered` counts it until taken, and what follows
+    decodes normally."""
+    frames = [encode(Chunk(b"x" * 70_000)), encode(Ok({"after": 1})), encode(Chunk(b"tail"))]
+    decoder = FrameDecoder()
+    got = []
+    for frame in frames:
+        decoder.feed(frame[: decoder.bytes_needed()])
+        body = frame[PREFIX_BYTES:]
+        assert decoder.bytes_needed() == len(body)
+        decoder.feed(body)
+        assert decoder.buffered == len(frame) and decoder.bytes_needed() == 0
+        got.append(decoder.next_frame())
+        assert decoder.buffered == 0
+    assert got == [Chunk(b"x" * 70_000), Ok({"after": 1}), Chunk(b"tail")]

@@ -450,9 +450,16 @@ _CONVERTERS: dict[type, dict[str, typing.Callable[[object], object]]] = {
 }
 
 
+# A Chunk's meta is always the empty object: its frames are made and read without JSON,
+# which is most of the per-chunk cost at every hop of a stream.
+_EMPTY_META = b"{}"
+
+
 def encode(message: Message) -> bytes:
     """Serialize one message into a complete frame."""
     cls = type(message)
+    if cls is Chunk:
+        return _encode_chunk(typing.cast(Chunk, message).data)
     if cls not in _FIELDS:
         raise LocalProtocolError(f"not a protocol message: {cls.__name__}")
     data_field = _DATA_FIELD[cls]
@@ -470,7 +477,16 @@ def encode(message: Message) -> bytes:
     return b"".join((_PREFIX.pack(body_length, cls.TYPE, len(meta)), meta, data))
 
 
+def _encode_chunk(data: bytes) -> bytes:
+    if len(data) > CHUNK_BYTES:
+        raise LocalProtocolError(f"Chunk data is {len(data)} bytes, over CHUNK_BYTES")
+    body_length = _TYPE_AND_META_LENGTH_BYTES + len(_EMPTY_META) + len(data)
+    return b"".join((_PREFIX.pack(body_length, Chunk.TYPE, len(_EMPTY_META)), _EMPTY_META, data))
+
+
 def _decode_body(message_type: int, meta_length: int, body: memoryview) -> Message:
+    if message_type == Chunk.TYPE and body[:meta_length] == _EMPTY_META:
+        return Chunk(bytes(body[meta_length:]))
     cls = MESSAGE_TYPES.get(message_type)
     if cls is None:
         raise RemoteProtocolError(f"unknown message type {message_type}")
@@ -513,10 +529,16 @@ class FrameDecoder:
     def __init__(self) -> None:
         self._buffer = bytearray()
         self._body_length: int | None = None  # known once the length prefix has arrived
+        self._whole_body: bytes | None = None  # a body fed in one piece, kept as it came
 
     def feed(self, data: bytes) -> None:
         """Add received bytes. A bad prefix raises from the next next_frame() or
         bytes_needed() call, after every good frame before it was handed out."""
+        if self._body_length is not None and len(self._buffer) == PREFIX_BYTES and len(data) == self.bytes_needed():
+            # The whole body in one piece after its prefix (what a stream adapter reading
+            # bytes_needed() gets): decode it where it is instead of copying it in.
+            self._whole_body = data
+            return
         self._buffer += data
 
     def _check_prefix(self) -> None:
@@ -538,11 +560,15 @@ class FrameDecoder:
         self._check_prefix()
         if self._body_length is None:
             return PREFIX_BYTES - len(self._buffer)
+        if self._whole_body is not None:
+            return 0
         return max(0, 4 + self._body_length - len(self._buffer))
 
     def next_frame(self) -> Message | None:
         """Return the next complete message, or None until more bytes are fed."""
         self._check_prefix()
+        if self._whole_body is not None:
+            return self._take_whole_body()
         if self._body_length is None or len(self._buffer) < 4 + self._body_length:
             return None
         frame_end = 4 + self._body_length
@@ -556,7 +582,18 @@ class FrameDecoder:
         self._body_length = None
         return message
 
+    def _take_whole_body(self) -> Message:
+        assert self._whole_body is not None  # only called when feed() kept a body
+        _, message_type, meta_length = _PREFIX.unpack_from(self._buffer)
+        body, self._whole_body = memoryview(self._whole_body), None
+        del self._buffer[:PREFIX_BYTES]
+        self._body_length = None
+        try:
+            return _decode_body(message_type, meta_length, body)
+        finally:
+            body.release()
+
     @property
     def buffered(self) -> int:
         """Bytes received but not yet returned as messages."""
-        return len(self._buffer)
+        return len(self._buffer) + (len(self._whole_body) if self._whole_body is not None else 0)
