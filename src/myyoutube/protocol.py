@@ -477,11 +477,17 @@ def encode(message: Message) -> bytes:
     return b"".join((_PREFIX.pack(body_length, cls.TYPE, len(meta)), meta, data))
 
 
+def chunk_header(data_length: int) -> bytes:
+    """Everything of a Chunk frame before its data: a sender may write it and the data as
+    two buffers (one vectored write) instead of joining them into a new frame."""
+    if data_length > CHUNK_BYTES:
+        raise LocalProtocolError(f"Chunk data is {data_length} bytes, over CHUNK_BYTES")
+    body_length = _TYPE_AND_META_LENGTH_BYTES + len(_EMPTY_META) + data_length
+    return _PREFIX.pack(body_length, Chunk.TYPE, len(_EMPTY_META)) + _EMPTY_META
+
+
 def _encode_chunk(data: bytes) -> bytes:
-    if len(data) > CHUNK_BYTES:
-        raise LocalProtocolError(f"Chunk data is {len(data)} bytes, over CHUNK_BYTES")
-    body_length = _TYPE_AND_META_LENGTH_BYTES + len(_EMPTY_META) + len(data)
-    return b"".join((_PREFIX.pack(body_length, Chunk.TYPE, len(_EMPTY_META)), _EMPTY_META, data))
+    return chunk_header(len(data)) + data
 
 
 def _decode_body(message_type: int, meta_length: int, body: memoryview) -> Message:

@@ -167,13 +167,25 @@ class FrameStream:
         async with asyncio.timeout(timeout):
             await self._writer.drain()
 
-    def queue_encoded(self, frame: bytes) -> None:
-        """Hand a whole frame to the transport without waiting for it to drain (frames
-        never interleave: the transport appends each write whole)."""
+    async def write_chunk(self, data: bytes, timeout: float = PEER_TIMEOUT_S) -> None:
+        """Send Chunk(data) without copying `data` into a frame: header and data go to the
+        transport as two buffers (the relay's hot path)."""
+        self._check_open()
+        self._writer.writelines((protocol.chunk_header(len(data)), data))
+        self._last_sent = time.monotonic()
+        async with asyncio.timeout(timeout):
+            await self._writer.drain()
+
+    def _check_open(self) -> None:
         if self._writer.transport.is_closing():
             # asyncio's transport drops such a write silently, uvloop's raises
             # RuntimeError: either way the peer is gone, which callers handle as this.
             raise ConnectionResetError(f"the connection to {self.peer} is closed")
+
+    def queue_encoded(self, frame: bytes) -> None:
+        """Hand a whole frame to the transport without waiting for it to drain (frames
+        never interleave: the transport appends each write whole)."""
+        self._check_open()
         self._writer.write(frame)
         self._last_sent = time.monotonic()
 

@@ -151,7 +151,7 @@ class DataNode:
         sent = 0
         async with stream.keepalive():  # a slow disk is not a frozen node
             async for piece in self.store.read(request.blob_id, request.offset, request.length):
-                await stream.write_frame(Chunk(piece), timeout=CONSUMER_STALL_TIMEOUT_S)
+                await stream.write_chunk(piece, timeout=CONSUMER_STALL_TIMEOUT_S)
                 sent += len(piece)
         await stream.write_frame(End(size=sent, sha256=""))
 

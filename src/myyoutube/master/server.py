@@ -40,7 +40,6 @@ from myyoutube.master.index import Index
 from myyoutube.master.state import ClusterState, IndexView, Reconciliation, Repair, Replica
 from myyoutube.protocol import (
     BlockReportChunk,
-    Chunk,
     Commands,
     CountView,
     DeleteVideo,
@@ -306,7 +305,7 @@ class Master:
 
         async def consume(data: bytes) -> None:
             self.counters.bytes_out += len(data)
-            await connection.write_frame(Chunk(data), timeout=CLIENT_STALL_TIMEOUT_S)
+            await connection.write_chunk(data, timeout=CLIENT_STALL_TIMEOUT_S)
 
         self.counters.active_streams += 1
         try:
