@@ -40,6 +40,7 @@ import aiohttp
 import av
 
 import myyoutube
+from myyoutube import certs
 from myyoutube.launch import Role, start_role
 
 MIB = 1024 * 1024
@@ -66,13 +67,26 @@ _CLOCK_TICKS_PER_S = os.sysconf("SC_CLK_TCK")
 class BenchCluster:
     """Master, datanodes and web as OS processes on ephemeral ports under `root`."""
 
-    def __init__(self, root: Path, datanodes: int, datanode_args: Iterable[str] = ()) -> None:
+    def __init__(
+        self, root: Path, datanodes: int, datanode_args: Iterable[str] = (), tls: bool = False
+    ) -> None:
         self.root = root
         self.datanode_count = datanodes
         self.datanode_args = list(datanode_args)
+        # With tls, every role gets a certificate of a CA made for this run, as
+        # myyoutube-cluster does, so TLS's cost can be measured against plain links.
+        self.tls = tls
         self.master: Role | None = None
         self.datanodes: list[Role] = []
         self.web: Role | None = None
+
+    def _cert_args(self, role: str, name: str) -> list[str]:
+        if not self.tls:
+            return []
+        ca = self.root / "certs" / "ca"
+        if not ca.exists():
+            certs.init_ca(ca)
+        return ["--cert-dir", str(certs.issue(ca, role, name, self.root / "certs" / name))]
 
     def start(self) -> BenchCluster:
         logs, spool = self.root / "logs", self.root / "web-spool"
@@ -80,7 +94,15 @@ class BenchCluster:
         replication = min(REPLICATION, self.datanode_count)
         self.master = start_role(
             "myyoutube.master",
-            ["--port", "0", "--data-dir", str(self.root / "master"), "--replication", str(replication)],
+            [
+                "--port",
+                "0",
+                "--data-dir",
+                str(self.root / "master"),
+                "--replication",
+                str(replication),
+                *self._cert_args("master", "master"),
+            ],
             logs / "master.log",
         )
         for number in range(self.datanode_count):
@@ -94,6 +116,7 @@ class BenchCluster:
                         "0",
                         "--data-dir",
                         str(self.root / "datanodes" / f"node-{number}"),
+                        *self._cert_args("datanode", f"datanode-{number}"),
                         *self.datanode_args,
                     ],
                     logs / f"datanode-{number}.log",
@@ -101,7 +124,15 @@ class BenchCluster:
             )
         self.web = start_role(
             "myyoutube.web",
-            ["--master", self.master.address, "--port", "0", "--spool-dir", str(spool)],
+            [
+                "--master",
+                self.master.address,
+                "--port",
+                "0",
+                "--spool-dir",
+                str(spool),
+                *self._cert_args("web", "web"),
+            ],
             logs / "web.log",
         )
         return self

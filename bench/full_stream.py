@@ -83,6 +83,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--size-mib", type=int, default=DEFAULT_SIZE_MIB, help="video size in MiB")
     parser.add_argument("--repeats", type=int, default=DEFAULT_REPEATS, help="full reads per target")
     parser.add_argument("--datanodes", type=int, default=DEFAULT_DATANODES)
+    parser.add_argument(
+        "--tls", action="store_true", help="mutual TLS between the roles, as myyoutube-cluster runs them"
+    )
     return parser.parse_args()
 
 
@@ -115,7 +118,7 @@ async def reads(url: str, payload, repeats: int) -> list[Read]:
 
 async def measure_ours(root: Path, path: Path, sha256: str, payload, args) -> tuple[list[Read], CpuMeter]:
     """Start a cluster, upload the payload, read it back; the cluster is stopped on return."""
-    cluster = BenchCluster(root / "cluster", args.datanodes)
+    cluster = BenchCluster(root / "cluster", args.datanodes, tls=args.tls)
     try:
         cluster.start()
         name = video_name(len(payload))

@@ -100,6 +100,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--clients", type=int, default=DEFAULT_CLIENTS, help="concurrent clients")
     parser.add_argument("--datanodes", type=int, default=DEFAULT_DATANODES)
     parser.add_argument(
+        "--tls", action="store_true", help="mutual TLS between the roles, as myyoutube-cluster runs them"
+    )
+    parser.add_argument(
         "--max-requests",
         type=int,
         default=DEFAULT_MAX_REQUESTS,
@@ -152,7 +155,7 @@ async def seek_load(url: str, payload, args: argparse.Namespace) -> Load:
 
 async def measure_ours(root: Path, path: Path, sha256: str, payload, args) -> tuple[Load, CpuMeter]:
     """Start a cluster, upload the payload, load it; the cluster is stopped on return."""
-    cluster = BenchCluster(root / "cluster", args.datanodes)
+    cluster = BenchCluster(root / "cluster", args.datanodes, tls=args.tls)
     try:
         cluster.start()
         name = video_name(len(payload))

@@ -157,3 +157,28 @@ def test_admission_counts_per_address_and_overall():
     assert admission.admit("b") and not admission.admit("c")
     admission.release("a")
     assert admission.admit("c")
+
+
+async def test_a_burst_through_a_pool_fits_the_handshake_bounds(pki):
+    """Forty requests at once through one pool to a TLS server all succeed: the pool opens
+    a few connections at a time, within the server's per-address handshake bound."""
+    from myyoutube.pool import ConnectionPool, Lease
+
+    server, port = await served(pki["master"], max_connections=64)
+    pool = ConnectionPool(lambda: links.connect(HOST, port, pki["web"], "master"))
+
+    async def ask(n: int) -> protocol.Message:
+        async def attempt(lease: Lease) -> protocol.Message:
+            await lease.connection.write_frame(Ok({"n": n}))
+            answer = await lease.connection.read_frame(timeout=5)
+            lease.done()
+            return answer
+
+        return await pool.call(attempt)
+
+    try:
+        answers = await asyncio.gather(*(ask(n) for n in range(40)))
+        assert answers == [Ok({"n": n}) for n in range(40)]
+    finally:
+        pool.close()
+        server.close()

@@ -25,6 +25,7 @@ never sent twice.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -37,6 +38,10 @@ log = logging.getLogger(__name__)
 # Idle connections are closed after this long: well under the server's SERVER_IDLE_S, so
 # the client, never the server, ends an idle connection and no request races a close.
 POOL_IDLE_S = 30.0
+
+# Connections being opened (TLS handshakes) at once per peer: half the server's per-address
+# admission bound, so two pools on one host (a web and a test client) fit beside each other.
+MAX_CONNECTING = 4
 
 # The most idle connections kept per peer. Enough for the concurrency one role sees in
 # bursts (a page of thumbnails, many viewers seeking); beyond it, finished connections
@@ -79,6 +84,9 @@ class ConnectionPool:
     ) -> None:
         self._connect = connect
         self._max_idle = max_idle
+        # A burst of requests would otherwise open dozens of connections at once, and the
+        # server admits only a few handshakes per address (links.MAX_HANDSHAKING_PER_IP).
+        self._connecting = asyncio.Semaphore(MAX_CONNECTING)
         self._idle: list[tuple[float, FrameStream]] = []  # (idle since, connection), oldest first
         self.opened = 0  # connections made, for tests and metrics
 
@@ -96,7 +104,8 @@ class ConnectionPool:
         idle = None if fresh else self._take_idle()
         if idle is not None:
             return Lease(idle, reused=True)
-        connection = await self._connect()
+        async with self._connecting:
+            connection = await self._connect()
         self.opened += 1
         return Lease(connection, reused=False)
 
