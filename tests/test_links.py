@@ -13,6 +13,7 @@ import time
 import pytest
 
 from myyoutube import certs, links, protocol
+from myyoutube.pool import ConnectionPool, Lease
 from myyoutube.protocol import Ok, ReadBlob
 
 HOST = "127.0.0.1"
@@ -162,8 +163,6 @@ def test_admission_counts_per_address_and_overall():
 async def test_a_burst_through_a_pool_fits_the_handshake_bounds(pki):
     """Forty requests at once through one pool to a TLS server all succeed: the pool opens
     a few connections at a time, within the server's per-address handshake bound."""
-    from myyoutube.pool import ConnectionPool, Lease
-
     server, port = await served(pki["master"], max_connections=64)
     pool = ConnectionPool(lambda: links.connect(HOST, port, pki["web"], "master"))
 
