@@ -82,12 +82,13 @@ def last_log_line(log_path: Path) -> str:
     return lines[-1] if lines else ""
 
 
-def start_role(module: str, args: list[str], log_path: Path) -> Role:
-    """Start `python -m <module> <args>` and wait for its announcement."""
+def start_role(module: str, args: list[str], log_path: Path, prefix: tuple[str, ...] = ()) -> Role:
+    """Start `python -m <module> <args>` and wait for its announcement. `prefix` runs it
+    through another command that execs it (e.g. `ip netns exec NS` in multi-host tests)."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "ab") as log_file:
         process = subprocess.Popen(
-            [sys.executable, "-m", module, *args],
+            [*prefix, sys.executable, "-m", module, *args],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=log_file,

@@ -1,0 +1,246 @@
+"""Several hosts for real: each role in its own network namespace on a bridge (issue 14).
+
+The test makes a bridge in a namespace of its own, one namespace per role with a veth
+into the bridge and an address in 10.213.0.0/24 that exists only inside these
+namespaces, and one veth from the test's own namespace (10.213.0.254) so the test can
+reach them. Roles bind their namespace's address (so they need certificates: every link
+is mutual TLS), datanodes bind 0.0.0.0 and --advertise their address. A partition is the
+bridge port of a host set down: packets vanish, nobody gets a reset. Every namespace and
+link is deleted afterwards, also on failure; processes are stopped by pid.
+
+Needs root (CI runs as root); skipped with the reason where namespaces cannot be made.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import uuid
+from pathlib import Path
+
+import pytest
+
+from harness import mp4_bytes, wait_until
+from myyoutube import certs
+from myyoutube.client import MasterClient
+from myyoutube.launch import Role, start_role
+
+SUBNET = "10.213.0"
+TEST_HOST_ADDRESS = f"{SUBNET}.254"
+MASTER_ADDRESS = f"{SUBNET}.1"
+DATANODE_ADDRESSES = [f"{SUBNET}.{11 + i}" for i in range(3)]
+
+
+def ip(*args: str) -> None:
+    subprocess.run(["ip", *args], check=True, capture_output=True, timeout=10)
+
+
+class Hosts:
+    """Namespaces on one bridge; `host(name, address)` adds one, `close()` removes all."""
+
+    def __init__(self) -> None:
+        self.tag = uuid.uuid4().hex[:6]
+        self.bridge_ns = f"myb-{self.tag}"
+        self.namespaces: list[str] = []
+        self.ports: dict[str, str] = {}  # host name -> its veth end in the bridge namespace
+        ip("netns", "add", self.bridge_ns)
+        self.namespaces.append(self.bridge_ns)
+        ip("-n", self.bridge_ns, "link", "add", "br0", "type", "bridge")
+        ip("-n", self.bridge_ns, "link", "set", "br0", "up")
+        # The test's own way in: one veth from this namespace into the bridge.
+        self.local = f"myh-{self.tag}"
+        ip("link", "add", self.local, "type", "veth", "peer", "name", "uplink", "netns", self.bridge_ns)
+        ip("-n", self.bridge_ns, "link", "set", "uplink", "master", "br0", "up")
+        ip("addr", "add", f"{TEST_HOST_ADDRESS}/24", "dev", self.local)
+        ip("link", "set", self.local, "up")
+
+    def host(self, name: str, address: str) -> tuple[str, ...]:
+        """A namespace with `address`; returns the command prefix that runs inside it."""
+        namespace = f"my{name}-{self.tag}"
+        ip("netns", "add", namespace)
+        self.namespaces.append(namespace)
+        port = f"p{name}"
+        ip(
+            "link",
+            "add",
+            "eth0",
+            "netns",
+            namespace,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            port,
+            "netns",
+            self.bridge_ns,
+        )
+        ip("-n", self.bridge_ns, "link", "set", port, "master", "br0", "up")
+        ip("-n", namespace, "addr", "add", f"{address}/24", "dev", "eth0")
+        ip("-n", namespace, "link", "set", "eth0", "up")
+        ip("-n", namespace, "link", "set", "lo", "up")
+        self.ports[name] = port
+        return ("ip", "netns", "exec", namespace)
+
+    def add_address(self, name: str, address: str) -> None:
+        ip("-n", f"my{name}-{self.tag}", "addr", "add", f"{address}/24", "dev", "eth0")
+
+    def partition(self, name: str, cut: bool = True) -> None:
+        """Set the host's bridge port down (or up again): a silent partition."""
+        ip("-n", self.bridge_ns, "link", "set", self.ports[name], "down" if cut else "up")
+
+    def close(self) -> None:
+        subprocess.run(["ip", "link", "del", self.local], capture_output=True, timeout=10)
+        for namespace in reversed(self.namespaces):
+            subprocess.run(["ip", "netns", "del", namespace], capture_output=True, timeout=10)
+
+
+@pytest.fixture
+def hosts():
+    try:
+        made = Hosts()
+    except (subprocess.CalledProcessError, FileNotFoundError, PermissionError) as exc:
+        detail = exc.stderr.decode(errors="replace").strip() if getattr(exc, "stderr", None) else exc
+        pytest.skip(f"network namespaces cannot be made here (needs root and iproute2): {detail}")
+    try:
+        yield made
+    finally:
+        made.close()
+
+
+class Spread:
+    """A cluster with each role on its own host: master, three datanodes, TLS everywhere."""
+
+    def __init__(self, hosts: Hosts, root: Path) -> None:
+        self.hosts, self.root = hosts, root
+        certs.init_ca(root / "ca")
+        self.roles: list[Role] = []
+        self.prefixes: dict[str, tuple[str, ...]] = {}
+        self.folders: dict[str, Path] = {}
+
+    def cert_dir(self, role: str, name: str) -> str:
+        return str(certs.issue(self.root / "ca", role, name, self.root / "certs" / name))
+
+    def start(self) -> Spread:
+        self.prefixes["m"] = self.hosts.host("m", MASTER_ADDRESS)
+        self.master = self._start(
+            "myyoutube.master",
+            "m",
+            [
+                "--host",
+                MASTER_ADDRESS,
+                "--data-dir",
+                str(self.root / "master"),
+                "--heartbeat",
+                "0.3",
+                "--dead-after",
+                "30",
+                "--stall-timeout",
+                "1",
+                "--cert-dir",
+                self.cert_dir("master", "master"),
+            ],
+        )
+        self.datanodes = []
+        for number, address in enumerate(DATANODE_ADDRESSES):
+            name = f"d{number}"
+            self.prefixes[name] = self.hosts.host(name, address)
+            self.folders[name] = self.root / name
+            self.datanodes.append(self.start_datanode(name, address))
+        return self
+
+    def start_datanode(self, name: str, address: str) -> Role:
+        return self._start(
+            "myyoutube.datanode",
+            name,
+            [
+                "--master",
+                f"{MASTER_ADDRESS}:7000",
+                "--host",
+                "0.0.0.0",
+                "--advertise",
+                address,
+                "--data-dir",
+                str(self.folders[name]),
+                "--heartbeat",
+                "0.3",
+                "--cert-dir",
+                self.cert_dir("datanode", name),
+            ],
+        )
+
+    def _start(self, module: str, host: str, args: list[str]) -> Role:
+        role = start_role(module, args, self.root / "logs" / f"{host}.log", prefix=self.prefixes[host])
+        self.roles.append(role)
+        return role
+
+    def client(self) -> MasterClient:
+        return MasterClient(MASTER_ADDRESS, 7000, certs.load(Path(self.cert_dir("web", "test-client")), "web"))
+
+    def holders(self, data: bytes) -> list[str]:
+        return [
+            name
+            for name, folder in self.folders.items()
+            if any(p.stat().st_size == len(data) and p.read_bytes() == data for p in folder.glob("*.blob"))
+        ]
+
+    def stop(self) -> None:
+        for role in reversed(self.roles):
+            if role.alive():
+                role.stop()
+
+
+@pytest.fixture
+def spread(hosts, tmp_path):
+    cluster = Spread(hosts, tmp_path)
+    try:
+        yield cluster.start()
+    finally:
+        cluster.stop()
+
+
+async def test_upload_commits_on_two_when_a_receiver_is_partitioned(spread):
+    """A receiving datanode's link is cut mid-upload (no reset, packets dropped): the
+    master drops it after the stall timeout and the upload commits on the other two."""
+    data = mp4_bytes(os.urandom(12 * 1024 * 1024))
+    client = spread.client()
+    upload = await client.start_upload("partitioned.mp4", "video/mp4")
+    await upload.write(data[: 4 * 1024 * 1024])
+    receivers = [name for name, folder in spread.folders.items() if any(folder.glob("*.part"))]
+    assert len(receivers) == 3
+    spread.hosts.partition(receivers[0])
+    try:
+        await upload.write(data[4 * 1024 * 1024 :])
+        video = await upload.finish()
+    finally:
+        spread.hosts.partition(receivers[0], cut=False)
+    assert video["sha256"] == hashlib.sha256(data).hexdigest()
+    assert len(spread.holders(data)) >= 2
+    got = b"".join([piece async for piece in client.read("partitioned.mp4", 0, len(data))])
+    assert got == data
+    client.close()
+
+
+async def test_datanode_back_at_another_address_keeps_its_replicas(spread):
+    """A datanode stopped and started at a new address (same data directory) is the same
+    node: the master lists its replicas at the new address, with nothing re-copied."""
+    data = mp4_bytes(os.urandom(500_000))
+    client = spread.client()
+    upload = await client.start_upload("moving.mp4", "video/mp4")
+    await upload.write(data)
+    await upload.finish()
+    spread.datanodes[0].stop()
+    spread.hosts.add_address("d0", f"{SUBNET}.21")
+    spread.datanodes[0] = spread.start_datanode("d0", f"{SUBNET}.21")
+
+    async def moved() -> bool:
+        nodes = {node["address"]: node for node in (await client.status())["datanodes"]}
+        return (
+            f"{DATANODE_ADDRESSES[0]}:7100" not in nodes
+            and nodes.get(f"{SUBNET}.21:7100", {}).get("replicas") == 1
+        )
+
+    await wait_until(moved, "replicas listed at the node's new address", 20)
+    assert (await client.status())["counters"]["repairs"] == 0
+    assert sorted(spread.holders(data)) == ["d0", "d1", "d2"]
+    client.close()
