@@ -1,16 +1,118 @@
-"""Who may do what to a video.
+"""Who may do what: roles, per-video visibility and ownership, quotas (pure, no I/O).
 
 Theory of operation
 -------------------
-Every decision about who may change a video goes through a function here, so that the
-accounts work replaces one place rather than hunting for checks. Until accounts exist,
-whoever can reach the web front end may edit any video, as they may upload or delete one.
+Every decision about who may see or change a video, upload, or manage the cluster is one
+function here, taking the acting `User` (None for an anonymous visitor) and the video's
+record (a dict with at least `owner` and `visibility`). The web front end asks these
+functions to decide what to show and what to refuse early; the master asks the same
+functions again before it acts (defence in depth: a bug in the web cannot leak a private
+video or delete someone else's).
+
+Roles, from most to least trusted: `admin` (everything, manages users), `uploader`
+(uploads; edits and deletes the videos it owns), `viewer` (watches). Anonymous visitors
+watch public and unlisted videos, unless the instance is private (`--private`): then
+everything needs a sign-in.
+
+Visibility: `public` (listed, searchable), `unlisted` (watchable by anyone with the link,
+never listed for others), `private` (its owner and admins only). An owner keeps the right
+to edit and delete its own videos even if demoted to viewer: the video is still theirs.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
+ADMIN, UPLOADER, VIEWER = "admin", "uploader", "viewer"
+ROLES = (ADMIN, UPLOADER, VIEWER)
+
+PUBLIC, UNLISTED, PRIVATE = "public", "unlisted", "private"
+VISIBILITIES = (PUBLIC, UNLISTED, PRIVATE)
+
+# The account that owns every video stored before accounts existed, and the first admin.
+ADMIN_USER = "admin"
+
+
+@dataclass(frozen=True)
+class User:
+    """A signed-in account. `quota_bytes` None means unlimited."""
+
+    name: str
+    role: str
+    quota_bytes: int | None = None
+    used_bytes: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "role": self.role,
+            "quota_bytes": self.quota_bytes,
+            "used_bytes": self.used_bytes,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> User:
+        return cls(data["name"], data["role"], data.get("quota_bytes"), data.get("used_bytes", 0))
+
+
+def is_admin(user: User | None) -> bool:
+    return user is not None and user.role == ADMIN
+
+
+def owns(user: User | None, video: dict) -> bool:
+    return user is not None and video.get("owner") == user.name
+
+
+def may_view(user: User | None, video: dict, private_instance: bool = False) -> bool:
+    """May `user` watch `video` (stream it, see its page and record)?"""
+    if user is None and private_instance:
+        return False
+    if video.get("visibility") in (PUBLIC, UNLISTED):
+        return True
+    return owns(user, video) or is_admin(user)
+
+
+def may_list(user: User | None, video: dict, private_instance: bool = False) -> bool:
+    """Is `video` in the listings and search results `user` sees? Public videos for
+    everyone who may watch them; unlisted and private ones only for the owner and admins."""
+    if not may_view(user, video, private_instance):
+        return False
+    return video.get("visibility") == PUBLIC or owns(user, video) or is_admin(user)
+
+
+def may_edit(user: User | None, video: dict) -> bool:
+    """May `user` change the title, description or visibility of `video`?"""
+    return owns(user, video) or is_admin(user)
+
+
+def may_delete(user: User | None, video: dict) -> bool:
+    return owns(user, video) or is_admin(user)
+
+
+def may_upload(user: User | None) -> bool:
+    return user is not None and user.role in (ADMIN, UPLOADER)
+
+
+def may_admin(user: User | None) -> bool:
+    """Cluster status, metrics, orphan purges and user management."""
+    return is_admin(user)
+
+
+def may_change_password(user: User | None, account: str) -> bool:
+    """Admins set anyone's password; everyone else only their own."""
+    return is_admin(user) or (user is not None and user.name == account)
+
+
+def within_quota(user: User, incoming_bytes: int) -> bool:
+    """Would storing `incoming_bytes` more keep `user` within its quota? Admins and
+    accounts without a quota are unlimited."""
+    if user.role == ADMIN or user.quota_bytes is None:
+        return True
+    return user.used_bytes + incoming_bytes <= user.quota_bytes
+
 
 def may_edit_video(video: dict, editor: str | None) -> bool:
-    """May `editor` (the signed-in account; None: nobody is signed in) change the title
-    and description of `video` (its record)? Everyone may, until accounts exist."""
+    """The catalogue's hook, until the web front end passes the signed-in account: everyone
+    may change titles and descriptions (see may_edit for the rule that replaces it)."""
     return True

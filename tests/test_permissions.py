@@ -1,0 +1,105 @@
+"""Pure tests of myyoutube.permissions: every visitor against every visibility, on an open
+and on a private instance, from a table written out by hand (not recomputed)."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from myyoutube import permissions
+from myyoutube.permissions import User
+
+VISITORS = {
+    "anonymous": None,
+    "viewer": User("vera", "viewer"),
+    "uploader": User("ulla", "uploader"),
+    "owner": User("olga", "uploader"),
+    "demoted owner": User("olga", "viewer"),
+    "admin": User("root", "admin"),
+}
+
+# (visitor, visibility): (watch on an open instance, watch on a private one, listed, edit/delete)
+TABLE = {
+    ("anonymous", "public"): (True, False, True, False),
+    ("anonymous", "unlisted"): (True, False, False, False),
+    ("anonymous", "private"): (False, False, False, False),
+    ("viewer", "public"): (True, True, True, False),
+    ("viewer", "unlisted"): (True, True, False, False),
+    ("viewer", "private"): (False, False, False, False),
+    ("uploader", "public"): (True, True, True, False),
+    ("uploader", "unlisted"): (True, True, False, False),
+    ("uploader", "private"): (False, False, False, False),
+    ("owner", "public"): (True, True, True, True),
+    ("owner", "unlisted"): (True, True, True, True),
+    ("owner", "private"): (True, True, True, True),
+    ("demoted owner", "public"): (True, True, True, True),
+    ("demoted owner", "unlisted"): (True, True, True, True),
+    ("demoted owner", "private"): (True, True, True, True),
+    ("admin", "public"): (True, True, True, True),
+    ("admin", "unlisted"): (True, True, True, True),
+    ("admin", "private"): (True, True, True, True),
+}
+
+
+def test_the_table_covers_every_combination():
+    """No visitor/visibility pair is left undecided by the table below."""
+    assert set(TABLE) == set(itertools.product(VISITORS, permissions.VISIBILITIES))
+
+
+@pytest.mark.parametrize(("visitor", "visibility"), sorted(TABLE))
+def test_video_permissions(visitor, visibility):
+    """Who may watch, find and change a video of olga's, by visibility and instance mode."""
+    user = VISITORS[visitor]
+    video = {"name": "cat.mp4", "owner": "olga", "visibility": visibility}
+    watch_open, watch_private, listed, change = TABLE[visitor, visibility]
+    assert permissions.may_view(user, video) is watch_open
+    assert permissions.may_view(user, video, private_instance=True) is watch_private
+    assert permissions.may_list(user, video) is listed
+    assert permissions.may_list(user, video, private_instance=True) is (listed and watch_private)
+    assert permissions.may_edit(user, video) is change
+    assert permissions.may_delete(user, video) is change
+
+
+# visitor: (upload, administer, change vera's password)
+ACCOUNT_TABLE = {
+    "anonymous": (False, False, False),
+    "viewer": (False, False, True),
+    "uploader": (True, False, False),
+    "owner": (True, False, False),
+    "demoted owner": (False, False, False),
+    "admin": (True, True, True),
+}
+
+
+@pytest.mark.parametrize("visitor", sorted(ACCOUNT_TABLE))
+def test_account_permissions(visitor):
+    """Uploads need the uploader or admin role; only admins administer; a password is
+    changed by its own account or an admin."""
+    user = VISITORS[visitor]
+    upload, administer, vera_password = ACCOUNT_TABLE[visitor]
+    assert permissions.may_upload(user) is upload
+    assert permissions.may_admin(user) is administer
+    assert permissions.may_change_password(user, "vera") is vera_password
+
+
+@pytest.mark.parametrize(
+    ("user", "incoming", "allowed"),
+    [
+        (User("u", "uploader", quota_bytes=100, used_bytes=60), 40, True),
+        (User("u", "uploader", quota_bytes=100, used_bytes=60), 41, False),
+        (User("u", "uploader", quota_bytes=None, used_bytes=10**15), 10**12, True),
+        (User("a", "admin", quota_bytes=100, used_bytes=100), 10**12, True),
+        (User("u", "uploader", quota_bytes=0), 1, False),
+    ],
+)
+def test_quota(user, incoming, allowed):
+    """An upload fits when used + incoming stays within the quota; admins and accounts
+    without a quota are unlimited."""
+    assert permissions.within_quota(user, incoming) is allowed
+
+
+def test_user_round_trips_through_a_dict():
+    """What the master sends about a user is what the web reads back."""
+    user = User("olga", "uploader", 5, 3)
+    assert User.from_dict(user.as_dict()) == user
