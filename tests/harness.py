@@ -4,6 +4,11 @@ Every role is started with `myyoutube.launch.start_role` (the same code the
 `myyoutube-cluster` command uses) on port 0 in a temporary directory, with short
 heartbeat and dead-after values so failure tests finish in seconds. Processes are killed,
 paused and restarted by pid only.
+
+The master is started with `--admin-password-file` holding ADMIN_PASSWORD, and once the web
+front end is up the cluster signs in as `admin` through `POST /api/login`: tests send
+`cluster.admin_headers()` (a bearer token) where the rules need an account, and
+`cluster.client()` talks to the master acting as admin.
 """
 
 from __future__ import annotations
@@ -11,9 +16,11 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
+import json
 import struct
 import tempfile
 import time
+import urllib.request
 import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -27,6 +34,10 @@ from videos import make_mp4
 # Short liveness timings keep fault tests quick; each test may pass its own.
 TEST_HEARTBEAT_S = 0.3
 TEST_DEAD_AFTER_S = 3.0
+ADMIN_PASSWORD = "test admin password"
+# Every test client is 127.0.0.1: per-address slot caps as large as the totals, unless a
+# test passes its own.
+PER_CLIENT_SLOTS = ("--max-uploads-per-client", "16", "--max-streams-per-client", "256")
 
 
 @functools.cache
@@ -75,6 +86,7 @@ class Cluster:
         self.tls = tls
         if tls:
             certs.init_ca(root / "certs" / "ca")
+        self.admin_token = ""
 
     def cert_args(self, role: str, name: str) -> list[str]:
         """--cert-dir for a role instance (issued on first use), or nothing without tls."""
@@ -91,15 +103,43 @@ class Cluster:
         self.start_master()
         for _ in range(self._datanode_count):
             self.start_datanode()
-        self.web = start_role(
-            "myyoutube.web",
-            ["--master", self.master.address, "--port", "0", *self.cert_args("web", "web"), *self.web_args],
-            self.root / "logs" / "web.log",
-        )
+        self.start_web()
         # Each datanode registered with the master before announcing itself: ready now.
         return self
 
+    def start_web(self) -> Role:
+        self.web = start_role(
+            "myyoutube.web",
+            [
+                "--master",
+                self.master.address,
+                "--port",
+                "0",
+                *self.cert_args("web", "web"),
+                *PER_CLIENT_SLOTS,
+                *self.web_args,
+            ],
+            self.root / "logs" / "web.log",
+        )
+        self.admin_token = self.sign_in("admin", ADMIN_PASSWORD)
+        return self.web
+
+    def sign_in(self, username: str, password: str) -> str:
+        """An API token for the account (POST /api/login, as the CLI does)."""
+        request = urllib.request.Request(
+            f"{self.url}/api/login",
+            data=json.dumps({"username": username, "password": password}).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            return json.loads(answer.read())["token"]
+
+    def admin_headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.admin_token}"}
+
     def start_master(self, port: int = 0) -> Role:
+        password_file = self.root / "admin-password.txt"
+        password_file.write_text(ADMIN_PASSWORD + "\n")
         self.master = start_role(
             "myyoutube.master",
             [
@@ -112,6 +152,8 @@ class Cluster:
                 "--dead-after",
                 str(self.dead_after_s),
                 *self.cert_args("master", "master"),
+                "--admin-password-file",
+                str(password_file),
                 *self.master_args,
             ],
             self.root / "logs" / "master.log",
@@ -164,7 +206,7 @@ class Cluster:
         if self.tls:
             self.cert_args("web", "test-client")
             tls = certs.load(self.root / "certs" / "test-client", "web")
-        return MasterClient(self.master.host, self.master.port, tls)
+        return MasterClient(self.master.host, self.master.port, tls, user="admin")
 
     def folder(self, node: Role) -> Path:
         return self._folders[node.port]
@@ -230,9 +272,8 @@ def multipart(filename: str, data: bytes, field: str = "file") -> tuple[bytes, s
 async def upload(http, cluster: Cluster, filename: str, data: bytes, field: str = "file") -> tuple[int, dict]:
     """POST /upload as a browser would; returns (status, JSON answer)."""
     body, content_type = multipart(filename, data, field)
-    async with http.post(
-        f"{cluster.url}/upload", data=body, headers={"Content-Type": content_type}
-    ) as response:
+    headers = {"Content-Type": content_type, **cluster.admin_headers()}
+    async with http.post(f"{cluster.url}/upload", data=body, headers=headers) as response:
         return response.status, await response.json()
 
 

@@ -128,11 +128,22 @@ async def browser():
         await chromium.close()
 
 
+async def sign_in(context, url: str, token: str) -> None:
+    """Give a browser context the session cookie of `token`, as signing in would."""
+    await context.add_cookies(
+        [{"name": "myyoutube_session", "value": token, "url": url, "httpOnly": True, "sameSite": "Lax"}]
+    )
+
+
 @pytest.fixture
-async def watched(browser: Browser):
-    """A page in a fresh browser context, recording what a test must never see."""
+async def watched(browser: Browser, request):
+    """A page in a fresh browser context, recording what a test must never see; signed in
+    as the admin when the test uses the shared cluster."""
     context = await browser.new_context()
     context.set_default_timeout(TIMEOUT_MS)
+    if "cluster" in request.fixturenames:
+        cluster = request.getfixturevalue("cluster")
+        await sign_in(context, cluster.url, cluster.admin_token)
     await context.add_init_script(CSP_RECORDER)
     page = await context.new_page()
     seen = Watched(page)
@@ -194,11 +205,14 @@ async def wait_for_cards(page: Page, expected: list[str], among: str = "") -> No
     )
 
 
-async def upload_over_http(url: str, path: Path, name: str) -> str:
+async def upload_over_http(cluster, path: Path, name: str) -> str:
     form = aiohttp.FormData()
     # The test clips are a few seconds at 320x240: reading one whole is instant.
     form.add_field("file", path.read_bytes(), filename=name, content_type="video/mp4")  # noqa: ASYNC240
-    async with aiohttp.ClientSession() as session, session.post(url + "/upload", data=form) as response:
+    async with (
+        aiohttp.ClientSession(headers=cluster.admin_headers()) as session,
+        session.post(cluster.url + "/upload", data=form) as response,
+    ):
         assert response.status == 201, await response.text()
         return (await response.json())["name"]
 
@@ -279,7 +293,7 @@ async def test_watch_page_plays_and_seeks_over_range_requests(cluster, watched, 
     """Clicking a card opens a player that knows the clip's duration, and after a seek near
     the end playback advances, served by 206 range responses to Range requests."""
     page, name = watched.page, f"watch-{tag()}.mp4"
-    assert await upload_over_http(cluster.url, clip, name) == name
+    assert await upload_over_http(cluster, clip, name) == name
     await open_home(page, cluster.url)
     await page.fill("#search", name)
     await wait_for_cards(page, [name])
@@ -331,7 +345,7 @@ async def test_moov_at_end_mp4_plays_to_the_end(cluster, watched, tmp_path):
     page, name = watched.page, f"moov-last-{tag()}.mp4"
     path = make_mp4(tmp_path / name, seconds=4.0, faststart=False)
     assert path.read_bytes().find(b"moov") > path.read_bytes().find(b"mdat")
-    assert await upload_over_http(cluster.url, path, name) == name
+    assert await upload_over_http(cluster, path, name) == name
     await page.goto(f"{cluster.url}/watch/{name}")
     await page.wait_for_function("() => document.getElementById('player').readyState >= 1")
     duration = await page.evaluate("document.getElementById('player').duration")
@@ -381,7 +395,7 @@ async def test_poster_shows_in_grid_and_player(cluster, watched, clip):
     """An uploaded video's JPEG poster loads in its card, filling a 16:9 box, and is the
     player's poster on its watch page."""
     page, name = watched.page, f"poster-{tag()}.mp4"
-    assert await upload_over_http(cluster.url, clip, name) == name
+    assert await upload_over_http(cluster, clip, name) == name
     await open_home(page, cluster.url)
     await page.fill("#search", name)
     await wait_for_cards(page, [name])
@@ -427,7 +441,7 @@ async def test_delete_button_removes_the_video(cluster, watched, clip):
     """Dismissing Delete's confirm() keeps the video; accepting it deletes the video,
     goes back to the grid without its card, and its stream then answers 404."""
     page, name = watched.page, f"delete-me-{tag()}.mp4"
-    assert await upload_over_http(cluster.url, clip, name) == name
+    assert await upload_over_http(cluster, clip, name) == name
     deletes = []
     page.on("request", lambda r: deletes.append(r.url) if r.method == "DELETE" else None)
     await page.goto(f"{cluster.url}/watch/{quote(name)}")
@@ -497,7 +511,7 @@ async def test_search_term_lives_in_the_url_and_survives_back(cluster, watched, 
     heading, and after opening a result and going Back the same term, heading and results
     are there again, in a freshly loaded page."""
     page, run = watched.page, tag()
-    names = [await upload_over_http(cluster.url, clip, f"{animal}-{run}.mp4") for animal in ("owl", "eel")]
+    names = [await upload_over_http(cluster, clip, f"{animal}-{run}.mp4") for animal in ("owl", "eel")]
     await open_home(page, cluster.url)
     await expect(page.locator("h1")).to_have_count(1)
     await expect(page.locator("h1")).to_have_text("All videos")
@@ -558,10 +572,7 @@ async def test_grid_loads_more_on_scroll_and_keeps_its_place_on_back(cluster, wa
     count = 55  # more than home.js asks for per page (50)
     for start in range(0, count, 5):  # a few at a time: the web takes 16 uploads at once
         await asyncio.gather(
-            *(
-                upload_over_http(cluster.url, clip, f"scroll-{run}-{i:02d}.mp4")
-                for i in range(start, start + 5)
-            )
+            *(upload_over_http(cluster, clip, f"scroll-{run}-{i:02d}.mp4") for i in range(start, start + 5))
         )
     listings = []
     page.on("request", lambda r: listings.append(r.url) if "/search?" in r.url else None)
@@ -637,6 +648,7 @@ async def test_size_limit_is_shown_and_enforced_before_sending(fresh_cluster, wa
     without being sent."""
     cluster = fresh_cluster(web_args=("--max-upload-bytes", "100000"))
     page = watched.page
+    await sign_in(page.context, cluster.url, cluster.admin_token)
     await open_home(page, cluster.url)
     await expect(page.locator("#upload-limit")).to_have_text("Video files up to 97.7 KB each.")
     posts = []

@@ -1,7 +1,9 @@
-"""`myyoutube-cluster`: one command starts the whole service, SIGTERM stops it cleanly."""
+"""`myyoutube-cluster`: one command starts the whole service with an admin account, SIGTERM
+stops it cleanly."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -11,7 +13,8 @@ import urllib.request
 from harness import mp4_bytes, multipart
 
 
-def start_cluster(data_dir) -> tuple[subprocess.Popen, str]:
+def start_cluster(data_dir) -> tuple[subprocess.Popen, str, str]:
+    """(process, URL, whatever it printed before the URL: the admin password's whereabouts)."""
     process = subprocess.Popen(
         [
             sys.executable,
@@ -27,37 +30,56 @@ def start_cluster(data_dir) -> tuple[subprocess.Popen, str]:
         text=True,
         stdin=subprocess.DEVNULL,
     )
-    line = process.stdout.readline()
-    assert line.startswith("MyYoutube at http://"), (
-        line,
-        process.stderr.read() if process.poll() is not None else "",
+    before = []
+    while not (line := process.stdout.readline()).startswith("MyYoutube at http://"):
+        assert line, process.stderr.read() if process.poll() is not None else "no URL printed"
+        before.append(line)
+    return process, line.split()[-1], "".join(before)
+
+
+def sign_in(url: str, password: str) -> str:
+    request = urllib.request.Request(
+        f"{url}/api/login",
+        data=json.dumps({"username": "admin", "password": password}).encode(),
+        headers={"Content-Type": "application/json"},
     )
-    return process, line.split()[-1]
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.load(response)["token"]
 
 
-def post_video(url: str, name: str, data: bytes) -> int:
+def post_video(url: str, token: str, name: str, data: bytes) -> int:
     body, content_type = multipart(name, data)
     request = urllib.request.Request(
-        f"{url}/upload", data=body, method="POST", headers={"Content-Type": content_type}
+        f"{url}/upload",
+        data=body,
+        method="POST",
+        headers={"Content-Type": content_type, "Authorization": f"Bearer {token}"},
     )
     with urllib.request.urlopen(request, timeout=30) as response:
         return response.status
 
 
 def test_cluster_serves_survives_restart_and_stops_on_sigterm(tmp_path):
-    """The cluster prints its URL, serves uploads, exits 0 on SIGTERM and keeps videos across runs."""
+    """With no setup, the cluster prints its URL and, on its first start only, where the
+    generated admin password is (a 0600 file); that password signs in and uploads; it exits
+    0 on SIGTERM and keeps videos across runs."""
     data = mp4_bytes(os.urandom(10_000))
-    process, url = start_cluster(tmp_path)
+    process, url, password_line = start_cluster(tmp_path)
+    password_file = tmp_path / "master" / "admin-password"
     try:
-        assert post_video(url, "kept.mp4", data) == 201
+        assert str(password_file) in password_line
+        assert password_file.stat().st_mode & 0o777 == 0o600
+        token = sign_in(url, password_file.read_text().strip())
+        assert post_video(url, token, "kept.mp4", data) == 201
         keys = [tmp_path / "certs" / name / "node.key" for name in ("master", "web", "datanode0")]
         assert all(key.stat().st_mode & 0o077 == 0 for key in [*keys, tmp_path / "certs" / "ca" / "ca.key"])
     finally:
         process.send_signal(signal.SIGTERM)
     assert process.wait(30) == 0
 
-    process, url = start_cluster(tmp_path)
+    process, url, password_line = start_cluster(tmp_path)
     try:
+        assert password_line == ""  # said once, on the start that made it
         with urllib.request.urlopen(f"{url}/stream/kept.mp4", timeout=30) as response:
             assert response.read() == data
     finally:

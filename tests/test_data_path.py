@@ -56,7 +56,7 @@ async def test_delete_during_20_streams_never_sends_foreign_bytes(fresh_cluster,
 
     viewers = [asyncio.create_task(view(i)) for i in range(20)]
     await asyncio.sleep(0.3)
-    async with http.delete(f"{cluster.url}/videos/doomed.mp4") as response:
+    async with http.delete(f"{cluster.url}/videos/doomed.mp4", headers=cluster.admin_headers()) as response:
         assert response.status == 200
     await asyncio.gather(*viewers)
     async with http.get(f"{cluster.url}/stream/doomed.mp4") as response:

@@ -94,7 +94,7 @@ async def test_form_without_file_field_and_non_multipart_are_400(cluster, http):
     status, body = await upload(http, cluster, "x.mp4", field="video")
     assert status == 400 and "'file'" in body["error"]
     async with http.post(
-        f"{cluster.url}/upload", data=VIDEO, headers={"Content-Type": "video/mp4"}
+        f"{cluster.url}/upload", data=VIDEO, headers={"Content-Type": "video/mp4", **cluster.admin_headers()}
     ) as response:
         assert response.status == 400
         assert "multipart/form-data" in (await response.json())["error"]
@@ -162,14 +162,16 @@ async def test_upload_slots_are_bounded_with_503(fresh_cluster, http):
     )
     _reader, writer = await asyncio.open_connection(cluster.web.host, cluster.web.port)
     writer.write(
-        b"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=B\r\n"
-        b"Content-Length: 999999\r\n\r\n" + body
+        f"POST /upload HTTP/1.1\r\nHost: {cluster.web.address}\r\n"
+        f"Authorization: Bearer {cluster.admin_token}\r\n".encode()
+        + b"Content-Type: multipart/form-data; boundary=B\r\nContent-Length: 999999\r\n\r\n"
+        + body
     )
     await writer.drain()
     await asyncio.sleep(0.5)  # the slow upload now holds the only slot
     body, content_type = multipart("second.mp4", VIDEO)
     async with http.post(
-        f"{cluster.url}/upload", data=body, headers={"Content-Type": content_type}
+        f"{cluster.url}/upload", data=body, headers={"Content-Type": content_type, **cluster.admin_headers()}
     ) as response:
         assert response.status == 503
         assert response.headers["Retry-After"]

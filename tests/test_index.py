@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from pathlib import Path
 
@@ -37,6 +38,12 @@ def test_old_index_is_migrated_and_keeps_its_videos(tmp_path):
     assert index.videos["holiday.mp4"]["poster_blob_id"] == "b" * 32
     assert sorted(index.replicas["a" * 32].nodes) == ["127.0.0.1:7101", "127.0.0.1:7102", "127.0.0.1:7103"]
     assert index.retired == set()
+    # Videos from before accounts belong to the first admin and stay public.
+    assert (index.videos["holiday.mp4"]["owner"], index.videos["holiday.mp4"]["visibility"]) == (
+        "admin",
+        "public",
+    )
+    assert index.users.accounts == {}
     index.close()
     with sqlite3.connect(path) as db:
         assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
@@ -121,3 +128,28 @@ def test_retired_ids_are_forgotten_after_the_keep_period(tmp_path):
     assert index.retired == set()
     index.close()
     assert Index(path, NOW).retired == set()
+
+
+def test_owner_and_visibility_survive_a_reopen(tmp_path):
+    """A video's owner and visibility are stored with it, and a change of visibility is durable."""
+    path = tmp_path / "index.sqlite3"
+    index = Index(path, NOW)
+    index.begin_blob("4" * 32, NOW)
+    video = {"name": "mine.mp4", "blob_id": "4" * 32, "size": 10, "sha256": "0" * 64}
+    video |= {"content_type": "video/mp4", "uploaded_at": NOW, "owner": "olga", "visibility": "private"}
+    index.commit_video(video, [StoredBlob("4" * 32, 10, "0" * 64, NODES)], NOW)
+    assert index.stored_bytes_of("olga") == 10 and index.stored_bytes_of("admin") == 0
+    index.set_visibility("mine.mp4", "unlisted")
+    index.close()
+    reopened = Index(path, NOW)
+    assert (reopened.videos["mine.mp4"]["owner"], reopened.videos["mine.mp4"]["visibility"]) == (
+        "olga",
+        "unlisted",
+    )
+    assert "owner" not in json_extra(path, "mine.mp4")
+    reopened.close()
+
+
+def json_extra(path: Path, name: str) -> dict:
+    with sqlite3.connect(path) as db:
+        return json.loads(db.execute("SELECT extra FROM videos WHERE name = ?", (name,)).fetchone()[0])

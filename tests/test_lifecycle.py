@@ -87,7 +87,9 @@ async def test_delete_removes_everywhere_and_frees_the_name(fresh_cluster, http)
     assert sum(len(files) for files in cluster.blob_files().values()) == 6  # video + poster, x3
     down = cluster.datanodes[0]
     down.kill()
-    async with http.delete(f"{cluster.url}/videos/{quote(name, safe='')}") as response:
+    async with http.delete(
+        f"{cluster.url}/videos/{quote(name, safe='')}", headers=cluster.admin_headers()
+    ) as response:
         assert response.status == 200
     async with http.get(f"{cluster.url}/stream/{quote(name, safe='')}") as response:
         assert response.status == 404
@@ -101,7 +103,9 @@ async def test_delete_removes_everywhere_and_frees_the_name(fresh_cluster, http)
 
 async def test_delete_of_unknown_name_is_404(cluster, http):
     """Deleting a name that does not exist answers 404 with a sentence."""
-    async with http.delete(f"{cluster.url}/videos/{unique('ghost')}") as response:
+    async with http.delete(
+        f"{cluster.url}/videos/{unique('ghost')}", headers=cluster.admin_headers()
+    ) as response:
         assert response.status == 404 and "no video" in (await response.json())["error"]
 
 
@@ -109,15 +113,15 @@ async def test_status_page_api_and_metrics_describe_the_cluster(cluster, http):
     """/api/status, /status and /metrics show 3 alive datanodes and the stored videos."""
     name = unique("counted")
     assert (await upload(http, cluster, name, mp4_bytes(b"x" * 1000)))[0] == 201
-    async with http.get(f"{cluster.url}/api/status") as response:
+    async with http.get(f"{cluster.url}/api/status", headers=cluster.admin_headers()) as response:
         report = await response.json()
     assert [n["state"] for n in report["datanodes"]] == ["alive"] * 3
     assert report["videos"] >= 1 and report["under_replicated"] == []
     assert all(n["replicas"] >= 1 and n["free_bytes"] > 0 for n in report["datanodes"])
-    async with http.get(f"{cluster.url}/status") as response:
+    async with http.get(f"{cluster.url}/status", headers=cluster.admin_headers()) as response:
         page = await response.text()
     assert page.count('class="node-alive"') == 3 and "Cluster status" in page
-    async with http.get(f"{cluster.url}/metrics") as response:
+    async with http.get(f"{cluster.url}/metrics", headers=cluster.admin_headers()) as response:
         assert response.headers["Content-Type"].startswith("text/plain")
         text = await response.text()
     assert 'myyoutube_up{address="",role="master"} 1.0' in text

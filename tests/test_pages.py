@@ -77,12 +77,16 @@ def render(template: str, context: dict) -> str:
 UPLOAD_LIMIT_BYTES = 8 * 1024**3
 
 
-def home_page(query: str = "") -> str:
-    return render("home.html", pages.home_context(UPLOAD_LIMIT_BYTES, query))
+UPLOADER = pages.VisitorView(name="ulla", role="uploader", csrf_token="c" * 64, can_upload=True)
+ADMIN = pages.VisitorView(name="root", role="admin", csrf_token="d" * 64, can_upload=True, is_admin=True)
 
 
-def watch_page(video: dict) -> str:
-    return render("watch.html", pages.watch_context(video))
+def home_page(query: str = "", visitor: pages.VisitorView = UPLOADER) -> str:
+    return render("home.html", pages.home_context(UPLOAD_LIMIT_BYTES, query, visitor))
+
+
+def watch_page(video: dict, visitor: pages.VisitorView = UPLOADER, may_delete: bool = True) -> str:
+    return render("watch.html", pages.watch_context(video, visitor, may_delete))
 
 
 def not_found_page(message: str) -> str:
@@ -144,7 +148,10 @@ def test_hostile_name_is_escaped_in_watch_page():
     assert "<script>alert" not in doc
     assert "&lt;script&gt;alert(1)&lt;/script&gt;.mp4" in doc
     parsed = parse(doc)
-    assert parsed.find("script") == [{"src": "/static/watch.js", "defer": None}]
+    assert parsed.find("script") == [
+        {"src": "/static/session.js", "defer": None},
+        {"src": "/static/watch.js", "defer": None},
+    ]
     assert HOSTILE in "".join(parsed.text)  # shown to the user as literal text
 
 
@@ -259,7 +266,8 @@ def test_home_page_structure():
     tag, progress = parsed.by_id("upload-progress")
     assert tag == "progress" and progress["max"] == "100"
     assert parsed.find("script") == [
-        {"src": f"/static/{name}", "defer": None} for name in ("text.js", "home.js", "upload.js")
+        {"src": f"/static/{name}", "defer": None}
+        for name in ("session.js", "text.js", "home.js", "upload.js")
     ]
     assert parsed.by_id("page-title")[0] == "h1" and len(parsed.find("h1")) == 1
     assert parsed.by_id("upload-cancel")[0] == "button" and "hidden" in parsed.by_id("upload-cancel")[1]
@@ -390,3 +398,45 @@ def test_status_page_without_datanodes():
     text = "".join(parse(status_page({**STATUS_REPORT, "datanodes": [], "under_replicated": []})).text)
     assert "No datanode has registered." in text
     assert "every video has all its copies" in text
+
+
+# --- what each visitor is shown -------------------------------------------------------------
+
+
+def test_anonymous_visitor_sees_sign_in_and_no_upload_or_delete_controls():
+    """Nobody signed in: a Sign in link, no upload form or script, no Delete button, no
+    CSRF token and no status link."""
+    home = parse(home_page(visitor=pages.ANONYMOUS_VIEW))
+    assert home.find("a", id="sign-in") and not home.find("form", id="upload-form")
+    assert {"src": "/static/upload.js", "defer": None} not in home.find("script")
+    assert not home.find("meta", name="csrf-token") and not home.find("a", href="/status")
+    watch = parse(watch_page(BASE_VIDEO, pages.ANONYMOUS_VIEW, may_delete=False))
+    assert not watch.find("button", id="delete-button")
+
+
+def test_signed_in_visitor_sees_name_sign_out_and_csrf_token():
+    """A signed-in uploader: name and role in the header, a Sign out form carrying the
+    CSRF token, the same token in the page's meta tag, the upload form; no status link."""
+    doc = parse(home_page(visitor=UPLOADER))
+    assert "ulla" in "".join(doc.text)
+    assert doc.find("meta", name="csrf-token", content="c" * 64)
+    assert doc.find("form", action="/logout", method="post")
+    assert doc.find("input", name="csrf_token", value="c" * 64)
+    assert doc.find("form", id="upload-form") and not doc.find("a", href="/status")
+
+
+def test_admin_sees_the_status_link_and_delete_on_any_video():
+    """An admin's pages link to the cluster status; Delete shows when the server says so."""
+    doc = parse(watch_page(BASE_VIDEO, ADMIN, may_delete=True))
+    assert doc.find("a", href="/status") and doc.find("button", id="delete-button")
+
+
+def test_login_page_escapes_what_it_echoes():
+    """The sign-in form echoes the typed username and the failure sentence as text, and
+    keeps where to go next in a hidden field."""
+    doc = render("login.html", pages.login_context("/watch/a", "Wrong username or password.", HOSTILE))
+    assert "<script>alert" not in doc
+    parsed = parse(doc)
+    assert parsed.find("input", name="username", value=HOSTILE)
+    assert parsed.find("input", name="next", value="/watch/a")
+    assert parsed.find("form", action="/login", method="post")

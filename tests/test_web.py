@@ -23,7 +23,7 @@ def unique(stem: str = "clip", ext: str = ".mp4") -> str:
 async def upload(http, cluster, name: str, data, content_type="video/mp4"):
     form = aiohttp.FormData()
     form.add_field("file", data, filename=name, content_type=content_type)
-    async with http.post(f"{cluster.url}/upload", data=form) as response:
+    async with http.post(f"{cluster.url}/upload", data=form, headers=cluster.admin_headers()) as response:
         return response.status, await response.json()
 
 
@@ -189,8 +189,9 @@ async def test_unknown_names_routes_and_methods_answer_json_errors(cluster, http
 
 
 async def test_home_page_has_upload_form_list_and_search(cluster, http):
-    """GET / is an HTML page with the upload form, the video grid and the search box."""
-    async with http.get(cluster.url + "/") as response:
+    """GET / is an HTML page with the upload form (for an account that may upload), the
+    video grid and the search box."""
+    async with http.get(cluster.url + "/", headers=cluster.admin_headers()) as response:
         assert response.status == 200
         assert response.headers["Content-Type"].startswith("text/html")
         page = await response.text()

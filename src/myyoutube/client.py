@@ -12,34 +12,50 @@ previous one, so the caller is paced by the slowest replica). `open_read` stats 
 a read in one round trip: the master answers with the video's record, then its bytes;
 `VideoRead.next_chunk()` lets the web hold the first bytes before it commits to an HTTP
 status. Only a read or upload that ran to its end gives its connection back to the pool.
+
+A client acts for one account (`user`, '' for anonymous), named in every request about
+videos or the cluster; `as_user(name)` gives a client for another account on the same
+pool, which is how the web front end asks for each signed-in visitor.
 """
 
 from __future__ import annotations
 
 import asyncio
+import builtins
+import copy
 from collections.abc import AsyncIterator
 from typing import TypeVar
 
 from myyoutube import links, listing, protocol, read_plan
 from myyoutube.certs import Tls
+from myyoutube.permissions import PUBLIC, User
 from myyoutube.pool import ConnectionPool, Lease
 from myyoutube.protocol import (
     CHUNK_BYTES,
+    AddUser,
     Chunk,
     CountView,
     DeleteVideo,
     End,
+    EnsureAdmin,
     GetStatus,
+    ListUsers,
     ListVideos,
+    Login,
+    Logout,
     Ok,
     PurgeOrphans,
     PutVideo,
     ReadVideo,
+    RemoveUser,
+    SetPassword,
+    SetVisibility,
     StatVideo,
     UpdateVideo,
     VideoDetails,
     VideoInfo,
     VideoList,
+    WhoIs,
 )
 from myyoutube.stream import RequestFailed
 
@@ -159,11 +175,20 @@ class VideoRead:
 
 
 class MasterClient:
-    def __init__(self, host: str, port: int, tls: Tls | None) -> None:
+    def __init__(self, host: str, port: int, tls: Tls | None, user: str = "") -> None:
         """A client of the master at host:port; `tls` is the caller's certificate (a web
-        one), None on an unencrypted development cluster."""
+        one), None on an unencrypted development cluster; `user` the account requests are
+        made for ('' is anonymous)."""
         self.host, self.port = host, port
+        self.user = user
         self.pool = ConnectionPool(lambda: links.connect(host, port, tls, expect_role="master"))
+
+    def as_user(self, user: User | str | None) -> MasterClient:
+        """A client acting for `user` (None: anonymous) on this client's pool. Close only
+        the original: they share their connections."""
+        acting = copy.copy(self)
+        acting.user = user.name if isinstance(user, User) else (user or "")
+        return acting
 
     async def _ask(self, request: protocol.Message, *answers: type[M]) -> M:
         async def attempt(lease: Lease) -> M:
@@ -174,11 +199,17 @@ class MasterClient:
 
         return await self.pool.call(attempt)
 
-    async def start_upload(self, name: str, content_type: str) -> Upload:
-        """Reserve a name and open replicas; RequestFailed if refused (exists, bad_name...)."""
+    async def start_upload(
+        self, name: str, content_type: str, visibility: str = PUBLIC, size: int = -1
+    ) -> Upload:
+        """Reserve a name and open replicas; RequestFailed if refused (exists, bad_name,
+        over_quota...). `size` is the announced size, -1 if unknown."""
+        request = PutVideo(
+            name=name, content_type=content_type, user=self.user, visibility=visibility, size=size
+        )
 
         async def attempt(lease: Lease) -> None:
-            await lease.connection.write_frame(PutVideo(name=name, content_type=content_type))
+            await lease.connection.write_frame(request)
             await lease.connection.read_expected(Ok, timeout=OPEN_UPLOAD_TIMEOUT_S)
 
         lease, _ = await self.pool.start(attempt)
@@ -189,7 +220,9 @@ class MasterClient:
         end). RequestFailed('not_found') if there is no such video or part."""
 
         async def attempt(lease: Lease) -> dict:
-            await lease.connection.write_frame(ReadVideo(name=name, part=part, offset=offset, length=length))
+            await lease.connection.write_frame(
+                ReadVideo(name=name, part=part, offset=offset, length=length, user=self.user)
+            )
             return (await lease.connection.read_expected(VideoInfo, timeout=MASTER_SILENCE_S)).video
 
         lease, video = await self.pool.start(attempt)
@@ -207,13 +240,14 @@ class MasterClient:
             read.close()
 
     async def stat(self, name: str) -> dict:
-        return (await self._ask(StatVideo(name=name), VideoInfo)).video
+        return (await self._ask(StatVideo(name=name, user=self.user), VideoInfo)).video
 
     async def list_page(
         self, query: str = "", sort: str = "", cursor: str = "", limit: int = listing.DEFAULT_PAGE_LIMIT
     ) -> VideoList:
         """One page of videos (a search if `query`), and the cursor of the next ('' if none)."""
-        return await self._ask(ListVideos(query=query, sort=sort, cursor=cursor, limit=limit), VideoList)
+        request = ListVideos(query=query, sort=sort, cursor=cursor, limit=limit, user=self.user)
+        return await self._ask(request, VideoList)
 
     async def list(self, query: str = "", sort: str = "") -> list[dict]:
         """Every video listed (or found), page after page."""
@@ -232,23 +266,60 @@ class MasterClient:
             current = await self.stat(name)
             title = current["title"] if title is None else title
             description = current["description"] if description is None else description
-        return (
-            await self._ask(UpdateVideo(name=name, title=title, description=description), VideoInfo)
-        ).video
+        request = UpdateVideo(name=name, title=title, description=description, user=self.user)
+        return (await self._ask(request, VideoInfo)).video
 
     async def count_view(self, name: str, viewer: str) -> dict:
         """Report that `viewer` started watching `name`: {"views": count, "counted": bool}."""
-        return (await self._ask(CountView(name=name, viewer=viewer), Ok)).info
+        return (await self._ask(CountView(name=name, viewer=viewer, user=self.user), Ok)).info
 
     async def delete(self, name: str) -> None:
-        await self._ask(DeleteVideo(name=name), Ok)
+        await self._ask(DeleteVideo(name=name, user=self.user), Ok)
+
+    async def set_visibility(self, name: str, visibility: str) -> dict:
+        return (
+            await self._ask(SetVisibility(user=self.user, name=name, visibility=visibility), VideoInfo)
+        ).video
 
     async def purge_orphans(self) -> int:
         """Have the master delete every blob its index does not know; how many."""
-        return (await self._ask(PurgeOrphans(), Ok)).info["purged"]
+        return (await self._ask(PurgeOrphans(user=self.user), Ok)).info["purged"]
 
     async def status(self) -> dict:
-        return (await self._ask(GetStatus(), Ok)).info
+        return (await self._ask(GetStatus(user=self.user), Ok)).info
+
+    # --- accounts -------------------------------------------------------------------------
+
+    async def login(self, username: str, password: str, kind: str) -> tuple[str, User]:
+        """(token, account) for a correct password; RequestFailed('refused') otherwise."""
+        info = (await self._ask(Login(username=username, password=password, kind=kind), Ok)).info
+        return info["token"], User.from_dict(info["user"])
+
+    async def who_is(self, token: str) -> User:
+        """The account a token signs in; RequestFailed('unauthenticated') if none."""
+        return User.from_dict((await self._ask(WhoIs(token=token), Ok)).info["user"])
+
+    async def logout(self, token: str) -> None:
+        await self._ask(Logout(token=token), Ok)
+
+    async def add_user(self, username: str, password: str, role: str, quota_bytes: int = -1) -> dict:
+        request = AddUser(
+            user=self.user, username=username, password=password, role=role, quota_bytes=quota_bytes
+        )
+        return (await self._ask(request, Ok)).info["user"]
+
+    async def list_users(self) -> builtins.list[dict]:
+        return (await self._ask(ListUsers(user=self.user), Ok)).info["users"]
+
+    async def remove_user(self, username: str) -> None:
+        await self._ask(RemoveUser(user=self.user, username=username), Ok)
+
+    async def set_password(self, username: str, password: str) -> None:
+        await self._ask(SetPassword(user=self.user, username=username, password=password), Ok)
+
+    async def ensure_admin(self, password: str) -> bool:
+        """Create or reset the admin account; whether anything changed."""
+        return (await self._ask(EnsureAdmin(password=password), Ok)).info["changed"]
 
     def close(self) -> None:
         self.pool.close()

@@ -17,6 +17,12 @@ in DATA_DIR/certs/ca and one certificate per role instance (DATA_DIR/certs/maste
 datanode0, ...; keys 0600), each handed to its role as --cert-dir. The web binds --host
 (what browsers reach); the master and datanodes bind --internal-host (loopback unless
 told otherwise), so exposing the web page does not expose the internal ports.
+
+Accounts: the master owns them. With `--admin-password-file F` the master creates or
+resets `admin` from F at every start; without it, the first start creates `admin` with a
+random password in DATA_DIR/master/admin-password (0600), and this command prints that
+path, before the address, on the start that created it. `--private` makes every page
+need a sign-in.
 """
 
 from __future__ import annotations
@@ -81,6 +87,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=None,
         help="seconds before a silent datanode is dead (default: the master's)",
     )
+    parser.add_argument(
+        "--admin-password-file",
+        type=Path,
+        default=None,
+        help="create the account 'admin' with the password in this file, or reset it to it "
+        "(default: the first start writes a random one to DATA_DIR/master/admin-password)",
+    )
+    parser.add_argument("--private", action="store_true", help="every page and video needs a sign-in")
     parser.add_argument(
         "--max-upload-bytes",
         type=service.positive_int,
@@ -148,6 +162,7 @@ class Cluster:
                 str(saved.get("master", 0)),
                 "--data-dir",
                 str(self.data_dir / "master"),
+                *_optional("--admin-password-file", self.args.admin_password_file),
                 *_optional("--dead-after", self.args.dead_after),
                 *_optional("--heartbeat", self.args.heartbeat),
             ],
@@ -191,8 +206,14 @@ class Cluster:
                 "--port",
                 str(self.args.web_port),
                 *_optional("--max-upload-bytes", self.args.max_upload_bytes),
+                *(["--private"] if self.args.private else []),
             ],
         )
+
+    @property
+    def generated_password(self) -> Path:
+        """Where the master leaves the admin password it generated on its first start."""
+        return self.data_dir / "master" / "admin-password"
 
     def supervise(self) -> int:
         """Wait for a signal (exit 0) or the master's or web's death (exit 1).
@@ -228,7 +249,10 @@ class Cluster:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    if args.admin_password_file is not None:
+        args.admin_password_file = args.admin_password_file.resolve()
     cluster = Cluster(args)
+    had_password_file = cluster.generated_password.exists()
     try:
         web = cluster.start()
     except (LaunchError, OSError) as exc:
@@ -238,6 +262,12 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         cluster.stop()
         sys.exit(0)
+    if cluster.generated_password.exists() and not had_password_file:
+        print(
+            f"Sign in as admin with the password in {cluster.generated_password} "
+            "(myyoutube login --username admin --password-file that file)",
+            flush=True,
+        )
     print(f"MyYoutube at http://{web.host}:{web.port}", flush=True)
     status = cluster.supervise()
     cluster.stop()

@@ -35,6 +35,8 @@ import json
 import math
 from dataclasses import dataclass
 
+from myyoutube.permissions import User, is_admin
+
 # Cards on a first screen and a bit more; a phone scrolls through 50 in a few flicks.
 DEFAULT_PAGE_LIMIT = 50
 
@@ -191,7 +193,11 @@ def order_by(sort: SortOrder) -> str:
     return f"{sort.key_sql} {direction}, v.name {direction}"
 
 
-def visibility_condition(viewer: str | None) -> tuple[str, tuple]:
-    """The SQL condition (over `v`) a video meets to be listed to `viewer`. Every video is
-    public until accounts exist; the accounts work replaces this with its rule."""
-    return "1", ()
+def visibility_condition(viewer: User | None) -> tuple[str, tuple]:
+    """The SQL condition (over `v`) a video meets to be listed to `viewer`: the rule of
+    permissions.may_list, for SQLite (tests/test_permissions.py checks they agree)."""
+    if is_admin(viewer):
+        return "1", ()
+    if viewer is None:
+        return "v.visibility = 'public'", ()
+    return "(v.visibility = 'public' OR v.owner = ?)", (viewer.name,)

@@ -24,6 +24,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from myyoutube.formatting import human_size
+
 ADMIN, UPLOADER, VIEWER = "admin", "uploader", "viewer"
 ROLES = (ADMIN, UPLOADER, VIEWER)
 
@@ -112,7 +114,9 @@ def within_quota(user: User, incoming_bytes: int) -> bool:
     return user.used_bytes + incoming_bytes <= user.quota_bytes
 
 
-def may_edit_video(video: dict, editor: str | None) -> bool:
-    """The catalogue's hook, until the web front end passes the signed-in account: everyone
-    may change titles and descriptions (see may_edit for the rule that replaces it)."""
-    return True
+def quota_sentence(user: User) -> str:
+    """Why an upload over `user`'s quota is refused, for the user."""
+    return (
+        f"This upload would take your account past its {human_size(user.quota_bytes or 0)} quota "
+        f"({human_size(user.used_bytes)} used); delete some videos or ask an admin for more room."
+    )

@@ -118,16 +118,23 @@ class End:
     sha256: str
 
 
-# Web -> master.
+# Web -> master. Requests about videos and the cluster carry `user`: the account the web
+# front end signed the request in as ('' for an anonymous visitor). The master decides
+# what that account may do (permissions.py) before it acts.
 
 
 @dataclass(frozen=True)
 class PutVideo:
-    """Start an upload of a named video; Chunk* and End follow once the master says Ok."""
+    """Start an upload of a named video; Chunk* and End follow once the master says Ok.
+    `visibility` is one of permissions.VISIBILITIES; `size` the bytes announced (-1 if
+    unknown), so an upload over the user's quota is refused before its first byte."""
 
     TYPE: typing.ClassVar[int] = 10
     name: str
     content_type: str
+    user: str
+    visibility: str
+    size: int
 
 
 @dataclass(frozen=True)
@@ -141,6 +148,7 @@ class ListVideos:
     sort: str
     cursor: str
     limit: int
+    user: str
 
 
 @dataclass(frozen=True)
@@ -159,6 +167,7 @@ class StatVideo:
 
     TYPE: typing.ClassVar[int] = 13
     name: str
+    user: str
 
 
 @dataclass(frozen=True)
@@ -192,6 +201,7 @@ class ReadVideo:
     part: str
     offset: int
     length: int
+    user: str
 
 
 @dataclass(frozen=True)
@@ -200,6 +210,7 @@ class DeleteVideo:
 
     TYPE: typing.ClassVar[int] = 16
     name: str
+    user: str
 
 
 @dataclass(frozen=True)
@@ -207,6 +218,7 @@ class GetStatus:
     """Ask for the cluster's status (datanodes, replication queue, totals)."""
 
     TYPE: typing.ClassVar[int] = 17
+    user: str
 
 
 @dataclass(frozen=True)
@@ -215,6 +227,100 @@ class PurgeOrphans:
     delete them. Answered by Ok({"purged": count})."""
 
     TYPE: typing.ClassVar[int] = 19
+    user: str
+
+
+# Web -> master: accounts (codes 50-59). Passwords travel only inside the cluster's
+# authenticated connections and are never logged; tokens are 32 random bytes in hex, of
+# which the master keeps only a SHA-256.
+
+
+@dataclass(frozen=True)
+class Login:
+    """Check a password and open a session; `kind` is 'browser-session' or 'api-token'.
+    Answered by Ok({"token": ..., "user": {...}}) or Error('refused'), the same refusal
+    for an unknown account and a wrong password."""
+
+    TYPE: typing.ClassVar[int] = 50
+    username: str
+    password: str
+    kind: str
+
+
+@dataclass(frozen=True)
+class WhoIs:
+    """Which account does this token sign in? Ok({"user": {...}}) or Error('unauthenticated')."""
+
+    TYPE: typing.ClassVar[int] = 51
+    token: str
+
+
+@dataclass(frozen=True)
+class Logout:
+    """Revoke a token (at once, for every web front end); Ok even if it was unknown."""
+
+    TYPE: typing.ClassVar[int] = 52
+    token: str
+
+
+@dataclass(frozen=True)
+class AddUser:
+    """An admin (`user`) creates an account; `quota_bytes` -1 means the master's default.
+    Ok({"user": {...}}), or Error('exists'/'bad_request'/'forbidden')."""
+
+    TYPE: typing.ClassVar[int] = 53
+    user: str
+    username: str
+    password: str
+    role: str
+    quota_bytes: int
+
+
+@dataclass(frozen=True)
+class ListUsers:
+    """An admin asks for every account: Ok({"users": [{...}, ...]})."""
+
+    TYPE: typing.ClassVar[int] = 54
+    user: str
+
+
+@dataclass(frozen=True)
+class RemoveUser:
+    """An admin removes an account; its sessions end, its videos stay (owned by the name)."""
+
+    TYPE: typing.ClassVar[int] = 55
+    user: str
+    username: str
+
+
+@dataclass(frozen=True)
+class SetPassword:
+    """An admin, or the account itself, sets a new password; every session of the
+    account ends."""
+
+    TYPE: typing.ClassVar[int] = 56
+    user: str
+    username: str
+    password: str
+
+
+@dataclass(frozen=True)
+class SetVisibility:
+    """The owner or an admin changes who may see a video; answered by VideoInfo."""
+
+    TYPE: typing.ClassVar[int] = 57
+    user: str
+    name: str
+    visibility: str
+
+
+@dataclass(frozen=True)
+class EnsureAdmin:
+    """A web front end started with --admin-password-file: create the `admin` account
+    with this password, or reset it if it has another. Ok({"changed": bool})."""
+
+    TYPE: typing.ClassVar[int] = 58
+    password: str
 
 
 @dataclass(frozen=True)
@@ -226,6 +332,7 @@ class UpdateVideo:
     name: str
     title: str
     description: str
+    user: str
 
 
 @dataclass(frozen=True)
@@ -236,6 +343,7 @@ class CountView:
     TYPE: typing.ClassVar[int] = 41
     name: str
     viewer: str
+    user: str
 
 
 # Datanode <-> master, on the datanode's control connection. Every datanode frame
@@ -347,6 +455,15 @@ Message: typing.TypeAlias = (
     | PurgeOrphans
     | UpdateVideo
     | CountView
+    | Login
+    | WhoIs
+    | Logout
+    | AddUser
+    | ListUsers
+    | RemoveUser
+    | SetPassword
+    | SetVisibility
+    | EnsureAdmin
     | Register
     | Heartbeat
     | Commands
@@ -540,7 +657,11 @@ class FrameDecoder:
     def feed(self, data: bytes) -> None:
         """Add received bytes. A bad prefix raises from the next next_frame() or
         bytes_needed() call, after every good frame before it was handed out."""
-        if self._body_length is not None and len(self._buffer) == PREFIX_BYTES and len(data) == self.bytes_needed():
+        if (
+            self._body_length is not None
+            and len(self._buffer) == PREFIX_BYTES
+            and len(data) == self.bytes_needed()
+        ):
             # The whole body in one piece after its prefix (what a stream adapter reading
             # bytes_needed() gets): decode it where it is instead of copying it in.
             self._whole_body = data

@@ -59,7 +59,11 @@ COALESCE_GAP_BYTES = 80
 # serving a deleted or replaced video; after that the ETag makes revalidation a cheap 304.
 CACHE_MAX_AGE_SECONDS = 3600
 
-_CACHEABLE = f"public, max-age={CACHE_MAX_AGE_SECONDS}"
+# The caller chooses (decide's `cache_control`): a public video may sit in shared caches
+# for an hour; anything else only in the viewer's own, revalidated (ETag: a cheap 304) on
+# every use, so a video made private or deleted stops being served at once.
+PUBLIC_CACHE = f"public, max-age={CACHE_MAX_AGE_SECONDS}"
+PRIVATE_CACHE = "private, no-cache"
 # 412 and 416 depend on this request's conditions; a cache must never replay them.
 _UNCACHEABLE = "no-store"
 
@@ -147,30 +151,32 @@ def decide(
     content_type: str,
     validators: Validators,
     boundary: str,
+    cache_control: str = PUBLIC_CACHE,
 ) -> Decision:
-    """Decide the response to a GET or HEAD of a video of `size` bytes."""
+    """Decide the response to a GET or HEAD of a video of `size` bytes; `cache_control`
+    goes on answers a cache may keep (PUBLIC_CACHE or PRIVATE_CACHE)."""
     _check_server_inputs(method, size, content_type, boundary)
     headers = _normalize_headers(request_headers)
     failed_status = _evaluate_preconditions(headers, validators)
     if failed_status is not None:
-        return _bodiless(failed_status, validators, size)
+        return _bodiless(failed_status, validators, size, cache_control)
     # §14.2: GET is the only method for which range handling is defined; a HEAD answers
     # with what a plain GET would carry.
     ranges = _select_ranges(headers, size, validators) if method == "GET" else None
     if ranges is None:
         body = (ByteRange(0, size),) if method == "GET" and size > 0 else ()
-        return Decision(200, body, _body_headers(validators, content_type, size))
+        return Decision(200, body, _body_headers(validators, content_type, size, cache_control))
     if not ranges:
-        return _bodiless(416, validators, size)
+        return _bodiless(416, validators, size, cache_control)
     if len(ranges) == 1:
-        headers = _body_headers(validators, content_type, ranges[0].length)
+        headers = _body_headers(validators, content_type, ranges[0].length, cache_control)
         headers["Content-Range"] = _content_range(ranges[0], size)
         return Decision(206, (ranges[0],), headers)
     body_length = len(multipart_closing(boundary)) + sum(
         len(multipart_part_header(part, size, content_type, boundary)) + part.length for part in ranges
     )
     multipart_type = f"multipart/byteranges; boundary={boundary}"
-    return Decision(206, tuple(ranges), _body_headers(validators, multipart_type, body_length))
+    return Decision(206, tuple(ranges), _body_headers(validators, multipart_type, body_length, cache_control))
 
 
 def multipart_part_header(part: ByteRange, size: int, content_type: str, boundary: str) -> bytes:
@@ -373,11 +379,11 @@ def _parse_http_date(field_value: str | None) -> int | None:
     return math.floor(parsed.timestamp())
 
 
-def _bodiless(status: int, validators: Validators, size: int) -> Decision:
+def _bodiless(status: int, validators: Validators, size: int, cache_control: str) -> Decision:
     """304, 412 or 416: validators and no body (see the module docstring for why)."""
     if status == 304:
         # §15.4.5: the fields a 200 would carry that help caches update; no length.
-        return Decision(304, (), _common_headers(validators, _CACHEABLE))
+        return Decision(304, (), _common_headers(validators, cache_control))
     headers = _common_headers(validators, _UNCACHEABLE) | {"Content-Length": "0"}
     if status == 416:
         headers["Content-Range"] = f"bytes */{size}"  # §15.5.17
@@ -393,8 +399,10 @@ def _common_headers(validators: Validators, cache_control: str) -> dict[str, str
     }
 
 
-def _body_headers(validators: Validators, content_type: str, content_length: int) -> dict[str, str]:
-    return _common_headers(validators, _CACHEABLE) | {
+def _body_headers(
+    validators: Validators, content_type: str, content_length: int, cache_control: str
+) -> dict[str, str]:
+    return _common_headers(validators, cache_control) | {
         "Content-Type": content_type,
         "Content-Length": str(content_length),
     }

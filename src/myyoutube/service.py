@@ -65,6 +65,12 @@ def positive_int(text: str) -> int:
     return int(text)
 
 
+def non_negative_int(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"expected a whole number, 0 or more, got {text!r}")
+    return int(text)
+
+
 def add_common_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--cert-dir",
@@ -112,6 +118,15 @@ def load_tls(cert_dir: Path | None, bind_host: str, role: str) -> certs.Tls | No
         return certs.load(cert_dir, role)
     except certs.CertError as exc:
         raise StartupError(str(exc)) from exc
+
+
+def read_password_file(path: Path) -> str:
+    """The password in a file: its first line, without the line ending."""
+    try:
+        lines = path.read_text().splitlines()
+    except (OSError, UnicodeError) as exc:
+        raise StartupError(f"cannot read the password file {path}: {exc}") from exc
+    return lines[0] if lines else ""
 
 
 def announce(role: str, host: str, port: int) -> None:

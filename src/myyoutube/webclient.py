@@ -10,6 +10,11 @@ made (`Unreachable`, so a command working through several files stops at once).
 Listings come a page at a time: `/listar` and `/search` answer `{"videos": [...], "next":
 CURSOR|null}`; `video_pages` follows `next` until it is null (or absent, as from a server
 that does not page), so a caller can print each page as it arrives and stop early.
+
+Requests are signed in with an API token (`Authorization: Bearer TOKEN`): the one in
+$MYYOUTUBE_TOKEN, else the one `myyoutube login` saved in the token file
+($XDG_CONFIG_HOME or ~/.config, then myyoutube/token; the folder 0700, the file 0600).
+Without either, requests go out anonymously.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import json
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -33,6 +39,43 @@ READ_IDLE_TIMEOUT_S = 120.0
 MAX_ERROR_BODY_BYTES = 64 * 1024
 # Videos asked for per listing page: the API's maximum, so a long listing takes few requests.
 LIST_PAGE_VIDEOS = 200
+TOKEN_ENV = "MYYOUTUBE_TOKEN"
+
+
+def token_path() -> Path:
+    """Where `myyoutube login` keeps the token."""
+    config = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
+    return Path(config) / "myyoutube" / "token"
+
+
+def saved_token() -> str:
+    """The token to sign requests with: $MYYOUTUBE_TOKEN, else the saved one, else ''."""
+    if os.environ.get(TOKEN_ENV):
+        return os.environ[TOKEN_ENV].strip()
+    try:
+        return token_path().read_text().strip()
+    except (OSError, UnicodeError):
+        return ""
+
+
+def save_token(token: str) -> Path:
+    """Keep a token for later commands, readable by its owner only."""
+    path = token_path()
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path.unlink(missing_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as file:
+        file.write(token + "\n")
+    return path
+
+
+def forget_token() -> bool:
+    """Remove the saved token; whether there was one."""
+    try:
+        token_path().unlink()
+    except FileNotFoundError:
+        return False
+    return True
 
 
 class ToolError(Exception):
@@ -126,8 +169,10 @@ def _reason(exc: BaseException) -> str:
 
 
 @asynccontextmanager
-async def connect(url: str) -> AsyncIterator[Api]:
-    """An Api on a fresh client session with the client's timeouts."""
+async def connect(url: str, token: str = "") -> AsyncIterator[Api]:
+    """An Api on a fresh client session with the client's timeouts, signed in with
+    `token` if one is given."""
     timeout = aiohttp.ClientTimeout(total=None, connect=CONNECT_TIMEOUT_S, sock_read=READ_IDLE_TIMEOUT_S)
-    async with aiohttp.ClientSession(timeout=timeout) as session:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    async with aiohttp.ClientSession(timeout=timeout, headers=headers) as session:
         yield Api(url, session)

@@ -26,6 +26,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
 from myyoutube import listing, videotext
+from myyoutube.permissions import User
 
 # How often counted views are written to the index; what a crash can lose.
 VIEWS_FLUSH_S = 10.0
@@ -55,9 +56,9 @@ class Catalogue:
 
     # --- pages ------------------------------------------------------------------------------
 
-    def page(self, text: str, sort_name: str, cursor: str, limit: int, viewer: str | None = None) -> Page:
-        """The page of videos after `cursor` (the first if ''), listed or, if `text` holds
-        anything, searched for; raises listing.BadListing with a sentence for bad input."""
+    def page(self, text: str, sort_name: str, cursor: str, limit: int, viewer: User | None = None) -> Page:
+        """The page of videos `viewer` may list after `cursor` (the first if ''), listed or,
+        if `text` holds anything, searched for; raises listing.BadListing with a sentence for bad input."""
         searching = bool(text.strip())
         match = videotext.match_expression(text) if searching else ""
         sort = listing.sort_order(sort_name, searching)

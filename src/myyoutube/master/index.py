@@ -35,12 +35,14 @@ from pathlib import Path
 from myyoutube import videotext
 from myyoutube.master.catalogue import Catalogue
 from myyoutube.master.state import Replica
+from myyoutube.master.users import Users
+from myyoutube.permissions import ADMIN_USER, PUBLIC
 
 # A video record's fields kept in columns (of videos; size and sha256 of blobs); the rest
 # (duration, size in pixels, codec...) is kept as JSON in `extra`.
 _COLUMNS = frozenset(
     {"name", "blob_id", "size", "sha256", "content_type", "uploaded_at", "poster_blob_id"}
-    | {"title", "description", "views"}
+    | {"title", "description", "views", "owner", "visibility"}
 )
 
 # The schema of the first release (user_version 0). Later versions are _MIGRATIONS applied
@@ -135,6 +137,31 @@ _MIGRATIONS = [
     """
     CREATE TABLE nodes (node_id TEXT PRIMARY KEY, address TEXT NOT NULL, seen_at REAL NOT NULL);
     """,
+    # 4: accounts (master/users.py). Users with an Argon2id hash, a role and a quota (NULL:
+    # the master's default); tokens by the SHA-256 of the token, never the token itself.
+    # Every video gets an owner and a visibility: those stored before accounts existed
+    # belong to the first admin and stay public, as they were.
+    """
+    CREATE TABLE users (
+        name TEXT PRIMARY KEY,
+        password_hash TEXT NOT NULL,
+        role TEXT NOT NULL,
+        quota_bytes INTEGER,
+        created_at REAL NOT NULL
+    );
+    CREATE TABLE tokens (
+        digest TEXT PRIMARY KEY,
+        user TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,
+        kind TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        last_used REAL NOT NULL,
+        expires_at REAL NOT NULL
+    );
+    CREATE INDEX tokens_by_user ON tokens (user);
+    ALTER TABLE videos ADD COLUMN owner TEXT NOT NULL DEFAULT 'admin';
+    ALTER TABLE videos ADD COLUMN visibility TEXT NOT NULL DEFAULT 'public';
+    CREATE INDEX videos_by_owner ON videos (owner);
+    """,
 ]
 SCHEMA_VERSION = len(_MIGRATIONS)
 
@@ -180,6 +207,7 @@ class Index:
         self._newly_retired: list[str] = []  # retired since take_newly_retired() last ran
         self._load()
         self.catalogue = Catalogue(self._db, self.videos, self._transaction)
+        self.users = Users(self._db, self._transaction)
         self._retire_interrupted_writes(now)
         self.prune_retired(now)
 
@@ -226,7 +254,7 @@ class Index:
             self.replicas[blob_id].nodes[node] = added_at
         query = (
             "SELECT v.name, v.blob_id, b.size, b.sha256, v.content_type, v.uploaded_at,"
-            " v.extra, v.poster_blob_id, v.title, v.description, v.views"
+            " v.extra, v.poster_blob_id, v.title, v.description, v.views, v.owner, v.visibility"
             " FROM videos v JOIN blobs b USING (blob_id)"
         )
         for row in self._db.execute(query):
@@ -242,6 +270,8 @@ class Index:
                 title,
                 description,
                 views,
+                owner,
+                visibility,
             ) = row
             self.videos[name] = dict(
                 json.loads(extra),
@@ -255,6 +285,8 @@ class Index:
                 title=title,
                 description=description,
                 views=views,
+                owner=owner,
+                visibility=visibility,
             )
 
         self.retired.update(row[0] for row in self._db.execute("SELECT blob_id FROM retired_blobs"))
@@ -316,6 +348,8 @@ class Index:
             title=video.get("title") or videotext.default_title(video["name"]),
             description=video.get("description", ""),
             views=0,
+            owner=video.get("owner", ADMIN_USER),
+            visibility=video.get("visibility", PUBLIC),
         )
         extra = json.dumps({k: v for k, v in video.items() if k not in _COLUMNS})
         try:
@@ -325,7 +359,8 @@ class Index:
                     self._db.execute("DELETE FROM pending_blobs WHERE blob_id = ?", (blob.blob_id,))
                 self._db.execute(
                     "INSERT INTO videos (name, blob_id, content_type, uploaded_at, extra,"
-                    " poster_blob_id, title, description) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    " poster_blob_id, title, description, owner, visibility)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         video["name"],
                         video["blob_id"],
@@ -335,6 +370,8 @@ class Index:
                         video.get("poster_blob_id"),
                         video["title"],
                         video["description"],
+                        video["owner"],
+                        video["visibility"],
                     ),
                 )
         except sqlite3.IntegrityError as exc:
@@ -371,6 +408,16 @@ class Index:
         self._remember_retired(blob_ids)
         self.replica_changes += 1
         return video
+
+    def set_visibility(self, name: str, visibility: str) -> dict:
+        with self._transaction():
+            self._db.execute("UPDATE videos SET visibility = ? WHERE name = ?", (visibility, name))
+        self.videos[name]["visibility"] = visibility
+        return self.videos[name]
+
+    def stored_bytes_of(self, owner: str) -> int:
+        """Bytes of video `owner` has stored (one copy each: what its quota counts)."""
+        return sum(v["size"] for v in self.videos.values() if v["owner"] == owner)
 
     def add_replica(self, blob_id: str, node: str, now: float) -> None:
         if blob_id not in self.replicas or node in self.replicas[blob_id].nodes:

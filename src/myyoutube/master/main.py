@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from myyoutube import links, service, stream
+from myyoutube.master.accounts import Accounts
 from myyoutube.master.index import Index
 from myyoutube.master.server import MAX_CONNECTIONS, Master
 from myyoutube.master.state import ClusterState
@@ -22,6 +23,9 @@ DEFAULT_MIN_REPLICAS = 2
 # HDFS waits 10.5 minutes; our datanodes are few and videos are watched live, so 30 s.
 DEFAULT_DEAD_AFTER_S = 30.0
 DEFAULT_HEARTBEAT_S = 3.0
+# Room per account unless an admin sets another (admins are unlimited): a few hours of
+# HD video each, so one account cannot fill a small cluster by itself.
+DEFAULT_QUOTA_BYTES = 50 * 1024**3
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -68,6 +72,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help=f"seconds a datanode may fall silent mid-read or mid-write before it is taken "
         f"for frozen and the work moves to another replica (default {stream.DEFAULT_STALL_S:g})",
     )
+    parser.add_argument(
+        "--quota-bytes",
+        type=service.non_negative_int,
+        default=DEFAULT_QUOTA_BYTES,
+        help=f"bytes of video each non-admin account may store unless given its own quota "
+        f"(default {DEFAULT_QUOTA_BYTES}; 0: unlimited)",
+    )
+    parser.add_argument(
+        "--admin-password-file",
+        type=Path,
+        default=None,
+        help="create the account 'admin' with the password in this file, or reset it to it "
+        "(default: a first start writes a random one to DATA_DIR/admin-password)",
+    )
     service.add_common_flags(parser)
     args = parser.parse_args(argv)
     if args.min_replicas is None:
@@ -85,7 +103,13 @@ async def serve(args: argparse.Namespace) -> None:
     except Exception as exc:  # OSError or sqlite3.Error: either way one line for the operator
         raise service.StartupError(f"cannot open the index in {args.data_dir}: {exc}") from exc
     state = ClusterState(args.dead_after, args.heartbeat, started_at=time.time())
-    master = Master(index, state, tls, args.replication, args.min_replicas, args.stall_timeout)
+    accounts = Accounts(index, args.quota_bytes or None, args.data_dir)
+    try:
+        await accounts.bootstrap(args.admin_password_file)
+    except BaseException:
+        index.close()
+        raise
+    master = Master(index, state, tls, args.replication, args.min_replicas, accounts, args.stall_timeout)
     server = await service.listen(
         lambda: links.serve_connections(
             master.handle,

@@ -17,6 +17,14 @@ Every connection to the master starts with one request frame, dispatched by its 
   `ListVideos` pages and searches through the index's catalogue (catalogue.py),
   `UpdateVideo` sets a title and description, `CountView` counts a view once per viewer
   and video within views.VIEW_WINDOW_S.
+* Account requests (`Login`, `WhoIs`, `AddUser`...) are answered by accounts.py.
+
+Every request about videos or the cluster names the account it is made for (`user`, ''
+for anonymous). The master checks it against permissions.py before acting, whatever the
+web front end already checked: a video the account may not see is answered as if it did
+not exist (`not_found`, so private names do not leak), an act it may not do is
+`forbidden`, and an upload past its quota is `over_quota`, refused before the first byte
+when the size is announced and as soon as the bytes pass it otherwise.
 
 A repair task ticks every REPAIR_TICK_S: `ClusterState.plan_repairs` says which
 under-replicated blobs to copy where, and copies run as bounded background tasks.
@@ -33,9 +41,10 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from myyoutube import listing, names, protocol, read_plan, videotext
+from myyoutube import listing, names, permissions, protocol, read_plan, videotext
 from myyoutube.certs import Tls
 from myyoutube.master import catalogue, relay, reports, status, transfer, uploads, views
+from myyoutube.master.accounts import Accounts
 from myyoutube.master.index import Index
 from myyoutube.master.state import ClusterState, IndexView, Reconciliation, Repair, Replica
 from myyoutube.protocol import (
@@ -54,6 +63,7 @@ from myyoutube.protocol import (
     PutVideo,
     ReadVideo,
     Register,
+    SetVisibility,
     StatVideo,
     UpdateVideo,
     VideoInfo,
@@ -84,7 +94,7 @@ REPAIR_TICK_S = 1.0
 DATANODE_ONLY = frozenset({"datanode"})
 WEB_ONLY = frozenset({"web"})
 
-# How often retired blob ids older than index.RETIRED_KEEP_S are forgotten.
+# How often retired blob ids older than index.RETIRED_KEEP_S, and expired tokens, are forgotten.
 RETIRED_PRUNE_EVERY_S = 3600.0
 
 
@@ -96,10 +106,12 @@ class Master:
         tls: Tls | None,
         replication: int,
         min_replicas: int,
+        accounts: Accounts,
         stall_s: float = DEFAULT_STALL_S,
         rng: random.Random | None = None,
     ) -> None:
         self.index = index
+        self.accounts = accounts
         self.state = state
         self.stall_s = stall_s  # silence after which a datanode mid-request is taken for frozen
         self.pools = transfer.DatanodePools(tls)
@@ -141,6 +153,8 @@ class Master:
             PurgeOrphans: self._purge_orphans,
             UpdateVideo: self._update,
             CountView: self._count_view,
+            SetVisibility: self._set_visibility,
+            **self.accounts.handlers(),
         }
 
     def allowed_roles(self) -> dict[type, frozenset[str]]:
@@ -259,9 +273,11 @@ class Master:
     async def _purge_orphans(self, connection: FrameStream, request: PurgeOrphans) -> None:
         """An operator's word that the unknown blobs are garbage: retire them, so each
         holder deletes its copy at its next heartbeat."""
+        if not await self._admin_only(connection, request.user):
+            return
         unknown = set().union(*self.orphans.values()) - self.in_flight
         purged = self.index.retire_orphans(sorted(unknown), time.time())
-        log.warning("purging %d orphaned blobs on an operator's request", len(purged))
+        log.warning("purging %d orphaned blobs at the request of %s", len(purged), request.user)
         await connection.write_frame(Ok({"purged": len(purged)}))
 
     # --- uploads --------------------------------------------------------------------------
@@ -272,12 +288,19 @@ class Master:
         except names.BadName as exc:
             await connection.write_frame(Error("bad_name", str(exc)))
             return
+        user = self.accounts.user(request.user)
+        refusal = _upload_refusal(user, request)
+        if refusal is not None:
+            await connection.write_frame(refusal)
+            return
+        assert user is not None, "_upload_refusal refuses anonymous uploads"
         if name in self.index.videos or name in self.uploading:
             await connection.write_frame(Error("exists", names.taken(name)))
             return
         self.uploading.add(name)
         try:
-            await uploads.receive(self, connection, name, request.content_type)
+            access = {"owner": user.name, "visibility": request.visibility}
+            await uploads.receive(self, connection, name, request.content_type, access, _room_left(user))
         finally:
             self.uploading.discard(name)
 
@@ -285,7 +308,7 @@ class Master:
 
     async def _read(self, connection: FrameStream, request: ReadVideo) -> None:
         """Answer the video's record, then stream the asked-for bytes of one of its parts."""
-        video = self.index.videos.get(request.name)
+        video = self._visible(request.name, request.user)
         if video is None:
             await connection.write_frame(Error("not_found", names.unknown(request.name)))
             return
@@ -343,17 +366,28 @@ class Master:
     # --- index requests -------------------------------------------------------------------
 
     async def _list(self, connection: FrameStream, request: ListVideos) -> None:
+        user = self.accounts.user(request.user)
         try:
-            page = self.index.catalogue.page(request.query, request.sort, request.cursor, request.limit)
+            page = self.index.catalogue.page(request.query, request.sort, request.cursor, request.limit, user)
         except listing.BadListing as exc:
             await connection.write_frame(Error("bad_request", str(exc)))
             return
-        found = [self.public_video(video) for video in page.videos]
+        # The SQL chose what this account may list; every record is checked once more.
+        found = [self.public_video(video) for video in page.videos if permissions.may_list(user, video)]
         for video, ranges in zip(found, page.highlights or [], strict=False):
             video["title_highlight"] = ranges
         await connection.write_frame(VideoList(videos=found, next=page.next))
 
     async def _update(self, connection: FrameStream, request: UpdateVideo) -> None:
+        video = self._visible(request.name, request.user)
+        if video is None:
+            await connection.write_frame(Error("not_found", names.unknown(request.name)))
+            return
+        if not permissions.may_edit(self.accounts.user(request.user), video):
+            await connection.write_frame(
+                Error("forbidden", "Only the video's owner or an admin may change it.")
+            )
+            return
         try:
             video = self.index.catalogue.edit(request.name, request.title, request.description)
         except videotext.BadText as exc:
@@ -362,11 +396,11 @@ class Master:
         if video is None:
             await connection.write_frame(Error("not_found", names.unknown(request.name)))
         else:
-            log.info("%s retitled %r", request.name, video["title"])
+            log.info("%s retitled %r at the request of %s", request.name, video["title"], request.user)
             await connection.write_frame(VideoInfo(video=self.public_video(video)))
 
     async def _count_view(self, connection: FrameStream, request: CountView) -> None:
-        if request.name not in self.index.videos:
+        if self._visible(request.name, request.user) is None:
             await connection.write_frame(Error("not_found", names.unknown(request.name)))
             return
         if not 0 < len(request.viewer) <= views.MAX_VIEWER_CHARS:
@@ -381,23 +415,61 @@ class Master:
         await connection.write_frame(Ok({"views": count, "counted": counted}))
 
     async def _stat(self, connection: FrameStream, request: StatVideo) -> None:
-        video = self.index.videos.get(request.name)
+        video = self._visible(request.name, request.user)
         if video is None:
             await connection.write_frame(Error("not_found", names.unknown(request.name)))
         else:
             await connection.write_frame(VideoInfo(video=self.public_video(video)))
 
     async def _delete(self, connection: FrameStream, request: DeleteVideo) -> None:
-        video = self.index.delete_video(request.name, time.time())
+        video = self._visible(request.name, request.user)
         if video is None:
             await connection.write_frame(Error("not_found", names.unknown(request.name)))
             return
+        if not permissions.may_delete(self.accounts.user(request.user), video):
+            await connection.write_frame(
+                Error("forbidden", "Only the video's owner or an admin may delete it.")
+            )
+            return
+        self.index.delete_video(request.name, time.time())
         # The replicas go at each datanode's next heartbeat, which reports a blob the index
         # no longer knows; a node that is down now learns when it comes back.
-        log.info("deleted %s", request.name)
+        log.info("deleted %s (owned by %s) at the request of %s", request.name, video["owner"], request.user)
         await connection.write_frame(Ok({"deleted": request.name}))
 
+    async def _set_visibility(self, connection: FrameStream, request: SetVisibility) -> None:
+        video = self._visible(request.name, request.user)
+        if video is None:
+            await connection.write_frame(Error("not_found", names.unknown(request.name)))
+            return
+        if not permissions.may_edit(self.accounts.user(request.user), video):
+            await connection.write_frame(
+                Error("forbidden", "Only the video's owner or an admin may change it.")
+            )
+            return
+        if request.visibility not in permissions.VISIBILITIES:
+            await connection.write_frame(Error("bad_request", _VISIBILITY_SENTENCE))
+            return
+        video = self.index.set_visibility(request.name, request.visibility)
+        log.info("%s made %s %s", request.user, request.name, request.visibility)
+        await connection.write_frame(VideoInfo(video=self.public_video(video)))
+
+    def _visible(self, name: str, user: str) -> dict | None:
+        """The video `name` if the account `user` may see it; None as if it did not exist."""
+        video = self.index.videos.get(name)
+        if video is None or not permissions.may_view(self.accounts.user(user), video):
+            return None
+        return video
+
+    async def _admin_only(self, connection: FrameStream, user: str) -> bool:
+        if permissions.may_admin(self.accounts.user(user)):
+            return True
+        await connection.write_frame(Error("forbidden", "Only an admin may see or change the cluster."))
+        return False
+
     async def _status(self, connection: FrameStream, request: GetStatus) -> None:
+        if not await self._admin_only(connection, request.user):
+            return
         report = status.cluster_report(self, time.time())
         await connection.write_frame(Ok(report))
 
@@ -407,6 +479,7 @@ class Master:
         while True:
             await asyncio.sleep(RETIRED_PRUNE_EVERY_S)
             self.index.prune_retired(time.time())
+            self.index.users.prune_expired(time.time())
 
     async def flush_views_forever(self) -> None:
         while True:
@@ -487,3 +560,27 @@ class Master:
             self.in_flight.discard(repair.blob_id)
             for node in (repair.source, repair.target):
                 self.repair_load[node] -= 1
+
+
+_VISIBILITY_SENTENCE = f"The visibility must be one of {', '.join(permissions.VISIBILITIES)}."
+
+
+def _upload_refusal(user: permissions.User | None, request: PutVideo) -> Error | None:
+    """Why the account may not start this upload, or None if it may."""
+    if user is None:
+        return Error("unauthenticated", "Sign in to upload videos.")
+    if not permissions.may_upload(user):
+        return Error("forbidden", "Your account may watch videos but not upload them.")
+    if request.visibility not in permissions.VISIBILITIES:
+        return Error("bad_request", _VISIBILITY_SENTENCE)
+    if not permissions.within_quota(user, max(request.size, 0)):
+        return Error("over_quota", permissions.quota_sentence(user))
+    return None
+
+
+def _room_left(user: permissions.User) -> int | None:
+    """Bytes the account may still store; None for unlimited."""
+    if permissions.within_quota(user, 2**62):
+        return None
+    assert user.quota_bytes is not None, "only a quota limits an account"
+    return max(0, user.quota_bytes - user.used_bytes)

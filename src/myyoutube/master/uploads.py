@@ -41,15 +41,23 @@ UPLOAD_STALL_TIMEOUT_S = 120.0
 DRAIN_AFTER_ERROR_S = 5.0
 
 
-async def receive(master: Master, connection: FrameStream, name: str, content_type: str) -> None:
-    """Run one upload on `connection`; answers VideoInfo, or Error with the reason."""
+class OverQuota(Exception):
+    code = "over_quota"
+
+
+async def receive(
+    master: Master, connection: FrameStream, name: str, content_type: str, access: dict, room: int | None
+) -> None:
+    """Run one upload on `connection`; answers VideoInfo, or Error with the reason.
+    `access` holds the new video's owner and visibility; `room` is how many bytes the
+    owner may still store (None: no limit)."""
     blobs: list[StoredBlob] = []
     fanouts: list[transfer.ReplicaFanout] = []
     try:
         fanout = _fanout(master, fanouts)
         await open_replicas(master, fanout)
         await connection.write_frame(Ok({"replicas": len(fanout.replicas)}))
-        size, sha256, details, poster = await _receive_chunks(master, connection, fanout)
+        size, sha256, details, poster = await _receive_chunks(master, connection, fanout, room)
         blobs.append(StoredBlob(fanout.blob_id, size, sha256, await fanout.finish(size, sha256)))
         if poster:
             blobs.append(await store_small_blob(master, _fanout(master, fanouts), poster))
@@ -62,9 +70,10 @@ async def receive(master: Master, connection: FrameStream, name: str, content_ty
             content_type=content_type,
             uploaded_at=time.time(),
             poster_blob_id=blobs[1].blob_id if poster else None,
+            **access,
         )
         master.index.commit_video(video, blobs, time.time())
-    except (transfer.ReplicationFailed, NameTaken) as exc:
+    except (transfer.ReplicationFailed, NameTaken, OverQuota) as exc:
         await _abort(master, fanouts)
         if isinstance(exc, NameTaken):
             exc = transfer.ReplicationFailed(names.taken(name), code="exists")
@@ -143,8 +152,10 @@ def _placement_failure(master: Master, placed: int) -> transfer.ReplicationFaile
     )
 
 
-async def _receive_chunks(master: Master, connection: FrameStream, fanout: transfer.ReplicaFanout):
-    """Relay chunks until End; returns (size, sha256, details, poster)."""
+async def _receive_chunks(
+    master: Master, connection: FrameStream, fanout: transfer.ReplicaFanout, room: int | None
+):
+    """Relay chunks until End, refusing past `room` bytes; returns (size, sha256, details, poster)."""
     digest, size, details, poster = hashlib.sha256(), 0, {}, b""
     while True:
         message = await connection.read_expected(Chunk, VideoDetails, End, timeout=UPLOAD_STALL_TIMEOUT_S)
@@ -155,6 +166,10 @@ async def _receive_chunks(master: Master, connection: FrameStream, fanout: trans
             continue
         digest.update(message.data)
         size += len(message.data)
+        if room is not None and size > room:
+            raise OverQuota(
+                "This upload would take your account past its storage quota; delete some videos or ask an admin for more room."
+            )
         master.counters.bytes_in += len(message.data)
         await fanout.write(message.data)
     if message.size != size or message.sha256 not in ("", digest.hexdigest()):

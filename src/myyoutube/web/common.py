@@ -5,18 +5,25 @@ Theory of operation
 `server.py` builds the application and stores the shared objects under the typed app
 keys below; each route module (pages, videos, streaming, uploads, admin) reads them from
 `request.app`. Errors a user sees are JSON `{"error": "<sentence>"}` made by `error()`.
-`Slots` bounds how many requests of one kind run at once: past the bound the answer is
-503 with Retry-After, never a queue.
+`Slots` bounds how many requests of one kind run at once, in all and per client address:
+past the bound the answer is 503 with Retry-After, never a queue.
+
+Each request carries its `Visitor` (who signed it in, and how) under the VISITOR key, set
+by auth.py's middleware before any handler runs; `master_for(request)` is the master
+client acting for that visitor, so the master checks the same account's rights again.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 
 from aiohttp import web
 
 from myyoutube.client import MasterClient
+from myyoutube.permissions import User
 from myyoutube.web import metrics
 
 SECURITY_HEADERS = {
@@ -30,31 +37,102 @@ SECURITY_HEADERS = {
     "X-Frame-Options": "DENY",
 }
 
+
+@dataclass(frozen=True)
+class Visitor:
+    """Who made a request: `user` None for anonymous; `via` is how they signed in
+    ('cookie', 'bearer' or '' for nobody) and `token` the session or API token."""
+
+    user: User | None = None
+    via: str = ""
+    token: str = ""
+
+
+ANONYMOUS = Visitor()
+
+
+@dataclass
+class WebConfig:
+    """How this front end is exposed: set from its flags, and `allowed_hosts` once it
+    knows the port it listens on."""
+
+    private: bool = False
+    public_url: str | None = None
+    tls: bool = False
+    trusted_proxies: frozenset[str] = frozenset()
+    allowed_hosts: frozenset[str] = frozenset()
+    any_ip_host_port: int | None = None  # bound to a wildcard address: any IP literal on this port
+
+
 MASTER = web.AppKey("master", MasterClient)
 LIMITS = web.AppKey("limits", dict)
 METRICS = web.AppKey("metrics", metrics.WebMetrics)
+CONFIG = web.AppKey("config", WebConfig)
+VISITOR = web.RequestKey("visitor", Visitor)
+
+
+def master_for(request: web.Request) -> MasterClient:
+    """The master client acting for whoever made `request`."""
+    return request.app[MASTER].as_user(request[VISITOR].user)
 
 
 def error(status: int, message: str, **headers: str) -> web.Response:
     return web.json_response({"error": message}, status=status, headers=headers)
 
 
-class Slots:
-    """A bounded count of requests of one kind; past the bound, 503 rather than a queue."""
+def csrf_token(session_token: str) -> str:
+    """The CSRF token of a browser session: derived from the session token (which is
+    HttpOnly, so no script can read it) by a hash no one can invert to get the session."""
+    return hashlib.sha256(b"myyoutube csrf\0" + session_token.encode()).hexdigest()
 
-    def __init__(self, limit: int, what: str) -> None:
+
+class BodyTooLarge(Exception):
+    pass
+
+
+async def read_body(request: web.Request, max_bytes: int) -> bytes:
+    """The whole request body; BodyTooLarge past `max_bytes`, without reading further."""
+    if (request.content_length or 0) > max_bytes:
+        raise BodyTooLarge(max_bytes)
+    body = b""
+    while len(body) <= max_bytes and (more := await request.content.read(max_bytes + 1 - len(body))):
+        body += more
+    if len(body) > max_bytes:
+        raise BodyTooLarge(max_bytes)
+    return body
+
+
+class Slots:
+    """A bounded count of requests of one kind, in all and per client address (None: no
+    per-client bound); past either bound, 503 rather than a queue."""
+
+    def __init__(self, limit: int, what: str, per_client: int | None = None) -> None:
         self.limit, self.what, self.used = limit, what, 0
+        self.per_client = per_client
+        self.by_client: dict[str, int] = {}
 
     @asynccontextmanager
-    async def take(self):
-        if self.used >= self.limit:
+    async def take(self, client: str = ""):
+        held = self.by_client.get(client, 0)
+        if self.used >= self.limit or (self.per_client is not None and held >= self.per_client):
+            mine = self.used < self.limit
             raise web.HTTPServiceUnavailable(
-                text=json.dumps({"error": f"Too many {self.what} at once; try again in a few seconds."}),
+                text=json.dumps(
+                    {
+                        "error": f"Too many {self.what} at once"
+                        + (" from your address" if mine else "")
+                        + "; try again in a few seconds."
+                    }
+                ),
                 content_type="application/json",
                 headers={"Retry-After": "5"},
             )
         self.used += 1
+        self.by_client[client] = held + 1
         try:
             yield
         finally:
             self.used -= 1
+            self.by_client[client] -= 1
+            if not self.by_client[client]:
+                del self.by_client[client]

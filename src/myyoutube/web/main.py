@@ -1,4 +1,16 @@
-"""`myyoutube-web`: start the web front end in front of a master."""
+"""`myyoutube-web`: start the web front end in front of a master.
+
+Theory of operation
+-------------------
+Parse the flags, reach the master (and, with `--admin-password-file`, have it create or
+reset the admin account), build the app, listen (over TLS with `--tls-cert/--tls-key`),
+then learn the Host names the front end answers to: `--public-url`'s, or the bound
+address's, plus loopback names (web/origin.py). `--private` makes every page need a
+sign-in. `--metrics-port` serves /metrics alone on 127.0.0.1 for a scraper that cannot
+sign in. Behind a reverse proxy, `--trusted-proxy ADDRESS` makes X-Forwarded-For and
+X-Forwarded-Proto from that address count (client address for throttling and slots,
+https for Secure cookies and the origin check).
+"""
 
 from __future__ import annotations
 
@@ -12,7 +24,10 @@ from aiohttp import web
 
 from myyoutube import links, service
 from myyoutube.client import MasterClient
+from myyoutube.master.users import BadAccount, check_password
 from myyoutube.stream import RequestFailed
+from myyoutube.web import admin, origin
+from myyoutube.web.common import CONFIG, WebConfig
 from myyoutube.web.server import make_app
 
 log = logging.getLogger(__name__)
@@ -25,8 +40,17 @@ DEFAULT_MAX_UPLOAD_BYTES = 8 * 1024**3
 DEFAULT_MAX_UPLOADS = 16
 # Streams at once: each holds a few chunks of memory at every hop.
 DEFAULT_MAX_STREAMS = 256
+# Uploads and streams at once from one client address: a household streams a few videos
+# at a time; one address cannot take every slot.
+DEFAULT_MAX_UPLOADS_PER_CLIENT = 4
+DEFAULT_MAX_STREAMS_PER_CLIENT = 32
 # How long in-flight requests get to finish on SIGTERM before connections are cut.
 SHUTDOWN_GRACE_S = 5.0
+# An idle keep-alive connection is closed after this long (Go's and nginx's ~75 s): long
+# enough for a page's follow-up requests, short enough that idle sockets do not pile up.
+KEEPALIVE_S = 75.0
+# How often to try again to set the admin password while the master is not reachable.
+ADMIN_RETRY_S = 1.0
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -63,8 +87,65 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=None,
         help="where uploads are spooled for probing and remuxing (default: the system's temporary directory)",
     )
+    parser.add_argument(
+        "--max-uploads-per-client",
+        type=service.positive_int,
+        default=DEFAULT_MAX_UPLOADS_PER_CLIENT,
+        help=f"uploads at once from one client address (default {DEFAULT_MAX_UPLOADS_PER_CLIENT})",
+    )
+    parser.add_argument(
+        "--max-streams-per-client",
+        type=service.positive_int,
+        default=DEFAULT_MAX_STREAMS_PER_CLIENT,
+        help=f"streams at once to one client address (default {DEFAULT_MAX_STREAMS_PER_CLIENT})",
+    )
+    add_access_flags(parser)
     service.add_common_flags(parser)
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if (args.tls_cert is None) != (args.tls_key is None):
+        parser.error("--tls-cert and --tls-key go together")
+    if args.public_url is not None:
+        try:
+            origin.public_origin(args.public_url)
+        except origin.BadPublicUrl as exc:
+            parser.error(f"--public-url: {exc}")
+    return args
+
+
+def add_access_flags(parser: argparse.ArgumentParser) -> None:
+    """Who may reach the front end, and how: accounts, exposure, TLS, proxies."""
+    parser.add_argument(
+        "--admin-password-file",
+        type=Path,
+        default=None,
+        help="create the account 'admin' with the password in this file, or reset it to it",
+    )
+    parser.add_argument(
+        "--private",
+        action="store_true",
+        help="every page and video needs a sign-in (default: anonymous visitors may watch public videos)",
+    )
+    parser.add_argument(
+        "--public-url",
+        default=None,
+        help="the URL people use to reach this site, e.g. https://videos.example.org; requests "
+        "naming another host are refused (default: the address it listens on)",
+    )
+    parser.add_argument("--tls-cert", type=Path, default=None, help="serve HTTPS with this certificate (PEM)")
+    parser.add_argument("--tls-key", type=Path, default=None, help="the private key of --tls-cert (PEM)")
+    parser.add_argument(
+        "--trusted-proxy",
+        action="append",
+        default=[],
+        metavar="ADDRESS",
+        help="a reverse proxy's IP whose X-Forwarded-For and X-Forwarded-Proto are believed (repeatable)",
+    )
+    parser.add_argument(
+        "--metrics-port",
+        type=service.port_number,
+        default=None,
+        help="also serve /metrics, without sign-in, on 127.0.0.1:PORT (default: only admins, on the main port)",
+    )
 
 
 async def serve(args: argparse.Namespace) -> None:
@@ -73,6 +154,7 @@ async def serve(args: argparse.Namespace) -> None:
     tls = service.load_tls(args.cert_dir, args.host, "web")
     master_host, master_port = args.master
     master = MasterClient(master_host, master_port, tls)
+    admin_password = _admin_password(args.admin_password_file)
     try:
         await master.list_page(limit=1)
     except (links.PeerRefused, ssl.SSLError) as exc:
@@ -86,16 +168,99 @@ async def serve(args: argparse.Namespace) -> None:
             master_port,
             exc,
         )
-    app = make_app(master, args.max_upload_bytes, args.max_uploads, args.max_streams, args.spool_dir)
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=SHUTDOWN_GRACE_S)
-    await runner.setup()
-    site = web.TCPSite(runner, args.host, args.port)
+    config = WebConfig(
+        private=args.private,
+        public_url=args.public_url,
+        tls=args.tls_cert is not None,
+        trusted_proxies=frozenset(args.trusted_proxy),
+    )
+    app = make_app(
+        master,
+        args.max_upload_bytes,
+        args.max_uploads,
+        args.max_streams,
+        args.spool_dir,
+        config,
+        args.max_uploads_per_client,
+        args.max_streams_per_client,
+    )
+    runners = [
+        web.AppRunner(app, access_log=None, shutdown_timeout=SHUTDOWN_GRACE_S, keepalive_timeout=KEEPALIVE_S)
+    ]
+    background = set()
+    if admin_password is not None:
+        background.add(asyncio.create_task(_ensure_admin(master, admin_password)))
     try:
+        await runners[0].setup()
+        site = web.TCPSite(runners[0], args.host, args.port, ssl_context=_tls(args))
         await service.listen(site.start, args.host, args.port)
-        service.announce("myyoutube-web", args.host, runner.addresses[0][1])
+        port = runners[0].addresses[0][1]
+        _learn_hosts(app[CONFIG], args, port)
+        if args.metrics_port is not None:
+            runners.append(await _serve_metrics(master, app, args.metrics_port))
+        service.announce("myyoutube-web", args.host, port)
         await asyncio.Event().wait()
     finally:
-        await runner.cleanup()
+        for task in background:
+            task.cancel()
+        for runner in runners:
+            await runner.cleanup()
+
+
+async def _ensure_admin(master: MasterClient, password: str) -> None:
+    """Have the master create or reset `admin` from --admin-password-file, as soon as it
+    answers (it may start after this front end)."""
+    while True:
+        try:
+            changed = await master.ensure_admin(password)
+        except RequestFailed as exc:
+            if exc.code != "unavailable":
+                log.error("the master refused the admin password file: %s", exc.message)
+                return
+        except (OSError, TimeoutError) as exc:
+            log.debug("the master is not reachable yet to set the admin password: %s", exc)
+        else:
+            log.info(
+                "the admin account %s", "was created or reset" if changed else "already had that password"
+            )
+            return
+        await asyncio.sleep(ADMIN_RETRY_S)
+
+
+def _admin_password(path: Path | None) -> str | None:
+    if path is None:
+        return None
+    password = service.read_password_file(path)
+    try:
+        check_password(password)
+    except BadAccount as exc:
+        raise service.StartupError(f"the admin password file {path} is unusable: {exc}") from exc
+    return password
+
+
+def _tls(args: argparse.Namespace) -> ssl.SSLContext | None:
+    if args.tls_cert is None:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        context.load_cert_chain(args.tls_cert, args.tls_key)
+    except (OSError, ssl.SSLError) as exc:
+        raise service.StartupError(f"cannot load the TLS certificate {args.tls_cert}: {exc}") from exc
+    return context
+
+
+def _learn_hosts(config: WebConfig, args: argparse.Namespace, port: int) -> None:
+    """The Host names to answer, once the real port is known (it may have been 0)."""
+    config.allowed_hosts = origin.allowed_hosts(args.public_url, args.host, port)
+    if args.public_url is None and origin.is_wildcard(args.host):
+        config.any_ip_host_port = port
+
+
+async def _serve_metrics(master: MasterClient, app: web.Application, port: int) -> web.AppRunner:
+    runner = web.AppRunner(admin.metrics_only_app(master, app), access_log=None)
+    await runner.setup()
+    await service.listen(web.TCPSite(runner, "127.0.0.1", port).start, "127.0.0.1", port)
+    return runner
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,4 +1,4 @@
-"""The HTML pages of the web front end: home, watch, cluster status (and the watch page's 404).
+"""The HTML pages of the web front end: home, watch, sign-in, cluster status (and the 404).
 
 Theory of operation
 -------------------
@@ -22,6 +22,12 @@ it) and the upload limit: ``home.js`` fetches ``/listar`` or ``/search?q=`` a pa
 time and builds the grid with DOM APIs. The watch page is rendered from the video's
 metadata; optional keys (``duration_s``, ``width``, ``height``, ``codec``,
 ``has_thumbnail``, ``remuxed``) are shown when present and valid and skipped otherwise.
+
+Every page knows its visitor (``VisitorView``: name, role, CSRF token, what they may do):
+the header shows who is signed in with a Sign out button, or a Sign in link; the upload
+form, the Delete button and the status link are rendered only for those allowed to use
+them (the server refuses the acts themselves regardless). A signed-in page carries the
+session's CSRF token in ``<meta name="csrf-token">`` for the scripts to send back.
 """
 
 from __future__ import annotations
@@ -38,9 +44,10 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
+from myyoutube import permissions
 from myyoutube.client import RequestFailed
 from myyoutube.formatting import human_duration, human_size, utc_text
-from myyoutube.web.common import LIMITS, MASTER
+from myyoutube.web.common import LIMITS, VISITOR, Visitor, csrf_token, master_for
 from myyoutube.web.videos import MAX_QUERY_CHARS
 
 TEMPLATES_DIR = Path(__file__).with_name("templates")
@@ -69,6 +76,33 @@ def setup(app: web.Application) -> jinja2.Environment:
 
 
 # --- what each page shows ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class VisitorView:
+    """Who is looking at a page, as the templates need it ('' name: nobody signed in)."""
+
+    name: str = ""
+    role: str = ""
+    csrf_token: str = ""
+    can_upload: bool = False
+    is_admin: bool = False
+
+
+ANONYMOUS_VIEW = VisitorView()
+
+
+def visitor_view(visitor: Visitor) -> VisitorView:
+    user = visitor.user
+    if user is None:
+        return ANONYMOUS_VIEW
+    return VisitorView(
+        name=user.name,
+        role=user.role,
+        csrf_token=csrf_token(visitor.token) if visitor.via == "cookie" else "",
+        can_upload=permissions.may_upload(user),
+        is_admin=permissions.may_admin(user),
+    )
 
 
 @dataclass(frozen=True)
@@ -123,29 +157,44 @@ def metadata_rows(video: Mapping[str, Any]) -> list[MetadataRow]:
     return rows
 
 
-def home_context(max_upload_bytes: int, query: str = "") -> dict[str, Any]:
+def home_context(
+    max_upload_bytes: int, query: str = "", visitor: VisitorView = ANONYMOUS_VIEW
+) -> dict[str, Any]:
     """The library page; `query` (from `/?q=`) is the search shown in the box and heading."""
     return {
+        "visitor": visitor,
         "max_upload_bytes": max_upload_bytes,
         "query": query.strip()[:MAX_QUERY_CHARS],
         "max_query_chars": MAX_QUERY_CHARS,
     }
 
 
-def watch_context(video: Mapping[str, Any]) -> dict[str, Any]:
-    """The player page for one video described by its metadata dict (``name`` required)."""
+def watch_context(
+    video: Mapping[str, Any], visitor: VisitorView = ANONYMOUS_VIEW, may_delete: bool = False
+) -> dict[str, Any]:
+    """The player page for one video described by its metadata dict (``name`` required);
+    `may_delete`: whether the visitor may delete it (the Delete button is shown)."""
     return {
+        "visitor": visitor,
+        "may_delete": may_delete,
         "name": str(video.get("name", "")),
         "has_thumbnail": video.get("has_thumbnail") is True,
         "metadata": metadata_rows(video),
     }
 
 
-def not_found_context(message: str = "That page does not exist.") -> dict[str, Any]:
-    return {"message": message}
+def not_found_context(
+    message: str = "That page does not exist.", visitor: VisitorView = ANONYMOUS_VIEW
+) -> dict[str, Any]:
+    return {"visitor": visitor, "message": message}
 
 
-def status_context(report: Mapping[str, Any]) -> dict[str, Any]:
+def login_context(target: str = "/", message: str = "", username: str = "") -> dict[str, Any]:
+    """The sign-in form; `target` is where to go after it, `message` why the last try failed."""
+    return {"visitor": ANONYMOUS_VIEW, "next": target, "message": message, "username": username}
+
+
+def status_context(report: Mapping[str, Any], visitor: VisitorView = ANONYMOUS_VIEW) -> dict[str, Any]:
     """The cluster at a glance, from the master's status report (as /api/status answers)."""
     nodes = [
         {
@@ -156,28 +205,39 @@ def status_context(report: Mapping[str, Any]) -> dict[str, Any]:
         }
         for node in report["datanodes"]
     ]
-    return {"report": report, "datanodes": nodes, "refresh_s": STATUS_REFRESH_S}
+    return {"visitor": visitor, "report": report, "datanodes": nodes, "refresh_s": STATUS_REFRESH_S}
 
 
 # --- routes -----------------------------------------------------------------------------
 
 
 async def home(request: web.Request) -> web.Response:
-    context = home_context(request.app[LIMITS]["max_upload_bytes"], request.query.get("q", ""))
+    visitor = visitor_view(request[VISITOR])
+    context = home_context(request.app[LIMITS]["max_upload_bytes"], request.query.get("q", ""), visitor)
     return aiohttp_jinja2.render_template("home.html", request, context)
 
 
 async def watch(request: web.Request) -> web.Response:
+    visitor = visitor_view(request[VISITOR])
     try:
-        video = await request.app[MASTER].stat(request.match_info["name"])
+        video = await master_for(request).stat(request.match_info["name"])
     except RequestFailed as exc:
         if exc.code != "not_found":
             raise
-        context = not_found_context("No video by that name.")
+        context = not_found_context("No video by that name.", visitor)
         return aiohttp_jinja2.render_template("not_found.html", request, context, status=404)
-    return aiohttp_jinja2.render_template("watch.html", request, watch_context(video))
+    may_delete = permissions.may_delete(request[VISITOR].user, video)
+    return aiohttp_jinja2.render_template("watch.html", request, watch_context(video, visitor, may_delete))
 
 
 async def status(request: web.Request) -> web.Response:
-    report = await request.app[MASTER].status()
-    return aiohttp_jinja2.render_template("status.html", request, status_context(report))
+    """The cluster status page, for admins; others are sent to sign in or refused."""
+    user = request[VISITOR].user
+    if user is None:
+        raise web.HTTPSeeOther("/login?next=/status")
+    if not permissions.may_admin(user):
+        raise web.HTTPForbidden(text="Only an admin may see the cluster status.")
+    report = await master_for(request).status()
+    return aiohttp_jinja2.render_template(
+        "status.html", request, status_context(report, visitor_view(request[VISITOR]))
+    )

@@ -5,24 +5,39 @@ Theory of operation
 The front end holds no video bytes of its own: uploads (uploads.py) are relayed chunk by
 chunk to the master, streams (streaming.py) are relayed range by range from it, so memory
 per request is a few chunks whatever the video's size. Routes live in one module per
-resource (pages.py, videos.py, streaming.py, uploads.py, admin.py); this module
-builds the application from them and owns what every request shares: the error
-middleware and the security headers.
+resource (pages.py, videos.py, streaming.py, uploads.py, admin.py, accounts.py; auth.py
+for signing in); this module builds the application from them and owns what every
+request shares: the error middleware and the security headers.
 
 Every failure a user can cause is answered with a JSON `{"error": "<sentence>"}` and the
 right 4xx; bounded slots for uploads and streams answer 503 with Retry-After when full.
+Every answer carries an `X-Request-Id`; a failure on our side is logged with it and the
+client gets a sentence naming it, never an internal address or an exception's name. A
+refusal from the master because of who asked becomes 401 for an anonymous visitor (sign
+in first) and 403 for a signed-in one.
 """
 
 from __future__ import annotations
 
 import logging
+import secrets
 from pathlib import Path
 
 from aiohttp import web
 
 from myyoutube.client import MasterClient, RequestFailed
-from myyoutube.web import admin, metrics, pages, streaming, uploads, videos, viewers
-from myyoutube.web.common import LIMITS, MASTER, METRICS, SECURITY_HEADERS, Slots, error
+from myyoutube.web import accounts, admin, auth, metrics, pages, streaming, uploads, videos, viewers
+from myyoutube.web.common import (
+    CONFIG,
+    LIMITS,
+    MASTER,
+    METRICS,
+    SECURITY_HEADERS,
+    VISITOR,
+    Slots,
+    WebConfig,
+    error,
+)
 
 log = logging.getLogger(__name__)
 
@@ -36,12 +51,21 @@ _MASTER_ERROR_STATUS = {
     "no_space": 507,
     "unavailable": 503,
     "bad_request": 400,
+    "forbidden": 403,
+    "unauthenticated": 401,
+    "over_quota": 413,
+    "refused": 401,
 }
+# The master's sentences for these may name datanodes and their failures: logged, and
+# replaced by a sentence of our own for the client.
+_INTERNAL_CODES = ("unavailable",)
 
 
 @web.middleware
 async def errors_and_headers(request: web.Request, handler):
-    """JSON errors for every failure (never a traceback) and security headers on all."""
+    """JSON errors for every failure (never a traceback), a request id and security
+    headers on all."""
+    request_id = secrets.token_hex(8)
     try:
         response = await handler(request)
     except web.HTTPException as exc:
@@ -54,18 +78,38 @@ async def errors_and_headers(request: web.Request, handler):
         else:
             response = exc
     except RequestFailed as exc:
-        response = error(_MASTER_ERROR_STATUS.get(exc.code, 502), exc.message)
+        response = _master_refusal(request, exc, request_id)
     except (OSError, TimeoutError) as exc:
-        log.warning("%s %s: master unreachable: %s", request.method, request.path, exc)
+        log.warning("[%s] %s %s: master unreachable: %s", request_id, request.method, request.path, exc)
         response = error(
-            503, "The storage cluster is not answering; try again shortly.", **{"Retry-After": "5"}
+            503,
+            f"The storage cluster is not answering; try again shortly (request {request_id}).",
+            **{"Retry-After": "5"},
         )
     except Exception:
-        log.exception("%s %s failed", request.method, request.path)
-        response = error(500, "Something went wrong on our side; it has been logged.")
+        log.exception("[%s] %s %s failed", request_id, request.method, request.path)
+        response = error(
+            500, f"Something went wrong on our side; it has been logged as request {request_id}."
+        )
     if not response.prepared:
         response.headers.update(SECURITY_HEADERS)
+        response.headers["X-Request-Id"] = request_id
     return response
+
+
+def _master_refusal(request: web.Request, exc: RequestFailed, request_id: str) -> web.Response:
+    status = _MASTER_ERROR_STATUS.get(exc.code, 502)
+    visitor = request.get(VISITOR)
+    if exc.code == "forbidden" and (visitor is None or visitor.user is None):
+        return error(401, "Sign in first.")
+    if exc.code in _INTERNAL_CODES or status == 502:
+        log.warning("[%s] %s %s: the master refused: %s", request_id, request.method, request.path, exc)
+        return error(
+            503 if status == 503 else 502,
+            f"The storage cluster could not do this right now; try again shortly (request {request_id}).",
+            **({"Retry-After": "5"} if status == 503 else {}),
+        )
+    return error(status, exc.message)
 
 
 def _http_error_sentence(exc: web.HTTPException) -> str:
@@ -85,19 +129,27 @@ def make_app(
     max_uploads: int,
     max_streams: int,
     spool_dir: Path | None = None,
+    config: WebConfig | None = None,
+    max_uploads_per_client: int | None = None,
+    max_streams_per_client: int | None = None,
 ) -> web.Application:
-    app = web.Application(middlewares=[errors_and_headers])
+    app = web.Application(
+        middlewares=[errors_and_headers, auth.guard_host, auth.authenticate, auth.forbid_cross_site]
+    )
     app.on_response_prepare.append(viewers.give_viewer_id)
     app[viewers.VIEW_REPORTS] = viewers.ViewReports()
     app[MASTER] = master
+    app[CONFIG] = config or WebConfig()
     app[METRICS] = metrics.WebMetrics()
     app[LIMITS] = {
         "max_upload_bytes": max_upload_bytes,
         "spool_dir": spool_dir,
-        "uploads": Slots(max_uploads, "uploads"),
-        "streams": Slots(max_streams, "streams"),
+        "uploads": Slots(max_uploads, "uploads", max_uploads_per_client),
+        "streams": Slots(max_streams, "streams", max_streams_per_client),
     }
     pages.setup(app)
+    auth.setup(app)
+    accounts.setup(app)
     app.router.add_get("/", pages.home)
     app.router.add_get("/watch/{name}", pages.watch)
     app.router.add_get("/listar", videos.listar)

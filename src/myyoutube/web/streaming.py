@@ -17,6 +17,10 @@ body, never a second HTTP response inside the first one.
 
 Each chunk is written with `await response.write`, which waits for the viewer's socket to
 drain, so a slow viewer slows the datanode read instead of filling a buffer.
+
+The master is asked as the visitor, so a video they may not see is a 404. A public
+video may be kept in shared caches for an hour; any other only privately, revalidated on
+each use (ranges.PRIVATE_CACHE). Stream slots are bounded in all and per client address.
 """
 
 from __future__ import annotations
@@ -28,11 +32,12 @@ import socket
 
 from aiohttp import web
 
-from myyoutube import ranges, read_plan
+from myyoutube import permissions, ranges, read_plan
 from myyoutube.client import MasterClient, RequestFailed, VideoRead
 from myyoutube.stream import SOCKET_BUFFER_BYTES
 from myyoutube.web import viewers
-from myyoutube.web.common import LIMITS, MASTER, METRICS, SECURITY_HEADERS
+from myyoutube.web.auth import client_address
+from myyoutube.web.common import LIMITS, METRICS, SECURITY_HEADERS, master_for
 
 log = logging.getLogger(__name__)
 
@@ -78,14 +83,17 @@ async def _open(master: MasterClient, request: web.Request, part: str) -> tuple[
 
 async def _serve(request: web.Request, part: str) -> web.StreamResponse:
     """Answer GET/HEAD of one stored part as ranges.decide says, relaying its bytes."""
-    master = request.app[MASTER]
-    async with request.app[LIMITS]["streams"].take():
+    master = master_for(request)
+    async with request.app[LIMITS]["streams"].take(client_address(request)):
         video, read = await _open(master, request, part)
         try:
             size, validators, content_type = _describe(video, part)
             boundary = secrets.token_hex(16)
+            cache = (
+                ranges.PUBLIC_CACHE if video.get("visibility") == permissions.PUBLIC else ranges.PRIVATE_CACHE
+            )
             decision = ranges.decide(
-                request.method, request.headers, size, content_type, validators, boundary
+                request.method, request.headers, size, content_type, validators, boundary, cache
             )
             if read is not None and not _is_exactly(decision, read):
                 read.close()  # the guess was wrong (If-Range changed, past the end...)
@@ -153,7 +161,7 @@ async def _send(
                         await send(data)
                         data = await read.next_chunk()
                 else:
-                    async for data in request.app[MASTER].read(
+                    async for data in master_for(request).read(
                         name, byte_range.start, byte_range.length, part
                     ):
                         await send(data)

@@ -17,6 +17,12 @@ a file FFmpeg cannot read as a video is refused (415) and its replicas dropped; 
 its duration, size, codec and bitrate, and a JPEG poster, travel with the commit. Bytes
 are counted against `--max-upload-bytes` as they arrive (multipart ignores aiohttp's body
 limit). Any failure aborts the master's upload, which removes every partial replica.
+
+Only uploaders and admins may upload (401/403 before the body is read), within their
+quota: an upload whose Content-Length already exceeds the room left is 413 at once, and
+the master refuses as soon as the bytes pass it otherwise. Form fields other than the
+file (`visibility`, which must come before it) are read up to MAX_FIELD_BYTES each.
+Upload slots are bounded in all and per client address.
 """
 
 from __future__ import annotations
@@ -28,15 +34,16 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import aiofiles
-from aiohttp import web
+from aiohttp import BodyPartReader, web
 from aiohttp.http_exceptions import HttpProcessingError
 
-from myyoutube import media, names
+from myyoutube import media, names, permissions
 from myyoutube.client import MasterClient, RequestFailed, Upload
 from myyoutube.formatting import human_size
 from myyoutube.protocol import CHUNK_BYTES
 from myyoutube.web import processing
-from myyoutube.web.common import LIMITS, MASTER, METRICS, error
+from myyoutube.web.auth import client_address
+from myyoutube.web.common import LIMITS, METRICS, VISITOR, error, master_for
 
 # Multipart framing around the file (boundaries, part headers) is small; Content-Length may
 # exceed --max-upload-bytes by this much before we refuse it up front.
@@ -44,6 +51,10 @@ MULTIPART_OVERHEAD_BYTES = 64 * 1024
 
 # A client that sends no upload bytes for this long is gone or hostile; its slot is freed.
 CLIENT_IDLE_TIMEOUT_S = 60.0
+
+# Form fields besides the file hold a word or a line (the visibility); anything longer is
+# not ours, and reading it whole would let a client make us buffer without bound.
+MAX_FIELD_BYTES = 4 * 1024
 
 
 class UploadRefused(Exception):
@@ -71,15 +82,29 @@ def well_formed():
 
 
 async def file_part(request: web.Request):
-    """The multipart part named 'file'; other fields are skipped (their bytes discarded)."""
+    """(the multipart part named 'file', the text fields before it); each text field is
+    read up to MAX_FIELD_BYTES, a longer one is refused; other files are skipped."""
+    fields: dict[str, str] = {}
     with well_formed():
         reader = await request.multipart()
         async with asyncio.timeout(CLIENT_IDLE_TIMEOUT_S):
             while (part := await reader.next()) is not None:
-                if getattr(part, "name", None) == "file" and hasattr(part, "read_chunk"):
-                    return part
-                if hasattr(part, "release"):
+                if not isinstance(part, BodyPartReader):  # a nested multipart: not ours
                     await part.release()
+                    continue
+                if part.name == "file":
+                    return part, fields
+                if part.filename is not None:  # another file: not ours, its bytes are dropped
+                    await part.release()
+                    continue
+                value = b""
+                while data := await part.read_chunk(MAX_FIELD_BYTES + 1 - len(value)):
+                    value += data
+                    if len(value) > MAX_FIELD_BYTES:
+                        raise UploadRefused(
+                            413, f"A form field is longer than {MAX_FIELD_BYTES // 1024} KiB."
+                        )
+                fields[str(part.name)] = value.decode(errors="replace")
     raise UploadRefused(400, "The form has no 'file' field; attach the video as 'file'.")
 
 
@@ -114,7 +139,10 @@ class BodyReader:
 
 async def receive(request: web.Request, master: MasterClient, limit: int, spool_dir: Path | None) -> dict:
     """Store the upload in `request`; the committed video's record, or UploadRefused."""
-    part = await file_part(request)
+    part, fields = await file_part(request)
+    visibility = fields.get("visibility", permissions.PUBLIC).strip()
+    if visibility not in permissions.VISIBILITIES:
+        raise UploadRefused(400, f"The visibility must be one of {', '.join(permissions.VISIBILITIES)}.")
     try:
         name = names.clean_name(form_filename(part))
     except names.BadName as exc:
@@ -130,15 +158,19 @@ async def receive(request: web.Request, master: MasterClient, limit: int, spool_
         )
     with tempfile.TemporaryDirectory(dir=spool_dir) as folder:
         if content_type in ("video/mp4", "video/quicktime") and media.needs_faststart(head):
-            return await _remux_then_relay(master, name, body, head, Path(folder))
+            return await _remux_then_relay(master, name, visibility, body, head, Path(folder))
         spooled = Path(folder) / "upload"
         return await _store(
-            master, name, content_type, spooled, {}, lambda upload: _spool(body, head, spooled, upload)
+            master,
+            (name, content_type, visibility),
+            spooled,
+            {},
+            lambda upload: _spool(body, head, spooled, upload),
         )
 
 
 async def _remux_then_relay(
-    master: MasterClient, name: str, body: BodyReader, head: bytes, folder: Path
+    master: MasterClient, name: str, visibility: str, body: BodyReader, head: bytes, folder: Path
 ) -> dict:
     try:
         await master.stat(name)
@@ -151,7 +183,11 @@ async def _remux_then_relay(
     await _off_loop(processing.remux_faststart, original, remuxed)
     original.unlink()  # the spool holds one copy at a time
     return await _store(
-        master, name, "video/mp4", remuxed, {"remuxed": True}, lambda upload: _send_file(remuxed, upload)
+        master,
+        (name, "video/mp4", visibility),
+        remuxed,
+        {"remuxed": True},
+        lambda upload: _send_file(remuxed, upload),
     )
 
 
@@ -174,14 +210,14 @@ async def _send_file(path: Path, upload: Upload) -> None:
 
 async def _store(
     master: MasterClient,
-    name: str,
-    content_type: str,
+    video: tuple[str, str, str],
     path: Path,
     extra: dict,
     send: Callable[[Upload], Awaitable[None]],
 ) -> dict:
-    """Open an upload, `send` the bytes, probe `path` and commit; any failure aborts it."""
-    upload = await master.start_upload(name, content_type)
+    """Open an upload of `video` (name, content type, visibility), `send` the bytes, probe
+    `path` and commit; any failure aborts it."""
+    upload = await master.start_upload(*video)
     try:
         await send(upload)
         return await _commit(upload, path, extra)
@@ -204,16 +240,32 @@ async def _off_loop(function, *args):
         raise UploadRefused(415, str(exc)) from exc
 
 
+def _refusal_up_front(request: web.Request, limit: int) -> web.Response | None:
+    """Refuse what can be refused before reading the body: who, how much, what form."""
+    user = request[VISITOR].user
+    if user is None:
+        return error(401, "Sign in to upload videos.")
+    if not permissions.may_upload(user):
+        return error(403, "Your account may watch videos but not upload them.")
+    declared = request.content_length
+    if declared is not None and declared > limit + MULTIPART_OVERHEAD_BYTES:
+        return error(413, str(too_large(limit)))
+    if declared is not None and not permissions.within_quota(user, declared - MULTIPART_OVERHEAD_BYTES):
+        return error(413, permissions.quota_sentence(user))
+    if request.content_type != "multipart/form-data":
+        return error(400, "Send the video as multipart/form-data with a field named 'file'.")
+    return None
+
+
 async def upload(request: web.Request) -> web.Response:
     limits = request.app[LIMITS]
     limit = limits["max_upload_bytes"]
-    if request.content_length is not None and request.content_length > limit + MULTIPART_OVERHEAD_BYTES:
-        return error(413, str(too_large(limit)))
-    if request.content_type != "multipart/form-data":
-        return error(400, "Send the video as multipart/form-data with a field named 'file'.")
-    async with limits["uploads"].take():
+    refusal = _refusal_up_front(request, limit)
+    if refusal is not None:
+        return refusal
+    async with limits["uploads"].take(client_address(request)):
         try:
-            video = await receive(request, request.app[MASTER], limit, limits["spool_dir"])
+            video = await receive(request, master_for(request), limit, limits["spool_dir"])
         except UploadRefused as exc:
             return error(exc.status, str(exc))
     request.app[METRICS].uploads.inc()

@@ -2,26 +2,33 @@
 
 Theory of operation
 -------------------
-Each handler asks the master one question over the cluster protocol and answers JSON;
-a refusal from the master becomes its status code in server.py's error middleware.
+Each handler asks the master one question over the cluster protocol, acting for the
+visitor (common.master_for), and answers JSON; the master lists only what that account
+may see and refuses what it may not do, and its refusals become status codes in
+server.py's error middleware.
 
 `/listar` and `/search?q=` answer one page, `{"videos": [...], "next": CURSOR|null}`,
 choosing it by `limit`, `cursor` and `sort` (listing.py). The master checks the sort and
 the cursor (its sentences come back as 400s); only the page size is parsed here.
 
-`PATCH /videos/{name}` takes `{"title": ..., "description": ...}` (either may be left
-out), checks the JSON's shape, asks `permissions.may_edit_video`, and has the master
-store the text, which the master checks (videotext.py) before anything is written.
+`PATCH /videos/{name}` takes `{"title": ..., "description": ..., "visibility": ...}` (any
+of them may be left out), checks the JSON's shape, asks `permissions.may_edit` (the
+video's owner or an admin; the master asks again), and has the master store the change,
+which it checks (videotext.py) before anything is written. Every delete is logged with
+who asked for it.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 
 from aiohttp import web
 
 from myyoutube import listing, names, permissions
-from myyoutube.web.common import MASTER, error
+from myyoutube.web.common import VISITOR, BodyTooLarge, error, master_for, read_body
+
+log = logging.getLogger(__name__)
 
 # Search terms are names or parts of names; names are at most 255 bytes.
 MAX_QUERY_CHARS = names.MAX_NAME_BYTES
@@ -31,7 +38,7 @@ MAX_QUERY_CHARS = names.MAX_NAME_BYTES
 MAX_EDIT_BODY_BYTES = 64 * 1024
 
 # What an edit may change.
-_EDITABLE = ("title", "description")
+_EDITABLE = ("title", "description", "visibility")
 
 
 async def listar(request: web.Request) -> web.Response:
@@ -51,63 +58,63 @@ async def _page(request: web.Request, query: str) -> web.Response:
     except listing.BadListing as exc:
         return error(400, str(exc))
     sort, cursor = request.query.get("sort", ""), request.query.get("cursor", "")
-    page = await request.app[MASTER].list_page(query, sort, cursor, limit)
+    page = await master_for(request).list_page(query, sort, cursor, limit)
     return web.json_response({"videos": page.videos, "next": page.next or None})
 
 
 async def edit(request: web.Request) -> web.Response:
-    """PATCH /videos/{name}: change the title and/or description; the updated record."""
+    """PATCH /videos/{name}: change the title, description and/or visibility; the
+    updated record."""
     try:
-        changes = _edit_changes(await _body(request, MAX_EDIT_BODY_BYTES))
+        changes = _edit_changes(await read_body(request, MAX_EDIT_BODY_BYTES))
+    except BodyTooLarge:
+        return error(413, f"The request body is larger than {MAX_EDIT_BODY_BYTES // 1024} KiB.")
     except _Refused as refusal:
-        return error(refusal.status, refusal.sentence)
-    master = request.app[MASTER]
+        return error(400, str(refusal))
+    master = master_for(request)
     video = await master.stat(request.match_info["name"])
-    if not permissions.may_edit_video(video, editor=None):
-        return error(403, "You may not edit this video.")
-    title = changes.get("title", video["title"])
-    description = changes.get("description", video["description"])
-    return web.json_response(await master.update_video(video["name"], title, description))
+    user = request[VISITOR].user
+    if not permissions.may_edit(user, video):
+        if user is None:
+            return error(401, "Sign in to edit your videos.")
+        return error(403, "Only the video's owner or an admin may change it.")
+    if "title" in changes or "description" in changes:
+        title = changes.get("title", video["title"])
+        description = changes.get("description", video["description"])
+        video = await master.update_video(video["name"], title, description)
+    if "visibility" in changes:
+        video = await master.set_visibility(video["name"], changes["visibility"])
+    return web.json_response(video)
 
 
 class _Refused(Exception):
-    def __init__(self, status: int, sentence: str) -> None:
-        super().__init__(sentence)
-        self.status, self.sentence = status, sentence
-
-
-async def _body(request: web.Request, max_bytes: int) -> bytes:
-    """The whole request body, refused (413) past `max_bytes` without reading further."""
-    too_large = _Refused(413, f"The request body is larger than {max_bytes // 1024} KiB.")
-    if (request.content_length or 0) > max_bytes:
-        raise too_large
-    body = bytearray()
-    async for piece in request.content.iter_chunked(max_bytes):
-        body += piece
-        if len(body) > max_bytes:
-            raise too_large
-    return bytes(body)
+    """The edit's body is not what it should be; str(exc) says why (a 400)."""
 
 
 def _edit_changes(body: bytes) -> dict[str, str]:
-    """The fields an edit changes, from its JSON body; _Refused (400) with a sentence."""
+    """The fields an edit changes, from its JSON body; _Refused with a sentence."""
     try:
         changes = json.loads(body.decode())
     except (UnicodeDecodeError, ValueError, RecursionError):
         changes = None
     if not isinstance(changes, dict) or not changes:
-        raise _Refused(400, 'Send the changes as a JSON object: {"title": "...", "description": "..."}.')
+        raise _Refused('Send the changes as a JSON object: {"title": "...", "description": "..."}.')
     unknown = sorted(set(changes) - set(_EDITABLE))
     if unknown:
         raise _Refused(
-            400, f"Only the title and description can be changed, not \u201c{unknown[0][:40]}\u201d."
+            f"Only the title, description and visibility can be changed, not \u201c{unknown[0][:40]}\u201d."
         )
     for field, value in changes.items():
         if not isinstance(value, str):
-            raise _Refused(400, f"The {field} must be text.")
+            raise _Refused(f"The {field} must be text.")
+    if changes.get("visibility", permissions.PUBLIC) not in permissions.VISIBILITIES:
+        raise _Refused(f"The visibility must be one of {', '.join(permissions.VISIBILITIES)}.")
     return changes
 
 
 async def delete(request: web.Request) -> web.Response:
-    await request.app[MASTER].delete(request.match_info["name"])
-    return web.json_response({"deleted": request.match_info["name"]})
+    name = request.match_info["name"]
+    await master_for(request).delete(name)
+    user = request[VISITOR].user
+    log.info("deleted %r at the request of %s", name, user.name if user else "an anonymous visitor")
+    return web.json_response({"deleted": name})

@@ -30,7 +30,7 @@ from aiohttp import web
 
 from myyoutube.client import MasterClient, RequestFailed
 from myyoutube.protocol import ProtocolError
-from myyoutube.web.common import MASTER
+from myyoutube.web.common import master_for
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +105,7 @@ def report_view(request: web.Request) -> None:
     """If this request starts playing its video, report a view (in the background: the
     stream never waits for it)."""
     if starts_at_first_byte(request.method, request.headers):
-        request.app[VIEW_REPORTS].send(request.app[MASTER], request.match_info["name"], viewer_of(request))
+        request.app[VIEW_REPORTS].send(master_for(request), request.match_info["name"], viewer_of(request))
 
 
 async def give_viewer_id(request: web.Request, response: web.StreamResponse) -> None:

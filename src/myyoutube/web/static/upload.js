@@ -17,6 +17,8 @@
   var progressBar = document.getElementById("upload-progress");
   var percentLabel = document.getElementById("upload-percent");
   var statusBox = document.getElementById("upload-status");
+  var visibilityInput = document.getElementById("visibility");
+  var session = window.MyYoutube.session;
 
   var FALLBACK_ERRORS = {
     400: "The server rejected that file name.",
@@ -70,6 +72,8 @@
     return new Promise(function (resolve) {
       var xhr = new XMLHttpRequest();
       var data = new FormData();
+      // The server reads the visibility before the file: it must come first.
+      if (visibilityInput) data.append("visibility", visibilityInput.value);
       data.append("file", file, file.name);
       upload.xhr = xhr;
       setProgress(0, label);
@@ -105,6 +109,10 @@
       });
       xhr.open("POST", "/upload");
       xhr.setRequestHeader("Accept", "application/json");
+      var csrf = session.csrfHeaders();
+      Object.keys(csrf).forEach(function (name) {
+        xhr.setRequestHeader(name, csrf[name]);
+      });
       xhr.send(data);
     });
   }

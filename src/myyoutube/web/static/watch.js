@@ -69,7 +69,8 @@
       if (!window.confirm("Delete \u201c" + name + "\u201d? This cannot be undone.")) return;
       deleteButton.disabled = true;
       deleteStatus.hidden = true;
-      fetch(url, { method: "DELETE", headers: { Accept: "application/json" } })
+      var headers = Object.assign({ Accept: "application/json" }, window.MyYoutube.session.csrfHeaders());
+      fetch(url, { method: "DELETE", headers: headers })
         .then(function (resp) {
           if (resp.ok) {
             window.location.assign("/");

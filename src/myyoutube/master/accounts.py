@@ -1,0 +1,287 @@
+"""The master's account requests: sign-in, tokens, user management, the first admin.
+
+Theory of operation
+-------------------
+The web front ends ask; the master decides, with the accounts in its index (users.py)
+and the rules in permissions.py. Passwords are hashed with Argon2id (argon2-cffi's
+defaults, RFC 9106's second recommendation: 3 passes over 64 MiB) in a worker thread, at
+most MAX_HASHES_AT_ONCE at a time, so sign-ins neither stall the master's event loop nor
+take unbounded memory.
+
+A sign-in for an unknown account is checked against a dummy hash made at start-up, so it
+costs the same time as a wrong password and gets the same sentence: the answer does not
+tell which names exist. (Throttling repeated attempts is the web front end's job, per IP
+and per account, see web/throttle.py.)
+
+Bootstrapping: an index without any account gets `admin` at start-up, with a random
+password written to DATA_DIR/admin-password (mode 0600) and its path printed once. With
+`--admin-password-file F` (on the master, or sent by a web front end as EnsureAdmin) the
+admin account is created with that password, or reset to it if it has another; then the
+generated file, which no longer holds the password, is removed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import secrets
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import argon2
+
+from myyoutube import permissions, service
+from myyoutube.master import users
+from myyoutube.permissions import ADMIN, ADMIN_USER, User
+from myyoutube.protocol import (
+    AddUser,
+    EnsureAdmin,
+    Error,
+    ListUsers,
+    Login,
+    Logout,
+    Ok,
+    RemoveUser,
+    SetPassword,
+    WhoIs,
+)
+from myyoutube.stream import FrameStream
+
+if TYPE_CHECKING:
+    from myyoutube.master.index import Index
+
+log = logging.getLogger(__name__)
+
+# Each hash holds 64 MiB and a core for tens of milliseconds; more at once would only
+# queue on the CPU and multiply memory.
+MAX_HASHES_AT_ONCE = 2
+
+# Where a first start leaves the generated admin password, inside the master's data dir.
+ADMIN_PASSWORD_FILE = "admin-password"
+# A generated password: 24 URL-safe characters, 144 random bits.
+GENERATED_PASSWORD_BYTES = 18
+
+REFUSED_SENTENCE = "Wrong username or password."
+FORBIDDEN_SENTENCE = "Only an admin may manage accounts."
+
+_HASHER = argon2.PasswordHasher()
+
+
+class Accounts:
+    def __init__(self, index: Index, default_quota_bytes: int | None, data_dir: Path) -> None:
+        self.index = index
+        self.users = index.users
+        self.default_quota_bytes = default_quota_bytes
+        self.generated_password_path = data_dir / ADMIN_PASSWORD_FILE
+        self._hashing = asyncio.Semaphore(MAX_HASHES_AT_ONCE)
+        # Verified against when the account does not exist, so both cost the same.
+        self._dummy_hash = _HASHER.hash(secrets.token_hex(16))
+
+    def handlers(self) -> dict[type, Any]:
+        return {
+            Login: self._login,
+            WhoIs: self._who_is,
+            Logout: self._logout,
+            AddUser: self._add_user,
+            ListUsers: self._list_users,
+            RemoveUser: self._remove_user,
+            SetPassword: self._set_password,
+            EnsureAdmin: self._ensure_admin,
+        }
+
+    def user(self, name: str) -> User | None:
+        """The account `name` as the permission rules see it; None for '' or a name that
+        no longer exists (a removed account is as good as anonymous)."""
+        account = self.users.accounts.get(name) if name else None
+        if account is None:
+            return None
+        quota = account["quota_bytes"] if account["quota_bytes"] is not None else self.default_quota_bytes
+        if account["role"] == ADMIN:
+            quota = None  # admins are unlimited
+        return User(account["name"], account["role"], quota, self.index.stored_bytes_of(account["name"]))
+
+    def describe(self, name: str) -> dict:
+        user = self.user(name)
+        assert user is not None, "described accounts exist"
+        return dict(user.as_dict(), created_at=self.users.accounts[name]["created_at"])
+
+    async def _hash(self, password: str) -> str:
+        async with self._hashing:
+            return await asyncio.to_thread(_HASHER.hash, password)
+
+    async def _verify(self, password_hash: str, password: str) -> bool:
+        async with self._hashing:
+            try:
+                return await asyncio.to_thread(_HASHER.verify, password_hash, password)
+            except argon2.exceptions.VerificationError:
+                return False
+            except argon2.exceptions.InvalidHashError:
+                log.error("a stored password hash is malformed; that account cannot sign in")
+                return False
+
+    # --- sign-in ----------------------------------------------------------------------------
+
+    async def _login(self, connection: FrameStream, request: Login) -> None:
+        account = self.users.accounts.get(request.username)
+        stored = account["password_hash"] if account is not None else self._dummy_hash
+        password = request.password[: users.MAX_PASSWORD_CHARS + 1]
+        matches = await self._verify(stored, password)
+        if account is None or not matches or request.kind not in users.TOKEN_KINDS:
+            await connection.write_frame(Error("refused", REFUSED_SENTENCE))
+            return
+        token = self.users.issue_token(account["name"], request.kind, time.time())
+        log.info("%s signed in (%s)", account["name"], request.kind)
+        await connection.write_frame(Ok({"token": token, "user": self.describe(account["name"])}))
+
+    async def _who_is(self, connection: FrameStream, request: WhoIs) -> None:
+        name = self.users.resolve(request.token, time.time())
+        if name is None or name not in self.users.accounts:
+            await connection.write_frame(Error("unauthenticated", "The session has ended; sign in again."))
+            return
+        await connection.write_frame(Ok({"user": self.describe(name)}))
+
+    async def _logout(self, connection: FrameStream, request: Logout) -> None:
+        self.users.revoke(request.token)
+        await connection.write_frame(Ok({}))
+
+    # --- user management ---------------------------------------------------------------------
+
+    async def _add_user(self, connection: FrameStream, request: AddUser) -> None:
+        if not permissions.may_admin(self.user(request.user)):
+            await connection.write_frame(Error("forbidden", FORBIDDEN_SENTENCE))
+            return
+        try:
+            name = users.clean_username(request.username)
+            users.check_role(request.role)
+            users.check_password(request.password)
+            if request.quota_bytes < -1:
+                raise users.BadAccount("A quota is a number of bytes, 0 or more.")
+        except users.BadAccount as exc:
+            await connection.write_frame(Error("bad_request", str(exc)))
+            return
+        if name in self.users.accounts:
+            await connection.write_frame(
+                Error("exists", f"An account named \u201c{name}\u201d already exists.")
+            )
+            return
+        password_hash = await self._hash(request.password)
+        quota = None if request.quota_bytes == -1 else request.quota_bytes
+        try:
+            self.users.add(name, password_hash, request.role, quota, time.time())
+        except users.AccountExists:  # added by another request while this one hashed
+            await connection.write_frame(
+                Error("exists", f"An account named \u201c{name}\u201d already exists.")
+            )
+            return
+        log.info("%s added the account %s (%s)", request.user, name, request.role)
+        await connection.write_frame(Ok({"user": self.describe(name)}))
+
+    async def _list_users(self, connection: FrameStream, request: ListUsers) -> None:
+        if not permissions.may_admin(self.user(request.user)):
+            await connection.write_frame(Error("forbidden", FORBIDDEN_SENTENCE))
+            return
+        listed = [
+            dict(self.describe(name), sessions=self.users.sessions_of(name))
+            for name in sorted(self.users.accounts)
+        ]
+        await connection.write_frame(Ok({"users": listed}))
+
+    async def _remove_user(self, connection: FrameStream, request: RemoveUser) -> None:
+        if not permissions.may_admin(self.user(request.user)):
+            await connection.write_frame(Error("forbidden", FORBIDDEN_SENTENCE))
+            return
+        account = self.users.accounts.get(request.username)
+        if account is None:
+            await connection.write_frame(Error("not_found", "There is no account by that name."))
+            return
+        admins = [a for a in self.users.accounts.values() if a["role"] == ADMIN]
+        if account["role"] == ADMIN and len(admins) == 1:
+            await connection.write_frame(
+                Error("bad_request", "This is the last admin account; add another admin before removing it.")
+            )
+            return
+        self.users.remove(request.username)
+        log.warning("%s removed the account %s; its videos stay", request.user, request.username)
+        await connection.write_frame(Ok({"removed": request.username}))
+
+    async def _set_password(self, connection: FrameStream, request: SetPassword) -> None:
+        if not permissions.may_change_password(self.user(request.user), request.username):
+            await connection.write_frame(Error("forbidden", "You may change only your own password."))
+            return
+        if request.username not in self.users.accounts:
+            await connection.write_frame(Error("not_found", "There is no account by that name."))
+            return
+        try:
+            users.check_password(request.password)
+        except users.BadAccount as exc:
+            await connection.write_frame(Error("bad_request", str(exc)))
+            return
+        await self._replace_password(request.username, request.password)
+        log.info("%s changed the password of %s; its sessions ended", request.user, request.username)
+        await connection.write_frame(Ok({"changed": request.username}))
+
+    async def _replace_password(self, name: str, password: str) -> None:
+        self.users.set_password(name, await self._hash(password))
+        if name == ADMIN_USER:
+            self.generated_password_path.unlink(missing_ok=True)
+
+    # --- the first admin ------------------------------------------------------------------
+
+    async def _ensure_admin(self, connection: FrameStream, request: EnsureAdmin) -> None:
+        try:
+            users.check_password(request.password)
+        except users.BadAccount as exc:
+            await connection.write_frame(Error("bad_request", f"The admin password file is unusable: {exc}"))
+            return
+        changed = await self.ensure_admin(request.password)
+        await connection.write_frame(Ok({"changed": changed}))
+
+    async def ensure_admin(self, password: str) -> bool:
+        """Create `admin` with `password`, or reset it to `password`; False if it already
+        had it (a restart with the same file keeps everyone signed in)."""
+        account = self.users.accounts.get(ADMIN_USER)
+        if account is None:
+            self.users.add(ADMIN_USER, await self._hash(password), ADMIN, None, time.time())
+            self.generated_password_path.unlink(missing_ok=True)
+            log.warning("created the account %s from the given password", ADMIN_USER)
+            return True
+        if await self._verify(account["password_hash"], password):
+            return False
+        await self._replace_password(ADMIN_USER, password)
+        log.warning("reset the password of %s from the given password; its sessions ended", ADMIN_USER)
+        return True
+
+    async def bootstrap(self, password_file: Path | None) -> None:
+        """At start-up: the admin from `password_file`, or, on an index without any
+        account, an admin with a generated password written beside the index."""
+        if password_file is not None:
+            password = service.read_password_file(password_file)
+            try:
+                users.check_password(password)
+            except users.BadAccount as exc:
+                raise service.StartupError(
+                    f"the admin password file {password_file} is unusable: {exc}"
+                ) from exc
+            await self.ensure_admin(password)
+            return
+        if self.users.accounts:
+            return
+        password = secrets.token_urlsafe(GENERATED_PASSWORD_BYTES)
+        write_private_file(self.generated_password_path, password + "\n")
+        self.users.add(ADMIN_USER, await self._hash(password), ADMIN, None, time.time())
+        print(
+            f"myyoutube-master: created the account {ADMIN_USER}; its password is in "
+            f"{self.generated_password_path}",
+            flush=True,
+        )
+        log.warning("created the account %s; its password is in %s", ADMIN_USER, self.generated_password_path)
+
+
+def write_private_file(path: Path, text: str) -> None:
+    """Write a new file readable by its owner only (0600), replacing any old one."""
+    path.unlink(missing_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as file:
+        file.write(text)

@@ -1,0 +1,330 @@
+"""Signing in on the web front end: who made each request, sessions, CSRF, the Host check.
+
+Theory of operation
+-------------------
+Three middlewares run before every handler, in this order:
+
+* `guard_host` answers 421 to a request whose Host this front end is not known by
+  (origin.py: the defence against DNS rebinding).
+* `authenticate` finds the visitor: a browser session in the `myyoutube_session` cookie
+  (HttpOnly, SameSite=Lax, Path=/, Secure over TLS) or an API token in `Authorization:
+  Bearer TOKEN`, each checked with the master (WhoIs) on every request, so a logout or a
+  password change anywhere ends the session everywhere at once. A stale cookie is
+  cleared and the visit goes on anonymously; a bad bearer token is a 401. On a private
+  instance an anonymous visitor reaches only the sign-in page and the static files.
+  Signed-in answers get `Cache-Control: no-store` unless a handler chose otherwise.
+* `forbid_cross_site` refuses state-changing requests (anything but GET/HEAD/OPTIONS) that
+  come from another site (origin.py) and, for cookie sessions, those without the session's
+  CSRF token (common.csrf_token) in the X-CSRF-Token header or, for a plain HTML form, its
+  `csrf_token` field. Pages put the token in `<meta name="csrf-token">`; the scripts send it.
+  Bearer-token requests are exempt: no browser adds that header on its own.
+
+Sign-in (`POST /login` from the form, `POST /api/login` for scripts) is throttled per
+client address and per account name (throttle.py) before the master is asked, and every
+refusal says the same sentence whether the account exists or not.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import time
+from urllib.parse import parse_qs, quote
+
+import aiohttp_jinja2
+from aiohttp import web
+
+from myyoutube.client import RequestFailed
+from myyoutube.master.users import API_TOKEN, BROWSER_SESSION, SESSION_IDLE_S
+from myyoutube.web import origin, pages
+from myyoutube.web.common import (
+    ANONYMOUS,
+    CONFIG,
+    MASTER,
+    VISITOR,
+    BodyTooLarge,
+    Visitor,
+    csrf_token,
+    error,
+    read_body,
+)
+from myyoutube.web.throttle import Throttle
+
+log = logging.getLogger(__name__)
+
+SESSION_COOKIE = "myyoutube_session"
+CSRF_HEADER = "X-CSRF-Token"
+CSRF_FIELD = "csrf_token"
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+# A sign-in body holds a username and a password: a few hundred bytes, never more than this.
+MAX_LOGIN_BODY_BYTES = 4 * 1024
+# What an anonymous visitor of a private instance may still reach.
+OPEN_PATHS = ("/login", "/api/login")
+OPEN_PREFIXES = ("/static/",)
+# Per client address: a household or office shares one, so it gets more free failures
+# than one account does.
+ADDRESS_FREE_FAILURES = 20
+
+THROTTLES = web.AppKey("throttles", dict)
+
+
+def setup(app: web.Application) -> None:
+    app[THROTTLES] = {"address": Throttle(free_failures=ADDRESS_FREE_FAILURES), "account": Throttle()}
+    app.router.add_get("/login", login_page)
+    app.router.add_post("/login", login_form)
+    app.router.add_post("/logout", logout_form)
+    app.router.add_post("/api/login", api_login)
+    app.router.add_post("/api/logout", api_logout)
+    app.router.add_get("/api/me", me)
+
+
+# --- where a request comes from ---------------------------------------------------------
+
+
+def client_address(request: web.Request) -> str:
+    """The client's IP: the peer, or behind a trusted proxy the last X-Forwarded-For hop."""
+    peer = request.remote or ""
+    if peer in request.app[CONFIG].trusted_proxies:
+        forwarded = request.headers.get("X-Forwarded-For", "").split(",")[-1].strip()
+        return forwarded or peer
+    return peer
+
+
+def request_scheme(request: web.Request) -> str:
+    """'https' over our TLS or a trusted proxy's (X-Forwarded-Proto), else 'http'."""
+    if request.app[CONFIG].tls:
+        return "https"
+    if (request.remote or "") in request.app[CONFIG].trusted_proxies:
+        return "https" if request.headers.get("X-Forwarded-Proto", "").lower() == "https" else "http"
+    return "http"
+
+
+@web.middleware
+async def guard_host(request: web.Request, handler):
+    config = request.app[CONFIG]
+    if not origin.host_allowed(
+        request.headers.get("Host"), request_scheme(request), config.allowed_hosts, config.any_ip_host_port
+    ):
+        return error(421, "This server does not answer to that host name.")
+    return await handler(request)
+
+
+# --- who is asking ------------------------------------------------------------------------
+
+
+async def _visitor(request: web.Request) -> tuple[Visitor, bool]:
+    """The visitor, and whether a stale session cookie should be cleared."""
+    master = request.app[MASTER]
+    authorization = request.headers.get("Authorization", "")
+    if authorization:
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise web.HTTPUnauthorized(text="Send the token as: Authorization: Bearer TOKEN.")
+        try:
+            return Visitor(await master.who_is(token.strip()), "bearer", token.strip()), False
+        except RequestFailed as exc:
+            if exc.code != "unauthenticated":
+                raise
+            raise web.HTTPUnauthorized(text="The token is not valid any more; sign in again.") from None
+    cookie = request.cookies.get(SESSION_COOKIE, "")
+    if not cookie:
+        return ANONYMOUS, False
+    try:
+        return Visitor(await master.who_is(cookie), "cookie", cookie), False
+    except RequestFailed as exc:
+        if exc.code != "unauthenticated":
+            raise
+        return ANONYMOUS, True
+
+
+def _open_to_anonymous(path: str) -> bool:
+    return path in OPEN_PATHS or path.startswith(OPEN_PREFIXES)
+
+
+def _wants_html(request: web.Request) -> bool:
+    return request.method in ("GET", "HEAD") and "text/html" in request.headers.get("Accept", "")
+
+
+@web.middleware
+async def authenticate(request: web.Request, handler):
+    visitor, stale_cookie = await _visitor(request)
+    request[VISITOR] = visitor
+    if visitor.user is None and request.app[CONFIG].private and not _open_to_anonymous(request.path):
+        if _wants_html(request):
+            raise web.HTTPSeeOther(f"/login?next={quote(request.path_qs, safe='')}")
+        return error(401, "This MyYoutube is private; sign in first.")
+    response = await handler(request)
+    if stale_cookie and not response.prepared:
+        response.del_cookie(SESSION_COOKIE, path="/")
+    if visitor.user is not None and not response.prepared and "Cache-Control" not in response.headers:
+        response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+# --- cross-site requests ------------------------------------------------------------------
+
+
+@web.middleware
+async def forbid_cross_site(request: web.Request, handler):
+    visitor = request[VISITOR]
+    if request.method in SAFE_METHODS or visitor.via == "bearer":
+        return await handler(request)
+    cookie_session = visitor.via == "cookie" or SESSION_COOKIE in request.cookies
+    reason = origin.cross_origin_reason(
+        request.headers.get("Origin"),
+        request.headers.get("Sec-Fetch-Site"),
+        request_scheme(request),
+        request.headers.get("Host", ""),
+        cookie_session,
+    )
+    if reason is None and visitor.via == "cookie" and not await _csrf_token_matches(request, visitor.token):
+        reason = "This page is out of date (its security token does not match); reload it and try again."
+    if reason is not None:
+        log.warning(
+            "refused %s %s from %s: %s", request.method, request.path, client_address(request), reason
+        )
+        return error(403, reason)
+    return await handler(request)
+
+
+async def _csrf_token_matches(request: web.Request, session_token: str) -> bool:
+    sent = request.headers.get(CSRF_HEADER)
+    if sent is None and request.content_type == "application/x-www-form-urlencoded":
+        sent = (await _form(request)).get(CSRF_FIELD, "")
+    return sent is not None and hmac.compare_digest(sent.encode(), csrf_token(session_token).encode())
+
+
+async def _form(request: web.Request) -> dict[str, str]:
+    """A small urlencoded form (sign-in, sign-out), read once and kept on the request."""
+    if "form" not in request:
+        try:
+            body = await read_body(request, MAX_LOGIN_BODY_BYTES)
+        except BodyTooLarge:
+            raise web.HTTPRequestEntityTooLarge(
+                max_size=MAX_LOGIN_BODY_BYTES, actual_size=request.content_length or 0
+            ) from None
+        fields = parse_qs(body.decode(errors="replace"), keep_blank_values=True)
+        request["form"] = {key: values[0] for key, values in fields.items()}
+    return request["form"]
+
+
+# --- signing in and out -------------------------------------------------------------------
+
+
+class SignInRefused(Exception):
+    def __init__(self, status: int, sentence: str, retry_after_s: int = 0) -> None:
+        super().__init__(sentence)
+        self.status, self.sentence, self.retry_after_s = status, sentence, retry_after_s
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after_s)} if self.retry_after_s else {}
+
+
+async def _sign_in(request: web.Request, username: str, password: str, kind: str):
+    """(token, user) for a correct password; SignInRefused otherwise (throttled or wrong)."""
+    throttles, now = request.app[THROTTLES], time.monotonic()
+    keys = {"address": client_address(request), "account": username.strip().lower()}
+    wait_s = max(throttles[which].wait_s(key, now) for which, key in keys.items())
+    if wait_s > 0:
+        retry = int(wait_s) + 1
+        raise SignInRefused(429, f"Too many failed sign-ins; try again in {retry} seconds.", retry)
+    try:
+        token, user = await request.app[MASTER].login(username.strip(), password, kind)
+    except RequestFailed as exc:
+        if exc.code != "refused":
+            raise
+        for which, key in keys.items():
+            throttles[which].failed(key, time.monotonic())
+        log.info("failed sign-in for %r from %s", username[:64], keys["address"])
+        raise SignInRefused(401, exc.message) from None
+    throttles["account"].succeeded(keys["account"])
+    return token, user
+
+
+def _local_path(target: str) -> str:
+    """Where to go after signing in: a path on this site only (never //other.example)."""
+    if target.startswith("/") and not target.startswith("//") and "\\" not in target:
+        return target
+    return "/"
+
+
+async def login_page(request: web.Request) -> web.Response:
+    target = _local_path(request.query.get("next", "/"))
+    if request[VISITOR].user is not None:
+        raise web.HTTPSeeOther(target)
+    return aiohttp_jinja2.render_template("login.html", request, pages.login_context(target))
+
+
+async def login_form(request: web.Request) -> web.StreamResponse:
+    form = await _form(request)
+    target = _local_path(form.get("next", "/"))
+    try:
+        token, _ = await _sign_in(
+            request, form.get("username", ""), form.get("password", ""), BROWSER_SESSION
+        )
+    except SignInRefused as refusal:
+        context = pages.login_context(target, refusal.sentence, form.get("username", ""))
+        response = aiohttp_jinja2.render_template("login.html", request, context, status=refusal.status)
+        response.headers.update(refusal.headers())
+        return response
+    response = web.HTTPSeeOther(target)
+    response.set_cookie(
+        SESSION_COOKIE,
+        token,
+        path="/",
+        httponly=True,
+        samesite="Lax",
+        secure=request_scheme(request) == "https",
+        max_age=int(SESSION_IDLE_S),
+    )
+    return response
+
+
+async def logout_form(request: web.Request) -> web.StreamResponse:
+    visitor = request[VISITOR]
+    if visitor.token:
+        await request.app[MASTER].logout(visitor.token)
+    response = web.HTTPSeeOther("/")
+    response.del_cookie(SESSION_COOKIE, path="/")
+    return response
+
+
+async def api_login(request: web.Request) -> web.Response:
+    """POST /api/login {"username", "password"} -> {"token", "user"} (an API token)."""
+    try:
+        fields = _json_object(await read_body(request, MAX_LOGIN_BODY_BYTES))
+    except BodyTooLarge:
+        return error(413, "A sign-in is a username and a password; this body is far larger.")
+    username, password = fields.get("username"), fields.get("password")
+    if not isinstance(username, str) or not isinstance(password, str):
+        return error(400, 'Send {"username": "...", "password": "..."} as JSON.')
+    try:
+        token, user = await _sign_in(request, username, password, API_TOKEN)
+    except SignInRefused as refusal:
+        return error(refusal.status, refusal.sentence, **refusal.headers())
+    return web.json_response({"token": token, "user": user.as_dict()})
+
+
+async def api_logout(request: web.Request) -> web.Response:
+    visitor = request[VISITOR]
+    if visitor.token:
+        await request.app[MASTER].logout(visitor.token)
+    response = web.json_response({"signed_out": bool(visitor.token)})
+    if visitor.via == "cookie":
+        response.del_cookie(SESSION_COOKIE, path="/")
+    return response
+
+
+async def me(request: web.Request) -> web.Response:
+    """GET /api/me: the signed-in account, or null."""
+    user = request[VISITOR].user
+    return web.json_response({"user": user.as_dict() if user else None})
+
+
+def _json_object(body: bytes) -> dict:
+    try:
+        value = json.loads(body.decode())
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        return {}
+    return value if isinstance(value, dict) else {}

@@ -1,0 +1,79 @@
+"""Sign-in throttling: exponential backoff per key (pure; time is passed in as `now`).
+
+Theory of operation
+-------------------
+A password guesser is slowed down per client address and per account name, separately:
+one address trying many accounts hits its address's limit, many addresses trying one
+account hit the account's. Each key gets `free_failures` wrong passwords in a row at no
+cost; after that, every further failure doubles the wait before the next attempt
+(`base_delay_s`, 2x, 4x, ... up to `max_delay_s`). A success clears the key. A key left
+alone for `forget_after_s` starts afresh, and at most `max_keys` keys are remembered (the
+ones seen longest ago are dropped first), so memory stays bounded under a flood of
+addresses.
+
+The account key is the name as typed, whether or not such an account exists, so a
+throttled answer does not tell which names are real.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+
+# Defaults: five wrong passwords are a typo streak; past them, 1 s, 2 s, 4 s... up to
+# 15 minutes between attempts (online guessing at ~100 tries a day per key).
+FREE_FAILURES = 5
+BASE_DELAY_S = 1.0
+MAX_DELAY_S = 900.0
+# A key quiet for a day starts afresh.
+FORGET_AFTER_S = 24 * 3600.0
+# Memory bound: ~200 bytes a key.
+MAX_KEYS = 100_000
+
+
+@dataclass
+class _Record:
+    failures: int
+    last_failure: float
+    blocked_until: float
+
+
+class Throttle:
+    def __init__(
+        self,
+        free_failures: int = FREE_FAILURES,
+        base_delay_s: float = BASE_DELAY_S,
+        max_delay_s: float = MAX_DELAY_S,
+        forget_after_s: float = FORGET_AFTER_S,
+        max_keys: int = MAX_KEYS,
+    ) -> None:
+        self.free_failures = free_failures
+        self.base_delay_s, self.max_delay_s = base_delay_s, max_delay_s
+        self.forget_after_s, self.max_keys = forget_after_s, max_keys
+        self._records: OrderedDict[str, _Record] = OrderedDict()
+
+    def wait_s(self, key: str, now: float) -> float:
+        """Seconds before `key` may try again (0: now)."""
+        record = self._records.get(key)
+        if record is None:
+            return 0.0
+        if now - record.last_failure >= self.forget_after_s:
+            del self._records[key]
+            return 0.0
+        return max(0.0, record.blocked_until - now)
+
+    def failed(self, key: str, now: float) -> None:
+        record = self._records.pop(key, None)
+        if record is None or now - record.last_failure >= self.forget_after_s:
+            record = _Record(0, now, now)
+        record.failures += 1
+        record.last_failure = now
+        excess = record.failures - self.free_failures
+        if excess > 0:
+            record.blocked_until = now + min(self.max_delay_s, self.base_delay_s * 2 ** min(excess - 1, 60))
+        self._records[key] = record  # most recently failed last
+        while len(self._records) > self.max_keys:
+            self._records.popitem(last=False)
+
+    def succeeded(self, key: str) -> None:
+        self._records.pop(key, None)
