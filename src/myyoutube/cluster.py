@@ -249,6 +249,7 @@ class Cluster:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    service.private_files()  # logs, layout and certificates too
     if args.admin_password_file is not None:
         args.admin_password_file = args.admin_password_file.resolve()
     cluster = Cluster(args)

@@ -7,7 +7,8 @@ coroutine to `run`. Anything that stops start-up (a busy port, an unreachable ma
 unusable certificates) raises `StartupError`, which `run` turns into one readable line on stderr
 and exit status 1. SIGINT and SIGTERM end the service cleanly with status 0. Once a role
 listens it prints `<role> listening on HOST:PORT`, the line scripts and tests wait for
-(the port is the real one even when 0 was asked for).
+(the port is the real one even when 0 was asked for). Every role runs with umask 077:
+what it writes (index, blobs, logs, keys) is readable by its own user only.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import argparse
 import asyncio
 import ipaddress
 import logging
+import os
 import signal
 import socket
 import sys
@@ -153,9 +155,20 @@ async def listen(start: Callable[[], Awaitable[T]], host: str, port: int) -> T:
         raise StartupError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
 
 
+# Everything a role writes (index, blobs, spool files, keys) is its operator's alone:
+# directories 0700, files 0600.
+PRIVATE_UMASK = 0o077
+
+
+def private_files() -> None:
+    """From now on, files and directories this process creates are readable by its user only."""
+    os.umask(PRIVATE_UMASK)
+
+
 def run(prog: str, log_level: str, serve: Callable[[], Awaitable[None]], event_loop: str = "asyncio") -> None:
     """Run `serve()` on `event_loop` ('uvloop' or 'asyncio') until it returns or a signal
     arrives; exit 0, or 1 with one line."""
+    private_files()
     logging.basicConfig(level=log_level, format=f"%(asctime)s {prog} %(levelname)s %(name)s: %(message)s")
 
     async def main() -> None:

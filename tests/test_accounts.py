@@ -1,0 +1,400 @@
+"""Accounts over HTTP against a real cluster: every route's answer for an anonymous
+visitor, a viewer, an uploader and an admin (one table); owners and visibility; cookie
+sessions and CSRF; foreign Host names; sign-in throttling; quotas; revocation."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from dataclasses import dataclass
+from urllib.parse import quote
+
+import aiohttp
+import pytest
+
+from harness import ADMIN_PASSWORD, mp4_bytes, multipart
+
+PASSWORD = "correct horse battery"
+ROLES = ("anonymous", "viewer", "uploader", "admin")
+# An uploader with room for a small video only.
+SMALL_QUOTA_BYTES = 200_000
+
+
+def unique(stem: str) -> str:
+    return f"{stem}-{uuid.uuid4().hex[:8]}.mp4"
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+@dataclass
+class People:
+    """Bearer headers per role ('anonymous': none), plus a second uploader and a small-quota one."""
+
+    headers: dict[str, dict[str, str]]
+    other_uploader: dict[str, str]
+    small_quota: dict[str, str]
+
+
+async def add_user(http, cluster, name: str, role: str, quota_bytes=None) -> None:
+    fields = {"username": name, "password": PASSWORD, "role": role, "quota_bytes": quota_bytes}
+    async with http.post(f"{cluster.url}/api/users", json=fields, headers=cluster.admin_headers()) as answer:
+        assert answer.status == 201, await answer.text()
+
+
+@pytest.fixture(scope="module")
+async def people(cluster):
+    suffix = uuid.uuid4().hex[:6]
+    async with aiohttp.ClientSession() as http:
+        for name, role, quota in (
+            (f"vera{suffix}", "viewer", None),
+            (f"ulla{suffix}", "uploader", None),
+            (f"olga{suffix}", "uploader", None),
+            (f"tiny{suffix}", "uploader", SMALL_QUOTA_BYTES),
+        ):
+            await add_user(http, cluster, name, role, quota)
+    token = {name: cluster.sign_in(f"{name}{suffix}", PASSWORD) for name in ("vera", "ulla", "olga", "tiny")}
+    return People(
+        headers={
+            "anonymous": {},
+            "viewer": bearer(token["vera"]),
+            "uploader": bearer(token["ulla"]),
+            "admin": cluster.admin_headers(),
+        },
+        other_uploader=bearer(token["olga"]),
+        small_quota=bearer(token["tiny"]),
+    )
+
+
+async def upload_as(http, cluster, headers: dict, name: str, visibility: str = "public", size: int = 1000):
+    """POST /upload with a visibility field before the file; (status, JSON)."""
+    file_part, content_type = multipart(name, mp4_bytes(os.urandom(size)))
+    boundary = content_type.split("boundary=")[1]
+    field = f'--{boundary}\r\nContent-Disposition: form-data; name="visibility"\r\n\r\n{visibility}\r\n'
+    async with http.post(
+        f"{cluster.url}/upload",
+        data=field.encode() + file_part,
+        headers={"Content-Type": content_type, **headers},
+    ) as answer:
+        return answer.status, await answer.json()
+
+
+@pytest.fixture(scope="module")
+async def videos(cluster):
+    """Two of admin's videos, one public and one private (with posters)."""
+    async with aiohttp.ClientSession() as http:
+        names = {"public": unique("pub"), "private": unique("priv")}
+        for visibility, name in names.items():
+            status, answer = await upload_as(http, cluster, cluster.admin_headers(), name, visibility)
+            assert status == 201, answer
+    return names
+
+
+# (method, path, what the body is) -> status for anonymous, viewer, uploader, admin.
+# {public}/{private}: admin's videos; {victim}: a fresh admin video per request; {account}:
+# a fresh account per request.
+ROUTES = [
+    ("GET", "/", None, (200, 200, 200, 200)),
+    ("GET", "/login", None, (200, 303, 303, 303)),
+    ("GET", "/watch/{public}", None, (200, 200, 200, 200)),
+    ("GET", "/watch/{private}", None, (404, 404, 404, 200)),
+    ("GET", "/stream/{public}", None, (200, 200, 200, 200)),
+    ("GET", "/stream/{private}", None, (404, 404, 404, 200)),
+    ("GET", "/thumbnail/{public}", None, (200, 200, 200, 200)),
+    ("GET", "/thumbnail/{private}", None, (404, 404, 404, 200)),
+    ("GET", "/listar", None, (200, 200, 200, 200)),
+    ("GET", "/search?q=pub", None, (200, 200, 200, 200)),
+    ("GET", "/api/me", None, (200, 200, 200, 200)),
+    ("GET", "/api/status", None, (401, 403, 403, 200)),
+    ("GET", "/status", None, (303, 403, 403, 200)),
+    ("GET", "/metrics", None, (401, 403, 403, 200)),
+    ("POST", "/api/admin/purge-orphans", None, (401, 403, 403, 200)),
+    ("GET", "/api/users", None, (401, 403, 403, 200)),
+    ("POST", "/api/users", "new account", (401, 403, 403, 201)),
+    ("DELETE", "/api/users/{account}", None, (401, 403, 403, 200)),
+    ("PUT", "/api/users/{account}/password", "password", (401, 403, 403, 200)),
+    ("POST", "/upload", "video", (401, 403, 201, 201)),
+    ("PATCH", "/videos/{victim}", "visibility", (401, 403, 403, 200)),
+    ("DELETE", "/videos/{victim}", None, (401, 403, 403, 200)),
+    ("GET", "/static/app.css", None, (200, 200, 200, 200)),
+]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "expected"), ROUTES, ids=[f"{m} {p}" for m, p, _, _ in ROUTES]
+)
+async def test_every_route_for_every_role(cluster, people, videos, method, path, body, expected):
+    """Each route answers each kind of visitor as the permission rules say: private videos
+    are 404 to all but their owner and admins, operator routes are 401 anonymously and 403
+    to non-admins, uploads need the uploader role, others' videos cannot be changed."""
+    async with aiohttp.ClientSession() as http:
+        for role, status in zip(ROLES, expected, strict=True):
+            url = cluster.url + await _fill(http, cluster, path, videos)
+            headers = people.headers[role]
+            if body == "video":
+                got, answer = await upload_as(http, cluster, headers, unique("table"))
+                assert got == status, (role, answer)
+                continue
+            payload = await _body(http, cluster, body)
+            async with http.request(
+                method, url, json=payload, headers=headers, allow_redirects=False
+            ) as answer:
+                assert answer.status == status, (role, method, path, await answer.text())
+                if status >= 400 and not path.startswith("/watch/"):  # a watch 404 is a page
+                    assert "error" in await answer.json()
+
+
+async def _fill(http, cluster, path: str, videos: dict) -> str:
+    if "{victim}" in path:
+        victim = unique("victim")
+        status, answer = await upload_as(http, cluster, cluster.admin_headers(), victim)
+        assert status == 201, answer
+        return path.replace("{victim}", quote(victim, safe=""))
+    if "{account}" in path:
+        name = f"acct{uuid.uuid4().hex[:8]}"
+        await add_user(http, cluster, name, "viewer")
+        return path.replace("{account}", name)
+    return path.format(public=quote(videos["public"], safe=""), private=quote(videos["private"], safe=""))
+
+
+async def _body(http, cluster, kind: str | None):
+    if kind == "new account":
+        return {"username": f"new{uuid.uuid4().hex[:8]}", "password": PASSWORD, "role": "viewer"}
+    if kind == "password":
+        return {"password": "another long password"}
+    if kind == "visibility":
+        return {"visibility": "unlisted"}
+    return None
+
+
+async def listed(http, cluster, headers) -> list[str]:
+    async with http.get(f"{cluster.url}/listar", headers=headers) as answer:
+        return [video["name"] for video in (await answer.json())["videos"]]
+
+
+async def test_visibility_decides_who_lists_and_watches(cluster, people):
+    """A private video is listed and watchable for its owner and admins only; an unlisted
+    one is watchable by anyone with the link but listed only for its owner and admins."""
+    async with aiohttp.ClientSession() as http:
+        private, unlisted = unique("olga-private"), unique("olga-unlisted")
+        for name, visibility in ((private, "private"), (unlisted, "unlisted")):
+            status, answer = await upload_as(http, cluster, people.other_uploader, name, visibility)
+            assert status == 201, answer
+        for who, sees in (
+            (people.other_uploader, True),
+            (cluster.admin_headers(), True),
+            (people.headers["uploader"], False),
+            ({}, False),
+        ):
+            names = await listed(http, cluster, who)
+            assert (private in names, unlisted in names) == (sees, sees)
+            async with http.get(f"{cluster.url}/stream/{quote(private)}", headers=who) as answer:
+                assert answer.status == (200 if sees else 404)
+            async with http.get(f"{cluster.url}/stream/{quote(unlisted)}", headers=who) as answer:
+                assert answer.status == 200
+            assert answer.headers["Cache-Control"] == "private, no-cache"
+
+
+async def test_owner_deletes_own_video_but_not_another_uploaders(cluster, people):
+    """An uploader deletes its own video; another uploader's is refused with 403."""
+    async with aiohttp.ClientSession() as http:
+        mine, theirs = unique("mine"), unique("theirs")
+        assert (await upload_as(http, cluster, people.headers["uploader"], mine))[0] == 201
+        assert (await upload_as(http, cluster, people.other_uploader, theirs))[0] == 201
+        delete = f"{cluster.url}/videos/"
+        async with http.delete(delete + quote(theirs), headers=people.headers["uploader"]) as answer:
+            assert answer.status == 403
+        async with http.delete(delete + quote(mine), headers=people.headers["uploader"]) as answer:
+            assert answer.status == 200
+        async with http.get(f"{cluster.url}/stream/{quote(theirs)}") as answer:
+            assert answer.status == 200
+            assert answer.headers["Cache-Control"] == "public, max-age=3600"  # a public video
+    log = (cluster.root / "logs" / "master.log").read_text()
+    assert f"deleted {mine} (owned by " in log and "at the request of ulla" in log
+
+
+async def test_quota_refuses_uploads_over_it(cluster, people):
+    """An upload whose Content-Length is past the account's quota is 413 with a sentence,
+    before its body is read; one that fits is stored."""
+    async with aiohttp.ClientSession() as http:
+        status, answer = await upload_as(http, cluster, people.small_quota, unique("big"), size=300_000)
+        assert status == 413 and "quota" in answer["error"]
+        status, answer = await upload_as(http, cluster, people.small_quota, unique("fits"), size=50_000)
+        assert status == 201, answer
+
+
+def chunked_body(content_type: str):
+    """A streamed body (no Content-Length) of a 300 KB video under the form's boundary."""
+    boundary = content_type.split("boundary=")[1]
+    head = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{unique("stream")}"\r\n'
+        "Content-Type: video/mp4\r\n\r\n"
+    ).encode()
+
+    async def parts():
+        yield head
+        yield mp4_bytes(os.urandom(300_000))
+        yield f"\r\n--{boundary}--\r\n".encode()
+
+    return parts()
+
+
+async def test_upload_over_quota_without_length_is_refused_by_the_master(cluster, people):
+    """Without Content-Length, the master stops the upload as soon as the bytes pass the quota."""
+    _, content_type = multipart("x.mp4", b"")
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(
+            f"{cluster.url}/upload",
+            data=chunked_body(content_type),
+            headers={"Content-Type": content_type, **people.small_quota},
+        ) as answer,
+    ):
+        assert answer.status == 413
+        assert "quota" in (await answer.json())["error"]
+
+
+async def sign_in_form(http, cluster, username: str, password: str, **headers):
+    return await http.post(
+        f"{cluster.url}/login",
+        data={"username": username, "password": password, "next": "/"},
+        headers={"Origin": cluster.url, **headers},
+        allow_redirects=False,
+    )
+
+
+async def test_cookie_session_needs_same_origin_and_csrf_token(cluster):
+    """Signing in with the form sets an HttpOnly, SameSite=Lax session cookie; a DELETE
+    with that cookie is refused from another origin, without Origin and Sec-Fetch-Site, and
+    without the page's CSRF token; with both it works. Signing out ends the session."""
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:  # 127.0.0.1 cookies
+        answer = await sign_in_form(http, cluster, "admin", ADMIN_PASSWORD)
+        assert answer.status == 303
+        cookie = answer.headers["Set-Cookie"]
+        assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Path=/" in cookie
+        async with http.get(cluster.url + "/") as page:
+            html = await page.text()
+            assert page.headers["Cache-Control"] == "no-store"
+        token = html.split('name="csrf-token" content="')[1].split('"')[0]
+        victim = unique("csrf")
+        assert (await upload_as(http, cluster, cluster.admin_headers(), victim))[0] == 201
+        url = f"{cluster.url}/videos/{quote(victim)}"
+        for headers in (
+            {"Origin": "http://evil.example", "X-CSRF-Token": token},
+            {"Sec-Fetch-Site": "cross-site", "X-CSRF-Token": token},
+            {"X-CSRF-Token": token},  # neither Origin nor Sec-Fetch-Site
+            {"Origin": cluster.url},  # no token
+            {"Origin": cluster.url, "X-CSRF-Token": "0" * 64},
+        ):
+            async with http.delete(url, headers=headers) as refused:
+                assert refused.status == 403, headers
+        async with http.delete(url, headers={"Origin": cluster.url, "X-CSRF-Token": token}) as answer:
+            assert answer.status == 200
+        form = {"csrf_token": token}
+        async with http.post(
+            f"{cluster.url}/logout", data=form, headers={"Origin": cluster.url}, allow_redirects=False
+        ) as answer:
+            assert answer.status == 303
+        async with http.get(f"{cluster.url}/api/me") as answer:
+            assert (await answer.json())["user"] is None
+
+
+async def test_foreign_host_is_refused(cluster):
+    """A request naming another Host (what DNS rebinding produces) is 421, even a DELETE
+    carrying a valid token; localhost on the same port is fine."""
+    async with aiohttp.ClientSession() as http:
+        evil = {"Host": f"evil.example:{cluster.web.port}"}
+        async with http.get(f"{cluster.url}/listar", headers=evil) as answer:
+            assert answer.status == 421
+        async with http.delete(
+            f"{cluster.url}/videos/whatever.mp4", headers={**evil, **cluster.admin_headers()}
+        ) as answer:
+            assert answer.status == 421
+        async with http.get(
+            f"{cluster.url}/listar", headers={"Host": f"localhost:{cluster.web.port}"}
+        ) as answer:
+            assert answer.status == 200
+
+
+async def test_sign_in_is_throttled_and_says_the_same_for_unknown_accounts(fresh_cluster):
+    """A wrong password and an unknown account get the same 401 sentence; past the free
+    failures an account is throttled with 429 and Retry-After, even for the right password,
+    until the wait is over."""
+    cluster = fresh_cluster(datanodes=1)
+    async with aiohttp.ClientSession() as http:
+
+        async def attempt(username: str, password: str):
+            async with http.post(
+                f"{cluster.url}/api/login", json={"username": username, "password": password}
+            ) as answer:
+                return answer.status, await answer.json(), answer.headers.get("Retry-After")
+
+        wrong = await attempt("admin", "not the password")
+        unknown = await attempt("nobody", "not the password")
+        assert wrong[:2] == unknown[:2] and wrong[0] == 401
+        for _ in range(5):  # the sixth failure in a row starts the backoff
+            assert (await attempt("admin", "still wrong"))[0] == 401
+        status, answer, retry = await attempt("admin", ADMIN_PASSWORD)
+        assert status == 429 and int(retry) >= 1 and "try again" in answer["error"]
+        await asyncio.sleep(int(retry) + 0.2)
+        assert (await attempt("admin", ADMIN_PASSWORD))[0] == 200
+
+
+async def test_password_change_and_removal_end_sessions(cluster):
+    """Changing an account's password revokes its tokens; removing the account too."""
+    name = f"gone{uuid.uuid4().hex[:6]}"
+    async with aiohttp.ClientSession() as http:
+        await add_user(http, cluster, name, "uploader")
+        token = cluster.sign_in(name, PASSWORD)
+        async with http.get(f"{cluster.url}/api/me", headers=bearer(token)) as answer:
+            assert (await answer.json())["user"]["name"] == name
+        async with http.put(
+            f"{cluster.url}/api/users/{name}/password",
+            json={"password": "a brand new password"},
+            headers=cluster.admin_headers(),
+        ) as answer:
+            assert answer.status == 200
+        async with http.get(f"{cluster.url}/api/me", headers=bearer(token)) as answer:
+            assert answer.status == 401
+        token = cluster.sign_in(name, "a brand new password")
+        async with http.delete(f"{cluster.url}/api/users/{name}", headers=cluster.admin_headers()) as answer:
+            assert answer.status == 200
+        async with http.get(f"{cluster.url}/api/me", headers=bearer(token)) as answer:
+            assert answer.status == 401
+
+
+async def test_private_instance_needs_a_sign_in(fresh_cluster):
+    """With --private, anonymous visitors reach only the sign-in page: pages redirect
+    there, the API answers 401; signed in, everything works as usual."""
+    cluster = fresh_cluster(datanodes=1, web_args=("--private",))
+    async with aiohttp.ClientSession() as http:
+        async with http.get(
+            cluster.url + "/", headers={"Accept": "text/html"}, allow_redirects=False
+        ) as answer:
+            assert answer.status == 303 and answer.headers["Location"].startswith("/login")
+        async with http.get(cluster.url + "/listar") as answer:
+            assert answer.status == 401
+        async with http.get(cluster.url + "/login") as answer:
+            assert answer.status == 200
+        async with http.get(cluster.url + "/listar", headers=cluster.admin_headers()) as answer:
+            assert answer.status == 200
+
+
+async def test_data_files_are_private_to_their_user(cluster):
+    """Everything the master and datanodes wrote (index, blobs, checksums, the admin
+    password) is 0600 in directories of 0700."""
+    checked = 0
+    for top in (cluster.root / "master", cluster.root / "datanodes"):
+        for path in [top, *top.rglob("*")]:
+            mode = path.stat().st_mode & 0o777
+            assert mode & 0o077 == 0, (path, oct(mode))
+            checked += 1
+    assert checked > 5
+
+
+async def test_errors_carry_a_request_id_and_no_internals(cluster):
+    """Every answer carries an X-Request-Id, errors too."""
+    async with aiohttp.ClientSession() as http, http.get(f"{cluster.url}/no/such/page") as answer:
+        assert answer.status == 404 and len(answer.headers["X-Request-Id"]) == 16

@@ -1,0 +1,44 @@
+"""Pure tests of myyoutube.web.throttle: exponential backoff per key, with time passed in."""
+
+from __future__ import annotations
+
+from myyoutube.web.throttle import Throttle
+
+
+def test_free_failures_then_doubling_waits_up_to_the_cap():
+    """After the free failures, each failure doubles the wait, up to max_delay_s."""
+    throttle = Throttle(free_failures=3, base_delay_s=1.0, max_delay_s=8.0)
+    now = 1000.0
+    waits = []
+    for _ in range(8):
+        throttle.failed("ip:1", now)
+        waits.append(throttle.wait_s("ip:1", now))
+    assert waits == [0, 0, 0, 1, 2, 4, 8, 8]
+    assert throttle.wait_s("ip:1", now + 8) == 0  # the wait runs out
+
+
+def test_success_clears_and_keys_are_separate():
+    """A success forgets the key's failures; other keys are untouched."""
+    throttle = Throttle(free_failures=0, base_delay_s=1.0)
+    throttle.failed("user:olga", 0.0)
+    throttle.failed("user:vera", 0.0)
+    throttle.succeeded("user:olga")
+    assert throttle.wait_s("user:olga", 0.0) == 0 and throttle.wait_s("user:vera", 0.0) == 1
+
+
+def test_quiet_keys_start_afresh():
+    """A key with no failure for forget_after_s has a clean slate."""
+    throttle = Throttle(free_failures=0, base_delay_s=1.0, forget_after_s=100.0)
+    for _ in range(5):
+        throttle.failed("k", 0.0)
+    assert throttle.wait_s("k", 10.0) > 0
+    throttle.failed("k", 200.0)
+    assert throttle.wait_s("k", 200.0) == 1
+
+
+def test_memory_is_bounded():
+    """At most max_keys are kept; the least recently failed go first."""
+    throttle = Throttle(free_failures=0, max_keys=3)
+    for key in "abcd":
+        throttle.failed(key, 0.0)
+    assert throttle.wait_s("a", 0.0) == 0 and throttle.wait_s("d", 0.0) > 0
