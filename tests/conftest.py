@@ -13,6 +13,7 @@ from harness import Cluster
 PROCESS_FIXTURES = {"cluster", "fresh_cluster", "browser", "spread"}
 PROCESS_MODULES = {
     "test_browser",  # Chromium
+    "test_browser_accounts",  # Chromium
     "test_cluster",  # myyoutube-cluster, as a subprocess
     "test_commandline",  # the myyoutube command, as a subprocess
     "test_service",  # each role's command line, as a subprocess

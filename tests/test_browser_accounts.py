@@ -1,0 +1,192 @@
+"""Accounts in a real headless Chromium against a real cluster: signing in with the form,
+uploading and deleting one's own video, no Delete on another's video, an admin deleting
+any, private videos hidden from others, signing out ending the session, and another
+site's page (served on another port of the same host) unable to act with the session.
+Chromium is launched as in test_browser.py (Debian's, never a downloaded one)."""
+
+from __future__ import annotations
+
+import uuid
+from urllib.parse import quote
+
+import aiohttp
+import pytest
+from aiohttp import web
+from playwright.async_api import Browser, BrowserContext, Page, expect
+
+import test_browser
+from harness import multipart, tiny_mp4
+from test_browser import TIMEOUT_MS, open_home, sign_in, upload_in_page
+
+# test_browser.py's fixtures: one Chromium per module, and a clip Chromium plays.
+browser = test_browser.browser
+clip = test_browser.clip
+
+PASSWORD = "correct horse battery"
+
+
+@pytest.fixture(scope="module")
+async def accounts(cluster) -> dict[str, str]:
+    """Two uploaders for this module: role name -> account name."""
+    suffix = uuid.uuid4().hex[:6]
+    names = {"ulla": f"ulla{suffix}", "olga": f"olga{suffix}"}
+    async with aiohttp.ClientSession(headers=cluster.admin_headers()) as http:
+        for name in names.values():
+            fields = {"username": name, "password": PASSWORD, "role": "uploader"}
+            async with http.post(f"{cluster.url}/api/users", json=fields) as answer:
+                assert answer.status == 201
+    return names
+
+
+async def new_page(browser: Browser) -> tuple[BrowserContext, Page]:
+    context = await browser.new_context()
+    context.set_default_timeout(TIMEOUT_MS)
+    return context, await context.new_page()
+
+
+async def sign_in_with_form(page: Page, url: str, username: str, password: str) -> None:
+    await page.goto(f"{url}/login")
+    await page.fill("#username", username)
+    await page.fill("#password", password)
+    await page.click("#login-button")
+    await expect(page.locator("#signed-in-name")).to_have_text(username)
+
+
+async def store_as(cluster, username: str, name: str, visibility: str = "public") -> None:
+    """Upload a tiny video as `username` over HTTP (a token of its own)."""
+    token = cluster.sign_in(username, PASSWORD)
+    file_part, content_type = multipart(name, tiny_mp4())
+    boundary = content_type.split("boundary=")[1]
+    field = f'--{boundary}\r\nContent-Disposition: form-data; name="visibility"\r\n\r\n{visibility}\r\n'
+    headers = {"Content-Type": content_type, "Authorization": f"Bearer {token}"}
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(f"{cluster.url}/upload", data=field.encode() + file_part, headers=headers) as answer,
+    ):
+        assert answer.status == 201, await answer.text()
+
+
+async def exists(cluster, name: str) -> bool:
+    async with (
+        aiohttp.ClientSession(headers=cluster.admin_headers()) as http,
+        http.get(f"{cluster.url}/stream/{quote(name, safe='')}", headers={"Range": "bytes=0-0"}) as answer,
+    ):
+        return answer.status == 206
+
+
+async def test_sign_in_upload_delete_own_then_sign_out(cluster, browser, accounts, clip, tmp_path):
+    """An uploader signs in with the form, uploads through the page, deletes the video from
+    its watch page, and signs out; the old session cookie then signs nobody in."""
+    context, page = await new_page(browser)
+    await sign_in_with_form(page, cluster.url, accounts["ulla"], PASSWORD)
+    await open_home(page, cluster.url)
+    local = tmp_path / f"own-{uuid.uuid4().hex[:8]}.mp4"
+    local.write_bytes(clip.read_bytes())
+    name = await upload_in_page(page, local)
+    await page.goto(f"{cluster.url}/watch/{quote(name, safe='')}")
+    page.once("dialog", lambda dialog: dialog.accept())
+    await page.click("#delete-button")
+    await page.wait_for_url(f"{cluster.url}/")
+    assert not await exists(cluster, name)
+
+    cookie = next(c for c in await context.cookies() if c["name"] == "myyoutube_session")
+    assert cookie["httpOnly"] and cookie["sameSite"] == "Lax"
+    await page.click("#sign-out")
+    await expect(page.locator("#sign-in")).to_be_visible()
+    await context.add_cookies([cookie])  # the old session, put back by hand
+    await page.goto(f"{cluster.url}/")
+    await expect(page.locator("#sign-in")).to_be_visible()
+    await context.close()
+
+
+async def test_delete_shown_only_to_owner_and_admin_who_deletes_any(cluster, browser, accounts):
+    """Another uploader's watch page has no Delete button for ulla; an admin has one, and
+    it deletes the video."""
+    name = f"olgas-{uuid.uuid4().hex[:8]}.mp4"
+    await store_as(cluster, accounts["olga"], name)
+    context, page = await new_page(browser)
+    await sign_in_with_form(page, cluster.url, accounts["ulla"], PASSWORD)
+    await page.goto(f"{cluster.url}/watch/{quote(name, safe='')}")
+    await expect(page.locator("h1.video-title")).to_have_text(name)
+    await expect(page.locator("#delete-button")).to_have_count(0)
+    await context.close()
+
+    context, page = await new_page(browser)
+    await sign_in(context, cluster.url, cluster.admin_token)
+    await page.goto(f"{cluster.url}/watch/{quote(name, safe='')}")
+    page.once("dialog", lambda dialog: dialog.accept())
+    await page.click("#delete-button")
+    await page.wait_for_url(f"{cluster.url}/")
+    assert not await exists(cluster, name)
+    await context.close()
+
+
+async def test_private_video_is_invisible_to_anonymous_and_other_users(cluster, browser, accounts):
+    """olga's private video: not in the grid and a 404 watch page for an anonymous visitor
+    and for ulla; in the grid for olga."""
+    name = f"secret-{uuid.uuid4().hex[:8]}.mp4"
+    await store_as(cluster, accounts["olga"], name, "private")
+    for who in (None, accounts["ulla"], accounts["olga"]):
+        context, page = await new_page(browser)
+        if who is not None:
+            await sign_in_with_form(page, cluster.url, who, PASSWORD)
+        await open_home(page, cluster.url)
+        cards = page.locator(f'#videos a.video-card[data-name="{name}"]')
+        await expect(cards).to_have_count(1 if who == accounts["olga"] else 0)
+        answer = await page.goto(f"{cluster.url}/watch/{quote(name, safe='')}")
+        assert answer is not None and answer.status == (200 if who == accounts["olga"] else 404)
+        await context.close()
+
+
+EVIL_PAGE = """<!DOCTYPE html>
+<html><body>
+<form id="post" method="post" action="{web}/api/admin/purge-orphans" enctype="multipart/form-data">
+  <input name="x" value="1">
+</form>
+<script>
+window.tryDelete = () => fetch("{web}/videos/{victim}", {{method: "DELETE", credentials: "include"}})
+  .then((r) => r.status, () => "blocked");
+</script>
+</body></html>"""
+
+
+async def test_another_sites_page_cannot_post_or_delete_with_the_session(cluster, browser):
+    """A page served from another port of the same host (same site, so the SameSite=Lax
+    cookie goes along) posts a form to an admin route and sends a DELETE: the POST is
+    refused with 403 by the web front end, the DELETE never happens, the video stays."""
+    victim = f"victim-{uuid.uuid4().hex[:8]}.mp4"
+    await store_as_admin(cluster, victim)
+    evil = web.Application()
+    page_text = EVIL_PAGE.format(web=cluster.url, victim=quote(victim, safe=""))
+
+    async def evil_page(request: web.Request) -> web.Response:
+        return web.Response(text=page_text, content_type="text/html")
+
+    evil.router.add_get("/", evil_page)
+    runner = web.AppRunner(evil)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    evil_url = f"http://127.0.0.1:{runner.addresses[0][1]}"
+    try:
+        context, page = await new_page(browser)
+        await sign_in(context, cluster.url, cluster.admin_token)
+        await page.goto(evil_url + "/")
+        assert await page.evaluate("window.tryDelete()") != 200
+        async with page.expect_response(lambda r: r.url.endswith("/purge-orphans")) as answer:
+            await page.evaluate("document.getElementById('post').submit()")
+        assert (await answer.value).status == 403
+        assert await exists(cluster, victim)
+        await context.close()
+    finally:
+        await runner.cleanup()
+
+
+async def store_as_admin(cluster, name: str) -> None:
+    file_part, content_type = multipart(name, tiny_mp4())
+    headers = {"Content-Type": content_type, **cluster.admin_headers()}
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(f"{cluster.url}/upload", data=file_part, headers=headers) as answer,
+    ):
+        assert answer.status == 201
