@@ -109,7 +109,9 @@ async def test_fts_syntax_in_search_is_answered_not_a_500(cluster, http, query):
 
 async def patch(http, cluster, name: str, body) -> tuple[int, dict]:
     kwargs = {"data": body} if isinstance(body, (bytes, str)) else {"json": body}
-    async with http.patch(f"{cluster.url}/videos/{name}", **kwargs) as response:
+    async with http.patch(
+        f"{cluster.url}/videos/{name}", headers=cluster.admin_headers(), **kwargs
+    ) as response:
         return response.status, await response.json()
 
 
@@ -143,7 +145,7 @@ async def test_title_and_description_edit_is_searchable(cluster, http):
         ({"description": "\x1b[2J"}, 400, "control"),
         ({"title": 5}, 400, "text"),
         ({"title": None}, 400, "text"),
-        ({"owner": "me"}, 400, "Only the title and description"),
+        ({"owner": "me"}, 400, "Only the title, description and visibility"),
         ({}, 400, "JSON object"),
         ([], 400, "JSON object"),
         (b"not json", 400, "JSON object"),

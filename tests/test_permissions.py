@@ -103,3 +103,24 @@ def test_user_round_trips_through_a_dict():
     """What the master sends about a user is what the web reads back."""
     user = User("olga", "uploader", 5, 3)
     assert User.from_dict(user.as_dict()) == user
+
+
+def test_the_listing_sql_agrees_with_may_list():
+    """The SQL condition the catalogue pages with (listing.visibility_condition) lists
+    exactly what may_list allows, for every visitor and visibility."""
+    import sqlite3
+
+    from myyoutube import listing
+
+    db = sqlite3.connect(":memory:")
+    db.execute("CREATE TABLE videos (name TEXT, owner TEXT, visibility TEXT)")
+    videos = [
+        {"name": f"{owner}-{visibility}", "owner": owner, "visibility": visibility}
+        for owner in ("olga", "root")
+        for visibility in permissions.VISIBILITIES
+    ]
+    db.executemany("INSERT INTO videos VALUES (:name, :owner, :visibility)", videos)
+    for user in VISITORS.values():
+        sql, params = listing.visibility_condition(user)
+        listed = {row[0] for row in db.execute(f"SELECT v.name FROM videos v WHERE {sql}", params)}
+        assert listed == {v["name"] for v in videos if permissions.may_list(user, v)}, user
