@@ -26,7 +26,7 @@ from myyoutube import links, service
 from myyoutube.client import MasterClient
 from myyoutube.master.users import BadAccount, check_password
 from myyoutube.stream import RequestFailed
-from myyoutube.web import admin, origin
+from myyoutube.web import admin, connections, origin
 from myyoutube.web.common import CONFIG, WebConfig
 from myyoutube.web.server import make_app
 
@@ -98,6 +98,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         type=service.positive_int,
         default=DEFAULT_MAX_STREAMS_PER_CLIENT,
         help=f"streams at once to one client address (default {DEFAULT_MAX_STREAMS_PER_CLIENT})",
+    )
+    parser.add_argument(
+        "--header-timeout",
+        type=service.positive_float,
+        default=connections.HEADER_TIMEOUT_S,
+        help=f"seconds a client has to send a request's headers (default {connections.HEADER_TIMEOUT_S:g})",
     )
     add_access_flags(parser)
     service.add_common_flags(parser)
@@ -192,7 +198,8 @@ async def serve(args: argparse.Namespace) -> None:
         background.add(asyncio.create_task(_ensure_admin(master, admin_password)))
     try:
         await runners[0].setup()
-        site = web.TCPSite(runners[0], args.host, args.port, ssl_context=_tls(args))
+        deadlines = connections.HeaderDeadlines(args.header_timeout)
+        site = connections.GuardedSite(runners[0], args.host, args.port, deadlines, ssl_context=_tls(args))
         await service.listen(site.start, args.host, args.port)
         port = runners[0].addresses[0][1]
         _learn_hosts(app[CONFIG], args, port)

@@ -1,0 +1,141 @@
+"""A deadline on reading each request's headers, around aiohttp's connection handler.
+
+Theory of operation
+-------------------
+aiohttp has no header-read timeout: a client that sends a request line and then one
+header byte every few seconds holds its connection for as long as it likes (slowloris),
+and enough of them exhaust the process's file descriptors. Go's answer is
+ReadHeaderTimeout (~10 s); this module does the same. Each connection's protocol is
+wrapped: a timer starts when the connection opens, and again when the first bytes of a
+later request arrive on an idle keep-alive connection; it stops as soon as aiohttp has
+parsed a complete request head. A client still sending headers when it fires is cut off
+(and counted, logged at most once per LOG_EVERY_S). Bodies are not covered here: uploads
+and streams have their own idle deadlines.
+
+The wrapper reads two attributes of aiohttp's RequestHandler (`_request_count`,
+`_current_request`); tests/test_connections.py pins the behaviour on the installed
+aiohttp.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from typing import cast
+
+from aiohttp import web
+
+log = logging.getLogger(__name__)
+
+# Go's net/http users settle on ~10 s: ample for any real client on a slow link.
+HEADER_TIMEOUT_S = 10.0
+# Cut-off clients are logged at most this often (a flood would otherwise flood the log).
+LOG_EVERY_S = 10.0
+
+
+class HeaderDeadlines:
+    """Wraps each connection's aiohttp handler with a header-read deadline."""
+
+    def __init__(self, timeout_s: float = HEADER_TIMEOUT_S) -> None:
+        self.timeout_s = timeout_s
+        self.cut_off = 0
+        self._logged_at = 0.0
+        self._unlogged = 0
+
+    def factory(self, make_handler: Callable[[], asyncio.Protocol]) -> Callable[[], asyncio.Protocol]:
+        return lambda: _Guarded(make_handler(), self)
+
+    def expired(self, transport: asyncio.Transport) -> None:
+        self.cut_off += 1
+        self._unlogged += 1
+        transport.abort()
+        now = time.monotonic()
+        if now - self._logged_at >= LOG_EVERY_S:
+            log.warning(
+                "cut off %d connections that did not send their request headers within %g s",
+                self._unlogged,
+                self.timeout_s,
+            )
+            self._logged_at, self._unlogged = now, 0
+
+
+class GuardedSite(web.TCPSite):
+    """aiohttp's TCPSite, with every connection under a header-read deadline."""
+
+    def __init__(
+        self, runner: web.AppRunner, host: str, port: int, deadlines: HeaderDeadlines, **kwargs
+    ) -> None:
+        super().__init__(runner, host, port, **kwargs)
+        self._deadlines = deadlines
+
+    async def start(self) -> None:
+        await web.BaseSite.start(self)  # registers the site with its runner
+        server = self._runner.server
+        assert server is not None, "the runner is set up before its sites start"
+        self._server = await asyncio.get_running_loop().create_server(
+            self._deadlines.factory(server),
+            self._host,
+            self._port,
+            ssl=self._ssl_context,
+            backlog=self._backlog,
+            reuse_address=self._reuse_address,
+            reuse_port=self._reuse_port,
+        )
+
+
+class _Guarded(asyncio.Protocol):
+    def __init__(self, inner, deadlines: HeaderDeadlines) -> None:
+        self._inner = inner
+        self._deadlines = deadlines
+        self._timer: asyncio.TimerHandle | None = None
+        self._transport: asyncio.Transport | None = None
+        self._requests_seen = 0
+
+    def _arm(self) -> None:
+        if self._timer is None and self._transport is not None:
+            loop = asyncio.get_running_loop()
+            self._timer = loop.call_later(self._deadlines.timeout_s, self._fire)
+
+    def _disarm(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _fire(self) -> None:
+        self._timer = None
+        if self._transport is not None:
+            self._deadlines.expired(self._transport)
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # A TCP transport (uvloop's is not an asyncio.Transport subclass, but has abort()).
+        self._transport = cast(asyncio.Transport, transport)
+        self._arm()
+        self._inner.connection_made(transport)
+
+    def data_received(self, data: bytes) -> None:
+        self._inner.data_received(data)
+        requests = getattr(self._inner, "_request_count", 0)
+        busy = getattr(self._inner, "_current_request", None) is not None or getattr(
+            self._inner, "_messages", None
+        )
+        if requests != self._requests_seen or busy:  # a head was parsed, or a request runs
+            self._requests_seen = requests
+            self._disarm()
+        else:
+            self._arm()  # the first bytes of a new request on an idle connection
+
+    def eof_received(self) -> bool | None:
+        return self._inner.eof_received()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        self._transport = None
+        self._inner.connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        self._inner.pause_writing()
+
+    def resume_writing(self) -> None:
+        self._inner.resume_writing()

@@ -1,0 +1,53 @@
+"""The web front end's header-read deadline (myyoutube.web.connections), against a real
+cluster: a client trickling its headers is cut off, its connection freed; one that sends
+them promptly, or keeps a connection alive between requests, is served."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+HEADER_TIMEOUT_S = 1.0
+
+
+async def test_slow_headers_are_cut_off_and_prompt_clients_served(fresh_cluster):
+    """A connection that trickles a request head for longer than --header-timeout is
+    closed; so is one that opens and says nothing; a prompt request on a kept-alive
+    connection, sent after a pause, is answered."""
+    cluster = fresh_cluster(datanodes=1, web_args=("--header-timeout", str(HEADER_TIMEOUT_S)))
+    host = cluster.web.address
+
+    reader, writer = await asyncio.open_connection(cluster.web.host, cluster.web.port)
+    started = time.monotonic()
+    writer.write(f"GET /listar HTTP/1.1\r\nHost: {host}\r\n".encode())
+    closed = False
+    for _ in range(20):  # one header byte every 0.25 s, never the blank line
+        await asyncio.sleep(0.25)
+        try:
+            writer.write(b"X")
+            await writer.drain()
+        except ConnectionError:
+            closed = True
+            break
+        if reader.at_eof():
+            closed = True
+            break
+    closed = closed or await reader.read() == b""
+    assert closed and time.monotonic() - started < 4 * HEADER_TIMEOUT_S
+    writer.close()
+
+    silent_reader, silent = await asyncio.open_connection(cluster.web.host, cluster.web.port)
+    assert await asyncio.wait_for(silent_reader.read(), 5 * HEADER_TIMEOUT_S) == b""
+    silent.close()
+
+    reader, writer = await asyncio.open_connection(cluster.web.host, cluster.web.port)
+    for _ in range(2):
+        writer.write(f"GET /api/me HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
+        status = await reader.readline()
+        assert status.startswith(b"HTTP/1.1 200")
+        while (line := await reader.readline()) not in (b"\r\n", b""):
+            if line.lower().startswith(b"content-length:"):
+                length = int(line.split(b":")[1])
+        await reader.readexactly(length)
+        await asyncio.sleep(1.5 * HEADER_TIMEOUT_S)  # idle between requests: keep-alive, not a header
+    writer.close()
