@@ -204,12 +204,12 @@ async def test_wrong_certificate_and_wrong_role_are_refused(fresh_cluster, tmp_p
     stranger = certs.load(certs.issue(tmp_path / "other-ca", "web", "stranger"), "web")
     with pytest.raises((ConnectionError, OSError, ssl.SSLError)):
         connection = await links.connect(cluster.master.host, cluster.master.port, stranger, "master")
-        await connection.write_frame(protocol.ListVideos(query="", sort="", cursor="", limit=1))
+        await connection.write_frame(protocol.ListVideos(query="", sort="", cursor="", limit=1, user=""))
         await connection.read_frame()
     cluster.cert_args("datanode", "rogue-datanode")
     rogue = certs.load(cluster.root / "certs" / "rogue-datanode", "datanode")
     connection = await links.connect(cluster.master.host, cluster.master.port, rogue, "master")
-    await connection.write_frame(protocol.ListVideos(query="", sort="", cursor="", limit=1))
+    await connection.write_frame(protocol.ListVideos(query="", sort="", cursor="", limit=1, user=""))
     with pytest.raises(RequestFailed, match="datanode may not send ListVideos"):
         await connection.read_expected(protocol.VideoList)
     connection.abort()

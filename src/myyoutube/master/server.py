@@ -379,14 +379,7 @@ class Master:
         await connection.write_frame(VideoList(videos=found, next=page.next))
 
     async def _update(self, connection: FrameStream, request: UpdateVideo) -> None:
-        video = self._visible(request.name, request.user)
-        if video is None:
-            await connection.write_frame(Error("not_found", names.unknown(request.name)))
-            return
-        if not permissions.may_edit(self.accounts.user(request.user), video):
-            await connection.write_frame(
-                Error("forbidden", "Only the video's owner or an admin may change it.")
-            )
+        if await self._changeable(connection, request.name, request.user, permissions.may_edit) is None:
             return
         try:
             video = self.index.catalogue.edit(request.name, request.title, request.description)
@@ -422,14 +415,8 @@ class Master:
             await connection.write_frame(VideoInfo(video=self.public_video(video)))
 
     async def _delete(self, connection: FrameStream, request: DeleteVideo) -> None:
-        video = self._visible(request.name, request.user)
+        video = await self._changeable(connection, request.name, request.user, permissions.may_delete)
         if video is None:
-            await connection.write_frame(Error("not_found", names.unknown(request.name)))
-            return
-        if not permissions.may_delete(self.accounts.user(request.user), video):
-            await connection.write_frame(
-                Error("forbidden", "Only the video's owner or an admin may delete it.")
-            )
             return
         self.index.delete_video(request.name, time.time())
         # The replicas go at each datanode's next heartbeat, which reports a blob the index
@@ -438,14 +425,7 @@ class Master:
         await connection.write_frame(Ok({"deleted": request.name}))
 
     async def _set_visibility(self, connection: FrameStream, request: SetVisibility) -> None:
-        video = self._visible(request.name, request.user)
-        if video is None:
-            await connection.write_frame(Error("not_found", names.unknown(request.name)))
-            return
-        if not permissions.may_edit(self.accounts.user(request.user), video):
-            await connection.write_frame(
-                Error("forbidden", "Only the video's owner or an admin may change it.")
-            )
+        if await self._changeable(connection, request.name, request.user, permissions.may_edit) is None:
             return
         if request.visibility not in permissions.VISIBILITIES:
             await connection.write_frame(Error("bad_request", _VISIBILITY_SENTENCE))
@@ -453,6 +433,25 @@ class Master:
         video = self.index.set_visibility(request.name, request.visibility)
         log.info("%s made %s %s", request.user, request.name, request.visibility)
         await connection.write_frame(VideoInfo(video=self.public_video(video)))
+
+    async def _changeable(
+        self,
+        connection: FrameStream,
+        name: str,
+        user: str,
+        allowed: Callable[[permissions.User | None, dict], bool],
+    ) -> dict | None:
+        """The video `name` if the account `user` may change it as `allowed` says; else
+        None, once the refusal is sent (not_found if it may not even see it)."""
+        video = self._visible(name, user)
+        if video is None:
+            await connection.write_frame(Error("not_found", names.unknown(name)))
+        elif not allowed(self.accounts.user(user), video):
+            await connection.write_frame(
+                Error("forbidden", "Only the video's owner or an admin may change it.")
+            )
+            video = None
+        return video
 
     def _visible(self, name: str, user: str) -> dict | None:
         """The video `name` if the account `user` may see it; None as if it did not exist."""
