@@ -14,7 +14,7 @@ tell which names exist. (Throttling repeated attempts is the web front end's job
 and per account, see web/throttle.py.)
 
 Bootstrapping: an index without any account gets `admin` at start-up, with a random
-password written to DATA_DIR/admin-password (mode 0600) and its path printed once. With
+password written to DATA_DIR/admin-password (mode 0600) and its path logged once. With
 `--admin-password-file F` (on the master, or sent by a web front end as EnsureAdmin) the
 admin account is created with that password, or reset to it if it has another; then the
 generated file, which no longer holds the password, is removed.
@@ -271,11 +271,8 @@ class Accounts:
         password = secrets.token_urlsafe(GENERATED_PASSWORD_BYTES)
         write_private_file(self.generated_password_path, password + "\n")
         self.users.add(ADMIN_USER, await self._hash(password), ADMIN, None, time.time())
-        print(
-            f"myyoutube-master: created the account {ADMIN_USER}; its password is in "
-            f"{self.generated_password_path}",
-            flush=True,
-        )
+        # On the log (stderr), not stdout: stdout carries only the announcement line that
+        # launchers wait for. myyoutube-cluster prints the path itself.
         log.warning("created the account %s; its password is in %s", ADMIN_USER, self.generated_password_path)
 
 
