@@ -175,7 +175,8 @@ class Spread:
         return role
 
     def client(self) -> MasterClient:
-        return MasterClient(MASTER_ADDRESS, 7000, certs.load(Path(self.cert_dir("web", "test-client")), "web"))
+        web_cert = certs.load(Path(self.cert_dir("web", "test-client")), "web")
+        return MasterClient(MASTER_ADDRESS, 7000, web_cert, user="admin")  # the first admin: may upload
 
     def holders(self, data: bytes) -> list[str]:
         return [
