@@ -12,6 +12,7 @@ Processes are only ever signalled by their own pid.
 
 from __future__ import annotations
 
+import os
 import re
 import selectors
 import signal
@@ -27,6 +28,9 @@ from pathlib import Path
 STARTUP_TIMEOUT_S = 30.0
 # On stop, SIGTERM first; a role that has not exited after this long gets SIGKILL.
 STOP_TIMEOUT_S = 10.0
+
+# Enough for any start-up chatter on stdout in one read.
+ANNOUNCEMENT_READ_BYTES = 4096
 
 _ANNOUNCEMENT = re.compile(r"listening on (\S+):(\d+)\s*$")
 
@@ -104,22 +108,28 @@ def start_role(module: str, args: list[str], log_path: Path, prefix: tuple[str, 
 
 
 def _await_announcement(process: subprocess.Popen, module: str, log_path: Path) -> tuple[str, int]:
+    """Read the role's stdout until its announcement line. Reads go straight to the pipe
+    (os.read) and lines are split here: a buffered readline could take two lines in one
+    read, and select() would then wait on an empty pipe for the second one."""
     stdout = process.stdout
     assert stdout is not None, "start_role opens the role's stdout as a pipe"
     deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    pending = b""
     with selectors.DefaultSelector() as selector:
         selector.register(stdout, selectors.EVENT_READ)
         while time.monotonic() < deadline:
             if not selector.select(timeout=max(0.0, deadline - time.monotonic())):
                 continue
-            line = stdout.readline().decode(errors="replace")
-            if not line:  # EOF: the process is exiting
+            data = os.read(stdout.fileno(), ANNOUNCEMENT_READ_BYTES)
+            if not data:  # EOF: the process is exiting
                 process.wait()
                 reason = last_log_line(log_path) or f"exit status {process.returncode}"
                 raise LaunchError(f"{module} did not start: {reason}")
-            match = _ANNOUNCEMENT.search(line)
-            if match:
-                return match.group(1), int(match.group(2))
+            *lines, pending = (pending + data).split(b"\n")
+            for line in lines:
+                match = _ANNOUNCEMENT.search(line.decode(errors="replace"))
+                if match:
+                    return match.group(1), int(match.group(2))
     raise LaunchError(f"{module} did not announce itself within {STARTUP_TIMEOUT_S:g}s")
 
 
