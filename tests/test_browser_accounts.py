@@ -107,8 +107,9 @@ async def test_delete_shown_only_to_owner_and_admin_who_deletes_any(cluster, bro
     context, page = await new_page(browser)
     await sign_in_with_form(page, cluster.url, accounts["ulla"], PASSWORD)
     await page.goto(f"{cluster.url}/watch/{quote(name, safe='')}")
-    await expect(page.locator("h1.video-title")).to_have_text(name)
+    await expect(page.locator(".file-name")).to_have_text(name)
     await expect(page.locator("#delete-button")).to_have_count(0)
+    await expect(page.locator("#edit-form")).to_have_count(0)
     await context.close()
 
     context, page = await new_page(browser)
@@ -190,3 +191,32 @@ async def store_as_admin(cluster, name: str) -> None:
         http.post(f"{cluster.url}/upload", data=file_part, headers=headers) as answer,
     ):
         assert answer.status == 201
+
+
+async def test_owner_edits_title_description_and_visibility_on_the_watch_page(cluster, browser, accounts):
+    """The owner changes title, description and visibility with the watch page's form: the
+    page shows them at once and after a reload; another uploader sees no form."""
+    name = f"ullas-{uuid.uuid4().hex[:8]}.mp4"
+    await store_as(cluster, accounts["ulla"], name)
+    context, page = await new_page(browser)
+    await sign_in_with_form(page, cluster.url, accounts["ulla"], PASSWORD)
+    await page.goto(f"{cluster.url}/watch/{quote(name, safe='')}")
+    await page.click("details.edit summary")
+    await page.fill("#edit-title", "Café <b>night</b> walk")
+    await page.fill("#edit-description", "Filmed on a phone.\nSecond line.")
+    await page.select_option("#edit-visibility", "unlisted")
+    await page.click("#edit-form button[type=submit]")
+    await expect(page.locator("#edit-status")).to_have_text("Saved.")
+    await expect(page.locator("#video-title")).to_have_text("Café <b>night</b> walk")
+    await page.reload()
+    await expect(page.locator("#video-title")).to_have_text("Café <b>night</b> walk")
+    await expect(page.locator("#video-description")).to_have_text("Filmed on a phone.\nSecond line.")
+    await expect(page.locator("#edit-visibility")).to_have_value("unlisted")
+    await context.close()
+
+    context, page = await new_page(browser)
+    await sign_in_with_form(page, cluster.url, accounts["olga"], PASSWORD)
+    await page.goto(f"{cluster.url}/watch/{quote(name, safe='')}")
+    await expect(page.locator("#video-title")).to_have_text("Café <b>night</b> walk")
+    await expect(page.locator("#edit-form")).to_have_count(0)
+    await context.close()

@@ -44,7 +44,7 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
-from myyoutube import permissions
+from myyoutube import permissions, videotext
 from myyoutube.client import RequestFailed
 from myyoutube.formatting import human_duration, human_size, utc_text
 from myyoutube.web.common import LIMITS, VISITOR, Visitor, csrf_token, master_for
@@ -146,6 +146,9 @@ def metadata_rows(video: Mapping[str, Any]) -> list[MetadataRow]:
     width, height = _number(video.get("width")), _number(video.get("height"))
     if width and height and width > 0 and height > 0:
         rows.append(MetadataRow("Resolution", f"{int(width)}\u00d7{int(height)}"))
+    views = video.get("views")
+    if isinstance(views, int) and not isinstance(views, bool) and views >= 0:
+        rows.append(MetadataRow("Views", f"{views:,}"))
     codec = video.get("codec")
     if isinstance(codec, str) and codec:
         rows.append(MetadataRow("Codec", codec))
@@ -170,14 +173,25 @@ def home_context(
 
 
 def watch_context(
-    video: Mapping[str, Any], visitor: VisitorView = ANONYMOUS_VIEW, may_delete: bool = False
+    video: Mapping[str, Any],
+    visitor: VisitorView = ANONYMOUS_VIEW,
+    may_delete: bool = False,
+    may_edit: bool = False,
 ) -> dict[str, Any]:
     """The player page for one video described by its metadata dict (``name`` required);
-    `may_delete`: whether the visitor may delete it (the Delete button is shown)."""
+    `may_delete` / `may_edit`: whether the visitor sees the Delete button / the edit form."""
+    name = str(video.get("name", ""))
     return {
         "visitor": visitor,
         "may_delete": may_delete,
-        "name": str(video.get("name", "")),
+        "may_edit": may_edit,
+        "name": name,
+        "title": str(video.get("title") or name),
+        "description": str(video.get("description") or ""),
+        "visibility": str(video.get("visibility") or permissions.PUBLIC),
+        "visibilities": permissions.VISIBILITIES,
+        "max_title_chars": videotext.MAX_TITLE_CHARS,
+        "max_description_chars": videotext.MAX_DESCRIPTION_CHARS,
         "has_thumbnail": video.get("has_thumbnail") is True,
         "metadata": metadata_rows(video),
     }
@@ -226,8 +240,9 @@ async def watch(request: web.Request) -> web.Response:
             raise
         context = not_found_context("No video by that name.", visitor)
         return aiohttp_jinja2.render_template("not_found.html", request, context, status=404)
-    may_delete = permissions.may_delete(request[VISITOR].user, video)
-    return aiohttp_jinja2.render_template("watch.html", request, watch_context(video, visitor, may_delete))
+    user = request[VISITOR].user
+    context = watch_context(video, visitor, permissions.may_delete(user, video), permissions.may_edit(user, video))
+    return aiohttp_jinja2.render_template("watch.html", request, context)
 
 
 async def status(request: web.Request) -> web.Response:

@@ -87,4 +87,51 @@
         });
     });
   }
+  // ------------------------------------------------------------ edit
+  // PATCH /videos/{name} with the form's fields; the page's title and description follow.
+  var editForm = document.getElementById("edit-form");
+  var editStatus = document.getElementById("edit-status");
+  if (page && editForm && editStatus) {
+    editForm.addEventListener("submit", function (event) {
+      event.preventDefault();
+      var body = {
+        title: document.getElementById("edit-title").value,
+        description: document.getElementById("edit-description").value,
+        visibility: document.getElementById("edit-visibility").value
+      };
+      var headers = Object.assign(
+        { Accept: "application/json", "Content-Type": "application/json" },
+        window.MyYoutube.session.csrfHeaders()
+      );
+      editStatus.hidden = true;
+      fetch(page.getAttribute("data-edit-url"), { method: "PATCH", headers: headers, body: JSON.stringify(body) })
+        .then(function (resp) {
+          return resp.text().then(function (text) {
+            var answer = null;
+            try { answer = JSON.parse(text); } catch (e) { /* not JSON */ }
+            if (!resp.ok) {
+              var message = answer && typeof answer.error === "string" ? answer.error : "Saving failed (HTTP " + resp.status + ").";
+              throw new Error(message);
+            }
+            return answer || {};
+          });
+        })
+        .then(function (video) {
+          var title = video.title || body.title;
+          document.getElementById("video-title").textContent = title;
+          document.title = title + " \u00b7 MyYoutube";
+          var description = document.getElementById("video-description");
+          description.textContent = video.description || "";
+          description.hidden = !video.description;
+          editStatus.className = "status";
+          editStatus.textContent = "Saved.";
+          editStatus.hidden = false;
+        })
+        .catch(function (error) {
+          editStatus.className = "status status-error";
+          editStatus.textContent = error.message || "Saving failed. Please try again.";
+          editStatus.hidden = false;
+        });
+    });
+  }
 })();
