@@ -241,7 +241,9 @@ async def watch(request: web.Request) -> web.Response:
         context = not_found_context("No video by that name.", visitor)
         return aiohttp_jinja2.render_template("not_found.html", request, context, status=404)
     user = request[VISITOR].user
-    context = watch_context(video, visitor, permissions.may_delete(user, video), permissions.may_edit(user, video))
+    context = watch_context(
+        video, visitor, permissions.may_delete(user, video), permissions.may_edit(user, video)
+    )
     return aiohttp_jinja2.render_template("watch.html", request, context)
 
 
