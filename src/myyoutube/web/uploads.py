@@ -41,7 +41,6 @@ from myyoutube import media, names, permissions
 from myyoutube.client import MasterClient, RequestFailed, Upload
 from myyoutube.formatting import human_size
 from myyoutube.protocol import CHUNK_BYTES
-from myyoutube.web import processing
 from myyoutube.web.auth import client_address
 from myyoutube.web.common import LIMITS, METRICS, VISITOR, error, master_for
 
@@ -180,7 +179,7 @@ async def _remux_then_relay(
             raise
     original, remuxed = folder / "original", folder / "faststart.mp4"
     await _spool(body, head, original)
-    await _off_loop(processing.remux_faststart, original, remuxed)
+    await _off_loop(media.remux_faststart, original, remuxed)
     original.unlink()  # the spool holds one copy at a time
     return await _store(
         master,
@@ -228,15 +227,15 @@ async def _store(
 
 async def _commit(upload: Upload, path: Path, extra: dict) -> dict:
     """Probe the spooled file, make a poster, and commit; NotAVideo aborts (415)."""
-    details = dict(await _off_loop(processing.inspect, path), **extra)
-    poster = await _off_loop(processing.make_poster, path, details.get("duration_s"))
+    details = dict(await _off_loop(media.inspect, path), **extra)
+    poster = await _off_loop(media.make_poster, path, details.get("duration_s"))
     return await upload.finish(details, poster or b"")
 
 
 async def _off_loop(function, *args):
     try:
         return await asyncio.to_thread(function, *args)
-    except processing.NotAVideo as exc:
+    except media.NotAVideo as exc:
         raise UploadRefused(415, str(exc)) from exc
 
 
