@@ -11,7 +11,7 @@ from PIL import Image
 
 from harness import free_box_header, holders_of, mp4_bytes, upload, wait_until
 from myyoutube import media
-from videos import make_mp4
+from videos import make_huge_picture_claim, make_mp4
 
 
 def unique(stem: str) -> str:
@@ -21,6 +21,12 @@ def unique(stem: str) -> str:
 async def video_record(http, cluster, name: str) -> dict:
     async with http.get(f"{cluster.url}/search", params={"q": name}) as response:
         return next(v for v in (await response.json())["videos"] if v["name"] == name)
+
+
+async def assert_nothing_stored(http, cluster, name: str) -> None:
+    async with http.get(f"{cluster.url}/search", params={"q": name}) as response:
+        assert (await response.json())["videos"] == []
+    await wait_until(lambda: cluster.stray_files() == [], "no partial replicas", 10)
 
 
 async def test_upload_records_duration_size_and_codec(cluster, http, tmp_path):
@@ -73,9 +79,27 @@ async def test_file_ffmpeg_cannot_read_is_refused_and_not_stored(cluster, http):
     fake = b"\x00\x00\x00\x18ftypisom\x00\x00\x02\x00isomiso2" + free_box_header(50_000) + os.urandom(50_000)
     status, body = await upload(http, cluster, name, fake)
     assert status == 415 and "not a video" in body["error"]
-    async with http.get(f"{cluster.url}/search", params={"q": name}) as response:
-        assert (await response.json())["videos"] == []
-    await wait_until(lambda: cluster.stray_files() == [], "no partial replicas", 10)
+    await assert_nothing_stored(http, cluster, name)
+
+
+async def test_upload_cut_short_is_refused_with_its_sentence(cluster, http, tmp_path):
+    """An MP4 cut to its first third (it still declares 6 s) is 422 'cut short', and
+    nothing of it is stored."""
+    name = unique("cut")
+    whole = make_mp4(tmp_path / "v.mp4", seconds=6.0).read_bytes()
+    status, body = await upload(http, cluster, name, whole[: len(whole) // 3])
+    assert status == 422 and "cut short" in body["error"] and "0:06" in body["error"]
+    await assert_nothing_stored(http, cluster, name)
+
+
+async def test_huge_picture_is_refused_with_its_sentence(cluster, http, tmp_path):
+    """A 3 KB Matroska file declaring 16000x16000 pixels is 415 naming its size and the
+    limit, and nothing of it is stored."""
+    name = unique("bomb").replace(".mp4", ".mkv")
+    data = make_huge_picture_claim(tmp_path / "bomb.mkv", "matroska", 16000, 16000).read_bytes()
+    status, body = await upload(http, cluster, name, data)
+    assert status == 415 and "16000x16000" in body["error"] and "8192x8192" in body["error"]
+    await assert_nothing_stored(http, cluster, name)
 
 
 async def test_delete_removes_everywhere_and_frees_the_name(fresh_cluster, http):

@@ -31,6 +31,7 @@ OGG = b"OggS\x00\x02" + b"\x00" * 8 + b"\x12\x34\x56\x78" + b"\x00" * 8 + b"\x01
 AVI = b"RIFF\x24\x10\x00\x00AVI LIST\x0c\x01\x00\x00hdrlavih"
 WAV = b"RIFF\x24\x10\x00\x00WAVEfmt \x10\x00\x00\x00"
 TS = b"".join(b"\x47\x40\x00\x10" + bytes(184) for _ in range(3))
+MPEG_PS = b"\x00\x00\x01\xba\x44\x00\x04\x00\x04\x01\x01\x89\xc3\xf8\x00\x00\x01\xbb"
 
 
 @pytest.mark.parametrize(
@@ -45,8 +46,9 @@ TS = b"".join(b"\x47\x40\x00\x10" + bytes(184) for _ in range(3))
         (OGG, "video/ogg"),
         (AVI, "video/x-msvideo"),
         (TS, "video/mp2t"),
+        (MPEG_PS, "video/mpeg"),
     ],
-    ids=["mp4", "m4v", "3gp", "quicktime", "webm", "matroska", "ogg", "avi", "mpeg-ts"],
+    ids=["mp4", "m4v", "3gp", "quicktime", "webm", "matroska", "ogg", "avi", "mpeg-ts", "mpeg-ps"],
 )
 def test_known_container_headers(prefix, expected):
     """Each container's signature bytes map to its MIME type."""
@@ -112,6 +114,7 @@ CONTAINERS = [
     ("ogg", "libvpx", {}, "video/ogg"),
     ("avi", "mpeg4", {}, "video/x-msvideo"),
     ("mpegts", "mpeg2video", {}, "video/mp2t"),
+    ("mpeg", "mpeg2video", {}, "video/mpeg"),
 ]
 
 

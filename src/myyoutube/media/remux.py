@@ -14,14 +14,14 @@ from pathlib import Path
 
 import av
 
-from myyoutube.media.probe import NotAVideo
+from myyoutube.media.probe import open_input, unreadable
 
 
 def remux_faststart(source: Path, target: Path) -> None:
     """Copy every stream of an MP4/MOV into `target` with `moov` first; no re-encoding."""
     try:
         with (
-            av.open(str(source)) as inp,
+            open_input(source) as inp,
             av.open(str(target), "w", format="mp4", options={"movflags": "+faststart"}) as out,
         ):
             mapping = {}
@@ -34,4 +34,4 @@ def remux_faststart(source: Path, target: Path) -> None:
                 packet.stream = mapping[packet.stream.index]
                 out.mux(packet)
     except av.FFmpegError as exc:
-        raise NotAVideo(f"The file is not a video we can read ({exc.__class__.__name__}).") from exc
+        raise unreadable(exc) from exc

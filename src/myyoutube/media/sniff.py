@@ -6,7 +6,8 @@ Browsers need a `Content-Type` that matches the container, and an uploader's cla
 extension, multipart header) is not to be trusted. Every container we serve announces
 itself in its first bytes: ISO BMFF (MP4, MOV, M4V, 3GP) with an `ftyp` box, Matroska and
 WebM with the EBML magic plus a DocType, Ogg with `OggS`, MPEG-TS with a sync byte every
-188 bytes, AVI with `RIFF....AVI `. `sniff` looks at a prefix and answers a MIME type or
+188 bytes, MPEG-PS (DVD and camcorder .mpg/.vob) with a pack header, AVI with
+`RIFF....AVI `. `sniff` looks at a prefix and answers a MIME type or
 None for "not a video we know".
 
 `needs_faststart` reads the top-level MP4 boxes in the same prefix: a file whose `mdat`
@@ -25,6 +26,7 @@ _BOX_HEADER_BYTES = 8
 _LARGE_BOX_HEADER_BYTES = 16
 _EBML_MAGIC = b"\x1a\x45\xdf\xa3"
 _TS_PACKET_BYTES = 188
+_MPEG_PS_PACK_HEADER = b"\x00\x00\x01\xba"
 
 
 def sniff(prefix: bytes) -> str | None:
@@ -42,6 +44,8 @@ def sniff(prefix: bytes) -> str | None:
         return "video/ogg"
     if prefix[:4] == b"RIFF" and prefix[8:12] == b"AVI ":
         return "video/x-msvideo"
+    if prefix.startswith(_MPEG_PS_PACK_HEADER):
+        return "video/mpeg"
     if len(prefix) >= 3 * _TS_PACKET_BYTES and all(prefix[i * _TS_PACKET_BYTES] == 0x47 for i in range(3)):
         return "video/mp2t"
     return None

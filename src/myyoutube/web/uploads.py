@@ -12,9 +12,11 @@ before anything is stored. Then one of two paths:
   remuxed with `moov` first (PyAV stream copy, no re-encode), and the new file is relayed.
   A browser can then start playing from the first bytes.
 
-Either way, before the master is told to commit, the spooled file is opened with PyAV:
-a file FFmpeg cannot read as a video is refused (415) and its replicas dropped; otherwise
-its duration, size, codec and bitrate, and a JPEG poster, travel with the commit. Bytes
+Either way, before the master is told to commit, the spooled file is read once with
+PyAV (media.probe): a file FFmpeg cannot read as a video, or whose picture is larger than
+media.MAX_PIXELS, is refused (415), one whose data ends well before its declared duration
+(cut short) is refused (422), and its replicas are dropped; otherwise its duration, size,
+codec and bitrate, and a JPEG poster, travel with the commit. Bytes
 are counted against `--max-upload-bytes` as they arrive (multipart ignores aiohttp's body
 limit). Any failure aborts the master's upload, which removes every partial replica.
 
@@ -153,7 +155,7 @@ async def receive(request: web.Request, master: MasterClient, limit: int, spool_
     content_type = media.sniff(head)
     if content_type is None:
         raise UploadRefused(
-            415, "This file is not a video we can play (MP4, MOV, WebM, MKV, Ogg, AVI or MPEG-TS)."
+            415, "This file is not a video we can play (MP4, MOV, WebM, MKV, Ogg, AVI, MPEG-TS or MPEG-PS)."
         )
     with tempfile.TemporaryDirectory(dir=spool_dir) as folder:
         if content_type in ("video/mp4", "video/quicktime") and media.needs_faststart(head):
@@ -226,7 +228,7 @@ async def _store(
 
 
 async def _commit(upload: Upload, path: Path, extra: dict) -> dict:
-    """Probe the spooled file, make a poster, and commit; NotAVideo aborts (415)."""
+    """Probe the spooled file, make a poster, and commit; a refused file aborts (415/422)."""
     details = dict(await _off_loop(media.inspect, path), **extra)
     poster = await _off_loop(media.make_poster, path, details.get("duration_s"))
     return await upload.finish(details, poster or b"")
@@ -235,6 +237,8 @@ async def _commit(upload: Upload, path: Path, extra: dict) -> dict:
 async def _off_loop(function, *args):
     try:
         return await asyncio.to_thread(function, *args)
+    except media.Truncated as exc:
+        raise UploadRefused(422, str(exc)) from exc  # a video, but not all of it arrived
     except media.NotAVideo as exc:
         raise UploadRefused(415, str(exc)) from exc
 
