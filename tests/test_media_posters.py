@@ -11,7 +11,7 @@ from PIL import Image
 
 from myyoutube import media
 from myyoutube.media.posters import POSTER_WIDTH_PX
-from videos import make_clip
+from videos import bright_corner, corner_marked, make_clip
 
 FPS = 10
 SECONDS = 5.0  # 50 frames: 10 % in is frame 5
@@ -67,26 +67,6 @@ def test_portrait_poster_keeps_its_shape(tmp_path):
     """A 120x160 video's poster is 320 px wide and 427 tall: portrait, not squeezed."""
     path = make_clip(tmp_path / "portrait.mp4", "mp4", "libx264", width=120, height=160)
     assert poster_image(path, 1.0).size == (POSTER_WIDTH_PX, 427)
-
-
-def corner_marked(index: int) -> np.ndarray:
-    """A dark 160x120 picture with a white block in its top-left corner."""
-    rgb = np.full((120, 160, 3), 30, dtype=np.uint8)
-    rgb[:40, :40] = 255
-    return rgb
-
-
-def bright_corner(image: Image.Image) -> str:
-    """Which corner of the picture holds the white block."""
-    grey = np.asarray(image.convert("L"), dtype=np.float64)
-    h, w = grey.shape
-    corners = {
-        "top-left": grey[: h // 4, : w // 4],
-        "top-right": grey[: h // 4, -w // 4 :],
-        "bottom-left": grey[-h // 4 :, : w // 4],
-        "bottom-right": grey[-h // 4 :, -w // 4 :],
-    }
-    return max(corners, key=lambda corner: corners[corner].mean())
 
 
 @pytest.mark.parametrize("rotation, corner", [(90, "bottom-left"), (-90, "top-right"), (180, "bottom-right")])

@@ -66,7 +66,7 @@ def test_display_size_applies_rotation_and_pixel_aspect():
 def test_every_container_and_codec_is_described(tmp_path, name, container, codec, options, reported):
     """HEVC, MPEG-4 Part 2, MPEG-2, VP9, 10-bit and H.264 in MKV/MP4/AVI/TS/PS/WebM/MOV
     are accepted, with their size, codec, duration, frame rate and audio read."""
-    source = media.probe(make_clip(tmp_path / name, container, codec, seconds=2.0, **options))
+    source = media.probe_source(make_clip(tmp_path / name, container, codec, seconds=2.0, **options))
     assert (source.width, source.height, source.codec) == (160, 120, reported)
     assert abs(source.duration_s - 2.0) < 0.1 and source.frame_rate == 24
     assert source.has_audio == ("audio" in options)
@@ -76,7 +76,7 @@ def test_every_container_and_codec_is_described(tmp_path, name, container, codec
 def test_rotated_phone_video_is_described_as_shown(tmp_path):
     """A 160x120 picture flagged to be turned 90 degrees is a 120x160 (portrait) video."""
     path = make_clip(tmp_path / "phone.mp4", "mp4", "libx264", rotation=90, options=X264)
-    source = media.probe(path)
+    source = media.probe_source(path)
     assert (source.width, source.height, source.rotation) == (120, 160, 90)
 
 
@@ -87,7 +87,7 @@ def test_huge_picture_is_refused_before_decoding(tmp_path, container):
     path = make_huge_picture_claim(tmp_path / f"bomb.{container}", container, 16000, 16000)
     assert path.stat().st_size < 10_000
     with pytest.raises(media.PictureTooLarge, match="16000x16000"):
-        media.probe(path)
+        media.probe_source(path)
 
 
 @pytest.mark.parametrize("cut", [0.2, 0.5])
@@ -96,8 +96,8 @@ def test_mp4_cut_short_is_refused(tmp_path, cut):
     data = make_mp4(tmp_path / "whole.mp4", seconds=6.0).read_bytes()
     (tmp_path / "cut.mp4").write_bytes(data[: int(len(data) * cut)])
     with pytest.raises(media.Truncated, match="cut short"):
-        media.probe(tmp_path / "cut.mp4")
-    assert media.probe(tmp_path / "whole.mp4").duration_s == 6.0
+        media.probe_source(tmp_path / "cut.mp4")
+    assert media.probe_source(tmp_path / "whole.mp4").duration_s == 6.0
 
 
 def test_matroska_cut_short_is_refused(tmp_path):
@@ -106,7 +106,7 @@ def test_matroska_cut_short_is_refused(tmp_path):
     data = path.read_bytes()
     (tmp_path / "cut.mkv").write_bytes(data[: len(data) // 3])
     with pytest.raises(media.Truncated):
-        media.probe(tmp_path / "cut.mkv")
+        media.probe_source(tmp_path / "cut.mkv")
 
 
 def test_video_that_does_not_decode_is_refused(tmp_path):
@@ -117,7 +117,7 @@ def test_video_that_does_not_decode_is_refused(tmp_path):
     data[media_start:] = bytes(len(data) - media_start)
     (tmp_path / "garbage.mp4").write_bytes(bytes(data))
     with pytest.raises(media.NotAVideo, match="cannot be decoded"):
-        media.probe(tmp_path / "garbage.mp4")
+        media.probe_source(tmp_path / "garbage.mp4")
 
 
 def test_audio_only_file_is_not_a_video(tmp_path):
@@ -128,4 +128,4 @@ def test_audio_only_file_is_not_a_video(tmp_path):
             container.mux(stream.encode(frame))
         container.mux(stream.encode())
     with pytest.raises(media.NotAVideo, match="no video stream"):
-        media.probe(tmp_path / "sound.mp4")
+        media.probe_source(tmp_path / "sound.mp4")

@@ -6,7 +6,9 @@
 `make_webm` writes VP9 in WebM, for browsers without H.264. `make_clip` writes any codec
 in any container, with a tone, a rotation flag or a 10-bit pixel format if asked: the
 sources the transcoder must handle. `make_huge_picture_claim` writes a tiny file whose
-frames declare an enormous picture.
+frames declare an enormous picture. `corner_marked` is a picture with a white block in
+one corner and `bright_corner` finds the block again, to check which way a picture was
+turned.
 
 A 320x240 clip of a few seconds encodes in a fraction of a second and weighs tens of KB.
 """
@@ -178,3 +180,23 @@ def make_huge_picture_claim(path: str | Path, container_format: str, width: int,
             packet.time_base = Fraction(1, 1)
             container.mux(packet)
     return path
+
+
+def corner_marked(index: int) -> np.ndarray:
+    """A dark 160x120 picture with a white block in its top-left corner."""
+    rgb = np.full((120, 160, 3), 30, dtype=np.uint8)
+    rgb[:40, :40] = 255
+    return rgb
+
+
+def bright_corner(image: Image.Image) -> str:
+    """Which corner of the picture holds the white block."""
+    grey = np.asarray(image.convert("L"), dtype=np.float64)
+    h, w = grey.shape
+    corners = {
+        "top-left": grey[: h // 4, : w // 4],
+        "top-right": grey[: h // 4, -w // 4 :],
+        "bottom-left": grey[-h // 4 :, : w // 4],
+        "bottom-right": grey[-h // 4 :, -w // 4 :],
+    }
+    return max(corners, key=lambda corner: corners[corner].mean())

@@ -3,7 +3,7 @@
 Theory of operation
 -------------------
 An upload is spooled to a temporary file on the web host's disk (memory stays flat) while
-it is relayed to the master. Before the master is told to commit, `probe` reads the file
+it is relayed to the master. Before the master is told to commit, `probe_source` reads the file
 once with PyAV (FFmpeg's demuxers and decoders, shipped in its wheels) and refuses it,
 with a sentence for the uploader, if:
 
@@ -143,7 +143,7 @@ def display_size(width: int, height: int, rotation: int, aspect: Fraction | None
     return (height, width) if abs(rotation) % 180 == 90 else (width, height)
 
 
-def probe(path: Path) -> Source:
+def probe_source(path: Path) -> Source:
     """Read and check the whole file (see the module docstring); NotAVideo if refused."""
     try:
         with open_input(path) as container:
@@ -169,8 +169,8 @@ def probe(path: Path) -> Source:
 
 
 def inspect(path: Path) -> dict:
-    """The index's details of an accepted file (`probe` refuses the others)."""
-    return probe(path).details()
+    """The index's details of an accepted file (`probe_source` refuses the others)."""
+    return probe_source(path).details()
 
 
 def _aspect(video) -> Fraction | None:

@@ -17,13 +17,15 @@ fetched its end, so the web front end remuxes it before storing.
 
 from __future__ import annotations
 
+from myyoutube.media.boxes import boxes_in
+
 # How much of the start of a file `sniff` wants. The EBML header carrying WebM's DocType
 # sits in the first few dozen bytes; MPEG-TS needs three 188-byte packets to be sure.
 SNIFF_BYTES = 4096
 
 _QUICKTIME_BRANDS = {b"qt  "}
-_BOX_HEADER_BYTES = 8
-_LARGE_BOX_HEADER_BYTES = 16
+# The prefix is all we have of the file: any box size up to this is believable.
+_UNKNOWN_FILE_END = 2**63
 _EBML_MAGIC = b"\x1a\x45\xdf\xa3"
 _TS_PACKET_BYTES = 188
 _MPEG_PS_PACK_HEADER = b"\x00\x00\x01\xba"
@@ -54,22 +56,12 @@ def sniff(prefix: bytes) -> str | None:
 def needs_faststart(prefix: bytes) -> bool:
     """True if this MP4/MOV prefix shows `mdat` before any `moov` box.
 
-    Walks top-level boxes (4-byte big-endian size, 4-byte type; size 1 means a 64-bit size
-    follows, 0 means "to the end of the file") as far as the prefix reaches.
+    Walks top-level box headers as far as the prefix reaches (the boxes themselves run on
+    into the rest of the file, whose size is not known here).
     """
-    offset = 0
-    while offset + _BOX_HEADER_BYTES <= len(prefix):
-        size = int.from_bytes(prefix[offset : offset + 4], "big")
-        kind = prefix[offset + 4 : offset + 8]
-        if kind == b"moov":
+    for box in boxes_in(prefix, space_end=_UNKNOWN_FILE_END):
+        if box.kind == b"moov":
             return False
-        if kind == b"mdat":
+        if box.kind == b"mdat":
             return True
-        if size == 1:
-            if offset + _LARGE_BOX_HEADER_BYTES > len(prefix):
-                return False
-            size = int.from_bytes(prefix[offset + 8 : offset + 16], "big")
-        if size < _BOX_HEADER_BYTES:
-            return False  # size 0 (to the end) or malformed: nothing more to learn
-        offset += size
     return False
