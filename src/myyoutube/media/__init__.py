@@ -12,6 +12,7 @@ sockets, the index or HTTP. Its modules, by responsibility:
 * `posters`: one small JPEG per video, from the frame nearest 10 %.
 * `remux`: an MP4's `moov` moved to the front, without re-encoding.
 * `ladder`: which renditions (sizes, bitrates, keyframe spacing) a source gets; pure.
+* `transcode`: one rendition (H.264 + AAC fragmented MP4) of any source.
 * `boxes`, `fragments`: MP4 box headers; a rendition's fragment index (byte ranges).
 * `hls`: master and media playlists from fragment indexes; pure.
 
@@ -35,6 +36,7 @@ from myyoutube.media.probe import (
 )
 from myyoutube.media.remux import remux_faststart
 from myyoutube.media.sniff import SNIFF_BYTES, needs_faststart, sniff
+from myyoutube.media.transcode import Cancelled, Rendition, transcode
 
 __all__ = [
     "DETAIL_TYPES",
@@ -44,10 +46,12 @@ __all__ = [
     "PLAYLIST_CONTENT_TYPE",
     "POSTER_WIDTH_PX",
     "SNIFF_BYTES",
+    "Cancelled",
     "FragmentIndex",
     "NotAVideo",
     "NotFragmented",
     "PictureTooLarge",
+    "Rendition",
     "Rung",
     "Segment",
     "Source",
@@ -64,4 +68,5 @@ __all__ = [
     "probe_source",
     "remux_faststart",
     "sniff",
+    "transcode",
 ]
