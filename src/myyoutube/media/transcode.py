@@ -308,7 +308,7 @@ class _AudioPath:
         packets = []
         for frame in _decode(self.source, packet):
             if self.next_sample is None:
-                offset_s = (frame.time or self.start_s) - self.start_s
+                offset_s = (frame.time if frame.time is not None else self.start_s) - self.start_s
                 self.next_sample = max(0, round(offset_s * self.rate))
             frame.pts = None  # the resampler's output is timed by sample count below
             packets += self._encode(self.resampler.resample(frame))
