@@ -23,6 +23,7 @@ wire and in kernel socket queues come from `ss -tinm` instead (`tcp_sockets`).
 from __future__ import annotations
 
 import hashlib
+import json
 import mmap
 import os
 import re
@@ -30,6 +31,7 @@ import struct
 import subprocess
 import time
 import urllib.parse
+import urllib.request
 import uuid
 from collections.abc import AsyncIterator, Iterable, Iterator
 from contextlib import contextmanager
@@ -63,6 +65,28 @@ REPLICATION = 3
 
 _CLOCK_TICKS_PER_S = os.sysconf("SC_CLK_TCK")
 
+# The bench cluster's admin password (a throwaway cluster on loopback) and the API token
+# of each running bench cluster by its URL, so upload() and auth_headers() can sign
+# requests without every script passing a token around.
+BENCH_ADMIN_PASSWORD = "bench admin password"
+_TOKENS: dict[str, str] = {}
+
+
+def _sign_in(url: str, username: str, password: str) -> str:
+    request = urllib.request.Request(
+        f"{url}/api/login",
+        data=json.dumps({"username": username, "password": password}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=60) as answer:
+        return json.loads(answer.read())["token"]
+
+
+def auth_headers(url: str) -> dict[str, str]:
+    """The Authorization header of the bench cluster at `url` (admin), or none."""
+    token = _TOKENS.get(url)
+    return {"Authorization": f"Bearer {token}"} if token else {}
+
 
 class BenchCluster:
     """Master, datanodes and web as OS processes on ephemeral ports under `root`."""
@@ -90,6 +114,12 @@ class BenchCluster:
 
     def start(self) -> BenchCluster:
         logs, spool = self.root / "logs", self.root / "web-spool"
+        # Uploads and /api/status need an account: the master makes `admin` with this
+        # password, and the benchmark signs in once the web is up (see auth_headers).
+        self.root.mkdir(parents=True, exist_ok=True)
+        password_file = self.root / "admin-password"
+        password_file.write_text(BENCH_ADMIN_PASSWORD + "\n")
+        password_file.chmod(0o600)
         spool.mkdir(parents=True, exist_ok=True)
         replication = min(REPLICATION, self.datanode_count)
         self.master = start_role(
@@ -101,6 +131,8 @@ class BenchCluster:
                 str(self.root / "master"),
                 "--replication",
                 str(replication),
+                "--admin-password-file",
+                str(password_file),
                 *self._cert_args("master", "master"),
             ],
             logs / "master.log",
@@ -131,10 +163,16 @@ class BenchCluster:
                 "0",
                 "--spool-dir",
                 str(spool),
+                # Every benchmark client is 127.0.0.1: per-address slots as large as the totals.
+                "--max-uploads-per-client",
+                "16",
+                "--max-streams-per-client",
+                "256",
                 *self._cert_args("web", "web"),
             ],
             logs / "web.log",
         )
+        _TOKENS[self.url] = _sign_in(self.url, "admin", BENCH_ADMIN_PASSWORD)
         return self
 
     def stop(self) -> None:
@@ -235,7 +273,7 @@ async def upload(session: aiohttp.ClientSession, url: str, path: Path, name: str
     """POST the file at `path` to /upload as `name`, streaming it; the JSON answer."""
     head, tail, content_type = _multipart_frame(name)
     length = len(head) + path.stat().st_size + len(tail)
-    headers = {"Content-Type": content_type, "Content-Length": str(length)}
+    headers = {"Content-Type": content_type, "Content-Length": str(length), **auth_headers(url)}
     async with session.post(
         f"{url}/upload", data=_multipart_body(head, path, tail), headers=headers
     ) as response:

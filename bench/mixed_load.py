@@ -34,6 +34,7 @@ import aiohttp
 from benchlib import (
     MIB,
     BenchCluster,
+    auth_headers,
     make_video_file,
     mapped,
     mib,
@@ -114,7 +115,7 @@ async def run_load(args, cluster: BenchCluster, video: Path, name: str, small: P
                 *(uploader(session, cluster.url, small, until, uploads) for _ in range(args.uploaders)),
                 lister(session, cluster.url, until, lists),
             )
-        async with session.get(f"{cluster.url}/api/status") as response:
+        async with session.get(f"{cluster.url}/api/status", headers=auth_headers(cluster.url)) as response:
             counters = (await response.json())["counters"]
     return {"ttfb": ttfb, "bad": bad, "uploads": len(uploads), "lists": lists, "counters": counters}
 

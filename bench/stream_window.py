@@ -53,6 +53,7 @@ from benchlib import (
     MIB,
     BenchCluster,
     TcpSocket,
+    auth_headers,
     http_session,
     io_counters,
     make_video_file,
@@ -133,7 +134,9 @@ class Producers:
         self._base_acked: dict[tuple[int, int], int] = {}
 
     async def _status(self) -> dict:
-        async with self.session.get(f"{self.cluster.url}/api/status") as response:
+        async with self.session.get(
+            f"{self.cluster.url}/api/status", headers=auth_headers(self.cluster.url)
+        ) as response:
             return await response.json()
 
     def _node_file_reads(self) -> int:

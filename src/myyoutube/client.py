@@ -73,6 +73,11 @@ ANSWER_AFTER_RESET_S = 2.0
 # handshake and a stall period, replacing any that refuse.
 OPEN_UPLOAD_TIMEOUT_S = 30.0
 
+# Idle connections a client keeps to the master. A web front end runs dozens of streams
+# and uploads at once; with fewer kept than it uses in a busy second, every burst would
+# close and reopen connections (and leave sockets in TIME_WAIT).
+MAX_IDLE_TO_MASTER = 128
+
 # The longest the master may be silent while a read is in progress. It sends a frame at
 # least every stream.KEEPALIVE_S while it works (failing over, waiting for datanodes after
 # a restart), so silence this long means it is frozen or cut off.
@@ -181,7 +186,7 @@ class MasterClient:
         made for ('' is anonymous)."""
         self.host, self.port = host, port
         self.user = user
-        self.pool = ConnectionPool(lambda: links.connect(host, port, tls, expect_role="master"))
+        self.pool = ConnectionPool(lambda: links.connect(host, port, tls, expect_role="master"), MAX_IDLE_TO_MASTER)
 
     def as_user(self, user: User | str | None) -> MasterClient:
         """A client acting for `user` (None: anonymous) on this client's pool. Close only
