@@ -186,7 +186,9 @@ class MasterClient:
         made for ('' is anonymous)."""
         self.host, self.port = host, port
         self.user = user
-        self.pool = ConnectionPool(lambda: links.connect(host, port, tls, expect_role="master"), MAX_IDLE_TO_MASTER)
+        self.pool = ConnectionPool(
+            lambda: links.connect(host, port, tls, expect_role="master"), MAX_IDLE_TO_MASTER
+        )
 
     def as_user(self, user: User | str | None) -> MasterClient:
         """A client acting for `user` (None: anonymous) on this client's pool. Close only
