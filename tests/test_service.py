@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import resource
 import socket
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 import pytest
 
@@ -126,3 +128,23 @@ def test_public_bind_without_certificates_is_refused(tmp_path):
     result = run("myyoutube.master", "--host", "0.0.0.0", "--port", "0", "--data-dir", str(tmp_path))
     assert result.returncode == 1
     assert "without --cert-dir" in result.stderr
+
+
+def test_roles_raise_their_open_file_limit_to_the_hard_limit(tmp_path):
+    """A role started under a soft limit of 256 open files runs with the hard limit, so a
+    busy front end is not refused connections by the usual default of 1024."""
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or hard <= 256:
+        pytest.skip(f"the hard open-file limit here ({hard}) leaves nothing to raise")
+    role = start_role(
+        "myyoutube.master",
+        ["--port", "0", "--data-dir", str(tmp_path / "master")],
+        tmp_path / "master.log",
+        prefix=("prlimit", f"--nofile=256:{hard}", "--"),
+    )
+    try:
+        limits = Path(f"/proc/{role.process.pid}/limits").read_text()
+        line = next(line for line in limits.splitlines() if line.startswith("Max open files"))
+        assert int(line.split()[3]) == hard
+    finally:
+        role.stop()

@@ -18,6 +18,7 @@ import asyncio
 import ipaddress
 import logging
 import os
+import resource
 import signal
 import socket
 import sys
@@ -165,10 +166,25 @@ def private_files() -> None:
     os.umask(PRIVATE_UMASK)
 
 
+def raise_file_limit() -> int:
+    """Raise this process's soft limit on open files to its hard limit and return it.
+
+    Every connection (browser, pooled link, datanode) and every open blob is a file
+    descriptor; the usual soft limit of 1024 would make a busy web front end fail
+    accept() long before its slot limits. The hard limit is what the operator allows
+    (systemd's LimitNOFILE in deploy/systemd/)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        soft = hard
+    return soft
+
+
 def run(prog: str, log_level: str, serve: Callable[[], Awaitable[None]], event_loop: str = "asyncio") -> None:
     """Run `serve()` on `event_loop` ('uvloop' or 'asyncio') until it returns or a signal
     arrives; exit 0, or 1 with one line."""
     private_files()
+    raise_file_limit()
     logging.basicConfig(level=log_level, format=f"%(asctime)s {prog} %(levelname)s %(name)s: %(message)s")
 
     async def main() -> None:
