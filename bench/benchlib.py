@@ -377,6 +377,10 @@ def tcp_sockets() -> list[TcpSocket]:
 _SS_FIELD = re.compile(r"\b(bytes_acked|rb|tb):?(\d+)")
 
 
+# A process using more than this share of one core during a phase is called its bottleneck.
+SATURATED_SHARE = 0.8
+
+
 class CpuMeter:
     """CPU seconds each process spent between `start()` and `stop()`."""
 
@@ -395,6 +399,10 @@ class CpuMeter:
         self.wall_s = time.perf_counter() - self._started
         self.spent = {name: cpu_seconds(pid) - self._before[name] for name, pid in self.pids.items()}
         return self
+
+    def saturated(self) -> list[str]:
+        """The processes that used more than SATURATED_SHARE of one core: the bottleneck."""
+        return [name for name, spent in self.spent.items() if spent / self.wall_s > SATURATED_SHARE]
 
     def summary(self) -> str:
         """'master 12.3s (45%), ...': each process's CPU share of the wall time."""

@@ -63,8 +63,6 @@ DEFAULT_DATANODES = 3
 READ_TIMEOUT_S = 600.0
 # Generous for uploading a few hundred MiB through five processes on a small machine.
 UPLOAD_TIMEOUT_S = 1800.0
-# A process using more than this share of one core during a phase is called its bottleneck.
-SATURATED_SHARE = 0.8
 
 
 @dataclass
@@ -165,7 +163,7 @@ def report(results: dict[str, tuple[list[Read], CpuMeter]], size: int, repeats: 
     ttfb_ratio = statistics.median(r.ttfb_s for r in ours) / statistics.median(r.ttfb_s for r in ref)
     print(f"\nratio ours/nginx: {ratio:.3f} (MB/s); time to first byte ours/nginx: {ttfb_ratio:.1f}x")
     for target, (_, meter) in results.items():
-        busy = [name for name, spent in meter.spent.items() if spent / meter.wall_s > SATURATED_SHARE]
+        busy = meter.saturated()
         if busy:
             print(f"{target}: near a full core: {', '.join(busy)}")
 

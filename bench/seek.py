@@ -73,8 +73,6 @@ DEFAULT_MAX_REQUESTS = 2_000_000
 REQUEST_TIMEOUT_S = 30.0
 # Generous for uploading a few hundred MiB through five processes on a small machine.
 UPLOAD_TIMEOUT_S = 1800.0
-# A process using more than this share of one core during a phase is called its bottleneck.
-SATURATED_SHARE = 0.8
 
 
 @dataclass
@@ -205,7 +203,7 @@ def report(results: dict[str, tuple[Load, CpuMeter]], size: int, args: argparse.
     ours, ref = results["ours (web /stream)"][0], results["nginx (same file)"][0]
     print(f"\nratio ours/nginx: {ours.rate / ref.rate:.3f} (req/s)")
     for target, (load, meter) in results.items():
-        busy = [name for name, spent in meter.spent.items() if spent / meter.wall_s > SATURATED_SHARE]
+        busy = meter.saturated()
         if busy:
             print(f"{target}: near a full core: {', '.join(busy)}")
         if load.failures:
