@@ -74,6 +74,17 @@ def non_negative_int(text: str) -> int:
     return int(text)
 
 
+def add_listen_flags(parser: argparse.ArgumentParser, default_port: int) -> None:
+    """--host and --port, as every role takes them (loopback unless told otherwise)."""
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    parser.add_argument(
+        "--port",
+        type=port_number,
+        default=default_port,
+        help=f"port (default {default_port}; 0: any free port)",
+    )
+
+
 def add_common_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--cert-dir",

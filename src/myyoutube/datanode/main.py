@@ -30,13 +30,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         prog="myyoutube-datanode", description="Store video replicas for a MyYoutube master."
     )
     parser.add_argument("--master", type=service.address, required=True, help="the master's HOST:PORT")
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    parser.add_argument(
-        "--port",
-        type=service.port_number,
-        default=DEFAULT_PORT,
-        help=f"port (default {DEFAULT_PORT}; 0: any free port)",
-    )
+    service.add_listen_flags(parser, DEFAULT_PORT)
     parser.add_argument(
         "--advertise",
         default=None,

@@ -32,13 +32,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="myyoutube-master", description="Keep the MyYoutube video index and datanode registry."
     )
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    parser.add_argument(
-        "--port",
-        type=service.port_number,
-        default=DEFAULT_PORT,
-        help=f"port (default {DEFAULT_PORT}; 0: any free port)",
-    )
+    service.add_listen_flags(parser, DEFAULT_PORT)
     parser.add_argument("--data-dir", type=Path, required=True, help="where the index is kept")
     parser.add_argument(
         "--replication",

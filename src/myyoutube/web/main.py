@@ -56,13 +56,7 @@ ADMIN_RETRY_S = 1.0
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="myyoutube-web", description="Serve the MyYoutube web site.")
     parser.add_argument("--master", type=service.address, required=True, help="the master's HOST:PORT")
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    parser.add_argument(
-        "--port",
-        type=service.port_number,
-        default=DEFAULT_PORT,
-        help=f"port (default {DEFAULT_PORT}; 0: any free port)",
-    )
+    service.add_listen_flags(parser, DEFAULT_PORT)
     parser.add_argument(
         "--max-upload-bytes",
         type=service.positive_int,
