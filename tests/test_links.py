@@ -142,15 +142,6 @@ async def test_handshakes_past_the_per_address_bound_are_closed_not_queued(pki, 
         server.close()
 
 
-def test_log_limiter_says_once_per_period_with_the_count():
-    """Repeated rejections make one log line per period, carrying how many there were."""
-    limiter = links.LogLimiter(every_s=10)
-    assert limiter.check("flood", 0.0) == 1
-    assert [limiter.check("flood", t) for t in (1.0, 2.0, 9.9)] == [None, None, None]
-    assert limiter.check("flood", 10.5) == 4
-    assert limiter.check("other", 10.6) == 1
-
-
 def test_admission_counts_per_address_and_overall():
     """Admission refuses past the per-address bound and past the total, and frees places."""
     admission = links.Admission(total=3, per_ip=2)

@@ -36,6 +36,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from myyoutube import certs, protocol
 from myyoutube.certs import Tls
 from myyoutube.protocol import Error, Message
+from myyoutube.quietlog import LogLimiter
 from myyoutube.stream import STREAM_BUFFER_BYTES, FrameStream, bound_buffers
 
 log = logging.getLogger(__name__)
@@ -69,26 +70,6 @@ Handler = Callable[[FrameStream, Message], Awaitable[None]]
 
 class PeerRefused(ConnectionError):
     """The peer's certificate is valid but names a role we must not talk to."""
-
-
-class LogLimiter:
-    """Says whether to log a repeated event now: once per `every_s` per key, with the count
-    of events since the last line."""
-
-    def __init__(self, every_s: float) -> None:
-        self.every_s = every_s
-        self._last: dict[str, float] = {}
-        self._suppressed: dict[str, int] = {}
-
-    def check(self, key: str, now: float) -> int | None:
-        """None to stay quiet, else how many events this line stands for."""
-        count = self._suppressed.get(key, 0) + 1
-        if now - self._last.get(key, float("-inf")) < self.every_s:
-            self._suppressed[key] = count
-            return None
-        self._last[key] = now
-        self._suppressed[key] = 0
-        return count
 
 
 class Admission:

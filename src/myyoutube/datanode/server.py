@@ -50,6 +50,7 @@ from myyoutube.protocol import (
     Register,
     WriteBlob,
 )
+from myyoutube.quietlog import LogLimiter
 from myyoutube.stream import ConnectionClosed, FrameStream
 
 log = logging.getLogger(__name__)
@@ -182,7 +183,7 @@ class DataNode:
     async def register_with_backoff(self) -> FrameStream:
         """Register, waiting for the master as long as it takes (it may start after us),
         with backoff between tries and one log line a minute."""
-        backoff, quiet = Backoff(), links.LogLimiter(MASTER_WAIT_LOG_EVERY_S)
+        backoff, quiet = Backoff(), LogLimiter(MASTER_WAIT_LOG_EVERY_S)
         while True:
             try:
                 return await self.register_once()

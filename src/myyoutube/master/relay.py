@@ -31,8 +31,10 @@ from myyoutube import protocol
 from myyoutube.master.transfer import REPLICA_FAILURES, DatanodePools, ReplicationFailed
 from myyoutube.pool import Lease
 from myyoutube.protocol import Chunk, End, ReadBlob
+from myyoutube.quietlog import QuietLog
 
 log = logging.getLogger(__name__)
+quiet = QuietLog(log)
 
 # How long the first chunk from a replica may take before another replica is asked as
 # well. A healthy datanode answers a range from its page cache or disk in milliseconds
@@ -87,7 +89,7 @@ async def relay_blob(
         except _PartialRead as partial:
             sent += partial.sent
             on_failure(node, partial.why)
-            log.warning(
+            quiet.warning(
                 "read of %s from %s failed at byte %d: %s; failing over",
                 blob_id,
                 node,
@@ -126,7 +128,7 @@ async def _first_answer(
                 error = task.exception()
                 if error is not None:
                     on_failure(node, _why(error))
-                    log.warning("read of %s from %s did not start: %s", blob_id, node, _why(error))
+                    quiet.warning("read of %s from %s did not start: %s", blob_id, node, _why(error))
                 elif winner is None:
                     winner = (node, *task.result())
                 else:  # two answered at once: keep the first, let the other connection go

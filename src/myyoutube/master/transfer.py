@@ -33,9 +33,11 @@ from myyoutube import stream as streams
 from myyoutube.certs import Tls
 from myyoutube.pool import ConnectionPool, Lease
 from myyoutube.protocol import Chunk, DeleteBlob, End, Ok, WriteBlob
+from myyoutube.quietlog import QuietLog
 from myyoutube.stream import RequestFailed
 
 log = logging.getLogger(__name__)
+quiet = QuietLog(log)
 
 # What counts as "this replica failed" rather than a bug: it may be dead, hung, lying.
 REPLICA_FAILURES = (OSError, TimeoutError, RequestFailed, protocol.ProtocolError)
@@ -148,7 +150,7 @@ class ReplicaFanout:
         if replica is not None:
             self._let_go(node, replica)
         self.failed[node] = f"{type(why).__name__}: {why}"
-        log.warning("replica %s of blob %s dropped: %s", node, self.blob_id, self.failed[node])
+        quiet.warning("replica %s of blob %s dropped: %s", node, self.blob_id, self.failed[node])
 
     def _let_go(self, node: str, replica: _Replica) -> None:
         replica.ticker.cancel()

@@ -37,6 +37,7 @@ from aiohttp import web
 
 from myyoutube.client import RequestFailed
 from myyoutube.master.users import API_TOKEN, BROWSER_SESSION, SESSION_IDLE_S
+from myyoutube.quietlog import QuietLog
 from myyoutube.web import origin, pages
 from myyoutube.web.common import (
     ANONYMOUS,
@@ -52,6 +53,7 @@ from myyoutube.web.common import (
 from myyoutube.web.throttle import Throttle
 
 log = logging.getLogger(__name__)
+quiet = QuietLog(log)
 
 SESSION_COOKIE = "myyoutube_session"
 CSRF_HEADER = "X-CSRF-Token"
@@ -181,7 +183,7 @@ async def forbid_cross_site(request: web.Request, handler):
     if reason is None and visitor.via == "cookie" and not await _csrf_token_matches(request, visitor.token):
         reason = "This page is out of date (its security token does not match); reload it and try again."
     if reason is not None:
-        log.warning(
+        quiet.warning(
             "refused %s %s from %s: %s", request.method, request.path, client_address(request), reason
         )
         return error(403, reason)
@@ -236,7 +238,7 @@ async def _sign_in(request: web.Request, username: str, password: str, kind: str
             raise
         for which, key in keys.items():
             throttles[which].failed(key, time.monotonic())
-        log.info("failed sign-in for %r from %s", username[:64], keys["address"])
+        quiet.info("failed sign-in for %r from %s", username[:64], keys["address"])
         raise SignInRefused(401, exc.message) from None
     throttles["account"].succeeded(keys["account"])
     return token, user

@@ -9,7 +9,7 @@ ReadHeaderTimeout (~10 s); this module does the same. Each connection's protocol
 wrapped: a timer starts when the connection opens, and again when the first bytes of a
 later request arrive on an idle keep-alive connection; it stops as soon as aiohttp has
 parsed a complete request head. A client still sending headers when it fires is cut off
-(and counted, logged at most once per LOG_EVERY_S). Bodies are not covered here: uploads
+(and counted; logged through quietlog, so a flood makes one line per period). Bodies are not covered here: uploads
 and streams have their own idle deadlines.
 
 The wrapper reads two attributes of aiohttp's RequestHandler (`_request_count`,
@@ -21,18 +21,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Callable
 from typing import cast
 
 from aiohttp import web
 
+from myyoutube.quietlog import QuietLog
+
 log = logging.getLogger(__name__)
+quiet = QuietLog(log)
 
 # Go's net/http users settle on ~10 s: ample for any real client on a slow link.
 HEADER_TIMEOUT_S = 10.0
-# Cut-off clients are logged at most this often (a flood would otherwise flood the log).
-LOG_EVERY_S = 10.0
 
 
 class HeaderDeadlines:
@@ -41,24 +41,16 @@ class HeaderDeadlines:
     def __init__(self, timeout_s: float = HEADER_TIMEOUT_S) -> None:
         self.timeout_s = timeout_s
         self.cut_off = 0
-        self._logged_at = 0.0
-        self._unlogged = 0
 
     def factory(self, make_handler: Callable[[], asyncio.Protocol]) -> Callable[[], asyncio.Protocol]:
         return lambda: _Guarded(make_handler(), self)
 
     def expired(self, transport: asyncio.Transport) -> None:
         self.cut_off += 1
-        self._unlogged += 1
         transport.abort()
-        now = time.monotonic()
-        if now - self._logged_at >= LOG_EVERY_S:
-            log.warning(
-                "cut off %d connections that did not send their request headers within %g s",
-                self._unlogged,
-                self.timeout_s,
-            )
-            self._logged_at, self._unlogged = now, 0
+        quiet.warning(
+            "cut off a connection that did not send its request headers within %g s", self.timeout_s
+        )
 
 
 class GuardedSite(web.TCPSite):

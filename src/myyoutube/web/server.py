@@ -26,6 +26,7 @@ from pathlib import Path
 from aiohttp import web
 
 from myyoutube.client import MasterClient, RequestFailed
+from myyoutube.quietlog import QuietLog
 from myyoutube.web import accounts, admin, auth, metrics, pages, streaming, uploads, videos, viewers
 from myyoutube.web.common import (
     CONFIG,
@@ -40,6 +41,8 @@ from myyoutube.web.common import (
 )
 
 log = logging.getLogger(__name__)
+# A master that is down makes every request fail alike: one line per period, with a count.
+quiet = QuietLog(log)
 
 STATIC_DIR = Path(__file__).with_name("static")
 
@@ -80,7 +83,7 @@ async def errors_and_headers(request: web.Request, handler):
     except RequestFailed as exc:
         response = _master_refusal(request, exc, request_id)
     except (OSError, TimeoutError) as exc:
-        log.warning("[%s] %s %s: master unreachable: %s", request_id, request.method, request.path, exc)
+        quiet.warning("[%s] %s %s: master unreachable: %s", request_id, request.method, request.path, exc)
         response = error(
             503,
             f"The storage cluster is not answering; try again shortly (request {request_id}).",
@@ -103,7 +106,7 @@ def _master_refusal(request: web.Request, exc: RequestFailed, request_id: str) -
     if exc.code == "forbidden" and (visitor is None or visitor.user is None):
         return error(401, "Sign in first.")
     if exc.code in _INTERNAL_CODES or status == 502:
-        log.warning("[%s] %s %s: the master refused: %s", request_id, request.method, request.path, exc)
+        quiet.warning("[%s] %s %s: the master refused: %s", request_id, request.method, request.path, exc)
         return error(
             503 if status == 503 else 502,
             f"The storage cluster could not do this right now; try again shortly (request {request_id}).",

@@ -34,12 +34,14 @@ from aiohttp import web
 
 from myyoutube import permissions, ranges, read_plan
 from myyoutube.client import MasterClient, RequestFailed, VideoRead
+from myyoutube.quietlog import QuietLog
 from myyoutube.stream import SOCKET_BUFFER_BYTES
 from myyoutube.web import viewers
 from myyoutube.web.auth import client_address
 from myyoutube.web.common import LIMITS, METRICS, SECURITY_HEADERS, master_for
 
 log = logging.getLogger(__name__)
+quiet = QuietLog(log)
 
 # A paused player stops reading; past this the stream is dropped (the player asks for
 # its range again on resume). Shorter than the master's own stall timeout, so the web
@@ -181,7 +183,7 @@ def _cut(request: web.Request, exc: Exception) -> None:
     if isinstance(exc, ViewerGone):
         log.debug("%s %s: viewer left: %s", request.method, request.path, exc)
     else:
-        log.warning(
+        quiet.warning(
             "%s %s: stream cut after its headers: %s: %s",
             request.method,
             request.path,

@@ -30,9 +30,11 @@ from aiohttp import web
 
 from myyoutube.client import MasterClient, RequestFailed
 from myyoutube.protocol import ProtocolError
+from myyoutube.quietlog import QuietLog
 from myyoutube.web.common import master_for
 
 log = logging.getLogger(__name__)
+quiet = QuietLog(log)
 
 VIEWER_COOKIE = "viewer"
 
@@ -80,7 +82,7 @@ class ViewReports:
 
     def send(self, master: MasterClient, name: str, viewer: str) -> None:
         if len(self._in_flight) >= MAX_VIEW_REPORTS_IN_FLIGHT:
-            log.warning(
+            quiet.warning(
                 "view of %s not counted: %d view reports already in flight", name, len(self._in_flight)
             )
             return
@@ -95,7 +97,7 @@ class ViewReports:
         except RequestFailed as exc:  # no such video: the stream answers 404 itself
             log.debug("view of %s not counted: %s", name, exc)
         except (OSError, TimeoutError, ProtocolError) as exc:
-            log.warning("view of %s not counted: %s", name, exc)
+            quiet.warning("view of %s not counted: %s", name, exc)
 
 
 VIEW_REPORTS = web.AppKey("view_reports", ViewReports)
