@@ -25,8 +25,9 @@ from aiohttp import web
 from myyoutube import links, service
 from myyoutube.client import MasterClient
 from myyoutube.master.users import BadAccount, check_password
+from myyoutube.rates import MinimumRate
 from myyoutube.stream import RequestFailed
-from myyoutube.web import admin, connections, origin
+from myyoutube.web import admin, connections, origin, pace
 from myyoutube.web.common import CONFIG, WebConfig
 from myyoutube.web.server import make_app
 
@@ -99,6 +100,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=connections.HEADER_TIMEOUT_S,
         help=f"seconds a client has to send a request's headers (default {connections.HEADER_TIMEOUT_S:g})",
     )
+    add_rate_flags(parser)
     add_access_flags(parser)
     service.add_common_flags(parser)
     args = parser.parse_args(argv)
@@ -110,6 +112,28 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         except origin.BadPublicUrl as exc:
             parser.error(f"--public-url: {exc}")
     return args
+
+
+def add_rate_flags(parser: argparse.ArgumentParser) -> None:
+    """The minimum transfer rates below which a client is cut off (web/pace.py)."""
+    parser.add_argument(
+        "--min-upload-rate",
+        type=service.positive_float,
+        default=pace.MIN_UPLOAD_BYTES_PER_S,
+        help=f"bytes/s an upload must average over each --rate-window (default {pace.MIN_UPLOAD_BYTES_PER_S:g})",
+    )
+    parser.add_argument(
+        "--min-stream-rate",
+        type=service.positive_float,
+        default=pace.MIN_STREAM_BYTES_PER_S,
+        help=f"bytes/s a viewer must take over each --rate-window (default {pace.MIN_STREAM_BYTES_PER_S:g})",
+    )
+    parser.add_argument(
+        "--rate-window",
+        type=service.positive_float,
+        default=pace.RATE_WINDOW_S,
+        help=f"seconds over which the minimum rates are averaged (default {pace.RATE_WINDOW_S:g})",
+    )
 
 
 def add_access_flags(parser: argparse.ArgumentParser) -> None:
@@ -183,6 +207,10 @@ async def serve(args: argparse.Namespace) -> None:
         config,
         args.max_uploads_per_client,
         args.max_streams_per_client,
+        (
+            MinimumRate(args.min_upload_rate, args.rate_window),
+            MinimumRate(args.min_stream_rate, args.rate_window),
+        ),
     )
     runners = [
         web.AppRunner(app, access_log=None, shutdown_timeout=SHUTDOWN_GRACE_S, keepalive_timeout=KEEPALIVE_S)

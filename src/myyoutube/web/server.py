@@ -27,7 +27,8 @@ from aiohttp import web
 
 from myyoutube.client import MasterClient, RequestFailed
 from myyoutube.quietlog import QuietLog
-from myyoutube.web import accounts, admin, auth, metrics, pages, streaming, uploads, videos, viewers
+from myyoutube.rates import MinimumRate
+from myyoutube.web import accounts, admin, auth, metrics, pace, pages, streaming, uploads, videos, viewers
 from myyoutube.web.common import (
     CONFIG,
     LIMITS,
@@ -135,7 +136,13 @@ def make_app(
     config: WebConfig | None = None,
     max_uploads_per_client: int | None = None,
     max_streams_per_client: int | None = None,
+    min_rates: tuple[MinimumRate, MinimumRate] | None = None,
 ) -> web.Application:
+    """The application; `min_rates` is (uploads', streams') minimum transfer rate."""
+    upload_rate, stream_rate = min_rates or (
+        MinimumRate(pace.MIN_UPLOAD_BYTES_PER_S, pace.RATE_WINDOW_S),
+        MinimumRate(pace.MIN_STREAM_BYTES_PER_S, pace.RATE_WINDOW_S),
+    )
     app = web.Application(
         middlewares=[errors_and_headers, auth.guard_host, auth.authenticate, auth.forbid_cross_site]
     )
@@ -149,6 +156,8 @@ def make_app(
         "spool_dir": spool_dir,
         "uploads": Slots(max_uploads, "uploads", max_uploads_per_client),
         "streams": Slots(max_streams, "streams", max_streams_per_client),
+        "upload_rate": upload_rate,
+        "stream_rate": stream_rate,
     }
     pages.setup(app)
     auth.setup(app)

@@ -16,7 +16,8 @@ only cut the response short: the connection is aborted and the player sees a tru
 body, never a second HTTP response inside the first one.
 
 Each chunk is written with `await response.write`, which waits for the viewer's socket to
-drain, so a slow viewer slows the datanode read instead of filling a buffer.
+drain, so a slow viewer slows the datanode read instead of filling a buffer. A viewer that
+takes fewer bytes than `--min-stream-rate` over a window is cut off (pace.py).
 
 The master is asked as the visitor, so a video they may not see is a 404. A public
 video may be kept in shared caches for an hour; any other only privately, revalidated on
@@ -39,6 +40,7 @@ from myyoutube.stream import SOCKET_BUFFER_BYTES
 from myyoutube.web import viewers
 from myyoutube.web.auth import client_address
 from myyoutube.web.common import LIMITS, METRICS, SECURITY_HEADERS, master_for
+from myyoutube.web.pace import enforce_rate
 
 log = logging.getLogger(__name__)
 quiet = QuietLog(log)
@@ -141,8 +143,10 @@ async def _send(
         viewer.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SOCKET_BUFFER_BYTES)
     response = web.StreamResponse(status=decision.status, headers=decision.headers)
     response.headers.update(SECURITY_HEADERS)
+    sent = 0
 
     async def send(data: bytes) -> None:
+        nonlocal sent
         try:
             # A viewer that takes nothing for this long is gone; free the stream slot.
             async with asyncio.timeout(VIEWER_STALL_TIMEOUT_S):
@@ -150,8 +154,10 @@ async def _send(
         except (ConnectionError, TimeoutError) as exc:
             raise ViewerGone(str(exc) or type(exc).__name__) from exc
         counters.stream_bytes.inc(len(data))
+        sent += len(data)
 
-    with counters.active_streams.track_inprogress():
+    minimum = request.app[LIMITS]["stream_rate"]
+    with counters.active_streams.track_inprogress(), enforce_rate(request, minimum, lambda: sent, "viewer"):
         await response.prepare(request)
         try:
             for index, byte_range in enumerate(decision.ranges):

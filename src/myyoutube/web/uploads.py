@@ -24,7 +24,8 @@ Only uploaders and admins may upload (401/403 before the body is read), within t
 quota: an upload whose Content-Length already exceeds the room left is 413 at once, and
 the master refuses as soon as the bytes pass it otherwise. Form fields other than the
 file (`visibility`, which must come before it) are read up to MAX_FIELD_BYTES each.
-Upload slots are bounded in all and per client address.
+Upload slots are bounded in all and per client address, and a body arriving slower than
+`--min-upload-rate` over a window is cut off (pace.py) and its slot freed.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ from myyoutube.formatting import human_size
 from myyoutube.protocol import CHUNK_BYTES
 from myyoutube.web.auth import client_address
 from myyoutube.web.common import LIMITS, METRICS, VISITOR, error, master_for
+from myyoutube.web.pace import enforce_rate
 
 # Multipart framing around the file (boundaries, part headers) is small; Content-Length may
 # exceed --max-upload-bytes by this much before we refuse it up front.
@@ -72,14 +74,18 @@ def too_large(limit: int) -> UploadRefused:
 
 @contextmanager
 def well_formed():
-    """aiohttp's multipart parser refuses a malformed form (bad part headers, a missing or
-    wrong boundary) with these; to the user that is a 400, not our failure."""
+    """Around every read of the client's body. aiohttp's multipart parser refuses a
+    malformed form (bad part headers, a missing or wrong boundary) with the first two;
+    to the user that is a 400, not our failure. A client that went silent, or was cut off
+    below the minimum rate (pace.py), is the client's doing too, not the master's."""
     try:
         yield
     except (HttpProcessingError, ValueError) as exc:
         raise UploadRefused(
             400, "The request is malformed; send the video as a standard multipart/form-data upload."
         ) from exc
+    except (ConnectionError, TimeoutError) as exc:
+        raise UploadRefused(408, "The upload stopped or was too slow; try again.") from exc
 
 
 async def file_part(request: web.Request):
@@ -266,9 +272,13 @@ async def upload(request: web.Request) -> web.Response:
     refusal = _refusal_up_front(request, limit)
     if refusal is not None:
         return refusal
+    body = request.content
     async with limits["uploads"].take(client_address(request)):
         try:
-            video = await receive(request, master_for(request), limit, limits["spool_dir"])
+            with enforce_rate(
+                request, limits["upload_rate"], lambda: None if body.is_eof() else body.total_bytes, "upload"
+            ):
+                video = await receive(request, master_for(request), limit, limits["spool_dir"])
         except UploadRefused as exc:
             return error(exc.status, str(exc))
     request.app[METRICS].uploads.inc()
