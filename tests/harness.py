@@ -35,9 +35,17 @@ from videos import make_mp4
 TEST_HEARTBEAT_S = 0.3
 TEST_DEAD_AFTER_S = 3.0
 ADMIN_PASSWORD = "test admin password"
-# Every test client is 127.0.0.1: per-address slot caps as large as the totals, unless a
+# Every test client is 127.0.0.1: per-address slot and connection caps as large as the
+# totals, unless a
 # test passes its own.
-PER_CLIENT_SLOTS = ("--max-uploads-per-client", "16", "--max-streams-per-client", "256")
+PER_CLIENT_SLOTS = (
+    "--max-uploads-per-client",
+    "16",
+    "--max-streams-per-client",
+    "256",
+    "--max-connections-per-client",
+    "1024",
+)
 
 
 @functools.cache

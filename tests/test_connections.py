@@ -51,3 +51,28 @@ async def test_slow_headers_are_cut_off_and_prompt_clients_served(fresh_cluster)
         await reader.readexactly(length)
         await asyncio.sleep(1.5 * HEADER_TIMEOUT_S)  # idle between requests: keep-alive, not a header
     writer.close()
+
+
+async def test_connections_per_address_are_capped(fresh_cluster):
+    """With --max-connections-per-client 4, a fifth connection from the same address is
+    closed at once (long before the header deadline) and the refusal is logged; once one
+    of the four leaves, a new connection is served."""
+    cluster = fresh_cluster(
+        datanodes=0, web_args=("--max-connections-per-client", "4", "--header-timeout", "30")
+    )
+    held = [await asyncio.open_connection(cluster.web.host, cluster.web.port) for _ in range(4)]
+    await asyncio.sleep(0.3)  # the web has accepted them all
+    reader, writer = await asyncio.open_connection(cluster.web.host, cluster.web.port)
+    assert await asyncio.wait_for(reader.read(), 5) == b""
+    writer.close()
+    log = (cluster.root / "logs" / "web.log").read_text()
+    assert "refused a connection from 127.0.0.1: more than 4 connections from one address" in log
+
+    held.pop()[1].close()
+    await asyncio.sleep(0.3)
+    reader, writer = await asyncio.open_connection(cluster.web.host, cluster.web.port)
+    writer.write(f"GET /api/me HTTP/1.1\r\nHost: {cluster.web.address}\r\n\r\n".encode())
+    assert (await asyncio.wait_for(reader.readline(), 5)).startswith(b"HTTP/1.1 200")
+    writer.close()
+    for _, other in held:
+        other.close()

@@ -142,15 +142,6 @@ async def test_handshakes_past_the_per_address_bound_are_closed_not_queued(pki, 
         server.close()
 
 
-def test_admission_counts_per_address_and_overall():
-    """Admission refuses past the per-address bound and past the total, and frees places."""
-    admission = links.Admission(total=3, per_ip=2)
-    assert [admission.admit("a"), admission.admit("a"), admission.admit("a")] == [True, True, False]
-    assert admission.admit("b") and not admission.admit("c")
-    admission.release("a")
-    assert admission.admit("c")
-
-
 async def test_a_burst_through_a_pool_fits_the_handshake_bounds(pki):
     """Forty requests at once through one pool to a TLS server all succeed: the pool opens
     a few connections at a time, within the server's per-address handshake bound."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import resource
 import socket
 import subprocess
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from myyoutube.client import MasterClient
 from myyoutube.launch import start_role
 
 COMMANDS = ["myyoutube.master", "myyoutube.datanode", "myyoutube.web", "myyoutube.cluster"]
@@ -148,3 +150,82 @@ def test_roles_raise_their_open_file_limit_to_the_hard_limit(tmp_path):
         assert int(line.split()[3]) == hard
     finally:
         role.stop()
+
+
+# Under this open-file limit (soft = hard, so nothing can be raised) a role keeps
+# admission.fd_headroom(160) = 64 descriptors free: it takes connections while their
+# descriptor numbers stay below 96.
+LOW_FILE_LIMIT = 160
+IDLE_CONNECTIONS = 150
+
+
+def _hold_idle_connections(host: str, port: int) -> tuple[list[socket.socket], int]:
+    """Open IDLE_CONNECTIONS connections that send nothing; (them, how many the role closed
+    at once)."""
+    held = [socket.create_connection((host, port), timeout=5) for _ in range(IDLE_CONNECTIONS)]
+    time.sleep(1.0)
+    closed = 0
+    for sock in held:
+        sock.settimeout(0.01)
+        try:
+            closed += sock.recv(1) == b""
+        except TimeoutError:
+            pass
+        except ConnectionError:
+            closed += 1
+    return held, closed
+
+
+async def _list_one(host: str, port: int) -> None:
+    client = MasterClient(host, port, None)
+    try:
+        await client.list_page(limit=1)
+    finally:
+        client.close()
+
+
+@pytest.mark.parametrize("module", ["myyoutube.master", "myyoutube.web"])
+def test_roles_refuse_connections_before_the_open_file_limit(tmp_path, module):
+    """Under `prlimit --nofile=160:160`, 150 idle connections do not exhaust a role's file
+    descriptors: those past the headroom are closed at once with one clear log line and no
+    "Too many open files" anywhere, and once they leave the role serves again."""
+    master = None
+    if module == "myyoutube.web":
+        master = start_role(
+            "myyoutube.master", ["--port", "0", "--data-dir", str(tmp_path / "m")], tmp_path / "m.log"
+        )
+        args = [
+            "--master",
+            master.address,
+            "--port",
+            "0",
+            "--max-connections-per-client",
+            "1000",
+            "--header-timeout",
+            "30",
+        ]
+    else:
+        args = ["--port", "0", "--data-dir", str(tmp_path / "data")]
+    log_path = tmp_path / "role.log"
+    role = start_role(
+        module, args, log_path, prefix=("prlimit", f"--nofile={LOW_FILE_LIMIT}:{LOW_FILE_LIMIT}", "--")
+    )
+    try:
+        held, closed = _hold_idle_connections(role.host, role.port)
+        assert 0 < closed < IDLE_CONNECTIONS
+        assert role.alive()
+        for sock in held:
+            sock.close()
+        log = log_path.read_text()
+        assert f"of {LOW_FILE_LIMIT} open files left" in log
+        assert "Too many open files" not in log
+        time.sleep(0.5)
+        if module == "myyoutube.web":
+            with urllib.request.urlopen(f"http://{role.address}/api/me", timeout=5) as answer:
+                assert answer.status == 200
+        else:
+            asyncio.run(_list_one(role.host, role.port))
+    finally:
+        role.stop()
+        if master is not None:
+            master.stop()

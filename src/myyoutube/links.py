@@ -13,7 +13,8 @@ and roles are not checked; service.py refuses that anywhere but on loopback.
 Before a peer is authenticated it can cost us little. An accepted socket first passes
 admission: at most MAX_HANDSHAKING connections may be in their TLS handshake at once,
 MAX_HANDSHAKING_PER_IP of them from one address, and each has HANDSHAKE_TIMEOUT_S to
-finish; past a bound the socket is closed at once, never queued. No frame is read before
+finish; past a bound the socket is closed at once, never queued. So is a socket accepted
+with too few file descriptors left (admission.near_file_limit). No frame is read before
 the handshake, so nothing a stranger sends reaches the frame decoder. Authenticated links
 are bounded too (`max_connections`); past that bound a new link is closed. Rejections are
 logged at most once per REJECTION_LOG_EVERY_S per reason, with a count, so a flood of
@@ -33,7 +34,8 @@ import ssl
 import time
 from collections.abc import Awaitable, Callable, Mapping
 
-from myyoutube import certs, protocol
+from myyoutube import certs, protocol, service
+from myyoutube.admission import Admission, fd_headroom, near_file_limit
 from myyoutube.certs import Tls
 from myyoutube.protocol import Error, Message
 from myyoutube.quietlog import LogLimiter
@@ -70,30 +72,6 @@ Handler = Callable[[FrameStream, Message], Awaitable[None]]
 
 class PeerRefused(ConnectionError):
     """The peer's certificate is valid but names a role we must not talk to."""
-
-
-class Admission:
-    """Places for connections still in their handshake, overall and per address."""
-
-    def __init__(self, total: int = MAX_HANDSHAKING, per_ip: int = MAX_HANDSHAKING_PER_IP) -> None:
-        self.total, self.per_ip = total, per_ip
-        self._by_ip: dict[str, int] = {}
-        self._count = 0
-
-    def admit(self, ip: str) -> bool:
-        if self._count >= self.total or self._by_ip.get(ip, 0) >= self.per_ip:
-            return False
-        self._count += 1
-        self._by_ip[ip] = self._by_ip.get(ip, 0) + 1
-        return True
-
-    def release(self, ip: str) -> None:
-        self._count -= 1
-        left = self._by_ip[ip] - 1
-        if left:
-            self._by_ip[ip] = left
-        else:
-            del self._by_ip[ip]
 
 
 async def _connected_socket(host: str, port: int) -> socket.socket:
@@ -175,7 +153,7 @@ async def serve_connections(
             links[0] -= 1
             await stream.close()
 
-    return Listener(host, port, tls, Admission(), reject, serve)
+    return Listener(host, port, tls, Admission(MAX_HANDSHAKING, MAX_HANDSHAKING_PER_IP), reject, serve)
 
 
 class Listener:
@@ -203,6 +181,7 @@ class Listener:
         self.sockets = [bound_buffers(listener)]  # accepted sockets inherit the buffers
         self._accepting: asyncio.Task | None = None
         self._connections: set[asyncio.Task] = set()
+        self._file_limit = service.open_file_limit()
 
     async def start_serving(self) -> None:
         if self._accepting is None:
@@ -240,6 +219,12 @@ class Listener:
                 await asyncio.sleep(ACCEPT_RETRY_S)
                 continue
             ip = str(address[0])
+            if near_file_limit(conn.fileno(), self._file_limit):
+                self._reject(
+                    f"fewer than {fd_headroom(self._file_limit)} of {self._file_limit} open files left", ip
+                )
+                conn.close()
+                continue
             if not self._admission.admit(ip):
                 self._reject("too many connections in their handshake", ip)
                 conn.close()

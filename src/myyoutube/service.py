@@ -191,6 +191,11 @@ def raise_file_limit() -> int:
     return soft
 
 
+def open_file_limit() -> int:
+    """This process's soft limit on open files (after raise_file_limit, the hard one)."""
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
 def run(prog: str, log_level: str, serve: Callable[[], Awaitable[None]], event_loop: str = "asyncio") -> None:
     """Run `serve()` on `event_loop` ('uvloop' or 'asyncio') until it returns or a signal
     arrives; exit 0, or 1 with one line."""

@@ -1,4 +1,4 @@
-"""A deadline on reading each request's headers, around aiohttp's connection handler.
+"""Guards around aiohttp's connection handler: who may connect, and a header-read deadline.
 
 Theory of operation
 -------------------
@@ -12,6 +12,12 @@ parsed a complete request head. A client still sending headers when it fires is 
 (and counted; logged through quietlog, so a flood makes one line per period). Bodies are not covered here: uploads
 and streams have their own idle deadlines.
 
+Before any of that, a new connection must pass the `ConnectionGate`: at most
+`--max-connections-per-client` open connections per client address (a trusted reverse
+proxy's are exempt: every visitor arrives from its address), and never one that leaves
+fewer free file descriptors than admission.fd_headroom. A refused connection is closed
+at once, before aiohttp sees it, and the refusals are logged one line per period.
+
 The wrapper reads two attributes of aiohttp's RequestHandler (`_request_count`,
 `_current_request`); tests/test_connections.py pins the behaviour on the installed
 aiohttp.
@@ -21,11 +27,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
 from typing import cast
 
 from aiohttp import web
 
+from myyoutube.admission import Admission, fd_headroom, near_file_limit
 from myyoutube.quietlog import QuietLog
 
 log = logging.getLogger(__name__)
@@ -42,9 +48,6 @@ class HeaderDeadlines:
         self.timeout_s = timeout_s
         self.cut_off = 0
 
-    def factory(self, make_handler: Callable[[], asyncio.Protocol]) -> Callable[[], asyncio.Protocol]:
-        return lambda: _Guarded(make_handler(), self)
-
     def expired(self, transport: asyncio.Transport) -> None:
         self.cut_off += 1
         transport.abort()
@@ -53,21 +56,57 @@ class HeaderDeadlines:
         )
 
 
+class ConnectionGate:
+    """Admits new connections: per client address, and only with file descriptors to spare."""
+
+    def __init__(self, per_client: int, exempt: frozenset[str], file_limit: int) -> None:
+        self.places = Admission(total=None, per_ip=per_client)
+        self.exempt, self.file_limit = exempt, file_limit
+        self.refused = 0
+
+    def admit(self, transport: asyncio.BaseTransport) -> str | None:
+        """The peer's address if the connection may proceed (release it when it ends),
+        else None: the caller closes it."""
+        peer = transport.get_extra_info("peername")
+        ip = str(peer[0]) if peer else ""
+        sock = transport.get_extra_info("socket")
+        if sock is not None and near_file_limit(sock.fileno(), self.file_limit):
+            reason = f"fewer than {fd_headroom(self.file_limit)} of {self.file_limit} open files left"
+        elif ip not in self.exempt and not self.places.admit(ip):
+            reason = f"more than {self.places.per_ip} connections from one address"
+        else:
+            return ip
+        self.refused += 1
+        quiet.warning("refused a connection from %s: %s", ip, reason, key=reason)
+        return None
+
+    def release(self, ip: str) -> None:
+        if ip not in self.exempt:
+            self.places.release(ip)
+
+
 class GuardedSite(web.TCPSite):
-    """aiohttp's TCPSite, with every connection under a header-read deadline."""
+    """aiohttp's TCPSite, with every connection through a gate and under a header-read
+    deadline."""
 
     def __init__(
-        self, runner: web.AppRunner, host: str, port: int, deadlines: HeaderDeadlines, **kwargs
+        self,
+        runner: web.AppRunner,
+        host: str,
+        port: int,
+        deadlines: HeaderDeadlines,
+        gate: ConnectionGate,
+        **kwargs,
     ) -> None:
         super().__init__(runner, host, port, **kwargs)
-        self._deadlines = deadlines
+        self._deadlines, self._gate = deadlines, gate
 
     async def start(self) -> None:
         await web.BaseSite.start(self)  # registers the site with its runner
         server = self._runner.server
         assert server is not None, "the runner is set up before its sites start"
         self._server = await asyncio.get_running_loop().create_server(
-            self._deadlines.factory(server),
+            lambda: _Guarded(server(), self._deadlines, self._gate),
             self._host,
             self._port,
             ssl=self._ssl_context,
@@ -78,9 +117,10 @@ class GuardedSite(web.TCPSite):
 
 
 class _Guarded(asyncio.Protocol):
-    def __init__(self, inner, deadlines: HeaderDeadlines) -> None:
+    def __init__(self, inner, deadlines: HeaderDeadlines, gate: ConnectionGate) -> None:
         self._inner = inner
-        self._deadlines = deadlines
+        self._deadlines, self._gate = deadlines, gate
+        self._ip: str | None = None  # set once the gate admitted the connection
         self._timer: asyncio.TimerHandle | None = None
         self._transport: asyncio.Transport | None = None
         self._requests_seen = 0
@@ -102,11 +142,17 @@ class _Guarded(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # A TCP transport (uvloop's is not an asyncio.Transport subclass, but has abort()).
+        self._ip = self._gate.admit(transport)
+        if self._ip is None:
+            cast(asyncio.Transport, transport).abort()
+            return
         self._transport = cast(asyncio.Transport, transport)
         self._arm()
         self._inner.connection_made(transport)
 
     def data_received(self, data: bytes) -> None:
+        if self._ip is None:
+            return  # refused: aiohttp never saw this connection
         self._inner.data_received(data)
         requests = getattr(self._inner, "_request_count", 0)
         busy = getattr(self._inner, "_current_request", None) is not None or getattr(
@@ -119,15 +165,20 @@ class _Guarded(asyncio.Protocol):
             self._arm()  # the first bytes of a new request on an idle connection
 
     def eof_received(self) -> bool | None:
-        return self._inner.eof_received()
+        return None if self._ip is None else self._inner.eof_received()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self._ip is None:
+            return
+        self._gate.release(self._ip)
         self._disarm()
         self._transport = None
         self._inner.connection_lost(exc)
 
     def pause_writing(self) -> None:
-        self._inner.pause_writing()
+        if self._ip is not None:
+            self._inner.pause_writing()
 
     def resume_writing(self) -> None:
-        self._inner.resume_writing()
+        if self._ip is not None:
+            self._inner.resume_writing()

@@ -45,6 +45,9 @@ DEFAULT_MAX_STREAMS = 256
 # at a time; one address cannot take every slot.
 DEFAULT_MAX_UPLOADS_PER_CLIENT = 4
 DEFAULT_MAX_STREAMS_PER_CLIENT = 32
+# Open connections from one client address: a browser opens at most 6 per site, a household
+# behind one address a few browsers and players; one address cannot hold every socket.
+DEFAULT_MAX_CONNECTIONS_PER_CLIENT = 64
 # How long in-flight requests get to finish on SIGTERM before connections are cut.
 SHUTDOWN_GRACE_S = 5.0
 # An idle keep-alive connection is closed after this long (Go's and nginx's ~75 s): long
@@ -93,6 +96,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         type=service.positive_int,
         default=DEFAULT_MAX_STREAMS_PER_CLIENT,
         help=f"streams at once to one client address (default {DEFAULT_MAX_STREAMS_PER_CLIENT})",
+    )
+    parser.add_argument(
+        "--max-connections-per-client",
+        type=service.positive_int,
+        default=DEFAULT_MAX_CONNECTIONS_PER_CLIENT,
+        help="open connections from one client address; more are closed at once "
+        f"(default {DEFAULT_MAX_CONNECTIONS_PER_CLIENT}; a --trusted-proxy is exempt)",
     )
     parser.add_argument(
         "--header-timeout",
@@ -221,7 +231,12 @@ async def serve(args: argparse.Namespace) -> None:
     try:
         await runners[0].setup()
         deadlines = connections.HeaderDeadlines(args.header_timeout)
-        site = connections.GuardedSite(runners[0], args.host, args.port, deadlines, ssl_context=_tls(args))
+        gate = connections.ConnectionGate(
+            args.max_connections_per_client, config.trusted_proxies, service.open_file_limit()
+        )
+        site = connections.GuardedSite(
+            runners[0], args.host, args.port, deadlines, gate, ssl_context=_tls(args)
+        )
         await service.listen(site.start, args.host, args.port)
         port = runners[0].addresses[0][1]
         _learn_hosts(app[CONFIG], args, port)
