@@ -398,3 +398,16 @@ async def test_errors_carry_a_request_id_and_no_internals(cluster):
     """Every answer carries an X-Request-Id, errors too."""
     async with aiohttp.ClientSession() as http, http.get(f"{cluster.url}/no/such/page") as answer:
         assert answer.status == 404 and len(answer.headers["X-Request-Id"]) == 16
+
+
+async def test_look_alike_account_name_is_409_naming_the_existing_one(cluster):
+    """Adding "adrnin" (r, n) beside "admin", or a full-width "ａｄｍｉｎ", is refused with
+    409 and a sentence naming the existing account."""
+    async with aiohttp.ClientSession() as http:
+        for name in ("adrnin", "\uff41\uff44\uff4d\uff49\uff4e"):
+            fields = {"username": name, "password": PASSWORD, "role": "viewer"}
+            async with http.post(
+                f"{cluster.url}/api/users", json=fields, headers=cluster.admin_headers()
+            ) as answer:
+                assert answer.status == 409
+                assert "\u201cadmin\u201d" in (await answer.json())["error"]

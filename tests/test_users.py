@@ -95,3 +95,31 @@ def test_password_and_role_rules():
             users.check_password(bad)
     with pytest.raises(users.BadAccount):
         users.check_role("root")
+
+
+def test_look_alike_account_names_are_refused(tmp_path):
+    """An account whose name looks like an existing one ("adrnin" beside "admin", "o1ga"
+    beside "olga") is refused naming the existing account; removing the account frees
+    its look-alikes; the rule holds after a reopen."""
+    path = tmp_path / "index.sqlite3"
+    index = Index(path, NOW)
+    index.users.add("admin", "hash", "admin", None, NOW)
+    index.users.add("olga", "hash", "viewer", None, NOW)
+    with pytest.raises(users.AccountExists) as refused:
+        index.users.add("adrnin", "hash", "uploader", None, NOW)
+    assert refused.value.sentence() == (
+        "The name \u201cadrnin\u201d looks like the existing account \u201cadmin\u201d; "
+        "choose a name that cannot be mistaken for it."
+    )
+    index.close()
+    index = Index(path, NOW)
+    with pytest.raises(users.AccountExists, match="o1ga"):
+        index.users.add("o1ga", "hash", "viewer", None, NOW)
+    assert index.users.remove("olga")
+    index.users.add("o1ga", "hash", "viewer", None, NOW)
+    index.close()
+
+
+def test_usernames_are_nfkc_normalised():
+    """A full-width name is the plain one: it cannot pose as a different account."""
+    assert users.clean_username("\uff41\uff44\uff4d\uff49\uff4e") == "admin"

@@ -161,19 +161,14 @@ class Accounts:
         except users.BadAccount as exc:
             await connection.write_frame(Error("bad_request", str(exc)))
             return
-        if name in self.users.accounts:
-            await connection.write_frame(
-                Error("exists", f"An account named \u201c{name}\u201d already exists.")
-            )
-            return
-        password_hash = await self._hash(request.password)
-        quota = None if request.quota_bytes == -1 else request.quota_bytes
         try:
+            self.users.check_free(name)
+            password_hash = await self._hash(request.password)
+            quota = None if request.quota_bytes == -1 else request.quota_bytes
+            # Checked again: another request may have added it while this one hashed.
             self.users.add(name, password_hash, request.role, quota, time.time())
-        except users.AccountExists:  # added by another request while this one hashed
-            await connection.write_frame(
-                Error("exists", f"An account named \u201c{name}\u201d already exists.")
-            )
+        except users.AccountExists as exc:
+            await connection.write_frame(Error("exists", exc.sentence()))
             return
         log.info("%s added the account %s (%s)", request.user, name, request.role)
         await connection.write_frame(Ok({"user": self.describe(name)}))

@@ -16,6 +16,9 @@ API_TOKEN_IDLE_S. Use is written to disk at most every TOKEN_TOUCH_S per token, 
 stream of requests costs no fsync each. Changing a password or removing a user revokes
 every token of the account in the same transaction.
 
+A name is NFKC-normalised, and one that looks like an existing account's (equal Unicode
+confusable skeletons, lookalikes.py: "adrnin" beside "admin") is refused.
+
 `clean_username` and `check_password` are the account rules, pure and shared with tests.
 """
 
@@ -25,9 +28,11 @@ import hashlib
 import re
 import secrets
 import sqlite3
+import unicodedata
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 
+from myyoutube import lookalikes
 from myyoutube.permissions import ROLES
 
 # 32 random bytes: guessing one is as hopeless as guessing a 256-bit key.
@@ -55,11 +60,25 @@ class BadAccount(ValueError):
 
 
 class AccountExists(Exception):
-    pass
+    """`name` is taken, or looks like the existing account `existing`."""
+
+    def __init__(self, name: str, existing: str) -> None:
+        super().__init__(name)
+        self.name, self.existing = name, existing
+
+    def sentence(self) -> str:
+        if self.name == self.existing:
+            return f"An account named \u201c{self.name}\u201d already exists."
+        return (
+            f"The name \u201c{self.name}\u201d looks like the existing account "
+            f"\u201c{self.existing}\u201d; choose a name that cannot be mistaken for it."
+        )
 
 
 def clean_username(raw: str) -> str:
-    name = raw.strip()
+    """The account name as stored: NFKC-normalised (a full-width "ａｄｍｉｎ" is "admin")
+    and checked against USERNAME_RE."""
+    name = unicodedata.normalize("NFKC", raw).strip()
     if not USERNAME_RE.fullmatch(name):
         raise BadAccount(
             "A username is 1 to 32 characters: lower-case letters, digits, '.', '_' or '-', "
@@ -102,6 +121,8 @@ class Users:
                 "quota_bytes": quota_bytes,
                 "created_at": created_at,
             }
+        # Look-alike names are refused (lookalikes.py): skeleton -> the account that has it.
+        self._skeletons = {lookalikes.skeleton(name): name for name in self.accounts}
         # token digest -> [user, kind, expires_at, last written expiry]
         self._tokens: dict[str, list] = {
             digest: [user, kind, expires_at, expires_at]
@@ -110,9 +131,14 @@ class Users:
             )
         }
 
+    def check_free(self, name: str) -> None:
+        """AccountExists if `name`, or a name that looks like it, is taken."""
+        existing = name if name in self.accounts else self._skeletons.get(lookalikes.skeleton(name))
+        if existing is not None:
+            raise AccountExists(name, existing)
+
     def add(self, name: str, password_hash: str, role: str, quota_bytes: int | None, now: float) -> dict:
-        if name in self.accounts:
-            raise AccountExists(name)
+        self.check_free(name)
         with self._transaction():
             self._db.execute(
                 "INSERT INTO users (name, password_hash, role, quota_bytes, created_at) VALUES (?, ?, ?, ?, ?)",
@@ -126,6 +152,7 @@ class Users:
             "created_at": now,
         }
         self.accounts[name] = account
+        self._skeletons[lookalikes.skeleton(name)] = name
         return account
 
     def remove(self, name: str) -> bool:
@@ -136,6 +163,7 @@ class Users:
             self._db.execute("DELETE FROM tokens WHERE user = ?", (name,))
             self._db.execute("DELETE FROM users WHERE name = ?", (name,))
         del self.accounts[name]
+        self._skeletons.pop(lookalikes.skeleton(name), None)
         self._forget_tokens_of(name)
         return True
 
