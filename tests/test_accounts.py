@@ -14,6 +14,7 @@ import aiohttp
 import pytest
 
 from harness import ADMIN_PASSWORD, mp4_bytes, multipart
+from myyoutube.client import MasterClient, RequestFailed
 
 PASSWORD = "correct horse battery"
 ROLES = ("anonymous", "viewer", "uploader", "admin")
@@ -380,6 +381,28 @@ async def test_private_instance_needs_a_sign_in(fresh_cluster):
             assert answer.status == 200
         async with http.get(cluster.url + "/listar", headers=cluster.admin_headers()) as answer:
             assert answer.status == 200
+
+
+async def test_private_master_refuses_anonymous_requests_whatever_the_web(fresh_cluster):
+    """A master started with --private refuses anonymous requests itself: behind a web
+    front end started without --private, an anonymous listing or stream is 401, and a
+    client talking to the master directly without an account is refused; signed-in
+    requests are served as usual."""
+    cluster = fresh_cluster(datanodes=2, master_args=("--private",))
+    async with aiohttp.ClientSession() as http:
+        status, answer = await upload_as(http, cluster, cluster.admin_headers(), "open.mp4")
+        assert status == 201, answer
+        for path in ("/listar", "/stream/open.mp4", "/api/status"):
+            async with http.get(cluster.url + path) as answer:
+                assert answer.status == 401, path
+        async with http.get(cluster.url + "/stream/open.mp4", headers=cluster.admin_headers()) as answer:
+            assert answer.status == 200
+    anonymous = MasterClient(cluster.master.host, cluster.master.port, None)
+    try:
+        with pytest.raises(RequestFailed, match="private"):
+            await anonymous.list_page(limit=1)
+    finally:
+        anonymous.close()
 
 
 async def test_data_files_are_private_to_their_user(cluster):

@@ -124,3 +124,12 @@ def test_the_listing_sql_agrees_with_may_list():
         sql, params = listing.visibility_condition(user)
         listed = {row[0] for row in db.execute(f"SELECT v.name FROM videos v WHERE {sql}", params)}
         assert listed == {v["name"] for v in videos if permissions.may_list(user, v)}, user
+
+
+def test_a_private_instance_answers_only_signed_in_accounts():
+    """On a private instance anonymous requests are refused outright; otherwise anyone may
+    ask (the per-video rules decide the rest)."""
+    viewer = User("vera", permissions.VIEWER)
+    assert permissions.may_ask(viewer, private_instance=True)
+    assert not permissions.may_ask(None, private_instance=True)
+    assert permissions.may_ask(None, private_instance=False)

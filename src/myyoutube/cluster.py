@@ -165,6 +165,7 @@ class Cluster:
                 *_optional("--admin-password-file", self.args.admin_password_file),
                 *_optional("--dead-after", self.args.dead_after),
                 *_optional("--heartbeat", self.args.heartbeat),
+                *(["--private"] if self.args.private else []),
             ],
         )
         node_ports = saved.get("datanodes", [])

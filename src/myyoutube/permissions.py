@@ -83,6 +83,13 @@ def may_list(user: User | None, video: dict, private_instance: bool = False) -> 
     return video.get("visibility") == PUBLIC or owns(user, video) or is_admin(user)
 
 
+def may_ask(user: User | None, private_instance: bool) -> bool:
+    """May `user` make any request of a video at all? On a private instance only a
+    signed-in account may (the master refuses anonymous requests itself, whatever the web
+    front end in between does)."""
+    return user is not None or not private_instance
+
+
 def may_edit(user: User | None, video: dict) -> bool:
     """May `user` change the title, description or visibility of `video`?"""
     return owns(user, video) or is_admin(user)

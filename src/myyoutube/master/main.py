@@ -80,6 +80,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="create the account 'admin' with the password in this file, or reset it to it "
         "(default: a first start writes a random one to DATA_DIR/admin-password)",
     )
+    parser.add_argument(
+        "--private",
+        action="store_true",
+        help="answer no request of an anonymous visitor: every web front end must sign people "
+        "in (default: anonymous visitors may watch public videos)",
+    )
     service.add_common_flags(parser)
     args = parser.parse_args(argv)
     if args.min_replicas is None:
@@ -103,7 +109,16 @@ async def serve(args: argparse.Namespace) -> None:
     except BaseException:
         index.close()
         raise
-    master = Master(index, state, tls, args.replication, args.min_replicas, accounts, args.stall_timeout)
+    master = Master(
+        index,
+        state,
+        tls,
+        args.replication,
+        args.min_replicas,
+        accounts,
+        args.stall_timeout,
+        private=args.private,
+    )
     server = await service.listen(
         lambda: links.serve_connections(
             master.handle,

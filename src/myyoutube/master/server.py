@@ -109,8 +109,10 @@ class Master:
         accounts: Accounts,
         stall_s: float = DEFAULT_STALL_S,
         rng: random.Random | None = None,
+        private: bool = False,
     ) -> None:
         self.index = index
+        self.private = private  # --private: no request of anonymous visitors is answered
         self.accounts = accounts
         self.state = state
         self.stall_s = stall_s  # silence after which a datanode mid-request is taken for frozen
@@ -166,6 +168,10 @@ class Master:
         handler = self._handlers().get(type(request))
         if handler is None:
             await connection.write_frame(Error("bad_request", f"the master cannot {type(request).__name__}"))
+            return
+        acting = getattr(request, "user", None)  # requests made on someone's behalf say whose
+        if acting is not None and not permissions.may_ask(self.accounts.user(acting), self.private):
+            await connection.write_frame(Error("forbidden", "This site is private; sign in first."))
             return
         await handler(connection, request)
 
