@@ -257,6 +257,54 @@ async def test_upload_over_quota_without_length_is_refused_by_the_master(cluster
         assert "quota" in (await answer.json())["error"]
 
 
+def trickled_body(content_type: str, name: str, payload_bytes: int):
+    """A streamed form body of a video of about `payload_bytes`, sent 256 KiB every 50 ms,
+    so that two such uploads are in the master at the same time."""
+    boundary = content_type.split("boundary=")[1]
+    video = mp4_bytes(os.urandom(payload_bytes))
+    step = 256 * 1024
+
+    async def parts():
+        yield (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{name}"\r\n'
+            "Content-Type: video/mp4\r\n\r\n"
+        ).encode()
+        for start in range(0, len(video), step):
+            yield video[start : start + step]
+            await asyncio.sleep(0.05)
+        yield f"\r\n--{boundary}--\r\n".encode()
+
+    return parts()
+
+
+async def test_concurrent_uploads_of_one_account_cannot_pass_its_quota_together(cluster):
+    """Two uploads of 2 MiB by one account with a 3 MiB quota, running at the same time:
+    each fits alone, but the master holds each one's bytes while it runs, so exactly one
+    is stored and the other is 413; the account stays within its quota, and the refused
+    upload's hold is given back (a 0.5 MiB upload then fits)."""
+    name = f"race{uuid.uuid4().hex[:6]}"
+    async with aiohttp.ClientSession() as http:
+        await add_user(http, cluster, name, "uploader", quota_bytes=3 * 1024**2)
+        headers = bearer(cluster.sign_in(name, PASSWORD))
+
+        async def send(video: str) -> int:
+            _, content_type = multipart("x.mp4", b"")
+            async with http.post(
+                f"{cluster.url}/upload",
+                data=trickled_body(content_type, video, 2 * 1024**2),
+                headers={"Content-Type": content_type, **headers},
+            ) as answer:
+                return answer.status
+
+        statuses = await asyncio.gather(send(unique("first")), send(unique("second")))
+        assert sorted(statuses) == [201, 413]
+        async with http.get(f"{cluster.url}/api/me", headers=headers) as answer:
+            me = (await answer.json())["user"]
+        assert me["used_bytes"] <= me["quota_bytes"]
+        status, answer = await upload_as(http, cluster, headers, unique("small"), size=512 * 1024)
+        assert status == 201, answer
+
+
 async def sign_in_form(http, cluster, username: str, password: str, **headers):
     return await http.post(
         f"{cluster.url}/login",

@@ -46,6 +46,7 @@ from myyoutube.certs import Tls
 from myyoutube.master import catalogue, relay, reports, status, transfer, uploads, views
 from myyoutube.master.accounts import Accounts
 from myyoutube.master.index import Index
+from myyoutube.master.reservations import Reservations
 from myyoutube.master.state import ClusterState, IndexView, Reconciliation, Repair, Replica
 from myyoutube.protocol import (
     BlockReportChunk,
@@ -121,6 +122,7 @@ class Master:
         self.min_replicas = min_replicas
         self.rng = rng or random.Random()
         self.uploading: set[str] = set()  # names reserved by uploads in progress
+        self.reservations = Reservations()  # quota held by uploads in progress
         self.in_flight: set[str] = set()  # blobs being written (uploads and repairs)
         self.repair_load: dict[str, int] = {}  # node -> copies running through it
         self.repairs: dict[str, Repair] = {}  # blob -> copy in progress
@@ -303,12 +305,17 @@ class Master:
         if name in self.index.videos or name in self.uploading:
             await connection.write_frame(Error("exists", names.taken(name)))
             return
+        claim = uploads.QuotaClaim(self, user.name, name)
+        if not claim.cover(max(request.size, 0), fresh=True):  # with the uploads still running
+            await connection.write_frame(Error("over_quota", permissions.quota_sentence(user)))
+            return
         self.uploading.add(name)
         try:
             access = {"owner": user.name, "visibility": request.visibility}
-            await uploads.receive(self, connection, name, request.content_type, access, _room_left(user))
+            await uploads.receive(self, connection, name, request.content_type, access, claim)
         finally:
             self.uploading.discard(name)
+            claim.release()
 
     # --- reads ----------------------------------------------------------------------------
 
@@ -581,11 +588,3 @@ def _upload_refusal(user: permissions.User | None, request: PutVideo) -> Error |
     if not permissions.within_quota(user, max(request.size, 0)):
         return Error("over_quota", permissions.quota_sentence(user))
     return None
-
-
-def _room_left(user: permissions.User) -> int | None:
-    """Bytes the account may still store; None for unlimited."""
-    if permissions.within_quota(user, 2**62):
-        return None
-    assert user.quota_bytes is not None, "only a quota limits an account"
-    return max(0, user.quota_bytes - user.used_bytes)

@@ -10,7 +10,9 @@ the size and sha256; the poster is stored as a blob of its own, replicated like 
 video; and only then is one index transaction committed holding the video, its poster
 and their replicas. Any failure on the way aborts every replica (nothing half-stored),
 and blob ids stay in `master.in_flight` while being written so a block report taken
-meanwhile does not make the master delete them.
+meanwhile does not make the master delete them. The bytes are held against the owner's
+quota while they arrive (`QuotaClaim`, reservations.py), so two uploads of one account
+running at once cannot both pass a check made against the same stored total.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import uuid
 from typing import TYPE_CHECKING
 
 from myyoutube import media, names, protocol
-from myyoutube.master import transfer
+from myyoutube.master import reservations, transfer
 from myyoutube.master.index import NameTaken, StoredBlob
 from myyoutube.protocol import Chunk, End, Error, Ok, VideoDetails, VideoInfo
 from myyoutube.stream import ConnectionClosed, FrameStream
@@ -41,23 +43,52 @@ UPLOAD_STALL_TIMEOUT_S = 120.0
 DRAIN_AFTER_ERROR_S = 5.0
 
 
+OVER_QUOTA_SENTENCE = (
+    "This upload would take your account past its storage quota (counting its other uploads "
+    "in progress); delete some videos or ask an admin for more room."
+)
+
+
 class OverQuota(Exception):
     code = "over_quota"
 
 
+class QuotaClaim:
+    """One upload's hold on its owner's quota (reservations.py): covers the bytes declared
+    or received so far, reading the owner's stored total afresh when asked to and every
+    RECHECK_BYTES."""
+
+    def __init__(self, master: Master, owner: str, key: str) -> None:
+        self._master, self.owner, self.key = master, owner, key
+        self._room: int | None = None
+        self._room_read_at: int | None = None  # the size at which the stored total was read
+
+    def cover(self, size: int, fresh: bool = False) -> bool:
+        if fresh or self._room_read_at is None or size - self._room_read_at >= reservations.RECHECK_BYTES:
+            user = self._master.accounts.user(self.owner)
+            self._room = 0 if user is None else reservations.room_left(user)
+            self._room_read_at = size
+        return self._master.reservations.hold(self.owner, self.key, size, self._room)
+
+    def release(self) -> None:
+        self._master.reservations.release(self.owner, self.key)
+
+
 async def receive(
-    master: Master, connection: FrameStream, name: str, content_type: str, access: dict, room: int | None
+    master: Master, connection: FrameStream, name: str, content_type: str, access: dict, claim: QuotaClaim
 ) -> None:
     """Run one upload on `connection`; answers VideoInfo, or Error with the reason.
-    `access` holds the new video's owner and visibility; `room` is how many bytes the
-    owner may still store (None: no limit)."""
+    `access` holds the new video's owner and visibility; `claim` its hold on the owner's
+    quota, grown as bytes arrive and released at commit."""
     blobs: list[StoredBlob] = []
     fanouts: list[transfer.ReplicaFanout] = []
     try:
         fanout = _fanout(master, fanouts)
         await open_replicas(master, fanout)
         await connection.write_frame(Ok({"replicas": len(fanout.replicas)}))
-        size, sha256, details, poster = await _receive_chunks(master, connection, fanout, room)
+        size, sha256, details, poster = await _receive_chunks(master, connection, fanout, claim)
+        if not claim.cover(size, fresh=True):  # exact, against uploads committed meanwhile
+            raise OverQuota(OVER_QUOTA_SENTENCE)
         blobs.append(StoredBlob(fanout.blob_id, size, sha256, await fanout.finish(size, sha256)))
         if poster:
             blobs.append(await store_small_blob(master, _fanout(master, fanouts), poster))
@@ -73,7 +104,9 @@ async def receive(
             **access,
         )
         master.index.commit_video(video, blobs, time.time())
+        claim.release()  # now counted as stored: no await between, never counted twice
     except (transfer.ReplicationFailed, NameTaken, OverQuota) as exc:
+        claim.release()  # at once: the account's other uploads may use the room meanwhile
         await _abort(master, fanouts)
         if isinstance(exc, NameTaken):
             exc = transfer.ReplicationFailed(names.taken(name), code="exists")
@@ -153,9 +186,10 @@ def _placement_failure(master: Master, placed: int) -> transfer.ReplicationFaile
 
 
 async def _receive_chunks(
-    master: Master, connection: FrameStream, fanout: transfer.ReplicaFanout, room: int | None
+    master: Master, connection: FrameStream, fanout: transfer.ReplicaFanout, claim: QuotaClaim
 ):
-    """Relay chunks until End, refusing past `room` bytes; returns (size, sha256, details, poster)."""
+    """Relay chunks until End, refusing what `claim` cannot cover; returns (size, sha256,
+    details, poster)."""
     digest, size, details, poster = hashlib.sha256(), 0, {}, b""
     while True:
         message = await connection.read_expected(Chunk, VideoDetails, End, timeout=UPLOAD_STALL_TIMEOUT_S)
@@ -166,10 +200,8 @@ async def _receive_chunks(
             continue
         digest.update(message.data)
         size += len(message.data)
-        if room is not None and size > room:
-            raise OverQuota(
-                "This upload would take your account past its storage quota; delete some videos or ask an admin for more room."
-            )
+        if not claim.cover(size):
+            raise OverQuota(OVER_QUOTA_SENTENCE)
         master.counters.bytes_in += len(message.data)
         await fanout.write(message.data)
     if message.size != size or message.sha256 not in ("", digest.hexdigest()):
