@@ -234,3 +234,15 @@ async def test_stream_slots_are_bounded_with_503(fresh_cluster, http):
             return again.status == 206
 
     await wait_until(slot_free, "the slot is given back once the first viewer left", 10)
+
+
+async def test_look_alike_video_name_is_409_naming_the_existing_video(cluster, http):
+    """With "cat….mp4" stored, "сat….mp4" (Cyrillic с, the issue's example) is refused with
+    409 and a sentence naming the existing video; nothing is stored under it."""
+    tail = uuid.uuid4().hex[:6]
+    status, _ = await upload(http, cluster, f"cat{tail}.mp4")
+    assert status == 201
+    status, answer = await upload(http, cluster, f"\u0441at{tail}.mp4")
+    assert status == 409
+    assert f"\u201ccat{tail}.mp4\u201d" in answer["error"]
+    assert f"\u0441at{tail}.mp4" not in await listed(http, cluster)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from myyoutube.lookalikes import confusable, skeleton
+from myyoutube.lookalikes import Lookalikes, confusable, skeleton
 
 
 @pytest.mark.parametrize(
@@ -32,3 +32,17 @@ def test_skeleton_is_stable():
     """A skeleton's skeleton is itself: the mapping has reached its fixed point."""
     for text in ("adrnin", "m\u0430x", "hello world.mp4"):
         assert skeleton(skeleton(text)) == skeleton(text)
+
+
+def test_lookalikes_follow_a_changing_set_of_names():
+    """`find` names the existing look-alike, never the name itself, and keeps up with names
+    added and removed elsewhere."""
+    found = Lookalikes()
+    names = {"cat.mp4": 1, "dog.mp4": 2}
+    assert found.find("\u0441at.mp4", names.keys()) == "cat.mp4"
+    assert found.find("cat.mp4", names.keys()) is None  # itself: not a look-alike
+    assert found.find("bird.mp4", names.keys()) is None
+    del names["cat.mp4"]
+    assert found.find("\u0441at.mp4", names.keys()) is None
+    names["rnouse.mp4"] = 3
+    assert found.find("mouse.mp4", names.keys()) == "rnouse.mp4"

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import functools
 import unicodedata
+from collections.abc import Set
 
 from confusable_homoglyphs.utils import load
 
@@ -72,3 +73,29 @@ def skeleton(text: str) -> str:
 
 def confusable(a: str, b: str) -> bool:
     return skeleton(a) == skeleton(b)
+
+
+class Lookalikes:
+    """Names by skeleton, kept in step with a set of names that changes elsewhere (the
+    index's videos, the accounts): `find` first catches up with additions and removals,
+    computing skeletons only for names it has not seen."""
+
+    def __init__(self) -> None:
+        self._skeleton_of: dict[str, str] = {}
+        self._name_of: dict[str, str] = {}  # skeleton -> a name that has it
+
+    def _sync(self, names: Set[str]) -> None:
+        for gone in self._skeleton_of.keys() - names:
+            shape = self._skeleton_of.pop(gone)
+            if self._name_of.get(shape) == gone:
+                del self._name_of[shape]
+        for new in names - self._skeleton_of.keys():
+            shape = self._skeleton_of[new] = skeleton(new)
+            self._name_of.setdefault(shape, new)
+
+    def find(self, name: str, names: Set[str]) -> str | None:
+        """A name among `names`, other than `name` itself, that looks like `name`; None if
+        there is none."""
+        self._sync(names)
+        found = self._name_of.get(skeleton(name))
+        return found if found != name else None

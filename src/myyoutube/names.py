@@ -44,6 +44,14 @@ def taken(name: str) -> str:
     return f"A video named \u201c{name}\u201d already exists; choose another name."
 
 
+def looks_like(name: str, existing: str) -> str:
+    """The sentence for an upload under a name a person could not tell from an existing one."""
+    return (
+        f"\u201c{name}\u201d looks just like the existing video \u201c{existing}\u201d; "
+        "choose a name that cannot be mistaken for it."
+    )
+
+
 def unknown(name: str) -> str:
     """The sentence for a request about a video that does not exist."""
     return f"There is no video named \u201c{name[:MAX_NAME_BYTES]}\u201d."

@@ -43,6 +43,7 @@ from typing import Any
 
 from myyoutube import listing, names, permissions, protocol, read_plan, videotext
 from myyoutube.certs import Tls
+from myyoutube.lookalikes import Lookalikes
 from myyoutube.master import catalogue, relay, reports, status, transfer, uploads, views
 from myyoutube.master.accounts import Accounts
 from myyoutube.master.index import Index
@@ -123,6 +124,7 @@ class Master:
         self.rng = rng or random.Random()
         self.uploading: set[str] = set()  # names reserved by uploads in progress
         self.reservations = Reservations()  # quota held by uploads in progress
+        self.lookalike_videos = Lookalikes()  # "сat.mp4" (Cyrillic с) is refused beside "cat.mp4"
         self.in_flight: set[str] = set()  # blobs being written (uploads and repairs)
         self.repair_load: dict[str, int] = {}  # node -> copies running through it
         self.repairs: dict[str, Repair] = {}  # blob -> copy in progress
@@ -304,6 +306,10 @@ class Master:
         assert user is not None, "_upload_refusal refuses anonymous uploads"
         if name in self.index.videos or name in self.uploading:
             await connection.write_frame(Error("exists", names.taken(name)))
+            return
+        similar = self.lookalike_videos.find(name, self.index.videos.keys() | self.uploading)
+        if similar is not None:
+            await connection.write_frame(Error("exists", names.looks_like(name, similar)))
             return
         claim = uploads.QuotaClaim(self, user.name, name)
         if not claim.cover(max(request.size, 0), fresh=True):  # with the uploads still running

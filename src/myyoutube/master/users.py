@@ -122,7 +122,7 @@ class Users:
                 "created_at": created_at,
             }
         # Look-alike names are refused (lookalikes.py): skeleton -> the account that has it.
-        self._skeletons = {lookalikes.skeleton(name): name for name in self.accounts}
+        self._lookalikes = lookalikes.Lookalikes()
         # token digest -> [user, kind, expires_at, last written expiry]
         self._tokens: dict[str, list] = {
             digest: [user, kind, expires_at, expires_at]
@@ -133,7 +133,7 @@ class Users:
 
     def check_free(self, name: str) -> None:
         """AccountExists if `name`, or a name that looks like it, is taken."""
-        existing = name if name in self.accounts else self._skeletons.get(lookalikes.skeleton(name))
+        existing = name if name in self.accounts else self._lookalikes.find(name, self.accounts.keys())
         if existing is not None:
             raise AccountExists(name, existing)
 
@@ -152,7 +152,6 @@ class Users:
             "created_at": now,
         }
         self.accounts[name] = account
-        self._skeletons[lookalikes.skeleton(name)] = name
         return account
 
     def remove(self, name: str) -> bool:
@@ -163,7 +162,6 @@ class Users:
             self._db.execute("DELETE FROM tokens WHERE user = ?", (name,))
             self._db.execute("DELETE FROM users WHERE name = ?", (name,))
         del self.accounts[name]
-        self._skeletons.pop(lookalikes.skeleton(name), None)
         self._forget_tokens_of(name)
         return True
 
