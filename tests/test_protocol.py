@@ -59,6 +59,9 @@ SAMPLE_VALUES: dict[object, object] = {
     list: [["0" * 32, 17], {"k": "v"}, "plain", 4],
     list[str]: ["0" * 32, "caf\u00e9"],
     list[tuple[str, int]]: [("0" * 32, 17), ("f" * 32, 0)],
+    list[tuple[str, float]]: [("0" * 32, 0.25), ("f" * 32, 1)],
+    list[tuple[str, str]]: [("0" * 32, "caf\u00e9 failed")],
+    list[dict]: [{"job_id": "0" * 32, "rung": {"height": 240}}],
     bytes: bytes(range(256)) * 3,
 }
 
@@ -414,6 +417,11 @@ FIELD_STRATEGIES: dict[object, st.SearchStrategy] = {
     list[tuple[str, int]]: st.lists(
         st.tuples(st.text(max_size=40), st.integers(-(2**63), 2**63)), max_size=5
     ),
+    list[tuple[str, float]]: st.lists(
+        st.tuples(st.text(max_size=40), st.floats(allow_nan=False, allow_infinity=False)), max_size=5
+    ),
+    list[tuple[str, str]]: st.lists(st.tuples(st.text(max_size=40), st.text(max_size=40)), max_size=5),
+    list[dict]: st.lists(st.dictionaries(st.text(max_size=8), json_values, max_size=4), max_size=3),
     dict: st.dictionaries(st.text(max_size=8), json_values, max_size=4),
     list: st.lists(json_values, max_size=5),
     bytes: st.binary(max_size=3000),
@@ -559,3 +567,28 @@ def test_body_fed_whole_after_its_prefix_decodes_like_any_other():
         got.append(decoder.next_frame())
         assert decoder.buffered == 0
     assert got == [Chunk(b"x" * 70_000), Ok({"after": 1}), Chunk(b"tail")]
+
+
+def test_a_frame_from_a_peer_without_the_newer_fields_decodes_with_their_defaults():
+    """A Heartbeat and Commands as a datanode or master from before transcoding sent them
+    (no transcode fields) decode, the missing fields taking their defaults."""
+    for cls, meta in [
+        (
+            Heartbeat,
+            {
+                "capacity_bytes": 1,
+                "used_bytes": 1,
+                "seq": 2,
+                "base_seq": 1,
+                "added": [],
+                "removed": [],
+                "corrupt": [],
+            },
+        ),
+        (Commands, {"delete_blobs": [], "acked_seq": 1, "full_report": True, "heartbeat_s": 3.0}),
+    ]:
+        decoder = FrameDecoder()
+        decoder.feed(raw_frame(cls.TYPE, json.dumps(meta).encode()))
+        message = decoder.next_frame()
+        assert isinstance(message, cls)
+        assert all(getattr(message, name) == value for name, value in meta.items())

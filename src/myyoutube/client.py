@@ -38,6 +38,7 @@ from myyoutube.protocol import (
     DeleteVideo,
     End,
     EnsureAdmin,
+    GetRenditions,
     GetStatus,
     ListUsers,
     ListVideos,
@@ -245,6 +246,19 @@ class MasterClient:
                 yield data
         finally:
             read.close()
+
+    async def renditions(self, name: str) -> tuple[dict, dict[str, str]]:
+        """A video's record and its renditions' fragment indexes (height -> JSON)."""
+        request = GetRenditions(name=name, user=self.user)
+
+        async def attempt(lease: Lease) -> tuple[dict, dict[str, str]]:
+            await lease.connection.write_frame(request)
+            video = (await lease.connection.read_expected(VideoInfo)).video
+            indexes = (await lease.connection.read_expected(Ok)).info["indexes"]
+            lease.done()
+            return video, indexes
+
+        return await self.pool.call(attempt)
 
     async def stat(self, name: str) -> dict:
         return (await self._ask(StatVideo(name=name, user=self.user), VideoInfo)).video

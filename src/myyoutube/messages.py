@@ -15,7 +15,7 @@ framing; this module exists so the vocabulary and the wire format read apart.
 from __future__ import annotations
 
 import typing
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 __all__ = [
     "MESSAGE_TYPES",
@@ -30,6 +30,8 @@ __all__ = [
     "End",
     "EnsureAdmin",
     "Error",
+    "FetchSource",
+    "GetRenditions",
     "GetStatus",
     "Heartbeat",
     "Keepalive",
@@ -48,6 +50,7 @@ __all__ = [
     "SetPassword",
     "SetVisibility",
     "StatVideo",
+    "StoreRendition",
     "UpdateVideo",
     "VideoDetails",
     "VideoInfo",
@@ -363,6 +366,12 @@ class Heartbeat:
     added: list[BlobEntry]
     removed: list[str]
     corrupt: list[str]
+    # Transcoding (master/jobs.py): how many jobs this node may run at once (its
+    # --transcode-slots), the jobs running here with their progress (0..1; each renews
+    # the job's lease) and jobs that failed since the last heartbeat, with the reason.
+    transcode_slots: int = 0
+    transcoding: list[tuple[str, float]] = field(default_factory=list)
+    transcode_failures: list[tuple[str, str]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -376,6 +385,10 @@ class Commands:
     acked_seq: int
     full_report: bool
     heartbeat_s: float  # the master's interval, which every datanode adopts
+    # Transcode jobs leased to this node (each a dict: job_id, video, source_blob,
+    # source_size, rung, holds_source) and job ids it must stop (deleted, re-leased).
+    transcode_jobs: list[dict] = field(default_factory=list)
+    cancel_jobs: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -419,6 +432,44 @@ class DeleteBlob:
     blob_id: str
 
 
+# Datanode -> master, on a connection of their own (codes 70-79): a transcoding node
+# fetches a job's source it does not hold and stores the rendition it made.
+
+
+@dataclass(frozen=True)
+class FetchSource:
+    """Stream the source video of a job leased to the asking node: answered by
+    Ok({"size": n}), then Chunk* and End, or Error."""
+
+    TYPE: typing.ClassVar[int] = 70
+    job_id: str
+
+
+@dataclass(frozen=True)
+class StoreRendition:
+    """Store the rendition a leased job made: `size` bytes follow as Chunk* and End once
+    the master says Ok; `fragment_index` is its media.FragmentIndex.to_json(). Answered
+    by Ok once replicated and committed (the job is then done), or Error."""
+
+    TYPE: typing.ClassVar[int] = 71
+    job_id: str
+    size: int
+    fragment_index: str
+
+
+# Web -> master: what the HLS playlists of a video are made from.
+
+
+@dataclass(frozen=True)
+class GetRenditions:
+    """The fragment indexes of a video's finished renditions: answered by VideoInfo,
+    then Ok({"indexes": {height: FragmentIndex JSON}}), or Error('not_found')."""
+
+    TYPE: typing.ClassVar[int] = 72
+    name: str
+    user: str
+
+
 Message: typing.TypeAlias = (
     Error
     | Ok
@@ -453,6 +504,9 @@ Message: typing.TypeAlias = (
     | WriteBlob
     | ReadBlob
     | DeleteBlob
+    | FetchSource
+    | StoreRendition
+    | GetRenditions
 )
 
 MESSAGE_TYPES: dict[int, type] = {cls.TYPE: cls for cls in typing.get_args(Message)}

@@ -91,6 +91,17 @@ def _data_field(cls: type) -> str | None:
 
 _DATA_FIELD: dict[type, str | None] = {cls: _data_field(cls) for cls in MESSAGE_TYPES.values()}
 
+# Fields a frame must carry: those without a default. A field added to a message later
+# goes last with a default, so a frame from a peer that predates it still decodes.
+_REQUIRED: dict[type, frozenset[str]] = {
+    cls: frozenset(
+        f.name
+        for f in dataclasses.fields(cls)
+        if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+    )
+    for cls in MESSAGE_TYPES.values()
+}
+
 
 class _WrongType(Exception):
     """A JSON value is not the type its field declares."""
@@ -223,9 +234,11 @@ def _decode_body(message_type: int, meta_length: int, body: memoryview) -> Messa
         raise RemoteProtocolError(f"{cls.__name__}: meta is not a JSON object")
     data_field = _DATA_FIELD[cls]
     converters = _CONVERTERS[cls]
-    if set(meta) != set(converters):
+    if not (_REQUIRED[cls] - {data_field} <= meta.keys() <= converters.keys()):
         raise RemoteProtocolError(f"{cls.__name__}: fields {sorted(meta)} != {sorted(converters)}")
     for name, convert in converters.items():
+        if name not in meta:
+            continue  # a defaulted field the sender did not know
         try:
             meta[name] = convert(meta[name])
         except _WrongType:

@@ -58,5 +58,9 @@ def clamp(offset: int, length: int, size: int) -> tuple[int, int]:
 
 
 def part_size(video: Mapping, part: str) -> int:
-    """The size in bytes of a video record's `part` ('video' or 'poster')."""
-    return int(video["size"] if part == "video" else video.get("thumbnail_size") or 0)
+    """The size in bytes of a video record's `part` ('video', 'original', 'poster' or a
+    rendition's height, as listed in its `parts`); 0 if it has no such part."""
+    parts = video.get("parts")
+    if parts is None:  # a record without parts (written by hand): the video and its poster
+        return int(video["size"] if part == "video" else video.get("thumbnail_size") or 0)
+    return int(parts.get(part, {}).get("size", 0))

@@ -25,6 +25,11 @@ DEFAULT_HEARTBEAT_S = 3.0
 DEFAULT_SCRUB_INTERVAL_S = 24 * 3600.0
 
 
+# One job at a time: each uses up to two cores (decoder and encoder threads are capped at
+# two), which is what a storage node can spare beside serving reads.
+DEFAULT_TRANSCODE_SLOTS = 1
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="myyoutube-datanode", description="Store video replicas for a MyYoutube master."
@@ -68,6 +73,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=DEFAULT_SCRUB_INTERVAL_S,
         help=f"seconds between verifications of one replica (default {DEFAULT_SCRUB_INTERVAL_S:g})",
     )
+    parser.add_argument(
+        "--transcode-slots",
+        type=service.non_negative_int,
+        default=DEFAULT_TRANSCODE_SLOTS,
+        help=f"transcode jobs this node runs at once, each a process using up to ~2 cores "
+        f"(default {DEFAULT_TRANSCODE_SLOTS}; 0: none)",
+    )
     service.add_common_flags(parser)
     return parser.parse_args(argv)
 
@@ -104,6 +116,7 @@ async def serve(args: argparse.Namespace) -> None:
         args.heartbeat,
         args.scrub_bytes_per_s,
         args.scrub_interval,
+        args.transcode_slots,
     )
     # Serve before registering: the master may send a replica the moment we are known.
     await server.start_serving()

@@ -24,6 +24,7 @@ reported in the next heartbeat so the master can repair it from a good replica.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import secrets
 import time
@@ -36,6 +37,7 @@ from myyoutube.certs import Tls
 from myyoutube.datanode.scrubber import Scrubber
 from myyoutube.datanode.state import Backoff, BlockReports, full_report_chunks, rescan_delay_s
 from myyoutube.datanode.store import BlobStore, StoreError
+from myyoutube.datanode.transcoder import Transcoder
 from myyoutube.protocol import (
     BlockReportChunk,
     Chunk,
@@ -72,6 +74,10 @@ MASTER_SILENCE_S = 10.0
 CONSUMER_STALL_TIMEOUT_S = 120.0
 
 
+# Transcode jobs work in this folder inside the node's own (sources fetched from other
+# nodes, renditions being made); it is emptied at start-up.
+TRANSCODE_DIR = "transcoding"
+
 # Blob writes, reads and deletes come from the master only: not from the web (which runs
 # FFmpeg on untrusted files) nor from other datanodes.
 ALLOWED_ROLES: dict[type, frozenset[str]] = {
@@ -90,6 +96,7 @@ class DataNode:
         heartbeat_s: float,
         scrub_bytes_per_s: int,
         scrub_interval_s: float,
+        transcode_slots: int = 0,
     ) -> None:
         self.store = store
         self.master = master
@@ -100,6 +107,7 @@ class DataNode:
         self.reports = BlockReports(incarnation=secrets.token_hex(8))
         store.on_change = self.reports.changed
         self.scrubber = Scrubber(store, scrub_bytes_per_s, scrub_interval_s, self.reports.found_corrupt)
+        self.transcoder = Transcoder(transcode_slots, store, store.root / TRANSCODE_DIR, self._connect_master)
 
     # --- data connections ---------------------------------------------------------------
 
@@ -161,6 +169,9 @@ class DataNode:
         await stream.write_frame(Ok({}))
 
     # --- control connection ---------------------------------------------------------------
+
+    async def _connect_master(self) -> FrameStream:
+        return await links.connect(*self.master, self.tls, expect_role="master")
 
     async def register_once(self) -> FrameStream:
         """Connect to the master and register; raises if the master cannot be reached."""
@@ -228,6 +239,10 @@ class DataNode:
                 await self._full_report(control)
             else:
                 beat = self.reports.heartbeat(self.store.capacity_bytes, self.store.used_bytes)
+                slots, running, failures = self.transcoder.report()
+                beat = dataclasses.replace(
+                    beat, transcode_slots=slots, transcoding=running, transcode_failures=failures
+                )
                 await self._exchange(control, beat)
 
     async def _full_report(self, control: FrameStream) -> None:
@@ -251,6 +266,7 @@ class DataNode:
                 "heartbeat every %gs, as the master says (was %gs)", commands.heartbeat_s, self.heartbeat_s
             )
             self.heartbeat_s = commands.heartbeat_s
+        self.transcoder.obey(commands.transcode_jobs, commands.cancel_jobs)
         for blob_id in commands.delete_blobs:
             try:
                 await self.store.delete(blob_id)

@@ -186,6 +186,15 @@ class BlobStore:
         self._reserved_bytes -= nbytes
         assert self._reserved_bytes >= 0
 
+    def local_path(self, blob_id: str) -> Path | None:
+        """The file holding a committed blob's bytes, for a reader that opens it in place
+        (a transcode worker), or None if this store does not hold it."""
+        try:
+            path = self._path(check_blob_id(blob_id), ".blob")
+        except StoreError:
+            return None
+        return path if path.is_file() else None
+
     def open_writer(self, blob_id: str) -> BlobWriter:
         if blob_id in self._sizes:
             raise StoreError("exists", f"blob {blob_id} already exists on this node")

@@ -34,6 +34,8 @@ from pathlib import Path
 
 from myyoutube import videotext
 from myyoutube.master.catalogue import Catalogue
+from myyoutube.master.jobs import DONE, Job
+from myyoutube.master.jobstore import JobStore, load_renditions, rendition_entry
 from myyoutube.master.state import Replica
 from myyoutube.master.users import Users
 from myyoutube.permissions import ADMIN_USER, PUBLIC
@@ -162,6 +164,35 @@ _MIGRATIONS = [
     ALTER TABLE videos ADD COLUMN visibility TEXT NOT NULL DEFAULT 'public';
     CREATE INDEX videos_by_owner ON videos (owner);
     """,
+    # 5: transcoding (master/jobs.py). One job per rung of a video's ladder, with its
+    # lease and retries; one rendition per finished job, each its own blob (so a blob's
+    # kind is known: a video's blob_id is its original, poster_blob_id its poster, a
+    # renditions row a rendition of that height), with the fragment index the HLS
+    # playlists are made from (kept here, not in memory: a few KB to 100 KB each).
+    """
+    CREATE TABLE transcode_jobs (
+        job_id TEXT PRIMARY KEY,
+        video TEXT NOT NULL,
+        rung TEXT NOT NULL,
+        state TEXT NOT NULL,
+        attempts INTEGER NOT NULL,
+        node TEXT,
+        lease_until REAL NOT NULL,
+        not_before REAL NOT NULL,
+        failure TEXT,
+        created_at REAL NOT NULL
+    );
+    CREATE INDEX transcode_jobs_by_video ON transcode_jobs (video);
+    CREATE TABLE renditions (
+        blob_id TEXT PRIMARY KEY REFERENCES blobs(blob_id),
+        video TEXT NOT NULL,
+        height INTEGER NOT NULL,
+        width INTEGER NOT NULL,
+        bandwidth INTEGER NOT NULL,
+        fragment_index TEXT NOT NULL
+    );
+    CREATE INDEX renditions_by_video ON renditions (video, height);
+    """,
 ]
 SCHEMA_VERSION = len(_MIGRATIONS)
 
@@ -206,6 +237,8 @@ class Index:
         self.retired: set[str] = set()
         self._newly_retired: list[str] = []  # retired since take_newly_retired() last ran
         self._load()
+        load_renditions(self._db, self.videos)
+        self.jobs = JobStore(self._db, self._transaction)
         self.catalogue = Catalogue(self._db, self.videos, self._transaction)
         self.users = Users(self._db, self._transaction)
         self._retire_interrupted_writes(now)
@@ -337,11 +370,14 @@ class Index:
             [(b, now) for b in blob_ids],
         )
 
-    def commit_video(self, video: dict, blobs: list[StoredBlob], now: float) -> None:
+    def commit_video(
+        self, video: dict, blobs: list[StoredBlob], now: float, jobs: list[Job] | None = None
+    ) -> None:
         """Make a fully replicated video (and its poster blob) visible, atomically and durably.
 
         `blobs` holds the video's blob and, if `video["poster_blob_id"]`, the poster's. The
         title is the one in `video`, else made from the name; the view count starts at 0.
+        `jobs` (its transcode jobs) are committed with it.
         """
         video = dict(
             video,
@@ -374,12 +410,39 @@ class Index:
                         video["visibility"],
                     ),
                 )
+                self.jobs.insert(jobs or [])
         except sqlite3.IntegrityError as exc:
             raise NameTaken(video["name"]) from exc
         for blob in blobs:
             self.replicas[blob.blob_id] = Replica(blob.size, blob.sha256, {n: now for n in blob.nodes})
         self.replica_changes += 1
+        self.jobs.remember_all(jobs or [])
+        video["renditions"] = []
         self.videos[video["name"]] = video
+
+    def commit_rendition(
+        self, job: Job, blob: StoredBlob, fragment_index: str, bandwidth: int, now: float
+    ) -> None:
+        """A job's rendition is stored: its blob, its row and the job's end, atomically.
+        `job` is the job as it ends (DONE); the video must still exist."""
+        assert job.state == DONE, "a rendition ends its job"
+        index = json.loads(fragment_index)
+        width, height = int(index["width"]), int(index["height"])
+        with self._transaction():
+            self._insert_blob(blob, now)
+            self._db.execute("DELETE FROM pending_blobs WHERE blob_id = ?", (blob.blob_id,))
+            self._db.execute(
+                "INSERT INTO renditions (blob_id, video, height, width, bandwidth, fragment_index)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (blob.blob_id, job.video, height, width, bandwidth, fragment_index),
+            )
+            self.jobs.write(job)
+        self.replicas[blob.blob_id] = Replica(blob.size, blob.sha256, {n: now for n in blob.nodes})
+        self.replica_changes += 1
+        self.jobs.update_in_memory(job)
+        renditions = self.videos[job.video]["renditions"]
+        renditions.append(rendition_entry(height, width, bandwidth, blob.blob_id))
+        renditions.sort(key=lambda rendition: rendition["height"])
 
     def _insert_blob(self, blob: StoredBlob, now: float) -> None:
         self._db.execute(
@@ -398,7 +461,9 @@ class Index:
         if video is None:
             return None
         blob_ids = [b for b in (video["blob_id"], video.get("poster_blob_id")) if b]
+        blob_ids += [rendition["blob_id"] for rendition in video["renditions"]]
         with self._transaction():
+            self.jobs.forget_video(name)
             self._db.execute("DELETE FROM videos WHERE name = ?", (name,))
             self._db.executemany("DELETE FROM blobs WHERE blob_id = ?", [(b,) for b in blob_ids])
             self._retire(blob_ids, now)

@@ -44,7 +44,7 @@ from typing import Any
 from myyoutube import listing, names, permissions, protocol, read_plan, videotext
 from myyoutube.certs import Tls
 from myyoutube.lookalikes import Lookalikes
-from myyoutube.master import catalogue, relay, reports, status, transfer, uploads, views
+from myyoutube.master import catalogue, relay, reports, status, transcoding, transfer, uploads, views
 from myyoutube.master.accounts import Accounts
 from myyoutube.master.index import Index
 from myyoutube.master.reservations import Reservations
@@ -132,6 +132,7 @@ class Master:
         self.orphans: dict[str, set[str]] = {}  # node -> blobs it holds that the index never knew
         self.recent_views = views.RecentViews()
         self.counters = status.Counters()
+        self.transcoding = transcoding.Transcoding(self)
 
     def connection_accepted(self) -> None:
         self.counters.connections_accepted += 1
@@ -144,6 +145,7 @@ class Master:
         public["has_thumbnail"] = poster is not None
         if poster is not None:
             public["thumbnail_size"], public["thumbnail_sha256"] = poster.size, poster.sha256
+        public.update(self.transcoding.public_fields(video))
         return public
 
     def _handlers(self) -> dict[type, Callable[[FrameStream, Any], Awaitable[None]]]:
@@ -161,12 +163,14 @@ class Master:
             CountView: self._count_view,
             SetVisibility: self._set_visibility,
             **self.accounts.handlers(),
+            **self.transcoding.handlers(),
         }
 
     def allowed_roles(self) -> dict[type, frozenset[str]]:
-        """Who may send what (checked by links.py on TLS links): datanodes register,
-        every other request is the web front end's."""
-        return {kind: DATANODE_ONLY if kind is Register else WEB_ONLY for kind in self._handlers()}
+        """Who may send what (checked by links.py on TLS links): datanodes register and
+        run transcode jobs, every other request is the web front end's."""
+        from_datanodes = (Register, *transcoding.DATANODE_REQUESTS)
+        return {kind: DATANODE_ONLY if kind in from_datanodes else WEB_ONLY for kind in self._handlers()}
 
     async def handle(self, connection: FrameStream, request: Message) -> None:
         handler = self._handlers().get(type(request))
@@ -202,6 +206,8 @@ class Master:
             address,
             "full block report wanted" if node.reports.full_wanted else "goes on with its reports",
         )
+        new_jobs: list[dict] = []
+        cancels: list[str] = []
         while True:
             self._order_retired_deletes()
             await connection.write_frame(
@@ -210,12 +216,17 @@ class Master:
                     acked_seq=node.reports.applied_seq,
                     full_report=node.reports.asks_full_report,
                     heartbeat_s=self.state.heartbeat_s,
+                    transcode_jobs=new_jobs,
+                    cancel_jobs=cancels,
                 )
             )
             report = await connection.read_expected(
                 Heartbeat, BlockReportChunk, timeout=self.state.dead_after_s
             )
             self._heard(address, report)
+            new_jobs, cancels = [], []
+            if isinstance(report, Heartbeat):
+                new_jobs, cancels = self.transcoding.on_heartbeat(address, report, time.time())
 
     def _heard(self, address: str, report: Heartbeat | BlockReportChunk) -> None:
         """Record a heartbeat or a chunk of a full report and act on what it means."""
@@ -331,9 +342,9 @@ class Master:
         if video is None:
             await connection.write_frame(Error("not_found", names.unknown(request.name)))
             return
-        blob_id: str = (video["blob_id"] if request.part == "video" else video.get("poster_blob_id")) or ""
+        blob_id = transcoding.part_blob(video, request.part) or ""
         replica = self.index.replicas.get(blob_id)
-        if request.part not in ("video", "poster") or replica is None:
+        if replica is None:
             await connection.write_frame(Error("not_found", f"The video has no {request.part[:20]}."))
             return
         if request.offset < 0 or request.length < -1:

@@ -83,7 +83,7 @@ async def receive(
     blobs: list[StoredBlob] = []
     fanouts: list[transfer.ReplicaFanout] = []
     try:
-        fanout = _fanout(master, fanouts)
+        fanout = new_fanout(master, fanouts)
         await open_replicas(master, fanout)
         await connection.write_frame(Ok({"replicas": len(fanout.replicas)}))
         size, sha256, details, poster = await _receive_chunks(master, connection, fanout, claim)
@@ -91,7 +91,7 @@ async def receive(
             raise OverQuota(OVER_QUOTA_SENTENCE)
         blobs.append(StoredBlob(fanout.blob_id, size, sha256, await fanout.finish(size, sha256)))
         if poster:
-            blobs.append(await store_small_blob(master, _fanout(master, fanouts), poster))
+            blobs.append(await store_small_blob(master, new_fanout(master, fanouts), poster))
         video = dict(
             details,
             name=name,
@@ -103,18 +103,18 @@ async def receive(
             poster_blob_id=blobs[1].blob_id if poster else None,
             **access,
         )
-        master.index.commit_video(video, blobs, time.time())
+        master.index.commit_video(video, blobs, time.time(), master.transcoding.jobs_for(video))
         claim.release()  # now counted as stored: no await between, never counted twice
     except (transfer.ReplicationFailed, NameTaken, OverQuota) as exc:
         claim.release()  # at once: the account's other uploads may use the room meanwhile
-        await _abort(master, fanouts)
+        await abort_fanouts(master, fanouts)
         if isinstance(exc, NameTaken):
             exc = transfer.ReplicationFailed(names.taken(name), code="exists")
         await connection.write_frame(Error(exc.code, str(exc)))
-        await _drain(connection)
+        await drain(connection)
         return
     except BaseException:
-        await _abort(master, fanouts)
+        await abort_fanouts(master, fanouts)
         raise
     finally:
         master.in_flight.difference_update(f.blob_id for f in fanouts)
@@ -123,7 +123,7 @@ async def receive(
     await connection.write_frame(VideoInfo(video=master.public_video(video)))
 
 
-async def _drain(connection: FrameStream) -> None:
+async def drain(connection: FrameStream) -> None:
     """Read and drop what the uploader still sends until it has seen our Error and sent
     End, which leaves the connection clean for its next request.
 
@@ -139,7 +139,7 @@ async def _drain(connection: FrameStream) -> None:
         raise ConnectionClosed("the uploader did not end after a refusal") from exc
 
 
-def _fanout(master: Master, fanouts: list) -> transfer.ReplicaFanout:
+def new_fanout(master: Master, fanouts: list) -> transfer.ReplicaFanout:
     """A new blob's writer. Its id is recorded as the index's own before any byte is
     written, so copies left by a crash are known to be deletable."""
     fanout = transfer.ReplicaFanout(uuid.uuid4().hex, master.min_replicas, master.pools, master.stall_s)
@@ -149,7 +149,7 @@ def _fanout(master: Master, fanouts: list) -> transfer.ReplicaFanout:
     return fanout
 
 
-async def _abort(master: Master, fanouts: list[transfer.ReplicaFanout]) -> None:
+async def abort_fanouts(master: Master, fanouts: list[transfer.ReplicaFanout]) -> None:
     # Retired first: a copy the direct deletes below miss (a node down right now) is
     # deleted when that node next reports it.
     master.index.abandon_blobs([f.blob_id for f in fanouts], time.time())

@@ -19,6 +19,8 @@ DETAIL_TYPES: dict[str, type] = {
     "codec": str,
     "bitrate": int,
     "remuxed": bool,
+    "frame_rate": float,  # what the rendition ladder is timed by
+    "pixel_format": str,  # whether browsers decode the original ("yuv420p10le": not all)
 }
 # Codec names are short identifiers ("h264", "vp9"); a longer one is not a codec name.
 MAX_CODEC_CHARS = 32

@@ -88,6 +88,7 @@ class Source:
     codec: str
     bitrate: int | None
     has_audio: bool
+    pixel_format: str | None = None  # the decoder's ("yuv420p10le" for 10-bit)
 
     def details(self) -> dict:
         """The details the index keeps (see media.details.DETAIL_TYPES)."""
@@ -97,6 +98,8 @@ class Source:
             "height": self.height,
             "codec": self.codec,
             "bitrate": self.bitrate,
+            "frame_rate": round(float(self.frame_rate), 3) if self.frame_rate else None,
+            "pixel_format": self.pixel_format,
         }
         return {key: value for key, value in details.items() if value is not None}
 
@@ -166,6 +169,7 @@ def probe_source(path: Path) -> Source:
                 codec=video.codec_context.name,
                 bitrate=container.bit_rate or None,
                 has_audio=bool(container.streams.audio),
+                pixel_format=video.codec_context.pix_fmt,
             )
     except av.FFmpegError as exc:
         raise unreadable(exc) from exc

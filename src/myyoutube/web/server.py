@@ -28,7 +28,7 @@ from aiohttp import web
 from myyoutube.client import MasterClient, RequestFailed
 from myyoutube.quietlog import QuietLog
 from myyoutube.rates import MinimumRate
-from myyoutube.web import accounts, admin, auth, metrics, pace, pages, streaming, uploads, videos, viewers
+from myyoutube.web import accounts, admin, auth, hls, metrics, pace, pages, streaming, uploads, videos, viewers
 from myyoutube.web.common import (
     CONFIG,
     LIMITS,
@@ -169,6 +169,8 @@ def make_app(
     app.router.add_post("/upload", uploads.upload)
     app.router.add_get("/stream/{name}", streaming.stream)  # add_get also answers HEAD
     app.router.add_get("/thumbnail/{name}", streaming.thumbnail)
+    app.router.add_get("/original/{name}", streaming.original)
+    hls.add_routes(app.router)
     app.router.add_delete("/videos/{name}", videos.delete)
     app.router.add_patch("/videos/{name}", videos.edit)
     app.router.add_get("/api/status", admin.api_status)

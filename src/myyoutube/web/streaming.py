@@ -30,6 +30,7 @@ import asyncio
 import logging
 import secrets
 import socket
+import urllib.parse
 
 from aiohttp import web
 
@@ -57,22 +58,29 @@ class ViewerGone(Exception):
 
 async def stream(request: web.Request) -> web.StreamResponse:
     viewers.report_view(request)
-    return await _serve(request, "video")
+    return await serve(request, "video")
 
 
 async def thumbnail(request: web.Request) -> web.StreamResponse:
     """The poster, with the same validators, caching and ranges as the video itself."""
-    return await _serve(request, "poster")
+    return await serve(request, "poster")
+
+
+async def original(request: web.Request) -> web.StreamResponse:
+    """The file as uploaded, byte for byte, as a download under its own name."""
+    return await serve(request, "original")
 
 
 def _describe(video: dict, part: str) -> tuple[int, ranges.Validators, str]:
-    """(size, validators, content type) of a video's part; 404 if it has no such part."""
-    if part == "poster" and not video.get("has_thumbnail"):
-        raise RequestFailed("not_found", "This video has no poster.")
-    sha256 = video["sha256"] if part == "video" else video["thumbnail_sha256"]
-    validators = ranges.Validators(etag=f'"{sha256}"', last_modified=video["uploaded_at"])
-    content_type = video["content_type"] if part == "video" else "image/jpeg"
-    return read_plan.part_size(video, part), validators, content_type
+    """(size, validators, content type) of a video's part (see transcoding.part_blob on
+    the master: 'video', 'original', 'poster' or a rendition's height); 404 if none."""
+    described = video.get("parts", {}).get(part)
+    if described is None:
+        raise RequestFailed(
+            "not_found", "This video has no such part." if part != "poster" else "This video has no poster."
+        )
+    validators = ranges.Validators(etag=f'"{described["sha256"]}"', last_modified=video["uploaded_at"])
+    return described["size"], validators, described["content_type"]
 
 
 async def _open(master: MasterClient, request: web.Request, part: str) -> tuple[dict, VideoRead | None]:
@@ -85,7 +93,7 @@ async def _open(master: MasterClient, request: web.Request, part: str) -> tuple[
     return read.video, read
 
 
-async def _serve(request: web.Request, part: str) -> web.StreamResponse:
+async def serve(request: web.Request, part: str) -> web.StreamResponse:
     """Answer GET/HEAD of one stored part as ranges.decide says, relaying its bytes."""
     master = master_for(request)
     async with request.app[LIMITS]["streams"].take(client_address(request)):
@@ -102,6 +110,8 @@ async def _serve(request: web.Request, part: str) -> web.StreamResponse:
             if read is not None and not _is_exactly(decision, read):
                 read.close()  # the guess was wrong (If-Range changed, past the end...)
                 read = None
+            if part == "original":
+                decision.headers["Content-Disposition"] = _attachment(video["name"])
             if not decision.ranges:
                 return web.Response(status=decision.status, headers=decision.headers)
             first = decision.ranges[0]
@@ -114,6 +124,13 @@ async def _serve(request: web.Request, part: str) -> web.StreamResponse:
         finally:
             if read is not None:
                 read.close()
+
+
+def _attachment(name: str) -> str:
+    """Content-Disposition for a download saved under the video's own name (RFC 6266:
+    an ASCII fallback, then the exact name in RFC 5987 encoding)."""
+    fallback = "".join(c if c.isascii() and c.isprintable() and c not in '"\\' else "_" for c in name)
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{urllib.parse.quote(name, safe='')}"
 
 
 def _is_exactly(decision: ranges.Decision, read: VideoRead) -> bool:

@@ -4,15 +4,12 @@ Theory of operation
 -------------------
 The file part is read chunk by chunk (never `post()`, which buffers the whole body) with
 a deadline on every read. Its first bytes are sniffed: not a known container is 415
-before anything is stored. Then one of two paths:
+before anything is stored. Then each chunk is written to the master, which fans it out
+to the replicas, and also to a spool file on the web host's disk (memory stays flat).
+The original is kept byte for byte (what /upload's sha256 and GET /original are); the
+web renditions players use are made later by the cluster's transcode jobs.
 
-* **Relay** (the usual case): each chunk is written to the master, which fans it out to
-  the replicas, and also to a spool file on the web host's disk (memory stays flat).
-* **Faststart** (an MP4 whose `moov` index follows its media): the body is spooled only,
-  remuxed with `moov` first (PyAV stream copy, no re-encode), and the new file is relayed.
-  A browser can then start playing from the first bytes.
-
-Either way, before the master is told to commit, the spooled file is read once with
+Before the master is told to commit (`commit`, shared with resumable uploads), the spooled file is read once with
 PyAV (media.probe): a file FFmpeg cannot read as a video, or whose picture is larger than
 media.MAX_PIXELS, is refused (415), one whose data ends well before its declared duration
 (cut short) is refused (422), and its replicas are dropped; otherwise its duration, size,
@@ -41,7 +38,7 @@ from aiohttp import BodyPartReader, web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from myyoutube import media, names, permissions
-from myyoutube.client import MasterClient, RequestFailed, Upload
+from myyoutube.client import MasterClient, Upload
 from myyoutube.formatting import human_size
 from myyoutube.protocol import CHUNK_BYTES
 from myyoutube.web.auth import client_address
@@ -164,38 +161,13 @@ async def receive(request: web.Request, master: MasterClient, limit: int, spool_
             415, "This file is not a video we can play (MP4, MOV, WebM, MKV, Ogg, AVI, MPEG-TS or MPEG-PS)."
         )
     with tempfile.TemporaryDirectory(dir=spool_dir) as folder:
-        if content_type in ("video/mp4", "video/quicktime") and media.needs_faststart(head):
-            return await _remux_then_relay(master, name, visibility, body, head, Path(folder))
         spooled = Path(folder) / "upload"
         return await _store(
             master,
             (name, content_type, visibility),
             spooled,
-            {},
             lambda upload: _spool(body, head, spooled, upload),
         )
-
-
-async def _remux_then_relay(
-    master: MasterClient, name: str, visibility: str, body: BodyReader, head: bytes, folder: Path
-) -> dict:
-    try:
-        await master.stat(name)
-        raise UploadRefused(409, names.taken(name))
-    except RequestFailed as exc:
-        if exc.code != "not_found":
-            raise
-    original, remuxed = folder / "original", folder / "faststart.mp4"
-    await _spool(body, head, original)
-    await _off_loop(media.remux_faststart, original, remuxed)
-    original.unlink()  # the spool holds one copy at a time
-    return await _store(
-        master,
-        (name, "video/mp4", visibility),
-        remuxed,
-        {"remuxed": True},
-        lambda upload: _send_file(remuxed, upload),
-    )
 
 
 async def _spool(body: BodyReader, head: bytes, path: Path, upload: Upload | None = None) -> None:
@@ -209,17 +181,10 @@ async def _spool(body: BodyReader, head: bytes, path: Path, upload: Upload | Non
             data = await body.read()
 
 
-async def _send_file(path: Path, upload: Upload) -> None:
-    async with aiofiles.open(path, "rb") as file:
-        while data := await file.read(CHUNK_BYTES):
-            await upload.write(data)
-
-
 async def _store(
     master: MasterClient,
     video: tuple[str, str, str],
     path: Path,
-    extra: dict,
     send: Callable[[Upload], Awaitable[None]],
 ) -> dict:
     """Open an upload of `video` (name, content type, visibility), `send` the bytes, probe
@@ -227,15 +192,18 @@ async def _store(
     upload = await master.start_upload(*video)
     try:
         await send(upload)
-        return await _commit(upload, path, extra)
+        return await commit(upload, path)
     except BaseException:
         upload.abort()
         raise
 
 
-async def _commit(upload: Upload, path: Path, extra: dict) -> dict:
-    """Probe the spooled file, make a poster, and commit; a refused file aborts (415/422)."""
-    details = dict(await _off_loop(media.inspect, path), **extra)
+async def commit(upload: Upload, path: Path) -> dict:
+    """Probe the complete file at `path` (every byte already sent to `upload`), make its
+    poster, and commit: the one way an upload becomes a video (POST /upload and resumable
+    uploads alike). UploadRefused (415/422) for a file that is not a whole video; the
+    caller aborts the upload then. The master queues the transcode jobs at the commit."""
+    details = await _off_loop(media.inspect, path)
     poster = await _off_loop(media.make_poster, path, details.get("duration_s"))
     return await upload.finish(details, poster or b"")
 

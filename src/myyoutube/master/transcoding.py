@@ -1,0 +1,342 @@
+"""The master's side of transcoding: jobs out in heartbeats, renditions in, what viewers see.
+
+Theory of operation
+-------------------
+A video committed with its size known gets one job per rung of its ladder (created in
+the commit's transaction, `jobs_for`). Each datanode heartbeat says how many transcode
+slots the node has, which of its jobs are still running (with their progress) and which
+failed; `on_heartbeat` applies that to the jobs (pure rules in jobs.py), puts back jobs
+whose lease ran out, and leases queued jobs to the node's free slots, preferring the
+sources it holds. The answer (`Commands.transcode_jobs`, `cancel_jobs`) hands the node
+its new jobs and tells it to stop any it reports that is no longer its own (the video
+was deleted, or the lease expired and went elsewhere).
+
+A node running a job asks on connections of its own: `FetchSource` streams the source
+from its replicas when the node holds none; `StoreRendition` brings the finished
+rendition, which is written through the ordinary replicated path (ReplicaFanout, blob id
+recorded as pending first) and committed with the job's end in one index transaction,
+but only if the job is still leased (a deleted video's rendition is retired at once).
+
+The public record gets the fields viewers and the player read: `state`, `progress`,
+`failure`, `renditions` (complete ones, lowest first), `playable_original`, and `parts`:
+the size, sha256 and content type of each stored part the web serves (`original`, each
+rendition by height, `poster`, and `video`: what /stream plays).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from myyoutube import media, names, protocol
+from myyoutube.master import jobs, relay, transfer, uploads
+from myyoutube.master.index import StoredBlob
+from myyoutube.master.jobs import Job
+from myyoutube.media.fragments import peak_bitrate
+from myyoutube.protocol import (
+    Chunk,
+    End,
+    Error,
+    FetchSource,
+    GetRenditions,
+    Heartbeat,
+    Ok,
+    StoreRendition,
+    VideoInfo,
+)
+from myyoutube.stream import FrameStream
+
+if TYPE_CHECKING:
+    from myyoutube.master.server import Master
+
+log = logging.getLogger(__name__)
+
+# A failure reason from a datanode is shown on the watch page: one line, this long at most.
+MAX_FAILURE_CHARS = 300
+
+# A rendition is at most this many times its source's size plus a constant: a ceiling
+# far above any real rendition (a 240p rung of a tiny source can outgrow it a little),
+# so a confused or hostile node cannot fill the cluster through a job.
+MAX_RENDITION_GROWTH = 4
+MAX_RENDITION_EXTRA_BYTES = 64 * 1024 * 1024
+
+# Between chunks of a rendition or while waiting for the node: as for uploads.
+RENDITION_STALL_TIMEOUT_S = uploads.UPLOAD_STALL_TIMEOUT_S
+
+# Containers and video codecs Chromium, Firefox and Safari all play as they are, with the
+# 8-bit 4:2:0 pictures their decoders take (field notes: HEVC shows no picture, AVI and
+# MPEG-TS fail). A video without known details is taken as playable if its container is.
+BROWSER_CONTAINERS = frozenset({"video/mp4", "video/webm", "video/quicktime"})
+BROWSER_VIDEO_CODECS = frozenset({"h264", "vp8", "vp9", "av1"})
+BROWSER_PIXEL_FORMATS = frozenset({"yuv420p", "yuvj420p"})
+
+DATANODE_REQUESTS = (FetchSource, StoreRendition)
+
+
+def playable_original(video: dict) -> bool:
+    """Whether browsers play the original as it is."""
+    codec, pixels = video.get("codec"), video.get("pixel_format")
+    return (
+        video.get("content_type") in BROWSER_CONTAINERS
+        and (codec is None or codec in BROWSER_VIDEO_CODECS)
+        and (pixels is None or pixels in BROWSER_PIXEL_FORMATS)
+    )
+
+
+def jobs_for(video: dict, now: float) -> list[Job]:
+    """The transcode jobs of a video about to be committed: one per rung of its ladder,
+    none if its picture size is unknown (nothing to size the rungs from)."""
+    width, height = video.get("width"), video.get("height")
+    if not (isinstance(width, int) and isinstance(height, int) and width > 0 and height > 0):
+        return []
+    rungs = [rung.to_dict() for rung in media.ladder(width, height, video.get("frame_rate"))]
+    return jobs.new_jobs([uuid.uuid4().hex for _ in rungs], video["name"], rungs, now)
+
+
+def public_fields(video: dict, video_jobs: list[Job], parts: dict[str, dict]) -> dict:
+    """The transcoding fields of a video's public record (see the module docstring)."""
+    seen = jobs.seen(video_jobs)
+    renditions = [{k: r[k] for k in ("height", "width", "bandwidth")} for r in video.get("renditions", [])]
+    return {
+        "state": seen.state,
+        "progress": seen.progress,
+        "failure": seen.failure,
+        "renditions": renditions,
+        "playable_original": playable_original(video),
+        "parts": parts,
+    }
+
+
+def part_blob(video: dict, part: str) -> str | None:
+    """The blob id behind one of a video's parts: 'original', 'poster', a rendition's
+    height, or 'video' (the best rendition, else the original); None if it has none."""
+    renditions = video.get("renditions", [])
+    if part == "video":
+        return renditions[-1]["blob_id"] if renditions else video["blob_id"]
+    if part == "original":
+        return video["blob_id"]
+    if part == "poster":
+        return video.get("poster_blob_id")
+    return next((r["blob_id"] for r in renditions if str(r["height"]) == part), None)
+
+
+class Transcoding:
+    def __init__(self, master: Master) -> None:
+        self.master = master
+        self.index = master.index
+        self.slots: dict[str, int] = {}  # node -> its --transcode-slots, from its heartbeats
+        now = time.time()
+        for job in self.index.jobs.active():
+            self.index.jobs.update_in_memory(jobs.restarted(job, now, self.lease_s))
+
+    @property
+    def lease_s(self) -> float:
+        # A node silent this long is dead to the master; its jobs go elsewhere as well.
+        return self.master.state.dead_after_s
+
+    def handlers(self) -> dict[type, Callable[[FrameStream, Any], Awaitable[None]]]:
+        return {
+            FetchSource: self._fetch_source,
+            StoreRendition: self._store_rendition,
+            GetRenditions: self._renditions,
+        }
+
+    def parts(self, video: dict) -> dict[str, dict]:
+        """Size, sha256 and content type of each part of `video` the web may serve."""
+        replicas = self.index.replicas
+        parts = {}
+        for part in ["original", "video", "poster", *(str(r["height"]) for r in video.get("renditions", []))]:
+            replica = replicas.get(part_blob(video, part) or "")
+            if replica is None:
+                continue
+            is_original = part_blob(video, part) == video["blob_id"]
+            content_type = video["content_type"] if is_original else "video/mp4"
+            parts[part] = {
+                "size": replica.size,
+                "sha256": replica.sha256,
+                "content_type": "image/jpeg" if part == "poster" else content_type,
+            }
+        return parts
+
+    def jobs_for(self, video: dict) -> list[Job]:
+        return jobs_for(video, time.time())
+
+    def public_fields(self, video: dict) -> dict:
+        return public_fields(video, self.index.jobs.of_video(video["name"]), self.parts(video))
+
+    # --- heartbeats ---------------------------------------------------------------------
+
+    def on_heartbeat(self, address: str, beat: Heartbeat, now: float) -> tuple[list[dict], list[str]]:
+        """Apply a heartbeat's transcode report; (jobs newly leased to the node, job ids it
+        must stop)."""
+        self.slots[address] = max(0, beat.transcode_slots)
+        store, cancels, ended = self.index.jobs, [], []
+        for job_id, progress in beat.transcoding:
+            job = store.jobs.get(job_id)
+            if job is None or job.state != jobs.RUNNING or job.node != address:
+                cancels.append(job_id)
+            else:
+                store.update_in_memory(jobs.renew(job, progress, now, self.lease_s))
+        for job_id, reason in beat.transcode_failures:
+            job = store.jobs.get(job_id)
+            if job is not None and job.state == jobs.RUNNING and job.node == address:
+                reason = " ".join(reason.split())[:MAX_FAILURE_CHARS] or "the transcoder failed"
+                log.warning("transcode job %s of %s failed on %s: %s", job_id, job.video, address, reason)
+                ended.append(jobs.failed(job, reason, now, self.master.state.heartbeat_s))
+        store.save(ended)
+        self.expire(now)
+        return [self._assignment(job) for job in self._lease(address, now)], cancels
+
+    def expire(self, now: float) -> None:
+        """Put back the jobs whose node stopped reporting them."""
+        lost = jobs.expired(self.index.jobs.active(), now)
+        for job in lost:
+            log.warning("transcode job %s of %s: %s stopped reporting it", job.job_id, job.video, job.node)
+        reason = "The datanode transcoding it stopped answering."
+        self.index.jobs.save([jobs.failed(job, reason, now, self.master.state.heartbeat_s) for job in lost])
+
+    def _lease(self, address: str, now: float) -> list[Job]:
+        active = self.index.jobs.active()
+        running_here = sum(1 for job in active if job.state == jobs.RUNNING and job.node == address)
+        state = self.master.state
+        transcoders = frozenset(node for node, slots in self.slots.items() if slots and state.live(node, now))
+        holders = {}
+        for job in active:
+            video = self.index.videos.get(job.video)
+            replica = self.index.replicas.get(video["blob_id"]) if video else None
+            holders[job.video] = frozenset(replica.nodes) if replica else frozenset()
+        chosen = jobs.choose(
+            active, address, self.slots[address] - running_here, holders, transcoders, now, state.heartbeat_s
+        )
+        leased = [jobs.lease(job, address, now, self.lease_s) for job in chosen]
+        self.index.jobs.save(leased)
+        for job in leased:
+            log.info(
+                "transcode job %s (%s of %s) leased to %s", job.job_id, job.rung["name"], job.video, address
+            )
+        return leased
+
+    def _assignment(self, job: Job) -> dict:
+        video = self.index.videos[job.video]
+        replica = self.index.replicas[video["blob_id"]]
+        return {
+            "job_id": job.job_id,
+            "video": job.video,
+            "source_blob": video["blob_id"],
+            "source_size": replica.size,
+            "rung": job.rung,
+        }
+
+    def _running(self, job_id: str) -> tuple[Job, dict] | None:
+        job = self.index.jobs.jobs.get(job_id)
+        video = self.index.videos.get(job.video) if job is not None else None
+        if job is None or video is None or job.state != jobs.RUNNING:
+            return None
+        return job, video
+
+    # --- requests from transcoding datanodes -------------------------------------------
+
+    async def _fetch_source(self, connection: FrameStream, request: FetchSource) -> None:
+        running = self._running(request.job_id)
+        if running is None:
+            await connection.write_frame(Error("not_found", "No such job is running."))
+            return
+        blob_id = running[1]["blob_id"]
+        replica = self.index.replicas[blob_id]
+        await connection.write_frame(Ok({"size": replica.size}))
+
+        async def consume(data: bytes) -> None:
+            await connection.write_chunk(data, timeout=RENDITION_STALL_TIMEOUT_S)
+
+        master = self.master
+        try:
+            nodes = master.state.read_order(replica.nodes, time.time(), master.rng)
+            await relay.relay_blob(
+                blob_id, 0, replica.size, nodes, master.pools, consume, master._read_failed, master.stall_s
+            )
+        except transfer.ReplicationFailed as exc:
+            await connection.write_frame(Error("unavailable", str(exc)))
+            return
+        await connection.write_frame(End(size=replica.size, sha256=replica.sha256))
+
+    async def _store_rendition(self, connection: FrameStream, request: StoreRendition) -> None:
+        refusal = self._rendition_refusal(request)
+        if refusal is not None:
+            await connection.write_frame(refusal)
+            return
+        fanouts: list[transfer.ReplicaFanout] = []
+        try:
+            fanout = uploads.new_fanout(self.master, fanouts)
+            await uploads.open_replicas(self.master, fanout)
+            await connection.write_frame(Ok({"replicas": len(fanout.replicas)}))
+            sha256 = await _relay_rendition(connection, fanout, request.size)
+            blob = StoredBlob(fanout.blob_id, request.size, sha256, await fanout.finish(request.size, sha256))
+            if not self._commit(request, blob):
+                raise transfer.ReplicationFailed("The job was cancelled meanwhile.", code="not_found")
+        except transfer.ReplicationFailed as exc:
+            await uploads.abort_fanouts(self.master, fanouts)
+            await connection.write_frame(Error(exc.code, str(exc)))
+            await uploads.drain(connection)
+            return
+        except BaseException:
+            await uploads.abort_fanouts(self.master, fanouts)
+            raise
+        finally:
+            self.master.in_flight.difference_update(f.blob_id for f in fanouts)
+        await connection.write_frame(Ok({}))
+
+    def _rendition_refusal(self, request: StoreRendition) -> Error | None:
+        running = self._running(request.job_id)
+        if running is None:
+            return Error("not_found", "No such job is running.")
+        source = self.index.replicas[running[1]["blob_id"]]
+        if not 0 < request.size <= source.size * MAX_RENDITION_GROWTH + MAX_RENDITION_EXTRA_BYTES:
+            return Error("bad_request", f"A rendition of {request.size} bytes is out of bounds.")
+        try:
+            fragment_index = media.FragmentIndex.from_json(request.fragment_index)
+        except (ValueError, KeyError, TypeError) as exc:
+            return Error("bad_request", f"The fragment index does not parse: {exc}")
+        if fragment_index.size != request.size or not fragment_index.segments:
+            return Error("bad_request", "The fragment index does not describe the rendition.")
+        return None
+
+    def _commit(self, request: StoreRendition, blob: StoredBlob) -> bool:
+        """Commit the rendition if its job is still running; False if it is not."""
+        running = self._running(request.job_id)
+        if running is None:
+            return False
+        job = running[0]
+        bandwidth = peak_bitrate(media.FragmentIndex.from_json(request.fragment_index))
+        self.index.commit_rendition(jobs.finished(job), blob, request.fragment_index, bandwidth, time.time())
+        log.info("rendition %s of %s stored on %s", job.rung["name"], job.video, ", ".join(blob.nodes))
+        return True
+
+    async def _renditions(self, connection: FrameStream, request: GetRenditions) -> None:
+        video = self.master._visible(request.name, request.user)
+        if video is None:
+            await connection.write_frame(Error("not_found", names.unknown(request.name)))
+            return
+        await connection.write_frame(VideoInfo(video=self.master.public_video(video)))
+        indexes = self.index.jobs.fragment_indexes(video["name"])
+        await connection.write_frame(Ok({"indexes": {str(height): text for height, text in indexes.items()}}))
+
+
+async def _relay_rendition(connection: FrameStream, fanout: transfer.ReplicaFanout, size: int) -> str:
+    """Relay the announced `size` bytes to the replicas; their sha256."""
+    digest, received = hashlib.sha256(), 0
+    while True:
+        message = await connection.read_expected(Chunk, End, timeout=RENDITION_STALL_TIMEOUT_S)
+        if isinstance(message, End):
+            break
+        received += len(message.data)
+        if received > size:
+            raise protocol.RemoteProtocolError(f"rendition longer than the {size} bytes announced")
+        digest.update(message.data)
+        await fanout.write(message.data)
+    if received != size or message.size != size or message.sha256 not in ("", digest.hexdigest()):
+        raise protocol.RemoteProtocolError(f"rendition ended at {received} bytes of {size}")
+    return digest.hexdigest()
