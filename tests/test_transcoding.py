@@ -10,12 +10,13 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import itertools
+import os
 import re
 import signal
 import tempfile
 from pathlib import Path
 
-from harness import holders_of, upload, wait_until
+from harness import upload, wait_until
 from myyoutube.media import boxes
 from videos import make_clip, make_mp4
 
@@ -124,4 +125,110 @@ async def test_playlists_of_a_video_one_may_not_see_are_404(cluster, http):
         assert response.status == 404
 
 
-__all__ = ["asyncio", "holders_of", "signal"]
+def worker_pids(node) -> list[int]:
+    """The transcode workers a datanode process has running (its child processes)."""
+    children = []
+    for task in Path(f"/proc/{node.process.pid}/task").iterdir():
+        try:
+            children += [int(pid) for pid in (task / "children").read_text().split()]
+        except FileNotFoundError:
+            pass
+    return children
+
+
+async def a_node_transcoding(cluster) -> tuple:
+    """Wait for a datanode to run a worker; (that node, the worker's pid)."""
+    found: list = []
+
+    def look() -> bool:
+        found[:] = [
+            (node, pids[0]) for node in cluster.datanodes if node.alive() and (pids := worker_pids(node))
+        ]
+        return bool(found)
+
+    await wait_until(look, "a datanode runs a transcode worker", 60.0)
+    return found[0]
+
+
+def kill_pid(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+async def upload_longer(http, cluster, name: str) -> bytes:
+    """A source whose jobs last a few seconds each (three rungs: 240p, 360p, 480p)."""
+    data = source_bytes(8.0, width=640, height=480)
+    status, _ = await upload(http, cluster, name, data)
+    assert status == 201
+    return data
+
+
+async def test_a_job_whose_datanode_is_killed_finishes_elsewhere(fresh_cluster, http):
+    """SIGKILL the datanode running a job: its lease expires, the job goes to another node,
+    and the video ends ready with every rung."""
+    cluster = fresh_cluster(datanodes=4)
+    await upload_longer(http, cluster, "survivor.mp4")
+    node, worker = await a_node_transcoding(cluster)
+    node.kill()
+    kill_pid(worker)  # the orphaned worker is ours too; it would only waste a core
+    ready = await wait_for_state(http, cluster, "survivor.mp4", "ready", timeout_s=120.0)
+    assert [r["height"] for r in ready["renditions"]] == [240, 360, 480]
+    status, _, _ = await get(http, cluster, "/hls/survivor.mp4/480.m3u8")
+    assert status == 200
+    # The master's log shows the killed node's job leased a second time, to another node.
+    leases = re.findall(
+        r"transcode job (\w+) .* leased to (\S+)", (cluster.root / "logs" / "master.log").read_text()
+    )
+    again = [job for job in {job for job, _ in leases} if sum(j == job for j, _ in leases) > 1]
+    assert again and all(node.address in {to for j, to in leases if j == job} for job in again), (
+        "the job ran on the killed node"
+    )
+    assert any({to for j, to in leases if j == job} - {node.address} for job in again)
+
+
+async def test_a_master_restart_mid_job_loses_no_job(fresh_cluster, http):
+    """The master is killed while a job runs and started again: every job still ends, and
+    the video is ready with every rung."""
+    cluster = fresh_cluster()
+    await upload_longer(http, cluster, "restart.mp4")
+    await a_node_transcoding(cluster)
+    cluster.master.kill()
+    cluster.restart_master()
+    ready = await wait_for_state(http, cluster, "restart.mp4", "ready", timeout_s=120.0)
+    assert [r["height"] for r in ready["renditions"]] == [240, 360, 480]
+
+
+async def test_deleting_a_video_mid_transcode_leaves_no_blob_anywhere(fresh_cluster, http):
+    """Delete while a job runs: the job is cancelled, and the original, poster and every
+    rendition already made are removed from every datanode; no work file is left."""
+    cluster = fresh_cluster()
+    await upload_longer(http, cluster, "gone.mp4")
+    await a_node_transcoding(cluster)
+    async with http.delete(f"{cluster.url}/videos/gone.mp4", headers=cluster.admin_headers()) as response:
+        assert response.status == 200
+
+    def nothing_left() -> bool:
+        no_workers = not any(worker_pids(node) for node in cluster.datanodes)
+        return no_workers and not any(cluster.blob_files().values()) and not cluster.stray_files()
+
+    await wait_until(nothing_left, "no blob, work file or worker left", 60.0)
+    await asyncio.sleep(10 * cluster.heartbeat_s)  # nothing comes back later
+    assert nothing_left()
+
+
+async def test_a_job_that_always_fails_ends_failed_with_its_reason(fresh_cluster, http):
+    """A source the transcoder cannot read (committed straight to the master with a picture
+    size, so jobs are made) is retried, then shown failed with the transcoder's sentence,
+    and its playlists answer 404 with it."""
+    cluster = fresh_cluster()
+    client = cluster.client()
+    started = await client.start_upload("broken.mp4", "video/mp4")
+    await started.write(b"this is not a video " * 500)
+    await started.finish({"width": 320, "height": 240, "duration_s": 2.0})
+    client.close()
+    failed = await wait_for_state(http, cluster, "broken.mp4", "failed", timeout_s=120.0)
+    assert "not a video" in failed["failure"] and failed["renditions"] == []
+    status, _, body = await get(http, cluster, "/hls/broken.mp4/master.m3u8")
+    assert status == 404 and b"not a video" in body

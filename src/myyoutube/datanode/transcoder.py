@@ -17,7 +17,7 @@ Every heartbeat carries the slots, each running job's progress (which renews its
 and the jobs that failed since the last one, with the reason (`report`). A job the master
 cancels (its video deleted, its lease given to another node) has its child killed by pid
 and its files removed. The work folder is emptied at start-up: what a killed node left
-there is garbage.
+there is garbage; it exists only while a job runs.
 """
 
 from __future__ import annotations
@@ -78,8 +78,6 @@ class Transcoder:
         self.running: dict[str, _Run] = {}
         self._failures: list[tuple[str, str]] = []
         shutil.rmtree(work_dir, ignore_errors=True)
-        if slots:
-            work_dir.mkdir(parents=True, exist_ok=True)
 
     def report(self) -> tuple[int, list[tuple[str, float]], list[tuple[str, str]]]:
         """(slots, running jobs with progress, failures since the last report)."""
@@ -97,6 +95,7 @@ class Transcoder:
                 self._failed(job_id, "The datanode has no free transcode slot.")
                 continue
             run = _Run(job_id)
+            self.work_dir.mkdir(exist_ok=True)
             self.running[job_id] = run
             run.task = asyncio.create_task(self._run(run, assignment))
 
@@ -139,6 +138,11 @@ class Transcoder:
             for path in run.files:
                 path.unlink(missing_ok=True)
             del self.running[run.job_id]
+            if not self.running:
+                try:
+                    await aiofiles.os.rmdir(self.work_dir)  # only blobs in the node's folder when idle
+                except OSError:
+                    pass
 
     async def _source(self, run: _Run, assignment: dict) -> Path:
         """The source's path: our own replica, else a copy fetched through the master."""
