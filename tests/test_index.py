@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from myyoutube.master import jobs
 from myyoutube.master.index import RETIRED_KEEP_S, SCHEMA_VERSION, Index, IndexTooNew, StoredBlob
 
 OLD_INDEX_SQL = Path(__file__).with_name("data") / "index-v0.sql"
@@ -153,3 +154,44 @@ def test_owner_and_visibility_survive_a_reopen(tmp_path):
 def json_extra(path: Path, name: str) -> dict:
     with sqlite3.connect(path) as db:
         return json.loads(db.execute("SELECT extra FROM videos WHERE name = ?", (name,)).fetchone()[0])
+
+
+def test_jobs_and_renditions_survive_a_reopen_and_go_with_their_video(tmp_path):
+    """A video committed with its transcode jobs keeps them across a reopen (an old index
+    gets the tables too); a rendition is committed with its job's end and listed with its
+    height, width and bandwidth, its fragment index kept on disk; deleting the video drops
+    its jobs and rows and retires the original and every rendition blob."""
+    path = old_index(tmp_path)
+    index = Index(path, NOW)
+    new = jobs.new_jobs(
+        ["j240", "j360"], "clip.mp4", [{"name": "240p", "width": 320, "height": 240}] * 2, NOW
+    )
+    index.begin_blob("c" * 32, NOW)
+    video = {"name": "clip.mp4", "blob_id": "c" * 32, "content_type": "video/mp4", "uploaded_at": NOW}
+    index.commit_video(video, [StoredBlob("c" * 32, 10, "0" * 64, NODES)], NOW, new)
+    index.jobs.save([jobs.lease(new[0], NODES[0], NOW, 10.0)])
+    index.close()
+
+    index = Index(path, NOW)
+    assert {j.job_id: (j.state, j.attempts) for j in index.jobs.of_video("clip.mp4")} == {
+        "j240": ("running", 1),
+        "j360": ("queued", 0),
+    }
+    fragment_index = json.dumps({"width": 320, "height": 240, "size": 5})
+    index.begin_blob("d" * 32, NOW)
+    done = jobs.finished(index.jobs.jobs["j240"])
+    index.commit_rendition(done, StoredBlob("d" * 32, 5, "1" * 64, NODES), fragment_index, 99_000, NOW)
+    index.close()
+
+    index = Index(path, NOW)
+    assert index.videos["clip.mp4"]["renditions"] == [
+        {"height": 240, "width": 320, "bandwidth": 99_000, "blob_id": "d" * 32}
+    ]
+    assert index.jobs.jobs["j240"].state == "done"
+    assert index.jobs.fragment_indexes("clip.mp4") == {240: fragment_index}
+    index.delete_video("clip.mp4", NOW)
+    assert {"c" * 32, "d" * 32} <= index.retired and index.jobs.of_video("clip.mp4") == []
+    index.close()
+    index = Index(path, NOW)
+    assert index.jobs.jobs == {} and index.jobs.fragment_indexes("clip.mp4") == {}
+    index.close()

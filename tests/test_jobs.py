@@ -70,7 +70,11 @@ def test_a_job_fails_for_good_after_max_attempts_with_the_last_reason():
     for attempt in range(1, jobs.MAX_ATTEMPTS + 1):
         now = max(now, job.not_before)
         job = jobs.failed(jobs.lease(job, "n1", now, LEASE_S), f"reason {attempt}", now, HEARTBEAT_S)
-    assert job.state == FAILED and job.attempts == jobs.MAX_ATTEMPTS and job.failure == f"reason {jobs.MAX_ATTEMPTS}"
+    assert (
+        job.state == FAILED
+        and job.attempts == jobs.MAX_ATTEMPTS
+        and job.failure == f"reason {jobs.MAX_ATTEMPTS}"
+    )
     assert choose([job], holders={"a.mp4": {"n1"}}, now=10**9) == []
 
 
