@@ -10,11 +10,14 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import itertools
+import json
 import os
 import re
 import signal
 import tempfile
 from pathlib import Path
+
+from multidict import CIMultiDict
 
 from harness import upload, wait_until
 from myyoutube.media import boxes
@@ -40,9 +43,9 @@ async def wait_for_state(http, cluster, name: str, state: str, timeout_s: float 
     return await record(http, cluster, name)
 
 
-async def get(http, cluster, path: str, **headers) -> tuple[int, dict, bytes]:
+async def get(http, cluster, path: str, **headers) -> tuple[int, CIMultiDict, bytes]:
     async with http.get(f"{cluster.url}{path}", headers={**cluster.admin_headers(), **headers}) as response:
-        return response.status, dict(response.headers), await response.read()
+        return response.status, response.headers.copy(), await response.read()
 
 
 def moof_offsets(data: bytes) -> set[int]:
@@ -105,6 +108,29 @@ async def test_a_source_browsers_cannot_play_is_not_playable_until_transcoded(cl
     assert status == 206 and headers["Content-Type"] == "video/mp4"
     status, headers, original = await get(http, cluster, "/original/old.avi")
     assert original == data and headers["Content-Type"] == "video/x-msvideo"
+
+
+async def test_the_original_is_served_by_range_with_its_validators(cluster, http):
+    """/original answers ranges with the original's strong ETag (its sha256): a resumed
+    download with If-Range gets 206 and the exact bytes; a stale If-Range gets it whole.
+    /api/status counts the jobs by state."""
+    data = source_bytes(1.0)
+    status, answer = await upload(http, cluster, "resume me.mp4", data)
+    assert status == 201
+    etag = f'"{answer["sha256"]}"'
+    status, headers, _ = await get(http, cluster, "/original/resume%20me.mp4", Range="bytes=0-0")
+    assert status == 206 and headers["ETag"] == etag and headers["Content-Range"] == f"bytes 0-0/{len(data)}"
+    assert "filename*=UTF-8''resume%20me.mp4" in headers["Content-Disposition"]
+    status, _, rest = await get(
+        http, cluster, "/original/resume%20me.mp4", Range="bytes=100-", **{"If-Range": etag}
+    )
+    assert status == 206 and rest == data[100:]
+    status, _, whole = await get(
+        http, cluster, "/original/resume%20me.mp4", Range="bytes=100-", **{"If-Range": '"stale"'}
+    )
+    assert status == 200 and whole == data
+    status, _, body = await get(http, cluster, "/api/status")
+    assert set(json.loads(body)["transcoding"]["jobs"]) == {"queued", "running", "done", "failed"}
 
 
 async def test_playlists_of_a_video_one_may_not_see_are_404(cluster, http):

@@ -5,8 +5,8 @@ Theory of operation
 Bytes are streamed both ways a chunk at a time, so memory stays flat whatever the size.
 An upload hashes the file as it sends it; the sha256 the server returns must equal ours.
 
-A download never writes to the file it was asked for until the video is complete and
-checked. Bytes go to `FILE.part`, and before the first byte the video's ETag is written
+A download fetches the original, byte for byte as it was uploaded (GET /original/NAME), and
+never writes to the file it was asked for until the video is complete and checked. Bytes go to `FILE.part`, and before the first byte the video's ETag is written
 beside it in `FILE.part.etag`: that sidecar is how a later run knows the `.part` is its
 own and which version of the video it holds. The next run asks only for the rest, with
 `Range: bytes=<have>-` and `If-Range: <ETag>`: the same video answers 206 and the bytes
@@ -179,7 +179,7 @@ async def download(
     got = _Progress(plan.have, digest)
     resumed_at = plan.have
     async with api.call(
-        "GET", "/stream/" + video_path(name), ok=(200, 206, 416), headers=plan.headers
+        "GET", "/original/" + video_path(name), ok=(200, 206, 416), headers=plan.headers
     ) as response:
         got.etag = response.headers.get("ETag", "")
         if response.status == 416:  # "bytes */SIZE": nothing at or past byte `have`

@@ -63,5 +63,7 @@ def cluster_report(master: Master, now: float) -> dict:
         "repairs_running": len(master.repairs),
         # Blobs on datanodes that this index never knew: kept until recovered or purged.
         "orphaned_blobs": len(set().union(*master.orphans.values())),
+        # Transcode jobs by state, and each datanode's slots as its last heartbeat said.
+        "transcoding": master.transcoding.summary(),
         "counters": dict(asdict(master.counters), datanode_connections_opened=master.pools.opened),
     }

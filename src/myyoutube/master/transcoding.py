@@ -162,6 +162,13 @@ class Transcoding:
             }
         return parts
 
+    def summary(self) -> dict:
+        """For /api/status: how many jobs are in each state, and the nodes' slots."""
+        counts = dict.fromkeys(jobs.JOB_STATES, 0)
+        for job in self.index.jobs.jobs.values():
+            counts[job.state] += 1
+        return {"jobs": counts, "slots": dict(sorted(self.slots.items()))}
+
     def jobs_for(self, video: dict) -> list[Job]:
         return jobs_for(video, time.time())
 
