@@ -19,7 +19,7 @@ from pathlib import Path
 
 from multidict import CIMultiDict
 
-from harness import upload, wait_until
+from harness import holders_of, upload, wait_until
 from myyoutube.media import boxes
 from videos import make_clip, make_mp4
 
@@ -258,3 +258,19 @@ async def test_a_job_that_always_fails_ends_failed_with_its_reason(fresh_cluster
     assert "not a video" in failed["failure"] and failed["renditions"] == []
     status, _, body = await get(http, cluster, "/hls/broken.mp4/master.m3u8")
     assert status == 404 and b"not a video" in body
+
+
+async def test_a_node_without_the_source_fetches_it_through_the_master_over_tls(fresh_cluster, http):
+    """On a TLS cluster whose only transcoding datanode holds no replica of the source, the
+    job still runs there: the node fetches the source through the master and stores the
+    rendition back (both requests allowed to the datanode role, and only to it)."""
+    cluster = fresh_cluster(datanode_args=("--transcode-slots", "0"), tls=True)
+    data = source_bytes(2.0)
+    status, _ = await upload(http, cluster, "fetched.mp4", data)
+    assert status == 201
+    transcoder = cluster.start_datanode(extra=("--transcode-slots", "1"))
+    ready = await wait_for_state(http, cluster, "fetched.mp4", "ready")
+    assert [r["height"] for r in ready["renditions"]] == [240]
+    assert transcoder not in holders_of(cluster, data)
+    log = (cluster.root / "logs" / "master.log").read_text()
+    assert f"leased to {transcoder.address}" in log
