@@ -83,7 +83,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--spool-dir",
         type=Path,
         default=None,
-        help="where uploads are spooled for probing and remuxing (default: the system's temporary directory)",
+        help="where uploads are spooled for probing (default: the system's temporary directory)",
     )
     parser.add_argument(
         "--max-uploads-per-client",
