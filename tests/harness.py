@@ -28,6 +28,7 @@ from pathlib import Path
 from myyoutube import certs
 from myyoutube.client import MasterClient
 from myyoutube.datanode.identity import NODE_ID_FILE
+from myyoutube.datanode.server import TRANSCODE_DIR
 from myyoutube.launch import Role, start_role
 from videos import make_mp4
 
@@ -228,12 +229,20 @@ class Cluster:
         return [path for path in self.folder(node).iterdir() if path.name != NODE_ID_FILE]
 
     def stray_files(self) -> list[Path]:
-        """Anything but committed blobs, their checksums and node ids in the datanodes' folders."""
+        """Anything but committed blobs, their checksums and node ids in the datanodes' folders
+        (transcode jobs' work files aside: see work_files)."""
         return [
             path
             for path in (self.root / "datanodes").rglob("*")
-            if path.is_file() and path.suffix not in (".blob", ".crc") and path.name != NODE_ID_FILE
+            if path.is_file()
+            and path.suffix not in (".blob", ".crc")
+            and path.name != NODE_ID_FILE
+            and path.parent.name != TRANSCODE_DIR
         ]
+
+    def work_files(self) -> list[Path]:
+        """What running transcode jobs keep in the datanodes' folders (sources, renditions)."""
+        return list((self.root / "datanodes").rglob(f"{TRANSCODE_DIR}/*"))
 
 
 async def wait_until(

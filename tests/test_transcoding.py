@@ -237,7 +237,11 @@ async def test_deleting_a_video_mid_transcode_leaves_no_blob_anywhere(fresh_clus
 
     def nothing_left() -> bool:
         no_workers = not any(worker_pids(node) for node in cluster.datanodes)
-        return no_workers and not any(cluster.blob_files().values()) and not cluster.stray_files()
+        return (
+            no_workers
+            and not any(cluster.blob_files().values())
+            and not cluster.stray_files() + cluster.work_files()
+        )
 
     await wait_until(nothing_left, "no blob, work file or worker left", 60.0)
     await asyncio.sleep(10 * cluster.heartbeat_s)  # nothing comes back later
