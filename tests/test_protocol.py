@@ -573,18 +573,7 @@ def test_a_frame_from_a_peer_without_the_newer_fields_decodes_with_their_default
     """A Heartbeat and Commands as a datanode or master from before transcoding sent them
     (no transcode fields) decode, the missing fields taking their defaults."""
     for cls, meta in [
-        (
-            Heartbeat,
-            {
-                "capacity_bytes": 1,
-                "used_bytes": 1,
-                "seq": 2,
-                "base_seq": 1,
-                "added": [],
-                "removed": [],
-                "corrupt": [],
-            },
-        ),
+        (Heartbeat, HEARTBEAT),
         (Commands, {"delete_blobs": [], "acked_seq": 1, "full_report": True, "heartbeat_s": 3.0}),
     ]:
         decoder = FrameDecoder()
