@@ -17,10 +17,12 @@ import signal
 import tempfile
 from pathlib import Path
 
+import pytest
 from multidict import CIMultiDict
 
 from harness import holders_of, upload, wait_until
 from myyoutube.media import boxes
+from test_media_transcode import SOURCES
 from videos import make_clip, make_mp4
 
 
@@ -94,20 +96,31 @@ async def test_an_upload_becomes_ready_and_plays_by_hls(cluster, http):
     assert status == 200 and streamed == blob  # the best rendition, once there is one
 
 
-async def test_a_source_browsers_cannot_play_is_not_playable_until_transcoded(cluster, http):
-    """An MPEG-4 Part 2 AVI is accepted, its original is marked not playable as it is, and
-    it becomes ready with a rendition that /stream then serves as MP4."""
+# Which of test_media_transcode's sources browsers play as they are.
+PLAYABLE_AS_IS = {"vp9.webm", "h264.mov", "portrait.mp4"}
+
+
+@pytest.mark.parametrize("name, container, codec, options", SOURCES, ids=[s[0] for s in SOURCES])
+async def test_every_kind_of_upload_becomes_ready_with_a_web_rendition(
+    cluster, http, name, container, codec, options
+):
+    """HEVC (MKV, MP4), MPEG-4 Part 2 AVI, H.264 TS, MPEG-2 PS, VP9 WebM, MOV, 10-bit and
+    portrait uploads: playable_original says which browsers play as they are; each becomes
+    ready with an H.264 rendition (portrait kept portrait) that HLS lists and /stream
+    serves as MP4, while /original still gives the file back byte for byte."""
     with tempfile.TemporaryDirectory() as folder:
-        data = make_clip(Path(folder) / "clip.avi", "avi", "mpeg4", seconds=2.0).read_bytes()
-    status, _ = await upload(http, cluster, "old.avi", data)
+        data = make_clip(Path(folder) / name, container, codec, seconds=1.0, **options).read_bytes()
+    status, _ = await upload(http, cluster, f"kind-{name}", data)
     assert status == 201
-    assert (await record(http, cluster, "old.avi"))["playable_original"] is False
-    ready = await wait_for_state(http, cluster, "old.avi", "ready")
-    assert ready["renditions"]
-    status, headers, _ = await get(http, cluster, "/stream/old.avi", Range="bytes=0-1")
+    assert (await record(http, cluster, f"kind-{name}"))["playable_original"] is (name in PLAYABLE_AS_IS)
+    ready = await wait_for_state(http, cluster, f"kind-{name}", "ready")
+    (rendition,) = ready["renditions"]
+    assert (rendition["width"] < rendition["height"]) is (name == "portrait.mp4")
+    status, _, playlist = await get(http, cluster, f"/hls/kind-{name}/master.m3u8")
+    assert status == 200 and f"\n{rendition['height']}.m3u8\n" in playlist.decode()
+    status, headers, _ = await get(http, cluster, f"/stream/kind-{name}", Range="bytes=0-1")
     assert status == 206 and headers["Content-Type"] == "video/mp4"
-    status, headers, original = await get(http, cluster, "/original/old.avi")
-    assert original == data and headers["Content-Type"] == "video/x-msvideo"
+    assert (await get(http, cluster, f"/original/kind-{name}"))[2] == data
 
 
 async def test_the_original_is_served_by_range_with_its_validators(cluster, http):
