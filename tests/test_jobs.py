@@ -87,14 +87,15 @@ def test_progress_is_clamped_and_a_restarted_master_gives_running_jobs_a_fresh_l
 
 
 def test_what_a_viewer_sees():
-    """processing with the mean progress while any job is left; ready once all ended with
-    a rendition (or there were no jobs); failed, with the reason, when all failed."""
+    """processing while any job is left, progress counting renditions made and failed jobs
+    as whole; ready once none is left with at least one rendition (or nothing was to be
+    done); failed, with the reason, when every job failed."""
     first, second = queued()
-    assert jobs.seen([]) == jobs.Seen("ready", 100, None)
+    assert jobs.seen([], 0) == jobs.Seen("ready", 100, None)
     half = jobs.renew(jobs.lease(first, "n1", 0.0, LEASE_S), 0.5, 1.0, LEASE_S)
-    assert jobs.seen([half, second]) == jobs.Seen("processing", 25, None)
-    done = jobs.finished(half)
-    assert done.state == DONE and jobs.seen([done, second]).progress == 50
+    assert jobs.seen([half, second], 0) == jobs.Seen("processing", 25, None)
+    assert jobs.finished(half).state == DONE
+    assert jobs.seen([second], 1).progress == 50  # the first rung is a rendition now
     broken = [jobs.Job(**{**j.__dict__, "state": FAILED, "failure": "bad"}) for j in (first, second)]
-    assert jobs.seen(broken) == jobs.Seen("failed", 0, "bad")
-    assert jobs.seen([done, broken[1]]) == jobs.Seen("ready", 100, "bad")
+    assert jobs.seen(broken, 0) == jobs.Seen("failed", 0, "bad")
+    assert jobs.seen(broken[1:], 1) == jobs.Seen("ready", 100, "bad")

@@ -45,7 +45,7 @@ def test_playable_original_by_container_codec_and_pixels():
 def test_the_public_fields_name_complete_renditions_only_without_blob_ids():
     queued = jobs.new_jobs(["j"], "a.mp4", [{"name": "1080p", "width": 1920, "height": 1080}], 0.0)
     fields = transcoding.public_fields(dict(VIDEO, renditions=RENDITIONS), queued, {})
-    assert fields["state"] == "processing" and fields["progress"] == 0 and fields["failure"] is None
+    assert fields["state"] == "processing" and fields["progress"] == 66 and fields["failure"] is None
     assert fields["renditions"] == [
         {"height": 240, "width": 426, "bandwidth": 400_000},
         {"height": 720, "width": 1280, "bandwidth": 3_000_000},

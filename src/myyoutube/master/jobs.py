@@ -172,17 +172,16 @@ class Seen:
     failure: str | None
 
 
-def seen(jobs: Iterable[Job]) -> Seen:
-    """A video's state from its jobs: processing while any is queued or running (progress
-    the mean over its jobs), ready once all ended with at least one rendition (or when it
-    has no jobs), failed when every job failed."""
+def seen(jobs: Iterable[Job], renditions: int) -> Seen:
+    """A video's state from its jobs not yet done and the number of `renditions` made:
+    processing while any job is queued or running (progress counts each rendition and
+    failed job as whole, running ones by their progress); then ready if there is a
+    rendition or nothing was to be done, failed (with the reason) if every job failed."""
     jobs = list(jobs)
     failure = next((job.failure for job in jobs if job.state == FAILED), None)
-    if not jobs:
-        return Seen(READY, 100, None)
     if any(job.state in (QUEUED, RUNNING) for job in jobs):
-        done = sum(1.0 if job.state in (DONE, FAILED) else job.progress for job in jobs)
-        return Seen(PROCESSING, min(99, int(100 * done / len(jobs))), failure)
-    if all(job.state == FAILED for job in jobs):
+        done = renditions + sum(1.0 if job.state == FAILED else job.progress for job in jobs)
+        return Seen(PROCESSING, min(99, int(100 * done / (renditions + len(jobs)))), failure)
+    if failure is not None and not renditions:
         return Seen(BROKEN, 0, failure)
     return Seen(READY, 100, failure)

@@ -2,8 +2,10 @@
 
 Theory of operation
 -------------------
-Jobs are few (one per rung of each video still being transcoded, plus the ended ones'
-rows) and are all kept in memory as `jobs.Job` values, loaded once at start-up; every
+Jobs not yet done are few (one per rung of each video still being transcoded, and the
+failed ones) and are kept in memory as `jobs.Job` values, loaded once at start-up (a done
+job is only a row: its rendition is in the video's record, and a million of them would
+cost the master ~200 MB for nothing); every
 change is written to SQLite first, in the caller's transaction where it must be atomic
 with something else (a video's commit creates its jobs; a rendition's commit ends its
 job). Progress is not written: it changes at every heartbeat and is rebuilt by the next
@@ -30,9 +32,9 @@ class JobStore:
         self._transaction = transaction
         self.jobs: dict[str, Job] = {}
         self._by_video: dict[str, list[str]] = {}
-        for row in db.execute(f"SELECT {_JOB_COLUMNS} FROM transcode_jobs ORDER BY created_at"):
+        query = f"SELECT {_JOB_COLUMNS} FROM transcode_jobs WHERE state != ? ORDER BY created_at"
+        for row in db.execute(query, (jobs.DONE,)):
             job_id, video, rung, state, attempts, node, lease_until, not_before, failure, created_at = row
-            progress = 1.0 if state == jobs.DONE else 0.0
             self._remember(
                 Job(
                     job_id,
@@ -43,18 +45,28 @@ class JobStore:
                     node,
                     lease_until,
                     not_before,
-                    progress,
+                    0.0,
                     failure,
                     created_at,
                 )
             )
 
     def _remember(self, job: Job) -> None:
+        if job.state == jobs.DONE:
+            self._forget(job)
+            return
         if job.job_id not in self.jobs:
             self._by_video.setdefault(job.video, []).append(job.job_id)
         self.jobs[job.job_id] = job
 
+    def _forget(self, job: Job) -> None:
+        if self.jobs.pop(job.job_id, None) is not None:
+            self._by_video[job.video].remove(job.job_id)
+            if not self._by_video[job.video]:
+                del self._by_video[job.video]
+
     def of_video(self, name: str) -> list[Job]:
+        """The video's jobs not yet done."""
         return [self.jobs[job_id] for job_id in self._by_video.get(name, ())]
 
     def active(self) -> list[Job]:
@@ -90,12 +102,12 @@ class JobStore:
         with self._transaction():
             for job in changed:
                 self.write(job)
-        for job in changed:
-            self.jobs[job.job_id] = job
+        self.remember_all(changed)
 
     def update_in_memory(self, job: Job) -> None:
-        """A change not worth a disk write (progress, a renewed lease)."""
-        self.jobs[job.job_id] = job
+        """A change not worth a disk write (progress, a renewed lease), or one written in
+        the caller's transaction."""
+        self._remember(job)
 
     def forget_video(self, name: str) -> list[Job]:
         """Inside the caller's transaction: drop a video's jobs and renditions rows; the

@@ -99,7 +99,7 @@ def jobs_for(video: dict, now: float) -> list[Job]:
 
 def public_fields(video: dict, video_jobs: list[Job], parts: dict[str, dict]) -> dict:
     """The transcoding fields of a video's public record (see the module docstring)."""
-    seen = jobs.seen(video_jobs)
+    seen = jobs.seen(video_jobs, len(video.get("renditions", [])))
     renditions = [{k: r[k] for k in ("height", "width", "bandwidth")} for r in video.get("renditions", [])]
     return {
         "state": seen.state,
