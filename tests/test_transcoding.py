@@ -143,7 +143,7 @@ async def test_the_original_is_served_by_range_with_its_validators(cluster, http
     )
     assert status == 200 and whole == data
     status, _, body = await get(http, cluster, "/api/status")
-    assert set(json.loads(body)["transcoding"]["jobs"]) == {"queued", "running", "done", "failed"}
+    assert set(json.loads(body)["transcoding"]["jobs"]) == {"queued", "running", "failed"}
 
 
 async def test_playlists_of_a_video_one_may_not_see_are_404(cluster, http):

@@ -163,8 +163,9 @@ class Transcoding:
         return parts
 
     def summary(self) -> dict:
-        """For /api/status: how many jobs are in each state, and the nodes' slots."""
-        counts = dict.fromkeys(jobs.JOB_STATES, 0)
+        """For /api/status: how many jobs wait, run and failed, and the nodes' slots (done
+        jobs are on disk only)."""
+        counts = dict.fromkeys((jobs.QUEUED, jobs.RUNNING, jobs.FAILED), 0)
         for job in self.index.jobs.jobs.values():
             counts[job.state] += 1
         return {"jobs": counts, "slots": dict(sorted(self.slots.items()))}
