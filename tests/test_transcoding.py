@@ -75,6 +75,11 @@ async def test_an_upload_becomes_ready_and_plays_by_hls(cluster, http):
     assert "RESOLUTION=320x240" in master.decode() and "\n240.m3u8\n" in master.decode()
     status, _, playlist = await get(http, cluster, "/hls/ladder.mp4/240.m3u8")
     assert status == 200
+
+    async def counted() -> bool:  # the master playlist started a viewing, as /stream does
+        return (await record(http, cluster, "ladder.mp4"))["views"] == 1
+
+    await wait_until(counted, "the HLS viewing is counted")
     status, headers, blob = await get(http, cluster, "/hls/ladder.mp4/240.mp4")
     assert status == 200 and headers["Content-Type"] == "video/mp4"
     ranges = [tuple(map(int, m)) for m in re.findall(r"BYTERANGE:(\d+)@(\d+)", playlist.decode())]

@@ -13,7 +13,8 @@ step:
     GET /hls/{name}/{height}.mp4    the rendition's bytes, by range, through the same code
                                     (streaming.serve) as /stream, with its validators
 
-The master is asked as the visitor, so what /stream may not show is a 404 here too.
+Fetching the master playlist counts a view, as /stream does from its first byte. The
+master is asked as the visitor, so what /stream may not show is a 404 here too.
 Playlists change when a rendition is added, so players and caches revalidate them
 (`no-cache`); the rendition bytes never change and are cached like /stream's.
 """
@@ -23,6 +24,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from myyoutube import media
+from myyoutube.web import viewers
 from myyoutube.web.common import SECURITY_HEADERS, error, master_for
 from myyoutube.web.streaming import serve
 
@@ -31,6 +33,9 @@ PLAYLIST_CACHE = "no-cache"
 
 
 async def master_playlist(request: web.Request) -> web.Response:
+    """The variants; a player asks for it once as it starts, so it counts the view
+    (like /stream from its first byte; the segments that follow do not)."""
+    viewers.report_view(request)
     video, indexes = await master_for(request).renditions(request.match_info["name"])
     if not indexes:
         return error(404, _none_ready(video))

@@ -48,7 +48,7 @@ _VIEWER_ID = re.compile(rf"[0-9a-f]{{{2 * VIEWER_ID_BYTES}}}")
 
 # Responses that hand out a viewer id: the pages a person opens and the streams a player
 # fetches (not JSON or static files, which caches should be free to share).
-_GIVES_VIEWER_ID = ("/watch/", "/stream/")
+_GIVES_VIEWER_ID = ("/watch/", "/stream/", "/hls/")
 
 # View reports sent at once. Past this a view goes uncounted rather than queued: counting
 # must never hold a stream or grow memory while the master is slow.
