@@ -26,6 +26,7 @@ import asyncio
 import hashlib
 import json
 import logging
+import re
 import shutil
 import sys
 from collections.abc import Awaitable, Callable
@@ -52,6 +53,10 @@ MAX_WORKER_LINE_BYTES = 8 * 1024 * 1024
 # Most failures kept between two heartbeats; more (a node failing everything) are dropped,
 # and those jobs come back to the master when their leases expire.
 MAX_PENDING_FAILURES = 64
+
+# Job ids are 32 lowercase hex digits from the master (uuid4); they name work files, so
+# anything else could be a path.
+_JOB_ID = re.compile(r"[0-9a-f]{32}")
 
 ConnectMaster = Callable[[], Awaitable[FrameStream]]
 
@@ -89,7 +94,8 @@ class Transcoder:
             self.cancel(cancelled)
         for assignment in assignments:
             job_id = assignment.get("job_id")
-            if not isinstance(job_id, str) or job_id in self.running:
+            if not isinstance(job_id, str) or not _JOB_ID.fullmatch(job_id) or job_id in self.running:
+                log.warning("ignoring a transcode job with a bad or duplicate id: %r", job_id)
                 continue
             if len(self.running) >= self.slots:
                 self._failed(job_id, "The datanode has no free transcode slot.")
