@@ -28,7 +28,19 @@ from aiohttp import web
 from myyoutube.client import MasterClient, RequestFailed
 from myyoutube.quietlog import QuietLog
 from myyoutube.rates import MinimumRate
-from myyoutube.web import accounts, admin, auth, hls, metrics, pace, pages, streaming, uploads, videos, viewers
+from myyoutube.web import (
+    accounts,
+    admin,
+    auth,
+    hls,
+    metrics,
+    pace,
+    pages,
+    streaming,
+    uploads,
+    videos,
+    viewers,
+)
 from myyoutube.web.common import (
     CONFIG,
     LIMITS,
