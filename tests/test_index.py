@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from myyoutube.master import jobs
+from myyoutube.master import jobs, transcoding
 from myyoutube.master.index import RETIRED_KEEP_S, SCHEMA_VERSION, Index, IndexTooNew, StoredBlob
 
 OLD_INDEX_SQL = Path(__file__).with_name("data") / "index-v0.sql"
@@ -194,4 +194,14 @@ def test_jobs_and_renditions_survive_a_reopen_and_go_with_their_video(tmp_path):
     index.close()
     index = Index(path, NOW)
     assert index.jobs.jobs == {} and index.jobs.fragment_indexes("clip.mp4") == {}
+    index.close()
+
+
+def test_videos_stored_before_transcoding_get_their_jobs_once(tmp_path):
+    """The first master of this release queues one job per rung for the videos an older
+    one stored (picture size known), and never again once they have jobs."""
+    index = Index(old_index(tmp_path), NOW)
+    assert transcoding.queue_untranscoded(index, NOW) == 2  # 640x360: 240p and 360p
+    assert [job.rung["name"] for job in index.jobs.of_video("holiday.mp4")] == ["240p", "360p"]
+    assert transcoding.queue_untranscoded(index, NOW) == 0
     index.close()

@@ -116,6 +116,16 @@ class JobStore:
         self._db.execute("DELETE FROM renditions WHERE video = ?", (name,))
         return [self.jobs.pop(job_id) for job_id in self._by_video.pop(name, [])]
 
+    def add(self, new: list[Job]) -> None:
+        """Write and remember jobs in one transaction."""
+        with self._transaction():
+            self.insert(new)
+        self.remember_all(new)
+
+    def videos_with_jobs(self) -> set[str]:
+        """Names of the videos that ever had a transcode job (done ones included)."""
+        return {row[0] for row in self._db.execute("SELECT DISTINCT video FROM transcode_jobs")}
+
     def fragment_indexes(self, name: str) -> dict[int, str]:
         """height -> fragment index JSON of each finished rendition of video `name`."""
         query = "SELECT height, fragment_index FROM renditions WHERE video = ? ORDER BY height"

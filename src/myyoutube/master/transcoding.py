@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from myyoutube import media, names, protocol
 from myyoutube.master import jobs, relay, transfer, uploads
-from myyoutube.master.index import StoredBlob
+from myyoutube.master.index import Index, StoredBlob
 from myyoutube.master.jobs import Job
 from myyoutube.media.fragments import peak_bitrate
 from myyoutube.protocol import (
@@ -97,6 +97,19 @@ def jobs_for(video: dict, now: float) -> list[Job]:
     return jobs.new_jobs([uuid.uuid4().hex for _ in rungs], video["name"], rungs, now)
 
 
+def queue_untranscoded(index: Index, now: float) -> int:
+    """Give jobs to the videos that never had any (stored before this release, with their
+    picture size known): an upgraded cluster makes its whole library playable in the
+    background, as far as its transcode slots go. Returns how many jobs were queued."""
+    had_jobs = index.jobs.videos_with_jobs()
+    new = [
+        job for name, video in index.videos.items() if name not in had_jobs for job in jobs_for(video, now)
+    ]
+    if new:
+        index.jobs.add(new)
+    return len(new)
+
+
 def public_fields(video: dict, video_jobs: list[Job], parts: dict[str, dict]) -> dict:
     """The transcoding fields of a video's public record (see the module docstring)."""
     seen = jobs.seen(video_jobs, len(video.get("renditions", [])))
@@ -132,6 +145,9 @@ class Transcoding:
         now = time.time()
         for job in self.index.jobs.active():
             self.index.jobs.update_in_memory(jobs.restarted(job, now, self.lease_s))
+        queued = queue_untranscoded(self.index, now)
+        if queued:
+            log.info("queued %d transcode jobs for videos stored before transcoding existed", queued)
 
     @property
     def lease_s(self) -> float:
