@@ -23,7 +23,8 @@ def test_an_upload_gets_one_job_per_rung_and_none_without_a_picture_size():
 
 def test_which_blob_each_part_is():
     """'video' is the best rendition once one exists, the original before; a height names
-    its rendition; 'original' is always the uploaded file."""
+    its rendition; 'original' is always the uploaded file. While renditions are still being
+    made, an original browsers play stays 'video' (it changes once, at the end)."""
     assert transcoding.part_blob(VIDEO, "video") == "o" * 32
     with_renditions = dict(VIDEO, renditions=RENDITIONS)
     assert transcoding.part_blob(with_renditions, "video") == "s" * 32
@@ -31,6 +32,9 @@ def test_which_blob_each_part_is():
     assert transcoding.part_blob(with_renditions, "240") == "r" * 32
     assert transcoding.part_blob(with_renditions, "poster") == "p" * 32
     assert transcoding.part_blob(with_renditions, "1080") is None
+    assert transcoding.part_blob(with_renditions, "video", processing=True) == "o" * 32
+    unplayable = dict(with_renditions, codec="hevc")
+    assert transcoding.part_blob(unplayable, "video", processing=True) == "s" * 32
 
 
 def test_playable_original_by_container_codec_and_pixels():

@@ -342,7 +342,7 @@ class Master:
         if video is None:
             await connection.write_frame(Error("not_found", names.unknown(request.name)))
             return
-        blob_id = transcoding.part_blob(video, request.part) or ""
+        blob_id = self.transcoding.part_blob(video, request.part) or ""
         replica = self.index.replicas.get(blob_id)
         if replica is None:
             await connection.write_frame(Error("not_found", f"The video has no {request.part[:20]}."))

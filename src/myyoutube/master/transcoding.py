@@ -124,12 +124,18 @@ def public_fields(video: dict, video_jobs: list[Job], parts: dict[str, dict]) ->
     }
 
 
-def part_blob(video: dict, part: str) -> str | None:
+def part_blob(video: dict, part: str, processing: bool = False) -> str | None:
     """The blob id behind one of a video's parts: 'original', 'poster', a rendition's
-    height, or 'video' (the best rendition, else the original); None if it has none."""
+    height, or 'video' (what /stream plays); None if it has none.
+
+    'video' is the best rendition made so far; but while the video is still `processing`
+    an original browsers play stays 'video' until the last rendition is in, so that a
+    progressive viewer sees its bytes change once, not at every rung.
+    """
     renditions = video.get("renditions", [])
     if part == "video":
-        return renditions[-1]["blob_id"] if renditions else video["blob_id"]
+        keep_original = not renditions or (processing and playable_original(video))
+        return video["blob_id"] if keep_original else renditions[-1]["blob_id"]
     if part == "original":
         return video["blob_id"]
     if part == "poster":
@@ -161,15 +167,24 @@ class Transcoding:
             GetRenditions: self._renditions,
         }
 
+    def processing(self, video: dict) -> bool:
+        return any(
+            job.state in (jobs.QUEUED, jobs.RUNNING) for job in self.index.jobs.of_video(video["name"])
+        )
+
+    def part_blob(self, video: dict, part: str) -> str | None:
+        return part_blob(video, part, self.processing(video))
+
     def parts(self, video: dict) -> dict[str, dict]:
         """Size, sha256 and content type of each part of `video` the web may serve."""
         replicas = self.index.replicas
         parts = {}
         for part in ["original", "video", "poster", *(str(r["height"]) for r in video.get("renditions", []))]:
-            replica = replicas.get(part_blob(video, part) or "")
+            blob_id = self.part_blob(video, part)
+            replica = replicas.get(blob_id or "")
             if replica is None:
                 continue
-            is_original = part_blob(video, part) == video["blob_id"]
+            is_original = blob_id == video["blob_id"]
             content_type = video["content_type"] if is_original else "video/mp4"
             parts[part] = {
                 "size": replica.size,
