@@ -197,11 +197,23 @@ def test_jobs_and_renditions_survive_a_reopen_and_go_with_their_video(tmp_path):
     index.close()
 
 
-def test_videos_stored_before_transcoding_get_their_jobs_once(tmp_path):
-    """The first master of this release queues one job per rung for the videos an older
-    one stored (picture size known), and never again once they have jobs."""
+def test_videos_stored_before_transcoding_get_their_jobs_from_a_bounded_backlog(tmp_path):
+    """The videos an older release stored (picture size known) form a backlog, oldest
+    first; they are queued only while fewer than BACKLOG_ACTIVE_JOBS jobs are active, and
+    once they have jobs they are no longer in the backlog."""
     index = Index(old_index(tmp_path), NOW)
-    assert transcoding.queue_untranscoded(index, NOW) == 2  # 640x360: 240p and 360p
+    backlog = transcoding.untranscoded(index)
+    assert list(backlog) == ["holiday.mp4"]
+    busy = jobs.new_jobs(
+        [f"{n:032x}" for n in range(transcoding.BACKLOG_ACTIVE_JOBS)],
+        "holiday.mp4",
+        [{"name": "240p", "width": 426, "height": 240}] * transcoding.BACKLOG_ACTIVE_JOBS,
+        NOW,
+    )
+    index.jobs.remember_all(busy)  # as if that many jobs were waiting (in memory only)
+    assert transcoding.queue_from_backlog(index, backlog, NOW) == 0 and list(backlog) == ["holiday.mp4"]
+    index.jobs.save([jobs.finished(job) for job in busy])
+    assert transcoding.queue_from_backlog(index, backlog, NOW) == 2 and not backlog  # 640x360: 240p, 360p
     assert [job.rung["name"] for job in index.jobs.of_video("holiday.mp4")] == ["240p", "360p"]
-    assert transcoding.queue_untranscoded(index, NOW) == 0
+    assert not transcoding.untranscoded(index)
     index.close()

@@ -29,6 +29,7 @@ import hashlib
 import logging
 import time
 import uuid
+from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
@@ -76,6 +77,11 @@ BROWSER_PIXEL_FORMATS = frozenset({"yuv420p", "yuvj420p"})
 
 DATANODE_REQUESTS = (FetchSource, StoreRendition)
 
+# Videos stored before this release are queued while fewer jobs than this wait or run: a
+# few per transcoding node, so the backlog keeps every slot busy without ever holding a
+# whole library's jobs in memory.
+BACKLOG_ACTIVE_JOBS = 64
+
 
 def playable_original(video: dict) -> bool:
     """Whether browsers play the original as it is."""
@@ -97,14 +103,23 @@ def jobs_for(video: dict, now: float) -> list[Job]:
     return jobs.new_jobs([uuid.uuid4().hex for _ in rungs], video["name"], rungs, now)
 
 
-def queue_untranscoded(index: Index, now: float) -> int:
-    """Give jobs to the videos that never had any (stored before this release, with their
-    picture size known): an upgraded cluster makes its whole library playable in the
-    background, as far as its transcode slots go. Returns how many jobs were queued."""
+def untranscoded(index: Index) -> deque[str]:
+    """The videos that never had a transcode job (stored before this release), oldest
+    first: the backlog an upgraded cluster works through in the background."""
     had_jobs = index.jobs.videos_with_jobs()
-    new = [
-        job for name, video in index.videos.items() if name not in had_jobs for job in jobs_for(video, now)
-    ]
+    waiting = [video for name, video in index.videos.items() if name not in had_jobs]
+    return deque(video["name"] for video in sorted(waiting, key=lambda v: v["uploaded_at"]))
+
+
+def queue_from_backlog(index: Index, backlog: deque[str], now: float) -> int:
+    """Queue the next backlog videos' jobs while fewer than BACKLOG_ACTIVE_JOBS jobs are
+    waiting or running, so an old library never floods the master's memory or its
+    per-heartbeat scan. Returns how many jobs were queued."""
+    room = BACKLOG_ACTIVE_JOBS - len(index.jobs.active())
+    new: list[Job] = []
+    while backlog and len(new) < room:
+        video = index.videos.get(backlog.popleft())
+        new += jobs_for(video, now) if video is not None else []
     if new:
         index.jobs.add(new)
     return len(new)
@@ -151,9 +166,12 @@ class Transcoding:
         now = time.time()
         for job in self.index.jobs.active():
             self.index.jobs.update_in_memory(jobs.restarted(job, now, self.lease_s))
-        queued = queue_untranscoded(self.index, now)
-        if queued:
-            log.info("queued %d transcode jobs for videos stored before transcoding existed", queued)
+        # Videos stored before transcoding existed, queued a few at a time (see on_heartbeat).
+        self.backlog = untranscoded(self.index)
+        if self.backlog:
+            log.info(
+                "%d videos stored before transcoding existed will get their renditions", len(self.backlog)
+            )
 
     @property
     def lease_s(self) -> float:
@@ -228,6 +246,8 @@ class Transcoding:
                 ended.append(jobs.failed(job, reason, now, self.master.state.heartbeat_s))
         store.save(ended)
         self.expire(now)
+        if self.backlog:
+            queue_from_backlog(self.index, self.backlog, now)
         return [self._assignment(job) for job in self._lease(address, now)], cancels
 
     def expire(self, now: float) -> None:
