@@ -1,4 +1,4 @@
-"""GET/HEAD /stream/{name} and /thumbnail/{name}: stored bytes relayed by range.
+"""GET/HEAD /stream/{name}, /original/{name} and /thumbnail/{name}: stored bytes by range.
 
 Theory of operation
 -------------------
@@ -14,6 +14,11 @@ every failure before that (the video was deleted, no replica answers, the master
 restarting) is a clean JSON 404/503 with Retry-After. After the headers, a failure can
 only cut the response short: the connection is aborted and the player sees a truncated
 body, never a second HTTP response inside the first one.
+
+Which bytes a route serves is a *part* of the video, each a blob the master names in the
+record's `parts` with its size, sha256 (the strong ETag) and content type: 'video' (what
+/stream plays: the best web rendition, or the original), 'original' (the file as
+uploaded, sent as a download), 'poster', and each rendition by height (web/hls.py).
 
 Each chunk is written with `await response.write`, which waits for the viewer's socket to
 drain, so a slow viewer slows the datanode read instead of filling a buffer. A viewer that
