@@ -14,6 +14,7 @@ from aiohttp import web
 from myyoutube.web import pages
 
 HOSTILE = "<script>alert(1)</script>.mp4"
+WATCH_SCRIPTS = ("session.js", "vendor/hls.min.js", "text.js", "player.js", "watch.js")
 STATIC_DIR = Path(pages.__file__).resolve().parent / "static"
 
 BASE_VIDEO = {
@@ -148,10 +149,7 @@ def test_hostile_name_is_escaped_in_watch_page():
     assert "<script>alert" not in doc
     assert "&lt;script&gt;alert(1)&lt;/script&gt;.mp4" in doc
     parsed = parse(doc)
-    assert parsed.find("script") == [
-        {"src": "/static/session.js", "defer": None},
-        {"src": "/static/watch.js", "defer": None},
-    ]
+    assert parsed.find("script") == [{"src": f"/static/{name}", "defer": None} for name in WATCH_SCRIPTS]
     assert HOSTILE in "".join(parsed.text)  # shown to the user as literal text
 
 
@@ -174,11 +172,12 @@ def test_urls_are_percent_encoded():
     enc = "my%20clip%2Fpart%3F1%23x%2520%C3%A9.mp4"
     parsed = parse(watch_page({**FULL_VIDEO, "name": name}))
     _, player = parsed.by_id("player")
-    assert player["src"] == f"/stream/{enc}"
     assert player["poster"] == f"/thumbnail/{enc}"
     _, watch = parsed.by_id("watch")
-    assert watch["data-delete-url"] == f"/videos/{enc}"
-    assert parsed.find("a", href=f"/stream/{enc}")
+    assert watch["data-delete-url"] == watch["data-video-url"] == f"/videos/{enc}"
+    assert watch["data-stream-url"] == f"/stream/{enc}"
+    assert watch["data-hls-url"] == f"/hls/{enc}/master.m3u8"
+    assert parsed.find("a", href=f"/original/{enc}")
 
 
 def test_hostile_message_escaped_in_not_found_page():
@@ -226,7 +225,7 @@ def test_layout_basics(page_name):
 def test_static_files_exist_and_use_no_inner_html():
     """The referenced static files ship with the package; the JS never uses
     innerHTML/outerHTML/insertAdjacentHTML/document.write (DOM APIs only)."""
-    scripts = ("text.js", "home.js", "upload.js", "watch.js")
+    scripts = ("text.js", "home.js", "upload.js", "player.js", "watch.js")
     for name in ("app.css", *scripts):
         assert (STATIC_DIR / name).is_file(), name
     for name in scripts:
@@ -297,17 +296,24 @@ def test_home_page_keeps_the_search_term_from_the_url():
 
 
 def test_watch_page_structure():
-    """The watch page has the player, <h1> name, back link, download link and
-    delete controls."""
+    """The watch page has the player (no src: player.js picks HLS or /stream from the
+    data-* attributes), <h1> name, back link, a download link to the original, the hidden
+    quality menu and delete controls."""
     parsed = parse(watch_page(BASE_VIDEO))
     tag, player = parsed.by_id("player")
     assert tag == "video"
     assert "controls" in player and player["preload"] == "metadata"
-    assert player["src"] == "/stream/holiday.mp4"
+    assert "src" not in player
     assert "poster" not in player  # no has_thumbnail
+    _, article = parsed.by_id("watch")
+    assert article["data-hls-url"] == "/hls/holiday.mp4/master.m3u8"
+    assert article["data-stream-url"] == "/stream/holiday.mp4"
+    assert article["data-video-url"] == "/videos/holiday.mp4"
+    assert article["data-source"] == "progressive"  # a record from before transcoding
     assert parsed.find("h1")
     assert parsed.find("a", href="/")
-    assert [a for a in parsed.find("a", href="/stream/holiday.mp4") if "download" in a]
+    assert [a for a in parsed.find("a", href="/original/holiday.mp4") if a.get("download") == "holiday.mp4"]
+    assert parsed.by_id("quality")[0] == "select" and "hidden" in parsed.by_id("quality-row")[1]
     assert parsed.by_id("delete-button")[0] == "button"
     parsed.by_id("delete-status")
     text = "".join(parsed.text)
@@ -364,6 +370,55 @@ def test_optional_metadata_absent_when_missing_or_invalid():
             assert label not in text, (label, video)
         assert "poster" not in parsed.by_id("player")[1]
         assert "thumbnail" not in watch_page(video)
+
+
+def test_player_takes_the_pictures_shape():
+    """The <video> carries the picture's width and height (portrait stays portrait), so the
+    box follows its aspect ratio; with no size known it has none (16:9 until metadata)."""
+    _, player = parse(watch_page({**BASE_VIDEO, "width": 1080, "height": 1920})).by_id("player")
+    assert (player["width"], player["height"]) == ("1080", "1920")
+    _, player = parse(watch_page(BASE_VIDEO)).by_id("player")
+    assert "width" not in player and "height" not in player
+
+
+def test_processing_video_shows_its_percent_and_polls():
+    """A processing video's page says "Processing N%" as text with a progress bar, and
+    tells player.js to poll and that there is nothing to play yet."""
+    video = {
+        **BASE_VIDEO,
+        "state": "processing",
+        "progress": 37,
+        "renditions": [],
+        "playable_original": False,
+    }
+    parsed = parse(watch_page(video))
+    _, article = parsed.by_id("watch")
+    assert (article["data-state"], article["data-source"]) == ("processing", "none")
+    assert int(article["data-poll-ms"]) > 0
+    _, box = parsed.by_id("video-state")
+    assert "hidden" not in box and box["role"] == "status"
+    assert "Processing 37%" in "".join(parsed.text)
+    _, bar = parsed.by_id("video-progress")
+    assert (bar["value"], bar["max"]) == ("37", "100") and "hidden" not in bar
+
+
+def test_failed_video_shows_the_reason():
+    """A failed video's page gives the reason in words, escaped, with no progress bar."""
+    video = {**BASE_VIDEO, "state": "failed", "failure": "<b>Decoder</b> gave up.", "renditions": []}
+    doc = watch_page({**video, "playable_original": False})
+    parsed = parse(doc)
+    assert "This video could not be prepared for playback: <b>Decoder</b> gave up." in "".join(parsed.text)
+    assert "<b>Decoder" not in doc
+    assert "hidden" in parsed.by_id("video-progress")[1]
+    assert parsed.by_id("watch")[1]["data-source"] == "none"
+
+
+def test_ready_video_plays_hls_and_shows_no_state():
+    """A ready video with renditions starts with HLS and shows no state line."""
+    video = {**BASE_VIDEO, "state": "ready", "renditions": [{"height": 240, "width": 320, "bandwidth": 1}]}
+    parsed = parse(watch_page({**video, "playable_original": True}))
+    assert parsed.by_id("watch")[1]["data-source"] == "hls"
+    assert "hidden" in parsed.by_id("video-state")[1]
 
 
 def test_codec_is_escaped():

@@ -26,9 +26,11 @@ from myyoutube.client import MasterClient
 from myyoutube.permissions import User
 from myyoutube.web import metrics
 
+# media-src allows blob: because hls.js plays through Media Source Extensions, which hand
+# the <video> an object URL (blob:) for the MediaSource it fills from /hls/ segments.
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
-        "default-src 'self'; img-src 'self' data:; media-src 'self'; style-src 'self'; "
+        "default-src 'self'; img-src 'self' data:; media-src 'self' blob:; style-src 'self'; "
         "script-src 'self'; object-src 'none'; frame-ancestors 'none'; base-uri 'none'; "
         "form-action 'self'"
     ),

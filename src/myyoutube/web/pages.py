@@ -19,8 +19,10 @@ lives in ``/static/`` (text.js, home.js, upload.js, watch.js).
 
 The home page is a shell around the search term (``/?q=``, so Back and shared links keep
 it) and the upload limit: ``home.js`` fetches ``/listar`` or ``/search?q=`` a page at a
-time and builds the grid with DOM APIs. The watch page is rendered from the video's
-metadata; optional keys (``duration_s``, ``width``, ``height``, ``codec``,
+time and builds the grid with DOM APIs, with a badge on each card still processing or
+failed (playback.py). The watch page is rendered from the video's metadata and playback
+facts (playback.py: state, renditions, what the player starts with; watch.js plays HLS
+with hls.js or falls back to /stream, and polls while processing); optional keys (``duration_s``, ``width``, ``height``, ``codec``,
 ``has_thumbnail``, ``remuxed``) are shown when present and valid and skipped otherwise.
 
 Every page knows its visitor (``VisitorView``: name, role, CSRF token, what they may do):
@@ -47,6 +49,7 @@ from aiohttp import web
 from myyoutube import permissions, videotext
 from myyoutube.client import RequestFailed
 from myyoutube.formatting import human_duration, human_size, utc_text
+from myyoutube.web import playback
 from myyoutube.web.common import LIMITS, VISITOR, Visitor, csrf_token, master_for
 from myyoutube.web.videos import MAX_QUERY_CHARS
 
@@ -181,6 +184,7 @@ def watch_context(
     """The player page for one video described by its metadata dict (``name`` required);
     `may_delete` / `may_edit`: whether the visitor sees the Delete button / the edit form."""
     name = str(video.get("name", ""))
+    facts = playback.playback_of(video)
     return {
         "visitor": visitor,
         "may_delete": may_delete,
@@ -194,6 +198,10 @@ def watch_context(
         "max_description_chars": videotext.MAX_DESCRIPTION_CHARS,
         "has_thumbnail": video.get("has_thumbnail") is True,
         "metadata": metadata_rows(video),
+        "playback": facts,
+        "first_source": playback.first_source(facts),
+        "state_text": playback.state_text(facts),
+        "poll_interval_ms": playback.POLL_INTERVAL_MS,
     }
 
 

@@ -183,6 +183,7 @@ def make_app(
     app.router.add_get("/thumbnail/{name}", streaming.thumbnail)
     app.router.add_get("/original/{name}", streaming.original)
     hls.add_routes(app.router)
+    app.router.add_get("/videos/{name}", videos.show)
     app.router.add_delete("/videos/{name}", videos.delete)
     app.router.add_patch("/videos/{name}", videos.edit)
     app.router.add_get("/api/status", admin.api_status)

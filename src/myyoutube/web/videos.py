@@ -1,4 +1,4 @@
-"""The video catalogue over HTTP: list, search, edit, delete.
+"""The video catalogue over HTTP: list, search, one video's record, edit, delete.
 
 Theory of operation
 -------------------
@@ -10,6 +10,9 @@ server.py's error middleware.
 `/listar` and `/search?q=` answer one page, `{"videos": [...], "next": CURSOR|null}`,
 choosing it by `limit`, `cursor` and `sort` (listing.py). The master checks the sort and
 the cursor (its sentences come back as 400s); only the page size is parsed here.
+
+`GET /videos/{name}` answers one video's public record (the watch page polls it while the
+video is processing), if the visitor may see it.
 
 `PATCH /videos/{name}` takes `{"title": ..., "description": ..., "visibility": ...}` (any
 of them may be left out), checks the JSON's shape, asks `permissions.may_edit` (the
@@ -60,6 +63,11 @@ async def _page(request: web.Request, query: str) -> web.Response:
     sort, cursor = request.query.get("sort", ""), request.query.get("cursor", "")
     page = await master_for(request).list_page(query, sort, cursor, limit)
     return web.json_response({"videos": page.videos, "next": page.next or None})
+
+
+async def show(request: web.Request) -> web.Response:
+    """GET /videos/{name}: the video's public record, as /listar lists it."""
+    return web.json_response(await master_for(request).stat(request.match_info["name"]))
 
 
 async def edit(request: web.Request) -> web.Response:

@@ -1,5 +1,6 @@
-// MyYoutube home page: the video grid a page at a time, and search kept in the URL with
-// the matched words highlighted (uploads are upload.js's).
+// MyYoutube home page: the video grid a page at a time (a badge on each card still
+// processing or failed), and search kept in the URL with the matched words highlighted
+// (uploads are upload.js's).
 //
 // Loaded with <script defer> after text.js (the CSP forbids inline code). All user data is
 // put into the DOM with textContent / createTextNode / setAttribute, never as markup.
@@ -54,6 +55,8 @@
     if (text.isNumber(video.duration_s) && video.duration_s >= 0) {
       thumb.appendChild(el("span", "badge", text.humanDuration(video.duration_s)));
     }
+    var state = text.badge(text.playback(video));
+    if (state) thumb.appendChild(el("span", "badge state-badge state-" + state.kind, state.text));
     return thumb;
   }
 

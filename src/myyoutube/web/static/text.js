@@ -1,5 +1,6 @@
 // MyYoutube text helpers shared by the page scripts: sizes, durations and dates as people
-// read them, element creation, and search-match highlighting.
+// read them, element creation, search-match highlighting, and what a video's playback
+// state says (mirroring web/playback.py).
 //
 // Loaded first with <script defer>; the others find these under window.MyYoutube.text.
 // Highlighting builds text nodes and <mark> elements, never markup, so a name can hold
@@ -138,8 +139,60 @@ window.MyYoutube.text = (function () {
     return fragment;
   }
 
+  // ------------------------------------------------------------ playback state
+  // Mirrors web/playback.py: playback_of (the checked state, progress and failure),
+  // state_text, badge and first_source, so the grid's cards and the watch page's polling
+  // say what the server-rendered page says.
+  var STATES = ["processing", "ready", "failed"];
+  var MAX_FAILURE_CHARS = 300;
+
+  function whole(v) {
+    return isNumber(v) && v >= 0 ? Math.floor(v) : null;
+  }
+
+  function playback(video) {
+    var state = STATES.indexOf(video.state) >= 0 ? video.state : "ready";
+    var progress = state === "processing" ? whole(video.progress) : null;
+    var failure = state === "failed" && typeof video.failure === "string" ? video.failure.trim().slice(0, MAX_FAILURE_CHARS) : "";
+    var renditions = Array.isArray(video.renditions)
+      ? video.renditions.filter(function (r) { return r && whole(r.height) && whole(r.width); })
+      : [];
+    var playable = typeof video.playable_original === "boolean" ? video.playable_original : !("renditions" in video);
+    return {
+      state: state,
+      progress: progress === null ? null : Math.min(progress, 100),
+      failure: failure,
+      renditions: renditions,
+      playableOriginal: playable,
+    };
+  }
+
+  function stateText(facts) {
+    if (facts.state === "processing") return facts.progress === null ? "Processing" : "Processing " + facts.progress + "%";
+    if (facts.state === "failed") {
+      return "This video could not be prepared for playback: " + (facts.failure || "no reason was given");
+    }
+    return "";
+  }
+
+  // {text, kind} for a card's badge, or null for a ready video.
+  function badge(facts) {
+    if (facts.state === "processing") return { text: stateText(facts), kind: "processing" };
+    if (facts.state === "failed") return { text: "Failed", kind: "failed" };
+    return null;
+  }
+
+  function firstSource(facts) {
+    if (facts.renditions.length) return "hls";
+    return facts.playableOriginal ? "progressive" : "none";
+  }
+
   return {
+    badge: badge,
     el: el,
+    firstSource: firstSource,
+    playback: playback,
+    stateText: stateText,
     highlighted: highlighted,
     humanDate: humanDate,
     humanDuration: humanDuration,

@@ -1,4 +1,5 @@
-// MyYoutube watch page: local dates, player error message, Delete button.
+// MyYoutube watch page: local dates, the Delete button and the edit form (the player is
+// player.js's).
 //
 // The page is rendered server-side; this script only reads data-* attributes
 // (the CSP forbids inline code) and writes user data with textContent.
@@ -6,8 +7,6 @@
 
 (function () {
   var page = document.getElementById("watch");
-  var player = document.getElementById("player");
-  var playerStatus = document.getElementById("player-status");
   var deleteButton = document.getElementById("delete-button");
   var deleteStatus = document.getElementById("delete-status");
 
@@ -27,21 +26,6 @@
     node.setAttribute("title", d.toISOString());
     node.textContent = text;
   });
-
-  // ------------------------------------------------------------ player
-  if (player && playerStatus) {
-    player.addEventListener("error", function () {
-      var err = player.error;
-      var message = "This video could not be played.";
-      if (err && err.code === 4) {
-        message = "Your browser cannot play this video format. Use Download to watch it in another player.";
-      } else if (err && err.code === 2) {
-        message = "A network error stopped the video. Reload the page to try again.";
-      }
-      playerStatus.textContent = message;
-      playerStatus.hidden = false;
-    });
-  }
 
   // ------------------------------------------------------------ delete
   function showDeleteError(message) {
