@@ -1,0 +1,133 @@
+"""The watch page's player in a real headless Chromium against a real cluster: page-level
+keys, the box taking the picture's shape (portrait stays portrait, on a phone too), and the
+progressive fallback. Chromium is launched as in test_browser.py (Debian's, never a
+downloaded one), with its fixtures."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from playwright.async_api import Page, expect
+
+import test_browser
+from test_browser import PHONE, tag, upload_over_http
+from videos import make_mp4
+
+# test_browser.py's fixtures: one Chromium per module, a page that records what must not happen.
+browser = test_browser.browser
+watched = test_browser.watched
+
+# Long enough for 10 s jumps both ways from the middle; tiny and cheap to encode.
+KEYS_CLIP_S = 24.0
+# How far a jump may land from where it aimed (the element reports decoded positions).
+SEEK_SLACK_S = 0.3
+
+
+@pytest.fixture(scope="module")
+def long_clip(tmp_path_factory) -> Path:
+    return make_mp4(
+        tmp_path_factory.mktemp("player") / "long.mp4", seconds=KEYS_CLIP_S, fps=8, width=160, height=120
+    )
+
+
+async def open_watch(page: Page, url: str, name: str) -> None:
+    """Open a video's page and wait until its player has the metadata."""
+    await page.goto(f"{url}/watch/{name}")
+    await page.wait_for_function("() => document.getElementById('player').readyState >= 1")
+
+
+async def player(page: Page, expression: str):
+    return await page.evaluate(
+        f"(() => {{ const v = document.getElementById('player'); return {expression}; }})()"
+    )
+
+
+async def wait_time(page: Page, seconds: float) -> None:
+    await page.wait_for_function(
+        "([want, slack]) => Math.abs(document.getElementById('player').currentTime - want) < slack",
+        arg=[seconds, SEEK_SLACK_S],
+    )
+
+
+async def test_keys_play_pause_seek_mute_and_fullscreen(cluster, watched, long_clip):
+    """k and space play and pause, l/j jump 10 s, Right/Left 5 s, m mutes, f enters and leaves
+    fullscreen; a key typed into a form field stays in the field."""
+    page, name = watched.page, f"keys-{tag()}.mp4"
+    await upload_over_http(cluster, long_clip, name)
+    await open_watch(page, cluster.url, name)
+    await expect(page.locator("#watch")).to_have_attribute("data-playing", "progressive")
+
+    await page.keyboard.press("m")
+    assert await player(page, "v.muted") is True
+    await page.keyboard.press("k")
+    await page.wait_for_function("() => !document.getElementById('player').paused")
+    await page.keyboard.press("k")
+    await page.wait_for_function("() => document.getElementById('player').paused")
+    await page.keyboard.press(" ")
+    await page.wait_for_function("() => !document.getElementById('player').paused")
+    await page.keyboard.press(" ")
+    await page.wait_for_function("() => document.getElementById('player').paused")
+
+    await page.evaluate("document.getElementById('player').currentTime = 12")
+    await wait_time(page, 12)
+    for key, expected in (("l", 22), ("j", 12), ("ArrowRight", 17), ("ArrowLeft", 12), ("j", 2), ("j", 0)):
+        await page.keyboard.press(key)
+        await wait_time(page, expected)
+    await page.keyboard.press("m")
+    assert await player(page, "v.muted") is False
+
+    await page.keyboard.press("f")
+    await page.wait_for_function("() => document.fullscreenElement === document.getElementById('player')")
+    await page.keyboard.press("f")
+    await page.wait_for_function("() => document.fullscreenElement === null")
+
+    await page.click(".edit summary")
+    await page.fill("#edit-title", "")
+    await page.type("#edit-title", "mk jl f")
+    await expect(page.locator("#edit-title")).to_have_value("mk jl f")
+    assert await player(page, "[v.paused, v.muted, v.currentTime < 0.5]") == [True, False, True]
+    await watched.assert_clean()
+
+
+@pytest.mark.parametrize(
+    ("width", "height", "viewport"),
+    [(320, 240, None), (144, 256, None), (144, 256, PHONE)],
+    ids=["landscape-4x3", "portrait", "portrait-phone"],
+)
+async def test_player_box_follows_the_pictures_shape(cluster, watched, tmp_path, width, height, viewport):
+    """The player box has the picture's aspect ratio (no 16:9 box around a 4:3 or portrait
+    video), fits in 75% of the window's height, and a portrait video on a phone is as
+    wide as that allows (not squeezed into a 16:9 strip)."""
+    page, name = watched.page, f"shape-{tag()}.mp4"
+    await upload_over_http(
+        cluster, make_mp4(tmp_path / "clip.mp4", seconds=1, width=width, height=height), name
+    )
+    if viewport:
+        await page.set_viewport_size(viewport)
+    await open_watch(page, cluster.url, name)
+    box = await page.locator("#player").bounding_box()
+    frame = await page.locator("#player-frame").bounding_box()
+    window_height = await page.evaluate("window.innerHeight")
+    assert box and frame
+    assert abs(box["width"] / box["height"] - width / height) < 0.02, box
+    assert abs(frame["width"] - box["width"]) < 1 and abs(frame["height"] - box["height"]) < 1, (frame, box)
+    assert box["height"] <= 0.75 * window_height + 1
+    if height > width:
+        # As tall as the page allows: 75% of the window's height.
+        assert abs(box["height"] - 0.75 * window_height) < 2, (box, window_height)
+    await watched.assert_clean()
+
+
+async def test_without_media_source_extensions_the_stream_plays(cluster, watched, long_clip):
+    """Where the browser has no Media Source Extensions (hls.js unsupported), the page plays
+    the progressive /stream and shows no quality menu."""
+    page, name = watched.page, f"no-mse-{tag()}.mp4"
+    await upload_over_http(cluster, long_clip, name)
+    await page.add_init_script("delete window.MediaSource; delete window.ManagedMediaSource;")
+    await open_watch(page, cluster.url, name)
+    assert await page.evaluate("window.Hls.isSupported()") is False
+    await expect(page.locator("#watch")).to_have_attribute("data-playing", "progressive")
+    assert (await player(page, "v.currentSrc")).endswith(f"/stream/{name}")
+    await expect(page.locator("#quality-row")).to_be_hidden()
+    await watched.assert_clean()
