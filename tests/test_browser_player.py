@@ -11,6 +11,7 @@ import pytest
 from playwright.async_api import Page, expect
 
 import test_browser
+from myyoutube.web import playback
 from test_browser import PHONE, tag, upload_over_http
 from videos import make_mp4
 
@@ -130,4 +131,76 @@ async def test_without_media_source_extensions_the_stream_plays(cluster, watched
     await expect(page.locator("#watch")).to_have_attribute("data-playing", "progressive")
     assert (await player(page, "v.currentSrc")).endswith(f"/stream/{name}")
     await expect(page.locator("#quality-row")).to_be_hidden()
+    await watched.assert_clean()
+
+
+# Records the grid and the watch page may get, odd ones included: the shipped text.js must
+# say what web/playback.py says about each.
+RECORDS = [
+    {"name": "a", "state": "processing", "progress": 42, "renditions": [], "playable_original": False},
+    {"name": "b", "state": "processing", "progress": 250.7},
+    {"name": "c", "state": "processing", "progress": "50"},
+    {"name": "d", "state": "processing", "renditions": [{"height": 240, "width": 426, "bandwidth": 1}]},
+    {"name": "e", "state": "failed", "failure": "  The decoder gave up.  ", "playable_original": True},
+    {"name": "f", "state": "failed", "failure": None, "renditions": []},
+    {"name": "g", "state": "failed", "failure": "x" * 400},
+    {"name": "h", "state": "ready", "renditions": [{"height": 0, "width": 1}, {"height": 360, "width": 640}]},
+    {"name": "i"},
+    {"name": "j", "state": "weird", "renditions": []},
+]
+
+
+async def test_page_scripts_say_what_the_server_says_about_states(cluster, watched):
+    """For each record, text.js (the grid's badges, the watch page's polling) gives the same
+    state sentence, badge and first source as web/playback.py (the rendered watch page)."""
+    page = watched.page
+    await test_browser.open_home(page, cluster.url)
+    answers = await page.evaluate(
+        """(records) => records.map((record) => {
+          const t = window.MyYoutube.text, facts = t.playback(record);
+          return [t.stateText(facts), t.badge(facts), t.firstSource(facts)];
+        })""",
+        RECORDS,
+    )
+    for record, answer in zip(RECORDS, answers, strict=True):
+        facts = playback.playback_of(record)
+        badge = playback.badge(facts)
+        expected = [
+            playback.state_text(facts),
+            None if badge is None else {"text": badge.text, "kind": badge.kind},
+            playback.first_source(facts),
+        ]
+        assert answer == expected, record
+    await watched.assert_clean()
+
+
+# Builds, in the page, a card thumbnail with each state badge and the watch page's state
+# line in each state, as home.js and player.js do; answers their selectors.
+STATE_ELEMENTS = """() => {
+  const t = window.MyYoutube.text;
+  const thumb = t.el("div", "thumb");
+  thumb.appendChild(t.el("span", "badge state-badge state-processing", "Processing 42%"));
+  thumb.appendChild(t.el("span", "badge state-badge state-failed", "Failed"));
+  document.getElementById("main").append(thumb,
+    t.el("div", "video-state state-processing", "Processing 42%"),
+    t.el("div", "video-state state-failed", "This video could not be prepared for playback."));
+}"""
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+async def test_state_badges_and_lines_reach_aa_contrast(cluster, watched, scheme):
+    """The processing and failed badges on cards and the state line under the player read
+    at 4.5:1 or better against what is behind them, in both colour schemes."""
+    page = watched.page
+    await page.emulate_media(color_scheme=scheme)
+    await test_browser.open_home(page, cluster.url)
+    await page.evaluate(STATE_ELEMENTS)
+    for selector in (
+        ".state-badge.state-processing",
+        ".state-badge.state-failed",
+        ".video-state.state-processing",
+        ".video-state.state-failed",
+    ):
+        ratio = await page.locator(selector).first.evaluate(test_browser.CONTRAST)
+        assert ratio >= 4.5, (scheme, selector, ratio)
     await watched.assert_clean()
