@@ -105,6 +105,8 @@ ROUTES = [
     ("GET", "/stream/{private}", None, (404, 404, 404, 200)),
     ("GET", "/thumbnail/{public}", None, (200, 200, 200, 200)),
     ("GET", "/thumbnail/{private}", None, (404, 404, 404, 200)),
+    ("GET", "/videos/{public}", None, (200, 200, 200, 200)),
+    ("GET", "/videos/{private}", None, (404, 404, 404, 200)),
     ("GET", "/listar", None, (200, 200, 200, 200)),
     ("GET", "/search?q=pub", None, (200, 200, 200, 200)),
     ("GET", "/api/me", None, (200, 200, 200, 200)),

@@ -60,6 +60,23 @@ def write_big_video(path) -> hashlib._Hash:
     return digest
 
 
+async def test_one_videos_record_is_what_the_listing_says(cluster, http):
+    """GET /videos/{name} answers the video's record as /listar lists it (the watch page
+    polls it while the video is processed); an unknown name is a 404 with a sentence."""
+    name = unique()
+    status, body = await upload(http, cluster, name, tiny_mp4())
+    assert status == 201, body
+    async with http.get(f"{cluster.url}/videos/{name}") as response:
+        assert response.status == 200
+        record = await response.json()
+    async with http.get(f"{cluster.url}/listar") as response:
+        listed = {video["name"]: video for video in (await response.json())["videos"]}
+    assert record == listed[name]
+    async with http.get(f"{cluster.url}/videos/{unique()}") as response:
+        assert response.status == 404
+        assert (await response.json())["error"]
+
+
 async def test_upload_larger_than_100_mb_round_trips(cluster, http, tmp_path):
     """A file over 100 MB is streamed in and out whole, sha256 equal, 3 replicas on disk."""
     path = tmp_path / "big.mp4"
