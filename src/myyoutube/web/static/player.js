@@ -6,15 +6,15 @@
 // the video's record (web/playback.py decides data-source):
 //
 // * "hls": /hls/{name}/master.m3u8 through hls.js when the browser has Media Source
-//   Extensions (Hls.isSupported()), natively where the browser plays HLS itself (Safari),
-//   else the progressive /stream/{name} (the best rendition, as one MP4).
+//   Extensions (Hls.isSupported()), else the progressive /stream/{name} (the best
+//   rendition, as one MP4).
 // * "progressive": no rendition yet, but the original plays: /stream/{name}.
 // * "none": nothing to play yet (or ever, when failed).
 //
 // While the video is processing the page polls GET /videos/{name} every data-poll-ms and
 // shows "Processing N%"; once it is ready (or first becomes playable) the player switches
 // to the best source without reloading the page, keeping the position. #watch's
-// data-playing says what is playing ("hls", "native-hls", "progressive" or "none").
+// data-playing says what is playing ("hls", "progressive" or "none").
 //
 // Keys (not while typing in a form field, nor with Ctrl/Alt/Meta): k or space play/pause,
 // j / l back / forward 10 s, Left / Right 5 s, f fullscreen, m mute.
@@ -146,14 +146,10 @@
     stopAll();
     var Hls = window.Hls;
     var url = page.getAttribute("data-hls-url");
+    // Without MSE (hls.js also takes Safari's ManagedMediaSource), the progressive
+    // stream, not the browser's own HLS: that plays everywhere, and the same way.
     if (!(Hls && Hls.isSupported())) {
-      if (video.canPlayType("application/vnd.apple.mpegurl")) {
-        setPlaying("native-hls");
-        video.src = url;
-        if (startAt > 0) video.currentTime = startAt;
-      } else {
-        playProgressive(startAt);
-      }
+      playProgressive(startAt);
       return;
     }
     // No worker: hls.js would start one from a blob: URL, which the CSP refuses.

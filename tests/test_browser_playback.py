@@ -1,0 +1,243 @@
+"""Issue 10's playback matrix in a real headless Chromium against a real cluster: every
+source a user may upload (HEVC in MKV and MP4, MPEG-4 Part 2 AVI, H.264 MPEG-TS, MPEG-2 in
+MPEG-PS, VP9 WebM, MOV, portrait, 10-bit) is uploaded, transcoded by the datanodes until
+`ready`, and then plays (picture decoded: videoWidth > 0 and frames presented; the clock
+advances) and seeks on the watch page, both through HLS (hls.js) and through the
+progressive /stream a browser without Media Source Extensions gets. A two-rung video's
+quality menu switches rungs; a video held in processing shows "Processing N%" on its card
+and page, plays its original meanwhile, and moves to HLS without a reload once a datanode
+that transcodes joins.
+
+Sources are 3 s at 160x120 (one rendition each, below 240p) so the whole matrix is
+transcoded once, in parallel, by one module-scoped fixture. Chromium is launched as in
+test_browser.py (Debian's, never a downloaded one), with its fixtures.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from pathlib import Path
+from urllib.parse import quote
+
+import aiohttp
+import pytest
+from playwright.async_api import Page, expect
+
+import test_browser
+from test_browser import tag
+from videos import make_clip
+
+browser = test_browser.browser
+watched = test_browser.watched
+
+X264 = {"preset": "ultrafast"}
+X265 = {"preset": "ultrafast", "x265-params": "log-level=error"}
+SOURCE_S = 3.0
+# Transcoding 3 s at 160x120 takes well under a second; the rest is a loaded machine.
+READY_TIMEOUT_S = 120.0
+POLL_S = 0.25
+
+# (file name, container, codec, make_clip options): the sources issue 10 names.
+SOURCES = [
+    ("hevc.mkv", "matroska", "libx265", {"audio": "aac", "options": X265}),
+    ("hevc.mp4", "mp4", "libx265", {"audio": "aac", "options": X265}),
+    ("mpeg4.avi", "avi", "mpeg4", {"audio": "mp2"}),
+    ("h264.ts", "mpegts", "libx264", {"audio": "aac", "options": X264}),
+    ("mpeg2.mpg", "mpeg", "mpeg2video", {"audio": "mp2"}),
+    ("vp9.webm", "webm", "libvpx-vp9", {"audio": "libopus", "options": {"deadline": "realtime"}}),
+    ("h264.mov", "mov", "libx264", {"audio": "aac", "options": X264}),
+    ("portrait.mp4", "mp4", "libx264", {"width": 120, "height": 160, "audio": "aac", "options": X264}),
+    ("tenbit.mkv", "matroska", "libx265", {"pix_fmt": "yuv420p10le", "options": X265}),
+]
+SOURCE_IDS = [source[0] for source in SOURCES]
+# Two rungs (240p and 360p) for the quality menu: a 640x360 source.
+LADDER_SOURCE = (
+    "ladder.mp4",
+    "mp4",
+    "libx264",
+    {"width": 640, "height": 360, "audio": "aac", "options": X264},
+)
+LADDER_S = 6.0
+PROCESSING = re.compile(r"^\s*Processing( 0%)?\s*$")
+
+
+async def upload(http: aiohttp.ClientSession, url: str, path: Path, name: str) -> None:
+    form = aiohttp.FormData()
+    # Each source is a few KB: reading one whole is instant.
+    form.add_field("file", path.read_bytes(), filename=name)  # noqa: ASYNC240
+    async with http.post(f"{url}/upload", data=form) as answer:
+        assert answer.status == 201, await answer.text()
+
+
+async def record_of(http: aiohttp.ClientSession, url: str, name: str) -> dict:
+    async with http.get(f"{url}/videos/{quote(name, safe='')}") as answer:
+        assert answer.status == 200, await answer.text()
+        return await answer.json()
+
+
+async def wait_ready(http: aiohttp.ClientSession, url: str, name: str) -> dict:
+    """Poll the video's record until it is ready; fail with its reason if it failed."""
+    deadline = asyncio.get_running_loop().time() + READY_TIMEOUT_S
+    while True:
+        record = await record_of(http, url, name)
+        assert record["state"] != "failed", (name, record.get("failure"))
+        if record["state"] == "ready":
+            return record
+        assert asyncio.get_running_loop().time() < deadline, (name, record)
+        await asyncio.sleep(POLL_S)
+
+
+@pytest.fixture(scope="module")
+async def ready_videos(cluster, tmp_path_factory) -> dict[str, dict]:
+    """Every source of the matrix and the two-rung one, uploaded at once and transcoded:
+    source file name -> the stored video's ready record."""
+    folder = tmp_path_factory.mktemp("matrix")
+    suffix = tag()
+    names = {}
+    for file_name, container, codec, options in [*SOURCES, LADDER_SOURCE]:
+        seconds = LADDER_S if file_name == LADDER_SOURCE[0] else SOURCE_S
+        path = make_clip(folder / file_name, container, codec, seconds=seconds, **options)
+        names[file_name] = (path, f"{suffix}-{file_name}")
+    async with aiohttp.ClientSession(headers=cluster.admin_headers()) as http:
+        await asyncio.gather(*(upload(http, cluster.url, path, name) for path, name in names.values()))
+        records = await asyncio.gather(*(wait_ready(http, cluster.url, name) for _, name in names.values()))
+    return dict(zip(names, records, strict=True))
+
+
+# Plays muted from the start and reports once the picture is decoded and time runs:
+# [videoWidth, videoHeight, frames presented].
+PLAYS = """async () => {
+  const v = document.getElementById("player");
+  v.muted = true;
+  await v.play();
+  await new Promise((resolve) => {
+    const check = () => (v.currentTime > 0.4 && v.videoWidth > 0 && v.getVideoPlaybackQuality().totalVideoFrames > 2)
+      ? resolve() : setTimeout(check, 50);
+    check();
+  });
+  return [v.videoWidth, v.videoHeight, v.getVideoPlaybackQuality().totalVideoFrames];
+}"""
+
+# Seeks to `at`, waits for `seeked`, and reports once playback has moved on from there.
+SEEKS = """async (at) => {
+  const v = document.getElementById("player");
+  const seeked = new Promise((resolve) => v.addEventListener("seeked", resolve, {once: true}));
+  v.currentTime = at;
+  await seeked;
+  if (v.paused) await v.play();
+  const frames = v.getVideoPlaybackQuality().totalVideoFrames;
+  await new Promise((resolve) => {
+    const check = () => (v.currentTime > at + 0.3 && v.getVideoPlaybackQuality().totalVideoFrames > frames)
+      ? resolve() : setTimeout(check, 50);
+    check();
+  });
+  return v.currentTime;
+}"""
+
+
+async def plays_and_seeks(page: Page, record: dict) -> None:
+    width, height, frames = await page.evaluate(PLAYS)
+    assert (width, height) == (record["width"], record["height"]), record
+    assert frames > 2
+    assert await page.evaluate(SEEKS, 1.5) > 1.8
+    assert await page.evaluate("document.getElementById('player').error") is None
+
+
+@pytest.mark.parametrize("source", SOURCE_IDS)
+async def test_every_source_plays_and_seeks_through_hls(cluster, watched, ready_videos, source):
+    """Once ready, the source plays and seeks on its watch page through hls.js (MSE)."""
+    page, record = watched.page, ready_videos[source]
+    assert record["renditions"], record
+    await page.goto(f"{cluster.url}/watch/{quote(record['name'], safe='')}")
+    await expect(page.locator("#watch")).to_have_attribute("data-playing", "hls")
+    await plays_and_seeks(page, record)
+    assert await page.evaluate("document.getElementById('player').currentSrc.startsWith('blob:')")
+    await watched.assert_clean()
+
+
+@pytest.mark.parametrize("source", SOURCE_IDS)
+async def test_every_source_plays_and_seeks_progressively(cluster, watched, ready_videos, source):
+    """Without Media Source Extensions the same video plays and seeks from /stream (the
+    best progressive rendition), with range requests."""
+    page, record = watched.page, ready_videos[source]
+    await page.add_init_script("delete window.MediaSource; delete window.ManagedMediaSource;")
+    await page.goto(f"{cluster.url}/watch/{quote(record['name'], safe='')}")
+    await expect(page.locator("#watch")).to_have_attribute("data-playing", "progressive")
+    await plays_and_seeks(page, record)
+    assert [r.status for r in watched.streams if r.status not in (200, 206)] == []
+    assert any(r.status == 206 for r in watched.streams)
+    await watched.assert_clean()
+
+
+async def test_quality_menu_switches_rungs(cluster, watched, ready_videos):
+    """A two-rung video's menu offers Auto, 360p and 240p; choosing a rung switches the
+    picture to that height, and Auto names the rung it is on."""
+    page, record = watched.page, ready_videos[LADDER_SOURCE[0]]
+    assert [r["height"] for r in record["renditions"]] == [240, 360], record
+    await page.goto(f"{cluster.url}/watch/{quote(record['name'], safe='')}")
+    await expect(page.locator("#quality-row")).to_be_visible()
+    labels = await page.locator("#quality option").all_text_contents()
+    assert labels[1:] == ["360p", "240p"] and labels[0].startswith("Auto"), labels
+    await page.evaluate("document.getElementById('player').loop = true")
+    await page.evaluate(PLAYS)
+    for label, height in (("240p", 240), ("360p", 360), ("240p", 240)):
+        await page.select_option("#quality", label=label)
+        await page.wait_for_function("(h) => document.getElementById('player').videoHeight === h", arg=height)
+    await page.select_option("#quality", value="-1")
+    await expect(page.locator("#quality option").first).to_have_text(re.compile(r"^Auto \((240|360)p\)$"))
+    await watched.assert_clean()
+
+
+async def test_processing_video_shows_progress_then_switches_to_hls_without_reload(
+    fresh_cluster, watched, tmp_path
+):
+    """With no datanode transcoding, an upload stays processing: its card and its page say
+    "Processing" (0% or no figure while queued) in words, the page plays the web-playable original meanwhile, and an
+    HEVC original (not playable) shows no player error. Once a transcoding datanode joins,
+    both pages switch to HLS by themselves: same document, no reload."""
+    cluster = fresh_cluster(datanodes=2, datanode_args=("--transcode-slots", "0"))
+    page = watched.page
+    playable = f"{tag()}-h264.mp4"
+    unplayable = f"{tag()}-hevc.mkv"
+    sources = {
+        playable: make_clip(tmp_path / "h264.mp4", "mp4", "libx264", seconds=SOURCE_S, options=X264),
+        unplayable: make_clip(tmp_path / "hevc.mkv", "matroska", "libx265", seconds=SOURCE_S, options=X265),
+    }
+    async with aiohttp.ClientSession(headers=cluster.admin_headers()) as http:
+        for name, path in sources.items():
+            await upload(http, cluster.url, path, name)
+            record = await record_of(http, cluster.url, name)
+            assert (record["state"], record["renditions"]) == ("processing", []), record
+
+    await test_browser.open_home(page, cluster.url)
+    for name in sources:
+        badge = page.locator(f'#videos a.video-card[data-name="{name}"] .state-badge')
+        await expect(badge).to_have_text(PROCESSING)
+
+    await page.goto(f"{cluster.url}/watch/{quote(playable, safe='')}")
+    await expect(page.locator("#video-state")).to_have_text(PROCESSING)
+    await expect(page.locator("#watch")).to_have_attribute("data-playing", "progressive")
+    await page.evaluate(PLAYS)
+    await page.evaluate("window.__sameDocument = true")
+
+    other = await page.context.new_page()
+    other.on("pageerror", lambda exc: watched.errors.append(f"uncaught: {exc}"))
+    other.on("console", lambda m: watched.errors.append(m.text) if m.type == "error" else None)
+    await other.goto(f"{cluster.url}/watch/{quote(unplayable, safe='')}")
+    await expect(other.locator("#video-state")).to_have_text(PROCESSING)
+    await expect(other.locator("#watch")).to_have_attribute("data-playing", "none")
+    await other.evaluate("window.__sameDocument = true")
+
+    cluster.start_datanode(extra=("--transcode-slots", "1"))
+    for viewer in (page, other):
+        await expect(viewer.locator("#watch")).to_have_attribute(
+            "data-playing", "hls", timeout=READY_TIMEOUT_S * 1000
+        )
+        await expect(viewer.locator("#watch")).to_have_attribute("data-state", "ready")
+        await expect(viewer.locator("#video-state")).to_be_hidden()
+        assert await viewer.evaluate("window.__sameDocument") is True
+    await page.evaluate(PLAYS)
+    await other.evaluate(PLAYS)
+    await expect(other.locator("#player-status")).to_be_hidden()
+    await watched.assert_clean()
