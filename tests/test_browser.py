@@ -31,6 +31,7 @@ except ModuleNotFoundError as exc:  # fail loudly rather than skip: these tests 
         "use Debian's /usr/bin/chromium)."
     ) from exc
 
+from harness import wait_until
 from myyoutube.videotext import default_title
 from videos import make_mp4
 
@@ -217,6 +218,34 @@ async def upload_over_http(cluster, path: Path, name: str) -> str:
         return (await response.json())["name"]
 
 
+# Takes Media Source Extensions away (an init script): hls.js is then unsupported and the
+# watch page plays the progressive /stream, as in a browser without MSE.
+NO_MSE = "delete window.MediaSource; delete window.ManagedMediaSource;"
+# Transcoding a clip of a few seconds at 320x240 takes a second or two; a loaded machine more.
+READY_TIMEOUT_S = 120.0
+
+
+async def wait_ready(cluster, name: str) -> dict:
+    """Poll GET /videos/{name} until the video is transcoded (`ready`); its record. Fails
+    with the reason if it failed."""
+    url = f"{cluster.url}/videos/{quote(name, safe='')}"
+    record: dict = {}
+
+    async def ready() -> bool:
+        nonlocal record
+        async with (
+            aiohttp.ClientSession(headers=cluster.admin_headers()) as session,
+            session.get(url) as answer,
+        ):
+            assert answer.status == 200, await answer.text()
+            record = await answer.json()
+        assert record["state"] != "failed", record
+        return record["state"] == "ready"
+
+    await wait_until(ready, f"{name} ready", READY_TIMEOUT_S)
+    return record
+
+
 async def http_status(url: str, method: str = "GET") -> int:
     async with aiohttp.ClientSession() as session, session.request(method, url) as response:
         return response.status
@@ -291,9 +320,12 @@ async def test_upload_shows_progress_and_card_then_search_filters(cluster, watch
 
 async def test_watch_page_plays_and_seeks_over_range_requests(cluster, watched, clip):
     """Clicking a card opens a player that knows the clip's duration, and after a seek near
-    the end playback advances, served by 206 range responses to Range requests."""
+    the end playback advances; without MSE it plays /stream (the best rendition), served
+    by 206 range responses to Range requests."""
     page, name = watched.page, f"watch-{tag()}.mp4"
     assert await upload_over_http(cluster, clip, name) == name
+    await wait_ready(cluster, name)
+    await page.add_init_script(NO_MSE)
     await open_home(page, cluster.url)
     await page.fill("#search", name)
     await wait_for_cards(page, [name])
@@ -331,7 +363,11 @@ async def test_watch_page_plays_and_seeks_over_range_requests(cluster, watched, 
         if response.status == 206 and "range" in request_headers and "content-range" in headers:
             ranged.append((request_headers["range"], headers["content-range"]))
     assert ranged, [(r.status, r.url) for r in watched.streams]
-    size = clip.stat().st_size
+    async with (
+        aiohttp.ClientSession(headers=cluster.admin_headers()) as session,
+        session.head(f"{cluster.url}/stream/{name}") as answer,
+    ):
+        size = int(answer.headers["Content-Length"])
     assert all(
         content_range.startswith("bytes ") and content_range.endswith(f"/{size}")
         for _, content_range in ranged
@@ -341,11 +377,13 @@ async def test_watch_page_plays_and_seeks_over_range_requests(cluster, watched, 
 
 async def test_moov_at_end_mp4_plays_to_the_end(cluster, watched, tmp_path):
     """An MP4 whose index (moov) is written after the media data still gets its duration in
-    the player and plays through to the end after a seek."""
+    the player and plays through to the end after a seek, from /stream without MSE."""
     page, name = watched.page, f"moov-last-{tag()}.mp4"
     path = make_mp4(tmp_path / name, seconds=4.0, faststart=False)
     assert path.read_bytes().find(b"moov") > path.read_bytes().find(b"mdat")
     assert await upload_over_http(cluster, path, name) == name
+    await wait_ready(cluster, name)
+    await page.add_init_script(NO_MSE)
     await page.goto(f"{cluster.url}/watch/{name}")
     await page.wait_for_function("() => document.getElementById('player').readyState >= 1")
     duration = await page.evaluate("document.getElementById('player').duration")

@@ -25,7 +25,7 @@ import pytest
 from playwright.async_api import Page, expect
 
 import test_browser
-from test_browser import tag
+from test_browser import NO_MSE, READY_TIMEOUT_S, tag, wait_ready
 from videos import make_clip
 
 browser = test_browser.browser
@@ -34,9 +34,6 @@ watched = test_browser.watched
 X264 = {"preset": "ultrafast"}
 X265 = {"preset": "ultrafast", "x265-params": "log-level=error"}
 SOURCE_S = 3.0
-# Transcoding 3 s at 160x120 takes well under a second; the rest is a loaded machine.
-READY_TIMEOUT_S = 120.0
-POLL_S = 0.25
 
 # (file name, container, codec, make_clip options): the sources issue 10 names.
 SOURCES = [
@@ -76,18 +73,6 @@ async def record_of(http: aiohttp.ClientSession, url: str, name: str) -> dict:
         return await answer.json()
 
 
-async def wait_ready(http: aiohttp.ClientSession, url: str, name: str) -> dict:
-    """Poll the video's record until it is ready; fail with its reason if it failed."""
-    deadline = asyncio.get_running_loop().time() + READY_TIMEOUT_S
-    while True:
-        record = await record_of(http, url, name)
-        assert record["state"] != "failed", (name, record.get("failure"))
-        if record["state"] == "ready":
-            return record
-        assert asyncio.get_running_loop().time() < deadline, (name, record)
-        await asyncio.sleep(POLL_S)
-
-
 @pytest.fixture(scope="module")
 async def ready_videos(cluster, tmp_path_factory) -> dict[str, dict]:
     """Every source of the matrix and the two-rung one, uploaded at once and transcoded:
@@ -101,7 +86,7 @@ async def ready_videos(cluster, tmp_path_factory) -> dict[str, dict]:
         names[file_name] = (path, f"{suffix}-{file_name}")
     async with aiohttp.ClientSession(headers=cluster.admin_headers()) as http:
         await asyncio.gather(*(upload(http, cluster.url, path, name) for path, name in names.values()))
-        records = await asyncio.gather(*(wait_ready(http, cluster.url, name) for _, name in names.values()))
+    records = await asyncio.gather(*(wait_ready(cluster, name) for _, name in names.values()))
     return dict(zip(names, records, strict=True))
 
 
@@ -161,7 +146,7 @@ async def test_every_source_plays_and_seeks_progressively(cluster, watched, read
     """Without Media Source Extensions the same video plays and seeks from /stream (the
     best progressive rendition), with range requests."""
     page, record = watched.page, ready_videos[source]
-    await page.add_init_script("delete window.MediaSource; delete window.ManagedMediaSource;")
+    await page.add_init_script(NO_MSE)
     await page.goto(f"{cluster.url}/watch/{quote(record['name'], safe='')}")
     await expect(page.locator("#watch")).to_have_attribute("data-playing", "progressive")
     await plays_and_seeks(page, record)

@@ -12,7 +12,7 @@ from playwright.async_api import Page, expect
 
 import test_browser
 from myyoutube.web import playback
-from test_browser import PHONE, tag, upload_over_http
+from test_browser import NO_MSE, PHONE, tag, upload_over_http, wait_ready
 from videos import make_mp4
 
 # test_browser.py's fixtures: one Chromium per module, a page that records what must not happen.
@@ -56,8 +56,9 @@ async def test_keys_play_pause_seek_mute_and_fullscreen(cluster, watched, long_c
     fullscreen; a key typed into a form field stays in the field."""
     page, name = watched.page, f"keys-{tag()}.mp4"
     await upload_over_http(cluster, long_clip, name)
+    await wait_ready(cluster, name)  # no switch from the original to HLS mid-test
     await open_watch(page, cluster.url, name)
-    await expect(page.locator("#watch")).to_have_attribute("data-playing", "progressive")
+    await expect(page.locator("#watch")).to_have_attribute("data-playing", "hls")
 
     await page.keyboard.press("m")
     assert await player(page, "v.muted") is True
@@ -125,7 +126,7 @@ async def test_without_media_source_extensions_the_stream_plays(cluster, watched
     the progressive /stream and shows no quality menu."""
     page, name = watched.page, f"no-mse-{tag()}.mp4"
     await upload_over_http(cluster, long_clip, name)
-    await page.add_init_script("delete window.MediaSource; delete window.ManagedMediaSource;")
+    await page.add_init_script(NO_MSE)
     await open_watch(page, cluster.url, name)
     assert await page.evaluate("window.Hls.isSupported()") is False
     await expect(page.locator("#watch")).to_have_attribute("data-playing", "progressive")
