@@ -26,28 +26,14 @@ from playwright.async_api import Page, expect
 
 import test_browser
 from test_browser import NO_MSE, READY_TIMEOUT_S, tag, wait_ready
-from videos import make_clip
+from videos import ISSUE_SOURCES, X264, X265, make_clip
 
 browser = test_browser.browser
 watched = test_browser.watched
 
-X264 = {"preset": "ultrafast"}
-X265 = {"preset": "ultrafast", "x265-params": "log-level=error"}
 SOURCE_S = 3.0
 
-# (file name, container, codec, make_clip options): the sources issue 10 names.
-SOURCES = [
-    ("hevc.mkv", "matroska", "libx265", {"audio": "aac", "options": X265}),
-    ("hevc.mp4", "mp4", "libx265", {"audio": "aac", "options": X265}),
-    ("mpeg4.avi", "avi", "mpeg4", {"audio": "mp2"}),
-    ("h264.ts", "mpegts", "libx264", {"audio": "aac", "options": X264}),
-    ("mpeg2.mpg", "mpeg", "mpeg2video", {"audio": "mp2"}),
-    ("vp9.webm", "webm", "libvpx-vp9", {"audio": "libopus", "options": {"deadline": "realtime"}}),
-    ("h264.mov", "mov", "libx264", {"audio": "aac", "options": X264}),
-    ("portrait.mp4", "mp4", "libx264", {"width": 120, "height": 160, "audio": "aac", "options": X264}),
-    ("tenbit.mkv", "matroska", "libx265", {"pix_fmt": "yuv420p10le", "options": X265}),
-]
-SOURCE_IDS = [source[0] for source in SOURCES]
+SOURCE_IDS = [source[0] for source in ISSUE_SOURCES]
 # Two rungs (240p and 360p) for the quality menu: a 640x360 source.
 LADDER_SOURCE = (
     "ladder.mp4",
@@ -80,7 +66,7 @@ async def ready_videos(cluster, tmp_path_factory) -> dict[str, dict]:
     folder = tmp_path_factory.mktemp("matrix")
     suffix = tag()
     names = {}
-    for file_name, container, codec, options in [*SOURCES, LADDER_SOURCE]:
+    for file_name, container, codec, options in [*ISSUE_SOURCES, LADDER_SOURCE]:
         seconds = LADDER_S if file_name == LADDER_SOURCE[0] else SOURCE_S
         path = make_clip(folder / file_name, container, codec, seconds=seconds, **options)
         names[file_name] = (path, f"{suffix}-{file_name}")

@@ -62,14 +62,11 @@ async def test_keys_play_pause_seek_mute_and_fullscreen(cluster, watched, long_c
 
     await page.keyboard.press("m")
     assert await player(page, "v.muted") is True
-    await page.keyboard.press("k")
-    await page.wait_for_function("() => !document.getElementById('player').paused")
-    await page.keyboard.press("k")
-    await page.wait_for_function("() => document.getElementById('player').paused")
-    await page.keyboard.press(" ")
-    await page.wait_for_function("() => !document.getElementById('player').paused")
-    await page.keyboard.press(" ")
-    await page.wait_for_function("() => document.getElementById('player').paused")
+    for key, paused in (("k", False), ("k", True), (" ", False), (" ", True)):
+        await page.keyboard.press(key)
+        await page.wait_for_function(
+            "(paused) => document.getElementById('player').paused === paused", arg=paused
+        )
 
     await page.evaluate("document.getElementById('player').currentTime = 12")
     await wait_time(page, 12)

@@ -10,23 +10,7 @@ import pytest
 
 from myyoutube import media
 from myyoutube.media.ladder import Rung
-from videos import bright_corner, corner_marked, make_clip
-
-X264 = {"preset": "ultrafast"}
-X265 = {"preset": "ultrafast", "x265-params": "log-level=error"}
-
-# (file name, container, codec, make_clip options): the sources issue 10 names.
-SOURCES = [
-    ("hevc.mkv", "matroska", "libx265", {"audio": "aac", "options": X265}),
-    ("hevc.mp4", "mp4", "libx265", {"audio": "aac", "options": X265}),
-    ("mpeg4.avi", "avi", "mpeg4", {"audio": "mp2"}),
-    ("h264.ts", "mpegts", "libx264", {"audio": "aac", "options": X264}),
-    ("mpeg2.mpg", "mpeg", "mpeg2video", {"audio": "mp2"}),
-    ("vp9.webm", "webm", "libvpx-vp9", {"audio": "libopus", "options": {"deadline": "realtime"}}),
-    ("h264.mov", "mov", "libx264", {"audio": "aac", "options": X264}),
-    ("tenbit.mkv", "matroska", "libx265", {"pix_fmt": "yuv420p10le", "options": X265}),
-    ("portrait.mp4", "mp4", "libx264", {"width": 120, "height": 160, "audio": "aac", "options": X264}),
-]
+from videos import ISSUE_SOURCES, X264, bright_corner, corner_marked, make_clip
 
 
 def only_rung(source_path) -> Rung:
@@ -50,7 +34,7 @@ def describe(path) -> dict:
         }
 
 
-@pytest.mark.parametrize("name, container, codec, options", SOURCES, ids=[s[0] for s in SOURCES])
+@pytest.mark.parametrize("name, container, codec, options", ISSUE_SOURCES, ids=[s[0] for s in ISSUE_SOURCES])
 def test_every_source_becomes_h264_high_yuv420p_with_aac(tmp_path, name, container, codec, options):
     """HEVC (MKV, MP4), MPEG-4 Part 2 AVI, H.264 TS, MPEG-2 PS, VP9 WebM, MOV, 10-bit and
     portrait sources all come out as H.264 High yuv420p at the rung's size, every frame

@@ -161,6 +161,25 @@ def make_clip(
     return path
 
 
+# Fast encoder settings for test sources.
+X264 = {"preset": "ultrafast"}
+X265 = {"preset": "ultrafast", "x265-params": "log-level=error"}
+
+# (file name, container, codec, make_clip options): the sources issue 10 says must all play
+# (160x120 unless said; portrait 120x160).
+ISSUE_SOURCES = [
+    ("hevc.mkv", "matroska", "libx265", {"audio": "aac", "options": X265}),
+    ("hevc.mp4", "mp4", "libx265", {"audio": "aac", "options": X265}),
+    ("mpeg4.avi", "avi", "mpeg4", {"audio": "mp2"}),
+    ("h264.ts", "mpegts", "libx264", {"audio": "aac", "options": X264}),
+    ("mpeg2.mpg", "mpeg", "mpeg2video", {"audio": "mp2"}),
+    ("vp9.webm", "webm", "libvpx-vp9", {"audio": "libopus", "options": {"deadline": "realtime"}}),
+    ("h264.mov", "mov", "libx264", {"audio": "aac", "options": X264}),
+    ("tenbit.mkv", "matroska", "libx265", {"pix_fmt": "yuv420p10le", "options": X265}),
+    ("portrait.mp4", "mp4", "libx264", {"width": 120, "height": 160, "audio": "aac", "options": X264}),
+]
+
+
 def make_huge_picture_claim(path: str | Path, container_format: str, width: int, height: int) -> Path:
     """A ~3 KB file of three Motion-JPEG frames that each declare `width` x `height`
     pixels (a real 64x64 JPEG with its size fields rewritten): what a hostile uploader
