@@ -212,3 +212,34 @@ async def test_processing_video_shows_progress_then_switches_to_hls_without_relo
     await other.evaluate(PLAYS)
     await expect(other.locator("#player-status")).to_be_hidden()
     await watched.assert_clean()
+
+
+async def test_failed_video_says_so_on_its_card_and_page(cluster, watched):
+    """A video the transcoder cannot read (bytes that are no video, committed straight to
+    the master with a picture size so that jobs are made) ends failed: its card carries a
+    "Failed" badge and its page gives the transcoder's reason in words."""
+    page, name = watched.page, f"{tag()}-broken.mp4"
+    client = cluster.client()
+    try:
+        started = await client.start_upload(name, "video/mp4")
+        await started.write(b"this is not a video " * 500)
+        await started.finish({"width": 320, "height": 240, "duration_s": 2.0})
+    finally:
+        client.close()
+    async with aiohttp.ClientSession(headers=cluster.admin_headers()) as http:
+        deadline = asyncio.get_running_loop().time() + READY_TIMEOUT_S
+        while (record := await record_of(http, cluster.url, name))["state"] != "failed":
+            assert asyncio.get_running_loop().time() < deadline, record
+            await asyncio.sleep(0.25)
+
+    await test_browser.open_home(page, cluster.url)
+    await page.fill("#search", name)
+    await expect(page.locator(f'#videos a.video-card[data-name="{name}"] .state-badge')).to_have_text(
+        "Failed"
+    )
+    await page.goto(f"{cluster.url}/watch/{quote(name, safe='')}")
+    state = page.locator("#video-state")
+    await expect(state).to_have_class(re.compile(r"\bstate-failed\b"))
+    await expect(state).to_contain_text("This video could not be prepared for playback:")
+    await expect(state).to_contain_text(record["failure"])
+    await expect(page.locator("#video-progress")).to_be_hidden()
