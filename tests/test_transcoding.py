@@ -22,8 +22,7 @@ from multidict import CIMultiDict
 
 from harness import holders_of, upload, wait_until
 from myyoutube.media import boxes
-from test_media_transcode import SOURCES
-from videos import make_clip, make_mp4
+from videos import ISSUE_SOURCES, make_clip, make_mp4
 
 
 def source_bytes(seconds: float = 2.0, maker=make_mp4, **options) -> bytes:
@@ -105,7 +104,7 @@ async def test_an_upload_becomes_ready_and_plays_by_hls(cluster, http):
 PLAYABLE_AS_IS = {"vp9.webm", "h264.mov", "portrait.mp4"}
 
 
-@pytest.mark.parametrize("name, container, codec, options", SOURCES, ids=[s[0] for s in SOURCES])
+@pytest.mark.parametrize("name, container, codec, options", ISSUE_SOURCES, ids=[s[0] for s in ISSUE_SOURCES])
 async def test_every_kind_of_upload_becomes_ready_with_a_web_rendition(
     cluster, http, name, container, codec, options
 ):
