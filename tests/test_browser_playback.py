@@ -5,8 +5,9 @@ MPEG-PS, VP9 WebM, MOV, portrait, 10-bit) is uploaded, transcoded by the datanod
 advances) and seeks on the watch page, both through HLS (hls.js) and through the
 progressive /stream a browser without Media Source Extensions gets. A two-rung video's
 quality menu switches rungs; a video held in processing shows "Processing N%" on its card
-and page, plays its original meanwhile, and moves to HLS without a reload once a datanode
-that transcodes joins.
+and page, plays its original meanwhile, and moves to HLS (its card losing the badge)
+without a reload once a datanode that transcodes joins; a video the transcoder cannot read
+shows "Failed" on its card and the reason on its page.
 
 Sources are 3 s at 160x120 (one rendition each, below 240p) so the whole matrix is
 transcoded once, in parallel, by one module-scoped fixture. Chromium is launched as in
@@ -164,11 +165,11 @@ async def test_processing_video_shows_progress_then_switches_to_hls_without_relo
     fresh_cluster, watched, tmp_path
 ):
     """With no datanode transcoding, an upload stays processing: its card and its page say
-    "Processing" (0% or no figure while queued) in words, the page plays the web-playable original meanwhile, and an
-    HEVC original (not playable) shows no player error. Once a transcoding datanode joins,
-    both pages switch to HLS by themselves: same document, no reload."""
+    "Processing" (0% or no figure while queued) in words, the page plays the web-playable
+    original meanwhile, and an HEVC original (not playable) shows no player error. Once a
+    transcoding datanode joins, both watch pages switch to HLS and the grid drops the
+    badges, by themselves: same documents, no reload."""
     cluster = fresh_cluster(datanodes=2, datanode_args=("--transcode-slots", "0"))
-    page = watched.page
     playable = f"{tag()}-h264.mp4"
     unplayable = f"{tag()}-hevc.mkv"
     sources = {
@@ -181,37 +182,47 @@ async def test_processing_video_shows_progress_then_switches_to_hls_without_relo
             record = await record_of(http, cluster.url, name)
             assert (record["state"], record["renditions"]) == ("processing", []), record
 
-    await test_browser.open_home(page, cluster.url)
-    for name in sources:
-        badge = page.locator(f'#videos a.video-card[data-name="{name}"] .state-badge')
+    grid, playing, waiting = watched.page, await new_page(watched), await new_page(watched)
+    await test_browser.open_home(grid, cluster.url)
+    badges = {
+        name: grid.locator(f'#videos a.video-card[data-name="{name}"] .state-badge') for name in sources
+    }
+    for badge in badges.values():
         await expect(badge).to_have_text(PROCESSING)
 
-    await page.goto(f"{cluster.url}/watch/{quote(playable, safe='')}")
-    await expect(page.locator("#video-state")).to_have_text(PROCESSING)
-    await expect(page.locator("#watch")).to_have_attribute("data-playing", "progressive")
-    await page.evaluate(PLAYS)
-    await page.evaluate("window.__sameDocument = true")
+    await playing.goto(f"{cluster.url}/watch/{quote(playable, safe='')}")
+    await expect(playing.locator("#video-state")).to_have_text(PROCESSING)
+    await expect(playing.locator("#watch")).to_have_attribute("data-playing", "progressive")
+    await playing.evaluate(PLAYS)
 
-    other = await page.context.new_page()
-    other.on("pageerror", lambda exc: watched.errors.append(f"uncaught: {exc}"))
-    other.on("console", lambda m: watched.errors.append(m.text) if m.type == "error" else None)
-    await other.goto(f"{cluster.url}/watch/{quote(unplayable, safe='')}")
-    await expect(other.locator("#video-state")).to_have_text(PROCESSING)
-    await expect(other.locator("#watch")).to_have_attribute("data-playing", "none")
-    await other.evaluate("window.__sameDocument = true")
+    await waiting.goto(f"{cluster.url}/watch/{quote(unplayable, safe='')}")
+    await expect(waiting.locator("#video-state")).to_have_text(PROCESSING)
+    await expect(waiting.locator("#watch")).to_have_attribute("data-playing", "none")
+    for viewer in (grid, playing, waiting):
+        await viewer.evaluate("window.__sameDocument = true")
 
     cluster.start_datanode(extra=("--transcode-slots", "1"))
-    for viewer in (page, other):
+    for viewer in (playing, waiting):
         await expect(viewer.locator("#watch")).to_have_attribute(
             "data-playing", "hls", timeout=READY_TIMEOUT_S * 1000
         )
         await expect(viewer.locator("#watch")).to_have_attribute("data-state", "ready")
         await expect(viewer.locator("#video-state")).to_be_hidden()
+        await viewer.evaluate(PLAYS)
+    await expect(waiting.locator("#player-status")).to_be_hidden()
+    for badge in badges.values():
+        await expect(badge).to_have_count(0)
+    for viewer in (grid, playing, waiting):
         assert await viewer.evaluate("window.__sameDocument") is True
-    await page.evaluate(PLAYS)
-    await other.evaluate(PLAYS)
-    await expect(other.locator("#player-status")).to_be_hidden()
     await watched.assert_clean()
+
+
+async def new_page(watched) -> Page:
+    """Another page in the watched page's context, reporting errors to the same list."""
+    page = await watched.page.context.new_page()
+    page.on("pageerror", lambda exc: watched.errors.append(f"uncaught: {exc}"))
+    page.on("console", lambda m: watched.errors.append(m.text) if m.type == "error" else None)
+    return page
 
 
 async def test_failed_video_says_so_on_its_card_and_page(cluster, watched):

@@ -1,6 +1,6 @@
 // MyYoutube home page: the video grid a page at a time (a badge on each card still
-// processing or failed), and search kept in the URL with the matched words highlighted
-// (uploads are upload.js's).
+// processing, kept up to date, or failed), and search kept in the URL with the matched
+// words highlighted (uploads are upload.js's).
 //
 // Loaded with <script defer> after text.js (the CSP forbids inline code). All user data is
 // put into the DOM with textContent / createTextNode / setAttribute, never as markup.
@@ -37,6 +37,14 @@
     return box;
   }
 
+  // The state badge of a processing or failed video (none once ready), replacing any.
+  function showBadge(thumb, video) {
+    var old = thumb.querySelector(".state-badge");
+    if (old) old.remove();
+    var badge = text.badge(text.playback(video));
+    if (badge) thumb.appendChild(el("span", "badge state-badge state-" + badge.kind, badge.text));
+  }
+
   function buildThumb(video, encoded) {
     var thumb = el("div", "thumb");
     if (video.has_thumbnail === true) {
@@ -55,8 +63,7 @@
     if (text.isNumber(video.duration_s) && video.duration_s >= 0) {
       thumb.appendChild(el("span", "badge", text.humanDuration(video.duration_s)));
     }
-    var state = text.badge(text.playback(video));
-    if (state) thumb.appendChild(el("span", "badge state-badge state-" + state.kind, state.text));
+    showBadge(thumb, video);
     return thumb;
   }
 
@@ -83,6 +90,7 @@
     var card = el("a", "video-card");
     card.setAttribute("href", "/watch/" + encoded);
     card.setAttribute("data-name", video.name);
+    card.setAttribute("data-state", text.playback(video).state);
     card.setAttribute("title", video.name);
     card.appendChild(buildThumb(video, encoded));
     var body = el("div", "card-body");
@@ -129,6 +137,48 @@
       fragment.appendChild(buildCard(video, state.query));
     });
     grid.appendChild(fragment);
+    watchBadges();
+  }
+
+  // ------------------------------------------------------------ processing badges
+  // While cards show "Processing N%", their records are asked for again every
+  // BADGE_POLL_MS (GET /videos/{name}), at most MAX_POLLED_CARDS at a time, so the
+  // percentage moves and the badge goes when the video is ready, without a reload.
+  var BADGE_POLL_MS = 3000;
+  var MAX_POLLED_CARDS = 12;
+  var badgeTimer = null;
+
+  function processingCards() {
+    return Array.prototype.slice.call(grid.querySelectorAll('a.video-card[data-state="processing"]'), 0, MAX_POLLED_CARDS);
+  }
+
+  function refreshCard(card) {
+    return fetch("/videos/" + encodeURIComponent(card.getAttribute("data-name")), {
+      headers: { Accept: "application/json" },
+      cache: "no-store",
+    })
+      .then(function (resp) {
+        if (resp.status === 404) card.setAttribute("data-state", "gone");
+        return resp.ok ? resp.json() : null;
+      })
+      .then(function (video) {
+        if (!video) return;
+        card.setAttribute("data-state", text.playback(video).state);
+        showBadge(card.querySelector(".thumb"), video);
+      })
+      .catch(function () {
+        /* the next round asks again */
+      });
+  }
+
+  function watchBadges() {
+    if (badgeTimer !== null || processingCards().length === 0) return;
+    badgeTimer = setTimeout(function () {
+      Promise.all(processingCards().map(refreshCard)).then(function () {
+        badgeTimer = null;
+        watchBadges();
+      });
+    }, BADGE_POLL_MS);
   }
 
   function resetGrid(query) {
