@@ -12,6 +12,7 @@ import pytest
 from aiohttp import web
 
 from myyoutube.web import pages
+from myyoutube.web.common import SECURITY_HEADERS
 
 HOSTILE = "<script>alert(1)</script>.mp4"
 WATCH_SCRIPTS = ("session.js", "vendor/hls.min.js", "text.js", "player.js", "watch.js")
@@ -495,3 +496,16 @@ def test_login_page_escapes_what_it_echoes():
     assert parsed.find("input", name="username", value=HOSTILE)
     assert parsed.find("input", name="next", value="/watch/a")
     assert parsed.find("form", action="/login", method="post")
+
+
+def test_csp_lets_media_source_play_and_nothing_more():
+    """hls.js hands the <video> a blob: URL for its MediaSource, so media-src allows blob:;
+    scripts, workers and everything else stay same-origin only."""
+    policy = dict(
+        directive.strip().split(" ", 1)
+        for directive in SECURITY_HEADERS["Content-Security-Policy"].split(";")
+        if directive.strip()
+    )
+    assert policy["media-src"] == "'self' blob:"
+    assert policy["script-src"] == "'self'" and policy["default-src"] == "'self'"
+    assert "worker-src" not in policy  # falls back to script-src: no blob: workers
