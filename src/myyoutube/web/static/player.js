@@ -17,7 +17,8 @@
 // data-playing says what is playing ("hls", "progressive" or "none").
 //
 // Keys (not while typing in a form field, nor with Ctrl/Alt/Meta): k or space play/pause,
-// j / l back / forward 10 s, Left / Right 5 s, f fullscreen, m mute.
+// j / l back / forward 10 s, Left / Right 5 s, f fullscreen, m mute; the same on a
+// focused <video>, whose own controls then do not see the key.
 "use strict";
 
 (function () {
@@ -254,11 +255,13 @@
     var key = event.key.length === 1 && event.key !== " " ? event.key.toLowerCase() : event.key;
     var action = ACTIONS[key];
     if (!action) return;
-    // Also keeps the browser's own handling (scrolling, the focused <video>'s controls)
-    // from acting on the same key a second time.
+    // Keeps the page from scrolling on space and the arrows, and a focused <video>'s own
+    // controls (which listen on the video itself, after this capturing listener) from
+    // acting on the key a second time, their own way (Chrome's arrows step 1%).
     event.preventDefault();
+    if (target === video) event.stopPropagation();
     action();
-  });
+  }, true);
 
   // ------------------------------------------------------------ start
   setPlaying("none");
