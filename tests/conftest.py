@@ -10,7 +10,7 @@ from harness import Cluster
 # `pytest -m fast` runs what needs no other process; `-m slow` the rest. A test is slow if
 # it uses one of these fixtures (they start a cluster's roles or Chromium), directly or
 # through another fixture, or lives in a module whose tests start processes themselves.
-PROCESS_FIXTURES = {"cluster", "fresh_cluster", "browser", "spread"}
+PROCESS_FIXTURES = {"cluster", "fresh_cluster", "browser", "spread", "spread_factory"}
 PROCESS_MODULES = {
     "test_browser",  # Chromium
     "test_browser_accounts",  # Chromium

@@ -13,15 +13,18 @@ Needs root (CI runs as root); skipped with the reason where namespaces cannot be
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import json
 import os
 import subprocess
+import time
 import uuid
 from pathlib import Path
 
 import pytest
 
-from harness import mp4_bytes, wait_until
+from harness import mp4_bytes, read_chars, wait_until
 from myyoutube import certs
 from myyoutube.client import MasterClient
 from myyoutube.launch import Role, start_role
@@ -29,7 +32,8 @@ from myyoutube.launch import Role, start_role
 SUBNET = "10.213.0"
 TEST_HOST_ADDRESS = f"{SUBNET}.254"
 MASTER_ADDRESS = f"{SUBNET}.1"
-DATANODE_ADDRESSES = [f"{SUBNET}.{11 + i}" for i in range(3)]
+WEB_ADDRESS = f"{SUBNET}.2"
+DATANODE_ADDRESSES = [f"{SUBNET}.{11 + i}" for i in range(4)]
 
 
 def ip(*args: str) -> None:
@@ -109,10 +113,12 @@ def hosts():
 
 
 class Spread:
-    """A cluster with each role on its own host: master, three datanodes, TLS everywhere."""
+    """A cluster with each role on its own host: master, `datanodes` datanodes (three by
+    default), optionally a web front end, TLS everywhere."""
 
-    def __init__(self, hosts: Hosts, root: Path) -> None:
+    def __init__(self, hosts: Hosts, root: Path, datanodes: int = 3, dead_after_s: float = 30.0) -> None:
         self.hosts, self.root = hosts, root
+        self.datanode_count, self.dead_after_s = datanodes, dead_after_s
         certs.init_ca(root / "ca")
         self.roles: list[Role] = []
         self.prefixes: dict[str, tuple[str, ...]] = {}
@@ -134,7 +140,7 @@ class Spread:
                 "--heartbeat",
                 "0.3",
                 "--dead-after",
-                "30",
+                str(self.dead_after_s),
                 "--stall-timeout",
                 "1",
                 "--cert-dir",
@@ -142,7 +148,7 @@ class Spread:
             ],
         )
         self.datanodes = []
-        for number, address in enumerate(DATANODE_ADDRESSES):
+        for number, address in enumerate(DATANODE_ADDRESSES[: self.datanode_count]):
             name = f"d{number}"
             self.prefixes[name] = self.hosts.host(name, address)
             self.folders[name] = self.root / name
@@ -168,6 +174,27 @@ class Spread:
                 self.cert_dir("datanode", name),
             ],
         )
+
+    def start_web(self) -> Role:
+        """The web front end on its own host, reached by the test at WEB_ADDRESS:8080."""
+        self.prefixes["w"] = self.hosts.host("w", WEB_ADDRESS)
+        self.web = self._start(
+            "myyoutube.web",
+            "w",
+            [
+                "--master",
+                f"{MASTER_ADDRESS}:7000",
+                "--host",
+                WEB_ADDRESS,
+                "--cert-dir",
+                self.cert_dir("web", "web"),
+            ],
+        )
+        return self.web
+
+    @property
+    def url(self) -> str:
+        return f"http://{WEB_ADDRESS}:8080"
 
     def _start(self, module: str, host: str, args: list[str]) -> Role:
         role = start_role(module, args, self.root / "logs" / f"{host}.log", prefix=self.prefixes[host])
@@ -198,6 +225,26 @@ def spread(hosts, tmp_path):
         yield cluster.start()
     finally:
         cluster.stop()
+
+
+@pytest.fixture
+def spread_factory(hosts, tmp_path):
+    """Spread(**options) started, with a web front end if web=True; stopped afterwards."""
+    made: list[Spread] = []
+
+    def make(web: bool = False, **options) -> Spread:
+        cluster = Spread(hosts, tmp_path, **options)
+        made.append(cluster)
+        cluster.start()
+        if web:
+            cluster.start_web()
+        return cluster
+
+    try:
+        yield make
+    finally:
+        for cluster in made:
+            cluster.stop()
 
 
 async def test_upload_commits_on_two_when_a_receiver_is_partitioned(spread):
@@ -245,3 +292,112 @@ async def test_datanode_back_at_another_address_keeps_its_replicas(spread):
     assert (await client.status())["counters"]["repairs"] == 0
     assert sorted(spread.holders(data)) == ["d0", "d1", "d2"]
     client.close()
+
+
+STREAM_VIDEO_BYTES = 24 * 1024 * 1024
+FIRST_PART_BYTES = 3 * 1024 * 1024
+# A viewer's bounded stall when the serving replica vanishes: the master's stall timeout
+# (1 s here) plus a new connection to another replica, far below this.
+STREAM_STALL_BOUND_S = 15.0
+
+
+async def upload_to(spread: Spread, name: str, data: bytes) -> None:
+    client = spread.client()
+    upload = await client.start_upload(name, "video/mp4")
+    await upload.write(data)
+    await upload.finish()
+    client.close()
+
+
+async def test_stream_continues_when_the_serving_replica_is_partitioned(spread_factory, http):
+    """The datanode serving a /stream is cut off mid-stream (bridge port down, no reset):
+    the viewer's stream stalls briefly and continues from another replica, every byte
+    identical, in order."""
+    spread = spread_factory(web=True)
+    data = mp4_bytes(os.urandom(STREAM_VIDEO_BYTES))
+    await upload_to(spread, "movie.mp4", data)
+    names = list(spread.folders)
+    digest = hashlib.sha256()
+    before = {name: read_chars(node) for name, node in zip(names, spread.datanodes, strict=True)}
+    async with http.get(f"{spread.url}/stream/movie.mp4") as response:
+        assert response.status == 200
+        digest.update(await response.content.readexactly(FIRST_PART_BYTES))
+        serving = max(
+            zip(names, spread.datanodes, strict=True), key=lambda pair: read_chars(pair[1]) - before[pair[0]]
+        )[0]
+        spread.hosts.partition(serving)
+        try:
+            started = time.monotonic()
+            async with asyncio.timeout(STREAM_STALL_BOUND_S):
+                async for piece in response.content.iter_chunked(1024 * 1024):
+                    digest.update(piece)
+            print(f"stream finished {time.monotonic() - started:.2f}s after {serving} was cut off")
+        finally:
+            spread.hosts.partition(serving, cut=False)
+    assert digest.hexdigest() == hashlib.sha256(data).hexdigest()
+    status = await (client := spread.client()).status()
+    assert status["counters"]["read_failovers"] >= 1
+    client.close()
+
+
+async def test_holder_partitioned_past_dead_after_is_replaced_and_the_surplus_goes_on_heal(spread_factory):
+    """A holder cut off longer than the master's dead-after: its copy is re-made on the
+    spare node; when the link is back, exactly the returned node's surplus copy is removed
+    (the fresh copy stays), nothing is copied again, and the bytes read back are intact."""
+    spread = spread_factory(datanodes=4, dead_after_s=2.0)
+    data = mp4_bytes(os.urandom(2_000_000))
+    await upload_to(spread, "held.mp4", data)
+    first_holders = spread.holders(data)
+    assert len(first_holders) == 3
+    victim = first_holders[0]
+    (spare,) = set(spread.folders) - set(first_holders)
+    client = spread.client()
+    spread.hosts.partition(victim)
+    try:
+        took = await wait_until(lambda: spare in spread.holders(data), "the copy re-made on the spare", 30)
+        print(f"re-replicated {took:.2f}s after the partition (dead-after {spread.dead_after_s}s)")
+        assert len(spread.holders(data)) == 4  # the cut-off node still has its copy on disk
+    finally:
+        spread.hosts.partition(victim, cut=False)
+    took = await wait_until(
+        lambda: spread.holders(data) == sorted(set(first_holders) - {victim} | {spare}),
+        "the returned node's surplus copy removed",
+        30,
+    )
+    print(f"surplus copy removed {took:.2f}s after the partition healed")
+    repairs = (await client.status())["counters"]["repairs"]
+    await asyncio.sleep(3)  # several heartbeats and repair ticks: nothing more may move
+    status = await client.status()
+    assert status["counters"]["repairs"] == repairs == 1
+    assert sorted(spread.holders(data)) == sorted(set(first_holders) - {victim} | {spare})
+    assert all(node["state"] == "alive" for node in status["datanodes"])
+    got = b"".join([piece async for piece in client.read("held.mp4", 0, len(data))])
+    assert got == data
+    client.close()
+
+
+async def test_web_answers_503_while_the_master_is_partitioned_and_recovers(spread_factory, http):
+    """The master's link is cut (the web cannot reach it, nothing is reset): the web
+    answers 503 with Retry-After and a sentence, and by itself serves pages again once
+    the link is back."""
+    spread = spread_factory(web=True)
+    await upload_to(spread, "visible.mp4", mp4_bytes(os.urandom(100_000)))
+    async with http.get(f"{spread.url}/listar") as response:
+        assert response.status == 200  # the web's pooled links to the master are warm
+    spread.hosts.partition("m")
+    try:
+        started = time.monotonic()
+        async with http.get(f"{spread.url}/listar") as response:
+            answer = await response.json()
+            assert response.status == 503 and response.headers["Retry-After"]
+            assert "not answering" in answer["error"]
+        print(f"503 after {time.monotonic() - started:.2f}s of partition")
+    finally:
+        spread.hosts.partition("m", cut=False)
+
+    async def listed() -> bool:
+        async with http.get(f"{spread.url}/listar") as response:
+            return response.status == 200 and "visible.mp4" in json.dumps(await response.json())
+
+    took = await wait_until(listed, "the web serving the listing again", 30)
+    print(f"web recovered {took:.2f}s after the partition healed")
