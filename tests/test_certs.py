@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime
+
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -60,3 +62,65 @@ def test_missing_cert_dir_is_one_readable_error(tmp_path):
 def test_role_of_garbage_is_none():
     """Bytes that are no certificate grant no role."""
     assert certs.role_of(b"not a certificate") is None and certs.role_of(None) is None
+
+
+NOW = datetime.datetime(2026, 11, 30, 5, 0, tzinfo=datetime.UTC)
+
+
+def test_revocation_list_reads_serials_as_people_copy_them():
+    """First word per line, hex with or without 0x and colons; comments and blanks ignored."""
+    text = "# revoked by the operator\n\n1a2b  # datanode dn-3 revoked ...\n0xFF\n  de:ad:be:ef extra words\n"
+    assert certs.parse_revoked(text) == {0x1A2B, 0xFF, 0xDEADBEEF}
+
+
+def test_a_bad_revocation_line_is_named_by_number():
+    with pytest.raises(certs.CertError, match=r"revoked\.txt line 2: 'zz' is not a hexadecimal serial"):
+        certs.parse_revoked("1a\nzz\n")
+
+
+def test_revoke_adds_each_serial_once_and_keeps_the_existing_lines(tmp_path):
+    """revoke() appends new serials with a note, leaves what was listed, says what it added."""
+    (tmp_path / certs.REVOKED).write_text("# kept\n1a")
+    assert certs.revoke(tmp_path, {0x1A: "", 0x2B: "web front-2"}, NOW) == [0x2B]
+    assert (
+        tmp_path / certs.REVOKED
+    ).read_text() == "# kept\n1a\n2b  # web front-2 revoked 2026-11-30T05:00:00Z\n"
+    assert certs.revoke(tmp_path, {0x2B: ""}, NOW) == []
+    assert certs.parse_revoked((tmp_path / certs.REVOKED).read_text()) == {0x1A, 0x2B}
+
+
+def test_issue_copies_the_cas_revocation_list(tmp_path):
+    """A cert dir issued after a revocation in the CA's directory already refuses it."""
+    certs.init_ca(tmp_path / "ca")
+    certs.revoke(tmp_path / "ca", {0x99: ""}, NOW)
+    tls = certs.load(certs.issue(tmp_path / "ca", "master", "m"), "master")
+    assert "(serial 99) is revoked" in (tls.refusal(0x99) or "")
+    assert tls.refusal(0x98) is None
+
+
+def test_identity_is_read_again_when_its_files_change(tmp_path):
+    """A certificate issued again into a loaded cert dir is what the next use sees."""
+    certs.init_ca(tmp_path / "ca")
+    out = certs.issue(tmp_path / "ca", "datanode", "dn-1")
+    tls = certs.load(out, "datanode")
+    first = tls.serial
+    certs.issue(tmp_path / "ca", "datanode", "dn-1", out)
+    assert tls.serial == certs.read_certificate(out / certs.NODE_CERT).serial != first
+    assert sorted(p.name for p in out.iterdir()) == ["ca.crt", "node.crt", "node.key"]  # no leftovers
+
+
+def test_unusable_new_files_keep_the_identity_in_use_and_are_reported_once(tmp_path, caplog):
+    """A half-copied renewal (a foreign key beside the certificate) or a certificate of
+    another role does not replace a working identity; the problem is logged once."""
+    certs.init_ca(tmp_path / "ca")
+    out = certs.issue(tmp_path / "ca", "datanode", "dn-1")
+    tls = certs.load(out, "datanode")
+    serial = tls.serial
+    other = certs.issue(tmp_path / "ca", "datanode", "dn-2")
+    (out / certs.NODE_KEY).write_bytes((other / certs.NODE_KEY).read_bytes())
+    assert (tls.serial, tls.serial) == (serial, serial)
+    assert caplog.text.count("keeping the certificate in use") == 1
+    web = certs.issue(tmp_path / "ca", "web", "front")
+    for name in (certs.NODE_CERT, certs.NODE_KEY):
+        (out / name).write_bytes((web / name).read_bytes())
+    assert tls.serial == serial and "web certificate, not a datanode one" in caplog.text

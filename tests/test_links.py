@@ -7,6 +7,7 @@ module; no mocks.
 from __future__ import annotations
 
 import asyncio
+import datetime
 import ssl
 import time
 
@@ -162,4 +163,88 @@ async def test_a_burst_through_a_pool_fits_the_handshake_bounds(pki):
         assert answers == [Ok({"n": n}) for n in range(40)]
     finally:
         pool.close()
+        server.close()
+
+
+@pytest.fixture
+def own_pki(tmp_path):
+    """A CA of this test's own, whose cert dirs the test may renew and revoke in."""
+    certs.init_ca(tmp_path / "ca")
+    return tmp_path / "ca", {role: certs.issue(tmp_path / "ca", role, role) for role in certs.ROLES}
+
+
+async def test_revoked_client_is_refused_after_the_handshake_with_the_reason_logged(own_pki, caplog):
+    """A web certificate listed in the master's revoked.txt never gets a frame served; the
+    master logs whose certificate it was and why. Another web certificate still gets in."""
+    ca, dirs = own_pki
+    master = certs.load(dirs["master"], "master")
+    banned = certs.read_certificate(dirs["web"] / certs.NODE_CERT)
+    certs.revoke(dirs["master"], {banned.serial: "web web"}, datetime.datetime.now(datetime.UTC))
+    server, port = await served(master)
+    try:
+        conn = await links.connect(HOST, port, certs.load(dirs["web"], "web"), "master")
+        with pytest.raises((ConnectionError, ssl.SSLError)):
+            await conn.write_frame(Ok({}))
+            await conn.read_frame(timeout=3)
+        assert f"web's certificate (serial {banned.serial:x}) is revoked" in caplog.text
+        other = certs.load(certs.issue(ca, "web", "web-2"), "web")
+        conn = await links.connect(HOST, port, other, "master")
+        await conn.write_frame(Ok({}))
+        assert await conn.read_frame(timeout=3) == Ok({})
+        await conn.close()
+    finally:
+        server.close()
+
+
+async def test_client_refuses_a_revoked_server(own_pki):
+    """A master whose revoked.txt lists a datanode's certificate refuses to talk to it."""
+    _, dirs = own_pki
+    server, port = await served(certs.load(dirs["datanode"], "datanode"))
+    banned = certs.read_certificate(dirs["datanode"] / certs.NODE_CERT)
+    certs.revoke(dirs["master"], {banned.serial: ""}, datetime.datetime.now(datetime.UTC))
+    try:
+        with pytest.raises(links.PeerRefused, match=f"serial {banned.serial:x}\\) is revoked"):
+            await links.connect(HOST, port, certs.load(dirs["master"], "master"), "datanode")
+    finally:
+        server.close()
+
+
+async def test_open_link_of_a_peer_revoked_meanwhile_is_cut(own_pki, monkeypatch):
+    """A link authenticated before its certificate was revoked is closed by the server
+    within REVOCATION_CHECK_S, even in the middle of a long request (a datanode's
+    heartbeats are one), without waiting for the peer to ask anything."""
+    monkeypatch.setattr(links, "REVOCATION_CHECK_S", 0.1)
+    _, dirs = own_pki
+    server, port = await served(certs.load(dirs["master"], "master"))
+    try:
+        conn = await links.connect(HOST, port, certs.load(dirs["web"], "web"), "master")
+        await conn.write_frame(Ok({"n": 1}))
+        assert await conn.read_frame(timeout=3) == Ok({"n": 1})
+        serial = certs.read_certificate(dirs["web"] / certs.NODE_CERT).serial
+        certs.revoke(dirs["master"], {serial: ""}, datetime.datetime.now(datetime.UTC))
+        with pytest.raises(ConnectionError):
+            await conn.read_frame(timeout=3)
+    finally:
+        server.close()
+
+
+async def test_renewed_certificate_serves_new_links_while_open_ones_carry_on(own_pki):
+    """The master's certificate is issued again into its live cert dir: a link opened
+    before keeps working, and the next link is made with the new certificate."""
+    ca, dirs = own_pki
+    server, port = await served(certs.load(dirs["master"], "master"))
+    web = certs.load(dirs["web"], "web")
+    try:
+        before = await links.connect(HOST, port, web, "master")
+        old_serial = before.peer_serial
+        certs.issue(ca, "master", "master", dirs["master"])
+        renewed = certs.read_certificate(dirs["master"] / certs.NODE_CERT).serial
+        assert renewed != old_serial
+        after = await links.connect(HOST, port, web, "master")
+        assert after.peer_serial == renewed
+        for conn in (before, after):
+            await conn.write_frame(Ok({}))
+            assert await conn.read_frame(timeout=3) == Ok({})
+            await conn.close()
+    finally:
         server.close()

@@ -20,11 +20,25 @@ A role's `--cert-dir` holds exactly what `issue` writes: `ca.crt`, `node.crt` an
 `node.key` (0600). `myyoutube-cluster` makes a CA and one directory per role on first
 start; for several hosts, `myyoutube cert init DIR` and `myyoutube cert issue --role R
 --name N DIR` make the files to copy.
+
+Renewal without downtime: a role's `Tls` looks at its files (size, mtime, inode) each
+time a link is opened or accepted and reads them again when they changed, so a renewed
+`node.crt`/`node.key` (or `ca.crt`) copied into the directory is used for every new link
+from then on while links already open carry on with the certificate they started with.
+Files that do not make a usable identity (a key copied before its certificate, a
+certificate for another role) are reported once and the identity in use is kept.
+
+Revocation: `revoked.txt` in the same directory lists revoked certificates by serial
+number (hexadecimal, first word of a line; `#` starts a comment), as `myyoutube cert
+revoke` writes it. It is read again with the rest, and a peer presenting a listed
+certificate is refused right after the handshake, before any frame, with the reason
+logged; an authenticated link whose peer becomes revoked is closed at its next request.
 """
 
 from __future__ import annotations
 
 import datetime
+import logging
 import os
 import ssl
 from dataclasses import dataclass
@@ -34,6 +48,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+log = logging.getLogger(__name__)
 
 ROLES = ("master", "datanode", "web")
 _ROLE_URI_PREFIX = "myyoutube:role:"
@@ -46,6 +62,7 @@ NODE_VALID_DAYS = 825
 
 CA_KEY, CA_CERT = "ca.key", "ca.crt"
 NODE_KEY, NODE_CERT = "node.key", "node.crt"
+REVOKED = "revoked.txt"
 
 
 class CertError(Exception):
@@ -56,6 +73,17 @@ def _write_private(path: Path, data: bytes) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as file:
         file.write(data)
+
+
+def _replace(path: Path, data: bytes, mode: int = 0o644) -> None:
+    """Write `path` whole or not at all (a temporary file renamed over it): a role reading
+    its directory at that moment sees the old file or the new one, never half of one."""
+    temporary = path.with_name(f".{path.name}.new")
+    temporary.unlink(missing_ok=True)
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    with os.fdopen(fd, "wb") as file:
+        file.write(data)
+    os.replace(temporary, path)
 
 
 def _pem_key(key: ec.EllipticCurvePrivateKey) -> bytes:
@@ -127,20 +155,43 @@ def issue(ca_directory: Path, role: str, name: str, out_directory: Path | None =
         )
         .sign(ca_key, hashes.SHA256())
     )
-    for stale in (NODE_KEY, NODE_CERT):
-        (out / stale).unlink(missing_ok=True)
-    _write_private(out / NODE_KEY, _pem_key(key))
-    (out / NODE_CERT).write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    (out / CA_CERT).write_bytes((ca_directory / CA_CERT).read_bytes())
+    # Into a live --cert-dir too (a renewal): each file is replaced whole, and a role that
+    # reads the new key before the new certificate keeps its identity until both are in.
+    _replace(out / CA_CERT, (ca_directory / CA_CERT).read_bytes())
+    _replace(out / NODE_KEY, _pem_key(key), 0o600)
+    _replace(out / NODE_CERT, cert.public_bytes(serialization.Encoding.PEM))
+    if (ca_directory / REVOKED).exists() and out != ca_directory:
+        _replace(out / REVOKED, (ca_directory / REVOKED).read_bytes())
     return out
 
 
-def role_of(der_certificate: bytes | None) -> str | None:
-    """The role a (CA-verified) peer certificate grants, or None if it names none."""
+@dataclass(frozen=True)
+class Peer:
+    """What a (CA-verified) certificate says about its holder."""
+
+    role: str | None  # None if it names no role of ours
+    name: str
+    serial: int
+
+
+def peer_of(der_certificate: bytes | None) -> Peer | None:
+    """The holder of a DER certificate, or None if there is none or it cannot be read."""
     if not der_certificate:
         return None
     try:
         cert = x509.load_der_x509_certificate(der_certificate)
+    except ValueError:
+        return None
+    return _peer(cert)
+
+
+def _peer(cert: x509.Certificate) -> Peer:
+    names = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    return Peer(_role_in(cert), str(names[0].value) if names else "", cert.serial_number)
+
+
+def _role_in(cert: x509.Certificate) -> str | None:
+    try:
         names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     except (ValueError, x509.ExtensionNotFound):
         return None
@@ -151,14 +202,29 @@ def role_of(der_certificate: bytes | None) -> str | None:
     return None
 
 
-@dataclass(frozen=True)
-class Tls:
-    """A role's TLS identity: contexts for accepting and for connecting, mutual both ways."""
+def role_of(der_certificate: bytes | None) -> str | None:
+    """The role a (CA-verified) peer certificate grants, or None if it names none."""
+    peer = peer_of(der_certificate)
+    return peer.role if peer else None
 
-    role: str
+
+def read_certificate(path: Path) -> Peer:
+    """The holder of a PEM certificate file; CertError (one line) if it is not one."""
+    try:
+        return _peer(x509.load_pem_x509_certificate(path.read_bytes()))
+    except (OSError, ValueError) as exc:
+        raise CertError(f"cannot read a certificate from {path}: {exc}") from exc
+
+
+@dataclass(frozen=True)
+class _Identity:
+    """One reading of a --cert-dir: who we are, our contexts, and whom we refuse."""
+
     name: str
+    serial: int
     server: ssl.SSLContext
     client: ssl.SSLContext
+    revoked: frozenset[int]
 
 
 def _context(purpose: ssl.Purpose, cert_dir: Path) -> ssl.SSLContext:
@@ -170,19 +236,147 @@ def _context(purpose: ssl.Purpose, cert_dir: Path) -> ssl.SSLContext:
     return context
 
 
+def _read_identity(cert_dir: Path, expected_role: str) -> _Identity:
+    try:
+        peer = _peer(x509.load_pem_x509_certificate((cert_dir / NODE_CERT).read_bytes()))
+        server = _context(ssl.Purpose.CLIENT_AUTH, cert_dir)
+        client = _context(ssl.Purpose.SERVER_AUTH, cert_dir)
+        revoked = (
+            parse_revoked((cert_dir / REVOKED).read_text()) if (cert_dir / REVOKED).exists() else frozenset()
+        )
+    except (OSError, ValueError, ssl.SSLError) as exc:
+        raise CertError(f"cannot use the certificates in {cert_dir}: {exc}") from exc
+    if peer.role != expected_role:
+        raise CertError(
+            f"{cert_dir / NODE_CERT} is a {peer.role or 'role-less'} certificate, not a {expected_role} one"
+        )
+    return _Identity(peer.name, peer.serial, server, client, revoked)
+
+
+# The files whose change makes a role read its --cert-dir again.
+_WATCHED = (CA_CERT, NODE_CERT, NODE_KEY, REVOKED)
+
+Signature = tuple[tuple[int, int, int] | None, ...]
+
+
+def _signature(cert_dir: Path) -> Signature:
+    """What tells a changed file from an unchanged one without reading it (a few stat()s)."""
+    marks: list[tuple[int, int, int] | None] = []
+    for name in _WATCHED:
+        try:
+            status = os.stat(cert_dir / name)
+        except OSError:
+            marks.append(None)
+            continue
+        marks.append((status.st_mtime_ns, status.st_size, status.st_ino))
+    return tuple(marks)
+
+
+class Tls:
+    """A role's TLS identity from its --cert-dir: contexts for accepting and for
+    connecting (mutual both ways), and the revoked serials it refuses. Every use looks
+    at the files and reads them again if they changed (renewal, revocation)."""
+
+    def __init__(self, cert_dir: Path, role: str) -> None:
+        self.cert_dir, self.role = cert_dir, role
+        self._signature = _signature(cert_dir)
+        self._identity = _read_identity(cert_dir, role)  # at start, unusable files are fatal
+        self._unusable: Signature | None = None  # files already found unusable, said once
+
+    def _current(self) -> _Identity:
+        signature = _signature(self.cert_dir)
+        if signature in (self._signature, self._unusable):
+            return self._identity
+        try:
+            identity = _read_identity(self.cert_dir, self.role)
+        except CertError as exc:
+            self._unusable = signature
+            log.warning("keeping the certificate in use (serial %x): %s", self._identity.serial, exc)
+            return self._identity
+        if identity.serial != self._identity.serial:
+            log.info(
+                "new links use the renewed certificate of %s (serial %x)", identity.name, identity.serial
+            )
+        if identity.revoked != self._identity.revoked:
+            log.info("revocation list read again: %d certificate(s) revoked", len(identity.revoked))
+        self._identity, self._signature = identity, signature
+        return identity
+
+    @property
+    def server(self) -> ssl.SSLContext:
+        return self._current().server
+
+    @property
+    def client(self) -> ssl.SSLContext:
+        return self._current().client
+
+    @property
+    def name(self) -> str:
+        return self._current().name
+
+    @property
+    def serial(self) -> int:
+        return self._current().serial
+
+    def refusal(self, serial: int | None, name: str = "") -> str | None:
+        """Why a peer presenting certificate `serial` must be refused, or None."""
+        if serial is None or serial not in self._current().revoked:
+            return None
+        holder = f"{name}'s certificate" if name else "certificate"
+        return f"{holder} (serial {serial:x}) is revoked in {self.cert_dir / REVOKED}"
+
+
 def load(cert_dir: Path, expected_role: str) -> Tls:
     """The TLS identity in `cert_dir`; CertError (one line) if it is unusable or issued for
     another role."""
+    return Tls(cert_dir, expected_role)
+
+
+# --- revocation list ----------------------------------------------------------------------
+
+
+def parse_serial(text: str) -> int:
+    """A serial number as people copy it: hexadecimal, with or without 0x and colons."""
     try:
-        cert = x509.load_pem_x509_certificate((cert_dir / NODE_CERT).read_bytes())
-        server = _context(ssl.Purpose.CLIENT_AUTH, cert_dir)
-        client = _context(ssl.Purpose.SERVER_AUTH, cert_dir)
-    except (OSError, ValueError, ssl.SSLError) as exc:
-        raise CertError(f"cannot use the certificates in {cert_dir}: {exc}") from exc
-    role = role_of(cert.public_bytes(serialization.Encoding.DER))
-    if role != expected_role:
-        raise CertError(
-            f"{cert_dir / NODE_CERT} is a {role or 'role-less'} certificate, not a {expected_role} one"
-        )
-    name = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value
-    return Tls(role, str(name), server, client)
+        return int(text.strip().lower().removeprefix("0x").replace(":", ""), 16)
+    except ValueError:
+        raise CertError(f"{text!r} is not a hexadecimal serial number") from None
+
+
+def parse_revoked(text: str) -> frozenset[int]:
+    """The serials a revocation list names: the first word of each line, `#` comments."""
+    serials = set()
+    for number, line in enumerate(text.splitlines(), 1):
+        words = line.split("#", 1)[0].split()
+        if words:
+            try:
+                serials.add(parse_serial(words[0]))
+            except CertError as exc:
+                raise CertError(f"{REVOKED} line {number}: {exc}") from None
+    return frozenset(serials)
+
+
+def revocation_line(serial: int, note: str, when: datetime.datetime) -> str:
+    """One line of revoked.txt: the serial, then what it was, as a comment."""
+    return f"{serial:x}  # {note} revoked {when:%Y-%m-%dT%H:%M:%SZ}".rstrip() + "\n"
+
+
+def revoke(directory: Path, serials: dict[int, str], now: datetime.datetime) -> list[int]:
+    """Add `serials` (serial -> a note such as 'datanode dn-3') to DIRECTORY/revoked.txt,
+    replaced whole; returns those that were not listed yet."""
+    path = directory / REVOKED
+    try:
+        text = path.read_text() if path.exists() else ""
+        listed = parse_revoked(text)
+    except (OSError, UnicodeError) as exc:
+        raise CertError(f"cannot read {path}: {exc}") from exc
+    added = [serial for serial in serials if serial not in listed]
+    if added:
+        if text and not text.endswith("\n"):
+            text += "\n"
+        text += "".join(revocation_line(serial, serials[serial], now) for serial in added)
+        try:
+            _replace(path, text.encode())
+        except OSError as exc:
+            raise CertError(f"cannot write {path}: {exc.strerror or exc}") from exc
+    return added

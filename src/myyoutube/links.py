@@ -20,9 +20,17 @@ are bounded too (`max_connections`); past that bound a new link is closed. Rejec
 logged at most once per REJECTION_LOG_EVERY_S per reason, with a count, so a flood of
 strangers cannot flood the log.
 
+A peer whose certificate is revoked (certs.py: revoked.txt in our --cert-dir) is refused
+right after the handshake, on either side, with the reason logged (rate-limited like the
+rest). Our own certificate files are looked at for every new link, so a renewed
+certificate is presented from the next link on while open links carry on.
+
 Once authenticated, a link carries request after request (`_serve_requests`); a request
 whose type its peer's role may not send (`allowed_roles`) is answered with Error
-'forbidden' and the link is closed.
+'forbidden' and the link is closed. Every REVOCATION_CHECK_S the listener also closes
+the open links whose peer was revoked since it connected: some links live for hours
+(a datanode's heartbeats are one long request), so a check at connect time alone would
+let a revoked peer stay.
 """
 
 from __future__ import annotations
@@ -63,6 +71,10 @@ ACCEPT_RETRY_S = 0.1
 # One log line per rejection reason per this period, with how many were rejected.
 REJECTION_LOG_EVERY_S = 10.0
 
+# How often open links are checked against the revocation list (a few stat() calls and a
+# set lookup per link): a revoked peer is cut off within this time.
+REVOCATION_CHECK_S = 1.0
+
 # Between two requests a link may idle this long before the server closes it; client pools
 # drop idle links well before (pool.POOL_IDLE_S), so a request never races the close.
 SERVER_IDLE_S = 120.0
@@ -87,9 +99,17 @@ async def _connected_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _peer_role_of(transport: asyncio.BaseTransport) -> str | None:
+def _peer_of(transport: asyncio.BaseTransport) -> certs.Peer | None:
     ssl_object = transport.get_extra_info("ssl_object")
-    return certs.role_of(ssl_object.getpeercert(binary_form=True)) if ssl_object else None
+    return certs.peer_of(ssl_object.getpeercert(binary_form=True)) if ssl_object else None
+
+
+def _identify(stream: FrameStream, transport: asyncio.BaseTransport) -> str:
+    """Note the peer's role and serial on `stream`; returns its name."""
+    peer = _peer_of(transport)
+    stream.peer_role = peer.role if peer else None
+    stream.peer_serial = peer.serial if peer else None
+    return peer.name if peer else ""
 
 
 async def connect(
@@ -107,7 +127,11 @@ async def connect(
         )
     stream = FrameStream(reader, writer)
     if tls is not None:
-        stream.peer_role = _peer_role_of(writer.transport)
+        name = _identify(stream, writer.transport)
+        refusal = tls.refusal(stream.peer_serial, name)
+        if refusal is not None:
+            stream.abort()
+            raise PeerRefused(f"{host}:{port} refused: {refusal}")
         if stream.peer_role != expect_role:
             stream.abort()
             raise PeerRefused(
@@ -180,12 +204,17 @@ class Listener:
         listener.setblocking(False)
         self.sockets = [bound_buffers(listener)]  # accepted sockets inherit the buffers
         self._accepting: asyncio.Task | None = None
+        self._watching: asyncio.Task | None = None
         self._connections: set[asyncio.Task] = set()
         self._file_limit = service.open_file_limit()
+        self._links: dict[FrameStream, str] = {}  # authenticated and open -> the peer's name
 
     async def start_serving(self) -> None:
         if self._accepting is None:
-            self._accepting = asyncio.get_running_loop().create_task(self._accept_forever())
+            loop = asyncio.get_running_loop()
+            self._accepting = loop.create_task(self._accept_forever())
+            if self._tls is not None:
+                self._watching = loop.create_task(self._cut_revoked_links(self._tls))
 
     async def serve_forever(self) -> None:
         await self.start_serving()
@@ -193,8 +222,9 @@ class Listener:
         await self._accepting
 
     def close(self) -> None:
-        if self._accepting is not None:
-            self._accepting.cancel()
+        for task in (self._accepting, self._watching):
+            if task is not None:
+                task.cancel()
         for task in self._connections:
             task.cancel()
         self.sockets[0].close()
@@ -252,8 +282,29 @@ class Listener:
         finally:
             self._admission.release(ip)
         stream = FrameStream(reader, asyncio.StreamWriter(transport, protocol, reader, loop))
-        stream.peer_role = _peer_role_of(transport)
-        await self._serve(stream)
+        name = ""
+        if self._tls is not None:
+            name = _identify(stream, transport)
+            refusal = self._tls.refusal(stream.peer_serial, name)
+            if refusal is not None:
+                self._reject(refusal, ip)
+                stream.abort()
+                return
+        self._links[stream] = name
+        try:
+            await self._serve(stream)
+        finally:
+            del self._links[stream]
+
+    async def _cut_revoked_links(self, tls: Tls) -> None:
+        """Close open links whose peer's certificate has been revoked since they connected."""
+        while True:
+            await asyncio.sleep(REVOCATION_CHECK_S)
+            for stream, name in list(self._links.items()):
+                refusal = tls.refusal(stream.peer_serial, name)
+                if refusal is not None:
+                    self._reject(f"open link cut: {refusal}", stream.peer)
+                    stream.abort()
 
 
 def _family(host: str) -> socket.AddressFamily:

@@ -99,6 +99,7 @@ class FrameStream:
         # The role the peer's certificate grants (links.py); None on an unencrypted
         # development link, where nobody's role is checked.
         self.peer_role: str | None = None
+        self.peer_serial: int | None = None  # its certificate's serial, checked against revocation
         self.last_heard = time.monotonic()  # when the peer's last frame arrived
         self.frames_received = 0  # every frame, keepalives included
         self._last_sent = time.monotonic()  # when we last queued a frame
