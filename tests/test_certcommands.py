@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from harness import Cluster, mp4_bytes, store, wait_until
-from myyoutube import certs, links
+from myyoutube import certs, commandline, links
 from myyoutube.client import MasterClient
 
 
@@ -148,3 +148,24 @@ async def test_revoked_datanode_and_client_are_refused_with_the_reason_logged(fr
     assert not any((cluster.folder(rogue)).glob("*.blob"))  # nothing placed on the revoked node
     revoked_client.close()
     admin.close()
+
+
+@pytest.mark.parametrize(
+    ("args", "sentence"),
+    [
+        ([], "name what to revoke: --cert FILE or --serial HEX"),
+        (["--serial", "xyz"], "'xyz' is not a hexadecimal serial number"),
+        (["--cert", "missing.crt"], "cannot read a certificate from missing.crt"),
+    ],
+)
+def test_revoke_without_a_usable_certificate_is_one_line_and_changes_nothing(
+    tmp_path, capsys, args, sentence
+):
+    """`cert revoke` with nothing to revoke, a bad serial or no such file exits 1 with
+    one readable line and leaves no revoked.txt behind."""
+    with pytest.raises(SystemExit) as exit_status:
+        commandline.main(["cert", "revoke", *args, str(tmp_path)])
+    assert exit_status.value.code == 1
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith(f"myyoutube: error: {sentence}")
+    assert not (tmp_path / certs.REVOKED).exists()

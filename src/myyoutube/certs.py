@@ -318,6 +318,11 @@ class Tls:
     def serial(self) -> int:
         return self._current().serial
 
+    @property
+    def revoked(self) -> frozenset[int]:
+        """The serials of the certificates to refuse."""
+        return self._current().revoked
+
     def refusal(self, serial: int | None, name: str = "") -> str | None:
         """Why a peer presenting certificate `serial` must be refused, or None."""
         if serial is None or serial not in self._current().revoked:

@@ -300,10 +300,10 @@ class Listener:
         """Close open links whose peer's certificate has been revoked since they connected."""
         while True:
             await asyncio.sleep(REVOCATION_CHECK_S)
+            revoked = tls.revoked  # the files are looked at once per round, not per link
             for stream, name in list(self._links.items()):
-                refusal = tls.refusal(stream.peer_serial, name)
-                if refusal is not None:
-                    self._reject(f"open link cut: {refusal}", stream.peer)
+                if stream.peer_serial in revoked:
+                    self._reject(f"open link cut: {tls.refusal(stream.peer_serial, name)}", stream.peer)
                     stream.abort()
 
 
