@@ -22,6 +22,7 @@ __all__ = [
     "AddUser",
     "BlobEntry",
     "BlockReportChunk",
+    "ChainWriteBlob",
     "Chunk",
     "Commands",
     "CountView",
@@ -470,6 +471,20 @@ class GetRenditions:
     user: str
 
 
+# Master or datanode -> datanode (codes 95-99): write pipelines.
+
+
+@dataclass(frozen=True)
+class ChainWriteBlob:
+    """Store a new blob and pass it on to `downstream` (datanode addresses, in order): a
+    write pipeline. Answered by Ok {"chain": nodes in it}, then Chunk* and End, answered
+    by Ok {"stored": nodes that stored it, "failed": {node: why}, "size", "sha256"}."""
+
+    TYPE: typing.ClassVar[int] = 95
+    blob_id: str
+    downstream: list[str]
+
+
 Message: typing.TypeAlias = (
     Error
     | Ok
@@ -507,6 +522,7 @@ Message: typing.TypeAlias = (
     | FetchSource
     | StoreRendition
     | GetRenditions
+    | ChainWriteBlob
 )
 
 MESSAGE_TYPES: dict[int, type] = {cls.TYPE: cls for cls in typing.get_args(Message)}

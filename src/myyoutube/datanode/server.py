@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import logging
 import secrets
 import time
@@ -34,12 +35,14 @@ from typing import Any
 from myyoutube import links
 from myyoutube import stream as streams
 from myyoutube.certs import Tls
+from myyoutube.datanode import pipeline
 from myyoutube.datanode.scrubber import Scrubber
 from myyoutube.datanode.state import Backoff, BlockReports, full_report_chunks, rescan_delay_s
 from myyoutube.datanode.store import BlobStore, StoreError
 from myyoutube.datanode.transcoder import Transcoder
 from myyoutube.protocol import (
     BlockReportChunk,
+    ChainWriteBlob,
     Chunk,
     Commands,
     DeleteBlob,
@@ -83,6 +86,8 @@ TRANSCODE_DIR = "transcoding"
 ALLOWED_ROLES: dict[type, frozenset[str]] = {
     kind: frozenset({"master"}) for kind in (WriteBlob, ReadBlob, DeleteBlob)
 }
+# A pipelined write (pipeline.py) reaches us from the master or from the datanode before us.
+ALLOWED_ROLES[ChainWriteBlob] = frozenset({"master", "datanode"})
 
 
 class DataNode:
@@ -112,7 +117,7 @@ class DataNode:
     # --- data connections ---------------------------------------------------------------
 
     async def handle_request(self, stream: FrameStream, request: Message) -> None:
-        if not isinstance(request, WriteBlob | ReadBlob | DeleteBlob):
+        if not isinstance(request, WriteBlob | ReadBlob | DeleteBlob | ChainWriteBlob):
             await stream.write_frame(Error("bad_request", f"datanode cannot {type(request).__name__}"))
             return
         # Each handler takes the request type it is filed under (Any: a dict cannot say so).
@@ -120,6 +125,7 @@ class DataNode:
             WriteBlob: self._write,
             ReadBlob: self._read,
             DeleteBlob: self._delete,
+            ChainWriteBlob: functools.partial(pipeline.chain_write, self),
         }
         try:
             await handlers[type(request)](stream, request)

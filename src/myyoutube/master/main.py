@@ -67,6 +67,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         f"for frozen and the work moves to another replica (default {stream.DEFAULT_STALL_S:g})",
     )
     parser.add_argument(
+        "--write-pipeline",
+        action="store_true",
+        help="send each uploaded byte once, down a chain of datanodes, instead of to every "
+        "replica (the master's egress drops from --replication times to once; a node lost "
+        "mid-upload also loses the copies behind it in the chain)",
+    )
+    parser.add_argument(
         "--quota-bytes",
         type=service.non_negative_int,
         default=DEFAULT_QUOTA_BYTES,
@@ -119,6 +126,7 @@ async def serve(args: argparse.Namespace) -> None:
         args.stall_timeout,
         private=args.private,
     )
+    master.write_pipeline = args.write_pipeline
     server = await service.listen(
         lambda: links.serve_connections(
             master.handle,

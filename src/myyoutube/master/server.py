@@ -133,6 +133,7 @@ class Master:
         self.recent_views = views.RecentViews()
         self.counters = status.Counters()
         self.transcoding = transcoding.Transcoding(self)
+        self.write_pipeline = False  # uploads go down a chain of datanodes (pipeline.py)
 
     def connection_accepted(self) -> None:
         self.counters.connections_accepted += 1

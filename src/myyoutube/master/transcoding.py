@@ -327,7 +327,7 @@ class Transcoding:
         if refusal is not None:
             await connection.write_frame(refusal)
             return
-        fanouts: list[transfer.ReplicaFanout] = []
+        fanouts: list[uploads.Writer] = []
         try:
             fanout = uploads.new_fanout(self.master, fanouts)
             await uploads.open_replicas(self.master, fanout)
@@ -384,7 +384,7 @@ class Transcoding:
         await connection.write_frame(Ok({"indexes": {str(height): text for height, text in indexes.items()}}))
 
 
-async def _relay_rendition(connection: FrameStream, fanout: transfer.ReplicaFanout, size: int) -> str:
+async def _relay_rendition(connection: FrameStream, fanout: uploads.Writer, size: int) -> str:
     """Relay the announced `size` bytes to the replicas; their sha256."""
     digest, received = hashlib.sha256(), 0
     while True:

@@ -25,7 +25,7 @@ import uuid
 from typing import TYPE_CHECKING
 
 from myyoutube import media, names, protocol
-from myyoutube.master import reservations, transfer
+from myyoutube.master import pipeline, reservations, transfer
 from myyoutube.master.index import NameTaken, StoredBlob
 from myyoutube.protocol import Chunk, End, Error, Ok, VideoDetails, VideoInfo
 from myyoutube.stream import ConnectionClosed, FrameStream
@@ -47,6 +47,10 @@ OVER_QUOTA_SENTENCE = (
     "This upload would take your account past its storage quota (counting its other uploads "
     "in progress); delete some videos or ask an admin for more room."
 )
+
+
+# How a blob's bytes reach its replicas: fan-out, or a chain with --write-pipeline.
+Writer = transfer.ReplicaFanout | pipeline.ChainWriter
 
 
 class OverQuota(Exception):
@@ -81,7 +85,7 @@ async def receive(
     `access` holds the new video's owner and visibility; `claim` its hold on the owner's
     quota, grown as bytes arrive and released at commit."""
     blobs: list[StoredBlob] = []
-    fanouts: list[transfer.ReplicaFanout] = []
+    fanouts: list[Writer] = []
     try:
         fanout = new_fanout(master, fanouts)
         await open_replicas(master, fanout)
@@ -139,17 +143,18 @@ async def drain(connection: FrameStream) -> None:
         raise ConnectionClosed("the uploader did not end after a refusal") from exc
 
 
-def new_fanout(master: Master, fanouts: list) -> transfer.ReplicaFanout:
+def new_fanout(master: Master, fanouts: list) -> Writer:
     """A new blob's writer. Its id is recorded as the index's own before any byte is
     written, so copies left by a crash are known to be deletable."""
-    fanout = transfer.ReplicaFanout(uuid.uuid4().hex, master.min_replicas, master.pools, master.stall_s)
+    kind = pipeline.ChainWriter if master.write_pipeline else transfer.ReplicaFanout
+    fanout = kind(uuid.uuid4().hex, master.min_replicas, master.pools, master.stall_s)
     master.index.begin_blob(fanout.blob_id, time.time())
     master.in_flight.add(fanout.blob_id)
     fanouts.append(fanout)
     return fanout
 
 
-async def abort_fanouts(master: Master, fanouts: list[transfer.ReplicaFanout]) -> None:
+async def abort_fanouts(master: Master, fanouts: list[Writer]) -> None:
     # Retired first: a copy the direct deletes below miss (a node down right now) is
     # deleted when that node next reports it.
     master.index.abandon_blobs([f.blob_id for f in fanouts], time.time())
@@ -157,7 +162,7 @@ async def abort_fanouts(master: Master, fanouts: list[transfer.ReplicaFanout]) -
         await fanout.abort()
 
 
-async def open_replicas(master: Master, fanout: transfer.ReplicaFanout) -> None:
+async def open_replicas(master: Master, fanout: Writer) -> None:
     """Open `replication` replicas; a node that refuses (full, broken disk, gone) is
     replaced by another live one while any is left."""
     while len(fanout.replicas) < master.replication:
@@ -185,9 +190,7 @@ def _placement_failure(master: Master, placed: int) -> transfer.ReplicationFaile
     )
 
 
-async def _receive_chunks(
-    master: Master, connection: FrameStream, fanout: transfer.ReplicaFanout, claim: QuotaClaim
-):
+async def _receive_chunks(master: Master, connection: FrameStream, fanout: Writer, claim: QuotaClaim):
     """Relay chunks until End, refusing what `claim` cannot cover; returns (size, sha256,
     details, poster)."""
     digest, size, details, poster = hashlib.sha256(), 0, {}, b""
@@ -209,7 +212,7 @@ async def _receive_chunks(
     return size, digest.hexdigest(), details, poster
 
 
-async def store_small_blob(master: Master, fanout: transfer.ReplicaFanout, data: bytes) -> StoredBlob:
+async def store_small_blob(master: Master, fanout: Writer, data: bytes) -> StoredBlob:
     """Store bytes that fit in one chunk (a poster) on fresh replicas."""
     await open_replicas(master, fanout)
     await fanout.write(data)

@@ -1,0 +1,125 @@
+"""Write pipelines (chain.py, datanode/pipeline.py, master/pipeline.py) with real processes.
+
+A cluster whose master runs with --write-pipeline: uploads go down a chain of datanodes.
+The tests check the bytes on every datanode's disk (sha256), how many bytes the master
+process wrote (its egress: /proc/PID/io wchar counts socket writes), and what happens
+when a node of the chain is killed or frozen mid-upload.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+
+import pytest
+
+from harness import Cluster, holders_of, mp4_bytes, store, wait_until
+from myyoutube.client import RequestFailed
+from myyoutube.launch import Role
+
+PIPELINE = ("--write-pipeline",)
+
+
+def written_by(pid: int) -> int:
+    """Bytes a process has written so far (files and sockets alike)."""
+    with open(f"/proc/{pid}/io") as io:
+        return int(next(line for line in io if line.startswith("wchar:")).split()[1])
+
+
+async def test_upload_goes_down_the_chain_and_leaves_the_master_once(fresh_cluster):
+    """Three copies, byte-identical, and the master wrote about one upload's worth of
+    bytes (fan-out would be three)."""
+    cluster = fresh_cluster(master_args=PIPELINE)
+    data = mp4_bytes(os.urandom(16 * 1024 * 1024))
+    before = written_by(cluster.master.process.pid)
+    await store(cluster, "chained.mp4", data)
+    egress = (written_by(cluster.master.process.pid) - before) / len(data)
+    print(f"master egress per uploaded byte: {egress:.3f}")
+    assert len(holders_of(cluster, data)) == 3
+    assert egress < 1.2
+    got = b"".join([piece async for piece in cluster.client().read("chained.mp4", 0, len(data))])
+    assert hashlib.sha256(got).digest() == hashlib.sha256(data).digest()
+
+
+def chain_of(cluster: Cluster) -> list[Role]:
+    """The datanodes of the latest chain, in order, as the master logged it."""
+    line = [
+        line
+        for line in (cluster.root / "logs" / "master.log").read_text().splitlines()
+        if "goes down the chain" in line
+    ][-1]
+    addresses = line.rsplit("goes down the chain ", 1)[1].split(" -> ")
+    by_address = {node.address: node for node in cluster.datanodes}
+    return [by_address[address] for address in addresses]
+
+
+async def upload_with_fault(cluster: Cluster, name: str, data: bytes, fault) -> dict:
+    """Upload `data`; after its first part, apply `fault` to the datanodes of the chain."""
+    upload = await cluster.client().start_upload(name, "video/mp4")
+    await upload.write(data[: 2 * 1024 * 1024])
+    fault(chain_of(cluster))
+    await upload.write(data[2 * 1024 * 1024 :])
+    return await upload.finish()
+
+
+async def test_tail_killed_mid_upload_commits_on_the_two_before_it(fresh_cluster):
+    """SIGKILL of the last node of the chain: the two before it acknowledge, the upload
+    commits on them, and repair brings the blob back to three copies."""
+    cluster = fresh_cluster(datanodes=4, master_args=PIPELINE)
+    data = mp4_bytes(os.urandom(6 * 1024 * 1024))
+    nodes: list[Role] = []
+    video = await upload_with_fault(
+        cluster, "tail.mp4", data, lambda chain: (nodes.extend(chain), chain[2].kill())
+    )
+    assert video["sha256"] == hashlib.sha256(data).hexdigest()
+    await wait_until(
+        lambda: len([n for n in holders_of(cluster, data) if n.alive()]) == 3, "healed to 3 copies", 30
+    )
+    holders = holders_of(cluster, data)
+    assert nodes[0] in holders and nodes[1] in holders
+
+
+async def test_frozen_tail_is_dropped_after_the_stall_timeout_and_the_upload_commits(fresh_cluster):
+    """SIGSTOP of the last node: the node before it drops it after its stall timeout
+    and the upload commits on the first two."""
+    cluster = fresh_cluster(master_args=PIPELINE)
+    data = mp4_bytes(os.urandom(6 * 1024 * 1024))
+    nodes: list[Role] = []
+    video = await upload_with_fault(
+        cluster, "frozen.mp4", data, lambda chain: (nodes.extend(chain), chain[2].pause())
+    )
+    assert video["sha256"] == hashlib.sha256(data).hexdigest()
+    holders = holders_of(cluster, data)
+    assert nodes[0] in holders and nodes[1] in holders and nodes[2] not in holders
+
+
+async def test_middle_killed_commits_on_the_head_when_one_copy_may_do(fresh_cluster):
+    """SIGKILL of the middle node loses it and the tail: with --min-replicas 1 the
+    upload commits on the head alone, and repair makes the other copies."""
+    cluster = fresh_cluster(datanodes=4, master_args=(*PIPELINE, "--min-replicas", "1"))
+    data = mp4_bytes(os.urandom(6 * 1024 * 1024))
+    nodes: list[Role] = []
+    video = await upload_with_fault(
+        cluster, "middle.mp4", data, lambda chain: (nodes.extend(chain), chain[1].kill())
+    )
+    assert video["sha256"] == hashlib.sha256(data).hexdigest()
+    assert nodes[0] in holders_of(cluster, data)
+    await wait_until(
+        lambda: len([n for n in holders_of(cluster, data) if n.alive()]) == 3, "healed to 3 copies", 30
+    )
+
+
+async def test_middle_killed_below_min_replicas_fails_cleanly(fresh_cluster):
+    """What the pipeline trades: with the default --min-replicas 2, losing the middle
+    node leaves one copy, so the upload is refused with a sentence and nothing of it
+    stays on any disk (fan-out would have committed on the other two)."""
+    cluster = fresh_cluster(datanodes=4, master_args=PIPELINE)
+    data = mp4_bytes(os.urandom(6 * 1024 * 1024))
+    nodes: list[Role] = []
+    with pytest.raises(RequestFailed, match="Only 1 datanodes stored the video and 2 are needed"):
+        await upload_with_fault(
+            cluster, "lost.mp4", data, lambda chain: (nodes.extend(chain), chain[1].kill())
+        )
+    assert await cluster.client().list() == []
+    for survivor in (nodes[0], nodes[2]):
+        await wait_until(lambda node=survivor: not cluster.data_files(node), "survivors cleaned", 20)
