@@ -92,11 +92,17 @@ class BenchCluster:
     """Master, datanodes and web as OS processes on ephemeral ports under `root`."""
 
     def __init__(
-        self, root: Path, datanodes: int, datanode_args: Iterable[str] = (), tls: bool = False
+        self,
+        root: Path,
+        datanodes: int,
+        datanode_args: Iterable[str] = (),
+        tls: bool = False,
+        master_args: Iterable[str] = (),
     ) -> None:
         self.root = root
         self.datanode_count = datanodes
         self.datanode_args = list(datanode_args)
+        self.master_args = list(master_args)
         # With tls, every role gets a certificate of a CA made for this run, as
         # myyoutube-cluster does, so TLS's cost can be measured against plain links.
         self.tls = tls
@@ -134,6 +140,7 @@ class BenchCluster:
                 "--admin-password-file",
                 str(password_file),
                 *self._cert_args("master", "master"),
+                *self.master_args,
             ],
             logs / "master.log",
         )
@@ -379,6 +386,12 @@ _SS_FIELD = re.compile(r"\b(bytes_acked|rb|tb):?(\d+)")
 
 # A process using more than this share of one core during a phase is called its bottleneck.
 SATURATED_SHARE = 0.8
+
+
+def bytes_written(pid: int) -> int:
+    """Bytes a process passed to write()/send() so far, files and sockets alike (wchar)."""
+    with open(f"/proc/{pid}/io") as io:
+        return int(next(line for line in io if line.startswith("wchar:")).split()[1])
 
 
 class CpuMeter:

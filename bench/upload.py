@@ -1,6 +1,7 @@
 """Upload throughput against the disk's bound: a durable 3-replica upload vs 3 x dd with fsync.
 
 Usage: python bench/upload.py [--size-mib 512] [--repeats 3] [--datanodes 3]
+                              [--writes fanout,pipeline] [--tls]
 
 Theory of operation
 -------------------
@@ -24,6 +25,13 @@ limit divided by 3"), measured in the same run because a virtual disk's speed dr
    the CPU each process used during the uploads, and the ratio upload / bound. The upload
    also writes the web's spool copy and hashes every byte in several processes, so 1.0 is
    out of reach on one disk; the ratio says how much of the disk's budget the path wastes.
+5. The master's egress per uploaded byte: what the master process passed to write() and
+   send() during the uploads (/proc/PID/io wchar: its sockets to the datanodes, plus its
+   small index and log writes) over the bytes uploaded. Fan-out sends each byte to every
+   replica (about 3.0); a write pipeline (`--writes pipeline`, the master's
+   --write-pipeline) sends it once, to the first datanode of the chain (about 1.0). With
+   `--writes fanout,pipeline` both run, one after the other on fresh clusters, against
+   the same dd reference.
 """
 
 from __future__ import annotations
@@ -35,6 +43,7 @@ import statistics
 import subprocess
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
@@ -44,6 +53,7 @@ from benchlib import (
     MIB,
     BenchCluster,
     CpuMeter,
+    bytes_written,
     make_video_file,
     mib,
     print_table,
@@ -63,6 +73,8 @@ DD_RUNS = 3
 DD_BLOCK = "1M"
 # A dd of 512 MiB at even 20 MB/s takes ~30 s; this only stops a hung disk.
 DD_TIMEOUT_S = 600.0
+# How the master writes replicas -> its flags.
+WRITE_MODES = {"fanout": [], "pipeline": ["--write-pipeline"]}
 # Generous for uploading a few hundred MiB through five processes on a small machine.
 UPLOAD_TIMEOUT_S = 1800.0
 
@@ -72,7 +84,17 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--size-mib", type=int, default=DEFAULT_SIZE_MIB, help="video size in MiB")
     parser.add_argument("--repeats", type=int, default=DEFAULT_REPEATS, help="uploads to time")
     parser.add_argument("--datanodes", type=int, default=DEFAULT_DATANODES)
-    return parser.parse_args()
+    parser.add_argument(
+        "--writes",
+        default="fanout",
+        help="how the master writes replicas, one or more of fanout,pipeline (default fanout)",
+    )
+    parser.add_argument("--tls", action="store_true", help="mutual TLS between the roles")
+    args = parser.parse_args()
+    args.writes = args.writes.split(",")
+    if not set(args.writes) <= set(WRITE_MODES):
+        parser.error(f"--writes takes {','.join(WRITE_MODES)}")
+    return args
 
 
 def dd_runs(payload: Path, scratch: Path) -> list[float]:
@@ -91,34 +113,46 @@ def dd_runs(payload: Path, scratch: Path) -> list[float]:
     return seconds
 
 
+@dataclass
+class Uploads:
+    """One write mode's uploads: seconds each, CPU, and what the master sent."""
+
+    mode: str
+    seconds: list[float]
+    meter: CpuMeter
+    master_bytes: int
+    uploaded_bytes: int
+
+
 async def uploads(
-    root: Path, path: Path, size: int, sha256: str, args: argparse.Namespace
-) -> tuple[list[float], CpuMeter]:
-    """Seconds of each of --repeats uploads to a fresh cluster, and its CPU meter."""
-    cluster = BenchCluster(root / "cluster", args.datanodes)
+    root: Path, path: Path, size: int, sha256: str, args: argparse.Namespace, mode: str
+) -> Uploads:
+    """--repeats uploads to a fresh cluster writing replicas the `mode` way."""
+    cluster = BenchCluster(
+        root / f"cluster-{mode}", args.datanodes, tls=args.tls, master_args=WRITE_MODES[mode]
+    )
     try:
         cluster.start()
         require_loopback(cluster.url)
-        print(f"cluster up at {cluster.url}; {args.repeats} uploads of {mib(size)} ...", flush=True)
+        print(f"cluster up at {cluster.url} ({mode}); {args.repeats} uploads of {mib(size)} ...", flush=True)
         seconds = []
         timeout = aiohttp.ClientTimeout(total=UPLOAD_TIMEOUT_S)
         async with aiohttp.ClientSession(timeout=timeout) as session:
             meter = CpuMeter({**cluster.roles(), "client": "self"}).start()
+            master_before = bytes_written(cluster.master.process.pid)
             for _ in range(args.repeats):
                 os.sync()
                 name = video_name(size)
                 seconds.append(await upload_verified(session, cluster.url, path, name, size, sha256))
-            return seconds, meter.stop()
+            master_bytes = bytes_written(cluster.master.process.pid) - master_before
+            return Uploads(mode, seconds, meter.stop(), master_bytes, size * args.repeats)
     finally:
         cluster.stop()
 
 
-def report(size: int, dd_seconds: list[float], upload_seconds: list[float], meter: CpuMeter) -> None:
+def report(size: int, dd_seconds: list[float], runs: list[Uploads]) -> None:
     single = DD_RUNS * size / MB / sum(dd_seconds)
     bound = single / DD_RUNS
-    upload_rates = [size / MB / seconds for seconds in upload_seconds]
-    upload_rate = statistics.median(upload_rates)
-    each = [f"{rate:.0f} MB/s in {s:.2f} s" for rate, s in zip(upload_rates, upload_seconds, strict=True)]
     rows = [
         [f"dd run {n + 1} (write + fsync, 1 copy)", f"{size / MB / s:.0f} MB/s", f"{s:.2f} s"]
         for n, s in enumerate(dd_seconds)
@@ -126,15 +160,25 @@ def report(size: int, dd_seconds: list[float], upload_seconds: list[float], mete
     rows += [
         ["single dd (3 copies / their total time)", f"{single:.0f} MB/s", ""],
         ["bound = dd / 3", f"{bound:.0f} MB/s", f"{sum(dd_seconds):.2f} s for 3 copies"],
-        [
-            f"upload, median of {len(upload_seconds)} (POST /upload until 201)",
-            f"{upload_rate:.0f} MB/s",
-            "each: " + ", ".join(each),
-        ],
     ]
+    for run in runs:
+        rates = [size / MB / seconds for seconds in run.seconds]
+        each = [f"{rate:.0f} MB/s in {s:.2f} s" for rate, s in zip(rates, run.seconds, strict=True)]
+        rows += [
+            [
+                f"{run.mode} upload, median of {len(run.seconds)} (POST /upload until 201)",
+                f"{statistics.median(rates):.0f} MB/s",
+                f"ratio to bound {statistics.median(rates) / bound:.2f}; each: " + ", ".join(each),
+            ],
+            [
+                f"{run.mode}: master egress per uploaded byte",
+                f"{run.master_bytes / run.uploaded_bytes:.3f}",
+                f"{mib(run.master_bytes)} written by the master for {mib(run.uploaded_bytes)} uploaded",
+            ],
+        ]
     print_table(f"Upload of a {mib(size)} video vs the disk bound", ["what", "rate", "detail"], rows)
-    print(f"\nCPU during the uploads (100% = one core): {meter.summary()}")
-    print(f"ratio upload/bound: {upload_rate / bound:.2f}")
+    for run in runs:
+        print(f"\nCPU during the {run.mode} uploads (100% = one core): {run.meter.summary()}")
 
 
 async def main() -> None:
@@ -148,8 +192,8 @@ async def main() -> None:
         sha256 = make_video_file(path, size)
         print(f"reference: {DD_RUNS} x dd bs={DD_BLOCK} conv=fsync ...", flush=True)
         dd_seconds = dd_runs(path, root / "dd-copy")
-        upload_seconds, meter = await uploads(root, path, size, sha256, args)
-    report(size, dd_seconds, upload_seconds, meter)
+        runs = [await uploads(root, path, size, sha256, args, mode) for mode in args.writes]
+    report(size, dd_seconds, runs)
 
 
 if __name__ == "__main__":

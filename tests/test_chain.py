@@ -14,8 +14,10 @@ import os
 import pytest
 
 from harness import Cluster, holders_of, mp4_bytes, store, wait_until
+from myyoutube import certs, links
 from myyoutube.client import RequestFailed
 from myyoutube.launch import Role
+from myyoutube.protocol import ChainWriteBlob, Ok, WriteBlob
 
 PIPELINE = ("--write-pipeline",)
 
@@ -26,10 +28,12 @@ def written_by(pid: int) -> int:
         return int(next(line for line in io if line.startswith("wchar:")).split()[1])
 
 
-async def test_upload_goes_down_the_chain_and_leaves_the_master_once(fresh_cluster):
+@pytest.mark.parametrize("tls", [False, True], ids=["plain", "tls"])
+async def test_upload_goes_down_the_chain_and_leaves_the_master_once(fresh_cluster, tls):
     """Three copies, byte-identical, and the master wrote about one upload's worth of
-    bytes (fan-out would be three)."""
-    cluster = fresh_cluster(master_args=PIPELINE)
+    bytes (fan-out would be three); over TLS too, where datanodes pass the blob on to
+    each other with their datanode certificates."""
+    cluster = fresh_cluster(master_args=PIPELINE, tls=tls)
     data = mp4_bytes(os.urandom(16 * 1024 * 1024))
     before = written_by(cluster.master.process.pid)
     await store(cluster, "chained.mp4", data)
@@ -93,33 +97,59 @@ async def test_frozen_tail_is_dropped_after_the_stall_timeout_and_the_upload_com
     assert nodes[0] in holders and nodes[1] in holders and nodes[2] not in holders
 
 
-async def test_middle_killed_commits_on_the_head_when_one_copy_may_do(fresh_cluster):
-    """SIGKILL of the middle node loses it and the tail: with --min-replicas 1 the
-    upload commits on the head alone, and repair makes the other copies."""
-    cluster = fresh_cluster(datanodes=4, master_args=(*PIPELINE, "--min-replicas", "1"))
+async def test_middle_killed_commits_on_the_head_and_a_copy_made_from_it(fresh_cluster):
+    """SIGKILL of the middle node loses it and the tail: only the head stored the blob,
+    so before the commit the master copies it from the head to the spare node, and the
+    upload commits on two."""
+    cluster = fresh_cluster(datanodes=4, master_args=PIPELINE)
     data = mp4_bytes(os.urandom(6 * 1024 * 1024))
     nodes: list[Role] = []
     video = await upload_with_fault(
         cluster, "middle.mp4", data, lambda chain: (nodes.extend(chain), chain[1].kill())
     )
     assert video["sha256"] == hashlib.sha256(data).hexdigest()
-    assert nodes[0] in holders_of(cluster, data)
-    await wait_until(
-        lambda: len([n for n in holders_of(cluster, data) if n.alive()]) == 3, "healed to 3 copies", 30
-    )
+    (spare,) = [node for node in cluster.datanodes if node not in nodes]
+    holders = holders_of(cluster, data)
+    assert nodes[0] in holders and spare in holders
+    assert "copied to" in (cluster.root / "logs" / "master.log").read_text()
 
 
-async def test_middle_killed_below_min_replicas_fails_cleanly(fresh_cluster):
-    """What the pipeline trades: with the default --min-replicas 2, losing the middle
-    node leaves one copy, so the upload is refused with a sentence and nothing of it
-    stays on any disk (fan-out would have committed on the other two)."""
+async def test_head_killed_fails_the_upload_cleanly(fresh_cluster):
+    """What the pipeline trades: SIGKILL of the chain's first node loses the bytes sent
+    so far (no node has them all), so the upload is refused with a sentence and nothing
+    of it stays on any disk (fan-out would have committed on the other two)."""
     cluster = fresh_cluster(datanodes=4, master_args=PIPELINE)
     data = mp4_bytes(os.urandom(6 * 1024 * 1024))
     nodes: list[Role] = []
-    with pytest.raises(RequestFailed, match="Only 1 datanodes stored the video and 2 are needed"):
+    with pytest.raises(RequestFailed, match="datanodes could keep storing the video and 2 are needed"):
         await upload_with_fault(
-            cluster, "lost.mp4", data, lambda chain: (nodes.extend(chain), chain[1].kill())
+            cluster, "lost.mp4", data, lambda chain: (nodes.extend(chain), chain[0].kill())
         )
     assert await cluster.client().list() == []
-    for survivor in (nodes[0], nodes[2]):
+    for survivor in nodes[1:]:
         await wait_until(lambda node=survivor: not cluster.data_files(node), "survivors cleaned", 20)
+
+
+async def test_a_datanode_takes_chain_writes_from_peers_but_plain_writes_only_from_the_master(fresh_cluster):
+    """Role authorization on the datanode's links: another datanode may pass a blob on
+    (ChainWriteBlob) but not write one directly (WriteBlob); a web certificate may do
+    neither."""
+    cluster = fresh_cluster(tls=True)
+    node = cluster.datanodes[0]
+    ca = cluster.root / "certs" / "ca"
+    for role, request, allowed in (
+        ("datanode", ChainWriteBlob(blob_id="a" * 32, downstream=[]), True),
+        ("datanode", WriteBlob(blob_id="b" * 32), False),
+        ("web", ChainWriteBlob(blob_id="c" * 32, downstream=[]), False),
+    ):
+        tls = certs.load(
+            certs.issue(ca, role, f"probe-{role}", cluster.root / "certs" / f"probe-{role}"), role
+        )
+        link = await links.connect(node.host, node.port, tls, "datanode")
+        await link.write_frame(request)
+        if allowed:
+            assert (await link.read_expected(Ok, timeout=5)).info["chain"] == [node.address]
+        else:
+            with pytest.raises(RequestFailed, match=f"a {role} may not send {type(request).__name__}"):
+                await link.read_expected(Ok, timeout=5)
+        link.abort()

@@ -9,32 +9,56 @@ chunk once to the chain's first node, and at End reads the chain's answer: the n
 that stored the blob with the size and sha256 the master computed. It commits if at
 least min_replicas did.
 
-What this trades (see the README): a node lost in the middle of the chain loses the
-copies behind it too, so losing the first or second of three nodes mid-upload leaves
-fewer than two copies and the upload fails, where fan-out would have committed on the
-other two. Pipeline recovery (re-syncing the surviving nodes and resending from the
-last acknowledged byte, as HDFS does) needs datanodes to reopen a partial blob at an
-offset, which is not there yet.
+A node lost in the middle of the chain loses the copies behind it too. When fewer than
+min_replicas but at least one node stored the blob, the writer tops it up before the
+commit (`top_up`): it copies the blob from a node that has it to freshly placed ones,
+through the master as a repair does, so losing the second of three nodes mid-upload
+still commits on two (that upload then costs the master one more egress per byte).
+Losing the first node loses the bytes the master has sent so far: nothing holds the
+whole blob, and the upload fails where fan-out would have committed on the other two.
+Real pipeline recovery (re-syncing the surviving nodes and resending from the last
+acknowledged byte, as HDFS does) needs datanodes to reopen a partial blob at an offset,
+which is not there yet.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 from myyoutube import chain, protocol
-from myyoutube.master.transfer import DatanodePools, ReplicationFailed, delete_blob
+from myyoutube.master import relay
+from myyoutube.master.transfer import DatanodePools, ReplicaFanout, ReplicationFailed, delete_blob
 from myyoutube.pool import Lease
 from myyoutube.protocol import ChainWriteBlob, Chunk, End, Ok
 
+if TYPE_CHECKING:
+    from myyoutube.master.server import Master
+
 log = logging.getLogger(__name__)
+
+
+# (blob id, nodes that have it, size, sha256, copies wanted, nodes not to use) -> the
+# nodes that now have a copy too.
+TopUp = Callable[[str, list[str], int, str, int, frozenset[str]], Awaitable[list[str]]]
 
 
 class ChainWriter:
     """Writes one blob down a chain of datanodes (ReplicaFanout's interface)."""
 
-    def __init__(self, blob_id: str, min_replicas: int, pools: DatanodePools, stall_s: float) -> None:
+    def __init__(
+        self,
+        blob_id: str,
+        min_replicas: int,
+        pools: DatanodePools,
+        stall_s: float,
+        top_up: TopUp | None = None,
+    ) -> None:
         self.blob_id = blob_id
+        self.top_up = top_up
         self.min_replicas = min_replicas
         self.pools = pools
         self.stall_s = stall_s
@@ -129,6 +153,11 @@ class ChainWriter:
         if (their_size, their_sha256) != (size, sha256):
             self._note(dict.fromkeys(stored, f"stored {their_size} bytes, sha256 {their_sha256}"))
             stored = []
+        if stored and len(stored) < self.min_replicas and self.top_up is not None:
+            exclude = frozenset(self.offered) | frozenset(stored)
+            stored += await self.top_up(
+                self.blob_id, stored, size, sha256, self.min_replicas - len(stored), exclude
+            )
         if len(stored) < self.min_replicas:
             log.warning("blob %s: stored on %s only (%s)", self.blob_id, stored, self.failed)
             raise ReplicationFailed(
@@ -148,3 +177,32 @@ class ChainWriter:
         await asyncio.gather(
             *(delete_blob(self.pools, node, self.blob_id) for node in self.offered), return_exceptions=True
         )
+
+
+async def copy_to_more(
+    master: Master,
+    blob_id: str,
+    sources: list[str],
+    size: int,
+    sha256: str,
+    count: int,
+    exclude: frozenset[str],
+) -> list[str]:
+    """A TopUp: copy the blob from `sources` to `count` freshly placed nodes, one at a time
+    (relayed through the master, as repairs are); the nodes that stored it."""
+    copied: list[str] = []
+    for target in master.state.place(count, time.time(), master.rng, exclude=exclude):
+        fanout = ReplicaFanout(blob_id, 1, master.pools, master.stall_s)
+        try:
+            await fanout.open([target])
+            fanout.check_enough()
+            await relay.relay_blob(
+                blob_id, 0, size, sources, master.pools, fanout.write, master._read_failed, master.stall_s
+            )
+            copied += await fanout.finish(size, sha256)
+        except (ReplicationFailed, relay.ConsumerGone) as exc:
+            await fanout.abort()
+            log.warning("topping up blob %s on %s failed: %s", blob_id, target, exc)
+            continue
+        log.info("blob %s copied to %s to make up for its broken chain", blob_id, target)
+    return copied

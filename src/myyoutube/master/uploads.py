@@ -18,6 +18,7 @@ running at once cannot both pass a check made against the same stored total.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import logging
 import time
@@ -146,8 +147,14 @@ async def drain(connection: FrameStream) -> None:
 def new_fanout(master: Master, fanouts: list) -> Writer:
     """A new blob's writer. Its id is recorded as the index's own before any byte is
     written, so copies left by a crash are known to be deletable."""
-    kind = pipeline.ChainWriter if master.write_pipeline else transfer.ReplicaFanout
-    fanout = kind(uuid.uuid4().hex, master.min_replicas, master.pools, master.stall_s)
+    fanout: Writer
+    if master.write_pipeline:
+        top_up = functools.partial(pipeline.copy_to_more, master)
+        fanout = pipeline.ChainWriter(
+            uuid.uuid4().hex, master.min_replicas, master.pools, master.stall_s, top_up
+        )
+    else:
+        fanout = transfer.ReplicaFanout(uuid.uuid4().hex, master.min_replicas, master.pools, master.stall_s)
     master.index.begin_blob(fanout.blob_id, time.time())
     master.in_flight.add(fanout.blob_id)
     fanouts.append(fanout)
