@@ -14,7 +14,7 @@ import os
 import pytest
 
 from harness import Cluster, holders_of, mp4_bytes, store, wait_until
-from myyoutube import certs, links
+from myyoutube import certs, chain, links, protocol
 from myyoutube.client import RequestFailed
 from myyoutube.launch import Role
 from myyoutube.protocol import ChainWriteBlob, Ok, WriteBlob
@@ -153,3 +153,28 @@ async def test_a_datanode_takes_chain_writes_from_peers_but_plain_writes_only_fr
             with pytest.raises(RequestFailed, match=f"a {role} may not send {type(request).__name__}"):
                 await link.read_expected(Ok, timeout=5)
         link.abort()
+
+
+@pytest.mark.parametrize(
+    "info",
+    [
+        {},
+        {"stored": "a:1", "failed": {}, "size": 1, "sha256": "x"},
+        {"stored": ["a:1", 7], "failed": {}, "size": 1, "sha256": "x"},
+        {"stored": ["a:1"], "failed": {"b:2": 3}, "size": 1, "sha256": "x"},
+        {"stored": ["a:1"], "failed": {}, "size": True, "sha256": "x"},
+        {"stored": ["a:1"], "failed": {}, "size": 1, "sha256": None},
+    ],
+)
+def test_a_malformed_final_answer_is_a_protocol_error(info):
+    """A hop's answer is peer input: anything but the documented shape is refused."""
+    with pytest.raises(protocol.ProtocolError):
+        chain.parse_result(info)
+
+
+def test_final_answer_and_opening_are_read_back():
+    info = {"stored": ["a:1", "b:2"], "failed": {"c:3": "gone"}, "size": 5, "sha256": "ab"}
+    assert chain.parse_result(info) == (["a:1", "b:2"], {"c:3": "gone"}, 5, "ab")
+    assert chain.parse_opening({"chain": ["a:1"], "failed": {}}) == (["a:1"], {})
+    with pytest.raises(protocol.ProtocolError):
+        chain.parse_opening({"chain": [], "failed": {}})  # a node that accepts is in its chain
