@@ -116,9 +116,17 @@ class Spread:
     """A cluster with each role on its own host: master, `datanodes` datanodes (three by
     default), optionally a web front end, TLS everywhere."""
 
-    def __init__(self, hosts: Hosts, root: Path, datanodes: int = 3, dead_after_s: float = 30.0) -> None:
+    def __init__(
+        self,
+        hosts: Hosts,
+        root: Path,
+        datanodes: int = 3,
+        dead_after_s: float = 30.0,
+        master_args: tuple[str, ...] = (),
+    ) -> None:
         self.hosts, self.root = hosts, root
         self.datanode_count, self.dead_after_s = datanodes, dead_after_s
+        self.master_args = master_args
         certs.init_ca(root / "ca")
         self.roles: list[Role] = []
         self.prefixes: dict[str, tuple[str, ...]] = {}
@@ -145,6 +153,7 @@ class Spread:
                 "1",
                 "--cert-dir",
                 self.cert_dir("master", "master"),
+                *self.master_args,
             ],
         )
         self.datanodes = []
@@ -401,3 +410,35 @@ async def test_web_answers_503_while_the_master_is_partitioned_and_recovers(spre
 
     took = await wait_until(listed, "the web serving the listing again", 30)
     print(f"web recovered {took:.2f}s after the partition healed")
+
+
+@pytest.mark.parametrize("position", [1, 2], ids=["middle", "tail"])
+async def test_write_pipeline_commits_on_two_when_a_chain_node_is_partitioned(spread_factory, position):
+    """With --write-pipeline, the middle or last node of the chain is cut off mid-upload
+    (no reset): the node before it drops it after the stall timeout and goes on; the
+    upload commits on two copies (for the middle one, after the master copied the blob
+    from the first node to the spare), and the bytes read back are identical."""
+    spread = spread_factory(datanodes=4, master_args=("--write-pipeline",))
+    data = mp4_bytes(os.urandom(8 * 1024 * 1024))
+    client = spread.client()
+    upload = await client.start_upload("chained.mp4", "video/mp4")
+    await upload.write(data[: 2 * 1024 * 1024])
+    line = [
+        text for text in (spread.root / "logs" / "m.log").read_text().splitlines() if "down the chain" in text
+    ][-1]
+    by_address = {
+        f"{address}:7100": name for name, address in zip(spread.folders, DATANODE_ADDRESSES, strict=True)
+    }
+    chain = [by_address[address] for address in line.rsplit("down the chain ", 1)[1].split(" -> ")]
+    spread.hosts.partition(chain[position])
+    try:
+        await upload.write(data[2 * 1024 * 1024 :])
+        video = await upload.finish()
+    finally:
+        spread.hosts.partition(chain[position], cut=False)
+    assert video["sha256"] == hashlib.sha256(data).hexdigest()
+    holders = spread.holders(data)
+    assert chain[0] in holders and len(holders) >= 2 and chain[position] not in holders
+    got = b"".join([piece async for piece in client.read("chained.mp4", 0, len(data))])
+    assert got == data
+    client.close()
