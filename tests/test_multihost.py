@@ -1,9 +1,9 @@
 """Several hosts for real: each role in its own network namespace on a bridge (issue 14).
 
 The test makes a bridge in a namespace of its own, one namespace per role with a veth
-into the bridge and an address in 10.213.0.0/24 that exists only inside these
-namespaces, and one veth from the test's own namespace (10.213.0.254) so the test can
-reach them. Roles bind their namespace's address (so they need certificates: every link
+into the bridge and an address in 10.213.N.0/24 (N random per test process) that exists
+only inside these namespaces, and one veth from the test's own namespace (10.213.N.254)
+so the test can reach them. Roles bind their namespace's address (so they need certificates: every link
 is mutual TLS), datanodes bind 0.0.0.0 and --advertise their address. A partition is the
 bridge port of a host set down: packets vanish, nobody gets a reset. Every namespace and
 link is deleted afterwards, also on failure; processes are stopped by pid.
@@ -17,6 +17,7 @@ import asyncio
 import hashlib
 import json
 import os
+import random
 import subprocess
 import time
 import uuid
@@ -29,7 +30,10 @@ from myyoutube import certs
 from myyoutube.client import MasterClient
 from myyoutube.launch import Role, start_role
 
-SUBNET = "10.213.0"
+# The test's own veth and route live in the machine's namespace: two test runs at once
+# (CI jobs, several worktrees) on one /24 would route into each other's bridge, so each
+# test process picks its own.
+SUBNET = f"10.213.{random.SystemRandom().randint(1, 254)}"
 TEST_HOST_ADDRESS = f"{SUBNET}.254"
 MASTER_ADDRESS = f"{SUBNET}.1"
 WEB_ADDRESS = f"{SUBNET}.2"
