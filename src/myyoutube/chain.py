@@ -32,28 +32,20 @@ this module is that shared end.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from myyoutube import protocol
+from myyoutube.master import transfer
 from myyoutube.protocol import ChainWriteBlob, Ok
 from myyoutube.stream import FrameStream, RequestFailed
 
 # What counts as "this hop failed" rather than a bug: it may be dead, hung or lying.
 LINK_FAILURES = (OSError, TimeoutError, RequestFailed, protocol.ProtocolError)
 
-# A hop that keeps saying it is alive but takes no chunk for this long (a disk that hangs
-# while the process runs) is dropped all the same (as transfer.DRAIN_LIMIT_S).
-DRAIN_LIMIT_S = 60.0
-
 
 # A hop's final answer: (stored, failed with why, size, sha256) for the chain from it on.
 HopResult = tuple[list[str], dict[str, str], int, str]
-
-
-class StalledHop(TimeoutError):
-    """The next hop stopped taking bytes and fell silent."""
 
 
 # Opens a connection to a node, sends it the request and waits for its Ok (keepalives
@@ -88,30 +80,13 @@ class ChainLink:
         self.connection.queue_encoded(frame)
 
     async def drained(self, stall_s: float) -> None:
-        """Wait until the hop took what was queued; StalledHop if it fell silent."""
-        started = time.monotonic()
-        while True:
-            if self.answer.done():
-                self.answer.result()  # an early Error raises RequestFailed here
-                raise protocol.RemoteProtocolError("next hop answered before the blob ended")
-            try:
-                await self.connection.drain(timeout=stall_s / 2)
-                return
-            except TimeoutError:
-                now = time.monotonic()
-                silent_s = now - self.connection.last_heard
-                if silent_s > stall_s or now - started > DRAIN_LIMIT_S:
-                    raise StalledHop(f"took no bytes and was silent for {silent_s:.1f}s") from None
+        """Wait until the hop took what was queued; StalledReplica if it fell silent."""
+        await transfer.wait_drained(self.connection, self.answer, stall_s)
 
     async def result(self, stall_s: float) -> HopResult:
         """After End: (stored, failed, size, sha256) as the hop answered for the chain
-        behind it. The hop fsyncs before answering, sending keepalives meanwhile."""
-        while not self.answer.done():
-            await asyncio.wait({self.answer}, timeout=stall_s / 2)
-            silent_s = time.monotonic() - self.connection.last_heard
-            if not self.answer.done() and silent_s > stall_s:
-                raise StalledHop(f"silent for {silent_s:.1f}s while finishing")
-        return parse_result(self.answer.result().info)
+        behind it (it fsyncs first, sending keepalives meanwhile)."""
+        return parse_result((await transfer.wait_answer(self.connection, self.answer, stall_s)).info)
 
     def lost(self, why: BaseException) -> dict[str, str]:
         """Every node this link reached, as failed because of `why`."""

@@ -31,7 +31,13 @@ from typing import TYPE_CHECKING
 
 from myyoutube import chain, protocol
 from myyoutube.master import relay
-from myyoutube.master.transfer import DatanodePools, ReplicaFanout, ReplicationFailed, delete_blob
+from myyoutube.master.transfer import (
+    DatanodePools,
+    ReplicaFanout,
+    ReplicationFailed,
+    delete_blob,
+    require_replicas,
+)
 from myyoutube.pool import Lease
 from myyoutube.protocol import ChainWriteBlob, Chunk, End, Ok
 
@@ -112,12 +118,7 @@ class ChainWriter:
             log.warning("chain write of blob %s: %s dropped: %s", self.blob_id, node, why)
 
     def check_enough(self) -> None:
-        if len(self.replicas) < self.min_replicas:
-            log.warning("blob %s: too few replicas left (%s)", self.blob_id, self.failed)
-            raise ReplicationFailed(
-                f"Only {len(self.replicas)} datanodes could keep storing the video and "
-                f"{self.min_replicas} are needed; try again shortly."
-            )
+        require_replicas(self.blob_id, len(self.replicas), self.min_replicas, self.failed)
 
     def _lost(self, link: chain.ChainLink, why: BaseException) -> None:
         self._note(link.lost(why))

@@ -158,13 +158,7 @@ class ReplicaFanout:
         self.pools[node].release(replica.lease)
 
     def check_enough(self) -> None:
-        if len(self.replicas) < self.min_replicas:
-            # The reasons name internal addresses and errors: for the log, not the user.
-            log.warning("blob %s: too few replicas left (%s)", self.blob_id, self.failed)
-            raise ReplicationFailed(
-                f"Only {len(self.replicas)} datanodes could keep storing the video and "
-                f"{self.min_replicas} are needed; try again shortly."
-            )
+        require_replicas(self.blob_id, len(self.replicas), self.min_replicas, self.failed)
 
     async def _each(self, send: Callable[[_Replica], Awaitable[object]]) -> dict[str, object]:
         nodes = list(self.replicas)
@@ -181,20 +175,7 @@ class ReplicaFanout:
         return answers
 
     async def _drained(self, replica: _Replica) -> None:
-        """Wait until the replica took what was queued; StalledReplica if it fell silent."""
-        started = time.monotonic()
-        while True:
-            if replica.answer.done():
-                replica.answer.result()  # an early Error raises RequestFailed here
-                raise protocol.RemoteProtocolError("datanode answered before the blob ended")
-            try:
-                await replica.connection.drain(timeout=self.stall_s / 2)
-                return
-            except TimeoutError:
-                now = time.monotonic()
-                silent_s = now - replica.connection.last_heard
-                if silent_s > self.stall_s or now - started > DRAIN_LIMIT_S:
-                    raise StalledReplica(f"took no bytes and was silent for {silent_s:.1f}s") from None
+        await wait_drained(replica.connection, replica.answer, self.stall_s)
 
     async def write(self, data: bytes) -> None:
         frame = protocol.encode(Chunk(data))
@@ -212,13 +193,7 @@ class ReplicaFanout:
         async def end(replica: _Replica) -> End:
             replica.connection.queue_encoded(frame)
             await self._drained(replica)
-            # The node fsyncs before answering, sending keepalives meanwhile.
-            while not replica.answer.done():
-                await asyncio.wait({replica.answer}, timeout=self.stall_s / 2)
-                silent_s = time.monotonic() - replica.connection.last_heard
-                if not replica.answer.done() and silent_s > self.stall_s:
-                    raise StalledReplica(f"silent for {silent_s:.1f}s while finishing")
-            answer = replica.answer.result()
+            answer = await wait_answer(replica.connection, replica.answer, self.stall_s)
             if (answer.size, answer.sha256) != (size, sha256):
                 raise RequestFailed("checksum", f"stored {answer.size} bytes, sha256 {answer.sha256}")
             replica.lease.done()
@@ -241,6 +216,45 @@ class ReplicaFanout:
         await asyncio.gather(
             *(delete_blob(self.pools, node, self.blob_id) for node in nodes), return_exceptions=True
         )
+
+
+def require_replicas(blob_id: str, left: int, min_replicas: int, failed: dict[str, str]) -> None:
+    """ReplicationFailed if fewer than `min_replicas` replicas are `left`."""
+    if left < min_replicas:
+        # The reasons name internal addresses and errors: for the log, not the user.
+        log.warning("blob %s: too few replicas left (%s)", blob_id, failed)
+        raise ReplicationFailed(
+            f"Only {left} datanodes could keep storing the video and {min_replicas} are needed; try again shortly."
+        )
+
+
+async def wait_drained(connection: streams.FrameStream, answer: asyncio.Task, stall_s: float) -> None:
+    """Wait until a datanode took what was queued on `connection`; StalledReplica if it
+    fell silent, RequestFailed or RemoteProtocolError if it answered (`answer`) early."""
+    started = time.monotonic()
+    while True:
+        if answer.done():
+            answer.result()  # an early Error raises RequestFailed here
+            raise protocol.RemoteProtocolError("datanode answered before the blob ended")
+        try:
+            await connection.drain(timeout=stall_s / 2)
+            return
+        except TimeoutError:
+            now = time.monotonic()
+            silent_s = now - connection.last_heard
+            if silent_s > stall_s or now - started > DRAIN_LIMIT_S:
+                raise StalledReplica(f"took no bytes and was silent for {silent_s:.1f}s") from None
+
+
+async def wait_answer(connection: streams.FrameStream, answer: asyncio.Task, stall_s: float):
+    """The datanode's final answer after End. It fsyncs before answering, sending
+    keepalives meanwhile; StalledReplica if it falls silent instead."""
+    while not answer.done():
+        await asyncio.wait({answer}, timeout=stall_s / 2)
+        silent_s = time.monotonic() - connection.last_heard
+        if not answer.done() and silent_s > stall_s:
+            raise StalledReplica(f"silent for {silent_s:.1f}s while finishing")
+    return answer.result()
 
 
 async def delete_blob(pools: DatanodePools, node: str, blob_id: str) -> None:
