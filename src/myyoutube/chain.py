@@ -23,10 +23,11 @@ this module is that shared end.
   its own copy.
 * Acks flow back at the end: End goes down the chain; each node fsyncs, checks size
   and sha256 and answers upstream with the nodes that stored the blob (itself plus what
-  its next hop answered) and those that failed, with why. The master commits if at
-  least min_replicas stored it. A broken link loses the nodes behind it, not those
-  before it (there is no HDFS-style pipeline recovery that would re-sync the survivors;
-  see the README).
+  its next hop answered) and those that failed, with why. A broken link loses the
+  nodes behind it, not those before it; the master (master/pipeline.py) commits if at
+  least min_replicas stored the blob, copying it to more nodes first when fewer but at
+  least one did. There is no HDFS-style pipeline recovery that would re-sync the
+  survivors and resend from the last acknowledged byte (see the README).
 """
 
 from __future__ import annotations
