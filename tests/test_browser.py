@@ -13,11 +13,12 @@ used. If it is missing, the tests fail (they never skip) with a message saying s
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 import aiohttp
 import pytest
@@ -184,14 +185,17 @@ async def open_home(page: Page, url: str) -> None:
 
 
 async def upload_in_page(page: Page, file) -> str:
-    """Upload `file` (path or FilePayload) with the form; the name the server answered."""
+    """Upload `file` (path or FilePayload) with the form (resumable, over tus); the name
+    the server answered to the PATCH that completed it."""
     await page.evaluate(PROGRESS_RECORDER)
     await page.set_input_files("#file", file)
-    async with page.expect_response(lambda r: r.url.endswith("/upload")) as answer:
+    async with page.expect_response(
+        lambda r: r.request.method == "PATCH" and "video-name" in r.headers
+    ) as answer:
         await page.click("#upload-button")
     response = await answer.value
-    assert response.status == 201, await response.text()
-    return (await response.json())["name"]
+    assert response.status == 204
+    return unquote(response.headers["video-name"])
 
 
 async def wait_for_cards(page: Page, expected: list[str], among: str = "") -> None:
@@ -725,3 +729,73 @@ async def test_upload_button_and_footer_links_reach_aa_contrast(cluster, watched
         ratio = await page.locator(selector).first.evaluate(CONTRAST)
         assert ratio >= 4.5, (scheme, selector, ratio)
     await watched.assert_clean()
+
+
+async def throttle_uploads(page: Page, bytes_per_s: int) -> None:
+    """Slow the page's uploads (Chromium's network emulation), so a test can act midway."""
+    cdp = await page.context.new_cdp_session(page)
+    await cdp.send("Network.enable")
+    await cdp.send(
+        "Network.emulateNetworkConditions",
+        {"offline": False, "latency": 0, "downloadThroughput": -1, "uploadThroughput": bytes_per_s},
+    )
+
+
+async def stored_bytes(cluster, name: str) -> bytes:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(
+            f"{cluster.url}/original/{quote(name, safe='')}", headers=cluster.admin_headers()
+        ) as answer,
+    ):
+        assert answer.status == 200
+        return await answer.read()
+
+
+async def test_upload_resumes_by_itself_after_the_network_drops(cluster, watched, clip):
+    """The browser goes offline mid-upload and comes back: the page resumes the upload by
+    itself (tus, from the offset the server confirmed) and the stored video is the file,
+    byte for byte, with no error shown and nothing the page's CSP forbids."""
+    page, name = watched.page, f"offline-{tag()}.mp4"
+    payload = clip.read_bytes() + (8 + 7 * 2**20).to_bytes(4, "big") + b"free" + os.urandom(7 * 2**20)
+    await open_home(page, cluster.url)
+    await throttle_uploads(page, 2 * 2**20)
+    await page.evaluate(PROGRESS_RECORDER)
+    await page.set_input_files("#file", {"name": name, "mimeType": "video/mp4", "buffer": payload})
+    await page.click("#upload-button")
+    await page.wait_for_function("() => document.getElementById('upload-progress').value >= 20")
+    await page.context.set_offline(True)
+    await asyncio.sleep(3)
+    await page.context.set_offline(False)
+    await expect(page.locator("#upload-status")).to_have_text(f"Uploaded {name}", timeout=60_000)
+    assert await stored_bytes(cluster, name) == payload
+    assert await watched.csp_violations() == []  # tus-js-client needs nothing the CSP forbids
+
+
+async def test_upload_left_midway_resumes_after_a_reload(cluster, watched, clip, tmp_path):
+    """A page closed mid-upload: a new page given the same file resumes the unfinished
+    upload (found by the file's fingerprint in localStorage) instead of starting over: its
+    first PATCH starts past 0, and the stored video is the file."""
+    first, name = watched.page, f"reload-{tag()}.mp4"
+    payload = clip.read_bytes() + (8 + 12 * 2**20).to_bytes(4, "big") + b"free" + os.urandom(12 * 2**20)
+    # A file on disk: its modification time is part of the fingerprint, as for a user's file.
+    file = tmp_path / name
+    file.write_bytes(payload)
+    await open_home(first, cluster.url)
+    await throttle_uploads(first, 4 * 2**20)
+    await first.set_input_files("#file", file)
+    await first.click("#upload-button")
+    await first.wait_for_function("() => document.getElementById('upload-progress').value >= 50")
+    await first.close()
+    page = await first.context.new_page()
+    offsets: list[int] = []
+    page.on(
+        "request",
+        lambda r: offsets.append(int(r.headers["upload-offset"])) if r.method == "PATCH" else None,
+    )
+    await open_home(page, cluster.url)
+    await page.set_input_files("#file", file)
+    await page.click("#upload-button")
+    await expect(page.locator("#upload-status")).to_have_text(f"Uploaded {name}", timeout=60_000)
+    assert offsets and offsets[0] >= 5 * 2**20, offsets
+    assert await stored_bytes(cluster, name) == payload

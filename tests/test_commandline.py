@@ -53,9 +53,10 @@ def write_video(folder: Path, name: str, clip: bytes, pad: int = 0) -> Path:
 
 @pytest.fixture(autouse=True)
 def signed_in_as_admin(request, monkeypatch, tmp_path):
-    """Commands run as the cluster's admin ($MYYOUTUBE_TOKEN), with a config folder of
-    their own, so nothing reads or writes the real ~/.config."""
+    """Commands run as the cluster's admin ($MYYOUTUBE_TOKEN), with config and cache folders
+    of their own, so nothing reads or writes the real ~/.config or ~/.cache."""
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     if "cluster" in request.fixturenames:
         monkeypatch.setenv("MYYOUTUBE_TOKEN", request.getfixturevalue("cluster").admin_token)
 

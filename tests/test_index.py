@@ -10,6 +10,7 @@ import pytest
 
 from myyoutube.master import jobs, transcoding
 from myyoutube.master.index import RETIRED_KEEP_S, SCHEMA_VERSION, Index, IndexTooNew, StoredBlob
+from myyoutube.master.upload_sessions import Session
 
 OLD_INDEX_SQL = Path(__file__).with_name("data") / "index-v0.sql"
 NOW = 1_800_000_000.0
@@ -217,3 +218,26 @@ def test_videos_stored_before_transcoding_get_their_jobs_from_a_bounded_backlog(
     assert [job.rung["name"] for job in index.jobs.of_video("holiday.mp4")] == ["240p", "360p"]
     assert not transcoding.untranscoded(index)
     index.close()
+
+
+def test_upload_session_and_its_pending_blob_survive_a_reopen(tmp_path):
+    """A resumable upload's session (offset, replicas, expiry) is durable, and its pending
+    blob is not retired at reopen as an interrupted plain write is: the upload goes on
+    after a master restart. An old index gains the table when it migrates."""
+    path = old_index(tmp_path)
+    index = Index(path, NOW)
+    index.begin_blob("e" * 32, NOW)
+    session = Session(
+        "a" * 32, "e" * 32, "big.mp4", "admin", "public", "Big", 1000, 0, NODES, [], NOW, NOW + 60
+    )
+    index.upload_sessions.add(session)
+    session.offset, session.replicas, session.former = 400, NODES[:1], NODES[1:]
+    index.upload_sessions.save(session)
+    index.close()
+    reopened = Index(path, NOW + 1)
+    kept = reopened.upload_sessions.sessions["a" * 32]
+    assert (kept.offset, kept.replicas, kept.former, kept.name) == (400, NODES[:1], NODES[1:], "big.mp4")
+    assert "e" * 32 not in reopened.retired
+    reopened.upload_sessions.remove("a" * 32)
+    reopened.close()
+    assert Index(path, NOW + 2).upload_sessions.sessions == {}

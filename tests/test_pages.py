@@ -267,7 +267,7 @@ def test_home_page_structure():
     assert tag == "progress" and progress["max"] == "100"
     assert parsed.find("script") == [
         {"src": f"/static/{name}", "defer": None}
-        for name in ("session.js", "text.js", "home.js", "upload.js")
+        for name in ("session.js", "text.js", "home.js", "vendor/tus.min.js", "upload.js")
     ]
     assert parsed.by_id("page-title")[0] == "h1" and len(parsed.find("h1")) == 1
     assert parsed.by_id("upload-cancel")[0] == "button" and "hidden" in parsed.by_id("upload-cancel")[1]

@@ -33,11 +33,14 @@ from myyoutube.pool import ConnectionPool, Lease
 from myyoutube.protocol import (
     CHUNK_BYTES,
     AddUser,
+    AppendUpload,
     Chunk,
     CountView,
+    CreateUpload,
     DeleteVideo,
     End,
     EnsureAdmin,
+    FinishUpload,
     GetRenditions,
     GetStatus,
     ListUsers,
@@ -47,12 +50,15 @@ from myyoutube.protocol import (
     Ok,
     PurgeOrphans,
     PutVideo,
+    ReadUpload,
     ReadVideo,
     RemoveUser,
     SetPassword,
     SetVisibility,
     StatVideo,
+    TerminateUpload,
     UpdateVideo,
+    UploadStatus,
     VideoDetails,
     VideoInfo,
     VideoList,
@@ -91,11 +97,14 @@ class Upload:
     the start, so a refusal stops the sender at its next chunk with the master's reason
     instead of a broken pipe."""
 
-    def __init__(self, pool: ConnectionPool, lease: Lease) -> None:
+    def __init__(self, pool: ConnectionPool, lease: Lease, answer: type[VideoInfo | Ok] = VideoInfo) -> None:
         self._pool = pool
         self._lease = lease
         self._connection = lease.connection
-        self._answer = asyncio.ensure_future(self._connection.read_expected(VideoInfo, timeout=None))
+        # VideoInfo for a video; Ok for an append to a resumable upload (its new offset).
+        self._answer: asyncio.Future[VideoInfo | Ok] = asyncio.ensure_future(
+            self._connection.read_expected(answer, timeout=None)
+        )
         self.size = 0
 
     async def _refusal_or(self, exc: BaseException) -> BaseException:
@@ -121,7 +130,8 @@ class Upload:
 
     async def finish(self, extra: dict | None = None, poster: bytes = b"") -> dict:
         """Commit the upload (with what was learnt of the file, and a JPEG poster);
-        returns the video's record once every replica has it."""
+        returns the video's record once every replica has it (for an append: the
+        resumable upload's session with its new offset)."""
         try:
             if extra or poster:
                 await self._connection.write_frame(VideoDetails(extra=extra or {}, poster=poster))
@@ -133,7 +143,7 @@ class Upload:
         finally:
             self._answer.cancel()
             self._pool.release(self._lease)
-        return answer.video
+        return answer.video if isinstance(answer, VideoInfo) else answer.info["upload"]
 
     def abort(self) -> None:
         """Give up: the master drops the upload and every partial replica."""
@@ -215,13 +225,56 @@ class MasterClient:
         request = PutVideo(
             name=name, content_type=content_type, user=self.user, visibility=visibility, size=size
         )
+        return await self._open_upload(request, VideoInfo)
+
+    async def _open_upload(self, request: protocol.Message, answer: type[VideoInfo | Ok]) -> Upload:
+        """Send a request the master answers Ok to before bytes follow; the Upload."""
 
         async def attempt(lease: Lease) -> None:
             await lease.connection.write_frame(request)
             await lease.connection.read_expected(Ok, timeout=OPEN_UPLOAD_TIMEOUT_S)
 
         lease, _ = await self.pool.start(attempt)
-        return Upload(self.pool, lease)
+        return Upload(self.pool, lease, answer)
+
+    # --- resumable uploads (tus sessions kept by the master) -------------------------------
+
+    async def create_upload(self, name: str, length: int, visibility: str = PUBLIC, title: str = "") -> dict:
+        """Open a resumable upload of `length` bytes: the session (id, offset, expires_at...)."""
+        request = CreateUpload(user=self.user, name=name, visibility=visibility, title=title, length=length)
+        return (await self._ask(request, Ok)).info["upload"]
+
+    async def upload_status(self, upload_id: str) -> dict:
+        return (await self._ask(UploadStatus(user=self.user, upload_id=upload_id), Ok)).info["upload"]
+
+    async def append_upload(self, upload_id: str, offset: int) -> Upload:
+        """Append to a session at `offset`: write the bytes, then `finish()` gives the
+        session with its new offset. RequestFailed('conflict') if the offset is not its own."""
+        return await self._open_upload(AppendUpload(user=self.user, upload_id=upload_id, offset=offset), Ok)
+
+    async def finish_upload(self, upload_id: str, content_type: str) -> Upload:
+        """Commit a complete session: `finish(details, poster)` on the answer gives the
+        video, whose original is the session's blob."""
+        request = FinishUpload(user=self.user, upload_id=upload_id, content_type=content_type)
+        return await self._open_upload(request, VideoInfo)
+
+    async def read_upload(self, upload_id: str) -> AsyncIterator[bytes]:
+        """Yield a session's confirmed bytes, in chunks."""
+
+        async def attempt(lease: Lease) -> int:
+            await lease.connection.write_frame(ReadUpload(user=self.user, upload_id=upload_id))
+            return (await lease.connection.read_expected(Ok, timeout=MASTER_SILENCE_S)).info["size"]
+
+        lease, size = await self.pool.start(attempt)
+        read = VideoRead(self.pool, lease, {}, 0, size)
+        try:
+            async for data in read:
+                yield data
+        finally:
+            read.close()
+
+    async def terminate_upload(self, upload_id: str) -> None:
+        await self._ask(TerminateUpload(user=self.user, upload_id=upload_id), Ok)
 
     async def open_read(self, name: str, offset: int, length: int, part: str = "video") -> VideoRead:
         """Stat a video and start reading its `part` in one round trip (`length` -1: to the

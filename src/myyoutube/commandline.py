@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from myyoutube import certcommands, transfers, webclient
+from myyoutube import certcommands, resumable_upload, transfers, webclient
 from myyoutube.certs import CertError
 from myyoutube.formatting import human_duration, human_size
 from myyoutube.webclient import Api, ToolError, Unreachable, connect, video_path
@@ -115,7 +115,7 @@ async def cmd_upload(api: Api, args: argparse.Namespace) -> int:
     uploaded, failed = [], []
     for path in map(Path, args.files):
         try:
-            video = await transfers.upload_one(api, path, args.progress)
+            video = await resumable_upload.upload_resumable(api, path, args.progress)
         except Unreachable:
             raise
         except ToolError as exc:

@@ -20,18 +20,22 @@ from dataclasses import dataclass, field
 __all__ = [
     "MESSAGE_TYPES",
     "AddUser",
+    "AppendBlob",
+    "AppendUpload",
     "BlobEntry",
     "BlockReportChunk",
     "ChainWriteBlob",
     "Chunk",
     "Commands",
     "CountView",
+    "CreateUpload",
     "DeleteBlob",
     "DeleteVideo",
     "End",
     "EnsureAdmin",
     "Error",
     "FetchSource",
+    "FinishUpload",
     "GetRenditions",
     "GetStatus",
     "Heartbeat",
@@ -45,14 +49,18 @@ __all__ = [
     "PurgeOrphans",
     "PutVideo",
     "ReadBlob",
+    "ReadUpload",
     "ReadVideo",
     "Register",
     "RemoveUser",
+    "SealBlob",
     "SetPassword",
     "SetVisibility",
     "StatVideo",
     "StoreRendition",
+    "TerminateUpload",
     "UpdateVideo",
+    "UploadStatus",
     "VideoDetails",
     "VideoInfo",
     "VideoList",
@@ -214,6 +222,75 @@ class PurgeOrphans:
 
     TYPE: typing.ClassVar[int] = 19
     user: str
+
+
+# Web -> master: resumable uploads (tus, codes 60-65). A session holds an open blob on its
+# replicas; its bytes grow by appends and become a video at FinishUpload. Every request
+# names the session's owner: another account's session is answered as not found.
+
+
+@dataclass(frozen=True)
+class CreateUpload:
+    """Open an upload session of `length` bytes: the name is reserved at once (Error
+    'exists' if taken) and the quota checked. Ok({"upload": {...}}), the session."""
+
+    TYPE: typing.ClassVar[int] = 60
+    user: str
+    name: str
+    visibility: str
+    title: str
+    length: int
+
+
+@dataclass(frozen=True)
+class UploadStatus:
+    """Ask for a session (its offset, length, name, expiry): Ok({"upload": {...}})."""
+
+    TYPE: typing.ClassVar[int] = 61
+    user: str
+    upload_id: str
+
+
+@dataclass(frozen=True)
+class AppendUpload:
+    """Append to a session at `offset` (its confirmed offset, else Error 'conflict'): once
+    the master says Ok, Chunk* and End(size=bytes sent) follow; the answer is
+    Ok({"upload": {...}}) once every live replica fsynced them."""
+
+    TYPE: typing.ClassVar[int] = 62
+    user: str
+    upload_id: str
+    offset: int
+
+
+@dataclass(frozen=True)
+class ReadUpload:
+    """Read back a session's confirmed bytes: Ok({"size": n}), then Chunk* and End."""
+
+    TYPE: typing.ClassVar[int] = 63
+    user: str
+    upload_id: str
+
+
+@dataclass(frozen=True)
+class FinishUpload:
+    """Make a complete session a video of `content_type` (its blob is the original). After
+    Ok, the uploader sends VideoDetails (optional) and End, as after PutVideo's chunks.
+    Answered by VideoInfo."""
+
+    TYPE: typing.ClassVar[int] = 64
+    user: str
+    upload_id: str
+    content_type: str
+
+
+@dataclass(frozen=True)
+class TerminateUpload:
+    """Drop a session and its partial replicas; Ok."""
+
+    TYPE: typing.ClassVar[int] = 65
+    user: str
+    upload_id: str
 
 
 # Web -> master: accounts (codes 50-59). Passwords travel only inside the cluster's
@@ -485,6 +562,28 @@ class ChainWriteBlob:
     downstream: list[str]
 
 
+@dataclass(frozen=True)
+class AppendBlob:
+    """Master -> datanode: append to an open (resumable) blob from `offset`; bytes it
+    holds past `offset` were never confirmed and are dropped, and offset 0 creates it.
+    After Ok: Chunk* then End(size=the new length); the node fsyncs and answers
+    End(size, ''). Error 'short' if it holds fewer than `offset` bytes."""
+
+    TYPE: typing.ClassVar[int] = 66
+    blob_id: str
+    offset: int
+
+
+@dataclass(frozen=True)
+class SealBlob:
+    """Master -> datanode: publish an open blob of exactly `size` bytes as a complete one
+    (idempotent); answered by End(size, sha256)."""
+
+    TYPE: typing.ClassVar[int] = 67
+    blob_id: str
+    size: int
+
+
 Message: typing.TypeAlias = (
     Error
     | Ok
@@ -523,6 +622,14 @@ Message: typing.TypeAlias = (
     | StoreRendition
     | GetRenditions
     | ChainWriteBlob
+    | CreateUpload
+    | UploadStatus
+    | AppendUpload
+    | ReadUpload
+    | FinishUpload
+    | TerminateUpload
+    | AppendBlob
+    | SealBlob
 )
 
 MESSAGE_TYPES: dict[int, type] = {cls.TYPE: cls for cls in typing.get_args(Message)}

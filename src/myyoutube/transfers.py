@@ -1,9 +1,9 @@
-"""Uploads and downloads of whole video files for the `myyoutube` command-line client.
+"""Downloads of whole video files for the `myyoutube` command-line client (uploads are
+resumable_upload.py's).
 
 Theory of operation
 -------------------
-Bytes are streamed both ways a chunk at a time, so memory stays flat whatever the size.
-An upload hashes the file as it sends it; the sha256 the server returns must equal ours.
+Bytes are streamed a chunk at a time, so memory stays flat whatever the size.
 
 A download fetches the original, byte for byte as it was uploaded (GET /original/NAME), and
 never writes to the file it was asked for until the video is complete and checked. Bytes go to `FILE.part`, and before the first byte the video's ETag is written
@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import mimetypes
 import os
 import re
 import sys
@@ -59,48 +58,6 @@ def progress_bar(total: int | None, name: str, show: bool, initial: int = 0) -> 
         file=sys.stderr,
         dynamic_ncols=True,
     )
-
-
-# --- upload ------------------------------------------------------------------------------
-
-
-def _form_filename(name: str) -> str:
-    """Escape the file name as browsers do (the three characters the server decodes)."""
-    return name.replace('"', "%22").replace("\r", "%0D").replace("\n", "%0A")
-
-
-async def upload_one(api: Api, path: Path, show: bool) -> dict:
-    """Stream one file to POST /upload; the server's record, checked against our hash."""
-    # Local file work runs in a thread (asyncio.to_thread), off the event loop: a slow
-    # disk must not stall the socket.
-    try:
-        file = await asyncio.to_thread(open, path, "rb")
-        size = os.fstat(file.fileno()).st_size
-    except OSError as exc:
-        raise ToolError(exc.strerror or str(exc)) from None
-    digest = hashlib.sha256()
-    with file, progress_bar(size, path.name, show) as bar:
-
-        async def chunks():
-            while data := await asyncio.to_thread(file.read, FILE_CHUNK_BYTES):
-                digest.update(data)
-                bar.update(len(data))
-                yield data
-
-        form = aiohttp.MultipartWriter("form-data")
-        kind = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-        part = form.append(chunks(), {"Content-Type": kind})
-        part.set_content_disposition(
-            "form-data", quote_fields=False, name="file", filename=_form_filename(path.name)
-        )
-        video = await api.json("/upload", "POST", ok=(201,), data=form)
-    sent = digest.hexdigest()
-    if video.get("sha256") != sent:
-        raise ToolError(
-            f"the server stored sha256 {video.get('sha256')} but the file sent "
-            f"has sha256 {sent}; the copy is damaged, delete it and upload again"
-        )
-    return video
 
 
 # --- download: what to do with what is already on disk ------------------------------------

@@ -12,9 +12,12 @@ Two kinds of connection meet a datanode:
   failed uploads, surplus copies) and the last report it applied. If the master goes
   away the node reconnects by itself, with backoff, and goes on where it left off.
   The store records its own changes; `rescan_forever` re-reads the folder now and then
-  for the changes nobody told it about (a file deleted by hand, a lost disk).
+  for the changes nobody told it about (a file deleted by hand, a lost disk), and removes
+  open blobs of resumable uploads abandoned long ago (open_blobs.ABANDONED_AFTER_S).
 * **Data connections** from the master, one request each (`handle_request`): `WriteBlob`
-  (then chunks, then End), `ReadBlob` (answered by chunks and End) and `DeleteBlob`.
+  (then chunks, then End), `ReadBlob` (answered by chunks and End) and `DeleteBlob`;
+  for resumable uploads `AppendBlob` and `SealBlob` (open_blobs.py). A ReadBlob of a
+  blob still open reads its confirmed bytes.
 
 Every byte written is checksummed per block by the store and every byte read is verified
 (see store.py); a corrupt block ends the read with Error('corrupt') and the blob is
@@ -36,11 +39,13 @@ from myyoutube import links
 from myyoutube import stream as streams
 from myyoutube.certs import Tls
 from myyoutube.datanode import pipeline
+from myyoutube.datanode.open_blobs import ABANDONED_AFTER_S, OpenBlobs
 from myyoutube.datanode.scrubber import Scrubber
 from myyoutube.datanode.state import Backoff, BlockReports, full_report_chunks, rescan_delay_s
 from myyoutube.datanode.store import BlobStore, StoreError
 from myyoutube.datanode.transcoder import Transcoder
 from myyoutube.protocol import (
+    AppendBlob,
     BlockReportChunk,
     ChainWriteBlob,
     Chunk,
@@ -53,6 +58,7 @@ from myyoutube.protocol import (
     Ok,
     ReadBlob,
     Register,
+    SealBlob,
     WriteBlob,
 )
 from myyoutube.quietlog import LogLimiter
@@ -84,7 +90,7 @@ TRANSCODE_DIR = "transcoding"
 # Blob writes, reads and deletes come from the master only: not from the web (which runs
 # FFmpeg on untrusted files) nor from other datanodes.
 ALLOWED_ROLES: dict[type, frozenset[str]] = {
-    kind: frozenset({"master"}) for kind in (WriteBlob, ReadBlob, DeleteBlob)
+    kind: frozenset({"master"}) for kind in (WriteBlob, ReadBlob, DeleteBlob, AppendBlob, SealBlob)
 }
 # A pipelined write (pipeline.py) reaches us from the master or from the datanode before us.
 ALLOWED_ROLES[ChainWriteBlob] = frozenset({"master", "datanode"})
@@ -111,13 +117,16 @@ class DataNode:
         self.heartbeat_s = heartbeat_s
         self.reports = BlockReports(incarnation=secrets.token_hex(8))
         store.on_change = self.reports.changed
+        self.open_blobs = OpenBlobs(store)
         self.scrubber = Scrubber(store, scrub_bytes_per_s, scrub_interval_s, self.reports.found_corrupt)
         self.transcoder = Transcoder(transcode_slots, store, store.root / TRANSCODE_DIR, self._connect_master)
 
     # --- data connections ---------------------------------------------------------------
 
     async def handle_request(self, stream: FrameStream, request: Message) -> None:
-        if not isinstance(request, WriteBlob | ReadBlob | DeleteBlob | ChainWriteBlob):
+        if not isinstance(
+            request, WriteBlob | ReadBlob | DeleteBlob | ChainWriteBlob | AppendBlob | SealBlob
+        ):
             await stream.write_frame(Error("bad_request", f"datanode cannot {type(request).__name__}"))
             return
         # Each handler takes the request type it is filed under (Any: a dict cannot say so).
@@ -126,6 +135,8 @@ class DataNode:
             ReadBlob: self._read,
             DeleteBlob: self._delete,
             ChainWriteBlob: functools.partial(pipeline.chain_write, self),
+            AppendBlob: self._append,
+            SealBlob: self._seal,
         }
         try:
             await handlers[type(request)](stream, request)
@@ -146,11 +157,7 @@ class DataNode:
             # Keepalives tell the master we are alive while the disk is slow (a long
             # write or the final fsync), so it can tell us apart from a frozen node.
             async with stream.keepalive():
-                while True:
-                    message = await stream.read_expected(Chunk, End, timeout=MASTER_SILENCE_S)
-                    if isinstance(message, End):
-                        break
-                    await writer.write(message.data)
+                message = await _chunks_into(stream, writer.write)
                 if message.size != writer.size:
                     raise StoreError("checksum", f"got {writer.size} bytes, sender says {message.size}")
                 size, sha256 = await writer.finish()
@@ -162,16 +169,39 @@ class DataNode:
             raise StoreError("checksum", "bytes arrived damaged: sha256 differs from the sender's")
         await stream.write_frame(End(size=size, sha256=sha256))
 
+    async def _append(self, stream: FrameStream, request: AppendBlob) -> None:
+        async with self.open_blobs.lock(request.blob_id):
+            appender = await self.open_blobs.appender(request.blob_id, request.offset)
+            try:
+                await stream.write_frame(Ok({}))
+                async with stream.keepalive():
+                    message = await _chunks_into(stream, appender.write)
+                    if message.size != appender.length:
+                        raise StoreError(
+                            "checksum", f"holds {appender.length} bytes, sender says {message.size}"
+                        )
+                    length = await appender.finish()
+            finally:
+                appender.close()  # an append cut short leaves bytes the next one cuts off
+        await stream.write_frame(End(size=length, sha256=""))
+
+    async def _seal(self, stream: FrameStream, request: SealBlob) -> None:
+        async with stream.keepalive():  # hashing a large blob takes a while
+            size, sha256 = await self.open_blobs.seal(request.blob_id, request.size)
+        await stream.write_frame(End(size=size, sha256=sha256))
+
     async def _read(self, stream: FrameStream, request: ReadBlob) -> None:
         sent = 0
+        source = self.open_blobs if self.open_blobs.holds(request.blob_id) else self.store
         async with stream.keepalive():  # a slow disk is not a frozen node
-            async for piece in self.store.read(request.blob_id, request.offset, request.length):
+            async for piece in source.read(request.blob_id, request.offset, request.length):
                 await stream.write_chunk(piece, timeout=CONSUMER_STALL_TIMEOUT_S)
                 sent += len(piece)
         await stream.write_frame(End(size=sent, sha256=""))
 
     async def _delete(self, stream: FrameStream, request: DeleteBlob) -> None:
         await self.store.delete(request.blob_id)
+        await self.open_blobs.delete(request.blob_id)
         await stream.write_frame(Ok({}))
 
     # --- control connection ---------------------------------------------------------------
@@ -289,4 +319,17 @@ class DataNode:
             await asyncio.sleep(rescan_delay_s(self.heartbeat_s, took_s))
             started = time.monotonic()
             await self.store.rescan_in_thread()
+            for blob_id in await self.open_blobs.remove_abandoned(time.time()):
+                log.warning(
+                    "removed open blob %s: untouched for %d days", blob_id, ABANDONED_AFTER_S // 86400
+                )
             took_s = time.monotonic() - started
+
+
+async def _chunks_into(stream: FrameStream, write: Callable[[bytes], Awaitable[None]]) -> End:
+    """Hand every Chunk from the master to `write` until its End, which is returned."""
+    while True:
+        message = await stream.read_expected(Chunk, End, timeout=MASTER_SILENCE_S)
+        if isinstance(message, End):
+            return message
+        await write(message.data)

@@ -37,6 +37,7 @@ from myyoutube.master.catalogue import Catalogue
 from myyoutube.master.jobs import DONE, Job
 from myyoutube.master.jobstore import JobStore, load_renditions, rendition_entry
 from myyoutube.master.state import Replica
+from myyoutube.master.upload_sessions import SessionTable
 from myyoutube.master.users import Users
 from myyoutube.permissions import ADMIN_USER, PUBLIC
 
@@ -193,6 +194,26 @@ _MIGRATIONS = [
     );
     CREATE INDEX renditions_by_video ON renditions (video, height);
     """,
+    # 6: resumable upload sessions (upload_sessions.py). The name is UNIQUE: a session
+    # reserves it until it is committed, terminated or expires. replicas and former are
+    # JSON lists of datanode addresses.
+    """
+    CREATE TABLE upload_sessions (
+        upload_id TEXT PRIMARY KEY,
+        blob_id TEXT NOT NULL,
+        name TEXT NOT NULL UNIQUE,
+        owner TEXT NOT NULL,
+        visibility TEXT NOT NULL,
+        title TEXT NOT NULL,
+        length INTEGER NOT NULL,
+        offset INTEGER NOT NULL,
+        replicas TEXT NOT NULL,
+        former TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        expires_at REAL NOT NULL
+    );
+    CREATE INDEX upload_sessions_by_expiry ON upload_sessions (expires_at);
+    """,
 ]
 SCHEMA_VERSION = len(_MIGRATIONS)
 
@@ -241,6 +262,7 @@ class Index:
         self.jobs = JobStore(self._db, self._transaction)
         self.catalogue = Catalogue(self._db, self.videos, self._transaction)
         self.users = Users(self._db, self._transaction)
+        self.upload_sessions = SessionTable(self._db, self._transaction)
         self._retire_interrupted_writes(now)
         self.prune_retired(now)
 
@@ -261,8 +283,14 @@ class Index:
 
     def _retire_interrupted_writes(self, now: float) -> None:
         """Writes pending when the last master stopped died with it: their partial or
-        complete copies are ours to delete."""
-        pending = [row[0] for row in self._db.execute("SELECT blob_id FROM pending_blobs")]
+        complete copies are ours to delete. A resumable upload's blob is not: its session
+        outlives the master."""
+        pending = [
+            row[0]
+            for row in self._db.execute(
+                "SELECT blob_id FROM pending_blobs WHERE blob_id NOT IN (SELECT blob_id FROM upload_sessions)"
+            )
+        ]
         if pending:
             with self._transaction():
                 self._retire(pending, now)

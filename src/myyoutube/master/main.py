@@ -10,6 +10,7 @@ from pathlib import Path
 from myyoutube import links, service, stream
 from myyoutube.master.accounts import Accounts
 from myyoutube.master.index import Index
+from myyoutube.master.resumable import DEFAULT_UPLOAD_EXPIRY_S
 from myyoutube.master.server import MAX_CONNECTIONS, Master
 from myyoutube.master.state import ClusterState
 
@@ -93,6 +94,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="answer no request of an anonymous visitor: every web front end must sign people "
         "in (default: anonymous visitors may watch public videos)",
     )
+    parser.add_argument(
+        "--upload-expiry",
+        type=service.positive_float,
+        default=DEFAULT_UPLOAD_EXPIRY_S,
+        help=f"seconds a resumable upload may sit idle before it is removed with its bytes "
+        f"(default {DEFAULT_UPLOAD_EXPIRY_S:g})",
+    )
     service.add_common_flags(parser)
     args = parser.parse_args(argv)
     if args.min_replicas is None:
@@ -125,6 +133,7 @@ async def serve(args: argparse.Namespace) -> None:
         accounts,
         args.stall_timeout,
         private=args.private,
+        upload_expiry_s=args.upload_expiry,
     )
     master.write_pipeline = args.write_pipeline
     server = await service.listen(
@@ -147,6 +156,7 @@ async def serve(args: argparse.Namespace) -> None:
             tasks.create_task(master.repair_forever())
             tasks.create_task(master.prune_retired_forever())
             tasks.create_task(master.flush_views_forever())
+            tasks.create_task(master.resumable.expire_forever())
             await server.serve_forever()
     finally:
         index.close()

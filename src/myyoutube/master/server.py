@@ -44,7 +44,17 @@ from typing import Any
 from myyoutube import listing, names, permissions, protocol, read_plan, videotext
 from myyoutube.certs import Tls
 from myyoutube.lookalikes import Lookalikes
-from myyoutube.master import catalogue, relay, reports, status, transcoding, transfer, uploads, views
+from myyoutube.master import (
+    catalogue,
+    relay,
+    reports,
+    resumable,
+    status,
+    transcoding,
+    transfer,
+    uploads,
+    views,
+)
 from myyoutube.master.accounts import Accounts
 from myyoutube.master.index import Index
 from myyoutube.master.reservations import Reservations
@@ -112,6 +122,7 @@ class Master:
         stall_s: float = DEFAULT_STALL_S,
         rng: random.Random | None = None,
         private: bool = False,
+        upload_expiry_s: float = resumable.DEFAULT_UPLOAD_EXPIRY_S,
     ) -> None:
         self.index = index
         self.private = private  # --private: no request of anonymous visitors is answered
@@ -134,6 +145,7 @@ class Master:
         self.counters = status.Counters()
         self.transcoding = transcoding.Transcoding(self)
         self.write_pipeline = False  # uploads go down a chain of datanodes (pipeline.py)
+        self.resumable = resumable.Resumable(self, upload_expiry_s)
 
     def connection_accepted(self) -> None:
         self.counters.connections_accepted += 1
@@ -165,6 +177,7 @@ class Master:
             SetVisibility: self._set_visibility,
             **self.accounts.handlers(),
             **self.transcoding.handlers(),
+            **self.resumable.handlers(),
         }
 
     def allowed_roles(self) -> dict[type, frozenset[str]]:

@@ -117,6 +117,9 @@ class ReplicaFanout:
         self.stall_s = stall_s
         self.replicas: dict[str, _Replica] = {}
         self.failed: dict[str, str] = {}  # node -> why it was dropped
+        # What each node is asked to open: a new blob, or an append to an open one
+        # (master/resumable.py sets an AppendBlob, answered the same way).
+        self.opening: protocol.Message = WriteBlob(blob_id=blob_id)
 
     async def open(self, nodes: list[str]) -> None:
         """Ask each node to accept the blob; keep those that agree (see check_enough)."""
@@ -135,7 +138,7 @@ class ReplicaFanout:
 
     async def _open_one(self, node: str) -> _Replica:
         async def attempt(lease: Lease) -> None:
-            await lease.connection.write_frame(WriteBlob(blob_id=self.blob_id))
+            await lease.connection.write_frame(self.opening)
             await lease.connection.read_expected(Ok, timeout=self.stall_s * 2)
 
         lease, _ = await self.pools[node].start(attempt)

@@ -95,20 +95,9 @@ async def receive(
         if not claim.cover(size, fresh=True):  # exact, against uploads committed meanwhile
             raise OverQuota(OVER_QUOTA_SENTENCE)
         blobs.append(StoredBlob(fanout.blob_id, size, sha256, await fanout.finish(size, sha256)))
-        if poster:
-            blobs.append(await store_small_blob(master, new_fanout(master, fanouts), poster))
-        video = dict(
-            details,
-            name=name,
-            blob_id=blobs[0].blob_id,
-            size=size,
-            sha256=sha256,
-            content_type=content_type,
-            uploaded_at=time.time(),
-            poster_blob_id=blobs[1].blob_id if poster else None,
-            **access,
+        video = await commit(
+            master, fanouts, blobs, details, poster, dict(access, name=name, content_type=content_type)
         )
-        master.index.commit_video(video, blobs, time.time(), master.transcoding.jobs_for(video))
         claim.release()  # now counted as stored: no await between, never counted twice
     except (transfer.ReplicationFailed, NameTaken, OverQuota) as exc:
         claim.release()  # at once: the account's other uploads may use the room meanwhile
@@ -126,6 +115,26 @@ async def receive(
     master.counters.uploads += 1
     log.info("stored %s (%d bytes) on %s", name, size, ", ".join(blobs[0].nodes))
     await connection.write_frame(VideoInfo(video=master.public_video(video)))
+
+
+async def commit(
+    master: Master, fanouts: list, blobs: list[StoredBlob], details: dict, poster: bytes, fields: dict
+) -> dict:
+    """Store the poster (if any) beside the video's blob `blobs[0]`, then commit the video
+    (`details` and `fields`: name, content type, owner, visibility...) in one transaction."""
+    if poster:
+        blobs.append(await store_small_blob(master, new_fanout(master, fanouts), poster))
+    video = dict(
+        details,
+        blob_id=blobs[0].blob_id,
+        size=blobs[0].size,
+        sha256=blobs[0].sha256,
+        uploaded_at=time.time(),
+        poster_blob_id=blobs[1].blob_id if poster else None,
+        **fields,
+    )
+    master.index.commit_video(video, blobs, time.time(), master.transcoding.jobs_for(video))
+    return video
 
 
 async def drain(connection: FrameStream) -> None:

@@ -36,6 +36,7 @@ from myyoutube.web import (
     metrics,
     pace,
     pages,
+    resumable,
     streaming,
     uploads,
     videos,
@@ -174,6 +175,7 @@ def make_app(
     pages.setup(app)
     auth.setup(app)
     accounts.setup(app)
+    resumable.setup(app)
     app.router.add_get("/", pages.home)
     app.router.add_get("/watch/{name}", pages.watch)
     app.router.add_get("/listar", videos.listar)

@@ -57,6 +57,9 @@ CLIENT_IDLE_TIMEOUT_S = 60.0
 MAX_FIELD_BYTES = 4 * 1024
 
 
+NOT_A_VIDEO = "This file is not a video we can play (MP4, MOV, WebM, MKV, Ogg, AVI, MPEG-TS or MPEG-PS)."
+
+
 class UploadRefused(Exception):
     """The upload is refused; `status` and the sentence go back to the user."""
 
@@ -157,9 +160,7 @@ async def receive(request: web.Request, master: MasterClient, limit: int, spool_
         raise UploadRefused(400, "The file is empty; choose a video file.")
     content_type = media.sniff(head)
     if content_type is None:
-        raise UploadRefused(
-            415, "This file is not a video we can play (MP4, MOV, WebM, MKV, Ogg, AVI, MPEG-TS or MPEG-PS)."
-        )
+        raise UploadRefused(415, NOT_A_VIDEO)
     with tempfile.TemporaryDirectory(dir=spool_dir) as folder:
         spooled = Path(folder) / "upload"
         return await _store(

@@ -1,9 +1,9 @@
-// MyYoutube home page uploads: XMLHttpRequest for progress events, a Cancel button that
-// aborts it, a warning before leaving mid-upload, a size check before sending, and a link
-// to each new video. After each stored video the page's grid is told to reload
+// MyYoutube home page uploads: resumable (tus 1.0 through the vendored tus-js-client, at
+// /files/), with a progress bar, a Cancel button that terminates the upload, a warning
+// before leaving mid-upload, a size check before sending, and a link to each new video. After each stored video the page's grid is told to reload
 // ("myyoutube:uploaded" on document).
 //
-// Loaded with <script defer> after text.js; user data goes into the DOM as text only.
+// Loaded with <script defer> after text.js and vendor/tus.min.js; user data goes into the DOM as text only.
 "use strict";
 
 (function () {
@@ -29,25 +29,12 @@
     507: "The video store is full.",
   };
   var maxUploadBytes = Number(form.getAttribute("data-max-upload-bytes"));
-  var upload = { xhr: null, cancelled: false };
-
-  function errorSentence(xhr) {
-    var sentence = "";
-    try {
-      var body = JSON.parse(xhr.responseText);
-      if (body && typeof body.error === "string") sentence = body.error;
-    } catch (e) {
-      /* not JSON: fall back below */
-    }
-    if (!sentence) {
-      sentence = FALLBACK_ERRORS[xhr.status] || "Upload failed (HTTP " + xhr.status + "). Please try again.";
-    }
-    var retry = Number(xhr.getResponseHeader("Retry-After"));
-    if (xhr.status === 503 && isFinite(retry) && retry > 0) {
-      sentence += " (retry in " + Math.ceil(retry) + " s)";
-    }
-    return sentence;
-  }
+  var upload = { cancel: null, cancelled: false };
+  // Bytes per PATCH: a dropped connection costs at most this much again.
+  var PATCH_BYTES = 5 * 1024 * 1024;
+  // Waits before each retry after a network error: growing, about ten minutes in all,
+  // long enough for a phone to find its Wi-Fi again.
+  var RETRY_DELAYS_MS = [0, 1000, 2000, 4000, 8000, 15000, 30000, 30000, 60000, 60000, 60000, 60000, 60000, 60000, 60000];
 
   // label is "" for a single file, "2/3" while uploading several.
   function setProgress(pct, label) {
@@ -67,54 +54,76 @@
     statusBox.appendChild(line);
   }
 
-  // Upload one file; resolves with {ok, message, name}, never rejects.
+  // Upload one file over tus (/files/, tus-js-client); resolves with {ok, message, name},
+  // never rejects. A network error is retried by itself with growing waits, from the
+  // offset the server confirmed; a file whose upload was left unfinished (a reload, a
+  // closed tab) resumes where it stopped. Cancel terminates the upload on the server.
   function uploadOne(file, label) {
     return new Promise(function (resolve) {
-      var xhr = new XMLHttpRequest();
-      var data = new FormData();
-      // The server reads the visibility before the file: it must come first.
-      if (visibilityInput) data.append("visibility", visibilityInput.value);
-      data.append("file", file, file.name);
-      upload.xhr = xhr;
-      setProgress(0, label);
-      xhr.upload.addEventListener("progress", function (event) {
-        if (!event.lengthComputable || !event.total) return;
-        setProgress((event.loaded / event.total) * 100, label);
-      });
-      // Body fully sent; the server may still be storing/replicating it.
-      xhr.upload.addEventListener("load", function () {
-        setProgress(100, label);
-        percentLabel.textContent = (label ? label + " \u2014 " : "") + "Processing\u2026";
-      });
-      xhr.addEventListener("load", function () {
-        if (xhr.status >= 200 && xhr.status < 300) {
-          var name = file.name;
-          try {
-            var body = JSON.parse(xhr.responseText);
-            if (body && typeof body.name === "string") name = body.name;
-          } catch (e) {
-            /* keep the local file name */
+      var metadata = { filename: file.name, filetype: file.type || "application/octet-stream" };
+      if (visibilityInput) metadata.visibility = visibilityInput.value;
+      var tusUpload = new window.tus.Upload(file, {
+        endpoint: "/files/",
+        chunkSize: PATCH_BYTES,
+        retryDelays: RETRY_DELAYS_MS,
+        metadata: metadata,
+        headers: session.csrfHeaders(),
+        storeFingerprintForResuming: true,
+        removeFingerprintOnSuccess: true,
+        // Retry whatever may pass by itself: no answer at all (offline, a dropped
+        // connection), the server busy or restarting, a PATCH whose offset is to be asked
+        // again (409; at creation 409 means the name is taken, which no retry changes).
+        // The library's default gives up while navigator.onLine is false.
+        onShouldRetry: function (err) {
+          var response = err.originalResponse;
+          var status = response ? response.getStatus() : 0;
+          var patching = err.originalRequest && err.originalRequest.getMethod() === "PATCH";
+          return status === 0 || status === 423 || status >= 500 || (status === 409 && patching);
+        },
+        onProgress: function (sent, total) {
+          if (!total) return;
+          setProgress((sent / total) * 100, label);
+          if (sent === total) {
+            percentLabel.textContent = (label ? label + " \u2014 " : "") + "Processing\u2026";
           }
+        },
+        onSuccess: function (payload) {
+          var header = payload && payload.lastResponse ? payload.lastResponse.getHeader("Video-Name") : null;
           setProgress(100, label);
-          resolve({ ok: true, name: name });
-        } else {
-          resolve({ ok: false, message: file.name + ": " + errorSentence(xhr) });
-        }
+          resolve({ ok: true, name: header ? decodeURIComponent(header) : file.name });
+        },
+        onError: function (err) {
+          resolve({ ok: false, message: file.name + ": " + tusErrorSentence(err) });
+        },
       });
-      xhr.addEventListener("error", function () {
-        resolve({ ok: false, message: file.name + ": Network error \u2014 the upload did not reach the server." });
-      });
-      xhr.addEventListener("abort", function () {
+      // abort(true) also terminates the upload on the server (DELETE), removing its bytes.
+      upload.cancel = function () {
+        tusUpload.abort(true).catch(function () {
+          /* already gone, or it expires on the server */
+        });
         resolve({ ok: false, message: file.name + ": Upload cancelled." });
+      };
+      setProgress(0, label);
+      tusUpload.findPreviousUploads().then(function (previous) {
+        if (previous.length) tusUpload.resumeFromPreviousUpload(previous[0]);
+        if (!upload.cancelled) tusUpload.start();
       });
-      xhr.open("POST", "/upload");
-      xhr.setRequestHeader("Accept", "application/json");
-      var csrf = session.csrfHeaders();
-      Object.keys(csrf).forEach(function (name) {
-        xhr.setRequestHeader(name, csrf[name]);
-      });
-      xhr.send(data);
     });
+  }
+
+  // The server's sentence for a refused request, else one of ours.
+  function tusErrorSentence(err) {
+    var response = err.originalResponse;
+    if (!response) return "Network error \u2014 the upload did not reach the server. Choose the file again to resume.";
+    var sentence = "";
+    try {
+      var body = JSON.parse(response.getBody());
+      if (body && typeof body.error === "string") sentence = body.error;
+    } catch (e) {
+      /* not JSON: fall back below */
+    }
+    var status = response.getStatus();
+    return sentence || FALLBACK_ERRORS[status] || "Upload failed (HTTP " + status + "). Please try again.";
   }
 
   // Leaving mid-upload would cancel it: the browser asks first (only while uploading, so
@@ -142,7 +151,7 @@
 
     function next() {
       if (index >= files.length || upload.cancelled) {
-        upload.xhr = null;
+        upload.cancel = null;
         setUploading(false);
         if (uploaded) form.reset();
         return Promise.resolve();
@@ -170,7 +179,7 @@
 
   cancelButton.addEventListener("click", function () {
     upload.cancelled = true;
-    if (upload.xhr) upload.xhr.abort();
+    if (upload.cancel) upload.cancel();
   });
 
   form.addEventListener("submit", function (event) {

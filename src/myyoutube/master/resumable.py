@@ -1,0 +1,374 @@
+"""Resumable uploads, as the master runs them: durable sessions of open blobs.
+
+Theory of operation
+-------------------
+`CreateUpload` reserves the name, records the blob id pending and a session in the index
+(upload_sessions.py) with `replication` nodes chosen for it. Every `AppendUpload` then:
+
+1. opens an append at the session's confirmed offset on each of its replicas
+   (`AppendBlob`: a node cuts off any bytes past the offset that were never confirmed);
+2. replaces each replica that cannot be reached or refuses by a new node, onto which the
+   confirmed prefix is first copied from a live replica (a node lost between appends;
+   open_replicas.py);
+3. relays the uploader's chunks to all of them (transfer.ReplicaFanout), and at End
+   waits for every replica to fsync and confirm the new length;
+4. writes the new offset, the replicas that confirmed it and a new expiry to the index,
+   and only then tells the uploader. So the offset anyone is told is held by at least
+   `min_replicas` nodes on disk, and survives the master, the web front end or a node.
+
+An append cut short (the uploader's connection broke) confirms what arrived: the web ends
+it with the byte count it relayed. A master or web that dies mid-append confirms nothing
+new; the next append cuts the replicas back to the confirmed offset.
+
+`ReadUpload` reads the confirmed bytes back (the web probes the file and makes the poster
+from them). `FinishUpload` seals the open replicas into an ordinary blob (each node gives
+the sha256 it kept while appending; they must agree), which becomes the video's original
+as is, and commits the video exactly as a plain upload does (uploads.commit: poster,
+index transaction, transcode jobs). `TerminateUpload`, and expiry for sessions idle past
+`--upload-expiry`, retire the blob and delete every copy, former replicas' included.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from typing import TYPE_CHECKING, Any
+
+from myyoutube import media, names, permissions, protocol
+from myyoutube.master import open_replicas, relay, transfer, uploads
+from myyoutube.master.index import NameTaken
+from myyoutube.master.upload_sessions import Session
+from myyoutube.protocol import (
+    AppendUpload,
+    Chunk,
+    CreateUpload,
+    End,
+    Error,
+    FinishUpload,
+    Ok,
+    PutVideo,
+    ReadUpload,
+    TerminateUpload,
+    UploadStatus,
+    VideoDetails,
+    VideoInfo,
+)
+from myyoutube.stream import ConnectionClosed, FrameStream
+
+if TYPE_CHECKING:
+    from myyoutube.master.server import Master
+
+log = logging.getLogger(__name__)
+
+# tus's Expiration extension: a session nobody appended to for this long is removed with
+# its bytes (PeerTube and tusd keep unfinished uploads about a day).
+DEFAULT_UPLOAD_EXPIRY_S = 24 * 3600.0
+
+# How often, at most, sessions are checked for expiry: a session outlives its expiry by at
+# most this (or a quarter of the expiry, when that is shorter, as in tests).
+EXPIRY_CHECK_MAX_S = 60.0
+
+# Sessions open at once, across all accounts: each holds a reserved name and open files
+# on its replicas; a flood of creations must not hold the whole namespace.
+MAX_SESSIONS = 1000
+
+# Deleting a finished session's copies is best effort (a node down now deletes the sealed
+# blob at its next report; see the report in the README for open leftovers).
+DELETE_TIMEOUT_S = 5.0
+
+NO_SUCH_UPLOAD = "There is no such upload; it may have expired, been cancelled or finished."
+
+
+class Resumable:
+    def __init__(self, master: Master, expiry_s: float) -> None:
+        self.master = master
+        self.expiry_s = expiry_s
+        self.table = master.index.upload_sessions
+        for session in list(self.table.sessions.values()):
+            video = master.index.videos.get(session.name)
+            if video is not None and video["blob_id"] == session.blob_id:
+                self.table.remove(session.upload_id)  # committed just before a crash
+                continue
+            master.uploading.add(session.name)
+            master.in_flight.add(session.blob_id)
+            self._claim(session).cover(session.length)  # the room it held before the restart
+
+    def _claim(self, session: Session) -> uploads.QuotaClaim:
+        """The session's hold on its owner's quota: its declared length, from creation to
+        its end, so an account's sessions and plain uploads together fit its quota."""
+        return uploads.QuotaClaim(self.master, session.owner, session.name)
+
+    def handlers(self) -> dict[type, Any]:
+        return {
+            CreateUpload: self._create,
+            UploadStatus: self._status,
+            AppendUpload: self._append,
+            ReadUpload: self._read,
+            FinishUpload: self._finish,
+            TerminateUpload: self._terminate,
+        }
+
+    def _owned(self, upload_id: str, user: str) -> Session | None:
+        """The session if it exists and belongs to `user` (others' are not found)."""
+        session = self.table.sessions.get(upload_id)
+        return session if session is not None and session.owner == user else None
+
+    # --- creation and status ----------------------------------------------------------
+
+    async def _create(self, connection: FrameStream, request: CreateUpload) -> None:
+        master = self.master
+        try:
+            name = names.clean_name(request.name)
+        except names.BadName as exc:
+            await connection.write_frame(Error("bad_name", str(exc)))
+            return
+        user = master.accounts.user(request.user)
+        announced = PutVideo(name, "", request.user, request.visibility, request.length)
+        refusal = _creation_refusal(user, announced)
+        if refusal is None and (name in master.index.videos or name in master.uploading):
+            refusal = Error("exists", names.taken(name))
+        similar = master.lookalike_videos.find(name, master.index.videos.keys() | master.uploading)
+        if refusal is None and similar is not None:
+            refusal = Error("exists", names.looks_like(name, similar))
+        if refusal is None and len(self.table.sessions) >= MAX_SESSIONS:
+            refusal = Error("unavailable", "Too many uploads are in progress; try again later.")
+        now = time.time()
+        nodes = master.state.place(master.replication, now, master.rng) if refusal is None else []
+        if refusal is None and len(nodes) < master.min_replicas:
+            failure = uploads._placement_failure(master, len(nodes))
+            refusal = Error(failure.code, str(failure))
+        if refusal is not None:
+            await connection.write_frame(refusal)
+            return
+        assert user is not None, "_creation_refusal refuses anonymous uploads"
+        session = Session(
+            uuid.uuid4().hex, uuid.uuid4().hex, name, user.name, request.visibility, request.title,
+            request.length, 0, nodes, [], now, now + self.expiry_s,
+        )  # fmt: skip
+        if not self._claim(session).cover(request.length, fresh=True):  # with uploads running
+            await connection.write_frame(Error("over_quota", permissions.quota_sentence(user)))
+            return
+        master.uploading.add(name)
+        master.in_flight.add(session.blob_id)
+        master.index.begin_blob(session.blob_id, now)
+        self.table.add(session)
+        log.info("upload %s of %s (%d bytes) opened on %s", session.upload_id, name, request.length, nodes)
+        await connection.write_frame(Ok({"upload": session.public()}))
+
+    async def _status(self, connection: FrameStream, request: UploadStatus) -> None:
+        session = self._owned(request.upload_id, request.user)
+        if session is None:
+            await connection.write_frame(Error("not_found", NO_SUCH_UPLOAD))
+            return
+        await connection.write_frame(Ok({"upload": session.public()}))
+
+    # --- appends ----------------------------------------------------------------------
+
+    async def _append(self, connection: FrameStream, request: AppendUpload) -> None:
+        session = self._owned(request.upload_id, request.user)
+        if session is None:
+            await connection.write_frame(Error("not_found", NO_SUCH_UPLOAD))
+            return
+        async with session.lock:
+            refusal = self._append_refusal(session, request.offset)
+            if refusal is not None:
+                await connection.write_frame(refusal)
+                return
+            try:
+                fanout = await open_replicas.open_appends(self.master, session)
+            except transfer.ReplicationFailed as exc:
+                await connection.write_frame(Error(exc.code, str(exc)))
+                return
+            try:
+                await connection.write_frame(Ok({}))
+                received = await self._relay(connection, fanout, session)
+                confirmed = await fanout.finish(session.offset + received, "")
+            except (transfer.ReplicationFailed, TooLong) as exc:
+                fanout.close()
+                await connection.write_frame(Error(exc.code, str(exc)))
+                await uploads.drain(connection)
+                return
+            except BaseException:
+                fanout.close()  # the uploader or the master's link went; nothing new confirmed
+                raise
+            self._confirmed(session, session.offset + received, confirmed)
+        await connection.write_frame(Ok({"upload": session.public()}))
+
+    def _append_refusal(self, session: Session, offset: int) -> Error | None:
+        if self.table.sessions.get(session.upload_id) is not session:
+            return Error("not_found", NO_SUCH_UPLOAD)  # ended while we waited for the lock
+        if offset != session.offset:
+            return Error(
+                "conflict", f"The upload is at byte {session.offset}, not {offset}; resume from there."
+            )
+        return None
+
+    def _confirmed(self, session: Session, offset: int, nodes: list[str]) -> None:
+        """Record durably that `nodes` hold the first `offset` bytes."""
+        session.former = sorted(set(session.former) | (set(session.replicas) - set(nodes)))
+        session.offset, session.replicas = offset, nodes
+        session.expires_at = time.time() + self.expiry_s
+        self.table.save(session)
+
+    async def _relay(self, connection: FrameStream, fanout: transfer.ReplicaFanout, session: Session) -> int:
+        """Relay chunks until End; the byte count (End must say the same)."""
+        received = 0
+        while True:
+            message = await connection.read_expected(Chunk, End, timeout=uploads.UPLOAD_STALL_TIMEOUT_S)
+            if isinstance(message, End):
+                break
+            received += len(message.data)
+            if session.offset + received > session.length:
+                raise TooLong(f"The upload is {session.length} bytes long; these bytes go past its end.")
+            self.master.counters.bytes_in += len(message.data)
+            await fanout.write(message.data)
+        if message.size != received:
+            raise protocol.RemoteProtocolError(f"append ended at {message.size} bytes, got {received}")
+        return received
+
+    async def _read(self, connection: FrameStream, request: ReadUpload) -> None:
+        session = self._owned(request.upload_id, request.user)
+        if session is None:
+            await connection.write_frame(Error("not_found", NO_SUCH_UPLOAD))
+            return
+        async with session.lock:
+            await connection.write_frame(Ok({"size": session.offset}))
+
+            async def consume(data: bytes) -> None:
+                await connection.write_chunk(data, timeout=uploads.UPLOAD_STALL_TIMEOUT_S)
+
+            master = self.master
+            try:
+                async with connection.keepalive():
+                    await relay.relay_blob(
+                        session.blob_id,
+                        0,
+                        session.offset,
+                        session.replicas,
+                        master.pools,
+                        consume,
+                        master._read_failed,
+                        master.stall_s,
+                    )
+            except transfer.ReplicationFailed as exc:
+                await connection.write_frame(Error("unavailable", str(exc)))
+                return
+            except relay.ConsumerGone as exc:
+                raise ConnectionClosed("the reader left mid-read") from exc
+        await connection.write_frame(End(size=session.offset, sha256=""))
+
+    async def _finish(self, connection: FrameStream, request: FinishUpload) -> None:
+        session = self._owned(request.upload_id, request.user)
+        if session is None:
+            await connection.write_frame(Error("not_found", NO_SUCH_UPLOAD))
+            return
+        async with session.lock:
+            if self.table.sessions.get(session.upload_id) is not session or session.offset != session.length:
+                await connection.write_frame(
+                    Error(
+                        "conflict",
+                        f"The upload has {session.offset} of its {session.length} bytes; send the rest first.",
+                    )
+                )
+                return
+            video, sealed = await self._commit(connection, session, request)
+            if video is None:
+                return
+            leftovers = set(session.replicas + session.former) - set(sealed)
+            await self._end(session, committed=True, leftovers=leftovers)
+        self.master.counters.uploads += 1
+        log.info("upload %s committed as %s", session.upload_id, session.name)
+        await connection.write_frame(VideoInfo(video=self.master.public_video(video)))
+
+    async def _commit(
+        self, connection: FrameStream, session: Session, request: FinishUpload
+    ) -> tuple[dict | None, list[str]]:
+        """Seal and commit: the session's blob becomes the video's original (byte for byte,
+        as a plain upload's) and its transcode jobs are queued with the commit. The video
+        and the nodes holding the sealed blob, or (None, []) after answering the refusal."""
+        master, fanouts, claim = self.master, list[uploads.Writer](), self._claim(session)
+        fields = {"name": session.name, "content_type": request.content_type, "owner": session.owner}
+        fields.update(visibility=session.visibility, **({"title": session.title} if session.title else {}))
+        try:
+            await connection.write_frame(Ok({}))
+            details, poster = await _details_then_end(connection)
+            main = await open_replicas.seal(master, session)
+            if not claim.cover(main.size, fresh=True):  # exact, against uploads committed meanwhile
+                raise uploads.OverQuota(uploads.OVER_QUOTA_SENTENCE)
+            video = await uploads.commit(master, fanouts, [main], details, poster, fields)
+        except (transfer.ReplicationFailed, NameTaken, uploads.OverQuota) as exc:
+            await uploads.abort_fanouts(master, fanouts)  # the poster's, if it was stored
+            code = "exists" if isinstance(exc, NameTaken) else exc.code
+            await connection.write_frame(Error(code, str(exc)))
+            await uploads.drain(connection)
+            return None, []
+        except BaseException:
+            await uploads.abort_fanouts(master, fanouts)
+            raise
+        finally:
+            master.in_flight.difference_update(f.blob_id for f in fanouts)
+        return video, main.nodes
+
+    async def _terminate(self, connection: FrameStream, request: TerminateUpload) -> None:
+        session = self._owned(request.upload_id, request.user)
+        if session is None:
+            await connection.write_frame(Error("not_found", NO_SUCH_UPLOAD))
+            return
+        async with session.lock:
+            if self.table.sessions.get(session.upload_id) is session:
+                await self._end(session, committed=False, leftovers=set(session.replicas + session.former))
+        log.info("upload %s of %s terminated", session.upload_id, session.name)
+        await connection.write_frame(Ok({}))
+
+    async def _end(self, session: Session, committed: bool, leftovers: set[str]) -> None:
+        """Forget the session; unless its blob became the video, retire it. Copies on
+        `leftovers` are deleted (best effort: a retired blob also goes at its holder's next
+        report)."""
+        master = self.master
+        self._claim(session).release()  # before any await: a committed video is counted once
+        self.table.remove(session.upload_id)
+        master.uploading.discard(session.name)
+        master.in_flight.discard(session.blob_id)
+        if not committed:
+            master.index.abandon_blobs([session.blob_id], time.time())
+        deletes = [transfer.delete_blob(master.pools, node, session.blob_id) for node in sorted(leftovers)]
+        try:
+            async with asyncio.timeout(DELETE_TIMEOUT_S):
+                await asyncio.gather(*deletes, return_exceptions=True)
+        except TimeoutError:
+            log.warning("upload %s: some copies could not be deleted yet", session.upload_id)
+
+    async def expire_forever(self) -> None:
+        """Remove sessions idle past their expiry, with their bytes."""
+        while True:
+            await asyncio.sleep(min(EXPIRY_CHECK_MAX_S, self.expiry_s / 4))
+            now = time.time()
+            for session in list(self.table.sessions.values()):
+                if session.expires_at < now and not session.lock.locked():
+                    log.info("upload %s of %s expired", session.upload_id, session.name)
+                    await self._end(
+                        session, committed=False, leftovers=set(session.replicas + session.former)
+                    )
+
+
+class TooLong(Exception):
+    code = "too_long"
+
+
+def _creation_refusal(user, announced: PutVideo) -> Error | None:
+    from myyoutube.master.server import _upload_refusal  # the same rules as a plain upload
+
+    return _upload_refusal(user, announced)
+
+
+async def _details_then_end(connection: FrameStream) -> tuple[dict, bytes]:
+    """What the web learnt of the file (VideoDetails, optional), then End."""
+    details: dict = {}
+    poster = b""
+    while True:
+        message = await connection.read_expected(VideoDetails, End, timeout=uploads.UPLOAD_STALL_TIMEOUT_S)
+        if isinstance(message, End):
+            return details, poster
+        details, poster = media.clean_details(message.extra), message.poster

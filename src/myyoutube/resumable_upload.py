@@ -1,0 +1,214 @@
+"""Resumable uploads from the command line: tus 1.0 over plain HTTP (no extra dependency).
+
+Theory of operation
+-------------------
+`upload_resumable` creates an upload at /files/ (the file name in Upload-Metadata), then
+sends the file in PATCH_BYTES pieces, each one a PATCH at the offset the server
+confirmed. When a piece fails (the connection drops, the server is restarting or answers
+5xx, or another offset is the server's: 409) it waits (RETRY_DELAYS_S, growing), asks
+the server for its offset with HEAD and carries on from there; bytes the server already
+has are never sent again.
+
+The upload's URL is remembered in a small state file (`state_path()`: $MYYOUTUBE_UPLOAD_STATE,
+else $XDG_CACHE_HOME or ~/.cache, then myyoutube/uploads.json), keyed by the file's path,
+size and modification time: running the same command again after an interruption (even
+Ctrl-C, or a reboot) resumes the same upload, while a file that changed starts afresh.
+The entry is forgotten once the upload is committed or the server no longer knows it.
+
+The last PATCH is answered once the server committed the video; its headers name the
+video and its sha256, which must equal the file's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import json
+import os
+from pathlib import Path
+from urllib.parse import unquote
+
+import aiohttp
+
+from myyoutube.transfers import FILE_CHUNK_BYTES, progress_bar
+from myyoutube.webclient import Api, ToolError
+
+# tus-js-client and PeerTube send 5 MiB or more per PATCH: few requests, and a broken one
+# costs at most this much again.
+PATCH_BYTES = 5 * 1024 * 1024
+
+# Waits before each retry of a failed piece; past the last one the upload stops (the
+# next run of the same command resumes it).
+RETRY_DELAYS_S = (0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0)
+
+STATE_ENV = "MYYOUTUBE_UPLOAD_STATE"
+TUS = {"Tus-Resumable": "1.0.0"}
+
+# Answers worth retrying: the server or its cluster is busy or restarting.
+RETRY_STATUSES = frozenset({409, 423, 500, 502, 503, 504})
+
+
+class _Retry(Exception):
+    """This piece failed in a way a later try may not."""
+
+
+def state_path() -> Path:
+    override = os.environ.get(STATE_ENV)
+    if override:
+        return Path(override)
+    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(cache) / "myyoutube" / "uploads.json"
+
+
+def file_key(path: Path, server: str) -> str:
+    """What identifies one file's upload: the server, its path, size and mtime."""
+    stat = path.stat()
+    return f"{server}|{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
+
+
+class UploadState:
+    """The unfinished uploads' URLs, by file_key (a JSON object, rewritten atomically)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def _load(self) -> dict[str, str]:
+        try:
+            entries = json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            return {}
+        return entries if isinstance(entries, dict) else {}
+
+    def get(self, key: str) -> str | None:
+        value = self._load().get(key)
+        return value if isinstance(value, str) else None
+
+    def put(self, key: str, url: str | None) -> None:
+        entries = self._load()
+        if url is None:
+            entries.pop(key, None)
+        else:
+            entries[key] = url
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fresh = self.path.with_suffix(".new")
+        fresh.write_text(json.dumps(entries))
+        fresh.replace(self.path)
+
+
+async def upload_resumable(api: Api, path: Path, show: bool, state: UploadState | None = None) -> dict:
+    """Upload one file over tus, resuming an earlier run's upload of it; the video's
+    name, size and sha256, checked against the file's."""
+    state = state or UploadState(state_path())
+    try:
+        size, key = await asyncio.to_thread(lambda: (path.stat().st_size, file_key(path, api.url)))
+    except OSError as exc:
+        raise ToolError(exc.strerror or str(exc)) from None
+    hashing = asyncio.ensure_future(asyncio.to_thread(_sha256_of, path))
+    location = state.get(key)
+    known = await _offset_or_none(api, location) if location else None
+    if location is None or known is None:
+        location, known = await _create(api, path.name, size), (0, None)
+        state.put(key, location)
+    offset, video = known
+    with progress_bar(size, path.name, show, initial=offset) as bar:
+        video = video or await _send_all(api, path, location, offset, size, bar)
+    state.put(key, None)
+    sent = await hashing
+    if video["sha256"] != sent:
+        raise ToolError(
+            f"the server stored sha256 {video['sha256']} but the file sent has sha256 {sent}; "
+            "the copy is damaged, delete it and upload again"
+        )
+    return dict(video, size=size)
+
+
+def _sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        while data := file.read(FILE_CHUNK_BYTES):
+            digest.update(data)
+    return digest.hexdigest()
+
+
+async def _create(api: Api, filename: str, size: int) -> str:
+    encoded = base64.b64encode(filename.encode("utf-8", "surrogateescape")).decode()
+    headers = {**TUS, "Upload-Length": str(size), "Upload-Metadata": f"filename {encoded}"}
+    async with api.call("POST", "/files/", ok=(201,), headers=headers) as response:
+        return response.headers["Location"]
+
+
+async def _offset_or_none(api: Api, location: str) -> tuple[int, dict | None] | None:
+    """The server's offset for an upload (and the video, if asking made it commit the
+    complete upload), None if it no longer knows it."""
+    try:
+        async with api.call("HEAD", location, ok=(200, 404), headers=TUS) as response:
+            if response.status == 404:
+                return None
+            return int(response.headers["Upload-Offset"]), _video_of(response)
+    except ToolError:
+        return None
+
+
+def _video_of(response: aiohttp.ClientResponse) -> dict | None:
+    """The committed video an answer names, or None."""
+    if "Video-Sha256" not in response.headers:
+        return None
+    return {"name": unquote(response.headers["Video-Name"]), "sha256": response.headers["Video-Sha256"]}
+
+
+async def _send_all(api: Api, path: Path, location: str, offset: int, size: int, bar) -> dict:
+    """PATCH the file from `offset` to the end, retrying failed pieces; the video."""
+    failures = 0
+    file = await asyncio.to_thread(open, path, "rb")
+    with file:
+        while True:
+            file.seek(offset)
+            piece = await asyncio.to_thread(file.read, min(PATCH_BYTES, size - offset))
+            try:
+                offset, video = await _patch(api, location, offset, piece)
+            except _Retry as exc:
+                if failures >= len(RETRY_DELAYS_S):
+                    raise ToolError(
+                        f"the upload keeps failing ({exc}); run the same command again to resume"
+                    ) from None
+                await asyncio.sleep(RETRY_DELAYS_S[failures])
+                failures += 1
+                known = await _offset_or_none(api, location)
+                if known is None:
+                    raise ToolError(
+                        "the server no longer knows this upload (it expired, was cancelled, or was "
+                        "committed while its answer was lost: see `myyoutube list`)"
+                    ) from None
+                offset, video = known
+                bar.n = offset
+                bar.refresh()
+                if video is not None:
+                    return video
+                continue
+            failures = 0
+            bar.n = offset
+            bar.refresh()
+            if video is not None:
+                return video
+
+
+async def _patch(api: Api, location: str, offset: int, piece: bytes) -> tuple[int, dict | None]:
+    """One PATCH; (the new offset, the video once committed)."""
+    headers = {**TUS, "Content-Type": "application/offset+octet-stream", "Upload-Offset": str(offset)}
+    try:
+        async with api.session.patch(api.url + location, headers=headers, data=piece) as response:
+            if response.status in RETRY_STATUSES:
+                raise _Retry(f"the server answered {response.status}")
+            if response.status != 204:
+                raise ToolError(await _sentence(response))
+            return int(response.headers["Upload-Offset"]), _video_of(response)
+    except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+        raise _Retry(type(exc).__name__) from None
+
+
+async def _sentence(response: aiohttp.ClientResponse) -> str:
+    try:
+        return (await response.json(content_type=None))["error"]
+    except (ValueError, KeyError, TypeError, aiohttp.ClientError):
+        return f"MyYoutube answered {response.status} {response.reason}"

@@ -1,0 +1,101 @@
+"""A web process's own copy of a resumable upload's bytes, to spare reading them back.
+
+Theory of operation
+-------------------
+The bytes of a resumable upload live in the cluster, and at its end the web reads them
+back into its spool to probe the file (resumable.py). Usually, though, one web process
+received every PATCH of the upload in order: it then writes each PATCH's bytes to a file
+in the spool folder as it relays them, and at the end moves that file into place instead
+of reading the upload back through the master.
+
+The file must hold exactly the upload's confirmed bytes. An append starts it only at
+offset 0 or where the file ends; an append that is not confirmed cuts it back; a file of
+any other length (the upload went on through another web process meanwhile) is dropped,
+and the end falls back to reading the bytes back. Copies of uploads that were never
+finished here (expired, finished through another process) are removed once older than
+STALE_AFTER_S, whenever a new upload starts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import IO
+
+PREFIX = "myyoutube-tus-"
+
+# The master's default --upload-expiry: a copy untouched this long belongs to an upload
+# that is gone (or will be read back, if it was finished through another process).
+STALE_AFTER_S = 24 * 3600.0
+
+
+class LocalCopy:
+    def __init__(self, spool_dir: Path | None, upload_id: str) -> None:
+        self.path = Path(spool_dir or tempfile.gettempdir()) / f"{PREFIX}{upload_id}"
+        self._file: IO[bytes] | None = None
+
+    async def start(self, offset: int) -> None:
+        """Copy the append about to start at `offset`, if the copy ends there (or if it
+        is the first); otherwise drop the copy."""
+        self._file = await asyncio.to_thread(self._open_at, offset)
+        if offset == 0:
+            await asyncio.to_thread(_remove_stale, self.path.parent, time.time())
+
+    def _open_at(self, offset: int) -> IO[bytes] | None:
+        try:
+            size: int | None = self.path.stat().st_size
+        except FileNotFoundError:
+            size = None
+        if offset != 0 and size != offset:
+            self.path.unlink(missing_ok=True)
+            return None
+        file = open(self.path, "r+b" if size is not None else "wb")  # noqa: SIM115 (closed in end())
+        file.truncate(offset)
+        file.seek(offset)
+        return file
+
+    async def write(self, data: bytes) -> None:
+        if self._file is not None:
+            await asyncio.to_thread(self._file.write, data)
+
+    async def end(self, confirmed: int) -> None:
+        """The append ended with `confirmed` bytes held by the cluster: keep exactly those."""
+        if self._file is not None:
+            file, self._file = self._file, None
+            await asyncio.to_thread(_cut_and_close, file, confirmed)
+
+    async def take(self, length: int, into: Path) -> bool:
+        """Move the copy to `into` if it holds all `length` bytes; whether it did."""
+
+        def move() -> bool:
+            try:
+                if self.path.stat().st_size != length:
+                    return False
+                os.replace(self.path, into)
+            except OSError:
+                return False
+            return True
+
+        return await asyncio.to_thread(move)
+
+    def discard(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+
+def _cut_and_close(file: IO[bytes], confirmed: int) -> None:
+    try:
+        file.truncate(confirmed)
+    finally:
+        file.close()
+
+
+def _remove_stale(folder: Path, now: float) -> None:
+    for path in folder.glob(f"{PREFIX}*"):
+        try:
+            if now - path.stat().st_mtime > STALE_AFTER_S:
+                path.unlink()
+        except OSError:
+            pass  # removed by another process meanwhile

@@ -1,0 +1,222 @@
+"""Resumable upload sessions under failure: killed web, datanode and master processes,
+connections cut midway, and expiry. Everything through real processes and sockets."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import sys
+
+from harness import holders_of, mp4_bytes, wait_until
+from myyoutube.master.state import ALIVE
+from test_web_resumable import (
+    OCTETS,
+    TUS,
+    create,
+    offset_of,
+    open_blob_files,
+    patch,
+    stream_bytes,
+    unique,
+)
+
+MIB = 1024 * 1024
+
+
+async def test_web_killed_mid_patch_resumes_through_a_restarted_one(fresh_cluster, http):
+    """SIGKILL of the web process while a PATCH is streaming: a new web process reports the
+    offset the cluster confirmed before, and the upload completes byte for byte."""
+    cluster = fresh_cluster()
+    data, name, auth = mp4_bytes(os.urandom(3 * MIB)), unique(), cluster.admin_headers()
+    _, location = await create(http, cluster.url, auth, name, len(data))
+    assert (await patch(http, cluster.url, auth, location, 0, data[:MIB]))[0] == 204
+    sent = asyncio.Event()
+
+    async def half_then_wait():
+        yield data[MIB : 2 * MIB]
+        sent.set()
+        await asyncio.sleep(60)
+
+    headers = {**TUS, **OCTETS, **auth, "Upload-Offset": str(MIB), "Content-Length": str(len(data) - MIB)}
+    stuck = asyncio.ensure_future(
+        http.patch(f"{cluster.url}{location}", headers=headers, data=half_then_wait())
+    )
+    await sent.wait()
+    await asyncio.sleep(0.5)
+    cluster.web.kill()
+    stuck.cancel()
+    cluster.start_web()
+    auth = cluster.admin_headers()
+    offset = await offset_of(http, cluster.url, auth, location)
+    assert offset == MIB  # the cut PATCH was never confirmed: nothing of it counts
+    assert (await patch(http, cluster.url, auth, location, offset, data[offset:]))[0] == 204
+    assert await stream_bytes(http, cluster, name) == data
+
+
+async def test_datanode_killed_between_patches_is_replaced(fresh_cluster, http):
+    """SIGKILL of a replica between two PATCHes: the next one copies the confirmed bytes
+    to the spare node and goes on; the video ends on 3 live nodes, byte for byte."""
+    cluster = fresh_cluster(datanodes=4)
+    data, name, auth = mp4_bytes(os.urandom(2 * MIB)), unique(), cluster.admin_headers()
+    _, location = await create(http, cluster.url, auth, name, len(data))
+    assert (await patch(http, cluster.url, auth, location, 0, data[:MIB]))[0] == 204
+    holding = [node for node in cluster.datanodes if list(cluster.folder(node).glob("*.open"))]
+    assert len(holding) == 3
+    holding[0].kill()
+    assert (await patch(http, cluster.url, auth, location, MIB, data[MIB:]))[0] == 204
+    assert await stream_bytes(http, cluster, name) == data
+    holders = holders_of(cluster, data)
+    assert len(holders) == 3 and holding[0] not in holders
+
+
+async def test_master_killed_between_patches_keeps_the_session(fresh_cluster, http):
+    """SIGKILL of the master between two PATCHes: the restarted master knows the upload
+    and its offset, and the upload completes byte for byte."""
+    cluster = fresh_cluster()
+    data, name, auth = mp4_bytes(os.urandom(2 * MIB)), unique(), cluster.admin_headers()
+    status, location = await create(http, cluster.url, auth, name, len(data))
+    assert (await patch(http, cluster.url, auth, location, 0, data[:MIB]))[0] == 204
+    cluster.master.kill()
+    cluster.restart_master()
+    assert await offset_of(http, cluster.url, auth, location) == MIB
+    status = (await patch(http, cluster.url, auth, location, MIB, data[MIB:]))[0]
+    if status == 503:
+        # The datanodes had not registered again yet, so the poster had nowhere to go: the
+        # bytes are all in, and the HEAD a tus client sends when it retries commits them.
+        await wait_until(lambda: all_alive(cluster), "datanodes registered again")
+        async with http.head(f"{cluster.url}{location}", headers={**TUS, **auth}) as response:
+            assert response.status == 200
+            assert response.headers["Upload-Offset"] == str(len(data))
+            assert response.headers["Video-Sha256"] == hashlib.sha256(data).hexdigest()
+    else:
+        assert status == 204
+    assert await stream_bytes(http, cluster, name) == data
+    assert open_blob_files(cluster) == []
+
+
+async def all_alive(cluster) -> bool:
+    client = cluster.client()
+    try:
+        nodes = (await client.status())["datanodes"]
+    finally:
+        client.close()
+    return len(nodes) == len(cluster.datanodes) and all(node["state"] == ALIVE for node in nodes)
+
+
+async def test_expiry_removes_every_partial_byte(fresh_cluster, http):
+    """A session idle past --upload-expiry is removed: no open-blob file is left on any
+    datanode, the URL is 404 and the name is free again."""
+    cluster = fresh_cluster(master_args=("--upload-expiry", "1"))
+    data, name, auth = mp4_bytes(os.urandom(MIB)), unique(), cluster.admin_headers()
+    _, location = await create(http, cluster.url, auth, name, len(data))
+    assert (await patch(http, cluster.url, auth, location, 0, data[: MIB // 2]))[0] == 204
+    assert len({path.parent for path in open_blob_files(cluster)}) == 3
+    await wait_until(lambda: not open_blob_files(cluster), "open blobs deleted", 15)
+    async with http.head(f"{cluster.url}{location}", headers={**TUS, **auth}) as response:
+        assert response.status == 404
+    assert (await create(http, cluster.url, auth, name, len(data)))[0] == 201
+    assert cluster.stray_files() == []
+
+
+class CuttingProxy:
+    """A TCP proxy that forwards to the web and, once, drops both connections after
+    `cut_after` bytes from the client: a network that fails mid-upload."""
+
+    def __init__(self, cut_after: int) -> None:
+        self.target_port, self.cut_after = 0, cut_after
+        self.forwarded = 0
+        self.cut = False
+
+    async def start(self) -> int:
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        return self.server.sockets[0].getsockname()[1]
+
+    async def _serve(self, reader, writer) -> None:
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
+
+        async def upstream() -> None:
+            while data := await reader.read(64 * 1024):
+                if not self.cut and self.forwarded + len(data) >= self.cut_after:
+                    self.cut = True
+                    writer.transport.abort()
+                    up_writer.transport.abort()
+                    return
+                self.forwarded += len(data)
+                up_writer.write(data)
+                await up_writer.drain()
+            up_writer.close()
+
+        async def downstream() -> None:
+            while data := await up_reader.read(64 * 1024):
+                writer.write(data)
+                await writer.drain()
+            writer.close()
+
+        await asyncio.gather(upstream(), downstream(), return_exceptions=True)
+
+
+async def test_cli_upload_cut_at_half_resumes_by_itself(fresh_cluster, tmp_path, http):
+    """The network drops at ~50 % of `myyoutube upload`: it resumes from the confirmed
+    offset by itself (far fewer than twice the bytes cross the wire) and the video is
+    byte-identical."""
+    data = mp4_bytes(os.urandom(12 * MIB))
+    path = tmp_path / unique()
+    path.write_bytes(data)
+    proxy = CuttingProxy(cut_after=len(data) // 2)
+    port = await proxy.start()
+    # The web answers to the name clients use: the proxy's address.
+    cluster = fresh_cluster(web_args=("--public-url", f"http://127.0.0.1:{port}"))
+    proxy.target_port = cluster.web.port
+    result = await run_cli(tmp_path, cluster, f"http://127.0.0.1:{port}", "upload", str(path))
+    assert result[0] == 0, result
+    assert proxy.cut
+    assert proxy.forwarded < len(data) * 1.5
+    assert f"sha256 {hashlib.sha256(data).hexdigest()}" in result[1]
+    assert await stream_bytes(http, cluster, path.name) == data
+
+
+async def test_cli_rerun_resumes_the_same_upload(fresh_cluster, tmp_path, http):
+    """`myyoutube upload` killed after its first pieces: the same command run again asks
+    the server where it stands and sends only the rest."""
+    cluster = fresh_cluster()
+    data = mp4_bytes(os.urandom(16 * MIB))
+    path = tmp_path / unique()
+    path.write_bytes(data)
+    process = await cli_process(tmp_path, cluster, cluster.url, "upload", str(path))
+    state = tmp_path / "cache" / "myyoutube" / "uploads.json"
+    await wait_until(lambda: state.exists(), "the upload URL is remembered", 30)
+    location = next(iter(json.loads(state.read_text()).values()))
+    auth = cluster.admin_headers()
+    await wait_until(lambda: offset_of(http, cluster.url, auth, location), "a first piece is confirmed", 30)
+    process.kill()
+    await process.wait()
+    before = await offset_of(http, cluster.url, auth, location)
+    assert 0 < before < len(data)
+    result = await run_cli(tmp_path, cluster, cluster.url, "upload", str(path))
+    assert result[0] == 0, result
+    assert await stream_bytes(http, cluster, path.name) == data
+    assert json.loads(state.read_text()) == {}
+
+
+async def cli_process(folder, cluster, url: str, *args: str):
+    env = dict(os.environ, MYYOUTUBE_TOKEN=cluster.admin_token, XDG_CACHE_HOME=str(folder / "cache"))
+    env["XDG_CONFIG_HOME"] = str(folder / "config")
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "myyoutube.commandline",
+        *args,
+        "--url",
+        url,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+
+
+async def run_cli(folder, cluster, url: str, *args: str) -> tuple[int, str, str]:
+    process = await cli_process(folder, cluster, url, *args)
+    out, err = await asyncio.wait_for(process.communicate(), 120)
+    return process.returncode, out.decode(), err.decode()

@@ -1,0 +1,48 @@
+"""Tests for myyoutube.web.local_copy: a web process's copy of an upload, on a real tmp disk."""
+
+from __future__ import annotations
+
+import os
+import time
+
+from myyoutube.web.local_copy import PREFIX, STALE_AFTER_S, LocalCopy
+
+UPLOAD = "0123456789abcdef0123456789abcdef"
+
+
+async def append(copy: LocalCopy, offset: int, data: bytes, confirmed: int) -> None:
+    await copy.start(offset)
+    await copy.write(data)
+    await copy.end(confirmed)
+
+
+async def test_a_copy_of_every_piece_is_taken_whole(tmp_path):
+    """Appends seen in order make a copy of exactly the confirmed bytes, bytes of an
+    append the cluster did not confirm cut off; the end takes it instead of a read-back."""
+    copy = LocalCopy(tmp_path, UPLOAD)
+    await append(copy, 0, b"a" * 100, 100)
+    await append(copy, 100, b"b" * 50, 120)  # only 20 of these were confirmed
+    await append(copy, 120, b"c" * 30, 150)
+    target = tmp_path / "upload"
+    assert await copy.take(150, target)
+    assert target.read_bytes() == b"a" * 100 + b"b" * 20 + b"c" * 30
+    assert not copy.path.exists()
+
+
+async def test_a_copy_that_missed_a_piece_is_dropped(tmp_path):
+    """A piece went through another web process: this copy no longer ends at the offset,
+    so it is dropped and the end reads the upload back."""
+    copy = LocalCopy(tmp_path, UPLOAD)
+    await append(copy, 0, b"a" * 100, 100)
+    await append(copy, 300, b"d" * 50, 350)
+    assert not await copy.take(350, tmp_path / "upload")
+    assert not copy.path.exists()
+
+
+async def test_stale_copies_are_removed_when_an_upload_starts(tmp_path):
+    stale = tmp_path / f"{PREFIX}{'f' * 32}"
+    stale.write_bytes(b"old")
+    old = time.time() - STALE_AFTER_S - 60
+    os.utime(stale, (old, old))
+    await LocalCopy(tmp_path, UPLOAD).start(0)
+    assert not stale.exists()

@@ -1,0 +1,262 @@
+"""Resumable uploads (tus 1.0 at /files/) against a real cluster: what survives what."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import itertools
+import os
+import uuid
+
+from harness import Cluster, free_box_header, mp4_bytes, wait_until
+from myyoutube.web.common import csrf_token
+from videos import make_mp4
+
+TUS = {"Tus-Resumable": "1.0.0"}
+OCTETS = {"Content-Type": "application/offset+octet-stream"}
+
+
+def unique(stem: str = "tus", ext: str = ".mp4") -> str:
+    return f"{stem}-{uuid.uuid4().hex[:8]}{ext}"
+
+
+def metadata(**values: str) -> str:
+    return ",".join(f"{k} {base64.b64encode(v.encode()).decode()}" for k, v in values.items())
+
+
+async def create(http, url: str, headers: dict, name: str, length: int, **more: str):
+    """POST /files/; (status, Location or JSON error)."""
+    asked = {
+        **TUS,
+        **headers,
+        "Upload-Length": str(length),
+        "Upload-Metadata": metadata(filename=name, **more),
+    }
+    async with http.post(f"{url}/files/", headers=asked) as response:
+        if response.status == 201:
+            return 201, response.headers["Location"]
+        return response.status, await response.json()
+
+
+async def offset_of(http, url: str, headers: dict, location: str) -> int:
+    async with http.head(f"{url}{location}", headers={**TUS, **headers}) as response:
+        assert response.status == 200, response.status
+        assert response.headers["Cache-Control"] == "no-store"
+        return int(response.headers["Upload-Offset"])
+
+
+async def patch(http, url: str, headers: dict, location: str, offset: int, data: bytes):
+    """PATCH; (status, headers, JSON error or None)."""
+    asked = {**TUS, **OCTETS, **headers, "Upload-Offset": str(offset)}
+    async with http.patch(f"{url}{location}", headers=asked, data=data) as response:
+        body = None if response.status == 204 else await response.json()
+        return response.status, response.headers, body
+
+
+async def stream_bytes(http, cluster: Cluster, name: str) -> bytes:
+    """The stored original (GET /original: the bytes uploaded, whatever renditions exist)."""
+    async with http.get(f"{cluster.url}/original/{name}", headers=cluster.admin_headers()) as response:
+        assert response.status == 200, await response.text()
+        return await response.read()
+
+
+def open_blob_files(cluster: Cluster) -> list:
+    """Every byte of an unfinished upload on any datanode (open blobs and their checksums)."""
+    return [path for node in cluster.datanodes for path in cluster.folder(node).glob("*.open*")]
+
+
+async def test_options_advertise_the_extensions_and_the_size_limit(cluster, http):
+    """A tus client learns what this server does from OPTIONS."""
+    async with http.options(f"{cluster.url}/files/") as response:
+        assert response.status == 204
+        assert response.headers["Tus-Version"] == "1.0.0"
+        assert set(response.headers["Tus-Extension"].split(",")) == {
+            "creation",
+            "creation-with-upload",
+            "termination",
+            "expiration",
+        }
+        assert int(response.headers["Tus-Max-Size"]) > 0
+
+
+async def test_upload_in_pieces_becomes_the_same_video(cluster, http):
+    """Three PATCHes make a video whose stream is byte for byte the file; HEAD follows the
+    offset and tells when the upload expires; the session is gone once committed."""
+    data, name, auth = mp4_bytes(os.urandom(900_000)), unique(), cluster.admin_headers()
+    status, location = await create(http, cluster.url, auth, name, len(data), title="Three pieces")
+    assert status == 201, location
+    cuts = [0, 100_000, 600_000, len(data)]
+    for start, end in itertools.pairwise(cuts):
+        assert await offset_of(http, cluster.url, auth, location) == start
+        status, headers, body = await patch(http, cluster.url, auth, location, start, data[start:end])
+        assert status == 204, body
+        assert int(headers["Upload-Offset"]) == end
+        assert "GMT" in headers["Upload-Expires"]
+    assert await stream_bytes(http, cluster, name) == data
+    video = await cluster.client().stat(name)
+    assert video["title"] == "Three pieces"
+    async with http.head(f"{cluster.url}{location}", headers={**TUS, **auth}) as response:
+        assert response.status == 404
+    assert open_blob_files(cluster) == []
+
+
+async def test_wrong_offset_is_409_and_past_the_length_is_refused(cluster, http):
+    """A PATCH at another offset than the upload's is 409 and stores nothing; one that
+    would pass the declared length is 413; the upload then goes on from its offset."""
+    data, name, auth = mp4_bytes(os.urandom(300_000)), unique(), cluster.admin_headers()
+    status, location = await create(http, cluster.url, auth, name, len(data))
+    status, _, _ = await patch(http, cluster.url, auth, location, 0, data[:50_000])
+    assert status == 204
+    status, headers, body = await patch(http, cluster.url, auth, location, 10, data[10:20])
+    assert status == 409 and "50000" in body["error"]
+    assert headers["Upload-Offset"] == "50000"
+    status, _, body = await patch(http, cluster.url, auth, location, 50_000, data[50_000:] + b"extra")
+    assert status == 413 and "past its end" in body["error"]
+    assert await offset_of(http, cluster.url, auth, location) == 50_000
+    status, _, _ = await patch(http, cluster.url, auth, location, 50_000, data[50_000:])
+    assert status == 204
+    assert await stream_bytes(http, cluster, name) == data
+
+
+async def test_creation_follows_the_rules_of_plain_uploads(cluster, http):
+    """The name is reserved at creation (409 at once when taken), an anonymous visitor is
+    401, a file over the limit is 413, a non-video is 415 at its first bytes, and a wrong
+    protocol version is 412: each with a sentence."""
+    auth, name = cluster.admin_headers(), unique()
+    assert (await create(http, cluster.url, auth, name, 1000))[0] == 201
+    status, body = await create(http, cluster.url, auth, name, 1000)
+    assert status == 409 and name in body["error"]
+    status, body = await create(http, cluster.url, {}, unique(), 1000)
+    assert status == 401 and body["error"]
+    status, body = await create(http, cluster.url, auth, unique(), 10**15)
+    assert status == 413 and "limit" in body["error"]
+    async with http.post(f"{cluster.url}/files/", headers={**auth, "Tus-Resumable": "0.2.2"}) as response:
+        assert response.status == 412 and (await response.json())["error"]
+    status, location = await create(http, cluster.url, auth, unique(ext=".txt"), 10_000)
+    status, _, body = await patch(http, cluster.url, auth, location, 0, b"hello world " * 800 + b"!" * 400)
+    assert status == 415 and "not a video" in body["error"]
+    async with http.head(f"{cluster.url}{location}", headers={**TUS, **auth}) as response:
+        assert response.status == 404  # the refused upload is gone
+
+
+async def test_creation_with_upload_and_termination(cluster, http):
+    """A creation request may carry the first bytes; DELETE ends an upload at once, with
+    every partial byte on every datanode, and frees its name."""
+    data, name, auth = mp4_bytes(os.urandom(400_000)), unique(), cluster.admin_headers()
+    asked = {
+        **TUS,
+        **OCTETS,
+        **auth,
+        "Upload-Length": str(len(data)),
+        "Upload-Metadata": metadata(filename=name),
+    }
+    async with http.post(f"{cluster.url}/files/", headers=asked, data=data[:150_000]) as response:
+        assert response.status == 201
+        assert response.headers["Upload-Offset"] == "150000"
+        location = response.headers["Location"]
+    assert open_blob_files(cluster)
+    async with http.delete(f"{cluster.url}{location}", headers={**TUS, **auth}) as response:
+        assert response.status == 204
+    assert open_blob_files(cluster) == []
+    assert (await create(http, cluster.url, auth, name, len(data)))[0] == 201
+
+
+async def test_the_upload_is_kept_as_sent_and_transcoded_and_a_non_video_is_refused(cluster, http, tmp_path):
+    """The last byte goes through the plain upload's processing: an MP4 whose moov follows
+    its media is the video's original byte for byte (its sha256 the file's) and gets its
+    rendition made; a file with an MP4 signature that FFmpeg cannot read is 415 at
+    completion, and its upload and bytes are gone."""
+    auth = cluster.admin_headers()
+    late = make_mp4(tmp_path / "late.mp4", seconds=2.0, faststart=False).read_bytes()
+    name = unique("camera")
+    _, location = await create(http, cluster.url, auth, name, len(late))
+    status, headers, body = await patch(http, cluster.url, auth, location, 0, late)
+    assert status == 204, body
+    assert headers["Video-Sha256"] == hashlib.sha256(late).hexdigest()
+    assert await stream_bytes(http, cluster, name) == late
+
+    async def ready() -> bool:
+        return (await cluster.client().stat(name)).get("state") == "ready"
+
+    await wait_until(ready, "the rendition is made", 60)
+    fake = b"\x00\x00\x00\x18ftypisom\x00\x00\x02\x00isomiso2" + free_box_header(50_000) + os.urandom(50_000)
+    _, location = await create(http, cluster.url, auth, unique("broken"), len(fake))
+    status, _, body = await patch(http, cluster.url, auth, location, 0, fake)
+    assert status == 415 and body["error"]
+    async with http.head(f"{cluster.url}{location}", headers={**TUS, **auth}) as response:
+        assert response.status == 404
+    assert open_blob_files(cluster) == []
+
+
+async def test_a_browser_session_needs_the_csrf_token(cluster, http):
+    """With the session cookie but without the X-CSRF-Token header, creating or patching
+    an upload is refused (403): another site cannot make a signed-in browser upload."""
+    headers = {**TUS, "Upload-Length": "1000", "Upload-Metadata": metadata(filename=unique())}
+    cookie = {"Cookie": f"myyoutube_session={cluster.admin_token}", "Origin": cluster.url}
+    async with http.post(f"{cluster.url}/files/", headers={**headers, **cookie}) as response:
+        assert response.status == 403 and "security token" in (await response.json())["error"]
+    token = csrf_token(cluster.admin_token)
+    async with http.post(
+        f"{cluster.url}/files/", headers={**headers, **cookie, "X-CSRF-Token": token}
+    ) as response:
+        assert response.status == 201
+
+
+async def test_two_patches_at_once_one_wins_the_other_is_409(cluster, http):
+    """Two PATCHes at the same offset (a client retrying while its first try still runs):
+    the master takes them one at a time, the second finds the offset moved and is 409."""
+    data, name, auth = mp4_bytes(os.urandom(2_000_000)), unique(), cluster.admin_headers()
+    _, location = await create(http, cluster.url, auth, name, len(data))
+    first, second = await asyncio.gather(
+        patch(http, cluster.url, auth, location, 0, data[:1_000_000]),
+        patch(http, cluster.url, auth, location, 0, data[:1_000_000]),
+    )
+    assert sorted([first[0], second[0]]) == [204, 409]
+    assert await offset_of(http, cluster.url, auth, location) == 1_000_000
+
+
+async def test_open_uploads_count_against_the_quota_and_look_alike_names_are_taken(cluster, http):
+    """An unfinished upload holds its declared length of its owner's quota: a second one
+    that would not fit beside it is 413 at creation, and fits once the first is
+    cancelled. A name that only looks like one being uploaded is 409 too."""
+    client, user = cluster.client(), f"quota{uuid.uuid4().hex[:6]}"
+    await client.add_user(user, "a long enough password", "uploader", quota_bytes=1_000_000)
+    client.close()
+    auth = {"Authorization": f"Bearer {cluster.sign_in(user, 'a long enough password')}"}
+    _, first = await create(http, cluster.url, auth, unique(), 800_000)
+    status, body = await create(http, cluster.url, auth, unique(), 300_000)
+    assert status == 413 and "quota" in body["error"]
+    async with http.delete(f"{cluster.url}{first}", headers={**TUS, **auth}) as response:
+        assert response.status == 204
+    assert (await create(http, cluster.url, auth, unique(), 300_000))[0] == 201
+    name = f"сat-{uuid.uuid4().hex[:6]}.mp4"  # Cyrillic с
+    assert (await create(http, cluster.url, auth, name, 1000))[0] == 201
+    status, body = await create(http, cluster.url, auth, name.replace("с", "c"), 1000)
+    assert status == 409 and body["error"]
+
+
+async def test_a_patch_cut_midway_keeps_the_bytes_that_arrived(cluster, http):
+    """A client whose connection drops in the middle of a PATCH body: every byte that
+    reached the server is kept (confirmed by all replicas), so it resumes right there."""
+    data, name, auth = mp4_bytes(os.urandom(1_000_000)), unique(), cluster.admin_headers()
+    _, location = await create(http, cluster.url, auth, name, len(data))
+    sent = 600_000
+    _, writer = await asyncio.open_connection(cluster.web.host, cluster.web.port)
+    head = (
+        f"PATCH {location} HTTP/1.1\r\nHost: {cluster.web.host}:{cluster.web.port}\r\n"
+        f"Authorization: {auth['Authorization']}\r\nTus-Resumable: 1.0.0\r\n"
+        f"Content-Type: application/offset+octet-stream\r\nUpload-Offset: 0\r\n"
+        f"Content-Length: {len(data)}\r\n\r\n"
+    )
+    writer.write(head.encode() + data[:sent])
+    await writer.drain()
+    await asyncio.sleep(0.5)
+    writer.transport.abort()
+    await wait_until(
+        lambda: offset_of(http, cluster.url, auth, location), "the bytes that arrived are confirmed", 15
+    )
+    assert await offset_of(http, cluster.url, auth, location) == sent
+    status, _, _ = await patch(http, cluster.url, auth, location, sent, data[sent:])
+    assert status == 204
+    assert await stream_bytes(http, cluster, name) == data
