@@ -42,6 +42,13 @@ LADDER_SOURCE = (
     "libx264",
     {"width": 640, "height": 360, "audio": "aac", "options": X264},
 )
+# The same two rungs in portrait (360x640): rungs are named by the short side.
+PORTRAIT_LADDER_SOURCE = (
+    "portrait-ladder.mp4",
+    "mp4",
+    "libx264",
+    {"width": 360, "height": 640, "audio": "aac", "options": X264},
+)
 LADDER_S = 6.0
 PROCESSING = re.compile(r"^\s*Processing( 0%)?\s*$")
 
@@ -67,8 +74,8 @@ async def ready_videos(cluster, tmp_path_factory) -> dict[str, dict]:
     folder = tmp_path_factory.mktemp("matrix")
     suffix = tag()
     names = {}
-    for file_name, container, codec, options in [*ISSUE_SOURCES, LADDER_SOURCE]:
-        seconds = LADDER_S if file_name == LADDER_SOURCE[0] else SOURCE_S
+    for file_name, container, codec, options in [*ISSUE_SOURCES, LADDER_SOURCE, PORTRAIT_LADDER_SOURCE]:
+        seconds = LADDER_S if file_name in (LADDER_SOURCE[0], PORTRAIT_LADDER_SOURCE[0]) else SOURCE_S
         path = make_clip(folder / file_name, container, codec, seconds=seconds, **options)
         names[file_name] = (path, f"{suffix}-{file_name}")
     async with aiohttp.ClientSession(headers=cluster.admin_headers()) as http:
@@ -142,20 +149,26 @@ async def test_every_source_plays_and_seeks_progressively(cluster, watched, read
     await watched.assert_clean()
 
 
-async def test_quality_menu_switches_rungs(cluster, watched, ready_videos):
-    """A two-rung video's menu offers Auto, 360p and 240p; choosing a rung switches the
-    picture to that height, and Auto names the rung it is on."""
-    page, record = watched.page, ready_videos[LADDER_SOURCE[0]]
-    assert [r["height"] for r in record["renditions"]] == [240, 360], record
+@pytest.mark.parametrize(
+    ("source", "short_side"),
+    [(LADDER_SOURCE[0], "videoHeight"), (PORTRAIT_LADDER_SOURCE[0], "videoWidth")],
+    ids=["landscape", "portrait"],
+)
+async def test_quality_menu_switches_rungs(cluster, watched, ready_videos, source, short_side):
+    """A two-rung video's menu offers Auto, 360p and 240p, each rung named by its
+    picture's short side as the ladder names it (a portrait 360x640 rendition is 360p, not
+    640p); choosing a rung switches the picture to it, and Auto names the rung it is on."""
+    page, record = watched.page, ready_videos[source]
+    assert [min(r["width"], r["height"]) for r in record["renditions"]] == [240, 360], record
     await page.goto(f"{cluster.url}/watch/{quote(record['name'], safe='')}")
     await expect(page.locator("#quality-row")).to_be_visible()
     labels = await page.locator("#quality option").all_text_contents()
     assert labels[1:] == ["360p", "240p"] and labels[0].startswith("Auto"), labels
     await page.evaluate("document.getElementById('player').loop = true")
     await page.evaluate(PLAYS)
-    for label, height in (("240p", 240), ("360p", 360), ("240p", 240)):
+    for label, side in (("240p", 240), ("360p", 360), ("240p", 240)):
         await page.select_option("#quality", label=label)
-        await page.wait_for_function("(h) => document.getElementById('player').videoHeight === h", arg=height)
+        await page.wait_for_function(f"(s) => document.getElementById('player').{short_side} === s", arg=side)
     await page.select_option("#quality", value="-1")
     await expect(page.locator("#quality option").first).to_have_text(re.compile(r"^Auto \((240|360)p\)$"))
     await watched.assert_clean()

@@ -80,19 +80,26 @@
     return node;
   }
 
+  // A rung is named by its picture's short side, as the ladder names it: a portrait
+  // 360x640 rendition is "360p", not "640p".
+  function rungName(level) {
+    var side = level.width > 0 ? Math.min(level.width, level.height) : level.height;
+    return side + "p";
+  }
+
   // Auto names the rung it is on: "Auto (360p)".
   function labelAuto() {
     var auto = quality.querySelector('option[value="' + AUTO + '"]');
     var level = hls && hls.levels[hls.currentLevel];
-    if (auto) auto.textContent = hls && hls.autoLevelEnabled && level ? "Auto (" + level.height + "p)" : "Auto";
+    if (auto) auto.textContent = hls && hls.autoLevelEnabled && level ? "Auto (" + rungName(level) + ")" : "Auto";
   }
 
   function buildMenu() {
     quality.replaceChildren(option(AUTO, "Auto"));
     hls.levels
-      .map(function (level, index) { return { height: level.height, index: index }; })
-      .sort(function (a, b) { return b.height - a.height; })
-      .forEach(function (rung) { quality.appendChild(option(String(rung.index), rung.height + "p")); });
+      .map(function (level, index) { return { level: level, index: index }; })
+      .sort(function (a, b) { return b.level.height - a.level.height; })
+      .forEach(function (rung) { quality.appendChild(option(String(rung.index), rungName(rung.level))); });
     quality.value = AUTO;
     qualityRow.hidden = hls.levels.length < 2;
     labelAuto();
