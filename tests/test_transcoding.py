@@ -231,6 +231,25 @@ async def test_a_job_whose_datanode_is_killed_finishes_elsewhere(fresh_cluster, 
     assert any({to for j, to in leases if j == job} - {node.address} for job in again)
 
 
+async def test_a_stalled_worker_is_stopped_and_its_job_retried(fresh_cluster, http):
+    """A transcode worker that stops making progress (SIGSTOP: what a decoder looping on a
+    crafted file looks like) is killed once the datanode's --transcode-stall-timeout
+    passes, its job is retried, and the video still ends ready with every rung; before,
+    the heartbeats renewed the job's lease for ever and the video stayed processing."""
+    # 20 s: far above a worker's 5 s between lines even on a loaded machine.
+    cluster = fresh_cluster(datanode_args=("--transcode-stall-timeout", "20"))
+    await upload_longer(http, cluster, "stalled.mp4")
+    _, worker = await a_node_transcoding(cluster)
+    os.kill(worker, signal.SIGSTOP)
+    try:
+        await wait_until(lambda: not Path(f"/proc/{worker}").exists(), "the stalled worker is killed", 60.0)
+    finally:
+        kill_pid(worker)  # if the datanode did not, a stopped worker would outlive the test
+    ready = await wait_for_state(http, cluster, "stalled.mp4", "ready", timeout_s=120.0)
+    assert [r["height"] for r in ready["renditions"]] == [240, 360, 480]
+    assert "made no progress for 20 s" in (cluster.root / "logs" / "master.log").read_text()
+
+
 async def test_a_master_restart_mid_job_loses_no_job(fresh_cluster, http):
     """The master is killed while a job runs and started again: every job still ends, and
     the video is ready with every rung."""

@@ -10,6 +10,8 @@ from myyoutube import links, protocol, service, stream
 from myyoutube.datanode import identity
 from myyoutube.datanode.server import ALLOWED_ROLES, MAX_CONNECTIONS, DataNode
 from myyoutube.datanode.store import BlobStore
+from myyoutube.datanode.transcode_worker import WORKER_ALIVE_EVERY_S
+from myyoutube.datanode.transcoder import WORKER_STALL_TIMEOUT_S
 
 # Re-reading replicas for bitrot at this rate costs a disk ~1 % of its bandwidth while
 # still verifying ~400 GB a day.
@@ -80,6 +82,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help=f"transcode jobs this node runs at once, each a process using up to ~2 cores "
         f"(default {DEFAULT_TRANSCODE_SLOTS}; 0: none)",
     )
+    parser.add_argument(
+        "--transcode-stall-timeout",
+        type=service.positive_float,
+        default=WORKER_STALL_TIMEOUT_S,
+        help="seconds a transcode job may go without progress before it is stopped and "
+        f"retried (default {WORKER_STALL_TIMEOUT_S:g}; a worker speaks every "
+        f"{WORKER_ALIVE_EVERY_S:g} s, so keep it well above that)",
+    )
     service.add_common_flags(parser)
     return parser.parse_args(argv)
 
@@ -117,6 +127,7 @@ async def serve(args: argparse.Namespace) -> None:
         args.scrub_bytes_per_s,
         args.scrub_interval,
         args.transcode_slots,
+        args.transcode_stall_timeout,
     )
     # Serve before registering: the master may send a replica the moment we are known.
     await server.start_serving()

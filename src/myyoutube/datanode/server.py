@@ -43,7 +43,7 @@ from myyoutube.datanode.open_blobs import ABANDONED_AFTER_S, OpenBlobs
 from myyoutube.datanode.scrubber import Scrubber
 from myyoutube.datanode.state import Backoff, BlockReports, full_report_chunks, rescan_delay_s
 from myyoutube.datanode.store import BlobStore, StoreError
-from myyoutube.datanode.transcoder import Transcoder
+from myyoutube.datanode.transcoder import WORKER_STALL_TIMEOUT_S, Transcoder
 from myyoutube.protocol import (
     AppendBlob,
     BlockReportChunk,
@@ -108,6 +108,7 @@ class DataNode:
         scrub_bytes_per_s: int,
         scrub_interval_s: float,
         transcode_slots: int = 0,
+        transcode_stall_timeout_s: float = WORKER_STALL_TIMEOUT_S,
     ) -> None:
         self.store = store
         self.master = master
@@ -119,7 +120,13 @@ class DataNode:
         store.on_change = self.reports.changed
         self.open_blobs = OpenBlobs(store)
         self.scrubber = Scrubber(store, scrub_bytes_per_s, scrub_interval_s, self.reports.found_corrupt)
-        self.transcoder = Transcoder(transcode_slots, store, store.root / TRANSCODE_DIR, self._connect_master)
+        self.transcoder = Transcoder(
+            transcode_slots,
+            store,
+            store.root / TRANSCODE_DIR,
+            self._connect_master,
+            transcode_stall_timeout_s,
+        )
 
     # --- data connections ---------------------------------------------------------------
 

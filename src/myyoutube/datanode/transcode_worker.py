@@ -8,12 +8,14 @@ gets the source path, the rung (media.Rung.to_dict() as JSON) and the target pat
 command line, caps its own address space (WORKER_MAX_ADDRESS_BYTES), and speaks one line
 at a time on stdout:
 
-    progress 0.42          as the source's packets pass (at most every 1 %)
+    progress 0.42          as the source's packets pass (at most every 1 %), and
+                           again at least every WORKER_ALIVE_EVERY_S while packets pass
     done {fragment index}  the rendition is complete at the target
     failed {sentence}      the source could not be made into the rung (exit status 1)
 
-The parent kills it (SIGKILL, by pid) to cancel a job; the partial target is the parent's
-to remove.
+The parent kills it (SIGKILL, by pid) to cancel a job, or when it has said nothing for
+its stall timeout (a decoder looping on a crafted file, a stopped process); the partial
+target is the parent's to remove.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from __future__ import annotations
 import json
 import resource
 import sys
+import time
 from pathlib import Path
 
 # The worker's address space ceiling. Transcoding the largest accepted picture (8192x8192,
@@ -29,18 +32,34 @@ from pathlib import Path
 # file hits this ceiling and fails the job, instead of making the node swap.
 WORKER_MAX_ADDRESS_BYTES = 4 * 1024 * 1024 * 1024
 
+# A worker repeats its progress at least this often while it works, so that a long video
+# whose 1 % steps take minutes still shows the parent it is alive; the parent's stall
+# timeout (transcoder.WORKER_STALL_TIMEOUT_S) is many times longer.
+WORKER_ALIVE_EVERY_S = 5.0
+
 
 def main(argv: list[str]) -> int:
     source, rung_json, target = argv
     resource.setrlimit(resource.RLIMIT_AS, (WORKER_MAX_ADDRESS_BYTES, WORKER_MAX_ADDRESS_BYTES))
     from myyoutube import media  # after the cap: PyAV's libraries count against it too
 
+    last = {"fraction": 0.0, "said_at": time.monotonic()}
+
     def progress(fraction: float) -> None:
+        last["fraction"], last["said_at"] = fraction, time.monotonic()
         print(f"progress {fraction:.4f}", flush=True)
 
+    def cancelled() -> bool:
+        # Checked before every packet: never cancels (the parent kills instead), but says
+        # the worker is still going when it has been quiet for a while.
+        if time.monotonic() - last["said_at"] >= WORKER_ALIVE_EVERY_S:
+            progress(last["fraction"])
+        return False
+
+    progress(0.0)  # started: the parent's stall timer counts from here
     try:
         rung = media.Rung.from_dict(json.loads(rung_json))
-        rendition = media.transcode(Path(source), rung, Path(target), progress)
+        rendition = media.transcode(Path(source), rung, Path(target), progress, cancelled)
     except media.NotAVideo as exc:
         print(f"failed {exc}", flush=True)
         return 1

@@ -50,6 +50,13 @@ MASTER_ANSWER_TIMEOUT_S = 120.0
 # 2 s segment: 100 KB for two hours); longer is not our worker talking.
 MAX_WORKER_LINE_BYTES = 8 * 1024 * 1024
 
+# A worker that prints nothing for this long is killed and its job failed: it says where
+# it is at least every transcode_worker.WORKER_ALIVE_EVERY_S while packets pass, and no
+# single packet (one 8192x8192 frame) or the final flush takes minutes. Without this a
+# worker stuck in a decoder (a crafted file) or stopped would hold its slot, and its job
+# renewed by every heartbeat, for ever.
+WORKER_STALL_TIMEOUT_S = 300.0
+
 # Most failures kept between two heartbeats; more (a node failing everything) are dropped,
 # and those jobs come back to the master when their leases expire.
 MAX_PENDING_FAILURES = 64
@@ -75,8 +82,16 @@ class _Run:
 
 
 class Transcoder:
-    def __init__(self, slots: int, store: BlobStore, work_dir: Path, connect_master: ConnectMaster) -> None:
+    def __init__(
+        self,
+        slots: int,
+        store: BlobStore,
+        work_dir: Path,
+        connect_master: ConnectMaster,
+        stall_timeout_s: float = WORKER_STALL_TIMEOUT_S,
+    ) -> None:
         self.slots = slots
+        self.stall_timeout_s = stall_timeout_s
         self.store = store
         self.work_dir = work_dir
         self.connect_master = connect_master
@@ -189,7 +204,7 @@ class Transcoder:
         )
         assert run.process.stdout is not None  # asked for with PIPE
         result = ""
-        while line := (await run.process.stdout.readline()).decode(errors="replace").strip():
+        while line := (await self._worker_line(run.process.stdout)).decode(errors="replace").strip():
             word, _, rest = line.partition(" ")
             if word == "progress":
                 run.progress = float(rest)
@@ -202,6 +217,14 @@ class Transcoder:
         if word != "done" or status != 0:
             raise JobFailed(f"The transcoder stopped unexpectedly (exit status {status}).")
         return rest
+
+    async def _worker_line(self, stdout: asyncio.StreamReader) -> bytes:
+        try:
+            return await asyncio.wait_for(stdout.readline(), self.stall_timeout_s)
+        except TimeoutError:
+            raise JobFailed(
+                f"The transcoder made no progress for {self.stall_timeout_s:g} s and was stopped."
+            ) from None
 
     async def _store(self, job_id: str, target: Path, fragment_index: str) -> None:
         size = (await aiofiles.os.stat(target)).st_size
