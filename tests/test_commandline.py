@@ -75,6 +75,27 @@ def bytes_out(cluster) -> int:
         return json.load(response)["counters"]["bytes_out"]
 
 
+def test_list_says_each_videos_state_as_its_card_does():
+    """`myyoutube list` tells a video still being transcoded, or one that failed, from a
+    ready one (before, only --json said so): the STATE column reads as the web's badge."""
+    from myyoutube.commandline import listing_line, video_line
+
+    video = {"name": "clip.mp4", "size": 2048, "uploaded_at": 0, "duration_s": 65.0}
+    header = listing_line("SIZE", "UPLOADED", "DURATION", "STATE", "NAME")
+    for record, state in (
+        ({"state": "processing", "progress": 45}, "Processing 45%"),
+        ({"state": "processing", "progress": None}, "Processing"),
+        ({"state": "failed", "failure": "The file is not a video."}, "Failed"),
+        ({"state": "ready", "progress": 100}, "Ready"),
+        ({}, "Ready"),  # a server from before transcoding
+    ):
+        line = video_line({**video, **record})
+        assert line.endswith("clip.mp4") and line.index(state) == header.index("STATE"), (line, header)
+    assert len(video_line({**video, "state": "processing", "progress": 100})) == len(
+        video_line({**video, "state": "ready"})
+    )  # the widest state keeps the name's column
+
+
 def test_upload_two_files_then_list_and_search_show_them(cluster, clip, tmp_path):
     """Two files upload in one command, each reported with its sha256, and list and search show both."""
     tag = uuid.uuid4().hex[:10]
@@ -91,7 +112,7 @@ def test_upload_two_files_then_list_and_search_show_them(cluster, clip, tmp_path
     assert listed.returncode == 0 and first.name in listed.stdout and second.name in listed.stdout
     found = commandline("search", tag, "--url", cluster.url)
     lines = found.stdout.splitlines()
-    assert lines[0].split() == ["SIZE", "UPLOADED", "DURATION", "NAME"] and len(lines) == 3
+    assert lines[0].split() == ["SIZE", "UPLOADED", "DURATION", "STATE", "NAME"] and len(lines) == 3
     # Search results come best match first (relevance), not newest first.
     assert {name for name in (first.name, second.name) for line in lines[1:] if line.endswith(name)} == {
         first.name,
@@ -332,7 +353,7 @@ def test_list_piped_into_head_through_a_shell(cluster, clip, tmp_path):
         'echo "client exit ${PIPESTATUS[0]}" >&2'
     )
     result = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=60)
-    assert result.stdout.split() == ["SIZE", "UPLOADED", "DURATION", "NAME"]
+    assert result.stdout.split() == ["SIZE", "UPLOADED", "DURATION", "STATE", "NAME"]
     assert result.stderr == "client exit 0\n"
 
 

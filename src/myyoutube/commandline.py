@@ -43,6 +43,7 @@ from urllib.parse import urlsplit
 from myyoutube import certcommands, resumable_upload, transfers, webclient
 from myyoutube.certs import CertError
 from myyoutube.formatting import human_duration, human_size
+from myyoutube.web import playback
 from myyoutube.webclient import Api, ToolError, Unreachable, connect, video_path
 
 DEFAULT_URL = "http://127.0.0.1:8080"
@@ -57,6 +58,7 @@ EXIT_INTERRUPTED = 130  # 128 + SIGINT, what shells report for Ctrl-C
 SIZE_COLUMN_CHARS = 9
 UPLOADED_COLUMN_CHARS = 16
 DURATION_COLUMN_CHARS = 8
+STATE_COLUMN_CHARS = 15  # "Processing 100%", the longest state the web's badge says
 
 
 # --- output ------------------------------------------------------------------------------
@@ -158,11 +160,17 @@ def _size_text(value: Any) -> str:
     return human_size(value) if isinstance(value, (int, float)) and value >= 0 else "-"
 
 
-def listing_line(size: str, uploaded: str, duration: str, name: str) -> str:
+def listing_line(size: str, uploaded: str, duration: str, state: str, name: str) -> str:
     return (
         f"{size:>{SIZE_COLUMN_CHARS}}  {uploaded:<{UPLOADED_COLUMN_CHARS}}  "
-        f"{duration:>{DURATION_COLUMN_CHARS}}  {name}"
+        f"{duration:>{DURATION_COLUMN_CHARS}}  {state:<{STATE_COLUMN_CHARS}}  {name}"
     )
+
+
+def state_column(video: dict) -> str:
+    """What the web's card badge says ("Processing 45%", "Failed"), else "Ready"."""
+    badge = playback.badge(playback.playback_of(video))
+    return badge.text if badge is not None else "Ready"
 
 
 def video_line(video: dict) -> str:
@@ -171,6 +179,7 @@ def video_line(video: dict) -> str:
         _size_text(video.get("size")),
         _local_time(video.get("uploaded_at")),
         human_duration(duration) if isinstance(duration, (int, float)) else "",
+        state_column(video),
         str(video.get("name")),
     )
 
@@ -184,7 +193,7 @@ async def cmd_list(api: Api, args: argparse.Namespace) -> int:
     listed = 0
     async for page in api.video_pages(term):
         if page and not listed:
-            say(listing_line("SIZE", "UPLOADED", "DURATION", "NAME"))
+            say(listing_line("SIZE", "UPLOADED", "DURATION", "STATE", "NAME"))
         for video in page:
             say(video_line(video))
         listed += len(page)
