@@ -284,6 +284,25 @@ async def test_deleting_a_video_mid_transcode_leaves_no_blob_anywhere(fresh_clus
     assert nothing_left()
 
 
+async def test_deleting_a_video_mid_transcode_costs_other_videos_jobs_nothing(fresh_cluster, http):
+    """Delete a video while its jobs run and another video's wait: the heartbeat answer
+    that cancels a deleted job hands the freed slot to a waiting one, and the node takes
+    it (before, the cancelled job's task still counted, the node refused the new job as
+    "no free transcode slot" and that job lost an attempt and waited out a backoff)."""
+    cluster = fresh_cluster()
+    await upload_longer(http, cluster, "doomed.mp4")
+    await upload_longer(http, cluster, "kept.mp4")
+    await a_node_transcoding(cluster)
+    async with http.delete(f"{cluster.url}/videos/doomed.mp4", headers=cluster.admin_headers()) as response:
+        assert response.status == 200
+    ready = await wait_for_state(http, cluster, "kept.mp4", "ready", timeout_s=120.0)
+    assert [r["height"] for r in ready["renditions"]] == [240, 360, 480]
+    log = (cluster.root / "logs" / "master.log").read_text()
+    assert "no free transcode slot" not in log
+    leases = re.findall(r"transcode job (\w+) \(\w+ of kept\.mp4\) leased to", log)
+    assert len(leases) == len(set(leases)) == 3, leases  # each of its jobs leased once
+
+
 async def test_a_job_that_always_fails_ends_failed_with_its_reason(fresh_cluster, http):
     """A source the transcoder cannot read (committed straight to the master with a picture
     size, so jobs are made) is retried, then shown failed with the transcoder's sentence,

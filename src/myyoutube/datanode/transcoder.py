@@ -79,6 +79,7 @@ class _Run:
     process: asyncio.subprocess.Process | None = None
     progress: float = 0.0
     files: list[Path] = field(default_factory=list)
+    cancelled: bool = False  # its worker is being killed: it no longer holds a slot
 
 
 class Transcoder:
@@ -102,7 +103,8 @@ class Transcoder:
     def report(self) -> tuple[int, list[tuple[str, float]], list[tuple[str, str]]]:
         """(slots, running jobs with progress, failures since the last report)."""
         failures, self._failures = self._failures, []
-        return self.slots, [(run.job_id, run.progress) for run in self.running.values()], failures
+        running = [(run.job_id, run.progress) for run in self.running.values() if not run.cancelled]
+        return self.slots, running, failures
 
     def obey(self, assignments: list[dict], cancels: list[str]) -> None:
         for cancelled in cancels:
@@ -112,7 +114,10 @@ class Transcoder:
             if not isinstance(job_id, str) or not _JOB_ID.fullmatch(job_id) or job_id in self.running:
                 log.warning("ignoring a transcode job with a bad or duplicate id: %r", job_id)
                 continue
-            if len(self.running) >= self.slots:
+            # A job cancelled in this same answer (its video deleted) frees its slot now,
+            # as the master counted it, though its task is still ending: refusing the job
+            # given in its place would cost that job an attempt.
+            if sum(not run.cancelled for run in self.running.values()) >= self.slots:
                 self._failed(job_id, "The datanode has no free transcode slot.")
                 continue
             run = _Run(job_id)
@@ -124,6 +129,7 @@ class Transcoder:
         run = self.running.get(job_id)
         if run is not None and run.task is not None:
             log.info("transcode job %s cancelled by the master", job_id)
+            run.cancelled = True
             run.task.cancel()
 
     def _failed(self, job_id: str, reason: str) -> None:
