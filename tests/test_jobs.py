@@ -51,17 +51,32 @@ def test_no_free_slot_no_job_and_running_or_backing_off_jobs_are_not_given():
 
 def test_a_lease_expires_unless_renewed_and_the_job_goes_back_with_backoff():
     """A running job's lease runs out when no heartbeat renews it; it is queued again and
-    waits its backoff, which doubles with each attempt."""
+    waits the first backoff (a failure's backoff doubles with each attempt)."""
     job = jobs.lease(queued()[0], "n1", 0.0, LEASE_S)
     assert job.state == RUNNING and job.attempts == 1 and job.node == "n1"
     assert jobs.expired([job], 5.0) == []
     renewed = jobs.renew(job, 0.5, 8.0, LEASE_S)
     assert renewed.progress == 0.5 and jobs.expired([renewed], 15.0) == []
     assert jobs.expired([renewed], 18.5) == [renewed]
-    back = jobs.failed(renewed, "the node died", 18.5, HEARTBEAT_S)
-    assert (back.state, back.node, back.failure) == (QUEUED, None, "the node died")
+    back = jobs.lost(renewed, "the node died", 18.5, HEARTBEAT_S)
+    assert (back.state, back.node, back.failure, back.attempts) == (QUEUED, None, "the node died", 0)
     assert back.not_before == 18.5 + jobs.backoff_s(1, HEARTBEAT_S)
     assert jobs.backoff_s(2, HEARTBEAT_S) == 2 * jobs.backoff_s(1, HEARTBEAT_S)
+
+
+def test_losing_the_node_any_number_of_times_never_fails_a_job():
+    """A lease that expires (node killed, restarted, cut off) gives its attempt back:
+    a job whose node is lost more than MAX_ATTEMPTS times is still queued, after the
+    first backoff each time, and a real failure afterwards still counts as the first."""
+    job, now = queued()[0], 0.0
+    for _ in range(jobs.MAX_ATTEMPTS + 2):
+        now = max(now, job.not_before)
+        job = jobs.lost(jobs.lease(job, "n1", now, LEASE_S), "gone", now + LEASE_S, HEARTBEAT_S)
+        assert (job.state, job.attempts) == (QUEUED, 0)
+        assert job.not_before == now + LEASE_S + jobs.backoff_s(1, HEARTBEAT_S)
+    now = job.not_before
+    job = jobs.failed(jobs.lease(job, "n1", now, LEASE_S), "boom", now, HEARTBEAT_S)
+    assert (job.state, job.attempts) == (QUEUED, 1)
 
 
 def test_a_job_fails_for_good_after_max_attempts_with_the_last_reason():

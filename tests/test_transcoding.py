@@ -21,6 +21,7 @@ import pytest
 from multidict import CIMultiDict
 
 from harness import holders_of, upload, wait_until
+from myyoutube.master.jobs import MAX_ATTEMPTS
 from myyoutube.media import boxes
 from videos import ISSUE_SOURCES, make_clip, make_mp4
 
@@ -248,6 +249,28 @@ async def test_a_stalled_worker_is_stopped_and_its_job_retried(fresh_cluster, ht
     ready = await wait_for_state(http, cluster, "stalled.mp4", "ready", timeout_s=120.0)
     assert [r["height"] for r in ready["renditions"]] == [240, 360, 480]
     assert "made no progress for 20 s" in (cluster.root / "logs" / "master.log").read_text()
+
+
+async def test_a_transcoding_node_restarted_more_than_max_attempts_times_still_finishes(fresh_cluster, http):
+    """The only transcoding datanode is killed (with its worker) and started again in
+    the middle of a video's only job as many times as a job may fail: the video still ends ready with
+    every rung, because a lost node costs the job no attempt (before, the third restart
+    left the video failed for good with "The datanode transcoding it stopped answering")."""
+    cluster = fresh_cluster(datanode_args=("--transcode-slots", "0"))
+    status, _ = await upload(http, cluster, "restarted.mp4", source_bytes(8.0))  # one rung: one job
+    assert status == 201
+    transcoder = cluster.start_datanode(extra=("--transcode-slots", "1"))
+    for _ in range(MAX_ATTEMPTS):
+        await wait_until(
+            lambda node=transcoder: bool(worker_pids(node)), "the transcoding node runs a worker", 60.0
+        )
+        workers = worker_pids(transcoder)
+        transcoder.kill()
+        for worker in workers:
+            kill_pid(worker)
+        transcoder = cluster.start_datanode(port=transcoder.port, extra=("--transcode-slots", "1"))
+    ready = await wait_for_state(http, cluster, "restarted.mp4", "ready", timeout_s=120.0)
+    assert [r["height"] for r in ready["renditions"]] == [240]
 
 
 async def test_a_master_restart_mid_job_loses_no_job(fresh_cluster, http):

@@ -7,8 +7,11 @@ transcode slot heartbeats; it is then leased to that node (RUNNING, `attempts` c
 each lease) for `lease_s`, and every heartbeat that reports it renews the lease and
 updates its progress. It ends DONE when the node stored its rendition (the master commits
 the rendition and the job's end in one transaction), or goes back to QUEUED after a
-failure or an expired lease (node dead, stalled, partitioned) with a backoff doubling
-per attempt, until MAX_ATTEMPTS leases all failed: FAILED, with the last reason.
+failure with a backoff doubling per attempt, until MAX_ATTEMPTS leases all failed:
+FAILED, with the last reason. An expired lease (node dead, restarted, partitioned) puts
+the job back too, after the first backoff, but costs it no attempt: the worker runs
+apart from its node, so losing the node says nothing about the source, and a cluster
+restarted three times during a long transcode must not fail the video for good.
 
 Choosing work follows HDFS's rule for replication commands: prefer the node that holds a
 replica of the source (it reads it from its own disk, no network copy). A node that does
@@ -114,6 +117,20 @@ def failed(job: Job, reason: str, now: float, heartbeat_s: float) -> Job:
         failure=reason,
         progress=0.0,
         not_before=now + backoff_s(job.attempts, heartbeat_s),
+    )
+
+
+def lost(job: Job, reason: str, now: float, heartbeat_s: float) -> Job:
+    """The job's node stopped reporting it (see the module docstring): queued again after
+    the first backoff, its attempt given back."""
+    return dataclasses.replace(
+        job,
+        state=QUEUED,
+        node=None,
+        attempts=max(0, job.attempts - 1),
+        failure=reason,
+        progress=0.0,
+        not_before=now + backoff_s(1, heartbeat_s),
     )
 
 

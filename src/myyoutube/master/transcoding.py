@@ -256,7 +256,7 @@ class Transcoding:
         for job in lost:
             log.warning("transcode job %s of %s: %s stopped reporting it", job.job_id, job.video, job.node)
         reason = "The datanode transcoding it stopped answering."
-        self.index.jobs.save([jobs.failed(job, reason, now, self.master.state.heartbeat_s) for job in lost])
+        self.index.jobs.save([jobs.lost(job, reason, now, self.master.state.heartbeat_s) for job in lost])
 
     def _lease(self, address: str, now: float) -> list[Job]:
         active = self.index.jobs.active()
