@@ -273,6 +273,31 @@ async def test_a_transcoding_node_restarted_more_than_max_attempts_times_still_f
     assert [r["height"] for r in ready["renditions"]] == [240]
 
 
+async def test_a_rotten_local_source_replica_is_not_transcoded(fresh_cluster, http):
+    """The transcoding node's own replica of the source rots on disk (its `moov`, in the
+    last block, zeroed behind the checksums' back, before the slow scrubber gets there):
+    the node checks the replica's CRC32Cs before the worker reads the file in place,
+    reports it corrupt and transcodes the good copy fetched through the master, so the
+    video ends ready (before, the worker read the rotten file directly, every attempt
+    failed as "not a video", and a good upload ended failed)."""
+    # A scrubber this slow verifies the first block and then waits minutes for the next.
+    cluster = fresh_cluster(datanode_args=("--transcode-slots", "0", "--scrub-bytes-per-s", "1024"))
+    data = source_bytes(8.0, width=640, height=480, faststart=False)  # 2 blocks, moov last
+    status, _ = await upload(http, cluster, "rotten.mp4", data)
+    assert status == 201
+    node = holders_of(cluster, data)[0]
+    replica = next(p for p in cluster.folder(node).glob("*.blob") if p.read_bytes() == data)
+    node.kill()
+    with replica.open("r+b") as file:
+        file.seek(len(data) - 4096)
+        file.write(bytes(4096))  # the .crc file still describes the original
+    cluster.start_datanode(port=node.port, extra=("--transcode-slots", "1"))
+    ready = await wait_for_state(http, cluster, "rotten.mp4", "ready", timeout_s=90.0)
+    assert [r["height"] for r in ready["renditions"]] == [240, 360, 480] and ready["failure"] is None
+    log = "".join(path.read_text() for path in (cluster.root / "logs").glob("datanode-*.log"))
+    assert "transcoding from another replica" in log and "fails its CRC32C check" in log
+
+
 async def test_a_master_restart_mid_job_loses_no_job(fresh_cluster, http):
     """The master is killed while a job runs and started again: every job still ends, and
     the video is ready with every rung."""

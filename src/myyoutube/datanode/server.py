@@ -126,6 +126,7 @@ class DataNode:
             store.root / TRANSCODE_DIR,
             self._connect_master,
             transcode_stall_timeout_s,
+            self.reports.found_corrupt,
         )
 
     # --- data connections ---------------------------------------------------------------

@@ -5,9 +5,10 @@ Theory of operation
 The master leases jobs to this node in its heartbeat answers (`Commands.transcode_jobs`),
 never more than the node's `--transcode-slots`. For each job a task:
 
-1. finds the source: this node's own replica when it holds one (read in place, no copy),
-   else a copy fetched through the master (`FetchSource`) into the work folder, its
-   sha256 checked;
+1. finds the source: this node's own replica when it holds one (read in place, no copy,
+   once its CRC32Cs are checked: the worker reads the file directly, where a rotten
+   block would pass unseen), else a copy fetched through the master (`FetchSource`)
+   into the work folder, its sha256 checked;
 2. runs `transcode_worker` as a child process (FFmpeg's memory and any decoder crash stay
    out of this event loop), reading its progress lines;
 3. sends the finished rendition and its fragment index to the master (`StoreRendition`),
@@ -37,7 +38,7 @@ import aiofiles
 import aiofiles.os
 
 from myyoutube import protocol
-from myyoutube.datanode.store import BlobStore
+from myyoutube.datanode.store import BlobStore, CorruptBlob, StoreError
 from myyoutube.protocol import CHUNK_BYTES, Chunk, End, FetchSource, Ok, StoreRendition
 from myyoutube.stream import FrameStream, RequestFailed
 
@@ -90,9 +91,11 @@ class Transcoder:
         work_dir: Path,
         connect_master: ConnectMaster,
         stall_timeout_s: float = WORKER_STALL_TIMEOUT_S,
+        on_corrupt: Callable[[str], None] | None = None,
     ) -> None:
         self.slots = slots
         self.stall_timeout_s = stall_timeout_s
+        self.on_corrupt = on_corrupt  # a rotten replica found: reported for repair
         self.store = store
         self.work_dir = work_dir
         self.connect_master = connect_master
@@ -174,7 +177,7 @@ class Transcoder:
     async def _source(self, run: _Run, assignment: dict) -> Path:
         """The source's path: our own replica, else a copy fetched through the master."""
         local = self.store.local_path(assignment["source_blob"])
-        if local is not None:
+        if local is not None and await self._intact(assignment["source_blob"]):
             return local
         copy = self.work_dir / f"{run.job_id}.source"
         run.files.append(copy)
@@ -195,6 +198,22 @@ class Transcoder:
         finally:
             await connection.close()
         return copy
+
+    async def _intact(self, blob_id: str) -> bool:
+        """Whether our replica passes its CRC32C checks (read through, bounded pieces);
+        a rotten one is reported (the master re-makes it) and the copy fetched through
+        the master instead."""
+        try:
+            async for _ in self.store.read(blob_id, 0, self.store.size(blob_id)):
+                pass
+        except CorruptBlob as exc:
+            log.error("transcoding from another replica: %s", exc)
+            if self.on_corrupt is not None:
+                self.on_corrupt(blob_id)
+            return False
+        except StoreError:
+            return False  # deleted meanwhile: the master's copy, or its refusal, decides
+        return True
 
     async def _transcode(self, run: _Run, source: Path, rung: dict, target: Path) -> str:
         """Run the worker to completion; the fragment index it reports."""
