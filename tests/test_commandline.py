@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -277,13 +278,18 @@ def test_delete_then_download_fails(cluster, clip, tmp_path):
 
 
 def test_status_shows_three_alive_datanodes(cluster):
-    """status lists every datanode as alive, with totals and an empty under-replicated list."""
+    """status lists every datanode as alive, with totals, the transcode queue (jobs by
+    state, the transcoding nodes' slots) and an empty under-replicated list."""
     result = commandline("status", "--url", cluster.url)
     assert result.returncode == 0, result.stderr
     rows = [line.split() for line in result.stdout.splitlines()]
     alive = [row for row in rows if len(row) > 1 and row[1] == "alive"]
     assert sorted(row[0] for row in alive) == sorted(node.address for node in cluster.datanodes)
     assert "replication: 3" in result.stdout and "under-replicated: none" in result.stdout
+    # Other tests share this cluster: their uploads may still be in the queue.
+    assert re.search(
+        r"^transcoding: \d+ queued, \d+ running, \d+ failed; 3 slots on 3 datanodes$", result.stdout, re.M
+    )
     report = json.loads(commandline("status", "--json", "--url", cluster.url).stdout)
     assert [node["state"] for node in report["datanodes"]] == ["alive"] * 3
 

@@ -235,6 +235,16 @@ def _heartbeat_text(seconds_ago: Any) -> str:
     return "never" if seconds_ago is None else f"{seconds_ago:.1f} s ago"
 
 
+def transcoding_line(summary: dict) -> str:
+    """The transcode queue as /api/status gives it, in one line: jobs by state and the
+    slots of the datanodes that transcode."""
+    counts = summary.get("jobs") or {}
+    slots = {node: n for node, n in (summary.get("slots") or {}).items() if isinstance(n, int) and n > 0}
+    jobs = ", ".join(f"{counts.get(state, 0)} {state}" for state in ("queued", "running", "failed"))
+    nodes = f"{sum(slots.values())} slots on {len(slots)} datanode{'s' if len(slots) != 1 else ''}"
+    return f"transcoding: {jobs}; {nodes}"
+
+
 async def cmd_status(api: Api, args: argparse.Namespace) -> int:
     report = await api.json("/api/status")
     if args.json:
@@ -260,6 +270,9 @@ async def cmd_status(api: Api, args: argparse.Namespace) -> int:
     counters = report.get("counters") or {}
     if counters:
         say("counters: " + ", ".join(f"{key} {value}" for key, value in counters.items()))
+    transcoding = report.get("transcoding")
+    if isinstance(transcoding, dict):
+        say(transcoding_line(transcoding))
     under = report.get("under_replicated") or []
     say("under-replicated: " + ("none" if not under else f"{len(under)}"))
     if report.get("orphaned_blobs"):
