@@ -64,6 +64,20 @@ def test_a_lease_expires_unless_renewed_and_the_job_goes_back_with_backoff():
     assert jobs.backoff_s(2, HEARTBEAT_S) == 2 * jobs.backoff_s(1, HEARTBEAT_S)
 
 
+def test_a_job_its_node_no_longer_reports_is_found_at_once():
+    """A node's heartbeat lists every job it runs or failed: a job leased to it and missing
+    from that list (the node restarted, or never got the lease) is picked out without
+    waiting for its lease; jobs of other nodes, reported ones and queued ones are not."""
+    first, second, third = queued(heights=(240, 360, 480))
+    mine = jobs.lease(first, "n1", 0.0, LEASE_S)
+    reported = jobs.lease(second, "n1", 0.0, LEASE_S)
+    elsewhere = jobs.lease(third, "n2", 0.0, LEASE_S)
+    active = [mine, reported, elsewhere, queued()[0]]
+    assert jobs.unreported(active, "n1", {reported.job_id}) == [mine]
+    assert jobs.unreported(active, "n1", {mine.job_id, reported.job_id}) == []
+    assert jobs.unreported(active, "n3", set()) == []
+
+
 def test_losing_the_node_any_number_of_times_never_fails_a_job():
     """A lease that expires (node killed, restarted, cut off) gives its attempt back:
     a job whose node is lost more than MAX_ATTEMPTS times is still queued, after the

@@ -93,6 +93,9 @@ async def test_an_upload_becomes_ready_and_plays_by_hls(cluster, http):
         http, cluster, "/hls/ladder.mp4/240.mp4", Range=f"bytes={offset}-{offset + 7}"
     )
     assert status == 206 and piece[4:8] == b"moof"
+    for missing in ("9999.mp4", "9999.m3u8"):  # a rung the ladder has not: named in words
+        status, _, body = await get(http, cluster, f"/hls/ladder.mp4/{missing}")
+        assert status == 404 and json.loads(body)["error"] == "This video has no 9999p rendition."
 
     status, headers, original = await get(http, cluster, "/original/ladder.mp4")
     assert status == 200 and original == data and headers["Content-Type"] == "video/mp4"

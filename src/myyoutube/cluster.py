@@ -274,3 +274,7 @@ def main(argv: list[str] | None = None) -> None:
     status = cluster.supervise()
     cluster.stop()
     sys.exit(status)
+
+
+if __name__ == "__main__":
+    main()

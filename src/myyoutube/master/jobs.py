@@ -12,6 +12,9 @@ FAILED, with the last reason. An expired lease (node dead, restarted, partitione
 the job back too, after the first backoff, but costs it no attempt: the worker runs
 apart from its node, so losing the node says nothing about the source, and a cluster
 restarted three times during a long transcode must not fail the video for good.
+A node's heartbeat lists every job it runs, so a job leased to a node that reports
+neither running nor failing it is lost at once (the node restarted, or never received
+the lease), without waiting out the lease.
 
 Choosing work follows HDFS's rule for replication commands: prefer the node that holds a
 replica of the source (it reads it from its own disk, no network copy). A node that does
@@ -137,6 +140,13 @@ def lost(job: Job, reason: str, now: float, heartbeat_s: float) -> Job:
 def expired(jobs: Iterable[Job], now: float) -> list[Job]:
     """Running jobs whose lease ran out: their node died or stalled."""
     return [job for job in jobs if job.state == RUNNING and job.lease_until < now]
+
+
+def unreported(jobs: Iterable[Job], node: str, reported: set[str]) -> list[Job]:
+    """Running jobs leased to `node` that its heartbeat did not mention: it lists every job
+    it runs or failed since its last one, so these it no longer has (it restarted, or the
+    answer that leased them never reached it)."""
+    return [job for job in jobs if job.state == RUNNING and job.node == node and job.job_id not in reported]
 
 
 def restarted(job: Job, now: float, lease_s: float) -> Job:

@@ -359,7 +359,7 @@ class Master:
         blob_id = self.transcoding.part_blob(video, request.part) or ""
         replica = self.index.replicas.get(blob_id)
         if replica is None:
-            await connection.write_frame(Error("not_found", f"The video has no {request.part[:20]}."))
+            await connection.write_frame(Error("not_found", _missing_part(request.part)))
             return
         if request.offset < 0 or request.length < -1:
             await connection.write_frame(Error("bad_request", "The requested bytes lie outside the video."))
@@ -619,3 +619,11 @@ def _upload_refusal(user: permissions.User | None, request: PutVideo) -> Error |
     if not permissions.within_quota(user, max(request.size, 0)):
         return Error("over_quota", permissions.quota_sentence(user))
     return None
+
+
+def _missing_part(part: str) -> str:
+    """What a reader is told when the video lacks the part it asked for (a rendition's
+    height comes from the URL, so it is named as a person reads it)."""
+    if part.isdigit():
+        return f"This video has no {int(part)}p rendition."
+    return f"This video has no {part[:20]}."

@@ -244,6 +244,14 @@ class Transcoding:
                 reason = " ".join(reason.split())[:MAX_FAILURE_CHARS] or "the transcoder failed"
                 log.warning("transcode job %s of %s failed on %s: %s", job_id, job.video, address, reason)
                 ended.append(jobs.failed(job, reason, now, self.master.state.heartbeat_s))
+        reported = {job_id for job_id, _ in beat.transcoding} | {
+            job_id for job_id, _ in beat.transcode_failures
+        }
+        for job in jobs.unreported(store.active(), address, reported):
+            log.warning("transcode job %s of %s: %s no longer runs it", job.job_id, job.video, address)
+            ended.append(
+                jobs.lost(job, "The datanode transcoding it restarted.", now, self.master.state.heartbeat_s)
+            )
         store.save(ended)
         self.expire(now)
         if self.backlog:
