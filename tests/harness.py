@@ -229,13 +229,13 @@ class Cluster:
         return [path for path in self.folder(node).iterdir() if path.name != NODE_ID_FILE]
 
     def stray_files(self) -> list[Path]:
-        """Anything but committed blobs, their checksums and node ids in the datanodes' folders
+        """Anything but committed blobs, their checksums and sidecars and node ids in the datanodes' folders
         (transcode jobs' work files aside: see work_files)."""
         return [
             path
             for path in (self.root / "datanodes").rglob("*")
             if path.is_file()
-            and path.suffix not in (".blob", ".crc")
+            and path.suffix not in (".blob", ".crc", ".meta")
             and path.name != NODE_ID_FILE
             and path.parent.name != TRANSCODE_DIR
         ]

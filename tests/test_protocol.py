@@ -313,9 +313,12 @@ HEARTBEAT = {
         (Heartbeat, {**HEARTBEAT, "added": [{"b": 1}]}),
         (
             Commands,
-            {"delete_blobs": [], "acked_seq": 1, "full_report": 1, "heartbeat_s": 3.0},
+            {"delete_blobs": [], "acked_seq": 1, "full_report": 1, "heartbeat_s": 3.0, "sidecars": []},
         ),  # an int is not a bool
-        (Commands, {"delete_blobs": [], "acked_seq": 1, "full_report": True, "heartbeat_s": "3"}),
+        (
+            Commands,
+            {"delete_blobs": [], "acked_seq": 1, "full_report": True, "heartbeat_s": "3", "sidecars": []},
+        ),
         (BlockReportChunk, {"seq": 1, "total": 1, "blobs": [["b", 1]], "final": "yes"}),
         (VideoList, {"videos": [], "next": None}),
         (ListVideos, {"query": "", "sort": "", "cursor": "", "limit": "50", "user": ""}),

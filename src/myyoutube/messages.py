@@ -22,6 +22,7 @@ __all__ = [
     "AddUser",
     "AppendBlob",
     "AppendUpload",
+    "BackupIndex",
     "BlobEntry",
     "BlockReportChunk",
     "ChainWriteBlob",
@@ -40,6 +41,7 @@ __all__ = [
     "GetStatus",
     "Heartbeat",
     "Keepalive",
+    "ListSidecars",
     "ListUsers",
     "ListVideos",
     "Login",
@@ -56,6 +58,7 @@ __all__ = [
     "SealBlob",
     "SetPassword",
     "SetVisibility",
+    "SidecarBatch",
     "StatVideo",
     "StoreRendition",
     "TerminateUpload",
@@ -467,6 +470,9 @@ class Commands:
     # source_size, rung, holds_source) and job ids it must stop (deleted, re-leased).
     transcode_jobs: list[dict] = field(default_factory=list)
     cancel_jobs: list[str] = field(default_factory=list)
+    # Newer metadata sidecars for blobs the node holds (sidecars.py), at most
+    # SIDECARS_PER_COMMANDS; the node keeps the highest version of each.
+    sidecars: list[dict] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -486,10 +492,12 @@ class BlockReportChunk:
 
 @dataclass(frozen=True)
 class WriteBlob:
-    """Store a new blob; Chunk* and End follow, answered by End (size and sha256 stored)."""
+    """Store a new blob; Chunk* and End follow, answered by End (size and sha256 stored).
+    `sidecar` (if not empty) is the blob's metadata, published with it."""
 
     TYPE: typing.ClassVar[int] = 30
     blob_id: str
+    sidecar: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -584,6 +592,38 @@ class SealBlob:
     size: int
 
 
+# Recovery (codes 80-89): rebuilding the index from what the datanodes hold.
+
+
+@dataclass(frozen=True)
+class ListSidecars:
+    """Master -> datanode, on a data connection: send the metadata sidecar of every blob
+    held, as SidecarBatch frames until the one marked `final`."""
+
+    TYPE: typing.ClassVar[int] = 80
+
+
+@dataclass(frozen=True)
+class SidecarBatch:
+    """Datanode -> master: some sidecars (each a dict, see master/sidecars.py), at most
+    SIDECARS_PER_BATCH of them and SIDECAR_BATCH_BYTES of JSON; `held_without` counts blobs held
+    without a sidecar among those this batch covers."""
+
+    TYPE: typing.ClassVar[int] = 81
+    sidecars: list[dict]
+    held_without: int
+    final: bool
+
+
+@dataclass(frozen=True)
+class BackupIndex:
+    """Web -> master, for an admin: a consistent copy of the index, streamed as Chunk*
+    then End (size and sha256)."""
+
+    TYPE: typing.ClassVar[int] = 82
+    user: str
+
+
 Message: typing.TypeAlias = (
     Error
     | Ok
@@ -630,6 +670,9 @@ Message: typing.TypeAlias = (
     | TerminateUpload
     | AppendBlob
     | SealBlob
+    | ListSidecars
+    | SidecarBatch
+    | BackupIndex
 )
 
 MESSAGE_TYPES: dict[int, type] = {cls.TYPE: cls for cls in typing.get_args(Message)}

@@ -17,7 +17,11 @@ Two kinds of connection meet a datanode:
 * **Data connections** from the master, one request each (`handle_request`): `WriteBlob`
   (then chunks, then End), `ReadBlob` (answered by chunks and End) and `DeleteBlob`;
   for resumable uploads `AppendBlob` and `SealBlob` (open_blobs.py). A ReadBlob of a
-  blob still open reads its confirmed bytes.
+  blob still open reads its confirmed bytes. When a master rebuilds its index,
+  `ListSidecars` (answered by SidecarBatch frames).
+
+Each blob may carry a metadata sidecar (sidecars.py): given with `WriteBlob`, or updated
+later by the master through `Commands.sidecars` when the video's record changes.
 
 Every byte written is checksummed per block by the store and every byte read is verified
 (see store.py); a corrupt block ends the read with Error('corrupt') and the blob is
@@ -54,11 +58,13 @@ from myyoutube.protocol import (
     End,
     Error,
     Heartbeat,
+    ListSidecars,
     Message,
     Ok,
     ReadBlob,
     Register,
     SealBlob,
+    SidecarBatch,
     WriteBlob,
 )
 from myyoutube.quietlog import LogLimiter
@@ -90,7 +96,7 @@ TRANSCODE_DIR = "transcoding"
 # Blob writes, reads and deletes come from the master only: not from the web (which runs
 # FFmpeg on untrusted files) nor from other datanodes.
 ALLOWED_ROLES: dict[type, frozenset[str]] = {
-    kind: frozenset({"master"}) for kind in (WriteBlob, ReadBlob, DeleteBlob, AppendBlob, SealBlob)
+    kind: frozenset({"master"}) for kind in (WriteBlob, ReadBlob, DeleteBlob, AppendBlob, SealBlob, ListSidecars)
 }
 # A pipelined write (pipeline.py) reaches us from the master or from the datanode before us.
 ALLOWED_ROLES[ChainWriteBlob] = frozenset({"master", "datanode"})
@@ -133,7 +139,7 @@ class DataNode:
 
     async def handle_request(self, stream: FrameStream, request: Message) -> None:
         if not isinstance(
-            request, WriteBlob | ReadBlob | DeleteBlob | ChainWriteBlob | AppendBlob | SealBlob
+            request, WriteBlob | ReadBlob | DeleteBlob | ChainWriteBlob | AppendBlob | SealBlob | ListSidecars
         ):
             await stream.write_frame(Error("bad_request", f"datanode cannot {type(request).__name__}"))
             return
@@ -145,11 +151,12 @@ class DataNode:
             ChainWriteBlob: functools.partial(pipeline.chain_write, self),
             AppendBlob: self._append,
             SealBlob: self._seal,
+            ListSidecars: self._list_sidecars,
         }
         try:
             await handlers[type(request)](stream, request)
         except StoreError as exc:
-            if exc.code == "corrupt":
+            if exc.code == "corrupt" and isinstance(request, ReadBlob):
                 self.reports.found_corrupt(request.blob_id)
             log.warning("%s %s: %s", type(request).__name__, getattr(request, "blob_id", "?"), exc)
             await stream.write_frame(Error(exc.code, str(exc)))
@@ -159,7 +166,7 @@ class DataNode:
                 raise ConnectionClosed(f"{type(request).__name__} failed: {exc.code}") from exc
 
     async def _write(self, stream: FrameStream, request: WriteBlob) -> None:
-        writer = self.store.open_writer(request.blob_id)
+        writer = self.store.open_writer(request.blob_id, request.sidecar)
         try:
             await stream.write_frame(Ok({}))
             # Keepalives tell the master we are alive while the disk is slow (a long
@@ -206,6 +213,21 @@ class DataNode:
                 await stream.write_chunk(piece, timeout=CONSUMER_STALL_TIMEOUT_S)
                 sent += len(piece)
         await stream.write_frame(End(size=sent, sha256=""))
+
+    async def _list_sidecars(self, stream: FrameStream, request: ListSidecars) -> None:
+        """Every sidecar held, batch by batch; each batch is read from the disk in a worker
+        thread only once the previous one is sent, so memory stays at one batch."""
+        batches = self.store.sidecar_batches()
+        async with stream.keepalive():
+            batch = await asyncio.to_thread(next, batches, None)
+            while batch is not None:
+                following = await asyncio.to_thread(next, batches, None)
+                found, without = batch
+                await stream.write_frame(
+                    SidecarBatch(sidecars=found, held_without=without, final=following is None),
+                    timeout=CONSUMER_STALL_TIMEOUT_S,
+                )
+                batch = following
 
     async def _delete(self, stream: FrameStream, request: DeleteBlob) -> None:
         await self.store.delete(request.blob_id)
@@ -311,6 +333,8 @@ class DataNode:
             )
             self.heartbeat_s = commands.heartbeat_s
         self.transcoder.obey(commands.transcode_jobs, commands.cancel_jobs)
+        if commands.sidecars:
+            await self.store.update_sidecars(commands.sidecars)
         for blob_id in commands.delete_blobs:
             try:
                 await self.store.delete(blob_id)

@@ -7,9 +7,10 @@ by a user's file name. It lives in two files in the node's folder::
 
     {blob_id}.blob   the bytes
     {blob_id}.crc    one big-endian u32 CRC32C per BLOCK_BYTES block of the bytes
+    {blob_id}.meta   what the blob is, as the master described it (sidecars.py), if known
 
-A blob is written to `.part` files first. `finish()` fsyncs both, renames the checksum
-file and then the blob into place, and fsyncs the folder, so after a crash a `.blob` file
+A blob is written to `.part` files first. `finish()` fsyncs them, renames the sidecar
+(if the writer was given one), the checksum file and then the blob into place, and fsyncs the folder, so after a crash a `.blob` file
 is always complete and a `.part` is always garbage (removed at start-up).
 
 Reads are served by whole blocks: each block is read, its CRC compared with the stored
@@ -38,6 +39,7 @@ import aiofiles
 import aiofiles.os
 import google_crc32c
 
+from myyoutube.datanode import sidecars
 from myyoutube.protocol import CHUNK_BYTES
 
 # Blocking file calls (writes, fsyncs) run in a worker thread so the event loop keeps
@@ -195,11 +197,16 @@ class BlobStore:
             return None
         return path if path.is_file() else None
 
-    def open_writer(self, blob_id: str) -> BlobWriter:
+    def open_writer(self, blob_id: str, sidecar: dict | None = None) -> BlobWriter:
+        """A writer for a new blob; `sidecar` (if any) is published with it."""
         if blob_id in self._sizes:
             raise StoreError("exists", f"blob {blob_id} already exists on this node")
         try:
-            return BlobWriter(self, blob_id)
+            encoded = sidecars.encode(blob_id, sidecar) if sidecar else None
+        except sidecars.BadSidecar as exc:
+            raise StoreError("bad_request", str(exc)) from exc
+        try:
+            return BlobWriter(self, blob_id, encoded)
         except FileExistsError as exc:
             raise StoreError("exists", f"blob {blob_id} is already being written here") from exc
         except OSError as exc:
@@ -251,9 +258,33 @@ class BlobStore:
             os.close(blob_fd)
             raise
 
+    async def update_sidecars(self, updates: list[dict]) -> int:
+        """Store newer sidecars of blobs held here (others are skipped: a blob deleted
+        meanwhile, a malformed sidecar); how many were written."""
+        accepted = []
+        for sidecar in updates:
+            blob_id = sidecar.get("blob_id")
+            if not isinstance(blob_id, str) or blob_id not in self._sizes:
+                continue
+            try:
+                accepted.append((blob_id, sidecars.encode(blob_id, sidecar), sidecar["version"]))
+            except sidecars.BadSidecar as exc:
+                log.warning("sidecar refused: %s", exc)
+        return await _in_thread(self._write_sidecars, accepted)
+
+    def _write_sidecars(self, accepted: list[tuple[str, bytes, int]]) -> int:
+        written = sum(sidecars.write(self.root, *entry) for entry in accepted)
+        if written:
+            _fsync_dir(self.root)
+        return written
+
+    def sidecar_batches(self):
+        """sidecars.batches over every blob held now (blocking; next() in a thread)."""
+        return sidecars.batches(self.root, sorted(self._sizes))
+
     async def delete(self, blob_id: str) -> None:
         self._record(check_blob_id(blob_id), None)
-        for suffix in (".blob", ".crc"):
+        for suffix in (".blob", ".crc", sidecars.SUFFIX):
             try:
                 await aiofiles.os.remove(self._path(blob_id, suffix))
             except FileNotFoundError:
@@ -274,9 +305,10 @@ def _read_verified(blob_fd: int, blob_id: str, number: int, crcs: bytes, first_b
 class BlobWriter:
     """Writes one blob: append bytes, then `finish()` makes it durable or `abort()`."""
 
-    def __init__(self, store: BlobStore, blob_id: str) -> None:
+    def __init__(self, store: BlobStore, blob_id: str, sidecar: bytes | None = None) -> None:
         self._store = store
         self.blob_id = blob_id
+        self._sidecar = sidecar
         self._blob_part = store._path(blob_id, ".blob.part")
         self._crc_part = store._path(blob_id, ".crc.part")
         # x: never overwrite another writer. Open across many write() calls, so no `with`:
@@ -319,6 +351,10 @@ class BlobWriter:
             await _in_thread(self._blob_file.write, bytes(self._pending))
         await _in_thread(_fsync_close, self._blob_file)
         await _in_thread(_write_durably, self._crc_part, bytes(self._crcs))
+        if self._sidecar is not None:
+            meta_part = self._store.root / f"{self.blob_id}{sidecars.SUFFIX}.part"
+            await _in_thread(_write_durably, meta_part, self._sidecar)
+            await aiofiles.os.replace(meta_part, self._store.root / f"{self.blob_id}{sidecars.SUFFIX}")
         final_blob = self._store._path(self.blob_id, ".blob")
         await aiofiles.os.replace(self._crc_part, self._store._path(self.blob_id, ".crc"))
         await aiofiles.os.replace(self._blob_part, final_blob)

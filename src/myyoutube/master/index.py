@@ -36,6 +36,7 @@ from myyoutube import videotext
 from myyoutube.master.catalogue import Catalogue
 from myyoutube.master.jobs import DONE, Job
 from myyoutube.master.jobstore import JobStore, load_renditions, rendition_entry
+from myyoutube.master.recovery_index import RecoveryIndex
 from myyoutube.master.state import Replica
 from myyoutube.master.upload_sessions import SessionTable
 from myyoutube.master.users import Users
@@ -214,6 +215,31 @@ _MIGRATIONS = [
     );
     CREATE INDEX upload_sessions_by_expiry ON upload_sessions (expires_at);
     """,
+    # 7: recovery (issue 15; recovery_index.py). Each video's record has a version, bumped
+    # by every change its blobs' sidecars carry; sidecars_due names the videos whose
+    # sidecars are behind, filled by triggers in the same transaction as the change, so a
+    # crash cannot lose one (existing videos are all due: they have none yet). snapshots
+    # lists the index-snapshot blobs kept; the blob indexes find the video of a blob.
+    """
+    ALTER TABLE videos ADD COLUMN version INTEGER NOT NULL DEFAULT 1;
+    CREATE TABLE sidecars_due (name TEXT PRIMARY KEY);
+    CREATE TABLE snapshots (blob_id TEXT PRIMARY KEY, taken_at REAL NOT NULL);
+    CREATE INDEX videos_by_blob ON videos (blob_id);
+    CREATE INDEX videos_by_poster ON videos (poster_blob_id);
+    CREATE TRIGGER videos_sidecars_insert AFTER INSERT ON videos BEGIN
+        INSERT OR IGNORE INTO sidecars_due (name) VALUES (new.name);
+    END;
+    CREATE TRIGGER videos_sidecars_update
+        AFTER UPDATE OF name, blob_id, content_type, uploaded_at, extra, poster_blob_id, title,
+            description, owner, visibility ON videos BEGIN
+        UPDATE videos SET version = version + 1 WHERE id = new.id;
+        INSERT OR IGNORE INTO sidecars_due (name) VALUES (new.name);
+    END;
+    CREATE TRIGGER videos_sidecars_delete AFTER DELETE ON videos BEGIN
+        DELETE FROM sidecars_due WHERE name = old.name;
+    END;
+    INSERT INTO sidecars_due (name) SELECT name FROM videos;
+    """,
 ]
 SCHEMA_VERSION = len(_MIGRATIONS)
 
@@ -263,6 +289,7 @@ class Index:
         self.catalogue = Catalogue(self._db, self.videos, self._transaction)
         self.users = Users(self._db, self._transaction)
         self.upload_sessions = SessionTable(self._db, self._transaction)
+        self.recovery = RecoveryIndex(self._db, self._transaction)
         self._retire_interrupted_writes(now)
         self.prune_retired(now)
 
@@ -481,6 +508,23 @@ class Index:
             "INSERT INTO replicas (blob_id, node, added_at) VALUES (?, ?, ?)",
             [(blob.blob_id, node, now) for node in blob.nodes],
         )
+
+    def commit_blob(self, blob: StoredBlob, now: float) -> None:
+        """Make a fully replicated blob that is no video's part (an index snapshot) ours."""
+        with self._transaction():
+            self._insert_blob(blob, now)
+            self._db.execute("DELETE FROM pending_blobs WHERE blob_id = ?", (blob.blob_id,))
+        self.replicas[blob.blob_id] = Replica(blob.size, blob.sha256, {n: now for n in blob.nodes})
+        self.replica_changes += 1
+
+    def retire_blob(self, blob_id: str, now: float) -> None:
+        """Give up a blob committed by commit_blob: its copies are deleted everywhere."""
+        with self._transaction():
+            self._db.execute("DELETE FROM blobs WHERE blob_id = ?", (blob_id,))
+            self._retire([blob_id], now)
+        self.replicas.pop(blob_id, None)
+        self._remember_retired([blob_id])
+        self.replica_changes += 1
 
     def delete_video(self, name: str, now: float) -> dict | None:
         """Forget a video and retire its blobs at once; datanodes drop the bytes on their

@@ -49,6 +49,7 @@ from myyoutube.master import (
     relay,
     reports,
     resumable,
+    sidecars,
     status,
     transcoding,
     transfer,
@@ -146,6 +147,7 @@ class Master:
         self.transcoding = transcoding.Transcoding(self)
         self.write_pipeline = False  # uploads go down a chain of datanodes (pipeline.py)
         self.resumable = resumable.Resumable(self, upload_expiry_s)
+        self.sidecars = sidecars.SidecarDelivery(index)
 
     def connection_accepted(self) -> None:
         self.counters.connections_accepted += 1
@@ -232,11 +234,13 @@ class Master:
                     heartbeat_s=self.state.heartbeat_s,
                     transcode_jobs=new_jobs,
                     cancel_jobs=cancels,
+                    sidecars=self.sidecars.due(address),
                 )
             )
             report = await connection.read_expected(
                 Heartbeat, BlockReportChunk, timeout=self.state.dead_after_s
             )
+            self.sidecars.acked(address)  # a datanode obeys an answer before it speaks again
             self._heard(address, report)
             new_jobs, cancels = [], []
             if isinstance(report, Heartbeat):
@@ -433,6 +437,7 @@ class Master:
         if video is None:
             await connection.write_frame(Error("not_found", names.unknown(request.name)))
         else:
+            self.sidecars.changed(request.name)
             log.info("%s retitled %r at the request of %s", request.name, video["title"], request.user)
             await connection.write_frame(VideoInfo(video=self.public_video(video)))
 
@@ -475,6 +480,7 @@ class Master:
             await connection.write_frame(Error("bad_request", _VISIBILITY_SENTENCE))
             return
         video = self.index.set_visibility(request.name, request.visibility)
+        self.sidecars.changed(request.name)
         log.info("%s made %s %s", request.user, request.name, request.visibility)
         await connection.write_frame(VideoInfo(video=self.public_video(video)))
 
@@ -566,7 +572,9 @@ class Master:
             replica = self.index.replicas.get(repair.blob_id)
             if replica is None:
                 return  # deleted meanwhile
-            fanout = transfer.ReplicaFanout(repair.blob_id, 1, self.pools, self.stall_s)
+            fanout = transfer.ReplicaFanout(
+                repair.blob_id, 1, self.pools, self.stall_s, self.sidecars.for_blob(repair.blob_id)
+            )
             try:
                 await fanout.open([repair.target])
                 fanout.check_enough()

@@ -110,7 +110,14 @@ class _Replica:
 
 
 class ReplicaFanout:
-    def __init__(self, blob_id: str, min_replicas: int, pools: DatanodePools, stall_s: float) -> None:
+    def __init__(
+        self,
+        blob_id: str,
+        min_replicas: int,
+        pools: DatanodePools,
+        stall_s: float,
+        sidecar: dict | None = None,
+    ) -> None:
         self.blob_id = blob_id
         self.min_replicas = min_replicas
         self.pools = pools
@@ -119,7 +126,8 @@ class ReplicaFanout:
         self.failed: dict[str, str] = {}  # node -> why it was dropped
         # What each node is asked to open: a new blob, or an append to an open one
         # (master/resumable.py sets an AppendBlob, answered the same way).
-        self.opening: protocol.Message = WriteBlob(blob_id=blob_id)
+        # A sidecar (sidecars.py) is published with the blob on every replica.
+        self.opening: protocol.Message = WriteBlob(blob_id=blob_id, sidecar=sidecar or {})
 
     async def open(self, nodes: list[str]) -> None:
         """Ask each node to accept the blob; keep those that agree (see check_enough)."""

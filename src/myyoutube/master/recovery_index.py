@@ -1,0 +1,65 @@
+"""The index's tables for recovery: record versions, sidecars behind, snapshots kept.
+
+Theory of operation
+-------------------
+Index migration 5 gives every video a `version`, bumped by a trigger whenever a field a
+sidecar carries changes, and lists in `sidecars_due` every video whose blobs' sidecars
+have not yet been brought up to date (also by triggers, in the change's own transaction).
+sidecars.py delivers them through the heartbeats and calls `delivered` once every
+holder has its copy. `snapshots` lists the index-snapshot blobs kept (snapshots.py).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+
+
+class RecoveryIndex:
+    def __init__(
+        self, db: sqlite3.Connection, transaction: Callable[[], AbstractContextManager[None]]
+    ) -> None:
+        self._db = db
+        self._transaction = transaction
+
+    # --- sidecars -----------------------------------------------------------------------
+
+    def due(self) -> list[str]:
+        """Videos whose sidecars are behind their record."""
+        return [row[0] for row in self._db.execute("SELECT name FROM sidecars_due ORDER BY name")]
+
+    def delivered(self, names: list[str]) -> None:
+        """Every holder of these videos' blobs has their current sidecars."""
+        with self._transaction():
+            self._db.executemany("DELETE FROM sidecars_due WHERE name = ?", [(n,) for n in names])
+
+    def version(self, name: str) -> int | None:
+        row = self._db.execute("SELECT version FROM videos WHERE name = ?", (name,)).fetchone()
+        return row[0] if row else None
+
+    def video_of_blob(self, blob_id: str) -> str | None:
+        """The name of the video this blob is a part of, if any."""
+        row = self._db.execute(
+            "SELECT name FROM videos WHERE blob_id = ? UNION SELECT name FROM videos WHERE poster_blob_id = ?",
+            (blob_id, blob_id),
+        ).fetchone()
+        return row[0] if row else None
+
+    # --- snapshots ----------------------------------------------------------------------
+
+    def snapshots(self) -> list[tuple[str, float]]:
+        """(blob id, taken at) of the snapshots kept, oldest first."""
+        return self._db.execute(
+            "SELECT blob_id, taken_at FROM snapshots ORDER BY taken_at, blob_id"
+        ).fetchall()
+
+    def add_snapshot(self, blob_id: str, taken_at: float) -> None:
+        with self._transaction():
+            self._db.execute(
+                "INSERT OR IGNORE INTO snapshots (blob_id, taken_at) VALUES (?, ?)", (blob_id, taken_at)
+            )
+
+    def drop_snapshots(self, blob_ids: list[str]) -> None:
+        with self._transaction():
+            self._db.executemany("DELETE FROM snapshots WHERE blob_id = ?", [(b,) for b in blob_ids])

@@ -1,0 +1,60 @@
+"""Tests for myyoutube.datanode.sidecars through the store: written with a blob or later,
+the highest version kept, removed with the blob, listed in bounded batches (real files)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from myyoutube.datanode import sidecars
+from myyoutube.datanode.store import BlobStore, StoreError
+
+BLOB = "0123456789abcdef0123456789abcdef"
+
+
+def sidecar(version: int, title: str = "t", blob_id: str = BLOB) -> dict:
+    return {"blob_id": blob_id, "kind": "video", "version": version, "record": {"title": title}}
+
+
+async def put(store: BlobStore, blob_id: str, meta: dict | None) -> None:
+    writer = store.open_writer(blob_id, meta)
+    await writer.write(b"bytes")
+    await writer.finish()
+
+
+async def test_sidecar_published_with_the_blob_and_only_newer_versions_replace_it(tmp_path):
+    store = BlobStore(tmp_path, None)
+    await put(store, BLOB, sidecar(1, "first"))
+    assert sidecars.read(tmp_path, BLOB)["record"]["title"] == "first"
+    assert await store.update_sidecars([sidecar(3, "third")]) == 1
+    assert await store.update_sidecars([sidecar(2, "late")]) == 0  # an older one arriving late
+    assert sidecars.read(tmp_path, BLOB)["record"]["title"] == "third"
+    await store.delete(BLOB)
+    assert not (tmp_path / f"{BLOB}.meta").exists()
+
+
+async def test_sidecars_of_blobs_not_held_or_malformed_are_ignored(tmp_path):
+    """A sidecar for a blob this node does not hold (deleted meanwhile), naming another
+    blob, without a version or too large is not stored; a bad one at write is refused."""
+    store = BlobStore(tmp_path, None)
+    await put(store, BLOB, None)
+    huge = sidecar(5, "x" * sidecars.MAX_SIDECAR_BYTES)
+    assert await store.update_sidecars([sidecar(1, blob_id="f" * 32), {"blob_id": BLOB}, huge]) == 0
+    assert sidecars.read(tmp_path, BLOB) is None
+    with pytest.raises(StoreError, match="names blob"):
+        store.open_writer("f" * 32, sidecar(1))
+
+
+async def test_listing_comes_in_bounded_batches_and_counts_blobs_without(tmp_path, monkeypatch):
+    monkeypatch.setattr(sidecars, "SIDECARS_PER_BATCH", 3)
+    store = BlobStore(tmp_path, None)
+    ids = [f"{i:032x}" for i in range(8)]
+    for number, blob_id in enumerate(ids):
+        await put(store, blob_id, sidecar(1, blob_id=blob_id) if number % 4 else None)
+    batches = list(store.sidecar_batches())
+    assert [len(found) for found, _ in batches] == [3, 3]
+    assert sum(without for _, without in batches) == 2
+    listed = [entry["blob_id"] for found, _ in batches for entry in found]
+    assert sorted(listed) == sorted(b for n, b in enumerate(ids) if n % 4)
+    assert all(len(json.dumps(found)) < sidecars.SIDECAR_BATCH_BYTES for found, _ in batches)
