@@ -266,6 +266,8 @@ async def test_master_on_an_emptied_data_dir_deletes_nothing(fresh_cluster):
     assert all(len(holders_of(cluster, data)) == 3 for data in videos)
     assert (await client.status())["orphaned_blobs"] == len(videos)
     assert await client.list() == []
+    # One line says what happened and how to recover.
+    assert (cluster.root / "logs" / "master.log").read_text().count("start it with --recover") == 1
 
     assert await client.purge_orphans() == len(videos)
     await wait_until(

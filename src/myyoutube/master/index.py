@@ -269,6 +269,7 @@ class StoredBlob:
 
 class Index:
     def __init__(self, path: Path, now: float) -> None:
+        self.path = path
         self._db = sqlite3.connect(path, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from myyoutube import links, service, stream
+from myyoutube.master import recovery, snapshots
 from myyoutube.master.accounts import Accounts
 from myyoutube.master.index import Index
 from myyoutube.master.resumable import DEFAULT_UPLOAD_EXPIRY_S
@@ -101,6 +102,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help=f"seconds a resumable upload may sit idle before it is removed with its bytes "
         f"(default {DEFAULT_UPLOAD_EXPIRY_S:g})",
     )
+    _add_recovery_flags(parser)
     service.add_common_flags(parser)
     args = parser.parse_args(argv)
     if args.min_replicas is None:
@@ -110,10 +112,72 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+def _add_recovery_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--snapshot-interval",
+        type=service.positive_float,
+        default=snapshots.DEFAULT_SNAPSHOT_INTERVAL_S,
+        help=f"seconds between snapshots of the index stored on the datanodes (default "
+        f"{snapshots.DEFAULT_SNAPSHOT_INTERVAL_S:g}; one is also taken at a clean stop)",
+    )
+    start = parser.add_mutually_exclusive_group()
+    start.add_argument(
+        "--recover",
+        action="store_true",
+        help="rebuild a lost index from the datanodes (their index snapshots and blob sidecars); "
+        "the data directory must be empty",
+    )
+    start.add_argument(
+        "--restore",
+        type=Path,
+        metavar="FILE",
+        help="start from an index backup made by `myyoutube admin backup`; the data directory must be empty",
+    )
+    parser.add_argument(
+        "--recover-wait",
+        type=service.positive_float,
+        default=recovery.DEFAULT_RECOVER_WAIT_S,
+        help=f"with --recover, the longest wait for datanodes to report (default {recovery.DEFAULT_RECOVER_WAIT_S:g})",
+    )
+    parser.add_argument(
+        "--expect-datanodes",
+        type=service.positive_int,
+        default=None,
+        help="with --recover, start rebuilding as soon as this many datanodes reported",
+    )
+
+
+async def _rebuild_index(args: argparse.Namespace, tls) -> int:
+    """With --recover or --restore, make the index from the datanodes or a backup; the
+    port to listen on (the one recovery listened on, if 0 was asked for)."""
+    if not (args.recover or args.restore):
+        return args.port
+    recovery.require_empty(args.data_dir, "--recover" if args.recover else "--restore")
+    if args.restore:
+        recovery.restore(args.restore, args.data_dir)
+        return args.port
+    options = recovery.Options(
+        args.data_dir,
+        args.host,
+        args.port,
+        tls,
+        args.heartbeat,
+        args.dead_after,
+        args.stall_timeout,
+        args.recover_wait,
+        args.expect_datanodes,
+    )
+    return await recovery.recover(options)
+
+
 async def serve(args: argparse.Namespace) -> None:
     tls = service.load_tls(args.cert_dir, args.host, "master")
     try:
         args.data_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise service.StartupError(f"cannot create {args.data_dir}: {exc.strerror or exc}") from exc
+    port = await _rebuild_index(args, tls)
+    try:
         index = Index(args.data_dir / "index.sqlite3", time.time())
     except Exception as exc:  # OSError or sqlite3.Error: either way one line for the operator
         raise service.StartupError(f"cannot open the index in {args.data_dir}: {exc}") from exc
@@ -140,14 +204,14 @@ async def serve(args: argparse.Namespace) -> None:
         lambda: links.serve_connections(
             master.handle,
             args.host,
-            args.port,
+            port,
             tls,
             MAX_CONNECTIONS,
             master.allowed_roles(),
             master.connection_accepted,
         ),
         args.host,
-        args.port,
+        port,
     )
     await server.start_serving()  # listen() happens here: announce only after it
     service.announce("myyoutube-master", args.host, service.bound_port(server))
@@ -157,8 +221,10 @@ async def serve(args: argparse.Namespace) -> None:
             tasks.create_task(master.prune_retired_forever())
             tasks.create_task(master.flush_views_forever())
             tasks.create_task(master.resumable.expire_forever())
+            tasks.create_task(snapshots.snapshot_forever(master, args.snapshot_interval))
             await server.serve_forever()
     finally:
+        await snapshots.take_at_stop(master)
         index.close()
 
 

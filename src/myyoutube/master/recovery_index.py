@@ -38,6 +38,10 @@ class RecoveryIndex:
         row = self._db.execute("SELECT version FROM videos WHERE name = ?", (name,)).fetchone()
         return row[0] if row else None
 
+    def versions(self) -> dict[str, int]:
+        """Every video's record version, by name."""
+        return dict(self._db.execute("SELECT name, version FROM videos").fetchall())
+
     def video_of_blob(self, blob_id: str) -> str | None:
         """The name of the video this blob is a part of, if any."""
         row = self._db.execute(

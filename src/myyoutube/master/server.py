@@ -148,6 +148,7 @@ class Master:
         self.write_pipeline = False  # uploads go down a chain of datanodes (pipeline.py)
         self.resumable = resumable.Resumable(self, upload_expiry_s)
         self.sidecars = sidecars.SidecarDelivery(index)
+        self.told_index_empty = False  # the one log line saying how to recover was written
 
     def connection_accepted(self) -> None:
         self.counters.connections_accepted += 1
@@ -298,7 +299,17 @@ class Master:
     def _note_orphans(self, address: str, orphans: list[str]) -> None:
         """Remember the blobs this node holds that the index never knew (shown on /status,
         purged only on an operator's word), and say once when a node starts holding some."""
-        if orphans and not self.orphans.get(address):
+        if orphans and not self.index.videos and not self.told_index_empty:
+            self.told_index_empty = True
+            log.warning(
+                "this master's index is empty, but datanode %s holds %d blobs it does not know (others "
+                "may too); nothing is deleted. If the data directory was lost, stop this master and "
+                "start it with --recover on an empty --data-dir to rebuild the catalogue from the "
+                "datanodes, or with --restore FILE from a backup",
+                address,
+                len(orphans),
+            )
+        elif orphans and not self.orphans.get(address) and self.index.videos:
             log.warning(
                 "datanode %s holds %d blobs this index does not know; they are kept. If this "
                 "master's data directory was lost or replaced, restore its index before "

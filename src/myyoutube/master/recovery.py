@@ -1,0 +1,408 @@
+"""Recovery: rebuild a lost index from the datanodes (`myyoutube-master --recover`).
+
+Theory of operation
+-------------------
+A master started with `--recover` on an empty data directory rebuilds its index before
+it serves anything:
+
+1. It listens on its port with a stand-in master over an empty in-memory index that
+   answers datanodes only (the web is told to come back later). Datanodes reconnect by
+   themselves and send full block reports; an empty index never deletes an unknown blob.
+   It waits until `--expect-datanodes` nodes reported, or until no new node registered
+   for SETTLE_S (longer than a datanode's longest reconnect backoff), at most
+   `--recover-wait` seconds, with progress in the log.
+2. It asks every node for its blobs' sidecars (ListSidecars, in bounded batches).
+3. It reads the index snapshots, newest first, from their holders, and loads the first
+   whose size and sha256 match its sidecar: a torn or damaged one is skipped.
+4. rebuild.merge decides the catalogue (snapshot + newer sidecars, minus videos whose
+   blobs are gone); the plan is written into the snapshot's file (or a fresh index),
+   which is renamed into place as the index.
+5. The stand-in stops listening; the real master starts on the same port, the datanodes
+   register again, and the log holds one summary of what was and was not recovered.
+
+Writes in progress when the snapshot was taken (`pending_blobs`) are not retired, as a
+restart would: they may have been committed after the snapshot. Their blobs are either
+named by a sidecar or kept as orphans. Recovery deletes nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import shutil
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiofiles
+
+from myyoutube import links, service
+from myyoutube.certs import Tls
+from myyoutube.datanode.state import BACKOFF_MAX_S
+from myyoutube.master import rebuild, relay, transfer
+from myyoutube.master.accounts import Accounts
+from myyoutube.master.index import _COLUMNS, SCHEMA_VERSION, Index, IndexTooNew
+from myyoutube.master.server import DATANODE_ONLY, MAX_CONNECTIONS, Master
+from myyoutube.master.state import ClusterState
+from myyoutube.pool import Lease
+from myyoutube.protocol import Error, ListSidecars, Message, Register, SidecarBatch
+from myyoutube.stream import FrameStream
+
+log = logging.getLogger(__name__)
+
+# Datanodes retry a lost master after at most BACKOFF_MAX_S: once no new node registered
+# for longer than that (and a few heartbeats), every running node has.
+SETTLE_S = BACKOFF_MAX_S + 2.0
+DEFAULT_RECOVER_WAIT_S = 120.0
+PROGRESS_EVERY_S = 5.0
+POLL_S = 0.1
+
+# How long a datanode may take between two batches of sidecars (each read from its disk).
+SIDECAR_BATCH_TIMEOUT_S = 60.0
+
+SNAPSHOT_READ = "recovered-snapshot.part"
+INDEX_FILE = "index.sqlite3"
+REBUILDING = "index.sqlite3.rebuilding"
+
+
+class RecoveryFailed(service.StartupError):
+    pass
+
+
+@dataclass(frozen=True)
+class Options:
+    data_dir: Path
+    host: str
+    port: int
+    tls: Tls | None
+    heartbeat_s: float
+    dead_after_s: float
+    stall_s: float
+    wait_s: float
+    expect_datanodes: int | None
+
+
+def require_empty(data_dir: Path, flag: str) -> None:
+    """Recovery and restore write a new index: never over an existing one."""
+    entries = sorted(path.name for path in data_dir.iterdir())
+    if entries:
+        raise service.StartupError(
+            f"{flag} needs an empty data directory, and {data_dir} holds {', '.join(entries[:5])}; "
+            f"move its contents away (or choose another --data-dir) and try again"
+        )
+
+
+def restore(backup: Path, data_dir: Path) -> None:
+    """Make a copy of an index backup (`myyoutube admin backup`) the index."""
+    part = data_dir / REBUILDING
+    try:
+        shutil.copyfile(backup, part)
+        with sqlite3.connect(part) as db:
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            if db.execute("PRAGMA quick_check").fetchone()[0] != "ok":
+                raise sqlite3.DatabaseError("the copy is damaged (quick_check fails)")
+            if db.execute("SELECT 1 FROM sqlite_master WHERE name = 'videos'").fetchone() is None:
+                raise sqlite3.DatabaseError("it is a database, but not a MyYoutube index")
+        db.close()
+        if version > SCHEMA_VERSION:
+            raise IndexTooNew(f"it was written by a newer release (schema {version} > {SCHEMA_VERSION})")
+        pending = keep_pending_blobs(part)
+        part.rename(data_dir / INDEX_FILE)
+    except (OSError, sqlite3.Error, IndexTooNew) as exc:
+        part.unlink(missing_ok=True)
+        raise service.StartupError(f"cannot restore the index from {backup}: {exc}") from exc
+    log.warning(
+        "index restored from %s; %d writes in progress at the backup are kept as orphans if their "
+        "blobs exist; videos uploaded or edited after the backup are not in it (--recover would add "
+        "them from the datanodes' sidecars)",
+        backup,
+        pending,
+    )
+
+
+async def recover(options: Options) -> int:
+    """Rebuild DATA_DIR/index.sqlite3; returns the port it listened on (for the master)."""
+    index = Index(Path(":memory:"), time.time())
+    stand_in = Master(
+        index,
+        ClusterState(options.dead_after_s, options.heartbeat_s, started_at=time.time()),
+        options.tls,
+        1,
+        1,
+        Accounts(index, None, options.data_dir),
+        options.stall_s,
+    )
+    stand_in.told_index_empty = True  # it is empty on purpose; the log says why
+
+    async def datanodes_only(connection: FrameStream, request: Message) -> None:
+        if isinstance(request, Register):
+            await stand_in.handle(connection, request)
+        else:
+            await connection.write_frame(
+                Error("unavailable", "The master is rebuilding its index; try again in a minute.")
+            )
+
+    listener = await service.listen(
+        lambda: links.serve_connections(
+            datanodes_only,
+            options.host,
+            options.port,
+            options.tls,
+            MAX_CONNECTIONS,
+            {Register: DATANODE_ONLY},
+        ),
+        options.host,
+        options.port,
+    )
+    await listener.start_serving()
+    port = service.bound_port(listener)
+    log.info("recovery: waiting for datanodes on port %d", port)
+    try:
+        held = await _wait_for_reports(stand_in, options)
+        await _rebuild(stand_in, held, options.data_dir)
+    finally:
+        listener.close()
+        await listener.wait_closed()
+        stand_in.pools.close()
+        index.close()
+    return port
+
+
+async def _wait_for_reports(master: Master, options: Options) -> dict[str, list[str]]:
+    """Wait for the datanodes' full reports; blob id -> nodes holding it."""
+    started = last_change = last_log = time.monotonic()
+    known = 0
+    while True:
+        await asyncio.sleep(POLL_S)
+        now = time.monotonic()
+        nodes = master.state.nodes
+        reported = [address for address, node in nodes.items() if node.reports.has_full]
+        if len(nodes) != known:
+            known, last_change = len(nodes), now
+        enough = options.expect_datanodes is not None and len(reported) >= options.expect_datanodes
+        settled = reported and len(reported) == len(nodes) and now - last_change >= SETTLE_S
+        if enough or settled:
+            break
+        if now - started >= options.wait_s:
+            if not reported:
+                raise RecoveryFailed(
+                    f"no datanode reported within {options.wait_s:g}s; start the datanodes "
+                    f"(they must be pointed at this master's address) and try again"
+                )
+            log.warning(
+                "recovery: stopped waiting after %gs with %d datanodes", options.wait_s, len(reported)
+            )
+            break
+        if now - last_log >= PROGRESS_EVERY_S:
+            last_log = now
+            log.info(
+                "recovery: %d datanodes registered, %d sent their block reports", len(nodes), len(reported)
+            )
+    held: dict[str, list[str]] = {}
+    for address in reported:
+        for blob_id in nodes[address].blobs:
+            held.setdefault(blob_id, []).append(address)
+    log.info("recovery: %d datanodes hold %d distinct blobs", len(reported), len(held))
+    return held
+
+
+async def _rebuild(master: Master, held: dict[str, list[str]], data_dir: Path) -> None:
+    nodes = sorted({node for holders in held.values() for node in holders})
+    found = await asyncio.gather(*(_list_sidecars(master, node) for node in nodes))
+    sidecars = [sidecar for listed in found for sidecar in listed]
+    log.info("recovery: %d sidecars read", len(sidecars))
+    rebuilding = data_dir / REBUILDING
+    rebuilding.unlink(missing_ok=True)
+    snapshot, used, skipped = await _load_newest_snapshot(master, sidecars, held, rebuilding)
+    if snapshot is None:
+        Index(rebuilding, time.time()).close()  # a fresh index of the current schema
+    plan = rebuild.merge(snapshot, sidecars, held)
+    write_plan(rebuilding, plan, snapshot, held, used, time.time())
+    rebuilding.rename(data_dir / INDEX_FILE)
+    log.warning("%s", rebuild.summary(plan, snapshot, skipped, len(nodes)))
+
+
+async def _list_sidecars(master: Master, node: str) -> list[dict]:
+    async def attempt(lease: Lease) -> list[dict]:
+        await lease.connection.write_frame(ListSidecars())
+        found: list[dict] = []
+        while True:
+            batch = await lease.connection.read_expected(SidecarBatch, timeout=SIDECAR_BATCH_TIMEOUT_S)
+            found += batch.sidecars
+            if batch.final:
+                lease.done()
+                return found
+
+    try:
+        return await master.pools[node].call(attempt)
+    except transfer.REPLICA_FAILURES as exc:
+        log.error("recovery: could not read the sidecars of %s (%s); going on without them", node, exc)
+        return []
+
+
+async def _load_newest_snapshot(
+    master: Master, sidecars: list[dict], held: dict[str, list[str]], target: Path
+) -> tuple[rebuild.Snapshot | None, dict | None, int]:
+    """The newest intact snapshot, copied to `target` and read; (snapshot, its sidecar,
+    how many newer ones were skipped)."""
+    skipped = 0
+    part = target.with_name(SNAPSHOT_READ)
+    for sidecar in rebuild.snapshot_candidates(sidecars, held):
+        try:
+            if await _read_verified(master, sidecar, held[sidecar["blob_id"]], part):
+                snapshot = await asyncio.to_thread(_open_snapshot, part, target, sidecar["taken_at"])
+                return snapshot, sidecar, skipped
+        except (transfer.ReplicationFailed, sqlite3.Error, IndexTooNew) as exc:
+            log.warning("recovery: snapshot %s is unusable: %s", sidecar["blob_id"], exc)
+        await asyncio.to_thread(_remove, part, target)
+        skipped += 1
+    return None, None, skipped
+
+
+async def _read_verified(master: Master, sidecar: dict, holders: list[str], part: Path) -> bool:
+    """Copy a snapshot blob from its holders to `part`; whether its sha256 is the sidecar's."""
+    digest = hashlib.sha256()
+    async with aiofiles.open(part, "wb") as file:
+
+        async def consume(data: bytes) -> None:
+            digest.update(data)
+            await file.write(data)
+
+        await relay.relay_blob(
+            sidecar["blob_id"],
+            0,
+            sidecar["size"],
+            holders,
+            master.pools,
+            consume,
+            lambda *_: None,
+            master.stall_s,
+        )
+    if digest.hexdigest() != sidecar["sha256"]:
+        log.warning(
+            "recovery: snapshot %s taken at %s is damaged (its sha256 differs); skipped",
+            sidecar["blob_id"],
+            sidecar["taken_at"],
+        )
+        return False
+    return True
+
+
+def _open_snapshot(part: Path, target: Path, taken_at: float) -> rebuild.Snapshot:
+    part.rename(target)
+    return read_snapshot(target, taken_at)
+
+
+def _remove(*paths: Path) -> None:
+    for path in paths:
+        path.unlink(missing_ok=True)
+
+
+def read_snapshot(path: Path, taken_at: float) -> rebuild.Snapshot:
+    """Open a snapshot's file as an index (migrated to this release's schema) and read its
+    records. Writes in progress at the snapshot are forgotten first, not retired."""
+    keep_pending_blobs(path)
+    index = Index(path, time.time())
+    try:
+        versions = index.recovery.versions()
+        users = frozenset(index.users.accounts)
+        blobs = {blob_id: (r.size, r.sha256) for blob_id, r in index.replicas.items()}
+        return rebuild.Snapshot(taken_at, dict(index.videos), versions, blobs, users)
+    finally:
+        index.close()
+
+
+def keep_pending_blobs(path: Path) -> int:
+    """Forget the writes an index file records as in progress, so that opening it does not
+    retire (delete) them: they may have completed since it was copied. How many."""
+    with sqlite3.connect(path) as db:
+        if db.execute("SELECT 1 FROM sqlite_master WHERE name = 'pending_blobs'").fetchone() is None:
+            return 0
+        forgotten = db.execute("DELETE FROM pending_blobs").rowcount
+    db.close()
+    return forgotten
+
+
+def write_plan(
+    path: Path,
+    plan: rebuild.Plan,
+    snapshot: rebuild.Snapshot | None,
+    held: dict[str, list[str]],
+    snapshot_sidecar: dict | None,
+    now: float,
+) -> None:
+    """Make the index file at `path` hold the plan's catalogue, replicas where the blobs
+    were found, and the snapshot used; one transaction, then a single file."""
+    db = sqlite3.connect(path, isolation_level=None)
+    try:
+        db.execute("PRAGMA foreign_keys=ON")
+        db.execute("BEGIN IMMEDIATE")
+        old = snapshot.videos if snapshot else {}
+        db.executemany("DELETE FROM videos WHERE name = ?", [(n,) for n in old if n not in plan.videos])
+        blobs = dict(plan.blobs)
+        if snapshot_sidecar is not None:
+            blobs[snapshot_sidecar["blob_id"]] = (snapshot_sidecar["size"], snapshot_sidecar["sha256"])
+            db.execute(
+                "INSERT OR IGNORE INTO snapshots (blob_id, taken_at) VALUES (?, ?)",
+                (snapshot_sidecar["blob_id"], snapshot_sidecar["taken_at"]),
+            )
+        db.executemany(
+            "INSERT OR IGNORE INTO blobs (blob_id, size, sha256) VALUES (?, ?, ?)",
+            [(b, size, sha) for b, (size, sha) in blobs.items()],
+        )
+        for name, record in plan.videos.items():
+            if old.get(name) != record:
+                _upsert(db, record, name in old)
+            db.execute("UPDATE videos SET version = ? WHERE name = ?", (plan.versions[name], name))
+        _forget_unnamed_blobs(db)
+        db.execute("DELETE FROM replicas")
+        db.executemany(
+            "INSERT INTO replicas (blob_id, node, added_at) SELECT ?, ?, ? WHERE EXISTS"
+            " (SELECT 1 FROM blobs WHERE blob_id = ?)",
+            [(b, node, now, b) for b, nodes in held.items() for node in nodes],
+        )
+        db.execute("COMMIT")
+        db.execute("PRAGMA journal_mode=DELETE")  # one file, to be renamed into place
+    finally:
+        db.close()
+
+
+def _upsert(db: sqlite3.Connection, record: dict, exists: bool) -> None:
+    extra = json.dumps({k: v for k, v in record.items() if k not in _COLUMNS})
+    values = (
+        record["blob_id"],
+        record["content_type"],
+        record["uploaded_at"],
+        extra,
+        record.get("poster_blob_id"),
+        record["title"],
+        record["description"],
+        record["views"],
+        record["owner"],
+        record["visibility"],
+        record["name"],
+    )
+    if exists:
+        db.execute(
+            "UPDATE videos SET blob_id = ?, content_type = ?, uploaded_at = ?, extra = ?, poster_blob_id = ?,"
+            " title = ?, description = ?, views = ?, owner = ?, visibility = ? WHERE name = ?",
+            values,
+        )
+    else:
+        db.execute(
+            "INSERT INTO videos (blob_id, content_type, uploaded_at, extra, poster_blob_id, title,"
+            " description, views, owner, visibility, name) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            values,
+        )
+
+
+def _forget_unnamed_blobs(db: sqlite3.Connection) -> None:
+    """Blobs no video or snapshot names any more (a dropped video's, a replaced part's)."""
+    db.execute(
+        "DELETE FROM blobs WHERE blob_id NOT IN (SELECT blob_id FROM videos)"
+        " AND blob_id NOT IN (SELECT poster_blob_id FROM videos WHERE poster_blob_id IS NOT NULL)"
+        " AND blob_id NOT IN (SELECT blob_id FROM snapshots)"
+    )

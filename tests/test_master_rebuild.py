@@ -1,0 +1,93 @@
+"""Tests for myyoutube.master.rebuild: snapshot + sidecars -> the recovered catalogue, and
+what is reported lost (pure, no I/O)."""
+
+from __future__ import annotations
+
+from myyoutube.master.rebuild import Snapshot, merge, snapshot_candidates, summary
+
+T0 = 1_800_000_000.0
+
+
+def record(name: str, blob: str, title: str = "t", uploaded_at: float = T0, **more) -> dict:
+    base = {"name": name, "blob_id": blob, "size": 10, "sha256": "0" * 64, "content_type": "video/mp4"}
+    return (
+        base
+        | {"uploaded_at": uploaded_at, "title": title, "description": "", "owner": "ann"}
+        | {
+            "visibility": "public",
+            "views": 0,
+            "poster_blob_id": None,
+        }
+        | more
+    )
+
+
+def sidecar(rec: dict, version: int, blob: str | None = None, kind: str = "video") -> dict:
+    blob = blob or rec["blob_id"]
+    return {"blob_id": blob, "kind": kind, "size": 10, "sha256": "0" * 64, "name": rec["name"]} | {
+        "version": version,
+        "record": rec,
+    }
+
+
+def snapshot(*records: dict, versions: dict | None = None, users=("admin", "ann")) -> Snapshot:
+    videos = {r["name"]: r for r in records}
+    blobs = {r["blob_id"]: (10, "0" * 64) for r in records}
+    return Snapshot(T0 + 100, videos, versions or dict.fromkeys(videos, 1), blobs, frozenset(users))
+
+
+def test_newer_sidecar_versions_win_older_ones_do_not():
+    """An edit after the snapshot (higher version) wins; a stale sidecar (lower version)
+    loses to the snapshot; the snapshot's view count is kept."""
+    cat, dog = record("cat", "a" * 32, "Cat", views=7), record("dog", "b" * 32, "Dog")
+    plan = merge(
+        snapshot(cat, dog, versions={"cat": 2, "dog": 4}),
+        [
+            sidecar(record("cat", "a" * 32, "Cat, retitled"), 3),
+            sidecar(record("dog", "b" * 32, "Old dog"), 3),
+        ],
+        {"a" * 32: 1, "b" * 32: 1},
+    )
+    assert plan.videos["cat"]["title"] == "Cat, retitled" and plan.videos["cat"]["views"] == 7
+    assert plan.videos["dog"]["title"] == "Dog"
+    assert (plan.from_sidecars, plan.versions) == (["cat"], {"cat": 3, "dog": 4})
+
+
+def test_videos_uploaded_after_the_snapshot_come_from_sidecars_and_gone_ones_are_dropped():
+    """A video only sidecars know is added; a snapshot video whose blob no node holds is
+    dropped; a re-upload under the same name (later upload time) wins over its old record."""
+    old, gone = record("cat", "a" * 32, "Old cat"), record("gone", "c" * 32)
+    new_cat = record("cat", "d" * 32, "New cat", uploaded_at=T0 + 200)
+    fresh = record("fresh", "e" * 32, owner="zoe")
+    plan = merge(
+        snapshot(old, gone, versions={"cat": 9, "gone": 1}),
+        [sidecar(new_cat, 1), sidecar(fresh, 1)],
+        {
+            "d" * 32: 1,
+            "e" * 32: 1,
+            "a" * 32: 1,
+        },
+    )
+    assert sorted(plan.videos) == ["cat", "fresh"]
+    assert plan.videos["cat"]["blob_id"] == "d" * 32
+    assert plan.dropped == ["gone"]
+    assert plan.owners_unknown == ["zoe"]  # created after the snapshot: reported
+    assert plan.unknown_blobs == 1  # the replaced cat's old blob stays an orphan
+
+
+def test_a_missing_poster_is_dropped_and_malformed_sidecars_are_counted():
+    cat = record("cat", "a" * 32, poster_blob_id="p" * 32)
+    plan = merge(None, [sidecar(cat, 1), {"kind": "video", "name": "x", "version": "1"}, {}], {"a" * 32: 1})
+    assert plan.videos["cat"]["poster_blob_id"] is None and plan.posters_lost == ["cat"]
+    assert plan.bad_sidecars == 2
+    assert plan.from_sidecars == ["cat"]
+    text = summary(plan, None, 0, 3)
+    assert "no intact index snapshot" in text and "posters lost: cat" in text
+
+
+def test_snapshot_candidates_are_held_ones_newest_first():
+    def snap(blob: str, taken_at: float) -> dict:
+        return {"blob_id": blob, "kind": "index-snapshot", "taken_at": taken_at, "size": 1, "sha256": ""}
+
+    found = [snap("a", 1.0), snap("b", 3.0), snap("c", 2.0), snap("b", 3.0), snap("gone", 9.0)]
+    assert [s["blob_id"] for s in snapshot_candidates(found, {"a": 1, "b": 1, "c": 1})] == ["b", "c", "a"]
