@@ -6,8 +6,14 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
 
 from harness import ADMIN_PASSWORD, Cluster, mp4_bytes, wait_until
+from myyoutube.launch import LaunchError
 
 EXPECT_ALL = ("--expect-datanodes", "3")
 
@@ -166,3 +172,45 @@ def torn_copy_of(cluster: Cluster, snapshot: dict) -> None:
     (folder / f"{blob_id}.crc").write_bytes(crcs)
     sidecar = dict(snapshot, blob_id=blob_id, taken_at=snapshot["taken_at"] + 60, size=len(torn))
     (folder / f"{blob_id}.meta").write_text(json.dumps(sidecar))
+
+
+def myyoutube(cluster: Cluster, *args: str, token: str | None = None) -> subprocess.CompletedProcess:
+    """The `myyoutube` command line, signed in as the admin unless another token is given."""
+    env = dict(os.environ, MYYOUTUBE_TOKEN=cluster.admin_token if token is None else token)
+    return subprocess.run(
+        [sys.executable, "-m", "myyoutube.commandline", *args, "--url", cluster.url],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+async def test_admin_backup_then_restore_starts_from_the_copy(fresh_cluster, tmp_path: Path):
+    """`myyoutube admin backup FILE` saves the index (admins only); a master started with
+    --restore FILE on an empty data directory lists the videos and signs in the accounts
+    of the copy; --restore over a non-empty data directory is refused with a sentence."""
+    cluster = fresh_cluster()
+    await cluster.client().add_user("erin", "erin's password", "uploader")
+    data = mp4_bytes(os.urandom(12_000))
+    await put(cluster, "saved.mp4", data, owner="erin")
+    backup = tmp_path / "index-backup.sqlite3"
+    refused = myyoutube(
+        cluster, "admin", "backup", str(backup), token=cluster.sign_in("erin", "erin's password")
+    )
+    assert refused.returncode != 0 and "admin" in refused.stderr and not backup.exists()
+    saved = myyoutube(cluster, "admin", "backup", str(backup))
+    assert saved.returncode == 0, saved.stderr
+    assert "--restore" in saved.stdout and backup.stat().st_size > 0
+
+    cluster.master.kill()
+    cluster.master_args += ["--restore", str(backup)]
+    with pytest.raises(LaunchError, match="needs an empty data directory"):
+        cluster.restart_master()
+    shutil.rmtree(cluster.root / "master")
+    cluster.restart_master()
+    await datanodes_back(cluster)
+    assert [(v["name"], v["owner"]) for v in await cluster.client().list()] == [("saved.mp4", "erin")]
+    assert await read_all(cluster, "saved.mp4") == data
+    assert cluster.sign_in("erin", "erin's password")

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import builtins
 import copy
+import hashlib
 from collections.abc import AsyncIterator
 from typing import TypeVar
 
@@ -34,6 +35,7 @@ from myyoutube.protocol import (
     CHUNK_BYTES,
     AddUser,
     AppendUpload,
+    BackupIndex,
     Chunk,
     CountView,
     CreateUpload,
@@ -358,6 +360,26 @@ class MasterClient:
     async def purge_orphans(self) -> int:
         """Have the master delete every blob its index does not know; how many."""
         return (await self._ask(PurgeOrphans(user=self.user), Ok)).info["purged"]
+
+    async def backup_index(self) -> AsyncIterator[bytes]:
+        """Yield a consistent copy of the master's index (an admin's request), in chunks;
+        RequestFailed if the copy did not arrive whole."""
+        lease = await self.pool.acquire()
+        try:
+            await lease.connection.write_frame(BackupIndex(user=self.user))
+            digest, size = hashlib.sha256(), 0
+            while True:
+                message = await lease.connection.read_expected(Chunk, End, timeout=MASTER_SILENCE_S)
+                if isinstance(message, End):
+                    break
+                digest.update(message.data)
+                size += len(message.data)
+                yield message.data
+            if (message.size, message.sha256) != (size, digest.hexdigest()):
+                raise RequestFailed("checksum", "The index backup arrived damaged; try again.")
+            lease.done()
+        finally:
+            self.pool.release(lease)
 
     async def status(self) -> dict:
         return (await self._ask(GetStatus(user=self.user), Ok)).info

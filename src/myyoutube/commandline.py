@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from myyoutube import certcommands, resumable_upload, transfers, webclient
+from myyoutube import backups, certcommands, resumable_upload, transfers, webclient
 from myyoutube.certs import CertError
 from myyoutube.formatting import human_duration, human_size
 from myyoutube.web import playback
@@ -297,6 +297,16 @@ async def cmd_purge_orphans(api: Api, args: argparse.Namespace) -> int:
     )
 
 
+async def cmd_backup(api: Api, args: argparse.Namespace) -> int:
+    saved = await backups.save_backup(api, args.file, args.force)
+    return report(
+        args,
+        saved,
+        f"saved the index to {args.file} ({human_size(saved['size'])}, sha256 {saved['sha256']}); "
+        f"`myyoutube-master --restore {args.file}` starts a master from it",
+    )
+
+
 # --- accounts ----------------------------------------------------------------------------
 
 
@@ -491,6 +501,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="delete blobs the datanodes hold that the master's index does not know "
         "(only once you are sure the index is the right one)",
     ).set_defaults(run=cmd_purge_orphans)
+    saving = admin.add_parser(
+        "backup",
+        parents=[common],
+        help="save a consistent copy of the master's index (accounts, videos, views) to FILE",
+    )
+    saving.add_argument("file", type=Path, metavar="FILE")
+    saving.add_argument("--force", action="store_true", help="replace FILE if it exists")
+    saving.set_defaults(run=cmd_backup)
     certcommands.register(commands)
     _add_account_commands(commands, add, common)
     return parser

@@ -45,6 +45,7 @@ from myyoutube import listing, names, permissions, protocol, read_plan, videotex
 from myyoutube.certs import Tls
 from myyoutube.lookalikes import Lookalikes
 from myyoutube.master import (
+    backup,
     catalogue,
     relay,
     reports,
@@ -181,6 +182,7 @@ class Master:
             **self.accounts.handlers(),
             **self.transcoding.handlers(),
             **self.resumable.handlers(),
+            **backup.handlers(self),
         }
 
     def allowed_roles(self) -> dict[type, frozenset[str]]:

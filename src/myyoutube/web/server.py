@@ -32,6 +32,7 @@ from myyoutube.web import (
     accounts,
     admin,
     auth,
+    backup,
     hls,
     metrics,
     pace,
@@ -175,6 +176,7 @@ def make_app(
     pages.setup(app)
     auth.setup(app)
     accounts.setup(app)
+    backup.setup(app)
     resumable.setup(app)
     app.router.add_get("/", pages.home)
     app.router.add_get("/watch/{name}", pages.watch)

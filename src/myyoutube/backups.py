@@ -1,0 +1,67 @@
+"""`myyoutube admin backup FILE`: save a consistent copy of the master's index.
+
+Theory of operation
+-------------------
+The copy comes from GET /api/admin/backup (web/backup.py) and is written to `FILE.part`
+in a worker thread, chunk by chunk. Only a complete download that SQLite itself finds
+intact (`PRAGMA quick_check`) is fsynced and renamed to FILE, so FILE is either a usable
+backup or absent; `myyoutube-master --restore FILE` starts a master from it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import sqlite3
+from pathlib import Path
+
+from myyoutube.webclient import Api, ToolError
+
+# Pieces read from the response and written at a time.
+READ_BYTES = 256 * 1024
+
+
+async def save_backup(api: Api, target: Path, force: bool) -> dict:
+    """Download the index into `target`; its path, size and sha256."""
+    if await asyncio.to_thread(target.exists) and not force:
+        raise ToolError(f"{target} already exists; use --force to replace it")
+    part = target.with_name(target.name + ".part")
+    digest, size = hashlib.sha256(), 0
+    try:
+        file = await asyncio.to_thread(open, part, "wb")
+    except OSError as exc:
+        raise ToolError(f"cannot write {part}: {exc.strerror or exc}") from None
+    try:
+        async with api.call("GET", "/api/admin/backup") as response:
+            async for piece in response.content.iter_chunked(READ_BYTES):
+                digest.update(piece)
+                size += len(piece)
+                await asyncio.to_thread(file.write, piece)
+        await asyncio.to_thread(_publish, file, part, target)
+    except BaseException:
+        await asyncio.to_thread(_discard, file, part)
+        raise
+    return {"path": str(target), "size": size, "sha256": digest.hexdigest()}
+
+
+def _publish(file, part: Path, target: Path) -> None:
+    file.flush()
+    os.fsync(file.fileno())
+    file.close()
+    try:
+        with sqlite3.connect(f"file:{part}?mode=ro", uri=True) as db:
+            intact = db.execute("PRAGMA quick_check").fetchone()[0] == "ok"
+        db.close()
+    except sqlite3.Error:
+        intact = False
+    if not intact:
+        raise ToolError(
+            "the backup arrived damaged (SQLite's quick_check fails); nothing was saved, try again"
+        )
+    os.replace(part, target)
+
+
+def _discard(file, part: Path) -> None:
+    file.close()
+    part.unlink(missing_ok=True)
