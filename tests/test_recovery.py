@@ -3,9 +3,11 @@ snapshots and sidecars on real disks, the master SIGKILLed and its data director
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +16,7 @@ import pytest
 
 from harness import ADMIN_PASSWORD, Cluster, mp4_bytes, wait_until
 from myyoutube.launch import LaunchError
+from myyoutube.master.snapshots import SNAPSHOTS_KEPT
 
 EXPECT_ALL = ("--expect-datanodes", "3")
 
@@ -214,3 +217,53 @@ async def test_admin_backup_then_restore_starts_from_the_copy(fresh_cluster, tmp
     assert [(v["name"], v["owner"]) for v in await cluster.client().list()] == [("saved.mp4", "erin")]
     assert await read_all(cluster, "saved.mp4") == data
     assert cluster.sign_in("erin", "erin's password")
+
+
+async def test_snapshots_are_taken_on_schedule_and_only_the_newest_kept(fresh_cluster):
+    """With a short --snapshot-interval the master keeps taking snapshots, and the older
+    ones are retired: each datanode ends up holding the newest few, not all of them."""
+    cluster = fresh_cluster(master_args=("--snapshot-interval", "0.5"))
+    await put(cluster, "one.mp4", mp4_bytes(os.urandom(5_000)))
+
+    def snapshots_taken() -> int:
+        return master_log(cluster).count(" taken (")
+
+    def snapshots_held() -> list[int]:
+        counts = {}
+        for node in cluster.datanodes:
+            metas = [json.loads(path.read_text()) for path in cluster.folder(node).glob("*.meta")]
+            counts[node.port] = sum(meta["kind"] == "index-snapshot" for meta in metas)
+        return list(counts.values())
+
+    await wait_until(lambda: snapshots_taken() >= SNAPSHOTS_KEPT + 3, "several snapshots taken", 30)
+    await wait_until(lambda: max(snapshots_held()) <= SNAPSHOTS_KEPT, "old snapshots deleted", 10)
+    assert sum(snapshots_held()) >= SNAPSHOTS_KEPT  # the newest are kept, replicated
+
+
+async def test_master_killed_while_writing_a_snapshot_recovers_from_the_previous_one(fresh_cluster):
+    """SIGKILL the master while its stop-time snapshot is being written (the datanodes are
+    paused, so the write cannot finish): nothing of it is published, and recovery loads the
+    previous snapshot, with the account it holds."""
+    cluster = fresh_cluster(master_args=("--snapshot-interval", "3600"))
+    await cluster.client().add_user("fay", "fay's password", "viewer")
+    data = mp4_bytes(os.urandom(8_000))
+    await put(cluster, "before.mp4", data)
+    cluster.master.stop()  # snapshot 1
+    cluster.restart_master()
+    await datanodes_back(cluster)
+    for node in cluster.datanodes:
+        node.pause()
+    os.kill(cluster.master.process.pid, signal.SIGTERM)  # starts the stop-time snapshot
+    await wait_until(lambda: master_log(cluster).count("taking an index snapshot") == 2, "snapshot begun", 5)
+    await asyncio.sleep(0.5)  # its replicas are being opened on the paused datanodes
+    cluster.master.kill()
+    for node in cluster.datanodes:
+        node.resume()
+    assert len([s for s in sidecars_on_disk(cluster) if s["kind"] == "index-snapshot"]) == 3
+
+    recover_master(cluster)
+    await datanodes_back(cluster)
+    assert [v["name"] for v in await cluster.client().list()] == ["before.mp4"]
+    assert await read_all(cluster, "before.mp4") == data
+    assert cluster.sign_in("fay", "fay's password")
+    assert "newer snapshots" not in master_log(cluster)  # nothing torn was even published

@@ -102,6 +102,7 @@ async def take(master: Master) -> str | None:
             "no index snapshot taken: this index knows no video while the datanodes hold unknown blobs"
         )
         return None
+    log.info("taking an index snapshot")
     master.index.catalogue.flush_views()
     part = master.index.path.with_name(SNAPSHOT_PART)
     taken_at = time.time()
