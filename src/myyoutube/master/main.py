@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from myyoutube import links, service, stream
-from myyoutube.master import recovery, snapshots
+from myyoutube.master import index_files, recovery, snapshots
 from myyoutube.master.accounts import Accounts
 from myyoutube.master.index import Index
 from myyoutube.master.resumable import DEFAULT_UPLOAD_EXPIRY_S
@@ -152,9 +152,9 @@ async def _rebuild_index(args: argparse.Namespace, tls) -> int:
     port to listen on (the one recovery listened on, if 0 was asked for)."""
     if not (args.recover or args.restore):
         return args.port
-    recovery.require_empty(args.data_dir, "--recover" if args.recover else "--restore")
+    index_files.require_empty(args.data_dir, "--recover" if args.recover else "--restore")
     if args.restore:
-        recovery.restore(args.restore, args.data_dir)
+        index_files.restore(args.restore, args.data_dir)
         return args.port
     options = recovery.Options(
         args.data_dir,
