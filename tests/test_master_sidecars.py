@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from myyoutube.master import sidecars
 from myyoutube.master.index import Index, StoredBlob
 from myyoutube.master.sidecars import SidecarDelivery, SidecarQueue
 
@@ -51,11 +52,21 @@ def test_a_change_while_in_flight_is_sent_again_and_answers_are_capped():
     assert queue.acked("n1") == ["many.mp4"]
 
 
+def test_entries_that_do_not_fit_an_answer_are_due_again():
+    queue = SidecarQueue()
+    queue.changed("cat.mp4", {"a": ["n1"], "b": ["n1"]})
+    taken = queue.take("n1", 10)
+    queue.untake("n1", taken[1:])
+    assert queue.acked("n1") == []
+    assert queue.take("n1", 10) == taken[1:]
+    assert queue.acked("n1") == ["cat.mp4"]
+
+
 def test_a_video_without_holders_needs_nothing():
     assert SidecarQueue().changed("gone.mp4", {})
 
 
-def test_sidecars_carry_the_record_and_a_version_that_every_change_bumps(tmp_path: Path):
+def test_sidecars_carry_the_record_and_a_version_that_every_change_bumps(tmp_path: Path, monkeypatch):
     """A committed video's sidecars describe each part with the whole record; an edit or a
     visibility change bumps the version; the index remembers what is due across a reopen."""
     path = tmp_path / "index.sqlite3"
@@ -78,6 +89,9 @@ def test_sidecars_carry_the_record_and_a_version_that_every_change_bumps(tmp_pat
 
     reopened = Index(path, NOW)
     delivery = SidecarDelivery(reopened)
+    monkeypatch.setattr(sidecars, "SIDECAR_COMMANDS_BYTES", 10)  # one sidecar per answer
+    assert len(delivery.due("n1")) == 1
+    delivery.acked("n1")
     for node in NODES:
         sidecar = delivery.due(node)[0]
         assert (sidecar["version"], sidecar["record"]["title"], sidecar["record"]["visibility"]) == (

@@ -30,6 +30,7 @@ content is read from the index when sent, so several quick edits cost one sideca
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING
 
@@ -42,6 +43,10 @@ if TYPE_CHECKING:
 # with 100,000 videos due on 3 nodes this delivers them in about 20 minutes at the
 # default 3 s heartbeat, without slowing a heartbeat down.
 SIDECARS_PER_COMMANDS = 256
+
+# ... and at most this many bytes of them (JSON), whatever the records hold: a record is
+# at most a few tens of KiB, so an answer stays far below protocol.MAX_META_BYTES (8 MiB).
+SIDECAR_COMMANDS_BYTES = 1024 * 1024
 
 VIDEO_KIND = "video"
 POSTER_KIND = "poster"
@@ -120,6 +125,14 @@ class SidecarQueue:
             self._sent[node] = taken
         return list(taken.items())
 
+    def untake(self, node: str, entries: list[tuple[str, str]]) -> None:
+        """Entries taken for `node` that did not fit in its answer: due again."""
+        sent = self._sent.get(node, {})
+        due = self._due.setdefault(node, {})
+        for blob_id, name in entries:
+            sent.pop(blob_id, None)
+            due.setdefault(blob_id, name)
+
     def acked(self, node: str) -> list[str]:
         """`node` obeyed the last answer: the videos whose sidecars every holder has now."""
         finished = []
@@ -167,15 +180,22 @@ class SidecarDelivery:
 
     def due(self, node: str) -> list[dict]:
         """The sidecars to send `node` in its next heartbeat answer."""
-        sidecars = []
-        for blob_id, name in self.queue.take(node, SIDECARS_PER_COMMANDS):
+        sidecars: list[dict] = []
+        size = 0
+        taken = self.queue.take(node, SIDECARS_PER_COMMANDS)
+        for number, (blob_id, name) in enumerate(taken):
             video = self.index.videos.get(name)
             replica = self.index.replicas.get(blob_id)
             if video is None or replica is None or node not in replica.nodes:
                 continue  # deleted or moved meanwhile; acknowledged with the rest
             sidecar = self.for_blob(blob_id)
-            if sidecar is not None:
-                sidecars.append(sidecar)
+            if sidecar is None:
+                continue
+            size += len(json.dumps(sidecar, ensure_ascii=False).encode())
+            if sidecars and size > SIDECAR_COMMANDS_BYTES:
+                self.queue.untake(node, taken[number:])
+                break
+            sidecars.append(sidecar)
         return sidecars
 
     def acked(self, node: str) -> None:
