@@ -186,7 +186,10 @@ def summary(plan: Plan, snapshot: Snapshot | None, skipped_snapshots: int, nodes
             "no intact index snapshot was found: accounts other than admin, sessions and view counts are lost"
         )
     else:
-        base = f"index snapshot of {_clock(snapshot.taken_at)} loaded ({len(snapshot.users)} accounts)"
+        base = (
+            f"index snapshot of {_clock(snapshot.taken_at)} loaded ({len(snapshot.users)} accounts; "
+            f"sessions opened and views counted since then are lost)"
+        )
     parts = [
         f"recovery from {nodes} datanodes: {base}",
         f"{len(plan.videos)} videos recovered, {len(plan.from_sidecars)} of them from sidecars newer than the snapshot",

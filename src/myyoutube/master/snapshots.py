@@ -17,8 +17,9 @@ single step copies every page under that one read. View counts still in memory a
 flushed first so the copy has them.
 
 A master that knows no video while the datanodes hold blobs it does not know (an emptied
-data directory) takes no snapshot: its empty index would otherwise become the newest
-snapshot and hide the real one from a later recovery.
+data directory), or before every datanode's full report is in, takes no snapshot: its
+empty index would otherwise become the newest snapshot and hide the real one (and its
+accounts) from a later recovery.
 
 The snapshot's sidecar row is recorded before its blob is committed: a master killed
 in between leaves a row whose blob is retired at its next start (a write in progress),
@@ -91,8 +92,12 @@ def file_digest(path: Path) -> tuple[int, str]:
 
 
 def knows_the_cluster(master: Master) -> bool:
-    """False for a master with an empty index facing datanodes full of unknown blobs."""
-    return bool(master.index.videos) or not any(master.orphans.values())
+    """False for a master with an empty index that faces datanodes full of unknown blobs,
+    or cannot tell yet (a node's full report is not in)."""
+    if master.index.videos:
+        return True
+    reported = all(node.reports.has_full for node in master.state.nodes.values())
+    return reported and not any(master.orphans.values())
 
 
 async def take(master: Master) -> str | None:
