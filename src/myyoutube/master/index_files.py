@@ -132,6 +132,8 @@ def write_plan(
             if old.get(name) != record:
                 _upsert(db, record, name in old)
             db.execute("UPDATE videos SET version = ? WHERE name = ?", (plan.versions[name], name))
+        stale = [row for row in db.execute("SELECT blob_id FROM snapshots") if row[0] not in held]
+        db.executemany("DELETE FROM snapshots WHERE blob_id = ?", stale)  # older ones, gone since
         _forget_unnamed_blobs(db)
         db.execute("DELETE FROM replicas")
         db.executemany(

@@ -174,14 +174,32 @@ async def _rebuild(master: Master, held: dict[str, list[str]], data_dir: Path) -
     sidecars = [sidecar for listed in found for sidecar in listed]
     log.info("recovery: %d sidecars read", len(sidecars))
     rebuilding = data_dir / index_files.REBUILDING
-    rebuilding.unlink(missing_ok=True)
-    snapshot, used, skipped = await _load_newest_snapshot(master, sidecars, held, rebuilding)
+    try:
+        snapshot, used, skipped = await _load_newest_snapshot(master, sidecars, held, rebuilding)
+        # Merging and writing take a second per 10,000 videos: off the event loop, which
+        # keeps answering the datanodes' heartbeats meanwhile.
+        plan = await asyncio.to_thread(_write_index, rebuilding, snapshot, sidecars, held, used)
+    except BaseException:
+        await asyncio.to_thread(_remove, rebuilding, rebuilding.with_name(SNAPSHOT_READ))
+        raise
+    log.warning("%s", rebuild.summary(plan, snapshot, skipped, len(nodes)))
+
+
+def _write_index(
+    rebuilding: Path,
+    snapshot: rebuild.Snapshot | None,
+    sidecars: list[dict],
+    held: dict[str, list[str]],
+    used: dict | None,
+) -> rebuild.Plan:
+    """Blocking: merge, write the plan into the snapshot's file (or a fresh index) and
+    rename it into place as the index."""
     if snapshot is None:
         Index(rebuilding, time.time()).close()  # a fresh index of the current schema
     plan = rebuild.merge(snapshot, sidecars, held)
     index_files.write_plan(rebuilding, plan, snapshot, held, used, time.time())
-    rebuilding.rename(data_dir / index_files.INDEX_FILE)
-    log.warning("%s", rebuild.summary(plan, snapshot, skipped, len(nodes)))
+    rebuilding.rename(rebuilding.with_name(index_files.INDEX_FILE))
+    return plan
 
 
 async def _list_sidecars(master: Master, node: str) -> list[dict]:
