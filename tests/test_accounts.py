@@ -114,6 +114,7 @@ ROUTES = [
     ("GET", "/status", None, (303, 403, 403, 200)),
     ("GET", "/metrics", None, (401, 403, 403, 200)),
     ("POST", "/api/admin/purge-orphans", None, (401, 403, 403, 200)),
+    ("GET", "/api/admin/backup", None, (401, 403, 403, 200)),
     ("GET", "/api/users", None, (401, 403, 403, 200)),
     ("POST", "/api/users", "new account", (401, 403, 403, 201)),
     ("DELETE", "/api/users/{account}", None, (401, 403, 403, 200)),
