@@ -273,9 +273,18 @@ class BlobStore:
         return await _in_thread(self._write_sidecars, accepted)
 
     def _write_sidecars(self, accepted: list[tuple[str, bytes, int]]) -> int:
-        written = sum(sidecars.write(self.root, *entry) for entry in accepted)
-        if written:
-            _fsync_dir(self.root)
+        """Blocking. A disk that refuses a write (full, gone) loses the sidecars, not the
+        heartbeat: they are metadata, and the next change of the record sends them again."""
+        written = 0
+        try:
+            for entry in accepted:
+                written += sidecars.write(self.root, *entry)
+            if written:
+                _fsync_dir(self.root)
+        except OSError as exc:
+            log.error(
+                "cannot write sidecars in %s (%s); %d of %d written", self.root, exc, written, len(accepted)
+            )
         return written
 
     def sidecar_batches(self):
