@@ -267,3 +267,35 @@ async def test_master_killed_while_writing_a_snapshot_recovers_from_the_previous
     assert await read_all(cluster, "before.mp4") == data
     assert cluster.sign_in("fay", "fay's password")
     assert "newer snapshots" not in master_log(cluster)  # nothing torn was even published
+
+
+async def test_without_any_snapshot_the_videos_come_back_from_sidecars_alone(fresh_cluster):
+    """A master that died before its first snapshot: every video, title and visibility is
+    rebuilt from the sidecars; the summary says accounts other than admin are lost."""
+    cluster = fresh_cluster(master_args=("--snapshot-interval", "3600"))
+    admin = cluster.client()
+    videos = {f"only-{i}.mp4": mp4_bytes(os.urandom(7_000 + i)) for i in range(2)}
+    for name, data in videos.items():
+        await put(cluster, name, data)
+    await admin.update_video("only-0.mp4", "Only from its sidecar", "")
+    await admin.set_visibility("only-1.mp4", "private")
+    await wait_until(
+        lambda: (
+            sidecar_titles(cluster).get("only-1.mp4", set()) == {(2, "only 1", "private")}
+            and {entry[1] for entry in sidecar_titles(cluster).get("only-0.mp4", set())}
+            == {"Only from its sidecar"}
+        ),
+        "the changes in the sidecars",
+        15,
+    )
+
+    recover_master(cluster)
+    await datanodes_back(cluster)
+    after = {video["name"]: video for video in await cluster.client().list()}
+    assert (after["only-0.mp4"]["title"], after["only-1.mp4"]["visibility"]) == (
+        "Only from its sidecar",
+        "private",
+    )
+    for name, data in videos.items():
+        assert await read_all(cluster, name) == data
+    assert "no intact index snapshot was found" in master_log(cluster)
