@@ -199,7 +199,8 @@ class Cluster:
         return node
 
     def stop(self) -> None:
-        for role in [self.web, *self.datanodes, self.master]:
+        # The master before the datanodes, so its stop-time index snapshot reaches them.
+        for role in [self.web, self.master, *self.datanodes]:
             if role is not None and role.alive():
                 role.resume()  # a paused process cannot act on SIGTERM
                 role.stop()

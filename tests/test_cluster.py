@@ -62,7 +62,7 @@ def post_video(url: str, token: str, name: str, data: bytes) -> int:
 def test_cluster_serves_survives_restart_and_stops_on_sigterm(tmp_path):
     """With no setup, the cluster prints its URL and, on its first start only, where the
     generated admin password is (a 0600 file); that password signs in and uploads; it exits
-    0 on SIGTERM and keeps videos across runs."""
+    0 on SIGTERM, leaving an index snapshot on the datanodes, and keeps videos across runs."""
     data = mp4_bytes(os.urandom(10_000))
     process, url, password_line = start_cluster(tmp_path)
     password_file = tmp_path / "master" / "admin-password"
@@ -76,6 +76,9 @@ def test_cluster_serves_survives_restart_and_stops_on_sigterm(tmp_path):
     finally:
         process.send_signal(signal.SIGTERM)
     assert process.wait(30) == 0
+    # The master stopped before its datanodes: its stop-time index snapshot reached them.
+    kinds = [json.loads(meta.read_text())["kind"] for meta in (tmp_path / "datanodes").rglob("*.meta")]
+    assert kinds.count("index-snapshot") >= 2
 
     process, url, password_line = start_cluster(tmp_path)
     try:

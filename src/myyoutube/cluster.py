@@ -243,8 +243,10 @@ class Cluster:
         return 0
 
     def stop(self) -> None:
-        # Web first so no new requests arrive, master last so datanodes can say goodbye.
-        for role in reversed(self.roles):
+        # Web first so no new requests arrive, then the master while the datanodes still
+        # run, so its stop-time index snapshot reaches them; the datanodes last.
+        order = ["myyoutube.web", "myyoutube.master", "myyoutube.datanode"]
+        for role in sorted(self.roles, key=lambda role: order.index(role.module)):
             role.stop()
 
 
