@@ -67,6 +67,22 @@ def test_busy_port_is_one_line_exit_1(tmp_path):
     assert "Traceback" not in result.stderr
 
 
+def test_restore_of_a_file_that_is_no_index_is_one_line_exit_1(tmp_path):
+    """--restore FILE with a file that is not an index backup says so in one line, exits 1
+    and leaves the data directory empty (so it can be tried again)."""
+    not_an_index = tmp_path / "notes.txt"
+    not_an_index.write_text("shopping list\n" * 100)
+    data_dir = tmp_path / "master"
+    result = run(
+        "myyoutube.master", "--port", "0", "--data-dir", str(data_dir), "--restore", str(not_an_index)
+    )
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert (
+        result.stderr.strip().splitlines()[-1].startswith("myyoutube-master: error: cannot restore the index")
+    )
+    assert list(data_dir.iterdir()) == []
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
