@@ -241,3 +241,12 @@ def test_upload_session_and_its_pending_blob_survive_a_reopen(tmp_path):
     reopened.upload_sessions.remove("a" * 32)
     reopened.close()
     assert Index(path, NOW + 2).upload_sessions.sessions == {}
+
+
+def test_old_index_gets_record_versions_and_every_sidecar_due(tmp_path):
+    """Migration 5: videos stored before sidecars existed start at version 1 and are all
+    due for sidecars, so an upgraded cluster describes its old blobs too."""
+    index = Index(old_index(tmp_path), NOW)
+    assert index.recovery.due() == sorted(index.videos)
+    assert set(index.recovery.versions().values()) == {1}
+    assert index.recovery.video_of_blob("b" * 32) == "holiday.mp4"  # its poster
