@@ -89,10 +89,12 @@ async def test_recover_brings_back_every_video_account_and_late_edit(fresh_clust
         await put(cluster, name, data, owner="bob" if number % 2 else "admin")
     await admin.update_video("clip-0.mp4", "The first clip", "before the snapshot")
     await admin.set_visibility("clip-1.mp4", "private")
+    assert (await admin.status())["last_snapshot_at"] is None
     cluster.master.stop()  # a clean stop takes a snapshot
     cluster.restart_master()
     await datanodes_back(cluster)
     admin = cluster.client()
+    assert (await admin.status())["last_snapshot_at"] > 0
 
     late = {"late-0.mp4": mp4_bytes(os.urandom(25_000)), "late-1.mp4": mp4_bytes(os.urandom(25_001))}
     for name, data in late.items():
@@ -103,6 +105,11 @@ async def test_recover_brings_back_every_video_account_and_late_edit(fresh_clust
     await admin.add_user("carol", "carol's password", "uploader")
     await put(cluster, "carols.mp4", videos.setdefault("carols.mp4", mp4_bytes(os.urandom(9_000))), "carol")
     before = {video["name"]: video for video in await admin.list()}
+
+    async def sidecars_current() -> bool:
+        return (await admin.status())["sidecars_behind"] == 0
+
+    await wait_until(sidecars_current, "every change in the sidecars", 15)
     await wait_until(
         lambda: (
             (2, "Renamed after the snapshot", "public") in sidecar_titles(cluster).get("clip-2.mp4", set())

@@ -65,5 +65,9 @@ def cluster_report(master: Master, now: float) -> dict:
         "orphaned_blobs": len(set().union(*master.orphans.values())),
         # Transcode jobs by state, and each datanode's slots as its last heartbeat said.
         "transcoding": master.transcoding.summary(),
+        # What a recovery would start from (issue 15): the newest index snapshot kept, and
+        # the videos whose changes have not reached all their blobs' sidecars yet.
+        "last_snapshot_at": max((taken_at for _, taken_at in index.recovery.snapshots()), default=None),
+        "sidecars_behind": master.sidecars.queue.waiting,
         "counters": dict(asdict(master.counters), datanode_connections_opened=master.pools.opened),
     }
