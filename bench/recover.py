@@ -121,7 +121,7 @@ def fill(root: Path, count: int, folders: list[Path], rng: random.Random) -> tup
             folders,
             blob_id,
             data,
-            sidecars.video_sidecar(video, blob_id, "video", version, BLOB_BYTES, sha256),
+            sidecars.video_sidecar(video, blob_id, sidecars.ORIGINAL_KIND, version, BLOB_BYTES, sha256),
         )
     index.close()
     copy = root / "snapshot.sqlite3"

@@ -22,7 +22,7 @@ def record(name: str, blob: str, title: str = "t", uploaded_at: float = T0, **mo
     )
 
 
-def sidecar(rec: dict, version: int, blob: str | None = None, kind: str = "video") -> dict:
+def sidecar(rec: dict, version: int, blob: str | None = None, kind: str = "original") -> dict:
     blob = blob or rec["blob_id"]
     return {"blob_id": blob, "kind": kind, "size": 10, "sha256": "0" * 64, "name": rec["name"]} | {
         "version": version,
@@ -32,7 +32,8 @@ def sidecar(rec: dict, version: int, blob: str | None = None, kind: str = "video
 
 def snapshot(*records: dict, versions: dict | None = None, users=("admin", "ann")) -> Snapshot:
     videos = {r["name"]: r for r in records}
-    blobs = {r["blob_id"]: (10, "0" * 64) for r in records}
+    parts = [r["blob_id"] for r in records] + [x["blob_id"] for r in records for x in r.get("renditions", [])]
+    blobs = dict.fromkeys(parts, (10, "0" * 64))
     return Snapshot(T0 + 100, videos, versions or dict.fromkeys(videos, 1), blobs, frozenset(users))
 
 
@@ -77,7 +78,9 @@ def test_videos_uploaded_after_the_snapshot_come_from_sidecars_and_gone_ones_are
 
 def test_a_missing_poster_is_dropped_and_malformed_sidecars_are_counted():
     cat = record("cat", "a" * 32, poster_blob_id="p" * 32)
-    plan = merge(None, [sidecar(cat, 1), {"kind": "video", "name": "x", "version": "1"}, {}], {"a" * 32: 1})
+    plan = merge(
+        None, [sidecar(cat, 1), {"kind": "original", "name": "x", "version": "1"}, {}], {"a" * 32: 1}
+    )
     assert plan.videos["cat"]["poster_blob_id"] is None and plan.posters_lost == ["cat"]
     assert plan.bad_sidecars == 2
     assert plan.from_sidecars == ["cat"]
@@ -91,3 +94,24 @@ def test_snapshot_candidates_are_held_ones_newest_first():
 
     found = [snap("a", 1.0), snap("b", 3.0), snap("c", 2.0), snap("b", 3.0), snap("gone", 9.0)]
     assert [s["blob_id"] for s in snapshot_candidates(found, {"a": 1, "b": 1, "c": 1})] == ["b", "c", "a"]
+
+
+def test_renditions_come_from_the_snapshot_or_are_made_again():
+    """Renditions need the snapshot's fragment indexes: a sidecar's record of the same
+    original keeps the snapshot's; a video uploaded after the snapshot, or one missing a
+    rendition everywhere, lists none (transcoding makes them all again) and is named."""
+    r240, r360 = {"height": 240, "blob_id": "r" * 32}, {"height": 360, "blob_id": "s" * 32}
+    edited = record("edited", "a" * 32, "Old", renditions=[r240])
+    holes = record("holes", "b" * 32, renditions=[r240 | {"blob_id": "t" * 32}, r360])
+    late = record("late", "c" * 32, uploaded_at=T0 + 500, renditions=[r240 | {"blob_id": "u" * 32}])
+    found = [
+        sidecar(record("edited", "a" * 32, "New", renditions=[r240]), 2),
+        sidecar(late, 1),
+        sidecar(late, 1, "u" * 32, kind="rendition") | {"height": 240},
+    ]
+    held = dict.fromkeys(["a" * 32, "b" * 32, "c" * 32, "r" * 32, "s" * 32, "u" * 32], 1)
+    plan = merge(snapshot(edited, holes), found, held)
+    assert plan.videos["edited"]["title"] == "New" and plan.videos["edited"]["renditions"] == [r240]
+    assert plan.videos["holes"]["renditions"] == [] and plan.videos["late"]["renditions"] == []
+    assert sorted(plan.renditions_remade) == ["holes", "late"]
+    assert "r" * 32 in plan.blobs and "s" * 32 not in plan.blobs

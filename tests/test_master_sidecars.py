@@ -80,7 +80,7 @@ def test_sidecars_carry_the_record_and_a_version_that_every_change_bumps(tmp_pat
     delivery = SidecarDelivery(index)
     assert index.recovery.due() == ["cat.mp4"]
     first = delivery.due("n1")
-    assert {(s["kind"], s["version"], s["size"]) for s in first} == {("video", 1, 10), ("poster", 1, 3)}
+    assert {(s["kind"], s["version"], s["size"]) for s in first} == {("original", 1, 10), ("poster", 1, 3)}
     assert first[0]["record"]["owner"] == "ann" and first[0]["record"]["poster_blob_id"] == "b" * 32
     index.catalogue.edit("cat.mp4", "A cat", "purring")
     index.set_visibility("cat.mp4", "private")

@@ -14,9 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from harness import ADMIN_PASSWORD, Cluster, mp4_bytes, wait_until
+from harness import ADMIN_PASSWORD, Cluster, mp4_bytes, upload, wait_until
 from myyoutube.launch import LaunchError
 from myyoutube.master.snapshots import SNAPSHOTS_KEPT
+from test_transcoding import record, source_bytes, wait_for_state
 
 EXPECT_ALL = ("--expect-datanodes", "3")
 
@@ -44,7 +45,7 @@ def sidecar_titles(cluster: Cluster) -> dict[str, set[tuple[int, str, str]]]:
     """Video name -> the (version, title, visibility) its sidecars on disk say."""
     seen: dict[str, set[tuple[int, str, str]]] = {}
     for sidecar in sidecars_on_disk(cluster):
-        if sidecar["kind"] == "video":
+        if sidecar["kind"] == "original":
             record = sidecar["record"]
             seen.setdefault(sidecar["name"], set()).add(
                 (sidecar["version"], record["title"], record["visibility"])
@@ -306,3 +307,37 @@ async def test_without_any_snapshot_the_videos_come_back_from_sidecars_alone(fre
     for name, data in videos.items():
         assert await read_all(cluster, name) == data
     assert "no intact index snapshot was found" in master_log(cluster)
+
+
+async def test_renditions_survive_recovery_or_are_made_again(fresh_cluster, http):
+    """A rendition's blob carries a sidecar of kind rendition with its height. After the
+    loss of the master's disk, a video transcoded before the snapshot is ready again with
+    its rendition (HLS plays); one transcoded after it is transcoded again and gets ready."""
+    cluster = fresh_cluster(master_args=("--snapshot-interval", "3600"))
+    before, after = source_bytes(2.0), source_bytes(3.0)
+    assert (await upload(http, cluster, "before.mp4", before))[0] == 201
+    await wait_for_state(http, cluster, "before.mp4", "ready")
+    admin = cluster.client()
+
+    async def sidecars_current() -> bool:
+        return (await admin.status())["sidecars_behind"] == 0
+
+    await wait_until(sidecars_current, "the rendition in the sidecars", 15)
+    renditions = [s for s in sidecars_on_disk(cluster) if s["kind"] == "rendition"]
+    assert renditions and {s["height"] for s in renditions} == {240}
+    assert all(s["record"]["renditions"][0]["blob_id"] == s["blob_id"] for s in renditions)
+    cluster.master.stop()  # the snapshot holds the rendition and its fragment index
+    cluster.restart_master()
+    await datanodes_back(cluster)
+    assert (await upload(http, cluster, "after.mp4", after))[0] == 201
+    await wait_for_state(http, cluster, "after.mp4", "ready")
+    admin = cluster.client()
+    await wait_until(sidecars_current, "the late upload in the sidecars", 15)
+
+    recover_master(cluster)
+    await datanodes_back(cluster)
+    assert [r["height"] for r in (await record(http, cluster, "before.mp4"))["renditions"]] == [240]
+    async with http.get(f"{cluster.url}/hls/before.mp4/240.m3u8", headers=cluster.admin_headers()) as answer:
+        assert answer.status == 200
+    await wait_for_state(http, cluster, "after.mp4", "ready", timeout_s=90)
+    assert "videos lost renditions, which transcoding makes again: after.mp4" in master_log(cluster)

@@ -218,8 +218,9 @@ _MIGRATIONS = [
     # 7: recovery (issue 15; recovery_index.py). Each video's record has a version, bumped
     # by every change its blobs' sidecars carry; sidecars_due names the videos whose
     # sidecars are behind, filled by triggers in the same transaction as the change, so a
-    # crash cannot lose one (existing videos are all due: they have none yet). snapshots
-    # lists the index-snapshot blobs kept; the blob indexes find the video of a blob.
+    # crash cannot lose one (existing videos are all due: they have none yet); a new
+    # rendition changes its video's record too. snapshots lists the index-snapshot blobs
+    # kept; the blob indexes find the video of a blob.
     """
     ALTER TABLE videos ADD COLUMN version INTEGER NOT NULL DEFAULT 1;
     CREATE TABLE sidecars_due (name TEXT PRIMARY KEY);
@@ -237,6 +238,10 @@ _MIGRATIONS = [
     END;
     CREATE TRIGGER videos_sidecars_delete AFTER DELETE ON videos BEGIN
         DELETE FROM sidecars_due WHERE name = old.name;
+    END;
+    CREATE TRIGGER renditions_sidecars_insert AFTER INSERT ON renditions BEGIN
+        UPDATE videos SET version = version + 1 WHERE name = new.video;
+        INSERT OR IGNORE INTO sidecars_due (name) VALUES (new.video);
     END;
     INSERT INTO sidecars_due (name) SELECT name FROM videos;
     """,

@@ -132,6 +132,7 @@ def write_plan(
             if old.get(name) != record:
                 _upsert(db, record, name in old)
             db.execute("UPDATE videos SET version = ? WHERE name = ?", (plan.versions[name], name))
+        _forget_renditions(db, plan)
         stale = [row for row in db.execute("SELECT blob_id FROM snapshots") if row[0] not in held]
         db.executemany("DELETE FROM snapshots WHERE blob_id = ?", stale)  # older ones, gone since
         _forget_unnamed_blobs(db)
@@ -148,8 +149,9 @@ def write_plan(
 
 
 def _upsert(db: sqlite3.Connection, record: dict, exists: bool) -> None:
-    # Split as Index.commit_video does: fields with a column, the rest JSON in `extra`.
-    extra = json.dumps({k: v for k, v in record.items() if k not in _COLUMNS})
+    # Split as Index.commit_video does: fields with a column, the rest JSON in `extra`
+    # (renditions have a table of their own).
+    extra = json.dumps({k: v for k, v in record.items() if k not in _COLUMNS and k != "renditions"})
     values = (
         record["blob_id"],
         record["content_type"],
@@ -177,10 +179,21 @@ def _upsert(db: sqlite3.Connection, record: dict, exists: bool) -> None:
         )
 
 
+def _forget_renditions(db: sqlite3.Connection, plan: rebuild.Plan) -> None:
+    """Renditions and transcode jobs of videos gone, and of videos whose renditions are
+    to be made again (without jobs, the master's transcode backlog takes them)."""
+    db.execute("DELETE FROM renditions WHERE video NOT IN (SELECT name FROM videos)")
+    db.execute("DELETE FROM transcode_jobs WHERE video NOT IN (SELECT name FROM videos)")
+    db.executemany("DELETE FROM renditions WHERE video = ?", [(n,) for n in plan.renditions_remade])
+    db.executemany("DELETE FROM transcode_jobs WHERE video = ?", [(n,) for n in plan.renditions_remade])
+
+
 def _forget_unnamed_blobs(db: sqlite3.Connection) -> None:
-    """Blobs no video or snapshot names any more (a dropped video's, a replaced part's)."""
+    """Blobs no video, rendition or snapshot names any more (a dropped video's, a
+    replaced part's)."""
     db.execute(
         "DELETE FROM blobs WHERE blob_id NOT IN (SELECT blob_id FROM videos)"
         " AND blob_id NOT IN (SELECT poster_blob_id FROM videos WHERE poster_blob_id IS NOT NULL)"
+        " AND blob_id NOT IN (SELECT blob_id FROM renditions)"
         " AND blob_id NOT IN (SELECT blob_id FROM snapshots)"
     )

@@ -15,6 +15,11 @@ no I/O, what the catalogue becomes:
 * A candidate counts only if some datanode holds its video blob: a video deleted after
   the snapshot, or lost on every disk, is dropped (and named in the summary). A poster
   held nowhere is dropped from the record, the video kept.
+* A rendition is listed only with its fragment index, which only the snapshot holds: a
+  record from a sidecar keeps the snapshot's renditions of the same original. A video
+  uploaded after the snapshot, or missing a rendition everywhere, loses its renditions
+  and its jobs: the transcode backlog (every video without jobs) makes them again, and
+  the summary names the videos missing a rendition.
 * A kept video whose owner has no account in the snapshot (created after it) is kept
   and reported, so an admin can create the account again.
 * Held blobs that no kept record names and that are no snapshot stay unknown: orphans,
@@ -57,6 +62,7 @@ class Plan:
     blobs: dict[str, tuple[int, str]] = field(default_factory=dict)  # every blob the records name
     dropped: list[str] = field(default_factory=list)  # no copy of the video is left
     posters_lost: list[str] = field(default_factory=list)
+    renditions_remade: list[str] = field(default_factory=list)  # videos missing some renditions
     owners_unknown: list[str] = field(default_factory=list)
     unknown_blobs: int = 0
     bad_sidecars: int = 0
@@ -140,6 +146,7 @@ def merge(snapshot: Snapshot | None, sidecars: Iterable[dict], held: Mapping[str
             plan.from_sidecars.append(name)
         record.setdefault("views", 0)
         record.setdefault("description", "")
+        _keep_renditions(record, snapshot, best.from_snapshot, plan)
         _keep_parts(record, best.blobs, held, plan)
         plan.videos[name] = record
         plan.versions[name] = best.version
@@ -151,15 +158,38 @@ def merge(snapshot: Snapshot | None, sidecars: Iterable[dict], held: Mapping[str
     return plan
 
 
+def _keep_renditions(record: dict, snapshot: Snapshot | None, from_snapshot: bool, plan: Plan) -> None:
+    """A rendition can be listed only with its fragment index, which the snapshot holds
+    and sidecars do not: a record from a sidecar keeps the snapshot's renditions of the
+    same original, or none (a video the snapshot never saw has no jobs either, so the
+    master's transcode backlog makes them again)."""
+    if from_snapshot:
+        return
+    before = snapshot.videos.get(record["name"]) if snapshot else None
+    kept = before.get("renditions", []) if before and before["blob_id"] == record["blob_id"] else []
+    if len(kept) < len(record.get("renditions", [])):
+        kept = []  # made again, all of them (see _keep_parts)
+        plan.renditions_remade.append(record["name"])
+    record["renditions"] = list(kept)
+
+
 def _keep_parts(
     record: dict, sizes: Mapping[str, tuple[int, str]], held: Mapping[str, object], plan: Plan
 ) -> None:
-    """Record the sizes of the video's parts; a poster no one holds is dropped."""
+    """Record the sizes of the video's parts; a poster or rendition no one holds is dropped."""
     plan.blobs[record["blob_id"]] = (record["size"], record["sha256"])
     poster = record.get("poster_blob_id")
     if poster and (poster not in held or poster not in sizes):
         record["poster_blob_id"] = None
         plan.posters_lost.append(record["name"])
+    renditions = record.get("renditions", [])
+    if record["name"] not in plan.renditions_remade and any(
+        r["blob_id"] not in held or r["blob_id"] not in sizes for r in renditions
+    ):
+        # Its jobs go too (write_plan): the transcode backlog makes every rung again,
+        # rather than a ladder with holes. The renditions still held become orphans.
+        record["renditions"] = []
+        plan.renditions_remade.append(record["name"])
     for blob_id, _ in parts_of(record)[1:]:
         plan.blobs[blob_id] = sizes[blob_id]
 
@@ -200,6 +230,11 @@ def summary(plan: Plan, snapshot: Snapshot | None, skipped_snapshots: int, nodes
         parts.append(f"{len(plan.dropped)} videos had no copy left and were dropped: {_names(plan.dropped)}")
     if plan.posters_lost:
         parts.append(f"{len(plan.posters_lost)} posters lost: {_names(plan.posters_lost)}")
+    if plan.renditions_remade:
+        parts.append(
+            f"{len(plan.renditions_remade)} videos lost renditions, which transcoding makes again: "
+            f"{_names(plan.renditions_remade)}"
+        )
     if plan.owners_unknown:
         parts.append(
             f"accounts created after the snapshot are lost; these own videos and must be created again: "

@@ -29,6 +29,17 @@ class RecoveryIndex:
         """Videos whose sidecars are behind their record."""
         return [row[0] for row in self._db.execute("SELECT name FROM sidecars_due ORDER BY name")]
 
+    def due_versions(self) -> list[tuple[str, int]]:
+        """(name, record version) of every video whose sidecars are behind."""
+        return self._db.execute(
+            "SELECT d.name, v.version FROM sidecars_due d JOIN videos v ON v.name = d.name ORDER BY d.name"
+        ).fetchall()
+
+    def changes(self) -> int:
+        """Rows changed through the index's connection so far: when it has not moved,
+        nothing can have become due."""
+        return self._db.total_changes
+
     def delivered(self, names: list[str]) -> None:
         """Every holder of these videos' blobs has their current sidecars."""
         with self._transaction():
@@ -45,8 +56,9 @@ class RecoveryIndex:
     def video_of_blob(self, blob_id: str) -> str | None:
         """The name of the video this blob is a part of, if any."""
         row = self._db.execute(
-            "SELECT name FROM videos WHERE blob_id = ? UNION SELECT name FROM videos WHERE poster_blob_id = ?",
-            (blob_id, blob_id),
+            "SELECT name FROM videos WHERE blob_id = ? UNION SELECT name FROM videos WHERE poster_blob_id = ?"
+            " UNION SELECT video FROM renditions WHERE blob_id = ?",
+            (blob_id, blob_id, blob_id),
         ).fetchone()
         return row[0] if row else None
 

@@ -450,7 +450,6 @@ class Master:
         if video is None:
             await connection.write_frame(Error("not_found", names.unknown(request.name)))
         else:
-            self.sidecars.changed(request.name)
             log.info("%s retitled %r at the request of %s", request.name, video["title"], request.user)
             await connection.write_frame(VideoInfo(video=self.public_video(video)))
 
@@ -493,7 +492,6 @@ class Master:
             await connection.write_frame(Error("bad_request", _VISIBILITY_SENTENCE))
             return
         video = self.index.set_visibility(request.name, request.visibility)
-        self.sidecars.changed(request.name)
         log.info("%s made %s %s", request.user, request.name, request.visibility)
         await connection.write_frame(VideoInfo(video=self.public_video(video)))
 

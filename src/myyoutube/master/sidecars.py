@@ -9,8 +9,8 @@ The index is the only place that knows which blob is which video. To survive its
 
     {"blob_id", "kind", "size", "sha256", "name", "version", "record"}
 
-`kind` is a free string ("video", "poster"; other parts may come with fields of their
-own, such as a rendition's height); `record` is the video's record as the index keeps it
+`kind` is a free string ("original", "poster", "rendition" with the rendition's
+`height`; other parts may come with fields of their own); `record` is the video's record as the index keeps it
 (title, description, owner, visibility, upload time, details, and the blob ids of its
 other parts) and `version` its version in the index, bumped by every change to it
 (migration 5). A snapshot of the index is a blob too, with kind `index-snapshot` and its
@@ -18,7 +18,7 @@ other parts) and `version` its version in the index, bumped by every change to i
 
 A sidecar is written with its blob when the writer knows it (a snapshot, a repair copy);
 an upload's record is complete only at commit, so its sidecars, like every later change
-(an edit, a visibility), travel in the answers to the holders' heartbeats
+(an edit, a visibility, a new rendition), travel in the answers to the holders' heartbeats
 (`Commands.sidecars`), at most SIDECARS_PER_COMMANDS per answer. The index records which
 videos' sidecars are behind in the change's own transaction (`sidecars_due`), so a
 master that dies before delivering delivers after its restart. A sidecar sent in an
@@ -48,21 +48,23 @@ SIDECARS_PER_COMMANDS = 256
 # at most a few tens of KiB, so an answer stays far below protocol.MAX_META_BYTES (8 MiB).
 SIDECAR_COMMANDS_BYTES = 1024 * 1024
 
-VIDEO_KIND = "video"
+ORIGINAL_KIND = "original"  # the file as uploaded: the record's blob_id
 POSTER_KIND = "poster"
+RENDITION_KIND = "rendition"  # one of the record's renditions, with its height
 SNAPSHOT_KIND = "index-snapshot"
 
 
 def parts_of(video: dict) -> list[tuple[str, str]]:
-    """(blob id, kind) of every blob a video's record names."""
-    parts = [(video["blob_id"], VIDEO_KIND)]
+    """(blob id, kind) of every blob a video's record names, the original first."""
+    parts = [(video["blob_id"], ORIGINAL_KIND)]
     if video.get("poster_blob_id"):
         parts.append((video["poster_blob_id"], POSTER_KIND))
+    parts += [(rendition["blob_id"], RENDITION_KIND) for rendition in video.get("renditions", ())]
     return parts
 
 
 def video_sidecar(video: dict, blob_id: str, kind: str, version: int, size: int, sha256: str) -> dict:
-    return {
+    sidecar = {
         "blob_id": blob_id,
         "kind": kind,
         "size": size,
@@ -71,6 +73,10 @@ def video_sidecar(video: dict, blob_id: str, kind: str, version: int, size: int,
         "version": version,
         "record": dict(video),
     }
+    for rendition in video.get("renditions", ()):
+        if rendition["blob_id"] == blob_id:
+            sidecar["height"] = rendition["height"]
+    return sidecar
 
 
 def snapshot_sidecar(blob_id: str, taken_at: float, size: int, sha256: str) -> dict:
@@ -156,19 +162,36 @@ class SidecarQueue:
 
 
 class SidecarDelivery:
-    """The master's sidecars: what is due where, and each blob's sidecar as of now."""
+    """The master's sidecars: what is due where, and each blob's sidecar as of now.
+
+    It finds what changed in the index itself (`sidecars_due`, filled by triggers), so no
+    code path that changes a record (an edit, a new rendition) has to tell it: before
+    each heartbeat answer it looks again if the index changed at all since its last look,
+    and files every video whose record version it has not filed yet.
+    """
 
     def __init__(self, index: Index) -> None:
         self.index = index
         self.queue = SidecarQueue()
-        for name in index.recovery.due():
-            self.changed(name)
+        self._filed: dict[str, int] = {}  # name -> the record version filed for delivery
+        self._changes_seen = -1  # index.recovery.changes() at the last look
+
+    def refresh(self) -> None:
+        """File the videos that became due since the last look."""
+        changes = self.index.recovery.changes()
+        if changes == self._changes_seen:
+            return
+        self._changes_seen = changes
+        for name, version in self.index.recovery.due_versions():
+            if self._filed.get(name) != version:
+                self._filed[name] = version
+                self.changed(name)
 
     def changed(self, name: str) -> None:
         """The video's record changed (or was committed): every holder gets its sidecars."""
         video = self.index.videos.get(name)
         if video is None:
-            self.index.recovery.delivered([name])  # deleted: nothing left to describe
+            self._delivered([name])  # deleted: nothing left to describe
             return
         holders = {
             blob_id: list(self.index.replicas[blob_id].nodes)
@@ -176,10 +199,16 @@ class SidecarDelivery:
             if blob_id in self.index.replicas
         }
         if self.queue.changed(name, holders):
-            self.index.recovery.delivered([name])
+            self._delivered([name])
+
+    def _delivered(self, names: list[str]) -> None:
+        self.index.recovery.delivered(names)
+        for name in names:
+            self._filed.pop(name, None)
 
     def due(self, node: str) -> list[dict]:
         """The sidecars to send `node` in its next heartbeat answer."""
+        self.refresh()
         sidecars: list[dict] = []
         size = 0
         taken = self.queue.take(node, SIDECARS_PER_COMMANDS)
@@ -201,7 +230,7 @@ class SidecarDelivery:
     def acked(self, node: str) -> None:
         finished = self.queue.acked(node)
         if finished:
-            self.index.recovery.delivered(finished)
+            self._delivered(finished)
 
     def for_blob(self, blob_id: str) -> dict | None:
         """The current sidecar of a committed blob (a video's part or a snapshot), if any."""
@@ -211,7 +240,7 @@ class SidecarDelivery:
         name = self.index.recovery.video_of_blob(blob_id)
         if name is not None and name in self.index.videos:
             video = self.index.videos[name]
-            kind = dict(parts_of(video)).get(blob_id, VIDEO_KIND)
+            kind = dict(parts_of(video)).get(blob_id, ORIGINAL_KIND)
             version = self.index.recovery.version(name) or 1
             return video_sidecar(video, blob_id, kind, version, replica.size, replica.sha256)
         for snapshot_id, taken_at in self.index.recovery.snapshots():

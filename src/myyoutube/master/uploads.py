@@ -99,7 +99,6 @@ async def receive(
             master, fanouts, blobs, details, poster, dict(access, name=name, content_type=content_type)
         )
         claim.release()  # now counted as stored: no await between, never counted twice
-        master.sidecars.changed(name)
     except (transfer.ReplicationFailed, NameTaken, OverQuota) as exc:
         claim.release()  # at once: the account's other uploads may use the room meanwhile
         await abort_fanouts(master, fanouts)
