@@ -23,7 +23,7 @@ def test_a_video_is_delivered_once_every_holder_acknowledged():
     assert queue.acked("n1") == [] and queue.acked("n3") == []
     queue.take("n2", 10)
     assert queue.acked("n2") == ["cat.mp4"]
-    assert queue.waiting == 0
+    assert queue.take("n2", 10) == [] and queue.acked("n2") == []
 
 
 def test_an_answer_never_acknowledged_is_sent_again():
@@ -101,3 +101,22 @@ def test_sidecars_carry_the_record_and_a_version_that_every_change_bumps(tmp_pat
         )
         delivery.acked(node)
     assert reopened.recovery.due() == []
+
+
+def test_a_change_made_while_the_previous_version_is_delivered_is_not_lost(tmp_path: Path):
+    """The acknowledgement of version 1 arriving after version 2 was committed (before the
+    master looked again) leaves the video due, and version 2 goes in the next answer."""
+    index = Index(tmp_path / "index.sqlite3", NOW)
+    index.begin_blob("a" * 32, NOW)
+    video = {"name": "cat.mp4", "blob_id": "a" * 32, "size": 10, "sha256": "0" * 64}
+    video |= {"content_type": "video/mp4", "uploaded_at": NOW}
+    index.commit_video(video, [StoredBlob("a" * 32, 10, "0" * 64, ["n1"])], NOW)
+    delivery = SidecarDelivery(index)
+    assert delivery.due("n1")[0]["version"] == 1
+    index.catalogue.edit("cat.mp4", "Edited meanwhile", "")
+    delivery.acked("n1")  # version 1 arrived
+    assert index.recovery.due() == ["cat.mp4"]
+    again = delivery.due("n1")
+    assert [(s["version"], s["record"]["title"]) for s in again] == [(2, "Edited meanwhile")]
+    delivery.acked("n1")
+    assert index.recovery.due() == []

@@ -17,7 +17,7 @@ import pytest
 from harness import ADMIN_PASSWORD, Cluster, mp4_bytes, upload, wait_until
 from myyoutube.launch import LaunchError
 from myyoutube.master.snapshots import SNAPSHOTS_KEPT
-from test_transcoding import record, source_bytes, wait_for_state
+from test_transcoding import record, source_bytes
 
 EXPECT_ALL = ("--expect-datanodes", "3")
 
@@ -316,7 +316,7 @@ async def test_renditions_survive_recovery_or_are_made_again(fresh_cluster, http
     cluster = fresh_cluster(master_args=("--snapshot-interval", "3600"))
     before, after = source_bytes(2.0), source_bytes(3.0)
     assert (await upload(http, cluster, "before.mp4", before))[0] == 201
-    await wait_for_state(http, cluster, "before.mp4", "ready")
+    await rendition_listed(http, cluster, "before.mp4")
     admin = cluster.client()
 
     async def sidecars_current() -> bool:
@@ -330,7 +330,7 @@ async def test_renditions_survive_recovery_or_are_made_again(fresh_cluster, http
     cluster.restart_master()
     await datanodes_back(cluster)
     assert (await upload(http, cluster, "after.mp4", after))[0] == 201
-    await wait_for_state(http, cluster, "after.mp4", "ready")
+    await rendition_listed(http, cluster, "after.mp4")
     admin = cluster.client()
     await wait_until(sidecars_current, "the late upload in the sidecars", 15)
 
@@ -339,5 +339,14 @@ async def test_renditions_survive_recovery_or_are_made_again(fresh_cluster, http
     assert [r["height"] for r in (await record(http, cluster, "before.mp4"))["renditions"]] == [240]
     async with http.get(f"{cluster.url}/hls/before.mp4/240.m3u8", headers=cluster.admin_headers()) as answer:
         assert answer.status == 200
-    await wait_for_state(http, cluster, "after.mp4", "ready", timeout_s=90)
     assert "videos lost renditions, which transcoding makes again: after.mp4" in master_log(cluster)
+    await rendition_listed(http, cluster, "after.mp4")
+
+
+async def rendition_listed(http, cluster: Cluster, name: str) -> None:
+    """Wait until the video lists a rendition (a source browsers play is "ready" before)."""
+
+    async def listed() -> bool:
+        return bool((await record(http, cluster, name))["renditions"])
+
+    await wait_until(listed, f"a rendition of {name}", 90)

@@ -29,6 +29,10 @@ class RecoveryIndex:
         """Videos whose sidecars are behind their record."""
         return [row[0] for row in self._db.execute("SELECT name FROM sidecars_due ORDER BY name")]
 
+    def behind(self) -> int:
+        """How many videos' sidecars are behind their record."""
+        return self._db.execute("SELECT count(*) FROM sidecars_due").fetchone()[0]
+
     def due_versions(self) -> list[tuple[str, int]]:
         """(name, record version) of every video whose sidecars are behind."""
         return self._db.execute(
@@ -40,10 +44,15 @@ class RecoveryIndex:
         nothing can have become due."""
         return self._db.total_changes
 
-    def delivered(self, names: list[str]) -> None:
-        """Every holder of these videos' blobs has their current sidecars."""
+    def delivered(self, delivered: list[tuple[str, int]]) -> None:
+        """Every holder of these videos' blobs has their sidecars of this record version
+        (name, version). A video changed since stays due; one deleted is no longer."""
         with self._transaction():
-            self._db.executemany("DELETE FROM sidecars_due WHERE name = ?", [(n,) for n in names])
+            self._db.executemany(
+                "DELETE FROM sidecars_due WHERE name = ?"
+                " AND coalesce((SELECT version FROM videos WHERE name = ?), ?) = ?",
+                [(name, name, version, version) for name, version in delivered],
+            )
 
     def version(self, name: str) -> int | None:
         row = self._db.execute("SELECT version FROM videos WHERE name = ?", (name,)).fetchone()

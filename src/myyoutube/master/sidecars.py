@@ -155,11 +155,6 @@ class SidecarQueue:
                 finished.append(name)
         return finished
 
-    @property
-    def waiting(self) -> int:
-        """Videos whose sidecars are not yet delivered everywhere."""
-        return len(self._pairs)
-
 
 class SidecarDelivery:
     """The master's sidecars: what is due where, and each blob's sidecar as of now.
@@ -202,9 +197,11 @@ class SidecarDelivery:
             self._delivered([name])
 
     def _delivered(self, names: list[str]) -> None:
-        self.index.recovery.delivered(names)
-        for name in names:
-            self._filed.pop(name, None)
+        """The versions filed for these videos reached every holder. A change made while
+        they were on their way leaves the video due (its version moved on), so the next
+        refresh files it again; -1 (never filed) matches only a deleted video."""
+        self.index.recovery.delivered([(name, self._filed.pop(name, -1)) for name in names])
+        self._changes_seen = -1  # look again at the next answer, for a video still due
 
     def due(self, node: str) -> list[dict]:
         """The sidecars to send `node` in its next heartbeat answer."""

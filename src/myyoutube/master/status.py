@@ -68,6 +68,6 @@ def cluster_report(master: Master, now: float) -> dict:
         # What a recovery would start from (issue 15): the newest index snapshot kept, and
         # the videos whose changes have not reached all their blobs' sidecars yet.
         "last_snapshot_at": max((taken_at for _, taken_at in index.recovery.snapshots()), default=None),
-        "sidecars_behind": master.sidecars.queue.waiting,
+        "sidecars_behind": index.recovery.behind(),
         "counters": dict(asdict(master.counters), datanode_connections_opened=master.pools.opened),
     }
