@@ -244,7 +244,7 @@ def test_upload_session_and_its_pending_blob_survive_a_reopen(tmp_path):
 
 
 def test_old_index_gets_record_versions_and_every_sidecar_due(tmp_path):
-    """Migration 6: videos stored before sidecars existed start at version 1 and are all
+    """The recovery migration: videos stored before sidecars existed start at version 1 and are all
     due for sidecars, so an upgraded cluster describes its old blobs too."""
     index = Index(old_index(tmp_path), NOW)
     assert index.recovery.due() == sorted(index.videos)

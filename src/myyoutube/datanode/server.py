@@ -96,7 +96,8 @@ TRANSCODE_DIR = "transcoding"
 # Blob writes, reads and deletes come from the master only: not from the web (which runs
 # FFmpeg on untrusted files) nor from other datanodes.
 ALLOWED_ROLES: dict[type, frozenset[str]] = {
-    kind: frozenset({"master"}) for kind in (WriteBlob, ReadBlob, DeleteBlob, AppendBlob, SealBlob, ListSidecars)
+    kind: frozenset({"master"})
+    for kind in (WriteBlob, ReadBlob, DeleteBlob, AppendBlob, SealBlob, ListSidecars)
 }
 # A pipelined write (pipeline.py) reaches us from the master or from the datanode before us.
 ALLOWED_ROLES[ChainWriteBlob] = frozenset({"master", "datanode"})

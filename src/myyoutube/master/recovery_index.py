@@ -2,7 +2,7 @@
 
 Theory of operation
 -------------------
-Index migration 5 gives every video a `version`, bumped by a trigger whenever a field a
+The index's recovery migration gives every video a `version`, bumped by a trigger whenever a field a
 sidecar carries changes, and lists in `sidecars_due` every video whose blobs' sidecars
 have not yet been brought up to date (also by triggers, in the change's own transaction).
 sidecars.py delivers them through the heartbeats and calls `delivered` once every

@@ -13,7 +13,7 @@ The index is the only place that knows which blob is which video. To survive its
 `height`; other parts may come with fields of their own); `record` is the video's record as the index keeps it
 (title, description, owner, visibility, upload time, details, and the blob ids of its
 other parts) and `version` its version in the index, bumped by every change to it
-(migration 5). A snapshot of the index is a blob too, with kind `index-snapshot` and its
+(index migration "recovery"). A snapshot of the index is a blob too, with kind `index-snapshot` and its
 `taken_at` (snapshots.py).
 
 A sidecar is written with its blob when the writer knows it (a snapshot, a repair copy);
