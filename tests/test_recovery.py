@@ -155,6 +155,12 @@ async def test_a_torn_newest_snapshot_is_skipped_for_the_previous_one(fresh_clus
     torn_copy_of(cluster, snapshot)
     cluster.restart_master()
     await datanodes_back(cluster)
+    client = cluster.client()
+
+    async def torn_copy_reported() -> bool:  # the datanode's rescan found the file
+        return (await client.status())["orphaned_blobs"] == 1
+
+    await wait_until(torn_copy_reported, "the torn copy reported", 20)
 
     recover_master(cluster)
     await datanodes_back(cluster)
