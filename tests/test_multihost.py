@@ -29,6 +29,8 @@ from harness import mp4_bytes, read_chars, wait_until
 from myyoutube import certs
 from myyoutube.client import MasterClient
 from myyoutube.launch import Role, start_role
+from myyoutube.links import PeerRefused, connect
+from myyoutube.messages import DeleteBlob, ListVideos
 
 # The test's own veth and route live in the machine's namespace: two test runs at once
 # (CI jobs, several worktrees) on one /24 would route into each other's bridge, so each
@@ -140,6 +142,11 @@ class Spread:
         return str(certs.issue(self.root / "ca", role, name, self.root / "certs" / name))
 
     def start(self) -> Spread:
+        self.start_master()
+        self.start_datanodes()
+        return self
+
+    def start_master(self) -> Role:
         self.prefixes["m"] = self.hosts.host("m", MASTER_ADDRESS)
         self.master = self._start(
             "myyoutube.master",
@@ -160,13 +167,20 @@ class Spread:
                 *self.master_args,
             ],
         )
-        self.datanodes = []
+        return self.master
+
+    def datanode_hosts(self) -> list[tuple[str, str]]:
+        """Make each datanode's host and data folder; the (name, address) of each."""
+        made = []
         for number, address in enumerate(DATANODE_ADDRESSES[: self.datanode_count]):
             name = f"d{number}"
             self.prefixes[name] = self.hosts.host(name, address)
             self.folders[name] = self.root / name
-            self.datanodes.append(self.start_datanode(name, address))
-        return self
+            made.append((name, address))
+        return made
+
+    def start_datanodes(self) -> None:
+        self.datanodes = [self.start_datanode(name, address) for name, address in self.datanode_hosts()]
 
     def start_datanode(self, name: str, address: str) -> Role:
         return self._start(
@@ -446,3 +460,78 @@ async def test_write_pipeline_commits_on_two_when_a_chain_node_is_partitioned(sp
     got = b"".join([piece async for piece in client.read("chained.mp4", 0, len(data))])
     assert got == data
     client.close()
+
+
+async def test_start_order_reversed_works_across_hosts(hosts, tmp_path, http):
+    """The web and the datanodes start on their hosts before the master exists (its
+    address does not answer yet): they wait for it instead of exiting, and once the master
+    starts, an upload commits on three datanodes and the web lists it."""
+    spread = Spread(hosts, tmp_path)
+    try:
+        spread.start_web()
+        # A datanode announces itself only once registered, so each start waits in a thread.
+        starting = asyncio.gather(
+            *(
+                asyncio.to_thread(spread.start_datanode, name, address)
+                for name, address in spread.datanode_hosts()
+            )
+        )
+        await asyncio.sleep(3)  # every datanode has tried the missing master by now
+        assert not starting.done() and spread.web.alive()
+        spread.start_master()
+        spread.datanodes = list(await starting)
+
+        async def three_datanodes() -> bool:
+            client = spread.client()
+            try:
+                return len((await client.status())["datanodes"]) == 3
+            except (OSError, ConnectionError):
+                return False
+            finally:
+                client.close()
+
+        await wait_until(three_datanodes, "the datanodes registered with the late master", 60)
+        data = mp4_bytes(os.urandom(300_000))
+        await upload_to(spread, "late.mp4", data)
+        assert sorted(spread.holders(data)) == ["d0", "d1", "d2"]
+
+        async def listed() -> bool:
+            async with http.get(f"{spread.url}/listar") as response:
+                return response.status == 200 and "late.mp4" in json.dumps(await response.json())
+
+        await wait_until(listed, "the web listing the video once the master is up", 60)
+    finally:
+        spread.stop()
+
+
+async def test_wrong_certificate_and_wrong_role_are_refused_across_hosts(spread):
+    """From another host: a certificate another CA signed gets no link to the master; a
+    web certificate may not ask a datanode to delete a blob (forbidden, the blob stays);
+    a datanode certificate may not list the master's videos."""
+    data = mp4_bytes(os.urandom(200_000))
+    await upload_to(spread, "guarded.mp4", data)
+    holder = spread.holders(data)[0]
+    (blob,) = [p for p in spread.folders[holder].glob("*.blob") if p.read_bytes() == data]
+
+    certs.init_ca(spread.root / "other-ca")
+    stranger = certs.load(certs.issue(spread.root / "other-ca", "web", "stranger"), "web")
+    with pytest.raises((OSError, ConnectionError)):
+        link = await connect(MASTER_ADDRESS, 7000, stranger, "master")
+        await link.write_frame(ListVideos(query="", sort="", cursor="", limit=10, user="admin"))
+        await link.read_frame(timeout=5)
+
+    web = certs.load(Path(spread.cert_dir("web", "intruder")), "web")
+    address = DATANODE_ADDRESSES[int(holder[1:])]
+    link = await connect(address, 7100, web, "datanode")
+    await link.write_frame(DeleteBlob(blob_id=blob.stem))
+    with pytest.raises(Exception, match="web may not send DeleteBlob"):
+        await link.read_expected(DeleteBlob, timeout=5)
+    assert blob.read_bytes() == data
+
+    datanode = certs.load(Path(spread.cert_dir("datanode", "rogue")), "datanode")
+    link = await connect(MASTER_ADDRESS, 7000, datanode, "master")
+    await link.write_frame(ListVideos(query="", sort="", cursor="", limit=10, user="admin"))
+    with pytest.raises(Exception, match="datanode may not send ListVideos"):
+        await link.read_expected(ListVideos, timeout=5)
+    with pytest.raises(PeerRefused, match="master certificate, not a datanode one"):
+        await connect(MASTER_ADDRESS, 7000, web, "datanode")
