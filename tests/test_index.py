@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from myyoutube.master import jobs, transcoding
-from myyoutube.master.index import RETIRED_KEEP_S, SCHEMA_VERSION, Index, IndexTooNew, StoredBlob
+from myyoutube.master.index import RETIRED_KEEP_S, Index, StoredBlob
+from myyoutube.master.schema import SCHEMA_VERSION, IndexTooNew
 from myyoutube.master.upload_sessions import Session
 
 OLD_INDEX_SQL = Path(__file__).with_name("data") / "index-v0.sql"

@@ -76,7 +76,7 @@ class SortOrder:
     key_type: type
 
 
-# The indexes on (key, name) that make each order a walk are in master/index.py.
+# The indexes on (key, name) that make each order a walk are in master/schema.py.
 SORTS = {
     sort.name: sort
     for sort in (
@@ -87,7 +87,7 @@ SORTS = {
         SortOrder("views", "v.views", True, int),  # most watched first
     )
 }
-# bm25 over the search index (master/index.py): lower is better.
+# bm25 over the search index (master/schema.py): lower is better.
 RELEVANCE = SortOrder(
     "relevance", f"bm25(videos_fts, {TITLE_WEIGHT}, {DESCRIPTION_WEIGHT}, {NAME_WEIGHT})", False, float
 )

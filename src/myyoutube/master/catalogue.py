@@ -6,7 +6,7 @@ The index keeps every video's record in memory (`Index.videos`) but a page is ch
 SQLite, which has what a dict lacks at 100,000 videos: an index per sort order, so a page
 is a walk of `limit` entries from the cursor (listing.py), whatever its depth, and the
 FTS5 search index (`videos_fts`, kept in step with the videos table by triggers; see
-index.py's migration 2). A query returns only names and sort keys; the records come from
+schema.py's migration 2). A query returns only names and sort keys; the records come from
 memory. So a page costs one indexed SQL query plus, for a search's first page, one to
 find its horizon (listing.py).
 

@@ -29,7 +29,8 @@ from pathlib import Path
 
 from myyoutube import service
 from myyoutube.master import rebuild
-from myyoutube.master.index import _COLUMNS, SCHEMA_VERSION, Index, IndexTooNew
+from myyoutube.master.index import _COLUMNS, Index
+from myyoutube.master.schema import SCHEMA_VERSION, IndexTooNew
 
 log = logging.getLogger(__name__)
 

@@ -43,7 +43,8 @@ from myyoutube.certs import Tls
 from myyoutube.datanode.state import BACKOFF_MAX_S
 from myyoutube.master import index_files, rebuild, relay, transfer
 from myyoutube.master.accounts import Accounts
-from myyoutube.master.index import Index, IndexTooNew
+from myyoutube.master.index import Index
+from myyoutube.master.schema import IndexTooNew
 from myyoutube.master.server import DATANODE_ONLY, MAX_CONNECTIONS, Master
 from myyoutube.master.state import ClusterState
 from myyoutube.pool import Lease
