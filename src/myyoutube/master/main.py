@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from myyoutube import links, service, stream
-from myyoutube.master import index_files, recovery, snapshots
+from myyoutube.master import index_files, recovery, repair, snapshots
 from myyoutube.master.accounts import Accounts
 from myyoutube.master.index import Index
 from myyoutube.master.resumable import DEFAULT_UPLOAD_EXPIRY_S
@@ -217,7 +217,7 @@ async def serve(args: argparse.Namespace) -> None:
     service.announce("myyoutube-master", args.host, service.bound_port(server))
     try:
         async with server, asyncio.TaskGroup() as tasks:
-            tasks.create_task(master.repair_forever())
+            tasks.create_task(repair.repair_forever(master))
             tasks.create_task(master.prune_retired_forever())
             tasks.create_task(master.flush_views_forever())
             tasks.create_task(master.resumable.expire_forever())

@@ -95,7 +95,7 @@ async def recover(options: Options) -> int:
         Accounts(index, None, options.data_dir),
         options.stall_s,
     )
-    stand_in.told_index_empty = True  # it is empty on purpose; the log says why
+    stand_in.control.told_index_empty = True  # it is empty on purpose; the log says why
 
     async def datanodes_only(connection: FrameStream, request: Message) -> None:
         if isinstance(request, Register):

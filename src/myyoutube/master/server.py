@@ -4,11 +4,8 @@ Theory of operation
 -------------------
 Every connection to the master starts with one request frame, dispatched by its type:
 
-* `Register` opens a datanode's control connection; heartbeats follow on it for as long
-  as the node lives, and full block reports in chunks when due (see reports.py). Each
-  frame updates `ClusterState` and is answered with `Commands`: blobs to delete (decided
-  by `ClusterState.reconcile` for a full report and `reconcile_delta` for a heartbeat's
-  changes), the last report applied, and whether a full report is wanted.
+* `Register` opens a datanode's control connection, served by control.py: heartbeats
+  and block reports on it are answered with `Commands`. `PurgeOrphans` is answered there too.
 * `PutVideo` (from the web front end) reserves the name, places the blob on
   `replication` random live datanodes, relays the chunks through a `ReplicaFanout`, and
   commits the video to the index only once enough replicas confirmed size and sha256.
@@ -26,8 +23,7 @@ not exist (`not_found`, so private names do not leak), an act it may not do is
 `forbidden`, and an upload past its quota is `over_quota`, refused before the first byte
 when the size is announced and as soon as the bytes pass it otherwise.
 
-A repair task ticks every REPAIR_TICK_S: `ClusterState.plan_repairs` says which
-under-replicated blobs to copy where, and copies run as bounded background tasks.
+A repair task (repair.py) copies under-replicated blobs in the background.
 Decisions live in state.py; this module only carries them out.
 """
 
@@ -41,14 +37,14 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from myyoutube import listing, names, permissions, protocol, read_plan, videotext
+from myyoutube import listing, names, permissions, read_plan, videotext
 from myyoutube.certs import Tls
 from myyoutube.lookalikes import Lookalikes
 from myyoutube.master import (
     backup,
     catalogue,
+    control,
     relay,
-    reports,
     resumable,
     sidecars,
     status,
@@ -60,20 +56,16 @@ from myyoutube.master import (
 from myyoutube.master.accounts import Accounts
 from myyoutube.master.index import Index
 from myyoutube.master.reservations import Reservations
-from myyoutube.master.state import ClusterState, IndexView, Reconciliation, Repair, Replica
+from myyoutube.master.state import ClusterState, Repair, Replica
 from myyoutube.protocol import (
-    BlockReportChunk,
-    Commands,
     CountView,
     DeleteVideo,
     End,
     Error,
     GetStatus,
-    Heartbeat,
     ListVideos,
     Message,
     Ok,
-    PurgeOrphans,
     PutVideo,
     ReadVideo,
     Register,
@@ -101,9 +93,6 @@ CLIENT_STALL_TIMEOUT_S = 120.0
 # settings, and far below any player's patience.
 HOLDERS_WAIT_S = 5.0
 HOLDERS_POLL_S = 0.1
-
-# How often the repair planner looks for under-replicated blobs.
-REPAIR_TICK_S = 1.0
 
 DATANODE_ONLY = frozenset({"datanode"})
 WEB_ONLY = frozenset({"web"})
@@ -142,14 +131,13 @@ class Master:
         self.repair_load: dict[str, int] = {}  # node -> copies running through it
         self.repairs: dict[str, Repair] = {}  # blob -> copy in progress
         self.repairs_ended = 0  # copies finished or failed: a reason to plan again
-        self.orphans: dict[str, set[str]] = {}  # node -> blobs it holds that the index never knew
         self.recent_views = views.RecentViews()
         self.counters = status.Counters()
         self.transcoding = transcoding.Transcoding(self)
         self.write_pipeline = False  # uploads go down a chain of datanodes (pipeline.py)
         self.resumable = resumable.Resumable(self, upload_expiry_s)
         self.sidecars = sidecars.SidecarDelivery(index)
-        self.told_index_empty = False  # the one log line saying how to recover was written
+        self.control = control.Control(self)  # datanodes' control connections, and their orphans
 
     def connection_accepted(self) -> None:
         self.counters.connections_accepted += 1
@@ -168,17 +156,16 @@ class Master:
     def _handlers(self) -> dict[type, Callable[[FrameStream, Any], Awaitable[None]]]:
         # Each handler takes the request type it is filed under (Any: a dict cannot say so).
         return {
-            Register: self._control,
             PutVideo: self._put,
             ReadVideo: self._read,
             ListVideos: self._list,
             StatVideo: self._stat,
             DeleteVideo: self._delete,
             GetStatus: self._status,
-            PurgeOrphans: self._purge_orphans,
             UpdateVideo: self._update,
             CountView: self._count_view,
             SetVisibility: self._set_visibility,
+            **self.control.handlers(),
             **self.accounts.handlers(),
             **self.transcoding.handlers(),
             **self.resumable.handlers(),
@@ -201,136 +188,6 @@ class Master:
             await connection.write_frame(Error("forbidden", "This site is private; sign in first."))
             return
         await handler(connection, request)
-
-    # --- datanodes ------------------------------------------------------------------------
-
-    async def _control(self, connection: FrameStream, register: Register) -> None:
-        address = register.address
-        moved_from = self.index.node_moved(register.node_id, address, time.time())
-        if moved_from is not None:
-            # Same node (same data directory), new address: its replicas moved with it;
-            # the old address is nobody now.
-            self.state.nodes.pop(moved_from, None)
-            log.warning(
-                "datanode %s moved from %s to %s; its replicas follow it",
-                register.node_id,
-                moved_from,
-                address,
-            )
-        node = self.state.registered(
-            address, register.incarnation, time.time(), register.capacity_bytes, register.used_bytes
-        )
-        log.info(
-            "datanode %s registered (%s)",
-            address,
-            "full block report wanted" if node.reports.full_wanted else "goes on with its reports",
-        )
-        new_jobs: list[dict] = []
-        cancels: list[str] = []
-        while True:
-            self._order_retired_deletes()
-            await connection.write_frame(
-                Commands(
-                    delete_blobs=self.state.deletes_due(address, protocol.REPORT_CHUNK_ENTRIES),
-                    acked_seq=node.reports.applied_seq,
-                    full_report=node.reports.asks_full_report,
-                    heartbeat_s=self.state.heartbeat_s,
-                    transcode_jobs=new_jobs,
-                    cancel_jobs=cancels,
-                    sidecars=self.sidecars.due(address),
-                )
-            )
-            report = await connection.read_expected(
-                Heartbeat, BlockReportChunk, timeout=self.state.dead_after_s
-            )
-            self.sidecars.acked(address)  # a datanode obeys an answer before it speaks again
-            self._heard(address, report)
-            new_jobs, cancels = [], []
-            if isinstance(report, Heartbeat):
-                new_jobs, cancels = self.transcoding.on_heartbeat(address, report, time.time())
-
-    def _heard(self, address: str, report: Heartbeat | BlockReportChunk) -> None:
-        """Record a heartbeat or a chunk of a full report and act on what it means."""
-        now, state = time.time(), self.state
-        index = IndexView(self.index.replicas, self.index.retired, self.in_flight, self.replication)
-        if isinstance(report, BlockReportChunk):
-            decision = state.add_report_chunk(address, report, index, now)
-            if decision is not None:
-                log.info("datanode %s sent a full report of %d blobs", address, report.total)
-                self.orphans.pop(address, None)
-                self._reconcile(address, decision)
-            return
-        state.heard_from(address, now, report.capacity_bytes, report.used_bytes)
-        delta = reports.delta_of(report)
-        decision = state.apply_delta(address, delta, index, now)
-        if decision is None:
-            log.warning(
-                "datanode %s: report %d does not follow what this master applied; asking for a full report",
-                address,
-                delta.seq,
-            )
-            return
-        for blob_id in delta.corrupt:
-            log.error("datanode %s reports blob %s corrupt; repairing", address, blob_id)
-        self.orphans.get(address, set()).difference_update(delta.removed)
-        self._reconcile(address, decision)
-
-    def _reconcile(self, address: str, decision: Reconciliation) -> None:
-        """Carry out what a block report means for the index and the node's deletions."""
-        now = time.time()
-        self._note_orphans(address, decision.orphans)
-        for blob_id in decision.counts_again:
-            self.index.add_replica(blob_id, address, now)
-        for blob_id in decision.forget:
-            log.warning("replica of %s on %s is gone or surplus", blob_id, address)
-            self.index.remove_replica(blob_id, address)
-        for holder, blob_id in decision.shed:
-            log.info("replica of %s on %s is surplus", blob_id, holder)
-            self.index.remove_replica(blob_id, holder)
-            self.state.order_deletes(holder, [blob_id])
-        self.state.order_deletes(address, decision.delete)
-
-    def _order_retired_deletes(self) -> None:
-        """Blobs the index gave up since last time go from every node that reported them."""
-        retired = self.index.take_newly_retired()
-        if retired:
-            self.state.blobs_retired(retired)
-            for orphans in self.orphans.values():
-                orphans.difference_update(retired)
-
-    def _note_orphans(self, address: str, orphans: list[str]) -> None:
-        """Remember the blobs this node holds that the index never knew (shown on /status,
-        purged only on an operator's word), and say once when a node starts holding some."""
-        if orphans and not self.index.videos and not self.told_index_empty:
-            self.told_index_empty = True
-            log.warning(
-                "this master's index is empty, but datanode %s holds %d blobs it does not know (others "
-                "may too); nothing is deleted. If the data directory was lost, stop this master and "
-                "start it with --recover on an empty --data-dir to rebuild the catalogue from the "
-                "datanodes, or with --restore FILE from a backup",
-                address,
-                len(orphans),
-            )
-        elif orphans and not self.orphans.get(address) and self.index.videos:
-            log.warning(
-                "datanode %s holds %d blobs this index does not know; they are kept. If this "
-                "master's data directory was lost or replaced, restore its index before "
-                "uploading; if they are truly garbage, `myyoutube admin purge-orphans` deletes them",
-                address,
-                len(orphans),
-            )
-        if orphans:
-            self.orphans.setdefault(address, set()).update(orphans)
-
-    async def _purge_orphans(self, connection: FrameStream, request: PurgeOrphans) -> None:
-        """An operator's word that the unknown blobs are garbage: retire them, so each
-        holder deletes its copy at its next heartbeat."""
-        if not await self._admin_only(connection, request.user):
-            return
-        unknown = set().union(*self.orphans.values()) - self.in_flight
-        purged = self.index.retire_orphans(sorted(unknown), time.time())
-        log.warning("purging %d orphaned blobs at the request of %s", len(purged), request.user)
-        await connection.write_frame(Ok({"purged": len(purged)}))
 
     # --- uploads --------------------------------------------------------------------------
 
@@ -533,7 +390,7 @@ class Master:
         report = status.cluster_report(self, time.time())
         await connection.write_frame(Ok(report))
 
-    # --- repair ---------------------------------------------------------------------------
+    # --- background tasks -----------------------------------------------------------------
 
     async def prune_retired_forever(self) -> None:
         while True:
@@ -548,80 +405,6 @@ class Master:
                 self.index.catalogue.flush_views()
             except sqlite3.Error as exc:  # the counts stay in memory for the next try
                 log.warning("could not write view counts to the index: %s", exc)
-
-    async def repair_forever(self) -> None:
-        """Plan repairs every REPAIR_TICK_S. The plan walks every blob (a tenth of a second
-        at 100,000), so it is skipped while nothing it depends on changed: the replicas,
-        the nodes' liveness and room, and the copies that ended since."""
-        looked_at = None
-        async with asyncio.TaskGroup() as copies:
-            while True:
-                await asyncio.sleep(REPAIR_TICK_S)
-                now = time.time()
-                situation = (self.index.replica_changes, self.repairs_ended, self.state.repair_signature(now))
-                if situation == looked_at:
-                    continue
-                plan = self.state.plan_repairs(
-                    self.index.replicas,
-                    self.replication,
-                    now,
-                    self.repair_load,
-                    set(self.repairs),
-                    self.rng,
-                )
-                # Copies this plan could not start yet (per-node bounds) become possible only
-                # when a copy ends, which changes the situation: no need to look before.
-                looked_at = situation
-                for repair in plan:
-                    self.repairs[repair.blob_id] = repair
-                    self.in_flight.add(repair.blob_id)
-                    copies.create_task(self._copy(repair))
-
-    async def _copy(self, repair: Repair) -> None:
-        started = time.monotonic()
-        try:
-            replica = self.index.replicas.get(repair.blob_id)
-            if replica is None:
-                return  # deleted meanwhile
-            fanout = transfer.ReplicaFanout(
-                repair.blob_id, 1, self.pools, self.stall_s, self.sidecars.for_blob(repair.blob_id)
-            )
-            try:
-                await fanout.open([repair.target])
-                fanout.check_enough()
-                await relay.relay_blob(
-                    repair.blob_id,
-                    0,
-                    replica.size,
-                    [repair.source],
-                    self.pools,
-                    fanout.write,
-                    self._read_failed,
-                    self.stall_s,
-                )
-                stored = await fanout.finish(replica.size, replica.sha256)
-            except (transfer.ReplicationFailed, relay.ConsumerGone) as exc:
-                await fanout.abort()
-                log.warning(
-                    "repair copy of %s %s -> %s failed: %s", repair.blob_id, repair.source, repair.target, exc
-                )
-                return
-            if repair.blob_id in self.index.replicas:
-                self.index.add_replica(repair.blob_id, stored[0], time.time())
-                self.counters.repairs += 1
-                log.info(
-                    "re-replicated %s from %s to %s in %.2fs",
-                    repair.blob_id,
-                    repair.source,
-                    repair.target,
-                    time.monotonic() - started,
-                )
-        finally:
-            self.repairs_ended += 1
-            del self.repairs[repair.blob_id]
-            self.in_flight.discard(repair.blob_id)
-            for node in (repair.source, repair.target):
-                self.repair_load[node] -= 1
 
 
 _VISIBILITY_SENTENCE = f"The visibility must be one of {', '.join(permissions.VISIBILITIES)}."

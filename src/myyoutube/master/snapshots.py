@@ -97,7 +97,7 @@ def knows_the_cluster(master: Master) -> bool:
     if master.index.videos:
         return True
     reported = all(node.reports.has_full for node in master.state.nodes.values())
-    return reported and not any(master.orphans.values())
+    return reported and not any(master.control.orphans.values())
 
 
 async def take(master: Master) -> str | None:

@@ -38,7 +38,7 @@ def cluster_report(master: Master, now: float) -> dict:
             "used_bytes": node.used_bytes,
             "free_bytes": node.free_bytes,
             "replicas": holders.get(node.address, 0),
-            "orphans": len(master.orphans.get(node.address, ())),
+            "orphans": len(master.control.orphans.get(node.address, ())),
             # Block reports applied from the running datanode process: full ones, and the
             # sequence number of the last report of any kind (it grows with every heartbeat).
             "full_reports": node.reports.full_reports,
@@ -62,7 +62,7 @@ def cluster_report(master: Master, now: float) -> dict:
         "under_replicated": under,
         "repairs_running": len(master.repairs),
         # Blobs on datanodes that this index never knew: kept until recovered or purged.
-        "orphaned_blobs": len(set().union(*master.orphans.values())),
+        "orphaned_blobs": len(set().union(*master.control.orphans.values())),
         # Transcode jobs by state, and each datanode's slots as its last heartbeat said.
         "transcoding": master.transcoding.summary(),
         # What a recovery would start from (issue 15): the newest index snapshot kept, and

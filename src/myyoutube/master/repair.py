@@ -1,0 +1,110 @@
+"""Re-replication: under-replicated blobs are copied to another datanode in the background.
+
+Theory of operation
+-------------------
+A repair task ticks every REPAIR_TICK_S: `ClusterState.plan_repairs` says which
+under-replicated blobs to copy where, and copies run as bounded background tasks. A copy
+reads the blob from one holder and writes it to the target through a `ReplicaFanout`
+(with the blob's sidecars), and the target counts as a replica once it confirmed size and
+sha256. The master's `repairs` (shown on /status) and `repair_load` track the copies
+running, its `in_flight` marks each blob as being written. Decisions live in state.py;
+this module only carries them out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import TYPE_CHECKING
+
+from myyoutube.master import relay, transfer
+from myyoutube.master.state import Repair
+
+if TYPE_CHECKING:
+    from myyoutube.master.server import Master
+
+log = logging.getLogger(__name__)
+
+# How often the repair planner looks for under-replicated blobs.
+REPAIR_TICK_S = 1.0
+
+
+async def repair_forever(master: Master) -> None:
+    """Plan repairs every REPAIR_TICK_S. The plan walks every blob (a tenth of a second
+    at 100,000), so it is skipped while nothing it depends on changed: the replicas,
+    the nodes' liveness and room, and the copies that ended since."""
+    looked_at = None
+    async with asyncio.TaskGroup() as copies:
+        while True:
+            await asyncio.sleep(REPAIR_TICK_S)
+            now = time.time()
+            situation = (
+                master.index.replica_changes,
+                master.repairs_ended,
+                master.state.repair_signature(now),
+            )
+            if situation == looked_at:
+                continue
+            plan = master.state.plan_repairs(
+                master.index.replicas,
+                master.replication,
+                now,
+                master.repair_load,
+                set(master.repairs),
+                master.rng,
+            )
+            # Copies this plan could not start yet (per-node bounds) become possible only
+            # when a copy ends, which changes the situation: no need to look before.
+            looked_at = situation
+            for repair in plan:
+                master.repairs[repair.blob_id] = repair
+                master.in_flight.add(repair.blob_id)
+                copies.create_task(_copy(master, repair))
+
+
+async def _copy(master: Master, repair: Repair) -> None:
+    started = time.monotonic()
+    try:
+        replica = master.index.replicas.get(repair.blob_id)
+        if replica is None:
+            return  # deleted meanwhile
+        fanout = transfer.ReplicaFanout(
+            repair.blob_id, 1, master.pools, master.stall_s, master.sidecars.for_blob(repair.blob_id)
+        )
+        try:
+            await fanout.open([repair.target])
+            fanout.check_enough()
+            await relay.relay_blob(
+                repair.blob_id,
+                0,
+                replica.size,
+                [repair.source],
+                master.pools,
+                fanout.write,
+                master._read_failed,
+                master.stall_s,
+            )
+            stored = await fanout.finish(replica.size, replica.sha256)
+        except (transfer.ReplicationFailed, relay.ConsumerGone) as exc:
+            await fanout.abort()
+            log.warning(
+                "repair copy of %s %s -> %s failed: %s", repair.blob_id, repair.source, repair.target, exc
+            )
+            return
+        if repair.blob_id in master.index.replicas:
+            master.index.add_replica(repair.blob_id, stored[0], time.time())
+            master.counters.repairs += 1
+            log.info(
+                "re-replicated %s from %s to %s in %.2fs",
+                repair.blob_id,
+                repair.source,
+                repair.target,
+                time.monotonic() - started,
+            )
+    finally:
+        master.repairs_ended += 1
+        del master.repairs[repair.blob_id]
+        master.in_flight.discard(repair.blob_id)
+        for node in (repair.source, repair.target):
+            master.repair_load[node] -= 1
