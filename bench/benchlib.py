@@ -98,10 +98,15 @@ class BenchCluster:
         datanode_args: Iterable[str] = (),
         tls: bool = False,
         master_args: Iterable[str] = (),
+        transcode_slots: int = 0,
     ) -> None:
         self.root = root
         self.datanode_count = datanodes
-        self.datanode_args = list(datanode_args)
+        # No transcoding unless a benchmark asks for it: the data-path benchmarks compare
+        # the stored bytes with nginx serving the same file, so /stream must keep serving
+        # the original (a rendition of their synthetic payload is a few KB), and a
+        # transcode worker would take the cores the measured path runs on.
+        self.datanode_args = ["--transcode-slots", str(transcode_slots), *datanode_args]
         self.master_args = list(master_args)
         # With tls, every role gets a certificate of a CA made for this run, as
         # myyoutube-cluster does, so TLS's cost can be measured against plain links.

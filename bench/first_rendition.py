@@ -80,9 +80,7 @@ def main() -> None:
         source = Path(folder) / "source.mp4"
         make_source(source, args.seconds)
         print(f"source: {args.seconds:g} s of 1080p30, {source.stat().st_size / 2**20:.1f} MiB")
-        cluster = BenchCluster(
-            Path(folder) / "cluster", args.datanodes, ["--transcode-slots", str(args.slots)]
-        ).start()
+        cluster = BenchCluster(Path(folder) / "cluster", args.datanodes, transcode_slots=args.slots).start()
         try:
             before = {role: cpu_seconds(pid) for role, pid in cluster.roles().items()}
             rows = asyncio.run(measure(cluster, source, args.seconds))

@@ -98,7 +98,7 @@ async def settled(session: aiohttp.ClientSession, url: str) -> None:
 
 
 async def rounds(root: Path, payload: Path, size: int, sha256: str, repeats: int) -> tuple[dict, CpuMeter]:
-    cluster = BenchCluster(root / "cluster", 3)
+    cluster = BenchCluster(root / "cluster", 3, transcode_slots=1)  # uploads as a user makes them
     try:
         cluster.start()
         require_loopback(cluster.url)
