@@ -46,16 +46,20 @@ async def test_delete_during_20_streams_never_sends_foreign_bytes(fresh_cluster,
     data = mp4_bytes(os.urandom(VIDEO_BYTES))
     await store(cluster, "doomed.mp4", data)
 
+    started = asyncio.Semaphore(0)  # one release per viewer holding its 206 headers
+
     async def view(index: int) -> bytes:
         headers = {"Range": f"bytes={index * 4096}-"}
         async with http.get(f"{cluster.url}/stream/doomed.mp4", headers=headers) as response:
             assert response.status == 206
+            started.release()
             body = await read_body(response, pause_s=0.01)
         assert_prefix_of(body, data, index * 4096)
         return body
 
     viewers = [asyncio.create_task(view(i)) for i in range(20)]
-    await asyncio.sleep(0.3)
+    for _ in viewers:  # delete only once every viewer is streaming (not a fixed sleep:
+        await asyncio.wait_for(started.acquire(), 30)  # a loaded machine starts them late)
     async with http.delete(f"{cluster.url}/videos/doomed.mp4", headers=cluster.admin_headers()) as response:
         assert response.status == 200
     await asyncio.gather(*viewers)
