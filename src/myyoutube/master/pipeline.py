@@ -30,10 +30,9 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from myyoutube import chain, protocol
-from myyoutube.master import relay
+from myyoutube.master import relay, repair
 from myyoutube.master.transfer import (
     DatanodePools,
-    ReplicaFanout,
     ReplicationFailed,
     delete_blob,
     require_replicas,
@@ -193,16 +192,10 @@ async def copy_to_more(
     (relayed through the master, as repairs are); the nodes that stored it."""
     copied: list[str] = []
     for target in master.state.place(count, time.time(), master.rng, exclude=exclude):
-        fanout = ReplicaFanout(blob_id, 1, master.pools, master.stall_s)
         try:
-            await fanout.open([target])
-            fanout.check_enough()
-            await relay.relay_blob(
-                blob_id, 0, size, sources, master.pools, fanout.write, master._read_failed, master.stall_s
-            )
-            copied += await fanout.finish(size, sha256)
+            # No sidecar: the blob is being uploaded, its record does not exist yet.
+            copied += await repair.copy_blob(master, blob_id, sources, target, size, sha256, None)
         except (ReplicationFailed, relay.ConsumerGone) as exc:
-            await fanout.abort()
             log.warning("topping up blob %s on %s failed: %s", blob_id, target, exc)
             continue
         log.info("blob %s copied to %s to make up for its broken chain", blob_id, target)

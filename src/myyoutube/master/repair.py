@@ -63,31 +63,43 @@ async def repair_forever(master: Master) -> None:
                 copies.create_task(_copy(master, repair))
 
 
+async def copy_blob(
+    master: Master,
+    blob_id: str,
+    sources: list[str],
+    target: str,
+    size: int,
+    sha256: str,
+    sidecar: dict | None,
+) -> list[str]:
+    """Copy a blob from one of `sources` to `target`, relayed through the master; the
+    node that stored it. ReplicationFailed or ConsumerGone (the partial copy aborted)
+    if it could not be made. Repairs and the write pipeline's top-ups both copy so."""
+    fanout = transfer.ReplicaFanout(blob_id, 1, master.pools, master.stall_s, sidecar)
+    try:
+        await fanout.open([target])
+        fanout.check_enough()
+        await relay.relay_blob(
+            blob_id, 0, size, sources, master.pools, fanout.write, master._read_failed, master.stall_s
+        )
+        return await fanout.finish(size, sha256)
+    except (transfer.ReplicationFailed, relay.ConsumerGone):
+        await fanout.abort()
+        raise
+
+
 async def _copy(master: Master, repair: Repair) -> None:
     started = time.monotonic()
     try:
         replica = master.index.replicas.get(repair.blob_id)
         if replica is None:
             return  # deleted meanwhile
-        fanout = transfer.ReplicaFanout(
-            repair.blob_id, 1, master.pools, master.stall_s, master.sidecars.for_blob(repair.blob_id)
-        )
+        sidecar = master.sidecars.for_blob(repair.blob_id)
         try:
-            await fanout.open([repair.target])
-            fanout.check_enough()
-            await relay.relay_blob(
-                repair.blob_id,
-                0,
-                replica.size,
-                [repair.source],
-                master.pools,
-                fanout.write,
-                master._read_failed,
-                master.stall_s,
+            stored = await copy_blob(
+                master, repair.blob_id, [repair.source], repair.target, replica.size, replica.sha256, sidecar
             )
-            stored = await fanout.finish(replica.size, replica.sha256)
         except (transfer.ReplicationFailed, relay.ConsumerGone) as exc:
-            await fanout.abort()
             log.warning(
                 "repair copy of %s %s -> %s failed: %s", repair.blob_id, repair.source, repair.target, exc
             )
