@@ -47,7 +47,7 @@ from myyoutube.admission import Admission, fd_headroom, near_file_limit
 from myyoutube.certs import Tls
 from myyoutube.protocol import Error, Message
 from myyoutube.quietlog import LogLimiter
-from myyoutube.stream import STREAM_BUFFER_BYTES, FrameStream, bound_buffers
+from myyoutube.stream import FrameReceiver, FrameStream, bound_buffers
 
 log = logging.getLogger(__name__)
 
@@ -119,15 +119,17 @@ async def connect(
     its certificate names another role."""
     async with asyncio.timeout(timeout):
         sock = await _connected_socket(host, port)
-        reader, writer = await asyncio.open_connection(
+        # Kept by hand: with TLS, uvloop hands back its own SSL protocol, not ours.
+        receiver = FrameReceiver()
+        transport, _ = await asyncio.get_running_loop().create_connection(
+            lambda: receiver,
             sock=sock,
-            limit=STREAM_BUFFER_BYTES,
             ssl=tls.client if tls else None,
             server_hostname=host if tls else None,
         )
-    stream = FrameStream(reader, writer)
+    stream = FrameStream(transport, receiver)
     if tls is not None:
-        name = _identify(stream, writer.transport)
+        name = _identify(stream, transport)
         refusal = tls.refusal(stream.peer_serial, name)
         if refusal is not None:
             stream.abort()
@@ -266,11 +268,10 @@ class Listener:
 
     async def _connection(self, conn: socket.socket, ip: str) -> None:
         loop = asyncio.get_running_loop()
-        reader = asyncio.StreamReader(limit=STREAM_BUFFER_BYTES)
-        protocol = asyncio.StreamReaderProtocol(reader)
+        receiver = FrameReceiver()  # kept by hand: with TLS, uvloop returns its own protocol
         try:
             transport, _ = await loop.connect_accepted_socket(
-                lambda: protocol,
+                lambda: receiver,
                 conn,
                 ssl=self._tls.server if self._tls else None,
                 ssl_handshake_timeout=HANDSHAKE_TIMEOUT_S if self._tls else None,
@@ -281,7 +282,7 @@ class Listener:
             return
         finally:
             self._admission.release(ip)
-        stream = FrameStream(reader, asyncio.StreamWriter(transport, protocol, reader, loop))
+        stream = FrameStream(transport, receiver)
         name = ""
         if self._tls is not None:
             name = _identify(stream, transport)

@@ -23,6 +23,7 @@ meet sockets.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import json
 import struct
@@ -32,6 +33,12 @@ import typing
 # 256 KiB keeps per-frame Python overhead small (4096 frames per GiB) while a slow viewer
 # pins at most a few chunks of memory per hop.
 CHUNK_BYTES = 256 * 1024
+
+# Frames up to this size are assembled in each decoder's scratch buffer, many per socket
+# read; a larger one (a video chunk) gets a buffer of its own and is received straight
+# into it. Requests, answers and keepalives are far smaller, and every connection holds
+# this much for its whole life, so it is kept small.
+SCRATCH_BYTES = 16 * 1024
 
 # The largest JSON meta a peer may declare. The biggest legitimate one is a full listing;
 # block reports travel in chunks far below it (REPORT_CHUNK_ENTRIES).
@@ -216,14 +223,20 @@ def _encode_chunk(data: bytes) -> bytes:
     return chunk_header(len(data)) + data
 
 
-def _decode_body(message_type: int, meta_length: int, body: memoryview) -> Message:
-    if message_type == Chunk.TYPE and body[:meta_length] == _EMPTY_META:
-        return Chunk(bytes(body[meta_length:]))
+def _decode_body(
+    message_type: int, meta_bytes: bytearray | memoryview, data: bytearray | memoryview
+) -> Message:
+    """A message from its type, its meta and its data part (a bytearray received straight
+    into place is kept as it is; a view into the decoder's scratch is copied out)."""
+    if message_type == Chunk.TYPE and meta_bytes == _EMPTY_META:
+        # A bytearray serves every reader of Chunk.data as bytes would (length, slices,
+        # writes to files and sockets, hashing), and keeping it saves a copy per chunk.
+        return Chunk(typing.cast(bytes, data) if isinstance(data, bytearray) else bytes(data))
     cls = MESSAGE_TYPES.get(message_type)
     if cls is None:
         raise RemoteProtocolError(f"unknown message type {message_type}")
     try:
-        meta = json.loads(bytes(body[:meta_length]).decode())
+        meta = json.loads(bytes(meta_bytes).decode())
         # A string we could not encode again (a lone surrogate from a "\ud800" escape)
         # would crash whichever handler echoes it; refuse it at the door.
         json.dumps(meta, ensure_ascii=False).encode()
@@ -245,7 +258,6 @@ def _decode_body(message_type: int, meta_length: int, body: memoryview) -> Messa
             kind = _FIELDS[cls][name]
             shown = kind.__name__ if isinstance(kind, type) else str(kind)
             raise RemoteProtocolError(f"{cls.__name__}.{name} is not {shown}") from None
-    data = body[meta_length:]
     if data_field is not None:
         meta[data_field] = bytes(data)
     elif data:
@@ -253,85 +265,182 @@ def _decode_body(message_type: int, meta_length: int, body: memoryview) -> Messa
     return cls(**meta)
 
 
+def _check_prefix(buffer: bytearray, offset: int) -> tuple[int, int, int]:
+    """The frame prefix at `offset`, its declared lengths checked before any byte behind it
+    is accepted: (body_length, message_type, meta_length)."""
+    body_length, message_type, meta_length = _PREFIX.unpack_from(buffer, offset)
+    if body_length > MAX_FRAME_BYTES:
+        raise RemoteProtocolError(f"frame of {body_length} bytes exceeds MAX_FRAME_BYTES")
+    if meta_length > MAX_META_BYTES:
+        raise RemoteProtocolError(f"meta of {meta_length} bytes exceeds MAX_META_BYTES")
+    if meta_length > body_length - _TYPE_AND_META_LENGTH_BYTES:
+        raise RemoteProtocolError("meta length runs past the end of the frame")
+    if body_length - _TYPE_AND_META_LENGTH_BYTES - meta_length > CHUNK_BYTES:
+        raise RemoteProtocolError("frame data exceeds CHUNK_BYTES")
+    return body_length, message_type, meta_length
+
+
 class FrameDecoder:
     """Incremental decoder: `feed()` bytes as they arrive, take messages with `next_frame()`.
 
-    `bytes_needed()` tells a stream adapter how much to read next, so it never reads past
-    the current frame and never buffers more than one frame.
+    A stream adapter can instead let the kernel write straight into the decoder, with the
+    two calls of asyncio's BufferedProtocol: `get_buffer()` says where the next bytes go,
+    `buffer_updated(n)` that n bytes landed there (`feed()` is those two calls with a
+    copy). Small frames are assembled in a SCRATCH_BYTES buffer, several per socket read.
+    A frame too large for it gets buffers of its own: its meta grows as its bytes arrive,
+    then its data gets a buffer of exactly the data's size (at most CHUNK_BYTES, made only
+    once the prefix is checked and the whole meta is in), and the socket is read straight
+    into it. So a 256 KiB chunk is copied once, by the kernel, between the socket and the
+    message that carries it; through a StreamReader it was copied three more times.
+
+    Complete frames are decoded as soon as their last byte arrives and wait in order for
+    `next_frame()`; `ready_bytes` says how much they hold, so the adapter can stop reading
+    the socket while its reader lags. A protocol error is raised by `next_frame()` once
+    every good frame before it has been taken (and by `bytes_needed()` at once).
     """
 
     def __init__(self) -> None:
-        self._buffer = bytearray()
-        self._body_length: int | None = None  # known once the length prefix has arrived
-        self._whole_body: bytes | None = None  # a body fed in one piece, kept as it came
+        self._scratch = bytearray(SCRATCH_BYTES)
+        self._start = 0  # first byte of the scratch not yet decoded
+        self._end = 0  # one past the last byte received into the scratch
+        self._frame: tuple[int, int, int] | None = None  # the current frame's checked prefix
+        self._large_meta: bytearray | None = None  # a large frame's meta, as it arrives
+        self._data: bytearray | None = None  # a large frame's data, received in place
+        self._data_filled = 0
+        self._ready: collections.deque[tuple[Message, int]] = collections.deque()
+        self.ready_bytes = 0  # frame bytes of the messages waiting to be taken
+        self._error: RemoteProtocolError | None = None
+
+    # --- bytes in ------------------------------------------------------------------------
+
+    def get_buffer(self) -> memoryview:
+        """Where the next received bytes go: never empty, never past a large frame's data."""
+        if self._data is not None:
+            return memoryview(self._data)[self._data_filled :]
+        if self._start == self._end:
+            self._start = self._end = 0
+        small_frame = self._frame is not None and self._large_meta is None
+        wanted = 4 + self._frame[0] if small_frame and self._frame else PREFIX_BYTES
+        if self._start + wanted > SCRATCH_BYTES:
+            # Move the undecoded bytes to the front, so the whole frame fits behind them.
+            held = self._end - self._start
+            self._scratch[:held] = self._scratch[self._start : self._end]
+            self._start, self._end = 0, held
+        return memoryview(self._scratch)[self._end :]
+
+    def buffer_updated(self, nbytes: int) -> None:
+        """`nbytes` landed in the buffer get_buffer() returned: decode whatever completed."""
+        if self._error is not None:
+            return  # the connection is being closed: nothing after the error counts
+        if self._data is not None:
+            self._data_filled += nbytes
+        else:
+            self._end += nbytes
+        try:
+            self._decode_available()
+        except RemoteProtocolError as exc:
+            self._error = exc
 
     def feed(self, data: bytes) -> None:
-        """Add received bytes. A bad prefix raises from the next next_frame() or
-        bytes_needed() call, after every good frame before it was handed out."""
-        if (
-            self._body_length is not None
-            and len(self._buffer) == PREFIX_BYTES
-            and len(data) == self.bytes_needed()
-        ):
-            # The whole body in one piece after its prefix (what a stream adapter reading
-            # bytes_needed() gets): decode it where it is instead of copying it in.
-            self._whole_body = data
-            return
-        self._buffer += data
+        """Add received bytes."""
+        view = memoryview(data)
+        while view and self._error is None:
+            with self.get_buffer() as target:
+                taken = min(len(target), len(view))
+                target[:taken] = view[:taken]
+            view = view[taken:]
+            self.buffer_updated(taken)
 
-    def _check_prefix(self) -> None:
-        if self._body_length is not None or len(self._buffer) < PREFIX_BYTES:
-            return
-        body_length, _, meta_length = _PREFIX.unpack_from(self._buffer)
-        if body_length > MAX_FRAME_BYTES:
-            raise RemoteProtocolError(f"frame of {body_length} bytes exceeds MAX_FRAME_BYTES")
-        if meta_length > MAX_META_BYTES:
-            raise RemoteProtocolError(f"meta of {meta_length} bytes exceeds MAX_META_BYTES")
-        if meta_length > body_length - _TYPE_AND_META_LENGTH_BYTES:
-            raise RemoteProtocolError("meta length runs past the end of the frame")
-        if body_length - _TYPE_AND_META_LENGTH_BYTES - meta_length > CHUNK_BYTES:
-            raise RemoteProtocolError("frame data exceeds CHUNK_BYTES")
-        self._body_length = body_length
+    @property
+    def failed(self) -> bool:
+        """The stream broke the protocol: next_frame() raises once the good frames are taken."""
+        return self._error is not None
 
-    def bytes_needed(self) -> int:
-        """How many more bytes complete the current frame (or its prefix)."""
-        self._check_prefix()
-        if self._body_length is None:
-            return PREFIX_BYTES - len(self._buffer)
-        if self._whole_body is not None:
-            return 0
-        return max(0, 4 + self._body_length - len(self._buffer))
+    # --- frames out ----------------------------------------------------------------------
+
+    def _decode_available(self) -> None:
+        while True:
+            if self._frame is None:
+                if self._end - self._start < PREFIX_BYTES:
+                    return
+                self._frame = _check_prefix(self._scratch, self._start)
+                if 4 + self._frame[0] > SCRATCH_BYTES:
+                    self._start += PREFIX_BYTES
+                    self._large_meta, self._data_filled = bytearray(), 0
+            frame_bytes = 4 + self._frame[0]
+            if self._large_meta is not None:
+                message = self._continue_large_frame()
+                if message is None:
+                    return
+            elif self._end - self._start < frame_bytes:
+                return
+            else:
+                message = self._decode_from_scratch()
+            self._frame = None
+            self._ready.append((message, frame_bytes))
+            self.ready_bytes += frame_bytes
+
+    def _decode_from_scratch(self) -> Message:
+        assert self._frame is not None  # called only once a prefix has been checked
+        body_length, message_type, meta_length = self._frame
+        meta_start = self._start + PREFIX_BYTES
+        data_start, frame_end = meta_start + meta_length, self._start + 4 + body_length
+        with memoryview(self._scratch) as view:
+            message = _decode_body(message_type, view[meta_start:data_start], view[data_start:frame_end])
+        self._start = frame_end
+        return message
+
+    def _take_from_scratch(self, most: int) -> bytearray:
+        taken = self._scratch[self._start : self._start + min(most, self._end - self._start)]
+        self._start += len(taken)
+        return taken
+
+    def _continue_large_frame(self) -> Message | None:
+        """Move what the scratch holds into the large frame's meta, then its data; the
+        message once the frame is complete."""
+        assert self._frame is not None and self._large_meta is not None
+        body_length, message_type, meta_length = self._frame
+        if self._data is None:
+            self._large_meta += self._take_from_scratch(meta_length - len(self._large_meta))
+            if len(self._large_meta) < meta_length:
+                return None
+            self._data = bytearray(body_length - _TYPE_AND_META_LENGTH_BYTES - meta_length)
+            held = self._take_from_scratch(len(self._data))
+            self._data[: len(held)] = held
+            self._data_filled = len(held)
+        if self._data_filled < len(self._data):
+            return None
+        message = _decode_body(message_type, self._large_meta, self._data)
+        self._large_meta = self._data = None
+        return message
 
     def next_frame(self) -> Message | None:
         """Return the next complete message, or None until more bytes are fed."""
-        self._check_prefix()
-        if self._whole_body is not None:
-            return self._take_whole_body()
-        if self._body_length is None or len(self._buffer) < 4 + self._body_length:
-            return None
-        frame_end = 4 + self._body_length
-        _, message_type, meta_length = _PREFIX.unpack_from(self._buffer)
-        body = memoryview(self._buffer)[PREFIX_BYTES:frame_end]
-        try:
-            message = _decode_body(message_type, meta_length, body)
-        finally:
-            body.release()
-        del self._buffer[:frame_end]
-        self._body_length = None
-        return message
+        if self._ready:
+            message, frame_bytes = self._ready.popleft()
+            self.ready_bytes -= frame_bytes
+            return message
+        if self._error is not None:
+            raise self._error
+        return None
 
-    def _take_whole_body(self) -> Message:
-        assert self._whole_body is not None  # only called when feed() kept a body
-        _, message_type, meta_length = _PREFIX.unpack_from(self._buffer)
-        body, self._whole_body = memoryview(self._whole_body), None
-        del self._buffer[:PREFIX_BYTES]
-        self._body_length = None
-        try:
-            return _decode_body(message_type, meta_length, body)
-        finally:
-            body.release()
+    def bytes_needed(self) -> int:
+        """How many more bytes complete the current frame (or its prefix); 0 while a
+        complete frame waits to be taken."""
+        if self._error is not None:
+            raise self._error
+        if self._ready:
+            return 0
+        if self._frame is None:
+            return PREFIX_BYTES - (self._end - self._start)
+        body_length, _, meta_length = self._frame
+        if self._large_meta is None:
+            return 4 + body_length - (self._end - self._start)
+        data_length = body_length - _TYPE_AND_META_LENGTH_BYTES - meta_length
+        return meta_length - len(self._large_meta) + data_length - self._data_filled
 
     @property
     def buffered(self) -> int:
         """Bytes received but not yet returned as messages."""
-        return len(self._buffer) + (len(self._whole_body) if self._whole_body is not None else 0)
+        large = 0 if self._large_meta is None else PREFIX_BYTES + len(self._large_meta) + self._data_filled
+        return self.ready_bytes + (self._end - self._start) + large

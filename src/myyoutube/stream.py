@@ -30,6 +30,7 @@ import asyncio
 import logging
 import socket
 import time
+import typing
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TypeVar, overload
@@ -57,9 +58,13 @@ DEFAULT_STALL_S = 2.0
 # never closed by the server just as a request goes out on it.
 SERVER_IDLE_S = 120.0
 
-# The asyncio reader pauses the socket once it holds twice this much; one chunk is all a
-# frame reader needs (a larger frame still arrives: reading resumes while it waits).
+# A connection stops reading its socket once this much of decoded frames waits for its
+# reader: one chunk is all a frame reader needs (a larger frame still arrives whole, since
+# the check comes after each frame).
 STREAM_BUFFER_BYTES = protocol.CHUNK_BYTES
+
+# How long close() waits for unsent bytes to reach a peer before giving up on them.
+CLOSE_FLUSH_S = 1.0
 
 # Kernel send and receive buffers of every internal socket. Left alone, Linux grows them
 # to 4 MiB (send) and 32 MiB (receive) on loopback, and a paused viewer then leaves
@@ -87,14 +92,119 @@ class RequestFailed(Exception):
         self.message = message
 
 
+class FrameReceiver(asyncio.BufferedProtocol):
+    """The connection's asyncio protocol: received bytes go straight into the decoder
+    (its get_buffer/buffer_updated), complete frames wait there for `FrameStream`, and
+    the transport's flow control (pause_writing/resume_writing) gates `drain`."""
+
+    def __init__(self) -> None:
+        self.decoder = protocol.FrameDecoder()
+        self.transport: asyncio.Transport | None = None
+        self.ended: BaseException | None = None  # why no more frames will come, once known
+        self._reading_paused = False
+        self._writing_paused = False
+        self._frame_waiter: asyncio.Future[None] | None = None
+        self._drain_waiter: asyncio.Future[None] | None = None
+        self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = typing.cast(asyncio.Transport, transport)
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self.decoder.get_buffer()
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self.decoder.buffer_updated(nbytes)
+        if (self.decoder.ready_bytes or self.decoder.failed) and self.transport is not None:
+            if self.decoder.ready_bytes >= STREAM_BUFFER_BYTES and not self._reading_paused:
+                # The reader lags: leave the rest in the kernel, whose buffer then fills
+                # and TCP's window tells the sender to wait.
+                self._reading_paused = True
+                self.transport.pause_reading()
+            self._wake_reader()
+
+    def eof_received(self) -> bool:
+        self._end(None)
+        return False  # close our side too: a peer that stopped sending is done with us
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._end(exc)
+        if not self.closed.done():
+            self.closed.set_result(None)
+        self.resume_writing()  # wakes the writers, which then find the connection lost
+
+    def _end(self, exc: BaseException | None) -> None:
+        if self.ended is None:
+            self.ended = exc or EOFError()
+        self._wake_reader()
+
+    def _wake_reader(self) -> None:
+        waiter, self._frame_waiter = self._frame_waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def pause_writing(self) -> None:
+        self._writing_paused = True
+
+    def resume_writing(self) -> None:
+        self._writing_paused = False
+        waiter, self._drain_waiter = self._drain_waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def take_message(self) -> Message | None:
+        """The next decoded message, None if none is complete yet; raises the decoder's
+        RemoteProtocolError after the good frames before it."""
+        message = self.decoder.next_frame()
+        if self._reading_paused and self.decoder.ready_bytes < STREAM_BUFFER_BYTES:
+            self._reading_paused = False
+            assert self.transport is not None
+            self.transport.resume_reading()
+        return message
+
+    async def frame_arrived(self, timeout: float | None) -> None:
+        """Wait until a frame is complete or the connection ended; TimeoutError after
+        `timeout` seconds without either."""
+        loop = asyncio.get_running_loop()
+        waiter = self._frame_waiter = loop.create_future()
+        # A bare timer, not asyncio.timeout: this runs for every frame of every relay.
+        timer = None if timeout is None else loop.call_later(timeout, _expire, waiter)
+        try:
+            await waiter
+        finally:
+            if timer is not None:
+                timer.cancel()
+            if self._frame_waiter is waiter:
+                self._frame_waiter = None
+
+    @property
+    def writing_paused(self) -> bool:
+        return self._writing_paused
+
+    async def drained(self) -> None:
+        """Return once the transport takes writes again; ConnectionResetError if the
+        connection is lost first."""
+        if self._writing_paused and not self.closed.done():
+            if self._drain_waiter is None:
+                self._drain_waiter = asyncio.get_running_loop().create_future()
+            # Shared by every writer waiting, each of which may be cancelled on its own.
+            await asyncio.shield(self._drain_waiter)
+        if self.closed.done():
+            raise ConnectionResetError("Connection lost")
+
+
+def _expire(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_exception(TimeoutError())
+
+
 class FrameStream:
     """A connection that speaks whole protocol messages."""
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self._reader = reader
-        self._writer = writer
-        self._decoder = protocol.FrameDecoder()
-        peer = writer.get_extra_info("peername")
+    def __init__(self, transport: asyncio.BaseTransport, receiver: FrameReceiver) -> None:
+        self._transport = typing.cast(asyncio.Transport, transport)
+        self._receiver = receiver
+        peer = transport.get_extra_info("peername")
         self.peer = f"{peer[0]}:{peer[1]}" if peer else "?"
         # The role the peer's certificate grants (links.py); None on an unencrypted
         # development link, where nobody's role is checked.
@@ -104,32 +214,29 @@ class FrameStream:
         self.frames_received = 0  # every frame, keepalives included
         self._last_sent = time.monotonic()  # when we last queued a frame
 
+    @property
+    def transport(self) -> asyncio.BaseTransport:
+        return self._transport
+
     async def read_frame(self, timeout: float | None = PEER_TIMEOUT_S) -> Message:
         """The next message other than Keepalive; ConnectionClosed on EOF, TimeoutError
         after `timeout` seconds without any frame from the peer (None: wait as long as the
         connection lives)."""
         while True:
-            async with asyncio.timeout(timeout):
-                message = await self._next_message()
+            message = self._receiver.take_message()
+            if message is None:
+                if self._receiver.ended is not None:
+                    raise ConnectionClosed(f"{self.peer} closed the connection") from self._receiver.ended
+                await self._receiver.frame_arrived(timeout)
+                continue
             self.last_heard = time.monotonic()
             self.frames_received += 1
             if not isinstance(message, Keepalive):
                 return message
 
-    async def _next_message(self) -> Message:
-        while True:
-            message = self._decoder.next_frame()
-            if message is not None:
-                return message
-            try:
-                data = await self._reader.readexactly(self._decoder.bytes_needed())
-            except asyncio.IncompleteReadError as exc:
-                raise ConnectionClosed(f"{self.peer} closed the connection") from exc
-            self._decoder.feed(data)
-
     @property
     def is_open(self) -> bool:
-        return not self._writer.transport.is_closing() and not self._reader.at_eof()
+        return not self._transport.is_closing() and self._receiver.ended is None
 
     # One overload per number of kinds, so the caller gets the union of exactly those.
     @overload
@@ -165,20 +272,18 @@ class FrameStream:
     async def write_encoded(self, frame: bytes, timeout: float = PEER_TIMEOUT_S) -> None:
         """Send a frame made by protocol.encode (encode once, send to several replicas)."""
         self.queue_encoded(frame)
-        async with asyncio.timeout(timeout):
-            await self._writer.drain()
+        await self.drain(timeout)
 
     async def write_chunk(self, data: bytes, timeout: float = PEER_TIMEOUT_S) -> None:
         """Send Chunk(data) without copying `data` into a frame: header and data go to the
         transport as two buffers (the relay's hot path)."""
         self._check_open()
-        self._writer.writelines((protocol.chunk_header(len(data)), data))
+        self._transport.writelines((protocol.chunk_header(len(data)), data))
         self._last_sent = time.monotonic()
-        async with asyncio.timeout(timeout):
-            await self._writer.drain()
+        await self.drain(timeout)
 
     def _check_open(self) -> None:
-        if self._writer.transport.is_closing():
+        if self._transport.is_closing():
             # asyncio's transport drops such a write silently, uvloop's raises
             # RuntimeError: either way the peer is gone, which callers handle as this.
             raise ConnectionResetError(f"the connection to {self.peer} is closed")
@@ -187,50 +292,74 @@ class FrameStream:
         """Hand a whole frame to the transport without waiting for it to drain (frames
         never interleave: the transport appends each write whole)."""
         self._check_open()
-        self._writer.write(frame)
+        self._transport.write(frame)
         self._last_sent = time.monotonic()
 
     async def drain(self, timeout: float | None) -> None:
-        async with asyncio.timeout(timeout):
-            await self._writer.drain()
+        """Wait until the transport has room for more; TimeoutError after `timeout`,
+        ConnectionResetError if the connection is lost."""
+        if self._transport.is_closing():
+            await asyncio.sleep(0)  # let connection_lost run first, as asyncio's StreamWriter
+        if self._receiver.writing_paused or self._receiver.closed.done():
+            async with asyncio.timeout(timeout):
+                await self._receiver.drained()
+
+    def keepalive_if_due(self) -> bool:
+        """Send a Keepalive if one is due; False once the connection is closing."""
+        if self._transport.is_closing():
+            return False
+        if self._keepalive_due():
+            self.queue_encoded(_KEEPALIVE_FRAME)
+        return True
 
     def _keepalive_due(self) -> bool:
         # Only on an idle transport: a frame stuck behind unsent bytes proves nothing, and
         # queueing more behind a frozen peer would only grow our buffer.
         idle_for = time.monotonic() - self._last_sent
-        return idle_for >= KEEPALIVE_S and self._writer.transport.get_write_buffer_size() == 0
+        return idle_for >= KEEPALIVE_S and self._transport.get_write_buffer_size() == 0
 
-    def start_keepalive(self) -> asyncio.Task:
-        """Send Keepalive whenever nothing else was sent for KEEPALIVE_S, until the task
-        is cancelled or the connection closes."""
-
-        async def tick() -> None:
-            while not self._writer.transport.is_closing():
-                await asyncio.sleep(KEEPALIVE_S / 2)
-                if self._keepalive_due():
-                    self.queue_encoded(_KEEPALIVE_FRAME)
-
-        return asyncio.create_task(tick())
+    def start_keepalive(self) -> Keepalives:
+        """Send Keepalive whenever nothing else was sent for KEEPALIVE_S, until cancelled
+        or the connection closes."""
+        return Keepalives(self)
 
     @asynccontextmanager
     async def keepalive(self) -> AsyncIterator[None]:
         """Keep the peer informed that we are alive while the body waits on something else."""
-        ticker = self.start_keepalive()
+        keepalives = self.start_keepalive()
         try:
             yield
         finally:
-            ticker.cancel()
+            keepalives.cancel()
 
     async def close(self) -> None:
-        self._writer.close()
+        self._transport.close()
         try:
-            await asyncio.wait_for(self._writer.wait_closed(), timeout=1.0)
+            await asyncio.wait_for(asyncio.shield(self._receiver.closed), timeout=CLOSE_FLUSH_S)
         except (OSError, TimeoutError):
             pass  # The peer is gone already; nothing left to flush.
 
     def abort(self) -> None:
         """Drop the connection at once, discarding unsent bytes."""
-        self._writer.transport.abort()
+        self._transport.abort()
+
+
+class Keepalives:
+    """A timer that checks every KEEPALIVE_S / 2 whether a Keepalive is due on a stream.
+
+    A timer callback rather than a task: every read the master relays runs one, and a
+    timer costs the loop far less than a task that sleeps in a loop."""
+
+    def __init__(self, stream: FrameStream) -> None:
+        self._stream = stream
+        self._timer = asyncio.get_running_loop().call_later(KEEPALIVE_S / 2, self._tick)
+
+    def _tick(self) -> None:
+        if self._stream.keepalive_if_due():
+            self._timer = asyncio.get_running_loop().call_later(KEEPALIVE_S / 2, self._tick)
+
+    def cancel(self) -> None:
+        self._timer.cancel()
 
 
 def bound_buffers(sock: socket.socket) -> socket.socket:

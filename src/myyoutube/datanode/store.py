@@ -329,6 +329,9 @@ class BlobWriter:
         self.size = 0
 
     async def write(self, data: bytes) -> None:
+        # A chunk received in place is a bytearray (protocol.FrameDecoder); the CRC32C
+        # library takes only bytes. bytes() of a bytes object is that object, no copy.
+        data = bytes(data)
         self._store.reserve(len(data))
         self.size += len(data)
         self._sha256.update(data)
