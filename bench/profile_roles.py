@@ -38,16 +38,31 @@ from collections import Counter
 from pathlib import Path
 
 import aiohttp
-import seek
 
-from benchlib import MIB, BenchCluster, make_video_file, mapped, run_context, upload, upload_verified, video_name
+import seek
+from benchlib import (
+    MIB,
+    BenchCluster,
+    make_video_file,
+    mapped,
+    run_context,
+    upload,
+    upload_verified,
+    video_name,
+)
 
 # py-spy's default is 100 Hz; with --nonblocking the cost to the sampled process is a
 # few reads of its memory per sample, far below the load's own.
 SAMPLE_RATE_HZ = 100
 # Frames that mean "waiting, not working": the event loop's poll and the thread pools'
 # idle waits. Their samples are reported as idle, not as a hot spot.
-IDLE_FRAMES = ("select (selectors.py", "_worker (concurrent/futures/thread.py", "wait (threading.py", "run_once (uvloop", "run_forever (uvloop")
+IDLE_FRAMES = (
+    "select (selectors.py",
+    "_worker (concurrent/futures/thread.py",
+    "wait (threading.py",
+    "run_once (uvloop",
+    "run_forever (uvloop",
+)
 UPLOAD_TIMEOUT_S = 1800.0
 # A stream read of a few hundred MiB takes about a second: bounded, so a hung read fails.
 STREAM_TIMEOUT_S = 300.0
@@ -71,7 +86,14 @@ def start_profilers(pids: dict[str, int], seconds: float, out: Path) -> dict[str
     profilers = {}
     for role, pid in pids.items():
         command = ["py-spy", "record", "--pid", str(pid), "--duration", str(int(seconds)), "--rate"]
-        command += [str(SAMPLE_RATE_HZ), "--nonblocking", "--format", "raw", "--output", str(out / f"{role}.txt")]
+        command += [
+            str(SAMPLE_RATE_HZ),
+            "--nonblocking",
+            "--format",
+            "raw",
+            "--output",
+            str(out / f"{role}.txt"),
+        ]
         profilers[role] = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     return profilers
 
