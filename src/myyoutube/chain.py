@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from myyoutube import protocol
 from myyoutube.master import transfer
 from myyoutube.protocol import ChainWriteBlob, Ok
-from myyoutube.stream import FrameStream, RequestFailed
+from myyoutube.stream import FrameStream, Keepalives, RequestFailed
 
 # What counts as "this hop failed" rather than a bug: it may be dead, hung or lying.
 LINK_FAILURES = (OSError, TimeoutError, RequestFailed, protocol.ProtocolError)
@@ -64,7 +64,7 @@ class ChainLink:
     chain: list[str]  # the next hop and every node behind it that accepted
     release: Callable[[bool], None]
     answer: asyncio.Task = field(init=False)
-    ticker: asyncio.Task = field(init=False)
+    ticker: Keepalives = field(init=False)
 
     def __post_init__(self) -> None:
         # The hop's only answer from now on is the final Ok (or Error); keepalives in

@@ -34,7 +34,7 @@ from myyoutube.certs import Tls
 from myyoutube.pool import ConnectionPool, Lease
 from myyoutube.protocol import Chunk, DeleteBlob, End, Ok, WriteBlob
 from myyoutube.quietlog import QuietLog
-from myyoutube.stream import RequestFailed
+from myyoutube.stream import Keepalives, RequestFailed
 
 log = logging.getLogger(__name__)
 quiet = QuietLog(log)
@@ -102,7 +102,7 @@ class _Replica:
 
     lease: Lease
     answer: asyncio.Task
-    ticker: asyncio.Task
+    ticker: Keepalives
 
     @property
     def connection(self) -> streams.FrameStream:
