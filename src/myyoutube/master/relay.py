@@ -110,8 +110,38 @@ async def _first_answer(
     on_failure: FailureReport,
 ) -> tuple[str, Lease, bytes] | None:
     """Ask replicas from `untried` (consuming it), hedging after FIRST_BYTE_HEDGE_S, until
-    one delivers its first chunk: (node, its lease, the chunk); None if all failed."""
+    one delivers its first chunk: (node, its lease, the chunk); None if all failed.
+
+    The first replica is asked in this task: when it answers within the hedge delay, as
+    a healthy one does, a read costs no task and no wait on several futures (this runs
+    for every range a player asks). Only a late first answer moves to a task of its own,
+    raced against the next replica."""
     attempts: dict[asyncio.Task, str] = {}
+    while untried and not attempts:
+        node = untried.pop(0)
+        try:
+            lease, first = await pools[node].start(_asker(blob_id, offset, length))
+        except REPLICA_FAILURES as exc:
+            _note_failure(on_failure, blob_id, node, exc)
+            continue
+        if first is not None:
+            return node, lease, first
+        attempts[asyncio.create_task(_first_chunk(pools, node, lease, stall_s - FIRST_BYTE_HEDGE_S))] = node
+    return await _race(attempts, untried, blob_id, offset, length, pools, stall_s, on_failure)
+
+
+async def _race(
+    attempts: dict[asyncio.Task, str],
+    untried: list[str],
+    blob_id: str,
+    offset: int,
+    length: int,
+    pools: DatanodePools,
+    stall_s: float,
+    on_failure: FailureReport,
+) -> tuple[str, Lease, bytes] | None:
+    """The hedged race: `attempts` under way, one more from `untried` every
+    FIRST_BYTE_HEDGE_S (or at once when none is left under way); the first to deliver wins."""
     hedge_due = True
     try:
         while untried or attempts:
@@ -127,8 +157,7 @@ async def _first_answer(
                 node = attempts.pop(task)
                 error = task.exception()
                 if error is not None:
-                    on_failure(node, _why(error))
-                    quiet.warning("read of %s from %s did not start: %s", blob_id, node, _why(error))
+                    _note_failure(on_failure, blob_id, node, error)
                 elif winner is None:
                     winner = (node, *task.result())
                 else:  # two answered at once: keep the first, let the other connection go
@@ -138,7 +167,35 @@ async def _first_answer(
         return None
     finally:
         for task in attempts:
-            task.cancel()  # the losers: _open lets their connections go when cancelled
+            task.cancel()  # the losers: they let their connections go when cancelled
+
+
+def _note_failure(on_failure: FailureReport, blob_id: str, node: str, error: BaseException) -> None:
+    on_failure(node, _why(error))
+    quiet.warning("read of %s from %s did not start: %s", blob_id, node, _why(error))
+
+
+def _asker(blob_id: str, offset: int, length: int) -> Callable[[Lease], Awaitable[bytes | None]]:
+    """Ask for the range and wait FIRST_BYTE_HEDGE_S for the first chunk: the chunk, or
+    None if it is late (the request stays under way on the lease)."""
+
+    async def attempt(lease: Lease) -> bytes | None:
+        await lease.connection.write_frame(ReadBlob(blob_id=blob_id, offset=offset, length=length))
+        try:
+            return (await lease.connection.read_expected(Chunk, timeout=FIRST_BYTE_HEDGE_S)).data
+        except TimeoutError:
+            return None  # a timed-out wait loses no bytes: the answer can still be read
+
+    return attempt
+
+
+async def _first_chunk(pools: DatanodePools, node: str, lease: Lease, timeout: float) -> tuple[Lease, bytes]:
+    """Go on waiting for a late first chunk; the lease is let go if it never comes."""
+    try:
+        return lease, (await lease.connection.read_expected(Chunk, timeout=max(timeout, 0.0))).data
+    except BaseException:
+        pools[node].release(lease)
+        raise
 
 
 async def _open(
