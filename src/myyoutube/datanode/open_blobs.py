@@ -180,7 +180,7 @@ class OpenBlobs:
         if self.store.blobs().get(blob_id) != size:
             raise StoreError("not_found", f"no open blob {blob_id} of {size} bytes on this node")
         digest = hashlib.sha256()
-        async for piece in self.store.read(blob_id, 0, size):
+        async for piece in self.store.read(blob_id, 0, size, keep_open=False):
             digest.update(piece)
         return size, digest.hexdigest()
 

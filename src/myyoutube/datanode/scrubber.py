@@ -48,7 +48,7 @@ class Scrubber:
     async def _scrub(self, blob_id: str) -> None:
         started_at, done = time.monotonic(), 0
         try:
-            async for piece in self.store.read(blob_id, 0, self.store.size(blob_id)):
+            async for piece in self.store.read(blob_id, 0, self.store.size(blob_id), keep_open=False):
                 done += len(piece)
                 await asyncio.sleep(pace_delay_s(done, started_at, time.monotonic(), self.bytes_per_s))
         except CorruptBlob:

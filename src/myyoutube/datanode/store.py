@@ -40,6 +40,7 @@ import aiofiles.os
 import google_crc32c
 
 from myyoutube.datanode import sidecars
+from myyoutube.datanode.read_handles import ReadHandle, ReadHandles
 from myyoutube.protocol import CHUNK_BYTES
 
 # Blocking file calls (writes, fsyncs) run in a worker thread so the event loop keeps
@@ -90,6 +91,7 @@ class BlobStore:
         self._reserved_bytes = 0  # bytes promised to writes in progress
         self._capacity_bytes = capacity_bytes
         self._touched: set[str] | None = None  # blobs changed while a rescan reads the folder
+        self._read_handles = ReadHandles()
         # Told of every blob added (its size) or removed (None), as it happens.
         self.on_change: Callable[[str, int | None], None] = lambda blob_id, size: None
         self.rescan()
@@ -160,6 +162,7 @@ class BlobStore:
 
     def _record(self, blob_id: str, size: int | None) -> None:
         """The one place where what we hold changes: `size` bytes held now, or None."""
+        self._read_handles.drop(blob_id)  # even a same-size change may be a new file
         before = self._sizes.get(blob_id)
         if before == size:
             return
@@ -215,13 +218,14 @@ class BlobStore:
     def _committed(self, blob_id: str, size: int) -> None:
         self._record(blob_id, size)
 
-    async def read(self, blob_id: str, offset: int, length: int) -> AsyncIterator[bytes]:
+    async def read(
+        self, blob_id: str, offset: int, length: int, keep_open: bool = True
+    ) -> AsyncIterator[bytes]:
         """Yield the bytes [offset, offset+length) in pieces, verifying every block.
 
-        Each block costs one hop to a worker thread (the first also opens the files and
-        reads the checksums): a thread hop waits for the GIL, up to the interpreter's
-        switch interval when the event loop is busy, so a short range read must not make
-        eight of them, as file objects' open/seek/read/close each would.
+        The blob stays open for the next reads (read_handles.py) unless `keep_open` is
+        False: a scrubber walking every blob must not push the hot ones out, and must
+        check each block against the checksum file as it is on the disk now.
         """
         size = self.size(blob_id)
         if offset < 0 or length < 0 or offset + length > size:
@@ -229,34 +233,35 @@ class BlobStore:
         if length == 0:
             return
         first_block, end = offset // BLOCK_BYTES, offset + length
-        last_block = (end - 1) // BLOCK_BYTES
-        blob_fd, crcs, block = await _in_thread(self._open_and_read_first, blob_id, first_block, last_block)
+        handle = self._read_handles.take(blob_id) if keep_open else None
+        if handle is None:
+            changes = self._read_handles.changes
+            handle = await _in_thread(self._open_for_reading, blob_id)
+            if keep_open:
+                handle = self._read_handles.keep(blob_id, handle, changes)
+            else:
+                handle.users, handle.dropped = 1, True  # closed when this read ends
         try:
-            for number in range(first_block, last_block + 1):
-                if number > first_block:
-                    block = await _in_thread(_read_verified, blob_fd, blob_id, number, crcs, first_block)
+            for number in range(first_block, (end - 1) // BLOCK_BYTES + 1):
                 block_start = number * BLOCK_BYTES
+                block = self._read_handles.read_if_cached(
+                    handle.fd, block_start, min(BLOCK_BYTES, size - block_start)
+                )
+                if block is None:
+                    block = await _in_thread(os.pread, handle.fd, BLOCK_BYTES, block_start)
+                _verify(blob_id, number, block, handle.crcs)
                 yield block[max(offset, block_start) - block_start : end - block_start]
         finally:
-            os.close(blob_fd)
+            self._read_handles.release(handle)
 
-    def _open_and_read_first(
-        self, blob_id: str, first_block: int, last_block: int
-    ) -> tuple[int, bytes, bytes]:
-        """In a worker thread: the blob's open file descriptor, the CRCs of the blocks to
-        read, and the first block, verified."""
+    def _open_for_reading(self, blob_id: str) -> ReadHandle:
+        """In a worker thread: the blob open, with the CRCs of all its blocks."""
         try:
-            with open(self._path(blob_id, ".crc"), "rb") as crc_file:
-                crc_file.seek(first_block * _CRC.size)
-                crcs = crc_file.read((last_block - first_block + 1) * _CRC.size)
+            crcs = self._path(blob_id, ".crc").read_bytes()
             blob_fd = os.open(self._path(blob_id, ".blob"), os.O_RDONLY)
         except FileNotFoundError as exc:
             raise StoreError("not_found", f"blob {blob_id} is gone from this node's disk") from exc
-        try:
-            return blob_fd, crcs, _read_verified(blob_fd, blob_id, first_block, crcs, first_block)
-        except BaseException:
-            os.close(blob_fd)
-            raise
+        return ReadHandle(blob_fd, crcs)
 
     async def update_sidecars(self, updates: list[dict]) -> int:
         """Store newer sidecars of blobs held here (others are skipped: a blob deleted
@@ -300,15 +305,11 @@ class BlobStore:
                 pass
 
 
-def _read_verified(blob_fd: int, blob_id: str, number: int, crcs: bytes, first_block: int) -> bytes:
-    """Block `number` of an open blob, checked against its CRC (`crcs` starts at block
-    `first_block`); CorruptBlob if the disk returned anything else."""
-    block = os.pread(blob_fd, BLOCK_BYTES, number * BLOCK_BYTES)
-    index = number - first_block
-    expected = crcs[index * _CRC.size : (index + 1) * _CRC.size]
+def _verify(blob_id: str, number: int, block: bytes, crcs: bytes) -> None:
+    """CorruptBlob unless block `number` matches its stored CRC32C."""
+    expected = crcs[number * _CRC.size : (number + 1) * _CRC.size]
     if len(expected) != _CRC.size or _CRC.pack(google_crc32c.value(block)) != expected:
         raise CorruptBlob(blob_id, number)
-    return block
 
 
 class BlobWriter:

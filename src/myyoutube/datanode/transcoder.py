@@ -204,7 +204,7 @@ class Transcoder:
         a rotten one is reported (the master re-makes it) and the copy fetched through
         the master instead."""
         try:
-            async for _ in self.store.read(blob_id, 0, self.store.size(blob_id)):
+            async for _ in self.store.read(blob_id, 0, self.store.size(blob_id), keep_open=False):
                 pass
         except CorruptBlob as exc:
             log.error("transcoding from another replica: %s", exc)
