@@ -53,6 +53,11 @@ log = logging.getLogger(__name__)
 # most at each end, and the checksum file costs 4 bytes per 256 KiB (0.0015 %).
 BLOCK_BYTES = CHUNK_BYTES
 
+# A writer hands whole checksummed blocks to a worker thread in batches of this size,
+# which hashes (sha256) and writes them there: one thread hop per MiB instead of one per
+# chunk, and the hashing off the event loop. It is what a write holds in memory at most.
+WRITE_BATCH_BYTES = 1024 * 1024
+
 _CRC = struct.Struct("!I")
 # Blob ids are 32 lowercase hex digits from the master; anything else could be a path.
 _BLOB_ID = re.compile(r"[0-9a-f]{32}\Z")
@@ -326,6 +331,8 @@ class BlobWriter:
         self._blob_file = open(self._blob_part, "xb")  # noqa: SIM115
         self._crcs = bytearray()
         self._pending = bytearray()  # the tail of the file not yet a whole block
+        self._batch: list[bytes] = []  # whole blocks checksummed, not yet handed to the disk
+        self._batch_bytes = 0
         self._sha256 = hashlib.sha256()
         self.size = 0
 
@@ -335,7 +342,6 @@ class BlobWriter:
         data = bytes(data)
         self._store.reserve(len(data))
         self.size += len(data)
-        self._sha256.update(data)
         if self._pending:
             # Complete the block a previous write left open, then go on from there.
             fill = BLOCK_BYTES - len(self._pending)
@@ -343,25 +349,33 @@ class BlobWriter:
             data = data[fill:]
             if len(self._pending) < BLOCK_BYTES:
                 return
-            await self._write_blocks(bytes(self._pending))
+            self._add_blocks(bytes(self._pending))
             self._pending.clear()
         whole = len(data) - len(data) % BLOCK_BYTES
         if whole:
             # The common case, whole chunks: checksum and write them with no extra copy.
-            await self._write_blocks(data[:whole] if whole < len(data) else data)
+            self._add_blocks(data[:whole] if whole < len(data) else data)
         self._pending += data[whole:]
+        if self._batch_bytes >= WRITE_BATCH_BYTES:
+            await self._write_batch()
 
-    async def _write_blocks(self, blocks: bytes) -> None:
+    def _add_blocks(self, blocks: bytes) -> None:
         # Slicing a bytes object whole returns the object itself: one chunk, no copy.
         for start in range(0, len(blocks), BLOCK_BYTES):
             self._crcs += _CRC.pack(google_crc32c.value(blocks[start : start + BLOCK_BYTES]))
-        await _in_thread(self._blob_file.write, blocks)
+        self._batch.append(blocks)
+        self._batch_bytes += len(blocks)
+
+    async def _write_batch(self) -> None:
+        batch, self._batch, self._batch_bytes = self._batch, [], 0
+        await _in_thread(_hash_and_write, self._sha256, self._blob_file, batch)
 
     async def finish(self) -> tuple[int, str]:
         """Flush, fsync and publish the blob; returns (size, sha256 hex)."""
         if self._pending:
-            self._crcs += _CRC.pack(google_crc32c.value(bytes(self._pending)))
-            await _in_thread(self._blob_file.write, bytes(self._pending))
+            self._add_blocks(bytes(self._pending))  # the last block, short
+            self._pending.clear()
+        await self._write_batch()
         await _in_thread(_fsync_close, self._blob_file)
         await _in_thread(_write_durably, self._crc_part, bytes(self._crcs))
         if self._sidecar is not None:
@@ -384,6 +398,14 @@ class BlobWriter:
                 await aiofiles.os.remove(path)
             except FileNotFoundError:
                 pass
+
+
+def _hash_and_write(sha256, file, batch: list[bytes]) -> None:
+    """In a worker thread: hashlib and the file write let go of the GIL, so this runs
+    beside the event loop."""
+    for blocks in batch:
+        sha256.update(blocks)
+        file.write(blocks)
 
 
 def _fsync_close(file) -> None:
