@@ -26,6 +26,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import json
+import re
 import struct
 import typing
 
@@ -187,6 +188,9 @@ _CONVERTERS: dict[type, dict[str, typing.Callable[[object], object]]] = {
 # which is most of the per-chunk cost at every hop of a stream.
 _EMPTY_META = b"{}"
 
+# A JSON escape of a UTF-16 surrogate (\uD800-\uDFFF), in either case.
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+
 
 def encode(message: Message) -> bytes:
     """Serialize one message into a complete frame."""
@@ -236,10 +240,14 @@ def _decode_body(
     if cls is None:
         raise RemoteProtocolError(f"unknown message type {message_type}")
     try:
-        meta = json.loads(bytes(meta_bytes).decode())
+        raw = bytes(meta_bytes)
+        meta = json.loads(raw.decode())
         # A string we could not encode again (a lone surrogate from a "\ud800" escape)
-        # would crash whichever handler echoes it; refuse it at the door.
-        json.dumps(meta, ensure_ascii=False).encode()
+        # would crash whichever handler echoes it; refuse it at the door. Only an escape
+        # can make one (the strict UTF-8 decoder refuses encoded surrogates), so the
+        # costly check runs only on meta that holds such an escape.
+        if _SURROGATE_ESCAPE.search(raw):
+            json.dumps(meta, ensure_ascii=False).encode()
     except (UnicodeError, ValueError, RecursionError) as exc:
         # RecursionError: "[[[[..." nested past Python's stack, well inside MAX_META_BYTES.
         raise RemoteProtocolError(f"{cls.__name__}: meta is not UTF-8 JSON") from exc

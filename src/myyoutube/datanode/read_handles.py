@@ -52,7 +52,7 @@ class ReadHandle:
 class ReadHandles:
     """The open blobs, least recently used first."""
 
-    def __init__(self, limit: int = OPEN_READ_HANDLES) -> None:
+    def __init__(self, block_bytes: int, limit: int = OPEN_READ_HANDLES) -> None:
         assert limit > 0
         self._limit = limit
         self._handles: OrderedDict[str, ReadHandle] = OrderedDict()
@@ -60,6 +60,8 @@ class ReadHandles:
         # is not kept (see the module docstring).
         self.changes = 0
         self.nowait_reads = hasattr(os, "RWF_NOWAIT")
+        # Where blocks are read on the event loop: one at a time, copied out at once.
+        self._block = bytearray(block_bytes)
 
     def __len__(self) -> int:
         return len(self._handles)
@@ -117,7 +119,8 @@ class ReadHandles:
         None if any would have to come from the disk."""
         if not self.nowait_reads:
             return None
-        buffer = bytearray(length)
+        assert length <= len(self._block)
+        buffer = memoryview(self._block)[:length]
         try:
             got = os.preadv(fd, [buffer], offset, os.RWF_NOWAIT)
         except BlockingIOError:
@@ -129,4 +132,5 @@ class ReadHandles:
             raise
         # A short read means part of the block was not cached (or the file is shorter
         # than its record, which the blocking read then reports as corrupt).
+        # bytes(): the CRC32C library takes only bytes, and the buffer is reused.
         return bytes(buffer) if got == length else None

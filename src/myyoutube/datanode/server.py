@@ -208,7 +208,10 @@ class DataNode:
 
     async def _read(self, stream: FrameStream, request: ReadBlob) -> None:
         sent = 0
-        source = self.open_blobs if self.open_blobs.holds(request.blob_id) else self.store
+        # A complete blob is known from memory; only a blob the store does not hold may be
+        # an open (resumable) one, which takes a look at the disk to find out.
+        in_store = request.blob_id in self.store.blobs_held
+        source = self.store if in_store or not self.open_blobs.holds(request.blob_id) else self.open_blobs
         async with stream.keepalive():  # a slow disk is not a frozen node
             async for piece in source.read(request.blob_id, request.offset, request.length):
                 await stream.write_chunk(piece, timeout=CONSUMER_STALL_TIMEOUT_S)

@@ -32,8 +32,9 @@ import os
 import re
 import shutil
 import struct
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
+from types import MappingProxyType
 
 import aiofiles
 import aiofiles.os
@@ -96,7 +97,7 @@ class BlobStore:
         self._reserved_bytes = 0  # bytes promised to writes in progress
         self._capacity_bytes = capacity_bytes
         self._touched: set[str] | None = None  # blobs changed while a rescan reads the folder
-        self._read_handles = ReadHandles()
+        self._read_handles = ReadHandles(BLOCK_BYTES)
         # Told of every blob added (its size) or removed (None), as it happens.
         self.on_change: Callable[[str, int | None], None] = lambda blob_id, size: None
         self.rescan()
@@ -122,6 +123,11 @@ class BlobStore:
     def blobs(self) -> dict[str, int]:
         """Every complete blob: id -> size in bytes."""
         return dict(self._sizes)
+
+    @property
+    def blobs_held(self) -> Mapping[str, int]:
+        """Every complete blob: id -> size in bytes (a live read-only view, no copy)."""
+        return MappingProxyType(self._sizes)
 
     def rescan(self) -> dict[str, int]:
         """Look at the disk again: what is really there is what we report. Returns it.
