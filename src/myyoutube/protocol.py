@@ -188,6 +188,10 @@ _CONVERTERS: dict[type, dict[str, typing.Callable[[object], object]]] = {
 # which is most of the per-chunk cost at every hop of a stream.
 _EMPTY_META = b"{}"
 
+# One encoder for every frame: json.dumps with options builds a new one per call, which
+# costs more than encoding a request's few fields.
+_META_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+
 # A JSON escape of a UTF-16 surrogate (\uD800-\uDFFF), in either case.
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 
@@ -203,7 +207,7 @@ def encode(message: Message) -> bytes:
     data = getattr(message, data_field) if data_field else b""
     meta_fields = {name: getattr(message, name) for name in _FIELDS[cls] if name != data_field}
     try:
-        meta = json.dumps(meta_fields, separators=(",", ":"), ensure_ascii=False).encode()
+        meta = _META_ENCODER.encode(meta_fields).encode()
     except (UnicodeError, ValueError, TypeError) as exc:
         raise LocalProtocolError(f"{cls.__name__} cannot be encoded: {exc}") from exc
     if len(meta) > MAX_META_BYTES:
