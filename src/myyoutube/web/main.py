@@ -29,6 +29,7 @@ from myyoutube.rates import MinimumRate
 from myyoutube.stream import RequestFailed
 from myyoutube.web import admin, connections, origin, pace
 from myyoutube.web.common import CONFIG, WebConfig
+from myyoutube.web.public_tls import CertificateError, PublicCertificate
 from myyoutube.web.server import make_app
 
 log = logging.getLogger(__name__)
@@ -283,14 +284,13 @@ def _admin_password(path: Path | None) -> str | None:
 
 
 def _tls(args: argparse.Namespace) -> ssl.SSLContext | None:
+    """The listening context for --tls-cert/--tls-key, which follows their renewals."""
     if args.tls_cert is None:
         return None
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     try:
-        context.load_cert_chain(args.tls_cert, args.tls_key)
-    except (OSError, ssl.SSLError) as exc:
-        raise service.StartupError(f"cannot load the TLS certificate {args.tls_cert}: {exc}") from exc
-    return context
+        return PublicCertificate(args.tls_cert, args.tls_key).listening
+    except CertificateError as exc:
+        raise service.StartupError(str(exc)) from exc
 
 
 def _learn_hosts(config: WebConfig, args: argparse.Namespace, port: int) -> None:
