@@ -584,3 +584,19 @@ def test_a_frame_from_a_peer_without_the_newer_fields_decodes_with_their_default
         message = decoder.next_frame()
         assert isinstance(message, cls)
         assert all(getattr(message, name) == value for name, value in meta.items())
+
+
+def test_bytes_after_a_protocol_error_are_taken_and_dropped():
+    """After a bad prefix the decoder still gives a socket somewhere to put what keeps
+    arriving (a BufferedProtocol must never get an empty buffer), drops it, and goes on
+    raising the error."""
+    decoder = FrameDecoder()
+    decoder.feed(PREFIX.pack(MAX_FRAME_BYTES + 1, Chunk.TYPE, 2))
+    for _ in range(10):
+        with decoder.get_buffer() as target:
+            assert len(target) > 0
+            target[:] = b"x" * len(target)
+            size = len(target)
+        decoder.buffer_updated(size)
+    with pytest.raises(RemoteProtocolError, match="MAX_FRAME_BYTES"):
+        decoder.next_frame()

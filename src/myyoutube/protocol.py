@@ -329,6 +329,8 @@ class FrameDecoder:
         """Where the next received bytes go: never empty, never past a large frame's data."""
         if self._data is not None:
             return memoryview(self._data)[self._data_filled :]
+        if self._error is not None:
+            self._start = self._end = 0  # the connection is closing: what comes is dropped
         if self._start == self._end:
             self._start = self._end = 0
         small_frame = self._frame is not None and self._large_meta is None
