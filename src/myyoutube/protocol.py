@@ -14,7 +14,8 @@ Control messages are small JSON objects; bulk bytes (`Chunk.data`) travel raw af
 meta, so a 256 KiB video chunk costs one memcpy rather than a base64 round trip.
 
 This module does no I/O, in the manner of h11: `encode(message)` turns a message into bytes
-and a `FrameDecoder` is fed whatever bytes arrived and hands back complete messages. Every
+and a `FrameDecoder` is fed whatever bytes arrived and hands back complete messages (a
+stream adapter may instead let the socket write into the decoder's own buffers). Every
 declared length is checked against a named maximum *before* the bytes behind it are
 accepted, and every field is type-checked, so a hostile peer can at worst get its own
 connection closed with a `RemoteProtocolError`. `stream.py` is the only place where frames

@@ -2,10 +2,14 @@
 
 Theory of operation
 -------------------
-`FrameStream` wraps an asyncio (reader, writer) pair and a sans-IO `FrameDecoder`. Reading
-asks the decoder how many bytes the current frame still needs and reads exactly that, so
-the decoder's length checks run before a large body is accepted and nothing past the
-current frame is buffered. Writing encodes a frame and waits for the transport to drain,
+`FrameReceiver` is the connection's asyncio protocol, a BufferedProtocol: the event loop
+reads the socket straight into the sans-IO `FrameDecoder` (its get_buffer and
+buffer_updated), so a chunk's bytes land where the message that carries them will hold
+them, and the decoder's length checks run before a large body is accepted. Complete
+frames wait in the decoder; once a chunk's worth waits unread, the receiver stops reading
+the socket, and TCP's window tells the sender to wait. `FrameStream` is what the rest of
+the code talks to: it takes frames from the receiver and writes encoded frames to the
+transport, waiting for it to drain (the receiver relays the transport's pause and resume),
 which is how backpressure travels from a slow reader back to the sender at every hop.
 
 Opening and accepting connections (mutual TLS, admission limits) is links.py's job; this
