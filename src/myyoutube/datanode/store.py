@@ -40,6 +40,7 @@ import aiofiles
 import aiofiles.os
 import google_crc32c
 
+from myyoutube.batched_writes import BatchedWriter
 from myyoutube.datanode import sidecars
 from myyoutube.datanode.read_handles import ReadHandle, ReadHandles
 from myyoutube.protocol import CHUNK_BYTES
@@ -56,7 +57,7 @@ BLOCK_BYTES = CHUNK_BYTES
 
 # A writer hands whole checksummed blocks to a worker thread in batches of this size,
 # which hashes (sha256) and writes them there: one thread hop per MiB instead of one per
-# chunk, and the hashing off the event loop. It is what a write holds in memory at most.
+# chunk, and the hashing off the event loop. A write holds two batches at most.
 WRITE_BATCH_BYTES = 1024 * 1024
 
 _CRC = struct.Struct("!I")
@@ -337,9 +338,9 @@ class BlobWriter:
         self._blob_file = open(self._blob_part, "xb")  # noqa: SIM115
         self._crcs = bytearray()
         self._pending = bytearray()  # the tail of the file not yet a whole block
-        self._batch: list[bytes] = []  # whole blocks checksummed, not yet handed to the disk
-        self._batch_bytes = 0
         self._sha256 = hashlib.sha256()
+        # Whole checksummed blocks go to the disk thread in batches, hashed there too.
+        self._writes = BatchedWriter(self._hash_and_write, WRITE_BATCH_BYTES)
         self.size = 0
 
     async def write(self, data: bytes) -> None:
@@ -355,33 +356,33 @@ class BlobWriter:
             data = data[fill:]
             if len(self._pending) < BLOCK_BYTES:
                 return
-            self._add_blocks(bytes(self._pending))
+            await self._add_blocks(bytes(self._pending))
             self._pending.clear()
         whole = len(data) - len(data) % BLOCK_BYTES
         if whole:
             # The common case, whole chunks: checksum and write them with no extra copy.
-            self._add_blocks(data[:whole] if whole < len(data) else data)
+            await self._add_blocks(data[:whole] if whole < len(data) else data)
         self._pending += data[whole:]
-        if self._batch_bytes >= WRITE_BATCH_BYTES:
-            await self._write_batch()
 
-    def _add_blocks(self, blocks: bytes) -> None:
+    async def _add_blocks(self, blocks: bytes) -> None:
         # Slicing a bytes object whole returns the object itself: one chunk, no copy.
         for start in range(0, len(blocks), BLOCK_BYTES):
             self._crcs += _CRC.pack(google_crc32c.value(blocks[start : start + BLOCK_BYTES]))
-        self._batch.append(blocks)
-        self._batch_bytes += len(blocks)
+        await self._writes.write(blocks)
 
-    async def _write_batch(self) -> None:
-        batch, self._batch, self._batch_bytes = self._batch, [], 0
-        await _in_thread(_hash_and_write, self._sha256, self._blob_file, batch)
+    def _hash_and_write(self, batch: list[bytes]) -> None:
+        """In a worker thread: hashlib and the file write let go of the GIL, so this runs
+        beside the event loop."""
+        for blocks in batch:
+            self._sha256.update(blocks)
+            self._blob_file.write(blocks)
 
     async def finish(self) -> tuple[int, str]:
         """Flush, fsync and publish the blob; returns (size, sha256 hex)."""
         if self._pending:
-            self._add_blocks(bytes(self._pending))  # the last block, short
+            await self._add_blocks(bytes(self._pending))  # the last block, short
             self._pending.clear()
-        await self._write_batch()
+        await self._writes.flush()
         await _in_thread(_fsync_close, self._blob_file)
         await _in_thread(_write_durably, self._crc_part, bytes(self._crcs))
         if self._sidecar is not None:
@@ -398,20 +399,13 @@ class BlobWriter:
 
     async def abort(self) -> None:
         self._store.release(self.size)
+        await self._writes.abandon()
         self._blob_file.close()
         for path in (self._blob_part, self._crc_part):
             try:
                 await aiofiles.os.remove(path)
             except FileNotFoundError:
                 pass
-
-
-def _hash_and_write(sha256, file, batch: list[bytes]) -> None:
-    """In a worker thread: hashlib and the file write let go of the GIL, so this runs
-    beside the event loop."""
-    for blocks in batch:
-        sha256.update(blocks)
-        file.write(blocks)
 
 
 def _fsync_close(file) -> None:
