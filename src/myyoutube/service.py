@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import ipaddress
 import logging
 import os
@@ -144,6 +145,11 @@ def read_password_file(path: Path) -> str:
 
 
 def announce(role: str, host: str, port: int) -> None:
+    """Say the role listens, once it has loaded its state (see the module docstring)."""
+    # What a role built at start (the master's index and registry, every imported
+    # module) lives as long as the process. Frozen, the garbage collector's full passes
+    # skip it: at 300,000 records such a pass takes ~150 ms, a stall every stream feels.
+    gc.freeze()
     print(f"{role} listening on {host}:{port}", flush=True)
 
 
