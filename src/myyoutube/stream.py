@@ -162,8 +162,8 @@ class FrameReceiver(asyncio.BufferedProtocol):
         message = self.decoder.next_frame()
         if self._reading_paused and self.decoder.ready_bytes < STREAM_BUFFER_BYTES:
             self._reading_paused = False
-            assert self.transport is not None
-            self.transport.resume_reading()
+            if self.transport is not None and not self.transport.is_closing():
+                self.transport.resume_reading()
         return message
 
     async def frame_arrived(self, timeout: float | None) -> None:
