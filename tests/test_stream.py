@@ -218,3 +218,35 @@ async def test_deeply_nested_meta_closes_only_that_connection():
         await survivor.close()
     finally:
         await stop(server)
+
+
+async def test_a_reader_that_lags_stops_the_sender_within_a_bounded_window():
+    """A peer that sends chunk after chunk to a reader that takes none is stopped by
+    backpressure (its drain times out) after a bounded number of bytes, and every chunk
+    then arrives intact and in order once the reader reads."""
+    sent: list[int] = []
+    stalled = asyncio.Event()
+
+    async def flood(conn: FrameStream, request: protocol.Message) -> None:
+        for number in range(400):  # 100 MiB if nothing pushed back
+            try:
+                await conn.write_chunk(bytes([number % 256]) * protocol.CHUNK_BYTES, timeout=0.5)
+            except TimeoutError:
+                stalled.set()
+                return
+            sent.append(number)
+
+    server = await start_served(flood)
+    try:
+        client = await links.connect(HOST, port_of(server), None, "master")
+        await client.write_frame(Ok({}))
+        async with asyncio.timeout(10):
+            await stalled.wait()
+        # Socket buffers (256 KiB each way), the transport's buffer and one chunk's worth
+        # of decoded frames: a few MiB at most, nowhere near the 100 MiB offered.
+        assert len(sent) * protocol.CHUNK_BYTES < 8 * 1024 * 1024
+        for number in range(len(sent)):
+            assert await client.read_frame(timeout=3) == Chunk(bytes([number % 256]) * protocol.CHUNK_BYTES)
+        client.abort()
+    finally:
+        await stop(server)
