@@ -20,6 +20,7 @@ from myyoutube.launch import Role
 from myyoutube.protocol import ChainWriteBlob, Ok, WriteBlob
 
 PIPELINE = ("--write-pipeline",)
+MIB = 1024 * 1024
 
 
 def written_by(pid: int) -> int:
@@ -57,13 +58,21 @@ def chain_of(cluster: Cluster) -> list[Role]:
     return [by_address[address] for address in addresses]
 
 
-async def upload_with_fault(cluster: Cluster, name: str, data: bytes, fault) -> dict:
-    """Upload `data`; after its first part, apply `fault` to the datanodes of the chain."""
+async def upload_with_fault(cluster: Cluster, name: str, data: bytes, fault, at: int = 2 * MIB) -> dict:
+    """Upload `data`; after its first `at` bytes, apply `fault` to the datanodes of the chain."""
     upload = await cluster.client().start_upload(name, "video/mp4")
-    await upload.write(data[: 2 * 1024 * 1024])
+    await upload.write(data[:at])
     fault(chain_of(cluster))
-    await upload.write(data[2 * 1024 * 1024 :])
+    await upload.write(data[at:])
     return await upload.finish()
+
+
+def ports(nodes: list[Role]) -> set[int]:
+    return {node.port for node in nodes}
+
+
+async def read_back(cluster: Cluster, name: str, size: int) -> bytes:
+    return b"".join([piece async for piece in cluster.client().read(name, 0, size)])
 
 
 async def test_tail_killed_mid_upload_commits_on_the_two_before_it(fresh_cluster):
@@ -97,37 +106,62 @@ async def test_frozen_tail_is_dropped_after_the_stall_timeout_and_the_upload_com
     assert nodes[0] in holders and nodes[1] in holders and nodes[2] not in holders
 
 
-async def test_middle_killed_commits_on_the_head_and_a_copy_made_from_it(fresh_cluster):
-    """SIGKILL of the middle node loses it and the tail: only the head stored the blob,
-    so before the commit the master copies it from the head to the spare node, and the
-    upload commits on two."""
+async def test_middle_killed_is_recovered_and_commits_on_the_head_and_the_tail(fresh_cluster):
+    """SIGKILL of the middle node: the head reports it lost, the master re-forms the chain
+    over the head and the tail (cut off, but alive) at their last acknowledged byte and
+    resends the rest; the upload commits on those two, byte-identical, with no copy made
+    afterwards."""
     cluster = fresh_cluster(datanodes=4, master_args=PIPELINE)
-    data = mp4_bytes(os.urandom(6 * 1024 * 1024))
+    data = mp4_bytes(os.urandom(6 * MIB))
     nodes: list[Role] = []
     video = await upload_with_fault(
         cluster, "middle.mp4", data, lambda chain: (nodes.extend(chain), chain[1].kill())
     )
     assert video["sha256"] == hashlib.sha256(data).hexdigest()
-    (spare,) = [node for node in cluster.datanodes if node not in nodes]
-    holders = holders_of(cluster, data)
-    assert nodes[0] in holders and spare in holders
-    assert "copied to" in (cluster.root / "logs" / "master.log").read_text()
+    assert ports(holders_of(cluster, data)) == ports([nodes[0], nodes[2]])
+    log = (cluster.root / "logs" / "master.log").read_text()
+    assert "lost mid-chain" in log and "copied to" not in log
+    assert await read_back(cluster, "middle.mp4", len(data)) == data
 
 
-async def test_head_killed_fails_the_upload_cleanly(fresh_cluster):
-    """What the pipeline trades: SIGKILL of the chain's first node loses the bytes sent
-    so far (no node has them all), so the upload is refused with a sentence and nothing
-    of it stays on any disk (fan-out would have committed on the other two)."""
-    cluster = fresh_cluster(datanodes=4, master_args=PIPELINE)
-    data = mp4_bytes(os.urandom(6 * 1024 * 1024))
+@pytest.mark.parametrize("fault", ["kill", "pause"], ids=["sigkill", "sigstop"])
+async def test_head_lost_mid_upload_is_recovered_and_commits_on_the_other_two(fresh_cluster, fault):
+    """SIGKILL or SIGSTOP of the chain's first node 8 MiB into a 32 MiB upload (3
+    receivers, --min-replicas 2): the master re-forms the chain over the other two at
+    their last acknowledged byte, resends the rest from its replay buffer, and the upload
+    commits on them; the bytes read back are identical and the lost head holds no copy."""
+    cluster = fresh_cluster(master_args=(*PIPELINE, "--stall-timeout", "1"))
+    data = mp4_bytes(os.urandom(32 * MIB))
     nodes: list[Role] = []
-    with pytest.raises(RequestFailed, match="datanodes could keep storing the video and 2 are needed"):
+
+    def hit(chain: list[Role]) -> None:
+        nodes.extend(chain)
+        getattr(chain[0], fault)()
+
+    try:
+        video = await upload_with_fault(cluster, "head.mp4", data, hit, at=8 * MIB)
+    finally:
+        if fault == "pause" and nodes:
+            nodes[0].resume()
+    assert video["sha256"] == hashlib.sha256(data).hexdigest()
+    assert ports(holders_of(cluster, data)) == ports(nodes[1:])
+    assert "the head" in (cluster.root / "logs" / "master.log").read_text()
+    assert await read_back(cluster, "head.mp4", len(data)) == data
+
+
+async def test_head_and_middle_killed_fail_the_upload_cleanly(fresh_cluster):
+    """With two of three chain nodes killed mid-upload only one copy could be kept, fewer
+    than --min-replicas 2: the upload is refused with a sentence and the surviving node's
+    partial copy is deleted."""
+    cluster = fresh_cluster(master_args=PIPELINE)
+    data = mp4_bytes(os.urandom(6 * MIB))
+    nodes: list[Role] = []
+    with pytest.raises(RequestFailed, match="2 are needed"):
         await upload_with_fault(
-            cluster, "lost.mp4", data, lambda chain: (nodes.extend(chain), chain[0].kill())
+            cluster, "lost.mp4", data, lambda chain: (nodes.extend(chain), chain[0].kill(), chain[1].kill())
         )
     assert await cluster.client().list() == []
-    for survivor in nodes[1:]:
-        await wait_until(lambda node=survivor: not cluster.data_files(node), "survivors cleaned", 20)
+    await wait_until(lambda: not cluster.data_files(nodes[2]), "the survivor cleaned", 20)
 
 
 async def test_a_datanode_takes_chain_writes_from_peers_but_plain_writes_only_from_the_master(fresh_cluster):

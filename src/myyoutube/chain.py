@@ -21,13 +21,17 @@ this module is that shared end.
   for its own upstream. A next hop that does not drain and is silent for `stall_s`
   (frozen, partitioned) is dropped with the chain behind it; the sender goes on with
   its own copy.
-* Acks flow back at the end: End goes down the chain; each node fsyncs, checks size
-  and sha256 and answers upstream with the nodes that stored the blob (itself plus what
-  its next hop answered) and those that failed, with why. A broken link loses the
-  nodes behind it, not those before it; the master (master/pipeline.py) commits if at
-  least min_replicas stored the blob, copying it to more nodes first when fewer but at
-  least one did. There is no HDFS-style pipeline recovery that would re-sync the
-  survivors and resend from the last acknowledged byte (see the README).
+* Acks flow back per chunk (`ChainAck`, chain_acks.AckState): each node acknowledges
+  the offset it and every node behind it have written, and names nodes lost behind it.
+  The sender's `on_ack` hears them while the blob flows; that is what lets the master
+  keep only a bounded replay buffer and resume a broken chain (master/pipeline.py).
+* At End, each node fsyncs, checks size and sha256 and answers upstream with the nodes
+  that stored the blob (itself plus what its next hop answered) and those that failed,
+  with why. The master commits if at least min_replicas stored the blob, copying it to
+  more nodes first when fewer but at least one did.
+* Recovery: a chain re-formed after a failure opens with `ChainResumeBlob` at an
+  offset instead of `ChainWriteBlob` (`open_chain(..., resume_at=N)`); everything else is
+  the same.
 """
 
 from __future__ import annotations
@@ -38,7 +42,7 @@ from dataclasses import dataclass, field
 
 from myyoutube import protocol
 from myyoutube.master import transfer
-from myyoutube.protocol import ChainWriteBlob, Ok
+from myyoutube.protocol import ChainAck, ChainResumeBlob, ChainWriteBlob, Ok
 from myyoutube.stream import FrameStream, Keepalives, RequestFailed
 
 # What counts as "this hop failed" rather than a bug: it may be dead, hung or lying.
@@ -52,7 +56,13 @@ HopResult = tuple[list[str], dict[str, str], int, str]
 # Opens a connection to a node, sends it the request and waits for its Ok (keepalives
 # allowed meanwhile); returns the connection, the Ok's info and how to let it go later
 # (called with True when the blob ended cleanly on it).
-Opener = Callable[[str, ChainWriteBlob], Awaitable[tuple[FrameStream, dict, Callable[[bool], None]]]]
+Opener = Callable[
+    [str, ChainWriteBlob | ChainResumeBlob], Awaitable[tuple[FrameStream, dict, Callable[[bool], None]]]
+]
+
+# Hears a next hop's ChainAck: (offset, nodes lost behind it). It may raise
+# RemoteProtocolError for an ack that cannot be true, which fails the link.
+AckListener = Callable[[int, list[str]], None]
 
 
 @dataclass
@@ -63,14 +73,23 @@ class ChainLink:
     connection: FrameStream
     chain: list[str]  # the next hop and every node behind it that accepted
     release: Callable[[bool], None]
+    on_ack: AckListener | None = None
     answer: asyncio.Task = field(init=False)
     ticker: Keepalives = field(init=False)
 
     def __post_init__(self) -> None:
-        # The hop's only answer from now on is the final Ok (or Error); keepalives in
-        # between are consumed by read_frame and only refresh connection.last_heard.
-        self.answer = asyncio.create_task(self.connection.read_expected(Ok, timeout=None))
+        # The hop's answer from now on is the final Ok (or Error), with acks before it;
+        # keepalives in between are consumed by read_frame and only refresh last_heard.
+        self.answer = asyncio.create_task(self._read_answer())
         self.ticker = self.connection.start_keepalive()
+
+    async def _read_answer(self) -> Ok:
+        while True:
+            message = await self.connection.read_expected(Ok, ChainAck, timeout=None)
+            if isinstance(message, Ok):
+                return message
+            if self.on_ack is not None:
+                self.on_ack(message.offset, message.lost)
 
     async def send(self, frame: bytes, stall_s: float) -> None:
         """Queue a frame (Chunk or End) and wait until the hop took it."""
@@ -131,13 +150,23 @@ def parse_opening(info: dict) -> tuple[list[str], dict[str, str]]:
 
 
 async def open_chain(
-    blob_id: str, nodes: list[str], opener: Opener
+    blob_id: str,
+    nodes: list[str],
+    opener: Opener,
+    on_ack: AckListener | None = None,
+    resume_at: int | None = None,
 ) -> tuple[ChainLink | None, dict[str, str]]:
     """Open a link to the first of `nodes` that accepts, asking it to pass the blob on to
-    the nodes after it; returns the link (None if nobody accepted) and who failed, why."""
+    the nodes after it (a new blob, or with `resume_at` a resume of their partial copies
+    at that offset); returns the link (None if nobody accepted) and who failed, why."""
     failed: dict[str, str] = {}
     for position, node in enumerate(nodes):
-        request = ChainWriteBlob(blob_id=blob_id, downstream=list(nodes[position + 1 :]))
+        downstream = list(nodes[position + 1 :])
+        request: ChainWriteBlob | ChainResumeBlob = (
+            ChainResumeBlob(blob_id=blob_id, offset=resume_at, downstream=downstream)
+            if resume_at is not None
+            else ChainWriteBlob(blob_id=blob_id, downstream=downstream)
+        )
         try:
             connection, info, release = await opener(node, request)
         except LINK_FAILURES as exc:
@@ -150,5 +179,5 @@ async def open_chain(
             failed[node] = str(exc)
             continue
         failed.update(failed_behind)
-        return ChainLink(node, connection, chain, release), failed
+        return ChainLink(node, connection, chain, release, on_ack), failed
     return None, failed

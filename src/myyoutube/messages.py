@@ -25,6 +25,8 @@ __all__ = [
     "BackupIndex",
     "BlobEntry",
     "BlockReportChunk",
+    "ChainAck",
+    "ChainResumeBlob",
     "ChainWriteBlob",
     "Chunk",
     "Commands",
@@ -556,7 +558,7 @@ class GetRenditions:
     user: str
 
 
-# Master or datanode -> datanode (codes 95-99): write pipelines.
+# Master or datanode -> datanode (codes 95-99): write pipelines and their recovery.
 
 
 @dataclass(frozen=True)
@@ -568,6 +570,32 @@ class ChainWriteBlob:
     TYPE: typing.ClassVar[int] = 95
     blob_id: str
     downstream: list[str]
+
+
+@dataclass(frozen=True)
+class ChainResumeBlob:
+    """Pipeline recovery (chain_acks.py): reopen this node's partial copy of a chain write
+    at `offset` (bytes past it are dropped) and go on as ChainWriteBlob does, passing the
+    resume on to `downstream`. Only a blob this node was chain-writing a short while ago
+    (datanode/pipeline.py keeps it for PARKED_KEEP_S) can be resumed; Error 'not_found' or
+    'short' otherwise."""
+
+    TYPE: typing.ClassVar[int] = 96
+    blob_id: str
+    offset: int
+    downstream: list[str]
+
+
+@dataclass(frozen=True)
+class ChainAck:
+    """Up a write pipeline, between its Ok and its final answer: every byte before
+    `offset` is written by the sender and by every node behind it that is still in the
+    chain; `lost` names the nodes dropped behind the sender so far (each the one that
+    failed, not those cut off behind it)."""
+
+    TYPE: typing.ClassVar[int] = 97
+    offset: int
+    lost: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -662,6 +690,8 @@ Message: typing.TypeAlias = (
     | StoreRendition
     | GetRenditions
     | ChainWriteBlob
+    | ChainResumeBlob
+    | ChainAck
     | CreateUpload
     | UploadStatus
     | AppendUpload

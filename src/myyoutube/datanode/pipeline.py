@@ -1,16 +1,30 @@
-"""A datanode's part in a write pipeline: store each chunk and pass it on (chain.py).
+"""A datanode's part in a write pipeline: store each chunk, pass it on, acknowledge it,
+and keep a partial copy the master can resume (chain.py, chain_acks.py).
 
 Theory of operation
 -------------------
 `ChainWriteBlob` comes from the master (first in the chain) or from the datanode before
-us (links.py lets either role send it). We open our writer, open the rest of the chain
-(chain.open_chain: the first of `downstream` that accepts, which passes the blob on to
-the others), and answer Ok with the chain from us on. Then each Chunk is queued to the
-next hop, written to our disk while it travels, and we wait for the hop to take it
-before reading the next: the slowest node paces the chain. A next hop that fails or
-stalls is dropped with the nodes behind it and we go on storing our own copy. At End we
-pass End on, fsync and check our copy, wait for the hop's answer, and answer upstream
-with who stored the blob and who failed.
+us (links.py lets either role send it). We open the blob as an open blob (open_blobs.py,
+the resumable uploads' format: bytes plus per-block CRCs, reopenable at an offset), open
+the rest of the chain (chain.open_chain: the first of `downstream` that accepts, which
+passes the blob on to the others), and answer Ok with the chain from us on. Then each
+Chunk is queued to the next hop, written to our disk while it travels, and we wait for
+the hop to take it before reading the next: the slowest node paces the chain. After each
+chunk we acknowledge upstream (`ChainAck`) what we and the nodes behind us have written
+(chain_acks.AckState). A next hop that fails or stalls is dropped with the nodes behind
+it, reported upstream in our acks, and we go on storing our own copy. At End we pass End
+on, fsync, seal and check our copy, wait for the hop's answer, and answer upstream with
+who stored the blob and who failed.
+
+Recovery. If our upstream goes away mid-blob (the node before us died, froze, or the
+master broke the chain to re-form it), we do not delete our copy: we fsync what we
+have, confirm it as the open blob's length and *park* it (`ChainWrites`) for
+PARKED_KEEP_S. The master may then send `ChainResumeBlob(offset)`: it takes over a
+write still running (its upstream connection is cut, so it parks at once), reopens the
+copy at `offset` (bytes past it are dropped, as AppendBlob does) and goes on as above.
+Only a blob parked or being written here can be resumed, so a peer cannot truncate a
+resumable upload's open blob this way. A parked copy nobody resumes is deleted when its
+time is up. Our own disk failing is not parked: the copy is deleted and the error sent.
 
 Keepalives go upstream for as long as we work (opening the chain, a slow disk, waiting
 on the next hop's fsync), so the sender never mistakes a slow chain for a frozen node.
@@ -18,15 +32,22 @@ on the next hop's fsync), so the sender never mistakes a slow chain for a frozen
 
 from __future__ import annotations
 
+import asyncio
+import logging
+from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING
 
 from myyoutube import chain, links, protocol
-from myyoutube.datanode.store import BlobWriter, StoreError
-from myyoutube.protocol import ChainWriteBlob, Chunk, End, Ok
+from myyoutube.chain_acks import AckState
+from myyoutube.datanode.open_blobs import Appender
+from myyoutube.datanode.store import StoreError
+from myyoutube.protocol import ChainAck, ChainResumeBlob, ChainWriteBlob, Chunk, End, Ok
 from myyoutube.stream import DEFAULT_STALL_S, FrameStream
 
 if TYPE_CHECKING:
     from myyoutube.datanode.server import DataNode
+
+log = logging.getLogger(__name__)
 
 # Silence after which the next hop is taken for frozen or partitioned. The master's
 # --stall-timeout does not reach datanodes; the default is what it is unless set.
@@ -36,12 +57,69 @@ NEXT_HOP_STALL_S = DEFAULT_STALL_S
 # this much silence means it is gone (as server.MASTER_SILENCE_S for plain writes).
 UPSTREAM_SILENCE_S = 10.0
 
+# How long a partial copy whose upstream went away waits for the master to resume it.
+# The master resumes within its stall timeout plus the time to open a chain (seconds);
+# this is far above that, and short enough that the copy of a node dropped for good does
+# not hold disk space for long.
+PARKED_KEEP_S = 120.0
+
+
+class ChainWrites:
+    """The chain writes on this node: running (with their upstream connection) or parked
+    (a partial copy kept for a resume, with the timer that deletes it)."""
+
+    def __init__(self, delete: Callable[[str], Coroutine[None, None, None]]) -> None:
+        self._delete = delete
+        self._running: dict[str, FrameStream] = {}
+        self._parked: dict[str, asyncio.TimerHandle] = {}
+        self._expiring: set[asyncio.Task] = set()  # deletions under way (kept referenced)
+
+    def knows(self, blob_id: str) -> bool:
+        return blob_id in self._running or blob_id in self._parked
+
+    def is_parked(self, blob_id: str) -> bool:
+        return blob_id in self._parked
+
+    def take_over(self, blob_id: str) -> bool:
+        """A resume is coming: cut the running write's upstream (it then parks); whether
+        there is anything here to resume."""
+        upstream = self._running.get(blob_id)
+        if upstream is not None:
+            upstream.abort()
+        return self.knows(blob_id)
+
+    def running(self, blob_id: str, upstream: FrameStream) -> None:
+        self._forget_timer(blob_id)
+        self._running[blob_id] = upstream
+
+    def park(self, blob_id: str) -> None:
+        self._running.pop(blob_id, None)
+        self._forget_timer(blob_id)
+        loop = asyncio.get_running_loop()
+        self._parked[blob_id] = loop.call_later(PARKED_KEEP_S, self._expire, blob_id)
+
+    def done(self, blob_id: str) -> None:
+        self._running.pop(blob_id, None)
+        self._forget_timer(blob_id)
+
+    def _forget_timer(self, blob_id: str) -> None:
+        timer = self._parked.pop(blob_id, None)
+        if timer is not None:
+            timer.cancel()
+
+    def _expire(self, blob_id: str) -> None:
+        self._parked.pop(blob_id, None)
+        log.info("partial chain copy of blob %s was not resumed within %gs: deleted", blob_id, PARKED_KEEP_S)
+        task = asyncio.get_running_loop().create_task(self._delete(blob_id))
+        self._expiring.add(task)
+        task.add_done_callback(self._expiring.discard)
+
 
 def opener(node: DataNode) -> chain.Opener:
     """How this datanode opens a link to the next hop: a connection of its own (TLS with
     its datanode certificate), closed when the blob ends."""
 
-    async def open_link(address: str, request: ChainWriteBlob):
+    async def open_link(address: str, request: ChainWriteBlob | ChainResumeBlob):
         host, _, port = address.rpartition(":")
         connection = await links.connect(host, int(port), node.tls, expect_role="datanode")
         try:
@@ -59,68 +137,165 @@ def opener(node: DataNode) -> chain.Opener:
     return open_link
 
 
-async def chain_write(node: DataNode, upstream: FrameStream, request: ChainWriteBlob) -> None:
-    writer = node.store.open_writer(request.blob_id)
-    link: chain.ChainLink | None = None
+async def chain_write(
+    node: DataNode, upstream: FrameStream, request: ChainWriteBlob | ChainResumeBlob
+) -> None:
+    """Take part in a chain write (or its resume) from `upstream`; see the module doc."""
+    blob_id, writes = request.blob_id, node.chain_writes
+    resume_at = request.offset if isinstance(request, ChainResumeBlob) else None
+    if resume_at is None:
+        if writes.knows(blob_id) or node.open_blobs.holds(blob_id) or node.store.local_path(blob_id):
+            raise StoreError("exists", f"blob {blob_id} is already on this node")
+    elif resume_at < 0 or not writes.take_over(blob_id):
+        raise StoreError("not_found", f"no partial chain copy of blob {blob_id} here to resume")
+    async with node.open_blobs.lock(blob_id):
+        if resume_at is not None and not writes.is_parked(blob_id):
+            raise StoreError("not_found", f"the chain write of blob {blob_id} here ended meanwhile")
+        writes.running(blob_id, upstream)
+        try:
+            appender = await node.open_blobs.appender(blob_id, resume_at or 0)
+        except BaseException:
+            if resume_at is not None:
+                writes.park(blob_id)  # too short for this resume; its timer still runs
+            else:
+                writes.done(blob_id)
+            raise
+        size, sha256, link, failed = await _store(node, upstream, request, appender, resume_at)
+    stored = [node.address]
     try:
-        async with upstream.keepalive():
-            try:
-                link, failed = await chain.open_chain(request.blob_id, request.downstream, opener(node))
-                accepted = [node.address, *(link.chain if link else [])]
-                await upstream.write_frame(Ok({"chain": accepted, "failed": failed}))
-                end, link = await _relay(upstream, writer, link, failed)
-                if end.size != writer.size:
-                    raise StoreError("checksum", f"got {writer.size} bytes, sender says {end.size}")
-                size, sha256 = await writer.finish()
-            except BaseException:
-                await writer.abort()
-                raise
-            if sha256 != end.sha256:
-                await node.store.delete(request.blob_id)
-                raise StoreError("checksum", "bytes arrived damaged: sha256 differs from the sender's")
-            stored = [node.address]
-            if link is not None:
+        if link is not None:
+            async with upstream.keepalive():  # the hops behind us fsync meanwhile
                 stored += _behind(size, sha256, failed, await _result(link, failed))
-                link.close(clean=True)
-                link = None
+            link.close(clean=True)
+            link = None
     finally:
         if link is not None:
             link.close(clean=False)
     await upstream.write_frame(Ok({"stored": stored, "failed": failed, "size": size, "sha256": sha256}))
 
 
+async def _store(
+    node: DataNode,
+    upstream: FrameStream,
+    request: ChainWriteBlob | ChainResumeBlob,
+    appender: Appender,
+    resume_at: int | None,
+) -> tuple[int, str, chain.ChainLink | None, dict[str, str]]:
+    """Open the rest of the chain, answer Ok, relay and store until End, then make our
+    copy durable and seal it: (size, sha256, link to the next hop or None, failed).
+    Upstream lost midway: the copy is parked for a resume; our disk failing: deleted."""
+    blob_id = request.blob_id
+    acks = AckState(appender.length)
+    link: chain.ChainLink | None = None
+    failed: dict[str, str] = {}
+
+    def heard(offset: int, lost: list[str]) -> None:
+        acks.heard(offset, lost)
+        _acknowledge(upstream, acks)
+
+    try:
+        async with upstream.keepalive():
+            link, failed = await chain.open_chain(blob_id, request.downstream, opener(node), heard, resume_at)
+            if link is not None:
+                acks.linked()
+            accepted = [node.address, *(link.chain if link else [])]
+            await upstream.write_frame(Ok({"chain": accepted, "failed": failed}))
+            end, link = await _relay(upstream, appender, link, failed, acks)
+            if end.size != appender.length:
+                raise StoreError("checksum", f"got {appender.length} bytes, sender says {end.size}")
+            await appender.finish()
+            size, sha256 = await node.open_blobs.seal_locked(blob_id, end.size)
+    except StoreError:
+        if link is not None:
+            link.close(clean=False)
+        appender.close()
+        await node.open_blobs.delete(blob_id)
+        node.chain_writes.done(blob_id)
+        raise
+    except BaseException:
+        if link is not None:
+            link.close(clean=False)  # the hops behind us park too: the master resumes them
+        await _park(node, appender)
+        raise
+    node.chain_writes.done(blob_id)
+    if sha256 != end.sha256:
+        if link is not None:
+            link.close(clean=False)
+        await node.store.delete(blob_id)
+        raise StoreError("checksum", "bytes arrived damaged: sha256 differs from the sender's")
+    return size, sha256, link, failed
+
+
+async def _park(node: DataNode, appender: Appender) -> None:
+    """Keep what we wrote, durably, for a resume (or delete it if even that fails)."""
+    blob_id = appender.blob_id
+    try:
+        length = await appender.finish()
+    except (OSError, StoreError) as exc:
+        appender.close()
+        await node.open_blobs.delete(blob_id)
+        node.chain_writes.done(blob_id)
+        log.warning("chain write of blob %s broke and its copy could not be kept: %s", blob_id, exc)
+        return
+    node.chain_writes.park(blob_id)
+    log.info("chain write of blob %s broke upstream: %d bytes kept for a resume", blob_id, length)
+
+
+def _acknowledge(upstream: FrameStream, acks: AckState) -> None:
+    """Tell upstream what the chain from us on holds, if that changed."""
+    news = acks.take()
+    if news is None:
+        return
+    try:
+        upstream.queue_encoded(protocol.encode(ChainAck(offset=news[0], lost=news[1])))
+    except OSError:
+        pass  # upstream is gone: the relay notices at its next read and parks
+
+
 async def _relay(
-    upstream: FrameStream, writer: BlobWriter, link: chain.ChainLink | None, failed: dict[str, str]
+    upstream: FrameStream,
+    appender: Appender,
+    link: chain.ChainLink | None,
+    failed: dict[str, str],
+    acks: AckState,
 ) -> tuple[End, chain.ChainLink | None]:
-    """Store and pass on chunks until End (passed on too); returns End and the link, None
-    if the next hop was dropped on the way."""
+    """Store, pass on and acknowledge chunks until End (passed on too); returns End and
+    the link, None if the next hop was dropped on the way."""
     while True:
         message = await upstream.read_expected(Chunk, End, timeout=UPSTREAM_SILENCE_S)
         if link is not None:
-            link = _pass_on(link, protocol.encode(message), failed)
+            link = _pass_on(link, protocol.encode(message), failed, acks)
+            if link is not None and isinstance(message, Chunk):
+                acks.forward(len(message.data))
         if isinstance(message, End):
             return message, link
-        await writer.write(message.data)  # while the chunk travels to the next hop
+        await appender.write(message.data)  # while the chunk travels to the next hop
+        acks.wrote(len(message.data))
+        _acknowledge(upstream, acks)
         if link is not None:
             try:
                 await link.drained(NEXT_HOP_STALL_S)
             except chain.LINK_FAILURES as exc:
-                _drop(link, exc, failed)
+                _drop(link, exc, failed, acks)
                 link = None
+                _acknowledge(upstream, acks)
 
 
-def _pass_on(link: chain.ChainLink, frame: bytes, failed: dict[str, str]) -> chain.ChainLink | None:
+def _pass_on(
+    link: chain.ChainLink, frame: bytes, failed: dict[str, str], acks: AckState
+) -> chain.ChainLink | None:
     try:
         link.queue(frame)
     except chain.LINK_FAILURES as exc:
-        _drop(link, exc, failed)
+        _drop(link, exc, failed, acks)
         return None
     return link
 
 
-def _drop(link: chain.ChainLink, why: BaseException, failed: dict[str, str]) -> None:
-    """Forget the next hop and the chain behind it, noting why."""
+def _drop(link: chain.ChainLink, why: BaseException, failed: dict[str, str], acks: AckState) -> None:
+    """Forget the next hop and the chain behind it, noting why (and in our acks)."""
     failed.update(link.lost(why))
+    acks.dropped(link.node, cut_off=len(link.chain) > 1)
     link.close(clean=False)
 
 

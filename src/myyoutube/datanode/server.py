@@ -16,6 +16,7 @@ Two kinds of connection meet a datanode:
   open blobs of resumable uploads abandoned long ago (open_blobs.ABANDONED_AFTER_S).
 * **Data connections** from the master, one request each (`handle_request`): `WriteBlob`
   (then chunks, then End), `ReadBlob` (answered by chunks and End) and `DeleteBlob`;
+  write pipelines' `ChainWriteBlob` and `ChainResumeBlob` (pipeline.py);
   for resumable uploads `AppendBlob` and `SealBlob` (open_blobs.py). A ReadBlob of a
   blob still open reads its confirmed bytes. When a master rebuilds its index,
   `ListSidecars` (answered by SidecarBatch frames).
@@ -51,6 +52,7 @@ from myyoutube.datanode.transcoder import WORKER_STALL_TIMEOUT_S, Transcoder
 from myyoutube.protocol import (
     AppendBlob,
     BlockReportChunk,
+    ChainResumeBlob,
     ChainWriteBlob,
     Chunk,
     Commands,
@@ -99,8 +101,9 @@ ALLOWED_ROLES: dict[type, frozenset[str]] = {
     kind: frozenset({"master"})
     for kind in (WriteBlob, ReadBlob, DeleteBlob, AppendBlob, SealBlob, ListSidecars)
 }
-# A pipelined write (pipeline.py) reaches us from the master or from the datanode before us.
-ALLOWED_ROLES[ChainWriteBlob] = frozenset({"master", "datanode"})
+# A pipelined write (pipeline.py) and its resume reach us from the master or from the
+# datanode before us.
+ALLOWED_ROLES[ChainWriteBlob] = ALLOWED_ROLES[ChainResumeBlob] = frozenset({"master", "datanode"})
 
 
 class DataNode:
@@ -126,6 +129,7 @@ class DataNode:
         self.reports = BlockReports(incarnation=secrets.token_hex(8))
         store.on_change = self.reports.changed
         self.open_blobs = OpenBlobs(store)
+        self.chain_writes = pipeline.ChainWrites(self.open_blobs.delete)
         self.scrubber = Scrubber(store, scrub_bytes_per_s, scrub_interval_s, self.reports.found_corrupt)
         self.transcoder = Transcoder(
             transcode_slots,
@@ -139,21 +143,20 @@ class DataNode:
     # --- data connections ---------------------------------------------------------------
 
     async def handle_request(self, stream: FrameStream, request: Message) -> None:
-        if not isinstance(
-            request, WriteBlob | ReadBlob | DeleteBlob | ChainWriteBlob | AppendBlob | SealBlob | ListSidecars
-        ):
-            await stream.write_frame(Error("bad_request", f"datanode cannot {type(request).__name__}"))
-            return
         # Each handler takes the request type it is filed under (Any: a dict cannot say so).
         handlers: dict[type, Callable[[FrameStream, Any], Awaitable[None]]] = {
             WriteBlob: self._write,
             ReadBlob: self._read,
             DeleteBlob: self._delete,
             ChainWriteBlob: functools.partial(pipeline.chain_write, self),
+            ChainResumeBlob: functools.partial(pipeline.chain_write, self),
             AppendBlob: self._append,
             SealBlob: self._seal,
             ListSidecars: self._list_sidecars,
         }
+        if type(request) not in handlers:
+            await stream.write_frame(Error("bad_request", f"datanode cannot {type(request).__name__}"))
+            return
         try:
             await handlers[type(request)](stream, request)
         except StoreError as exc:
@@ -234,6 +237,11 @@ class DataNode:
                 batch = following
 
     async def _delete(self, stream: FrameStream, request: DeleteBlob) -> None:
+        if self.chain_writes.take_over(request.blob_id):
+            # A chain write of it still running parks first (its upstream is cut), so no
+            # partial copy is written back after the deletion.
+            async with self.open_blobs.lock(request.blob_id):
+                self.chain_writes.done(request.blob_id)
         await self.store.delete(request.blob_id)
         await self.open_blobs.delete(request.blob_id)
         await stream.write_frame(Ok({}))

@@ -1,24 +1,34 @@
-"""The master's end of a write pipeline: each uploaded byte leaves the master once.
+"""The master's end of a write pipeline: each uploaded byte leaves the master once, and a
+chain that breaks mid-upload is re-formed over its survivors (HDFS pipeline recovery).
 
 Theory of operation
 -------------------
-With `--write-pipeline`, uploads.py writes a new blob through a `ChainWriter` instead of
-a `transfer.ReplicaFanout`; both have the same interface. The writer opens a chain over
-the placed nodes (chain.open_chain, over the master's pooled connections), sends every
-chunk once to the chain's first node, and at End reads the chain's answer: the nodes
-that stored the blob with the size and sha256 the master computed. It commits if at
-least min_replicas did.
+uploads.py writes a new blob through a `ChainWriter` (the default; `--writes fanout`
+picks a `transfer.ReplicaFanout` instead); both have the same interface. The writer
+opens a chain over the placed nodes (chain.open_chain, over the master's pooled
+connections), sends every chunk once to the chain's first node (the head), and at End
+reads the chain's answer: the nodes that stored the blob with the size and sha256 the
+master computed. It commits if at least min_replicas did.
 
-A node lost in the middle of the chain loses the copies behind it too. When fewer than
-min_replicas but at least one node stored the blob, the writer tops it up before the
-commit (`top_up`): it copies the blob from a node that has it to freshly placed ones,
-through the master as a repair does, so losing the second of three nodes mid-upload
-still commits on two (that upload then costs the master one more egress per byte).
-Losing the first node loses the bytes the master has sent so far: nothing holds the
-whole blob, and the upload fails where fan-out would have committed on the other two.
-Real pipeline recovery (re-syncing the surviving nodes and resending from the last
-acknowledged byte, as HDFS does) needs datanodes to reopen a partial blob at an offset,
-which is not there yet.
+Recovery (chain_acks.py has the rules, without I/O). The head acknowledges per chunk
+the offset that the whole chain holds; the writer keeps every byte past it in a replay
+buffer of at most REPLAY_BUFFER_BYTES, and waits for acks when that is full (the flow
+control). When the head fails (its link breaks, it answers nonsense, or it stays silent
+for the stall timeout) or a hop reports a node lost that had nodes behind it, the writer
+drops the failed node, breaks the chain, and opens a new one over the survivors with
+`ChainResumeBlob` at the head's last ack: each survivor reopens the partial copy it
+parked (datanode/pipeline.py), drops what lies past that offset, and the writer resends
+the rest from its buffer and goes on. Each recovery drops at least one node, so a chain
+of N nodes recovers at most N - 1 times; it fails once fewer than min_replicas are left,
+as fan-out does. Why the master and not the nodes repairs: only the master has every
+byte not yet acknowledged, and only it knows the placement (as in HDFS, where the
+client re-forms the pipeline).
+
+Not recovered: a head lost after End was sent (the others may have sealed their copy
+meanwhile and refuse a resume). Nodes that failed by then are reported in the chain's
+answer; when fewer than min_replicas but at least one node stored the blob, the writer
+tops it up before the commit (`top_up`): it copies the blob from a node that has it to
+freshly placed ones, through the master as a repair does.
 """
 
 from __future__ import annotations
@@ -30,15 +40,18 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from myyoutube import chain, protocol
+from myyoutube.chain_acks import ReplayBuffer, after_loss, survivors
 from myyoutube.master import relay, repair
 from myyoutube.master.transfer import (
+    DRAIN_LIMIT_S,
     DatanodePools,
     ReplicationFailed,
+    StalledReplica,
     delete_blob,
     require_replicas,
 )
 from myyoutube.pool import Lease
-from myyoutube.protocol import ChainWriteBlob, Chunk, End, Ok
+from myyoutube.protocol import ChainResumeBlob, ChainWriteBlob, Chunk, End, Ok
 
 if TYPE_CHECKING:
     from myyoutube.master.server import Master
@@ -68,21 +81,24 @@ class ChainWriter:
         self.pools = pools
         self.stall_s = stall_s
         self.link: chain.ChainLink | None = None
+        self.chain: list[str] = []  # the nodes in the chain, as far as the master knows
         self.offered: set[str] = set()
         self.failed: dict[str, str] = {}  # node -> why it is not in the chain (any more)
+        self.replay = ReplayBuffer()
+        self.recoveries = 0
+        self._heard = asyncio.Event()  # set by every ack from the head
+        self._broken: str | None = None  # why the chain must be re-formed before going on
 
     @property
     def replicas(self) -> dict[str, None]:
-        """The nodes in the chain, as far as the master knows (it learns of losses behind
-        the first node only at the end)."""
-        return dict.fromkeys(self.link.chain) if self.link else {}
+        return dict.fromkeys(self.chain)
 
     @property
     def tried(self) -> frozenset[str]:
         return frozenset(self.offered)
 
     def _opener(self) -> chain.Opener:
-        async def open_link(node: str, request: ChainWriteBlob):
+        async def open_link(node: str, request: ChainWriteBlob | ChainResumeBlob):
             async def attempt(lease: Lease) -> dict:
                 await lease.connection.write_frame(request)
                 # The whole chain opens before this Ok; the node sends keepalives meanwhile.
@@ -104,48 +120,136 @@ class ChainWriter:
         """Form the chain over `nodes` (in order). A chain forms once: nodes offered
         after that (uploads.open_replicas asking for more) are not used."""
         self.offered.update(nodes)
-        if self.link is not None:
-            return
-        self.link, failed = await chain.open_chain(self.blob_id, nodes, self._opener())
+        if self.link is None and not self.chain:
+            await self._form(nodes, None)
+
+    async def _form(self, nodes: list[str], resume_at: int | None) -> None:
+        self.link, failed = await chain.open_chain(
+            self.blob_id, nodes, self._opener(), self._on_ack, resume_at
+        )
         self._note(failed)
+        self.chain = list(self.link.chain) if self.link else []
+        self._broken = None
         if self.link is not None:
-            log.info("blob %s goes down the chain %s", self.blob_id, " -> ".join(self.link.chain))
+            log.info("blob %s goes down the chain %s", self.blob_id, " -> ".join(self.chain))
 
     def _note(self, failed: dict[str, str]) -> None:
         for node, why in failed.items():
             self.failed[node] = why
             log.warning("chain write of blob %s: %s dropped: %s", self.blob_id, node, why)
 
+    def _on_ack(self, offset: int, lost: list[str]) -> None:
+        """The head's ack (peer input: ReplayBuffer checks it; a bad one fails the head)."""
+        self.replay.acknowledge(offset)
+        news = [node for node in lost if node in self.chain]
+        if news:
+            self._note(dict.fromkeys(news, "lost in the chain, as the node before it reported"))
+            self.chain, cut_off = after_loss(self.chain, news)
+            if cut_off and self._broken is None:
+                self._broken = f"{', '.join(news)} lost mid-chain"
+        self._heard.set()
+
+    def _head_failed(self, why: BaseException) -> None:
+        link = self.link
+        if link is None:
+            return
+        self._note({link.node: f"{type(why).__name__}: {why}"})
+        self.chain = survivors(self.chain, {link.node})
+        self._broken = f"the head {link.node} failed"
+
     def check_enough(self) -> None:
         require_replicas(self.blob_id, len(self.replicas), self.min_replicas, self.failed)
 
-    def _lost(self, link: chain.ChainLink, why: BaseException) -> None:
-        self._note(link.lost(why))
-        link.close(clean=False)
-        self.link = None
-        self.check_enough()
+    def _head(self) -> chain.ChainLink:
+        """The link to the chain's head; ReplicationFailed if no chain could form."""
+        if self.link is None:
+            raise ReplicationFailed("No datanode could keep storing the video; try again shortly.")
+        return self.link
 
     async def write(self, data: bytes) -> None:
+        self.replay.append(data)
+        if self.link is not None and self._broken is None:
+            try:
+                self.link.queue(protocol.encode(Chunk(data)))
+            except chain.LINK_FAILURES as exc:
+                self._head_failed(exc)
+        await self._settle(lambda: not self.replay.full)
+
+    async def _settle(self, done: Callable[[], bool]) -> None:
+        """Wait until `done()` (acks arrive), re-forming the chain whenever it breaks."""
+        while True:
+            if self._broken is not None:
+                await self._recover()
+            self.check_enough()
+            try:
+                await self._wait_for(done)
+            except chain.LINK_FAILURES as exc:
+                self._head_failed(exc)
+                continue
+            if self._broken is None:
+                return
+
+    async def _wait_for(self, done: Callable[[], bool]) -> None:
+        """Until `done()` or the chain breaks; StalledReplica if the head is silent for the
+        stall timeout, or talks but acknowledges nothing for DRAIN_LIMIT_S."""
         link = self.link
         if link is None:
-            self.check_enough()
             return
-        try:
-            await link.send(protocol.encode(Chunk(data)), self.stall_s)
-        except chain.LINK_FAILURES as exc:
-            self._lost(link, exc)
+        acked, progress_at = self.replay.acked, time.monotonic()
+        while not done() and self._broken is None:
+            if link.answer.done():
+                link.answer.result()  # an Error, a closed link or a bad ack raises here
+                raise protocol.RemoteProtocolError("the chain answered before the blob ended")
+            self._heard.clear()
+            try:
+                await asyncio.wait_for(self._heard.wait(), self.stall_s / 2)
+            except TimeoutError:
+                pass
+            now = time.monotonic()
+            if self.replay.acked > acked:
+                acked, progress_at = self.replay.acked, now
+            silent_s = now - link.connection.last_heard
+            if silent_s > self.stall_s or now - progress_at > DRAIN_LIMIT_S:
+                raise StalledReplica(f"acknowledged nothing and was silent for {silent_s:.1f}s")
+
+    async def _recover(self) -> None:
+        """Re-form the chain over the survivors at the head's last ack and resend the
+        rest; each pass drops at least one node, so this ends."""
+        while self._broken is not None:
+            if self.link is not None:
+                self.link.close(clean=False)  # the old head parks its copy, if it lives
+                self.link = None
+            self.check_enough()
+            offset = self.replay.acked
+            self.recoveries += 1
+            log.warning(
+                "chain write of blob %s broke (%s): resuming %s at byte %d",
+                self.blob_id,
+                self._broken,
+                " -> ".join(self.chain),
+                offset,
+            )
+            await self._form(list(self.chain), offset)
+            self.check_enough()
+            link = self._head()
+            try:
+                for piece in self.replay.since(offset):
+                    link.queue(protocol.encode(Chunk(piece)))
+            except chain.LINK_FAILURES as exc:
+                self._head_failed(exc)
 
     async def finish(self, size: int, sha256: str) -> list[str]:
         """End the blob; the nodes that stored exactly `size` bytes with this sha256."""
-        link = self.link
-        if link is None:
-            self.check_enough()
-            return []
+        await self._settle(lambda: self.replay.unacked == 0)
+        link = self._head()
         try:
-            await link.send(protocol.encode(End(size=size, sha256=sha256)), self.stall_s)
+            link.queue(protocol.encode(End(size=size, sha256=sha256)))
             stored, failed, their_size, their_sha256 = await link.result(self.stall_s)
         except chain.LINK_FAILURES as exc:
-            self._lost(link, exc)
+            self._note(link.lost(exc))
+            self.close()
+            self.chain = []
+            self.check_enough()
             return []
         self._note(failed)
         link.close(clean=True)

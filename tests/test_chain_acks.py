@@ -1,0 +1,134 @@
+"""Pipeline recovery's rules (myyoutube.chain_acks), without sockets: the master's replay
+buffer, what a datanode acknowledges upstream, and which nodes a broken chain keeps."""
+
+from __future__ import annotations
+
+import pytest
+
+from myyoutube import protocol
+from myyoutube.chain_acks import REPLAY_BUFFER_BYTES, AckState, ReplayBuffer, after_loss, survivors
+
+
+def test_replay_buffer_keeps_what_is_not_acknowledged_and_resends_from_an_offset():
+    """Acked chunks are let go; a resume from any offset at or after the last ack gets
+    exactly the bytes from there on, the first chunk cut where the offset falls."""
+    replay = ReplayBuffer(limit_bytes=10)
+    for piece in (b"abcd", b"efgh", b"ij"):
+        replay.append(piece)
+    assert (replay.end, replay.unacked, replay.full) == (10, 10, True)
+    replay.acknowledge(6)
+    assert (replay.acked, replay.unacked, replay.full) == (6, 4, False)
+    assert b"".join(replay.since(6)) == b"ghij"
+    assert b"".join(replay.since(10)) == b""
+    with pytest.raises(ValueError):
+        replay.since(3)  # "abcd" was let go: nobody may need it again
+
+
+def test_replay_buffer_refuses_acks_that_cannot_be_true():
+    """An ack is peer input: one going backwards or past what was sent is a protocol
+    error (the head is then treated as failed), and the buffer is left as it was."""
+    replay = ReplayBuffer()
+    replay.append(b"x" * 100)
+    replay.acknowledge(40)
+    for bad in (39, 101, -1):
+        with pytest.raises(protocol.RemoteProtocolError):
+            replay.acknowledge(bad)
+    assert replay.acked == 40
+    assert b"".join(replay.since(40)) == b"x" * 60
+
+
+def test_replay_buffer_default_is_a_few_mib():
+    """The bound that makes the master wait for acks: a few MiB per upload."""
+    assert 1024 * 1024 <= REPLAY_BUFFER_BYTES <= 16 * 1024 * 1024
+    replay = ReplayBuffer()
+    replay.append(b"\0" * REPLAY_BUFFER_BYTES)
+    assert replay.full
+
+
+def test_a_node_acknowledges_the_least_of_its_own_bytes_and_its_next_hops_ack():
+    """What the chain from a node on holds: its own written bytes, capped by what its next
+    hop acknowledged; nothing new is sent twice."""
+    acks = AckState(0)
+    acks.linked()
+    acks.forward(100)
+    acks.wrote(100)
+    assert acks.take() is None  # the next hop has acknowledged nothing yet
+    acks.heard(60, [])
+    assert acks.take() == (60, [])
+    assert acks.take() is None
+    acks.heard(100, [])
+    assert acks.take() == (100, [])
+
+
+def test_the_tail_acknowledges_its_own_bytes_from_its_resume_offset():
+    acks = AckState(500)
+    assert acks.take() is None
+    acks.wrote(10)
+    assert acks.take() == (510, [])
+
+
+def test_losing_a_hop_with_nodes_behind_it_freezes_the_ack_and_reports_it():
+    """The nodes cut off behind a dropped hop hold at least its last ack, so the ack stays
+    there (the master resumes them from it) and names the lost node."""
+    acks = AckState(0)
+    acks.linked()
+    acks.forward(300)
+    acks.wrote(300)
+    acks.heard(200, [])
+    acks.dropped("b:2", cut_off=True)
+    acks.wrote(100)
+    assert acks.take() == (200, ["b:2"])
+    acks.heard(300, [])  # a late ack from the dropped hop changes nothing
+    assert acks.offset == 200
+
+
+def test_losing_the_tail_lets_the_ack_follow_the_node_again():
+    """A dropped tail cuts nobody off: the chain goes on one shorter."""
+    acks = AckState(0)
+    acks.linked()
+    acks.forward(300)
+    acks.wrote(300)
+    acks.heard(100, [])
+    acks.dropped("c:3", cut_off=False)
+    assert acks.take() == (300, ["c:3"])
+
+
+def test_losses_reported_from_behind_are_passed_on_once():
+    acks = AckState(0)
+    acks.linked()
+    acks.forward(10)
+    acks.wrote(10)
+    acks.heard(10, ["c:3"])
+    assert acks.take() == (10, ["c:3"])
+    acks.heard(10, ["c:3"])
+    assert acks.take() is None
+
+
+def test_a_next_hop_acknowledging_more_than_it_was_sent_is_a_protocol_error():
+    acks = AckState(0)
+    acks.linked()
+    acks.forward(50)
+    with pytest.raises(protocol.RemoteProtocolError):
+        acks.heard(51, [])
+    acks.heard(20, [])
+    with pytest.raises(protocol.RemoteProtocolError):
+        acks.heard(10, [])  # acks never go backwards
+
+
+@pytest.mark.parametrize(
+    ("lost", "remaining", "re_form"),
+    [
+        (["c"], ["a", "b"], False),  # the tail: the chain simply goes on shorter
+        (["b"], ["a", "c"], True),  # the middle: c is cut off, alive
+        (["b", "c"], ["a"], False),  # everything behind a: nobody to re-join
+        (["a"], ["b", "c"], True),
+        (["x"], ["a", "b", "c"], False),  # not in the chain (already dropped)
+    ],
+)
+def test_after_loss_re_forms_only_when_a_live_node_was_cut_off(lost, remaining, re_form):
+    assert after_loss(["a", "b", "c"], lost) == (remaining, re_form)
+
+
+def test_survivors_keep_the_chain_order():
+    assert survivors(["a", "b", "c"], {"a"}) == ["b", "c"]
+    assert survivors(["a", "b", "c"], {"b"}) == ["a", "c"]
