@@ -28,8 +28,8 @@ limit divided by 3"), measured in the same run because a virtual disk's speed dr
 5. The master's egress per uploaded byte: what the master process passed to write() and
    send() during the uploads (/proc/PID/io wchar: its sockets to the datanodes, plus its
    small index and log writes) over the bytes uploaded. Fan-out sends each byte to every
-   replica (about 3.0); a write pipeline (`--writes pipeline`, the master's
-   --write-pipeline) sends it once, to the first datanode of the chain (about 1.0). With
+   replica (about 3.0); a write pipeline (`--writes pipeline`, the master's default)
+   sends it once, to the first datanode of the chain (about 1.0). With
    `--writes fanout,pipeline` both run, one after the other on fresh clusters, against
    the same dd reference.
 """
@@ -74,7 +74,7 @@ DD_BLOCK = "1M"
 # A dd of 512 MiB at even 20 MB/s takes ~30 s; this only stops a hung disk.
 DD_TIMEOUT_S = 600.0
 # How the master writes replicas -> its flags.
-WRITE_MODES = {"fanout": [], "pipeline": ["--write-pipeline"]}
+WRITE_MODES = {"fanout": ["--writes", "fanout"], "pipeline": ["--writes", "pipeline"]}
 # Generous for uploading a few hundred MiB through five processes on a small machine.
 UPLOAD_TIMEOUT_S = 1800.0
 
@@ -86,8 +86,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--datanodes", type=int, default=DEFAULT_DATANODES)
     parser.add_argument(
         "--writes",
-        default="fanout",
-        help="how the master writes replicas, one or more of fanout,pipeline (default fanout)",
+        default="pipeline",
+        help="how the master writes replicas, one or more of fanout,pipeline (default pipeline, "
+        "the master's own default)",
     )
     parser.add_argument("--tls", action="store_true", help="mutual TLS between the roles")
     args = parser.parse_args()

@@ -309,3 +309,9 @@ def read_chars(node: Role) -> int:
     """Bytes the process has read so far (rchar), to tell which datanode serves a stream."""
     with open(f"/proc/{node.process.pid}/io") as io:
         return int(next(line for line in io if line.startswith("rchar:")).split()[1])
+
+
+def receiving(folder: Path) -> bool:
+    """Whether a datanode's folder holds a blob being written: a fan-out write's `.part`
+    or a write pipeline's open blob."""
+    return any(folder.glob("*.part")) or any(folder.glob("*.open"))

@@ -1,6 +1,7 @@
 """Write pipelines (chain.py, datanode/pipeline.py, master/pipeline.py) with real processes.
 
-A cluster whose master runs with --write-pipeline: uploads go down a chain of datanodes.
+A cluster whose master runs with --writes pipeline (the default, said explicitly here):
+uploads go down a chain of datanodes.
 The tests check the bytes on every datanode's disk (sha256), how many bytes the master
 process wrote (its egress: /proc/PID/io wchar counts socket writes), and what happens
 when a node of the chain is killed or frozen mid-upload.
@@ -19,7 +20,7 @@ from myyoutube.client import RequestFailed
 from myyoutube.launch import Role
 from myyoutube.protocol import ChainWriteBlob, Ok, WriteBlob
 
-PIPELINE = ("--write-pipeline",)
+PIPELINE = ("--writes", "pipeline")
 MIB = 1024 * 1024
 
 

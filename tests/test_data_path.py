@@ -15,7 +15,7 @@ import time
 
 import aiohttp
 
-from harness import holders_of, mp4_bytes, read_chars, store
+from harness import holders_of, mp4_bytes, read_chars, receiving, store
 
 VIDEO_BYTES = 6 * 1024 * 1024
 READ_PIECE_BYTES = 64 * 1024
@@ -119,7 +119,7 @@ async def test_upload_commits_on_two_when_one_receiver_freezes(fresh_cluster):
     client = cluster.client()
     upload = await client.start_upload("partitioned.mp4", "video/mp4")
     await upload.write(data[: 4 * 1024 * 1024])
-    receivers = [n for n in cluster.datanodes if any(cluster.folder(n).glob("*.part"))]
+    receivers = [n for n in cluster.datanodes if receiving(cluster.folder(n))]
     assert len(receivers) == 3
     receivers[0].pause()
     try:

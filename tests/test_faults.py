@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from harness import Cluster, holders_of, mp4_bytes, read_chars, store, upload, wait_until
+from harness import Cluster, holders_of, mp4_bytes, read_chars, receiving, store, upload, wait_until
 from myyoutube.client import RequestFailed
 
 STREAM_VIDEO_BYTES = 24 * 1024 * 1024
@@ -107,9 +107,7 @@ async def test_upload_survives_losing_any_replica_midway(fresh_cluster, position
     data = mp4_bytes(os.urandom(6 * 1024 * 1024))
     upload = await cluster.client().start_upload("survivor.mp4", "video/mp4")
     await upload.write(data[: 2 * 1024 * 1024])
-    writing = sorted(
-        (n for n in cluster.datanodes if any(cluster.folder(n).glob("*.part"))), key=lambda n: n.port
-    )
+    writing = sorted((n for n in cluster.datanodes if receiving(cluster.folder(n))), key=lambda n: n.port)
     assert len(writing) == 3
     writing[position].kill()
     await upload.write(data[2 * 1024 * 1024 :])
@@ -124,7 +122,7 @@ async def test_upload_fails_cleanly_when_too_few_replicas_remain(fresh_cluster):
     cluster = fresh_cluster()
     upload = await cluster.client().start_upload("doomed.mp4", "video/mp4")
     await upload.write(os.urandom(1024 * 1024))
-    writing = [n for n in cluster.datanodes if any(cluster.folder(n).glob("*.part"))]
+    writing = [n for n in cluster.datanodes if receiving(cluster.folder(n))]
     for node in writing[:2]:
         node.kill()
     with pytest.raises(RequestFailed) as failed:

@@ -24,7 +24,8 @@ write still running (its upstream connection is cut, so it parks at once), reope
 copy at `offset` (bytes past it are dropped, as AppendBlob does) and goes on as above.
 Only a blob parked or being written here can be resumed, so a peer cannot truncate a
 resumable upload's open blob this way. A parked copy nobody resumes is deleted when its
-time is up. Our own disk failing is not parked: the copy is deleted and the error sent.
+time is up, or at once when we register with the master again (a master that restarted
+does not resume the old process's chains; it retires their blobs). Our own disk failing is not parked: the copy is deleted and the error sent.
 
 Keepalives go upstream for as long as we work (opening the chain, a slow disk, waiting
 on the next hop's fsync), so the sender never mistakes a slow chain for a frozen node.
@@ -58,10 +59,12 @@ NEXT_HOP_STALL_S = DEFAULT_STALL_S
 UPSTREAM_SILENCE_S = 10.0
 
 # How long a partial copy whose upstream went away waits for the master to resume it.
-# The master resumes within its stall timeout plus the time to open a chain (seconds);
-# this is far above that, and short enough that the copy of a node dropped for good does
-# not hold disk space for long.
-PARKED_KEEP_S = 120.0
+# A node parks when it notices its upstream gone: at once for a reset, after
+# UPSTREAM_SILENCE_S for a silent one, or when the master's resume cuts it; the master
+# resumes within its --stall-timeout plus the time to open a chain. A minute is far
+# above that with any sensible stall timeout, and short enough that the copy of a node
+# dropped for good does not hold disk space for long.
+PARKED_KEEP_S = 60.0
 
 
 class ChainWrites:
@@ -107,9 +110,16 @@ class ChainWrites:
         if timer is not None:
             timer.cancel()
 
-    def _expire(self, blob_id: str) -> None:
+    def drop_parked(self) -> None:
+        """Delete every parked copy now: we registered with the master again, most often
+        because it restarted, and a new master process never resumes the old one's chains."""
+        for blob_id in list(self._parked):
+            self._forget_timer(blob_id)
+            self._expire(blob_id, "the master restarted")
+
+    def _expire(self, blob_id: str, why: str = f"not resumed within {PARKED_KEEP_S:g}s") -> None:
         self._parked.pop(blob_id, None)
-        log.info("partial chain copy of blob %s was not resumed within %gs: deleted", blob_id, PARKED_KEEP_S)
+        log.info("partial chain copy of blob %s deleted: %s", blob_id, why)
         task = asyncio.get_running_loop().create_task(self._delete(blob_id))
         self._expiring.add(task)
         task.add_done_callback(self._expiring.discard)

@@ -295,6 +295,9 @@ class DataNode:
             try:
                 if control is None:
                     control = await self.register_once()
+                    # Most often the master restarted: it will not resume the old
+                    # process's chains (a blip of the link costs those resumes too).
+                    self.chain_writes.drop_parked()
                 backoff.succeeded()
                 await self._heartbeat_until_broken(control)
             except (OSError, TimeoutError, streams.RequestFailed, streams.protocol.ProtocolError) as exc:

@@ -28,6 +28,10 @@ DEFAULT_HEARTBEAT_S = 3.0
 # Room per account unless an admin sets another (admins are unlimited): a few hours of
 # HD video each, so one account cannot fill a small cluster by itself.
 DEFAULT_QUOTA_BYTES = 50 * 1024**3
+# How uploads reach their replicas (--writes): the pipeline by default, since it sends
+# each byte once and recovers a chain that loses any node (master/pipeline.py); fan-out
+# stays available (transfer.py), e.g. where datanodes cannot reach each other.
+WRITE_MODES = ("pipeline", "fanout")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -69,11 +73,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         f"for frozen and the work moves to another replica (default {stream.DEFAULT_STALL_S:g})",
     )
     parser.add_argument(
-        "--write-pipeline",
-        action="store_true",
-        help="send each uploaded byte once, down a chain of datanodes, instead of to every "
-        "replica (the master's egress drops from --replication times to once; a node lost "
-        "mid-upload also loses the copies behind it in the chain)",
+        "--writes",
+        choices=WRITE_MODES,
+        default="pipeline",
+        help="how uploads reach their replicas: 'pipeline' (the default) sends each byte once, "
+        "down a chain of datanodes that is re-formed over the survivors if a node is lost "
+        "mid-upload; 'fanout' sends it to every replica (--replication times the master's egress)",
     )
     parser.add_argument(
         "--quota-bytes",
@@ -199,7 +204,7 @@ async def serve(args: argparse.Namespace) -> None:
         private=args.private,
         upload_expiry_s=args.upload_expiry,
     )
-    master.write_pipeline = args.write_pipeline
+    master.write_pipeline = args.writes == "pipeline"
     server = await service.listen(
         lambda: links.serve_connections(
             master.handle,

@@ -134,7 +134,7 @@ class Master:
         self.recent_views = views.RecentViews()
         self.counters = status.Counters()
         self.transcoding = transcoding.Transcoding(self)
-        self.write_pipeline = False  # uploads go down a chain of datanodes (pipeline.py)
+        self.write_pipeline = True  # uploads go down a chain of datanodes (pipeline.py), not fan-out
         self.resumable = resumable.Resumable(self, upload_expiry_s)
         self.sidecars = sidecars.SidecarDelivery(index)
         self.control = control.Control(self)  # datanodes' control connections, and their orphans

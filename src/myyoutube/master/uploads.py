@@ -50,7 +50,7 @@ OVER_QUOTA_SENTENCE = (
 )
 
 
-# How a blob's bytes reach its replicas: fan-out, or a chain with --write-pipeline.
+# How a blob's bytes reach its replicas: a chain (the default), or fan-out with --writes fanout.
 Writer = transfer.ReplicaFanout | pipeline.ChainWriter
 
 
