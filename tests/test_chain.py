@@ -150,6 +150,31 @@ async def test_head_lost_mid_upload_is_recovered_and_commits_on_the_other_two(fr
     assert await read_back(cluster, "head.mp4", len(data)) == data
 
 
+async def test_head_frozen_after_the_last_byte_is_recovered_at_the_end(fresh_cluster):
+    """SIGSTOP of the chain's first node once the whole chain holds every byte, before
+    End: the master takes the silent head for lost, resumes the other two at their last
+    acknowledged byte (the end, or just before it), sends End to them and the upload
+    commits on them, byte-identical."""
+    cluster = fresh_cluster(master_args=(*PIPELINE, "--stall-timeout", "1"))
+    data = mp4_bytes(os.urandom(4 * MIB))
+    upload = await cluster.client().start_upload("end.mp4", "video/mp4")
+    await upload.write(data)
+    nodes = chain_of(cluster)
+
+    def tail_has_all() -> bool:
+        return any(path.stat().st_size == len(data) for path in cluster.folder(nodes[2]).glob("*.open"))
+
+    await wait_until(tail_has_all, "the tail holding every byte", 20)
+    nodes[0].pause()
+    try:
+        video = await upload.finish()
+    finally:
+        nodes[0].resume()
+    assert video["sha256"] == hashlib.sha256(data).hexdigest()
+    assert ports(holders_of(cluster, data)) == ports(nodes[1:])
+    assert await read_back(cluster, "end.mp4", len(data)) == data
+
+
 async def test_head_and_middle_killed_fail_the_upload_cleanly(fresh_cluster):
     """With two of three chain nodes killed mid-upload only one copy could be kept, fewer
     than --min-replicas 2: the upload is refused with a sentence and the surviving node's

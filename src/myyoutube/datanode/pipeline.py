@@ -23,7 +23,9 @@ PARKED_KEEP_S. The master may then send `ChainResumeBlob(offset)`: it takes over
 write still running (its upstream connection is cut, so it parks at once), reopens the
 copy at `offset` (bytes past it are dropped, as AppendBlob does) and goes on as above.
 Only a blob parked or being written here can be resumed, so a peer cannot truncate a
-resumable upload's open blob this way. A parked copy nobody resumes is deleted when its
+resumable upload's open blob this way. A resume at the very end of a copy we already
+sealed (the head was lost after End, before its answer reached the master) takes End
+again and answers for the sealed copy if size and sha256 agree. A parked copy nobody resumes is deleted when its
 time is up, or at once when we register with the master again (a master that restarted
 does not resume the old process's chains; it retires their blobs). Our own disk failing is not parked: the copy is deleted and the error sent.
 
@@ -68,17 +70,30 @@ PARKED_KEEP_S = 60.0
 
 
 class ChainWrites:
-    """The chain writes on this node: running (with their upstream connection) or parked
-    (a partial copy kept for a resume, with the timer that deletes it)."""
+    """The chain writes on this node: running (with their upstream connection), parked
+    (a partial copy kept for a resume, with the timer that deletes it), or just sealed
+    (size and sha256 remembered for PARKED_KEEP_S, in case the head is lost after End
+    and the master resumes at the very end)."""
 
     def __init__(self, delete: Callable[[str], Coroutine[None, None, None]]) -> None:
         self._delete = delete
         self._running: dict[str, FrameStream] = {}
         self._parked: dict[str, asyncio.TimerHandle] = {}
+        self._sealed: dict[str, tuple[int, str, asyncio.TimerHandle]] = {}
         self._expiring: set[asyncio.Task] = set()  # deletions under way (kept referenced)
 
     def knows(self, blob_id: str) -> bool:
-        return blob_id in self._running or blob_id in self._parked
+        return blob_id in self._running or blob_id in self._parked or blob_id in self._sealed
+
+    def seal_of(self, blob_id: str) -> tuple[int, str] | None:
+        """(size, sha256) of a chain copy sealed here a short while ago, or None."""
+        sealed = self._sealed.get(blob_id)
+        return None if sealed is None else sealed[:2]
+
+    def sealed(self, blob_id: str, size: int, sha256: str) -> None:
+        self.done(blob_id)
+        timer = asyncio.get_running_loop().call_later(PARKED_KEEP_S, self._sealed.pop, blob_id, None)
+        self._sealed[blob_id] = (size, sha256, timer)
 
     def is_parked(self, blob_id: str) -> bool:
         return blob_id in self._parked
@@ -104,6 +119,9 @@ class ChainWrites:
     def done(self, blob_id: str) -> None:
         self._running.pop(blob_id, None)
         self._forget_timer(blob_id)
+        sealed = self._sealed.pop(blob_id, None)
+        if sealed is not None:
+            sealed[2].cancel()
 
     def _forget_timer(self, blob_id: str) -> None:
         timer = self._parked.pop(blob_id, None)
@@ -159,18 +177,22 @@ async def chain_write(
     elif resume_at < 0 or not writes.take_over(blob_id):
         raise StoreError("not_found", f"no partial chain copy of blob {blob_id} here to resume")
     async with node.open_blobs.lock(blob_id):
-        if resume_at is not None and not writes.is_parked(blob_id):
+        sealed = writes.seal_of(blob_id)
+        if resume_at is not None and sealed is not None and sealed[0] == resume_at:
+            size, sha256, link, failed = await _confirm_sealed(node, upstream, request, *sealed)
+        elif resume_at is not None and not writes.is_parked(blob_id):
             raise StoreError("not_found", f"the chain write of blob {blob_id} here ended meanwhile")
-        writes.running(blob_id, upstream)
-        try:
-            appender = await node.open_blobs.appender(blob_id, resume_at or 0)
-        except BaseException:
-            if resume_at is not None:
-                writes.park(blob_id)  # too short for this resume; its timer still runs
-            else:
-                writes.done(blob_id)
-            raise
-        size, sha256, link, failed = await _store(node, upstream, request, appender, resume_at)
+        else:
+            writes.running(blob_id, upstream)
+            try:
+                appender = await node.open_blobs.appender(blob_id, resume_at or 0)
+            except BaseException:
+                if resume_at is not None:
+                    writes.park(blob_id)  # too short for this resume; its timer still runs
+                else:
+                    writes.done(blob_id)
+                raise
+            size, sha256, link, failed = await _store(node, upstream, request, appender, resume_at)
     stored = [node.address]
     try:
         if link is not None:
@@ -227,12 +249,41 @@ async def _store(
             link.close(clean=False)  # the hops behind us park too: the master resumes them
         await _park(node, appender)
         raise
-    node.chain_writes.done(blob_id)
+    node.chain_writes.sealed(blob_id, size, sha256)
     if sha256 != end.sha256:
         if link is not None:
             link.close(clean=False)
         await node.store.delete(blob_id)
         raise StoreError("checksum", "bytes arrived damaged: sha256 differs from the sender's")
+    return size, sha256, link, failed
+
+
+async def _confirm_sealed(
+    node: DataNode, upstream: FrameStream, request: ChainWriteBlob | ChainResumeBlob, size: int, sha256: str
+) -> tuple[int, str, chain.ChainLink | None, dict[str, str]]:
+    """A resume at the end of a copy already sealed here (the head was lost after End):
+    pass the resume on, take End again and check it against our copy; as _store."""
+    link: chain.ChainLink | None = None
+    try:
+        async with upstream.keepalive():
+            link, failed = await chain.open_chain(
+                request.blob_id, request.downstream, opener(node), None, size
+            )
+            accepted = [node.address, *(link.chain if link else [])]
+            await upstream.write_frame(Ok({"chain": accepted, "failed": failed}))
+            end = await upstream.read_expected(End, timeout=UPSTREAM_SILENCE_S)
+            if link is not None:
+                link = _pass_on(link, protocol.encode(end), failed, AckState(size))
+    except BaseException:
+        if link is not None:
+            link.close(clean=False)
+        raise
+    if (end.size, end.sha256) != (size, sha256):
+        if link is not None:
+            link.close(clean=False)
+        node.chain_writes.done(request.blob_id)
+        await node.store.delete(request.blob_id)
+        raise StoreError("checksum", f"stored {size} bytes, sha256 {sha256}; the sender says otherwise")
     return size, sha256, link, failed
 
 

@@ -24,8 +24,9 @@ as fan-out does. Why the master and not the nodes repairs: only the master has e
 byte not yet acknowledged, and only it knows the placement (as in HDFS, where the
 client re-forms the pipeline).
 
-Not recovered: a head lost after End was sent (the others may have sealed their copy
-meanwhile and refuse a resume). Nodes that failed by then are reported in the chain's
+End goes down only once every byte is acknowledged; a head lost after that is recovered
+the same way at offset = size (a survivor that sealed its copy meanwhile checks End
+against it). Nodes behind the head that fail after End are reported in the chain's
 answer; when fewer than min_replicas but at least one node stored the blob, the writer
 tops it up before the commit (`top_up`): it copies the blob from a node that has it to
 freshly placed ones, through the master as a repair does.
@@ -240,17 +241,16 @@ class ChainWriter:
 
     async def finish(self, size: int, sha256: str) -> list[str]:
         """End the blob; the nodes that stored exactly `size` bytes with this sha256."""
-        await self._settle(lambda: self.replay.unacked == 0)
-        link = self._head()
-        try:
-            link.queue(protocol.encode(End(size=size, sha256=sha256)))
-            stored, failed, their_size, their_sha256 = await link.result(self.stall_s)
-        except chain.LINK_FAILURES as exc:
-            self._note(link.lost(exc))
-            self.close()
-            self.chain = []
-            self.check_enough()
-            return []
+        while True:
+            # Every byte acknowledged first: a head lost after End is resumed at the end.
+            await self._settle(lambda: self.replay.unacked == 0)
+            link = self._head()
+            try:
+                link.queue(protocol.encode(End(size=size, sha256=sha256)))
+                stored, failed, their_size, their_sha256 = await link.result(self.stall_s)
+                break
+            except chain.LINK_FAILURES as exc:
+                self._head_failed(exc)  # each pass drops a node: check_enough ends it
         self._note(failed)
         link.close(clean=True)
         self.link = None
