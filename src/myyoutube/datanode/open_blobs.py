@@ -247,6 +247,9 @@ class Appender:
         self._reserved += len(data)
         await asyncio.to_thread(_write_all, self._fd, data, self._digest)
         self.length += len(data)
+        if not self._block and len(data) == BLOCK_BYTES:
+            self._crcs.append(_crc(data))  # the common case, a whole chunk: no copy
+            return
         self._block += data
         while len(self._block) >= BLOCK_BYTES:
             self._crcs.append(_crc(bytes(self._block[:BLOCK_BYTES])))

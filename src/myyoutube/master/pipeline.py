@@ -174,7 +174,10 @@ class ChainWriter:
                 self.link.queue(protocol.encode(Chunk(data)))
             except chain.LINK_FAILURES as exc:
                 self._head_failed(exc)
-        await self._settle(lambda: not self.replay.full)
+        if self._broken is not None or self.replay.full:
+            # Down to half the buffer: the uploader's next chunks then go on without a
+            # wait per ack (one wake-up for several acks).
+            await self._settle(lambda: self.replay.unacked <= self.replay.limit_bytes // 2)
 
     async def _settle(self, done: Callable[[], bool]) -> None:
         """Wait until `done()` (acks arrive), re-forming the chain whenever it breaks."""
