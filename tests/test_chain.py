@@ -175,6 +175,23 @@ async def test_head_frozen_after_the_last_byte_is_recovered_at_the_end(fresh_clu
     assert await read_back(cluster, "end.mp4", len(data)) == data
 
 
+async def test_a_chain_node_killed_mid_upload_deletes_its_partial_copy_when_restarted(fresh_cluster):
+    """SIGKILL of the tail mid-upload, then a restart of it (same data directory): the
+    upload commits on the other two, and the restarted node deletes the copy it was
+    writing, which nothing can resume any more; nothing but the committed blobs stays."""
+    cluster = fresh_cluster(master_args=PIPELINE)
+    data = mp4_bytes(os.urandom(6 * MIB))
+    nodes: list[Role] = []
+    video = await upload_with_fault(
+        cluster, "restarted.mp4", data, lambda chain: (nodes.extend(chain), chain[2].kill())
+    )
+    assert video["sha256"] == hashlib.sha256(data).hexdigest()
+    assert any(path.suffix == ".open" for path in cluster.data_files(nodes[2]))
+    restarted = cluster.start_datanode(port=nodes[2].port)
+    await wait_until(lambda: not cluster.stray_files(), "no partial copy left anywhere", 20)
+    assert "left by a previous run" in restarted.log_path.read_text()
+
+
 async def test_head_and_middle_killed_fail_the_upload_cleanly(fresh_cluster):
     """With two of three chain nodes killed mid-upload only one copy could be kept, fewer
     than --min-replicas 2: the upload is refused with a sentence and the surviving node's

@@ -45,13 +45,22 @@ def test_replay_buffer_default_is_a_few_mib():
     assert replay.full
 
 
+def linked_node(nbytes: int, behind_acked: int | None = None) -> AckState:
+    """A node with a next hop that has passed on and written `nbytes`, and heard the next
+    hop acknowledge `behind_acked` (if given)."""
+    acks = AckState(0)
+    acks.linked()
+    acks.forward(nbytes)
+    acks.wrote(nbytes)
+    if behind_acked is not None:
+        acks.heard(behind_acked, [])
+    return acks
+
+
 def test_a_node_acknowledges_the_least_of_its_own_bytes_and_its_next_hops_ack():
     """What the chain from a node on holds: its own written bytes, capped by what its next
     hop acknowledged; nothing new is sent twice."""
-    acks = AckState(0)
-    acks.linked()
-    acks.forward(100)
-    acks.wrote(100)
+    acks = linked_node(100)
     assert acks.take() is None  # the next hop has acknowledged nothing yet
     acks.heard(60, [])
     assert acks.take() == (60, [])
@@ -70,11 +79,7 @@ def test_the_tail_acknowledges_its_own_bytes_from_its_resume_offset():
 def test_losing_a_hop_with_nodes_behind_it_freezes_the_ack_and_reports_it():
     """The nodes cut off behind a dropped hop hold at least its last ack, so the ack stays
     there (the master resumes them from it) and names the lost node."""
-    acks = AckState(0)
-    acks.linked()
-    acks.forward(300)
-    acks.wrote(300)
-    acks.heard(200, [])
+    acks = linked_node(300, behind_acked=200)
     acks.dropped("b:2", cut_off=True)
     acks.wrote(100)
     assert acks.take() == (200, ["b:2"])
@@ -84,20 +89,13 @@ def test_losing_a_hop_with_nodes_behind_it_freezes_the_ack_and_reports_it():
 
 def test_losing_the_tail_lets_the_ack_follow_the_node_again():
     """A dropped tail cuts nobody off: the chain goes on one shorter."""
-    acks = AckState(0)
-    acks.linked()
-    acks.forward(300)
-    acks.wrote(300)
-    acks.heard(100, [])
+    acks = linked_node(300, behind_acked=100)
     acks.dropped("c:3", cut_off=False)
     assert acks.take() == (300, ["c:3"])
 
 
 def test_losses_reported_from_behind_are_passed_on_once():
-    acks = AckState(0)
-    acks.linked()
-    acks.forward(10)
-    acks.wrote(10)
+    acks = linked_node(10)
     acks.heard(10, ["c:3"])
     assert acks.take() == (10, ["c:3"])
     acks.heard(10, ["c:3"])

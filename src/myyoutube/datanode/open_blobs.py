@@ -1,4 +1,6 @@
-"""Open blobs: the replicas of resumable uploads, grown by appends, sealed at the end.
+"""Open blobs: the replicas of resumable uploads, grown by appends, sealed at the end
+(write pipelines store through them too, to reopen a partial copy at an offset: see
+pipeline.py).
 
 Theory of operation
 -------------------

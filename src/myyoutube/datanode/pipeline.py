@@ -27,7 +27,9 @@ resumable upload's open blob this way. A resume at the very end of a copy we alr
 sealed (the head was lost after End, before its answer reached the master) takes End
 again and answers for the sealed copy if size and sha256 agree. A parked copy nobody resumes is deleted when its
 time is up, or at once when we register with the master again (a master that restarted
-does not resume the old process's chains; it retires their blobs). Our own disk failing is not parked: the copy is deleted and the error sent.
+does not resume the old process's chains; it retires their blobs). A marker file beside
+each chain write's open blob (MARKER_SUFFIX) lets the node delete, at start-up, the
+copies a previous run of it left: nothing can resume those. Our own disk failing is not parked: the copy is deleted and the error sent.
 
 Keepalives go upstream for as long as we work (opening the chain, a slow disk, waiting
 on the next hop's fsync), so the sender never mistakes a slow chain for a frozen node.
@@ -37,13 +39,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Coroutine
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from myyoutube import chain, links, protocol
 from myyoutube.chain_acks import AckState
-from myyoutube.datanode.open_blobs import Appender
-from myyoutube.datanode.store import StoreError
+from myyoutube.datanode.open_blobs import Appender, OpenBlobs
+from myyoutube.datanode.store import StoreError, check_blob_id
 from myyoutube.protocol import ChainAck, ChainResumeBlob, ChainWriteBlob, Chunk, End, Ok
 from myyoutube.stream import DEFAULT_STALL_S, FrameStream
 
@@ -68,6 +70,12 @@ UPSTREAM_SILENCE_S = 10.0
 # dropped for good does not hold disk space for long.
 PARKED_KEEP_S = 60.0
 
+# A chain write's open blob has an empty `{blob_id}.chain` file beside it until it is
+# sealed or deleted: a copy a previous run of the node left can never be resumed (the
+# registry of resumable copies lives in memory), and this tells it apart from a
+# resumable upload's open blob, which outlives restarts.
+MARKER_SUFFIX = ".chain"
+
 
 class ChainWrites:
     """The chain writes on this node: running (with their upstream connection), parked
@@ -75,12 +83,39 @@ class ChainWrites:
     (size and sha256 remembered for PARKED_KEEP_S, in case the head is lost after End
     and the master resumes at the very end)."""
 
-    def __init__(self, delete: Callable[[str], Coroutine[None, None, None]]) -> None:
-        self._delete = delete
+    def __init__(self, open_blobs: OpenBlobs) -> None:
+        self._open_blobs = open_blobs
         self._running: dict[str, FrameStream] = {}
         self._parked: dict[str, asyncio.TimerHandle] = {}
         self._sealed: dict[str, tuple[int, str, asyncio.TimerHandle]] = {}
         self._expiring: set[asyncio.Task] = set()  # deletions under way (kept referenced)
+
+    def _marker(self, blob_id: str) -> Path:
+        return self._open_blobs.store.root / f"{check_blob_id(blob_id)}{MARKER_SUFFIX}"
+
+    def remove_leftovers(self) -> list[str]:
+        """At start-up (before serving): delete the copies of chain writes a previous run
+        of this node left (nothing can resume them now); the blob ids."""
+        removed = []
+        for marker in self._open_blobs.store.root.glob(f"*{MARKER_SUFFIX}"):
+            blob_id = marker.name.removesuffix(MARKER_SUFFIX)
+            for suffix in (".open", ".opencrc", ".opencrc.new", MARKER_SUFFIX):
+                (marker.parent / f"{blob_id}{suffix}").unlink(missing_ok=True)
+            removed.append(blob_id)
+        return removed
+
+    async def mark(self, blob_id: str) -> None:
+        """Note on disk that this open blob is a chain write's (see remove_leftovers)."""
+        await asyncio.to_thread(self._marker(blob_id).touch)
+
+    async def unmark(self, blob_id: str) -> None:
+        await asyncio.to_thread(self._marker(blob_id).unlink, True)
+
+    async def discard(self, blob_id: str) -> None:
+        """Forget a chain write and delete its copy."""
+        self.done(blob_id)
+        await self._open_blobs.delete(blob_id)
+        await self.unmark(blob_id)
 
     def knows(self, blob_id: str) -> bool:
         return blob_id in self._running or blob_id in self._parked or blob_id in self._sealed
@@ -138,7 +173,7 @@ class ChainWrites:
     def _expire(self, blob_id: str, why: str = f"not resumed within {PARKED_KEEP_S:g}s") -> None:
         self._parked.pop(blob_id, None)
         log.info("partial chain copy of blob %s deleted: %s", blob_id, why)
-        task = asyncio.get_running_loop().create_task(self._delete(blob_id))
+        task = asyncio.get_running_loop().create_task(self.discard(blob_id))
         self._expiring.add(task)
         task.add_done_callback(self._expiring.discard)
 
@@ -185,12 +220,14 @@ async def chain_write(
         else:
             writes.running(blob_id, upstream)
             try:
+                if resume_at is None:
+                    await writes.mark(blob_id)
                 appender = await node.open_blobs.appender(blob_id, resume_at or 0)
             except BaseException:
                 if resume_at is not None:
                     writes.park(blob_id)  # too short for this resume; its timer still runs
                 else:
-                    writes.done(blob_id)
+                    await writes.discard(blob_id)
                 raise
             size, sha256, link, failed = await _store(node, upstream, request, appender, resume_at)
     stored = [node.address]
@@ -241,8 +278,7 @@ async def _store(
         if link is not None:
             link.close(clean=False)
         appender.close()
-        await node.open_blobs.delete(blob_id)
-        node.chain_writes.done(blob_id)
+        await node.chain_writes.discard(blob_id)
         raise
     except BaseException:
         if link is not None:
@@ -250,6 +286,7 @@ async def _store(
         await _park(node, appender)
         raise
     node.chain_writes.sealed(blob_id, size, sha256)
+    await node.chain_writes.unmark(blob_id)
     if sha256 != end.sha256:
         if link is not None:
             link.close(clean=False)
@@ -294,8 +331,7 @@ async def _park(node: DataNode, appender: Appender) -> None:
         length = await appender.finish()
     except (OSError, StoreError) as exc:
         appender.close()
-        await node.open_blobs.delete(blob_id)
-        node.chain_writes.done(blob_id)
+        await node.chain_writes.discard(blob_id)
         log.warning("chain write of blob %s broke and its copy could not be kept: %s", blob_id, exc)
         return
     node.chain_writes.park(blob_id)

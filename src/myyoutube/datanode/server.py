@@ -129,7 +129,9 @@ class DataNode:
         self.reports = BlockReports(incarnation=secrets.token_hex(8))
         store.on_change = self.reports.changed
         self.open_blobs = OpenBlobs(store)
-        self.chain_writes = pipeline.ChainWrites(self.open_blobs.delete)
+        self.chain_writes = pipeline.ChainWrites(self.open_blobs)
+        for blob_id in self.chain_writes.remove_leftovers():
+            log.info("removed the partial copy of chain write %s left by a previous run", blob_id)
         self.scrubber = Scrubber(store, scrub_bytes_per_s, scrub_interval_s, self.reports.found_corrupt)
         self.transcoder = Transcoder(
             transcode_slots,
@@ -241,7 +243,7 @@ class DataNode:
             # A chain write of it still running parks first (its upstream is cut), so no
             # partial copy is written back after the deletion.
             async with self.open_blobs.lock(request.blob_id):
-                self.chain_writes.done(request.blob_id)
+                await self.chain_writes.discard(request.blob_id)
         await self.store.delete(request.blob_id)
         await self.open_blobs.delete(request.blob_id)
         await stream.write_frame(Ok({}))
