@@ -211,25 +211,13 @@ async def chain_write(
             raise StoreError("exists", f"blob {blob_id} is already on this node")
     elif resume_at < 0 or not writes.take_over(blob_id):
         raise StoreError("not_found", f"no partial chain copy of blob {blob_id} here to resume")
-    async with node.open_blobs.lock(blob_id):
-        sealed = writes.seal_of(blob_id)
-        if resume_at is not None and sealed is not None and sealed[0] == resume_at:
-            size, sha256, link, failed = await _confirm_sealed(node, upstream, request, *sealed)
-        elif resume_at is not None and not writes.is_parked(blob_id):
-            raise StoreError("not_found", f"the chain write of blob {blob_id} here ended meanwhile")
-        else:
-            writes.running(blob_id, upstream)
-            try:
-                if resume_at is None:
-                    await writes.mark(blob_id)
-                appender = await node.open_blobs.appender(blob_id, resume_at or 0)
-            except BaseException:
-                if resume_at is not None:
-                    writes.park(blob_id)  # too short for this resume; its timer still runs
-                else:
-                    await writes.discard(blob_id)
-                raise
-            size, sha256, link, failed = await _store(node, upstream, request, appender, resume_at)
+    lock = node.open_blobs.lock(blob_id)
+    async with upstream.keepalive():  # a write taken over may take a moment to park
+        await lock.acquire()
+    try:
+        size, sha256, link, failed = await _take_part(node, upstream, request, resume_at)
+    finally:
+        lock.release()
     stored = [node.address]
     try:
         if link is not None:
@@ -241,6 +229,30 @@ async def chain_write(
         if link is not None:
             link.close(clean=False)
     await upstream.write_frame(Ok({"stored": stored, "failed": failed, "size": size, "sha256": sha256}))
+
+
+async def _take_part(
+    node: DataNode, upstream: FrameStream, request: ChainWriteBlob | ChainResumeBlob, resume_at: int | None
+) -> tuple[int, str, chain.ChainLink | None, dict[str, str]]:
+    """With the blob's lock held: store (or confirm) our copy as _store does."""
+    blob_id, writes = request.blob_id, node.chain_writes
+    sealed = writes.seal_of(blob_id)
+    if resume_at is not None and sealed is not None and sealed[0] == resume_at:
+        return await _confirm_sealed(node, upstream, request, *sealed)
+    if resume_at is not None and not writes.is_parked(blob_id):
+        raise StoreError("not_found", f"the chain write of blob {blob_id} here ended meanwhile")
+    writes.running(blob_id, upstream)
+    try:
+        if resume_at is None:
+            await writes.mark(blob_id)
+        appender = await node.open_blobs.appender(blob_id, resume_at or 0)
+    except BaseException:
+        if resume_at is not None:
+            writes.park(blob_id)  # too short for this resume; its timer still runs
+        else:
+            await writes.discard(blob_id)
+        raise
+    return await _store(node, upstream, request, appender, resume_at)
 
 
 async def _store(
@@ -392,7 +404,8 @@ def _pass_on(
 def _drop(link: chain.ChainLink, why: BaseException, failed: dict[str, str], acks: AckState) -> None:
     """Forget the next hop and the chain behind it, noting why (and in our acks)."""
     failed.update(link.lost(why))
-    acks.dropped(link.node, cut_off=len(link.chain) > 1)
+    # Nodes still alive behind the hop (as far as its acks told us) are cut off.
+    acks.dropped(link.node, cut_off=any(node not in acks.lost for node in link.chain[1:]))
     link.close(clean=False)
 
 
