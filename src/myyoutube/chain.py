@@ -14,9 +14,10 @@ this module is that shared end.
   hop and is asked to pass the blob on to the rest; one that refuses or cannot be
   reached is recorded as failed and the next is tried, so the chain forms from whoever
   is up. The next hop's Ok names the chain from there on and what failed behind it.
-* Flow: each chunk is queued on the link and the sender then waits until the link's
+* Flow: each chunk is queued on the link. A datanode then waits until the link's
   transport drained, so the slowest node paces the chain and the bytes in flight stay
-  bounded by the socket buffers of each hop. As in fan-out, a node keeps sending
+  bounded by the socket buffers of each hop; the master instead bounds what it has in
+  flight by its replay buffer (acks, below). As in fan-out, a node keeps sending
   keepalives upstream while it works, and the sender keeps the link alive while it waits
   for its own upstream. A next hop that does not drain and is silent for `stall_s`
   (frozen, partitioned) is dropped with the chain behind it; the sender goes on with
@@ -90,11 +91,6 @@ class ChainLink:
                 return message
             if self.on_ack is not None:
                 self.on_ack(message.offset, message.lost)
-
-    async def send(self, frame: bytes, stall_s: float) -> None:
-        """Queue a frame (Chunk or End) and wait until the hop took it."""
-        self.connection.queue_encoded(frame)
-        await self.drained(stall_s)
 
     def queue(self, frame: bytes) -> None:
         self.connection.queue_encoded(frame)

@@ -86,7 +86,6 @@ class ChainWriter:
         self.offered: set[str] = set()
         self.failed: dict[str, str] = {}  # node -> why it is not in the chain (any more)
         self.replay = ReplayBuffer()
-        self.recoveries = 0
         self._heard = asyncio.Event()  # set by every ack from the head
         self._broken: str | None = None  # why the chain must be re-formed before going on
 
@@ -225,7 +224,6 @@ class ChainWriter:
                 self.link = None
             self.check_enough()
             offset = self.replay.acked
-            self.recoveries += 1
             log.warning(
                 "chain write of blob %s broke (%s): resuming %s at byte %d",
                 self.blob_id,
