@@ -18,7 +18,7 @@ from harness import Cluster, holders_of, mp4_bytes, store, wait_until
 from myyoutube import certs, chain, links, protocol
 from myyoutube.client import RequestFailed
 from myyoutube.launch import Role
-from myyoutube.protocol import ChainWriteBlob, Ok, WriteBlob
+from myyoutube.protocol import ChainResumeBlob, ChainWriteBlob, Ok, WriteBlob
 
 PIPELINE = ("--writes", "pipeline")
 MIB = 1024 * 1024
@@ -209,25 +209,28 @@ async def test_head_and_middle_killed_fail_the_upload_cleanly(fresh_cluster):
 
 async def test_a_datanode_takes_chain_writes_from_peers_but_plain_writes_only_from_the_master(fresh_cluster):
     """Role authorization on the datanode's links: another datanode may pass a blob on
-    (ChainWriteBlob) but not write one directly (WriteBlob); a web certificate may do
-    neither."""
+    (ChainWriteBlob) or resume one (ChainResumeBlob) but not write one directly
+    (WriteBlob); a web certificate may do none of it. A resume of a blob the node never
+    chain-wrote is refused: nothing else (a resumable upload's open blob) can be cut."""
     cluster = fresh_cluster(tls=True)
     node = cluster.datanodes[0]
     ca = cluster.root / "certs" / "ca"
-    for role, request, allowed in (
-        ("datanode", ChainWriteBlob(blob_id="a" * 32, downstream=[]), True),
-        ("datanode", WriteBlob(blob_id="b" * 32), False),
-        ("web", ChainWriteBlob(blob_id="c" * 32, downstream=[]), False),
+    for role, request, refusal in (
+        ("datanode", ChainWriteBlob(blob_id="a" * 32, downstream=[]), None),
+        ("datanode", WriteBlob(blob_id="b" * 32), "a datanode may not send WriteBlob"),
+        ("web", ChainWriteBlob(blob_id="c" * 32, downstream=[]), "a web may not send ChainWriteBlob"),
+        ("web", ChainResumeBlob(blob_id="d" * 32, offset=0, downstream=[]), "a web may not send ChainResume"),
+        ("datanode", ChainResumeBlob(blob_id="d" * 32, offset=0, downstream=[]), "no partial chain copy"),
     ):
         tls = certs.load(
             certs.issue(ca, role, f"probe-{role}", cluster.root / "certs" / f"probe-{role}"), role
         )
         link = await links.connect(node.host, node.port, tls, "datanode")
         await link.write_frame(request)
-        if allowed:
+        if refusal is None:
             assert (await link.read_expected(Ok, timeout=5)).info["chain"] == [node.address]
         else:
-            with pytest.raises(RequestFailed, match=f"a {role} may not send {type(request).__name__}"):
+            with pytest.raises(RequestFailed, match=refusal):
                 await link.read_expected(Ok, timeout=5)
         link.abort()
 
