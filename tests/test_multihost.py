@@ -99,6 +99,16 @@ class Hosts:
         """Set the host's bridge port down (or up again): a silent partition."""
         ip("-n", self.bridge_ns, "link", "set", self.ports[name], "down" if cut else "up")
 
+    def isolate(self, name: str) -> None:
+        """The host's bridge port may reach only ports that are not isolated (the master's,
+        the web's, the test's): hosts isolated this way cannot reach each other."""
+        subprocess.run(
+            ["bridge", "-n", self.bridge_ns, "link", "set", "dev", self.ports[name], "isolated", "on"],
+            check=True,
+            capture_output=True,
+            timeout=10,
+        )
+
     def close(self) -> None:
         subprocess.run(["ip", "link", "del", self.local], capture_output=True, timeout=10)
         for namespace in reversed(self.namespaces):
@@ -460,6 +470,25 @@ async def test_write_pipeline_commits_on_two_when_a_chain_node_is_partitioned(sp
     assert chain[position] not in holders
     assert all(node in holders for node in chain if node != chain[position])
     got = b"".join([piece async for piece in client.read("chained.mp4", 0, len(data))])
+    assert got == data
+    client.close()
+
+
+async def test_datanodes_that_cannot_reach_each_other_get_a_fan_out_instead(spread):
+    """Datanodes cut off from each other (the master reaches each of them): no write
+    pipeline can form, so the master says why in its log and fans the upload out itself;
+    it commits on three copies and reads back identical."""
+    for name in spread.folders:
+        spread.hosts.isolate(name)
+    data = mp4_bytes(os.urandom(2 * 1024 * 1024))
+    client = spread.client()
+    upload = await client.start_upload("apart.mp4", "video/mp4")
+    await upload.write(data)
+    video = await upload.finish()
+    assert video["sha256"] == hashlib.sha256(data).hexdigest()
+    assert len(spread.holders(data)) == 3
+    assert "fanning out instead" in (spread.root / "logs" / "m.log").read_text()
+    got = b"".join([piece async for piece in client.read("apart.mp4", 0, len(data))])
     assert got == data
     client.close()
 

@@ -337,8 +337,9 @@ class Transcoding:
             return
         fanouts: list[uploads.Writer] = []
         try:
-            fanout = uploads.new_fanout(self.master, fanouts)
-            await uploads.open_replicas(self.master, fanout)
+            fanout = await uploads.open_replicas(
+                self.master, uploads.new_fanout(self.master, fanouts), fanouts
+            )
             await connection.write_frame(Ok({"replicas": len(fanout.replicas)}))
             sha256 = await _relay_rendition(connection, fanout, request.size)
             blob = StoredBlob(fanout.blob_id, request.size, sha256, await fanout.finish(request.size, sha256))

@@ -88,8 +88,7 @@ async def receive(
     blobs: list[StoredBlob] = []
     fanouts: list[Writer] = []
     try:
-        fanout = new_fanout(master, fanouts)
-        await open_replicas(master, fanout)
+        fanout = await open_replicas(master, new_fanout(master, fanouts), fanouts)
         await connection.write_frame(Ok({"replicas": len(fanout.replicas)}))
         size, sha256, details, poster = await _receive_chunks(master, connection, fanout, claim)
         if not claim.cover(size, fresh=True):  # exact, against uploads committed meanwhile
@@ -123,7 +122,7 @@ async def commit(
     """Store the poster (if any) beside the video's blob `blobs[0]`, then commit the video
     (`details` and `fields`: name, content type, owner, visibility...) in one transaction."""
     if poster:
-        blobs.append(await store_small_blob(master, new_fanout(master, fanouts), poster))
+        blobs.append(await store_small_blob(master, new_fanout(master, fanouts), poster, fanouts))
     video = dict(
         details,
         blob_id=blobs[0].blob_id,
@@ -153,11 +152,12 @@ async def drain(connection: FrameStream) -> None:
         raise ConnectionClosed("the uploader did not end after a refusal") from exc
 
 
-def new_fanout(master: Master, fanouts: list) -> Writer:
-    """A new blob's writer. Its id is recorded as the index's own before any byte is
-    written, so copies left by a crash are known to be deletable."""
+def new_fanout(master: Master, fanouts: list, chain: bool | None = None) -> Writer:
+    """A new blob's writer (a chain unless `chain` or the master says otherwise). Its id
+    is recorded as the index's own before any byte is written, so copies left by a crash
+    are known to be deletable."""
     fanout: Writer
-    if master.write_pipeline:
+    if master.write_pipeline if chain is None else chain:
         top_up = functools.partial(pipeline.copy_to_more, master)
         fanout = pipeline.ChainWriter(
             uuid.uuid4().hex, master.min_replicas, master.pools, master.stall_s, top_up
@@ -178,9 +178,34 @@ async def abort_fanouts(master: Master, fanouts: list[Writer]) -> None:
         await fanout.abort()
 
 
-async def open_replicas(master: Master, fanout: Writer) -> None:
+async def open_replicas(master: Master, fanout: Writer, fanouts: list[Writer] | None = None) -> Writer:
     """Open `replication` replicas; a node that refuses (full, broken disk, gone) is
-    replaced by another live one while any is left."""
+    replaced by another live one while any is left. A chain that could not form over
+    min_replicas nodes (datanodes that cannot reach each other) is given up for a
+    fan-out of a new blob (`fanouts` holds the upload's writers); the writer to use."""
+    await _place(master, fanout)
+    if isinstance(fanout, pipeline.ChainWriter) and len(fanout.replicas) < master.min_replicas and fanouts:
+        log.warning(
+            "blob %s: a chain formed over %d datanodes only (%s); fanning out instead. If datanodes "
+            "cannot reach each other's advertised addresses, run the master with --writes fanout",
+            fanout.blob_id,
+            len(fanout.replicas),
+            fanout.failed,
+        )
+        # Its nodes park their copies and delete them unresumed (no End ever went down):
+        # nothing to delete from here, and a fresh blob id keeps the two writes apart.
+        fanout.close()
+        master.index.abandon_blobs([fanout.blob_id], time.time())
+        master.in_flight.discard(fanout.blob_id)
+        fanouts.remove(fanout)
+        fanout = new_fanout(master, fanouts, chain=False)
+        await _place(master, fanout)
+    if len(fanout.replicas) < master.min_replicas:
+        raise _placement_failure(master, len(fanout.replicas))
+    return fanout
+
+
+async def _place(master: Master, fanout: Writer) -> None:
     while len(fanout.replicas) < master.replication:
         nodes = master.state.place(
             master.replication - len(fanout.replicas), time.time(), master.rng, exclude=fanout.tried
@@ -188,8 +213,6 @@ async def open_replicas(master: Master, fanout: Writer) -> None:
         if not nodes:
             break
         await fanout.open(nodes)
-    if len(fanout.replicas) < master.min_replicas:
-        raise _placement_failure(master, len(fanout.replicas))
 
 
 def _placement_failure(master: Master, placed: int) -> transfer.ReplicationFailed:
@@ -228,9 +251,9 @@ async def _receive_chunks(master: Master, connection: FrameStream, fanout: Write
     return size, digest.hexdigest(), details, poster
 
 
-async def store_small_blob(master: Master, fanout: Writer, data: bytes) -> StoredBlob:
+async def store_small_blob(master: Master, fanout: Writer, data: bytes, fanouts: list[Writer]) -> StoredBlob:
     """Store bytes that fit in one chunk (a poster) on fresh replicas."""
-    await open_replicas(master, fanout)
+    fanout = await open_replicas(master, fanout, fanouts)
     await fanout.write(data)
     sha256 = hashlib.sha256(data).hexdigest()
     return StoredBlob(fanout.blob_id, len(data), sha256, await fanout.finish(len(data), sha256))
