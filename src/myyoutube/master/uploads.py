@@ -1,10 +1,14 @@
-"""An upload, as the master runs it: place, fan out, verify, commit.
+"""An upload, as the master runs it: place, write the replicas, verify, commit.
 
 Theory of operation
 -------------------
-After `PutVideo` the master opens `replication` replicas on random live datanodes
-(replacing any that refuse), says Ok, then relays every Chunk to all of them at once
-through a `ReplicaFanout` while hashing the bytes. The uploader may send `VideoDetails`
+After `PutVideo` the master places `replication` replicas on random live datanodes,
+says Ok, then relays every Chunk to them while hashing the bytes: down a write pipeline
+(`pipeline.ChainWriter`, the default: each byte leaves the master once, and a chain that
+loses a node is re-formed over the others) or, with `--writes fanout`, to all of them at
+once through a `transfer.ReplicaFanout` (a refusing node is replaced by another). A
+chain that cannot form over min_replicas nodes is given up for a fan-out before the
+first byte. The uploader may send `VideoDetails`
 (what the file is, and a JPEG poster) before `End`. At End every replica must confirm
 the size and sha256; the poster is stored as a blob of its own, replicated like the
 video; and only then is one index transaction committed holding the video, its poster
