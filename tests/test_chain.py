@@ -154,7 +154,9 @@ async def test_head_frozen_after_the_last_byte_is_recovered_at_the_end(fresh_clu
     """SIGSTOP of the chain's first node once the whole chain holds every byte, before
     End: the master takes the silent head for lost, resumes the other two at their last
     acknowledged byte (the end, or just before it), sends End to them and the upload
-    commits on them, byte-identical."""
+    commits on them, byte-identical. (Woken, the head may still read the End the master
+    had queued for it and complete its own copy, checked against size and sha256: a whole
+    extra replica, which the test allows.)"""
     cluster = fresh_cluster(master_args=(*PIPELINE, "--stall-timeout", "1"))
     data = mp4_bytes(os.urandom(4 * MIB))
     upload = await cluster.client().start_upload("end.mp4", "video/mp4")
@@ -171,7 +173,7 @@ async def test_head_frozen_after_the_last_byte_is_recovered_at_the_end(fresh_clu
     finally:
         nodes[0].resume()
     assert video["sha256"] == hashlib.sha256(data).hexdigest()
-    assert ports(holders_of(cluster, data)) == ports(nodes[1:])
+    assert ports(holders_of(cluster, data)) >= ports(nodes[1:])
     assert await read_back(cluster, "end.mp4", len(data)) == data
 
 
