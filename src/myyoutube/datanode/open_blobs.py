@@ -245,6 +245,9 @@ class Appender:
         self._reserved = 0
 
     async def write(self, data: bytes) -> None:
+        # A chunk received in place is a bytearray (protocol.FrameDecoder); the CRC32C
+        # library takes only bytes. bytes() of a bytes object is that object, no copy.
+        data = bytes(data)
         self._blobs.store.reserve(len(data))
         self._reserved += len(data)
         await asyncio.to_thread(_write_all, self._fd, data, self._digest)
