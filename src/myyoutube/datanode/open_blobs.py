@@ -38,8 +38,10 @@ from pathlib import Path
 import aiofiles.os
 import google_crc32c
 
+from myyoutube.batched_writes import BatchedWriter
 from myyoutube.datanode.store import (
     BLOCK_BYTES,
+    WRITE_BATCH_BYTES,
     BlobStore,
     CorruptBlob,
     StoreError,
@@ -243,6 +245,14 @@ class Appender:
         self._crcs = crcs  # of the whole blocks before the current one
         self._block = bytearray(tail)  # the current, unfilled block
         self._reserved = 0
+        # Bytes go to the disk thread a batch at a time (store.WRITE_BATCH_BYTES), hashed
+        # there; `length` counts them once handed over, and finish() flushes first.
+        self._writes = BatchedWriter(self._write_batch, WRITE_BATCH_BYTES)
+
+    def _write_batch(self, batch: list[bytes]) -> None:
+        """In a worker thread: hashlib and the file write let go of the GIL."""
+        for data in batch:
+            _write_all(self._fd, data, self._digest)
 
     async def write(self, data: bytes) -> None:
         # A chunk received in place is a bytearray (protocol.FrameDecoder); the CRC32C
@@ -250,7 +260,7 @@ class Appender:
         data = bytes(data)
         self._blobs.store.reserve(len(data))
         self._reserved += len(data)
-        await asyncio.to_thread(_write_all, self._fd, data, self._digest)
+        await self._writes.write(data)
         self.length += len(data)
         if not self._block and len(data) == BLOCK_BYTES:
             self._crcs.append(_crc(data))  # the common case, a whole chunk: no copy
@@ -262,6 +272,7 @@ class Appender:
 
     async def finish(self) -> int:
         """fsync the bytes, then the checksums that confirm them; the new length."""
+        await self._writes.flush()
         crcs = self._crcs + ([_crc(bytes(self._block))] if self._block else [])
         await asyncio.to_thread(os.fsync, self._fd)
         await asyncio.to_thread(self._blobs._write_checksums, self.blob_id, self.length, crcs)
@@ -271,6 +282,13 @@ class Appender:
             self._blobs._hashes.pop(self.blob_id, None)
         self.close()
         return self.length
+
+    async def abandon(self) -> None:
+        """Stop here (an append cut short): wait for the batch being written, which must
+        not outlive the file, and close. Bytes past the confirmed length are cut off by
+        the next append."""
+        await self._writes.abandon()
+        self.close()
 
     def close(self) -> None:
         if self._fd >= 0:

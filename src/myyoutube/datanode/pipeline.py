@@ -289,7 +289,7 @@ async def _store(
     except StoreError:
         if link is not None:
             link.close(clean=False)
-        appender.close()
+        await appender.abandon()
         await node.chain_writes.discard(blob_id)
         raise
     except BaseException:
@@ -342,7 +342,7 @@ async def _park(node: DataNode, appender: Appender) -> None:
     try:
         length = await appender.finish()
     except (OSError, StoreError) as exc:
-        appender.close()
+        await appender.abandon()
         await node.chain_writes.discard(blob_id)
         log.warning("chain write of blob %s broke and its copy could not be kept: %s", blob_id, exc)
         return

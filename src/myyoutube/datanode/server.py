@@ -203,7 +203,7 @@ class DataNode:
                         )
                     length = await appender.finish()
             finally:
-                appender.close()  # an append cut short leaves bytes the next one cuts off
+                await appender.abandon()  # an append cut short leaves bytes the next one cuts off
         await stream.write_frame(End(size=length, sha256=""))
 
     async def _seal(self, stream: FrameStream, request: SealBlob) -> None:
