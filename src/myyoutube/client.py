@@ -9,7 +9,8 @@ master's `Error` frames surface as `RequestFailed(code, message)`.
 Uploads and reads are streams. `start_upload` returns an `Upload` to which bytes are
 written (cut into CHUNK_BYTES frames, each sent only when the master has drained the
 previous one, so the caller is paced by the slowest replica). `open_read` stats and opens
-a read in one round trip: the master answers with the video's record, then its bytes;
+a read in one round trip: the master answers with what the read needs of the video's
+record (name, visibility, uploaded_at, parts), then its bytes;
 `VideoRead.next_chunk()` lets the web hold the first bytes before it commits to an HTTP
 status. Only a read or upload that ran to its end gives its connection back to the pool.
 
@@ -154,8 +155,9 @@ class Upload:
 
 
 class VideoRead:
-    """An open read: the video's record (`video`), then the bytes [offset, offset+length)
-    of the part asked for, clamped to its size. Take them with `next_chunk()` (b'' at the
+    """An open read: what the read needs of the video's record (`video`: name,
+    visibility, uploaded_at, parts), then the bytes [offset, offset+length) of the part
+    asked for, clamped to its size. Take them with `next_chunk()` (b'' at the
     end) or iterate; `close()` when done (a read abandoned midway closes its connection)."""
 
     def __init__(self, pool: ConnectionPool, lease: Lease, video: dict, offset: int, length: int) -> None:

@@ -153,6 +153,17 @@ class Master:
         public.update(self.transcoding.public_fields(video))
         return public
 
+    def read_record(self, video: dict) -> dict:
+        """What a read needs of a video to answer HTTP: name, visibility, upload time
+        (Last-Modified) and parts (size, sha256, type). Not the whole public record: a
+        player asks a range every few seconds, and each answer would encode it all."""
+        return {
+            "name": video["name"],
+            "visibility": video["visibility"],
+            "uploaded_at": video["uploaded_at"],
+            "parts": self.transcoding.parts(video),
+        }
+
     def _handlers(self) -> dict[type, Callable[[FrameStream, Any], Awaitable[None]]]:
         # Each handler takes the request type it is filed under (Any: a dict cannot say so).
         return {
@@ -239,7 +250,7 @@ class Master:
             await connection.write_frame(Error("bad_request", "The requested bytes lie outside the video."))
             return
         offset, length = read_plan.clamp(request.offset, request.length, replica.size)
-        await connection.write_frame(VideoInfo(video=self.public_video(video)))
+        await connection.write_frame(VideoInfo(video=self.read_record(video)))
         if length == 0:
             await connection.write_frame(End(size=0, sha256=""))
             return

@@ -4,7 +4,7 @@ Theory of operation
 -------------------
 One round trip starts a stream: `read_plan.guess` says which bytes a player's request
 most likely wants (the whole video, or one range from a given offset), and the master
-answers that read with the video's record first, then the bytes. The pure
+answers that read with the video's record first (the part of it a read needs), then the bytes. The pure
 `ranges.decide` then settles the answer from the record (validators, size, RFC 9110); if
 it picked exactly the guessed range, the bytes on their way are the body, otherwise the
 read is dropped and the decided ranges are read afresh. Conditional requests stat first.
