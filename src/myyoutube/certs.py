@@ -41,6 +41,7 @@ import datetime
 import logging
 import os
 import ssl
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -259,17 +260,22 @@ _WATCHED = (CA_CERT, NODE_CERT, NODE_KEY, REVOKED)
 Signature = tuple[tuple[int, int, int] | None, ...]
 
 
-def _signature(cert_dir: Path) -> Signature:
-    """What tells a changed file from an unchanged one without reading it (a few stat()s)."""
+def files_signature(paths: Iterable[Path]) -> Signature:
+    """What tells a changed file from an unchanged one without reading it (a stat() each;
+    a file replaced by a rename has a new inode even if its time and size match)."""
     marks: list[tuple[int, int, int] | None] = []
-    for name in _WATCHED:
+    for path in paths:
         try:
-            status = os.stat(cert_dir / name)
+            status = os.stat(path)
         except OSError:
             marks.append(None)
             continue
         marks.append((status.st_mtime_ns, status.st_size, status.st_ino))
     return tuple(marks)
+
+
+def _signature(cert_dir: Path) -> Signature:
+    return files_signature(cert_dir / name for name in _WATCHED)
 
 
 class Tls:

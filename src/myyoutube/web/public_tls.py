@@ -19,10 +19,11 @@ not load are fatal, as before.
 from __future__ import annotations
 
 import logging
-import os
 import ssl
 import time
 from pathlib import Path
+
+from myyoutube.certs import Signature, files_signature
 
 log = logging.getLogger(__name__)
 
@@ -30,24 +31,9 @@ log = logging.getLogger(__name__)
 # is prompt enough, and keeps a burst of handshakes from stat()ing the files each.
 RECHECK_S = 1.0
 
-_Signature = tuple[tuple[int, int, int] | None, ...]
-
 
 class CertificateError(Exception):
     """The certificate or key cannot be used."""
-
-
-def _signature(*paths: Path) -> _Signature:
-    """What tells a changed file from an unchanged one without reading it."""
-    marks: list[tuple[int, int, int] | None] = []
-    for path in paths:
-        try:
-            status = os.stat(path)
-        except OSError:
-            marks.append(None)
-            continue
-        marks.append((status.st_mtime_ns, status.st_size, status.st_ino))
-    return tuple(marks)
 
 
 def _load(cert: Path, key: Path) -> ssl.SSLContext:
@@ -64,12 +50,12 @@ class PublicCertificate:
 
     def __init__(self, cert: Path, key: Path) -> None:
         self.cert, self.key = cert, key
-        self._signature = _signature(cert, key)
+        self._signature = files_signature((cert, key))
         # The context the listening socket keeps; CertificateError at start stops the web.
         self.listening = _load(cert, key)
         self.listening.sni_callback = self._on_hello
         self._context = self.listening  # the newest that loads, handed to each handshake
-        self._unusable: _Signature | None = None  # a replacement already found bad, said once
+        self._unusable: Signature | None = None  # a replacement already found bad, said once
         self._checked_at = time.monotonic()
 
     def current(self) -> ssl.SSLContext:
@@ -78,7 +64,7 @@ class PublicCertificate:
         if now - self._checked_at < RECHECK_S:
             return self._context
         self._checked_at = now
-        signature = _signature(self.cert, self.key)
+        signature = files_signature((self.cert, self.key))
         if signature in (self._signature, self._unusable):
             return self._context
         try:
