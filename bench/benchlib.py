@@ -124,6 +124,13 @@ class BenchCluster:
         return ["--cert-dir", str(certs.issue(ca, role, name, self.root / "certs" / name))]
 
     def start(self) -> BenchCluster:
+        try:
+            return self._start()
+        except BaseException:
+            self.stop()  # a role that did not start must not leave the others running
+            raise
+
+    def _start(self) -> BenchCluster:
         logs, spool = self.root / "logs", self.root / "web-spool"
         # Uploads and /api/status need an account: the master makes `admin` with this
         # password, and the benchmark signs in once the web is up (see auth_headers).

@@ -16,6 +16,7 @@ PROCESS_MODULES = {
     "test_browser_accounts",  # Chromium
     "test_cluster",  # myyoutube-cluster, as a subprocess
     "test_commandline",  # the myyoutube command, as a subprocess
+    "test_harness",  # the roles, started as the cluster fixtures start them
     "test_service",  # each role's command line, as a subprocess
 }
 

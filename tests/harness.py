@@ -109,10 +109,16 @@ class Cluster:
     # --- lifecycle --------------------------------------------------------------------------
 
     def start(self) -> Cluster:
-        self.start_master()
-        for _ in range(self._datanode_count):
-            self.start_datanode()
-        self.start_web()
+        try:
+            self.start_master()
+            for _ in range(self._datanode_count):
+                self.start_datanode()
+            self.start_web()
+        except BaseException:
+            # A role that did not start must not leave the others running for ever: the
+            # fixture that asked for the cluster never gets it, so never stops it.
+            self.stop()
+            raise
         # Each datanode registered with the master before announcing itself: ready now.
         return self
 
