@@ -196,10 +196,11 @@ async def open_replicas(master: Master, fanout: Writer, fanouts: list[Writer] | 
             len(fanout.replicas),
             fanout.failed,
         )
-        # Its nodes park their copies and delete them unresumed (no End ever went down):
-        # nothing to delete from here, and a fresh blob id keeps the two writes apart.
-        fanout.close()
+        # Its nodes would park their copies for a resume that never comes and keep them
+        # for PARKED_KEEP_S: delete them now (a node cuts and parks a write still running
+        # before it deletes). A fresh blob id keeps the two writes apart.
         master.index.abandon_blobs([fanout.blob_id], time.time())
+        await fanout.abort()
         master.in_flight.discard(fanout.blob_id)
         fanouts.remove(fanout)
         fanout = new_fanout(master, fanouts, chain=False)
