@@ -334,8 +334,9 @@ class FrameDecoder:
             self._start = self._end = 0  # the connection is closing: what comes is dropped
         if self._start == self._end:
             self._start = self._end = 0
-        small_frame = self._frame is not None and self._large_meta is None
-        wanted = 4 + self._frame[0] if small_frame and self._frame else PREFIX_BYTES
+        frame = self._frame
+        # A small frame must fit whole behind the undecoded bytes; otherwise, the next prefix.
+        wanted = 4 + frame[0] if frame is not None and self._large_meta is None else PREFIX_BYTES
         if self._start + wanted > SCRATCH_BYTES:
             # Move the undecoded bytes to the front, so the whole frame fits behind them.
             held = self._end - self._start

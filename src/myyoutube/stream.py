@@ -218,10 +218,6 @@ class FrameStream:
         self.frames_received = 0  # every frame, keepalives included
         self._last_sent = time.monotonic()  # when we last queued a frame
 
-    @property
-    def transport(self) -> asyncio.BaseTransport:
-        return self._transport
-
     async def read_frame(self, timeout: float | None = PEER_TIMEOUT_S) -> Message:
         """The next message other than Keepalive; ConnectionClosed on EOF, TimeoutError
         after `timeout` seconds without any frame from the peer (None: wait as long as the

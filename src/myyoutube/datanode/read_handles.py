@@ -48,6 +48,11 @@ class ReadHandle:
         self.users = 0
         self.dropped = False
 
+    def for_one_read(self) -> ReadHandle:
+        """Taken by one reader only, and closed when that reader lets go."""
+        self.users, self.dropped = 1, True
+        return self
+
 
 class ReadHandles:
     """The open blobs, least recently used first."""
@@ -63,9 +68,6 @@ class ReadHandles:
         # Where blocks are read on the event loop: one at a time, copied out at once.
         self._block = bytearray(block_bytes)
 
-    def __len__(self) -> int:
-        return len(self._handles)
-
     def take(self, blob_id: str) -> ReadHandle | None:
         """The blob's open handle for one more reader, or None if it is not open."""
         handle = self._handles.get(blob_id)
@@ -78,8 +80,7 @@ class ReadHandles:
         """Register a freshly opened handle, taken by its reader; returns the handle that
         reader should use (an equal one another reader opened meanwhile, if any)."""
         if changes_when_opened != self.changes:
-            handle.users, handle.dropped = 1, True  # the blob may have changed: this read only
-            return handle
+            return handle.for_one_read()  # the blob may have changed under the open
         existing = self.take(blob_id)
         if existing is not None:  # two first reads opened it at once: keep one
             os.close(handle.fd)
@@ -102,11 +103,6 @@ class ReadHandles:
         self.changes += 1
         handle = self._handles.pop(blob_id, None)
         if handle is not None:
-            self._retire(handle)
-
-    def close(self) -> None:
-        while self._handles:
-            _, handle = self._handles.popitem()
             self._retire(handle)
 
     def _retire(self, handle: ReadHandle) -> None:

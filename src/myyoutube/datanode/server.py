@@ -215,7 +215,7 @@ class DataNode:
         sent = 0
         # A complete blob is known from memory; only a blob the store does not hold may be
         # an open (resumable) one, which takes a look at the disk to find out.
-        in_store = request.blob_id in self.store.blobs_held
+        in_store = self.store.holds(request.blob_id)
         source = self.store if in_store or not self.open_blobs.holds(request.blob_id) else self.open_blobs
         async with stream.keepalive():  # a slow disk is not a frozen node
             async for piece in source.read(request.blob_id, request.offset, request.length):

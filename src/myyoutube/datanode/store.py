@@ -32,9 +32,8 @@ import os
 import re
 import shutil
 import struct
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from types import MappingProxyType
 
 import aiofiles
 import aiofiles.os
@@ -125,10 +124,9 @@ class BlobStore:
         """Every complete blob: id -> size in bytes."""
         return dict(self._sizes)
 
-    @property
-    def blobs_held(self) -> Mapping[str, int]:
-        """Every complete blob: id -> size in bytes (a live read-only view, no copy)."""
-        return MappingProxyType(self._sizes)
+    def holds(self, blob_id: str) -> bool:
+        """Is this complete blob here (from memory, no look at the disk)?"""
+        return blob_id in self._sizes
 
     def rescan(self) -> dict[str, int]:
         """Look at the disk again: what is really there is what we report. Returns it.
@@ -248,11 +246,8 @@ class BlobStore:
         handle = self._read_handles.take(blob_id) if keep_open else None
         if handle is None:
             changes = self._read_handles.changes
-            handle = await _in_thread(self._open_for_reading, blob_id)
-            if keep_open:
-                handle = self._read_handles.keep(blob_id, handle, changes)
-            else:
-                handle.users, handle.dropped = 1, True  # closed when this read ends
+            opened = await _in_thread(self._open_for_reading, blob_id)
+            handle = self._read_handles.keep(blob_id, opened, changes) if keep_open else opened.for_one_read()
         try:
             for number in range(first_block, (end - 1) // BLOCK_BYTES + 1):
                 block_start = number * BLOCK_BYTES
