@@ -201,12 +201,11 @@ async def _first_chunk(pools: DatanodePools, node: str, lease: Lease, timeout: f
 async def _open(
     pools: DatanodePools, node: str, blob_id: str, offset: int, length: int, stall_s: float
 ) -> tuple[Lease, bytes]:
-    async def attempt(lease: Lease) -> bytes:
-        await lease.connection.write_frame(ReadBlob(blob_id=blob_id, offset=offset, length=length))
-        return (await lease.connection.read_expected(Chunk, timeout=stall_s)).data
-
-    lease, first = await pools[node].start(attempt)
-    return lease, first
+    """Ask one replica and wait up to `stall_s` for its first chunk (a hedge raced in a task)."""
+    lease, first = await pools[node].start(_asker(blob_id, offset, length))
+    if first is not None:
+        return lease, first
+    return await _first_chunk(pools, node, lease, stall_s - FIRST_BYTE_HEDGE_S)
 
 
 async def _pump(lease: Lease, first: bytes, length: int, consume: Consumer, stall_s: float) -> int:

@@ -196,9 +196,10 @@ class Transcoding:
     def parts(self, video: dict) -> dict[str, dict]:
         """Size, sha256 and content type of each part of `video` the web may serve."""
         replicas = self.index.replicas
+        processing = self.processing(video)  # once, not per part: it walks the video's jobs
         parts = {}
         for part in ["original", "video", "poster", *(str(r["height"]) for r in video.get("renditions", []))]:
-            blob_id = self.part_blob(video, part)
+            blob_id = part_blob(video, part, processing)
             replica = replicas.get(blob_id or "")
             if replica is None:
                 continue
