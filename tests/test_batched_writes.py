@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import random
+import sys
 import threading
 
 import pytest
 
-from myyoutube.batched_writes import BatchedWriter
+from myyoutube.batched_writes import BULK_WRITE_NICE, BatchedWriter
 
 
 async def test_chunks_arrive_in_order_in_few_batches():
@@ -42,3 +44,20 @@ async def test_a_failed_write_comes_out_of_the_next_call(tmp_path):
     await writes.write(b"x" * 10)  # handed over; fails in the thread
     with pytest.raises(OSError, match="No space"):
         await writes.flush()
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="a nice value per thread is Linux's")
+async def test_batches_are_written_below_the_event_loops_priority():
+    """Batches are written by threads niced below the event loop's (uploads are bulk work;
+    a viewer's range read waits), and the event loop's own priority is left as it was."""
+    loop_nice = os.getpriority(os.PRIO_PROCESS, 0)
+    nice_seen = []
+
+    def write_batch(batch: list[bytes]) -> None:
+        nice_seen.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+
+    writes = BatchedWriter(write_batch, 1)
+    await writes.write(b"x")
+    await writes.flush()
+    assert nice_seen == [min(loop_nice + BULK_WRITE_NICE, 19)]
+    assert os.getpriority(os.PRIO_PROCESS, 0) == loop_nice
