@@ -12,46 +12,44 @@ Every command takes `--json`: standard output then holds exactly one JSON docume
 server's answer, or for upload and download what was done) and any notes go to standard
 error; failures are still one `myyoutube: error:` line and a non-zero exit.
 
-Standard output may be a pipe that its reader closes early (`myyoutube list | head`).
-Python ignores SIGPIPE, so the next write fails with BrokenPipeError; every write goes
-through `say`, which turns that into `ReaderGone`: the command stops at once (a listing
-fetches no further page) and exits 0 without a word, as a reader that left is not an
-error. Standard output is then pointed at /dev/null, so the interpreter's final flush of
-what is still buffered cannot fail again on the way out.
-
-`login` asks the front end for an API token (POST /api/login) and saves it; every later
-command sends it (webclient.py), and `logout` revokes it. `user add|list|remove|passwd`
-manage accounts through /api/users, as an admin. Passwords are read from a file
-(--password-file, first line) or typed at a prompt without echo, never taken as an
-argument, where `ps` and shell histories would show them.
+What is printed, and how a reader that leaves early (`myyoutube list | head`) is
+handled, is in terminal.py; `login`, `logout` and `user ...` are in account_commands.py,
+`cert ...` in certcommands.py.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import getpass
-import json
 import os
 import sys
-from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from myyoutube import backups, certcommands, resumable_upload, transfers, webclient
+from myyoutube import account_commands, backups, certcommands, resumable_upload, transfers, webclient
 from myyoutube.certs import CertError
 from myyoutube.formatting import human_duration, human_size
+from myyoutube.terminal import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    ReaderGone,
+    complain,
+    flush,
+    note_for,
+    report,
+    say,
+    say_json,
+    size_text,
+    table,
+)
 from myyoutube.web import playback
 from myyoutube.webclient import Api, ToolError, Unreachable, connect, video_path
 
 DEFAULT_URL = "http://127.0.0.1:8080"
 URL_ENV = "MYYOUTUBE_URL"
-
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_INTERRUPTED = 130  # 128 + SIGINT, what shells report for Ctrl-C
 
 # Listing columns before the name, fixed so each page prints as it arrives (the name,
 # of any length, comes last).
@@ -59,55 +57,6 @@ SIZE_COLUMN_CHARS = 9
 UPLOADED_COLUMN_CHARS = 16
 DURATION_COLUMN_CHARS = 8
 STATE_COLUMN_CHARS = 15  # "Processing 100%", the longest state the web's badge says
-
-
-# --- output ------------------------------------------------------------------------------
-
-
-class ReaderGone(Exception):
-    """Whoever read standard output closed it (`myyoutube list | head`): stop, quietly."""
-
-
-def say(text: str = "") -> None:
-    """One line on standard output."""
-    try:
-        print(text)
-    except BrokenPipeError:
-        raise ReaderGone from None
-
-
-def flush() -> None:
-    """Push buffered output to the reader now (a closed pipe shows here as ReaderGone)."""
-    try:
-        sys.stdout.flush()
-    except BrokenPipeError:
-        raise ReaderGone from None
-
-
-def complain(text: str) -> None:
-    """One line on standard error; if nobody reads that either, there is no one to tell."""
-    try:
-        print(text, file=sys.stderr, flush=True)
-    except BrokenPipeError:
-        pass
-
-
-def say_json(document: Any) -> None:
-    say(json.dumps(document, indent=2, ensure_ascii=False))
-
-
-def report(args: argparse.Namespace, document: Any, sentence: str) -> int:
-    """What a command did: the JSON document under --json, else the sentence."""
-    if args.json:
-        say_json(document)
-    else:
-        say(sentence)
-    return EXIT_OK
-
-
-def note_for(args: argparse.Namespace):
-    """Where notes along the way go: standard output, or standard error under --json."""
-    return complain if args.json else say
 
 
 # --- upload, download --------------------------------------------------------------------
@@ -156,10 +105,6 @@ def _local_time(timestamp: Any) -> str:
         return "?"
 
 
-def _size_text(value: Any) -> str:
-    return human_size(value) if isinstance(value, (int, float)) and value >= 0 else "-"
-
-
 def listing_line(size: str, uploaded: str, duration: str, state: str, name: str) -> str:
     return (
         f"{size:>{SIZE_COLUMN_CHARS}}  {uploaded:<{UPLOADED_COLUMN_CHARS}}  "
@@ -176,7 +121,7 @@ def state_column(video: dict) -> str:
 def video_line(video: dict) -> str:
     duration = video.get("duration_s")
     return listing_line(
-        _size_text(video.get("size")),
+        size_text(video.get("size")),
         _local_time(video.get("uploaded_at")),
         human_duration(duration) if isinstance(duration, (int, float)) else "",
         state_column(video),
@@ -220,17 +165,6 @@ async def cmd_delete(api: Api, args: argparse.Namespace) -> int:
     return report(args, answer, f"deleted {args.name}")
 
 
-def _table(headers: Sequence[str], rows: Sequence[Sequence[str]], right: set[int]) -> None:
-    """Print rows under headers in aligned columns; columns in `right` align right."""
-    widths = [max(len(str(row[i])) for row in (headers, *rows)) for i in range(len(headers))]
-    for row in (headers, *rows):
-        cells = [
-            str(cell).rjust(width) if i in right else str(cell).ljust(width)
-            for i, (cell, width) in enumerate(zip(row, widths, strict=True))
-        ]
-        say("  ".join(cells).rstrip())
-
-
 def _heartbeat_text(seconds_ago: Any) -> str:
     return "never" if seconds_ago is None else f"{seconds_ago:.1f} s ago"
 
@@ -246,44 +180,44 @@ def transcoding_line(summary: dict) -> str:
 
 
 async def cmd_status(api: Api, args: argparse.Namespace) -> int:
-    report = await api.json("/api/status")
+    status = await api.json("/api/status")
     if args.json:
-        say_json(report)
+        say_json(status)
         return EXIT_OK
     rows = [
         (
             str(node["address"]),
             str(node["state"]),
             _heartbeat_text(node.get("last_heartbeat_s_ago")),
-            _size_text(node.get("used_bytes")),
-            _size_text(node.get("free_bytes")),
+            size_text(node.get("used_bytes")),
+            size_text(node.get("free_bytes")),
             str(node.get("replicas", 0)),
         )
-        for node in report.get("datanodes", [])
+        for node in status.get("datanodes", [])
     ]
-    _table(("DATANODE", "STATE", "LAST HEARTBEAT", "USED", "FREE", "REPLICAS"), rows, right={2, 3, 4, 5})
+    table(("DATANODE", "STATE", "LAST HEARTBEAT", "USED", "FREE", "REPLICAS"), rows, right={2, 3, 4, 5})
     say(
-        f"\nvideos: {report.get('videos', 0)}, stored: "
-        f"{_size_text(report.get('stored_bytes'))}, replication: "
-        f"{report.get('replication', '?')}, repairs running: {report.get('repairs_running', 0)}"
+        f"\nvideos: {status.get('videos', 0)}, stored: "
+        f"{size_text(status.get('stored_bytes'))}, replication: "
+        f"{status.get('replication', '?')}, repairs running: {status.get('repairs_running', 0)}"
     )
-    counters = report.get("counters") or {}
+    counters = status.get("counters") or {}
     if counters:
         say("counters: " + ", ".join(f"{key} {value}" for key, value in counters.items()))
-    transcoding = report.get("transcoding")
+    transcoding = status.get("transcoding")
     if isinstance(transcoding, dict):
         say(transcoding_line(transcoding))
-    under = report.get("under_replicated") or []
+    under = status.get("under_replicated") or []
     say("under-replicated: " + ("none" if not under else f"{len(under)}"))
-    if report.get("orphaned_blobs"):
+    if status.get("orphaned_blobs"):
         say(
-            f"orphaned blobs: {report['orphaned_blobs']} (kept; restore the master's index, "
+            f"orphaned blobs: {status['orphaned_blobs']} (kept; restore the master's index, "
             "or `myyoutube admin purge-orphans` if they are garbage)"
         )
     for video in under:
         repairing = " (repairing)" if video.get("repairing") else ""
         say(
-            f"  {video['name']}: {video['live_replicas']} live of {report.get('replication', '?')}{repairing}"
+            f"  {video['name']}: {video['live_replicas']} live of {status.get('replication', '?')}{repairing}"
         )
     return EXIT_OK
 
@@ -304,114 +238,6 @@ async def cmd_backup(api: Api, args: argparse.Namespace) -> int:
         saved,
         f"saved the index to {args.file} ({human_size(saved['size'])}, sha256 {saved['sha256']}); "
         f"`myyoutube-master --restore {args.file}` starts a master from it",
-    )
-
-
-# --- accounts ----------------------------------------------------------------------------
-
-
-def _password(args: argparse.Namespace, prompt: str, confirm: bool = False) -> str:
-    """The password from --password-file (its first line), else typed without echo."""
-    if args.password_file is not None:
-        lines = args.password_file.read_text().splitlines()
-        return lines[0] if lines else ""
-    if not sys.stdin.isatty():
-        raise ToolError("no terminal to type a password at; use --password-file FILE")
-    password = getpass.getpass(prompt)
-    if confirm and getpass.getpass("Again: ") != password:
-        raise ToolError("the two passwords differ")
-    return password
-
-
-async def cmd_login(api: Api, args: argparse.Namespace) -> int:
-    username = args.username
-    if username is None:
-        if not sys.stdin.isatty():
-            raise ToolError("give the account with --username NAME")
-        username = await asyncio.to_thread(input, "Username: ")
-    password = _password(args, "Password: ")
-    answer = await api.json("/api/login", "POST", json={"username": username, "password": password})
-    path = webclient.save_token(answer["token"])
-    user = answer.get("user") or {}
-    return report(
-        args,
-        {"user": user, "token_file": str(path)},
-        f"signed in as {user.get('name')}; token saved in {path}",
-    )
-
-
-async def cmd_logout(api: Api, args: argparse.Namespace) -> int:
-    answer = await api.json("/api/logout", "POST")
-    forgot = webclient.forget_token()
-    return report(args, dict(answer, token_file_removed=forgot), "signed out")
-
-
-async def cmd_user_add(api: Api, args: argparse.Namespace) -> int:
-    password = _password(args, f"Password for {args.name}: ", confirm=True)
-    fields = {"username": args.name, "password": password, "role": args.role, "quota_bytes": args.quota_bytes}
-    answer = await api.json("/api/users", "POST", ok=(201,), json=fields)
-    return report(args, answer, f"added {args.name} ({args.role})")
-
-
-async def cmd_user_list(api: Api, args: argparse.Namespace) -> int:
-    answer = await api.json("/api/users")
-    if args.json:
-        say_json(answer)
-        return EXIT_OK
-    rows = [
-        (
-            str(user["name"]),
-            str(user["role"]),
-            _size_text(user.get("used_bytes")),
-            "unlimited" if user.get("quota_bytes") is None else _size_text(user["quota_bytes"]),
-            str(user.get("sessions", 0)),
-        )
-        for user in answer.get("users", [])
-    ]
-    _table(("NAME", "ROLE", "USED", "QUOTA", "SESSIONS"), rows, right={2, 3, 4})
-    return EXIT_OK
-
-
-async def cmd_user_remove(api: Api, args: argparse.Namespace) -> int:
-    answer = await api.json("/api/users/" + video_path(args.name), "DELETE")
-    return report(args, answer, f"removed {args.name}; its sessions ended, its videos stay")
-
-
-async def cmd_user_passwd(api: Api, args: argparse.Namespace) -> int:
-    password = _password(args, f"New password for {args.name}: ", confirm=True)
-    answer = await api.json(
-        f"/api/users/{video_path(args.name)}/password", "PUT", json={"password": password}
-    )
-    return report(args, answer, f"changed the password of {args.name}; its sessions ended")
-
-
-def _add_account_commands(commands, add, common: argparse.ArgumentParser) -> None:
-    password = argparse.ArgumentParser(add_help=False)
-    password.add_argument(
-        "--password-file", type=Path, help="read the password from this file's first line (default: prompt)"
-    )
-    login = add("login", cmd_login, "sign in and save the token for later commands", (common, password))
-    login.add_argument("--username", help="the account (default: prompt)")
-    add("logout", cmd_logout, "revoke the saved token and forget it")
-    user = commands.add_parser("user", help="manage accounts (admins)").add_subparsers(
-        dest="user_command", required=True, metavar="USER_COMMAND"
-    )
-
-    def sub(name: str, run, summary: str, parents=(common,)) -> argparse.ArgumentParser:
-        command = user.add_parser(name, parents=list(parents), help=summary, description=summary)
-        command.set_defaults(run=run)
-        return command
-
-    added = sub("add", cmd_user_add, "add an account", (common, password))
-    added.add_argument("name", metavar="NAME")
-    added.add_argument("--role", choices=("admin", "uploader", "viewer"), required=True)
-    added.add_argument(
-        "--quota-bytes", type=int, default=None, help="bytes it may store (default: the master's default)"
-    )
-    sub("list", cmd_user_list, "list accounts")
-    sub("remove", cmd_user_remove, "remove an account (its videos stay)").add_argument("name", metavar="NAME")
-    sub("passwd", cmd_user_passwd, "set an account's password", (common, password)).add_argument(
-        "name", metavar="NAME"
     )
 
 
@@ -510,7 +336,7 @@ def build_parser() -> argparse.ArgumentParser:
     saving.add_argument("--force", action="store_true", help="replace FILE if it exists")
     saving.set_defaults(run=cmd_backup)
     certcommands.register(commands)
-    _add_account_commands(commands, add, common)
+    account_commands.register(commands, add, common)
     return parser
 
 

@@ -1,0 +1,128 @@
+"""`myyoutube login|logout|user ...`: signing in and managing accounts from the command line.
+
+Theory of operation
+-------------------
+`login` asks the front end for an API token (POST /api/login) and saves it; every later
+command sends it (webclient.py), and `logout` revokes it. `user add|list|remove|passwd`
+manage accounts through /api/users, as an admin. Passwords are read from a file
+(--password-file, first line) or typed at a prompt without echo, never taken as an
+argument, where `ps` and shell histories would show them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import sys
+from pathlib import Path
+
+from myyoutube import webclient
+from myyoutube.terminal import EXIT_OK, report, say_json, size_text, table
+from myyoutube.webclient import Api, ToolError, video_path
+
+
+def _password(args: argparse.Namespace, prompt: str, confirm: bool = False) -> str:
+    """The password from --password-file (its first line), else typed without echo."""
+    if args.password_file is not None:
+        lines = args.password_file.read_text().splitlines()
+        return lines[0] if lines else ""
+    if not sys.stdin.isatty():
+        raise ToolError("no terminal to type a password at; use --password-file FILE")
+    password = getpass.getpass(prompt)
+    if confirm and getpass.getpass("Again: ") != password:
+        raise ToolError("the two passwords differ")
+    return password
+
+
+async def cmd_login(api: Api, args: argparse.Namespace) -> int:
+    username = args.username
+    if username is None:
+        if not sys.stdin.isatty():
+            raise ToolError("give the account with --username NAME")
+        username = await asyncio.to_thread(input, "Username: ")
+    password = _password(args, "Password: ")
+    answer = await api.json("/api/login", "POST", json={"username": username, "password": password})
+    path = webclient.save_token(answer["token"])
+    user = answer.get("user") or {}
+    return report(
+        args,
+        {"user": user, "token_file": str(path)},
+        f"signed in as {user.get('name')}; token saved in {path}",
+    )
+
+
+async def cmd_logout(api: Api, args: argparse.Namespace) -> int:
+    answer = await api.json("/api/logout", "POST")
+    forgot = webclient.forget_token()
+    return report(args, dict(answer, token_file_removed=forgot), "signed out")
+
+
+async def cmd_user_add(api: Api, args: argparse.Namespace) -> int:
+    password = _password(args, f"Password for {args.name}: ", confirm=True)
+    fields = {"username": args.name, "password": password, "role": args.role, "quota_bytes": args.quota_bytes}
+    answer = await api.json("/api/users", "POST", ok=(201,), json=fields)
+    return report(args, answer, f"added {args.name} ({args.role})")
+
+
+async def cmd_user_list(api: Api, args: argparse.Namespace) -> int:
+    answer = await api.json("/api/users")
+    if args.json:
+        say_json(answer)
+        return EXIT_OK
+    rows = [
+        (
+            str(user["name"]),
+            str(user["role"]),
+            size_text(user.get("used_bytes")),
+            "unlimited" if user.get("quota_bytes") is None else size_text(user["quota_bytes"]),
+            str(user.get("sessions", 0)),
+        )
+        for user in answer.get("users", [])
+    ]
+    table(("NAME", "ROLE", "USED", "QUOTA", "SESSIONS"), rows, right={2, 3, 4})
+    return EXIT_OK
+
+
+async def cmd_user_remove(api: Api, args: argparse.Namespace) -> int:
+    answer = await api.json("/api/users/" + video_path(args.name), "DELETE")
+    return report(args, answer, f"removed {args.name}; its sessions ended, its videos stay")
+
+
+async def cmd_user_passwd(api: Api, args: argparse.Namespace) -> int:
+    password = _password(args, f"New password for {args.name}: ", confirm=True)
+    answer = await api.json(
+        f"/api/users/{video_path(args.name)}/password", "PUT", json={"password": password}
+    )
+    return report(args, answer, f"changed the password of {args.name}; its sessions ended")
+
+
+def register(commands, add, common: argparse.ArgumentParser) -> None:
+    """Add login, logout and user add|list|remove|passwd to the `myyoutube` parser."""
+    password = argparse.ArgumentParser(add_help=False)
+    password.add_argument(
+        "--password-file", type=Path, help="read the password from this file's first line (default: prompt)"
+    )
+    login = add("login", cmd_login, "sign in and save the token for later commands", (common, password))
+    login.add_argument("--username", help="the account (default: prompt)")
+    add("logout", cmd_logout, "revoke the saved token and forget it")
+    user = commands.add_parser("user", help="manage accounts (admins)").add_subparsers(
+        dest="user_command", required=True, metavar="USER_COMMAND"
+    )
+
+    def sub(name: str, run, summary: str, parents=(common,)) -> argparse.ArgumentParser:
+        command = user.add_parser(name, parents=list(parents), help=summary, description=summary)
+        command.set_defaults(run=run)
+        return command
+
+    added = sub("add", cmd_user_add, "add an account", (common, password))
+    added.add_argument("name", metavar="NAME")
+    added.add_argument("--role", choices=("admin", "uploader", "viewer"), required=True)
+    added.add_argument(
+        "--quota-bytes", type=int, default=None, help="bytes it may store (default: the master's default)"
+    )
+    sub("list", cmd_user_list, "list accounts")
+    sub("remove", cmd_user_remove, "remove an account (its videos stay)").add_argument("name", metavar="NAME")
+    sub("passwd", cmd_user_passwd, "set an account's password", (common, password)).add_argument(
+        "name", metavar="NAME"
+    )
