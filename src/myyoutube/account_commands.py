@@ -19,7 +19,7 @@ from pathlib import Path
 
 from myyoutube import webclient
 from myyoutube.terminal import EXIT_OK, report, say_json, size_text, table
-from myyoutube.webclient import Api, ToolError, video_path
+from myyoutube.webclient import Api, ToolError, Unauthorized, video_path
 
 
 def _password(args: argparse.Namespace, prompt: str, confirm: bool = False) -> str:
@@ -53,7 +53,17 @@ async def cmd_login(api: Api, args: argparse.Namespace) -> int:
 
 
 async def cmd_logout(api: Api, args: argparse.Namespace) -> int:
-    answer = await api.json("/api/logout", "POST")
+    try:
+        answer = await api.json("/api/logout", "POST")
+    except Unauthorized:
+        # Expired or already revoked: there is nothing left to revoke, but a token file
+        # the server refuses would fail every later command, so it goes all the same.
+        forgot = webclient.forget_token()
+        return report(
+            args,
+            {"token_file_removed": forgot, "already_invalid": True},
+            "signed out (the saved token was no longer valid)",
+        )
     forgot = webclient.forget_token()
     return report(args, dict(answer, token_file_removed=forgot), "signed out")
 
@@ -105,6 +115,9 @@ def register(commands, add, common: argparse.ArgumentParser) -> None:
     )
     login = add("login", cmd_login, "sign in and save the token for later commands", (common, password))
     login.add_argument("--username", help="the account (default: prompt)")
+    # Signing in sends no token: the saved one may be the expired token this login
+    # replaces, and the server refuses a request that carries an invalid one.
+    login.set_defaults(anonymous=True)
     add("logout", cmd_logout, "revoke the saved token and forget it")
     user = commands.add_parser("user", help="manage accounts (admins)").add_subparsers(
         dest="user_command", required=True, metavar="USER_COMMAND"

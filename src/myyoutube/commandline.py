@@ -280,6 +280,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="myyoutube",
         description="Upload, list, search, edit, download and delete videos on a MyYoutube cluster.",
     )
+    parser.set_defaults(anonymous=False)  # every command but login signs in with the saved token
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def add(name: str, run, summary: str, parents=(common,)) -> argparse.ArgumentParser:
@@ -349,7 +350,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 async def run(args: argparse.Namespace) -> int:
-    async with connect(args.url, webclient.saved_token()) as api:
+    token = "" if args.anonymous else webclient.saved_token()
+    async with connect(args.url, token) as api:
         return await args.run(api, args)
 
 

@@ -86,6 +86,10 @@ class Unreachable(ToolError):
     """No connection to the front end at all: pointless to try the next file."""
 
 
+class Unauthorized(ToolError):
+    """The front end refused the credentials sent (401): an expired or revoked token."""
+
+
 def video_path(name: str) -> str:
     """A video's name as one URL path segment (`/`, `?`, `#` and `%` included)."""
     return quote(name, safe="")
@@ -107,7 +111,8 @@ class Api:
         try:
             async with self.session.request(method, url, **kwargs) as response:
                 if response.status not in ok:
-                    raise ToolError(await _error_sentence(response))
+                    refused = Unauthorized if response.status == 401 else ToolError
+                    raise refused(await _error_sentence(response))
                 yield response
         except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
             raise Unreachable(f"cannot reach MyYoutube at {self.url} ({_reason(exc)})") from None

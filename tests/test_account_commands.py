@@ -1,0 +1,124 @@
+"""`myyoutube login|logout|user ...` (account_commands.py), run as real processes against a
+real cluster: what an operator types to sign in and to manage accounts."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+from harness import ADMIN_PASSWORD
+
+
+def myyoutube(cluster, config: Path, *args: str) -> subprocess.CompletedProcess:
+    """The command with its own config folder (where `login` keeps its token) and no
+    token from the environment, so only what `login` saved signs requests in."""
+    env = {key: value for key, value in os.environ.items() if key != "MYYOUTUBE_TOKEN"}
+    env["XDG_CONFIG_HOME"] = str(config)
+    return subprocess.run(
+        [sys.executable, "-m", "myyoutube.commandline", *args, "--url", cluster.url],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def password_file(folder: Path, password: str) -> str:
+    path = folder / f"password-{uuid.uuid4().hex[:8]}"
+    path.write_text(password + "\n")
+    return str(path)
+
+
+def one_error_line(result: subprocess.CompletedProcess) -> str:
+    assert result.returncode == 1, result
+    assert result.stdout == ""
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("myyoutube: error: "), result.stderr
+    return lines[0]
+
+
+def test_an_admin_signs_in_manages_an_account_and_signs_out(cluster, tmp_path):
+    """login saves a token only its owner can read and later commands use it; user add,
+    list, passwd and remove change what the server holds (the old password stops working,
+    a removed account cannot sign in); login works over a saved token that went stale, and
+    logout forgets one; logout revokes a live token, so commands after it are refused
+    with one readable line."""
+    admin = tmp_path / "admin-config"
+    signed_in = myyoutube(
+        cluster,
+        admin,
+        "login",
+        "--username",
+        "admin",
+        "--password-file",
+        password_file(tmp_path, ADMIN_PASSWORD),
+    )
+    assert signed_in.returncode == 0, signed_in.stderr
+    assert "signed in as admin" in signed_in.stdout
+    token_file = admin / "myyoutube" / "token"
+    assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
+
+    name = f"alice-{uuid.uuid4().hex[:8]}"
+    first, second = password_file(tmp_path, "first password 1"), password_file(tmp_path, "second password 2")
+    added = myyoutube(cluster, admin, "user", "add", name, "--role", "uploader", "--password-file", first)
+    assert added.returncode == 0 and f"added {name} (uploader)" in added.stdout, added.stderr
+    listed = json.loads(myyoutube(cluster, admin, "user", "list", "--json").stdout)
+    assert {"name": name, "role": "uploader"}.items() <= next(
+        user for user in listed["users"] if user["name"] == name
+    ).items()
+    table = myyoutube(cluster, admin, "user", "list").stdout.splitlines()
+    assert table[0].split() == ["NAME", "ROLE", "USED", "QUOTA", "SESSIONS"]
+    assert any(line.split()[:2] == [name, "uploader"] for line in table[1:])
+
+    alice = tmp_path / "alice-config"
+    assert myyoutube(cluster, alice, "login", "--username", name, "--password-file", first).returncode == 0
+    changed = myyoutube(cluster, admin, "user", "passwd", name, "--password-file", second)
+    assert changed.returncode == 0 and "sessions ended" in changed.stdout, changed.stderr
+    one_error_line(myyoutube(cluster, alice, "login", "--username", name, "--password-file", first))
+    assert myyoutube(cluster, alice, "login", "--username", name, "--password-file", second).returncode == 0
+
+    removed = myyoutube(cluster, admin, "user", "remove", name)
+    assert removed.returncode == 0 and f"removed {name}" in removed.stdout, removed.stderr
+    one_error_line(myyoutube(cluster, alice, "login", "--username", name, "--password-file", second))
+    listed = json.loads(myyoutube(cluster, admin, "user", "list", "--json").stdout)
+    assert name not in {user["name"] for user in listed["users"]}
+    # alice's saved token died with her account: logging out still forgets it.
+    stale = myyoutube(cluster, alice, "logout")
+    assert stale.returncode == 0 and "no longer valid" in stale.stdout, stale.stderr
+    assert not (alice / "myyoutube" / "token").exists()
+
+    signed_out = myyoutube(cluster, admin, "logout")
+    assert signed_out.returncode == 0 and "signed out" in signed_out.stdout, signed_out.stderr
+    assert not token_file.exists()
+    one_error_line(myyoutube(cluster, admin, "user", "list"))
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (("login", "--username", "admin"), "use --password-file FILE"),
+        (("login",), "give the account with --username NAME"),
+        (("user", "add", "bob", "--role", "viewer"), "use --password-file FILE"),
+    ],
+)
+def test_a_password_is_never_waited_for_without_a_terminal(cluster, tmp_path, args, says):
+    """Without a terminal to type at (a script, a cron job) a command that needs a
+    password or a name fails at once with a line that says what to give instead."""
+    assert says in one_error_line(myyoutube(cluster, tmp_path, *args))
+
+
+def test_a_wrong_password_is_refused_and_nothing_is_saved(cluster, tmp_path):
+    """A failed login exits 1 with one line and leaves no token file behind."""
+    failed = myyoutube(
+        cluster, tmp_path, "login", "--username", "admin", "--password-file", password_file(tmp_path, "wrong")
+    )
+    one_error_line(failed)
+    assert not (tmp_path / "myyoutube" / "token").exists()
