@@ -13,6 +13,9 @@ Every internal connection carries a sequence of frames. A frame is::
 Control messages are small JSON objects; bulk bytes (`Chunk.data`) travel raw after the
 meta, so a 256 KiB video chunk costs one memcpy rather than a base64 round trip.
 
+Which fields each message has, and how a decoded JSON value is checked against its
+field's type, is message_fields.py.
+
 This module does no I/O, in the manner of h11: `encode(message)` turns a message into bytes
 and a `FrameDecoder` is fed whatever bytes arrived and hands back complete messages (a
 stream adapter may instead let the socket write into the decoder's own buffers). Every
@@ -25,7 +28,6 @@ meet sockets.
 from __future__ import annotations
 
 import collections
-import dataclasses
 import json
 import re
 import struct
@@ -80,110 +82,9 @@ class RemoteProtocolError(ProtocolError):
 
 # The messages themselves live in messages.py; they are part of this module's interface,
 # so `from myyoutube.protocol import Chunk` is how every role imports them.
+from myyoutube.message_fields import CONVERTERS, DATA_FIELD, FIELDS, REQUIRED, WrongType  # noqa: E402
 from myyoutube.messages import *  # noqa: E402, F403
 from myyoutube.messages import MESSAGE_TYPES, Chunk, Message  # noqa: E402  (named for readers and mypy)
-
-
-def _field_types(cls: type) -> dict[str, typing.Any]:
-    hints = typing.get_type_hints(cls)
-    return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
-
-
-_FIELDS: dict[type, dict[str, typing.Any]] = {cls: _field_types(cls) for cls in MESSAGE_TYPES.values()}
-
-
-def _data_field(cls: type) -> str | None:
-    names = [name for name, kind in _FIELDS[cls].items() if kind is bytes]
-    assert len(names) <= 1, f"{cls.__name__} has more than one bytes field"
-    return names[0] if names else None
-
-
-_DATA_FIELD: dict[type, str | None] = {cls: _data_field(cls) for cls in MESSAGE_TYPES.values()}
-
-# Fields a frame must carry: those without a default. A field added to a message later
-# goes last with a default, so a frame from a peer that predates it still decodes.
-_REQUIRED: dict[type, frozenset[str]] = {
-    cls: frozenset(
-        f.name
-        for f in dataclasses.fields(cls)
-        if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
-    )
-    for cls in MESSAGE_TYPES.values()
-}
-
-
-class _WrongType(Exception):
-    """A JSON value is not the type its field declares."""
-
-
-# What JSON decoding may give for each plain field type. json.loads makes exactly these
-# types, so `type(value) in ...` is the check, and a JSON true (a bool) never passes as an
-# int: bool is a subclass of int, but not the same type.
-_JSON_TYPES: dict[type, tuple[type, ...]] = {float: (int, float)}
-
-
-def _converter(kind: typing.Any) -> typing.Callable[[object], object]:
-    """A function giving a decoded JSON value as the declared `kind`, or raising
-    _WrongType. `list[X]` checks every element; `tuple[X, Y]` is a JSON array of exactly
-    those types, handed on as a tuple (so a message decodes equal to the one encoded).
-    Block reports hold up to REPORT_CHUNK_ENTRIES pairs, so the common shapes are checked
-    without a function call per element."""
-    origin, args = typing.get_origin(kind), typing.get_args(kind)
-    if origin is tuple:
-        return _tuple_converter([_converter(arg) for arg in args], args)
-    if origin is list:
-        return _list_converter(_converter(args[0]), args[0])
-    allowed = _JSON_TYPES.get(kind, (kind,))
-
-    def convert_plain(value: object) -> object:
-        if type(value) not in allowed:
-            raise _WrongType
-        return value
-
-    return convert_plain
-
-
-def _tuple_converter(
-    items: list[typing.Callable[[object], object]], args: tuple
-) -> typing.Callable[[object], object]:
-    plain = [_JSON_TYPES.get(arg, (arg,)) for arg in args] if all(isinstance(a, type) for a in args) else None
-
-    def convert_tuple(value: object) -> object:
-        if type(value) is not list or len(value) != len(items):
-            raise _WrongType
-        if plain is not None:
-            for element, allowed in zip(value, plain, strict=True):
-                if type(element) not in allowed:
-                    raise _WrongType
-            return tuple(value)
-        return tuple([convert(element) for convert, element in zip(items, value, strict=True)])
-
-    return convert_tuple
-
-
-def _list_converter(
-    item: typing.Callable[[object], object], arg: typing.Any
-) -> typing.Callable[[object], object]:
-    allowed = _JSON_TYPES.get(arg, (arg,)) if isinstance(arg, type) else None
-
-    def convert_list(value: object) -> object:
-        if type(value) is not list:
-            raise _WrongType
-        if allowed is not None:
-            for element in value:
-                if type(element) not in allowed:
-                    raise _WrongType
-            return value
-        return [item(element) for element in value]
-
-    return convert_list
-
-
-_CONVERTERS: dict[type, dict[str, typing.Callable[[object], object]]] = {
-    cls: {name: _converter(kind) for name, kind in fields.items() if kind is not bytes}
-    for cls, fields in _FIELDS.items()
-}
-
 
 # A Chunk's meta is always the empty object: its frames are made and read without JSON,
 # which is most of the per-chunk cost at every hop of a stream.
@@ -202,11 +103,11 @@ def encode(message: Message) -> bytes:
     cls = type(message)
     if cls is Chunk:
         return _encode_chunk(typing.cast(Chunk, message).data)
-    if cls not in _FIELDS:
+    if cls not in FIELDS:
         raise LocalProtocolError(f"not a protocol message: {cls.__name__}")
-    data_field = _DATA_FIELD[cls]
+    data_field = DATA_FIELD[cls]
     data = getattr(message, data_field) if data_field else b""
-    meta_fields = {name: getattr(message, name) for name in _FIELDS[cls] if name != data_field}
+    meta_fields = {name: getattr(message, name) for name in FIELDS[cls] if name != data_field}
     try:
         meta = _META_ENCODER.encode(meta_fields).encode()
     except (UnicodeError, ValueError, TypeError) as exc:
@@ -258,17 +159,17 @@ def _decode_body(
         raise RemoteProtocolError(f"{cls.__name__}: meta is not UTF-8 JSON") from exc
     if not isinstance(meta, dict):
         raise RemoteProtocolError(f"{cls.__name__}: meta is not a JSON object")
-    data_field = _DATA_FIELD[cls]
-    converters = _CONVERTERS[cls]
-    if not (_REQUIRED[cls] - {data_field} <= meta.keys() <= converters.keys()):
+    data_field = DATA_FIELD[cls]
+    converters = CONVERTERS[cls]
+    if not (REQUIRED[cls] - {data_field} <= meta.keys() <= converters.keys()):
         raise RemoteProtocolError(f"{cls.__name__}: fields {sorted(meta)} != {sorted(converters)}")
     for name, convert in converters.items():
         if name not in meta:
             continue  # a defaulted field the sender did not know
         try:
             meta[name] = convert(meta[name])
-        except _WrongType:
-            kind = _FIELDS[cls][name]
+        except WrongType:
+            kind = FIELDS[cls][name]
             shown = kind.__name__ if isinstance(kind, type) else str(kind)
             raise RemoteProtocolError(f"{cls.__name__}.{name} is not {shown}") from None
     if data_field is not None:
