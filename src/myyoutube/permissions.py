@@ -31,6 +31,8 @@ ROLES = (ADMIN, UPLOADER, VIEWER)
 
 PUBLIC, UNLISTED, PRIVATE = "public", "unlisted", "private"
 VISIBILITIES = (PUBLIC, UNLISTED, PRIVATE)
+# What a request naming another visibility is told.
+VISIBILITY_SENTENCE = f"The visibility must be one of {', '.join(VISIBILITIES)}."
 
 # The account that owns every video stored before accounts existed, and the first admin.
 ADMIN_USER = "admin"

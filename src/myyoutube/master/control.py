@@ -173,7 +173,7 @@ class Control:
     async def _purge_orphans(self, connection: FrameStream, request: PurgeOrphans) -> None:
         """An operator's word that the unknown blobs are garbage: retire them, so each
         holder deletes its copy at its next heartbeat."""
-        if not await self.master._admin_only(connection, request.user):
+        if not await self.master.admin_only(connection, request.user):
             return
         unknown = set().union(*self.orphans.values()) - self.master.in_flight
         purged = self.index.retire_orphans(sorted(unknown), time.time())

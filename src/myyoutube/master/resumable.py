@@ -126,7 +126,7 @@ class Resumable:
             return
         user = master.accounts.user(request.user)
         announced = PutVideo(name, "", request.user, request.visibility, request.length)
-        refusal = _creation_refusal(user, announced)
+        refusal = uploads.refusal(user, announced)  # the same rules as a plain upload
         if refusal is None and (name in master.index.videos or name in master.uploading):
             refusal = Error("exists", names.taken(name))
         similar = master.lookalike_videos.find(name, master.index.videos.keys() | master.uploading)
@@ -142,7 +142,7 @@ class Resumable:
         if refusal is not None:
             await connection.write_frame(refusal)
             return
-        assert user is not None, "_creation_refusal refuses anonymous uploads"
+        assert user is not None, "uploads.refusal refuses anonymous uploads"
         session = Session(
             uuid.uuid4().hex, uuid.uuid4().hex, name, user.name, request.visibility, request.title,
             request.length, 0, nodes, [], now, now + self.expiry_s,
@@ -355,12 +355,6 @@ class Resumable:
 
 class TooLong(Exception):
     code = "too_long"
-
-
-def _creation_refusal(user, announced: PutVideo) -> Error | None:
-    from myyoutube.master.server import _upload_refusal  # the same rules as a plain upload
-
-    return _upload_refusal(user, announced)
 
 
 async def _details_then_end(connection: FrameStream) -> tuple[dict, bytes]:

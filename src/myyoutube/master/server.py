@@ -10,10 +10,9 @@ Every connection to the master starts with one request frame, dispatched by its 
   `replication` random live datanodes, relays the chunks through a `ReplicaFanout`, and
   commits the video to the index only once enough replicas confirmed size and sha256.
 * `ReadVideo` relays a byte range from the replicas, failing over mid-stream.
-* `ListVideos`, `StatVideo`, `DeleteVideo`, `GetStatus` answer from the index and state;
-  `ListVideos` pages and searches through the index's catalogue (catalogue.py),
-  `UpdateVideo` sets a title and description, `CountView` counts a view once per viewer
-  and video within views.VIEW_WINDOW_S.
+* `ListVideos`, `StatVideo`, `UpdateVideo` (title and description), `CountView` (once
+  per viewer and video within views.VIEW_WINDOW_S), `DeleteVideo` and `SetVisibility`
+  are answered from the index by video_requests.py; `GetStatus` from the index and state.
 * Account requests (`Login`, `WhoIs`, `AddUser`...) are answered by accounts.py.
 
 Every request about videos or the cluster names the account it is made for (`user`, ''
@@ -37,7 +36,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from myyoutube import listing, names, permissions, read_plan, videotext
+from myyoutube import names, permissions, read_plan
 from myyoutube.certs import Tls
 from myyoutube.lookalikes import Lookalikes
 from myyoutube.master import (
@@ -51,6 +50,7 @@ from myyoutube.master import (
     transcoding,
     transfer,
     uploads,
+    video_requests,
     views,
 )
 from myyoutube.master.accounts import Accounts
@@ -58,22 +58,15 @@ from myyoutube.master.index import Index
 from myyoutube.master.reservations import Reservations
 from myyoutube.master.state import ClusterState, Repair, Replica
 from myyoutube.protocol import (
-    CountView,
-    DeleteVideo,
     End,
     Error,
     GetStatus,
-    ListVideos,
     Message,
     Ok,
     PutVideo,
     ReadVideo,
     Register,
-    SetVisibility,
-    StatVideo,
-    UpdateVideo,
     VideoInfo,
-    VideoList,
 )
 from myyoutube.stream import DEFAULT_STALL_S, ConnectionClosed, FrameStream
 
@@ -138,6 +131,10 @@ class Master:
         self.resumable = resumable.Resumable(self, upload_expiry_s)
         self.sidecars = sidecars.SidecarDelivery(index)
         self.control = control.Control(self)  # datanodes' control connections, and their orphans
+        self.video_requests = video_requests.VideoRequests(self)
+        # Built once: a dispatch per request (a player asks a range every few seconds)
+        # must not rebuild the table of every handler.
+        self._handler_table = self._handlers()
 
     def connection_accepted(self) -> None:
         self.counters.connections_accepted += 1
@@ -169,13 +166,8 @@ class Master:
         return {
             PutVideo: self._put,
             ReadVideo: self._read,
-            ListVideos: self._list,
-            StatVideo: self._stat,
-            DeleteVideo: self._delete,
             GetStatus: self._status,
-            UpdateVideo: self._update,
-            CountView: self._count_view,
-            SetVisibility: self._set_visibility,
+            **self.video_requests.handlers(),
             **self.control.handlers(),
             **self.accounts.handlers(),
             **self.transcoding.handlers(),
@@ -187,10 +179,10 @@ class Master:
         """Who may send what (checked by links.py on TLS links): datanodes register and
         run transcode jobs, every other request is the web front end's."""
         from_datanodes = (Register, *transcoding.DATANODE_REQUESTS)
-        return {kind: DATANODE_ONLY if kind in from_datanodes else WEB_ONLY for kind in self._handlers()}
+        return {kind: DATANODE_ONLY if kind in from_datanodes else WEB_ONLY for kind in self._handler_table}
 
     async def handle(self, connection: FrameStream, request: Message) -> None:
-        handler = self._handlers().get(type(request))
+        handler = self._handler_table.get(type(request))
         if handler is None:
             await connection.write_frame(Error("bad_request", f"the master cannot {type(request).__name__}"))
             return
@@ -209,11 +201,11 @@ class Master:
             await connection.write_frame(Error("bad_name", str(exc)))
             return
         user = self.accounts.user(request.user)
-        refusal = _upload_refusal(user, request)
+        refusal = uploads.refusal(user, request)
         if refusal is not None:
             await connection.write_frame(refusal)
             return
-        assert user is not None, "_upload_refusal refuses anonymous uploads"
+        assert user is not None, "uploads.refusal refuses anonymous uploads"
         if name in self.index.videos or name in self.uploading:
             await connection.write_frame(Error("exists", names.taken(name)))
             return
@@ -237,7 +229,7 @@ class Master:
 
     async def _read(self, connection: FrameStream, request: ReadVideo) -> None:
         """Answer the video's record, then stream the asked-for bytes of one of its parts."""
-        video = self._visible(request.name, request.user)
+        video = self.visible(request.name, request.user)
         if video is None:
             await connection.write_frame(Error("not_found", names.unknown(request.name)))
             return
@@ -292,111 +284,21 @@ class Master:
         self.counters.read_failovers += 1
         self.state.read_failed(node, time.time())
 
-    # --- index requests -------------------------------------------------------------------
-
-    async def _list(self, connection: FrameStream, request: ListVideos) -> None:
-        user = self.accounts.user(request.user)
-        try:
-            page = self.index.catalogue.page(request.query, request.sort, request.cursor, request.limit, user)
-        except listing.BadListing as exc:
-            await connection.write_frame(Error("bad_request", str(exc)))
-            return
-        # The SQL chose what this account may list; every record is checked once more.
-        found = [self.public_video(video) for video in page.videos if permissions.may_list(user, video)]
-        for video, ranges in zip(found, page.highlights or [], strict=False):
-            video["title_highlight"] = ranges
-        await connection.write_frame(VideoList(videos=found, next=page.next))
-
-    async def _update(self, connection: FrameStream, request: UpdateVideo) -> None:
-        if await self._changeable(connection, request.name, request.user, permissions.may_edit) is None:
-            return
-        try:
-            video = self.index.catalogue.edit(request.name, request.title, request.description)
-        except videotext.BadText as exc:
-            await connection.write_frame(Error("bad_request", str(exc)))
-            return
-        if video is None:
-            await connection.write_frame(Error("not_found", names.unknown(request.name)))
-        else:
-            log.info("%s retitled %r at the request of %s", request.name, video["title"], request.user)
-            await connection.write_frame(VideoInfo(video=self.public_video(video)))
-
-    async def _count_view(self, connection: FrameStream, request: CountView) -> None:
-        if self._visible(request.name, request.user) is None:
-            await connection.write_frame(Error("not_found", names.unknown(request.name)))
-            return
-        if not 0 < len(request.viewer) <= views.MAX_VIEWER_CHARS:
-            await connection.write_frame(Error("bad_request", "The viewer id is empty or too long."))
-            return
-        counted = self.recent_views.first_in_window(request.viewer, request.name, time.monotonic())
-        count = (
-            self.index.catalogue.add_view(request.name)
-            if counted
-            else self.index.videos[request.name]["views"]
-        )
-        await connection.write_frame(Ok({"views": count, "counted": counted}))
-
-    async def _stat(self, connection: FrameStream, request: StatVideo) -> None:
-        video = self._visible(request.name, request.user)
-        if video is None:
-            await connection.write_frame(Error("not_found", names.unknown(request.name)))
-        else:
-            await connection.write_frame(VideoInfo(video=self.public_video(video)))
-
-    async def _delete(self, connection: FrameStream, request: DeleteVideo) -> None:
-        video = await self._changeable(connection, request.name, request.user, permissions.may_delete)
-        if video is None:
-            return
-        self.index.delete_video(request.name, time.time())
-        # The replicas go at each datanode's next heartbeat, which reports a blob the index
-        # no longer knows; a node that is down now learns when it comes back.
-        log.info("deleted %s (owned by %s) at the request of %s", request.name, video["owner"], request.user)
-        await connection.write_frame(Ok({"deleted": request.name}))
-
-    async def _set_visibility(self, connection: FrameStream, request: SetVisibility) -> None:
-        if await self._changeable(connection, request.name, request.user, permissions.may_edit) is None:
-            return
-        if request.visibility not in permissions.VISIBILITIES:
-            await connection.write_frame(Error("bad_request", _VISIBILITY_SENTENCE))
-            return
-        video = self.index.set_visibility(request.name, request.visibility)
-        log.info("%s made %s %s", request.user, request.name, request.visibility)
-        await connection.write_frame(VideoInfo(video=self.public_video(video)))
-
-    async def _changeable(
-        self,
-        connection: FrameStream,
-        name: str,
-        user: str,
-        allowed: Callable[[permissions.User | None, dict], bool],
-    ) -> dict | None:
-        """The video `name` if the account `user` may change it as `allowed` says; else
-        None, once the refusal is sent (not_found if it may not even see it)."""
-        video = self._visible(name, user)
-        if video is None:
-            await connection.write_frame(Error("not_found", names.unknown(name)))
-        elif not allowed(self.accounts.user(user), video):
-            await connection.write_frame(
-                Error("forbidden", "Only the video's owner or an admin may change it.")
-            )
-            video = None
-        return video
-
-    def _visible(self, name: str, user: str) -> dict | None:
+    def visible(self, name: str, user: str) -> dict | None:
         """The video `name` if the account `user` may see it; None as if it did not exist."""
         video = self.index.videos.get(name)
         if video is None or not permissions.may_view(self.accounts.user(user), video):
             return None
         return video
 
-    async def _admin_only(self, connection: FrameStream, user: str) -> bool:
+    async def admin_only(self, connection: FrameStream, user: str) -> bool:
         if permissions.may_admin(self.accounts.user(user)):
             return True
         await connection.write_frame(Error("forbidden", "Only an admin may see or change the cluster."))
         return False
 
     async def _status(self, connection: FrameStream, request: GetStatus) -> None:
-        if not await self._admin_only(connection, request.user):
+        if not await self.admin_only(connection, request.user):
             return
         report = status.cluster_report(self, time.time())
         await connection.write_frame(Ok(report))
@@ -416,22 +318,6 @@ class Master:
                 self.index.catalogue.flush_views()
             except sqlite3.Error as exc:  # the counts stay in memory for the next try
                 log.warning("could not write view counts to the index: %s", exc)
-
-
-_VISIBILITY_SENTENCE = f"The visibility must be one of {', '.join(permissions.VISIBILITIES)}."
-
-
-def _upload_refusal(user: permissions.User | None, request: PutVideo) -> Error | None:
-    """Why the account may not start this upload, or None if it may."""
-    if user is None:
-        return Error("unauthenticated", "Sign in to upload videos.")
-    if not permissions.may_upload(user):
-        return Error("forbidden", "Your account may watch videos but not upload them.")
-    if request.visibility not in permissions.VISIBILITIES:
-        return Error("bad_request", _VISIBILITY_SENTENCE)
-    if not permissions.within_quota(user, max(request.size, 0)):
-        return Error("over_quota", permissions.quota_sentence(user))
-    return None
 
 
 def _missing_part(part: str) -> str:

@@ -385,7 +385,7 @@ class Transcoding:
         return True
 
     async def _renditions(self, connection: FrameStream, request: GetRenditions) -> None:
-        video = self.master._visible(request.name, request.user)
+        video = self.master.visible(request.name, request.user)
         if video is None:
             await connection.write_frame(Error("not_found", names.unknown(request.name)))
             return

@@ -29,10 +29,10 @@ import time
 import uuid
 from typing import TYPE_CHECKING
 
-from myyoutube import media, names, protocol
+from myyoutube import media, names, permissions, protocol
 from myyoutube.master import pipeline, reservations, transfer
 from myyoutube.master.index import NameTaken, StoredBlob
-from myyoutube.protocol import Chunk, End, Error, Ok, VideoDetails, VideoInfo
+from myyoutube.protocol import Chunk, End, Error, Ok, PutVideo, VideoDetails, VideoInfo
 from myyoutube.stream import ConnectionClosed, FrameStream
 
 if TYPE_CHECKING:
@@ -262,3 +262,16 @@ async def store_small_blob(master: Master, fanout: Writer, data: bytes, fanouts:
     await fanout.write(data)
     sha256 = hashlib.sha256(data).hexdigest()
     return StoredBlob(fanout.blob_id, len(data), sha256, await fanout.finish(len(data), sha256))
+
+
+def refusal(user: permissions.User | None, request: PutVideo) -> Error | None:
+    """Why the account may not start this upload, or None if it may."""
+    if user is None:
+        return Error("unauthenticated", "Sign in to upload videos.")
+    if not permissions.may_upload(user):
+        return Error("forbidden", "Your account may watch videos but not upload them.")
+    if request.visibility not in permissions.VISIBILITIES:
+        return Error("bad_request", permissions.VISIBILITY_SENTENCE)
+    if not permissions.within_quota(user, max(request.size, 0)):
+        return Error("over_quota", permissions.quota_sentence(user))
+    return None
