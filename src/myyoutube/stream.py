@@ -274,11 +274,15 @@ class FrameStream:
         self.queue_encoded(frame)
         await self.drain(timeout)
 
-    async def write_chunk(self, data: bytes, timeout: float = PEER_TIMEOUT_S) -> None:
+    async def write_chunk(
+        self, data: bytes, timeout: float = PEER_TIMEOUT_S, before: bytes = b"", after: bytes = b""
+    ) -> None:
         """Send Chunk(data) without copying `data` into a frame: header and data go to the
-        transport as two buffers (the relay's hot path)."""
+        transport as two buffers (the relay's hot path). `before` and `after` are encoded
+        frames sent in the same write: a range of one chunk goes out with the record
+        before it and the End after it in one system call, and wakes its reader once."""
         self._check_open()
-        self._transport.writelines((protocol.chunk_header(len(data)), data))
+        self._transport.writelines((before, protocol.chunk_header(len(data)), data, after))
         self._last_sent = time.monotonic()
         await self.drain(timeout)
 
