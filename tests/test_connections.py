@@ -1,11 +1,19 @@
-"""The web front end's header-read deadline (myyoutube.web.connections), against a real
-cluster: a client trickling its headers is cut off, its connection freed; one that sends
-them promptly, or keeps a connection alive between requests, is served."""
+"""The web front end's connections (myyoutube.web.connections), against a real cluster:
+a client trickling its headers is cut off, its connection freed; one that sends them
+promptly, or keeps a connection alive between requests, is served; connections are capped
+per address; a paused viewer has little queued for it."""
 
 from __future__ import annotations
 
 import asyncio
+import os
+import socket
+import subprocess
 import time
+import uuid
+
+from harness import mp4_bytes, upload
+from myyoutube.stream import SOCKET_BUFFER_BYTES
 
 HEADER_TIMEOUT_S = 1.0
 
@@ -76,3 +84,38 @@ async def test_connections_per_address_are_capped(fresh_cluster):
     writer.close()
     for _, other in held:
         other.close()
+
+
+async def test_a_paused_viewer_queues_little_in_the_kernel(cluster, http):
+    """A player that stops reading mid-video (paused) finds at most the capped send
+    buffer's worth of bytes queued for it in the web's kernel socket (SO_SNDBUF is set on
+    every connection the web accepts), not the megabytes Linux would let it grow to: so
+    the cluster behind it stops reading the video soon after the viewer does."""
+    name = f"paused-{uuid.uuid4().hex[:8]}.mp4"
+    status, _ = await upload(http, cluster, name, mp4_bytes(os.urandom(24 * 1024 * 1024)))
+    assert status == 201
+    viewer = socket.socket()
+    viewer.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)  # a viewer's window: small
+    viewer.setblocking(False)
+    await asyncio.get_running_loop().sock_connect(viewer, (cluster.web.host, cluster.web.port))
+    reader, writer = await asyncio.open_connection(sock=viewer)
+    writer.write(f"GET /stream/{name} HTTP/1.1\r\nHost: {cluster.web.address}\r\n\r\n".encode())
+    assert (await reader.readline()).startswith(b"HTTP/1.1 200")
+    await reader.readexactly(256 * 1024)  # watched a little, then paused
+    queued = 0
+    for _ in range(20):  # the web's queue settles once the kernel buffer is full
+        await asyncio.sleep(0.25)
+        queued = max(queued, _send_queue(cluster.web.port, viewer.getsockname()[1]))
+    writer.close()
+    assert 0 < queued <= 2 * SOCKET_BUFFER_BYTES  # Linux doubles SO_SNDBUF for its bookkeeping
+
+
+def _send_queue(server_port: int, client_port: int) -> int:
+    """Bytes the web's socket of this connection holds unsent (Send-Q in `ss`)."""
+    shown = subprocess.run(
+        ["ss", "-tnH", "state", "established", f"( sport = :{server_port} and dport = :{client_port} )"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    return int(shown[1]) if shown else 0

@@ -27,12 +27,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
+from contextlib import suppress
 from typing import cast
 
 from aiohttp import web
 
 from myyoutube.admission import Admission, fd_headroom, near_file_limit
 from myyoutube.quietlog import QuietLog
+from myyoutube.stream import SOCKET_BUFFER_BYTES
 
 log = logging.getLogger(__name__)
 quiet = QuietLog(log)
@@ -147,6 +150,7 @@ class _Guarded(asyncio.Protocol):
             cast(asyncio.Transport, transport).abort()
             return
         self._transport = cast(asyncio.Transport, transport)
+        _cap_send_buffer(transport)
         self._arm()
         self._inner.connection_made(transport)
 
@@ -182,3 +186,13 @@ class _Guarded(asyncio.Protocol):
     def resume_writing(self) -> None:
         if self._ip is not None:
             self._inner.resume_writing()
+
+
+def _cap_send_buffer(transport: asyncio.BaseTransport) -> None:
+    """The same cap as inside the cluster (see stream.SOCKET_BUFFER_BYTES): a paused player
+    must not pull megabytes ahead into its socket's kernel buffer. Once per connection, not
+    per response: a player asks a range every few seconds on the same connection."""
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        with suppress(OSError):  # a connection already reset by its client
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SOCKET_BUFFER_BYTES)

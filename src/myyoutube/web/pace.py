@@ -13,7 +13,7 @@ spend afterwards (probing, committing) is never held against the client.
 
 Uploads count the bytes that arrived in the request's payload stream; streams count the
 bytes `response.write` accepted, which a viewer that does not read stops within a few
-socket buffers (streaming.py caps SO_SNDBUF).
+socket buffers (connections.py caps SO_SNDBUF).
 """
 
 from __future__ import annotations

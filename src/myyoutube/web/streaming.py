@@ -34,7 +34,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-import socket
 import urllib.parse
 
 from aiohttp import web
@@ -42,7 +41,6 @@ from aiohttp import web
 from myyoutube import permissions, ranges, read_plan
 from myyoutube.client import MasterClient, RequestFailed, VideoRead
 from myyoutube.quietlog import QuietLog
-from myyoutube.stream import SOCKET_BUFFER_BYTES
 from myyoutube.web import viewers
 from myyoutube.web.auth import client_address
 from myyoutube.web.common import LIMITS, METRICS, SECURITY_HEADERS, master_for
@@ -158,11 +156,6 @@ async def _send(
     """Send the headers and every range; `opened` is the first range's read and its first
     bytes. After the headers a failure aborts the connection."""
     counters = request.app[METRICS]
-    viewer = request.transport.get_extra_info("socket") if request.transport else None
-    if viewer is not None:
-        # The same cap as inside the cluster: a paused player must not pull megabytes
-        # ahead into this socket's kernel buffer (see stream.SOCKET_BUFFER_BYTES).
-        viewer.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SOCKET_BUFFER_BYTES)
     response = web.StreamResponse(status=decision.status, headers=decision.headers)
     response.headers.update(SECURITY_HEADERS)
     sent = 0
