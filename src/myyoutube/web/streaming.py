@@ -55,6 +55,15 @@ quiet = QuietLog(log)
 VIEWER_STALL_TIMEOUT_S = 90.0
 
 
+class _HeadersWithBody(web.StreamResponse):
+    """A stream response whose status line and headers leave with the first body bytes,
+    in one write (one system call, one TCP segment for a small range): prepare() runs
+    only once those bytes are in hand anyway. aiohttp's own Response does the same; with
+    an aiohttp that no longer reads this attribute, headers go out on their own again."""
+
+    _send_headers_immediately = False
+
+
 class ViewerGone(Exception):
     """The viewer closed the connection or stopped reading: routine, not a failure."""
 
@@ -156,7 +165,7 @@ async def _send(
     """Send the headers and every range; `opened` is the first range's read and its first
     bytes. After the headers a failure aborts the connection."""
     counters = request.app[METRICS]
-    response = web.StreamResponse(status=decision.status, headers=decision.headers)
+    response = _HeadersWithBody(status=decision.status, headers=decision.headers)
     response.headers.update(SECURITY_HEADERS)
     sent = 0
 
