@@ -17,7 +17,10 @@ import asyncio
 import functools
 import inspect
 import json
+import os
 import struct
+import subprocess
+import sys
 import tempfile
 import time
 import urllib.request
@@ -321,3 +324,17 @@ def receiving(folder: Path) -> bool:
     """Whether a datanode's folder holds a blob being written: a fan-out write's `.part`
     or a write pipeline's open blob."""
     return any(folder.glob("*.part")) or any(folder.glob("*.open"))
+
+
+def run_myyoutube(cluster: Cluster, *args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    """The `myyoutube` command line against the cluster's web, as a user runs it: its own
+    process, no terminal (a prompt would fail at once rather than wait), output captured.
+    `env` is laid over this process's environment."""
+    return subprocess.run(
+        [sys.executable, "-m", "myyoutube.commandline", *args, "--url", cluster.url],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+    )

@@ -4,31 +4,20 @@ real cluster: what an operator types to sign in and to manage accounts."""
 from __future__ import annotations
 
 import json
-import os
 import stat
 import subprocess
-import sys
 import uuid
 from pathlib import Path
 
 import pytest
 
-from harness import ADMIN_PASSWORD
+from harness import ADMIN_PASSWORD, run_myyoutube
 
 
 def myyoutube(cluster, config: Path, *args: str) -> subprocess.CompletedProcess:
     """The command with its own config folder (where `login` keeps its token) and no
     token from the environment, so only what `login` saved signs requests in."""
-    env = {key: value for key, value in os.environ.items() if key != "MYYOUTUBE_TOKEN"}
-    env["XDG_CONFIG_HOME"] = str(config)
-    return subprocess.run(
-        [sys.executable, "-m", "myyoutube.commandline", *args, "--url", cluster.url],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        stdin=subprocess.DEVNULL,
-    )
+    return run_myyoutube(cluster, *args, env={"XDG_CONFIG_HOME": str(config), "MYYOUTUBE_TOKEN": ""})
 
 
 def password_file(folder: Path, password: str) -> str:

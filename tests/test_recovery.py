@@ -9,12 +9,11 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from harness import ADMIN_PASSWORD, Cluster, mp4_bytes, upload, wait_until
+from harness import ADMIN_PASSWORD, Cluster, mp4_bytes, run_myyoutube, upload, wait_until
 from myyoutube.launch import LaunchError
 from myyoutube.master.snapshots import SNAPSHOTS_KEPT
 from test_transcoding import record, source_bytes
@@ -193,14 +192,8 @@ def torn_copy_of(cluster: Cluster, snapshot: dict) -> None:
 
 def myyoutube(cluster: Cluster, *args: str, token: str | None = None) -> subprocess.CompletedProcess:
     """The `myyoutube` command line, signed in as the admin unless another token is given."""
-    env = dict(os.environ, MYYOUTUBE_TOKEN=cluster.admin_token if token is None else token)
-    return subprocess.run(
-        [sys.executable, "-m", "myyoutube.commandline", *args, "--url", cluster.url],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        stdin=subprocess.DEVNULL,
+    return run_myyoutube(
+        cluster, *args, env={"MYYOUTUBE_TOKEN": cluster.admin_token if token is None else token}
     )
 
 
