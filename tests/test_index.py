@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import json
+import os
 import sqlite3
+import threading
 from pathlib import Path
 
 import pytest
@@ -251,3 +254,29 @@ def test_old_index_gets_record_versions_and_every_sidecar_due(tmp_path):
     assert index.recovery.due() == sorted(index.videos)
     assert set(index.recovery.versions().values()) == {1}
     assert index.recovery.video_of_blob("b" * 32) == "holiday.mp4"  # its poster
+
+
+async def test_durable_writes_fsync_the_log_in_a_worker_thread(tmp_path, monkeypatch):
+    """index.durably commits a transaction and fsyncs the write-ahead log before it
+    returns, from a worker thread (the event loop goes on relaying reads meanwhile); the
+    write survives a reopen; a write that fails is neither committed nor fsynced, and its
+    error comes out."""
+    fsynced = []
+    fdatasync = os.fdatasync
+
+    def watched(fd: int) -> None:  # the real call, recording which file and which thread
+        fsynced.append(
+            (os.readlink(f"/proc/self/fd/{fd}"), threading.current_thread() is threading.main_thread())
+        )
+        fdatasync(fd)
+
+    monkeypatch.setattr(os, "fdatasync", watched)  # SQLite's own fsyncs do not pass here
+    path = tmp_path / "index.sqlite3"
+    index = Index(path, NOW)
+    await index.durably(functools.partial(index.begin_blob, "a" * 32, NOW))
+    assert fsynced == [(f"{path}-wal", False)]
+    with pytest.raises(sqlite3.IntegrityError):
+        await index.durably(functools.partial(index.begin_blob, "a" * 32, NOW))  # begun twice
+    assert len(fsynced) == 1
+    reopened = Index(path, NOW + 1)
+    assert "a" * 32 in reopened.retired  # the begun write was on disk: the next master owns it

@@ -339,7 +339,7 @@ class Transcoding:
         fanouts: list[uploads.Writer] = []
         try:
             fanout = await uploads.open_replicas(
-                self.master, uploads.new_fanout(self.master, fanouts), fanouts
+                self.master, await uploads.new_fanout(self.master, fanouts), fanouts
             )
             await connection.write_frame(Ok({"replicas": len(fanout.replicas)}))
             sha256 = await _relay_rendition(connection, fanout, request.size)

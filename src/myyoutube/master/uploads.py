@@ -92,7 +92,7 @@ async def receive(
     blobs: list[StoredBlob] = []
     fanouts: list[Writer] = []
     try:
-        fanout = await open_replicas(master, new_fanout(master, fanouts), fanouts)
+        fanout = await open_replicas(master, await new_fanout(master, fanouts), fanouts)
         await connection.write_frame(Ok({"replicas": len(fanout.replicas)}))
         size, sha256, details, poster = await _receive_chunks(master, connection, fanout, claim)
         if not claim.cover(size, fresh=True):  # exact, against uploads committed meanwhile
@@ -126,7 +126,7 @@ async def commit(
     """Store the poster (if any) beside the video's blob `blobs[0]`, then commit the video
     (`details` and `fields`: name, content type, owner, visibility...) in one transaction."""
     if poster:
-        blobs.append(await store_small_blob(master, new_fanout(master, fanouts), poster, fanouts))
+        blobs.append(await store_small_blob(master, await new_fanout(master, fanouts), poster, fanouts))
     video = dict(
         details,
         blob_id=blobs[0].blob_id,
@@ -136,7 +136,8 @@ async def commit(
         poster_blob_id=blobs[1].blob_id if poster else None,
         **fields,
     )
-    master.index.commit_video(video, blobs, time.time(), master.transcoding.jobs_for(video))
+    jobs = master.transcoding.jobs_for(video)
+    await master.index.durably(functools.partial(master.index.commit_video, video, blobs, time.time(), jobs))
     return video
 
 
@@ -156,7 +157,7 @@ async def drain(connection: FrameStream) -> None:
         raise ConnectionClosed("the uploader did not end after a refusal") from exc
 
 
-def new_fanout(master: Master, fanouts: list, chain: bool | None = None) -> Writer:
+async def new_fanout(master: Master, fanouts: list, chain: bool | None = None) -> Writer:
     """A new blob's writer (a chain unless `chain` or the master says otherwise). Its id
     is recorded as the index's own before any byte is written, so copies left by a crash
     are known to be deletable."""
@@ -168,9 +169,9 @@ def new_fanout(master: Master, fanouts: list, chain: bool | None = None) -> Writ
         )
     else:
         fanout = transfer.ReplicaFanout(uuid.uuid4().hex, master.min_replicas, master.pools, master.stall_s)
-    master.index.begin_blob(fanout.blob_id, time.time())
     master.in_flight.add(fanout.blob_id)
-    fanouts.append(fanout)
+    fanouts.append(fanout)  # aborted with the others, should the record fail to be written
+    await master.index.durably(functools.partial(master.index.begin_blob, fanout.blob_id, time.time()))
     return fanout
 
 
@@ -203,7 +204,7 @@ async def open_replicas(master: Master, fanout: Writer, fanouts: list[Writer] | 
         await fanout.abort()
         master.in_flight.discard(fanout.blob_id)
         fanouts.remove(fanout)
-        fanout = new_fanout(master, fanouts, chain=False)
+        fanout = await new_fanout(master, fanouts, chain=False)
         await _place(master, fanout)
     if len(fanout.replicas) < master.min_replicas:
         raise _placement_failure(master, len(fanout.replicas))
