@@ -214,3 +214,26 @@ async def test_home_page_has_upload_form_list_and_search(cluster, http):
         page = await response.text()
     for marker in ('id="upload-form"', 'id="videos"', 'id="search"'):
         assert marker in page
+
+
+async def test_the_spool_is_emptied_after_every_upload(fresh_cluster, http, tmp_path):
+    """The web's --spool-dir holds an upload's copy only while it is stored: nothing is
+    left after a stored upload, a refused one (not a video) or one whose client vanished."""
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    cluster = fresh_cluster(web_args=("--spool-dir", str(spool)))
+    status, _ = await upload(http, cluster, unique(), mp4_bytes(os.urandom(2 * 1024 * 1024)))
+    assert status == 201
+    status, _ = await upload(http, cluster, unique(), tiny_mp4()[:40] + os.urandom(300_000))
+    assert status in (415, 422)
+    _, writer = await asyncio.open_connection(cluster.web.host, cluster.web.port)
+    form = b"--b\r\nContent-Disposition: form-data; name=file; filename=gone.mp4\r\n\r\n"
+    head = (
+        f"POST /upload HTTP/1.1\r\nHost: {cluster.web.address}\r\nAuthorization: Bearer {cluster.admin_token}\r\n"
+        f"Content-Type: multipart/form-data; boundary=b\r\nContent-Length: {10 * 1024 * 1024}\r\n\r\n"
+    )
+    writer.write(head.encode() + form + mp4_bytes(os.urandom(1024 * 1024)))
+    await writer.drain()
+    await wait_until(lambda: any(spool.iterdir()), "the vanishing client's upload to be spooled")
+    writer.close()  # gone mid-body
+    await wait_until(lambda: not any(spool.iterdir()), "the spool to be emptied", timeout_s=10)

@@ -81,8 +81,9 @@ class LocalCopy:
 
         return await asyncio.to_thread(move)
 
-    def discard(self) -> None:
-        self.path.unlink(missing_ok=True)
+    async def discard(self) -> None:
+        # In a worker thread: freeing the blocks of a large file takes a while.
+        await asyncio.to_thread(self.path.unlink, missing_ok=True)
 
 
 def _cut_and_close(file: IO[bytes], confirmed: int) -> None:

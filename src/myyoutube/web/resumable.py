@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import tempfile
 from pathlib import Path
 from urllib.parse import quote
 
@@ -147,7 +146,7 @@ async def terminate(request: web.Request) -> web.Response:
         return _tus_error(exc)
     upload_id = _upload_id(request)
     await master_for(request).terminate_upload(upload_id)
-    LocalCopy(request.app[LIMITS]["spool_dir"], upload_id).discard()
+    await LocalCopy(request.app[LIMITS]["spool_dir"], upload_id).discard()
     return web.Response(status=204, headers=tus.answer_headers())
 
 
@@ -259,8 +258,8 @@ async def _append(content, master: MasterClient, upload: dict, copy: LocalCopy) 
 async def _complete(master: MasterClient, upload: dict, copy: LocalCopy, spool_dir: Path | None) -> dict:
     """Take this process's copy of the finished upload, or read it back; validate and
     commit it as a plain upload is."""
-    with tempfile.TemporaryDirectory(dir=spool_dir) as folder:
-        spooled = Path(folder) / "upload"
+    async with uploads.spool_folder(spool_dir) as folder:
+        spooled = folder / "upload"
         if not await copy.take(upload["length"], spooled):
             async with aiofiles.open(spooled, "wb") as spool:
                 async for data in master.read_upload(upload["id"]):
@@ -280,7 +279,7 @@ async def _complete(master: MasterClient, upload: dict, copy: LocalCopy, spool_d
                 finish.abort()
                 raise
         except uploads.UploadRefused:
-            copy.discard()
+            await copy.discard()
             await _terminate_quietly(master, upload["id"])  # the file itself is refused: no retry helps
             raise
 

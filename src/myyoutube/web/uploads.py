@@ -28,9 +28,10 @@ Upload slots are bounded in all and per client address, and a body arriving slow
 from __future__ import annotations
 
 import asyncio
+import shutil
 import tempfile
-from collections.abc import Awaitable, Callable
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 
 from aiohttp import BodyPartReader, web
@@ -165,14 +166,26 @@ async def receive(request: web.Request, master: MasterClient, limit: int, spool_
     content_type = media.sniff(head)
     if content_type is None:
         raise UploadRefused(415, NOT_A_VIDEO)
-    with tempfile.TemporaryDirectory(dir=spool_dir) as folder:
-        spooled = Path(folder) / "upload"
+    async with spool_folder(spool_dir) as folder:
+        spooled = folder / "upload"
         return await _store(
             master,
             (name, content_type, visibility),
             spooled,
             lambda upload: _spool(body, head, spooled, upload),
         )
+
+
+@asynccontextmanager
+async def spool_folder(spool_dir: Path | None) -> AsyncIterator[Path]:
+    """A fresh folder for one upload's spool file, removed with it at the end. Both are
+    done by a worker thread: removing a file of 1 GiB takes ~0.2 s here (its blocks are
+    freed), which on the event loop would stall every viewer of this front end."""
+    folder = Path(await asyncio.to_thread(tempfile.mkdtemp, dir=spool_dir))
+    try:
+        yield folder
+    finally:
+        await asyncio.to_thread(shutil.rmtree, folder, ignore_errors=True)
 
 
 async def _spool(body: BodyReader, head: bytes, path: Path, upload: Upload | None = None) -> None:
