@@ -244,15 +244,24 @@ async def _sign_in(request: web.Request, username: str, password: str, kind: str
     return token, user
 
 
-def _local_path(target: str) -> str:
-    """Where to go after signing in: a path on this site only (never //other.example)."""
-    if target.startswith("/") and not target.startswith("//") and "\\" not in target:
+def local_path(target: str) -> str:
+    """Where to go after signing in: a path on this site only (never //other.example).
+
+    Browsers read `\\` as `/` and drop every tab and line break from a URL (WHATWG URL
+    standard) before resolving it, so `/<TAB>/other.example` would leave the site: any
+    control character makes the target the home page."""
+    if (
+        target.startswith("/")
+        and not target.startswith("//")
+        and "\\" not in target
+        and not any(ord(c) < 0x20 or ord(c) == 0x7F for c in target)
+    ):
         return target
     return "/"
 
 
 async def login_page(request: web.Request) -> web.Response:
-    target = _local_path(request.query.get("next", "/"))
+    target = local_path(request.query.get("next", "/"))
     if request[VISITOR].user is not None:
         raise web.HTTPSeeOther(target)
     return aiohttp_jinja2.render_template("login.html", request, pages.login_context(target))
@@ -260,7 +269,7 @@ async def login_page(request: web.Request) -> web.Response:
 
 async def login_form(request: web.Request) -> web.StreamResponse:
     form = await _form(request)
-    target = _local_path(form.get("next", "/"))
+    target = local_path(form.get("next", "/"))
     try:
         token, _ = await _sign_in(
             request, form.get("username", ""), form.get("password", ""), BROWSER_SESSION
