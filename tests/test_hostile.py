@@ -120,6 +120,22 @@ async def test_client_that_stops_halfway_leaves_nothing(cluster, http):
     assert name not in await listed(http, cluster)
 
 
+async def test_form_that_ends_inside_the_file_is_refused_as_incomplete(cluster, http):
+    """A body that ends before the boundary closing the file part (the client, or a proxy,
+    sent less than the form) is refused with a sentence, not stored as if it were whole:
+    it used to be 201 with the file's last kilobyte missing."""
+    name = f"unclosed-{uuid.uuid4().hex[:6]}.mp4"
+    body, content_type = multipart(name, VIDEO)
+    cut = body[: body.rindex(b"\r\n--") - 1000]
+    headers = {"Content-Type": content_type, **cluster.admin_headers()}
+    async with http.post(f"{cluster.url}/upload", data=cut, headers=headers) as response:
+        assert response.status == 400, await response.text()
+        assert "ended before the form did" in (await response.json())["error"]
+    async with http.get(f"{cluster.url}/videos/{quote(name)}", headers=cluster.admin_headers()) as response:
+        assert response.status == 404
+    await wait_until(lambda: cluster.stray_files() == [], "partial replicas removed", 10)
+
+
 async def test_search_and_stream_with_odd_input_never_500(cluster, http):
     """Huge or odd queries and encoded traversal get 4xx or an empty result, never a 500."""
     async with http.get(f"{cluster.url}/search", params={"q": "a" * 1000}) as response:

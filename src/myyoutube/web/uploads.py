@@ -21,6 +21,8 @@ Only uploaders and admins may upload (401/403 before the body is read), within t
 quota: an upload whose Content-Length already exceeds the room left is 413 at once, and
 the master refuses as soon as the bytes pass it otherwise. Form fields other than the
 file (`visibility`, which must come before it) are read up to MAX_FIELD_BYTES each.
+A body that ends inside the file part (the boundary after it never came) is refused
+(400) as incomplete, whatever its bytes look like.
 Upload slots are bounded in all and per client address, and a body arriving slower than
 `--min-upload-rate` over a window is cut off (pace.py) and its slot freed.
 """
@@ -62,6 +64,10 @@ SPOOL_BATCH_BYTES = 2 * 1024 * 1024
 MAX_FIELD_BYTES = 4 * 1024
 
 
+CUT_SHORT = (
+    "The upload ended before the form did (the boundary after the file never came), so the "
+    "file may be incomplete; nothing was stored. Send it again."
+)
 NOT_A_VIDEO = "This file is not a video we can play (MP4, MOV, WebM, MKV, Ogg, AVI, MPEG-TS or MPEG-PS)."
 
 
@@ -137,6 +143,9 @@ class BodyReader:
         with well_formed():
             async with asyncio.timeout(CLIENT_IDLE_TIMEOUT_S):
                 data = await self.part.read_chunk(CHUNK_BYTES)
+        if not data and not self.part.at_eof():
+            # The body ended inside the file: the form's closing boundary never came.
+            raise UploadRefused(400, CUT_SHORT)
         self.size += len(data)
         if self.size > self.limit:
             raise too_large(self.limit)
