@@ -15,6 +15,7 @@ import pytest
 import harness
 from harness import mp4_bytes, multipart, wait_until
 from myyoutube import certs, links, protocol
+from myyoutube.protocol import CHUNK_BYTES
 from myyoutube.stream import RequestFailed
 
 VIDEO = mp4_bytes(os.urandom(20_000))
@@ -134,6 +135,67 @@ async def test_form_that_ends_inside_the_file_is_refused_as_incomplete(cluster, 
     async with http.get(f"{cluster.url}/videos/{quote(name)}", headers=cluster.admin_headers()) as response:
         assert response.status == 404
     await wait_until(lambda: cluster.stray_files() == [], "partial replicas removed", 10)
+
+
+async def test_visibility_after_the_file_is_refused_not_ignored(cluster, http):
+    """`curl -F file=@v.mp4 -F visibility=private` puts the field after the file, when the
+    video is already being stored: it is refused with a sentence saying where the field
+    goes, and nothing is stored (it used to be stored public, the field ignored)."""
+    name = f"late-{uuid.uuid4().hex[:6]}.mp4"
+    body, content_type = multipart(name, VIDEO)
+    boundary = content_type.split("boundary=")[1]
+    late_field = f'Content-Disposition: form-data; name="visibility"\r\n\r\nprivate\r\n--{boundary}--\r\n'
+    body = body[: -len("--\r\n")] + b"\r\n" + late_field.encode()
+    headers = {"Content-Type": content_type, **cluster.admin_headers()}
+    async with http.post(f"{cluster.url}/upload", data=body, headers=headers) as response:
+        assert response.status == 400, await response.text()
+        assert "before the file" in (await response.json())["error"]
+    async with http.get(f"{cluster.url}/videos/{quote(name)}", headers=cluster.admin_headers()) as response:
+        assert response.status == 404
+    await wait_until(lambda: cluster.stray_files() == [], "partial replicas removed", 10)
+
+
+async def test_a_second_file_behind_the_video_is_not_waited_for(cluster, http):
+    """A form with another file after the video (two -F file=@... given to curl) stores
+    the first at once: the rest of the form is not read, so a second file still on its
+    way (here it never comes) cannot hold the upload up."""
+    name = f"first-{uuid.uuid4().hex[:6]}.mp4"
+    body, content_type = multipart(name, VIDEO)
+    boundary = content_type.split("boundary=")[1]
+    second = (
+        b'\r\nContent-Disposition: form-data; name="file"; filename="second.mp4"\r\n'
+        b"Content-Type: video/mp4\r\n\r\n"
+    ) + os.urandom(3 * CHUNK_BYTES)  # then the client stalls: the rest never comes
+    sent = body[: -len("--\r\n")] + second
+    request = (
+        f"POST /upload HTTP/1.1\r\nHost: {cluster.web.address}\r\n"
+        f"Authorization: {cluster.admin_headers()['Authorization']}\r\n"
+        f"Content-Type: multipart/form-data; boundary={boundary}\r\n"
+        f"Content-Length: {len(sent) + 1_000_000}\r\n\r\n"
+    ).encode()
+    reader, writer = await asyncio.open_connection(cluster.web.host, cluster.web.port)
+    writer.write(request + sent)
+    await writer.drain()
+    status = await asyncio.wait_for(reader.readline(), 30)
+    writer.close()
+    assert status.startswith(b"HTTP/1.1 201"), status
+    async with http.get(f"{cluster.url}/videos/{quote(name)}", headers=cluster.admin_headers()) as response:
+        assert response.status == 200
+
+
+async def test_fields_before_the_file_and_unknown_fields_after_it_are_used_or_skipped(cluster, http):
+    """The visibility before the file applies; an unknown field after the file is skipped."""
+    name = f"early-{uuid.uuid4().hex[:6]}.mp4"
+    body, content_type = multipart(name, VIDEO)
+    boundary = content_type.split("boundary=")[1]
+    early = f'--{boundary}\r\nContent-Disposition: form-data; name="visibility"\r\n\r\nunlisted\r\n'
+    late = f'Content-Disposition: form-data; name="submit"\r\n\r\nUpload\r\n--{boundary}--\r\n'
+    body = early.encode() + body[: -len("--\r\n")] + b"\r\n" + late.encode()
+    headers = {"Content-Type": content_type, **cluster.admin_headers()}
+    async with http.post(f"{cluster.url}/upload", data=body, headers=headers) as response:
+        assert response.status == 201, await response.text()
+    async with http.get(f"{cluster.url}/videos/{quote(name)}", headers=cluster.admin_headers()) as response:
+        assert (await response.json())["visibility"] == "unlisted"
 
 
 async def test_search_and_stream_with_odd_input_never_500(cluster, http):

@@ -20,9 +20,10 @@ limit). Any failure aborts the master's upload, which removes every partial repl
 Only uploaders and admins may upload (401/403 before the body is read), within their
 quota: an upload whose Content-Length already exceeds the room left is 413 at once, and
 the master refuses as soon as the bytes pass it otherwise. Form fields other than the
-file (`visibility`, which must come before it) are read up to MAX_FIELD_BYTES each.
-A body that ends inside the file part (the boundary after it never came) is refused
-(400) as incomplete, whatever its bytes look like.
+file (`visibility`, which must come before it) are read up to MAX_FIELD_BYTES each; the
+form after the file is read before the commit, and one of those fields there is refused
+(400) rather than ignored. A body that ends inside the file part (the boundary after it
+never came) is refused (400) as incomplete, whatever its bytes look like.
 Upload slots are bounded in all and per client address, and a body arriving slower than
 `--min-upload-rate` over a window is cut off (pace.py) and its slot freed.
 """
@@ -62,6 +63,8 @@ SPOOL_BATCH_BYTES = 2 * 1024 * 1024
 # Form fields besides the file hold a word or a line (the visibility); anything longer is
 # not ours, and reading it whole would let a client make us buffer without bound.
 MAX_FIELD_BYTES = 4 * 1024
+# The form fields besides the file that an upload uses; other fields are skipped unread.
+FORM_FIELDS = ("visibility",)
 
 
 CUT_SHORT = (
@@ -100,30 +103,55 @@ def well_formed():
 
 
 async def file_part(request: web.Request):
-    """(the multipart part named 'file', the text fields before it); each text field is
-    read up to MAX_FIELD_BYTES, a longer one is refused; other files are skipped."""
+    """(the form's reader, its part named 'file', the form fields before it); each field
+    is read up to MAX_FIELD_BYTES, a longer one is refused; other parts are skipped."""
     fields: dict[str, str] = {}
     with well_formed():
         reader = await request.multipart()
         async with asyncio.timeout(CLIENT_IDLE_TIMEOUT_S):
             while (part := await reader.next()) is not None:
-                if not isinstance(part, BodyPartReader):  # a nested multipart: not ours
-                    await part.release()
-                    continue
-                if part.name == "file":
-                    return part, fields
-                if part.filename is not None:  # another file: not ours, its bytes are dropped
-                    await part.release()
-                    continue
-                value = b""
-                while data := await part.read_chunk(MAX_FIELD_BYTES + 1 - len(value)):
-                    value += data
-                    if len(value) > MAX_FIELD_BYTES:
-                        raise UploadRefused(
-                            413, f"A form field is longer than {MAX_FIELD_BYTES // 1024} KiB."
-                        )
-                fields[str(part.name)] = value.decode(errors="replace")
+                if isinstance(part, BodyPartReader) and part.name == "file":
+                    return reader, part, fields
+                field = await _form_field(part)
+                if field is not None:
+                    fields[field[0]] = field[1]
     raise UploadRefused(400, "The form has no 'file' field; attach the video as 'file'.")
+
+
+async def _form_field(part) -> tuple[str, str] | None:
+    """(name, value) of a form field we use (FORM_FIELDS), read up to MAX_FIELD_BYTES;
+    any other part (a nested multipart, another file, an unknown field) is skipped, so
+    a form of countless small fields holds nothing in memory."""
+    if not isinstance(part, BodyPartReader) or part.filename is not None or part.name not in FORM_FIELDS:
+        await part.release()
+        return None
+    value = b""
+    while data := await part.read_chunk(MAX_FIELD_BYTES + 1 - len(value)):
+        value += data
+        if len(value) > MAX_FIELD_BYTES:
+            raise UploadRefused(413, f"A form field is longer than {MAX_FIELD_BYTES // 1024} KiB.")
+    return str(part.name), value.decode(errors="replace")
+
+
+async def rest_of_form(reader) -> None:
+    """Read the form's text fields past the file, before the upload is committed: a field
+    we use after the file would be ignored (the video is already stored under the
+    settings read before it), so it is refused rather than, say, a private video going
+    public. The form is left unread from another file on: its bytes are not ours to wait
+    for (a second video behind the first would cost its whole transfer)."""
+    with well_formed():
+        async with asyncio.timeout(CLIENT_IDLE_TIMEOUT_S):
+            while (part := await reader.next()) is not None:
+                if not isinstance(part, BodyPartReader) or part.filename is not None:
+                    return
+                field = await _form_field(part)
+                if field is not None:
+                    raise UploadRefused(
+                        400,
+                        f"The form's '{field[0]}' field comes after the file, where it cannot be used; "
+                        f"put it before the file (curl: -F {field[0]}=... -F file=@video.mp4). "
+                        "Nothing was stored.",
+                    )
 
 
 def form_filename(part) -> str:
@@ -160,7 +188,7 @@ class BodyReader:
 
 async def receive(request: web.Request, master: MasterClient, limit: int, spool_dir: Path | None) -> dict:
     """Store the upload in `request`; the committed video's record, or UploadRefused."""
-    part, fields = await file_part(request)
+    reader, part, fields = await file_part(request)
     visibility = fields.get("visibility", permissions.PUBLIC).strip()
     if visibility not in permissions.VISIBILITIES:
         raise UploadRefused(400, f"The visibility must be one of {', '.join(permissions.VISIBILITIES)}.")
@@ -181,7 +209,7 @@ async def receive(request: web.Request, master: MasterClient, limit: int, spool_
             master,
             (name, content_type, visibility),
             spooled,
-            lambda upload: _spool(body, head, spooled, upload),
+            lambda upload: _spool(body, head, spooled, upload, reader),
         )
 
 
@@ -197,8 +225,9 @@ async def spool_folder(spool_dir: Path | None) -> AsyncIterator[Path]:
         await asyncio.to_thread(shutil.rmtree, folder, ignore_errors=True)
 
 
-async def _spool(body: BodyReader, head: bytes, path: Path, upload: Upload | None = None) -> None:
-    """Write the file part (head first) to `path`, and to `upload` as it goes if given.
+async def _spool(body: BodyReader, head: bytes, path: Path, upload: Upload, reader) -> None:
+    """Write the file part (head first) to `path` and to `upload` as it goes, then read
+    the rest of the form (`reader`, see rest_of_form).
 
     The spool file is written in batches by a worker thread while the chunks travel on to
     the master (batched_writes.py): the two waits overlap instead of adding up."""
@@ -208,10 +237,10 @@ async def _spool(body: BodyReader, head: bytes, path: Path, upload: Upload | Non
         data = head
         while data:
             await writes.write(data)
-            if upload is not None:
-                await upload.write(data)
+            await upload.write(data)
             data = await body.read()
         await writes.flush()
+        await rest_of_form(reader)
     except BaseException:
         await writes.abandon()
         raise
