@@ -6,6 +6,7 @@ per address; a paused viewer has little queued for it."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import socket
 import subprocess
@@ -119,3 +120,38 @@ def _send_queue(server_port: int, client_port: int) -> int:
         check=True,
     ).stdout.split()
     return int(shown[1]) if shown else 0
+
+
+async def test_requests_aiohttp_refuses_get_a_json_sentence_not_their_bytes_back(fresh_cluster):
+    """A request line past 8 KiB, a raw UTF-8 address, a malformed header and bytes that
+    are not HTTP are each answered 400 with JSON {"error": sentence}: no text/plain page
+    echoing the request (a body longer than its Content-Length had 200 KB of it sent
+    back), and the front end keeps serving."""
+    cluster = fresh_cluster(datanodes=0)
+    host = cluster.web.address
+    garbage = bytes(range(1, 256)) * 100
+    requests = [
+        f"GET /search?q={'x' * 9000} HTTP/1.1\r\nHost: {host}\r\n\r\n".encode(),
+        f"GET /listar HTTP/1.1\r\nHost: {host}\r\nX-Long: {'y' * 9000}\r\n\r\n".encode(),
+        f"GET /search?q=日本 HTTP/1.1\r\nHost: {host}\r\n\r\n".encode(),
+        f"GET / HTTP/1.1\r\nHost: {host}\r\nBad Header: y\r\n\r\n".encode(),
+        b"\x16\x03\x01" + garbage,
+        f"POST /api/login HTTP/1.1\r\nHost: {host}\r\nContent-Length: 2\r\n\r\n{{}}".encode() + garbage,
+    ]
+    for raw in requests:
+        reader, writer = await asyncio.open_connection(cluster.web.host, cluster.web.port)
+        writer.write(raw)
+        answer = await asyncio.wait_for(reader.read(), 10)
+        writer.close()
+        last_head, _, body = answer.rpartition(b"\r\n\r\n")
+        status_line = last_head[last_head.rfind(b"HTTP/1.") :].split(b"\r\n")[0]
+        assert status_line.startswith(b"HTTP/1.") and b" 400 " in status_line, answer[:300]
+        assert b"application/json" in last_head, answer[:300]
+        sentence = json.loads(body)["error"]
+        assert sentence and "x" * 100 not in sentence and "\\x" not in sentence, sentence
+        assert len(body) < 300
+    reader, writer = await asyncio.open_connection(cluster.web.host, cluster.web.port)
+    writer.write(f"GET /api/me HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
+    assert (await asyncio.wait_for(reader.readline(), 5)).startswith(b"HTTP/1.1 200")
+    writer.close()
+    assert "Traceback" not in (cluster.root / "logs" / "web.log").read_text()

@@ -18,9 +18,16 @@ proxy's are exempt: every visitor arrives from its address), and never one that 
 fewer free file descriptors than admission.fd_headroom. A refused connection is closed
 at once, before aiohttp sees it, and the refusals are logged one line per period.
 
+A request aiohttp's parser refuses before any handler runs (a request line or header
+past 8 KiB, bytes that are not HTTP, a malformed header, a body longer than its
+Content-Length) is answered by the connection's `handle_error`, which aiohttp writes as
+text/plain echoing the offending bytes back (200 KB of them, seen here) and logs with a
+traceback at ERROR. Each connection's handler answers JSON `{"error": ...}` instead, with
+the same status, and such refusals are logged one line per period.
+
 The wrapper reads two attributes of aiohttp's RequestHandler (`_request_count`,
-`_current_request`); tests/test_connections.py pins the behaviour on the installed
-aiohttp.
+`_current_request`) and overrides its `handle_error`; tests/test_connections.py pins the
+behaviour on the installed aiohttp.
 """
 
 from __future__ import annotations
@@ -32,10 +39,12 @@ from contextlib import suppress
 from typing import cast
 
 from aiohttp import web
+from aiohttp.http_exceptions import BadHttpMethod, LineTooLong
 
 from myyoutube.admission import Admission, fd_headroom, near_file_limit
 from myyoutube.quietlog import QuietLog
 from myyoutube.stream import SOCKET_BUFFER_BYTES
+from myyoutube.web.common import SECURITY_HEADERS
 
 log = logging.getLogger(__name__)
 quiet = QuietLog(log)
@@ -109,7 +118,7 @@ class GuardedSite(web.TCPSite):
         server = self._runner.server
         assert server is not None, "the runner is set up before its sites start"
         self._server = await asyncio.get_running_loop().create_server(
-            lambda: _Guarded(server(), self._deadlines, self._gate),
+            lambda: _Guarded(_answering_in_json(server()), self._deadlines, self._gate),
             self._host,
             self._port,
             ssl=self._ssl_context,
@@ -196,3 +205,47 @@ def _cap_send_buffer(transport: asyncio.BaseTransport) -> None:
     if sock is not None:
         with suppress(OSError):  # a connection already reset by its client
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SOCKET_BUFFER_BYTES)
+
+
+class _JsonErrorHandler(web.RequestHandler):
+    """aiohttp's connection handler, answering the requests its parser refuses in JSON
+    (see the module docstring); nothing else differs, not even the slots."""
+
+    __slots__ = ()
+
+    def handle_error(
+        self,
+        request: web.BaseRequest,
+        status: int = 500,
+        exc: BaseException | None = None,
+        message: str | None = None,
+    ) -> web.StreamResponse:
+        if request.writer.output_size > 0:  # as aiohttp: a response is on its way already
+            raise ConnectionError("a response was sent already; the connection is dropped")
+        if status >= 500:
+            self.log_exception("Error handling request from %s", request.remote, exc_info=exc)
+        else:
+            kind = type(exc).__name__ if exc is not None else str(status)
+            quiet.info("refused a malformed request from %s: %s", request.remote, kind, key=kind)
+        response = web.json_response({"error": protocol_error_sentence(status, exc)}, status=status)
+        response.headers.update(SECURITY_HEADERS)
+        response.force_close()
+        return response
+
+
+def _answering_in_json(handler: web.RequestHandler) -> web.RequestHandler:
+    """`handler` (made by aiohttp with the runner's settings) as a _JsonErrorHandler: the
+    subclass adds no state, so the object only changes class."""
+    handler.__class__ = _JsonErrorHandler
+    return handler
+
+
+def protocol_error_sentence(status: int, exc: BaseException | None) -> str:
+    """What to tell a client whose request aiohttp refused before our handlers saw it."""
+    if isinstance(exc, LineTooLong):
+        return "A line of the request (its address or one of its headers) is longer than 8 KiB."
+    if isinstance(exc, BadHttpMethod):
+        return "This is not an HTTP request this server understands."
+    if status < 500:  # aiohttp refuses every malformed request with 400
+        return "The request is not well-formed HTTP/1.1; it was refused before it was read."
+    return "Something went wrong on our side; it has been logged."
