@@ -485,3 +485,35 @@ async def test_look_alike_account_name_is_409_naming_the_existing_one(cluster):
             ) as answer:
                 assert answer.status == 409
                 assert "\u201cadmin\u201d" in (await answer.json())["error"]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("PATCH", "/videos/{public}", '{"title": "cat \\ud800"}'),
+        ("PATCH", "/videos/{public}", '{"description": "\\udfff"}'),
+        ("POST", "/api/login", '{"username": "\\ud800", "password": "x"}'),
+        ("POST", "/api/users", '{"username": "\\ud800", "password": "long enough pass", "role": "viewer"}'),
+        (
+            "PUT",
+            "/api/users/admin/password",
+            '{"password": "\\ud800\\ud800\\ud800\\ud800\\ud800\\ud800\\ud800"}',
+        ),
+    ],
+)
+async def test_json_with_a_lone_surrogate_is_400_not_500(cluster, videos, method, path, body):
+    """JSON may escape half of a UTF-16 pair ("\\ud800"), which is no text at all: a title,
+    name or password holding one is refused with a sentence (it was a 500 from every JSON
+    route, the text failing on its way to the master), and nothing changes."""
+    async with (
+        aiohttp.ClientSession() as http,
+        http.request(
+            method,
+            f"{cluster.url}{path.format(**videos)}",
+            data=body.encode(),
+            headers={"Content-Type": "application/json", **cluster.admin_headers()},
+        ) as answer,
+    ):
+        assert answer.status == 400, await answer.text()
+        assert "JSON" in (await answer.json())["error"]
+    assert cluster.sign_in("admin", ADMIN_PASSWORD)

@@ -15,11 +15,9 @@ what `myyoutube user ...` speaks.
 
 from __future__ import annotations
 
-import json
-
 from aiohttp import web
 
-from myyoutube.web.common import BodyTooLarge, error, master_for, read_body
+from myyoutube.web.common import BodyTooLarge, error, json_value, master_for, read_body
 
 # Username, password, role and quota: a few hundred bytes at most.
 MAX_ACCOUNT_BODY_BYTES = 4 * 1024
@@ -39,9 +37,8 @@ class _BadBody(Exception):
 async def _fields(request: web.Request, required: tuple[str, ...]) -> dict:
     """The JSON object of the body, with each `required` field a string."""
     try:
-        body = await read_body(request, MAX_ACCOUNT_BODY_BYTES)
-        fields = json.loads(body.decode())
-    except (BodyTooLarge, UnicodeDecodeError, ValueError, RecursionError):
+        fields = json_value(await read_body(request, MAX_ACCOUNT_BODY_BYTES))
+    except (BodyTooLarge, ValueError):
         fields = None
     if not isinstance(fields, dict) or not all(isinstance(fields.get(name), str) for name in required):
         raise _BadBody("Send a JSON object with " + ", ".join(f'"{name}"' for name in required) + ".")

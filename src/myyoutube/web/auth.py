@@ -27,7 +27,6 @@ refusal says the same sentence whether the account exists or not.
 from __future__ import annotations
 
 import hmac
-import json
 import logging
 import time
 from urllib.parse import parse_qs, quote
@@ -48,6 +47,7 @@ from myyoutube.web.common import (
     Visitor,
     csrf_token,
     error,
+    json_value,
     read_body,
 )
 from myyoutube.web.throttle import Throttle
@@ -335,7 +335,7 @@ async def me(request: web.Request) -> web.Response:
 
 def _json_object(body: bytes) -> dict:
     try:
-        value = json.loads(body.decode())
-    except (UnicodeDecodeError, ValueError, RecursionError):
+        value = json_value(body)
+    except ValueError:
         return {}
     return value if isinstance(value, dict) else {}

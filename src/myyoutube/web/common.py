@@ -92,6 +92,18 @@ class BodyTooLarge(Exception):
     pass
 
 
+def json_value(body: bytes) -> object:
+    """The JSON value of a request body; ValueError if it is not JSON, or not text the
+    cluster can carry: JSON's escapes allow a lone surrogate ("\\ud800"), which no UTF-8
+    encoder takes, so a title or password holding one would fail on its way to the master."""
+    try:
+        value = json.loads(body.decode())
+        json.dumps(value, ensure_ascii=False).encode()
+    except (UnicodeError, RecursionError) as exc:
+        raise ValueError(str(exc)) from exc
+    return value
+
+
 async def read_body(request: web.Request, max_bytes: int) -> bytes:
     """The whole request body; BodyTooLarge past `max_bytes`, without reading further."""
     if (request.content_length or 0) > max_bytes:

@@ -23,13 +23,12 @@ who asked for it.
 
 from __future__ import annotations
 
-import json
 import logging
 
 from aiohttp import web
 
 from myyoutube import listing, names, permissions
-from myyoutube.web.common import VISITOR, BodyTooLarge, error, master_for, read_body
+from myyoutube.web.common import VISITOR, BodyTooLarge, error, json_value, master_for, read_body
 
 log = logging.getLogger(__name__)
 
@@ -102,8 +101,8 @@ class _Refused(Exception):
 def _edit_changes(body: bytes) -> dict[str, str]:
     """The fields an edit changes, from its JSON body; _Refused with a sentence."""
     try:
-        changes = json.loads(body.decode())
-    except (UnicodeDecodeError, ValueError, RecursionError):
+        changes = json_value(body)
+    except ValueError:
         changes = None
     if not isinstance(changes, dict) or not changes:
         raise _Refused('Send the changes as a JSON object: {"title": "...", "description": "..."}.')
