@@ -162,6 +162,27 @@ async def test_creation_with_upload_and_termination(cluster, http):
     assert (await create(http, cluster.url, auth, name, len(data)))[0] == 201
 
 
+async def test_a_refused_creation_body_leaves_the_name_free(cluster, http):
+    """A creation whose first bytes are refused (more than its Upload-Length, or not a
+    video) is answered with the refusal and leaves nothing behind: the name stays free for
+    the next try. It used to stay taken ("already exists", for a video that did not) until
+    the upload expired, the client never having learnt its address to end it."""
+    auth = cluster.admin_headers()
+    data = mp4_bytes(os.urandom(10_000))
+    for length, body, status in ((100, data, 413), (len(data), b"not a video at all" * 600, 415)):
+        name = unique()
+        asked = {
+            **TUS,
+            **OCTETS,
+            **auth,
+            "Upload-Length": str(length),
+            "Upload-Metadata": metadata(filename=name),
+        }
+        async with http.post(f"{cluster.url}/files/", headers=asked, data=body) as response:
+            assert response.status == status, await response.text()
+        assert (await create(http, cluster.url, auth, name, len(data)))[0] == 201
+
+
 async def test_the_upload_is_kept_as_sent_and_transcoded_and_a_non_video_is_refused(cluster, http, tmp_path):
     """The last byte goes through the plain upload's processing: an MP4 whose moov follows
     its media is the video's original byte for byte (its sha256 the file's) and gets its
