@@ -162,6 +162,27 @@ async def test_creation_with_upload_and_termination(cluster, http):
     assert (await create(http, cluster.url, auth, name, len(data)))[0] == 201
 
 
+async def test_a_creation_carrying_the_whole_file_names_the_video(cluster, http):
+    """A creation whose body is the whole file (Creation-With-Upload, as tus clients send
+    small files) is answered like the last PATCH: 201 with the offset, the video's name and
+    its sha256 (they were missing, so a client could not check what was stored)."""
+    data, name, auth = mp4_bytes(os.urandom(50_000)), unique("whole"), cluster.admin_headers()
+    asked = {
+        **TUS,
+        **OCTETS,
+        **auth,
+        "Upload-Length": str(len(data)),
+        "Upload-Metadata": metadata(filename=name),
+    }
+    async with http.post(f"{cluster.url}/files/", headers=asked, data=data) as response:
+        assert response.status == 201, await response.text()
+        assert response.headers["Upload-Offset"] == str(len(data))
+        assert response.headers["Location"].startswith("/files/")
+        assert response.headers["Video-Name"] == name
+        assert response.headers["Video-Sha256"] == hashlib.sha256(data).hexdigest()
+    assert await stream_bytes(http, cluster, name) == data
+
+
 async def test_a_refused_creation_body_leaves_the_name_free(cluster, http):
     """A creation whose first bytes are refused (more than its Upload-Length, or not a
     video) is answered with the refusal and leaves nothing behind: the name stays free for

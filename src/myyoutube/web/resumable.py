@@ -12,7 +12,8 @@ read and checked by tus.py; this module does the I/O.
   may upload, the size limit and the quota (from Upload-Length), the name (cleaned, then
   reserved by the master: 409 at once if taken). With a body (Creation-With-Upload) the
   first bytes are appended as a PATCH would; if they are refused the new upload is ended
-  at once (the client never got its address).
+  at once (the client never got its address), and a body that completes the upload is
+  answered with the video, as the last PATCH is.
 * `PATCH /files/{id}` appends at the session's offset (409 otherwise, 413 past its
   length). The first bytes of an upload are sniffed: not a known container is 415, and
   the session ends. Bytes are relayed chunk by chunk to the master, which confirms them
@@ -117,6 +118,7 @@ async def create(request: web.Request) -> web.Response:
         return _tus_error(tus.TusError(413, tus.past_end(asked.length)))
     master = master_for(request)
     upload = await master.create_upload(name, asked.length, asked.visibility, asked.title)
+    headers = _offset_headers(upload)
     if tus.has_body(request.headers):
         answer = await _append_then_complete(request, master, upload)
         if answer.status >= 400:
@@ -124,8 +126,8 @@ async def create(request: web.Request) -> web.Response:
             # it, and its name would stay taken until it expired.
             await _terminate_quietly(master, upload["id"])
             return answer
-        upload["offset"] = int(answer.headers["Upload-Offset"])
-    return web.Response(status=201, headers=dict(_offset_headers(upload), Location=f"/files/{upload['id']}"))
+        headers = dict(answer.headers)  # the new offset, and the video if it is complete
+    return web.Response(status=201, headers=dict(headers, Location=f"/files/{upload['id']}"))
 
 
 async def head(request: web.Request) -> web.Response:
