@@ -517,3 +517,19 @@ async def test_json_with_a_lone_surrogate_is_400_not_500(cluster, videos, method
         assert answer.status == 400, await answer.text()
         assert "JSON" in (await answer.json())["error"]
     assert cluster.sign_in("admin", ADMIN_PASSWORD)
+
+
+async def test_sign_in_form_sent_as_multipart_is_told_how_to_send_it(cluster):
+    """`curl -F username=... -F password=...` to /login (multipart, which the sign-in page
+    never sends) is answered 400 saying how to sign in, not 401 "Wrong username or
+    password" for a right password, which also counted as a failed sign-in."""
+    form = aiohttp.MultipartWriter("form-data")
+    for name, value in (("username", "admin"), ("password", ADMIN_PASSWORD)):
+        form.append(value).set_content_disposition("form-data", name=name)
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(f"{cluster.url}/login", data=form, allow_redirects=False) as answer,
+    ):
+        assert answer.status == 400
+        assert "POST /api/login" in await answer.text()
+        assert "myyoutube_session" not in answer.cookies

@@ -61,6 +61,12 @@ CSRF_FIELD = "csrf_token"
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 # A sign-in body holds a username and a password: a few hundred bytes, never more than this.
 MAX_LOGIN_BODY_BYTES = 4 * 1024
+# How the sign-in and sign-out forms arrive (the only body _form reads).
+FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
+NOT_A_FORM = (
+    "Send the sign-in as the sign-in page does (a form, application/x-www-form-urlencoded); "
+    "scripts sign in with POST /api/login and JSON."
+)
 # What an anonymous visitor of a private instance may still reach.
 OPEN_PATHS = ("/login", "/api/login")
 OPEN_PREFIXES = ("/static/",)
@@ -192,7 +198,7 @@ async def forbid_cross_site(request: web.Request, handler):
 
 async def _csrf_token_matches(request: web.Request, session_token: str) -> bool:
     sent = request.headers.get(CSRF_HEADER)
-    if sent is None and request.content_type == "application/x-www-form-urlencoded":
+    if sent is None and request.content_type == FORM_CONTENT_TYPE:
         sent = (await _form(request)).get(CSRF_FIELD, "")
     return sent is not None and hmac.compare_digest(sent.encode(), csrf_token(session_token).encode())
 
@@ -271,6 +277,10 @@ async def login_form(request: web.Request) -> web.StreamResponse:
     form = await _form(request)
     target = local_path(form.get("next", "/"))
     try:
+        if request.content_type != FORM_CONTENT_TYPE:
+            # Not what the sign-in page sends (curl -F sends multipart): its fields cannot
+            # be read, and answering "wrong password" would count a failure against them.
+            raise SignInRefused(400, NOT_A_FORM)
         token, _ = await _sign_in(
             request, form.get("username", ""), form.get("password", ""), BROWSER_SESSION
         )
