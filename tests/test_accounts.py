@@ -533,3 +533,18 @@ async def test_sign_in_form_sent_as_multipart_is_told_how_to_send_it(cluster):
         assert answer.status == 400
         assert "POST /api/login" in await answer.text()
         assert "myyoutube_session" not in answer.cookies
+
+
+async def test_a_quota_past_64_bits_is_400_and_no_account_is_made(cluster):
+    """A quota no 64-bit integer holds is refused with a sentence: it was answered 503 "the
+    storage cluster is not answering" (the master failed to store it), as if to try again."""
+    name = f"big{uuid.uuid4().hex[:6]}"
+    fields = {"username": name, "password": PASSWORD, "role": "uploader", "quota_bytes": 10**30}
+    async with aiohttp.ClientSession() as http:
+        async with http.post(
+            f"{cluster.url}/api/users", json=fields, headers=cluster.admin_headers()
+        ) as answer:
+            assert answer.status == 400
+            assert "quota_bytes" in (await answer.json())["error"]
+        async with http.get(f"{cluster.url}/api/users", headers=cluster.admin_headers()) as answer:
+            assert name not in [user["name"] for user in (await answer.json())["users"]]

@@ -21,6 +21,9 @@ from myyoutube.web.common import BodyTooLarge, error, json_value, master_for, re
 
 # Username, password, role and quota: a few hundred bytes at most.
 MAX_ACCOUNT_BODY_BYTES = 4 * 1024
+# The largest quota: the index keeps it as a SQLite INTEGER, a signed 64-bit number
+# (8 EiB, far past any disk); JSON numbers have no bound of their own.
+MAX_QUOTA_BYTES = 2**63 - 1
 
 
 def setup(app: web.Application) -> None:
@@ -57,8 +60,8 @@ async def add_user(request: web.Request) -> web.Response:
     quota = fields.get("quota_bytes", -1)
     if quota is None:
         quota = -1
-    if not isinstance(quota, int) or isinstance(quota, bool) or quota < -1:
-        return error(400, "quota_bytes is a number of bytes (or null for the default).")
+    if not isinstance(quota, int) or isinstance(quota, bool) or not -1 <= quota <= MAX_QUOTA_BYTES:
+        return error(400, "quota_bytes is a number of bytes, at most 2^63-1 (or null for the default).")
     user = await master_for(request).add_user(fields["username"], fields["password"], fields["role"], quota)
     return web.json_response({"user": user}, status=201)
 
