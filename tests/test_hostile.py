@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import socket
 import ssl
@@ -17,6 +18,7 @@ from harness import mp4_bytes, multipart, wait_until
 from myyoutube import certs, links, protocol
 from myyoutube.protocol import CHUNK_BYTES
 from myyoutube.stream import RequestFailed
+from myyoutube.web.common import SMALL_BODY_TIMEOUT_S
 
 VIDEO = mp4_bytes(os.urandom(20_000))
 
@@ -196,6 +198,24 @@ async def test_fields_before_the_file_and_unknown_fields_after_it_are_used_or_sk
         assert response.status == 201, await response.text()
     async with http.get(f"{cluster.url}/videos/{quote(name)}", headers=cluster.admin_headers()) as response:
         assert (await response.json())["visibility"] == "unlisted"
+
+
+async def test_a_small_body_that_never_finishes_is_408_and_frees_the_connection(cluster):
+    """A sign-in whose body stops short of its Content-Length (slowloris past the header
+    deadline) is answered 408 with a sentence once SMALL_BODY_TIMEOUT_S is up, and the
+    connection closed: it used to be held, with its handler, for as long as the client
+    liked."""
+    reader, writer = await asyncio.open_connection(cluster.web.host, cluster.web.port)
+    writer.write(
+        f"POST /api/login HTTP/1.1\r\nHost: {cluster.web.address}\r\n"
+        'Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{"username"'.encode()
+    )
+    await writer.drain()
+    answer = await asyncio.wait_for(reader.read(), 3 * SMALL_BODY_TIMEOUT_S)
+    writer.close()
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 408"), answer[:200]
+    assert "did not arrive in time" in json.loads(body)["error"]
 
 
 async def test_search_and_stream_with_odd_input_never_500(cluster, http):

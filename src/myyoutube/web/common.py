@@ -15,6 +15,7 @@ client acting for that visitor, so the master checks the same account's rights a
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 from contextlib import asynccontextmanager
@@ -88,6 +89,13 @@ def csrf_token(session_token: str) -> str:
     return hashlib.sha256(b"myyoutube csrf\0" + session_token.encode()).hexdigest()
 
 
+# The small bodies read whole (a sign-in, an edit, an account: a few KB at most) arrive
+# with their headers from any real client. One still arriving after this long is a client
+# holding the connection and its handler open (slowloris past the header deadline,
+# connections.py), as long as it likes: the same bound as the headers get.
+SMALL_BODY_TIMEOUT_S = 10.0
+
+
 class BodyTooLarge(Exception):
     pass
 
@@ -105,12 +113,19 @@ def json_value(body: bytes) -> object:
 
 
 async def read_body(request: web.Request, max_bytes: int) -> bytes:
-    """The whole request body; BodyTooLarge past `max_bytes`, without reading further."""
+    """The whole request body; BodyTooLarge past `max_bytes`, without reading further;
+    408 if it takes longer than SMALL_BODY_TIMEOUT_S to arrive."""
     if (request.content_length or 0) > max_bytes:
         raise BodyTooLarge(max_bytes)
     body = b""
-    while len(body) <= max_bytes and (more := await request.content.read(max_bytes + 1 - len(body))):
-        body += more
+    try:
+        async with asyncio.timeout(SMALL_BODY_TIMEOUT_S):
+            while len(body) <= max_bytes and (more := await request.content.read(max_bytes + 1 - len(body))):
+                body += more
+    except TimeoutError:
+        raise web.HTTPRequestTimeout(
+            text="The request's body did not arrive in time; send it again."
+        ) from None
     if len(body) > max_bytes:
         raise BodyTooLarge(max_bytes)
     return body
