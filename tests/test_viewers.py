@@ -1,9 +1,12 @@
-"""Tests for myyoutube.web.viewers: which stream requests start a view."""
+"""Tests for myyoutube.web.viewers: which stream requests start a view, and whose it is."""
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 
+from harness import mp4_bytes, store, wait_until
 from myyoutube.web.viewers import starts_at_first_byte
 
 
@@ -24,3 +27,22 @@ def test_only_a_start_from_the_first_byte_is_a_view(method, headers, starts):
     """A GET with no Range or a Range from byte 0 starts watching; seeks, tails and HEAD
     requests do not."""
     assert starts_at_first_byte(method, headers) is starts
+
+
+async def test_visitors_behind_a_trusted_proxy_count_apart(fresh_cluster, http):
+    """Behind a --trusted-proxy, two cookie-less visitors (curl, a video linked from
+    elsewhere) are told apart by the address the proxy forwards: two views, not the one
+    every visitor shared under the proxy's own address."""
+    cluster = fresh_cluster(web_args=("--trusted-proxy", "127.0.0.1"))
+    name = f"proxied-{uuid.uuid4().hex[:8]}.mp4"
+    await store(cluster, name, mp4_bytes(b"x" * 1000))
+    for visitor in ("198.51.100.7", "203.0.113.9"):
+        async with http.get(f"{cluster.url}/stream/{name}", headers={"X-Forwarded-For": visitor}) as answer:
+            assert answer.status == 200
+            await answer.read()
+
+    async def counted_twice() -> bool:
+        async with http.get(f"{cluster.url}/videos/{name}") as answer:
+            return (await answer.json())["views"] == 2
+
+    await wait_until(counted_twice, "two views counted", 10)

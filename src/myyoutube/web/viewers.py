@@ -31,6 +31,7 @@ from aiohttp import web
 from myyoutube.client import MasterClient, RequestFailed
 from myyoutube.protocol import ProtocolError
 from myyoutube.quietlog import QuietLog
+from myyoutube.web.auth import client_address
 from myyoutube.web.common import master_for
 
 log = logging.getLogger(__name__)
@@ -67,11 +68,12 @@ def starts_at_first_byte(method: str, headers: Mapping[str, str]) -> bool:
 
 
 def viewer_of(request: web.Request) -> str:
-    """The id views are counted under: the viewer cookie, or the client's address."""
+    """The id views are counted under: the viewer cookie, or the client's address (behind
+    a --trusted-proxy, the one it forwards: not the proxy's, which all visitors share)."""
     cookie = request.cookies.get(VIEWER_COOKIE, "")
     if _VIEWER_ID.fullmatch(cookie):
         return cookie
-    return f"address:{request.remote}"
+    return f"address:{client_address(request)}"
 
 
 class ViewReports:
