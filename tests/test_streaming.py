@@ -82,6 +82,22 @@ async def test_unsatisfiable_range_is_416_with_the_size(stored, http):
     assert status == 416 and headers["Content-Range"] == f"bytes */{len(data)}"
 
 
+async def test_412_and_416_say_why_in_json(stored, http):
+    """A refused range or precondition answers, like every refusal, {"error": sentence}
+    (they had an empty body: `curl -r` past the end printed nothing at all); a HEAD
+    refused by its precondition gets no body."""
+    url, data, _, _ = stored
+    for headers, status, words in (
+        ({"Range": f"bytes={len(data)}-"}, 416, f"{len(data)} bytes"),
+        ({"If-Match": '"other"'}, 412, "changed"),
+    ):
+        async with http.get(url, headers=headers) as response:
+            assert response.status == status
+            assert words in (await response.json())["error"]
+    async with http.head(url, headers={"If-Match": '"other"'}) as response:
+        assert response.status == 412 and await response.read() == b""
+
+
 async def test_several_ranges_are_a_correct_multipart_answer(stored, http):
     """Two distant ranges come back as multipart/byteranges with a Content-Range per part."""
     url, data, _, _ = stored

@@ -8,6 +8,7 @@ answers that read with the video's record first (the part of it a read needs), t
 `ranges.decide` then settles the answer from the record (validators, size, RFC 9110); if
 it picked exactly the guessed range, the bytes on their way are the body, otherwise the
 read is dropped and the decided ranges are read afresh. Conditional requests stat first.
+A 412 or 416 carries ranges.py's headers and a JSON sentence, like every refusal.
 
 The status line and headers go out only once the first bytes of the body are in hand, so
 every failure before that (the video was deleted, no replica answers, the master is
@@ -43,7 +44,7 @@ from myyoutube.client import MasterClient, RequestFailed, VideoRead
 from myyoutube.quietlog import QuietLog
 from myyoutube.web import viewers
 from myyoutube.web.auth import client_address
-from myyoutube.web.common import LIMITS, METRICS, SECURITY_HEADERS, master_for
+from myyoutube.web.common import LIMITS, METRICS, SECURITY_HEADERS, error, master_for
 from myyoutube.web.pace import enforce_rate
 
 log = logging.getLogger(__name__)
@@ -62,6 +63,15 @@ class _HeadersWithBody(web.StreamResponse):
     an aiohttp that no longer reads this attribute, headers go out on their own again."""
 
     _send_headers_immediately = False
+
+
+# What a refused conditional or range request is told (ranges.py decides; its answers
+# have no body of their own).
+_REFUSALS = {
+    412: "The file has changed since the version this request names (If-Match or "
+    "If-Unmodified-Since); fetch it again.",
+    416: "The range asked for lies past the end of the file ({size} bytes); ask for a range within it.",
+}
 
 
 class ViewerGone(Exception):
@@ -125,6 +135,8 @@ async def serve(request: web.Request, part: str) -> web.StreamResponse:
             if part == "original":
                 decision.headers["Content-Disposition"] = _attachment(video["name"])
             if not decision.ranges:
+                if decision.status in _REFUSALS:
+                    return _refusal(decision, size)
                 return web.Response(status=decision.status, headers=decision.headers)
             first = decision.ranges[0]
             if read is None:
@@ -136,6 +148,12 @@ async def serve(request: web.Request, part: str) -> web.StreamResponse:
         finally:
             if read is not None:
                 read.close()
+
+
+def _refusal(decision: ranges.Decision, size: int) -> web.Response:
+    """A 412 or 416 with ranges.py's headers and, as every refusal, a sentence in JSON."""
+    headers = {k: v for k, v in decision.headers.items() if k != "Content-Length"}
+    return error(decision.status, _REFUSALS[decision.status].format(size=size), **headers)
 
 
 def _attachment(name: str) -> str:
