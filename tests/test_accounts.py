@@ -548,3 +548,14 @@ async def test_a_quota_past_64_bits_is_400_and_no_account_is_made(cluster):
             assert "quota_bytes" in (await answer.json())["error"]
         async with http.get(f"{cluster.url}/api/users", headers=cluster.admin_headers()) as answer:
             assert name not in [user["name"] for user in (await answer.json())["users"]]
+
+
+async def test_a_private_video_page_tells_a_signed_out_visitor_to_sign_in(cluster, videos):
+    """The owner of a private video who follows its link signed out is told it may be
+    private and to sign in, not only "No video by that name", which reads as deleted."""
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(f"{cluster.url}/watch/{quote(videos['private'])}") as answer,
+    ):
+        assert answer.status == 404
+        assert "sign in to watch your own videos" in await answer.text()

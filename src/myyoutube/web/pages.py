@@ -55,6 +55,8 @@ from myyoutube.web.videos import MAX_QUERY_CHARS
 
 TEMPLATES_DIR = Path(__file__).with_name("templates")
 
+NOT_FOUND_SIGNED_OUT = "No video by that name, or it is private: sign in to watch your own videos."
+
 # The status page reloads itself this often (a meta refresh needs no script).
 STATUS_REFRESH_S = 5
 
@@ -246,7 +248,12 @@ async def watch(request: web.Request) -> web.Response:
     except RequestFailed as exc:
         if exc.code != "not_found":
             raise
-        context = not_found_context("No video by that name.", visitor)
+        context = not_found_context(
+            # A private video is not found for anyone else, its owner signed out included:
+            # "no such video" alone would tell them it is gone.
+            "No video by that name." if request[VISITOR].user else NOT_FOUND_SIGNED_OUT,
+            visitor,
+        )
         return aiohttp_jinja2.render_template("not_found.html", request, context, status=404)
     user = request[VISITOR].user
     context = watch_context(
