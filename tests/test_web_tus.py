@@ -9,6 +9,7 @@ import pytest
 from myyoutube.web import tus
 
 LIMIT = 1_000_000
+TWO_LINES = "one\ntwo"
 
 
 def encoded(text: str) -> str:
@@ -48,6 +49,9 @@ def test_a_creation_gives_length_name_title_and_visibility():
         ({"Upload-Metadata": f"filename {encoded('a')},filename {encoded('b')}"}, 400, "each key once"),
         ({"Upload-Metadata": f"filename {encoded('a')},visibility {encoded('secret')}"}, 400, "visibility"),
         ({"Upload-Metadata": "x" * 10_000}, 400, "KiB"),
+        # The title follows the rules of an edit (they were stored unchecked).
+        ({"Upload-Metadata": f"filename {encoded('a')},title {encoded('t' * 201)}"}, 400, "200 characters"),
+        ({"Upload-Metadata": f"filename {encoded('a')},title {encoded(TWO_LINES)}"}, 400, "line breaks"),
     ],
 )
 def test_bad_creations_are_refused_with_a_sentence(headers, status, words):

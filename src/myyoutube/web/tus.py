@@ -10,7 +10,7 @@ OPTIONS carries `Tus-Resumable: 1.0.0`, and every answer says it back.
 
 This module turns headers into checked values or a `TusError` carrying the HTTP status
 and a sentence for a person: 412 for another protocol version, 400 for a malformed or
-missing header, 415 for a PATCH body of another type, 409 for an offset that is not the
+missing header or a title an edit would refuse (videotext.clean_title), 415 for a PATCH body of another type, 409 for an offset that is not the
 upload's (the client must ask with HEAD and resume from there), 413 for an upload past
 the size limit or a PATCH past the declared length.
 """
@@ -24,7 +24,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from myyoutube import permissions
+from myyoutube import permissions, videotext
 from myyoutube.formatting import human_size
 
 TUS_VERSION = "1.0.0"
@@ -128,7 +128,14 @@ def creation(headers: Mapping[str, str], limit: int) -> Creation:
     visibility = metadata.get("visibility", permissions.PUBLIC).strip()
     if visibility not in permissions.VISIBILITIES:
         raise TusError(400, f"The visibility must be one of {', '.join(permissions.VISIBILITIES)}.")
-    return Creation(length, filename, metadata.get("title", "").strip(), visibility)
+    title = metadata.get("title", "").strip()
+    try:
+        # The same rules as an edit of the title (PATCH /videos/NAME): a title stored
+        # without them could not be kept by the next edit of the description.
+        title = videotext.clean_title(title) if title else ""
+    except videotext.BadText as exc:
+        raise TusError(400, str(exc)) from None
+    return Creation(length, filename, title, visibility)
 
 
 def has_body(headers: Mapping[str, str]) -> bool:
