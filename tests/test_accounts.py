@@ -559,3 +559,20 @@ async def test_a_private_video_page_tells_a_signed_out_visitor_to_sign_in(cluste
     ):
         assert answer.status == 404
         assert "sign in to watch your own videos" in await answer.text()
+
+
+async def test_a_token_of_raw_bytes_is_refused_not_a_500(cluster):
+    """A bearer token or session cookie holding bytes that are not ASCII (no token of
+    ours does) is a 401, or an anonymous visit for the cookie: it was a 500 on every
+    address, the token failing on its way to the master."""
+    for header, status in (
+        (b"Authorization: Bearer \xe9\xe9", b"401"),
+        (b"Cookie: myyoutube_session=\xe9\xe9", b"200"),
+    ):
+        reader, writer = await asyncio.open_connection(cluster.web.host, cluster.web.port)
+        writer.write(
+            b"GET /api/me HTTP/1.1\r\nHost: " + cluster.web.address.encode() + b"\r\n" + header + b"\r\n\r\n"
+        )
+        status_line = await asyncio.wait_for(reader.readline(), 10)
+        writer.close()
+        assert status_line.split()[1] == status, (header, status_line)

@@ -129,21 +129,31 @@ async def _visitor(request: web.Request) -> tuple[Visitor, bool]:
         scheme, _, token = authorization.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise web.HTTPUnauthorized(text="Send the token as: Authorization: Bearer TOKEN.")
-        try:
-            return Visitor(await master.who_is(token.strip()), "bearer", token.strip()), False
-        except RequestFailed as exc:
-            if exc.code != "unauthenticated":
-                raise
-            raise web.HTTPUnauthorized(text="The token is not valid any more; sign in again.") from None
+        token = token.strip()
+        if _may_be_a_token(token):
+            try:
+                return Visitor(await master.who_is(token), "bearer", token), False
+            except RequestFailed as exc:
+                if exc.code != "unauthenticated":
+                    raise
+        raise web.HTTPUnauthorized(text="The token is not valid any more; sign in again.")
     cookie = request.cookies.get(SESSION_COOKIE, "")
     if not cookie:
         return ANONYMOUS, False
+    if not _may_be_a_token(cookie):
+        return ANONYMOUS, True
     try:
         return Visitor(await master.who_is(cookie), "cookie", cookie), False
     except RequestFailed as exc:
         if exc.code != "unauthenticated":
             raise
         return ANONYMOUS, True
+
+
+def _may_be_a_token(token: str) -> bool:
+    """Tokens are hex; one holding anything but printable ASCII (a header's raw bytes
+    arrive as surrogates) is none of ours, and could not even be sent to the master to ask."""
+    return token.isascii() and token.isprintable()
 
 
 def _open_to_anonymous(path: str) -> bool:
