@@ -576,3 +576,20 @@ async def test_a_token_of_raw_bytes_is_refused_not_a_500(cluster):
         status_line = await asyncio.wait_for(reader.readline(), 10)
         writer.close()
         assert status_line.split()[1] == status, (header, status_line)
+
+
+async def test_a_csrf_token_of_raw_bytes_is_refused_not_a_500(cluster):
+    """A cookie session's request whose X-CSRF-Token holds bytes that are not ASCII is
+    refused like any wrong token (403): it was a 500, the comparison failing to encode it."""
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+        answer = await sign_in_form(http, cluster, "admin", ADMIN_PASSWORD)
+        session = answer.cookies["myyoutube_session"].value
+    reader, writer = await asyncio.open_connection(cluster.web.host, cluster.web.port)
+    writer.write(
+        f"POST /api/logout HTTP/1.1\r\nHost: {cluster.web.address}\r\nOrigin: {cluster.url}\r\n"
+        f"Cookie: myyoutube_session={session}\r\nContent-Length: 0\r\n".encode()
+        + b"X-CSRF-Token: \xe9\xe9\r\n\r\n"
+    )
+    status_line = await asyncio.wait_for(reader.readline(), 10)
+    writer.close()
+    assert status_line.startswith(b"HTTP/1.1 403"), status_line

@@ -210,7 +210,12 @@ async def _csrf_token_matches(request: web.Request, session_token: str) -> bool:
     sent = request.headers.get(CSRF_HEADER)
     if sent is None and request.content_type == FORM_CONTENT_TYPE:
         sent = (await _form(request)).get(CSRF_FIELD, "")
-    return sent is not None and hmac.compare_digest(sent.encode(), csrf_token(session_token).encode())
+    # A header's raw non-ASCII bytes arrive as surrogates, which no token of ours holds.
+    return (
+        sent is not None
+        and sent.isascii()
+        and hmac.compare_digest(sent.encode(), csrf_token(session_token).encode())
+    )
 
 
 async def _form(request: web.Request) -> dict[str, str]:
