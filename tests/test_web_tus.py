@@ -46,6 +46,8 @@ def test_a_creation_gives_length_name_title_and_visibility():
         ({"Upload-Defer-Length": "1"}, 400, "Upload-Length"),
         ({"Upload-Metadata": "title " + encoded("x")}, 400, "filename"),
         ({"Upload-Metadata": "filename %%%"}, 400, "base64"),
+        # A header's raw non-ASCII bytes arrive as surrogates (this was a 500).
+        ({"Upload-Metadata": "filename \udce9\udce9"}, 400, "base64"),
         ({"Upload-Metadata": f"filename {encoded('a')},filename {encoded('b')}"}, 400, "each key once"),
         ({"Upload-Metadata": f"filename {encoded('a')},visibility {encoded('secret')}"}, 400, "visibility"),
         ({"Upload-Metadata": "x" * 10_000}, 400, "KiB"),

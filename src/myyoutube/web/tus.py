@@ -18,7 +18,6 @@ the size limit or a PATCH past the declared length.
 from __future__ import annotations
 
 import base64
-import binascii
 import email.utils
 import re
 from collections.abc import Mapping
@@ -106,7 +105,7 @@ def parse_metadata(value: str) -> dict[str, str]:
             raise TusError(400, "Upload-Metadata is malformed: each key once, in ASCII, without spaces.")
         try:
             metadata[key] = base64.b64decode(encoded.strip(), validate=True).decode()
-        except (binascii.Error, UnicodeDecodeError):
+        except ValueError:  # binascii.Error, UnicodeDecodeError, or a value not in ASCII at all
             raise TusError(400, f"Upload-Metadata's {key[:40]!r} is not base64 of UTF-8 text.") from None
     return metadata
 
