@@ -123,6 +123,24 @@ async def test_client_that_stops_halfway_leaves_nothing(cluster, http):
     assert name not in await listed(http, cluster)
 
 
+def with_field_after_the_file(body: bytes, content_type: str, field: str, value: str) -> bytes:
+    """A form made by harness.multipart, with a text field after its file."""
+    boundary = content_type.split("boundary=")[1]
+    part = f'Content-Disposition: form-data; name="{field}"\r\n\r\n{value}\r\n--{boundary}--\r\n'
+    return body[: -len("--\r\n")] + b"\r\n" + part.encode()
+
+
+async def refused_and_nothing_stored(http, cluster, name: str, body: bytes, content_type: str, words: str):
+    """POST /upload of `body` is 400 with `words` in its sentence, and leaves nothing."""
+    headers = {"Content-Type": content_type, **cluster.admin_headers()}
+    async with http.post(f"{cluster.url}/upload", data=body, headers=headers) as response:
+        assert response.status == 400, await response.text()
+        assert words in (await response.json())["error"]
+    async with http.get(f"{cluster.url}/videos/{quote(name)}", headers=cluster.admin_headers()) as response:
+        assert response.status == 404
+    await wait_until(lambda: cluster.stray_files() == [], "partial replicas removed", 10)
+
+
 async def test_form_that_ends_inside_the_file_is_refused_as_incomplete(cluster, http):
     """A body that ends before the boundary closing the file part (the client, or a proxy,
     sent less than the form) is refused with a sentence, not stored as if it were whole:
@@ -130,13 +148,7 @@ async def test_form_that_ends_inside_the_file_is_refused_as_incomplete(cluster, 
     name = f"unclosed-{uuid.uuid4().hex[:6]}.mp4"
     body, content_type = multipart(name, VIDEO)
     cut = body[: body.rindex(b"\r\n--") - 1000]
-    headers = {"Content-Type": content_type, **cluster.admin_headers()}
-    async with http.post(f"{cluster.url}/upload", data=cut, headers=headers) as response:
-        assert response.status == 400, await response.text()
-        assert "ended before the form did" in (await response.json())["error"]
-    async with http.get(f"{cluster.url}/videos/{quote(name)}", headers=cluster.admin_headers()) as response:
-        assert response.status == 404
-    await wait_until(lambda: cluster.stray_files() == [], "partial replicas removed", 10)
+    await refused_and_nothing_stored(http, cluster, name, cut, content_type, "ended before the form did")
 
 
 async def test_visibility_after_the_file_is_refused_not_ignored(cluster, http):
@@ -145,16 +157,8 @@ async def test_visibility_after_the_file_is_refused_not_ignored(cluster, http):
     goes, and nothing is stored (it used to be stored public, the field ignored)."""
     name = f"late-{uuid.uuid4().hex[:6]}.mp4"
     body, content_type = multipart(name, VIDEO)
-    boundary = content_type.split("boundary=")[1]
-    late_field = f'Content-Disposition: form-data; name="visibility"\r\n\r\nprivate\r\n--{boundary}--\r\n'
-    body = body[: -len("--\r\n")] + b"\r\n" + late_field.encode()
-    headers = {"Content-Type": content_type, **cluster.admin_headers()}
-    async with http.post(f"{cluster.url}/upload", data=body, headers=headers) as response:
-        assert response.status == 400, await response.text()
-        assert "before the file" in (await response.json())["error"]
-    async with http.get(f"{cluster.url}/videos/{quote(name)}", headers=cluster.admin_headers()) as response:
-        assert response.status == 404
-    await wait_until(lambda: cluster.stray_files() == [], "partial replicas removed", 10)
+    late = with_field_after_the_file(body, content_type, "visibility", "private")
+    await refused_and_nothing_stored(http, cluster, name, late, content_type, "before the file")
 
 
 async def test_a_second_file_behind_the_video_is_not_waited_for(cluster, http):
@@ -191,8 +195,7 @@ async def test_fields_before_the_file_and_unknown_fields_after_it_are_used_or_sk
     body, content_type = multipart(name, VIDEO)
     boundary = content_type.split("boundary=")[1]
     early = f'--{boundary}\r\nContent-Disposition: form-data; name="visibility"\r\n\r\nunlisted\r\n'
-    late = f'Content-Disposition: form-data; name="submit"\r\n\r\nUpload\r\n--{boundary}--\r\n'
-    body = early.encode() + body[: -len("--\r\n")] + b"\r\n" + late.encode()
+    body = early.encode() + with_field_after_the_file(body, content_type, "submit", "Upload")
     headers = {"Content-Type": content_type, **cluster.admin_headers()}
     async with http.post(f"{cluster.url}/upload", data=body, headers=headers) as response:
         assert response.status == 201, await response.text()
