@@ -6,19 +6,23 @@ Theory of operation
 admin.py does), asks the master for the copy on the admin's behalf (BackupIndex; the
 master checks again) and relays it chunk by chunk, so memory stays at one chunk
 whatever the index's size. The first chunk is awaited before the response starts, so a
-refusal is still an HTTP error with a sentence; a copy cut short later ends the response
-without its final chunk, which the client sees as a failed download. `myyoutube-master
+refusal is still an HTTP error with a sentence; a copy cut short later aborts the
+connection, which the client sees as a short, failed download (never as a second HTTP
+response written into the body, which is what an error answered after the headers would be). `myyoutube-master
 --restore FILE` starts a master from the file.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 
 from aiohttp import web
 
 from myyoutube.web.admin import require_admin
 from myyoutube.web.common import master_for
+
+log = logging.getLogger(__name__)
 
 
 async def backup(request: web.Request) -> web.StreamResponse:
@@ -34,10 +38,15 @@ async def backup(request: web.Request) -> web.StreamResponse:
         }
     )
     await response.prepare(request)
-    await response.write(first)
-    async for piece in chunks:
-        await response.write(piece)
-    await response.write_eof()
+    try:
+        await response.write(first)
+        async for piece in chunks:
+            await response.write(piece)
+        await response.write_eof()
+    except Exception as exc:
+        if request.transport is not None:
+            request.transport.abort()
+        log.warning("index backup cut after its headers: %s: %s", type(exc).__name__, exc)
     return response
 
 
