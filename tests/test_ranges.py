@@ -398,6 +398,25 @@ def test_if_range(if_range, honored):
         assert_full_200(decision)
 
 
+@pytest.mark.parametrize(
+    "conditions",
+    [
+        {"Range": "bytes=0-9", "If-Range": LAST_MODIFIED_HTTP},
+        {"If-Modified-Since": LAST_MODIFIED_HTTP},
+        {"If-Unmodified-Since": "Sun, 06 Nov 1994 08:49:36 GMT"},
+    ],
+)
+def test_without_a_date_no_date_validates(conditions):
+    """Validators without a date (bytes that may change under the same date) send no
+    Last-Modified, and every date condition is ignored: If-Range with a date restarts
+    with the whole video, If-Modified-Since never gives 304, If-Unmodified-Since never 412."""
+    decision = decide(
+        "GET", conditions, SIZE, CONTENT_TYPE, Validators(etag=ETAG, last_modified=None), BOUNDARY
+    )
+    assert_full_200(decision)
+    assert "Last-Modified" not in decision.headers and decision.headers["ETag"] == ETAG
+
+
 def test_zoneless_asctime_dates_are_gmt_whatever_the_local_zone(monkeypatch):
     """An asctime date is read as GMT even when the process runs in another time zone."""
     monkeypatch.setenv("TZ", "America/New_York")

@@ -114,17 +114,23 @@ class ByteRange:
 
 @dataclass(frozen=True)
 class Validators:
-    """The stored video's validators: a strong ETag with quotes, and a Unix time."""
+    """The stored video's validators: a strong ETag with quotes, and a Unix time, or None
+    when no date can vouch for the bytes (they may change under the same date): then no
+    Last-Modified is sent and every date condition is ignored (§13.1.3-13.1.5)."""
 
     etag: str
-    last_modified: float
+    last_modified: float | None
 
     def __post_init__(self) -> None:
         # Server data, not client input: a bad value is a bug, and raising finds it.
         if not re.fullmatch(_OPAQUE_TAG, self.etag):
             raise ValueError(f"not a strong entity tag: {self.etag!r}")
-        if not math.isfinite(self.last_modified):
+        if self.last_modified is not None and not math.isfinite(self.last_modified):
             raise ValueError(f"last_modified is not finite: {self.last_modified!r}")
+
+    def date(self) -> int | None:
+        """Last-Modified in whole seconds, as HTTP-dates have them (None if none)."""
+        return None if self.last_modified is None else math.floor(self.last_modified)
 
 
 @dataclass(frozen=True)
@@ -229,7 +235,7 @@ def _normalize_headers(request_headers: Mapping[str, str]) -> dict[str, str]:
 
 def _evaluate_preconditions(headers: dict[str, str], validators: Validators) -> int | None:
     """412 or 304 when a precondition fails (§13.2.2), None to go on."""
-    last_modified = math.floor(validators.last_modified)  # HTTP-dates have whole seconds
+    last_modified = validators.date()
     if_match = headers.get("if-match")
     if if_match is not None:
         # §13.1.1: strong comparison; "*" is true because the video exists.
@@ -238,7 +244,7 @@ def _evaluate_preconditions(headers: dict[str, str], validators: Validators) -> 
     else:
         # §13.1.4: true if the video was not modified after the given date.
         since = _parse_http_date(headers.get("if-unmodified-since"))
-        if since is not None and last_modified > since:
+        if since is not None and last_modified is not None and last_modified > since:
             return 412
     if_none_match = headers.get("if-none-match")
     if if_none_match is not None:
@@ -249,7 +255,7 @@ def _evaluate_preconditions(headers: dict[str, str], validators: Validators) -> 
     else:
         # §13.1.3: evaluated only without If-None-Match, which is the more exact validator.
         since = _parse_http_date(headers.get("if-modified-since"))
-        if since is not None and last_modified <= since:
+        if since is not None and last_modified is not None and last_modified <= since:
             return 304
     return None
 
@@ -302,7 +308,7 @@ def _if_range_matches(field_value: str, validators: Validators) -> bool:
     if value.startswith('"'):
         return value == validators.etag
     date = _parse_http_date(value)
-    return date is not None and date == math.floor(validators.last_modified)
+    return date is not None and date == validators.date()
 
 
 def _parse_range_header(field_value: str, size: int) -> list[ByteRange | None] | None:
@@ -391,12 +397,15 @@ def _bodiless(status: int, validators: Validators, size: int, cache_control: str
 
 
 def _common_headers(validators: Validators, cache_control: str) -> dict[str, str]:
-    return {
+    headers = {
         "Accept-Ranges": "bytes",  # §14.3: tells players they may seek with Range
         "ETag": validators.etag,
-        "Last-Modified": formatdate(math.floor(validators.last_modified), usegmt=True),
         "Cache-Control": cache_control,
     }
+    date = validators.date()
+    if date is not None:
+        headers["Last-Modified"] = formatdate(date, usegmt=True)
+    return headers
 
 
 def _body_headers(

@@ -101,7 +101,12 @@ def _describe(video: dict, part: str) -> tuple[int, ranges.Validators, str]:
         raise RequestFailed(
             "not_found", "This video has no such part." if part != "poster" else "This video has no poster."
         )
-    validators = ranges.Validators(etag=f'"{described["sha256"]}"', last_modified=video["uploaded_at"])
+    # The 'video' part is the original until a rendition is made, then the rendition:
+    # other bytes under the same upload date. A date validator for it would let a client's
+    # If-Range splice ranges of the two files (or If-Modified-Since keep a replaced copy),
+    # so it has only its ETag; every other part's bytes never change after their upload.
+    made = None if part == "video" else video["uploaded_at"]
+    validators = ranges.Validators(etag=f'"{described["sha256"]}"', last_modified=made)
     return described["size"], validators, described["content_type"]
 
 
