@@ -593,3 +593,18 @@ async def test_a_csrf_token_of_raw_bytes_is_refused_not_a_500(cluster):
     status_line = await asyncio.wait_for(reader.readline(), 10)
     writer.close()
     assert status_line.startswith(b"HTTP/1.1 403"), status_line
+
+
+async def test_the_master_refuses_a_quota_past_64_bits_itself(cluster):
+    """The master checks a quota's bound on its own (not every client is the web front
+    end): past 2^63-1 it answers bad_request with a sentence, keeps the connection's
+    peer served, and makes no account."""
+    name = f"big{uuid.uuid4().hex[:6]}"
+    client = cluster.client()
+    try:
+        with pytest.raises(RequestFailed) as refused:
+            await client.add_user(name, PASSWORD, "uploader", quota_bytes=2**63)
+        assert refused.value.code == "bad_request" and "2^63-1" in refused.value.message
+        assert name not in [user["name"] for user in await client.list_users()]
+    finally:
+        client.close()

@@ -34,6 +34,10 @@ VISIBILITIES = (PUBLIC, UNLISTED, PRIVATE)
 # What a request naming another visibility is told.
 VISIBILITY_SENTENCE = f"The visibility must be one of {', '.join(VISIBILITIES)}."
 
+# The largest quota: the index keeps it as a SQLite INTEGER, a signed 64-bit number
+# (8 EiB, far past any disk); JSON numbers have no bound of their own.
+MAX_QUOTA_BYTES = 2**63 - 1
+
 # The account that owns every video stored before accounts existed, and the first admin.
 ADMIN_USER = "admin"
 

@@ -156,8 +156,9 @@ class Accounts:
             name = users.clean_username(request.username)
             users.check_role(request.role)
             users.check_password(request.password)
-            if request.quota_bytes < -1:
-                raise users.BadAccount("A quota is a number of bytes, 0 or more.")
+            if not -1 <= request.quota_bytes <= permissions.MAX_QUOTA_BYTES:
+                # Past 2^63-1 the index cannot store it; the web checks too, not every client.
+                raise users.BadAccount("A quota is a number of bytes, 0 or more, at most 2^63-1.")
         except users.BadAccount as exc:
             await connection.write_frame(Error("bad_request", str(exc)))
             return

@@ -17,13 +17,11 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from myyoutube.permissions import MAX_QUOTA_BYTES
 from myyoutube.web.common import BodyTooLarge, error, json_value, master_for, read_body
 
 # Username, password, role and quota: a few hundred bytes at most.
 MAX_ACCOUNT_BODY_BYTES = 4 * 1024
-# The largest quota: the index keeps it as a SQLite INTEGER, a signed 64-bit number
-# (8 EiB, far past any disk); JSON numbers have no bound of their own.
-MAX_QUOTA_BYTES = 2**63 - 1
 
 
 def setup(app: web.Application) -> None:
