@@ -8,8 +8,12 @@ import hashlib
 import json
 import os
 import sys
+import uuid
+
+import pytest
 
 from harness import holders_of, mp4_bytes, wait_until
+from myyoutube.client import RequestFailed
 from myyoutube.master.state import ALIVE
 from test_web_resumable import (
     OCTETS,
@@ -220,3 +224,19 @@ async def run_cli(folder, cluster, url: str, *args: str) -> tuple[int, str, str]
     process = await cli_process(folder, cluster, url, *args)
     out, err = await asyncio.wait_for(process.communicate(), 120)
     return process.returncode, out.decode(), err.decode()
+
+
+async def test_the_master_checks_a_resumable_uploads_title_itself(cluster):
+    """A title given when a resumable upload is created is checked by the master as an
+    edit's is (not only by the web): a two-line or overlong one is refused with a
+    sentence and no upload is opened; a good one is accepted."""
+    client = cluster.client()
+    try:
+        for title in ("two\nlines", "x" * 1000):
+            with pytest.raises(RequestFailed) as refused:
+                await client.create_upload(f"titled-{uuid.uuid4().hex[:8]}.mp4", 1000, title=title)
+            assert refused.value.code == "bad_request" and "title" in refused.value.message
+        opened = await client.create_upload(f"titled-{uuid.uuid4().hex[:8]}.mp4", 1000, title="  A title ")
+        await client.terminate_upload(opened["id"])
+    finally:
+        client.close()

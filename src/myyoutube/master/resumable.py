@@ -36,7 +36,7 @@ import time
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from myyoutube import media, names, permissions, protocol
+from myyoutube import media, names, permissions, protocol, videotext
 from myyoutube.master import open_replicas, relay, transfer, uploads
 from myyoutube.master.index import NameTaken
 from myyoutube.master.upload_sessions import Session
@@ -121,8 +121,14 @@ class Resumable:
         master = self.master
         try:
             name = names.clean_name(request.name)
+            # Checked here as an edit is, whatever the web checked: a title stored unchecked
+            # made every later edit of the video's description fail on it.
+            title = videotext.clean_title(request.title) if request.title else ""
         except names.BadName as exc:
             await connection.write_frame(Error("bad_name", str(exc)))
+            return
+        except videotext.BadText as exc:
+            await connection.write_frame(Error("bad_request", str(exc)))
             return
         user = master.accounts.user(request.user)
         announced = PutVideo(name, "", request.user, request.visibility, request.length)
@@ -144,7 +150,7 @@ class Resumable:
             return
         assert user is not None, "uploads.refusal refuses anonymous uploads"
         session = Session(
-            uuid.uuid4().hex, uuid.uuid4().hex, name, user.name, request.visibility, request.title,
+            uuid.uuid4().hex, uuid.uuid4().hex, name, user.name, request.visibility, title,
             request.length, 0, nodes, [], now, now + self.expiry_s,
         )  # fmt: skip
         if not self._claim(session).cover(request.length, fresh=True):  # with uploads running
