@@ -173,14 +173,24 @@ async def test_playlists_of_a_video_one_may_not_see_are_404(cluster, http):
 
 
 def worker_pids(node) -> list[int]:
-    """The transcode workers a datanode process has running (its child processes)."""
+    """The transcode workers a datanode process has running: its child processes that
+    already run the worker. A child caught between fork and exec is still a copy of the
+    datanode, whose event loop waits for that exec (libuv's spawn): stopping it there
+    froze the datanode itself, not a worker (seen once under load)."""
     children = []
     for task in Path(f"/proc/{node.process.pid}/task").iterdir():
         try:
             children += [int(pid) for pid in (task / "children").read_text().split()]
         except FileNotFoundError:
             pass
-    return children
+    return [pid for pid in children if _runs_the_worker(pid)]
+
+
+def _runs_the_worker(pid: int) -> bool:
+    try:
+        return b"myyoutube.datanode.transcode_worker" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False  # gone already
 
 
 async def a_node_transcoding(cluster) -> tuple:
