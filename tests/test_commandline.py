@@ -148,6 +148,27 @@ async def test_taken_name_fails_with_the_409_sentence_and_the_next_file_uploads(
     assert kept.returncode == 0 and (tmp_path / "kept.mp4").read_bytes() == original.read_bytes()
 
 
+def test_a_directory_or_fifo_among_the_files_fails_alone_and_asks_the_server_nothing(cluster, clip, tmp_path):
+    """`myyoutube upload folder pipe.mp4 video.mp4`: the folder and the FIFO each get one
+    error line and the video still uploads (before, the folder stopped the whole command
+    with an "[Errno 21]" line and a traceback, and a FIFO made it wait forever); neither
+    leaves an upload on the server to resume."""
+    folder = tmp_path / "folder.mp4"
+    folder.mkdir()
+    fifo = tmp_path / "pipe.mp4"
+    os.mkfifo(fifo)
+    video = write_video(tmp_path, unique("after"), clip)
+    result = commandline("upload", str(folder), str(fifo), str(video), "--url", cluster.url, timeout=30)
+    assert result.returncode == 1
+    assert result.stderr == (
+        "myyoutube: error: folder.mp4: Is a directory; name the video files in it\n"
+        "myyoutube: error: pipe.mp4: Not a regular file; upload the video file itself\n"
+    )
+    assert result.stdout.startswith(f"uploaded {video.name} (")
+    unfinished = tmp_path / "cache" / "myyoutube" / "uploads.json"
+    assert json.loads(unfinished.read_text()) == {}  # no upload was created for either
+
+
 def test_download_is_byte_identical(cluster, clip, tmp_path):
     """A download into the current directory, with a forced progress bar, is byte-identical to the upload."""
     source = write_video(tmp_path / "src", unique("whole"), clip, pad=PADDED_VIDEO_BYTES)

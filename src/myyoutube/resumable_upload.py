@@ -26,6 +26,7 @@ import base64
 import hashlib
 import json
 import os
+import stat
 from pathlib import Path
 from urllib.parse import unquote
 
@@ -101,10 +102,12 @@ async def upload_resumable(api: Api, path: Path, show: bool, state: UploadState 
     name, size and sha256, checked against the file's."""
     state = state or UploadState(state_path())
     try:
-        size, key = await asyncio.to_thread(lambda: (path.stat().st_size, file_key(path, api.url)))
+        size, key = await asyncio.to_thread(_file_to_send, path, api.url)
     except OSError as exc:
         raise ToolError(exc.strerror or str(exc)) from None
     hashing = asyncio.ensure_future(asyncio.to_thread(_sha256_of, path))
+    # When the upload fails first, nobody awaits the hash: its own failure is not news.
+    hashing.add_done_callback(lambda task: task.cancelled() or task.exception())
     location = state.get(key)
     known = await _offset_or_none(api, location) if location else None
     if location is None or known is None:
@@ -121,6 +124,21 @@ async def upload_resumable(api: Api, path: Path, show: bool, state: UploadState 
             "the copy is damaged, delete it and upload again"
         )
     return dict(video, size=size)
+
+
+def _file_to_send(path: Path, server: str) -> tuple[int, str]:
+    """The size and file_key of a regular file this user may read. Anything else fails
+    here, before the server is asked for an upload: a directory or a FIFO (whose reading
+    would wait for a writer forever) has no video to send, and an unreadable file none
+    this user may send."""
+    info = path.stat()
+    if stat.S_ISDIR(info.st_mode):
+        raise ToolError("Is a directory; name the video files in it")
+    if not stat.S_ISREG(info.st_mode):
+        raise ToolError("Not a regular file; upload the video file itself")
+    with open(path, "rb"):  # PermissionError now, not once the upload exists
+        pass
+    return info.st_size, file_key(path, server)
 
 
 def _sha256_of(path: Path) -> str:
