@@ -336,11 +336,26 @@ def test_unreachable_url_is_one_line_without_traceback(clip, tmp_path):
         assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
 
 
-@pytest.mark.parametrize("args", [(), ("download",), ("list", "--url", "ftp://x")])
+@pytest.mark.parametrize(
+    "args",
+    [
+        (),
+        ("download",),
+        ("list", "--url", "ftp://x"),
+        # Each of these used to pass as a URL and end in a traceback from the first request.
+        ("list", "--url", "http://127.0.0.1:99999"),
+        ("list", "--url", "http://[::1"),
+        ("list", "--url", "http://admin:secret@127.0.0.1:9"),
+        ("list", "--url", "http://127.0.0.1:9/#top"),
+    ],
+)
 def test_bad_usage_exits_2(args):
-    """Missing commands or arguments and a malformed --url are usage errors (exit 2)."""
+    """Missing commands or arguments and a malformed --url (a port past 65535, a broken
+    IPv6 address, a user and password, a fragment) are usage errors (exit 2) naming the
+    problem in one line, never a traceback."""
     result = commandline(*args)
     assert result.returncode == 2 and "usage: myyoutube" in result.stderr
+    assert "Traceback" not in result.stderr and result.stderr.splitlines()[-1].startswith("myyoutube")
 
 
 def run_into_closed_pipe(*args: str) -> subprocess.CompletedProcess:

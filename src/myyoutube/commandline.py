@@ -26,7 +26,7 @@ import sys
 from datetime import datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 from myyoutube import account_commands, backups, certcommands, resumable_upload, transfers, webclient
 from myyoutube.certs import CertError
@@ -244,10 +244,28 @@ async def cmd_backup(api: Api, args: argparse.Namespace) -> int:
 # --- command line ------------------------------------------------------------------------
 
 
+def _url_parts(text: str) -> SplitResult | None:
+    """The parts of a URL, or None when its host or port is malformed."""
+    try:
+        parts = urlsplit(text)
+        _ = parts.port  # a port past 65535, or not a number, fails here rather than in a request
+    except ValueError:
+        return None
+    return parts
+
+
 def base_url(text: str) -> str:
-    """argparse type for --url: http(s)://HOST[:PORT][/PREFIX], without a trailing slash."""
-    parts = urlsplit(text.strip())
-    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query:
+    """argparse type for --url: http(s)://HOST[:PORT][/PREFIX], without a trailing slash.
+    Nothing else (a query, a fragment, a user and password) has a place in it."""
+    parts = _url_parts(text.strip())
+    if (
+        parts is None
+        or parts.scheme not in ("http", "https")
+        or not parts.hostname
+        or "@" in parts.netloc
+        or parts.query
+        or parts.fragment
+    ):
         raise argparse.ArgumentTypeError(f"expected a URL like {DEFAULT_URL}, got {text!r}")
     return text.strip().rstrip("/")
 
