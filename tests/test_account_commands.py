@@ -111,3 +111,18 @@ def test_a_wrong_password_is_refused_and_nothing_is_saved(cluster, tmp_path):
     )
     one_error_line(failed)
     assert not (tmp_path / "myyoutube" / "token").exists()
+
+
+def test_a_password_file_that_cannot_be_read_is_one_line_and_nothing_is_saved(cluster, tmp_path):
+    """--password-file naming a binary file (a video, a key) or no file at all fails with one
+    line that names the file (a binary file used to end in a UnicodeDecodeError traceback),
+    and no token is saved."""
+    binary = tmp_path / "clip.mp4"
+    binary.write_bytes(b"\x00\x00\x00\x18ftypmp42\xe8\xff\xfe")
+    cases = ((binary, "is not a text file"), (tmp_path / "missing", "No such file or directory"))
+    for path, says in cases:
+        line = one_error_line(
+            myyoutube(cluster, tmp_path, "login", "--username", "admin", "--password-file", str(path))
+        )
+        assert str(path) in line and says in line, line
+    assert not (tmp_path / "myyoutube" / "token").exists()

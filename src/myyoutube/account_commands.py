@@ -25,7 +25,12 @@ from myyoutube.webclient import Api, ToolError, Unauthorized, video_path
 def _password(args: argparse.Namespace, prompt: str, confirm: bool = False) -> str:
     """The password from --password-file (its first line), else typed without echo."""
     if args.password_file is not None:
-        lines = args.password_file.read_text().splitlines()
+        try:
+            lines = args.password_file.read_text(encoding="utf-8").splitlines()
+        except OSError as exc:
+            raise ToolError(f"cannot read the password file {args.password_file}: {exc.strerror}") from None
+        except UnicodeDecodeError:
+            raise ToolError(f"{args.password_file} is not a text file; is it the password file?") from None
         return lines[0] if lines else ""
     if not sys.stdin.isatty():
         raise ToolError("no terminal to type a password at; use --password-file FILE")
