@@ -7,8 +7,10 @@ import json
 import os
 import re
 import socket
+import ssl
 import subprocess
 import sys
+import threading
 import urllib.error
 import urllib.request
 import uuid
@@ -17,6 +19,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from test_public_tls import write_certificate
 from videos import make_mp4
 
 # A few MB makes a resumed download fetch many chunks, yet keeps each transfer quick.
@@ -334,6 +337,46 @@ def test_unreachable_url_is_one_line_without_traceback(clip, tmp_path):
         assert result.returncode == 1
         assert result.stderr.startswith(f"myyoutube: error: cannot reach MyYoutube at {dead} (")
         assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+
+
+def test_tls_failures_say_what_is_wrong_not_operation_not_permitted(cluster, tmp_path):
+    """An https:// URL for a server that speaks plain HTTP, and a server whose certificate
+    nobody signed, each fail in one line that says so (both used to end in "(Operation not
+    permitted)", strerror of the TLS error's errno 1)."""
+    plain = cluster.url.replace("http://", "https://")
+    wrong = commandline("list", "--url", plain)
+    assert wrong.returncode == 1 and "Operation not permitted" not in wrong.stderr
+    assert wrong.stderr == (
+        f"myyoutube: error: cannot reach MyYoutube at {plain} "
+        "(it does not speak TLS; is its URL http:// rather than https://?)\n"
+    )
+
+    cert, key, _ = write_certificate(tmp_path, "localhost")
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        threading.Thread(target=answer_handshakes, args=(listener, context), daemon=True).start()
+        selfsigned = f"https://127.0.0.1:{listener.getsockname()[1]}"
+        untrusted = commandline("list", "--url", selfsigned)
+    assert untrusted.returncode == 1 and untrusted.stderr.count("\n") == 1
+    assert untrusted.stderr.startswith(
+        f"myyoutube: error: cannot reach MyYoutube at {selfsigned} (its TLS certificate is not trusted: "
+    )
+    assert "SSL_CERT_FILE" in untrusted.stderr
+
+
+def answer_handshakes(listener: socket.socket, context: ssl.SSLContext) -> None:
+    """Offer TLS with `context` to whoever connects, until the listener closes."""
+    while True:
+        try:
+            conn, _ = listener.accept()
+        except OSError:
+            return
+        with conn:
+            try:
+                context.wrap_socket(conn, server_side=True).close()
+            except (ssl.SSLError, OSError):
+                pass
 
 
 @pytest.mark.parametrize(

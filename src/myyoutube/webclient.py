@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import os
+import ssl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -168,6 +169,16 @@ async def _error_sentence(response: aiohttp.ClientResponse) -> str:
 
 def _reason(exc: BaseException) -> str:
     cause: Any = getattr(exc, "os_error", None) or exc
+    # TLS errors carry errno 1, which strerror reads as "Operation not permitted".
+    if isinstance(cause, ssl.SSLCertVerificationError):
+        return (
+            f"its TLS certificate is not trusted: {cause.verify_message}; "
+            "SSL_CERT_FILE=CA.pem makes myyoutube trust the CA that signed it"
+        )
+    if isinstance(cause, ssl.SSLError):
+        if cause.reason == "WRONG_VERSION_NUMBER":
+            return "it does not speak TLS; is its URL http:// rather than https://?"
+        return f"TLS failed: {cause.reason or cause}"
     if isinstance(getattr(cause, "errno", None), int) and cause.errno > 0:
         return os.strerror(cause.errno)  # "Connection refused", not asyncio's wording
     return getattr(cause, "strerror", None) or str(cause) or type(cause).__name__
