@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import http.server
 import json
 import os
 import re
@@ -337,6 +339,26 @@ def test_unreachable_url_is_one_line_without_traceback(clip, tmp_path):
         assert result.returncode == 1
         assert result.stderr.startswith(f"myyoutube: error: cannot reach MyYoutube at {dead} (")
         assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+
+
+def test_another_web_server_at_the_url_is_named_not_taken_for_myyoutube(tmp_path):
+    """A --url that reaches some other web server (here Python's http.server): every
+    command's one error line names the URL that answered and, for a bare 404, asks whether
+    it is MyYoutube (it used to read "MyYoutube answered 404 File not found")."""
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+    with http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler) as other:
+        threading.Thread(target=other.serve_forever, daemon=True).start()
+        url = f"http://127.0.0.1:{other.server_address[1]}"
+        try:
+            listed = commandline("list", "--url", url)
+            deleted = commandline("delete", "a.mp4", "--url", url)
+        finally:
+            other.shutdown()
+    assert listed.returncode == 1 and listed.stderr == (
+        f"myyoutube: error: {url} answered 404 File not found (is it MyYoutube, and is that the right address?)\n"
+    )
+    assert deleted.returncode == 1
+    assert deleted.stderr == f"myyoutube: error: {url} answered 501 Unsupported method ('DELETE')\n"
 
 
 def test_tls_failures_say_what_is_wrong_not_operation_not_permitted(cluster, tmp_path):

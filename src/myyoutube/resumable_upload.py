@@ -33,7 +33,7 @@ from urllib.parse import unquote
 import aiohttp
 
 from myyoutube.transfers import FILE_CHUNK_BYTES, progress_bar
-from myyoutube.webclient import Api, ToolError
+from myyoutube.webclient import Api, ToolError, error_sentence
 
 # tus-js-client and PeerTube send 5 MiB or more per PATCH: few requests, and a broken one
 # costs at most this much again.
@@ -219,14 +219,7 @@ async def _patch(api: Api, location: str, offset: int, piece: bytes) -> tuple[in
             if response.status in RETRY_STATUSES:
                 raise _Retry(f"the server answered {response.status}")
             if response.status != 204:
-                raise ToolError(await _sentence(response))
+                raise ToolError(await error_sentence(response, api.url))
             return int(response.headers["Upload-Offset"]), _video_of(response)
     except (aiohttp.ClientError, TimeoutError, OSError) as exc:
         raise _Retry(type(exc).__name__) from None
-
-
-async def _sentence(response: aiohttp.ClientResponse) -> str:
-    try:
-        return (await response.json(content_type=None))["error"]
-    except (ValueError, KeyError, TypeError, aiohttp.ClientError):
-        return f"MyYoutube answered {response.status} {response.reason}"

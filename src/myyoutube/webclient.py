@@ -113,7 +113,7 @@ class Api:
             async with self.session.request(method, url, **kwargs) as response:
                 if response.status not in ok:
                     refused = Unauthorized if response.status == 401 else ToolError
-                    raise refused(await _error_sentence(response))
+                    raise refused(await error_sentence(response, self.url))
                 yield response
         except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
             raise Unreachable(f"cannot reach MyYoutube at {self.url} ({_reason(exc)})") from None
@@ -151,8 +151,10 @@ class Api:
             query["cursor"] = cursor
 
 
-async def _error_sentence(response: aiohttp.ClientResponse) -> str:
-    """The server's {"error": sentence}, or the status line when there is none."""
+async def error_sentence(response: aiohttp.ClientResponse, url: str) -> str:
+    """The server's {"error": sentence}, or, when there is none, which server answered
+    what: every refusal of MyYoutube's own says why, so a bare 404 is most likely another
+    server at a wrong --url."""
     body = b""
     while len(body) < MAX_ERROR_BODY_BYTES and (
         data := await response.content.read(MAX_ERROR_BODY_BYTES - len(body))
@@ -164,7 +166,8 @@ async def _error_sentence(response: aiohttp.ClientResponse) -> str:
         sentence = None
     if isinstance(sentence, str) and sentence:
         return sentence
-    return f"MyYoutube answered {response.status} {response.reason}"
+    wrong_url = " (is it MyYoutube, and is that the right address?)" if response.status == 404 else ""
+    return f"{url} answered {response.status} {response.reason}{wrong_url}"
 
 
 def _reason(exc: BaseException) -> str:
