@@ -451,6 +451,28 @@ def test_output_into_a_closed_pipe_exits_quietly(cluster, clip, tmp_path):
         assert (result.returncode, result.stderr) == (0, ""), args
 
 
+def test_upload_into_a_closed_pipe_sends_every_file_and_exits_with_their_status(
+    cluster, clip, tmp_path, monkeypatch
+):
+    """`myyoutube upload *.mp4 | head -n 3`: a reader that leaves does not stop an upload.
+    Every file is sent, and the exit status is the uploads' (before, the first line that met
+    the closed pipe ended the command with status 0 and the files after it were never sent;
+    a failed upload under --json also exited 0)."""
+    monkeypatch.setenv("PYTHONUNBUFFERED", "1")  # each line is a write: the first one meets the closed pipe
+    files = [write_video(tmp_path, unique("unread"), clip, pad=n) for n in range(3)]
+    result = run_into_closed_pipe("upload", *map(str, files), "--url", cluster.url)
+    assert (result.returncode, result.stderr) == (0, "")
+    listed = json.loads(commandline("list", "--json", "--url", cluster.url).stdout)["videos"]
+    assert {path.name for path in files} <= {video["name"] for video in listed}
+
+    not_a_video = tmp_path / "notes.mp4"
+    not_a_video.write_text("not a video")
+    fine = write_video(tmp_path, unique("fine"), clip)
+    failed = run_into_closed_pipe("upload", str(fine), str(not_a_video), "--json", "--url", cluster.url)
+    assert failed.returncode == 1 and failed.stderr.startswith("myyoutube: error: notes.mp4: ")
+    assert failed.stderr.count("\n") == 1
+
+
 def test_list_piped_into_head_through_a_shell(cluster, clip, tmp_path):
     """In a real shell pipeline `myyoutube list | head -n 1` prints the header line and the
     client's own exit status is 0."""

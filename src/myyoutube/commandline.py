@@ -39,10 +39,12 @@ from myyoutube.terminal import (
     complain,
     flush,
     note_for,
+    outlive_reader,
     report,
     say,
     say_json,
     size_text,
+    stop_writing_stdout,
     table,
 )
 from myyoutube.web import playback
@@ -63,6 +65,7 @@ STATE_COLUMN_CHARS = 15  # "Processing 100%", the longest state the web's badge 
 
 
 async def cmd_upload(api: Api, args: argparse.Namespace) -> int:
+    outlive_reader()  # `upload *.mp4 | head -n 3` uploads every file all the same
     uploaded, failed = [], []
     for path in map(Path, args.files):
         try:
@@ -373,19 +376,11 @@ async def run(args: argparse.Namespace) -> int:
         return await args.run(api, args)
 
 
-def _stop_writing_stdout() -> None:
-    """Point standard output at /dev/null, so the interpreter's last flush has nowhere to fail."""
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, sys.stdout.fileno())
-    os.close(devnull)
-
-
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     try:
         status = args.local(args) if hasattr(args, "local") else asyncio.run(run(args))
-        flush()
-    except ReaderGone:
+    except ReaderGone:  # the command stopped because nobody reads on
         status = EXIT_OK
     except KeyboardInterrupt:
         status = EXIT_INTERRUPTED
@@ -394,8 +389,8 @@ def main(argv: list[str] | None = None) -> None:
         status = EXIT_FAILED
     try:
         flush()
-    except ReaderGone:
-        _stop_writing_stdout()
+    except ReaderGone:  # the reader left after the work was done: its status stands
+        stop_writing_stdout()
     sys.exit(status)
 
 

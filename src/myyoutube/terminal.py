@@ -6,8 +6,11 @@ Standard output may be a pipe that its reader closes early (`myyoutube list | he
 Python ignores SIGPIPE, so the next write fails with BrokenPipeError; every write goes
 through `say`, which turns that into `ReaderGone`: the command stops at once (a listing
 fetches no further page) and commandline.main exits 0 without a word, as a reader that
-left is not an error. Notes go to standard error through `complain`, which gives up
-silently when nobody reads that either.
+left is not an error. A command whose work must not stop with its reader (an upload of
+many files: `myyoutube upload *.mp4 | head -n 3`) calls `outlive_reader` first: a reader
+that leaves then only silences standard output, and the exit status is the work's.
+Notes go to standard error through `complain`, which gives up silently when nobody reads
+that either.
 
 Under `--json` standard output holds exactly one JSON document, so `report` prints either
 the document or the sentence a person reads, and `note_for` sends notes along the way to
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -33,12 +37,33 @@ class ReaderGone(Exception):
     """Whoever read standard output closed it (`myyoutube list | head`): stop, quietly."""
 
 
+class _Output:
+    """Whether the command at work stops when its reader leaves (the default) or goes on."""
+
+    outlives_reader = False
+
+
+def outlive_reader() -> None:
+    """From now on a reader that leaves silences standard output instead of stopping the command."""
+    _Output.outlives_reader = True
+
+
+def stop_writing_stdout() -> None:
+    """Point standard output at /dev/null, so later writes and the interpreter's last flush
+    have nowhere to fail."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+
+
 def say(text: str = "") -> None:
     """One line on standard output."""
     try:
         print(text)
     except BrokenPipeError:
-        raise ReaderGone from None
+        if not _Output.outlives_reader:
+            raise ReaderGone from None
+        stop_writing_stdout()
 
 
 def flush() -> None:
