@@ -169,3 +169,17 @@ def test_revoke_without_a_usable_certificate_is_one_line_and_changes_nothing(
     (line,) = capsys.readouterr().err.strip().splitlines()
     assert line.startswith(f"myyoutube: error: {sentence}")
     assert not (tmp_path / certs.REVOKED).exists()
+
+
+def test_cert_init_into_a_closed_pipe_succeeds_quietly(tmp_path, monkeypatch, capsys):
+    """`myyoutube cert init DIR | head -c0`: the CA is made and the command exits 0 without a
+    word (it used to say "myyoutube: error: [Errno 32] Broken pipe" and exit 1, although
+    the CA was there: an operator would run init again and be refused)."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader has gone; line buffering makes the first line meet it
+    with os.fdopen(write_end, "w", buffering=1) as closed_pipe:
+        monkeypatch.setattr(sys, "stdout", closed_pipe)
+        with pytest.raises(SystemExit) as exit_status:
+            commandline.main(["cert", "init", str(tmp_path / "ca")])
+    assert (exit_status.value.code, capsys.readouterr().err) == (0, "")
+    assert (tmp_path / "ca" / certs.CA_KEY).exists() and (tmp_path / "ca" / certs.CA_CERT).exists()

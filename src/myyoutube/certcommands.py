@@ -11,7 +11,8 @@ next link on, without a restart. `cert revoke DIR --cert FILE | --serial HEX` ad
 certificates to DIR/revoked.txt (DIR is the CA's directory, whose list later `issue`s
 copy, or any --cert-dir); copied into each host's --cert-dir it is obeyed from the next
 link or request on. Failures are one line and exit status 1 (main() in commandline.py
-prints CertError like any ToolError).
+prints CertError like any ToolError); what is printed goes through terminal.say, so a
+reader that left early (`| head`) is no failure.
 """
 
 from __future__ import annotations
@@ -21,18 +22,19 @@ import datetime
 from pathlib import Path
 
 from myyoutube import certs
+from myyoutube.terminal import say
 
 
 def cmd_init(args: argparse.Namespace) -> int:
     certs.init_ca(args.dir)
-    print(f"cluster CA created in {args.dir} (keep {args.dir / certs.CA_KEY} private)")
+    say(f"cluster CA created in {args.dir} (keep {args.dir / certs.CA_KEY} private)")
     return 0
 
 
 def cmd_issue(args: argparse.Namespace) -> int:
     out = certs.issue(args.dir, args.role, args.name, args.out)
     serial = certs.read_certificate(out / certs.NODE_CERT).serial
-    print(
+    say(
         f"{args.role} certificate for {args.name} (serial {serial:x}) in {out}: copy it to that "
         f"host and pass --cert-dir {out}"
     )
@@ -51,8 +53,8 @@ def cmd_revoke(args: argparse.Namespace) -> int:
     added = certs.revoke(args.dir, serials, datetime.datetime.now(datetime.UTC))
     for serial in serials:
         what = serials[serial] or "certificate"
-        print(f"{what} (serial {serial:x}) {'revoked' if serial in added else 'was already revoked'}")
-    print(
+        say(f"{what} (serial {serial:x}) {'revoked' if serial in added else 'was already revoked'}")
+    say(
         f"copy {args.dir / certs.REVOKED} into every host's --cert-dir: roles refuse these "
         "certificates from their next link or request on"
     )
