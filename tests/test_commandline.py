@@ -255,6 +255,24 @@ def test_download_never_appends_to_or_trusts_a_file_it_did_not_write(cluster, cl
     assert not foreign_part.exists()
 
 
+def test_download_to_a_place_that_cannot_be_written_names_the_file_asked_for(cluster, clip, tmp_path):
+    """-o into a folder that does not exist, or under a plain file, fails with one line
+    naming the video and FILE (it used to be "[Errno 2] No such file or directory:
+    '.../x.mp4.part.etag'", a file the user never asked for), and writes nothing."""
+    source = write_video(tmp_path, unique("nowhere"), clip)
+    assert upload(cluster, source).returncode == 0
+    plain = tmp_path / "plain-file"
+    plain.write_text("not a folder")
+    for output, reason in (
+        (tmp_path / "missing" / "x.mp4", "No such file or directory"),
+        (plain / "x.mp4", "Not a directory"),
+    ):
+        result = commandline("download", source.name, "-o", str(output), "--url", cluster.url)
+        assert result.returncode == 1
+        assert result.stderr == f"myyoutube: error: cannot save {source.name} to {output}: {reason}\n"
+    assert not (tmp_path / "missing").exists() and plain.read_text() == "not a folder"
+
+
 def test_part_file_with_wrong_bytes_is_thrown_away(cluster, clip, tmp_path):
     """A .part whose sidecar names the right video but whose bytes are not its start fails
     the final sha256 check: one error line, exit 1, the bad bytes removed and FILE never

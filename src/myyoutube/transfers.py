@@ -129,7 +129,29 @@ async def download(
     api: Api, name: str, output: Path, *, force: bool, show: bool, note: Callable[[str], None]
 ) -> dict:
     """Fetch video `name` into `output` through its `.part` (see the module docstring);
-    what was saved: name, path, size, sha256 and the byte it resumed at."""
+    what was saved: name, path, size, sha256 and the byte it resumed at. A local file that
+    cannot be written (no such folder, a read-only one, a full disk) is a ToolError naming
+    `output`, not the `.part` or sidecar the user never asked for."""
+    try:
+        return await _fetch(api, name, output, force=force, show=show, note=note)
+    except OSError as exc:
+        kept = part_paths(output)[0]
+        resume = f"; the bytes received are kept in {kept.name}, run the same command again to resume"
+        raise ToolError(
+            f"cannot save {name} to {output}: {exc.strerror or exc}" + (resume if _nonempty(kept) else "")
+        ) from None
+
+
+def _nonempty(path: Path) -> bool:
+    try:
+        return path.stat().st_size > 0
+    except OSError:
+        return False
+
+
+async def _fetch(
+    api: Api, name: str, output: Path, *, force: bool, show: bool, note: Callable[[str], None]
+) -> dict:
     part, sidecar = part_paths(output)
     plan = await asyncio.to_thread(_read_plan, output, force)
     digest = await asyncio.to_thread(_hash_prefix, part, plan.have)  # before the server waits
