@@ -174,6 +174,20 @@ def test_a_directory_or_fifo_among_the_files_fails_alone_and_asks_the_server_not
     assert json.loads(unfinished.read_text()) == {}  # no upload was created for either
 
 
+def test_upload_without_a_valid_token_stops_at_the_first_file(cluster, clip, tmp_path, monkeypatch):
+    """With a token the server no longer accepts (revoked, expired), `upload a b c` says so
+    once and exits 1, as when the server cannot be reached (it used to repeat the same
+    refusal for every file); nothing is stored."""
+    monkeypatch.setenv("MYYOUTUBE_TOKEN", "revoked-" + uuid.uuid4().hex)
+    files = [write_video(tmp_path, unique("refused"), clip, pad=n) for n in range(3)]
+    result = upload(cluster, *files)
+    assert result.returncode == 1 and result.stdout == ""
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith("myyoutube: error: ")
+    monkeypatch.delenv("MYYOUTUBE_TOKEN")
+    listed = json.loads(commandline("list", "--json", "--url", cluster.url).stdout)["videos"]
+    assert not {path.name for path in files} & {video["name"] for video in listed}
+
+
 def test_download_is_byte_identical(cluster, clip, tmp_path):
     """A download into the current directory, with a forced progress bar, is byte-identical to the upload."""
     source = write_video(tmp_path / "src", unique("whole"), clip, pad=PADDED_VIDEO_BYTES)

@@ -48,7 +48,7 @@ from myyoutube.terminal import (
     table,
 )
 from myyoutube.web import playback
-from myyoutube.webclient import Api, ToolError, Unreachable, connect, video_path
+from myyoutube.webclient import Api, ToolError, Unauthorized, Unreachable, connect, video_path
 
 DEFAULT_URL = "http://127.0.0.1:8080"
 URL_ENV = "MYYOUTUBE_URL"
@@ -70,7 +70,7 @@ async def cmd_upload(api: Api, args: argparse.Namespace) -> int:
     for path in map(Path, args.files):
         try:
             video = await resumable_upload.upload_resumable(api, path, args.progress)
-        except Unreachable:
+        except (Unreachable, Unauthorized):  # the next file would fail the same way
             raise
         except ToolError as exc:
             complain(f"myyoutube: error: {path.name}: {exc}")
