@@ -23,7 +23,10 @@ READ_BYTES = 256 * 1024
 
 
 async def save_backup(api: Api, target: Path, force: bool) -> dict:
-    """Download the index into `target`; its path, size and sha256."""
+    """Download the index into `target`; its path, size and sha256. A target that cannot
+    be written (a folder, a full disk) is a ToolError naming it; nothing is left behind."""
+    if await asyncio.to_thread(target.is_dir):
+        raise ToolError(f"{target} is a folder; name the file to save the backup in")
     if await asyncio.to_thread(target.exists) and not force:
         raise ToolError(f"{target} already exists; use --force to replace it")
     part = target.with_name(target.name + ".part")
@@ -39,8 +42,10 @@ async def save_backup(api: Api, target: Path, force: bool) -> dict:
                 size += len(piece)
                 await asyncio.to_thread(file.write, piece)
         await asyncio.to_thread(_publish, file, part, target)
-    except BaseException:
+    except BaseException as exc:
         await asyncio.to_thread(_discard, file, part)
+        if isinstance(exc, OSError):
+            raise ToolError(f"cannot save the backup to {target}: {exc.strerror or exc}") from None
         raise
     return {"path": str(target), "size": size, "sha256": digest.hexdigest()}
 

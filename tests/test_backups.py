@@ -1,0 +1,54 @@
+"""`myyoutube admin backup FILE` (backups.py): a FILE that cannot be written.
+
+The command runs in this process: against a URL where nothing listens for what it must
+refuse before asking the server, against a real cluster for a disk that fills up during
+the download. The backup itself, saved and restored, is tested in test_recovery.py.
+"""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+
+from myyoutube import commandline
+
+
+@pytest.fixture
+def nothing_listening() -> str:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{probe.getsockname()[1]}"
+
+
+@pytest.mark.parametrize("force", [[], ["--force"]])
+def test_a_folder_as_the_backup_file_is_refused_first(tmp_path, capsys, nothing_listening, force):
+    """`admin backup FOLDER` says FOLDER is a folder, with or without --force, before any
+    download (it used to advise --force, which then downloaded the whole index and failed
+    with "[Errno 21] Is a directory: 'FOLDER.part' -> 'FOLDER'"); the folder is untouched."""
+    folder = tmp_path / "backups"
+    folder.mkdir()
+    (folder / "older.sqlite3").write_bytes(b"kept")
+    with pytest.raises(SystemExit) as exit_status:
+        commandline.main(["admin", "backup", str(folder), *force, "--url", nothing_listening])
+    assert exit_status.value.code == 1
+    assert capsys.readouterr().err == (
+        f"myyoutube: error: {folder} is a folder; name the file to save the backup in\n"
+    )
+    assert [path.name for path in folder.iterdir()] == ["older.sqlite3"]
+
+
+def test_a_full_disk_is_one_line_naming_the_backup_and_leaves_nothing(cluster, tmp_path, capsys, monkeypatch):
+    """When the disk fills up during the download (FILE.part here leads to /dev/full, where
+    every write fails with ENOSPC) the line names FILE and the reason (it used to be a bare
+    "[Errno 28] No space left on device"), and neither FILE nor FILE.part is left."""
+    monkeypatch.setenv("MYYOUTUBE_TOKEN", cluster.admin_token)
+    target = tmp_path / "index.sqlite3"
+    (tmp_path / "index.sqlite3.part").symlink_to("/dev/full")
+    with pytest.raises(SystemExit) as exit_status:
+        commandline.main(["admin", "backup", str(target), "--url", cluster.url])
+    assert exit_status.value.code == 1
+    assert capsys.readouterr().err == (
+        f"myyoutube: error: cannot save the backup to {target}: No space left on device\n"
+    )
+    assert list(tmp_path.iterdir()) == []
