@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 import urllib.request
 
 from harness import mp4_bytes, multipart
@@ -88,3 +89,51 @@ def test_cluster_serves_survives_restart_and_stops_on_sigterm(tmp_path):
     finally:
         process.send_signal(signal.SIGINT)
     assert process.wait(30) == 0
+
+
+def processes_using(data_dir) -> list[int]:
+    """Pids of the processes whose command line names `data_dir`."""
+    found = []
+    for entry in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as file:
+                if str(data_dir).encode() in file.read():
+                    found.append(int(entry))
+        except (OSError, ValueError):
+            continue
+    return found
+
+
+def test_sigterm_while_starting_leaves_no_role_running(tmp_path):
+    """SIGTERM while the cluster is still starting (systemd stopping it, `timeout`) stops
+    the roles already started and exits 0. It used to kill only myyoutube-cluster and leave
+    the master and datanodes running without it, holding the index, so the next start put
+    a second master on the same data directory."""
+    data_dir = tmp_path / "data"
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "from myyoutube.cluster import main; main()",
+            "--data-dir",
+            str(data_dir),
+            "--web-port",
+            "0",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        stdin=subprocess.DEVNULL,
+    )
+    try:
+        # A datanode's log appears once the master is up: the start is under way.
+        while not (data_dir / "logs" / "datanode0.log").exists():
+            assert process.poll() is None, process.stderr.read()
+            time.sleep(0.01)
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=60) == 0
+        assert processes_using(data_dir) == []
+    finally:
+        process.kill()
+        for pid in processes_using(data_dir):  # what the bug leaves behind: ours, by pid
+            os.kill(pid, signal.SIGKILL)

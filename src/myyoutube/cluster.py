@@ -5,7 +5,7 @@ Theory of operation
 Starts the master, N datanodes and the web front end as child processes (the same
 commands an operator would run by hand), each logging to DATA_DIR/logs/<role>.log, and
 prints `MyYoutube at http://HOST:PORT` once the web front end answers. SIGINT or SIGTERM
-stops every child and exits 0.
+stops every child and exits 0, also while they are still starting.
 
 Each datanode has its own data directory (DATA_DIR/datanodes/node{N}, holding its node
 id and blobs); the ports first picked (any free ones) are saved in DATA_DIR/cluster.json
@@ -119,12 +119,23 @@ def _optional(flag: str, value) -> list[str]:
     return [] if value is None else [flag, str(value)]
 
 
+class StartInterrupted(Exception):
+    """SIGINT or SIGTERM came while the cluster was starting."""
+
+
 class Cluster:
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
         self.data_dir: Path = args.data_dir.resolve()
         self.layout_path = self.data_dir / "cluster.json"
         self.roles: list[Role] = []
+        self.stop_requested = False
+
+    def request_stop(self, *_signal: object) -> None:
+        """SIGINT's and SIGTERM's handler, from before the first role starts: the start
+        stops before the next role (never while one is being forked, when an exception
+        would lose the child it made), or supervise() returns."""
+        self.stop_requested = True
 
     def _saved_ports(self) -> dict:
         try:
@@ -133,6 +144,8 @@ class Cluster:
             return {}
 
     def _start(self, module: str, name: str, args: list[str]) -> Role:
+        if self.stop_requested:
+            raise StartInterrupted
         cert_dir = self.data_dir / "certs" / name
         role = start_role(
             module, [*args, "--cert-dir", str(cert_dir)], self.data_dir / "logs" / f"{name}.log"
@@ -222,10 +235,8 @@ class Cluster:
         A datanode that dies is reported and left down: the others keep serving every
         video from their replicas, which is the point of having three.
         """
-        stop, reported = [], set()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(signum, lambda *_: stop.append(True))
-        while not stop:
+        reported = set()
+        while not self.stop_requested:
             for role in self.roles:
                 if role.alive() or role.port in reported:
                     continue
@@ -257,15 +268,16 @@ def main(argv: list[str] | None = None) -> None:
         args.admin_password_file = args.admin_password_file.resolve()
     cluster = Cluster(args)
     had_password_file = cluster.generated_password.exists()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, cluster.request_stop)
     try:
         web = cluster.start()
-    except (LaunchError, OSError) as exc:
+    except (StartInterrupted, LaunchError, OSError) as exc:
         cluster.stop()
+        if cluster.stop_requested:  # a role that the same Ctrl-C stopped failed to start: no news
+            sys.exit(0)
         print(f"myyoutube-cluster: error: {exc}", file=sys.stderr)
         sys.exit(1)
-    except KeyboardInterrupt:
-        cluster.stop()
-        sys.exit(0)
     if cluster.generated_password.exists() and not had_password_file:
         print(
             f"Sign in as admin with the password in {cluster.generated_password} "
