@@ -47,7 +47,9 @@ async def cmd_login(api: Api, args: argparse.Namespace) -> int:
             raise ToolError("give the account with --username NAME")
         username = await asyncio.to_thread(input, "Username: ")
     password = _password(args, "Password: ")
-    answer = await api.json("/api/login", "POST", json={"username": username, "password": password})
+    answer = await api.json(
+        "/api/login", "POST", keys=("token",), json={"username": username, "password": password}
+    )
     path = webclient.save_token(answer["token"])
     user = answer.get("user") or {}
     return report(
@@ -59,7 +61,7 @@ async def cmd_login(api: Api, args: argparse.Namespace) -> int:
 
 async def cmd_logout(api: Api, args: argparse.Namespace) -> int:
     try:
-        answer = await api.json("/api/logout", "POST")
+        answer = await api.json("/api/logout", "POST", keys=("signed_out",))
     except Unauthorized:
         # Expired or already revoked: there is nothing left to revoke, but a token file
         # the server refuses would fail every later command, so it goes all the same.
@@ -76,12 +78,12 @@ async def cmd_logout(api: Api, args: argparse.Namespace) -> int:
 async def cmd_user_add(api: Api, args: argparse.Namespace) -> int:
     password = _password(args, f"Password for {args.name}: ", confirm=True)
     fields = {"username": args.name, "password": password, "role": args.role, "quota_bytes": args.quota_bytes}
-    answer = await api.json("/api/users", "POST", ok=(201,), json=fields)
+    answer = await api.json("/api/users", "POST", ok=(201,), keys=("user",), json=fields)
     return report(args, answer, f"added {args.name} ({args.role})")
 
 
 async def cmd_user_list(api: Api, args: argparse.Namespace) -> int:
-    answer = await api.json("/api/users")
+    answer = await api.json("/api/users", keys=("users",))
     if args.json:
         say_json(answer)
         return EXIT_OK
@@ -100,14 +102,14 @@ async def cmd_user_list(api: Api, args: argparse.Namespace) -> int:
 
 
 async def cmd_user_remove(api: Api, args: argparse.Namespace) -> int:
-    answer = await api.json("/api/users/" + video_path(args.name), "DELETE")
+    answer = await api.json("/api/users/" + video_path(args.name), "DELETE", keys=("removed",))
     return report(args, answer, f"removed {args.name}; its sessions ended, its videos stay")
 
 
 async def cmd_user_passwd(api: Api, args: argparse.Namespace) -> int:
     password = _password(args, f"New password for {args.name}: ", confirm=True)
     answer = await api.json(
-        f"/api/users/{video_path(args.name)}/password", "PUT", json={"password": password}
+        f"/api/users/{video_path(args.name)}/password", "PUT", keys=("changed",), json={"password": password}
     )
     return report(args, answer, f"changed the password of {args.name}; its sessions ended")
 

@@ -156,7 +156,7 @@ async def cmd_list(api: Api, args: argparse.Namespace) -> int:
 
 async def cmd_edit(api: Api, args: argparse.Namespace) -> int:
     changes = {key: getattr(args, key) for key in ("title", "description") if getattr(args, key) is not None}
-    video = await api.json("/videos/" + video_path(args.name), "PATCH", json=changes)
+    video = await api.json("/videos/" + video_path(args.name), "PATCH", keys=("name",), json=changes)
     fields = [
         f"\n  {key}: {video[key]}" for key in ("title", "description") if isinstance(video.get(key), str)
     ]
@@ -164,7 +164,7 @@ async def cmd_edit(api: Api, args: argparse.Namespace) -> int:
 
 
 async def cmd_delete(api: Api, args: argparse.Namespace) -> int:
-    answer = await api.json("/videos/" + video_path(args.name), "DELETE")
+    answer = await api.json("/videos/" + video_path(args.name), "DELETE", keys=("deleted",))
     return report(args, answer, f"deleted {args.name}")
 
 
@@ -183,7 +183,7 @@ def transcoding_line(summary: dict) -> str:
 
 
 async def cmd_status(api: Api, args: argparse.Namespace) -> int:
-    status = await api.json("/api/status")
+    status = await api.json("/api/status", keys=("datanodes",))
     if args.json:
         say_json(status)
         return EXIT_OK
@@ -226,7 +226,7 @@ async def cmd_status(api: Api, args: argparse.Namespace) -> int:
 
 
 async def cmd_purge_orphans(api: Api, args: argparse.Namespace) -> int:
-    answer = await api.json("/api/admin/purge-orphans", method="POST")
+    answer = await api.json("/api/admin/purge-orphans", method="POST", keys=("purged",))
     return report(
         args,
         answer,

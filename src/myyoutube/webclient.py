@@ -120,8 +120,17 @@ class Api:
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise ToolError(f"the connection to MyYoutube at {self.url} failed ({_reason(exc)})") from None
 
-    async def json(self, path: str, method: str = "GET", ok: tuple[int, ...] = (200,), **kwargs: Any) -> dict:
-        """The JSON object answering one request (see `call`)."""
+    async def json(
+        self,
+        path: str,
+        method: str = "GET",
+        ok: tuple[int, ...] = (200,),
+        keys: tuple[str, ...] = (),
+        **kwargs: Any,
+    ) -> dict:
+        """The JSON object answering one request (see `call`). It must hold `keys`, as
+        MyYoutube's answer does: another server at a wrong --url may well answer a JSON
+        object too, and its `{}` is no sign that a video was deleted."""
         async with self.call(method, path, ok, **kwargs) as response:
             try:
                 body = await response.json(content_type=None)
@@ -129,6 +138,11 @@ class Api:
                 body = None
         if not isinstance(body, dict):
             raise ToolError(f"{self.url} did not answer with a JSON object; is it MyYoutube?")
+        missing = [key for key in keys if key not in body]
+        if missing:
+            raise ToolError(
+                f"{self.url} did not answer as MyYoutube does (no {missing[0]!r}); is it MyYoutube?"
+            )
         return body
 
     async def video_pages(self, term: str | None) -> AsyncIterator[list[dict]]:
