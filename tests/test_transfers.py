@@ -1,10 +1,16 @@
-"""Pure tests of myyoutube.transfers.plan_download: what a download does with what it finds
-on disk (no server, only files in a temporary folder)."""
+"""myyoutube.transfers: pure tests of plan_download, what a download does with what it
+finds on disk (no server, only files in a temporary folder); and what it makes of a server
+that is not MyYoutube (a web server in a thread of this process)."""
 
 from __future__ import annotations
 
+import functools
+import http.server
+import threading
+
 import pytest
 
+from myyoutube import commandline
 from myyoutube.transfers import DownloadPlan, part_paths, plan_download
 from myyoutube.webclient import ToolError
 
@@ -51,3 +57,37 @@ def test_part_paths_sit_beside_the_output(tmp_path):
     """FILE.part and FILE.part.etag live in FILE's folder."""
     part, sidecar = part_paths(tmp_path / "a b.mp4")
     assert (part.parent, part.name, sidecar.name) == (tmp_path, "a b.mp4.part", "a b.mp4.part.etag")
+
+
+class QuietFileServer(http.server.SimpleHTTPRequestHandler):
+    """Python's static file server, without its request log on standard error."""
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+def test_a_file_from_a_server_that_is_not_myyoutube_is_not_saved(tmp_path, capsys):
+    """`myyoutube download cat.mp4` against a plain web server (a wrong --url, or another
+    service on the default port) that happens to serve /original/cat.mp4 without the
+    sha256 ETag: one line, exit 1, nothing written. It used to save whatever came (a web
+    page, an error document) as cat.mp4 and say "downloaded", with nothing to check it by."""
+    site = tmp_path / "site"
+    (site / "original").mkdir(parents=True)
+    (site / "original" / "cat.mp4").write_text("<html>Welcome to nginx!</html>")
+    out = tmp_path / "out"
+    out.mkdir()
+    handler = functools.partial(QuietFileServer, directory=str(site))
+    with http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler) as server:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        try:
+            with pytest.raises(SystemExit) as exit_status:
+                commandline.main(["download", "cat.mp4", "-o", str(out / "cat.mp4"), "--url", url])
+        finally:
+            server.shutdown()
+    assert exit_status.value.code == 1
+    assert capsys.readouterr().err == (
+        f"myyoutube: error: {url} sent cat.mp4 without the sha256 ETag MyYoutube sends with every "
+        "video; is it MyYoutube? Nothing was saved\n"
+    )
+    assert list(out.iterdir()) == []

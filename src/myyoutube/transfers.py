@@ -12,7 +12,9 @@ own and which version of the video it holds. The next run asks only for the rest
 `Range: bytes=<have>-` and `If-Range: <ETag>`: the same video answers 206 and the bytes
 are appended; a changed video comes back whole (200) and the `.part` starts over. Once
 the size and the sha256 (the ETag is the video's quoted SHA-256) match, the `.part` is
-renamed over FILE and the sidecar removed; bytes that do not match are thrown away.
+renamed over FILE and the sidecar removed; bytes that do not match are thrown away. An
+answer without such an ETag (another server's page at a wrong --url) is refused before
+anything is written.
 
 What a download refuses (`plan_download`, pure): an existing FILE, unless --force (the
 old file then stays untouched until the new one is complete); a `FILE.part` without our
@@ -161,6 +163,13 @@ async def _fetch(
         "GET", "/original/" + video_path(name), ok=(200, 206, 416), headers=plan.headers
     ) as response:
         got.etag = response.headers.get("ETag", "")
+        if response.status != 416 and not _SHA256_ETAG.match(got.etag):
+            # MyYoutube names every video's sha256 in its ETag; without it nothing can be
+            # checked, and the answer is most likely another server's page.
+            raise ToolError(
+                f"{api.url} sent {name} without the sha256 ETag MyYoutube sends with every video; "
+                "is it MyYoutube? Nothing was saved"
+            )
         if response.status == 416:  # "bytes */SIZE": nothing at or past byte `have`
             got.total = _int_or_none(response.headers.get("Content-Range", "").rpartition("/")[2])
             got.etag = plan.headers.get("If-Range", "")
