@@ -188,6 +188,26 @@ def test_upload_without_a_valid_token_stops_at_the_first_file(cluster, clip, tmp
     assert not {path.name for path in files} & {video["name"] for video in listed}
 
 
+def test_upload_goes_on_when_unfinished_uploads_cannot_be_remembered(cluster, clip, tmp_path, monkeypatch):
+    """A cache folder that cannot be written (a read-only home; here it lies under a plain
+    file) costs only the resuming: both files upload, after one warning saying so. It used
+    to stop the command with "[Errno 20] Not a directory" once the first upload existed on
+    the server, whose name that unfinished upload then kept from the next attempt."""
+    plain = tmp_path / "plain-file"
+    plain.write_text("not a folder")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(plain / "cache"))
+    files = [write_video(tmp_path, unique("untracked"), clip, pad=n) for n in range(2)]
+    result = upload(cluster, *files)
+    assert result.returncode == 0
+    assert result.stderr == (
+        f"myyoutube: warning: cannot keep track of unfinished uploads in {plain}/cache/myyoutube/uploads.json "
+        "(Not a directory; see $MYYOUTUBE_UPLOAD_STATE): an interrupted upload cannot be resumed\n"
+    )
+    assert [line.split(" (")[0] for line in result.stdout.splitlines()] == [
+        f"uploaded {f.name}" for f in files
+    ]
+
+
 def test_download_is_byte_identical(cluster, clip, tmp_path):
     """A download into the current directory, with a forced progress bar, is byte-identical to the upload."""
     source = write_video(tmp_path / "src", unique("whole"), clip, pad=PADDED_VIDEO_BYTES)

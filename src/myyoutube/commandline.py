@@ -67,9 +67,10 @@ STATE_COLUMN_CHARS = 15  # "Processing 100%", the longest state the web's badge 
 async def cmd_upload(api: Api, args: argparse.Namespace) -> int:
     outlive_reader()  # `upload *.mp4 | head -n 3` uploads every file all the same
     uploaded, failed = [], []
+    state = resumable_upload.UploadState(resumable_upload.state_path())
     for path in map(Path, args.files):
         try:
-            video = await resumable_upload.upload_resumable(api, path, args.progress)
+            video = await resumable_upload.upload_resumable(api, path, args.progress, state)
         except (Unreachable, Unauthorized):  # the next file would fail the same way
             raise
         except ToolError as exc:

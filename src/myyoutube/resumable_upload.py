@@ -32,6 +32,7 @@ from urllib.parse import unquote
 
 import aiohttp
 
+from myyoutube.terminal import complain
 from myyoutube.transfers import FILE_CHUNK_BYTES, progress_bar
 from myyoutube.webclient import Api, ToolError, error_sentence
 
@@ -69,10 +70,14 @@ def file_key(path: Path, server: str) -> str:
 
 
 class UploadState:
-    """The unfinished uploads' URLs, by file_key (a JSON object, rewritten atomically)."""
+    """The unfinished uploads' URLs, by file_key (a JSON object, rewritten atomically).
+
+    A state file that cannot be written (a read-only home, HOME unset under cron) costs
+    only the resuming: uploads go on, after one warning on standard error."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self.unwritable = False
 
     def _load(self) -> dict[str, str]:
         try:
@@ -91,10 +96,18 @@ class UploadState:
             entries.pop(key, None)
         else:
             entries[key] = url
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fresh = self.path.with_suffix(".new")
-        fresh.write_text(json.dumps(entries))
-        fresh.replace(self.path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fresh = self.path.with_suffix(".new")
+            fresh.write_text(json.dumps(entries))
+            fresh.replace(self.path)
+        except OSError as exc:
+            if not self.unwritable:
+                complain(
+                    f"myyoutube: warning: cannot keep track of unfinished uploads in {self.path} "
+                    f"({exc.strerror or exc}; see ${STATE_ENV}): an interrupted upload cannot be resumed"
+                )
+            self.unwritable = True
 
 
 async def upload_resumable(api: Api, path: Path, show: bool, state: UploadState | None = None) -> dict:
