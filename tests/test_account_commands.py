@@ -126,3 +126,25 @@ def test_a_password_file_that_cannot_be_read_is_one_line_and_nothing_is_saved(cl
         )
         assert str(path) in line and says in line, line
     assert not (tmp_path / "myyoutube" / "token").exists()
+
+
+def test_a_token_that_cannot_be_saved_is_one_line_naming_the_file(cluster, tmp_path):
+    """login with a config folder it cannot write (here under a plain file) says where the
+    token could not go and why (it used to be "[Errno 20] Not a directory: ...")."""
+    plain = tmp_path / "plain-file"
+    plain.write_text("not a folder")
+    line = one_error_line(
+        myyoutube(
+            cluster,
+            plain / "config",
+            "login",
+            "--username",
+            "admin",
+            "--password-file",
+            password_file(tmp_path, ADMIN_PASSWORD),
+        )
+    )
+    assert line == (
+        f"myyoutube: error: signed in, but cannot save the token in {plain}/config/myyoutube/token: "
+        "Not a directory ($MYYOUTUBE_TOKEN or $XDG_CONFIG_HOME can point elsewhere)"
+    )

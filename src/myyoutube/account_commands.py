@@ -50,7 +50,13 @@ async def cmd_login(api: Api, args: argparse.Namespace) -> int:
     answer = await api.json(
         "/api/login", "POST", keys=("token",), json={"username": username, "password": password}
     )
-    path = webclient.save_token(answer["token"])
+    try:
+        path = webclient.save_token(answer["token"])
+    except OSError as exc:
+        raise ToolError(
+            f"signed in, but cannot save the token in {webclient.token_path()}: {exc.strerror or exc} "
+            f"(${webclient.TOKEN_ENV} or $XDG_CONFIG_HOME can point elsewhere)"
+        ) from None
     user = answer.get("user") or {}
     return report(
         args,
