@@ -1,5 +1,6 @@
 """What the `myyoutube` client (webclient.py) makes of answers from a server that is not
-MyYoutube: a wrong --url that reaches some other web API answering JSON objects.
+MyYoutube (a wrong --url that reaches some other web API answering JSON objects), and of
+a token that cannot be sent.
 
 A real HTTP server in a thread of this process answers `{}` with 200 to every request;
 the commands run in this process (commandline.main), as a user would type them.
@@ -70,3 +71,18 @@ def test_an_answer_without_what_myyoutube_says_is_one_line_not_success(
         f"myyoutube: error: {json_api} did not answer as MyYoutube does (no {key!r}); is it MyYoutube?\n"
     )
     assert not (tmp_path / "myyoutube" / "token").exists()
+
+
+def test_a_token_with_a_line_break_inside_is_one_line(json_api, tmp_path, capsys, monkeypatch):
+    """$MYYOUTUBE_TOKEN pasted with a line break inside used to end in aiohttp's "Forbidden
+    control character detected in headers" traceback; it is now one line saying where the
+    bad token came from."""
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
+    monkeypatch.setenv("MYYOUTUBE_TOKEN", "0123abcd\n4567ef")
+    with pytest.raises(SystemExit) as exit_status:
+        commandline.main(["list", "--url", json_api])
+    assert exit_status.value.code == 1
+    assert capsys.readouterr().err == (
+        "myyoutube: error: $MYYOUTUBE_TOKEN holds no usable token (it has control or non-ASCII "
+        "characters); sign in again with `myyoutube login`\n"
+    )

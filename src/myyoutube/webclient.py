@@ -50,13 +50,22 @@ def token_path() -> Path:
 
 
 def saved_token() -> str:
-    """The token to sign requests with: $MYYOUTUBE_TOKEN, else the saved one, else ''."""
+    """The token to sign requests with: $MYYOUTUBE_TOKEN, else the saved one, else ''.
+    One that no server issued and none could be sent (a line break or another control
+    character inside) is a ToolError saying where it came from."""
     if os.environ.get(TOKEN_ENV):
-        return os.environ[TOKEN_ENV].strip()
-    try:
-        return token_path().read_text().strip()
-    except (OSError, UnicodeError):
-        return ""
+        token, source = os.environ[TOKEN_ENV].strip(), f"${TOKEN_ENV}"
+    else:
+        try:
+            token, source = token_path().read_text().strip(), str(token_path())
+        except (OSError, UnicodeError):
+            return ""
+    if not (token.isascii() and token.isprintable()):
+        raise ToolError(
+            f"{source} holds no usable token (it has control or non-ASCII characters); "
+            "sign in again with `myyoutube login`"
+        )
+    return token
 
 
 def save_token(token: str) -> Path:
