@@ -292,7 +292,8 @@ def test_download_never_appends_to_or_trusts_a_file_it_did_not_write(cluster, cl
 def test_download_to_a_place_that_cannot_be_written_names_the_file_asked_for(cluster, clip, tmp_path):
     """-o into a folder that does not exist, or under a plain file, fails with one line
     naming the video and FILE (it used to be "[Errno 2] No such file or directory:
-    '.../x.mp4.part.etag'", a file the user never asked for), and writes nothing."""
+    '.../x.mp4.part.etag'", a file the user never asked for), and writes nothing; so does
+    -o FOLDER/ when there is no such folder."""
     source = write_video(tmp_path, unique("nowhere"), clip)
     assert upload(cluster, source).returncode == 0
     plain = tmp_path / "plain-file"
@@ -305,6 +306,15 @@ def test_download_to_a_place_that_cannot_be_written_names_the_file_asked_for(clu
         assert result.returncode == 1
         assert result.stderr == f"myyoutube: error: cannot save {source.name} to {output}: {reason}\n"
     assert not (tmp_path / "missing").exists() and plain.read_text() == "not a folder"
+
+    # A trailing slash means a folder, as for `cp`: the video used to be saved as a file
+    # named "missing".
+    result = commandline("download", source.name, "-o", f"{tmp_path}/missing/", "--url", cluster.url)
+    assert result.returncode == 1
+    assert result.stderr == (
+        f"myyoutube: error: there is no folder {tmp_path}/missing/; create it first, or name the file to save\n"
+    )
+    assert not (tmp_path / "missing").exists()
 
 
 def test_part_file_with_wrong_bytes_is_thrown_away(cluster, clip, tmp_path):

@@ -85,10 +85,20 @@ async def cmd_upload(api: Api, args: argparse.Namespace) -> int:
     return EXIT_FAILED if failed else EXIT_OK
 
 
+def download_target(output: str | None, name: str) -> Path:
+    """Where `download NAME -o OUTPUT` saves: OUTPUT, or NAME inside it if it is a folder
+    (by default the current one). OUTPUT/ names a folder, as for `cp`: one that does not
+    exist is an error, not a file named OUTPUT."""
+    target = Path(output or name)
+    if target.is_dir():
+        return target / name
+    if output and output.endswith(os.sep):
+        raise ToolError(f"there is no folder {output}; create it first, or name the file to save")
+    return target
+
+
 async def cmd_download(api: Api, args: argparse.Namespace) -> int:
-    output = args.output or Path(args.name)
-    if output.is_dir():
-        output = output / args.name
+    output = download_target(args.output, args.name)
     saved = await transfers.download(
         api, args.name, output, force=args.force, show=args.progress, note=note_for(args)
     )
@@ -325,9 +335,8 @@ def build_parser() -> argparse.ArgumentParser:
     download.add_argument(
         "-o",
         "--output",
-        type=Path,
         metavar="FILE",
-        help="where to save it (default: NAME in the current directory)",
+        help="where to save it: a file, or a folder to save NAME in (default: the current folder)",
     )
     download.add_argument(
         "--force",
