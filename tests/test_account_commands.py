@@ -4,8 +4,14 @@ real cluster: what an operator types to sign in and to manage accounts."""
 from __future__ import annotations
 
 import json
+import os
+import pty
+import select
+import signal
 import stat
 import subprocess
+import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -148,3 +154,61 @@ def test_a_token_that_cannot_be_saved_is_one_line_naming_the_file(cluster, tmp_p
         f"myyoutube: error: signed in, but cannot save the token in {plain}/config/myyoutube/token: "
         "Not a directory ($MYYOUTUBE_TOKEN or $XDG_CONFIG_HOME can point elsewhere)"
     )
+
+
+def typed_at_a_terminal(cluster, config: Path, args: tuple[str, ...], keys: bytes) -> tuple[int | None, str]:
+    """Run the command on a pseudo-terminal, type `keys` once it prompts ("...: "), and
+    return its exit status (None if it still runs 10 s later; it is then killed) and all
+    it wrote to the terminal."""
+    env = {key: value for key, value in os.environ.items() if key != "MYYOUTUBE_TOKEN"}
+    env["XDG_CONFIG_HOME"] = str(config)
+    command = [sys.executable, "-m", "myyoutube.commandline", *args, "--url", cluster.url]
+    pid, terminal = pty.fork()
+    if pid == 0:  # the child: becomes the command, the pty its terminal
+        os.execve(sys.executable, command, env)
+    shown = b""
+    deadline = time.monotonic() + 30
+    while b": " not in shown and time.monotonic() < deadline:
+        if select.select([terminal], [], [], 0.1)[0]:
+            shown += os.read(terminal, 4096)
+    # As a person types: a while after the prompt. (Python itself misses a Ctrl-C that
+    # lands between writing a prompt and starting to read, as `python -c "input()"` shows.)
+    time.sleep(0.5)
+    os.write(terminal, keys)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        if select.select([terminal], [], [], 0.1)[0]:
+            try:
+                shown += os.read(terminal, 4096)
+            except OSError:  # the terminal closed as the command exited
+                pass
+    else:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        status = None
+    os.close(terminal)
+    return (None if status is None else os.waitstatus_to_exitcode(status)), shown.decode(errors="replace")
+
+
+@pytest.mark.parametrize(
+    ("args", "keys", "exit_status", "says"),
+    [
+        (("login",), b"\x03", 130, "Username: "),
+        (("login", "--username", "admin"), b"\x03", 130, "Password: "),
+        (("user", "add", "carol", "--role", "viewer"), b"\x03", 130, "Password for carol: "),
+        (("login",), b"\x04", 1, "myyoutube: error: no username given"),
+        (("user", "passwd", "carol"), b"\x04", 1, "myyoutube: error: no password given"),
+    ],
+)
+def test_ctrl_c_or_ctrl_d_at_a_prompt_ends_the_command(cluster, tmp_path, args, keys, exit_status, says):
+    """Ctrl-C at the Username: or a Password: prompt ends the command at once (130), and
+    Ctrl-D (end of input) is one line and exit 1. Before, asyncio turned Ctrl-C into a
+    cancellation the blocked prompt never saw, so the command went on waiting, and Ctrl-D
+    at Username: ended in an EOFError traceback."""
+    status, shown = typed_at_a_terminal(cluster, tmp_path, args, keys)
+    assert status == exit_status, shown
+    assert says in shown and "Traceback" not in shown
+    assert not (tmp_path / "myyoutube" / "token").exists()

@@ -12,7 +12,6 @@ argument, where `ps` and shell histories would show them.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import getpass
 import sys
 from pathlib import Path
@@ -34,21 +33,44 @@ def _password(args: argparse.Namespace, prompt: str, confirm: bool = False) -> s
         return lines[0] if lines else ""
     if not sys.stdin.isatty():
         raise ToolError("no terminal to type a password at; use --password-file FILE")
-    password = getpass.getpass(prompt)
-    if confirm and getpass.getpass("Again: ") != password:
-        raise ToolError("the two passwords differ")
+    try:
+        password = getpass.getpass(prompt)
+        if confirm and getpass.getpass("Again: ") != password:
+            raise ToolError("the two passwords differ")
+    except EOFError:  # Ctrl-D at the prompt
+        raise ToolError("no password given") from None
     return password
 
 
-async def cmd_login(api: Api, args: argparse.Namespace) -> int:
-    username = args.username
-    if username is None:
+# Prompts are answered before the event loop starts (commandline.main calls `ask`): in
+# it, asyncio.run turns Ctrl-C into a cancellation that a blocked input() or getpass()
+# never sees, so the command would wait on at the prompt.
+
+
+def ask_login(args: argparse.Namespace) -> None:
+    """The account and its password, from the flags or typed."""
+    if args.username is None:
         if not sys.stdin.isatty():
             raise ToolError("give the account with --username NAME")
-        username = await asyncio.to_thread(input, "Username: ")
-    password = _password(args, "Password: ")
+        try:
+            args.username = input("Username: ")
+        except EOFError:  # Ctrl-D at the prompt
+            raise ToolError("no username given") from None
+    args.password = _password(args, "Password: ")
+
+
+def asks_new_password(prompt: str):
+    """An `ask` for the password of account `args.name`, typed twice at `prompt`."""
+
+    def ask(args: argparse.Namespace) -> None:
+        args.password = _password(args, prompt.format(name=args.name), confirm=True)
+
+    return ask
+
+
+async def cmd_login(api: Api, args: argparse.Namespace) -> int:
     answer = await api.json(
-        "/api/login", "POST", keys=("token",), json={"username": username, "password": password}
+        "/api/login", "POST", keys=("token",), json={"username": args.username, "password": args.password}
     )
     try:
         path = webclient.save_token(answer["token"])
@@ -82,8 +104,12 @@ async def cmd_logout(api: Api, args: argparse.Namespace) -> int:
 
 
 async def cmd_user_add(api: Api, args: argparse.Namespace) -> int:
-    password = _password(args, f"Password for {args.name}: ", confirm=True)
-    fields = {"username": args.name, "password": password, "role": args.role, "quota_bytes": args.quota_bytes}
+    fields = {
+        "username": args.name,
+        "password": args.password,
+        "role": args.role,
+        "quota_bytes": args.quota_bytes,
+    }
     answer = await api.json("/api/users", "POST", ok=(201,), keys=("user",), json=fields)
     return report(args, answer, f"added {args.name} ({args.role})")
 
@@ -113,9 +139,11 @@ async def cmd_user_remove(api: Api, args: argparse.Namespace) -> int:
 
 
 async def cmd_user_passwd(api: Api, args: argparse.Namespace) -> int:
-    password = _password(args, f"New password for {args.name}: ", confirm=True)
     answer = await api.json(
-        f"/api/users/{video_path(args.name)}/password", "PUT", keys=("changed",), json={"password": password}
+        f"/api/users/{video_path(args.name)}/password",
+        "PUT",
+        keys=("changed",),
+        json={"password": args.password},
     )
     return report(args, answer, f"changed the password of {args.name}; its sessions ended")
 
@@ -130,7 +158,7 @@ def register(commands, add, common: argparse.ArgumentParser) -> None:
     login.add_argument("--username", help="the account (default: prompt)")
     # Signing in sends no token: the saved one may be the expired token this login
     # replaces, and the server refuses a request that carries an invalid one.
-    login.set_defaults(anonymous=True)
+    login.set_defaults(anonymous=True, ask=ask_login)
     add("logout", cmd_logout, "revoke the saved token and forget it")
     user = commands.add_parser("user", help="manage accounts (admins)").add_subparsers(
         dest="user_command", required=True, metavar="USER_COMMAND"
@@ -147,8 +175,9 @@ def register(commands, add, common: argparse.ArgumentParser) -> None:
     added.add_argument(
         "--quota-bytes", type=int, default=None, help="bytes it may store (default: the master's default)"
     )
+    added.set_defaults(ask=asks_new_password("Password for {name}: "))
     sub("list", cmd_user_list, "list accounts")
     sub("remove", cmd_user_remove, "remove an account (its videos stay)").add_argument("name", metavar="NAME")
-    sub("passwd", cmd_user_passwd, "set an account's password", (common, password)).add_argument(
-        "name", metavar="NAME"
-    )
+    passwd = sub("passwd", cmd_user_passwd, "set an account's password", (common, password))
+    passwd.add_argument("name", metavar="NAME")
+    passwd.set_defaults(ask=asks_new_password("New password for {name}: "))

@@ -386,10 +386,20 @@ async def run(args: argparse.Namespace) -> int:
         return await args.run(api, args)
 
 
+def run_command(args: argparse.Namespace) -> int:
+    """Run the command: a local one as it is, any other in an event loop, after its
+    prompts (`ask`), which must come before that loop (see account_commands.py)."""
+    if hasattr(args, "local"):
+        return args.local(args)
+    if hasattr(args, "ask"):
+        args.ask(args)
+    return asyncio.run(run(args))
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     try:
-        status = args.local(args) if hasattr(args, "local") else asyncio.run(run(args))
+        status = run_command(args)
     except ReaderGone:  # the command stopped because nobody reads on
         status = EXIT_OK
     except KeyboardInterrupt:
