@@ -208,6 +208,22 @@ def test_upload_goes_on_when_unfinished_uploads_cannot_be_remembered(cluster, cl
     ]
 
 
+def test_a_refused_upload_does_not_wait_to_read_the_whole_file(cluster, clip, tmp_path):
+    """An upload the server refuses at once (its name is taken) ends at once, however big
+    the file: the command used to print the refusal and then sit until a background
+    thread had read and hashed all of it (17 s for 4 GiB here; this file is 64 GiB,
+    sparse, so it costs no disk). Ctrl-C during an upload waited the same way."""
+    taken = write_video(tmp_path, unique("taken-big"), clip)
+    assert upload(cluster, taken).returncode == 0
+    huge = tmp_path / "huge" / taken.name
+    huge.parent.mkdir()
+    with open(huge, "wb") as file:
+        file.truncate(64 * 1024**3)
+    result = commandline("upload", str(huge), "--url", cluster.url, timeout=30)
+    assert result.returncode == 1
+    assert result.stderr.startswith(f"myyoutube: error: {taken.name}: ") and result.stderr.count("\n") == 1
+
+
 def test_download_is_byte_identical(cluster, clip, tmp_path):
     """A download into the current directory, with a forced progress bar, is byte-identical to the upload."""
     source = write_video(tmp_path / "src", unique("whole"), clip, pad=PADDED_VIDEO_BYTES)

@@ -27,6 +27,7 @@ import hashlib
 import json
 import os
 import stat
+import threading
 from pathlib import Path
 from urllib.parse import unquote
 
@@ -118,9 +119,28 @@ async def upload_resumable(api: Api, path: Path, show: bool, state: UploadState 
         size, key = await asyncio.to_thread(_file_to_send, path, api.url)
     except OSError as exc:
         raise ToolError(exc.strerror or str(exc)) from None
-    hashing = asyncio.ensure_future(asyncio.to_thread(_sha256_of, path))
+    stop_hashing = threading.Event()
+    hashing = asyncio.ensure_future(asyncio.to_thread(_sha256_of, path, stop_hashing))
     # When the upload fails first, nobody awaits the hash: its own failure is not news.
     hashing.add_done_callback(lambda task: task.cancelled() or task.exception())
+    try:
+        video = await _send_file(api, path, show, state, size, key)
+    except BaseException:
+        # A refused, failed or interrupted upload needs no hash; the command could not
+        # exit before the thread had read the whole file (minutes for a big one).
+        stop_hashing.set()
+        raise
+    sent = await hashing
+    if video["sha256"] != sent:
+        raise ToolError(
+            f"the server stored sha256 {video['sha256']} but the file sent has sha256 {sent}; "
+            "the copy is damaged, delete it and upload again"
+        )
+    return dict(video, size=size)
+
+
+async def _send_file(api: Api, path: Path, show: bool, state: UploadState, size: int, key: str) -> dict:
+    """Resume this file's upload (or create one) and send the rest; the committed video."""
     location = state.get(key)
     known = await _offset_or_none(api, location) if location else None
     if location is None or known is None:
@@ -130,13 +150,7 @@ async def upload_resumable(api: Api, path: Path, show: bool, state: UploadState 
     with progress_bar(size, path.name, show, initial=offset) as bar:
         video = video or await _send_all(api, path, location, offset, size, bar)
     state.put(key, None)
-    sent = await hashing
-    if video["sha256"] != sent:
-        raise ToolError(
-            f"the server stored sha256 {video['sha256']} but the file sent has sha256 {sent}; "
-            "the copy is damaged, delete it and upload again"
-        )
-    return dict(video, size=size)
+    return video
 
 
 def _file_to_send(path: Path, server: str) -> tuple[int, str]:
@@ -154,10 +168,13 @@ def _file_to_send(path: Path, server: str) -> tuple[int, str]:
     return info.st_size, file_key(path, server)
 
 
-def _sha256_of(path: Path) -> str:
+def _sha256_of(path: Path, stop: threading.Event) -> str:
+    """The file's sha256, or "" once `stop` is set (checked between chunks)."""
     digest = hashlib.sha256()
     with open(path, "rb") as file:
         while data := file.read(FILE_CHUNK_BYTES):
+            if stop.is_set():
+                return ""
             digest.update(data)
     return digest.hexdigest()
 
