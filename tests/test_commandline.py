@@ -13,6 +13,7 @@ import ssl
 import subprocess
 import sys
 import threading
+import unicodedata
 import urllib.error
 import urllib.request
 import uuid
@@ -222,6 +223,23 @@ def test_a_refused_upload_does_not_wait_to_read_the_whole_file(cluster, clip, tm
     result = commandline("upload", str(huge), "--url", cluster.url, timeout=30)
     assert result.returncode == 1
     assert result.stderr.startswith(f"myyoutube: error: {taken.name}: ") and result.stderr.count("\n") == 1
+
+
+def test_a_name_typed_decomposed_finds_the_video(cluster, clip, tmp_path):
+    """A name with accents typed or pasted in decomposed form (NFD: "e" + combining accent,
+    as macOS file names come) names the same video as its composed form, which the server
+    stores: download and delete find it (edit too). Before, each said "There is no video named
+    “Café…”", a name that looks just like the listed one."""
+    source = write_video(tmp_path, f"Café crème {uuid.uuid4().hex[:8]}.mp4", clip)
+    assert upload(cluster, source).returncode == 0
+    typed = unicodedata.normalize("NFD", source.name)
+    assert typed != source.name
+    out = tmp_path / "out.mp4"
+    saved = commandline("download", typed, "-o", str(out), "--url", cluster.url)
+    assert saved.returncode == 0, saved.stderr
+    assert out.read_bytes() == source.read_bytes()
+    deleted = commandline("delete", typed, "--url", cluster.url)
+    assert deleted.returncode == 0, deleted.stderr
 
 
 def test_download_is_byte_identical(cluster, clip, tmp_path):

@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import os
 import ssl
+import unicodedata
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -101,8 +102,10 @@ class Unauthorized(ToolError):
 
 
 def video_path(name: str) -> str:
-    """A video's name as one URL path segment (`/`, `?`, `#` and `%` included)."""
-    return quote(name, safe="")
+    """A video's name as one URL path segment (`/`, `?`, `#` and `%` included), in Unicode
+    NFC as the server stores names: "é" typed or pasted decomposed (macOS file names are)
+    names the same video."""
+    return quote(unicodedata.normalize("NFC", name), safe="")
 
 
 class Api:
