@@ -1,17 +1,23 @@
-"""`myyoutube admin backup FILE` (backups.py): a FILE that cannot be written.
+"""`myyoutube admin backup FILE` (backups.py): a FILE that cannot be written, a server
+that is not MyYoutube.
 
 The command runs in this process: against a URL where nothing listens for what it must
 refuse before asking the server, against a real cluster for a disk that fills up during
-the download. The backup itself, saved and restored, is tested in test_recovery.py.
+the download, against Python's static file server for another server at --url. The
+backup itself, saved and restored, is tested in test_recovery.py.
 """
 
 from __future__ import annotations
 
+import functools
+import http.server
 import socket
+import threading
 
 import pytest
 
 from myyoutube import commandline
+from test_transfers import QuietFileServer
 
 
 @pytest.fixture
@@ -52,3 +58,28 @@ def test_a_full_disk_is_one_line_naming_the_backup_and_leaves_nothing(cluster, t
         f"myyoutube: error: cannot save the backup to {target}: No space left on device\n"
     )
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_backup_from_a_server_that_is_not_myyoutube_is_not_called_damaged(tmp_path, capsys, monkeypatch):
+    """A plain web server at --url that serves something at /api/admin/backup: one line
+    saying what it sent and asking whether it is MyYoutube (it used to say "the backup
+    arrived damaged ... try again", which no retry fixes), and nothing is saved."""
+    site = tmp_path / "site"
+    (site / "api" / "admin").mkdir(parents=True)
+    (site / "api" / "admin" / "backup").write_text("<html>Welcome to nginx!</html>")
+    target = tmp_path / "index.sqlite3"
+    handler = functools.partial(QuietFileServer, directory=str(site))
+    with http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler) as server:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        try:
+            with pytest.raises(SystemExit) as exit_status:
+                commandline.main(["admin", "backup", str(target), "--url", url])
+        finally:
+            server.shutdown()
+    assert exit_status.value.code == 1
+    assert capsys.readouterr().err == (
+        f"myyoutube: error: {url} sent application/octet-stream, not the index MyYoutube sends "
+        "(application/vnd.sqlite3); is it MyYoutube? Nothing was saved\n"
+    )
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["site"]

@@ -20,6 +20,8 @@ from myyoutube.webclient import Api, ToolError
 
 # Pieces read from the response and written at a time.
 READ_BYTES = 256 * 1024
+# What GET /api/admin/backup answers with (web/backup.py).
+BACKUP_TYPE = "application/vnd.sqlite3"
 
 
 async def save_backup(api: Api, target: Path, force: bool) -> dict:
@@ -37,6 +39,11 @@ async def save_backup(api: Api, target: Path, force: bool) -> dict:
         raise ToolError(f"cannot write {part}: {exc.strerror or exc}") from None
     try:
         async with api.call("GET", "/api/admin/backup") as response:
+            if response.content_type != BACKUP_TYPE:  # another server's page, not "damaged"
+                raise ToolError(
+                    f"{api.url} sent {response.content_type}, not the index MyYoutube sends "
+                    f"({BACKUP_TYPE}); is it MyYoutube? Nothing was saved"
+                )
             async for piece in response.content.iter_chunked(READ_BYTES):
                 digest.update(piece)
                 size += len(piece)
