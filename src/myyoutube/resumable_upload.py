@@ -35,7 +35,7 @@ import aiohttp
 
 from myyoutube.terminal import complain
 from myyoutube.transfers import FILE_CHUNK_BYTES, progress_bar
-from myyoutube.webclient import Api, ToolError, error_sentence
+from myyoutube.webclient import Api, ToolError, Unauthorized, error_sentence
 
 # tus-js-client and PeerTube send 5 MiB or more per PATCH: few requests, and a broken one
 # costs at most this much again.
@@ -50,6 +50,9 @@ TUS = {"Tus-Resumable": "1.0.0"}
 
 # Answers worth retrying: the server or its cluster is busy or restarting.
 RETRY_STATUSES = frozenset({409, 423, 500, 502, 503, 504})
+# The same for HEAD, but for 409: there it is a commit refused (the name is taken), for
+# good; to a PATCH it says another offset is the server's, which HEAD then tells.
+HEAD_RETRY_STATUSES = RETRY_STATUSES - {409}
 
 
 class _Retry(Exception):
@@ -142,7 +145,7 @@ async def upload_resumable(api: Api, path: Path, show: bool, state: UploadState 
 async def _send_file(api: Api, path: Path, show: bool, state: UploadState, size: int, key: str) -> dict:
     """Resume this file's upload (or create one) and send the rest; the committed video."""
     location = state.get(key)
-    known = await _offset_or_none(api, location) if location else None
+    known = await _resumable(api, location) if location else None
     if location is None or known is None:
         location, known = await _create(api, path.name, size), (0, None)
         state.put(key, location)
@@ -188,13 +191,29 @@ async def _create(api: Api, filename: str, size: int) -> str:
 
 async def _offset_or_none(api: Api, location: str) -> tuple[int, dict | None] | None:
     """The server's offset for an upload (and the video, if asking made it commit the
-    complete upload), None if it no longer knows it."""
+    complete upload); None if it no longer knows the upload or keeps it from this account.
+    _Retry when asking failed in a way a later try may not (no answer, a restarting front
+    end, a busy cluster), ToolError for any other refusal (a commit refused, say)."""
     try:
-        async with api.call("HEAD", location, ok=(200, 404), headers=TUS) as response:
-            if response.status == 404:
+        async with api.session.head(api.url + location, headers=TUS) as response:
+            if response.status in (403, 404, 410):
                 return None
+            if response.status in HEAD_RETRY_STATUSES:
+                raise _Retry(f"the server answered {response.status}")
+            if response.status != 200:
+                refused = Unauthorized if response.status == 401 else ToolError
+                raise refused(await error_sentence(response, api.url))
             return int(response.headers["Upload-Offset"]), _video_of(response)
-    except ToolError:
+    except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+        raise _Retry(type(exc).__name__) from None
+
+
+async def _resumable(api: Api, location: str) -> tuple[int, dict | None] | None:
+    """Where an earlier run's upload stands, None to start afresh (also when the server
+    cannot say just now)."""
+    try:
+        return await _offset_or_none(api, location)
+    except _Retry:
         return None
 
 
@@ -206,35 +225,35 @@ def _video_of(response: aiohttp.ClientResponse) -> dict | None:
 
 
 async def _send_all(api: Api, path: Path, location: str, offset: int, size: int, bar) -> dict:
-    """PATCH the file from `offset` to the end, retrying failed pieces; the video."""
-    failures = 0
+    """PATCH the file from `offset` to the end; the video. After a failed piece it waits
+    and asks the server for its offset (HEAD); a failed ask is waited out the same way, as
+    when the front end restarts. RETRY_DELAYS_S bound the failures in a row."""
+    failures, asking = 0, False
     file = await asyncio.to_thread(open, path, "rb")
     with file:
         while True:
-            file.seek(offset)
-            piece = await asyncio.to_thread(file.read, min(PATCH_BYTES, size - offset))
             try:
-                offset, video = await _patch(api, location, offset, piece)
+                if asking:
+                    known = await _offset_or_none(api, location)
+                    if known is None:
+                        raise ToolError(
+                            "the server no longer knows this upload (it expired, was cancelled, or was "
+                            "committed while its answer was lost: see `myyoutube list`)"
+                        )
+                    (offset, video), asking = known, False
+                else:
+                    file.seek(offset)
+                    piece = await asyncio.to_thread(file.read, min(PATCH_BYTES, size - offset))
+                    offset, video = await _patch(api, location, offset, piece)
+                    failures = 0
             except _Retry as exc:
                 if failures >= len(RETRY_DELAYS_S):
                     raise ToolError(
                         f"the upload keeps failing ({exc}); run the same command again to resume"
                     ) from None
                 await asyncio.sleep(RETRY_DELAYS_S[failures])
-                failures += 1
-                known = await _offset_or_none(api, location)
-                if known is None:
-                    raise ToolError(
-                        "the server no longer knows this upload (it expired, was cancelled, or was "
-                        "committed while its answer was lost: see `myyoutube list`)"
-                    ) from None
-                offset, video = known
-                bar.n = offset
-                bar.refresh()
-                if video is not None:
-                    return video
+                failures, asking = failures + 1, True
                 continue
-            failures = 0
             bar.n = offset
             bar.refresh()
             if video is not None:
