@@ -1,12 +1,14 @@
 """myyoutube.transfers: pure tests of plan_download, what a download does with what it
 finds on disk (no server, only files in a temporary folder); and what it makes of a server
-that is not MyYoutube (a web server in a thread of this process)."""
+that is not MyYoutube, or that goes away mid-answer (web servers in a thread of this
+process)."""
 
 from __future__ import annotations
 
 import functools
 import http.server
 import threading
+import time
 
 import pytest
 
@@ -91,3 +93,43 @@ def test_a_file_from_a_server_that_is_not_myyoutube_is_not_saved(tmp_path, capsy
         "video; is it MyYoutube? Nothing was saved\n"
     )
     assert list(out.iterdir()) == []
+
+
+class CutShort(http.server.BaseHTTPRequestHandler):
+    """Answers any GET as MyYoutube answers for a 1000-byte video (its sha256 ETag), sends
+    300 bytes of it and closes the connection, as a web front end that dies mid-answer."""
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "video/mp4")
+        self.send_header("Content-Length", "1000")
+        self.send_header("ETag", '"' + "a" * 64 + '"')
+        self.end_headers()
+        self.wfile.write(b"x" * 300)
+        self.wfile.flush()
+        time.sleep(0.5)  # the client reads these bytes: a cut drops whatever it has not read
+        self.close_connection = True
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+def test_a_download_cut_short_says_what_is_kept_and_how_to_resume(tmp_path, capsys):
+    """When the server goes away mid-download the line says so in words, that the bytes
+    received are kept and that the same command resumes (it used to end in aiohttp's
+    "Response payload is not completed: <ContentLengthError: 400, message=...>" and said
+    nothing of the .part)."""
+    with http.server.ThreadingHTTPServer(("127.0.0.1", 0), CutShort) as server:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        try:
+            with pytest.raises(SystemExit) as exit_status:
+                commandline.main(["download", "cat.mp4", "-o", str(tmp_path / "cat.mp4"), "--url", url])
+        finally:
+            server.shutdown()
+    assert exit_status.value.code == 1
+    assert capsys.readouterr().err == (
+        f"myyoutube: error: the connection to MyYoutube at {url} failed (the answer was cut short); "
+        "the 300 bytes received are kept in cat.mp4.part, run the same command again to resume\n"
+    )
+    assert (tmp_path / "cat.mp4.part").read_bytes() == b"x" * 300

@@ -36,7 +36,7 @@ from typing import Any
 import aiohttp
 from tqdm import tqdm
 
-from myyoutube.webclient import Api, ToolError, video_path
+from myyoutube.webclient import Api, ConnectionLost, ToolError, video_path
 
 # Disk reads and socket writes of 1 MiB keep system calls few while memory stays flat.
 FILE_CHUNK_BYTES = 1024 * 1024
@@ -133,22 +133,30 @@ async def download(
     """Fetch video `name` into `output` through its `.part` (see the module docstring);
     what was saved: name, path, size, sha256 and the byte it resumed at. A local file that
     cannot be written (no such folder, a read-only one, a full disk) is a ToolError naming
-    `output`, not the `.part` or sidecar the user never asked for."""
+    `output`, not the `.part` or sidecar the user never asked for. Either failure, and a
+    connection lost on the way, says whether the bytes received are kept for a rerun."""
     try:
         return await _fetch(api, name, output, force=force, show=show, note=note)
     except OSError as exc:
-        kept = part_paths(output)[0]
-        resume = f"; the bytes received are kept in {kept.name}, run the same command again to resume"
         raise ToolError(
-            f"cannot save {name} to {output}: {exc.strerror or exc}" + (resume if _nonempty(kept) else "")
+            f"cannot save {name} to {output}: {exc.strerror or exc}{_resume_hint(output)}"
         ) from None
+    except ConnectionLost as exc:
+        raise ConnectionLost(f"{exc}{_resume_hint(output)}") from None
 
 
-def _nonempty(path: Path) -> bool:
+def _resume_hint(output: Path) -> str:
+    """What a failed download leaves to resume from, as the end of its error line."""
+    part = part_paths(output)[0]
     try:
-        return path.stat().st_size > 0
+        kept = part.stat().st_size
     except OSError:
-        return False
+        kept = 0
+    return (
+        f"; the {kept} bytes received are kept in {part.name}, run the same command again to resume"
+        if kept
+        else ""
+    )
 
 
 async def _fetch(

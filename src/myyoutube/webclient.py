@@ -101,6 +101,10 @@ class Unauthorized(ToolError):
     """The front end refused the credentials sent (401): an expired or revoked token."""
 
 
+class ConnectionLost(ToolError):
+    """The connection failed once made: cut short, or silent for too long."""
+
+
 def video_path(name: str) -> str:
     """A video's name as one URL path segment (`/`, `?`, `#` and `%` included), in Unicode
     NFC as the server stores names: "é" typed or pasted decomposed (macOS file names are)
@@ -130,7 +134,9 @@ class Api:
         except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
             raise Unreachable(f"cannot reach MyYoutube at {self.url} ({_reason(exc)})") from None
         except (aiohttp.ClientError, TimeoutError) as exc:
-            raise ToolError(f"the connection to MyYoutube at {self.url} failed ({_reason(exc)})") from None
+            raise ConnectionLost(
+                f"the connection to MyYoutube at {self.url} failed ({_reason(exc)})"
+            ) from None
 
     async def json(
         self,
@@ -197,6 +203,8 @@ async def error_sentence(response: aiohttp.ClientResponse, url: str) -> str:
 
 
 def _reason(exc: BaseException) -> str:
+    if isinstance(exc, aiohttp.ClientPayloadError):  # its text is a nested repr, for developers
+        return "the answer was cut short"
     cause: Any = getattr(exc, "os_error", None) or exc
     # TLS errors carry errno 1, which strerror reads as "Operation not permitted".
     if isinstance(cause, ssl.SSLCertVerificationError):
