@@ -137,3 +137,31 @@ def test_sigterm_while_starting_leaves_no_role_running(tmp_path):
         process.kill()
         for pid in processes_using(data_dir):  # what the bug leaves behind: ours, by pid
             os.kill(pid, signal.SIGKILL)
+
+
+def test_a_damaged_cluster_ca_is_one_line_not_a_traceback(tmp_path):
+    """A data directory whose cluster CA key is damaged (a botched copy, a truncated disk)
+    stops the start with one line naming the CA, exit 1 (it used to end in a CertError
+    traceback), and starts no role."""
+    data_dir = tmp_path / "data"
+    (data_dir / "certs" / "ca").mkdir(parents=True)
+    (data_dir / "certs" / "ca" / "ca.key").write_text("not a key\n")
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from myyoutube.cluster import main; main()",
+            "--data-dir",
+            str(data_dir),
+            "--web-port",
+            "0",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+    )
+    assert result.returncode == 1
+    assert result.stderr.startswith(f"myyoutube-cluster: error: cannot read the CA in {data_dir}/certs/ca: ")
+    assert result.stderr.count("\n") == 1
+    assert not (data_dir / "logs").exists()

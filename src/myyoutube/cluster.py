@@ -272,7 +272,7 @@ def main(argv: list[str] | None = None) -> None:
         signal.signal(signum, cluster.request_stop)
     try:
         web = cluster.start()
-    except (StartInterrupted, LaunchError, OSError) as exc:
+    except (StartInterrupted, LaunchError, OSError, certs.CertError) as exc:
         cluster.stop()
         if cluster.stop_requested:  # a role that the same Ctrl-C stopped failed to start: no news
             sys.exit(0)
