@@ -103,6 +103,19 @@ def test_list_says_each_videos_state_as_its_card_does():
     )  # the widest state keeps the name's column
 
 
+def test_download_to_a_dash_is_refused_not_saved_as_a_file_named_dash(tmp_path, monkeypatch):
+    """`download NAME -o -` means standard output to a user of curl or wget; it used to
+    save a file named "-" and say "downloaded NAME to -", with nothing on standard output."""
+    from myyoutube.commandline import download_target
+    from myyoutube.webclient import ToolError
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ToolError, match="standard output"):
+        download_target("-", "cat.mp4")
+    assert download_target(None, "cat.mp4") == Path("cat.mp4")
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_upload_two_files_then_list_and_search_show_them(cluster, clip, tmp_path):
     """Two files upload in one command, each reported with its sha256, and list and search show both."""
     tag = uuid.uuid4().hex[:10]

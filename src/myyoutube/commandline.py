@@ -88,7 +88,13 @@ async def cmd_upload(api: Api, args: argparse.Namespace) -> int:
 def download_target(output: str | None, name: str) -> Path:
     """Where `download NAME -o OUTPUT` saves: OUTPUT, or NAME inside it if it is a folder
     (by default the current one). OUTPUT/ names a folder, as for `cp`: one that does not
-    exist is an error, not a file named OUTPUT."""
+    exist is an error, not a file named OUTPUT; so is `-`, which would be a file named "-"
+    while the user meant standard output."""
+    if output == "-":
+        raise ToolError(
+            "-o - (standard output) is not offered: a download is checked in FILE.part before it "
+            "becomes FILE; name a file, or play the video from the web page"
+        )
     target = Path(output or name)
     if target.is_dir():
         return target / name
