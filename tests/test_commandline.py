@@ -532,6 +532,19 @@ def test_bad_usage_exits_2(args):
     assert "Traceback" not in result.stderr and result.stderr.splitlines()[-1].startswith("myyoutube")
 
 
+def test_a_bad_myyoutube_url_is_named_as_the_variable(tmp_path):
+    """A malformed $MYYOUTUBE_URL is a usage error naming the variable; it used to read
+    "argument --url: ..." to a user who had given no --url."""
+    env = {**os.environ, "MYYOUTUBE_URL": "127.0.0.1:8080"}
+    result = commandline("list", env=env, cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.splitlines()[-1] == (
+        "myyoutube: error: $MYYOUTUBE_URL: expected a URL like http://127.0.0.1:8080, got '127.0.0.1:8080'"
+    )
+    local = commandline("cert", "init", str(tmp_path / "ca"), env=env)  # needs no URL: not its business
+    assert local.returncode == 0, local.stderr
+
+
 def run_into_closed_pipe(*args: str) -> subprocess.CompletedProcess:
     """Run the client with its standard output a pipe whose reader has already gone, as
     when `head` has read all it wanted: every write to it fails with EPIPE."""

@@ -296,7 +296,7 @@ def _shared_flags() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
     common.add_argument(
         "--url",
         type=base_url,
-        default=os.environ.get(URL_ENV) or DEFAULT_URL,
+        default=None,  # parse_args takes $MYYOUTUBE_URL, so that a bad one is named as such
         help=f"the MyYoutube web front end (default: ${URL_ENV} or {DEFAULT_URL})",
     )
     common.add_argument(
@@ -383,6 +383,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.command == "edit" and args.title is None and args.description is None:
         parser.error("edit needs --title, --description or both")
+    if not hasattr(args, "local") and args.url is None:  # `cert ...` runs locally, needs no URL
+        try:
+            args.url = base_url(os.environ.get(URL_ENV) or DEFAULT_URL)
+        except argparse.ArgumentTypeError as exc:
+            parser.error(f"${URL_ENV}: {exc}")
     return args
 
 
