@@ -532,6 +532,18 @@ def test_bad_usage_exits_2(args):
     assert "Traceback" not in result.stderr and result.stderr.splitlines()[-1].startswith("myyoutube")
 
 
+def test_common_flags_also_come_before_the_command(cluster):
+    """`myyoutube --json --url URL status`, flags first as many tools take them, works as
+    with the flags after the command (it used to be a usage error: "invalid choice:
+    'http://...'"); given on both sides, the one after the command counts."""
+    before = commandline("--json", "--url", cluster.url, "status")
+    assert before.returncode == 0, before.stderr
+    assert json.loads(before.stdout)["replication"] == 3
+    both = commandline("--url", "http://127.0.0.1:9", "status", "--json", "--url", cluster.url)
+    assert both.returncode == 0, both.stderr
+    assert json.loads(both.stdout)["replication"] == 3
+
+
 def test_a_bad_myyoutube_url_is_named_as_the_variable(tmp_path):
     """A malformed $MYYOUTUBE_URL is a usage error naming the variable; it used to read
     "argument --url: ..." to a user who had given no --url."""

@@ -290,18 +290,29 @@ def base_url(text: str) -> str:
     return text.strip().rstrip("/")
 
 
+def _add_common_flags(parser: argparse.ArgumentParser, before_command: bool) -> None:
+    """--url and --json, which every command takes after its name or before it
+    (`myyoutube --json list`). After it they default to nothing at all, or argparse would
+    overwrite what was given before it with their defaults."""
+    parser.add_argument(
+        "--url",
+        type=base_url,
+        # None: parse_args takes $MYYOUTUBE_URL, so that a bad one is named as such.
+        default=None if before_command else argparse.SUPPRESS,
+        help=f"the MyYoutube web front end (default: ${URL_ENV} or {DEFAULT_URL})",
+    )
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        default=False if before_command else argparse.SUPPRESS,
+        help="print one JSON document (notes go to standard error)",
+    )
+
+
 def _shared_flags() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
     """The flags every command takes (--url, --json), and the progress bar's."""
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument(
-        "--url",
-        type=base_url,
-        default=None,  # parse_args takes $MYYOUTUBE_URL, so that a bad one is named as such
-        help=f"the MyYoutube web front end (default: ${URL_ENV} or {DEFAULT_URL})",
-    )
-    common.add_argument(
-        "--json", action="store_true", help="print one JSON document (notes go to standard error)"
-    )
+    _add_common_flags(common, before_command=False)
     bar = argparse.ArgumentParser(add_help=False)
     bar.add_argument(
         "--progress",
@@ -318,6 +329,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="myyoutube",
         description="Upload, list, search, edit, download and delete videos on a MyYoutube cluster.",
     )
+    _add_common_flags(parser, before_command=True)
     parser.set_defaults(anonymous=False)  # every command but login signs in with the saved token
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
