@@ -607,6 +607,25 @@ def test_upload_into_a_closed_pipe_sends_every_file_and_exits_with_their_status(
     assert failed.stderr.count("\n") == 1
 
 
+def test_standard_output_closed_from_the_start_is_no_failure(cluster, clip, tmp_path):
+    """`myyoutube list >&-` (standard output closed, as some daemons and cron setups start
+    commands): nobody reads, so a listing stops quietly and an upload still sends its
+    file, both exit 0 (list used to end in an AttributeError traceback, exit 1)."""
+    video = write_video(tmp_path, unique("unwatched"), clip)
+    for args in (("list",), ("upload", str(video))):
+        result = subprocess.run(
+            [sys.executable, "-m", "myyoutube.commandline", *args, "--url", cluster.url],
+            preexec_fn=lambda: os.close(1),
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+            stdin=subprocess.DEVNULL,
+        )
+        assert (result.returncode, result.stderr) == (0, ""), args
+    listed = json.loads(commandline("list", "--json", "--url", cluster.url).stdout)["videos"]
+    assert video.name in {v["name"] for v in listed}
+
+
 def test_list_piped_into_head_through_a_shell(cluster, clip, tmp_path):
     """In a real shell pipeline `myyoutube list | head -n 1` prints the header line and the
     client's own exit status is 0."""

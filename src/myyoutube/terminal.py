@@ -51,6 +51,8 @@ def outlive_reader() -> None:
 def stop_writing_stdout() -> None:
     """Point standard output at /dev/null, so later writes and the interpreter's last flush
     have nowhere to fail."""
+    if sys.stdout is None:  # it was closed from the start: nothing writes to it
+        return
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, sys.stdout.fileno())
     os.close(devnull)
@@ -68,6 +70,8 @@ def say(text: str = "") -> None:
 
 def flush() -> None:
     """Push buffered output to the reader now (a closed pipe shows here as ReaderGone)."""
+    if sys.stdout is None:  # started with standard output closed (`>&-`): nobody reads it
+        raise ReaderGone
     try:
         sys.stdout.flush()
     except BrokenPipeError:
