@@ -212,3 +212,31 @@ def test_ctrl_c_or_ctrl_d_at_a_prompt_ends_the_command(cluster, tmp_path, args, 
     assert status == exit_status, shown
     assert says in shown and "Traceback" not in shown
     assert not (tmp_path / "myyoutube" / "token").exists()
+
+
+@pytest.mark.parametrize("quota", ["99999999999999999999999", "-5", "1e9"])
+def test_a_quota_the_index_cannot_hold_is_a_usage_error(cluster, tmp_path, quota):
+    """`user add --quota-bytes` past what SQLite's integers hold (or not a whole number) is
+    refused before anything is sent: 10**23 bytes used to reach the master, which dropped
+    its link to the web over the overflow, and the user read "The storage cluster is not
+    answering; try again shortly"."""
+    config = tmp_path / "config"
+    assert (
+        myyoutube(
+            cluster,
+            config,
+            "login",
+            "--username",
+            "admin",
+            "--password-file",
+            password_file(tmp_path, ADMIN_PASSWORD),
+        ).returncode
+        == 0
+    )
+    name = f"dave-{uuid.uuid4().hex[:8]}"
+    args = ("user", "add", name, "--role", "viewer", "--password-file", password_file(tmp_path, "a password"))
+    refused = myyoutube(cluster, config, *args, "--quota-bytes", quota)
+    assert refused.returncode == 2
+    assert refused.stderr.splitlines()[-1].startswith("myyoutube user add: error: argument --quota-bytes: ")
+    listed = json.loads(myyoutube(cluster, config, "user", "list", "--json").stdout)["users"]
+    assert name not in {user["name"] for user in listed}

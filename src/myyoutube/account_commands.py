@@ -148,6 +148,20 @@ async def cmd_user_passwd(api: Api, args: argparse.Namespace) -> int:
     return report(args, answer, f"changed the password of {args.name}; its sessions ended")
 
 
+# The index keeps byte counts in SQLite's 64-bit integers; a larger quota once made the
+# master drop its link to the web, which then said the cluster was not answering.
+MAX_QUOTA_BYTES = 2**63 - 1
+
+
+def quota_bytes(text: str) -> int:
+    """argparse type for --quota-bytes: a whole number of bytes the index can hold."""
+    if not text.isdigit() or int(text) > MAX_QUOTA_BYTES:
+        raise argparse.ArgumentTypeError(
+            f"expected a whole number of bytes up to {MAX_QUOTA_BYTES}, got {text!r}"
+        )
+    return int(text)
+
+
 def register(commands, add, common: argparse.ArgumentParser) -> None:
     """Add login, logout and user add|list|remove|passwd to the `myyoutube` parser."""
     password = argparse.ArgumentParser(add_help=False)
@@ -173,7 +187,10 @@ def register(commands, add, common: argparse.ArgumentParser) -> None:
     added.add_argument("name", metavar="NAME")
     added.add_argument("--role", choices=("admin", "uploader", "viewer"), required=True)
     added.add_argument(
-        "--quota-bytes", type=int, default=None, help="bytes it may store (default: the master's default)"
+        "--quota-bytes",
+        type=quota_bytes,
+        default=None,
+        help="bytes it may store (default: the master's default)",
     )
     added.set_defaults(ask=asks_new_password("Password for {name}: "))
     sub("list", cmd_user_list, "list accounts")
