@@ -336,6 +336,31 @@ def test_download_never_appends_to_or_trusts_a_file_it_did_not_write(cluster, cl
     assert not foreign_part.exists()
 
 
+def test_download_to_a_file_name_that_is_not_utf8_reports_it(cluster, clip, tmp_path):
+    """-o a file name that is not valid UTF-8 (a Latin-1 folder, say) under a UTF-8 locale
+    (Python's standard output then refuses what it cannot encode): the download is saved
+    and reported with the odd byte escaped, exit 0, also under --json. It used to save the
+    file and then end in a UnicodeEncodeError traceback, exit 1."""
+    source = write_video(tmp_path, unique("latin"), clip)
+    assert upload(cluster, source).returncode == 0
+    folder = os.fsencode(tmp_path)
+    env = {**os.environ, "PYTHONIOENCODING": "utf-8:strict"}  # a UTF-8 locale's standard output
+    for flags in ((), ("--json",)):
+        target = folder + b"/caf\xe9-" + str(len(flags)).encode() + b".mp4"
+        result = subprocess.run(
+            [sys.executable, "-m", "myyoutube.commandline", "download", source.name, "-o", target, *flags],
+            env={**env, "MYYOUTUBE_URL": cluster.url},
+            capture_output=True,
+            timeout=60,
+            stdin=subprocess.DEVNULL,
+        )
+        assert (result.returncode, result.stderr) == (0, b""), result.stderr
+        assert b"\\udce9" in result.stdout  # the byte 0xe9, escaped
+        assert Path(os.fsdecode(target)).read_bytes() == source.read_bytes()
+        if flags:
+            assert json.loads(result.stdout)["name"] == source.name
+
+
 def test_download_to_a_place_that_cannot_be_written_names_the_file_asked_for(cluster, clip, tmp_path):
     """-o into a folder that does not exist, or under a plain file, fails with one line
     naming the video and FILE (it used to be "[Errno 2] No such file or directory:

@@ -40,6 +40,7 @@ from myyoutube.terminal import (
     flush,
     note_for,
     outlive_reader,
+    readable_stdout,
     report,
     say,
     say_json,
@@ -421,6 +422,7 @@ def run_command(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    readable_stdout()
     try:
         status = run_command(args)
     except ReaderGone:  # the command stopped because nobody reads on

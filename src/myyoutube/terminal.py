@@ -20,6 +20,7 @@ standard error.
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import sys
@@ -56,6 +57,14 @@ def stop_writing_stdout() -> None:
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, sys.stdout.fileno())
     os.close(devnull)
+
+
+def readable_stdout() -> None:
+    """Let standard output show what it cannot encode as backslash escapes, as standard
+    error does: a file name that is not valid UTF-8 (it reaches Python as lone surrogates)
+    must not turn a finished download into a UnicodeEncodeError under a UTF-8 locale."""
+    if isinstance(sys.stdout, io.TextIOWrapper):
+        sys.stdout.reconfigure(errors="backslashreplace")
 
 
 def say(text: str = "") -> None:
