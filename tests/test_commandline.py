@@ -255,6 +255,20 @@ def test_a_name_typed_decomposed_finds_the_video(cluster, clip, tmp_path):
     assert deleted.returncode == 0, deleted.stderr
 
 
+def test_a_file_name_that_is_not_utf8_is_refused_in_plain_words(cluster, clip, tmp_path):
+    """A file whose name is not UTF-8 (a Latin-1 "café.mp4") is refused before any upload
+    exists, in words a user understands; the server used to answer "Upload-Metadata's
+    'filename' is not base64 of UTF-8 text"."""
+    latin = os.fsdecode(os.fsencode(tmp_path) + b"/caf\xe9.mp4")
+    Path(latin).write_bytes(clip)
+    result = commandline("upload", latin, "--url", cluster.url)
+    assert result.returncode == 1
+    assert (
+        result.stderr
+        == "myyoutube: error: caf\\udce9.mp4: The file name is not valid UTF-8 text; rename the file\n"
+    )
+
+
 def test_download_is_byte_identical(cluster, clip, tmp_path):
     """A download into the current directory, with a forced progress bar, is byte-identical to the upload."""
     source = write_video(tmp_path / "src", unique("whole"), clip, pad=PADDED_VIDEO_BYTES)

@@ -162,6 +162,8 @@ def _file_to_send(path: Path, server: str) -> tuple[int, str]:
     would wait for a writer forever) has no video to send, and an unreadable file none
     this user may send."""
     info = path.stat()
+    if not _is_utf8(path.name):  # the name becomes the video's, which is text
+        raise ToolError("The file name is not valid UTF-8 text; rename the file")
     if stat.S_ISDIR(info.st_mode):
         raise ToolError("Is a directory; name the video files in it")
     if not stat.S_ISREG(info.st_mode):
@@ -169,6 +171,15 @@ def _file_to_send(path: Path, server: str) -> tuple[int, str]:
     with open(path, "rb"):  # PermissionError now, not once the upload exists
         pass
     return info.st_size, file_key(path, server)
+
+
+def _is_utf8(name: str) -> bool:
+    """False for a name with bytes that are not UTF-8 (Python keeps them as lone surrogates)."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _sha256_of(path: Path, stop: threading.Event) -> str:
@@ -183,7 +194,7 @@ def _sha256_of(path: Path, stop: threading.Event) -> str:
 
 
 async def _create(api: Api, filename: str, size: int) -> str:
-    encoded = base64.b64encode(filename.encode("utf-8", "surrogateescape")).decode()
+    encoded = base64.b64encode(filename.encode("utf-8")).decode()
     headers = {**TUS, "Upload-Length": str(size), "Upload-Metadata": f"filename {encoded}"}
     async with api.call("POST", "/files/", ok=(201,), headers=headers) as response:
         return response.headers["Location"]
