@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import http.server
 import inspect
 import json
 import os
@@ -22,10 +23,12 @@ import struct
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from myyoutube import certs
@@ -338,3 +341,27 @@ def run_myyoutube(cluster: Cluster, *args: str, env: dict[str, str]) -> subproce
         timeout=60,
         stdin=subprocess.DEVNULL,
     )
+
+
+@contextmanager
+def web_server_in_thread(handler: Callable[..., http.server.BaseHTTPRequestHandler]) -> Iterator[str]:
+    """A plain HTTP server answering with `handler` in a thread of this process, as some
+    other server a wrong --url reaches: its URL, until the block ends."""
+    with http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler) as server:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        try:
+            yield f"http://127.0.0.1:{server.server_address[1]}"
+        finally:
+            server.shutdown()
+
+
+class QuietFileServer(http.server.SimpleHTTPRequestHandler):
+    """Python's static file server, without its request log on standard error."""
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+def serving_files(folder: Path):
+    """A handler for web_server_in_thread that serves the files under `folder`."""
+    return functools.partial(QuietFileServer, directory=str(folder))

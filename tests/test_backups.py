@@ -9,15 +9,12 @@ backup itself, saved and restored, is tested in test_recovery.py.
 
 from __future__ import annotations
 
-import functools
-import http.server
 import socket
-import threading
 
 import pytest
 
+from harness import serving_files, web_server_in_thread
 from myyoutube import commandline
-from test_transfers import QuietFileServer
 
 
 @pytest.fixture
@@ -68,15 +65,8 @@ def test_a_backup_from_a_server_that_is_not_myyoutube_is_not_called_damaged(tmp_
     (site / "api" / "admin").mkdir(parents=True)
     (site / "api" / "admin" / "backup").write_text("<html>Welcome to nginx!</html>")
     target = tmp_path / "index.sqlite3"
-    handler = functools.partial(QuietFileServer, directory=str(site))
-    with http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler) as server:
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        url = f"http://127.0.0.1:{server.server_address[1]}"
-        try:
-            with pytest.raises(SystemExit) as exit_status:
-                commandline.main(["admin", "backup", str(target), "--url", url])
-        finally:
-            server.shutdown()
+    with web_server_in_thread(serving_files(site)) as url, pytest.raises(SystemExit) as exit_status:
+        commandline.main(["admin", "backup", str(target), "--url", url])
     assert exit_status.value.code == 1
     assert capsys.readouterr().err == (
         f"myyoutube: error: {url} sent application/octet-stream, not the index MyYoutube sends "

@@ -14,18 +14,23 @@ import urllib.request
 from harness import mp4_bytes, multipart
 
 
+def cluster_command(data_dir) -> list[str]:
+    """`myyoutube-cluster` on `data_dir`, the web on any free port."""
+    return [
+        sys.executable,
+        "-c",
+        "from myyoutube.cluster import main; main()",
+        "--data-dir",
+        str(data_dir),
+        "--web-port",
+        "0",
+    ]
+
+
 def start_cluster(data_dir) -> tuple[subprocess.Popen, str, str]:
     """(process, URL, whatever it printed before the URL: the admin password's whereabouts)."""
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "from myyoutube.cluster import main; main()",
-            "--data-dir",
-            str(data_dir),
-            "--web-port",
-            "0",
-        ],
+        cluster_command(data_dir),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -111,15 +116,7 @@ def test_sigterm_while_starting_leaves_no_role_running(tmp_path):
     a second master on the same data directory."""
     data_dir = tmp_path / "data"
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "from myyoutube.cluster import main; main()",
-            "--data-dir",
-            str(data_dir),
-            "--web-port",
-            "0",
-        ],
+        cluster_command(data_dir),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
@@ -147,15 +144,7 @@ def test_a_damaged_cluster_ca_is_one_line_not_a_traceback(tmp_path):
     (data_dir / "certs" / "ca").mkdir(parents=True)
     (data_dir / "certs" / "ca" / "ca.key").write_text("not a key\n")
     result = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "from myyoutube.cluster import main; main()",
-            "--data-dir",
-            str(data_dir),
-            "--web-port",
-            "0",
-        ],
+        cluster_command(data_dir),
         capture_output=True,
         text=True,
         timeout=60,

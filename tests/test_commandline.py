@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import functools
 import hashlib
-import http.server
 import json
 import os
 import re
@@ -22,6 +20,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from harness import serving_files, web_server_in_thread
 from test_public_tls import write_certificate
 from videos import make_mp4
 
@@ -493,15 +492,9 @@ def test_another_web_server_at_the_url_is_named_not_taken_for_myyoutube(tmp_path
     """A --url that reaches some other web server (here Python's http.server): every
     command's one error line names the URL that answered and, for a bare 404, asks whether
     it is MyYoutube (it used to read "MyYoutube answered 404 File not found")."""
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
-    with http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler) as other:
-        threading.Thread(target=other.serve_forever, daemon=True).start()
-        url = f"http://127.0.0.1:{other.server_address[1]}"
-        try:
-            listed = commandline("list", "--url", url)
-            deleted = commandline("delete", "a.mp4", "--url", url)
-        finally:
-            other.shutdown()
+    with web_server_in_thread(serving_files(tmp_path)) as url:
+        listed = commandline("list", "--url", url)
+        deleted = commandline("delete", "a.mp4", "--url", url)
     assert listed.returncode == 1 and listed.stderr == (
         f"myyoutube: error: {url} answered 404 File not found (is it MyYoutube, and is that the right address?)\n"
     )

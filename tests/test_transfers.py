@@ -5,13 +5,12 @@ process)."""
 
 from __future__ import annotations
 
-import functools
 import http.server
-import threading
 import time
 
 import pytest
 
+from harness import serving_files, web_server_in_thread
 from myyoutube import commandline
 from myyoutube.transfers import DownloadPlan, part_paths, plan_download
 from myyoutube.webclient import ToolError
@@ -61,13 +60,6 @@ def test_part_paths_sit_beside_the_output(tmp_path):
     assert (part.parent, part.name, sidecar.name) == (tmp_path, "a b.mp4.part", "a b.mp4.part.etag")
 
 
-class QuietFileServer(http.server.SimpleHTTPRequestHandler):
-    """Python's static file server, without its request log on standard error."""
-
-    def log_message(self, *args) -> None:
-        pass
-
-
 def test_a_file_from_a_server_that_is_not_myyoutube_is_not_saved(tmp_path, capsys):
     """`myyoutube download cat.mp4` against a plain web server (a wrong --url, or another
     service on the default port) that happens to serve /original/cat.mp4 without the
@@ -78,15 +70,8 @@ def test_a_file_from_a_server_that_is_not_myyoutube_is_not_saved(tmp_path, capsy
     (site / "original" / "cat.mp4").write_text("<html>Welcome to nginx!</html>")
     out = tmp_path / "out"
     out.mkdir()
-    handler = functools.partial(QuietFileServer, directory=str(site))
-    with http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler) as server:
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        url = f"http://127.0.0.1:{server.server_address[1]}"
-        try:
-            with pytest.raises(SystemExit) as exit_status:
-                commandline.main(["download", "cat.mp4", "-o", str(out / "cat.mp4"), "--url", url])
-        finally:
-            server.shutdown()
+    with web_server_in_thread(serving_files(site)) as url, pytest.raises(SystemExit) as exit_status:
+        commandline.main(["download", "cat.mp4", "-o", str(out / "cat.mp4"), "--url", url])
     assert exit_status.value.code == 1
     assert capsys.readouterr().err == (
         f"myyoutube: error: {url} sent cat.mp4 without the sha256 ETag MyYoutube sends with every "
@@ -119,14 +104,8 @@ def test_a_download_cut_short_says_what_is_kept_and_how_to_resume(tmp_path, caps
     received are kept and that the same command resumes (it used to end in aiohttp's
     "Response payload is not completed: <ContentLengthError: 400, message=...>" and said
     nothing of the .part)."""
-    with http.server.ThreadingHTTPServer(("127.0.0.1", 0), CutShort) as server:
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        url = f"http://127.0.0.1:{server.server_address[1]}"
-        try:
-            with pytest.raises(SystemExit) as exit_status:
-                commandline.main(["download", "cat.mp4", "-o", str(tmp_path / "cat.mp4"), "--url", url])
-        finally:
-            server.shutdown()
+    with web_server_in_thread(CutShort) as url, pytest.raises(SystemExit) as exit_status:
+        commandline.main(["download", "cat.mp4", "-o", str(tmp_path / "cat.mp4"), "--url", url])
     assert exit_status.value.code == 1
     assert capsys.readouterr().err == (
         f"myyoutube: error: the connection to MyYoutube at {url} failed (the answer was cut short); "

@@ -9,11 +9,11 @@ the commands run in this process (commandline.main), as a user would type them.
 from __future__ import annotations
 
 import http.server
-import threading
 from collections.abc import Iterator
 
 import pytest
 
+from harness import web_server_in_thread
 from myyoutube import commandline
 
 
@@ -35,10 +35,8 @@ class AnswersEmptyObjects(http.server.BaseHTTPRequestHandler):
 
 @pytest.fixture
 def json_api() -> Iterator[str]:
-    with http.server.ThreadingHTTPServer(("127.0.0.1", 0), AnswersEmptyObjects) as server:
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-        server.shutdown()
+    with web_server_in_thread(AnswersEmptyObjects) as url:
+        yield url
 
 
 @pytest.mark.parametrize(
