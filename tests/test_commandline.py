@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -400,6 +401,31 @@ def test_download_to_a_place_that_cannot_be_written_names_the_file_asked_for(clu
         f"myyoutube: error: there is no folder {tmp_path}/missing/; create it first, or name the file to save\n"
     )
     assert not (tmp_path / "missing").exists()
+
+
+def test_a_second_download_to_the_same_file_is_refused_while_the_first_runs(cluster, clip, tmp_path):
+    """Two downloads to one FILE at once (a second terminal, a script run twice) used to
+    append to the same FILE.part; the first to finish renamed the mixture to FILE and
+    reported the video's sha256, though FILE held more bytes and another hash. While one
+    download holds FILE.part.lock (here, this test), another is refused in one line and
+    touches nothing; once it is released the download works and leaves no lock file."""
+    source = write_video(tmp_path, unique("twice"), clip)
+    assert upload(cluster, source).returncode == 0
+    output = tmp_path / "out" / "twice.mp4"
+    output.parent.mkdir()
+    with open(f"{output}.part.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        refused = commandline("download", source.name, "-o", str(output), "--url", cluster.url)
+    assert refused.returncode == 1
+    assert refused.stderr == (
+        f"myyoutube: error: another myyoutube is downloading to {output} right now; "
+        "let it finish, or save elsewhere with -o\n"
+    )
+    assert sorted(path.name for path in output.parent.iterdir()) == ["twice.mp4.part.lock"]
+    saved = commandline("download", source.name, "-o", str(output), "--url", cluster.url)
+    assert saved.returncode == 0, saved.stderr
+    assert sorted(path.name for path in output.parent.iterdir()) == ["twice.mp4"]
+    assert output.read_bytes() == source.read_bytes()
 
 
 def test_part_file_with_wrong_bytes_is_thrown_away(cluster, clip, tmp_path):

@@ -19,16 +19,23 @@ anything is written.
 What a download refuses (`plan_download`, pure): an existing FILE, unless --force (the
 old file then stays untouched until the new one is complete); a `FILE.part` without our
 sidecar (another program's, e.g. a browser's download in progress), unless --force.
+
+Two downloads to the same FILE at once (a second terminal, a script run twice) would
+append to the same `.part`, and the first to finish would rename the mixture to FILE as
+checked, since it checks the bytes it received: a download holds an exclusive lock on
+`FILE.part.lock` from start to end, and a second one is refused while it does.
 """
 
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import hashlib
 import os
 import re
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,6 +50,7 @@ FILE_CHUNK_BYTES = 1024 * 1024
 
 PART_SUFFIX = ".part"
 ETAG_SUFFIX = ".part.etag"
+LOCK_SUFFIX = ".part.lock"
 
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-\d+/(\d+)$")
 _SHA256_ETAG = re.compile(r'"([0-9a-f]{64})"$')
@@ -136,13 +144,39 @@ async def download(
     `output`, not the `.part` or sidecar the user never asked for. Either failure, and a
     connection lost on the way, says whether the bytes received are kept for a rerun."""
     try:
-        return await _fetch(api, name, output, force=force, show=show, note=note)
+        with _sole_download_to(output):
+            return await _fetch(api, name, output, force=force, show=show, note=note)
     except OSError as exc:
         raise ToolError(
             f"cannot save {name} to {output}: {exc.strerror or exc}{_resume_hint(output)}"
         ) from None
     except ConnectionLost as exc:
         raise ConnectionLost(f"{exc}{_resume_hint(output)}") from None
+
+
+@contextmanager
+def _sole_download_to(output: Path) -> Iterator[None]:
+    """Hold the exclusive lock on `FILE.part.lock`, or refuse: another download to the
+    same FILE holds it. The lock file goes at the end, while still held (a download that
+    opened it just before and locks it just after sees it was removed, and is refused)."""
+    lock_path = output.with_name(output.name + LOCK_SUFFIX)
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            held = os.fstat(fd).st_ino == os.stat(lock_path).st_ino
+        except (BlockingIOError, FileNotFoundError):
+            held = False
+        if not held:
+            raise ToolError(
+                f"another myyoutube is downloading to {output} right now; let it finish, or save elsewhere with -o"
+            )
+        try:
+            yield
+        finally:
+            lock_path.unlink(missing_ok=True)
+    finally:
+        os.close(fd)
 
 
 def _resume_hint(output: Path) -> str:
