@@ -7,11 +7,13 @@ import hashlib
 import json
 import os
 import re
+import signal
 import socket
 import ssl
 import subprocess
 import sys
 import threading
+import time
 import unicodedata
 import urllib.error
 import urllib.request
@@ -426,6 +428,46 @@ def test_a_second_download_to_the_same_file_is_refused_while_the_first_runs(clus
     assert saved.returncode == 0, saved.stderr
     assert sorted(path.name for path in output.parent.iterdir()) == ["twice.mp4"]
     assert output.read_bytes() == source.read_bytes()
+
+
+def reading(pid: int, path: Path) -> bool:
+    """Whether process `pid` has `path` open."""
+    folder = f"/proc/{pid}/fd"
+    for fd in os.listdir(folder):
+        try:
+            if os.readlink(f"{folder}/{fd}") == str(path):
+                return True
+        except OSError:  # closed meanwhile
+            continue
+    return False
+
+
+def test_ctrl_c_while_a_big_part_file_is_checked_ends_the_download(tmp_path):
+    """A download resuming a big FILE.part first hashes what it holds; Ctrl-C then ends it
+    at once (130). It used to wait until a worker thread had read the whole `.part` (here
+    64 GiB, sparse: minutes), the command unable to exit before."""
+    output = tmp_path / "big.mp4"
+    with open(f"{output}.part", "wb") as part:
+        part.truncate(64 * 1024**3)
+    Path(f"{output}.part.etag").write_text('"' + "a" * 64 + '"')
+    download = subprocess.Popen(
+        [sys.executable, "-m", "myyoutube.commandline", "download", "big.mp4", "-o", str(output)],
+        env={**os.environ, "MYYOUTUBE_URL": "http://127.0.0.1:9"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        stdin=subprocess.DEVNULL,
+    )
+    try:
+        while not reading(download.pid, Path(f"{output}.part")):
+            assert download.poll() is None, download.communicate()
+            time.sleep(0.01)
+        download.send_signal(signal.SIGINT)
+        out, err = download.communicate(timeout=30)
+    finally:
+        download.kill()
+    assert (download.returncode, out, err) == (130, "", "")
+    assert Path(f"{output}.part").stat().st_size == 64 * 1024**3  # kept for the next run
 
 
 def test_part_file_with_wrong_bytes_is_thrown_away(cluster, clip, tmp_path):

@@ -34,6 +34,7 @@ import hashlib
 import os
 import re
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -113,13 +114,26 @@ def _read_plan(output: Path, force: bool) -> DownloadPlan:
     return plan_download(output, part_size, etag_note, force)
 
 
-def _hash_prefix(path: Path, size: int) -> hashlib._Hash:
+def _hash_prefix(path: Path, size: int, stop: threading.Event) -> hashlib._Hash:
+    """The sha256 of the `.part` so far (in progress, to go on with); it stops early once
+    `stop` is set, its value then unused."""
     digest = hashlib.sha256()
     if size:
         with open(path, "rb") as file:
-            while data := file.read(FILE_CHUNK_BYTES):
+            while not stop.is_set() and (data := file.read(FILE_CHUNK_BYTES)):
                 digest.update(data)
     return digest
+
+
+async def _hash_of_part(path: Path, size: int) -> hashlib._Hash:
+    """_hash_prefix in a thread, stopped when the download is (Ctrl-C): the command could
+    not exit before the thread had read the whole `.part`, minutes for a big one."""
+    stop = threading.Event()
+    try:
+        return await asyncio.to_thread(_hash_prefix, path, size, stop)
+    except BaseException:
+        stop.set()
+        raise
 
 
 # --- download ----------------------------------------------------------------------------
@@ -198,7 +212,7 @@ async def _fetch(
 ) -> dict:
     part, sidecar = part_paths(output)
     plan = await asyncio.to_thread(_read_plan, output, force)
-    digest = await asyncio.to_thread(_hash_prefix, part, plan.have)  # before the server waits
+    digest = await _hash_of_part(part, plan.have)  # before the server waits
     got = _Progress(plan.have, digest)
     resumed_at = plan.have
     async with api.call(
