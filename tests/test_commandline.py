@@ -257,6 +257,16 @@ def test_a_name_typed_decomposed_finds_the_video(cluster, clip, tmp_path):
     assert deleted.returncode == 0, deleted.stderr
 
 
+def test_a_refused_file_name_with_a_line_break_stays_on_one_line(cluster, clip, tmp_path):
+    """A file whose name holds a line break is refused (the server's sentence) in one
+    error line, the name escaped; the raw name used to split the line in two."""
+    odd = write_video(tmp_path, "two\nlines.mp4", clip)
+    result = commandline("upload", str(odd), "--url", cluster.url)
+    assert result.returncode == 1
+    assert result.stderr.count("\n") == 1
+    assert result.stderr.startswith("myyoutube: error: 'two\\nlines.mp4': ")
+
+
 def test_a_file_name_that_is_not_utf8_is_refused_in_plain_words(cluster, clip, tmp_path):
     """A file whose name is not UTF-8 (a Latin-1 "café.mp4") is refused before any upload
     exists, in words a user understands; the server used to answer "Upload-Metadata's
@@ -267,7 +277,7 @@ def test_a_file_name_that_is_not_utf8_is_refused_in_plain_words(cluster, clip, t
     assert result.returncode == 1
     assert (
         result.stderr
-        == "myyoutube: error: caf\\udce9.mp4: The file name is not valid UTF-8 text; rename the file\n"
+        == "myyoutube: error: 'caf\\udce9.mp4': The file name is not valid UTF-8 text; rename the file\n"
     )
 
 

@@ -39,6 +39,7 @@ from myyoutube.terminal import (
     complain,
     flush,
     note_for,
+    one_line,
     outlive_reader,
     readable_stdout,
     report,
@@ -75,7 +76,7 @@ async def cmd_upload(api: Api, args: argparse.Namespace) -> int:
         except (Unreachable, Unauthorized):  # the next file would fail the same way
             raise
         except ToolError as exc:
-            complain(f"myyoutube: error: {path.name}: {exc}")
+            complain(f"myyoutube: error: {one_line(path.name)}: {exc}")
             failed.append({"file": str(path), "error": str(exc)})
             continue
         uploaded.append(video)

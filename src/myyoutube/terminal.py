@@ -95,6 +95,12 @@ def complain(text: str) -> None:
         pass
 
 
+def one_line(name: str) -> str:
+    """A name as it can appear in one line: quoted with escapes if it holds a line break
+    or another control character (file names may)."""
+    return name if name.isprintable() else ascii(name)
+
+
 def say_json(document: Any) -> None:
     say(json.dumps(document, indent=2, ensure_ascii=False))
 
