@@ -108,7 +108,7 @@ def test_list_says_each_videos_state_as_its_card_does():
 def test_download_to_a_dash_is_refused_not_saved_as_a_file_named_dash(tmp_path, monkeypatch):
     """`download NAME -o -` means standard output to a user of curl or wget; it used to
     save a file named "-" and say "downloaded NAME to -", with nothing on standard output."""
-    from myyoutube.commandline import download_target
+    from myyoutube.transfers import download_target
     from myyoutube.webclient import ToolError
 
     monkeypatch.chdir(tmp_path)

@@ -87,26 +87,8 @@ async def cmd_upload(api: Api, args: argparse.Namespace) -> int:
     return EXIT_FAILED if failed else EXIT_OK
 
 
-def download_target(output: str | None, name: str) -> Path:
-    """Where `download NAME -o OUTPUT` saves: OUTPUT, or NAME inside it if it is a folder
-    (by default the current one). OUTPUT/ names a folder, as for `cp`: one that does not
-    exist is an error, not a file named OUTPUT; so is `-`, which would be a file named "-"
-    while the user meant standard output."""
-    if output == "-":
-        raise ToolError(
-            "-o - (standard output) is not offered: a download is checked in FILE.part before it "
-            "becomes FILE; name a file, or play the video from the web page"
-        )
-    target = Path(output or name)
-    if target.is_dir():
-        return target / name
-    if output and output.endswith(os.sep):
-        raise ToolError(f"there is no folder {output}; create it first, or name the file to save")
-    return target
-
-
 async def cmd_download(api: Api, args: argparse.Namespace) -> int:
-    output = download_target(args.output, args.name)
+    output = transfers.download_target(args.output, args.name)
     saved = await transfers.download(
         api, args.name, output, force=args.force, show=args.progress, note=note_for(args)
     )

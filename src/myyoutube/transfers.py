@@ -82,6 +82,24 @@ class DownloadPlan:
     headers: dict[str, str] = field(default_factory=dict)
 
 
+def download_target(output: str | None, name: str) -> Path:
+    """Where `download NAME -o OUTPUT` saves: OUTPUT, or NAME inside it if it is a folder
+    (by default the current one). OUTPUT/ names a folder, as for `cp`: one that does not
+    exist is an error, not a file named OUTPUT; so is `-`, which would be a file named "-"
+    while the user meant standard output."""
+    if output == "-":
+        raise ToolError(
+            "-o - (standard output) is not offered: a download is checked in FILE.part before it "
+            "becomes FILE; name a file, or play the video from the web page"
+        )
+    target = Path(output or name)
+    if target.is_dir():
+        return target / name
+    if output and output.endswith(os.sep):
+        raise ToolError(f"there is no folder {output}; create it first, or name the file to save")
+    return target
+
+
 def part_paths(output: Path) -> tuple[Path, Path]:
     """The `.part` a download of `output` writes, and the ETag sidecar beside it."""
     return output.with_name(output.name + PART_SUFFIX), output.with_name(output.name + ETAG_SUFFIX)
