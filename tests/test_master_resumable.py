@@ -12,7 +12,7 @@ import uuid
 
 import pytest
 
-from harness import holders_of, mp4_bytes, wait_until
+from harness import holders_of, mp4_bytes, upload, wait_until
 from myyoutube.client import RequestFailed
 from myyoutube.master.state import ALIVE
 from test_web_resumable import (
@@ -238,5 +238,25 @@ async def test_the_master_checks_a_resumable_uploads_title_itself(cluster):
             assert refused.value.code == "bad_request" and "title" in refused.value.message
         opened = await client.create_upload(f"titled-{uuid.uuid4().hex[:8]}.mp4", 1000, title="  A title ")
         await client.terminate_upload(opened["id"])
+    finally:
+        client.close()
+
+
+async def test_a_name_held_by_an_unfinished_upload_is_refused_as_such(cluster, http):
+    """A name an unfinished resumable upload holds (no listing shows it) is refused to a
+    plain upload and to another resumable one with a sentence that says an upload is in
+    progress, not that a video exists; once that upload is cancelled the name is free."""
+    name = f"held-{uuid.uuid4().hex[:8]}.mp4"
+    client = cluster.client()
+    try:
+        opened = await client.create_upload(name, 1000)
+        status, body = await upload(http, cluster, name, mp4_bytes(os.urandom(1000)))
+        assert status == 409 and "being uploaded" in body["error"], body
+        with pytest.raises(RequestFailed) as refused:
+            await client.create_upload(name, 1000)
+        assert refused.value.code == "exists" and "being uploaded" in refused.value.message
+        await client.terminate_upload(opened["id"])
+        status, body = await upload(http, cluster, name, mp4_bytes(os.urandom(1000)))
+        assert status == 201, body
     finally:
         client.close()

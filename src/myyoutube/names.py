@@ -44,6 +44,15 @@ def taken(name: str) -> str:
     return f"A video named \u201c{name}\u201d already exists; choose another name."
 
 
+def being_uploaded(name: str) -> str:
+    """The sentence for an upload under a name an upload in progress holds (a resumable
+    one keeps it until it is finished, cancelled or expires), which no listing shows."""
+    return (
+        f"A video named \u201c{name}\u201d is being uploaded right now (an unfinished upload "
+        "keeps its name until it ends or expires); choose another name."
+    )
+
+
 def looks_like(name: str, existing: str) -> str:
     """The sentence for an upload under a name a person could not tell from an existing one."""
     return (

@@ -133,11 +133,8 @@ class Resumable:
         user = master.accounts.user(request.user)
         announced = PutVideo(name, "", request.user, request.visibility, request.length)
         refusal = uploads.refusal(user, announced)  # the same rules as a plain upload
-        if refusal is None and (name in master.index.videos or name in master.uploading):
-            refusal = Error("exists", names.taken(name))
-        similar = master.lookalike_videos.find(name, master.index.videos.keys() | master.uploading)
-        if refusal is None and similar is not None:
-            refusal = Error("exists", names.looks_like(name, similar))
+        if refusal is None:
+            refusal = uploads.name_refusal(master, name)
         if refusal is None and len(self.table.sessions) >= MAX_SESSIONS:
             refusal = Error("unavailable", "Too many uploads are in progress; try again later.")
         now = time.time()

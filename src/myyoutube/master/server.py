@@ -206,12 +206,9 @@ class Master:
             await connection.write_frame(refusal)
             return
         assert user is not None, "uploads.refusal refuses anonymous uploads"
-        if name in self.index.videos or name in self.uploading:
-            await connection.write_frame(Error("exists", names.taken(name)))
-            return
-        similar = self.lookalike_videos.find(name, self.index.videos.keys() | self.uploading)
-        if similar is not None:
-            await connection.write_frame(Error("exists", names.looks_like(name, similar)))
+        taken = uploads.name_refusal(self, name)
+        if taken is not None:
+            await connection.write_frame(taken)
             return
         claim = uploads.QuotaClaim(self, user.name, name)
         if not claim.cover(max(request.size, 0), fresh=True):  # with the uploads still running

@@ -265,6 +265,19 @@ async def store_small_blob(master: Master, fanout: Writer, data: bytes, fanouts:
     return StoredBlob(fanout.blob_id, len(data), sha256, await fanout.finish(len(data), sha256))
 
 
+def name_refusal(master: Master, name: str) -> Error | None:
+    """Why a new upload may not take `name` (a video has it, an upload in progress holds
+    it, or it looks like one of those), or None if it may."""
+    if name in master.index.videos:
+        return Error("exists", names.taken(name))
+    if name in master.uploading:
+        return Error("exists", names.being_uploaded(name))
+    similar = master.lookalike_videos.find(name, master.index.videos.keys() | master.uploading)
+    if similar is not None:
+        return Error("exists", names.looks_like(name, similar))
+    return None
+
+
 def refusal(user: permissions.User | None, request: PutVideo) -> Error | None:
     """Why the account may not start this upload, or None if it may."""
     if user is None:
