@@ -5,11 +5,14 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import unicodedata
 import uuid
+from urllib.parse import quote
 
 import aiohttp
 import pytest
 
+import harness
 from harness import free_box_header, mp4_bytes, tiny_mp4, wait_until
 from videos import make_webm
 
@@ -237,3 +240,25 @@ async def test_the_spool_is_emptied_after_every_upload(fresh_cluster, http, tmp_
     await wait_until(lambda: any(spool.iterdir()), "the vanishing client's upload to be spooled")
     writer.close()  # gone mid-body
     await wait_until(lambda: not any(spool.iterdir()), "the spool to be emptied", timeout_s=10)
+
+
+async def test_a_name_typed_in_another_unicode_form_finds_the_video(cluster, http):
+    """A name is stored in NFC; the same name sent decomposed (NFD: how macOS keyboards
+    and file names give "é") streams, edits, counts and deletes that same video, instead
+    of a 404 for a name that reads exactly like the listed one."""
+    stored = unicodedata.normalize("NFC", f"café-{uuid.uuid4().hex[:6]}.mp4")
+    typed = quote(unicodedata.normalize("NFD", stored), safe="")
+    assert typed != quote(stored, safe="")
+    data = mp4_bytes(os.urandom(2000))
+    status, _ = await harness.upload(http, cluster, stored, data)  # the name raw, as browsers send it
+    assert status == 201
+    async with http.get(f"{cluster.url}/stream/{typed}") as response:
+        assert response.status == 200 and await response.read() == data
+    async with http.patch(
+        f"{cluster.url}/videos/{typed}", json={"title": "Renamed"}, headers=cluster.admin_headers()
+    ) as response:
+        assert response.status == 200 and (await response.json())["name"] == stored
+    async with http.delete(f"{cluster.url}/videos/{typed}", headers=cluster.admin_headers()) as response:
+        assert response.status == 200
+    async with http.get(f"{cluster.url}/stream/{quote(stored, safe='')}") as response:
+        assert response.status == 404

@@ -33,6 +33,7 @@ import logging
 import random
 import sqlite3
 import time
+import unicodedata
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -290,8 +291,10 @@ class Master:
         self.state.read_failed(node, time.time())
 
     def visible(self, name: str, user: str) -> dict | None:
-        """The video `name` if the account `user` may see it; None as if it did not exist."""
-        video = self.index.videos.get(name)
+        """The video `name` if the account `user` may see it; None as if it did not exist.
+        Names are stored in NFC (names.clean_name); the same name typed in another form
+        (macOS keyboards and file names give NFD) finds the same video."""
+        video = self.index.videos.get(name) or self.index.videos.get(unicodedata.normalize("NFC", name))
         if video is None or not permissions.may_view(self.accounts.user(user), video):
             return None
         return video

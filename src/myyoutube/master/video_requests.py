@@ -75,32 +75,32 @@ class VideoRequests:
         await connection.write_frame(VideoList(videos=found, next=page.next))
 
     async def _update(self, connection: FrameStream, request: UpdateVideo) -> None:
-        if await self._changeable(connection, request.name, request.user, permissions.may_edit) is None:
+        found = await self._changeable(connection, request.name, request.user, permissions.may_edit)
+        if found is None:
             return
+        name = found["name"]  # as stored (the request may spell it in another Unicode form)
         try:
-            video = self.master.index.catalogue.edit(request.name, request.title, request.description)
+            video = self.master.index.catalogue.edit(name, request.title, request.description)
         except videotext.BadText as exc:
             await connection.write_frame(Error("bad_request", str(exc)))
             return
         if video is None:
             await connection.write_frame(Error("not_found", names.unknown(request.name)))
         else:
-            log.info("%s retitled %r at the request of %s", request.name, video["title"], request.user)
+            log.info("%s retitled %r at the request of %s", name, video["title"], request.user)
             await connection.write_frame(VideoInfo(video=self.master.public_video(video)))
 
     async def _count_view(self, connection: FrameStream, request: CountView) -> None:
-        if self.master.visible(request.name, request.user) is None:
+        video = self.master.visible(request.name, request.user)
+        if video is None:
             await connection.write_frame(Error("not_found", names.unknown(request.name)))
             return
         if not 0 < len(request.viewer) <= views.MAX_VIEWER_CHARS:
             await connection.write_frame(Error("bad_request", "The viewer id is empty or too long."))
             return
-        counted = self.master.recent_views.first_in_window(request.viewer, request.name, time.monotonic())
-        count = (
-            self.master.index.catalogue.add_view(request.name)
-            if counted
-            else self.master.index.videos[request.name]["views"]
-        )
+        name = video["name"]
+        counted = self.master.recent_views.first_in_window(request.viewer, name, time.monotonic())
+        count = self.master.index.catalogue.add_view(name) if counted else video["views"]
         await connection.write_frame(Ok({"views": count, "counted": counted}))
 
     async def _stat(self, connection: FrameStream, request: StatVideo) -> None:
@@ -114,20 +114,21 @@ class VideoRequests:
         video = await self._changeable(connection, request.name, request.user, permissions.may_delete)
         if video is None:
             return
-        self.master.index.delete_video(request.name, time.time())
+        self.master.index.delete_video(video["name"], time.time())
         # The replicas go at each datanode's next heartbeat, which reports a blob the index
         # no longer knows; a node that is down now learns when it comes back.
-        log.info("deleted %s (owned by %s) at the request of %s", request.name, video["owner"], request.user)
-        await connection.write_frame(Ok({"deleted": request.name}))
+        log.info("deleted %s (owned by %s) at the request of %s", video["name"], video["owner"], request.user)
+        await connection.write_frame(Ok({"deleted": video["name"]}))
 
     async def _set_visibility(self, connection: FrameStream, request: SetVisibility) -> None:
-        if await self._changeable(connection, request.name, request.user, permissions.may_edit) is None:
+        found = await self._changeable(connection, request.name, request.user, permissions.may_edit)
+        if found is None:
             return
         if request.visibility not in permissions.VISIBILITIES:
             await connection.write_frame(Error("bad_request", permissions.VISIBILITY_SENTENCE))
             return
-        video = self.master.index.set_visibility(request.name, request.visibility)
-        log.info("%s made %s %s", request.user, request.name, request.visibility)
+        video = self.master.index.set_visibility(found["name"], request.visibility)
+        log.info("%s made %s %s", request.user, found["name"], request.visibility)
         await connection.write_frame(VideoInfo(video=self.master.public_video(video)))
 
     async def _changeable(
