@@ -155,6 +155,8 @@ async def test_revoked_datanode_and_client_are_refused_with_the_reason_logged(fr
     [
         ([], "name what to revoke: --cert FILE or --serial HEX"),
         (["--serial", "xyz"], "'xyz' is not a hexadecimal serial number"),
+        (["--serial", "-5"], "'-5' is not a certificate serial number (they are positive)"),
+        (["--serial", "0"], "'0' is not a certificate serial number (they are positive)"),
         (["--cert", "missing.crt"], "cannot read a certificate from missing.crt"),
     ],
 )

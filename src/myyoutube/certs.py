@@ -349,9 +349,12 @@ def load(cert_dir: Path, expected_role: str) -> Tls:
 def parse_serial(text: str) -> int:
     """A serial number as people copy it: hexadecimal, with or without 0x and colons."""
     try:
-        return int(text.strip().lower().removeprefix("0x").replace(":", ""), 16)
+        serial = int(text.strip().lower().removeprefix("0x").replace(":", ""), 16)
     except ValueError:
         raise CertError(f"{text!r} is not a hexadecimal serial number") from None
+    if serial <= 0:  # RFC 5280 §4.1.2.2: a positive integer; int() took a minus sign
+        raise CertError(f"{text!r} is not a certificate serial number (they are positive)")
+    return serial
 
 
 def parse_revoked(text: str) -> frozenset[int]:
