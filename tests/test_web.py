@@ -229,13 +229,13 @@ async def test_the_spool_is_emptied_after_every_upload(fresh_cluster, http, tmp_
     assert status == 201
     status, _ = await upload(http, cluster, unique(), tiny_mp4()[:40] + os.urandom(300_000))
     assert status in (415, 422)
+    body, content_type = harness.multipart("gone.mp4", mp4_bytes(os.urandom(10 * 1024 * 1024)))
     _, writer = await asyncio.open_connection(cluster.web.host, cluster.web.port)
-    form = b"--b\r\nContent-Disposition: form-data; name=file; filename=gone.mp4\r\n\r\n"
     head = (
         f"POST /upload HTTP/1.1\r\nHost: {cluster.web.address}\r\nAuthorization: Bearer {cluster.admin_token}\r\n"
-        f"Content-Type: multipart/form-data; boundary=b\r\nContent-Length: {10 * 1024 * 1024}\r\n\r\n"
+        f"Content-Type: {content_type}\r\nContent-Length: {len(body)}\r\n\r\n"
     )
-    writer.write(head.encode() + form + mp4_bytes(os.urandom(1024 * 1024)))
+    writer.write(head.encode() + body[: 1024 * 1024])  # a tenth of the form, then gone
     await writer.drain()
     await wait_until(lambda: any(spool.iterdir()), "the vanishing client's upload to be spooled")
     writer.close()  # gone mid-body
