@@ -31,6 +31,7 @@ Upload slots are bounded in all and per client address, and a body arriving slow
 from __future__ import annotations
 
 import asyncio
+import functools
 import shutil
 import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -217,12 +218,17 @@ async def receive(request: web.Request, master: MasterClient, limit: int, spool_
 async def spool_folder(spool_dir: Path | None) -> AsyncIterator[Path]:
     """A fresh folder for one upload's spool file, removed with it at the end. Both are
     done by a worker thread: removing a file of 1 GiB takes ~0.2 s here (its blocks are
-    freed), which on the event loop would stall every viewer of this front end."""
+    freed), which on the event loop would stall every viewer of this front end. The
+    removal is not waited for: the upload's answer and its upload slot do not depend on
+    it (a cut-off upload's slot was held a thread hop longer, and the next upload refused)."""
     folder = Path(await asyncio.to_thread(tempfile.mkdtemp, dir=spool_dir))
     try:
         yield folder
     finally:
-        await asyncio.to_thread(shutil.rmtree, folder, ignore_errors=True)
+        # ignore_errors: nothing can come back from this thread to an unread future.
+        asyncio.get_running_loop().run_in_executor(
+            None, functools.partial(shutil.rmtree, folder, ignore_errors=True)
+        )
 
 
 async def _spool(body: BodyReader, head: bytes, path: Path, upload: Upload, reader) -> None:
