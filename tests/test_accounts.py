@@ -201,6 +201,31 @@ async def test_visibility_decides_who_lists_and_watches(cluster, people):
             assert answer.headers["Cache-Control"] == "private, no-cache"
 
 
+async def test_a_video_made_private_is_not_served_from_any_cache(cluster, people):
+    """A public video may be kept by shared caches but must be revalidated before each use
+    (no freshness lifetime): once its owner makes it private, the revalidation a proxy
+    sends for an anonymous viewer (If-None-Match with the ETag it holds) is a 404, not a 304
+    that would let the proxy keep showing it to everyone."""
+    async with aiohttp.ClientSession() as http:
+        name = unique("olga-was-public")
+        assert (await upload_as(http, cluster, people.other_uploader, name))[0] == 201
+        url = f"{cluster.url}/stream/{quote(name)}"
+        async with http.get(url) as answer:
+            assert answer.status == 200
+            assert answer.headers["Cache-Control"] == "public, no-cache"
+            etag = answer.headers["ETag"]
+        async with http.get(url, headers={"If-None-Match": etag}) as answer:
+            assert answer.status == 304  # what a cache's revalidation gets while it is public
+        async with http.patch(
+            f"{cluster.url}/videos/{quote(name)}",
+            json={"visibility": "private"},
+            headers=people.other_uploader,
+        ) as answer:
+            assert answer.status == 200, await answer.text()
+        async with http.get(url, headers={"If-None-Match": etag}) as answer:
+            assert answer.status == 404
+
+
 async def test_owner_deletes_own_video_but_not_another_uploaders(cluster, people):
     """An uploader deletes its own video; another uploader's is refused with 403."""
     async with aiohttp.ClientSession() as http:
@@ -214,7 +239,7 @@ async def test_owner_deletes_own_video_but_not_another_uploaders(cluster, people
             assert answer.status == 200
         async with http.get(f"{cluster.url}/stream/{quote(theirs)}") as answer:
             assert answer.status == 200
-            assert answer.headers["Cache-Control"] == "public, max-age=3600"  # a public video
+            assert answer.headers["Cache-Control"] == "public, no-cache"  # a public video
     log = (cluster.root / "logs" / "master.log").read_text()
     assert f"deleted {mine} (owned by " in log and "at the request of ulla" in log
 

@@ -84,7 +84,7 @@ def test_plain_get_sends_whole_video_with_every_always_header():
         "Accept-Ranges": "bytes",
         "ETag": ETAG,
         "Last-Modified": LAST_MODIFIED_HTTP,
-        "Cache-Control": "public, max-age=3600",
+        "Cache-Control": "public, no-cache",
         "Content-Type": CONTENT_TYPE,
         "Content-Length": str(SIZE),
     }
@@ -162,7 +162,7 @@ def test_single_range_forms(range_header, expected, content_range):
     assert decision.headers["Content-Range"] == content_range
     assert decision.headers["Content-Length"] == str(expected.length)
     assert decision.headers["Content-Type"] == CONTENT_TYPE
-    assert decision.headers["Cache-Control"] == "public, max-age=3600"
+    assert decision.headers["Cache-Control"] == "public, no-cache"
     assert build_body(decision) == CONTENT[expected.start : expected.stop]
 
 
@@ -488,7 +488,7 @@ def test_if_none_match_gives_304(if_none_match):
         "Accept-Ranges": "bytes",
         "ETag": ETAG,
         "Last-Modified": LAST_MODIFIED_HTTP,
-        "Cache-Control": "public, max-age=3600",
+        "Cache-Control": "public, no-cache",
     }
 
 

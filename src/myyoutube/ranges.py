@@ -54,15 +54,13 @@ MAX_RANGE_HEADER_BYTES = 1024
 # A separate part costs ~90+ bytes of part header (boundary, Content-Type, Content-Range);
 # sending a smaller gap between two ranges is cheaper than starting a new part (§15.3.7.2).
 COALESCE_GAP_BYTES = 80
-# The bytes under a name never change while the video exists, but it can be deleted and a
-# different video uploaded under the same name. An hour bounds how long a cache may keep
-# serving a deleted or replaced video; after that the ETag makes revalidation a cheap 304.
-CACHE_MAX_AGE_SECONDS = 3600
-
-# The caller chooses (decide's `cache_control`): a public video may sit in shared caches
-# for an hour; anything else only in the viewer's own, revalidated (ETag: a cheap 304) on
-# every use, so a video made private or deleted stops being served at once.
-PUBLIC_CACHE = f"public, max-age={CACHE_MAX_AGE_SECONDS}"
+# The caller chooses (decide's `cache_control`). Every cached copy is revalidated (the ETag
+# makes that a cheap 304) before each use: a video made private, deleted or replaced under
+# its name stops being served at once, by shared caches too. A freshness lifetime would let
+# a proxy keep showing a video its owner just made private to anyone, for that long. A
+# public video's bytes may still be kept by shared caches (a 304 saves every byte of them);
+# anything else only by the viewer's own.
+PUBLIC_CACHE = "public, no-cache"
 PRIVATE_CACHE = "private, no-cache"
 # 412 and 416 depend on this request's conditions; a cache must never replay them.
 _UNCACHEABLE = "no-store"

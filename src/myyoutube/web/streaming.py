@@ -26,8 +26,9 @@ drain, so a slow viewer slows the datanode read instead of filling a buffer. A v
 takes fewer bytes than `--min-stream-rate` over a window is cut off (pace.py).
 
 The master is asked as the visitor, so a video they may not see is a 404. A public
-video may be kept in shared caches for an hour; any other only privately, revalidated on
-each use (ranges.PRIVATE_CACHE). Stream slots are bounded in all and per client address.
+video may be kept in shared caches, any other only privately, and every copy is
+revalidated on each use (ranges.PUBLIC_CACHE), so making a video private takes effect at
+once. Stream slots are bounded in all and per client address.
 """
 
 from __future__ import annotations
