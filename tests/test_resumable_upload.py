@@ -1,6 +1,7 @@
-"""`myyoutube upload` over tus (resumable_upload.py) when the web front end goes away in
-the middle: a real cluster whose web process is stopped and started again, and the
-command as a user runs it, in its own process."""
+"""`myyoutube upload` over tus (resumable_upload.py): when the web front end goes away in
+the middle (a real cluster whose web process is stopped and started again, and the
+command as a user runs it, in its own process), and the state file of unfinished uploads
+that several commands share."""
 
 from __future__ import annotations
 
@@ -10,9 +11,11 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 
 from harness import free_box_header, tiny_mp4
+from myyoutube.resumable_upload import MAX_REMEMBERED_UPLOADS, UploadState
 
 # Big enough that the upload is still sending when the web front end stops.
 VIDEO_BYTES = 200 * 1024 * 1024
@@ -56,3 +59,52 @@ def test_an_upload_rides_out_a_restart_of_the_web_front_end(fresh_cluster, tmp_p
     assert upload.returncode == 0, err
     sha256 = hashlib.sha256(video.read_bytes()).hexdigest()
     assert out.startswith(f"uploaded {video.name} (") and f"sha256 {sha256})" in out
+
+
+def test_uploads_running_at_once_keep_each_others_unfinished_uploads(tmp_path, capsys):
+    """Several `myyoutube upload` commands at once share the state file of unfinished
+    uploads: every upload each of them records is still there to resume, and none warns
+    that it cannot keep track. (Each rewrote the file from what it had read, dropping the
+    others' entries, and they all wrote through one temporary name, so most failed.)
+    Threads stand in for the processes: each put opens the lock file anew, as a process does."""
+    state = UploadState(tmp_path / "uploads.json")
+    per_writer = 60
+
+    def record(writer: int) -> None:
+        for n in range(per_writer):
+            state.put(f"file-{writer}-{n}", f"http://web/files/{writer}-{n}")
+
+    writers = [threading.Thread(target=record, args=(w,)) for w in range(4)]
+    for writer in writers:
+        writer.start()
+    for writer in writers:
+        writer.join()
+    assert capsys.readouterr().err == ""
+    kept = json.loads((tmp_path / "uploads.json").read_text())
+    assert len(kept) == 4 * per_writer
+    assert state.get("file-3-59") == "http://web/files/3-59"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["uploads.json", "uploads.json.lock"]
+
+
+def test_the_state_of_unfinished_uploads_keeps_the_newest(tmp_path):
+    """The state file stays bounded: past MAX_REMEMBERED_UPLOADS entries the oldest go
+    (the server forgets an unfinished upload after a day anyway), and an entry that is
+    recorded again counts as new; a finished upload's entry is removed."""
+    state = UploadState(tmp_path / "uploads.json")
+    for n in range(MAX_REMEMBERED_UPLOADS + 5):
+        state.put(f"file-{n}", f"url-{n}")
+        if n == 10:
+            state.put("file-0", "url-0 again")
+    kept = json.loads((tmp_path / "uploads.json").read_text())
+    assert len(kept) == MAX_REMEMBERED_UPLOADS
+    assert [state.get(f"file-{n}") for n in range(7)] == [
+        "url-0 again",
+        None,
+        None,
+        None,
+        None,
+        None,
+        "url-6",
+    ]
+    state.put("file-6", None)
+    assert state.get("file-6") is None

@@ -13,7 +13,9 @@ The upload's URL is remembered in a small state file (`state_path()`: $MYYOUTUBE
 else $XDG_CACHE_HOME or ~/.cache, then myyoutube/uploads.json), keyed by the file's path,
 size and modification time: running the same command again after an interruption (even
 Ctrl-C, or a reboot) resumes the same upload, while a file that changed starts afresh.
-The entry is forgotten once the upload is committed or the server no longer knows it.
+The entry is forgotten once the upload is committed or the server no longer knows it;
+the file keeps the newest MAX_REMEMBERED_UPLOADS, and commands running at once change it
+in turn, under a lock (UploadState).
 
 The last PATCH is answered once the server committed the video; its headers name the
 video and its sha256, which must equal the file's.
@@ -23,11 +25,15 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import fcntl
 import hashlib
 import json
 import os
 import stat
+import tempfile
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import unquote
 
@@ -46,6 +52,12 @@ PATCH_BYTES = 5 * 1024 * 1024
 RETRY_DELAYS_S = (0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0)
 
 STATE_ENV = "MYYOUTUBE_UPLOAD_STATE"
+# Held while the state file is read, changed and replaced, beside it (uploads.json.lock).
+STATE_LOCK_SUFFIX = ".lock"
+# Entries kept in the state file, the newest. Each is an upload that was interrupted; the
+# server forgets one after its expiry (a day by default), so past a thousand the oldest
+# are long gone, and the file (read on every upload) stays small.
+MAX_REMEMBERED_UPLOADS = 1000
 TUS = {"Tus-Resumable": "1.0.0"}
 
 # Answers worth retrying: the server or its cluster is busy or restarting.
@@ -76,6 +88,10 @@ def file_key(path: Path, server: str) -> str:
 class UploadState:
     """The unfinished uploads' URLs, by file_key (a JSON object, rewritten atomically).
 
+    Several commands may upload at once (`myyoutube upload a.mp4 & myyoutube upload b.mp4`),
+    so each change is a read-modify-write under an exclusive lock on a file beside the state
+    (STATE_LOCK_SUFFIX), written through a file of its own: without them, one process's
+    rewrite dropped the others' entries, and a shared temporary name made them fail.
     A state file that cannot be written (a read-only home, HOME unset under cron) costs
     only the resuming: uploads go on, after one warning on standard error."""
 
@@ -95,16 +111,14 @@ class UploadState:
         return value if isinstance(value, str) else None
 
     def put(self, key: str, url: str | None) -> None:
-        entries = self._load()
-        if url is None:
-            entries.pop(key, None)
-        else:
-            entries[key] = url
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            fresh = self.path.with_suffix(".new")
-            fresh.write_text(json.dumps(entries))
-            fresh.replace(self.path)
+            with _locked(self.path.with_name(self.path.name + STATE_LOCK_SUFFIX)):
+                entries = self._load()
+                entries.pop(key, None)
+                if url is not None:
+                    entries[key] = url  # last, as the newest
+                _write_atomically(self.path, json.dumps(_newest(entries, MAX_REMEMBERED_UPLOADS)))
         except OSError as exc:
             if not self.unwritable:
                 complain(
@@ -112,6 +126,35 @@ class UploadState:
                     f"({exc.strerror or exc}; see ${STATE_ENV}): an interrupted upload cannot be resumed"
                 )
             self.unwritable = True
+
+
+def _newest(entries: dict[str, str], most: int) -> dict[str, str]:
+    """The last `most` entries (a JSON object keeps its order: oldest first)."""
+    return dict(list(entries.items())[-most:])
+
+
+@contextmanager
+def _locked(lock_path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on `lock_path` (made if missing, and left: a lock file that
+    is removed can be locked by two processes, each on its own inode)."""
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    """Replace `path` by a file holding `text`, written under a name no other process uses."""
+    fd, fresh = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".new")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as file:
+            file.write(text)
+        os.replace(fresh, path)
+    except BaseException:
+        Path(fresh).unlink(missing_ok=True)
+        raise
 
 
 async def upload_resumable(api: Api, path: Path, show: bool, state: UploadState | None = None) -> dict:
