@@ -7,7 +7,7 @@ import uuid
 import pytest
 
 from harness import mp4_bytes, store, wait_until
-from myyoutube.web.viewers import starts_at_first_byte
+from myyoutube.web.viewers import VIEWER_COOKIE, starts_at_first_byte
 
 
 @pytest.mark.parametrize(
@@ -32,13 +32,18 @@ def test_only_a_start_from_the_first_byte_is_a_view(method, headers, starts):
 async def test_visitors_behind_a_trusted_proxy_count_apart(fresh_cluster, http):
     """Behind a --trusted-proxy, two cookie-less visitors (curl, a video linked from
     elsewhere) are told apart by the address the proxy forwards: two views, not the one
-    every visitor shared under the proxy's own address."""
+    every visitor shared under the proxy's own address. The viewer cookie each one gets is
+    marked Secure when the proxy says the visitor came over https, as the session cookie is."""
     cluster = fresh_cluster(web_args=("--trusted-proxy", "127.0.0.1"))
     name = f"proxied-{uuid.uuid4().hex[:8]}.mp4"
     await store(cluster, name, mp4_bytes(b"x" * 1000))
-    for visitor in ("198.51.100.7", "203.0.113.9"):
-        async with http.get(f"{cluster.url}/stream/{name}", headers={"X-Forwarded-For": visitor}) as answer:
+    for visitor, scheme in (("198.51.100.7", "https"), ("203.0.113.9", "http")):
+        headers = {"X-Forwarded-For": visitor, "X-Forwarded-Proto": scheme}
+        async with http.get(f"{cluster.url}/stream/{name}", headers=headers) as answer:
             assert answer.status == 200
+            cookie = answer.headers["Set-Cookie"]
+            assert cookie.startswith(f"{VIEWER_COOKIE}=") and "HttpOnly" in cookie
+            assert ("; Secure" in cookie) == (scheme == "https")
             await answer.read()
 
     async def counted_twice() -> bool:
