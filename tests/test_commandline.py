@@ -841,3 +841,27 @@ def test_edit_without_a_change_is_a_usage_error():
     """`edit NAME` with neither --title nor --description is a usage error (exit 2), sent nowhere."""
     result = commandline("edit", "a.mp4", "--url", "http://127.0.0.1:9")
     assert result.returncode == 2 and "edit needs --title, --description or both" in result.stderr
+
+
+def test_ctrl_c_while_the_command_starts_ends_it_quietly():
+    """Ctrl-C in the quarter second the command spends loading its libraries ends it as
+    Ctrl-C does later: exit status 130, nothing on standard error. It used to print a
+    Python traceback. The command is started as its console script starts it."""
+    command = subprocess.Popen(
+        [sys.executable, "-c", "from myyoutube.commandline_entry import main; main()", "list"],
+        env={**os.environ, "MYYOUTUBE_URL": "http://127.0.0.1:9"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        stdin=subprocess.DEVNULL,
+    )
+    try:
+        # aiohttp's C parser is mapped part-way through the imports: Ctrl-C lands in them.
+        while "aiohttp" not in Path(f"/proc/{command.pid}/maps").read_text():
+            assert command.poll() is None, command.communicate()
+            time.sleep(0.002)
+        command.send_signal(signal.SIGINT)
+        out, err = command.communicate(timeout=30)
+    finally:
+        command.kill()
+    assert (command.returncode, out, err) == (130, "", "")
