@@ -117,6 +117,26 @@ async def test_upload_survives_losing_any_replica_midway(fresh_cluster, position
     print(f"replica lost mid-upload re-made {took:.2f}s after commit")
 
 
+async def test_a_chain_that_loses_a_node_while_forming_is_formed_again_without_it(fresh_cluster):
+    """Four datanodes, one frozen (SIGSTOP, a silent partition) before it is declared dead:
+    every upload is stored three times when it commits, none on the frozen node. A chain
+    forms once over the nodes that accepted its opening, so an upload placed on the
+    frozen node used to commit with two copies, the node placed in its stead left out."""
+    cluster = fresh_cluster(datanodes=4, master_args=("--stall-timeout", "1", "--dead-after", "120"))
+    frozen = cluster.datanodes[0]
+    frozen.pause()
+    try:
+        # Each upload places the frozen node with probability 3/4: one of four misses it
+        # with probability 1/256.
+        for number in range(4):
+            data = mp4_bytes(os.urandom(64 * 1024))
+            await store(cluster, f"rechained-{number}.mp4", data)
+            holders = holders_of(cluster, data)  # at once: before any repair could add one
+            assert len(holders) == 3 and frozen not in holders
+    finally:
+        frozen.resume()
+
+
 async def test_upload_fails_cleanly_when_too_few_replicas_remain(fresh_cluster):
     """Losing 2 of 3 replicas mid-upload fails it with a reason and leaves no file or listing."""
     cluster = fresh_cluster()

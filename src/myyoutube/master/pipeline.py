@@ -118,7 +118,8 @@ class ChainWriter:
 
     async def open(self, nodes: list[str]) -> None:
         """Form the chain over `nodes` (in order). A chain forms once: nodes offered
-        after that (uploads.open_replicas asking for more) are not used."""
+        after that (uploads.open_replicas asking for more) are not used, and open_replicas
+        forms a new chain with them instead (uploads._chain_came_short)."""
         self.offered.update(nodes)
         if self.link is None and not self.chain:
             await self._form(nodes, None)
@@ -277,10 +278,15 @@ class ChainWriter:
             self.link = None
 
     async def abort(self) -> None:
-        """Give up: drop the chain and delete whatever was stored (best effort)."""
+        """Give up: drop the chain and delete whatever was stored (best effort). The
+        caller has abandoned the blob in the index first, so the nodes dropped as failed
+        are not asked: a copy they hold goes when they next report it (a parked one
+        sooner, PARKED_KEEP_S), and asking a frozen one would hold the abort for its
+        whole timeout."""
         self.close()
+        nodes = self.offered - self.failed.keys()
         await asyncio.gather(
-            *(delete_blob(self.pools, node, self.blob_id) for node in self.offered), return_exceptions=True
+            *(delete_blob(self.pools, node, self.blob_id) for node in nodes), return_exceptions=True
         )
 
 

@@ -185,10 +185,23 @@ async def abort_fanouts(master: Master, fanouts: list[Writer]) -> None:
 
 async def open_replicas(master: Master, fanout: Writer, fanouts: list[Writer] | None = None) -> Writer:
     """Open `replication` replicas; a node that refuses (full, broken disk, gone) is
-    replaced by another live one while any is left. A chain that could not form over
-    min_replicas nodes (datanodes that cannot reach each other) is given up for a
-    fan-out of a new blob (`fanouts` holds the upload's writers); the writer to use."""
+    replaced by another live one while any is left; the writer to use. Given the upload's
+    writers (`fanouts`), a chain that lost nodes while it formed is formed again without
+    them (see _chain_came_short), and one that could not form over min_replicas nodes
+    (datanodes that cannot reach each other) is given up for a fan-out."""
     await _place(master, fanout)
+    failed: set[str] = set()
+    while fanouts and _chain_came_short(master, fanout):
+        failed.update(fanout.failed)
+        log.warning(
+            "blob %s: a chain formed over %d of %d datanodes (%s); forming a new one without the failed",
+            fanout.blob_id,
+            len(fanout.replicas),
+            master.replication,
+            fanout.failed,
+        )
+        fanout = await _start_over(master, fanout, fanouts, chain=True)
+        await _place(master, fanout, frozenset(failed))
     if isinstance(fanout, pipeline.ChainWriter) and len(fanout.replicas) < master.min_replicas and fanouts:
         log.warning(
             "blob %s: a chain formed over %d datanodes only (%s); fanning out instead. If datanodes "
@@ -197,24 +210,45 @@ async def open_replicas(master: Master, fanout: Writer, fanouts: list[Writer] | 
             len(fanout.replicas),
             fanout.failed,
         )
-        # Its nodes would park their copies for a resume that never comes and keep them
-        # for PARKED_KEEP_S: delete them now (a node cuts and parks a write still running
-        # before it deletes). A fresh blob id keeps the two writes apart.
-        master.index.abandon_blobs([fanout.blob_id], time.time())
-        await fanout.abort()
-        master.in_flight.discard(fanout.blob_id)
-        fanouts.remove(fanout)
-        fanout = await new_fanout(master, fanouts, chain=False)
+        # Every live node is offered again: a node a chain lost may only be out of the
+        # other datanodes' reach, and the master, writing to each itself, may reach it.
+        fanout = await _start_over(master, fanout, fanouts, chain=False)
         await _place(master, fanout)
     if len(fanout.replicas) < master.min_replicas:
         raise _placement_failure(master, len(fanout.replicas))
     return fanout
 
 
-async def _place(master: Master, fanout: Writer) -> None:
+def _chain_came_short(master: Master, fanout: Writer) -> bool:
+    """Whether a chain holds fewer than `replication` nodes while a node placed for it is
+    left out. A chain forms once, over the nodes of its opening that accepted: a node that
+    refuses then (or is frozen) is not replaced in it, so the nodes placed to make up for
+    it were offered in vain. Nothing has been written yet, so a new chain over them and
+    the accepting nodes costs one opening. Each new chain leaves out the nodes that failed
+    before, so this ends once no new node fails or none is left."""
+    if not isinstance(fanout, pipeline.ChainWriter) or len(fanout.replicas) >= master.replication:
+        return False
+    return bool(fanout.offered - set(fanout.chain) - fanout.failed.keys())
+
+
+async def _start_over(master: Master, old: Writer, fanouts: list[Writer], chain: bool) -> Writer:
+    """A writer of a new blob in place of `old`, before any byte of it was written (a
+    chain, or a fan-out). A fresh blob id keeps the two writes apart; `old`'s nodes would
+    park their copies for a resume that never comes and keep them for PARKED_KEEP_S, so
+    they are deleted now (a node cuts and parks a write still running before it deletes)."""
+    master.index.abandon_blobs([old.blob_id], time.time())
+    await old.abort()
+    master.in_flight.discard(old.blob_id)
+    fanouts.remove(old)
+    return await new_fanout(master, fanouts, chain=chain)
+
+
+async def _place(master: Master, fanout: Writer, avoid: frozenset[str] = frozenset()) -> None:
+    """Offer `fanout` nodes until it has `replication` replicas or no live node is left
+    that it has not tried and that is not in `avoid`."""
     while len(fanout.replicas) < master.replication:
         nodes = master.state.place(
-            master.replication - len(fanout.replicas), time.time(), master.rng, exclude=fanout.tried
+            master.replication - len(fanout.replicas), time.time(), master.rng, exclude=fanout.tried | avoid
         )
         if not nodes:
             break
