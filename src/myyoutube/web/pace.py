@@ -48,35 +48,50 @@ def enforce_rate(
 ) -> Iterator[None]:
     """While the block runs, cut `request`'s connection if `progress()` (a running byte
     count) falls below `minimum` over a window."""
-    loop = asyncio.get_running_loop()
-    window = RateWindow(minimum, progress() or 0, loop.time())
-    timer: asyncio.TimerHandle | None = None
-
-    def judge() -> None:
-        nonlocal timer
-        total = progress()
-        if total is None:
-            return  # the transfer is over: nothing left to watch
-        if not window.too_slow(total, loop.time()):
-            timer = loop.call_at(window.due_at, judge)
-            return
-        quiet.warning(
-            "cut off a slow %s from %s: %d bytes in %g s, below the minimum of %g bytes/s",
-            what,
-            client_address(request),
-            window.moved_in_window(total),
-            minimum.window_s,
-            minimum.bytes_per_s,
-        )
-        if request.transport is not None:
-            _reset(request.transport)
-
-    timer = loop.call_at(window.due_at, judge)
+    watch = _RateWatch(request, minimum, progress, what)
     try:
         yield
     finally:
-        if timer is not None:
-            timer.cancel()
+        watch.stop()
+
+
+class _RateWatch:
+    """The timer of one `enforce_rate` block. Its timer handle holds `judge`, which holds
+    the watch and so the handle: a reference cycle, which `stop` breaks. Left to the cyclic
+    garbage collector (as a closure that re-armed itself was), one per request with the
+    request it holds made the web's collections its longest pauses under load."""
+
+    def __init__(
+        self, request: web.Request, minimum: MinimumRate, progress: Callable[[], int | None], what: str
+    ) -> None:
+        self.request, self.minimum, self.progress, self.what = request, minimum, progress, what
+        self.loop = asyncio.get_running_loop()
+        self.window = RateWindow(minimum, progress() or 0, self.loop.time())
+        self.timer: asyncio.TimerHandle | None = self.loop.call_at(self.window.due_at, self.judge)
+
+    def judge(self) -> None:
+        self.timer = None
+        total = self.progress()
+        if total is None:
+            return  # the transfer is over: nothing left to watch
+        if not self.window.too_slow(total, self.loop.time()):
+            self.timer = self.loop.call_at(self.window.due_at, self.judge)
+            return
+        quiet.warning(
+            "cut off a slow %s from %s: %d bytes in %g s, below the minimum of %g bytes/s",
+            self.what,
+            client_address(self.request),
+            self.window.moved_in_window(total),
+            self.minimum.window_s,
+            self.minimum.bytes_per_s,
+        )
+        if self.request.transport is not None:
+            _reset(self.request.transport)
+
+    def stop(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
 
 
 def _reset(transport: asyncio.Transport) -> None:
