@@ -1,12 +1,19 @@
 """Pipeline recovery's rules (myyoutube.chain_acks), without sockets: the master's replay
-buffer, what a datanode acknowledges upstream, and which nodes a broken chain keeps."""
+buffer, what a datanode acknowledges upstream, which nodes a broken chain keeps, and when a chain is formed again."""
 
 from __future__ import annotations
 
 import pytest
 
 from myyoutube import protocol
-from myyoutube.chain_acks import REPLAY_BUFFER_BYTES, AckState, ReplayBuffer, after_loss, survivors
+from myyoutube.chain_acks import (
+    REPLAY_BUFFER_BYTES,
+    AckState,
+    ReplayBuffer,
+    after_loss,
+    formed_short,
+    survivors,
+)
 
 
 def test_replay_buffer_keeps_what_is_not_acknowledged_and_resends_from_an_offset():
@@ -130,3 +137,19 @@ def test_after_loss_re_forms_only_when_a_live_node_was_cut_off(lost, remaining, 
 def test_survivors_keep_the_chain_order():
     assert survivors(["a", "b", "c"], {"a"}) == ["b", "c"]
     assert survivors(["a", "b", "c"], {"b"}) == ["a", "c"]
+
+
+@pytest.mark.parametrize(
+    ("chain", "offered", "failed", "again"),
+    [
+        (["a", "b", "c"], {"a", "b", "c"}, {}, False),  # formed in full
+        (["a", "c"], {"a", "b", "c", "d"}, {"b"}, True),  # d, placed for b, is left out
+        (["a", "c"], {"a", "b", "c"}, {"b"}, False),  # nobody left to take b's place
+        (["a"], {"a", "b", "c", "d"}, {"b", "c", "d"}, False),  # every other node failed
+        (["a", "c", "d"], {"a", "b", "c", "d"}, {"b"}, False),  # three: enough
+    ],
+)
+def test_a_chain_is_formed_again_only_for_a_node_it_left_out(chain, offered, failed, again):
+    """A chain formed short of three nodes is formed again only when a node offered to
+    it is neither in it nor failed (placed after a refusal, too late for the chain)."""
+    assert formed_short(chain, offered, failed, replication=3) is again

@@ -27,11 +27,15 @@ flow back per chunk and the master keeps what is not yet acknowledged:
   (`ChainResumeBlob`; each drops bytes past it, as AppendBlob does) and resends from
   the replay buffer. The last ack of the head is at most what every survivor holds, and
   never before the start of the replay buffer, so the resend is always possible.
+* **Forming again** (`formed_short`). A chain forms once, over the nodes of its opening
+  that accepted: nodes placed later to replace one that refused are not in it. Before
+  any byte is sent, such a chain is formed anew (a new blob) over them.
 """
 
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Collection
 
 from myyoutube.protocol import RemoteProtocolError
 
@@ -148,3 +152,12 @@ def after_loss(chain: list[str], lost: list[str]) -> tuple[list[str], bool]:
 def survivors(chain: list[str], failed: set[str]) -> list[str]:
     """The chain's nodes, in order, that a recovery reopens: all but the failed ones."""
     return [node for node in chain if node not in failed]
+
+
+def formed_short(chain: list[str], offered: set[str], failed: Collection[str], replication: int) -> bool:
+    """Whether a chain just formed holds fewer than `replication` nodes while a node
+    offered to it is neither in it nor failed: one placed to replace a node that refused
+    or stayed silent at the opening, which the formed chain can no longer take in. A new
+    chain that leaves out every node failed so far ends this: each round fails a new node
+    or forms in full, or no node is left to offer."""
+    return len(chain) < replication and bool(offered - set(chain) - set(failed))

@@ -30,6 +30,7 @@ import uuid
 from typing import TYPE_CHECKING
 
 from myyoutube import media, names, permissions, protocol
+from myyoutube.chain_acks import formed_short
 from myyoutube.master import pipeline, reservations, transfer
 from myyoutube.master.index import NameTaken, StoredBlob
 from myyoutube.protocol import Chunk, End, Error, Ok, PutVideo, VideoDetails, VideoInfo
@@ -220,15 +221,10 @@ async def open_replicas(master: Master, fanout: Writer, fanouts: list[Writer] | 
 
 
 def _chain_came_short(master: Master, fanout: Writer) -> bool:
-    """Whether a chain holds fewer than `replication` nodes while a node placed for it is
-    left out. A chain forms once, over the nodes of its opening that accepted: a node that
-    refuses then (or is frozen) is not replaced in it, so the nodes placed to make up for
-    it were offered in vain. Nothing has been written yet, so a new chain over them and
-    the accepting nodes costs one opening. Each new chain leaves out the nodes that failed
-    before, so this ends once no new node fails or none is left."""
-    if not isinstance(fanout, pipeline.ChainWriter) or len(fanout.replicas) >= master.replication:
+    """chain_acks.formed_short for a chain writer; a fan-out replaces refusals itself."""
+    if not isinstance(fanout, pipeline.ChainWriter):
         return False
-    return bool(fanout.offered - set(fanout.chain) - fanout.failed.keys())
+    return formed_short(fanout.chain, fanout.offered, fanout.failed, master.replication)
 
 
 async def _start_over(master: Master, old: Writer, fanouts: list[Writer], chain: bool) -> Writer:
