@@ -1,5 +1,6 @@
 """Pipeline recovery's rules (myyoutube.chain_acks), without sockets: the master's replay
-buffer, what a datanode acknowledges upstream, which nodes a broken chain keeps, and when a chain is formed again."""
+buffer, what a datanode acknowledges upstream, which nodes a broken chain keeps, and
+when a chain is formed again."""
 
 from __future__ import annotations
 
