@@ -6,7 +6,8 @@ Every subcommand talks HTTP to the web front end (never to the master or the dat
 through `webclient.Api`, which turns whatever goes wrong into a `ToolError` whose text is
 the line the user reads. `main` prints it as `myyoutube: error: ...` and exits 1; argparse
 exits 2 on bad usage; Ctrl-C exits 130 without a word. Uploads and downloads (with their
-`.part` files) live in transfers.py.
+`.part` files) live in transfers.py; `status`, `admin purge-orphans` and `admin backup`
+in operator_commands.py.
 
 Every command takes `--json`: standard output then holds exactly one JSON document (the
 server's answer, or for upload and download what was done) and any notes go to standard
@@ -28,7 +29,14 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import SplitResult, urlsplit
 
-from myyoutube import account_commands, backups, certcommands, resumable_upload, transfers, webclient
+from myyoutube import (
+    account_commands,
+    certcommands,
+    operator_commands,
+    resumable_upload,
+    transfers,
+    webclient,
+)
 from myyoutube.certs import CertError
 from myyoutube.formatting import human_duration, human_size
 from myyoutube.terminal import (
@@ -47,7 +55,6 @@ from myyoutube.terminal import (
     say_json,
     size_text,
     stop_writing_stdout,
-    table,
 )
 from myyoutube.web import playback
 from myyoutube.webclient import Api, ToolError, Unauthorized, Unreachable, connect, video_path
@@ -152,7 +159,7 @@ async def cmd_list(api: Api, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-# --- edit, delete, status, admin ---------------------------------------------------------
+# --- edit, delete ------------------------------------------------------------------------
 
 
 async def cmd_edit(api: Api, args: argparse.Namespace) -> int:
@@ -167,82 +174,6 @@ async def cmd_edit(api: Api, args: argparse.Namespace) -> int:
 async def cmd_delete(api: Api, args: argparse.Namespace) -> int:
     answer = await api.json("/videos/" + video_path(args.name), "DELETE", keys=("deleted",))
     return report(args, answer, f"deleted {args.name}")
-
-
-def _heartbeat_text(seconds_ago: Any) -> str:
-    return "never" if seconds_ago is None else f"{seconds_ago:.1f} s ago"
-
-
-def transcoding_line(summary: dict) -> str:
-    """The transcode queue as /api/status gives it, in one line: jobs by state and the
-    slots of the datanodes that transcode."""
-    counts = summary.get("jobs") or {}
-    slots = {node: n for node, n in (summary.get("slots") or {}).items() if isinstance(n, int) and n > 0}
-    jobs = ", ".join(f"{counts.get(state, 0)} {state}" for state in ("queued", "running", "failed"))
-    nodes = f"{sum(slots.values())} slots on {len(slots)} datanode{'s' if len(slots) != 1 else ''}"
-    return f"transcoding: {jobs}; {nodes}"
-
-
-async def cmd_status(api: Api, args: argparse.Namespace) -> int:
-    status = await api.json("/api/status", keys=("datanodes",))
-    if args.json:
-        say_json(status)
-        return EXIT_OK
-    rows = [
-        (
-            str(node["address"]),
-            str(node["state"]),
-            _heartbeat_text(node.get("last_heartbeat_s_ago")),
-            size_text(node.get("used_bytes")),
-            size_text(node.get("free_bytes")),
-            str(node.get("replicas", 0)),
-        )
-        for node in status.get("datanodes", [])
-    ]
-    table(("DATANODE", "STATE", "LAST HEARTBEAT", "USED", "FREE", "REPLICAS"), rows, right={2, 3, 4, 5})
-    say(
-        f"\nvideos: {status.get('videos', 0)}, stored: "
-        f"{size_text(status.get('stored_bytes'))}, replication: "
-        f"{status.get('replication', '?')}, repairs running: {status.get('repairs_running', 0)}"
-    )
-    counters = status.get("counters") or {}
-    if counters:
-        say("counters: " + ", ".join(f"{key} {value}" for key, value in counters.items()))
-    transcoding = status.get("transcoding")
-    if isinstance(transcoding, dict):
-        say(transcoding_line(transcoding))
-    under = status.get("under_replicated") or []
-    say("under-replicated: " + ("none" if not under else f"{len(under)}"))
-    if status.get("orphaned_blobs"):
-        say(
-            f"orphaned blobs: {status['orphaned_blobs']} (kept; restore the master's index, "
-            "or `myyoutube admin purge-orphans` if they are garbage)"
-        )
-    for video in under:
-        repairing = " (repairing)" if video.get("repairing") else ""
-        say(
-            f"  {video['name']}: {video['live_replicas']} live of {status.get('replication', '?')}{repairing}"
-        )
-    return EXIT_OK
-
-
-async def cmd_purge_orphans(api: Api, args: argparse.Namespace) -> int:
-    answer = await api.json("/api/admin/purge-orphans", method="POST", keys=("purged",))
-    return report(
-        args,
-        answer,
-        f"purged {answer['purged']} orphaned blobs; datanodes delete them at their next heartbeat",
-    )
-
-
-async def cmd_backup(api: Api, args: argparse.Namespace) -> int:
-    saved = await backups.save_backup(api, args.file, args.force)
-    return report(
-        args,
-        saved,
-        f"saved the index to {args.file} ({human_size(saved['size'])}, sha256 {saved['sha256']}); "
-        f"`myyoutube-master --restore {args.file}` starts a master from it",
-    )
 
 
 # --- command line ------------------------------------------------------------------------
@@ -351,24 +282,7 @@ def build_parser() -> argparse.ArgumentParser:
     edit.add_argument("--title", help="the new title")
     edit.add_argument("--description", help="the new description ('' clears it)")
     add("delete", cmd_delete, "delete a video").add_argument("name", metavar="NAME")
-    add("status", cmd_status, "datanodes, replication health, counters")
-    admin = commands.add_parser("admin", help="operator commands").add_subparsers(
-        dest="admin_command", required=True, metavar="ADMIN_COMMAND"
-    )
-    admin.add_parser(
-        "purge-orphans",
-        parents=[common],
-        help="delete blobs the datanodes hold that the master's index does not know "
-        "(only once you are sure the index is the right one)",
-    ).set_defaults(run=cmd_purge_orphans)
-    saving = admin.add_parser(
-        "backup",
-        parents=[common],
-        help="save a consistent copy of the master's index (accounts, videos, views) to FILE",
-    )
-    saving.add_argument("file", type=Path, metavar="FILE")
-    saving.add_argument("--force", action="store_true", help="replace FILE if it exists")
-    saving.set_defaults(run=cmd_backup)
+    operator_commands.register(commands, add, common)
     certcommands.register(commands)
     account_commands.register(commands, add, common)
     return parser
