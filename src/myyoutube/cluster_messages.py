@@ -165,7 +165,7 @@ class ChainResumeBlob:
     """Pipeline recovery (chain_acks.py): reopen this node's partial copy of a chain write
     at `offset` (bytes past it are dropped) and go on as ChainWriteBlob does, passing the
     resume on to `downstream`. Only a blob this node was chain-writing a short while ago
-    (datanode/pipeline.py keeps it for PARKED_KEEP_S) can be resumed; Error 'not_found' or
+    (datanode/chain_writes.py keeps it for PARKED_KEEP_S) can be resumed; Error 'not_found' or
     'short' otherwise."""
 
     TYPE: typing.ClassVar[int] = 96

@@ -43,7 +43,7 @@ from typing import Any
 from myyoutube import links, protocol
 from myyoutube import stream as streams
 from myyoutube.certs import Tls
-from myyoutube.datanode import pipeline
+from myyoutube.datanode import chain_writes, pipeline
 from myyoutube.datanode.open_blobs import ABANDONED_AFTER_S, OpenBlobs
 from myyoutube.datanode.scrubber import Scrubber
 from myyoutube.datanode.state import Backoff, BlockReports, full_report_chunks, rescan_delay_s
@@ -129,7 +129,7 @@ class DataNode:
         self.reports = BlockReports(incarnation=secrets.token_hex(8))
         store.on_change = self.reports.changed
         self.open_blobs = OpenBlobs(store)
-        self.chain_writes = pipeline.ChainWrites(self.open_blobs)
+        self.chain_writes = chain_writes.ChainWrites(self.open_blobs)
         for blob_id in self.chain_writes.remove_leftovers():
             log.info("removed the partial copy of chain write %s left by a previous run", blob_id)
         self.scrubber = Scrubber(store, scrub_bytes_per_s, scrub_interval_s, self.reports.found_corrupt)
