@@ -6,13 +6,10 @@ Requests travel on pooled, already-authenticated connections (pool.py): a call l
 connection, sends one request, reads the answer and gives the connection back; the
 master's `Error` frames surface as `RequestFailed(code, message)`.
 
-Uploads and reads are streams. `start_upload` returns an `Upload` to which bytes are
-written (cut into CHUNK_BYTES frames, each sent only when the master has drained the
-previous one, so the caller is paced by the slowest replica). `open_read` stats and opens
-a read in one round trip: the master answers with what the read needs of the video's
-record (name, visibility, uploaded_at, parts), then its bytes;
-`VideoRead.next_chunk()` lets the web hold the first bytes before it commits to an HTTP
-status. Only a read or upload that ran to its end gives its connection back to the pool.
+Uploads and reads are streams (master_streams.py). `start_upload` opens an upload and
+returns an `Upload` to which bytes are written; `open_read` stats and opens a read in one
+round trip: the master answers with what the read needs of the video's record (name,
+visibility, uploaded_at, parts), then the `VideoRead` yields its bytes.
 
 A client acts for one account (`user`, '' for anonymous), named in every request about
 videos or the cluster; `as_user(name)` gives a client for another account on the same
@@ -21,7 +18,6 @@ pool, which is how the web front end asks for each signed-in visitor.
 
 from __future__ import annotations
 
-import asyncio
 import builtins
 import copy
 import hashlib
@@ -30,10 +26,10 @@ from typing import TypeVar
 
 from myyoutube import links, listing, protocol, read_plan
 from myyoutube.certs import Tls
+from myyoutube.master_streams import MASTER_SILENCE_S, Upload, VideoRead
 from myyoutube.permissions import PUBLIC, User
 from myyoutube.pool import ConnectionPool, Lease
 from myyoutube.protocol import (
-    CHUNK_BYTES,
     AddUser,
     AppendUpload,
     BackupIndex,
@@ -62,22 +58,15 @@ from myyoutube.protocol import (
     TerminateUpload,
     UpdateVideo,
     UploadStatus,
-    VideoDetails,
     VideoInfo,
     VideoList,
     WhoIs,
 )
 from myyoutube.stream import RequestFailed
 
-__all__ = ["MasterClient", "RequestFailed", "Upload", "VideoRead"]
+__all__ = ["MasterClient", "RequestFailed"]
 
 M = TypeVar("M", bound=protocol.Message)
-
-# An upload's End is answered after every replica fsynced a possibly large file.
-FINISH_TIMEOUT_S = 120.0
-
-# After a failed write, how long to wait for the master's Error that explains it.
-ANSWER_AFTER_RESET_S = 2.0
 
 # Waiting for the answer to PutVideo: the master opens replicas first, each allowed a
 # handshake and a stall period, replacing any that refuse.
@@ -87,111 +76,6 @@ OPEN_UPLOAD_TIMEOUT_S = 30.0
 # and uploads at once; with fewer kept than it uses in a busy second, every burst would
 # close and reopen connections (and leave sockets in TIME_WAIT).
 MAX_IDLE_TO_MASTER = 128
-
-# The longest the master may be silent while a read is in progress. It sends a frame at
-# least every stream.KEEPALIVE_S while it works (failing over, waiting for datanodes after
-# a restart), so silence this long means it is frozen or cut off.
-MASTER_SILENCE_S = 5.0
-
-
-class Upload:
-    """An upload in progress. The master's answer (VideoInfo, or an Error as soon as the
-    upload cannot succeed, e.g. too few replicas left) is awaited in the background from
-    the start, so a refusal stops the sender at its next chunk with the master's reason
-    instead of a broken pipe."""
-
-    def __init__(self, pool: ConnectionPool, lease: Lease, answer: type[VideoInfo | Ok] = VideoInfo) -> None:
-        self._pool = pool
-        self._lease = lease
-        self._connection = lease.connection
-        # VideoInfo for a video; Ok for an append to a resumable upload (its new offset).
-        self._answer: asyncio.Future[VideoInfo | Ok] = asyncio.ensure_future(
-            self._connection.read_expected(answer, timeout=None)
-        )
-        self.size = 0
-
-    async def _refusal_or(self, exc: BaseException) -> BaseException:
-        """The master's Error if it sent one (it explains a reset), else `exc`."""
-        try:
-            await asyncio.wait_for(asyncio.shield(self._answer), ANSWER_AFTER_RESET_S)
-        except RequestFailed as refusal:
-            return refusal
-        except (ConnectionError, TimeoutError, protocol.ProtocolError):
-            pass
-        return exc
-
-    async def write(self, data: bytes) -> None:
-        for start in range(0, len(data), CHUNK_BYTES):
-            if self._answer.done():
-                raise await self._refusal_or(protocol.RemoteProtocolError("master answered early"))
-            piece = data[start : start + CHUNK_BYTES]
-            try:
-                await self._connection.write_frame(Chunk(piece), timeout=FINISH_TIMEOUT_S)
-            except (ConnectionError, TimeoutError) as exc:
-                raise await self._refusal_or(exc) from exc
-            self.size += len(piece)
-
-    async def finish(self, extra: dict | None = None, poster: bytes = b"") -> dict:
-        """Commit the upload (with what was learnt of the file, and a JPEG poster);
-        returns the video's record once every replica has it (for an append: the
-        resumable upload's session with its new offset)."""
-        try:
-            if extra or poster:
-                await self._connection.write_frame(VideoDetails(extra=extra or {}, poster=poster))
-            await self._connection.write_frame(End(size=self.size, sha256=""))
-            answer = await asyncio.wait_for(self._answer, FINISH_TIMEOUT_S)
-            self._lease.done()
-        except (ConnectionError, TimeoutError) as exc:
-            raise await self._refusal_or(exc) from exc
-        finally:
-            self._answer.cancel()
-            self._pool.release(self._lease)
-        return answer.video if isinstance(answer, VideoInfo) else answer.info["upload"]
-
-    def abort(self) -> None:
-        """Give up: the master drops the upload and every partial replica."""
-        self._answer.cancel()
-        self._pool.release(self._lease)  # never marked done: the connection is closed
-
-
-class VideoRead:
-    """An open read: what the read needs of the video's record (`video`: name,
-    visibility, uploaded_at, parts), then the bytes [offset, offset+length) of the part
-    asked for, clamped to its size. Take them with `next_chunk()` (b'' at the
-    end) or iterate; `close()` when done (a read abandoned midway closes its connection)."""
-
-    def __init__(self, pool: ConnectionPool, lease: Lease, video: dict, offset: int, length: int) -> None:
-        self._pool = pool
-        self._lease = lease
-        self.video = video
-        self.offset = offset
-        self.length = length
-        self.received = 0
-        self._ended = False
-
-    async def next_chunk(self) -> bytes:
-        """The next bytes, b'' once all `length` arrived; RequestFailed if the master
-        reported a failure, TimeoutError if it fell silent, ProtocolError if it lied."""
-        if self._ended:
-            return b""
-        message = await self._lease.connection.read_expected(Chunk, End, timeout=MASTER_SILENCE_S)
-        if isinstance(message, End):
-            if self.received != self.length:
-                raise protocol.RemoteProtocolError(f"read ended after {self.received} of {self.length} bytes")
-            self._ended = True
-            self._lease.done()
-            return b""
-        self.received += len(message.data)
-        if self.received > self.length or not message.data:
-            raise protocol.RemoteProtocolError("the master sent bytes it was not asked for")
-        return message.data
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        while data := await self.next_chunk():
-            yield data
-
-    def close(self) -> None:
-        self._pool.release(self._lease)
 
 
 class MasterClient:

@@ -41,7 +41,8 @@ import urllib.parse
 from aiohttp import web
 
 from myyoutube import permissions, ranges, read_plan
-from myyoutube.client import MasterClient, RequestFailed, VideoRead
+from myyoutube.client import MasterClient, RequestFailed
+from myyoutube.master_streams import VideoRead
 from myyoutube.quietlog import QuietLog
 from myyoutube.web import viewers
 from myyoutube.web.auth import client_address

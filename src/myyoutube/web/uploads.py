@@ -43,8 +43,9 @@ from aiohttp.http_exceptions import HttpProcessingError
 
 from myyoutube import media, names, permissions
 from myyoutube.batched_writes import BatchedWriter
-from myyoutube.client import MasterClient, Upload
+from myyoutube.client import MasterClient
 from myyoutube.formatting import human_size
+from myyoutube.master_streams import Upload
 from myyoutube.protocol import CHUNK_BYTES
 from myyoutube.web.auth import client_address
 from myyoutube.web.common import LIMITS, METRICS, VISITOR, error, master_for
