@@ -45,6 +45,7 @@ from myyoutube.master import (
     catalogue,
     control,
     relay,
+    rendition_transfers,
     resumable,
     sidecars,
     status,
@@ -128,6 +129,7 @@ class Master:
         self.recent_views = views.RecentViews()
         self.counters = status.Counters()
         self.transcoding = transcoding.Transcoding(self)
+        self.rendition_transfers = rendition_transfers.RenditionTransfers(self)
         self.write_pipeline = True  # uploads go down a chain of datanodes (pipeline.py), not fan-out
         self.resumable = resumable.Resumable(self, upload_expiry_s)
         self.sidecars = sidecars.SidecarDelivery(index)
@@ -171,7 +173,7 @@ class Master:
             **self.video_requests.handlers(),
             **self.control.handlers(),
             **self.accounts.handlers(),
-            **self.transcoding.handlers(),
+            **self.rendition_transfers.handlers(),
             **self.resumable.handlers(),
             **backup.handlers(self),
         }
@@ -179,7 +181,7 @@ class Master:
     def allowed_roles(self) -> dict[type, frozenset[str]]:
         """Who may send what (checked by links.py on TLS links): datanodes register and
         run transcode jobs, every other request is the web front end's."""
-        from_datanodes = (Register, *transcoding.DATANODE_REQUESTS)
+        from_datanodes = (Register, *rendition_transfers.DATANODE_REQUESTS)
         return {kind: DATANODE_ONLY if kind in from_datanodes else WEB_ONLY for kind in self._handler_table}
 
     async def handle(self, connection: FrameStream, request: Message) -> None:

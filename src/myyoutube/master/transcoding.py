@@ -11,11 +11,8 @@ sources it holds. The answer (`Commands.transcode_jobs`, `cancel_jobs`) hands th
 its new jobs and tells it to stop any it reports that is no longer its own (the video
 was deleted, or the lease expired and went elsewhere).
 
-A node running a job asks on connections of its own: `FetchSource` streams the source
-from its replicas when the node holds none; `StoreRendition` brings the finished
-rendition, which is written through the ordinary replicated path (ReplicaFanout, blob id
-recorded as pending first) and committed with the job's end in one index transaction,
-but only if the job is still leased (a deleted video's rendition is retired at once).
+A node running a job asks on connections of its own for the source and brings the
+finished rendition back (rendition_transfers.py).
 
 The public record gets the fields viewers and the player read: `state`, `progress`,
 `failure`, `renditions` (complete ones, lowest first), `playable_original`, and `parts`:
@@ -25,31 +22,17 @@ rendition by height, `poster`, and `video`: what /stream plays).
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 import uuid
 from collections import deque
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from myyoutube import media, names, protocol
-from myyoutube.master import jobs, relay, transfer, uploads
-from myyoutube.master.index import Index, StoredBlob
+from myyoutube import media
+from myyoutube.master import jobs
+from myyoutube.master.index import Index
 from myyoutube.master.jobs import Job
-from myyoutube.media.fragments import peak_bitrate
-from myyoutube.protocol import (
-    Chunk,
-    End,
-    Error,
-    FetchSource,
-    GetRenditions,
-    Heartbeat,
-    Ok,
-    StoreRendition,
-    VideoInfo,
-)
-from myyoutube.stream import FrameStream
+from myyoutube.protocol import Heartbeat
 
 if TYPE_CHECKING:
     from myyoutube.master.server import Master
@@ -59,23 +42,12 @@ log = logging.getLogger(__name__)
 # A failure reason from a datanode is shown on the watch page: one line, this long at most.
 MAX_FAILURE_CHARS = 300
 
-# A rendition is at most this many times its source's size plus a constant: a ceiling
-# far above any real rendition (a 240p rung of a tiny source can outgrow it a little),
-# so a confused or hostile node cannot fill the cluster through a job.
-MAX_RENDITION_GROWTH = 4
-MAX_RENDITION_EXTRA_BYTES = 64 * 1024 * 1024
-
-# Between chunks of a rendition or while waiting for the node: as for uploads.
-RENDITION_STALL_TIMEOUT_S = uploads.UPLOAD_STALL_TIMEOUT_S
-
 # Containers and video codecs Chromium, Firefox and Safari all play as they are, with the
 # 8-bit 4:2:0 pictures their decoders take (field notes: HEVC shows no picture, AVI and
 # MPEG-TS fail). A video without known details is taken as playable if its container is.
 BROWSER_CONTAINERS = frozenset({"video/mp4", "video/webm", "video/quicktime"})
 BROWSER_VIDEO_CODECS = frozenset({"h264", "vp8", "vp9", "av1"})
 BROWSER_PIXEL_FORMATS = frozenset({"yuv420p", "yuvj420p"})
-
-DATANODE_REQUESTS = (FetchSource, StoreRendition)
 
 # Videos stored before this release are queued while fewer jobs than this wait or run: a
 # few per transcoding node, so the backlog keeps every slot busy without ever holding a
@@ -177,13 +149,6 @@ class Transcoding:
     def lease_s(self) -> float:
         # A node silent this long is dead to the master; its jobs go elsewhere as well.
         return self.master.state.dead_after_s
-
-    def handlers(self) -> dict[type, Callable[[FrameStream, Any], Awaitable[None]]]:
-        return {
-            FetchSource: self._fetch_source,
-            StoreRendition: self._store_rendition,
-            GetRenditions: self._renditions,
-        }
 
     def processing(self, video: dict) -> bool:
         return any(
@@ -298,114 +263,3 @@ class Transcoding:
             "source_size": replica.size,
             "rung": job.rung,
         }
-
-    def _running(self, job_id: str) -> tuple[Job, dict] | None:
-        job = self.index.jobs.jobs.get(job_id)
-        video = self.index.videos.get(job.video) if job is not None else None
-        if job is None or video is None or job.state != jobs.RUNNING:
-            return None
-        return job, video
-
-    # --- requests from transcoding datanodes -------------------------------------------
-
-    async def _fetch_source(self, connection: FrameStream, request: FetchSource) -> None:
-        running = self._running(request.job_id)
-        if running is None:
-            await connection.write_frame(Error("not_found", "No such job is running."))
-            return
-        blob_id = running[1]["blob_id"]
-        replica = self.index.replicas[blob_id]
-        await connection.write_frame(Ok({"size": replica.size}))
-
-        async def consume(data: bytes) -> None:
-            await connection.write_chunk(data, timeout=RENDITION_STALL_TIMEOUT_S)
-
-        master = self.master
-        try:
-            nodes = master.state.read_order(replica.nodes, time.time(), master.rng)
-            await relay.relay_blob(
-                blob_id, 0, replica.size, nodes, master.pools, consume, master._read_failed, master.stall_s
-            )
-        except transfer.ReplicationFailed as exc:
-            await connection.write_frame(Error("unavailable", str(exc)))
-            return
-        await connection.write_frame(End(size=replica.size, sha256=replica.sha256))
-
-    async def _store_rendition(self, connection: FrameStream, request: StoreRendition) -> None:
-        refusal = self._rendition_refusal(request)
-        if refusal is not None:
-            await connection.write_frame(refusal)
-            return
-        fanouts: list[uploads.Writer] = []
-        try:
-            fanout = await uploads.open_replicas(
-                self.master, await uploads.new_fanout(self.master, fanouts), fanouts
-            )
-            await connection.write_frame(Ok({"replicas": len(fanout.replicas)}))
-            sha256 = await _relay_rendition(connection, fanout, request.size)
-            blob = StoredBlob(fanout.blob_id, request.size, sha256, await fanout.finish(request.size, sha256))
-            if not self._commit(request, blob):
-                raise transfer.ReplicationFailed("The job was cancelled meanwhile.", code="not_found")
-        except transfer.ReplicationFailed as exc:
-            await uploads.abort_fanouts(self.master, fanouts)
-            await connection.write_frame(Error(exc.code, str(exc)))
-            await uploads.drain(connection)
-            return
-        except BaseException:
-            await uploads.abort_fanouts(self.master, fanouts)
-            raise
-        finally:
-            self.master.in_flight.difference_update(f.blob_id for f in fanouts)
-        await connection.write_frame(Ok({}))
-
-    def _rendition_refusal(self, request: StoreRendition) -> Error | None:
-        running = self._running(request.job_id)
-        if running is None:
-            return Error("not_found", "No such job is running.")
-        source = self.index.replicas[running[1]["blob_id"]]
-        if not 0 < request.size <= source.size * MAX_RENDITION_GROWTH + MAX_RENDITION_EXTRA_BYTES:
-            return Error("bad_request", f"A rendition of {request.size} bytes is out of bounds.")
-        try:
-            fragment_index = media.FragmentIndex.from_json(request.fragment_index)
-        except (ValueError, KeyError, TypeError) as exc:
-            return Error("bad_request", f"The fragment index does not parse: {exc}")
-        if fragment_index.size != request.size or not fragment_index.segments:
-            return Error("bad_request", "The fragment index does not describe the rendition.")
-        return None
-
-    def _commit(self, request: StoreRendition, blob: StoredBlob) -> bool:
-        """Commit the rendition if its job is still running; False if it is not."""
-        running = self._running(request.job_id)
-        if running is None:
-            return False
-        job = running[0]
-        bandwidth = peak_bitrate(media.FragmentIndex.from_json(request.fragment_index))
-        self.index.commit_rendition(jobs.finished(job), blob, request.fragment_index, bandwidth, time.time())
-        log.info("rendition %s of %s stored on %s", job.rung["name"], job.video, ", ".join(blob.nodes))
-        return True
-
-    async def _renditions(self, connection: FrameStream, request: GetRenditions) -> None:
-        video = self.master.visible(request.name, request.user)
-        if video is None:
-            await connection.write_frame(Error("not_found", names.unknown(request.name)))
-            return
-        await connection.write_frame(VideoInfo(video=self.master.public_video(video)))
-        indexes = self.index.jobs.fragment_indexes(video["name"])
-        await connection.write_frame(Ok({"indexes": {str(height): text for height, text in indexes.items()}}))
-
-
-async def _relay_rendition(connection: FrameStream, fanout: uploads.Writer, size: int) -> str:
-    """Relay the announced `size` bytes to the replicas; their sha256."""
-    digest, received = hashlib.sha256(), 0
-    while True:
-        message = await connection.read_expected(Chunk, End, timeout=RENDITION_STALL_TIMEOUT_S)
-        if isinstance(message, End):
-            break
-        received += len(message.data)
-        if received > size:
-            raise protocol.RemoteProtocolError(f"rendition longer than the {size} bytes announced")
-        digest.update(message.data)
-        await fanout.write(message.data)
-    if received != size or message.size != size or message.sha256 not in ("", digest.hexdigest()):
-        raise protocol.RemoteProtocolError(f"rendition ended at {received} bytes of {size}")
-    return digest.hexdigest()
