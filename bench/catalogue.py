@@ -106,7 +106,7 @@ def fill(path: Path, count: int, rng: random.Random) -> float:
             title_words.insert(0, RARE_WORD)
         name = f"{title_words[0]}-{title_words[-1]}-{number:06d}.mp4"
         blob_id = f"{number:032x}"
-        index.begin_blob(blob_id, time.time())
+        index.ownership.begin_blob(blob_id, time.time())
         video = {
             "name": name,
             "blob_id": blob_id,

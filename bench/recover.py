@@ -111,7 +111,7 @@ def fill(root: Path, count: int, folders: list[Path], rng: random.Random) -> tup
         video = record(number, blob_id, sha256, number >= late_from)
         version = 1
         if number < late_from:
-            index.begin_blob(blob_id, time.time())
+            index.ownership.begin_blob(blob_id, time.time())
             index.commit_video(video, [StoredBlob(blob_id, BLOB_BYTES, sha256, [])], time.time())
             if rng.random() < EDITED_SHARE:
                 video, version, edited = dict(video, title=f"Retitled {number}"), 2, edited + 1

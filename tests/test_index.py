@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from myyoutube.master import jobs, transcoding
-from myyoutube.master.index import RETIRED_KEEP_S, Index, StoredBlob
+from myyoutube.master.blob_ownership import RETIRED_KEEP_S
+from myyoutube.master.index import Index, StoredBlob
 from myyoutube.master.schema import SCHEMA_VERSION, IndexTooNew
 from myyoutube.master.upload_sessions import Session
 
@@ -30,7 +31,7 @@ def old_index(tmp_path: Path) -> Path:
 
 
 def commit(index: Index, name: str, blob_id: str) -> None:
-    index.begin_blob(blob_id, NOW)
+    index.ownership.begin_blob(blob_id, NOW)
     video = {"name": name, "blob_id": blob_id, "size": 10, "sha256": "0" * 64, "content_type": "video/mp4"}
     index.commit_video(dict(video, uploaded_at=NOW), [StoredBlob(blob_id, 10, "0" * 64, NODES)], NOW)
 
@@ -43,7 +44,7 @@ def test_old_index_is_migrated_and_keeps_its_videos(tmp_path):
     assert index.videos["holiday.mp4"]["duration_s"] == 6.0
     assert index.videos["holiday.mp4"]["poster_blob_id"] == "b" * 32
     assert sorted(index.replicas["a" * 32].nodes) == ["127.0.0.1:7101", "127.0.0.1:7102", "127.0.0.1:7103"]
-    assert index.retired == set()
+    assert index.ownership.retired == set()
     # Videos from before accounts belong to the first admin and stay public.
     assert (index.videos["holiday.mp4"]["owner"], index.videos["holiday.mp4"]["visibility"]) == (
         "admin",
@@ -90,12 +91,12 @@ def test_write_pending_at_a_crash_is_retired_on_reopen(tmp_path):
     retired when the index reopens: its copies are known garbage."""
     path = tmp_path / "index.sqlite3"
     index = Index(path, NOW)
-    index.begin_blob("c" * 32, NOW)
+    index.ownership.begin_blob("c" * 32, NOW)
     commit(index, "kept.mp4", "d" * 32)
     index.close()
     reopened = Index(path, NOW + 1)
-    assert reopened.retired == {"c" * 32}
-    assert "d" * 32 in reopened.replicas and "d" * 32 not in reopened.retired
+    assert reopened.ownership.retired == {"c" * 32}
+    assert "d" * 32 in reopened.replicas and "d" * 32 not in reopened.ownership.retired
     reopened.close()
 
 
@@ -104,12 +105,12 @@ def test_deleted_and_abandoned_blobs_are_retired_durably(tmp_path):
     path = tmp_path / "index.sqlite3"
     index = Index(path, NOW)
     commit(index, "gone.mp4", "e" * 32)
-    index.begin_blob("f" * 32, NOW)
+    index.ownership.begin_blob("f" * 32, NOW)
     index.delete_video("gone.mp4", NOW)
-    index.abandon_blobs(["f" * 32], NOW)
+    index.ownership.abandon_blobs(["f" * 32], NOW)
     index.close()
     reopened = Index(path, NOW)
-    assert reopened.retired == {"e" * 32, "f" * 32}
+    assert reopened.ownership.retired == {"e" * 32, "f" * 32}
     assert reopened.videos == {} and reopened.replicas == {}
     reopened.close()
 
@@ -118,8 +119,8 @@ def test_purge_retires_only_blobs_the_index_does_not_know(tmp_path):
     """An operator's purge retires unknown ids, never a committed blob."""
     index = Index(tmp_path / "index.sqlite3", NOW)
     commit(index, "live.mp4", "1" * 32)
-    assert index.retire_orphans(["2" * 32, "1" * 32, "2" * 32], NOW) == ["2" * 32]
-    assert index.retired == {"2" * 32}
+    assert index.ownership.retire_orphans(["2" * 32, "1" * 32, "2" * 32], NOW) == ["2" * 32]
+    assert index.ownership.retired == {"2" * 32}
     index.close()
 
 
@@ -127,20 +128,20 @@ def test_retired_ids_are_forgotten_after_the_keep_period(tmp_path):
     """Retired ids are kept RETIRED_KEEP_S, then pruned, so the table stays bounded."""
     path = tmp_path / "index.sqlite3"
     index = Index(path, NOW)
-    index.abandon_blobs(["3" * 32], NOW)
-    index.prune_retired(NOW + RETIRED_KEEP_S - 1)
-    assert index.retired == {"3" * 32}
-    index.prune_retired(NOW + RETIRED_KEEP_S + 1)
-    assert index.retired == set()
+    index.ownership.abandon_blobs(["3" * 32], NOW)
+    index.ownership.prune_retired(NOW + RETIRED_KEEP_S - 1)
+    assert index.ownership.retired == {"3" * 32}
+    index.ownership.prune_retired(NOW + RETIRED_KEEP_S + 1)
+    assert index.ownership.retired == set()
     index.close()
-    assert Index(path, NOW).retired == set()
+    assert Index(path, NOW).ownership.retired == set()
 
 
 def test_owner_and_visibility_survive_a_reopen(tmp_path):
     """A video's owner and visibility are stored with it, and a change of visibility is durable."""
     path = tmp_path / "index.sqlite3"
     index = Index(path, NOW)
-    index.begin_blob("4" * 32, NOW)
+    index.ownership.begin_blob("4" * 32, NOW)
     video = {"name": "mine.mp4", "blob_id": "4" * 32, "size": 10, "sha256": "0" * 64}
     video |= {"content_type": "video/mp4", "uploaded_at": NOW, "owner": "olga", "visibility": "private"}
     index.commit_video(video, [StoredBlob("4" * 32, 10, "0" * 64, NODES)], NOW)
@@ -171,7 +172,7 @@ def test_jobs_and_renditions_survive_a_reopen_and_go_with_their_video(tmp_path):
     new = jobs.new_jobs(
         ["j240", "j360"], "clip.mp4", [{"name": "240p", "width": 320, "height": 240}] * 2, NOW
     )
-    index.begin_blob("c" * 32, NOW)
+    index.ownership.begin_blob("c" * 32, NOW)
     video = {"name": "clip.mp4", "blob_id": "c" * 32, "content_type": "video/mp4", "uploaded_at": NOW}
     index.commit_video(video, [StoredBlob("c" * 32, 10, "0" * 64, NODES)], NOW, new)
     index.jobs.save([jobs.lease(new[0], NODES[0], NOW, 10.0)])
@@ -183,7 +184,7 @@ def test_jobs_and_renditions_survive_a_reopen_and_go_with_their_video(tmp_path):
         "j360": ("queued", 0),
     }
     fragment_index = json.dumps({"width": 320, "height": 240, "size": 5})
-    index.begin_blob("d" * 32, NOW)
+    index.ownership.begin_blob("d" * 32, NOW)
     done = jobs.finished(index.jobs.jobs["j240"])
     index.commit_rendition(done, StoredBlob("d" * 32, 5, "1" * 64, NODES), fragment_index, 99_000, NOW)
     index.close()
@@ -195,7 +196,7 @@ def test_jobs_and_renditions_survive_a_reopen_and_go_with_their_video(tmp_path):
     assert [job.job_id for job in index.jobs.of_video("clip.mp4")] == ["j360"]  # done jobs stay on disk only
     assert index.jobs.fragment_indexes("clip.mp4") == {240: fragment_index}
     index.delete_video("clip.mp4", NOW)
-    assert {"c" * 32, "d" * 32} <= index.retired and index.jobs.of_video("clip.mp4") == []
+    assert {"c" * 32, "d" * 32} <= index.ownership.retired and index.jobs.of_video("clip.mp4") == []
     index.close()
     index = Index(path, NOW)
     assert index.jobs.jobs == {} and index.jobs.fragment_indexes("clip.mp4") == {}
@@ -230,7 +231,7 @@ def test_upload_session_and_its_pending_blob_survive_a_reopen(tmp_path):
     after a master restart. An old index gains the table when it migrates."""
     path = old_index(tmp_path)
     index = Index(path, NOW)
-    index.begin_blob("e" * 32, NOW)
+    index.ownership.begin_blob("e" * 32, NOW)
     session = Session(
         "a" * 32, "e" * 32, "big.mp4", "admin", "public", "Big", 1000, 0, NODES, [], NOW, NOW + 60
     )
@@ -241,7 +242,7 @@ def test_upload_session_and_its_pending_blob_survive_a_reopen(tmp_path):
     reopened = Index(path, NOW + 1)
     kept = reopened.upload_sessions.sessions["a" * 32]
     assert (kept.offset, kept.replicas, kept.former, kept.name) == (400, NODES[:1], NODES[1:], "big.mp4")
-    assert "e" * 32 not in reopened.retired
+    assert "e" * 32 not in reopened.ownership.retired
     reopened.upload_sessions.remove("a" * 32)
     reopened.close()
     assert Index(path, NOW + 2).upload_sessions.sessions == {}
@@ -273,10 +274,10 @@ async def test_durable_writes_fsync_the_log_in_a_worker_thread(tmp_path, monkeyp
     monkeypatch.setattr(os, "fdatasync", watched)  # SQLite's own fsyncs do not pass here
     path = tmp_path / "index.sqlite3"
     index = Index(path, NOW)
-    await index.durably(functools.partial(index.begin_blob, "a" * 32, NOW))
+    await index.durably(functools.partial(index.ownership.begin_blob, "a" * 32, NOW))
     assert fsynced == [(f"{path}-wal", False)]
     with pytest.raises(sqlite3.IntegrityError):
-        await index.durably(functools.partial(index.begin_blob, "a" * 32, NOW))  # begun twice
+        await index.durably(functools.partial(index.ownership.begin_blob, "a" * 32, NOW))  # begun twice
     assert len(fsynced) == 1
     reopened = Index(path, NOW + 1)
-    assert "a" * 32 in reopened.retired  # the begun write was on disk: the next master owns it
+    assert "a" * 32 in reopened.ownership.retired  # the begun write was on disk: the next master owns it

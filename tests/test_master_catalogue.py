@@ -28,7 +28,7 @@ def index(tmp_path):
 def add(index: Index, name: str, uploaded_at: float = NOW, **details) -> None:
     """Commit a video as an upload would (no bytes anywhere: the catalogue needs none)."""
     blob_id = f"{next(_blob_ids):032x}"
-    index.begin_blob(blob_id, NOW)
+    index.ownership.begin_blob(blob_id, NOW)
     video = dict(details, name=name, blob_id=blob_id, size=1, sha256="0" * 64, content_type="video/mp4")
     index.commit_video(dict(video, uploaded_at=uploaded_at), [StoredBlob(blob_id, 1, "0" * 64, NODES)], NOW)
 

@@ -72,7 +72,7 @@ def test_sidecars_carry_the_record_and_a_version_that_every_change_bumps(tmp_pat
     path = tmp_path / "index.sqlite3"
     index = Index(path, NOW)
     for blob_id in ("a" * 32, "b" * 32):
-        index.begin_blob(blob_id, NOW)
+        index.ownership.begin_blob(blob_id, NOW)
     video = {"name": "cat.mp4", "blob_id": "a" * 32, "size": 10, "sha256": "0" * 64}
     video |= {"content_type": "video/mp4", "uploaded_at": NOW, "poster_blob_id": "b" * 32, "owner": "ann"}
     blobs = [StoredBlob("a" * 32, 10, "0" * 64, NODES), StoredBlob("b" * 32, 3, "1" * 64, NODES[:1])]
@@ -107,7 +107,7 @@ def test_a_change_made_while_the_previous_version_is_delivered_is_not_lost(tmp_p
     """The acknowledgement of version 1 arriving after version 2 was committed (before the
     master looked again) leaves the video due, and version 2 goes in the next answer."""
     index = Index(tmp_path / "index.sqlite3", NOW)
-    index.begin_blob("a" * 32, NOW)
+    index.ownership.begin_blob("a" * 32, NOW)
     video = {"name": "cat.mp4", "blob_id": "a" * 32, "size": 10, "sha256": "0" * 64}
     video |= {"content_type": "video/mp4", "uploaded_at": NOW}
     index.commit_video(video, [StoredBlob("a" * 32, 10, "0" * 64, ["n1"])], NOW)

@@ -99,7 +99,7 @@ class Control:
         """Record a heartbeat or a chunk of a full report and act on what it means."""
         now, state = time.time(), self.state
         index = IndexView(
-            self.index.replicas, self.index.retired, self.master.in_flight, self.master.replication
+            self.index.replicas, self.index.ownership.retired, self.master.in_flight, self.master.replication
         )
         if isinstance(report, BlockReportChunk):
             decision = state.add_report_chunk(address, report, index, now)
@@ -140,7 +140,7 @@ class Control:
 
     def _order_retired_deletes(self) -> None:
         """Blobs the index gave up since last time go from every node that reported them."""
-        retired = self.index.take_newly_retired()
+        retired = self.index.ownership.take_newly_retired()
         if retired:
             self.state.blobs_retired(retired)
             for orphans in self.orphans.values():
@@ -176,6 +176,6 @@ class Control:
         if not await self.master.admin_only(connection, request.user):
             return
         unknown = set().union(*self.orphans.values()) - self.master.in_flight
-        purged = self.index.retire_orphans(sorted(unknown), time.time())
+        purged = self.index.ownership.retire_orphans(sorted(unknown), time.time())
         log.warning("purging %d orphaned blobs at the request of %s", len(purged), request.user)
         await connection.write_frame(Ok({"purged": len(purged)}))

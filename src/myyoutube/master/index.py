@@ -21,12 +21,9 @@ reads and the pure decisions in state.py never wait on the disk. Every write goe
 SQLite first, then to memory.
 
 Deleting is the one thing that cannot be undone, so the index remembers which blobs it
-*owns and no longer wants*: a blob id is recorded as pending before its first byte is
-written (`begin_blob`), becomes a committed blob, or is retired (an aborted upload, a
-deleted video, a write in progress when the master died). Only retired blobs are ever
-deleted from datanodes. A blob a datanode reports that this index never allocated is an
-orphan: kept, counted, and left for recovery or an operator's explicit purge. So a master
-started on an empty or restored data directory cannot wipe the cluster.
+owns and no longer wants (`ownership`, blob_ownership.py): a blob id is pending before its
+first byte is written, then committed here or retired, and only retired blobs are ever
+deleted from datanodes.
 
 The schema carries its version in `PRAGMA user_version`; an index written by an older
 release is migrated in place at start-up, one transaction per step (schema.py).
@@ -44,6 +41,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from myyoutube import videotext
+from myyoutube.master.blob_ownership import BlobOwnership
 from myyoutube.master.catalogue import Catalogue
 from myyoutube.master.jobs import DONE, Job
 from myyoutube.master.jobstore import JobStore, load_renditions, rendition_entry
@@ -60,12 +58,6 @@ _COLUMNS = frozenset(
     {"name", "blob_id", "size", "sha256", "content_type", "uploaded_at", "poster_blob_id"}
     | {"title", "description", "views", "owner", "visibility"}
 )
-
-
-# A retired blob id is remembered this long: a datanode that comes back after longer
-# still holds the copy, which is then an orphan (kept until an operator purges it).
-# HDFS forgets invalidated blocks once sent; a month covers any repair or holiday.
-RETIRED_KEEP_S = 30 * 24 * 3600.0
 
 
 T = TypeVar("T")
@@ -100,44 +92,16 @@ class Index:
         # Bumped by every change to `replicas`: lets the repair planner skip its walk over
         # every blob when neither the replicas nor the nodes changed since its last look.
         self.replica_changes = 0
-        self.retired: set[str] = set()
-        self._newly_retired: list[str] = []  # retired since take_newly_retired() last ran
         self._load()
+        self.ownership = BlobOwnership(self._db, self._transaction, self.replicas)
         load_renditions(self._db, self.videos)
         self.jobs = JobStore(self._db, self._transaction)
         self.catalogue = Catalogue(self._db, self.videos, self._transaction)
         self.users = Users(self._db, self._transaction)
         self.upload_sessions = SessionTable(self._db, self._transaction)
         self.recovery = RecoveryIndex(self._db, self._transaction)
-        self._retire_interrupted_writes(now)
-        self.prune_retired(now)
-
-    def _retire_interrupted_writes(self, now: float) -> None:
-        """Writes pending when the last master stopped died with it: their partial or
-        complete copies are ours to delete. A resumable upload's blob is not: its session
-        outlives the master."""
-        pending = [
-            row[0]
-            for row in self._db.execute(
-                "SELECT blob_id FROM pending_blobs WHERE blob_id NOT IN (SELECT blob_id FROM upload_sessions)"
-            )
-        ]
-        if pending:
-            with self._transaction():
-                self._retire(pending, now)
-            self._remember_retired(pending)
-
-    def prune_retired(self, now: float) -> None:
-        """Forget retired ids older than RETIRED_KEEP_S (bounds the table and the set)."""
-        cutoff = now - RETIRED_KEEP_S
-        old = [
-            row[0]
-            for row in self._db.execute("SELECT blob_id FROM retired_blobs WHERE retired_at < ?", (cutoff,))
-        ]
-        if old:
-            with self._transaction():
-                self._db.execute("DELETE FROM retired_blobs WHERE retired_at < ?", (cutoff,))
-            self.retired.difference_update(old)
+        self.ownership.retire_interrupted_writes(now)
+        self.ownership.prune_retired(now)
 
     def _load(self) -> None:
         for blob_id, size, sha256 in self._db.execute("SELECT blob_id, size, sha256 FROM blobs"):
@@ -181,8 +145,6 @@ class Index:
                 visibility=visibility,
             )
 
-        self.retired.update(row[0] for row in self._db.execute("SELECT blob_id FROM retired_blobs"))
-
     def close(self) -> None:
         self.catalogue.flush_views()
         self._db.close()
@@ -199,48 +161,6 @@ class Index:
             self._db.execute("PRAGMA synchronous=FULL")
         await asyncio.to_thread(_sync_log, Path(f"{self.path}-wal"))
         return result
-
-    # --- blob ownership ---------------------------------------------------------------------
-
-    def begin_blob(self, blob_id: str, now: float) -> None:
-        """Record that `blob_id` is about to be written, before its first byte is: if the
-        master dies meanwhile, the next one knows the copies are its own to delete."""
-        with self._transaction():
-            self._db.execute("INSERT INTO pending_blobs (blob_id, started_at) VALUES (?, ?)", (blob_id, now))
-
-    def abandon_blobs(self, blob_ids: list[str], now: float) -> None:
-        """Writes that will not be committed: their copies are to be deleted."""
-        abandoned = [b for b in blob_ids if b not in self.replicas]
-        with self._transaction():
-            self._retire(abandoned, now)
-        self._remember_retired(abandoned)
-
-    def retire_orphans(self, blob_ids: list[str], now: float) -> list[str]:
-        """An operator's purge: unknown blobs become ours to delete. Returns those retired
-        (a blob committed or retired meanwhile is left as it is)."""
-        chosen = sorted({b for b in blob_ids if b not in self.replicas and b not in self.retired})
-        with self._transaction():
-            self._retire(chosen, now)
-        self._remember_retired(chosen)
-        return chosen
-
-    def _remember_retired(self, blob_ids: list[str]) -> None:
-        self.retired.update(blob_ids)
-        self._newly_retired.extend(blob_ids)
-
-    def take_newly_retired(self) -> list[str]:
-        """Blob ids retired since the last call: the master orders their deletion on every
-        node that reported them (a heartbeat's delta never mentions an unchanged blob)."""
-        taken, self._newly_retired = self._newly_retired, []
-        return taken
-
-    def _retire(self, blob_ids: list[str], now: float) -> None:
-        """Inside a transaction: move ids from pending (if there) to retired."""
-        self._db.executemany("DELETE FROM pending_blobs WHERE blob_id = ?", [(b,) for b in blob_ids])
-        self._db.executemany(
-            "INSERT OR IGNORE INTO retired_blobs (blob_id, retired_at) VALUES (?, ?)",
-            [(b, now) for b in blob_ids],
-        )
 
     def commit_video(
         self, video: dict, blobs: list[StoredBlob], now: float, jobs: list[Job] | None = None
@@ -264,7 +184,7 @@ class Index:
             with self._transaction():
                 for blob in blobs:
                     self._insert_blob(blob, now)
-                    self._db.execute("DELETE FROM pending_blobs WHERE blob_id = ?", (blob.blob_id,))
+                    self.ownership.mark_committed(blob.blob_id)
                 self._db.execute(
                     "INSERT INTO videos (name, blob_id, content_type, uploaded_at, extra,"
                     " poster_blob_id, title, description, owner, visibility)"
@@ -302,7 +222,7 @@ class Index:
         width, height = int(index["width"]), int(index["height"])
         with self._transaction():
             self._insert_blob(blob, now)
-            self._db.execute("DELETE FROM pending_blobs WHERE blob_id = ?", (blob.blob_id,))
+            self.ownership.mark_committed(blob.blob_id)
             self._db.execute(
                 "INSERT INTO renditions (blob_id, video, height, width, bandwidth, fragment_index)"
                 " VALUES (?, ?, ?, ?, ?, ?)",
@@ -330,7 +250,7 @@ class Index:
         """Make a fully replicated blob that is no video's part (an index snapshot) ours."""
         with self._transaction():
             self._insert_blob(blob, now)
-            self._db.execute("DELETE FROM pending_blobs WHERE blob_id = ?", (blob.blob_id,))
+            self.ownership.mark_committed(blob.blob_id)
         self.replicas[blob.blob_id] = Replica(blob.size, blob.sha256, {n: now for n in blob.nodes})
         self.replica_changes += 1
 
@@ -338,9 +258,9 @@ class Index:
         """Give up a blob committed by commit_blob: its copies are deleted everywhere."""
         with self._transaction():
             self._db.execute("DELETE FROM blobs WHERE blob_id = ?", (blob_id,))
-            self._retire([blob_id], now)
+            self.ownership.retire([blob_id], now)
         self.replicas.pop(blob_id, None)
-        self._remember_retired([blob_id])
+        self.ownership.remember_retired([blob_id])
         self.replica_changes += 1
 
     def delete_video(self, name: str, now: float) -> dict | None:
@@ -355,11 +275,11 @@ class Index:
             self.jobs.forget_video(name)
             self._db.execute("DELETE FROM videos WHERE name = ?", (name,))
             self._db.executemany("DELETE FROM blobs WHERE blob_id = ?", [(b,) for b in blob_ids])
-            self._retire(blob_ids, now)
+            self.ownership.retire(blob_ids, now)
         del self.videos[name]
         for blob_id in blob_ids:
             self.replicas.pop(blob_id, None)
-        self._remember_retired(blob_ids)
+        self.ownership.remember_retired(blob_ids)
         self.replica_changes += 1
         return video
 

@@ -155,7 +155,7 @@ class Resumable:
             return
         master.uploading.add(name)
         master.in_flight.add(session.blob_id)
-        master.index.begin_blob(session.blob_id, now)
+        master.index.ownership.begin_blob(session.blob_id, now)
         self.table.add(session)
         log.info("upload %s of %s (%d bytes) opened on %s", session.upload_id, name, request.length, nodes)
         await connection.write_frame(Ok({"upload": session.public()}))
@@ -335,7 +335,7 @@ class Resumable:
         master.uploading.discard(session.name)
         master.in_flight.discard(session.blob_id)
         if not committed:
-            master.index.abandon_blobs([session.blob_id], time.time())
+            master.index.ownership.abandon_blobs([session.blob_id], time.time())
         deletes = [transfer.delete_blob(master.pools, node, session.blob_id) for node in sorted(leftovers)]
         try:
             async with asyncio.timeout(DELETE_TIMEOUT_S):

@@ -92,7 +92,7 @@ HOLDERS_POLL_S = 0.1
 DATANODE_ONLY = frozenset({"datanode"})
 WEB_ONLY = frozenset({"web"})
 
-# How often retired blob ids older than index.RETIRED_KEEP_S, and expired tokens, are forgotten.
+# How often retired blob ids older than blob_ownership.RETIRED_KEEP_S, and expired tokens, are forgotten.
 RETIRED_PRUNE_EVERY_S = 3600.0
 
 
@@ -318,7 +318,7 @@ class Master:
     async def prune_retired_forever(self) -> None:
         while True:
             await asyncio.sleep(RETIRED_PRUNE_EVERY_S)
-            self.index.prune_retired(time.time())
+            self.index.ownership.prune_retired(time.time())
             self.index.users.prune_expired(time.time())
 
     async def flush_views_forever(self) -> None:

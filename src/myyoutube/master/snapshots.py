@@ -128,7 +128,7 @@ async def _store(master: Master, path: Path, sidecar: dict) -> None:
     """Write the file as a blob on fresh replicas and commit it (as uploads do)."""
     blob_id = sidecar["blob_id"]
     fanout = transfer.ReplicaFanout(blob_id, master.min_replicas, master.pools, master.stall_s, sidecar)
-    master.index.begin_blob(blob_id, time.time())
+    master.index.ownership.begin_blob(blob_id, time.time())
     master.in_flight.add(blob_id)
     try:
         await uploads.open_replicas(master, fanout)
@@ -138,7 +138,7 @@ async def _store(master: Master, path: Path, sidecar: dict) -> None:
         nodes = await fanout.finish(sidecar["size"], sidecar["sha256"])
         master.index.commit_blob(StoredBlob(blob_id, sidecar["size"], sidecar["sha256"], nodes), time.time())
     except BaseException:
-        master.index.abandon_blobs([blob_id], time.time())
+        master.index.ownership.abandon_blobs([blob_id], time.time())
         await fanout.abort()
         raise
     finally:

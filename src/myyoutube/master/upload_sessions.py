@@ -9,7 +9,7 @@ after every append, before the uploader hears the new offset, so a master that r
 (or a web front end other than the one that began it) carries on from the same byte.
 Sessions are mirrored in memory like the rest of the index.
 
-The session's blob id is recorded pending (index.begin_blob) when the session is made,
+The session's blob id is recorded pending (index.ownership.begin_blob) when the session is made,
 and is not retired at start-up while its session lives: a master restart does not end an
 upload. `replicas` are the nodes holding the confirmed bytes; `former` are nodes that held
 some once (lost and replaced), whose leftovers are deleted when the session ends.

@@ -172,14 +172,16 @@ async def new_fanout(master: Master, fanouts: list, chain: bool | None = None) -
         fanout = transfer.ReplicaFanout(uuid.uuid4().hex, master.min_replicas, master.pools, master.stall_s)
     master.in_flight.add(fanout.blob_id)
     fanouts.append(fanout)  # aborted with the others, should the record fail to be written
-    await master.index.durably(functools.partial(master.index.begin_blob, fanout.blob_id, time.time()))
+    await master.index.durably(
+        functools.partial(master.index.ownership.begin_blob, fanout.blob_id, time.time())
+    )
     return fanout
 
 
 async def abort_fanouts(master: Master, fanouts: list[Writer]) -> None:
     # Retired first: a copy the direct deletes below miss (a node down right now) is
     # deleted when that node next reports it.
-    master.index.abandon_blobs([f.blob_id for f in fanouts], time.time())
+    master.index.ownership.abandon_blobs([f.blob_id for f in fanouts], time.time())
     for fanout in fanouts:
         await fanout.abort()
 
@@ -232,7 +234,7 @@ async def _start_over(master: Master, old: Writer, fanouts: list[Writer], chain:
     chain, or a fan-out). A fresh blob id keeps the two writes apart; `old`'s nodes would
     park their copies for a resume that never comes and keep them for PARKED_KEEP_S, so
     they are deleted now (a node cuts and parks a write still running before it deletes)."""
-    master.index.abandon_blobs([old.blob_id], time.time())
+    master.index.ownership.abandon_blobs([old.blob_id], time.time())
     await old.abort()
     master.in_flight.discard(old.blob_id)
     fanouts.remove(old)
