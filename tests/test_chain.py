@@ -17,7 +17,7 @@ import pytest
 from harness import Cluster, holders_of, mp4_bytes, store, wait_until
 from myyoutube import certs, chain, links, protocol
 from myyoutube.client import RequestFailed
-from myyoutube.datanode.store import WRITE_BATCH_BYTES
+from myyoutube.datanode.blob_writer import WRITE_BATCH_BYTES
 from myyoutube.launch import Role
 from myyoutube.protocol import ChainResumeBlob, ChainWriteBlob, Ok, WriteBlob
 

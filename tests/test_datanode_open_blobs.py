@@ -10,8 +10,9 @@ import time
 
 import pytest
 
+from myyoutube.datanode.blob_writer import BLOCK_BYTES
 from myyoutube.datanode.open_blobs import ABANDONED_AFTER_S, OpenBlobs
-from myyoutube.datanode.store import BLOCK_BYTES, BlobStore, CorruptBlob, StoreError
+from myyoutube.datanode.store import BlobStore, CorruptBlob, StoreError
 
 BLOB = "0123456789abcdef0123456789abcdef"
 DATA = random.Random(3).randbytes(3 * BLOCK_BYTES + 777)

@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from myyoutube.datanode.blob_writer import BLOCK_BYTES
 from myyoutube.datanode.read_handles import OPEN_READ_HANDLES
-from myyoutube.datanode.store import BLOCK_BYTES, BlobStore, CorruptBlob, StoreError
+from myyoutube.datanode.store import BlobStore, CorruptBlob, StoreError
 
 BLOB = "0123456789abcdef0123456789abcdef"
 DATA = random.Random(3).randbytes(2 * BLOCK_BYTES + 999)

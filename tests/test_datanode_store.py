@@ -13,8 +13,8 @@ from pathlib import Path
 import google_crc32c
 import pytest
 
+from myyoutube.datanode.blob_writer import BLOCK_BYTES
 from myyoutube.datanode.store import (
-    BLOCK_BYTES,
     BlobStore,
     CorruptBlob,
     StoreError,

@@ -175,7 +175,7 @@ def torn_copy_of(cluster: Cluster, snapshot: dict) -> None:
     and then published would."""
     import google_crc32c
 
-    from myyoutube.datanode.store import _CRC, BLOCK_BYTES
+    from myyoutube.datanode.blob_writer import BLOCK_BYTES, CRC
 
     folder = cluster.folder(cluster.datanodes[0])
     whole = (folder / f"{snapshot['blob_id']}.blob").read_bytes()
@@ -183,7 +183,7 @@ def torn_copy_of(cluster: Cluster, snapshot: dict) -> None:
     blob_id = "f" * 32
     (folder / f"{blob_id}.blob").write_bytes(torn)
     crcs = b"".join(
-        _CRC.pack(google_crc32c.value(torn[at : at + BLOCK_BYTES])) for at in range(0, len(torn), BLOCK_BYTES)
+        CRC.pack(google_crc32c.value(torn[at : at + BLOCK_BYTES])) for at in range(0, len(torn), BLOCK_BYTES)
     )
     (folder / f"{blob_id}.crc").write_bytes(crcs)
     sidecar = dict(snapshot, blob_id=blob_id, taken_at=snapshot["taken_at"] + 60, size=len(torn))

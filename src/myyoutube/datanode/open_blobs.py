@@ -39,15 +39,8 @@ import aiofiles.os
 import google_crc32c
 
 from myyoutube.batched_writes import BatchedWriter
-from myyoutube.datanode.store import (
-    BLOCK_BYTES,
-    WRITE_BATCH_BYTES,
-    BlobStore,
-    CorruptBlob,
-    StoreError,
-    _fsync_dir,
-    check_blob_id,
-)
+from myyoutube.datanode.blob_writer import BLOCK_BYTES, WRITE_BATCH_BYTES, fsync_dir
+from myyoutube.datanode.store import BlobStore, CorruptBlob, StoreError, check_blob_id
 
 # An open blob untouched this long belongs to an upload that ended while this node was
 # down (the master's deletion never reached it): the node removes it by itself. Far past
@@ -130,7 +123,7 @@ class OpenBlobs:
             file.flush()
             os.fsync(file.fileno())
         os.replace(fresh, final)
-        _fsync_dir(self.store.root)
+        fsync_dir(self.store.root)
 
     async def read(self, blob_id: str, offset: int, length: int) -> AsyncIterator[bytes]:
         """Yield confirmed bytes [offset, offset+length), every block verified."""
@@ -181,7 +174,7 @@ class OpenBlobs:
         os.replace(crc_part, self._path(blob_id, ".crc"))
         os.replace(self._path(blob_id, ".open"), self._path(blob_id, ".blob"))
         os.remove(self._path(blob_id, ".opencrc"))
-        _fsync_dir(self.store.root)
+        fsync_dir(self.store.root)
 
     async def _sealed_already(self, blob_id: str, size: int) -> tuple[int, str]:
         """A seal repeated (the master's answer was lost): the published blob's hash."""
@@ -245,7 +238,7 @@ class Appender:
         self._crcs = crcs  # of the whole blocks before the current one
         self._block = bytearray(tail)  # the current, unfilled block
         self._reserved = 0
-        # Bytes go to the disk thread a batch at a time (store.WRITE_BATCH_BYTES), hashed
+        # Bytes go to the disk thread a batch at a time (blob_writer.WRITE_BATCH_BYTES), hashed
         # there; `length` counts them once handed over, and finish() flushes first.
         self._writes = BatchedWriter(self._write_batch, WRITE_BATCH_BYTES)
 
