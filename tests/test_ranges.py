@@ -1,4 +1,5 @@
-"""Tests for myyoutube.ranges: RFC 9110 conditional and range GET/HEAD decisions."""
+"""Tests for myyoutube.ranges: RFC 9110 conditional and range GET/HEAD decisions (the
+conditions through myyoutube.preconditions, which ranges.decide asks first)."""
 
 from __future__ import annotations
 
@@ -10,13 +11,13 @@ import time
 import pytest
 from multidict import CIMultiDict, CIMultiDictProxy
 
+from myyoutube.preconditions import Validators
 from myyoutube.ranges import (
     COALESCE_GAP_BYTES,
     MAX_RANGE_HEADER_BYTES,
     MAX_RANGES,
     ByteRange,
     Decision,
-    Validators,
     decide,
     multipart_closing,
     multipart_part_header,

@@ -236,7 +236,7 @@ class ReadVideo:
     visibility, uploaded_at and parts: what answering HTTP needs), then streams up to
     `length` bytes of the video's `part` ('video' or 'poster') from `offset` as Chunk*
     then End, or Error at any point. `length` -1 means to the end; the range is clamped
-    to the part's size (see ranges.clamp), so an offset at or past the end reads nothing."""
+    to the part's size (see read_plan.clamp), so an offset at or past the end reads nothing."""
 
     TYPE: typing.ClassVar[int] = 15
     name: str

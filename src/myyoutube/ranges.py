@@ -12,7 +12,8 @@ an invalid or hostile header turns into the response RFC 9110 prescribes for it,
 
 Steps, in the order RFC 9110 §13.2.2 fixes: If-Match, else If-Unmodified-Since (failure is
 412); If-None-Match, else If-Modified-Since (failure is 304); then, for GET only (§14.2),
-If-Range and Range. HEAD gets the headers a GET without Range would get (§9.3.2).
+If-Range and Range. HEAD gets the headers a GET without Range would get (§9.3.2). The
+conditions and the validators they compare with are preconditions.py's.
 
 Multiple ranges are answered with one 206 multipart/byteranges response (§14.6), guarded
 against amplification, since §14.2 lets a server ignore sets that look like an attack:
@@ -38,12 +39,13 @@ Content-Range able to describe the nothing a satisfiable "bytes=-5" would select
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC
-from email.utils import formatdate, parsedate_to_datetime
+from email.utils import formatdate
+
+from myyoutube import preconditions
+from myyoutube.preconditions import Validators
 
 # Real clients (players, download managers) send one range, PDF-style viewers a handful;
 # more parts only cost a part header each and are a known amplification pattern (§14.2).
@@ -65,20 +67,8 @@ PRIVATE_CACHE = "private, no-cache"
 # 412 and 416 depend on this request's conditions; a cache must never replay them.
 _UNCACHEABLE = "no-store"
 
-# etagc (§8.8.3): visible ASCII except DQUOTE, plus obs-text (any non-ASCII character).
-_OPAQUE_TAG = r'"[^\x00-\x20"\x7f]*"'
-# One element of a #entity-tag list (§5.6.1): optional tag, then a comma or the end.
-# Empty elements (",,") are legal and skipped (§5.6.1.2).
-_ENTITY_TAG_ELEMENT_RE = re.compile(rf"[ \t]*(?:(W/)?({_OPAQUE_TAG}))?[ \t]*(?:,|\Z)")
 # [0-9], not \d: \d also matches non-ASCII digits, which DIGIT (RFC 5234) does not.
 _RANGE_SPEC_RE = re.compile(r"([0-9]+)-([0-9]*)|-([0-9]+)")
-# The three HTTP-date shapes of §5.6.7 (IMF-fixdate, RFC 850, asctime), all GMT and case
-# sensitive. email.utils alone would also take numeric zones and trailing junk.
-_HTTP_DATE_RE = re.compile(
-    r"[A-Z][a-z]{2}, [0-9]{2} [A-Z][a-z]{2} [0-9]{4} [0-9]{2}:[0-9]{2}:[0-9]{2} GMT"
-    r"|[A-Z][a-z]{5,8}, [0-9]{2}-[A-Z][a-z]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2} GMT"
-    r"|[A-Z][a-z]{2} [A-Z][a-z]{2} [ 0-9][0-9] [0-9]{2}:[0-9]{2}:[0-9]{2} [0-9]{4}"
-)
 # Boundary characters legal in RFC 2046 that are also tchars, so no quoting is needed.
 _BOUNDARY_RE = re.compile(r"[0-9A-Za-z'+_.-]{1,70}")
 _CONTROL_CHAR_RE = re.compile(r"[\x00-\x1f\x7f]")
@@ -111,27 +101,6 @@ class ByteRange:
 
 
 @dataclass(frozen=True)
-class Validators:
-    """The stored video's validators: a strong ETag with quotes, and a Unix time, or None
-    when no date can vouch for the bytes (they may change under the same date): then no
-    Last-Modified is sent and every date condition is ignored (§13.1.3-13.1.5)."""
-
-    etag: str
-    last_modified: float | None
-
-    def __post_init__(self) -> None:
-        # Server data, not client input: a bad value is a bug, and raising finds it.
-        if not re.fullmatch(_OPAQUE_TAG, self.etag):
-            raise ValueError(f"not a strong entity tag: {self.etag!r}")
-        if self.last_modified is not None and not math.isfinite(self.last_modified):
-            raise ValueError(f"last_modified is not finite: {self.last_modified!r}")
-
-    def date(self) -> int | None:
-        """Last-Modified in whole seconds, as HTTP-dates have them (None if none)."""
-        return None if self.last_modified is None else math.floor(self.last_modified)
-
-
-@dataclass(frozen=True)
 class Decision:
     """What to answer. The body is exactly `ranges`: () means send no body.
 
@@ -161,7 +130,7 @@ def decide(
     goes on answers a cache may keep (PUBLIC_CACHE or PRIVATE_CACHE)."""
     _check_server_inputs(method, size, content_type, boundary)
     headers = _normalize_headers(request_headers)
-    failed_status = _evaluate_preconditions(headers, validators)
+    failed_status = preconditions.failed_status(headers, validators)
     if failed_status is not None:
         return _bodiless(failed_status, validators, size, cache_control)
     # §14.2: GET is the only method for which range handling is defined; a HEAD answers
@@ -231,51 +200,6 @@ def _normalize_headers(request_headers: Mapping[str, str]) -> dict[str, str]:
     return normalized
 
 
-def _evaluate_preconditions(headers: dict[str, str], validators: Validators) -> int | None:
-    """412 or 304 when a precondition fails (§13.2.2), None to go on."""
-    last_modified = validators.date()
-    if_match = headers.get("if-match")
-    if if_match is not None:
-        # §13.1.1: strong comparison; "*" is true because the video exists.
-        if if_match.strip(" \t") != "*" and not _any_tag_matches(if_match, validators, weak=False):
-            return 412
-    else:
-        # §13.1.4: true if the video was not modified after the given date.
-        since = _parse_http_date(headers.get("if-unmodified-since"))
-        if since is not None and last_modified is not None and last_modified > since:
-            return 412
-    if_none_match = headers.get("if-none-match")
-    if if_none_match is not None:
-        # §13.1.2: weak comparison; "*" matches because the video exists.
-        matches = _any_tag_matches(if_none_match, validators, weak=True)
-        if matches or if_none_match.strip(" \t") == "*":
-            return 304
-    else:
-        # §13.1.3: evaluated only without If-None-Match, which is the more exact validator.
-        since = _parse_http_date(headers.get("if-modified-since"))
-        if since is not None and last_modified is not None and last_modified <= since:
-            return 304
-    return None
-
-
-def _any_tag_matches(field_value: str, validators: Validators, *, weak: bool) -> bool:
-    """Whether any entity-tag in the list matches ours (§8.8.3.2).
-
-    A list that does not parse matches nothing: for If-Match that is a 412, the safe side;
-    for If-None-Match it is a full response, also safe.
-    """
-    position = 0
-    while position < len(field_value):
-        element = _ENTITY_TAG_ELEMENT_RE.match(field_value, position)
-        if element is None:
-            return False
-        is_weak, opaque_tag = element.group(1, 2)
-        if opaque_tag == validators.etag and (weak or not is_weak):
-            return True
-        position = element.end()
-    return False
-
-
 def _select_ranges(headers: dict[str, str], size: int, validators: Validators) -> list[ByteRange] | None:
     """The ranges to answer 206 with; [] for 416; None to ignore Range and send it all."""
     range_value = headers.get("range")
@@ -284,7 +208,7 @@ def _select_ranges(headers: dict[str, str], size: int, validators: Validators) -
     # §13.1.5: If-Range is only evaluated with a Range; if false, the client's partial copy
     # is stale, so the whole video is the useful answer, even for an unsatisfiable Range.
     if_range = headers.get("if-range")
-    if if_range is not None and not _if_range_matches(if_range, validators):
+    if if_range is not None and not preconditions.if_range_matches(if_range, validators):
         return None
     requested = _parse_range_header(range_value, size)
     if requested is None:
@@ -295,18 +219,6 @@ def _select_ranges(headers: dict[str, str], size: int, validators: Validators) -
     if sum(byte_range.length for byte_range in satisfiable) > size:
         return None  # more bytes than the video: the overlap-amplification attack (§14.2)
     return _coalesce(satisfiable)
-
-
-def _if_range_matches(field_value: str, validators: Validators) -> bool:
-    """§13.1.5: a strong ETag compared strongly, or a date equal to Last-Modified."""
-    value = field_value.strip(" \t")
-    # §13.1.5: a DQUOTE within the first three characters marks an entity-tag. A weak tag
-    # (W/"...") never matches, being neither our strong tag nor a date: its bytes may differ
-    # from ours, and splicing ranges of two byte sequences would corrupt the client's copy.
-    if value.startswith('"'):
-        return value == validators.etag
-    date = _parse_http_date(value)
-    return date is not None and date == validators.date()
 
 
 def _parse_range_header(field_value: str, size: int) -> list[ByteRange | None] | None:
@@ -363,24 +275,6 @@ def _coalesce(ranges: list[ByteRange]) -> list[ByteRange]:
             groups.append((byte_range.start, byte_range.stop, index))
     groups.sort(key=lambda group: group[2])
     return [ByteRange(start, stop) for start, stop, _ in groups]
-
-
-def _parse_http_date(field_value: str | None) -> int | None:
-    """Seconds since the epoch of an HTTP-date (§5.6.7), or None if it is not one.
-
-    The shape is checked here; email.utils turns the fields into a time and rejects
-    impossible ones (31 Feb). Its two-digit-year pivot (69-99 mean 19xx) stands in for
-    §5.6.7's "not more than 50 years in the future", which would need a clock.
-    """
-    if field_value is None or not _HTTP_DATE_RE.fullmatch(field_value.strip(" \t")):
-        return None
-    try:
-        parsed = parsedate_to_datetime(field_value)
-    except (TypeError, ValueError, IndexError, OverflowError):
-        return None
-    if parsed.tzinfo is None:  # asctime carries no zone; every HTTP-date is in GMT
-        parsed = parsed.replace(tzinfo=UTC)
-    return math.floor(parsed.timestamp())
 
 
 def _bodiless(status: int, validators: Validators, size: int, cache_control: str) -> Decision:

@@ -40,7 +40,7 @@ import urllib.parse
 
 from aiohttp import web
 
-from myyoutube import permissions, ranges, read_plan
+from myyoutube import permissions, preconditions, ranges, read_plan
 from myyoutube.client import MasterClient, RequestFailed
 from myyoutube.master_streams import VideoRead
 from myyoutube.quietlog import QuietLog
@@ -95,7 +95,7 @@ async def original(request: web.Request) -> web.StreamResponse:
     return await serve(request, "original")
 
 
-def _describe(video: dict, part: str) -> tuple[int, ranges.Validators, str]:
+def _describe(video: dict, part: str) -> tuple[int, preconditions.Validators, str]:
     """(size, validators, content type) of a video's part (see transcoding.part_blob on
     the master: 'video', 'original', 'poster' or a rendition's height); 404 if none."""
     described = video.get("parts", {}).get(part)
@@ -108,7 +108,7 @@ def _describe(video: dict, part: str) -> tuple[int, ranges.Validators, str]:
     # If-Range splice ranges of the two files (or If-Modified-Since keep a replaced copy),
     # so it has only its ETag; every other part's bytes never change after their upload.
     made = None if part == "video" else video["uploaded_at"]
-    validators = ranges.Validators(etag=f'"{described["sha256"]}"', last_modified=made)
+    validators = preconditions.Validators(etag=f'"{described["sha256"]}"', last_modified=made)
     return described["size"], validators, described["content_type"]
 
 
