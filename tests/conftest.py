@@ -44,7 +44,10 @@ def fresh_cluster(tmp_path):
     started = []
 
     def make(**options) -> Cluster:
-        running = Cluster(tmp_path, **options).start()
+        # Each cluster a folder of its own: a role refuses a data dir another one uses.
+        root = tmp_path / f"cluster-{len(started)}" if started else tmp_path
+        root.mkdir(exist_ok=True)
+        running = Cluster(root, **options).start()
         started.append(running)
         return running
 

@@ -141,6 +141,51 @@ def test_start_order_does_not_matter(tmp_path):
             master.stop()
 
 
+def test_a_second_master_on_the_same_data_dir_is_refused(tmp_path):
+    """A master started on a data dir another running master uses exits 1 with one line
+    saying so (before, it ran beside the first on the same index); once the first has
+    stopped, even killed with SIGKILL, the directory can be used again."""
+    data_dir = str(tmp_path / "master")
+    first = start_role("myyoutube.master", ["--port", "0", "--data-dir", data_dir], tmp_path / "first.log")
+    try:
+        second = run("myyoutube.master", "--port", "0", "--data-dir", data_dir)
+    finally:
+        first.kill()
+    assert second.returncode == 1 and "Traceback" not in second.stderr
+    assert second.stderr.strip().splitlines()[-1] == (
+        f"myyoutube-master: error: data dir {data_dir} is in use by another myyoutube-master; "
+        "stop that one first, or give this one a data dir of its own"
+    )
+    again = start_role("myyoutube.master", ["--port", "0", "--data-dir", data_dir], tmp_path / "again.log")
+    again.stop()
+
+
+def test_a_second_datanode_on_the_same_data_dir_is_refused(tmp_path):
+    """A datanode started on the data dir of a running datanode exits 1 with one line,
+    before it registers: two processes with one node id would make the master move the
+    node's replicas back and forth between their addresses."""
+    master = start_role(
+        "myyoutube.master", ["--port", "0", "--data-dir", str(tmp_path / "master")], tmp_path / "master.log"
+    )
+    node_dir = str(tmp_path / "node")
+    node_args = ["--master", master.address, "--port", "0", "--data-dir", node_dir]
+    try:
+        node = start_role("myyoutube.datanode", node_args, tmp_path / "node.log")
+        second = run("myyoutube.datanode", *node_args)
+        node.stop()
+    finally:
+        master.stop()
+    assert second.returncode == 1 and "Traceback" not in second.stderr
+    assert (
+        second.stderr.strip()
+        .splitlines()[-1]
+        .startswith(
+            f"myyoutube-datanode: error: data dir {node_dir} is in use by another myyoutube-datanode;"
+        )
+    )
+    assert (tmp_path / "master.log").read_text().count(" registered (") == 1  # the first only
+
+
 def test_public_bind_without_certificates_is_refused(tmp_path):
     """Listening beyond loopback without --cert-dir is refused with the reason."""
     result = run("myyoutube.master", "--host", "0.0.0.0", "--port", "0", "--data-dir", str(tmp_path))

@@ -111,6 +111,8 @@ async def serve(args: argparse.Namespace) -> None:
     try:
         address = identity.advertised_address(args.host, port, args.advertise, args.master[0])
         folder = identity.node_directory(args.data_dir, port)
+        folder.mkdir(parents=True, exist_ok=True)
+        service.lock_data_dir(folder, "myyoutube-datanode")  # before the id: one id, one process
         node_id = identity.load_or_create_node_id(folder)
         store = BlobStore(folder, args.capacity_bytes)
     except ValueError as exc:

@@ -181,6 +181,7 @@ async def serve(args: argparse.Namespace) -> None:
         args.data_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise service.StartupError(f"cannot create {args.data_dir}: {exc.strerror or exc}") from exc
+    service.lock_data_dir(args.data_dir, "myyoutube-master")
     port = await _rebuild_index(args, tls)
     try:
         index = Index(args.data_dir / "index.sqlite3", time.time())
