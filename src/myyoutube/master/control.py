@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from myyoutube import protocol
 from myyoutube.master import reports
-from myyoutube.master.state import IndexView, Reconciliation
+from myyoutube.master.state import IndexView, Node, Reconciliation
 from myyoutube.protocol import BlockReportChunk, Commands, Heartbeat, Ok, PurgeOrphans, Register
 from myyoutube.stream import FrameStream
 
@@ -89,11 +89,29 @@ class Control:
             report = await connection.read_expected(
                 Heartbeat, BlockReportChunk, timeout=self.state.dead_after_s
             )
+            if self._moved_away(address, node, register.node_id):
+                await connection.close()  # the node sees the link end at once
+                return
             self.master.sidecars.acked(address)  # a datanode obeys an answer before it speaks again
             self._heard(address, report)
             new_jobs, cancels = [], []
             if isinstance(report, Heartbeat):
                 new_jobs, cancels = self.master.transcoding.on_heartbeat(address, report, time.time())
+
+    def _moved_away(self, address: str, node: Node, node_id: str) -> bool:
+        """Whether this node's id registered from another address since its link opened
+        (a copy of its data directory started elsewhere), taking its replicas there. Its
+        link is then ended: the node registers again, which brings them back if it is the
+        one still running, instead of sending heartbeats the master can no longer apply."""
+        if self.state.nodes.get(address) is node:
+            return False
+        log.warning(
+            "datanode %s: its node id %s registered from another address; closing its link "
+            "so that it registers again",
+            address,
+            node_id,
+        )
+        return True
 
     def _heard(self, address: str, report: Heartbeat | BlockReportChunk) -> None:
         """Record a heartbeat or a chunk of a full report and act on what it means."""
