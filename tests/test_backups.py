@@ -9,7 +9,9 @@ backup itself, saved and restored, is tested in test_recovery.py.
 
 from __future__ import annotations
 
+import os
 import socket
+import stat
 
 import pytest
 
@@ -55,6 +57,26 @@ def test_a_full_disk_is_one_line_naming_the_backup_and_leaves_nothing(cluster, t
         f"myyoutube: error: cannot save the backup to {target}: No space left on device\n"
     )
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_backup_is_readable_by_its_owner_only(cluster, tmp_path, capsys, monkeypatch):
+    """Under the usual umask 022 the saved backup is 0600, also over a leftover FILE.part
+    that others could read: it holds every account's password hash and sessions (it used
+    to be saved 0644, readable by every user of the machine)."""
+    monkeypatch.setenv("MYYOUTUBE_TOKEN", cluster.admin_token)
+    target = tmp_path / "index.sqlite3"
+    leftover = tmp_path / "index.sqlite3.part"
+    leftover.write_bytes(b"an interrupted download")
+    leftover.chmod(0o644)
+    usual = os.umask(0o022)
+    try:
+        with pytest.raises(SystemExit) as exit_status:
+            commandline.main(["admin", "backup", str(target), "--url", cluster.url])
+    finally:
+        os.umask(usual)
+    assert exit_status.value.code == 0 and "saved the index" in capsys.readouterr().out
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600
+    assert list(tmp_path.iterdir()) == [target]
 
 
 def test_a_backup_from_a_server_that_is_not_myyoutube_is_not_called_damaged(tmp_path, capsys, monkeypatch):

@@ -5,7 +5,8 @@ Theory of operation
 The copy comes from GET /api/admin/backup (web/backup.py) and is written to `FILE.part`
 in a worker thread, chunk by chunk. Only a complete download that SQLite itself finds
 intact (`PRAGMA quick_check`) is fsynced and renamed to FILE, so FILE is either a usable
-backup or absent; `myyoutube-master --restore FILE` starts a master from it.
+backup or absent. FILE is readable by its owner only (0600), whatever the umask: it
+holds password hashes and sessions; `myyoutube-master --restore FILE` starts a master from it.
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ import asyncio
 import hashlib
 import os
 import sqlite3
+import stat
 from pathlib import Path
+from typing import BinaryIO
 
 from myyoutube.webclient import Api, ToolError
 
@@ -22,6 +25,8 @@ from myyoutube.webclient import Api, ToolError
 READ_BYTES = 256 * 1024
 # What GET /api/admin/backup answers with (web/backup.py).
 BACKUP_TYPE = "application/vnd.sqlite3"
+# The saved backup is its owner's alone, as the index it copies is on the master.
+PRIVATE_FILE_MODE = 0o600
 
 
 async def save_backup(api: Api, target: Path, force: bool) -> dict:
@@ -34,7 +39,7 @@ async def save_backup(api: Api, target: Path, force: bool) -> dict:
     part = target.with_name(target.name + ".part")
     digest, size = hashlib.sha256(), 0
     try:
-        file = await asyncio.to_thread(open, part, "wb")
+        file = await asyncio.to_thread(_create_private, part)
     except OSError as exc:
         raise ToolError(f"cannot write {part}: {exc.strerror or exc}") from None
     try:
@@ -55,6 +60,15 @@ async def save_backup(api: Api, target: Path, force: bool) -> dict:
             raise ToolError(f"cannot save the backup to {target}: {exc.strerror or exc}") from None
         raise
     return {"path": str(target), "size": size, "sha256": digest.hexdigest()}
+
+
+def _create_private(part: Path) -> BinaryIO:
+    """FILE.part, opened for writing and readable by its owner only (0600) whatever the
+    umask: the index holds every account's password hash and sessions."""
+    fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE_FILE_MODE)
+    if stat.S_ISREG(os.fstat(fd).st_mode):  # a leftover FILE.part keeps its mode otherwise
+        os.fchmod(fd, PRIVATE_FILE_MODE)
+    return os.fdopen(fd, "wb")
 
 
 def _publish(file, part: Path, target: Path) -> None:
