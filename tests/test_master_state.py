@@ -24,6 +24,7 @@ from myyoutube.master.state import (
 from myyoutube.protocol import BlockReportChunk
 
 GiB = 1024**3
+MiB = 1024**2
 DEAD_AFTER_S = 30.0
 HEARTBEAT_S = 2.0  # suspect after 3 heartbeats: 6 s
 NOW = 1000.0
@@ -334,6 +335,24 @@ def test_fully_replicated_blob_not_repaired():
     """A blob with `replication` live copies (suspect ones included) gets no repair."""
     state = make_state(alive=["a", "b", "t"], suspect=["s"])
     assert state.plan_repairs({"x": replica("a", "b", "s")}, 3, NOW, {}, set(), random.Random(0)) == []
+
+
+def test_repair_skips_a_target_without_room_for_the_whole_blob():
+    """A blob larger than a candidate's free space is not copied there (the copy used to
+    start, fill the node, fail and start again at every tick, forever); a blob that fits
+    is, and the signature moves once the node's room crosses a step, so the blob that did
+    not fit is planned again then."""
+    state = make_state(alive=["a", "b"])
+    state.heard_from("small", NOW - 1, 10 * GiB, 10 * GiB - 69 * MiB)  # 69 MiB free
+    big = 80 * MiB
+    replicas = {"big": replica("a", "b", size=big), "little": replica("a", "b", size=MiB)}
+    repairs = state.plan_repairs(replicas, 3, NOW, {}, set(), random.Random(0))
+    assert [(r.blob_id, r.target) for r in repairs] == [("little", "small")]
+    before = state.repair_signature(NOW)
+    state.heard_from("small", NOW - 1, 10 * GiB, 10 * GiB - 129 * MiB)  # two steps free now
+    assert state.repair_signature(NOW) != before
+    repairs = state.plan_repairs({"big": replicas["big"]}, 3, NOW, {}, set(), random.Random(0))
+    assert [(r.blob_id, r.target) for r in repairs] == [("big", "small")]
 
 
 def test_fewest_live_copies_repaired_first():

@@ -79,6 +79,17 @@ class Node:
     def free_bytes(self) -> int:
         return max(0, self.capacity_bytes - self.used_bytes)
 
+    @property
+    def room_steps(self) -> int:
+        """Free space in whole MIN_FREE_BYTES: what repair planning judges room by. Coarse
+        on purpose: it changes far less often than free_bytes, so the repair signature
+        (which holds it) stays put while a node's space only drifts."""
+        return self.free_bytes // MIN_FREE_BYTES
+
+    def has_room_for(self, size: int) -> bool:
+        """Room for a copy of `size` bytes, free space rounded down to whole steps."""
+        return self.room_steps * MIN_FREE_BYTES >= size
+
 
 @dataclass(frozen=True)
 class Replica:
@@ -161,12 +172,12 @@ class ClusterState:
 
     def repair_signature(self, now: float) -> tuple:
         """What plan_repairs' answer depends on besides the replica map: each node's
-        liveness and whether it has room, and whether start-up's grace is over. Equal
+        liveness and room (in whole steps), and whether start-up's grace is over. Equal
         signatures over an unchanged replica map give the same (empty) plan."""
         in_grace = now - self.started_at < self.dead_after_s
         nodes = tuple(
             sorted(
-                (address, self.liveness(address, now), node.free_bytes >= MIN_FREE_BYTES)
+                (address, self.liveness(address, now), node.room_steps)
                 for address, node in self.nodes.items()
             )
         )
@@ -369,10 +380,13 @@ class ClusterState:
         repairs = []
         for _, blob_id, holders in sorted(needy):
             sources = [a for a in holders if busy.get(a, 0) < MAX_REPAIRS_PER_NODE]
+            # A target without room for the whole blob would take part of it and refuse
+            # the rest, and the copy would be tried again at every tick.
             targets = [
                 a
                 for a in self.place(len(self.nodes), now, rng, frozenset(replicas[blob_id].nodes))
                 if busy.get(a, 0) < MAX_REPAIRS_PER_NODE
+                and self.nodes[a].has_room_for(replicas[blob_id].size)
             ]
             if not sources or not targets:
                 continue
