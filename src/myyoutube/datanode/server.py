@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import errno
 import functools
 import logging
 import secrets
@@ -161,15 +162,27 @@ class DataNode:
             return
         try:
             await handlers[type(request)](stream, request)
+        except (ConnectionError, TimeoutError):
+            raise  # the link's trouble, not the disk's: links.py ends the connection
+        except OSError as exc:
+            # The disk refused (made read-only, an I/O error, full): one line and an
+            # answer the master understands, not a traceback and a dropped link.
+            code = "no_space" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else "disk"
+            reason = f"cannot use {self.store.root}: {exc.strerror or exc}"
+            await self._refuse(stream, request, StoreError(code, reason))
         except StoreError as exc:
-            if exc.code == "corrupt" and isinstance(request, ReadBlob):
-                self.reports.found_corrupt(request.blob_id)
-            log.warning("%s %s: %s", type(request).__name__, getattr(request, "blob_id", "?"), exc)
-            await stream.write_frame(Error(exc.code, str(exc)))
-            if not isinstance(request, DeleteBlob):
-                # Mid-request the master may still be sending chunks (or we were sending
-                # them): the connection is not at a frame boundary; end it.
-                raise ConnectionClosed(f"{type(request).__name__} failed: {exc.code}") from exc
+            await self._refuse(stream, request, exc)
+
+    async def _refuse(self, stream: FrameStream, request: Message, exc: StoreError) -> None:
+        """Tell the peer why `request` failed; end the link unless it is at a frame boundary."""
+        if exc.code == "corrupt" and isinstance(request, ReadBlob):
+            self.reports.found_corrupt(request.blob_id)
+        log.warning("%s %s: %s", type(request).__name__, getattr(request, "blob_id", "?"), exc)
+        await stream.write_frame(Error(exc.code, str(exc)))
+        if not isinstance(request, DeleteBlob):
+            # Mid-request the master may still be sending chunks (or we were sending
+            # them): the connection is not at a frame boundary; end it.
+            raise ConnectionClosed(f"{type(request).__name__} failed: {exc.code}") from exc
 
     async def _write(self, stream: FrameStream, request: WriteBlob) -> None:
         writer = self.store.open_writer(request.blob_id, request.sidecar)
