@@ -365,3 +365,26 @@ class QuietFileServer(http.server.SimpleHTTPRequestHandler):
 def serving_files(folder: Path):
     """A handler for web_server_in_thread that serves the files under `folder`."""
     return functools.partial(QuietFileServer, directory=str(folder))
+
+
+@contextmanager
+def read_only_mount(*folders: Path) -> Iterator[None]:
+    """Make folders read-only for everyone, root too (each bind-mounted read-only over
+    itself, as a disk the kernel remounted read-only after errors is); undone on leaving.
+    Skips the test where mounts cannot be made (not root)."""
+    import pytest
+
+    mounted: list[Path] = []
+    try:
+        for folder in folders:
+            bind = subprocess.run(
+                ["mount", "--bind", str(folder), str(folder)], capture_output=True, text=True
+            )
+            if bind.returncode != 0:
+                pytest.skip(f"cannot make a read-only mount here: {bind.stderr.strip()}")
+            mounted.append(folder)
+            subprocess.run(["mount", "-o", "remount,ro,bind", str(folder)], check=True, capture_output=True)
+        yield
+    finally:
+        for folder in mounted:
+            subprocess.run(["umount", str(folder)], check=True)

@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from harness import wait_until
+from harness import read_only_mount, wait_until
 from myyoutube.client import RequestFailed
 
 
@@ -103,3 +103,20 @@ async def test_master_restart_keeps_every_committed_video(fresh_cluster):
 async def _all_alive(client, count: int) -> bool:
     status = await client.status()
     return sum(node["state"] == "alive" for node in status["datanodes"]) == count
+
+
+async def test_an_upload_lost_to_read_only_disks_is_not_called_out_of_space(fresh_cluster):
+    """When nodes with plenty of room fail to store an upload (two of three disks turned
+    read-only), the upload is refused as unavailable, to try again later, not as 'The
+    storage is out of space ... Free some space' (507), which sent operators after space
+    they had; nothing is committed."""
+    cluster = fresh_cluster()
+    client = cluster.client()
+    broken = [cluster.folder(node) for node in cluster.datanodes[:2]]
+    with read_only_mount(*broken), pytest.raises(RequestFailed) as refused:
+        await store(client, "nowhere.mp4", os.urandom(300_000))
+    assert refused.value.code == "unavailable"
+    assert "out of space" not in refused.value.message
+    assert "of the 3 datanodes with room could store the video and 2 are needed" in refused.value.message
+    assert await client.list() == []
+    client.close()

@@ -254,10 +254,20 @@ async def _place(master: Master, fanout: Writer, avoid: frozenset[str] = frozens
 
 
 def _placement_failure(master: Master, placed: int) -> transfer.ReplicationFailed:
-    alive = master.state.alive_count(time.time())
+    now = time.time()
+    alive = master.state.alive_count(now)
+    with_room = len(master.state.place(alive, now, master.rng))
+    if with_room >= master.min_replicas:
+        # Enough nodes have room, yet too few took the bytes (a disk turned read-only,
+        # a node lost midway): not a matter of space. The reasons, which name nodes and
+        # folders, are in the master's log, not in a visitor's error.
+        return transfer.ReplicationFailed(
+            f"Only {placed} of the {with_room} datanodes with room could store the video and "
+            f"{master.min_replicas} are needed; try again shortly (the master's log says why)."
+        )
     if alive >= master.min_replicas:
         return transfer.ReplicationFailed(
-            f"The storage is out of space: {placed} of {alive} datanodes have room and "
+            f"The storage is out of space: {with_room} of {alive} datanodes have room and "
             f"{master.min_replicas} are needed. Free some space or add a datanode.",
             code="no_space",
         )
