@@ -154,3 +154,22 @@ def test_a_damaged_cluster_ca_is_one_line_not_a_traceback(tmp_path):
     assert result.stderr.startswith(f"myyoutube-cluster: error: cannot read the CA in {data_dir}/certs/ca: ")
     assert result.stderr.count("\n") == 1
     assert not (data_dir / "logs").exists()
+
+
+def test_a_data_dir_that_is_a_file_is_named_in_words(tmp_path):
+    """`--data-dir` naming a file stops the start with one line saying the path is a
+    file, exit 1; it used to read "[Errno 17] File exists: 'PATH'", which suggests that
+    something exists that should not."""
+    not_a_folder = tmp_path / "data"
+    not_a_folder.write_text("notes\n")
+    result = subprocess.run(
+        cluster_command(not_a_folder),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+    )
+    assert result.returncode == 1
+    assert (
+        result.stderr == f"myyoutube-cluster: error: cannot use {not_a_folder}: it is a file, not a folder\n"
+    )

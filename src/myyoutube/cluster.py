@@ -261,6 +261,16 @@ class Cluster:
             role.stop()
 
 
+def _reason(exc: Exception) -> str:
+    """The one line saying why the cluster could not start. An OSError names the file it
+    concerns and its reason in words, not as "[Errno 17] File exists: 'DIR'"."""
+    if isinstance(exc, FileExistsError):  # mkdir on a file: "File exists" misleads
+        return f"cannot use {exc.filename}: it is a file, not a folder"
+    if isinstance(exc, OSError) and exc.strerror:
+        return f"cannot use {exc.filename}: {exc.strerror}" if exc.filename else exc.strerror
+    return str(exc)
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     service.private_files()  # logs, layout and certificates too
@@ -276,7 +286,7 @@ def main(argv: list[str] | None = None) -> None:
         cluster.stop()
         if cluster.stop_requested:  # a role that the same Ctrl-C stopped failed to start: no news
             sys.exit(0)
-        print(f"myyoutube-cluster: error: {exc}", file=sys.stderr)
+        print(f"myyoutube-cluster: error: {_reason(exc)}", file=sys.stderr)
         sys.exit(1)
     if cluster.generated_password.exists() and not had_password_file:
         print(
