@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from harness import ADMIN_PASSWORD, Cluster, mp4_bytes, run_myyoutube, upload, wait_until
-from myyoutube.launch import LaunchError
+from myyoutube.launch import LaunchError, start_role
 from myyoutube.master.snapshots import SNAPSHOTS_KEPT
 from test_transcoding import record, source_bytes
 
@@ -349,3 +349,15 @@ async def rendition_listed(http, cluster: Cluster, name: str) -> None:
         return bool((await record(http, cluster, name))["renditions"])
 
     await wait_until(listed, f"a rendition of {name}", 90)
+
+
+def test_a_master_stopped_without_datanodes_says_why_no_snapshot_was_taken(tmp_path):
+    """A master that stops before any datanode joined (started alone, as `--restore`
+    is) logs one WARNING saying how many datanodes a snapshot needs, and no ERROR; it
+    used to log 'ERROR index snapshot failed: ... try again once more are up'."""
+    log_path = tmp_path / "master.log"
+    master = start_role("myyoutube.master", ["--port", "0", "--data-dir", str(tmp_path / "m")], log_path)
+    assert master.stop() == 0
+    log = log_path.read_text()
+    assert "no index snapshot taken: 0 datanodes are up and 2 are needed to store it" in log
+    assert " ERROR " not in log

@@ -107,6 +107,16 @@ async def take(master: Master) -> str | None:
             "no index snapshot taken: this index knows no video while the datanodes hold unknown blobs"
         )
         return None
+    alive = master.state.alive_count(time.time())
+    if alive < master.min_replicas:
+        # Expected, not a failure: a master started alone (--restore, a first start)
+        # stops before any datanode joined.
+        log.warning(
+            "no index snapshot taken: %d datanodes are up and %d are needed to store it",
+            alive,
+            master.min_replicas,
+        )
+        return None
     log.info("taking an index snapshot")
     master.index.catalogue.flush_views()
     part = master.index.path.with_name(SNAPSHOT_PART)
