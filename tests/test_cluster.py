@@ -27,10 +27,10 @@ def cluster_command(data_dir) -> list[str]:
     ]
 
 
-def start_cluster(data_dir) -> tuple[subprocess.Popen, str, str]:
+def start_cluster(data_dir, *flags: str) -> tuple[subprocess.Popen, str, str]:
     """(process, URL, whatever it printed before the URL: the admin password's whereabouts)."""
     process = subprocess.Popen(
-        cluster_command(data_dir),
+        [*cluster_command(data_dir), *flags],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -173,3 +173,15 @@ def test_a_data_dir_that_is_a_file_is_named_in_words(tmp_path):
     assert (
         result.stderr == f"myyoutube-cluster: error: cannot use {not_a_folder}: it is a file, not a folder\n"
     )
+
+
+def test_a_cluster_of_one_datanode_stores_videos(tmp_path):
+    """`--datanodes 1` makes a cluster that stores uploads (one copy each); it used to
+    start, then refuse every upload because the master still wanted 2 copies."""
+    process, url, _ = start_cluster(tmp_path, "--datanodes", "1")
+    try:
+        token = sign_in(url, (tmp_path / "master" / "admin-password").read_text().strip())
+        assert post_video(url, token, "alone.mp4", mp4_bytes(os.urandom(10_000))) == 201
+    finally:
+        process.send_signal(signal.SIGTERM)
+    assert process.wait(30) == 0

@@ -36,6 +36,7 @@ from pathlib import Path
 
 from myyoutube import certs, service
 from myyoutube.launch import LaunchError, Role, start_role
+from myyoutube.master.main import DEFAULT_REPLICATION
 from myyoutube.web.main import DEFAULT_PORT
 
 DEFAULT_DATA_DIR = Path("myyoutube-data")
@@ -65,7 +66,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--datanodes",
         type=service.positive_int,
         default=DEFAULT_DATANODES,
-        help=f"how many datanodes (default {DEFAULT_DATANODES})",
+        help=f"how many datanodes (default {DEFAULT_DATANODES}; with fewer than "
+        f"{DEFAULT_REPLICATION}, each video is kept once per datanode)",
     )
     parser.add_argument(
         "--host", default="127.0.0.1", help="address the web front end binds (default 127.0.0.1)"
@@ -161,26 +163,29 @@ class Cluster:
             return shared
         return shared / f"node{number}"
 
+    def _master_args(self, port: int) -> list[str]:
+        # A copy per datanode at most: more could never be placed, and with one or two
+        # datanodes every upload would be refused or stay under-replicated.
+        fewer_nodes = self.args.datanodes if self.args.datanodes < DEFAULT_REPLICATION else None
+        return [
+            "--host",
+            self.args.internal_host,
+            "--port",
+            str(port),
+            "--data-dir",
+            str(self.data_dir / "master"),
+            *_optional("--admin-password-file", self.args.admin_password_file),
+            *_optional("--dead-after", self.args.dead_after),
+            *_optional("--heartbeat", self.args.heartbeat),
+            *_optional("--replication", fewer_nodes),
+            *(["--private"] if self.args.private else []),
+        ]
+
     def start(self) -> Role:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         ensure_certificates(self.data_dir / "certs", self.args.datanodes)
         saved, host = self._saved_ports(), self.args.internal_host
-        master = self._start(
-            "myyoutube.master",
-            "master",
-            [
-                "--host",
-                host,
-                "--port",
-                str(saved.get("master", 0)),
-                "--data-dir",
-                str(self.data_dir / "master"),
-                *_optional("--admin-password-file", self.args.admin_password_file),
-                *_optional("--dead-after", self.args.dead_after),
-                *_optional("--heartbeat", self.args.heartbeat),
-                *(["--private"] if self.args.private else []),
-            ],
-        )
+        master = self._start("myyoutube.master", "master", self._master_args(saved.get("master", 0)))
         node_ports = saved.get("datanodes", [])
         node_ports += [0] * (self.args.datanodes - len(node_ports))
         nodes = [
