@@ -355,6 +355,26 @@ def test_repair_skips_a_target_without_room_for_the_whole_blob():
     assert [(r.blob_id, r.target) for r in repairs] == [("big", "small")]
 
 
+def test_repair_waits_for_a_nodes_old_copy_to_be_reported_deleted():
+    """A node told to delete its corrupt copy of a blob gets no new copy of it until a
+    report says the old one is gone: the delete order is given again until then, and
+    used to delete the fresh copy repair had just made there (seen as a repair, a
+    'gone' replica and a second repair of the same blob). The planner looks again once
+    the order is done with."""
+    state = make_state(alive=["a", "b", "t"])
+    state.nodes["t"].blobs["x"] = 100  # t reported x, then found it corrupt
+    state.order_deletes("t", ["x"])
+    replicas = {"x": replica("a", "b")}
+    assert state.plan_repairs(replicas, 3, NOW, {}, set(), random.Random(0)) == []
+    assert state.deletes_due("t", 10) == ["x"]
+    waiting = state.repair_signature(NOW)
+    del state.nodes["t"].blobs["x"]  # t's next report: x removed
+    assert state.deletes_due("t", 10) == []
+    assert state.repair_signature(NOW) != waiting  # so the planner looks again
+    repairs = state.plan_repairs(replicas, 3, NOW, {}, set(), random.Random(0))
+    assert [(r.blob_id, r.target) for r in repairs] == [("x", "t")]
+
+
 def test_fewest_live_copies_repaired_first():
     """When only one copy can start, it goes to the blob with the fewest live copies."""
     state = make_state(alive=["a", "t"], full=["b"], dead=["d1", "d2"])

@@ -172,12 +172,13 @@ class ClusterState:
 
     def repair_signature(self, now: float) -> tuple:
         """What plan_repairs' answer depends on besides the replica map: each node's
-        liveness and room (in whole steps), and whether start-up's grace is over. Equal
+        liveness, room (in whole steps) and deletions due (a blob still to be deleted
+        on a node is not copied there), and whether start-up's grace is over. Equal
         signatures over an unchanged replica map give the same (empty) plan."""
         in_grace = now - self.started_at < self.dead_after_s
         nodes = tuple(
             sorted(
-                (address, self.liveness(address, now), node.room_steps)
+                (address, self.liveness(address, now), node.room_steps, len(node.to_delete))
                 for address, node in self.nodes.items()
             )
         )
@@ -381,12 +382,15 @@ class ClusterState:
         for _, blob_id, holders in sorted(needy):
             sources = [a for a in holders if busy.get(a, 0) < MAX_REPAIRS_PER_NODE]
             # A target without room for the whole blob would take part of it and refuse
-            # the rest, and the copy would be tried again at every tick.
+            # the rest, and the copy would be tried again at every tick. One still due to
+            # delete its old (corrupt) copy would delete the new one with it: the order
+            # is given again until a report says the old copy is gone.
             targets = [
                 a
                 for a in self.place(len(self.nodes), now, rng, frozenset(replicas[blob_id].nodes))
                 if busy.get(a, 0) < MAX_REPAIRS_PER_NODE
                 and self.nodes[a].has_room_for(replicas[blob_id].size)
+                and blob_id not in self.nodes[a].to_delete
             ]
             if not sources or not targets:
                 continue
