@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -185,3 +186,45 @@ def test_a_cluster_of_one_datanode_stores_videos(tmp_path):
     finally:
         process.send_signal(signal.SIGTERM)
     assert process.wait(30) == 0
+
+
+def test_recover_rebuilds_a_lost_master_folder_from_the_datanodes(tmp_path):
+    """After DATA_DIR/master is lost, `myyoutube-cluster --recover` rebuilds the index
+    from the datanodes (the snapshot the master left at its last stop) and serves every
+    video and account again; before, a cluster's operator had no way to run the master's
+    --recover, short of starting every role by hand."""
+    data = mp4_bytes(os.urandom(10_000))
+    process, url, _ = start_cluster(tmp_path)
+    password = (tmp_path / "master" / "admin-password").read_text().strip()
+    try:
+        assert post_video(url, sign_in(url, password), "kept.mp4", data) == 201
+    finally:
+        process.send_signal(signal.SIGTERM)
+    assert process.wait(30) == 0
+    shutil.rmtree(tmp_path / "master")
+    process, url, _ = start_cluster(tmp_path, "--recover")
+    try:
+        sign_in(url, password)  # the account came back with the index
+        with urllib.request.urlopen(f"{url}/stream/kept.mp4", timeout=30) as response:
+            assert response.read() == data
+    finally:
+        process.send_signal(signal.SIGTERM)
+    assert process.wait(30) == 0
+    assert processes_using(tmp_path) == []
+
+
+def test_recover_refuses_a_master_folder_that_holds_an_index(tmp_path):
+    """`--recover` with DATA_DIR/master still holding files is one line saying to move
+    them away, exit 1, and no role is left running: an index is never overwritten."""
+    (tmp_path / "master").mkdir()
+    (tmp_path / "master" / "index.sqlite3").write_bytes(b"kept")
+    result = subprocess.run(
+        [*cluster_command(tmp_path), "--recover"], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 1
+    assert result.stderr == (
+        f"myyoutube-cluster: error: --recover needs {tmp_path}/master empty or absent; "
+        "move its contents away first\n"
+    )
+    assert (tmp_path / "master" / "index.sqlite3").read_bytes() == b"kept"
+    assert processes_using(tmp_path) == []

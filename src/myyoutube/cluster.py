@@ -23,6 +23,10 @@ resets `admin` from F at every start; without it, the first start creates `admin
 random password in DATA_DIR/master/admin-password (0600), and this command prints that
 path, before the address, on the start that created it. `--private` makes every page
 need a sign-in.
+
+`--recover` is for a lost DATA_DIR/master: the master is started with its own
+`--recover` on the saved port and the datanodes are started before it announces itself,
+since it rebuilds the index from their reports (snapshots and sidecars) first.
 """
 
 from __future__ import annotations
@@ -30,17 +34,23 @@ from __future__ import annotations
 import argparse
 import json
 import signal
+import socket
+import subprocess
 import sys
 import time
 from pathlib import Path
 
 from myyoutube import certs, service
-from myyoutube.launch import LaunchError, Role, start_role
+from myyoutube.launch import STARTUP_TIMEOUT_S, LaunchError, Role, StartInterrupted, await_role, spawn_role
 from myyoutube.master.main import DEFAULT_REPLICATION
 from myyoutube.web.main import DEFAULT_PORT
 
 DEFAULT_DATA_DIR = Path("myyoutube-data")
 DEFAULT_DATANODES = 3
+
+# A master rebuilding a lost index waits for every datanode's reports, then reads each
+# blob's sidecar: minutes on a large cluster.
+RECOVERY_TIMEOUT_S = 900.0
 
 # How often the supervisor checks that its children still run.
 SUPERVISE_POLL_S = 0.5
@@ -98,6 +108,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--private", action="store_true", help="every page and video needs a sign-in")
     parser.add_argument(
+        "--recover",
+        action="store_true",
+        help="the master's folder (DATA_DIR/master) was lost: rebuild its index from the "
+        "datanodes (their index snapshots and blob sidecars) before serving; the folder must "
+        "be empty or absent",
+    )
+    parser.add_argument(
         "--max-upload-bytes",
         type=service.positive_int,
         default=None,
@@ -121,16 +138,14 @@ def _optional(flag: str, value) -> list[str]:
     return [] if value is None else [flag, str(value)]
 
 
-class StartInterrupted(Exception):
-    """SIGINT or SIGTERM came while the cluster was starting."""
-
-
 class Cluster:
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
         self.data_dir: Path = args.data_dir.resolve()
         self.layout_path = self.data_dir / "cluster.json"
         self.roles: list[Role] = []
+        # The master's process, arguments and log while it rebuilds its index (--recover).
+        self.recovering: tuple[subprocess.Popen, list[str], Path] | None = None
         self.stop_requested = False
 
     def request_stop(self, *_signal: object) -> None:
@@ -145,15 +160,40 @@ class Cluster:
         except (OSError, ValueError):
             return {}
 
-    def _start(self, module: str, name: str, args: list[str]) -> Role:
+    def _spawn(self, module: str, name: str, args: list[str]) -> tuple[subprocess.Popen, list[str], Path]:
         if self.stop_requested:
-            raise StartInterrupted
-        cert_dir = self.data_dir / "certs" / name
-        role = start_role(
-            module, [*args, "--cert-dir", str(cert_dir)], self.data_dir / "logs" / f"{name}.log"
-        )
+            raise StartInterrupted("stopped while starting")
+        args = [*args, "--cert-dir", str(self.data_dir / "certs" / name)]
+        log_path = self.data_dir / "logs" / f"{name}.log"
+        return spawn_role(module, args, log_path), args, log_path
+
+    def _start(
+        self,
+        module: str,
+        name: str,
+        args: list[str],
+        spawned: tuple[subprocess.Popen, list[str], Path] | None = None,
+        timeout_s: float = STARTUP_TIMEOUT_S,
+    ) -> Role:
+        """Start a role (or wait for one `_spawn` started) and keep it."""
+        process, args, log_path = spawned or self._spawn(module, name, args)
+        role = await_role(process, module, args, log_path, timeout_s, lambda: self.stop_requested)
         self.roles.append(role)
         return role
+
+    def _start_master(self, port: int) -> tuple[Role | None, str]:
+        """The master and its address; with --recover, only spawned (None): it rebuilds
+        its index from the datanodes' reports, so they must start before it announces."""
+        if not self.args.recover:
+            master = self._start("myyoutube.master", "master", self._master_args(port))
+            return master, master.address
+        master_dir = self.data_dir / "master"
+        if master_dir.is_dir() and any(master_dir.iterdir()):
+            raise LaunchError(f"--recover needs {master_dir} empty or absent; move its contents away first")
+        port = port or _free_port(self.args.internal_host)  # the datanodes must know it now
+        recover = ["--recover", "--expect-datanodes", str(self.args.datanodes)]
+        self.recovering = self._spawn("myyoutube.master", "master", [*self._master_args(port), *recover])
+        return None, f"{self.args.internal_host}:{port}"
 
     def _datanode_dir(self, number: int, port: int) -> Path:
         """Datanode `number`'s data directory. A first-release cluster kept every node's
@@ -185,7 +225,7 @@ class Cluster:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         ensure_certificates(self.data_dir / "certs", self.args.datanodes)
         saved, host = self._saved_ports(), self.args.internal_host
-        master = self._start("myyoutube.master", "master", self._master_args(saved.get("master", 0)))
+        master, master_address = self._start_master(saved.get("master", 0))
         node_ports = saved.get("datanodes", [])
         node_ports += [0] * (self.args.datanodes - len(node_ports))
         nodes = [
@@ -194,7 +234,7 @@ class Cluster:
                 f"datanode{i}",
                 [
                     "--master",
-                    master.address,
+                    master_address,
                     "--host",
                     host,
                     "--port",
@@ -206,6 +246,9 @@ class Cluster:
             )
             for i, port in enumerate(node_ports[: self.args.datanodes])
         ]
+        if master is None:  # recovering: it announces once the index is rebuilt
+            master = self._start("myyoutube.master", "master", [], self.recovering, RECOVERY_TIMEOUT_S)
+            self.recovering = None
         self.layout_path.write_text(
             json.dumps(
                 {
@@ -262,8 +305,18 @@ class Cluster:
         # Web first so no new requests arrive, then the master while the datanodes still
         # run, so its stop-time index snapshot reaches them; the datanodes last.
         order = ["myyoutube.web", "myyoutube.master", "myyoutube.datanode"]
+        if self.recovering is not None and self.recovering[0].poll() is None:
+            self.recovering[0].terminate()  # an interrupted recovery keeps no partial index
+            self.recovering[0].wait()
         for role in sorted(self.roles, key=lambda role: order.index(role.module)):
             role.stop()
+
+
+def _free_port(host: str) -> int:
+    """A port free now on `host` (for a master that must be known before it listens)."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.bind((host, 0))
+        return probe.getsockname()[1]
 
 
 def _reason(exc: Exception) -> str:

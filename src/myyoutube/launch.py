@@ -20,6 +20,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +30,10 @@ STARTUP_TIMEOUT_S = 30.0
 # On stop, SIGTERM first; a role that has not exited after this long gets SIGKILL.
 STOP_TIMEOUT_S = 10.0
 
+# How often a wait for a role's announcement checks whether it should give up: a Ctrl-C
+# during a long start (an index recovery) is obeyed within this.
+INTERRUPT_CHECK_S = 0.2
+
 # Enough for any start-up chatter on stdout in one read.
 ANNOUNCEMENT_READ_BYTES = 4096
 
@@ -37,6 +42,10 @@ _ANNOUNCEMENT = re.compile(r"listening on (\S+):(\d+)\s*$")
 
 class LaunchError(Exception):
     pass
+
+
+class StartInterrupted(LaunchError):
+    """The wait for a role's announcement was interrupted (a signal asked to stop)."""
 
 
 @dataclass
@@ -89,16 +98,40 @@ def last_log_line(log_path: Path) -> str:
 def start_role(module: str, args: list[str], log_path: Path, prefix: tuple[str, ...] = ()) -> Role:
     """Start `python -m <module> <args>` and wait for its announcement. `prefix` runs it
     through another command that execs it (e.g. `ip netns exec NS` in multi-host tests)."""
+    return await_role(spawn_role(module, args, log_path, prefix), module, args, log_path)
+
+
+def spawn_role(
+    module: str, args: list[str], log_path: Path, prefix: tuple[str, ...] = ()
+) -> subprocess.Popen:
+    """Start the role's process without waiting for it (await_role does)."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "ab") as log_file:
-        process = subprocess.Popen(
+        return subprocess.Popen(
             [*prefix, sys.executable, "-m", module, *args],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=log_file,
         )
+
+
+def await_role(
+    process: subprocess.Popen,
+    module: str,
+    args: list[str],
+    log_path: Path,
+    timeout_s: float = STARTUP_TIMEOUT_S,
+    interrupted: Callable[[], bool] = lambda: False,
+) -> Role:
+    """Wait for a spawned role's announcement (killing it if it does not come; if
+    `interrupted()` turns true meanwhile, StartInterrupted once it stopped cleanly)."""
     try:
-        host, port = _await_announcement(process, module, log_path)
+        host, port = _await_announcement(process, module, log_path, timeout_s, interrupted)
+    except StartInterrupted:
+        # Asked to stop: as a started role is stopped, so that one busy with its start
+        # (an index recovery) leaves no half-done work behind.
+        Role(module, args, log_path, process, "", 0).stop()
+        raise
     except BaseException:
         process.kill()
         process.wait()
@@ -107,18 +140,22 @@ def start_role(module: str, args: list[str], log_path: Path, prefix: tuple[str, 
     return Role(module, args, log_path, process, host, port)
 
 
-def _await_announcement(process: subprocess.Popen, module: str, log_path: Path) -> tuple[str, int]:
+def _await_announcement(
+    process: subprocess.Popen, module: str, log_path: Path, timeout_s: float, interrupted: Callable[[], bool]
+) -> tuple[str, int]:
     """Read the role's stdout until its announcement line. Reads go straight to the pipe
     (os.read) and lines are split here: a buffered readline could take two lines in one
     read, and select() would then wait on an empty pipe for the second one."""
     stdout = process.stdout
     assert stdout is not None, "start_role opens the role's stdout as a pipe"
-    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    deadline = time.monotonic() + timeout_s
     pending = b""
     with selectors.DefaultSelector() as selector:
         selector.register(stdout, selectors.EVENT_READ)
         while time.monotonic() < deadline:
-            if not selector.select(timeout=max(0.0, deadline - time.monotonic())):
+            if interrupted():
+                raise StartInterrupted(f"{module} was stopped while starting")
+            if not selector.select(timeout=min(INTERRUPT_CHECK_S, max(0.0, deadline - time.monotonic()))):
                 continue
             data = os.read(stdout.fileno(), ANNOUNCEMENT_READ_BYTES)
             if not data:  # EOF: the process is exiting
@@ -130,7 +167,7 @@ def _await_announcement(process: subprocess.Popen, module: str, log_path: Path) 
                 match = _ANNOUNCEMENT.search(line.decode(errors="replace"))
                 if match:
                     return match.group(1), int(match.group(2))
-    raise LaunchError(f"{module} did not announce itself within {STARTUP_TIMEOUT_S:g}s")
+    raise LaunchError(f"{module} did not announce itself within {timeout_s:g}s")
 
 
 def _drain(pipe) -> None:
