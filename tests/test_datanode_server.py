@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 
-from harness import mp4_bytes, read_only_mount, wait_until
+from harness import holders_of, mp4_bytes, read_only_mount, store, wait_until
 
 
 async def test_a_read_only_disk_is_one_log_line_and_the_upload_goes_on(fresh_cluster):
@@ -26,4 +27,25 @@ async def test_a_read_only_disk_is_one_log_line_and_the_upload_goes_on(fresh_clu
     text = broken_log.read_text()
     assert "Traceback" not in text and "never retrieved" not in text
     assert f"cannot use {cluster.folder(broken)}: Read-only file system" in text
+    client.close()
+
+
+async def test_a_replica_that_lost_its_checksums_is_remade_once_a_read_finds_it(fresh_cluster):
+    """A replica whose .crc file is gone fails every read ('gone from this node's disk')
+    though its node still lists it: the first read that finds it has it reported and
+    re-made from a good copy. It used to stay counted as a good copy, failing reads and
+    repairs that picked it as their source, until the scrubber's next pass a day later."""
+    cluster = fresh_cluster()
+    data = mp4_bytes(os.urandom(300_000))
+    await store(cluster, "unreadable.mp4", data)
+    await asyncio.sleep(2.0)  # the scrubbers' first pass over the new copies is done
+    holder = holders_of(cluster, data)[0]
+    crc = next(cluster.folder(holder).glob("*.blob")).with_suffix(".crc")
+    crc.unlink()
+    client = cluster.client()
+    for _ in range(30):  # each read starts at a random replica: soon one is this one
+        assert b"".join([piece async for piece in client.read("unreadable.mp4", 0, len(data))]) == data
+        if crc.exists():
+            break
+    await wait_until(crc.exists, "the replica re-made with its checksums", 10)
     client.close()

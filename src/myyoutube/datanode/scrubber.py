@@ -6,8 +6,9 @@ Checksums are verified on every read, but a video nobody watches is never read, 
 replica that rotted silently would be found only when another replica has died too. The
 scrubber walks the blobs, least recently verified first, reading each through the same
 verifying path as viewers do, paced to `bytes_per_s` so it never competes with them.
-A corrupt blob is handed to `on_corrupt`; the next heartbeat reports it to the master,
-which deletes the bad copy and re-replicates from a good one.
+A corrupt blob, or one still held that cannot be read at all (its checksums lost), is
+handed to `on_corrupt`; the next heartbeat reports it to the master, which deletes the
+bad copy and re-replicates from a good one.
 """
 
 from __future__ import annotations
@@ -54,6 +55,11 @@ class Scrubber:
         except CorruptBlob:
             log.error("scrubber: blob %s is corrupt", blob_id)
             self.on_corrupt(blob_id)
-        except (StoreError, OSError):
-            pass  # Deleted while we read it: nothing to verify any more.
+        except (StoreError, OSError) as exc:
+            # Deleted while we read it: nothing to verify any more. Still held, it cannot
+            # be read (its checksums file lost, say): as useless as a rotten copy, and the
+            # master would count it as a good one until a reader tripped over it.
+            if self.store.holds(blob_id):
+                log.error("scrubber: blob %s cannot be read (%s); reporting it corrupt", blob_id, exc)
+                self.on_corrupt(blob_id)
         await asyncio.sleep(0)  # An empty blob must not make this loop spin without yielding.

@@ -175,7 +175,10 @@ class DataNode:
 
     async def _refuse(self, stream: FrameStream, request: Message, exc: StoreError) -> None:
         """Tell the peer why `request` failed; end the link unless it is at a frame boundary."""
-        if exc.code == "corrupt" and isinstance(request, ReadBlob):
+        if isinstance(request, ReadBlob) and (
+            exc.code == "corrupt" or (exc.code == "not_found" and self.store.holds(request.blob_id))
+        ):
+            # Rotten, or held but unreadable (its checksums lost): a copy to re-make.
             self.reports.found_corrupt(request.blob_id)
         log.warning("%s %s: %s", type(request).__name__, getattr(request, "blob_id", "?"), exc)
         await stream.write_frame(Error(exc.code, str(exc)))
