@@ -264,7 +264,9 @@ async def test_web_answers_503_while_the_master_is_down(fresh_cluster, http):
 
 async def test_master_on_an_emptied_data_dir_deletes_nothing(fresh_cluster):
     """SIGKILL the master, delete its data directory, start it again: every replica stays
-    on disk (counted as orphans on /api/status) until an operator purges them."""
+    on disk (counted as orphans on /api/status) until an operator purges them, and the log
+    says how to recover, also to an operator of myyoutube-cluster (it named only the
+    master's own --recover, which such an operator cannot run alone)."""
     cluster = fresh_cluster()
     videos = [mp4_bytes(os.urandom(200_000 + i)) for i in range(3)]
     for i, data in enumerate(videos):
@@ -284,8 +286,10 @@ async def test_master_on_an_emptied_data_dir_deletes_nothing(fresh_cluster):
     assert all(len(holders_of(cluster, data)) == 3 for data in videos)
     assert (await client.status())["orphaned_blobs"] == len(videos)
     assert await client.list() == []
-    # One line says what happened and how to recover.
-    assert (cluster.root / "logs" / "master.log").read_text().count("start it with --recover") == 1
+    # One line says what happened and how to recover, by hand or with myyoutube-cluster.
+    log = (cluster.root / "logs" / "master.log").read_text()
+    assert log.count("start it with --recover") == 1
+    assert "(`myyoutube-cluster --recover` for a cluster that command runs)" in log
 
     assert await client.purge_orphans() == len(videos)
     await wait_until(

@@ -173,7 +173,8 @@ class Control:
                 "this master's index is empty, but datanode %s holds %d blobs it does not know (others "
                 "may too); nothing is deleted. If the data directory was lost, stop this master and "
                 "start it with --recover on an empty --data-dir to rebuild the catalogue from the "
-                "datanodes, or with --restore FILE from a backup",
+                "datanodes (`myyoutube-cluster --recover` for a cluster that command runs), or with "
+                "--restore FILE from a backup",
                 address,
                 len(orphans),
             )
