@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -228,3 +229,44 @@ def test_recover_refuses_a_master_folder_that_holds_an_index(tmp_path):
     )
     assert (tmp_path / "master" / "index.sqlite3").read_bytes() == b"kept"
     assert processes_using(tmp_path) == []
+
+
+def test_a_saved_port_taken_since_is_replaced_and_the_videos_stay(tmp_path):
+    """A datanode's and the master's ports saved by the first start (picked by the OS)
+    but taken by another program since make the next start use other ports, with one
+    warning line each, and every video is still served; the cluster used to refuse to
+    start ('cannot listen on 127.0.0.1:PORT: Address already in use')."""
+    data = mp4_bytes(os.urandom(10_000))
+    process, url, _ = start_cluster(tmp_path)
+    try:
+        token = sign_in(url, (tmp_path / "master" / "admin-password").read_text().strip())
+        assert post_video(url, token, "kept.mp4", data) == 201
+    finally:
+        process.send_signal(signal.SIGTERM)
+    assert process.wait(30) == 0
+    saved = json.loads((tmp_path / "cluster.json").read_text())
+    squatters = []
+    for port in (saved["master"], saved["datanodes"][1]):
+        squatter = socket.socket()
+        squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # past TIME_WAIT
+        squatter.bind(("127.0.0.1", port))
+        squatter.listen()
+        squatters.append(squatter)
+    try:
+        process, url, _ = start_cluster(tmp_path)
+        try:
+            with urllib.request.urlopen(f"{url}/stream/kept.mp4", timeout=30) as response:
+                assert response.read() == data
+        finally:
+            process.send_signal(signal.SIGTERM)
+        assert process.wait(30) == 0
+    finally:
+        for squatter in squatters:
+            squatter.close()
+    warnings = process.stderr.read().splitlines()
+    assert warnings == [
+        f"myyoutube-cluster: warning: master's port {saved['master']} is taken by another program; "
+        "it starts on another one",
+        f"myyoutube-cluster: warning: datanode1's port {saved['datanodes'][1]} is taken by another "
+        "program; it starts on another one",
+    ]

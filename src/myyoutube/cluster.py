@@ -10,7 +10,8 @@ stops every child and exits 0, also while they are still starting.
 Each datanode has its own data directory (DATA_DIR/datanodes/node{N}, holding its node
 id and blobs); the ports first picked (any free ones) are saved in DATA_DIR/cluster.json
 and reused on every later start, so a restarted cluster finds all its videos again at
-the same addresses (a node that does come back elsewhere keeps its replicas by its id).
+the same addresses (a node that does come back elsewhere keeps its replicas by its id,
+so a saved port another program took since is replaced by a free one, with a warning).
 
 Every internal link is mutual TLS, on loopback too: on first start a cluster CA is made
 in DATA_DIR/certs/ca and one certificate per role instance (DATA_DIR/certs/master, web,
@@ -195,6 +196,21 @@ class Cluster:
         self.recovering = self._spawn("myyoutube.master", "master", [*self._master_args(port), *recover])
         return None, f"{self.args.internal_host}:{port}"
 
+    def _port_or_any(self, name: str, port: int) -> int:
+        """`port` if it is free now, else 0 (any free one), said in one line. A port saved
+        from an earlier start (first picked by the OS) may have been taken by another
+        program since; no role depends on its old port: datanodes are known by their
+        node id, and the cluster tells each role where the master is now."""
+        if port == 0 or _port_free(self.args.internal_host, port):
+            return port
+        print(
+            f"myyoutube-cluster: warning: {name}'s port {port} is taken by another program; "
+            "it starts on another one",
+            file=sys.stderr,
+            flush=True,
+        )
+        return 0
+
     def _datanode_dir(self, number: int, port: int) -> Path:
         """Datanode `number`'s data directory. A first-release cluster kept every node's
         blobs in datanodes/uploads{PORT} of one shared folder: such a node keeps using it."""
@@ -225,7 +241,7 @@ class Cluster:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         ensure_certificates(self.data_dir / "certs", self.args.datanodes)
         saved, host = self._saved_ports(), self.args.internal_host
-        master, master_address = self._start_master(saved.get("master", 0))
+        master, master_address = self._start_master(self._port_or_any("master", saved.get("master", 0)))
         node_ports = saved.get("datanodes", [])
         node_ports += [0] * (self.args.datanodes - len(node_ports))
         nodes = [
@@ -238,7 +254,7 @@ class Cluster:
                     "--host",
                     host,
                     "--port",
-                    str(port),
+                    str(self._port_or_any(f"datanode{i}", port)),
                     "--data-dir",
                     str(self._datanode_dir(i, port)),
                     *_optional("--heartbeat", self.args.heartbeat),
@@ -310,6 +326,17 @@ class Cluster:
             self.recovering[0].wait()
         for role in sorted(self.roles, key=lambda role: order.index(role.module)):
             role.stop()
+
+
+def _port_free(host: str, port: int) -> bool:
+    """Whether a role could listen on `port` now (with SO_REUSEADDR, as roles do)."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
 
 
 def _free_port(host: str) -> int:
