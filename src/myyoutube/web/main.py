@@ -224,7 +224,13 @@ async def serve(args: argparse.Namespace) -> None:
         ),
     )
     runners = [
-        web.AppRunner(app, access_log=None, shutdown_timeout=SHUTDOWN_GRACE_S, keepalive_timeout=KEEPALIVE_S)
+        # aiohttp waits its shutdown_timeout twice over a request still running: once for
+        # it to end, then again after cancelling it (which a response blocked on a viewer
+        # that reads nothing, such as a paused player, does not notice). Half each keeps
+        # the whole stop within the grace, and under a supervisor's SIGKILL deadline.
+        web.AppRunner(
+            app, access_log=None, shutdown_timeout=SHUTDOWN_GRACE_S / 2, keepalive_timeout=KEEPALIVE_S
+        )
     ]
     background = set()
     if admin_password is not None:
