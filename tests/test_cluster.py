@@ -270,3 +270,15 @@ def test_a_saved_port_taken_since_is_replaced_and_the_videos_stay(tmp_path):
         f"myyoutube-cluster: warning: datanode1's port {saved['datanodes'][1]} is taken by another "
         "program; it starts on another one",
     ]
+
+
+def test_a_wildcard_internal_host_is_refused_naming_the_flag(tmp_path):
+    """`--internal-host 0.0.0.0` is refused at once (exit 2) with a line about that flag;
+    it used to start the master, then fail on a datanode's advice to pass --advertise,
+    a flag myyoutube-cluster does not take."""
+    result = subprocess.run(
+        [*cluster_command(tmp_path), "--internal-host", "0.0.0.0"], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 2
+    assert "error: --internal-host 0.0.0.0 is a wildcard" in result.stderr.splitlines()[-1]
+    assert not (tmp_path / "logs").exists()

@@ -33,6 +33,7 @@ since it rebuilds the index from their reports (snapshots and sidecars) first.
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import json
 import signal
 import socket
@@ -121,7 +122,23 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=None,
         help="largest accepted upload (default: the web front end's)",
     )
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if _is_wildcard(args.internal_host):
+        # Each role is told the others' addresses, so this must be one they can connect
+        # to; the datanode's own refusal would send the operator after --advertise,
+        # which this command does not take.
+        parser.error(
+            f"--internal-host {args.internal_host} is a wildcard, which the roles cannot reach each "
+            "other at; give one address of this machine (the default 127.0.0.1 keeps them private)"
+        )
+    return args
+
+
+def _is_wildcard(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_unspecified
+    except ValueError:
+        return host == ""
 
 
 def ensure_certificates(certs_dir: Path, datanodes: int) -> None:
