@@ -43,6 +43,19 @@ def test_a_folder_as_the_backup_file_is_refused_first(tmp_path, capsys, nothing_
     assert [path.name for path in folder.iterdir()] == ["older.sqlite3"]
 
 
+def test_a_backup_into_a_missing_folder_names_the_file_asked_for(tmp_path, capsys, nothing_listening):
+    """`admin backup missing/index.sqlite3` says it cannot save the backup to that path,
+    before any download; it used to name 'missing/index.sqlite3.part', a file the
+    operator never asked for."""
+    target = tmp_path / "missing" / "index.sqlite3"
+    with pytest.raises(SystemExit) as exit_status:
+        commandline.main(["admin", "backup", str(target), "--url", nothing_listening])
+    assert exit_status.value.code == 1
+    assert capsys.readouterr().err == (
+        f"myyoutube: error: cannot save the backup to {target}: No such file or directory\n"
+    )
+
+
 def test_a_full_disk_is_one_line_naming_the_backup_and_leaves_nothing(cluster, tmp_path, capsys, monkeypatch):
     """When the disk fills up during the download (FILE.part here leads to /dev/full, where
     every write fails with ENOSPC) the line names FILE and the reason (it used to be a bare

@@ -41,7 +41,8 @@ async def save_backup(api: Api, target: Path, force: bool) -> dict:
     try:
         file = await asyncio.to_thread(_create_private, part)
     except OSError as exc:
-        raise ToolError(f"cannot write {part}: {exc.strerror or exc}") from None
+        # Named as the operator wrote it: FILE.part is this command's own detail.
+        raise ToolError(f"cannot save the backup to {target}: {exc.strerror or exc}") from None
     try:
         async with api.call("GET", "/api/admin/backup") as response:
             if response.content_type != BACKUP_TYPE:  # another server's page, not "damaged"
