@@ -59,6 +59,20 @@ def test_missing_cert_dir_is_one_readable_error(tmp_path):
         certs.load(tmp_path, "master")
 
 
+def test_a_missing_key_is_named(tmp_path):
+    """A cert dir without its node.key (a copy that left it behind) says which file is
+    missing; it used to end in OpenSSL's '[Errno 2] No such file or directory', which
+    names no file."""
+    certs.init_ca(tmp_path / "ca")
+    out = certs.issue(tmp_path / "ca", "datanode", "dn-1")
+    (out / certs.NODE_KEY).unlink()
+    with pytest.raises(certs.CertError) as refused:
+        certs.load(out, "datanode")
+    assert str(refused.value) == (
+        f"cannot use the certificates in {out}: node.key is missing (`myyoutube cert issue` writes all three)"
+    )
+
+
 def test_role_of_garbage_is_none():
     """Bytes that are no certificate grant no role."""
     assert certs.role_of(b"not a certificate") is None and certs.role_of(None) is None

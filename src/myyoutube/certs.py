@@ -238,6 +238,13 @@ def _context(purpose: ssl.Purpose, cert_dir: Path) -> ssl.SSLContext:
 
 
 def _read_identity(cert_dir: Path, expected_role: str) -> _Identity:
+    # Named here: OpenSSL's own error for a missing file names no file at all.
+    missing = [name for name in (CA_CERT, NODE_CERT, NODE_KEY) if not (cert_dir / name).is_file()]
+    if missing:
+        raise CertError(
+            f"cannot use the certificates in {cert_dir}: {' and '.join(missing)} "
+            f"{'is' if len(missing) == 1 else 'are'} missing (`myyoutube cert issue` writes all three)"
+        )
     try:
         peer = _peer(x509.load_pem_x509_certificate((cert_dir / NODE_CERT).read_bytes()))
         server = _context(ssl.Purpose.CLIENT_AUTH, cert_dir)
