@@ -282,3 +282,21 @@ def test_a_wildcard_internal_host_is_refused_naming_the_flag(tmp_path):
     assert result.returncode == 2
     assert "error: --internal-host 0.0.0.0 is a wildcard" in result.stderr.splitlines()[-1]
     assert not (tmp_path / "logs").exists()
+
+
+def test_a_lost_role_key_is_issued_again(tmp_path):
+    """A role's node.key lost from DATA_DIR/certs (a botched copy) gets that role a new
+    certificate from the cluster's own CA at the next start, which serves as before; the
+    cluster used to refuse to start ('cannot use the certificates in ...')."""
+    process, _, _ = start_cluster(tmp_path)
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(30) == 0
+    (tmp_path / "certs" / "datanode1" / "node.key").unlink()
+    process, url, _ = start_cluster(tmp_path)
+    try:
+        with urllib.request.urlopen(f"{url}/listar", timeout=30) as response:
+            assert response.status == 200
+    finally:
+        process.send_signal(signal.SIGTERM)
+    assert process.wait(30) == 0
+    assert (tmp_path / "certs" / "datanode1" / "node.key").stat().st_mode & 0o077 == 0

@@ -148,7 +148,11 @@ def ensure_certificates(certs_dir: Path, datanodes: int) -> None:
         certs.init_ca(ca)
     wanted = [("master", "master"), ("web", "web")] + [("datanode", f"datanode{i}") for i in range(datanodes)]
     for role, name in wanted:
-        if not (certs_dir / name / certs.NODE_CERT).exists():
+        # Any of the three files lost makes the directory useless; this cluster holds its
+        # own CA, so it issues the role a new certificate rather than refusing to start.
+        if not all(
+            (certs_dir / name / file).is_file() for file in (certs.CA_CERT, certs.NODE_CERT, certs.NODE_KEY)
+        ):
             certs.issue(ca, role, name, certs_dir / name)
 
 
