@@ -300,3 +300,20 @@ def test_a_lost_role_key_is_issued_again(tmp_path):
         process.send_signal(signal.SIGTERM)
     assert process.wait(30) == 0
     assert (tmp_path / "certs" / "datanode1" / "node.key").stat().st_mode & 0o077 == 0
+
+
+def test_a_second_cluster_on_the_same_data_dir_is_refused_in_one_line(tmp_path):
+    """A second myyoutube-cluster on a data dir a running one uses exits 1 with one line
+    saying so, before any role starts; it used to warn that the first one's saved ports
+    were 'taken by another program' and then fail on its master's refusal."""
+    process, _, _ = start_cluster(tmp_path)
+    try:
+        second = subprocess.run(cluster_command(tmp_path), capture_output=True, text=True, timeout=60)
+    finally:
+        process.send_signal(signal.SIGTERM)
+    assert process.wait(30) == 0
+    assert second.returncode == 1
+    assert second.stderr == (
+        f"myyoutube-cluster: error: data dir {tmp_path} is in use by another myyoutube-cluster; "
+        "stop that one first, or give this one a data dir of its own\n"
+    )
