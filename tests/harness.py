@@ -388,3 +388,23 @@ def read_only_mount(*folders: Path) -> Iterator[None]:
     finally:
         for folder in mounted:
             subprocess.run(["umount", str(folder)], check=True)
+
+
+@contextmanager
+def small_disk(folder: Path, size: str) -> Iterator[None]:
+    """A tmpfs of `size` (mount's notation: 700k, 80m) mounted on `folder`: a disk that
+    fills up. Unmounted on leaving; skips the test where mounts cannot be made."""
+    import pytest
+
+    folder.mkdir(parents=True, exist_ok=True)
+    mount = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs", str(folder)],
+        capture_output=True,
+        text=True,
+    )
+    if mount.returncode != 0:
+        pytest.skip(f"cannot mount a small disk here: {mount.stderr.strip()}")
+    try:
+        yield
+    finally:
+        subprocess.run(["umount", "--lazy", str(folder)], check=True)

@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from harness import read_only_mount, wait_until
+from harness import Cluster, read_only_mount, small_disk, wait_until
 from myyoutube.client import RequestFailed
 
 
@@ -120,3 +120,28 @@ async def test_an_upload_lost_to_read_only_disks_is_not_called_out_of_space(fres
     assert "of the 3 datanodes with room could store the video and 2 are needed" in refused.value.message
     assert await client.list() == []
     client.close()
+
+
+async def test_a_full_index_disk_refuses_uploads_in_a_sentence_and_one_log_line(tmp_path):
+    """When the master's own disk fills up, an upload is refused with no_space and a
+    sentence saying so, the log has one line for it (not a traceback per request, as
+    'Task exception was never retrieved'), and the master keeps serving what it has."""
+    with small_disk(tmp_path / "master", "700k"):
+        cluster = Cluster(tmp_path).start()
+        try:
+            client = cluster.client()
+            stored = 0
+            with pytest.raises(RequestFailed) as refused:
+                for stored in range(1000):  # each upload's rows take room, until none is left
+                    await store(client, f"filler-{stored}.mp4", os.urandom(2000))
+            assert refused.value.code == "no_space"
+            assert refused.value.message == (
+                "The master's disk is full; nothing can be stored until space is freed."
+            )
+            assert len(await client.list()) >= stored > 0  # what was stored before stays listed
+            client.close()
+        finally:
+            cluster.stop()
+        log = (tmp_path / "logs" / "master.log").read_text()
+        assert "Traceback" not in log
+        assert log.count("cannot use the index for PutVideo: database or disk is full") == 1

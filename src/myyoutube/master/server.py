@@ -70,9 +70,11 @@ from myyoutube.protocol import (
     Register,
     VideoInfo,
 )
+from myyoutube.quietlog import QuietLog
 from myyoutube.stream import DEFAULT_STALL_S, ConnectionClosed, FrameStream
 
 log = logging.getLogger(__name__)
+quiet = QuietLog(log)
 
 # Connections served at once: datanode control connections plus web requests (each upload
 # or stream holds one). Past this, new connections wait for a slot.
@@ -193,7 +195,24 @@ class Master:
         if acting is not None and not permissions.may_ask(self.accounts.user(acting), self.private):
             await connection.write_frame(Error("forbidden", "This site is private; sign in first."))
             return
-        await handler(connection, request)
+        try:
+            await handler(connection, request)
+        except sqlite3.Error as exc:
+            await self._index_failed(connection, request, exc)
+
+    async def _index_failed(self, connection: FrameStream, request: Message, exc: sqlite3.Error) -> None:
+        """The index could not be written (its disk full, read-only or failing): the
+        asker gets a sentence, the log one line per kind every few seconds, not a
+        traceback per request. The link ends: the request may be half-way through."""
+        quiet.log(logging.ERROR, "cannot use the index for %s: %s", type(request).__name__, exc)
+        if "full" in str(exc):
+            refusal = Error(
+                "no_space", "The master's disk is full; nothing can be stored until space is freed."
+            )
+        else:
+            refusal = Error("unavailable", "The master cannot use its index right now; try again shortly.")
+        await connection.write_frame(refusal)
+        raise ConnectionClosed(f"{type(request).__name__} failed: the index: {exc}") from exc
 
     # --- uploads --------------------------------------------------------------------------
 
