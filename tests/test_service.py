@@ -55,15 +55,25 @@ def test_bad_flags_exit_non_zero_with_a_readable_line(module, args):
     assert "error:" in result.stderr and "Traceback" not in result.stderr
 
 
-def test_busy_port_is_one_line_exit_1(tmp_path):
-    """A master asked to listen on a taken port says so in one line and exits 1."""
+@pytest.mark.parametrize(
+    "module, args",
+    [("myyoutube.master", ["--data-dir", "DATA"]), ("myyoutube.web", ["--master", "127.0.0.1:1"])],
+)
+def test_busy_port_is_one_line_exit_1(tmp_path, module, args):
+    """A role asked to listen on a taken port says so in one plain line and exits 1 (the
+    web's used to repeat the address as a Python tuple: "error while attempting to bind
+    on address ('127.0.0.1', PORT): address already in use")."""
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        result = run("myyoutube.master", "--port", str(port), "--data-dir", str(tmp_path))
+        flags = [str(tmp_path) if arg == "DATA" else arg for arg in args]
+        result = run(module, "--port", str(port), *flags)
     assert result.returncode == 1
-    assert result.stderr.strip().splitlines()[-1].startswith("myyoutube-master: error: cannot listen")
+    prog = module.replace(".", "-")
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"{prog}: error: cannot listen on 127.0.0.1:{port}: Address already in use"
+    )
     assert "Traceback" not in result.stderr
 
 

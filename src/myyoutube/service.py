@@ -192,7 +192,10 @@ async def listen(start: Callable[[], Awaitable[T]], host: str, port: int) -> T:
     try:
         return await start()
     except OSError as exc:
-        raise StartupError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+        # The OS's words for the errno: asyncio's own strerror repeats the address as a
+        # tuple ("error while attempting to bind on address ('127.0.0.1', 8080): ...").
+        reason = os.strerror(exc.errno) if exc.errno else (exc.strerror or str(exc))
+        raise StartupError(f"cannot listen on {host}:{port}: {reason}") from exc
 
 
 # Everything a role writes (index, blobs, spool files, keys) is its operator's alone:
