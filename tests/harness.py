@@ -387,7 +387,9 @@ def read_only_mount(*folders: Path) -> Iterator[None]:
         yield
     finally:
         for folder in mounted:
-            subprocess.run(["umount", str(folder)], check=True)
+            # Lazily: a role still running may hold a file it opened through the mount,
+            # which would make a plain umount fail with "target is busy".
+            subprocess.run(["umount", "--lazy", str(folder)], check=True)
 
 
 @contextmanager
