@@ -81,26 +81,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help=f"how many datanodes (default {DEFAULT_DATANODES}; with fewer than "
         f"{DEFAULT_REPLICATION}, each video is kept once per datanode)",
     )
-    parser.add_argument(
-        "--host", default="127.0.0.1", help="address the web front end binds (default 127.0.0.1)"
-    )
-    parser.add_argument(
-        "--internal-host",
-        default="127.0.0.1",
-        help="address the master and datanodes bind (default 127.0.0.1: not reachable from other hosts)",
-    )
-    parser.add_argument(
-        "--heartbeat",
-        type=service.positive_float,
-        default=None,
-        help="datanode heartbeat seconds (default: the datanode's)",
-    )
-    parser.add_argument(
-        "--dead-after",
-        type=service.positive_float,
-        default=None,
-        help="seconds before a silent datanode is dead (default: the master's)",
-    )
+    _add_network_flags(parser)
     parser.add_argument(
         "--admin-password-file",
         type=Path,
@@ -132,6 +113,30 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
             "other at; give one address of this machine (the default 127.0.0.1 keeps them private)"
         )
     return args
+
+
+def _add_network_flags(parser: argparse.ArgumentParser) -> None:
+    """Where the roles listen, and how the datanodes' liveness is judged."""
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="address the web front end binds (default 127.0.0.1)"
+    )
+    parser.add_argument(
+        "--internal-host",
+        default="127.0.0.1",
+        help="address the master and datanodes bind (default 127.0.0.1: not reachable from other hosts)",
+    )
+    parser.add_argument(
+        "--heartbeat",
+        type=service.positive_float,
+        default=None,
+        help="datanode heartbeat seconds (default: the datanode's)",
+    )
+    parser.add_argument(
+        "--dead-after",
+        type=service.positive_float,
+        default=None,
+        help="seconds before a silent datanode is dead (default: the master's)",
+    )
 
 
 def _is_wildcard(host: str) -> bool:

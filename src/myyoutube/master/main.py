@@ -40,6 +40,27 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     service.add_listen_flags(parser, DEFAULT_PORT)
     parser.add_argument("--data-dir", type=Path, required=True, help="where the index is kept")
+    _add_replication_flags(parser)
+    _add_account_flags(parser)
+    parser.add_argument(
+        "--upload-expiry",
+        type=service.positive_float,
+        default=DEFAULT_UPLOAD_EXPIRY_S,
+        help=f"seconds a resumable upload may sit idle before it is removed with its bytes "
+        f"(default {DEFAULT_UPLOAD_EXPIRY_S:g})",
+    )
+    _add_recovery_flags(parser)
+    service.add_common_flags(parser)
+    args = parser.parse_args(argv)
+    if args.min_replicas is None:
+        args.min_replicas = min(DEFAULT_MIN_REPLICAS, args.replication)
+    if args.min_replicas > args.replication:
+        parser.error("--min-replicas cannot exceed --replication")
+    return args
+
+
+def _add_replication_flags(parser: argparse.ArgumentParser) -> None:
+    """How many copies, how a dead or frozen datanode is told, and how uploads reach them."""
     parser.add_argument(
         "--replication",
         type=service.positive_int,
@@ -80,6 +101,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "down a chain of datanodes that is re-formed over the survivors if a node is lost "
         "mid-upload; 'fanout' sends it to every replica (--replication times the master's egress)",
     )
+
+
+def _add_account_flags(parser: argparse.ArgumentParser) -> None:
+    """Accounts: the default quota, the admin's password, and anonymous access."""
     parser.add_argument(
         "--quota-bytes",
         type=service.non_negative_int,
@@ -100,21 +125,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="answer no request of an anonymous visitor: every web front end must sign people "
         "in (default: anonymous visitors may watch public videos)",
     )
-    parser.add_argument(
-        "--upload-expiry",
-        type=service.positive_float,
-        default=DEFAULT_UPLOAD_EXPIRY_S,
-        help=f"seconds a resumable upload may sit idle before it is removed with its bytes "
-        f"(default {DEFAULT_UPLOAD_EXPIRY_S:g})",
-    )
-    _add_recovery_flags(parser)
-    service.add_common_flags(parser)
-    args = parser.parse_args(argv)
-    if args.min_replicas is None:
-        args.min_replicas = min(DEFAULT_MIN_REPLICAS, args.replication)
-    if args.min_replicas > args.replication:
-        parser.error("--min-replicas cannot exceed --replication")
-    return args
 
 
 def _add_recovery_flags(parser: argparse.ArgumentParser) -> None:
