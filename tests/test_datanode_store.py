@@ -6,6 +6,7 @@ import asyncio
 import hashlib
 import os
 import random
+import shutil
 import struct
 import threading
 from pathlib import Path
@@ -13,6 +14,7 @@ from pathlib import Path
 import google_crc32c
 import pytest
 
+from harness import small_disk
 from myyoutube.datanode.blob_writer import BLOCK_BYTES
 from myyoutube.datanode.store import (
     BlobStore,
@@ -445,3 +447,17 @@ async def test_capacity_defaults_to_disk_room(root):
     await write_blob(store, BLOB, b"abc")
     free = os.statvfs(root).f_bavail * os.statvfs(root).f_frsize
     assert abs(store.capacity_bytes - (3 + free)) < 64 * 1024 * 1024  # free space moves a little
+
+
+async def test_without_a_capacity_a_write_may_fill_the_disk(tmp_path):
+    """Without a configured capacity, a write may use all of the disk's free space. The
+    bytes a write in progress has reserved were counted twice (as used, and as gone from
+    the free space), so a datanode refused a blob once it had written about half of the
+    room it had: 37 MB into a write with 71 MB free."""
+    root = tmp_path / "small-disk"
+    with small_disk(root, "8m"):
+        store = BlobStore(root, capacity_bytes=None)
+        free = shutil.disk_usage(root).free
+        data = random.Random(3).randbytes(free * 3 // 4)  # well past half, short of full
+        size, _ = await write_blob(store, BLOB, data)
+        assert size == len(data) and await read_all(store, BLOB, 0, size) == data

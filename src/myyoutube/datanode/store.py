@@ -105,7 +105,11 @@ class BlobStore:
             free = shutil.disk_usage(self.root).free
         except OSError:
             free = 0  # the folder is gone: no room for anything until an operator acts
-        return self._stored_bytes + free
+        # What writes in progress reserved is mostly on the disk already, gone from `free`:
+        # counting it only as used (used_bytes) would refuse a write halfway to full. The
+        # part of it still in flight to the disk is at most a batch per write, which an
+        # ENOSPC from the disk then refuses cleanly.
+        return self._stored_bytes + self._reserved_bytes + free
 
     def blobs(self) -> dict[str, int]:
         """Every complete blob: id -> size in bytes."""
