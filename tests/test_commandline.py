@@ -848,7 +848,7 @@ def test_ctrl_c_while_the_command_starts_ends_it_quietly():
     Ctrl-C does later: exit status 130, nothing on standard error. It used to print a
     Python traceback. The command is started as its console script starts it."""
     command = subprocess.Popen(
-        [sys.executable, "-c", "from myyoutube.commandline_entry import main; main()", "list"],
+        [sys.executable, "-c", "from myyoutube.entry_points import myyoutube; myyoutube()", "list"],
         env={**os.environ, "MYYOUTUBE_URL": "http://127.0.0.1:9"},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import resource
+import signal
 import socket
 import subprocess
 import sys
@@ -20,15 +21,44 @@ from myyoutube.launch import start_role
 COMMANDS = ["myyoutube.master", "myyoutube.datanode", "myyoutube.web", "myyoutube.cluster"]
 
 
+def entry(module: str) -> str:
+    """Python code starting `module`'s command as its installed console script does."""
+    command = module.rsplit(".", 1)[1]
+    return f"from myyoutube.entry_points import {command}; {command}()"
+
+
 def run(module: str, *args: str, timeout: float = 30) -> subprocess.CompletedProcess:
-    entry = f"from {module}{'' if module.endswith('cluster') else '.main'} import main; main()"
     return subprocess.run(
-        [sys.executable, "-c", entry, *args],
+        [sys.executable, "-c", entry(module), *args],
         capture_output=True,
         text=True,
         timeout=timeout,
         stdin=subprocess.DEVNULL,
     )
+
+
+@pytest.mark.parametrize("module", COMMANDS)
+def test_ctrl_c_while_the_command_starts_ends_it_quietly(module):
+    """Ctrl-C while the command loads its libraries (uvloop, aiohttp, PyAV: up to half a
+    second) ends it with status 130 and nothing on standard error. It used to print a
+    Python traceback."""
+    command = subprocess.Popen(
+        [sys.executable, "-c", entry(module), "--help"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        stdin=subprocess.DEVNULL,
+    )
+    try:
+        # uvloop's extension is mapped early in the imports: Ctrl-C lands in them.
+        while "uvloop" not in Path(f"/proc/{command.pid}/maps").read_text():
+            assert command.poll() is None, command.communicate()
+            time.sleep(0.002)
+        command.send_signal(signal.SIGINT)
+        out, err = command.communicate(timeout=30)
+    finally:
+        command.kill()
+    assert (command.returncode, out, err) == (130, "", "")
 
 
 @pytest.mark.parametrize("module", COMMANDS)
