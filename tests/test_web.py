@@ -262,3 +262,16 @@ async def test_a_name_typed_in_another_unicode_form_finds_the_video(cluster, htt
         assert response.status == 200
     async with http.get(f"{cluster.url}/stream/{quote(stored, safe='')}") as response:
         assert response.status == 404
+
+
+async def test_too_few_datanodes_is_a_503_that_says_so(fresh_cluster, http):
+    """With one datanode up and two copies needed, an upload is refused with 503,
+    Retry-After and the master's sentence saying how many datanodes run and how many are
+    needed, not a generic "could not do this right now" that leaves an operator guessing."""
+    cluster = fresh_cluster(datanodes=1)
+    form = aiohttp.FormData()
+    form.add_field("file", mp4_bytes(os.urandom(1000)), filename=unique("alone"), content_type="video/mp4")
+    async with http.post(f"{cluster.url}/upload", data=form, headers=cluster.admin_headers()) as response:
+        assert response.status == 503 and response.headers["Retry-After"]
+        sentence = (await response.json())["error"]
+    assert sentence.startswith("Only 1 datanodes are running and 2 are needed"), sentence

@@ -74,9 +74,6 @@ _MASTER_ERROR_STATUS = {
     "over_quota": 413,
     "refused": 401,
 }
-# The master's sentences for these may name datanodes and their failures: logged, and
-# replaced by a sentence of our own for the client.
-_INTERNAL_CODES = ("unavailable",)
 
 
 @web.middleware
@@ -122,13 +119,15 @@ def _master_refusal(request: web.Request, exc: RequestFailed, request_id: str) -
     visitor = request.get(VISITOR)
     if exc.code == "forbidden" and (visitor is None or visitor.user is None):
         return error(401, "Sign in first.")
-    if exc.code in _INTERNAL_CODES or status == 502:
+    if status == 502:  # a code this web does not know: its sentence was not written for us
         quiet.warning("[%s] %s %s: the master refused: %s", request_id, request.method, request.path, exc)
-        return error(
-            503 if status == 503 else 502,
-            f"The storage cluster could not do this right now; try again shortly (request {request_id}).",
-            **({"Retry-After": "5"} if status == 503 else {}),
-        )
+        return error(502, f"The storage cluster could not do this right now (request {request_id}).")
+    if status == 503:
+        # The master's sentences for a passing shortage give counts, never addresses
+        # ("Only 1 datanodes are running and 2 are needed ..."): an operator reading one
+        # knows what to fix. The log line ties it to the request.
+        quiet.warning("[%s] %s %s: the master refused: %s", request_id, request.method, request.path, exc)
+        return error(503, exc.message, **{"Retry-After": "5"})
     return error(status, exc.message)
 
 
