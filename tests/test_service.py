@@ -11,11 +11,14 @@ import sys
 import time
 import urllib.error
 import urllib.request
+import uuid
 from pathlib import Path
 
 import pytest
 
+from harness import read_only_mount
 from myyoutube.client import MasterClient
+from myyoutube.datanode.identity import NODE_ID_FILE
 from myyoutube.launch import start_role
 
 COMMANDS = ["myyoutube.master", "myyoutube.datanode", "myyoutube.web", "myyoutube.cluster"]
@@ -179,6 +182,23 @@ def test_start_order_does_not_matter(tmp_path):
         web.stop()
         if master is not None:
             master.stop()
+
+
+def test_a_datanode_on_a_read_only_folder_exits_in_one_line(tmp_path):
+    """A datanode whose folder is on a read-only disk (its id already there, as after a
+    restart) exits 1 with one line naming the folder and the reason. It used to start,
+    register and be picked for uploads it could only refuse."""
+    data_dir = tmp_path / "datanode"
+    data_dir.mkdir()
+    (data_dir / NODE_ID_FILE).write_text(uuid.uuid4().hex + "\n")
+    with read_only_mount(data_dir):
+        result = run(
+            "myyoutube.datanode", "--port", "0", "--data-dir", str(data_dir), "--master", "127.0.0.1:9"
+        )
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"myyoutube-datanode: error: cannot write to data dir {data_dir}: Read-only file system"
+    )
 
 
 def test_a_second_master_on_the_same_data_dir_is_refused(tmp_path):

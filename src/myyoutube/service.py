@@ -24,6 +24,7 @@ import resource
 import signal
 import socket
 import sys
+import tempfile
 import typing
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -155,6 +156,16 @@ def lock_data_dir(directory: Path, prog: str) -> None:
             "this one a data dir of its own"
         ) from None
     # The descriptor stays open on purpose: closing it would release the lock.
+
+
+def check_writable(directory: Path) -> None:
+    """Raise StartupError unless a file can be made in `directory`. A datanode on a disk
+    mounted read-only would register and be picked for uploads it can only refuse."""
+    try:
+        with tempfile.TemporaryFile(dir=directory):
+            pass
+    except OSError as exc:
+        raise StartupError(f"cannot write to data dir {directory}: {exc.strerror or exc}") from exc
 
 
 def read_password_file(path: Path) -> str:

@@ -113,6 +113,7 @@ async def serve(args: argparse.Namespace) -> None:
         folder = identity.node_directory(args.data_dir, port)
         folder.mkdir(parents=True, exist_ok=True)
         service.lock_data_dir(folder, "myyoutube-datanode")  # before the id: one id, one process
+        service.check_writable(folder)
         node_id = identity.load_or_create_node_id(folder)
         store = BlobStore(folder, args.capacity_bytes)
     except ValueError as exc:
