@@ -317,3 +317,18 @@ def test_a_second_cluster_on_the_same_data_dir_is_refused_in_one_line(tmp_path):
         f"myyoutube-cluster: error: data dir {tmp_path} is in use by another myyoutube-cluster; "
         "stop that one first, or give this one a data dir of its own\n"
     )
+
+
+def test_a_web_on_every_address_prints_a_url_a_browser_can_open(tmp_path):
+    """With --host 0.0.0.0 the cluster says it listens on every address and prints the
+    loopback URL, which serves; it printed http://0.0.0.0:PORT, an address to bind, not
+    one a browser connects to."""
+    process, url, said = start_cluster(tmp_path, "--host", "0.0.0.0")
+    try:
+        assert url.startswith("http://127.0.0.1:"), url
+        assert "Listening on every address of this machine (--host 0.0.0.0)" in said
+        with urllib.request.urlopen(f"{url}/", timeout=10) as page:
+            assert page.status == 200
+    finally:
+        process.send_signal(signal.SIGTERM)
+    assert process.wait(30) == 0

@@ -4,7 +4,8 @@ Theory of operation
 -------------------
 Starts the master, N datanodes and the web front end as child processes (the same
 commands an operator would run by hand), each logging to DATA_DIR/logs/<role>.log, and
-prints `MyYoutube at http://HOST:PORT` once the web front end answers. SIGINT or SIGTERM
+prints `MyYoutube at http://HOST:PORT` once the web front end answers (the loopback
+address for a --host that binds every address). SIGINT or SIGTERM
 stops every child and exits 0, also while they are still starting.
 
 Each datanode has its own data directory (DATA_DIR/datanodes/node{N}, holding its node
@@ -144,6 +145,15 @@ def _is_wildcard(host: str) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_unspecified
     except ValueError:
         return host == ""
+
+
+def _browser_url(host: str, port: int) -> str:
+    """An address a browser on this machine can open: a wildcard (0.0.0.0, ::) is no
+    address to connect to, so it becomes the loopback one; IPv6 goes in brackets."""
+    if _is_wildcard(host):
+        host = "::1" if ":" in host else "127.0.0.1"
+    host = host.strip("[]")
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
 def ensure_certificates(certs_dir: Path, datanodes: int) -> None:
@@ -409,7 +419,13 @@ def main(argv: list[str] | None = None) -> None:
             "(myyoutube login --username admin --password-file that file)",
             flush=True,
         )
-    print(f"MyYoutube at http://{web.host}:{web.port}", flush=True)
+    if _is_wildcard(args.host):
+        print(
+            f"Listening on every address of this machine (--host {args.host}), port {web.port}: "
+            "other machines use one of its names or addresses",
+            flush=True,
+        )
+    print(f"MyYoutube at {_browser_url(args.host, web.port)}", flush=True)
     status = cluster.supervise()
     cluster.stop()
     sys.exit(status)
