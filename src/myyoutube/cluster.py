@@ -5,8 +5,8 @@ Theory of operation
 Starts the master, N datanodes and the web front end as child processes (the same
 commands an operator would run by hand), each logging to DATA_DIR/logs/<role>.log, and
 prints `MyYoutube at http://HOST:PORT` once the web front end answers (the loopback
-address for a --host that binds every address). SIGINT or SIGTERM
-stops every child and exits 0, also while they are still starting.
+address for a --host that binds every address). SIGINT or SIGTERM stops every child and
+exits 0, also while they are still starting.
 
 Each datanode has its own data directory (DATA_DIR/datanodes/node{N}, holding its node
 id and blobs); the ports first picked (any free ones) are saved in DATA_DIR/cluster.json
