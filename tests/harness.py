@@ -19,6 +19,7 @@ import http.server
 import inspect
 import json
 import os
+import signal
 import struct
 import subprocess
 import sys
@@ -341,6 +342,24 @@ def run_myyoutube(cluster: Cluster, *args: str, env: dict[str, str]) -> subproce
         timeout=60,
         stdin=subprocess.DEVNULL,
     )
+
+
+def ctrl_c_while_loading(args: list[str], library: str, env: dict[str, str] | None = None) -> tuple:
+    """Start the command `args` and press Ctrl-C (SIGINT) as soon as the extension module
+    of `library` is mapped, i.e. while it is still importing its libraries; its (exit
+    status, standard output, standard error)."""
+    command = subprocess.Popen(
+        args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL
+    )
+    try:
+        while library not in Path(f"/proc/{command.pid}/maps").read_text():
+            assert command.poll() is None, command.communicate()
+            time.sleep(0.002)
+        command.send_signal(signal.SIGINT)
+        out, err = command.communicate(timeout=30)
+    finally:
+        command.kill()
+    return command.returncode, out, err
 
 
 @contextmanager

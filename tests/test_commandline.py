@@ -23,7 +23,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from harness import serving_files, web_server_in_thread
+from harness import ctrl_c_while_loading, serving_files, web_server_in_thread
 from test_public_tls import write_certificate
 from videos import make_mp4
 
@@ -846,22 +846,8 @@ def test_edit_without_a_change_is_a_usage_error():
 def test_ctrl_c_while_the_command_starts_ends_it_quietly():
     """Ctrl-C in the quarter second the command spends loading its libraries ends it as
     Ctrl-C does later: exit status 130, nothing on standard error. It used to print a
-    Python traceback. The command is started as its console script starts it."""
-    command = subprocess.Popen(
-        [sys.executable, "-c", "from myyoutube.entry_points import myyoutube; myyoutube()", "list"],
-        env={**os.environ, "MYYOUTUBE_URL": "http://127.0.0.1:9"},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        stdin=subprocess.DEVNULL,
-    )
-    try:
-        # aiohttp's C parser is mapped part-way through the imports: Ctrl-C lands in them.
-        while "aiohttp" not in Path(f"/proc/{command.pid}/maps").read_text():
-            assert command.poll() is None, command.communicate()
-            time.sleep(0.002)
-        command.send_signal(signal.SIGINT)
-        out, err = command.communicate(timeout=30)
-    finally:
-        command.kill()
-    assert (command.returncode, out, err) == (130, "", "")
+    Python traceback. The command is started as its console script starts it; aiohttp's
+    C parser is mapped part-way through its imports, so Ctrl-C lands in them."""
+    command = [sys.executable, "-c", "from myyoutube.entry_points import myyoutube; myyoutube()", "list"]
+    env = {**os.environ, "MYYOUTUBE_URL": "http://127.0.0.1:9"}
+    assert ctrl_c_while_loading(command, "aiohttp", env) == (130, "", "")

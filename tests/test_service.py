@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import resource
-import signal
 import socket
 import subprocess
 import sys
@@ -16,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import read_only_mount
+from harness import ctrl_c_while_loading, read_only_mount
 from myyoutube.client import MasterClient
 from myyoutube.datanode.identity import NODE_ID_FILE
 from myyoutube.launch import start_role
@@ -44,24 +43,9 @@ def run(module: str, *args: str, timeout: float = 30) -> subprocess.CompletedPro
 def test_ctrl_c_while_the_command_starts_ends_it_quietly(module):
     """Ctrl-C while the command loads its libraries (uvloop, aiohttp, PyAV: up to half a
     second) ends it with status 130 and nothing on standard error. It used to print a
-    Python traceback."""
-    command = subprocess.Popen(
-        [sys.executable, "-c", entry(module), "--help"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        stdin=subprocess.DEVNULL,
-    )
-    try:
-        # uvloop's extension is mapped early in the imports: Ctrl-C lands in them.
-        while "uvloop" not in Path(f"/proc/{command.pid}/maps").read_text():
-            assert command.poll() is None, command.communicate()
-            time.sleep(0.002)
-        command.send_signal(signal.SIGINT)
-        out, err = command.communicate(timeout=30)
-    finally:
-        command.kill()
-    assert (command.returncode, out, err) == (130, "", "")
+    Python traceback. uvloop's extension is mapped early in the imports."""
+    command = [sys.executable, "-c", entry(module), "--help"]
+    assert ctrl_c_while_loading(command, "uvloop") == (130, "", "")
 
 
 @pytest.mark.parametrize("module", COMMANDS)
