@@ -45,6 +45,17 @@ def start_cluster(data_dir, *flags: str) -> tuple[subprocess.Popen, str, str]:
     return process, line.split()[-1], "".join(before)
 
 
+def run_cluster(data_dir, *flags: str) -> subprocess.CompletedProcess:
+    """`myyoutube-cluster` on `data_dir` run to its end (a start it refuses)."""
+    return subprocess.run(
+        [*cluster_command(data_dir), *flags],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+    )
+
+
 def sign_in(url: str, password: str) -> str:
     request = urllib.request.Request(
         f"{url}/api/login",
@@ -145,13 +156,7 @@ def test_a_damaged_cluster_ca_is_one_line_not_a_traceback(tmp_path):
     data_dir = tmp_path / "data"
     (data_dir / "certs" / "ca").mkdir(parents=True)
     (data_dir / "certs" / "ca" / "ca.key").write_text("not a key\n")
-    result = subprocess.run(
-        cluster_command(data_dir),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        stdin=subprocess.DEVNULL,
-    )
+    result = run_cluster(data_dir)
     assert result.returncode == 1
     assert result.stderr.startswith(f"myyoutube-cluster: error: cannot read the CA in {data_dir}/certs/ca: ")
     assert result.stderr.count("\n") == 1
@@ -164,13 +169,7 @@ def test_a_data_dir_that_is_a_file_is_named_in_words(tmp_path):
     something exists that should not."""
     not_a_folder = tmp_path / "data"
     not_a_folder.write_text("notes\n")
-    result = subprocess.run(
-        cluster_command(not_a_folder),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        stdin=subprocess.DEVNULL,
-    )
+    result = run_cluster(not_a_folder)
     assert result.returncode == 1
     assert (
         result.stderr == f"myyoutube-cluster: error: cannot use {not_a_folder}: it is a file, not a folder\n"
@@ -219,9 +218,7 @@ def test_recover_refuses_a_master_folder_that_holds_an_index(tmp_path):
     them away, exit 1, and no role is left running: an index is never overwritten."""
     (tmp_path / "master").mkdir()
     (tmp_path / "master" / "index.sqlite3").write_bytes(b"kept")
-    result = subprocess.run(
-        [*cluster_command(tmp_path), "--recover"], capture_output=True, text=True, timeout=60
-    )
+    result = run_cluster(tmp_path, "--recover")
     assert result.returncode == 1
     assert result.stderr == (
         f"myyoutube-cluster: error: --recover needs {tmp_path}/master empty or absent; "
@@ -276,9 +273,7 @@ def test_a_wildcard_internal_host_is_refused_naming_the_flag(tmp_path):
     """`--internal-host 0.0.0.0` is refused at once (exit 2) with a line about that flag;
     it used to start the master, then fail on a datanode's advice to pass --advertise,
     a flag myyoutube-cluster does not take."""
-    result = subprocess.run(
-        [*cluster_command(tmp_path), "--internal-host", "0.0.0.0"], capture_output=True, text=True, timeout=60
-    )
+    result = run_cluster(tmp_path, "--internal-host", "0.0.0.0")
     assert result.returncode == 2
     assert "error: --internal-host 0.0.0.0 is a wildcard" in result.stderr.splitlines()[-1]
     assert not (tmp_path / "logs").exists()
@@ -308,7 +303,7 @@ def test_a_second_cluster_on_the_same_data_dir_is_refused_in_one_line(tmp_path):
     were 'taken by another program' and then fail on its master's refusal."""
     process, _, _ = start_cluster(tmp_path)
     try:
-        second = subprocess.run(cluster_command(tmp_path), capture_output=True, text=True, timeout=60)
+        second = run_cluster(tmp_path)
     finally:
         process.send_signal(signal.SIGTERM)
     assert process.wait(30) == 0
