@@ -119,14 +119,14 @@ def _master_refusal(request: web.Request, exc: RequestFailed, request_id: str) -
     visitor = request.get(VISITOR)
     if exc.code == "forbidden" and (visitor is None or visitor.user is None):
         return error(401, "Sign in first.")
-    if status == 502:  # a code this web does not know: its sentence was not written for us
+    if status in (502, 503):  # the cluster's trouble, not the client's: the log says which
         quiet.warning("[%s] %s %s: the master refused: %s", request_id, request.method, request.path, exc)
+    if status == 502:  # a code this web does not know: its sentence was not written for us
         return error(502, f"The storage cluster could not do this right now (request {request_id}).")
     if status == 503:
         # The master's sentences for a passing shortage give counts, never addresses
         # ("Only 1 datanodes are running and 2 are needed ..."): an operator reading one
-        # knows what to fix. The log line ties it to the request.
-        quiet.warning("[%s] %s %s: the master refused: %s", request_id, request.method, request.path, exc)
+        # knows what to fix.
         return error(503, exc.message, **{"Retry-After": "5"})
     return error(status, exc.message)
 
