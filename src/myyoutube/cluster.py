@@ -34,16 +34,14 @@ since it rebuilds the index from their reports (snapshots and sidecars) first.
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import json
 import signal
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from myyoutube import certs, service
+from myyoutube import certs, cluster_addresses, service
 from myyoutube.launch import STARTUP_TIMEOUT_S, LaunchError, Role, StartInterrupted, await_role, spawn_role
 from myyoutube.master.main import DEFAULT_REPLICATION
 from myyoutube.web.main import DEFAULT_PORT
@@ -105,7 +103,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="largest accepted upload (default: the web front end's)",
     )
     args = parser.parse_args(argv)
-    if _is_wildcard(args.internal_host):
+    if cluster_addresses.is_wildcard(args.internal_host):
         # Each role is told the others' addresses, so this must be one they can connect
         # to; the datanode's own refusal would send the operator after --advertise,
         # which this command does not take.
@@ -138,22 +136,6 @@ def _add_network_flags(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="seconds before a silent datanode is dead (default: the master's)",
     )
-
-
-def _is_wildcard(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_unspecified
-    except ValueError:
-        return host == ""
-
-
-def _browser_url(host: str, port: int) -> str:
-    """An address a browser on this machine can open: a wildcard (0.0.0.0, ::) is no
-    address to connect to, so it becomes the loopback one; IPv6 goes in brackets."""
-    if _is_wildcard(host):
-        host = "::1" if ":" in host else "127.0.0.1"
-    host = host.strip("[]")
-    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
 def ensure_certificates(certs_dir: Path, datanodes: int) -> None:
@@ -227,7 +209,7 @@ class Cluster:
         master_dir = self.data_dir / "master"
         if master_dir.is_dir() and any(master_dir.iterdir()):
             raise LaunchError(f"--recover needs {master_dir} empty or absent; move its contents away first")
-        port = port or _free_port(self.args.internal_host)  # the datanodes must know it now
+        port = port or cluster_addresses.free_port(self.args.internal_host)  # the datanodes must know it now
         recover = ["--recover", "--expect-datanodes", str(self.args.datanodes)]
         self.recovering = self._spawn("myyoutube.master", "master", [*self._master_args(port), *recover])
         return None, f"{self.args.internal_host}:{port}"
@@ -237,7 +219,7 @@ class Cluster:
         from an earlier start (first picked by the OS) may have been taken by another
         program since; no role depends on its old port: datanodes are known by their
         node id, and the cluster tells each role where the master is now."""
-        if port == 0 or _port_free(self.args.internal_host, port):
+        if port == 0 or cluster_addresses.port_free(self.args.internal_host, port):
             return port
         print(
             f"myyoutube-cluster: warning: {name}'s port {port} is taken by another program; "
@@ -368,24 +350,6 @@ class Cluster:
             role.stop()
 
 
-def _port_free(host: str, port: int) -> bool:
-    """Whether a role could listen on `port` now (with SO_REUSEADDR, as roles do)."""
-    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind((host, port))
-        except OSError:
-            return False
-    return True
-
-
-def _free_port(host: str) -> int:
-    """A port free now on `host` (for a master that must be known before it listens)."""
-    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
-        probe.bind((host, 0))
-        return probe.getsockname()[1]
-
-
 def _reason(exc: Exception) -> str:
     """The one line saying why the cluster could not start. An OSError names the file it
     concerns and its reason in words, not as "[Errno 17] File exists: 'DIR'"."""
@@ -419,13 +383,13 @@ def main(argv: list[str] | None = None) -> None:
             "(myyoutube login --username admin --password-file that file)",
             flush=True,
         )
-    if _is_wildcard(args.host):
+    if cluster_addresses.is_wildcard(args.host):
         print(
             f"Listening on every address of this machine (--host {args.host}), port {web.port}: "
             "other machines use one of its names or addresses",
             flush=True,
         )
-    print(f"MyYoutube at {_browser_url(args.host, web.port)}", flush=True)
+    print(f"MyYoutube at {cluster_addresses.browser_url(args.host, web.port)}", flush=True)
     status = cluster.supervise()
     cluster.stop()
     sys.exit(status)
