@@ -344,15 +344,14 @@ def run_myyoutube(cluster: Cluster, *args: str, env: dict[str, str]) -> subproce
     )
 
 
-def ctrl_c_while_loading(args: list[str], library: str, env: dict[str, str] | None = None) -> tuple:
-    """Start the command `args` and press Ctrl-C (SIGINT) as soon as the extension module
-    of `library` is mapped, i.e. while it is still importing its libraries; its (exit
-    status, standard output, standard error)."""
+def ctrl_c_once(args: list[str], ready: Callable[[int], bool], env: dict[str, str] | None = None) -> tuple:
+    """Start the command `args`, press Ctrl-C (SIGINT) as soon as `ready(its pid)` holds,
+    and return its (exit status, standard output, standard error)."""
     command = subprocess.Popen(
         args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL
     )
     try:
-        while library not in Path(f"/proc/{command.pid}/maps").read_text():
+        while not ready(command.pid):
             assert command.poll() is None, command.communicate()
             time.sleep(0.002)
         command.send_signal(signal.SIGINT)
@@ -360,6 +359,12 @@ def ctrl_c_while_loading(args: list[str], library: str, env: dict[str, str] | No
     finally:
         command.kill()
     return command.returncode, out, err
+
+
+def ctrl_c_while_loading(args: list[str], library: str, env: dict[str, str] | None = None) -> tuple:
+    """ctrl_c_once as soon as the extension module of `library` is mapped, i.e. while the
+    command is still importing its libraries."""
+    return ctrl_c_once(args, lambda pid: library in Path(f"/proc/{pid}/maps").read_text(), env)
 
 
 @contextmanager

@@ -7,13 +7,11 @@ import hashlib
 import json
 import os
 import re
-import signal
 import socket
 import ssl
 import subprocess
 import sys
 import threading
-import time
 import unicodedata
 import urllib.error
 import urllib.request
@@ -23,7 +21,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from harness import ctrl_c_while_loading, serving_files, web_server_in_thread
+from harness import ctrl_c_once, ctrl_c_while_loading, serving_files, web_server_in_thread
 from test_public_tls import write_certificate
 from videos import make_mp4
 
@@ -460,23 +458,10 @@ def test_ctrl_c_while_a_big_part_file_is_checked_ends_the_download(tmp_path):
     with open(f"{output}.part", "wb") as part:
         part.truncate(64 * 1024**3)
     Path(f"{output}.part.etag").write_text('"' + "a" * 64 + '"')
-    download = subprocess.Popen(
-        [sys.executable, "-m", "myyoutube.commandline", "download", "big.mp4", "-o", str(output)],
-        env={**os.environ, "MYYOUTUBE_URL": "http://127.0.0.1:9"},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        stdin=subprocess.DEVNULL,
-    )
-    try:
-        while not reading(download.pid, Path(f"{output}.part")):
-            assert download.poll() is None, download.communicate()
-            time.sleep(0.01)
-        download.send_signal(signal.SIGINT)
-        out, err = download.communicate(timeout=30)
-    finally:
-        download.kill()
-    assert (download.returncode, out, err) == (130, "", "")
+    download = [sys.executable, "-m", "myyoutube.commandline", "download", "big.mp4", "-o", str(output)]
+    env = {**os.environ, "MYYOUTUBE_URL": "http://127.0.0.1:9"}
+    hashing = ctrl_c_once(download, lambda pid: reading(pid, Path(f"{output}.part")), env)
+    assert hashing == (130, "", "")
     assert Path(f"{output}.part").stat().st_size == 64 * 1024**3  # kept for the next run
 
 
