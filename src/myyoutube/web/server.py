@@ -111,7 +111,23 @@ async def errors_and_headers(request: web.Request, handler):
     if not response.prepared:
         response.headers.update(SECURITY_HEADERS)
         response.headers["X-Request-Id"] = request_id
+        if response.status == 408:
+            await _answer_and_close(request, response)
     return response
+
+
+async def _answer_and_close(request: web.Request, response: web.StreamResponse) -> None:
+    """Send a 408 and close at once. The client's body stopped coming; aiohttp would
+    otherwise linger up to its lingering_time (10 s) reading more of that body before it
+    closes, so a slow client held its connection twice as long as the body deadline. The
+    handler may return a response it prepared itself; aiohttp then skips the lingering
+    when the connection is being force-closed."""
+    response.force_close()
+    await response.prepare(request)
+    await response.write_eof()
+    # After write_eof the answer is in the kernel's send buffer; closing the transport
+    # sends it, then FIN.
+    request.protocol.force_close()
 
 
 def _master_refusal(request: web.Request, exc: RequestFailed, request_id: str) -> web.Response:
