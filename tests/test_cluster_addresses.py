@@ -1,4 +1,4 @@
-"""Tests for myyoutube.cluster_addresses: wildcards, browser URLs and free ports."""
+"""Tests for myyoutube.cluster_addresses: browser URLs and free ports."""
 
 from __future__ import annotations
 
@@ -6,27 +6,7 @@ import socket
 
 import pytest
 
-from myyoutube.cluster_addresses import browser_url, free_port, is_wildcard, port_free
-
-
-@pytest.mark.parametrize(
-    ("host", "wildcard"),
-    [
-        ("0.0.0.0", True),
-        ("::", True),
-        ("[::]", True),
-        ("0:0::0", True),
-        ("", True),
-        ("127.0.0.1", False),
-        ("::1", False),
-        ("192.0.2.7", False),
-        ("video.example", False),
-    ],
-)
-def test_a_wildcard_is_any_spelling_of_every_address(host, wildcard):
-    """0.0.0.0, :: (however written) and the empty host bind every address; a real
-    address or a name does not."""
-    assert is_wildcard(host) is wildcard
+from myyoutube.cluster_addresses import browser_url, free_port, port_free
 
 
 @pytest.mark.parametrize(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from myyoutube import service
 from myyoutube.web import origin
 
 PORT = 8080
@@ -23,6 +24,7 @@ PORT = 8080
         (None, "127.0.0.1", "", False),
         (None, "0.0.0.0", "192.168.1.20:8080", True),  # any IP literal on a wildcard bind
         (None, "0.0.0.0", "evil.example:8080", False),
+        (None, "0:0::0", "192.168.1.20:8080", True),  # :: spelled otherwise binds every address too
         (None, "0.0.0.0", "192.168.1.20:81", False),
         ("https://videos.example.org", "0.0.0.0", "videos.example.org", False),  # 443 vs 80 (http)
         ("http://videos.example.org", "0.0.0.0", "videos.example.org", True),
@@ -35,7 +37,7 @@ PORT = 8080
 def test_host_allow_list(public_url, bound, host, allowed):
     """Only the names the front end is known by pass; a rebinding attacker's name never does."""
     hosts = origin.allowed_hosts(public_url, bound, PORT)
-    any_ip = PORT if public_url is None and origin.is_wildcard(bound) else None
+    any_ip = PORT if public_url is None and service.is_wildcard(bound) else None
     assert origin.host_allowed(host, "http", hosts, any_ip) is allowed
 
 

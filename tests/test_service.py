@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from harness import ctrl_c_while_loading, read_only_mount
+from myyoutube import service
 from myyoutube.client import MasterClient
 from myyoutube.datanode.identity import NODE_ID_FILE
 from myyoutube.launch import start_role
@@ -37,6 +38,44 @@ def run(module: str, *args: str, timeout: float = 30) -> subprocess.CompletedPro
         timeout=timeout,
         stdin=subprocess.DEVNULL,
     )
+
+
+@pytest.mark.parametrize(
+    ("host", "wildcard"),
+    [
+        ("0.0.0.0", True),
+        ("::", True),
+        ("[::]", True),
+        ("0:0::0", True),
+        ("", True),
+        ("127.0.0.1", False),
+        ("::1", False),
+        ("192.0.2.7", False),
+        ("video.example", False),
+    ],
+)
+def test_a_wildcard_is_any_spelling_of_every_address(host, wildcard):
+    """0.0.0.0, :: (however written) and the empty host bind every address; a real
+    address or a name does not. The web, the datanode and the cluster all ask this."""
+    assert service.is_wildcard(host) is wildcard
+
+
+@pytest.mark.parametrize(
+    ("host", "loopback"),
+    [
+        ("127.0.0.1", True),
+        ("::1", True),
+        ("[::1]", True),
+        ("localhost", True),
+        ("0.0.0.0", False),
+        ("192.0.2.7", False),
+        ("video.example", False),
+    ],
+)
+def test_loopback_hosts_in_any_spelling(host, loopback):
+    """An IPv6 loopback counts in brackets too, as a bracketed wildcard does; a routable
+    address or a name is not loopback."""
+    assert service.is_loopback(host) is loopback
 
 
 @pytest.mark.parametrize("module", COMMANDS)

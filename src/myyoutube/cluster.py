@@ -103,7 +103,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="largest accepted upload (default: the web front end's)",
     )
     args = parser.parse_args(argv)
-    if cluster_addresses.is_wildcard(args.internal_host):
+    if service.is_wildcard(args.internal_host):
         # Each role is told the others' addresses, so this must be one they can connect
         # to; the datanode's own refusal would send the operator after --advertise,
         # which this command does not take.
@@ -383,7 +383,7 @@ def main(argv: list[str] | None = None) -> None:
             "(myyoutube login --username admin --password-file that file)",
             flush=True,
         )
-    if cluster_addresses.is_wildcard(args.host):
+    if service.is_wildcard(args.host):
         print(
             f"Listening on every address of this machine (--host {args.host}), port {web.port}: "
             "other machines use one of its names or addresses",

@@ -4,7 +4,7 @@ Theory of operation
 -------------------
 The cluster tells each role where the others listen, so the addresses it hands out must
 be ones a process can connect to: a wildcard (0.0.0.0, ::) binds every address but names
-none (`is_wildcard`), and the URL printed for a browser turns it into the loopback one
+none (`service.is_wildcard`), and the URL printed for a browser turns it into the loopback one
 (`browser_url`). Ports saved from an earlier start are reused when still free
 (`port_free`); a master whose address the datanodes must know before it listens gets a
 port free now (`free_port`).
@@ -12,17 +12,9 @@ port free now (`free_port`).
 
 from __future__ import annotations
 
-import ipaddress
 import socket
 
-
-def is_wildcard(host: str) -> bool:
-    """Whether binding `host` means every address of the machine (any spelling of
-    0.0.0.0 or ::, bracketed or not, and the empty host)."""
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_unspecified
-    except ValueError:
-        return host == ""
+from myyoutube.service import is_wildcard
 
 
 def browser_url(host: str, port: int) -> str:

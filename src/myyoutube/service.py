@@ -109,12 +109,23 @@ def add_common_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def is_loopback(host: str) -> bool:
+    """Whether `host` (an IPv6 literal bracketed or not) is this machine's own."""
     if host == "localhost":
         return True
     try:
-        return ipaddress.ip_address(host).is_loopback
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
+
+
+def is_wildcard(host: str) -> bool:
+    """Whether binding `host` means every address of the machine (any spelling of
+    0.0.0.0 or ::, bracketed or not, and the empty host): an address to bind, never one
+    to connect to."""
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_unspecified
+    except ValueError:
+        return host == ""
 
 
 def load_tls(cert_dir: Path | None, bind_host: str, role: str) -> certs.Tls | None:

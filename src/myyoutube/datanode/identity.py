@@ -20,10 +20,11 @@ elsewhere, with a sentence saying what to pass instead (`advertised_address` is 
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import uuid
 from pathlib import Path
+
+from myyoutube.service import is_loopback, is_wildcard
 
 NODE_ID_FILE = "node-id"
 
@@ -62,15 +63,9 @@ def _is_node_id(text: str) -> bool:
 
 def _kind(host: str) -> str:
     """'wildcard', 'loopback' or 'routable' (a name we cannot judge counts as routable)."""
-    if host in ("localhost", ""):
-        return "loopback" if host else "wildcard"
-    try:
-        address = ipaddress.ip_address(host.strip("[]"))
-    except ValueError:
-        return "routable"
-    if address.is_unspecified:
+    if is_wildcard(host):
         return "wildcard"
-    return "loopback" if address.is_loopback else "routable"
+    return "loopback" if is_loopback(host) else "routable"
 
 
 def advertised_address(bind_host: str, bound_port: int, advertise: str | None, master_host: str) -> str:

@@ -302,7 +302,7 @@ def _tls(args: argparse.Namespace) -> ssl.SSLContext | None:
 def _learn_hosts(config: WebConfig, args: argparse.Namespace, port: int) -> None:
     """The Host names to answer, once the real port is known (it may have been 0)."""
     config.allowed_hosts = origin.allowed_hosts(args.public_url, args.host, port)
-    if args.public_url is None and origin.is_wildcard(args.host):
+    if args.public_url is None and service.is_wildcard(args.host):
         config.any_ip_host_port = port
 
 

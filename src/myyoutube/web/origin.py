@@ -24,6 +24,8 @@ from __future__ import annotations
 import ipaddress
 from urllib.parse import urlsplit
 
+from myyoutube.service import is_wildcard
+
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "[::1]")
 DEFAULT_PORTS = {"http": 80, "https": 443}
 # Sec-Fetch-Site values a same-origin state change may carry: "none" is a request the
@@ -58,10 +60,6 @@ def allowed_hosts(public_url: str | None, bound_host: str, port: int) -> frozens
     elif not is_wildcard(bound_host):
         hosts.add(_host_port(bound_host, port))
     return frozenset(hosts)
-
-
-def is_wildcard(host: str) -> bool:
-    return host in ("", "0.0.0.0", "::")
 
 
 def normal_host(host_header: str, scheme: str) -> str:
