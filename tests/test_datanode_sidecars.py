@@ -34,6 +34,21 @@ async def test_sidecar_published_with_the_blob_and_only_newer_versions_replace_i
     assert not (tmp_path / f"{BLOB}.meta").exists()
 
 
+async def test_a_repeated_sidecar_is_not_written_again(tmp_path):
+    """The same sidecar twice (pushed at commit, then in a heartbeat answer) is written
+    once: the repeat costs no write and no fsync. The same version with other bytes (a
+    master rebuilt from a snapshot) still replaces it."""
+    store = BlobStore(tmp_path, None)
+    await put(store, BLOB, None)
+    assert await store.update_sidecars([sidecar(2, "pushed")]) == 1
+    stored = (tmp_path / f"{BLOB}.meta").stat()
+    assert await store.update_sidecars([sidecar(2, "pushed")]) == 0
+    again = (tmp_path / f"{BLOB}.meta").stat()
+    assert (again.st_ino, again.st_mtime_ns) == (stored.st_ino, stored.st_mtime_ns)
+    assert await store.update_sidecars([sidecar(2, "other")]) == 1
+    assert sidecars.read(tmp_path, BLOB)["record"]["title"] == "other"
+
+
 async def test_sidecars_of_blobs_not_held_or_malformed_are_ignored(tmp_path):
     """A sidecar for a blob this node does not hold (deleted meanwhile), naming another
     blob, without a version or too large is not stored; a bad one at write is refused."""

@@ -141,6 +141,23 @@ async def test_recover_brings_back_every_video_account_and_late_edit(fresh_clust
     assert all(len(files) == len(videos) + 1 for files in cluster.blob_files().values())
 
 
+async def test_a_video_is_recoverable_the_moment_its_upload_is_committed(fresh_cluster):
+    """The master's disk is lost right after an upload's commit was answered, before any
+    heartbeat: the sidecars went to the video's holders with the commit, so --recover
+    brings it back, byte-identical. Before, they waited for the holders' next heartbeat
+    answers, and a video committed in the seconds before the loss was left an orphan."""
+    # Heartbeats 1 s apart: the sidecars are on every holder the moment the commit is
+    # answered, before all three could have had a heartbeat answer to bring them.
+    cluster = fresh_cluster(heartbeat_s=1.0, dead_after_s=10.0)
+    data = mp4_bytes(os.urandom(40_000))
+    await put(cluster, "just-in.mp4", data)
+    assert sum(sidecar.get("name") == "just-in.mp4" for sidecar in sidecars_on_disk(cluster)) == 3
+    recover_master(cluster)
+    await datanodes_back(cluster)
+    assert [video["name"] for video in await cluster.client().list()] == ["just-in.mp4"]
+    assert await read_all(cluster, "just-in.mp4") == data
+
+
 async def test_a_torn_newest_snapshot_is_skipped_for_the_previous_one(fresh_cluster):
     """A master killed while writing a snapshot can leave a newer snapshot blob whose bytes
     do not match its sidecar: recovery skips it, loads the previous one, and says so."""

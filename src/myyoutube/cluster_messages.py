@@ -232,6 +232,15 @@ class SidecarBatch:
 
 
 @dataclass(frozen=True)
+class PutSidecars:
+    """Master -> datanode, on a data connection: store these sidecars of blobs held there
+    (a video's, as it is committed: master/sidecars.py); answered by Ok."""
+
+    TYPE: typing.ClassVar[int] = 83
+    sidecars: list[dict]
+
+
+@dataclass(frozen=True)
 class BackupIndex:
     """Web -> master, for an admin: a consistent copy of the index, streamed as Chunk*
     then End (size and sha256)."""

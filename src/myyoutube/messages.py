@@ -44,6 +44,7 @@ from myyoutube.cluster_messages import (
     FetchSource,
     Heartbeat,
     ListSidecars,
+    PutSidecars,
     ReadBlob,
     Register,
     SealBlob,
@@ -94,6 +95,7 @@ __all__ = [
     "Message",
     "Ok",
     "PurgeOrphans",
+    "PutSidecars",
     "PutVideo",
     "ReadBlob",
     "ReadUpload",
@@ -358,6 +360,7 @@ Message: typing.TypeAlias = (
     | SealBlob
     | ListSidecars
     | SidecarBatch
+    | PutSidecars
     | BackupIndex
 )
 

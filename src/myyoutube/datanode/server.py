@@ -21,8 +21,9 @@ Two kinds of connection meet a datanode:
   blob still open reads its confirmed bytes. When a master rebuilds its index,
   `ListSidecars` (answered by SidecarBatch frames).
 
-Each blob may carry a metadata sidecar (sidecars.py): given with `WriteBlob`, or updated
-later by the master through `Commands.sidecars` when the video's record changes.
+Each blob may carry a metadata sidecar (sidecars.py): given with `WriteBlob`, pushed by
+the master with `PutSidecars` as a video is committed, and updated later through
+`Commands.sidecars` when the video's record changes.
 
 Every byte written is checksummed per block by the store and every byte read is verified
 (see store.py); a corrupt block ends the read with Error('corrupt') and the blob is
@@ -64,6 +65,7 @@ from myyoutube.protocol import (
     ListSidecars,
     Message,
     Ok,
+    PutSidecars,
     ReadBlob,
     Register,
     SealBlob,
@@ -100,7 +102,7 @@ TRANSCODE_DIR = "transcoding"
 # FFmpeg on untrusted files) nor from other datanodes.
 ALLOWED_ROLES: dict[type, frozenset[str]] = {
     kind: frozenset({"master"})
-    for kind in (WriteBlob, ReadBlob, DeleteBlob, AppendBlob, SealBlob, ListSidecars)
+    for kind in (WriteBlob, ReadBlob, DeleteBlob, AppendBlob, SealBlob, ListSidecars, PutSidecars)
 }
 # A pipelined write (pipeline.py) and its resume reach us from the master or from the
 # datanode before us.
@@ -156,6 +158,7 @@ class DataNode:
             AppendBlob: self._append,
             SealBlob: self._seal,
             ListSidecars: self._list_sidecars,
+            PutSidecars: self._put_sidecars,
         }
         if type(request) not in handlers:
             await stream.write_frame(Error("bad_request", f"datanode cannot {type(request).__name__}"))
@@ -258,6 +261,12 @@ class DataNode:
                     timeout=CONSUMER_STALL_TIMEOUT_S,
                 )
                 batch = following
+
+    async def _put_sidecars(self, stream: FrameStream, request: PutSidecars) -> None:
+        """A video's sidecars as it is committed (its heartbeat answers bring the same
+        ones later: the store skips a sidecar it already holds byte for byte)."""
+        written = await self.store.update_sidecars(request.sidecars)
+        await stream.write_frame(Ok({"written": written}))
 
     async def _delete(self, stream: FrameStream, request: DeleteBlob) -> None:
         if self.chain_writes.take_over(request.blob_id):

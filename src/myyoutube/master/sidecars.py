@@ -17,9 +17,12 @@ other parts) and `version` its version in the index, bumped by every change to i
 `taken_at` (snapshots.py).
 
 A sidecar is written with its blob when the writer knows it (a snapshot, a repair copy);
-an upload's record is complete only at commit, so its sidecars, like every later change
-(an edit, a visibility, a new rendition), travel in the answers to the holders' heartbeats
-(`Commands.sidecars`), at most SIDECARS_PER_COMMANDS per answer. The index records which
+an upload's record is complete only at commit, so the master pushes its sidecars to the
+holders right after the commit, before the uploader hears of it (uploads.push_sidecars,
+`PutSidecars`). They, and every later change (an edit, a visibility, a new rendition),
+also travel in the answers to the holders' heartbeats (`Commands.sidecars`), at most
+SIDECARS_PER_COMMANDS per answer: that delivery is the one the index tracks, and a
+datanode skips a sidecar it already holds byte for byte. The index records which
 videos' sidecars are behind in the change's own transaction (`sidecars_due`), so a
 master that dies before delivering delivers after its restart. A sidecar sent in an
 answer counts as delivered when the node's next frame arrives (a datanode obeys an answer

@@ -32,7 +32,7 @@ from myyoutube import links, protocol
 from myyoutube import stream as streams
 from myyoutube.certs import Tls
 from myyoutube.pool import ConnectionPool, Lease
-from myyoutube.protocol import Chunk, DeleteBlob, End, Ok, WriteBlob
+from myyoutube.protocol import Chunk, DeleteBlob, End, Ok, PutSidecars, WriteBlob
 from myyoutube.quietlog import QuietLog
 from myyoutube.stream import Keepalives, RequestFailed
 
@@ -266,6 +266,15 @@ async def wait_answer(connection: streams.FrameStream, answer: asyncio.Task, sta
         if not answer.done() and silent_s > stall_s:
             raise StalledReplica(f"silent for {silent_s:.1f}s while finishing")
     return answer.result()
+
+
+async def put_sidecars(pools: DatanodePools, node: str, sidecars: list[dict]) -> None:
+    async def attempt(lease: Lease) -> None:
+        await lease.connection.write_frame(PutSidecars(sidecars=sidecars))
+        await lease.connection.read_expected(Ok)
+        lease.done()
+
+    await pools[node].call(attempt)
 
 
 async def delete_blob(pools: DatanodePools, node: str, blob_id: str) -> None:

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING
 
 from myyoutube import media, names, permissions, protocol
 from myyoutube.chain_acks import formed_short
-from myyoutube.master import pipeline, reservations, transfer
+from myyoutube.master import pipeline, reservations, sidecars, transfer
 from myyoutube.master.index import NameTaken, StoredBlob
 from myyoutube.protocol import Chunk, End, Error, Ok, PutVideo, VideoDetails, VideoInfo
 from myyoutube.stream import ConnectionClosed, FrameStream
@@ -47,6 +47,12 @@ UPLOAD_STALL_TIMEOUT_S = 120.0
 
 # After refusing an upload midway, how long the uploader gets to notice and stop sending.
 DRAIN_AFTER_ERROR_S = 5.0
+
+# How long a commit waits for the new video's sidecars to reach its holders before it
+# answers the uploader anyway. A holder writes and fsyncs two small files (milliseconds);
+# one in trouble only gets them later, in a heartbeat answer, so this bounds what a slow
+# holder adds to every upload.
+SIDECAR_PUSH_TIMEOUT_S = 2.0
 
 
 OVER_QUOTA_SENTENCE = (
@@ -139,7 +145,38 @@ async def commit(
     )
     jobs = master.transcoding.jobs_for(video)
     await master.index.durably(functools.partial(master.index.commit_video, video, blobs, time.time(), jobs))
+    await push_sidecars(master, video)
     return video
+
+
+async def push_sidecars(master: Master, video: dict) -> None:
+    """Give every holder of a just-committed video's blobs their sidecars now, before the
+    uploader hears of the commit: a master that loses its disk a moment later can still
+    rebuild the video from them (--recover). Before, they went out with the holders' next
+    heartbeat answers, so a video committed in the seconds before the loss was not
+    recovered. Best effort: a holder missed here gets them in a heartbeat answer, as every
+    later change to the record travels."""
+    batches: dict[str, list[dict]] = {}
+    for blob_id, _ in sidecars.parts_of(video):
+        sidecar, replica = master.sidecars.for_blob(blob_id), master.index.replicas.get(blob_id)
+        if sidecar is not None and replica is not None:
+            for node in replica.nodes:
+                batches.setdefault(node, []).append(sidecar)
+    if not batches:
+        return
+    pushes = {
+        asyncio.ensure_future(transfer.put_sidecars(master.pools, node, batch)): node
+        for node, batch in batches.items()
+    }
+    try:
+        _, late = await asyncio.wait(pushes, timeout=SIDECAR_PUSH_TIMEOUT_S)
+    finally:
+        for push in pushes:
+            push.cancel()  # the late ones, or all if this upload itself is cancelled
+    for push, node in pushes.items():
+        problem = f"no answer within {SIDECAR_PUSH_TIMEOUT_S:g} s" if push in late else push.exception()
+        if problem is not None:
+            log.info("sidecars of %s wait for %s's next heartbeat: %s", video["name"], node, problem)
 
 
 async def drain(connection: FrameStream) -> None:
