@@ -7,7 +7,7 @@ import asyncio
 from pathlib import Path
 
 from myyoutube import links, protocol, service, stream
-from myyoutube.datanode import identity
+from myyoutube.datanode import control, identity
 from myyoutube.datanode.server import ALLOWED_ROLES, MAX_CONNECTIONS, DataNode
 from myyoutube.datanode.store import BlobStore
 from myyoutube.datanode.transcode_worker import WORKER_ALIVE_EVERY_S
@@ -136,11 +136,11 @@ async def serve(args: argparse.Namespace) -> None:
     await server.start_serving()
     # A master that is not up yet is waited for (start order does not matter); announced
     # once registered, so whoever started us knows we are part of the cluster.
-    control = await node.register_with_backoff()
+    link = await control.register_with_backoff(node)
     service.announce("myyoutube-datanode", args.host, port)
     async with server, asyncio.TaskGroup() as tasks:
-        tasks.create_task(node.report_forever(control))
-        tasks.create_task(node.rescan_forever())
+        tasks.create_task(control.report_forever(node, link))
+        tasks.create_task(control.rescan_forever(node))
         tasks.create_task(node.scrubber.run_forever())
         await server.serve_forever()
 

@@ -4,14 +4,14 @@ Theory of operation
 -------------------
 Two kinds of connection meet a datanode:
 
-* Its own **control connection** to the master (`report_forever`). It sends `Register`,
+* Its own **control connection** to the master (control.py). It sends `Register`,
   then a `Heartbeat` every interval carrying what changed on this disk since the last
   report the master acknowledged, and a full block report in chunks when one is due
   (start-up, every few hours, or when the master asks): state.py's `BlockReports` decides
   which. The master answers each frame with `Commands`: blobs to delete (deleted videos,
   failed uploads, surplus copies) and the last report it applied. If the master goes
   away the node reconnects by itself, with backoff, and goes on where it left off.
-  The store records its own changes; `rescan_forever` re-reads the folder now and then
+  The store records its own changes; `control.rescan_forever` re-reads the folder now and then
   for the changes nobody told it about (a file deleted by hand, a lost disk), and removes
   open blobs of resumable uploads abandoned long ago (open_blobs.ABANDONED_AFTER_S).
 * **Data connections** from the master, one request each (`handle_request`): `WriteBlob`
@@ -33,46 +33,38 @@ reported in the next heartbeat so the master can repair it from a good replica.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import errno
 import functools
 import logging
 import secrets
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from myyoutube import links, protocol
-from myyoutube import stream as streams
+from myyoutube import protocol
 from myyoutube.certs import Tls
-from myyoutube.datanode import chain_writes, pipeline
-from myyoutube.datanode.open_blobs import ABANDONED_AFTER_S, OpenBlobs
+from myyoutube.datanode import chain_writes, control, pipeline
+from myyoutube.datanode.open_blobs import OpenBlobs
 from myyoutube.datanode.scrubber import Scrubber
-from myyoutube.datanode.state import Backoff, BlockReports, full_report_chunks, rescan_delay_s
+from myyoutube.datanode.state import BlockReports
 from myyoutube.datanode.store import BlobStore, StoreError
 from myyoutube.datanode.transcoder import WORKER_STALL_TIMEOUT_S, Transcoder
 from myyoutube.protocol import (
     AppendBlob,
-    BlockReportChunk,
     ChainResumeBlob,
     ChainWriteBlob,
     Chunk,
-    Commands,
     DeleteBlob,
     End,
     Error,
-    Heartbeat,
     ListSidecars,
     Message,
     Ok,
     PutSidecars,
     ReadBlob,
-    Register,
     SealBlob,
     SidecarBatch,
     WriteBlob,
 )
-from myyoutube.quietlog import LogLimiter
 from myyoutube.stream import ConnectionClosed, FrameStream
 
 log = logging.getLogger(__name__)
@@ -81,9 +73,6 @@ log = logging.getLogger(__name__)
 # master opens one per replica per upload or read, so this is far above normal use while
 # still bounding what a flood of connections can cost.
 MAX_CONNECTIONS = 256
-
-# While the master is unreachable, say so once a minute, not at every retry.
-MASTER_WAIT_LOG_EVERY_S = 60.0
 
 # The master keeps a write's connection alive with keepalives while it waits on its
 # uploader or on another replica; this much silence means it is gone.
@@ -140,7 +129,7 @@ class DataNode:
             transcode_slots,
             store,
             store.root / TRANSCODE_DIR,
-            self._connect_master,
+            functools.partial(control.connect_master, self),
             transcode_stall_timeout_s,
             self.reports.found_corrupt,
         )
@@ -277,132 +266,6 @@ class DataNode:
         await self.store.delete(request.blob_id)
         await self.open_blobs.delete(request.blob_id)
         await stream.write_frame(Ok({}))
-
-    # --- control connection ---------------------------------------------------------------
-
-    async def _connect_master(self) -> FrameStream:
-        return await links.connect(*self.master, self.tls, expect_role="master")
-
-    async def register_once(self) -> FrameStream:
-        """Connect to the master and register; raises if the master cannot be reached."""
-        control = await links.connect(*self.master, self.tls, expect_role="master")
-        try:
-            register = Register(
-                node_id=self.node_id,
-                address=self.address,
-                capacity_bytes=self.store.capacity_bytes,
-                used_bytes=self.store.used_bytes,
-                incarnation=self.reports.incarnation,
-            )
-            await self._exchange(control, register)
-        except BaseException:
-            control.abort()
-            raise
-        log.info("registered with master %s:%d as %s", *self.master, self.address)
-        return control
-
-    async def register_with_backoff(self) -> FrameStream:
-        """Register, waiting for the master as long as it takes (it may start after us),
-        with backoff between tries and one log line a minute."""
-        backoff, quiet = Backoff(), LogLimiter(MASTER_WAIT_LOG_EVERY_S)
-        while True:
-            try:
-                return await self.register_once()
-            except (OSError, TimeoutError, streams.RequestFailed, streams.protocol.ProtocolError) as exc:
-                tries = quiet.check("waiting", time.monotonic())
-                if tries is not None:
-                    log.warning(
-                        "waiting for the master at %s:%d (%s: %s); %d tries so far",
-                        *self.master,
-                        type(exc).__name__,
-                        exc,
-                        backoff.failures + 1,
-                    )
-            await asyncio.sleep(backoff.next_delay_s())
-
-    async def report_forever(self, control: FrameStream | None) -> None:
-        """Heartbeat the master for as long as we run, reconnecting when it goes away."""
-        backoff = Backoff()
-        while True:
-            try:
-                if control is None:
-                    control = await self.register_once()
-                    # Most often the master restarted: it will not resume the old
-                    # process's chains (a blip of the link costs those resumes too).
-                    self.chain_writes.drop_parked()
-                backoff.succeeded()
-                await self._heartbeat_until_broken(control)
-            except (OSError, TimeoutError, streams.RequestFailed, streams.protocol.ProtocolError) as exc:
-                log.warning(
-                    "master %s:%d unreachable (%s); retrying, %d changes to report",
-                    *self.master,
-                    exc,
-                    self.reports.pending,
-                )
-            if control is not None:
-                control.abort()
-                control = None
-            await asyncio.sleep(backoff.next_delay_s())
-
-    async def _heartbeat_until_broken(self, control: FrameStream) -> None:
-        while True:
-            if not self.reports.full_due(time.monotonic()):
-                await asyncio.sleep(self.heartbeat_s)  # a full report asked for goes at once
-            if self.reports.full_due(time.monotonic()):
-                await self._full_report(control)
-            else:
-                beat = self.reports.heartbeat(self.store.capacity_bytes, self.store.used_bytes)
-                slots, running, failures = self.transcoder.report()
-                beat = dataclasses.replace(
-                    beat, transcode_slots=slots, transcoding=running, transcode_failures=failures
-                )
-                await self._exchange(control, beat)
-
-    async def _full_report(self, control: FrameStream) -> None:
-        # The snapshot is taken between two store changes (no await in between): every
-        # change recorded before it is in it, every later one goes in the next delta.
-        seq = self.reports.start_full(time.monotonic())
-        blobs = self.store.blobs()
-        log.info("sending full block report %d (%d blobs)", seq, len(blobs))
-        for chunk in full_report_chunks(seq, blobs):
-            await self._exchange(control, chunk)
-
-    async def _exchange(self, control: FrameStream, report: Register | Heartbeat | BlockReportChunk) -> None:
-        await control.write_frame(report)
-        await self._obey(await control.read_expected(Commands))
-
-    async def _obey(self, commands: Commands) -> None:
-        self.reports.acknowledged(commands.acked_seq, commands.full_report)
-        if commands.heartbeat_s != self.heartbeat_s:
-            # The master's interval is the cluster's: its dead-after is measured against it.
-            log.info(
-                "heartbeat every %gs, as the master says (was %gs)", commands.heartbeat_s, self.heartbeat_s
-            )
-            self.heartbeat_s = commands.heartbeat_s
-        self.transcoder.obey(commands.transcode_jobs, commands.cancel_jobs)
-        if commands.sidecars:
-            await self.store.update_sidecars(commands.sidecars)
-        for blob_id in commands.delete_blobs:
-            try:
-                await self.store.delete(blob_id)
-            except StoreError as exc:
-                log.warning("master asked to delete %r: %s", blob_id, exc)
-                continue
-            log.info("deleted blob %s on the master's word", blob_id)
-
-    async def rescan_forever(self) -> None:
-        """Re-read the disk now and then: the changes this process did not make itself (a
-        replica deleted by hand, a lost folder) reach the master as deltas too."""
-        took_s = 0.0
-        while True:
-            await asyncio.sleep(rescan_delay_s(self.heartbeat_s, took_s))
-            started = time.monotonic()
-            await self.store.rescan_in_thread()
-            for blob_id in await self.open_blobs.remove_abandoned(time.time()):
-                log.warning(
-                    "removed open blob %s: untouched for %d days", blob_id, ABANDONED_AFTER_S // 86400
-                )
-            took_s = time.monotonic() - started
 
 
 async def _chunks_into(stream: FrameStream, write: Callable[[bytes], Awaitable[None]]) -> End:
