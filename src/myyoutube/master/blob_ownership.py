@@ -84,9 +84,12 @@ class BlobOwnership:
         """Inside the transaction that commits the blob: it is no longer pending."""
         self._db.execute("DELETE FROM pending_blobs WHERE blob_id = ?", (blob_id,))
 
+    def is_committed(self, blob_id: str) -> bool:
+        return blob_id in self._committed
+
     def abandon_blobs(self, blob_ids: list[str], now: float) -> None:
         """Writes that will not be committed: their copies are to be deleted."""
-        abandoned = [b for b in blob_ids if b not in self._committed]
+        abandoned = [b for b in blob_ids if not self.is_committed(b)]
         with self._transaction():
             self.retire(abandoned, now)
         self.remember_retired(abandoned)

@@ -216,6 +216,11 @@ async def new_fanout(master: Master, fanouts: list, chain: bool | None = None) -
 
 
 async def abort_fanouts(master: Master, fanouts: list[Writer]) -> None:
+    # A blob already committed is never aborted: a cancellation (the master stopping) can
+    # reach an upload after its commit's transaction, as the worker thread running it
+    # finishes or while the sidecars go out, and deleting its copies then would lose a
+    # video the index holds.
+    fanouts = [f for f in fanouts if not master.index.ownership.is_committed(f.blob_id)]
     # Retired first: a copy the direct deletes below miss (a node down right now) is
     # deleted when that node next reports it.
     master.index.ownership.abandon_blobs([f.blob_id for f in fanouts], time.time())
