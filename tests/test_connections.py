@@ -87,6 +87,10 @@ async def test_connections_per_address_are_capped(fresh_cluster):
         other.close()
 
 
+# The most one send queues past the limit: a TCP segment of at most 64 KiB (GSO size).
+ONE_SEGMENT_BYTES = 64 * 1024
+
+
 async def test_a_paused_viewer_queues_little_in_the_kernel(cluster, http):
     """A player that stops reading mid-video (paused) finds at most the capped send
     buffer's worth of bytes queued for it in the web's kernel socket (SO_SNDBUF is set on
@@ -108,7 +112,10 @@ async def test_a_paused_viewer_queues_little_in_the_kernel(cluster, http):
         await asyncio.sleep(0.25)
         queued = max(queued, _send_queue(cluster.web.port, viewer.getsockname()[1]))
     writer.close()
-    assert 0 < queued <= 2 * SOCKET_BUFFER_BYTES  # Linux doubles SO_SNDBUF for its bookkeeping
+    # Linux doubles SO_SNDBUF for its bookkeeping, and checks for room before each segment
+    # it queues, so one segment may go past it (seen: 561,127 bytes under load); the
+    # megabytes of an uncapped buffer stay far off.
+    assert 0 < queued <= 2 * SOCKET_BUFFER_BYTES + ONE_SEGMENT_BYTES
 
 
 def _send_queue(server_port: int, client_port: int) -> int:
