@@ -398,7 +398,8 @@ async def test_foreign_host_is_refused(cluster):
 async def test_sign_in_is_throttled_and_says_the_same_for_unknown_accounts(fresh_cluster):
     """A wrong password and an unknown account get the same 401 sentence; past the free
     failures an account is throttled with 429 and Retry-After, even for the right password,
-    until the wait is over."""
+    until the wait is over. Guesses sent all at once get no more than the free failures
+    between them: each counts before the master has answered any of them."""
     cluster = fresh_cluster(datanodes=1)
     async with aiohttp.ClientSession() as http:
 
@@ -417,6 +418,8 @@ async def test_sign_in_is_throttled_and_says_the_same_for_unknown_accounts(fresh
         assert status == 429 and int(retry) >= 1 and "try again" in answer["error"]
         await asyncio.sleep(int(retry) + 0.2)
         assert (await attempt("admin", ADMIN_PASSWORD))[0] == 200
+        burst = await asyncio.gather(*(attempt("someone", f"guess {n}") for n in range(12)))
+        assert sorted(status for status, _, _ in burst) == [401] * 6 + [429] * 6  # as if one by one
 
 
 async def test_password_change_and_removal_end_sessions(cluster):

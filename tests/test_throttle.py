@@ -42,3 +42,17 @@ def test_memory_is_bounded():
     for key in "abcd":
         throttle.failed(key, 0.0)
     assert throttle.wait_s("a", 0.0) == 0 and throttle.wait_s("d", 0.0) > 0
+
+
+def test_a_failure_taken_back_lifts_its_wait():
+    """An attempt counted as failed when it began, then forgiven (it was not a wrong
+    password), leaves the key as it was before the attempt."""
+    throttle = Throttle(free_failures=1, base_delay_s=1.0)
+    throttle.failed("k", 0.0)
+    throttle.failed("k", 0.0)
+    assert throttle.wait_s("k", 0.0) == 1
+    throttle.forgive("k")
+    assert throttle.wait_s("k", 0.0) == 0
+    throttle.forgive("k")
+    throttle.failed("k", 0.0)  # the key was forgotten: this is its first failure again
+    assert throttle.wait_s("k", 0.0) == 0

@@ -252,16 +252,21 @@ async def _sign_in(request: web.Request, username: str, password: str, kind: str
     if wait_s > 0:
         retry = int(wait_s) + 1
         raise SignInRefused(429, f"Too many failed sign-ins; try again in {retry} seconds.", retry)
+    # Counted as failed before the master answers, so guesses sent at once cannot all pass
+    # the check above (throttle.py); taken back below unless the password was wrong.
+    for which, key in keys.items():
+        throttles[which].failed(key, now)
     try:
         token, user = await request.app[MASTER].login(username.strip(), password, kind)
-    except RequestFailed as exc:
-        if exc.code != "refused":
-            raise
+    except BaseException as exc:
+        if isinstance(exc, RequestFailed) and exc.code == "refused":
+            quiet.info("failed sign-in for %r from %s", username[:64], keys["address"])
+            raise SignInRefused(401, exc.message) from None
         for which, key in keys.items():
-            throttles[which].failed(key, time.monotonic())
-        quiet.info("failed sign-in for %r from %s", username[:64], keys["address"])
-        raise SignInRefused(401, exc.message) from None
+            throttles[which].forgive(key)
+        raise
     throttles["account"].succeeded(keys["account"])
+    throttles["address"].forgive(keys["address"])
     return token, user
 
 

@@ -13,6 +13,12 @@ addresses.
 
 The account key is the name as typed, whether or not such an account exists, so a
 throttled answer does not tell which names are real.
+
+An attempt is counted as a failure when it begins, before the password is checked
+(auth.py), and taken back with `forgive` if it turns out not to be a wrong password.
+Counted only once the answer came, a burst of guesses sent at the same moment would all
+find the key's wait at 0 and all be checked: as many guesses as the client could open
+connections, instead of the few free ones.
 """
 
 from __future__ import annotations
@@ -68,12 +74,28 @@ class Throttle:
             record = _Record(0, now, now)
         record.failures += 1
         record.last_failure = now
-        excess = record.failures - self.free_failures
-        if excess > 0:
-            record.blocked_until = now + min(self.max_delay_s, self.base_delay_s * 2 ** min(excess - 1, 60))
+        record.blocked_until = self._blocked_until(record)
         self._records[key] = record  # most recently failed last
         while len(self._records) > self.max_keys:
             self._records.popitem(last=False)
 
+    def forgive(self, key: str) -> None:
+        """Take back one failure, counted for an attempt that proved not to be a wrong
+        password (the right one, or an answer that never came)."""
+        record = self._records.get(key)
+        if record is None:
+            return
+        record.failures -= 1
+        if record.failures <= 0:
+            del self._records[key]
+        else:
+            record.blocked_until = self._blocked_until(record)
+
     def succeeded(self, key: str) -> None:
         self._records.pop(key, None)
+
+    def _blocked_until(self, record: _Record) -> float:
+        excess = record.failures - self.free_failures
+        if excess <= 0:
+            return record.last_failure
+        return record.last_failure + min(self.max_delay_s, self.base_delay_s * 2 ** min(excess - 1, 60))
