@@ -72,6 +72,7 @@ _MASTER_ERROR_STATUS = {
     "forbidden": 403,
     "unauthenticated": 401,
     "over_quota": 413,
+    "too_many": 429,
     "refused": 401,
 }
 
