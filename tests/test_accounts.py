@@ -201,6 +201,21 @@ async def test_visibility_decides_who_lists_and_watches(cluster, people):
             assert answer.headers["Cache-Control"] == "private, no-cache"
 
 
+async def test_a_look_alike_name_names_only_a_video_the_uploader_may_list(cluster, people):
+    """An upload whose name looks like another account's unlisted or private video ("oIga"
+    with a capital I for "olga") is refused without naming that video: its exact name is
+    the unlisted one's link. Its owner, who may list it, is told which name it looks like."""
+    async with aiohttp.ClientSession() as http:
+        for visibility in ("unlisted", "private"):
+            hidden = unique(f"olga-{visibility}")
+            assert (await upload_as(http, cluster, people.other_uploader, hidden, visibility))[0] == 201
+            guess = hidden.replace("olga", "oIga")
+            status, answer = await upload_as(http, cluster, people.headers["uploader"], guess)
+            assert status == 409 and "looks just like" in answer["error"] and hidden not in answer["error"]
+            status, answer = await upload_as(http, cluster, people.other_uploader, guess)
+            assert status == 409 and hidden in answer["error"]
+
+
 async def test_a_video_made_private_is_not_served_from_any_cache(cluster, people):
     """A public video may be kept by shared caches but must be revalidated before each use
     (no freshness lifetime): once its owner makes it private, the revalidation a proxy

@@ -140,9 +140,8 @@ class Resumable:
         announced = PutVideo(name, "", request.user, request.visibility, request.length)
         refusal = uploads.refusal(user, announced)  # the same rules as a plain upload
         if refusal is None:
-            refusal = uploads.name_refusal(master, name)
-        if refusal is None:
-            refusal = self._count_refusal(request.user)
+            assert user is not None, "uploads.refusal refuses anonymous uploads"
+            refusal = uploads.name_refusal(master, name, user) or self._count_refusal(user.name)
         now = time.time()
         nodes = master.state.place(master.replication, now, master.rng) if refusal is None else []
         if refusal is None and len(nodes) < master.min_replicas:
