@@ -195,6 +195,7 @@ async def forbid_cross_site(request: web.Request, handler):
         request_scheme(request),
         request.headers.get("Host", ""),
         cookie_session,
+        request.app[CONFIG].public_url,
     )
     if reason is None and visitor.via == "cookie" and not await _csrf_token_matches(request, visitor.token):
         reason = "This page is out of date (its security token does not match); reload it and try again."
