@@ -34,6 +34,7 @@ from urllib.parse import parse_qs, quote
 import aiohttp_jinja2
 from aiohttp import web
 
+from myyoutube.admission import client_key
 from myyoutube.client import RequestFailed
 from myyoutube.master.users import API_TOKEN, BROWSER_SESSION, SESSION_IDLE_S
 from myyoutube.quietlog import QuietLog
@@ -91,12 +92,13 @@ def setup(app: web.Application) -> None:
 
 
 def client_address(request: web.Request) -> str:
-    """The client's IP: the peer, or behind a trusted proxy the last X-Forwarded-For hop."""
+    """The client as per-client bounds count it (admission.client_key: an IPv6 client by
+    its /64): the peer, or behind a trusted proxy the last X-Forwarded-For hop."""
     peer = request.remote or ""
     if peer in request.app[CONFIG].trusted_proxies:
         forwarded = request.headers.get("X-Forwarded-For", "").split(",")[-1].strip()
-        return forwarded or peer
-    return peer
+        return client_key(forwarded or peer)
+    return client_key(peer)
 
 
 def request_scheme(request: web.Request) -> str:
