@@ -203,7 +203,7 @@ async def forbid_cross_site(request: web.Request, handler):
         reason = "This page is out of date (its security token does not match); reload it and try again."
     if reason is not None:
         quiet.warning(
-            "refused %s %s from %s: %s", request.method, request.path, client_address(request), reason
+            "refused %s %s from %s: %s", request.method, request.raw_path, client_address(request), reason
         )
         return error(403, reason)
     return await handler(request)

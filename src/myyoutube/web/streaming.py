@@ -250,12 +250,12 @@ def _cut(request: web.Request, exc: Exception) -> None:
     if request.transport is not None:
         request.transport.abort()
     if isinstance(exc, ViewerGone):
-        log.debug("%s %s: viewer left: %s", request.method, request.path, exc)
+        log.debug("%s %s: viewer left: %s", request.method, request.raw_path, exc)
     else:
         quiet.warning(
             "%s %s: stream cut after its headers: %s: %s",
             request.method,
-            request.path,
+            request.raw_path,
             type(exc).__name__,
             exc,
         )
