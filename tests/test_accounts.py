@@ -132,7 +132,8 @@ ROUTES = [
 async def test_every_route_for_every_role(cluster, people, videos, method, path, body, expected):
     """Each route answers each kind of visitor as the permission rules say: private videos
     are 404 to all but their owner and admins, operator routes are 401 anonymously and 403
-    to non-admins, uploads need the uploader role, others' videos cannot be changed."""
+    to non-admins, uploads need the uploader role, others' videos cannot be changed. Every
+    answer carries the security headers (a streamed one too, such as the index backup)."""
     async with aiohttp.ClientSession() as http:
         for role, status in zip(ROLES, expected, strict=True):
             url = cluster.url + await _fill(http, cluster, path, videos)
@@ -146,6 +147,7 @@ async def test_every_route_for_every_role(cluster, people, videos, method, path,
                 method, url, json=payload, headers=headers, allow_redirects=False
             ) as answer:
                 assert answer.status == status, (role, method, path, await answer.text())
+                assert answer.headers.get("X-Content-Type-Options") == "nosniff", (role, method, path)
                 if status >= 400 and not path.startswith("/watch/"):  # a watch 404 is a page
                     assert "error" in await answer.json()
 
