@@ -15,6 +15,8 @@ import pytest
 
 from harness import ADMIN_PASSWORD, mp4_bytes, multipart
 from myyoutube.client import MasterClient, RequestFailed
+from myyoutube.launch import start_role
+from myyoutube.web.common import csrf_token
 
 PASSWORD = "correct horse battery"
 ROLES = ("anonymous", "viewer", "uploader", "admin")
@@ -393,6 +395,51 @@ async def test_cookie_session_needs_same_origin_and_csrf_token(cluster):
             assert answer.status == 303
         async with http.get(f"{cluster.url}/api/me") as answer:
             assert (await answer.json())["user"] is None
+
+
+async def test_over_https_the_session_cookie_is_one_no_other_site_can_plant(cluster):
+    """Over https (here a --trusted-proxy saying X-Forwarded-Proto: https) the session
+    cookie is `__Host-myyoutube_session`, Secure, Path=/ and without Domain, which a browser
+    takes from this host only; a plain `myyoutube_session` cookie, which a page on a
+    sibling subdomain could set for the whole domain, signs nobody in there (it used to:
+    the visitor then used, and uploaded into, the planter's account). Signing out drops it."""
+    args = ["--master", cluster.master.address, "--port", "0", "--trusted-proxy", "127.0.0.1"]
+    proxied = start_role("myyoutube.web", args, cluster.root / "logs" / "web-proxied.log")
+    url, https = f"http://127.0.0.1:{proxied.port}", {"X-Forwarded-Proto": "https"}
+    try:
+        async with aiohttp.ClientSession() as http:
+            answer = await http.post(
+                f"{url}/login",
+                data={"username": "admin", "password": ADMIN_PASSWORD, "next": "/"},
+                headers={"Origin": f"https://127.0.0.1:{proxied.port}", **https},
+                allow_redirects=False,
+            )
+            assert answer.status == 303
+            cookie = answer.headers["Set-Cookie"]
+            assert cookie.startswith("__Host-myyoutube_session=") and "; Secure" in cookie
+            assert "Path=/" in cookie and "Domain" not in cookie
+            session = cookie.split(";")[0].split("=", 1)[1]
+            for name, signed_in in (("__Host-myyoutube_session", True), ("myyoutube_session", False)):
+                async with http.get(f"{url}/api/me", headers={"Cookie": f"{name}={session}", **https}) as me:
+                    assert ((await me.json())["user"] is not None) is signed_in, name
+            async with http.get(f"{url}/api/me", headers={"Cookie": f"myyoutube_session={session}"}) as me:
+                assert (await me.json())["user"] is not None  # over plain http, the plain name
+            async with http.post(
+                f"{url}/logout",
+                headers={
+                    "Cookie": f"__Host-myyoutube_session={session}",
+                    "Origin": f"https://127.0.0.1:{proxied.port}",
+                    "X-CSRF-Token": csrf_token(session),
+                    **https,
+                },
+                allow_redirects=False,
+            ) as out:
+                assert out.status == 303
+                dropped = out.headers["Set-Cookie"]
+                assert dropped.startswith("__Host-myyoutube_session=") and "Max-Age=0" in dropped
+                assert "; Secure" in dropped
+    finally:
+        proxied.stop()
 
 
 async def test_foreign_host_is_refused(cluster):

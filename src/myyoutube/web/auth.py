@@ -7,7 +7,8 @@ Three middlewares run before every handler, in this order:
 * `guard_host` answers 421 to a request whose Host this front end is not known by
   (origin.py: the defence against DNS rebinding).
 * `authenticate` finds the visitor: a browser session in the `myyoutube_session` cookie
-  (HttpOnly, SameSite=Lax, Path=/, Secure over TLS) or an API token in `Authorization:
+  (HttpOnly, SameSite=Lax, Path=/; over https Secure and named `__Host-myyoutube_session`,
+  see SECURE_SESSION_COOKIE) or an API token in `Authorization:
   Bearer TOKEN`, each checked with the master (WhoIs) on every request, so a logout or a
   password change anywhere ends the session everywhere at once. A stale cookie is
   cleared and the visit goes on anonymously; a bad bearer token is a 401. On a private
@@ -57,6 +58,11 @@ log = logging.getLogger(__name__)
 quiet = QuietLog(log)
 
 SESSION_COOKIE = "myyoutube_session"
+# Over https the session cookie has the __Host- prefix: a browser keeps such a cookie only
+# from this very host (Secure, Path=/, no Domain), so a page on a sibling subdomain
+# (blog.example.org beside videos.example.org) cannot plant a session of its own choosing
+# ("cookie tossing"): a visitor signed into the planter's account would upload there.
+SECURE_SESSION_COOKIE = "__Host-" + SESSION_COOKIE
 CSRF_HEADER = "X-CSRF-Token"
 CSRF_FIELD = "csrf_token"
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
@@ -139,7 +145,7 @@ async def _visitor(request: web.Request) -> tuple[Visitor, bool]:
                 if exc.code != "unauthenticated":
                     raise
         raise web.HTTPUnauthorized(text="The token is not valid any more; sign in again.")
-    cookie = request.cookies.get(SESSION_COOKIE, "")
+    cookie = request.cookies.get(session_cookie(request), "")
     if not cookie:
         return ANONYMOUS, False
     if not _may_be_a_token(cookie):
@@ -150,6 +156,16 @@ async def _visitor(request: web.Request) -> tuple[Visitor, bool]:
         if exc.code != "unauthenticated":
             raise
         return ANONYMOUS, True
+
+
+def session_cookie(request: web.Request) -> str:
+    """The session cookie's name for this request's scheme."""
+    return SECURE_SESSION_COOKIE if request_scheme(request) == "https" else SESSION_COOKIE
+
+
+def end_session_cookie(request: web.Request, response: web.StreamResponse) -> None:
+    """Have the browser drop its session cookie (a __Host- one only goes with Secure)."""
+    response.del_cookie(session_cookie(request), path="/", secure=request_scheme(request) == "https")
 
 
 def _may_be_a_token(token: str) -> bool:
@@ -176,7 +192,7 @@ async def authenticate(request: web.Request, handler):
         return error(401, "This MyYoutube is private; sign in first.")
     response = await handler(request)
     if stale_cookie and not response.prepared:
-        response.del_cookie(SESSION_COOKIE, path="/")
+        end_session_cookie(request, response)
     if visitor.user is not None and not response.prepared and "Cache-Control" not in response.headers:
         response.headers["Cache-Control"] = "no-store"
     return response
@@ -190,7 +206,7 @@ async def forbid_cross_site(request: web.Request, handler):
     visitor = request[VISITOR]
     if request.method in SAFE_METHODS or visitor.via == "bearer":
         return await handler(request)
-    cookie_session = visitor.via == "cookie" or SESSION_COOKIE in request.cookies
+    cookie_session = visitor.via == "cookie" or session_cookie(request) in request.cookies
     reason = origin.cross_origin_reason(
         request.headers.get("Origin"),
         request.headers.get("Sec-Fetch-Site"),
@@ -314,7 +330,7 @@ async def login_form(request: web.Request) -> web.StreamResponse:
         return response
     response = web.HTTPSeeOther(target)
     response.set_cookie(
-        SESSION_COOKIE,
+        session_cookie(request),
         token,
         path="/",
         httponly=True,
@@ -330,7 +346,7 @@ async def logout_form(request: web.Request) -> web.StreamResponse:
     if visitor.token:
         await request.app[MASTER].logout(visitor.token)
     response = web.HTTPSeeOther("/")
-    response.del_cookie(SESSION_COOKIE, path="/")
+    end_session_cookie(request, response)
     return response
 
 
@@ -356,7 +372,7 @@ async def api_logout(request: web.Request) -> web.Response:
         await request.app[MASTER].logout(visitor.token)
     response = web.json_response({"signed_out": bool(visitor.token)})
     if visitor.via == "cookie":
-        response.del_cookie(SESSION_COOKIE, path="/")
+        end_session_cookie(request, response)
     return response
 
 
