@@ -463,13 +463,17 @@ async def test_sign_in_is_throttled_and_says_the_same_for_unknown_accounts(fresh
     """A wrong password and an unknown account get the same 401 sentence; past the free
     failures an account is throttled with 429 and Retry-After, even for the right password,
     until the wait is over. Guesses sent all at once get no more than the free failures
-    between them: each counts before the master has answered any of them."""
-    cluster = fresh_cluster(datanodes=1)
+    between them: each counts before the master has answered any of them. Strangers'
+    guesses do not lock the owner out: from an address it signed in from before, the
+    account still signs in while it stays throttled for every other address."""
+    cluster = fresh_cluster(datanodes=1, web_args=("--trusted-proxy", "127.0.0.1"))
     async with aiohttp.ClientSession() as http:
-
-        async def attempt(username: str, password: str):
+        # Not 127.0.0.1, from which the harness signed admin in: a known address (below).
+        async def attempt(username: str, password: str, address: str = "192.0.2.1"):
             async with http.post(
-                f"{cluster.url}/api/login", json={"username": username, "password": password}
+                f"{cluster.url}/api/login",
+                json={"username": username, "password": password},
+                headers={"X-Forwarded-For": address},
             ) as answer:
                 return answer.status, await answer.json(), answer.headers.get("Retry-After")
 
@@ -484,6 +488,14 @@ async def test_sign_in_is_throttled_and_says_the_same_for_unknown_accounts(fresh
         assert (await attempt("admin", ADMIN_PASSWORD))[0] == 200
         burst = await asyncio.gather(*(attempt("someone", f"guess {n}") for n in range(12)))
         assert sorted(status for status, _, _ in burst) == [401] * 6 + [429] * 6  # as if one by one
+
+        home, stranger = "198.51.100.1", "203.0.113.7"
+        assert (await attempt("admin", ADMIN_PASSWORD, home))[0] == 200
+        for _ in range(6):
+            assert (await attempt("admin", "a stranger's guess", stranger))[0] == 401
+        assert (await attempt("admin", ADMIN_PASSWORD, stranger))[0] == 429
+        assert (await attempt("admin", ADMIN_PASSWORD, home))[0] == 200
+        assert (await attempt("admin", ADMIN_PASSWORD, "203.0.113.8"))[0] == 429
 
 
 async def test_password_change_and_removal_end_sessions(cluster):

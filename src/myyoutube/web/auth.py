@@ -22,7 +22,9 @@ Three middlewares run before every handler, in this order:
 
 Sign-in (`POST /login` from the form, `POST /api/login` for scripts) is throttled per
 client address and per account name (throttle.py) before the master is asked, and every
-refusal says the same sentence whether the account exists or not.
+refusal says the same sentence whether the account exists or not. An address the account
+signed in from lately is held by its address's throttle only, so strangers' guesses
+cannot lock the owner out.
 """
 
 from __future__ import annotations
@@ -52,7 +54,7 @@ from myyoutube.web.common import (
     json_value,
     read_body,
 )
-from myyoutube.web.throttle import Throttle
+from myyoutube.web.throttle import KnownClients, Throttle
 
 log = logging.getLogger(__name__)
 quiet = QuietLog(log)
@@ -82,10 +84,12 @@ OPEN_PREFIXES = ("/static/",)
 ADDRESS_FREE_FAILURES = 20
 
 THROTTLES = web.AppKey("throttles", dict)
+KNOWN_CLIENTS = web.AppKey("known_clients", KnownClients)
 
 
 def setup(app: web.Application) -> None:
     app[THROTTLES] = {"address": Throttle(free_failures=ADDRESS_FREE_FAILURES), "account": Throttle()}
+    app[KNOWN_CLIENTS] = KnownClients()
     app.router.add_get("/login", login_page)
     app.router.add_post("/login", login_form)
     app.router.add_post("/logout", logout_form)
@@ -265,9 +269,10 @@ class SignInRefused(Exception):
 
 async def _sign_in(request: web.Request, username: str, password: str, kind: str):
     """(token, user) for a correct password; SignInRefused otherwise (throttled or wrong)."""
-    throttles, now = request.app[THROTTLES], time.monotonic()
+    throttles, known, now = request.app[THROTTLES], request.app[KNOWN_CLIENTS], time.monotonic()
     keys = {"address": client_address(request), "account": username.strip().lower()}
-    wait_s = max(throttles[which].wait_s(key, now) for which, key in keys.items())
+    holding = keys if not known.knows(keys["account"], keys["address"], now) else {"address": keys["address"]}
+    wait_s = max(throttles[which].wait_s(key, now) for which, key in holding.items())
     if wait_s > 0:
         retry = int(wait_s) + 1
         raise SignInRefused(429, f"Too many failed sign-ins; try again in {retry} seconds.", retry)
@@ -284,8 +289,12 @@ async def _sign_in(request: web.Request, username: str, password: str, kind: str
         for which, key in keys.items():
             throttles[which].forgive(key)
         raise
-    throttles["account"].succeeded(keys["account"])
+    if "account" in holding:
+        throttles["account"].succeeded(keys["account"])
+    else:  # the owner at a known address: strangers' failures keep counting for the others
+        throttles["account"].forgive(keys["account"])
     throttles["address"].forgive(keys["address"])
+    known.signed_in(keys["account"], keys["address"], time.monotonic())
     return token, user
 
 
