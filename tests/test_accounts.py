@@ -15,6 +15,8 @@ import pytest
 
 from harness import ADMIN_PASSWORD, mp4_bytes, multipart
 from myyoutube.client import MasterClient, RequestFailed
+from myyoutube.launch import start_role
+from myyoutube.web.common import csrf_token
 
 PASSWORD = "correct horse battery"
 ROLES = ("anonymous", "viewer", "uploader", "admin")
@@ -132,7 +134,8 @@ ROUTES = [
 async def test_every_route_for_every_role(cluster, people, videos, method, path, body, expected):
     """Each route answers each kind of visitor as the permission rules say: private videos
     are 404 to all but their owner and admins, operator routes are 401 anonymously and 403
-    to non-admins, uploads need the uploader role, others' videos cannot be changed."""
+    to non-admins, uploads need the uploader role, others' videos cannot be changed. Every
+    answer carries the security headers (a streamed one too, such as the index backup)."""
     async with aiohttp.ClientSession() as http:
         for role, status in zip(ROLES, expected, strict=True):
             url = cluster.url + await _fill(http, cluster, path, videos)
@@ -146,6 +149,7 @@ async def test_every_route_for_every_role(cluster, people, videos, method, path,
                 method, url, json=payload, headers=headers, allow_redirects=False
             ) as answer:
                 assert answer.status == status, (role, method, path, await answer.text())
+                assert answer.headers.get("X-Content-Type-Options") == "nosniff", (role, method, path)
                 if status >= 400 and not path.startswith("/watch/"):  # a watch 404 is a page
                     assert "error" in await answer.json()
 
@@ -199,6 +203,21 @@ async def test_visibility_decides_who_lists_and_watches(cluster, people):
             async with http.get(f"{cluster.url}/stream/{quote(unlisted)}", headers=who) as answer:
                 assert answer.status == 200
             assert answer.headers["Cache-Control"] == "private, no-cache"
+
+
+async def test_a_look_alike_name_names_only_a_video_the_uploader_may_list(cluster, people):
+    """An upload whose name looks like another account's unlisted or private video ("oIga"
+    with a capital I for "olga") is refused without naming that video: its exact name is
+    the unlisted one's link. Its owner, who may list it, is told which name it looks like."""
+    async with aiohttp.ClientSession() as http:
+        for visibility in ("unlisted", "private"):
+            hidden = unique(f"olga-{visibility}")
+            assert (await upload_as(http, cluster, people.other_uploader, hidden, visibility))[0] == 201
+            guess = hidden.replace("olga", "oIga")
+            status, answer = await upload_as(http, cluster, people.headers["uploader"], guess)
+            assert status == 409 and "looks just like" in answer["error"] and hidden not in answer["error"]
+            status, answer = await upload_as(http, cluster, people.other_uploader, guess)
+            assert status == 409 and hidden in answer["error"]
 
 
 async def test_a_video_made_private_is_not_served_from_any_cache(cluster, people):
@@ -378,6 +397,51 @@ async def test_cookie_session_needs_same_origin_and_csrf_token(cluster):
             assert (await answer.json())["user"] is None
 
 
+async def test_over_https_the_session_cookie_is_one_no_other_site_can_plant(cluster):
+    """Over https (here a --trusted-proxy saying X-Forwarded-Proto: https) the session
+    cookie is `__Host-myyoutube_session`, Secure, Path=/ and without Domain, which a browser
+    takes from this host only; a plain `myyoutube_session` cookie, which a page on a
+    sibling subdomain could set for the whole domain, signs nobody in there (it used to:
+    the visitor then used, and uploaded into, the planter's account). Signing out drops it."""
+    args = ["--master", cluster.master.address, "--port", "0", "--trusted-proxy", "127.0.0.1"]
+    proxied = start_role("myyoutube.web", args, cluster.root / "logs" / "web-proxied.log")
+    url, https = f"http://127.0.0.1:{proxied.port}", {"X-Forwarded-Proto": "https"}
+    try:
+        async with aiohttp.ClientSession() as http:
+            answer = await http.post(
+                f"{url}/login",
+                data={"username": "admin", "password": ADMIN_PASSWORD, "next": "/"},
+                headers={"Origin": f"https://127.0.0.1:{proxied.port}", **https},
+                allow_redirects=False,
+            )
+            assert answer.status == 303
+            cookie = answer.headers["Set-Cookie"]
+            assert cookie.startswith("__Host-myyoutube_session=") and "; Secure" in cookie
+            assert "Path=/" in cookie and "Domain" not in cookie
+            session = cookie.split(";")[0].split("=", 1)[1]
+            for name, signed_in in (("__Host-myyoutube_session", True), ("myyoutube_session", False)):
+                async with http.get(f"{url}/api/me", headers={"Cookie": f"{name}={session}", **https}) as me:
+                    assert ((await me.json())["user"] is not None) is signed_in, name
+            async with http.get(f"{url}/api/me", headers={"Cookie": f"myyoutube_session={session}"}) as me:
+                assert (await me.json())["user"] is not None  # over plain http, the plain name
+            async with http.post(
+                f"{url}/logout",
+                headers={
+                    "Cookie": f"__Host-myyoutube_session={session}",
+                    "Origin": f"https://127.0.0.1:{proxied.port}",
+                    "X-CSRF-Token": csrf_token(session),
+                    **https,
+                },
+                allow_redirects=False,
+            ) as out:
+                assert out.status == 303
+                dropped = out.headers["Set-Cookie"]
+                assert dropped.startswith("__Host-myyoutube_session=") and "Max-Age=0" in dropped
+                assert "; Secure" in dropped
+    finally:
+        proxied.stop()
+
+
 async def test_foreign_host_is_refused(cluster):
     """A request naming another Host (what DNS rebinding produces) is 421, even a DELETE
     carrying a valid token; localhost on the same port is fine."""
@@ -398,13 +462,18 @@ async def test_foreign_host_is_refused(cluster):
 async def test_sign_in_is_throttled_and_says_the_same_for_unknown_accounts(fresh_cluster):
     """A wrong password and an unknown account get the same 401 sentence; past the free
     failures an account is throttled with 429 and Retry-After, even for the right password,
-    until the wait is over."""
-    cluster = fresh_cluster(datanodes=1)
+    until the wait is over. Guesses sent all at once get no more than the free failures
+    between them: each counts before the master has answered any of them. Strangers'
+    guesses do not lock the owner out: from an address it signed in from before, the
+    account still signs in while it stays throttled for every other address."""
+    cluster = fresh_cluster(datanodes=1, web_args=("--trusted-proxy", "127.0.0.1"))
     async with aiohttp.ClientSession() as http:
-
-        async def attempt(username: str, password: str):
+        # Not 127.0.0.1, from which the harness signed admin in: a known address (below).
+        async def attempt(username: str, password: str, address: str = "192.0.2.1"):
             async with http.post(
-                f"{cluster.url}/api/login", json={"username": username, "password": password}
+                f"{cluster.url}/api/login",
+                json={"username": username, "password": password},
+                headers={"X-Forwarded-For": address},
             ) as answer:
                 return answer.status, await answer.json(), answer.headers.get("Retry-After")
 
@@ -417,6 +486,16 @@ async def test_sign_in_is_throttled_and_says_the_same_for_unknown_accounts(fresh
         assert status == 429 and int(retry) >= 1 and "try again" in answer["error"]
         await asyncio.sleep(int(retry) + 0.2)
         assert (await attempt("admin", ADMIN_PASSWORD))[0] == 200
+        burst = await asyncio.gather(*(attempt("someone", f"guess {n}") for n in range(12)))
+        assert sorted(status for status, _, _ in burst) == [401] * 6 + [429] * 6  # as if one by one
+
+        home, stranger = "198.51.100.1", "203.0.113.7"
+        assert (await attempt("admin", ADMIN_PASSWORD, home))[0] == 200
+        for _ in range(6):
+            assert (await attempt("admin", "a stranger's guess", stranger))[0] == 401
+        assert (await attempt("admin", ADMIN_PASSWORD, stranger))[0] == 429
+        assert (await attempt("admin", ADMIN_PASSWORD, home))[0] == 200
+        assert (await attempt("admin", ADMIN_PASSWORD, "203.0.113.8"))[0] == 429
 
 
 async def test_password_change_and_removal_end_sessions(cluster):

@@ -348,3 +348,15 @@ async def test_look_alike_video_name_is_409_naming_the_existing_video(cluster, h
     assert status == 409
     assert f"\u201ccat{tail}.mp4\u201d" in answer["error"]
     assert f"\u0441at{tail}.mp4" not in await listed(http, cluster)
+
+
+async def test_a_path_cannot_write_lines_into_the_log(cluster, http):
+    """A refused request is logged with its path as sent: an encoded line break (%0A) in
+    it stays %0A. The decoded path let anyone write whole lines of their choosing (a fake
+    "admin signed in") into the web's log."""
+    forged = f"forged-{uuid.uuid4().hex[:8]} INFO admin signed in"
+    path = "/videos/x%0A" + quote(forged)
+    async with http.post(f"{cluster.url}{path}", headers={"Origin": "http://evil.example"}) as answer:
+        assert answer.status == 403
+    log = (cluster.root / "logs" / "web.log").read_text()
+    assert path in log and f"\n{forged}" not in log

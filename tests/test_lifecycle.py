@@ -1,4 +1,5 @@
-"""A video's life: details read on upload, poster, faststart remux, delete everywhere."""
+"""A video's life: details read on upload, poster, faststart remux, delete everywhere; the
+cluster's status and metrics."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ from PIL import Image
 
 from harness import free_box_header, holders_of, mp4_bytes, upload, wait_until
 from myyoutube import media
+from myyoutube.cluster_addresses import free_port
+from myyoutube.launch import start_role
 from videos import make_huge_picture_claim, make_mp4
 
 
@@ -159,3 +162,23 @@ async def test_status_page_api_and_metrics_describe_the_cluster(cluster, http):
     assert 'myyoutube_up{address="",role="master"} 1.0' in text
     assert text.count('myyoutube_up{address="127.0.0.1:') == 3
     assert "myyoutube_web_uploads_total" in text and "myyoutube_under_replicated_videos 0.0" in text
+
+
+async def test_the_metrics_port_answers_only_loopback_host_names(cluster, http):
+    """A web front end's --metrics-port serves /metrics without a sign-in on 127.0.0.1, to
+    loopback Host names only: a page that makes its own name resolve to 127.0.0.1 (DNS
+    rebinding), and so says `Host: evil.example`, is refused with 421 instead of reading the
+    cluster's addresses and disk space."""
+    port = free_port("127.0.0.1")
+    args = ["--master", cluster.master.address, "--port", "0", "--metrics-port", str(port)]
+    second_web = start_role("myyoutube.web", args, cluster.root / "logs" / "web-metrics.log")
+    try:
+        url = f"http://127.0.0.1:{port}/metrics"
+        async with http.get(url, headers={"Host": f"evil.example:{port}"}) as answer:
+            assert answer.status == 421
+        async with http.get(url, headers={"Host": f"localhost:{port}"}) as answer:
+            assert (
+                answer.status == 200 and 'myyoutube_up{address="",role="master"} 1.0' in await answer.text()
+            )
+    finally:
+        second_web.stop()

@@ -14,6 +14,7 @@ import pytest
 
 from harness import holders_of, mp4_bytes, upload, wait_until
 from myyoutube.client import RequestFailed
+from myyoutube.master.resumable import MAX_SESSIONS_PER_ACCOUNT
 from myyoutube.master.state import ALIVE
 from test_web_resumable import (
     OCTETS,
@@ -260,3 +261,29 @@ async def test_a_name_held_by_an_unfinished_upload_is_refused_as_such(cluster, h
         assert status == 201, body
     finally:
         client.close()
+
+
+async def test_one_account_cannot_hold_every_upload_session(cluster, http):
+    """An account holding MAX_SESSIONS_PER_ACCOUNT unfinished uploads is refused another
+    (429, with a sentence saying why) while other accounts still start theirs; cancelling
+    one of its uploads makes room again."""
+    name = f"hoarder{uuid.uuid4().hex[:6]}"
+    fields = {"username": name, "password": "a hoarder's password", "role": "uploader"}
+    async with http.post(f"{cluster.url}/api/users", json=fields, headers=cluster.admin_headers()) as answer:
+        assert answer.status == 201, await answer.text()
+    hoarder_headers = {"Authorization": f"Bearer {cluster.sign_in(name, fields['password'])}"}
+    admin = cluster.client()
+    hoarder = admin.as_user(name)
+    held: list[dict] = []
+    try:
+        for _ in range(MAX_SESSIONS_PER_ACCOUNT):
+            held.append(await hoarder.create_upload(unique(), 1000))
+        status, answer = await create(http, cluster.url, hoarder_headers, unique(), 1000)
+        assert status == 429 and "unfinished uploads" in answer["error"], answer
+        await admin.terminate_upload((await admin.create_upload(unique(), 1000))["id"])  # others may
+        await hoarder.terminate_upload(held.pop()["id"])
+        held.append(await hoarder.create_upload(unique(), 1000))
+    finally:
+        for opened in held:
+            await hoarder.terminate_upload(opened["id"])
+        admin.close()

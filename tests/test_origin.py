@@ -80,3 +80,22 @@ def test_cross_origin_decision(origin_header, fetch_site, cookie, refused):
     assert (reason is not None) is refused
     if refused:
         assert reason.endswith(".")
+
+
+@pytest.mark.parametrize(
+    ("origin_header", "refused"),
+    [
+        ("https://videos.example.org", False),
+        ("https://videos.example.org:443", False),
+        ("http://videos.example.org", True),  # another scheme is another origin
+        ("https://evil.example", True),
+    ],
+)
+def test_the_public_urls_origin_is_ours_whatever_host_a_proxy_passes(origin_header, refused):
+    """Behind a reverse proxy that passes its upstream's Host (nginx's default,
+    127.0.0.1:8080), a form posted from a page of the --public-url is same-origin: it used
+    to be refused as coming from another site, so nobody could sign in."""
+    reason = origin.cross_origin_reason(
+        origin_header, "same-origin", "https", HOST, True, "https://videos.example.org"
+    )
+    assert (reason is not None) is refused

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from myyoutube.web.throttle import Throttle
+from myyoutube.web.throttle import KnownClients, Throttle
 
 
 def test_free_failures_then_doubling_waits_up_to_the_cap():
@@ -42,3 +42,38 @@ def test_memory_is_bounded():
     for key in "abcd":
         throttle.failed(key, 0.0)
     assert throttle.wait_s("a", 0.0) == 0 and throttle.wait_s("d", 0.0) > 0
+
+
+def test_a_failure_taken_back_lifts_its_wait():
+    """An attempt counted as failed when it began, then forgiven (it was not a wrong
+    password), leaves the key as it was before the attempt."""
+    throttle = Throttle(free_failures=1, base_delay_s=1.0)
+    throttle.failed("k", 0.0)
+    throttle.failed("k", 0.0)
+    assert throttle.wait_s("k", 0.0) == 1
+    throttle.forgive("k")
+    assert throttle.wait_s("k", 0.0) == 0
+    throttle.forgive("k")
+    throttle.failed("k", 0.0)  # the key was forgotten: this is its first failure again
+    assert throttle.wait_s("k", 0.0) == 0
+
+
+def test_known_clients_are_the_recent_addresses_of_each_account():
+    """An address an account signed in from is known for that account only, until
+    known_for_s has passed; each account keeps its per_account most recent addresses."""
+    known = KnownClients(per_account=2, known_for_s=100.0)
+    known.signed_in("olga", "10.0.0.1", 0.0)
+    assert known.knows("olga", "10.0.0.1", 99.0) and not known.knows("olga", "10.0.0.1", 100.0)
+    assert not known.knows("vera", "10.0.0.1", 1.0) and not known.knows("olga", "10.0.0.2", 1.0)
+    known.signed_in("olga", "10.0.0.2", 1.0)
+    known.signed_in("olga", "10.0.0.3", 2.0)
+    assert not known.knows("olga", "10.0.0.1", 3.0)  # the oldest of three went
+    assert known.knows("olga", "10.0.0.2", 3.0) and known.knows("olga", "10.0.0.3", 3.0)
+
+
+def test_known_clients_memory_is_bounded():
+    """At most max_accounts accounts are remembered, the one seen longest ago dropped first."""
+    known = KnownClients(max_accounts=2)
+    for account in ("a", "b", "c"):
+        known.signed_in(account, "10.0.0.1", 0.0)
+    assert not known.knows("a", "10.0.0.1", 0.0) and known.knows("c", "10.0.0.1", 0.0)

@@ -73,8 +73,8 @@ async def test_an_upload_becomes_ready_and_plays_by_hls(cluster, http):
     status, headers, master = await get(http, cluster, "/hls/ladder.mp4/master.m3u8")
     assert status == 200 and headers["Content-Type"].startswith("application/vnd.apple.mpegurl")
     assert "RESOLUTION=320x240" in master.decode() and "\n240.m3u8\n" in master.decode()
-    status, _, playlist = await get(http, cluster, "/hls/ladder.mp4/240.m3u8")
-    assert status == 200
+    status, headers, playlist = await get(http, cluster, "/hls/ladder.mp4/240.m3u8")
+    assert status == 200 and headers["Cache-Control"] == "public, no-cache"
 
     async def counted() -> bool:  # the master playlist started a viewing, as /stream does
         return (await record(http, cluster, "ladder.mp4"))["views"] == 1
@@ -156,7 +156,8 @@ async def test_the_original_is_served_by_range_with_its_validators(cluster, http
 
 async def test_playlists_of_a_video_one_may_not_see_are_404(cluster, http):
     """HLS follows /stream's visibility: an anonymous visitor gets 404 for a private video's
-    playlists and rendition."""
+    playlists and rendition, and an admin's copies may be kept only in the admin's own
+    cache (a shared cache must never hold them), as a public video's may in any."""
     with tempfile.TemporaryDirectory() as folder:
         data = make_mp4(Path(folder) / "p.mp4", seconds=1.0).read_bytes()
     client = cluster.client()
@@ -168,6 +169,8 @@ async def test_playlists_of_a_video_one_may_not_see_are_404(cluster, http):
     for path in ("master.m3u8", "240.m3u8", "240.mp4"):
         async with http.get(f"{cluster.url}/hls/hidden.mp4/{path}") as response:
             assert response.status == 404, path
+        status, headers, _ = await get(http, cluster, f"/hls/hidden.mp4/{path}")
+        assert status == 200 and headers["Cache-Control"] == "private, no-cache", path
     async with http.get(f"{cluster.url}/original/hidden.mp4") as response:
         assert response.status == 404
 

@@ -48,6 +48,23 @@ def test_sessions_end_on_logout_password_change_and_removal(index):
     assert index.users.resolve(other, NOW) == "vera"
 
 
+def test_an_account_holds_a_bounded_number_of_tokens(index):
+    """Signing in again and again keeps at most MAX_TOKENS_PER_ACCOUNT tokens of the account:
+    each new one past that revokes the one that would lapse first (a browser session left
+    alone before an API token in use); other accounts keep theirs."""
+    for name in ("olga", "vera"):
+        index.users.add(name, "hash", "uploader", None, NOW)
+    other = index.users.issue_token("vera", users.BROWSER_SESSION, NOW)
+    first = index.users.issue_token("olga", users.BROWSER_SESSION, NOW)
+    kept = [
+        index.users.issue_token("olga", users.API_TOKEN, NOW + n) for n in range(users.MAX_TOKENS_PER_ACCOUNT)
+    ]
+    assert index.users.sessions_of("olga") == users.MAX_TOKENS_PER_ACCOUNT
+    assert index.users.resolve(first, NOW + 1) is None
+    assert all(index.users.resolve(token, NOW + 1) == "olga" for token in kept)
+    assert index.users.resolve(other, NOW + 1) == "vera"
+
+
 def test_idle_tokens_expire_and_use_renews_them(tmp_path):
     """A browser session lapses SESSION_IDLE_S after its last use; using it renews it, and
     the renewal survives a reopen."""

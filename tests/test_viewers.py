@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import secrets
 import uuid
 
 import pytest
 
 from harness import mp4_bytes, store, wait_until
+from myyoutube.web.view_budget import MAX_VIEWERS_PER_ADDRESS
 from myyoutube.web.viewers import VIEWER_COOKIE, starts_at_first_byte
 
 
@@ -33,7 +36,9 @@ async def test_visitors_behind_a_trusted_proxy_count_apart(fresh_cluster, http):
     """Behind a --trusted-proxy, two cookie-less visitors (curl, a video linked from
     elsewhere) are told apart by the address the proxy forwards: two views, not the one
     every visitor shared under the proxy's own address. The viewer cookie each one gets is
-    marked Secure when the proxy says the visitor came over https, as the session cookie is."""
+    marked Secure when the proxy says the visitor came over https, as the session cookie is.
+    One of them making up a new viewer cookie for every request counts at most
+    MAX_VIEWERS_PER_ADDRESS views more, not one per request."""
     cluster = fresh_cluster(web_args=("--trusted-proxy", "127.0.0.1"))
     name = f"proxied-{uuid.uuid4().hex[:8]}.mp4"
     await store(cluster, name, mp4_bytes(b"x" * 1000))
@@ -51,3 +56,12 @@ async def test_visitors_behind_a_trusted_proxy_count_apart(fresh_cluster, http):
             return (await answer.json())["views"] == 2
 
     await wait_until(counted_twice, "two views counted", 10)
+    forged = {"X-Forwarded-For": "198.51.100.7"}
+    for _ in range(MAX_VIEWERS_PER_ADDRESS + 5):
+        cookie = {"Cookie": f"{VIEWER_COOKIE}={secrets.token_hex(16)}"}
+        async with http.get(f"{cluster.url}/stream/{name}", headers={**forged, **cookie}) as answer:
+            await answer.read()
+    # The views are reported in the background: give the last ones time to land.
+    await asyncio.sleep(1.0)
+    async with http.get(f"{cluster.url}/videos/{name}") as answer:
+        assert (await answer.json())["views"] == 2 + MAX_VIEWERS_PER_ADDRESS

@@ -13,16 +13,41 @@ use, and the limit bounds descriptor numbers (RLIMIT_NOFILE is "one greater than
 largest descriptor number that can be opened").
 
 `Admission` counts places per client address and overall (None: no overall bound), so
-one address cannot hold every connection.
+one address cannot hold every connection. `client_key` says which addresses are one
+client: an IPv6 host is given a whole /64 and may send from any address in it, so every
+per-client bound (connections, streams, uploads, sign-in throttling) counts an IPv6
+client by its /64.
 """
 
 from __future__ import annotations
+
+import ipaddress
 
 # At least this many descriptors stay free for work in progress: a web front end's upload
 # holds a master link and a spool file, a master's write holds three datanode links.
 MIN_FD_HEADROOM = 64
 # On a larger limit, keep a tenth of it free.
 FD_HEADROOM_FRACTION = 0.1
+
+
+# The prefix one IPv6 client holds (SLAAC and privacy addresses are picked from it at
+# will). Counted address by address, one host would get 2^64 clients' shares.
+IPV6_CLIENT_PREFIX_BITS = 64
+
+
+def client_key(ip: str) -> str:
+    """What a per-client bound counts `ip` as: an IPv4 address as itself (also when written
+    IPv4-mapped, as a dual-stack socket reports it), an IPv6 address as its /64; anything
+    else (a name, '') as it is."""
+    if ":" not in ip:
+        return ip  # IPv4: the common case, without parsing
+    try:
+        address = ipaddress.IPv6Address(ip)
+    except ValueError:
+        return ip
+    if address.ipv4_mapped is not None:
+        return str(address.ipv4_mapped)
+    return str(ipaddress.IPv6Network((int(address), IPV6_CLIENT_PREFIX_BITS), strict=False))
 
 
 def fd_headroom(limit: int) -> int:

@@ -61,6 +61,15 @@ def looks_like(name: str, existing: str) -> str:
     )
 
 
+def looks_like_unseen(name: str) -> str:
+    """The same, when the existing name is not the uploader's to see (someone else's
+    private or unlisted video, or an upload in progress)."""
+    return (
+        f"\u201c{name}\u201d looks just like the name of another video or upload; "
+        "choose a name that cannot be mistaken for it."
+    )
+
+
 def unknown(name: str) -> str:
     """The sentence for a request about a video that does not exist."""
     return f"There is no video named \u201c{name[:MAX_NAME_BYTES]}\u201d."

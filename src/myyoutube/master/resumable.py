@@ -3,7 +3,8 @@
 Theory of operation
 -------------------
 `CreateUpload` reserves the name, records the blob id pending and a session in the index
-(upload_sessions.py) with `replication` nodes chosen for it. Every `AppendUpload` then:
+(upload_sessions.py) with `replication` nodes chosen for it (at most MAX_SESSIONS are open
+in all, MAX_SESSIONS_PER_ACCOUNT per account). Every `AppendUpload` then:
 
 1. opens an append at the session's confirmed offset on each of its replicas
    (`AppendBlob`: a node cuts off any bytes past the offset that were never confirmed);
@@ -73,6 +74,11 @@ EXPIRY_CHECK_MAX_S = 60.0
 # Sessions open at once, across all accounts: each holds a reserved name and open files
 # on its replicas; a flood of creations must not hold the whole namespace.
 MAX_SESSIONS = 1000
+# Sessions one account may hold open at once. Without a bound of its own, one account
+# could take every one of MAX_SESSIONS (a thousand 1-byte creations take two seconds) and
+# so stop every other account's uploads until they expire. A browser sends its files one
+# after the other, and a few left behind by closed tabs still leave room.
+MAX_SESSIONS_PER_ACCOUNT = 32
 
 # Deleting a finished session's copies is best effort (a node down now deletes the sealed
 # blob at its next report; see the report in the README for open leftovers).
@@ -134,9 +140,8 @@ class Resumable:
         announced = PutVideo(name, "", request.user, request.visibility, request.length)
         refusal = uploads.refusal(user, announced)  # the same rules as a plain upload
         if refusal is None:
-            refusal = uploads.name_refusal(master, name)
-        if refusal is None and len(self.table.sessions) >= MAX_SESSIONS:
-            refusal = Error("unavailable", "Too many uploads are in progress; try again later.")
+            assert user is not None, "uploads.refusal refuses anonymous uploads"
+            refusal = uploads.name_refusal(master, name, user) or self._count_refusal(user.name)
         now = time.time()
         nodes = master.state.place(master.replication, now, master.rng) if refusal is None else []
         if refusal is None and len(nodes) < master.min_replicas:
@@ -159,6 +164,19 @@ class Resumable:
         self.table.add(session)
         log.info("upload %s of %s (%d bytes) opened on %s", session.upload_id, name, request.length, nodes)
         await connection.write_frame(Ok({"upload": session.public()}))
+
+    def _count_refusal(self, owner: str) -> Error | None:
+        """Why no new session may open now (too many in all, or for this account), or None."""
+        if len(self.table.sessions) >= MAX_SESSIONS:
+            return Error("unavailable", "Too many uploads are in progress; try again later.")
+        held = sum(1 for session in self.table.sessions.values() if session.owner == owner)
+        if held >= MAX_SESSIONS_PER_ACCOUNT:
+            return Error(
+                "too_many",
+                f"You have {held} unfinished uploads; finish or cancel some of them "
+                "(or wait for them to expire) before starting another.",
+            )
+        return None
 
     async def _status(self, connection: FrameStream, request: UploadStatus) -> None:
         session = self._owned(request.upload_id, request.user)

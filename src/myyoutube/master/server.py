@@ -228,7 +228,7 @@ class Master:
             await connection.write_frame(refusal)
             return
         assert user is not None, "uploads.refusal refuses anonymous uploads"
-        taken = uploads.name_refusal(self, name)
+        taken = uploads.name_refusal(self, name, user)
         if taken is not None:
             await connection.write_frame(taken)
             return

@@ -349,17 +349,24 @@ async def store_small_blob(master: Master, fanout: Writer, data: bytes, fanouts:
     return StoredBlob(fanout.blob_id, len(data), sha256, await fanout.finish(len(data), sha256))
 
 
-def name_refusal(master: Master, name: str) -> Error | None:
-    """Why a new upload may not take `name` (a video has it, an upload in progress holds
-    it, or it looks like one of those), or None if it may."""
+def name_refusal(master: Master, name: str, user: permissions.User) -> Error | None:
+    """Why `user`'s new upload may not take `name` (a video has it, an upload in progress
+    holds it, or it looks like one of those), or None if it may.
+
+    A look-alike is named only if it is a video `user` may list: the name of an unlisted
+    video is its link, and naming a private one or another account's unfinished upload
+    would turn a near guess ("aIice" for "alice") into the exact name."""
     if name in master.index.videos:
         return Error("exists", names.taken(name))
     if name in master.uploading:
         return Error("exists", names.being_uploaded(name))
     similar = master.lookalike_videos.find(name, master.index.videos.keys() | master.uploading)
-    if similar is not None:
+    if similar is None:
+        return None
+    video = master.index.videos.get(similar)
+    if video is not None and permissions.may_list(user, video):
         return Error("exists", names.looks_like(name, similar))
-    return None
+    return Error("exists", names.looks_like_unseen(name))
 
 
 def refusal(user: permissions.User | None, request: PutVideo) -> Error | None:

@@ -14,7 +14,8 @@ index signs nobody in. Each token has a kind: a `browser-session` lapses after
 SESSION_IDLE_S without use, an `api-token` (the command-line client's) after
 API_TOKEN_IDLE_S. Use is written to disk at most every TOKEN_TOUCH_S per token, so a
 stream of requests costs no fsync each. Changing a password or removing a user revokes
-every token of the account in the same transaction.
+every token of the account in the same transaction. An account holds at most
+MAX_TOKENS_PER_ACCOUNT tokens: a new one beyond that revokes the one that would lapse first.
 
 A name is NFKC-normalised, and one that looks like an existing account's (equal Unicode
 confusable skeletons, lookalikes.py: "adrnin" beside "admin") is refused.
@@ -46,6 +47,10 @@ API_TOKEN_IDLE_S = 180 * 24 * 3600.0
 _IDLE_S = {BROWSER_SESSION: SESSION_IDLE_S, API_TOKEN: API_TOKEN_IDLE_S}
 # Renewing a token's expiry is written to the index at most this often per token.
 TOKEN_TOUCH_S = 60.0
+# Tokens one account holds at once: a browser per device and a few scripts fit many times
+# over. Without a bound, a loop of sign-ins with one password (~40 a second, the hashing's
+# pace) added millions of tokens a day to the index and to the master's memory.
+MAX_TOKENS_PER_ACCOUNT = 100
 
 # Usernames appear in URLs, logs and the CLI: short, lower-case, unambiguous.
 USERNAME_RE = re.compile(r"[a-z0-9][a-z0-9_.-]{0,31}")
@@ -181,12 +186,18 @@ class Users:
         """A new token for `name`, shown to its holder once; only its digest is kept."""
         token = secrets.token_hex(TOKEN_BYTES)
         digest, expires_at = token_digest(token), now + _IDLE_S[kind]
+        held = [(entry[2], held_digest) for held_digest, entry in self._tokens.items() if entry[0] == name]
+        excess = max(0, len(held) + 1 - MAX_TOKENS_PER_ACCOUNT)
+        lapsing = [held_digest for _, held_digest in sorted(held)[:excess]]
         with self._transaction():
+            self._db.executemany("DELETE FROM tokens WHERE digest = ?", [(d,) for d in lapsing])
             self._db.execute(
                 "INSERT INTO tokens (digest, user, kind, created_at, last_used, expires_at)"
                 " VALUES (?, ?, ?, ?, ?, ?)",
                 (digest, name, kind, now, now, expires_at),
             )
+        for held_digest in lapsing:
+            del self._tokens[held_digest]
         self._tokens[digest] = [name, kind, expires_at, expires_at]
         return token
 

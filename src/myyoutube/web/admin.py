@@ -7,7 +7,10 @@ deletes data: each handler first requires an admin (401 for an anonymous visitor
 for anyone else), then asks the master, acting for that admin (the master checks again),
 and renders the answer. /metrics also answers when the master is down, reporting it as
 not up. A scraper that cannot sign in can read /metrics from a separate loopback-only
-port instead (`--metrics-port`, see main.py), where nothing else is served.
+port instead (`--metrics-port`, see main.py), where nothing else is served. That port
+answers only loopback Host names (auth.guard_host): a page elsewhere that makes its own
+name resolve to 127.0.0.1 (DNS rebinding) would otherwise read it from any browser
+running on the host.
 """
 
 from __future__ import annotations
@@ -17,7 +20,8 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from myyoutube import permissions
 from myyoutube.client import RequestFailed
-from myyoutube.web.common import MASTER, METRICS, VISITOR, master_for
+from myyoutube.web import auth
+from myyoutube.web.common import CONFIG, MASTER, METRICS, VISITOR, WebConfig, master_for
 
 
 def require_admin(request: web.Request) -> None:
@@ -56,8 +60,10 @@ async def metrics_response(request: web.Request, master) -> web.Response:
 
 def metrics_only_app(master, metrics_app: web.Application) -> web.Application:
     """The loopback-only app for `--metrics-port`: /metrics and nothing else, asking the
-    master as the admin account (whoever reaches loopback is trusted with the numbers)."""
-    app = web.Application()
+    master as the admin account (whoever reaches loopback is trusted with the numbers).
+    Its Host names are learnt once its port is known; until then it answers none."""
+    app = web.Application(middlewares=[auth.guard_host])
+    app[CONFIG] = WebConfig()
     app[MASTER] = master.as_user(permissions.ADMIN_USER)
     app[METRICS] = metrics_app[METRICS]
 

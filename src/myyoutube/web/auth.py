@@ -7,7 +7,8 @@ Three middlewares run before every handler, in this order:
 * `guard_host` answers 421 to a request whose Host this front end is not known by
   (origin.py: the defence against DNS rebinding).
 * `authenticate` finds the visitor: a browser session in the `myyoutube_session` cookie
-  (HttpOnly, SameSite=Lax, Path=/, Secure over TLS) or an API token in `Authorization:
+  (HttpOnly, SameSite=Lax, Path=/; over https Secure and named `__Host-myyoutube_session`,
+  see SECURE_SESSION_COOKIE) or an API token in `Authorization:
   Bearer TOKEN`, each checked with the master (WhoIs) on every request, so a logout or a
   password change anywhere ends the session everywhere at once. A stale cookie is
   cleared and the visit goes on anonymously; a bad bearer token is a 401. On a private
@@ -21,7 +22,9 @@ Three middlewares run before every handler, in this order:
 
 Sign-in (`POST /login` from the form, `POST /api/login` for scripts) is throttled per
 client address and per account name (throttle.py) before the master is asked, and every
-refusal says the same sentence whether the account exists or not.
+refusal says the same sentence whether the account exists or not. An address the account
+signed in from lately is held by its address's throttle only, so strangers' guesses
+cannot lock the owner out.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from urllib.parse import parse_qs, quote
 import aiohttp_jinja2
 from aiohttp import web
 
+from myyoutube.admission import client_key
 from myyoutube.client import RequestFailed
 from myyoutube.master.users import API_TOKEN, BROWSER_SESSION, SESSION_IDLE_S
 from myyoutube.quietlog import QuietLog
@@ -50,12 +54,17 @@ from myyoutube.web.common import (
     json_value,
     read_body,
 )
-from myyoutube.web.throttle import Throttle
+from myyoutube.web.throttle import KnownClients, Throttle
 
 log = logging.getLogger(__name__)
 quiet = QuietLog(log)
 
 SESSION_COOKIE = "myyoutube_session"
+# Over https the session cookie has the __Host- prefix: a browser keeps such a cookie only
+# from this very host (Secure, Path=/, no Domain), so a page on a sibling subdomain
+# (blog.example.org beside videos.example.org) cannot plant a session of its own choosing
+# ("cookie tossing"): a visitor signed into the planter's account would upload there.
+SECURE_SESSION_COOKIE = "__Host-" + SESSION_COOKIE
 CSRF_HEADER = "X-CSRF-Token"
 CSRF_FIELD = "csrf_token"
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
@@ -75,10 +84,12 @@ OPEN_PREFIXES = ("/static/",)
 ADDRESS_FREE_FAILURES = 20
 
 THROTTLES = web.AppKey("throttles", dict)
+KNOWN_CLIENTS = web.AppKey("known_clients", KnownClients)
 
 
 def setup(app: web.Application) -> None:
     app[THROTTLES] = {"address": Throttle(free_failures=ADDRESS_FREE_FAILURES), "account": Throttle()}
+    app[KNOWN_CLIENTS] = KnownClients()
     app.router.add_get("/login", login_page)
     app.router.add_post("/login", login_form)
     app.router.add_post("/logout", logout_form)
@@ -91,12 +102,13 @@ def setup(app: web.Application) -> None:
 
 
 def client_address(request: web.Request) -> str:
-    """The client's IP: the peer, or behind a trusted proxy the last X-Forwarded-For hop."""
+    """The client as per-client bounds count it (admission.client_key: an IPv6 client by
+    its /64): the peer, or behind a trusted proxy the last X-Forwarded-For hop."""
     peer = request.remote or ""
     if peer in request.app[CONFIG].trusted_proxies:
         forwarded = request.headers.get("X-Forwarded-For", "").split(",")[-1].strip()
-        return forwarded or peer
-    return peer
+        return client_key(forwarded or peer)
+    return client_key(peer)
 
 
 def request_scheme(request: web.Request) -> str:
@@ -137,7 +149,7 @@ async def _visitor(request: web.Request) -> tuple[Visitor, bool]:
                 if exc.code != "unauthenticated":
                     raise
         raise web.HTTPUnauthorized(text="The token is not valid any more; sign in again.")
-    cookie = request.cookies.get(SESSION_COOKIE, "")
+    cookie = request.cookies.get(session_cookie(request), "")
     if not cookie:
         return ANONYMOUS, False
     if not _may_be_a_token(cookie):
@@ -148,6 +160,16 @@ async def _visitor(request: web.Request) -> tuple[Visitor, bool]:
         if exc.code != "unauthenticated":
             raise
         return ANONYMOUS, True
+
+
+def session_cookie(request: web.Request) -> str:
+    """The session cookie's name for this request's scheme."""
+    return SECURE_SESSION_COOKIE if request_scheme(request) == "https" else SESSION_COOKIE
+
+
+def end_session_cookie(request: web.Request, response: web.StreamResponse) -> None:
+    """Have the browser drop its session cookie (a __Host- one only goes with Secure)."""
+    response.del_cookie(session_cookie(request), path="/", secure=request_scheme(request) == "https")
 
 
 def _may_be_a_token(token: str) -> bool:
@@ -174,7 +196,7 @@ async def authenticate(request: web.Request, handler):
         return error(401, "This MyYoutube is private; sign in first.")
     response = await handler(request)
     if stale_cookie and not response.prepared:
-        response.del_cookie(SESSION_COOKIE, path="/")
+        end_session_cookie(request, response)
     if visitor.user is not None and not response.prepared and "Cache-Control" not in response.headers:
         response.headers["Cache-Control"] = "no-store"
     return response
@@ -188,19 +210,20 @@ async def forbid_cross_site(request: web.Request, handler):
     visitor = request[VISITOR]
     if request.method in SAFE_METHODS or visitor.via == "bearer":
         return await handler(request)
-    cookie_session = visitor.via == "cookie" or SESSION_COOKIE in request.cookies
+    cookie_session = visitor.via == "cookie" or session_cookie(request) in request.cookies
     reason = origin.cross_origin_reason(
         request.headers.get("Origin"),
         request.headers.get("Sec-Fetch-Site"),
         request_scheme(request),
         request.headers.get("Host", ""),
         cookie_session,
+        request.app[CONFIG].public_url,
     )
     if reason is None and visitor.via == "cookie" and not await _csrf_token_matches(request, visitor.token):
         reason = "This page is out of date (its security token does not match); reload it and try again."
     if reason is not None:
         quiet.warning(
-            "refused %s %s from %s: %s", request.method, request.path, client_address(request), reason
+            "refused %s %s from %s: %s", request.method, request.raw_path, client_address(request), reason
         )
         return error(403, reason)
     return await handler(request)
@@ -246,22 +269,32 @@ class SignInRefused(Exception):
 
 async def _sign_in(request: web.Request, username: str, password: str, kind: str):
     """(token, user) for a correct password; SignInRefused otherwise (throttled or wrong)."""
-    throttles, now = request.app[THROTTLES], time.monotonic()
+    throttles, known, now = request.app[THROTTLES], request.app[KNOWN_CLIENTS], time.monotonic()
     keys = {"address": client_address(request), "account": username.strip().lower()}
-    wait_s = max(throttles[which].wait_s(key, now) for which, key in keys.items())
+    holding = keys if not known.knows(keys["account"], keys["address"], now) else {"address": keys["address"]}
+    wait_s = max(throttles[which].wait_s(key, now) for which, key in holding.items())
     if wait_s > 0:
         retry = int(wait_s) + 1
         raise SignInRefused(429, f"Too many failed sign-ins; try again in {retry} seconds.", retry)
+    # Counted as failed before the master answers, so guesses sent at once cannot all pass
+    # the check above (throttle.py); taken back below unless the password was wrong.
+    for which, key in keys.items():
+        throttles[which].failed(key, now)
     try:
         token, user = await request.app[MASTER].login(username.strip(), password, kind)
-    except RequestFailed as exc:
-        if exc.code != "refused":
-            raise
+    except BaseException as exc:
+        if isinstance(exc, RequestFailed) and exc.code == "refused":
+            quiet.info("failed sign-in for %r from %s", username[:64], keys["address"])
+            raise SignInRefused(401, exc.message) from None
         for which, key in keys.items():
-            throttles[which].failed(key, time.monotonic())
-        quiet.info("failed sign-in for %r from %s", username[:64], keys["address"])
-        raise SignInRefused(401, exc.message) from None
-    throttles["account"].succeeded(keys["account"])
+            throttles[which].forgive(key)
+        raise
+    if "account" in holding:
+        throttles["account"].succeeded(keys["account"])
+    else:  # the owner at a known address: strangers' failures keep counting for the others
+        throttles["account"].forgive(keys["account"])
+    throttles["address"].forgive(keys["address"])
+    known.signed_in(keys["account"], keys["address"], time.monotonic())
     return token, user
 
 
@@ -306,7 +339,7 @@ async def login_form(request: web.Request) -> web.StreamResponse:
         return response
     response = web.HTTPSeeOther(target)
     response.set_cookie(
-        SESSION_COOKIE,
+        session_cookie(request),
         token,
         path="/",
         httponly=True,
@@ -322,7 +355,7 @@ async def logout_form(request: web.Request) -> web.StreamResponse:
     if visitor.token:
         await request.app[MASTER].logout(visitor.token)
     response = web.HTTPSeeOther("/")
-    response.del_cookie(SESSION_COOKIE, path="/")
+    end_session_cookie(request, response)
     return response
 
 
@@ -348,7 +381,7 @@ async def api_logout(request: web.Request) -> web.Response:
         await request.app[MASTER].logout(visitor.token)
     response = web.json_response({"signed_out": bool(visitor.token)})
     if visitor.via == "cookie":
-        response.del_cookie(SESSION_COOKIE, path="/")
+        end_session_cookie(request, response)
     return response
 
 

@@ -20,7 +20,7 @@ import time
 from aiohttp import web
 
 from myyoutube.web.admin import require_admin
-from myyoutube.web.common import master_for
+from myyoutube.web.common import SECURITY_HEADERS, master_for
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +35,8 @@ async def backup(request: web.Request) -> web.StreamResponse:
             "Content-Type": "application/vnd.sqlite3",
             "Content-Disposition": f'attachment; filename="myyoutube-index-{stamp}.sqlite3"',
             "Cache-Control": "no-store",
+            # Sent before the error middleware could add them to a prepared response.
+            **SECURITY_HEADERS,
         }
     )
     await response.prepare(request)

@@ -41,7 +41,7 @@ from typing import cast
 from aiohttp import web
 from aiohttp.http_exceptions import BadHttpMethod, LineTooLong
 
-from myyoutube.admission import Admission, fd_headroom, near_file_limit
+from myyoutube.admission import Admission, client_key, fd_headroom, near_file_limit
 from myyoutube.quietlog import QuietLog
 from myyoutube.stream import SOCKET_BUFFER_BYTES
 from myyoutube.web.common import SECURITY_HEADERS
@@ -84,7 +84,7 @@ class ConnectionGate:
         sock = transport.get_extra_info("socket")
         if sock is not None and near_file_limit(sock.fileno(), self.file_limit):
             reason = f"fewer than {fd_headroom(self.file_limit)} of {self.file_limit} open files left"
-        elif ip not in self.exempt and not self.places.admit(ip):
+        elif ip not in self.exempt and not self.places.admit(client_key(ip)):
             reason = f"more than {self.places.per_ip} connections from one address"
         else:
             return ip
@@ -94,7 +94,7 @@ class ConnectionGate:
 
     def release(self, ip: str) -> None:
         if ip not in self.exempt:
-            self.places.release(ip)
+            self.places.release(client_key(ip))
 
 
 class GuardedSite(web.TCPSite):

@@ -16,7 +16,8 @@ step:
 Fetching the master playlist counts a view, as /stream does from its first byte. The
 master is asked as the visitor, so what /stream may not show is a 404 here too.
 Playlists change when a rendition is added, so players and caches revalidate them
-(`no-cache`); the rendition bytes never change and are cached like /stream's.
+(`no-cache`), and like /stream's bytes only a public video's may be kept in shared caches
+(streaming.cache_control); the rendition bytes never change and are cached like /stream's.
 """
 
 from __future__ import annotations
@@ -26,10 +27,7 @@ from aiohttp import web
 from myyoutube import media
 from myyoutube.web import viewers
 from myyoutube.web.common import SECURITY_HEADERS, error, master_for
-from myyoutube.web.streaming import serve
-
-# Playlists list the renditions that exist now; a new one appears when a job ends.
-PLAYLIST_CACHE = "no-cache"
+from myyoutube.web.streaming import cache_control, serve
 
 
 async def master_playlist(request: web.Request) -> web.Response:
@@ -44,7 +42,7 @@ async def master_playlist(request: web.Request) -> web.Response:
         media.Variant(f"{height}.m3u8", media.FragmentIndex.from_json(text), frame_rate)
         for height, text in indexes.items()
     ]
-    return _playlist(media.master_playlist(variants))
+    return _playlist(media.master_playlist(variants), video)
 
 
 async def media_playlist(request: web.Request) -> web.Response:
@@ -52,7 +50,8 @@ async def media_playlist(request: web.Request) -> web.Response:
     video, indexes = await master_for(request).renditions(request.match_info["name"])
     if height not in indexes:
         return error(404, f"This video has no {height}p rendition." if indexes else _none_ready(video))
-    return _playlist(media.media_playlist(media.FragmentIndex.from_json(indexes[height]), f"{height}.mp4"))
+    playlist = media.media_playlist(media.FragmentIndex.from_json(indexes[height]), f"{height}.mp4")
+    return _playlist(playlist, video)
 
 
 async def rendition(request: web.Request) -> web.StreamResponse:
@@ -65,8 +64,8 @@ def _none_ready(video: dict) -> str:
     return "No rendition of this video is ready yet; try again shortly."
 
 
-def _playlist(text: str) -> web.Response:
-    headers = {"Cache-Control": PLAYLIST_CACHE, **SECURITY_HEADERS}
+def _playlist(text: str, video: dict) -> web.Response:
+    headers = {"Cache-Control": cache_control(video), **SECURITY_HEADERS}
     return web.Response(
         text=text, headers=headers, content_type=media.PLAYLIST_CONTENT_TYPE.split(";")[0], charset="utf-8"
     )

@@ -307,9 +307,11 @@ def _learn_hosts(config: WebConfig, args: argparse.Namespace, port: int) -> None
 
 
 async def _serve_metrics(master: MasterClient, app: web.Application, port: int) -> web.AppRunner:
-    runner = web.AppRunner(admin.metrics_only_app(master, app), access_log=None)
+    metrics_app = admin.metrics_only_app(master, app)
+    runner = web.AppRunner(metrics_app, access_log=None)
     await runner.setup()
     await service.listen(web.TCPSite(runner, "127.0.0.1", port).start, "127.0.0.1", port)
+    metrics_app[CONFIG].allowed_hosts = origin.allowed_hosts(None, "127.0.0.1", runner.addresses[0][1])
     return runner
 
 

@@ -92,10 +92,17 @@ def host_allowed(
 
 
 def cross_origin_reason(
-    origin: str | None, fetch_site: str | None, scheme: str, host_header: str, cookie_session: bool
+    origin: str | None,
+    fetch_site: str | None,
+    scheme: str,
+    host_header: str,
+    cookie_session: bool,
+    public_url: str | None = None,
 ) -> str | None:
     """Why a state-changing request must be refused as cross-origin, or None if it is
-    same-origin. `scheme` and `host_header` are where the request was sent."""
+    same-origin. `scheme` and `host_header` are where the request was sent; an `origin`
+    that is the `--public-url`'s is ours too, whatever Host a reverse proxy passed on
+    (nginx sends its upstream's, 127.0.0.1:8080, unless told otherwise)."""
     if fetch_site is not None and fetch_site.lower() not in SAME_ORIGIN_FETCH_SITES:
         return "This request came from another site; it was refused."
     if origin is not None:
@@ -103,6 +110,8 @@ def cross_origin_reason(
         if parts.scheme not in DEFAULT_PORTS or not parts.hostname:
             return "This request came from an unknown origin; it was refused."
         sent_from = _host_port(parts.hostname, parts.port or DEFAULT_PORTS[parts.scheme])
+        if public_url is not None and (parts.scheme, sent_from) == public_origin(public_url):
+            return None
         if parts.scheme != scheme or sent_from != normal_host(host_header, scheme):
             return "This request came from another site; it was refused."
         return None

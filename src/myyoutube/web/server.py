@@ -72,6 +72,7 @@ _MASTER_ERROR_STATUS = {
     "forbidden": 403,
     "unauthenticated": 401,
     "over_quota": 413,
+    "too_many": 429,
     "refused": 401,
 }
 
@@ -97,14 +98,14 @@ async def errors_and_headers(request: web.Request, handler):
     except RequestFailed as exc:
         response = _master_refusal(request, exc, request_id)
     except (OSError, TimeoutError) as exc:
-        quiet.warning("[%s] %s %s: master unreachable: %s", request_id, request.method, request.path, exc)
+        quiet.warning("[%s] %s %s: master unreachable: %s", request_id, request.method, request.raw_path, exc)
         response = error(
             503,
             f"The storage cluster is not answering; try again shortly (request {request_id}).",
             **{"Retry-After": "5"},
         )
     except Exception:
-        log.exception("[%s] %s %s failed", request_id, request.method, request.path)
+        log.exception("[%s] %s %s failed", request_id, request.method, request.raw_path)
         response = error(
             500, f"Something went wrong on our side; it has been logged as request {request_id}."
         )
@@ -136,7 +137,7 @@ def _master_refusal(request: web.Request, exc: RequestFailed, request_id: str) -
     if exc.code == "forbidden" and (visitor is None or visitor.user is None):
         return error(401, "Sign in first.")
     if status in (502, 503):  # the cluster's trouble, not the client's: the log says which
-        quiet.warning("[%s] %s %s: the master refused: %s", request_id, request.method, request.path, exc)
+        quiet.warning("[%s] %s %s: the master refused: %s", request_id, request.method, request.raw_path, exc)
     if status == 502:  # a code this web does not know: its sentence was not written for us
         return error(502, f"The storage cluster could not do this right now (request {request_id}).")
     if status == 503:

@@ -132,9 +132,7 @@ async def serve(request: web.Request, part: str) -> web.StreamResponse:
         try:
             size, validators, content_type = _describe(video, part)
             boundary = _boundary_for(request)
-            cache = (
-                ranges.PUBLIC_CACHE if video.get("visibility") == permissions.PUBLIC else ranges.PRIVATE_CACHE
-            )
+            cache = cache_control(video)
             decision = ranges.decide(
                 request.method, request.headers, size, content_type, validators, boundary, cache
             )
@@ -157,6 +155,12 @@ async def serve(request: web.Request, part: str) -> web.StreamResponse:
         finally:
             if read is not None:
                 read.close()
+
+
+def cache_control(video: dict) -> str:
+    """What caches may do with an answer about `video`: a public one may be kept in shared
+    caches, any other only in the viewer's own; every copy is revalidated before each use."""
+    return ranges.PUBLIC_CACHE if video.get("visibility") == permissions.PUBLIC else ranges.PRIVATE_CACHE
 
 
 def _boundary_for(request: web.Request) -> str:
@@ -246,12 +250,12 @@ def _cut(request: web.Request, exc: Exception) -> None:
     if request.transport is not None:
         request.transport.abort()
     if isinstance(exc, ViewerGone):
-        log.debug("%s %s: viewer left: %s", request.method, request.path, exc)
+        log.debug("%s %s: viewer left: %s", request.method, request.raw_path, exc)
     else:
         quiet.warning(
             "%s %s: stream cut after its headers: %s: %s",
             request.method,
-            request.path,
+            request.raw_path,
             type(exc).__name__,
             exc,
         )

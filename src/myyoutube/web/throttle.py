@@ -13,6 +13,19 @@ addresses.
 
 The account key is the name as typed, whether or not such an account exists, so a
 throttled answer does not tell which names are real.
+
+An attempt is counted as a failure when it begins, before the password is checked
+(auth.py), and taken back with `forgive` if it turns out not to be a wrong password.
+Counted only once the answer came, a burst of guesses sent at the same moment would all
+find the key's wait at 0 and all be checked: as many guesses as the client could open
+connections, instead of the few free ones.
+
+An account's key would also let anyone lock its owner out: a few wrong passwords every
+quarter of an hour from anywhere, and account names are public (each video names its
+owner). So `KnownClients` remembers the addresses each account signed in from lately
+(KNOWN_ADDRESSES_PER_ACCOUNT of them, for KNOWN_FOR_S), and a sign-in from one of those is
+held only by its address's key: the owner at home still gets in while a stranger's
+guesses keep the account throttled for everyone else.
 """
 
 from __future__ import annotations
@@ -68,12 +81,64 @@ class Throttle:
             record = _Record(0, now, now)
         record.failures += 1
         record.last_failure = now
-        excess = record.failures - self.free_failures
-        if excess > 0:
-            record.blocked_until = now + min(self.max_delay_s, self.base_delay_s * 2 ** min(excess - 1, 60))
+        record.blocked_until = self._blocked_until(record)
         self._records[key] = record  # most recently failed last
         while len(self._records) > self.max_keys:
             self._records.popitem(last=False)
 
+    def forgive(self, key: str) -> None:
+        """Take back one failure, counted for an attempt that proved not to be a wrong
+        password (the right one, or an answer that never came)."""
+        record = self._records.get(key)
+        if record is None:
+            return
+        record.failures -= 1
+        if record.failures <= 0:
+            del self._records[key]
+        else:
+            record.blocked_until = self._blocked_until(record)
+
     def succeeded(self, key: str) -> None:
         self._records.pop(key, None)
+
+    def _blocked_until(self, record: _Record) -> float:
+        excess = record.failures - self.free_failures
+        if excess <= 0:
+            return record.last_failure
+        return record.last_failure + min(self.max_delay_s, self.base_delay_s * 2 ** min(excess - 1, 60))
+
+
+# Addresses remembered per account: a home, a phone's network, an office...
+KNOWN_ADDRESSES_PER_ACCOUNT = 8
+# How long a successful sign-in keeps its address known: about a session's lifetime.
+KNOWN_FOR_S = 30 * 24 * 3600.0
+
+
+class KnownClients:
+    """The addresses each account signed in from within `known_for_s` (at most
+    `per_account` each, the most recent; at most `max_accounts` accounts, the ones seen
+    longest ago dropped first)."""
+
+    def __init__(
+        self,
+        per_account: int = KNOWN_ADDRESSES_PER_ACCOUNT,
+        known_for_s: float = KNOWN_FOR_S,
+        max_accounts: int = MAX_KEYS,
+    ) -> None:
+        self.per_account, self.known_for_s, self.max_accounts = per_account, known_for_s, max_accounts
+        self._seen: OrderedDict[str, OrderedDict[str, float]] = OrderedDict()  # account -> address -> when
+
+    def knows(self, account: str, address: str, now: float) -> bool:
+        addresses = self._seen.get(account)
+        seen_at = addresses.get(address) if addresses is not None else None
+        return seen_at is not None and now - seen_at < self.known_for_s
+
+    def signed_in(self, account: str, address: str, now: float) -> None:
+        addresses = self._seen.pop(account, OrderedDict())
+        addresses.pop(address, None)
+        addresses[address] = now  # most recent last
+        while len(addresses) > self.per_account:
+            addresses.popitem(last=False)
+        self._seen[account] = addresses
+        while len(self._seen) > self.max_accounts:
+            self._seen.popitem(last=False)

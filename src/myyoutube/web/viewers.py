@@ -12,9 +12,11 @@ inside that window does not count again. The report goes in the background: a st
 never waits for it.
 
 A client without the cookie (curl, a video linked from elsewhere) is known by its
-address instead, so a loop of cookie-less requests counts once per window too. Reporting
-a view must never cost a stream: if the master refuses or cannot be reached, or too many
-reports are in flight, the view goes uncounted and the stream is unaffected.
+address instead, so a loop of cookie-less requests counts once per window too; so does a
+loop that makes up a new cookie each time, past the few viewers one address may bring to
+a video (view_budget.py). Reporting a view must never cost a stream: if the master
+refuses or cannot be reached, or too many reports are in flight, the view goes uncounted
+and the stream is unaffected.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import asyncio
 import logging
 import re
 import secrets
+import time
 from collections.abc import Mapping
 
 from aiohttp import web
@@ -32,6 +35,7 @@ from myyoutube.protocol import ProtocolError
 from myyoutube.quietlog import QuietLog
 from myyoutube.web.auth import client_address, request_scheme
 from myyoutube.web.common import master_for
+from myyoutube.web.view_budget import ViewBudget, address_viewer, is_address_viewer
 
 log = logging.getLogger(__name__)
 quiet = QuietLog(log)
@@ -72,7 +76,7 @@ def viewer_of(request: web.Request) -> str:
     cookie = request.cookies.get(VIEWER_COOKIE, "")
     if _VIEWER_ID.fullmatch(cookie):
         return cookie
-    return f"address:{client_address(request)}"
+    return address_viewer(client_address(request))
 
 
 class ViewReports:
@@ -80,6 +84,7 @@ class ViewReports:
 
     def __init__(self) -> None:
         self._in_flight: set[asyncio.Task] = set()
+        self.budget = ViewBudget()
 
     def send(self, master: MasterClient, name: str, viewer: str) -> None:
         if len(self._in_flight) >= MAX_VIEW_REPORTS_IN_FLIGHT:
@@ -108,7 +113,10 @@ def report_view(request: web.Request) -> None:
     """If this request starts playing its video, report a view (in the background: the
     stream never waits for it)."""
     if starts_at_first_byte(request.method, request.headers):
-        request.app[VIEW_REPORTS].send(master_for(request), request.match_info["name"], viewer_of(request))
+        reports, name, viewer = request.app[VIEW_REPORTS], request.match_info["name"], viewer_of(request)
+        if not is_address_viewer(viewer):
+            viewer = reports.budget.viewer(client_address(request), name, viewer, time.monotonic())
+        reports.send(master_for(request), name, viewer)
 
 
 async def give_viewer_id(request: web.Request, response: web.StreamResponse) -> None:
