@@ -157,6 +157,27 @@ def test_owner_and_visibility_survive_a_reopen(tmp_path):
     reopened.close()
 
 
+def test_stored_bytes_per_owner_follow_commits_deletes_and_a_reopen(tmp_path):
+    """What an owner's quota counts is kept as videos come and go (no walk over every
+    video per request), and is the same after a reopen."""
+    path = tmp_path / "index.sqlite3"
+    index = Index(path, NOW)
+    for number, (owner, size) in enumerate([("olga", 10), ("olga", 5), ("piet", 7)]):
+        blob_id = f"{number:032x}"
+        index.ownership.begin_blob(blob_id, NOW)
+        video = {"name": f"v{number}.mp4", "blob_id": blob_id, "size": size, "sha256": "0" * 64}
+        video |= {"content_type": "video/mp4", "uploaded_at": NOW, "owner": owner}
+        index.commit_video(video, [StoredBlob(blob_id, size, "0" * 64, NODES)], NOW)
+    assert (index.stored_bytes_of("olga"), index.stored_bytes_of("piet")) == (15, 7)
+    index.delete_video("v0.mp4", NOW)
+    index.delete_video("v2.mp4", NOW)
+    assert (index.stored_bytes_of("olga"), index.stored_bytes_of("piet")) == (5, 0)
+    index.close()
+    reopened = Index(path, NOW)
+    assert (reopened.stored_bytes_of("olga"), reopened.stored_bytes_of("piet")) == (5, 0)
+    reopened.close()
+
+
 def json_extra(path: Path, name: str) -> dict:
     with sqlite3.connect(path) as db:
         return json.loads(db.execute("SELECT extra FROM videos WHERE name = ?", (name,)).fetchone()[0])
@@ -173,7 +194,13 @@ def test_jobs_and_renditions_survive_a_reopen_and_go_with_their_video(tmp_path):
         ["j240", "j360"], "clip.mp4", [{"name": "240p", "width": 320, "height": 240}] * 2, NOW
     )
     index.ownership.begin_blob("c" * 32, NOW)
-    video = {"name": "clip.mp4", "blob_id": "c" * 32, "content_type": "video/mp4", "uploaded_at": NOW}
+    video = {
+        "name": "clip.mp4",
+        "blob_id": "c" * 32,
+        "content_type": "video/mp4",
+        "uploaded_at": NOW,
+        "size": 10,
+    }
     index.commit_video(video, [StoredBlob("c" * 32, 10, "0" * 64, NODES)], NOW, new)
     index.jobs.save([jobs.lease(new[0], NODES[0], NOW, 10.0)])
     index.close()
