@@ -521,6 +521,29 @@ async def test_password_change_and_removal_end_sessions(cluster):
             assert answer.status == 401
 
 
+async def test_a_removed_accounts_name_is_not_given_again_while_its_videos_stay(cluster):
+    """A removed account's videos stay, owned by its name: an account made again under
+    that name is refused (409, saying why) instead of getting the old one's private
+    videos, until an admin deleted them."""
+    name = f"left{uuid.uuid4().hex[:6]}"
+    video = unique("left-behind")
+    async with aiohttp.ClientSession() as http:
+        await add_user(http, cluster, name, "uploader")
+        status, _ = await upload_as(http, cluster, bearer(cluster.sign_in(name, PASSWORD)), video, "private")
+        assert status == 201
+        async with http.delete(f"{cluster.url}/api/users/{name}", headers=cluster.admin_headers()) as answer:
+            assert answer.status == 200
+        fields = {"username": name, "password": PASSWORD, "role": "viewer"}
+        async with http.post(
+            f"{cluster.url}/api/users", json=fields, headers=cluster.admin_headers()
+        ) as answer:
+            assert answer.status == 409
+            assert "still owns 1 videos" in (await answer.json())["error"]
+        async with http.delete(f"{cluster.url}/videos/{video}", headers=cluster.admin_headers()) as answer:
+            assert answer.status == 200
+        await add_user(http, cluster, name, "viewer")
+
+
 async def test_private_instance_needs_a_sign_in(fresh_cluster):
     """With --private, anonymous visitors reach only the sign-in page: pages redirect
     there, the API answers 401; signed in, everything works as usual."""

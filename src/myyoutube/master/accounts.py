@@ -162,6 +162,10 @@ class Accounts:
         except users.BadAccount as exc:
             await connection.write_frame(Error("bad_request", str(exc)))
             return
+        left = self._left_by_removed(name)
+        if left is not None:
+            await connection.write_frame(Error("exists", left))
+            return
         try:
             self.users.check_free(name)
             password_hash = await self._hash(request.password)
@@ -173,6 +177,20 @@ class Accounts:
             return
         log.info("%s added the account %s (%s)", request.user, name, request.role)
         await connection.write_frame(Ok({"user": self.describe(name)}))
+
+    def _left_by_removed(self, name: str) -> str | None:
+        """Why `name` may not be given to a new account: a removed account of that name
+        left videos or unfinished uploads behind, and they belong to whoever holds the
+        name (a new "alice" would get the old one's private videos); None if it may."""
+        videos = sum(1 for video in self.index.videos.values() if video["owner"] == name)
+        uploads = sum(1 for session in self.index.upload_sessions.sessions.values() if session.owner == name)
+        if not videos and not uploads:
+            return None
+        return (
+            f"A removed account named \u201c{name}\u201d still owns {videos} videos and {uploads} "
+            "unfinished uploads, which a new account of that name would get; choose another "
+            "name, or delete those videos first (unfinished uploads end when they expire)."
+        )
 
     async def _list_users(self, connection: FrameStream, request: ListUsers) -> None:
         if not permissions.may_admin(self.user(request.user)):
