@@ -244,7 +244,8 @@ async def test_search_and_stream_with_odd_input_never_500(cluster, http):
 
 
 async def test_pages_carry_security_headers_and_escape_names(cluster, http):
-    """Pages send a self-only CSP and nosniff; a markup-like name is shown as text."""
+    """Pages send a self-only CSP and nosniff, and name no software version; a markup-like
+    name is shown as text."""
     # No '/' in it: a slash would make everything before it a directory part, stripped.
     name = f"<img src=x onerror=alert(1)>{uuid.uuid4().hex[:6]}.mp4"
     assert (await upload(http, cluster, name))[0] == 201
@@ -252,6 +253,9 @@ async def test_pages_carry_security_headers_and_escape_names(cluster, http):
         page = await response.text()
         assert "default-src 'self'" in response.headers["Content-Security-Policy"]
         assert response.headers["X-Content-Type-Options"] == "nosniff"
+        assert response.headers["Server"] == "MyYoutube"
+    async with http.get(f"{cluster.url}/stream/{quote(name, safe='')}") as response:
+        assert response.status == 200 and response.headers["Server"] == "MyYoutube"
     assert "<img src=x" not in page
     assert "&lt;img src=x onerror=alert(1)&gt;" in page
 

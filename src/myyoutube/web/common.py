@@ -38,6 +38,8 @@ SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "same-origin",
     "X-Frame-Options": "DENY",
+    # aiohttp's own would name the Python and aiohttp versions: which published bugs to try.
+    "Server": "MyYoutube",
 }
 
 
