@@ -133,25 +133,36 @@ async def read_body(request: web.Request, max_bytes: int) -> bytes:
     return body
 
 
+def account_of(request: web.Request) -> str | None:
+    """The signed-in visitor's account name, or None for an anonymous one."""
+    user = request[VISITOR].user
+    return user.name if user is not None else None
+
+
 class Slots:
-    """A bounded count of requests of one kind, in all and per client address (None: no
-    per-client bound); past either bound, 503 rather than a queue."""
+    """A bounded count of requests of one kind, in all and per client (None: no per-client
+    bound); past either bound, 503 rather than a queue. A client is its address, and for
+    uploads also its account, each held to the per-client bound: an account uploading
+    from several hosts cannot take every slot either."""
 
     def __init__(self, limit: int, what: str, per_client: int | None = None) -> None:
         self.limit, self.what, self.used = limit, what, 0
         self.per_client = per_client
-        self.by_client: dict[str, int] = {}
+        self.by_client: dict[tuple[str, str], int] = {}  # ("address" or "account", key) -> held
 
     @asynccontextmanager
-    async def take(self, client: str = ""):
-        held = self.by_client.get(client, 0)
-        if self.used >= self.limit or (self.per_client is not None and held >= self.per_client):
-            mine = self.used < self.limit
+    async def take(self, client: str = "", account: str | None = None):
+        keys = [("address", client)] + ([("account", account)] if account is not None else [])
+        full = None
+        if self.per_client is not None:
+            full = next((key[0] for key in keys if self._held(key) >= self.per_client), None)
+        if self.used >= self.limit or full is not None:
+            where = {"address": " from your address", "account": " for your account"}
             raise web.HTTPServiceUnavailable(
                 text=json.dumps(
                     {
                         "error": f"Too many {self.what} at once"
-                        + (" from your address" if mine else "")
+                        + (where.get(full or "", "") if self.used < self.limit else "")
                         + "; try again in a few seconds."
                     }
                 ),
@@ -159,11 +170,16 @@ class Slots:
                 headers={"Retry-After": "5"},
             )
         self.used += 1
-        self.by_client[client] = held + 1
+        for key in keys:
+            self.by_client[key] = self._held(key) + 1
         try:
             yield
         finally:
             self.used -= 1
-            self.by_client[client] -= 1
-            if not self.by_client[client]:
-                del self.by_client[client]
+            for key in keys:
+                self.by_client[key] -= 1
+                if not self.by_client[key]:
+                    del self.by_client[key]
+
+    def _held(self, key: tuple[str, str]) -> int:
+        return self.by_client.get(key, 0)

@@ -90,7 +90,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--max-uploads-per-client",
         type=service.positive_int,
         default=DEFAULT_MAX_UPLOADS_PER_CLIENT,
-        help=f"uploads at once from one client address (default {DEFAULT_MAX_UPLOADS_PER_CLIENT})",
+        help=f"uploads at once from one client address, and by one account (default {DEFAULT_MAX_UPLOADS_PER_CLIENT})",
     )
     parser.add_argument(
         "--max-streams-per-client",

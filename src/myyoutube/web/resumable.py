@@ -46,7 +46,7 @@ from myyoutube.client import MasterClient, RequestFailed
 from myyoutube.protocol import CHUNK_BYTES
 from myyoutube.web import tus, uploads
 from myyoutube.web.auth import client_address
-from myyoutube.web.common import LIMITS, METRICS, VISITOR, error, master_for
+from myyoutube.web.common import LIMITS, METRICS, VISITOR, account_of, error, master_for
 from myyoutube.web.local_copy import LocalCopy
 from myyoutube.web.pace import enforce_rate
 
@@ -180,7 +180,7 @@ async def _append_then_complete(request: web.Request, master: MasterClient, uplo
     """Append the body at the upload's offset, then commit if it is complete: 204 with
     the new offset, or the refusal."""
     limits = request.app[LIMITS]
-    async with limits["uploads"].take(client_address(request)):
+    async with limits["uploads"].take(client_address(request), account_of(request)):
         video: dict = {}
         body, copy = request.content, LocalCopy(limits["spool_dir"], upload["id"])
         try:

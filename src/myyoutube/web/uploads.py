@@ -48,7 +48,7 @@ from myyoutube.formatting import human_size
 from myyoutube.master_streams import Upload
 from myyoutube.protocol import CHUNK_BYTES
 from myyoutube.web.auth import client_address
-from myyoutube.web.common import LIMITS, METRICS, VISITOR, error, master_for
+from myyoutube.web.common import LIMITS, METRICS, VISITOR, account_of, error, master_for
 from myyoutube.web.pace import enforce_rate
 
 # Multipart framing around the file (boundaries, part headers) is small; Content-Length may
@@ -315,7 +315,7 @@ async def upload(request: web.Request) -> web.Response:
     if refusal is not None:
         return refusal
     body = request.content
-    async with limits["uploads"].take(client_address(request)):
+    async with limits["uploads"].take(client_address(request), account_of(request)):
         try:
             with enforce_rate(
                 request, limits["upload_rate"], lambda: None if body.is_eof() else body.total_bytes, "upload"
