@@ -208,6 +208,17 @@ async def test_unknown_names_routes_and_methods_answer_json_errors(cluster, http
         assert response.status == 405 and (await response.json())["error"]
 
 
+async def test_a_browser_following_a_dead_link_gets_the_not_found_page(cluster, http):
+    """A person who mistypes an address (the browser asks for HTML) reads the site's 404
+    page with its header and a way back home, not a line of JSON; scripts still get JSON."""
+    browser_accept = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
+    async with http.get(f"{cluster.url}/no/such/page", headers={"Accept": browser_accept}) as response:
+        assert response.status == 404
+        assert response.headers["Content-Type"].startswith("text/html")
+        page = await response.text()
+    assert "That page does not exist." in page and 'href="/"' in page and 'id="sign-in"' in page
+
+
 async def test_home_page_has_upload_form_list_and_search(cluster, http):
     """GET / is an HTML page with the upload form (for an account that may upload), the
     video grid and the search box."""

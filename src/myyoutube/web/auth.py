@@ -53,6 +53,7 @@ from myyoutube.web.common import (
     error,
     json_value,
     read_body,
+    wants_html,
 )
 from myyoutube.web.throttle import KnownClients, Throttle
 
@@ -182,16 +183,12 @@ def _open_to_anonymous(path: str) -> bool:
     return path in OPEN_PATHS or path.startswith(OPEN_PREFIXES)
 
 
-def _wants_html(request: web.Request) -> bool:
-    return request.method in ("GET", "HEAD") and "text/html" in request.headers.get("Accept", "")
-
-
 @web.middleware
 async def authenticate(request: web.Request, handler):
     visitor, stale_cookie = await _visitor(request)
     request[VISITOR] = visitor
     if visitor.user is None and request.app[CONFIG].private and not _open_to_anonymous(request.path):
-        if _wants_html(request):
+        if wants_html(request):
             raise web.HTTPSeeOther(f"/login?next={quote(request.path_qs, safe='')}")
         return error(401, "This MyYoutube is private; sign in first.")
     response = await handler(request)

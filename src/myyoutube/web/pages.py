@@ -262,6 +262,13 @@ async def watch(request: web.Request) -> web.Response:
     return aiohttp_jinja2.render_template("watch.html", request, context)
 
 
+def page_not_found(request: web.Request) -> web.Response:
+    """The friendly 404 page, for a person who followed a stale link or mistyped one."""
+    visitor = request.get(VISITOR)
+    context = not_found_context(visitor=ANONYMOUS_VIEW if visitor is None else visitor_view(visitor))
+    return aiohttp_jinja2.render_template("not_found.html", request, context, status=404)
+
+
 async def status(request: web.Request) -> web.Response:
     """The cluster status page, for admins; others are sent to sign in or refused."""
     user = request[VISITOR].user
