@@ -34,6 +34,7 @@ except ModuleNotFoundError as exc:  # fail loudly rather than skip: these tests 
 
 from harness import wait_until
 from myyoutube.videotext import default_title
+from myyoutube.web.videos import MAX_QUERY_CHARS
 from videos import make_mp4
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -604,6 +605,17 @@ async def test_matched_words_are_highlighted_as_text(cluster, watched, clip):
     await wait_for_cards(page, [name])
     await expect(title.locator("mark")).to_have_text(["Holiday", run])
     await watched.assert_clean()
+
+
+async def test_a_refused_search_shows_the_servers_reason(cluster, watched):
+    """A search link longer than the server accepts (pasted or shared; the box itself stops
+    at the limit) shows the server's sentence saying what is wrong, not "HTTP 400. Please
+    try again", which no retry cures."""
+    page = watched.page
+    await page.goto(f"{cluster.url}/?q={'x' * (MAX_QUERY_CHARS + 1)}")
+    await expect(page.locator("#empty-state")).to_have_text(
+        f"The search text is longer than {MAX_QUERY_CHARS} characters."
+    )
 
 
 async def test_grid_loads_more_on_scroll_and_keeps_its_place_on_back(cluster, watched, clip):

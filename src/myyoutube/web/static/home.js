@@ -211,7 +211,7 @@
       signal: controller.signal,
     })
       .then(function (resp) {
-        if (!resp.ok) throw new Error("HTTP " + resp.status);
+        if (!resp.ok) return refusal(resp);
         return resp.json();
       })
       .then(function (data) {
@@ -228,6 +228,21 @@
           state.inflight = null;
           grid.setAttribute("aria-busy", "false");
         }
+        throw err;
+      });
+  }
+
+  // A refused request: the server's sentence, when it sent one, says what to change
+  // (a 4xx is not cured by trying again); else the status alone.
+  function refusal(resp) {
+    return resp
+      .json()
+      .catch(function () {
+        return null;
+      })
+      .then(function (body) {
+        var err = new Error("HTTP " + resp.status);
+        if (body && typeof body.error === "string" && body.error) err.sentence = body.error;
         throw err;
       });
   }
@@ -250,7 +265,11 @@
         resetGrid(query);
         countLabel.textContent = "";
         moreButton.hidden = true;
-        showEmpty("Could not load the video list (" + describe(err) + "). Please try again.");
+        showEmpty(
+          err && err.sentence
+            ? err.sentence
+            : "Could not load the video list (" + describe(err) + "). Please try again."
+        );
       }
     );
   }
