@@ -667,7 +667,9 @@ async def http_json(url: str) -> dict:
 
 async def test_upload_can_be_cancelled_and_leaving_asks_first(cluster, watched, clip):
     """While an upload runs (slowed by network throttling), closing the page asks first
-    (beforeunload), and Cancel aborts it: the form is usable again and nothing was stored."""
+    (beforeunload), and Cancel aborts it: the form is usable again and nothing was stored.
+    All by keyboard: Enter on Upload puts the focus on Cancel (the Upload button it was on
+    is disabled), and Enter on Cancel puts it back on the file picker, never on the page."""
     page, name = watched.page, f"cancel-{tag()}.mp4"
     await open_home(page, cluster.url)
     await expect(page.locator("#upload-cancel")).to_be_hidden()
@@ -679,19 +681,22 @@ async def test_upload_can_be_cancelled_and_leaving_asks_first(cluster, watched, 
     )
     payload = clip.read_bytes() + b"\0" * (8 * 1024 * 1024)  # ~30 s at the throttled rate
     await page.set_input_files("#file", {"name": name, "mimeType": "video/mp4", "buffer": payload})
-    await page.click("#upload-button")
+    await page.focus("#upload-button")
+    await page.keyboard.press("Enter")
     await page.wait_for_function("() => document.getElementById('upload-progress').value > 0")
     await expect(page.locator("#upload-cancel")).to_be_visible()
+    await expect(page.locator("#upload-cancel")).to_be_focused()
 
     await page.close(run_before_unload=True)  # the page asks; the dialog handler says stay
     await page.wait_for_function("() => true")
     assert [d.split(":")[0] for d in watched.dialogs] == ["beforeunload"], watched.dialogs
     watched.dialogs.clear()
 
-    await page.click("#upload-cancel")
+    await page.keyboard.press("Enter")
     await expect(page.locator("#upload-status")).to_have_text(f"{name}: Upload cancelled.")
     await expect(page.locator("#upload-button")).to_be_enabled()
     await expect(page.locator("#upload-cancel")).to_be_hidden()
+    await expect(page.locator("#file")).to_be_focused()
     assert name not in await listed_names(cluster.url)
     await watched.assert_clean()
 

@@ -133,11 +133,17 @@
     event.returnValue = "";
   }
 
+  // Disabling or hiding the focused control drops keyboard focus to the top of the page:
+  // it moves to Cancel while uploading and back to the file picker after, but only from
+  // the form (or from nowhere), never away from wherever the person went meanwhile.
   function setUploading(active) {
+    var focused = document.activeElement;
+    var focusInForm = !focused || focused === document.body || form.contains(focused);
     uploadButton.disabled = active;
     fileInput.disabled = active;
     cancelButton.hidden = !active;
     progressRow.hidden = !active;
+    if (focusInForm) (active ? cancelButton : fileInput).focus();
     if (active) window.addEventListener("beforeunload", warnBeforeLeaving);
     else window.removeEventListener("beforeunload", warnBeforeLeaving);
   }
