@@ -665,6 +665,21 @@ async def http_json(url: str) -> dict:
         return await response.json()
 
 
+async def test_who_can_watch_keeps_its_choice_after_an_upload(cluster, watched, clip):
+    """An upload made for "Only me" leaves the form on "Only me": the next file chosen is
+    not published to everyone because the form went back to its default."""
+    page, name = watched.page, f"private-{tag()}.mp4"
+    await open_home(page, cluster.url)
+    await page.select_option("#visibility", "private")
+    payload = {"name": name, "mimeType": "video/mp4", "buffer": clip.read_bytes()}
+    assert await upload_in_page(page, payload) == name
+    await expect(page.locator("#upload-status")).to_have_text(f"Uploaded {name}")
+    await expect(page.locator("#visibility")).to_have_value("private")
+    await expect(page.locator("#file")).to_have_value("")  # the chosen file is cleared
+    assert name not in await listed_names(cluster.url)  # stored as private indeed
+    await watched.assert_clean()
+
+
 async def test_upload_can_be_cancelled_and_leaving_asks_first(cluster, watched, clip):
     """While an upload runs (slowed by network throttling), closing the page asks first
     (beforeunload), and Cancel aborts it: the form is usable again and nothing was stored.

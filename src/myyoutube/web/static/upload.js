@@ -159,7 +159,9 @@
       if (index >= files.length || upload.cancelled) {
         upload.cancel = null;
         setUploading(false);
-        if (uploaded) form.reset();
+        // Clear the chosen files only: "Who can watch" keeps its choice, so a second
+        // upload meant for "Only me" is not published because the form forgot.
+        if (uploaded) fileInput.value = "";
         return Promise.resolve();
       }
       var file = files[index];
