@@ -321,6 +321,34 @@ def test_watch_page_structure():
     assert "Back to all videos" in text and "Download" in text and "Delete" in text
 
 
+def select_options(page: str, select_id: str) -> list[tuple[str, str, bool]]:
+    """(value, text, selected) of each <option> of the <select> with `select_id`."""
+    select = re.search(rf'<select[^>]*id="{select_id}".*?</select>', page, re.S)
+    assert select, f"no #{select_id}"
+    options = re.findall(r'<option value="([^"]*)"( selected)?>([^<]*)</option>', select.group(0))
+    return [(value, text, bool(selected)) for value, selected, text in options]
+
+
+def test_upload_and_edit_forms_name_visibilities_alike():
+    """The edit form offers the visibilities in the words the upload form uses ("Only me",
+    not "private"), with the video's own one chosen; the upload form starts on public."""
+    words = ["Everyone (listed)", "Anyone with the link", "Only me"]
+    upload = select_options(home_page(), "visibility")
+    assert [(value, text) for value, text, _ in upload] == [
+        ("public", words[0]),
+        ("unlisted", words[1]),
+        ("private", words[2]),
+    ]
+    assert [selected for *_, selected in upload] == [True, False, False]
+    edit_page = render(
+        "watch.html", pages.watch_context({**BASE_VIDEO, "visibility": "private"}, UPLOADER, True, True)
+    )
+    edit = select_options(edit_page, "edit-visibility")
+    assert [(value, text) for value, text, _ in edit] == [(value, text) for value, text, _ in upload]
+    assert [selected for *_, selected in edit] == [False, False, True]
+    assert '<label for="edit-visibility">Who can watch</label>' in edit_page
+
+
 # --------------------------------------------------------------------------- #
 # Dates and optional metadata
 # --------------------------------------------------------------------------- #

@@ -59,6 +59,13 @@ NOT_FOUND_SIGNED_OUT = "No video by that name, or it is private: sign in to watc
 
 # The status page reloads itself this often (a meta refresh needs no script).
 STATUS_REFRESH_S = 5
+# Each visibility in words, the same in the upload form and the edit form, so a person
+# never has to match "Only me" with "private".
+VISIBILITY_CHOICES = (
+    (permissions.PUBLIC, "Everyone (listed)"),
+    (permissions.UNLISTED, "Anyone with the link"),
+    (permissions.PRIVATE, "Only me"),
+)
 
 
 def path_segment(name: Any) -> str:
@@ -174,6 +181,7 @@ def home_context(
         "max_upload_bytes": max_upload_bytes,
         "query": query.strip()[:MAX_QUERY_CHARS],
         "max_query_chars": MAX_QUERY_CHARS,
+        "visibilities": VISIBILITY_CHOICES,
     }
 
 
@@ -195,7 +203,7 @@ def watch_context(
         "title": str(video.get("title") or name),
         "description": str(video.get("description") or ""),
         "visibility": str(video.get("visibility") or permissions.PUBLIC),
-        "visibilities": permissions.VISIBILITIES,
+        "visibilities": VISIBILITY_CHOICES,
         "max_title_chars": videotext.MAX_TITLE_CHARS,
         "max_description_chars": videotext.MAX_DESCRIPTION_CHARS,
         "has_thumbnail": video.get("has_thumbnail") is True,
