@@ -139,6 +139,24 @@ async def test_private_video_is_invisible_to_anonymous_and_other_users(cluster, 
         await context.close()
 
 
+async def test_signing_in_from_a_private_videos_link_lands_on_the_video(cluster, browser, accounts):
+    """Signed out, olga follows the link to her private video: the 404 page's Sign in
+    brings her back to that video once signed in, not to the home page."""
+    name = f"mine-{uuid.uuid4().hex[:8]}.mp4"
+    await store_as(cluster, accounts["olga"], name, "private")
+    context, page = await new_page(browser)
+    watch_url = f"{cluster.url}/watch/{quote(name, safe='')}"
+    answer = await page.goto(watch_url)
+    assert answer is not None and answer.status == 404
+    await page.click("#sign-in")
+    await page.fill("#username", accounts["olga"])
+    await page.fill("#password", PASSWORD)
+    await page.click("#login-button")
+    await page.wait_for_url(watch_url)
+    await expect(page.locator(".file-name")).to_have_text(name)
+    await context.close()
+
+
 EVIL_PAGE = """<!DOCTYPE html>
 <html><body>
 <form id="post" method="post" action="{web}/api/admin/purge-orphans" enctype="multipart/form-data">

@@ -99,15 +99,21 @@ class VisitorView:
     csrf_token: str = ""
     can_upload: bool = False
     is_admin: bool = False
+    # Where the header's Sign in goes: back to this page afterwards (a private video's
+    # link, a search), not to the home page.
+    sign_in_url: str = "/login"
 
 
 ANONYMOUS_VIEW = VisitorView()
 
 
-def visitor_view(visitor: Visitor) -> VisitorView:
+def visitor_view(visitor: Visitor, here: str = "/") -> VisitorView:
+    """What the templates show of `visitor`, on the page at `here` (path and query)."""
     user = visitor.user
     if user is None:
-        return ANONYMOUS_VIEW
+        if here == "/":
+            return ANONYMOUS_VIEW
+        return VisitorView(sign_in_url=f"/login?next={quote(here, safe='')}")
     return VisitorView(
         name=user.name,
         role=user.role,
@@ -244,13 +250,13 @@ def status_context(report: Mapping[str, Any], visitor: VisitorView = ANONYMOUS_V
 
 
 async def home(request: web.Request) -> web.Response:
-    visitor = visitor_view(request[VISITOR])
+    visitor = visitor_view(request[VISITOR], request.path_qs)
     context = home_context(request.app[LIMITS]["max_upload_bytes"], request.query.get("q", ""), visitor)
     return aiohttp_jinja2.render_template("home.html", request, context)
 
 
 async def watch(request: web.Request) -> web.Response:
-    visitor = visitor_view(request[VISITOR])
+    visitor = visitor_view(request[VISITOR], request.path_qs)
     try:
         video = await master_for(request).stat(request.match_info["name"])
     except RequestFailed as exc:
@@ -273,7 +279,9 @@ async def watch(request: web.Request) -> web.Response:
 def page_not_found(request: web.Request) -> web.Response:
     """The friendly 404 page, for a person who followed a stale link or mistyped one."""
     visitor = request.get(VISITOR)
-    context = not_found_context(visitor=ANONYMOUS_VIEW if visitor is None else visitor_view(visitor))
+    context = not_found_context(
+        visitor=ANONYMOUS_VIEW if visitor is None else visitor_view(visitor, request.path_qs)
+    )
     return aiohttp_jinja2.render_template("not_found.html", request, context, status=404)
 
 
