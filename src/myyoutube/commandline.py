@@ -326,6 +326,9 @@ def main(argv: list[str] | None = None) -> None:
         status = EXIT_OK
     except KeyboardInterrupt:
         status = EXIT_INTERRUPTED
+    except Unauthorized as exc:  # no token, or a dead one: say which command signs in
+        complain(f"myyoutube: error: {exc}" + ("" if args.anonymous else " (run `myyoutube login`)"))
+        status = EXIT_FAILED
     except (ToolError, OSError, CertError) as exc:  # OSError: a local file that cannot be read or written
         complain(f"myyoutube: error: {exc}")
         status = EXIT_FAILED
