@@ -515,6 +515,15 @@ def test_admin_sees_the_status_link_and_delete_on_any_video():
     assert doc.find("a", href="/status") and doc.find("button", id="delete-button")
 
 
+def test_login_page_puts_the_cursor_where_typing_begins():
+    """A fresh sign-in form focuses the username; after a wrong password, which keeps the
+    username, it focuses the password, so a keyboard user types at once, never Tabs first."""
+    fresh = parse(render("login.html", pages.login_context("/")))
+    assert "autofocus" in fresh.by_id("username")[1] and "autofocus" not in fresh.by_id("password")[1]
+    retry = parse(render("login.html", pages.login_context("/", "Wrong username or password.", "ulla")))
+    assert "autofocus" in retry.by_id("password")[1] and "autofocus" not in retry.by_id("username")[1]
+
+
 def test_login_page_escapes_what_it_echoes():
     """The sign-in form echoes the typed username and the failure sentence as text, and
     keeps where to go next in a hidden field."""
