@@ -243,7 +243,8 @@ def test_static_files_exist_and_use_no_inner_html():
 
 def test_home_page_structure():
     """The home page has every element its scripts rely on, with the agreed
-    attributes (search box, grid, upload form, file input, progress bar)."""
+    attributes (search box, grid, upload form, file input, progress bar with a name for
+    screen readers)."""
     parsed = parse(home_page())
     for element_id in (
         "search",
@@ -265,6 +266,7 @@ def test_home_page_structure():
     assert file_input["accept"] == "video/*"
     tag, progress = parsed.by_id("upload-progress")
     assert tag == "progress" and progress["max"] == "100"
+    assert progress["aria-label"] == "Upload progress"  # a screen reader names the bar
     assert parsed.find("script") == [
         {"src": f"/static/{name}", "defer": None}
         for name in ("session.js", "text.js", "home.js", "vendor/tus.min.js", "upload.js")
