@@ -682,7 +682,8 @@ async def test_who_can_watch_keeps_its_choice_after_an_upload(cluster, watched, 
 
 async def test_upload_can_be_cancelled_and_leaving_asks_first(cluster, watched, clip):
     """While an upload runs (slowed by network throttling), closing the page asks first
-    (beforeunload), and Cancel aborts it: the form is usable again and nothing was stored.
+    (beforeunload), and Cancel aborts it and the files queued after it, each named in the
+    status: the form is usable again and nothing was stored.
     All by keyboard: Enter on Upload puts the focus on Cancel (the Upload button it was on
     is disabled), and Enter on Cancel puts it back on the file picker, never on the page."""
     page, name = watched.page, f"cancel-{tag()}.mp4"
@@ -695,7 +696,14 @@ async def test_upload_can_be_cancelled_and_leaving_asks_first(cluster, watched, 
         {"offline": False, "latency": 0, "downloadThroughput": -1, "uploadThroughput": 256 * 1024},
     )
     payload = clip.read_bytes() + b"\0" * (8 * 1024 * 1024)  # ~30 s at the throttled rate
-    await page.set_input_files("#file", {"name": name, "mimeType": "video/mp4", "buffer": payload})
+    queued = f"queued-{tag()}.mp4"
+    await page.set_input_files(
+        "#file",
+        [
+            {"name": name, "mimeType": "video/mp4", "buffer": payload},
+            {"name": queued, "mimeType": "video/mp4", "buffer": clip.read_bytes()},
+        ],
+    )
     await page.focus("#upload-button")
     await page.keyboard.press("Enter")
     await page.wait_for_function("() => document.getElementById('upload-progress').value > 0")
@@ -708,11 +716,14 @@ async def test_upload_can_be_cancelled_and_leaving_asks_first(cluster, watched, 
     watched.dialogs.clear()
 
     await page.keyboard.press("Enter")
-    await expect(page.locator("#upload-status")).to_have_text(f"{name}: Upload cancelled.")
+    await expect(page.locator("#upload-status .status-line")).to_have_text(
+        [f"{name}: Upload cancelled.", f"{queued}: Not uploaded (cancelled)."]
+    )
     await expect(page.locator("#upload-button")).to_be_enabled()
     await expect(page.locator("#upload-cancel")).to_be_hidden()
     await expect(page.locator("#file")).to_be_focused()
-    assert name not in await listed_names(cluster.url)
+    listed = await listed_names(cluster.url)
+    assert name not in listed and queued not in listed
     await watched.assert_clean()
 
 

@@ -157,6 +157,11 @@
 
     function next() {
       if (index >= files.length || upload.cancelled) {
+        // Cancel stops the whole batch: each file it never started is named, so none
+        // seems uploaded by silence.
+        files.slice(index).forEach(function (file) {
+          statusLine(file.name + ": Not uploaded (cancelled).", false);
+        });
         upload.cancel = null;
         setUploading(false);
         // Clear the chosen files only: "Who can watch" keeps its choice, so a second
