@@ -222,9 +222,12 @@ def watch_context(
 
 
 def not_found_context(
-    message: str = "That page does not exist.", visitor: VisitorView = ANONYMOUS_VIEW
+    message: str = "That page does not exist.",
+    visitor: VisitorView = ANONYMOUS_VIEW,
+    heading: str = "Not found",
 ) -> dict[str, Any]:
-    return {"visitor": visitor, "message": message}
+    """A page refused or missing: `heading` and `message` say which and why."""
+    return {"visitor": visitor, "message": message, "heading": heading}
 
 
 def login_context(target: str = "/", message: str = "", username: str = "") -> dict[str, Any]:
@@ -276,13 +279,20 @@ async def watch(request: web.Request) -> web.Response:
     return aiohttp_jinja2.render_template("watch.html", request, context)
 
 
-def page_not_found(request: web.Request) -> web.Response:
-    """The friendly 404 page, for a person who followed a stale link or mistyped one."""
+# The heading of the page a browser gets for each refusal it can navigate to.
+ERROR_PAGE_HEADINGS = {403: "Not allowed", 404: "Not found"}
+
+
+def error_page(request: web.Request, status: int, message: str) -> web.Response:
+    """The friendly page for a 403 or 404 a person navigated to (a stale or mistyped link,
+    an admin page), with the site's header and a way home."""
     visitor = request.get(VISITOR)
     context = not_found_context(
-        visitor=ANONYMOUS_VIEW if visitor is None else visitor_view(visitor, request.path_qs)
+        message,
+        ANONYMOUS_VIEW if visitor is None else visitor_view(visitor, request.path_qs),
+        ERROR_PAGE_HEADINGS[status],
     )
-    return aiohttp_jinja2.render_template("not_found.html", request, context, status=404)
+    return aiohttp_jinja2.render_template("not_found.html", request, context, status=status)
 
 
 async def status(request: web.Request) -> web.Response:

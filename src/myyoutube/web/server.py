@@ -88,9 +88,9 @@ async def errors_and_headers(request: web.Request, handler):
     try:
         response = await handler(request)
     except web.HTTPException as exc:
-        if exc.status == 404 and wants_html(request):
+        if exc.status in pages.ERROR_PAGE_HEADINGS and wants_html(request):
             # A person who mistyped an address reads a page with a way home, not JSON.
-            response = pages.page_not_found(request)
+            response = pages.error_page(request, exc.status, _http_error_sentence(exc))
         elif exc.content_type != "application/json" and exc.status >= 400:
             response = error(
                 exc.status,
