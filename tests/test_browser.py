@@ -659,6 +659,25 @@ async def test_grid_loads_more_on_scroll_and_keeps_its_place_on_back(cluster, wa
     await watched.assert_clean()
 
 
+async def test_a_title_edited_on_the_watch_page_shows_on_the_card_after_back(cluster, watched, clip):
+    """Open a video from a search, rename it with the edit form, press Back: the grid
+    comes back from what it stored, with the new title on the card."""
+    page, run = watched.page, tag()
+    name = await upload_over_http(cluster, clip, f"renamed-{run}.mp4")
+    await page.goto(f"{cluster.url}/?q={run}")
+    await wait_for_cards(page, [name])
+    await page.click(f'#videos a.video-card[data-name="{name}"]')
+    await page.wait_for_url("**/watch/**")
+    await page.click("details.edit summary")
+    await page.fill("#edit-title", f"Otter {run}")
+    await page.click("#edit-form button[type=submit]")
+    await expect(page.locator("#edit-status")).to_have_text("Saved.")
+    await page.go_back()
+    card_title = page.locator(f'#videos a.video-card[data-name="{name}"] .card-title')
+    await expect(card_title).to_have_text(f"Otter {run}")
+    await watched.assert_clean()
+
+
 async def http_json(url: str) -> dict:
     async with aiohttp.ClientSession() as session, session.get(url) as response:
         assert response.status == 200

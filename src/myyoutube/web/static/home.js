@@ -9,7 +9,8 @@
 // `next` cursor when the "Load more" button nears the viewport (an IntersectionObserver)
 // or is clicked; a server that does not page sends no `next`, which means "no more".
 // Leaving the page stores what was loaded and the scroll position in sessionStorage; Back
-// (a back_forward navigation of the same URL) puts both back instead of starting over.
+// (a back_forward navigation of the same URL) puts both back instead of starting over
+// (watch.js replaces a record there when its video is edited).
 "use strict";
 
 (function () {
