@@ -749,11 +749,14 @@ async def test_upload_can_be_cancelled_and_leaving_asks_first(cluster, watched, 
 async def test_size_limit_is_shown_and_enforced_before_sending(fresh_cluster, watched, clip):
     """The upload form states the web's --max-upload-bytes before a file is chosen, and a
     larger file is refused in the page with the same sentence the server would give,
-    without being sent."""
+    without being sent. (The empty library invites only who may upload to do so.)"""
     cluster = fresh_cluster(web_args=("--max-upload-bytes", "100000"))
     page = watched.page
+    await open_home(page, cluster.url)
+    await expect(page.locator("#empty-state")).to_have_text("No videos yet.")
     await sign_in(page.context, cluster.url, cluster.admin_token)
     await open_home(page, cluster.url)
+    await expect(page.locator("#empty-state")).to_have_text("No videos yet \u2014 upload one!")
     await expect(page.locator("#upload-limit")).to_have_text("Video files up to 97.7 KB each.")
     posts = []
     page.on("request", lambda r: posts.append(r.url) if r.method == "POST" else None)

@@ -29,6 +29,8 @@
   var emptyState = document.getElementById("empty-state");
   var countLabel = document.getElementById("video-count");
   var moreButton = document.getElementById("load-more");
+  // The page has the upload form only for who may upload: nobody else is told to.
+  var canUpload = document.getElementById("upload-form") !== null;
   var searchBox = document.getElementById("search");
 
   // ------------------------------------------------------------ cards
@@ -125,7 +127,7 @@
     moreButton.textContent = "Load more videos";
     if (n) showEmpty("");
     else if (state.query) showEmpty("No videos match \u201c" + state.query + "\u201d.");
-    else showEmpty("No videos yet \u2014 upload one!");
+    else showEmpty(canUpload ? "No videos yet \u2014 upload one!" : "No videos yet.");
   }
 
   // Append the videos not yet shown (a video can move between pages while we scroll).
