@@ -770,6 +770,21 @@ async def test_size_limit_is_shown_and_enforced_before_sending(fresh_cluster, wa
     await watched.assert_clean()
 
 
+async def test_upload_form_controls_are_big_enough_on_a_phone(cluster, watched):
+    """At phone width the controls one types or picks in ("Who can watch", the search box)
+    have 16 px text (iOS zooms the page into smaller ones) and are at least 24 px tall
+    (WCAG 2.2's smallest target)."""
+    page = watched.page
+    await page.set_viewport_size(PHONE)
+    await open_home(page, cluster.url)
+    for control in ("#visibility", "#search"):
+        font_px, height_px = await page.eval_on_selector(
+            control, "e => [parseFloat(getComputedStyle(e).fontSize), e.getBoundingClientRect().height]"
+        )
+        assert font_px >= 16 and height_px >= 24, (control, font_px, height_px)
+    await watched.assert_clean()
+
+
 # Contrast ratio (WCAG 2) of an element's text against the first opaque background behind it.
 CONTRAST = """(element) => {
   const rgb = (text) => text.match(/[\\d.]+/g).map(Number);
