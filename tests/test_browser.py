@@ -773,7 +773,7 @@ async def test_size_limit_is_shown_and_enforced_before_sending(fresh_cluster, wa
 async def test_upload_form_controls_are_big_enough_on_a_phone(cluster, watched):
     """At phone width the controls one types or picks in ("Who can watch", the search box)
     have 16 px text (iOS zooms the page into smaller ones) and are at least 24 px tall
-    (WCAG 2.2's smallest target)."""
+    (WCAG 2.2's smallest target), and the header's "Sign out" is not broken over two lines."""
     page = watched.page
     await page.set_viewport_size(PHONE)
     await open_home(page, cluster.url)
@@ -782,6 +782,12 @@ async def test_upload_form_controls_are_big_enough_on_a_phone(cluster, watched):
             control, "e => [parseFloat(getComputedStyle(e).fontSize), e.getBoundingClientRect().height]"
         )
         assert font_px >= 16 and height_px >= 24, (control, font_px, height_px)
+    # "Sign out" stays on one line beside the account's name.
+    lines = await page.eval_on_selector(
+        "#sign-out",
+        "e => { const text = document.createRange(); text.selectNodeContents(e); return text.getClientRects().length; }",
+    )
+    assert lines == 1, lines
     await watched.assert_clean()
 
 
