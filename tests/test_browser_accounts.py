@@ -157,6 +157,23 @@ async def test_signing_in_from_a_private_videos_link_lands_on_the_video(cluster,
     await context.close()
 
 
+async def test_the_longest_account_name_fits_a_phones_header(cluster, browser):
+    """Signed in with a 32-letter name (the longest allowed) at phone width, the page does
+    not scroll sideways and "Sign out" is on the screen."""
+    name = ("longname" + uuid.uuid4().hex)[:32]
+    async with aiohttp.ClientSession(headers=cluster.admin_headers()) as http:
+        fields = {"username": name, "password": PASSWORD, "role": "viewer"}
+        async with http.post(f"{cluster.url}/api/users", json=fields) as answer:
+            assert answer.status == 201
+    context, page = await new_page(browser)
+    await page.set_viewport_size(test_browser.PHONE)
+    await sign_in_with_form(page, cluster.url, name, PASSWORD)
+    assert await page.evaluate("document.documentElement.scrollWidth") <= test_browser.PHONE["width"]
+    right = await page.eval_on_selector("#sign-out", "e => e.getBoundingClientRect().right")
+    assert right <= test_browser.PHONE["width"]
+    await context.close()
+
+
 EVIL_PAGE = """<!DOCTYPE html>
 <html><body>
 <form id="post" method="post" action="{web}/api/admin/purge-orphans" enctype="multipart/form-data">
