@@ -117,7 +117,8 @@ def test_download_to_a_dash_is_refused_not_saved_as_a_file_named_dash(tmp_path, 
 
 
 def test_upload_two_files_then_list_and_search_show_them(cluster, clip, tmp_path):
-    """Two files upload in one command, each reported with its sha256, and list and search show both."""
+    """Two files upload in one command, each reported with its sha256, and list and search
+    show both; a search that finds nothing names the term."""
     tag = uuid.uuid4().hex[:10]
     first = write_video(tmp_path, f"first-{tag}.mp4", clip)
     second = write_video(tmp_path, f"second {tag}.mp4", clip, pad=1000)
@@ -141,7 +142,7 @@ def test_upload_two_files_then_list_and_search_show_them(cluster, clip, tmp_path
     as_json = json.loads(commandline("search", tag, "--json", "--url", cluster.url).stdout)
     assert {v["name"] for v in as_json["videos"]} == {first.name, second.name}
     nothing = commandline("search", f"no-such-{tag}", "--url", cluster.url)
-    assert nothing.returncode == 0 and nothing.stdout == "No videos.\n"
+    assert nothing.returncode == 0 and nothing.stdout == f"No videos match \u201cno-such-{tag}\u201d.\n"
 
 
 async def test_taken_name_fails_with_the_409_sentence_and_the_next_file_uploads(

@@ -157,8 +157,8 @@ async def cmd_list(api: Api, args: argparse.Namespace) -> int:
             say(video_line(video))
         listed += len(page)
         flush()  # the reader sees each page at once, and a closed pipe stops the listing here
-    if not listed:
-        say("No videos.")
+    if not listed:  # a search that found nothing says what was looked for, as the web does
+        say(f"No videos match \u201c{one_line(term)}\u201d." if term else "No videos.")
     return EXIT_OK
 
 
