@@ -59,6 +59,11 @@ NOT_FOUND_SIGNED_OUT = "No video by that name, or it is private: sign in to watc
 
 # The status page reloads itself this often (a meta refresh needs no script).
 STATUS_REFRESH_S = 5
+# What the file picker offers. "video/*" alone is matched against the system's table of
+# types, and some tables call .ts a Qt translation and .mts a 3D model (Debian's
+# /etc/mime.types does both) or do not know .mkv: camcorder and recorder files would be
+# hidden from the picker though the server takes every container named here (sniff.py).
+VIDEO_FILE_ACCEPT = "video/*,.mp4,.m4v,.mov,.3gp,.webm,.mkv,.ogv,.avi,.ts,.mts,.m2ts,.mpg,.mpeg,.vob"
 # Each visibility in words, the same in the upload form and the edit form, so a person
 # never has to match "Only me" with "private".
 VISIBILITY_CHOICES = (
@@ -188,6 +193,7 @@ def home_context(
         "query": query.strip()[:MAX_QUERY_CHARS],
         "max_query_chars": MAX_QUERY_CHARS,
         "visibilities": VISIBILITY_CHOICES,
+        "video_file_accept": VIDEO_FILE_ACCEPT,
     }
 
 
