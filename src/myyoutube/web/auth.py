@@ -267,6 +267,7 @@ class SignInRefused(Exception):
 async def _sign_in(request: web.Request, username: str, password: str, kind: str):
     """(token, user) for a correct password; SignInRefused otherwise (throttled or wrong)."""
     throttles, known, now = request.app[THROTTLES], request.app[KNOWN_CLIENTS], time.monotonic()
+    # Account names are lower case: "Admin", as a phone capitalises it, is the same account.
     keys = {"address": client_address(request), "account": username.strip().lower()}
     holding = keys if not known.knows(keys["account"], keys["address"], now) else {"address": keys["address"]}
     wait_s = max(throttles[which].wait_s(key, now) for which, key in holding.items())
@@ -278,7 +279,7 @@ async def _sign_in(request: web.Request, username: str, password: str, kind: str
     for which, key in keys.items():
         throttles[which].failed(key, now)
     try:
-        token, user = await request.app[MASTER].login(username.strip(), password, kind)
+        token, user = await request.app[MASTER].login(keys["account"], password, kind)
     except BaseException as exc:
         if isinstance(exc, RequestFailed) and exc.code == "refused":
             quiet.info("failed sign-in for %r from %s", username[:64], keys["address"])
