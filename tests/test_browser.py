@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import shutil
 import uuid
 from dataclasses import dataclass, field
@@ -686,7 +687,8 @@ async def http_json(url: str) -> dict:
 
 async def test_who_can_watch_keeps_its_choice_after_an_upload(cluster, watched, clip):
     """An upload made for "Only me" leaves the form on "Only me": the next file chosen is
-    not published to everyone because the form went back to its default."""
+    not published to everyone because the form went back to its default. The new card
+    says "Only me" to its owner."""
     page, name = watched.page, f"private-{tag()}.mp4"
     await open_home(page, cluster.url)
     await page.select_option("#visibility", "private")
@@ -696,6 +698,9 @@ async def test_who_can_watch_keeps_its_choice_after_an_upload(cluster, watched, 
     await expect(page.locator("#visibility")).to_have_value("private")
     await expect(page.locator("#file")).to_have_value("")  # the chosen file is cleared
     assert name not in await listed_names(cluster.url)  # stored as private indeed
+    # Its owner's card says so, in the form's words.
+    meta = page.locator(f'#videos a.video-card[data-name="{name}"] .card-meta')
+    await expect(meta).to_have_text(re.compile(r" · Only me$"))
     await watched.assert_clean()
 
 

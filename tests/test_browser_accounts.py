@@ -230,7 +230,8 @@ async def store_as_admin(cluster, name: str) -> None:
 
 async def test_owner_edits_title_description_and_visibility_on_the_watch_page(cluster, browser, accounts):
     """The owner changes title, description and visibility with the watch page's form: the
-    page shows them at once and after a reload; another uploader sees no form."""
+    page shows them at once (the details' "Who can watch" too) and after a reload; another
+    uploader sees no form."""
     name = f"ullas-{uuid.uuid4().hex[:8]}.mp4"
     await store_as(cluster, accounts["ulla"], name)
     context, page = await new_page(browser)
@@ -243,7 +244,10 @@ async def test_owner_edits_title_description_and_visibility_on_the_watch_page(cl
     await page.click("#edit-form button[type=submit]")
     await expect(page.locator("#edit-status")).to_have_text("Saved.")
     await expect(page.locator("#video-title")).to_have_text("Café <b>night</b> walk")
+    who = page.locator(".meta-item", has=page.locator("dt", has_text="Who can watch")).locator("dd")
+    await expect(who).to_have_text("Anyone with the link")
     await page.reload()
+    await expect(who).to_have_text("Anyone with the link")
     await expect(page.locator("#video-title")).to_have_text("Café <b>night</b> walk")
     await expect(page.locator("#video-description")).to_have_text("Filmed on a phone.\nSecond line.")
     await expect(page.locator("#edit-visibility")).to_have_value("unlisted")

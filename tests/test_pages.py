@@ -387,6 +387,18 @@ def test_optional_metadata_rendered_when_present():
     assert player["poster"] == "/thumbnail/holiday.mp4"
 
 
+@pytest.mark.parametrize(
+    "visibility, words",
+    [("public", "Everyone (listed)"), ("unlisted", "Anyone with the link"), ("private", "Only me")],
+)
+def test_watch_page_says_who_can_watch(visibility, words):
+    """The details say who can watch, in the forms' words, so an owner tells a private
+    video from a published one without opening the edit form."""
+    rows = pages.metadata_rows({**BASE_VIDEO, "visibility": visibility})
+    assert [row.text for row in rows if row.label == "Who can watch"] == [words]
+    assert f"<dt>Who can watch</dt><dd>{words}</dd>" in watch_page({**BASE_VIDEO, "visibility": visibility})
+
+
 def test_optional_metadata_absent_when_missing_or_invalid():
     """Absent (or malformed) optional keys produce no label and no poster."""
     for video in (

@@ -64,8 +64,9 @@ STATUS_REFRESH_S = 5
 # /etc/mime.types does both) or do not know .mkv: camcorder and recorder files would be
 # hidden from the picker though the server takes every container named here (sniff.py).
 VIDEO_FILE_ACCEPT = "video/*,.mp4,.m4v,.mov,.3gp,.webm,.mkv,.ogv,.avi,.ts,.mts,.m2ts,.mpg,.mpeg,.vob"
-# Each visibility in words, the same in the upload form and the edit form, so a person
-# never has to match "Only me" with "private".
+# Each visibility in words, the same in the upload form, the edit form, the watch page's
+# details and the cards, so a person never has to match "Only me" with "private".
+WHO_CAN_WATCH = "Who can watch"
 VISIBILITY_CHOICES = (
     (permissions.PUBLIC, "Everyone (listed)"),
     (permissions.UNLISTED, "Anyone with the link"),
@@ -180,6 +181,9 @@ def metadata_rows(video: Mapping[str, Any]) -> list[MetadataRow]:
         rows.append(MetadataRow("Type", content_type))
     if video.get("remuxed") is True:
         rows.append(MetadataRow("Streaming", "Optimised for streaming (remuxed)"))
+    who = dict(VISIBILITY_CHOICES).get(str(video.get("visibility")))
+    if who is not None:  # an owner can tell a private video from a published one at a glance
+        rows.append(MetadataRow(WHO_CAN_WATCH, who))
     return rows
 
 

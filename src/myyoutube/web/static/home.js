@@ -81,7 +81,22 @@
     if (text.isNumber(video.views) && video.views >= 0) {
       parts.push(video.views.toLocaleString() + (video.views === 1 ? " view" : " views"));
     }
+    if (video.visibility !== "public") {
+      var who = visibilityLabel(video.visibility);
+      if (who) parts.push(who);
+    }
     return parts.join(" \u00b7 ");
+  }
+
+  // "Only me" / "Anyone with the link", in the upload form's words. Only an owner or an
+  // admin is shown a video that is not public, and their page has that form.
+  function visibilityLabel(value) {
+    var choices = document.getElementById("visibility");
+    var options = choices ? Array.prototype.slice.call(choices.options) : [];
+    var match = options.filter(function (option) {
+      return option.value === value;
+    })[0];
+    return match ? match.textContent : "";
   }
 
   function titleOf(video) {

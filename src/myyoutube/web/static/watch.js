@@ -89,6 +89,16 @@
     }
   }
 
+  // The details' "Who can watch" row follows a saved change of visibility.
+  function showWhoCanWatch() {
+    var choices = document.getElementById("edit-visibility");
+    var chosen = choices.options[choices.selectedIndex];
+    Array.prototype.forEach.call(document.querySelectorAll(".meta-item"), function (row) {
+      var label = row.querySelector("dt");
+      if (label && label.textContent === "Who can watch") row.querySelector("dd").textContent = chosen.textContent;
+    });
+  }
+
   // PATCH /videos/{name} with the form's fields; the page's title and description follow.
   var editForm = document.getElementById("edit-form");
   var editStatus = document.getElementById("edit-status");
@@ -125,6 +135,7 @@
           description.textContent = video.description || "";
           description.hidden = !video.description;
           if (typeof video.name === "string") updateStoredCard(video);
+          showWhoCanWatch();
           editStatus.className = "status";
           editStatus.textContent = "Saved.";
           editStatus.hidden = false;
