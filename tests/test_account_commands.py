@@ -45,7 +45,7 @@ def test_an_admin_signs_in_manages_an_account_and_signs_out(cluster, tmp_path):
     list, passwd and remove change what the server holds (the old password stops working,
     a removed account cannot sign in); login works over a saved token that went stale, and
     logout forgets one; logout revokes a live token, so commands after it are refused
-    with one readable line."""
+    with one readable line that names the command signing in again."""
     admin = tmp_path / "admin-config"
     signed_in = myyoutube(
         cluster,
@@ -93,7 +93,7 @@ def test_an_admin_signs_in_manages_an_account_and_signs_out(cluster, tmp_path):
     signed_out = myyoutube(cluster, admin, "logout")
     assert signed_out.returncode == 0 and "signed out" in signed_out.stdout, signed_out.stderr
     assert not token_file.exists()
-    one_error_line(myyoutube(cluster, admin, "user", "list"))
+    assert one_error_line(myyoutube(cluster, admin, "user", "list")).endswith("(run `myyoutube login`)")
 
 
 @pytest.mark.parametrize(
@@ -115,7 +115,7 @@ def test_a_wrong_password_is_refused_and_nothing_is_saved(cluster, tmp_path):
     failed = myyoutube(
         cluster, tmp_path, "login", "--username", "admin", "--password-file", password_file(tmp_path, "wrong")
     )
-    one_error_line(failed)
+    assert "myyoutube login" not in one_error_line(failed)  # it is the login that failed
     assert not (tmp_path / "myyoutube" / "token").exists()
 
 

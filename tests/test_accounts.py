@@ -646,6 +646,12 @@ async def test_json_with_a_lone_surrogate_is_400_not_500(cluster, videos, method
     assert cluster.sign_in("admin", ADMIN_PASSWORD)
 
 
+def test_a_username_typed_with_capitals_signs_in(cluster):
+    """Account names are lower case, so "Admin" (a phone's keyboard capitalises the first
+    letter) signs in as admin; it was "Wrong username or password."."""
+    assert cluster.sign_in(" Admin", ADMIN_PASSWORD)
+
+
 async def test_sign_in_form_sent_as_multipart_is_told_how_to_send_it(cluster):
     """`curl -F username=... -F password=...` to /login (multipart, which the sign-in page
     never sends) is answered 400 saying how to sign in, not 401 "Wrong username or

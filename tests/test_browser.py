@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import shutil
 import uuid
 from dataclasses import dataclass, field
@@ -34,6 +35,7 @@ except ModuleNotFoundError as exc:  # fail loudly rather than skip: these tests 
 
 from harness import wait_until
 from myyoutube.videotext import default_title
+from myyoutube.web.videos import MAX_QUERY_CHARS
 from videos import make_mp4
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -606,6 +608,17 @@ async def test_matched_words_are_highlighted_as_text(cluster, watched, clip):
     await watched.assert_clean()
 
 
+async def test_a_refused_search_shows_the_servers_reason(cluster, watched):
+    """A search link longer than the server accepts (pasted or shared; the box itself stops
+    at the limit) shows the server's sentence saying what is wrong, not "HTTP 400. Please
+    try again", which no retry cures."""
+    page = watched.page
+    await page.goto(f"{cluster.url}/?q={'x' * (MAX_QUERY_CHARS + 1)}")
+    await expect(page.locator("#empty-state")).to_have_text(
+        f"The search text is longer than {MAX_QUERY_CHARS} characters."
+    )
+
+
 async def test_grid_loads_more_on_scroll_and_keeps_its_place_on_back(cluster, watched, clip):
     """With more videos than one page holds, scrolling down loads the rest (following the
     API's `next` cursor when it pages); after opening a video far down and going Back, the
@@ -647,15 +660,56 @@ async def test_grid_loads_more_on_scroll_and_keeps_its_place_on_back(cluster, wa
     await watched.assert_clean()
 
 
+async def test_a_title_edited_on_the_watch_page_shows_on_the_card_after_back(cluster, watched, clip):
+    """Open a video from a search, rename it with the edit form, press Back: the grid
+    comes back from what it stored, with the new title on the card."""
+    page, run = watched.page, tag()
+    name = await upload_over_http(cluster, clip, f"renamed-{run}.mp4")
+    await page.goto(f"{cluster.url}/?q={run}")
+    await wait_for_cards(page, [name])
+    await page.click(f'#videos a.video-card[data-name="{name}"]')
+    await page.wait_for_url("**/watch/**")
+    await page.click("details.edit summary")
+    await page.fill("#edit-title", f"Otter {run}")
+    await page.click("#edit-form button[type=submit]")
+    await expect(page.locator("#edit-status")).to_have_text("Saved.")
+    await page.go_back()
+    card_title = page.locator(f'#videos a.video-card[data-name="{name}"] .card-title')
+    await expect(card_title).to_have_text(f"Otter {run}")
+    await watched.assert_clean()
+
+
 async def http_json(url: str) -> dict:
     async with aiohttp.ClientSession() as session, session.get(url) as response:
         assert response.status == 200
         return await response.json()
 
 
+async def test_who_can_watch_keeps_its_choice_after_an_upload(cluster, watched, clip):
+    """An upload made for "Only me" leaves the form on "Only me": the next file chosen is
+    not published to everyone because the form went back to its default. The new card
+    says "Only me" to its owner."""
+    page, name = watched.page, f"private-{tag()}.mp4"
+    await open_home(page, cluster.url)
+    await page.select_option("#visibility", "private")
+    payload = {"name": name, "mimeType": "video/mp4", "buffer": clip.read_bytes()}
+    assert await upload_in_page(page, payload) == name
+    await expect(page.locator("#upload-status")).to_have_text(f"Uploaded {name}")
+    await expect(page.locator("#visibility")).to_have_value("private")
+    await expect(page.locator("#file")).to_have_value("")  # the chosen file is cleared
+    assert name not in await listed_names(cluster.url)  # stored as private indeed
+    # Its owner's card says so, in the form's words.
+    meta = page.locator(f'#videos a.video-card[data-name="{name}"] .card-meta')
+    await expect(meta).to_have_text(re.compile(r" · Only me$"))
+    await watched.assert_clean()
+
+
 async def test_upload_can_be_cancelled_and_leaving_asks_first(cluster, watched, clip):
     """While an upload runs (slowed by network throttling), closing the page asks first
-    (beforeunload), and Cancel aborts it: the form is usable again and nothing was stored."""
+    (beforeunload), and Cancel aborts it and the files queued after it, each named in the
+    status: the form is usable again and nothing was stored.
+    All by keyboard: Enter on Upload puts the focus on Cancel (the Upload button it was on
+    is disabled), and Enter on Cancel puts it back on the file picker, never on the page."""
     page, name = watched.page, f"cancel-{tag()}.mp4"
     await open_home(page, cluster.url)
     await expect(page.locator("#upload-cancel")).to_be_hidden()
@@ -666,32 +720,48 @@ async def test_upload_can_be_cancelled_and_leaving_asks_first(cluster, watched, 
         {"offline": False, "latency": 0, "downloadThroughput": -1, "uploadThroughput": 256 * 1024},
     )
     payload = clip.read_bytes() + b"\0" * (8 * 1024 * 1024)  # ~30 s at the throttled rate
-    await page.set_input_files("#file", {"name": name, "mimeType": "video/mp4", "buffer": payload})
-    await page.click("#upload-button")
+    queued = f"queued-{tag()}.mp4"
+    await page.set_input_files(
+        "#file",
+        [
+            {"name": name, "mimeType": "video/mp4", "buffer": payload},
+            {"name": queued, "mimeType": "video/mp4", "buffer": clip.read_bytes()},
+        ],
+    )
+    await page.focus("#upload-button")
+    await page.keyboard.press("Enter")
     await page.wait_for_function("() => document.getElementById('upload-progress').value > 0")
     await expect(page.locator("#upload-cancel")).to_be_visible()
+    await expect(page.locator("#upload-cancel")).to_be_focused()
 
     await page.close(run_before_unload=True)  # the page asks; the dialog handler says stay
     await page.wait_for_function("() => true")
     assert [d.split(":")[0] for d in watched.dialogs] == ["beforeunload"], watched.dialogs
     watched.dialogs.clear()
 
-    await page.click("#upload-cancel")
-    await expect(page.locator("#upload-status")).to_have_text(f"{name}: Upload cancelled.")
+    await page.keyboard.press("Enter")
+    await expect(page.locator("#upload-status .status-line")).to_have_text(
+        [f"{name}: Upload cancelled.", f"{queued}: Not uploaded (cancelled)."]
+    )
     await expect(page.locator("#upload-button")).to_be_enabled()
     await expect(page.locator("#upload-cancel")).to_be_hidden()
-    assert name not in await listed_names(cluster.url)
+    await expect(page.locator("#file")).to_be_focused()
+    listed = await listed_names(cluster.url)
+    assert name not in listed and queued not in listed
     await watched.assert_clean()
 
 
 async def test_size_limit_is_shown_and_enforced_before_sending(fresh_cluster, watched, clip):
     """The upload form states the web's --max-upload-bytes before a file is chosen, and a
     larger file is refused in the page with the same sentence the server would give,
-    without being sent."""
+    without being sent. (The empty library invites only who may upload to do so.)"""
     cluster = fresh_cluster(web_args=("--max-upload-bytes", "100000"))
     page = watched.page
+    await open_home(page, cluster.url)
+    await expect(page.locator("#empty-state")).to_have_text("No videos yet.")
     await sign_in(page.context, cluster.url, cluster.admin_token)
     await open_home(page, cluster.url)
+    await expect(page.locator("#empty-state")).to_have_text("No videos yet \u2014 upload one!")
     await expect(page.locator("#upload-limit")).to_have_text("Video files up to 97.7 KB each.")
     posts = []
     page.on("request", lambda r: posts.append(r.url) if r.method == "POST" else None)
@@ -702,6 +772,27 @@ async def test_size_limit_is_shown_and_enforced_before_sending(fresh_cluster, wa
         "big.mp4: The file is larger than the 97.7 KB upload limit."
     )
     assert posts == []
+    await watched.assert_clean()
+
+
+async def test_upload_form_controls_are_big_enough_on_a_phone(cluster, watched):
+    """At phone width the controls one types or picks in ("Who can watch", the search box)
+    have 16 px text (iOS zooms the page into smaller ones) and are at least 24 px tall
+    (WCAG 2.2's smallest target), and the header's "Sign out" is not broken over two lines."""
+    page = watched.page
+    await page.set_viewport_size(PHONE)
+    await open_home(page, cluster.url)
+    for control in ("#visibility", "#search"):
+        font_px, height_px = await page.eval_on_selector(
+            control, "e => [parseFloat(getComputedStyle(e).fontSize), e.getBoundingClientRect().height]"
+        )
+        assert font_px >= 16 and height_px >= 24, (control, font_px, height_px)
+    # "Sign out" stays on one line beside the account's name.
+    lines = await page.eval_on_selector(
+        "#sign-out",
+        "e => { const text = document.createRange(); text.selectNodeContents(e); return text.getClientRects().length; }",
+    )
+    assert lines == 1, lines
     await watched.assert_clean()
 
 

@@ -139,6 +139,41 @@ async def test_private_video_is_invisible_to_anonymous_and_other_users(cluster, 
         await context.close()
 
 
+async def test_signing_in_from_a_private_videos_link_lands_on_the_video(cluster, browser, accounts):
+    """Signed out, olga follows the link to her private video: the 404 page's Sign in
+    brings her back to that video once signed in, not to the home page."""
+    name = f"mine-{uuid.uuid4().hex[:8]}.mp4"
+    await store_as(cluster, accounts["olga"], name, "private")
+    context, page = await new_page(browser)
+    watch_url = f"{cluster.url}/watch/{quote(name, safe='')}"
+    answer = await page.goto(watch_url)
+    assert answer is not None and answer.status == 404
+    await page.click("#sign-in")
+    await page.fill("#username", accounts["olga"])
+    await page.fill("#password", PASSWORD)
+    await page.click("#login-button")
+    await page.wait_for_url(watch_url)
+    await expect(page.locator(".file-name")).to_have_text(name)
+    await context.close()
+
+
+async def test_the_longest_account_name_fits_a_phones_header(cluster, browser):
+    """Signed in with a 32-letter name (the longest allowed) at phone width, the page does
+    not scroll sideways and "Sign out" is on the screen."""
+    name = ("longname" + uuid.uuid4().hex)[:32]
+    async with aiohttp.ClientSession(headers=cluster.admin_headers()) as http:
+        fields = {"username": name, "password": PASSWORD, "role": "viewer"}
+        async with http.post(f"{cluster.url}/api/users", json=fields) as answer:
+            assert answer.status == 201
+    context, page = await new_page(browser)
+    await page.set_viewport_size(test_browser.PHONE)
+    await sign_in_with_form(page, cluster.url, name, PASSWORD)
+    assert await page.evaluate("document.documentElement.scrollWidth") <= test_browser.PHONE["width"]
+    right = await page.eval_on_selector("#sign-out", "e => e.getBoundingClientRect().right")
+    assert right <= test_browser.PHONE["width"]
+    await context.close()
+
+
 EVIL_PAGE = """<!DOCTYPE html>
 <html><body>
 <form id="post" method="post" action="{web}/api/admin/purge-orphans" enctype="multipart/form-data">
@@ -195,7 +230,8 @@ async def store_as_admin(cluster, name: str) -> None:
 
 async def test_owner_edits_title_description_and_visibility_on_the_watch_page(cluster, browser, accounts):
     """The owner changes title, description and visibility with the watch page's form: the
-    page shows them at once and after a reload; another uploader sees no form."""
+    page shows them at once (the details' "Who can watch" too) and after a reload; another
+    uploader sees no form."""
     name = f"ullas-{uuid.uuid4().hex[:8]}.mp4"
     await store_as(cluster, accounts["ulla"], name)
     context, page = await new_page(browser)
@@ -208,7 +244,10 @@ async def test_owner_edits_title_description_and_visibility_on_the_watch_page(cl
     await page.click("#edit-form button[type=submit]")
     await expect(page.locator("#edit-status")).to_have_text("Saved.")
     await expect(page.locator("#video-title")).to_have_text("Café <b>night</b> walk")
+    who = page.locator(".meta-item", has=page.locator("dt", has_text="Who can watch")).locator("dd")
+    await expect(who).to_have_text("Anyone with the link")
     await page.reload()
+    await expect(who).to_have_text("Anyone with the link")
     await expect(page.locator("#video-title")).to_have_text("Café <b>night</b> walk")
     await expect(page.locator("#video-description")).to_have_text("Filmed on a phone.\nSecond line.")
     await expect(page.locator("#edit-visibility")).to_have_value("unlisted")

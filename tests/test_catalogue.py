@@ -150,7 +150,9 @@ async def test_title_and_description_edit_is_searchable(cluster, http):
         ([], 400, "JSON object"),
         (b"not json", 400, "JSON object"),
         (b"\xff\xfe", 400, "JSON object"),
-        (b'{"title": "' + b"x" * MAX_EDIT_BODY_BYTES + b'"}', 413, "larger"),
+        (b'{"title": "' + b"x" * MAX_EDIT_BODY_BYTES + b'"}', 413, "title or description is too long"),
+        # Past the body limit, the person is told the text limits, not a size in KiB.
+        ({"description": "\u00e9" * 30_000}, 413, f"a description {MAX_DESCRIPTION_CHARS}; shorten it"),
     ],
 )
 async def test_bad_edits_are_refused_and_change_nothing(cluster, http, body, status, says):

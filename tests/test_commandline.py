@@ -117,7 +117,8 @@ def test_download_to_a_dash_is_refused_not_saved_as_a_file_named_dash(tmp_path, 
 
 
 def test_upload_two_files_then_list_and_search_show_them(cluster, clip, tmp_path):
-    """Two files upload in one command, each reported with its sha256, and list and search show both."""
+    """Two files upload in one command, each reported with its sha256, and list and search
+    show both; a search that finds nothing names the term."""
     tag = uuid.uuid4().hex[:10]
     first = write_video(tmp_path, f"first-{tag}.mp4", clip)
     second = write_video(tmp_path, f"second {tag}.mp4", clip, pad=1000)
@@ -141,7 +142,7 @@ def test_upload_two_files_then_list_and_search_show_them(cluster, clip, tmp_path
     as_json = json.loads(commandline("search", tag, "--json", "--url", cluster.url).stdout)
     assert {v["name"] for v in as_json["videos"]} == {first.name, second.name}
     nothing = commandline("search", f"no-such-{tag}", "--url", cluster.url)
-    assert nothing.returncode == 0 and nothing.stdout == "No videos.\n"
+    assert nothing.returncode == 0 and nothing.stdout == f"No videos match \u201cno-such-{tag}\u201d.\n"
 
 
 async def test_taken_name_fails_with_the_409_sentence_and_the_next_file_uploads(
@@ -809,6 +810,7 @@ def test_edit_changes_title_and_description(cluster, clip, tmp_path):
     assert (
         result.stdout
         == f"edited {source.name}\n  title: Café at night\n  description: Rain, then <b>neon</b>.\n"
+        "  visibility: public\n"
     )
     listed = json.loads(commandline("search", source.name, "--json", "--url", cluster.url).stdout)["videos"]
     assert [(v["title"], v["description"]) for v in listed] == [("Café at night", "Rain, then <b>neon</b>.")]
@@ -823,9 +825,31 @@ def test_edit_changes_title_and_description(cluster, clip, tmp_path):
 
 
 def test_edit_without_a_change_is_a_usage_error():
-    """`edit NAME` with neither --title nor --description is a usage error (exit 2), sent nowhere."""
+    """`edit NAME` with neither --title, --description nor --visibility is a usage error
+    (exit 2), sent nowhere."""
     result = commandline("edit", "a.mp4", "--url", "http://127.0.0.1:9")
-    assert result.returncode == 2 and "edit needs --title, --description or both" in result.stderr
+    assert result.returncode == 2 and "edit needs --title, --description or --visibility" in result.stderr
+
+
+def test_upload_private_then_publish_with_edit(cluster, clip, tmp_path):
+    """`upload --visibility private` stores a video nobody else sees (the anonymous
+    listing leaves it out), and `edit NAME --visibility public` publishes it, printing the
+    visibility stored. Before, every upload from the command line was public."""
+    source = write_video(tmp_path, unique("private"), clip)
+    uploaded = commandline("upload", str(source), "--visibility", "private", "--json", "--url", cluster.url)
+    assert uploaded.returncode == 0, uploaded.stderr
+    mine = json.loads(commandline("search", source.stem, "--json", "--url", cluster.url).stdout)["videos"]
+    assert [(video["name"], video["visibility"]) for video in mine] == [(source.name, "private")]
+
+    def anonymous_names() -> list[str]:
+        with urllib.request.urlopen(f"{cluster.url}/search?q={source.stem}", timeout=10) as response:
+            return [video["name"] for video in json.load(response)["videos"]]
+
+    assert anonymous_names() == []
+    published = commandline("edit", source.name, "--visibility", "public", "--url", cluster.url)
+    assert published.returncode == 0, published.stderr
+    assert "\n  visibility: public\n" in published.stdout
+    assert anonymous_names() == [source.name]
 
 
 def test_ctrl_c_while_the_command_starts_ends_it_quietly():

@@ -243,7 +243,8 @@ def test_static_files_exist_and_use_no_inner_html():
 
 def test_home_page_structure():
     """The home page has every element its scripts rely on, with the agreed
-    attributes (search box, grid, upload form, file input, progress bar)."""
+    attributes (search box, grid, upload form, file input, progress bar with a name for
+    screen readers)."""
     parsed = parse(home_page())
     for element_id in (
         "search",
@@ -262,9 +263,16 @@ def test_home_page_structure():
     assert tag == "form" and form["enctype"] == "multipart/form-data"
     tag, file_input = parsed.by_id("file")
     assert (tag, file_input["type"], file_input["name"]) == ("input", "file", "file")
-    assert file_input["accept"] == "video/*"
+    # Beyond video/*, the extensions some systems' type tables miss or misname (.ts, .mts,
+    # .mkv): the picker shows every container the server takes.
+    accepted = file_input["accept"].split(",")
+    assert accepted[0] == "video/*"
+    assert {".mp4", ".mov", ".webm", ".mkv", ".ogv", ".avi", ".ts", ".mts", ".m2ts", ".mpg", ".vob"} <= set(
+        accepted
+    )
     tag, progress = parsed.by_id("upload-progress")
     assert tag == "progress" and progress["max"] == "100"
+    assert progress["aria-label"] == "Upload progress"  # a screen reader names the bar
     assert parsed.find("script") == [
         {"src": f"/static/{name}", "defer": None}
         for name in ("session.js", "text.js", "home.js", "vendor/tus.min.js", "upload.js")
@@ -321,6 +329,34 @@ def test_watch_page_structure():
     assert "Back to all videos" in text and "Download" in text and "Delete" in text
 
 
+def select_options(page: str, select_id: str) -> list[tuple[str, str, bool]]:
+    """(value, text, selected) of each <option> of the <select> with `select_id`."""
+    select = re.search(rf'<select[^>]*id="{select_id}".*?</select>', page, re.S)
+    assert select, f"no #{select_id}"
+    options = re.findall(r'<option value="([^"]*)"( selected)?>([^<]*)</option>', select.group(0))
+    return [(value, text, bool(selected)) for value, selected, text in options]
+
+
+def test_upload_and_edit_forms_name_visibilities_alike():
+    """The edit form offers the visibilities in the words the upload form uses ("Only me",
+    not "private"), with the video's own one chosen; the upload form starts on public."""
+    words = ["Everyone (listed)", "Anyone with the link", "Only me"]
+    upload = select_options(home_page(), "visibility")
+    assert [(value, text) for value, text, _ in upload] == [
+        ("public", words[0]),
+        ("unlisted", words[1]),
+        ("private", words[2]),
+    ]
+    assert [selected for *_, selected in upload] == [True, False, False]
+    edit_page = render(
+        "watch.html", pages.watch_context({**BASE_VIDEO, "visibility": "private"}, UPLOADER, True, True)
+    )
+    edit = select_options(edit_page, "edit-visibility")
+    assert [(value, text) for value, text, _ in edit] == [(value, text) for value, text, _ in upload]
+    assert [selected for *_, selected in edit] == [False, False, True]
+    assert '<label for="edit-visibility">Who can watch</label>' in edit_page
+
+
 # --------------------------------------------------------------------------- #
 # Dates and optional metadata
 # --------------------------------------------------------------------------- #
@@ -349,6 +385,18 @@ def test_optional_metadata_rendered_when_present():
     assert "5.0 MB" in text
     _, player = parse(doc).by_id("player")
     assert player["poster"] == "/thumbnail/holiday.mp4"
+
+
+@pytest.mark.parametrize(
+    "visibility, words",
+    [("public", "Everyone (listed)"), ("unlisted", "Anyone with the link"), ("private", "Only me")],
+)
+def test_watch_page_says_who_can_watch(visibility, words):
+    """The details say who can watch, in the forms' words, so an owner tells a private
+    video from a published one without opening the edit form."""
+    rows = pages.metadata_rows({**BASE_VIDEO, "visibility": visibility})
+    assert [row.text for row in rows if row.label == "Who can watch"] == [words]
+    assert f"<dt>Who can watch</dt><dd>{words}</dd>" in watch_page({**BASE_VIDEO, "visibility": visibility})
 
 
 def test_optional_metadata_absent_when_missing_or_invalid():
@@ -485,6 +533,15 @@ def test_admin_sees_the_status_link_and_delete_on_any_video():
     """An admin's pages link to the cluster status; Delete shows when the server says so."""
     doc = parse(watch_page(BASE_VIDEO, ADMIN, may_delete=True))
     assert doc.find("a", href="/status") and doc.find("button", id="delete-button")
+
+
+def test_login_page_puts_the_cursor_where_typing_begins():
+    """A fresh sign-in form focuses the username; after a wrong password, which keeps the
+    username, it focuses the password, so a keyboard user types at once, never Tabs first."""
+    fresh = parse(render("login.html", pages.login_context("/")))
+    assert "autofocus" in fresh.by_id("username")[1] and "autofocus" not in fresh.by_id("password")[1]
+    retry = parse(render("login.html", pages.login_context("/", "Wrong username or password.", "ulla")))
+    assert "autofocus" in retry.by_id("password")[1] and "autofocus" not in retry.by_id("username")[1]
 
 
 def test_login_page_escapes_what_it_echoes():

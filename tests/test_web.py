@@ -208,6 +208,35 @@ async def test_unknown_names_routes_and_methods_answer_json_errors(cluster, http
         assert response.status == 405 and (await response.json())["error"]
 
 
+BROWSER_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
+
+
+async def test_a_browser_following_a_dead_link_gets_the_not_found_page(cluster, http):
+    """A person who mistypes an address (the browser asks for HTML) reads the site's 404
+    page with its header and a way back home, not a line of JSON; scripts still get JSON."""
+    async with http.get(f"{cluster.url}/no/such/page", headers={"Accept": BROWSER_ACCEPT}) as response:
+        assert response.status == 404
+        assert response.headers["Content-Type"].startswith("text/html")
+        page = await response.text()
+    assert "There is nothing at this address." in page and 'href="/"' in page and 'id="sign-in"' in page
+
+
+async def test_a_browser_refused_an_admin_page_gets_a_page_saying_why(cluster, http):
+    """A signed-in viewer who types /status reads a 403 page in the site's frame with the
+    reason, not a line of JSON."""
+    name = f"viewer{uuid.uuid4().hex[:6]}"
+    fields = {"username": name, "password": "viewer password 1", "role": "viewer"}
+    async with http.post(f"{cluster.url}/api/users", json=fields, headers=cluster.admin_headers()) as answer:
+        assert answer.status == 201
+    token = cluster.sign_in(name, "viewer password 1")
+    headers = {"Accept": BROWSER_ACCEPT, "Authorization": f"Bearer {token}"}
+    async with http.get(f"{cluster.url}/status", headers=headers) as response:
+        assert response.status == 403
+        assert response.headers["Content-Type"].startswith("text/html")
+        page = await response.text()
+    assert "<h1>Not allowed</h1>" in page and "Only an admin may see the cluster status." in page
+
+
 async def test_home_page_has_upload_form_list_and_search(cluster, http):
     """GET / is an HTML page with the upload form (for an account that may upload), the
     video grid and the search box."""

@@ -33,6 +33,7 @@ from myyoutube import (
     account_commands,
     certcommands,
     operator_commands,
+    permissions,
     resumable_upload,
     transfers,
     webclient,
@@ -67,6 +68,8 @@ URL_ENV = "MYYOUTUBE_URL"
 SIZE_COLUMN_CHARS = 9
 UPLOADED_COLUMN_CHARS = 16
 DURATION_COLUMN_CHARS = 8
+# Who may watch, in the words of the web's "Who can watch" menu.
+VISIBILITY_HELP = "who can watch: everyone (public), anyone with the link (unlisted) or only you (private)"
 STATE_COLUMN_CHARS = 15  # "Processing 100%", the longest state the web's badge says
 
 
@@ -79,7 +82,7 @@ async def cmd_upload(api: Api, args: argparse.Namespace) -> int:
     state = resumable_upload.UploadState(resumable_upload.state_path())
     for path in map(Path, args.files):
         try:
-            video = await resumable_upload.upload_resumable(api, path, args.progress, state)
+            video = await resumable_upload.upload_resumable(api, path, args.progress, state, args.visibility)
         except (Unreachable, Unauthorized):  # the next file would fail the same way
             raise
         except ToolError as exc:
@@ -154,20 +157,21 @@ async def cmd_list(api: Api, args: argparse.Namespace) -> int:
             say(video_line(video))
         listed += len(page)
         flush()  # the reader sees each page at once, and a closed pipe stops the listing here
-    if not listed:
-        say("No videos.")
+    if not listed:  # a search that found nothing says what was looked for, as the web does
+        say(f"No videos match \u201c{one_line(term)}\u201d." if term else "No videos.")
     return EXIT_OK
 
 
 # --- edit, delete ------------------------------------------------------------------------
 
 
+EDITABLE = ("title", "description", "visibility")
+
+
 async def cmd_edit(api: Api, args: argparse.Namespace) -> int:
-    changes = {key: getattr(args, key) for key in ("title", "description") if getattr(args, key) is not None}
+    changes = {key: getattr(args, key) for key in EDITABLE if getattr(args, key) is not None}
     video = await api.json("/videos/" + video_path(args.name), "PATCH", keys=("name",), json=changes)
-    fields = [
-        f"\n  {key}: {video[key]}" for key in ("title", "description") if isinstance(video.get(key), str)
-    ]
+    fields = [f"\n  {key}: {video[key]}" for key in EDITABLE if isinstance(video.get(key), str)]
     return report(args, video, f"edited {args.name}" + "".join(fields))
 
 
@@ -253,8 +257,13 @@ def build_parser() -> argparse.ArgumentParser:
         command.set_defaults(run=run)
         return command
 
-    add("upload", cmd_upload, "upload video files", (common, bar)).add_argument(
-        "files", nargs="+", metavar="FILE"
+    upload = add("upload", cmd_upload, "upload video files", (common, bar))
+    upload.add_argument("files", nargs="+", metavar="FILE")
+    upload.add_argument(
+        "--visibility",
+        choices=permissions.VISIBILITIES,
+        default=permissions.PUBLIC,
+        help=VISIBILITY_HELP + " (default: public)",
     )
     add("list", cmd_list, "list videos, newest first")
     add("search", cmd_list, "list videos matching TERM").add_argument("term", metavar="TERM")
@@ -277,10 +286,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="replace an existing FILE (once the new one is complete) and overwrite a FILE.part "
         "that myyoutube did not start",
     )
-    edit = add("edit", cmd_edit, "change a video's title or description")
+    edit = add("edit", cmd_edit, "change a video's title, description or visibility")
     edit.add_argument("name", metavar="NAME")
     edit.add_argument("--title", help="the new title")
     edit.add_argument("--description", help="the new description ('' clears it)")
+    edit.add_argument("--visibility", choices=permissions.VISIBILITIES, help=VISIBILITY_HELP)
     add("delete", cmd_delete, "delete a video").add_argument("name", metavar="NAME")
     operator_commands.register(commands, add, common)
     certcommands.register(commands)
@@ -291,8 +301,8 @@ def build_parser() -> argparse.ArgumentParser:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.command == "edit" and args.title is None and args.description is None:
-        parser.error("edit needs --title, --description or both")
+    if args.command == "edit" and all(getattr(args, key) is None for key in EDITABLE):
+        parser.error("edit needs --title, --description or --visibility")
     if not hasattr(args, "local") and args.url is None:  # `cert ...` runs locally, needs no URL
         try:
             args.url = base_url(os.environ.get(URL_ENV) or DEFAULT_URL)
@@ -326,6 +336,9 @@ def main(argv: list[str] | None = None) -> None:
         status = EXIT_OK
     except KeyboardInterrupt:
         status = EXIT_INTERRUPTED
+    except Unauthorized as exc:  # no token, or a dead one: say which command signs in
+        complain(f"myyoutube: error: {exc}" + ("" if args.anonymous else " (run `myyoutube login`)"))
+        status = EXIT_FAILED
     except (ToolError, OSError, CertError) as exc:  # OSError: a local file that cannot be read or written
         complain(f"myyoutube: error: {exc}")
         status = EXIT_FAILED

@@ -39,6 +39,7 @@ from urllib.parse import unquote
 
 import aiohttp
 
+from myyoutube.permissions import PUBLIC
 from myyoutube.terminal import complain
 from myyoutube.transfers import FILE_CHUNK_BYTES, progress_bar
 from myyoutube.webclient import Api, ToolError, Unauthorized, error_sentence
@@ -157,9 +158,12 @@ def _write_atomically(path: Path, text: str) -> None:
         raise
 
 
-async def upload_resumable(api: Api, path: Path, show: bool, state: UploadState | None = None) -> dict:
+async def upload_resumable(
+    api: Api, path: Path, show: bool, state: UploadState | None = None, visibility: str = PUBLIC
+) -> dict:
     """Upload one file over tus, resuming an earlier run's upload of it; the video's
-    name, size and sha256, checked against the file's."""
+    name, size and sha256, checked against the file's. `visibility` is who may watch it
+    (a resumed upload keeps the one it was created with)."""
     state = state or UploadState(state_path())
     try:
         size, key = await asyncio.to_thread(_file_to_send, path, api.url)
@@ -170,7 +174,7 @@ async def upload_resumable(api: Api, path: Path, show: bool, state: UploadState 
     # When the upload fails first, nobody awaits the hash: its own failure is not news.
     hashing.add_done_callback(lambda task: task.cancelled() or task.exception())
     try:
-        video = await _send_file(api, path, show, state, size, key)
+        video = await _send_file(api, path, show, state, size, key, visibility)
     except BaseException:
         # A refused, failed or interrupted upload needs no hash; the command could not
         # exit before the thread had read the whole file (minutes for a big one).
@@ -185,12 +189,15 @@ async def upload_resumable(api: Api, path: Path, show: bool, state: UploadState 
     return dict(video, size=size)
 
 
-async def _send_file(api: Api, path: Path, show: bool, state: UploadState, size: int, key: str) -> dict:
-    """Resume this file's upload (or create one) and send the rest; the committed video."""
+async def _send_file(
+    api: Api, path: Path, show: bool, state: UploadState, size: int, key: str, visibility: str
+) -> dict:
+    """Resume this file's upload (or create one, with `visibility`) and send the rest; the
+    committed video."""
     location = state.get(key)
     known = await _resumable(api, location) if location else None
     if location is None or known is None:
-        location, known = await _create(api, path.name, size), (0, None)
+        location, known = await _create(api, path.name, size, visibility), (0, None)
         state.put(key, location)
     offset, video = known
     with progress_bar(size, path.name, show, initial=offset) as bar:
@@ -236,9 +243,12 @@ def _sha256_of(path: Path, stop: threading.Event) -> str:
     return digest.hexdigest()
 
 
-async def _create(api: Api, filename: str, size: int) -> str:
-    encoded = base64.b64encode(filename.encode("utf-8")).decode()
-    headers = {**TUS, "Upload-Length": str(size), "Upload-Metadata": f"filename {encoded}"}
+async def _create(api: Api, filename: str, size: int, visibility: str) -> str:
+    metadata = ",".join(
+        f"{key} {base64.b64encode(value.encode('utf-8')).decode()}"
+        for key, value in (("filename", filename), ("visibility", visibility))
+    )
+    headers = {**TUS, "Upload-Length": str(size), "Upload-Metadata": metadata}
     async with api.call("POST", "/files/", ok=(201,), headers=headers) as response:
         return response.headers["Location"]
 

@@ -53,6 +53,7 @@ from myyoutube.web.common import (
     error,
     json_value,
     read_body,
+    wants_html,
 )
 from myyoutube.web.throttle import KnownClients, Throttle
 
@@ -182,16 +183,12 @@ def _open_to_anonymous(path: str) -> bool:
     return path in OPEN_PATHS or path.startswith(OPEN_PREFIXES)
 
 
-def _wants_html(request: web.Request) -> bool:
-    return request.method in ("GET", "HEAD") and "text/html" in request.headers.get("Accept", "")
-
-
 @web.middleware
 async def authenticate(request: web.Request, handler):
     visitor, stale_cookie = await _visitor(request)
     request[VISITOR] = visitor
     if visitor.user is None and request.app[CONFIG].private and not _open_to_anonymous(request.path):
-        if _wants_html(request):
+        if wants_html(request):
             raise web.HTTPSeeOther(f"/login?next={quote(request.path_qs, safe='')}")
         return error(401, "This MyYoutube is private; sign in first.")
     response = await handler(request)
@@ -270,6 +267,7 @@ class SignInRefused(Exception):
 async def _sign_in(request: web.Request, username: str, password: str, kind: str):
     """(token, user) for a correct password; SignInRefused otherwise (throttled or wrong)."""
     throttles, known, now = request.app[THROTTLES], request.app[KNOWN_CLIENTS], time.monotonic()
+    # Account names are lower case: "Admin", as a phone capitalises it, is the same account.
     keys = {"address": client_address(request), "account": username.strip().lower()}
     holding = keys if not known.knows(keys["account"], keys["address"], now) else {"address": keys["address"]}
     wait_s = max(throttles[which].wait_s(key, now) for which, key in holding.items())
@@ -281,7 +279,7 @@ async def _sign_in(request: web.Request, username: str, password: str, kind: str
     for which, key in keys.items():
         throttles[which].failed(key, now)
     try:
-        token, user = await request.app[MASTER].login(username.strip(), password, kind)
+        token, user = await request.app[MASTER].login(keys["account"], password, kind)
     except BaseException as exc:
         if isinstance(exc, RequestFailed) and exc.code == "refused":
             quiet.info("failed sign-in for %r from %s", username[:64], keys["address"])

@@ -85,6 +85,11 @@ def error(status: int, message: str, **headers: str) -> web.Response:
     return web.json_response({"error": message}, status=status, headers=headers)
 
 
+def wants_html(request: web.Request) -> bool:
+    """A browser navigating (a person reads the answer), not a script asking for JSON."""
+    return request.method in ("GET", "HEAD") and "text/html" in request.headers.get("Accept", "")
+
+
 def csrf_token(session_token: str) -> str:
     """The CSRF token of a browser session: derived from the session token (which is
     HttpOnly, so no script can read it) by a hash no one can invert to get the session."""

@@ -59,6 +59,19 @@ NOT_FOUND_SIGNED_OUT = "No video by that name, or it is private: sign in to watc
 
 # The status page reloads itself this often (a meta refresh needs no script).
 STATUS_REFRESH_S = 5
+# What the file picker offers. "video/*" alone is matched against the system's table of
+# types, and some tables call .ts a Qt translation and .mts a 3D model (Debian's
+# /etc/mime.types does both) or do not know .mkv: camcorder and recorder files would be
+# hidden from the picker though the server takes every container named here (sniff.py).
+VIDEO_FILE_ACCEPT = "video/*,.mp4,.m4v,.mov,.3gp,.webm,.mkv,.ogv,.avi,.ts,.mts,.m2ts,.mpg,.mpeg,.vob"
+# Each visibility in words, the same in the upload form, the edit form, the watch page's
+# details and the cards, so a person never has to match "Only me" with "private".
+WHO_CAN_WATCH = "Who can watch"
+VISIBILITY_CHOICES = (
+    (permissions.PUBLIC, "Everyone (listed)"),
+    (permissions.UNLISTED, "Anyone with the link"),
+    (permissions.PRIVATE, "Only me"),
+)
 
 
 def path_segment(name: Any) -> str:
@@ -92,15 +105,21 @@ class VisitorView:
     csrf_token: str = ""
     can_upload: bool = False
     is_admin: bool = False
+    # Where the header's Sign in goes: back to this page afterwards (a private video's
+    # link, a search), not to the home page.
+    sign_in_url: str = "/login"
 
 
 ANONYMOUS_VIEW = VisitorView()
 
 
-def visitor_view(visitor: Visitor) -> VisitorView:
+def visitor_view(visitor: Visitor, here: str = "/") -> VisitorView:
+    """What the templates show of `visitor`, on the page at `here` (path and query)."""
     user = visitor.user
     if user is None:
-        return ANONYMOUS_VIEW
+        if here == "/":
+            return ANONYMOUS_VIEW
+        return VisitorView(sign_in_url=f"/login?next={quote(here, safe='')}")
     return VisitorView(
         name=user.name,
         role=user.role,
@@ -162,6 +181,9 @@ def metadata_rows(video: Mapping[str, Any]) -> list[MetadataRow]:
         rows.append(MetadataRow("Type", content_type))
     if video.get("remuxed") is True:
         rows.append(MetadataRow("Streaming", "Optimised for streaming (remuxed)"))
+    who = dict(VISIBILITY_CHOICES).get(str(video.get("visibility")))
+    if who is not None:  # an owner can tell a private video from a published one at a glance
+        rows.append(MetadataRow(WHO_CAN_WATCH, who))
     return rows
 
 
@@ -174,6 +196,8 @@ def home_context(
         "max_upload_bytes": max_upload_bytes,
         "query": query.strip()[:MAX_QUERY_CHARS],
         "max_query_chars": MAX_QUERY_CHARS,
+        "visibilities": VISIBILITY_CHOICES,
+        "video_file_accept": VIDEO_FILE_ACCEPT,
     }
 
 
@@ -195,7 +219,7 @@ def watch_context(
         "title": str(video.get("title") or name),
         "description": str(video.get("description") or ""),
         "visibility": str(video.get("visibility") or permissions.PUBLIC),
-        "visibilities": permissions.VISIBILITIES,
+        "visibilities": VISIBILITY_CHOICES,
         "max_title_chars": videotext.MAX_TITLE_CHARS,
         "max_description_chars": videotext.MAX_DESCRIPTION_CHARS,
         "has_thumbnail": video.get("has_thumbnail") is True,
@@ -208,9 +232,12 @@ def watch_context(
 
 
 def not_found_context(
-    message: str = "That page does not exist.", visitor: VisitorView = ANONYMOUS_VIEW
+    message: str = "That page does not exist.",
+    visitor: VisitorView = ANONYMOUS_VIEW,
+    heading: str = "Not found",
 ) -> dict[str, Any]:
-    return {"visitor": visitor, "message": message}
+    """A page refused or missing: `heading` and `message` say which and why."""
+    return {"visitor": visitor, "message": message, "heading": heading}
 
 
 def login_context(target: str = "/", message: str = "", username: str = "") -> dict[str, Any]:
@@ -236,13 +263,13 @@ def status_context(report: Mapping[str, Any], visitor: VisitorView = ANONYMOUS_V
 
 
 async def home(request: web.Request) -> web.Response:
-    visitor = visitor_view(request[VISITOR])
+    visitor = visitor_view(request[VISITOR], request.path_qs)
     context = home_context(request.app[LIMITS]["max_upload_bytes"], request.query.get("q", ""), visitor)
     return aiohttp_jinja2.render_template("home.html", request, context)
 
 
 async def watch(request: web.Request) -> web.Response:
-    visitor = visitor_view(request[VISITOR])
+    visitor = visitor_view(request[VISITOR], request.path_qs)
     try:
         video = await master_for(request).stat(request.match_info["name"])
     except RequestFailed as exc:
@@ -260,6 +287,22 @@ async def watch(request: web.Request) -> web.Response:
         video, visitor, permissions.may_delete(user, video), permissions.may_edit(user, video)
     )
     return aiohttp_jinja2.render_template("watch.html", request, context)
+
+
+# The heading of the page a browser gets for each refusal it can navigate to.
+ERROR_PAGE_HEADINGS = {403: "Not allowed", 404: "Not found"}
+
+
+def error_page(request: web.Request, status: int, message: str) -> web.Response:
+    """The friendly page for a 403 or 404 a person navigated to (a stale or mistyped link,
+    an admin page), with the site's header and a way home."""
+    visitor = request.get(VISITOR)
+    context = not_found_context(
+        message,
+        ANONYMOUS_VIEW if visitor is None else visitor_view(visitor, request.path_qs),
+        ERROR_PAGE_HEADINGS[status],
+    )
+    return aiohttp_jinja2.render_template("not_found.html", request, context, status=status)
 
 
 async def status(request: web.Request) -> web.Response:

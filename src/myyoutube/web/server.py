@@ -53,6 +53,7 @@ from myyoutube.web.common import (
     Slots,
     WebConfig,
     error,
+    wants_html,
 )
 
 log = logging.getLogger(__name__)
@@ -87,7 +88,10 @@ async def errors_and_headers(request: web.Request, handler):
     try:
         response = await handler(request)
     except web.HTTPException as exc:
-        if exc.content_type != "application/json" and exc.status >= 400:
+        if exc.status in pages.ERROR_PAGE_HEADINGS and wants_html(request):
+            # A person who mistyped an address reads a page with a way home, not JSON.
+            response = pages.error_page(request, exc.status, _http_error_sentence(exc))
+        elif exc.content_type != "application/json" and exc.status >= 400:
             response = error(
                 exc.status,
                 _http_error_sentence(exc),

@@ -27,7 +27,7 @@ import logging
 
 from aiohttp import web
 
-from myyoutube import listing, names, permissions
+from myyoutube import listing, names, permissions, videotext
 from myyoutube.web.common import VISITOR, BodyTooLarge, error, json_value, master_for, read_body
 
 log = logging.getLogger(__name__)
@@ -75,7 +75,12 @@ async def edit(request: web.Request) -> web.Response:
     try:
         changes = _edit_changes(await read_body(request, MAX_EDIT_BODY_BYTES))
     except BodyTooLarge:
-        return error(413, f"The request body is larger than {MAX_EDIT_BODY_BYTES // 1024} KiB.")
+        # Only text past its limits makes an edit this large: say which limits.
+        return error(
+            413,
+            f"The title or description is too long: a title holds at most {videotext.MAX_TITLE_CHARS} "
+            f"characters and a description {videotext.MAX_DESCRIPTION_CHARS}; shorten it.",
+        )
     except _Refused as refusal:
         return error(400, str(refusal))
     master = master_for(request)

@@ -9,7 +9,8 @@
 // `next` cursor when the "Load more" button nears the viewport (an IntersectionObserver)
 // or is clicked; a server that does not page sends no `next`, which means "no more".
 // Leaving the page stores what was loaded and the scroll position in sessionStorage; Back
-// (a back_forward navigation of the same URL) puts both back instead of starting over.
+// (a back_forward navigation of the same URL) puts both back instead of starting over
+// (watch.js replaces a record there when its video is edited).
 "use strict";
 
 (function () {
@@ -28,6 +29,8 @@
   var emptyState = document.getElementById("empty-state");
   var countLabel = document.getElementById("video-count");
   var moreButton = document.getElementById("load-more");
+  // The page has the upload form only for who may upload: nobody else is told to.
+  var canUpload = document.getElementById("upload-form") !== null;
   var searchBox = document.getElementById("search");
 
   // ------------------------------------------------------------ cards
@@ -78,7 +81,22 @@
     if (text.isNumber(video.views) && video.views >= 0) {
       parts.push(video.views.toLocaleString() + (video.views === 1 ? " view" : " views"));
     }
+    if (video.visibility !== "public") {
+      var who = visibilityLabel(video.visibility);
+      if (who) parts.push(who);
+    }
     return parts.join(" \u00b7 ");
+  }
+
+  // "Only me" / "Anyone with the link", in the upload form's words. Only an owner or an
+  // admin is shown a video that is not public, and their page has that form.
+  function visibilityLabel(value) {
+    var choices = document.getElementById("visibility");
+    var options = choices ? Array.prototype.slice.call(choices.options) : [];
+    var match = options.filter(function (option) {
+      return option.value === value;
+    })[0];
+    return match ? match.textContent : "";
   }
 
   function titleOf(video) {
@@ -124,7 +142,7 @@
     moreButton.textContent = "Load more videos";
     if (n) showEmpty("");
     else if (state.query) showEmpty("No videos match \u201c" + state.query + "\u201d.");
-    else showEmpty("No videos yet \u2014 upload one!");
+    else showEmpty(canUpload ? "No videos yet \u2014 upload one!" : "No videos yet.");
   }
 
   // Append the videos not yet shown (a video can move between pages while we scroll).
@@ -211,7 +229,7 @@
       signal: controller.signal,
     })
       .then(function (resp) {
-        if (!resp.ok) throw new Error("HTTP " + resp.status);
+        if (!resp.ok) return refusal(resp);
         return resp.json();
       })
       .then(function (data) {
@@ -228,6 +246,21 @@
           state.inflight = null;
           grid.setAttribute("aria-busy", "false");
         }
+        throw err;
+      });
+  }
+
+  // A refused request: the server's sentence, when it sent one, says what to change
+  // (a 4xx is not cured by trying again); else the status alone.
+  function refusal(resp) {
+    return resp
+      .json()
+      .catch(function () {
+        return null;
+      })
+      .then(function (body) {
+        var err = new Error("HTTP " + resp.status);
+        if (body && typeof body.error === "string" && body.error) err.sentence = body.error;
         throw err;
       });
   }
@@ -250,7 +283,11 @@
         resetGrid(query);
         countLabel.textContent = "";
         moreButton.hidden = true;
-        showEmpty("Could not load the video list (" + describe(err) + "). Please try again.");
+        showEmpty(
+          err && err.sentence
+            ? err.sentence
+            : "Could not load the video list (" + describe(err) + "). Please try again."
+        );
       }
     );
   }

@@ -133,11 +133,17 @@
     event.returnValue = "";
   }
 
+  // Disabling or hiding the focused control drops keyboard focus to the top of the page:
+  // it moves to Cancel while uploading and back to the file picker after, but only from
+  // the form (or from nowhere), never away from wherever the person went meanwhile.
   function setUploading(active) {
+    var focused = document.activeElement;
+    var focusInForm = !focused || focused === document.body || form.contains(focused);
     uploadButton.disabled = active;
     fileInput.disabled = active;
     cancelButton.hidden = !active;
     progressRow.hidden = !active;
+    if (focusInForm) (active ? cancelButton : fileInput).focus();
     if (active) window.addEventListener("beforeunload", warnBeforeLeaving);
     else window.removeEventListener("beforeunload", warnBeforeLeaving);
   }
@@ -151,9 +157,16 @@
 
     function next() {
       if (index >= files.length || upload.cancelled) {
+        // Cancel stops the whole batch: each file it never started is named, so none
+        // seems uploaded by silence.
+        files.slice(index).forEach(function (file) {
+          statusLine(file.name + ": Not uploaded (cancelled).", false);
+        });
         upload.cancel = null;
         setUploading(false);
-        if (uploaded) form.reset();
+        // Clear the chosen files only: "Who can watch" keeps its choice, so a second
+        // upload meant for "Only me" is not published because the form forgot.
+        if (uploaded) fileInput.value = "";
         return Promise.resolve();
       }
       var file = files[index];

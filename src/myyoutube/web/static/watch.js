@@ -72,6 +72,33 @@
     });
   }
   // ------------------------------------------------------------ edit
+  // Back to the grid puts back the cards home.js stored on leaving it (sessionStorage
+  // HOME_PLACE_KEY, {videos: [record, ...], ...}) instead of asking again: the edited
+  // record replaces the stale one there, or the card would show the old title.
+  var HOME_PLACE_KEY = "myyoutube.home";
+  function updateStoredCard(video) {
+    try {
+      var place = JSON.parse(sessionStorage.getItem(HOME_PLACE_KEY) || "null");
+      if (!place || !Array.isArray(place.videos)) return;
+      place.videos = place.videos.map(function (stored) {
+        return stored && stored.name === video.name ? video : stored;
+      });
+      sessionStorage.setItem(HOME_PLACE_KEY, JSON.stringify(place));
+    } catch (e) {
+      /* storage unreadable or full: Back then shows what it stored */
+    }
+  }
+
+  // The details' "Who can watch" row follows a saved change of visibility.
+  function showWhoCanWatch() {
+    var choices = document.getElementById("edit-visibility");
+    var chosen = choices.options[choices.selectedIndex];
+    Array.prototype.forEach.call(document.querySelectorAll(".meta-item"), function (row) {
+      var label = row.querySelector("dt");
+      if (label && label.textContent === "Who can watch") row.querySelector("dd").textContent = chosen.textContent;
+    });
+  }
+
   // PATCH /videos/{name} with the form's fields; the page's title and description follow.
   var editForm = document.getElementById("edit-form");
   var editStatus = document.getElementById("edit-status");
@@ -107,6 +134,8 @@
           var description = document.getElementById("video-description");
           description.textContent = video.description || "";
           description.hidden = !video.description;
+          if (typeof video.name === "string") updateStoredCard(video);
+          showWhoCanWatch();
           editStatus.className = "status";
           editStatus.textContent = "Saved.";
           editStatus.hidden = false;
