@@ -741,3 +741,29 @@ async def test_the_master_refuses_a_quota_past_64_bits_itself(cluster):
         assert name not in [user["name"] for user in await client.list_users()]
     finally:
         client.close()
+
+
+async def test_the_master_asks_for_the_current_password_only_for_ones_own(cluster):
+    """The master itself (not only the web) refuses one's own password change without the
+    current password or with a wrong one, code "refused" with a sentence, and keeps the old
+    password; with the right one it changes it. An admin sets another account's password
+    without knowing it, and changing the admin's own password asks the admin's too."""
+    name = f"self{uuid.uuid4().hex[:6]}"
+    admin = cluster.client()
+    try:
+        await admin.add_user(name, PASSWORD, "uploader", -1)
+        own = admin.as_user(name)
+        for current in ("", "not the password"):
+            with pytest.raises(RequestFailed) as refused:
+                await own.set_password(name, "a stolen session's pick", current)
+            assert refused.value.code == "refused" and "current password" in refused.value.message
+        cluster.sign_in(name, PASSWORD)  # still the old one
+        await own.set_password(name, "the owner's new password", PASSWORD)
+        cluster.sign_in(name, "the owner's new password")
+        await admin.set_password(name, "set by the admin")
+        cluster.sign_in(name, "set by the admin")
+        with pytest.raises(RequestFailed) as refused:
+            await admin.set_password("admin", "a stolen admin session's pick")
+        assert refused.value.code == "refused"
+    finally:
+        admin.close()
