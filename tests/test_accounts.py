@@ -465,7 +465,9 @@ async def test_sign_in_is_throttled_and_says_the_same_for_unknown_accounts(fresh
     until the wait is over. Guesses sent all at once get no more than the free failures
     between them: each counts before the master has answered any of them. Strangers'
     guesses do not lock the owner out: from an address it signed in from before, the
-    account still signs in while it stays throttled for every other address."""
+    account still signs in while it stays throttled for every other address. A stolen
+    token guessing its account's current password (to change it) is throttled the same
+    way, in the same budget as sign-ins."""
     cluster = fresh_cluster(datanodes=1, web_args=("--trusted-proxy", "127.0.0.1"))
     async with aiohttp.ClientSession() as http:
         # Not 127.0.0.1, from which the harness signed admin in: a known address (below).
@@ -496,6 +498,27 @@ async def test_sign_in_is_throttled_and_says_the_same_for_unknown_accounts(fresh
         assert (await attempt("admin", ADMIN_PASSWORD, stranger))[0] == 429
         assert (await attempt("admin", ADMIN_PASSWORD, home))[0] == 200
         assert (await attempt("admin", ADMIN_PASSWORD, "203.0.113.8"))[0] == 429
+
+        # A stolen token, used from an address its owner never signed in from: guessing the
+        # current password to change it draws on the very budget sign-ins do.
+        await add_user(http, cluster, "pat", "uploader")
+        stolen = bearer(cluster.sign_in("pat", PASSWORD))
+
+        async def change(current: str, address: str = stranger):
+            async with http.put(
+                f"{cluster.url}/api/users/pat/password",
+                json={"password": "the thief's password", "current_password": current},
+                headers={**stolen, "X-Forwarded-For": address},
+            ) as answer:
+                return answer.status, await answer.json(), answer.headers.get("Retry-After")
+
+        for _ in range(6):
+            status, answer, _ = await change("a guess")
+            assert status == 403 and "current password" in answer["error"]
+        status, answer, retry = await change(PASSWORD)
+        assert status == 429 and int(retry) >= 1 and "try again" in answer["error"]
+        assert (await attempt("pat", PASSWORD, "203.0.113.9"))[0] == 429  # one budget
+        assert (await attempt("pat", PASSWORD, "127.0.0.1"))[0] == 200  # its owner, at home, still does
 
 
 async def test_password_change_and_removal_end_sessions(cluster):
@@ -767,3 +790,28 @@ async def test_the_master_asks_for_the_current_password_only_for_ones_own(cluste
         assert refused.value.code == "refused"
     finally:
         admin.close()
+
+
+async def test_changing_ones_own_password_over_http_takes_the_current_one(cluster):
+    """PUT /api/users/NAME/password for one's own account: without current_password it is
+    400 and with a wrong one 403, each with a sentence, and the password stays; with the
+    right one it changes and every session of the account ends, the caller's too."""
+    name = f"mine{uuid.uuid4().hex[:6]}"
+    async with aiohttp.ClientSession() as http:
+        await add_user(http, cluster, name, "viewer")
+        token, other_session = cluster.sign_in(name, PASSWORD), cluster.sign_in(name, PASSWORD)
+        url = f"{cluster.url}/api/users/{name}/password"
+        for body, status in (
+            ({"password": "new password here"}, 400),
+            ({"password": "new password here", "current_password": "not it at all"}, 403),
+            ({"password": "new password here", "current_password": 12}, 400),
+        ):
+            async with http.put(url, json=body, headers=bearer(token)) as answer:
+                assert answer.status == status and "current" in (await answer.json())["error"], body
+        body = {"password": "new password here", "current_password": PASSWORD}
+        async with http.put(url, json=body, headers=bearer(token)) as answer:
+            assert answer.status == 200 and (await answer.json()) == {"changed": name}
+        for ended in (token, other_session):
+            async with http.get(f"{cluster.url}/api/me", headers=bearer(ended)) as answer:
+                assert answer.status == 401
+        cluster.sign_in(name, "new password here")

@@ -10,7 +10,13 @@ what `myyoutube user ...` speaks.
     GET    /api/users                   -> {"users": [...]}
     POST   /api/users                   {"username", "password", "role"[, "quota_bytes"]} -> 201 {"user"}
     DELETE /api/users/{name}            -> {"removed": name}
-    PUT    /api/users/{name}/password   {"password"} -> {"changed": name}
+    PUT    /api/users/{name}/password   {"password"[, "current_password"]} -> {"changed": name}
+
+Changing one's own password takes the current one (an admin setting another account's
+does not): whoever holds a stolen session or token must not be able to lock the owner
+out. Each such try is a typed password like a sign-in, throttled with sign-ins in one
+budget (auth.check_typed_password): a wrong one is 403, too many 429 with Retry-After.
+Every session of the account ends with the change, the one that made it too.
 """
 
 from __future__ import annotations
@@ -18,10 +24,16 @@ from __future__ import annotations
 from aiohttp import web
 
 from myyoutube.permissions import MAX_QUOTA_BYTES
-from myyoutube.web.common import BodyTooLarge, error, json_value, master_for, read_body
+from myyoutube.web.auth import SignInRefused, check_typed_password
+from myyoutube.web.common import BodyTooLarge, account_of, error, json_value, master_for, read_body
 
-# Username, password, role and quota: a few hundred bytes at most.
-MAX_ACCOUNT_BODY_BYTES = 4 * 1024
+# Username, passwords, role and quota: a few KB at most (two passwords of
+# users.MAX_PASSWORD_CHARS each, JSON-escaped, fit).
+MAX_ACCOUNT_BODY_BYTES = 16 * 1024
+# A wrong current password: the session is fine, the act is not allowed (401 would tell
+# the command line its token had expired).
+WRONG_CURRENT_PASSWORD_STATUS = 403
+NO_CURRENT_PASSWORD = 'To change your own password, send your current one too ("current_password").'
 
 
 def setup(app: web.Application) -> None:
@@ -74,5 +86,30 @@ async def set_password(request: web.Request) -> web.Response:
         fields = await _fields(request, ("password",))
     except _BadBody as exc:
         return error(400, str(exc))
-    await master_for(request).set_password(request.match_info["name"], fields["password"])
-    return web.json_response({"changed": request.match_info["name"]})
+    name, current = request.match_info["name"], fields.get("current_password", "")
+    if not isinstance(current, str):
+        return error(400, '"current_password" is a string.')
+    if name != account_of(request):
+        await master_for(request).set_password(name, fields["password"])
+    elif not current:
+        return error(400, NO_CURRENT_PASSWORD)
+    else:
+        try:
+            await change_own_password(request, fields["password"], current)
+        except SignInRefused as refusal:
+            return error(refusal.status, refusal.sentence, **refusal.headers())
+    return web.json_response({"changed": name})
+
+
+async def change_own_password(request: web.Request, password: str, current_password: str) -> None:
+    """The signed-in visitor's password becomes `password`, if `current_password` is the
+    one it has (SignInRefused if not, or if too many were wrong: tried like a sign-in)."""
+    name = account_of(request)
+    assert name is not None, "only a signed-in visitor has a password of their own"
+    master = master_for(request)
+    await check_typed_password(
+        request,
+        name,
+        lambda: master.set_password(name, password, current_password),
+        WRONG_CURRENT_PASSWORD_STATUS,
+    )

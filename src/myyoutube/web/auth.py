@@ -24,7 +24,9 @@ Sign-in (`POST /login` from the form, `POST /api/login` for scripts) is throttle
 client address and per account name (throttle.py) before the master is asked, and every
 refusal says the same sentence whether the account exists or not. An address the account
 signed in from lately is held by its address's throttle only, so strangers' guesses
-cannot lock the owner out.
+cannot lock the owner out. `check_typed_password` is that bracket, for every route where
+a client types a password (changing one's own password asks for the current one, and
+shares the same budget: accounts.py).
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ from __future__ import annotations
 import hmac
 import logging
 import time
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 from urllib.parse import parse_qs, quote
 
 import aiohttp_jinja2
@@ -55,7 +59,7 @@ from myyoutube.web.common import (
     read_body,
     wants_html,
 )
-from myyoutube.web.throttle import KnownClients, Throttle
+from myyoutube.web.throttle import PasswordGuesses, TooSoon
 
 log = logging.getLogger(__name__)
 quiet = QuietLog(log)
@@ -80,17 +84,13 @@ NOT_A_FORM = (
 # What an anonymous visitor of a private instance may still reach.
 OPEN_PATHS = ("/login", "/api/login")
 OPEN_PREFIXES = ("/static/",)
-# Per client address: a household or office shares one, so it gets more free failures
-# than one account does.
-ADDRESS_FREE_FAILURES = 20
 
-THROTTLES = web.AppKey("throttles", dict)
-KNOWN_CLIENTS = web.AppKey("known_clients", KnownClients)
+PASSWORD_GUESSES = web.AppKey("password_guesses", PasswordGuesses)
+T = TypeVar("T")
 
 
 def setup(app: web.Application) -> None:
-    app[THROTTLES] = {"address": Throttle(free_failures=ADDRESS_FREE_FAILURES), "account": Throttle()}
-    app[KNOWN_CLIENTS] = KnownClients()
+    app[PASSWORD_GUESSES] = PasswordGuesses()
     app.router.add_get("/login", login_page)
     app.router.add_post("/login", login_form)
     app.router.add_post("/logout", logout_form)
@@ -264,36 +264,39 @@ class SignInRefused(Exception):
         return {"Retry-After": str(self.retry_after_s)} if self.retry_after_s else {}
 
 
-async def _sign_in(request: web.Request, username: str, password: str, kind: str):
-    """(token, user) for a correct password; SignInRefused otherwise (throttled or wrong)."""
-    throttles, known, now = request.app[THROTTLES], request.app[KNOWN_CLIENTS], time.monotonic()
-    # Account names are lower case: "Admin", as a phone capitalises it, is the same account.
-    keys = {"address": client_address(request), "account": username.strip().lower()}
-    holding = keys if not known.knows(keys["account"], keys["address"], now) else {"address": keys["address"]}
-    wait_s = max(throttles[which].wait_s(key, now) for which, key in holding.items())
-    if wait_s > 0:
-        retry = int(wait_s) + 1
-        raise SignInRefused(429, f"Too many failed sign-ins; try again in {retry} seconds.", retry)
-    # Counted as failed before the master answers, so guesses sent at once cannot all pass
-    # the check above (throttle.py); taken back below unless the password was wrong.
-    for which, key in keys.items():
-        throttles[which].failed(key, now)
+async def check_typed_password(
+    request: web.Request, account: str, check: Callable[[], Awaitable[T]], refused_status: int = 401
+) -> T:
+    """What `check` (the master checking a password typed for `account`) answers, throttled
+    per client address and per account name like every such check (throttle.PasswordGuesses);
+    SignInRefused when throttled (429) or when the master refused the password
+    (`refused_status`, with the master's sentence)."""
+    guesses = request.app[PASSWORD_GUESSES]
     try:
-        token, user = await request.app[MASTER].login(keys["account"], password, kind)
+        guess = guesses.begin(account, client_address(request), time.monotonic())
+    except TooSoon as wait:
+        raise SignInRefused(
+            429, f"Too many wrong passwords; try again in {wait.retry_after_s} seconds.", wait.retry_after_s
+        ) from None
+    try:
+        answer = await check()
     except BaseException as exc:
         if isinstance(exc, RequestFailed) and exc.code == "refused":
-            quiet.info("failed sign-in for %r from %s", username[:64], keys["address"])
-            raise SignInRefused(401, exc.message) from None
-        for which, key in keys.items():
-            throttles[which].forgive(key)
+            quiet.info("wrong password for %r from %s", account[:64], guess.address)
+            raise SignInRefused(refused_status, exc.message) from None
+        guesses.not_a_guess(guess)
         raise
-    if "account" in holding:
-        throttles["account"].succeeded(keys["account"])
-    else:  # the owner at a known address: strangers' failures keep counting for the others
-        throttles["account"].forgive(keys["account"])
-    throttles["address"].forgive(keys["address"])
-    known.signed_in(keys["account"], keys["address"], time.monotonic())
-    return token, user
+    guesses.right(guess, time.monotonic())
+    return answer
+
+
+async def _sign_in(request: web.Request, username: str, password: str, kind: str):
+    """(token, user) for a correct password; SignInRefused otherwise (throttled or wrong)."""
+    # Account names are lower case: "Admin", as a phone capitalises it, is the same account.
+    account = username.strip().lower()
+    return await check_typed_password(
+        request, account, lambda: request.app[MASTER].login(account, password, kind)
+    )
 
 
 def local_path(target: str) -> str:
