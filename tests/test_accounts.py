@@ -114,6 +114,7 @@ ROUTES = [
     ("GET", "/api/me", None, (200, 200, 200, 200)),
     ("GET", "/api/status", None, (401, 403, 403, 200)),
     ("GET", "/status", None, (303, 403, 403, 200)),
+    ("GET", "/account", None, (303, 200, 200, 200)),
     ("GET", "/metrics", None, (401, 403, 403, 200)),
     ("POST", "/api/admin/purge-orphans", None, (401, 403, 403, 200)),
     ("GET", "/api/admin/backup", None, (401, 403, 403, 200)),
@@ -815,3 +816,44 @@ async def test_changing_ones_own_password_over_http_takes_the_current_one(cluste
             async with http.get(f"{cluster.url}/api/me", headers=bearer(ended)) as answer:
                 assert answer.status == 401
         cluster.sign_in(name, "new password here")
+
+
+async def test_the_account_page_changes_the_password_and_keeps_the_browser_signed_in(cluster):
+    """GET /account sends a signed-out visitor to sign in, and shows a signed-in one their
+    account. Its form refuses a wrong current password (403) and two new passwords that
+    differ (400), in the page and without ending anything; with the right one the password
+    changes, every other session ends, and the browser is signed in again with a fresh
+    session and told so."""
+    name = f"page{uuid.uuid4().hex[:6]}"
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+        await add_user(http, cluster, name, "viewer")
+        other_session = cluster.sign_in(name, PASSWORD)
+        async with http.get(f"{cluster.url}/account", allow_redirects=False) as answer:
+            assert answer.status == 303 and answer.headers["Location"] == "/login?next=/account"
+        assert (await sign_in_form(http, cluster, name, PASSWORD)).status == 303
+        async with http.get(f"{cluster.url}/account") as page:
+            html = await page.text()
+            assert page.status == 200 and f'id="account-name">{name}<' in html
+        form = {"csrf_token": html.split('name="csrf-token" content="')[1].split('"')[0]}
+
+        async def change(current: str, new: str, again: str):
+            fields = dict(form, current_password=current, new_password=new, new_password_again=again)
+            async with http.post(
+                f"{cluster.url}/account/password",
+                data=fields,
+                headers={"Origin": cluster.url},
+                allow_redirects=False,
+            ) as answer:
+                return answer.status, await answer.text(), answer.headers.get("Location")
+
+        status, html, _ = await change("not my password", "a new password", "a new password")
+        assert status == 403 and "current password is not that" in html and 'role="alert"' in html
+        status, html, _ = await change(PASSWORD, "a new password", "another new one")
+        assert status == 400 and "differ" in html
+        status, _, location = await change(PASSWORD, "a new password", "a new password")
+        assert (status, location) == (303, "/account?changed=1")
+        async with http.get(f"{cluster.url}/account?changed=1") as page:
+            assert page.status == 200 and "Every other session of your account" in await page.text()
+        async with http.get(f"{cluster.url}/api/me", headers=bearer(other_session)) as answer:
+            assert answer.status == 401
+        cluster.sign_in(name, "a new password")

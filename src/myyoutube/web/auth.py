@@ -75,7 +75,11 @@ CSRF_FIELD = "csrf_token"
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 # A sign-in body holds a username and a password: a few hundred bytes, never more than this.
 MAX_LOGIN_BODY_BYTES = 4 * 1024
-# How the sign-in and sign-out forms arrive (the only body _form reads).
+# The largest form a page sends: the account page's three passwords of up to
+# users.MAX_PASSWORD_CHARS (1024) characters each, percent-encoded (up to 12 bytes a
+# character), and its CSRF token.
+MAX_FORM_BODY_BYTES = 40 * 1024
+# How the pages' forms arrive (the only body read_form reads).
 FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
 NOT_A_FORM = (
     "Send the sign-in as the sign-in page does (a form, application/x-www-form-urlencoded); "
@@ -229,7 +233,7 @@ async def forbid_cross_site(request: web.Request, handler):
 async def _csrf_token_matches(request: web.Request, session_token: str) -> bool:
     sent = request.headers.get(CSRF_HEADER)
     if sent is None and request.content_type == FORM_CONTENT_TYPE:
-        sent = (await _form(request)).get(CSRF_FIELD, "")
+        sent = (await read_form(request)).get(CSRF_FIELD, "")
     # A header's raw non-ASCII bytes arrive as surrogates, which no token of ours holds.
     return (
         sent is not None
@@ -238,14 +242,15 @@ async def _csrf_token_matches(request: web.Request, session_token: str) -> bool:
     )
 
 
-async def _form(request: web.Request) -> dict[str, str]:
-    """A small urlencoded form (sign-in, sign-out), read once and kept on the request."""
+async def read_form(request: web.Request) -> dict[str, str]:
+    """A small urlencoded form (sign-in, sign-out, a password change), read once and kept
+    on the request."""
     if "form" not in request:
         try:
-            body = await read_body(request, MAX_LOGIN_BODY_BYTES)
+            body = await read_body(request, MAX_FORM_BODY_BYTES)
         except BodyTooLarge:
             raise web.HTTPRequestEntityTooLarge(
-                max_size=MAX_LOGIN_BODY_BYTES, actual_size=request.content_length or 0
+                max_size=MAX_FORM_BODY_BYTES, actual_size=request.content_length or 0
             ) from None
         fields = parse_qs(body.decode(errors="replace"), keep_blank_values=True)
         request["form"] = {key: values[0] for key, values in fields.items()}
@@ -323,7 +328,7 @@ async def login_page(request: web.Request) -> web.Response:
 
 
 async def login_form(request: web.Request) -> web.StreamResponse:
-    form = await _form(request)
+    form = await read_form(request)
     target = local_path(form.get("next", "/"))
     try:
         if request.content_type != FORM_CONTENT_TYPE:
@@ -339,6 +344,12 @@ async def login_form(request: web.Request) -> web.StreamResponse:
         response.headers.update(refusal.headers())
         return response
     response = web.HTTPSeeOther(target)
+    start_session_cookie(request, response, token)
+    return response
+
+
+def start_session_cookie(request: web.Request, response: web.StreamResponse, token: str) -> None:
+    """Have the browser keep `token`, a browser session, as its session cookie."""
     response.set_cookie(
         session_cookie(request),
         token,
@@ -348,7 +359,6 @@ async def login_form(request: web.Request) -> web.StreamResponse:
         secure=request_scheme(request) == "https",
         max_age=int(SESSION_IDLE_S),
     )
-    return response
 
 
 async def logout_form(request: web.Request) -> web.StreamResponse:
