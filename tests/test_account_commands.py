@@ -97,8 +97,9 @@ def test_an_admin_signs_in_manages_an_account_and_signs_out(cluster, tmp_path):
 
 
 def test_changing_ones_own_password_takes_the_current_one(cluster, tmp_path):
-    """`user passwd` for the account one is signed in as asks for the current password:
-    without a terminal or --current-password-file it says which flag to give, a wrong one
+    """`user passwd` for the account one is signed in as asks for the current password
+    (at a terminal, first of all); without a terminal or --current-password-file it says
+    which flag to give, a wrong one
     is one readable line and changes nothing; the right one changes the password, and the
     saved token, which ended with every other session, is forgotten."""
     admin = tmp_path / "admin-config"
@@ -121,6 +122,8 @@ def test_changing_ones_own_password_takes_the_current_one(cluster, tmp_path):
     wrong = password_file(tmp_path, "not my password")
     refused = one_error_line(myyoutube(cluster, mine, *passwd, "--current-password-file", wrong))
     assert "current password" in refused
+    status, shown = typed_at_a_terminal(cluster, mine, ("user", "passwd", name), b"\x04")
+    assert status == 1 and "Your current password: " in shown and "no password given" in shown, shown
     changed = myyoutube(cluster, mine, *passwd, "--current-password-file", first)
     assert changed.returncode == 0 and "sign in again" in changed.stdout, changed.stderr
     assert not (mine / "myyoutube" / "token").exists()
