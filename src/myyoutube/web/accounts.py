@@ -59,9 +59,10 @@ from myyoutube.web.common import (
 )
 from myyoutube.web.pages import VisitorView, visitor_view
 
-# Username, passwords, role and quota: a few KB at most (two passwords of
-# users.MAX_PASSWORD_CHARS each, JSON-escaped, fit).
-MAX_ACCOUNT_BODY_BYTES = 16 * 1024
+# Username, role, quota and up to two passwords (a change of one's own: the new and the
+# current one) of users.MAX_PASSWORD_CHARS (1024) characters, each up to 12 bytes as JSON
+# escapes it (auth.MAX_LOGIN_BODY_BYTES says why).
+MAX_ACCOUNT_BODY_BYTES = 32 * 1024
 # A wrong current password: the session is fine, the act is not allowed (401 would tell
 # the command line its token had expired).
 WRONG_CURRENT_PASSWORD_STATUS = 403

@@ -73,8 +73,10 @@ SECURE_SESSION_COOKIE = "__Host-" + SESSION_COOKIE
 CSRF_HEADER = "X-CSRF-Token"
 CSRF_FIELD = "csrf_token"
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
-# A sign-in body holds a username and a password: a few hundred bytes, never more than this.
-MAX_LOGIN_BODY_BYTES = 4 * 1024
+# A sign-in body holds a username and a password: users.MAX_PASSWORD_CHARS (1024)
+# characters, each up to 12 bytes as JSON escapes it (a character outside the BMP is a
+# surrogate pair, "\ud83d\ude00", as Python's json and so the command line send it).
+MAX_LOGIN_BODY_BYTES = 16 * 1024
 # The largest form a page sends: the account page's three passwords of up to
 # users.MAX_PASSWORD_CHARS (1024) characters each, percent-encoded (up to 12 bytes a
 # character), and its CSRF token.
