@@ -96,6 +96,40 @@ def test_an_admin_signs_in_manages_an_account_and_signs_out(cluster, tmp_path):
     assert one_error_line(myyoutube(cluster, admin, "user", "list")).endswith("(run `myyoutube login`)")
 
 
+def test_changing_ones_own_password_takes_the_current_one(cluster, tmp_path):
+    """`user passwd` for the account one is signed in as asks for the current password
+    (at a terminal, first of all); without a terminal or --current-password-file it says
+    which flag to give, a wrong one
+    is one readable line and changes nothing; the right one changes the password, and the
+    saved token, which ended with every other session, is forgotten."""
+    admin = tmp_path / "admin-config"
+    admin_file = password_file(tmp_path, ADMIN_PASSWORD)
+    assert (
+        myyoutube(cluster, admin, "login", "--username", "admin", "--password-file", admin_file).returncode
+        == 0
+    )
+    name, mine = f"erin-{uuid.uuid4().hex[:8]}", tmp_path / "erin-config"
+    first, second = password_file(tmp_path, "first password 1"), password_file(tmp_path, "second password 2")
+    assert (
+        myyoutube(
+            cluster, admin, "user", "add", name, "--role", "viewer", "--password-file", first
+        ).returncode
+        == 0
+    )
+    assert myyoutube(cluster, mine, "login", "--username", name, "--password-file", first).returncode == 0
+    passwd = ("user", "passwd", name, "--password-file", second)
+    assert "use --current-password-file FILE" in one_error_line(myyoutube(cluster, mine, *passwd))
+    wrong = password_file(tmp_path, "not my password")
+    refused = one_error_line(myyoutube(cluster, mine, *passwd, "--current-password-file", wrong))
+    assert "current password" in refused
+    status, shown = typed_at_a_terminal(cluster, mine, ("user", "passwd", name), b"\x04")
+    assert status == 1 and "Your current password: " in shown and "no password given" in shown, shown
+    changed = myyoutube(cluster, mine, *passwd, "--current-password-file", first)
+    assert changed.returncode == 0 and "sign in again" in changed.stdout, changed.stderr
+    assert not (mine / "myyoutube" / "token").exists()
+    assert myyoutube(cluster, mine, "login", "--username", name, "--password-file", second).returncode == 0
+
+
 @pytest.mark.parametrize(
     ("args", "says"),
     [

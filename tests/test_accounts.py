@@ -114,6 +114,7 @@ ROUTES = [
     ("GET", "/api/me", None, (200, 200, 200, 200)),
     ("GET", "/api/status", None, (401, 403, 403, 200)),
     ("GET", "/status", None, (303, 403, 403, 200)),
+    ("GET", "/account", None, (303, 200, 200, 200)),
     ("GET", "/metrics", None, (401, 403, 403, 200)),
     ("POST", "/api/admin/purge-orphans", None, (401, 403, 403, 200)),
     ("GET", "/api/admin/backup", None, (401, 403, 403, 200)),
@@ -465,7 +466,9 @@ async def test_sign_in_is_throttled_and_says_the_same_for_unknown_accounts(fresh
     until the wait is over. Guesses sent all at once get no more than the free failures
     between them: each counts before the master has answered any of them. Strangers'
     guesses do not lock the owner out: from an address it signed in from before, the
-    account still signs in while it stays throttled for every other address."""
+    account still signs in while it stays throttled for every other address. A stolen
+    token guessing its account's current password (to change it) is throttled the same
+    way, in the same budget as sign-ins."""
     cluster = fresh_cluster(datanodes=1, web_args=("--trusted-proxy", "127.0.0.1"))
     async with aiohttp.ClientSession() as http:
         # Not 127.0.0.1, from which the harness signed admin in: a known address (below).
@@ -496,6 +499,27 @@ async def test_sign_in_is_throttled_and_says_the_same_for_unknown_accounts(fresh
         assert (await attempt("admin", ADMIN_PASSWORD, stranger))[0] == 429
         assert (await attempt("admin", ADMIN_PASSWORD, home))[0] == 200
         assert (await attempt("admin", ADMIN_PASSWORD, "203.0.113.8"))[0] == 429
+
+        # A stolen token, used from an address its owner never signed in from: guessing the
+        # current password to change it draws on the very budget sign-ins do.
+        await add_user(http, cluster, "pat", "uploader")
+        stolen = bearer(cluster.sign_in("pat", PASSWORD))
+
+        async def change(current: str, address: str = stranger):
+            async with http.put(
+                f"{cluster.url}/api/users/pat/password",
+                json={"password": "the thief's password", "current_password": current},
+                headers={**stolen, "X-Forwarded-For": address},
+            ) as answer:
+                return answer.status, await answer.json(), answer.headers.get("Retry-After")
+
+        for _ in range(6):
+            status, answer, _ = await change("a guess")
+            assert status == 403 and "current password" in answer["error"]
+        status, answer, retry = await change(PASSWORD)
+        assert status == 429 and int(retry) >= 1 and "try again" in answer["error"]
+        assert (await attempt("pat", PASSWORD, "203.0.113.9"))[0] == 429  # one budget
+        assert (await attempt("pat", PASSWORD, "127.0.0.1"))[0] == 200  # its owner, at home, still does
 
 
 async def test_password_change_and_removal_end_sessions(cluster):
@@ -741,3 +765,124 @@ async def test_the_master_refuses_a_quota_past_64_bits_itself(cluster):
         assert name not in [user["name"] for user in await client.list_users()]
     finally:
         client.close()
+
+
+async def test_the_master_asks_for_the_current_password_only_for_ones_own(cluster):
+    """The master itself (not only the web) refuses one's own password change without the
+    current password or with a wrong one, code "refused" with a sentence, and keeps the old
+    password; with the right one it changes it. An admin sets another account's password
+    without knowing it, and changing the admin's own password asks the admin's too."""
+    name = f"self{uuid.uuid4().hex[:6]}"
+    admin = cluster.client()
+    try:
+        await admin.add_user(name, PASSWORD, "uploader", -1)
+        own = admin.as_user(name)
+        for current in ("", "not the password"):
+            with pytest.raises(RequestFailed) as refused:
+                await own.set_password(name, "a stolen session's pick", current)
+            assert refused.value.code == "refused" and "current password" in refused.value.message
+        cluster.sign_in(name, PASSWORD)  # still the old one
+        await own.set_password(name, "the owner's new password", PASSWORD)
+        cluster.sign_in(name, "the owner's new password")
+        await admin.set_password(name, "set by the admin")
+        cluster.sign_in(name, "set by the admin")
+        with pytest.raises(RequestFailed) as refused:
+            await admin.set_password("admin", "a stolen admin session's pick")
+        assert refused.value.code == "refused"
+    finally:
+        admin.close()
+
+
+async def test_changing_ones_own_password_over_http_takes_the_current_one(cluster):
+    """PUT /api/users/NAME/password for one's own account: without current_password it is
+    400 and with a wrong one 403, each with a sentence, and the password stays; with the
+    right one it changes and every session of the account ends, the caller's too."""
+    name = f"mine{uuid.uuid4().hex[:6]}"
+    async with aiohttp.ClientSession() as http:
+        await add_user(http, cluster, name, "viewer")
+        token, other_session = cluster.sign_in(name, PASSWORD), cluster.sign_in(name, PASSWORD)
+        url = f"{cluster.url}/api/users/{name}/password"
+        for body, status in (
+            ({"password": "new password here"}, 400),
+            ({"password": "new password here", "current_password": "not it at all"}, 403),
+            ({"password": "new password here", "current_password": 12}, 400),
+        ):
+            async with http.put(url, json=body, headers=bearer(token)) as answer:
+                assert answer.status == status and "current" in (await answer.json())["error"], body
+        body = {"password": "new password here", "current_password": PASSWORD}
+        async with http.put(url, json=body, headers=bearer(token)) as answer:
+            assert answer.status == 200 and (await answer.json()) == {"changed": name}
+        for ended in (token, other_session):
+            async with http.get(f"{cluster.url}/api/me", headers=bearer(ended)) as answer:
+                assert answer.status == 401
+        cluster.sign_in(name, "new password here")
+
+
+async def test_the_account_page_changes_the_password_and_keeps_the_browser_signed_in(cluster):
+    """GET /account sends a signed-out visitor to sign in, and shows a signed-in one their
+    account. Its form refuses a wrong current password (403) and two new passwords that
+    differ (400), in the page and without ending anything; with the right one the password
+    changes, every other session ends, and the browser is signed in again with a fresh
+    session and told so."""
+    name = f"page{uuid.uuid4().hex[:6]}"
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+        await add_user(http, cluster, name, "viewer")
+        other_session = cluster.sign_in(name, PASSWORD)
+        async with http.get(f"{cluster.url}/account", allow_redirects=False) as answer:
+            assert answer.status == 303 and answer.headers["Location"] == "/login?next=/account"
+        assert (await sign_in_form(http, cluster, name, PASSWORD)).status == 303
+        async with http.get(f"{cluster.url}/account") as page:
+            html = await page.text()
+            assert page.status == 200 and f'id="account-name">{name}<' in html
+        form = {"csrf_token": html.split('name="csrf-token" content="')[1].split('"')[0]}
+
+        async def change(current: str, new: str, again: str):
+            fields = dict(form, current_password=current, new_password=new, new_password_again=again)
+            async with http.post(
+                f"{cluster.url}/account/password",
+                data=fields,
+                headers={"Origin": cluster.url},
+                allow_redirects=False,
+            ) as answer:
+                return answer.status, await answer.text(), answer.headers.get("Location")
+
+        status, html, _ = await change("not my password", "a new password", "a new password")
+        assert status == 403 and "current password is not that" in html and 'role="alert"' in html
+        status, html, _ = await change(PASSWORD, "a new password", "another new one")
+        assert status == 400 and "differ" in html
+        status, _, location = await change(PASSWORD, "a new password", "a new password")
+        assert (status, location) == (303, "/account?changed=1")
+        async with http.get(f"{cluster.url}/account?changed=1") as page:
+            assert page.status == 200 and "Every other session of your account" in await page.text()
+        async with http.get(f"{cluster.url}/api/me", headers=bearer(other_session)) as answer:
+            assert answer.status == 401
+        cluster.sign_in(name, "a new password")
+
+
+async def test_the_longest_passwords_in_any_script_get_through_every_json_route(cluster):
+    """A password of the most characters allowed (1024), each one outside the BMP (an emoji:
+    12 bytes as JSON escapes it, as the command line sends it), can be given to an account,
+    signed in with, and changed to another such one. Before, the 4 KiB bodies of these
+    routes refused it: 400 "Send a JSON object" for the account, 413 for the sign-in."""
+    name, first, second = f"moji{uuid.uuid4().hex[:6]}", "\U0001f600" * 1024, "\U0001f601" * 1024
+    async with aiohttp.ClientSession() as http:
+        fields = {"username": name, "password": first, "role": "viewer"}
+        async with http.post(
+            f"{cluster.url}/api/users", json=fields, headers=cluster.admin_headers()
+        ) as answer:
+            assert answer.status == 201, await answer.text()
+        async with http.post(
+            f"{cluster.url}/api/login", json={"username": name, "password": first}
+        ) as answer:
+            assert answer.status == 200, await answer.text()
+            token = (await answer.json())["token"]
+        async with http.put(
+            f"{cluster.url}/api/users/{name}/password",
+            json={"password": second, "current_password": first},
+            headers=bearer(token),
+        ) as answer:
+            assert answer.status == 200, await answer.text()
+        async with http.post(
+            f"{cluster.url}/api/login", json={"username": name, "password": second}
+        ) as answer:
+            assert answer.status == 200, await answer.text()

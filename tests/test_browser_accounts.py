@@ -259,3 +259,39 @@ async def test_owner_edits_title_description_and_visibility_on_the_watch_page(cl
     await expect(page.locator("#video-title")).to_have_text("Café <b>night</b> walk")
     await expect(page.locator("#edit-form")).to_have_count(0)
     await context.close()
+
+
+async def test_changing_ones_password_on_the_account_page_by_keyboard(cluster, browser):
+    """From the header's account link, a person changes their password with the keyboard
+    alone: a wrong current password is said in an alert and the cursor waits in that
+    field; the right one changes it, and the browser stays signed in (a fresh session)
+    while being told every other session was signed out."""
+    name = f"kay{uuid.uuid4().hex[:6]}"
+    async with aiohttp.ClientSession(headers=cluster.admin_headers()) as http:
+        fields = {"username": name, "password": PASSWORD, "role": "viewer"}
+        async with http.post(f"{cluster.url}/api/users", json=fields) as answer:
+            assert answer.status == 201
+    context, page = await new_page(browser)
+    await sign_in_with_form(page, cluster.url, name, PASSWORD)
+    await page.click("#account-link")
+    await expect(page.locator("#account-name")).to_have_text(name)
+    await expect(page.locator("#account-storage")).to_contain_text("0 B of ")  # the default quota
+
+    async def type_form(current: str, new: str) -> None:
+        await page.focus("#current-password")
+        await page.keyboard.type(current)
+        for field in ("#new-password", "#new-password-again"):
+            await page.keyboard.press("Tab")
+            assert await page.evaluate("document.activeElement.id") == field[1:]
+            await page.keyboard.type(new)
+        await page.keyboard.press("Enter")
+
+    await type_form("not my password", "my new password")
+    await expect(page.locator("#password-status[role=alert]")).to_contain_text("current password is not that")
+    assert await page.evaluate("document.activeElement.id") == "current-password"
+    await type_form(PASSWORD, "my new password")
+    await expect(page.locator("#password-status[role=status]")).to_contain_text("Every other session")
+    assert page.url == f"{cluster.url}/account?changed=1"
+    await expect(page.locator("#signed-in-name")).to_have_text(name)
+    cluster.sign_in(name, "my new password")
+    await context.close()

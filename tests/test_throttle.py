@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from myyoutube.web.throttle import KnownClients, Throttle
+import pytest
+
+from myyoutube.web.throttle import KnownClients, PasswordGuesses, Throttle, TooSoon
 
 
 def test_free_failures_then_doubling_waits_up_to_the_cap():
@@ -77,3 +79,28 @@ def test_known_clients_memory_is_bounded():
     for account in ("a", "b", "c"):
         known.signed_in(account, "10.0.0.1", 0.0)
     assert not known.knows("a", "10.0.0.1", 0.0) and known.knows("c", "10.0.0.1", 0.0)
+
+
+def test_password_guesses_count_before_the_answer_and_share_one_budget():
+    """Each guess counts as failed when it begins, so past the account's free failures the
+    next is TooSoon whatever it holds; a check that was no guess is taken back; the right
+    password clears the account and makes its address known, from where it is then held
+    by the address's key only."""
+    guesses = PasswordGuesses(account=Throttle(free_failures=2, base_delay_s=10.0))
+    for _ in range(2):
+        guesses.begin("pat", "1.1.1.1", 0.0)  # wrong: nothing more to do
+    guesses.not_a_guess(guesses.begin("pat", "1.1.1.1", 0.0))  # the master never answered
+    guesses.begin("pat", "1.1.1.1", 0.0)
+    with pytest.raises(TooSoon) as wait:
+        guesses.begin("pat", "2.2.2.2", 1.0)
+    assert wait.value.retry_after_s == 10
+    guess = guesses.begin("pat", "2.2.2.2", 11.0)
+    guesses.right(guess, 11.0)
+    assert guesses.account.wait_s("pat", 11.0) == 0 and guesses.known.knows("pat", "2.2.2.2", 11.0)
+    for _ in range(3):
+        guesses.begin("pat", "3.3.3.3", 12.0)
+    with pytest.raises(TooSoon):
+        guesses.begin("pat", "4.4.4.4", 12.0)
+    guesses.right(guesses.begin("pat", "2.2.2.2", 12.0), 12.0)  # the owner, at home
+    with pytest.raises(TooSoon):
+        guesses.begin("pat", "4.4.4.4", 12.0)  # strangers' failures still count

@@ -4,15 +4,20 @@ Theory of operation
 -------------------
 `login` asks the front end for an API token (POST /api/login) and saves it; every later
 command sends it (webclient.py), and `logout` revokes it. `user add|list|remove|passwd`
-manage accounts through /api/users, as an admin. Passwords are read from a file
-(--password-file, first line) or typed at a prompt without echo, never taken as an
-argument, where `ps` and shell histories would show them.
+manage accounts through /api/users, as an admin; `user passwd` also changes one's own
+password, which takes the current one (--current-password-file, or a prompt when the
+saved token signs in that account) and ends every session of the account, the saved
+token's too. Passwords are read from a file (--password-file, first line) or typed at a
+prompt without echo, never taken as an argument, where `ps` and shell histories would
+show them.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import getpass
+import os
 import sys
 from pathlib import Path
 
@@ -24,15 +29,26 @@ from myyoutube.webclient import Api, ToolError, Unauthorized, video_path
 def _password(args: argparse.Namespace, prompt: str, confirm: bool = False) -> str:
     """The password from --password-file (its first line), else typed without echo."""
     if args.password_file is not None:
-        try:
-            lines = args.password_file.read_text(encoding="utf-8").splitlines()
-        except OSError as exc:
-            raise ToolError(f"cannot read the password file {args.password_file}: {exc.strerror}") from None
-        except UnicodeDecodeError:
-            raise ToolError(f"{args.password_file} is not a text file; is it the password file?") from None
-        return lines[0] if lines else ""
+        return _password_file(args.password_file)
+    return _typed_password(prompt, "--password-file", confirm)
+
+
+def _password_file(path: Path) -> str:
+    """A password file's first line."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise ToolError(f"cannot read the password file {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise ToolError(f"{path} is not a text file; is it the password file?") from None
+    return lines[0] if lines else ""
+
+
+def _typed_password(prompt: str, flag: str, confirm: bool = False) -> str:
+    """A password typed without echo at `prompt` (twice if `confirm`); without a terminal,
+    a ToolError naming the `flag` that gives it from a file instead."""
     if not sys.stdin.isatty():
-        raise ToolError("no terminal to type a password at; use --password-file FILE")
+        raise ToolError(f"no terminal to type a password at; use {flag} FILE")
     try:
         password = getpass.getpass(prompt)
         if confirm and getpass.getpass("Again: ") != password:
@@ -57,6 +73,34 @@ def ask_login(args: argparse.Namespace) -> None:
         except EOFError:  # Ctrl-D at the prompt
             raise ToolError("no username given") from None
     args.password = _password(args, "Password: ")
+
+
+def ask_passwd(args: argparse.Namespace) -> None:
+    """For `user passwd NAME`: when the saved token signs in NAME, the current password
+    first (from --current-password-file, else typed), then the new one (from
+    --password-file, else typed twice). An admin setting another account's needs none."""
+    args.own = _signed_in_as(args) == args.name
+    args.current_password = ""
+    if args.own and args.current_password_file is not None:
+        args.current_password = _password_file(args.current_password_file)
+    elif args.own:
+        args.current_password = _typed_password("Your current password: ", "--current-password-file")
+    args.password = _password(args, f"New password for {args.name}: ", confirm=True)
+
+
+def _signed_in_as(args: argparse.Namespace) -> str | None:
+    """The account the saved token signs in (GET /api/me), None without one. Asked before
+    the command's own event loop, as the prompts that depend on it must be."""
+    token = webclient.saved_token()
+    if not token:
+        return None
+
+    async def me() -> str | None:
+        async with webclient.connect(args.url, token) as api:
+            user = (await api.json("/api/me", keys=("user",)))["user"]
+            return user.get("name") if isinstance(user, dict) else None
+
+    return asyncio.run(me())
 
 
 def asks_new_password(prompt: str):
@@ -139,13 +183,24 @@ async def cmd_user_remove(api: Api, args: argparse.Namespace) -> int:
 
 
 async def cmd_user_passwd(api: Api, args: argparse.Namespace) -> int:
+    fields = {"password": args.password}
+    if args.own:
+        fields["current_password"] = args.current_password
     answer = await api.json(
-        f"/api/users/{video_path(args.name)}/password",
-        "PUT",
-        keys=("changed",),
-        json={"password": args.password},
+        f"/api/users/{video_path(args.name)}/password", "PUT", keys=("changed",), json=fields
     )
-    return report(args, answer, f"changed the password of {args.name}; its sessions ended")
+    if not args.own:
+        return report(args, answer, f"changed the password of {args.name}; its sessions ended")
+    # Every session of the account ended with the change, this command's token too: a
+    # saved token the server refuses would only fail the next command. (One given in
+    # $MYYOUTUBE_TOKEN is not the file's: the file is left alone.)
+    forgot = not os.environ.get(webclient.TOKEN_ENV) and webclient.forget_token()
+    return report(
+        args,
+        dict(answer, token_file_removed=forgot),
+        "changed your password; every session of yours ended, this one too: "
+        "sign in again with `myyoutube login`",
+    )
 
 
 # The index keeps byte counts in SQLite's 64-bit integers; a larger quota once made the
@@ -195,6 +250,17 @@ def register(commands, add, common: argparse.ArgumentParser) -> None:
     added.set_defaults(ask=asks_new_password("Password for {name}: "))
     sub("list", cmd_user_list, "list accounts")
     sub("remove", cmd_user_remove, "remove an account (its videos stay)").add_argument("name", metavar="NAME")
-    passwd = sub("passwd", cmd_user_passwd, "set an account's password", (common, password))
+    passwd = sub(
+        "passwd",
+        cmd_user_passwd,
+        "set an account's password (your own takes your current one too)",
+        (common, password),
+    )
     passwd.add_argument("name", metavar="NAME")
-    passwd.set_defaults(ask=asks_new_password("New password for {name}: "))
+    passwd.add_argument(
+        "--current-password-file",
+        type=Path,
+        help="changing your own password: read your current one from this file's first line "
+        "(default: prompt)",
+    )
+    passwd.set_defaults(ask=ask_passwd)

@@ -78,12 +78,16 @@ class RemoveUser:
 @dataclass(frozen=True)
 class SetPassword:
     """An admin, or the account itself, sets a new password; every session of the
-    account ends."""
+    account ends. Changing one's own password takes the current one too
+    (`current_password`, checked as a sign-in checks it), so a stolen session or token
+    cannot lock the owner out; an admin setting another account's password needs none.
+    A wrong or missing one: Error('refused')."""
 
     TYPE: typing.ClassVar[int] = 56
     user: str
     username: str
     password: str
+    current_password: str = ""
 
 
 @dataclass(frozen=True)

@@ -296,8 +296,14 @@ class MasterClient:
     async def remove_user(self, username: str) -> None:
         await self._ask(RemoveUser(user=self.user, username=username), Ok)
 
-    async def set_password(self, username: str, password: str) -> None:
-        await self._ask(SetPassword(user=self.user, username=username, password=password), Ok)
+    async def set_password(self, username: str, password: str, current_password: str = "") -> None:
+        """Set `username`'s password; one's own takes `current_password` too."""
+        await self._ask(
+            SetPassword(
+                user=self.user, username=username, password=password, current_password=current_password
+            ),
+            Ok,
+        )
 
     async def ensure_admin(self, password: str) -> bool:
         """Create or reset the admin account; whether anything changed."""

@@ -11,7 +11,9 @@ take unbounded memory.
 A sign-in for an unknown account is checked against a dummy hash made at start-up, so it
 costs the same time as a wrong password and gets the same sentence: the answer does not
 tell which names exist. (Throttling repeated attempts is the web front end's job, per IP
-and per account, see web/throttle.py.)
+and per account, see web/throttle.py.) Changing one's own password takes the current one,
+verified the same way, so a stolen session or token cannot lock the owner out; an admin
+setting another account's password needs none.
 
 Bootstrapping: an index without any account gets `admin` at start-up, with a random
 password written to DATA_DIR/admin-password (mode 0600) and its path logged once. With
@@ -64,6 +66,8 @@ ADMIN_PASSWORD_FILE = "admin-password"
 GENERATED_PASSWORD_BYTES = 18
 
 REFUSED_SENTENCE = "Wrong username or password."
+NO_CURRENT_PASSWORD_SENTENCE = "To change your own password, give your current password too."
+WRONG_CURRENT_PASSWORD_SENTENCE = "Your current password is not that; the password was not changed."
 FORBIDDEN_SENTENCE = "Only an admin may manage accounts."
 
 _HASHER = argon2.PasswordHasher()
@@ -224,17 +228,35 @@ class Accounts:
         if not permissions.may_change_password(self.user(request.user), request.username):
             await connection.write_frame(Error("forbidden", "You may change only your own password."))
             return
-        if request.username not in self.users.accounts:
+        account = self.users.accounts.get(request.username)
+        if account is None:
             await connection.write_frame(Error("not_found", "There is no account by that name."))
             return
         try:
+            # Before the current password is checked: a refused new password must not tell
+            # a guesser whether the current one was right.
             users.check_password(request.password)
         except users.BadAccount as exc:
             await connection.write_frame(Error("bad_request", str(exc)))
             return
+        if request.user == request.username:
+            refusal = await self._current_password_refusal(account["password_hash"], request.current_password)
+            if refusal is not None:
+                await connection.write_frame(Error("refused", refusal))
+                return
         await self._replace_password(request.username, request.password)
         log.info("%s changed the password of %s; its sessions ended", request.user, request.username)
         await connection.write_frame(Ok({"changed": request.username}))
+
+    async def _current_password_refusal(self, password_hash: str, current_password: str) -> str | None:
+        """Why one's own password may not be changed with `current_password`; None if it
+        is the account's password. Checked as a sign-in is (and throttled by the web as a
+        sign-in is): whoever holds a session must still know the password to replace it."""
+        if not current_password:
+            return NO_CURRENT_PASSWORD_SENTENCE
+        if not await self._verify(password_hash, current_password[: users.MAX_PASSWORD_CHARS + 1]):
+            return WRONG_CURRENT_PASSWORD_SENTENCE
+        return None
 
     async def _replace_password(self, name: str, password: str) -> None:
         self.users.set_password(name, await self._hash(password))

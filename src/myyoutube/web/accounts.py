@@ -1,4 +1,4 @@
-"""User management over HTTP, for admins: list, add, remove, set a password.
+"""Accounts over HTTP: admins manage them; everyone sees and changes their own (/account).
 
 Theory of operation
 -------------------
@@ -10,21 +10,85 @@ what `myyoutube user ...` speaks.
     GET    /api/users                   -> {"users": [...]}
     POST   /api/users                   {"username", "password", "role"[, "quota_bytes"]} -> 201 {"user"}
     DELETE /api/users/{name}            -> {"removed": name}
-    PUT    /api/users/{name}/password   {"password"} -> {"changed": name}
+    PUT    /api/users/{name}/password   {"password"[, "current_password"]} -> {"changed": name}
+
+Changing one's own password takes the current one (an admin setting another account's
+does not): whoever holds a stolen session or token must not be able to lock the owner
+out. Each such try is a typed password like a sign-in, throttled with sign-ins in one
+budget (auth.check_typed_password): a wrong one is 403, too many 429 with Retry-After.
+Every session of the account ends with the change, the one that made it too.
+
+The account page (`GET /account`) shows the signed-in account's name, role, storage used
+and quota, and a form to change the password (current, new, new again), which posts to
+`POST /account/password` (a plain form with the session's CSRF token: it works without
+scripts). A refusal renders the page again with its sentence, the cursor in the field to
+fix. The change ends every session of the account, the browser's own too, so on success
+the browser is signed in again with a fresh session (the person just proved the
+password) and sent back to the page (`/account?changed=1`, so a reload does not post the
+form again), which says that every other session was signed out.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
+import aiohttp_jinja2
 from aiohttp import web
 
-from myyoutube.permissions import MAX_QUOTA_BYTES
-from myyoutube.web.common import BodyTooLarge, error, json_value, master_for, read_body
+from myyoutube.client import RequestFailed
+from myyoutube.formatting import human_size
+from myyoutube.master.users import BROWSER_SESSION, MAX_PASSWORD_CHARS, MIN_PASSWORD_CHARS
+from myyoutube.permissions import MAX_QUOTA_BYTES, User
+from myyoutube.web.auth import (
+    FORM_CONTENT_TYPE,
+    SignInRefused,
+    check_typed_password,
+    end_session_cookie,
+    read_form,
+    start_session_cookie,
+)
+from myyoutube.web.common import (
+    MASTER,
+    VISITOR,
+    BodyTooLarge,
+    account_of,
+    error,
+    json_value,
+    master_for,
+    read_body,
+)
+from myyoutube.web.pages import VisitorView, visitor_view
 
-# Username, password, role and quota: a few hundred bytes at most.
-MAX_ACCOUNT_BODY_BYTES = 4 * 1024
+# Username, role, quota and up to two passwords (a change of one's own: the new and the
+# current one) of users.MAX_PASSWORD_CHARS (1024) characters, each up to 12 bytes as JSON
+# escapes it (auth.MAX_LOGIN_BODY_BYTES says why).
+MAX_ACCOUNT_BODY_BYTES = 32 * 1024
+# A wrong current password: the session is fine, the act is not allowed (401 would tell
+# the command line its token had expired).
+WRONG_CURRENT_PASSWORD_STATUS = 403
+NO_CURRENT_PASSWORD = 'To change your own password, send your current one too ("current_password").'
+
+ACCOUNT_PAGE = "/account"
+SIGN_IN_FOR_ACCOUNT_PAGE = "/login?next=/account"
+# What each role may do, in the words the account page uses.
+ROLE_WORDS = {
+    "admin": "Admin: manages accounts and the cluster, uploads and watches",
+    "uploader": "Uploader: uploads videos and watches",
+    "viewer": "Viewer: watches videos",
+}
+# The account page's sentences.
+PASSWORD_CHANGED = (
+    "Your password was changed. Every other session of your account (other browsers, the "
+    "command line's saved sign-in) was signed out; this browser was signed in again."
+)
+FORM_NOT_A_FORM = "Send the password change as the account page does (a form)."
+TYPE_CURRENT_PASSWORD = "Type your current password."
+NEW_PASSWORDS_DIFFER = "The two new passwords differ; type the same new password twice."
 
 
 def setup(app: web.Application) -> None:
+    app.router.add_get(ACCOUNT_PAGE, account_page)
+    app.router.add_post(ACCOUNT_PAGE + "/password", password_form)
     app.router.add_get("/api/users", list_users)
     app.router.add_post("/api/users", add_user)
     app.router.add_delete("/api/users/{name}", remove_user)
@@ -74,5 +138,127 @@ async def set_password(request: web.Request) -> web.Response:
         fields = await _fields(request, ("password",))
     except _BadBody as exc:
         return error(400, str(exc))
-    await master_for(request).set_password(request.match_info["name"], fields["password"])
-    return web.json_response({"changed": request.match_info["name"]})
+    name, current = request.match_info["name"], fields.get("current_password", "")
+    if not isinstance(current, str):
+        return error(400, '"current_password" is a string.')
+    if name != account_of(request):
+        await master_for(request).set_password(name, fields["password"])
+    elif not current:
+        return error(400, NO_CURRENT_PASSWORD)
+    else:
+        try:
+            await change_own_password(request, fields["password"], current)
+        except SignInRefused as refusal:
+            return error(refusal.status, refusal.sentence, **refusal.headers())
+    return web.json_response({"changed": name})
+
+
+async def change_own_password(request: web.Request, password: str, current_password: str) -> None:
+    """The signed-in visitor's password becomes `password`, if `current_password` is the
+    one it has (SignInRefused if not, or if too many were wrong: tried like a sign-in)."""
+    name = account_of(request)
+    assert name is not None, "only a signed-in visitor has a password of their own"
+    master = master_for(request)
+    await check_typed_password(
+        request,
+        name,
+        lambda: master.set_password(name, password, current_password),
+        WRONG_CURRENT_PASSWORD_STATUS,
+    )
+
+
+# --- the account page -------------------------------------------------------------------
+
+
+def storage_text(used_bytes: int, quota_bytes: int | None) -> str:
+    """How much the account stores, against its quota: "1.5 MB of 10.0 GB (0%)"."""
+    if quota_bytes is None:
+        return f"{human_size(used_bytes)} (no quota)"
+    if quota_bytes == 0:
+        return f"{human_size(used_bytes)} of 0 B (it may store nothing)"
+    percent = min(100, int(100 * used_bytes / quota_bytes))
+    return f"{human_size(used_bytes)} of {human_size(quota_bytes)} ({percent}%)"
+
+
+def account_context(
+    user: User, visitor: VisitorView, message: str = "", changed: bool = False, focus: str = ""
+) -> dict[str, Any]:
+    """The account page of `user`; `message` says how the last password change went
+    (`changed` if it worked), `focus` names the field to fix ("current" or "new")."""
+    return {
+        "visitor": visitor,
+        "name": user.name,
+        "role": ROLE_WORDS.get(user.role, user.role),
+        "storage": storage_text(user.used_bytes, user.quota_bytes),
+        "message": message,
+        "changed": changed,
+        "focus": focus,
+        "min_password_chars": MIN_PASSWORD_CHARS,
+        "max_password_chars": MAX_PASSWORD_CHARS,
+    }
+
+
+def form_problem(form: dict[str, str]) -> tuple[str, str] | None:
+    """What is wrong with a password-change form before the master is asked: (sentence,
+    field to fix), or None."""
+    if not form.get("current_password"):
+        return TYPE_CURRENT_PASSWORD, "current"
+    if form.get("new_password", "") != form.get("new_password_again", ""):
+        return NEW_PASSWORDS_DIFFER, "new"
+    return None
+
+
+async def account_page(request: web.Request) -> web.Response:
+    user = request[VISITOR].user
+    if user is None:
+        raise web.HTTPSeeOther(SIGN_IN_FOR_ACCOUNT_PAGE)
+    changed = request.query.get("changed") == "1"
+    context = account_context(
+        user, visitor_view(request[VISITOR], request.path_qs), PASSWORD_CHANGED if changed else "", changed
+    )
+    return aiohttp_jinja2.render_template("account.html", request, context)
+
+
+async def password_form(request: web.Request) -> web.StreamResponse:
+    """POST /account/password from the account page's form."""
+    user = request[VISITOR].user
+    if user is None:  # the session ended meanwhile (signed out elsewhere, expired)
+        raise web.HTTPSeeOther(SIGN_IN_FOR_ACCOUNT_PAGE)
+    form = await read_form(request) if request.content_type == FORM_CONTENT_TYPE else {}
+    problem = (FORM_NOT_A_FORM, "current") if not form else form_problem(form)
+    if problem is not None:
+        return _page_refusing(request, user, problem[0], 400, problem[1])
+    new_password = form.get("new_password", "")
+    try:
+        await change_own_password(request, new_password, form["current_password"])
+    except SignInRefused as refusal:  # a wrong current password, or too many of them
+        return _page_refusing(request, user, refusal.sentence, refusal.status, "current", refusal.headers())
+    except RequestFailed as exc:
+        if exc.code != "bad_request":
+            raise
+        return _page_refusing(request, user, exc.message, 400, "new")  # too short, too long
+    return await _signed_in_again(request, user.name, new_password)
+
+
+def _page_refusing(
+    request: web.Request, user: User, sentence: str, status: int, focus: str, headers: dict | None = None
+) -> web.Response:
+    """The account page again, saying why the password was not changed."""
+    context = account_context(user, visitor_view(request[VISITOR]), sentence, focus=focus)
+    response = aiohttp_jinja2.render_template("account.html", request, context, status=status)
+    response.headers.update(headers or {})
+    return response
+
+
+async def _signed_in_again(request: web.Request, name: str, password: str) -> web.StreamResponse:
+    """After one's own password change, which ended this browser's session with every
+    other: a fresh session with the new password, back on the account page."""
+    try:
+        token, _ = await request.app[MASTER].login(name, password, BROWSER_SESSION)
+    except RequestFailed:  # changed, but no new session: the person signs in by hand
+        response = web.HTTPSeeOther(SIGN_IN_FOR_ACCOUNT_PAGE)
+        end_session_cookie(request, response)
+        return response
+    response = web.HTTPSeeOther(ACCOUNT_PAGE + "?changed=1")
+    start_session_cookie(request, response, token)
+    return response

@@ -24,7 +24,9 @@ Sign-in (`POST /login` from the form, `POST /api/login` for scripts) is throttle
 client address and per account name (throttle.py) before the master is asked, and every
 refusal says the same sentence whether the account exists or not. An address the account
 signed in from lately is held by its address's throttle only, so strangers' guesses
-cannot lock the owner out.
+cannot lock the owner out. `check_typed_password` is that bracket, for every route where
+a client types a password (changing one's own password asks for the current one, and
+shares the same budget: accounts.py).
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ from __future__ import annotations
 import hmac
 import logging
 import time
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 from urllib.parse import parse_qs, quote
 
 import aiohttp_jinja2
@@ -55,7 +59,7 @@ from myyoutube.web.common import (
     read_body,
     wants_html,
 )
-from myyoutube.web.throttle import KnownClients, Throttle
+from myyoutube.web.throttle import PasswordGuesses, TooSoon
 
 log = logging.getLogger(__name__)
 quiet = QuietLog(log)
@@ -69,9 +73,15 @@ SECURE_SESSION_COOKIE = "__Host-" + SESSION_COOKIE
 CSRF_HEADER = "X-CSRF-Token"
 CSRF_FIELD = "csrf_token"
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
-# A sign-in body holds a username and a password: a few hundred bytes, never more than this.
-MAX_LOGIN_BODY_BYTES = 4 * 1024
-# How the sign-in and sign-out forms arrive (the only body _form reads).
+# A sign-in body holds a username and a password: users.MAX_PASSWORD_CHARS (1024)
+# characters, each up to 12 bytes as JSON escapes it (a character outside the BMP is a
+# surrogate pair, "\ud83d\ude00", as Python's json and so the command line send it).
+MAX_LOGIN_BODY_BYTES = 16 * 1024
+# The largest form a page sends: the account page's three passwords of up to
+# users.MAX_PASSWORD_CHARS (1024) characters each, percent-encoded (up to 12 bytes a
+# character), and its CSRF token.
+MAX_FORM_BODY_BYTES = 40 * 1024
+# How the pages' forms arrive (the only body read_form reads).
 FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
 NOT_A_FORM = (
     "Send the sign-in as the sign-in page does (a form, application/x-www-form-urlencoded); "
@@ -80,17 +90,13 @@ NOT_A_FORM = (
 # What an anonymous visitor of a private instance may still reach.
 OPEN_PATHS = ("/login", "/api/login")
 OPEN_PREFIXES = ("/static/",)
-# Per client address: a household or office shares one, so it gets more free failures
-# than one account does.
-ADDRESS_FREE_FAILURES = 20
 
-THROTTLES = web.AppKey("throttles", dict)
-KNOWN_CLIENTS = web.AppKey("known_clients", KnownClients)
+PASSWORD_GUESSES = web.AppKey("password_guesses", PasswordGuesses)
+T = TypeVar("T")
 
 
 def setup(app: web.Application) -> None:
-    app[THROTTLES] = {"address": Throttle(free_failures=ADDRESS_FREE_FAILURES), "account": Throttle()}
-    app[KNOWN_CLIENTS] = KnownClients()
+    app[PASSWORD_GUESSES] = PasswordGuesses()
     app.router.add_get("/login", login_page)
     app.router.add_post("/login", login_form)
     app.router.add_post("/logout", logout_form)
@@ -229,7 +235,7 @@ async def forbid_cross_site(request: web.Request, handler):
 async def _csrf_token_matches(request: web.Request, session_token: str) -> bool:
     sent = request.headers.get(CSRF_HEADER)
     if sent is None and request.content_type == FORM_CONTENT_TYPE:
-        sent = (await _form(request)).get(CSRF_FIELD, "")
+        sent = (await read_form(request)).get(CSRF_FIELD, "")
     # A header's raw non-ASCII bytes arrive as surrogates, which no token of ours holds.
     return (
         sent is not None
@@ -238,14 +244,15 @@ async def _csrf_token_matches(request: web.Request, session_token: str) -> bool:
     )
 
 
-async def _form(request: web.Request) -> dict[str, str]:
-    """A small urlencoded form (sign-in, sign-out), read once and kept on the request."""
+async def read_form(request: web.Request) -> dict[str, str]:
+    """A small urlencoded form (sign-in, sign-out, a password change), read once and kept
+    on the request."""
     if "form" not in request:
         try:
-            body = await read_body(request, MAX_LOGIN_BODY_BYTES)
+            body = await read_body(request, MAX_FORM_BODY_BYTES)
         except BodyTooLarge:
             raise web.HTTPRequestEntityTooLarge(
-                max_size=MAX_LOGIN_BODY_BYTES, actual_size=request.content_length or 0
+                max_size=MAX_FORM_BODY_BYTES, actual_size=request.content_length or 0
             ) from None
         fields = parse_qs(body.decode(errors="replace"), keep_blank_values=True)
         request["form"] = {key: values[0] for key, values in fields.items()}
@@ -264,36 +271,39 @@ class SignInRefused(Exception):
         return {"Retry-After": str(self.retry_after_s)} if self.retry_after_s else {}
 
 
-async def _sign_in(request: web.Request, username: str, password: str, kind: str):
-    """(token, user) for a correct password; SignInRefused otherwise (throttled or wrong)."""
-    throttles, known, now = request.app[THROTTLES], request.app[KNOWN_CLIENTS], time.monotonic()
-    # Account names are lower case: "Admin", as a phone capitalises it, is the same account.
-    keys = {"address": client_address(request), "account": username.strip().lower()}
-    holding = keys if not known.knows(keys["account"], keys["address"], now) else {"address": keys["address"]}
-    wait_s = max(throttles[which].wait_s(key, now) for which, key in holding.items())
-    if wait_s > 0:
-        retry = int(wait_s) + 1
-        raise SignInRefused(429, f"Too many failed sign-ins; try again in {retry} seconds.", retry)
-    # Counted as failed before the master answers, so guesses sent at once cannot all pass
-    # the check above (throttle.py); taken back below unless the password was wrong.
-    for which, key in keys.items():
-        throttles[which].failed(key, now)
+async def check_typed_password(
+    request: web.Request, account: str, check: Callable[[], Awaitable[T]], refused_status: int = 401
+) -> T:
+    """What `check` (the master checking a password typed for `account`) answers, throttled
+    per client address and per account name like every such check (throttle.PasswordGuesses);
+    SignInRefused when throttled (429) or when the master refused the password
+    (`refused_status`, with the master's sentence)."""
+    guesses = request.app[PASSWORD_GUESSES]
     try:
-        token, user = await request.app[MASTER].login(keys["account"], password, kind)
+        guess = guesses.begin(account, client_address(request), time.monotonic())
+    except TooSoon as wait:
+        raise SignInRefused(
+            429, f"Too many wrong passwords; try again in {wait.retry_after_s} seconds.", wait.retry_after_s
+        ) from None
+    try:
+        answer = await check()
     except BaseException as exc:
         if isinstance(exc, RequestFailed) and exc.code == "refused":
-            quiet.info("failed sign-in for %r from %s", username[:64], keys["address"])
-            raise SignInRefused(401, exc.message) from None
-        for which, key in keys.items():
-            throttles[which].forgive(key)
+            quiet.info("wrong password for %r from %s", account[:64], guess.address)
+            raise SignInRefused(refused_status, exc.message) from None
+        guesses.not_a_guess(guess)
         raise
-    if "account" in holding:
-        throttles["account"].succeeded(keys["account"])
-    else:  # the owner at a known address: strangers' failures keep counting for the others
-        throttles["account"].forgive(keys["account"])
-    throttles["address"].forgive(keys["address"])
-    known.signed_in(keys["account"], keys["address"], time.monotonic())
-    return token, user
+    guesses.right(guess, time.monotonic())
+    return answer
+
+
+async def _sign_in(request: web.Request, username: str, password: str, kind: str):
+    """(token, user) for a correct password; SignInRefused otherwise (throttled or wrong)."""
+    # Account names are lower case: "Admin", as a phone capitalises it, is the same account.
+    account = username.strip().lower()
+    return await check_typed_password(
+        request, account, lambda: request.app[MASTER].login(account, password, kind)
+    )
 
 
 def local_path(target: str) -> str:
@@ -320,7 +330,7 @@ async def login_page(request: web.Request) -> web.Response:
 
 
 async def login_form(request: web.Request) -> web.StreamResponse:
-    form = await _form(request)
+    form = await read_form(request)
     target = local_path(form.get("next", "/"))
     try:
         if request.content_type != FORM_CONTENT_TYPE:
@@ -336,6 +346,12 @@ async def login_form(request: web.Request) -> web.StreamResponse:
         response.headers.update(refusal.headers())
         return response
     response = web.HTTPSeeOther(target)
+    start_session_cookie(request, response, token)
+    return response
+
+
+def start_session_cookie(request: web.Request, response: web.StreamResponse, token: str) -> None:
+    """Have the browser keep `token`, a browser session, as its session cookie."""
     response.set_cookie(
         session_cookie(request),
         token,
@@ -345,7 +361,6 @@ async def login_form(request: web.Request) -> web.StreamResponse:
         secure=request_scheme(request) == "https",
         max_age=int(SESSION_IDLE_S),
     )
-    return response
 
 
 async def logout_form(request: web.Request) -> web.StreamResponse:

@@ -26,12 +26,17 @@ owner). So `KnownClients` remembers the addresses each account signed in from la
 (KNOWN_ADDRESSES_PER_ACCOUNT of them, for KNOWN_FOR_S), and a sign-in from one of those is
 held only by its address's key: the owner at home still gets in while a stranger's
 guesses keep the account throttled for everyone else.
+
+`PasswordGuesses` puts these together around every check of a password a client typed,
+whatever the route: signing in, and changing one's own password (which takes the current
+one), share one budget, so a stolen session cannot guess the password faster through the
+second than anyone could through the first.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 # Defaults: five wrong passwords are a typo streak; past them, 1 s, 2 s, 4 s... up to
 # 15 minutes between attempts (online guessing at ~100 tries a day per key).
@@ -42,6 +47,9 @@ MAX_DELAY_S = 900.0
 FORGET_AFTER_S = 24 * 3600.0
 # Memory bound: ~200 bytes a key.
 MAX_KEYS = 100_000
+# Per client address: a household or office shares one, so it gets more free failures
+# than one account does.
+ADDRESS_FREE_FAILURES = 20
 
 
 @dataclass
@@ -142,3 +150,61 @@ class KnownClients:
         self._seen[account] = addresses
         while len(self._seen) > self.max_accounts:
             self._seen.popitem(last=False)
+
+
+class TooSoon(Exception):
+    """A password may not be tried yet from here, for this account: wait `retry_after_s`."""
+
+    def __init__(self, retry_after_s: int) -> None:
+        super().__init__(f"try again in {retry_after_s} seconds")
+        self.retry_after_s = retry_after_s
+
+
+@dataclass(frozen=True)
+class Guess:
+    """One check of a typed password under way, already counted as a failure for its
+    account and address; `held_by_account` if the account's throttle holds it too (the
+    address is not one the account signed in from lately)."""
+
+    account: str
+    address: str
+    held_by_account: bool
+
+
+@dataclass
+class PasswordGuesses:
+    """The bracket around every check of a typed password: `begin` (TooSoon, or the
+    attempt counted as failed), then `right` or `not_a_guess`; a wrong password needs
+    nothing more, its failure is already counted."""
+
+    address: Throttle = field(default_factory=lambda: Throttle(free_failures=ADDRESS_FREE_FAILURES))
+    account: Throttle = field(default_factory=Throttle)
+    known: KnownClients = field(default_factory=KnownClients)
+
+    def begin(self, account: str, address: str, now: float) -> Guess:
+        held_by_account = not self.known.knows(account, address, now)
+        wait_s = self.address.wait_s(address, now)
+        if held_by_account:
+            wait_s = max(wait_s, self.account.wait_s(account, now))
+        if wait_s > 0:
+            raise TooSoon(int(wait_s) + 1)
+        # Counted as failed before the password is checked: see the module's docstring.
+        self.address.failed(address, now)
+        self.account.failed(account, now)
+        return Guess(account, address, held_by_account)
+
+    def not_a_guess(self, guess: Guess) -> None:
+        """The check never answered, or refused for another reason than the password."""
+        self.address.forgive(guess.address)
+        self.account.forgive(guess.account)
+
+    def right(self, guess: Guess, now: float) -> None:
+        """The password was right: the account's failures are cleared, unless a known
+        address was held by its own key only (strangers' failures keep counting for the
+        others), and the address becomes one the account is known at."""
+        if guess.held_by_account:
+            self.account.succeeded(guess.account)
+        else:
+            self.account.forgive(guess.account)
+        self.address.forgive(guess.address)
+        self.known.signed_in(guess.account, guess.address, now)
