@@ -886,3 +886,12 @@ async def test_the_longest_passwords_in_any_script_get_through_every_json_route(
             f"{cluster.url}/api/login", json={"username": name, "password": second}
         ) as answer:
             assert answer.status == 200, await answer.text()
+
+
+async def test_an_account_request_past_its_size_is_413_saying_so(cluster, http):
+    """A body larger than an account request can be is 413 with its limit, not 400 "Send
+    a JSON object with ...", which blamed a well-formed object for its size."""
+    fields = {"username": "big", "password": "x" * 40_000, "role": "viewer"}
+    async with http.post(f"{cluster.url}/api/users", json=fields, headers=cluster.admin_headers()) as answer:
+        assert answer.status == 413
+        assert "at most 32 KiB" in (await answer.json())["error"]

@@ -103,7 +103,13 @@ async def _fields(request: web.Request, required: tuple[str, ...]) -> dict:
     """The JSON object of the body, with each `required` field a string."""
     try:
         fields = json_value(await read_body(request, MAX_ACCOUNT_BODY_BYTES))
-    except (BodyTooLarge, ValueError):
+    except BodyTooLarge:
+        raise web.HTTPRequestEntityTooLarge(
+            max_size=MAX_ACCOUNT_BODY_BYTES,
+            actual_size=request.content_length or 0,
+            text=f"An account request is at most {MAX_ACCOUNT_BODY_BYTES // 1024} KiB; this one is larger.",
+        ) from None
+    except ValueError:
         fields = None
     if not isinstance(fields, dict) or not all(isinstance(fields.get(name), str) for name in required):
         raise _BadBody("Send a JSON object with " + ", ".join(f'"{name}"' for name in required) + ".")
