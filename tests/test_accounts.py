@@ -47,6 +47,14 @@ async def add_user(http, cluster, name: str, role: str, quota_bytes=None) -> Non
         assert answer.status == 201, await answer.text()
 
 
+async def refused_account(http, cluster, name: str) -> str:
+    """POST /api/users for a viewer `name`, which must be refused with 409; the sentence."""
+    fields = {"username": name, "password": PASSWORD, "role": "viewer"}
+    async with http.post(f"{cluster.url}/api/users", json=fields, headers=cluster.admin_headers()) as answer:
+        assert answer.status == 409
+        return (await answer.json())["error"]
+
+
 @pytest.fixture(scope="module")
 async def people(cluster):
     suffix = uuid.uuid4().hex[:6]
@@ -557,12 +565,7 @@ async def test_a_removed_accounts_name_is_not_given_again_while_its_videos_stay(
         assert status == 201
         async with http.delete(f"{cluster.url}/api/users/{name}", headers=cluster.admin_headers()) as answer:
             assert answer.status == 200
-        fields = {"username": name, "password": PASSWORD, "role": "viewer"}
-        async with http.post(
-            f"{cluster.url}/api/users", json=fields, headers=cluster.admin_headers()
-        ) as answer:
-            assert answer.status == 409
-            assert "still owns 1 videos" in (await answer.json())["error"]
+        assert "still owns 1 videos" in await refused_account(http, cluster, name)
         async with http.delete(f"{cluster.url}/videos/{video}", headers=cluster.admin_headers()) as answer:
             assert answer.status == 200
         await add_user(http, cluster, name, "viewer")
@@ -630,12 +633,7 @@ async def test_look_alike_account_name_is_409_naming_the_existing_one(cluster):
     409 and a sentence naming the existing account."""
     async with aiohttp.ClientSession() as http:
         for name in ("adrnin", "\uff41\uff44\uff4d\uff49\uff4e"):
-            fields = {"username": name, "password": PASSWORD, "role": "viewer"}
-            async with http.post(
-                f"{cluster.url}/api/users", json=fields, headers=cluster.admin_headers()
-            ) as answer:
-                assert answer.status == 409
-                assert "\u201cadmin\u201d" in (await answer.json())["error"]
+            assert "\u201cadmin\u201d" in await refused_account(http, cluster, name)
 
 
 @pytest.mark.parametrize(
