@@ -704,6 +704,42 @@ async def test_who_can_watch_keeps_its_choice_after_an_upload(cluster, watched, 
     await watched.assert_clean()
 
 
+async def test_a_name_taken_can_be_changed_in_the_page_without_choosing_the_file_again(
+    cluster, watched, clip
+):
+    """A file whose name is taken is refused with the server's sentence, stays chosen, and
+    the focus goes to the name field: the person types another name, presses Upload again
+    and the same file is stored under that name; the used name is cleared after."""
+    page, taken = watched.page, f"taken-{tag()}.mp4"
+    assert await upload_over_http(cluster, clip, taken) == taken
+    await open_home(page, cluster.url)
+    await page.set_input_files("#file", {"name": taken, "mimeType": "video/mp4", "buffer": clip.read_bytes()})
+    async with page.expect_response(lambda r: r.request.method == "POST" and "/files/" in r.url) as refused:
+        await page.click("#upload-button")
+    assert (await refused.value).status == 409
+    await expect(page.locator("#upload-status .status-line")).to_have_text(
+        [
+            re.compile(f"^{taken}: A video named .{taken}. already exists"),
+            f"\u201c{taken}\u201d is still chosen: type another name above and press Upload.",
+        ]
+    )
+    await expect(page.locator("#video-name")).to_be_focused()
+    # The browser reports the refused request in the console; nothing else may appear.
+    watched.errors[:] = [e for e in watched.errors if "status of 409" not in e]
+
+    chosen = f"chosen {tag()}"
+    await page.fill("#video-name", chosen)
+    async with page.expect_response(
+        lambda r: r.request.method == "PATCH" and "video-name" in r.headers
+    ) as answer:
+        await page.click("#upload-button")
+    assert unquote((await answer.value).headers["video-name"]) == chosen
+    await expect(page.locator("#upload-status")).to_have_text(f"Uploaded {chosen}")
+    await expect(page.locator("#video-name")).to_have_value("")
+    await wait_for_cards(page, [chosen], among=chosen)
+    await watched.assert_clean()
+
+
 async def test_upload_can_be_cancelled_and_leaving_asks_first(cluster, watched, clip):
     """While an upload runs (slowed by network throttling), closing the page asks first
     (beforeunload), and Cancel aborts it and the files queued after it, each named in the

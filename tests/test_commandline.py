@@ -148,7 +148,9 @@ def test_upload_two_files_then_list_and_search_show_them(cluster, clip, tmp_path
 async def test_taken_name_fails_with_the_409_sentence_and_the_next_file_uploads(
     cluster, clip, tmp_path, http
 ):
-    """A name already taken prints the server's 409 sentence, exits 1, and the next file still uploads."""
+    """A name already taken prints the server's 409 sentence with the way out (--name),
+    exits 1, and the next file still uploads; --name then stores the file under another
+    name without renaming it on disk."""
     name = unique("taken")
     original = write_video(tmp_path / "a", name, clip)
     assert upload(cluster, original).returncode == 0
@@ -162,10 +164,20 @@ async def test_taken_name_fails_with_the_409_sentence_and_the_next_file_uploads(
     other = write_video(tmp_path / "b", unique("other"), clip)
     result = upload(cluster, again, other)
     assert result.returncode == 1
-    assert result.stderr == f"myyoutube: error: {name}: {sentence}\n"
+    assert (
+        result.stderr == f"myyoutube: error: {name}: {sentence} Upload it under another with --name NAME.\n"
+    )
     assert result.stdout.startswith(f"uploaded {other.name} (")
     kept = commandline("download", name, "-o", str(tmp_path / "kept.mp4"), "--url", cluster.url)
     assert kept.returncode == 0 and (tmp_path / "kept.mp4").read_bytes() == original.read_bytes()
+
+    chosen = unique("chosen")
+    named = commandline("upload", str(again), "--name", chosen, "--url", cluster.url)
+    assert named.returncode == 0 and named.stdout.startswith(f"uploaded {chosen} ("), named.stderr
+    copy = commandline("download", chosen, "-o", str(tmp_path / "chosen.mp4"), "--url", cluster.url)
+    assert copy.returncode == 0 and (tmp_path / "chosen.mp4").read_bytes() == again.read_bytes()
+    taken_too = commandline("upload", str(again), "--name", chosen, "--url", cluster.url)
+    assert taken_too.returncode == 1 and taken_too.stderr.endswith("choose another name.\n")
 
 
 def test_a_directory_or_fifo_among_the_files_fails_alone_and_asks_the_server_nothing(cluster, clip, tmp_path):
@@ -822,6 +834,16 @@ def test_edit_changes_title_and_description(cluster, clip, tmp_path):
     unknown = commandline("edit", unique("nobody"), "--title", "x", "--url", cluster.url)
     assert unknown.returncode == 1 and unknown.stderr.startswith("myyoutube: error: ")
     assert unknown.stderr.count("\n") == 1
+
+
+def test_one_name_for_several_files_is_a_usage_error():
+    """`upload a.mp4 b.mp4 --name talk` is refused before anything is sent (one name could
+    only name one of the videos), saying so in one line."""
+    result = commandline("upload", "a.mp4", "b.mp4", "--name", "talk", "--url", "http://127.0.0.1:9")
+    assert result.returncode == 2
+    assert result.stderr.splitlines()[-1].endswith(
+        "--name names one video: upload one FILE with it (or leave --name out)"
+    )
 
 
 def test_edit_without_a_change_is_a_usage_error():

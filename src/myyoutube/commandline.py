@@ -82,7 +82,9 @@ async def cmd_upload(api: Api, args: argparse.Namespace) -> int:
     state = resumable_upload.UploadState(resumable_upload.state_path())
     for path in map(Path, args.files):
         try:
-            video = await resumable_upload.upload_resumable(api, path, args.progress, state, args.visibility)
+            video = await resumable_upload.upload_resumable(
+                api, path, args.progress, state, args.visibility, args.name or ""
+            )
         except (Unreachable, Unauthorized):  # the next file would fail the same way
             raise
         except ToolError as exc:
@@ -265,6 +267,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=permissions.PUBLIC,
         help=VISIBILITY_HELP + " (default: public)",
     )
+    upload.add_argument("--name", help="the video's name (default: the file's name); with one FILE only")
     add("list", cmd_list, "list videos, newest first")
     add("search", cmd_list, "list videos matching TERM").add_argument("term", metavar="TERM")
     download = add(
@@ -303,6 +306,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.command == "edit" and all(getattr(args, key) is None for key in EDITABLE):
         parser.error("edit needs --title, --description or --visibility")
+    if args.command == "upload" and args.name is not None and len(args.files) > 1:
+        # One name for several videos could only store the first: refuse before any upload.
+        parser.error("--name names one video: upload one FILE with it (or leave --name out)")
     if not hasattr(args, "local") and args.url is None:  # `cert ...` runs locally, needs no URL
         try:
             args.url = base_url(os.environ.get(URL_ENV) or DEFAULT_URL)

@@ -1,7 +1,9 @@
 // MyYoutube home page uploads: resumable (tus 1.0 through the vendored tus-js-client, at
 // /files/), with a progress bar, a Cancel button that terminates the upload, a warning
 // before leaving mid-upload, a size check before sending, and a link to each new video. After each stored video the page's grid is told to reload
-// ("myyoutube:uploaded" on document).
+// ("myyoutube:uploaded" on document). The optional name field names one video instead of
+// its file; a file refused for its name stays chosen, so that another name can be typed
+// and the upload tried again without picking the file a second time.
 //
 // Loaded with <script defer> after text.js and vendor/tus.min.js; user data goes into the DOM as text only.
 "use strict";
@@ -18,6 +20,7 @@
   var percentLabel = document.getElementById("upload-percent");
   var statusBox = document.getElementById("upload-status");
   var visibilityInput = document.getElementById("visibility");
+  var nameInput = document.getElementById("video-name");
   var session = window.MyYoutube.session;
 
   var FALLBACK_ERRORS = {
@@ -30,6 +33,9 @@
   };
   var maxUploadBytes = Number(form.getAttribute("data-max-upload-bytes"));
   var upload = { cancel: null, cancelled: false };
+  // Files refused for their name (taken, or against the rules), kept for a retry under
+  // another name: the file input is cleared once any upload of a batch succeeded.
+  var waiting = [];
   // Bytes per PATCH: a dropped connection costs at most this much again.
   var PATCH_BYTES = 5 * 1024 * 1024;
   // Waits before each retry after a network error: growing, about ten minutes in all,
@@ -54,16 +60,24 @@
     statusBox.appendChild(line);
   }
 
-  // Upload one file over tus (/files/, tus-js-client); resolves with {ok, message, name},
-  // never rejects. A network error is retried by itself with growing waits, from the
+  // Upload one file over tus (/files/, tus-js-client), named `chosenName` or else by its
+  // file name; resolves with {ok, message, name, nameRefused}, never rejects. A network error is retried by itself with growing waits, from the
   // offset the server confirmed; a file whose upload was left unfinished (a reload, a
   // closed tab) resumes where it stopped. Cancel terminates the upload on the server.
-  function uploadOne(file, label) {
+  function uploadOne(file, label, chosenName) {
     return new Promise(function (resolve) {
       var metadata = { filename: file.name, filetype: file.type || "application/octet-stream" };
       if (visibilityInput) metadata.visibility = visibilityInput.value;
+      if (chosenName) metadata.name = chosenName;
       var tusUpload = new window.tus.Upload(file, {
         endpoint: "/files/",
+        // The same file under another name is another upload: resuming the unfinished one
+        // would store it under the name it was started with.
+        fingerprint: function (source, options) {
+          return window.tus.defaultOptions.fingerprint(source, options).then(function (print) {
+            return chosenName ? print + "-named-" + encodeURIComponent(chosenName) : print;
+          });
+        },
         chunkSize: PATCH_BYTES,
         retryDelays: RETRY_DELAYS_MS,
         metadata: metadata,
@@ -93,7 +107,7 @@
           resolve({ ok: true, name: header ? decodeURIComponent(header) : file.name });
         },
         onError: function (err) {
-          resolve({ ok: false, message: file.name + ": " + tusErrorSentence(err) });
+          resolve({ ok: false, message: file.name + ": " + tusErrorSentence(err), nameRefused: refusedForName(err) });
         },
       });
       // abort(true) also terminates the upload on the server (DELETE), removing its bytes.
@@ -109,6 +123,33 @@
         if (!upload.cancelled) tusUpload.start();
       });
     });
+  }
+
+  // Whether the server refused to create the upload because of its name: 409 (taken, or
+  // looking like a taken name) or 400 (against the naming rules) to the creation request.
+  function refusedForName(err) {
+    var response = err.originalResponse;
+    var status = response ? response.getStatus() : 0;
+    var creating = err.originalRequest && err.originalRequest.getMethod() === "POST";
+    return creating && (status === 409 || status === 400);
+  }
+
+  // Tell which files wait for another name, and take the person to the name field.
+  function offerAnotherName(focusInForm) {
+    if (!waiting.length) return;
+    fileInput.value = "";
+    var first = "\u201c" + waiting[0].name + "\u201d";
+    statusLine(
+      waiting.length === 1
+        ? first + " is still chosen: type another name above and press Upload."
+        : "Still chosen: " + waiting.map(function (file) { return file.name; }).join(", ") +
+            ". Type a name for " + first + " above and press Upload, one file at a time.",
+      false
+    );
+    if (nameInput && focusInForm) {
+      nameInput.focus();
+      nameInput.select();
+    }
   }
 
   // The server's sentence for a refused request, else one of ours.
@@ -148,9 +189,12 @@
     else window.removeEventListener("beforeunload", warnBeforeLeaving);
   }
 
-  function uploadAll(files) {
+  // Upload `files` in turn (`chosenName` names the one file it may be given with);
+  // `later` are files still waiting for a name of their own.
+  function uploadAll(files, chosenName, later) {
     var index = 0;
     var uploaded = 0;
+    var refusedNames = [];
     upload.cancelled = false;
     statusBox.replaceChildren();
     setUploading(true);
@@ -165,8 +209,12 @@
         upload.cancel = null;
         setUploading(false);
         // Clear the chosen files only: "Who can watch" keeps its choice, so a second
-        // upload meant for "Only me" is not published because the form forgot.
+        // upload meant for "Only me" is not published because the form forgot. A name
+        // that was used is cleared: it is taken now.
         if (uploaded) fileInput.value = "";
+        if (uploaded && chosenName && nameInput) nameInput.value = "";
+        waiting = refusedNames.concat(later);
+        offerAnotherName(form.contains(document.activeElement));
         return Promise.resolve();
       }
       var file = files[index];
@@ -176,13 +224,14 @@
         return next();
       }
       var label = files.length > 1 ? index + "/" + files.length : "";
-      return uploadOne(file, label).then(function (result) {
+      return uploadOne(file, label, chosenName).then(function (result) {
         if (result.ok) {
           statusLine("Uploaded ", true, result.name);
           uploaded += 1;
           document.dispatchEvent(new CustomEvent("myyoutube:uploaded", { detail: result.name }));
         } else {
           statusLine(result.message, false);
+          if (result.nameRefused) refusedNames.push(file);
         }
         return next();
       });
@@ -198,14 +247,25 @@
   form.addEventListener("submit", function (event) {
     event.preventDefault();
     if (uploadButton.disabled) return;
-    var files = Array.prototype.slice.call(fileInput.files || []);
+    var chosen = Array.prototype.slice.call(fileInput.files || []);
+    var name = nameInput ? nameInput.value.trim() : "";
+    // A new choice of files replaces the ones waiting; with none, the waiting ones are
+    // tried again (the first alone when a name is typed: a name is for one video).
+    var files = chosen.length ? chosen : waiting.slice(0, name ? 1 : waiting.length);
+    var later = chosen.length ? [] : waiting.slice(files.length);
     if (!files.length) {
       statusBox.replaceChildren();
       statusLine("Choose a video file first.", false);
       fileInput.focus();
       return;
     }
-    uploadAll(files);
+    if (name && files.length > 1) {
+      statusBox.replaceChildren();
+      statusLine("A name is for one video: choose one file to name, or leave the name empty to use each file\u2019s own name.", false);
+      nameInput.focus();
+      return;
+    }
+    uploadAll(files, name, later);
   });
 
 })();
