@@ -80,6 +80,12 @@ def looks_like_unseen(name: str) -> str:
     )
 
 
+def owner_only(act: str) -> str:
+    """The sentence refusing `act` ("change", "delete") on a video to someone who is
+    neither its owner nor an admin: the act asked for, named as asked."""
+    return f"Only the video's owner or an admin may {act} it."
+
+
 def unknown(name: str) -> str:
     """The sentence for a request about a video that does not exist."""
     return f"There is no video named \u201c{name[:MAX_NAME_BYTES]}\u201d."
