@@ -71,6 +71,11 @@ DURATION_COLUMN_CHARS = 8
 # Who may watch, in the words of the web's "Who can watch" menu.
 VISIBILITY_HELP = "who can watch: everyone (public), anyone with the link (unlisted) or only you (private)"
 STATE_COLUMN_CHARS = 15  # "Processing 100%", the longest state the web's badge says
+# Who may watch, in the words `upload --visibility` and `edit --visibility` take
+# (public, unlisted, private): the header is the widest. With it the name starts at
+# column 69, so a name of a dozen characters still fits an 80-column terminal.
+VISIBILITY_COLUMN_CHARS = len("VISIBILITY")
+LISTING_HEADER = ("SIZE", "UPLOADED", "DURATION", "STATE", "VISIBILITY", "NAME")
 
 
 # --- upload, download --------------------------------------------------------------------
@@ -121,10 +126,11 @@ def _local_time(timestamp: Any) -> str:
         return "?"
 
 
-def listing_line(size: str, uploaded: str, duration: str, state: str, name: str) -> str:
+def listing_line(size: str, uploaded: str, duration: str, state: str, visibility: str, name: str) -> str:
     return (
         f"{size:>{SIZE_COLUMN_CHARS}}  {uploaded:<{UPLOADED_COLUMN_CHARS}}  "
-        f"{duration:>{DURATION_COLUMN_CHARS}}  {state:<{STATE_COLUMN_CHARS}}  {name}"
+        f"{duration:>{DURATION_COLUMN_CHARS}}  {state:<{STATE_COLUMN_CHARS}}  "
+        f"{visibility:<{VISIBILITY_COLUMN_CHARS}}  {name}"
     )
 
 
@@ -141,6 +147,7 @@ def video_line(video: dict) -> str:
         _local_time(video.get("uploaded_at")),
         human_duration(duration) if isinstance(duration, (int, float)) else "",
         state_column(video),
+        str(video.get("visibility") or "?")[:VISIBILITY_COLUMN_CHARS],
         str(video.get("name")),
     )
 
@@ -154,7 +161,7 @@ async def cmd_list(api: Api, args: argparse.Namespace) -> int:
     listed = 0
     async for page in api.video_pages(term):
         if page and not listed:
-            say(listing_line("SIZE", "UPLOADED", "DURATION", "STATE", "NAME"))
+            say(listing_line(*LISTING_HEADER))
         for video in page:
             say(video_line(video))
         listed += len(page)
