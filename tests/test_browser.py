@@ -224,6 +224,14 @@ async def upload_over_http(cluster, path: Path, name: str) -> str:
         return (await response.json())["name"]
 
 
+async def delete_over_http(cluster, name: str) -> None:
+    async with (
+        aiohttp.ClientSession(headers=cluster.admin_headers()) as session,
+        session.delete(f"{cluster.url}/videos/{quote(name, safe='')}") as response,
+    ):
+        assert response.status == 200, await response.text()
+
+
 # Takes Media Source Extensions away (an init script): hls.js is then unsupported and the
 # watch page plays the progressive /stream, as in a browser without MSE.
 NO_MSE = "delete window.MediaSource; delete window.ManagedMediaSource;"
@@ -513,6 +521,43 @@ async def test_delete_button_removes_the_video(cluster, watched, clip):
     assert name not in await listed_names(cluster.url)
     assert await http_status(f"{cluster.url}/stream/{quote(name)}") == 404
     assert await http_status(f"{cluster.url}/watch/{quote(name)}") == 404
+    await watched.assert_clean()
+
+
+async def test_a_watch_page_says_when_its_video_was_deleted_elsewhere(cluster, watched, clip):
+    """A watch page left open while its video is deleted elsewhere says "This video no
+    longer exists" (not "cannot play" or a bare error) when the player's stream answers
+    404, and when Delete or Save does; the actions that can only fail are taken away."""
+    page, playing, edited = watched.page, f"gone-play-{tag()}.mp4", f"gone-edit-{tag()}.mp4"
+    for name in (playing, edited):
+        assert await upload_over_http(cluster, clip, name) == name
+
+    async def delete_first(route) -> None:
+        # The player's first request reaches the real web only once the video is deleted.
+        await delete_over_http(cluster, playing)
+        await route.continue_()
+
+    await page.route(re.compile(f"/(stream|hls)/{re.escape(quote(playing))}"), delete_first)
+    await page.goto(f"{cluster.url}/watch/{quote(playing)}")
+    await expect(page.locator("#gone-notice")).to_be_visible()
+    await expect(page.locator("#gone-notice")).to_contain_text("This video no longer exists")
+    await expect(page.locator("#player-status")).to_be_hidden()
+    await expect(page.locator("#delete-button")).to_be_disabled()
+    await expect(page.locator("#download")).to_be_hidden()
+
+    await page.goto(f"{cluster.url}/watch/{quote(edited)}")
+    await expect(page.locator("#watch")).to_have_attribute("data-playing", re.compile("hls|progressive"))
+    await delete_over_http(cluster, edited)
+    await page.click(".edit summary")
+    await page.fill("#edit-title", "Too late")
+    async with page.expect_response(lambda r: r.request.method == "PATCH") as answer:
+        await page.click("#edit-form button[type=submit]")
+    assert (await answer.value).status == 404
+    await expect(page.locator("#gone-notice")).to_be_visible()
+    await expect(page.locator("#edit-status")).to_be_hidden()
+    await expect(page.locator("#edit-title")).to_be_disabled()
+    # The browser reports each refused request in the console; nothing else may appear.
+    watched.errors[:] = [e for e in watched.errors if "status of 404" not in e]
     await watched.assert_clean()
 
 
