@@ -561,6 +561,27 @@ async def test_a_watch_page_says_when_its_video_was_deleted_elsewhere(cluster, w
     await watched.assert_clean()
 
 
+async def test_cards_with_the_same_title_show_their_names(cluster, watched, clip):
+    """hevc.mkv and hevc.mp4 are both titled "hevc": cards whose titles repeat show the
+    video's name under the title (part of the link's text, so a screen reader tells
+    them apart too); a card whose title is its own shows none."""
+    page, run = watched.page, tag()
+    twins = [f"twin-{run}.mp4", f"twin-{run}.mkv"]
+    for name in [*twins, f"single-{run}.mp4"]:
+        assert await upload_over_http(cluster, clip, name) == name
+    await page.goto(f"{cluster.url}/?q={run}")
+    await wait_for_cards(page, [*twins, f"single-{run}.mp4"], among=run)
+    for name in twins:
+        card = page.locator(f'#videos a.video-card[data-name="{name}"]')
+        await expect(card.locator(".card-title")).to_have_text(f"twin {run}")  # made from the name
+        await expect(card.locator(".card-name")).to_have_text(name)
+        await expect(card).to_have_accessible_name(re.compile(re.escape(name)))
+    await expect(
+        page.locator(f'#videos a.video-card[data-name="single-{run}.mp4"] .card-name')
+    ).to_have_count(0)
+    await watched.assert_clean()
+
+
 async def test_status_page_lists_datanodes(cluster, watched):
     """/status shows one row per datanode, all alive, with the state badge inside its row
     and no horizontal scrolling on a 375 px phone."""
