@@ -965,10 +965,33 @@ async def test_upload_resumes_by_itself_after_the_network_drops(cluster, watched
     assert await watched.csp_violations() == []  # tus-js-client needs nothing the CSP forbids
 
 
+async def test_an_unfinished_upload_the_server_no_longer_holds_is_forgotten(cluster, watched):
+    """An upload this browser remembers but the server has ended (expired, cancelled
+    elsewhere) is not offered for resuming: the page asks the server, which answers 404,
+    and forgets it."""
+    page = watched.page
+    await open_home(page, cluster.url)
+    gone = {
+        "size": 1000,
+        "metadata": {"filename": "gone.mp4"},
+        "uploadUrl": f"{cluster.url}/files/{'0' * 32}",
+    }
+    await page.evaluate("entry => localStorage.setItem('tus::tus-br-gone::1', JSON.stringify(entry))", gone)
+    async with page.expect_response(lambda r: r.request.method == "HEAD" and "/files/" in r.url) as asked:
+        await page.reload()
+    assert (await asked.value).status == 404
+    await page.wait_for_function("() => localStorage.getItem('tus::tus-br-gone::1') === null")
+    await expect(page.locator("#unfinished-uploads")).to_be_hidden()
+    watched.errors[:] = [e for e in watched.errors if "status of 404" not in e]
+    await watched.assert_clean()
+
+
 async def test_upload_left_midway_resumes_after_a_reload(cluster, watched, clip, tmp_path):
-    """A page closed mid-upload: a new page given the same file resumes the unfinished
-    upload (found by the file's fingerprint in localStorage) instead of starting over: its
-    first PATCH starts past 0, and the stored video is the file."""
+    """A page closed mid-upload: the new page says which upload is unfinished, how far it
+    got, and that choosing the file again resumes it; given the same file it resumes the
+    unfinished upload (found by the file's fingerprint in localStorage) instead of
+    starting over: its first PATCH starts past 0, and the stored video is the file. The
+    note goes once the upload is finished."""
     first, name = watched.page, f"reload-{tag()}.mp4"
     payload = clip.read_bytes() + (8 + 12 * 2**20).to_bytes(4, "big") + b"free" + os.urandom(12 * 2**20)
     # A file on disk: its modification time is part of the fingerprint, as for a user's file.
@@ -987,8 +1010,18 @@ async def test_upload_left_midway_resumes_after_a_reload(cluster, watched, clip,
         lambda r: offsets.append(int(r.headers["upload-offset"])) if r.method == "PATCH" else None,
     )
     await open_home(page, cluster.url)
+    unfinished = page.locator("#unfinished-uploads")
+    await expect(unfinished).to_be_visible()
+    await expect(unfinished.locator("li")).to_have_text(
+        re.compile(f"^{re.escape(name)}: [0-9]+% \\(.* of .*\\), kept until ")
+    )
+    await expect(unfinished).to_contain_text("Choose the same file again and press Upload to resume")
     await page.set_input_files("#file", file)
     await page.click("#upload-button")
     await expect(page.locator("#upload-status")).to_have_text(f"Uploaded {name}", timeout=60_000)
     assert offsets and offsets[0] >= 5 * 2**20, offsets
     assert await stored_bytes(cluster, name) == payload
+    await expect(unfinished).to_be_hidden()
+    await page.reload()
+    await expect(page.locator("#videos")).to_have_attribute("aria-busy", "false")
+    await expect(unfinished).to_be_hidden()

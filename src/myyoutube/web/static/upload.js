@@ -4,6 +4,11 @@
 // ("myyoutube:uploaded" on document). The optional name field names one video instead of
 // its file; a file refused for its name stays chosen, so that another name can be typed
 // and the upload tried again without picking the file a second time.
+// Unfinished uploads this browser remembers (tus-js-client's fingerprints in
+// localStorage, left by a reload or a closed tab) are listed above the file picker with
+// how far each got, and that choosing the same file again resumes it; the server is
+// asked about each (HEAD), and one it no longer holds (finished, cancelled or expired)
+// is forgotten instead of listed.
 //
 // Loaded with <script defer> after text.js and vendor/tus.min.js; user data goes into the DOM as text only.
 "use strict";
@@ -20,6 +25,7 @@
   var percentLabel = document.getElementById("upload-percent");
   var statusBox = document.getElementById("upload-status");
   var visibilityInput = document.getElementById("visibility");
+  var unfinishedBox = document.getElementById("unfinished-uploads");
   var nameInput = document.getElementById("video-name");
   var session = window.MyYoutube.session;
 
@@ -215,6 +221,7 @@
         if (uploaded && chosenName && nameInput) nameInput.value = "";
         waiting = refusedNames.concat(later);
         offerAnotherName(form.contains(document.activeElement));
+        showUnfinished();
         return Promise.resolve();
       }
       var file = files[index];
@@ -237,6 +244,72 @@
       });
     }
     return next();
+  }
+
+  // ------------------------------------------------------------ unfinished uploads
+  // {entry, sent, total} for a remembered upload the server still holds (sent is null
+  // when the server could not say), or null once it is forgotten.
+  function askAbout(storage, entry) {
+    var headers = Object.assign({ "Tus-Resumable": "1.0.0" }, session.csrfHeaders());
+    return fetch(entry.uploadUrl, { method: "HEAD", headers: headers, cache: "no-store" })
+      .then(function (resp) {
+        // 404: finished, cancelled or expired; Video-Name: this very HEAD finished it.
+        if (resp.status === 404 || resp.headers.get("Video-Name")) {
+          return storage.removeUpload(entry.urlStorageKey).then(function () { return null; });
+        }
+        var sent = resp.ok ? Number(resp.headers.get("Upload-Offset")) : NaN;
+        var expires = new Date(resp.headers.get("Upload-Expires") || "");
+        return {
+          entry: entry,
+          sent: isFinite(sent) ? sent : null,
+          total: entry.size,
+          expires: isNaN(expires.getTime()) ? null : expires,
+        };
+      })
+      .catch(function () {
+        return { entry: entry, sent: null, total: entry.size, expires: null };
+      });
+  }
+
+  function unfinishedLine(upload) {
+    var metadata = upload.entry.metadata || {};
+    var line = metadata.filename || "A file";
+    if (metadata.name) line += " (as \u201c" + metadata.name + "\u201d)";
+    if (upload.sent !== null && upload.total > 0) {
+      line += ": " + Math.floor((upload.sent / upload.total) * 100) + "% (" + text.humanSize(upload.sent) +
+        " of " + text.humanSize(upload.total) + ")";
+    }
+    if (upload.expires) {
+      line += ", kept until " + upload.expires.toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short" });
+    }
+    return el("li", "", line);
+  }
+
+  function showUnfinished() {
+    var storage = window.tus.defaultOptions.urlStorage;
+    if (!unfinishedBox || !storage || !storage.findAllUploads) return Promise.resolve();
+    return storage
+      .findAllUploads()
+      .then(function (entries) {
+        var ours = entries.filter(function (entry) { return typeof entry.uploadUrl === "string"; });
+        return Promise.all(ours.map(function (entry) { return askAbout(storage, entry); }));
+      })
+      .then(function (uploads) {
+        var open = uploads.filter(Boolean);
+        unfinishedBox.replaceChildren();
+        unfinishedBox.hidden = !open.length;
+        if (!open.length) return;
+        unfinishedBox.appendChild(el("p", "", open.length === 1 ? "An upload is unfinished:" : "Uploads are unfinished:"));
+        var list = el("ul", "");
+        open.forEach(function (upload) { list.appendChild(unfinishedLine(upload)); });
+        unfinishedBox.appendChild(list);
+        unfinishedBox.appendChild(
+          el("p", "", "Choose the same file again and press Upload to resume where it stopped.")
+        );
+      })
+      .catch(function () {
+        /* storage unreadable: nothing to say */
+      });
   }
 
   cancelButton.addEventListener("click", function () {
@@ -267,5 +340,7 @@
     }
     uploadAll(files, name, later);
   });
+
+  showUnfinished();
 
 })();
