@@ -255,7 +255,8 @@ async def test_a_video_made_private_is_not_served_from_any_cache(cluster, people
 
 
 async def test_owner_deletes_own_video_but_not_another_uploaders(cluster, people):
-    """An uploader deletes its own video; another uploader's is refused with 403."""
+    """An uploader deletes its own video; another uploader's is refused with 403 and a
+    sentence about deleting (it said "change" for a delete)."""
     async with aiohttp.ClientSession() as http:
         mine, theirs = unique("mine"), unique("theirs")
         assert (await upload_as(http, cluster, people.headers["uploader"], mine))[0] == 201
@@ -263,6 +264,7 @@ async def test_owner_deletes_own_video_but_not_another_uploaders(cluster, people
         delete = f"{cluster.url}/videos/"
         async with http.delete(delete + quote(theirs), headers=people.headers["uploader"]) as answer:
             assert answer.status == 403
+            assert (await answer.json())["error"] == "Only the video's owner or an admin may delete it."
         async with http.delete(delete + quote(mine), headers=people.headers["uploader"]) as answer:
             assert answer.status == 200
         async with http.get(f"{cluster.url}/stream/{quote(theirs)}") as answer:

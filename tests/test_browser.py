@@ -224,6 +224,14 @@ async def upload_over_http(cluster, path: Path, name: str) -> str:
         return (await response.json())["name"]
 
 
+async def delete_over_http(cluster, name: str) -> None:
+    async with (
+        aiohttp.ClientSession(headers=cluster.admin_headers()) as session,
+        session.delete(f"{cluster.url}/videos/{quote(name, safe='')}") as response,
+    ):
+        assert response.status == 200, await response.text()
+
+
 # Takes Media Source Extensions away (an init script): hls.js is then unsupported and the
 # watch page plays the progressive /stream, as in a browser without MSE.
 NO_MSE = "delete window.MediaSource; delete window.ManagedMediaSource;"
@@ -516,6 +524,64 @@ async def test_delete_button_removes_the_video(cluster, watched, clip):
     await watched.assert_clean()
 
 
+async def test_a_watch_page_says_when_its_video_was_deleted_elsewhere(cluster, watched, clip):
+    """A watch page left open while its video is deleted elsewhere says "This video no
+    longer exists" (not "cannot play" or a bare error) when the player's stream answers
+    404, and when Delete or Save does; the actions that can only fail are taken away."""
+    page, playing, edited = watched.page, f"gone-play-{tag()}.mp4", f"gone-edit-{tag()}.mp4"
+    for name in (playing, edited):
+        assert await upload_over_http(cluster, clip, name) == name
+
+    async def delete_first(route) -> None:
+        # The player's first request reaches the real web only once the video is deleted.
+        await delete_over_http(cluster, playing)
+        await route.continue_()
+
+    await page.route(re.compile(f"/(stream|hls)/{re.escape(quote(playing))}"), delete_first)
+    await page.goto(f"{cluster.url}/watch/{quote(playing)}")
+    await expect(page.locator("#gone-notice")).to_be_visible()
+    await expect(page.locator("#gone-notice")).to_contain_text("This video no longer exists")
+    await expect(page.locator("#player-status")).to_be_hidden()
+    await expect(page.locator("#delete-button")).to_be_disabled()
+    await expect(page.locator("#download")).to_be_hidden()
+
+    await page.goto(f"{cluster.url}/watch/{quote(edited)}")
+    await expect(page.locator("#watch")).to_have_attribute("data-playing", re.compile("hls|progressive"))
+    await delete_over_http(cluster, edited)
+    await page.click(".edit summary")
+    await page.fill("#edit-title", "Too late")
+    async with page.expect_response(lambda r: r.request.method == "PATCH") as answer:
+        await page.click("#edit-form button[type=submit]")
+    assert (await answer.value).status == 404
+    await expect(page.locator("#gone-notice")).to_be_visible()
+    await expect(page.locator("#edit-status")).to_be_hidden()
+    await expect(page.locator("#edit-title")).to_be_disabled()
+    # The browser reports each refused request in the console; nothing else may appear.
+    watched.errors[:] = [e for e in watched.errors if "status of 404" not in e]
+    await watched.assert_clean()
+
+
+async def test_cards_with_the_same_title_show_their_names(cluster, watched, clip):
+    """hevc.mkv and hevc.mp4 are both titled "hevc": cards whose titles repeat show the
+    video's name under the title (part of the link's text, so a screen reader tells
+    them apart too); a card whose title is its own shows none."""
+    page, run = watched.page, tag()
+    twins = [f"twin-{run}.mp4", f"twin-{run}.mkv"]
+    for name in [*twins, f"single-{run}.mp4"]:
+        assert await upload_over_http(cluster, clip, name) == name
+    await page.goto(f"{cluster.url}/?q={run}")
+    await wait_for_cards(page, [*twins, f"single-{run}.mp4"], among=run)
+    for name in twins:
+        card = page.locator(f'#videos a.video-card[data-name="{name}"]')
+        await expect(card.locator(".card-title")).to_have_text(f"twin {run}")  # made from the name
+        await expect(card.locator(".card-name")).to_have_text(name)
+        await expect(card).to_have_accessible_name(re.compile(re.escape(name)))
+    await expect(
+        page.locator(f'#videos a.video-card[data-name="single-{run}.mp4"] .card-name')
+    ).to_have_count(0)
+    await watched.assert_clean()
+
+
 async def test_status_page_lists_datanodes(cluster, watched):
     """/status shows one row per datanode, all alive, with the state badge inside its row
     and no horizontal scrolling on a 375 px phone."""
@@ -704,6 +770,42 @@ async def test_who_can_watch_keeps_its_choice_after_an_upload(cluster, watched, 
     await watched.assert_clean()
 
 
+async def test_a_name_taken_can_be_changed_in_the_page_without_choosing_the_file_again(
+    cluster, watched, clip
+):
+    """A file whose name is taken is refused with the server's sentence, stays chosen, and
+    the focus goes to the name field: the person types another name, presses Upload again
+    and the same file is stored under that name; the used name is cleared after."""
+    page, taken = watched.page, f"taken-{tag()}.mp4"
+    assert await upload_over_http(cluster, clip, taken) == taken
+    await open_home(page, cluster.url)
+    await page.set_input_files("#file", {"name": taken, "mimeType": "video/mp4", "buffer": clip.read_bytes()})
+    async with page.expect_response(lambda r: r.request.method == "POST" and "/files/" in r.url) as refused:
+        await page.click("#upload-button")
+    assert (await refused.value).status == 409
+    await expect(page.locator("#upload-status .status-line")).to_have_text(
+        [
+            re.compile(f"^{taken}: A video named .{taken}. already exists"),
+            f"\u201c{taken}\u201d is still chosen: type another name above and press Upload.",
+        ]
+    )
+    await expect(page.locator("#video-name")).to_be_focused()
+    # The browser reports the refused request in the console; nothing else may appear.
+    watched.errors[:] = [e for e in watched.errors if "status of 409" not in e]
+
+    chosen = f"chosen {tag()}"
+    await page.fill("#video-name", chosen)
+    async with page.expect_response(
+        lambda r: r.request.method == "PATCH" and "video-name" in r.headers
+    ) as answer:
+        await page.click("#upload-button")
+    assert unquote((await answer.value).headers["video-name"]) == chosen
+    await expect(page.locator("#upload-status")).to_have_text(f"Uploaded {chosen}")
+    await expect(page.locator("#video-name")).to_have_value("")
+    await wait_for_cards(page, [chosen], among=chosen)
+    await watched.assert_clean()
+
+
 async def test_upload_can_be_cancelled_and_leaving_asks_first(cluster, watched, clip):
     """While an upload runs (slowed by network throttling), closing the page asks first
     (beforeunload), and Cancel aborts it and the files queued after it, each named in the
@@ -863,10 +965,33 @@ async def test_upload_resumes_by_itself_after_the_network_drops(cluster, watched
     assert await watched.csp_violations() == []  # tus-js-client needs nothing the CSP forbids
 
 
+async def test_an_unfinished_upload_the_server_no_longer_holds_is_forgotten(cluster, watched):
+    """An upload this browser remembers but the server has ended (expired, cancelled
+    elsewhere) is not offered for resuming: the page asks the server, which answers 404,
+    and forgets it."""
+    page = watched.page
+    await open_home(page, cluster.url)
+    gone = {
+        "size": 1000,
+        "metadata": {"filename": "gone.mp4"},
+        "uploadUrl": f"{cluster.url}/files/{'0' * 32}",
+    }
+    await page.evaluate("entry => localStorage.setItem('tus::tus-br-gone::1', JSON.stringify(entry))", gone)
+    async with page.expect_response(lambda r: r.request.method == "HEAD" and "/files/" in r.url) as asked:
+        await page.reload()
+    assert (await asked.value).status == 404
+    await page.wait_for_function("() => localStorage.getItem('tus::tus-br-gone::1') === null")
+    await expect(page.locator("#unfinished-uploads")).to_be_hidden()
+    watched.errors[:] = [e for e in watched.errors if "status of 404" not in e]
+    await watched.assert_clean()
+
+
 async def test_upload_left_midway_resumes_after_a_reload(cluster, watched, clip, tmp_path):
-    """A page closed mid-upload: a new page given the same file resumes the unfinished
-    upload (found by the file's fingerprint in localStorage) instead of starting over: its
-    first PATCH starts past 0, and the stored video is the file."""
+    """A page closed mid-upload: the new page says which upload is unfinished, how far it
+    got, and that choosing the file again resumes it; given the same file it resumes the
+    unfinished upload (found by the file's fingerprint in localStorage) instead of
+    starting over: its first PATCH starts past 0, and the stored video is the file. The
+    note goes once the upload is finished."""
     first, name = watched.page, f"reload-{tag()}.mp4"
     payload = clip.read_bytes() + (8 + 12 * 2**20).to_bytes(4, "big") + b"free" + os.urandom(12 * 2**20)
     # A file on disk: its modification time is part of the fingerprint, as for a user's file.
@@ -885,8 +1010,18 @@ async def test_upload_left_midway_resumes_after_a_reload(cluster, watched, clip,
         lambda r: offsets.append(int(r.headers["upload-offset"])) if r.method == "PATCH" else None,
     )
     await open_home(page, cluster.url)
+    unfinished = page.locator("#unfinished-uploads")
+    await expect(unfinished).to_be_visible()
+    await expect(unfinished.locator("li")).to_have_text(
+        re.compile(f"^{re.escape(name)}: [0-9]+% \\(.* of .*\\), kept until ")
+    )
+    await expect(unfinished).to_contain_text("Choose the same file again and press Upload to resume")
     await page.set_input_files("#file", file)
     await page.click("#upload-button")
     await expect(page.locator("#upload-status")).to_have_text(f"Uploaded {name}", timeout=60_000)
     assert offsets and offsets[0] >= 5 * 2**20, offsets
     assert await stored_bytes(cluster, name) == payload
+    await expect(unfinished).to_be_hidden()
+    await page.reload()
+    await expect(page.locator("#videos")).to_have_attribute("aria-busy", "false")
+    await expect(unfinished).to_be_hidden()

@@ -85,10 +85,10 @@ def bytes_out(cluster) -> int:
 def test_list_says_each_videos_state_as_its_card_does():
     """`myyoutube list` tells a video still being transcoded, or one that failed, from a
     ready one (before, only --json said so): the STATE column reads as the web's badge."""
-    from myyoutube.commandline import listing_line, video_line
+    from myyoutube.commandline import LISTING_HEADER, listing_line, video_line
 
     video = {"name": "clip.mp4", "size": 2048, "uploaded_at": 0, "duration_s": 65.0}
-    header = listing_line("SIZE", "UPLOADED", "DURATION", "STATE", "NAME")
+    header = listing_line(*LISTING_HEADER)
     for record, state in (
         ({"state": "processing", "progress": 45}, "Processing 45%"),
         ({"state": "processing", "progress": None}, "Processing"),
@@ -101,6 +101,20 @@ def test_list_says_each_videos_state_as_its_card_does():
     assert len(video_line({**video, "state": "processing", "progress": 100})) == len(
         video_line({**video, "state": "ready"})
     )  # the widest state keeps the name's column
+
+
+def test_list_says_who_can_watch_each_video():
+    """`myyoutube list` has a VISIBILITY column in --visibility's words, so an owner tells
+    a private or unlisted video from a public one without --json; the name still starts
+    early enough to leave room for it on an 80-column terminal."""
+    from myyoutube.commandline import LISTING_HEADER, listing_line, video_line
+
+    header = listing_line(*LISTING_HEADER)
+    video = {"name": "clip.mp4", "size": 2048, "uploaded_at": 0, "duration_s": 65.0, "state": "ready"}
+    for visibility in ("public", "unlisted", "private"):
+        line = video_line({**video, "visibility": visibility})
+        assert line.index(visibility) == header.index("VISIBILITY") and line.endswith("  clip.mp4")
+        assert line.index("clip.mp4") == header.index("NAME") <= 80 - 12
 
 
 def test_download_to_a_dash_is_refused_not_saved_as_a_file_named_dash(tmp_path, monkeypatch):
@@ -133,7 +147,10 @@ def test_upload_two_files_then_list_and_search_show_them(cluster, clip, tmp_path
     assert listed.returncode == 0 and first.name in listed.stdout and second.name in listed.stdout
     found = commandline("search", tag, "--url", cluster.url)
     lines = found.stdout.splitlines()
-    assert lines[0].split() == ["SIZE", "UPLOADED", "DURATION", "STATE", "NAME"] and len(lines) == 3
+    assert (
+        lines[0].split() == ["SIZE", "UPLOADED", "DURATION", "STATE", "VISIBILITY", "NAME"]
+        and len(lines) == 3
+    )
     # Search results come best match first (relevance), not newest first.
     assert {name for name in (first.name, second.name) for line in lines[1:] if line.endswith(name)} == {
         first.name,
@@ -148,7 +165,9 @@ def test_upload_two_files_then_list_and_search_show_them(cluster, clip, tmp_path
 async def test_taken_name_fails_with_the_409_sentence_and_the_next_file_uploads(
     cluster, clip, tmp_path, http
 ):
-    """A name already taken prints the server's 409 sentence, exits 1, and the next file still uploads."""
+    """A name already taken prints the server's 409 sentence with the way out (--name),
+    exits 1, and the next file still uploads; --name then stores the file under another
+    name without renaming it on disk."""
     name = unique("taken")
     original = write_video(tmp_path / "a", name, clip)
     assert upload(cluster, original).returncode == 0
@@ -162,10 +181,20 @@ async def test_taken_name_fails_with_the_409_sentence_and_the_next_file_uploads(
     other = write_video(tmp_path / "b", unique("other"), clip)
     result = upload(cluster, again, other)
     assert result.returncode == 1
-    assert result.stderr == f"myyoutube: error: {name}: {sentence}\n"
+    assert (
+        result.stderr == f"myyoutube: error: {name}: {sentence} Upload it under another with --name NAME.\n"
+    )
     assert result.stdout.startswith(f"uploaded {other.name} (")
     kept = commandline("download", name, "-o", str(tmp_path / "kept.mp4"), "--url", cluster.url)
     assert kept.returncode == 0 and (tmp_path / "kept.mp4").read_bytes() == original.read_bytes()
+
+    chosen = unique("chosen")
+    named = commandline("upload", str(again), "--name", chosen, "--url", cluster.url)
+    assert named.returncode == 0 and named.stdout.startswith(f"uploaded {chosen} ("), named.stderr
+    copy = commandline("download", chosen, "-o", str(tmp_path / "chosen.mp4"), "--url", cluster.url)
+    assert copy.returncode == 0 and (tmp_path / "chosen.mp4").read_bytes() == again.read_bytes()
+    taken_too = commandline("upload", str(again), "--name", chosen, "--url", cluster.url)
+    assert taken_too.returncode == 1 and taken_too.stderr.endswith("choose another name.\n")
 
 
 def test_a_directory_or_fifo_among_the_files_fails_alone_and_asks_the_server_nothing(cluster, clip, tmp_path):
@@ -731,7 +760,7 @@ def test_list_piped_into_head_through_a_shell(cluster, clip, tmp_path):
         'echo "client exit ${PIPESTATUS[0]}" >&2'
     )
     result = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=60)
-    assert result.stdout.split() == ["SIZE", "UPLOADED", "DURATION", "STATE", "NAME"]
+    assert result.stdout.split() == ["SIZE", "UPLOADED", "DURATION", "STATE", "VISIBILITY", "NAME"]
     assert result.stderr == "client exit 0\n"
 
 
@@ -824,6 +853,16 @@ def test_edit_changes_title_and_description(cluster, clip, tmp_path):
     assert unknown.stderr.count("\n") == 1
 
 
+def test_one_name_for_several_files_is_a_usage_error():
+    """`upload a.mp4 b.mp4 --name talk` is refused before anything is sent (one name could
+    only name one of the videos), saying so in one line."""
+    result = commandline("upload", "a.mp4", "b.mp4", "--name", "talk", "--url", "http://127.0.0.1:9")
+    assert result.returncode == 2
+    assert result.stderr.splitlines()[-1].endswith(
+        "--name names one video: upload one FILE with it (or leave --name out)"
+    )
+
+
 def test_edit_without_a_change_is_a_usage_error():
     """`edit NAME` with neither --title, --description nor --visibility is a usage error
     (exit 2), sent nowhere."""
@@ -840,6 +879,10 @@ def test_upload_private_then_publish_with_edit(cluster, clip, tmp_path):
     assert uploaded.returncode == 0, uploaded.stderr
     mine = json.loads(commandline("search", source.stem, "--json", "--url", cluster.url).stdout)["videos"]
     assert [(video["name"], video["visibility"]) for video in mine] == [(source.name, "private")]
+    # The table says it too, in the words --visibility takes (before, only --json did).
+    table = commandline("search", source.stem, "--url", cluster.url).stdout.splitlines()
+    assert table[1].split()[-2:] == ["private", source.name]
+    assert table[1].index("private") == table[0].index("VISIBILITY")
 
     def anonymous_names() -> list[str]:
         with urllib.request.urlopen(f"{cluster.url}/search?q={source.stem}", timeout=10) as response:

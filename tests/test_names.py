@@ -7,7 +7,7 @@ import unicodedata
 
 import pytest
 
-from myyoutube.names import MAX_NAME_BYTES, BadName, clean_name
+from myyoutube.names import MAX_NAME_BYTES, BadName, chosen_name, clean_name
 
 
 def test_plain_name_unchanged():
@@ -117,3 +117,20 @@ def test_every_refusal_is_a_readable_sentence(raw):
     assert isinstance(caught.value, ValueError)
     assert re.fullmatch(r"[A-Z][^\x00-\x1f]{10,}\.", message), message
     assert raw not in message or raw == ""  # never echoes the hostile name back
+
+
+@pytest.mark.parametrize("raw", ["Talks/2026", "C:\\talk", "/"])
+def test_a_chosen_name_with_a_separator_is_refused_not_cut(raw):
+    """A name the uploader typed is theirs as typed: "Talks/2026" is refused with a
+    sentence, not silently stored as "2026" (as a file name's directory part would be)."""
+    with pytest.raises(BadName, match="cannot contain"):
+        chosen_name(raw)
+
+
+def test_a_chosen_name_follows_the_file_name_rules():
+    """The same rules as a file name: NFC, trimmed, no leading dot, no control characters."""
+    assert chosen_name(" Summer talk ") == "Summer talk"
+    assert chosen_name(unicodedata.normalize("NFD", "été")) == "été"
+    for bad in (".hidden", "a\x00b", ""):
+        with pytest.raises(BadName):
+            chosen_name(bad)

@@ -171,6 +171,31 @@ async def test_same_name_twice_is_409_and_keeps_the_first(cluster, http):
         assert await response.read() == data
 
 
+async def test_the_uploader_may_choose_the_name_in_the_form(cluster, http):
+    """A form field `name` (before the file) names the video instead of the file's own
+    name, so a taken name is fixed without renaming the file on disk; the chosen name
+    follows the naming rules and may not be taken either."""
+    taken, data = unique(), mp4_bytes(b"first")
+    assert (await upload(http, cluster, taken, data))[0] == 201
+
+    async def upload_named(chosen: str) -> tuple[int, dict]:
+        form = aiohttp.FormData()
+        form.add_field("name", chosen)
+        form.add_field("file", mp4_bytes(b"second"), filename=taken, content_type="video/mp4")
+        async with http.post(f"{cluster.url}/upload", data=form, headers=cluster.admin_headers()) as response:
+            return response.status, await response.json()
+
+    chosen = unique("talk", "")
+    status, body = await upload_named(f" {chosen} ")
+    assert status == 201 and body["name"] == chosen, body
+    async with http.get(f"{cluster.url}/stream/{chosen}") as response:
+        assert await response.read() == mp4_bytes(b"second")
+    status, body = await upload_named(chosen)
+    assert status == 409 and "already exists" in body["error"]
+    status, body = await upload_named("Talks/2026")
+    assert status == 400 and "cannot contain" in body["error"]
+
+
 async def test_empty_file_is_refused_with_a_sentence(cluster, http):
     """A 0-byte upload is refused with 400 and an explanation, and nothing is listed."""
     name = unique()

@@ -140,6 +140,27 @@ async def test_creation_follows_the_rules_of_plain_uploads(cluster, http):
         assert response.status == 404  # the refused upload is gone
 
 
+async def test_a_resumable_upload_takes_the_name_the_uploader_chose(cluster, http):
+    """Upload-Metadata's `name` names the video instead of its `filename`: a file whose
+    name is taken is uploaded under another without being renamed on disk."""
+    data, taken, chosen, auth = (
+        mp4_bytes(os.urandom(200_000)),
+        unique(),
+        unique("chosen", ""),
+        cluster.admin_headers(),
+    )
+    assert (await create(http, cluster.url, auth, taken, 1000))[0] == 201
+    asked = {**TUS, **OCTETS, **auth, "Upload-Length": str(len(data))}
+    asked["Upload-Metadata"] = metadata(filename=taken, name=chosen)
+    async with http.post(f"{cluster.url}/files/", headers=asked, data=data) as response:
+        assert response.status == 201, await response.text()
+        assert response.headers["Video-Name"] == chosen
+    assert await stream_bytes(http, cluster, chosen) == data
+    asked["Upload-Metadata"] = metadata(filename=taken, name=chosen)
+    async with http.post(f"{cluster.url}/files/", headers=asked, data=data) as response:
+        assert response.status == 409 and chosen in (await response.json())["error"]
+
+
 async def test_creation_with_upload_and_termination(cluster, http):
     """A creation request may carry the first bytes; DELETE ends an upload at once, with
     every partial byte on every datanode, and frees its name."""

@@ -32,8 +32,17 @@ def test_a_creation_gives_length_name_title_and_visibility():
             "Upload-Metadata": f"filename {encoded('été.mp4')},title {encoded(' Summer ')},visibility {encoded('private')},flag"
         }
     )
-    assert tus.creation(headers, LIMIT) == tus.Creation(5000, "été.mp4", "Summer", "private")
+    assert tus.creation(headers, LIMIT) == tus.Creation(5000, "été.mp4", "", "Summer", "private")
     assert tus.creation(creation_headers(), LIMIT).visibility == "public"
+
+
+def test_a_creation_carries_the_name_the_uploader_chose():
+    """`name` metadata is the video's chosen name, beside the file's own name (tus-js-client
+    and the CLI send `filename`); a chosen name alone is enough to name the upload."""
+    chosen = creation_headers(**{"Upload-Metadata": f"filename {encoded('a.mp4')},name {encoded('Talk')}"})
+    assert (tus.creation(chosen, LIMIT).filename, tus.creation(chosen, LIMIT).name) == ("a.mp4", "Talk")
+    alone = creation_headers(**{"Upload-Metadata": f"name {encoded('Talk')}"})
+    assert tus.creation(alone, LIMIT).name == "Talk"
 
 
 @pytest.mark.parametrize(

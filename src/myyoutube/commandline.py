@@ -71,6 +71,11 @@ DURATION_COLUMN_CHARS = 8
 # Who may watch, in the words of the web's "Who can watch" menu.
 VISIBILITY_HELP = "who can watch: everyone (public), anyone with the link (unlisted) or only you (private)"
 STATE_COLUMN_CHARS = 15  # "Processing 100%", the longest state the web's badge says
+# Who may watch, in the words `upload --visibility` and `edit --visibility` take
+# (public, unlisted, private): the header is the widest. With it the name starts at
+# column 69, so a name of a dozen characters still fits an 80-column terminal.
+VISIBILITY_COLUMN_CHARS = len("VISIBILITY")
+LISTING_HEADER = ("SIZE", "UPLOADED", "DURATION", "STATE", "VISIBILITY", "NAME")
 
 
 # --- upload, download --------------------------------------------------------------------
@@ -82,7 +87,9 @@ async def cmd_upload(api: Api, args: argparse.Namespace) -> int:
     state = resumable_upload.UploadState(resumable_upload.state_path())
     for path in map(Path, args.files):
         try:
-            video = await resumable_upload.upload_resumable(api, path, args.progress, state, args.visibility)
+            video = await resumable_upload.upload_resumable(
+                api, path, args.progress, state, args.visibility, args.name or ""
+            )
         except (Unreachable, Unauthorized):  # the next file would fail the same way
             raise
         except ToolError as exc:
@@ -119,10 +126,11 @@ def _local_time(timestamp: Any) -> str:
         return "?"
 
 
-def listing_line(size: str, uploaded: str, duration: str, state: str, name: str) -> str:
+def listing_line(size: str, uploaded: str, duration: str, state: str, visibility: str, name: str) -> str:
     return (
         f"{size:>{SIZE_COLUMN_CHARS}}  {uploaded:<{UPLOADED_COLUMN_CHARS}}  "
-        f"{duration:>{DURATION_COLUMN_CHARS}}  {state:<{STATE_COLUMN_CHARS}}  {name}"
+        f"{duration:>{DURATION_COLUMN_CHARS}}  {state:<{STATE_COLUMN_CHARS}}  "
+        f"{visibility:<{VISIBILITY_COLUMN_CHARS}}  {name}"
     )
 
 
@@ -139,6 +147,7 @@ def video_line(video: dict) -> str:
         _local_time(video.get("uploaded_at")),
         human_duration(duration) if isinstance(duration, (int, float)) else "",
         state_column(video),
+        str(video.get("visibility") or "?")[:VISIBILITY_COLUMN_CHARS],
         str(video.get("name")),
     )
 
@@ -152,7 +161,7 @@ async def cmd_list(api: Api, args: argparse.Namespace) -> int:
     listed = 0
     async for page in api.video_pages(term):
         if page and not listed:
-            say(listing_line("SIZE", "UPLOADED", "DURATION", "STATE", "NAME"))
+            say(listing_line(*LISTING_HEADER))
         for video in page:
             say(video_line(video))
         listed += len(page)
@@ -265,6 +274,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=permissions.PUBLIC,
         help=VISIBILITY_HELP + " (default: public)",
     )
+    upload.add_argument("--name", help="the video's name (default: the file's name); with one FILE only")
     add("list", cmd_list, "list videos, newest first")
     add("search", cmd_list, "list videos matching TERM").add_argument("term", metavar="TERM")
     download = add(
@@ -303,6 +313,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.command == "edit" and all(getattr(args, key) is None for key in EDITABLE):
         parser.error("edit needs --title, --description or --visibility")
+    if args.command == "upload" and args.name is not None and len(args.files) > 1:
+        # One name for several videos could only store the first: refuse before any upload.
+        parser.error("--name names one video: upload one FILE with it (or leave --name out)")
     if not hasattr(args, "local") and args.url is None:  # `cert ...` runs locally, needs no URL
         try:
             args.url = base_url(os.environ.get(URL_ENV) or DEFAULT_URL)

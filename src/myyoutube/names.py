@@ -2,9 +2,10 @@
 
 Theory of operation
 -------------------
-A name arrives from an upload's file name and is shown back in pages and URLs. It is never
-used as a path: datanodes name files by blob ids the master assigns. Still, a name must be
-unambiguous and printable, so `clean_name` normalizes it to Unicode NFC (one name, one
+A name arrives from an upload's file name, or as the name its uploader typed instead
+(`chosen_name`: the same rules, but a separator is refused, not cut), and is shown back
+in pages and URLs. It is never used as a path: datanodes name files by blob ids the
+master assigns. Still, a name must be unambiguous and printable, so `clean_name` normalizes it to Unicode NFC (one name, one
 video, whichever way the user's OS composed accents), drops any directory part a browser
 or client sent, and refuses what cannot be made safe with a sentence a person understands.
 """
@@ -39,6 +40,15 @@ def clean_name(raw: str) -> str:
     return name
 
 
+def chosen_name(raw: str) -> str:
+    """The safe form of a name the uploader typed (instead of the file's name), or
+    BadName. A typed separator is refused rather than cut: the file name's directory part
+    is a path to drop, but "Talks/2026" typed as a name would silently become "2026"."""
+    if "/" in raw or "\\" in raw:
+        raise BadName("A video's name cannot contain \u201c/\u201d or \u201c\\\u201d; choose another name.")
+    return clean_name(raw)
+
+
 def taken(name: str) -> str:
     """The sentence for an upload under a name that is already used."""
     return f"A video named \u201c{name}\u201d already exists; choose another name."
@@ -68,6 +78,12 @@ def looks_like_unseen(name: str) -> str:
         f"\u201c{name}\u201d looks just like the name of another video or upload; "
         "choose a name that cannot be mistaken for it."
     )
+
+
+def owner_only(act: str) -> str:
+    """The sentence refusing `act` ("change", "delete") on a video to someone who is
+    neither its owner nor an admin: the act asked for, named as asked."""
+    return f"Only the video's owner or an admin may {act} it."
 
 
 def unknown(name: str) -> str:

@@ -159,14 +159,23 @@ def _write_atomically(path: Path, text: str) -> None:
 
 
 async def upload_resumable(
-    api: Api, path: Path, show: bool, state: UploadState | None = None, visibility: str = PUBLIC
+    api: Api,
+    path: Path,
+    show: bool,
+    state: UploadState | None = None,
+    visibility: str = PUBLIC,
+    name: str = "",
 ) -> dict:
     """Upload one file over tus, resuming an earlier run's upload of it; the video's
     name, size and sha256, checked against the file's. `visibility` is who may watch it
-    (a resumed upload keeps the one it was created with)."""
+    (a resumed upload keeps the one it was created with); `name` is the video's name if
+    not the file's own. An upload under a chosen name is another upload than the file's
+    unfinished one under its own name: resuming that would silently drop the choice."""
     state = state or UploadState(state_path())
     try:
         size, key = await asyncio.to_thread(_file_to_send, path, api.url)
+        if name:
+            key += f"|name={name}"
     except OSError as exc:
         raise ToolError(exc.strerror or str(exc)) from None
     stop_hashing = threading.Event()
@@ -174,7 +183,7 @@ async def upload_resumable(
     # When the upload fails first, nobody awaits the hash: its own failure is not news.
     hashing.add_done_callback(lambda task: task.cancelled() or task.exception())
     try:
-        video = await _send_file(api, path, show, state, size, key, visibility)
+        video = await _send_file(api, path, show, state, (size, key), (visibility, name))
     except BaseException:
         # A refused, failed or interrupted upload needs no hash; the command could not
         # exit before the thread had read the whole file (minutes for a big one).
@@ -190,14 +199,20 @@ async def upload_resumable(
 
 
 async def _send_file(
-    api: Api, path: Path, show: bool, state: UploadState, size: int, key: str, visibility: str
+    api: Api,
+    path: Path,
+    show: bool,
+    state: UploadState,
+    size_and_key: tuple[int, str],
+    asked: tuple[str, str],
 ) -> dict:
-    """Resume this file's upload (or create one, with `visibility`) and send the rest; the
-    committed video."""
+    """Resume this file's upload (or create one, with `asked`: visibility and chosen
+    name) and send the rest; the committed video."""
+    size, key = size_and_key
     location = state.get(key)
     known = await _resumable(api, location) if location else None
     if location is None or known is None:
-        location, known = await _create(api, path.name, size, visibility), (0, None)
+        location, known = await _create(api, path.name, size, *asked), (0, None)
         state.put(key, location)
     offset, video = known
     with progress_bar(size, path.name, show, initial=offset) as bar:
@@ -243,13 +258,17 @@ def _sha256_of(path: Path, stop: threading.Event) -> str:
     return digest.hexdigest()
 
 
-async def _create(api: Api, filename: str, size: int, visibility: str) -> str:
+async def _create(api: Api, filename: str, size: int, visibility: str, name: str) -> str:
     metadata = ",".join(
         f"{key} {base64.b64encode(value.encode('utf-8')).decode()}"
-        for key, value in (("filename", filename), ("visibility", visibility))
+        for key, value in (("filename", filename), ("visibility", visibility), ("name", name))
+        if value
     )
     headers = {**TUS, "Upload-Length": str(size), "Upload-Metadata": metadata}
-    async with api.call("POST", "/files/", ok=(201,), headers=headers) as response:
+    async with api.call("POST", "/files/", ok=(201, 409), headers=headers) as response:
+        if response.status == 409:  # the name is taken (or looks like one that is)
+            sentence = await error_sentence(response, api.url)
+            raise ToolError(sentence + ("" if name else " Upload it under another with --name NAME."))
         return response.headers["Location"]
 
 

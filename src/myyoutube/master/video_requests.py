@@ -75,7 +75,7 @@ class VideoRequests:
         await connection.write_frame(VideoList(videos=found, next=page.next))
 
     async def _update(self, connection: FrameStream, request: UpdateVideo) -> None:
-        found = await self._changeable(connection, request.name, request.user, permissions.may_edit)
+        found = await self._changeable(connection, request, permissions.may_edit, "change")
         if found is None:
             return
         name = found["name"]  # as stored (the request may spell it in another Unicode form)
@@ -111,7 +111,7 @@ class VideoRequests:
             await connection.write_frame(VideoInfo(video=self.master.public_video(video)))
 
     async def _delete(self, connection: FrameStream, request: DeleteVideo) -> None:
-        video = await self._changeable(connection, request.name, request.user, permissions.may_delete)
+        video = await self._changeable(connection, request, permissions.may_delete, "delete")
         if video is None:
             return
         self.master.index.delete_video(video["name"], time.time())
@@ -121,7 +121,7 @@ class VideoRequests:
         await connection.write_frame(Ok({"deleted": video["name"]}))
 
     async def _set_visibility(self, connection: FrameStream, request: SetVisibility) -> None:
-        found = await self._changeable(connection, request.name, request.user, permissions.may_edit)
+        found = await self._changeable(connection, request, permissions.may_edit, "change")
         if found is None:
             return
         if request.visibility not in permissions.VISIBILITIES:
@@ -134,18 +134,16 @@ class VideoRequests:
     async def _changeable(
         self,
         connection: FrameStream,
-        name: str,
-        user: str,
+        request: UpdateVideo | DeleteVideo | SetVisibility,
         allowed: Callable[[permissions.User | None, dict], bool],
+        act: str,
     ) -> dict | None:
-        """The video `name` if the account `user` may change it as `allowed` says; else
-        None, once the refusal is sent (not_found if it may not even see it)."""
-        video = self.master.visible(name, user)
+        """The video the request names if its account may `act` on it as `allowed` says;
+        else None, once the refusal is sent (not_found if it may not even see it)."""
+        video = self.master.visible(request.name, request.user)
         if video is None:
-            await connection.write_frame(Error("not_found", names.unknown(name)))
-        elif not allowed(self.master.accounts.user(user), video):
-            await connection.write_frame(
-                Error("forbidden", "Only the video's owner or an admin may change it.")
-            )
+            await connection.write_frame(Error("not_found", names.unknown(request.name)))
+        elif not allowed(self.master.accounts.user(request.user), video):
+            await connection.write_frame(Error("forbidden", names.owner_only(act)))
             video = None
         return video

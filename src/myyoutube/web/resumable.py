@@ -107,7 +107,7 @@ async def create(request: web.Request) -> web.Response:
     assert user is not None, "_refusal answered anonymous visitors"
     try:
         asked = tus.creation(request.headers, request.app[LIMITS]["max_upload_bytes"])
-        name = names.clean_name(asked.filename)
+        name = uploads.upload_name(asked.name, asked.filename)
     except tus.TusError as exc:
         return _tus_error(exc)
     except names.BadName as exc:

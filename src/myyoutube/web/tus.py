@@ -30,7 +30,7 @@ TUS_VERSION = "1.0.0"
 EXTENSIONS = ("creation", "creation-with-upload", "termination", "expiration")
 OFFSET_CONTENT_TYPE = "application/offset+octet-stream"
 
-# Upload-Metadata carries a file name, a title and a visibility, each short: anything past
+# Upload-Metadata carries a file name, a chosen name, a title and a visibility, each short: anything past
 # this is not ours (and base64 grows it by a third).
 MAX_METADATA_CHARS = 8 * 1024
 
@@ -56,6 +56,8 @@ class Creation:
 
     length: int
     filename: str
+    # The name the uploader chose for the video ("" for the file's own name).
+    name: str
     title: str
     visibility: str
 
@@ -121,8 +123,8 @@ def creation(headers: Mapping[str, str], limit: int) -> Creation:
     if length == 0:
         raise TusError(400, "The file is empty; choose a video file.")
     metadata = parse_metadata(headers.get("Upload-Metadata", ""))
-    filename = metadata.get("filename") or metadata.get("name") or ""
-    if not filename:
+    filename = metadata.get("filename", "")
+    if not filename and not metadata.get("name", "").strip():
         raise TusError(400, "Name the file: Upload-Metadata needs a 'filename'.")
     visibility = metadata.get("visibility", permissions.PUBLIC).strip()
     if visibility not in permissions.VISIBILITIES:
@@ -134,7 +136,7 @@ def creation(headers: Mapping[str, str], limit: int) -> Creation:
         title = videotext.clean_title(title) if title else ""
     except videotext.BadText as exc:
         raise TusError(400, str(exc)) from None
-    return Creation(length, filename, title, visibility)
+    return Creation(length, filename, metadata.get("name", ""), title, visibility)
 
 
 def has_body(headers: Mapping[str, str]) -> bool:

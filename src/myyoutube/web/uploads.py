@@ -20,7 +20,8 @@ limit). Any failure aborts the master's upload, which removes every partial repl
 Only uploaders and admins may upload (401/403 before the body is read), within their
 quota: an upload whose Content-Length already exceeds the room left is 413 at once, and
 the master refuses as soon as the bytes pass it otherwise. Form fields other than the
-file (`visibility`, which must come before it) are read up to MAX_FIELD_BYTES each; the
+file (`visibility` and `name`, which must come before it; a `name` replaces the
+file's own name as the video's) are read up to MAX_FIELD_BYTES each; the
 form after the file is read before the commit, and one of those fields there is refused
 (400) rather than ignored. A body that ends inside the file part (the boundary after it
 never came) is refused (400) as incomplete, whatever its bytes look like.
@@ -62,11 +63,11 @@ CLIENT_IDLE_TIMEOUT_S = 60.0
 # per upload): a hop per chunk cost an upload half its time (see batched_writes.py).
 SPOOL_BATCH_BYTES = 2 * 1024 * 1024
 
-# Form fields besides the file hold a word or a line (the visibility); anything longer is
+# Form fields besides the file hold a word or a line (visibility, name); anything longer is
 # not ours, and reading it whole would let a client make us buffer without bound.
 MAX_FIELD_BYTES = 4 * 1024
 # The form fields besides the file that an upload uses; other fields are skipped unread.
-FORM_FIELDS = ("visibility",)
+FORM_FIELDS = ("visibility", "name")
 
 
 CUT_SHORT = (
@@ -195,7 +196,7 @@ async def receive(request: web.Request, master: MasterClient, limit: int, spool_
     if visibility not in permissions.VISIBILITIES:
         raise UploadRefused(400, f"The visibility must be one of {', '.join(permissions.VISIBILITIES)}.")
     try:
-        name = names.clean_name(form_filename(part))
+        name = upload_name(fields.get("name", ""), form_filename(part))
     except names.BadName as exc:
         raise UploadRefused(400, str(exc)) from exc
     body = BodyReader(part, limit)
@@ -213,6 +214,14 @@ async def receive(request: web.Request, master: MasterClient, limit: int, spool_
             spooled,
             lambda upload: _spool(body, head, spooled, upload, reader),
         )
+
+
+def upload_name(chosen: str, filename: str) -> str:
+    """The video's name: the one the uploader chose (the form's `name`, tus's `name`
+    metadata), or else the file's own name; BadName if it breaks the naming rules."""
+    if chosen.strip():
+        return names.chosen_name(chosen)
+    return names.clean_name(filename)
 
 
 @asynccontextmanager

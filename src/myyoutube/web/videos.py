@@ -89,7 +89,7 @@ async def edit(request: web.Request) -> web.Response:
     if not permissions.may_edit(user, video):
         if user is None:
             return error(401, "Sign in to edit your videos.")
-        return error(403, "Only the video's owner or an admin may change it.")
+        return error(403, names.owner_only("change"))
     if "title" in changes or "description" in changes:
         title = changes.get("title", video["title"])
         description = changes.get("description", video["description"])

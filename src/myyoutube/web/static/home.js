@@ -11,6 +11,8 @@
 // Leaving the page stores what was loaded and the scroll position in sessionStorage; Back
 // (a back_forward navigation of the same URL) puts both back instead of starting over
 // (watch.js replaces a record there when its video is edited).
+// Cards whose titles repeat (hevc.mkv and hevc.mp4 are both "hevc") show the video's
+// name under the title, so they can be told apart by eye and by a screen reader alike.
 "use strict";
 
 (function () {
@@ -155,7 +157,29 @@
       fragment.appendChild(buildCard(video, state.query));
     });
     grid.appendChild(fragment);
+    nameRepeatedTitles();
     watchBadges();
+  }
+
+  // Under every title shown by more than one card (compared as a person reads them:
+  // case and surrounding spaces aside), the card's name, the one thing that differs.
+  function nameRepeatedTitles() {
+    var cards = Array.prototype.slice.call(grid.querySelectorAll("a.video-card"));
+    var key = function (card) {
+      return card.querySelector(".card-title").textContent.trim().toLowerCase();
+    };
+    var counts = new Map();
+    cards.forEach(function (card) {
+      counts.set(key(card), (counts.get(key(card)) || 0) + 1);
+    });
+    cards.forEach(function (card) {
+      var title = card.querySelector(".card-title");
+      var name = card.getAttribute("data-name");
+      if (counts.get(key(card)) < 2 || card.querySelector(".card-name") || title.textContent === name) return;
+      var line = el("p", "card-name");
+      line.appendChild(text.highlighted(name, state.query));
+      title.after(line);
+    });
   }
 
   // ------------------------------------------------------------ processing badges

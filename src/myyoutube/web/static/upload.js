@@ -1,7 +1,14 @@
 // MyYoutube home page uploads: resumable (tus 1.0 through the vendored tus-js-client, at
 // /files/), with a progress bar, a Cancel button that terminates the upload, a warning
 // before leaving mid-upload, a size check before sending, and a link to each new video. After each stored video the page's grid is told to reload
-// ("myyoutube:uploaded" on document).
+// ("myyoutube:uploaded" on document). The optional name field names one video instead of
+// its file; a file refused for its name stays chosen, so that another name can be typed
+// and the upload tried again without picking the file a second time.
+// Unfinished uploads this browser remembers (tus-js-client's fingerprints in
+// localStorage, left by a reload or a closed tab) are listed above the file picker with
+// how far each got, and that choosing the same file again resumes it; the server is
+// asked about each (HEAD), and one it no longer holds (finished, cancelled or expired)
+// is forgotten instead of listed.
 //
 // Loaded with <script defer> after text.js and vendor/tus.min.js; user data goes into the DOM as text only.
 "use strict";
@@ -18,6 +25,8 @@
   var percentLabel = document.getElementById("upload-percent");
   var statusBox = document.getElementById("upload-status");
   var visibilityInput = document.getElementById("visibility");
+  var unfinishedBox = document.getElementById("unfinished-uploads");
+  var nameInput = document.getElementById("video-name");
   var session = window.MyYoutube.session;
 
   var FALLBACK_ERRORS = {
@@ -30,6 +39,9 @@
   };
   var maxUploadBytes = Number(form.getAttribute("data-max-upload-bytes"));
   var upload = { cancel: null, cancelled: false };
+  // Files refused for their name (taken, or against the rules), kept for a retry under
+  // another name: the file input is cleared once any upload of a batch succeeded.
+  var waiting = [];
   // Bytes per PATCH: a dropped connection costs at most this much again.
   var PATCH_BYTES = 5 * 1024 * 1024;
   // Waits before each retry after a network error: growing, about ten minutes in all,
@@ -54,16 +66,24 @@
     statusBox.appendChild(line);
   }
 
-  // Upload one file over tus (/files/, tus-js-client); resolves with {ok, message, name},
-  // never rejects. A network error is retried by itself with growing waits, from the
+  // Upload one file over tus (/files/, tus-js-client), named `chosenName` or else by its
+  // file name; resolves with {ok, message, name, nameRefused}, never rejects. A network error is retried by itself with growing waits, from the
   // offset the server confirmed; a file whose upload was left unfinished (a reload, a
   // closed tab) resumes where it stopped. Cancel terminates the upload on the server.
-  function uploadOne(file, label) {
+  function uploadOne(file, label, chosenName) {
     return new Promise(function (resolve) {
       var metadata = { filename: file.name, filetype: file.type || "application/octet-stream" };
       if (visibilityInput) metadata.visibility = visibilityInput.value;
+      if (chosenName) metadata.name = chosenName;
       var tusUpload = new window.tus.Upload(file, {
         endpoint: "/files/",
+        // The same file under another name is another upload: resuming the unfinished one
+        // would store it under the name it was started with.
+        fingerprint: function (source, options) {
+          return window.tus.defaultOptions.fingerprint(source, options).then(function (print) {
+            return chosenName ? print + "-named-" + encodeURIComponent(chosenName) : print;
+          });
+        },
         chunkSize: PATCH_BYTES,
         retryDelays: RETRY_DELAYS_MS,
         metadata: metadata,
@@ -93,7 +113,7 @@
           resolve({ ok: true, name: header ? decodeURIComponent(header) : file.name });
         },
         onError: function (err) {
-          resolve({ ok: false, message: file.name + ": " + tusErrorSentence(err) });
+          resolve({ ok: false, message: file.name + ": " + tusErrorSentence(err), nameRefused: refusedForName(err) });
         },
       });
       // abort(true) also terminates the upload on the server (DELETE), removing its bytes.
@@ -109,6 +129,33 @@
         if (!upload.cancelled) tusUpload.start();
       });
     });
+  }
+
+  // Whether the server refused to create the upload because of its name: 409 (taken, or
+  // looking like a taken name) or 400 (against the naming rules) to the creation request.
+  function refusedForName(err) {
+    var response = err.originalResponse;
+    var status = response ? response.getStatus() : 0;
+    var creating = err.originalRequest && err.originalRequest.getMethod() === "POST";
+    return creating && (status === 409 || status === 400);
+  }
+
+  // Tell which files wait for another name, and take the person to the name field.
+  function offerAnotherName(focusInForm) {
+    if (!waiting.length) return;
+    fileInput.value = "";
+    var first = "\u201c" + waiting[0].name + "\u201d";
+    statusLine(
+      waiting.length === 1
+        ? first + " is still chosen: type another name above and press Upload."
+        : "Still chosen: " + waiting.map(function (file) { return file.name; }).join(", ") +
+            ". Type a name for " + first + " above and press Upload, one file at a time.",
+      false
+    );
+    if (nameInput && focusInForm) {
+      nameInput.focus();
+      nameInput.select();
+    }
   }
 
   // The server's sentence for a refused request, else one of ours.
@@ -148,9 +195,12 @@
     else window.removeEventListener("beforeunload", warnBeforeLeaving);
   }
 
-  function uploadAll(files) {
+  // Upload `files` in turn (`chosenName` names the one file it may be given with);
+  // `later` are files still waiting for a name of their own.
+  function uploadAll(files, chosenName, later) {
     var index = 0;
     var uploaded = 0;
+    var refusedNames = [];
     upload.cancelled = false;
     statusBox.replaceChildren();
     setUploading(true);
@@ -165,8 +215,13 @@
         upload.cancel = null;
         setUploading(false);
         // Clear the chosen files only: "Who can watch" keeps its choice, so a second
-        // upload meant for "Only me" is not published because the form forgot.
+        // upload meant for "Only me" is not published because the form forgot. A name
+        // that was used is cleared: it is taken now.
         if (uploaded) fileInput.value = "";
+        if (uploaded && chosenName && nameInput) nameInput.value = "";
+        waiting = refusedNames.concat(later);
+        offerAnotherName(form.contains(document.activeElement));
+        showUnfinished();
         return Promise.resolve();
       }
       var file = files[index];
@@ -176,18 +231,85 @@
         return next();
       }
       var label = files.length > 1 ? index + "/" + files.length : "";
-      return uploadOne(file, label).then(function (result) {
+      return uploadOne(file, label, chosenName).then(function (result) {
         if (result.ok) {
           statusLine("Uploaded ", true, result.name);
           uploaded += 1;
           document.dispatchEvent(new CustomEvent("myyoutube:uploaded", { detail: result.name }));
         } else {
           statusLine(result.message, false);
+          if (result.nameRefused) refusedNames.push(file);
         }
         return next();
       });
     }
     return next();
+  }
+
+  // ------------------------------------------------------------ unfinished uploads
+  // {entry, sent, total} for a remembered upload the server still holds (sent is null
+  // when the server could not say), or null once it is forgotten.
+  function askAbout(storage, entry) {
+    var headers = Object.assign({ "Tus-Resumable": "1.0.0" }, session.csrfHeaders());
+    return fetch(entry.uploadUrl, { method: "HEAD", headers: headers, cache: "no-store" })
+      .then(function (resp) {
+        // 404: finished, cancelled or expired; Video-Name: this very HEAD finished it.
+        if (resp.status === 404 || resp.headers.get("Video-Name")) {
+          return storage.removeUpload(entry.urlStorageKey).then(function () { return null; });
+        }
+        var sent = resp.ok ? Number(resp.headers.get("Upload-Offset")) : NaN;
+        var expires = new Date(resp.headers.get("Upload-Expires") || "");
+        return {
+          entry: entry,
+          sent: isFinite(sent) ? sent : null,
+          total: entry.size,
+          expires: isNaN(expires.getTime()) ? null : expires,
+        };
+      })
+      .catch(function () {
+        return { entry: entry, sent: null, total: entry.size, expires: null };
+      });
+  }
+
+  function unfinishedLine(upload) {
+    var metadata = upload.entry.metadata || {};
+    var line = metadata.filename || "A file";
+    if (metadata.name) line += " (as \u201c" + metadata.name + "\u201d)";
+    if (upload.sent !== null && upload.total > 0) {
+      line += ": " + Math.floor((upload.sent / upload.total) * 100) + "% (" + text.humanSize(upload.sent) +
+        " of " + text.humanSize(upload.total) + ")";
+    }
+    if (upload.expires) {
+      line += ", kept until " + upload.expires.toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short" });
+    }
+    return el("li", "", line);
+  }
+
+  function showUnfinished() {
+    var storage = window.tus.defaultOptions.urlStorage;
+    if (!unfinishedBox || !storage || !storage.findAllUploads) return Promise.resolve();
+    return storage
+      .findAllUploads()
+      .then(function (entries) {
+        var ours = entries.filter(function (entry) { return typeof entry.uploadUrl === "string"; });
+        return Promise.all(ours.map(function (entry) { return askAbout(storage, entry); }));
+      })
+      .then(function (uploads) {
+        var open = uploads.filter(Boolean);
+        unfinishedBox.replaceChildren();
+        unfinishedBox.hidden = !open.length;
+        if (!open.length) return;
+        unfinishedBox.appendChild(el("p", "", open.length === 1 ? "An upload is unfinished:" : "Uploads are unfinished:"));
+        var list = el("ul", "");
+        open.forEach(function (upload) { list.appendChild(unfinishedLine(upload)); });
+        unfinishedBox.appendChild(list);
+        unfinishedBox.appendChild(
+          el("p", "", "Choose the same file again and press Upload to resume where it stopped.")
+        );
+      })
+      .catch(function () {
+        /* storage unreadable: nothing to say */
+      });
   }
 
   cancelButton.addEventListener("click", function () {
@@ -198,14 +320,27 @@
   form.addEventListener("submit", function (event) {
     event.preventDefault();
     if (uploadButton.disabled) return;
-    var files = Array.prototype.slice.call(fileInput.files || []);
+    var chosen = Array.prototype.slice.call(fileInput.files || []);
+    var name = nameInput ? nameInput.value.trim() : "";
+    // A new choice of files replaces the ones waiting; with none, the waiting ones are
+    // tried again (the first alone when a name is typed: a name is for one video).
+    var files = chosen.length ? chosen : waiting.slice(0, name ? 1 : waiting.length);
+    var later = chosen.length ? [] : waiting.slice(files.length);
     if (!files.length) {
       statusBox.replaceChildren();
       statusLine("Choose a video file first.", false);
       fileInput.focus();
       return;
     }
-    uploadAll(files);
+    if (name && files.length > 1) {
+      statusBox.replaceChildren();
+      statusLine("A name is for one video: choose one file to name, or leave the name empty to use each file\u2019s own name.", false);
+      nameInput.focus();
+      return;
+    }
+    uploadAll(files, name, later);
   });
+
+  showUnfinished();
 
 })();

@@ -1,5 +1,7 @@
 // MyYoutube watch page: local dates, the Delete button and the edit form (the player is
-// player.js's).
+// player.js's), and the notice that the video no longer exists: a page left open while
+// the video is deleted elsewhere learns it from a 404 to Delete or Save, or, when the
+// player fails, from asking for the video's record.
 //
 // The page is rendered server-side; this script only reads data-* attributes
 // (the CSP forbids inline code) and writes user data with textContent.
@@ -27,6 +29,40 @@
     node.textContent = text;
   });
 
+  // ------------------------------------------------------------ gone
+  // The video was deleted: say so above the player, in place of the player's own error
+  // ("cannot play" is not the reason), and take away the actions that can only fail now.
+  function showGone() {
+    var notice = document.getElementById("gone-notice");
+    if (!notice || !notice.hidden) return;
+    notice.hidden = false;
+    page.setAttribute("data-gone", "true");
+    ["player-status", "delete-status", "edit-status", "download"].forEach(function (id) {
+      var node = document.getElementById(id);
+      if (node) node.hidden = true;
+    });
+    if (deleteButton) deleteButton.disabled = true;
+    var editForm = document.getElementById("edit-form");
+    if (editForm) {
+      Array.prototype.forEach.call(editForm.elements, function (control) { control.disabled = true; });
+    }
+  }
+
+  // The player failed (a stream or playlist refused, or a picture it cannot decode): a
+  // 404 to the video's record means it was deleted, anything else is the player's to say.
+  var player = document.getElementById("player");
+  if (page && player) {
+    player.addEventListener("error", function () {
+      fetch(page.getAttribute("data-video-url"), { headers: { Accept: "application/json" }, cache: "no-store" })
+        .then(function (resp) {
+          if (resp.status === 404) showGone();
+        })
+        .catch(function () {
+          /* offline: the player's own message stands */
+        });
+    });
+  }
+
   // ------------------------------------------------------------ delete
   function showDeleteError(message) {
     deleteStatus.textContent = message;
@@ -41,7 +77,6 @@
       } catch (e) {
         /* not JSON */
       }
-      if (resp.status === 404) return "This video no longer exists.";
       return "Delete failed (HTTP " + resp.status + "). Please try again.";
     });
   }
@@ -58,6 +93,10 @@
         .then(function (resp) {
           if (resp.ok) {
             window.location.assign("/");
+            return null;
+          }
+          if (resp.status === 404) {
+            showGone();
             return null;
           }
           return errorFrom(resp).then(function (message) {
@@ -120,6 +159,10 @@
           return resp.text().then(function (text) {
             var answer = null;
             try { answer = JSON.parse(text); } catch (e) { /* not JSON */ }
+            if (resp.status === 404) {
+              showGone();
+              return null;
+            }
             if (!resp.ok) {
               var message = answer && typeof answer.error === "string" ? answer.error : "Saving failed (HTTP " + resp.status + ").";
               throw new Error(message);
@@ -128,6 +171,7 @@
           });
         })
         .then(function (video) {
+          if (video === null) return; // gone
           var title = video.title || body.title;
           document.getElementById("video-title").textContent = title;
           document.title = title + " \u00b7 MyYoutube";
