@@ -179,9 +179,9 @@ async def test_processing_video_shows_progress_then_switches_to_hls_without_relo
 ):
     """With no datanode transcoding, an upload stays processing: its card and its page say
     "Processing" (0% or no figure while queued) in words, the page plays the web-playable
-    original meanwhile, and an HEVC original (not playable) shows no player error. Once a
-    transcoding datanode joins, both watch pages switch to HLS and the grid drops the
-    badges, by themselves: same documents, no reload."""
+    original meanwhile, and an HEVC original (not playable) shows no player error; a third
+    one deleted while its page waits shows the page's notice that it no longer exists. Once a transcoding datanode joins, both watch pages switch to HLS and the grid
+    drops the badges, by themselves: same documents, no reload."""
     cluster = fresh_cluster(datanodes=2, datanode_args=("--transcode-slots", "0"))
     playable = f"{tag()}-h264.mp4"
     unplayable = f"{tag()}-hevc.mkv"
@@ -213,6 +213,19 @@ async def test_processing_video_shows_progress_then_switches_to_hls_without_relo
     await expect(waiting.locator("#watch")).to_have_attribute("data-playing", "none")
     for viewer in (grid, playing, waiting):
         await viewer.evaluate("window.__sameDocument = true")
+
+    deleted, leaving = f"{tag()}-deleted.mkv", await new_page(watched)
+    async with aiohttp.ClientSession(headers=cluster.admin_headers()) as http:
+        await upload(http, cluster.url, sources[unplayable], deleted)
+        await leaving.goto(f"{cluster.url}/watch/{quote(deleted, safe='')}")
+        await expect(leaving.locator("#video-state")).to_have_text(PROCESSING)
+        async with http.delete(f"{cluster.url}/videos/{quote(deleted, safe='')}") as answer:
+            assert answer.status == 200
+    await expect(leaving.locator("#gone-notice")).to_be_visible()
+    await expect(leaving.locator("#watch")).to_have_attribute("data-gone", "true")
+    await leaving.close()
+    # The browser reports the poll's refused request in the console; nothing else may appear.
+    watched.errors[:] = [e for e in watched.errors if "status of 404" not in e]
 
     cluster.start_datanode(extra=("--transcode-slots", "1"))
     for viewer in (playing, waiting):

@@ -219,8 +219,11 @@
         if (!facts || facts.state === "processing") setTimeout(poll, pollMs);
       })
       .catch(function (err) {
-        if (err && err.message === "gone") showError("This video no longer exists.");
-        else setTimeout(poll, pollMs);
+        if (err && err.message === "gone") {
+          showError("This video no longer exists.");
+          // watch.js turns this into its notice and takes the page's actions away.
+          page.dispatchEvent(new CustomEvent("video-gone"));
+        } else setTimeout(poll, pollMs);
       });
   }
 

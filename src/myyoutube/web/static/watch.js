@@ -1,7 +1,8 @@
 // MyYoutube watch page: local dates, the Delete button and the edit form (the player is
 // player.js's), and the notice that the video no longer exists: a page left open while
-// the video is deleted elsewhere learns it from a 404 to Delete or Save, or, when the
-// player fails, from asking for the video's record.
+// the video is deleted elsewhere learns it from a 404 to Delete or Save, from player.js
+// (its "video-gone" event, when its poll of a processing video finds the record gone), or,
+// when the player fails, from asking for the video's record.
 //
 // The page is rendered server-side; this script only reads data-* attributes
 // (the CSP forbids inline code) and writes user data with textContent.
@@ -47,6 +48,9 @@
       Array.prototype.forEach.call(editForm.elements, function (control) { control.disabled = true; });
     }
   }
+
+  // player.js found the record gone while it waited for the video to be processed.
+  if (page) page.addEventListener("video-gone", showGone);
 
   // The player failed (a stream or playlist refused, or a picture it cannot decode): a
   // 404 to the video's record means it was deleted, anything else is the player's to say.
