@@ -146,9 +146,9 @@ async def test_a_video_is_recoverable_the_moment_its_upload_is_committed(fresh_c
     heartbeat: the sidecars went to the video's holders with the commit, so --recover
     brings it back, byte-identical. Before, they waited for the holders' next heartbeat
     answers, and a video committed in the seconds before the loss was left an orphan."""
-    # Heartbeats 1 s apart: the sidecars are on every holder the moment the commit is
-    # answered, before all three could have had a heartbeat answer to bring them.
-    cluster = fresh_cluster(heartbeat_s=1.0, dead_after_s=10.0)
+    # Heartbeats 30 s apart: the sidecars are on every holder the moment the commit is
+    # answered, before any heartbeat answer could have brought them.
+    cluster = fresh_cluster(heartbeat_s=30.0, dead_after_s=120.0)
     data = mp4_bytes(os.urandom(40_000))
     await put(cluster, "just-in.mp4", data)
     assert sum(sidecar.get("name") == "just-in.mp4" for sidecar in sidecars_on_disk(cluster)) == 3

@@ -8,8 +8,10 @@ late it comes; `report_forever` then sends a `Heartbeat` every interval carrying
 changed on the disk since the last report the master acknowledged, or a full block
 report in chunks when one is due (state.py's `BlockReports` decides which), and obeys
 each answer (`Commands`: blobs to delete, sidecars to store, transcode jobs, the
-cluster's heartbeat interval). A broken connection is opened again with backoff and
-registration starts over; the changes not yet acknowledged go in the next report.
+cluster's heartbeat interval). Between beats it listens for the master closing the
+connection, so a restarted master is registered with at once. A broken connection is
+opened again with backoff and registration starts over; the changes not yet
+acknowledged go in the next report.
 `rescan_forever` re-reads the folder now and then, so changes nobody told the store
 about (a file deleted by hand, a lost disk) reach the master too, and removes open blobs
 of resumable uploads abandoned long ago.
@@ -114,7 +116,7 @@ async def report_forever(node: DataNode, control: FrameStream | None) -> None:
 async def _heartbeat_until_broken(node: DataNode, control: FrameStream) -> None:
     while True:
         if not node.reports.full_due(time.monotonic()):
-            await asyncio.sleep(node.heartbeat_s)  # a full report asked for goes at once
+            await _until_next_beat(node, control)  # a full report asked for goes at once
         if node.reports.full_due(time.monotonic()):
             await _full_report(node, control)
         else:
@@ -124,6 +126,19 @@ async def _heartbeat_until_broken(node: DataNode, control: FrameStream) -> None:
                 beat, transcode_slots=slots, transcoding=running, transcode_failures=failures
             )
             await _exchange(node, control, beat)
+
+
+async def _until_next_beat(node: DataNode, control: FrameStream) -> None:
+    """Wait one heartbeat interval, or only until the master closes the connection
+    (ConnectionClosed): a master that restarted is registered with at once, not at the
+    next beat, so its reads find their holders sooner. The master says nothing unasked
+    on this connection, so a frame arriving here is a protocol error."""
+    try:
+        async with asyncio.timeout(node.heartbeat_s):
+            message = await control.read_frame(timeout=None)
+    except TimeoutError:
+        return
+    raise streams.protocol.RemoteProtocolError(f"the master sent {type(message).__name__} unasked")
 
 
 async def _full_report(node: DataNode, control: FrameStream) -> None:
