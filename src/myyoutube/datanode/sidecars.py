@@ -74,14 +74,11 @@ def write(root: Path, blob_id: str, data: bytes, version: int) -> bool:
     """Store an encoded sidecar unless the one on disk is the same or has a higher
     version; whether it was written. Blocking: run in a worker thread."""
     path = root / f"{blob_id}{SUFFIX}"
-    try:
-        if path.stat().st_size == len(data) and path.read_bytes() == data:
-            # A repeat (pushed at commit, then in a heartbeat answer; an answer resent):
-            # nothing new to make durable, so no write and no fsync.
-            return False
-    except OSError:
-        pass  # none yet, or unreadable: read() below says which, and the write replaces it
     current = read(root, blob_id)
+    if current is not None and current == json.loads(data):
+        # A repeat (pushed at commit, then in a heartbeat answer; an answer resent):
+        # nothing new to make durable, so no write and no fsync.
+        return False
     if current is not None and type(current.get("version")) is int and current["version"] > version:
         return False
     part = root / f"{blob_id}{SUFFIX}.part"
