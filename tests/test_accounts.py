@@ -871,21 +871,13 @@ async def test_the_longest_passwords_in_any_script_get_through_every_json_route(
             f"{cluster.url}/api/users", json=fields, headers=cluster.admin_headers()
         ) as answer:
             assert answer.status == 201, await answer.text()
-        async with http.post(
-            f"{cluster.url}/api/login", json={"username": name, "password": first}
-        ) as answer:
-            assert answer.status == 200, await answer.text()
-            token = (await answer.json())["token"]
         async with http.put(
             f"{cluster.url}/api/users/{name}/password",
             json={"password": second, "current_password": first},
-            headers=bearer(token),
+            headers=bearer(cluster.sign_in(name, first)),
         ) as answer:
             assert answer.status == 200, await answer.text()
-        async with http.post(
-            f"{cluster.url}/api/login", json={"username": name, "password": second}
-        ) as answer:
-            assert answer.status == 200, await answer.text()
+        assert cluster.sign_in(name, second)
 
 
 async def test_an_account_request_past_its_size_is_413_saying_so(cluster, http):
