@@ -191,13 +191,16 @@ class SidecarDelivery:
         if video is None:
             self._delivered([name])  # deleted: nothing left to describe
             return
-        holders = {
+        if self.queue.changed(name, self.holders(video)):
+            self._delivered([name])
+
+    def holders(self, video: dict) -> dict[str, list[str]]:
+        """Each stored part of `video` (blob id) -> the nodes holding it."""
+        return {
             blob_id: list(self.index.replicas[blob_id].nodes)
             for blob_id, _ in parts_of(video)
             if blob_id in self.index.replicas
         }
-        if self.queue.changed(name, holders):
-            self._delivered([name])
 
     def _delivered(self, names: list[str]) -> None:
         """The versions filed for these videos reached every holder. A change made while

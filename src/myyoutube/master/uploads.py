@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING
 
 from myyoutube import media, names, permissions, protocol
 from myyoutube.chain_acks import formed_short
-from myyoutube.master import pipeline, reservations, sidecars, transfer
+from myyoutube.master import pipeline, reservations, transfer
 from myyoutube.master.index import NameTaken, StoredBlob
 from myyoutube.protocol import Chunk, End, Error, Ok, PutVideo, VideoDetails, VideoInfo
 from myyoutube.stream import ConnectionClosed, FrameStream
@@ -157,10 +157,10 @@ async def push_sidecars(master: Master, video: dict) -> None:
     recovered. Best effort: a holder missed here gets them in a heartbeat answer, as every
     later change to the record travels."""
     batches: dict[str, list[dict]] = {}
-    for blob_id, _ in sidecars.parts_of(video):
-        sidecar, replica = master.sidecars.for_blob(blob_id), master.index.replicas.get(blob_id)
-        if sidecar is not None and replica is not None:
-            for node in replica.nodes:
+    for blob_id, nodes in master.sidecars.holders(video).items():
+        sidecar = master.sidecars.for_blob(blob_id)
+        if sidecar is not None:
+            for node in nodes:
                 batches.setdefault(node, []).append(sidecar)
     if not batches:
         return
