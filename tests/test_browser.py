@@ -582,6 +582,38 @@ async def test_cards_with_the_same_title_show_their_names(cluster, watched, clip
     await watched.assert_clean()
 
 
+async def set_title(cluster, name: str, title: str) -> None:
+    async with (
+        aiohttp.ClientSession(headers=cluster.admin_headers()) as session,
+        session.patch(f"{cluster.url}/videos/{quote(name, safe='')}", json={"title": title}) as response,
+    ):
+        assert response.status == 200, await response.text()
+
+
+async def test_a_right_to_left_title_reads_right_to_left(cluster, watched, clip):
+    """An Arabic title reads and aligns right to left on its card, its watch page and in
+    the edit form, while a Latin title beside it stays left to right: each title takes
+    the direction of its own first letter, isolated from the text around it."""
+    page, run = watched.page, tag()
+    arabic, latin = f"rihla-{run}.mp4", f"trip-{run}.mp4"
+    for name in (arabic, latin):
+        assert await upload_over_http(cluster, clip, name) == name
+    await set_title(cluster, arabic, f"رحلة إلى البحر {run}")
+    await page.goto(f"{cluster.url}/?q={run}")
+    await wait_for_cards(page, [arabic, latin], among=run)
+    direction = "element => [getComputedStyle(element).direction, getComputedStyle(element).unicodeBidi]"
+    for name, expected in ((arabic, "rtl"), (latin, "ltr")):
+        title = page.locator(f'#videos a.video-card[data-name="{name}"] .card-title')
+        assert await title.evaluate(direction) == [expected, "isolate"], name
+    await page.click(f'#videos a.video-card[data-name="{arabic}"]')
+    await page.wait_for_url("**/watch/**")
+    assert await page.locator("#video-title").evaluate(direction) == ["rtl", "isolate"]
+    assert await page.locator("#watch .file-name").evaluate(direction) == ["ltr", "isolate"]
+    await page.click("details.edit summary")
+    assert await page.locator("#edit-title").evaluate(direction) == ["rtl", "isolate"]
+    await watched.assert_clean()
+
+
 async def test_status_page_lists_datanodes(cluster, watched):
     """/status shows one row per datanode, all alive, with the state badge inside its row
     and no horizontal scrolling on a 375 px phone."""

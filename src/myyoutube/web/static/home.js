@@ -115,6 +115,7 @@
     card.appendChild(buildThumb(video, encoded));
     var body = el("div", "card-body");
     var title = el("h3", "card-title");
+    title.dir = "auto"; // its own direction, isolated from the card: see watch.html
     title.appendChild(text.highlighted(titleOf(video), query));
     body.appendChild(title);
     body.appendChild(el("p", "card-meta", metaText(video)));
@@ -177,6 +178,7 @@
       var name = card.getAttribute("data-name");
       if (counts.get(key(card)) < 2 || card.querySelector(".card-name") || title.textContent === name) return;
       var line = el("p", "card-name");
+      line.dir = "auto";
       line.appendChild(text.highlighted(name, state.query));
       title.after(line);
     });
