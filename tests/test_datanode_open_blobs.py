@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import itertools
 import os
@@ -113,3 +114,35 @@ async def test_open_blobs_untouched_for_a_month_are_removed_by_the_node(blobs, t
     os.utime(tmp_path / f"{BLOB}.opencrc", (old, old))
     assert await blobs.remove_abandoned(time.time()) == [BLOB]
     assert [p.name for p in tmp_path.iterdir()] == []
+
+
+async def test_a_delete_waits_for_the_append_running_on_its_blob(blobs, tmp_path):
+    """A deletion that arrives while an append of the blob runs waits for it to end: the
+    append's checksum file, written as it finishes, is not left behind by a deletion that
+    ran under it (a terminated upload's copy outliving the 204)."""
+    async with blobs.lock(BLOB):
+        appender = await blobs.appender(BLOB, 0)
+        await appender.write(DATA[:5000])
+        deleting = asyncio.create_task(blobs.delete(BLOB))
+        await asyncio.sleep(0.05)
+        assert not deleting.done()
+        assert await appender.finish() == 5000
+    await deleting
+    assert list(tmp_path.glob(f"{BLOB}*")) == []
+
+
+async def test_no_lock_is_kept_for_a_blob_nobody_writes(blobs):
+    """Every upload and rendition passes through an open blob's lock: once its appends and
+    seal are done (or it is deleted), none is kept for it, so memory does not grow with
+    the number of blobs ever written."""
+    blob_ids = [f"{number:032x}" for number in range(20)]
+    for number, blob_id in enumerate(blob_ids):
+        async with blobs.lock(blob_id):
+            appender = await blobs.appender(blob_id, 0)
+            await appender.write(DATA[:1000])
+            await appender.finish()
+        if number % 2:
+            await blobs.seal(blob_id, 1000)
+        else:
+            await blobs.delete(blob_id)
+    assert [blob_id for blob_id in blob_ids if blobs.busy(blob_id)] == []

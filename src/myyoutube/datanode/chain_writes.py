@@ -78,9 +78,9 @@ class ChainWrites:
         await asyncio.to_thread(self._marker(blob_id).unlink, True)
 
     async def discard(self, blob_id: str) -> None:
-        """Forget a chain write and delete its copy."""
+        """Forget a chain write and delete its copy; the caller holds the blob's lock."""
         self.done(blob_id)
-        await self._open_blobs.delete(blob_id)
+        await self._open_blobs.delete_locked(blob_id)
         await self.unmark(blob_id)
 
     def knows(self, blob_id: str) -> bool:
@@ -136,9 +136,13 @@ class ChainWrites:
             self._forget_timer(blob_id)
             self._expire(blob_id, "the master restarted")
 
+    async def _discard_expired(self, blob_id: str) -> None:
+        async with self._open_blobs.lock(blob_id):
+            await self.discard(blob_id)
+
     def _expire(self, blob_id: str, why: str = f"not resumed within {PARKED_KEEP_S:g}s") -> None:
         self._parked.pop(blob_id, None)
         log.info("partial chain copy of blob %s deleted: %s", blob_id, why)
-        task = asyncio.get_running_loop().create_task(self.discard(blob_id))
+        task = asyncio.get_running_loop().create_task(self._discard_expired(blob_id))
         self._expiring.add(task)
         task.add_done_callback(self._expiring.discard)

@@ -29,6 +29,8 @@ outlives a restart of its node, as the upload session outlives the master's.
 from __future__ import annotations
 
 import asyncio
+import collections
+import contextlib
 import hashlib
 import os
 import struct
@@ -60,9 +62,14 @@ class OpenBlobs:
 
     def __init__(self, store: BlobStore) -> None:
         self.store = store
-        # One append (or seal) per blob at a time: a master that restarted may append
-        # while the connection of the previous one still winds down.
+        # One append, seal or deletion per blob at a time: a master that restarted may
+        # append while the connection of the previous one still winds down, and a deletion
+        # must not run under an append that then writes its checksum file back. A lock is
+        # kept only while a task holds or awaits it (`_users` counts them): every upload
+        # and rendition passes through here, and a lock left per blob ever written would
+        # grow with the store.
         self._locks: dict[str, asyncio.Lock] = {}
+        self._users: collections.Counter[str] = collections.Counter()
         # The sha256 of each open blob's confirmed bytes, kept as appends go on from where
         # the last one ended, so sealing need not read the blob again. Lost with the
         # process, or when an append starts elsewhere: sealing then reads and hashes.
@@ -74,8 +81,23 @@ class OpenBlobs:
     def holds(self, blob_id: str) -> bool:
         return self._path(blob_id, ".opencrc").exists()
 
-    def lock(self, blob_id: str) -> asyncio.Lock:
-        return self._locks.setdefault(check_blob_id(blob_id), asyncio.Lock())
+    @contextlib.asynccontextmanager
+    async def lock(self, blob_id: str) -> AsyncIterator[None]:
+        """Hold the blob's lock (waiting for whoever holds it now)."""
+        blob_id = check_blob_id(blob_id)
+        lock = self._locks.setdefault(blob_id, asyncio.Lock())
+        self._users[blob_id] += 1
+        try:
+            async with lock:
+                yield
+        finally:
+            self._users[blob_id] -= 1
+            if not self._users[blob_id]:
+                del self._users[blob_id], self._locks[blob_id]
+
+    def busy(self, blob_id: str) -> bool:
+        """Whether a task holds or awaits the blob's lock (an append, seal or deletion)."""
+        return blob_id in self._locks
 
     async def appender(self, blob_id: str, offset: int) -> Appender:
         """An appender from `offset`; StoreError('short') if fewer bytes are held."""
@@ -190,8 +212,7 @@ class OpenBlobs:
         stale = await asyncio.to_thread(self._untouched_since, now - ABANDONED_AFTER_S)
         removed = []
         for blob_id in stale:
-            lock = self._locks.get(blob_id)
-            if lock is None or not lock.locked():
+            if not self.busy(blob_id):  # an append running now revives it
                 await self.delete(blob_id)
                 removed.append(blob_id)
         return removed
@@ -208,10 +229,14 @@ class OpenBlobs:
         return stale
 
     async def delete(self, blob_id: str) -> None:
+        """Remove the open blob once no append or seal of it runs (one running now ends
+        first: its master went away, so it will not wait long)."""
+        async with self.lock(blob_id):
+            await self.delete_locked(blob_id)
+
+    async def delete_locked(self, blob_id: str) -> None:
+        """delete(), for a caller that holds the blob's lock (or knows no write of it runs)."""
         self._hashes.pop(blob_id, None)
-        lock = self._locks.get(blob_id)
-        if lock is not None and not lock.locked():
-            del self._locks[blob_id]
         for suffix in (".open", ".opencrc", ".opencrc.new"):
             try:
                 await aiofiles.os.remove(self._path(blob_id, suffix))

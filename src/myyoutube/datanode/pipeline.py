@@ -37,6 +37,7 @@ on the next hop's fsync), so the sender never mistakes a slow chain for a frozen
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from typing import TYPE_CHECKING
 
@@ -94,13 +95,10 @@ async def chain_write(
             raise StoreError("exists", f"blob {blob_id} is already on this node")
     elif resume_at < 0 or not writes.take_over(blob_id):
         raise StoreError("not_found", f"no partial chain copy of blob {blob_id} here to resume")
-    lock = node.open_blobs.lock(blob_id)
-    async with upstream.keepalive():  # a write taken over may take a moment to park
-        await lock.acquire()
-    try:
+    async with contextlib.AsyncExitStack() as held:
+        async with upstream.keepalive():  # a write taken over may take a moment to park
+            await held.enter_async_context(node.open_blobs.lock(blob_id))
         size, sha256, link, failed = await _take_part(node, upstream, request, resume_at)
-    finally:
-        lock.release()
     stored = [node.address]
     try:
         if link is not None:

@@ -264,6 +264,8 @@ class DataNode:
             async with self.open_blobs.lock(request.blob_id):
                 await self.chain_writes.discard(request.blob_id)
         await self.store.delete(request.blob_id)
+        # An append of it still running (its master gave up, so it ends soon) finishes
+        # first: it would write its checksum file back after the deletion.
         await self.open_blobs.delete(request.blob_id)
         await stream.write_frame(Ok({}))
 
