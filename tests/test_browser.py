@@ -13,6 +13,7 @@ used. If it is missing, the tests fail (they never skip) with a message saying s
 from __future__ import annotations
 
 import asyncio
+import base64
 import os
 import re
 import shutil
@@ -838,6 +839,47 @@ async def test_a_name_taken_can_be_changed_in_the_page_without_choosing_the_file
     await watched.assert_clean()
 
 
+# A DataTransfer holding one file, as a drag from the desktop carries it.
+DRAGGED_FILE = """([base64, name]) => {
+  const data = new DataTransfer();
+  const bytes = Uint8Array.from(atob(base64), c => c.charCodeAt(0));
+  data.items.add(new File([bytes], name, {type: "video/mp4"}));
+  return data;
+}"""
+
+
+async def test_files_dropped_on_the_page_are_uploaded(cluster, watched, clip):
+    """Video files dragged over the home page outline the upload panel, and dropped
+    anywhere on it (here on the grid) they are uploaded as if chosen, the page staying
+    where it is. A drop while an upload runs is refused with a sentence, not opened by
+    the browser in place of the page."""
+    page, name = watched.page, f"dropped-{tag()}.mp4"
+    await open_home(page, cluster.url)
+    dragged = await page.evaluate_handle(DRAGGED_FILE, [base64.b64encode(clip.read_bytes()).decode(), name])
+    await page.dispatch_event("#videos", "dragover", {"dataTransfer": dragged})
+    await expect(page.locator(".upload-panel")).to_have_class(re.compile(r"\bdrop-target\b"))
+    async with page.expect_response(
+        lambda r: r.request.method == "PATCH" and "video-name" in r.headers
+    ) as answer:
+        await page.dispatch_event("#videos", "drop", {"dataTransfer": dragged})
+    assert unquote((await answer.value).headers["video-name"]) == name
+    await expect(page.locator("#upload-status")).to_have_text(f"Uploaded {name}")
+    await expect(page.locator(".upload-panel")).not_to_have_class(re.compile(r"\bdrop-target\b"))
+    await wait_for_cards(page, [name], among=name)
+    assert page.url == f"{cluster.url}/"
+
+    await throttle_uploads(page, 256 * 1024)
+    padded = base64.b64encode(clip.read_bytes() + b"\0" * (8 * 1024 * 1024)).decode()
+    slow = await page.evaluate_handle(DRAGGED_FILE, [padded, f"slow-{tag()}.mp4"])
+    await page.dispatch_event("#videos", "drop", {"dataTransfer": slow})
+    await expect(page.locator("#upload-cancel")).to_be_visible()
+    await page.dispatch_event("#videos", "drop", {"dataTransfer": dragged})
+    await expect(page.locator("#upload-status")).to_contain_text("An upload is still running")
+    await page.click("#upload-cancel")
+    await expect(page.locator("#upload-cancel")).to_be_hidden()
+    await watched.assert_clean()
+
+
 async def test_upload_can_be_cancelled_and_leaving_asks_first(cluster, watched, clip):
     """While an upload runs (slowed by network throttling), closing the page asks first
     (beforeunload), and Cancel aborts it and the files queued after it, each named in the
@@ -896,7 +938,9 @@ async def test_size_limit_is_shown_and_enforced_before_sending(fresh_cluster, wa
     await sign_in(page.context, cluster.url, cluster.admin_token)
     await open_home(page, cluster.url)
     await expect(page.locator("#empty-state")).to_have_text("No videos yet \u2014 upload one!")
-    await expect(page.locator("#upload-limit")).to_have_text("Video files up to 97.7 KB each.")
+    await expect(page.locator("#upload-limit")).to_have_text(
+        "Choose video files or drop them on the page, up to 97.7 KB each."
+    )
     posts = []
     page.on("request", lambda r: posts.append(r.url) if r.method == "POST" else None)
     big = {"name": "big.mp4", "mimeType": "video/mp4", "buffer": clip.read_bytes() + b"\0" * 100_000}

@@ -287,7 +287,7 @@ def test_home_page_shows_the_upload_limit_before_a_file_is_chosen():
     parsed = parse(home_page())
     _, form = parsed.by_id("upload-form")
     assert form["data-max-upload-bytes"] == str(UPLOAD_LIMIT_BYTES)
-    assert "Video files up to 8.0 GB each." in "".join(parsed.text)
+    assert "Choose video files or drop them on the page, up to 8.0 GB each." in "".join(parsed.text)
     assert parsed.by_id("file")[1]["aria-describedby"] == "upload-limit"
 
 

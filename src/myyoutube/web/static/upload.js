@@ -9,6 +9,10 @@
 // how far each got, and that choosing the same file again resumes it; the server is
 // asked about each (HEAD), and one it no longer holds (finished, cancelled or expired)
 // is forgotten instead of listed.
+// Files dropped anywhere on the page are uploaded as if chosen and sent with Upload (the
+// form's name and "Who can watch" apply); the panel is outlined while files are dragged
+// over the page. A drop outside the panel would otherwise make the browser open the
+// video in place of the page.
 //
 // Loaded with <script defer> after text.js and vendor/tus.min.js; user data goes into the DOM as text only.
 "use strict";
@@ -317,10 +321,52 @@
     if (upload.cancel) upload.cancel();
   });
 
+  // ------------------------------------------------------------ drag and drop
+  var panel = form.closest(".upload-panel") || form;
+  var dragEnds = null;
+  // dragover repeats every ~50-350 ms while files are over the page, and dragleave also
+  // fires between the page's own elements: the outline goes once dragover stops.
+  var DRAG_SETTLE_MS = 400;
+
+  function carriesFiles(event) {
+    var types = event.dataTransfer ? event.dataTransfer.types : [];
+    return Array.prototype.indexOf.call(types, "Files") >= 0;
+  }
+
+  function dragging(active) {
+    panel.classList.toggle("drop-target", active);
+    clearTimeout(dragEnds);
+    if (active) dragEnds = setTimeout(function () { dragging(false); }, DRAG_SETTLE_MS);
+  }
+
+  document.addEventListener("dragover", function (event) {
+    if (!carriesFiles(event)) return;
+    event.preventDefault();
+    event.dataTransfer.dropEffect = uploadButton.disabled ? "none" : "copy";
+    dragging(!uploadButton.disabled);
+  });
+
+  document.addEventListener("drop", function (event) {
+    if (!carriesFiles(event)) return;
+    event.preventDefault();
+    dragging(false);
+    var files = Array.prototype.slice.call(event.dataTransfer.files || []);
+    if (!files.length) return;
+    if (uploadButton.disabled) {
+      statusLine("An upload is still running; drop the files again once it ends, or cancel it.", false);
+      return;
+    }
+    startUploads(files);
+  });
+
   form.addEventListener("submit", function (event) {
     event.preventDefault();
     if (uploadButton.disabled) return;
-    var chosen = Array.prototype.slice.call(fileInput.files || []);
+    startUploads(Array.prototype.slice.call(fileInput.files || []));
+  });
+
+  // Upload the files chosen (or dropped); none chosen: those waiting for another name.
+  function startUploads(chosen) {
     var name = nameInput ? nameInput.value.trim() : "";
     // A new choice of files replaces the ones waiting; with none, the waiting ones are
     // tried again (the first alone when a name is typed: a name is for one video).
@@ -339,7 +385,7 @@
       return;
     }
     uploadAll(files, name, later);
-  });
+  }
 
   showUnfinished();
 
