@@ -15,7 +15,7 @@ what `myyoutube user ...` speaks.
 Changing one's own password takes the current one (an admin setting another account's
 does not): whoever holds a stolen session or token must not be able to lock the owner
 out. Each such try is a typed password like a sign-in, throttled with sign-ins in one
-budget (auth.check_typed_password): a wrong one is 403, too many 429 with Retry-After.
+budget (signin.check_typed_password): a wrong one is 403, too many 429 with Retry-After.
 Every session of the account ends with the change, the one that made it too.
 
 The account page (`GET /account`) shows the signed-in account's name, role, storage used
@@ -39,14 +39,7 @@ from myyoutube.client import RequestFailed
 from myyoutube.formatting import human_size
 from myyoutube.master.users import BROWSER_SESSION, MAX_PASSWORD_CHARS, MIN_PASSWORD_CHARS
 from myyoutube.permissions import MAX_QUOTA_BYTES, User
-from myyoutube.web.auth import (
-    FORM_CONTENT_TYPE,
-    SignInRefused,
-    check_typed_password,
-    end_session_cookie,
-    read_form,
-    start_session_cookie,
-)
+from myyoutube.web.auth import FORM_CONTENT_TYPE, end_session_cookie, read_form, start_session_cookie
 from myyoutube.web.common import (
     MASTER,
     VISITOR,
@@ -58,10 +51,11 @@ from myyoutube.web.common import (
     read_body,
 )
 from myyoutube.web.pages import VisitorView, visitor_view
+from myyoutube.web.signin import SignInRefused, check_typed_password
 
 # Username, role, quota and up to two passwords (a change of one's own: the new and the
 # current one) of users.MAX_PASSWORD_CHARS (1024) characters, each up to 12 bytes as JSON
-# escapes it (auth.MAX_LOGIN_BODY_BYTES says why).
+# escapes it (signin.MAX_LOGIN_BODY_BYTES says why).
 MAX_ACCOUNT_BODY_BYTES = 32 * 1024
 # A wrong current password: the session is fine, the act is not allowed (401 would tell
 # the command line its token had expired).

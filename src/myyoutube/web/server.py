@@ -5,9 +5,9 @@ Theory of operation
 The front end holds no video bytes of its own: uploads (uploads.py) are relayed chunk by
 chunk to the master, streams (streaming.py) are relayed range by range from it, so memory
 per request is a few chunks whatever the video's size. Routes live in one module per
-resource (pages.py, videos.py, streaming.py, uploads.py, admin.py, accounts.py; auth.py
-for signing in); this module builds the application from them and owns what every
-request shares: the error middleware and the security headers.
+resource (pages.py, videos.py, streaming.py, uploads.py, admin.py, accounts.py,
+signin.py; auth.py's middlewares find who is asking); this module builds the application
+from them and owns what every request shares: the error middleware and the security headers.
 
 Every failure a user can cause is answered with a JSON `{"error": "<sentence>"}` and the
 right 4xx; bounded slots for uploads and streams answer 503 with Retry-After when full.
@@ -38,6 +38,7 @@ from myyoutube.web import (
     pace,
     pages,
     resumable,
+    signin,
     streaming,
     uploads,
     videos,
@@ -196,7 +197,7 @@ def make_app(
         "stream_rate": stream_rate,
     }
     pages.setup(app)
-    auth.setup(app)
+    signin.setup(app)
     accounts.setup(app)
     backup.setup(app)
     resumable.setup(app)

@@ -15,7 +15,7 @@ The account key is the name as typed, whether or not such an account exists, so 
 throttled answer does not tell which names are real.
 
 An attempt is counted as a failure when it begins, before the password is checked
-(auth.py), and taken back with `forgive` if it turns out not to be a wrong password.
+(signin.py), and taken back with `forgive` if it turns out not to be a wrong password.
 Counted only once the answer came, a burst of guesses sent at the same moment would all
 find the key's wait at 0 and all be checked: as many guesses as the client could open
 connections, instead of the few free ones.

@@ -1,10 +1,10 @@
-"""Pure tests of web/auth.py's decisions: where a sign-in may send the browser next."""
+"""Pure tests of web/signin.py's decisions: where a sign-in may send the browser next."""
 
 from __future__ import annotations
 
 import pytest
 
-from myyoutube.web.auth import local_path
+from myyoutube.web.signin import local_path
 
 
 @pytest.mark.parametrize(
