@@ -1,21 +1,30 @@
 """Resumable upload sessions under failure: killed web, datanode and master processes,
-connections cut midway, and expiry. Everything through real processes and sockets."""
+connections cut midway, expiry, a full index disk. Everything through real processes and
+sockets (the full disk with a master served in the test's own process)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import os
 import sys
+import time
 import uuid
+from pathlib import Path
 
 import pytest
 
-from harness import holders_of, mp4_bytes, upload, wait_until
-from myyoutube.client import RequestFailed
+from harness import holders_of, mp4_bytes, small_disk, upload, wait_until
+from myyoutube import links
+from myyoutube.client import MasterClient, RequestFailed
+from myyoutube.master.accounts import Accounts
+from myyoutube.master.index import Index
 from myyoutube.master.resumable import MAX_SESSIONS_PER_ACCOUNT
-from myyoutube.master.state import ALIVE
+from myyoutube.master.server import Master
+from myyoutube.master.state import ALIVE, ClusterState
+from myyoutube.permissions import UPLOADER
 from test_web_resumable import (
     OCTETS,
     TUS,
@@ -287,3 +296,43 @@ async def test_one_account_cannot_hold_every_upload_session(cluster, http):
         for opened in held:
             await hoarder.terminate_upload(opened["id"])
         admin.close()
+
+
+async def test_a_session_the_full_index_refused_holds_neither_its_name_nor_quota(tmp_path):
+    """A resumable upload refused because the master's disk is full (its session could not
+    be written to the index) gives back what it took: once space is freed, the account's
+    quota has room for another upload and the name can be uploaded again. Before, the
+    name stayed 'being uploaded' and the room stayed held until the master restarted."""
+    disk = tmp_path / "master"
+    with small_disk(disk, "1m"):
+        now = time.time()
+        index = Index(disk / "index.sqlite3", now)
+        index.users.add("alice", "unused hash", UPLOADER, 1500, now)
+        state = ClusterState(dead_after_s=60.0, heartbeat_s=1.0, started_at=now)
+        for node in ("127.0.0.1:1", "127.0.0.1:2", "127.0.0.1:3"):
+            state.registered(node, "incarnation", now, capacity_bytes=2**40, used_bytes=0)
+        master = Master(index, state, None, 3, 2, Accounts(index, None, disk))
+        server = await links.serve_connections(master.handle, "127.0.0.1", 0, None, 8, {})
+        await server.start_serving()
+        client = MasterClient("127.0.0.1", server.sockets[0].getsockname()[1], None, user="alice")
+        try:
+            fill(disk / "filler")
+            with pytest.raises(RequestFailed) as refused:
+                await client.create_upload("first.mp4", 1000)
+            assert refused.value.code == "no_space"
+            (disk / "filler").unlink()
+            other = await client.create_upload("second.mp4", 1000)  # the quota's room is back
+            await client.terminate_upload(other["id"])
+            await client.create_upload("first.mp4", 1000)  # and the name is free
+        finally:
+            client.close()
+            server.close()
+            await server.wait_closed()
+            index.close()
+
+
+def fill(path: Path) -> None:
+    """Write to `path` until its disk is full."""
+    with open(path, "wb", buffering=0) as file, contextlib.suppress(OSError):
+        while True:
+            file.write(bytes(64 * 1024))
