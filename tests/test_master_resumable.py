@@ -16,14 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from harness import holders_of, mp4_bytes, small_disk, upload, wait_until
+from harness import holders_of, in_process_master, mp4_bytes, small_disk, upload, wait_until
 from myyoutube import links
 from myyoutube.client import MasterClient, RequestFailed
-from myyoutube.master.accounts import Accounts
-from myyoutube.master.index import Index
 from myyoutube.master.resumable import MAX_SESSIONS_PER_ACCOUNT
-from myyoutube.master.server import Master
-from myyoutube.master.state import ALIVE, ClusterState
+from myyoutube.master.state import ALIVE
 from myyoutube.permissions import UPLOADER
 from test_web_resumable import (
     OCTETS,
@@ -305,13 +302,8 @@ async def test_a_session_the_full_index_refused_holds_neither_its_name_nor_quota
     name stayed 'being uploaded' and the room stayed held until the master restarted."""
     disk = tmp_path / "master"
     with small_disk(disk, "1m"):
-        now = time.time()
-        index = Index(disk / "index.sqlite3", now)
-        index.users.add("alice", "unused hash", UPLOADER, 1500, now)
-        state = ClusterState(dead_after_s=60.0, heartbeat_s=1.0, started_at=now)
-        for node in ("127.0.0.1:1", "127.0.0.1:2", "127.0.0.1:3"):
-            state.registered(node, "incarnation", now, capacity_bytes=2**40, used_bytes=0)
-        master = Master(index, state, None, 3, 2, Accounts(index, None, disk))
+        master = in_process_master(disk)
+        master.index.users.add("alice", "unused hash", UPLOADER, 1500, time.time())
         server = await links.serve_connections(master.handle, "127.0.0.1", 0, None, 8, {})
         await server.start_serving()
         client = MasterClient("127.0.0.1", server.sockets[0].getsockname()[1], None, user="alice")
@@ -328,7 +320,7 @@ async def test_a_session_the_full_index_refused_holds_neither_its_name_nor_quota
             client.close()
             server.close()
             await server.wait_closed()
-            index.close()
+            master.index.close()
 
 
 def fill(path: Path) -> None:
