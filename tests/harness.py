@@ -14,6 +14,7 @@ front end is up the cluster signs in as `admin` through `POST /api/login`: tests
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import http.server
 import inspect
@@ -482,6 +483,13 @@ def small_disk(folder: Path, size: str) -> Iterator[None]:
         yield
     finally:
         subprocess.run(["umount", "--lazy", str(folder)], check=True)
+
+
+def fill_disk(path: Path) -> None:
+    """Write to `path` until its disk (a small_disk) is full."""
+    with open(path, "wb", buffering=0) as file, contextlib.suppress(OSError):
+        while True:
+            file.write(bytes(64 * 1024))
 
 
 def in_process_master(data_dir: Path, datanodes: int = 3) -> Master:

@@ -5,18 +5,16 @@ sockets (the full disk with a master served in the test's own process)."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import json
 import os
 import sys
 import time
 import uuid
-from pathlib import Path
 
 import pytest
 
-from harness import holders_of, in_process_master, mp4_bytes, small_disk, upload, wait_until
+from harness import fill_disk, holders_of, in_process_master, mp4_bytes, small_disk, upload, wait_until
 from myyoutube import links
 from myyoutube.client import MasterClient, RequestFailed
 from myyoutube.master.resumable import MAX_SESSIONS_PER_ACCOUNT
@@ -308,7 +306,7 @@ async def test_a_session_the_full_index_refused_holds_neither_its_name_nor_quota
         await server.start_serving()
         client = MasterClient("127.0.0.1", server.sockets[0].getsockname()[1], None, user="alice")
         try:
-            fill(disk / "filler")
+            fill_disk(disk / "filler")
             with pytest.raises(RequestFailed) as refused:
                 await client.create_upload("first.mp4", 1000)
             assert refused.value.code == "no_space"
@@ -321,10 +319,3 @@ async def test_a_session_the_full_index_refused_holds_neither_its_name_nor_quota
             server.close()
             await server.wait_closed()
             master.index.close()
-
-
-def fill(path: Path) -> None:
-    """Write to `path` until its disk is full."""
-    with open(path, "wb", buffering=0) as file, contextlib.suppress(OSError):
-        while True:
-            file.write(bytes(64 * 1024))
