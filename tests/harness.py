@@ -14,6 +14,7 @@ front end is up the cluster signs in as `admin` through `POST /api/login`: tests
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import http.server
 import inspect
@@ -38,6 +39,10 @@ from myyoutube.client import MasterClient
 from myyoutube.datanode.identity import NODE_ID_FILE
 from myyoutube.datanode.server import TRANSCODE_DIR
 from myyoutube.launch import Role, await_role, spawn_role, start_role
+from myyoutube.master.accounts import Accounts
+from myyoutube.master.index import Index
+from myyoutube.master.server import Master
+from myyoutube.master.state import ClusterState
 from videos import make_mp4
 
 # Short liveness timings keep fault tests quick; each test may pass its own.
@@ -478,3 +483,22 @@ def small_disk(folder: Path, size: str) -> Iterator[None]:
         yield
     finally:
         subprocess.run(["umount", "--lazy", str(folder)], check=True)
+
+
+def fill_disk(path: Path) -> None:
+    """Write to `path` until its disk (a small_disk) is full."""
+    with open(path, "wb", buffering=0) as file, contextlib.suppress(OSError):
+        while True:
+            file.write(bytes(64 * 1024))
+
+
+def in_process_master(data_dir: Path, datanodes: int = 3) -> Master:
+    """A master on a real index in `data_dir`, in the test's own process (its background
+    tasks not started), whose cluster state holds `datanodes` live datanodes at addresses
+    nobody listens on: a write to them is refused at once, as by nodes that just died."""
+    now = time.time()
+    index = Index(data_dir / "index.sqlite3", now)
+    state = ClusterState(dead_after_s=60.0, heartbeat_s=1.0, started_at=now)
+    for port in range(1, datanodes + 1):
+        state.registered(f"127.0.0.1:{port}", "incarnation", now, capacity_bytes=2**40, used_bytes=0)
+    return Master(index, state, None, replication=3, min_replicas=2, accounts=Accounts(index, None, data_dir))

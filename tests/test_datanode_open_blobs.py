@@ -116,6 +116,21 @@ async def test_open_blobs_untouched_for_a_month_are_removed_by_the_node(blobs, t
     assert [p.name for p in tmp_path.iterdir()] == []
 
 
+async def test_an_open_blob_whose_first_append_never_finished_is_removed_too(blobs, tmp_path):
+    """An upload whose first append was cut short (a tab closed during the first chunk)
+    leaves bytes and no checksum file: once as old as an abandoned open blob, the node
+    removes them too. Before, only checksum files were looked for, so such bytes stayed
+    on the disk for good when the master's deletion missed the node (it was down then)."""
+    cut = await blobs.appender(BLOB, 0)
+    await cut.write(DATA[:70_000])  # the connection broke here: no finish()
+    await cut.abandon()
+    assert await blobs.remove_abandoned(time.time()) == []
+    old = time.time() - ABANDONED_AFTER_S - 60
+    os.utime(tmp_path / f"{BLOB}.open", (old, old))
+    assert await blobs.remove_abandoned(time.time()) == [BLOB]
+    assert [p.name for p in tmp_path.iterdir()] == []
+
+
 async def test_a_delete_waits_for_the_append_running_on_its_blob(blobs, tmp_path):
     """A deletion that arrives while an append of the blob runs waits for it to end: the
     append's checksum file, written as it finishes, is not left behind by a deletion that

@@ -4,9 +4,11 @@ the highest version kept, removed with the blob, listed in bounded batches (real
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
+from harness import fill_disk, small_disk
 from myyoutube.datanode import sidecars
 from myyoutube.datanode.store import BlobStore, StoreError
 
@@ -73,3 +75,34 @@ async def test_listing_comes_in_bounded_batches_and_counts_blobs_without(tmp_pat
     listed = [entry["blob_id"] for found, _ in batches for entry in found]
     assert sorted(listed) == sorted(b for n, b in enumerate(ids) if n % 4)
     assert all(len(json.dumps(found)) < sidecars.SIDECAR_BATCH_BYTES for found, _ in batches)
+
+
+async def test_a_sidecar_the_full_disk_refused_leaves_no_part_file(tmp_path):
+    """A sidecar update the disk refuses (full) is dropped, as the store says, and leaves
+    no half-written file behind. Before, a `.meta.part` stayed beside the blob until the
+    node restarted: one per blob whose sidecar came while the disk was full."""
+    root = tmp_path / "small-disk"
+    with small_disk(root, "1m"):
+        store = BlobStore(root, None)
+        await put(store, BLOB, sidecar(1, "first"))
+        fill_disk(root / "filler")
+        assert await store.update_sidecars([sidecar(2, "second " * 1000)]) == 0
+        assert sorted(path.name for path in root.iterdir()) == sorted(
+            [f"{BLOB}.blob", f"{BLOB}.crc", f"{BLOB}.meta", "filler"]
+        )
+
+
+async def test_a_blob_whose_sidecar_the_full_disk_refused_leaves_no_part_file(tmp_path):
+    """A write whose blob and checksums fit on the disk but not its sidecar fails and
+    leaves nothing: the sidecar's part file went on living beside the removed blob's."""
+    root = tmp_path / "small-disk"
+    with small_disk(root, "1m"):
+        store = BlobStore(root, None)
+        writer = store.open_writer(BLOB, sidecar(1, "x" * 5000))
+        await writer.write(b"bytes")
+        fill_disk(root / "filler")
+        os.truncate(root / "filler", (root / "filler").stat().st_size - 2 * 4096)  # bytes, checksums
+        with pytest.raises(OSError):
+            await writer.finish()
+        await writer.abort()
+        assert [path.name for path in root.iterdir()] == ["filler"]

@@ -21,14 +21,19 @@ async def test_a_node_whose_id_registered_elsewhere_gets_its_replicas_back(fresh
     clone_dir = tmp_path / "clone"
     clone_dir.mkdir()
     shutil.copy(cluster.folder(original) / NODE_ID_FILE, clone_dir / NODE_ID_FILE)
+    (clone_dir / f"{'e' * 32}.blob").write_bytes(b"a blob this index never knew")
     clone = cluster.start_datanode(folder=clone_dir)
     client = cluster.client()
 
-    async def replicas_at(address: str) -> int:
+    async def at(address: str, field: str) -> int:
         nodes = {node["address"]: node for node in (await client.status())["datanodes"]}
-        return nodes.get(address, {}).get("replicas", 0)
+        return nodes.get(address, {}).get(field, 0)
+
+    async def replicas_at(address: str) -> int:
+        return await at(address, "replicas")
 
     await wait_until(lambda: replicas_at(clone.address), "the clone listed with the replica", 10)
+    await wait_until(lambda: at(clone.address, "orphans"), "the clone's unknown blob listed", 10)
     clone.stop()
     cluster.datanodes.remove(clone)
 
@@ -36,6 +41,13 @@ async def test_a_node_whose_id_registered_elsewhere_gets_its_replicas_back(fresh
         return await replicas_at(original.address) == 1
 
     await wait_until(back_home, "the original's replica counted at its own address again", 15)
+    # Nothing is kept under the address the node id left (a node given a new address at
+    # every restart would leave an entry each time): before, the clone's orphan stayed
+    # counted, and its transcode slots listed, for as long as the master ran.
+    status = await client.status()
+    assert clone.address not in [node["address"] for node in status["datanodes"]]
+    assert status["orphaned_blobs"] == 0
+    assert clone.address not in status["transcoding"]["slots"]
     log = (cluster.root / "logs" / "master.log").read_text()
     assert log.count("does not follow what this master applied") <= 1
     client.close()

@@ -1,5 +1,6 @@
 """Resumable upload sessions under failure: killed web, datanode and master processes,
-connections cut midway, and expiry. Everything through real processes and sockets."""
+connections cut midway, expiry, a full index disk. Everything through real processes and
+sockets (the full disk with a master served in the test's own process)."""
 
 from __future__ import annotations
 
@@ -8,14 +9,17 @@ import hashlib
 import json
 import os
 import sys
+import time
 import uuid
 
 import pytest
 
-from harness import holders_of, mp4_bytes, upload, wait_until
-from myyoutube.client import RequestFailed
+from harness import fill_disk, holders_of, in_process_master, mp4_bytes, small_disk, upload, wait_until
+from myyoutube import links
+from myyoutube.client import MasterClient, RequestFailed
 from myyoutube.master.resumable import MAX_SESSIONS_PER_ACCOUNT
 from myyoutube.master.state import ALIVE
+from myyoutube.permissions import UPLOADER
 from test_web_resumable import (
     OCTETS,
     TUS,
@@ -287,3 +291,31 @@ async def test_one_account_cannot_hold_every_upload_session(cluster, http):
         for opened in held:
             await hoarder.terminate_upload(opened["id"])
         admin.close()
+
+
+async def test_a_session_the_full_index_refused_holds_neither_its_name_nor_quota(tmp_path):
+    """A resumable upload refused because the master's disk is full (its session could not
+    be written to the index) gives back what it took: once space is freed, the account's
+    quota has room for another upload and the name can be uploaded again. Before, the
+    name stayed 'being uploaded' and the room stayed held until the master restarted."""
+    disk = tmp_path / "master"
+    with small_disk(disk, "1m"):
+        master = in_process_master(disk)
+        master.index.users.add("alice", "unused hash", UPLOADER, 1500, time.time())
+        server = await links.serve_connections(master.handle, "127.0.0.1", 0, None, 8, {})
+        await server.start_serving()
+        client = MasterClient("127.0.0.1", server.sockets[0].getsockname()[1], None, user="alice")
+        try:
+            fill_disk(disk / "filler")
+            with pytest.raises(RequestFailed) as refused:
+                await client.create_upload("first.mp4", 1000)
+            assert refused.value.code == "no_space"
+            (disk / "filler").unlink()
+            other = await client.create_upload("second.mp4", 1000)  # the quota's room is back
+            await client.terminate_upload(other["id"])
+            await client.create_upload("first.mp4", 1000)  # and the name is free
+        finally:
+            client.close()
+            server.close()
+            await server.wait_closed()
+            master.index.close()

@@ -62,6 +62,24 @@ def test_entries_that_do_not_fit_an_answer_are_due_again():
     assert queue.acked("n1") == ["cat.mp4"]
 
 
+def test_what_was_due_to_a_node_that_moved_goes_to_its_new_address():
+    """A node that registers from a new address (its blobs follow it) gets there what was
+    due to its old one, sent or not, and the videos are then delivered. Before, those
+    entries stayed under the old address for as long as the master ran: never sent, and
+    the videos never counted as delivered."""
+    queue = SidecarQueue()
+    queue.changed("cat.mp4", {"v": ["n1", "n2"], "p": ["n1"]})
+    queue.changed("dog.mp4", {"d": ["n1"]})
+    assert len(queue.take("n1", 1)) == 1  # one in flight when the node went, two not sent
+    queue.take("n2", 10)
+    assert queue.acked("n2") == []
+    queue.moved("n1", "n1-elsewhere")
+    taken = queue.take("n1-elsewhere", 10)
+    assert sorted(taken) == [("d", "dog.mp4"), ("p", "cat.mp4"), ("v", "cat.mp4")]
+    assert sorted(queue.acked("n1-elsewhere")) == ["cat.mp4", "dog.mp4"]
+    assert queue.take("n1", 10) == []
+
+
 def test_a_video_without_holders_needs_nothing():
     assert SidecarQueue().changed("gone.mp4", {})
 

@@ -6,6 +6,8 @@ A real served listener on 127.0.0.1 in this process (stream.serve_connections), 
 from __future__ import annotations
 
 import asyncio
+import gc
+import weakref
 
 from myyoutube import links, protocol
 from myyoutube.pool import ConnectionPool, Lease
@@ -101,3 +103,26 @@ async def test_idle_connections_are_bounded():
     finally:
         pool.close()
         server.close()
+
+
+async def test_idle_connections_the_peer_closed_are_let_go_at_once():
+    """Idle connections their peer closed (it stopped, or idled them out) are let go as
+    they close, not when the pool is next used: the pool of a peer gone for good (a
+    datanode dead or moved elsewhere) holds nothing. Before, it kept its closed
+    connections, buffers and all, for as long as the process ran."""
+    handler = Echo()
+    server, pool = await served(handler)
+    try:
+        leases = [await pool.acquire() for _ in range(2)]
+        for lease in leases:
+            lease.done()
+            pool.release(lease)
+        pooled = [weakref.ref(lease.connection) for lease in leases]
+        del leases, lease
+        server.close()
+        await server.wait_closed()  # the peer's side of every connection is closed
+        await asyncio.sleep(0.1)  # the closes reach the client's sockets
+        gc.collect()
+        assert [connection() for connection in pooled] == [None, None]
+    finally:
+        pool.close()

@@ -10,7 +10,7 @@ import os
 import sqlite3
 import uuid
 
-from harness import Cluster, free_box_header, mp4_bytes, wait_until
+from harness import PER_CLIENT_SLOTS, Cluster, free_box_header, mp4_bytes, wait_until
 from myyoutube.master.index_files import INDEX_FILE
 from myyoutube.web.common import csrf_token
 from videos import make_mp4
@@ -345,3 +345,40 @@ async def test_a_patch_cut_midway_keeps_the_bytes_that_arrived(cluster, http):
     status, _, _ = await patch(http, cluster.url, auth, location, sent, data[sent:])
     assert status == 204
     assert await stream_bytes(http, cluster, name) == data
+
+
+async def test_a_creation_turned_away_for_want_of_a_slot_leaves_the_name_free(cluster, http):
+    """A creation carrying bytes that finds every upload slot of its client taken is 503
+    ("try again in a few seconds") and leaves nothing behind: the retry it invites gets
+    the name. Before, the upload it had opened lived on, its address never told, so the
+    retry was refused as "being uploaded" (and the quota held) until it expired a day later."""
+    auth, release = cluster.admin_headers(), asyncio.Event()
+    slots = int(PER_CLIENT_SLOTS[PER_CLIENT_SLOTS.index("--max-uploads-per-client") + 1])
+    started = []
+
+    async def first_bytes_then_wait():
+        yield b"x" * 1000
+        started.append(True)
+        await release.wait()
+
+    async def held_patch() -> None:
+        _, location = await create(http, cluster.url, auth, unique("held"), 100_000)
+        asked = {**TUS, **OCTETS, **auth, "Upload-Offset": "0"}
+        async with http.patch(f"{cluster.url}{location}", headers=asked, data=first_bytes_then_wait()):
+            pass
+        async with http.delete(f"{cluster.url}{location}", headers={**TUS, **auth}):
+            pass
+
+    holders = [asyncio.ensure_future(held_patch()) for _ in range(slots)]
+    try:
+        await wait_until(lambda: len(started) == slots, "every upload slot is taken", 15)
+        await asyncio.sleep(0.2)  # the last PATCH's handler takes its slot
+        data, name = mp4_bytes(os.urandom(10_000)), unique("turned-away")
+        asked = {**TUS, **OCTETS, **auth, "Upload-Length": str(len(data))}
+        asked["Upload-Metadata"] = metadata(filename=name)
+        async with http.post(f"{cluster.url}/files/", headers=asked, data=data) as response:
+            assert response.status == 503, await response.text()
+    finally:
+        release.set()
+        await asyncio.gather(*holders)
+    assert (await create(http, cluster.url, auth, name, len(data)))[0] == 201

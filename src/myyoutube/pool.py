@@ -26,6 +26,7 @@ never sent twice.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -107,7 +108,16 @@ class ConnectionPool:
         async with self._connecting:
             connection = await self._connect()
         self.opened += 1
+        connection.on_close(functools.partial(self._let_go_closed, connection))
         return Lease(connection, reused=False)
+
+    def _let_go_closed(self, connection: FrameStream) -> None:
+        """A connection closed (by its peer, which stopped or idled it out, or by us):
+        if it waits in the pool, it leaves it now, not when the pool is next used. The pool
+        of a peer gone for good (a datanode dead, or moved to another address) is never
+        used again, and would hold its closed connections, buffers and all, for as long
+        as the process runs."""
+        self._idle = [(since, idle) for since, idle in self._idle if idle is not connection]
 
     def release(self, lease: Lease) -> None:
         """Keep the connection for the next request if `lease.done()` was called and there

@@ -35,7 +35,7 @@ import logging
 import socket
 import time
 import typing
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import TypeVar, overload
 
@@ -237,6 +237,10 @@ class FrameStream:
     @property
     def is_open(self) -> bool:
         return not self._transport.is_closing() and self._receiver.ended is None
+
+    def on_close(self, callback: Callable[[], None]) -> None:
+        """Call `callback` once the connection is closed, by either side."""
+        self._receiver.closed.add_done_callback(lambda _closed: callback())
 
     # One overload per number of kinds, so the caller gets the union of exactly those.
     @overload

@@ -142,10 +142,16 @@ def _fsync_close(file) -> None:
 
 
 def _write_durably(path: Path, data: bytes) -> None:
-    with open(path, "wb") as file:
-        file.write(data)
-        file.flush()
-        os.fsync(file.fileno())
+    """Write a small file and fsync it. A write the disk refuses (full) leaves no part
+    of it: nothing else removes a part file before the node restarts."""
+    try:
+        with open(path, "wb") as file:
+            file.write(data)
+            file.flush()
+            os.fsync(file.fileno())
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
 
 
 def fsync_dir(path: Path) -> None:

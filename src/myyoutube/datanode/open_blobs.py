@@ -218,15 +218,18 @@ class OpenBlobs:
         return removed
 
     def _untouched_since(self, cutoff: float) -> list[str]:
-        """In a worker thread (it reads the folder): open blobs confirmed before `cutoff`."""
-        stale = []
-        for path in self.store.root.glob("*.opencrc"):
-            try:
-                if path.stat().st_mtime < cutoff:
-                    stale.append(check_blob_id(path.name.partition(".")[0]))
-            except (OSError, StoreError):
-                continue  # gone meanwhile, or not a name of ours
-        return stale
+        """In a worker thread (it reads the folder): open blobs confirmed before `cutoff`,
+        and those never confirmed whose bytes were written before it (an append cut short
+        before its first confirmation leaves bytes and no checksum file, which nothing
+        else would ever remove)."""
+        written_at: dict[str, float] = {}
+        for suffix in (".open", ".opencrc"):  # a checksum file's time, where there is one
+            for path in self.store.root.glob(f"*{suffix}"):
+                try:
+                    written_at[check_blob_id(path.name.removesuffix(suffix))] = path.stat().st_mtime
+                except (OSError, StoreError):
+                    continue  # gone meanwhile, or not a name of ours
+        return [blob_id for blob_id, when in written_at.items() if when < cutoff]
 
     async def delete(self, blob_id: str) -> None:
         """Remove the open blob once no append or seal of it runs (one running now ends

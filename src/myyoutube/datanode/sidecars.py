@@ -82,11 +82,16 @@ def write(root: Path, blob_id: str, data: bytes, version: int) -> bool:
     if current is not None and type(current.get("version")) is int and current["version"] > version:
         return False
     part = root / f"{blob_id}{SUFFIX}.part"
-    with open(part, "wb") as file:
-        file.write(data)
-        file.flush()
-        os.fsync(file.fileno())
-    os.replace(part, path)
+    try:
+        with open(part, "wb") as file:
+            file.write(data)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(part, path)
+    except BaseException:
+        # Refused (a full disk): no part file is left beside the blob until a restart.
+        part.unlink(missing_ok=True)
+        raise
     return True
 
 

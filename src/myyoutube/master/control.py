@@ -56,7 +56,7 @@ class Control:
         if moved_from is not None:
             # Same node (same data directory), new address: its replicas moved with it;
             # the old address is nobody now.
-            self.state.nodes.pop(moved_from, None)
+            self._forget_address(moved_from, address)
             log.warning(
                 "datanode %s moved from %s to %s; its replicas follow it",
                 register.node_id,
@@ -97,6 +97,16 @@ class Control:
             new_jobs, cancels = [], []
             if isinstance(report, Heartbeat):
                 new_jobs, cancels = self.master.transcoding.on_heartbeat(address, report, time.time())
+
+    def _forget_address(self, old: str, new: str) -> None:
+        """Keep nothing under the address a node left (a node given a new address at every
+        restart, as containers are, would leave an entry in each of these every time); the
+        sidecars still due to it go to the new one, and its orphans are listed again by its
+        full report from there."""
+        self.state.forget(old)
+        self.orphans.pop(old, None)
+        self.master.transcoding.slots.pop(old, None)
+        self.master.sidecars.moved(old, new)
 
     def _moved_away(self, address: str, node: Node, node_id: str) -> bool:
         """Whether this node's id registered from another address since its link opened

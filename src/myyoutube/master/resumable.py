@@ -155,13 +155,21 @@ class Resumable:
             uuid.uuid4().hex, uuid.uuid4().hex, name, user.name, request.visibility, title,
             request.length, 0, nodes, [], now, now + self.expiry_s,
         )  # fmt: skip
-        if not self._claim(session).cover(request.length, fresh=True):  # with uploads running
+        claim = self._claim(session)
+        if not claim.cover(request.length, fresh=True):  # with uploads running
             await connection.write_frame(Error("over_quota", permissions.quota_sentence(user)))
             return
+        try:
+            master.index.ownership.begin_blob(session.blob_id, now)
+            self.table.add(session)
+        except BaseException:
+            # The index refused (its disk full or failing; Master.handle answers): the room
+            # held goes back, or it would stay held until the master restarts. The name
+            # and blob are marked only below, once the session exists to end them.
+            claim.release()
+            raise
         master.uploading.add(name)
         master.in_flight.add(session.blob_id)
-        master.index.ownership.begin_blob(session.blob_id, now)
-        self.table.add(session)
         log.info("upload %s of %s (%d bytes) opened on %s", session.upload_id, name, request.length, nodes)
         await connection.write_frame(Ok({"upload": session.public()}))
 

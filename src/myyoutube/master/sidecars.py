@@ -99,7 +99,8 @@ class SidecarQueue:
 
     `changed` files every holder of a video's blobs; `take` hands one node's entries for
     a heartbeat answer (entries handed earlier and never acknowledged first); `acked`
-    says the node's answer was obeyed and returns the videos now delivered everywhere.
+    says the node's answer was obeyed and returns the videos now delivered everywhere;
+    `moved` follows a node to its new address.
     """
 
     def __init__(self) -> None:
@@ -141,6 +142,22 @@ class SidecarQueue:
         for blob_id, name in entries:
             sent.pop(blob_id, None)
             due.setdefault(blob_id, name)
+
+    def moved(self, old: str, new: str) -> None:
+        """The node at address `old` registered from `new`, its blobs with it: what was
+        due to the old address (or sent there and never acknowledged) is due to the new
+        one. Left under the old address it would never be delivered nor forgotten, and
+        each video waiting on it would stay behind for as long as the master runs."""
+        pending = self._sent.pop(old, {}) | self._due.pop(old, {})
+        if not pending:
+            return
+        due = self._due.setdefault(new, {})
+        for blob_id, name in pending.items():
+            due.setdefault(blob_id, name)
+            pairs = self._pairs.get(name)
+            if pairs is not None and (old, blob_id) in pairs:
+                pairs.discard((old, blob_id))
+                pairs.add((new, blob_id))
 
     def acked(self, node: str) -> list[str]:
         """`node` obeyed the last answer: the videos whose sidecars every holder has now."""
@@ -229,6 +246,9 @@ class SidecarDelivery:
                 break
             sidecars.append(sidecar)
         return sidecars
+
+    def moved(self, old: str, new: str) -> None:
+        self.queue.moved(old, new)
 
     def acked(self, node: str) -> None:
         finished = self.queue.acked(node)

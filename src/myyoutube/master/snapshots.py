@@ -125,8 +125,15 @@ async def take(master: Master) -> str | None:
         await asyncio.to_thread(copy_index, master.index.path, part)
         size, sha256 = await asyncio.to_thread(file_digest, part)
         blob_id = uuid.uuid4().hex
+        # Listed before it is stored, so that a master dying in between leaves no blob
+        # that _keep_newest does not know of; but a store that failed is no snapshot:
+        # its row would be named the last snapshot on /status, one more per failed try.
         master.index.recovery.add_snapshot(blob_id, taken_at)
-        await _store(master, part, sidecars.snapshot_sidecar(blob_id, taken_at, size, sha256))
+        try:
+            await _store(master, part, sidecars.snapshot_sidecar(blob_id, taken_at, size, sha256))
+        except BaseException:
+            master.index.recovery.drop_snapshots([blob_id])
+            raise
     finally:
         part.unlink(missing_ok=True)
     _keep_newest(master)

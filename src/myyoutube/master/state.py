@@ -146,6 +146,11 @@ class ClusterState:
         node.joined_at = now
         return node
 
+    def forget(self, address: str) -> None:
+        """Nobody is at `address` any more (its node registered from another)."""
+        self.nodes.pop(address, None)
+        self.read_failed_at.pop(address, None)
+
     def joined_at(self, address: str) -> float:
         """When `address` last registered (start-up for one that has not yet)."""
         node = self.nodes.get(address)
@@ -189,7 +194,8 @@ class ClusterState:
         self.read_failed_at[address] = now
 
     def _recently_failed(self, address: str, now: float) -> bool:
-        # One entry per node ever failed: bounded by the registry, so never pruned.
+        # One entry per node ever failed: bounded by the registry (an address a node
+        # left is forgotten with it), so never pruned otherwise.
         failed_at = self.read_failed_at.get(address)
         return failed_at is not None and now - failed_at < READ_FAILURE_MEMORY_S
 

@@ -120,10 +120,16 @@ async def create(request: web.Request) -> web.Response:
     upload = await master.create_upload(name, asked.length, asked.visibility, asked.title)
     headers = _offset_headers(upload)
     if tus.has_body(request.headers):
-        answer = await _append_then_complete(request, master, upload)
+        # The client never learns this upload's address unless it is answered 201: nothing
+        # could resume or end it, and its name and quota would stay taken until it expired
+        # (a day). So a refusal ends it, answered (413, 415...) or raised (503 when every
+        # upload slot is taken, the cluster unreachable).
+        try:
+            answer = await _append_then_complete(request, master, upload)
+        except Exception:
+            await _terminate_quietly(master, upload["id"])
+            raise
         if answer.status >= 400:
-            # The client never learnt this upload's address: nothing could resume or end
-            # it, and its name would stay taken until it expired.
             await _terminate_quietly(master, upload["id"])
             return answer
         headers = dict(answer.headers)  # the new offset, and the video if it is complete

@@ -35,6 +35,7 @@ import asyncio
 import functools
 import shutil
 import tempfile
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
@@ -50,7 +51,18 @@ from myyoutube.master_streams import Upload
 from myyoutube.protocol import CHUNK_BYTES
 from myyoutube.web.auth import client_address
 from myyoutube.web.common import LIMITS, METRICS, VISITOR, account_of, error, master_for
+from myyoutube.web.local_copy import STALE_AFTER_S
 from myyoutube.web.pace import enforce_rate
+
+# Spool folders carry this prefix, so that one left by a front end killed mid-upload can be
+# told apart in a spool directory others share (the system's temporary one by default).
+SPOOL_PREFIX = "myyoutube-upload-"
+
+# A spool folder untouched this long was left by a front end killed mid-upload: a live one
+# is written as the bytes arrive and removed minutes after the last (probe and commit).
+# Each holds up to --max-upload-bytes, and nothing else would ever remove it. As long as
+# a resumable upload's own copy waits (local_copy.STALE_AFTER_S).
+SPOOL_STALE_AFTER_S = STALE_AFTER_S
 
 # Multipart framing around the file (boundaries, part headers) is small; Content-Length may
 # exceed --max-upload-bytes by this much before we refuse it up front.
@@ -230,8 +242,9 @@ async def spool_folder(spool_dir: Path | None) -> AsyncIterator[Path]:
     done by a worker thread: removing a file of 1 GiB takes ~0.2 s here (its blocks are
     freed), which on the event loop would stall every viewer of this front end. The
     removal is not waited for: the upload's answer and its upload slot do not depend on
-    it (a cut-off upload's slot was held a thread hop longer, and the next upload refused)."""
-    folder = Path(await asyncio.to_thread(tempfile.mkdtemp, dir=spool_dir))
+    it (a cut-off upload's slot was held a thread hop longer, and the next upload refused).
+    The folders a front end killed mid-upload left are removed on the way."""
+    folder = await asyncio.to_thread(_fresh_spool_folder, spool_dir)
     try:
         yield folder
     finally:
@@ -239,6 +252,20 @@ async def spool_folder(spool_dir: Path | None) -> AsyncIterator[Path]:
         asyncio.get_running_loop().run_in_executor(
             None, functools.partial(shutil.rmtree, folder, ignore_errors=True)
         )
+
+
+def _fresh_spool_folder(spool_dir: Path | None) -> Path:
+    """In a worker thread: a new spool folder, once those (with their upload file) that a
+    front end killed mid-upload left, untouched for SPOOL_STALE_AFTER_S, are removed."""
+    now = time.time()
+    for folder in Path(spool_dir or tempfile.gettempdir()).glob(f"{SPOOL_PREFIX}*"):
+        try:
+            written_at = max(path.stat().st_mtime for path in (folder, *folder.iterdir()))
+        except OSError:
+            continue  # removed by its own upload meanwhile
+        if now - written_at > SPOOL_STALE_AFTER_S:
+            shutil.rmtree(folder, ignore_errors=True)
+    return Path(tempfile.mkdtemp(prefix=SPOOL_PREFIX, dir=spool_dir))
 
 
 async def _spool(body: BodyReader, head: bytes, path: Path, upload: Upload, reader) -> None:

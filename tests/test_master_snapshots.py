@@ -1,0 +1,36 @@
+"""Tests for myyoutube.master.snapshots with a master in the test's own process (the
+snapshots' round trip through real processes is in test_recovery.py)."""
+
+from __future__ import annotations
+
+import time
+
+from harness import in_process_master
+from myyoutube.master import snapshots, status
+from myyoutube.master.index import StoredBlob
+
+NOW = 1_800_000_000.0
+
+
+async def test_a_snapshot_that_could_not_be_stored_is_not_listed(tmp_path):
+    """A snapshot whose copies no datanode took (they died, or are full) fails with a log
+    line and leaves no row behind: /status does not name it as the last snapshot taken,
+    and failing every interval does not add a row each time. Before, each failed try
+    stayed listed until the next one that worked."""
+    master = in_process_master(tmp_path)
+    video = {
+        "name": "kept.mp4",
+        "blob_id": "a" * 32,
+        "size": 10,
+        "sha256": "0" * 64,
+        "content_type": "video/mp4",
+    }
+    master.index.commit_video(dict(video, uploaded_at=NOW), [StoredBlob("a" * 32, 10, "0" * 64, ["x"])], NOW)
+    try:
+        for _ in range(2):
+            await snapshots.take_logging_failure(master)
+        assert master.index.recovery.snapshots() == []
+        assert status.cluster_report(master, time.time())["last_snapshot_at"] is None
+    finally:
+        master.pools.close()
+        master.index.close()
