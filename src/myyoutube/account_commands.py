@@ -144,7 +144,9 @@ async def cmd_logout(api: Api, args: argparse.Namespace) -> int:
             "signed out (the saved token was no longer valid)",
         )
     forgot = webclient.forget_token(args.url)
-    return report(args, dict(answer, token_file_removed=forgot), "signed out")
+    # Without a token the server has no session to end: "signed out" would suggest one.
+    said = "signed out" if answer["signed_out"] or forgot else f"not signed in at {args.url}"
+    return report(args, dict(answer, token_file_removed=forgot), said)
 
 
 async def cmd_user_add(api: Api, args: argparse.Namespace) -> int:
