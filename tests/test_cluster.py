@@ -269,6 +269,24 @@ def test_a_saved_port_taken_since_is_replaced_and_the_videos_stay(tmp_path):
     ]
 
 
+def test_a_busy_web_port_is_refused_before_any_role_starts(tmp_path):
+    """`myyoutube-cluster` with its web port taken (8080 often is) exits 1 with one line
+    naming the port and the flag, before the master starts: it used to start the master
+    and datanodes first, and that failed first start made the admin password, which the
+    next start, the first to serve, never mentioned."""
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        port = squatter.getsockname()[1]
+        result = run_cluster(tmp_path, "--web-port", str(port))
+    assert result.returncode == 1
+    assert result.stderr == (
+        f"myyoutube-cluster: error: cannot listen on 127.0.0.1:{port}: Address already in use; "
+        "choose another --web-port, or stop the program using it\n"
+    )
+    assert not (tmp_path / "master").exists()
+
+
 def test_a_wildcard_internal_host_is_refused_naming_the_flag(tmp_path):
     """`--internal-host 0.0.0.0` is refused at once (exit 2) with a line about that flag;
     it used to start the master, then fail on a datanode's advice to pass --advertise,

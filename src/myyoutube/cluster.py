@@ -229,6 +229,17 @@ class Cluster:
         )
         return 0
 
+    def _check_web_port(self) -> None:
+        """Refuse a --web-port another program holds (8080 often is) before any role starts:
+        the master and datanodes used to start first, and a first start then failed having
+        made the admin password, which the next start, the first to serve, did not mention."""
+        refusal = self.args.web_port and cluster_addresses.bind_refusal(self.args.host, self.args.web_port)
+        if refusal:
+            raise LaunchError(
+                f"cannot listen on {self.args.host}:{self.args.web_port}: {refusal}; "
+                "choose another --web-port, or stop the program using it"
+            )
+
     def _datanode_dir(self, number: int, port: int) -> Path:
         """Datanode `number`'s data directory. A first-release cluster kept every node's
         blobs in datanodes/uploads{PORT} of one shared folder: such a node keeps using it."""
@@ -261,6 +272,7 @@ class Cluster:
             service.lock_data_dir(self.data_dir, "myyoutube-cluster")
         except service.StartupError as exc:
             raise LaunchError(str(exc)) from None
+        self._check_web_port()
         ensure_certificates(self.data_dir / "certs", self.args.datanodes)
         saved, host = self._saved_ports(), self.args.internal_host
         master, master_address = self._start_master(self._port_or_any("master", saved.get("master", 0)))
