@@ -13,6 +13,8 @@ import sys
 import time
 import urllib.request
 
+import pytest
+
 from harness import mp4_bytes, multipart
 
 
@@ -191,37 +193,49 @@ def test_a_cluster_of_one_datanode_stores_videos(tmp_path):
 def test_recover_rebuilds_a_lost_master_folder_from_the_datanodes(tmp_path):
     """After DATA_DIR/master is lost, `myyoutube-cluster --recover` rebuilds the index
     from the datanodes (the snapshot the master left at its last stop) and serves every
-    video and account again; before, a cluster's operator had no way to run the master's
-    --recover, short of starting every role by hand."""
+    video and account again; `--restore FILE` starts from a backup (`myyoutube admin
+    backup`) the same way. Before, a cluster's operator had no way to run the master's
+    --recover or --restore, short of starting the master by hand on the port saved in
+    cluster.json with the cluster's certificates, then stopping it."""
     data = mp4_bytes(os.urandom(10_000))
-    process, url, _ = start_cluster(tmp_path)
-    password = (tmp_path / "master" / "admin-password").read_text().strip()
+    data_dir, backup = tmp_path / "data", tmp_path / "index-backup.sqlite3"
+    process, url, _ = start_cluster(data_dir)
+    password = (data_dir / "master" / "admin-password").read_text().strip()
     try:
-        assert post_video(url, sign_in(url, password), "kept.mp4", data) == 201
+        token = sign_in(url, password)
+        assert post_video(url, token, "kept.mp4", data) == 201
+        request = urllib.request.Request(
+            f"{url}/api/admin/backup", headers={"Authorization": f"Bearer {token}"}
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:
+            backup.write_bytes(response.read())
     finally:
         process.send_signal(signal.SIGTERM)
     assert process.wait(30) == 0
-    shutil.rmtree(tmp_path / "master")
-    process, url, _ = start_cluster(tmp_path, "--recover")
-    try:
-        sign_in(url, password)  # the account came back with the index
-        with urllib.request.urlopen(f"{url}/stream/kept.mp4", timeout=30) as response:
-            assert response.read() == data
-    finally:
-        process.send_signal(signal.SIGTERM)
-    assert process.wait(30) == 0
-    assert processes_using(tmp_path) == []
+    for start in (("--recover",), ("--restore", str(backup))):
+        shutil.rmtree(data_dir / "master")
+        process, url, _ = start_cluster(data_dir, *start)
+        try:
+            sign_in(url, password)  # the account came back with the index
+            with urllib.request.urlopen(f"{url}/stream/kept.mp4", timeout=30) as response:
+                assert response.read() == data
+        finally:
+            process.send_signal(signal.SIGTERM)
+        assert process.wait(30) == 0, start
+    assert processes_using(data_dir) == []
 
 
-def test_recover_refuses_a_master_folder_that_holds_an_index(tmp_path):
-    """`--recover` with DATA_DIR/master still holding files is one line saying to move
-    them away, exit 1, and no role is left running: an index is never overwritten."""
+@pytest.mark.parametrize("start", [("--recover",), ("--restore", "backup.sqlite3")])
+def test_recover_refuses_a_master_folder_that_holds_an_index(tmp_path, start):
+    """`--recover` or `--restore FILE` with DATA_DIR/master still holding files is one
+    line saying to move them away, exit 1, and no role is left running: an index is never
+    overwritten."""
     (tmp_path / "master").mkdir()
     (tmp_path / "master" / "index.sqlite3").write_bytes(b"kept")
-    result = run_cluster(tmp_path, "--recover")
+    result = run_cluster(tmp_path, *start)
     assert result.returncode == 1
     assert result.stderr == (
-        f"myyoutube-cluster: error: --recover needs {tmp_path}/master empty or absent; "
+        f"myyoutube-cluster: error: {start[0]} needs {tmp_path}/master empty or absent; "
         "move its contents away first\n"
     )
     assert (tmp_path / "master" / "index.sqlite3").read_bytes() == b"kept"

@@ -29,6 +29,9 @@ need a sign-in.
 `--recover` is for a lost DATA_DIR/master: the master is started with its own
 `--recover` on the saved port and the datanodes are started before it announces itself,
 since it rebuilds the index from their reports (snapshots and sidecars) first.
+`--restore FILE` starts the master from a backup (`myyoutube admin backup`) with its own
+`--restore`, on the saved port and with the cluster's certificates, which an operator
+starting the master by hand had to find out. Both need DATA_DIR/master empty or absent.
 """
 
 from __future__ import annotations
@@ -89,12 +92,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "(default: the first start writes a random one to DATA_DIR/master/admin-password)",
     )
     parser.add_argument("--private", action="store_true", help="every page and video needs a sign-in")
-    parser.add_argument(
+    start = parser.add_mutually_exclusive_group()
+    start.add_argument(
         "--recover",
         action="store_true",
         help="the master's folder (DATA_DIR/master) was lost: rebuild its index from the "
         "datanodes (their index snapshots and blob sidecars) before serving; the folder must "
         "be empty or absent",
+    )
+    start.add_argument(
+        "--restore",
+        type=Path,
+        metavar="FILE",
+        help="start the master from an index backup made by `myyoutube admin backup`; "
+        "DATA_DIR/master must be empty or absent",
     )
     parser.add_argument(
         "--max-upload-bytes",
@@ -203,12 +214,14 @@ class Cluster:
     def _start_master(self, port: int) -> tuple[Role | None, str]:
         """The master and its address; with --recover, only spawned (None): it rebuilds
         its index from the datanodes' reports, so they must start before it announces."""
-        if not self.args.recover:
-            master = self._start("myyoutube.master", "master", self._master_args(port))
-            return master, master.address
         master_dir = self.data_dir / "master"
-        if master_dir.is_dir() and any(master_dir.iterdir()):
-            raise LaunchError(f"--recover needs {master_dir} empty or absent; move its contents away first")
+        flag = "--recover" if self.args.recover else "--restore" if self.args.restore else None
+        if flag and master_dir.is_dir() and any(master_dir.iterdir()):
+            raise LaunchError(f"{flag} needs {master_dir} empty or absent; move its contents away first")
+        if not self.args.recover:
+            restore = _optional("--restore", self.args.restore)
+            master = self._start("myyoutube.master", "master", [*self._master_args(port), *restore])
+            return master, master.address
         port = port or cluster_addresses.free_port(self.args.internal_host)  # the datanodes must know it now
         recover = ["--recover", "--expect-datanodes", str(self.args.datanodes)]
         self.recovering = self._spawn("myyoutube.master", "master", [*self._master_args(port), *recover])
@@ -377,6 +390,8 @@ def main(argv: list[str] | None = None) -> None:
     service.private_files()  # logs, layout and certificates too
     if args.admin_password_file is not None:
         args.admin_password_file = args.admin_password_file.resolve()
+    if args.restore is not None:
+        args.restore = args.restore.resolve()
     cluster = Cluster(args)
     had_password_file = cluster.generated_password.exists()
     for signum in (signal.SIGINT, signal.SIGTERM):
