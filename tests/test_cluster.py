@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -32,13 +33,16 @@ def cluster_command(data_dir) -> list[str]:
 
 
 def start_cluster(data_dir, *flags: str) -> tuple[subprocess.Popen, str, str]:
-    """(process, URL, whatever it printed before the URL: the admin password's whereabouts)."""
+    """(process, URL, whatever it printed before the URL: the admin password's whereabouts).
+    The command leads a process group of its own, as a shell's job does, so a test can
+    press Ctrl-C (SIGINT to the whole group)."""
     process = subprocess.Popen(
         [*cluster_command(data_dir), *flags],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         stdin=subprocess.DEVNULL,
+        process_group=0,
     )
     before = []
     while not (line := process.stdout.readline()).startswith("MyYoutube at http://"):
@@ -83,7 +87,8 @@ def post_video(url: str, token: str, name: str, data: bytes) -> int:
 def test_cluster_serves_survives_restart_and_stops_on_sigterm(tmp_path):
     """With no setup, the cluster prints its URL and, on its first start only, where the
     generated admin password is (a 0600 file); that password signs in and uploads; it exits
-    0 on SIGTERM, leaving an index snapshot on the datanodes, and keeps videos across runs."""
+    0 on SIGTERM, on Ctrl-C and on SIGHUP, each time leaving an index snapshot on the
+    datanodes and no role running, and keeps videos across runs."""
     data = mp4_bytes(os.urandom(10_000))
     process, url, password_line = start_cluster(tmp_path)
     password_file = tmp_path / "master" / "admin-password"
@@ -107,8 +112,19 @@ def test_cluster_serves_survives_restart_and_stops_on_sigterm(tmp_path):
         with urllib.request.urlopen(f"{url}/stream/kept.mp4", timeout=30) as response:
             assert response.read() == data
     finally:
-        process.send_signal(signal.SIGINT)
+        os.killpg(process.pid, signal.SIGINT)  # Ctrl-C: the whole job gets it
     assert process.wait(30) == 0
+    # The roles are not in the job: the cluster stopped them in order, and the master's
+    # stop-time snapshot reached the datanodes (it failed when they got the Ctrl-C too).
+    snapshots = re.findall(
+        r"index snapshot (?:\w+ taken|failed)", (tmp_path / "logs" / "master.log").read_text()
+    )
+    assert snapshots[-1].endswith("taken"), snapshots
+
+    process, _, _ = start_cluster(tmp_path)
+    process.send_signal(signal.SIGHUP)  # the terminal closed: the roles go with the command
+    assert process.wait(30) == 0
+    assert processes_using(tmp_path) == []
 
 
 def processes_using(data_dir) -> list[int]:

@@ -5,8 +5,10 @@ Theory of operation
 Starts the master, N datanodes and the web front end as child processes (the same
 commands an operator would run by hand), each logging to DATA_DIR/logs/<role>.log, and
 prints `MyYoutube at http://HOST:PORT` once the web front end answers (the loopback
-address for a --host that binds every address). SIGINT or SIGTERM stops every child and
-exits 0, also while they are still starting.
+address for a --host that binds every address). SIGINT, SIGTERM or SIGHUP stops every
+child and exits 0, also while they are still starting. The children run in process
+groups of their own, so a Ctrl-C reaches only this command, which stops them in order
+(web, master, datanodes: the master's stop-time snapshot needs the datanodes).
 
 Each datanode has its own data directory (DATA_DIR/datanodes/node{N}, holding its node
 id and blobs); the ports first picked (any free ones) are saved in DATA_DIR/cluster.json
@@ -179,7 +181,7 @@ class Cluster:
         self.stop_requested = False
 
     def request_stop(self, *_signal: object) -> None:
-        """SIGINT's and SIGTERM's handler, from before the first role starts: the start
+        """SIGINT's, SIGTERM's and SIGHUP's handler, from before the first role starts: the start
         stops before the next role (never while one is being forked, when an exception
         would lose the child it made), or supervise() returns."""
         self.stop_requested = True
@@ -195,7 +197,9 @@ class Cluster:
             raise StartInterrupted("stopped while starting")
         args = [*args, "--cert-dir", str(self.data_dir / "certs" / name)]
         log_path = self.data_dir / "logs" / f"{name}.log"
-        return spawn_role(module, args, log_path), args, log_path
+        # Out of this command's process group: a Ctrl-C used to reach every role at once,
+        # so the master's stop-time snapshot found its datanodes already gone (and failed).
+        return spawn_role(module, args, log_path, own_process_group=True), args, log_path
 
     def _start(
         self,
@@ -394,7 +398,9 @@ def main(argv: list[str] | None = None) -> None:
         args.restore = args.restore.resolve()
     cluster = Cluster(args)
     had_password_file = cluster.generated_password.exists()
-    for signum in (signal.SIGINT, signal.SIGTERM):
+    # SIGHUP too (the terminal closed): the roles, in process groups of their own, no
+    # longer get it from the terminal, and would outlive a command killed by it.
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, cluster.request_stop)
     try:
         web = cluster.start()
