@@ -138,3 +138,22 @@ def test_unusable_new_files_keep_the_identity_in_use_and_are_reported_once(tmp_p
     for name in (certs.NODE_CERT, certs.NODE_KEY):
         (out / name).write_bytes((web / name).read_bytes())
     assert tls.serial == serial and "web certificate, not a datanode one" in caplog.text
+
+
+def test_a_role_whose_own_certificate_is_revoked_says_so_once(tmp_path, caplog):
+    """A revoked datanode's peers close its links right after the handshake, and its log
+    said only "master unreachable (... closed the connection)", retrying for ever; the
+    revocation list copied into its own cert dir now makes it say, once, that its own
+    certificate is revoked and what to do."""
+    certs.init_ca(tmp_path / "ca")
+    out = certs.issue(tmp_path / "ca", "datanode", "dn-2")
+    tls = certs.load(out, "datanode")
+    certs.revoke(tmp_path / "ca", {tls.serial: "datanode dn-2"}, NOW)
+    (out / certs.REVOKED).write_bytes((tmp_path / "ca" / certs.REVOKED).read_bytes())
+    assert tls.refusal(tls.serial) and tls.serial
+    said = (
+        f"this datanode's own certificate (dn-2, serial {tls.serial:x}) is revoked in {out / certs.REVOKED}"
+    )
+    assert caplog.text.count(said) == 1
+    certs.load(out, "datanode")  # a restart with the list in place says it again
+    assert caplog.text.count(said) == 2

@@ -295,6 +295,8 @@ class Tls:
         self._signature = _signature(cert_dir)
         self._identity = _read_identity(cert_dir, role)  # at start, unusable files are fatal
         self._unusable: Signature | None = None  # files already found unusable, said once
+        if self._identity.serial in self._identity.revoked:
+            self._say_own_certificate_revoked(self._identity)
 
     def _current(self) -> _Identity:
         signature = _signature(self.cert_dir)
@@ -312,8 +314,26 @@ class Tls:
             )
         if identity.revoked != self._identity.revoked:
             log.info("revocation list read again: %d certificate(s) revoked", len(identity.revoked))
+        if identity.serial in identity.revoked and (
+            identity.serial != self._identity.serial or self._identity.serial not in self._identity.revoked
+        ):
+            self._say_own_certificate_revoked(identity)
         self._identity, self._signature = identity, signature
         return identity
+
+    def _say_own_certificate_revoked(self, identity: _Identity) -> None:
+        """Peers refuse a revoked certificate right after the handshake, which this side
+        sees only as a closed connection ("master unreachable"): say why, once."""
+        log.warning(
+            "this %s's own certificate (%s, serial %x) is revoked in %s: every peer refuses its links; "
+            "issue it a new one (`myyoutube cert issue --role %s --name %s DIR`) and copy it here",
+            self.role,
+            identity.name,
+            identity.serial,
+            self.cert_dir / REVOKED,
+            self.role,
+            identity.name,
+        )
 
     @property
     def server(self) -> ssl.SSLContext:
