@@ -78,6 +78,16 @@ def test_loopback_hosts_in_any_spelling(host, loopback):
     assert service.is_loopback(host) is loopback
 
 
+def test_a_missing_password_file_is_named_in_words(tmp_path):
+    """`--admin-password-file` naming no file said "cannot read the password file F:
+    [Errno 2] No such file or directory: 'F'" (the path twice, Python's errno form); it
+    says the reason in words, as the command line's own password files do."""
+    missing = tmp_path / "nosuch"
+    with pytest.raises(service.StartupError) as refused:
+        service.read_password_file(missing)
+    assert str(refused.value) == f"cannot read the password file {missing}: No such file or directory"
+
+
 @pytest.mark.parametrize("module", COMMANDS)
 def test_ctrl_c_while_the_command_starts_ends_it_quietly(module):
     """Ctrl-C while the command loads its libraries (uvloop, aiohttp, PyAV: up to half a
