@@ -55,8 +55,10 @@ class Control:
         moved_from = self.index.node_moved(register.node_id, address, time.time())
         if moved_from is not None:
             # Same node (same data directory), new address: its replicas moved with it;
-            # the old address is nobody now.
+            # the old address is nobody now (its transcode slots stayed on /status for good).
             self.state.nodes.pop(moved_from, None)
+            self.orphans.pop(moved_from, None)
+            self.master.transcoding.slots.pop(moved_from, None)
             log.warning(
                 "datanode %s moved from %s to %s; its replicas follow it",
                 register.node_id,
