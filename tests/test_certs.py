@@ -36,6 +36,19 @@ def test_a_certificate_for_another_role_is_refused_with_one_line(tmp_path):
         certs.load(out, "datanode")
 
 
+def test_issuing_from_a_folder_with_no_ca_says_how_to_make_one(tmp_path):
+    """`cert issue ... ./typo` said "cannot read the CA in typo: [Errno 2] No such file or
+    directory: 'typo/ca.key'"; it now names the missing file in words and the command that
+    makes a CA, and writes nothing."""
+    with pytest.raises(certs.CertError) as refused:
+        certs.issue(tmp_path / "typo", "datanode", "dn1")
+    assert str(refused.value) == (
+        f"cannot read the CA in {tmp_path / 'typo'}: {tmp_path / 'typo' / 'ca.key'} does not exist "
+        f"(`myyoutube cert init {tmp_path / 'typo'}` creates a CA there)"
+    )
+    assert not (tmp_path / "typo").exists()
+
+
 def test_init_refuses_to_replace_an_existing_ca(tmp_path):
     """A second `cert init` on the same directory would orphan every issued certificate."""
     certs.init_ca(tmp_path / "ca")

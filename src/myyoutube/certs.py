@@ -129,6 +129,11 @@ def issue(ca_directory: Path, role: str, name: str, out_directory: Path | None =
     try:
         ca_key = serialization.load_pem_private_key((ca_directory / CA_KEY).read_bytes(), None)
         ca_cert = x509.load_pem_x509_certificate((ca_directory / CA_CERT).read_bytes())
+    except FileNotFoundError as exc:  # a mistyped DIR: not "[Errno 2] No such file ...: 'DIR/ca.key'"
+        raise CertError(
+            f"cannot read the CA in {ca_directory}: {exc.filename} does not exist "
+            f"(`myyoutube cert init {ca_directory}` creates a CA there)"
+        ) from exc
     except (OSError, ValueError) as exc:
         raise CertError(f"cannot read the CA in {ca_directory}: {exc}") from exc
     if not isinstance(ca_key, ec.EllipticCurvePrivateKey):
