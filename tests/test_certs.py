@@ -49,6 +49,24 @@ def test_issuing_from_a_folder_with_no_ca_says_how_to_make_one(tmp_path):
     assert not (tmp_path / "typo").exists()
 
 
+def test_issuing_over_another_roles_certificate_is_refused(tmp_path):
+    """`cert issue --role web --name master ./ca` where ./ca/master holds the master's
+    certificate replaced the master's key and certificate by a web one without a word;
+    it is refused and the master's files stay. The same role there is a renewal."""
+    certs.init_ca(tmp_path / "ca")
+    master = certs.issue(tmp_path / "ca", "master", "master")
+    before = {name: (master / name).read_bytes() for name in (certs.NODE_CERT, certs.NODE_KEY)}
+    with pytest.raises(certs.CertError) as refused:
+        certs.issue(tmp_path / "ca", "web", "master")
+    assert str(refused.value) == (
+        f"{master} holds the master certificate of master; a web certificate there would "
+        "replace it and its key: choose another --name (or --out)"
+    )
+    assert {name: (master / name).read_bytes() for name in before} == before
+    certs.issue(tmp_path / "ca", "master", "master")  # a renewal
+    assert (master / certs.NODE_KEY).read_bytes() != before[certs.NODE_KEY]
+
+
 def test_init_refuses_to_replace_an_existing_ca(tmp_path):
     """A second `cert init` on the same directory would orphan every issued certificate."""
     certs.init_ca(tmp_path / "ca")

@@ -139,6 +139,7 @@ def issue(ca_directory: Path, role: str, name: str, out_directory: Path | None =
     if not isinstance(ca_key, ec.EllipticCurvePrivateKey):
         raise CertError(f"{ca_directory / CA_KEY} is not an EC key made by `myyoutube cert init`")
     out = out_directory or ca_directory / name
+    _refuse_another_roles_directory(out, role)
     out.mkdir(parents=True, exist_ok=True, mode=0o700)
     key = ec.generate_private_key(ec.SECP256R1())
     now = datetime.datetime.now(datetime.UTC)
@@ -169,6 +170,23 @@ def issue(ca_directory: Path, role: str, name: str, out_directory: Path | None =
     if (ca_directory / REVOKED).exists() and out != ca_directory:
         _replace(out / REVOKED, (ca_directory / REVOKED).read_bytes())
     return out
+
+
+def _refuse_another_roles_directory(out: Path, role: str) -> None:
+    """Issuing again renews a certificate of the same role; over another role's (`--role
+    web --name master` where ./ca/master holds the master's) it replaced that role's key
+    and certificate without a word, and the master could not start again."""
+    if not (out / NODE_CERT).is_file():
+        return
+    try:
+        held = read_certificate(out / NODE_CERT)
+    except CertError:
+        return  # no usable certificate there to lose
+    if held.role != role:
+        raise CertError(
+            f"{out} holds the {held.role or 'role-less'} certificate of {held.name}; a {role} "
+            "certificate there would replace it and its key: choose another --name (or --out)"
+        )
 
 
 @dataclass(frozen=True)
