@@ -20,6 +20,7 @@ from myyoutube import service
 from myyoutube.client import MasterClient
 from myyoutube.datanode.identity import NODE_ID_FILE
 from myyoutube.launch import start_role
+from myyoutube.master import index_files
 
 COMMANDS = ["myyoutube.master", "myyoutube.datanode", "myyoutube.web", "myyoutube.cluster"]
 
@@ -163,6 +164,19 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+def test_restore_of_a_missing_file_names_the_reason_in_words(tmp_path):
+    """--restore with a backup path that names no file said "[Errno 2] No such file or
+    directory: 'FILE'" after the path; it says the reason in words, and the data
+    directory stays empty for the next try."""
+    (tmp_path / "master").mkdir()
+    with pytest.raises(service.StartupError) as refused:
+        index_files.restore(tmp_path / "nosuch.sqlite3", tmp_path / "master")
+    assert str(refused.value) == (
+        f"cannot restore the index from {tmp_path / 'nosuch.sqlite3'}: No such file or directory"
+    )
+    assert list((tmp_path / "master").iterdir()) == []
 
 
 def test_start_order_does_not_matter(tmp_path):
