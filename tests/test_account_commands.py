@@ -96,6 +96,13 @@ def test_an_admin_signs_in_manages_an_account_and_signs_out(cluster, tmp_path):
     assert one_error_line(myyoutube(cluster, admin, "user", "list")).endswith("(run `myyoutube login`)")
 
 
+def test_logging_out_without_a_token_says_so(cluster, tmp_path):
+    """`myyoutube logout` with no token saved said "signed out" (while --json said
+    `"signed_out": false`), as if a session had ended; it now says there was none."""
+    result = myyoutube(cluster, tmp_path / "never-signed-in", "logout")
+    assert (result.returncode, result.stdout, result.stderr) == (0, f"not signed in at {cluster.url}\n", "")
+
+
 def test_changing_ones_own_password_takes_the_current_one(cluster, tmp_path):
     """`user passwd` for the account one is signed in as asks for the current password
     (at a terminal, first of all); without a terminal or --current-password-file it says

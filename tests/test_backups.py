@@ -87,7 +87,9 @@ def test_the_backup_is_readable_by_its_owner_only(cluster, tmp_path, capsys, mon
             commandline.main(["admin", "backup", str(target), "--url", cluster.url])
     finally:
         os.umask(usual)
-    assert exit_status.value.code == 0 and "saved the index" in capsys.readouterr().out
+    said = capsys.readouterr().out
+    assert exit_status.value.code == 0 and "saved the index" in said
+    assert f"`myyoutube-cluster --restore {target}`" in said  # the one-command start restores it too
     assert stat.S_IMODE(target.stat().st_mode) == 0o600
     assert list(tmp_path.iterdir()) == [target]
 

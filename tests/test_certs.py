@@ -36,6 +36,37 @@ def test_a_certificate_for_another_role_is_refused_with_one_line(tmp_path):
         certs.load(out, "datanode")
 
 
+def test_issuing_from_a_folder_with_no_ca_says_how_to_make_one(tmp_path):
+    """`cert issue ... ./typo` said "cannot read the CA in typo: [Errno 2] No such file or
+    directory: 'typo/ca.key'"; it now names the missing file in words and the command that
+    makes a CA, and writes nothing."""
+    with pytest.raises(certs.CertError) as refused:
+        certs.issue(tmp_path / "typo", "datanode", "dn1")
+    assert str(refused.value) == (
+        f"cannot read the CA in {tmp_path / 'typo'}: {tmp_path / 'typo' / 'ca.key'} does not exist "
+        f"(`myyoutube cert init {tmp_path / 'typo'}` creates a CA there)"
+    )
+    assert not (tmp_path / "typo").exists()
+
+
+def test_issuing_over_another_roles_certificate_is_refused(tmp_path):
+    """`cert issue --role web --name master ./ca` where ./ca/master holds the master's
+    certificate replaced the master's key and certificate by a web one without a word;
+    it is refused and the master's files stay. The same role there is a renewal."""
+    certs.init_ca(tmp_path / "ca")
+    master = certs.issue(tmp_path / "ca", "master", "master")
+    before = {name: (master / name).read_bytes() for name in (certs.NODE_CERT, certs.NODE_KEY)}
+    with pytest.raises(certs.CertError) as refused:
+        certs.issue(tmp_path / "ca", "web", "master")
+    assert str(refused.value) == (
+        f"{master} holds the master certificate of master; a web certificate there would "
+        "replace it and its key: choose another --name (or --out)"
+    )
+    assert {name: (master / name).read_bytes() for name in before} == before
+    certs.issue(tmp_path / "ca", "master", "master")  # a renewal
+    assert (master / certs.NODE_KEY).read_bytes() != before[certs.NODE_KEY]
+
+
 def test_init_refuses_to_replace_an_existing_ca(tmp_path):
     """A second `cert init` on the same directory would orphan every issued certificate."""
     certs.init_ca(tmp_path / "ca")
@@ -138,3 +169,22 @@ def test_unusable_new_files_keep_the_identity_in_use_and_are_reported_once(tmp_p
     for name in (certs.NODE_CERT, certs.NODE_KEY):
         (out / name).write_bytes((web / name).read_bytes())
     assert tls.serial == serial and "web certificate, not a datanode one" in caplog.text
+
+
+def test_a_role_whose_own_certificate_is_revoked_says_so_once(tmp_path, caplog):
+    """A revoked datanode's peers close its links right after the handshake, and its log
+    said only "master unreachable (... closed the connection)", retrying for ever; the
+    revocation list copied into its own cert dir now makes it say, once, that its own
+    certificate is revoked and what to do."""
+    certs.init_ca(tmp_path / "ca")
+    out = certs.issue(tmp_path / "ca", "datanode", "dn-2")
+    tls = certs.load(out, "datanode")
+    certs.revoke(tmp_path / "ca", {tls.serial: "datanode dn-2"}, NOW)
+    (out / certs.REVOKED).write_bytes((tmp_path / "ca" / certs.REVOKED).read_bytes())
+    assert tls.refusal(tls.serial) and tls.serial
+    said = (
+        f"this datanode's own certificate (dn-2, serial {tls.serial:x}) is revoked in {out / certs.REVOKED}"
+    )
+    assert caplog.text.count(said) == 1
+    certs.load(out, "datanode")  # a restart with the list in place says it again
+    assert caplog.text.count(said) == 2

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -12,6 +13,8 @@ import subprocess
 import sys
 import time
 import urllib.request
+
+import pytest
 
 from harness import mp4_bytes, multipart
 
@@ -30,13 +33,16 @@ def cluster_command(data_dir) -> list[str]:
 
 
 def start_cluster(data_dir, *flags: str) -> tuple[subprocess.Popen, str, str]:
-    """(process, URL, whatever it printed before the URL: the admin password's whereabouts)."""
+    """(process, URL, whatever it printed before the URL: the admin password's whereabouts).
+    The command leads a process group of its own, as a shell's job does, so a test can
+    press Ctrl-C (SIGINT to the whole group)."""
     process = subprocess.Popen(
         [*cluster_command(data_dir), *flags],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         stdin=subprocess.DEVNULL,
+        process_group=0,
     )
     before = []
     while not (line := process.stdout.readline()).startswith("MyYoutube at http://"):
@@ -81,7 +87,8 @@ def post_video(url: str, token: str, name: str, data: bytes) -> int:
 def test_cluster_serves_survives_restart_and_stops_on_sigterm(tmp_path):
     """With no setup, the cluster prints its URL and, on its first start only, where the
     generated admin password is (a 0600 file); that password signs in and uploads; it exits
-    0 on SIGTERM, leaving an index snapshot on the datanodes, and keeps videos across runs."""
+    0 on SIGTERM, on Ctrl-C and on SIGHUP, each time leaving an index snapshot on the
+    datanodes and no role running, and keeps videos across runs."""
     data = mp4_bytes(os.urandom(10_000))
     process, url, password_line = start_cluster(tmp_path)
     password_file = tmp_path / "master" / "admin-password"
@@ -105,8 +112,19 @@ def test_cluster_serves_survives_restart_and_stops_on_sigterm(tmp_path):
         with urllib.request.urlopen(f"{url}/stream/kept.mp4", timeout=30) as response:
             assert response.read() == data
     finally:
-        process.send_signal(signal.SIGINT)
+        os.killpg(process.pid, signal.SIGINT)  # Ctrl-C: the whole job gets it
     assert process.wait(30) == 0
+    # The roles are not in the job: the cluster stopped them in order, and the master's
+    # stop-time snapshot reached the datanodes (it failed when they got the Ctrl-C too).
+    snapshots = re.findall(
+        r"index snapshot (?:\w+ taken|failed)", (tmp_path / "logs" / "master.log").read_text()
+    )
+    assert snapshots[-1].endswith("taken"), snapshots
+
+    process, _, _ = start_cluster(tmp_path)
+    process.send_signal(signal.SIGHUP)  # the terminal closed: the roles go with the command
+    assert process.wait(30) == 0
+    assert processes_using(tmp_path) == []
 
 
 def processes_using(data_dir) -> list[int]:
@@ -191,37 +209,49 @@ def test_a_cluster_of_one_datanode_stores_videos(tmp_path):
 def test_recover_rebuilds_a_lost_master_folder_from_the_datanodes(tmp_path):
     """After DATA_DIR/master is lost, `myyoutube-cluster --recover` rebuilds the index
     from the datanodes (the snapshot the master left at its last stop) and serves every
-    video and account again; before, a cluster's operator had no way to run the master's
-    --recover, short of starting every role by hand."""
+    video and account again; `--restore FILE` starts from a backup (`myyoutube admin
+    backup`) the same way. Before, a cluster's operator had no way to run the master's
+    --recover or --restore, short of starting the master by hand on the port saved in
+    cluster.json with the cluster's certificates, then stopping it."""
     data = mp4_bytes(os.urandom(10_000))
-    process, url, _ = start_cluster(tmp_path)
-    password = (tmp_path / "master" / "admin-password").read_text().strip()
+    data_dir, backup = tmp_path / "data", tmp_path / "index-backup.sqlite3"
+    process, url, _ = start_cluster(data_dir)
+    password = (data_dir / "master" / "admin-password").read_text().strip()
     try:
-        assert post_video(url, sign_in(url, password), "kept.mp4", data) == 201
+        token = sign_in(url, password)
+        assert post_video(url, token, "kept.mp4", data) == 201
+        request = urllib.request.Request(
+            f"{url}/api/admin/backup", headers={"Authorization": f"Bearer {token}"}
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:
+            backup.write_bytes(response.read())
     finally:
         process.send_signal(signal.SIGTERM)
     assert process.wait(30) == 0
-    shutil.rmtree(tmp_path / "master")
-    process, url, _ = start_cluster(tmp_path, "--recover")
-    try:
-        sign_in(url, password)  # the account came back with the index
-        with urllib.request.urlopen(f"{url}/stream/kept.mp4", timeout=30) as response:
-            assert response.read() == data
-    finally:
-        process.send_signal(signal.SIGTERM)
-    assert process.wait(30) == 0
-    assert processes_using(tmp_path) == []
+    for start in (("--recover",), ("--restore", str(backup))):
+        shutil.rmtree(data_dir / "master")
+        process, url, _ = start_cluster(data_dir, *start)
+        try:
+            sign_in(url, password)  # the account came back with the index
+            with urllib.request.urlopen(f"{url}/stream/kept.mp4", timeout=30) as response:
+                assert response.read() == data
+        finally:
+            process.send_signal(signal.SIGTERM)
+        assert process.wait(30) == 0, start
+    assert processes_using(data_dir) == []
 
 
-def test_recover_refuses_a_master_folder_that_holds_an_index(tmp_path):
-    """`--recover` with DATA_DIR/master still holding files is one line saying to move
-    them away, exit 1, and no role is left running: an index is never overwritten."""
+@pytest.mark.parametrize("start", [("--recover",), ("--restore", "backup.sqlite3")])
+def test_recover_refuses_a_master_folder_that_holds_an_index(tmp_path, start):
+    """`--recover` or `--restore FILE` with DATA_DIR/master still holding files is one
+    line saying to move them away, exit 1, and no role is left running: an index is never
+    overwritten."""
     (tmp_path / "master").mkdir()
     (tmp_path / "master" / "index.sqlite3").write_bytes(b"kept")
-    result = run_cluster(tmp_path, "--recover")
+    result = run_cluster(tmp_path, *start)
     assert result.returncode == 1
     assert result.stderr == (
-        f"myyoutube-cluster: error: --recover needs {tmp_path}/master empty or absent; "
+        f"myyoutube-cluster: error: {start[0]} needs {tmp_path}/master empty or absent; "
         "move its contents away first\n"
     )
     assert (tmp_path / "master" / "index.sqlite3").read_bytes() == b"kept"
@@ -267,6 +297,24 @@ def test_a_saved_port_taken_since_is_replaced_and_the_videos_stay(tmp_path):
         f"myyoutube-cluster: warning: datanode1's port {saved['datanodes'][1]} is taken by another "
         "program; it starts on another one",
     ]
+
+
+def test_a_busy_web_port_is_refused_before_any_role_starts(tmp_path):
+    """`myyoutube-cluster` with its web port taken (8080 often is) exits 1 with one line
+    naming the port and the flag, before the master starts: it used to start the master
+    and datanodes first, and that failed first start made the admin password, which the
+    next start, the first to serve, never mentioned."""
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        port = squatter.getsockname()[1]
+        result = run_cluster(tmp_path, "--web-port", str(port))
+    assert result.returncode == 1
+    assert result.stderr == (
+        f"myyoutube-cluster: error: cannot listen on 127.0.0.1:{port}: Address already in use; "
+        "choose another --web-port, or stop the program using it\n"
+    )
+    assert not (tmp_path / "master").exists()
 
 
 def test_a_wildcard_internal_host_is_refused_naming_the_flag(tmp_path):

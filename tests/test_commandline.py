@@ -218,6 +218,18 @@ def test_a_directory_or_fifo_among_the_files_fails_alone_and_asks_the_server_not
     assert json.loads(unfinished.read_text()) == {}  # no upload was created for either
 
 
+def test_a_file_the_server_refuses_is_not_remembered_as_unfinished(cluster, tmp_path):
+    """`myyoutube upload notes.mp4` of a file that is not a video: one error line, exit 1,
+    and the state of unfinished uploads stays empty. The server ends such an upload, but
+    its URL stayed in ~/.cache/myyoutube/uploads.json for good, one entry per refusal."""
+    not_a_video = tmp_path / "notes.mp4"
+    not_a_video.write_text("not a video")
+    result = upload(cluster, not_a_video)
+    assert result.returncode == 1 and result.stderr.startswith("myyoutube: error: notes.mp4: ")
+    unfinished = tmp_path / "cache" / "myyoutube" / "uploads.json"
+    assert json.loads(unfinished.read_text()) == {}
+
+
 def test_upload_without_a_valid_token_stops_at_the_first_file(cluster, clip, tmp_path, monkeypatch):
     """With a token the server no longer accepts (revoked, expired), `upload a b c` says so
     once and exits 1, as when the server cannot be reached (it used to repeat the same

@@ -300,7 +300,8 @@ async def test_master_on_an_emptied_data_dir_deletes_nothing(fresh_cluster):
 async def test_datanode_back_on_another_address_keeps_its_replicas(fresh_cluster):
     """A datanode stopped and started from the same data directory on a new port is the
     same node (its id): its copies count at the new address at once, none is re-copied,
-    and the old address is gone from the registry."""
+    and the old address is gone from the registry and from the transcode slots (where
+    `myyoutube status` kept counting it: "4 slots on 4 datanodes" with three)."""
     cluster = fresh_cluster(dead_after_s=30.0)  # long: a copy made meanwhile would show
     data = mp4_bytes(os.urandom(500_000))
     await store(cluster, "moving.mp4", data)
@@ -319,4 +320,5 @@ async def test_datanode_back_on_another_address_keeps_its_replicas(fresh_cluster
     await wait_until(registry_moved, "the node's replicas listed at its new address", 15)
     status = await client.status()
     assert status["under_replicated"] == [] and status["counters"]["repairs"] == 0
+    assert old_address not in status["transcoding"]["slots"]
     assert len(holders_of(cluster, data)) == 3

@@ -20,6 +20,7 @@ from myyoutube import service
 from myyoutube.client import MasterClient
 from myyoutube.datanode.identity import NODE_ID_FILE
 from myyoutube.launch import start_role
+from myyoutube.master import index_files
 
 COMMANDS = ["myyoutube.master", "myyoutube.datanode", "myyoutube.web", "myyoutube.cluster"]
 
@@ -76,6 +77,16 @@ def test_loopback_hosts_in_any_spelling(host, loopback):
     """An IPv6 loopback counts in brackets too, as a bracketed wildcard does; a routable
     address or a name is not loopback."""
     assert service.is_loopback(host) is loopback
+
+
+def test_a_missing_password_file_is_named_in_words(tmp_path):
+    """`--admin-password-file` naming no file said "cannot read the password file F:
+    [Errno 2] No such file or directory: 'F'" (the path twice, Python's errno form); it
+    says the reason in words, as the command line's own password files do."""
+    missing = tmp_path / "nosuch"
+    with pytest.raises(service.StartupError) as refused:
+        service.read_password_file(missing)
+    assert str(refused.value) == f"cannot read the password file {missing}: No such file or directory"
 
 
 @pytest.mark.parametrize("module", COMMANDS)
@@ -153,6 +164,19 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+def test_restore_of_a_missing_file_names_the_reason_in_words(tmp_path):
+    """--restore with a backup path that names no file said "[Errno 2] No such file or
+    directory: 'FILE'" after the path; it says the reason in words, and the data
+    directory stays empty for the next try."""
+    (tmp_path / "master").mkdir()
+    with pytest.raises(service.StartupError) as refused:
+        index_files.restore(tmp_path / "nosuch.sqlite3", tmp_path / "master")
+    assert str(refused.value) == (
+        f"cannot restore the index from {tmp_path / 'nosuch.sqlite3'}: No such file or directory"
+    )
+    assert list((tmp_path / "master").iterdir()) == []
 
 
 def test_start_order_does_not_matter(tmp_path):

@@ -9,12 +9,13 @@ the commands run in this process (commandline.main), as a user would type them.
 from __future__ import annotations
 
 import http.server
+import json
 from collections.abc import Iterator
 
 import pytest
 
 from harness import web_server_in_thread
-from myyoutube import commandline
+from myyoutube import commandline, webclient
 
 
 class AnswersEmptyObjects(http.server.BaseHTTPRequestHandler):
@@ -84,3 +85,85 @@ def test_a_token_with_a_line_break_inside_is_one_line(json_api, tmp_path, capsys
         "myyoutube: error: $MYYOUTUBE_TOKEN holds no usable token (it has control or non-ASCII "
         "characters); sign in again with `myyoutube login`\n"
     )
+
+
+class RemembersTokens(http.server.BaseHTTPRequestHandler):
+    """A front end as the command line sees it: login issues a token naming this server,
+    logout says so, a listing is empty; every request's Authorization header is kept in
+    the class's `seen` (one list per server, set by `_recording_server`)."""
+
+    seen: list[str]
+
+    def answer(self) -> None:
+        self.seen.append(self.headers.get("Authorization", ""))
+        length = int(self.headers.get("Content-Length") or 0)
+        self.rfile.read(length)
+        port = self.server.server_address[1]
+        if self.path == "/api/login":
+            body = {"token": f"token-of-{port}", "user": {"name": "admin"}}
+        elif self.path == "/api/logout":
+            body = {"signed_out": True}
+        else:
+            body = {"videos": [], "next": None}
+        data = json.dumps(body).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    do_GET = do_POST = answer
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+def _recording_server(seen: list[str]):
+    return type("Recording", (RemembersTokens,), {"seen": seen})
+
+
+def test_a_saved_token_goes_only_to_the_front_end_that_issued_it(tmp_path, capsys, monkeypatch):
+    """Signed in to one cluster, a command with another --url sent that cluster's token
+    there (where `list`, allowed anonymously, then failed with "The token is not valid any
+    more"), and signing in to the second cluster signed the first out. Each front end now
+    gets its own token and no other's; logging out of one keeps the other's."""
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
+    monkeypatch.delenv("MYYOUTUBE_TOKEN", raising=False)
+    (tmp_path / "PASSWORD").write_text("a password\n")
+    seen_a: list[str] = []
+    seen_b: list[str] = []
+
+    def run(*args: str) -> None:
+        with pytest.raises(SystemExit) as exit_status:
+            commandline.main(list(args))
+        assert exit_status.value.code == 0, capsys.readouterr().err
+
+    with (
+        web_server_in_thread(_recording_server(seen_a)) as a,
+        web_server_in_thread(_recording_server(seen_b)) as b,
+    ):
+        token_a, token_b = f"Bearer token-of-{a.rsplit(':', 1)[1]}", f"Bearer token-of-{b.rsplit(':', 1)[1]}"
+        run("login", "--username", "admin", "--password-file", str(tmp_path / "PASSWORD"), "--url", a)
+        run("list", "--url", b)
+        assert seen_b == [""]
+        run("login", "--username", "admin", "--password-file", str(tmp_path / "PASSWORD"), "--url", b)
+        run("list", "--url", a.upper().replace("HTTP://", "http://") + "/")
+        run("list", "--url", b)
+        assert seen_a[-1] == token_a and seen_b[-1] == token_b
+        run("logout", "--url", b)
+        run("list", "--url", b)
+        run("list", "--url", a)
+        assert seen_b[-1] == "" and seen_a[-1] == token_a
+
+
+def test_a_token_saved_by_an_earlier_release_is_kept_until_the_next_login(json_api, tmp_path, monkeypatch):
+    """A token file holding one bare token (before tokens were kept per front end) still
+    signs requests in; the next login replaces it with the new front end's token."""
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
+    monkeypatch.delenv("MYYOUTUBE_TOKEN", raising=False)
+    (tmp_path / "myyoutube").mkdir()
+    (tmp_path / "myyoutube" / "token").write_text("an-old-token\n")
+    assert webclient.saved_token(json_api) == "an-old-token"
+    webclient.save_token("http://127.0.0.1:9", "a-new-token")
+    assert webclient.saved_token("http://127.0.0.1:9") == "a-new-token"
+    assert webclient.saved_token(json_api) == ""

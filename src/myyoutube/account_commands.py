@@ -91,7 +91,7 @@ def ask_passwd(args: argparse.Namespace) -> None:
 def _signed_in_as(args: argparse.Namespace) -> str | None:
     """The account the saved token signs in (GET /api/me), None without one. Asked before
     the command's own event loop, as the prompts that depend on it must be."""
-    token = webclient.saved_token()
+    token = webclient.saved_token(args.url)
     if not token:
         return None
 
@@ -117,7 +117,7 @@ async def cmd_login(api: Api, args: argparse.Namespace) -> int:
         "/api/login", "POST", keys=("token",), json={"username": args.username, "password": args.password}
     )
     try:
-        path = webclient.save_token(answer["token"])
+        path = webclient.save_token(args.url, answer["token"])
     except OSError as exc:
         raise ToolError(
             f"signed in, but cannot save the token in {webclient.token_path()}: {exc.strerror or exc} "
@@ -137,14 +137,16 @@ async def cmd_logout(api: Api, args: argparse.Namespace) -> int:
     except Unauthorized:
         # Expired or already revoked: there is nothing left to revoke, but a token file
         # the server refuses would fail every later command, so it goes all the same.
-        forgot = webclient.forget_token()
+        forgot = webclient.forget_token(args.url)
         return report(
             args,
             {"token_file_removed": forgot, "already_invalid": True},
             "signed out (the saved token was no longer valid)",
         )
-    forgot = webclient.forget_token()
-    return report(args, dict(answer, token_file_removed=forgot), "signed out")
+    forgot = webclient.forget_token(args.url)
+    # Without a token the server has no session to end: "signed out" would suggest one.
+    said = "signed out" if answer["signed_out"] or forgot else f"not signed in at {args.url}"
+    return report(args, dict(answer, token_file_removed=forgot), said)
 
 
 async def cmd_user_add(api: Api, args: argparse.Namespace) -> int:
@@ -194,7 +196,7 @@ async def cmd_user_passwd(api: Api, args: argparse.Namespace) -> int:
     # Every session of the account ended with the change, this command's token too: a
     # saved token the server refuses would only fail the next command. (One given in
     # $MYYOUTUBE_TOKEN is not the file's: the file is left alone.)
-    forgot = not os.environ.get(webclient.TOKEN_ENV) and webclient.forget_token()
+    forgot = not os.environ.get(webclient.TOKEN_ENV) and webclient.forget_token(args.url)
     return report(
         args,
         dict(answer, token_file_removed=forgot),

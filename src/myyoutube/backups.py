@@ -6,7 +6,8 @@ The copy comes from GET /api/admin/backup (web/backup.py) and is written to `FIL
 in a worker thread, chunk by chunk. Only a complete download that SQLite itself finds
 intact (`PRAGMA quick_check`) is fsynced and renamed to FILE, so FILE is either a usable
 backup or absent. FILE is readable by its owner only (0600), whatever the umask: it
-holds password hashes and sessions; `myyoutube-master --restore FILE` starts a master from it.
+holds password hashes and sessions; `myyoutube-master --restore FILE` (or `myyoutube-cluster
+--restore FILE`) starts a master from it.
 """
 
 from __future__ import annotations

@@ -129,11 +129,17 @@ def issue(ca_directory: Path, role: str, name: str, out_directory: Path | None =
     try:
         ca_key = serialization.load_pem_private_key((ca_directory / CA_KEY).read_bytes(), None)
         ca_cert = x509.load_pem_x509_certificate((ca_directory / CA_CERT).read_bytes())
+    except FileNotFoundError as exc:  # a mistyped DIR: not "[Errno 2] No such file ...: 'DIR/ca.key'"
+        raise CertError(
+            f"cannot read the CA in {ca_directory}: {exc.filename} does not exist "
+            f"(`myyoutube cert init {ca_directory}` creates a CA there)"
+        ) from exc
     except (OSError, ValueError) as exc:
         raise CertError(f"cannot read the CA in {ca_directory}: {exc}") from exc
     if not isinstance(ca_key, ec.EllipticCurvePrivateKey):
         raise CertError(f"{ca_directory / CA_KEY} is not an EC key made by `myyoutube cert init`")
     out = out_directory or ca_directory / name
+    _refuse_another_roles_directory(out, role)
     out.mkdir(parents=True, exist_ok=True, mode=0o700)
     key = ec.generate_private_key(ec.SECP256R1())
     now = datetime.datetime.now(datetime.UTC)
@@ -164,6 +170,23 @@ def issue(ca_directory: Path, role: str, name: str, out_directory: Path | None =
     if (ca_directory / REVOKED).exists() and out != ca_directory:
         _replace(out / REVOKED, (ca_directory / REVOKED).read_bytes())
     return out
+
+
+def _refuse_another_roles_directory(out: Path, role: str) -> None:
+    """Issuing again renews a certificate of the same role; over another role's (`--role
+    web --name master` where ./ca/master holds the master's) it replaced that role's key
+    and certificate without a word, and the master could not start again."""
+    if not (out / NODE_CERT).is_file():
+        return
+    try:
+        held = read_certificate(out / NODE_CERT)
+    except CertError:
+        return  # no usable certificate there to lose
+    if held.role != role:
+        raise CertError(
+            f"{out} holds the {held.role or 'role-less'} certificate of {held.name}; a {role} "
+            "certificate there would replace it and its key: choose another --name (or --out)"
+        )
 
 
 @dataclass(frozen=True)
@@ -295,6 +318,8 @@ class Tls:
         self._signature = _signature(cert_dir)
         self._identity = _read_identity(cert_dir, role)  # at start, unusable files are fatal
         self._unusable: Signature | None = None  # files already found unusable, said once
+        if self._identity.serial in self._identity.revoked:
+            self._say_own_certificate_revoked(self._identity)
 
     def _current(self) -> _Identity:
         signature = _signature(self.cert_dir)
@@ -312,8 +337,26 @@ class Tls:
             )
         if identity.revoked != self._identity.revoked:
             log.info("revocation list read again: %d certificate(s) revoked", len(identity.revoked))
+        if identity.serial in identity.revoked and (
+            identity.serial != self._identity.serial or self._identity.serial not in self._identity.revoked
+        ):
+            self._say_own_certificate_revoked(identity)
         self._identity, self._signature = identity, signature
         return identity
+
+    def _say_own_certificate_revoked(self, identity: _Identity) -> None:
+        """Peers refuse a revoked certificate right after the handshake, which this side
+        sees only as a closed connection ("master unreachable"): say why, once."""
+        log.warning(
+            "this %s's own certificate (%s, serial %x) is revoked in %s: every peer refuses its links; "
+            "issue it a new one (`myyoutube cert issue --role %s --name %s DIR`) and copy it here",
+            self.role,
+            identity.name,
+            identity.serial,
+            self.cert_dir / REVOKED,
+            self.role,
+            identity.name,
+        )
 
     @property
     def server(self) -> ssl.SSLContext:

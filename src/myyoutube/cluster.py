@@ -5,8 +5,10 @@ Theory of operation
 Starts the master, N datanodes and the web front end as child processes (the same
 commands an operator would run by hand), each logging to DATA_DIR/logs/<role>.log, and
 prints `MyYoutube at http://HOST:PORT` once the web front end answers (the loopback
-address for a --host that binds every address). SIGINT or SIGTERM stops every child and
-exits 0, also while they are still starting.
+address for a --host that binds every address). SIGINT, SIGTERM or SIGHUP stops every
+child and exits 0, also while they are still starting. The children run in process
+groups of their own, so a Ctrl-C reaches only this command, which stops them in order
+(web, master, datanodes: the master's stop-time snapshot needs the datanodes).
 
 Each datanode has its own data directory (DATA_DIR/datanodes/node{N}, holding its node
 id and blobs); the ports first picked (any free ones) are saved in DATA_DIR/cluster.json
@@ -29,6 +31,9 @@ need a sign-in.
 `--recover` is for a lost DATA_DIR/master: the master is started with its own
 `--recover` on the saved port and the datanodes are started before it announces itself,
 since it rebuilds the index from their reports (snapshots and sidecars) first.
+`--restore FILE` starts the master from a backup (`myyoutube admin backup`) with its own
+`--restore`, on the saved port and with the cluster's certificates, which an operator
+starting the master by hand had to find out. Both need DATA_DIR/master empty or absent.
 """
 
 from __future__ import annotations
@@ -89,12 +94,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "(default: the first start writes a random one to DATA_DIR/master/admin-password)",
     )
     parser.add_argument("--private", action="store_true", help="every page and video needs a sign-in")
-    parser.add_argument(
+    start = parser.add_mutually_exclusive_group()
+    start.add_argument(
         "--recover",
         action="store_true",
         help="the master's folder (DATA_DIR/master) was lost: rebuild its index from the "
         "datanodes (their index snapshots and blob sidecars) before serving; the folder must "
         "be empty or absent",
+    )
+    start.add_argument(
+        "--restore",
+        type=Path,
+        metavar="FILE",
+        help="start the master from an index backup made by `myyoutube admin backup`; "
+        "DATA_DIR/master must be empty or absent",
     )
     parser.add_argument(
         "--max-upload-bytes",
@@ -168,7 +181,7 @@ class Cluster:
         self.stop_requested = False
 
     def request_stop(self, *_signal: object) -> None:
-        """SIGINT's and SIGTERM's handler, from before the first role starts: the start
+        """SIGINT's, SIGTERM's and SIGHUP's handler, from before the first role starts: the start
         stops before the next role (never while one is being forked, when an exception
         would lose the child it made), or supervise() returns."""
         self.stop_requested = True
@@ -184,7 +197,9 @@ class Cluster:
             raise StartInterrupted("stopped while starting")
         args = [*args, "--cert-dir", str(self.data_dir / "certs" / name)]
         log_path = self.data_dir / "logs" / f"{name}.log"
-        return spawn_role(module, args, log_path), args, log_path
+        # Out of this command's process group: a Ctrl-C used to reach every role at once,
+        # so the master's stop-time snapshot found its datanodes already gone (and failed).
+        return spawn_role(module, args, log_path, own_process_group=True), args, log_path
 
     def _start(
         self,
@@ -203,12 +218,14 @@ class Cluster:
     def _start_master(self, port: int) -> tuple[Role | None, str]:
         """The master and its address; with --recover, only spawned (None): it rebuilds
         its index from the datanodes' reports, so they must start before it announces."""
-        if not self.args.recover:
-            master = self._start("myyoutube.master", "master", self._master_args(port))
-            return master, master.address
         master_dir = self.data_dir / "master"
-        if master_dir.is_dir() and any(master_dir.iterdir()):
-            raise LaunchError(f"--recover needs {master_dir} empty or absent; move its contents away first")
+        flag = "--recover" if self.args.recover else "--restore" if self.args.restore else None
+        if flag and master_dir.is_dir() and any(master_dir.iterdir()):
+            raise LaunchError(f"{flag} needs {master_dir} empty or absent; move its contents away first")
+        if not self.args.recover:
+            restore = _optional("--restore", self.args.restore)
+            master = self._start("myyoutube.master", "master", [*self._master_args(port), *restore])
+            return master, master.address
         port = port or cluster_addresses.free_port(self.args.internal_host)  # the datanodes must know it now
         recover = ["--recover", "--expect-datanodes", str(self.args.datanodes)]
         self.recovering = self._spawn("myyoutube.master", "master", [*self._master_args(port), *recover])
@@ -228,6 +245,17 @@ class Cluster:
             flush=True,
         )
         return 0
+
+    def _check_web_port(self) -> None:
+        """Refuse a --web-port another program holds (8080 often is) before any role starts:
+        the master and datanodes used to start first, and a first start then failed having
+        made the admin password, which the next start, the first to serve, did not mention."""
+        refusal = self.args.web_port and cluster_addresses.bind_refusal(self.args.host, self.args.web_port)
+        if refusal:
+            raise LaunchError(
+                f"cannot listen on {self.args.host}:{self.args.web_port}: {refusal}; "
+                "choose another --web-port, or stop the program using it"
+            )
 
     def _datanode_dir(self, number: int, port: int) -> Path:
         """Datanode `number`'s data directory. A first-release cluster kept every node's
@@ -261,6 +289,7 @@ class Cluster:
             service.lock_data_dir(self.data_dir, "myyoutube-cluster")
         except service.StartupError as exc:
             raise LaunchError(str(exc)) from None
+        self._check_web_port()
         ensure_certificates(self.data_dir / "certs", self.args.datanodes)
         saved, host = self._saved_ports(), self.args.internal_host
         master, master_address = self._start_master(self._port_or_any("master", saved.get("master", 0)))
@@ -365,9 +394,13 @@ def main(argv: list[str] | None = None) -> None:
     service.private_files()  # logs, layout and certificates too
     if args.admin_password_file is not None:
         args.admin_password_file = args.admin_password_file.resolve()
+    if args.restore is not None:
+        args.restore = args.restore.resolve()
     cluster = Cluster(args)
     had_password_file = cluster.generated_password.exists()
-    for signum in (signal.SIGINT, signal.SIGTERM):
+    # SIGHUP too (the terminal closed): the roles, in process groups of their own, no
+    # longer get it from the terminal, and would outlive a command killed by it.
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, cluster.request_stop)
     try:
         web = cluster.start()

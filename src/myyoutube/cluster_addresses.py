@@ -28,13 +28,18 @@ def browser_url(host: str, port: int) -> str:
 
 def port_free(host: str, port: int) -> bool:
     """Whether a role could listen on `port` now (with SO_REUSEADDR, as roles do)."""
+    return bind_refusal(host, port) is None
+
+
+def bind_refusal(host: str, port: int) -> str | None:
+    """Why a role could not listen on `host`:`port` now ("Address already in use"), or None."""
     with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((host, port))
-        except OSError:
-            return False
-    return True
+        except OSError as exc:
+            return exc.strerror or str(exc)
+    return None
 
 
 def free_port(host: str) -> int:

@@ -325,7 +325,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 async def run(args: argparse.Namespace) -> int:
-    token = "" if args.anonymous else webclient.saved_token()
+    token = "" if args.anonymous else webclient.saved_token(args.url)
     async with connect(args.url, token) as api:
         return await args.run(api, args)
 

@@ -102,9 +102,16 @@ def start_role(module: str, args: list[str], log_path: Path, prefix: tuple[str, 
 
 
 def spawn_role(
-    module: str, args: list[str], log_path: Path, prefix: tuple[str, ...] = ()
+    module: str,
+    args: list[str],
+    log_path: Path,
+    prefix: tuple[str, ...] = (),
+    own_process_group: bool = False,
 ) -> subprocess.Popen:
-    """Start the role's process without waiting for it (await_role does)."""
+    """Start the role's process without waiting for it (await_role does). With
+    `own_process_group` it is out of the starter's process group, so a Ctrl-C at the
+    terminal (SIGINT to that whole group) reaches only the starter, which then stops its
+    roles in its own order."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "ab") as log_file:
         return subprocess.Popen(
@@ -112,6 +119,7 @@ def spawn_role(
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=log_file,
+            process_group=0 if own_process_group else None,
         )
 
 

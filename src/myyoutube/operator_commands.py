@@ -95,7 +95,8 @@ async def cmd_backup(api: Api, args: argparse.Namespace) -> int:
         args,
         saved,
         f"saved the index to {args.file} ({human_size(saved['size'])}, sha256 {saved['sha256']}); "
-        f"`myyoutube-master --restore {args.file}` starts a master from it",
+        f"`myyoutube-master --restore {args.file}` (or `myyoutube-cluster --restore {args.file}`) "
+        "starts a master from it",
     )
 
 

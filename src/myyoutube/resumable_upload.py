@@ -13,9 +13,9 @@ The upload's URL is remembered in a small state file (`state_path()`: $MYYOUTUBE
 else $XDG_CACHE_HOME or ~/.cache, then myyoutube/uploads.json), keyed by the file's path,
 size and modification time: running the same command again after an interruption (even
 Ctrl-C, or a reboot) resumes the same upload, while a file that changed starts afresh.
-The entry is forgotten once the upload is committed or the server no longer knows it;
-the file keeps the newest MAX_REMEMBERED_UPLOADS, and commands running at once change it
-in turn, under a lock (UploadState).
+The entry is forgotten once the upload is committed, the server refused the file (which
+ends the upload) or no longer knows it; the file keeps the newest MAX_REMEMBERED_UPLOADS,
+and commands running at once change it in turn, under a lock (UploadState).
 
 The last PATCH is answered once the server committed the video; its headers name the
 video and its sha256, which must equal the file's.
@@ -66,10 +66,17 @@ RETRY_STATUSES = frozenset({409, 423, 500, 502, 503, 504})
 # The same for HEAD, but for 409: there it is a commit refused (the name is taken), for
 # good; to a PATCH it says another offset is the server's, which HEAD then tells.
 HEAD_RETRY_STATUSES = RETRY_STATUSES - {409}
+# Answers to a PATCH after which the server has ended the upload: the file is not a video
+# it can store (415) or stops short of what it declares (422).
+ENDING_STATUSES = frozenset({415, 422})
 
 
 class _Retry(Exception):
     """This piece failed in a way a later try may not."""
+
+
+class _Ended(ToolError):
+    """The server refused the file and ended its upload: there is nothing left to resume."""
 
 
 def state_path() -> Path:
@@ -215,8 +222,12 @@ async def _send_file(
         location, known = await _create(api, path.name, size, *asked), (0, None)
         state.put(key, location)
     offset, video = known
-    with progress_bar(size, path.name, show, initial=offset) as bar:
-        video = video or await _send_all(api, path, location, offset, size, bar)
+    try:
+        with progress_bar(size, path.name, show, initial=offset) as bar:
+            video = video or await _send_all(api, path, location, offset, size, bar)
+    except _Ended:
+        state.put(key, None)  # or every refused file stayed in the state file for good
+        raise
     state.put(key, None)
     return video
 
@@ -351,7 +362,8 @@ async def _patch(api: Api, location: str, offset: int, piece: bytes) -> tuple[in
             if response.status in RETRY_STATUSES:
                 raise _Retry(f"the server answered {response.status}")
             if response.status != 204:
-                raise ToolError(await error_sentence(response, api.url))
+                refused = _Ended if response.status in ENDING_STATUSES else ToolError
+                raise refused(await error_sentence(response, api.url))
             return int(response.headers["Upload-Offset"]), _video_of(response)
     except (aiohttp.ClientError, TimeoutError, OSError) as exc:
         raise _Retry(type(exc).__name__) from None

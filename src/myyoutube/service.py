@@ -183,7 +183,9 @@ def read_password_file(path: Path) -> str:
     """The password in a file: its first line, without the line ending."""
     try:
         lines = path.read_text().splitlines()
-    except (OSError, UnicodeError) as exc:
+    except OSError as exc:  # its reason in words, not "[Errno 2] No such file ...: 'PATH'"
+        raise StartupError(f"cannot read the password file {path}: {exc.strerror or exc}") from exc
+    except UnicodeError as exc:
         raise StartupError(f"cannot read the password file {path}: {exc}") from exc
     return lines[0] if lines else ""
 

@@ -12,9 +12,12 @@ CURSOR|null}`; `video_pages` follows `next` until it is null (or absent, as from
 that does not page), so a caller can print each page as it arrives and stop early.
 
 Requests are signed in with an API token (`Authorization: Bearer TOKEN`): the one in
-$MYYOUTUBE_TOKEN, else the one `myyoutube login` saved in the token file
-($XDG_CONFIG_HOME or ~/.config, then myyoutube/token; the folder 0700, the file 0600).
-Without either, requests go out anonymously.
+$MYYOUTUBE_TOKEN, else the one `myyoutube login` saved for that --url in the token file
+($XDG_CONFIG_HOME or ~/.config, then myyoutube/token; the folder 0700, the file 0600; a
+JSON object of tokens by front end URL). Without either, requests go out anonymously. A
+token is sent only to the front end that issued it: one saved file for all URLs sent one
+cluster's token to any other --url (whose answer was then "The token is not valid any
+more" even for an anonymous listing), and a login to a second cluster signed the first out.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, urlencode, urlsplit
 
 import aiohttp
 import yarl
@@ -50,17 +53,44 @@ def token_path() -> Path:
     return Path(config) / "myyoutube" / "token"
 
 
-def saved_token() -> str:
-    """The token to sign requests with: $MYYOUTUBE_TOKEN, else the saved one, else ''.
-    One that no server issued and none could be sent (a line break or another control
-    character inside) is a ToolError saying where it came from."""
+# A token file from before tokens were kept per URL holds one bare token, which every
+# --url was sent; it stays in use for any URL until the next login rewrites the file.
+ANY_SERVER = "*"
+
+
+def server_key(url: str) -> str:
+    """The front end a --url names, as the token file keys it (scheme and host are
+    case-insensitive: HTTP://LOCALHOST:8080 is http://localhost:8080)."""
+    parts = urlsplit(url)
+    return f"{parts.scheme.lower()}://{parts.netloc.lower()}{parts.path.rstrip('/')}"
+
+
+def _saved_tokens() -> dict[str, str]:
+    """The token file's tokens by server_key ({} without a readable file)."""
+    try:
+        text = token_path().read_text().strip()
+    except (OSError, UnicodeError):
+        return {}
+    if not text.startswith("{"):
+        return {ANY_SERVER: text} if text else {}
+    try:
+        tokens = json.loads(text)
+    except ValueError:
+        return {}
+    if not isinstance(tokens, dict):
+        return {}
+    return {server: token for server, token in tokens.items() if isinstance(token, str)}
+
+
+def saved_token(url: str) -> str:
+    """The token to sign requests to `url` with: $MYYOUTUBE_TOKEN, else the one saved for
+    that front end, else ''. One that no server issued and none could be sent (a line
+    break or another control character inside) is a ToolError saying where it came from."""
     if os.environ.get(TOKEN_ENV):
         token, source = os.environ[TOKEN_ENV].strip(), f"${TOKEN_ENV}"
     else:
-        try:
-            token, source = token_path().read_text().strip(), str(token_path())
-        except (OSError, UnicodeError):
-            return ""
+        tokens = _saved_tokens()
+        token, source = tokens.get(server_key(url), tokens.get(ANY_SERVER, "")), str(token_path())
     if not (token.isascii() and token.isprintable()):
         raise ToolError(
             f"{source} holds no usable token (it has control or non-ASCII characters); "
@@ -69,23 +99,36 @@ def saved_token() -> str:
     return token
 
 
-def save_token(token: str) -> Path:
-    """Keep a token for later commands, readable by its owner only."""
+def _write_tokens(tokens: dict[str, str]) -> Path:
+    """Replace the token file by one holding `tokens` (removed when there are none),
+    readable by its owner only."""
     path = token_path()
+    if not tokens:
+        path.unlink(missing_ok=True)
+        return path
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     path.unlink(missing_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as file:
-        file.write(token + "\n")
+        file.write(json.dumps(tokens, indent=1) + "\n")
     return path
 
 
-def forget_token() -> bool:
-    """Remove the saved token; whether there was one."""
-    try:
-        token_path().unlink()
-    except FileNotFoundError:
+def save_token(url: str, token: str) -> Path:
+    """Keep the token `url` issued for later commands to it; other front ends' tokens
+    stay, and a bare token of an earlier release (its server unknown) goes."""
+    tokens = _saved_tokens()
+    tokens.pop(ANY_SERVER, None)
+    tokens[server_key(url)] = token
+    return _write_tokens(tokens)
+
+
+def forget_token(url: str) -> bool:
+    """Remove the token saved for `url` (or the bare one it was sent); whether there was one."""
+    tokens = _saved_tokens()
+    if tokens.pop(server_key(url), None) is None and tokens.pop(ANY_SERVER, None) is None:
         return False
+    _write_tokens(tokens)
     return True
 
 

@@ -67,7 +67,9 @@ def restore(backup: Path, data_dir: Path) -> None:
         part.rename(data_dir / INDEX_FILE)
     except (OSError, sqlite3.Error, IndexTooNew) as exc:
         part.unlink(missing_ok=True)
-        raise service.StartupError(f"cannot restore the index from {backup}: {exc}") from exc
+        # An OSError in words ("No such file or directory"), not "[Errno 2] ...: 'FILE'".
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        raise service.StartupError(f"cannot restore the index from {backup}: {reason}") from exc
     log.warning(
         "index restored from %s; %d writes in progress at the backup are kept as orphans if their "
         "blobs exist; videos uploaded or edited after the backup are not in it (--recover would add "
