@@ -139,13 +139,23 @@ async def all_alive(cluster) -> bool:
 
 async def test_expiry_removes_every_partial_byte(fresh_cluster, http):
     """A session idle past --upload-expiry is removed: no open-blob file is left on any
-    datanode, the URL is 404 and the name is free again."""
+    datanode, not even on one that was down when it expired (the master's deletion never
+    reached it: once back, it removes the copy no session holds by itself), the URL is
+    404 and the name is free again."""
     cluster = fresh_cluster(master_args=("--upload-expiry", "1"))
     data, name, auth = mp4_bytes(os.urandom(MIB)), unique(), cluster.admin_headers()
     _, location = await create(http, cluster.url, auth, name, len(data))
     assert (await patch(http, cluster.url, auth, location, 0, data[: MIB // 2]))[0] == 204
     assert len({path.parent for path in open_blob_files(cluster)}) == 3
-    await wait_until(lambda: not open_blob_files(cluster), "open blobs deleted", 15)
+    down = next(node for node in cluster.datanodes if list(cluster.folder(node).glob("*.open")))
+    down.kill()
+    await wait_until(
+        lambda: {path.parent for path in open_blob_files(cluster)} == {cluster.folder(down)},
+        "open blobs deleted on the live nodes",
+        15,
+    )
+    cluster.start_datanode(port=down.port)
+    await wait_until(lambda: not open_blob_files(cluster), "the open blob deleted on the node back", 15)
     async with http.head(f"{cluster.url}{location}", headers={**TUS, **auth}) as response:
         assert response.status == 404
     assert (await create(http, cluster.url, auth, name, len(data)))[0] == 201
