@@ -131,7 +131,7 @@ class BenchCluster:
             raise
 
     def _start(self) -> BenchCluster:
-        logs, spool = self.root / "logs", self.root / "web-spool"
+        spool = self.root / "web-spool"
         # Uploads and /api/status need an account: the master makes `admin` with this
         # password, and the benchmark signs in once the web is up (see auth_headers).
         self.root.mkdir(parents=True, exist_ok=True)
@@ -139,49 +139,57 @@ class BenchCluster:
         password_file.write_text(BENCH_ADMIN_PASSWORD + "\n")
         password_file.chmod(0o600)
         spool.mkdir(parents=True, exist_ok=True)
-        replication = min(REPLICATION, self.datanode_count)
-        self.master = start_role(
+        self.master = self._start_master(0)
+        for number in range(self.datanode_count):
+            self.datanodes.append(self._start_datanode(number))
+        self.web = self._start_web(0)
+        _TOKENS[self.url] = _sign_in(self.url, "admin", BENCH_ADMIN_PASSWORD)
+        return self
+
+    def _start_master(self, port: int) -> Role:
+        return start_role(
             "myyoutube.master",
             [
                 "--port",
-                "0",
+                str(port),
                 "--data-dir",
                 str(self.root / "master"),
                 "--replication",
-                str(replication),
+                str(min(REPLICATION, self.datanode_count)),
                 "--admin-password-file",
-                str(password_file),
+                str(self.root / "admin-password"),
                 *self._cert_args("master", "master"),
                 *self.master_args,
             ],
-            logs / "master.log",
+            self.root / "logs" / "master.log",
         )
-        for number in range(self.datanode_count):
-            self.datanodes.append(
-                start_role(
-                    "myyoutube.datanode",
-                    [
-                        "--master",
-                        self.master.address,
-                        "--port",
-                        "0",
-                        "--data-dir",
-                        str(self.root / "datanodes" / f"node-{number}"),
-                        *self._cert_args("datanode", f"datanode-{number}"),
-                        *self.datanode_args,
-                    ],
-                    logs / f"datanode-{number}.log",
-                )
-            )
-        self.web = start_role(
-            "myyoutube.web",
+
+    def _start_datanode(self, number: int) -> Role:
+        return start_role(
+            "myyoutube.datanode",
             [
                 "--master",
                 self.master.address,
                 "--port",
                 "0",
+                "--data-dir",
+                str(self.datanode_folder(number)),
+                *self._cert_args("datanode", f"datanode-{number}"),
+                *self.datanode_args,
+            ],
+            self.root / "logs" / f"datanode-{number}.log",
+        )
+
+    def _start_web(self, port: int) -> Role:
+        return start_role(
+            "myyoutube.web",
+            [
+                "--master",
+                self.master.address,
+                "--port",
+                str(port),
                 "--spool-dir",
-                str(spool),
+                str(self.root / "web-spool"),
                 # Every benchmark client is 127.0.0.1: per-address slots as large as the totals.
                 "--max-uploads-per-client",
                 "16",
@@ -189,10 +197,24 @@ class BenchCluster:
                 "256",
                 *self._cert_args("web", "web"),
             ],
-            logs / "web.log",
+            self.root / "logs" / "web.log",
         )
-        _TOKENS[self.url] = _sign_in(self.url, "admin", BENCH_ADMIN_PASSWORD)
-        return self
+
+    def datanode_folder(self, number: int) -> Path:
+        return self.root / "datanodes" / f"node-{number}"
+
+    # Restarts after a crash (chaos.py): the same folder, and for the master and the web
+    # the same port, so the other roles and the clients find them where they were. A
+    # datanode comes back on a new port: its node id tells the master it is the same node.
+
+    def restart_master(self) -> None:
+        self.master = self._start_master(self.master.port)
+
+    def restart_datanode(self, number: int) -> None:
+        self.datanodes[number] = self._start_datanode(number)
+
+    def restart_web(self) -> None:
+        self.web = self._start_web(self.web.port)
 
     def stop(self) -> None:
         """Web first (no new requests), master last; each by its own pid."""

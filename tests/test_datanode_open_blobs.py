@@ -12,7 +12,7 @@ import time
 import pytest
 
 from myyoutube.datanode.blob_writer import BLOCK_BYTES
-from myyoutube.datanode.open_blobs import ABANDONED_AFTER_S, OpenBlobs
+from myyoutube.datanode.open_blobs import ABANDONED_AFTER_S, OpenBlobs, abandoned_after_s
 from myyoutube.datanode.store import BlobStore, CorruptBlob, StoreError
 
 BLOB = "0123456789abcdef0123456789abcdef"
@@ -128,6 +128,20 @@ async def test_an_open_blob_whose_first_append_never_finished_is_removed_too(blo
     old = time.time() - ABANDONED_AFTER_S - 60
     os.utime(tmp_path / f"{BLOB}.open", (old, old))
     assert await blobs.remove_abandoned(time.time()) == [BLOB]
+    assert [p.name for p in tmp_path.iterdir()] == []
+
+
+async def test_once_the_master_said_its_expiry_open_blobs_go_after_two(blobs, tmp_path):
+    """Told the master's upload expiry, the node removes an open blob untouched for two
+    expiries (no session can hold it), except one `keep` names (a parked chain copy)."""
+    assert abandoned_after_s(0.0) == ABANDONED_AFTER_S  # no master heard yet
+    assert abandoned_after_s(3600.0) == 2 * 3600.0
+    await append(blobs, 0, DATA[:1000])
+    assert await blobs.remove_abandoned(time.time(), abandoned_after_s(3600.0)) == []
+    old = time.time() - 2 * 3600.0 - 60
+    os.utime(tmp_path / f"{BLOB}.opencrc", (old, old))
+    assert await blobs.remove_abandoned(time.time(), abandoned_after_s(3600.0), {BLOB}.__contains__) == []
+    assert await blobs.remove_abandoned(time.time(), abandoned_after_s(3600.0)) == [BLOB]
     assert [p.name for p in tmp_path.iterdir()] == []
 
 

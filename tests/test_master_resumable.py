@@ -27,6 +27,7 @@ from test_web_resumable import (
     offset_of,
     open_blob_files,
     patch,
+    session_blob,
     stream_bytes,
     unique,
 )
@@ -80,6 +81,32 @@ async def test_datanode_killed_between_patches_is_replaced(fresh_cluster, http):
     assert len(holders) == 3 and holding[0] not in holders
 
 
+async def test_a_failed_append_leaves_no_copy_on_the_node_brought_in(fresh_cluster, http):
+    """A replica is lost between PATCHes and the next append, having copied the confirmed
+    bytes to the spare node, dies with its web process: terminating the upload then deletes
+    the spare's copy too (it used to stay on that datanode for 30 days)."""
+    cluster = fresh_cluster(datanodes=4)
+    data, name, auth = mp4_bytes(os.urandom(2 * MIB)), unique(), cluster.admin_headers()
+    _, location = await create(http, cluster.url, auth, name, len(data))
+    assert (await patch(http, cluster.url, auth, location, 0, data[:MIB]))[0] == 204
+    blob_id = session_blob(cluster, location)
+    holding = [node for node in cluster.datanodes if list(cluster.folder(node).glob(f"{blob_id}.open"))]
+    (spare,) = [node for node in cluster.datanodes if node not in holding]
+    holding[0].kill()
+    client = cluster.client()
+    try:
+        # What a web process killed mid-PATCH leaves: an append opened (the spare now has
+        # the confirmed bytes), then its connection gone without an End.
+        append = await client.append_upload(location.rpartition("/")[2], MIB)
+        assert list(cluster.folder(spare).glob(f"{blob_id}.open"))
+        append.abort()
+    finally:
+        client.close()
+    async with http.delete(f"{cluster.url}{location}", headers={**TUS, **auth}) as response:
+        assert response.status == 204
+    assert list(cluster.folder(spare).glob(f"{blob_id}.open*")) == []
+
+
 async def test_master_killed_between_patches_keeps_the_session(fresh_cluster, http):
     """SIGKILL of the master between two PATCHes: the restarted master knows the upload
     and its offset, and the upload completes byte for byte."""
@@ -116,13 +143,23 @@ async def all_alive(cluster) -> bool:
 
 async def test_expiry_removes_every_partial_byte(fresh_cluster, http):
     """A session idle past --upload-expiry is removed: no open-blob file is left on any
-    datanode, the URL is 404 and the name is free again."""
+    datanode, not even on one that was down when it expired (the master's deletion never
+    reached it: once back, it removes the copy no session holds by itself), the URL is
+    404 and the name is free again."""
     cluster = fresh_cluster(master_args=("--upload-expiry", "1"))
     data, name, auth = mp4_bytes(os.urandom(MIB)), unique(), cluster.admin_headers()
     _, location = await create(http, cluster.url, auth, name, len(data))
     assert (await patch(http, cluster.url, auth, location, 0, data[: MIB // 2]))[0] == 204
     assert len({path.parent for path in open_blob_files(cluster)}) == 3
-    await wait_until(lambda: not open_blob_files(cluster), "open blobs deleted", 15)
+    down = next(node for node in cluster.datanodes if list(cluster.folder(node).glob("*.open")))
+    down.kill()
+    await wait_until(
+        lambda: {path.parent for path in open_blob_files(cluster)} == {cluster.folder(down)},
+        "open blobs deleted on the live nodes",
+        15,
+    )
+    cluster.start_datanode(port=down.port)
+    await wait_until(lambda: not open_blob_files(cluster), "the open blob deleted on the node back", 15)
     async with http.head(f"{cluster.url}{location}", headers={**TUS, **auth}) as response:
         assert response.status == 404
     assert (await create(http, cluster.url, auth, name, len(data)))[0] == 201

@@ -76,6 +76,9 @@ class Commands:
     # Newer metadata sidecars for blobs the node holds (sidecars.py), at most
     # SIDECARS_PER_COMMANDS; the node keeps the highest version of each.
     sidecars: list[dict] = field(default_factory=list)
+    # The master's --upload-expiry (0: not said): how long an idle resumable upload lives,
+    # from which the node tells an open blob no session will ever end (open_blobs.py).
+    upload_expiry_s: float = 0.0
 
 
 @dataclass(frozen=True)

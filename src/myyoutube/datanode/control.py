@@ -14,7 +14,8 @@ opened again with backoff and registration starts over; the changes not yet
 acknowledged go in the next report.
 `rescan_forever` re-reads the folder now and then, so changes nobody told the store
 about (a file deleted by hand, a lost disk) reach the master too, and removes open blobs
-of resumable uploads abandoned long ago.
+no resumable upload holds any more (open_blobs.abandoned_after_s, from the upload expiry
+the master sends in its Commands).
 
 server.py serves the master's data connections; these functions take its `DataNode`.
 """
@@ -29,9 +30,10 @@ from typing import TYPE_CHECKING
 
 from myyoutube import links
 from myyoutube import stream as streams
-from myyoutube.datanode.open_blobs import ABANDONED_AFTER_S
+from myyoutube.datanode.open_blobs import abandoned_after_s
 from myyoutube.datanode.state import Backoff, full_report_chunks, rescan_delay_s
 from myyoutube.datanode.store import StoreError
+from myyoutube.formatting import human_duration
 from myyoutube.protocol import BlockReportChunk, Commands, Heartbeat, Register
 from myyoutube.quietlog import LogLimiter
 from myyoutube.stream import FrameStream
@@ -164,6 +166,7 @@ async def _obey(node: DataNode, commands: Commands) -> None:
         # The master's interval is the cluster's: its dead-after is measured against it.
         log.info("heartbeat every %gs, as the master says (was %gs)", commands.heartbeat_s, node.heartbeat_s)
         node.heartbeat_s = commands.heartbeat_s
+    node.upload_expiry_s = commands.upload_expiry_s
     node.transcoder.obey(commands.transcode_jobs, commands.cancel_jobs)
     if commands.sidecars:
         await node.store.update_sidecars(commands.sidecars)
@@ -184,6 +187,9 @@ async def rescan_forever(node: DataNode) -> None:
         await asyncio.sleep(rescan_delay_s(node.heartbeat_s, took_s))
         started = time.monotonic()
         await node.store.rescan_in_thread()
-        for blob_id in await node.open_blobs.remove_abandoned(time.time()):
-            log.warning("removed open blob %s: untouched for %d days", blob_id, ABANDONED_AFTER_S // 86400)
+        after_s = abandoned_after_s(node.upload_expiry_s)
+        for blob_id in await node.open_blobs.remove_abandoned(time.time(), after_s, node.chain_writes.knows):
+            log.warning(
+                "removed open blob %s: untouched for %s, no upload holds it", blob_id, human_duration(after_s)
+            )
         took_s = time.monotonic() - started

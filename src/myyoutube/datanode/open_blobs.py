@@ -34,7 +34,7 @@ import contextlib
 import hashlib
 import os
 import struct
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import aiofiles.os
@@ -46,8 +46,26 @@ from myyoutube.datanode.store import BlobStore, CorruptBlob, StoreError, check_b
 
 # An open blob untouched this long belongs to an upload that ended while this node was
 # down (the master's deletion never reached it): the node removes it by itself. Far past
-# any sensible --upload-expiry (a day by default), as the master's RETIRED_KEEP_S is.
+# any sensible --upload-expiry (a day by default), as the master's RETIRED_KEEP_S is:
+# what a node does before a master has told it its expiry.
 ABANDONED_AFTER_S = 30 * 24 * 3600.0
+
+# Every append touches the open blob on each of the session's replicas, and the master
+# ends a session idle for its --upload-expiry, so an open blob untouched for longer
+# belongs to no session any more: its replica was replaced, or its session ended (sealed,
+# terminated, expired) while this node was down or frozen and the deletion never came.
+# The node removes it once untouched for this many expiries: the master sweeps expired
+# sessions only now and then, and its clock and ours may differ a little.
+EXPIRIES_BEFORE_ABANDONED = 2
+
+
+def abandoned_after_s(upload_expiry_s: float) -> float:
+    """How long an open blob may sit untouched before the node removes it by itself, given
+    the master's upload expiry (0 if no master has said it yet)."""
+    if upload_expiry_s <= 0:
+        return ABANDONED_AFTER_S
+    return min(ABANDONED_AFTER_S, EXPIRIES_BEFORE_ABANDONED * upload_expiry_s)
+
 
 _LENGTH = struct.Struct("!Q")
 _CRC = struct.Struct("!I")
@@ -207,12 +225,15 @@ class OpenBlobs:
             digest.update(piece)
         return size, digest.hexdigest()
 
-    async def remove_abandoned(self, now: float) -> list[str]:
-        """Remove open blobs untouched for ABANDONED_AFTER_S; the ids removed."""
-        stale = await asyncio.to_thread(self._untouched_since, now - ABANDONED_AFTER_S)
+    async def remove_abandoned(
+        self, now: float, after_s: float = ABANDONED_AFTER_S, keep: Callable[[str], bool] = lambda _: False
+    ) -> list[str]:
+        """Remove open blobs untouched for `after_s` (see abandoned_after_s), but those
+        `keep` names (a chain write's copy parked for a resume); the ids removed."""
+        stale = await asyncio.to_thread(self._untouched_since, now - after_s)
         removed = []
         for blob_id in stale:
-            if not self.busy(blob_id):  # an append running now revives it
+            if not self.busy(blob_id) and not keep(blob_id):  # an append running now revives it
                 await self.delete(blob_id)
                 removed.append(blob_id)
         return removed

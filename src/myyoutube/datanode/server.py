@@ -13,7 +13,8 @@ Two kinds of connection meet a datanode:
   away the node reconnects by itself, with backoff, and goes on where it left off.
   The store records its own changes; `control.rescan_forever` re-reads the folder now and then
   for the changes nobody told it about (a file deleted by hand, a lost disk), and removes
-  open blobs of resumable uploads abandoned long ago (open_blobs.ABANDONED_AFTER_S).
+  open blobs no upload holds any more (untouched for twice the master's upload expiry:
+  open_blobs.abandoned_after_s).
 * **Data connections** from the master, one request each (`handle_request`): `WriteBlob`
   (then chunks, then End), `ReadBlob` (answered by chunks and End) and `DeleteBlob`;
   write pipelines' `ChainWriteBlob` and `ChainResumeBlob` (pipeline.py);
@@ -118,6 +119,8 @@ class DataNode:
         self.node_id = node_id  # stable across restarts and address changes (identity.py)
         self.tls = tls
         self.heartbeat_s = heartbeat_s
+        # The master's --upload-expiry, once it has said it (control.py): 0 until then.
+        self.upload_expiry_s = 0.0
         self.reports = BlockReports(incarnation=secrets.token_hex(8))
         store.on_change = self.reports.changed
         self.open_blobs = OpenBlobs(store)

@@ -84,6 +84,7 @@ class Control:
                     transcode_jobs=new_jobs,
                     cancel_jobs=cancels,
                     sidecars=self.master.sidecars.due(address),
+                    upload_expiry_s=self.master.resumable.expiry_s,
                 )
             )
             report = await connection.read_expected(

@@ -60,6 +60,8 @@ async def open_appends(master: Master, session: Session) -> transfer.ReplicaFano
                 fanout.failed[node] = "the confirmed bytes could not be copied to it"
                 session.former.append(node)  # it may hold part of a copy: deleted at the end
     if len(fanout.replicas) < master.min_replicas:
+        # The nodes that took a copy of the confirmed bytes keep it: deleted at the end.
+        session.former = sorted(set(session.former) | (fanout.tried - set(session.replicas)))
         fanout.close()
         raise uploads._placement_failure(master, len(fanout.replicas))
     return fanout

@@ -208,6 +208,7 @@ class Resumable:
             try:
                 fanout = await open_replicas.open_appends(self.master, session)
             except transfer.ReplicationFailed as exc:
+                self.table.save(session)  # the nodes open_appends gave up on are former replicas now
                 await connection.write_frame(Error(exc.code, str(exc)))
                 return
             try:
@@ -215,12 +216,12 @@ class Resumable:
                 received = await self._relay(connection, fanout, session)
                 confirmed = await fanout.finish(session.offset + received, "")
             except (transfer.ReplicationFailed, TooLong) as exc:
-                fanout.close()
+                self._failed(session, fanout)
                 await connection.write_frame(Error(exc.code, str(exc)))
                 await uploads.drain(connection)
                 return
             except BaseException:
-                fanout.close()  # the uploader or the master's link went; nothing new confirmed
+                self._failed(session, fanout)  # the uploader or the master's link went
                 raise
             self._confirmed(session, session.offset + received, confirmed)
         await connection.write_frame(Ok({"upload": session.public()}))
@@ -233,6 +234,17 @@ class Resumable:
                 "conflict", f"The upload is at byte {session.offset}, not {offset}; resume from there."
             )
         return None
+
+    def _failed(self, session: Session, fanout: transfer.ReplicaFanout) -> None:
+        """An append that confirmed nothing new: close it. The nodes it brought in to
+        replace lost replicas hold a copy of the confirmed bytes, yet are not the session's
+        replicas: recorded as former ones (durably), so the session's end deletes their
+        copies. Nobody else would: a datanode keeps an open blob for ABANDONED_AFTER_S."""
+        brought_in = fanout.tried - set(session.replicas) - set(session.former)
+        fanout.close()
+        if brought_in:
+            session.former = sorted(set(session.former) | brought_in)
+            self.table.save(session)
 
     def _confirmed(self, session: Session, offset: int, nodes: list[str]) -> None:
         """Record durably that `nodes` hold the first `offset` bytes."""
