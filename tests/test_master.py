@@ -85,13 +85,18 @@ async def test_names_are_normalized_so_nfc_and_nfd_are_one_video(cluster):
 
 
 async def test_master_restart_keeps_every_committed_video(fresh_cluster):
-    """A master stopped and started on the same data dir lists and serves every video."""
+    """A master stopped and started on the same data dir lists and serves every video,
+    and removes the copy of the index that a backup running when a master was killed left
+    there (each as large as the index; they used to stay for good)."""
     cluster = fresh_cluster()
     data = {f"keep-{i}.mp4": os.urandom(50_000 + i) for i in range(3)}
     for name, content in data.items():
         await store(cluster.client(), name, content)
     cluster.master.stop()
+    left = cluster.root / "master" / f"backup-{'f' * 32}.part"  # as backup.py names them
+    left.write_bytes(b"the first pages of an index copy")
     cluster.restart_master()
+    assert not left.exists()
     client = cluster.client()
     assert sorted(v["name"] for v in await client.list()) == sorted(data)
     # Datanodes reconnect by themselves; reads work once they re-registered.

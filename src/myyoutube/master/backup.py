@@ -17,6 +17,7 @@ import hashlib
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import aiofiles
@@ -34,6 +35,18 @@ log = logging.getLogger(__name__)
 # The admin's client may be slow to take the file (a slow link); past this it is gone.
 BACKUP_STALL_TIMEOUT_S = 120.0
 
+# Each backup's copy of the index is written beside it under a name of its own (backups
+# may run at once) before it is streamed, and removed after: PART_PREFIX + id + PART_SUFFIX.
+PART_PREFIX, PART_SUFFIX = "backup-", ".part"
+
+
+def remove_leftovers(data_dir: Path) -> None:
+    """At start-up, the data directory locked: remove the copies that backups running when
+    a master was killed left (as large as the index each; nothing else removes them)."""
+    for part in data_dir.glob(f"{PART_PREFIX}*{PART_SUFFIX}"):
+        part.unlink(missing_ok=True)
+        log.info("removed %s, the copy of a backup a previous run of the master left", part.name)
+
 
 def handlers(master: Master) -> dict[type, Callable[[FrameStream, Any], Awaitable[None]]]:
     async def backup(connection: FrameStream, request: BackupIndex) -> None:
@@ -41,7 +54,7 @@ def handlers(master: Master) -> dict[type, Callable[[FrameStream, Any], Awaitabl
             await connection.write_frame(Error("forbidden", "Only an admin may back up the index."))
             return
         master.index.catalogue.flush_views()
-        part = master.index.path.with_name(f"backup-{uuid.uuid4().hex}.part")
+        part = master.index.path.with_name(f"{PART_PREFIX}{uuid.uuid4().hex}{PART_SUFFIX}")
         try:
             async with connection.keepalive():  # the copy of a large index takes a while
                 await asyncio.to_thread(snapshots.copy_index, master.index.path, part)

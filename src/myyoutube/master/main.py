@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from myyoutube import links, service, stream
-from myyoutube.master import index_files, recovery, repair, snapshots
+from myyoutube.master import backup, index_files, recovery, repair, snapshots
 from myyoutube.master.accounts import Accounts
 from myyoutube.master.index import Index
 from myyoutube.master.resumable import DEFAULT_UPLOAD_EXPIRY_S
@@ -192,6 +192,7 @@ async def serve(args: argparse.Namespace) -> None:
     except OSError as exc:
         raise service.StartupError(f"cannot create {args.data_dir}: {exc.strerror or exc}") from exc
     service.lock_data_dir(args.data_dir, "myyoutube-master")
+    backup.remove_leftovers(args.data_dir)
     port = await _rebuild_index(args, tls)
     try:
         index = Index(args.data_dir / "index.sqlite3", time.time())
