@@ -5,12 +5,14 @@ sockets (the full disk with a master served in the test's own process)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import os
 import sys
 import time
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -337,12 +339,7 @@ async def test_a_session_the_full_index_refused_holds_neither_its_name_nor_quota
     name stayed 'being uploaded' and the room stayed held until the master restarted."""
     disk = tmp_path / "master"
     with small_disk(disk, "1m"):
-        master = in_process_master(disk)
-        master.index.users.add("alice", "unused hash", UPLOADER, 1500, time.time())
-        server = await links.serve_connections(master.handle, "127.0.0.1", 0, None, 8, {})
-        await server.start_serving()
-        client = MasterClient("127.0.0.1", server.sockets[0].getsockname()[1], None, user="alice")
-        try:
+        async with alice_on_an_in_process_master(disk) as (_, client):
             fill_disk(disk / "filler")
             with pytest.raises(RequestFailed) as refused:
                 await client.create_upload("first.mp4", 1000)
@@ -351,8 +348,44 @@ async def test_a_session_the_full_index_refused_holds_neither_its_name_nor_quota
             other = await client.create_upload("second.mp4", 1000)  # the quota's room is back
             await client.terminate_upload(other["id"])
             await client.create_upload("first.mp4", 1000)  # and the name is free
-        finally:
-            client.close()
-            server.close()
-            await server.wait_closed()
-            master.index.close()
+
+
+async def test_expiry_carries_on_through_a_full_index_disk(tmp_path, caplog):
+    """Sessions due to expire while the master's disk is full stay until space is freed,
+    then go, and the master runs on meanwhile (one log line per try). Before, the expiry
+    task died of the index's error, and the master with it."""
+    disk = tmp_path / "master"
+    with small_disk(disk, "1m"):
+        async with alice_on_an_in_process_master(disk) as (master, client):
+            master.resumable.expiry_s = 0.2
+            await client.create_upload("expiring.mp4", 1000)
+            fill_disk(disk / "filler")
+            expiring = asyncio.ensure_future(master.resumable.expire_forever())
+            try:
+                await asyncio.sleep(0.5)  # a few sweeps
+                assert not expiring.done() and len(master.index.upload_sessions.sessions) == 1
+                assert "could not expire upload" in caplog.text
+                (disk / "filler").unlink()
+                await wait_until(lambda: not master.index.upload_sessions.sessions, "the session expired", 5)
+                assert "expiring.mp4" not in master.uploading
+            finally:
+                expiring.cancel()
+
+
+@contextlib.asynccontextmanager
+async def alice_on_an_in_process_master(disk: Path):
+    """(a master served in this process, a client of it for the uploader 'alice', whose
+    quota is 1500 bytes)."""
+    master = in_process_master(disk)
+    master.index.users.add("alice", "unused hash", UPLOADER, 1500, time.time())
+    server = await links.serve_connections(master.handle, "127.0.0.1", 0, None, 8, {})
+    await server.start_serving()
+    client = MasterClient("127.0.0.1", server.sockets[0].getsockname()[1], None, user="alice")
+    try:
+        yield master, client
+    finally:
+        client.close()
+        server.close()
+        await server.wait_closed()
+        master.pools.close()
+        master.index.close()

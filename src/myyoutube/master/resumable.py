@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 import time
 import uuid
 from typing import TYPE_CHECKING, Any
@@ -56,12 +57,14 @@ from myyoutube.protocol import (
     VideoDetails,
     VideoInfo,
 )
+from myyoutube.quietlog import QuietLog
 from myyoutube.stream import ConnectionClosed, FrameStream
 
 if TYPE_CHECKING:
     from myyoutube.master.server import Master
 
 log = logging.getLogger(__name__)
+quiet = QuietLog(log)
 
 # tus's Expiration extension: a session nobody appended to for this long is removed with
 # its bytes (PeerTube and tusd keep unfinished uploads about a day).
@@ -368,8 +371,8 @@ class Resumable:
         `leftovers` are deleted (best effort: a retired blob also goes at its holder's next
         report)."""
         master = self.master
+        self.table.remove(session.upload_id)  # first: if the index refuses, nothing ended
         self._claim(session).release()  # before any await: a committed video is counted once
-        self.table.remove(session.upload_id)
         master.uploading.discard(session.name)
         master.in_flight.discard(session.blob_id)
         if not committed:
@@ -389,9 +392,14 @@ class Resumable:
             for session in list(self.table.sessions.values()):
                 if session.expires_at < now and not session.lock.locked():
                     log.info("upload %s of %s expired", session.upload_id, session.name)
-                    await self._end(
-                        session, committed=False, leftovers=set(session.replicas + session.former)
-                    )
+                    try:
+                        await self._end(
+                            session, committed=False, leftovers=set(session.replicas + session.former)
+                        )
+                    except sqlite3.Error as exc:
+                        # The index cannot be written (its disk full): the session stays
+                        # for the next sweep, and this task, and so the master, go on.
+                        quiet.warning("could not expire upload %s yet: %s", session.upload_id, exc)
 
 
 class TooLong(Exception):
