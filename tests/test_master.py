@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 
 import pytest
 
-from harness import Cluster, read_only_mount, small_disk, wait_until
+from harness import Cluster, fill_disk, in_process_master, read_only_mount, small_disk, wait_until
 from myyoutube.client import RequestFailed
+from myyoutube.master.blob_ownership import RETIRED_KEEP_S
 
 
 async def store(client, name: str, data: bytes, content_type: str = "video/mp4") -> dict:
@@ -150,3 +152,22 @@ async def test_a_full_index_disk_refuses_uploads_in_a_sentence_and_one_log_line(
         log = (tmp_path / "logs" / "master.log").read_text()
         assert "Traceback" not in log
         assert log.count("cannot use the index for PutVideo: database or disk is full") == 1
+
+
+async def test_pruning_an_index_whose_disk_is_full_is_tried_again_later(tmp_path, caplog):
+    """The hourly pruning of retired blob ids meets a full disk: it logs a line and is
+    done once there is room, and the master runs on. Before, the error ended the task,
+    and the master with it."""
+    disk = tmp_path / "master"
+    with small_disk(disk, "1m"):
+        master = in_process_master(disk)
+        try:
+            master.index.ownership.abandon_blobs(["b" * 32], time.time() - RETIRED_KEEP_S - 60)
+            fill_disk(disk / "filler")
+            master.prune(time.time())
+            assert "could not prune the index: database or disk is full" in caplog.text
+            (disk / "filler").unlink()
+            master.prune(time.time())
+            assert "b" * 32 not in master.index.ownership.retired
+        finally:
+            master.index.close()

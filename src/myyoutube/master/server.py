@@ -337,8 +337,17 @@ class Master:
     async def prune_retired_forever(self) -> None:
         while True:
             await asyncio.sleep(RETIRED_PRUNE_EVERY_S)
-            self.index.ownership.prune_retired(time.time())
-            self.index.users.prune_expired(time.time())
+            self.prune(time.time())
+
+    def prune(self, now: float) -> None:
+        """Forget retired blob ids older than blob_ownership.RETIRED_KEEP_S, and expired
+        tokens. An index that cannot be written (its disk full) is pruned next time: the
+        error must not end the task, which would take the master down with it."""
+        try:
+            self.index.ownership.prune_retired(now)
+            self.index.users.prune_expired(now)
+        except sqlite3.Error as exc:
+            log.warning("could not prune the index: %s", exc)
 
     async def flush_views_forever(self) -> None:
         while True:
