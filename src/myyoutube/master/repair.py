@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 import time
 from typing import TYPE_CHECKING
 
@@ -105,7 +106,16 @@ async def _copy(master: Master, repair: Repair) -> None:
             )
             return
         if repair.blob_id in master.index.replicas:
-            master.index.add_replica(repair.blob_id, stored[0], time.time())
+            try:
+                master.index.add_replica(repair.blob_id, stored[0], time.time())
+            except sqlite3.Error as exc:
+                # The index cannot be written (its disk full): the copy stays on its node,
+                # whose next report counts it. The error must not end the repair task,
+                # which would take the master down with it.
+                log.warning(
+                    "could not record the repair copy of %s on %s: %s", repair.blob_id, stored[0], exc
+                )
+                return
             master.counters.repairs += 1
             log.info(
                 "re-replicated %s from %s to %s in %.2fs",
