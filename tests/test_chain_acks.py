@@ -53,11 +53,15 @@ def test_replay_buffer_default_is_a_few_mib():
     assert replay.full
 
 
+# The nodes a linked node's tests ask to be behind it.
+BEHIND = ["b:2", "c:3"]
+
+
 def linked_node(nbytes: int, behind_acked: int | None = None) -> AckState:
     """A node with a next hop that has passed on and written `nbytes`, and heard the next
     hop acknowledge `behind_acked` (if given)."""
     acks = AckState(0)
-    acks.linked()
+    acks.linked(BEHIND)
     acks.forward(nbytes)
     acks.wrote(nbytes)
     if behind_acked is not None:
@@ -110,9 +114,19 @@ def test_losses_reported_from_behind_are_passed_on_once():
     assert acks.take() is None
 
 
+def test_nodes_never_behind_us_reported_lost_are_not_passed_on():
+    """A next hop that names as lost nodes we never asked to be behind us (a confused or
+    hostile datanode: thousands of made-up names per ack) is not believed, so our acks
+    upstream stay as small as our chain. Before, every name was kept for the whole write
+    and sent upstream again with each ack."""
+    acks = linked_node(10)
+    acks.heard(10, [f"made-up-{number}:1" for number in range(10_000)] + ["c:3"])
+    assert acks.take() == (10, ["c:3"])
+
+
 def test_a_next_hop_acknowledging_more_than_it_was_sent_is_a_protocol_error():
     acks = AckState(0)
-    acks.linked()
+    acks.linked(BEHIND)
     acks.forward(50)
     with pytest.raises(protocol.RemoteProtocolError):
         acks.heard(51, [])

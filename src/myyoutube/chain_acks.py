@@ -98,10 +98,12 @@ class AckState:
         self.frozen = False  # dropped a hop that cut nodes off: `behind` stays as it was
         self.lost: list[str] = []  # nodes lost behind us, in the order we learned of them
         self._sent = (offset, 0)  # (offset, number of lost) last acknowledged upstream
+        self._downstream: frozenset[str] = frozenset()  # the nodes that may be behind us
 
-    def linked(self) -> None:
-        """A next hop accepted, at our current offset."""
+    def linked(self, downstream: Collection[str]) -> None:
+        """A next hop accepted, at our current offset, to pass the blob on to `downstream`."""
         self.behind = self.forwarded = self.written
+        self._downstream = frozenset(downstream)
 
     def forward(self, nbytes: int) -> None:
         self.forwarded += nbytes
@@ -116,7 +118,10 @@ class AckState:
         if not self.behind <= offset <= self.forwarded:
             raise RemoteProtocolError(f"ack of {offset} bytes, outside {self.behind}..{self.forwarded}")
         self.behind = offset
-        self.lost += [node for node in lost if node not in self.lost]
+        # Only nodes we asked to be behind us can be lost there: names a confused or
+        # hostile hop makes up would otherwise pile up here for the whole write, every
+        # one of our acks upstream carrying them all.
+        self.lost += [node for node in lost if node in self._downstream and node not in self.lost]
 
     def dropped(self, node: str, cut_off: bool) -> None:
         """We dropped our next hop `node`; `cut_off`: nodes were behind it."""

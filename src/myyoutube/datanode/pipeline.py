@@ -159,7 +159,7 @@ async def _store(
         async with upstream.keepalive():
             link, failed = await chain.open_chain(blob_id, request.downstream, opener(node), heard, resume_at)
             if link is not None:
-                acks.linked()
+                acks.linked(request.downstream)
             accepted = [node.address, *(link.chain if link else [])]
             await upstream.write_frame(Ok({"chain": accepted, "failed": failed}))
             end, link = await _relay(upstream, appender, link, failed, acks)
