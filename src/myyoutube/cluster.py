@@ -379,6 +379,15 @@ class Cluster:
             role.stop()
 
 
+def stop_signals() -> list[signal.Signals]:
+    """The signals that stop the cluster: SIGINT, SIGTERM, and SIGHUP (the terminal
+    closed: the roles, in process groups of their own, no longer get it from the
+    terminal, and would outlive a command killed by it), unless SIGHUP is ignored, as
+    `nohup myyoutube-cluster &` asks: the roles then inherit the ignoring."""
+    hangup = [] if signal.getsignal(signal.SIGHUP) == signal.SIG_IGN else [signal.SIGHUP]
+    return [signal.SIGINT, signal.SIGTERM, *hangup]
+
+
 def _reason(exc: Exception) -> str:
     """The one line saying why the cluster could not start. An OSError names the file it
     concerns and its reason in words, not as "[Errno 17] File exists: 'DIR'"."""
@@ -398,9 +407,7 @@ def main(argv: list[str] | None = None) -> None:
         args.restore = args.restore.resolve()
     cluster = Cluster(args)
     had_password_file = cluster.generated_password.exists()
-    # SIGHUP too (the terminal closed): the roles, in process groups of their own, no
-    # longer get it from the terminal, and would outlive a command killed by it.
-    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+    for signum in stop_signals():
         signal.signal(signum, cluster.request_stop)
     try:
         web = cluster.start()
