@@ -244,7 +244,9 @@ def test_recover_rebuilds_a_lost_master_folder_from_the_datanodes(tmp_path):
     assert process.wait(30) == 0
     for start in (("--recover",), ("--restore", str(backup))):
         shutil.rmtree(data_dir / "master")
-        process, url, _ = start_cluster(data_dir, *start)
+        process, url, said = start_cluster(data_dir, *start)
+        # A recovery can take minutes: the terminal says what is going on and where to look.
+        assert ("Rebuilding the index from the datanodes' reports" in said) == (start[0] == "--recover")
         try:
             sign_in(url, password)  # the account came back with the index
             with urllib.request.urlopen(f"{url}/stream/kept.mp4", timeout=30) as response:

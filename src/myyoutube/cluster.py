@@ -314,6 +314,12 @@ class Cluster:
             for i, port in enumerate(node_ports[: self.args.datanodes])
         ]
         if master is None:  # recovering: it announces once the index is rebuilt
+            # Minutes on a large cluster, with nothing else on the terminal meanwhile.
+            print(
+                f"Rebuilding the index from the datanodes' reports; this can take minutes "
+                f"(progress in {self.data_dir / 'logs' / 'master.log'})",
+                flush=True,
+            )
             master = self._start("myyoutube.master", "master", [], self.recovering, RECOVERY_TIMEOUT_S)
             self.recovering = None
         self.layout_path.write_text(
