@@ -252,6 +252,22 @@ def test_dead_holders_do_not_make_a_copy_surplus():
     )
 
 
+def test_a_holder_not_heard_from_since_start_up_makes_no_copy_surplus():
+    """Replication lowered across a restart (myyoutube-cluster --datanodes 2 after 3): a
+    and b registered, c not yet (and maybe never). Ranked first as if it joined at
+    start-up, c made a or b delete its copy, leaving one live copy; no copy is judged
+    surplus until c registers, and then c's own (latest) copy is the one that goes."""
+    state = ClusterState(DEAD_AFTER_S, HEARTBEAT_S, started_at=NOW - 5)
+    for address in ("a", "b"):
+        state.registered(address, f"{address}-1", NOW - 2, 10 * GiB, GiB)
+    view = IndexView({"x": replica("a", "b", "c")}, set(), set(), 2)
+    for address in ("a", "b"):
+        assert state.reconcile(address, {"x": 100}, view, NOW) == Reconciliation([], [], [])
+    state.registered("c", "c-1", NOW, 10 * GiB, GiB)
+    assert state.reconcile("c", {"x": 100}, view, NOW).delete == ["x"]
+    assert state.reconcile("a", {"x": 100}, view, NOW).shed == [("c", "x")]
+
+
 def test_unlisted_valid_copy_counts_again_when_under_replicated():
     """An unlisted copy of the right size on a node counts again while the blob lacks copies."""
     state = make_state(alive=["a", "b", "e"], dead=["c"])

@@ -14,7 +14,9 @@ block report or as an `added` entry of a heartbeat's delta, and decides by the s
   keeps the copies on the nodes that joined longest ago: the surplus is on the node that
   came back most recently, never the copy just made to heal while it was away, so a node
   that flaps loses its own stale copy each time instead of making the cluster rewrite
-  and delete fresh ones;
+  and delete fresh ones. A holder not heard from since the master started counts as a
+  copy (it may be on its way back) but proves none: while one is among them, no copy is
+  judged surplus; its own full report, once it registers, judges again;
 * an unlisted copy counts again while its blob lacks copies, and is deleted once it has
   enough; a copy still being written (`in_flight`) is left alone.
 
@@ -72,7 +74,11 @@ class Judge:
     a full report or a delta, into `decision` (whose lists come out sorted by blob id)."""
 
     def __init__(
-        self, address: str, index: IndexView, live: Callable[[str], bool], joined_at: Callable[[str], float]
+        self,
+        address: str,
+        index: IndexView,
+        live: Callable[[str], bool],
+        joined_at: Callable[[str], float | None],
     ) -> None:
         self.address, self.replicas, self.retired = address, index.replicas, index.retired
         self.in_flight, self.replication = index.in_flight, index.replication
@@ -97,22 +103,34 @@ class Judge:
                 decision.delete.append(blob_id)
                 decision.forget.append(blob_id)
             elif len(replica.nodes) > replication:
-                # Surplus, e.g. a node back from the dead after its copies were re-made.
-                # Rank holders the same way for every report so exactly the surplus goes,
-                # wherever it is: the other holders may not send a full report for hours.
-                staying = sorted((a for a in replica.nodes if live[a]), key=lambda a: (self.joined_at(a), a))
-                for holder in staying[replication:]:
-                    if holder == address:
-                        decision.delete.append(blob_id)
-                        decision.forget.append(blob_id)
-                    else:
-                        decision.shed.append((holder, blob_id))
+                self._shed_surplus(blob_id, replica)
         elif blob_id in self.in_flight:
             return  # a repair copy still being written here
         elif size != replica.size or sum(live[a] for a in replica.nodes) >= replication:
             decision.delete.append(blob_id)  # wrong size, or not needed any more
         else:
             decision.counts_again.append(blob_id)
+
+    def _shed_surplus(self, blob_id: str, replica: Replica) -> None:
+        """Surplus, e.g. a node back from the dead after its copies were re-made. Holders
+        are ranked the same way for every report so exactly the surplus goes, wherever it
+        is: the other holders may not send a full report for hours."""
+        holders = [a for a in replica.nodes if self.live[a]]
+        joined = {holder: self.joined_at(holder) for holder in holders}
+        if len(holders) <= self.replication or None in joined.values():
+            # A holder not registered since start-up is no proof of a copy. Ranked first
+            # (as if it had joined at start-up), it made registered nodes delete their
+            # copies: with replication lowered across a restart (myyoutube-cluster
+            # --datanodes 2 after 3), one live copy was left beside one on a node that
+            # was not coming back.
+            return
+        staying = sorted(holders, key=lambda a: (joined[a], a))
+        for holder in staying[self.replication :]:
+            if holder == self.address:
+                self.decision.delete.append(blob_id)
+                self.decision.forget.append(blob_id)
+            else:
+                self.decision.shed.append((holder, blob_id))
 
     def finished(self) -> Reconciliation:
         decision = self.decision

@@ -151,10 +151,10 @@ class ClusterState:
         self.nodes.pop(address, None)
         self.read_failed_at.pop(address, None)
 
-    def joined_at(self, address: str) -> float:
-        """When `address` last registered (start-up for one that has not yet)."""
+    def joined_at(self, address: str) -> float | None:
+        """When `address` last registered; None for one that has not since start-up."""
         node = self.nodes.get(address)
-        return node.joined_at if node is not None and node.registered else self.started_at
+        return node.joined_at if node is not None and node.registered else None
 
     # --- liveness -------------------------------------------------------------------------
 
