@@ -6,6 +6,7 @@ that several commands share."""
 from __future__ import annotations
 
 import hashlib
+import http.server
 import json
 import os
 import socket
@@ -14,7 +15,10 @@ import sys
 import threading
 import time
 
-from harness import free_box_header, tiny_mp4
+import pytest
+
+from harness import free_box_header, tiny_mp4, web_server_in_thread
+from myyoutube import commandline, resumable_upload
 from myyoutube.resumable_upload import MAX_REMEMBERED_UPLOADS, UploadState
 
 # Big enough that the upload is still sending when the web front end stops.
@@ -108,3 +112,55 @@ def test_the_state_of_unfinished_uploads_keeps_the_newest(tmp_path):
     ]
     state.put("file-6", None)
     assert state.get("file-6") is None
+
+
+class RefusesEveryPiece(http.server.BaseHTTPRequestHandler):
+    """A tus front end whose cluster cannot store anything just now: the upload is
+    created, every PATCH is 503 with MyYoutube's sentence, HEAD says offset 0."""
+
+    SENTENCE = (
+        "Only 1 datanodes are running and 2 are needed to store a video safely; try again once more are up."
+    )
+
+    def do_POST(self) -> None:
+        self.send_response(201)
+        self.send_header("Location", "/files/refused")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def do_PATCH(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        body = json.dumps({"error": self.SENTENCE}).encode()
+        self.send_response(503)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_HEAD(self) -> None:
+        self.send_response(200)
+        self.send_header("Upload-Offset", "0")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+def test_an_upload_that_keeps_failing_says_what_the_server_said(tmp_path, capsys, monkeypatch):
+    """When every retry of a piece is refused with 503 (a datanode down in a cluster of
+    two), the command gave up after a minute saying only "the server answered 503"; the
+    server's sentence, which says why, is now in that line."""
+    monkeypatch.setattr(resumable_upload, "RETRY_DELAYS_S", (0.0, 0.0))
+    monkeypatch.setenv("MYYOUTUBE_UPLOAD_STATE", str(tmp_path / "uploads.json"))
+    monkeypatch.delenv("MYYOUTUBE_TOKEN", raising=False)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
+    video = tmp_path / "clip.mp4"
+    video.write_bytes(tiny_mp4())
+    with web_server_in_thread(RefusesEveryPiece) as url, pytest.raises(SystemExit) as exit_status:
+        commandline.main(["upload", str(video), "--url", url])
+    assert exit_status.value.code == 1
+    assert capsys.readouterr().err == (
+        f"myyoutube: error: clip.mp4: the upload keeps failing (the server answered 503: "
+        f"{RefusesEveryPiece.SENTENCE}); run the same command again to resume\n"
+    )

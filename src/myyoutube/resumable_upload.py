@@ -42,7 +42,7 @@ import aiohttp
 from myyoutube.permissions import PUBLIC
 from myyoutube.terminal import complain
 from myyoutube.transfers import FILE_CHUNK_BYTES, progress_bar
-from myyoutube.webclient import Api, ToolError, Unauthorized, error_sentence
+from myyoutube.webclient import Api, ToolError, Unauthorized, error_sentence, server_sentence
 
 # tus-js-client and PeerTube send 5 MiB or more per PATCH: few requests, and a broken one
 # costs at most this much again.
@@ -73,6 +73,14 @@ ENDING_STATUSES = frozenset({415, 422})
 
 class _Retry(Exception):
     """This piece failed in a way a later try may not."""
+
+
+async def _retry_for(response: aiohttp.ClientResponse) -> _Retry:
+    """A piece the server refused for now, with its reason: the last one is what the
+    command says when it gives up (it used to say only "the server answered 503", while
+    the server's sentence said why: too few datanodes running, say)."""
+    sentence = await server_sentence(response)
+    return _Retry(f"the server answered {response.status}" + (f": {sentence}" if sentence else ""))
 
 
 class _Ended(ToolError):
@@ -293,7 +301,7 @@ async def _offset_or_none(api: Api, location: str) -> tuple[int, dict | None] | 
             if response.status in (403, 404, 410):
                 return None
             if response.status in HEAD_RETRY_STATUSES:
-                raise _Retry(f"the server answered {response.status}")
+                raise await _retry_for(response)
             if response.status != 200:
                 refused = Unauthorized if response.status == 401 else ToolError
                 raise refused(await error_sentence(response, api.url))
@@ -360,7 +368,7 @@ async def _patch(api: Api, location: str, offset: int, piece: bytes) -> tuple[in
     try:
         async with api.session.patch(api.url + location, headers=headers, data=piece) as response:
             if response.status in RETRY_STATUSES:
-                raise _Retry(f"the server answered {response.status}")
+                raise await _retry_for(response)
             if response.status != 204:
                 refused = _Ended if response.status in ENDING_STATUSES else ToolError
                 raise refused(await error_sentence(response, api.url))

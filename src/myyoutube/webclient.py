@@ -226,10 +226,8 @@ class Api:
             query["cursor"] = cursor
 
 
-async def error_sentence(response: aiohttp.ClientResponse, url: str) -> str:
-    """The server's {"error": sentence}, or, when there is none, which server answered
-    what: every refusal of MyYoutube's own says why, so a bare 404 is most likely another
-    server at a wrong --url."""
+async def server_sentence(response: aiohttp.ClientResponse) -> str | None:
+    """The server's {"error": sentence}, None without one."""
     body = b""
     while len(body) < MAX_ERROR_BODY_BYTES and (
         data := await response.content.read(MAX_ERROR_BODY_BYTES - len(body))
@@ -238,8 +236,16 @@ async def error_sentence(response: aiohttp.ClientResponse, url: str) -> str:
     try:
         sentence = json.loads(body)["error"]
     except (ValueError, KeyError, TypeError):
-        sentence = None
-    if isinstance(sentence, str) and sentence:
+        return None
+    return sentence if isinstance(sentence, str) and sentence else None
+
+
+async def error_sentence(response: aiohttp.ClientResponse, url: str) -> str:
+    """The server's {"error": sentence}, or, when there is none, which server answered
+    what: every refusal of MyYoutube's own says why, so a bare 404 is most likely another
+    server at a wrong --url."""
+    sentence = await server_sentence(response)
+    if sentence:
         return sentence
     wrong_url = " (is it MyYoutube, and is that the right address?)" if response.status == 404 else ""
     return f"{url} answered {response.status} {response.reason}{wrong_url}"
