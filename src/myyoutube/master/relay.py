@@ -72,6 +72,13 @@ async def relay_blob(
 ) -> None:
     """Feed bytes [offset, offset+length) of a blob to `consume`, from `nodes` in order of
     preference; ReplicationFailed if every replica failed, ConsumerGone if the consumer did."""
+    if not nodes:
+        # "Try again shortly" would never come true: no running node is known to hold it
+        # (a video restored from a backup after its copies were deleted, say).
+        raise ReplicationFailed(
+            "No running datanode holds a copy of this video; it can be read again only once "
+            "one that holds it is back."
+        )
     sent = 0
     untried = list(nodes)
     while sent < length:
