@@ -14,6 +14,7 @@ adds them to the parser that commandline.py builds.
 from __future__ import annotations
 
 import argparse
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -27,11 +28,16 @@ def _heartbeat_text(seconds_ago: Any) -> str:
     return "never" if seconds_ago is None else f"{seconds_ago:.1f} s ago"
 
 
-def transcoding_line(summary: dict) -> str:
+def transcoding_line(summary: dict, dead: Collection[str] = ()) -> str:
     """The transcode queue as /api/status gives it, in one line: jobs by state and the
-    slots of the datanodes that transcode."""
+    slots of the datanodes that transcode, but for the `dead` ones (their slots are kept
+    as their last heartbeat said, and were counted as if they could take jobs)."""
     counts = summary.get("jobs") or {}
-    slots = {node: n for node, n in (summary.get("slots") or {}).items() if isinstance(n, int) and n > 0}
+    slots = {
+        node: n
+        for node, n in (summary.get("slots") or {}).items()
+        if isinstance(n, int) and n > 0 and node not in dead
+    }
     jobs = ", ".join(f"{counts.get(state, 0)} {state}" for state in ("queued", "running", "failed"))
     nodes = f"{sum(slots.values())} slots on {len(slots)} datanode{'s' if len(slots) != 1 else ''}"
     return f"transcoding: {jobs}; {nodes}"
@@ -64,7 +70,8 @@ async def cmd_status(api: Api, args: argparse.Namespace) -> int:
         say("counters: " + ", ".join(f"{key} {value}" for key, value in counters.items()))
     transcoding = status.get("transcoding")
     if isinstance(transcoding, dict):
-        say(transcoding_line(transcoding))
+        dead = {node.get("address") for node in status.get("datanodes", []) if node.get("state") == "dead"}
+        say(transcoding_line(transcoding, dead))
     under = status.get("under_replicated") or []
     say("under-replicated: " + ("none" if not under else f"{len(under)}"))
     if status.get("orphaned_blobs"):

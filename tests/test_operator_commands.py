@@ -1,0 +1,16 @@
+"""Tests for myyoutube.operator_commands: how `myyoutube status` words what /api/status says."""
+
+from __future__ import annotations
+
+from myyoutube.operator_commands import transcoding_line
+
+
+def test_a_dead_datanodes_transcode_slots_are_not_counted():
+    """With one of three datanodes dead, status said "3 slots on 3 datanodes" (the master
+    keeps each node's slots as its last heartbeat said); the dead one's slots take no
+    job, so the line counts the others only."""
+    summary = {"jobs": {"queued": 1, "running": 0, "failed": 0}, "slots": {"a:1": 1, "b:1": 2, "c:1": 1}}
+    assert transcoding_line(summary) == "transcoding: 1 queued, 0 running, 0 failed; 4 slots on 3 datanodes"
+    assert transcoding_line(summary, dead={"b:1"}) == (
+        "transcoding: 1 queued, 0 running, 0 failed; 2 slots on 2 datanodes"
+    )
