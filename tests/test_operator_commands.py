@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from myyoutube.operator_commands import transcoding_line
+from myyoutube.operator_commands import orphans_line, transcoding_line
 
 
 def test_a_dead_datanodes_transcode_slots_are_not_counted():
@@ -14,3 +14,15 @@ def test_a_dead_datanodes_transcode_slots_are_not_counted():
     assert transcoding_line(summary, dead={"b:1"}) == (
         "transcoding: 1 queued, 0 running, 0 failed; 2 slots on 2 datanodes"
     )
+
+
+def test_the_orphans_line_names_the_way_back_before_the_way_out():
+    """After `--restore`, the orphans are the videos stored since the backup; the line
+    said "restore the master's index, or purge-orphans if they are garbage", which an
+    operator who had just restored read as "garbage". It names --recover, which brings
+    them back, and says that purging is for good."""
+    line = orphans_line(3)
+    assert line.startswith("orphaned blobs: 3 (kept: ")
+    assert "videos stored after the backup it was restored from" in line
+    assert "--recover on an empty master folder brings those back" in line
+    assert "`myyoutube admin purge-orphans` deletes them for good" in line

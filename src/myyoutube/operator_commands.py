@@ -43,6 +43,18 @@ def transcoding_line(summary: dict, dead: Collection[str] = ()) -> str:
     return f"transcoding: {jobs}; {nodes}"
 
 
+def orphans_line(count: int) -> str:
+    """What `count` blobs the index does not know may be, and the two ways out. Right after
+    a restore they are the videos stored since its backup: the line used to say only
+    "restore the master's index, or purge-orphans if they are garbage", and an operator who
+    had just restored could take them for garbage and delete them for good."""
+    return (
+        f"orphaned blobs: {count} (kept: blobs this index does not know, such as videos stored "
+        "after the backup it was restored from; --recover on an empty master folder brings "
+        "those back, `myyoutube admin purge-orphans` deletes them for good)"
+    )
+
+
 async def cmd_status(api: Api, args: argparse.Namespace) -> int:
     status = await api.json("/api/status", keys=("datanodes",))
     if args.json:
@@ -75,10 +87,7 @@ async def cmd_status(api: Api, args: argparse.Namespace) -> int:
     under = status.get("under_replicated") or []
     say("under-replicated: " + ("none" if not under else f"{len(under)}"))
     if status.get("orphaned_blobs"):
-        say(
-            f"orphaned blobs: {status['orphaned_blobs']} (kept; restore the master's index, "
-            "or `myyoutube admin purge-orphans` if they are garbage)"
-        )
+        say(orphans_line(status["orphaned_blobs"]))
     for video in under:
         repairing = " (repairing)" if video.get("repairing") else ""
         say(
