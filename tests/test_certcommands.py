@@ -153,23 +153,30 @@ async def test_revoked_datanode_and_client_are_refused_with_the_reason_logged(fr
 @pytest.mark.parametrize(
     ("args", "sentence"),
     [
-        ([], "name what to revoke: --cert FILE or --serial HEX"),
+        ([], "name what to revoke: --cert FILE or --serial HEX (repeatable)"),
         (["--serial", "xyz"], "'xyz' is not a hexadecimal serial number"),
         (["--serial", "-5"], "'-5' is not a certificate serial number (they are positive)"),
         (["--serial", "0"], "'0' is not a certificate serial number (they are positive)"),
-        (["--cert", "missing.crt"], "cannot read a certificate from missing.crt"),
+        (["--cert", "missing.crt"], "cannot read a certificate from missing.crt: No such file or directory"),
+        (
+            ["--cert", "ca.key"],
+            "cannot read a certificate from ca.key: it is not a PEM certificate (node.crt, ca.crt)",
+        ),
     ],
 )
 def test_revoke_without_a_usable_certificate_is_one_line_and_changes_nothing(
-    tmp_path, capsys, args, sentence
+    tmp_path, capsys, monkeypatch, args, sentence
 ):
-    """`cert revoke` with nothing to revoke, a bad serial or no such file exits 1 with
-    one readable line and leaves no revoked.txt behind."""
+    """`cert revoke` with nothing to revoke, a bad serial, no such file or a file that is
+    no certificate (a key) exits 1 with one readable line (no "[Errno 2]", no link to
+    cryptography's FAQ) and leaves no revoked.txt behind."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "ca.key").write_text("-----BEGIN PRIVATE KEY-----\nnot a certificate\n")
     with pytest.raises(SystemExit) as exit_status:
         commandline.main(["cert", "revoke", *args, str(tmp_path)])
     assert exit_status.value.code == 1
     (line,) = capsys.readouterr().err.strip().splitlines()
-    assert line.startswith(f"myyoutube: error: {sentence}")
+    assert line == f"myyoutube: error: {sentence}"
     assert not (tmp_path / certs.REVOKED).exists()
 
 

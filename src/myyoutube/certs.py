@@ -235,9 +235,15 @@ def role_of(der_certificate: bytes | None) -> str | None:
 def read_certificate(path: Path) -> Peer:
     """The holder of a PEM certificate file; CertError (one line) if it is not one."""
     try:
-        return _peer(x509.load_pem_x509_certificate(path.read_bytes()))
-    except (OSError, ValueError) as exc:
-        raise CertError(f"cannot read a certificate from {path}: {exc}") from exc
+        data = path.read_bytes()
+    except OSError as exc:  # in words, not "[Errno 2] No such file or directory: 'PATH'"
+        raise CertError(f"cannot read a certificate from {path}: {exc.strerror or exc}") from exc
+    try:
+        return _peer(x509.load_pem_x509_certificate(data))
+    except ValueError as exc:  # cryptography's text sends the reader to its FAQ
+        raise CertError(
+            f"cannot read a certificate from {path}: it is not a PEM certificate (node.crt, ca.crt)"
+        ) from exc
 
 
 @dataclass(frozen=True)
