@@ -286,6 +286,17 @@ def test_unlisted_copy_deleted_when_blob_has_enough():
     )
 
 
+def test_an_unlisted_copy_is_not_deleted_on_the_word_of_unheard_holders():
+    """Just after a master restart, the listed holders a, b, c have not registered yet
+    (they may never: a cluster shrunk from four datanodes to one); d reports a valid
+    unlisted copy. It was deleted, as if a, b and c were proven copies; it now counts
+    again, and the surplus goes once the others have registered."""
+    state = ClusterState(DEAD_AFTER_S, HEARTBEAT_S, started_at=NOW - 5)
+    state.registered("d", "d-1", NOW - 1, 10 * GiB, GiB)
+    view = IndexView({"x": replica("a", "b", "c")}, set(), set(), 3)
+    assert state.reconcile("d", {"x": 100}, view, NOW) == Reconciliation([], ["x"], [])
+
+
 def test_unlisted_copy_of_wrong_size_deleted():
     """An unlisted copy whose size differs from the index is deleted even when copies are lacking."""
     state = make_state(alive=["a", "e"])

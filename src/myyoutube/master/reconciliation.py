@@ -18,7 +18,8 @@ block report or as an `added` entry of a heartbeat's delta, and decides by the s
   copy (it may be on its way back) but proves none: while one is among them, no copy is
   judged surplus; its own full report, once it registers, judges again;
 * an unlisted copy counts again while its blob lacks copies, and is deleted once it has
-  enough; a copy still being written (`in_flight`) is left alone.
+  enough on nodes that registered since start-up; a copy still being written
+  (`in_flight`) is left alone.
 
 ClusterState (state.py) adds what needs the whole picture: a full report's listed copies
 the node no longer holds, a delta's removed and corrupt entries.
@@ -96,7 +97,6 @@ class Judge:
             elif blob_id not in self.in_flight:
                 decision.orphans.append(blob_id)  # not ours to judge: kept
             return
-        live = self.live
         if address in replica.nodes:
             if size != replica.size:
                 # A copy of the wrong size is damaged: drop it, repair re-makes it.
@@ -106,10 +106,17 @@ class Judge:
                 self._shed_surplus(blob_id, replica)
         elif blob_id in self.in_flight:
             return  # a repair copy still being written here
-        elif size != replica.size or sum(live[a] for a in replica.nodes) >= replication:
+        elif size != replica.size or self._proven_copies(replica) >= replication:
             decision.delete.append(blob_id)  # wrong size, or not needed any more
         else:
             decision.counts_again.append(blob_id)
+
+    def _proven_copies(self, replica: Replica) -> int:
+        """Listed copies on live nodes that registered since start-up. One not heard from
+        yet counts as a copy (it may be on its way back) but is no reason to delete a real
+        copy elsewhere: an unlisted copy is kept (counted again) while the others are
+        unproven, and any surplus is shed once they have registered."""
+        return sum(self.live[a] and self.joined_at(a) is not None for a in replica.nodes)
 
     def _shed_surplus(self, blob_id: str, replica: Replica) -> None:
         """Surplus, e.g. a node back from the dead after its copies were re-made. Holders
