@@ -567,7 +567,7 @@ async def test_a_removed_accounts_name_is_not_given_again_while_its_videos_stay(
         assert status == 201
         async with http.delete(f"{cluster.url}/api/users/{name}", headers=cluster.admin_headers()) as answer:
             assert answer.status == 200
-        assert "still owns 1 videos" in await refused_account(http, cluster, name)
+        assert "still owns 1 video and 0 unfinished uploads," in await refused_account(http, cluster, name)
         async with http.delete(f"{cluster.url}/videos/{video}", headers=cluster.admin_headers()) as answer:
             assert answer.status == 200
         await add_user(http, cluster, name, "viewer")

@@ -49,3 +49,9 @@ def test_human_duration(seconds, text):
 def test_utc_text():
     """utc_text shows a timestamp as minutes in UTC, the fallback before the page localises it."""
     assert formatting.utc_text(1_700_000_000) == "2023-11-14 22:13 UTC"
+
+
+def test_counted_puts_the_noun_in_its_number():
+    """The master's sentences said "still owns 1 videos" and "Only 1 datanodes are
+    running"; counted() gives "1 video" and "2 videos" (and "0 videos")."""
+    assert [formatting.counted(n, "video") for n in (0, 1, 2)] == ["0 videos", "1 video", "2 videos"]

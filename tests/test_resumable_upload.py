@@ -119,7 +119,7 @@ class RefusesEveryPiece(http.server.BaseHTTPRequestHandler):
     created, every PATCH is 503 with MyYoutube's sentence, HEAD says offset 0."""
 
     SENTENCE = (
-        "Only 1 datanodes are running and 2 are needed to store a video safely; try again once more are up."
+        "Only 1 datanode is running and 2 are needed to store a video safely; try again once more are up."
     )
 
     def do_POST(self) -> None:

@@ -328,4 +328,6 @@ async def test_too_few_datanodes_is_a_503_that_says_so(fresh_cluster, http):
     async with http.post(f"{cluster.url}/upload", data=form, headers=cluster.admin_headers()) as response:
         assert response.status == 503 and response.headers["Retry-After"]
         sentence = (await response.json())["error"]
-    assert sentence.startswith("Only 1 datanodes are running and 2 are needed"), sentence
+    assert sentence.startswith("Only 1 datanode is running and 2 are needed"), (
+        sentence
+    )  # not "1 datanodes are"

@@ -43,6 +43,11 @@ def human_size(n: int | float) -> str:
     return f"{whole} {_SIZE_UNITS[unit]}"
 
 
+def counted(n: int, noun: str) -> str:
+    """``n`` and the noun in the number it takes: "1 video", "2 videos", "0 videos"."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def human_duration(seconds: float) -> str:
     """Format seconds as ``m:ss`` or ``h:mm:ss`` (rounded down to the second)."""
     total = int(max(0.0, float(seconds)))

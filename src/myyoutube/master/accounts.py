@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 import argon2
 
 from myyoutube import permissions, service
+from myyoutube.formatting import counted
 from myyoutube.master import users
 from myyoutube.permissions import ADMIN, ADMIN_USER, User
 from myyoutube.protocol import (
@@ -191,8 +192,8 @@ class Accounts:
         if not videos and not uploads:
             return None
         return (
-            f"A removed account named \u201c{name}\u201d still owns {videos} videos and {uploads} "
-            "unfinished uploads, which a new account of that name would get; choose another "
+            f"A removed account named \u201c{name}\u201d still owns {counted(videos, 'video')} and "
+            f"{counted(uploads, 'unfinished upload')}, which a new account of that name would get; choose another "
             "name, or delete those videos first (unfinished uploads end when they expire)."
         )
 

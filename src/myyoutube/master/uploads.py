@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING
 
 from myyoutube import media, names, permissions, protocol
 from myyoutube.chain_acks import formed_short
+from myyoutube.formatting import counted
 from myyoutube.master import pipeline, reservations, transfer
 from myyoutube.master.index import NameTaken, StoredBlob
 from myyoutube.protocol import Chunk, End, Error, Ok, PutVideo, VideoDetails, VideoInfo
@@ -314,8 +315,8 @@ def _placement_failure(master: Master, placed: int) -> transfer.ReplicationFaile
             code="no_space",
         )
     return transfer.ReplicationFailed(
-        f"Only {alive} datanodes are running and {master.min_replicas} are needed to store "
-        "a video safely; try again once more are up."
+        f"Only {counted(alive, 'datanode')} {'is' if alive == 1 else 'are'} running and "
+        f"{master.min_replicas} are needed to store a video safely; try again once more are up."
     )
 
 

@@ -147,7 +147,7 @@ def _master_refusal(request: web.Request, exc: RequestFailed, request_id: str) -
         return error(502, f"The storage cluster could not do this right now (request {request_id}).")
     if status == 503:
         # The master's sentences for a passing shortage give counts, never addresses
-        # ("Only 1 datanodes are running and 2 are needed ..."): an operator reading one
+        # ("Only 1 datanode is running and 2 are needed ..."): an operator reading one
         # knows what to fix.
         return error(503, exc.message, **{"Retry-After": "5"})
     return error(status, exc.message)
