@@ -42,7 +42,7 @@ def one_error_line(result: subprocess.CompletedProcess) -> str:
 
 def test_an_admin_signs_in_manages_an_account_and_signs_out(cluster, tmp_path):
     """login saves a token only its owner can read and later commands use it; user add,
-    list, passwd and remove change what the server holds (the old password stops working,
+    list, set, passwd and remove change what the server holds (the old password stops working,
     a removed account cannot sign in); login works over a saved token that went stale, and
     logout forgets one; logout revokes a live token, so commands after it are refused
     with one readable line that names the command signing in again."""
@@ -72,6 +72,14 @@ def test_an_admin_signs_in_manages_an_account_and_signs_out(cluster, tmp_path):
     table = myyoutube(cluster, admin, "user", "list").stdout.splitlines()
     assert table[0].split() == ["NAME", "ROLE", "USED", "QUOTA", "SESSIONS"]
     assert any(line.split()[:2] == [name, "uploader"] for line in table[1:])
+    regraded = myyoutube(cluster, admin, "user", "set", name, "--role", "viewer", "--quota-bytes", "5000000")
+    assert regraded.returncode == 0, regraded.stderr
+    assert f"{name} is now viewer, with a quota of 4.8 MB" in regraded.stdout
+    assert "say what to change" in one_error_line(myyoutube(cluster, admin, "user", "set", name))
+    regraded = myyoutube(
+        cluster, admin, "user", "set", name, "--role", "uploader", "--default-quota", "--json"
+    )
+    assert json.loads(regraded.stdout)["user"]["role"] == "uploader", regraded.stderr
 
     alice = tmp_path / "alice-config"
     assert myyoutube(cluster, alice, "login", "--username", name, "--password-file", first).returncode == 0

@@ -129,6 +129,7 @@ ROUTES = [
     ("GET", "/api/users", None, (401, 403, 403, 200)),
     ("POST", "/api/users", "new account", (401, 403, 403, 201)),
     ("DELETE", "/api/users/{account}", None, (401, 403, 403, 200)),
+    ("PATCH", "/api/users/{account}", "role", (401, 403, 403, 200)),
     ("PUT", "/api/users/{account}/password", "password", (401, 403, 403, 200)),
     ("POST", "/upload", "video", (401, 403, 201, 201)),
     ("PATCH", "/videos/{victim}", "visibility", (401, 403, 403, 200)),
@@ -181,6 +182,8 @@ async def _body(http, cluster, kind: str | None):
         return {"username": f"new{uuid.uuid4().hex[:8]}", "password": PASSWORD, "role": "viewer"}
     if kind == "password":
         return {"password": "another long password"}
+    if kind == "role":
+        return {"role": "uploader"}
     if kind == "visibility":
         return {"visibility": "unlisted"}
     return None
@@ -553,6 +556,49 @@ async def test_password_change_and_removal_end_sessions(cluster):
             assert answer.status == 200
         async with http.get(f"{cluster.url}/api/me", headers=bearer(token)) as answer:
             assert answer.status == 401
+
+
+async def patch_account(http, cluster, name: str, fields: dict) -> tuple[int, dict]:
+    async with http.patch(
+        f"{cluster.url}/api/users/{name}", json=fields, headers=cluster.admin_headers()
+    ) as answer:
+        return answer.status, await answer.json()
+
+
+async def test_an_admin_changes_an_accounts_quota_and_role_at_once(cluster):
+    """An admin raises a full account's quota and its next upload is stored; making it a
+    viewer stops its uploads from its next request on, its session untouched; the last
+    admin cannot be made anything else, and a bad field is 400 with a sentence."""
+    name = f"grow{uuid.uuid4().hex[:6]}"
+    async with aiohttp.ClientSession() as http:
+        await add_user(http, cluster, name, "uploader", 10_000)
+        headers = bearer(cluster.sign_in(name, PASSWORD))
+        status, answer = await upload_as(http, cluster, headers, unique("big"), size=50_000)
+        assert status == 413, answer
+        status, answer = await patch_account(http, cluster, name, {"quota_bytes": 1_000_000})
+        assert status == 200 and answer["user"]["quota_bytes"] == 1_000_000, answer
+        status, answer = await upload_as(http, cluster, headers, unique("big"), size=50_000)
+        assert status == 201, answer
+        status, answer = await patch_account(http, cluster, name, {"role": "viewer"})
+        assert status == 200 and answer["user"]["role"] == "viewer", answer
+        assert answer["user"]["quota_bytes"] == 1_000_000  # what was not sent stays
+        status, answer = await upload_as(http, cluster, headers, unique("refused"))
+        assert status == 403, answer
+        status, answer = await patch_account(http, cluster, "admin", {"role": "uploader"})
+        assert status == 400 and "last admin" in answer["error"]
+        for fields in (
+            {},
+            {"role": "owner"},
+            {"quota_bytes": -5},
+            {"quota_bytes": "lots"},
+            {"colour": "red"},
+        ):
+            status, answer = await patch_account(http, cluster, name, fields)
+            assert status == 400 and answer["error"], fields
+        status, answer = await patch_account(
+            http, cluster, f"nobody{uuid.uuid4().hex[:6]}", {"role": "viewer"}
+        )
+        assert status == 404 and answer["error"]
 
 
 async def test_a_removed_accounts_name_is_not_given_again_while_its_videos_stay(cluster):

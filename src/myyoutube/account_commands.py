@@ -179,6 +179,22 @@ async def cmd_user_list(api: Api, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+async def cmd_user_set(api: Api, args: argparse.Namespace) -> int:
+    fields: dict[str, object] = {}
+    if args.role:
+        fields["role"] = args.role
+    if args.default_quota:
+        fields["quota_bytes"] = None
+    elif args.quota_bytes is not None:
+        fields["quota_bytes"] = args.quota_bytes
+    if not fields:
+        raise ToolError("say what to change: --role, --quota-bytes or --default-quota")
+    answer = await api.json(f"/api/users/{video_path(args.name)}", "PATCH", keys=("user",), json=fields)
+    user = answer["user"]
+    quota = "no quota" if user.get("quota_bytes") is None else f"a quota of {size_text(user['quota_bytes'])}"
+    return report(args, answer, f"{args.name} is now {user['role']}, with {quota}")
+
+
 async def cmd_user_remove(api: Api, args: argparse.Namespace) -> int:
     answer = await api.json("/api/users/" + video_path(args.name), "DELETE", keys=("removed",))
     return report(args, answer, f"removed {args.name}; its sessions ended, its videos stay")
@@ -220,7 +236,7 @@ def quota_bytes(text: str) -> int:
 
 
 def register(commands, add, common: argparse.ArgumentParser) -> None:
-    """Add login, logout and user add|list|remove|passwd to the `myyoutube` parser."""
+    """Add login, logout and user add|set|list|remove|passwd to the `myyoutube` parser."""
     password = argparse.ArgumentParser(add_help=False)
     password.add_argument(
         "--password-file", type=Path, help="read the password from this file's first line (default: prompt)"
@@ -250,6 +266,12 @@ def register(commands, add, common: argparse.ArgumentParser) -> None:
         help="bytes it may store (default: the master's default)",
     )
     added.set_defaults(ask=asks_new_password("Password for {name}: "))
+    changed = sub("set", cmd_user_set, "change an account's role or quota (from its next request on)")
+    changed.add_argument("name", metavar="NAME")
+    changed.add_argument("--role", choices=("admin", "uploader", "viewer"))
+    quota = changed.add_mutually_exclusive_group()
+    quota.add_argument("--quota-bytes", type=quota_bytes, help="bytes it may store")
+    quota.add_argument("--default-quota", action="store_true", help="back to the master's default quota")
     sub("list", cmd_user_list, "list accounts")
     sub("remove", cmd_user_remove, "remove an account (its videos stay)").add_argument("name", metavar="NAME")
     passwd = sub(

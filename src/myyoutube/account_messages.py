@@ -76,6 +76,24 @@ class RemoveUser:
 
 
 @dataclass(frozen=True)
+class UpdateUser:
+    """An admin changes an account's role and/or quota: `role` '' keeps it; `quota_bytes`
+    KEEP_QUOTA keeps it, -1 gives the master's default, 0 or more sets it. Takes effect
+    on the account's next request (every request asks who its token is). Ok({"user":
+    {...}}), or Error('not_found'/'bad_request'/'forbidden')."""
+
+    TYPE: typing.ClassVar[int] = 59
+    user: str
+    username: str
+    role: str = ""
+    quota_bytes: int = -2
+
+
+# UpdateUser.quota_bytes that leaves the quota as it is.
+KEEP_QUOTA = -2
+
+
+@dataclass(frozen=True)
 class SetPassword:
     """An admin, or the account itself, sets a new password; every session of the
     account ends. Changing one's own password takes the current one too

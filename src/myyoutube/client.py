@@ -25,6 +25,7 @@ from collections.abc import AsyncIterator
 from typing import TypeVar
 
 from myyoutube import links, listing, protocol, read_plan
+from myyoutube.account_messages import KEEP_QUOTA
 from myyoutube.certs import Tls
 from myyoutube.master_streams import MASTER_SILENCE_S, Upload, VideoRead
 from myyoutube.permissions import PUBLIC, User
@@ -56,6 +57,7 @@ from myyoutube.protocol import (
     SetVisibility,
     StatVideo,
     TerminateUpload,
+    UpdateUser,
     UpdateVideo,
     UploadStatus,
     VideoInfo,
@@ -295,6 +297,12 @@ class MasterClient:
 
     async def remove_user(self, username: str) -> None:
         await self._ask(RemoveUser(user=self.user, username=username), Ok)
+
+    async def update_user(self, username: str, role: str = "", quota_bytes: int = KEEP_QUOTA) -> dict:
+        """Change an account's role ('' keeps it) and quota (KEEP_QUOTA keeps it, -1: the
+        master's default); the account as it is now."""
+        request = UpdateUser(user=self.user, username=username, role=role, quota_bytes=quota_bytes)
+        return (await self._ask(request, Ok)).info["user"]
 
     async def set_password(self, username: str, password: str, current_password: str = "") -> None:
         """Set `username`'s password; one's own takes `current_password` too."""

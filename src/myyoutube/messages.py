@@ -29,6 +29,7 @@ from myyoutube.account_messages import (
     RemoveUser,
     SetPassword,
     SetVisibility,
+    UpdateUser,
     WhoIs,
 )
 from myyoutube.cluster_messages import (
@@ -109,6 +110,7 @@ __all__ = [
     "StatVideo",
     "StoreRendition",
     "TerminateUpload",
+    "UpdateUser",
     "UpdateVideo",
     "UploadStatus",
     "VideoDetails",
@@ -335,6 +337,7 @@ Message: typing.TypeAlias = (
     | ListUsers
     | RemoveUser
     | SetPassword
+    | UpdateUser
     | SetVisibility
     | EnsureAdmin
     | Register

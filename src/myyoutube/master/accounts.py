@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 import argon2
 
 from myyoutube import permissions, service
+from myyoutube.account_messages import KEEP_QUOTA
 from myyoutube.formatting import counted
 from myyoutube.master import users
 from myyoutube.permissions import ADMIN, ADMIN_USER, User
@@ -48,6 +49,7 @@ from myyoutube.protocol import (
     Ok,
     RemoveUser,
     SetPassword,
+    UpdateUser,
     WhoIs,
 )
 from myyoutube.stream import FrameStream
@@ -93,6 +95,7 @@ class Accounts:
             ListUsers: self._list_users,
             RemoveUser: self._remove_user,
             SetPassword: self._set_password,
+            UpdateUser: self._update_user,
             EnsureAdmin: self._ensure_admin,
         }
 
@@ -224,6 +227,33 @@ class Accounts:
         self.users.remove(request.username)
         log.warning("%s removed the account %s; its videos stay", request.user, request.username)
         await connection.write_frame(Ok({"removed": request.username}))
+
+    async def _update_user(self, connection: FrameStream, request: UpdateUser) -> None:
+        if not permissions.may_admin(self.user(request.user)):
+            await connection.write_frame(Error("forbidden", FORBIDDEN_SENTENCE))
+            return
+        account = self.users.accounts.get(request.username)
+        if account is None:
+            await connection.write_frame(Error("not_found", "There is no account by that name."))
+            return
+        role = request.role or account["role"]
+        quota = account["quota_bytes"] if request.quota_bytes == KEEP_QUOTA else request.quota_bytes
+        try:
+            users.check_role(role)
+            if quota is not None and not -1 <= quota <= permissions.MAX_QUOTA_BYTES:
+                raise users.BadAccount("A quota is a number of bytes, 0 or more, at most 2^63-1.")
+        except users.BadAccount as exc:
+            await connection.write_frame(Error("bad_request", str(exc)))
+            return
+        admins = sum(1 for other in self.users.accounts.values() if other["role"] == ADMIN)
+        if account["role"] == ADMIN and role != ADMIN and admins == 1:
+            await connection.write_frame(
+                Error("bad_request", "This is the last admin account; make another account an admin first.")
+            )
+            return
+        self.users.update(request.username, role, None if quota == -1 else quota)
+        log.warning("%s set the account %s to %s, quota %s", request.user, request.username, role, quota)
+        await connection.write_frame(Ok({"user": self.describe(request.username)}))
 
     async def _set_password(self, connection: FrameStream, request: SetPassword) -> None:
         if not permissions.may_change_password(self.user(request.user), request.username):

@@ -170,6 +170,16 @@ class Users:
         self._forget_tokens_of(name)
         return True
 
+    def update(self, name: str, role: str, quota_bytes: int | None) -> dict:
+        """Set an account's role and quota (None: the master's default)."""
+        with self._transaction():
+            self._db.execute(
+                "UPDATE users SET role = ?, quota_bytes = ? WHERE name = ?", (role, quota_bytes, name)
+            )
+        account = self.accounts[name]
+        account.update(role=role, quota_bytes=quota_bytes)
+        return account
+
     def set_password(self, name: str, password_hash: str) -> None:
         """A new password hash; every token of the account is revoked with it."""
         with self._transaction():

@@ -35,6 +35,7 @@ from typing import Any
 import aiohttp_jinja2
 from aiohttp import web
 
+from myyoutube.account_messages import KEEP_QUOTA
 from myyoutube.client import RequestFailed
 from myyoutube.formatting import human_size
 from myyoutube.master.users import BROWSER_SESSION, MAX_PASSWORD_CHARS, MIN_PASSWORD_CHARS
@@ -60,6 +61,7 @@ MAX_ACCOUNT_BODY_BYTES = 32 * 1024
 # A wrong current password: the session is fine, the act is not allowed (401 would tell
 # the command line its token had expired).
 WRONG_CURRENT_PASSWORD_STATUS = 403
+BAD_QUOTA = "quota_bytes is a number of bytes, at most 2^63-1 (or null for the default)."
 NO_CURRENT_PASSWORD = 'To change your own password, send your current one too ("current_password").'
 
 ACCOUNT_PAGE = "/account"
@@ -86,6 +88,7 @@ def setup(app: web.Application) -> None:
     app.router.add_get("/api/users", list_users)
     app.router.add_post("/api/users", add_user)
     app.router.add_delete("/api/users/{name}", remove_user)
+    app.router.add_patch("/api/users/{name}", update_user)
     app.router.add_put("/api/users/{name}/password", set_password)
 
 
@@ -123,7 +126,7 @@ async def add_user(request: web.Request) -> web.Response:
     if quota is None:
         quota = -1
     if not isinstance(quota, int) or isinstance(quota, bool) or not -1 <= quota <= MAX_QUOTA_BYTES:
-        return error(400, "quota_bytes is a number of bytes, at most 2^63-1 (or null for the default).")
+        return error(400, BAD_QUOTA)
     user = await master_for(request).add_user(fields["username"], fields["password"], fields["role"], quota)
     return web.json_response({"user": user}, status=201)
 
@@ -131,6 +134,28 @@ async def add_user(request: web.Request) -> web.Response:
 async def remove_user(request: web.Request) -> web.Response:
     await master_for(request).remove_user(request.match_info["name"])
     return web.json_response({"removed": request.match_info["name"]})
+
+
+async def update_user(request: web.Request) -> web.Response:
+    """PATCH /api/users/NAME {"role"?: ROLE, "quota_bytes"?: N or null for the default}:
+    the fields given change, the others stay."""
+    try:
+        fields = await _fields(request, ())
+    except _BadBody as exc:
+        return error(400, str(exc))
+    unknown = sorted(set(fields) - {"role", "quota_bytes"})
+    if unknown or not fields:
+        return error(400, 'Send a JSON object with "role", "quota_bytes" or both.')
+    role = fields.get("role", "")
+    if not isinstance(role, str) or ("role" in fields and not role):
+        return error(400, '"role" is admin, uploader or viewer.')
+    quota = KEEP_QUOTA
+    if "quota_bytes" in fields:
+        quota = -1 if fields["quota_bytes"] is None else fields["quota_bytes"]  # -1: the default
+        if not isinstance(quota, int) or isinstance(quota, bool) or not -1 <= quota <= MAX_QUOTA_BYTES:
+            return error(400, BAD_QUOTA)
+    user = await master_for(request).update_user(request.match_info["name"], role, quota)
+    return web.json_response({"user": user})
 
 
 async def set_password(request: web.Request) -> web.Response:
