@@ -1,7 +1,7 @@
 """Chaos on the data path: crash, freeze and restart real role processes under load, then
 check what a user would notice.
 
-Usage: python bench/chaos.py [--seconds 60] [--seed 1] [--datanodes 4] [--settle-s 120]
+Usage: python bench/chaos.py [--seconds 60] [--seed 1] [--datanodes 4] [--settle-s 180] [--keep]
 
 Theory of operation
 -------------------
@@ -37,7 +37,7 @@ During the run every answer is checked as it arrives; a breach is a *violation*:
 * an upload's 201 (or a tus 204/200 with Video-Sha256) must give the source's sha256.
 
 Once the faults stop, every role is resumed or restarted, the clients stop, and the
-cluster gets up to --settle-s to converge: every acknowledged video on exactly
+cluster gets up to --settle-s to converge: every acknowledged video on at least
 REPLICATION datanodes (blob files hashed on disk), no copy of a deleted video left, no
 partial upload file (`*.open*`, `*.part`) on any datanode. Then, over HTTP: every
 acknowledged video is listed by /listar and reads back byte for byte from /original and
@@ -87,6 +87,10 @@ CLIENTS = {"plain": 2, "tus": 2, "stream": 3, "edit": 1}
 FAULT_GAP_S, DATANODE_DOWN_S, PAUSE_S, RESTART_AFTER_S = (1.0, 3.0), (2.0, 8.0), (1.0, 6.0), (0.2, 2.0)
 # A client pauses this long after its request failed, so a dead web is not hammered.
 BACKOFF_S = 0.3
+# While settling, the datanodes' folders are scanned this often, and what is still
+# outstanding is printed this often. Repair is paced (MAX_REPAIRS_PER_NODE copies a node
+# per second on the master), so a run with few datanodes can take minutes to converge.
+SETTLE_POLL_S, SETTLE_REPORT_S = 2.0, 10
 
 
 @dataclass
@@ -123,6 +127,7 @@ class Ledger:
             self.violation(f"{what}: connection closed with no answer while the web was up ({why})")
 
     def violation(self, what: str) -> None:
+        what = f"{time.strftime('%H:%M:%S')} {what}"  # wall clock, as the roles' logs have it
         self.violations.append(what)
         print(f"VIOLATION: {what}", flush=True)
 
@@ -159,7 +164,7 @@ async def call(
             async with session.request(method, url, **kw) as response:
                 answer = Answer(response.status, dict(response.headers), await response.read())
     except TimeoutError:
-        ledger.violation(f"{what}: no answer within {REQUEST_BOUND_S:g}s")
+        ledger.violation(f"{what} {url}: no answer within {REQUEST_BOUND_S:g}s")
         return Answer(0, {}, b"")
     except aiohttp.ClientError as exc:
         ledger.unanswered(what, started, type(exc).__name__)
@@ -511,7 +516,14 @@ async def settle(cluster: BenchCluster, ledger: Ledger, settle_s: float) -> coll
         if not short and not left and not partial:
             print(f"settled in {time.monotonic() - started:.1f}s", flush=True)
             return copies
-        if time.monotonic() - started > settle_s:
+        waited = time.monotonic() - started
+        if int(waited) // SETTLE_REPORT_S != int(waited - SETTLE_POLL_S) // SETTLE_REPORT_S:
+            print(
+                f"  {waited:.0f}s: {len(short)} videos short of {REPLICATION} copies, {len(left)} deleted "
+                f"ones with copies left, {len(partial)} partial upload files",
+                flush=True,
+            )
+        if waited > settle_s:
             for name, count in short.items():
                 ledger.violation(f"{name}: acknowledged, {count} copies after {settle_s:g}s of settling")
             for name, count in left.items():
@@ -519,7 +531,7 @@ async def settle(cluster: BenchCluster, ledger: Ledger, settle_s: float) -> coll
             for path in partial:
                 ledger.violation(f"partial upload file left on a datanode: {path}")
             return copies
-        await asyncio.sleep(2.0)
+        await asyncio.sleep(SETTLE_POLL_S)
 
 
 async def listed(session: aiohttp.ClientSession, url: str) -> dict[str, dict]:
@@ -584,7 +596,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--seconds", type=float, default=60.0, help="how long faults are injected")
     parser.add_argument("--seed", type=int, default=1, help="seeds the faults and the clients' choices")
     parser.add_argument("--datanodes", type=int, default=4, help="datanodes (replication is 3)")
-    parser.add_argument("--settle-s", type=float, default=120.0, help="time allowed to converge after")
+    parser.add_argument("--settle-s", type=float, default=180.0, help="time allowed to converge after")
     parser.add_argument("--keep", action="store_true", help="keep the cluster's folder (logs) afterwards")
     return parser.parse_args()
 
