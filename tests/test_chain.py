@@ -9,6 +9,7 @@ when a node of the chain is killed or frozen mid-upload.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 
@@ -106,6 +107,27 @@ async def test_frozen_tail_is_dropped_after_the_stall_timeout_and_the_upload_com
     assert video["sha256"] == hashlib.sha256(data).hexdigest()
     holders = holders_of(cluster, data)
     assert nodes[0] in holders and nodes[1] in holders and nodes[2] not in holders
+
+
+async def test_tail_lost_once_it_was_handed_every_byte_is_dropped_at_once(fresh_cluster):
+    """The tail stops reading (SIGSTOP), the rest of the video reaches the node before it
+    (it fits in the kernel's socket buffers), then the tail is SIGKILLed: nothing is left
+    to pass on, so only the end of its connection tells. The node before it drops it and
+    acknowledges at once, and the upload commits on the first two within seconds; it stood
+    still for a minute (the master waits for every byte's ack before End) and then failed."""
+    cluster = fresh_cluster(master_args=PIPELINE)
+    data = mp4_bytes(os.urandom(256 * 1024))
+    upload = await cluster.client().start_upload("handed.mp4", "video/mp4")
+    await upload.write(data[: len(data) // 2])
+    nodes = chain_of(cluster)
+    nodes[2].pause()
+    await upload.write(data[len(data) // 2 :])
+    await asyncio.sleep(0.5)  # the rest goes down the chain, into the frozen tail's buffers
+    nodes[2].kill()
+    async with asyncio.timeout(20):
+        video = await upload.finish()
+    assert video["sha256"] == hashlib.sha256(data).hexdigest()
+    assert ports(nodes[:2]) <= ports(holders_of(cluster, data))
 
 
 async def test_middle_killed_is_recovered_and_commits_on_the_head_and_the_tail(fresh_cluster):

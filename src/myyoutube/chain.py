@@ -77,6 +77,8 @@ class ChainLink:
     on_ack: AckListener | None = None
     answer: asyncio.Task = field(init=False)
     ticker: Keepalives = field(init=False)
+    dropped: bool = field(init=False, default=False)  # the sender gave up on this hop
+    closed: bool = field(init=False, default=False)
 
     def __post_init__(self) -> None:
         # The hop's answer from now on is the final Ok (or Error), with acks before it;
@@ -110,6 +112,10 @@ class ChainLink:
         return {self.node: reason, **{node: f"behind {self.node}, which failed" for node in self.chain[1:]}}
 
     def close(self, clean: bool) -> None:
+        """Stop the link and give its connection back (or drop it); once, whoever asks."""
+        if self.closed:
+            return
+        self.closed = True
         self.ticker.cancel()
         self.answer.cancel()
         self.release(clean)

@@ -37,6 +37,7 @@ on the next hop's fsync), so the sender never mistakes a slow chain for a frozen
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from typing import TYPE_CHECKING
@@ -160,6 +161,7 @@ async def _store(
             link, failed = await chain.open_chain(blob_id, request.downstream, opener(node), heard, resume_at)
             if link is not None:
                 acks.linked(request.downstream)
+                _watch(link, upstream, failed, acks)
             accepted = [node.address, *(link.chain if link else [])]
             await upstream.write_frame(Ok({"chain": accepted, "failed": failed}))
             end, link = await _relay(upstream, appender, link, failed, acks)
@@ -253,6 +255,8 @@ async def _relay(
     the link, None if the next hop was dropped on the way."""
     while True:
         message = await upstream.read_expected(Chunk, End, timeout=UPSTREAM_SILENCE_S)
+        if link is not None and link.dropped:
+            link = None  # it failed while we waited (_watch)
         if link is not None:
             link = _pass_on(link, protocol.encode(message), failed, acks)
             if link is not None and isinstance(message, Chunk):
@@ -282,8 +286,28 @@ def _pass_on(
     return link
 
 
+def _watch(link: chain.ChainLink, upstream: FrameStream, failed: dict[str, str], acks: AckState) -> None:
+    """Drop the next hop as soon as its connection fails, and say so upstream. Its failure
+    would otherwise be seen only when the next chunk is passed on or drained, and once we
+    have handed it every byte the sender holds back (End waits for every byte to be
+    acknowledged; more chunks wait for room in the sender's replay buffer): the chain stood
+    still until the master gave up on its head, a minute later (transfer.DRAIN_LIMIT_S)."""
+
+    def answered(answer: asyncio.Task) -> None:
+        why = None if answer.cancelled() else answer.exception()
+        if why is None:
+            return  # closed by us, or the final answer, which _result reads
+        _drop(link, why, failed, acks)
+        _acknowledge(upstream, acks)
+
+    link.answer.add_done_callback(answered)
+
+
 def _drop(link: chain.ChainLink, why: BaseException, failed: dict[str, str], acks: AckState) -> None:
-    """Forget the next hop and the chain behind it, noting why (and in our acks)."""
+    """Forget the next hop and the chain behind it, noting why (and in our acks); once."""
+    if link.dropped:
+        return
+    link.dropped = True
     failed.update(link.lost(why))
     # Nodes still alive behind the hop (as far as its acks told us) are cut off.
     acks.dropped(link.node, cut_off=any(node not in acks.lost for node in link.chain[1:]))
