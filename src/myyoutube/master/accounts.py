@@ -164,9 +164,7 @@ class Accounts:
             name = users.clean_username(request.username)
             users.check_role(request.role)
             users.check_password(request.password)
-            if not -1 <= request.quota_bytes <= permissions.MAX_QUOTA_BYTES:
-                # Past 2^63-1 the index cannot store it; the web checks too, not every client.
-                raise users.BadAccount("A quota is a number of bytes, 0 or more, at most 2^63-1.")
+            _check_quota(request.quota_bytes)
         except users.BadAccount as exc:
             await connection.write_frame(Error("bad_request", str(exc)))
             return
@@ -210,16 +208,26 @@ class Accounts:
         ]
         await connection.write_frame(Ok({"users": listed}))
 
-    async def _remove_user(self, connection: FrameStream, request: RemoveUser) -> None:
+    async def _administered(self, connection: FrameStream, request: RemoveUser | UpdateUser) -> dict | None:
+        """The account an admin's request names; None once the refusal is answered (the
+        asker is no admin, or there is no such account)."""
         if not permissions.may_admin(self.user(request.user)):
             await connection.write_frame(Error("forbidden", FORBIDDEN_SENTENCE))
-            return
+            return None
         account = self.users.accounts.get(request.username)
         if account is None:
             await connection.write_frame(Error("not_found", "There is no account by that name."))
+        return account
+
+    def _is_last_admin(self, account: dict) -> bool:
+        admins = sum(1 for other in self.users.accounts.values() if other["role"] == ADMIN)
+        return account["role"] == ADMIN and admins == 1
+
+    async def _remove_user(self, connection: FrameStream, request: RemoveUser) -> None:
+        account = await self._administered(connection, request)
+        if account is None:
             return
-        admins = [a for a in self.users.accounts.values() if a["role"] == ADMIN]
-        if account["role"] == ADMIN and len(admins) == 1:
+        if self._is_last_admin(account):
             await connection.write_frame(
                 Error("bad_request", "This is the last admin account; add another admin before removing it.")
             )
@@ -229,24 +237,19 @@ class Accounts:
         await connection.write_frame(Ok({"removed": request.username}))
 
     async def _update_user(self, connection: FrameStream, request: UpdateUser) -> None:
-        if not permissions.may_admin(self.user(request.user)):
-            await connection.write_frame(Error("forbidden", FORBIDDEN_SENTENCE))
-            return
-        account = self.users.accounts.get(request.username)
+        account = await self._administered(connection, request)
         if account is None:
-            await connection.write_frame(Error("not_found", "There is no account by that name."))
             return
         role = request.role or account["role"]
         quota = account["quota_bytes"] if request.quota_bytes == KEEP_QUOTA else request.quota_bytes
         try:
             users.check_role(role)
-            if quota is not None and not -1 <= quota <= permissions.MAX_QUOTA_BYTES:
-                raise users.BadAccount("A quota is a number of bytes, 0 or more, at most 2^63-1.")
+            if quota is not None:
+                _check_quota(quota)
         except users.BadAccount as exc:
             await connection.write_frame(Error("bad_request", str(exc)))
             return
-        admins = sum(1 for other in self.users.accounts.values() if other["role"] == ADMIN)
-        if account["role"] == ADMIN and role != ADMIN and admins == 1:
+        if role != ADMIN and self._is_last_admin(account):
             await connection.write_frame(
                 Error("bad_request", "This is the last admin account; make another account an admin first.")
             )
@@ -341,6 +344,13 @@ class Accounts:
         # On the log (stderr), not stdout: stdout carries only the announcement line that
         # launchers wait for. myyoutube-cluster prints the path itself.
         log.warning("created the account %s; its password is in %s", ADMIN_USER, self.generated_password_path)
+
+
+def _check_quota(quota_bytes: int) -> None:
+    """BadAccount unless a quota (-1: the master's default) fits the index: past 2^63-1 it
+    cannot store it. The web checks too, but not every client goes through the web."""
+    if not -1 <= quota_bytes <= permissions.MAX_QUOTA_BYTES:
+        raise users.BadAccount("A quota is a number of bytes, 0 or more, at most 2^63-1.")
 
 
 def write_private_file(path: Path, text: str) -> None:
