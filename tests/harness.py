@@ -413,10 +413,31 @@ def ctrl_c_once(args: list[str], ready: Callable[[int], bool], env: dict[str, st
     return command.returncode, out, err
 
 
+# Python code put before a command's own: the first import of the named library touches
+# the marker file, then sleeps, so that Ctrl-C is sure to land inside the command's imports.
+# Polling /proc/PID/maps for the library's extension instead raced the command: once in a
+# few hundred runs it finished loading, and printed its --help, before the signal arrived.
+_HOLD_IMPORT = """
+import pathlib, sys, time
+class _Hold:
+    def find_spec(self, name, path=None, target=None):
+        if name == {library!r}:
+            pathlib.Path({marker!r}).touch()
+            time.sleep(60)
+        return None
+sys.meta_path.insert(0, _Hold())
+"""
+
+
 def ctrl_c_while_loading(args: list[str], library: str, env: dict[str, str] | None = None) -> tuple:
-    """ctrl_c_once as soon as the extension module of `library` is mapped, i.e. while the
-    command is still importing its libraries."""
-    return ctrl_c_once(args, lambda pid: library in Path(f"/proc/{pid}/maps").read_text(), env)
+    """ctrl_c_once while the command `args` (`python -c CODE ...`) imports `library`, i.e.
+    while it is still loading its libraries: the import is held until the signal comes."""
+    python, flag, code, *rest = args
+    assert flag == "-c", args
+    with tempfile.TemporaryDirectory() as folder:
+        marker = Path(folder) / "importing"
+        held = _HOLD_IMPORT.format(library=library, marker=str(marker)) + code
+        return ctrl_c_once([python, "-c", held, *rest], lambda pid: marker.exists(), env)
 
 
 @contextmanager

@@ -910,8 +910,8 @@ def test_upload_private_then_publish_with_edit(cluster, clip, tmp_path):
 def test_ctrl_c_while_the_command_starts_ends_it_quietly():
     """Ctrl-C in the quarter second the command spends loading its libraries ends it as
     Ctrl-C does later: exit status 130, nothing on standard error. It used to print a
-    Python traceback. The command is started as its console script starts it; aiohttp's
-    C parser is mapped part-way through its imports, so Ctrl-C lands in them."""
+    Python traceback. The command is started as its console script starts it; the
+    harness holds its import of aiohttp until the signal, so Ctrl-C lands in the imports."""
     command = [sys.executable, "-c", "from myyoutube.entry_points import myyoutube; myyoutube()", "list"]
     env = {**os.environ, "MYYOUTUBE_URL": "http://127.0.0.1:9"}
     assert ctrl_c_while_loading(command, "aiohttp", env) == (130, "", "")

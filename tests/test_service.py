@@ -93,7 +93,7 @@ def test_a_missing_password_file_is_named_in_words(tmp_path):
 def test_ctrl_c_while_the_command_starts_ends_it_quietly(module):
     """Ctrl-C while the command loads its libraries (uvloop, aiohttp, PyAV: up to half a
     second) ends it with status 130 and nothing on standard error. It used to print a
-    Python traceback. uvloop's extension is mapped early in the imports."""
+    Python traceback. The harness holds the command's import of uvloop until the signal."""
     command = [sys.executable, "-c", entry(module), "--help"]
     assert ctrl_c_while_loading(command, "uvloop") == (130, "", "")
 
