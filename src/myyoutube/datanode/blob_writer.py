@@ -29,6 +29,7 @@ import google_crc32c
 
 from myyoutube.batched_writes import BatchedWriter
 from myyoutube.datanode import sidecars
+from myyoutube.datanode.writeback import Writeback
 from myyoutube.protocol import CHUNK_BYTES
 
 if TYPE_CHECKING:
@@ -68,6 +69,7 @@ class BlobWriter:
         self._sha256 = hashlib.sha256()
         # Whole checksummed blocks go to the disk thread in batches, hashed there too.
         self._writes = BatchedWriter(self._hash_and_write, WRITE_BATCH_BYTES)
+        self._writeback = Writeback(self._blob_file.fileno(), 0)
         self.size = 0
 
     async def write(self, data: bytes) -> None:
@@ -103,6 +105,10 @@ class BlobWriter:
         for blocks in batch:
             self._sha256.update(blocks)
             self._blob_file.write(blocks)
+            # The buffered file passes a write of a whole block or more straight to the
+            # kernel; a short last block may still be in its buffer, and asking for its
+            # range early is harmless (fsync writes it).
+            self._writeback.advance(len(blocks))
 
     async def finish(self) -> tuple[int, str]:
         """Flush, fsync and publish the blob; returns (size, sha256 hex)."""

@@ -43,6 +43,7 @@ import google_crc32c
 from myyoutube.batched_writes import BatchedWriter
 from myyoutube.datanode.blob_writer import BLOCK_BYTES, WRITE_BATCH_BYTES, fsync_dir
 from myyoutube.datanode.store import BlobStore, CorruptBlob, StoreError, check_blob_id
+from myyoutube.datanode.writeback import Writeback
 
 # An open blob untouched this long belongs to an upload that ended while this node was
 # down (the master's deletion never reached it): the node removes it by itself. Far past
@@ -290,11 +291,13 @@ class Appender:
         # Bytes go to the disk thread a batch at a time (blob_writer.WRITE_BATCH_BYTES), hashed
         # there; `length` counts them once handed over, and finish() flushes first.
         self._writes = BatchedWriter(self._write_batch, WRITE_BATCH_BYTES)
+        self._writeback = Writeback(fd, offset)
 
     def _write_batch(self, batch: list[bytes]) -> None:
         """In a worker thread: hashlib and the file write let go of the GIL."""
         for data in batch:
             _write_all(self._fd, data, self._digest)
+            self._writeback.advance(len(data))
 
     async def write(self, data: bytes) -> None:
         # A chunk received in place is a bytearray (protocol.FrameDecoder); the CRC32C

@@ -1,0 +1,169 @@
+"""Tests for myyoutube.datanode.writeback: a blob's bytes head for the disk as they come.
+
+What a user would notice if this broke: an upload that ends with a long wait while its
+datanodes' final fsync writes the whole video at once (a quarter of a 128 MiB upload's
+time on the test machine), instead of a short one for the last few MiB.
+
+How it is seen: the kernel's flags of the file's cached pages (/proc/kpageflags, for
+root) say which are still dirty. Linux writes dirty pages back on its own only after 30 s
+(or past gigabytes of them), so without writeback started early every page written in the
+test stays dirty for longer than the test waits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import mmap
+import os
+import random
+import struct
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from myyoutube.datanode.blob_writer import BLOCK_BYTES
+from myyoutube.datanode.open_blobs import OpenBlobs
+from myyoutube.datanode.store import BlobStore
+from myyoutube.datanode.writeback import WRITEBACK_AFTER_BYTES, Writeback, next_stretch
+
+BLOB = "0123456789abcdef0123456789abcdef"
+# Three and a half stretches: three are started early, the last half waits for fsync.
+WRITTEN_BYTES = 3 * WRITEBACK_AFTER_BYTES + WRITEBACK_AFTER_BYTES // 2
+
+
+def test_a_stretch_is_started_once_enough_is_written():
+    """Nothing is started before WRITEBACK_AFTER_BYTES are written past the last start;
+    then all of them at once, from where the last one ended."""
+    assert next_stretch(0, WRITEBACK_AFTER_BYTES - 1) is None
+    assert next_stretch(0, WRITEBACK_AFTER_BYTES) == (0, WRITEBACK_AFTER_BYTES)
+    assert next_stretch(100, 100 + 3 * WRITEBACK_AFTER_BYTES) == (100, 3 * WRITEBACK_AFTER_BYTES)
+    assert next_stretch(5 * WRITEBACK_AFTER_BYTES, 5 * WRITEBACK_AFTER_BYTES + 7) is None
+
+
+# /proc/self/pagemap: a u64 per virtual page; bit 63 says present, bits 0-54 the page
+# frame. /proc/kpageflags: a u64 per page frame; bit 4 is the kernel's PG_dirty (cleared
+# when the page's writeback is submitted). Both give frames to root only.
+_PRESENT = 1 << 63
+_FRAME_MASK = (1 << 55) - 1
+_DIRTY = 1 << 4
+
+
+def dirty_bytes(fd: int) -> int:
+    """How many of the cached bytes of the file open as `fd` are dirty (not yet sent to
+    the disk), read from the kernel's page flags without disturbing them. fsync or fadvise
+    would start the very writeback looked for, and so would closing the file's last handle:
+    ext4 flushes a file that was truncated to zero (as a new open blob is) when a handle of
+    it is released. So the caller keeps `fd` open while it polls, and the mapping is
+    read-only and made through libc (Python's mmap wants a writable one to give its
+    address)."""
+    page = mmap.PAGESIZE
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mmap.restype = ctypes.c_void_p
+    libc.mmap.argtypes = [
+        ctypes.c_void_p,
+        ctypes.c_size_t,
+        ctypes.c_int,
+        ctypes.c_int,
+        ctypes.c_int,
+        ctypes.c_long,
+    ]
+    libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+    size = os.fstat(fd).st_size
+    address = libc.mmap(None, size, mmap.PROT_READ, mmap.MAP_SHARED, fd, 0)
+    assert address not in (None, ctypes.c_void_p(-1).value), os.strerror(ctypes.get_errno())
+    try:
+        pages = (size + page - 1) // page
+        for number in range(pages):
+            ctypes.string_at(address + number * page, 1)  # map each page (a read dirties nothing)
+        entries = struct.unpack(f"={pages}Q", _read_at("/proc/self/pagemap", address // page * 8, pages * 8))
+    finally:
+        libc.munmap(address, size)
+    dirty = 0
+    for entry in entries:
+        assert entry & _PRESENT and entry & _FRAME_MASK, "root reads page frames"
+        (flags,) = struct.unpack("=Q", _read_at("/proc/kpageflags", (entry & _FRAME_MASK) * 8, 8))
+        dirty += page if flags & _DIRTY else 0
+    return dirty
+
+
+def _read_at(path: str, offset: int, length: int) -> bytes:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        return os.pread(fd, length, offset)
+    finally:
+        os.close(fd)
+
+
+def dirty_bytes_settle(path: Path, at_most: int) -> int:
+    """Poll until no more than `at_most` of the file's bytes are dirty, for up to 10 s
+    (writeback is submitted asynchronously); the last count."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        deadline = time.monotonic() + 10
+        while (dirty := dirty_bytes(fd)) > at_most and time.monotonic() < deadline:
+            time.sleep(0.1)
+        return dirty
+    finally:
+        os.close(fd)
+
+
+@pytest.fixture
+def disk_folder(tmp_path) -> Path:
+    if not sys.platform.startswith("linux"):
+        pytest.skip("sync_file_range is Linux's")
+    if os.geteuid() != 0:
+        pytest.skip("page flags (/proc/kpageflags) are root's to read")
+    kind = subprocess.run(["stat", "-f", "-c", "%T", tmp_path], capture_output=True, text=True).stdout.strip()
+    if kind in ("tmpfs", "ramfs"):
+        pytest.skip(f"{tmp_path} is in memory ({kind}): there is no writeback to see")
+    return tmp_path
+
+
+def test_writeback_starts_behind_the_writes(disk_folder):
+    """Bytes written through a Writeback leave the dirty set within seconds, but the
+    last stretch shorter than WRITEBACK_AFTER_BYTES, which waits for the fsync."""
+    path = disk_folder / "file"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        writeback = Writeback(fd, 0)
+        block = random.Random(1).randbytes(1024 * 1024)
+        for _ in range(WRITTEN_BYTES // len(block)):
+            os.write(fd, block)
+            writeback.advance(len(block))
+    finally:
+        os.close(fd)
+    assert dirty_bytes_settle(path, at_most=WRITEBACK_AFTER_BYTES) <= WRITEBACK_AFTER_BYTES
+
+
+async def test_an_upload_to_an_open_blob_heads_for_the_disk_as_it_comes(disk_folder):
+    """An upload's copy on a datanode (an open blob, appended in chunks) is on its way to
+    the disk before the append finishes: only its last stretch is dirty."""
+    blobs = OpenBlobs(BlobStore(disk_folder, capacity_bytes=None))
+    appender = await blobs.appender(BLOB, 0)
+    chunk = random.Random(2).randbytes(BLOCK_BYTES)
+    for _ in range(WRITTEN_BYTES // BLOCK_BYTES):
+        await appender.write(chunk)
+    await appender._writes.flush()  # every batch handed to the disk thread is written
+    path = blobs._path(BLOB, ".open")
+    held = await asyncio.to_thread(dirty_bytes_settle, path, WRITEBACK_AFTER_BYTES)
+    await appender.abandon()
+    assert held <= WRITEBACK_AFTER_BYTES
+
+
+async def test_a_replica_copy_heads_for_the_disk_as_it_comes(disk_folder):
+    """A blob written whole (a repair copy, a rendition) is on its way to the disk
+    before its writer finishes: only its last stretch is dirty."""
+    store = BlobStore(disk_folder, capacity_bytes=None)
+    writer = store.open_writer(BLOB)
+    chunk = random.Random(3).randbytes(BLOCK_BYTES)
+    for _ in range(WRITTEN_BYTES // BLOCK_BYTES):
+        await writer.write(chunk)
+    await writer._writes.flush()
+    path = store._path(BLOB, ".blob.part")
+    held = await asyncio.to_thread(dirty_bytes_settle, path, WRITEBACK_AFTER_BYTES)
+    await writer.abort()
+    assert held <= WRITEBACK_AFTER_BYTES
