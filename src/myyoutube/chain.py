@@ -97,6 +97,9 @@ class ChainLink:
     def queue(self, frame: bytes) -> None:
         self.connection.queue_encoded(frame)
 
+    def queue_chunk(self, data: bytes) -> None:
+        self.connection.queue_chunk(data)
+
     async def drained(self, stall_s: float) -> None:
         """Wait until the hop took what was queued; StalledReplica if it fell silent."""
         await transfer.wait_drained(self.connection, self.answer, stall_s)

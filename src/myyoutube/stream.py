@@ -296,6 +296,13 @@ class FrameStream:
             # RuntimeError: either way the peer is gone, which callers handle as this.
             raise ConnectionResetError(f"the connection to {self.peer} is closed")
 
+    def queue_chunk(self, data: bytes) -> None:
+        """queue_encoded(encode(Chunk(data))) without copying `data` into a frame: header
+        and data go to the transport as two buffers (an upload's chunk passed on)."""
+        self._check_open()
+        self._transport.writelines((protocol.chunk_header(len(data)), data))
+        self._last_sent = time.monotonic()
+
     def queue_encoded(self, frame: bytes) -> None:
         """Hand a whole frame to the transport without waiting for it to drain (frames
         never interleave: the transport appends each write whole)."""

@@ -205,7 +205,7 @@ async def _confirm_sealed(
             await upstream.write_frame(Ok({"chain": accepted, "failed": failed}))
             end = await upstream.read_expected(End, timeout=UPSTREAM_SILENCE_S)
             if link is not None:
-                link = _pass_on(link, protocol.encode(end), failed, AckState(size))
+                link = _pass_on(link, end, failed, AckState(size))
     except BaseException:
         if link is not None:
             link.close(clean=False)
@@ -258,7 +258,7 @@ async def _relay(
         if link is not None and link.dropped:
             link = None  # it failed while we waited (_watch)
         if link is not None:
-            link = _pass_on(link, protocol.encode(message), failed, acks)
+            link = _pass_on(link, message, failed, acks)
             if link is not None and isinstance(message, Chunk):
                 acks.forward(len(message.data))
         if isinstance(message, End):
@@ -276,10 +276,13 @@ async def _relay(
 
 
 def _pass_on(
-    link: chain.ChainLink, frame: bytes, failed: dict[str, str], acks: AckState
+    link: chain.ChainLink, message: Chunk | End, failed: dict[str, str], acks: AckState
 ) -> chain.ChainLink | None:
     try:
-        link.queue(frame)
+        if isinstance(message, Chunk):
+            link.queue_chunk(message.data)  # no copy of the data into a new frame
+        else:
+            link.queue(protocol.encode(message))
     except chain.LINK_FAILURES as exc:
         _drop(link, exc, failed, acks)
         return None

@@ -52,7 +52,7 @@ from myyoutube.master.transfer import (
     require_replicas,
 )
 from myyoutube.pool import Lease
-from myyoutube.protocol import ChainResumeBlob, ChainWriteBlob, Chunk, End, Ok
+from myyoutube.protocol import ChainResumeBlob, ChainWriteBlob, End, Ok
 
 if TYPE_CHECKING:
     from myyoutube.master.server import Master
@@ -171,7 +171,7 @@ class ChainWriter:
         self.replay.append(data)
         if self.link is not None and self._broken is None:
             try:
-                self.link.queue(protocol.encode(Chunk(data)))
+                self.link.queue_chunk(data)
             except chain.LINK_FAILURES as exc:
                 self._head_failed(exc)
         if self._broken is not None or self.replay.full:
@@ -237,7 +237,7 @@ class ChainWriter:
             link = self._head()
             try:
                 for piece in self.replay.since(offset):
-                    link.queue(protocol.encode(Chunk(piece)))
+                    link.queue_chunk(piece)
             except chain.LINK_FAILURES as exc:
                 self._head_failed(exc)
 
