@@ -67,9 +67,11 @@ class Upload:
         for start in range(0, len(data), CHUNK_BYTES):
             if self._answer.done():
                 raise await self._refusal_or(protocol.RemoteProtocolError("master answered early"))
-            piece = data[start : start + CHUNK_BYTES]
+            piece = data[start : start + CHUNK_BYTES]  # `data` itself when it fits, no copy
             try:
-                await self._connection.write_frame(Chunk(piece), timeout=FINISH_TIMEOUT_S)
+                # Header and bytes as two buffers, not copied into a new frame. The
+                # transport may hold `piece` after this returns: it is never changed.
+                await self._connection.write_chunk(piece, timeout=FINISH_TIMEOUT_S)
             except (ConnectionError, TimeoutError) as exc:
                 raise await self._refusal_or(exc) from exc
             self.size += len(piece)
