@@ -234,6 +234,12 @@ class BenchCluster:
         named["web"] = self.web.process.pid
         return named
 
+    def listening_ports(self) -> dict[int, str]:
+        """Listening port -> which role listens there ("master", "datanode", "web")."""
+        ports = {self.master.port: "master", self.web.port: "web"}
+        ports.update(dict.fromkeys((node.port for node in self.datanodes), "datanode"))
+        return ports
+
 
 # --- payload --------------------------------------------------------------------------
 

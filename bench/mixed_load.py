@@ -59,10 +59,16 @@ def rss_bytes(pid: int) -> int:
     raise RuntimeError(f"/proc/{pid}/status has no VmRSS")
 
 
-def time_wait_sockets() -> int:
-    """Sockets in TIME_WAIT on this machine (the benchmark is alone on loopback)."""
+def time_wait_sockets(ports: dict[int, str]) -> dict[str, int]:
+    """Sockets in TIME_WAIT on this machine, by the role listening at one of their ends
+    (`ports`: listening port -> role), "other" for the rest (the benchmark is alone on
+    loopback, but the machine may have its own)."""
     out = subprocess.run(["ss", "-Htan", "state", "time-wait"], capture_output=True, text=True, check=True)
-    return len(out.stdout.splitlines())
+    counts = dict.fromkeys([*sorted(set(ports.values())), "other"], 0)
+    for line in out.stdout.splitlines():
+        ends = [int(field.rsplit(":", 1)[1]) for field in line.split()[-2:]]
+        counts[next((ports[port] for port in ends if port in ports), "other")] += 1
+    return counts
 
 
 async def viewer(session, url: str, data, size: int, rng: random.Random, until: float, ttfb: list, bad: list):
@@ -134,11 +140,12 @@ async def main_async(args) -> int:
                 await upload_verified(session, cluster.url, video, name, video.stat().st_size, sha256)
             pids = cluster.roles()
             before = {role: rss_bytes(pid) for role, pid in pids.items()}
-            waits_before = time_wait_sockets()
+            ports = cluster.listening_ports()
+            waits_before = time_wait_sockets(ports)
             print(f"load: {args.viewers} viewers, {args.uploaders} uploaders, 1 lister, {args.seconds} s ...")
             result = await run_load(args, cluster, video, name, small)
             after = {role: rss_bytes(pid) for role, pid in pids.items()}
-            waits_after = time_wait_sockets()
+            waits_after = time_wait_sockets(ports)
             await asyncio.sleep(args.idle_s)
             idle = {role: rss_bytes(pid) for role, pid in pids.items()}
         finally:
@@ -175,7 +182,10 @@ def report(args, result, before, after, idle, waits_before, waits_after) -> None
         [[role, mib(before[role]), mib(after[role]), mib(idle[role])] for role in before],
     )
     counters = result["counters"]
-    print(f"TIME_WAIT sockets: {waits_before} before, {waits_after} after the load")
+    print(
+        "TIME_WAIT sockets, before -> after the load, by the listening port at one end: "
+        + ", ".join(f"{end} {waits_before[end]} -> {waits_after[end]}" for end in waits_after)
+    )
     print(
         f"master: {counters.get('connections_accepted')} connections accepted, "
         f"{counters.get('datanode_connections_opened')} opened to datanodes"

@@ -49,6 +49,34 @@ async def test_upload_goes_down_the_chain_and_leaves_the_master_once(fresh_clust
     assert hashlib.sha256(got).digest() == hashlib.sha256(data).digest()
 
 
+def closed_connections_to(listening: set[int]) -> int:
+    """TCP sockets in TIME_WAIT, on this machine, with one of the `listening` ports at an
+    end: each is a connection to one of those servers that was closed (the closer's side
+    lingers a minute), read from /proc/net/tcp (state 06)."""
+    count = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as rows:
+            for row in list(rows)[1:]:
+                local, remote, state = row.split()[1:4]
+                ends = {int(local.rsplit(":", 1)[1], 16), int(remote.rsplit(":", 1)[1], 16)}
+                count += state == "06" and not ends.isdisjoint(listening)
+    return count
+
+
+async def test_chain_hops_reuse_their_connections_from_one_upload_to_the_next(fresh_cluster):
+    """Eight uploads down the chain leave no closed connection behind between datanodes:
+    each hop gives its connection to the next node back to a pool and the next upload
+    reuses it. Before, every hop of every blob (a video and its poster) opened a new one,
+    and a minute of 5 uploaders left hundreds of sockets in TIME_WAIT."""
+    cluster = fresh_cluster(master_args=PIPELINE)
+    datanode_ports = ports(cluster.datanodes)
+    before = closed_connections_to(datanode_ports)
+    for number in range(8):
+        await store(cluster, f"reused-{number}.mp4", mp4_bytes(os.urandom(512 * 1024)))
+    closed = closed_connections_to(datanode_ports) - before
+    assert closed <= 2, f"{closed} connections to datanodes were closed for 8 uploads"
+
+
 def chain_of(cluster: Cluster) -> list[Role]:
     """The datanodes of the latest chain, in order, as the master logged it."""
     line = [

@@ -43,6 +43,7 @@ from dataclasses import dataclass, field
 
 from myyoutube import protocol
 from myyoutube.master import transfer
+from myyoutube.pool import DatanodePools, Lease
 from myyoutube.protocol import ChainAck, ChainResumeBlob, ChainWriteBlob, Ok
 from myyoutube.stream import FrameStream, Keepalives, RequestFailed
 
@@ -60,6 +61,33 @@ HopResult = tuple[list[str], dict[str, str], int, str]
 Opener = Callable[
     [str, ChainWriteBlob | ChainResumeBlob], Awaitable[tuple[FrameStream, dict, Callable[[bool], None]]]
 ]
+
+
+def pooled_opener(pools: DatanodePools, answer_timeout_s: float) -> Opener:
+    """An Opener over `pools`, the master's and every datanode's: a link reuses an idle
+    connection to its node and gives it back once the blob ended cleanly on it, so
+    uploads cost no new connection (nor a socket left in TIME_WAIT) per hop and blob. A
+    link that failed or was abandoned midway closes its connection instead: frames of the
+    old blob may still be on their way. The Ok (sent once the whole chain behind the node
+    has opened, with keepalives meanwhile) must come within `answer_timeout_s`."""
+
+    async def open_link(node: str, request: ChainWriteBlob | ChainResumeBlob):
+        async def attempt(lease: Lease) -> dict:
+            await lease.connection.write_frame(request)
+            return (await lease.connection.read_expected(Ok, timeout=answer_timeout_s)).info
+
+        pool = pools[node]
+        lease, info = await pool.start(attempt)
+
+        def release(clean: bool) -> None:
+            if clean:
+                lease.done()
+            pool.release(lease)
+
+        return lease.connection, info, release
+
+    return open_link
+
 
 # Hears a next hop's ChainAck: (offset, nodes lost behind it). It may raise
 # RemoteProtocolError for an ack that cannot be true, which fails the link.

@@ -32,6 +32,8 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
+from myyoutube import links
+from myyoutube.certs import Tls
 from myyoutube.stream import ConnectionClosed, FrameStream
 
 log = logging.getLogger(__name__)
@@ -161,3 +163,31 @@ class ConnectionPool:
         for _, connection in self._idle:
             connection.abort()
         self._idle.clear()
+
+
+class DatanodePools:
+    """One connection pool per datanode address, made on first use."""
+
+    def __init__(self, tls: Tls | None, max_idle: int) -> None:
+        self._tls = tls
+        self._max_idle = max_idle
+        self._pools: dict[str, ConnectionPool] = {}
+
+    def __getitem__(self, node: str) -> ConnectionPool:
+        pool = self._pools.get(node)
+        if pool is None:
+            host, _, port = node.rpartition(":")
+            pool = ConnectionPool(
+                lambda: links.connect(host, int(port), self._tls, expect_role="datanode"), self._max_idle
+            )
+            self._pools[node] = pool
+        return pool
+
+    @property
+    def opened(self) -> int:
+        """Connections made to datanodes so far."""
+        return sum(pool.opened for pool in self._pools.values())
+
+    def close(self) -> None:
+        for pool in self._pools.values():
+            pool.close()

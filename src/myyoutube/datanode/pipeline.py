@@ -42,7 +42,7 @@ import contextlib
 import logging
 from typing import TYPE_CHECKING
 
-from myyoutube import chain, links, protocol
+from myyoutube import chain, protocol
 from myyoutube.chain_acks import AckState
 from myyoutube.datanode.open_blobs import Appender
 from myyoutube.datanode.store import StoreError
@@ -63,26 +63,10 @@ NEXT_HOP_STALL_S = DEFAULT_STALL_S
 UPSTREAM_SILENCE_S = 10.0
 
 
-def opener(node: DataNode) -> chain.Opener:
-    """How this datanode opens a link to the next hop: a connection of its own (TLS with
-    its datanode certificate), closed when the blob ends."""
-
-    async def open_link(address: str, request: ChainWriteBlob | ChainResumeBlob):
-        host, _, port = address.rpartition(":")
-        connection = await links.connect(host, int(port), node.tls, expect_role="datanode")
-        try:
-            await connection.write_frame(request)
-            info = (await connection.read_expected(Ok, timeout=NEXT_HOP_STALL_S * 2)).info
-        except BaseException:
-            connection.abort()
-            raise
-
-        def release(clean: bool) -> None:
-            connection.abort()  # one link per blob: nothing to keep it for
-
-        return connection, info, release
-
-    return open_link
+def _next_hops(node: DataNode) -> chain.Opener:
+    """How this datanode opens links to its next hop: over its pool of connections to
+    its peers (TLS with its datanode certificate)."""
+    return chain.pooled_opener(node.peer_pools, NEXT_HOP_STALL_S * 2)
 
 
 async def chain_write(
@@ -158,7 +142,9 @@ async def _store(
 
     try:
         async with upstream.keepalive():
-            link, failed = await chain.open_chain(blob_id, request.downstream, opener(node), heard, resume_at)
+            link, failed = await chain.open_chain(
+                blob_id, request.downstream, _next_hops(node), heard, resume_at
+            )
             if link is not None:
                 acks.linked(request.downstream)
                 _watch(link, upstream, failed, acks)
@@ -199,7 +185,7 @@ async def _confirm_sealed(
     try:
         async with upstream.keepalive():
             link, failed = await chain.open_chain(
-                request.blob_id, request.downstream, opener(node), None, size
+                request.blob_id, request.downstream, _next_hops(node), None, size
             )
             accepted = [node.address, *(link.chain if link else [])]
             await upstream.write_frame(Ok({"chain": accepted, "failed": failed}))

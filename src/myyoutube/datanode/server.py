@@ -49,6 +49,7 @@ from myyoutube.datanode.scrubber import Scrubber
 from myyoutube.datanode.state import BlockReports
 from myyoutube.datanode.store import BlobStore, StoreError
 from myyoutube.datanode.transcoder import WORKER_STALL_TIMEOUT_S, Transcoder
+from myyoutube.pool import DatanodePools
 from myyoutube.protocol import (
     AppendBlob,
     ChainResumeBlob,
@@ -74,6 +75,11 @@ log = logging.getLogger(__name__)
 # master opens one per replica per upload or read, so this is far above normal use while
 # still bounding what a flood of connections can cost.
 MAX_CONNECTIONS = 256
+
+# Idle connections kept to each peer datanode, for the next hops of chain writes: one per
+# upload this node passes on at once is plenty (uploads are few next to reads); beyond
+# it, finished connections are closed.
+MAX_IDLE_PER_PEER = 8
 
 # The master keeps a write's connection alive with keepalives while it waits on its
 # uploader or on another replica; this much silence means it is gone.
@@ -118,6 +124,8 @@ class DataNode:
         self.address = address  # host:port the master and peers use to reach us
         self.node_id = node_id  # stable across restarts and address changes (identity.py)
         self.tls = tls
+        # Connections to the next hops of chain writes, reused from one blob to the next.
+        self.peer_pools = DatanodePools(tls, MAX_IDLE_PER_PEER)
         self.heartbeat_s = heartbeat_s
         # The master's --upload-expiry, once it has said it (control.py): 0 until then.
         self.upload_expiry_s = 0.0

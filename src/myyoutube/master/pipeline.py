@@ -45,14 +45,13 @@ from myyoutube.chain_acks import ReplayBuffer, after_loss, survivors
 from myyoutube.master import relay, repair
 from myyoutube.master.transfer import (
     DRAIN_LIMIT_S,
-    DatanodePools,
     ReplicationFailed,
     StalledReplica,
     delete_blob,
     require_replicas,
 )
-from myyoutube.pool import Lease
-from myyoutube.protocol import ChainResumeBlob, ChainWriteBlob, End, Ok
+from myyoutube.pool import DatanodePools
+from myyoutube.protocol import End
 
 if TYPE_CHECKING:
     from myyoutube.master.server import Master
@@ -97,25 +96,6 @@ class ChainWriter:
     def tried(self) -> frozenset[str]:
         return frozenset(self.offered)
 
-    def _opener(self) -> chain.Opener:
-        async def open_link(node: str, request: ChainWriteBlob | ChainResumeBlob):
-            async def attempt(lease: Lease) -> dict:
-                await lease.connection.write_frame(request)
-                # The whole chain opens before this Ok; the node sends keepalives meanwhile.
-                return (await lease.connection.read_expected(Ok, timeout=self.stall_s * 2)).info
-
-            pool = self.pools[node]
-            lease, info = await pool.start(attempt)
-
-            def release(clean: bool) -> None:
-                if clean:
-                    lease.done()
-                pool.release(lease)
-
-            return lease.connection, info, release
-
-        return open_link
-
     async def open(self, nodes: list[str]) -> None:
         """Form the chain over `nodes` (in order). A chain forms once: nodes offered
         after that (uploads.open_replicas asking for more) are not used, and open_replicas
@@ -126,7 +106,7 @@ class ChainWriter:
 
     async def _form(self, nodes: list[str], resume_at: int | None) -> None:
         self.link, failed = await chain.open_chain(
-            self.blob_id, nodes, self._opener(), self._on_ack, resume_at
+            self.blob_id, nodes, chain.pooled_opener(self.pools, self.stall_s * 2), self._on_ack, resume_at
         )
         self._note(failed)
         self.chain = list(self.link.chain) if self.link else []

@@ -28,8 +28,8 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from myyoutube import protocol
-from myyoutube.master.transfer import REPLICA_FAILURES, DatanodePools, ReplicationFailed
-from myyoutube.pool import Lease
+from myyoutube.master.transfer import REPLICA_FAILURES, ReplicationFailed
+from myyoutube.pool import DatanodePools, Lease
 from myyoutube.protocol import Chunk, End, ReadBlob
 from myyoutube.quietlog import QuietLog
 

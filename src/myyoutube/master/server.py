@@ -59,6 +59,7 @@ from myyoutube.master.accounts import Accounts
 from myyoutube.master.index import Index
 from myyoutube.master.reservations import Reservations
 from myyoutube.master.state import ClusterState, Repair, Replica
+from myyoutube.pool import DatanodePools
 from myyoutube.protocol import (
     End,
     Error,
@@ -117,7 +118,7 @@ class Master:
         self.accounts = accounts
         self.state = state
         self.stall_s = stall_s  # silence after which a datanode mid-request is taken for frozen
-        self.pools = transfer.DatanodePools(tls)
+        self.pools = DatanodePools(tls, transfer.MAX_IDLE_PER_DATANODE)
         self.replication = replication
         self.min_replicas = min_replicas
         self.rng = rng or random.Random()

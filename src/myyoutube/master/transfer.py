@@ -28,10 +28,9 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from myyoutube import links, protocol
+from myyoutube import protocol
 from myyoutube import stream as streams
-from myyoutube.certs import Tls
-from myyoutube.pool import ConnectionPool, Lease
+from myyoutube.pool import DatanodePools, Lease
 from myyoutube.protocol import Chunk, DeleteBlob, End, Ok, PutSidecars, WriteBlob
 from myyoutube.quietlog import QuietLog
 from myyoutube.stream import Keepalives, RequestFailed
@@ -61,38 +60,6 @@ class ReplicationFailed(Exception):
 
 class StalledReplica(TimeoutError):
     """A replica stopped taking bytes and fell silent."""
-
-
-def split_address(address: str) -> tuple[str, int]:
-    host, _, port = address.rpartition(":")
-    return host, int(port)
-
-
-class DatanodePools:
-    """One connection pool per datanode address, made on first use."""
-
-    def __init__(self, tls: Tls | None) -> None:
-        self._tls = tls
-        self._pools: dict[str, ConnectionPool] = {}
-
-    def __getitem__(self, node: str) -> ConnectionPool:
-        pool = self._pools.get(node)
-        if pool is None:
-            host, port = split_address(node)
-            pool = ConnectionPool(
-                lambda: links.connect(host, port, self._tls, expect_role="datanode"), MAX_IDLE_PER_DATANODE
-            )
-            self._pools[node] = pool
-        return pool
-
-    @property
-    def opened(self) -> int:
-        """Connections made to datanodes so far."""
-        return sum(pool.opened for pool in self._pools.values())
-
-    def close(self) -> None:
-        for pool in self._pools.values():
-            pool.close()
 
 
 @dataclass
