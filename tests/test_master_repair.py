@@ -14,7 +14,7 @@ from myyoutube.datanode.server import ALLOWED_ROLES, DataNode
 from myyoutube.datanode.store import BlobStore
 from myyoutube.master import repair
 from myyoutube.master.index import StoredBlob
-from myyoutube.master.state import Repair
+from myyoutube.master.repair_plan import Repair
 
 BLOB = "c" * 32
 DATA = os.urandom(300_000)

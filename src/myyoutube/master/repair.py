@@ -2,12 +2,12 @@
 
 Theory of operation
 -------------------
-A repair task ticks every REPAIR_TICK_S: `ClusterState.plan_repairs` says which
+A repair task ticks every REPAIR_TICK_S: `repair_plan.plan_repairs` says which
 under-replicated blobs to copy where, and copies run as bounded background tasks. A copy
 reads the blob from one holder and writes it to the target through a `ReplicaFanout`
 (with the blob's sidecars), and the target counts as a replica once it confirmed size and
 sha256. The master's `repairs` (shown on /status) and `repair_load` track the copies
-running, its `in_flight` marks each blob as being written. Decisions live in state.py;
+running, its `in_flight` marks each blob as being written. Decisions live in repair_plan.py;
 this module only carries them out.
 """
 
@@ -19,8 +19,8 @@ import sqlite3
 import time
 from typing import TYPE_CHECKING
 
-from myyoutube.master import relay, transfer
-from myyoutube.master.state import Repair
+from myyoutube.master import relay, repair_plan, transfer
+from myyoutube.master.repair_plan import Repair
 
 if TYPE_CHECKING:
     from myyoutube.master.server import Master
@@ -43,11 +43,12 @@ async def repair_forever(master: Master) -> None:
             situation = (
                 master.index.replica_changes,
                 master.repairs_ended,
-                master.state.repair_signature(now),
+                repair_plan.repair_signature(master.state, now),
             )
             if situation == looked_at:
                 continue
-            plan = master.state.plan_repairs(
+            plan = repair_plan.plan_repairs(
+                master.state,
                 master.index.replicas,
                 master.replication,
                 now,

@@ -4,22 +4,10 @@ Theory of operation
 -------------------
 `CreateUpload` reserves the name, records the blob id pending and a session in the index
 (upload_sessions.py) with `replication` nodes chosen for it (at most MAX_SESSIONS are open
-in all, MAX_SESSIONS_PER_ACCOUNT per account). Every `AppendUpload` then:
-
-1. opens an append at the session's confirmed offset on each of its replicas
-   (`AppendBlob`: a node cuts off any bytes past the offset that were never confirmed);
-2. replaces each replica that cannot be reached or refuses by a new node, onto which the
-   confirmed prefix is first copied from a live replica (a node lost between appends;
-   open_replicas.py);
-3. relays the uploader's chunks to all of them (transfer.ReplicaFanout), and at End
-   waits for every replica to fsync and confirm the new length;
-4. writes the new offset, the replicas that confirmed it and a new expiry to the index,
-   and only then tells the uploader. So the offset anyone is told is held by at least
-   `min_replicas` nodes on disk, and survives the master, the web front end or a node.
-
-An append cut short (the uploader's connection broke) confirms what arrived: the web ends
-it with the byte count it relayed. A master or web that dies mid-append confirms nothing
-new; the next append cuts the replicas back to the confirmed offset.
+in all, MAX_SESSIONS_PER_ACCOUNT per account). Every `AppendUpload` is checked here
+against the session (its owner, its confirmed offset) under the session's lock, relayed
+to the session's replicas by append_relay.py, and then its new offset, the replicas that
+confirmed it and a new expiry are written to the index, and only then is the uploader told.
 
 `ReadUpload` reads the confirmed bytes back (the web probes the file and makes the poster
 from them). `FinishUpload` seals the open replicas into an ordinary blob (each node gives
@@ -38,13 +26,12 @@ import time
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from myyoutube import media, names, permissions, protocol, videotext
-from myyoutube.master import open_replicas, relay, transfer, uploads
+from myyoutube import media, names, permissions, videotext
+from myyoutube.master import append_relay, open_replicas, relay, transfer, uploads
 from myyoutube.master.index import NameTaken
 from myyoutube.master.upload_sessions import Session
 from myyoutube.protocol import (
     AppendUpload,
-    Chunk,
     CreateUpload,
     End,
     Error,
@@ -208,25 +195,10 @@ class Resumable:
             if refusal is not None:
                 await connection.write_frame(refusal)
                 return
-            try:
-                fanout = await open_replicas.open_appends(self.master, session)
-            except transfer.ReplicationFailed as exc:
-                self.table.save(session)  # the nodes open_appends gave up on are former replicas now
-                await connection.write_frame(Error(exc.code, str(exc)))
+            appended = await append_relay.append(self.master, self.table, connection, session)
+            if appended is None:
                 return
-            try:
-                await connection.write_frame(Ok({}))
-                received = await self._relay(connection, fanout, session)
-                confirmed = await fanout.finish(session.offset + received, "")
-            except (transfer.ReplicationFailed, TooLong) as exc:
-                self._failed(session, fanout)
-                await connection.write_frame(Error(exc.code, str(exc)))
-                await uploads.drain(connection)
-                return
-            except BaseException:
-                self._failed(session, fanout)  # the uploader or the master's link went
-                raise
-            self._confirmed(session, session.offset + received, confirmed)
+            self._confirmed(session, *appended)
         await connection.write_frame(Ok({"upload": session.public()}))
 
     def _append_refusal(self, session: Session, offset: int) -> Error | None:
@@ -238,39 +210,12 @@ class Resumable:
             )
         return None
 
-    def _failed(self, session: Session, fanout: transfer.ReplicaFanout) -> None:
-        """An append that confirmed nothing new: close it. The nodes it brought in to
-        replace lost replicas hold a copy of the confirmed bytes, yet are not the session's
-        replicas: recorded as former ones (durably), so the session's end deletes their
-        copies. Nobody else would: a datanode keeps an open blob for ABANDONED_AFTER_S."""
-        brought_in = fanout.tried - set(session.replicas) - set(session.former)
-        fanout.close()
-        if brought_in:
-            session.former = sorted(set(session.former) | brought_in)
-            self.table.save(session)
-
     def _confirmed(self, session: Session, offset: int, nodes: list[str]) -> None:
         """Record durably that `nodes` hold the first `offset` bytes."""
         session.former = sorted(set(session.former) | (set(session.replicas) - set(nodes)))
         session.offset, session.replicas = offset, nodes
         session.expires_at = time.time() + self.expiry_s
         self.table.save(session)
-
-    async def _relay(self, connection: FrameStream, fanout: transfer.ReplicaFanout, session: Session) -> int:
-        """Relay chunks until End; the byte count (End must say the same)."""
-        received = 0
-        while True:
-            message = await connection.read_expected(Chunk, End, timeout=uploads.UPLOAD_STALL_TIMEOUT_S)
-            if isinstance(message, End):
-                break
-            received += len(message.data)
-            if session.offset + received > session.length:
-                raise TooLong(f"The upload is {session.length} bytes long; these bytes go past its end.")
-            self.master.counters.bytes_in += len(message.data)
-            await fanout.write(message.data)
-        if message.size != received:
-            raise protocol.RemoteProtocolError(f"append ended at {message.size} bytes, got {received}")
-        return received
 
     async def _read(self, connection: FrameStream, request: ReadUpload) -> None:
         session = self._owned(request.upload_id, request.user)
@@ -400,10 +345,6 @@ class Resumable:
                         # The index cannot be written (its disk full): the session stays
                         # for the next sweep, and this task, and so the master, go on.
                         quiet.warning("could not expire upload %s yet: %s", session.upload_id, exc)
-
-
-class TooLong(Exception):
-    code = "too_long"
 
 
 async def _details_then_end(connection: FrameStream) -> tuple[dict, bytes]:

@@ -57,8 +57,9 @@ from myyoutube.master import (
 )
 from myyoutube.master.accounts import Accounts
 from myyoutube.master.index import Index
+from myyoutube.master.repair_plan import Repair
 from myyoutube.master.reservations import Reservations
-from myyoutube.master.state import ClusterState, Repair, Replica
+from myyoutube.master.state import ClusterState, Replica
 from myyoutube.pool import DatanodePools
 from myyoutube.protocol import (
     End,

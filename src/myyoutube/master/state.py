@@ -23,8 +23,9 @@ From the registry and the replica map (blob -> nodes holding it) the state decid
 * `blobs_retired`, `deletes_due`: a blob the index gave up is deleted from every node that
   reported it, ordered at each one's heartbeats until a report says it is gone (a delta
   never mentions a blob that did not change on the disk).
-* `plan_repairs`: which under-replicated blobs to copy where, fewest live copies first,
-  with a bound on concurrent copies per node so repair never starves viewers.
+
+Which under-replicated blobs to copy where is decided from the same registry in
+repair_plan.py.
 
 The asyncio server feeds events in and carries the decisions out.
 """
@@ -43,10 +44,6 @@ ALIVE, SUSPECT, DEAD, UNKNOWN = "alive", "suspect", "dead", "unknown"
 # A node is suspect after missing this many heartbeats' worth of time (HDFS calls it
 # stale): reads prefer other replicas and it gets no new ones, but nothing is re-copied.
 SUSPECT_AFTER_HEARTBEATS = 3
-
-# Repair copies at once per node, outgoing or incoming. HDFS uses 2: enough to heal a dead
-# node's data in parallel, little enough that viewers keep most of the disk.
-MAX_REPAIRS_PER_NODE = 2
 
 # A replica committed or copied this recently may be missing from a block report that was
 # taken before it landed; don't call it lost until reports this many heartbeats younger.
@@ -102,13 +99,6 @@ class Replica:
 
 # What `replicas.get` stands in with for a blob the index does not list anywhere.
 _UNLISTED = Replica(size=-1, sha256="", nodes={})
-
-
-@dataclass(frozen=True)
-class Repair:
-    blob_id: str
-    source: str
-    target: str
 
 
 class ClusterState:
@@ -174,20 +164,6 @@ class ClusterState:
 
     def alive_count(self, now: float) -> int:
         return sum(self.liveness(address, now) == ALIVE for address in self.nodes)
-
-    def repair_signature(self, now: float) -> tuple:
-        """What plan_repairs' answer depends on besides the replica map: each node's
-        liveness, room (in whole steps) and deletions due (a blob still to be deleted
-        on a node is not copied there), and whether start-up's grace is over. Equal
-        signatures over an unchanged replica map give the same (empty) plan."""
-        in_grace = now - self.started_at < self.dead_after_s
-        nodes = tuple(
-            sorted(
-                (address, self.liveness(address, now), node.room_steps, len(node.to_delete))
-                for address, node in self.nodes.items()
-            )
-        )
-        return (in_grace, nodes)
 
     def read_failed(self, address: str, now: float) -> None:
         """A read from `address` failed or stalled: route new reads elsewhere for a while."""
@@ -361,47 +337,3 @@ class ClusterState:
         for node in self.nodes.values():
             held = [blob_id for blob_id in blob_ids if blob_id in node.blobs]
             self.order_deletes(node.address, held)
-
-    # --- repair ---------------------------------------------------------------------------
-
-    def plan_repairs(
-        self,
-        replicas: dict[str, Replica],
-        replication: int,
-        now: float,
-        busy: dict[str, int],
-        repairing: set[str],
-        rng: random.Random,
-    ) -> list[Repair]:
-        """Copies to start now: fewest live replicas first, per-node bound respected.
-
-        `busy` counts copies already running per node (as source or target) and is updated
-        in place for the copies returned; `repairing` holds blobs already being copied.
-        """
-        needy = []
-        for blob_id, replica in replicas.items():
-            holders = [a for a in replica.nodes if self.liveness(a, now) == ALIVE]
-            live_copies = sum(self.live(a, now) for a in replica.nodes)
-            if blob_id not in repairing and holders and live_copies < replication:
-                needy.append((live_copies, blob_id, holders))
-        repairs = []
-        for _, blob_id, holders in sorted(needy):
-            sources = [a for a in holders if busy.get(a, 0) < MAX_REPAIRS_PER_NODE]
-            # A target without room for the whole blob would take part of it and refuse
-            # the rest, and the copy would be tried again at every tick. One still due to
-            # delete its old (corrupt) copy would delete the new one with it: the order
-            # is given again until a report says the old copy is gone.
-            targets = [
-                a
-                for a in self.place(len(self.nodes), now, rng, frozenset(replicas[blob_id].nodes))
-                if busy.get(a, 0) < MAX_REPAIRS_PER_NODE
-                and self.nodes[a].has_room_for(replicas[blob_id].size)
-                and blob_id not in self.nodes[a].to_delete
-            ]
-            if not sources or not targets:
-                continue
-            repair = Repair(blob_id, rng.choice(sources), targets[0])
-            busy[repair.source] = busy.get(repair.source, 0) + 1
-            busy[repair.target] = busy.get(repair.target, 0) + 1
-            repairs.append(repair)
-        return repairs

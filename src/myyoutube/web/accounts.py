@@ -113,6 +113,17 @@ async def _fields(request: web.Request, required: tuple[str, ...]) -> dict:
     return fields
 
 
+def _quota_field(fields: dict, absent: int) -> int:
+    """The "quota_bytes" field: `absent` when it is not given, -1 (the default quota) for
+    null, else a whole number of bytes from -1 to MAX_QUOTA_BYTES (_BadBody otherwise)."""
+    if "quota_bytes" not in fields:
+        return absent
+    quota = -1 if fields["quota_bytes"] is None else fields["quota_bytes"]  # -1: the default
+    if not isinstance(quota, int) or isinstance(quota, bool) or not -1 <= quota <= MAX_QUOTA_BYTES:
+        raise _BadBody(BAD_QUOTA)
+    return quota
+
+
 async def list_users(request: web.Request) -> web.Response:
     return web.json_response({"users": await master_for(request).list_users()})
 
@@ -120,13 +131,9 @@ async def list_users(request: web.Request) -> web.Response:
 async def add_user(request: web.Request) -> web.Response:
     try:
         fields = await _fields(request, ("username", "password", "role"))
+        quota = _quota_field(fields, absent=-1)
     except _BadBody as exc:
         return error(400, str(exc))
-    quota = fields.get("quota_bytes", -1)
-    if quota is None:
-        quota = -1
-    if not isinstance(quota, int) or isinstance(quota, bool) or not -1 <= quota <= MAX_QUOTA_BYTES:
-        return error(400, BAD_QUOTA)
     user = await master_for(request).add_user(fields["username"], fields["password"], fields["role"], quota)
     return web.json_response({"user": user}, status=201)
 
@@ -149,11 +156,10 @@ async def update_user(request: web.Request) -> web.Response:
     role = fields.get("role", "")
     if not isinstance(role, str) or ("role" in fields and not role):
         return error(400, '"role" is admin, uploader or viewer.')
-    quota = KEEP_QUOTA
-    if "quota_bytes" in fields:
-        quota = -1 if fields["quota_bytes"] is None else fields["quota_bytes"]  # -1: the default
-        if not isinstance(quota, int) or isinstance(quota, bool) or not -1 <= quota <= MAX_QUOTA_BYTES:
-            return error(400, BAD_QUOTA)
+    try:
+        quota = _quota_field(fields, absent=KEEP_QUOTA)
+    except _BadBody as exc:
+        return error(400, str(exc))
     user = await master_for(request).update_user(request.match_info["name"], role, quota)
     return web.json_response({"user": user})
 
