@@ -92,7 +92,7 @@ class ReplicaFanout:
         self.replicas: dict[str, _Replica] = {}
         self.failed: dict[str, str] = {}  # node -> why it was dropped
         # What each node is asked to open: a new blob, or an append to an open one
-        # (master/resumable.py sets an AppendBlob, answered the same way).
+        # (master/open_replicas.py sets an AppendBlob, answered the same way).
         # A sidecar (sidecars.py) is published with the blob on every replica.
         self.opening: protocol.Message = WriteBlob(blob_id=blob_id, sidecar=sidecar or {})
 
