@@ -34,7 +34,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from myyoutube import certs
+from myyoutube import certs, tls_contexts
 from myyoutube.client import MasterClient
 from myyoutube.datanode.identity import NODE_ID_FILE
 from myyoutube.datanode.server import TRANSCODE_DIR
@@ -277,7 +277,7 @@ class Cluster:
         tls = None
         if self.tls:
             self.cert_args("web", "test-client")
-            tls = certs.load(self.root / "certs" / "test-client", "web")
+            tls = tls_contexts.load(self.root / "certs" / "test-client", "web")
         return MasterClient(self.master.host, self.master.port, tls, user="admin")
 
     def folder(self, node: Role) -> Path:

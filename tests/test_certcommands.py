@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from harness import Cluster, mp4_bytes, store, wait_until
-from myyoutube import certs, commandline, links
+from myyoutube import certs, commandline, links, tls_contexts
 from myyoutube.client import MasterClient
 
 
@@ -41,7 +41,9 @@ def serial_in(cert_dir: Path) -> int:
 def client_with(cluster: Cluster, name: str) -> MasterClient:
     """A client of the master acting as admin, with a web certificate `name` of its own."""
     cert_dir = certs.issue(cluster.root / "certs" / "ca", "web", name, cluster.root / "certs" / name)
-    return MasterClient(cluster.master.host, cluster.master.port, certs.load(cert_dir, "web"), user="admin")
+    return MasterClient(
+        cluster.master.host, cluster.master.port, tls_contexts.load(cert_dir, "web"), user="admin"
+    )
 
 
 async def test_renewal_needs_no_restart_and_cuts_no_open_link(fresh_cluster, http):
@@ -69,7 +71,9 @@ async def test_renewal_needs_no_restart_and_cuts_no_open_link(fresh_cluster, htt
     link = await links.connect(cluster.master.host, cluster.master.port, client_tls(cluster), "master")
     assert link.peer_serial == new["master"]
     await link.close()
-    as_master = certs.load(certs.issue(ca, "master", "probe", cluster.root / "certs" / "probe"), "master")
+    as_master = tls_contexts.load(
+        certs.issue(ca, "master", "probe", cluster.root / "certs" / "probe"), "master"
+    )
     for node in cluster.datanodes:
         link = await links.connect(node.host, node.port, as_master, "datanode")
         assert link.peer_serial == new["datanode"]
@@ -87,9 +91,9 @@ async def test_renewal_needs_no_restart_and_cuts_no_open_link(fresh_cluster, htt
     client.close()
 
 
-def client_tls(cluster: Cluster) -> certs.Tls:
+def client_tls(cluster: Cluster) -> tls_contexts.Tls:
     cluster.cert_args("web", "test-client")
-    return certs.load(cluster.root / "certs" / "test-client", "web")
+    return tls_contexts.load(cluster.root / "certs" / "test-client", "web")
 
 
 def log_of(cluster: Cluster, role: str) -> str:

@@ -1,4 +1,4 @@
-"""Tests for myyoutube.certs: the cluster CA, role certificates, loading a --cert-dir."""
+"""Tests for myyoutube.certs: the cluster CA, role certificates, the revocation list."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from myyoutube import certs
+from myyoutube import certs, tls_contexts
 
 
 def test_issued_certificate_names_its_role_and_is_a_ready_cert_dir(tmp_path):
@@ -20,20 +20,12 @@ def test_issued_certificate_names_its_role_and_is_a_ready_cert_dir(tmp_path):
     assert sorted(p.name for p in out.iterdir()) == ["ca.crt", "node.crt", "node.key"]
     assert (out / "node.key").stat().st_mode & 0o077 == 0
     assert (tmp_path / "ca" / "ca.key").stat().st_mode & 0o077 == 0
-    tls = certs.load(out, "datanode")
+    tls = tls_contexts.load(out, "datanode")
     assert (tls.role, tls.name) == ("datanode", "dn-7")
     der = x509.load_pem_x509_certificate((out / "node.crt").read_bytes()).public_bytes(
         serialization.Encoding.DER
     )
     assert certs.role_of(der) == "datanode"
-
-
-def test_a_certificate_for_another_role_is_refused_with_one_line(tmp_path):
-    """A web certificate passed to a datanode is refused at start, naming both roles."""
-    certs.init_ca(tmp_path / "ca")
-    out = certs.issue(tmp_path / "ca", "web", "front")
-    with pytest.raises(certs.CertError, match="web certificate, not a datanode one"):
-        certs.load(out, "datanode")
 
 
 def test_issuing_from_a_folder_with_no_ca_says_how_to_make_one(tmp_path):
@@ -84,26 +76,6 @@ def test_bad_role_or_name_is_refused(tmp_path, role, name):
         certs.issue(tmp_path / "ca", role, name)
 
 
-def test_missing_cert_dir_is_one_readable_error(tmp_path):
-    """Pointing --cert-dir at an empty directory says what cannot be used."""
-    with pytest.raises(certs.CertError, match="cannot use the certificates"):
-        certs.load(tmp_path, "master")
-
-
-def test_a_missing_key_is_named(tmp_path):
-    """A cert dir without its node.key (a copy that left it behind) says which file is
-    missing; it used to end in OpenSSL's '[Errno 2] No such file or directory', which
-    names no file."""
-    certs.init_ca(tmp_path / "ca")
-    out = certs.issue(tmp_path / "ca", "datanode", "dn-1")
-    (out / certs.NODE_KEY).unlink()
-    with pytest.raises(certs.CertError) as refused:
-        certs.load(out, "datanode")
-    assert str(refused.value) == (
-        f"cannot use the certificates in {out}: node.key is missing (`myyoutube cert issue` writes all three)"
-    )
-
-
 def test_role_of_garbage_is_none():
     """Bytes that are no certificate grant no role."""
     assert certs.role_of(b"not a certificate") is None and certs.role_of(None) is None
@@ -138,53 +110,6 @@ def test_issue_copies_the_cas_revocation_list(tmp_path):
     """A cert dir issued after a revocation in the CA's directory already refuses it."""
     certs.init_ca(tmp_path / "ca")
     certs.revoke(tmp_path / "ca", {0x99: ""}, NOW)
-    tls = certs.load(certs.issue(tmp_path / "ca", "master", "m"), "master")
+    tls = tls_contexts.load(certs.issue(tmp_path / "ca", "master", "m"), "master")
     assert "(serial 99) is revoked" in (tls.refusal(0x99) or "")
     assert tls.refusal(0x98) is None
-
-
-def test_identity_is_read_again_when_its_files_change(tmp_path):
-    """A certificate issued again into a loaded cert dir is what the next use sees."""
-    certs.init_ca(tmp_path / "ca")
-    out = certs.issue(tmp_path / "ca", "datanode", "dn-1")
-    tls = certs.load(out, "datanode")
-    first = tls.serial
-    certs.issue(tmp_path / "ca", "datanode", "dn-1", out)
-    assert tls.serial == certs.read_certificate(out / certs.NODE_CERT).serial != first
-    assert sorted(p.name for p in out.iterdir()) == ["ca.crt", "node.crt", "node.key"]  # no leftovers
-
-
-def test_unusable_new_files_keep_the_identity_in_use_and_are_reported_once(tmp_path, caplog):
-    """A half-copied renewal (a foreign key beside the certificate) or a certificate of
-    another role does not replace a working identity; the problem is logged once."""
-    certs.init_ca(tmp_path / "ca")
-    out = certs.issue(tmp_path / "ca", "datanode", "dn-1")
-    tls = certs.load(out, "datanode")
-    serial = tls.serial
-    other = certs.issue(tmp_path / "ca", "datanode", "dn-2")
-    (out / certs.NODE_KEY).write_bytes((other / certs.NODE_KEY).read_bytes())
-    assert (tls.serial, tls.serial) == (serial, serial)
-    assert caplog.text.count("keeping the certificate in use") == 1
-    web = certs.issue(tmp_path / "ca", "web", "front")
-    for name in (certs.NODE_CERT, certs.NODE_KEY):
-        (out / name).write_bytes((web / name).read_bytes())
-    assert tls.serial == serial and "web certificate, not a datanode one" in caplog.text
-
-
-def test_a_role_whose_own_certificate_is_revoked_says_so_once(tmp_path, caplog):
-    """A revoked datanode's peers close its links right after the handshake, and its log
-    said only "master unreachable (... closed the connection)", retrying for ever; the
-    revocation list copied into its own cert dir now makes it say, once, that its own
-    certificate is revoked and what to do."""
-    certs.init_ca(tmp_path / "ca")
-    out = certs.issue(tmp_path / "ca", "datanode", "dn-2")
-    tls = certs.load(out, "datanode")
-    certs.revoke(tmp_path / "ca", {tls.serial: "datanode dn-2"}, NOW)
-    (out / certs.REVOKED).write_bytes((tmp_path / "ca" / certs.REVOKED).read_bytes())
-    assert tls.refusal(tls.serial) and tls.serial
-    said = (
-        f"this datanode's own certificate (dn-2, serial {tls.serial:x}) is revoked in {out / certs.REVOKED}"
-    )
-    assert caplog.text.count(said) == 1
-    certs.load(out, "datanode")  # a restart with the list in place says it again
-    assert caplog.text.count(said) == 2

@@ -16,7 +16,7 @@ import os
 import pytest
 
 from harness import Cluster, holders_of, mp4_bytes, store, wait_until
-from myyoutube import certs, chain, links, protocol
+from myyoutube import certs, chain, links, protocol, tls_contexts
 from myyoutube.client import RequestFailed
 from myyoutube.datanode.blob_writer import WRITE_BATCH_BYTES
 from myyoutube.launch import Role
@@ -277,7 +277,7 @@ async def test_a_datanode_takes_chain_writes_from_peers_but_plain_writes_only_fr
         ("web", ChainResumeBlob(blob_id="d" * 32, offset=0, downstream=[]), "a web may not send ChainResume"),
         ("datanode", ChainResumeBlob(blob_id="d" * 32, offset=0, downstream=[]), "no partial chain copy"),
     ):
-        tls = certs.load(
+        tls = tls_contexts.load(
             certs.issue(ca, role, f"probe-{role}", cluster.root / "certs" / f"probe-{role}"), role
         )
         link = await links.connect(node.host, node.port, tls, "datanode")

@@ -15,7 +15,7 @@ import pytest
 
 import harness
 from harness import mp4_bytes, multipart, wait_until
-from myyoutube import certs, links, protocol
+from myyoutube import certs, links, protocol, tls_contexts
 from myyoutube.protocol import CHUNK_BYTES
 from myyoutube.stream import RequestFailed
 from myyoutube.web.common import SMALL_BODY_TIMEOUT_S
@@ -307,13 +307,13 @@ async def test_wrong_certificate_and_wrong_role_are_refused(fresh_cluster, tmp_p
     logged; the cluster itself serves on."""
     cluster = fresh_cluster(tls=True)
     certs.init_ca(tmp_path / "other-ca")
-    stranger = certs.load(certs.issue(tmp_path / "other-ca", "web", "stranger"), "web")
+    stranger = tls_contexts.load(certs.issue(tmp_path / "other-ca", "web", "stranger"), "web")
     with pytest.raises((ConnectionError, OSError, ssl.SSLError)):
         connection = await links.connect(cluster.master.host, cluster.master.port, stranger, "master")
         await connection.write_frame(protocol.ListVideos(query="", sort="", cursor="", limit=1, user=""))
         await connection.read_frame()
     cluster.cert_args("datanode", "rogue-datanode")
-    rogue = certs.load(cluster.root / "certs" / "rogue-datanode", "datanode")
+    rogue = tls_contexts.load(cluster.root / "certs" / "rogue-datanode", "datanode")
     connection = await links.connect(cluster.master.host, cluster.master.port, rogue, "master")
     await connection.write_frame(protocol.ListVideos(query="", sort="", cursor="", limit=1, user=""))
     with pytest.raises(RequestFailed, match="datanode may not send ListVideos"):

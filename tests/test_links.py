@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from myyoutube import certs, links, protocol
+from myyoutube import certs, links, protocol, tls_contexts
 from myyoutube.pool import ConnectionPool, Lease
 from myyoutube.protocol import Ok, ReadBlob
 
@@ -26,8 +26,8 @@ def pki(tmp_path_factory):
     root = tmp_path_factory.mktemp("pki")
     certs.init_ca(root / "ca")
     certs.init_ca(root / "other-ca")
-    issued = {role: certs.load(certs.issue(root / "ca", role, role), role) for role in certs.ROLES}
-    issued["stranger"] = certs.load(certs.issue(root / "other-ca", "master", "impostor"), "master")
+    issued = {role: tls_contexts.load(certs.issue(root / "ca", role, role), role) for role in certs.ROLES}
+    issued["stranger"] = tls_contexts.load(certs.issue(root / "other-ca", "master", "impostor"), "master")
     return issued
 
 
@@ -177,17 +177,17 @@ async def test_revoked_client_is_refused_after_the_handshake_with_the_reason_log
     """A web certificate listed in the master's revoked.txt never gets a frame served; the
     master logs whose certificate it was and why. Another web certificate still gets in."""
     ca, dirs = own_pki
-    master = certs.load(dirs["master"], "master")
+    master = tls_contexts.load(dirs["master"], "master")
     banned = certs.read_certificate(dirs["web"] / certs.NODE_CERT)
     certs.revoke(dirs["master"], {banned.serial: "web web"}, datetime.datetime.now(datetime.UTC))
     server, port = await served(master)
     try:
-        conn = await links.connect(HOST, port, certs.load(dirs["web"], "web"), "master")
+        conn = await links.connect(HOST, port, tls_contexts.load(dirs["web"], "web"), "master")
         with pytest.raises((ConnectionError, ssl.SSLError)):
             await conn.write_frame(Ok({}))
             await conn.read_frame(timeout=3)
         assert f"web's certificate (serial {banned.serial:x}) is revoked" in caplog.text
-        other = certs.load(certs.issue(ca, "web", "web-2"), "web")
+        other = tls_contexts.load(certs.issue(ca, "web", "web-2"), "web")
         conn = await links.connect(HOST, port, other, "master")
         await conn.write_frame(Ok({}))
         assert await conn.read_frame(timeout=3) == Ok({})
@@ -199,12 +199,12 @@ async def test_revoked_client_is_refused_after_the_handshake_with_the_reason_log
 async def test_client_refuses_a_revoked_server(own_pki):
     """A master whose revoked.txt lists a datanode's certificate refuses to talk to it."""
     _, dirs = own_pki
-    server, port = await served(certs.load(dirs["datanode"], "datanode"))
+    server, port = await served(tls_contexts.load(dirs["datanode"], "datanode"))
     banned = certs.read_certificate(dirs["datanode"] / certs.NODE_CERT)
     certs.revoke(dirs["master"], {banned.serial: ""}, datetime.datetime.now(datetime.UTC))
     try:
         with pytest.raises(links.PeerRefused, match=f"serial {banned.serial:x}\\) is revoked"):
-            await links.connect(HOST, port, certs.load(dirs["master"], "master"), "datanode")
+            await links.connect(HOST, port, tls_contexts.load(dirs["master"], "master"), "datanode")
     finally:
         server.close()
 
@@ -215,9 +215,9 @@ async def test_open_link_of_a_peer_revoked_meanwhile_is_cut(own_pki, monkeypatch
     heartbeats are one), without waiting for the peer to ask anything."""
     monkeypatch.setattr(links, "REVOCATION_CHECK_S", 0.1)
     _, dirs = own_pki
-    server, port = await served(certs.load(dirs["master"], "master"))
+    server, port = await served(tls_contexts.load(dirs["master"], "master"))
     try:
-        conn = await links.connect(HOST, port, certs.load(dirs["web"], "web"), "master")
+        conn = await links.connect(HOST, port, tls_contexts.load(dirs["web"], "web"), "master")
         await conn.write_frame(Ok({"n": 1}))
         assert await conn.read_frame(timeout=3) == Ok({"n": 1})
         serial = certs.read_certificate(dirs["web"] / certs.NODE_CERT).serial
@@ -232,8 +232,8 @@ async def test_renewed_certificate_serves_new_links_while_open_ones_carry_on(own
     """The master's certificate is issued again into its live cert dir: a link opened
     before keeps working, and the next link is made with the new certificate."""
     ca, dirs = own_pki
-    server, port = await served(certs.load(dirs["master"], "master"))
-    web = certs.load(dirs["web"], "web")
+    server, port = await served(tls_contexts.load(dirs["master"], "master"))
+    web = tls_contexts.load(dirs["web"], "web")
     try:
         before = await links.connect(HOST, port, web, "master")
         old_serial = before.peer_serial

@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 
 from harness import mp4_bytes, read_chars, receiving, wait_until
-from myyoutube import certs
+from myyoutube import certs, tls_contexts
 from myyoutube.client import MasterClient
 from myyoutube.launch import Role, start_role
 from myyoutube.links import PeerRefused, connect
@@ -239,7 +239,7 @@ class Spread:
         return role
 
     def client(self) -> MasterClient:
-        web_cert = certs.load(Path(self.cert_dir("web", "test-client")), "web")
+        web_cert = tls_contexts.load(Path(self.cert_dir("web", "test-client")), "web")
         return MasterClient(MASTER_ADDRESS, 7000, web_cert, user="admin")  # the first admin: may upload
 
     def holders(self, data: bytes) -> list[str]:
@@ -549,13 +549,13 @@ async def test_wrong_certificate_and_wrong_role_are_refused_across_hosts(spread)
     (blob,) = [p for p in spread.folders[holder].glob("*.blob") if p.read_bytes() == data]
 
     certs.init_ca(spread.root / "other-ca")
-    stranger = certs.load(certs.issue(spread.root / "other-ca", "web", "stranger"), "web")
+    stranger = tls_contexts.load(certs.issue(spread.root / "other-ca", "web", "stranger"), "web")
     with pytest.raises((OSError, ConnectionError)):
         link = await connect(MASTER_ADDRESS, 7000, stranger, "master")
         await link.write_frame(ListVideos(query="", sort="", cursor="", limit=10, user="admin"))
         await link.read_frame(timeout=5)
 
-    web = certs.load(Path(spread.cert_dir("web", "intruder")), "web")
+    web = tls_contexts.load(Path(spread.cert_dir("web", "intruder")), "web")
     address = DATANODE_ADDRESSES[int(holder[1:])]
     link = await connect(address, 7100, web, "datanode")
     await link.write_frame(DeleteBlob(blob_id=blob.stem))
@@ -563,7 +563,7 @@ async def test_wrong_certificate_and_wrong_role_are_refused_across_hosts(spread)
         await link.read_expected(DeleteBlob, timeout=5)
     assert blob.read_bytes() == data
 
-    datanode = certs.load(Path(spread.cert_dir("datanode", "rogue")), "datanode")
+    datanode = tls_contexts.load(Path(spread.cert_dir("datanode", "rogue")), "datanode")
     link = await connect(MASTER_ADDRESS, 7000, datanode, "master")
     await link.write_frame(ListVideos(query="", sort="", cursor="", limit=10, user="admin"))
     with pytest.raises(Exception, match="datanode may not send ListVideos"):

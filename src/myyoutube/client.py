@@ -26,7 +26,6 @@ from typing import TypeVar
 
 from myyoutube import links, listing, protocol, read_plan
 from myyoutube.account_messages import KEEP_QUOTA
-from myyoutube.certs import Tls
 from myyoutube.master_streams import MASTER_SILENCE_S, Upload, VideoRead
 from myyoutube.permissions import PUBLIC, User
 from myyoutube.pool import ConnectionPool, Lease
@@ -65,6 +64,7 @@ from myyoutube.protocol import (
     WhoIs,
 )
 from myyoutube.stream import RequestFailed
+from myyoutube.tls_contexts import Tls
 
 __all__ = ["MasterClient", "RequestFailed"]
 

@@ -3,7 +3,7 @@
 Theory of operation
 -------------------
 A role reaches another with `connect`, and listens with `serve_connections`. With a
-certificate directory (certs.py) every link is mutual TLS: both ends present a
+certificate directory (tls_contexts.py) every link is mutual TLS: both ends present a
 certificate of the cluster's CA and the role it names is checked on both sides, so a web
 front end only ever talks to a master, and a master only ever writes to datanodes. Frames
 are then encrypted and integrity-protected, not just authenticated at the start. Without
@@ -20,7 +20,7 @@ are bounded too (`max_connections`); past that bound a new link is closed. Rejec
 logged at most once per REJECTION_LOG_EVERY_S per reason, with a count, so a flood of
 strangers cannot flood the log.
 
-A peer whose certificate is revoked (certs.py: revoked.txt in our --cert-dir) is refused
+A peer whose certificate is revoked (tls_contexts.py: revoked.txt in our --cert-dir) is refused
 right after the handshake, on either side, with the reason logged (rate-limited like the
 rest). Our own certificate files are looked at for every new link, so a renewed
 certificate is presented from the next link on while open links carry on.
@@ -44,10 +44,10 @@ from collections.abc import Awaitable, Callable, Mapping
 
 from myyoutube import certs, protocol, service
 from myyoutube.admission import Admission, fd_headroom, near_file_limit
-from myyoutube.certs import Tls
 from myyoutube.protocol import Error, Message
 from myyoutube.quietlog import LogLimiter
 from myyoutube.stream import FrameReceiver, FrameStream, bound_buffers
+from myyoutube.tls_contexts import Tls
 
 log = logging.getLogger(__name__)
 

@@ -33,8 +33,8 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from myyoutube import links
-from myyoutube.certs import Tls
 from myyoutube.stream import ConnectionClosed, FrameStream
+from myyoutube.tls_contexts import Tls
 
 log = logging.getLogger(__name__)
 

@@ -32,7 +32,7 @@ from typing import TypeVar
 
 import uvloop
 
-from myyoutube import certs
+from myyoutube import certs, tls_contexts
 
 T = TypeVar("T")
 
@@ -128,7 +128,7 @@ def is_wildcard(host: str) -> bool:
         return host == ""
 
 
-def load_tls(cert_dir: Path | None, bind_host: str, role: str) -> certs.Tls | None:
+def load_tls(cert_dir: Path | None, bind_host: str, role: str) -> tls_contexts.Tls | None:
     """This role's TLS identity; without --cert-dir, only a loopback-bound role may run,
     unencrypted and with nobody's role checked, which is said once at start."""
     if cert_dir is None:
@@ -143,7 +143,7 @@ def load_tls(cert_dir: Path | None, bind_host: str, role: str) -> certs.Tls | No
         )
         return None
     try:
-        return certs.load(cert_dir, role)
+        return tls_contexts.load(cert_dir, role)
     except certs.CertError as exc:
         raise StartupError(str(exc)) from exc
 

@@ -42,7 +42,6 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from myyoutube import protocol
-from myyoutube.certs import Tls
 from myyoutube.datanode import chain_writes, control, pipeline
 from myyoutube.datanode.open_blobs import OpenBlobs
 from myyoutube.datanode.scrubber import Scrubber
@@ -68,6 +67,7 @@ from myyoutube.protocol import (
     WriteBlob,
 )
 from myyoutube.stream import ConnectionClosed, FrameStream
+from myyoutube.tls_contexts import Tls
 
 log = logging.getLogger(__name__)
 

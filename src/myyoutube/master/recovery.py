@@ -39,7 +39,6 @@ from pathlib import Path
 import aiofiles
 
 from myyoutube import links, service
-from myyoutube.certs import Tls
 from myyoutube.datanode.state import BACKOFF_MAX_S
 from myyoutube.master import index_files, rebuild, relay, transfer
 from myyoutube.master.accounts import Accounts
@@ -50,6 +49,7 @@ from myyoutube.master.state import ClusterState
 from myyoutube.pool import Lease
 from myyoutube.protocol import Error, ListSidecars, Message, Register, SidecarBatch
 from myyoutube.stream import FrameStream
+from myyoutube.tls_contexts import Tls
 
 log = logging.getLogger(__name__)
 

@@ -38,7 +38,6 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from myyoutube import names, permissions, protocol, read_plan
-from myyoutube.certs import Tls
 from myyoutube.lookalikes import Lookalikes
 from myyoutube.master import (
     backup,
@@ -74,6 +73,7 @@ from myyoutube.protocol import (
 )
 from myyoutube.quietlog import QuietLog
 from myyoutube.stream import DEFAULT_STALL_S, ConnectionClosed, FrameStream
+from myyoutube.tls_contexts import Tls
 
 log = logging.getLogger(__name__)
 quiet = QuietLog(log)

@@ -23,7 +23,7 @@ import ssl
 import time
 from pathlib import Path
 
-from myyoutube.certs import Signature, files_signature
+from myyoutube.tls_contexts import Signature, files_signature
 
 log = logging.getLogger(__name__)
 
