@@ -17,7 +17,6 @@ import urllib.request
 import pytest
 
 from harness import mp4_bytes, multipart
-from myyoutube import cluster
 
 
 def cluster_command(data_dir) -> list[str]:
@@ -126,19 +125,6 @@ def test_cluster_serves_survives_restart_and_stops_on_sigterm(tmp_path):
     process.send_signal(signal.SIGHUP)  # the terminal closed: the roles go with the command
     assert process.wait(30) == 0
     assert processes_using(tmp_path) == []
-
-
-def test_nohup_keeps_the_cluster_running_when_the_terminal_closes():
-    """`nohup myyoutube-cluster &` ignores SIGHUP, and the roles inherit that: the cluster
-    must not take SIGHUP over to stop them (it does stop on SIGHUP otherwise, as the roles,
-    in process groups of their own, no longer get it from the terminal)."""
-    previous = signal.signal(signal.SIGHUP, signal.SIG_IGN)
-    try:
-        assert signal.SIGHUP not in cluster.stop_signals()
-        signal.signal(signal.SIGHUP, signal.SIG_DFL)
-        assert signal.SIGHUP in cluster.stop_signals()
-    finally:
-        signal.signal(signal.SIGHUP, previous)
 
 
 def processes_using(data_dir) -> list[int]:

@@ -5,10 +5,9 @@ Theory of operation
 Starts the master, N datanodes and the web front end as child processes (the same
 commands an operator would run by hand), each logging to DATA_DIR/logs/<role>.log, and
 prints `MyYoutube at http://HOST:PORT` once the web front end answers (the loopback
-address for a --host that binds every address). SIGINT, SIGTERM or SIGHUP stops every
-child and exits 0, also while they are still starting. The children run in process
-groups of their own, so a Ctrl-C reaches only this command, which stops them in order
-(web, master, datanodes: the master's stop-time snapshot needs the datanodes).
+address for a --host that binds every address). From then on cluster_supervision.py
+watches the children until a signal stops them all, in order; a signal during the start
+stops the roles started so far.
 
 Each datanode has its own data directory (DATA_DIR/datanodes/node{N}, holding its node
 id and blobs); the ports first picked (any free ones) are saved in DATA_DIR/cluster.json
@@ -43,10 +42,10 @@ import json
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from myyoutube import certs, cluster_addresses, service
+from myyoutube.cluster_supervision import Supervisor, stop_signals
 from myyoutube.launch import STARTUP_TIMEOUT_S, LaunchError, Role, StartInterrupted, await_role, spawn_role
 from myyoutube.master.main import DEFAULT_REPLICATION
 from myyoutube.web.main import DEFAULT_PORT
@@ -57,9 +56,6 @@ DEFAULT_DATANODES = 3
 # A master rebuilding a lost index waits for every datanode's reports, then reads each
 # blob's sidecar: minutes on a large cluster.
 RECOVERY_TIMEOUT_S = 900.0
-
-# How often the supervisor checks that its children still run.
-SUPERVISE_POLL_S = 0.5
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -170,21 +166,15 @@ def _optional(flag: str, value) -> list[str]:
     return [] if value is None else [flag, str(value)]
 
 
-class Cluster:
+class Cluster(Supervisor):
+    """Starts the roles this command's flags ask for; as a Supervisor, it then watches
+    and stops them."""
+
     def __init__(self, args: argparse.Namespace) -> None:
+        super().__init__()
         self.args = args
         self.data_dir: Path = args.data_dir.resolve()
         self.layout_path = self.data_dir / "cluster.json"
-        self.roles: list[Role] = []
-        # The master's process, arguments and log while it rebuilds its index (--recover).
-        self.recovering: tuple[subprocess.Popen, list[str], Path] | None = None
-        self.stop_requested = False
-
-    def request_stop(self, *_signal: object) -> None:
-        """SIGINT's, SIGTERM's and SIGHUP's handler, from before the first role starts: the start
-        stops before the next role (never while one is being forked, when an exception
-        would lose the child it made), or supervise() returns."""
-        self.stop_requested = True
 
     def _saved_ports(self) -> dict:
         try:
@@ -349,49 +339,6 @@ class Cluster:
     def generated_password(self) -> Path:
         """Where the master leaves the admin password it generated on its first start."""
         return self.data_dir / "master" / "admin-password"
-
-    def supervise(self) -> int:
-        """Wait for a signal (exit 0) or the master's or web's death (exit 1).
-
-        A datanode that dies is reported and left down: the others keep serving every
-        video from their replicas, which is the point of having three.
-        """
-        reported = set()
-        while not self.stop_requested:
-            for role in self.roles:
-                if role.alive() or role.port in reported:
-                    continue
-                where = f"{role.module} on port {role.port} exited (see {role.log_path})"
-                if role.module != "myyoutube.datanode":
-                    print(f"myyoutube-cluster: error: {where}", file=sys.stderr)
-                    return 1
-                print(
-                    f"myyoutube-cluster: warning: {where}; serving from the other replicas",
-                    file=sys.stderr,
-                    flush=True,
-                )
-                reported.add(role.port)
-            time.sleep(SUPERVISE_POLL_S)
-        return 0
-
-    def stop(self) -> None:
-        # Web first so no new requests arrive, then the master while the datanodes still
-        # run, so its stop-time index snapshot reaches them; the datanodes last.
-        order = ["myyoutube.web", "myyoutube.master", "myyoutube.datanode"]
-        if self.recovering is not None and self.recovering[0].poll() is None:
-            self.recovering[0].terminate()  # an interrupted recovery keeps no partial index
-            self.recovering[0].wait()
-        for role in sorted(self.roles, key=lambda role: order.index(role.module)):
-            role.stop()
-
-
-def stop_signals() -> list[signal.Signals]:
-    """The signals that stop the cluster: SIGINT, SIGTERM, and SIGHUP (the terminal
-    closed: the roles, in process groups of their own, no longer get it from the
-    terminal, and would outlive a command killed by it), unless SIGHUP is ignored, as
-    `nohup myyoutube-cluster &` asks: the roles then inherit the ignoring."""
-    hangup = [] if signal.getsignal(signal.SIGHUP) == signal.SIG_IGN else [signal.SIGHUP]
-    return [signal.SIGINT, signal.SIGTERM, *hangup]
 
 
 def _reason(exc: Exception) -> str:
