@@ -76,10 +76,12 @@ log = logging.getLogger(__name__)
 # still bounding what a flood of connections can cost.
 MAX_CONNECTIONS = 256
 
-# Idle connections kept to each peer datanode, for the next hops of chain writes: one per
-# upload this node passes on at once is plenty (uploads are few next to reads); beyond
-# it, finished connections are closed.
-MAX_IDLE_PER_PEER = 8
+# Idle connections kept to each peer datanode, for the next hops of chain writes: two
+# uploads passed on to the same peer at once is already rare, and beyond that finished
+# connections are closed. Small on purpose: every peer's idle connections count against
+# the peer's MAX_CONNECTIONS, so in a cluster of 100 datanodes one node could be holding
+# 2 x 99 of them beside the master's pool (up to 32), still under 256.
+MAX_IDLE_PER_PEER = 2
 
 # The master keeps a write's connection alive with keepalives while it waits on its
 # uploader or on another replica; this much silence means it is gone.
