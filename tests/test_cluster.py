@@ -17,6 +17,7 @@ import urllib.request
 import pytest
 
 from harness import mp4_bytes, multipart
+from myyoutube import launch
 
 
 def cluster_command(data_dir) -> list[str]:
@@ -194,16 +195,42 @@ def test_a_data_dir_that_is_a_file_is_named_in_words(tmp_path):
     )
 
 
-def test_a_cluster_of_one_datanode_stores_videos(tmp_path):
+def test_a_cluster_of_one_datanode_stores_videos_and_a_second_ctrl_c_stops_at_once(tmp_path):
     """`--datanodes 1` makes a cluster that stores uploads (one copy each); it used to
-    start, then refuse every upload because the master still wanted 2 copies."""
+    start, then refuse every upload because the master still wanted 2 copies. A second
+    Ctrl-C during the ordered stop (here the master's snapshot waits on a hung datanode)
+    kills every role at once, says so in one line and exits 130; it used to be ignored,
+    and the stop took its full course (10 s per role that does not stop)."""
     process, url, _ = start_cluster(tmp_path, "--datanodes", "1")
     try:
         token = sign_in(url, (tmp_path / "master" / "admin-password").read_text().strip())
         assert post_video(url, token, "alone.mp4", mp4_bytes(os.urandom(10_000))) == 201
+        (datanode,) = role_pids(tmp_path, "myyoutube.datanode")
+        os.kill(datanode, signal.SIGSTOP)  # hung: the master's stop-time snapshot waits for it
+        os.killpg(process.pid, signal.SIGINT)
+        while role_pids(tmp_path, "myyoutube.web"):  # stopped first: the stop is under way
+            time.sleep(0.05)
+        os.killpg(process.pid, signal.SIGINT)
+        assert process.wait(launch.STOP_TIMEOUT_S) == 130  # no role waited for
     finally:
-        process.send_signal(signal.SIGTERM)
-    assert process.wait(30) == 0
+        process.kill()
+        for pid in processes_using(tmp_path):  # what the bug leaves behind: ours, by pid
+            os.kill(pid, signal.SIGKILL)
+    assert process.stderr.read().splitlines()[-1].startswith("myyoutube-cluster: interrupted again:")
+    assert processes_using(tmp_path) == []
+
+
+def role_pids(data_dir, module: str) -> list[int]:
+    """Pids of the `module` roles working on `data_dir`."""
+    found = []
+    for pid in processes_using(data_dir):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as file:
+                if module.encode() in file.read().split(b"\0"):
+                    found.append(pid)
+        except OSError:
+            continue
+    return found
 
 
 def test_recover_rebuilds_a_lost_master_folder_from_the_datanodes(tmp_path):

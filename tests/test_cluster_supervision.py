@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import signal
+import subprocess
+
+import pytest
 
 from myyoutube import cluster_supervision
 
@@ -18,3 +21,22 @@ def test_nohup_keeps_the_cluster_running_when_the_terminal_closes():
         assert signal.SIGHUP in cluster_supervision.stop_signals()
     finally:
         signal.signal(signal.SIGHUP, previous)
+
+
+def test_a_second_stop_signal_kills_every_role_at_once():
+    """A first signal asks for the ordered stop; a second one (Ctrl-C again) kills every
+    role process still running, by its process group, and exits 130; it used to be
+    ignored. (test_cluster.py presses Ctrl-C twice on a real cluster.)"""
+    supervisor = cluster_supervision.Supervisor()
+    role = subprocess.Popen(["sleep", "60"], process_group=0)
+    supervisor.spawned.append(role)
+    try:
+        supervisor.request_stop(signal.SIGINT)
+        assert supervisor.stop_requested and role.poll() is None
+        with pytest.raises(SystemExit) as exited:
+            supervisor.request_stop(signal.SIGINT)
+        assert exited.value.code == 130
+        assert role.wait(5) == -signal.SIGKILL
+    finally:
+        role.kill()
+        role.wait()

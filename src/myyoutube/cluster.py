@@ -189,7 +189,9 @@ class Cluster(Supervisor):
         log_path = self.data_dir / "logs" / f"{name}.log"
         # Out of this command's process group: a Ctrl-C used to reach every role at once,
         # so the master's stop-time snapshot found its datanodes already gone (and failed).
-        return spawn_role(module, args, log_path, own_process_group=True), args, log_path
+        process = spawn_role(module, args, log_path, own_process_group=True)
+        self.spawned.append(process)  # what a second Ctrl-C kills (Supervisor.stop_now)
+        return process, args, log_path
 
     def _start(
         self,

@@ -5,7 +5,9 @@ Theory of operation
 SIGINT, SIGTERM or SIGHUP stops every child and exits 0, also while they are still
 starting. The children run in process groups of their own, so a Ctrl-C reaches only this
 command, which stops them in order (web, master, datanodes: the master's stop-time
-snapshot needs the datanodes).
+snapshot needs the datanodes). A second stop signal (Ctrl-C again: the user will not wait
+for a master's snapshot held up by a hung datanode, say) kills every role process still
+running, by its process group, and exits 128 + the signal's number (130 for Ctrl-C).
 
 Once every role runs, `supervise` looks at them every SUPERVISE_POLL_S until a signal
 asks for the stop: the master's or the web's death ends the command (exit 1), while a
@@ -14,6 +16,7 @@ datanode that dies is reported and left down. Nothing is restarted.
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -34,13 +37,40 @@ class Supervisor:
         self.roles: list[Role] = []
         # The master's process, arguments and log while it rebuilds its index (--recover).
         self.recovering: tuple[subprocess.Popen, list[str], Path] | None = None
+        # Every role process started, also those still starting: what a second signal kills.
+        self.spawned: list[subprocess.Popen] = []
         self.stop_requested = False
 
-    def request_stop(self, *_signal: object) -> None:
+    def request_stop(self, signum: int = signal.SIGINT, _frame: object = None) -> None:
         """SIGINT's, SIGTERM's and SIGHUP's handler, from before the first role starts: the start
         stops before the next role (never while one is being forked, when an exception
-        would lose the child it made), or supervise() returns."""
+        would lose the child it made), or supervise() returns. A second signal kills
+        everything still running at once (stop_now)."""
+        if self.stop_requested:
+            self.stop_now(signum)
         self.stop_requested = True
+
+    def stop_now(self, signum: int) -> None:
+        """Kill every role process still running, with whatever it started (each leads its
+        own process group), say so and exit 128 + signum, the shell's code for a command
+        ended by that signal. A process not yet waited for (poll() None) still owns its
+        pid, so the group signalled is the role's and no other."""
+        for process in self.spawned:
+            if process.poll() is None:
+                try:
+                    os.killpg(process.pid, signal.SIGKILL)
+                except ProcessLookupError:  # reaped by a wait this signal interrupted
+                    pass
+        try:
+            print(
+                "myyoutube-cluster: interrupted again: stopped every role at once, without waiting "
+                "(the master's stop-time index snapshot may not have been taken)",
+                file=sys.stderr,
+                flush=True,
+            )
+        except OSError:  # a closed terminal (SIGHUP) has nowhere to print
+            pass
+        raise SystemExit(128 + signum)
 
     def supervise(self) -> int:
         """Wait for a signal (exit 0) or the master's or web's death (exit 1).
