@@ -55,3 +55,8 @@ def test_counted_puts_the_noun_in_its_number():
     """The master's sentences said "still owns 1 videos" and "Only 1 datanodes are
     running"; counted() gives "1 video" and "2 videos" (and "0 videos")."""
     assert [formatting.counted(n, "video") for n in (0, 1, 2)] == ["0 videos", "1 video", "2 videos"]
+
+
+def test_agreeing_gives_the_word_for_the_count():
+    """The verb after a count agrees with it: "1 datanode is", "0 datanodes are"."""
+    assert [formatting.agreeing(n, "is", "are") for n in (0, 1, 2)] == ["are", "is", "are"]

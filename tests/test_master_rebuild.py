@@ -3,7 +3,7 @@ what is reported lost (pure, no I/O)."""
 
 from __future__ import annotations
 
-from myyoutube.master.rebuild import Snapshot, merge, snapshot_candidates, summary
+from myyoutube.master.rebuild import Plan, Snapshot, merge, snapshot_candidates, summary
 
 T0 = 1_800_000_000.0
 
@@ -85,7 +85,7 @@ def test_a_missing_poster_is_dropped_and_malformed_sidecars_are_counted():
     assert plan.bad_sidecars == 2
     assert plan.from_sidecars == ["cat"]
     text = summary(plan, None, 0, 3)
-    assert "no intact index snapshot" in text and "posters lost: cat" in text
+    assert "no intact index snapshot" in text and "1 poster lost: cat" in text
 
 
 def test_snapshot_candidates_are_held_ones_newest_first():
@@ -115,3 +115,36 @@ def test_renditions_come_from_the_snapshot_or_are_made_again():
     assert plan.videos["holes"]["renditions"] == [] and plan.videos["late"]["renditions"] == []
     assert sorted(plan.renditions_remade) == ["holes", "late"]
     assert "r" * 32 in plan.blobs and "s" * 32 not in plan.blobs
+
+
+def test_the_summary_puts_each_count_in_its_number():
+    """The recovery summary said "1 accounts", "1 videos recovered", "1 videos lost
+    renditions" and "1 blobs no record names are kept" after `--recover`; each count now
+    takes its noun (and verb) in its number, one or more."""
+    cat = record("cat", "a" * 32)
+    one = Plan(
+        videos={"cat": cat},
+        dropped=["gone"],
+        posters_lost=["cat"],
+        renditions_remade=["cat"],
+        unknown_blobs=1,
+        bad_sidecars=1,
+    )
+    text = summary(one, snapshot(cat, users=("admin",)), 1, 1)
+    for said in (
+        "recovery from 1 datanode: ",
+        "(1 account; ",
+        "; 1 video recovered, 0 of them",
+        "; 1 newer snapshot was damaged or unreadable and skipped",
+        "; 1 video had no copy left and was dropped: gone",
+        "; 1 poster lost: cat",
+        "; 1 video lost renditions, which transcoding makes again: cat",
+        "; 1 blob no record names is kept as orphans",
+        "; 1 malformed sidecar ignored",
+    ):
+        assert said in text, (said, text)
+    two = Plan(videos={"cat": cat, "dog": cat}, dropped=["a", "b"], unknown_blobs=2)
+    text = summary(two, snapshot(cat), 2, 3)
+    for said in ("from 3 datanodes", "(2 accounts; ", "; 2 videos recovered", "2 newer snapshots were"):
+        assert said in text, (said, text)
+    assert "2 videos had no copy left and were dropped" in text and "2 blobs no record names are kept" in text

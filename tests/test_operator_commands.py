@@ -14,6 +14,8 @@ def test_a_dead_datanodes_transcode_slots_are_not_counted():
     assert transcoding_line(summary, dead={"b:1"}) == (
         "transcoding: 1 queued, 0 running, 0 failed; 2 slots on 2 datanodes"
     )
+    # "1 slots on 1 datanode" before: the slots' noun took no number.
+    assert transcoding_line(summary, dead={"b:1", "c:1"}).endswith("; 1 slot on 1 datanode")
 
 
 def test_the_orphans_line_names_the_way_back_before_the_way_out():

@@ -104,3 +104,8 @@ def test_password_guesses_count_before_the_answer_and_share_one_budget():
     guesses.right(guesses.begin("pat", "2.2.2.2", 12.0), 12.0)  # the owner, at home
     with pytest.raises(TooSoon):
         guesses.begin("pat", "4.4.4.4", 12.0)  # strangers' failures still count
+
+
+def test_a_wait_of_one_second_is_said_in_the_singular():
+    """A sign-in throttled for one second answered "try again in 1 seconds"."""
+    assert str(TooSoon(1)) == "try again in 1 second" and str(TooSoon(2)) == "try again in 2 seconds"

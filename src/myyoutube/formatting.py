@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from datetime import UTC, datetime
 
-__all__ = ["human_duration", "human_size", "utc_text"]
+__all__ = ["agreeing", "counted", "human_duration", "human_size", "utc_text"]
 
 _SIZE_UNITS = ("B", "KB", "MB", "GB", "TB", "PB")
 
@@ -46,6 +46,11 @@ def human_size(n: int | float) -> str:
 def counted(n: int, noun: str) -> str:
     """``n`` and the noun in the number it takes: "1 video", "2 videos", "0 videos"."""
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def agreeing(n: int, one: str, more: str) -> str:
+    """The word that agrees with a count of ``n``: ``agreeing(1, "is", "are") -> "is"``."""
+    return one if n == 1 else more
 
 
 def human_duration(seconds: float) -> str:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from myyoutube import backups
-from myyoutube.formatting import human_size
+from myyoutube.formatting import counted, human_size
 from myyoutube.terminal import EXIT_OK, report, say, say_json, size_text, table
 from myyoutube.webclient import Api
 
@@ -39,7 +39,7 @@ def transcoding_line(summary: dict, dead: Collection[str] = ()) -> str:
         if isinstance(n, int) and n > 0 and node not in dead
     }
     jobs = ", ".join(f"{counts.get(state, 0)} {state}" for state in ("queued", "running", "failed"))
-    nodes = f"{sum(slots.values())} slots on {len(slots)} datanode{'s' if len(slots) != 1 else ''}"
+    nodes = f"{counted(sum(slots.values()), 'slot')} on {counted(len(slots), 'datanode')}"
     return f"transcoding: {jobs}; {nodes}"
 
 

@@ -42,12 +42,14 @@ from typing import TYPE_CHECKING
 
 from myyoutube import chain, protocol
 from myyoutube.chain_acks import ReplayBuffer, after_loss, survivors
+from myyoutube.formatting import counted
 from myyoutube.master import relay, repair
 from myyoutube.master.transfer import (
     DRAIN_LIMIT_S,
     ReplicationFailed,
     StalledReplica,
     delete_blob,
+    needed,
     require_replicas,
 )
 from myyoutube.pool import DatanodePools
@@ -247,8 +249,8 @@ class ChainWriter:
         if len(stored) < self.min_replicas:
             log.warning("blob %s: stored on %s only (%s)", self.blob_id, stored, self.failed)
             raise ReplicationFailed(
-                f"Only {len(stored)} datanodes stored the video and {self.min_replicas} are "
-                "needed; try again shortly."
+                f"Only {counted(len(stored), 'datanode')} stored the video and "
+                f"{needed(self.min_replicas)}; try again shortly."
             )
         return stored
 

@@ -35,6 +35,7 @@ import datetime
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
+from myyoutube.formatting import agreeing, counted
 from myyoutube.master.sidecars import SNAPSHOT_KIND, parts_of
 
 # The fields every record must have to be listed, streamed and checked for permissions.
@@ -217,22 +218,29 @@ def summary(plan: Plan, snapshot: Snapshot | None, skipped_snapshots: int, nodes
         )
     else:
         base = (
-            f"index snapshot of {_clock(snapshot.taken_at)} loaded ({len(snapshot.users)} accounts; "
+            f"index snapshot of {_clock(snapshot.taken_at)} loaded ({counted(len(snapshot.users), 'account')}; "
             f"sessions opened and views counted since then are lost)"
         )
     parts = [
-        f"recovery from {nodes} datanodes: {base}",
-        f"{len(plan.videos)} videos recovered, {len(plan.from_sidecars)} of them from sidecars newer than the snapshot",
+        f"recovery from {counted(nodes, 'datanode')}: {base}",
+        f"{counted(len(plan.videos), 'video')} recovered, {len(plan.from_sidecars)} of them from sidecars "
+        "newer than the snapshot",
     ]
     if skipped_snapshots:
-        parts.append(f"{skipped_snapshots} newer snapshots were damaged or unreadable and skipped")
+        parts.append(
+            f"{counted(skipped_snapshots, 'newer snapshot')} {agreeing(skipped_snapshots, 'was', 'were')} "
+            "damaged or unreadable and skipped"
+        )
     if plan.dropped:
-        parts.append(f"{len(plan.dropped)} videos had no copy left and were dropped: {_names(plan.dropped)}")
+        parts.append(
+            f"{counted(len(plan.dropped), 'video')} had no copy left and "
+            f"{agreeing(len(plan.dropped), 'was', 'were')} dropped: {_names(plan.dropped)}"
+        )
     if plan.posters_lost:
-        parts.append(f"{len(plan.posters_lost)} posters lost: {_names(plan.posters_lost)}")
+        parts.append(f"{counted(len(plan.posters_lost), 'poster')} lost: {_names(plan.posters_lost)}")
     if plan.renditions_remade:
         parts.append(
-            f"{len(plan.renditions_remade)} videos lost renditions, which transcoding makes again: "
+            f"{counted(len(plan.renditions_remade), 'video')} lost renditions, which transcoding makes again: "
             f"{_names(plan.renditions_remade)}"
         )
     if plan.owners_unknown:
@@ -241,9 +249,12 @@ def summary(plan: Plan, snapshot: Snapshot | None, skipped_snapshots: int, nodes
             f"{_names(plan.owners_unknown)}"
         )
     if plan.unknown_blobs:
-        parts.append(f"{plan.unknown_blobs} blobs no record names are kept as orphans")
+        parts.append(
+            f"{counted(plan.unknown_blobs, 'blob')} no record names "
+            f"{agreeing(plan.unknown_blobs, 'is', 'are')} kept as orphans"
+        )
     if plan.bad_sidecars:
-        parts.append(f"{plan.bad_sidecars} malformed sidecars ignored")
+        parts.append(f"{counted(plan.bad_sidecars, 'malformed sidecar')} ignored")
     return "; ".join(parts)
 
 

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 
 from myyoutube import protocol
 from myyoutube import stream as streams
+from myyoutube.formatting import agreeing, counted
 from myyoutube.pool import DatanodePools, Lease
 from myyoutube.protocol import Chunk, DeleteBlob, End, Ok, PutSidecars, WriteBlob
 from myyoutube.quietlog import QuietLog
@@ -196,13 +197,19 @@ class ReplicaFanout:
         )
 
 
+def needed(replicas: int) -> str:
+    """How many copies an upload needs, as the sentences refusing it say it: "2 are needed"."""
+    return f"{replicas} {agreeing(replicas, 'is', 'are')} needed"
+
+
 def require_replicas(blob_id: str, left: int, min_replicas: int, failed: dict[str, str]) -> None:
     """ReplicationFailed if fewer than `min_replicas` replicas are `left`."""
     if left < min_replicas:
         # The reasons name internal addresses and errors: for the log, not the user.
         log.warning("blob %s: too few replicas left (%s)", blob_id, failed)
         raise ReplicationFailed(
-            f"Only {left} datanodes could keep storing the video and {min_replicas} are needed; try again shortly."
+            f"Only {counted(left, 'datanode')} could keep storing the video and {needed(min_replicas)}; "
+            "try again shortly."
         )
 
 

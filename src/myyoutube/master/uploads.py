@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING
 
 from myyoutube import media, names, permissions, protocol
 from myyoutube.chain_acks import formed_short
-from myyoutube.formatting import counted
+from myyoutube.formatting import agreeing, counted
 from myyoutube.master import pipeline, reservations, transfer
 from myyoutube.master.index import NameTaken, StoredBlob
 from myyoutube.protocol import Chunk, End, Error, Ok, PutVideo, VideoDetails, VideoInfo
@@ -305,18 +305,19 @@ def _placement_failure(master: Master, placed: int) -> transfer.ReplicationFaile
         # a node lost midway): not a matter of space. The reasons, which name nodes and
         # folders, are in the master's log, not in a visitor's error.
         return transfer.ReplicationFailed(
-            f"Only {placed} of the {with_room} datanodes with room could store the video and "
-            f"{master.min_replicas} are needed; try again shortly (the master's log says why)."
+            f"Only {placed} of the {counted(with_room, 'datanode')} with room could store the video and "
+            f"{transfer.needed(master.min_replicas)}; try again shortly (the master's log says why)."
         )
     if alive >= master.min_replicas:
         return transfer.ReplicationFailed(
-            f"The storage is out of space: {with_room} of {alive} datanodes have room and "
-            f"{master.min_replicas} are needed. Free some space or add a datanode.",
+            f"The storage is out of space: {with_room} of {counted(alive, 'datanode')} "
+            f"{agreeing(with_room, 'has', 'have')} room and {transfer.needed(master.min_replicas)}. "
+            "Free some space or add a datanode.",
             code="no_space",
         )
     return transfer.ReplicationFailed(
-        f"Only {counted(alive, 'datanode')} {'is' if alive == 1 else 'are'} running and "
-        f"{master.min_replicas} are needed to store a video safely; try again once more are up."
+        f"Only {counted(alive, 'datanode')} {agreeing(alive, 'is', 'are')} running and "
+        f"{transfer.needed(master.min_replicas)} to store a video safely; try again once more are up."
     )
 
 

@@ -42,6 +42,7 @@ from aiohttp import web
 from aiohttp.http_exceptions import BadHttpMethod, LineTooLong
 
 from myyoutube.admission import Admission, client_key, fd_headroom, near_file_limit
+from myyoutube.formatting import counted
 from myyoutube.quietlog import QuietLog
 from myyoutube.stream import SOCKET_BUFFER_BYTES
 from myyoutube.web.common import SECURITY_HEADERS
@@ -85,7 +86,7 @@ class ConnectionGate:
         if sock is not None and near_file_limit(sock.fileno(), self.file_limit):
             reason = f"fewer than {fd_headroom(self.file_limit)} of {self.file_limit} open files left"
         elif ip not in self.exempt and not self.places.admit(client_key(ip)):
-            reason = f"more than {self.places.per_ip} connections from one address"
+            reason = f"more than {counted(self.places.per_ip, 'connection')} from one address"
         else:
             return ip
         self.refused += 1

@@ -83,9 +83,7 @@ async def check_typed_password(
     try:
         guess = guesses.begin(account, client_address(request), time.monotonic())
     except TooSoon as wait:
-        raise SignInRefused(
-            429, f"Too many wrong passwords; try again in {wait.retry_after_s} seconds.", wait.retry_after_s
-        ) from None
+        raise SignInRefused(429, f"Too many wrong passwords; {wait}.", wait.retry_after_s) from None
     try:
         answer = await check()
     except BaseException as exc:

@@ -38,6 +38,8 @@ from __future__ import annotations
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
+from myyoutube.formatting import counted
+
 # Defaults: five wrong passwords are a typo streak; past them, 1 s, 2 s, 4 s... up to
 # 15 minutes between attempts (online guessing at ~100 tries a day per key).
 FREE_FAILURES = 5
@@ -156,7 +158,7 @@ class TooSoon(Exception):
     """A password may not be tried yet from here, for this account: wait `retry_after_s`."""
 
     def __init__(self, retry_after_s: int) -> None:
-        super().__init__(f"try again in {retry_after_s} seconds")
+        super().__init__(f"try again in {counted(retry_after_s, 'second')}")
         self.retry_after_s = retry_after_s
 
 
