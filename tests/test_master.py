@@ -116,7 +116,8 @@ async def test_an_upload_lost_to_read_only_disks_is_not_called_out_of_space(fres
     """When nodes with plenty of room fail to store an upload (two of three disks turned
     read-only), the upload is refused as unavailable, to try again later, not as 'The
     storage is out of space ... Free some space' (507), which sent operators after space
-    they had; nothing is committed."""
+    they had; nothing is committed. The master's stop-time snapshot, refused the same way,
+    is logged in a sentence of its own."""
     cluster = fresh_cluster()
     client = cluster.client()
     broken = [cluster.folder(node) for node in cluster.datanodes[:2]]
@@ -127,6 +128,12 @@ async def test_an_upload_lost_to_read_only_disks_is_not_called_out_of_space(fres
     assert "of the 3 datanodes with room could store the video and 2 are needed" in refused.value.message
     assert await client.list() == []
     client.close()
+    with read_only_mount(*broken):
+        cluster.master.stop()  # its stop-time index snapshot fails the same way
+    log = (cluster.root / "logs" / "master.log").read_text()
+    # It used to repeat the upload's sentence: "could store the video ... (the master's log says why)".
+    assert "index snapshot failed: fewer than 2 datanodes could store it (the warnings above" in log
+    assert "index snapshot failed: Only" not in log
 
 
 async def test_a_full_index_disk_refuses_uploads_in_a_sentence_and_one_log_line(tmp_path):

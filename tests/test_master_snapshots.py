@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 
 from harness import in_process_master
-from myyoutube.master import snapshots, status
+from myyoutube.master import snapshots, status, transfer
 from myyoutube.master.index import StoredBlob
 
 NOW = 1_800_000_000.0
@@ -34,3 +34,21 @@ async def test_a_snapshot_that_could_not_be_stored_is_not_listed(tmp_path):
     finally:
         master.pools.close()
         master.index.close()
+
+
+def test_a_failed_snapshot_is_said_in_its_own_sentence():
+    """The log line of a snapshot the datanodes did not take repeated the upload's refusal,
+    "index snapshot failed: Only 1 of the 3 datanodes with room could store the video and
+    2 are needed; try again shortly (the master's log says why)": no video was stored,
+    and the line was the master's log. It now says what failed and what it means."""
+    refused = transfer.ReplicationFailed("Only 1 of the 3 datanodes with room could store the video")
+    line = snapshots.failure_sentence(refused, 2)
+    assert line == (
+        "index snapshot failed: fewer than 2 datanodes could store it (the warnings above say why "
+        "each refused); the previous snapshot stays the newest, the one a --recover would load"
+    )
+    full = transfer.ReplicationFailed("The storage is out of space", code="no_space")
+    assert "(the datanodes are out of space)" in snapshots.failure_sentence(full, 1)
+    assert "fewer than 1 datanode could" in snapshots.failure_sentence(full, 1)
+    copy = snapshots.failure_sentence(OSError(28, "No space left on device"), 2)
+    assert copy.startswith("index snapshot failed: the index could not be copied (")

@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING
 
 import aiofiles
 
+from myyoutube.formatting import agreeing, counted
 from myyoutube.master import sidecars, transfer, uploads
 from myyoutube.master.index import StoredBlob
 from myyoutube.protocol import CHUNK_BYTES
@@ -112,9 +113,10 @@ async def take(master: Master) -> str | None:
         # Expected, not a failure: a master started alone (--restore, a first start)
         # stops before any datanode joined.
         log.warning(
-            "no index snapshot taken: %d datanodes are up and %d are needed to store it",
-            alive,
-            master.min_replicas,
+            "no index snapshot taken: %s %s up and %s to store it",
+            counted(alive, "datanode"),
+            agreeing(alive, "is", "are"),
+            transfer.needed(master.min_replicas),
         )
         return None
     log.info("taking an index snapshot")
@@ -185,7 +187,27 @@ async def take_logging_failure(master: Master) -> None:
     try:
         await take(master)
     except (transfer.ReplicationFailed, OSError, sqlite3.Error) as exc:
-        log.error("index snapshot failed: %s", exc)
+        log.error("%s", failure_sentence(exc, master.min_replicas))
+
+
+def failure_sentence(exc: Exception, min_replicas: int) -> str:
+    """The log line for a snapshot that failed. A replication failure's own sentence is
+    written for an uploader ("could store the video ... try again shortly (the master's
+    log says why)"), which in the master's log misnamed what failed and pointed at itself;
+    the lines above it (one per replica dropped) say why each datanode refused."""
+    if isinstance(exc, transfer.ReplicationFailed):
+        why = (
+            "the datanodes are out of space"
+            if exc.code == "no_space"
+            else "the warnings above say why each refused"
+        )
+        stored = f"fewer than {counted(min_replicas, 'datanode')} could store it ({why})"
+    else:
+        stored = f"the index could not be copied ({exc})"
+    return (
+        f"index snapshot failed: {stored}; the previous snapshot stays the newest, "
+        "the one a --recover would load"
+    )
 
 
 async def take_at_stop(master: Master) -> None:
