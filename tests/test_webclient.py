@@ -15,7 +15,7 @@ from collections.abc import Iterator
 import pytest
 
 from harness import web_server_in_thread
-from myyoutube import commandline, webclient
+from myyoutube import commandline
 
 
 class AnswersEmptyObjects(http.server.BaseHTTPRequestHandler):
@@ -156,14 +156,36 @@ def test_a_saved_token_goes_only_to_the_front_end_that_issued_it(tmp_path, capsy
         assert seen_b[-1] == "" and seen_a[-1] == token_a
 
 
-def test_a_token_saved_by_an_earlier_release_is_kept_until_the_next_login(json_api, tmp_path, monkeypatch):
-    """A token file holding one bare token (before tokens were kept per front end) still
-    signs requests in; the next login replaces it with the new front end's token."""
+def test_a_token_saved_by_an_earlier_release_is_sent_nowhere(tmp_path, capsys, monkeypatch):
+    """A token file holding one bare token (saved before tokens were kept per front end)
+    was sent to whatever --url a command named, until the next login; its server is
+    unknown, so it now goes to none: a command says in one line to sign in again, and
+    the login (the one command that runs) replaces the file with the new token."""
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
     monkeypatch.delenv("MYYOUTUBE_TOKEN", raising=False)
     (tmp_path / "myyoutube").mkdir()
     (tmp_path / "myyoutube" / "token").write_text("an-old-token\n")
-    assert webclient.saved_token(json_api) == "an-old-token"
-    webclient.save_token("http://127.0.0.1:9", "a-new-token")
-    assert webclient.saved_token("http://127.0.0.1:9") == "a-new-token"
-    assert webclient.saved_token(json_api) == ""
+    (tmp_path / "PASSWORD").write_text("a password\n")
+    seen: list[str] = []
+
+    def run(*args: str) -> int:
+        with pytest.raises(SystemExit) as exit_status:
+            commandline.main(list(args))
+        return exit_status.value.code
+
+    with web_server_in_thread(_recording_server(seen)) as url:
+        assert run("list", "--url", url) == 1
+        assert capsys.readouterr().err == (
+            f"myyoutube: error: {tmp_path / 'myyoutube' / 'token'} holds a token saved by an earlier "
+            "release, which does not say which server issued it, so it is sent to none; sign in "
+            "again with `myyoutube login` (which replaces it)\n"
+        )
+        assert seen == []  # not even asked
+        assert (
+            run("login", "--username", "admin", "--password-file", str(tmp_path / "PASSWORD"), "--url", url)
+            == 0
+        )
+        assert "an-old-token" not in seen
+        assert run("list", "--url", url) == 0
+    assert seen[-1] == f"Bearer token-of-{url.rsplit(':', 1)[1]}"
+    assert "an-old-token" not in (tmp_path / "myyoutube" / "token").read_text()

@@ -18,6 +18,8 @@ JSON object of tokens by front end URL). Without either, requests go out anonymo
 token is sent only to the front end that issued it: one saved file for all URLs sent one
 cluster's token to any other --url (whose answer was then "The token is not valid any
 more" even for an anonymous listing), and a login to a second cluster signed the first out.
+A file of an earlier release holding one bare token, whose issuer is unknown, is sent to
+no front end: every command but `login` (which replaces it) asks for a new sign-in.
 """
 
 from __future__ import annotations
@@ -54,8 +56,10 @@ def token_path() -> Path:
 
 
 # A token file from before tokens were kept per URL holds one bare token, which every
-# --url was sent; it stays in use for any URL until the next login rewrites the file.
-ANY_SERVER = "*"
+# --url was sent. Which server issued it is unknown, so it is sent to none (it was sent
+# to whatever --url the user typed, until the next login): only `login` replaces it,
+# and `logout` removes it.
+UNKNOWN_SERVER = "*"
 
 
 def server_key(url: str) -> str:
@@ -72,7 +76,7 @@ def _saved_tokens() -> dict[str, str]:
     except (OSError, UnicodeError):
         return {}
     if not text.startswith("{"):
-        return {ANY_SERVER: text} if text else {}
+        return {UNKNOWN_SERVER: text} if text else {}
     try:
         tokens = json.loads(text)
     except ValueError:
@@ -85,12 +89,19 @@ def _saved_tokens() -> dict[str, str]:
 def saved_token(url: str) -> str:
     """The token to sign requests to `url` with: $MYYOUTUBE_TOKEN, else the one saved for
     that front end, else ''. One that no server issued and none could be sent (a line
-    break or another control character inside) is a ToolError saying where it came from."""
+    break or another control character inside), or a bare token of an earlier release,
+    is a ToolError saying where it came from."""
     if os.environ.get(TOKEN_ENV):
         token, source = os.environ[TOKEN_ENV].strip(), f"${TOKEN_ENV}"
     else:
         tokens = _saved_tokens()
-        token, source = tokens.get(server_key(url), tokens.get(ANY_SERVER, "")), str(token_path())
+        if UNKNOWN_SERVER in tokens:
+            raise ToolError(
+                f"{token_path()} holds a token saved by an earlier release, which does not say "
+                "which server issued it, so it is sent to none; sign in again with `myyoutube login` "
+                "(which replaces it)"
+            )
+        token, source = tokens.get(server_key(url), ""), str(token_path())
     if not (token.isascii() and token.isprintable()):
         raise ToolError(
             f"{source} holds no usable token (it has control or non-ASCII characters); "
@@ -118,15 +129,15 @@ def save_token(url: str, token: str) -> Path:
     """Keep the token `url` issued for later commands to it; other front ends' tokens
     stay, and a bare token of an earlier release (its server unknown) goes."""
     tokens = _saved_tokens()
-    tokens.pop(ANY_SERVER, None)
+    tokens.pop(UNKNOWN_SERVER, None)
     tokens[server_key(url)] = token
     return _write_tokens(tokens)
 
 
 def forget_token(url: str) -> bool:
-    """Remove the token saved for `url` (or the bare one it was sent); whether there was one."""
+    """Remove the token saved for `url` (or a bare one of an earlier release); whether there was one."""
     tokens = _saved_tokens()
-    if tokens.pop(server_key(url), None) is None and tokens.pop(ANY_SERVER, None) is None:
+    if tokens.pop(server_key(url), None) is None and tokens.pop(UNKNOWN_SERVER, None) is None:
         return False
     _write_tokens(tokens)
     return True
