@@ -29,6 +29,17 @@ async def test_a_copy_of_every_piece_is_taken_whole(tmp_path):
     assert not copy.path.exists()
 
 
+async def test_a_first_append_that_confirmed_nothing_leaves_no_file(tmp_path):
+    """A first append refused before any byte was confirmed (413 past the upload's length)
+    left an empty copy behind, for a day, or for good when the refusal ended the upload
+    (a creation's body); the copy is now removed, and the next append makes it again."""
+    copy = LocalCopy(tmp_path, UPLOAD)
+    await append(copy, 0, b"a" * 100, 0)
+    assert list(tmp_path.iterdir()) == []
+    await append(copy, 0, b"a" * 100, 100)
+    assert copy.path.read_bytes() == b"a" * 100
+
+
 async def test_a_copy_that_missed_a_piece_is_dropped(tmp_path):
     """A piece went through another web process: this copy no longer ends at the offset,
     so it is dropped and the end reads the upload back."""

@@ -8,10 +8,14 @@ import hashlib
 import itertools
 import os
 import sqlite3
+import tempfile
 import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
 
 from harness import PER_CLIENT_SLOTS, Cluster, free_box_header, mp4_bytes, wait_until
 from myyoutube.master.index_files import INDEX_FILE
+from myyoutube.web import local_copy
 from myyoutube.web.common import csrf_token
 from videos import make_mp4
 
@@ -54,6 +58,12 @@ async def patch(http, url: str, headers: dict, location: str, offset: int, data:
     async with http.patch(f"{url}{location}", headers=asked, data=data) as response:
         body = None if response.status == 204 else await response.json()
         return response.status, response.headers, body
+
+
+async def chunked(data: bytes) -> AsyncIterator[bytes]:
+    """`data` as a body without Content-Length (chunked), a piece at a time."""
+    for start in range(0, len(data), 16_384):
+        yield data[start : start + 16_384]
 
 
 async def stream_bytes(http, cluster: Cluster, name: str) -> bytes:
@@ -134,6 +144,13 @@ async def test_wrong_offset_is_409_and_past_the_length_is_refused(cluster, http)
     status, _, body = await patch(http, cluster.url, auth, location, 50_000, data[50_000:] + b"extra")
     assert status == 413 and "past its end" in body["error"]
     assert await offset_of(http, cluster.url, auth, location) == 50_000
+    # Without a Content-Length (chunked) the 413 comes as the bytes pass the end; a first
+    # append refused so left an empty copy in the web's temp folder (local_copy.py).
+    status, location_of_chunked = await create(http, cluster.url, auth, unique(), 10_000)
+    status, _, body = await patch(http, cluster.url, auth, location_of_chunked, 0, chunked(data[:20_000]))
+    assert status == 413 and "past its end" in body["error"]
+    copy = Path(tempfile.gettempdir()) / f"{local_copy.PREFIX}{location_of_chunked.rpartition('/')[2]}"
+    assert not copy.exists()
     status, _, _ = await patch(http, cluster.url, auth, location, 50_000, data[50_000:])
     assert status == 204
     assert await stream_bytes(http, cluster, name) == data

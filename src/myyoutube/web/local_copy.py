@@ -9,11 +9,11 @@ in the spool folder as it relays them, and at the end moves that file into place
 of reading the upload back through the master.
 
 The file must hold exactly the upload's confirmed bytes. An append starts it only at
-offset 0 or where the file ends; an append that is not confirmed cuts it back; a file of
-any other length (the upload went on through another web process meanwhile) is dropped,
-and the end falls back to reading the bytes back. Copies of uploads that were never
-finished here (expired, finished through another process) are removed once older than
-STALE_AFTER_S, whenever a new upload starts.
+offset 0 or where the file ends; an append that is not confirmed cuts it back (a copy of
+no byte is removed); a file of any other length (the upload went on through another web
+process meanwhile) is dropped, and the end falls back to reading the bytes back. Copies
+of uploads that were never finished here (expired, finished through another process) are
+removed once older than STALE_AFTER_S, whenever a new upload starts.
 """
 
 from __future__ import annotations
@@ -62,10 +62,15 @@ class LocalCopy:
             await asyncio.to_thread(self._file.write, data)
 
     async def end(self, confirmed: int) -> None:
-        """The append ended with `confirmed` bytes held by the cluster: keep exactly those."""
+        """The append ended with `confirmed` bytes held by the cluster: keep exactly those.
+        With none confirmed the file is removed: an empty one stayed behind a first append
+        refused (413 past the upload's length), for a day, or for good if the refusal ended
+        the upload too (a creation's body); the next append at 0 makes the copy again."""
         if self._file is not None:
             file, self._file = self._file, None
             await asyncio.to_thread(_cut_and_close, file, confirmed)
+            if confirmed == 0:
+                await self.discard()
 
     async def take(self, length: int, into: Path) -> bool:
         """Move the copy to `into` if it holds all `length` bytes; whether it did."""

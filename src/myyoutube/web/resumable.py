@@ -124,13 +124,14 @@ async def create(request: web.Request) -> web.Response:
         # could resume or end it, and its name and quota would stay taken until it expired
         # (a day). So a refusal ends it, answered (413, 415...) or raised (503 when every
         # upload slot is taken, the cluster unreachable).
+        copy = LocalCopy(request.app[LIMITS]["spool_dir"], upload["id"])
         try:
             answer = await _append_then_complete(request, master, upload)
         except Exception:
-            await _terminate_quietly(master, upload["id"])
+            await _give_up(master, upload["id"], copy)
             raise
         if answer.status >= 400:
-            await _terminate_quietly(master, upload["id"])
+            await _give_up(master, upload["id"], copy)
             return answer
         headers = dict(answer.headers)  # the new offset, and the video if it is complete
     return web.Response(status=201, headers=dict(headers, Location=f"/files/{upload['id']}"))
@@ -293,12 +294,14 @@ async def _complete(master: MasterClient, upload: dict, copy: LocalCopy, spool_d
                 finish.abort()
                 raise
         except uploads.UploadRefused:
-            await copy.discard()
-            await _terminate_quietly(master, upload["id"])  # the file itself is refused: no retry helps
+            await _give_up(master, upload["id"], copy)  # the file itself is refused: no retry helps
             raise
 
 
-async def _terminate_quietly(master: MasterClient, upload_id: str) -> None:
+async def _give_up(master: MasterClient, upload_id: str, copy: LocalCopy) -> None:
+    """End the upload, and this process's copy of it, which nothing would take or remove
+    now (it stayed until the sweep of a day-old copy, if another upload ever started)."""
+    await copy.discard()
     try:
         await master.terminate_upload(upload_id)
     except (RequestFailed, OSError, TimeoutError):
