@@ -148,3 +148,27 @@ def test_the_summary_puts_each_count_in_its_number():
     for said in ("from 3 datanodes", "(2 accounts; ", "; 2 videos recovered", "2 newer snapshots were"):
         assert said in text, (said, text)
     assert "2 videos had no copy left and were dropped" in text and "2 blobs no record names are kept" in text
+
+
+def test_a_held_snapshot_the_loaded_one_does_not_list_is_counted_as_an_orphan():
+    """After `--restore` then `--recover`, the summary said "1 blob ... kept as orphans"
+    while /status counted 2: the snapshot taken before the restore, which the restored
+    index (and so the snapshot loaded) never listed, was left out of the count as a
+    snapshot, yet the recovered index does not list it either. It is counted now, and
+    named as a snapshot; the loaded snapshot and those it lists are no orphans."""
+    cat = record("cat", "a" * 32)
+    before_restore, loaded, listed = "1" * 32, "2" * 32, "3" * 32
+    sidecars = [
+        {"blob_id": blob, "kind": "index-snapshot", "taken_at": T0, "size": 1, "sha256": ""}
+        for blob in (before_restore, loaded, listed)
+    ]
+    held = dict.fromkeys(["a" * 32, "f" * 32, before_restore, loaded, listed], 1)
+    loaded_snapshot = Snapshot(
+        T0 + 100, {"cat": cat}, {"cat": 1}, {}, frozenset(), frozenset({loaded, listed})
+    )
+    plan = merge(loaded_snapshot, [sidecar(cat, 1), *sidecars], held)
+    assert (plan.unknown_blobs, plan.unlisted_snapshots) == (2, 1)  # "f"*32 and before_restore
+    assert (
+        "; 2 blobs no record names are kept as orphans (1 of them an index snapshot this index does not list"
+        in summary(plan, loaded_snapshot, 0, 3)
+    )

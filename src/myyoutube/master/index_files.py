@@ -79,16 +79,17 @@ def restore(backup: Path, data_dir: Path) -> None:
     )
 
 
-def read_snapshot(path: Path, taken_at: float) -> rebuild.Snapshot:
-    """Open a snapshot's file as an index (migrated to this release's schema) and read its
-    records. Writes in progress at the snapshot are forgotten first, not retired."""
+def read_snapshot(path: Path, taken_at: float, snapshot_blob: str) -> rebuild.Snapshot:
+    """Open the file of snapshot `snapshot_blob` as an index (migrated to this release's schema)
+    and read its records. Writes in progress at the snapshot are forgotten first, not retired."""
     keep_pending_blobs(path)
     index = Index(path, time.time())
     try:
         versions = index.recovery.versions()
         users = frozenset(index.users.accounts)
         blobs = {blob_id: (r.size, r.sha256) for blob_id, r in index.replicas.items()}
-        return rebuild.Snapshot(taken_at, dict(index.videos), versions, blobs, users)
+        listed = frozenset(listed_id for listed_id, _ in index.recovery.snapshots()) | {snapshot_blob}
+        return rebuild.Snapshot(taken_at, dict(index.videos), versions, blobs, users, listed)
     finally:
         index.close()
 

@@ -22,8 +22,11 @@ no I/O, what the catalogue becomes:
   the summary names the videos missing a rendition.
 * A kept video whose owner has no account in the snapshot (created after it) is kept
   and reported, so an admin can create the account again.
-* Held blobs that no kept record names and that are no snapshot stay unknown: orphans,
-  kept until an operator purges them, as before recovery.
+* Held blobs that no kept record names and that the loaded snapshot does not list as a
+  snapshot (nor is) stay unknown: orphans, kept until an operator purges them, as before
+  recovery. Among them may be index snapshots: one taken before a `--restore` (the
+  restored index never knew it), or a newer one skipped as damaged; the summary counts
+  them as /status does, and says which are snapshots.
 
 Sidecars that do not parse are counted and ignored; a datanode is trusted with the bytes,
 not with the shape of what it reports.
@@ -51,6 +54,9 @@ class Snapshot:
     versions: dict[str, int]  # name -> record version
     blobs: dict[str, tuple[int, str]]  # blob id -> (size, sha256)
     users: frozenset[str]
+    # The index snapshots its index lists, itself included: the ones the recovered index
+    # lists too (index_files.write_plan), any other held snapshot staying an orphan.
+    snapshots: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -66,6 +72,7 @@ class Plan:
     renditions_remade: list[str] = field(default_factory=list)  # videos missing some renditions
     owners_unknown: list[str] = field(default_factory=list)
     unknown_blobs: int = 0
+    unlisted_snapshots: int = 0  # of the unknown blobs, index snapshots (see Snapshot.snapshots)
     bad_sidecars: int = 0
 
 
@@ -154,8 +161,11 @@ def merge(snapshot: Snapshot | None, sidecars: Iterable[dict], held: Mapping[str
     owners = {record["owner"] for record in plan.videos.values()}
     if snapshot is not None:
         plan.owners_unknown = sorted(owners - snapshot.users)
-    named = set(plan.blobs) | {s["blob_id"] for s in sidecars if s.get("kind") == SNAPSHOT_KIND}
-    plan.unknown_blobs = len(set(held) - named)
+    unknown = set(held) - set(plan.blobs) - (snapshot.snapshots if snapshot else frozenset())
+    plan.unknown_blobs = len(unknown)
+    plan.unlisted_snapshots = len(
+        unknown & {s["blob_id"] for s in sidecars if s.get("kind") == SNAPSHOT_KIND}
+    )
     return plan
 
 
@@ -249,9 +259,16 @@ def summary(plan: Plan, snapshot: Snapshot | None, skipped_snapshots: int, nodes
             f"{_names(plan.owners_unknown)}"
         )
     if plan.unknown_blobs:
+        snapshots = (
+            f" ({plan.unlisted_snapshots} of them "
+            f"{agreeing(plan.unlisted_snapshots, 'an index snapshot', 'index snapshots')} this index "
+            "does not list: taken before a --restore, or damaged)"
+            if plan.unlisted_snapshots
+            else ""
+        )
         parts.append(
             f"{counted(plan.unknown_blobs, 'blob')} no record names "
-            f"{agreeing(plan.unknown_blobs, 'is', 'are')} kept as orphans"
+            f"{agreeing(plan.unknown_blobs, 'is', 'are')} kept as orphans{snapshots}"
         )
     if plan.bad_sidecars:
         parts.append(f"{counted(plan.bad_sidecars, 'malformed sidecar')} ignored")

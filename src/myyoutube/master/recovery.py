@@ -231,7 +231,7 @@ async def _load_newest_snapshot(
     for sidecar in rebuild.snapshot_candidates(sidecars, held):
         try:
             if await _read_verified(master, sidecar, held[sidecar["blob_id"]], part):
-                snapshot = await asyncio.to_thread(_open_snapshot, part, target, sidecar["taken_at"])
+                snapshot = await asyncio.to_thread(_open_snapshot, part, target, sidecar)
                 return snapshot, sidecar, skipped
         except (transfer.ReplicationFailed, sqlite3.Error, IndexTooNew) as exc:
             log.warning("recovery: snapshot %s is unusable: %s", sidecar["blob_id"], exc)
@@ -269,9 +269,9 @@ async def _read_verified(master: Master, sidecar: dict, holders: list[str], part
     return True
 
 
-def _open_snapshot(part: Path, target: Path, taken_at: float) -> rebuild.Snapshot:
+def _open_snapshot(part: Path, target: Path, sidecar: dict) -> rebuild.Snapshot:
     part.rename(target)
-    return index_files.read_snapshot(target, taken_at)
+    return index_files.read_snapshot(target, sidecar["taken_at"], sidecar["blob_id"])
 
 
 def _remove(*paths: Path) -> None:
