@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
+import time
 
-from harness import holders_of, mp4_bytes, store, wait_until
+from harness import holders_of, in_process_master, mp4_bytes, store, wait_until
 from myyoutube.datanode.identity import NODE_ID_FILE
+from myyoutube.master.index import StoredBlob
 
 
 async def test_a_node_whose_id_registered_elsewhere_gets_its_replicas_back(fresh_cluster, tmp_path):
@@ -51,3 +54,30 @@ async def test_a_node_whose_id_registered_elsewhere_gets_its_replicas_back(fresh
     log = (cluster.root / "logs" / "master.log").read_text()
     assert log.count("does not follow what this master applied") <= 1
     client.close()
+
+
+def test_one_orphan_is_said_in_the_singular(tmp_path, caplog):
+    """The warning for a datanode holding blobs the index does not know (seen after every
+    --restore) said "holds 1 blobs this index does not know; they are kept"."""
+    master = in_process_master(tmp_path)
+    now = time.time()
+    video = {
+        "name": "kept.mp4",
+        "blob_id": "a" * 32,
+        "size": 10,
+        "sha256": "0" * 64,
+        "content_type": "video/mp4",
+    }
+    master.index.commit_video(dict(video, uploaded_at=now), [StoredBlob("a" * 32, 10, "0" * 64, ["x"])], now)
+    try:
+        with caplog.at_level(logging.WARNING, logger="myyoutube.master.control"):
+            master.control._note_orphans("127.0.0.1:1", ["b" * 32])
+            master.control._note_orphans("127.0.0.1:2", ["c" * 32, "d" * 32])
+        said = [record.getMessage() for record in caplog.records]
+        assert said[0].startswith("datanode 127.0.0.1:1 holds 1 blob this index does not know; it is kept.")
+        assert said[1].startswith(
+            "datanode 127.0.0.1:2 holds 2 blobs this index does not know; they are kept."
+        )
+    finally:
+        master.pools.close()
+        master.index.close()

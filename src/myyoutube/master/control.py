@@ -25,6 +25,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from myyoutube import protocol
+from myyoutube.formatting import agreeing, counted
 from myyoutube.master import reports
 from myyoutube.master.state import IndexView, Node, Reconciliation
 from myyoutube.protocol import BlockReportChunk, Commands, Heartbeat, Ok, PurgeOrphans, Register
@@ -181,21 +182,22 @@ class Control:
         if orphans and not self.index.videos and not self.told_index_empty:
             self.told_index_empty = True
             log.warning(
-                "this master's index is empty, but datanode %s holds %d blobs it does not know (others "
+                "this master's index is empty, but datanode %s holds %s it does not know (others "
                 "may too); nothing is deleted. If the data directory was lost, stop this master and "
                 "start it with --recover on an empty --data-dir to rebuild the catalogue from the "
                 "datanodes (`myyoutube-cluster --recover` for a cluster that command runs), or with "
                 "--restore FILE from a backup",
                 address,
-                len(orphans),
+                counted(len(orphans), "blob"),
             )
         elif orphans and not self.orphans.get(address) and self.index.videos:
             log.warning(
-                "datanode %s holds %d blobs this index does not know; they are kept. If this "
+                "datanode %s holds %s this index does not know; %s kept. If this "
                 "master's data directory was lost or replaced, restore its index before "
                 "uploading; if they are truly garbage, `myyoutube admin purge-orphans` deletes them",
                 address,
-                len(orphans),
+                counted(len(orphans), "blob"),
+                agreeing(len(orphans), "it is", "they are"),
             )
         if orphans:
             self.orphans.setdefault(address, set()).update(orphans)

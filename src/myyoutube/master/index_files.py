@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 
 from myyoutube import service
+from myyoutube.formatting import agreeing, counted
 from myyoutube.master import rebuild
 from myyoutube.master.index import _COLUMNS, Index
 from myyoutube.master.schema import SCHEMA_VERSION, IndexTooNew
@@ -71,11 +72,12 @@ def restore(backup: Path, data_dir: Path) -> None:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
         raise service.StartupError(f"cannot restore the index from {backup}: {reason}") from exc
     log.warning(
-        "index restored from %s; %d writes in progress at the backup are kept as orphans if their "
+        "index restored from %s; %s in progress at the backup %s kept as orphans if their "
         "blobs exist; videos uploaded or edited after the backup are not in it (--recover would add "
         "them from the datanodes' sidecars)",
         backup,
-        pending,
+        counted(pending, "write"),
+        agreeing(pending, "is", "are"),
     )
 
 

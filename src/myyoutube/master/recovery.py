@@ -40,6 +40,7 @@ import aiofiles
 
 from myyoutube import links, service
 from myyoutube.datanode.state import BACKOFF_MAX_S
+from myyoutube.formatting import agreeing, counted
 from myyoutube.master import index_files, rebuild, relay, transfer
 from myyoutube.master.accounts import Accounts
 from myyoutube.master.index import Index
@@ -153,19 +154,28 @@ async def _wait_for_reports(master: Master, options: Options) -> dict[str, list[
                     f"(they must be pointed at this master's address) and try again"
                 )
             log.warning(
-                "recovery: stopped waiting after %gs with %d datanodes", options.wait_s, len(reported)
+                "recovery: stopped waiting after %gs with %s",
+                options.wait_s,
+                counted(len(reported), "datanode"),
             )
             break
         if now - last_log >= PROGRESS_EVERY_S:
             last_log = now
             log.info(
-                "recovery: %d datanodes registered, %d sent their block reports", len(nodes), len(reported)
+                "recovery: %s registered, %d sent their block reports",
+                counted(len(nodes), "datanode"),
+                len(reported),
             )
     held: dict[str, list[str]] = {}
     for address in reported:
         for blob_id in nodes[address].blobs:
             held.setdefault(blob_id, []).append(address)
-    log.info("recovery: %d datanodes hold %d distinct blobs", len(reported), len(held))
+    log.info(
+        "recovery: %s %s %s",
+        counted(len(reported), "datanode"),
+        agreeing(len(reported), "holds", "hold"),
+        counted(len(held), "distinct blob"),
+    )
     return held
 
 
@@ -173,7 +183,7 @@ async def _rebuild(master: Master, held: dict[str, list[str]], data_dir: Path) -
     nodes = sorted({node for holders in held.values() for node in holders})
     found = await asyncio.gather(*(_list_sidecars(master, node) for node in nodes))
     sidecars = [sidecar for listed in found for sidecar in listed]
-    log.info("recovery: %d sidecars read", len(sidecars))
+    log.info("recovery: %s read", counted(len(sidecars), "sidecar"))
     rebuilding = data_dir / index_files.REBUILDING
     try:
         snapshot, used, skipped = await _load_newest_snapshot(master, sidecars, held, rebuilding)

@@ -29,6 +29,7 @@ from collections import deque
 from typing import TYPE_CHECKING
 
 from myyoutube import media
+from myyoutube.formatting import counted
 from myyoutube.master import jobs
 from myyoutube.master.index import Index
 from myyoutube.master.jobs import Job
@@ -142,7 +143,8 @@ class Transcoding:
         self.backlog = untranscoded(self.index)
         if self.backlog:
             log.info(
-                "%d videos stored before transcoding existed will get their renditions", len(self.backlog)
+                "%s stored before transcoding existed will get their renditions",
+                counted(len(self.backlog), "video"),
             )
 
     @property
