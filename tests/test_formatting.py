@@ -55,6 +55,7 @@ def test_counted_puts_the_noun_in_its_number():
     """The master's sentences said "still owns 1 videos" and "Only 1 datanodes are
     running"; counted() gives "1 video" and "2 videos" (and "0 videos")."""
     assert [formatting.counted(n, "video") for n in (0, 1, 2)] == ["0 videos", "1 video", "2 videos"]
+    assert [formatting.counted(n, "copy", "copies") for n in (1, 2)] == ["1 copy", "2 copies"]
 
 
 def test_agreeing_gives_the_word_for_the_count():

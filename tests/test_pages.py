@@ -497,6 +497,22 @@ def test_status_page_rows_and_escaping():
     assert parsed.find("meta", **{"http-equiv": "refresh", "content": str(pages.STATUS_REFRESH_S)})
 
 
+def test_status_page_counts_in_their_number():
+    """The status page said "1 repair copies running", "1 videos" and "stored 1 times"
+    (one datanode, one copy each); each count now takes its noun in its number."""
+    report = {
+        **STATUS_REPORT,
+        "videos": 1,
+        "replication": 1,
+        "under_replicated": [{"name": "a.mp4", "live_replicas": 0, "repairing": False}],
+    }
+    text = " ".join("".join(parse(status_page(report)).text).split())
+    assert "1 video, 3.0 MB stored 1 time; 1 repair copy running." in text
+    assert "a.mp4: 0 of 1 copy" in text
+    text = " ".join("".join(parse(status_page({**STATUS_REPORT, "repairs_running": 2})).text).split())
+    assert "2 videos, 3.0 MB stored 3 times; 2 repair copies running." in text
+
+
 def test_status_page_without_datanodes():
     """A cluster with no datanode yet says so instead of showing an empty table."""
     text = "".join(parse(status_page({**STATUS_REPORT, "datanodes": [], "under_replicated": []})).text)

@@ -43,9 +43,10 @@ def human_size(n: int | float) -> str:
     return f"{whole} {_SIZE_UNITS[unit]}"
 
 
-def counted(n: int, noun: str) -> str:
-    """``n`` and the noun in the number it takes: "1 video", "2 videos", "0 videos"."""
-    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+def counted(n: int, noun: str, plural: str = "") -> str:
+    """``n`` and the noun in the number it takes: "1 video", "2 videos", "0 videos";
+    ``plural`` for a noun whose plural is not noun + s ("copy", "copies")."""
+    return f"{n} {noun}" if n == 1 else f"{n} {plural or noun + 's'}"
 
 
 def agreeing(n: int, one: str, more: str) -> str:

@@ -35,7 +35,7 @@ session's CSRF token in ``<meta name="csrf-token">`` for the scripts to send bac
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -48,7 +48,7 @@ from aiohttp import web
 
 from myyoutube import permissions, videotext
 from myyoutube.client import RequestFailed
-from myyoutube.formatting import human_duration, human_size, utc_text
+from myyoutube.formatting import counted, human_duration, human_size, utc_text
 from myyoutube.web import playback
 from myyoutube.web.common import LIMITS, VISITOR, Visitor, csrf_token, master_for
 from myyoutube.web.videos import MAX_QUERY_CHARS
@@ -81,6 +81,11 @@ def path_segment(name: Any) -> str:
 
 def setup(app: web.Application) -> jinja2.Environment:
     """Give `app` the templates' environment (autoescape on, unknown variables are errors)."""
+    filters: dict[str, Callable[..., str]] = {
+        "path_segment": path_segment,
+        "human_size": human_size,
+        "counted": counted,
+    }
     return aiohttp_jinja2.setup(
         app,
         loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
@@ -89,7 +94,7 @@ def setup(app: web.Application) -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
         default_helpers=False,
-        filters={"path_segment": path_segment, "human_size": human_size},
+        filters=filters,
     )
 
 
