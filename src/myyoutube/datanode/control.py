@@ -33,7 +33,7 @@ from myyoutube import stream as streams
 from myyoutube.datanode.open_blobs import abandoned_after_s
 from myyoutube.datanode.state import Backoff, full_report_chunks, rescan_delay_s
 from myyoutube.datanode.store import StoreError
-from myyoutube.formatting import human_duration
+from myyoutube.formatting import counted, human_duration
 from myyoutube.protocol import BlockReportChunk, Commands, Heartbeat, Register
 from myyoutube.quietlog import LogLimiter
 from myyoutube.stream import FrameStream
@@ -81,11 +81,11 @@ async def register_with_backoff(node: DataNode) -> FrameStream:
             tries = quiet.check("waiting", time.monotonic())
             if tries is not None:
                 log.warning(
-                    "waiting for the master at %s:%d (%s: %s); %d tries so far",
+                    "waiting for the master at %s:%d (%s: %s); %s so far",
                     *node.master,
                     type(exc).__name__,
                     exc,
-                    backoff.failures + 1,
+                    counted(backoff.failures + 1, "try", "tries"),
                 )
         await asyncio.sleep(backoff.next_delay_s())
 
@@ -104,10 +104,10 @@ async def report_forever(node: DataNode, control: FrameStream | None) -> None:
             await _heartbeat_until_broken(node, control)
         except (OSError, TimeoutError, streams.RequestFailed, streams.protocol.ProtocolError) as exc:
             log.warning(
-                "master %s:%d unreachable (%s); retrying, %d changes to report",
+                "master %s:%d unreachable (%s); retrying, %s to report",
                 *node.master,
                 exc,
-                node.reports.pending,
+                counted(node.reports.pending, "change"),
             )
         if control is not None:
             control.abort()

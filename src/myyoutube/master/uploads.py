@@ -240,20 +240,20 @@ async def open_replicas(master: Master, fanout: Writer, fanouts: list[Writer] | 
     while fanouts and _chain_came_short(master, fanout):
         failed.update(fanout.failed)
         log.warning(
-            "blob %s: a chain formed over %d of %d datanodes (%s); forming a new one without the failed",
+            "blob %s: a chain formed over %d of %s (%s); forming a new one without the failed",
             fanout.blob_id,
             len(fanout.replicas),
-            master.replication,
+            counted(master.replication, "datanode"),
             fanout.failed,
         )
         fanout = await _start_over(master, fanout, fanouts, chain=True)
         await _place(master, fanout, frozenset(failed))
     if isinstance(fanout, pipeline.ChainWriter) and len(fanout.replicas) < master.min_replicas and fanouts:
         log.warning(
-            "blob %s: a chain formed over %d datanodes only (%s); fanning out instead. If datanodes "
+            "blob %s: a chain formed over %s only (%s); fanning out instead. If datanodes "
             "cannot reach each other's advertised addresses, run the master with --writes fanout",
             fanout.blob_id,
-            len(fanout.replicas),
+            counted(len(fanout.replicas), "datanode"),
             fanout.failed,
         )
         # Every live node is offered again: a node a chain lost may only be out of the
