@@ -76,12 +76,14 @@ log = logging.getLogger(__name__)
 # still bounding what a flood of connections can cost.
 MAX_CONNECTIONS = 256
 
-# Idle connections kept to each peer datanode, for the next hops of chain writes: two
-# uploads passed on to the same peer at once is already rare, and beyond that finished
-# connections are closed. Small on purpose: every peer's idle connections count against
-# the peer's MAX_CONNECTIONS, so in a cluster of 100 datanodes one node could be holding
-# 2 x 99 of them beside the master's pool (up to 32), still under 256.
-MAX_IDLE_PER_PEER = 2
+# Idle connections kept to each peer datanode, for the next hops of chain writes. Under 5
+# uploaders at once (bench/mixed_load.py), 2 still closed ~4 connections a second (130
+# sockets in TIME_WAIT after 30 s), 4 closed 5 in 30 s. Not more: every peer's idle
+# connections count against the peer's MAX_CONNECTIONS, and with 4 a node could be holding
+# 4 x 55 of them beside the master's pool (up to 32) in a cluster of 56 datanodes before
+# reaching 256; in practice only peers that passed it several uploads at once in the
+# last 30 s (pool.POOL_IDLE_S) hold any.
+MAX_IDLE_PER_PEER = 4
 
 # The master keeps a write's connection alive with keepalives while it waits on its
 # uploader or on another replica; this much silence means it is gone.
