@@ -40,7 +40,7 @@ from myyoutube.datanode.identity import NODE_ID_FILE
 from myyoutube.datanode.server import TRANSCODE_DIR
 from myyoutube.launch import Role, await_role, spawn_role, start_role
 from myyoutube.master.accounts import Accounts
-from myyoutube.master.index import Index
+from myyoutube.master.index import Index, StoredBlob
 from myyoutube.master.server import Master
 from myyoutube.master.state import ClusterState
 from videos import make_mp4
@@ -526,3 +526,17 @@ def in_process_master(data_dir: Path, datanodes: int = 3) -> Master:
     for port in range(1, datanodes + 1):
         state.registered(f"127.0.0.1:{port}", "incarnation", now, capacity_bytes=2**40, used_bytes=0)
     return Master(index, state, None, replication=3, min_replicas=2, accounts=Accounts(index, None, data_dir))
+
+
+def commit_one_video(master: Master, now: float) -> None:
+    """Commit `kept.mp4` (10 bytes, blob "a" * 32 held by a datanode "x") to the master's
+    index, as a finished upload would: for tests that need an index that is not empty."""
+    video = {
+        "name": "kept.mp4",
+        "blob_id": "a" * 32,
+        "size": 10,
+        "sha256": "0" * 64,
+        "content_type": "video/mp4",
+        "uploaded_at": now,
+    }
+    master.index.commit_video(video, [StoredBlob("a" * 32, 10, "0" * 64, ["x"])], now)

@@ -7,9 +7,8 @@ import os
 import shutil
 import time
 
-from harness import holders_of, in_process_master, mp4_bytes, store, wait_until
+from harness import commit_one_video, holders_of, in_process_master, mp4_bytes, store, wait_until
 from myyoutube.datanode.identity import NODE_ID_FILE
-from myyoutube.master.index import StoredBlob
 
 
 async def test_a_node_whose_id_registered_elsewhere_gets_its_replicas_back(fresh_cluster, tmp_path):
@@ -61,14 +60,7 @@ def test_one_orphan_is_said_in_the_singular(tmp_path, caplog):
     --restore) said "holds 1 blobs this index does not know; they are kept"."""
     master = in_process_master(tmp_path)
     now = time.time()
-    video = {
-        "name": "kept.mp4",
-        "blob_id": "a" * 32,
-        "size": 10,
-        "sha256": "0" * 64,
-        "content_type": "video/mp4",
-    }
-    master.index.commit_video(dict(video, uploaded_at=now), [StoredBlob("a" * 32, 10, "0" * 64, ["x"])], now)
+    commit_one_video(master, now)
     try:
         with caplog.at_level(logging.WARNING, logger="myyoutube.master.control"):
             master.control._note_orphans("127.0.0.1:1", ["b" * 32])

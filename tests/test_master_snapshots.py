@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import time
 
-from harness import in_process_master
+from harness import commit_one_video, in_process_master
 from myyoutube.master import snapshots, status, transfer
-from myyoutube.master.index import StoredBlob
 
 NOW = 1_800_000_000.0
 
@@ -18,14 +17,7 @@ async def test_a_snapshot_that_could_not_be_stored_is_not_listed(tmp_path):
     and failing every interval does not add a row each time. Before, each failed try
     stayed listed until the next one that worked."""
     master = in_process_master(tmp_path)
-    video = {
-        "name": "kept.mp4",
-        "blob_id": "a" * 32,
-        "size": 10,
-        "sha256": "0" * 64,
-        "content_type": "video/mp4",
-    }
-    master.index.commit_video(dict(video, uploaded_at=NOW), [StoredBlob("a" * 32, 10, "0" * 64, ["x"])], NOW)
+    commit_one_video(master, NOW)
     try:
         for _ in range(2):
             await snapshots.take_logging_failure(master)
