@@ -20,7 +20,7 @@ from myyoutube import certs, chain, links, protocol, tls_contexts
 from myyoutube.client import RequestFailed
 from myyoutube.datanode.blob_writer import WRITE_BATCH_BYTES
 from myyoutube.launch import Role
-from myyoutube.protocol import ChainResumeBlob, ChainWriteBlob, Ok, WriteBlob
+from myyoutube.protocol import ChainAck, ChainResumeBlob, ChainWriteBlob, End, Ok, WriteBlob
 
 PIPELINE = ("--writes", "pipeline")
 MIB = 1024 * 1024
@@ -260,6 +260,37 @@ async def test_head_and_middle_killed_fail_the_upload_cleanly(fresh_cluster):
         )
     assert await cluster.client().list() == []
     await wait_until(lambda: not cluster.data_files(nodes[2]), "the survivor cleaned", 20)
+
+
+async def test_a_hop_that_gave_up_on_a_silent_next_hop_does_not_reuse_that_connection(fresh_cluster):
+    """The tail freezes (SIGSTOP) after acknowledging every byte, before End: the node
+    before it waits for the tail's answer, takes it for lost after its stall timeout and
+    answers with its own copy. The next blob it passes on to the woken tail gets a new
+    connection and the tail joins its chain. Before, the connection the silent tail was
+    still answering on went back to the pool, and the next blob read the tail's late
+    answer to the old blob as its opening ("malformed chain write opening"): a healthy
+    tail was dropped, one copy fewer."""
+    cluster = fresh_cluster(datanodes=2)
+    head, tail = cluster.datanodes
+    # The test is the node before the head: a plain link, as a datanode's (no TLS here).
+    link = await links.connect(head.host, head.port, None, "datanode")
+    data = os.urandom(64 * 1024)
+    await link.write_frame(ChainWriteBlob(blob_id="e" * 32, downstream=[tail.address]))
+    assert (await link.read_expected(Ok, timeout=5)).info["chain"] == [head.address, tail.address]
+    await link.write_chunk(data)
+    while (await link.read_expected(ChainAck, timeout=5)).offset < len(data):
+        pass  # until the head and the tail behind it both hold every byte
+    tail.pause()
+    try:
+        await link.write_frame(End(size=len(data), sha256=hashlib.sha256(data).hexdigest()))
+        answer = (await link.read_expected(Ok, timeout=20)).info
+    finally:
+        tail.resume()
+    assert answer["stored"] == [head.address] and tail.address in answer["failed"]
+    await link.write_frame(ChainWriteBlob(blob_id="f" * 32, downstream=[tail.address]))
+    opening = (await link.read_expected(Ok, timeout=10)).info
+    assert opening["chain"] == [head.address, tail.address], opening["failed"]
+    link.abort()
 
 
 async def test_a_datanode_takes_chain_writes_from_peers_but_plain_writes_only_from_the_master(fresh_cluster):

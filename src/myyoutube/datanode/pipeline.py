@@ -88,8 +88,12 @@ async def chain_write(
     try:
         if link is not None:
             async with upstream.keepalive():  # the hops behind us fsync meanwhile
-                stored += _behind(size, sha256, failed, await _result(link, failed))
-            link.close(clean=True)
+                result = await _result(link, failed)
+            stored += _behind(size, sha256, failed, result)
+            # Only a hop that answered is done with the connection. One taken for lost (silent
+            # past the stall timeout) may still answer on it, and the next blob given that
+            # connection by the pool would read the old blob's answer as its own.
+            link.close(clean=result is not None)
             link = None
     finally:
         if link is not None:
