@@ -91,6 +91,31 @@ async def test_abandoned_request_closes_its_connection():
         server.close()
 
 
+class AnswersTwice(Echo):
+    """Answers each request, then once more a moment later: a peer that woke after its
+    client had given up on it and sent the answer it still owed."""
+
+    async def __call__(self, conn: FrameStream, request: protocol.Message) -> None:
+        await super().__call__(conn, request)
+        await asyncio.sleep(0.05)
+        await conn.write_frame(Ok({"late": True}))
+
+
+async def test_a_connection_that_received_frames_while_idle_is_not_reused():
+    """A pooled connection on which a frame arrived after its request ended (a late
+    answer) is closed, not handed to the next request, which would read that frame as
+    its own answer."""
+    server, pool = await served(AnswersTwice())
+    try:
+        assert await ask(pool, 1) == Ok({"n": 1})
+        await asyncio.sleep(0.2)  # the late answer reaches the idle connection
+        assert await ask(pool, 2) == Ok({"n": 2})
+        assert pool.opened == 2
+    finally:
+        pool.close()
+        server.close()
+
+
 async def test_idle_connections_are_bounded():
     """Past max_idle, finished connections are closed rather than kept."""
     server, pool = await served(Echo())

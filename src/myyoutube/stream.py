@@ -238,6 +238,13 @@ class FrameStream:
     def is_open(self) -> bool:
         return not self._transport.is_closing() and self._receiver.ended is None
 
+    @property
+    def has_unread(self) -> bool:
+        """Whether bytes arrived that no reader took (a frame, or part of one). Between
+        requests nothing should: such bytes are the late answer of a request given up
+        on, which the next request on this connection would read as its own."""
+        return self._receiver.decoder.buffered > 0 or self._receiver.decoder.failed
+
     def on_close(self, callback: Callable[[], None]) -> None:
         """Call `callback` once the connection is closed, by either side."""
         self._receiver.closed.add_done_callback(lambda _closed: callback())

@@ -81,8 +81,9 @@ MAX_CONNECTIONS = 256
 # sockets in TIME_WAIT after 30 s), 4 closed 5 in 30 s. Not more: every peer's idle
 # connections count against the peer's MAX_CONNECTIONS, and with 4 a node could be holding
 # 4 x 55 of them beside the master's pool (up to 32) in a cluster of 56 datanodes before
-# reaching 256; in practice only peers that passed it several uploads at once in the
-# last 30 s (pool.POOL_IDLE_S) hold any.
+# reaching 256; in practice only peers that passed it several uploads at once lately hold
+# any (an idle link goes when its pool is next used after pool.POOL_IDLE_S, 30 s, or when
+# the server drops it after SERVER_IDLE_S, 120 s).
 MAX_IDLE_PER_PEER = 4
 
 # The master keeps a write's connection alive with keepalives while it waits on its
