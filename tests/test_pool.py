@@ -11,7 +11,7 @@ import weakref
 
 from myyoutube import links, protocol
 from myyoutube.pool import ConnectionPool, Lease
-from myyoutube.protocol import Chunk, Ok
+from myyoutube.protocol import Chunk, Keepalive, Ok
 from myyoutube.stream import FrameStream
 
 HOST = "127.0.0.1"
@@ -111,6 +111,29 @@ async def test_a_connection_that_received_frames_while_idle_is_not_reused():
         await asyncio.sleep(0.2)  # the late answer reaches the idle connection
         assert await ask(pool, 2) == Ok({"n": 2})
         assert pool.opened == 2
+    finally:
+        pool.close()
+        server.close()
+
+
+class KeepaliveAfterAnswer(Echo):
+    """Answers each request, then sends a keepalive, as a peer's ticker may just after
+    its answer."""
+
+    async def __call__(self, conn: FrameStream, request: protocol.Message) -> None:
+        await super().__call__(conn, request)
+        await conn.write_frame(Keepalive())
+
+
+async def test_a_keepalive_heard_while_idle_does_not_retire_a_connection():
+    """A keepalive that arrives after the answer says nothing about the request: the
+    connection is reused, and the next request reads its own answer."""
+    server, pool = await served(KeepaliveAfterAnswer())
+    try:
+        for n in range(5):
+            assert await ask(pool, n) == Ok({"n": n})
+            await asyncio.sleep(0.05)  # the keepalive reaches the idle connection
+        assert pool.opened == 1
     finally:
         pool.close()
         server.close()

@@ -97,10 +97,10 @@ class ConnectionPool:
         now = time.monotonic()
         while self._idle:
             since, connection = self._idle.pop()  # the most recently used: least likely stale
-            # One that heard anything while idle carries the late answer of a request its
-            # user gave up on but still gave back as finished (a chain hop once did): the
-            # next request would take that answer for its own.
-            if now - since < POOL_IDLE_S and connection.is_open and not connection.has_unread:
+            # One that heard more than keepalives while idle carries the late answer of a
+            # request its user gave up on but still gave back as finished (a chain hop once
+            # did): the next request would take that answer for its own.
+            if now - since < POOL_IDLE_S and connection.is_open and connection.heard_nothing_while_idle():
                 return connection
             connection.abort()
         return None

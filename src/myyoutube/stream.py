@@ -238,12 +238,19 @@ class FrameStream:
     def is_open(self) -> bool:
         return not self._transport.is_closing() and self._receiver.ended is None
 
-    @property
-    def has_unread(self) -> bool:
-        """Whether bytes arrived that no reader took (a frame, or part of one). Between
-        requests nothing should: such bytes are the late answer of a request given up
-        on, which the next request on this connection would read as its own."""
-        return self._receiver.decoder.buffered > 0 or self._receiver.decoder.failed
+    def heard_nothing_while_idle(self) -> bool:
+        """Between requests: drop the keepalives that arrived (a peer's ticker may send
+        one just after its answer; readers never see them anyway), and say whether
+        nothing else did. Anything else, a frame or part of one, is the late answer of a
+        request given up on, which the next request here would read as its own."""
+        decoder = self._receiver.decoder
+        try:
+            while decoder.ready_bytes:
+                if not isinstance(self._receiver.take_message(), Keepalive):
+                    return False
+        except protocol.ProtocolError:
+            return False
+        return decoder.buffered == 0 and not decoder.failed
 
     def on_close(self, callback: Callable[[], None]) -> None:
         """Call `callback` once the connection is closed, by either side."""
