@@ -189,3 +189,23 @@ def test_a_token_saved_by_an_earlier_release_is_sent_nowhere(tmp_path, capsys, m
         assert run("list", "--url", url) == 0
     assert seen[-1] == f"Bearer token-of-{url.rsplit(':', 1)[1]}"
     assert "an-old-token" not in (tmp_path / "myyoutube" / "token").read_text()
+
+
+def test_logout_removes_a_token_saved_by_an_earlier_release(tmp_path, capsys, monkeypatch):
+    """`myyoutube logout` with an earlier release's bare token refused to run, like every
+    command but login, telling the user to sign in first. It now removes that token,
+    without sending it anywhere, and says so."""
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
+    monkeypatch.delenv("MYYOUTUBE_TOKEN", raising=False)
+    token_file = tmp_path / "myyoutube" / "token"
+    token_file.parent.mkdir()
+    token_file.write_text("an-old-token\n")
+    seen: list[str] = []
+    with web_server_in_thread(_recording_server(seen)) as url:
+        with pytest.raises(SystemExit) as exit_status:
+            commandline.main(["logout", "--url", url])
+        err = capsys.readouterr().err
+        assert exit_status.value.code == 0, err
+        assert f"removed the token an earlier release saved in {token_file}" in err
+        assert "an-old-token" not in "".join(seen)
+    assert not token_file.exists()

@@ -131,6 +131,18 @@ async def cmd_login(api: Api, args: argparse.Namespace) -> int:
     )
 
 
+def forget_earlier_release_token(args: argparse.Namespace) -> None:
+    """logout's first step, before the saved token is read: a token file of an earlier
+    release (one bare token, its server unknown) is sent to no server, so every command
+    refuses to run with it; logout removes it here, then goes on as without a token."""
+    if webclient.forget_earlier_release_token():
+        print(
+            f"myyoutube: removed the token an earlier release saved in {webclient.token_path()} "
+            "(it was sent to no server; its session ends when it expires)",
+            file=sys.stderr,
+        )
+
+
 async def cmd_logout(api: Api, args: argparse.Namespace) -> int:
     try:
         answer = await api.json("/api/logout", "POST", keys=("signed_out",))
@@ -246,7 +258,8 @@ def register(commands, add, common: argparse.ArgumentParser) -> None:
     # Signing in sends no token: the saved one may be the expired token this login
     # replaces, and the server refuses a request that carries an invalid one.
     login.set_defaults(anonymous=True, ask=ask_login)
-    add("logout", cmd_logout, "revoke the saved token and forget it")
+    logout = add("logout", cmd_logout, "revoke the saved token and forget it")
+    logout.set_defaults(ask=forget_earlier_release_token)
     user = commands.add_parser("user", help="manage accounts (admins)").add_subparsers(
         dest="user_command", required=True, metavar="USER_COMMAND"
     )

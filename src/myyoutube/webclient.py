@@ -19,7 +19,8 @@ token is sent only to the front end that issued it: one saved file for all URLs 
 cluster's token to any other --url (whose answer was then "The token is not valid any
 more" even for an anonymous listing), and a login to a second cluster signed the first out.
 A file of an earlier release holding one bare token, whose issuer is unknown, is sent to
-no front end: every command but `login` (which replaces it) asks for a new sign-in.
+no front end: every command but `login` (which replaces it) and `logout` (which
+removes it) asks for a new sign-in.
 """
 
 from __future__ import annotations
@@ -57,8 +58,8 @@ def token_path() -> Path:
 
 # A token file from before tokens were kept per URL holds one bare token, which every
 # --url was sent. Which server issued it is unknown, so it is sent to none (it was sent
-# to whatever --url the user typed, until the next login): only `login` replaces it,
-# and `logout` removes it.
+# to whatever --url the user typed, until the next login): `login` replaces it, and
+# `logout` removes it without asking any server (none can be told which session it was).
 UNKNOWN_SERVER = "*"
 
 
@@ -138,6 +139,16 @@ def forget_token(url: str) -> bool:
     """Remove the token saved for `url` (or a bare one of an earlier release); whether there was one."""
     tokens = _saved_tokens()
     if tokens.pop(server_key(url), None) is None and tokens.pop(UNKNOWN_SERVER, None) is None:
+        return False
+    _write_tokens(tokens)
+    return True
+
+
+def forget_earlier_release_token() -> bool:
+    """Remove a bare token of an earlier release from the token file (the tokens saved
+    per front end stay); whether there was one."""
+    tokens = _saved_tokens()
+    if tokens.pop(UNKNOWN_SERVER, None) is None:
         return False
     _write_tokens(tokens)
     return True
