@@ -91,21 +91,25 @@ async def test_abandoned_request_closes_its_connection():
         server.close()
 
 
-class AnswersTwice(Echo):
-    """Answers each request, then once more a moment later: a peer that woke after its
-    client had given up on it and sent the answer it still owed."""
+class AnswersThenSends(Echo):
+    """Answers each request, then sends `extra` on the same connection: a late answer (a
+    peer that woke after its client had given up on it and sent what it still owed), or
+    a keepalive (a peer's ticker may send one just after its answer)."""
+
+    def __init__(self, extra: protocol.Message) -> None:
+        super().__init__()
+        self.extra = extra
 
     async def __call__(self, conn: FrameStream, request: protocol.Message) -> None:
         await super().__call__(conn, request)
-        await asyncio.sleep(0.05)
-        await conn.write_frame(Ok({"late": True}))
+        await conn.write_frame(self.extra)
 
 
 async def test_a_connection_that_received_frames_while_idle_is_not_reused():
     """A pooled connection on which a frame arrived after its request ended (a late
     answer) is closed, not handed to the next request, which would read that frame as
     its own answer."""
-    server, pool = await served(AnswersTwice())
+    server, pool = await served(AnswersThenSends(Ok({"late": True})))
     try:
         assert await ask(pool, 1) == Ok({"n": 1})
         await asyncio.sleep(0.2)  # the late answer reaches the idle connection
@@ -116,19 +120,10 @@ async def test_a_connection_that_received_frames_while_idle_is_not_reused():
         server.close()
 
 
-class KeepaliveAfterAnswer(Echo):
-    """Answers each request, then sends a keepalive, as a peer's ticker may just after
-    its answer."""
-
-    async def __call__(self, conn: FrameStream, request: protocol.Message) -> None:
-        await super().__call__(conn, request)
-        await conn.write_frame(Keepalive())
-
-
 async def test_a_keepalive_heard_while_idle_does_not_retire_a_connection():
     """A keepalive that arrives after the answer says nothing about the request: the
     connection is reused, and the next request reads its own answer."""
-    server, pool = await served(KeepaliveAfterAnswer())
+    server, pool = await served(AnswersThenSends(Keepalive()))
     try:
         for n in range(5):
             assert await ask(pool, n) == Ok({"n": n})

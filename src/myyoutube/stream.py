@@ -295,13 +295,9 @@ class FrameStream:
     async def write_chunk(
         self, data: bytes, timeout: float = PEER_TIMEOUT_S, before: bytes = b"", after: bytes = b""
     ) -> None:
-        """Send Chunk(data) without copying `data` into a frame: header and data go to the
-        transport as two buffers (the relay's hot path). `before` and `after` are encoded
-        frames sent in the same write: a range of one chunk goes out with the record
-        before it and the End after it in one system call, and wakes its reader once."""
-        self._check_open()
-        self._transport.writelines((before, protocol.chunk_header(len(data)), data, after))
-        self._last_sent = time.monotonic()
+        """Send Chunk(data) without copying `data` into a frame (queue_chunk), then wait
+        until the transport has room for more."""
+        self.queue_chunk(data, before, after)
         await self.drain(timeout)
 
     def _check_open(self) -> None:
@@ -310,11 +306,14 @@ class FrameStream:
             # RuntimeError: either way the peer is gone, which callers handle as this.
             raise ConnectionResetError(f"the connection to {self.peer} is closed")
 
-    def queue_chunk(self, data: bytes) -> None:
+    def queue_chunk(self, data: bytes, before: bytes = b"", after: bytes = b"") -> None:
         """queue_encoded(encode(Chunk(data))) without copying `data` into a frame: header
-        and data go to the transport as two buffers (an upload's chunk passed on)."""
+        and data go to the transport as separate buffers (the relay's and the write
+        chain's hot path). `before` and `after` are encoded frames sent in the same write:
+        a range of one chunk goes out with the record before it and the End after it in
+        one system call, and wakes its reader once."""
         self._check_open()
-        self._transport.writelines((protocol.chunk_header(len(data)), data))
+        self._transport.writelines((before, protocol.chunk_header(len(data)), data, after))
         self._last_sent = time.monotonic()
 
     def queue_encoded(self, frame: bytes) -> None:
