@@ -1,13 +1,17 @@
-"""Tests for myyoutube.datanode.writeback: a blob's bytes head for the disk as they come.
+"""Tests for myyoutube.datanode.writeback: a blob's bytes head for the disk as they come,
+and leave the page cache once there.
 
 What a user would notice if this broke: an upload that ends with a long wait while its
 datanodes' final fsync writes the whole video at once (a quarter of a 128 MiB upload's
-time on the test machine), instead of a short one for the last few MiB.
+time on the test machine), instead of a short one for the last few MiB; and uploads that
+fill the page cache with copies nobody reads, pushing out the videos being watched (and,
+on the test machine, uploads at 60 instead of 100 MB/s).
 
 How it is seen: the kernel's flags of the file's cached pages (/proc/kpageflags, for
 root) say which are still dirty. Linux writes dirty pages back on its own only after 30 s
 (or past gigabytes of them), so without writeback started early every page written in the
-test stays dirty for longer than the test waits.
+test stays dirty for longer than the test waits. mincore(2) says which pages of a file
+are in the page cache at all, without bringing any in.
 """
 
 from __future__ import annotations
@@ -52,15 +56,7 @@ _FRAME_MASK = (1 << 55) - 1
 _DIRTY = 1 << 4
 
 
-def dirty_bytes(fd: int) -> int:
-    """How many of the cached bytes of the file open as `fd` are dirty (not yet sent to
-    the disk), read from the kernel's page flags without disturbing them. fsync or fadvise
-    would start the very writeback looked for, and so would closing the file's last handle:
-    ext4 flushes a file that was truncated to zero (as a new open blob is) when a handle of
-    it is released. So the caller keeps `fd` open while it polls, and the mapping is
-    read-only and made through libc (Python's mmap wants a writable one to give its
-    address)."""
-    page = mmap.PAGESIZE
+def _libc() -> ctypes.CDLL:
     libc = ctypes.CDLL(None, use_errno=True)
     libc.mmap.restype = ctypes.c_void_p
     libc.mmap.argtypes = [
@@ -72,9 +68,46 @@ def dirty_bytes(fd: int) -> int:
         ctypes.c_long,
     ]
     libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
-    size = os.fstat(fd).st_size
+    libc.mincore.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_char_p]
+    return libc
+
+
+def _map_read_only(libc: ctypes.CDLL, fd: int, size: int) -> int:
+    """The address of a read-only shared mapping of the file (made through libc: Python's
+    mmap wants a writable one to give its address)."""
     address = libc.mmap(None, size, mmap.PROT_READ, mmap.MAP_SHARED, fd, 0)
     assert address not in (None, ctypes.c_void_p(-1).value), os.strerror(ctypes.get_errno())
+    return address
+
+
+def cached_bytes(path: Path) -> int:
+    """How many bytes of the file are in the page cache (mincore: touches no page)."""
+    libc, page = _libc(), mmap.PAGESIZE
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        size = os.fstat(fd).st_size
+        address = _map_read_only(libc, fd, size)
+        try:
+            pages = (size + page - 1) // page
+            vector = ctypes.create_string_buffer(pages)
+            assert libc.mincore(address, size, vector) == 0, os.strerror(ctypes.get_errno())
+        finally:
+            libc.munmap(address, size)
+    finally:
+        os.close(fd)
+    return page * sum(flag & 1 for flag in vector.raw)
+
+
+def dirty_bytes(fd: int) -> int:
+    """How many of the cached bytes of the file open as `fd` are dirty (not yet sent to
+    the disk), read from the kernel's page flags without disturbing them. fsync or fadvise
+    would start the very writeback looked for, and so would closing the file's last handle:
+    ext4 flushes a file that was truncated to zero (as a new open blob is) when a handle of
+    it is released. So the caller keeps `fd` open while it polls, and the mapping is
+    read-only."""
+    libc, page = _libc(), mmap.PAGESIZE
+    size = os.fstat(fd).st_size
+    address = _map_read_only(libc, fd, size)
     try:
         pages = (size + page - 1) // page
         for number in range(pages):
@@ -112,15 +145,23 @@ def dirty_bytes_settle(path: Path, at_most: int) -> int:
 
 
 @pytest.fixture
-def disk_folder(tmp_path) -> Path:
+def on_disk(tmp_path) -> Path:
+    """A folder on a real disk, where writes have a writeback to start and a page cache to
+    leave."""
     if not sys.platform.startswith("linux"):
         pytest.skip("sync_file_range is Linux's")
-    if os.geteuid() != 0:
-        pytest.skip("page flags (/proc/kpageflags) are root's to read")
     kind = subprocess.run(["stat", "-f", "-c", "%T", tmp_path], capture_output=True, text=True).stdout.strip()
     if kind in ("tmpfs", "ramfs"):
         pytest.skip(f"{tmp_path} is in memory ({kind}): there is no writeback to see")
     return tmp_path
+
+
+@pytest.fixture
+def disk_folder(on_disk) -> Path:
+    """`on_disk`, for a test that reads page flags."""
+    if os.geteuid() != 0:
+        pytest.skip("page flags (/proc/kpageflags) are root's to read")
+    return on_disk
 
 
 def test_writeback_starts_behind_the_writes(disk_folder):
@@ -167,3 +208,46 @@ async def test_a_replica_copy_heads_for_the_disk_as_it_comes(disk_folder):
     held = await asyncio.to_thread(dirty_bytes_settle, path, WRITEBACK_AFTER_BYTES)
     await writer.abort()
     assert held <= WRITEBACK_AFTER_BYTES
+
+
+def test_written_stretches_leave_the_page_cache_behind_the_writes(on_disk):
+    """Of a file written through a Writeback, only the stretch on its way to the disk and
+    the unstarted tail stay cached while writes go on, and nothing once fsync() returns."""
+    path = on_disk / "file"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        writeback = Writeback(fd, 0)
+        block = random.Random(4).randbytes(1024 * 1024)
+        for _ in range(WRITTEN_BYTES // len(block)):
+            os.write(fd, block)
+            writeback.advance(len(block))
+        assert cached_bytes(path) <= WRITTEN_BYTES - 2 * WRITEBACK_AFTER_BYTES
+        writeback.fsync()
+        assert cached_bytes(path) == 0
+    finally:
+        os.close(fd)
+
+
+async def test_an_upload_to_an_open_blob_leaves_the_page_cache_once_durable(on_disk):
+    """An upload's copy on a datanode takes no room in the page cache once it is
+    confirmed; an append after it (a resumed upload) drops its own bytes too."""
+    blobs = OpenBlobs(BlobStore(on_disk, capacity_bytes=None))
+    chunk = random.Random(5).randbytes(BLOCK_BYTES)
+    for offset in (0, WRITTEN_BYTES):
+        appender = await blobs.appender(BLOB, offset)
+        for _ in range(WRITTEN_BYTES // BLOCK_BYTES):
+            await appender.write(chunk)
+        await appender.finish()
+        assert cached_bytes(blobs._path(BLOB, ".open")) == 0
+
+
+async def test_a_replica_copy_leaves_the_page_cache_once_durable(on_disk):
+    """A blob written whole (a repair copy, a rendition) takes no room in the page cache
+    once published."""
+    store = BlobStore(on_disk, capacity_bytes=None)
+    writer = store.open_writer(BLOB)
+    chunk = random.Random(6).randbytes(BLOCK_BYTES)
+    for _ in range(WRITTEN_BYTES // BLOCK_BYTES):
+        await writer.write(chunk)
+    await writer.finish()
+    assert cached_bytes(store._path(BLOB, ".blob")) == 0

@@ -116,7 +116,7 @@ class BlobWriter:
             await self._add_blocks(bytes(self._pending))  # the last block, short
             self._pending.clear()
         await self._writes.flush()
-        await _in_thread(_fsync_close, self._blob_file)
+        await _in_thread(_fsync_close, self._blob_file, self._writeback)
         await _in_thread(_write_durably, self._crc_part, bytes(self._crcs))
         if self._sidecar is not None:
             meta_part = self._store.root / f"{self.blob_id}{sidecars.SUFFIX}.part"
@@ -141,9 +141,9 @@ class BlobWriter:
                 pass
 
 
-def _fsync_close(file) -> None:
+def _fsync_close(file, writeback: Writeback) -> None:
     file.flush()
-    os.fsync(file.fileno())
+    writeback.fsync()
     file.close()
 
 

@@ -319,7 +319,7 @@ class Appender:
         """fsync the bytes, then the checksums that confirm them; the new length."""
         await self._writes.flush()
         crcs = self._crcs + ([_crc(bytes(self._block))] if self._block else [])
-        await asyncio.to_thread(os.fsync, self._fd)
+        await asyncio.to_thread(self._writeback.fsync)
         await asyncio.to_thread(self._blobs._write_checksums, self.blob_id, self.length, crcs)
         if self._digest is not None:
             self._blobs._hashes[self.blob_id] = (self.length, self._digest)
