@@ -6,14 +6,17 @@ was deleted or replaced, or a datanode running out of file descriptors.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import random
+import time
 from pathlib import Path
 
 import pytest
 
+import page_cache
 from myyoutube.datanode.blob_writer import BLOCK_BYTES
-from myyoutube.datanode.read_handles import OPEN_READ_HANDLES
+from myyoutube.datanode.read_handles import OPEN_READ_HANDLES, READ_AHEAD_BYTES
 from myyoutube.datanode.store import BlobStore, CorruptBlob, StoreError
 
 BLOB = "0123456789abcdef0123456789abcdef"
@@ -123,3 +126,27 @@ async def test_rot_in_a_kept_blob_is_still_caught(store):
     path.write_bytes(rotten)
     with pytest.raises(CorruptBlob):
         await read_all(store, BLOB, BLOCK_BYTES, 100)
+
+
+async def test_a_read_that_misses_the_page_cache_has_the_disk_read_ahead(tmp_path):
+    """A stream of a blob that is not cached (as no blob is once written) asks the disk
+    for what it still wants, up to READ_AHEAD_BYTES, at its first block: the blocks after
+    it are then cached before the stream asks for them, instead of one trip each."""
+    store = BlobStore(page_cache.require_real_disk(tmp_path), capacity_bytes=None)
+    await write_blob(store, BLOB, random.Random(7).randbytes(2 * READ_AHEAD_BYTES))
+    path = store._path(BLOB, ".blob")
+    assert page_cache.cached_bytes(path) == 0
+    reader = store.read(BLOB, 0, READ_AHEAD_BYTES)
+    await anext(reader)
+    cached = await asyncio.to_thread(cached_soon, path, READ_AHEAD_BYTES)
+    await reader.aclose()
+    assert cached >= READ_AHEAD_BYTES
+
+
+def cached_soon(path: Path, at_least: int) -> int:
+    """Poll for up to 5 s (the disk reads what was queued within moments) until at least
+    `at_least` bytes of the file are cached; the last count."""
+    deadline = time.monotonic() + 5
+    while (cached := page_cache.cached_bytes(path)) < at_least and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return cached

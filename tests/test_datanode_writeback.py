@@ -22,17 +22,17 @@ import mmap
 import os
 import random
 import struct
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
+import page_cache
 from myyoutube.datanode.blob_writer import BLOCK_BYTES
 from myyoutube.datanode.open_blobs import OpenBlobs
 from myyoutube.datanode.store import BlobStore
 from myyoutube.datanode.writeback import WRITEBACK_AFTER_BYTES, Writeback, next_stretch
+from page_cache import require_real_disk
 
 BLOB = "0123456789abcdef0123456789abcdef"
 # Three and a half stretches: three are started early, the last half waits for fsync.
@@ -56,48 +56,6 @@ _FRAME_MASK = (1 << 55) - 1
 _DIRTY = 1 << 4
 
 
-def _libc() -> ctypes.CDLL:
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.mmap.restype = ctypes.c_void_p
-    libc.mmap.argtypes = [
-        ctypes.c_void_p,
-        ctypes.c_size_t,
-        ctypes.c_int,
-        ctypes.c_int,
-        ctypes.c_int,
-        ctypes.c_long,
-    ]
-    libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
-    libc.mincore.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_char_p]
-    return libc
-
-
-def _map_read_only(libc: ctypes.CDLL, fd: int, size: int) -> int:
-    """The address of a read-only shared mapping of the file (made through libc: Python's
-    mmap wants a writable one to give its address)."""
-    address = libc.mmap(None, size, mmap.PROT_READ, mmap.MAP_SHARED, fd, 0)
-    assert address not in (None, ctypes.c_void_p(-1).value), os.strerror(ctypes.get_errno())
-    return address
-
-
-def cached_bytes(path: Path) -> int:
-    """How many bytes of the file are in the page cache (mincore: touches no page)."""
-    libc, page = _libc(), mmap.PAGESIZE
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        size = os.fstat(fd).st_size
-        address = _map_read_only(libc, fd, size)
-        try:
-            pages = (size + page - 1) // page
-            vector = ctypes.create_string_buffer(pages)
-            assert libc.mincore(address, size, vector) == 0, os.strerror(ctypes.get_errno())
-        finally:
-            libc.munmap(address, size)
-    finally:
-        os.close(fd)
-    return page * sum(flag & 1 for flag in vector.raw)
-
-
 def dirty_bytes(fd: int) -> int:
     """How many of the cached bytes of the file open as `fd` are dirty (not yet sent to
     the disk), read from the kernel's page flags without disturbing them. fsync or fadvise
@@ -105,9 +63,9 @@ def dirty_bytes(fd: int) -> int:
     ext4 flushes a file that was truncated to zero (as a new open blob is) when a handle of
     it is released. So the caller keeps `fd` open while it polls, and the mapping is
     read-only."""
-    libc, page = _libc(), mmap.PAGESIZE
+    libc, page = page_cache.libc(), mmap.PAGESIZE
     size = os.fstat(fd).st_size
-    address = _map_read_only(libc, fd, size)
+    address = page_cache.map_read_only(libc, fd, size)
     try:
         pages = (size + page - 1) // page
         for number in range(pages):
@@ -148,12 +106,7 @@ def dirty_bytes_settle(path: Path, at_most: int) -> int:
 def on_disk(tmp_path) -> Path:
     """A folder on a real disk, where writes have a writeback to start and a page cache to
     leave."""
-    if not sys.platform.startswith("linux"):
-        pytest.skip("sync_file_range is Linux's")
-    kind = subprocess.run(["stat", "-f", "-c", "%T", tmp_path], capture_output=True, text=True).stdout.strip()
-    if kind in ("tmpfs", "ramfs"):
-        pytest.skip(f"{tmp_path} is in memory ({kind}): there is no writeback to see")
-    return tmp_path
+    return require_real_disk(tmp_path)
 
 
 @pytest.fixture
@@ -221,9 +174,9 @@ def test_written_stretches_leave_the_page_cache_behind_the_writes(on_disk):
         for _ in range(WRITTEN_BYTES // len(block)):
             os.write(fd, block)
             writeback.advance(len(block))
-        assert cached_bytes(path) <= WRITTEN_BYTES - 2 * WRITEBACK_AFTER_BYTES
+        assert page_cache.cached_bytes(path) <= WRITTEN_BYTES - 2 * WRITEBACK_AFTER_BYTES
         writeback.fsync()
-        assert cached_bytes(path) == 0
+        assert page_cache.cached_bytes(path) == 0
     finally:
         os.close(fd)
 
@@ -238,7 +191,7 @@ async def test_an_upload_to_an_open_blob_leaves_the_page_cache_once_durable(on_d
         for _ in range(WRITTEN_BYTES // BLOCK_BYTES):
             await appender.write(chunk)
         await appender.finish()
-        assert cached_bytes(blobs._path(BLOB, ".open")) == 0
+        assert page_cache.cached_bytes(blobs._path(BLOB, ".open")) == 0
 
 
 async def test_a_replica_copy_leaves_the_page_cache_once_durable(on_disk):
@@ -250,4 +203,4 @@ async def test_a_replica_copy_leaves_the_page_cache_once_durable(on_disk):
     for _ in range(WRITTEN_BYTES // BLOCK_BYTES):
         await writer.write(chunk)
     await writer.finish()
-    assert cached_bytes(store._path(BLOB, ".blob")) == 0
+    assert page_cache.cached_bytes(store._path(BLOB, ".blob")) == 0

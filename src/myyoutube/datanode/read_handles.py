@@ -19,6 +19,12 @@ Blocks are read on the event loop when the page cache has them: preadv with RWF_
 returns them at once or fails with EAGAIN, and only then does the read hop to a worker
 thread, where waiting on the disk stalls no one. Where the kernel or file system does
 not support RWF_NOWAIT, every block goes to the worker thread, as before.
+
+A block that must come from the disk is usually the first of many: blobs leave the page
+cache once written (writeback.py), so a stream of a new video reads from the disk. The
+kernel's own readahead goes a few hundred KiB ahead, one trip per block; so a miss also
+asks the kernel (posix_fadvise WILLNEED, which queues the reads and returns) for what the
+read still wants, up to READ_AHEAD_BYTES, and the blocks after it are then found cached.
 """
 
 from __future__ import annotations
@@ -31,6 +37,11 @@ from collections import OrderedDict
 # serves a few hot videos at a time, and the fd budget is shared with client
 # connections (admission.py keeps headroom), so a small number covers the hot set.
 OPEN_READ_HANDLES = 64
+
+# How far past a block missing from the page cache a read asks the disk for at once. A
+# few tens of ms of a disk's sequential reading: the stream's next blocks are then cached
+# when asked for, while a viewer who stops early has cost the disk little.
+READ_AHEAD_BYTES = 8 * 1024 * 1024
 
 # What preadv(RWF_NOWAIT) raises when the kernel or file system cannot do it at all
 # (as opposed to EAGAIN: "not in the page cache right now").
@@ -130,3 +141,12 @@ class ReadHandles:
         # than its record, which the blocking read then reports as corrupt).
         # bytes(): the CRC32C library takes only bytes, and the buffer is reused.
         return bytes(buffer) if got == length else None
+
+
+def read_from_disk(fd: int, offset: int, length: int, wanted_to: int) -> bytes:
+    """Blocking: `length` bytes at `offset`, after asking the kernel to read ahead what the
+    reader wants up to offset `wanted_to` (at most READ_AHEAD_BYTES of it)."""
+    ahead = min(READ_AHEAD_BYTES, wanted_to - offset)
+    if ahead > length and hasattr(os, "posix_fadvise"):
+        os.posix_fadvise(fd, offset, ahead, os.POSIX_FADV_WILLNEED)
+    return os.pread(fd, length, offset)

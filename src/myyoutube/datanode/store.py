@@ -39,7 +39,7 @@ import google_crc32c
 
 from myyoutube.datanode import sidecars
 from myyoutube.datanode.blob_writer import BLOCK_BYTES, CRC, BlobWriter, fsync_dir
-from myyoutube.datanode.read_handles import ReadHandle, ReadHandles
+from myyoutube.datanode.read_handles import ReadHandle, ReadHandles, read_from_disk
 
 # Blocking file calls (writes, fsyncs) run in a worker thread so the event loop keeps
 # serving other streams while the disk works.
@@ -246,7 +246,7 @@ class BlobStore:
                     handle.fd, block_start, min(BLOCK_BYTES, size - block_start)
                 )
                 if block is None:
-                    block = await _in_thread(os.pread, handle.fd, BLOCK_BYTES, block_start)
+                    block = await _in_thread(read_from_disk, handle.fd, block_start, BLOCK_BYTES, end)
                 _verify(blob_id, number, block, handle.crcs)
                 yield block[max(offset, block_start) - block_start : end - block_start]
         finally:
