@@ -228,6 +228,42 @@ async def test_open_link_of_a_peer_revoked_meanwhile_is_cut(own_pki, monkeypatch
         server.close()
 
 
+async def test_a_pooled_link_to_a_peer_revoked_meanwhile_is_not_used_again(own_pki, monkeypatch, caplog):
+    """A master keeps idle links to a datanode in its pool; once that datanode's
+    certificate is revoked in the master's revoked.txt, the next request does not go out
+    on a kept link (it is closed, with the reason logged) but on a new one, which the
+    master then refuses to open."""
+    monkeypatch.setattr(links, "REVOCATION_CHECK_S", 0.1)
+    _, dirs = own_pki
+    master = tls_contexts.load(dirs["master"], "master")
+    server, port = await served(tls_contexts.load(dirs["datanode"], "datanode"))
+    pool = ConnectionPool(
+        lambda: links.connect(HOST, port, master, "datanode"), revoked=links.RevokedPeers(master)
+    )
+
+    async def attempt(lease: Lease) -> protocol.Message:
+        await lease.connection.write_frame(ReadBlob(blob_id="0" * 32, offset=0, length=0))
+        answer = await lease.connection.read_frame(timeout=3)
+        lease.done()
+        return answer
+
+    try:
+        await pool.call(attempt)
+        serial = certs.read_certificate(dirs["datanode"] / certs.NODE_CERT).serial
+        certs.revoke(dirs["master"], {serial: ""}, datetime.datetime.now(datetime.UTC))
+        await asyncio.sleep(0.2)  # past the period the revoked serials are read again
+        with pytest.raises(links.PeerRefused, match="is revoked"):
+            await pool.call(attempt)
+        assert (
+            f"pooled link to 127.0.0.1:{port} closed: certificate (serial {serial:x}) is revoked"
+            in caplog.text
+        )
+        assert pool.opened == 1
+    finally:
+        pool.close()
+        server.close()
+
+
 async def test_renewed_certificate_serves_new_links_while_open_ones_carry_on(own_pki):
     """The master's certificate is issued again into its live cert dir: a link opened
     before keeps working, and the next link is made with the new certificate."""

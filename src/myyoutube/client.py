@@ -88,7 +88,9 @@ class MasterClient:
         self.host, self.port = host, port
         self.user = user
         self.pool = ConnectionPool(
-            lambda: links.connect(host, port, tls, expect_role="master"), MAX_IDLE_TO_MASTER
+            lambda: links.connect(host, port, tls, expect_role="master"),
+            MAX_IDLE_TO_MASTER,
+            links.RevokedPeers(tls) if tls is not None else None,
         )
 
     def as_user(self, user: User | str | None) -> MasterClient:

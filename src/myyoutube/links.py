@@ -30,7 +30,9 @@ whose type its peer's role may not send (`allowed_roles`) is answered with Error
 'forbidden' and the link is closed. Every REVOCATION_CHECK_S the listener also closes
 the open links whose peer was revoked since it connected: some links live for hours
 (a datanode's heartbeats are one long request), so a check at connect time alone would
-let a revoked peer stay.
+let a revoked peer stay. Links we opened and keep between requests (pool.py) are checked
+by `RevokedPeers` each time one is taken for a request, against the list as read at most
+REVOCATION_CHECK_S ago.
 """
 
 from __future__ import annotations
@@ -306,6 +308,26 @@ class Listener:
                 if stream.peer_serial in revoked:
                     self._reject(f"open link cut: {tls.refusal(stream.peer_serial, name)}", stream.peer)
                     stream.abort()
+
+
+class RevokedPeers:
+    """The revoked serials as of at most REVOCATION_CHECK_S ago, for links kept between
+    requests (pools): asked once per request, so the files are looked at once per period
+    rather than on every request."""
+
+    def __init__(self, tls: Tls) -> None:
+        self._tls = tls
+        self._serials = tls.revoked
+        self._read_at = time.monotonic()
+
+    def refusal(self, stream: FrameStream) -> str | None:
+        """Why the peer of `stream` must not be used any more, or None."""
+        now = time.monotonic()
+        if now - self._read_at >= REVOCATION_CHECK_S:
+            self._serials, self._read_at = self._tls.revoked, now
+        if stream.peer_serial not in self._serials:
+            return None
+        return self._tls.refusal(stream.peer_serial)
 
 
 def _family(host: str) -> socket.AddressFamily:

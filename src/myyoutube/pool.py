@@ -83,10 +83,16 @@ class Lease:
 
 class ConnectionPool:
     def __init__(
-        self, connect: Callable[[], Awaitable[FrameStream]], max_idle: int = DEFAULT_MAX_IDLE
+        self,
+        connect: Callable[[], Awaitable[FrameStream]],
+        max_idle: int = DEFAULT_MAX_IDLE,
+        revoked: links.RevokedPeers | None = None,
     ) -> None:
+        """`connect` opens a new connection; `revoked` (with TLS) says whether an idle one's
+        peer was revoked since it connected."""
         self._connect = connect
         self._max_idle = max_idle
+        self._revoked = revoked
         # A burst of requests would otherwise open dozens of connections at once, and the
         # server admits only a few handshakes per address (links.MAX_HANDSHAKING_PER_IP).
         self._connecting = asyncio.Semaphore(MAX_CONNECTING)
@@ -101,7 +107,10 @@ class ConnectionPool:
             # request its user gave up on but still gave back as finished (a chain hop once
             # did): the next request would take that answer for its own.
             if now - since < POOL_IDLE_S and connection.is_open and connection.heard_nothing_while_idle():
-                return connection
+                refusal = self._revoked.refusal(connection) if self._revoked is not None else None
+                if refusal is None:
+                    return connection
+                log.warning("pooled link to %s closed: %s", connection.peer, refusal)
             connection.abort()
         return None
 
@@ -174,6 +183,7 @@ class DatanodePools:
     def __init__(self, tls: Tls | None, max_idle: int) -> None:
         self._tls = tls
         self._max_idle = max_idle
+        self._revoked = links.RevokedPeers(tls) if tls is not None else None
         self._pools: dict[str, ConnectionPool] = {}
 
     def __getitem__(self, node: str) -> ConnectionPool:
@@ -181,7 +191,9 @@ class DatanodePools:
         if pool is None:
             host, _, port = node.rpartition(":")
             pool = ConnectionPool(
-                lambda: links.connect(host, int(port), self._tls, expect_role="datanode"), self._max_idle
+                lambda: links.connect(host, int(port), self._tls, expect_role="datanode"),
+                self._max_idle,
+                self._revoked,
             )
             self._pools[node] = pool
         return pool
