@@ -2,8 +2,13 @@
 
 Theory of operation
 -------------------
-Bytes written to an `Upload` are cut into CHUNK_BYTES frames, each sent only when the
-master has drained the previous one, so the caller is paced by the slowest replica. The
+Bytes written to an `Upload` go out in frames of exactly CHUNK_BYTES (the last may be
+shorter), each sent only when the master has drained the previous one, so the caller is
+paced by the slowest replica. Whole frames matter downstream: a datanode checksums its
+copy in CHUNK_BYTES blocks, and a chunk that is a whole block is checksummed and written
+as it came, while pieces of blocks are gathered first (copied three or four times, on
+each of the three datanodes). The web reads a form's file in pieces of whatever size the
+network delivered, so the upload gathers them here, copying each byte once. The
 master's answer (the video's record, or an Error as soon as the upload cannot succeed) is
 awaited in the background from the start, so a refusal reaches the writer at its next
 chunk with the master's reason rather than as a broken pipe.
@@ -51,7 +56,10 @@ class Upload:
         self._answer: asyncio.Future[VideoInfo | Ok] = asyncio.ensure_future(
             self._connection.read_expected(answer, timeout=None)
         )
-        self.size = 0
+        self.size = 0  # bytes written so far, sent or held
+        # Written but not sent yet: less than a frame, or pieces that make more.
+        self._held: list[bytes | memoryview] = []
+        self._held_bytes = 0
 
     async def _refusal_or(self, exc: BaseException) -> BaseException:
         """The master's Error if it sent one (it explains a reset), else `exc`."""
@@ -64,23 +72,40 @@ class Upload:
         return exc
 
     async def write(self, data: bytes) -> None:
-        for start in range(0, len(data), CHUNK_BYTES):
-            if self._answer.done():
-                raise await self._refusal_or(protocol.RemoteProtocolError("master answered early"))
-            piece = data[start : start + CHUNK_BYTES]  # `data` itself when it fits, no copy
-            try:
-                # Header and bytes as two buffers, not copied into a new frame. The
-                # transport may hold `piece` after this returns: it is never changed.
-                await self._connection.write_chunk(piece, timeout=FINISH_TIMEOUT_S)
-            except (ConnectionError, TimeoutError) as exc:
-                raise await self._refusal_or(exc) from exc
-            self.size += len(piece)
+        """Send `data` after what was written before, whole frames now and the rest with
+        the next write (or at finish)."""
+        self._held.append(data)
+        self._held_bytes += len(data)
+        self.size += len(data)
+        if self._held_bytes < CHUNK_BYTES:
+            return
+        # One piece that is exactly a frame (the common case when the writer reads whole
+        # frames) is joined to itself: b"".join returns it, no copy.
+        held = memoryview(b"".join(self._held))
+        whole = len(held) - len(held) % CHUNK_BYTES
+        self._held = [held[whole:]] if whole < len(held) else []
+        self._held_bytes = len(held) - whole
+        for start in range(0, whole, CHUNK_BYTES):
+            await self._send(held[start : start + CHUNK_BYTES])
+
+    async def _send(self, piece: bytes | memoryview) -> None:
+        if self._answer.done():
+            raise await self._refusal_or(protocol.RemoteProtocolError("master answered early"))
+        try:
+            # Header and bytes as two buffers, not copied into a new frame. The transport
+            # may hold `piece` after this returns: nothing changes its bytes.
+            await self._connection.write_chunk(piece, timeout=FINISH_TIMEOUT_S)
+        except (ConnectionError, TimeoutError) as exc:
+            raise await self._refusal_or(exc) from exc
 
     async def finish(self, extra: dict | None = None, poster: bytes = b"") -> dict:
         """Commit the upload (with what was learnt of the file, and a JPEG poster);
         returns the video's record once every replica has it (for an append: the
         resumable upload's session with its new offset)."""
         try:
+            if self._held:
+                await self._send(b"".join(self._held))
+                self._held, self._held_bytes = [], 0
             if extra or poster:
                 await self._connection.write_frame(VideoDetails(extra=extra or {}, poster=poster))
             await self._connection.write_frame(End(size=self.size, sha256=""))

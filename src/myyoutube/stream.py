@@ -293,7 +293,11 @@ class FrameStream:
         await self.drain(timeout)
 
     async def write_chunk(
-        self, data: bytes, timeout: float = PEER_TIMEOUT_S, before: bytes = b"", after: bytes = b""
+        self,
+        data: bytes | memoryview,
+        timeout: float = PEER_TIMEOUT_S,
+        before: bytes = b"",
+        after: bytes = b"",
     ) -> None:
         """Send Chunk(data) without copying `data` into a frame (queue_chunk), then wait
         until the transport has room for more."""
@@ -306,7 +310,7 @@ class FrameStream:
             # RuntimeError: either way the peer is gone, which callers handle as this.
             raise ConnectionResetError(f"the connection to {self.peer} is closed")
 
-    def queue_chunk(self, data: bytes, before: bytes = b"", after: bytes = b"") -> None:
+    def queue_chunk(self, data: bytes | memoryview, before: bytes = b"", after: bytes = b"") -> None:
         """queue_encoded(encode(Chunk(data))) without copying `data` into a frame: header
         and data go to the transport as separate buffers (the relay's and the write
         chain's hot path). `before` and `after` are encoded frames sent in the same write:
