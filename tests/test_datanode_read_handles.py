@@ -6,7 +6,6 @@ was deleted or replaced, or a datanode running out of file descriptors.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import random
 import time
@@ -16,10 +15,11 @@ import pytest
 
 import page_cache
 from myyoutube.datanode.blob_writer import BLOCK_BYTES
-from myyoutube.datanode.read_handles import OPEN_READ_HANDLES, READ_AHEAD_BYTES
+from myyoutube.datanode.read_handles import OPEN_READ_HANDLES, READ_AHEAD_BYTES, read_from_disk
 from myyoutube.datanode.store import BlobStore, CorruptBlob, StoreError
 
 BLOB = "0123456789abcdef0123456789abcdef"
+OTHER = "fedcba9876543210fedcba9876543210"
 DATA = random.Random(3).randbytes(2 * BLOCK_BYTES + 999)
 
 
@@ -128,19 +128,22 @@ async def test_rot_in_a_kept_blob_is_still_caught(store):
         await read_all(store, BLOB, BLOCK_BYTES, 100)
 
 
-async def test_a_read_that_misses_the_page_cache_has_the_disk_read_ahead(tmp_path):
-    """A stream of a blob that is not cached (as no blob is once written) asks the disk
-    for what it still wants, up to READ_AHEAD_BYTES, at its first block: the blocks after
-    it are then cached before the stream asks for them, instead of one trip each."""
-    store = BlobStore(page_cache.require_real_disk(tmp_path), capacity_bytes=None)
-    await write_blob(store, BLOB, random.Random(7).randbytes(2 * READ_AHEAD_BYTES))
-    path = store._path(BLOB, ".blob")
-    assert page_cache.cached_bytes(path) == 0
-    reader = store.read(BLOB, 0, READ_AHEAD_BYTES)
-    await anext(reader)
-    cached = await asyncio.to_thread(cached_soon, path, READ_AHEAD_BYTES)
-    await reader.aclose()
-    assert cached >= READ_AHEAD_BYTES
+def test_a_block_read_from_the_disk_has_the_disk_read_ahead(tmp_path):
+    """A block that must come from the disk (as a new video's do: written blobs leave the
+    page cache) asks the disk for what the read still wants, up to READ_AHEAD_BYTES: the
+    blocks after it are then cached before the stream asks for them, instead of one trip
+    each. (The kernel's own readahead alone brings ~1 MiB here.)"""
+    path = page_cache.require_real_disk(tmp_path) / "blob"
+    path.write_bytes(random.Random(7).randbytes(2 * READ_AHEAD_BYTES))
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        assert page_cache.cached_bytes(path) == 0
+        read_from_disk(fd, 0, BLOCK_BYTES, READ_AHEAD_BYTES)
+        assert cached_soon(path, READ_AHEAD_BYTES) >= READ_AHEAD_BYTES
+    finally:
+        os.close(fd)
 
 
 def cached_soon(path: Path, at_least: int) -> int:
@@ -150,3 +153,19 @@ def cached_soon(path: Path, at_least: int) -> int:
     while (cached := page_cache.cached_bytes(path)) < at_least and time.monotonic() < deadline:
         time.sleep(0.05)
     return cached
+
+
+async def test_a_walk_that_drops_behind_leaves_the_page_cache_as_it_found_it(tmp_path):
+    """The scrubber's walk (drop_behind) over a blob nobody reads leaves none of it in the
+    page cache, so walking every blob does not push out the videos being watched; over a
+    blob a viewer read lately, it leaves it cached."""
+    store = BlobStore(page_cache.require_real_disk(tmp_path), capacity_bytes=None)
+    size = 2 * READ_AHEAD_BYTES
+    for blob_id, data in ((BLOB, DATA), (OTHER, random.Random(9).randbytes(size))):
+        await write_blob(store, blob_id, data)
+    await read_all(store, BLOB, 0, len(DATA))  # a viewer: now cached
+    for blob_id in (BLOB, OTHER):
+        async for _ in store.read(blob_id, 0, store.size(blob_id), keep_open=False, drop_behind=True):
+            pass
+    assert page_cache.cached_bytes(store._path(OTHER, ".blob")) == 0
+    assert page_cache.cached_bytes(store._path(BLOB, ".blob")) >= len(DATA)

@@ -79,6 +79,11 @@ class ReadHandles:
         # Where blocks are read on the event loop: one at a time, copied out at once.
         self._block = bytearray(block_bytes)
 
+    def is_open(self, blob_id: str) -> bool:
+        """Whether viewers read the blob lately (its handle is kept), without counting
+        this question as a use."""
+        return blob_id in self._handles
+
     def take(self, blob_id: str) -> ReadHandle | None:
         """The blob's open handle for one more reader, or None if it is not open."""
         handle = self._handles.get(blob_id)

@@ -40,6 +40,7 @@ import google_crc32c
 from myyoutube.datanode import sidecars
 from myyoutube.datanode.blob_writer import BLOCK_BYTES, CRC, BlobWriter, fsync_dir
 from myyoutube.datanode.read_handles import ReadHandle, ReadHandles, read_from_disk
+from myyoutube.datanode.writeback import drop_cached
 
 # Blocking file calls (writes, fsyncs) run in a worker thread so the event loop keeps
 # serving other streams while the disk works.
@@ -220,13 +221,19 @@ class BlobStore:
         self._record(blob_id, size)
 
     async def read(
-        self, blob_id: str, offset: int, length: int, keep_open: bool = True
+        self, blob_id: str, offset: int, length: int, keep_open: bool = True, drop_behind: bool = False
     ) -> AsyncIterator[bytes]:
         """Yield the bytes [offset, offset+length) in pieces, verifying every block.
 
         The blob stays open for the next reads (read_handles.py) unless `keep_open` is
         False: a scrubber walking every blob must not push the hot ones out, and must
         check each block against the checksum file as it is on the disk now.
+
+        With `drop_behind` (the scrubber's walk), a blob no viewer read lately (not among
+        the open read handles) leaves the page cache as the read goes: each block is
+        dropped once verified. A scrubber reads every blob of the node now and then, and
+        would otherwise fill the cache with blobs nobody watches, pushing out those being
+        watched (which are left as they are).
         """
         size = self.size(blob_id)
         if offset < 0 or length < 0 or offset + length > size:
@@ -239,6 +246,7 @@ class BlobStore:
             changes = self._read_handles.changes
             opened = await _in_thread(self._open_for_reading, blob_id)
             handle = self._read_handles.keep(blob_id, opened, changes) if keep_open else opened.for_one_read()
+        drop = drop_behind and not self._read_handles.is_open(blob_id)
         try:
             for number in range(first_block, (end - 1) // BLOCK_BYTES + 1):
                 block_start = number * BLOCK_BYTES
@@ -248,6 +256,8 @@ class BlobStore:
                 if block is None:
                     block = await _in_thread(read_from_disk, handle.fd, block_start, BLOCK_BYTES, end)
                 _verify(blob_id, number, block, handle.crcs)
+                if drop:
+                    drop_cached(handle.fd, block_start, len(block))
                 yield block[max(offset, block_start) - block_start : end - block_start]
         finally:
             self._read_handles.release(handle)

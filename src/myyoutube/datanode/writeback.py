@@ -76,7 +76,7 @@ def _find_sync_file_range() -> Callable[[int, int, int, int], int] | None:
 _sync_file_range = _find_sync_file_range()
 
 
-def _drop_cached(fd: int, offset: int, length: int) -> None:
+def drop_cached(fd: int, offset: int, length: int) -> None:
     """Let go of the file's cached pages in the range (length 0: to the end). Only clean
     pages go, so it never loses a byte; a refusal only means they stay cached."""
     if hasattr(os, "posix_fadvise"):
@@ -118,12 +118,12 @@ class Writeback:
             self._in_flight is not None
             and _sync_file_range(self._fd, *self._in_flight, _SYNC_FILE_RANGE_WRITE_AND_WAIT) == 0
         ):
-            _drop_cached(self._fd, *self._in_flight)
+            drop_cached(self._fd, *self._in_flight)
         self._in_flight = stretch
 
     def fsync(self) -> None:
         """Make the file durable (os.fsync; its errors are the caller's), then drop what
         this writer wrote from the page cache."""
         os.fsync(self._fd)
-        _drop_cached(self._fd, self._first, 0)
+        drop_cached(self._fd, self._first, 0)
         self._in_flight = None
