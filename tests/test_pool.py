@@ -10,7 +10,7 @@ import gc
 import weakref
 
 from myyoutube import links, protocol
-from myyoutube.pool import ConnectionPool, Lease
+from myyoutube.pool import ConnectionPool, DatanodePools, Lease
 from myyoutube.protocol import Chunk, Keepalive, Ok
 from myyoutube.stream import FrameStream
 
@@ -169,3 +169,33 @@ async def test_idle_connections_the_peer_closed_are_let_go_at_once():
         assert [connection() for connection in pooled] == [None, None]
     finally:
         pool.close()
+
+
+async def test_pools_of_addresses_no_longer_used_are_forgotten():
+    """A datanode on a port of its own choosing comes back at a new address after each
+    restart: the master's table of pools keeps those in use or holding idle connections,
+    and forgets the empty ones when a new address comes, while still counting the
+    connections they opened."""
+    servers = [await links.serve_connections(Echo(), HOST, 0, None, 16, {}) for _ in range(3)]
+    for server in servers:
+        await server.start_serving()
+    nodes = [f"{HOST}:{server.sockets[0].getsockname()[1]}" for server in servers]
+    pools = DatanodePools(None, max_idle=2)
+    try:
+        kept = await pools[nodes[0]].acquire()  # out for a request all along
+        for node in nodes[1:]:
+            assert await ask(pools[node], 1) == Ok({"n": 1})
+        assert len(pools) == 3  # each holds an idle connection
+        pools[nodes[2]].close()  # its idle connection closed: now empty
+        pools["127.0.0.1:9"]  # a new address (nothing is asked of it)
+        assert len(pools) == 3  # nodes[2]'s pool went; nodes[0]'s is in use, nodes[1]'s idle
+        assert pools.opened == 3
+        kept.done()
+        pools[nodes[0]].release(kept)
+        pools[nodes[0]].release(kept)  # a second release changes nothing
+        first, second = await pools[nodes[0]].acquire(), await pools[nodes[0]].acquire()
+        assert (first.reused, second.reused) == (True, False)  # kept idle once, not twice
+    finally:
+        pools.close()
+        for server in servers:
+            server.close()

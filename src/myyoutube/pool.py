@@ -65,6 +65,7 @@ class Lease:
         self.connection = connection
         self.reused = reused
         self.clean = False
+        self.released = False
         self._frames_at_lease = connection.frames_received
 
     def done(self) -> None:
@@ -97,6 +98,7 @@ class ConnectionPool:
         # server admits only a few handshakes per address (links.MAX_HANDSHAKING_PER_IP).
         self._connecting = asyncio.Semaphore(MAX_CONNECTING)
         self._idle: list[tuple[float, FrameStream]] = []  # (idle since, connection), oldest first
+        self._leased = 0  # connections out for a request now
         self.opened = 0  # connections made, for tests and metrics
 
     def _take_idle(self) -> FrameStream | None:
@@ -118,12 +120,19 @@ class ConnectionPool:
         """A connection for one request: an idle one unless `fresh`, else a new one."""
         idle = None if fresh else self._take_idle()
         if idle is not None:
+            self._leased += 1
             return Lease(idle, reused=True)
         async with self._connecting:
             connection = await self._connect()
         self.opened += 1
+        self._leased += 1
         connection.on_close(functools.partial(self._let_go_closed, connection))
         return Lease(connection, reused=False)
+
+    @property
+    def unused(self) -> bool:
+        """Whether the pool holds no connection, idle or out for a request."""
+        return not self._idle and self._leased == 0
 
     def _let_go_closed(self, connection: FrameStream) -> None:
         """A connection closed (by its peer, which stopped or idled it out, or by us):
@@ -135,7 +144,12 @@ class ConnectionPool:
 
     def release(self, lease: Lease) -> None:
         """Keep the connection for the next request if `lease.done()` was called and there
-        is room; close it otherwise."""
+        is room; close it otherwise. A lease is released once; a second release (an
+        upload's abort after its failed finish) does nothing."""
+        if lease.released:
+            return
+        lease.released = True
+        self._leased -= 1
         now = time.monotonic()
         while self._idle and now - self._idle[0][0] >= POOL_IDLE_S:
             self._idle.pop(0)[1].abort()
@@ -178,17 +192,24 @@ class ConnectionPool:
 
 
 class DatanodePools:
-    """One connection pool per datanode address, made on first use."""
+    """One connection pool per datanode address, made on first use.
+
+    A datanode started on a port of its own choosing (`--port 0`) comes back at a new
+    address after each restart, so over months the addresses seen are not bounded by the
+    datanodes there are: making a pool for a new address first forgets the pools that hold
+    no connection (idle or in use), as an empty pool holds nothing worth keeping."""
 
     def __init__(self, tls: Tls | None, max_idle: int) -> None:
         self._tls = tls
         self._max_idle = max_idle
         self._revoked = links.RevokedPeers(tls) if tls is not None else None
         self._pools: dict[str, ConnectionPool] = {}
+        self._opened_by_forgotten = 0  # connections made by pools forgotten since
 
     def __getitem__(self, node: str) -> ConnectionPool:
         pool = self._pools.get(node)
         if pool is None:
+            self._forget_unused()
             host, _, port = node.rpartition(":")
             pool = ConnectionPool(
                 lambda: links.connect(host, int(port), self._tls, expect_role="datanode"),
@@ -198,10 +219,20 @@ class DatanodePools:
             self._pools[node] = pool
         return pool
 
+    def _forget_unused(self) -> None:
+        for node, pool in list(self._pools.items()):
+            if pool.unused:
+                self._opened_by_forgotten += pool.opened
+                del self._pools[node]
+
+    def __len__(self) -> int:
+        """Pools kept now (one per datanode address in use or with idle connections)."""
+        return len(self._pools)
+
     @property
     def opened(self) -> int:
         """Connections made to datanodes so far."""
-        return sum(pool.opened for pool in self._pools.values())
+        return self._opened_by_forgotten + sum(pool.opened for pool in self._pools.values())
 
     def close(self) -> None:
         for pool in self._pools.values():
