@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
+import errno
 import mmap
 import os
 import random
@@ -28,9 +29,10 @@ from pathlib import Path
 import pytest
 
 import page_cache
+from myyoutube.datanode import writeback
 from myyoutube.datanode.blob_writer import BLOCK_BYTES
 from myyoutube.datanode.open_blobs import OpenBlobs
-from myyoutube.datanode.store import BlobStore
+from myyoutube.datanode.store import BlobStore, StoreError
 from myyoutube.datanode.writeback import WRITEBACK_AFTER_BYTES, Writeback, next_stretch
 from page_cache import require_real_disk
 
@@ -204,3 +206,32 @@ async def test_a_replica_copy_leaves_the_page_cache_once_durable(on_disk):
         await writer.write(chunk)
     await writer.finish()
     assert page_cache.cached_bytes(store._path(BLOB, ".blob")) == 0
+
+
+async def test_an_append_the_disk_failed_to_write_is_never_confirmed(tmp_path, monkeypatch):
+    """A write the disk failed, found by the wait for a stretch's writeback, fails the
+    append, and its finish too (as a chain write parking its copy calls it): the bytes
+    are never confirmed as durable. Linux reports such a failure to an open file once, to
+    whichever call waits first, and its fsync then succeeds; here the disk fails every
+    wait and fsync succeeds, as it would after that report."""
+
+    def failing_disk(fd: int, offset: int, length: int, flags: int) -> int:
+        if flags == writeback._SYNC_FILE_RANGE_WRITE:
+            return 0  # started; the failure shows when it is waited for
+        ctypes.set_errno(errno.EIO)
+        return -1
+
+    monkeypatch.setattr(writeback, "_sync_file_range", failing_disk)
+    blobs = OpenBlobs(BlobStore(tmp_path, capacity_bytes=None))
+    appender = await blobs.appender(BLOB, 0)
+    chunk = random.Random(7).randbytes(BLOCK_BYTES)
+    with pytest.raises(OSError) as failed:
+        for _ in range(WRITTEN_BYTES // BLOCK_BYTES):
+            await appender.write(chunk)
+        await appender.finish()
+    assert failed.value.errno == errno.EIO
+    with pytest.raises(OSError):
+        await appender.finish()
+    await appender.abandon()
+    with pytest.raises(StoreError):
+        blobs._checksums(BLOB)  # no confirmed length at all

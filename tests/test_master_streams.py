@@ -2,7 +2,8 @@
 
 What a user would notice if this broke: uploads a sixth slower, because every datanode of
 the chain gathers pieces of its checksum blocks (three or four copies of each byte) when
-the frames it is sent are not whole blocks.
+the frames it is sent are not whole blocks; or uploads over a slow network cut off by the
+master, which heard nothing while a whole frame gathered.
 
 A real served listener on 127.0.0.1 in this process stands in for the master's end of
 the connection and records the frames it receives; no mocks.
@@ -10,13 +11,18 @@ the connection and records the frames it receives; no mocks.
 
 from __future__ import annotations
 
+import asyncio
+import itertools
 import random
+import types
 
-from myyoutube import links, protocol
+from myyoutube import links, master_streams, protocol
+from myyoutube.master.uploads import UPLOAD_STALL_TIMEOUT_S
 from myyoutube.master_streams import Upload
 from myyoutube.pool import ConnectionPool
 from myyoutube.protocol import CHUNK_BYTES, Chunk, End, Ok
 from myyoutube.stream import FrameStream
+from myyoutube.web.pace import MIN_UPLOAD_BYTES_PER_S
 
 HOST = "127.0.0.1"
 
@@ -25,19 +31,24 @@ class Recorder:
     """Takes an upload as the master would (chunks until End) and answers Ok with the
     size it counted; keeps each chunk as received."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock=lambda: 0.0) -> None:
         self.chunks: list[bytes] = []
+        self.clock = clock
+        self.arrived_at: list[float] = []  # by `clock`, of each chunk
 
     async def __call__(self, conn: FrameStream, request: protocol.Message) -> None:
         while not isinstance(frame := await conn.read_expected(Chunk, End, timeout=5), End):
             self.chunks.append(bytes(frame.data))
+            self.arrived_at.append(self.clock())
         await conn.write_frame(Ok({"upload": {"size": frame.size}}))
 
 
-async def test_pieces_of_any_size_go_out_as_whole_frames():
+async def test_pieces_of_any_size_go_out_as_whole_frames(monkeypatch):
     """Pieces of the sizes a web reads from a form (a few bytes, more than a frame, exactly
     a frame) reach the master as frames of exactly CHUNK_BYTES but the last, in order, and
-    the size at the end counts every byte."""
+    the size at the end counts every byte. The upload's clock stands still: the pieces
+    come quicker than HOLD_AT_MOST_S, however busy the machine running the test."""
+    monkeypatch.setattr(master_streams, "time", types.SimpleNamespace(monotonic=lambda: 0.0), raising=False)
     recorder = Recorder()
     server = await links.serve_connections(recorder, HOST, 0, None, 4, {})
     await server.start_serving()
@@ -62,3 +73,37 @@ async def test_pieces_of_any_size_go_out_as_whole_frames():
     assert [len(chunk) for chunk in recorder.chunks] == [CHUNK_BYTES] * (total // CHUNK_BYTES) + [
         total % CHUNK_BYTES
     ]
+
+
+async def test_a_slow_upload_never_leaves_the_master_waiting_for_a_frame(monkeypatch):
+    """An upload at the slowest rate the web admits (pace.MIN_UPLOAD_BYTES_PER_S, in the
+    small pieces such a network delivers) is not held back for want of a whole frame:
+    the master hears from it far more often than its UPLOAD_STALL_TIMEOUT_S, after which
+    it would give the upload up. A clock of the test's stands in for the minutes."""
+    now = [0.0]
+    monkeypatch.setattr(
+        master_streams, "time", types.SimpleNamespace(monotonic=lambda: now[0]), raising=False
+    )
+    recorder = Recorder(clock=lambda: now[0])
+    server = await links.serve_connections(recorder, HOST, 0, None, 4, {})
+    await server.start_serving()
+    port = server.sockets[0].getsockname()[1]
+    pool = ConnectionPool(lambda: links.connect(HOST, port, None, "master"))
+    piece = random.Random(9).randbytes(int(MIN_UPLOAD_BYTES_PER_S))  # a second's worth
+    seconds = int(2 * UPLOAD_STALL_TIMEOUT_S)
+    try:
+        lease = await pool.acquire()
+        await lease.connection.write_frame(Ok({}))  # the opening request
+        upload = Upload(pool, lease, answer=Ok)
+        for _ in range(seconds):
+            now[0] += 1.0
+            await upload.write(piece)
+            await asyncio.sleep(0.005)  # a frame sent reaches the master meanwhile
+        answer = await upload.finish()
+    finally:
+        pool.close()
+        server.close()
+    assert answer == {"size": seconds * len(piece)}
+    assert b"".join(recorder.chunks) == piece * seconds
+    heard = [0.0, *recorder.arrived_at]
+    assert max(later - earlier for earlier, later in itertools.pairwise(heard)) < UPLOAD_STALL_TIMEOUT_S / 10

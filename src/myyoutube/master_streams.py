@@ -8,7 +8,10 @@ paced by the slowest replica. Whole frames matter downstream: a datanode checksu
 copy in CHUNK_BYTES blocks, and a chunk that is a whole block is checksummed and written
 as it came, while pieces of blocks are gathered first (copied three or four times, on
 each of the three datanodes). The web reads a form's file in pieces of whatever size the
-network delivered, so the upload gathers them here, copying each byte once. The
+network delivered, so the upload gathers them here, copying each byte once. But bytes
+are held HOLD_AT_MOST_S at most: a slow uploader would otherwise leave the master
+without a frame for as long as a frame takes to gather (256 s at the web's slowest
+admitted rate), and the master gives up on an upload silent for two minutes. The
 master's answer (the video's record, or an Error as soon as the upload cannot succeed) is
 awaited in the background from the start, so a refusal reaches the writer at its next
 chunk with the master's reason rather than as a broken pipe.
@@ -23,6 +26,7 @@ midway closes it.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 
 from myyoutube import protocol
@@ -32,6 +36,12 @@ from myyoutube.stream import RequestFailed
 
 # An upload's End is answered after every replica fsynced a possibly large file.
 FINISH_TIMEOUT_S = 120.0
+
+# The longest an upload holds written bytes for want of a whole frame before sending them
+# as a shorter one. Far below the master's UPLOAD_STALL_TIMEOUT_S (a writer that stalls
+# entirely is cut off by the web first: CLIENT_IDLE_TIMEOUT_S), and long enough that an
+# upload fast enough for whole frames to matter (over 256 KiB/s) always fills them.
+HOLD_AT_MOST_S = 1.0
 
 # After a failed write, how long to wait for the master's Error that explains it.
 ANSWER_AFTER_RESET_S = 2.0
@@ -60,6 +70,7 @@ class Upload:
         # Written but not sent yet: less than a frame, or pieces that make more.
         self._held: list[bytes | memoryview] = []
         self._held_bytes = 0
+        self._sent_at = time.monotonic()  # when the master last took a frame
 
     async def _refusal_or(self, exc: BaseException) -> BaseException:
         """The master's Error if it sent one (it explains a reset), else `exc`."""
@@ -73,16 +84,17 @@ class Upload:
 
     async def write(self, data: bytes) -> None:
         """Send `data` after what was written before, whole frames now and the rest with
-        the next write (or at finish)."""
+        the next write (or at finish), unless the master has waited HOLD_AT_MOST_S."""
         self._held.append(data)
         self._held_bytes += len(data)
         self.size += len(data)
-        if self._held_bytes < CHUNK_BYTES:
+        overdue = time.monotonic() - self._sent_at >= HOLD_AT_MOST_S
+        if self._held_bytes < CHUNK_BYTES and not overdue:
             return
         # One piece that is exactly a frame (the common case when the writer reads whole
         # frames) is joined to itself: b"".join returns it, no copy.
         held = memoryview(b"".join(self._held))
-        whole = len(held) - len(held) % CHUNK_BYTES
+        whole = len(held) if overdue else len(held) - len(held) % CHUNK_BYTES
         self._held = [held[whole:]] if whole < len(held) else []
         self._held_bytes = len(held) - whole
         for start in range(0, whole, CHUNK_BYTES):
@@ -97,6 +109,7 @@ class Upload:
             await self._connection.write_chunk(piece, timeout=FINISH_TIMEOUT_S)
         except (ConnectionError, TimeoutError) as exc:
             raise await self._refusal_or(exc) from exc
+        self._sent_at = time.monotonic()  # taken: a master slow to take it is no reason to hurry
 
     async def finish(self, extra: dict | None = None, poster: bytes = b"") -> dict:
         """Commit the upload (with what was learnt of the file, and a JPEG poster);

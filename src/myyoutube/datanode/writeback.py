@@ -23,6 +23,8 @@ watched out of the cache; and copying into pages just freed is far cheaper than 
 the cache into memory not touched before. On the test machine (a virtual machine, where a
 page's first touch costs a trip to the host) 512 MiB uploads went from 60 to 101 MB/s,
 with each datanode's CPU halved. Reading such a blob later costs a disk read, once.
+A wait is where a failed write shows: the kernel reports it to an open file once, so the
+fsync after it would succeed. `advance` raises it, and `fsync()` raises it again.
 
 Where a call does not exist (not Linux) or fails (a filesystem that refuses it), nothing
 is started early or dropped and fsync does all the work, as it did before. `next_stretch`
@@ -33,6 +35,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import errno
 import os
 import sys
 from collections.abc import Callable
@@ -99,6 +102,7 @@ class Writeback:
         # The stretch whose writeback was started last, still cached: waited for and
         # dropped when the next one starts, so the disk has a stretch's time to write it.
         self._in_flight: tuple[int, int] | None = None
+        self._failed = 0  # the errno of a failed write a wait reported, which fsync may not
 
     def advance(self, written: int) -> None:
         """Count `written` more bytes; when a stretch is due, start its writeback and
@@ -114,16 +118,26 @@ class Writeback:
             self._enabled = False
             return
         self._started_to = self._written_to
-        if (
-            self._in_flight is not None
-            and _sync_file_range(self._fd, *self._in_flight, _SYNC_FILE_RANGE_WRITE_AND_WAIT) == 0
-        ):
+        if self._in_flight is not None:
+            if _sync_file_range(self._fd, *self._in_flight, _SYNC_FILE_RANGE_WRITE_AND_WAIT) != 0:
+                # The wait reports a write the disk failed (EIO, ENOSPC) to this open file
+                # once, and the kernel then tells its fsync nothing of it: kept, raised
+                # now and by fsync(), or the bytes would be confirmed as durable.
+                self._failed = ctypes.get_errno() or errno.EIO
+                self._enabled, self._in_flight = False, None
+                raise self._failure()
             drop_cached(self._fd, *self._in_flight)
         self._in_flight = stretch
 
+    def _failure(self) -> OSError:
+        return OSError(self._failed, f"writing back the file failed: {os.strerror(self._failed)}")
+
     def fsync(self) -> None:
-        """Make the file durable (os.fsync; its errors are the caller's), then drop what
-        this writer wrote from the page cache."""
+        """Make the file durable (os.fsync; its errors are the caller's, and so is a
+        failed write found by `advance`), then drop what this writer wrote from the page
+        cache."""
         os.fsync(self._fd)
+        if self._failed:
+            raise self._failure()
         drop_cached(self._fd, self._first, 0)
         self._in_flight = None
