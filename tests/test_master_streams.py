@@ -107,3 +107,42 @@ async def test_a_slow_upload_never_leaves_the_master_waiting_for_a_frame(monkeyp
     assert b"".join(recorder.chunks) == piece * seconds
     heard = [0.0, *recorder.arrived_at]
     assert max(later - earlier for earlier, later in itertools.pairwise(heard)) < UPLOAD_STALL_TIMEOUT_S / 10
+
+
+async def test_after_a_short_frame_sent_early_the_frames_end_on_block_boundaries_again(monkeypatch):
+    """An upload that paused past HOLD_AT_MOST_S (a network hiccup) sends what it held as
+    a short frame; the next frame then completes that block, and those after it are whole
+    blocks again, so the datanodes take the rest of the upload a block per frame."""
+    now = [0.0]
+    monkeypatch.setattr(
+        master_streams, "time", types.SimpleNamespace(monotonic=lambda: now[0]), raising=False
+    )
+    recorder = Recorder()
+    server = await links.serve_connections(recorder, HOST, 0, None, 4, {})
+    await server.start_serving()
+    port = server.sockets[0].getsockname()[1]
+    pool = ConnectionPool(lambda: links.connect(HOST, port, None, "master"))
+    rng = random.Random(10)
+    pieces = [rng.randbytes(size) for size in (CHUNK_BYTES + 1000, 5000, 3 * CHUNK_BYTES, 77)]
+    try:
+        lease = await pool.acquire()
+        await lease.connection.write_frame(Ok({}))  # the opening request
+        upload = Upload(pool, lease, answer=Ok)
+        await upload.write(pieces[0])
+        now[0] += 2 * master_streams.HOLD_AT_MOST_S  # the hiccup
+        for piece in pieces[1:]:
+            await upload.write(piece)
+        await upload.finish()
+    finally:
+        pool.close()
+        server.close()
+    assert b"".join(recorder.chunks) == b"".join(pieces)
+    ends = list(itertools.accumulate(len(chunk) for chunk in recorder.chunks))
+    assert ends == [
+        CHUNK_BYTES,
+        CHUNK_BYTES + 6000,
+        2 * CHUNK_BYTES,
+        3 * CHUNK_BYTES,
+        4 * CHUNK_BYTES,
+        4 * CHUNK_BYTES + 6077,
+    ]

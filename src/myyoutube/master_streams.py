@@ -83,22 +83,30 @@ class Upload:
         return exc
 
     async def write(self, data: bytes) -> None:
-        """Send `data` after what was written before, whole frames now and the rest with
-        the next write (or at finish), unless the master has waited HOLD_AT_MOST_S."""
+        """Send `data` after what was written before: the frames it completes now, the
+        rest with the next write (or at finish), unless the master has waited
+        HOLD_AT_MOST_S. Frames end where the upload's bytes cross a multiple of
+        CHUNK_BYTES, so after a short frame sent early the next one completes the block
+        and the frames after it are whole blocks again."""
         self._held.append(data)
         self._held_bytes += len(data)
         self.size += len(data)
         overdue = time.monotonic() - self._sent_at >= HOLD_AT_MOST_S
-        if self._held_bytes < CHUNK_BYTES and not overdue:
+        sent = self.size - self._held_bytes
+        boundary = (self.size // CHUNK_BYTES) * CHUNK_BYTES  # the last one the bytes reach
+        if boundary <= sent and not overdue:
             return
         # One piece that is exactly a frame (the common case when the writer reads whole
         # frames) is joined to itself: b"".join returns it, no copy.
         held = memoryview(b"".join(self._held))
-        whole = len(held) if overdue else len(held) - len(held) % CHUNK_BYTES
-        self._held = [held[whole:]] if whole < len(held) else []
-        self._held_bytes = len(held) - whole
-        for start in range(0, whole, CHUNK_BYTES):
-            await self._send(held[start : start + CHUNK_BYTES])
+        end = len(held) if overdue else boundary - sent
+        self._held = [held[end:]] if end < len(held) else []
+        self._held_bytes = len(held) - end
+        start = 0
+        while start < end:
+            length = min(CHUNK_BYTES - (sent + start) % CHUNK_BYTES, end - start)
+            await self._send(held[start : start + length])
+            start += length
 
     async def _send(self, piece: bytes | memoryview) -> None:
         if self._answer.done():
