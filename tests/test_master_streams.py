@@ -146,3 +146,26 @@ async def test_after_a_short_frame_sent_early_the_frames_end_on_block_boundaries
         4 * CHUNK_BYTES,
         4 * CHUNK_BYTES + 6077,
     ]
+
+
+async def test_an_append_inside_a_block_first_completes_that_block(monkeypatch):
+    """An append to a resumable upload at an offset inside a block (a PATCH resumed where
+    the last one stopped) sends first what completes that block, then whole blocks."""
+    monkeypatch.setattr(master_streams, "time", types.SimpleNamespace(monotonic=lambda: 0.0), raising=False)
+    recorder = Recorder()
+    server = await links.serve_connections(recorder, HOST, 0, None, 4, {})
+    await server.start_serving()
+    port = server.sockets[0].getsockname()[1]
+    pool = ConnectionPool(lambda: links.connect(HOST, port, None, "master"))
+    data = random.Random(11).randbytes(3 * CHUNK_BYTES)
+    try:
+        lease = await pool.acquire()
+        await lease.connection.write_frame(Ok({}))  # the opening request
+        upload = Upload(pool, lease, answer=Ok, offset=5 * CHUNK_BYTES + 1000)
+        await upload.write(data)
+        await upload.finish()
+    finally:
+        pool.close()
+        server.close()
+    assert b"".join(recorder.chunks) == data
+    assert [len(chunk) for chunk in recorder.chunks] == [CHUNK_BYTES - 1000, CHUNK_BYTES, CHUNK_BYTES, 1000]

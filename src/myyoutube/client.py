@@ -119,15 +119,18 @@ class MasterClient:
         )
         return await self._open_upload(request, VideoInfo)
 
-    async def _open_upload(self, request: protocol.Message, answer: type[VideoInfo | Ok]) -> Upload:
-        """Send a request the master answers Ok to before bytes follow; the Upload."""
+    async def _open_upload(
+        self, request: protocol.Message, answer: type[VideoInfo | Ok], offset: int = 0
+    ) -> Upload:
+        """Send a request the master answers Ok to before bytes follow; the Upload of
+        bytes going to `offset` of the blob."""
 
         async def attempt(lease: Lease) -> None:
             await lease.connection.write_frame(request)
             await lease.connection.read_expected(Ok, timeout=OPEN_UPLOAD_TIMEOUT_S)
 
         lease, _ = await self.pool.start(attempt)
-        return Upload(self.pool, lease, answer)
+        return Upload(self.pool, lease, answer, offset)
 
     # --- resumable uploads (tus sessions kept by the master) -------------------------------
 
@@ -142,7 +145,9 @@ class MasterClient:
     async def append_upload(self, upload_id: str, offset: int) -> Upload:
         """Append to a session at `offset`: write the bytes, then `finish()` gives the
         session with its new offset. RequestFailed('conflict') if the offset is not its own."""
-        return await self._open_upload(AppendUpload(user=self.user, upload_id=upload_id, offset=offset), Ok)
+        return await self._open_upload(
+            AppendUpload(user=self.user, upload_id=upload_id, offset=offset), Ok, offset
+        )
 
     async def finish_upload(self, upload_id: str, content_type: str) -> Upload:
         """Commit a complete session: `finish(details, poster)` on the answer gives the

@@ -58,7 +58,11 @@ class Upload:
     the start, so a refusal stops the sender at its next chunk with the master's reason
     instead of a broken pipe."""
 
-    def __init__(self, pool: ConnectionPool, lease: Lease, answer: type[VideoInfo | Ok] = VideoInfo) -> None:
+    def __init__(
+        self, pool: ConnectionPool, lease: Lease, answer: type[VideoInfo | Ok] = VideoInfo, offset: int = 0
+    ) -> None:
+        """`offset`: where in the blob the bytes go (an append's offset; 0 for a video),
+        so that frames end on the blob's blocks."""
         self._pool = pool
         self._lease = lease
         self._connection = lease.connection
@@ -67,6 +71,7 @@ class Upload:
             self._connection.read_expected(answer, timeout=None)
         )
         self.size = 0  # bytes written so far, sent or held
+        self._offset = offset
         # Written but not sent yet: less than a frame, or pieces that make more.
         self._held: list[bytes | memoryview] = []
         self._held_bytes = 0
@@ -86,14 +91,15 @@ class Upload:
         """Send `data` after what was written before: the frames it completes now, the
         rest with the next write (or at finish), unless the master has waited
         HOLD_AT_MOST_S. Frames end where the upload's bytes cross a multiple of
-        CHUNK_BYTES, so after a short frame sent early the next one completes the block
-        and the frames after it are whole blocks again."""
+        CHUNK_BYTES in the blob, so after a short frame sent early (or an append that
+        starts inside a block) the next one completes the block and the frames after it
+        are whole blocks again."""
         self._held.append(data)
         self._held_bytes += len(data)
         self.size += len(data)
         overdue = time.monotonic() - self._sent_at >= HOLD_AT_MOST_S
-        sent = self.size - self._held_bytes
-        boundary = (self.size // CHUNK_BYTES) * CHUNK_BYTES  # the last one the bytes reach
+        sent = self._offset + self.size - self._held_bytes  # in the blob, as the frames' ends
+        boundary = (self._offset + self.size) // CHUNK_BYTES * CHUNK_BYTES  # the last one reached
         if boundary <= sent and not overdue:
             return
         # One piece that is exactly a frame (the common case when the writer reads whole
