@@ -146,8 +146,8 @@ async def run_load(args: argparse.Namespace, cluster: BenchCluster, path: Path, 
     """Drive the chosen load for --seconds; how many requests/reads/uploads completed."""
     deadline = time.monotonic() + args.seconds
     if args.load == "seek":
-        args.max_requests, args.seed = seek.DEFAULT_MAX_REQUESTS, 1
-        load = await seek.seek_load(f"{cluster.url}/stream/{name}", payload, args)
+        args.max_requests = seek.DEFAULT_MAX_REQUESTS
+        load = await seek.seek_load(f"{cluster.url}/stream/{name}", payload, args, args.seconds, 1)
         return len(load.latencies)
     done = 0
     timeout = aiohttp.ClientTimeout(total=UPLOAD_TIMEOUT_S if args.load == "upload" else STREAM_TIMEOUT_S)

@@ -5,9 +5,10 @@ Theory of operation
 Checksums are verified on every read, but a video nobody watches is never read, and a
 replica that rotted silently would be found only when another replica has died too. The
 scrubber walks the blobs, least recently verified first, reading each through the same
-verifying path as viewers do, paced to `bytes_per_s` so it never competes with them, and leaving the page cache as it
-found it (a blob not cached when its walk starts is dropped block by block as verified),
-so that walking every blob does not push out the videos being watched.
+verifying path as viewers do, paced to `bytes_per_s` so it never competes with them. It
+drops what it read from the page cache as it goes, unless viewers read that blob lately
+(BlobStore.read's drop_behind), so that walking every blob does not push out the videos
+being watched.
 A corrupt blob, or one still held that cannot be read at all (its checksums lost), is
 handed to `on_corrupt`; the next heartbeat reports it to the master, which deletes the
 bad copy and re-replicates from a good one.

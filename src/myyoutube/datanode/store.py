@@ -231,7 +231,7 @@ class BlobStore:
 
         With `drop_behind` (the scrubber's walk), a blob no viewer read lately (not among
         the open read handles) leaves the page cache as the read goes: each block is
-        dropped once verified. A scrubber reads every blob of the node now and then, and
+        dropped once verified, until a viewer opens the blob. A scrubber reads every blob of the node now and then, and
         would otherwise fill the cache with blobs nobody watches, pushing out those being
         watched (which are left as they are).
         """
@@ -246,7 +246,6 @@ class BlobStore:
             changes = self._read_handles.changes
             opened = await _in_thread(self._open_for_reading, blob_id)
             handle = self._read_handles.keep(blob_id, opened, changes) if keep_open else opened.for_one_read()
-        drop = drop_behind and not self._read_handles.is_open(blob_id)
         try:
             for number in range(first_block, (end - 1) // BLOCK_BYTES + 1):
                 block_start = number * BLOCK_BYTES
@@ -256,7 +255,8 @@ class BlobStore:
                 if block is None:
                     block = await _in_thread(read_from_disk, handle.fd, block_start, BLOCK_BYTES, end)
                 _verify(blob_id, number, block, handle.crcs)
-                if drop:
+                if drop_behind and not self._read_handles.is_open(blob_id):
+                    # Asked per block: viewers who start on the blob midway keep the rest.
                     drop_cached(handle.fd, block_start, len(block))
                 yield block[max(offset, block_start) - block_start : end - block_start]
         finally:
