@@ -169,3 +169,17 @@ async def test_a_walk_that_drops_behind_leaves_the_page_cache_as_it_found_it(tmp
             pass
     assert page_cache.cached_bytes(store._path(OTHER, ".blob")) == 0
     assert page_cache.cached_bytes(store._path(BLOB, ".blob")) >= len(DATA)
+
+
+async def test_a_viewer_who_starts_during_a_walk_keeps_the_rest_cached(tmp_path):
+    """A viewer who opens a blob while the scrubber walks it (a video watched right after
+    its upload) keeps what the walk reads from then on in the page cache."""
+    store = BlobStore(page_cache.require_real_disk(tmp_path), capacity_bytes=None)
+    size = 2 * READ_AHEAD_BYTES
+    await write_blob(store, OTHER, random.Random(12).randbytes(size))
+    walk = store.read(OTHER, 0, size, keep_open=False, drop_behind=True)
+    await anext(walk)
+    await read_all(store, OTHER, 0, 1)  # the viewer's first range
+    async for _ in walk:
+        pass
+    assert page_cache.cached_bytes(store._path(OTHER, ".blob")) >= size - BLOCK_BYTES
