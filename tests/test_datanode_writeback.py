@@ -119,17 +119,24 @@ def disk_folder(on_disk) -> Path:
     return on_disk
 
 
+def write_through_writeback(fd: int, seed: int) -> Writeback:
+    """WRITTEN_BYTES of random bytes written to `fd` in 1 MiB writes, each followed by
+    the Writeback's advance, as a datanode's disk thread does; the Writeback."""
+    writeback = Writeback(fd, 0)
+    block = random.Random(seed).randbytes(1024 * 1024)
+    for _ in range(WRITTEN_BYTES // len(block)):
+        os.write(fd, block)
+        writeback.advance(len(block))
+    return writeback
+
+
 def test_writeback_starts_behind_the_writes(disk_folder):
     """Bytes written through a Writeback leave the dirty set within seconds, but the
     last stretch shorter than WRITEBACK_AFTER_BYTES, which waits for the fsync."""
     path = disk_folder / "file"
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
-        writeback = Writeback(fd, 0)
-        block = random.Random(1).randbytes(1024 * 1024)
-        for _ in range(WRITTEN_BYTES // len(block)):
-            os.write(fd, block)
-            writeback.advance(len(block))
+        write_through_writeback(fd, seed=1)
     finally:
         os.close(fd)
     assert dirty_bytes_settle(path, at_most=WRITEBACK_AFTER_BYTES) <= WRITEBACK_AFTER_BYTES
@@ -171,11 +178,7 @@ def test_written_stretches_leave_the_page_cache_behind_the_writes(on_disk):
     path = on_disk / "file"
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
-        writeback = Writeback(fd, 0)
-        block = random.Random(4).randbytes(1024 * 1024)
-        for _ in range(WRITTEN_BYTES // len(block)):
-            os.write(fd, block)
-            writeback.advance(len(block))
+        writeback = write_through_writeback(fd, seed=4)
         assert page_cache.cached_bytes(path) <= WRITTEN_BYTES - 2 * WRITEBACK_AFTER_BYTES
         writeback.fsync()
         assert page_cache.cached_bytes(path) == 0

@@ -15,6 +15,9 @@ import asyncio
 import itertools
 import random
 import types
+from collections.abc import Awaitable, Callable
+
+import pytest
 
 from myyoutube import links, master_streams, protocol
 from myyoutube.master.uploads import UPLOAD_STALL_TIMEOUT_S
@@ -43,30 +46,55 @@ class Recorder:
         await conn.write_frame(Ok({"upload": {"size": frame.size}}))
 
 
-async def test_pieces_of_any_size_go_out_as_whole_frames(monkeypatch):
-    """Pieces of the sizes a web reads from a form (a few bytes, more than a frame, exactly
-    a frame) reach the master as frames of exactly CHUNK_BYTES but the last, in order, and
-    the size at the end counts every byte. The upload's clock stands still: the pieces
-    come quicker than HOLD_AT_MOST_S, however busy the machine running the test."""
-    monkeypatch.setattr(master_streams, "time", types.SimpleNamespace(monotonic=lambda: 0.0), raising=False)
-    recorder = Recorder()
+@pytest.fixture
+def clock(monkeypatch) -> list[float]:
+    """The upload's clock, standing still until the test moves it (`clock[0] += s`): the
+    pieces of a test come quicker than HOLD_AT_MOST_S, however busy the machine running
+    it, unless the test says otherwise."""
+    now = [0.0]
+    monkeypatch.setattr(
+        master_streams, "time", types.SimpleNamespace(monotonic=lambda: now[0]), raising=False
+    )
+    return now
+
+
+async def upload_to(recorder: Recorder, send: Callable[[Upload], Awaitable[None]], offset: int = 0) -> dict:
+    """An upload (to `offset` of its blob) to `recorder` serving on a real listener:
+    `send` writes its bytes; the answer to finish()."""
     server = await links.serve_connections(recorder, HOST, 0, None, 4, {})
     await server.start_serving()
     port = server.sockets[0].getsockname()[1]
     pool = ConnectionPool(lambda: links.connect(HOST, port, None, "master"))
-    rng = random.Random(8)
-    sizes = [4096, 70_000, CHUNK_BYTES, 3 * CHUNK_BYTES + 5, 1, CHUNK_BYTES - 1, 99_999]
-    pieces = [rng.randbytes(size) for size in sizes]
     try:
         lease = await pool.acquire()
         await lease.connection.write_frame(Ok({}))  # the opening request
-        upload = Upload(pool, lease, answer=Ok)
-        for piece in pieces:
-            await upload.write(piece)
-        answer = await upload.finish()
+        upload = Upload(pool, lease, answer=Ok, offset=offset)
+        await send(upload)
+        return await upload.finish()
     finally:
         pool.close()
         server.close()
+
+
+def writing(pieces: list[bytes]) -> Callable[[Upload], Awaitable[None]]:
+    """A `send` that writes `pieces` one after another."""
+
+    async def send(upload: Upload) -> None:
+        for piece in pieces:
+            await upload.write(piece)
+
+    return send
+
+
+async def test_pieces_of_any_size_go_out_as_whole_frames(clock):
+    """Pieces of the sizes a web reads from a form (a few bytes, more than a frame, exactly
+    a frame) reach the master as frames of exactly CHUNK_BYTES but the last, in order, and
+    the size at the end counts every byte."""
+    recorder = Recorder()
+    rng = random.Random(8)
+    sizes = [4096, 70_000, CHUNK_BYTES, 3 * CHUNK_BYTES + 5, 1, CHUNK_BYTES - 1, 99_999]
+    pieces = [rng.randbytes(size) for size in sizes]
+    answer = await upload_to(recorder, writing(pieces))
     total = sum(sizes)
     assert answer == {"size": total}
     assert b"".join(recorder.chunks) == b"".join(pieces)
@@ -75,67 +103,42 @@ async def test_pieces_of_any_size_go_out_as_whole_frames(monkeypatch):
     ]
 
 
-async def test_a_slow_upload_never_leaves_the_master_waiting_for_a_frame(monkeypatch):
+async def test_a_slow_upload_never_leaves_the_master_waiting_for_a_frame(clock):
     """An upload at the slowest rate the web admits (pace.MIN_UPLOAD_BYTES_PER_S, in the
     small pieces such a network delivers) is not held back for want of a whole frame:
     the master hears from it far more often than its UPLOAD_STALL_TIMEOUT_S, after which
     it would give the upload up. A clock of the test's stands in for the minutes."""
-    now = [0.0]
-    monkeypatch.setattr(
-        master_streams, "time", types.SimpleNamespace(monotonic=lambda: now[0]), raising=False
-    )
-    recorder = Recorder(clock=lambda: now[0])
-    server = await links.serve_connections(recorder, HOST, 0, None, 4, {})
-    await server.start_serving()
-    port = server.sockets[0].getsockname()[1]
-    pool = ConnectionPool(lambda: links.connect(HOST, port, None, "master"))
+    recorder = Recorder(clock=lambda: clock[0])
     piece = random.Random(9).randbytes(int(MIN_UPLOAD_BYTES_PER_S))  # a second's worth
     seconds = int(2 * UPLOAD_STALL_TIMEOUT_S)
-    try:
-        lease = await pool.acquire()
-        await lease.connection.write_frame(Ok({}))  # the opening request
-        upload = Upload(pool, lease, answer=Ok)
+
+    async def send(upload: Upload) -> None:
         for _ in range(seconds):
-            now[0] += 1.0
+            clock[0] += 1.0
             await upload.write(piece)
             await asyncio.sleep(0.005)  # a frame sent reaches the master meanwhile
-        answer = await upload.finish()
-    finally:
-        pool.close()
-        server.close()
+
+    answer = await upload_to(recorder, send)
     assert answer == {"size": seconds * len(piece)}
     assert b"".join(recorder.chunks) == piece * seconds
     heard = [0.0, *recorder.arrived_at]
     assert max(later - earlier for earlier, later in itertools.pairwise(heard)) < UPLOAD_STALL_TIMEOUT_S / 10
 
 
-async def test_after_a_short_frame_sent_early_the_frames_end_on_block_boundaries_again(monkeypatch):
+async def test_after_a_short_frame_sent_early_the_frames_end_on_block_boundaries_again(clock):
     """An upload that paused past HOLD_AT_MOST_S (a network hiccup) sends what it held as
     a short frame; the next frame then completes that block, and those after it are whole
     blocks again, so the datanodes take the rest of the upload a block per frame."""
-    now = [0.0]
-    monkeypatch.setattr(
-        master_streams, "time", types.SimpleNamespace(monotonic=lambda: now[0]), raising=False
-    )
     recorder = Recorder()
-    server = await links.serve_connections(recorder, HOST, 0, None, 4, {})
-    await server.start_serving()
-    port = server.sockets[0].getsockname()[1]
-    pool = ConnectionPool(lambda: links.connect(HOST, port, None, "master"))
     rng = random.Random(10)
     pieces = [rng.randbytes(size) for size in (CHUNK_BYTES + 1000, 5000, 3 * CHUNK_BYTES, 77)]
-    try:
-        lease = await pool.acquire()
-        await lease.connection.write_frame(Ok({}))  # the opening request
-        upload = Upload(pool, lease, answer=Ok)
+
+    async def send(upload: Upload) -> None:
         await upload.write(pieces[0])
-        now[0] += 2 * master_streams.HOLD_AT_MOST_S  # the hiccup
-        for piece in pieces[1:]:
-            await upload.write(piece)
-        await upload.finish()
-    finally:
-        pool.close()
-        server.close()
+        clock[0] += 2 * master_streams.HOLD_AT_MOST_S  # the hiccup
+        await writing(pieces[1:])(upload)
+
+    await upload_to(recorder, send)
     assert b"".join(recorder.chunks) == b"".join(pieces)
     ends = list(itertools.accumulate(len(chunk) for chunk in recorder.chunks))
     assert ends == [
@@ -148,24 +151,11 @@ async def test_after_a_short_frame_sent_early_the_frames_end_on_block_boundaries
     ]
 
 
-async def test_an_append_inside_a_block_first_completes_that_block(monkeypatch):
+async def test_an_append_inside_a_block_first_completes_that_block(clock):
     """An append to a resumable upload at an offset inside a block (a PATCH resumed where
     the last one stopped) sends first what completes that block, then whole blocks."""
-    monkeypatch.setattr(master_streams, "time", types.SimpleNamespace(monotonic=lambda: 0.0), raising=False)
     recorder = Recorder()
-    server = await links.serve_connections(recorder, HOST, 0, None, 4, {})
-    await server.start_serving()
-    port = server.sockets[0].getsockname()[1]
-    pool = ConnectionPool(lambda: links.connect(HOST, port, None, "master"))
     data = random.Random(11).randbytes(3 * CHUNK_BYTES)
-    try:
-        lease = await pool.acquire()
-        await lease.connection.write_frame(Ok({}))  # the opening request
-        upload = Upload(pool, lease, answer=Ok, offset=5 * CHUNK_BYTES + 1000)
-        await upload.write(data)
-        await upload.finish()
-    finally:
-        pool.close()
-        server.close()
+    await upload_to(recorder, writing([data]), offset=5 * CHUNK_BYTES + 1000)
     assert b"".join(recorder.chunks) == data
     assert [len(chunk) for chunk in recorder.chunks] == [CHUNK_BYTES - 1000, CHUNK_BYTES, CHUNK_BYTES, 1000]
