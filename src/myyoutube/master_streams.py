@@ -72,9 +72,9 @@ class Upload:
         )
         self.size = 0  # bytes written so far, sent or held
         self._offset = offset
+        self._sent_to = offset  # where in the blob the bytes sent so far end
         # Written but not sent yet: less than a frame, or pieces that make more.
         self._held: list[bytes | memoryview] = []
-        self._held_bytes = 0
         self._sent_at = time.monotonic()  # when the master last took a frame
 
     async def _refusal_or(self, exc: BaseException) -> BaseException:
@@ -95,22 +95,19 @@ class Upload:
         starts inside a block) the next one completes the block and the frames after it
         are whole blocks again."""
         self._held.append(data)
-        self._held_bytes += len(data)
         self.size += len(data)
         overdue = time.monotonic() - self._sent_at >= HOLD_AT_MOST_S
-        sent = self._offset + self.size - self._held_bytes  # in the blob, as the frames' ends
         boundary = (self._offset + self.size) // CHUNK_BYTES * CHUNK_BYTES  # the last one reached
-        if boundary <= sent and not overdue:
+        if boundary <= self._sent_to and not overdue:
             return
         # One piece that is exactly a frame (the common case when the writer reads whole
         # frames) is joined to itself: b"".join returns it, no copy.
         held = memoryview(b"".join(self._held))
-        end = len(held) if overdue else boundary - sent
+        end = len(held) if overdue else boundary - self._sent_to
         self._held = [held[end:]] if end < len(held) else []
-        self._held_bytes = len(held) - end
         start = 0
         while start < end:
-            length = min(CHUNK_BYTES - (sent + start) % CHUNK_BYTES, end - start)
+            length = min(CHUNK_BYTES - self._sent_to % CHUNK_BYTES, end - start)
             await self._send(held[start : start + length])
             start += length
 
@@ -123,6 +120,7 @@ class Upload:
             await self._connection.write_chunk(piece, timeout=FINISH_TIMEOUT_S)
         except (ConnectionError, TimeoutError) as exc:
             raise await self._refusal_or(exc) from exc
+        self._sent_to += len(piece)
         self._sent_at = time.monotonic()  # taken: a master slow to take it is no reason to hurry
 
     async def finish(self, extra: dict | None = None, poster: bytes = b"") -> dict:
@@ -132,7 +130,7 @@ class Upload:
         try:
             if self._held:
                 await self._send(b"".join(self._held))
-                self._held, self._held_bytes = [], 0
+                self._held = []
             if extra or poster:
                 await self._connection.write_frame(VideoDetails(extra=extra or {}, poster=poster))
             await self._connection.write_frame(End(size=self.size, sha256=""))

@@ -231,9 +231,9 @@ class BlobStore:
 
         With `drop_behind` (the scrubber's walk), a blob no viewer read lately (not among
         the open read handles) leaves the page cache as the read goes: each block is
-        dropped once verified, until a viewer opens the blob. A scrubber reads every blob of the node now and then, and
-        would otherwise fill the cache with blobs nobody watches, pushing out those being
-        watched (which are left as they are).
+        dropped once verified, until a viewer opens the blob. A scrubber reads every blob
+        of the node now and then, and would otherwise fill the cache with blobs nobody
+        watches, pushing out those being watched (which are left as they are).
         """
         size = self.size(blob_id)
         if offset < 0 or length < 0 or offset + length > size:

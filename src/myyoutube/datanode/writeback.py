@@ -21,8 +21,9 @@ Why: a datanode's copy of an upload is rarely read soon (the web probes its own 
 viewers are served from one replica of three), so keeping it only pushes the videos being
 watched out of the cache; and copying into pages just freed is far cheaper than growing
 the cache into memory not touched before. On the test machine (a virtual machine, where a
-page's first touch costs a trip to the host) 512 MiB uploads went from 60 to 101 MB/s,
-with each datanode's CPU halved. Reading such a blob later costs a disk read, once.
+page's first touch costs a trip to the host) 512 MiB uploads went from 60-73 to 94 MB/s
+in alternated runs, with each datanode's CPU down by a third or more. Reading such a blob
+later costs a disk read, once.
 A wait is where a failed write shows: the kernel reports it to an open file once, so the
 fsync after it would succeed. `advance` raises it, and `fsync()` raises it again.
 
