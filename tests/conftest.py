@@ -2,10 +2,27 @@
 
 from __future__ import annotations
 
+import os
+import signal
+
 import aiohttp
 import pytest
 
 from harness import Cluster
+
+# The suite starts a few thousand Python processes (every role of every cluster, every
+# command-line run). With PYTHONDONTWRITEBYTECODE set, as in some CI images, each of them
+# compiles every module from source again: about 0.3 s of CPU for the three roles' imports.
+# Cached bytecode is read even when it is not written, so letting the first process write
+# it is enough.
+os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+
+# A suite started in the background by a non-interactive shell (`pytest &`, nohup) inherits
+# SIGINT ignored, and so would every process it starts: the tests that press Ctrl-C at a
+# command would then wait for it in vain. A handler of our own, unlike "ignored", is reset
+# to the default when a child starts, and Python turns that default into KeyboardInterrupt.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 # `pytest -m fast` runs what needs no other process; `-m slow` the rest. A test is slow if
 # it uses one of these fixtures (they start a cluster's roles or Chromium), directly or
