@@ -106,6 +106,14 @@ def test_help_describes_the_command(module):
     assert "--host" in result.stdout
 
 
+def test_the_master_starts_without_loading_pyav():
+    """The master's command imports no PyAV (media loads it on first use): ~100 ms of CPU
+    off the start of every cluster, whose other roles wait for the master to answer."""
+    check = "import sys, myyoutube.master.main; print('av' in sys.modules)"
+    loaded = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, check=True)
+    assert loaded.stdout.strip() == "False"
+
+
 @pytest.mark.parametrize(
     "module, args",
     [

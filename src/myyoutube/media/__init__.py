@@ -17,26 +17,61 @@ sockets, the index or HTTP. Its modules, by responsibility:
 * `hls`: master and media playlists from fragment indexes; pure.
 
 The names callers use are re-exported here, so `from myyoutube import media` then
-`media.sniff(...)` is the usual spelling. Importing the package loads PyAV (~50 ms).
+`media.sniff(...)` is the usual spelling. The names from the modules that use PyAV
+(probe, posters, remux, transcode) are loaded on first use: PyAV takes ~100 ms of CPU to
+import, and the master, which starts first in every cluster, never decodes a frame.
 """
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from myyoutube.media.details import DETAIL_TYPES, MAX_CODEC_CHARS, clean_details
 from myyoutube.media.fragments import FragmentIndex, NotFragmented, Segment, index_file
 from myyoutube.media.hls import PLAYLIST_CONTENT_TYPE, Variant, master_playlist, media_playlist
 from myyoutube.media.ladder import Rung, ladder
-from myyoutube.media.posters import MAX_POSTER_BYTES, POSTER_WIDTH_PX, make_poster
-from myyoutube.media.probe import (
-    MAX_PIXELS,
-    NotAVideo,
-    PictureTooLarge,
-    Source,
-    Truncated,
-    inspect,
-    probe_source,
-)
-from myyoutube.media.remux import remux_faststart
 from myyoutube.media.sniff import SNIFF_BYTES, needs_faststart, sniff
-from myyoutube.media.transcode import Cancelled, Rendition, transcode
+
+if TYPE_CHECKING:  # the same names for the type checker, which loads nothing
+    from myyoutube.media.posters import MAX_POSTER_BYTES, POSTER_WIDTH_PX, make_poster
+    from myyoutube.media.probe import (
+        MAX_PIXELS,
+        NotAVideo,
+        PictureTooLarge,
+        Source,
+        Truncated,
+        inspect,
+        probe_source,
+    )
+    from myyoutube.media.remux import remux_faststart
+    from myyoutube.media.transcode import Cancelled, Rendition, transcode
+
+# Each name that needs PyAV, and the module of this package that defines it.
+_LOADED_ON_USE = {
+    **dict.fromkeys(("MAX_POSTER_BYTES", "POSTER_WIDTH_PX", "make_poster"), "posters"),
+    **dict.fromkeys(
+        ("MAX_PIXELS", "NotAVideo", "PictureTooLarge", "Source", "Truncated", "inspect", "probe_source"),
+        "probe",
+    ),
+    "remux_faststart": "remux",
+    **dict.fromkeys(("Cancelled", "Rendition", "transcode"), "transcode"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    """A name of _LOADED_ON_USE, imported with its module the first time it is asked for
+    (PEP 562). Every name of that module is then kept here, so later uses never come back,
+    and the import's own binding of the module's name is replaced by the function's."""
+    module_name = _LOADED_ON_USE.get(name)
+    if module_name is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    module = importlib.import_module(f"{__name__}.{module_name}")
+    for loaded, source in _LOADED_ON_USE.items():
+        if source == module_name:
+            globals()[loaded] = getattr(module, loaded)
+    return globals()[name]
+
 
 __all__ = [
     "DETAIL_TYPES",
