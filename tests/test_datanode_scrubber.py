@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import time
 
 from myyoutube.datanode.scrubber import Scrubber
 from myyoutube.datanode.store import BlobStore
@@ -37,3 +38,19 @@ async def test_a_blob_deleted_while_scrubbed_is_not_reported(tmp_path):
     reported: list[str] = []
     await Scrubber(store, 100 * 1024 * 1024, 1.0, reported.append)._scrub(BLOB)
     assert reported == []
+
+
+async def test_a_blob_written_here_waits_an_interval_and_one_found_on_the_disk_is_walked_first(tmp_path):
+    """A blob this node wrote was checksummed as it went to the disk: the scrubber leaves it
+    for an interval instead of reading every upload back at once, on every replica. The
+    same blob found on the disk by a restarted node has no such history: due at once."""
+    store = BlobStore(tmp_path / "blobs", capacity_bytes=None)
+    scrubber = Scrubber(store, 100 * 1024 * 1024, 3600.0, lambda blob_id: None)
+    writer = store.open_writer(BLOB)
+    await writer.write(DATA)
+    await writer.finish()
+    assert scrubber.schedule.next_blob(set(store.blobs()), time.monotonic(), 3600.0) is None
+
+    restarted = BlobStore(tmp_path / "blobs", capacity_bytes=None)
+    rescrubber = Scrubber(restarted, 100 * 1024 * 1024, 3600.0, lambda blob_id: None)
+    assert rescrubber.schedule.next_blob(set(restarted.blobs()), time.monotonic(), 3600.0) == BLOB

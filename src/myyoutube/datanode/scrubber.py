@@ -9,6 +9,10 @@ verifying path as viewers do, paced to `bytes_per_s` so it never competes with t
 drops what it read from the page cache as it goes, unless viewers read that blob lately
 (BlobStore.read's drop_behind), so that walking every blob does not push out the videos
 being watched.
+A blob this node has just written counts as verified then: its checksums were computed
+from the bytes as they went to the disk, so reading it back at once would find nothing
+and only compete with viewers for the disk (every upload, on every replica). Blobs found
+on the disk at start-up have no such history and are walked first.
 A corrupt blob, or one still held that cannot be read at all (its checksums lost), is
 handed to `on_corrupt`; the next heartbeat reports it to the master, which deletes the
 bad copy and re-replicates from a good one.
@@ -39,6 +43,11 @@ class Scrubber:
         self.interval_s = interval_s
         self.on_corrupt = on_corrupt
         self.schedule = ScrubSchedule()
+        store.on_written = self.written
+
+    def written(self, blob_id: str) -> None:
+        """A blob published by this node's own write: not due for an interval."""
+        self.schedule.verified(blob_id, time.monotonic())
 
     async def run_forever(self) -> None:
         while True:

@@ -88,6 +88,9 @@ class BlobStore:
         self._read_handles = ReadHandles(BLOCK_BYTES)
         # Told of every blob added (its size) or removed (None), as it happens.
         self.on_change: Callable[[str, int | None], None] = lambda blob_id, size: None
+        # Told of every blob this node wrote itself and published (a blob found on the disk
+        # is not): the scrubber, since such a blob was checksummed as it was written.
+        self.on_written: Callable[[str], None] = lambda blob_id: None
         self.rescan()
 
     def _path(self, blob_id: str, suffix: str) -> Path:
@@ -219,6 +222,7 @@ class BlobStore:
 
     def _committed(self, blob_id: str, size: int) -> None:
         self._record(blob_id, size)
+        self.on_written(blob_id)
 
     async def read(
         self, blob_id: str, offset: int, length: int, keep_open: bool = True, drop_behind: bool = False
