@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import functools
 import http.server
 import inspect
@@ -396,9 +397,16 @@ def run_myyoutube(cluster: Cluster, *args: str, env: dict[str, str]) -> subproce
     )
 
 
-def ctrl_c_once(args: list[str], ready: Callable[[int], bool], env: dict[str, str] | None = None) -> tuple:
+def ctrl_c_once(
+    args: list[str],
+    ready: Callable[[int], bool],
+    env: dict[str, str] | None = None,
+    to_a_worker_thread: bool = False,
+) -> tuple:
     """Start the command `args`, press Ctrl-C (SIGINT) as soon as `ready(its pid)` holds,
-    and return its (exit status, standard output, standard error)."""
+    and return its (exit status, standard output, standard error). With
+    `to_a_worker_thread`, the signal is handed to a thread of the command other than the
+    main one, as the kernel may do with any signal sent to a process."""
     command = subprocess.Popen(
         args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL
     )
@@ -406,7 +414,14 @@ def ctrl_c_once(args: list[str], ready: Callable[[int], bool], env: dict[str, st
         while not ready(command.pid):
             assert command.poll() is None, command.communicate()
             time.sleep(0.002)
-        command.send_signal(signal.SIGINT)
+        if to_a_worker_thread:
+            worker = max(int(tid) for tid in os.listdir(f"/proc/{command.pid}/task"))
+            assert worker != command.pid, "the command runs no other thread"
+            # tgkill(2): glibc's wrapper; Python's own signal.pthread_kill reaches only
+            # threads of the calling process.
+            assert ctypes.CDLL(None, use_errno=True).tgkill(command.pid, worker, signal.SIGINT) == 0
+        else:
+            command.send_signal(signal.SIGINT)
         out, err = command.communicate(timeout=30)
     finally:
         command.kill()
