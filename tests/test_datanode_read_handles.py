@@ -168,7 +168,9 @@ async def test_a_walk_that_drops_behind_leaves_the_page_cache_as_it_found_it(tmp
         async for _ in store.read(blob_id, 0, store.size(blob_id), keep_open=False, drop_behind=True):
             pass
     assert page_cache.cached_bytes(store._path(OTHER, ".blob")) == 0
-    assert page_cache.cached_bytes(store._path(BLOB, ".blob")) >= len(DATA)
+    # Dropping behind would leave none of BLOB; the kernel may still let go of a page of
+    # its own accord (CI once found 128 of its 129 pages), so "most of it" is the claim.
+    assert page_cache.cached_bytes(store._path(BLOB, ".blob")) > len(DATA) // 2
 
 
 async def test_a_viewer_who_starts_during_a_walk_keeps_the_rest_cached(tmp_path):
@@ -182,4 +184,6 @@ async def test_a_viewer_who_starts_during_a_walk_keeps_the_rest_cached(tmp_path)
     await read_all(store, OTHER, 0, 1)  # the viewer's first range
     async for _ in walk:
         pass
-    assert page_cache.cached_bytes(store._path(OTHER, ".blob")) >= size - BLOCK_BYTES
+    # Dropping behind would leave only the viewer's first block; the kernel may let go of a
+    # page of its own accord (see above), so "most of it" is the claim.
+    assert page_cache.cached_bytes(store._path(OTHER, ".blob")) > size // 2
