@@ -16,6 +16,8 @@ import time
 import aiohttp
 
 from harness import holders_of, mp4_bytes, read_chars, receiving, store
+from myyoutube.datanode.scrubber import SCRUB_TIMES_FILE
+from myyoutube.datanode.state import SCRUB_TIMES_HEADER
 
 VIDEO_BYTES = 6 * 1024 * 1024
 READ_PIECE_BYTES = 64 * 1024
@@ -208,6 +210,19 @@ async def test_master_stops_quietly(fresh_cluster):
     assert cluster.master.stop() == 0
     log = (cluster.root / "logs" / "master.log").read_text()
     assert "Traceback" not in log and "CancelledError" not in log, log[-2000:]
+
+
+async def test_a_stopped_datanode_leaves_its_scrub_schedule_for_its_next_start(fresh_cluster):
+    """SIGTERM to a datanode saves when it last verified each of its blobs, so that its next
+    start goes on with the walk instead of starting it afresh."""
+    cluster = fresh_cluster()
+    await store(cluster, "scrubbed.mp4", mp4_bytes(os.urandom(100_000)))
+    node = cluster.datanodes[0]
+    held = {path.stem for path in cluster.folder(node).glob("*.blob")}
+    assert held and node.stop() == 0
+    lines = (cluster.folder(node) / SCRUB_TIMES_FILE).read_text().splitlines()
+    assert lines[0] == SCRUB_TIMES_HEADER
+    assert {line.split()[0] for line in lines[1:]} == held
 
 
 async def test_python_asyncio_loop_still_serves(fresh_cluster, http):

@@ -12,6 +12,7 @@ from myyoutube.datanode.state import (
     MAX_PENDING_CHANGES,
     RESCAN_EVERY_HEARTBEATS,
     RESCAN_MAX_SHARE,
+    SCRUB_TIMES_HEADER,
     Backoff,
     BlockReports,
     ScrubSchedule,
@@ -129,6 +130,48 @@ def test_scrub_of_no_blobs_is_none():
     schedule.verified("old", 0.0)
     assert schedule.next_blob(set(), now=1000.0, interval_s=1.0) is None
     assert schedule.verified_at == {}
+
+
+def test_scrub_schedule_survives_encoding():
+    """What a node saves of its schedule is what it reads back at its next start."""
+    schedule = ScrubSchedule()
+    schedule.verified("a" * 32, 1_700_000_000.25)
+    schedule.verified("b" * 32, 1_700_000_123.5)
+    again = ScrubSchedule.decode(schedule.encode(), now=1_800_000_000.0)
+    assert again.verified_at == schedule.verified_at
+
+
+def test_scrub_schedule_skips_what_it_cannot_read():
+    """A damaged line (a crash mid-write, a stray edit) or another format's file costs only
+    those blobs' history (they are due at once), never the node's start."""
+    data = (
+        SCRUB_TIMES_HEADER.encode()
+        + b"\n"
+        + b"a" * 32
+        + b" 100.5\n"
+        + b"b" * 32
+        + b" soon\n"
+        + b"c" * 32
+        + b" nan\n"
+        + b"\xff\xfe 7\n"
+        + b"d" * 32
+    )
+    decoded = ScrubSchedule.decode(data, now=1000.0)
+    assert decoded.verified_at == {"a" * 32: 100.5, "\ufffd\ufffd": 7.0}
+    assert decoded.next_blob({"a" * 32, "b" * 32}, now=1000.0, interval_s=DAY) == "b" * 32
+    assert (
+        ScrubSchedule.decode(b"myyoutube-scrub-times 2\n" + b"a" * 32 + b" 1.0\n", now=5.0).verified_at == {}
+    )
+    assert ScrubSchedule.decode(b"", now=5.0).verified_at == {}
+
+
+def test_scrub_schedule_from_a_clock_set_back_is_due_an_interval_from_now():
+    """A verification time later than now (the clock was set back since) counts as now:
+    kept as it is, the blob would wait out the clock's jump on top of the interval."""
+    schedule = ScrubSchedule()
+    schedule.verified("a" * 32, 10_000.0)
+    decoded = ScrubSchedule.decode(schedule.encode(), now=500.0)
+    assert decoded.next_blob({"a" * 32}, now=500.0 + DAY, interval_s=DAY) == "a" * 32
 
 
 # --- rescans ----------------------------------------------------------------------------------

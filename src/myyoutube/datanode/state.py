@@ -20,6 +20,7 @@ MAX_PENDING_CHANGES (the full report then says it all).
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -52,10 +53,16 @@ def pace_delay_s(bytes_done: int, started_at: float, now: float, bytes_per_s: in
     return max(0.0, started_at + bytes_done / bytes_per_s - now)
 
 
+# The first line of a scrub-times file (scrubber.py), naming its format, so that a file of
+# another format (a later release's) is ignored rather than misread.
+SCRUB_TIMES_HEADER = "myyoutube-scrub-times 1"
+
+
 @dataclass
 class ScrubSchedule:
     """Which blob to verify next: the one verified longest ago (never-verified first),
-    once its last verification is `interval_s` old."""
+    once its last verification is `interval_s` old. Times are seconds since the epoch, so
+    that the schedule outlives the process (`encode`/`decode`)."""
 
     verified_at: dict[str, float] = field(default_factory=dict)
 
@@ -71,6 +78,32 @@ class ScrubSchedule:
 
     def verified(self, blob_id: str, now: float) -> None:
         self.verified_at[blob_id] = now
+
+    def encode(self) -> bytes:
+        """The verification times as the scrub-times file holds them: a header line, then
+        one `blob_id seconds` line per blob (seconds since the epoch)."""
+        lines = [SCRUB_TIMES_HEADER] + [f"{blob_id} {at!r}" for blob_id, at in self.verified_at.items()]
+        return ("\n".join(lines) + "\n").encode()
+
+    @classmethod
+    def decode(cls, data: bytes, now: float) -> ScrubSchedule:
+        """The schedule a scrub-times file holds. It is only a hint, so whatever cannot be
+        read (another header, a damaged line, a time that is not a number) is skipped and
+        those blobs are due at once, as if never verified. A time after `now` (the clock
+        was set back) counts as `now`: kept as it is, the blob would wait for the clock."""
+        lines = data.decode(errors="replace").splitlines()
+        schedule = cls()
+        if not lines or lines[0] != SCRUB_TIMES_HEADER:
+            return schedule
+        for line in lines[1:]:
+            blob_id, _, at = line.partition(" ")
+            try:
+                seconds = float(at)
+            except ValueError:
+                continue
+            if blob_id and math.isfinite(seconds):
+                schedule.verified_at[blob_id] = min(seconds, now)
+        return schedule
 
 
 # --- disk rescans -----------------------------------------------------------------------------
