@@ -11,6 +11,7 @@ import pytest
 
 from myyoutube import listing
 from myyoutube.master.index import Index, StoredBlob
+from myyoutube.permissions import User
 from myyoutube.videotext import BadText
 
 NOW = 1_800_000_000.0
@@ -219,6 +220,23 @@ def test_a_common_word_ranks_only_its_newest_matches(index, monkeypatch):
     listed = [video["name"] for video in first.videos + second.videos]
     assert sorted(listed) == [f"walk-{number:02d}.mp4" for number in range(7, 12)]
     assert second.next == ""
+
+
+def test_others_private_matches_do_not_crowd_out_what_a_viewer_may_see(index, monkeypatch):
+    """The newest RANKED_MATCHES_MAX matches a search ranks are those the searcher may see:
+    an account's many new private videos with the same word in their titles leave an
+    anonymous viewer's search with the public ones, and their owner's with their own."""
+    monkeypatch.setattr(listing, "RANKED_MATCHES_MAX", 3)
+    for number in range(4):
+        add(index, f"public-cat-{number}.mp4", visibility="public", owner="ann")
+    for number in range(6):
+        add(index, f"private-cat-{number}.mp4", visibility="private", owner="bob")
+    anonymous = [video["name"] for video in index.catalogue.page("cat", "newest", "", 10).videos]
+    assert anonymous == [f"public-cat-{number}.mp4" for number in (3, 2, 1)]
+    bob = User("bob", "uploader")
+    assert [video["name"] for video in index.catalogue.page("cat", "newest", "", 10, bob).videos] == [
+        f"private-cat-{number}.mp4" for number in (5, 4, 3)
+    ]
 
 
 def test_search_with_a_sort_order_pages_by_it(index):

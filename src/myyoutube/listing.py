@@ -16,9 +16,9 @@ that was cut, edited or made for another sort or search with a sentence, never a
 
 Searches order by relevance (bm25; lower is better) by default. A word that matches a
 large share of the catalogue would have every match scored, so a search ranks only its
-newest RANKED_MATCHES_MAX matches (by row id, which grows with each upload): the
-horizon, the smallest row id taken in, is fixed on the first page and carried in the
-cursor so later pages rank the same set. Relevance scores depend on the whole catalogue
+newest RANKED_MATCHES_MAX matches the searcher may see (by row id, which grows with
+each upload): the horizon, the smallest row id taken in, is fixed on the first page and
+carried in the cursor so later pages rank the same set. Relevance scores depend on the whole catalogue
 (bm25 weighs a word by how rare it is), so a search's pages are exact while nothing
 changes; an upload, edit or deletion between two pages can shift the scores a little and
 repeat or skip a result at the page boundary. Listings have no such caveat.
@@ -48,9 +48,9 @@ MAX_PAGE_LIMIT = 200
 # (at most 255 bytes) in base64: under 2 KiB. Anything longer is not one of ours.
 MAX_CURSOR_CHARS = 2048
 
-# A search ranks at most this many of its matches, the newest ones: scoring and sorting
-# cost 2-3 microseconds per match (bm25, the join to the videos table), so 5,000 keeps a
-# search page near 15 ms at any catalogue size (bench/catalogue.py).
+# A search ranks at most this many of its matches, the newest ones the searcher may see:
+# scoring and sorting cost 2-3 microseconds per match (bm25, the join to the videos
+# table), so 5,000 keeps a search page near 15 ms at any catalogue size (bench/catalogue.py).
 RANKED_MATCHES_MAX = 5_000
 
 # Relevance weights of the search index's columns (title, description, name) in bm25: a
