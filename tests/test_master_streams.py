@@ -159,3 +159,32 @@ async def test_an_append_inside_a_block_first_completes_that_block(clock):
     await upload_to(recorder, writing([data]), offset=5 * CHUNK_BYTES + 1000)
     assert b"".join(recorder.chunks) == data
     assert [len(chunk) for chunk in recorder.chunks] == [CHUNK_BYTES - 1000, CHUNK_BYTES, CHUNK_BYTES, 1000]
+
+
+async def test_an_upload_whose_master_went_away_fails_as_unreachable(clock):
+    """A master that dies mid-upload (its connection ends) fails the upload's next write
+    with the connection's loss, which the web answers 503 "try again shortly": not with a
+    protocol error (a 500 "something went wrong on our side"), as chaos.py found when the
+    web saw the master's end of the connection close before it sent its next frame."""
+
+    async def dies_after_one_chunk(conn: FrameStream, request: protocol.Message) -> None:
+        await conn.read_expected(Chunk, timeout=5)
+        conn.abort()  # as the kernel ends the connections of a killed process
+
+    server = await links.serve_connections(dies_after_one_chunk, HOST, 0, None, 4, {})
+    await server.start_serving()
+    pool = ConnectionPool(lambda: links.connect(HOST, server.sockets[0].getsockname()[1], None, "master"))
+    try:
+        lease = await pool.acquire()
+        await lease.connection.write_frame(Ok({}))  # the opening request
+        upload = Upload(pool, lease, answer=Ok)
+        await upload.write(bytes(CHUNK_BYTES))
+        for _ in range(500):  # until the upload has seen its master's end close
+            if upload._answer.done():
+                break
+            await asyncio.sleep(0.01)
+        with pytest.raises(ConnectionError):
+            await upload.write(bytes(CHUNK_BYTES))
+    finally:
+        pool.close()
+        server.close()

@@ -87,6 +87,15 @@ class Upload:
             pass
         return exc
 
+    def _why_answered_early(self) -> BaseException:
+        """Why the master's side ended before the upload did: the connection's loss (the
+        master stopped or died: the cluster is unavailable, try again) as it was found,
+        else a frame the master had no reason to send yet."""
+        lost = None if self._answer.cancelled() else self._answer.exception()
+        if isinstance(lost, (ConnectionError, TimeoutError)):
+            return lost
+        return protocol.RemoteProtocolError("master answered early")
+
     async def write(self, data: bytes) -> None:
         """Send `data` after what was written before: the frames it completes now, the
         rest with the next write (or at finish), unless the master has waited
@@ -113,7 +122,7 @@ class Upload:
 
     async def _send(self, piece: bytes | memoryview) -> None:
         if self._answer.done():
-            raise await self._refusal_or(protocol.RemoteProtocolError("master answered early"))
+            raise await self._refusal_or(self._why_answered_early())
         try:
             # Header and bytes as two buffers, not copied into a new frame. The transport
             # may hold `piece` after this returns: nothing changes its bytes.
