@@ -15,7 +15,7 @@ import time
 
 import aiohttp
 
-from harness import holders_of, mp4_bytes, read_chars, receiving, store
+from harness import holders_of, mp4_bytes, read_chars, receiving, store, wait_until
 from myyoutube.datanode.scrubber import SCRUB_TIMES_FILE
 from myyoutube.datanode.state import SCRUB_TIMES_HEADER
 
@@ -111,6 +111,18 @@ async def test_first_request_after_master_restart_is_served_or_refused_at_once(f
     print(f"first stream after the restart answered {response.status} in {took:.2f}s")
     # Within the web's own read deadline, with room to spare: the old behaviour was 60 s.
     assert took < 30
+
+
+async def test_an_upload_right_after_a_master_restart_waits_for_the_datanodes(fresh_cluster):
+    """SIGKILL the master, restart it, upload at once: the upload waits the moment the
+    running datanodes take to re-register and is stored on 3 of them, instead of being
+    refused "Only 0 datanodes are running" while every datanode is up."""
+    cluster = fresh_cluster()
+    cluster.master.kill()
+    cluster.restart_master()
+    data = mp4_bytes(os.urandom(300_000))
+    await store(cluster, "right-after.mp4", data)
+    await wait_until(lambda: len(holders_of(cluster, data)) == 3, "3 copies", 10)
 
 
 async def test_upload_commits_on_two_when_one_receiver_freezes(fresh_cluster):

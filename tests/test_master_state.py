@@ -132,6 +132,22 @@ def test_read_order_of_only_dead_holders_is_empty():
 # --- placement ------------------------------------------------------------------------------
 
 
+def test_an_upload_waits_for_datanodes_only_right_after_a_start():
+    """Right after the master started, fewer live datanodes than an upload wants is worth
+    waiting for (those running re-register within moments); once they are back, or once
+    dead_after_s has passed (the missing ones are gone), it is not."""
+    state = ClusterState(DEAD_AFTER_S, HEARTBEAT_S, started_at=NOW)
+    assert state.awaiting_datanodes(3, NOW + 0.5)
+    for address in ("a", "b"):
+        state.heard_from(address, NOW + 1, 10 * GiB, GiB)
+    assert state.awaiting_datanodes(3, NOW + 1) and not state.awaiting_datanodes(2, NOW + 1)
+    state.heard_from("c", NOW + 2, 10 * GiB, GiB)
+    assert not state.awaiting_datanodes(3, NOW + 2)
+    lonely = ClusterState(DEAD_AFTER_S, HEARTBEAT_S, started_at=NOW)
+    lonely.heard_from("a", NOW + DEAD_AFTER_S, 10 * GiB, GiB)
+    assert not lonely.awaiting_datanodes(3, NOW + DEAD_AFTER_S)
+
+
 def test_place_picks_distinct_alive_nodes_with_room():
     """place returns distinct ALIVE nodes with at least MIN_FREE_BYTES free, never suspect, dead or full."""
     state = make_state(alive=["a1", "a2", "a3", "a4"], suspect=["s"], dead=["d"], full=["f"])

@@ -132,6 +132,8 @@ class Resumable:
         if refusal is None:
             assert user is not None, "uploads.refusal refuses anonymous uploads"
             refusal = uploads.name_refusal(master, name, user) or self._count_refusal(user.name)
+        if refusal is None:
+            await uploads.datanodes_registered(master)
         now = time.time()
         nodes = master.state.place(master.replication, now, master.rng) if refusal is None else []
         if refusal is None and len(nodes) < master.min_replicas:

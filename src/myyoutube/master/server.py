@@ -58,7 +58,7 @@ from myyoutube.master.accounts import Accounts
 from myyoutube.master.index import Index
 from myyoutube.master.repair_plan import Repair
 from myyoutube.master.reservations import Reservations
-from myyoutube.master.state import ClusterState, Replica
+from myyoutube.master.state import REGISTRATION_POLL_S, REGISTRATION_WAIT_S, ClusterState, Replica
 from myyoutube.pool import DatanodePools
 from myyoutube.protocol import (
     End,
@@ -85,13 +85,6 @@ MAX_CONNECTIONS = 512
 # The web front end relays an HTTP client, which may pause for a while (a slow uplink, a
 # paused video). A request stalled this long on the client side is abandoned.
 CLIENT_STALL_TIMEOUT_S = 120.0
-
-# Right after a restart the master knows no live datanode until they re-register (within
-# a heartbeat or two, with their reconnect backoff). A read waits this long for a holder
-# of its video to come back before it is refused with 503: a few heartbeats at default
-# settings, and far below any player's patience.
-HOLDERS_WAIT_S = 5.0
-HOLDERS_POLL_S = 0.1
 
 DATANODE_ONLY = frozenset({"datanode"})
 WEB_ONLY = frozenset({"web"})
@@ -299,15 +292,15 @@ class Master:
 
     async def _holders_to_read(self, replica: Replica) -> list[str]:
         """The replicas to read from, in order. Right after a master restart no holder has
-        re-registered yet; wait for one (at most HOLDERS_WAIT_S) rather than refuse."""
+        re-registered yet; wait for one (at most REGISTRATION_WAIT_S) rather than refuse."""
         waited = 0.0
         while True:
             now = time.time()
             nodes = self.state.read_order(replica.nodes, now, self.rng)
-            if nodes or waited >= HOLDERS_WAIT_S or not self.state.awaiting_holders(replica.nodes, now):
+            if nodes or waited >= REGISTRATION_WAIT_S or not self.state.awaiting_holders(replica.nodes, now):
                 return nodes
-            await asyncio.sleep(HOLDERS_POLL_S)
-            waited += HOLDERS_POLL_S
+            await asyncio.sleep(REGISTRATION_POLL_S)
+            waited += REGISTRATION_POLL_S
 
     def _read_failed(self, node: str, why: str) -> None:
         self.counters.read_failovers += 1

@@ -49,6 +49,14 @@ SUSPECT_AFTER_HEARTBEATS = 3
 # taken before it landed; don't call it lost until reports this many heartbeats younger.
 REPORT_GRACE_HEARTBEATS = 3
 
+# Right after a restart the master knows no live datanode until they re-register (within
+# a heartbeat or two, with their reconnect backoff). A read waits this long for a holder
+# of its video to come back, and an upload for enough datanodes to place it on, before
+# either is refused with 503: a few heartbeats at default settings, and far below any
+# player's or uploader's patience. The driver looks again every REGISTRATION_POLL_S.
+REGISTRATION_WAIT_S = 5.0
+REGISTRATION_POLL_S = 0.1
+
 # A node a read just failed on (error, stall) is tried last for this long: long enough
 # that new viewers stop landing on a partitioned node before it is declared dead, short
 # enough that a node back from a blip soon takes its share of reads again.
@@ -188,6 +196,13 @@ class ClusterState:
         """Some holder has not spoken to this master since it started but may still (the
         master restarted moments ago): worth waiting a little before refusing a read."""
         return any(self.liveness(a, now) == UNKNOWN for a in holders)
+
+    def awaiting_datanodes(self, wanted: int, now: float) -> bool:
+        """Fewer than `wanted` datanodes are alive, but the master started moments ago
+        (less than dead_after_s, while nodes not heard from yet are UNKNOWN) and those
+        running may still be re-registering: worth waiting a little before placing an
+        upload on fewer nodes, or refusing it for want of them."""
+        return now - self.started_at < self.dead_after_s and self.alive_count(now) < wanted
 
     # --- placement ------------------------------------------------------------------------
 

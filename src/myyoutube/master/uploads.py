@@ -34,6 +34,7 @@ from myyoutube.chain_acks import formed_short
 from myyoutube.formatting import agreeing, counted
 from myyoutube.master import pipeline, reservations, transfer
 from myyoutube.master.index import NameTaken, StoredBlob
+from myyoutube.master.state import REGISTRATION_POLL_S, REGISTRATION_WAIT_S
 from myyoutube.protocol import Chunk, End, Error, Ok, PutVideo, VideoDetails, VideoInfo
 from myyoutube.stream import ConnectionClosed, FrameStream
 
@@ -229,12 +230,29 @@ async def abort_fanouts(master: Master, fanouts: list[Writer]) -> None:
         await fanout.abort()
 
 
+async def datanodes_registered(master: Master) -> None:
+    """Return once `replication` datanodes are alive, or at once unless the master started
+    moments ago and those running may still be re-registering (state.awaiting_datanodes);
+    at most REGISTRATION_WAIT_S. An upload that came right after a master restart was
+    refused "Only 0 datanodes are running" while every datanode was up and reconnecting
+    (bench/chaos.py: 91 of 630 uploads over 11 master restarts)."""
+    deadline = time.monotonic() + REGISTRATION_WAIT_S
+    while True:
+        if (
+            not master.state.awaiting_datanodes(master.replication, time.time())
+            or time.monotonic() >= deadline
+        ):
+            return
+        await asyncio.sleep(REGISTRATION_POLL_S)
+
+
 async def open_replicas(master: Master, fanout: Writer, fanouts: list[Writer] | None = None) -> Writer:
     """Open `replication` replicas; a node that refuses (full, broken disk, gone) is
     replaced by another live one while any is left; the writer to use. Given the upload's
     writers (`fanouts`), a chain that lost nodes while it formed is formed again without
     them (see _chain_came_short), and one that could not form over min_replicas nodes
     (datanodes that cannot reach each other) is given up for a fan-out."""
+    await datanodes_registered(master)
     await _place(master, fanout)
     failed: set[str] = set()
     while fanouts and _chain_came_short(master, fanout):
