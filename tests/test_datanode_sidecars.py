@@ -3,6 +3,7 @@ the highest version kept, removed with the blob, listed in bounded batches (real
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 
@@ -49,6 +50,22 @@ async def test_a_repeated_sidecar_is_not_written_again(tmp_path):
     assert (again.st_ino, again.st_mtime_ns) == (stored.st_ino, stored.st_mtime_ns)
     assert await store.update_sidecars([sidecar(2, "other")]) == 1
     assert sidecars.read(tmp_path, BLOB)["record"]["title"] == "other"
+
+
+async def test_sidecars_pushed_at_once_are_all_written_and_the_newest_kept(tmp_path, caplog):
+    """The same blobs' sidecars arriving at the same moment (pushed at commit while a
+    heartbeat answer brings them too, as under chaos.py) are all stored, the highest
+    version of each kept: batches written side by side in worker threads once shared
+    one `.meta.part` per blob, so one's rename found the other's file gone and the rest
+    of its batch was lost ("cannot write sidecars ... No such file or directory")."""
+    store = BlobStore(tmp_path, None)
+    blob_ids = [f"{number:032x}" for number in range(8)]
+    for blob_id in blob_ids:
+        await put(store, blob_id, None)
+    batches = [[sidecar(version, f"v{version}", blob_id) for blob_id in blob_ids] for version in range(1, 13)]
+    await asyncio.gather(*(store.update_sidecars(batch) for batch in batches))
+    assert "cannot write sidecars" not in caplog.text
+    assert [sidecars.read(tmp_path, blob_id)["version"] for blob_id in blob_ids] == [12] * len(blob_ids)
 
 
 async def test_sidecars_of_blobs_not_held_or_malformed_are_ignored(tmp_path):

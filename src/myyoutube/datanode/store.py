@@ -30,6 +30,7 @@ import logging
 import os
 import re
 import shutil
+import threading
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -45,6 +46,10 @@ from myyoutube.datanode.writeback import drop_cached
 # Blocking file calls (writes, fsyncs) run in a worker thread so the event loop keeps
 # serving other streams while the disk works.
 _in_thread = asyncio.to_thread
+
+# Locks that sidecar writes of different blobs rarely share (see BlobStore.__init__): far
+# more than the worker threads that could write at once.
+SIDECAR_LOCK_STRIPES = 64
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +96,13 @@ class BlobStore:
         # Told of every blob this node wrote itself and published (a blob found on the disk
         # is not): the scrubber, since such a blob was checksummed as it was written.
         self.on_written: Callable[[str], None] = lambda blob_id: None
+        # One blob's sidecar is written by one thread at a time. Two at once (pushed at
+        # commit while a heartbeat answer brings the same one) shared its `.meta.part`, so
+        # one's rename found the other's file gone and the rest of its batch was lost; and
+        # each compares versions with the file before writing, which only holds one at a
+        # time. Striped, not one lock: a commit's push must not wait behind a heartbeat's
+        # batch of SIDECARS_PER_COMMANDS fsyncs of other blobs.
+        self._sidecar_locks = [threading.Lock() for _ in range(SIDECAR_LOCK_STRIPES)]
         self.rescan()
 
     def _path(self, blob_id: str, suffix: str) -> Path:
@@ -295,7 +307,8 @@ class BlobStore:
         written = 0
         try:
             for entry in accepted:
-                written += sidecars.write(self.root, *entry)
+                with self._sidecar_locks[hash(entry[0]) % SIDECAR_LOCK_STRIPES]:
+                    written += sidecars.write(self.root, *entry)
             if written:
                 fsync_dir(self.root)
         except OSError as exc:
