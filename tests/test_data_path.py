@@ -115,8 +115,8 @@ async def test_first_request_after_master_restart_is_served_or_refused_at_once(f
 
 async def test_an_upload_right_after_a_master_restart_waits_for_the_datanodes(fresh_cluster):
     """SIGKILL the master, restart it, upload at once: the upload waits the moment the
-    running datanodes take to re-register and is stored on 3 of them, instead of being
-    refused "Only 0 datanodes are running" while every datanode is up."""
+    running datanodes take to re-register and is stored (3 copies soon after), instead
+    of being refused "Only 0 datanodes are running" while every datanode is up."""
     cluster = fresh_cluster()
     cluster.master.kill()
     cluster.restart_master()
