@@ -163,7 +163,13 @@ class BlobStore:
                 for entry in entries:
                     stem, _, suffix = entry.name.partition(".")
                     if suffix == "blob" and _BLOB_ID.match(stem):
-                        sizes[stem] = entry.stat().st_size
+                        try:
+                            sizes[stem] = entry.stat().st_size
+                        except FileNotFoundError:
+                            # Deleted between the listing and this stat (a delete runs
+                            # beside the scan): gone, like any blob not listed. Caught by
+                            # the handler below, it made the whole scan "none held".
+                            continue
         except OSError as exc:
             if self._sizes:
                 log.error("cannot read %s (%s): reporting no replicas held", self.root, exc)
