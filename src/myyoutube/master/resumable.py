@@ -27,7 +27,7 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 from myyoutube import media, names, permissions, videotext
-from myyoutube.master import append_relay, open_replicas, relay, transfer, uploads
+from myyoutube.master import append_relay, open_replicas, registrations, relay, transfer, uploads
 from myyoutube.master.index import NameTaken
 from myyoutube.master.upload_sessions import Session
 from myyoutube.protocol import (
@@ -133,7 +133,7 @@ class Resumable:
             assert user is not None, "uploads.refusal refuses anonymous uploads"
             refusal = uploads.name_refusal(master, name, user) or self._count_refusal(user.name)
         if refusal is None:
-            await uploads.datanodes_registered(master)
+            await registrations.datanodes_registered(master)
         now = time.time()
         nodes = master.state.place(master.replication, now, master.rng) if refusal is None else []
         if refusal is None and len(nodes) < master.min_replicas:

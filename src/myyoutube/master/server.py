@@ -56,9 +56,10 @@ from myyoutube.master import (
 )
 from myyoutube.master.accounts import Accounts
 from myyoutube.master.index import Index
+from myyoutube.master.registrations import wait_for_registrations
 from myyoutube.master.repair_plan import Repair
 from myyoutube.master.reservations import Reservations
-from myyoutube.master.state import REGISTRATION_POLL_S, REGISTRATION_WAIT_S, ClusterState, Replica
+from myyoutube.master.state import ClusterState, Replica
 from myyoutube.pool import DatanodePools
 from myyoutube.protocol import (
     End,
@@ -292,15 +293,17 @@ class Master:
 
     async def _holders_to_read(self, replica: Replica) -> list[str]:
         """The replicas to read from, in order. Right after a master restart no holder has
-        re-registered yet; wait for one (at most REGISTRATION_WAIT_S) rather than refuse."""
-        waited = 0.0
-        while True:
-            now = time.time()
-            nodes = self.state.read_order(replica.nodes, now, self.rng)
-            if nodes or waited >= REGISTRATION_WAIT_S or not self.state.awaiting_holders(replica.nodes, now):
-                return nodes
-            await asyncio.sleep(REGISTRATION_POLL_S)
-            waited += REGISTRATION_POLL_S
+        re-registered yet; wait for one (registrations.py) rather than refuse."""
+        nodes = self.state.read_order(replica.nodes, time.time(), self.rng)
+        if nodes:
+            return nodes  # every read but those right after a restart: no wait, one look
+        await wait_for_registrations(
+            lambda now: (
+                self.state.awaiting_holders(replica.nodes, now)
+                and not self.state.read_order(replica.nodes, now, self.rng)
+            )
+        )
+        return self.state.read_order(replica.nodes, time.time(), self.rng)
 
     def _read_failed(self, node: str, why: str) -> None:
         self.counters.read_failovers += 1

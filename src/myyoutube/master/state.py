@@ -49,14 +49,6 @@ SUSPECT_AFTER_HEARTBEATS = 3
 # taken before it landed; don't call it lost until reports this many heartbeats younger.
 REPORT_GRACE_HEARTBEATS = 3
 
-# Right after a restart the master knows no live datanode until they re-register (within
-# a heartbeat or two, with their reconnect backoff). A read waits this long for a holder
-# of its video to come back, and an upload for enough datanodes to place it on, before
-# either is refused with 503: a few heartbeats at default settings, and far below any
-# player's or uploader's patience. The driver looks again every REGISTRATION_POLL_S.
-REGISTRATION_WAIT_S = 5.0
-REGISTRATION_POLL_S = 0.1
-
 # A node a read just failed on (error, stall) is tried last for this long: long enough
 # that new viewers stop landing on a partitioned node before it is declared dead, short
 # enough that a node back from a blip soon takes its share of reads again.

@@ -34,7 +34,7 @@ from myyoutube.chain_acks import formed_short
 from myyoutube.formatting import agreeing, counted
 from myyoutube.master import pipeline, reservations, transfer
 from myyoutube.master.index import NameTaken, StoredBlob
-from myyoutube.master.state import REGISTRATION_POLL_S, REGISTRATION_WAIT_S
+from myyoutube.master.registrations import datanodes_registered
 from myyoutube.protocol import Chunk, End, Error, Ok, PutVideo, VideoDetails, VideoInfo
 from myyoutube.stream import ConnectionClosed, FrameStream
 
@@ -228,24 +228,6 @@ async def abort_fanouts(master: Master, fanouts: list[Writer]) -> None:
     master.index.ownership.abandon_blobs([f.blob_id for f in fanouts], time.time())
     for fanout in fanouts:
         await fanout.abort()
-
-
-async def datanodes_registered(master: Master) -> None:
-    """Return once `min_replicas` datanodes are alive, or at once unless the master started
-    moments ago and those running may still be re-registering (state.awaiting_datanodes);
-    at most REGISTRATION_WAIT_S. An upload that came right after a master restart was
-    refused "Only 0 datanodes are running" while every datanode was up and reconnecting
-    (bench/chaos.py: 91 of 630 uploads over 11 master restarts). Not `replication`: an
-    upload that can be stored safely goes ahead (the repair loop adds the missing copy),
-    and a cluster with fewer nodes than `replication` does not make every upload wait."""
-    deadline = time.monotonic() + REGISTRATION_WAIT_S
-    while True:
-        if (
-            not master.state.awaiting_datanodes(master.min_replicas, time.time())
-            or time.monotonic() >= deadline
-        ):
-            return
-        await asyncio.sleep(REGISTRATION_POLL_S)
 
 
 async def open_replicas(master: Master, fanout: Writer, fanouts: list[Writer] | None = None) -> Writer:
