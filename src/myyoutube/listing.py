@@ -18,10 +18,11 @@ Searches order by relevance (bm25; lower is better) by default. A word that matc
 large share of the catalogue would have every match scored, so a search ranks only its
 newest RANKED_MATCHES_MAX matches the searcher may see (by row id, which grows with
 each upload): the horizon, the smallest row id taken in, is fixed on the first page and
-carried in the cursor so later pages rank the same set. Relevance scores depend on the whole catalogue
-(bm25 weighs a word by how rare it is), so a search's pages are exact while nothing
-changes; an upload, edit or deletion between two pages can shift the scores a little and
-repeat or skip a result at the page boundary. Listings have no such caveat.
+carried in the cursor so later pages rank the same set. Relevance scores depend on the
+whole catalogue (bm25 weighs a word by how rare it is), so a search's pages are exact
+while nothing changes; an upload, edit or deletion between two pages can shift the
+scores a little and repeat or skip a result at the page boundary. Listings have no such
+caveat.
 
 This module does no I/O; the master's catalogue runs the SQL it builds.
 """

@@ -57,7 +57,8 @@ class Scrubber:
         self.bytes_per_s = bytes_per_s
         self.interval_s = interval_s
         self.on_corrupt = on_corrupt
-        self.schedule = load_schedule(store.root / SCRUB_TIMES_FILE, time.time())
+        self._times_path = store.root / SCRUB_TIMES_FILE
+        self.schedule = load_schedule(self._times_path, time.time())
         self._saved_at = time.monotonic()
         store.on_written = self.written
 
@@ -81,10 +82,10 @@ class Scrubber:
                     # Encoded in the thread from a copy (a few ms to take), which the
                     # loop's new verifications do not change under it.
                     copy = ScrubSchedule(dict(self.schedule.verified_at))
-                    await asyncio.to_thread(save_schedule, self.store.root / SCRUB_TIMES_FILE, copy)
+                    await asyncio.to_thread(save_schedule, self._times_path, copy)
         finally:
             # Blocking, at stop only: ~0.1 s per 100,000 blobs, and the loop is winding down.
-            save_schedule(self.store.root / SCRUB_TIMES_FILE, self.schedule)
+            save_schedule(self._times_path, self.schedule)
 
     async def _scrub(self, blob_id: str) -> None:
         started_at, done = time.monotonic(), 0

@@ -66,13 +66,14 @@ class Catalogue:
         after = listing.decode_cursor(cursor, sort, match) if cursor else None
         if searching and not match:
             return Page([], [], "")  # only punctuation: no word to look for
-        conditions = [listing.keyset_condition(sort, after), listing.visibility_condition(viewer)]
+        visible = listing.visibility_condition(viewer)
+        conditions = [listing.keyset_condition(sort, after), visible]
         where = " AND ".join(sql for sql, _ in conditions)
         params = tuple(value for _, values in conditions for value in values)
         order = listing.order_by(sort)
         horizon = 0
         if searching:
-            horizon = after.horizon if after else self._horizon(match, conditions[1])
+            horizon = after.horizon if after else self._horizon(match, visible)
             rows = self._db.execute(
                 f"SELECT v.name, {sort.key_sql} FROM videos_fts JOIN videos v ON v.id = videos_fts.rowid"
                 f" WHERE videos_fts MATCH ? AND videos_fts.rowid >= ? AND {where} ORDER BY {order} LIMIT ?",
