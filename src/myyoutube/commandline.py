@@ -22,12 +22,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import os
-import signal
-import socket
 import sys
-from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -44,6 +40,7 @@ from myyoutube import (
 )
 from myyoutube.certs import CertError
 from myyoutube.formatting import human_duration, human_size
+from myyoutube.signal_wakeup import signals_wake_the_loop
 from myyoutube.terminal import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
@@ -330,39 +327,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 async def run(args: argparse.Namespace) -> int:
     token = "" if args.anonymous else webclient.saved_token(args.url)
-    with _signals_wake_the_loop(asyncio.get_running_loop()):
+    with signals_wake_the_loop(asyncio.get_running_loop()):
         async with connect(args.url, token) as api:
             return await args.run(api, args)
-
-
-@contextlib.contextmanager
-def _signals_wake_the_loop(loop: asyncio.AbstractEventLoop) -> Iterator[None]:
-    """Have every signal wake the event loop, so that Ctrl-C is acted on at once.
-
-    asyncio.run turns Ctrl-C into a cancellation from a Python signal handler, and Python
-    runs handlers in the main thread only, when it next runs Python code. The kernel may
-    hand the signal to any thread: to a worker thread hashing a big `.part`, say, while
-    the main thread sleeps in the loop's poll waiting for that very thread. The handler
-    then waited for the hash (minutes), and the command with it. A wakeup fd is written
-    by whichever thread takes the signal, and the loop polls it."""
-    wakeups, wake = socket.socketpair()
-    wakeups.setblocking(False)
-    wake.setblocking(False)
-    loop.add_reader(wakeups.fileno(), _drain, wakeups)
-    earlier = signal.set_wakeup_fd(wake.fileno(), warn_on_full_buffer=False)
-    try:
-        yield
-    finally:
-        signal.set_wakeup_fd(earlier)
-        loop.remove_reader(wakeups.fileno())
-        wakeups.close()
-        wake.close()
-
-
-def _drain(wakeups: socket.socket) -> None:
-    """Empty the wakeup socket: being woken was the point, the signal numbers are not."""
-    with contextlib.suppress(BlockingIOError):
-        wakeups.recv(4096)
 
 
 def run_command(args: argparse.Namespace) -> int:
