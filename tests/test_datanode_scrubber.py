@@ -7,6 +7,7 @@ import contextlib
 import random
 import time
 
+from harness import wait_until
 from myyoutube.datanode import scrubber as scrubber_module
 from myyoutube.datanode.scrubber import SCRUB_TIMES_FILE, Scrubber
 from myyoutube.datanode.store import BlobStore
@@ -75,7 +76,7 @@ async def test_a_restarted_node_goes_on_with_the_walk_where_it_stopped(tmp_path)
     # Paced at a blob a second, so the node stops while the second one is being read.
     scrubber = Scrubber(found, len(DATA), 3600.0, lambda blob_id: None)
     walk = asyncio.create_task(scrubber.run_forever())
-    await wait_until(lambda: first in scrubber.schedule.verified_at)
+    await wait_until(lambda: first in scrubber.schedule.verified_at, "the first blob verified", 10)
     walk.cancel()  # the node stops before the second blob's turn
     with contextlib.suppress(asyncio.CancelledError):
         await walk
@@ -100,7 +101,7 @@ async def test_the_schedule_is_saved_while_the_walk_goes_on(tmp_path, monkeypatc
     walk = asyncio.create_task(scrubber.run_forever())
     try:
         path = store.root / SCRUB_TIMES_FILE
-        await wait_until(lambda: path.exists() and BLOB in path.read_text())
+        await wait_until(lambda: path.exists() and BLOB in path.read_text(), "the schedule saved", 10)
     finally:
         walk.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -119,10 +120,3 @@ async def test_a_damaged_schedule_file_makes_every_blob_due(tmp_path):
         BlobStore(store.root, capacity_bytes=None), 100 * 1024 * 1024, 3600.0, lambda blob_id: None
     )
     assert scrubber.schedule.next_blob({BLOB}, time.time(), 3600.0) == BLOB
-
-
-async def wait_until(condition, timeout_s: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        await asyncio.sleep(0.01)
