@@ -7,7 +7,7 @@ Every append opens an `AppendBlob` at the session's confirmed offset on each rep
 through a transfer.ReplicaFanout (which then relays, paces and confirms it as it does a
 plain upload). A replica that cannot be reached or refuses (its node died, its copy is
 short or rotten) is replaced by a node the cluster state places, onto which the confirmed
-prefix is first copied from a live replica (relay.relay_blob, with failover); the append
+prefix is first copied from a live replica (replica_reads.relay_blob, with failover); the append
 then goes on as long as `min_replicas` remain. Sealing asks every replica to publish its
 copy as an ordinary blob; each hashes it, and the copies that agree (at least
 `min_replicas`) become the video's replicas.
@@ -20,7 +20,8 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
-from myyoutube.master import relay, transfer, uploads
+from myyoutube import replica_reads
+from myyoutube.master import transfer, uploads
 from myyoutube.master.index import StoredBlob
 from myyoutube.master.upload_sessions import Session
 from myyoutube.protocol import AppendBlob, End, SealBlob
@@ -75,7 +76,7 @@ async def _copy_prefix(master: Master, session: Session, node: str, sources: lis
     try:
         await copier.open([node])
         copier.check_enough()
-        await relay.relay_blob(
+        await replica_reads.relay_blob(
             session.blob_id,
             0,
             session.offset,
@@ -86,7 +87,7 @@ async def _copy_prefix(master: Master, session: Session, node: str, sources: lis
             master.stall_s,
         )
         await copier.finish(session.offset, "")
-    except (transfer.ReplicationFailed, relay.ConsumerGone, *transfer.REPLICA_FAILURES) as exc:
+    except (transfer.ReplicationFailed, replica_reads.ConsumerGone, *transfer.REPLICA_FAILURES) as exc:
         copier.close()
         log.warning(
             "upload %s: could not copy %d bytes to %s: %s", session.upload_id, session.offset, node, exc

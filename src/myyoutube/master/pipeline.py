@@ -40,10 +40,10 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
-from myyoutube import chain, protocol
+from myyoutube import chain, protocol, replica_reads
 from myyoutube.chain_acks import ReplayBuffer, after_loss, survivors
 from myyoutube.formatting import counted
-from myyoutube.master import relay, repair
+from myyoutube.master import repair
 from myyoutube.master.transfer import (
     DRAIN_LIMIT_S,
     ReplicationFailed,
@@ -288,7 +288,7 @@ async def copy_to_more(
         try:
             # No sidecar: the blob is being uploaded, its record does not exist yet.
             copied += await repair.copy_blob(master, blob_id, sources, target, size, sha256, None)
-        except (ReplicationFailed, relay.ConsumerGone) as exc:
+        except (ReplicationFailed, replica_reads.ConsumerGone) as exc:
             log.warning("topping up blob %s on %s failed: %s", blob_id, target, exc)
             continue
         log.info("blob %s copied to %s to make up for its broken chain", blob_id, target)

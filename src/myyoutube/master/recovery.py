@@ -38,10 +38,10 @@ from pathlib import Path
 
 import aiofiles
 
-from myyoutube import links, service
+from myyoutube import links, replica_reads, service
 from myyoutube.datanode.state import BACKOFF_MAX_S
 from myyoutube.formatting import agreeing, counted
-from myyoutube.master import index_files, rebuild, relay, transfer
+from myyoutube.master import index_files, rebuild, transfer
 from myyoutube.master.accounts import Accounts
 from myyoutube.master.index import Index
 from myyoutube.master.schema import IndexTooNew
@@ -259,7 +259,7 @@ async def _read_verified(master: Master, sidecar: dict, holders: list[str], part
             digest.update(data)
             await file.write(data)
 
-        await relay.relay_blob(
+        await replica_reads.relay_blob(
             sidecar["blob_id"],
             0,
             sidecar["size"],

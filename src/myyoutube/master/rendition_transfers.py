@@ -21,8 +21,8 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from myyoutube import media, names, protocol
-from myyoutube.master import jobs, relay, transfer, uploads
+from myyoutube import media, names, protocol, replica_reads
+from myyoutube.master import jobs, transfer, uploads
 from myyoutube.master.index import StoredBlob
 from myyoutube.master.jobs import Job
 from myyoutube.media.fragments import peak_bitrate
@@ -82,7 +82,7 @@ class RenditionTransfers:
         master = self.master
         try:
             nodes = master.state.read_order(replica.nodes, time.time(), master.rng)
-            await relay.relay_blob(
+            await replica_reads.relay_blob(
                 blob_id, 0, replica.size, nodes, master.pools, consume, master._read_failed, master.stall_s
             )
         except transfer.ReplicationFailed as exc:

@@ -19,7 +19,8 @@ import sqlite3
 import time
 from typing import TYPE_CHECKING
 
-from myyoutube.master import relay, repair_plan, transfer
+from myyoutube import replica_reads
+from myyoutube.master import repair_plan, transfer
 from myyoutube.master.repair_plan import Repair
 
 if TYPE_CHECKING:
@@ -81,11 +82,11 @@ async def copy_blob(
     try:
         await fanout.open([target])
         fanout.check_enough()
-        await relay.relay_blob(
+        await replica_reads.relay_blob(
             blob_id, 0, size, sources, master.pools, fanout.write, master._read_failed, master.stall_s
         )
         return await fanout.finish(size, sha256)
-    except (transfer.ReplicationFailed, relay.ConsumerGone):
+    except (transfer.ReplicationFailed, replica_reads.ConsumerGone):
         await fanout.abort()
         raise
 
@@ -101,7 +102,7 @@ async def _copy(master: Master, repair: Repair) -> None:
             stored = await copy_blob(
                 master, repair.blob_id, [repair.source], repair.target, replica.size, replica.sha256, sidecar
             )
-        except (transfer.ReplicationFailed, relay.ConsumerGone) as exc:
+        except (transfer.ReplicationFailed, replica_reads.ConsumerGone) as exc:
             log.warning(
                 "repair copy of %s %s -> %s failed: %s", repair.blob_id, repair.source, repair.target, exc
             )

@@ -26,8 +26,8 @@ import time
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from myyoutube import media, names, permissions, videotext
-from myyoutube.master import append_relay, open_replicas, registrations, relay, transfer, uploads
+from myyoutube import media, names, permissions, replica_reads, videotext
+from myyoutube.master import append_relay, open_replicas, registrations, transfer, uploads
 from myyoutube.master.index import NameTaken
 from myyoutube.master.upload_sessions import Session
 from myyoutube.protocol import (
@@ -233,7 +233,7 @@ class Resumable:
             master = self.master
             try:
                 async with connection.keepalive():
-                    await relay.relay_blob(
+                    await replica_reads.relay_blob(
                         session.blob_id,
                         0,
                         session.offset,
@@ -246,7 +246,7 @@ class Resumable:
             except transfer.ReplicationFailed as exc:
                 await connection.write_frame(Error("unavailable", str(exc)))
                 return
-            except relay.ConsumerGone as exc:
+            except replica_reads.ConsumerGone as exc:
                 raise ConnectionClosed("the reader left mid-read") from exc
         await connection.write_frame(End(size=session.offset, sha256=""))
 

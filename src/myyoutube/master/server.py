@@ -37,13 +37,12 @@ import unicodedata
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from myyoutube import names, permissions, protocol, read_plan
+from myyoutube import names, permissions, protocol, read_plan, replica_reads
 from myyoutube.lookalikes import Lookalikes
 from myyoutube.master import (
     backup,
     catalogue,
     control,
-    relay,
     rendition_transfers,
     resumable,
     sidecars,
@@ -279,13 +278,13 @@ class Master:
         try:
             async with connection.keepalive():
                 nodes = await self._holders_to_read(replica)
-                await relay.relay_blob(
+                await replica_reads.relay_blob(
                     blob_id, offset, length, nodes, self.pools, consume, self._read_failed, self.stall_s
                 )
         except transfer.ReplicationFailed as exc:
             connection.queue_encoded(unsent_record)  # the reader expects the record first
             await connection.write_frame(Error("unavailable", str(exc)))
-        except relay.ConsumerGone as exc:
+        except replica_reads.ConsumerGone as exc:
             # The web went away mid-stream: its connection is finished, not reusable.
             raise ConnectionClosed("the reader left mid-stream") from exc
         finally:

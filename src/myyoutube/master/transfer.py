@@ -34,13 +34,11 @@ from myyoutube.formatting import agreeing, counted
 from myyoutube.pool import DatanodePools, Lease
 from myyoutube.protocol import Chunk, DeleteBlob, End, Ok, PutSidecars, WriteBlob
 from myyoutube.quietlog import QuietLog
+from myyoutube.replica_reads import REPLICA_FAILURES, ReplicationFailed
 from myyoutube.stream import Keepalives, RequestFailed
 
 log = logging.getLogger(__name__)
 quiet = QuietLog(log)
-
-# What counts as "this replica failed" rather than a bug: it may be dead, hung, lying.
-REPLICA_FAILURES = (OSError, TimeoutError, RequestFailed, protocol.ProtocolError)
 
 # A replica that keeps saying it is alive but does not take a chunk for this long (a disk
 # that hangs while the process runs) is dropped all the same.
@@ -49,14 +47,6 @@ DRAIN_LIMIT_S = 60.0
 # Idle connections kept per datanode: a master runs a few uploads, repairs and dozens of
 # reads per node at once; beyond this, finished connections are closed.
 MAX_IDLE_PER_DATANODE = 32
-
-
-class ReplicationFailed(Exception):
-    """Too few replicas are left to store (or read) the blob safely."""
-
-    def __init__(self, message: str, code: str = "unavailable") -> None:
-        super().__init__(message)
-        self.code = code
 
 
 class StalledReplica(TimeoutError):

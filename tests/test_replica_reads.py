@@ -1,11 +1,11 @@
-"""Tests for myyoutube.master.relay: what a read says when no replica can serve it."""
+"""Tests for myyoutube.replica_reads: what a read says when no replica can serve it."""
 
 from __future__ import annotations
 
 import pytest
 
-from myyoutube.master import relay
-from myyoutube.master.transfer import ReplicationFailed
+from myyoutube import replica_reads
+from myyoutube.replica_reads import ReplicationFailed
 
 
 async def test_a_blob_no_running_node_holds_is_not_worth_retrying():
@@ -18,7 +18,7 @@ async def test_a_blob_no_running_node_holds_is_not_worth_retrying():
         raise AssertionError("nothing can be read")
 
     with pytest.raises(ReplicationFailed) as failed:
-        await relay.relay_blob("b" * 32, 0, 100, [], {}, consume, lambda node, why: None, 1.0)
+        await replica_reads.relay_blob("b" * 32, 0, 100, [], {}, consume, lambda node, why: None, 1.0)
     assert str(failed.value) == (
         "No running datanode holds a copy of this video; it can be read again only once one that holds it is back."
     )

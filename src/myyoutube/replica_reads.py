@@ -28,10 +28,10 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from myyoutube import protocol
-from myyoutube.master.transfer import REPLICA_FAILURES, ReplicationFailed
 from myyoutube.pool import DatanodePools, Lease
 from myyoutube.protocol import Chunk, End, ReadBlob
 from myyoutube.quietlog import QuietLog
+from myyoutube.stream import RequestFailed
 
 log = logging.getLogger(__name__)
 quiet = QuietLog(log)
@@ -41,8 +41,19 @@ quiet = QuietLog(log)
 # (tens under load); half a second is far out in that tail, and short for a viewer.
 FIRST_BYTE_HEDGE_S = 0.5
 
+# What counts as "this replica failed" rather than a bug: it may be dead, hung, lying.
+REPLICA_FAILURES = (OSError, TimeoutError, RequestFailed, protocol.ProtocolError)
+
 Consumer = Callable[[bytes], Awaitable[None]]
 FailureReport = Callable[[str, str], None]
+
+
+class ReplicationFailed(Exception):
+    """Too few replicas are left to store (or read) the blob safely."""
+
+    def __init__(self, message: str, code: str = "unavailable") -> None:
+        super().__init__(message)
+        self.code = code
 
 
 class ConsumerGone(Exception):
