@@ -114,6 +114,9 @@ class ReadBlob:
     blob_id: str
     offset: int
     length: int
+    # The master's permission (read_grants.py), which a reader other than the master
+    # (the web front end) must show; empty from the master.
+    grant: str = ""
 
 
 @dataclass(frozen=True)

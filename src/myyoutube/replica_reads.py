@@ -2,8 +2,10 @@
 
 Theory of operation
 -------------------
-`relay_blob` hands the bytes [offset, offset+length) of a blob to a consumer (the web's
-connection, or a repair copy) as one unbroken stream, whatever the replicas do.
+A `ReplicaRead` hands out the bytes [offset, offset+length) of a blob chunk by chunk, as
+one unbroken stream, whatever the replicas do. Its reader pulls (`next_chunk`), so the
+web can hold the first bytes before it commits to a status line; `relay_blob` pushes the
+same stream into a consumer (the web's connection through the master, a repair copy).
 
 Starting a read: the first replica in `nodes` (the state's order: healthy and not
 recently failed first) is asked over a pooled connection. If its first chunk has not
@@ -60,13 +62,6 @@ class ConsumerGone(Exception):
     """Whoever the bytes were relayed to stopped taking them."""
 
 
-class _PartialRead(Exception):
-    def __init__(self, sent: int, why: str) -> None:
-        super().__init__(why)
-        self.sent = sent
-        self.why = why
-
-
 def _why(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
@@ -83,168 +78,211 @@ async def relay_blob(
 ) -> None:
     """Feed bytes [offset, offset+length) of a blob to `consume`, from `nodes` in order of
     preference; ReplicationFailed if every replica failed, ConsumerGone if the consumer did."""
-    if not nodes:
-        # "Try again shortly" would never come true: no running node is known to hold it
-        # (a video restored from a backup after its copies were deleted, say).
-        raise ReplicationFailed(
-            "No running datanode holds a copy of this video; it can be read again only once "
-            "one that holds it is back."
+    read = ReplicaRead(blob_id, offset, length, nodes, pools, on_failure, stall_s)
+    try:
+        while data := await read.next_chunk():
+            try:
+                await consume(data)
+            except Exception as exc:
+                raise ConsumerGone(str(exc)) from exc
+    finally:
+        read.close()
+
+
+class ReplicaRead:
+    """The bytes [offset, offset+length) of a blob, taken chunk by chunk with
+    `next_chunk()` (b'' at the end), from `nodes` in order of preference, failing over
+    midway. The caller pulls, so it can hold the first chunk before it commits to
+    anything (the web's status line), and a consumer that stops pulling stops the
+    replica's reads through TCP's flow control. `close()` when done."""
+
+    def __init__(
+        self,
+        blob_id: str,
+        offset: int,
+        length: int,
+        nodes: list[str],
+        pools: DatanodePools,
+        on_failure: FailureReport,
+        stall_s: float,
+        grant: str = "",
+    ) -> None:
+        """`grant`: the master's permission to read this blob, for a reader that is not
+        the master (read_grants.py); empty for the master itself."""
+        if not nodes and length > 0:
+            # "Try again shortly" would never come true: no running node is known to hold
+            # it (a video restored from a backup after its copies were deleted, say).
+            raise ReplicationFailed(
+                "No running datanode holds a copy of this video; it can be read again only once "
+                "one that holds it is back."
+            )
+        self.blob_id = blob_id
+        self.offset = offset
+        self.length = length
+        self.sent = 0  # bytes handed out so far
+        self._tried = len(nodes)
+        self._untried = list(nodes)
+        self._pools = pools
+        self._on_failure = on_failure
+        self._stall_s = stall_s
+        self._grant = grant
+        self._serving: tuple[str, Lease] | None = None  # the replica read now, and its lease
+
+    async def next_chunk(self) -> bytes:
+        """The next bytes, b'' once all arrived; ReplicationFailed if no replica is left."""
+        while self.sent < self.length:
+            if self._serving is None:
+                data = await self._start()
+            else:
+                _, lease = self._serving
+                try:
+                    data = (await lease.connection.read_expected(Chunk, timeout=self._stall_s)).data
+                except REPLICA_FAILURES as exc:
+                    self._failed_midway(_why(exc))
+                    continue
+            if not data or len(data) > self.length - self.sent:
+                self._failed_midway("RemoteProtocolError: datanode sent more bytes than asked for")
+                continue
+            self.sent += len(data)
+            if self.sent == self.length:
+                await self._finish()
+            return data
+        return b""
+
+    async def _start(self) -> bytes:
+        """Start reading the rest from the next replicas (hedged); their first chunk."""
+        request = ReadBlob(
+            blob_id=self.blob_id,
+            offset=self.offset + self.sent,
+            length=self.length - self.sent,
+            grant=self._grant,
         )
-    sent = 0
-    untried = list(nodes)
-    while sent < length:
-        started = await _first_answer(
-            untried, blob_id, offset + sent, length - sent, pools, stall_s, on_failure
-        )
+        started = await self._first_answer(request)
         if started is None:
             raise ReplicationFailed(
-                f"No copy of the video could be read from byte {offset + sent} "
-                f"({len(nodes)} tried); try again shortly."
+                f"No copy of the video could be read from byte {request.offset} "
+                f"({self._tried} tried); try again shortly."
             )
         node, lease, first = started
+        self._serving = node, lease
+        return first
+
+    async def _first_answer(self, request: ReadBlob) -> tuple[str, Lease, bytes] | None:
+        """Ask replicas not tried yet, hedging after FIRST_BYTE_HEDGE_S, until one
+        delivers its first chunk: (node, its lease, the chunk); None if all failed.
+
+        The first replica is asked in this task: when it answers within the hedge delay,
+        as a healthy one does, a read costs no task and no wait on several futures (this
+        runs for every range a player asks). Only a late first answer moves to a task of
+        its own, raced against the next replica."""
+        attempts: dict[asyncio.Task, str] = {}
+        while self._untried and not attempts:
+            node = self._untried.pop(0)
+            try:
+                lease, first = await self._pools[node].start(_asker(request))
+            except REPLICA_FAILURES as exc:
+                self._not_started(node, exc)
+                continue
+            if first is not None:
+                return node, lease, first
+            late = self._first_chunk(node, lease, self._stall_s - FIRST_BYTE_HEDGE_S)
+            attempts[asyncio.create_task(late)] = node
+        return await self._race(attempts, request)
+
+    async def _race(
+        self, attempts: dict[asyncio.Task, str], request: ReadBlob
+    ) -> tuple[str, Lease, bytes] | None:
+        """The hedged race: `attempts` under way, one more replica every
+        FIRST_BYTE_HEDGE_S (or at once when none is left under way); the first to
+        deliver wins."""
+        hedge_due = True
         try:
-            sent += await _pump(lease, first, length - sent, consume, stall_s)
-        except _PartialRead as partial:
-            sent += partial.sent
-            on_failure(node, partial.why)
-            quiet.warning(
-                "read of %s from %s failed at byte %d: %s; failing over",
-                blob_id,
-                node,
-                offset + sent,
-                partial.why,
-            )
+            while self._untried or attempts:
+                if self._untried and (hedge_due or not attempts):
+                    node = self._untried.pop(0)
+                    attempts[asyncio.create_task(self._open(node, request))] = node
+                done, _ = await asyncio.wait(
+                    attempts, timeout=FIRST_BYTE_HEDGE_S, return_when=asyncio.FIRST_COMPLETED
+                )
+                hedge_due = not done
+                winner = None
+                for task in done:
+                    node = attempts.pop(task)
+                    error = task.exception()
+                    if error is not None:
+                        self._not_started(node, error)
+                    elif winner is None:
+                        winner = (node, *task.result())
+                    else:  # two answered at once: keep the first, let the other connection go
+                        self._pools[node].release(task.result()[0])
+                if winner is not None:
+                    return winner
+            return None
         finally:
-            pools[node].release(lease)
+            for task in attempts:
+                task.cancel()  # the losers: they let their connections go when cancelled
 
-
-async def _first_answer(
-    untried: list[str],
-    blob_id: str,
-    offset: int,
-    length: int,
-    pools: DatanodePools,
-    stall_s: float,
-    on_failure: FailureReport,
-) -> tuple[str, Lease, bytes] | None:
-    """Ask replicas from `untried` (consuming it), hedging after FIRST_BYTE_HEDGE_S, until
-    one delivers its first chunk: (node, its lease, the chunk); None if all failed.
-
-    The first replica is asked in this task: when it answers within the hedge delay, as
-    a healthy one does, a read costs no task and no wait on several futures (this runs
-    for every range a player asks). Only a late first answer moves to a task of its own,
-    raced against the next replica."""
-    attempts: dict[asyncio.Task, str] = {}
-    while untried and not attempts:
-        node = untried.pop(0)
-        try:
-            lease, first = await pools[node].start(_asker(blob_id, offset, length))
-        except REPLICA_FAILURES as exc:
-            _note_failure(on_failure, blob_id, node, exc)
-            continue
+    async def _open(self, node: str, request: ReadBlob) -> tuple[Lease, bytes]:
+        """Ask one replica and wait up to stall_s for its first chunk (a hedge raced in a task)."""
+        lease, first = await self._pools[node].start(_asker(request))
         if first is not None:
-            return node, lease, first
-        attempts[asyncio.create_task(_first_chunk(pools, node, lease, stall_s - FIRST_BYTE_HEDGE_S))] = node
-    return await _race(attempts, untried, blob_id, offset, length, pools, stall_s, on_failure)
+            return lease, first
+        return await self._first_chunk(node, lease, self._stall_s - FIRST_BYTE_HEDGE_S)
+
+    async def _first_chunk(self, node: str, lease: Lease, timeout: float) -> tuple[Lease, bytes]:
+        """Go on waiting for a late first chunk; the lease is let go if it never comes."""
+        try:
+            return lease, (await lease.connection.read_expected(Chunk, timeout=max(timeout, 0.0))).data
+        except BaseException:
+            self._pools[node].release(lease)
+            raise
+
+    def _not_started(self, node: str, error: BaseException) -> None:
+        self._on_failure(node, _why(error))
+        quiet.warning("read of %s from %s did not start: %s", self.blob_id, node, _why(error))
+
+    async def _finish(self) -> None:
+        """Every byte is in: read the replica's End, so its connection can be reused. A
+        replica that fails now has delivered everything; it is only reported."""
+        assert self._serving is not None, "bytes came from a replica being read"
+        node, lease = self._serving
+        try:
+            await lease.connection.read_expected(End, timeout=self._stall_s)
+            lease.done()
+        except REPLICA_FAILURES as exc:
+            self._on_failure(node, _why(exc))
+        self.close()
+
+    def _failed_midway(self, why: str) -> None:
+        assert self._serving is not None, "only a replica being read fails midway"
+        node, _ = self._serving
+        self.close()  # the lease is not done: its connection is closed
+        self._on_failure(node, why)
+        quiet.warning(
+            "read of %s from %s failed at byte %d: %s; failing over",
+            self.blob_id,
+            node,
+            self.offset + self.sent,
+            why,
+        )
+
+    def close(self) -> None:
+        """Let the replica's connection go: back to its pool if the read ran to its end."""
+        if self._serving is not None:
+            node, lease = self._serving
+            self._serving = None
+            self._pools[node].release(lease)
 
 
-async def _race(
-    attempts: dict[asyncio.Task, str],
-    untried: list[str],
-    blob_id: str,
-    offset: int,
-    length: int,
-    pools: DatanodePools,
-    stall_s: float,
-    on_failure: FailureReport,
-) -> tuple[str, Lease, bytes] | None:
-    """The hedged race: `attempts` under way, one more from `untried` every
-    FIRST_BYTE_HEDGE_S (or at once when none is left under way); the first to deliver wins."""
-    hedge_due = True
-    try:
-        while untried or attempts:
-            if untried and (hedge_due or not attempts):
-                node = untried.pop(0)
-                attempts[asyncio.create_task(_open(pools, node, blob_id, offset, length, stall_s))] = node
-            done, _ = await asyncio.wait(
-                attempts, timeout=FIRST_BYTE_HEDGE_S, return_when=asyncio.FIRST_COMPLETED
-            )
-            hedge_due = not done
-            winner = None
-            for task in done:
-                node = attempts.pop(task)
-                error = task.exception()
-                if error is not None:
-                    _note_failure(on_failure, blob_id, node, error)
-                elif winner is None:
-                    winner = (node, *task.result())
-                else:  # two answered at once: keep the first, let the other connection go
-                    pools[node].release(task.result()[0])
-            if winner is not None:
-                return winner
-        return None
-    finally:
-        for task in attempts:
-            task.cancel()  # the losers: they let their connections go when cancelled
-
-
-def _note_failure(on_failure: FailureReport, blob_id: str, node: str, error: BaseException) -> None:
-    on_failure(node, _why(error))
-    quiet.warning("read of %s from %s did not start: %s", blob_id, node, _why(error))
-
-
-def _asker(blob_id: str, offset: int, length: int) -> Callable[[Lease], Awaitable[bytes | None]]:
+def _asker(request: ReadBlob) -> Callable[[Lease], Awaitable[bytes | None]]:
     """Ask for the range and wait FIRST_BYTE_HEDGE_S for the first chunk: the chunk, or
     None if it is late (the request stays under way on the lease)."""
 
     async def attempt(lease: Lease) -> bytes | None:
-        await lease.connection.write_frame(ReadBlob(blob_id=blob_id, offset=offset, length=length))
+        await lease.connection.write_frame(request)
         try:
             return (await lease.connection.read_expected(Chunk, timeout=FIRST_BYTE_HEDGE_S)).data
         except TimeoutError:
             return None  # a timed-out wait loses no bytes: the answer can still be read
 
     return attempt
-
-
-async def _first_chunk(pools: DatanodePools, node: str, lease: Lease, timeout: float) -> tuple[Lease, bytes]:
-    """Go on waiting for a late first chunk; the lease is let go if it never comes."""
-    try:
-        return lease, (await lease.connection.read_expected(Chunk, timeout=max(timeout, 0.0))).data
-    except BaseException:
-        pools[node].release(lease)
-        raise
-
-
-async def _open(
-    pools: DatanodePools, node: str, blob_id: str, offset: int, length: int, stall_s: float
-) -> tuple[Lease, bytes]:
-    """Ask one replica and wait up to `stall_s` for its first chunk (a hedge raced in a task)."""
-    lease, first = await pools[node].start(_asker(blob_id, offset, length))
-    if first is not None:
-        return lease, first
-    return await _first_chunk(pools, node, lease, stall_s - FIRST_BYTE_HEDGE_S)
-
-
-async def _pump(lease: Lease, first: bytes, length: int, consume: Consumer, stall_s: float) -> int:
-    """Relay `length` bytes starting with `first`, then read End; the count relayed.
-    Raises _PartialRead (with what was relayed) if the replica fails midway."""
-    sent = 0
-    data = first
-    try:
-        while True:
-            if not data or len(data) > length - sent:
-                raise protocol.RemoteProtocolError("datanode sent more bytes than asked for")
-            try:
-                await consume(data)
-            except Exception as exc:
-                raise ConsumerGone(str(exc)) from exc
-            sent += len(data)
-            if sent == length:
-                break
-            data = (await lease.connection.read_expected(Chunk, timeout=stall_s)).data
-        await lease.connection.read_expected(End, timeout=stall_s)
-    except REPLICA_FAILURES as exc:
-        raise _PartialRead(sent, _why(exc)) from exc
-    lease.done()
-    return sent
