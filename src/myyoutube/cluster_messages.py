@@ -79,6 +79,8 @@ class Commands:
     # The master's --upload-expiry (0: not said): how long an idle resumable upload lives,
     # from which the node tells an open blob no session will ever end (open_blobs.py).
     upload_expiry_s: float = 0.0
+    # The key this master signs read grants with (read_grants.py), hex; new at each start.
+    read_key: str = ""
 
 
 @dataclass(frozen=True)

@@ -91,6 +91,7 @@ __all__ = [
     "ListSidecars",
     "ListUsers",
     "ListVideos",
+    "LocateVideo",
     "Login",
     "Logout",
     "Message",
@@ -116,6 +117,7 @@ __all__ = [
     "VideoDetails",
     "VideoInfo",
     "VideoList",
+    "VideoLocation",
     "WhoIs",
     "WriteBlob",
 ]
@@ -312,6 +314,39 @@ class GetRenditions:
     user: str
 
 
+# Web -> master: a read the web makes from the datanodes itself (read_grants.py says why
+# it needs the master's grant).
+
+
+@dataclass(frozen=True)
+class LocateVideo:
+    """Where to read a video's `part` ('video', 'original', 'poster' or a rendition's
+    height) from: answered by VideoLocation, or Error ('not_found' for a video the user
+    may not see or a part it lacks)."""
+
+    TYPE: typing.ClassVar[int] = 73
+    name: str
+    part: str
+    user: str
+
+
+@dataclass(frozen=True)
+class VideoLocation:
+    """The answer to LocateVideo: what a read needs of the video's record (as VideoInfo
+    carries it, with the part's size in `parts`), the part's blob, the datanodes that
+    hold it in the order to try them (healthy and not recently failed first; empty if
+    none is running), the grant they want to see, and `stall_s`, how long a replica may
+    fall silent midway before the reader moves on (the master's --stall-timeout: one
+    setting for the cluster)."""
+
+    TYPE: typing.ClassVar[int] = 74
+    video: dict
+    blob_id: str
+    nodes: list[str]
+    grant: str
+    stall_s: float
+
+
 Message: typing.TypeAlias = (
     Error
     | Ok
@@ -350,6 +385,8 @@ Message: typing.TypeAlias = (
     | FetchSource
     | StoreRendition
     | GetRenditions
+    | LocateVideo
+    | VideoLocation
     | ChainWriteBlob
     | ChainResumeBlob
     | ChainAck

@@ -20,7 +20,9 @@ Two kinds of connection meet a datanode:
   write pipelines' `ChainWriteBlob` and `ChainResumeBlob` (pipeline.py);
   for resumable uploads `AppendBlob` and `SealBlob` (open_blobs.py). A ReadBlob of a
   blob still open reads its confirmed bytes. When a master rebuilds its index,
-  `ListSidecars` (answered by SidecarBatch frames).
+  `ListSidecars` (answered by SidecarBatch frames). The web front end may send a
+  `ReadBlob` too, with the master's grant for that blob (read_grants.py): it reads the
+  videos it serves straight from us.
 
 Each blob may carry a metadata sidecar (sidecars.py): given with `WriteBlob`, pushed by
 the master with `PutSidecars` as a video is committed, and updated later through
@@ -38,10 +40,11 @@ import errno
 import functools
 import logging
 import secrets
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from myyoutube import protocol
+from myyoutube import protocol, read_grants
 from myyoutube.datanode import chain_writes, control, pipeline
 from myyoutube.datanode.open_blobs import OpenBlobs
 from myyoutube.datanode.scrubber import Scrubber
@@ -100,11 +103,13 @@ CONSUMER_STALL_TIMEOUT_S = 120.0
 TRANSCODE_DIR = "transcoding"
 
 # Blob writes, reads and deletes come from the master only: not from the web (which runs
-# FFmpeg on untrusted files) nor from other datanodes.
+# FFmpeg on untrusted files) nor from other datanodes. The one exception: the web reads
+# the videos it serves, each read with the master's grant for its blob (read_grants.py).
 ALLOWED_ROLES: dict[type, frozenset[str]] = {
     kind: frozenset({"master"})
-    for kind in (WriteBlob, ReadBlob, DeleteBlob, AppendBlob, SealBlob, ListSidecars, PutSidecars)
+    for kind in (WriteBlob, DeleteBlob, AppendBlob, SealBlob, ListSidecars, PutSidecars)
 }
+ALLOWED_ROLES[ReadBlob] = frozenset({"master", "web"})
 # A pipelined write (pipeline.py) and its resume reach us from the master or from the
 # datanode before us.
 ALLOWED_ROLES[ChainWriteBlob] = ALLOWED_ROLES[ChainResumeBlob] = frozenset({"master", "datanode"})
@@ -134,6 +139,8 @@ class DataNode:
         self.heartbeat_s = heartbeat_s
         # The master's --upload-expiry, once it has said it (control.py): 0 until then.
         self.upload_expiry_s = 0.0
+        # The key of the master's read grants (read_grants.py); '' until it first answers.
+        self.read_key = ""
         self.reports = BlockReports(incarnation=secrets.token_hex(8))
         store.on_change = self.reports.changed
         self.open_blobs = OpenBlobs(store)
@@ -236,6 +243,12 @@ class DataNode:
         await stream.write_frame(End(size=size, sha256=sha256))
 
     async def _read(self, stream: FrameStream, request: ReadBlob) -> None:
+        if stream.peer_role == "web" or request.grant:
+            # On a development link (no certificates) roles are unknown; a grant shown
+            # there is checked all the same, so the web's reads work the same way.
+            refused = read_grants.refusal(self.read_key, request.grant, request.blob_id, time.time())
+            if refused is not None:
+                raise StoreError("forbidden", refused)
         sent = 0
         # A complete blob is known from memory; only a blob the store does not hold may be
         # an open (resumable) one, which takes a look at the disk to find out.
