@@ -83,7 +83,7 @@ async def _copy_prefix(master: Master, session: Session, node: str, sources: lis
             sources,
             master.pools,
             copier.write,
-            master._read_failed,
+            master.read_failed,
             master.stall_s,
         )
         await copier.finish(session.offset, "")

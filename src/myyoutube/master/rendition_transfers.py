@@ -83,7 +83,7 @@ class RenditionTransfers:
         try:
             nodes = master.state.read_order(replica.nodes, time.time(), master.rng)
             await replica_reads.relay_blob(
-                blob_id, 0, replica.size, nodes, master.pools, consume, master._read_failed, master.stall_s
+                blob_id, 0, replica.size, nodes, master.pools, consume, master.read_failed, master.stall_s
             )
         except transfer.ReplicationFailed as exc:
             await connection.write_frame(Error("unavailable", str(exc)))

@@ -83,7 +83,7 @@ async def copy_blob(
         await fanout.open([target])
         fanout.check_enough()
         await replica_reads.relay_blob(
-            blob_id, 0, size, sources, master.pools, fanout.write, master._read_failed, master.stall_s
+            blob_id, 0, size, sources, master.pools, fanout.write, master.read_failed, master.stall_s
         )
         return await fanout.finish(size, sha256)
     except (transfer.ReplicationFailed, replica_reads.ConsumerGone):

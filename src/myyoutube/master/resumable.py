@@ -240,7 +240,7 @@ class Resumable:
                         session.replicas,
                         master.pools,
                         consume,
-                        master._read_failed,
+                        master.read_failed,
                         master.stall_s,
                     )
             except transfer.ReplicationFailed as exc:

@@ -9,7 +9,7 @@ Every connection to the master starts with one request frame, dispatched by its 
 * `PutVideo` (from the web front end) reserves the name, places the blob on
   `replication` random live datanodes, relays the chunks through a `ReplicaFanout`, and
   commits the video to the index only once enough replicas confirmed size and sha256.
-* `ReadVideo` relays a byte range from the replicas, failing over mid-stream.
+* `ReadVideo` relays a byte range from the replicas, failing over mid-stream (reads.py).
 * `ListVideos`, `StatVideo`, `UpdateVideo` (title and description), `CountView` (once
   per viewer and video within views.VIEW_WINDOW_S), `DeleteVideo` and `SetVisibility`
   are answered from the index by video_requests.py; `GetStatus` from the index and state.
@@ -37,12 +37,13 @@ import unicodedata
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from myyoutube import names, permissions, protocol, read_plan, replica_reads
+from myyoutube import names, permissions
 from myyoutube.lookalikes import Lookalikes
 from myyoutube.master import (
     backup,
     catalogue,
     control,
+    reads,
     rendition_transfers,
     resumable,
     sidecars,
@@ -55,21 +56,17 @@ from myyoutube.master import (
 )
 from myyoutube.master.accounts import Accounts
 from myyoutube.master.index import Index
-from myyoutube.master.registrations import wait_for_registrations
 from myyoutube.master.repair_plan import Repair
 from myyoutube.master.reservations import Reservations
-from myyoutube.master.state import ClusterState, Replica
+from myyoutube.master.state import ClusterState
 from myyoutube.pool import DatanodePools
 from myyoutube.protocol import (
-    End,
     Error,
     GetStatus,
     Message,
     Ok,
     PutVideo,
-    ReadVideo,
     Register,
-    VideoInfo,
 )
 from myyoutube.quietlog import QuietLog
 from myyoutube.stream import DEFAULT_STALL_S, ConnectionClosed, FrameStream
@@ -81,10 +78,6 @@ quiet = QuietLog(log)
 # Connections served at once: datanode control connections plus web requests (each upload
 # or stream holds one). Past this, new connections wait for a slot.
 MAX_CONNECTIONS = 512
-
-# The web front end relays an HTTP client, which may pause for a while (a slow uplink, a
-# paused video). A request stalled this long on the client side is abandoned.
-CLIENT_STALL_TIMEOUT_S = 120.0
 
 DATANODE_ONLY = frozenset({"datanode"})
 WEB_ONLY = frozenset({"web"})
@@ -132,6 +125,7 @@ class Master:
         self.sidecars = sidecars.SidecarDelivery(index)
         self.control = control.Control(self)  # datanodes' control connections, and their orphans
         self.video_requests = video_requests.VideoRequests(self)
+        self.reads = reads.Reads(self)
         # Built once: a dispatch per request (a player asks a range every few seconds)
         # must not rebuild the table of every handler.
         self._handler_table = self._handlers()
@@ -165,9 +159,9 @@ class Master:
         # Each handler takes the request type it is filed under (Any: a dict cannot say so).
         return {
             PutVideo: self._put,
-            ReadVideo: self._read,
             GetStatus: self._status,
             **self.video_requests.handlers(),
+            **self.reads.handlers(),
             **self.control.handlers(),
             **self.accounts.handlers(),
             **self.rendition_transfers.handlers(),
@@ -239,72 +233,8 @@ class Master:
             self.uploading.discard(name)
             claim.release()
 
-    # --- reads ----------------------------------------------------------------------------
-
-    async def _read(self, connection: FrameStream, request: ReadVideo) -> None:
-        """Answer the video's record, then stream the asked-for bytes of one of its parts."""
-        video = self.visible(request.name, request.user)
-        if video is None:
-            await connection.write_frame(Error("not_found", names.unknown(request.name)))
-            return
-        blob_id = self.transcoding.part_blob(video, request.part) or ""
-        replica = self.index.replicas.get(blob_id)
-        if replica is None:
-            await connection.write_frame(Error("not_found", _missing_part(request.part)))
-            return
-        if request.offset < 0 or request.length < -1:
-            await connection.write_frame(Error("bad_request", "The requested bytes lie outside the video."))
-            return
-        offset, length = read_plan.clamp(request.offset, request.length, replica.size)
-        record = protocol.encode(VideoInfo(video=self.read_record(video)))
-        if length == 0:
-            connection.queue_encoded(record)
-            await connection.write_frame(End(size=0, sha256=""))
-            return
-        # The record goes out with the first chunk and the End with the last (a 64 KiB
-        # range is one chunk): one write to the web instead of three, and one wake-up of
-        # its reader. The web waits for the first bytes before its headers anyway.
-        unsent_record, left = record, length
-
-        async def consume(data: bytes) -> None:
-            nonlocal unsent_record, left
-            self.counters.bytes_out += len(data)
-            left -= len(data)
-            end = protocol.encode(End(size=length, sha256="")) if left == 0 else b""
-            before, unsent_record = unsent_record, b""
-            await connection.write_chunk(data, CLIENT_STALL_TIMEOUT_S, before, end)
-
-        self.counters.active_streams += 1
-        try:
-            async with connection.keepalive():
-                nodes = await self._holders_to_read(replica)
-                await replica_reads.relay_blob(
-                    blob_id, offset, length, nodes, self.pools, consume, self._read_failed, self.stall_s
-                )
-        except transfer.ReplicationFailed as exc:
-            connection.queue_encoded(unsent_record)  # the reader expects the record first
-            await connection.write_frame(Error("unavailable", str(exc)))
-        except replica_reads.ConsumerGone as exc:
-            # The web went away mid-stream: its connection is finished, not reusable.
-            raise ConnectionClosed("the reader left mid-stream") from exc
-        finally:
-            self.counters.active_streams -= 1
-
-    async def _holders_to_read(self, replica: Replica) -> list[str]:
-        """The replicas to read from, in order. Right after a master restart no holder has
-        re-registered yet; wait for one (registrations.py) rather than refuse."""
-        nodes = self.state.read_order(replica.nodes, time.time(), self.rng)
-        if nodes:
-            return nodes  # every read but those right after a restart: no wait, one look
-        await wait_for_registrations(
-            lambda now: (
-                self.state.awaiting_holders(replica.nodes, now)
-                and not self.state.read_order(replica.nodes, now, self.rng)
-            )
-        )
-        return self.state.read_order(replica.nodes, time.time(), self.rng)
-
-    def _read_failed(self, node: str, why: str) -> None:
+    def read_failed(self, node: str, why: str) -> None:
+        """A read from `node` failed or stalled: new reads go elsewhere for a while."""
         self.counters.read_failovers += 1
         self.state.read_failed(node, time.time())
 
@@ -353,11 +283,3 @@ class Master:
                 self.index.catalogue.flush_views()
             except sqlite3.Error as exc:  # the counts stay in memory for the next try
                 log.warning("could not write view counts to the index: %s", exc)
-
-
-def _missing_part(part: str) -> str:
-    """What a reader is told when the video lacks the part it asked for (a rendition's
-    height comes from the URL, so it is named as a person reads it)."""
-    if part.isdigit():
-        return f"This video has no {int(part)}p rendition."
-    return f"This video has no {part[:20]}."
