@@ -76,10 +76,14 @@ def upload(cluster, *paths: Path) -> subprocess.CompletedProcess:
     return commandline("upload", *map(str, paths), "--url", cluster.url)
 
 
-def bytes_out(cluster) -> int:
-    request = urllib.request.Request(cluster.url + "/api/status", headers=cluster.admin_headers())
+def bytes_streamed(cluster) -> int:
+    """Bytes of videos the web has sent to viewers (its /metrics counter)."""
+    request = urllib.request.Request(cluster.url + "/metrics", headers=cluster.admin_headers())
     with urllib.request.urlopen(request, timeout=10) as response:
-        return json.load(response)["counters"]["bytes_out"]
+        for line in response.read().decode().splitlines():
+            if line.startswith("myyoutube_web_stream_bytes_total "):
+                return int(float(line.split()[1]))
+    raise AssertionError("the web's /metrics has no myyoutube_web_stream_bytes_total")
 
 
 def test_list_says_each_videos_state_as_its_card_does():
@@ -351,13 +355,13 @@ def test_download_resumes_its_own_part_file_fetching_only_the_rest(cluster, clip
     output.parent.mkdir()
     Path(f"{output}.part").write_bytes(data[:have])
     Path(f"{output}.part.etag").write_text(sha256_etag(data))
-    before = bytes_out(cluster)
+    before = bytes_streamed(cluster)
 
     result = commandline("download", source.name, "-o", str(output), "--url", cluster.url)
     assert result.returncode == 0, result.stderr
     assert f"resuming {source.name} at {have} of {len(data)} bytes" in result.stdout
     assert output.read_bytes() == data
-    assert bytes_out(cluster) - before == len(data) - have
+    assert bytes_streamed(cluster) - before == len(data) - have
     assert sorted(p.name for p in output.parent.iterdir()) == ["saved.mp4"]  # .part renamed, sidecar gone
 
     again = commandline("download", source.name, "-o", str(output), "--url", cluster.url)

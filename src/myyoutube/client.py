@@ -9,7 +9,9 @@ master's `Error` frames surface as `RequestFailed(code, message)`.
 Uploads and reads are streams (master_streams.py). `start_upload` opens an upload and
 returns an `Upload` to which bytes are written; `open_read` stats and opens a read in one
 round trip: the master answers with what the read needs of the video's record (name,
-visibility, uploaded_at, parts), then the `VideoRead` yields its bytes.
+visibility, uploaded_at, parts), then the `VideoRead` yields its bytes. A client given
+`DirectReads` (the web front end's) asks the master where the bytes are instead, and
+reads them from the datanodes itself (direct_reads.py).
 
 A client acts for one account (`user`, '' for anonymous), named in every request about
 videos or the cluster; `as_user(name)` gives a client for another account on the same
@@ -18,14 +20,17 @@ pool, which is how the web front end asks for each signed-in visitor.
 
 from __future__ import annotations
 
+import asyncio
 import builtins
 import copy
 import hashlib
-from collections.abc import AsyncIterator
+import logging
+from collections.abc import AsyncIterator, Callable
 from typing import TypeVar
 
 from myyoutube import links, listing, protocol, read_plan
 from myyoutube.account_messages import KEEP_QUOTA
+from myyoutube.direct_reads import DirectRead, DirectReads
 from myyoutube.master_streams import MASTER_SILENCE_S, Upload, VideoRead
 from myyoutube.permissions import PUBLIC, User
 from myyoutube.pool import ConnectionPool, Lease
@@ -44,11 +49,13 @@ from myyoutube.protocol import (
     GetStatus,
     ListUsers,
     ListVideos,
+    LocateVideo,
     Login,
     Logout,
     Ok,
     PurgeOrphans,
     PutVideo,
+    ReadFailed,
     ReadUpload,
     ReadVideo,
     RemoveUser,
@@ -61,14 +68,42 @@ from myyoutube.protocol import (
     UploadStatus,
     VideoInfo,
     VideoList,
+    VideoLocation,
     WhoIs,
 )
+from myyoutube.quietlog import QuietLog
+from myyoutube.replica_reads import ReplicationFailed
 from myyoutube.stream import RequestFailed
 from myyoutube.tls_contexts import Tls
 
-__all__ = ["MasterClient", "RequestFailed"]
+__all__ = ["MasterClient", "OpenRead", "RequestFailed"]
 
 M = TypeVar("M", bound=protocol.Message)
+
+quiet = QuietLog(logging.getLogger(__name__))
+
+# A read under way, through the master or from the datanodes: both take their bytes with
+# next_chunk() and end with close().
+OpenRead = VideoRead | DirectRead
+
+# Failure reports on their way to the master at once. A datanode that fails takes a few
+# reads with it, one report each; beyond this many the rest say nothing new.
+MAX_FAILURE_REPORTS = 16
+
+# A failure's reason is for the master's log: a line, not a peer's whole error text.
+MAX_WHY_CHARS = 200
+
+
+def _reported(reports: builtins.set[asyncio.Task]) -> Callable[[asyncio.Task], None]:
+    """A report sent or failed: forget it (a failure to report is not worth a log line)."""
+
+    def done(task: asyncio.Task) -> None:
+        reports.discard(task)
+        if not task.cancelled():
+            task.exception()  # retrieved, so asyncio does not log it as never retrieved
+
+    return done
+
 
 # Waiting for the answer to PutVideo: the master opens replicas first, each allowed a
 # handshake and a stall period, replacing any that refuse.
@@ -81,12 +116,17 @@ MAX_IDLE_TO_MASTER = 128
 
 
 class MasterClient:
-    def __init__(self, host: str, port: int, tls: Tls | None, user: str = "") -> None:
+    def __init__(
+        self, host: str, port: int, tls: Tls | None, user: str = "", direct: DirectReads | None = None
+    ) -> None:
         """A client of the master at host:port; `tls` is the caller's certificate (a web
         one), None on an unencrypted development cluster; `user` the account requests are
-        made for ('' is anonymous)."""
+        made for ('' is anonymous); `direct`, if given, reads videos' bytes from the
+        datanodes (direct_reads.py) rather than through the master."""
         self.host, self.port = host, port
         self.user = user
+        self.direct = direct
+        self._reports: set[asyncio.Task] = set()  # failure reports on their way (shared by as_user copies)
         self.pool = ConnectionPool(
             lambda: links.connect(host, port, tls, expect_role="master"),
             MAX_IDLE_TO_MASTER,
@@ -173,10 +213,32 @@ class MasterClient:
     async def terminate_upload(self, upload_id: str) -> None:
         await self._ask(TerminateUpload(user=self.user, upload_id=upload_id), Ok)
 
-    async def open_read(self, name: str, offset: int, length: int, part: str = "video") -> VideoRead:
-        """Stat a video and start reading its `part` in one round trip (`length` -1: to the
-        end). RequestFailed('not_found') if there is no such video or part."""
+    async def open_read(self, name: str, offset: int, length: int, part: str = "video") -> OpenRead:
+        """Stat a video and start reading its `part` (`length` -1: to the end): from the
+        datanodes if this client reads directly (with its first chunk in hand), else
+        through the master, in one round trip. RequestFailed('not_found') if there is no
+        such video or part."""
+        if self.direct is None:
+            return await self._open_relayed(name, offset, length, part)
+        location = await self._ask(LocateVideo(name=name, part=part, user=self.user), VideoLocation)
+        start, count = read_plan.clamp(offset, length, read_plan.part_size(location.video, part))
+        try:
+            return await self.direct.open(location, start, count, self._report_read_failure)
+        except ReplicationFailed as exc:
+            quiet.warning("cannot read %s from the datanodes (%s); reading it through the master", name, exc)
+            return await self._open_relayed(name, offset, length, part)
 
+    def _report_read_failure(self, node: str, why: str) -> None:
+        """Tell the master, in the background, that a direct read failed on `node`. The
+        read goes on meanwhile; a report lost (the master busy, restarting) costs only
+        that the master learns of the node at its next failure or missed heartbeat."""
+        if len(self._reports) >= MAX_FAILURE_REPORTS:
+            return
+        task = asyncio.create_task(self._ask(ReadFailed(node=node, why=why[:MAX_WHY_CHARS]), Ok))
+        self._reports.add(task)
+        task.add_done_callback(_reported(self._reports))
+
+    async def _open_relayed(self, name: str, offset: int, length: int, part: str) -> VideoRead:
         async def attempt(lease: Lease) -> dict:
             await lease.connection.write_frame(
                 ReadVideo(name=name, part=part, offset=offset, length=length, user=self.user)
@@ -192,7 +254,7 @@ class MasterClient:
         """Yield the bytes [offset, offset+length) of a video (or its poster), in chunks."""
         read = await self.open_read(name, offset, length, part)
         try:
-            async for data in read:
+            while data := await read.next_chunk():
                 yield data
         finally:
             read.close()
@@ -326,3 +388,5 @@ class MasterClient:
 
     def close(self) -> None:
         self.pool.close()
+        if self.direct is not None:
+            self.direct.close()

@@ -5,7 +5,8 @@ Theory of operation
 A role reaches another with `connect`, and listens with `serve_connections`. With a
 certificate directory (tls_contexts.py) every link is mutual TLS: both ends present a
 certificate of the cluster's CA and the role it names is checked on both sides, so a web
-front end only ever talks to a master, and a master only ever writes to datanodes. Frames
+front end asks only a master (and reads from datanodes only the blobs the master granted
+it: read_grants.py), and only a master writes to datanodes. Frames
 are then encrypted and integrity-protected, not just authenticated at the start. Without
 certificates (a role started by hand on loopback, for development) links are plain TCP
 and roles are not checked; service.py refuses that anywhere but on loopback.

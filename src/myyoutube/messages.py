@@ -100,6 +100,7 @@ __all__ = [
     "PutSidecars",
     "PutVideo",
     "ReadBlob",
+    "ReadFailed",
     "ReadUpload",
     "ReadVideo",
     "Register",
@@ -347,6 +348,16 @@ class VideoLocation:
     stall_s: float
 
 
+@dataclass(frozen=True)
+class ReadFailed:
+    """A read the web made from datanode `node` failed or stalled (`why`), and it failed
+    over: the master tries that node last for a while too, for every reader. Answered by Ok."""
+
+    TYPE: typing.ClassVar[int] = 75
+    node: str
+    why: str
+
+
 Message: typing.TypeAlias = (
     Error
     | Ok
@@ -387,6 +398,7 @@ Message: typing.TypeAlias = (
     | GetRenditions
     | LocateVideo
     | VideoLocation
+    | ReadFailed
     | ChainWriteBlob
     | ChainResumeBlob
     | ChainAck

@@ -86,6 +86,7 @@ class Control:
                     cancel_jobs=cancels,
                     sidecars=self.master.sidecars.due(address),
                     upload_expiry_s=self.master.resumable.expiry_s,
+                    read_key=self.master.read_key,
                 )
             )
             report = await connection.read_expected(

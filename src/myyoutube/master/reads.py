@@ -1,8 +1,16 @@
-"""Reads: a byte range of a video's part, relayed from its replicas.
+"""Reads: where a video's part is, for the web to read itself, or its bytes relayed.
 
 Theory of operation
 -------------------
-`ReadVideo` answers the video's record (what a read needs of it), then the bytes: the
+`LocateVideo` is how the web front end starts a read: the master checks that the
+visitor may see the video and answers with what the read needs of its record, the
+part's holders in the state's order (healthy and not recently failed first) and a grant
+(read_grants.py) with which the web reads the bytes from those datanodes itself. The
+bytes then cross one hop fewer, and the master's CPU is left to the index. A replica
+that fails the web's read is reported (ReadFailed), so the master, too, tries it last.
+
+`ReadVideo` (the web's fallback when it cannot reach the datanodes, and the command-line
+client's way) answers the video's record (what a read needs of it), then the bytes: the
 part's replicas are read in the state's order (healthy and not recently failed first)
 through replica_reads.py, which hedges a slow start and fails over midway, and each
 chunk is written on to the reader as it comes. Right after a master restart no holder
@@ -15,10 +23,10 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from myyoutube import names, protocol, read_plan, replica_reads
+from myyoutube import names, protocol, read_grants, read_plan, replica_reads
 from myyoutube.master.registrations import wait_for_registrations
 from myyoutube.master.state import Replica
-from myyoutube.protocol import End, Error, ReadVideo, VideoInfo
+from myyoutube.protocol import End, Error, LocateVideo, Ok, ReadFailed, ReadVideo, VideoInfo, VideoLocation
 from myyoutube.stream import ConnectionClosed, FrameStream
 
 if TYPE_CHECKING:
@@ -36,19 +44,56 @@ class Reads:
         self.master = master
 
     def handlers(self) -> dict[type, Callable[[FrameStream, Any], Awaitable[None]]]:
-        return {ReadVideo: self._read}
+        return {LocateVideo: self._locate, ReadVideo: self._read, ReadFailed: self._web_read_failed}
 
-    async def _read(self, connection: FrameStream, request: ReadVideo) -> None:
-        """Answer the video's record, then stream the asked-for bytes of one of its parts."""
+    async def _find(
+        self, connection: FrameStream, request: ReadVideo | LocateVideo
+    ) -> tuple[dict, str, Replica] | None:
+        """The video, its part's blob id and replicas; None once the reader has been told
+        that the user may not see the video, or that it lacks that part."""
         video = self.master.visible(request.name, request.user)
         if video is None:
             await connection.write_frame(Error("not_found", names.unknown(request.name)))
-            return
+            return None
         blob_id = self.master.transcoding.part_blob(video, request.part) or ""
         replica = self.master.index.replicas.get(blob_id)
         if replica is None:
             await connection.write_frame(Error("not_found", _missing_part(request.part)))
+            return None
+        return video, blob_id, replica
+
+    async def _locate(self, connection: FrameStream, request: LocateVideo) -> None:
+        """Answer where the web may read a part from itself, with the grant to do so."""
+        found = await self._find(connection, request)
+        if found is None:
             return
+        video, blob_id, replica = found
+        async with connection.keepalive():  # the wait after a restart is not silence
+            nodes = await self._holders_to_read(replica)
+        grant = read_grants.grant(self.master.read_key, blob_id, time.time())
+        location = VideoLocation(
+            video=self.master.read_record(video),
+            blob_id=blob_id,
+            nodes=nodes,
+            grant=grant,
+            stall_s=self.master.stall_s,
+        )
+        self.master.counters.reads_located += 1
+        await connection.write_frame(location)
+
+    async def _web_read_failed(self, connection: FrameStream, report: ReadFailed) -> None:
+        """A read the web made itself failed on a datanode: other reads try it last too.
+        Only a registered node counts; the web names what our own answer told it."""
+        if report.node in self.master.state.nodes:
+            self.master.read_failed(report.node, report.why)
+        await connection.write_frame(Ok({}))
+
+    async def _read(self, connection: FrameStream, request: ReadVideo) -> None:
+        """Answer the video's record, then stream the asked-for bytes of one of its parts."""
+        found = await self._find(connection, request)
+        if found is None:
+            return
+        video, blob_id, replica = found
         if request.offset < 0 or request.length < -1:
             await connection.write_frame(Error("bad_request", "The requested bytes lie outside the video."))
             return

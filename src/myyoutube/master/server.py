@@ -37,7 +37,7 @@ import unicodedata
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from myyoutube import names, permissions
+from myyoutube import names, permissions, read_grants
 from myyoutube.lookalikes import Lookalikes
 from myyoutube.master import (
     backup,
@@ -105,6 +105,9 @@ class Master:
         self.accounts = accounts
         self.state = state
         self.stall_s = stall_s  # silence after which a datanode mid-request is taken for frozen
+        # What the web's read grants are signed with (read_grants.py): new at each start,
+        # so a restart voids the grants given before it.
+        self.read_key = read_grants.new_key()
         self.pools = DatanodePools(tls, transfer.MAX_IDLE_PER_DATANODE)
         self.replication = replication
         self.min_replicas = min_replicas

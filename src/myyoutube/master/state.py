@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from myyoutube.master.reconciliation import IndexView, Judge, Reconciliation
 from myyoutube.master.reports import Delta, ReportLedger
 from myyoutube.protocol import BlockReportChunk
+from myyoutube.read_failures import RecentFailures
 
 ALIVE, SUSPECT, DEAD, UNKNOWN = "alive", "suspect", "dead", "unknown"
 
@@ -48,11 +49,6 @@ SUSPECT_AFTER_HEARTBEATS = 3
 # A replica committed or copied this recently may be missing from a block report that was
 # taken before it landed; don't call it lost until reports this many heartbeats younger.
 REPORT_GRACE_HEARTBEATS = 3
-
-# A node a read just failed on (error, stall) is tried last for this long: long enough
-# that new viewers stop landing on a partitioned node before it is declared dead, short
-# enough that a node back from a blip soon takes its share of reads again.
-READ_FAILURE_MEMORY_S = 30.0
 
 # A node with less free space than this gets no new replicas: an upload's size is not
 # known in advance, and a disk filled to the last byte helps nobody.
@@ -109,7 +105,7 @@ class ClusterState:
         self.report_grace_s = REPORT_GRACE_HEARTBEATS * heartbeat_s
         self.started_at = started_at
         self.nodes: dict[str, Node] = {}
-        self.read_failed_at: dict[str, float] = {}  # node -> when a read from it last failed
+        self.read_failures = RecentFailures()  # nodes to try last for a while
 
     # --- events -------------------------------------------------------------------------
 
@@ -139,7 +135,7 @@ class ClusterState:
     def forget(self, address: str) -> None:
         """Nobody is at `address` any more (its node registered from another)."""
         self.nodes.pop(address, None)
-        self.read_failed_at.pop(address, None)
+        self.read_failures.forget(address)
 
     def joined_at(self, address: str) -> float | None:
         """When `address` last registered; None for one that has not since start-up."""
@@ -167,13 +163,7 @@ class ClusterState:
 
     def read_failed(self, address: str, now: float) -> None:
         """A read from `address` failed or stalled: route new reads elsewhere for a while."""
-        self.read_failed_at[address] = now
-
-    def _recently_failed(self, address: str, now: float) -> bool:
-        # One entry per node ever failed: bounded by the registry (an address a node
-        # left is forgotten with it), so never pruned otherwise.
-        failed_at = self.read_failed_at.get(address)
-        return failed_at is not None and now - failed_at < READ_FAILURE_MEMORY_S
+        self.read_failures.failed(address, now)
 
     def read_order(self, holders, now: float, rng: random.Random) -> list[str]:
         """Nodes to read a blob from: alive ones that have not failed a read recently
@@ -182,7 +172,7 @@ class ClusterState:
         rank = {ALIVE: 0, SUSPECT: 2}
         usable = [a for a in holders if self.liveness(a, now) in rank]
         rng.shuffle(usable)
-        return sorted(usable, key=lambda a: rank[self.liveness(a, now)] + self._recently_failed(a, now))
+        return sorted(usable, key=lambda a: rank[self.liveness(a, now)] + self.read_failures.recently(a, now))
 
     def awaiting_holders(self, holders, now: float) -> bool:
         """Some holder has not spoken to this master since it started but may still (the

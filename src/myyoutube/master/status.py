@@ -16,6 +16,9 @@ class Counters:
     bytes_out: int = 0
     active_streams: int = 0
     read_failovers: int = 0
+    # Reads the web makes from the datanodes itself (LocateVideo answered); their bytes
+    # are not in bytes_out.
+    reads_located: int = 0
     repairs: int = 0
     # Connections accepted from the web and datanodes: with pooling it grows with
     # concurrency, not with requests (the report adds those opened to datanodes).

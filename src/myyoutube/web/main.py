@@ -24,6 +24,7 @@ from aiohttp import web
 
 from myyoutube import links, service
 from myyoutube.client import MasterClient
+from myyoutube.direct_reads import DirectReads
 from myyoutube.master.users import BadAccount, check_password
 from myyoutube.rates import MinimumRate
 from myyoutube.stream import RequestFailed
@@ -61,6 +62,12 @@ ADMIN_RETRY_S = 1.0
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="myyoutube-web", description="Serve the MyYoutube web site.")
     parser.add_argument("--master", type=service.address, required=True, help="the master's HOST:PORT")
+    parser.add_argument(
+        "--relay-reads",
+        action="store_true",
+        help="read videos' bytes through the master, not from the datanodes (for a front end "
+        "that cannot reach the datanodes' addresses; reads that cannot are relayed anyway)",
+    )
     service.add_listen_flags(parser, DEFAULT_PORT)
     parser.add_argument(
         "--max-upload-bytes",
@@ -188,7 +195,8 @@ async def serve(args: argparse.Namespace) -> None:
     # one is refused like every role, so the whole cluster follows one rule.
     tls = service.load_tls(args.cert_dir, args.host, "web")
     master_host, master_port = args.master
-    master = MasterClient(master_host, master_port, tls)
+    direct = None if args.relay_reads else DirectReads(tls)
+    master = MasterClient(master_host, master_port, tls, direct=direct)
     admin_password = _admin_password(args.admin_password_file)
     try:
         await master.list_page(limit=1)
@@ -256,6 +264,7 @@ async def serve(args: argparse.Namespace) -> None:
             task.cancel()
         for runner in runners:
             await runner.cleanup()
+        master.close()
 
 
 async def _ensure_admin(master: MasterClient, password: str) -> None:

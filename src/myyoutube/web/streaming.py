@@ -41,8 +41,7 @@ import urllib.parse
 from aiohttp import web
 
 from myyoutube import permissions, preconditions, ranges, read_plan
-from myyoutube.client import MasterClient, RequestFailed
-from myyoutube.master_streams import VideoRead
+from myyoutube.client import MasterClient, OpenRead, RequestFailed
 from myyoutube.quietlog import QuietLog
 from myyoutube.web import viewers
 from myyoutube.web.auth import client_address
@@ -114,7 +113,7 @@ def _describe(video: dict, part: str) -> tuple[int, preconditions.Validators, st
     return described["size"], validators, described["content_type"]
 
 
-async def _open(master: MasterClient, request: web.Request, part: str) -> tuple[dict, VideoRead | None]:
+async def _open(master: MasterClient, request: web.Request, part: str) -> tuple[dict, OpenRead | None]:
     """The video's record, and the read its answer most likely needs (None if unguessable)."""
     name = request.match_info["name"]
     guess = read_plan.guess(request.method, request.headers)
@@ -184,7 +183,7 @@ def _attachment(name: str) -> str:
     return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{urllib.parse.quote(name, safe='')}"
 
 
-def _is_exactly(decision: ranges.Decision, read: VideoRead) -> bool:
+def _is_exactly(decision: ranges.Decision, read: OpenRead) -> bool:
     return len(decision.ranges) == 1 and (decision.ranges[0].start, decision.ranges[0].length) == (
         read.offset,
         read.length,
@@ -194,7 +193,7 @@ def _is_exactly(decision: ranges.Decision, read: VideoRead) -> bool:
 async def _send(
     request: web.Request,
     decision: ranges.Decision,
-    opened: tuple[VideoRead, bytes],
+    opened: tuple[OpenRead, bytes],
     name: str,
     part: str,
     size: int,

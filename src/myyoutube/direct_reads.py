@@ -1,0 +1,100 @@
+"""The web front end's reads straight from the datanodes, with the master's grant.
+
+Theory of operation
+-------------------
+Every byte the master relays crosses the kernel twice more and costs the master's CPU,
+which also answers every page and search. So the web starts a read by asking the master
+where the part is (LocateVideo: the master checks the visitor may see it, then answers
+with the holders in its order and a grant, read_grants.py), and reads the bytes from
+those datanodes itself, over pooled links of its own (pool.DatanodePools), through the
+same `ReplicaRead` the master uses: hedged start, failover midway, stall detection after
+the master's `stall_s`.
+
+`DirectReads.open` returns once the first chunk is in hand, so the web still commits to
+an HTTP status only with bytes to send. Nodes a read failed on are tried last for a while
+(read_failures.py), and reported to the master (ReadFailed), which then tries them last
+for every reader and counts the failover.
+
+When no holder could even start the read (the web cannot reach the datanodes' addresses,
+or they refuse the grant because they have not heard from a restarted master yet), the
+caller falls back to the master's relay (ReadVideo): slower, but served.
+"""
+
+from __future__ import annotations
+
+import time
+
+from myyoutube.pool import DatanodePools
+from myyoutube.protocol import VideoLocation
+from myyoutube.read_failures import RecentFailures
+from myyoutube.replica_reads import FailureReport, ReplicaRead, ReplicationFailed
+from myyoutube.stream import RequestFailed
+from myyoutube.tls_contexts import Tls
+
+# Idle links the web keeps to each datanode. Its streams spread over the holders of each
+# video; a busy second sees a few dozen ranges per node, and beyond this finished links
+# are closed rather than kept.
+MAX_IDLE_PER_DATANODE = 32
+
+
+class DirectRead:
+    """An open read: `video` (what the read needs of the record), then the bytes
+    [offset, offset+length) with `next_chunk()` (b'' at the end); `close()` when done.
+    The same face as master_streams.VideoRead, so the web serves either."""
+
+    def __init__(self, video: dict, read: ReplicaRead, first: bytes) -> None:
+        self.video = video
+        self.offset = read.offset
+        self.length = read.length
+        self._read = read
+        self._first: bytes | None = first
+
+    async def next_chunk(self) -> bytes:
+        """The next bytes; RequestFailed('unavailable') once no replica can go on."""
+        if self._first is not None:
+            data, self._first = self._first, None
+            return data
+        try:
+            return await self._read.next_chunk()
+        except ReplicationFailed as exc:
+            raise RequestFailed(exc.code, str(exc)) from exc
+
+    def close(self) -> None:
+        self._read.close()
+
+
+class DirectReads:
+    """The web's links to the datanodes and its memory of their recent failures."""
+
+    def __init__(self, tls: Tls | None) -> None:
+        self.pools = DatanodePools(tls, MAX_IDLE_PER_DATANODE)
+        self.failures = RecentFailures()
+
+    async def open(
+        self, location: VideoLocation, offset: int, length: int, report: FailureReport
+    ) -> DirectRead:
+        """Start reading [offset, offset+length) of the located part; returns with its
+        first chunk in hand. RequestFailed('unavailable') if no node holds it, and
+        ReplicationFailed if none of the holders could start the read. A node the read
+        fails on is tried last here for a while, and passed to `report` (the master)."""
+
+        def failed(node: str, why: str) -> None:
+            self.failures.failed(node, time.time())
+            report(node, why)
+
+        nodes = self.failures.tried_last(location.nodes, time.time())
+        try:
+            read = ReplicaRead(
+                location.blob_id, offset, length, nodes, self.pools, failed, location.stall_s, location.grant
+            )
+        except ReplicationFailed as exc:  # no running holder: the master could do no better
+            raise RequestFailed(exc.code, str(exc)) from exc
+        try:
+            first = await read.next_chunk()
+        except BaseException:
+            read.close()
+            raise
+        return DirectRead(location.video, read, first)
+
+    def close(self) -> None:
+        self.pools.close()

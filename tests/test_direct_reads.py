@@ -1,0 +1,99 @@
+"""Tests for myyoutube.direct_reads: the web reads videos' bytes from the datanodes itself,
+with the master's grant, and through the master when it cannot (real processes)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+
+import pytest
+
+from harness import Cluster, mp4_bytes, store
+from myyoutube import links, read_grants, tls_contexts
+from myyoutube.client import MasterClient
+from myyoutube.direct_reads import DirectReads
+from myyoutube.protocol import Chunk, ReadBlob
+from myyoutube.stream import RequestFailed
+
+VIDEO_BYTES = 3 * 1024 * 1024 + 12_345  # several chunks, and a last one that is not whole
+
+
+async def master_counters(cluster: Cluster) -> dict:
+    client = cluster.client()
+    try:
+        return (await client.status())["counters"]
+    finally:
+        client.close()
+
+
+async def test_a_stream_is_read_from_the_datanodes_not_relayed_by_the_master(fresh_cluster, http):
+    """A whole video and a range, streamed through the web, arrive byte for byte while
+    the master relays none of them: it only said where they were (reads_located)."""
+    cluster = fresh_cluster()
+    data = mp4_bytes(os.urandom(VIDEO_BYTES))
+    await store(cluster, "direct.mp4", data)
+    async with http.get(f"{cluster.url}/stream/direct.mp4") as response:
+        assert response.status == 200
+        assert hashlib.sha256(await response.read()).digest() == hashlib.sha256(data).digest()
+    headers = {"Range": "bytes=1000000-1065535"}
+    async with http.get(f"{cluster.url}/stream/direct.mp4", headers=headers) as response:
+        assert response.status == 206
+        assert await response.read() == data[1_000_000:1_065_536]
+    counters = await master_counters(cluster)
+    assert counters["bytes_out"] == 0
+    assert counters["reads_located"] >= 2
+
+
+def blob_id_of(cluster: Cluster, data: bytes) -> str:
+    """The id of the blob holding exactly `data` (a datanode names its file after it)."""
+    for files in cluster.blob_files().values():
+        for path in files:
+            if path.read_bytes() == data:
+                return path.stem
+    raise AssertionError("no datanode holds those bytes")
+
+
+async def test_with_certificates_the_web_reads_only_what_the_master_granted(fresh_cluster, http):
+    """On a cluster with certificates the web streams from the datanodes (the master
+    relays nothing), while a web certificate reading a blob by itself is refused without
+    the master's grant, and with a grant for another blob."""
+    cluster = fresh_cluster(tls=True)
+    data = mp4_bytes(os.urandom(VIDEO_BYTES))
+    await store(cluster, "granted.mp4", data)
+    async with http.get(f"{cluster.url}/stream/granted.mp4") as response:
+        assert response.status == 200
+        assert await response.read() == data
+    assert (await master_counters(cluster))["bytes_out"] == 0
+
+    blob_id = blob_id_of(cluster, data)
+    web_tls = tls_contexts.load(cluster.root / "certs" / "test-client", "web")
+    node = cluster.datanodes[0]
+    forged = read_grants.grant(read_grants.new_key(), blob_id, time.time())
+    for grant in ("", forged):
+        link = await links.connect(node.host, node.port, web_tls, expect_role="datanode")
+        try:
+            await link.write_frame(ReadBlob(blob_id=blob_id, offset=0, length=100, grant=grant))
+            with pytest.raises(RequestFailed) as refused:
+                await link.read_expected(Chunk)
+            assert refused.value.code == "forbidden"
+        finally:
+            link.abort()
+
+
+async def test_a_web_that_cannot_reach_the_datanodes_is_served_through_the_master(fresh_cluster):
+    """A front end whose links to the datanodes fail (here: no certificate towards
+    datanodes that want one) still gets every byte, relayed by the master."""
+    cluster = fresh_cluster(tls=True)
+    data = mp4_bytes(os.urandom(VIDEO_BYTES))
+    await store(cluster, "fallback.mp4", data)
+    web_tls = tls_contexts.load(cluster.root / "certs" / "test-client", "web")
+    client = MasterClient(
+        cluster.master.host, cluster.master.port, web_tls, user="admin", direct=DirectReads(None)
+    )
+    try:
+        received = b"".join([piece async for piece in client.read("fallback.mp4", 0, -1)])
+    finally:
+        client.close()
+    assert received == data
+    assert (await master_counters(cluster))["bytes_out"] == len(data)
