@@ -6,8 +6,9 @@ Usage: python bench/stream_window.py [--size-mib 512] [--steps 8] [--step-mib 1]
 Theory of operation
 -------------------
 A browser playing a video asks `Range: bytes=0-` and then reads only as fast as it plays.
-The web turns that into one ReadVideo of the whole rest of the video, the master into one
-ReadBlob, and every hop writes a chunk and waits for its socket to drain; so the bytes
+The web turns that into one ReadBlob of the whole rest of the video, sent to a datanode
+itself (or, with --relay-reads, one ReadVideo that the master turns into the ReadBlob),
+and every hop writes a chunk and waits for its socket to drain; so the bytes
 read from disk ahead of the viewer should be bounded by socket buffers plus a chunk or
 two per hop, however large the video and however long the viewer dawdles.
 
@@ -20,6 +21,7 @@ streams began:
                     read() on files (socket recv() does not count there), i.e. the blob
 * datanodes sent  - TCP `bytes_acked` of the datanodes' sockets, from `ss -tinm`
 * master relayed  - the master's own counter `counters.bytes_out` from GET /api/status
+                    (0 when the web reads from the datanodes itself)
 * web sent        - TCP `bytes_acked` of the web's sockets (to the viewers)
 
 `excess = datanodes read - consumed` is everything read ahead of the viewers; `held =
