@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from harness import Cluster, mp4_bytes, store
+from harness import Cluster, mp4_bytes, read_chars, store, wait_until
 from myyoutube import links, read_grants, tls_contexts
 from myyoutube.client import MasterClient
 from myyoutube.direct_reads import DirectReads
@@ -97,3 +97,38 @@ async def test_a_web_that_cannot_reach_the_datanodes_is_served_through_the_maste
         client.close()
     assert received == data
     assert (await master_counters(cluster))["bytes_out"] == len(data)
+
+
+LONG_VIDEO_BYTES = 24 * 1024 * 1024
+FIRST_PART_BYTES = 3 * 1024 * 1024
+
+
+async def test_a_stream_begun_before_a_master_restart_fails_over_after_it(fresh_cluster, http):
+    """A viewer is mid-stream when the master restarts (a new grant key) and then the
+    datanode serving them dies: the stream goes on from another replica, which still
+    honours the grant of the master before, and every byte arrives in order."""
+    cluster = fresh_cluster()
+    data = mp4_bytes(os.urandom(LONG_VIDEO_BYTES))
+    await store(cluster, "long.mp4", data)
+    client = cluster.client()
+    before = {node.port: read_chars(node) for node in cluster.datanodes}
+    async with http.get(f"{cluster.url}/stream/long.mp4") as response:
+        assert response.status == 200
+        received = await response.content.readexactly(FIRST_PART_BYTES)
+        serving = max(cluster.datanodes, key=lambda node: read_chars(node) - before[node.port])
+        cluster.master.kill()
+        cluster.restart_master()
+
+        async def all_registered_again() -> bool:
+            try:
+                nodes = (await client.status())["datanodes"]
+            except (OSError, RequestFailed):
+                return False
+            return sum(node["state"] == "alive" for node in nodes) == len(cluster.datanodes)
+
+        await wait_until(all_registered_again, "every datanode registered with the new master", 20)
+        serving.kill()
+        received += await response.content.read()
+    client.close()
+    assert len(received) == len(data)
+    assert received == data

@@ -13,8 +13,10 @@ ReadBlob from the web only with a valid grant for that blob.
 
 The key is made afresh each time the master starts and reaches each datanode in the
 answers to its control connection (Commands.read_key), over the same authenticated link
-as every other order of the master's. A master that restarts thus voids the grants it
-gave; a read that meets that is refused and retried through the master.
+as every other order of the master's. A datanode accepts grants under the key it has
+and the one before (`KeyRing`): a stream that started before a master restart may have
+to fail over to another replica after it, and must not be refused then. A second
+restart voids them. A read refused all the same is retried through the master.
 
 Pure: no clock reads (time comes in as `now`, Unix seconds), no I/O.
 """
@@ -26,11 +28,12 @@ import hmac
 import secrets
 
 # How long a grant may be shown. A read shows it on its start and again at each replica
-# it fails over to, which may come an hour into a long video, while the player asks for
-# a new range (and so a new grant) every few seconds to minutes. It also covers the
-# difference between the master's clock and a datanode's on another machine. A leaked
-# grant reads only its one blob, which the web was allowed to read anyway.
-GRANT_TTL_S = 600.0
+# it fails over to, which may come hours into a film a browser asked for in one request
+# (`Range: bytes=0-`, read as it plays). It also covers the difference between the
+# master's clock and a datanode's on another machine. Short grants would buy little: a
+# grant reads only its one blob, which the web was allowed to read, and the web already
+# vouches for who the visitor is; what a grant keeps from the web is every other blob.
+GRANT_TTL_S = 6 * 3600.0
 
 # Bytes of the master's read key: an HMAC-SHA256 key as long as its output.
 READ_KEY_BYTES = 32
@@ -56,17 +59,29 @@ def grant(key: str, blob_id: str, now: float) -> str:
     return f"{expires}.{_mac(key, blob_id, expires)}"
 
 
-def refusal(key: str, shown: str, blob_id: str, now: float) -> str | None:
+class KeyRing:
+    """A datanode's read keys: the master's latest, and the one before it."""
+
+    def __init__(self) -> None:
+        self.keys: tuple[str, ...] = ()  # newest first; none until the master first answers
+
+    def learn(self, key: str) -> None:
+        """The master's key, as its latest answer carried it (the same one, mostly)."""
+        if key and (not self.keys or key != self.keys[0]):
+            self.keys = (key, *self.keys[:1])
+
+
+def refusal(keys: tuple[str, ...], shown: str, blob_id: str, now: float) -> str | None:
     """Why a read of `blob_id` showing `shown` may not be served (a sentence for the
-    reader's log); None if the grant is good. `key` is '' until the master has sent one."""
-    if not key:
+    reader's log); None if the grant is good under one of `keys` (a KeyRing's)."""
+    if not keys:
         return "this datanode has not heard from the master since it started; no grant is valid yet"
     expires_text, _, mac = shown.partition(".")
     if len(shown) > GRANT_MAX_CHARS or not expires_text.isdigit():
         return "the read has no grant from the master"
     expires = int(expires_text)
-    if not hmac.compare_digest(mac, _mac(key, blob_id, expires)):
-        return "the grant is not the master's for this blob (or the master restarted since)"
+    if not any(hmac.compare_digest(mac, _mac(key, blob_id, expires)) for key in keys):
+        return "the grant is not the master's for this blob (or the master restarted twice since)"
     if now > expires:
         return "the grant has expired"
     return None

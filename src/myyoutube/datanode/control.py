@@ -167,7 +167,7 @@ async def _obey(node: DataNode, commands: Commands) -> None:
         log.info("heartbeat every %gs, as the master says (was %gs)", commands.heartbeat_s, node.heartbeat_s)
         node.heartbeat_s = commands.heartbeat_s
     node.upload_expiry_s = commands.upload_expiry_s
-    node.read_key = commands.read_key
+    node.read_keys.learn(commands.read_key)
     node.transcoder.obey(commands.transcode_jobs, commands.cancel_jobs)
     if commands.sidecars:
         await node.store.update_sidecars(commands.sidecars)

@@ -139,8 +139,8 @@ class DataNode:
         self.heartbeat_s = heartbeat_s
         # The master's --upload-expiry, once it has said it (control.py): 0 until then.
         self.upload_expiry_s = 0.0
-        # The key of the master's read grants (read_grants.py); '' until it first answers.
-        self.read_key = ""
+        # The keys of the master's read grants (read_grants.py); none until it first answers.
+        self.read_keys = read_grants.KeyRing()
         self.reports = BlockReports(incarnation=secrets.token_hex(8))
         store.on_change = self.reports.changed
         self.open_blobs = OpenBlobs(store)
@@ -246,7 +246,7 @@ class DataNode:
         if stream.peer_role == "web" or request.grant:
             # On a development link (no certificates) roles are unknown; a grant shown
             # there is checked all the same, so the web's reads work the same way.
-            refused = read_grants.refusal(self.read_key, request.grant, request.blob_id, time.time())
+            refused = read_grants.refusal(self.read_keys.keys, request.grant, request.blob_id, time.time())
             if refused is not None:
                 raise StoreError("forbidden", refused)
         sent = 0
