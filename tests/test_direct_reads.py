@@ -45,6 +45,20 @@ async def test_a_stream_is_read_from_the_datanodes_not_relayed_by_the_master(fre
     assert counters["reads_located"] >= 2
 
 
+async def test_a_web_told_to_relay_reads_through_the_master(fresh_cluster, http):
+    """--relay-reads (a front end that cannot reach the datanodes' addresses) takes every
+    byte through the master, and says nothing to the datanodes."""
+    cluster = fresh_cluster(web_args=("--relay-reads",))
+    data = mp4_bytes(os.urandom(VIDEO_BYTES))
+    await store(cluster, "relayed.mp4", data)
+    async with http.get(f"{cluster.url}/stream/relayed.mp4") as response:
+        assert response.status == 200
+        assert await response.read() == data
+    counters = await master_counters(cluster)
+    assert counters["bytes_out"] == len(data)
+    assert counters["reads_located"] == 0
+
+
 def blob_id_of(cluster: Cluster, data: bytes) -> str:
     """The id of the blob holding exactly `data` (a datanode names its file after it)."""
     for files in cluster.blob_files().values():
