@@ -2,12 +2,14 @@
 
 Theory of operation
 -------------------
-One round trip starts a stream: `read_plan.guess` says which bytes a player's request
-most likely wants (the whole video, or one range from a given offset), and the master
-answers that read with the video's record first (the part of it a read needs), then the bytes. The pure
-`ranges.decide` then settles the answer from the record (validators, size, RFC 9110); if
-it picked exactly the guessed range, the bytes on their way are the body, otherwise the
-read is dropped and the decided ranges are read afresh. Conditional requests stat first.
+One read starts a stream: `read_plan.guess` says which bytes a player's request most
+likely wants (the whole video, or one range from a given offset), and the read is opened
+(client.open_read): the master answers with the video's record (the part of it a read
+needs) and where its bytes are, and the web reads them from the datanodes itself
+(direct_reads.py; through the master with --relay-reads). The pure `ranges.decide` then
+settles the answer from the record (validators, size, RFC 9110); if it picked exactly
+the guessed range, the bytes on their way are the body, otherwise the read is dropped
+and the decided ranges are read afresh. Conditional requests stat first.
 A 412 or 416 carries ranges.py's headers and a JSON sentence, like every refusal.
 
 The status line and headers go out only once the first bytes of the body are in hand, so
