@@ -13,7 +13,8 @@ from harness import Cluster, mp4_bytes, read_chars, store, wait_until
 from myyoutube import links, read_grants, tls_contexts
 from myyoutube.client import MasterClient
 from myyoutube.direct_reads import DirectReads
-from myyoutube.protocol import Chunk, ReadBlob
+from myyoutube.protocol import Chunk, ReadBlob, VideoLocation
+from myyoutube.replica_reads import ReplicationFailed
 from myyoutube.stream import RequestFailed
 
 VIDEO_BYTES = 3 * 1024 * 1024 + 12_345  # several chunks, and a last one that is not whole
@@ -146,3 +147,25 @@ async def test_a_stream_begun_before_a_master_restart_fails_over_after_it(fresh_
     client.close()
     assert len(received) == len(data)
     assert received == data
+
+
+async def test_a_refused_grant_is_not_taken_for_a_failing_datanode(fresh_cluster):
+    """Datanodes that refuse a read's grant (as one that has not heard from a restarted
+    master yet does) make the read fall back, but are not reported as failing: other
+    reads keep going to them first."""
+    cluster = fresh_cluster(tls=True)
+    data = mp4_bytes(os.urandom(VIDEO_BYTES))
+    await store(cluster, "refused.mp4", data)
+    blob_id = blob_id_of(cluster, data)
+    direct = DirectReads(tls_contexts.load(cluster.root / "certs" / "test-client", "web"))
+    nodes = [node.address for node in cluster.datanodes]
+    stale = read_grants.grant(read_grants.new_key(), blob_id, time.time())
+    location = VideoLocation(video={}, blob_id=blob_id, nodes=nodes, grant=stale, stall_s=2.0)
+    reported: list[str] = []
+    try:
+        with pytest.raises(ReplicationFailed):
+            await direct.open(location, 0, 1000, lambda node, why: reported.append(node))
+    finally:
+        direct.close()
+    assert reported == []
+    assert direct.failures.tried_last(nodes, time.time()) == nodes

@@ -238,8 +238,12 @@ class ReplicaRead:
             raise
 
     def _not_started(self, node: str, error: BaseException) -> None:
-        self._on_failure(node, _why(error))
         quiet.warning("read of %s from %s did not start: %s", self.blob_id, node, _why(error))
+        if isinstance(error, RequestFailed) and error.code == "forbidden":
+            # The node refused our grant (it has not heard from a restarted master yet):
+            # not a node failing, so not one to route other reads around.
+            return
+        self._on_failure(node, _why(error))
 
     async def _finish(self) -> None:
         """Every byte is in: read the replica's End, so its connection can be reused. A
