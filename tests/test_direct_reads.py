@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from harness import Cluster, mp4_bytes, read_chars, store, wait_until
+from harness import Cluster, holders_of, mp4_bytes, read_chars, store, wait_until
 from myyoutube import links, read_grants, tls_contexts
 from myyoutube.client import MasterClient
 from myyoutube.direct_reads import DirectReads
@@ -169,3 +169,35 @@ async def test_a_refused_grant_is_not_taken_for_a_failing_datanode(fresh_cluster
         direct.close()
     assert reported == []
     assert direct.failures.tried_last(nodes, time.time()) == nodes
+
+
+async def test_a_stream_whose_named_holders_all_fail_asks_the_master_again(fresh_cluster, http):
+    """Mid-stream, the two other holders die and a repair copies the video to a fourth
+    node; then the serving node dies too. Every holder the master named at the start is
+    gone, so the web asks again and reads the rest from the new copy: the viewer gets
+    every byte, in order, instead of a stream cut short."""
+    cluster = fresh_cluster(datanodes=4)
+    data = mp4_bytes(os.urandom(LONG_VIDEO_BYTES))
+    await store(cluster, "moved.mp4", data)
+    first_holders = holders_of(cluster, data)
+    (spare,) = [node for node in cluster.datanodes if node not in first_holders]
+    client = cluster.client()
+    before = {node.port: read_chars(node) for node in first_holders}
+    async with http.get(f"{cluster.url}/stream/moved.mp4") as response:
+        assert response.status == 200
+        received = await response.content.readexactly(FIRST_PART_BYTES)
+        serving = max(first_holders, key=lambda node: read_chars(node) - before[node.port])
+        for node in first_holders:
+            if node is not serving:
+                node.kill()
+
+        async def copied_to_the_spare() -> bool:
+            nodes = {node["address"]: node for node in (await client.status())["datanodes"]}
+            return spare in holders_of(cluster, data) and nodes[spare.address]["replicas"] == 1
+
+        await wait_until(copied_to_the_spare, "a repair copy on the fourth node", 30)
+        serving.kill()
+        received += await response.content.read()
+    client.close()
+    assert len(received) == len(data)
+    assert received == data

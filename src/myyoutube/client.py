@@ -30,7 +30,7 @@ from typing import TypeVar
 
 from myyoutube import links, listing, protocol, read_plan
 from myyoutube.account_messages import KEEP_QUOTA
-from myyoutube.direct_reads import DirectRead, DirectReads
+from myyoutube.direct_reads import DirectRead, DirectReads, Reopen
 from myyoutube.master_streams import MASTER_SILENCE_S, Upload, VideoRead
 from myyoutube.permissions import PUBLIC, User
 from myyoutube.pool import ConnectionPool, Lease
@@ -72,7 +72,7 @@ from myyoutube.protocol import (
     WhoIs,
 )
 from myyoutube.quietlog import QuietLog
-from myyoutube.replica_reads import ReplicationFailed
+from myyoutube.replica_reads import ReplicaRead, ReplicationFailed
 from myyoutube.stream import RequestFailed
 from myyoutube.tls_contexts import Tls
 
@@ -223,10 +223,27 @@ class MasterClient:
         location = await self._ask(LocateVideo(name=name, part=part, user=self.user), VideoLocation)
         start, count = read_plan.clamp(offset, length, read_plan.part_size(location.video, part))
         try:
-            return await self.direct.open(location, start, count, self._report_read_failure)
+            return await self.direct.open(
+                location, start, count, self._report_read_failure, self._read_again(name, part)
+            )
         except ReplicationFailed as exc:
             quiet.warning("cannot read %s from the datanodes (%s); reading it through the master", name, exc)
             return await self._open_relayed(name, offset, length, part)
+
+    def _read_again(self, name: str, part: str) -> Reopen:
+        """How a direct read whose holders all failed midway asks where the part is now
+        and reads the rest of the same blob from there."""
+        direct = self.direct
+        assert direct is not None, "only direct reads read again"
+
+        async def again(blob_id: str, offset: int, length: int) -> ReplicaRead:
+            location = await self._ask(LocateVideo(name=name, part=part, user=self.user), VideoLocation)
+            if location.blob_id != blob_id:
+                # The part is other bytes now (a rendition made since): never splice them.
+                raise ReplicationFailed("The video changed while it was being read.")
+            return direct.read(location, offset, length, self._report_read_failure)
+
+        return again
 
     def _report_read_failure(self, node: str, why: str) -> None:
         """Tell the master, in the background, that a direct read failed on `node`. The

@@ -11,7 +11,9 @@ same `ReplicaRead` the master uses: hedged start, failover midway, stall detecti
 the master's `stall_s`.
 
 `DirectReads.open` returns once the first chunk is in hand, so the web still commits to
-an HTTP status only with bytes to send. Nodes a read failed on are tried last for a while
+an HTTP status only with bytes to send. If every holder the master named fails midway,
+the read asks the master once more and goes on from the same byte on the holders it
+names then (the same blob only), as a long stream may outlive a repair or a restart. Nodes a read failed on are tried last for a while
 (read_failures.py), and reported to the master (ReadFailed), which then tries them last
 for every reader and counts the failover.
 
@@ -23,7 +25,9 @@ caller falls back to the master's relay (ReadVideo): slower, but served.
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
 
+from myyoutube import protocol
 from myyoutube.pool import DatanodePools
 from myyoutube.protocol import VideoLocation
 from myyoutube.read_failures import RecentFailures
@@ -42,12 +46,14 @@ class DirectRead:
     [offset, offset+length) with `next_chunk()` (b'' at the end); `close()` when done.
     The same face as master_streams.VideoRead, so the web serves either."""
 
-    def __init__(self, video: dict, read: ReplicaRead, first: bytes) -> None:
+    def __init__(self, video: dict, read: ReplicaRead, first: bytes, again: Reopen | None) -> None:
+        """`again` reads the rest anew from where the master says the part is now, once."""
         self.video = video
         self.offset = read.offset
         self.length = read.length
         self._read = read
         self._first: bytes | None = first
+        self._again = again
 
     async def next_chunk(self) -> bytes:
         """The next bytes; RequestFailed('unavailable') once no replica can go on."""
@@ -57,10 +63,35 @@ class DirectRead:
         try:
             return await self._read.next_chunk()
         except ReplicationFailed as exc:
+            if not await self._read_again():
+                raise RequestFailed(exc.code, str(exc)) from exc
+        try:
+            return await self._read.next_chunk()
+        except ReplicationFailed as exc:
             raise RequestFailed(exc.code, str(exc)) from exc
+
+    async def _read_again(self) -> bool:
+        """Every replica the master named has failed midway: ask it once more where the
+        part is, since a repair may have made a copy since, or a node come back (a long
+        stream outlives such changes). Whether the rest is now being read."""
+        again, self._again = self._again, None
+        if again is None:
+            return False
+        done = self._read
+        try:
+            self._read = await again(done.blob_id, done.offset + done.sent, done.length - done.sent)
+        except (ReplicationFailed, RequestFailed, OSError, TimeoutError, protocol.ProtocolError):
+            return False
+        done.close()
+        return True
 
     def close(self) -> None:
         self._read.close()
+
+
+# How a read asks the master again and reads the rest: (blob_id, offset, length) -> the read
+# (ReplicationFailed if the part is another blob now, or no running node holds it).
+Reopen = Callable[[str, int, int], Awaitable[ReplicaRead]]
 
 
 class DirectReads:
@@ -70,23 +101,34 @@ class DirectReads:
         self.pools = DatanodePools(tls, MAX_IDLE_PER_DATANODE)
         self.failures = RecentFailures()
 
-    async def open(
-        self, location: VideoLocation, offset: int, length: int, report: FailureReport
-    ) -> DirectRead:
-        """Start reading [offset, offset+length) of the located part; returns with its
-        first chunk in hand. RequestFailed('unavailable') if no node holds it, and
-        ReplicationFailed if none of the holders could start the read. A node the read
-        fails on is tried last here for a while, and passed to `report` (the master)."""
+    def read(self, location: VideoLocation, offset: int, length: int, report: FailureReport) -> ReplicaRead:
+        """A read of [offset, offset+length) of the located part, not started yet;
+        ReplicationFailed if no running node holds it. A node the read fails on is tried
+        last here for a while, and passed to `report` (the master)."""
 
         def failed(node: str, why: str) -> None:
             self.failures.failed(node, time.time())
             report(node, why)
 
         nodes = self.failures.tried_last(location.nodes, time.time())
+        return ReplicaRead(
+            location.blob_id, offset, length, nodes, self.pools, failed, location.stall_s, location.grant
+        )
+
+    async def open(
+        self,
+        location: VideoLocation,
+        offset: int,
+        length: int,
+        report: FailureReport,
+        again: Reopen | None = None,
+    ) -> DirectRead:
+        """Start reading [offset, offset+length) of the located part; returns with its
+        first chunk in hand. RequestFailed('unavailable') if no node holds it, and
+        ReplicationFailed if none of the holders could start the read. `again`: how the
+        read may ask the master once more midway (DirectRead._read_again)."""
         try:
-            read = ReplicaRead(
-                location.blob_id, offset, length, nodes, self.pools, failed, location.stall_s, location.grant
-            )
+            read = self.read(location, offset, length, report)
         except ReplicationFailed as exc:  # no running holder: the master could do no better
             raise RequestFailed(exc.code, str(exc)) from exc
         try:
@@ -94,7 +136,7 @@ class DirectReads:
         except BaseException:
             read.close()
             raise
-        return DirectRead(location.video, read, first)
+        return DirectRead(location.video, read, first, again)
 
     def close(self) -> None:
         self.pools.close()
