@@ -13,6 +13,7 @@ from harness import Cluster, holders_of, mp4_bytes, read_chars, store, wait_unti
 from myyoutube import links, read_grants, tls_contexts
 from myyoutube.client import MasterClient
 from myyoutube.direct_reads import DirectReads
+from myyoutube.launch import Role
 from myyoutube.protocol import Chunk, ReadBlob, VideoLocation
 from myyoutube.replica_reads import ReplicationFailed
 from myyoutube.stream import RequestFailed
@@ -118,6 +119,16 @@ LONG_VIDEO_BYTES = 24 * 1024 * 1024
 FIRST_PART_BYTES = 3 * 1024 * 1024
 
 
+def files_read(nodes: list[Role]) -> dict[int, int]:
+    """Each datanode's bytes read so far (by port), to tell later which one serves."""
+    return {node.port: read_chars(node) for node in nodes}
+
+
+def busiest_since(nodes: list[Role], before: dict[int, int]) -> Role:
+    """The datanode that has read the most since `before`: the one serving a stream."""
+    return max(nodes, key=lambda node: read_chars(node) - before[node.port])
+
+
 async def test_a_stream_begun_before_a_master_restart_fails_over_after_it(fresh_cluster, http):
     """A viewer is mid-stream when the master restarts (a new grant key) and then the
     datanode serving them dies: the stream goes on from another replica, which still
@@ -126,11 +137,11 @@ async def test_a_stream_begun_before_a_master_restart_fails_over_after_it(fresh_
     data = mp4_bytes(os.urandom(LONG_VIDEO_BYTES))
     await store(cluster, "long.mp4", data)
     client = cluster.client()
-    before = {node.port: read_chars(node) for node in cluster.datanodes}
+    before = files_read(cluster.datanodes)
     async with http.get(f"{cluster.url}/stream/long.mp4") as response:
         assert response.status == 200
         received = await response.content.readexactly(FIRST_PART_BYTES)
-        serving = max(cluster.datanodes, key=lambda node: read_chars(node) - before[node.port])
+        serving = busiest_since(cluster.datanodes, before)
         cluster.master.kill()
         cluster.restart_master()
 
@@ -182,11 +193,11 @@ async def test_a_stream_whose_named_holders_all_fail_asks_the_master_again(fresh
     first_holders = holders_of(cluster, data)
     (spare,) = [node for node in cluster.datanodes if node not in first_holders]
     client = cluster.client()
-    before = {node.port: read_chars(node) for node in first_holders}
+    before = files_read(first_holders)
     async with http.get(f"{cluster.url}/stream/moved.mp4") as response:
         assert response.status == 200
         received = await response.content.readexactly(FIRST_PART_BYTES)
-        serving = max(first_holders, key=lambda node: read_chars(node) - before[node.port])
+        serving = busiest_since(first_holders, before)
         for node in first_holders:
             if node is not serving:
                 node.kill()
