@@ -220,7 +220,7 @@ class MasterClient:
         such video or part."""
         if self.direct is None:
             return await self._open_relayed(name, offset, length, part)
-        location = await self._ask(LocateVideo(name=name, part=part, user=self.user), VideoLocation)
+        location = await self._locate(name, part)
         start, count = read_plan.clamp(offset, length, read_plan.part_size(location.video, part))
         try:
             return await self.direct.open(
@@ -230,6 +230,10 @@ class MasterClient:
             quiet.warning("cannot read %s from the datanodes (%s); reading it through the master", name, exc)
             return await self._open_relayed(name, offset, length, part)
 
+    async def _locate(self, name: str, part: str) -> VideoLocation:
+        """Where the master says a video's part is now, with its grant to read it."""
+        return await self._ask(LocateVideo(name=name, part=part, user=self.user), VideoLocation)
+
     def _read_again(self, name: str, part: str) -> Reopen:
         """How a direct read whose holders all failed midway asks where the part is now
         and reads the rest of the same blob from there."""
@@ -237,7 +241,7 @@ class MasterClient:
         assert direct is not None, "only direct reads read again"
 
         async def again(blob_id: str, offset: int, length: int) -> ReplicaRead:
-            location = await self._ask(LocateVideo(name=name, part=part, user=self.user), VideoLocation)
+            location = await self._locate(name, part)
             if location.blob_id != blob_id:
                 # The part is other bytes now (a rendition made since): never splice them.
                 raise ReplicationFailed("The video changed while it was being read.")

@@ -13,9 +13,10 @@ the master's `stall_s`.
 `DirectReads.open` returns once the first chunk is in hand, so the web still commits to
 an HTTP status only with bytes to send. If every holder the master named fails midway,
 the read asks the master once more and goes on from the same byte on the holders it
-names then (the same blob only), as a long stream may outlive a repair or a restart. Nodes a read failed on are tried last for a while
-(read_failures.py), and reported to the master (ReadFailed), which then tries them last
-for every reader and counts the failover.
+names then (the same blob only), as a long stream may outlive a repair or a restart.
+Nodes a read failed on are tried last for a while (read_failures.py), and reported to
+the master (ReadFailed), which then tries them last for every reader and counts the
+failover.
 
 When no holder could even start the read (the web cannot reach the datanodes' addresses,
 or they refuse the grant because they have not heard from a restarted master yet), the
@@ -60,15 +61,12 @@ class DirectRead:
         if self._first is not None:
             data, self._first = self._first, None
             return data
-        try:
-            return await self._read.next_chunk()
-        except ReplicationFailed as exc:
-            if not await self._read_again():
-                raise RequestFailed(exc.code, str(exc)) from exc
-        try:
-            return await self._read.next_chunk()
-        except ReplicationFailed as exc:
-            raise RequestFailed(exc.code, str(exc)) from exc
+        while True:  # at most twice: the master is asked again once (_read_again)
+            try:
+                return await self._read.next_chunk()
+            except ReplicationFailed as exc:
+                if not await self._read_again():
+                    raise RequestFailed(exc.code, str(exc)) from exc
 
     async def _read_again(self) -> bool:
         """Every replica the master named has failed midway: ask it once more where the

@@ -9,7 +9,9 @@ Every connection to the master starts with one request frame, dispatched by its 
 * `PutVideo` (from the web front end) reserves the name, places the blob on
   `replication` random live datanodes, relays the chunks through a `ReplicaFanout`, and
   commits the video to the index only once enough replicas confirmed size and sha256.
-* `ReadVideo` relays a byte range from the replicas, failing over mid-stream (reads.py).
+* `LocateVideo` tells the web where a video's part is, with a grant to read it from the
+  datanodes itself; `ReadVideo` relays a byte range from the replicas instead, failing
+  over mid-stream (both in reads.py).
 * `ListVideos`, `StatVideo`, `UpdateVideo` (title and description), `CountView` (once
   per viewer and video within views.VIEW_WINDOW_S), `DeleteVideo` and `SetVisibility`
   are answered from the index by video_requests.py; `GetStatus` from the index and state.
