@@ -20,17 +20,16 @@ pool, which is how the web front end asks for each signed-in visitor.
 
 from __future__ import annotations
 
-import asyncio
 import builtins
 import copy
 import hashlib
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import TypeVar
 
 from myyoutube import links, listing, protocol, read_plan
 from myyoutube.account_messages import KEEP_QUOTA
-from myyoutube.direct_reads import DirectRead, DirectReads, Reopen
+from myyoutube.direct_reads import DirectRead, DirectReads, FailureReports, Reopen
 from myyoutube.master_streams import MASTER_SILENCE_S, Upload, VideoRead
 from myyoutube.permissions import PUBLIC, User
 from myyoutube.pool import ConnectionPool, Lease
@@ -86,25 +85,6 @@ quiet = QuietLog(logging.getLogger(__name__))
 # next_chunk() and end with close().
 OpenRead = VideoRead | DirectRead
 
-# Failure reports on their way to the master at once. A datanode that fails takes a few
-# reads with it, one report each; beyond this many the rest say nothing new.
-MAX_FAILURE_REPORTS = 16
-
-# A failure's reason is for the master's log: a line, not a peer's whole error text.
-MAX_WHY_CHARS = 200
-
-
-def _reported(reports: builtins.set[asyncio.Task]) -> Callable[[asyncio.Task], None]:
-    """A report sent or failed: forget it (a failure to report is not worth a log line)."""
-
-    def done(task: asyncio.Task) -> None:
-        reports.discard(task)
-        if not task.cancelled():
-            task.exception()  # retrieved, so asyncio does not log it as never retrieved
-
-    return done
-
-
 # Waiting for the answer to PutVideo: the master opens replicas first, each allowed a
 # handshake and a stall period, replacing any that refuse.
 OPEN_UPLOAD_TIMEOUT_S = 30.0
@@ -126,7 +106,8 @@ class MasterClient:
         self.host, self.port = host, port
         self.user = user
         self.direct = direct
-        self._reports: set[asyncio.Task] = set()  # failure reports on their way (shared by as_user copies)
+        # Failed direct reads, told to the master in the background (shared by as_user copies).
+        self._failure_reports = FailureReports(self._tell_read_failed)
         self.pool = ConnectionPool(
             lambda: links.connect(host, port, tls, expect_role="master"),
             MAX_IDLE_TO_MASTER,
@@ -224,7 +205,7 @@ class MasterClient:
         start, count = read_plan.clamp(offset, length, read_plan.part_size(location.video, part))
         try:
             return await self.direct.open(
-                location, start, count, self._report_read_failure, self._read_again(name, part)
+                location, start, count, self._failure_reports.report, self._read_again(name, part)
             )
         except ReplicationFailed as exc:
             quiet.warning("cannot read %s from the datanodes (%s); reading it through the master", name, exc)
@@ -245,19 +226,12 @@ class MasterClient:
             if location.blob_id != blob_id:
                 # The part is other bytes now (a rendition made since): never splice them.
                 raise ReplicationFailed("The video changed while it was being read.")
-            return direct.read(location, offset, length, self._report_read_failure)
+            return direct.read(location, offset, length, self._failure_reports.report)
 
         return again
 
-    def _report_read_failure(self, node: str, why: str) -> None:
-        """Tell the master, in the background, that a direct read failed on `node`. The
-        read goes on meanwhile; a report lost (the master busy, restarting) costs only
-        that the master learns of the node at its next failure or missed heartbeat."""
-        if len(self._reports) >= MAX_FAILURE_REPORTS:
-            return
-        task = asyncio.create_task(self._ask(ReadFailed(node=node, why=why[:MAX_WHY_CHARS]), Ok))
-        self._reports.add(task)
-        task.add_done_callback(_reported(self._reports))
+    async def _tell_read_failed(self, node: str, why: str) -> None:
+        await self._ask(ReadFailed(node=node, why=why), Ok)
 
     async def _open_relayed(self, name: str, offset: int, length: int, part: str) -> VideoRead:
         async def attempt(lease: Lease) -> dict:

@@ -25,8 +25,10 @@ caller falls back to the master's relay (ReadVideo): slower, but served.
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
 
 from myyoutube import protocol
 from myyoutube.pool import DatanodePools
@@ -35,6 +37,13 @@ from myyoutube.read_failures import RecentFailures
 from myyoutube.replica_reads import FailureReport, ReplicaRead, ReplicationFailed
 from myyoutube.stream import RequestFailed
 from myyoutube.tls_contexts import Tls
+
+# Failure reports on their way to the master at once. A datanode that fails takes a few
+# reads with it, one report each; beyond this many the rest say nothing new.
+MAX_FAILURE_REPORTS = 16
+
+# A failure's reason is for the master's log: a line, not a peer's whole error text.
+MAX_WHY_CHARS = 200
 
 # Idle links the web keeps to each datanode. Its streams spread over the holders of each
 # video; a busy second sees a few dozen ranges per node, and beyond this finished links
@@ -90,6 +99,30 @@ class DirectRead:
 # How a read asks the master again and reads the rest: (blob_id, offset, length) -> the read
 # (ReplicationFailed if the part is another blob now, or no running node holds it).
 Reopen = Callable[[str, int, int], Awaitable[ReplicaRead]]
+
+
+class FailureReports:
+    """Failed direct reads, told to the master (`send`, a ReadFailed) in the background.
+    The read goes on meanwhile; a report lost (the master busy, restarting) costs only
+    that the master learns of the node at its next failure or missed heartbeat."""
+
+    def __init__(self, send: Callable[[str, str], Coroutine[Any, Any, None]]) -> None:
+        self._send = send
+        self._on_their_way: set[asyncio.Task] = set()
+
+    def report(self, node: str, why: str) -> None:
+        """A direct read failed on `node`, for `why`."""
+        if len(self._on_their_way) >= MAX_FAILURE_REPORTS:
+            return
+        task = asyncio.create_task(self._send(node, why[:MAX_WHY_CHARS]))
+        self._on_their_way.add(task)
+        task.add_done_callback(self._sent)
+
+    def _sent(self, task: asyncio.Task) -> None:
+        """A report sent or failed: forget it (a failure to report is not worth a log line)."""
+        self._on_their_way.discard(task)
+        if not task.cancelled():
+            task.exception()  # retrieved, so asyncio does not log it as never retrieved
 
 
 class DirectReads:
