@@ -7,9 +7,10 @@ and travels as a frame's data, the others travel in its JSON meta (protocol.py e
 decodes and type-checks every field). This module holds the messages every connection
 speaks (Error, Ok, Keepalive, Chunk, End) and the web's requests about videos; families
 of their own live beside it: account_messages.py (sign-in and accounts),
-resumable_messages.py (tus uploads) and cluster_messages.py (datanodes and the master,
-blobs between nodes). `Message` is the union of them all and `MESSAGE_TYPES` maps wire
-codes to classes; a duplicate code fails at import.
+read_messages.py (reading a video's bytes), resumable_messages.py (tus uploads) and
+cluster_messages.py (datanodes and the master, blobs between nodes). `Message` is the
+union of them all and `MESSAGE_TYPES` maps wire codes to classes; a duplicate code fails
+at import.
 
 Callers import these names from `myyoutube.protocol`, which re-exports them with the
 framing; this module exists so the vocabulary and the wire format read apart.
@@ -53,6 +54,7 @@ from myyoutube.cluster_messages import (
     StoreRendition,
     WriteBlob,
 )
+from myyoutube.read_messages import LocateVideo, ReadFailed, ReadVideo, VideoLocation
 from myyoutube.resumable_messages import (
     AppendUpload,
     CreateUpload,
@@ -238,22 +240,6 @@ class VideoDetails:
 
 
 @dataclass(frozen=True)
-class ReadVideo:
-    """Stat and read in one round trip: the master answers VideoInfo (the video's name,
-    visibility, uploaded_at and parts: what answering HTTP needs), then streams up to
-    `length` bytes of the video's `part` ('video' or 'poster') from `offset` as Chunk*
-    then End, or Error at any point. `length` -1 means to the end; the range is clamped
-    to the part's size (see read_plan.clamp), so an offset at or past the end reads nothing."""
-
-    TYPE: typing.ClassVar[int] = 15
-    name: str
-    part: str
-    offset: int
-    length: int
-    user: str
-
-
-@dataclass(frozen=True)
 class DeleteVideo:
     """Remove a video from the index and, eventually, from every datanode."""
 
@@ -313,49 +299,6 @@ class GetRenditions:
     TYPE: typing.ClassVar[int] = 72
     name: str
     user: str
-
-
-# Web -> master: a read the web makes from the datanodes itself (read_grants.py says why
-# it needs the master's grant).
-
-
-@dataclass(frozen=True)
-class LocateVideo:
-    """Where to read a video's `part` ('video', 'original', 'poster' or a rendition's
-    height) from: answered by VideoLocation, or Error ('not_found' for a video the user
-    may not see or a part it lacks)."""
-
-    TYPE: typing.ClassVar[int] = 73
-    name: str
-    part: str
-    user: str
-
-
-@dataclass(frozen=True)
-class VideoLocation:
-    """The answer to LocateVideo: what a read needs of the video's record (as VideoInfo
-    carries it, with the part's size in `parts`), the part's blob, the datanodes that
-    hold it in the order to try them (healthy and not recently failed first; empty if
-    none is running), the grant they want to see, and `stall_s`, how long a replica may
-    fall silent midway before the reader moves on (the master's --stall-timeout: one
-    setting for the cluster)."""
-
-    TYPE: typing.ClassVar[int] = 74
-    video: dict
-    blob_id: str
-    nodes: list[str]
-    grant: str
-    stall_s: float
-
-
-@dataclass(frozen=True)
-class ReadFailed:
-    """A read the web made from datanode `node` failed or stalled (`why`), and it failed
-    over: the master tries that node last for a while too, for every reader. Answered by Ok."""
-
-    TYPE: typing.ClassVar[int] = 75
-    node: str
-    why: str
 
 
 Message: typing.TypeAlias = (

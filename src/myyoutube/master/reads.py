@@ -9,8 +9,8 @@ part's holders in the state's order (healthy and not recently failed first) and 
 bytes then cross one hop fewer, and the master's CPU is left to the index. A replica
 that fails the web's read is reported (ReadFailed), so the master, too, tries it last.
 
-`ReadVideo` (the web's fallback when it cannot reach the datanodes, and the command-line
-client's way) answers the video's record (what a read needs of it), then the bytes: the
+`ReadVideo` (the web's way when started with --relay-reads, or when it cannot reach the
+datanodes) answers the video's record (what a read needs of it), then the bytes: the
 part's replicas are read in the state's order (healthy and not recently failed first)
 through replica_reads.py, which hedges a slow start and fails over midway, and each
 chunk is written on to the reader as it comes. Right after a master restart no holder
