@@ -63,3 +63,15 @@ def test_a_forged_or_missing_grant_is_refused():
     stretched = f"{int(expires) + 10_000}.{mac}"
     assert "not the master's" in read_grants.refusal(keys, stretched, BLOB, NOW)
     assert "has not heard from the master" in read_grants.refusal((), shown, BLOB, NOW)
+
+
+@pytest.mark.parametrize(
+    "shown",
+    ["².abc", "9999999999." + "é" * 10, "9999999999." + "é" * 64, "1e9." + "0" * 64, "9999999999." + "A" * 64],
+)
+def test_a_grant_in_strange_characters_is_refused_not_raised(shown):
+    """A peer's grant with digits int() refuses ("²") or non-ASCII text (which
+    compare_digest raises on) is refused with a sentence; it used to raise, which took
+    the datanode's link down with a traceback instead of answering 'forbidden'."""
+    keys = ring(read_grants.new_key())
+    assert read_grants.refusal(keys, shown, BLOB, NOW) == "the read has no grant from the master"

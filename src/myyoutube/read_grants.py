@@ -77,7 +77,9 @@ def refusal(keys: tuple[str, ...], shown: str, blob_id: str, now: float) -> str 
     if not keys:
         return "this datanode has not heard from the master since it started; no grant is valid yet"
     expires_text, _, mac = shown.partition(".")
-    if len(shown) > GRANT_MAX_CHARS or not expires_text.isdigit():
+    # ASCII digits and hex only: str.isdigit() also takes "²", which int() refuses, and
+    # compare_digest raises on non-ASCII text; a peer's string must not raise here.
+    if len(shown) > GRANT_MAX_CHARS or not _is_grant_shaped(expires_text, mac):
         return "the read has no grant from the master"
     expires = int(expires_text)
     if not any(hmac.compare_digest(mac, _mac(key, blob_id, expires)) for key in keys):
@@ -85,3 +87,14 @@ def refusal(keys: tuple[str, ...], shown: str, blob_id: str, now: float) -> str 
     if now > expires:
         return "the grant has expired"
     return None
+
+
+def _is_grant_shaped(expires_text: str, mac: str) -> bool:
+    """Whether the two parts of a shown grant look like ours: decimal seconds and a
+    lowercase hex SHA-256 (what `grant` makes)."""
+    return (
+        expires_text.isascii()
+        and expires_text.isdigit()
+        and len(mac) == 64
+        and all(char in "0123456789abcdef" for char in mac)
+    )
