@@ -67,7 +67,13 @@ def test_a_forged_or_missing_grant_is_refused():
 
 @pytest.mark.parametrize(
     "shown",
-    ["².abc", "9999999999." + "é" * 10, "9999999999." + "é" * 64, "1e9." + "0" * 64, "9999999999." + "A" * 64],
+    [
+        "².abc",
+        "9999999999." + "é" * 10,
+        "9999999999." + "é" * 64,
+        "1e9." + "0" * 64,
+        "9999999999." + "A" * 64,
+    ],
 )
 def test_a_grant_in_strange_characters_is_refused_not_raised(shown):
     """A peer's grant with digits int() refuses ("²") or non-ASCII text (which
