@@ -68,11 +68,14 @@ class Reads:
         if found is None:
             return
         video, blob_id, replica = found
+        # The record is taken with the blob, before any wait below: a rendition finished
+        # meanwhile must not make the answer describe other bytes than the blob it names.
+        record = self.master.read_record(video)
         async with connection.keepalive():  # the wait after a restart is not silence
             nodes = await self._holders_to_read(replica)
         grant = read_grants.grant(self.master.read_key, blob_id, time.time())
         location = VideoLocation(
-            video=self.master.read_record(video),
+            video=record,
             blob_id=blob_id,
             nodes=nodes,
             grant=grant,
