@@ -219,8 +219,17 @@ class ReplicaRead:
                     return winner
             return None
         finally:
-            for task in attempts:
-                task.cancel()  # the losers: they let their connections go when cancelled
+            for task, node in attempts.items():
+                self._abandon(task, node)
+
+    def _abandon(self, task: asyncio.Task, node: str) -> None:
+        """Drop an attempt the race no longer wants. One still under way lets its
+        connection go when cancelled; one that delivered just as the race ended (the
+        reader left at that moment) holds a lease that only we can give back."""
+        if not task.done():
+            task.cancel()
+        elif not task.cancelled() and task.exception() is None:
+            self._pools[node].release(task.result()[0])
 
     async def _open(self, node: str, request: ReadBlob) -> tuple[Lease, bytes]:
         """Ask one replica and wait up to stall_s for its first chunk (a hedge raced in a task)."""
