@@ -14,7 +14,7 @@ from myyoutube import links, read_grants, tls_contexts
 from myyoutube.client import MasterClient
 from myyoutube.direct_reads import DirectReads
 from myyoutube.launch import Role
-from myyoutube.protocol import Chunk, ReadBlob, VideoLocation
+from myyoutube.protocol import Chunk, LocateVideo, ReadBlob, VideoLocation
 from myyoutube.replica_reads import ReplicationFailed
 from myyoutube.stream import RequestFailed
 
@@ -113,6 +113,70 @@ async def test_a_web_that_cannot_reach_the_datanodes_is_served_through_the_maste
         client.close()
     assert received == data
     assert (await master_counters(cluster))["bytes_out"] == len(data)
+
+
+async def test_a_web_whose_reads_failed_on_every_holder_goes_to_the_master_at_once(fresh_cluster):
+    """Once every holder of a video failed a read from this front end, the next reads of
+    it are relayed by the master without trying those datanodes again (a node cut off
+    from the web can make each try wait for a handshake timeout, and a player asks range
+    after range); the bytes are the same."""
+    cluster = fresh_cluster(tls=True)
+    data = mp4_bytes(os.urandom(VIDEO_BYTES))
+    await store(cluster, "cut-off.mp4", data)
+    web_tls = tls_contexts.load(cluster.root / "certs" / "test-client", "web")
+    direct = DirectReads(None)  # no certificate towards datanodes that want one
+    client = MasterClient(cluster.master.host, cluster.master.port, web_tls, user="admin", direct=direct)
+    try:
+        first = b"".join([piece async for piece in client.read("cut-off.mp4", 0, -1)])
+        tried = direct.pools.opened
+        assert tried >= len(cluster.datanodes)
+        second = b"".join([piece async for piece in client.read("cut-off.mp4", 0, -1)])
+        assert direct.pools.opened == tried
+    finally:
+        client.close()
+    assert first == second == data
+    assert (await master_counters(cluster))["bytes_out"] == 2 * len(data)
+
+
+async def locate(cluster: Cluster, name: str) -> VideoLocation:
+    """Where the master says `name` is, with its grant, as the web asks."""
+    web_tls = tls_contexts.load(cluster.root / "certs" / "test-client", "web")
+    link = await links.connect(cluster.master.host, cluster.master.port, web_tls, expect_role="master")
+    try:
+        await link.write_frame(LocateVideo(name=name, part="video", user="admin"))
+        return await link.read_expected(VideoLocation)
+    finally:
+        await link.close()
+
+
+async def test_holders_frozen_before_a_link_to_them_exists_do_not_hold_a_read_up(fresh_cluster):
+    """The first two holders named are frozen (SIGSTOP: the kernel still accepts the
+    connection, the TLS handshake never completes) and the web has no link to any
+    holder yet. The read is served by the third after the hedge delays, not after a
+    handshake timeout per frozen holder (5 s each, 10 s before the first byte)."""
+    cluster = fresh_cluster(tls=True)
+    data = mp4_bytes(os.urandom(VIDEO_BYTES))
+    await store(cluster, "frozen.mp4", data)
+    location = await locate(cluster, "frozen.mp4")
+    by_address = {node.address: node for node in cluster.datanodes}
+    frozen = location.nodes[:2]
+    direct = DirectReads(tls_contexts.load(cluster.root / "certs" / "test-client", "web"))
+    for address in frozen:
+        by_address[address].pause()
+    try:
+        started = time.monotonic()
+        read = await direct.open(location, 0, len(data), lambda node, why: None)
+        waited = time.monotonic() - started
+        received = b""
+        while piece := await read.next_chunk():
+            received += piece
+        read.close()
+    finally:
+        for address in frozen:
+            by_address[address].resume()
+        direct.close()
+    assert received == data
+    assert waited < links.HANDSHAKE_TIMEOUT_S
 
 
 LONG_VIDEO_BYTES = 24 * 1024 * 1024

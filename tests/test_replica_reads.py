@@ -35,6 +35,8 @@ class LateReplica:
     (`deliver`): it stands in for the sockets, so that the race's bookkeeping of who
     holds which connection can be driven to the exact moment under test."""
 
+    has_idle = True  # a pooled link is there: the first replica is asked in the reader's task
+
     def __init__(self, name: str, released: list[str]) -> None:
         self.name, self.released = name, released
         self.answer: asyncio.Future = asyncio.get_running_loop().create_future()

@@ -20,7 +20,10 @@ failover.
 
 When no holder could even start the read (the web cannot reach the datanodes' addresses,
 or they refuse the grant because they have not heard from a restarted master yet), the
-caller falls back to the master's relay (ReadVideo): slower, but served.
+caller falls back to the master's relay (ReadVideo): slower, but served. A read whose
+every holder failed here within read_failures.READ_FAILURE_MEMORY_S goes to the relay at
+once, without trying them again: a holder cut off from the web costs each try up to a
+handshake timeout, and a player asks range after range.
 """
 
 from __future__ import annotations
@@ -158,6 +161,8 @@ class DirectReads:
         first chunk in hand. RequestFailed('unavailable') if no node holds it, and
         ReplicationFailed if none of the holders could start the read. `again`: how the
         read may ask the master once more midway (DirectRead._read_again)."""
+        if self.failures.all_recently(location.nodes, time.time()):
+            raise ReplicationFailed("every datanode holding it failed a read from here moments ago")
         try:
             read = self.read(location, offset, length, report)
         except ReplicationFailed as exc:  # no running holder: the master could do no better

@@ -130,6 +130,12 @@ class ConnectionPool:
         return Lease(connection, reused=False)
 
     @property
+    def has_idle(self) -> bool:
+        """Whether a request would likely go out on a pooled connection, with no connect
+        and no handshake first (one found stale then is replaced by a new one)."""
+        return bool(self._idle)
+
+    @property
     def unused(self) -> bool:
         """Whether the pool holds no connection, idle or out for a request."""
         return not self._idle and self._leased == 0

@@ -40,6 +40,11 @@ class RecentFailures:
         failed_at = self._failed_at.get(node)
         return failed_at is not None and not self._expired(failed_at, now)
 
+    def all_recently(self, nodes: list[str], now: float) -> bool:
+        """Whether there are `nodes` and a read from each failed within
+        READ_FAILURE_MEMORY_S of `now`."""
+        return bool(nodes) and all(self.recently(node, now) for node in nodes)
+
     def tried_last(self, nodes: list[str], now: float) -> list[str]:
         """`nodes` in their order, except that those that failed recently go last."""
         return sorted(nodes, key=lambda node: self.recently(node, now))

@@ -171,12 +171,15 @@ class ReplicaRead:
         """Ask replicas not tried yet, hedging after FIRST_BYTE_HEDGE_S, until one
         delivers its first chunk: (node, its lease, the chunk); None if all failed.
 
-        The first replica is asked in this task: when it answers within the hedge delay,
-        as a healthy one does, a read costs no task and no wait on several futures (this
-        runs for every range a player asks). Only a late first answer moves to a task of
-        its own, raced against the next replica."""
+        The first replica is asked in this task when a pooled link to it is idle: when it
+        answers within the hedge delay, as a healthy one does, a read costs no task and
+        no wait on several futures (this runs for every range a player asks). Only a late
+        first answer moves to a task of its own, raced against the next replica. A
+        replica with no idle link is raced from the start: opening one (connect and
+        handshake) can hang for links.HANDSHAKE_TIMEOUT_S on a node cut off from us, and
+        the hedge must overtake that too."""
         attempts: dict[asyncio.Task, str] = {}
-        while self._untried and not attempts:
+        while self._untried and not attempts and self._pools[self._untried[0]].has_idle:
             node = self._untried.pop(0)
             try:
                 lease, first = await self._pools[node].start(_asker(request))
