@@ -39,6 +39,7 @@ import asyncio
 import logging
 import secrets
 import urllib.parse
+from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
@@ -149,10 +150,9 @@ async def serve(request: web.Request, part: str) -> web.StreamResponse:
             first = decision.ranges[0]
             if read is None:
                 read = await master.open_read(video["name"], first.start, first.length, part=part)
+                _require_same_bytes(video, read, part)
             head = await read.next_chunk()  # before any header: a failure here is a clean error
-            return await _send(
-                request, decision, (read, head), video["name"], part, size, content_type, boundary
-            )
+            return await _send(request, decision, (read, head), video, part, size, content_type, boundary)
         finally:
             if read is not None:
                 read.close()
@@ -185,6 +185,16 @@ def _attachment(name: str) -> str:
     return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{urllib.parse.quote(name, safe='')}"
 
 
+def _require_same_bytes(decided: dict, read: OpenRead, part: str) -> None:
+    """RequestFailed('unavailable') unless `read` reads the very bytes the answer was
+    decided on (its ETag, Content-Length, Content-Range). A read opened after the decision
+    (a guess that missed, a multipart answer's later ranges) asks the master afresh, and
+    the 'video' part may have become a rendition meanwhile: its bytes must never be
+    spliced into an answer about the original."""
+    if read.video.get("parts", {}).get(part, {}).get("sha256") != decided["parts"][part]["sha256"]:
+        raise RequestFailed("unavailable", "The video changed while it was being read; try again.")
+
+
 def _is_exactly(decision: ranges.Decision, read: OpenRead) -> bool:
     return len(decision.ranges) == 1 and (decision.ranges[0].start, decision.ranges[0].length) == (
         read.offset,
@@ -196,7 +206,7 @@ async def _send(
     request: web.Request,
     decision: ranges.Decision,
     opened: tuple[OpenRead, bytes],
-    name: str,
+    video: dict,
     part: str,
     size: int,
     content_type: str,
@@ -228,21 +238,29 @@ async def _send(
                 if decision.is_multipart:
                     await send(ranges.multipart_part_header(byte_range, size, content_type, boundary))
                 if index == 0:
-                    read, data = opened
-                    while data:
-                        await send(data)
-                        data = await read.next_chunk()
-                else:
-                    async for data in master_for(request).read(
-                        name, byte_range.start, byte_range.length, part
-                    ):
-                        await send(data)
+                    await _relay(*opened, send)  # serve() closes the first read
+                    continue
+                read = await master_for(request).open_read(
+                    video["name"], byte_range.start, byte_range.length, part
+                )
+                try:
+                    _require_same_bytes(video, read, part)
+                    await _relay(read, await read.next_chunk(), send)
+                finally:
+                    read.close()
             if decision.is_multipart:
                 await send(ranges.multipart_closing(boundary))
             await response.write_eof()
         except Exception as exc:
             _cut(request, exc)
     return response
+
+
+async def _relay(read: OpenRead, data: bytes, send: Callable[[bytes], Awaitable[None]]) -> None:
+    """Send `data`, then the rest of `read`."""
+    while data:
+        await send(data)
+        data = await read.next_chunk()
 
 
 def _cut(request: web.Request, exc: Exception) -> None:
