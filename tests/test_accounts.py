@@ -619,6 +619,23 @@ async def test_a_removed_accounts_name_is_not_given_again_while_its_videos_stay(
         await add_user(http, cluster, name, "viewer")
 
 
+async def test_adding_an_account_that_exists_and_owns_videos_says_it_exists(cluster):
+    """Adding an account under the name of a live one that owns videos is refused as
+    taken; it used to say a *removed* account of that name still owned them, and tell
+    the admin to delete that live account's videos."""
+    name = f"live{uuid.uuid4().hex[:6]}"
+    async with aiohttp.ClientSession() as http:
+        await add_user(http, cluster, name, "uploader")
+        status, _ = await upload_as(
+            http, cluster, bearer(cluster.sign_in(name, PASSWORD)), unique("own"), "public"
+        )
+        assert status == 201
+        assert (
+            await refused_account(http, cluster, name)
+            == f"An account named \u201c{name}\u201d already exists."
+        )
+
+
 async def test_private_instance_needs_a_sign_in(fresh_cluster):
     """With --private, anonymous visitors reach only the sign-in page: pages redirect
     there, the API answers 401; signed in, everything works as usual."""

@@ -168,12 +168,13 @@ class Accounts:
         except users.BadAccount as exc:
             await connection.write_frame(Error("bad_request", str(exc)))
             return
-        left = self._left_by_removed(name)
-        if left is not None:
-            await connection.write_frame(Error("exists", left))
-            return
         try:
+            # A live account first: its own videos are not a removed account's leftovers.
             self.users.check_free(name)
+            left = self._left_by_removed(name)
+            if left is not None:
+                await connection.write_frame(Error("exists", left))
+                return
             password_hash = await self._hash(request.password)
             quota = None if request.quota_bytes == -1 else request.quota_bytes
             # Checked again: another request may have added it while this one hashed.
