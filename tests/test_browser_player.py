@@ -12,7 +12,7 @@ from playwright.async_api import Page, expect
 
 import test_browser
 from myyoutube.web import playback
-from test_browser import NO_MSE, PHONE, tag, upload_over_http, wait_ready
+from test_browser import NO_MSE, PHONE, delete_over_http, tag, upload_over_http, wait_ready
 from videos import make_mp4
 
 # test_browser.py's fixtures: one Chromium per module, a page that records what must not happen.
@@ -100,6 +100,34 @@ async def test_keys_play_pause_seek_mute_and_fullscreen(cluster, watched, long_c
     await page.type("#edit-title", "mk jl f")
     await expect(page.locator("#edit-title")).to_have_value("mk jl f")
     assert await player(page, "[v.paused, v.muted, Math.round(v.currentTime)]") == [True, False, 12]
+    await watched.assert_clean()
+
+
+# Longer than hls.js buffers ahead (30 s), so a seek near the end asks for new segments.
+GONE_CLIP_S = 90.0
+
+# What the page may take to say a deleted video is gone once a segment answers 404. hls.js
+# alone retried the segment for about a minute first.
+GONE_NOTICE_MS = 15_000
+
+
+async def test_a_video_deleted_while_it_plays_says_so_at_the_next_segment(cluster, watched, tmp_path):
+    """The video is deleted while its page plays it by HLS; the viewer then seeks past
+    what is buffered. The first segment that answers 404 makes the page ask for the
+    record, find it gone, stop the player and show its notice, within seconds; the
+    spinner used to turn for about a minute while hls.js retried the segment."""
+    page, name = watched.page, f"gone-hls-{tag()}.mp4"
+    clip = make_mp4(tmp_path / "gone.mp4", seconds=GONE_CLIP_S, fps=4, width=160, height=120)
+    await upload_over_http(cluster, clip, name)
+    await wait_ready(cluster, name)
+    await open_watch(page, cluster.url, name)
+    await expect(page.locator("#watch")).to_have_attribute("data-playing", "hls")
+    await delete_over_http(cluster, name)
+    await page.evaluate(f"document.getElementById('player').currentTime = {GONE_CLIP_S - 5}")
+    await expect(page.locator("#gone-notice")).to_be_visible(timeout=GONE_NOTICE_MS)
+    await expect(page.locator("#watch")).to_have_attribute("data-playing", "none")
+    # The browser reports each refused request in the console; nothing else may appear.
+    watched.errors[:] = [e for e in watched.errors if "status of 404" not in e]
     await watched.assert_clean()
 
 

@@ -134,9 +134,16 @@
   }
 
   // hls.js fatal errors: retry the network once, recover the decoder once, then fall
-  // back to the progressive stream (hls.js's own recovery sequence, shortened).
+  // back to the progressive stream (hls.js's own recovery sequence, shortened). A
+  // playlist or segment answering 404 first makes us ask for the video's record, once:
+  // the video may have been deleted or made private meanwhile, and hls.js would retry
+  // the segment for about a minute, the spinner turning, before its error is fatal.
   function onHlsError(retries) {
     return function (event, data) {
+      if (data.response && data.response.code === 404 && !retries.askedRecord) {
+        retries.askedRecord = true;
+        lookForGone();
+      }
       if (!data.fatal) return;
       if (data.type === window.Hls.ErrorTypes.NETWORK_ERROR && !retries.network) {
         retries.network = true;
@@ -204,12 +211,33 @@
     else if (current.state !== "processing" && hls && hls.levels.length < current.renditions.length) start("hls");
   }
 
-  function poll() {
-    fetch(page.getAttribute("data-video-url"), { headers: { Accept: "application/json" }, cache: "no-store" })
+  // The video's record, or null if it could not be had now; rejects with "gone" when
+  // the record answers 404 (deleted, or no longer one this visitor may see).
+  function fetchRecord() {
+    return fetch(page.getAttribute("data-video-url"), { headers: { Accept: "application/json" }, cache: "no-store" })
       .then(function (resp) {
         if (resp.status === 404) throw new Error("gone");
         return resp.ok ? resp.json() : null;
-      })
+      });
+  }
+
+  // The video is gone: stop playing (hls.js would go on retrying) and say so.
+  function gone() {
+    stopAll();
+    setPlaying("none");
+    showError("This video no longer exists.");
+    // watch.js turns this into its notice and takes the page's actions away.
+    page.dispatchEvent(new CustomEvent("video-gone"));
+  }
+
+  function lookForGone() {
+    fetchRecord().catch(function (err) {
+      if (err && err.message === "gone") gone();
+    });
+  }
+
+  function poll() {
+    fetchRecord()
       .then(function (record) {
         if (record) {
           facts = text.playback(record);
@@ -219,11 +247,8 @@
         if (!facts || facts.state === "processing") setTimeout(poll, pollMs);
       })
       .catch(function (err) {
-        if (err && err.message === "gone") {
-          showError("This video no longer exists.");
-          // watch.js turns this into its notice and takes the page's actions away.
-          page.dispatchEvent(new CustomEvent("video-gone"));
-        } else setTimeout(poll, pollMs);
+        if (err && err.message === "gone") gone();
+        else setTimeout(poll, pollMs);
       });
   }
 
