@@ -145,7 +145,8 @@ async def test_delete_of_unknown_name_is_404(cluster, http):
 
 
 async def test_status_page_api_and_metrics_describe_the_cluster(cluster, http):
-    """/api/status, /status and /metrics show 3 alive datanodes and the stored videos."""
+    """/api/status, /status and /metrics show 3 alive datanodes and the stored videos, and
+    /metrics says what each of the master's counters counts."""
     name = unique("counted")
     assert (await upload(http, cluster, name, mp4_bytes(b"x" * 1000)))[0] == 201
     async with http.get(f"{cluster.url}/api/status", headers=cluster.admin_headers()) as response:
@@ -162,6 +163,9 @@ async def test_status_page_api_and_metrics_describe_the_cluster(cluster, http):
     assert 'myyoutube_up{address="",role="master"} 1.0' in text
     assert text.count('myyoutube_up{address="127.0.0.1:') == 3
     assert "myyoutube_web_uploads_total" in text and "myyoutube_under_replicated_videos 0.0" in text
+    # An operator reading bytes_out 0 after hours of viewing is told why (it said only
+    # "Master counter bytes_out since it started").
+    assert "# HELP myyoutube_master_bytes_out Bytes the master relayed to readers" in text
 
 
 async def test_the_metrics_port_answers_only_loopback_host_names(cluster, http):

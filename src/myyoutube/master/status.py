@@ -25,6 +25,22 @@ class Counters:
     connections_accepted: int = 0
 
 
+# What each counter counts, for /metrics' help lines: "bytes_out 0" after hours of
+# viewing reads as broken unless one knows the web reads from the datanodes itself.
+COUNTER_HELP = {
+    "uploads": "Videos uploaded through the master since it started",
+    "bytes_in": "Bytes uploaded through the master since it started",
+    "bytes_out": "Bytes the master relayed to readers since it started (most reads go from the "
+    "datanodes to the web directly: see reads_located)",
+    "active_streams": "Reads the master is relaying now",
+    "read_failovers": "Reads that failed on a datanode and moved on to another replica "
+    "(the master's own, and those the web reported)",
+    "reads_located": "Reads the web started from the datanodes itself, with the master's grant",
+    "repairs": "Copies made to restore a video's replication since the master started",
+    "connections_accepted": "Connections the master accepted (from web front ends and datanodes)",
+}
+
+
 def cluster_report(master: Master, now: float) -> dict:
     """Every datanode with its liveness and space, replication health, and totals."""
     state, index = master.state, master.index

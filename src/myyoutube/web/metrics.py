@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 
+from myyoutube.master.status import COUNTER_HELP
+
 
 class WebMetrics:
     """Counters the web front end updates as requests pass through it."""
@@ -74,7 +76,6 @@ def _cluster_registry(report: dict | None) -> CollectorRegistry:
     for name, (text, value) in simple.items():
         Gauge(name, text, registry=registry).set(value)
     for name, value in report["counters"].items():
-        Gauge(f"myyoutube_master_{name}", f"Master counter {name} since it started", registry=registry).set(
-            value
-        )
+        text = COUNTER_HELP.get(name, f"Master counter {name} since it started")
+        Gauge(f"myyoutube_master_{name}", text, registry=registry).set(value)
     return registry
