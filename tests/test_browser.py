@@ -841,6 +841,23 @@ async def test_a_name_taken_can_be_changed_in_the_page_without_choosing_the_file
     await watched.assert_clean()
 
 
+async def test_an_empty_file_is_refused_without_offering_another_name(cluster, watched):
+    """An empty file is refused with the server's sentence alone; the page used to add
+    "type another name above and press Upload", which cannot cure an empty file."""
+    page, empty = watched.page, f"empty-{tag()}.mp4"
+    await open_home(page, cluster.url)
+    await page.set_input_files("#file", {"name": empty, "mimeType": "video/mp4", "buffer": b""})
+    async with page.expect_response(lambda r: r.request.method == "POST" and "/files/" in r.url) as refused:
+        await page.click("#upload-button")
+    assert (await refused.value).status == 400
+    await expect(page.locator("#upload-status .status-line")).to_have_text(
+        [f"{empty}: The file is empty; choose a video file."]
+    )
+    await expect(page.locator("#video-name")).not_to_be_focused()
+    watched.errors[:] = [e for e in watched.errors if "status of 400" not in e]
+    await watched.assert_clean()
+
+
 # A DataTransfer holding one file, as a drag from the desktop carries it.
 DRAGGED_FILE = """([base64, name]) => {
   const data = new DataTransfer();

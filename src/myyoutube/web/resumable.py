@@ -111,7 +111,9 @@ async def create(request: web.Request) -> web.Response:
     except tus.TusError as exc:
         return _tus_error(exc)
     except names.BadName as exc:
-        return error(400, str(exc))
+        # Said to be about the name: the upload page then offers to type another one,
+        # which cures this refusal and no other (an empty file, a bad title).
+        return web.json_response({"error": str(exc), "field": "name"}, status=400)
     if not permissions.within_quota(user, asked.length):
         return error(413, permissions.quota_sentence(user))
     if tus.has_body(request.headers) and (request.content_length or 0) > asked.length:

@@ -136,12 +136,19 @@
   }
 
   // Whether the server refused to create the upload because of its name: 409 (taken, or
-  // looking like a taken name) or 400 (against the naming rules) to the creation request.
+  // looking like a taken name), or 400 saying the name breaks the rules ("field": "name").
+  // Another name cures nothing else: not an empty file, nor a title refused.
   function refusedForName(err) {
     var response = err.originalResponse;
     var status = response ? response.getStatus() : 0;
     var creating = err.originalRequest && err.originalRequest.getMethod() === "POST";
-    return creating && (status === 409 || status === 400);
+    if (!creating || (status !== 409 && status !== 400)) return false;
+    if (status === 409) return true;
+    try {
+      return JSON.parse(response.getBody()).field === "name";
+    } catch (e) {
+      return false;
+    }
   }
 
   // Tell which files wait for another name, and take the person to the name field.
