@@ -221,6 +221,21 @@ async def test_creation_with_upload_and_termination(cluster, http):
     assert (await create(http, cluster.url, auth, name, len(data)))[0] == 201
 
 
+async def test_a_refusal_says_whether_the_name_is_the_problem(cluster, http):
+    """A name against the rules is refused (400) saying so ("field": "name"), which the
+    upload page reads to offer another name; an empty file is refused without it, since
+    another name would not help."""
+    auth = cluster.admin_headers()
+    status, answer = await create(http, cluster.url, auth, ".hidden.mp4", 1000)
+    assert status == 400 and answer["field"] == "name" and "dot" in answer["error"]
+    status, answer = await create(http, cluster.url, auth, unique(), 0)
+    assert (
+        status == 400
+        and "field" not in answer
+        and answer["error"] == "The file is empty; choose a video file."
+    )
+
+
 async def test_a_creation_carrying_the_whole_file_names_the_video(cluster, http):
     """A creation whose body is the whole file (Creation-With-Upload, as tus clients send
     small files) is answered like the last PATCH: 201 with the offset, the video's name and
