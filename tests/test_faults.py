@@ -257,12 +257,21 @@ async def test_datanode_losing_its_folder_has_its_replicas_remade(fresh_cluster)
 
 
 async def test_web_answers_503_while_the_master_is_down(fresh_cluster, http):
-    """With the master gone the site says so (503, Retry-After); it recovers by itself."""
+    """With the master gone the site says so (503, Retry-After), as JSON to scripts and
+    as a page to people; it recovers by itself."""
     cluster = fresh_cluster()
     cluster.master.kill()
     async with http.get(f"{cluster.url}/listar") as response:
         assert response.status == 503 and response.headers["Retry-After"]
         assert "not answering" in (await response.json())["error"]
+    # A person opening a page reads the same sentence in a page with a way home, not
+    # the JSON a script gets (the watch page showed {"error": ...} as plain text).
+    async with http.get(f"{cluster.url}/watch/any.mp4", headers={"Accept": "text/html"}) as response:
+        assert response.status == 503 and response.headers["Retry-After"]
+        assert response.headers["Content-Type"].startswith("text/html")
+        page = await response.text()
+        assert "Try again shortly" in page and "The storage cluster is not answering" in page
+        assert 'href="/"' in page
     cluster.restart_master()
     async with http.get(f"{cluster.url}/listar") as response:
         assert response.status == 200

@@ -294,13 +294,21 @@ async def watch(request: web.Request) -> web.Response:
     return aiohttp_jinja2.render_template("watch.html", request, context)
 
 
-# The heading of the page a browser gets for each refusal it can navigate to.
-ERROR_PAGE_HEADINGS = {403: "Not allowed", 404: "Not found"}
+# The heading of the page a browser gets for each refusal or failure it can navigate to
+# (a script asking for JSON gets the same sentence as JSON).
+ERROR_PAGE_HEADINGS = {
+    403: "Not allowed",
+    404: "Not found",
+    500: "Something went wrong",
+    502: "Try again shortly",
+    503: "Try again shortly",
+}
 
 
 def error_page(request: web.Request, status: int, message: str) -> web.Response:
-    """The friendly page for a 403 or 404 a person navigated to (a stale or mistyped link,
-    an admin page), with the site's header and a way home."""
+    """The friendly page for a refusal or failure a person navigated to (a stale or
+    mistyped link, an admin page, the cluster down), with the site's header and a way
+    home."""
     visitor = request.get(VISITOR)
     context = not_found_context(
         message,

@@ -89,11 +89,10 @@ async def errors_and_headers(request: web.Request, handler):
     try:
         response = await handler(request)
     except web.HTTPException as exc:
-        if exc.status in pages.ERROR_PAGE_HEADINGS and wants_html(request):
-            # A person who mistyped an address reads a page with a way home, not JSON.
-            response = pages.error_page(request, exc.status, _http_error_sentence(exc))
-        elif exc.content_type != "application/json" and exc.status >= 400:
-            response = error(
+        navigated = exc.status in pages.ERROR_PAGE_HEADINGS and wants_html(request)
+        if navigated or (exc.content_type != "application/json" and exc.status >= 400):
+            response = _error(
+                request,
                 exc.status,
                 _http_error_sentence(exc),
                 **{k: v for k, v in exc.headers.items() if k in ("Allow", "Retry-After")},
@@ -104,15 +103,16 @@ async def errors_and_headers(request: web.Request, handler):
         response = _master_refusal(request, exc, request_id)
     except (OSError, TimeoutError) as exc:
         quiet.warning("[%s] %s %s: master unreachable: %s", request_id, request.method, request.raw_path, exc)
-        response = error(
+        response = _error(
+            request,
             503,
             f"The storage cluster is not answering; try again shortly (request {request_id}).",
             **{"Retry-After": "5"},
         )
     except Exception:
         log.exception("[%s] %s %s failed", request_id, request.method, request.raw_path)
-        response = error(
-            500, f"Something went wrong on our side; it has been logged as request {request_id}."
+        response = _error(
+            request, 500, f"Something went wrong on our side; it has been logged as request {request_id}."
         )
     if not response.prepared:
         response.headers.update(SECURITY_HEADERS)
@@ -136,6 +136,16 @@ async def _answer_and_close(request: web.Request, response: web.StreamResponse) 
     request.protocol.force_close()
 
 
+def _error(request: web.Request, status: int, sentence: str, **headers: str) -> web.Response:
+    """The sentence as JSON, or as a page with the site's header and a way home when a
+    person navigated here (a mistyped address, the cluster down): not raw JSON."""
+    if status in pages.ERROR_PAGE_HEADINGS and wants_html(request):
+        response = pages.error_page(request, status, sentence)
+        response.headers.update(headers)
+        return response
+    return error(status, sentence, **headers)
+
+
 def _master_refusal(request: web.Request, exc: RequestFailed, request_id: str) -> web.Response:
     status = _MASTER_ERROR_STATUS.get(exc.code, 502)
     visitor = request.get(VISITOR)
@@ -144,13 +154,15 @@ def _master_refusal(request: web.Request, exc: RequestFailed, request_id: str) -
     if status in (502, 503):  # the cluster's trouble, not the client's: the log says which
         quiet.warning("[%s] %s %s: the master refused: %s", request_id, request.method, request.raw_path, exc)
     if status == 502:  # a code this web does not know: its sentence was not written for us
-        return error(502, f"The storage cluster could not do this right now (request {request_id}).")
+        return _error(
+            request, 502, f"The storage cluster could not do this right now (request {request_id})."
+        )
     if status == 503:
         # The master's sentences for a passing shortage give counts, never addresses
         # ("Only 1 datanode is running and 2 are needed ..."): an operator reading one
         # knows what to fix.
-        return error(503, exc.message, **{"Retry-After": "5"})
-    return error(status, exc.message)
+        return _error(request, 503, exc.message, **{"Retry-After": "5"})
+    return _error(request, status, exc.message)
 
 
 def _http_error_sentence(exc: web.HTTPException) -> str:
