@@ -66,6 +66,19 @@ def test_bad_titles_are_refused_with_a_reason(raw, reason):
         clean_title(raw)
 
 
+def test_text_reversing_overrides_are_refused_but_right_to_left_text_is_kept():
+    """A title or description holding a bidirectional override (RLO, LRO: "\u202egnp.exe"
+    shows as "exe.png") is refused saying why; Hebrew with a direction mark, and an
+    isolate around mixed text, are kept as typed."""
+    for override in ("\u202e", "\u202d"):
+        with pytest.raises(BadText, match="reverse the text"):
+            clean_title(f"{override}gnp.exe")
+        with pytest.raises(BadText, match="reverse the text"):
+            clean_description(f"see {override}this")
+    assert clean_title("\u05e9\u05dc\u05d5\u05dd \u200f(2026)") == "\u05e9\u05dc\u05d5\u05dd \u200f(2026)"
+    assert clean_description("a \u2067\u05d0\u2069 b") == "a \u2067\u05d0\u2069 b"
+
+
 def test_title_of_exactly_the_maximum_is_kept():
     """MAX_TITLE_CHARS characters (after trimming) is allowed, emoji included."""
     assert clean_title(" " + "😀" * MAX_TITLE_CHARS + " ") == "😀" * MAX_TITLE_CHARS

@@ -56,6 +56,13 @@ _DESCRIPTION_WHITESPACE = "\n\t"
 # Line and paragraph separators break a one-line title as surely as a newline.
 _TITLE_REFUSED_CATEGORIES = (*_REFUSED_CATEGORIES, "Zl", "Zp")
 
+# The bidirectional overrides (LRO, RLO) make the characters after them show in forced
+# order: "\u202egnp.exe" reads "exe.png". No language needs them (direction marks,
+# embeddings and isolates, which right-to-left and mixed text use, stay allowed), and a
+# page shows them to strangers, so titles and descriptions refuse them.
+_OVERRIDES = "\u202d\u202e"
+_OVERRIDE_SENTENCE = "The {what} contains characters that reverse the text after them; remove them."
+
 
 class BadText(ValueError):
     """A title or description that cannot be stored; str(exc) says why, for the user."""
@@ -77,6 +84,8 @@ def clean_title(raw: str) -> str:
         raise BadText(f"The title is longer than {MAX_TITLE_CHARS} characters; shorten it.")
     if any(unicodedata.category(char) in _TITLE_REFUSED_CATEGORIES for char in title):
         raise BadText("The title contains line breaks or control characters; remove them.")
+    if any(char in _OVERRIDES for char in title):
+        raise BadText(_OVERRIDE_SENTENCE.format(what="title"))
     return title
 
 
@@ -91,6 +100,8 @@ def clean_description(raw: str) -> str:
         for char in description
     ):
         raise BadText("The description contains control characters; remove them.")
+    if any(char in _OVERRIDES for char in description):
+        raise BadText(_OVERRIDE_SENTENCE.format(what="description"))
     return description
 
 
