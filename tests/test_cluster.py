@@ -128,6 +128,47 @@ def test_cluster_serves_survives_restart_and_stops_on_sigterm(tmp_path):
     assert processes_using(tmp_path) == []
 
 
+def role_pid(data_dir, module: str) -> int:
+    """The pid of the one running `module` (myyoutube.master...) of the cluster on `data_dir`."""
+    (pid,) = [pid for pid in processes_using(data_dir) if module.encode() in command_line(pid)]
+    return pid
+
+
+def command_line(pid: int) -> bytes:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as file:
+            return file.read()
+    except OSError:
+        return b""
+
+
+def test_a_master_killed_under_the_cluster_is_started_again_and_serves(tmp_path):
+    """`kill -9` of the master under `myyoutube-cluster` (the OOM killer, a crash): the
+    command says so and starts it again on its port and data, and the videos play again
+    through the same URL; it used to stop the whole service (exit 1)."""
+    data = mp4_bytes(os.urandom(10_000))
+    process, url, _ = start_cluster(tmp_path)
+    try:
+        token = sign_in(url, (tmp_path / "master" / "admin-password").read_text().strip())
+        assert post_video(url, token, "survivor.mp4", data) == 201
+        os.kill(role_pid(tmp_path, "myyoutube.master"), signal.SIGKILL)
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/stream/survivor.mp4", timeout=10) as response:
+                    assert response.read() == data
+                    break
+            except OSError:
+                assert time.monotonic() < deadline, "the master was not started again"
+                assert process.poll() is None, process.stderr.read()
+                time.sleep(0.5)
+    finally:
+        process.send_signal(signal.SIGTERM)
+    assert process.wait(30) == 0
+    said = process.stderr.read()
+    assert "myyoutube.master on port" in said and "killed by SIGKILL" in said and "starting it again" in said
+
+
 def processes_using(data_dir) -> list[int]:
     """Pids of the processes whose command line names `data_dir`."""
     found = []
