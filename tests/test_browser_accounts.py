@@ -287,7 +287,9 @@ async def test_changing_ones_password_on_the_account_page_by_keyboard(cluster, b
         await page.keyboard.press("Enter")
 
     await type_form("not my password", "my new password")
-    await expect(page.locator("#password-status[role=alert]")).to_contain_text("current password is not that")
+    await expect(page.locator("#password-status[role=alert]")).to_contain_text(
+        "current password you typed is wrong"
+    )
     assert await page.evaluate("document.activeElement.id") == "current-password"
     await type_form(PASSWORD, "my new password")
     await expect(page.locator("#password-status[role=status]")).to_contain_text("Every other session")

@@ -74,7 +74,7 @@ def test_a_refusal_is_an_alert_next_to_the_field_to_fix():
     """A refused change shows its sentence as an alert, puts the cursor in the field to
     fix and ties the sentence to that field; a success is a status, not an alert."""
     _, tags = account_page(
-        User("ann", "viewer"), message="Your current password is not that.", focus="current"
+        User("ann", "viewer"), message="The current password you typed is wrong.", focus="current"
     )
     assert tags.tags["password-status"][1]["role"] == "alert"
     current = tags.tags["current-password"][1]

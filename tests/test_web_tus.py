@@ -51,6 +51,9 @@ def test_a_creation_carries_the_name_the_uploader_chose():
         ({"Tus-Resumable": "0.2.2"}, 412, "1.0.0"),
         ({"Upload-Length": "2000000"}, 413, "limit"),
         ({"Upload-Length": "-1"}, 400, "whole number"),
+        # Past 2^63 is past the limit: it used to be "not a whole number" from 20 digits on.
+        ({"Upload-Length": "9" * 20}, 413, "limit"),
+        ({"Upload-Length": "9" * 41}, 400, "whole number"),
         ({"Upload-Length": "0"}, 400, "empty"),
         ({"Upload-Defer-Length": "1"}, 400, "Upload-Length"),
         ({"Upload-Metadata": "title " + encoded("x")}, 400, "filename"),
@@ -100,6 +103,14 @@ def test_a_patch_at_another_offset_is_409_and_past_the_end_413():
     with pytest.raises(tus.TusError) as refused:
         tus.check_patch(100, upload, 901)
     assert refused.value.status == 413
+    huge = {
+        **creation_headers(),
+        "Content-Type": "application/offset+octet-stream",
+        "Upload-Offset": "9" * 20,
+    }
+    with pytest.raises(tus.TusError) as refused:
+        tus.check_patch(tus.patch_offset(huge), upload, 10)
+    assert refused.value.status == 409  # not "not a whole number": it is one, and not the offset
 
 
 def test_options_and_answers_say_the_version_and_extensions():

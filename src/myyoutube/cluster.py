@@ -276,12 +276,12 @@ class Cluster(Supervisor):
         ]
 
     def start(self) -> Role:
+        self._check_web_port()  # before the data folder is made: a refused start leaves none
         self.data_dir.mkdir(parents=True, exist_ok=True)
         try:
             service.lock_data_dir(self.data_dir, "myyoutube-cluster")
         except service.StartupError as exc:
             raise LaunchError(str(exc)) from None
-        self._check_web_port()
         ensure_certificates(self.data_dir / "certs", self.args.datanodes)
         saved, host = self._saved_ports(), self.args.internal_host
         master, master_address = self._start_master(self._port_or_any("master", saved.get("master", 0)))

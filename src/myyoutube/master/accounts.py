@@ -70,7 +70,7 @@ GENERATED_PASSWORD_BYTES = 18
 
 REFUSED_SENTENCE = "Wrong username or password."
 NO_CURRENT_PASSWORD_SENTENCE = "To change your own password, give your current password too."
-WRONG_CURRENT_PASSWORD_SENTENCE = "Your current password is not that; the password was not changed."
+WRONG_CURRENT_PASSWORD_SENTENCE = "The current password you typed is wrong; your password was not changed."
 FORBIDDEN_SENTENCE = "Only an admin may manage accounts."
 
 _HASHER = argon2.PasswordHasher()

@@ -34,9 +34,11 @@ OFFSET_CONTENT_TYPE = "application/offset+octet-stream"
 # this is not ours (and base64 grows it by a third).
 MAX_METADATA_CHARS = 8 * 1024
 
-# A byte count in a header: digits only (no sign, no spaces), at most 19 of them so it fits
-# a signed 64-bit integer wherever it goes next.
-_DIGITS = re.compile(r"[0-9]{1,19}\Z")
+# A byte count in a header: digits only (no sign, no spaces). Up to 40 of them are read
+# (a longer one is not a number any client sends), so that a count too large for a
+# signed 64-bit integer is refused for what it is, past the size limit (413) or not the
+# upload's offset (409), by the checks that follow, before it goes anywhere else.
+_DIGITS = re.compile(r"[0-9]{1,40}\Z")
 # A metadata key: tus says ASCII, no spaces or commas, and not empty.
 _KEY = re.compile(r"[!-+\--~]+\Z")
 
