@@ -15,6 +15,8 @@ from myyoutube.lookalikes import Lookalikes, confusable, skeleton
         ("paypal", "paypa1"),  # digit one and letter l
         ("apple", "\u0430pple"),  # Cyrillic а
         ("caf\u00e9", "cafe\u0301"),  # the same text composed and decomposed
+        ("v20.mp4", "v\uff120.mp4"),  # a full-width digit (accepted beside it before)
+        ("file.mp4", "\ufb01le.mp4"),  # the ligature fi
     ],
 )
 def test_look_alikes_share_a_skeleton(a, b):

@@ -4,9 +4,10 @@ Theory of operation
 -------------------
 Two names that a person cannot tell apart ("admin" and "adrnin", "cat" and "сat" with a
 Cyrillic с) must not both exist: one could pose as the other. UTS #39 compares names by
-their *skeletons*: decompose (NFD), replace each character by the prototype of its
-confusable class, decompose again; two names are confusable when their skeletons are
-equal. Only whether skeletons are equal matters, never what they look like.
+their *skeletons*: decompose (NFD; here NFKD, see `skeleton`), replace each character by
+the prototype of its confusable class, decompose again; two names are confusable when
+their skeletons are equal. Only whether skeletons are equal matters, never what they
+look like.
 
 The confusable pairs are Unicode's confusables.txt as the `confusable-homoglyphs` package
 ships it (MIT licence; the data itself is under the Unicode licence). That package lists
@@ -60,9 +61,12 @@ def _prototypes() -> dict[str, str]:
 
 
 def skeleton(text: str) -> str:
-    """The UTS #39 skeleton of `text`: equal skeletons, confusable texts."""
+    """The UTS #39 skeleton of `text`: equal skeletons, confusable texts. The first
+    decomposition is NFKD rather than NFD: a compatibility form (a full-width "２", the
+    ligature "ﬁ") is the character it is a form of, and confusables.txt does not list
+    every one ("v２0.mp4" passed beside "v20.mp4")."""
     prototypes = _prototypes()
-    current = unicodedata.normalize("NFD", text)
+    current = unicodedata.normalize("NFKD", text)
     for _ in range(MAX_PASSES):
         mapped = unicodedata.normalize("NFD", "".join(prototypes.get(char, char) for char in current))
         if mapped == current:
