@@ -75,6 +75,10 @@ def test_an_admin_signs_in_manages_an_account_and_signs_out(cluster, tmp_path):
     regraded = myyoutube(cluster, admin, "user", "set", name, "--role", "viewer", "--quota-bytes", "5000000")
     assert regraded.returncode == 0, regraded.stderr
     assert f"{name} is now viewer, with a quota of 4.8 MB" in regraded.stdout
+    # A viewer cannot upload: its quota column says so rather than show room it cannot use.
+    table = myyoutube(cluster, admin, "user", "list").stdout.splitlines()
+    fields = next(line.split() for line in table[1:] if line.split()[0] == name)
+    assert fields[1] == "viewer" and fields[-2] == "-"  # QUOTA, before SESSIONS
     assert "say what to change" in one_error_line(myyoutube(cluster, admin, "user", "set", name))
     regraded = myyoutube(
         cluster, admin, "user", "set", name, "--role", "uploader", "--default-quota", "--json"

@@ -47,6 +47,15 @@ def test_storage_is_said_against_the_quota_or_its_absence():
     assert accounts.storage_text(0, 0) == "0 B of 0 B (it may store nothing)"
 
 
+def test_a_viewers_page_shows_no_storage():
+    """A viewer may not upload: no "Storage used" row (it said "0 B of 50.0 GB", room the
+    account does not have); an uploader's page has one."""
+    html, tags = account_page(User("vic", "viewer", 50 * 1024**3, 0))
+    assert "account-storage" not in tags.tags and "Storage used" not in html
+    _, tags = account_page(User("ula", "uploader", 50 * 1024**3, 0))
+    assert "account-storage" in tags.tags
+
+
 def test_the_page_shows_the_account_and_a_labelled_password_form():
     """Name, role in words and storage are shown (escaped); the form posts with the
     session's CSRF token, every field has a label and the autocomplete a password

@@ -22,6 +22,7 @@ import sys
 from pathlib import Path
 
 from myyoutube import webclient
+from myyoutube.permissions import VIEWER
 from myyoutube.terminal import EXIT_OK, report, say_json, size_text, table
 from myyoutube.webclient import Api, ToolError, Unauthorized, video_path
 
@@ -172,6 +173,13 @@ async def cmd_user_add(api: Api, args: argparse.Namespace) -> int:
     return report(args, answer, f"added {args.name} ({args.role})")
 
 
+def _quota_text(user: dict) -> str:
+    """An account's quota as `user list` shows it; "-" for a viewer, who cannot upload."""
+    if user.get("role") == VIEWER:
+        return "-"
+    return "unlimited" if user.get("quota_bytes") is None else size_text(user["quota_bytes"])
+
+
 async def cmd_user_list(api: Api, args: argparse.Namespace) -> int:
     answer = await api.json("/api/users", keys=("users",))
     if args.json:
@@ -182,7 +190,7 @@ async def cmd_user_list(api: Api, args: argparse.Namespace) -> int:
             str(user["name"]),
             str(user["role"]),
             size_text(user.get("used_bytes")),
-            "unlimited" if user.get("quota_bytes") is None else size_text(user["quota_bytes"]),
+            _quota_text(user),
             str(user.get("sessions", 0)),
         )
         for user in answer.get("users", [])

@@ -39,7 +39,7 @@ from myyoutube.account_messages import KEEP_QUOTA
 from myyoutube.client import RequestFailed
 from myyoutube.formatting import human_size
 from myyoutube.master.users import BROWSER_SESSION, MAX_PASSWORD_CHARS, MIN_PASSWORD_CHARS
-from myyoutube.permissions import MAX_QUOTA_BYTES, User
+from myyoutube.permissions import MAX_QUOTA_BYTES, User, may_upload
 from myyoutube.web.auth import FORM_CONTENT_TYPE, end_session_cookie, read_form, start_session_cookie
 from myyoutube.web.common import (
     MASTER,
@@ -220,7 +220,8 @@ def account_context(
         "visitor": visitor,
         "name": user.name,
         "role": ROLE_WORDS.get(user.role, user.role),
-        "storage": storage_text(user.used_bytes, user.quota_bytes),
+        # A viewer stores nothing and may not: a quota there reads as room it does not have.
+        "storage": storage_text(user.used_bytes, user.quota_bytes) if may_upload(user) else "",
         "message": message,
         "changed": changed,
         "focus": focus,
