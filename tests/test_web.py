@@ -13,7 +13,7 @@ import aiohttp
 import pytest
 
 import harness
-from harness import free_box_header, mp4_bytes, tiny_mp4, wait_until
+from harness import free_box_header, mp4_bytes, multipart, tiny_mp4, wait_until
 from videos import make_webm
 
 BIG_VIDEO_BYTES = 101 * 1024 * 1024 + 12345  # past 100 MB, and not a multiple of a chunk
@@ -194,6 +194,24 @@ async def test_the_uploader_may_choose_the_name_in_the_form(cluster, http):
     assert status == 409 and "already exists" in body["error"]
     status, body = await upload_named("Talks/2026")
     assert status == 400 and "cannot contain" in body["error"]
+
+
+async def test_a_full_windows_path_as_the_file_name_names_the_video_by_its_last_part(cluster, http):
+    """A form whose file name is a full Windows path, sent raw as the HTML standard has
+    browsers send it (old ones sent the whole path), names the video after the file:
+    "C:\\Users\\bob\\NAME" is the video NAME. It became "C:UsersbobNAME"; a name
+    escaped the RFC way (\\" and \\\\, as some clients send) is still read as meant."""
+    name = unique("win")
+    body, content_type = multipart(f"C:\\Users\\bob\\{name}", mp4_bytes(b"windows"))
+    headers = {"Content-Type": content_type, **cluster.admin_headers()}
+    async with http.post(f"{cluster.url}/upload", data=body, headers=headers) as response:
+        assert response.status == 201 and (await response.json())["name"] == name
+    meant = unique('say "hi"')
+    body, content_type = multipart("NAME", mp4_bytes(b"quoted"))
+    body = body.replace(b'filename="NAME"', b'filename="' + meant.replace('"', '\\"').encode() + b'"')
+    headers["Content-Type"] = content_type
+    async with http.post(f"{cluster.url}/upload", data=body, headers=headers) as response:
+        assert response.status == 201 and (await response.json())["name"] == meant
 
 
 async def test_empty_file_is_refused_with_a_sentence(cluster, http):

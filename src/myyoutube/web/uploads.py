@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import re
 import shutil
 import tempfile
 import time
@@ -53,6 +54,10 @@ from myyoutube.web.auth import client_address
 from myyoutube.web.common import LIMITS, METRICS, VISITOR, account_of, error, master_for
 from myyoutube.web.local_copy import STALE_AFTER_S
 from myyoutube.web.pace import enforce_rate
+
+# A form part's `filename="..."` parameter, its value as sent (an RFC quoted string: up
+# to the first quote not escaped by a backslash).
+_QUOTED_FILENAME = re.compile(r';\s*filename="((?:[^"\\]|\\.)*)"')
 
 # Spool folders carry this prefix, so that one left by a front end killed mid-upload can be
 # told apart in a spool directory others share (the system's temporary one by default).
@@ -171,8 +176,18 @@ async def rest_of_form(reader) -> None:
 
 def form_filename(part) -> str:
     """The file name as the user's OS had it. Browsers escape exactly three characters in
-    a form's file name (HTML standard, "multipart/form-data encoding algorithm")."""
-    escaped = part.filename or ""
+    a form's file name (HTML standard, "multipart/form-data encoding algorithm"), and not
+    the backslash, while aiohttp reads `filename="..."` as an RFC quoted string, whose
+    backslashes escape: "C:\\Users\\bob\\win.mp4" (an old Windows browser's full path)
+    became "C:Usersbobwin.mp4". So the raw value is kept unless it holds an RFC escape
+    (\\" or \\\\, which some clients send and browsers never do) or the client sent an RFC
+    5987 `filename*`: aiohttp decodes those."""
+    disposition = part.headers.get("Content-Disposition", "")
+    raw = _QUOTED_FILENAME.search(disposition)
+    if raw and "filename*" not in disposition and '\\"' not in raw.group(1) and "\\\\" not in raw.group(1):
+        escaped = raw.group(1)
+    else:
+        escaped = part.filename or ""
     return escaped.replace("%22", '"').replace("%0D", "\r").replace("%0A", "\n")
 
 
