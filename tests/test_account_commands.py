@@ -84,6 +84,15 @@ def test_an_admin_signs_in_manages_an_account_and_signs_out(cluster, tmp_path):
         cluster, admin, "user", "set", name, "--role", "uploader", "--default-quota", "--json"
     )
     assert json.loads(regraded.stdout)["user"]["role"] == "uploader", regraded.stderr
+    # One account without a limit while the master's default holds for the others.
+    unlimited = myyoutube(cluster, admin, "user", "set", name, "--quota-bytes", "unlimited")
+    assert f"{name} is now uploader, with no quota" in unlimited.stdout, unlimited.stderr
+    fields = next(
+        line.split()
+        for line in myyoutube(cluster, admin, "user", "list").stdout.splitlines()
+        if line.split()[0] == name
+    )
+    assert fields[-2] == "unlimited"
 
     alice = tmp_path / "alice-config"
     assert myyoutube(cluster, alice, "login", "--username", name, "--password-file", first).returncode == 0

@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 
 from myyoutube import webclient
-from myyoutube.permissions import VIEWER
+from myyoutube.permissions import MAX_QUOTA_BYTES, VIEWER
 from myyoutube.terminal import EXIT_OK, report, say_json, size_text, table
 from myyoutube.webclient import Api, ToolError, Unauthorized, video_path
 
@@ -241,16 +241,15 @@ async def cmd_user_passwd(api: Api, args: argparse.Namespace) -> int:
     )
 
 
-# The index keeps byte counts in SQLite's 64-bit integers; a larger quota once made the
-# master drop its link to the web, which then said the cluster was not answering.
-MAX_QUOTA_BYTES = 2**63 - 1
-
-
 def quota_bytes(text: str) -> int:
-    """argparse type for --quota-bytes: a whole number of bytes the index can hold."""
+    """argparse type for --quota-bytes: a whole number of bytes the index can hold (a
+    larger quota once made the master drop its link to the web, which then said the
+    cluster was not answering), or "unlimited" (permissions.MAX_QUOTA_BYTES)."""
+    if text == "unlimited":
+        return MAX_QUOTA_BYTES
     if not text.isdigit() or int(text) > MAX_QUOTA_BYTES:
         raise argparse.ArgumentTypeError(
-            f"expected a whole number of bytes up to {MAX_QUOTA_BYTES}, got {text!r}"
+            f"expected a whole number of bytes up to {MAX_QUOTA_BYTES}, or unlimited, got {text!r}"
         )
     return int(text)
 
@@ -284,14 +283,18 @@ def register(commands, add, common: argparse.ArgumentParser) -> None:
         "--quota-bytes",
         type=quota_bytes,
         default=None,
-        help="bytes it may store (default: the master's default)",
+        help="bytes it may store, or unlimited (default: the master's default)",
     )
     added.set_defaults(ask=asks_new_password("Password for {name}: "))
     changed = sub("set", cmd_user_set, "change an account's role or quota (from its next request on)")
     changed.add_argument("name", metavar="NAME")
     changed.add_argument("--role", choices=("admin", "uploader", "viewer"))
     quota = changed.add_mutually_exclusive_group()
-    quota.add_argument("--quota-bytes", type=quota_bytes, help="bytes it may store")
+    quota.add_argument(
+        "--quota-bytes",
+        type=quota_bytes,
+        help="bytes it may store, or unlimited (whatever the master's default)",
+    )
     quota.add_argument("--default-quota", action="store_true", help="back to the master's default quota")
     sub("list", cmd_user_list, "list accounts")
     sub("remove", cmd_user_remove, "remove an account (its videos stay)").add_argument("name", metavar="NAME")

@@ -35,7 +35,9 @@ VISIBILITIES = (PUBLIC, UNLISTED, PRIVATE)
 VISIBILITY_SENTENCE = f"The visibility must be one of {', '.join(VISIBILITIES)}."
 
 # The largest quota: the index keeps it as a SQLite INTEGER, a signed 64-bit number
-# (8 EiB, far past any disk); JSON numbers have no bound of their own.
+# (8 EiB, far past any disk); JSON numbers have no bound of their own. It is also how
+# one account is given no limit while the master's default applies to the others
+# (`myyoutube user set NAME --quota-bytes unlimited`): such an account is unlimited.
 MAX_QUOTA_BYTES = 2**63 - 1
 
 # The account that owns every video stored before accounts existed, and the first admin.

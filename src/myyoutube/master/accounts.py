@@ -38,7 +38,7 @@ from myyoutube import permissions, service
 from myyoutube.account_messages import KEEP_QUOTA
 from myyoutube.formatting import counted
 from myyoutube.master import users
-from myyoutube.permissions import ADMIN, ADMIN_USER, User
+from myyoutube.permissions import ADMIN, ADMIN_USER, MAX_QUOTA_BYTES, User
 from myyoutube.protocol import (
     AddUser,
     EnsureAdmin,
@@ -106,8 +106,8 @@ class Accounts:
         if account is None:
             return None
         quota = account["quota_bytes"] if account["quota_bytes"] is not None else self.default_quota_bytes
-        if account["role"] == ADMIN:
-            quota = None  # admins are unlimited
+        if account["role"] == ADMIN or quota == MAX_QUOTA_BYTES:
+            quota = None  # admins are unlimited, and so is an account given the largest quota
         return User(account["name"], account["role"], quota, self.index.stored_bytes_of(account["name"]))
 
     def describe(self, name: str) -> dict:
