@@ -42,7 +42,7 @@
     507: "The video store is full.",
   };
   var maxUploadBytes = Number(form.getAttribute("data-max-upload-bytes"));
-  var upload = { cancel: null, cancelled: false };
+  var upload = { cancel: null, cancelled: false, ending: null };
   // Files refused for their name (taken, or against the rules), kept for a retry under
   // another name: the file input is cleared once any upload of a batch succeeded.
   var waiting = [];
@@ -120,10 +120,12 @@
           resolve({ ok: false, message: file.name + ": " + tusErrorSentence(err), nameRefused: refusedForName(err) });
         },
       });
-      // abort(true) also terminates the upload on the server (DELETE), removing its bytes.
+      // abort(true) also terminates the upload on the server (DELETE), removing its bytes,
+      // then forgets it here; the list of unfinished uploads waits for that (`ending`),
+      // or it would ask the server about an upload being deleted, and list it.
       upload.cancel = function () {
-        tusUpload.abort(true).catch(function () {
-          /* already gone, or it expires on the server */
+        upload.ending = tusUpload.abort(true).catch(function () {
+          /* already gone, or it expires on the server (and stays listed until then) */
         });
         resolve({ ok: false, message: file.name + ": Upload cancelled." });
       };
@@ -232,7 +234,9 @@
         if (uploaded && chosenName && nameInput) nameInput.value = "";
         waiting = refusedNames.concat(later);
         offerAnotherName(form.contains(document.activeElement));
-        showUnfinished();
+        var ending = upload.ending || Promise.resolve();
+        upload.ending = null;
+        ending.then(showUnfinished);
         return Promise.resolve();
       }
       var file = files[index];
