@@ -74,10 +74,14 @@ from myyoutube.tls_contexts import Tls
 
 log = logging.getLogger(__name__)
 
-# Data connections served at once. Each holds at most a chunk or two of memory, and the
-# master opens one per replica per upload or read, so this is far above normal use while
-# still bounding what a flood of connections can cost.
-MAX_CONNECTIONS = 256
+# Data connections served at once. A web front end holds one per stream it serves from
+# this node (up to its --max-streams, 256 by default, all on one node when it holds the
+# only copies), the master one per replica being written, relayed or repaired. 1024
+# leaves room for several front ends at their limit and the master besides, while still
+# bounding what a flood costs: an idle link holds ~16 KiB, a busy one at most its two
+# 256 KiB socket buffers and a chunk (512 MiB at the bound, all busy at once). Past it
+# a new link is refused, and a web reading from here fails over to the other holders.
+MAX_CONNECTIONS = 1024
 
 # Idle connections kept to each peer datanode, for the next hops of chain writes. Under 5
 # uploaders at once (bench/mixed_load.py), 2 still closed ~4 connections a second (130
