@@ -281,6 +281,11 @@ class BlobStore:
                     # Asked per block: viewers who start on the blob midway keep the rest.
                     drop_cached(handle.fd, block_start, len(block))
                 yield block[max(offset, block_start) - block_start : end - block_start]
+            if drop_behind and not self._read_handles.is_open(blob_id):
+                # Once more over the whole walk: the kernel's readahead may have cached a
+                # large folio (1 MiB was seen) spanning several blocks, which a drop of
+                # one block, a part of it, leaves in place.
+                drop_cached(handle.fd, first_block * BLOCK_BYTES, end - first_block * BLOCK_BYTES)
         finally:
             self._read_handles.release(handle)
 
