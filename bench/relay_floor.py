@@ -13,7 +13,7 @@ The relay runs in C all the way (recv_into/sendall release the GIL; os.splice mo
 pages through a pipe without copying them to user space), so its CPU time is the
 kernel's share of a relay with no Python per chunk: a floor under what the web can spend.
 
-Both sockets get the cluster's buffer size (stream.SOCKET_BUFFER_BYTES), as the web's
+Both sockets get the cluster's buffer size (links.bound_buffers), as the web's
 links to datanodes have. Printed for each way and repeat: MB/s and the relay's CPU
 seconds per GiB. Compare the CPU with the web's in `full_stream.py` (its CPU column over
 the bytes read): what the web spends above this floor is Python and asyncio per chunk.
@@ -32,8 +32,8 @@ import time
 from collections.abc import Callable
 
 from benchlib import MIB, print_table, run_context
+from myyoutube.links import bound_buffers
 from myyoutube.protocol import CHUNK_BYTES
-from myyoutube.stream import SOCKET_BUFFER_BYTES
 
 
 def loopback_pair() -> tuple[socket.socket, socket.socket]:
@@ -41,10 +41,8 @@ def loopback_pair() -> tuple[socket.socket, socket.socket]:
     with socket.socket() as listener:
         listener.bind(("127.0.0.1", 0))
         listener.listen()
-        near = socket.socket()
-        for sock in (near, listener):
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SOCKET_BUFFER_BYTES)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, SOCKET_BUFFER_BYTES)
+        near = bound_buffers(socket.socket())
+        bound_buffers(listener)  # after listen, as measured in bench/README.md
         near.connect(listener.getsockname())
         far, _ = listener.accept()
     return near, far

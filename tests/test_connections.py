@@ -14,7 +14,7 @@ import time
 import uuid
 
 from harness import mp4_bytes, upload
-from myyoutube.stream import SOCKET_BUFFER_BYTES
+from myyoutube.links import SOCKET_BUFFER_BYTES
 
 HEADER_TIMEOUT_S = 1.0
 

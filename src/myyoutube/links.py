@@ -49,7 +49,7 @@ from myyoutube import certs, protocol, service
 from myyoutube.admission import Admission, fd_headroom, near_file_limit
 from myyoutube.protocol import Error, Message
 from myyoutube.quietlog import LogLimiter
-from myyoutube.stream import FrameReceiver, FrameStream, bound_buffers
+from myyoutube.stream import FrameReceiver, FrameStream
 from myyoutube.tls_contexts import Tls
 
 log = logging.getLogger(__name__)
@@ -83,6 +83,20 @@ REVOCATION_CHECK_S = 1.0
 SERVER_IDLE_S = 120.0
 
 Handler = Callable[[FrameStream, Message], Awaitable[None]]
+
+
+# Kernel send and receive buffers of every internal socket. Left alone, Linux grows them
+# to 4 MiB (send) and 32 MiB (receive) on loopback, and a paused viewer then leaves
+# 20-33 MiB read ahead in the cluster; at 256 KiB it is ~3.6 MiB per viewer with the same
+# stream throughput (bench/stream_window.py, bench/throughput.py).
+SOCKET_BUFFER_BYTES = 256 * 1024
+
+
+def bound_buffers(sock: socket.socket) -> socket.socket:
+    """Cap a socket's kernel buffers (set before connect/listen so TCP's window agrees)."""
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SOCKET_BUFFER_BYTES)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, SOCKET_BUFFER_BYTES)
+    return sock
 
 
 class PeerRefused(ConnectionError):

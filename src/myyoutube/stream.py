@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import socket
 import time
 import typing
 from collections.abc import AsyncIterator, Callable
@@ -69,12 +68,6 @@ STREAM_BUFFER_BYTES = protocol.CHUNK_BYTES
 
 # How long close() waits for unsent bytes to reach a peer before giving up on them.
 CLOSE_FLUSH_S = 1.0
-
-# Kernel send and receive buffers of every internal socket. Left alone, Linux grows them
-# to 4 MiB (send) and 32 MiB (receive) on loopback, and a paused viewer then leaves
-# 20-33 MiB read ahead in the cluster; at 256 KiB it is ~3.6 MiB per viewer with the same
-# stream throughput (bench/stream_window.py, bench/throughput.py).
-SOCKET_BUFFER_BYTES = 256 * 1024
 
 _KEEPALIVE_FRAME = protocol.encode(Keepalive())
 
@@ -392,10 +385,3 @@ class Keepalives:
 
     def cancel(self) -> None:
         self._timer.cancel()
-
-
-def bound_buffers(sock: socket.socket) -> socket.socket:
-    """Cap a socket's kernel buffers (set before connect/listen so TCP's window agrees)."""
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SOCKET_BUFFER_BYTES)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, SOCKET_BUFFER_BYTES)
-    return sock

@@ -43,8 +43,8 @@ from aiohttp.http_exceptions import BadHttpMethod, LineTooLong
 
 from myyoutube.admission import Admission, client_key, fd_headroom, near_file_limit
 from myyoutube.formatting import counted
+from myyoutube.links import SOCKET_BUFFER_BYTES
 from myyoutube.quietlog import QuietLog
-from myyoutube.stream import SOCKET_BUFFER_BYTES
 from myyoutube.web.common import SECURITY_HEADERS
 
 log = logging.getLogger(__name__)
@@ -199,7 +199,7 @@ class _Guarded(asyncio.Protocol):
 
 
 def _cap_send_buffer(transport: asyncio.BaseTransport) -> None:
-    """The same cap as inside the cluster (see stream.SOCKET_BUFFER_BYTES): a paused player
+    """The same cap as inside the cluster (see links.SOCKET_BUFFER_BYTES): a paused player
     must not pull megabytes ahead into its socket's kernel buffer. Once per connection, not
     per response: a player asks a range every few seconds on the same connection."""
     sock = transport.get_extra_info("socket")
