@@ -21,6 +21,11 @@ from myyoutube.stream import RequestFailed
 VIDEO_BYTES = 3 * 1024 * 1024 + 12_345  # several chunks, and a last one that is not whole
 
 
+def web_tls(cluster: Cluster) -> tls_contexts.Tls:
+    """The TLS context of a web front end of `cluster` (its test client's certificate)."""
+    return tls_contexts.load(cluster.root / "certs" / "test-client", "web")
+
+
 async def master_counters(cluster: Cluster) -> dict:
     client = cluster.client()
     try:
@@ -83,11 +88,11 @@ async def test_with_certificates_the_web_reads_only_what_the_master_granted(fres
     assert (await master_counters(cluster))["bytes_out"] == 0
 
     blob_id = blob_id_of(cluster, data)
-    web_tls = tls_contexts.load(cluster.root / "certs" / "test-client", "web")
+    tls = web_tls(cluster)
     node = cluster.datanodes[0]
     forged = read_grants.grant(read_grants.new_key(), blob_id, time.time())
     for grant in ("", forged):
-        link = await links.connect(node.host, node.port, web_tls, expect_role="datanode")
+        link = await links.connect(node.host, node.port, tls, expect_role="datanode")
         try:
             await link.write_frame(ReadBlob(blob_id=blob_id, offset=0, length=100, grant=grant))
             with pytest.raises(RequestFailed) as refused:
@@ -103,9 +108,9 @@ async def test_a_web_that_cannot_reach_the_datanodes_is_served_through_the_maste
     cluster = fresh_cluster(tls=True)
     data = mp4_bytes(os.urandom(VIDEO_BYTES))
     await store(cluster, "fallback.mp4", data)
-    web_tls = tls_contexts.load(cluster.root / "certs" / "test-client", "web")
+    tls = web_tls(cluster)
     client = MasterClient(
-        cluster.master.host, cluster.master.port, web_tls, user="admin", direct=DirectReads(None)
+        cluster.master.host, cluster.master.port, tls, user="admin", direct=DirectReads(None)
     )
     try:
         received = b"".join([piece async for piece in client.read("fallback.mp4", 0, -1)])
@@ -123,9 +128,9 @@ async def test_a_web_whose_reads_failed_on_every_holder_goes_to_the_master_at_on
     cluster = fresh_cluster(tls=True)
     data = mp4_bytes(os.urandom(VIDEO_BYTES))
     await store(cluster, "cut-off.mp4", data)
-    web_tls = tls_contexts.load(cluster.root / "certs" / "test-client", "web")
+    tls = web_tls(cluster)
     direct = DirectReads(None)  # no certificate towards datanodes that want one
-    client = MasterClient(cluster.master.host, cluster.master.port, web_tls, user="admin", direct=direct)
+    client = MasterClient(cluster.master.host, cluster.master.port, tls, user="admin", direct=direct)
     try:
         first = b"".join([piece async for piece in client.read("cut-off.mp4", 0, -1)])
         tried = direct.pools.opened
@@ -140,8 +145,8 @@ async def test_a_web_whose_reads_failed_on_every_holder_goes_to_the_master_at_on
 
 async def locate(cluster: Cluster, name: str) -> VideoLocation:
     """Where the master says `name` is, with its grant, as the web asks."""
-    web_tls = tls_contexts.load(cluster.root / "certs" / "test-client", "web")
-    link = await links.connect(cluster.master.host, cluster.master.port, web_tls, expect_role="master")
+    tls = web_tls(cluster)
+    link = await links.connect(cluster.master.host, cluster.master.port, tls, expect_role="master")
     try:
         await link.write_frame(LocateVideo(name=name, part="video", user="admin"))
         return await link.read_expected(VideoLocation)
@@ -160,7 +165,7 @@ async def test_holders_frozen_before_a_link_to_them_exists_do_not_hold_a_read_up
     location = await locate(cluster, "frozen.mp4")
     by_address = {node.address: node for node in cluster.datanodes}
     frozen = location.nodes[:2]
-    direct = DirectReads(tls_contexts.load(cluster.root / "certs" / "test-client", "web"))
+    direct = DirectReads(web_tls(cluster))
     for address in frozen:
         by_address[address].pause()
     try:
@@ -232,7 +237,7 @@ async def test_a_refused_grant_is_not_taken_for_a_failing_datanode(fresh_cluster
     data = mp4_bytes(os.urandom(VIDEO_BYTES))
     await store(cluster, "refused.mp4", data)
     blob_id = blob_id_of(cluster, data)
-    direct = DirectReads(tls_contexts.load(cluster.root / "certs" / "test-client", "web"))
+    direct = DirectReads(web_tls(cluster))
     nodes = [node.address for node in cluster.datanodes]
     stale = read_grants.grant(read_grants.new_key(), blob_id, time.time())
     location = VideoLocation(video={}, blob_id=blob_id, nodes=nodes, grant=stale, stall_s=2.0)

@@ -114,11 +114,9 @@ class Supervisor:
                 except ProcessLookupError:  # reaped by a wait this signal interrupted
                     pass
         try:
-            print(
-                "myyoutube-cluster: interrupted again: stopped every role at once, without waiting "
-                "(the master's stop-time index snapshot may not have been taken)",
-                file=sys.stderr,
-                flush=True,
+            _say(
+                "interrupted again: stopped every role at once, without waiting "
+                "(the master's stop-time index snapshot may not have been taken)"
             )
         except OSError:  # a closed terminal (SIGHUP) has nowhere to print
             pass

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 
 # How long a grant may be shown. A read shows it on its start and again at each replica
@@ -41,6 +42,9 @@ READ_KEY_BYTES = 32
 # A grant is "<expiry>.<64 hex digits>"; anything longer is not one (a peer's string is
 # bounded before it is parsed).
 GRANT_MAX_CHARS = 96
+
+# What `grant` makes: decimal seconds, a dot, a lowercase hex SHA-256.
+_GRANT_SHAPE = re.compile(r"[0-9]+\.[0-9a-f]{64}")
 
 
 def new_key() -> str:
@@ -76,25 +80,14 @@ def refusal(keys: tuple[str, ...], shown: str, blob_id: str, now: float) -> str 
     reader's log); None if the grant is good under one of `keys` (a KeyRing's)."""
     if not keys:
         return "this datanode has not heard from the master since it started; no grant is valid yet"
-    expires_text, _, mac = shown.partition(".")
     # ASCII digits and hex only: str.isdigit() also takes "²", which int() refuses, and
     # compare_digest raises on non-ASCII text; a peer's string must not raise here.
-    if len(shown) > GRANT_MAX_CHARS or not _is_grant_shaped(expires_text, mac):
+    if len(shown) > GRANT_MAX_CHARS or not _GRANT_SHAPE.fullmatch(shown):
         return "the read has no grant from the master"
+    expires_text, _, mac = shown.partition(".")
     expires = int(expires_text)
     if not any(hmac.compare_digest(mac, _mac(key, blob_id, expires)) for key in keys):
         return "the grant is not the master's for this blob (or the master restarted twice since)"
     if now > expires:
         return "the grant has expired"
     return None
-
-
-def _is_grant_shaped(expires_text: str, mac: str) -> bool:
-    """Whether the two parts of a shown grant look like ours: decimal seconds and a
-    lowercase hex SHA-256 (what `grant` makes)."""
-    return (
-        expires_text.isascii()
-        and expires_text.isdigit()
-        and len(mac) == 64
-        and all(char in "0123456789abcdef" for char in mac)
-    )

@@ -217,7 +217,7 @@ class ReplicaRead:
                     elif winner is None:
                         winner = (node, *task.result())
                     else:  # two answered at once: keep the first, let the other connection go
-                        self._pools[node].release(task.result()[0])
+                        self._abandon(task, node)
                 if winner is not None:
                     return winner
             return None

@@ -61,7 +61,6 @@ _TITLE_REFUSED_CATEGORIES = (*_REFUSED_CATEGORIES, "Zl", "Zp")
 # embeddings and isolates, which right-to-left and mixed text use, stay allowed), and a
 # page shows them to strangers, so titles and descriptions refuse them.
 _OVERRIDES = "\u202d\u202e"
-_OVERRIDE_SENTENCE = "The {what} contains characters that reverse the text after them; remove them."
 
 
 class BadText(ValueError):
@@ -84,8 +83,7 @@ def clean_title(raw: str) -> str:
         raise BadText(f"The title is longer than {MAX_TITLE_CHARS} characters; shorten it.")
     if any(unicodedata.category(char) in _TITLE_REFUSED_CATEGORIES for char in title):
         raise BadText("The title contains line breaks or control characters; remove them.")
-    if any(char in _OVERRIDES for char in title):
-        raise BadText(_OVERRIDE_SENTENCE.format(what="title"))
+    _refuse_overrides(title, "title")
     return title
 
 
@@ -100,9 +98,14 @@ def clean_description(raw: str) -> str:
         for char in description
     ):
         raise BadText("The description contains control characters; remove them.")
-    if any(char in _OVERRIDES for char in description):
-        raise BadText(_OVERRIDE_SENTENCE.format(what="description"))
+    _refuse_overrides(description, "description")
     return description
+
+
+def _refuse_overrides(text: str, what: str) -> None:
+    """BadText if `text` (a title or description, `what`) holds a bidirectional override."""
+    if any(char in _OVERRIDES for char in text):
+        raise BadText(f"The {what} contains characters that reverse the text after them; remove them.")
 
 
 def match_expression(text: str) -> str:

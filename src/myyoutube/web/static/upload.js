@@ -144,8 +144,9 @@
     var response = err.originalResponse;
     var status = response ? response.getStatus() : 0;
     var creating = err.originalRequest && err.originalRequest.getMethod() === "POST";
-    if (!creating || (status !== 409 && status !== 400)) return false;
+    if (!creating) return false;
     if (status === 409) return true;
+    if (status !== 400) return false;
     try {
       return JSON.parse(response.getBody()).field === "name";
     } catch (e) {
