@@ -432,13 +432,17 @@ def ctrl_c_once(
 # the marker file, then sleeps, so that Ctrl-C is sure to land inside the command's imports.
 # Polling /proc/PID/maps for the library's extension instead raced the command: once in a
 # few hundred runs it finished loading, and printed its --help, before the signal arrived.
+# The sleep is many short ones: a signal that arrives after the touch but before one long
+# sleep's system call starts is noted by Python but does not cut that sleep short, and the
+# command slept its full minute (a CI run timed out so); a short sleep's return checks it.
 _HOLD_IMPORT = """
 import pathlib, sys, time
 class _Hold:
     def find_spec(self, name, path=None, target=None):
         if name == {library!r}:
             pathlib.Path({marker!r}).touch()
-            time.sleep(60)
+            for _ in range(6000):
+                time.sleep(0.01)
         return None
 sys.meta_path.insert(0, _Hold())
 """
