@@ -87,6 +87,13 @@ async def test_listar_pages_and_keeps_its_old_shape(cluster, http):
         ("/listar", {"sort": "relevance"}, "Unknown sort"),
         ("/listar", {"cursor": "bm90IGEgY3Vyc29y"}, "cursor"),
         ("/listar", {"cursor": "%%%"}, "cursor"),
+        # Past SQLite's 64-bit integers, and a lone surrogate: the master's query raised.
+        (
+            "/listar",
+            {"cursor": "eyJzIjoibmV3ZXN0IiwiayI6MTAwMDAwMDAwMDAwMDAwMDAwMDAwMDAsIm4iOiJhIn0"},
+            "cursor",
+        ),
+        ("/listar", {"cursor": "eyJzIjoibmV3ZXN0IiwiayI6MSwibiI6Ilx1ZDgwMCJ9"}, "cursor"),
         ("/search", {"q": "x", "cursor": "eyJzIjoibmV3ZXN0IiwiayI6MS4wLCJuIjoiYSJ9"}, "another sort"),
     ],
 )

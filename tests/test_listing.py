@@ -75,6 +75,9 @@ def test_cursor_of_another_sort_is_refused():
         raw_cursor({"s": "views", "k": 3}),
         raw_cursor({"s": "views", "k": 3, "n": "a", "x": 1}),
         raw_cursor({"s": "views", "k": 3, "n": "a", "h": -1}),
+        raw_cursor({"s": "views", "k": 10**30, "n": "a.mp4"}),  # no 64-bit integer for SQLite
+        raw_cursor({"s": "views", "k": 3, "n": "a", "h": 2**63}),
+        raw_cursor({"s": "views", "k": 3, "n": "\ud800"}),  # a lone surrogate: no UTF-8
         encode_cursor(Cursor("views", 3, "a.mp4"))[:-3],  # cut short
         "é" * 10,
         "A" * (MAX_CURSOR_CHARS + 1),
@@ -85,6 +88,12 @@ def test_damaged_cursor_is_refused_with_a_sentence(token):
     """Anything that is not a cursor this module made is a BadListing with a sentence."""
     with pytest.raises(BadListing, match="cursor"):
         decode_cursor(token, SORTS["views"], "")
+
+
+def test_a_title_key_that_is_no_utf8_is_refused():
+    """A title sort's key with a lone surrogate (valid JSON) is refused, not bound to SQL."""
+    with pytest.raises(BadListing, match="cursor"):
+        decode_cursor(raw_cursor({"s": "title", "k": "\udfff", "n": "a"}), SORTS["title"], "")
 
 
 def test_non_finite_key_is_refused():

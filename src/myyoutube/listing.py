@@ -167,18 +167,37 @@ def decode_cursor(token: str, sort: SortOrder, match: str) -> Cursor:
     if fields.get("q", "") != query_fingerprint(match):
         raise BadListing("This page cursor belongs to another search; start again from the first page.")
     key, name, horizon = fields.get("k"), fields.get("n"), fields.get("h", 0)
-    if not (_is(key, sort.key_type) and isinstance(name, str) and _is(horizon, int) and horizon >= 0):
+    if not (_is(key, sort.key_type) and _is(name, str) and _is(horizon, int) and horizon >= 0):
         raise BadListing(_NOT_OURS)
     return Cursor(sort.name, key, name, fields.get("q", ""), horizon)
 
 
+# What SQLite can bind: an integer in 64 bits. A cursor's key of 10**30, or a string with
+# a lone surrogate ("\ud800" is valid JSON but no UTF-8), made the master's query raise
+# OverflowError or UnicodeEncodeError, i.e. a traceback in its log per request.
+_SQLITE_INTEGERS = range(-(2**63), 2**63)
+
+
 def _is(value: object, kind: type) -> bool:
-    """JSON type check: bool is not a number; an integral float key may come back as int."""
+    """JSON type check for a value SQLite will bind: bool is not a number; an integral
+    float key may come back as int; integers fit in 64 bits; strings are UTF-8."""
     if isinstance(value, bool):
+        return False
+    if isinstance(value, int) and value not in _SQLITE_INTEGERS:
+        return False
+    if isinstance(value, str) and not _is_utf8(value):
         return False
     if kind is float:
         return isinstance(value, int) or (isinstance(value, float) and math.isfinite(value))
     return isinstance(value, kind)
+
+
+def _is_utf8(text: str) -> bool:
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def keyset_condition(sort: SortOrder, cursor: Cursor | None) -> tuple[str, tuple]:
