@@ -92,6 +92,36 @@ async def test_garbage_closes_only_that_connection():
         await stop(server)
 
 
+async def test_a_handler_defect_ends_its_link_with_one_traceback_per_kind(caplog):
+    """A handler that raises what it should not (a defect a peer's request can trigger)
+    ends that link only: the server goes on serving, and requests that trigger it in a
+    loop log one traceback, not one each (a flood must not fill the log's disk)."""
+
+    async def flawed(conn: FrameStream, request: protocol.Message) -> None:
+        if isinstance(request, Ok) and request.info.get("flaw"):
+            raise OverflowError("Python int too large to convert to SQLite INTEGER")
+        await conn.write_frame(request)
+
+    server = await start_served(flawed)
+    try:
+        with caplog.at_level("ERROR", logger="myyoutube.links"):
+            for _ in range(5):
+                client = await links.connect(HOST, port_of(server), None, "master")
+                await client.write_frame(Ok({"flaw": True}))
+                with pytest.raises(ConnectionClosed):
+                    await client.read_frame(timeout=3)
+                await client.close()
+        after = await links.connect(HOST, port_of(server), None, "master")
+        await after.write_frame(Ok({"flaw": False}))
+        assert await after.read_frame(timeout=3) == Ok({"flaw": False})
+        await after.close()
+    finally:
+        await stop(server)
+    defects = [record for record in caplog.records if record.levelname == "ERROR"]
+    assert len(defects) == 1 and "Ok request(s) failed in this server" in defects[0].getMessage()
+    assert "OverflowError" in caplog.text  # the traceback, for whoever fixes it
+
+
 async def test_client_sees_connection_closed_when_server_ends_it():
     """read_frame raises ConnectionClosed when the peer closes the socket."""
 

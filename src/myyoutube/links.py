@@ -180,6 +180,20 @@ async def serve_connections(
         if count is not None:
             log.warning("refused %d connection(s) (%s), the latest from %s", count, reason, peer)
 
+    def report_defect(request: str, peer: str) -> None:
+        """Called in an `except` block: a handler raised what no peer should be able to
+        cause. Its traceback is logged once per kind of request and period, since the
+        request that triggers it may come in a loop and fill the log's disk."""
+        count = quiet.check(f"defect:{request}", time.monotonic())
+        if count is not None:
+            log.error(
+                "%d %s request(s) failed in this server, the latest from %s",
+                count,
+                request,
+                peer,
+                exc_info=True,
+            )
+
     async def serve(stream: FrameStream) -> None:
         if links[0] >= max_connections:
             reject(f"more than {max_connections} links", stream.peer)
@@ -189,7 +203,7 @@ async def serve_connections(
         if on_accept is not None:
             on_accept()
         try:
-            await _serve_requests(stream, handler, allowed_roles, reject)
+            await _serve_requests(stream, handler, allowed_roles, reject, report_defect)
         except asyncio.CancelledError:
             stream.abort()  # the server is shutting down: end quietly
         finally:
@@ -354,6 +368,7 @@ async def _serve_requests(
     handler: Handler,
     allowed_roles: Mapping[type, frozenset[str]],
     reject: Callable[[str, str], None],
+    report_defect: Callable[[str, str], None],
 ) -> None:
     """Requests one after another until the peer leaves, idles out or misbehaves."""
     while True:
@@ -379,4 +394,9 @@ async def _serve_requests(
         except (protocol.ProtocolError, ConnectionError, TimeoutError) as exc:
             # A bad or vanished peer ends its own connection, never the server.
             log.info("connection from %s ended during %s: %s", stream.peer, type(request).__name__, exc)
+            return
+        except Exception:
+            # A defect of ours: the link ends (the answer may be half sent), the server
+            # and its other links go on.
+            report_defect(type(request).__name__, stream.peer)
             return
