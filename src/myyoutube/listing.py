@@ -35,6 +35,7 @@ import hashlib
 import json
 import math
 from dataclasses import dataclass
+from typing import TypeGuard, TypeVar
 
 from myyoutube.permissions import User, is_admin
 
@@ -177,8 +178,10 @@ def decode_cursor(token: str, sort: SortOrder, match: str) -> Cursor:
 # OverflowError or UnicodeEncodeError, i.e. a traceback in its log per request.
 _SQLITE_INTEGERS = range(-(2**63), 2**63)
 
+T = TypeVar("T")
 
-def _is(value: object, kind: type) -> bool:
+
+def _is(value: object, kind: type[T]) -> TypeGuard[T]:
     """JSON type check for a value SQLite will bind: bool is not a number; an integral
     float key may come back as int; integers fit in 64 bits; strings are UTF-8."""
     if isinstance(value, bool):
