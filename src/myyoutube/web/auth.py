@@ -81,8 +81,7 @@ def client_address(request: web.Request) -> str:
     its /64): the peer, or behind a trusted proxy the last X-Forwarded-For hop."""
     peer = request.remote or ""
     if peer in request.app[CONFIG].trusted_proxies:
-        forwarded = request.headers.get("X-Forwarded-For", "").split(",")[-1].strip()
-        return client_key(forwarded or peer)
+        return client_key(_last_hop(request, "X-Forwarded-For") or peer)
     return client_key(peer)
 
 
@@ -91,8 +90,16 @@ def request_scheme(request: web.Request) -> str:
     if request.app[CONFIG].tls:
         return "https"
     if (request.remote or "") in request.app[CONFIG].trusted_proxies:
-        return "https" if request.headers.get("X-Forwarded-Proto", "").lower() == "https" else "http"
+        return "https" if _last_hop(request, "X-Forwarded-Proto").lower() == "https" else "http"
     return "http"
+
+
+def _last_hop(request: web.Request, field: str) -> str:
+    """The last value of a forwarding field over all its lines: what the trusted proxy
+    itself added. Lines of one field are one comma-separated list (RFC 9110, 5.3), and
+    some proxies add a line of their own instead of appending to the client's, so the
+    first line alone may be whatever the client made up."""
+    return ",".join(request.headers.getall(field, ())).split(",")[-1].strip()
 
 
 @web.middleware
