@@ -16,6 +16,7 @@ import pytest
 from harness import ADMIN_PASSWORD, mp4_bytes, multipart
 from myyoutube.client import MasterClient, RequestFailed
 from myyoutube.launch import start_role
+from myyoutube.web.auth import HSTS_MAX_AGE_S
 from myyoutube.web.common import csrf_token
 
 PASSWORD = "correct horse battery"
@@ -416,7 +417,9 @@ async def test_over_https_the_session_cookie_is_one_no_other_site_can_plant(clus
     cookie is `__Host-myyoutube_session`, Secure, Path=/ and without Domain, which a browser
     takes from this host only; a plain `myyoutube_session` cookie, which a page on a
     sibling subdomain could set for the whole domain, signs nobody in there (it used to:
-    the visitor then used, and uploaded into, the planter's account). Signing out drops it."""
+    the visitor then used, and uploaded into, the planter's account). Signing out drops it.
+    Every answer over https, a refusal too, tells the browser to keep to https (HSTS);
+    none over plain http does (a browser ignores it there, and it would be a lie)."""
     args = ["--master", cluster.master.address, "--port", "0", "--trusted-proxy", "127.0.0.1"]
     proxied = start_role("myyoutube.web", args, cluster.root / "logs" / "web-proxied.log")
     url, https = f"http://127.0.0.1:{proxied.port}", {"X-Forwarded-Proto": "https"}
@@ -432,12 +435,17 @@ async def test_over_https_the_session_cookie_is_one_no_other_site_can_plant(clus
             cookie = answer.headers["Set-Cookie"]
             assert cookie.startswith("__Host-myyoutube_session=") and "; Secure" in cookie
             assert "Path=/" in cookie and "Domain" not in cookie
+            assert answer.headers["Strict-Transport-Security"] == f"max-age={HSTS_MAX_AGE_S}"
             session = cookie.split(";")[0].split("=", 1)[1]
             for name, signed_in in (("__Host-myyoutube_session", True), ("myyoutube_session", False)):
                 async with http.get(f"{url}/api/me", headers={"Cookie": f"{name}={session}", **https}) as me:
                     assert ((await me.json())["user"] is not None) is signed_in, name
+                    assert "Strict-Transport-Security" in me.headers
+            async with http.get(f"{url}/stream/no-such-video.mp4", headers=https) as missing:
+                assert missing.status == 404 and "Strict-Transport-Security" in missing.headers
             async with http.get(f"{url}/api/me", headers={"Cookie": f"myyoutube_session={session}"}) as me:
                 assert (await me.json())["user"] is not None  # over plain http, the plain name
+                assert "Strict-Transport-Security" not in me.headers
             async with http.post(
                 f"{url}/logout",
                 headers={

@@ -68,6 +68,10 @@ SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 MAX_FORM_BODY_BYTES = 40 * 1024
 # How the pages' forms arrive (the only body read_form reads).
 FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
+# How long a browser that reached the site over https keeps to https (HSTS): a year, the
+# usual choice. Without includeSubDomains: the operator's other hosts are not ours to
+# promise https for.
+HSTS_MAX_AGE_S = 365 * 24 * 3600
 # What an anonymous visitor of a private instance may still reach.
 OPEN_PATHS = ("/login", "/api/login")
 OPEN_PREFIXES = ("/static/",)
@@ -92,6 +96,15 @@ def request_scheme(request: web.Request) -> str:
     if (request.remote or "") in request.app[CONFIG].trusted_proxies:
         return "https" if _last_hop(request, "X-Forwarded-Proto").lower() == "https" else "http"
     return "http"
+
+
+async def strict_transport(request: web.Request, response: web.StreamResponse) -> None:
+    """on_response_prepare: every answer over https (ours or a trusted proxy's) tells the
+    browser to come back over https only (HSTS), so that an attacker on the network
+    cannot serve a later visit typed as http://... or followed from an old link with
+    pages of its own. The session cookie is Secure already; the pages were not."""
+    if request_scheme(request) == "https":
+        response.headers["Strict-Transport-Security"] = f"max-age={HSTS_MAX_AGE_S}"
 
 
 def _last_hop(request: web.Request, field: str) -> str:

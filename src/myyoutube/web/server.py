@@ -196,6 +196,7 @@ def make_app(
         middlewares=[errors_and_headers, auth.guard_host, auth.authenticate, auth.forbid_cross_site]
     )
     app.on_response_prepare.append(viewers.give_viewer_id)
+    app.on_response_prepare.append(auth.strict_transport)
     app[viewers.VIEW_REPORTS] = viewers.ViewReports()
     app[MASTER] = master
     app[CONFIG] = config or WebConfig()
