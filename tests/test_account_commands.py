@@ -158,6 +158,45 @@ def test_changing_ones_own_password_takes_the_current_one(cluster, tmp_path):
     assert myyoutube(cluster, mine, "login", "--username", name, "--password-file", second).returncode == 0
 
 
+def test_an_act_on_an_admin_account_asks_for_ones_own_password(fresh_cluster, tmp_path):
+    """Adding an admin, and `set`, `passwd` or `remove` of one, take the asker's own
+    password, as the server requires: at a terminal the command prompts for it (after the
+    new account's password); without one it says which flag gives it; a wrong one is one
+    readable line; each time nothing changes. With --current-password-file the act is
+    done. `set` on an account that is no admin asks for nothing."""
+    cluster = fresh_cluster(datanodes=1)
+    admin, own = tmp_path / "admin-config", password_file(tmp_path, ADMIN_PASSWORD)
+    assert myyoutube(cluster, admin, "login", "--username", "admin", "--password-file", own).returncode == 0
+    new, wrong = password_file(tmp_path, "boss password 1"), password_file(tmp_path, "not my password")
+    add = ("user", "add", "boss", "--role", "admin", "--password-file", new)
+
+    def roles() -> dict[str, str]:
+        listed = json.loads(myyoutube(cluster, admin, "user", "list", "--json").stdout)["users"]
+        return {user["name"]: user["role"] for user in listed}
+
+    assert "use --current-password-file FILE" in one_error_line(myyoutube(cluster, admin, *add))
+    assert "wrong" in one_error_line(myyoutube(cluster, admin, *add, "--current-password-file", wrong))
+    assert "boss" not in roles()
+    added = myyoutube(cluster, admin, *add, "--current-password-file", own)
+    assert added.returncode == 0 and "added boss (admin)" in added.stdout, added.stderr
+    status, shown = typed_at_a_terminal(cluster, admin, ("user", "remove", "boss"), b"\x04")
+    assert status == 1 and "Your own password (acting on the admin account boss): " in shown, shown
+    for act in (
+        ("user", "set", "boss", "--role", "viewer"),
+        ("user", "passwd", "boss", "--password-file", new),
+        ("user", "remove", "boss"),
+    ):
+        assert "use --current-password-file FILE" in one_error_line(myyoutube(cluster, admin, *act)), act
+    assert roles()["boss"] == "admin"
+    demoted = myyoutube(
+        cluster, admin, "user", "set", "boss", "--role", "uploader", "--current-password-file", own
+    )
+    assert demoted.returncode == 0 and "boss is now uploader" in demoted.stdout, demoted.stderr
+    assert myyoutube(cluster, admin, "user", "set", "boss", "--quota-bytes", "1000").returncode == 0
+    assert myyoutube(cluster, admin, "user", "remove", "boss").returncode == 0
+    assert "boss" not in roles()
+
+
 @pytest.mark.parametrize(
     ("args", "says"),
     [

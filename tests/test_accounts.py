@@ -543,6 +543,62 @@ async def test_sign_in_is_throttled_and_says_the_same_for_unknown_accounts(fresh
         assert (await attempt("pat", PASSWORD, "127.0.0.1"))[0] == 200  # its owner, at home, still does
 
 
+async def test_an_act_on_an_admin_account_takes_the_admins_own_password(fresh_cluster):
+    """A stolen admin token cannot lock the owner out through another admin: making an
+    admin, changing or removing one and setting another admin's password each take the
+    asker's own password ("current_password"), 403 with a sentence without it or with a
+    wrong one, and nothing changes. Tries are throttled with sign-ins: a thief guessing
+    from a new address is 429 after the free failures, even with the right password. A
+    password sent with an act on any other account is checked too (403 when wrong), so
+    it cannot pass for a right one and clear the throttle. Acts on other accounts need
+    none."""
+    cluster = fresh_cluster(datanodes=1, web_args=("--trusted-proxy", "127.0.0.1"))
+    own = {"current_password": ADMIN_PASSWORD}
+    wrong = {"current_password": "not my password"}
+    async with aiohttp.ClientSession() as http:
+        # The address the harness signed admin in from: held by its own throttle only.
+        async def ask(method: str, path: str, fields: dict | None, address: str = "127.0.0.1"):
+            headers = {**cluster.admin_headers(), "X-Forwarded-For": address}
+            async with http.request(method, f"{cluster.url}{path}", json=fields, headers=headers) as answer:
+                return answer.status, await answer.json()
+
+        async def role_of(name: str) -> str | None:
+            _, listed = await ask("GET", "/api/users", None)
+            return next((user["role"] for user in listed["users"] if user["name"] == name), None)
+
+        boss = {"username": "boss", "password": PASSWORD, "role": "admin"}
+        thief = "203.0.113.7"  # an address the admin never signed in from
+        for _ in range(6):
+            assert (await ask("POST", "/api/users", {**boss, **wrong}, thief))[0] == 403
+        status, answer = await ask("POST", "/api/users", {**boss, **own}, thief)
+        assert status == 429 and "try again" in answer["error"]
+
+        for refused in (boss, {**boss, **wrong}):
+            status, answer = await ask("POST", "/api/users", refused)
+            assert status == 403 and "password" in answer["error"], answer
+        assert await role_of("boss") is None
+        assert (await ask("POST", "/api/users", {**boss, **own}))[0] == 201
+        for method, path, fields in (
+            ("PUT", "/api/users/boss/password", {"password": "the thief's password"}),
+            ("PATCH", "/api/users/boss", {"role": "viewer"}),
+            ("PATCH", "/api/users/boss", {"quota_bytes": 1000}),
+            ("DELETE", "/api/users/boss", None),
+        ):
+            for confirmation in ({}, wrong):
+                body = {**(fields or {}), **confirmation} or None
+                status, answer = await ask(method, path, body)
+                assert status == 403 and "password" in answer["error"], (method, path, answer)
+        assert cluster.sign_in("boss", PASSWORD)  # the password was not changed
+        assert await role_of("boss") == "admin"
+        assert (await ask("PATCH", "/api/users/boss", {"role": "uploader", **own}))[0] == 200
+        # Not an admin any more: no password needed, and a wrong one given is still wrong.
+        assert (await ask("PATCH", "/api/users/boss", {"quota_bytes": 1000, **wrong}))[0] == 403
+        assert (await ask("PATCH", "/api/users/boss", {"quota_bytes": 1000}))[0] == 200
+        assert (await ask("PATCH", "/api/users/boss", {"role": "admin", **own}))[0] == 200
+        assert (await ask("DELETE", "/api/users/boss", own))[0] == 200
+        assert await role_of("boss") is None
+
+
 async def test_password_change_and_removal_end_sessions(cluster):
     """Changing an account's password revokes its tokens; removing the account too."""
     name = f"gone{uuid.uuid4().hex[:6]}"

@@ -133,3 +133,22 @@ def test_a_private_instance_answers_only_signed_in_accounts():
     assert permissions.may_ask(viewer, private_instance=True)
     assert not permissions.may_ask(None, private_instance=True)
     assert permissions.may_ask(None, private_instance=False)
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "takes"),
+    [
+        (None, "admin", True),  # making an admin
+        ("admin", "admin", True),  # another admin's password or quota
+        ("admin", "uploader", True),  # demoting one
+        ("viewer", "admin", True),  # promoting one
+        ("admin", None, True),  # removing one
+        (None, "uploader", False),
+        ("uploader", "viewer", False),
+        ("viewer", None, False),
+    ],
+)
+def test_acts_on_admin_accounts_take_the_admins_own_password(before, after, takes):
+    """Every act that makes, changes or removes an admin account takes the asking admin's
+    own password; acts on other accounts do not."""
+    assert permissions.takes_own_password(before, after) is takes

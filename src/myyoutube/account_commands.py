@@ -7,9 +7,12 @@ command sends it (webclient.py), and `logout` revokes it. `user add|list|remove|
 manage accounts through /api/users, as an admin; `user passwd` also changes one's own
 password, which takes the current one (--current-password-file, or a prompt when the
 saved token signs in that account) and ends every session of the account, the saved
-token's too. Passwords are read from a file (--password-file, first line) or typed at a
-prompt without echo, never taken as an argument, where `ps` and shell histories would
-show them.
+token's too. An act on an admin account (adding one, `set` or `remove` of one, another
+admin's `passwd`) takes the asker's own password as well, as the server requires: the
+command asks the server for the account's role first and prompts only when it is
+needed (or reads --current-password-file). Passwords are read from a file
+(--password-file, first line) or typed at a prompt without echo, never taken as an
+argument, where `ps` and shell histories would show them.
 """
 
 from __future__ import annotations
@@ -19,10 +22,11 @@ import asyncio
 import getpass
 import os
 import sys
+import unicodedata
 from pathlib import Path
 
 from myyoutube import webclient
-from myyoutube.permissions import MAX_QUOTA_BYTES, VIEWER
+from myyoutube.permissions import ADMIN, MAX_QUOTA_BYTES, VIEWER
 from myyoutube.terminal import EXIT_OK, report, say_json, size_text, table
 from myyoutube.webclient import Api, ToolError, Unauthorized, video_path
 
@@ -64,6 +68,10 @@ def _typed_password(prompt: str, flag: str, confirm: bool = False) -> str:
 # never sees, so the command would wait on at the prompt.
 
 
+# Asked before an act on an admin account (permissions.takes_own_password says why).
+CONFIRM_PROMPT = "Your own password (acting on the admin account {name}): "
+
+
 def ask_login(args: argparse.Namespace) -> None:
     """The account and its password, from the flags or typed."""
     if args.username is None:
@@ -79,14 +87,53 @@ def ask_login(args: argparse.Namespace) -> None:
 def ask_passwd(args: argparse.Namespace) -> None:
     """For `user passwd NAME`: when the saved token signs in NAME, the current password
     first (from --current-password-file, else typed), then the new one (from
-    --password-file, else typed twice). An admin setting another account's needs none."""
+    --password-file, else typed twice). An admin setting another admin's gives its own
+    password too (after the new one); any other account's needs none."""
     args.own = _signed_in_as(args) == args.name
     args.current_password = ""
-    if args.own and args.current_password_file is not None:
-        args.current_password = _password_file(args.current_password_file)
-    elif args.own:
-        args.current_password = _typed_password("Your current password: ", "--current-password-file")
+    if args.own:
+        args.current_password = _own_password(args, "Your current password: ")
     args.password = _password(args, f"New password for {args.name}: ", confirm=True)
+    if not args.own and _role_of(args, args.name) == ADMIN:
+        args.current_password = _own_password(args, CONFIRM_PROMPT.format(name=args.name))
+
+
+def ask_own_password_for_admins(args: argparse.Namespace) -> None:
+    """For `user set` and `user remove`: the asker's own password when NAME is an admin
+    account or is being made one (the server refuses the act without it)."""
+    args.current_password = ""
+    if getattr(args, "role", None) == ADMIN or _role_of(args, args.name) == ADMIN:
+        args.current_password = _own_password(args, CONFIRM_PROMPT.format(name=args.name))
+
+
+def _own_password(args: argparse.Namespace, prompt: str) -> str:
+    """The asker's own password: from --current-password-file, else typed at `prompt`."""
+    if args.current_password_file is not None:
+        return _password_file(args.current_password_file)
+    return _typed_password(prompt, "--current-password-file")
+
+
+def _role_of(args: argparse.Namespace, name: str) -> str | None:
+    """The role of the account `name` as the server lists it; None when there is no such
+    account, or no saved token, or the asker may not list accounts (the act itself then
+    says why). Asked before the command's own event loop, as the prompts are."""
+    token = webclient.saved_token(args.url)
+    if not token:
+        return None
+    wanted = unicodedata.normalize("NFKC", name).strip()  # as the server stores names
+
+    async def role() -> str | None:
+        async with webclient.connect(args.url, token) as api:
+            accounts = (await api.json("/api/users", keys=("users",)))["users"]
+        for account in accounts:
+            if isinstance(account, dict) and account.get("name") == wanted:
+                return account.get("role")
+        return None
+
+    try:
+        return asyncio.run(role())
+    except ToolError:
+        return None
 
 
 def _signed_in_as(args: argparse.Namespace) -> str | None:
@@ -104,13 +151,13 @@ def _signed_in_as(args: argparse.Namespace) -> str | None:
     return asyncio.run(me())
 
 
-def asks_new_password(prompt: str):
-    """An `ask` for the password of account `args.name`, typed twice at `prompt`."""
-
-    def ask(args: argparse.Namespace) -> None:
-        args.password = _password(args, prompt.format(name=args.name), confirm=True)
-
-    return ask
+def ask_new_account_passwords(args: argparse.Namespace) -> None:
+    """For `user add`: the new account's password (typed twice), then, for an admin
+    account, the asker's own."""
+    args.password = _password(args, f"Password for {args.name}: ", confirm=True)
+    args.current_password = ""
+    if args.role == ADMIN:
+        args.current_password = _own_password(args, CONFIRM_PROMPT.format(name=args.name))
 
 
 async def cmd_login(api: Api, args: argparse.Namespace) -> int:
@@ -169,6 +216,8 @@ async def cmd_user_add(api: Api, args: argparse.Namespace) -> int:
         "role": args.role,
         "quota_bytes": args.quota_bytes,
     }
+    if args.current_password:
+        fields["current_password"] = args.current_password
     answer = await api.json("/api/users", "POST", ok=(201,), keys=("user",), json=fields)
     return report(args, answer, f"added {args.name} ({args.role})")
 
@@ -209,6 +258,8 @@ async def cmd_user_set(api: Api, args: argparse.Namespace) -> int:
         fields["quota_bytes"] = args.quota_bytes
     if not fields:
         raise ToolError("say what to change: --role, --quota-bytes or --default-quota")
+    if args.current_password:
+        fields["current_password"] = args.current_password
     answer = await api.json(f"/api/users/{video_path(args.name)}", "PATCH", keys=("user",), json=fields)
     user = answer["user"]
     quota = "no quota" if user.get("quota_bytes") is None else f"a quota of {size_text(user['quota_bytes'])}"
@@ -216,13 +267,16 @@ async def cmd_user_set(api: Api, args: argparse.Namespace) -> int:
 
 
 async def cmd_user_remove(api: Api, args: argparse.Namespace) -> int:
-    answer = await api.json("/api/users/" + video_path(args.name), "DELETE", keys=("removed",))
+    confirmed = {"current_password": args.current_password} if args.current_password else None
+    answer = await api.json(
+        "/api/users/" + video_path(args.name), "DELETE", keys=("removed",), json=confirmed
+    )
     return report(args, answer, f"removed {args.name}; its sessions ended, its videos stay")
 
 
 async def cmd_user_passwd(api: Api, args: argparse.Namespace) -> int:
     fields = {"password": args.password}
-    if args.own:
+    if args.current_password:
         fields["current_password"] = args.current_password
     answer = await api.json(
         f"/api/users/{video_path(args.name)}/password", "PUT", keys=("changed",), json=fields
@@ -276,7 +330,14 @@ def register(commands, add, common: argparse.ArgumentParser) -> None:
         command.set_defaults(run=run)
         return command
 
-    added = sub("add", cmd_user_add, "add an account", (common, password))
+    own_password = argparse.ArgumentParser(add_help=False)
+    own_password.add_argument(
+        "--current-password-file",
+        type=Path,
+        help="your own password, when the act takes it (changing your own password, or any act on an "
+        "admin account): read it from this file's first line (default: prompt)",
+    )
+    added = sub("add", cmd_user_add, "add an account", (common, password, own_password))
     added.add_argument("name", metavar="NAME")
     added.add_argument("--role", choices=("admin", "uploader", "viewer"), required=True)
     added.add_argument(
@@ -285,8 +346,14 @@ def register(commands, add, common: argparse.ArgumentParser) -> None:
         default=None,
         help="bytes it may store, or unlimited (default: the master's default)",
     )
-    added.set_defaults(ask=asks_new_password("Password for {name}: "))
-    changed = sub("set", cmd_user_set, "change an account's role or quota (from its next request on)")
+    added.set_defaults(ask=ask_new_account_passwords)
+    changed = sub(
+        "set",
+        cmd_user_set,
+        "change an account's role or quota (from its next request on)",
+        (common, own_password),
+    )
+    changed.set_defaults(ask=ask_own_password_for_admins)
     changed.add_argument("name", metavar="NAME")
     changed.add_argument("--role", choices=("admin", "uploader", "viewer"))
     quota = changed.add_mutually_exclusive_group()
@@ -297,18 +364,14 @@ def register(commands, add, common: argparse.ArgumentParser) -> None:
     )
     quota.add_argument("--default-quota", action="store_true", help="back to the master's default quota")
     sub("list", cmd_user_list, "list accounts")
-    sub("remove", cmd_user_remove, "remove an account (its videos stay)").add_argument("name", metavar="NAME")
+    removed = sub("remove", cmd_user_remove, "remove an account (its videos stay)", (common, own_password))
+    removed.add_argument("name", metavar="NAME")
+    removed.set_defaults(ask=ask_own_password_for_admins)
     passwd = sub(
         "passwd",
         cmd_user_passwd,
-        "set an account's password (your own takes your current one too)",
-        (common, password),
+        "set an account's password (your own, or another admin's, takes your current one too)",
+        (common, password, own_password),
     )
     passwd.add_argument("name", metavar="NAME")
-    passwd.add_argument(
-        "--current-password-file",
-        type=Path,
-        help="changing your own password: read your current one from this file's first line "
-        "(default: prompt)",
-    )
     passwd.set_defaults(ask=ask_passwd)

@@ -48,7 +48,9 @@ class Logout:
 @dataclass(frozen=True)
 class AddUser:
     """An admin (`user`) creates an account; `quota_bytes` -1 means the master's default.
-    Ok({"user": {...}}), or Error('exists'/'bad_request'/'forbidden')."""
+    An admin account takes the asker's own password too (`current_password`, see
+    permissions.takes_own_password). Ok({"user": {...}}), or
+    Error('exists'/'bad_request'/'forbidden'/'confirm'/'refused')."""
 
     TYPE: typing.ClassVar[int] = 53
     user: str
@@ -56,6 +58,7 @@ class AddUser:
     password: str
     role: str
     quota_bytes: int
+    current_password: str = ""
 
 
 @dataclass(frozen=True)
@@ -68,25 +71,29 @@ class ListUsers:
 
 @dataclass(frozen=True)
 class RemoveUser:
-    """An admin removes an account; its sessions end, its videos stay (owned by the name)."""
+    """An admin removes an account; its sessions end, its videos stay (owned by the name).
+    An admin account takes the asker's own password too (`current_password`)."""
 
     TYPE: typing.ClassVar[int] = 55
     user: str
     username: str
+    current_password: str = ""
 
 
 @dataclass(frozen=True)
 class UpdateUser:
     """An admin changes an account's role and/or quota: `role` '' keeps it; `quota_bytes`
     KEEP_QUOTA keeps it, -1 gives the master's default, 0 or more sets it. Takes effect
-    on the account's next request (every request asks who its token is). Ok({"user":
-    {...}}), or Error('not_found'/'bad_request'/'forbidden')."""
+    on the account's next request (every request asks who its token is). An admin
+    account, or one made admin, takes the asker's own password too (`current_password`).
+    Ok({"user": {...}}), or Error('not_found'/'bad_request'/'forbidden'/'confirm'/'refused')."""
 
     TYPE: typing.ClassVar[int] = 59
     user: str
     username: str
     role: str = ""
     quota_bytes: int = -2
+    current_password: str = ""
 
 
 # UpdateUser.quota_bytes that leaves the quota as it is.
@@ -98,8 +105,10 @@ class SetPassword:
     """An admin, or the account itself, sets a new password; every session of the
     account ends. Changing one's own password takes the current one too
     (`current_password`, checked as a sign-in checks it), so a stolen session or token
-    cannot lock the owner out; an admin setting another account's password needs none.
-    A wrong or missing one: Error('refused')."""
+    cannot lock the owner out. An admin setting another admin's password gives its own
+    (`current_password`) for the same reason; any other account's needs none. A wrong
+    one: Error('refused'); a missing one: Error('refused') for one's own, Error('confirm')
+    for another admin's."""
 
     TYPE: typing.ClassVar[int] = 56
     user: str

@@ -350,26 +350,45 @@ class MasterClient:
     async def logout(self, token: str) -> None:
         await self._ask(Logout(token=token), Ok)
 
-    async def add_user(self, username: str, password: str, role: str, quota_bytes: int = -1) -> dict:
+    async def add_user(
+        self, username: str, password: str, role: str, quota_bytes: int = -1, current_password: str = ""
+    ) -> dict:
+        """Add an account; an admin one takes the asker's `current_password` too."""
         request = AddUser(
-            user=self.user, username=username, password=password, role=role, quota_bytes=quota_bytes
+            user=self.user,
+            username=username,
+            password=password,
+            role=role,
+            quota_bytes=quota_bytes,
+            current_password=current_password,
         )
         return (await self._ask(request, Ok)).info["user"]
 
     async def list_users(self) -> builtins.list[dict]:
         return (await self._ask(ListUsers(user=self.user), Ok)).info["users"]
 
-    async def remove_user(self, username: str) -> None:
-        await self._ask(RemoveUser(user=self.user, username=username), Ok)
+    async def remove_user(self, username: str, current_password: str = "") -> None:
+        """Remove an account; an admin one takes the asker's `current_password` too."""
+        await self._ask(RemoveUser(user=self.user, username=username, current_password=current_password), Ok)
 
-    async def update_user(self, username: str, role: str = "", quota_bytes: int = KEEP_QUOTA) -> dict:
+    async def update_user(
+        self, username: str, role: str = "", quota_bytes: int = KEEP_QUOTA, current_password: str = ""
+    ) -> dict:
         """Change an account's role ('' keeps it) and quota (KEEP_QUOTA keeps it, -1: the
-        master's default); the account as it is now."""
-        request = UpdateUser(user=self.user, username=username, role=role, quota_bytes=quota_bytes)
+        master's default); the account as it is now. An admin account, or one made admin,
+        takes the asker's `current_password` too."""
+        request = UpdateUser(
+            user=self.user,
+            username=username,
+            role=role,
+            quota_bytes=quota_bytes,
+            current_password=current_password,
+        )
         return (await self._ask(request, Ok)).info["user"]
 
     async def set_password(self, username: str, password: str, current_password: str = "") -> None:
-        """Set `username`'s password; one's own takes `current_password` too."""
+        """Set `username`'s password; one's own, or another admin's, takes the asker's
+        `current_password` too."""
         await self._ask(
             SetPassword(
                 user=self.user, username=username, password=password, current_password=current_password

@@ -121,6 +121,15 @@ def may_change_password(user: User | None, account: str) -> bool:
     return is_admin(user) or (user is not None and user.name == account)
 
 
+def takes_own_password(role_before: str | None, role_after: str | None) -> bool:
+    """Whether an admin's act on an account that has `role_before` (None: made now) and
+    will have `role_after` (None: removed) takes the admin's own password again. Acts on
+    admin accounts do: a stolen admin session could otherwise make an admin of its own,
+    then set the owner's password or remove the owner, i.e. lock the owner out, which
+    changing one's own password (it takes the current one) was meant to prevent."""
+    return ADMIN in (role_before, role_after)
+
+
 def within_quota(user: User, incoming_bytes: int) -> bool:
     """Would storing `incoming_bytes` more keep `user` within its quota? Admins and
     accounts without a quota are unlimited."""

@@ -12,8 +12,10 @@ A sign-in for an unknown account is checked against a dummy hash made at start-u
 costs the same time as a wrong password and gets the same sentence: the answer does not
 tell which names exist. (Throttling repeated attempts is the web front end's job, per IP
 and per account, see web/throttle.py.) Changing one's own password takes the current one,
-verified the same way, so a stolen session or token cannot lock the owner out; an admin
-setting another account's password needs none.
+verified the same way, so a stolen session or token cannot lock the owner out. For the
+same reason an admin's act on an admin account (making one, changing or removing one,
+setting another admin's password) takes the admin's own password too
+(permissions.takes_own_password); acts on other accounts need none.
 
 Bootstrapping: an index without any account gets `admin` at start-up, with a random
 password written to DATA_DIR/admin-password (mode 0600) and its path logged once. With
@@ -72,6 +74,8 @@ REFUSED_SENTENCE = "Wrong username or password."
 NO_CURRENT_PASSWORD_SENTENCE = "To change your own password, give your current password too."
 WRONG_CURRENT_PASSWORD_SENTENCE = "The current password you typed is wrong; your password was not changed."
 FORBIDDEN_SENTENCE = "Only an admin may manage accounts."
+CONFIRM_SENTENCE = "Changing an admin account takes your own password too: give your current password."
+WRONG_CONFIRMATION_SENTENCE = "The password you gave as your own is wrong; nothing was changed."
 
 _HASHER = argon2.PasswordHasher()
 
@@ -175,6 +179,8 @@ class Accounts:
             if left is not None:
                 await connection.write_frame(Error("exists", left))
                 return
+            if await self._unconfirmed(connection, request, None, request.role):
+                return
             password_hash = await self._hash(request.password)
             quota = None if request.quota_bytes == -1 else request.quota_bytes
             # Checked again: another request may have added it while this one hashed.
@@ -233,6 +239,8 @@ class Accounts:
                 Error("bad_request", "This is the last admin account; add another admin before removing it.")
             )
             return
+        if await self._unconfirmed(connection, request, account["role"], None):
+            return
         self.users.remove(request.username)
         log.warning("%s removed the account %s; its videos stay", request.user, request.username)
         await connection.write_frame(Ok({"removed": request.username}))
@@ -254,6 +262,8 @@ class Accounts:
             await connection.write_frame(
                 Error("bad_request", "This is the last admin account; make another account an admin first.")
             )
+            return
+        if await self._unconfirmed(connection, request, account["role"], role):
             return
         self.users.update(request.username, role, None if quota == -1 else quota)
         log.warning("%s set the account %s to %s, quota %s", request.user, request.username, role, quota)
@@ -279,9 +289,35 @@ class Accounts:
             if refusal is not None:
                 await connection.write_frame(Error("refused", refusal))
                 return
+        elif await self._unconfirmed(connection, request, account["role"], account["role"]):
+            return
         await self._replace_password(request.username, request.password)
         log.info("%s changed the password of %s; its sessions ended", request.user, request.username)
         await connection.write_frame(Ok({"changed": request.username}))
+
+    async def _unconfirmed(
+        self,
+        connection: FrameStream,
+        request: AddUser | RemoveUser | UpdateUser | SetPassword,
+        role_before: str | None,
+        role_after: str | None,
+    ) -> bool:
+        """Whether the act was refused (and the refusal answered) for want of the asking
+        admin's own password: an act on an admin account takes it, checked as a sign-in
+        is (the web throttles these tries with sign-ins). One given for any other act is
+        checked all the same: the web takes a success as a right password, which clears
+        the asker's throttle, so an unchecked one would let a guesser start afresh."""
+        if not request.current_password:
+            if not permissions.takes_own_password(role_before, role_after):
+                return False
+            await connection.write_frame(Error("confirm", CONFIRM_SENTENCE))
+            return True
+        asker = self.users.accounts.get(request.user)
+        typed = request.current_password[: users.MAX_PASSWORD_CHARS + 1]
+        if asker is None or not await self._verify(asker["password_hash"], typed):
+            await connection.write_frame(Error("refused", WRONG_CONFIRMATION_SENTENCE))
+            return True
+        return False
 
     async def _current_password_refusal(self, password_hash: str, current_password: str) -> str | None:
         """Why one's own password may not be changed with `current_password`; None if it

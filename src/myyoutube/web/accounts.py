@@ -9,14 +9,18 @@ what `myyoutube user ...` speaks.
 
     GET    /api/users                   -> {"users": [...]}
     POST   /api/users                   {"username", "password", "role"[, "quota_bytes"]} -> 201 {"user"}
-    DELETE /api/users/{name}            -> {"removed": name}
+    PATCH  /api/users/{name}            {"role"?, "quota_bytes"?} -> {"user"}
+    DELETE /api/users/{name}            [{"current_password"}] -> {"removed": name}
     PUT    /api/users/{name}/password   {"password"[, "current_password"]} -> {"changed": name}
 
-Changing one's own password takes the current one (an admin setting another account's
-does not): whoever holds a stolen session or token must not be able to lock the owner
-out. Each such try is a typed password like a sign-in, throttled with sign-ins in one
-budget (signin.check_typed_password): a wrong one is 403, too many 429 with Retry-After.
-Every session of the account ends with the change, the one that made it too.
+Changing one's own password takes the current one (`current_password`): whoever holds a
+stolen session or token must not be able to lock the owner out. So does an admin's act
+on an admin account (making, changing or removing one, setting another admin's
+password; permissions.takes_own_password): the admin's own password goes in the same
+field of any of these bodies, and without it the answer is 403 saying so. Each such try
+is a typed password like a sign-in, throttled with sign-ins in one budget
+(signin.check_typed_password): a wrong one is 403, too many 429 with Retry-After. A
+password change ends every session of the account, the one that made it too.
 
 The account page (`GET /account`) shows the signed-in account's name, role, storage used
 and quota, and a form to change the password (current, new, new again), which posts to
@@ -30,7 +34,8 @@ form again), which says that every other session was signed out.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 import aiohttp_jinja2
 from aiohttp import web
@@ -63,6 +68,8 @@ MAX_ACCOUNT_BODY_BYTES = 32 * 1024
 WRONG_CURRENT_PASSWORD_STATUS = 403
 BAD_QUOTA = "quota_bytes is a number of bytes, at most 2^63-1 (or null for the default)."
 NO_CURRENT_PASSWORD = 'To change your own password, send your current one too ("current_password").'
+
+T = TypeVar("T")
 
 ACCOUNT_PAGE = "/account"
 SIGN_IN_FOR_ACCOUNT_PAGE = "/login?next=/account"
@@ -128,19 +135,57 @@ async def list_users(request: web.Request) -> web.Response:
     return web.json_response({"users": await master_for(request).list_users()})
 
 
+def _own_password_field(fields: dict) -> str:
+    """The asker's own password ("current_password"), '' when not given."""
+    current = fields.get("current_password", "")
+    if not isinstance(current, str):
+        raise _BadBody('"current_password" is a string.')
+    return current
+
+
+async def _with_own_password(request: web.Request, current: str, act: Callable[[str], Awaitable[T]]) -> T:
+    """`act(current)`: an act on an account, with the asker's own password if one was
+    given. A given one is tried as a sign-in is, throttled in the asker's budget
+    (SignInRefused: wrong, or too many tries); the master says whether the act needed it."""
+    asker = account_of(request)
+    if not current or asker is None:
+        return await act(current)
+    return await check_typed_password(request, asker, lambda: act(current), WRONG_CURRENT_PASSWORD_STATUS)
+
+
 async def add_user(request: web.Request) -> web.Response:
     try:
         fields = await _fields(request, ("username", "password", "role"))
         quota = _quota_field(fields, absent=-1)
+        current = _own_password_field(fields)
     except _BadBody as exc:
         return error(400, str(exc))
-    user = await master_for(request).add_user(fields["username"], fields["password"], fields["role"], quota)
+    master = master_for(request)
+    try:
+        user = await _with_own_password(
+            request,
+            current,
+            lambda typed: master.add_user(
+                fields["username"], fields["password"], fields["role"], quota, typed
+            ),
+        )
+    except SignInRefused as refusal:
+        return error(refusal.status, refusal.sentence, **refusal.headers())
     return web.json_response({"user": user}, status=201)
 
 
 async def remove_user(request: web.Request) -> web.Response:
-    await master_for(request).remove_user(request.match_info["name"])
-    return web.json_response({"removed": request.match_info["name"]})
+    """DELETE /api/users/NAME, with a body {"current_password"} when NAME is an admin."""
+    name, master = request.match_info["name"], master_for(request)
+    try:
+        current = _own_password_field(await _fields(request, ())) if request.body_exists else ""
+    except _BadBody as exc:
+        return error(400, str(exc))
+    try:
+        await _with_own_password(request, current, lambda typed: master.remove_user(name, typed))
+    except SignInRefused as refusal:
+        return error(refusal.status, refusal.sentence, **refusal.headers())
+    return web.json_response({"removed": name})
 
 
 async def update_user(request: web.Request) -> web.Response:
@@ -150,17 +195,24 @@ async def update_user(request: web.Request) -> web.Response:
         fields = await _fields(request, ())
     except _BadBody as exc:
         return error(400, str(exc))
-    unknown = sorted(set(fields) - {"role", "quota_bytes"})
-    if unknown or not fields:
+    unknown = sorted(set(fields) - {"role", "quota_bytes", "current_password"})
+    if unknown or not set(fields) & {"role", "quota_bytes"}:
         return error(400, 'Send a JSON object with "role", "quota_bytes" or both.')
     role = fields.get("role", "")
     if not isinstance(role, str) or ("role" in fields and not role):
         return error(400, '"role" is admin, uploader or viewer.')
     try:
         quota = _quota_field(fields, absent=KEEP_QUOTA)
+        current = _own_password_field(fields)
     except _BadBody as exc:
         return error(400, str(exc))
-    user = await master_for(request).update_user(request.match_info["name"], role, quota)
+    name, master = request.match_info["name"], master_for(request)
+    try:
+        user = await _with_own_password(
+            request, current, lambda typed: master.update_user(name, role, quota, typed)
+        )
+    except SignInRefused as refusal:
+        return error(refusal.status, refusal.sentence, **refusal.headers())
     return web.json_response({"user": user})
 
 
@@ -169,18 +221,23 @@ async def set_password(request: web.Request) -> web.Response:
         fields = await _fields(request, ("password",))
     except _BadBody as exc:
         return error(400, str(exc))
-    name, current = request.match_info["name"], fields.get("current_password", "")
-    if not isinstance(current, str):
-        return error(400, '"current_password" is a string.')
-    if name != account_of(request):
-        await master_for(request).set_password(name, fields["password"])
-    elif not current:
+    try:
+        current = _own_password_field(fields)
+    except _BadBody as exc:
+        return error(400, str(exc))
+    name, master = request.match_info["name"], master_for(request)
+    own = name == account_of(request)
+    if own and not current:
         return error(400, NO_CURRENT_PASSWORD)
-    else:
-        try:
+    try:
+        if own:
             await change_own_password(request, fields["password"], current)
-        except SignInRefused as refusal:
-            return error(refusal.status, refusal.sentence, **refusal.headers())
+        else:
+            await _with_own_password(
+                request, current, lambda typed: master.set_password(name, fields["password"], typed)
+            )
+    except SignInRefused as refusal:
+        return error(refusal.status, refusal.sentence, **refusal.headers())
     return web.json_response({"changed": name})
 
 

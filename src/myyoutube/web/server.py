@@ -76,6 +76,8 @@ _MASTER_ERROR_STATUS = {
     "over_quota": 413,
     "too_many": 429,
     "refused": 401,
+    # An act on an admin account without the asker's own password (the session is fine).
+    "confirm": 403,
 }
 
 
