@@ -65,6 +65,79 @@ def test_an_upload_rides_out_a_restart_of_the_web_front_end(fresh_cluster, tmp_p
     assert out.startswith(f"uploaded {video.name} (") and f"sha256 {sha256})" in out
 
 
+def start_upload(cluster, video, state, *args: str) -> subprocess.Popen:
+    """`myyoutube upload VIDEO` as a user runs it, in its own process; returns once the
+    upload exists on the server (the command noted its URL in the `state` file)."""
+    env = {**os.environ, "MYYOUTUBE_TOKEN": cluster.admin_token, "MYYOUTUBE_UPLOAD_STATE": str(state)}
+    upload = subprocess.Popen(
+        [sys.executable, "-m", "myyoutube.commandline", "upload", str(video), *args, "--url", cluster.url],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        stdin=subprocess.DEVNULL,
+    )
+    while not state.exists() or not json.loads(state.read_text() or "{}"):
+        assert upload.poll() is None, upload.communicate()
+        time.sleep(0.01)
+    return upload
+
+
+def big_video(path, size: int) -> None:
+    clip = tiny_mp4()
+    padding = size - len(clip) - 8
+    with open(path, "wb") as file:
+        file.write(clip + free_box_header(padding) + os.urandom(padding))
+
+
+def test_a_file_that_gets_shorter_while_it_is_sent_ends_the_upload_with_a_sentence(fresh_cluster, tmp_path):
+    """A file cut short while `myyoutube upload` sends it can never complete its upload
+    (the server waits for the size declared at the start). The command sent empty pieces
+    forever; now it says the file got shorter (exit 1), cancels the upload on the server,
+    so the name is free at once, and forgets it."""
+    cluster = fresh_cluster(datanodes=2)
+    video, state = tmp_path / "shrinks.mp4", tmp_path / "uploads.json"
+    big_video(video, VIDEO_BYTES)
+    upload = start_upload(cluster, video, state)
+    try:
+        os.truncate(video, 1_000_000)
+        out, err = upload.communicate(timeout=60)
+    finally:
+        upload.kill()
+    assert upload.returncode == 1 and out == "", (out, err)
+    assert "got shorter while it was being uploaded" in err and len(err.splitlines()) == 1, err
+    assert json.loads(state.read_text()) == {}
+    big_video(video, 2_000_000)  # the file as it was meant to be: its name is free
+    again = start_upload(cluster, video, state)
+    out, err = again.communicate(timeout=60)
+    assert again.returncode == 0, err
+
+
+def test_a_file_changed_since_its_interrupted_upload_starts_afresh(fresh_cluster, tmp_path):
+    """Interrupted (the command killed), then the file changed (its mtime: an editor
+    saved it): running the command again cancels the old upload on the server and uploads
+    the file as it is now. The old upload held the video's name for a day ("is being
+    uploaded right now") and the account's quota, with no command to cancel it."""
+    cluster = fresh_cluster(datanodes=2)
+    video, state = tmp_path / "edited.mp4", tmp_path / "uploads.json"
+    big_video(video, 64 * 1024 * 1024)
+    start_upload(cluster, video, state).kill()
+    os.utime(video, ns=(time.time_ns(), time.time_ns() + 10**9))
+    env = {**os.environ, "MYYOUTUBE_TOKEN": cluster.admin_token, "MYYOUTUBE_UPLOAD_STATE": str(state)}
+    again = subprocess.run(
+        [sys.executable, "-m", "myyoutube.commandline", "upload", str(video), "--url", cluster.url],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+    )
+    assert again.returncode == 0, again.stderr
+    assert "the file changed since its interrupted upload; that upload was cancelled" in again.stderr
+    assert f"sha256 {hashlib.sha256(video.read_bytes()).hexdigest()})" in again.stdout
+    assert json.loads(state.read_text()) == {}
+
+
 def test_uploads_running_at_once_keep_each_others_unfinished_uploads(tmp_path, capsys):
     """Several `myyoutube upload` commands at once share the state file of unfinished
     uploads: every upload each of them records is still there to resume, and none warns

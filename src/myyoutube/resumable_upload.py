@@ -12,13 +12,18 @@ has are never sent again.
 The upload's URL is remembered in a small state file (`state_path()`: $MYYOUTUBE_UPLOAD_STATE,
 else $XDG_CACHE_HOME or ~/.cache, then myyoutube/uploads.json), keyed by the file's path,
 size and modification time: running the same command again after an interruption (even
-Ctrl-C, or a reboot) resumes the same upload, while a file that changed starts afresh.
+Ctrl-C, or a reboot) resumes the same upload, while a file that changed starts afresh,
+and the upload of its earlier version is cancelled on the server (DELETE): left alone
+it would hold the video's name and the account's quota until it expired, a day later.
 The entry is forgotten once the upload is committed, the server refused the file (which
 ends the upload) or no longer knows it; the file keeps the newest MAX_REMEMBERED_UPLOADS,
 and commands running at once change it in turn, under a lock (UploadState).
 
-The last PATCH is answered once the server committed the video; its headers name the
-video and its sha256, which must equal the file's.
+A file that gets shorter while it is sent cannot complete its upload (the server waits
+for the size declared at the start): the upload is cancelled and the command says why,
+rather than sending empty pieces forever. The last PATCH is answered once the server
+committed the video; its headers name the video and its sha256, which must equal the
+file's (a file changed while it was sent is named as the cause).
 """
 
 from __future__ import annotations
@@ -87,6 +92,10 @@ class _Ended(ToolError):
     """The server refused the file and ended its upload: there is nothing left to resume."""
 
 
+class _FileChanged(ToolError):
+    """The file got shorter while it was sent: its upload can never complete."""
+
+
 def state_path() -> Path:
     override = os.environ.get(STATE_ENV)
     if override:
@@ -95,10 +104,23 @@ def state_path() -> Path:
     return Path(cache) / "myyoutube" / "uploads.json"
 
 
-def file_key(path: Path, server: str) -> str:
-    """What identifies one file's upload: the server, its path, size and mtime."""
+def file_key(path: Path, server: str, name: str = "") -> str:
+    """What identifies one file's upload: the server, its path, size and mtime, and the
+    video's name when it is not the file's own (`file_of` finds earlier versions')."""
     stat = path.stat()
-    return f"{server}|{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
+    chosen = f"|name={name}" if name else ""
+    return f"{_file_of(path, server)}{stat.st_size}|{stat.st_mtime_ns}{chosen}"
+
+
+def _file_of(path: Path, server: str) -> str:
+    """The start of every file_key of this file on this server, whatever its version."""
+    return f"{server}|{path.resolve()}|"
+
+
+def _chosen_name(key: str, file: str) -> str:
+    """The chosen-name part of a file_key that starts with `file` (sizes and times are
+    digits, so the first '|' after them starts it)."""
+    return key[len(file) :].partition("|name=")[2]
 
 
 class UploadState:
@@ -125,6 +147,18 @@ class UploadState:
     def get(self, key: str) -> str | None:
         value = self._load().get(key)
         return value if isinstance(value, str) else None
+
+    def earlier_versions(self, key: str, file: str) -> list[tuple[str, str]]:
+        """(key, URL) of the unfinished uploads of this file (keys starting with `file`)
+        and video name that were made when its size or mtime were others."""
+        return [
+            (other, url)
+            for other, url in self._load().items()
+            if isinstance(url, str)
+            and other != key
+            and other.startswith(file)
+            and _chosen_name(other, file) == _chosen_name(key, file)
+        ]
 
     def put(self, key: str, url: str | None) -> None:
         try:
@@ -188,11 +222,10 @@ async def upload_resumable(
     unfinished one under its own name: resuming that would silently drop the choice."""
     state = state or UploadState(state_path())
     try:
-        size, key = await asyncio.to_thread(_file_to_send, path, api.url)
-        if name:
-            key += f"|name={name}"
+        size, key = await asyncio.to_thread(_file_to_send, path, api.url, name)
     except OSError as exc:
         raise ToolError(exc.strerror or str(exc)) from None
+    await _cancel_earlier_versions(api, state, key, _file_of(path, api.url))
     stop_hashing = threading.Event()
     hashing = asyncio.ensure_future(asyncio.to_thread(_sha256_of, path, stop_hashing))
     # When the upload fails first, nobody awaits the hash: its own failure is not news.
@@ -206,11 +239,44 @@ async def upload_resumable(
         raise
     sent = await hashing
     if video["sha256"] != sent:
+        if await asyncio.to_thread(_changed, path, api.url, key, name):
+            raise ToolError(
+                f"the file changed while it was being uploaded, so the video stored as {video['name']} is "
+                "not the file as it is now: delete it (`myyoutube delete NAME`) and upload the file again"
+            )
         raise ToolError(
             f"the server stored sha256 {video['sha256']} but the file sent has sha256 {sent}; "
             "the copy is damaged, delete it and upload again"
         )
     return dict(video, size=size)
+
+
+def _changed(path: Path, server: str, key: str, name: str) -> bool:
+    """Whether the file's size or mtime are not what they were when its upload began."""
+    try:
+        return file_key(path, server, name) != key
+    except OSError:
+        return True  # gone, or moved away
+
+
+async def _cancel_earlier_versions(api: Api, state: UploadState, key: str, file: str) -> None:
+    """Cancel the unfinished uploads of this file's earlier versions (it changed since an
+    interrupted run): each holds the video's name and quota on the server until it
+    expires, and none can be resumed now."""
+    for other, location in state.earlier_versions(key, file):
+        await _cancel(api, location)
+        state.put(other, None)
+        complain("myyoutube: the file changed since its interrupted upload; that upload was cancelled")
+
+
+async def _cancel(api: Api, location: str) -> None:
+    """DELETE an upload on the server; one it no longer knows, or an answer that never
+    comes, is left to expire there."""
+    try:
+        async with api.session.delete(api.url + location, headers=TUS):
+            pass
+    except (aiohttp.ClientError, TimeoutError, OSError):
+        pass
 
 
 async def _send_file(
@@ -236,11 +302,15 @@ async def _send_file(
     except _Ended:
         state.put(key, None)  # or every refused file stayed in the state file for good
         raise
+    except _FileChanged:
+        await _cancel(api, location)
+        state.put(key, None)
+        raise
     state.put(key, None)
     return video
 
 
-def _file_to_send(path: Path, server: str) -> tuple[int, str]:
+def _file_to_send(path: Path, server: str, name: str) -> tuple[int, str]:
     """The size and file_key of a regular file this user may read. Anything else fails
     here, before the server is asked for an upload: a directory or a FIFO (whose reading
     would wait for a writer forever) has no video to send, and an unreadable file none
@@ -254,7 +324,7 @@ def _file_to_send(path: Path, server: str) -> tuple[int, str]:
         raise ToolError("Not a regular file; upload the video file itself")
     with open(path, "rb"):  # PermissionError now, not once the upload exists
         pass
-    return info.st_size, file_key(path, server)
+    return info.st_size, file_key(path, server, name)
 
 
 def _is_utf8(name: str) -> bool:
@@ -345,7 +415,14 @@ async def _send_all(api: Api, path: Path, location: str, offset: int, size: int,
                     (offset, video), asking = known, False
                 else:
                     file.seek(offset)
-                    piece = await asyncio.to_thread(file.read, min(PATCH_BYTES, size - offset))
+                    wanted = min(PATCH_BYTES, size - offset)
+                    piece = await asyncio.to_thread(file.read, wanted)
+                    if len(piece) < wanted:
+                        raise _FileChanged(
+                            f"the file got shorter while it was being uploaded ({offset + len(piece)} of the "
+                            f"{size} bytes it had); the upload was cancelled and nothing was stored: upload "
+                            "it again once it is complete"
+                        )
                     offset, video = await _patch(api, location, offset, piece)
                     failures = 0
             except _Retry as exc:
