@@ -6,13 +6,14 @@ process)."""
 from __future__ import annotations
 
 import http.server
+import os
 import time
 
 import pytest
 
 from harness import serving_files, web_server_in_thread
 from myyoutube import commandline
-from myyoutube.transfers import DownloadPlan, part_paths, plan_download
+from myyoutube.transfers import DownloadPlan, download_target, part_paths, plan_download, read_plan
 from myyoutube.webclient import ToolError
 
 ETAG = '"' + "a" * 64 + '"'
@@ -44,6 +45,28 @@ def test_existing_file_is_refused_unless_forced(tmp_path):
     assert plan_download(output, 10, ETAG, force=True) == DownloadPlan(
         10, {"Range": "bytes=10-", "If-Range": ETAG}
     )
+
+
+def test_what_is_not_a_regular_file_is_never_replaced(tmp_path):
+    """A FIFO (or a device: /dev/null) at FILE is refused even with --force, which used
+    to replace it with the video; a .part that is a folder is named as in the way."""
+    fifo = tmp_path / "v.mp4"
+    os.mkfifo(fifo)
+    for force in (False, True):
+        with pytest.raises(ToolError, match=r"v\.mp4 is not a regular file; save the video elsewhere"):
+            plan_download(fifo, None, None, force=force)
+    output = tmp_path / "w.mp4"
+    part_paths(output)[0].mkdir()
+    with pytest.raises(ToolError, match=r"w\.mp4\.part is in the way and is not a file"):
+        read_plan(output, force=True)
+
+
+@pytest.mark.parametrize("name", ["", ".", "..", " ", "a/b.mp4"])
+def test_a_name_no_video_can_have_is_one_line(tmp_path, name):
+    """`download ""` or `download .` ended in a traceback (the folder itself as the file
+    to save); such a name is refused with a sentence before anything is asked or saved."""
+    with pytest.raises(ToolError, match="there is no video named"):
+        download_target(None, name)
 
 
 def test_foreign_part_is_refused_unless_forced(tmp_path):

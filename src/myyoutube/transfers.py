@@ -92,6 +92,11 @@ def download_target(output: str | None, name: str) -> Path:
             "-o - (standard output) is not offered: a download is checked in FILE.part before it "
             "becomes FILE; name a file, or play the video from the web page"
         )
+    if name.strip() in ("", ".", "..") or "/" in name:
+        # No video is named so (names.clean_name; a name is one path segment of the
+        # stream's URL), and as a path "" or "." is the folder itself: the download
+        # ended in a traceback instead.
+        raise ToolError(f"there is no video named \u201c{name}\u201d; `myyoutube list` shows the names")
     target = Path(output or name)
     if target.is_dir():
         return target / name
@@ -109,6 +114,9 @@ def plan_download(output: Path, part_size: int | None, etag_note: str | None, fo
     """Decide from what is on disk: `part_size` None when there is no `.part`, `etag_note`
     None when there is no sidecar ("" when we wrote one for a video without an ETag)."""
     part, sidecar = part_paths(output)
+    if output.exists() and not output.is_file():
+        # --force replaced /dev/null (or a FIFO, a socket) with the video: never.
+        raise ToolError(f"{output} is not a regular file; save the video elsewhere with -o FILE")
     if output.exists() and not force:
         raise ToolError(f"{output} already exists; use --force to replace it, or -o to save elsewhere")
     if part_size is None:
@@ -125,8 +133,12 @@ def plan_download(output: Path, part_size: int | None, etag_note: str | None, fo
     return DownloadPlan(part_size, {"Range": f"bytes={part_size}-", "If-Range": etag_note.strip()})
 
 
-def _read_plan(output: Path, force: bool) -> DownloadPlan:
+def read_plan(output: Path, force: bool) -> DownloadPlan:
     part, sidecar = part_paths(output)
+    if part.exists() and not part.is_file():
+        raise ToolError(
+            f"{part} is in the way and is not a file; move it away, or save elsewhere with -o FILE"
+        )
     part_size = part.stat().st_size if part.is_file() else None
     etag_note = sidecar.read_text(encoding="ascii", errors="replace") if sidecar.is_file() else None
     return plan_download(output, part_size, etag_note, force)
@@ -229,7 +241,7 @@ async def _fetch(
     api: Api, name: str, output: Path, *, force: bool, show: bool, note: Callable[[str], None]
 ) -> dict:
     part, sidecar = part_paths(output)
-    plan = await asyncio.to_thread(_read_plan, output, force)
+    plan = await asyncio.to_thread(read_plan, output, force)
     digest = await _hash_of_part(part, plan.have)  # before the server waits
     got = _Progress(plan.have, digest)
     resumed_at = plan.have
