@@ -14,7 +14,17 @@ import time
 
 import pytest
 
-from harness import Cluster, holders_of, mp4_bytes, read_chars, receiving, store, upload, wait_until
+from harness import (
+    Cluster,
+    holders_of,
+    mp4_bytes,
+    read_chars,
+    receiving,
+    small_disk,
+    store,
+    upload,
+    wait_until,
+)
 from myyoutube.client import RequestFailed
 
 STREAM_VIDEO_BYTES = 24 * 1024 * 1024
@@ -337,3 +347,23 @@ async def test_datanode_back_on_another_address_keeps_its_replicas(fresh_cluster
     assert status["under_replicated"] == [] and status["counters"]["repairs"] == 0
     assert old_address not in status["transcoding"]["slots"]
     assert len(holders_of(cluster, data)) == 3
+
+
+async def test_a_full_spool_disk_is_named_as_the_webs_own_not_the_cluster(fresh_cluster, http, tmp_path):
+    """When the web's own disk for uploads (--spool-dir) fills up, an upload is refused
+    with 503 and a sentence naming this server's disk and the reason; it used to say
+    "The storage cluster is not answering", and the log "master unreachable". Nothing of
+    the upload is stored, and the next one that fits is."""
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    with small_disk(spool, "300k"):
+        cluster = fresh_cluster(datanodes=2, web_args=("--spool-dir", str(spool)))
+        status, answer = await upload(http, cluster, "too-big.mp4", mp4_bytes(os.urandom(1_000_000)))
+        assert status == 503, answer
+        assert "cannot keep uploads on its own disk just now (No space left on device)" in answer["error"]
+        status, answer = await upload(http, cluster, "fits.mp4", mp4_bytes(b"x" * 10_000))
+        assert status == 201, answer
+        assert [video["name"] for video in await cluster.client().list()] == ["fits.mp4"]
+        cluster.stop()
+    log = (cluster.root / "logs" / "web.log").read_text()
+    assert "own disk failed: No space left on device" in log and "master unreachable" not in log

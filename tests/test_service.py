@@ -121,6 +121,8 @@ def test_the_master_starts_without_loading_pyav():
         ("myyoutube.datanode", ["--master", "nowhere", "--data-dir", "x"]),
         ("myyoutube.web", ["--master", "127.0.0.1:1", "--max-upload-bytes", "-5"]),
         ("myyoutube.cluster", ["--datanodes", "zero"]),
+        # A typo here matched no peer, silently: the proxy's visitors shared its limits.
+        ("myyoutube.web", ["--master", "127.0.0.1:1", "--trusted-proxy", "300.1.1.1"]),
     ],
 )
 def test_bad_flags_exit_non_zero_with_a_readable_line(module, args):
@@ -150,6 +152,18 @@ def test_busy_port_is_one_line_exit_1(tmp_path, module, args):
         f"{prog}: error: cannot listen on 127.0.0.1:{port}: Address already in use"
     )
     assert "Traceback" not in result.stderr
+
+
+def test_a_spool_dir_that_is_a_file_is_refused_at_start(tmp_path):
+    """--spool-dir naming a file exits 1 in one line naming it; the web used to start, and
+    then answer every upload with 503 "The storage cluster is not answering"."""
+    spool = tmp_path / "a.mp4"
+    spool.write_bytes(b"not a folder")
+    result = run("myyoutube.web", "--master", "127.0.0.1:1", "--port", "0", "--spool-dir", str(spool))
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"myyoutube-web: error: cannot use --spool-dir {spool}: it is a file, not a folder"
+    )
 
 
 def test_restore_of_a_file_that_is_no_index_is_one_line_exit_1(tmp_path):

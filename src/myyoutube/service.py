@@ -61,8 +61,18 @@ def positive_float(text: str) -> float:
     except ValueError:
         value = -1.0
     if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
     return value
+
+
+def ip_address(text: str) -> str:
+    """argparse type: an IP address, as written (a host name or a typo would be accepted
+    and then match no peer, silently)."""
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an IP address, got {text!r}") from None
+    return text
 
 
 def positive_int(text: str) -> int:

@@ -18,8 +18,10 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+from collections.abc import Awaitable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import TypeVar
 
 from aiohttp import web
 
@@ -101,6 +103,22 @@ def csrf_token(session_token: str) -> str:
 # holding the connection and its handler open (slowloris past the header deadline,
 # connections.py), as long as it likes: the same bound as the headers get.
 SMALL_BODY_TIMEOUT_S = 10.0
+
+
+T = TypeVar("T")
+
+
+class LocalDiskFailed(Exception):
+    """The web's own disk refused an upload's spool file (full, read-only, failing): an
+    OSError like a lost master link, but not the cluster's trouble, and said so."""
+
+
+async def on_local_disk(step: Awaitable[T]) -> T:
+    """`step`, a file operation on the web's own disk: its OSError becomes LocalDiskFailed."""
+    try:
+        return await step
+    except OSError as exc:
+        raise LocalDiskFailed(exc.strerror or str(exc)) from exc
 
 
 class BodyTooLarge(Exception):

@@ -13,17 +13,25 @@ offset 0 or where the file ends; an append that is not confirmed cuts it back (a
 no byte is removed); a file of any other length (the upload went on through another web
 process meanwhile) is dropped, and the end falls back to reading the bytes back. Copies
 of uploads that were never finished here (expired, finished through another process) are
-removed once older than STALE_AFTER_S, whenever a new upload starts.
+removed once older than STALE_AFTER_S, whenever a new upload starts. The copy only
+spares work: when the web's own disk refuses it (full, read-only), it is dropped and the
+upload goes on, read back at its end like any other.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import os
 import tempfile
 import time
 from pathlib import Path
 from typing import IO
+
+from myyoutube.quietlog import QuietLog
+
+quiet = QuietLog(logging.getLogger(__name__))
 
 PREFIX = "myyoutube-tus-"
 
@@ -40,7 +48,11 @@ class LocalCopy:
     async def start(self, offset: int) -> None:
         """Copy the append about to start at `offset`, if the copy ends there (or if it
         is the first); otherwise drop the copy."""
-        self._file = await asyncio.to_thread(self._open_at, offset)
+        try:
+            self._file = await asyncio.to_thread(self._open_at, offset)
+        except OSError as exc:
+            await self._lost(exc)
+            return
         if offset == 0:
             await asyncio.to_thread(_remove_stale, self.path.parent, time.time())
 
@@ -59,7 +71,19 @@ class LocalCopy:
 
     async def write(self, data: bytes) -> None:
         if self._file is not None:
-            await asyncio.to_thread(self._file.write, data)
+            try:
+                await asyncio.to_thread(self._file.write, data)
+            except OSError as exc:
+                await self._lost(exc)
+
+    async def _lost(self, exc: OSError) -> None:
+        """The web's own disk refused the copy: drop it, and let the upload go on."""
+        quiet.warning("a resumable upload's local copy %s is dropped: %s", self.path, exc.strerror or exc)
+        file, self._file = self._file, None
+        with contextlib.suppress(OSError):  # a full disk fails the close's flush too
+            if file is not None:
+                await asyncio.to_thread(file.close)
+            await self.discard()
 
     async def end(self, confirmed: int) -> None:
         """The append ended with `confirmed` bytes held by the cluster: keep exactly those.

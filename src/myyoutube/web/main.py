@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import ssl
 from pathlib import Path
 
@@ -177,6 +178,7 @@ def add_access_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tls-key", type=Path, default=None, help="the private key of --tls-cert (PEM)")
     parser.add_argument(
         "--trusted-proxy",
+        type=service.ip_address,
         action="append",
         default=[],
         metavar="ADDRESS",
@@ -194,6 +196,7 @@ async def serve(args: argparse.Namespace) -> None:
     # The web's certificate is what the master checks; a web listening publicly without
     # one is refused like every role, so the whole cluster follows one rule.
     tls = service.load_tls(args.cert_dir, args.host, "web")
+    _prepare_spool_dir(args.spool_dir)
     master_host, master_port = args.master
     direct = None if args.relay_reads else DirectReads(tls)
     master = MasterClient(master_host, master_port, tls, direct=direct)
@@ -285,6 +288,22 @@ async def _ensure_admin(master: MasterClient, password: str) -> None:
             )
             return
         await asyncio.sleep(ADMIN_RETRY_S)
+
+
+def _prepare_spool_dir(path: Path | None) -> None:
+    """--spool-dir made if missing (private to this user, as data dirs are), and checked
+    to be a folder this process may write in: a file given there was only found at the
+    first upload, which every upload then failed with a 503 blaming the cluster."""
+    if path is None:
+        return
+    if path.exists() and not path.is_dir():
+        raise service.StartupError(f"cannot use --spool-dir {path}: it is a file, not a folder")
+    try:
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError as exc:
+        raise service.StartupError(f"cannot use --spool-dir {path}: {exc.strerror or exc}") from exc
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise service.StartupError(f"cannot use --spool-dir {path}: this user may not write in it")
 
 
 def _admin_password(path: Path | None) -> str | None:

@@ -51,6 +51,7 @@ from myyoutube.web.common import (
     METRICS,
     SECURITY_HEADERS,
     VISITOR,
+    LocalDiskFailed,
     Slots,
     WebConfig,
     error,
@@ -81,6 +82,11 @@ _MASTER_ERROR_STATUS = {
 }
 
 
+# When a client should try again after the web's own disk failed: an operator frees
+# space in minutes, not seconds, but a client waiting longer than this gives up meanwhile.
+LOCAL_DISK_RETRY_S = 30
+
+
 @web.middleware
 async def errors_and_headers(request: web.Request, handler):
     """JSON errors for every failure (never a traceback), a request id and security
@@ -103,6 +109,17 @@ async def errors_and_headers(request: web.Request, handler):
             response = exc
     except RequestFailed as exc:
         response = _master_refusal(request, exc, request_id)
+    except LocalDiskFailed as exc:
+        quiet.warning(
+            "[%s] %s %s: this server's own disk failed: %s", request_id, request.method, request.raw_path, exc
+        )
+        response = _error(
+            request,
+            503,
+            f"This web server cannot keep uploads on its own disk just now ({exc}); try again later "
+            f"(request {request_id}).",
+            **{"Retry-After": str(LOCAL_DISK_RETRY_S)},
+        )
     except (OSError, TimeoutError) as exc:
         quiet.warning("[%s] %s %s: master unreachable: %s", request_id, request.method, request.raw_path, exc)
         response = _error(

@@ -51,7 +51,7 @@ from myyoutube.formatting import human_size
 from myyoutube.master_streams import Upload
 from myyoutube.protocol import CHUNK_BYTES
 from myyoutube.web.auth import client_address
-from myyoutube.web.common import LIMITS, METRICS, VISITOR, account_of, error, master_for
+from myyoutube.web.common import LIMITS, METRICS, VISITOR, account_of, error, master_for, on_local_disk
 from myyoutube.web.local_copy import STALE_AFTER_S
 from myyoutube.web.pace import enforce_rate
 
@@ -259,7 +259,7 @@ async def spool_folder(spool_dir: Path | None) -> AsyncIterator[Path]:
     removal is not waited for: the upload's answer and its upload slot do not depend on
     it (a cut-off upload's slot was held a thread hop longer, and the next upload refused).
     The folders a front end killed mid-upload left are removed on the way."""
-    folder = await asyncio.to_thread(_fresh_spool_folder, spool_dir)
+    folder = await on_local_disk(asyncio.to_thread(_fresh_spool_folder, spool_dir))
     try:
         yield folder
     finally:
@@ -289,15 +289,15 @@ async def _spool(body: BodyReader, head: bytes, path: Path, upload: Upload, read
 
     The spool file is written in batches by a worker thread while the chunks travel on to
     the master (batched_writes.py): the two waits overlap instead of adding up."""
-    spool = await asyncio.to_thread(open, path, "wb")
+    spool = await on_local_disk(asyncio.to_thread(open, path, "wb"))
     writes = BatchedWriter(spool.writelines, SPOOL_BATCH_BYTES)
     try:
         data = head
         while data:
-            await writes.write(data)
+            await on_local_disk(writes.write(data))
             await upload.write(data)
             data = await body.read()
-        await writes.flush()
+        await on_local_disk(writes.flush())
         await rest_of_form(reader)
     except BaseException:
         await writes.abandon()
