@@ -148,6 +148,7 @@ async def test_title_and_description_edit_is_searchable(cluster, http):
         ({"title": "x" * (MAX_TITLE_CHARS + 1)}, 400, "longer"),
         ({"title": "bad\x00title"}, 400, "control"),
         ({"title": "two\nlines"}, 400, "line breaks"),
+        ({"title": "\u200b"}, 400, "shows nothing"),  # showed as an empty title
         ({"description": "d" * (MAX_DESCRIPTION_CHARS + 1)}, 400, "longer"),
         ({"description": "\x1b[2J"}, 400, "control"),
         ({"title": 5}, 400, "text"),

@@ -58,12 +58,25 @@ def test_title_is_trimmed_and_normalized():
         ("bell\x07", "control"),
         ("para\u2029graph", "line breaks"),
         ("lone \ud800 surrogate", "control"),
+        ("\u200b", "shows nothing"),  # zero width space
+        ("\ufeff\u200d", "shows nothing"),
+        ("\u3164 \u2800", "shows nothing"),  # a Hangul filler, the braille blank
+        ("\u0301", "shows nothing"),  # an accent over nothing
     ],
 )
 def test_bad_titles_are_refused_with_a_reason(raw, reason):
-    """Empty, overlong, multi-line or control-character titles raise BadText saying why."""
+    """Empty, overlong, multi-line or control-character titles raise BadText saying why;
+    so does one of only invisible or blank characters, which was stored and showed as an
+    empty title."""
     with pytest.raises(BadText, match=reason):
         clean_title(raw)
+
+
+def test_invisible_characters_inside_a_visible_title_are_kept():
+    """Joiners inside an emoji sequence and a word joiner between words are part of
+    how the title is written: a title that shows something keeps them."""
+    for title in ("\U0001f469\u200d\U0001f4bb coding", "word\u2060join", "\u2800 art \u2800"):
+        assert clean_title(title) == title
 
 
 def test_text_reversing_overrides_are_refused_but_right_to_left_text_is_kept():

@@ -63,6 +63,15 @@ _TITLE_REFUSED_CATEGORIES = (*_REFUSED_CATEGORIES, "Zl", "Zp")
 _OVERRIDES = "\u202d\u202e"
 
 
+# Letters and symbols that print as blank space, which a title of nothing else would
+# show as empty (Hangul fillers, the braille blank): the usual way around "non-empty".
+_BLANK_GLYPHS = frozenset("\u115f\u1160\u2800\u3164\uffa0")
+
+# Categories of characters that show nothing by themselves: format characters (zero
+# width space, joiners, the byte order mark), separators, and marks with no base.
+_SHOWS_NOTHING_ALONE = ("Cf", "Zs", "Mn", "Me")
+
+
 class BadText(ValueError):
     """A title or description that cannot be stored; str(exc) says why, for the user."""
 
@@ -83,6 +92,8 @@ def clean_title(raw: str) -> str:
         raise BadText(f"The title is longer than {MAX_TITLE_CHARS} characters; shorten it.")
     if any(unicodedata.category(char) in _TITLE_REFUSED_CATEGORIES for char in title):
         raise BadText("The title contains line breaks or control characters; remove them.")
+    if all(char in _BLANK_GLYPHS or unicodedata.category(char) in _SHOWS_NOTHING_ALONE for char in title):
+        raise BadText("The title shows nothing (only invisible or blank characters); give the video a title.")
     _refuse_overrides(title, "title")
     return title
 
