@@ -118,6 +118,8 @@ def test_the_master_starts_without_loading_pyav():
     "module, args",
     [
         ("myyoutube.master", ["--port", "http"]),
+        # Nodes would be declared dead between their heartbeats.
+        ("myyoutube.master", ["--data-dir", "x", "--heartbeat", "10", "--dead-after", "5"]),
         ("myyoutube.datanode", ["--master", "nowhere", "--data-dir", "x"]),
         ("myyoutube.web", ["--master", "127.0.0.1:1", "--max-upload-bytes", "-5"]),
         ("myyoutube.cluster", ["--datanodes", "zero"]),

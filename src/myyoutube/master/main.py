@@ -56,6 +56,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         args.min_replicas = min(DEFAULT_MIN_REPLICAS, args.replication)
     if args.min_replicas > args.replication:
         parser.error("--min-replicas cannot exceed --replication")
+    if args.dead_after < 2 * args.heartbeat:
+        # A node is heard from once per heartbeat: with less than two between them, one
+        # late heartbeat would declare a healthy node dead and start re-replicating it.
+        parser.error("--dead-after must be at least twice --heartbeat")
     return args
 
 
