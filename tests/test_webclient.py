@@ -72,6 +72,52 @@ def test_an_answer_without_what_myyoutube_says_is_one_line_not_success(
     assert not (tmp_path / "myyoutube" / "token").exists()
 
 
+class AnswersOddShapes(http.server.BaseHTTPRequestHandler):
+    """200 and a JSON object holding every key MyYoutube's answers have, of other shapes."""
+
+    BODY = json.dumps({"videos": ["a", "b"], "next": None, "token": 5, "user": "x", "users": ["x"]}).encode()
+
+    def answer(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(self.BODY)))
+        self.end_headers()
+        self.wfile.write(self.BODY)
+
+    do_GET = do_POST = answer
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+@pytest.mark.parametrize(
+    ("args", "what"),
+    [
+        (["list"], "its 'videos' are not records"),
+        (["search", "cat"], "its 'videos' are not records"),
+        (["user", "list"], "its 'users' are not records"),
+        (["login", "--username", "admin", "--password-file", "PASSWORD"], "its 'token' is not one"),
+    ],
+)
+def test_an_answer_of_another_shape_is_one_line_not_a_traceback(tmp_path, capsys, monkeypatch, args, what):
+    """Keys of MyYoutube's answers holding something else (a list of strings, a number
+    for a token) ended list, search and login in an AttributeError traceback, and login
+    saved the number as the server's token. Each is now one line naming the URL."""
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
+    monkeypatch.setenv("MYYOUTUBE_TOKEN", "")
+    (tmp_path / "PASSWORD").write_text("a password\n")
+    args = [str(tmp_path / arg) if arg == "PASSWORD" else arg for arg in args]
+    with web_server_in_thread(AnswersOddShapes) as url, pytest.raises(SystemExit) as exit_status:
+        commandline.main([*args, "--url", url])
+    assert exit_status.value.code == 1
+    out, err = capsys.readouterr()
+    assert (out, err) == (
+        "",
+        f"myyoutube: error: {url} did not answer as MyYoutube does ({what}); is it MyYoutube?\n",
+    )
+    assert not (tmp_path / "myyoutube" / "token").exists()
+
+
 def test_a_token_with_a_line_break_inside_is_one_line(json_api, tmp_path, capsys, monkeypatch):
     """$MYYOUTUBE_TOKEN pasted with a line break inside used to end in aiohttp's "Forbidden
     control character detected in headers" traceback; it is now one line saying where the

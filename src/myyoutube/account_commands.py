@@ -124,11 +124,8 @@ def _role_of(args: argparse.Namespace, name: str) -> str | None:
 
     async def role() -> str | None:
         async with webclient.connect(args.url, token) as api:
-            accounts = (await api.json("/api/users", keys=("users",)))["users"]
-        for account in accounts:
-            if isinstance(account, dict) and account.get("name") == wanted:
-                return account.get("role")
-        return None
+            accounts = await api.records("/api/users", "users")
+        return next((account.get("role") for account in accounts if account.get("name") == wanted), None)
 
     try:
         return asyncio.run(role())
@@ -164,6 +161,8 @@ async def cmd_login(api: Api, args: argparse.Namespace) -> int:
     answer = await api.json(
         "/api/login", "POST", keys=("token",), json={"username": args.username, "password": args.password}
     )
+    if not isinstance(answer["token"], str) or not isinstance(answer.get("user") or {}, dict):
+        raise api.not_myyoutube("its 'token' is not one")  # and must not be saved as one
     try:
         path = webclient.save_token(args.url, answer["token"])
     except OSError as exc:
@@ -230,19 +229,19 @@ def _quota_text(user: dict) -> str:
 
 
 async def cmd_user_list(api: Api, args: argparse.Namespace) -> int:
-    answer = await api.json("/api/users", keys=("users",))
+    users = await api.records("/api/users", "users")
     if args.json:
-        say_json(answer)
+        say_json({"users": users})
         return EXIT_OK
     rows = [
         (
-            str(user["name"]),
-            str(user["role"]),
+            str(user.get("name")),
+            str(user.get("role")),
             size_text(user.get("used_bytes")),
             _quota_text(user),
             str(user.get("sessions", 0)),
         )
-        for user in answer.get("users", [])
+        for user in users
     ]
     table(("NAME", "ROLE", "USED", "QUOTA", "SESSIONS"), rows, right={2, 3, 4})
     return EXIT_OK

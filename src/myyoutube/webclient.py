@@ -223,10 +223,19 @@ class Api:
             raise ToolError(f"{self.url} did not answer with a JSON object; is it MyYoutube?")
         missing = [key for key in keys if key not in body]
         if missing:
-            raise ToolError(
-                f"{self.url} did not answer as MyYoutube does (no {missing[0]!r}); is it MyYoutube?"
-            )
+            raise self.not_myyoutube(f"no {missing[0]!r}")
         return body
+
+    def not_myyoutube(self, what: str) -> ToolError:
+        """The error for an answer that is not MyYoutube's: `what` is wrong with it."""
+        return ToolError(f"{self.url} did not answer as MyYoutube does ({what}); is it MyYoutube?")
+
+    async def records(self, path: str, key: str) -> list[dict]:
+        """The list of JSON objects under `key` in the answer to GET `path`."""
+        found = (await self.json(path, keys=(key,)))[key]
+        if not isinstance(found, list) or not all(isinstance(record, dict) for record in found):
+            raise self.not_myyoutube(f"its {key!r} are not records")
+        return found
 
     async def video_pages(self, term: str | None) -> AsyncIterator[list[dict]]:
         """Every video (or every match for `term`), one page of the listing at a time."""
@@ -239,6 +248,8 @@ class Api:
             videos = body.get("videos")
             if not isinstance(videos, list):
                 raise ToolError(f"{self.url} answered a listing without videos; is it MyYoutube?")
+            if not all(isinstance(video, dict) for video in videos):
+                raise self.not_myyoutube("its 'videos' are not records")
             yield videos
             cursor = body.get("next")
             if cursor is None:
