@@ -67,6 +67,31 @@ async def test_certificate_from_another_ca_is_refused(pki):
         server.close()
 
 
+async def test_a_misconfigured_link_is_refused_in_words(pki):
+    """TLS to a port that speaks none (a web front end's, answering in plain HTTP), and
+    to a peer whose certificate another CA signed, are refused saying which, where
+    OpenSSL's reason ("[SSL: WRONG_VERSION_NUMBER] wrong version number (_ssl.c:1006)")
+    was all one read."""
+
+    async def answer_in_http(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(1024)
+        writer.write(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+    plain = await asyncio.start_server(answer_in_http, HOST, 0)
+    plain_port = plain.sockets[0].getsockname()[1]
+    stranger, stranger_port = await served(pki["stranger"])
+    try:
+        with pytest.raises(links.PeerRefused, match=r"does not speak TLS \(is it started without --cert-dir"):
+            await links.connect(HOST, plain_port, pki["web"], "master")
+        with pytest.raises(links.PeerRefused, match="has a certificate this cluster's CA did not sign"):
+            await links.connect(HOST, stranger_port, pki["web"], "master")
+    finally:
+        plain.close()
+        stranger.close()
+
+
 async def test_client_refuses_a_server_of_the_wrong_role(pki):
     """A web front end connecting to something with a datanode certificate refuses it (a
     relay or a misconfigured address is not the master)."""

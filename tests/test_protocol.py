@@ -185,6 +185,15 @@ def test_oversize_frame_rejected_on_the_ninth_byte():
         decoder.bytes_needed()  # the stream adapter asks this next
 
 
+def test_an_http_answer_is_named_as_one():
+    """A role pointed at a web front end's port reads an HTTP answer: it says so, where it
+    said "frame of 1213486160 bytes exceeds MAX_FRAME_BYTES" ("HTTP" read as a length)."""
+    decoder = FrameDecoder()
+    with pytest.raises(RemoteProtocolError, match="answered in HTTP: is that a web front end's port"):
+        decoder.feed(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+        decoder.bytes_needed()
+
+
 def test_largest_legal_frame_prefix_is_accepted():
     """A prefix declaring a full meta and a full chunk is accepted and asks for exactly that body."""
     decoder = FrameDecoder()

@@ -45,7 +45,7 @@ import ssl
 import time
 from collections.abc import Awaitable, Callable, Mapping
 
-from myyoutube import certs, protocol, service
+from myyoutube import certs, protocol, service, tls_contexts
 from myyoutube.admission import Admission, fd_headroom, near_file_limit
 from myyoutube.protocol import Error, Message
 from myyoutube.quietlog import LogLimiter
@@ -138,12 +138,20 @@ async def connect(
         sock = await _connected_socket(host, port)
         # Kept by hand: with TLS, uvloop hands back its own SSL protocol, not ours.
         receiver = FrameReceiver()
-        transport, _ = await asyncio.get_running_loop().create_connection(
-            lambda: receiver,
-            sock=sock,
-            ssl=tls.client if tls else None,
-            server_hostname=host if tls else None,
-        )
+        try:
+            transport, _ = await asyncio.get_running_loop().create_connection(
+                lambda: receiver,
+                sock=sock,
+                ssl=tls.client if tls else None,
+                server_hostname=host if tls else None,
+            )
+        except ssl.SSLError as exc:
+            sentence = tls_contexts.mismatch(exc)
+            if sentence is None:
+                raise
+            # "[SSL: WRONG_VERSION_NUMBER] wrong version number (_ssl.c:1006)" told an
+            # operator nothing; this names what to fix.
+            raise PeerRefused(f"{host}:{port} {sentence}") from exc
     stream = FrameStream(transport, receiver)
     if tls is not None:
         name = _identify(stream, transport)

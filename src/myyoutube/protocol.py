@@ -179,11 +179,19 @@ def _decode_body(
     return cls(**meta)
 
 
+# How an HTTP server's answer begins, which no frame prefix does (its length would be
+# 1,213,486,160 bytes).
+_HTTP_ANSWER = b"HTTP/"
+
+
 def _check_prefix(buffer: bytearray, offset: int) -> tuple[int, int, int]:
     """The frame prefix at `offset`, its declared lengths checked before any byte behind it
     is accepted: (body_length, message_type, meta_length)."""
     body_length, message_type, meta_length = _PREFIX.unpack_from(buffer, offset)
     if body_length > MAX_FRAME_BYTES:
+        if buffer[offset : offset + len(_HTTP_ANSWER)] == _HTTP_ANSWER:
+            # A role pointed at a web front end's port read "HTTP" as a length.
+            raise RemoteProtocolError("the peer answered in HTTP: is that a web front end's port?")
         raise RemoteProtocolError(f"frame of {body_length} bytes exceeds MAX_FRAME_BYTES")
     if meta_length > MAX_META_BYTES:
         raise RemoteProtocolError(f"meta of {meta_length} bytes exceeds MAX_META_BYTES")

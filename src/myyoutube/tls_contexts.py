@@ -198,3 +198,21 @@ def load(cert_dir: Path, expected_role: str) -> Tls:
     """The TLS identity in `cert_dir`; CertError (one line) if it is unusable or issued for
     another role."""
     return Tls(cert_dir, expected_role)
+
+
+# What a failed handshake's reason (OpenSSL's) says about the setup, in words: each is a
+# configuration to fix, not a moment of bad luck. Other reasons (a reset mid-handshake,
+# a peer restarting) stay SSLErrors, which callers take as a link that may come back.
+_MISMATCHES = {
+    "WRONG_VERSION_NUMBER": "does not speak TLS (is it started without --cert-dir, or another program's port?)",
+    "CERTIFICATE_VERIFY_FAILED": "has a certificate this cluster's CA did not sign (`myyoutube cert` makes them)",
+    "TLSV1_ALERT_UNKNOWN_CA": "does not trust our certificate: another CA signed it",
+    "SSLV3_ALERT_BAD_CERTIFICATE": "does not accept our certificate",
+    "TLSV13_ALERT_CERTIFICATE_REQUIRED": "requires a certificate of this cluster (give --cert-dir)",
+}
+
+
+def mismatch(exc: ssl.SSLError) -> str | None:
+    """What a handshake that failed with `exc` says about the peer, in words; None when
+    it is no sign of a misconfiguration."""
+    return _MISMATCHES.get(getattr(exc, "reason", None) or "")
