@@ -211,6 +211,17 @@ def test_a_password_is_never_waited_for_without_a_terminal(cluster, tmp_path, ar
     assert says in one_error_line(myyoutube(cluster, tmp_path, *args))
 
 
+def test_an_empty_password_file_is_named_not_taken_for_a_wrong_password(cluster, tmp_path):
+    """An empty --password-file was sent as the password, and the server's "Wrong username
+    or password" sent the operator looking for a typo; the file is now named as empty."""
+    empty = tmp_path / "empty"
+    empty.write_text("\n")
+    line = one_error_line(
+        myyoutube(cluster, tmp_path, "login", "--username", "admin", "--password-file", str(empty))
+    )
+    assert line == f"myyoutube: error: the password file {empty} is empty; put the password on its first line"
+
+
 def test_a_wrong_password_is_refused_and_nothing_is_saved(cluster, tmp_path):
     """A failed login exits 1 with one line and leaves no token file behind."""
     failed = myyoutube(

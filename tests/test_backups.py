@@ -43,6 +43,23 @@ def test_a_folder_as_the_backup_file_is_refused_first(tmp_path, capsys, nothing_
     assert [path.name for path in folder.iterdir()] == ["older.sqlite3"]
 
 
+@pytest.mark.parametrize("target", ["-", "FIFO"])
+def test_standard_output_or_a_fifo_is_refused_before_any_download(
+    tmp_path, capsys, nothing_listening, target
+):
+    """`admin backup -` wrote a file named "-" (and advised `--restore -`); a FIFO or a
+    device given --force was replaced by the backup. Both are refused in a line first."""
+    if target == "FIFO":
+        target = str(tmp_path / "pipe")
+        os.mkfifo(target)
+    with pytest.raises(SystemExit) as exit_status:
+        commandline.main(["admin", "backup", target, "--force", "--url", nothing_listening])
+    assert exit_status.value.code == 1
+    said = capsys.readouterr().err
+    assert said.startswith("myyoutube: error: ") and "name " in said and said.count("\n") == 1, said
+    assert not (tmp_path / "-").exists() and not os.path.exists("-")
+
+
 def test_a_backup_into_a_missing_folder_names_the_file_asked_for(tmp_path, capsys, nothing_listening):
     """`admin backup missing/index.sqlite3` says it cannot save the backup to that path,
     before any download; it used to name 'missing/index.sqlite3.part', a file the

@@ -13,7 +13,7 @@ import pytest
 
 from harness import serving_files, web_server_in_thread
 from myyoutube import commandline
-from myyoutube.transfers import DownloadPlan, download_target, part_paths, plan_download, read_plan
+from myyoutube.transfers import DownloadPlan, part_paths, plan_download, read_plan
 from myyoutube.webclient import ToolError
 
 ETAG = '"' + "a" * 64 + '"'
@@ -61,12 +61,16 @@ def test_what_is_not_a_regular_file_is_never_replaced(tmp_path):
         read_plan(output, force=True)
 
 
+@pytest.mark.parametrize("command", ["download", "delete", "edit"])
 @pytest.mark.parametrize("name", ["", ".", "..", " ", "a/b.mp4"])
-def test_a_name_no_video_can_have_is_one_line(tmp_path, name):
+def test_a_name_no_video_can_have_is_a_usage_error(capsys, command, name):
     """`download ""` or `download .` ended in a traceback (the folder itself as the file
-    to save); such a name is refused with a sentence before anything is asked or saved."""
-    with pytest.raises(ToolError, match="there is no video named"):
-        download_target(None, name)
+    to save), `delete ""` said "There is nothing at this address": such a name is a usage
+    error (exit 2) saying why, before anything is asked or saved."""
+    with pytest.raises(SystemExit) as exit_status:
+        commandline.main([command, name, "--url", "http://127.0.0.1:9"])
+    assert exit_status.value.code == 2
+    assert f"no video can be named {name!r}" in capsys.readouterr().err
 
 
 def test_foreign_part_is_refused_unless_forced(tmp_path):

@@ -46,7 +46,11 @@ def _password_file(path: Path) -> str:
         raise ToolError(f"cannot read the password file {path}: {exc.strerror}") from None
     except UnicodeDecodeError:
         raise ToolError(f"{path} is not a text file; is it the password file?") from None
-    return lines[0] if lines else ""
+    if not lines or not lines[0]:
+        # The server would say "Wrong username or password", which sends one looking
+        # for a typo in the password rather than at the file.
+        raise ToolError(f"the password file {path} is empty; put the password on its first line")
+    return lines[0]
 
 
 def _typed_password(prompt: str, flag: str, confirm: bool = False) -> str:

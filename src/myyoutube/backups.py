@@ -33,8 +33,13 @@ PRIVATE_FILE_MODE = 0o600
 async def save_backup(api: Api, target: Path, force: bool) -> dict:
     """Download the index into `target`; its path, size and sha256. A target that cannot
     be written (a folder, a full disk) is a ToolError naming it; nothing is left behind."""
+    if str(target) == "-":
+        # It would be a file named "-", which --restore then reads as standard input.
+        raise ToolError("- (standard output) is not offered; name the file to save the backup in")
     if await asyncio.to_thread(target.is_dir):
         raise ToolError(f"{target} is a folder; name the file to save the backup in")
+    if await asyncio.to_thread(lambda: target.exists() and not target.is_file()):
+        raise ToolError(f"{target} is not a regular file; name another file to save the backup in")
     if await asyncio.to_thread(target.exists) and not force:
         raise ToolError(f"{target} already exists; use --force to replace it")
     part = target.with_name(target.name + ".part")

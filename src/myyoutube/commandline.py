@@ -193,6 +193,16 @@ async def cmd_delete(api: Api, args: argparse.Namespace) -> int:
 # --- command line ------------------------------------------------------------------------
 
 
+def video_name(text: str) -> str:
+    """argparse type for a video's NAME: one no video can have ('', '.', '..', one with
+    '/': a name is one segment of its URL) is a usage error. `download ""` used to save
+    to the current folder itself and end in a traceback; `delete ""` said "There is
+    nothing at this address"."""
+    if text.strip() in ("", ".", "..") or "/" in text:
+        raise argparse.ArgumentTypeError(f"no video can be named {text!r}; `myyoutube list` shows the names")
+    return text
+
+
 def _url_parts(text: str) -> SplitResult | None:
     """The parts of a URL, or None when its host or port is malformed."""
     try:
@@ -284,7 +294,7 @@ def build_parser() -> argparse.ArgumentParser:
         "download a video: bytes go to FILE.part (resumed by the next run) and become FILE once checked",
         (common, bar),
     )
-    download.add_argument("name", metavar="NAME")
+    download.add_argument("name", metavar="NAME", type=video_name)
     download.add_argument(
         "-o",
         "--output",
@@ -298,11 +308,11 @@ def build_parser() -> argparse.ArgumentParser:
         "that myyoutube did not start",
     )
     edit = add("edit", cmd_edit, "change a video's title, description or visibility")
-    edit.add_argument("name", metavar="NAME")
+    edit.add_argument("name", metavar="NAME", type=video_name)
     edit.add_argument("--title", help="the new title")
     edit.add_argument("--description", help="the new description ('' clears it)")
     edit.add_argument("--visibility", choices=permissions.VISIBILITIES, help=VISIBILITY_HELP)
-    add("delete", cmd_delete, "delete a video").add_argument("name", metavar="NAME")
+    add("delete", cmd_delete, "delete a video").add_argument("name", metavar="NAME", type=video_name)
     operator_commands.register(commands, add, common)
     certcommands.register(commands)
     account_commands.register(commands, add, common)

@@ -92,11 +92,6 @@ def download_target(output: str | None, name: str) -> Path:
             "-o - (standard output) is not offered: a download is checked in FILE.part before it "
             "becomes FILE; name a file, or play the video from the web page"
         )
-    if name.strip() in ("", ".", "..") or "/" in name:
-        # No video is named so (names.clean_name; a name is one path segment of the
-        # stream's URL), and as a path "" or "." is the folder itself: the download
-        # ended in a traceback instead.
-        raise ToolError(f"there is no video named \u201c{name}\u201d; `myyoutube list` shows the names")
     target = Path(output or name)
     if target.is_dir():
         return target / name
