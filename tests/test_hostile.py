@@ -203,6 +203,25 @@ async def test_fields_before_the_file_and_unknown_fields_after_it_are_used_or_sk
         assert (await response.json())["visibility"] == "unlisted"
 
 
+@pytest.mark.parametrize(("field", "value"), [("name", "renamed.mp4"), ("visibility", "private")])
+async def test_a_field_we_use_after_the_file_is_refused_and_nothing_stored(cluster, http, field, value):
+    """A `name` or `visibility` sent after the file could not apply (the video is stored
+    under what came before it): the upload is refused with 400 saying to put it first,
+    rather than a private video going public, and nothing is stored."""
+    name = f"late-{uuid.uuid4().hex[:6]}.mp4"
+    body, content_type = multipart(name, VIDEO)
+    body = with_field_after_the_file(body, content_type, field, value)
+    headers = {"Content-Type": content_type, **cluster.admin_headers()}
+    async with http.post(f"{cluster.url}/upload", data=body, headers=headers) as response:
+        assert response.status == 400, await response.text()
+        assert f"The form's '{field}' field comes after the file" in (await response.json())["error"]
+    for stored in (name, "renamed.mp4"):
+        async with http.get(
+            f"{cluster.url}/videos/{quote(stored)}", headers=cluster.admin_headers()
+        ) as response:
+            assert response.status == 404
+
+
 async def test_a_small_body_that_never_finishes_is_408_and_frees_the_connection(cluster):
     """A sign-in whose body stops short of its Content-Length (slowloris past the header
     deadline) is answered 408 with a sentence once SMALL_BODY_TIMEOUT_S is up, and the
