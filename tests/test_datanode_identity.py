@@ -42,6 +42,7 @@ def test_first_release_folder_for_our_port_is_kept(tmp_path):
         ("10.0.0.5", 7100, None, "10.0.0.1", "10.0.0.5:7100"),
         ("0.0.0.0", 7100, "10.0.0.5", "10.0.0.1", "10.0.0.5:7100"),
         ("0.0.0.0", 7100, "dn1.example:9100", "10.0.0.1", "dn1.example:9100"),
+        ("0.0.0.0", 7100, "myyoutube_datanode_1", "10.0.0.1", "myyoutube_datanode_1:7100"),  # Compose
         ("::", 7100, "[fd00::5]:7100", "fd00::1", "[fd00::5]:7100"),
     ],
 )
@@ -57,6 +58,10 @@ def test_advertised_address(bind, port, advertise, master, expected):
         ("::", None, "127.0.0.1", "wildcard"),
         ("127.0.0.1", None, "10.0.0.1", "loopback"),
         ("0.0.0.0", "localhost", "10.0.0.1", "loopback"),
+        # Accepted before, then registered as an address no peer could connect to.
+        ("0.0.0.0", "bad host:x", "10.0.0.1", "expected HOST or HOST:PORT"),
+        ("0.0.0.0", "dn1.example:99999", "10.0.0.1", "expected HOST or HOST:PORT"),
+        ("0.0.0.0", "dn 1.example", "10.0.0.1", "expected HOST or HOST:PORT"),
     ],
 )
 def test_unreachable_advertisements_are_refused(bind, advertise, master, reason):

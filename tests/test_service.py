@@ -120,6 +120,7 @@ def test_the_master_starts_without_loading_pyav():
         ("myyoutube.master", ["--port", "http"]),
         # Nodes would be declared dead between their heartbeats.
         ("myyoutube.master", ["--data-dir", "x", "--heartbeat", "10", "--dead-after", "5"]),
+        ("myyoutube.master", ["--data-dir", "x", "--expect-datanodes", "3"]),  # without --recover
         ("myyoutube.datanode", ["--master", "nowhere", "--data-dir", "x"]),
         ("myyoutube.web", ["--master", "127.0.0.1:1", "--max-upload-bytes", "-5"]),
         ("myyoutube.cluster", ["--datanodes", "zero"]),

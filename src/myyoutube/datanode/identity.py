@@ -20,7 +20,9 @@ elsewhere, with a sentence saying what to pass instead (`advertised_address` is 
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import re
 import uuid
 from pathlib import Path
 
@@ -61,6 +63,23 @@ def _is_node_id(text: str) -> bool:
         return False
 
 
+# A DNS name (RFC 1123 labels, plus '_': Docker Compose names its containers so, and
+# its resolver answers for them): what a peer's resolver can look up.
+_HOST_NAME = re.compile(r"(?!-)[A-Za-z0-9_-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9_-]{1,63}(?<!-))*\.?")
+
+
+def _is_host(host: str) -> bool:
+    """Whether peers could connect to `host`: an IP address (IPv6 bracketed or not), a
+    DNS name, or '' and the wildcards, which _kind then refuses in words."""
+    if host == "" or is_wildcard(host):
+        return True
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return len(host) <= 253 and _HOST_NAME.fullmatch(host) is not None
+    return True
+
+
 def _kind(host: str) -> str:
     """'wildcard', 'loopback' or 'routable' (a name we cannot judge counts as routable)."""
     if is_wildcard(host):
@@ -78,6 +97,11 @@ def advertised_address(bind_host: str, bound_port: int, advertise: str | None, m
             host, port = given_host, int(given_port)
         else:
             host = advertise
+    if not _is_host(host) or not 0 < port < 65536:
+        raise ValueError(
+            f"cannot advertise {advertise!r}: expected HOST or HOST:PORT, with a host name or an IP "
+            "address and a port from 1 to 65535"
+        )
     kind = _kind(host)
     if kind == "wildcard":
         raise ValueError(

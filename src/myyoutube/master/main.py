@@ -56,6 +56,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         args.min_replicas = min(DEFAULT_MIN_REPLICAS, args.replication)
     if args.min_replicas > args.replication:
         parser.error("--min-replicas cannot exceed --replication")
+    if args.expect_datanodes is not None and not args.recover:
+        parser.error("--expect-datanodes only applies with --recover")
     if args.dead_after < 2 * args.heartbeat:
         # A node is heard from once per heartbeat: with less than two between them, one
         # late heartbeat would declare a healthy node dead and start re-replicating it.
