@@ -459,6 +459,23 @@ def test_download_to_a_place_that_cannot_be_written_names_the_file_asked_for(clu
     assert not (tmp_path / "missing").exists()
 
 
+def test_a_video_whose_name_is_too_long_for_a_part_file_says_to_use_o(cluster, clip, tmp_path):
+    """A video name of 250 bytes is valid, and so is a file of that name, until the
+    download adds ".part.lock": it said "File name too long" of the very name asked for;
+    it now says to save under a shorter name with -o, and that works."""
+    source = write_video(tmp_path / "long", "x" * 246 + ".mp4", clip)
+    assert upload(cluster, source).returncode == 0
+    result = commandline("download", source.name, "-o", str(tmp_path), "--url", cluster.url)
+    assert result.returncode == 1
+    assert result.stderr == (
+        f"myyoutube: error: cannot save {source.name} under its own name here: with .part.lock added it "
+        "is too long for a file name; save it under a shorter one with -o FILE\n"
+    )
+    shorter = tmp_path / "short.mp4"
+    assert commandline("download", source.name, "-o", str(shorter), "--url", cluster.url).returncode == 0
+    assert shorter.read_bytes() == source.read_bytes()
+
+
 def test_a_second_download_to_the_same_file_is_refused_while_the_first_runs(cluster, clip, tmp_path):
     """Two downloads to one FILE at once (a second terminal, a script run twice) used to
     append to the same FILE.part; the first to finish renamed the mixture to FILE and

@@ -29,6 +29,7 @@ checked, since it checks the bytes it received: a download holds an exclusive lo
 from __future__ import annotations
 
 import asyncio
+import errno
 import fcntl
 import hashlib
 import os
@@ -186,6 +187,13 @@ async def download(
         with _sole_download_to(output):
             return await _fetch(api, name, output, force=force, show=show, note=note)
     except OSError as exc:
+        if exc.errno == errno.ENAMETOOLONG:
+            # A name of up to 255 bytes is a valid video name, and a valid file name,
+            # until ".part.lock" is added to it.
+            raise ToolError(
+                f"cannot save {name} under its own name here: with {LOCK_SUFFIX} added it is too long "
+                "for a file name; save it under a shorter one with -o FILE"
+            ) from None
         raise ToolError(
             f"cannot save {name} to {output}: {exc.strerror or exc}{_resume_hint(output)}"
         ) from None
