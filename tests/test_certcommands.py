@@ -196,3 +196,15 @@ def test_cert_init_into_a_closed_pipe_succeeds_quietly(tmp_path, monkeypatch, ca
             commandline.main(["cert", "init", str(tmp_path / "ca")])
     assert (exit_status.value.code, capsys.readouterr().err) == (0, "")
     assert (tmp_path / "ca" / certs.CA_KEY).exists() and (tmp_path / "ca" / certs.CA_CERT).exists()
+
+
+def test_cert_init_on_a_file_names_it(tmp_path, capsys):
+    """`cert init FILE` said "[Errno 17] File exists: 'FILE'"; it says FILE is no folder,
+    and leaves the file as it was."""
+    path = tmp_path / "notes.txt"
+    path.write_text("mine\n")
+    with pytest.raises(SystemExit) as exit_status:
+        commandline.main(["cert", "init", str(path)])
+    assert exit_status.value.code == 1
+    assert capsys.readouterr().err == f"myyoutube: error: {path} is a file; name a folder for the CA\n"
+    assert path.read_text() == "mine\n"

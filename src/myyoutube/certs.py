@@ -80,6 +80,8 @@ def _pem_key(key: ec.EllipticCurvePrivateKey) -> bytes:
 
 def init_ca(directory: Path, name: str = "MyYoutube cluster CA") -> None:
     """Create the cluster CA in `directory` (ca.key 0600, ca.crt); refuses to overwrite."""
+    if directory.exists() and not directory.is_dir():
+        raise CertError(f"{directory} is a file; name a folder for the CA")  # not "[Errno 17] File exists"
     directory.mkdir(parents=True, exist_ok=True, mode=0o700)
     if (directory / CA_KEY).exists():
         raise CertError(f"{directory / CA_KEY} exists already; a second CA would split the cluster")
