@@ -255,3 +255,28 @@ def test_logout_removes_a_token_saved_by_an_earlier_release(tmp_path, capsys, mo
         assert f"removed the token an earlier release saved in {token_file}" in err
         assert "an-old-token" not in "".join(seen)
     assert not token_file.exists()
+
+
+class HangsUpWithoutAnswer(http.server.BaseHTTPRequestHandler):
+    """Closes every connection without an answer, as an https front end does with a plain
+    http request (the bytes are no TLS handshake)."""
+
+    def do_GET(self) -> None:
+        self.close_connection = True
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+def test_a_server_that_hangs_up_on_http_suggests_https(tmp_path, capsys, monkeypatch):
+    """`--url http://...` for a front end serving HTTPS said only "failed (Server
+    disconnected)"; it now says that an https:// URL may be the one meant."""
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
+    monkeypatch.setenv("MYYOUTUBE_TOKEN", "")
+    with web_server_in_thread(HangsUpWithoutAnswer) as url, pytest.raises(SystemExit) as exit_status:
+        commandline.main(["list", "--url", url])
+    assert exit_status.value.code == 1
+    assert capsys.readouterr().err == (
+        f"myyoutube: error: the connection to MyYoutube at {url} failed (Server disconnected; "
+        "if it serves HTTPS, its URL starts with https://)\n"
+    )

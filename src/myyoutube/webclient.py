@@ -199,8 +199,15 @@ class Api:
         except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
             raise Unreachable(f"cannot reach MyYoutube at {self.url} ({_reason(exc)})") from None
         except (aiohttp.ClientError, TimeoutError) as exc:
+            # An https front end closes a plain request at once, with no answer: the
+            # opposite mistake (https:// to plain http) gets a hint from _reason.
+            hint = (
+                "; if it serves HTTPS, its URL starts with https://"
+                if isinstance(exc, aiohttp.ServerDisconnectedError) and self.url.startswith("http://")
+                else ""
+            )
             raise ConnectionLost(
-                f"the connection to MyYoutube at {self.url} failed ({_reason(exc)})"
+                f"the connection to MyYoutube at {self.url} failed ({_reason(exc)}{hint})"
             ) from None
 
     async def json(
