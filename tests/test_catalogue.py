@@ -154,7 +154,7 @@ async def test_title_and_description_edit_is_searchable(cluster, http):
         ({"title": 5}, 400, "text"),
         ({"title": None}, 400, "text"),
         ({"owner": "me"}, 400, "Only the title, description and visibility"),
-        ({}, 400, "JSON object"),
+        ({}, 400, "changes nothing; send a title, a description or a visibility"),
         ([], 400, "JSON object"),
         (b"not json", 400, "JSON object"),
         (b"\xff\xfe", 400, "JSON object"),

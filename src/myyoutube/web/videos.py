@@ -109,8 +109,10 @@ def _edit_changes(body: bytes) -> dict[str, str]:
         changes = json_value(body)
     except ValueError:
         changes = None
-    if not isinstance(changes, dict) or not changes:
+    if not isinstance(changes, dict):
         raise _Refused('Send the changes as a JSON object: {"title": "...", "description": "..."}.')
+    if not changes:
+        raise _Refused("The edit changes nothing; send a title, a description or a visibility.")
     unknown = sorted(set(changes) - set(_EDITABLE))
     if unknown:
         raise _Refused(
