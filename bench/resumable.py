@@ -48,7 +48,7 @@ from benchlib import (
     upload_verified,
     video_name,
 )
-from myyoutube import resumable_upload, webclient
+from myyoutube import resumable_upload, upload_state, webclient
 
 # 512 MiB is the figure; on a shared 2-core machine one round of both uploads of
 # that size takes minutes, so the default is smaller (pass --size-mib 512 to match it).
@@ -71,7 +71,7 @@ async def resumable_once(url: str, payload: Path, folder: Path, size: int, sha25
     path = folder / video_name(size)
     os.link(payload, path)
     token = auth_headers(url)["Authorization"].removeprefix("Bearer ")
-    state = resumable_upload.UploadState(folder / "state.json")
+    state = upload_state.UploadState(folder / "state.json")
     async with webclient.connect(url, token) as api:
         started = time.perf_counter()
         video = await resumable_upload.upload_resumable(api, path, False, state)

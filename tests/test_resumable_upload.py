@@ -19,7 +19,7 @@ import pytest
 
 from harness import free_box_header, tiny_mp4, web_server_in_thread
 from myyoutube import commandline, resumable_upload
-from myyoutube.resumable_upload import MAX_REMEMBERED_UPLOADS, UploadState
+from myyoutube.upload_state import MAX_REMEMBERED_UPLOADS, UploadState
 
 # Big enough that the upload is still sending when the web front end stops.
 VIDEO_BYTES = 200 * 1024 * 1024

@@ -36,6 +36,7 @@ from myyoutube import (
     permissions,
     resumable_upload,
     transfers,
+    upload_state,
     webclient,
 )
 from myyoutube.certs import CertError
@@ -85,7 +86,7 @@ LISTING_HEADER = ("SIZE", "UPLOADED", "DURATION", "STATE", "VISIBILITY", "NAME")
 async def cmd_upload(api: Api, args: argparse.Namespace) -> int:
     outlive_reader()  # `upload *.mp4 | head -n 3` uploads every file all the same
     uploaded, failed = [], []
-    state = resumable_upload.UploadState(resumable_upload.state_path())
+    state = upload_state.UploadState(upload_state.state_path())
     for path in map(Path, args.files):
         try:
             video = await resumable_upload.upload_resumable(

@@ -9,15 +9,13 @@ confirmed. When a piece fails (the connection drops, the server is restarting or
 the server for its offset with HEAD and carries on from there; bytes the server already
 has are never sent again.
 
-The upload's URL is remembered in a small state file (`state_path()`: $MYYOUTUBE_UPLOAD_STATE,
-else $XDG_CACHE_HOME or ~/.cache, then myyoutube/uploads.json), keyed by the file's path,
-size and modification time: running the same command again after an interruption (even
-Ctrl-C, or a reboot) resumes the same upload, while a file that changed starts afresh,
-and the upload of its earlier version is cancelled on the server (DELETE): left alone
-it would hold the video's name and the account's quota until it expired, a day later.
-The entry is forgotten once the upload is committed, the server refused the file (which
-ends the upload) or no longer knows it; the file keeps the newest MAX_REMEMBERED_UPLOADS,
-and commands running at once change it in turn, under a lock (UploadState).
+The upload's URL is remembered in a small state file (upload_state.py), keyed by the
+file's path, size and modification time: running the same command again after an
+interruption (even Ctrl-C, or a reboot) resumes the same upload, while a file that
+changed starts afresh, and the upload of its earlier version is cancelled on the server
+(DELETE): left alone it would hold the video's name and the account's quota until it
+expired, a day later. The entry is forgotten once the upload is committed, the server
+refused the file (which ends the upload) or no longer knows it.
 
 A file that gets shorter while it is sent cannot complete its upload (the server waits
 for the size declared at the start): the upload is cancelled and the command says why,
@@ -30,20 +28,15 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import fcntl
 import hashlib
-import json
-import os
 import stat
-import tempfile
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import unquote
 
 import aiohttp
 
+from myyoutube import upload_state
 from myyoutube.permissions import PUBLIC
 from myyoutube.terminal import complain
 from myyoutube.transfers import FILE_CHUNK_BYTES, progress_bar
@@ -57,13 +50,6 @@ PATCH_BYTES = 5 * 1024 * 1024
 # next run of the same command resumes it).
 RETRY_DELAYS_S = (0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0)
 
-STATE_ENV = "MYYOUTUBE_UPLOAD_STATE"
-# Held while the state file is read, changed and replaced, beside it (uploads.json.lock).
-STATE_LOCK_SUFFIX = ".lock"
-# Entries kept in the state file, the newest. Each is an upload that was interrupted; the
-# server forgets one after its expiry (a day by default), so past a thousand the oldest
-# are long gone, and the file (read on every upload) stays small.
-MAX_REMEMBERED_UPLOADS = 1000
 TUS = {"Tus-Resumable": "1.0.0"}
 
 # Answers worth retrying: the server or its cluster is busy or restarting.
@@ -96,122 +82,11 @@ class _FileChanged(ToolError):
     """The file got shorter while it was sent: its upload can never complete."""
 
 
-def state_path() -> Path:
-    override = os.environ.get(STATE_ENV)
-    if override:
-        return Path(override)
-    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(cache) / "myyoutube" / "uploads.json"
-
-
-def file_key(path: Path, server: str, name: str = "") -> str:
-    """What identifies one file's upload: the server, its path, size and mtime, and the
-    video's name when it is not the file's own (`file_of` finds earlier versions')."""
-    stat = path.stat()
-    chosen = f"|name={name}" if name else ""
-    return f"{_file_of(path, server)}{stat.st_size}|{stat.st_mtime_ns}{chosen}"
-
-
-def _file_of(path: Path, server: str) -> str:
-    """The start of every file_key of this file on this server, whatever its version."""
-    return f"{server}|{path.resolve()}|"
-
-
-def _chosen_name(key: str, file: str) -> str:
-    """The chosen-name part of a file_key that starts with `file` (sizes and times are
-    digits, so the first '|' after them starts it)."""
-    return key[len(file) :].partition("|name=")[2]
-
-
-class UploadState:
-    """The unfinished uploads' URLs, by file_key (a JSON object, rewritten atomically).
-
-    Several commands may upload at once (`myyoutube upload a.mp4 & myyoutube upload b.mp4`),
-    so each change is a read-modify-write under an exclusive lock on a file beside the state
-    (STATE_LOCK_SUFFIX), written through a file of its own: without them, one process's
-    rewrite dropped the others' entries, and a shared temporary name made them fail.
-    A state file that cannot be written (a read-only home, HOME unset under cron) costs
-    only the resuming: uploads go on, after one warning on standard error."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.unwritable = False
-
-    def _load(self) -> dict[str, str]:
-        try:
-            entries = json.loads(self.path.read_text())
-        except (OSError, ValueError):
-            return {}
-        return entries if isinstance(entries, dict) else {}
-
-    def get(self, key: str) -> str | None:
-        value = self._load().get(key)
-        return value if isinstance(value, str) else None
-
-    def earlier_versions(self, key: str, file: str) -> list[tuple[str, str]]:
-        """(key, URL) of the unfinished uploads of this file (keys starting with `file`)
-        and video name that were made when its size or mtime were others."""
-        return [
-            (other, url)
-            for other, url in self._load().items()
-            if isinstance(url, str)
-            and other != key
-            and other.startswith(file)
-            and _chosen_name(other, file) == _chosen_name(key, file)
-        ]
-
-    def put(self, key: str, url: str | None) -> None:
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            with _locked(self.path.with_name(self.path.name + STATE_LOCK_SUFFIX)):
-                entries = self._load()
-                entries.pop(key, None)
-                if url is not None:
-                    entries[key] = url  # last, as the newest
-                _write_atomically(self.path, json.dumps(_newest(entries, MAX_REMEMBERED_UPLOADS)))
-        except OSError as exc:
-            if not self.unwritable:
-                complain(
-                    f"myyoutube: warning: cannot keep track of unfinished uploads in {self.path} "
-                    f"({exc.strerror or exc}; see ${STATE_ENV}): an interrupted upload cannot be resumed"
-                )
-            self.unwritable = True
-
-
-def _newest(entries: dict[str, str], most: int) -> dict[str, str]:
-    """The last `most` entries (a JSON object keeps its order: oldest first)."""
-    return dict(list(entries.items())[-most:])
-
-
-@contextmanager
-def _locked(lock_path: Path) -> Iterator[None]:
-    """Hold an exclusive lock on `lock_path` (made if missing, and left: a lock file that
-    is removed can be locked by two processes, each on its own inode)."""
-    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    """Replace `path` by a file holding `text`, written under a name no other process uses."""
-    fd, fresh = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".new")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as file:
-            file.write(text)
-        os.replace(fresh, path)
-    except BaseException:
-        Path(fresh).unlink(missing_ok=True)
-        raise
-
-
 async def upload_resumable(
     api: Api,
     path: Path,
     show: bool,
-    state: UploadState | None = None,
+    state: upload_state.UploadState | None = None,
     visibility: str = PUBLIC,
     name: str = "",
 ) -> dict:
@@ -220,12 +95,12 @@ async def upload_resumable(
     (a resumed upload keeps the one it was created with); `name` is the video's name if
     not the file's own. An upload under a chosen name is another upload than the file's
     unfinished one under its own name: resuming that would silently drop the choice."""
-    state = state or UploadState(state_path())
+    state = state or upload_state.UploadState(upload_state.state_path())
     try:
         size, key = await asyncio.to_thread(_file_to_send, path, api.url, name)
     except OSError as exc:
         raise ToolError(exc.strerror or str(exc)) from None
-    await _cancel_earlier_versions(api, state, key, _file_of(path, api.url))
+    await _cancel_earlier_versions(api, state, key, upload_state.file_of(path, api.url))
     stop_hashing = threading.Event()
     hashing = asyncio.ensure_future(asyncio.to_thread(_sha256_of, path, stop_hashing))
     # When the upload fails first, nobody awaits the hash: its own failure is not news.
@@ -254,12 +129,12 @@ async def upload_resumable(
 def _changed(path: Path, server: str, key: str, name: str) -> bool:
     """Whether the file's size or mtime are not what they were when its upload began."""
     try:
-        return file_key(path, server, name) != key
+        return upload_state.file_key(path, server, name) != key
     except OSError:
         return True  # gone, or moved away
 
 
-async def _cancel_earlier_versions(api: Api, state: UploadState, key: str, file: str) -> None:
+async def _cancel_earlier_versions(api: Api, state: upload_state.UploadState, key: str, file: str) -> None:
     """Cancel the unfinished uploads of this file's earlier versions (it changed since an
     interrupted run): each holds the video's name and quota on the server until it
     expires, and none can be resumed now."""
@@ -283,7 +158,7 @@ async def _send_file(
     api: Api,
     path: Path,
     show: bool,
-    state: UploadState,
+    state: upload_state.UploadState,
     size_and_key: tuple[int, str],
     asked: tuple[str, str],
 ) -> dict:
@@ -324,7 +199,7 @@ def _file_to_send(path: Path, server: str, name: str) -> tuple[int, str]:
         raise ToolError("Not a regular file; upload the video file itself")
     with open(path, "rb"):  # PermissionError now, not once the upload exists
         pass
-    return info.st_size, file_key(path, server, name)
+    return info.st_size, upload_state.file_key(path, server, name)
 
 
 def _is_utf8(name: str) -> bool:
