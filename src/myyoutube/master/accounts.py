@@ -89,19 +89,31 @@ class Accounts:
         self._hashing = asyncio.Semaphore(MAX_HASHES_AT_ONCE)
         # Verified against when the account does not exist, so both cost the same.
         self._dummy_hash = _HASHER.hash(secrets.token_hex(16))
+        # One change of accounts at a time: a change checks (the account exists, it is
+        # not the last admin) and then waits (a password hashed or verified), and two
+        # changes whose waits overlapped each passed its checks on what the other then
+        # changed: both of two admins demoted at once left none.
+        self._changing = asyncio.Lock()
 
     def handlers(self) -> dict[type, Any]:
         return {
             Login: self._login,
             WhoIs: self._who_is,
             Logout: self._logout,
-            AddUser: self._add_user,
+            AddUser: self._one_change_at_a_time(self._add_user),
             ListUsers: self._list_users,
-            RemoveUser: self._remove_user,
-            SetPassword: self._set_password,
-            UpdateUser: self._update_user,
-            EnsureAdmin: self._ensure_admin,
+            RemoveUser: self._one_change_at_a_time(self._remove_user),
+            SetPassword: self._one_change_at_a_time(self._set_password),
+            UpdateUser: self._one_change_at_a_time(self._update_user),
+            EnsureAdmin: self._one_change_at_a_time(self._ensure_admin),
         }
+
+    def _one_change_at_a_time(self, handler: Any) -> Any:
+        async def changing(connection: FrameStream, request: Any) -> None:
+            async with self._changing:
+                await handler(connection, request)
+
+        return changing
 
     def user(self, name: str) -> User | None:
         """The account `name` as the permission rules see it; None for '' or a name that
