@@ -19,7 +19,7 @@ import pytest
 
 from harness import free_box_header, tiny_mp4, web_server_in_thread
 from myyoutube import commandline, resumable_upload
-from myyoutube.upload_state import MAX_REMEMBERED_UPLOADS, UploadState
+from myyoutube.upload_state import MAX_REMEMBERED_UPLOADS, UploadState, file_key, file_of
 
 # Big enough that the upload is still sending when the web front end stops.
 VIDEO_BYTES = 200 * 1024 * 1024
@@ -237,3 +237,21 @@ def test_an_upload_that_keeps_failing_says_what_the_server_said(tmp_path, capsys
         f"myyoutube: error: clip.mp4: the upload keeps failing (the server answered 503: "
         f"{RefusesEveryPiece.SENTENCE}); run the same command again to resume\n"
     )
+
+
+def test_earlier_versions_are_of_the_same_file_and_video_name_only(tmp_path):
+    """The uploads a changed file cancels are those of its own earlier versions under the
+    same video name: not those of a file whose path only starts like its own ("clip" and
+    "clip|2024.mp4"), which a prefix test took for its own, nor one sent under another
+    --name."""
+    state = UploadState(tmp_path / "uploads.json")
+    clip, longer = tmp_path / "clip", tmp_path / "clip|2024.mp4"
+    for path in (clip, longer):
+        path.write_bytes(b"v1")
+    server = "http://127.0.0.1:9"
+    state.put(file_key(longer, server), "/files/longer")
+    state.put(file_key(clip, server, name="other.mp4"), "/files/named")
+    state.put(file_key(clip, server), "/files/old")
+    clip.write_bytes(b"version 2")
+    earlier = state.earlier_versions(file_key(clip, server), file_of(clip, server))
+    assert [url for _, url in earlier] == ["/files/old"]

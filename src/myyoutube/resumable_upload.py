@@ -137,21 +137,29 @@ def _changed(path: Path, server: str, key: str, name: str) -> bool:
 async def _cancel_earlier_versions(api: Api, state: upload_state.UploadState, key: str, file: str) -> None:
     """Cancel the unfinished uploads of this file's earlier versions (it changed since an
     interrupted run): each holds the video's name and quota on the server until it
-    expires, and none can be resumed now."""
+    expires, and none can be resumed now. One the server would not cancel (another
+    account's, a token expired) is kept, for a later run to cancel, and said so."""
     for other, location in state.earlier_versions(key, file):
-        await _cancel(api, location)
-        state.put(other, None)
-        complain("myyoutube: the file changed since its interrupted upload; that upload was cancelled")
+        refusal = await _cancel(api, location)
+        if refusal is None:
+            state.put(other, None)
+            complain("myyoutube: the file changed since its interrupted upload; that upload was cancelled")
+        else:
+            complain(
+                f"myyoutube: warning: the file changed since its interrupted upload, which could not be cancelled ({refusal})"
+            )
 
 
-async def _cancel(api: Api, location: str) -> None:
-    """DELETE an upload on the server; one it no longer knows, or an answer that never
-    comes, is left to expire there."""
+async def _cancel(api: Api, location: str) -> str | None:
+    """DELETE an upload on the server: None once it is gone (or was already), else why
+    not (the server's answer, or that none came)."""
     try:
-        async with api.session.delete(api.url + location, headers=TUS):
-            pass
-    except (aiohttp.ClientError, TimeoutError, OSError):
-        pass
+        async with api.session.delete(api.url + location, headers=TUS) as response:
+            if response.status in (204, 404, 410):
+                return None
+            return await error_sentence(response, api.url)
+    except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+        return f"no answer: {type(exc).__name__}"
 
 
 async def _send_file(
@@ -178,8 +186,8 @@ async def _send_file(
         state.put(key, None)  # or every refused file stayed in the state file for good
         raise
     except _FileChanged:
-        await _cancel(api, location)
-        state.put(key, None)
+        if await _cancel(api, location) is None:
+            state.put(key, None)  # else kept: the next run cancels it (an earlier version)
         raise
     state.put(key, None)
     return video

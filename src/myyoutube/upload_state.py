@@ -19,6 +19,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import re
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -56,10 +57,16 @@ def file_of(path: Path, server: str) -> str:
     return f"{server}|{path.resolve()}|"
 
 
-def chosen_name(key: str, file: str) -> str:
-    """The chosen-name part of a file_key that starts with `file` (sizes and times are
-    digits, so the first '|' after them starts it)."""
-    return key[len(file) :].partition("|name=")[2]
+# What follows file_of in a file_key: size, mtime, and the chosen name if any. Matched in
+# full: "srv|/d/clip|" also starts every key of a file named "clip|2024.mp4".
+_VERSION_AND_NAME = re.compile(r"\d+\|\d+(?:\|name=(.*))?", re.DOTALL)
+
+
+def chosen_name(key: str, file: str) -> str | None:
+    """The chosen-name part ('' for none) of a file_key of the file `file` starts; None
+    if `key` is not one of that file's keys."""
+    version = _VERSION_AND_NAME.fullmatch(key[len(file) :]) if key.startswith(file) else None
+    return None if version is None else version.group(1) or ""
 
 
 class UploadState:
@@ -93,10 +100,7 @@ class UploadState:
         return [
             (other, url)
             for other, url in self._load().items()
-            if isinstance(url, str)
-            and other != key
-            and other.startswith(file)
-            and chosen_name(other, file) == chosen_name(key, file)
+            if isinstance(url, str) and other != key and chosen_name(other, file) == chosen_name(key, file)
         ]
 
     def put(self, key: str, url: str | None) -> None:
