@@ -422,3 +422,12 @@ def test_roles_refuse_connections_before_the_open_file_limit(tmp_path, module):
         role.stop()
         if master is not None:
             master.stop()
+
+
+@pytest.mark.parametrize(
+    ("text", "compared_as"), [("0:0::1", "::1"), ("2001:DB8::1", "2001:db8::1"), ("10.0.0.1", "10.0.0.1")]
+)
+def test_an_ip_address_flag_is_kept_in_the_form_peers_are_compared_in(text, compared_as):
+    """--trusted-proxy 2001:DB8::1 was accepted and then matched no peer (whose address
+    reads 2001:db8::1): the flag's value is the address's canonical text."""
+    assert service.ip_address(text) == compared_as

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import ssl
 
 import pytest
 
@@ -84,3 +85,18 @@ def test_a_role_whose_own_certificate_is_revoked_says_so_once(tmp_path, caplog):
     assert caplog.text.count(said) == 1
     tls_contexts.load(out, "datanode")  # a restart with the list in place says it again
     assert caplog.text.count(said) == 2
+
+
+def test_a_certificate_outside_its_dates_is_told_to_be_renewed():
+    """An expired (or not yet valid) certificate fails verification with the same reason
+    as one another CA signed, CERTIFICATE_VERIFY_FAILED; it is told apart by its verify
+    code, so the operator renews it (or sets the clock) rather than making a new CA."""
+
+    def failed(verify_code: int) -> ssl.SSLCertVerificationError:
+        exc = ssl.SSLCertVerificationError(1, "certificate verify failed")
+        exc.reason, exc.verify_code = "CERTIFICATE_VERIFY_FAILED", verify_code
+        return exc
+
+    assert "has expired (renew it with `myyoutube cert issue`" in str(tls_contexts.mismatch(failed(10)))
+    assert "is not valid yet" in str(tls_contexts.mismatch(failed(9)))
+    assert "this cluster's CA did not sign" in str(tls_contexts.mismatch(failed(20)))  # unknown issuer

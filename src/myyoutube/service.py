@@ -66,13 +66,12 @@ def positive_float(text: str) -> float:
 
 
 def ip_address(text: str) -> str:
-    """argparse type: an IP address, as written (a host name or a typo would be accepted
-    and then match no peer, silently)."""
+    """argparse type: an IP address, in the form peers' addresses are compared in ("::1",
+    not "0:0::1"): a host name, a typo or another spelling would match no peer, silently."""
     try:
-        ipaddress.ip_address(text)
+        return str(ipaddress.ip_address(text))
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected an IP address, got {text!r}") from None
-    return text
 
 
 def positive_int(text: str) -> int:

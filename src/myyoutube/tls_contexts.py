@@ -203,16 +203,22 @@ def load(cert_dir: Path, expected_role: str) -> Tls:
 # What a failed handshake's reason (OpenSSL's) says about the setup, in words: each is a
 # configuration to fix, not a moment of bad luck. Other reasons (a reset mid-handshake,
 # a peer restarting) stay SSLErrors, which callers take as a link that may come back.
+# (A peer refusing *our* certificate is not among them: under TLS 1.3 its alert comes
+# after our side of the handshake is done, as the link's first read fails.)
 _MISMATCHES = {
     "WRONG_VERSION_NUMBER": "does not speak TLS (is it started without --cert-dir, or another program's port?)",
     "CERTIFICATE_VERIFY_FAILED": "has a certificate this cluster's CA did not sign (`myyoutube cert` makes them)",
-    "TLSV1_ALERT_UNKNOWN_CA": "does not trust our certificate: another CA signed it",
-    "SSLV3_ALERT_BAD_CERTIFICATE": "does not accept our certificate",
-    "TLSV13_ALERT_CERTIFICATE_REQUIRED": "requires a certificate of this cluster (give --cert-dir)",
 }
+
+# OpenSSL's verify codes for a certificate outside its dates: signed by our CA, but to be
+# renewed (or a clock to be set), not replaced by another CA's.
+_OUTSIDE_ITS_DATES = {9: "is not valid yet", 10: "has expired"}
 
 
 def mismatch(exc: ssl.SSLError) -> str | None:
     """What a handshake that failed with `exc` says about the peer, in words; None when
     it is no sign of a misconfiguration."""
+    dates = _OUTSIDE_ITS_DATES.get(getattr(exc, "verify_code", 0))
+    if dates is not None:
+        return f"has a certificate that {dates} (renew it with `myyoutube cert issue`, or check the clocks)"
     return _MISMATCHES.get(getattr(exc, "reason", None) or "")

@@ -179,8 +179,8 @@ async def remove_user(request: web.Request) -> web.Response:
     name, master = request.match_info["name"], master_for(request)
     try:
         current = _own_password_field(await _fields(request, ())) if request.body_exists else ""
-    except _BadBody as exc:
-        return error(400, str(exc))
+    except _BadBody:
+        return error(400, 'Send no body, or {"current_password": "..."} to remove an admin account.')
     try:
         await _with_own_password(request, current, lambda typed: master.remove_user(name, typed))
     except SignInRefused as refusal:
