@@ -170,7 +170,7 @@ async def add_user(request: web.Request) -> web.Response:
             ),
         )
     except SignInRefused as refusal:
-        return error(refusal.status, refusal.sentence, **refusal.headers())
+        return refusal.answer()
     return web.json_response({"user": user}, status=201)
 
 
@@ -184,7 +184,7 @@ async def remove_user(request: web.Request) -> web.Response:
     try:
         await _with_own_password(request, current, lambda typed: master.remove_user(name, typed))
     except SignInRefused as refusal:
-        return error(refusal.status, refusal.sentence, **refusal.headers())
+        return refusal.answer()
     return web.json_response({"removed": name})
 
 
@@ -212,7 +212,7 @@ async def update_user(request: web.Request) -> web.Response:
             request, current, lambda typed: master.update_user(name, role, quota, typed)
         )
     except SignInRefused as refusal:
-        return error(refusal.status, refusal.sentence, **refusal.headers())
+        return refusal.answer()
     return web.json_response({"user": user})
 
 
@@ -237,7 +237,7 @@ async def set_password(request: web.Request) -> web.Response:
                 request, current, lambda typed: master.set_password(name, fields["password"], typed)
             )
     except SignInRefused as refusal:
-        return error(refusal.status, refusal.sentence, **refusal.headers())
+        return refusal.answer()
     return web.json_response({"changed": name})
 
 

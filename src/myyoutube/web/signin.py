@@ -71,6 +71,10 @@ class SignInRefused(Exception):
     def headers(self) -> dict[str, str]:
         return {"Retry-After": str(self.retry_after_s)} if self.retry_after_s else {}
 
+    def answer(self) -> web.Response:
+        """The refusal as an API answer: its status, sentence and Retry-After."""
+        return error(self.status, self.sentence, **self.headers())
+
 
 async def check_typed_password(
     request: web.Request, account: str, check: Callable[[], Awaitable[T]], refused_status: int = 401
@@ -170,7 +174,7 @@ async def api_login(request: web.Request) -> web.Response:
     try:
         token, user = await _sign_in(request, username, password, API_TOKEN)
     except SignInRefused as refusal:
-        return error(refusal.status, refusal.sentence, **refusal.headers())
+        return refusal.answer()
     return web.json_response({"token": token, "user": user.as_dict()})
 
 
