@@ -136,6 +136,10 @@ class Accounts:
             return await asyncio.to_thread(_HASHER.hash, password)
 
     async def _verify(self, password_hash: str, password: str) -> bool:
+        """Whether `password`, as someone typed it, is the one `password_hash` holds. Only
+        its first MAX_PASSWORD_CHARS + 1 characters are hashed: no password that long is
+        ever set, and hashing a megabyte of one would only cost the master's CPU."""
+        password = password[: users.MAX_PASSWORD_CHARS + 1]
         async with self._hashing:
             try:
                 return await asyncio.to_thread(_HASHER.verify, password_hash, password)
@@ -150,8 +154,7 @@ class Accounts:
     async def _login(self, connection: FrameStream, request: Login) -> None:
         account = self.users.accounts.get(request.username)
         stored = account["password_hash"] if account is not None else self._dummy_hash
-        password = request.password[: users.MAX_PASSWORD_CHARS + 1]
-        matches = await self._verify(stored, password)
+        matches = await self._verify(stored, request.password)
         if account is None or not matches or request.kind not in users.TOKEN_KINDS:
             await connection.write_frame(Error("refused", REFUSED_SENTENCE))
             return
@@ -325,8 +328,7 @@ class Accounts:
             await connection.write_frame(Error("confirm", CONFIRM_SENTENCE))
             return True
         asker = self.users.accounts.get(request.user)
-        typed = request.current_password[: users.MAX_PASSWORD_CHARS + 1]
-        if asker is None or not await self._verify(asker["password_hash"], typed):
+        if asker is None or not await self._verify(asker["password_hash"], request.current_password):
             await connection.write_frame(Error("refused", WRONG_CONFIRMATION_SENTENCE))
             return True
         return False
@@ -337,7 +339,7 @@ class Accounts:
         sign-in is): whoever holds a session must still know the password to replace it."""
         if not current_password:
             return NO_CURRENT_PASSWORD_SENTENCE
-        if not await self._verify(password_hash, current_password[: users.MAX_PASSWORD_CHARS + 1]):
+        if not await self._verify(password_hash, current_password):
             return WRONG_CURRENT_PASSWORD_SENTENCE
         return None
 
