@@ -48,11 +48,13 @@ from collections.abc import Awaitable, Callable, Mapping
 from myyoutube import certs, protocol, service, tls_contexts
 from myyoutube.admission import Admission, fd_headroom, near_file_limit
 from myyoutube.protocol import Error, Message
-from myyoutube.quietlog import LogLimiter
+from myyoutube.quietlog import LogLimiter, QuietLog
 from myyoutube.stream import FrameReceiver, FrameStream
 from myyoutube.tls_contexts import Tls
 
 log = logging.getLogger(__name__)
+# Handlers' defects, one line per kind of request per period (see _serve_requests).
+defects = QuietLog(log)
 
 # A peer must finish the TLS handshake within this time: a socket that connects and says
 # nothing holds one of the few handshake places for at most this long.
@@ -188,20 +190,6 @@ async def serve_connections(
         if count is not None:
             log.warning("refused %d connection(s) (%s), the latest from %s", count, reason, peer)
 
-    def report_defect(request: str, peer: str) -> None:
-        """Called in an `except` block: a handler raised what no peer should be able to
-        cause. Its traceback is logged once per kind of request and period, since the
-        request that triggers it may come in a loop and fill the log's disk."""
-        count = quiet.check(f"defect:{request}", time.monotonic())
-        if count is not None:
-            log.error(
-                "%d %s request(s) failed in this server, the latest from %s",
-                count,
-                request,
-                peer,
-                exc_info=True,
-            )
-
     async def serve(stream: FrameStream) -> None:
         if links[0] >= max_connections:
             reject(f"more than {max_connections} links", stream.peer)
@@ -211,7 +199,7 @@ async def serve_connections(
         if on_accept is not None:
             on_accept()
         try:
-            await _serve_requests(stream, handler, allowed_roles, reject, report_defect)
+            await _serve_requests(stream, handler, allowed_roles, reject)
         except asyncio.CancelledError:
             stream.abort()  # the server is shutting down: end quietly
         finally:
@@ -376,7 +364,6 @@ async def _serve_requests(
     handler: Handler,
     allowed_roles: Mapping[type, frozenset[str]],
     reject: Callable[[str, str], None],
-    report_defect: Callable[[str, str], None],
 ) -> None:
     """Requests one after another until the peer leaves, idles out or misbehaves."""
     while True:
@@ -405,6 +392,16 @@ async def _serve_requests(
             return
         except Exception:
             # A defect of ours: the link ends (the answer may be half sent), the server
-            # and its other links go on.
-            report_defect(type(request).__name__, stream.peer)
+            # and its other links go on. Its traceback is logged once per kind of request
+            # and period: the request that triggers it may come in a loop and fill the
+            # log's disk.
+            kind = type(request).__name__
+            defects.log(
+                logging.ERROR,
+                "%s request(s) failed in this server, the latest from %s",
+                kind,
+                stream.peer,
+                key=f"defect:{kind}",
+                exc_info=True,
+            )
             return

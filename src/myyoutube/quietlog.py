@@ -60,7 +60,11 @@ class QuietLog:
         self.logger = logger
         self.limiter = LogLimiter(every_s)
 
-    def log(self, level: int, message: str, *args: object, key: str | None = None) -> None:
+    def log(
+        self, level: int, message: str, *args: object, key: str | None = None, exc_info: bool = False
+    ) -> None:
+        """`message` % `args` at `level`, unless one of its kind was logged within the
+        period; `exc_info` adds the exception being handled (its traceback)."""
         if not self.logger.isEnabledFor(level):
             return
         count = self.limiter.check(message if key is None else key, time.monotonic())
@@ -69,7 +73,7 @@ class QuietLog:
         if count > 1:
             message += " (and %d more like it since the last such line)"
             args = (*args, count - 1)
-        self.logger.log(level, message, *args)
+        self.logger.log(level, message, *args, exc_info=exc_info)
 
     def warning(self, message: str, *args: object, key: str | None = None) -> None:
         self.log(logging.WARNING, message, *args, key=key)
