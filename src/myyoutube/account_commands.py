@@ -99,7 +99,7 @@ def ask_passwd(args: argparse.Namespace) -> None:
         args.current_password = _own_password(args, "Your current password: ")
     args.password = _password(args, f"New password for {args.name}: ", confirm=True)
     if not args.own and _role_of(args, args.name) == ADMIN:
-        args.current_password = _own_password(args, CONFIRM_PROMPT.format(name=args.name))
+        args.current_password = _confirmation(args)
 
 
 def ask_own_password_for_admins(args: argparse.Namespace) -> None:
@@ -107,7 +107,12 @@ def ask_own_password_for_admins(args: argparse.Namespace) -> None:
     account or is being made one (the server refuses the act without it)."""
     args.current_password = ""
     if getattr(args, "role", None) == ADMIN or _role_of(args, args.name) == ADMIN:
-        args.current_password = _own_password(args, CONFIRM_PROMPT.format(name=args.name))
+        args.current_password = _confirmation(args)
+
+
+def _confirmation(args: argparse.Namespace) -> str:
+    """The asker's own password, for an act on the admin account `args.name`."""
+    return _own_password(args, CONFIRM_PROMPT.format(name=args.name))
 
 
 def _own_password(args: argparse.Namespace, prompt: str) -> str:
@@ -156,9 +161,7 @@ def ask_new_account_passwords(args: argparse.Namespace) -> None:
     """For `user add`: the new account's password (typed twice), then, for an admin
     account, the asker's own."""
     args.password = _password(args, f"Password for {args.name}: ", confirm=True)
-    args.current_password = ""
-    if args.role == ADMIN:
-        args.current_password = _own_password(args, CONFIRM_PROMPT.format(name=args.name))
+    args.current_password = _confirmation(args) if args.role == ADMIN else ""
 
 
 async def cmd_login(api: Api, args: argparse.Namespace) -> int:
@@ -212,6 +215,11 @@ async def cmd_logout(api: Api, args: argparse.Namespace) -> int:
     return report(args, dict(answer, token_file_removed=forgot), said)
 
 
+def _with_own_password(args: argparse.Namespace, fields: dict) -> dict:
+    """`fields` and, when the command asked for it, the asker's own password."""
+    return dict(fields, current_password=args.current_password) if args.current_password else fields
+
+
 async def cmd_user_add(api: Api, args: argparse.Namespace) -> int:
     fields = {
         "username": args.name,
@@ -219,9 +227,9 @@ async def cmd_user_add(api: Api, args: argparse.Namespace) -> int:
         "role": args.role,
         "quota_bytes": args.quota_bytes,
     }
-    if args.current_password:
-        fields["current_password"] = args.current_password
-    answer = await api.json("/api/users", "POST", ok=(201,), keys=("user",), json=fields)
+    answer = await api.json(
+        "/api/users", "POST", ok=(201,), keys=("user",), json=_with_own_password(args, fields)
+    )
     return report(args, answer, f"added {args.name} ({args.role})")
 
 
@@ -261,16 +269,16 @@ async def cmd_user_set(api: Api, args: argparse.Namespace) -> int:
         fields["quota_bytes"] = args.quota_bytes
     if not fields:
         raise ToolError("say what to change: --role, --quota-bytes or --default-quota")
-    if args.current_password:
-        fields["current_password"] = args.current_password
-    answer = await api.json(f"/api/users/{video_path(args.name)}", "PATCH", keys=("user",), json=fields)
+    answer = await api.json(
+        f"/api/users/{video_path(args.name)}", "PATCH", keys=("user",), json=_with_own_password(args, fields)
+    )
     user = answer["user"]
     quota = "no quota" if user.get("quota_bytes") is None else f"a quota of {size_text(user['quota_bytes'])}"
     return report(args, answer, f"{args.name} is now {user['role']}, with {quota}")
 
 
 async def cmd_user_remove(api: Api, args: argparse.Namespace) -> int:
-    confirmed = {"current_password": args.current_password} if args.current_password else None
+    confirmed = _with_own_password(args, {}) or None  # no body at all when there is none
     answer = await api.json(
         "/api/users/" + video_path(args.name), "DELETE", keys=("removed",), json=confirmed
     )
@@ -278,11 +286,11 @@ async def cmd_user_remove(api: Api, args: argparse.Namespace) -> int:
 
 
 async def cmd_user_passwd(api: Api, args: argparse.Namespace) -> int:
-    fields = {"password": args.password}
-    if args.current_password:
-        fields["current_password"] = args.current_password
     answer = await api.json(
-        f"/api/users/{video_path(args.name)}/password", "PUT", keys=("changed",), json=fields
+        f"/api/users/{video_path(args.name)}/password",
+        "PUT",
+        keys=("changed",),
+        json=_with_own_password(args, {"password": args.password}),
     )
     if not args.own:
         return report(args, answer, f"changed the password of {args.name}; its sessions ended")
