@@ -237,7 +237,9 @@ async def test_a_video_made_private_is_not_served_from_any_cache(cluster, people
     """A public video may be kept by shared caches but must be revalidated before each use
     (no freshness lifetime): once its owner makes it private, the revalidation a proxy
     sends for an anonymous viewer (If-None-Match with the ETag it holds) is a 404, not a 304
-    that would let the proxy keep showing it to everyone."""
+    that would let the proxy keep showing it to everyone. A viewer's plain request is a
+    404 at once too: the web front end forgets where it read the video from a moment ago
+    (location_cache.py) when a video changes through it."""
     async with aiohttp.ClientSession() as http:
         name = unique("olga-was-public")
         assert (await upload_as(http, cluster, people.other_uploader, name))[0] == 201
@@ -255,6 +257,8 @@ async def test_a_video_made_private_is_not_served_from_any_cache(cluster, people
         ) as answer:
             assert answer.status == 200, await answer.text()
         async with http.get(url, headers={"If-None-Match": etag}) as answer:
+            assert answer.status == 404
+        async with http.get(url) as answer:
             assert answer.status == 404
 
 

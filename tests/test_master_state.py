@@ -129,6 +129,19 @@ def test_read_order_of_only_dead_holders_is_empty():
     assert state.read_order(["d1", "d2"], NOW, random.Random(1)) == []
 
 
+def test_healthy_first_counts_the_leading_alive_holders_that_have_not_failed_a_read():
+    """What a web front end that reuses the answer may spread its reads over: the alive
+    holders that did not fail a read lately, which read_order puts first; a suspect one,
+    or one that just failed a read, is not among them."""
+    state = make_state(alive=["a1", "a2", "a3"], suspect=["s1"])
+    state.read_failures.failed("a3", NOW - 1)
+    order = state.read_order(["a1", "a2", "a3", "s1"], NOW, random.Random(3))
+    assert sorted(order[:2]) == ["a1", "a2"] and order[2:] == ["a3", "s1"]
+    assert state.healthy_first(order, NOW) == 2
+    assert state.healthy_first(["s1", "a1"], NOW) == 0
+    assert state.healthy_first([], NOW) == 0
+
+
 # --- placement ------------------------------------------------------------------------------
 
 

@@ -24,6 +24,7 @@ import builtins
 import copy
 import hashlib
 import logging
+import time
 from collections.abc import AsyncIterator
 from typing import TypeVar
 
@@ -201,19 +202,33 @@ class MasterClient:
         such video or part."""
         if self.direct is None:
             return await self._open_relayed(name, offset, length, part)
-        location = await self._locate(name, part)
+        location = await self._locate(self.direct, name, part)
         start, count = read_plan.clamp(offset, length, read_plan.part_size(location.video, part))
         try:
             return await self.direct.open(
                 location, start, count, self._failure_reports.report, self._read_again(name, part)
             )
         except ReplicationFailed as exc:
+            self.direct.locations.forget((self.user, name, part))
             quiet.warning("cannot read %s from the datanodes (%s); reading it through the master", name, exc)
             return await self._open_relayed(name, offset, length, part)
 
-    async def _locate(self, name: str, part: str) -> VideoLocation:
-        """Where the master says a video's part is now, with its grant to read it."""
-        return await self._ask(LocateVideo(name=name, part=part, user=self.user), VideoLocation)
+    async def _locate(self, direct: DirectReads, name: str, part: str, reuse: bool = True) -> VideoLocation:
+        """Where a video's part is, with the grant to read it: the master's answer, or
+        with `reuse` one it gave a moment ago (location_cache.py)."""
+        key, locations = (self.user, name, part), direct.locations
+        if reuse and (kept := locations.get(key, time.monotonic())) is not None:
+            return kept
+        asked_in = locations.generation
+        location = await self._ask(LocateVideo(name=name, part=part, user=self.user), VideoLocation)
+        locations.put(key, location, time.monotonic(), asked_in)
+        return location
+
+    def _changed(self) -> None:
+        """A video or an account changed through this client: where parts are, and who
+        may read them, is asked of the master anew."""
+        if self.direct is not None:
+            self.direct.locations.forget_all()
 
     def _read_again(self, name: str, part: str) -> Reopen:
         """How a direct read whose holders all failed midway asks where the part is now
@@ -222,7 +237,7 @@ class MasterClient:
         assert direct is not None, "only direct reads read again"
 
         async def again(blob_id: str, offset: int, length: int) -> ReplicaRead:
-            location = await self._locate(name, part)
+            location = await self._locate(direct, name, part, reuse=False)
             if location.blob_id != blob_id:
                 # The part is other bytes now (a rendition made since): never splice them.
                 raise ReplicationFailed("The video changed while it was being read.")
@@ -302,12 +317,17 @@ class MasterClient:
         return (await self._ask(CountView(name=name, viewer=viewer, user=self.user), Ok)).info
 
     async def delete(self, name: str) -> None:
-        await self._ask(DeleteVideo(name=name, user=self.user), Ok)
+        try:
+            await self._ask(DeleteVideo(name=name, user=self.user), Ok)
+        finally:
+            self._changed()
 
     async def set_visibility(self, name: str, visibility: str) -> dict:
-        return (
-            await self._ask(SetVisibility(user=self.user, name=name, visibility=visibility), VideoInfo)
-        ).video
+        try:
+            request = SetVisibility(user=self.user, name=name, visibility=visibility)
+            return (await self._ask(request, VideoInfo)).video
+        finally:
+            self._changed()
 
     async def purge_orphans(self) -> int:
         """Have the master delete every blob its index does not know; how many."""
@@ -369,7 +389,11 @@ class MasterClient:
 
     async def remove_user(self, username: str, current_password: str = "") -> None:
         """Remove an account; an admin one takes the asker's `current_password` too."""
-        await self._ask(RemoveUser(user=self.user, username=username, current_password=current_password), Ok)
+        try:
+            request = RemoveUser(user=self.user, username=username, current_password=current_password)
+            await self._ask(request, Ok)
+        finally:
+            self._changed()  # whose videos may be seen, and by whom
 
     async def update_user(
         self, username: str, role: str = "", quota_bytes: int = KEEP_QUOTA, current_password: str = ""
@@ -384,7 +408,10 @@ class MasterClient:
             quota_bytes=quota_bytes,
             current_password=current_password,
         )
-        return (await self._ask(request, Ok)).info["user"]
+        try:
+            return (await self._ask(request, Ok)).info["user"]
+        finally:
+            self._changed()  # a role decides what its account may see
 
     async def set_password(self, username: str, password: str, current_password: str = "") -> None:
         """Set `username`'s password; one's own, or another admin's, takes the asker's

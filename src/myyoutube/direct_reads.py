@@ -8,7 +8,8 @@ where the part is (LocateVideo: the master checks the visitor may see it, then a
 with the holders in its order and a grant, read_grants.py), and reads the bytes from
 those datanodes itself, over pooled links of its own (pool.DatanodePools), through the
 same `ReplicaRead` the master uses: hedged start, failover midway, stall detection after
-the master's `stall_s`.
+the master's `stall_s`. The master's answer is reused for a moment by the next reads of
+the same part for the same account (location_cache.py): a player's ranges come in bursts.
 
 `DirectReads.open` returns once the first chunk is in hand, so the web still commits to
 an HTTP status only with bytes to send. If every holder the master named fails midway,
@@ -34,6 +35,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from myyoutube import protocol
+from myyoutube.location_cache import LocationCache
 from myyoutube.pool import DatanodePools
 from myyoutube.protocol import VideoLocation
 from myyoutube.read_failures import RecentFailures
@@ -129,11 +131,13 @@ class FailureReports:
 
 
 class DirectReads:
-    """The web's links to the datanodes and its memory of their recent failures."""
+    """The web's links to the datanodes, its memory of their recent failures, and the
+    master's recent answers about where parts are (location_cache.py)."""
 
     def __init__(self, tls: Tls | None) -> None:
         self.pools = DatanodePools(tls, MAX_IDLE_PER_DATANODE)
         self.failures = RecentFailures()
+        self.locations = LocationCache()
 
     def read(self, location: VideoLocation, offset: int, length: int, report: FailureReport) -> ReplicaRead:
         """A read of [offset, offset+length) of the located part, not started yet;

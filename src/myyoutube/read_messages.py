@@ -51,7 +51,9 @@ class VideoLocation:
     hold it in the order to try them (healthy and not recently failed first; empty if
     none is running), the grant they want to see, and `stall_s`, how long a replica may
     fall silent midway before the reader moves on (the master's --stall-timeout: one
-    setting for the cluster)."""
+    setting for the cluster). The first `healthy` nodes are alive and have not failed a
+    read lately, equally good: a reader that reuses the answer spreads its reads over
+    them (location_cache.py). 0 from a master that predates the field: not reused."""
 
     TYPE: typing.ClassVar[int] = 74
     video: dict
@@ -59,6 +61,7 @@ class VideoLocation:
     nodes: list[str]
     grant: str
     stall_s: float
+    healthy: int = 0
 
 
 @dataclass(frozen=True)

@@ -73,13 +73,14 @@ class Reads:
         record = self.master.read_record(video)
         async with connection.keepalive():  # the wait after a restart is not silence
             nodes = await self._holders_to_read(replica)
-        grant = read_grants.grant(self.master.read_key, blob_id, time.time())
+        now = time.time()
         location = VideoLocation(
             video=record,
             blob_id=blob_id,
             nodes=nodes,
-            grant=grant,
+            grant=read_grants.grant(self.master.read_key, blob_id, now),
             stall_s=self.master.stall_s,
+            healthy=self.master.state.healthy_first(nodes, now),
         )
         self.master.counters.reads_located += 1
         await connection.write_frame(location)

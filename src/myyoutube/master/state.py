@@ -174,6 +174,16 @@ class ClusterState:
         rng.shuffle(usable)
         return sorted(usable, key=lambda a: rank[self.liveness(a, now)] + self.read_failures.recently(a, now))
 
+    def healthy_first(self, ordered: list[str], now: float) -> int:
+        """How many of `ordered` (read_order's answer) lead it as equally good: alive and
+        not failed a read lately. A reader may spread its reads over those."""
+        count = 0
+        for address in ordered:
+            if self.liveness(address, now) != ALIVE or self.read_failures.recently(address, now):
+                break
+            count += 1
+        return count
+
     def awaiting_holders(self, holders, now: float) -> bool:
         """Some holder has not spoken to this master since it started but may still (the
         master restarted moments ago): worth waiting a little before refusing a read."""
