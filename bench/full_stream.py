@@ -1,6 +1,6 @@
 """One viewer downloading a whole video as fast as it can, ours vs nginx: MB/s and first byte.
 
-Usage: python bench/full_stream.py [--size-mib 512] [--repeats 3] [--datanodes 3]
+Usage: python bench/full_stream.py [--size-mib 512] [--repeats 3] [--datanodes 3] [--cold]
 
 Theory of operation
 -------------------
@@ -11,7 +11,11 @@ file with sendfile is the ceiling for one loopback stream to this client.
 1. A --size-mib payload (a real tiny MP4 plus random bytes) is written to disk and mapped
    read-only.
 2. A cluster (master, --datanodes datanodes, web; separate OS processes on 127.0.0.1) is
-   started and the payload is uploaded (sha256 checked).
+   started and the payload is uploaded (sha256 checked). nginx's file is in the page
+   cache (the benchmark just wrote it), while a datanode drops what it writes from the
+   cache (datanode/writeback.py); so that both serve from memory, every datanode's blob
+   files are then read once, untimed. --cold skips that and measures what a viewer right
+   after an upload gets: each read from a replica not read before comes from the disk.
 3. GET /stream/NAME is read to the end --repeats times over one keep-alive connection.
    Each chunk is compared with the same slice of the mapped file as it arrives (a memcmp,
    far cheaper than hashing, so the check does not become the client's bottleneck). Timed
@@ -63,6 +67,8 @@ DEFAULT_DATANODES = 3
 READ_TIMEOUT_S = 600.0
 # Generous for uploading a few hundred MiB through five processes on a small machine.
 UPLOAD_TIMEOUT_S = 1800.0
+# Reads that put the replicas into the page cache: large, so that the warming is quick.
+WARM_READ_BYTES = 8 * MIB
 
 
 @dataclass
@@ -84,7 +90,22 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--tls", action="store_true", help="mutual TLS between the roles, as myyoutube-cluster runs them"
     )
+    parser.add_argument(
+        "--cold", action="store_true", help="do not read the replicas into the page cache before the reads"
+    )
     return parser.parse_args()
+
+
+def warm_replicas(cluster: BenchCluster) -> int:
+    """Read every datanode's blob files once, so the page cache holds them as it holds
+    nginx's file; the bytes read."""
+    read = 0
+    for number in range(cluster.datanode_count):
+        for blob in sorted(cluster.datanode_folder(number).rglob("*.blob")):
+            with blob.open("rb", buffering=0) as file:
+                while data := file.read(WARM_READ_BYTES):
+                    read += len(data)
+    return read
 
 
 async def full_read(session: aiohttp.ClientSession, url: str, payload) -> Read:
@@ -124,6 +145,8 @@ async def measure_ours(root: Path, path: Path, sha256: str, payload, args) -> tu
         async with aiohttp.ClientSession(timeout=timeout) as session:
             print(f"cluster up at {cluster.url}; uploading {mib(len(payload))} ...", flush=True)
             await upload_verified(session, cluster.url, path, name, len(payload), sha256)
+        if not args.cold:
+            print(f"reading the replicas into the page cache: {mib(warm_replicas(cluster))} ...", flush=True)
         print(f"ours: {args.repeats} full reads of /stream/{name} ...", flush=True)
         meter = CpuMeter({**cluster.roles(), "client": "self"}).start()
         done = await reads(f"{cluster.url}/stream/{name}", payload, args.repeats)
