@@ -24,13 +24,12 @@ import builtins
 import copy
 import hashlib
 import logging
-import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from typing import TypeVar
 
 from myyoutube import links, listing, protocol, read_plan
 from myyoutube.account_messages import KEEP_QUOTA
-from myyoutube.direct_reads import DirectRead, DirectReads, FailureReports, Reopen
+from myyoutube.direct_reads import DirectRead, DirectReads, FailureReports
 from myyoutube.master_streams import MASTER_SILENCE_S, Upload, VideoRead
 from myyoutube.permissions import PUBLIC, User
 from myyoutube.pool import ConnectionPool, Lease
@@ -72,7 +71,7 @@ from myyoutube.protocol import (
     WhoIs,
 )
 from myyoutube.quietlog import QuietLog
-from myyoutube.replica_reads import ReplicaRead, ReplicationFailed
+from myyoutube.replica_reads import ReplicationFailed
 from myyoutube.stream import RequestFailed
 from myyoutube.tls_contexts import Tls
 
@@ -202,48 +201,22 @@ class MasterClient:
         such video or part."""
         if self.direct is None:
             return await self._open_relayed(name, offset, length, part)
-        location = await self._locate(self.direct, name, part)
-        start, count = read_plan.clamp(offset, length, read_plan.part_size(location.video, part))
+
+        def locate() -> Awaitable[VideoLocation]:
+            return self._ask(LocateVideo(name=name, part=part, user=self.user), VideoLocation)
+
         try:
-            return await self.direct.open(
-                location, start, count, self._failure_reports.report, self._read_again(name, part)
-            )
+            key = (self.user, name, part)
+            return await self.direct.open_part(key, locate, offset, length, self._failure_reports.report)
         except ReplicationFailed as exc:
-            self.direct.locations.forget((self.user, name, part))
             quiet.warning("cannot read %s from the datanodes (%s); reading it through the master", name, exc)
             return await self._open_relayed(name, offset, length, part)
-
-    async def _locate(self, direct: DirectReads, name: str, part: str, reuse: bool = True) -> VideoLocation:
-        """Where a video's part is, with the grant to read it: the master's answer, or
-        with `reuse` one it gave a moment ago (location_cache.py)."""
-        key, locations = (self.user, name, part), direct.locations
-        if reuse and (kept := locations.get(key, time.monotonic())) is not None:
-            return kept
-        asked_in = locations.generation
-        location = await self._ask(LocateVideo(name=name, part=part, user=self.user), VideoLocation)
-        locations.put(key, location, time.monotonic(), asked_in)
-        return location
 
     def _changed(self) -> None:
         """A video or an account changed through this client: where parts are, and who
         may read them, is asked of the master anew."""
         if self.direct is not None:
             self.direct.locations.forget_all()
-
-    def _read_again(self, name: str, part: str) -> Reopen:
-        """How a direct read whose holders all failed midway asks where the part is now
-        and reads the rest of the same blob from there."""
-        direct = self.direct
-        assert direct is not None, "only direct reads read again"
-
-        async def again(blob_id: str, offset: int, length: int) -> ReplicaRead:
-            location = await self._locate(direct, name, part, reuse=False)
-            if location.blob_id != blob_id:
-                # The part is other bytes now (a rendition made since): never splice them.
-                raise ReplicationFailed("The video changed while it was being read.")
-            return direct.read(location, offset, length, self._failure_reports.report)
-
-        return again
 
     async def _tell_read_failed(self, node: str, why: str) -> None:
         await self._ask(ReadFailed(node=node, why=why), Ok)

@@ -34,8 +34,7 @@ import time
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
-from myyoutube import protocol
-from myyoutube.location_cache import LocationCache
+from myyoutube import location_cache, protocol, read_plan
 from myyoutube.pool import DatanodePools
 from myyoutube.protocol import VideoLocation
 from myyoutube.read_failures import RecentFailures
@@ -105,6 +104,9 @@ class DirectRead:
 # (ReplicationFailed if the part is another blob now, or no running node holds it).
 Reopen = Callable[[str, int, int], Awaitable[ReplicaRead]]
 
+# How a read asks the master where a part is now: its answer (RequestFailed if none).
+Locate = Callable[[], Awaitable[VideoLocation]]
+
 
 class FailureReports:
     """Failed direct reads, told to the master (`send`, a ReadFailed) in the background.
@@ -137,7 +139,48 @@ class DirectReads:
     def __init__(self, tls: Tls | None) -> None:
         self.pools = DatanodePools(tls, MAX_IDLE_PER_DATANODE)
         self.failures = RecentFailures()
-        self.locations = LocationCache()
+        self.locations = location_cache.LocationCache()
+
+    async def open_part(
+        self, key: location_cache.Key, locate: Locate, offset: int, length: int, report: FailureReport
+    ) -> DirectRead:
+        """Start reading [offset, offset+length) (`length` -1: to the end) of the part
+        `key` names, with its first chunk in hand. Where the part is comes from the
+        master (`locate`), or from its answer of a moment ago (location_cache.py).
+        RequestFailed as `locate` raises it, or 'unavailable' if no node holds the part;
+        ReplicationFailed if none of the holders could start the read (the answer is
+        then forgotten: the next read asks the master)."""
+        location = await self._located(key, locate)
+        part_size = read_plan.part_size(location.video, key[2])
+        start, count = read_plan.clamp(offset, length, part_size)
+        try:
+            return await self.open(location, start, count, report, self._read_again(key, locate, report))
+        except ReplicationFailed:
+            self.locations.forget(key)
+            raise
+
+    async def _located(self, key: location_cache.Key, locate: Locate, reuse: bool = True) -> VideoLocation:
+        """The master's answer about where the part is, or with `reuse` the one it gave
+        a moment ago."""
+        if reuse and (kept := self.locations.get(key, time.monotonic())) is not None:
+            return kept
+        asked_in = self.locations.generation
+        location = await locate()
+        self.locations.put(key, location, time.monotonic(), asked_in)
+        return location
+
+    def _read_again(self, key: location_cache.Key, locate: Locate, report: FailureReport) -> Reopen:
+        """How a read whose holders all failed midway asks the master where the part is
+        now and reads the rest of the same blob from there."""
+
+        async def again(blob_id: str, offset: int, length: int) -> ReplicaRead:
+            location = await self._located(key, locate, reuse=False)
+            if location.blob_id != blob_id:
+                # The part is other bytes now (a rendition made since): never splice them.
+                raise ReplicationFailed("The video changed while it was being read.")
+            return self.read(location, offset, length, report)
+
+        return again
 
     def read(self, location: VideoLocation, offset: int, length: int, report: FailureReport) -> ReplicaRead:
         """A read of [offset, offset+length) of the located part, not started yet;
