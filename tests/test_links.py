@@ -16,6 +16,7 @@ import pytest
 from myyoutube import certs, links, protocol, tls_contexts
 from myyoutube.pool import ConnectionPool, Lease
 from myyoutube.protocol import Ok, ReadBlob
+from myyoutube.stream import ConnectionClosed
 
 HOST = "127.0.0.1"
 
@@ -90,6 +91,28 @@ async def test_a_misconfigured_link_is_refused_in_words(pki):
     finally:
         plain.close()
         stranger.close()
+
+
+async def test_a_plain_link_to_a_role_that_needs_tls_says_what_to_check(pki, caplog):
+    """A role started without --cert-dir, talking to one started with it, is closed at
+    its first bytes without a word (the TLS handshake fails); what it reports is not a
+    bare "closed the connection" but which setting to check, and the other side's log
+    says that the peer does not speak TLS, not just "SSLError"."""
+    server, port = await served(pki["master"])
+    try:
+        conn = await links.connect(HOST, port, None, "master")
+        await conn.write_frame(Ok({}))
+        with pytest.raises(
+            ConnectionClosed, match=r"before answering \(if it runs with --cert-dir, this role"
+        ):
+            await conn.read_frame(timeout=3)
+        conn.abort()
+        assert (
+            "TLS handshake failed: the peer does not speak TLS (is it started without --cert-dir"
+            in caplog.text
+        )
+    finally:
+        server.close()
 
 
 async def test_client_refuses_a_server_of_the_wrong_role(pki):

@@ -304,7 +304,10 @@ class Listener:
                 ssl_handshake_timeout=HANDSHAKE_TIMEOUT_S if self._tls else None,
             )
         except (ssl.SSLError, OSError, TimeoutError) as exc:
-            self._reject(f"TLS handshake failed: {type(exc).__name__}", ip)
+            reason = type(exc).__name__
+            if isinstance(exc, ssl.SSLError) and (sentence := tls_contexts.mismatch(exc)):
+                reason = f"the peer {sentence}"  # what to fix, as the other side is told
+            self._reject(f"TLS handshake failed: {reason}", ip)
             conn.close()
             return
         finally:

@@ -210,6 +210,7 @@ class FrameStream:
         self.last_heard = time.monotonic()  # when the peer's last frame arrived
         self.frames_received = 0  # every frame, keepalives included
         self._last_sent = time.monotonic()  # when we last queued a frame
+        self._encrypted = transport.get_extra_info("ssl_object") is not None
 
     async def read_frame(self, timeout: float | None = PEER_TIMEOUT_S) -> Message:
         """The next message other than Keepalive; ConnectionClosed on EOF, TimeoutError
@@ -219,13 +220,24 @@ class FrameStream:
             message = self._receiver.take_message()
             if message is None:
                 if self._receiver.ended is not None:
-                    raise ConnectionClosed(f"{self.peer} closed the connection") from self._receiver.ended
+                    raise ConnectionClosed(self._why_closed()) from self._receiver.ended
                 await self._receiver.frame_arrived(timeout)
                 continue
             self.last_heard = time.monotonic()
             self.frames_received += 1
             if not isinstance(message, Keepalive):
                 return message
+
+    def _why_closed(self) -> str:
+        """The peer's close, in words. A role started with --cert-dir closes an
+        unencrypted link at its first bytes without a word (its TLS handshake fails), so
+        a plain link closed before any frame arrived says what to check."""
+        if self.frames_received == 0 and not self._encrypted:
+            return (
+                f"{self.peer} closed the connection before answering (if it runs with "
+                "--cert-dir, this role needs one too)"
+            )
+        return f"{self.peer} closed the connection"
 
     @property
     def is_open(self) -> bool:
