@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 
 import pytest
 
@@ -168,6 +169,62 @@ class RefusesEveryPiece(http.server.BaseHTTPRequestHandler):
 
     def log_message(self, *args) -> None:
         pass
+
+
+class ShrinksThenKeepsTheUpload(http.server.BaseHTTPRequestHandler):
+    """A tus front end that takes the first piece, during which the file is cut short
+    (`shrink`), and then will not cancel the upload (403 with a sentence)."""
+
+    SENTENCE = "This upload was started by another account."
+    shrink: Callable[[], None] = staticmethod(lambda: None)
+
+    def do_POST(self) -> None:
+        self.send_response(201)
+        self.send_header("Location", "/files/kept")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def do_PATCH(self) -> None:
+        offset = int(self.headers["Upload-Offset"]) + len(
+            self.rfile.read(int(self.headers["Content-Length"]))
+        )
+        type(self).shrink()
+        self.send_response(204)
+        self.send_header("Upload-Offset", str(offset))
+        self.end_headers()
+
+    def do_DELETE(self) -> None:
+        body = json.dumps({"error": self.SENTENCE}).encode()
+        self.send_response(403)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+def test_a_file_cut_short_whose_upload_cannot_be_cancelled_says_so(tmp_path, capsys, monkeypatch):
+    """When the server refuses to cancel the upload of a file that got shorter, the
+    command said all the same that "the upload was cancelled and nothing was stored".
+    It now says it could not be cancelled, and why, and keeps it in the state file, so
+    that the next run cancels it (the file has changed: an earlier version's upload)."""
+    state = tmp_path / "uploads.json"
+    monkeypatch.setenv("MYYOUTUBE_UPLOAD_STATE", str(state))
+    monkeypatch.delenv("MYYOUTUBE_TOKEN", raising=False)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
+    video = tmp_path / "cut.mp4"
+    big_video(video, 2 * resumable_upload.PATCH_BYTES)
+    monkeypatch.setattr(ShrinksThenKeepsTheUpload, "shrink", staticmethod(lambda: os.truncate(video, 1000)))
+    with web_server_in_thread(ShrinksThenKeepsTheUpload) as url, pytest.raises(SystemExit) as exit_status:
+        commandline.main(["upload", str(video), "--url", url])
+    assert exit_status.value.code == 1
+    err = capsys.readouterr().err
+    assert "got shorter while it was being uploaded" in err and len(err.splitlines()) == 1, err
+    assert f"its upload could not be cancelled ({ShrinksThenKeepsTheUpload.SENTENCE})" in err
+    assert "nothing was stored" not in err
+    assert list(json.loads(state.read_text()).values()) == ["/files/kept"]
 
 
 def test_an_upload_that_keeps_failing_says_what_the_server_said(tmp_path, capsys, monkeypatch):

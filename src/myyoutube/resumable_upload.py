@@ -185,10 +185,17 @@ async def _send_file(
     except _Ended:
         state.put(key, None)  # or every refused file stayed in the state file for good
         raise
-    except _FileChanged:
-        if await _cancel(api, location) is None:
-            state.put(key, None)  # else kept: the next run cancels it (an earlier version)
-        raise
+    except _FileChanged as exc:
+        refusal = await _cancel(api, location)
+        if refusal is not None:  # kept in the state file: the next run cancels it (an earlier version)
+            raise ToolError(
+                f"{exc}; its upload could not be cancelled ({refusal}): the next run of this command "
+                "cancels it, or the server drops it when it expires"
+            ) from None
+        state.put(key, None)
+        raise ToolError(
+            f"{exc}; the upload was cancelled and nothing was stored: upload it again once it is complete"
+        ) from None
     state.put(key, None)
     return video
 
@@ -303,8 +310,7 @@ async def _send_all(api: Api, path: Path, location: str, offset: int, size: int,
                     if len(piece) < wanted:
                         raise _FileChanged(
                             f"the file got shorter while it was being uploaded ({offset + len(piece)} of the "
-                            f"{size} bytes it had); the upload was cancelled and nothing was stored: upload "
-                            "it again once it is complete"
+                            f"{size} bytes it had)"
                         )
                     offset, video = await _patch(api, location, offset, piece)
                     failures = 0
