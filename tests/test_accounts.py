@@ -677,6 +677,29 @@ async def test_an_admin_changes_an_accounts_quota_and_role_at_once(cluster):
         assert status == 404 and answer["error"]
 
 
+async def test_a_demoted_admin_loses_sight_of_private_videos_at_once(cluster, videos):
+    """An admin watches another account's private video; once made a viewer, its very
+    next request for it is a 404, though the web front end had just been told where the
+    video's bytes were for that account (location_cache.py: a change of role made
+    through the web forgets every such answer)."""
+    name = f"adela{uuid.uuid4().hex[:6]}"
+    own = {"current_password": ADMIN_PASSWORD}
+    async with aiohttp.ClientSession() as http:
+        fields = {"username": name, "password": PASSWORD, "role": "admin", **own}
+        async with http.post(
+            f"{cluster.url}/api/users", json=fields, headers=cluster.admin_headers()
+        ) as answer:
+            assert answer.status == 201, await answer.text()
+        headers = bearer(cluster.sign_in(name, PASSWORD))
+        url = f"{cluster.url}/stream/{quote(videos['private'])}"
+        async with http.get(url, headers=headers) as answer:
+            assert answer.status == 200
+        status, answer = await patch_account(http, cluster, name, {"role": "viewer", **own})
+        assert status == 200 and answer["user"]["role"] == "viewer", answer
+        async with http.get(url, headers=headers) as answer:
+            assert answer.status == 404
+
+
 async def test_a_removed_accounts_name_is_not_given_again_while_its_videos_stay(cluster):
     """A removed account's videos stay, owned by its name: an account made again under
     that name is refused (409, saying why) instead of getting the old one's private

@@ -55,7 +55,9 @@ async def test_a_stream_is_read_from_the_datanodes_not_relayed_by_the_master(fre
 async def test_a_burst_of_ranges_asks_the_master_where_the_video_is_once(fresh_cluster, http):
     """A player's ranges in quick succession reuse the master's answer for a moment
     (location_cache.py) instead of each asking it again; each range still arrives byte
-    for byte, from replicas taken in turn."""
+    for byte. A change the master refuses (an anonymous delete, between the ranges)
+    changes nothing, and does not make the web ask again: anyone could otherwise undo
+    the reuse."""
     cluster = fresh_cluster()
     data = mp4_bytes(os.urandom(VIDEO_BYTES))
     await store(cluster, "burst.mp4", data)
@@ -65,6 +67,8 @@ async def test_a_burst_of_ranges_asks_the_master_where_the_video_is_once(fresh_c
         async with http.get(f"{cluster.url}/stream/burst.mp4", headers=headers) as response:
             assert response.status == 206
             assert await response.read() == data[start : start + 65_536]
+        async with http.delete(f"{cluster.url}/videos/burst.mp4") as refused:
+            assert refused.status in (401, 403)
     # 20 ranges of 64 KiB take tens of milliseconds; a machine stalled for seconds
     # midway would ask again, which is why this is not "exactly once".
     assert (await master_counters(cluster))["reads_located"] - before <= 5

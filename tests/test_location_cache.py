@@ -3,11 +3,15 @@ for a moment by the web front end, spread over the healthy holders (pure)."""
 
 from __future__ import annotations
 
+import asyncio
 import random
+import time
 from collections import Counter
 
 import pytest
 
+from myyoutube import location_cache
+from myyoutube.direct_reads import DirectReads
 from myyoutube.location_cache import LOCATION_FRESH_S, MAX_LOCATIONS, LocationCache, spread
 from myyoutube.protocol import VideoLocation
 
@@ -114,3 +118,21 @@ def test_spread_leaves_the_given_list_alone():
     nodes = ["a:1", "b:2", "c:3"]
     spread(nodes, 3, random.Random(1))
     assert nodes == ["a:1", "b:2", "c:3"]
+
+
+async def test_an_answer_counts_its_age_from_the_question_not_its_arrival(monkeypatch):
+    """The master decides who may see the video when it is asked; an answer that took
+    long to come (a master waiting for holders after a restart) is as old as that
+    decision, and is not reused past LOCATION_FRESH_S from it."""
+    monkeypatch.setattr(location_cache, "LOCATION_FRESH_S", 0.2)
+    reads = DirectReads(None)
+
+    async def slow_master() -> VideoLocation:
+        await asyncio.sleep(0.3)
+        return answer(["a:1"], healthy=1)
+
+    try:
+        assert (await reads._located(KEY, slow_master)).blob_id == "b1"
+        assert reads.locations.get(KEY, time.monotonic()) is None
+    finally:
+        reads.close()

@@ -194,11 +194,15 @@ class MasterClient:
     async def terminate_upload(self, upload_id: str) -> None:
         await self._ask(TerminateUpload(user=self.user, upload_id=upload_id), Ok)
 
-    async def open_read(self, name: str, offset: int, length: int, part: str = "video") -> OpenRead:
+    async def open_read(
+        self, name: str, offset: int, length: int, part: str = "video", reuse: bool = True
+    ) -> OpenRead:
         """Stat a video and start reading its `part` (`length` -1: to the end): from the
         datanodes if this client reads directly (with its first chunk in hand), else
         through the master, in one round trip. RequestFailed('not_found') if there is no
-        such video or part."""
+        such video or part. Without `reuse`, a direct read asks the master where the part
+        is even if it answered a moment ago (location_cache.py): for a caller holding a
+        record it has just been given, whose bytes the read must match."""
         if self.direct is None:
             return await self._open_relayed(name, offset, length, part)
 
@@ -207,16 +211,26 @@ class MasterClient:
 
         try:
             key = (self.user, name, part)
-            return await self.direct.open_part(key, locate, offset, length, self._failure_reports.report)
+            report = self._failure_reports.report
+            return await self.direct.open_part(key, locate, offset, length, report, reuse)
         except ReplicationFailed as exc:
             quiet.warning("cannot read %s from the datanodes (%s); reading it through the master", name, exc)
             return await self._open_relayed(name, offset, length, part)
 
-    def _changed(self) -> None:
-        """A video or an account changed through this client: where parts are, and who
-        may read them, is asked of the master anew."""
-        if self.direct is not None:
-            self.direct.locations.forget_all()
+    async def _change(self, request: protocol.Message, *answers: type[M]) -> M:
+        """`_ask` for a request that changes a video or an account: afterwards, where
+        parts are and who may read them is asked of the master anew. Not after a refusal
+        (an Error: nothing changed), or anyone could empty the cache with requests the
+        master refuses; after any other failure the change may have been made."""
+        refused = False
+        try:
+            return await self._ask(request, *answers)
+        except RequestFailed:
+            refused = True
+            raise
+        finally:
+            if not refused and self.direct is not None:
+                self.direct.locations.forget_all()
 
     async def _tell_read_failed(self, node: str, why: str) -> None:
         await self._ask(ReadFailed(node=node, why=why), Ok)
@@ -290,17 +304,11 @@ class MasterClient:
         return (await self._ask(CountView(name=name, viewer=viewer, user=self.user), Ok)).info
 
     async def delete(self, name: str) -> None:
-        try:
-            await self._ask(DeleteVideo(name=name, user=self.user), Ok)
-        finally:
-            self._changed()
+        await self._change(DeleteVideo(name=name, user=self.user), Ok)
 
     async def set_visibility(self, name: str, visibility: str) -> dict:
-        try:
-            request = SetVisibility(user=self.user, name=name, visibility=visibility)
-            return (await self._ask(request, VideoInfo)).video
-        finally:
-            self._changed()
+        request = SetVisibility(user=self.user, name=name, visibility=visibility)
+        return (await self._change(request, VideoInfo)).video
 
     async def purge_orphans(self) -> int:
         """Have the master delete every blob its index does not know; how many."""
@@ -362,11 +370,10 @@ class MasterClient:
 
     async def remove_user(self, username: str, current_password: str = "") -> None:
         """Remove an account; an admin one takes the asker's `current_password` too."""
-        try:
-            request = RemoveUser(user=self.user, username=username, current_password=current_password)
-            await self._ask(request, Ok)
-        finally:
-            self._changed()  # whose videos may be seen, and by whom
+        # A change: whose videos may be seen, and by whom.
+        await self._change(
+            RemoveUser(user=self.user, username=username, current_password=current_password), Ok
+        )
 
     async def update_user(
         self, username: str, role: str = "", quota_bytes: int = KEEP_QUOTA, current_password: str = ""
@@ -381,10 +388,7 @@ class MasterClient:
             quota_bytes=quota_bytes,
             current_password=current_password,
         )
-        try:
-            return (await self._ask(request, Ok)).info["user"]
-        finally:
-            self._changed()  # a role decides what its account may see
+        return (await self._change(request, Ok)).info["user"]  # a role decides what its account may see
 
     async def set_password(self, username: str, password: str, current_password: str = "") -> None:
         """Set `username`'s password; one's own, or another admin's, takes the asker's

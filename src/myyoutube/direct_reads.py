@@ -142,15 +142,22 @@ class DirectReads:
         self.locations = location_cache.LocationCache()
 
     async def open_part(
-        self, key: location_cache.Key, locate: Locate, offset: int, length: int, report: FailureReport
+        self,
+        key: location_cache.Key,
+        locate: Locate,
+        offset: int,
+        length: int,
+        report: FailureReport,
+        reuse: bool = True,
     ) -> DirectRead:
         """Start reading [offset, offset+length) (`length` -1: to the end) of the part
         `key` names, with its first chunk in hand. Where the part is comes from the
-        master (`locate`), or from its answer of a moment ago (location_cache.py).
+        master (`locate`), or with `reuse` from its answer of a moment ago
+        (location_cache.py).
         RequestFailed as `locate` raises it, or 'unavailable' if no node holds the part;
         ReplicationFailed if none of the holders could start the read (the answer is
         then forgotten: the next read asks the master)."""
-        location = await self._located(key, locate)
+        location = await self._located(key, locate, reuse)
         part_size = read_plan.part_size(location.video, key[2])
         start, count = read_plan.clamp(offset, length, part_size)
         try:
@@ -164,9 +171,13 @@ class DirectReads:
         a moment ago."""
         if reuse and (kept := self.locations.get(key, time.monotonic())) is not None:
             return kept
-        asked_in = self.locations.generation
+        # Stamped with when it was asked, not when it came: the master decides who may
+        # see the video after that moment, however long its answer then takes (after a
+        # restart it waits up to seconds for holders), so no answer is reused more than
+        # LOCATION_FRESH_S after the master's decision.
+        asked_in, asked_at = self.locations.generation, time.monotonic()
         location = await locate()
-        self.locations.put(key, location, time.monotonic(), asked_in)
+        self.locations.put(key, location, asked_at, asked_in)
         return location
 
     def _read_again(self, key: location_cache.Key, locate: Locate, report: FailureReport) -> Reopen:

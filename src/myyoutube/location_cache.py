@@ -12,12 +12,16 @@ web keeps each answer for LOCATION_FRESH_S, per (account, video, part): per acco
 because what the master answers depends on who asks.
 
 What reuse costs is that a change made elsewhere reaches new reads up to
-LOCATION_FRESH_S late: a video deleted or made private through another web front end.
-That window is not new: a stream already under way reads on after such a change for as
-long as it lasts. A change made through this web front end forgets every answer at
-once (`forget_all`), so whoever made it sees it on their next request. The bytes are
-never wrong: an answer names one blob, whose bytes never change, and a read whose
-holders all fail asks the master afresh.
+LOCATION_FRESH_S late: a video deleted or made private through another web front end
+or by an operator's tool talking to the master, an account demoted or removed there (a
+demoted admin may read a private video it read a moment ago for that long; its
+sessions are checked against the master on every request all the same). That window
+is not new: a stream already under way reads on after such a change for as long as it
+lasts. A change made through this web front end forgets every answer at once
+(`forget_all`), so whoever made it sees it on their next request. The bytes are never
+wrong: an answer names one blob, whose bytes never change, and a read whose holders all
+fail asks the master afresh. A caller that holds a record it has just been given (a
+conditional request's) asks the master too, so that the read matches it.
 
 Only answers worth reusing are kept: those with at least one holder that is healthy as
 the master sees it (`VideoLocation.healthy`). When every holder is suspect, or has just
@@ -46,9 +50,10 @@ LOCATION_FRESH_S = 1.0
 
 # Answers kept at most: one per (account, video, part) read in the last
 # LOCATION_FRESH_S, so a busy web front end's working set, with room to spare; past it
-# the oldest go first. Each answer is a small record (~1 KiB), so this bounds the
-# memory at a few MiB whatever the visitors ask.
-MAX_LOCATIONS = 4096
+# the oldest go first (which costs only round trips). An answer holds the video's record
+# with every part, up to ~4 KiB for a video with all its renditions, so this bounds the
+# memory at ~8 MiB whatever the visitors ask.
+MAX_LOCATIONS = 2048
 
 # (account, video name, part): what the master's answer depends on.
 Key = tuple[str, str, str]
@@ -81,7 +86,7 @@ class LocationCache:
         return dataclasses.replace(location, nodes=spread(location.nodes, location.healthy, self._rng))
 
     def put(self, key: Key, location: VideoLocation, now: float, asked_in: int) -> None:
-        """Keep the master's answer for `key`, received at `now`, if it is worth reusing
+        """Keep the master's answer for `key`, asked for at `now`, if it is worth reusing
         and no change was made here since it was asked for (`asked_in`: the generation
         then)."""
         self._answers.pop(key, None)  # re-inserted last: the newest

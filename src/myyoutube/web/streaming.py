@@ -148,8 +148,8 @@ async def serve(request: web.Request, part: str) -> web.StreamResponse:
                     return _refusal(decision, size)
                 return web.Response(status=decision.status, headers=decision.headers)
             first = decision.ranges[0]
-            if read is None:
-                read = await master.open_read(video["name"], first.start, first.length, part=part)
+            if read is None:  # the record came first (a stat): the read must match it
+                read = await master.open_read(video["name"], first.start, first.length, part, reuse=False)
                 _require_same_bytes(video, read, part)
             head = await read.next_chunk()  # before any header: a failure here is a clean error
             return await _send(request, decision, (read, head), video, part, size, content_type, boundary)
@@ -241,7 +241,7 @@ async def _send(
                     await _relay(*opened, send)  # serve() closes the first read
                     continue
                 read = await master_for(request).open_read(
-                    video["name"], byte_range.start, byte_range.length, part
+                    video["name"], byte_range.start, byte_range.length, part, reuse=False
                 )
                 try:
                     _require_same_bytes(video, read, part)
