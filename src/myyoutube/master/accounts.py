@@ -1,4 +1,4 @@
-"""The master's account requests: sign-in, tokens, user management, the first admin.
+"""The master's account requests: sign-in, tokens, user management.
 
 Theory of operation
 -------------------
@@ -17,18 +17,13 @@ same reason an admin's act on an admin account (making one, changing or removing
 setting another admin's password) takes the admin's own password too
 (permissions.takes_own_password); acts on other accounts need none.
 
-Bootstrapping: an index without any account gets `admin` at start-up, with a random
-password written to DATA_DIR/admin-password (mode 0600) and its path logged once. With
-`--admin-password-file F` (on the master, or sent by a web front end as EnsureAdmin) the
-admin account is created with that password, or reset to it if it has another; then the
-generated file, which no longer holds the password, is removed.
+The first admin account, made at start-up or from a password file, is first_admin.py's.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import secrets
 import time
 from pathlib import Path
@@ -36,10 +31,10 @@ from typing import TYPE_CHECKING, Any
 
 import argon2
 
-from myyoutube import permissions, service
+from myyoutube import permissions
 from myyoutube.account_messages import KEEP_QUOTA
 from myyoutube.formatting import counted
-from myyoutube.master import users
+from myyoutube.master import first_admin, users
 from myyoutube.permissions import ADMIN, ADMIN_USER, MAX_QUOTA_BYTES, User
 from myyoutube.protocol import (
     AddUser,
@@ -65,11 +60,6 @@ log = logging.getLogger(__name__)
 # queue on the CPU and multiply memory.
 MAX_HASHES_AT_ONCE = 2
 
-# Where a first start leaves the generated admin password, inside the master's data dir.
-ADMIN_PASSWORD_FILE = "admin-password"
-# A generated password: 24 URL-safe characters, 144 random bits.
-GENERATED_PASSWORD_BYTES = 18
-
 REFUSED_SENTENCE = "Wrong username or password."
 NO_CURRENT_PASSWORD_SENTENCE = "To change your own password, give your current password too."
 WRONG_CURRENT_PASSWORD_SENTENCE = "The current password you typed is wrong; your password was not changed."
@@ -85,7 +75,7 @@ class Accounts:
         self.index = index
         self.users = index.users
         self.default_quota_bytes = default_quota_bytes
-        self.generated_password_path = data_dir / ADMIN_PASSWORD_FILE
+        self.generated_password_path = data_dir / first_admin.ADMIN_PASSWORD_FILE
         self._hashing = asyncio.Semaphore(MAX_HASHES_AT_ONCE)
         # Verified against when the account does not exist, so both cost the same.
         self._dummy_hash = _HASHER.hash(secrets.token_hex(16))
@@ -131,11 +121,11 @@ class Accounts:
         assert user is not None, "described accounts exist"
         return dict(user.as_dict(), created_at=self.users.accounts[name]["created_at"])
 
-    async def _hash(self, password: str) -> str:
+    async def hash_password(self, password: str) -> str:
         async with self._hashing:
             return await asyncio.to_thread(_HASHER.hash, password)
 
-    async def _verify(self, password_hash: str, password: str) -> bool:
+    async def verify_password(self, password_hash: str, password: str) -> bool:
         """Whether `password`, as someone typed it, is the one `password_hash` holds. Only
         its first MAX_PASSWORD_CHARS + 1 characters are hashed: no password that long is
         ever set, and hashing a megabyte of one would only cost the master's CPU."""
@@ -154,7 +144,7 @@ class Accounts:
     async def _login(self, connection: FrameStream, request: Login) -> None:
         account = self.users.accounts.get(request.username)
         stored = account["password_hash"] if account is not None else self._dummy_hash
-        matches = await self._verify(stored, request.password)
+        matches = await self.verify_password(stored, request.password)
         if account is None or not matches or request.kind not in users.TOKEN_KINDS:
             await connection.write_frame(Error("refused", REFUSED_SENTENCE))
             return
@@ -196,7 +186,7 @@ class Accounts:
                 return
             if await self._unconfirmed(connection, request, None, request.role):
                 return
-            password_hash = await self._hash(request.password)
+            password_hash = await self.hash_password(request.password)
             quota = None if request.quota_bytes == -1 else request.quota_bytes
             # Checked again: another request may have added it while this one hashed.
             self.users.add(name, password_hash, request.role, quota, time.time())
@@ -306,7 +296,7 @@ class Accounts:
                 return
         elif await self._unconfirmed(connection, request, account["role"], account["role"]):
             return
-        await self._replace_password(request.username, request.password)
+        await self.replace_password(request.username, request.password)
         log.info("%s changed the password of %s; its sessions ended", request.user, request.username)
         await connection.write_frame(Ok({"changed": request.username}))
 
@@ -328,7 +318,7 @@ class Accounts:
             await connection.write_frame(Error("confirm", CONFIRM_SENTENCE))
             return True
         asker = self.users.accounts.get(request.user)
-        if asker is None or not await self._verify(asker["password_hash"], request.current_password):
+        if asker is None or not await self.verify_password(asker["password_hash"], request.current_password):
             await connection.write_frame(Error("refused", WRONG_CONFIRMATION_SENTENCE))
             return True
         return False
@@ -339,12 +329,12 @@ class Accounts:
         sign-in is): whoever holds a session must still know the password to replace it."""
         if not current_password:
             return NO_CURRENT_PASSWORD_SENTENCE
-        if not await self._verify(password_hash, current_password):
+        if not await self.verify_password(password_hash, current_password):
             return WRONG_CURRENT_PASSWORD_SENTENCE
         return None
 
-    async def _replace_password(self, name: str, password: str) -> None:
-        self.users.set_password(name, await self._hash(password))
+    async def replace_password(self, name: str, password: str) -> None:
+        self.users.set_password(name, await self.hash_password(password))
         if name == ADMIN_USER:
             self.generated_password_path.unlink(missing_ok=True)
 
@@ -356,45 +346,8 @@ class Accounts:
         except users.BadAccount as exc:
             await connection.write_frame(Error("bad_request", f"The admin password file is unusable: {exc}"))
             return
-        changed = await self.ensure_admin(request.password)
+        changed = await first_admin.ensure_admin(self, request.password)
         await connection.write_frame(Ok({"changed": changed}))
-
-    async def ensure_admin(self, password: str) -> bool:
-        """Create `admin` with `password`, or reset it to `password`; False if it already
-        had it (a restart with the same file keeps everyone signed in)."""
-        account = self.users.accounts.get(ADMIN_USER)
-        if account is None:
-            self.users.add(ADMIN_USER, await self._hash(password), ADMIN, None, time.time())
-            self.generated_password_path.unlink(missing_ok=True)
-            log.warning("created the account %s from the given password", ADMIN_USER)
-            return True
-        if await self._verify(account["password_hash"], password):
-            return False
-        await self._replace_password(ADMIN_USER, password)
-        log.warning("reset the password of %s from the given password; its sessions ended", ADMIN_USER)
-        return True
-
-    async def bootstrap(self, password_file: Path | None) -> None:
-        """At start-up: the admin from `password_file`, or, on an index without any
-        account, an admin with a generated password written beside the index."""
-        if password_file is not None:
-            password = service.read_password_file(password_file)
-            try:
-                users.check_password(password)
-            except users.BadAccount as exc:
-                raise service.StartupError(
-                    f"the admin password file {password_file} is unusable: {exc}"
-                ) from exc
-            await self.ensure_admin(password)
-            return
-        if self.users.accounts:
-            return
-        password = secrets.token_urlsafe(GENERATED_PASSWORD_BYTES)
-        write_private_file(self.generated_password_path, password + "\n")
-        self.users.add(ADMIN_USER, await self._hash(password), ADMIN, None, time.time())
-        # On the log (stderr), not stdout: stdout carries only the announcement line that
-        # launchers wait for. myyoutube-cluster prints the path itself.
-        log.warning("created the account %s; its password is in %s", ADMIN_USER, self.generated_password_path)
 
 
 def _check_quota(quota_bytes: int) -> None:
@@ -402,11 +355,3 @@ def _check_quota(quota_bytes: int) -> None:
     cannot store it. The web checks too, but not every client goes through the web."""
     if not -1 <= quota_bytes <= permissions.MAX_QUOTA_BYTES:
         raise users.BadAccount("A quota is a number of bytes, 0 or more, at most 2^63-1.")
-
-
-def write_private_file(path: Path, text: str) -> None:
-    """Write a new file readable by its owner only (0600), replacing any old one."""
-    path.unlink(missing_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as file:
-        file.write(text)

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from myyoutube import links, service, stream
-from myyoutube.master import backup, index_files, recovery, repair, snapshots
+from myyoutube.master import backup, first_admin, index_files, recovery, repair, snapshots
 from myyoutube.master.accounts import Accounts
 from myyoutube.master.index import Index
 from myyoutube.master.resumable import DEFAULT_UPLOAD_EXPIRY_S
@@ -207,7 +207,7 @@ async def serve(args: argparse.Namespace) -> None:
     state = ClusterState(args.dead_after, args.heartbeat, started_at=time.time())
     accounts = Accounts(index, args.quota_bytes or None, args.data_dir)
     try:
-        await accounts.bootstrap(args.admin_password_file)
+        await first_admin.bootstrap(accounts, args.admin_password_file)
     except BaseException:
         index.close()
         raise
