@@ -411,12 +411,14 @@ def ctrl_c_once(
         args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL
     )
     try:
-        while not ready(command.pid):
+        # With `to_a_worker_thread`, a worker thread must exist too: what `ready` looks
+        # for may come first (a file opened by the main thread just before it hands the
+        # reading to a worker), and the signal then had no other thread to go to.
+        while not ready(command.pid) or (to_a_worker_thread and not _worker_threads(command.pid)):
             assert command.poll() is None, command.communicate()
             time.sleep(0.002)
         if to_a_worker_thread:
-            worker = max(int(tid) for tid in os.listdir(f"/proc/{command.pid}/task"))
-            assert worker != command.pid, "the command runs no other thread"
+            worker = max(_worker_threads(command.pid))
             # tgkill(2): glibc's wrapper; Python's own signal.pthread_kill reaches only
             # threads of the calling process.
             assert ctypes.CDLL(None, use_errno=True).tgkill(command.pid, worker, signal.SIGINT) == 0
@@ -426,6 +428,11 @@ def ctrl_c_once(
     finally:
         command.kill()
     return command.returncode, out, err
+
+
+def _worker_threads(pid: int) -> list[int]:
+    """The ids of process `pid`'s threads other than its main one."""
+    return [int(tid) for tid in os.listdir(f"/proc/{pid}/task") if int(tid) != pid]
 
 
 # Python code put before a command's own: the first import of the named library touches
