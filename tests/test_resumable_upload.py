@@ -138,28 +138,44 @@ def test_a_file_changed_since_its_interrupted_upload_starts_afresh(fresh_cluster
     assert json.loads(state.read_text()) == {}
 
 
-class RefusesEveryPiece(http.server.BaseHTTPRequestHandler):
-    """A tus front end whose cluster cannot store anything just now: the upload is
-    created, every PATCH is 503 with MyYoutube's sentence, HEAD says offset 0."""
+class TusStandIn(http.server.BaseHTTPRequestHandler):
+    """A tus front end that creates every upload at LOCATION; what else it does is a
+    subclass's. Quiet: no request log on standard error."""
 
-    SENTENCE = (
-        "Only 1 datanode is running and 2 are needed to store a video safely; try again once more are up."
-    )
+    LOCATION = "/files/made"
+    SENTENCE = ""
 
     def do_POST(self) -> None:
         self.send_response(201)
-        self.send_header("Location", "/files/refused")
+        self.send_header("Location", self.LOCATION)
         self.send_header("Content-Length", "0")
         self.end_headers()
 
-    def do_PATCH(self) -> None:
-        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+    def refuse(self, status: int) -> None:
+        """Answer `status` with SENTENCE, in JSON as MyYoutube's front end does."""
         body = json.dumps({"error": self.SENTENCE}).encode()
-        self.send_response(503)
+        self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+class RefusesEveryPiece(TusStandIn):
+    """A tus front end whose cluster cannot store anything just now: the upload is
+    created, every PATCH is 503 with MyYoutube's sentence, HEAD says offset 0."""
+
+    LOCATION = "/files/refused"
+    SENTENCE = (
+        "Only 1 datanode is running and 2 are needed to store a video safely; try again once more are up."
+    )
+
+    def do_PATCH(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.refuse(503)
 
     def do_HEAD(self) -> None:
         self.send_response(200)
@@ -167,22 +183,14 @@ class RefusesEveryPiece(http.server.BaseHTTPRequestHandler):
         self.send_header("Content-Length", "0")
         self.end_headers()
 
-    def log_message(self, *args) -> None:
-        pass
 
-
-class ShrinksThenKeepsTheUpload(http.server.BaseHTTPRequestHandler):
+class ShrinksThenKeepsTheUpload(TusStandIn):
     """A tus front end that takes the first piece, during which the file is cut short
     (`shrink`), and then will not cancel the upload (403 with a sentence)."""
 
+    LOCATION = "/files/kept"
     SENTENCE = "This upload was started by another account."
     shrink: Callable[[], None] = staticmethod(lambda: None)
-
-    def do_POST(self) -> None:
-        self.send_response(201)
-        self.send_header("Location", "/files/kept")
-        self.send_header("Content-Length", "0")
-        self.end_headers()
 
     def do_PATCH(self) -> None:
         offset = int(self.headers["Upload-Offset"]) + len(
@@ -194,15 +202,7 @@ class ShrinksThenKeepsTheUpload(http.server.BaseHTTPRequestHandler):
         self.end_headers()
 
     def do_DELETE(self) -> None:
-        body = json.dumps({"error": self.SENTENCE}).encode()
-        self.send_response(403)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args) -> None:
-        pass
+        self.refuse(403)
 
 
 def test_a_file_cut_short_whose_upload_cannot_be_cancelled_says_so(tmp_path, capsys, monkeypatch):
