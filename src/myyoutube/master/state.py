@@ -97,6 +97,12 @@ class Replica:
 _UNLISTED = Replica(size=-1, sha256="", nodes={})
 
 
+# A holder's rank in a read order by its liveness (see ClusterState._read_rank); a node
+# in neither state is not read from.
+_READ_RANK_BY_LIVENESS = {ALIVE: 0, SUSPECT: 2}
+_BEST_READ_RANK = 0
+
+
 class ClusterState:
     def __init__(self, dead_after_s: float, heartbeat_s: float, started_at: float) -> None:
         self.dead_after_s = dead_after_s
@@ -169,20 +175,27 @@ class ClusterState:
         """Nodes to read a blob from: alive ones that have not failed a read recently
         first (random order, to spread the load), then alive ones that have, then suspect
         ones. Dead and unknown nodes are left out."""
-        rank = {ALIVE: 0, SUSPECT: 2}
-        usable = [a for a in holders if self.liveness(a, now) in rank]
+        ranks = {address: rank for address in holders if (rank := self._read_rank(address, now)) is not None}
+        usable = list(ranks)
         rng.shuffle(usable)
-        return sorted(usable, key=lambda a: rank[self.liveness(a, now)] + self.read_failures.recently(a, now))
+        return sorted(usable, key=ranks.__getitem__)
 
     def healthy_first(self, ordered: list[str], now: float) -> int:
         """How many of `ordered` (read_order's answer) lead it as equally good: alive and
-        not failed a read lately. A reader may spread its reads over those."""
+        not failed a read lately (the best rank). A reader may spread its reads over those."""
         count = 0
         for address in ordered:
-            if self.liveness(address, now) != ALIVE or self.read_failures.recently(address, now):
+            if self._read_rank(address, now) != _BEST_READ_RANK:
                 break
             count += 1
         return count
+
+    def _read_rank(self, address: str, now: float) -> int | None:
+        """Where a holder goes in a read order, lower first: alive 0, suspect 2, each 1
+        more after a recent read failure; None for a node not to read from (dead,
+        unknown)."""
+        base = _READ_RANK_BY_LIVENESS.get(self.liveness(address, now))
+        return None if base is None else base + self.read_failures.recently(address, now)
 
     def awaiting_holders(self, holders, now: float) -> bool:
         """Some holder has not spoken to this master since it started but may still (the
