@@ -74,7 +74,7 @@ def test_an_admin_signs_in_manages_an_account_and_signs_out(cluster, tmp_path):
     assert any(line.split()[:2] == [name, "uploader"] for line in table[1:])
     regraded = myyoutube(cluster, admin, "user", "set", name, "--role", "viewer", "--quota-bytes", "5000000")
     assert regraded.returncode == 0, regraded.stderr
-    assert f"{name} is now viewer, with a quota of 4.8 MB" in regraded.stdout
+    assert f"{name} is now viewer, with a quota of 4.8 MiB" in regraded.stdout
     # A viewer cannot upload: its quota column says so rather than show room it cannot use.
     table = myyoutube(cluster, admin, "user", "list").stdout.splitlines()
     fields = next(line.split() for line in table[1:] if line.split()[0] == name)

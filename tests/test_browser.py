@@ -963,7 +963,7 @@ async def test_size_limit_is_shown_and_enforced_before_sending(fresh_cluster, wa
     await open_home(page, cluster.url)
     await expect(page.locator("#empty-state")).to_have_text("No videos yet \u2014 upload one!")
     await expect(page.locator("#upload-limit")).to_have_text(
-        "Choose video files or drop them on the page, up to 97.7 KB each."
+        "Choose video files or drop them on the page, up to 97.7 KiB each."
     )
     posts = []
     page.on("request", lambda r: posts.append(r.url) if r.method == "POST" else None)
@@ -971,7 +971,7 @@ async def test_size_limit_is_shown_and_enforced_before_sending(fresh_cluster, wa
     await page.set_input_files("#file", big)
     await page.click("#upload-button")
     await expect(page.locator("#upload-status")).to_have_text(
-        "big.mp4: The file is larger than the 97.7 KB upload limit."
+        "big.mp4: The file is larger than the 97.7 KiB upload limit."
     )
     assert posts == []
     await watched.assert_clean()

@@ -13,15 +13,15 @@ from myyoutube import formatting
         (0, "0 B"),
         (1, "1 B"),
         (1023, "1023 B"),
-        (1024, "1.0 KB"),
-        (1536, "1.5 KB"),
-        (1280, "1.3 KB"),  # half-up rounding, like text.js
-        (10 * 1024, "10.0 KB"),
-        (100 * 1024, "100 KB"),
-        (1024 * 1024 - 1, "1.0 MB"),  # would display as "1024 KB": roll over
-        (5 * 1024 * 1024, "5.0 MB"),
-        (int(1.25 * 1024**3), "1.3 GB"),
-        (3 * 1024**4, "3.0 TB"),
+        (1024, "1.0 KiB"),
+        (1536, "1.5 KiB"),
+        (1280, "1.3 KiB"),  # half-up rounding, like text.js
+        (10 * 1024, "10.0 KiB"),
+        (100 * 1024, "100 KiB"),
+        (1024 * 1024 - 1, "1.0 MiB"),  # would display as "1024 KiB": roll over
+        (5 * 1024 * 1024, "5.0 MiB"),
+        (int(1.25 * 1024**3), "1.3 GiB"),
+        (3 * 1024**4, "3.0 TiB"),
     ],
 )
 def test_human_size(size, text):

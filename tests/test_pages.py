@@ -287,7 +287,7 @@ def test_home_page_shows_the_upload_limit_before_a_file_is_chosen():
     parsed = parse(home_page())
     _, form = parsed.by_id("upload-form")
     assert form["data-max-upload-bytes"] == str(UPLOAD_LIMIT_BYTES)
-    assert "Choose video files or drop them on the page, up to 8.0 GB each." in "".join(parsed.text)
+    assert "Choose video files or drop them on the page, up to 8.0 GiB each." in "".join(parsed.text)
     assert parsed.by_id("file")[1]["aria-describedby"] == "upload-limit"
 
 
@@ -382,7 +382,7 @@ def test_optional_metadata_rendered_when_present():
     assert "1920\u00d71080" in text
     assert "h264" in text
     assert "remuxed" in text
-    assert "5.0 MB" in text
+    assert "5.0 MiB" in text
     _, player = parse(doc).by_id("player")
     assert player["poster"] == "/thumbnail/holiday.mp4"
 
@@ -492,8 +492,8 @@ def test_status_page_rows_and_escaping():
     text = "".join(parsed.text)
     assert f"{HOSTILE}: 1 of 3 copies (repairing)" in text
     assert parsed.find("tr", **{"class": "node-alive"}) and parsed.find("tr", **{"class": "node-dead"})
-    assert "1.5 s ago" in text and "never" in text and "10.0 GB" in text
-    assert "2 videos, 3.0 MB stored" in " ".join(text.split())
+    assert "1.5 s ago" in text and "never" in text and "10.0 GiB" in text
+    assert "2 videos, 3.0 MiB stored" in " ".join(text.split())
     assert parsed.find("meta", **{"http-equiv": "refresh", "content": str(pages.STATUS_REFRESH_S)})
 
 
@@ -507,10 +507,10 @@ def test_status_page_counts_in_their_number():
         "under_replicated": [{"name": "a.mp4", "live_replicas": 0, "repairing": False}],
     }
     text = " ".join("".join(parse(status_page(report)).text).split())
-    assert "1 video, 3.0 MB stored 1 time; 1 repair copy running." in text
+    assert "1 video, 3.0 MiB stored 1 time; 1 repair copy running." in text
     assert "a.mp4: 0 of 1 copy" in text
     text = " ".join("".join(parse(status_page({**STATUS_REPORT, "repairs_running": 2})).text).split())
-    assert "2 videos, 3.0 MB stored 3 times; 2 repair copies running." in text
+    assert "2 videos, 3.0 MiB stored 3 times; 2 repair copies running." in text
 
 
 def test_status_page_without_datanodes():

@@ -40,15 +40,15 @@ def account_page(user: User, **options) -> tuple[str, _Tags]:
 
 def test_storage_is_said_against_the_quota_or_its_absence():
     """Storage reads as used "of" quota with a percentage, "no quota" when unlimited."""
-    assert accounts.storage_text(1536, 10 * 1024**3) == "1.5 KB of 10.0 GB (0%)"
-    assert accounts.storage_text(3 * 1024**2, 4 * 1024**2) == "3.0 MB of 4.0 MB (75%)"
-    assert accounts.storage_text(5 * 1024**2, 4 * 1024**2) == "5.0 MB of 4.0 MB (100%)"
+    assert accounts.storage_text(1536, 10 * 1024**3) == "1.5 KiB of 10.0 GiB (0%)"
+    assert accounts.storage_text(3 * 1024**2, 4 * 1024**2) == "3.0 MiB of 4.0 MiB (75%)"
+    assert accounts.storage_text(5 * 1024**2, 4 * 1024**2) == "5.0 MiB of 4.0 MiB (100%)"
     assert accounts.storage_text(0, None) == "0 B (no quota)"
     assert accounts.storage_text(0, 0) == "0 B of 0 B (it may store nothing)"
 
 
 def test_a_viewers_page_shows_no_storage():
-    """A viewer may not upload: no "Storage used" row (it said "0 B of 50.0 GB", room the
+    """A viewer may not upload: no "Storage used" row (it said "0 B of 50.0 GiB", room the
     account does not have); an uploader's page has one."""
     html, tags = account_page(User("vic", "viewer", 50 * 1024**3, 0))
     assert "account-storage" not in tags.tags and "Storage used" not in html
@@ -63,7 +63,7 @@ def test_the_page_shows_the_account_and_a_labelled_password_form():
     html, tags = account_page(User("ann<b>", "uploader", 4 * 1024**2, 1024**2))
     assert "ann&lt;b&gt;" in html and "ann<b>" not in html
     text = " ".join(tags.text)
-    assert "Uploader" in text and "1.0 MB of 4.0 MB (25%)" in text
+    assert "Uploader" in text and "1.0 MiB of 4.0 MiB (25%)" in text
     assert tags.tags["password-form"][1]["action"] == "/account/password"
     assert 'name="csrf_token" value="' + "c" * 64 + '"' in html
     for field, autocomplete in (

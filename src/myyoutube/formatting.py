@@ -14,15 +14,17 @@ from datetime import UTC, datetime
 
 __all__ = ["agreeing", "counted", "human_duration", "human_size", "utc_text"]
 
-_SIZE_UNITS = ("B", "KB", "MB", "GB", "TB", "PB")
+# Binary steps carry binary names (IEC 80000-13): "1.0 MB" for 1,048,576 bytes read 5 %
+# high to anyone who knows that a megabyte is 10^6 bytes, and 10 % at terabytes.
+_SIZE_UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")
 
 
 def human_size(n: int | float) -> str:
-    """Format a byte count with binary (1024) steps: ``1536 -> "1.5 KB"``.
+    """Format a byte count with binary (1024) steps: ``1536 -> "1.5 KiB"``.
 
     Bytes are shown as an integer; larger units with one decimal below 100
     and none from 100 up. Rounding is half-up (same as text.js), and a value
-    that would display as 1024 moves to the next unit (``1048575 -> "1.0 MB"``).
+    that would display as 1024 moves to the next unit (``1048575 -> "1.0 MiB"``).
     Negative or non-finite input raises ``ValueError``.
     """
     value = float(n)

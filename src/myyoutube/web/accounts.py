@@ -259,7 +259,7 @@ async def change_own_password(request: web.Request, password: str, current_passw
 
 
 def storage_text(used_bytes: int, quota_bytes: int | None) -> str:
-    """How much the account stores, against its quota: "1.5 MB of 10.0 GB (0%)"."""
+    """How much the account stores, against its quota: "1.5 MiB of 10.0 GiB (0%)"."""
     if quota_bytes is None:
         return f"{human_size(used_bytes)} (no quota)"
     if quota_bytes == 0:

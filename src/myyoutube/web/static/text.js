@@ -9,7 +9,7 @@
 
 window.MyYoutube = window.MyYoutube || {};
 window.MyYoutube.text = (function () {
-  var SIZE_UNITS = ["B", "KB", "MB", "GB", "TB", "PB"];
+  var SIZE_UNITS = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
 
   // ------------------------------------------------------------ formatting
   // Mirrors formatting.human_size: 1024 steps, half-up rounding, one decimal
