@@ -72,7 +72,7 @@ def test_an_admin_signs_in_manages_an_account_and_signs_out(cluster, tmp_path):
     table = myyoutube(cluster, admin, "user", "list").stdout.splitlines()
     assert table[0].split() == ["NAME", "ROLE", "USED", "QUOTA", "SESSIONS"]
     assert any(line.split()[:2] == [name, "uploader"] for line in table[1:])
-    regraded = myyoutube(cluster, admin, "user", "set", name, "--role", "viewer", "--quota-bytes", "5000000")
+    regraded = myyoutube(cluster, admin, "user", "set", name, "--role", "viewer", "--quota-bytes", "5MB")
     assert regraded.returncode == 0, regraded.stderr
     assert f"{name} is now viewer, with a quota of 4.8 MiB" in regraded.stdout
     # A viewer cannot upload: its quota column says so rather than show room it cannot use.
@@ -326,7 +326,7 @@ def test_ctrl_c_or_ctrl_d_at_a_prompt_ends_the_command(cluster, tmp_path, args, 
     assert not (tmp_path / "myyoutube" / "token").exists()
 
 
-@pytest.mark.parametrize("quota", ["99999999999999999999999", "-5", "1e9"])
+@pytest.mark.parametrize("quota", ["99999999999999999999999", "-5", "1e9", "9000PiB"])
 def test_a_quota_the_index_cannot_hold_is_a_usage_error(cluster, tmp_path, quota):
     """`user add --quota-bytes` past what SQLite's integers hold (or not a whole number) is
     refused before anything is sent: 10**23 bytes used to reach the master, which dropped

@@ -61,3 +61,50 @@ def test_counted_puts_the_noun_in_its_number():
 def test_agreeing_gives_the_word_for_the_count():
     """The verb after a count agrees with it: "1 datanode is", "0 datanodes are"."""
     assert [formatting.agreeing(n, "is", "are") for n in (0, 1, 2)] == ["are", "is", "are"]
+
+
+@pytest.mark.parametrize(
+    ("text", "size"),
+    [
+        ("0", 0),
+        ("1048576", 1048576),
+        ("1MiB", 1024**2),
+        ("1 M", 1024**2),  # a bare letter is binary, as dd and head read it
+        ("5gib", 5 * 1024**3),
+        (" 20 GiB ", 20 * 1024**3),
+        ("1.5GB", 1_500_000_000),  # KB, MB, GB, TB are decimal
+        ("10 kB", 10_000),
+        ("1.5KiB", 1536),
+        ("0.1PB", 10**14),  # exact: no float rounding
+        ("3B", 3),
+    ],
+)
+def test_parse_size_reads_what_an_operator_types(text, size):
+    """A --...-bytes flag takes a plain count or a size with a unit, binary (KiB, M) or
+    decimal (MB), in any case, with or without a space."""
+    assert formatting.parse_size(text) == size
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        ("", "expected a number of bytes, or with a unit"),
+        ("lots", "expected a number of bytes, or with a unit"),
+        ("-5", "expected a number of bytes, or with a unit"),
+        ("1e9", "expected a number of bytes, or with a unit"),
+        ("5 GiBs", "expected a number of bytes, or with a unit"),
+        ("\u0661\u0662", "expected a number of bytes, or with a unit"),  # Arabic-Indic 12
+        ("1.5B", "'1.5B' is not a whole number of bytes"),
+        ("1.0001KB", "'1.0001KB' is not a whole number of bytes"),
+    ],
+)
+def test_parse_size_refuses_in_a_sentence(text, says):
+    """What is not a whole number of bytes is BadSize, with a sentence naming the text."""
+    with pytest.raises(formatting.BadSize, match=says):
+        formatting.parse_size(text)
+
+
+def test_a_size_reads_back_as_it_was_shown():
+    """What human_size shows for a whole number of units parses back to the same bytes."""
+    for size in (1024, 3 * 1024**2, 10 * 1024**3, 2 * 1024**4):
+        assert formatting.parse_size(formatting.human_size(size)) == size

@@ -18,9 +18,12 @@ import pytest
 from harness import ctrl_c_while_loading, read_only_mount
 from myyoutube import service
 from myyoutube.client import MasterClient
+from myyoutube.datanode import main as datanode_main
 from myyoutube.datanode.identity import NODE_ID_FILE
 from myyoutube.launch import start_role
 from myyoutube.master import index_files
+from myyoutube.master import main as master_main
+from myyoutube.web import main as web_main
 
 COMMANDS = ["myyoutube.master", "myyoutube.datanode", "myyoutube.web", "myyoutube.cluster"]
 
@@ -121,8 +124,12 @@ def test_the_master_starts_without_loading_pyav():
         # Nodes would be declared dead between their heartbeats.
         ("myyoutube.master", ["--data-dir", "x", "--heartbeat", "10", "--dead-after", "5"]),
         ("myyoutube.master", ["--data-dir", "x", "--expect-datanodes", "3"]),  # without --recover
+        # Past what the index's integers hold.
+        ("myyoutube.master", ["--data-dir", "x", "--quota-bytes", "9000PiB"]),
         ("myyoutube.datanode", ["--master", "nowhere", "--data-dir", "x"]),
         ("myyoutube.web", ["--master", "127.0.0.1:1", "--max-upload-bytes", "-5"]),
+        ("myyoutube.web", ["--master", "127.0.0.1:1", "--max-upload-bytes", "2 gigs"]),
+        ("myyoutube.datanode", ["--master", "127.0.0.1:1", "--data-dir", "x", "--capacity-bytes", "0GiB"]),
         ("myyoutube.cluster", ["--datanodes", "zero"]),
         # A typo here matched no peer, silently: the proxy's visitors shared its limits.
         ("myyoutube.web", ["--master", "127.0.0.1:1", "--trusted-proxy", "300.1.1.1"]),
@@ -133,6 +140,36 @@ def test_bad_flags_exit_non_zero_with_a_readable_line(module, args):
     result = run(module, *args)
     assert result.returncode == 2
     assert "error:" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_size_flags_take_units():
+    """Every flag counted in bytes takes a unit as well as a plain count (an operator
+    types 20GiB, not 21474836480); a bare letter is binary, a decimal unit decimal."""
+    assert (
+        web_main.parse_args(["--master", "127.0.0.1:1", "--max-upload-bytes", "2GiB"]).max_upload_bytes
+        == 2 * 1024**3
+    )
+    assert master_main.parse_args(["--data-dir", "x", "--quota-bytes", "20GB"]).quota_bytes == 20 * 1000**3
+    datanode = datanode_main.parse_args(
+        [
+            "--master",
+            "127.0.0.1:1",
+            "--data-dir",
+            "x",
+            "--capacity-bytes",
+            "500G",
+            "--scrub-bytes-per-s",
+            "10MiB",
+        ]
+    )
+    assert (datanode.capacity_bytes, datanode.scrub_bytes_per_s) == (500 * 1024**3, 10 * 1024**2)
+
+
+def test_a_size_flag_refused_says_what_it_takes():
+    """A size flag that cannot be read names what it takes, in the usage error line."""
+    result = run("myyoutube.web", "--master", "127.0.0.1:1", "--max-upload-bytes", "2 gigs")
+    assert result.returncode == 2
+    assert "expected a number of bytes, or with a unit: 500MiB, 2GiB, 1.5GB; got '2 gigs'" in result.stderr
 
 
 @pytest.mark.parametrize(

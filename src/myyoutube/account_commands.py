@@ -26,6 +26,7 @@ import unicodedata
 from pathlib import Path
 
 from myyoutube import webclient
+from myyoutube.formatting import BadSize, parse_size
 from myyoutube.permissions import ADMIN, MAX_QUOTA_BYTES, VIEWER
 from myyoutube.terminal import EXIT_OK, report, say_json, size_text, table
 from myyoutube.webclient import Api, ToolError, Unauthorized, video_path
@@ -307,16 +308,21 @@ async def cmd_user_passwd(api: Api, args: argparse.Namespace) -> int:
 
 
 def quota_bytes(text: str) -> int:
-    """argparse type for --quota-bytes: a whole number of bytes the index can hold (a
-    larger quota once made the master drop its link to the web, which then said the
-    cluster was not answering), or "unlimited" (permissions.MAX_QUOTA_BYTES)."""
+    """argparse type for --quota-bytes: a size the index can hold (a larger quota once
+    made the master drop its link to the web, which then said the cluster was not
+    answering), written as formatting.parse_size reads it (20GiB), or "unlimited"
+    (permissions.MAX_QUOTA_BYTES)."""
     if text == "unlimited":
         return MAX_QUOTA_BYTES
-    if not text.isdigit() or int(text) > MAX_QUOTA_BYTES:
+    try:
+        size = parse_size(text)
+    except BadSize as exc:
+        raise argparse.ArgumentTypeError(f"{exc}, or unlimited") from None
+    if size > MAX_QUOTA_BYTES:
         raise argparse.ArgumentTypeError(
-            f"expected a whole number of bytes up to {MAX_QUOTA_BYTES}, or unlimited, got {text!r}"
+            f"expected at most {MAX_QUOTA_BYTES} bytes, or unlimited, got {text!r}"
         )
-    return int(text)
+    return size
 
 
 def register(commands, add, common: argparse.ArgumentParser) -> None:
@@ -355,7 +361,7 @@ def register(commands, add, common: argparse.ArgumentParser) -> None:
         "--quota-bytes",
         type=quota_bytes,
         default=None,
-        help="bytes it may store, or unlimited (default: the master's default)",
+        help="bytes it may store (e.g. 20GiB), or unlimited (default: the master's default)",
     )
     added.set_defaults(ask=ask_new_account_passwords)
     changed = sub(
@@ -371,7 +377,7 @@ def register(commands, add, common: argparse.ArgumentParser) -> None:
     quota.add_argument(
         "--quota-bytes",
         type=quota_bytes,
-        help="bytes it may store, or unlimited (whatever the master's default)",
+        help="bytes it may store (e.g. 20GiB), or unlimited (whatever the master's default)",
     )
     quota.add_argument("--default-quota", action="store_true", help="back to the master's default quota")
     sub("list", cmd_user_list, "list accounts")

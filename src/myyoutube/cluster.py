@@ -107,9 +107,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--max-upload-bytes",
-        type=service.positive_int,
+        type=service.positive_size,
         default=None,
-        help="largest accepted upload (default: the web front end's)",
+        help="largest accepted upload, e.g. 2GiB (default: the web front end's)",
     )
     args = parser.parse_args(argv)
     if service.is_wildcard(args.internal_host):

@@ -4,15 +4,17 @@ Theory of operation
 -------------------
 Pure functions, no I/O. ``human_size`` and ``human_duration`` are mirrored exactly by
 ``web/static/text.js`` so a size reads the same in a server-rendered page, in the grid the
-script builds and in the terminal.
+script builds and in the terminal. ``parse_size`` goes the other way, for the flags that
+take a number of bytes: an operator writes ``--quota-bytes 5GiB``, not 5368709120.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from datetime import UTC, datetime
 
-__all__ = ["agreeing", "counted", "human_duration", "human_size", "utc_text"]
+__all__ = ["BadSize", "agreeing", "counted", "human_duration", "human_size", "parse_size", "utc_text"]
 
 # Binary steps carry binary names (IEC 80000-13): "1.0 MB" for 1,048,576 bytes read 5 %
 # high to anyone who knows that a megabyte is 10^6 bytes, and 10 % at terabytes.
@@ -43,6 +45,41 @@ def human_size(n: int | float) -> str:
     if whole >= 1024 and unit < last:
         return f"1.0 {_SIZE_UNITS[unit + 1]}"
     return f"{whole} {_SIZE_UNITS[unit]}"
+
+
+# What parse_size multiplies by, keyed by the unit in lower case. The names follow GNU
+# coreutils (dd, head, sort), which operators already type: a bare K, M, G or T is
+# binary like KiB; KB, MB, GB and TB are decimal, as disks and networks count.
+_SIZE_FACTORS = {
+    "": 1,
+    "b": 1,
+    **{prefix: 1024**power for power, prefix in enumerate("kmgtp", start=1)},
+    **{prefix + "ib": 1024**power for power, prefix in enumerate("kmgtp", start=1)},
+    **{prefix + "b": 1000**power for power, prefix in enumerate("kmgtp", start=1)},
+}
+_SIZE_TEXT = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*", re.ASCII)
+SIZE_EXAMPLES = "a number of bytes, or with a unit: 500MiB, 2GiB, 1.5GB"
+
+
+class BadSize(ValueError):
+    """Text that parse_size cannot read as a whole number of bytes; says so in a sentence."""
+
+
+def parse_size(text: str) -> int:
+    """A size as an operator writes it, in bytes: ``"1048576"``, ``"1MiB"``, ``"1 M"``
+    (binary), ``"1.5GB"`` (decimal). BadSize for anything else, or for a fraction of a
+    byte (``"1.5B"``): a quota or a limit is counted in whole bytes."""
+    match = _SIZE_TEXT.fullmatch(text)
+    factor = _SIZE_FACTORS.get(match.group(2).lower()) if match else None
+    if match is None or factor is None:
+        raise BadSize(f"expected {SIZE_EXAMPLES}; got {text!r}")
+    whole, _, fraction = match.group(1).partition(".")
+    # Exact arithmetic: float("0.1") * 1000**5 is not a whole number of bytes.
+    numerator = int(whole + fraction) * factor
+    denominator = 10 ** len(fraction)
+    if numerator % denominator:
+        raise BadSize(f"{text!r} is not a whole number of bytes")
+    return numerator // denominator
 
 
 def counted(n: int, noun: str, plural: str = "") -> str:

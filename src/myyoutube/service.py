@@ -33,6 +33,7 @@ from typing import TypeVar
 import uvloop
 
 from myyoutube import certs, tls_contexts
+from myyoutube.formatting import SIZE_EXAMPLES, BadSize, parse_size
 
 T = TypeVar("T")
 
@@ -84,6 +85,27 @@ def non_negative_int(text: str) -> int:
     if not text.isdigit():
         raise argparse.ArgumentTypeError(f"expected a whole number, 0 or more, got {text!r}")
     return int(text)
+
+
+def positive_size(text: str) -> int:
+    """argparse type for a --...-bytes flag: bytes, written as formatting.parse_size reads
+    them (4294967296, 4GiB, 4.3GB), more than none."""
+    size = _size(text)
+    if size <= 0:
+        raise argparse.ArgumentTypeError(f"expected a size above 0 ({SIZE_EXAMPLES}), got {text!r}")
+    return size
+
+
+def non_negative_size(text: str) -> int:
+    """As positive_size, 0 allowed."""
+    return _size(text)
+
+
+def _size(text: str) -> int:
+    try:
+        return parse_size(text)
+    except BadSize as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def add_listen_flags(parser: argparse.ArgumentParser, default_port: int) -> None:

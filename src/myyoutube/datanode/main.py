@@ -59,15 +59,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--capacity-bytes",
-        type=service.positive_int,
+        type=service.positive_size,
         default=None,
-        help="most bytes this node stores (default: what the disk can hold)",
+        help="most bytes this node stores, e.g. 500GiB (default: what the disk can hold)",
     )
     parser.add_argument(
         "--scrub-bytes-per-s",
-        type=service.positive_int,
+        type=service.positive_size,
         default=DEFAULT_SCRUB_BYTES_PER_S,
-        help="rate at which stored replicas are re-verified in the background",
+        help="bytes a second at which stored replicas are re-verified in the background, e.g. 10MiB",
     )
     parser.add_argument(
         "--scrub-interval",

@@ -8,12 +8,14 @@ import time
 from pathlib import Path
 
 from myyoutube import links, service, stream
+from myyoutube.formatting import human_size
 from myyoutube.master import backup, first_admin, index_files, recovery, repair, snapshots
 from myyoutube.master.accounts import Accounts
 from myyoutube.master.index import Index
 from myyoutube.master.resumable import DEFAULT_UPLOAD_EXPIRY_S
 from myyoutube.master.server import MAX_CONNECTIONS, Master
 from myyoutube.master.state import ClusterState
+from myyoutube.permissions import MAX_QUOTA_BYTES
 
 # Fixed, so datanodes and web front ends configured once keep finding the master.
 DEFAULT_PORT = 7000
@@ -109,14 +111,22 @@ def _add_replication_flags(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _default_quota(text: str) -> int:
+    """argparse type for --quota-bytes: a size, at most what the index's integers hold."""
+    quota = service.non_negative_size(text)
+    if quota > MAX_QUOTA_BYTES:
+        raise argparse.ArgumentTypeError(f"expected at most {MAX_QUOTA_BYTES} bytes, got {text!r}")
+    return quota
+
+
 def _add_account_flags(parser: argparse.ArgumentParser) -> None:
     """Accounts: the default quota, the admin's password, and anonymous access."""
     parser.add_argument(
         "--quota-bytes",
-        type=service.non_negative_int,
+        type=_default_quota,
         default=DEFAULT_QUOTA_BYTES,
-        help=f"bytes of video each non-admin account may store unless given its own quota "
-        f"(default {DEFAULT_QUOTA_BYTES}; 0: unlimited)",
+        help=f"bytes of video each non-admin account may store unless given its own quota, "
+        f"e.g. 20GiB (default {human_size(DEFAULT_QUOTA_BYTES)}; 0: unlimited)",
     )
     parser.add_argument(
         "--admin-password-file",

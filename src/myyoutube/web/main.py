@@ -26,6 +26,7 @@ from aiohttp import web
 from myyoutube import links, service
 from myyoutube.client import MasterClient
 from myyoutube.direct_reads import DirectReads
+from myyoutube.formatting import human_size
 from myyoutube.master.users import BadAccount, check_password
 from myyoutube.rates import MinimumRate
 from myyoutube.stream import RequestFailed
@@ -72,9 +73,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     service.add_listen_flags(parser, DEFAULT_PORT)
     parser.add_argument(
         "--max-upload-bytes",
-        type=service.positive_int,
+        type=service.positive_size,
         default=DEFAULT_MAX_UPLOAD_BYTES,
-        help=f"largest accepted upload (default {DEFAULT_MAX_UPLOAD_BYTES})",
+        help=f"largest accepted upload, e.g. 2GiB (default {human_size(DEFAULT_MAX_UPLOAD_BYTES)})",
     )
     parser.add_argument(
         "--max-uploads",
