@@ -226,6 +226,44 @@ async def upload_longer(http, cluster, name: str) -> bytes:
     return data
 
 
+def nice_value(stat_file: Path) -> int:
+    """The nice value in a /proc stat file (its field 19)."""
+    return int(stat_file.read_text().rpartition(")")[2].split()[16])
+
+
+def nice_values(pid: int) -> set[int]:
+    """The nice value of each thread of process `pid`."""
+    values = set()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            values.add(nice_value(task / "stat"))
+        except OSError:
+            continue  # the thread ended meanwhile
+    return values
+
+
+async def test_a_transcode_worker_runs_below_its_datanode(cluster, http):
+    """A transcode worker, and every thread FFmpeg starts in it, runs 10 nice steps below
+    its datanode: on cores shared with viewers, a transcode takes what they leave."""
+    await upload_longer(http, cluster, f"niced-{os.urandom(4).hex()}.mp4")
+    node, worker = await a_node_transcoding(cluster)
+    node_nice = nice_value(Path(f"/proc/{node.process.pid}/stat"))  # its event loop's thread
+    seen: list[set[int]] = []
+
+    def look() -> bool:
+        try:
+            seen.append(nice_values(worker))
+        except FileNotFoundError:
+            return True  # it finished: what it was last seen at decides
+        # Caught before its first line, the worker may not have lowered itself yet.
+        return seen[-1] == {node_nice + 10}
+
+    await wait_until(look, "the worker lowers itself, or ends", 10.0)
+    await asyncio.sleep(0.5)  # FFmpeg's threads are started by then
+    look()
+    assert seen and seen[-1] == {node_nice + 10}, f"node at {node_nice}, the worker's threads at {seen}"
+
+
 async def test_a_job_whose_datanode_is_killed_finishes_elsewhere(fresh_cluster, http):
     """SIGKILL the datanode running a job: its lease expires, the job goes to another node,
     and the video ends ready with every rung."""

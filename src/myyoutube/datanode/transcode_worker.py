@@ -5,8 +5,8 @@ Theory of operation
 The datanode runs every job in a process of its own, so FFmpeg's memory and CPU, and any
 crash in a decoder fed a hostile file, stay out of the node's event loop. The process
 gets the source path, the rung (media.Rung.to_dict() as JSON) and the target path on its
-command line, caps its own address space (WORKER_MAX_ADDRESS_BYTES), and speaks one line
-at a time on stdout:
+command line, caps its own address space (WORKER_MAX_ADDRESS_BYTES), lowers its own CPU
+priority (WORKER_NICE: viewers first), and speaks one line at a time on stdout:
 
     progress 0.42          as the source's packets pass (at most every 1 %), and
                            again at least every WORKER_ALIVE_EVERY_S while packets pass
@@ -21,6 +21,7 @@ target is the parent's to remove.
 from __future__ import annotations
 
 import json
+import os
 import resource
 import sys
 import time
@@ -37,10 +38,20 @@ WORKER_MAX_ADDRESS_BYTES = 4 * 1024 * 1024 * 1024
 # timeout (transcoder.WORKER_STALL_TIMEOUT_S) is many times longer.
 WORKER_ALIVE_EVERY_S = 5.0
 
+# How far below its datanode (in nice steps) a worker runs. A transcode is the heaviest
+# work in the cluster and nobody waits on it second by second, while the same cores serve
+# viewers whose players wait for every range: at nice 10 a worker gets about a tenth of
+# a core that a viewer's request also wants (the kernel's weights are 110 against 1024),
+# and all of an idle one, so it still finishes as fast on a quiet machine.
+WORKER_NICE = 10
+
 
 def main(argv: list[str]) -> int:
     source, rung_json, target = argv
     resource.setrlimit(resource.RLIMIT_AS, (WORKER_MAX_ADDRESS_BYTES, WORKER_MAX_ADDRESS_BYTES))
+    # Before FFmpeg starts its threads, which inherit the value. Relative (a node started
+    # under `nice` keeps its workers below itself), and never past 19, the lowest.
+    os.nice(WORKER_NICE)
     from myyoutube import media  # after the cap: PyAV's libraries count against it too
 
     last = {"fraction": 0.0, "said_at": time.monotonic()}
