@@ -150,6 +150,8 @@ def test_size_flags_take_units():
         == 2 * 1024**3
     )
     assert master_main.parse_args(["--data-dir", "x", "--quota-bytes", "20GB"]).quota_bytes == 20 * 1000**3
+    # No default quota: spelled as for one account (`user set --quota-bytes unlimited`).
+    assert master_main.parse_args(["--data-dir", "x", "--quota-bytes", "unlimited"]).quota_bytes == 0
     datanode = datanode_main.parse_args(
         [
             "--master",

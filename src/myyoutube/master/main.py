@@ -112,7 +112,12 @@ def _add_replication_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def _default_quota(text: str) -> int:
-    """argparse type for --quota-bytes: a size, at most what the index's integers hold."""
+    """argparse type for --quota-bytes: a size, at most what the index's integers hold, or
+    "unlimited" (spelled as for one account, `myyoutube user set NAME --quota-bytes`),
+    which is 0: no default quota. 0 is kept for the index's earlier users; on an account
+    it means nothing may be stored, so "unlimited" is the spelling the help shows."""
+    if text == "unlimited":
+        return 0
     quota = service.non_negative_size(text)
     if quota > MAX_QUOTA_BYTES:
         raise argparse.ArgumentTypeError(f"expected at most {MAX_QUOTA_BYTES} bytes, got {text!r}")
@@ -126,7 +131,7 @@ def _add_account_flags(parser: argparse.ArgumentParser) -> None:
         type=_default_quota,
         default=DEFAULT_QUOTA_BYTES,
         help=f"bytes of video each non-admin account may store unless given its own quota, "
-        f"e.g. 20GiB (default {human_size(DEFAULT_QUOTA_BYTES)}; 0: unlimited)",
+        f"e.g. 20GiB, or unlimited (default {human_size(DEFAULT_QUOTA_BYTES)})",
     )
     parser.add_argument(
         "--admin-password-file",
