@@ -9,7 +9,8 @@ import threading
 
 import pytest
 
-from myyoutube.batched_writes import BULK_WRITE_NICE, BatchedWriter
+from myyoutube.batched_writes import BatchedWriter
+from myyoutube.bulk_threads import BULK_NICE
 
 
 async def test_chunks_arrive_in_order_in_few_batches():
@@ -59,5 +60,5 @@ async def test_batches_are_written_below_the_event_loops_priority():
     writes = BatchedWriter(write_batch, 1)
     await writes.write(b"x")
     await writes.flush()
-    assert nice_seen == [min(loop_nice + BULK_WRITE_NICE, 19)]
+    assert nice_seen == [min(loop_nice + BULK_NICE, 19)]
     assert os.getpriority(os.PRIO_PROCESS, 0) == loop_nice

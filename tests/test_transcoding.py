@@ -22,6 +22,7 @@ import pytest
 from multidict import CIMultiDict
 
 from harness import holders_of, mp4_bytes, upload, wait_until
+from myyoutube.bulk_threads import BULK_NICE
 from myyoutube.master.jobs import MAX_ATTEMPTS
 from myyoutube.media import boxes
 from videos import ISSUE_SOURCES, make_clip, make_mp4
@@ -243,7 +244,7 @@ def nice_values(pid: int) -> set[int]:
 
 
 async def test_a_transcode_worker_runs_below_its_datanode(cluster, http):
-    """A transcode worker, and every thread FFmpeg starts in it, runs 10 nice steps below
+    """A transcode worker, and every thread FFmpeg starts in it, runs BULK_NICE steps below
     its datanode: on cores shared with viewers, a transcode takes what they leave."""
     await upload_longer(http, cluster, f"niced-{os.urandom(4).hex()}.mp4")
     node, worker = await a_node_transcoding(cluster)
@@ -256,12 +257,14 @@ async def test_a_transcode_worker_runs_below_its_datanode(cluster, http):
         except FileNotFoundError:
             return True  # it finished: what it was last seen at decides
         # Caught before its first line, the worker may not have lowered itself yet.
-        return seen[-1] == {node_nice + 10}
+        return seen[-1] == {node_nice + BULK_NICE}
 
     await wait_until(look, "the worker lowers itself, or ends", 10.0)
     await asyncio.sleep(0.5)  # FFmpeg's threads are started by then
     look()
-    assert seen and seen[-1] == {node_nice + 10}, f"node at {node_nice}, the worker's threads at {seen}"
+    assert seen and seen[-1] == {node_nice + BULK_NICE}, (
+        f"node at {node_nice}, the worker's threads at {seen}"
+    )
 
 
 async def test_a_job_whose_datanode_is_killed_finishes_elsewhere(fresh_cluster, http):

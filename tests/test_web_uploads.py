@@ -4,8 +4,13 @@
 from __future__ import annotations
 
 import os
+import sys
+import threading
 import time
 
+import pytest
+
+from myyoutube.bulk_threads import BULK_NICE
 from myyoutube.web import uploads
 
 
@@ -30,3 +35,16 @@ async def test_spool_folders_a_killed_front_end_left_are_removed_by_the_next_upl
     async with uploads.spool_folder(tmp_path) as folder:
         assert folder.name.startswith(uploads.SPOOL_PREFIX)
         assert not stale.exists() and in_progress.exists()
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="a nice value per thread is Linux's")
+async def test_a_new_videos_probe_and_poster_run_below_the_viewers_priority():
+    """An upload's probe and poster (0.6 CPU-s for a 1080p poster) run in threads niced
+    below the event loop, which serves the viewers and keeps its own priority."""
+    loop_nice = os.getpriority(os.PRIO_PROCESS, 0)
+
+    def media_step() -> int:
+        return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    assert await uploads._media_work(media_step) == min(loop_nice + BULK_NICE, 19)
+    assert os.getpriority(os.PRIO_PROCESS, 0) == loop_nice

@@ -12,7 +12,7 @@ So chunks are collected into batches of `batch_bytes` and each batch is handed t
 thread in one hop, while the next batch fills: the loop only waits when a full batch is
 ready and the previous one is still being written, i.e. when the disk is the limit. At
 most two batches are held, and batches reach the file in order. The threads run at a
-lower priority than the event loop (BULK_WRITE_NICE): a write is bulk work, a read is
+lower priority than the event loop (bulk_threads.py): a write is bulk work, a read is
 someone waiting. `flush()` writes what is left and waits for all of it;
 an error from the thread comes out of the next write() or flush().
 """
@@ -20,38 +20,17 @@ an error from the thread comes out of the next write() or flush().
 from __future__ import annotations
 
 import asyncio
-import os
-import sys
-import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 
-# How far below the event loop's priority (in nice steps) the threads that write batches
-# run. An upload is bulk work that nobody watches byte by byte, while a viewer's range
-# request waits for its first byte: on a busy two-core machine (50 seeking viewers, 5
-# uploaders) moving the uploads' copies into the page cache and their hashing below the
-# event loops' priority served ~8 % more ranges with a lower p99 (136-164 ms instead of
-# 163-176 ms over three runs each), at the same upload rate.
-BULK_WRITE_NICE = 10
+from myyoutube import bulk_threads
+
 # Threads for batch writes, per process. Each writer keeps at most one batch in flight,
 # so this is how many uploads (or open blobs) write at the same moment; more would only
 # queue on the same disk.
 BULK_WRITE_THREADS = 4
 
 
-def _lower_this_threads_priority() -> None:
-    # On Linux a nice value belongs to a thread (its id is a "process" id to
-    # setpriority); elsewhere this call would lower the whole process, event loop included.
-    # Relative to the thread's inherited value: an unprivileged process started under
-    # `nice -n 15` may not set 10 (that is raising a priority), and a failed initializer
-    # would break every write. 19 is the lowest priority there is.
-    if sys.platform == "linux":
-        thread = threading.get_native_id()
-        lower = min(os.getpriority(os.PRIO_PROCESS, thread) + BULK_WRITE_NICE, 19)
-        os.setpriority(os.PRIO_PROCESS, thread, lower)
-
-
-_BULK_WRITES = ThreadPoolExecutor(BULK_WRITE_THREADS, "bulk-write", initializer=_lower_this_threads_priority)
+_BULK_WRITES = bulk_threads.pool("bulk-write", BULK_WRITE_THREADS)
 
 
 class BatchedWriter:

@@ -6,7 +6,7 @@ The datanode runs every job in a process of its own, so FFmpeg's memory and CPU,
 crash in a decoder fed a hostile file, stay out of the node's event loop. The process
 gets the source path, the rung (media.Rung.to_dict() as JSON) and the target path on its
 command line, caps its own address space (WORKER_MAX_ADDRESS_BYTES), lowers its own CPU
-priority (WORKER_NICE: viewers first), and speaks one line at a time on stdout:
+priority (bulk_threads.BULK_NICE: viewers first), and speaks one line at a time on stdout:
 
     progress 0.42          as the source's packets pass (at most every 1 %), and
                            again at least every WORKER_ALIVE_EVERY_S while packets pass
@@ -27,6 +27,8 @@ import sys
 import time
 from pathlib import Path
 
+from myyoutube.bulk_threads import BULK_NICE
+
 # The worker's address space ceiling. Transcoding the largest accepted picture (8192x8192,
 # media.MAX_PIXELS) peaks near 370 MiB resident (bench/README.md); virtual memory runs a
 # few times higher with FFmpeg's and x264's threads. A decoder driven mad by a crafted
@@ -38,20 +40,17 @@ WORKER_MAX_ADDRESS_BYTES = 4 * 1024 * 1024 * 1024
 # timeout (transcoder.WORKER_STALL_TIMEOUT_S) is many times longer.
 WORKER_ALIVE_EVERY_S = 5.0
 
-# How far below its datanode (in nice steps) a worker runs. A transcode is the heaviest
-# work in the cluster and nobody waits on it second by second, while the same cores serve
-# viewers whose players wait for every range: at nice 10 a worker gets about a tenth of
-# a core that a viewer's request also wants (the kernel's weights are 110 against 1024),
-# and all of an idle one, so it still finishes as fast on a quiet machine.
-WORKER_NICE = 10
-
 
 def main(argv: list[str]) -> int:
     source, rung_json, target = argv
     resource.setrlimit(resource.RLIMIT_AS, (WORKER_MAX_ADDRESS_BYTES, WORKER_MAX_ADDRESS_BYTES))
-    # Before FFmpeg starts its threads, which inherit the value. Relative (a node started
-    # under `nice` keeps its workers below itself), and never past 19, the lowest.
-    os.nice(WORKER_NICE)
+    # A transcode is the heaviest work in the cluster and nobody waits on it second by
+    # second, while the same cores serve viewers whose players wait for every range: bulk
+    # work (bulk_threads.py). At nice 10 a worker gets about a tenth of a core a viewer's
+    # request also wants, and all of an idle one. Set before FFmpeg starts its threads,
+    # which inherit it; relative, so a node started under `nice` keeps its workers below
+    # itself (os.nice stops at 19, the lowest).
+    os.nice(BULK_NICE)
     from myyoutube import media  # after the cap: PyAV's libraries count against it too
 
     last = {"fraction": 0.0, "said_at": time.monotonic()}

@@ -44,7 +44,7 @@ from pathlib import Path
 from aiohttp import BodyPartReader, web
 from aiohttp.http_exceptions import HttpProcessingError
 
-from myyoutube import media, names, permissions
+from myyoutube import bulk_threads, media, names, permissions
 from myyoutube.batched_writes import BatchedWriter
 from myyoutube.client import MasterClient
 from myyoutube.formatting import human_size
@@ -79,6 +79,13 @@ CLIENT_IDLE_TIMEOUT_S = 60.0
 # The spool file is written by a worker thread in batches this large (two at most held
 # per upload): a hop per chunk cost an upload half its time (see batched_writes.py).
 SPOOL_BATCH_BYTES = 2 * 1024 * 1024
+
+# New videos probed and given a poster at once, per front end; more wait for a thread.
+# A poster decodes up to media.POSTER_MAX_FRAMES frames in one thread (0.6 CPU-s for a
+# 1080p frame 8 s past its keyframe here), so this is also the cores they may take, below
+# the viewers' priority (bulk_threads.py): a poster nobody has seen yet is bulk work.
+MEDIA_THREADS = 4
+_MEDIA_WORK = bulk_threads.pool("upload-media", MEDIA_THREADS)
 
 # Form fields besides the file hold a word or a line (visibility, name); anything longer is
 # not ours, and reading it whole would let a client make us buffer without bound.
@@ -328,14 +335,15 @@ async def commit(upload: Upload, path: Path) -> dict:
     poster, and commit: the one way an upload becomes a video (POST /upload and resumable
     uploads alike). UploadRefused (415/422) for a file that is not a whole video; the
     caller aborts the upload then. The master queues the transcode jobs at the commit."""
-    details = await _off_loop(media.inspect, path)
-    poster = await _off_loop(media.make_poster, path, details.get("duration_s"))
+    details = await _media_work(media.inspect, path)
+    poster = await _media_work(media.make_poster, path, details.get("duration_s"))
     return await upload.finish(details, poster or b"")
 
 
-async def _off_loop(function, *args):
+async def _media_work(function, *args):
+    """`function(*args)` in a bulk thread (MEDIA_THREADS); media's refusals as UploadRefused."""
     try:
-        return await asyncio.to_thread(function, *args)
+        return await asyncio.get_running_loop().run_in_executor(_MEDIA_WORK, function, *args)
     except media.Truncated as exc:
         raise UploadRefused(422, str(exc)) from exc  # a video, but not all of it arrived
     except media.NotAVideo as exc:
