@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import resource
+import signal
 import time
 
 from myyoutube.web.local_copy import PREFIX, STALE_AFTER_S, LocalCopy
@@ -57,3 +59,24 @@ async def test_stale_copies_are_removed_when_an_upload_starts(tmp_path):
     os.utime(stale, (old, old))
     await LocalCopy(tmp_path, UPLOAD).start(0)
     assert not stale.exists()
+
+
+async def test_a_copy_the_disk_refuses_is_dropped_and_the_upload_goes_on(tmp_path):
+    """A write of the copy that the disk refuses (here EFBIG past a file size limit, as a
+    full disk's ENOSPC would) drops the copy, file and all, without failing the append:
+    its end reads the bytes back instead. The error comes from a batch written in a
+    worker thread, after the append's write() calls returned."""
+    copy = LocalCopy(tmp_path, UPLOAD)
+    limit = resource.getrlimit(resource.RLIMIT_FSIZE)
+    ignored = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # EFBIG instead of death
+    resource.setrlimit(resource.RLIMIT_FSIZE, (1024 * 1024, limit[1]))
+    try:
+        await copy.start(0)
+        for _ in range(5):
+            await copy.write(b"v" * 1024 * 1024)
+        await copy.end(5 * 1024 * 1024)
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, limit)
+        signal.signal(signal.SIGXFSZ, ignored)
+    assert not copy.path.exists()
+    assert not await copy.take(5 * 1024 * 1024, tmp_path / "upload")

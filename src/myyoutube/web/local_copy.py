@@ -29,6 +29,7 @@ import time
 from pathlib import Path
 from typing import IO
 
+from myyoutube.batched_writes import BatchedWriter
 from myyoutube.quietlog import QuietLog
 
 quiet = QuietLog(logging.getLogger(__name__))
@@ -40,10 +41,18 @@ PREFIX = "myyoutube-tus-"
 STALE_AFTER_S = 24 * 3600.0
 
 
+# The copy is written by a bulk thread in batches this large (two at most held per
+# append), as a plain upload's spool is (uploads.SPOOL_BATCH_BYTES): a thread hop per
+# chunk, awaited before the chunk went on to the master, put every wait for the disk in
+# the path of the upload.
+COPY_BATCH_BYTES = 2 * 1024 * 1024
+
+
 class LocalCopy:
     def __init__(self, spool_dir: Path | None, upload_id: str) -> None:
         self.path = Path(spool_dir or tempfile.gettempdir()) / f"{PREFIX}{upload_id}"
         self._file: IO[bytes] | None = None
+        self._writes: BatchedWriter | None = None  # while _file is open
 
     async def start(self, offset: int) -> None:
         """Copy the append about to start at `offset`, if the copy ends there (or if it
@@ -53,6 +62,8 @@ class LocalCopy:
         except OSError as exc:
             await self._lost(exc)
             return
+        if self._file is not None:
+            self._writes = BatchedWriter(self._file.writelines, COPY_BATCH_BYTES)
         if offset == 0:
             await asyncio.to_thread(_remove_stale, self.path.parent, time.time())
 
@@ -70,17 +81,19 @@ class LocalCopy:
         return file
 
     async def write(self, data: bytes) -> None:
-        if self._file is not None:
+        if self._writes is not None:
             try:
-                await asyncio.to_thread(self._file.write, data)
+                await self._writes.write(data)  # an earlier batch's error comes out here
             except OSError as exc:
                 await self._lost(exc)
 
     async def _lost(self, exc: OSError) -> None:
         """The web's own disk refused the copy: drop it, and let the upload go on."""
         quiet.warning("a resumable upload's local copy %s is dropped: %s", self.path, exc.strerror or exc)
-        file, self._file = self._file, None
+        file, self._file, writes, self._writes = self._file, None, self._writes, None
         with contextlib.suppress(OSError):  # a full disk fails the close's flush too
+            if writes is not None:
+                await writes.abandon()  # the file may be closed only after its batch
             if file is not None:
                 await asyncio.to_thread(file.close)
             await self.discard()
@@ -90,8 +103,14 @@ class LocalCopy:
         With none confirmed the file is removed: an empty one stayed behind a first append
         refused (413 past the upload's length), for a day, or for good if the refusal ended
         the upload too (a creation's body); the next append at 0 makes the copy again."""
+        if self._writes is not None:
+            try:
+                await self._writes.flush()
+            except OSError as exc:
+                await self._lost(exc)
+                return
         if self._file is not None:
-            file, self._file = self._file, None
+            file, self._file, self._writes = self._file, None, None
             await asyncio.to_thread(_cut_and_close, file, confirmed)
             if confirmed == 0:
                 await self.discard()
