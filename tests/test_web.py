@@ -349,3 +349,8 @@ async def test_too_few_datanodes_is_a_503_that_says_so(fresh_cluster, http):
     assert sentence.startswith("Only 1 datanode is running and 2 are needed"), (
         sentence
     )  # not "1 datanodes are"
+    # Nor does the master's log send the operator after the datanodes' network: with too
+    # few nodes running, no chain came short of what it was offered, so none is given up
+    # for a fan-out ("a chain formed over 0 datanodes only ({}); fanning out instead. If
+    # datanodes cannot reach each other's advertised addresses..." after a restart).
+    assert "fanning out instead" not in (cluster.root / "logs" / "master.log").read_text()

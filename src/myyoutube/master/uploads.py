@@ -250,7 +250,7 @@ async def open_replicas(master: Master, fanout: Writer, fanouts: list[Writer] | 
         )
         fanout = await _start_over(master, fanout, fanouts, chain=True)
         await _place(master, fanout, frozenset(failed))
-    if isinstance(fanout, pipeline.ChainWriter) and len(fanout.replicas) < master.min_replicas and fanouts:
+    if _chain_lost_too_many(master, fanout, failed) and fanouts:
         log.warning(
             "blob %s: a chain formed over %s only (%s); fanning out instead. If datanodes "
             "cannot reach each other's advertised addresses, run the master with --writes fanout",
@@ -265,6 +265,18 @@ async def open_replicas(master: Master, fanout: Writer, fanouts: list[Writer] | 
     if len(fanout.replicas) < master.min_replicas:
         raise _placement_failure(master, len(fanout.replicas))
     return fanout
+
+
+def _chain_lost_too_many(master: Master, fanout: Writer, failed_before: set[str]) -> bool:
+    """Whether a chain writer holds fewer than min_replicas nodes because nodes failed to
+    join it, this chain's or earlier ones' of the upload (`failed_before`). Too few nodes
+    to offer at all (too few running, or with room) is not that: a fan-out over the same
+    nodes would come as short, and the placement failure says why."""
+    return (
+        isinstance(fanout, pipeline.ChainWriter)
+        and len(fanout.replicas) < master.min_replicas
+        and bool(fanout.failed or failed_before)
+    )
 
 
 def _chain_came_short(master: Master, fanout: Writer) -> bool:
