@@ -108,3 +108,14 @@ def test_a_size_reads_back_as_it_was_shown():
     """What human_size shows for a whole number of units parses back to the same bytes."""
     for size in (1024, 3 * 1024**2, 10 * 1024**3, 2 * 1024**4):
         assert formatting.parse_size(formatting.human_size(size)) == size
+
+
+def test_exception_text_names_the_failure_without_an_empty_tail():
+    """A timeout has no message: its reason read "TimeoutError: " in the master's log
+    ("chain write of blob ...: 127.0.0.1:P dropped: TimeoutError: "); now only its type."""
+    assert formatting.exception_text(TimeoutError()) == "TimeoutError"
+    refused = ConnectionRefusedError(111, "Connect call failed ('127.0.0.1', 9)")
+    assert (
+        formatting.exception_text(refused)
+        == "ConnectionRefusedError: [Errno 111] Connect call failed ('127.0.0.1', 9)"
+    )

@@ -42,6 +42,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from myyoutube import protocol
+from myyoutube.formatting import exception_text
 from myyoutube.master import transfer
 from myyoutube.pool import DatanodePools, Lease
 from myyoutube.protocol import ChainAck, ChainResumeBlob, ChainWriteBlob, Ok
@@ -139,7 +140,7 @@ class ChainLink:
 
     def lost(self, why: BaseException) -> dict[str, str]:
         """Every node this link reached, as failed because of `why`."""
-        reason = f"{type(why).__name__}: {why}"
+        reason = exception_text(why)
         return {self.node: reason, **{node: f"behind {self.node}, which failed" for node in self.chain[1:]}}
 
     def close(self, clean: bool) -> None:
@@ -203,7 +204,7 @@ async def open_chain(
         try:
             connection, info, release = await opener(node, request)
         except LINK_FAILURES as exc:
-            failed[node] = f"{type(exc).__name__}: {exc}"
+            failed[node] = exception_text(exc)
             continue
         try:
             chain, failed_behind = parse_opening(info)

@@ -14,7 +14,16 @@ import math
 import re
 from datetime import UTC, datetime
 
-__all__ = ["BadSize", "agreeing", "counted", "human_duration", "human_size", "parse_size", "utc_text"]
+__all__ = [
+    "BadSize",
+    "agreeing",
+    "counted",
+    "exception_text",
+    "human_duration",
+    "human_size",
+    "parse_size",
+    "utc_text",
+]
 
 # Binary steps carry binary names (IEC 80000-13): "1.0 MB" for 1,048,576 bytes read 5 %
 # high to anyone who knows that a megabyte is 10^6 bytes, and 10 % at terabytes.
@@ -91,6 +100,14 @@ def counted(n: int, noun: str, plural: str = "") -> str:
 def agreeing(n: int, one: str, more: str) -> str:
     """The word that agrees with a count of ``n``: ``agreeing(1, "is", "are") -> "is"``."""
     return one if n == 1 else more
+
+
+def exception_text(exc: BaseException) -> str:
+    """Why a link or a replica failed, for a log line or a reason kept with a node:
+    "ConnectionRefusedError: [Errno 111] Connect call failed (...)", or only the type when
+    the exception says nothing more (a timeout), not "TimeoutError: " with nothing after."""
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def human_duration(seconds: float) -> str:

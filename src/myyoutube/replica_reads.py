@@ -30,6 +30,7 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from myyoutube import protocol
+from myyoutube.formatting import exception_text
 from myyoutube.pool import DatanodePools, Lease
 from myyoutube.protocol import Chunk, End, ReadBlob
 from myyoutube.quietlog import QuietLog
@@ -60,10 +61,6 @@ class ReplicationFailed(Exception):
 
 class ConsumerGone(Exception):
     """Whoever the bytes were relayed to stopped taking them."""
-
-
-def _why(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}"
 
 
 async def relay_blob(
@@ -138,7 +135,7 @@ class ReplicaRead:
                 try:
                     data = (await lease.connection.read_expected(Chunk, timeout=self._stall_s)).data
                 except REPLICA_FAILURES as exc:
-                    self._failed_midway(_why(exc))
+                    self._failed_midway(exception_text(exc))
                     continue
             if not data or len(data) > self.length - self.sent:
                 self._failed_midway("RemoteProtocolError: datanode sent more bytes than asked for")
@@ -250,12 +247,12 @@ class ReplicaRead:
             raise
 
     def _not_started(self, node: str, error: BaseException) -> None:
-        quiet.warning("read of %s from %s did not start: %s", self.blob_id, node, _why(error))
+        quiet.warning("read of %s from %s did not start: %s", self.blob_id, node, exception_text(error))
         if isinstance(error, RequestFailed) and error.code == "forbidden":
             # The node refused our grant (it has not heard from a restarted master yet):
             # not a node failing, so not one to route other reads around.
             return
-        self._on_failure(node, _why(error))
+        self._on_failure(node, exception_text(error))
 
     async def _finish(self) -> None:
         """Every byte is in: read the replica's End, so its connection can be reused. A
@@ -266,7 +263,7 @@ class ReplicaRead:
             await lease.connection.read_expected(End, timeout=self._stall_s)
             lease.done()
         except REPLICA_FAILURES as exc:
-            self._on_failure(node, _why(exc))
+            self._on_failure(node, exception_text(exc))
         self.close()
 
     def _failed_midway(self, why: str) -> None:

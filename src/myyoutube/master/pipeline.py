@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING
 
 from myyoutube import chain, protocol, replica_reads
 from myyoutube.chain_acks import ReplayBuffer, after_loss, survivors
-from myyoutube.formatting import counted
+from myyoutube.formatting import counted, exception_text
 from myyoutube.master import repair
 from myyoutube.master.transfer import (
     DRAIN_LIMIT_S,
@@ -136,7 +136,7 @@ class ChainWriter:
         link = self.link
         if link is None:
             return
-        self._note({link.node: f"{type(why).__name__}: {why}"})
+        self._note({link.node: exception_text(why)})
         self.chain = survivors(self.chain, {link.node})
         self._broken = f"the head {link.node} failed"
 

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 from myyoutube import protocol
 from myyoutube import stream as streams
-from myyoutube.formatting import agreeing, counted
+from myyoutube.formatting import agreeing, counted, exception_text
 from myyoutube.pool import DatanodePools, Lease
 from myyoutube.protocol import Chunk, DeleteBlob, End, Ok, PutSidecars, WriteBlob
 from myyoutube.quietlog import QuietLog
@@ -118,7 +118,7 @@ class ReplicaFanout:
         replica = self.replicas.pop(node, None)
         if replica is not None:
             self._let_go(node, replica)
-        self.failed[node] = f"{type(why).__name__}: {why}"
+        self.failed[node] = exception_text(why)
         quiet.warning("replica %s of blob %s dropped: %s", node, self.blob_id, self.failed[node])
 
     def _let_go(self, node: str, replica: _Replica) -> None:
