@@ -48,3 +48,14 @@ async def test_a_new_videos_probe_and_poster_run_below_the_viewers_priority():
 
     assert await uploads._media_work(media_step) == min(loop_nice + BULK_NICE, 19)
     assert os.getpriority(os.PRIO_PROCESS, 0) == loop_nice
+
+
+async def test_a_media_step_past_its_bound_refuses_the_upload_with_retry_after(monkeypatch):
+    """A probe or poster that runs past MEDIA_STEP_TIMEOUT_S (a decoder looping on a
+    crafted file, or a machine far too busy) refuses the upload with a 503 that says so
+    and when to try again, instead of holding it, and its slot, for as long as it runs."""
+    monkeypatch.setattr(uploads, "MEDIA_STEP_TIMEOUT_S", 0.1)
+    with pytest.raises(uploads.UploadRefused) as refused:
+        await uploads._media_work(time.sleep, 0.5)
+    assert refused.value.status == 503 and refused.value.headers == {"Retry-After": "60"}
+    assert str(refused.value).startswith("Reading this video took this server over 10 minutes")

@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager
 
 from myyoutube import protocol
 from myyoutube.pool import ConnectionPool, Lease
@@ -151,6 +152,11 @@ class Upload:
             self._answer.cancel()
             self._pool.release(self._lease)
         return answer.video if isinstance(answer, VideoInfo) else answer.info["upload"]
+
+    def keepalive(self) -> AbstractAsyncContextManager[None]:
+        """Keepalives to the master while the sender works between bytes (the web probing
+        the file before finish): its UPLOAD_STALL_TIMEOUT_S measures silence."""
+        return self._connection.keepalive()
 
     def abort(self) -> None:
         """Give up: the master drops the upload and every partial replica."""

@@ -205,7 +205,7 @@ async def _append_then_complete(request: web.Request, master: MasterClient, uplo
         except tus.TusError as exc:
             return _tus_error(exc)
         except uploads.UploadRefused as exc:
-            return error(exc.status, str(exc), **tus.answer_headers())
+            return error(exc.status, str(exc), **exc.headers, **tus.answer_headers())
     headers = _offset_headers(upload)
     if video:
         # The upload is a video now: which, and its checksum (the CLI checks it).

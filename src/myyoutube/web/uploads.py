@@ -86,6 +86,16 @@ SPOOL_BATCH_BYTES = 2 * 1024 * 1024
 # the viewers' priority (bulk_threads.py): a poster nobody has seen yet is bulk work.
 MEDIA_THREADS = 4
 _MEDIA_WORK = bulk_threads.pool("upload-media", MEDIA_THREADS)
+# The longest one step of that work (the probe, the poster) may take before the upload
+# is refused. Both are bounded by media's own limits (frames decoded, pixels) to seconds
+# of CPU, or a minute at a tenth of a core on a machine busy with viewers; past this a
+# decoder is looping on a crafted file. Meanwhile the master hears keepalives (commit),
+# or its UPLOAD_STALL_TIMEOUT_S would drop a busy machine's slow but healthy upload.
+MEDIA_STEP_TIMEOUT_S = 600.0
+MEDIA_TIMED_OUT = (
+    f"Reading this video took this server over {MEDIA_STEP_TIMEOUT_S / 60:g} minutes, so it was not "
+    "stored. Try again later; if it happens again, the file may be damaged."
+)
 
 # Form fields besides the file hold a word or a line (visibility, name); anything longer is
 # not ours, and reading it whole would let a client make us buffer without bound.
@@ -102,11 +112,13 @@ NOT_A_VIDEO = "This file is not a video we can play (MP4, MOV, WebM, MKV, Ogg, A
 
 
 class UploadRefused(Exception):
-    """The upload is refused; `status` and the sentence go back to the user."""
+    """The upload is refused; `status` and the sentence go back to the user, with the
+    `headers` it needs (Retry-After for a 503)."""
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, **headers: str) -> None:
         super().__init__(message)
         self.status = status
+        self.headers = headers
 
 
 def too_large(limit: int) -> UploadRefused:
@@ -335,15 +347,21 @@ async def commit(upload: Upload, path: Path) -> dict:
     poster, and commit: the one way an upload becomes a video (POST /upload and resumable
     uploads alike). UploadRefused (415/422) for a file that is not a whole video; the
     caller aborts the upload then. The master queues the transcode jobs at the commit."""
-    details = await _media_work(media.inspect, path)
-    poster = await _media_work(media.make_poster, path, details.get("duration_s"))
+    async with upload.keepalive():  # probing is work, not an uploader gone silent
+        details = await _media_work(media.inspect, path)
+        poster = await _media_work(media.make_poster, path, details.get("duration_s"))
     return await upload.finish(details, poster or b"")
 
 
 async def _media_work(function, *args):
-    """`function(*args)` in a bulk thread (MEDIA_THREADS); media's refusals as UploadRefused."""
+    """`function(*args)` in a bulk thread (MEDIA_THREADS); media's refusals, and a step
+    past MEDIA_STEP_TIMEOUT_S, as UploadRefused. (A thread cannot be stopped: a step timed
+    out runs on, bounded by media's limits, but the upload is let go.)"""
     try:
-        return await asyncio.get_running_loop().run_in_executor(_MEDIA_WORK, function, *args)
+        async with asyncio.timeout(MEDIA_STEP_TIMEOUT_S):
+            return await asyncio.get_running_loop().run_in_executor(_MEDIA_WORK, function, *args)
+    except TimeoutError as exc:
+        raise UploadRefused(503, MEDIA_TIMED_OUT, **{"Retry-After": "60"}) from exc
     except media.Truncated as exc:
         raise UploadRefused(422, str(exc)) from exc  # a video, but not all of it arrived
     except media.NotAVideo as exc:
@@ -381,7 +399,7 @@ async def upload(request: web.Request) -> web.Response:
             ):
                 video = await receive(request, master_for(request), limit, limits["spool_dir"])
         except UploadRefused as exc:
-            return error(exc.status, str(exc))
+            return error(exc.status, str(exc), **exc.headers)
     request.app[METRICS].uploads.inc()
     request.app[METRICS].upload_bytes.inc(video["size"])
     return web.json_response({k: video[k] for k in ("name", "size", "sha256")}, status=201)
