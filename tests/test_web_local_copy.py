@@ -7,6 +7,8 @@ import resource
 import signal
 import time
 
+import pytest
+
 from myyoutube.web.local_copy import PREFIX, STALE_AFTER_S, LocalCopy
 
 UPLOAD = "0123456789abcdef0123456789abcdef"
@@ -61,22 +63,26 @@ async def test_stale_copies_are_removed_when_an_upload_starts(tmp_path):
     assert not stale.exists()
 
 
-async def test_a_copy_the_disk_refuses_is_dropped_and_the_upload_goes_on(tmp_path):
+@pytest.mark.parametrize("chunk_bytes", [1024 * 1024, 1000])
+async def test_a_copy_the_disk_refuses_is_dropped_and_the_upload_goes_on(tmp_path, chunk_bytes):
     """A write of the copy that the disk refuses (here EFBIG past a file size limit, as a
     full disk's ENOSPC would) drops the copy, file and all, without failing the append:
     its end reads the bytes back instead. The error comes from a batch written in a
-    worker thread, after the append's write() calls returned."""
+    worker thread, after the append's write() calls returned. With small chunks the
+    file's own buffer still holds bytes when it is dropped, so its close fails too: the
+    file used to stay on the full disk for a day."""
     copy = LocalCopy(tmp_path, UPLOAD)
+    size = 5 * 1024 * 1024
     limit = resource.getrlimit(resource.RLIMIT_FSIZE)
     ignored = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # EFBIG instead of death
-    resource.setrlimit(resource.RLIMIT_FSIZE, (1024 * 1024, limit[1]))
+    resource.setrlimit(resource.RLIMIT_FSIZE, (1024 * 1024 + 5, limit[1]))
     try:
         await copy.start(0)
-        for _ in range(5):
-            await copy.write(b"v" * 1024 * 1024)
-        await copy.end(5 * 1024 * 1024)
+        for _ in range(size // chunk_bytes):
+            await copy.write(b"v" * chunk_bytes)
+        await copy.end(size // chunk_bytes * chunk_bytes)
     finally:
         resource.setrlimit(resource.RLIMIT_FSIZE, limit)
         signal.signal(signal.SIGXFSZ, ignored)
     assert not copy.path.exists()
-    assert not await copy.take(5 * 1024 * 1024, tmp_path / "upload")
+    assert not await copy.take(size, tmp_path / "upload")

@@ -53,6 +53,7 @@ class LocalCopy:
         self.path = Path(spool_dir or tempfile.gettempdir()) / f"{PREFIX}{upload_id}"
         self._file: IO[bytes] | None = None
         self._writes: BatchedWriter | None = None  # while _file is open
+        self._started_at = 0  # the offset the current append started at
 
     async def start(self, offset: int) -> None:
         """Copy the append about to start at `offset`, if the copy ends there (or if it
@@ -64,6 +65,7 @@ class LocalCopy:
             return
         if self._file is not None:
             self._writes = BatchedWriter(self._file.writelines, COPY_BATCH_BYTES)
+            self._started_at = offset
         if offset == 0:
             await asyncio.to_thread(_remove_stale, self.path.parent, time.time())
 
@@ -91,29 +93,43 @@ class LocalCopy:
         """The web's own disk refused the copy: drop it, and let the upload go on."""
         quiet.warning("a resumable upload's local copy %s is dropped: %s", self.path, exc.strerror or exc)
         file, self._file, writes, self._writes = self._file, None, self._writes, None
-        with contextlib.suppress(OSError):  # a full disk fails the close's flush too
+        try:
             if writes is not None:
                 await writes.abandon()  # the file may be closed only after its batch
             if file is not None:
-                await asyncio.to_thread(file.close)
-            await self.discard()
+                with contextlib.suppress(OSError):  # a full disk fails the close's flush too
+                    await asyncio.to_thread(file.close)
+        finally:
+            with contextlib.suppress(OSError):
+                await self.discard()
 
     async def end(self, confirmed: int) -> None:
         """The append ended with `confirmed` bytes held by the cluster: keep exactly those.
         With none confirmed the file is removed: an empty one stayed behind a first append
         refused (413 past the upload's length), for a day, or for good if the refusal ended
         the upload too (a creation's body); the next append at 0 makes the copy again."""
-        if self._writes is not None:
-            try:
-                await self._writes.flush()
-            except OSError as exc:
-                await self._lost(exc)
-                return
-        if self._file is not None:
-            file, self._file, self._writes = self._file, None, None
-            await asyncio.to_thread(_cut_and_close, file, confirmed)
-            if confirmed == 0:
-                await self.discard()
+        file, writes = self._file, self._writes
+        if file is None or writes is None:
+            return
+        try:
+            if confirmed > self._started_at:
+                await writes.flush()
+            else:
+                await writes.abandon()  # none of this append is kept: no need to write it
+        except OSError as exc:
+            await self._lost(exc)
+            return
+        except BaseException:
+            # Cancelled midway, maybe with a batch still being written by a thread, which
+            # a close here would race. The file closes when that batch lets go of it (the
+            # last reference), and its size, no longer what the cluster confirmed, makes
+            # the next append (or the end) drop it.
+            self._file = self._writes = None
+            raise
+        self._file, self._writes = None, None
+        await asyncio.to_thread(_cut_and_close, file, confirmed)
+        if confirmed == 0:
+            await self.discard()
 
     async def take(self, length: int, into: Path) -> bool:
         """Move the copy to `into` if it holds all `length` bytes; whether it did."""
