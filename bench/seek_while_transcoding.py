@@ -119,11 +119,14 @@ def datanodes(cluster: BenchCluster) -> list[int]:
 
 def transcoding(cluster: BenchCluster) -> bool:
     """Whether any datanode has a child process (a transcode worker) right now."""
-    return any(
-        (task / "children").read_text().split()
-        for pid in datanodes(cluster)
-        for task in Path(f"/proc/{pid}/task").iterdir()
-    )
+    for pid in datanodes(cluster):
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            try:
+                if (task / "children").read_text().split():
+                    return True
+            except OSError:
+                continue  # the thread ended between the listing and the read
+    return False
 
 
 def workers_cpu_s(cluster: BenchCluster) -> float:
@@ -170,7 +173,7 @@ async def measure(cluster: BenchCluster, payload_path: Path, sha256: str, source
         "still transcoding when the second load ended": "yes" if still else "NO: lengthen --source-seconds",
         "source's first rendition, from its upload": f"{first:.1f} s",
         "source's whole ladder, from its upload": f"{whole:.1f} s",
-        "transcode workers' CPU, whole ladder": f"{workers_cpu_s(cluster):.1f} s",
+        "transcode workers' CPU (the ladder, and the payload's tiny jobs)": f"{workers_cpu_s(cluster):.1f} s",
     }
     return results, notes
 

@@ -96,6 +96,7 @@ def test_parse_size_reads_what_an_operator_types(text, size):
         ("\u0661\u0662", "expected a number of bytes, or with a unit"),  # Arabic-Indic 12
         ("1.5B", "'1.5B' is not a whole number of bytes"),
         ("1.0001KB", "'1.0001KB' is not a whole number of bytes"),
+        ("9" * 5000, r"got '9{64}'\.\.\. \(5000 characters\)$"),  # past Python's int digits limit
     ],
 )
 def test_parse_size_refuses_in_a_sentence(text, says):

@@ -317,7 +317,7 @@ def quota_bytes(text: str) -> int:
     try:
         size = parse_size(text)
     except BadSize as exc:
-        raise argparse.ArgumentTypeError(f"{exc}, or unlimited") from None
+        raise argparse.ArgumentTypeError(f"{exc} (or unlimited, for no quota)") from None
     if size > MAX_QUOTA_BYTES:
         raise argparse.ArgumentTypeError(
             f"expected at most {MAX_QUOTA_BYTES} bytes, or unlimited, got {text!r}"

@@ -35,11 +35,16 @@ def lower_this_threads_priority() -> None:
     """Run the calling thread BULK_NICE steps lower (Linux; a no-op elsewhere)."""
     # Relative to the thread's inherited value: an unprivileged process started under
     # `nice -n 15` may not set 10 (that is raising a priority), and a failed initializer
-    # would break every task of the pool. 19 is the lowest priority there is.
+    # would break every task of the pool. 19 is the lowest priority there is. For the same
+    # reason a refusal (a sandbox that forbids setpriority) leaves the thread as it is:
+    # bulk work at the event loop's priority is slower for viewers, not wrong.
     if sys.platform == "linux":
         thread = threading.get_native_id()
-        lower = min(os.getpriority(os.PRIO_PROCESS, thread) + BULK_NICE, 19)
-        os.setpriority(os.PRIO_PROCESS, thread, lower)
+        try:
+            lower = min(os.getpriority(os.PRIO_PROCESS, thread) + BULK_NICE, 19)
+            os.setpriority(os.PRIO_PROCESS, thread, lower)
+        except OSError:
+            pass
 
 
 def pool(name: str, threads: int) -> ThreadPoolExecutor:

@@ -68,6 +68,9 @@ _SIZE_FACTORS = {
 }
 _SIZE_TEXT = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*", re.ASCII)
 SIZE_EXAMPLES = "a number of bytes, or with a unit: 500MiB, 2GiB, 1.5GB"
+# Longer text is no size anyone means (2^63 bytes is 19 digits), and Python refuses to
+# turn more than 4,300 digits into an int with an error of its own.
+MAX_SIZE_TEXT = 64
 
 
 class BadSize(ValueError):
@@ -78,10 +81,15 @@ def parse_size(text: str) -> int:
     """A size as an operator writes it, in bytes: ``"1048576"``, ``"1MiB"``, ``"1 M"``
     (binary), ``"1.5GB"`` (decimal). BadSize for anything else, or for a fraction of a
     byte (``"1.5B"``): a quota or a limit is counted in whole bytes."""
-    match = _SIZE_TEXT.fullmatch(text)
+    match = _SIZE_TEXT.fullmatch(text) if len(text) <= MAX_SIZE_TEXT else None
     factor = _SIZE_FACTORS.get(match.group(2).lower()) if match else None
     if match is None or factor is None:
-        raise BadSize(f"expected {SIZE_EXAMPLES}; got {text!r}")
+        shown = (
+            repr(text)
+            if len(text) <= MAX_SIZE_TEXT
+            else f"{text[:MAX_SIZE_TEXT]!r}... ({len(text)} characters)"
+        )
+        raise BadSize(f"expected {SIZE_EXAMPLES}; got {shown}")
     whole, _, fraction = match.group(1).partition(".")
     # Exact arithmetic: float("0.1") * 1000**5 is not a whole number of bytes.
     numerator = int(whole + fraction) * factor

@@ -256,7 +256,10 @@ async def open_replicas(master: Master, fanout: Writer, fanouts: list[Writer] | 
             "cannot reach each other's advertised addresses, run the master with --writes fanout",
             fanout.blob_id,
             counted(len(fanout.replicas), "datanode"),
-            fanout.failed,
+            {
+                node: fanout.failed.get(node, "failed to join an earlier chain")
+                for node in failed | fanout.failed.keys()
+            },
         )
         # Every live node is offered again: a node a chain lost may only be out of the
         # other datanodes' reach, and the master, writing to each itself, may reach it.
