@@ -35,6 +35,7 @@ except ModuleNotFoundError as exc:  # fail loudly rather than skip: these tests 
     ) from exc
 
 from harness import wait_until
+from myyoutube.formatting import human_size
 from myyoutube.videotext import default_title
 from myyoutube.web.videos import MAX_QUERY_CHARS
 from videos import make_mp4
@@ -648,6 +649,19 @@ async def test_status_page_lists_datanodes(cluster, watched):
           }),
         })""")
         assert layout == {"scroll": 0, "addressesOnOneLine": True, "badgesInRows": True}, (viewport, layout)
+    await watched.assert_clean()
+
+
+async def test_the_page_script_shows_sizes_as_the_server_does(cluster, watched):
+    """text.js's humanSize, which sizes cards and upload progress, gives for every size
+    the text formatting.human_size gives in server-rendered pages and the terminal: unit
+    names, rounding and roll-over (a size would read differently on a card and on its
+    watch page otherwise)."""
+    sizes = [0, 1, 1023, 1024, 1280, 1536, 10 * 1024, 102_348, 1024**2 - 1, 5 * 1024**2]
+    sizes += [int(1.25 * 1024**3), 1024**4 - 1, 3 * 1024**4, 1024**5 * 2000]
+    await watched.page.goto(f"{cluster.url}/")
+    shown = await watched.page.evaluate("sizes => sizes.map(window.MyYoutube.text.humanSize)", sizes)
+    assert shown == [human_size(size) for size in sizes]
     await watched.assert_clean()
 
 
