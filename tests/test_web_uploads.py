@@ -59,3 +59,13 @@ async def test_a_media_step_past_its_bound_refuses_the_upload_with_retry_after(m
         await uploads._media_work(time.sleep, 0.5)
     assert refused.value.status == 503 and refused.value.headers == {"Retry-After": "60"}
     assert str(refused.value).startswith("Reading this video took this server over 10 minutes")
+
+
+def test_only_a_refusal_to_retry_later_keeps_a_resumable_upload():
+    """A resumable upload refused for the file itself (415 not a video, 422 cut short)
+    is ended; one refused because this server could not read it in time (503) keeps its
+    session, every byte stored, so the client's retry (HEAD) commits it instead of
+    finding it gone and sending the whole file again."""
+    assert uploads.UploadRefused(503, uploads.MEDIA_TIMED_OUT, **{"Retry-After": "60"}).retryable
+    assert not uploads.UploadRefused(415, uploads.NOT_A_VIDEO).retryable
+    assert not uploads.UploadRefused(422, "cut short").retryable

@@ -295,8 +295,12 @@ async def _complete(master: MasterClient, upload: dict, copy: LocalCopy, spool_d
             except BaseException:
                 finish.abort()
                 raise
-        except uploads.UploadRefused:
-            await _give_up(master, upload["id"], copy)  # the file itself is refused: no retry helps
+        except uploads.UploadRefused as refused:
+            if not refused.retryable:
+                await _give_up(master, upload["id"], copy)  # the file itself is refused: no retry helps
+            # A refusal to retry later (this server too busy to read the file in time)
+            # keeps the session: every byte is stored, and the client's next HEAD
+            # commits it (reading the bytes back) instead of finding it gone.
             raise
 
 

@@ -113,12 +113,17 @@ NOT_A_VIDEO = "This file is not a video we can play (MP4, MOV, WebM, MKV, Ogg, A
 
 class UploadRefused(Exception):
     """The upload is refused; `status` and the sentence go back to the user, with the
-    `headers` it needs (Retry-After for a 503)."""
+    `headers` it needs (Retry-After for a 503: `retryable`, the same bytes may succeed
+    later, where a 4xx refuses the file itself)."""
 
     def __init__(self, status: int, message: str, **headers: str) -> None:
         super().__init__(message)
         self.status = status
         self.headers = headers
+
+    @property
+    def retryable(self) -> bool:
+        return self.status >= 500
 
 
 def too_large(limit: int) -> UploadRefused:
