@@ -63,8 +63,15 @@ async def test_stale_copies_are_removed_when_an_upload_starts(tmp_path):
     assert not stale.exists()
 
 
-@pytest.mark.parametrize("chunk_bytes", [1024 * 1024, 1000])
-async def test_a_copy_the_disk_refuses_is_dropped_and_the_upload_goes_on(tmp_path, chunk_bytes):
+@pytest.mark.parametrize(
+    ("chunk_bytes", "size", "limit"),
+    [
+        (1024 * 1024, 5 * 1024 * 1024, 1024 * 1024 + 5),  # a batch's write fails
+        (1000, 5 * 1024 * 1024, 1024 * 1024 + 5),  # ... and so does the close's flush
+        (1000, 10_000, 9000),  # every batch is written: only the end's flush fails
+    ],
+)
+async def test_a_copy_the_disk_refuses_is_dropped_and_the_upload_goes_on(tmp_path, chunk_bytes, size, limit):
     """A write of the copy that the disk refuses (here EFBIG past a file size limit, as a
     full disk's ENOSPC would) drops the copy, file and all, without failing the append:
     its end reads the bytes back instead. The error comes from a batch written in a
@@ -72,17 +79,16 @@ async def test_a_copy_the_disk_refuses_is_dropped_and_the_upload_goes_on(tmp_pat
     file's own buffer still holds bytes when it is dropped, so its close fails too: the
     file used to stay on the full disk for a day."""
     copy = LocalCopy(tmp_path, UPLOAD)
-    size = 5 * 1024 * 1024
-    limit = resource.getrlimit(resource.RLIMIT_FSIZE)
+    was = resource.getrlimit(resource.RLIMIT_FSIZE)
     ignored = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # EFBIG instead of death
-    resource.setrlimit(resource.RLIMIT_FSIZE, (1024 * 1024 + 5, limit[1]))
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, was[1]))
     try:
         await copy.start(0)
         for _ in range(size // chunk_bytes):
             await copy.write(b"v" * chunk_bytes)
         await copy.end(size // chunk_bytes * chunk_bytes)
     finally:
-        resource.setrlimit(resource.RLIMIT_FSIZE, limit)
+        resource.setrlimit(resource.RLIMIT_FSIZE, was)
         signal.signal(signal.SIGXFSZ, ignored)
     assert not copy.path.exists()
     assert not await copy.take(size, tmp_path / "upload")

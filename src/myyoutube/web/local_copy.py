@@ -127,7 +127,13 @@ class LocalCopy:
             self._file = self._writes = None
             raise
         self._file, self._writes = None, None
-        await asyncio.to_thread(_cut_and_close, file, confirmed)
+        try:
+            await asyncio.to_thread(_cut_and_close, file, confirmed)
+        except OSError as exc:
+            # The file's own buffer could not be flushed (a full disk): it is closed
+            # all the same (_cut_and_close), and dropped like any refused copy.
+            await self._lost(exc)
+            return
         if confirmed == 0:
             await self.discard()
 
