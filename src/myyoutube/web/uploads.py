@@ -82,7 +82,7 @@ SPOOL_BATCH_BYTES = 2 * 1024 * 1024
 
 # New videos probed and given a poster at once, per front end; more wait for a thread.
 # A poster decodes up to media.POSTER_MAX_FRAMES frames in one thread (0.6 CPU-s for a
-# 1080p frame 8 s past its keyframe here), so this is also the cores they may take, below
+# 1080p frame 2 s past its keyframe here), so this is also the cores they may take, below
 # the viewers' priority (bulk_threads.py): a poster nobody has seen yet is bulk work.
 MEDIA_THREADS = 4
 _MEDIA_WORK = bulk_threads.pool("upload-media", MEDIA_THREADS)
