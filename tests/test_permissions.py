@@ -8,6 +8,7 @@ import itertools
 import pytest
 
 from myyoutube import permissions
+from myyoutube.formatting import BadSize
 from myyoutube.permissions import User
 
 VISITORS = {
@@ -152,3 +153,15 @@ def test_acts_on_admin_accounts_take_the_admins_own_password(before, after, take
     """Every act that makes, changes or removes an admin account takes the asking admin's
     own password; acts on other accounts do not."""
     assert permissions.takes_own_password(before, after) is takes
+
+
+def test_a_quota_is_a_size_or_unlimited_and_fits_the_index():
+    """The master's default quota and one account's are read alike: a size with or
+    without a unit, "unlimited" (None), and nothing past what the index's integers hold."""
+    assert permissions.parse_quota("unlimited") is None
+    assert permissions.parse_quota("20GiB") == 20 * 1024**3
+    assert permissions.parse_quota(str(permissions.MAX_QUOTA_BYTES)) == permissions.MAX_QUOTA_BYTES
+    with pytest.raises(BadSize, match="expected at most 9223372036854775807 bytes, or unlimited"):
+        permissions.parse_quota("9000PiB")
+    with pytest.raises(BadSize, match=r"got 'lots' \(or unlimited, for no quota\)"):
+        permissions.parse_quota("lots")

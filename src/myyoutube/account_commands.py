@@ -26,8 +26,8 @@ import unicodedata
 from pathlib import Path
 
 from myyoutube import webclient
-from myyoutube.formatting import BadSize, parse_size
-from myyoutube.permissions import ADMIN, MAX_QUOTA_BYTES, VIEWER
+from myyoutube.formatting import BadSize
+from myyoutube.permissions import ADMIN, MAX_QUOTA_BYTES, VIEWER, parse_quota
 from myyoutube.terminal import EXIT_OK, report, say_json, size_text, table
 from myyoutube.webclient import Api, ToolError, Unauthorized, video_path
 
@@ -308,21 +308,13 @@ async def cmd_user_passwd(api: Api, args: argparse.Namespace) -> int:
 
 
 def quota_bytes(text: str) -> int:
-    """argparse type for --quota-bytes: a size the index can hold (a larger quota once
-    made the master drop its link to the web, which then said the cluster was not
-    answering), written as formatting.parse_size reads it (20GiB), or "unlimited"
-    (permissions.MAX_QUOTA_BYTES)."""
-    if text == "unlimited":
-        return MAX_QUOTA_BYTES
+    """argparse type for --quota-bytes: permissions.parse_quota's size, or for
+    "unlimited" MAX_QUOTA_BYTES (how one account is given no limit)."""
     try:
-        size = parse_size(text)
+        quota = parse_quota(text)
     except BadSize as exc:
-        raise argparse.ArgumentTypeError(f"{exc} (or unlimited, for no quota)") from None
-    if size > MAX_QUOTA_BYTES:
-        raise argparse.ArgumentTypeError(
-            f"expected at most {MAX_QUOTA_BYTES} bytes, or unlimited, got {text!r}"
-        )
-    return size
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return MAX_QUOTA_BYTES if quota is None else quota
 
 
 def register(commands, add, common: argparse.ArgumentParser) -> None:

@@ -24,7 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from myyoutube.formatting import human_size
+from myyoutube.formatting import BadSize, human_size, parse_size
 
 ADMIN, UPLOADER, VIEWER = "admin", "uploader", "viewer"
 ROLES = (ADMIN, UPLOADER, VIEWER)
@@ -39,9 +39,28 @@ VISIBILITY_SENTENCE = f"The visibility must be one of {', '.join(VISIBILITIES)}.
 # one account is given no limit while the master's default applies to the others
 # (`myyoutube user set NAME --quota-bytes unlimited`): such an account is unlimited.
 MAX_QUOTA_BYTES = 2**63 - 1
+# How an operator writes "no quota" (`--quota-bytes unlimited`), for the master's default
+# and for one account alike.
+UNLIMITED = "unlimited"
 
 # The account that owns every video stored before accounts existed, and the first admin.
 ADMIN_USER = "admin"
+
+
+def parse_quota(text: str) -> int | None:
+    """A quota as an operator writes it: a size (formatting.parse_size: 20GiB), or None
+    for UNLIMITED. BadSize, in a sentence that names UNLIMITED too, for anything else or
+    for more than the index holds (MAX_QUOTA_BYTES: a larger quota once made the master
+    drop its link to the web, which then said the cluster was not answering)."""
+    if text == UNLIMITED:
+        return None
+    try:
+        size = parse_size(text)
+    except BadSize as exc:
+        raise BadSize(f"{exc} (or {UNLIMITED}, for no quota)") from None
+    if size > MAX_QUOTA_BYTES:
+        raise BadSize(f"expected at most {MAX_QUOTA_BYTES} bytes, or {UNLIMITED}; got {text!r}")
+    return size
 
 
 @dataclass(frozen=True)

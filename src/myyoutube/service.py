@@ -90,22 +90,13 @@ def non_negative_int(text: str) -> int:
 def positive_size(text: str) -> int:
     """argparse type for a --...-bytes flag: bytes, written as formatting.parse_size reads
     them (4294967296, 4GiB, 4.3GB), more than none."""
-    size = _size(text)
+    try:
+        size = parse_size(text)
+    except BadSize as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
     if size <= 0:
         raise argparse.ArgumentTypeError(f"expected a size above 0 ({SIZE_EXAMPLES}), got {text!r}")
     return size
-
-
-def non_negative_size(text: str) -> int:
-    """As positive_size, 0 allowed."""
-    return _size(text)
-
-
-def _size(text: str) -> int:
-    try:
-        return parse_size(text)
-    except BadSize as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def add_listen_flags(parser: argparse.ArgumentParser, default_port: int) -> None:

@@ -8,14 +8,14 @@ import time
 from pathlib import Path
 
 from myyoutube import links, service, stream
-from myyoutube.formatting import human_size
+from myyoutube.formatting import BadSize, human_size
 from myyoutube.master import backup, first_admin, index_files, recovery, repair, snapshots
 from myyoutube.master.accounts import Accounts
 from myyoutube.master.index import Index
 from myyoutube.master.resumable import DEFAULT_UPLOAD_EXPIRY_S
 from myyoutube.master.server import MAX_CONNECTIONS, Master
 from myyoutube.master.state import ClusterState
-from myyoutube.permissions import MAX_QUOTA_BYTES
+from myyoutube.permissions import parse_quota
 
 # Fixed, so datanodes and web front ends configured once keep finding the master.
 DEFAULT_PORT = 7000
@@ -112,16 +112,15 @@ def _add_replication_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def _default_quota(text: str) -> int:
-    """argparse type for --quota-bytes: a size, at most what the index's integers hold, or
-    "unlimited" (spelled as for one account, `myyoutube user set NAME --quota-bytes`),
-    which is 0: no default quota. 0 is kept for the index's earlier users; on an account
-    it means nothing may be stored, so "unlimited" is the spelling the help shows."""
-    if text == "unlimited":
-        return 0
-    quota = service.non_negative_size(text)
-    if quota > MAX_QUOTA_BYTES:
-        raise argparse.ArgumentTypeError(f"expected at most {MAX_QUOTA_BYTES} bytes, got {text!r}")
-    return quota
+    """argparse type for --quota-bytes: permissions.parse_quota, as for one account
+    (`myyoutube user set NAME --quota-bytes`), "unlimited" being 0: no default quota.
+    0 is kept for the index's earlier users; on an account it means nothing may be
+    stored, so "unlimited" is the spelling the help shows."""
+    try:
+        quota = parse_quota(text)
+    except BadSize as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return 0 if quota is None else quota
 
 
 def _add_account_flags(parser: argparse.ArgumentParser) -> None:
