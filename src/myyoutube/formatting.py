@@ -81,15 +81,12 @@ def parse_size(text: str) -> int:
     """A size as an operator writes it, in bytes: ``"1048576"``, ``"1MiB"``, ``"1 M"``
     (binary), ``"1.5GB"`` (decimal). BadSize for anything else, or for a fraction of a
     byte (``"1.5B"``): a quota or a limit is counted in whole bytes."""
-    match = _SIZE_TEXT.fullmatch(text) if len(text) <= MAX_SIZE_TEXT else None
+    if len(text) > MAX_SIZE_TEXT:
+        raise BadSize(f"expected {SIZE_EXAMPLES}; got {text[:MAX_SIZE_TEXT]!r}... ({len(text)} characters)")
+    match = _SIZE_TEXT.fullmatch(text)
     factor = _SIZE_FACTORS.get(match.group(2).lower()) if match else None
     if match is None or factor is None:
-        shown = (
-            repr(text)
-            if len(text) <= MAX_SIZE_TEXT
-            else f"{text[:MAX_SIZE_TEXT]!r}... ({len(text)} characters)"
-        )
-        raise BadSize(f"expected {SIZE_EXAMPLES}; got {shown}")
+        raise BadSize(f"expected {SIZE_EXAMPLES}; got {text!r}")
     whole, _, fraction = match.group(1).partition(".")
     # Exact arithmetic: float("0.1") * 1000**5 is not a whole number of bytes.
     numerator = int(whole + fraction) * factor
