@@ -1,5 +1,6 @@
-"""Tests for myyoutube.web.uploads' spool folders, on a real disk and without a cluster
-(uploads through a cluster are in test_web.py)."""
+"""Tests for myyoutube.web.uploads without a cluster: where and how long a new video's
+probe and poster run, and which refusals end a resumable upload (uploads through a
+cluster are in test_web.py)."""
 
 from __future__ import annotations
 
@@ -12,29 +13,6 @@ import pytest
 
 from myyoutube.bulk_threads import BULK_NICE
 from myyoutube.web import uploads
-
-
-def left_by_a_killed_front_end(spool_dir, name: str, age_s: float):
-    """A spool folder with its upload file, last written `age_s` ago."""
-    folder = spool_dir / f"{uploads.SPOOL_PREFIX}{name}"
-    folder.mkdir()
-    (folder / "upload").write_bytes(b"the first bytes of a video")
-    then = time.time() - age_s
-    for path in (folder / "upload", folder):
-        os.utime(path, (then, then))
-    return folder
-
-
-async def test_spool_folders_a_killed_front_end_left_are_removed_by_the_next_upload(tmp_path):
-    """A front end killed mid-upload (OOM, SIGKILL) cannot remove its spool folder, which
-    holds up to --max-upload-bytes; the next upload on any front end sharing the spool
-    directory removes it once it is stale, and leaves alone a folder an upload in
-    progress is writing. Before, nothing ever removed them."""
-    stale = left_by_a_killed_front_end(tmp_path, "killed", uploads.SPOOL_STALE_AFTER_S + 60)
-    in_progress = left_by_a_killed_front_end(tmp_path, "running", 5)
-    async with uploads.spool_folder(tmp_path) as folder:
-        assert folder.name.startswith(uploads.SPOOL_PREFIX)
-        assert not stale.exists() and in_progress.exists()
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="a nice value per thread is Linux's")

@@ -49,6 +49,7 @@ from myyoutube.web.auth import client_address
 from myyoutube.web.common import LIMITS, METRICS, VISITOR, account_of, error, master_for
 from myyoutube.web.local_copy import LocalCopy
 from myyoutube.web.pace import enforce_rate
+from myyoutube.web.spool import spool_folder
 
 # Upload ids are the master's uuid4 hex; anything else names nothing.
 _UPLOAD_ID = re.compile(r"[0-9a-f]{32}\Z")
@@ -275,7 +276,7 @@ async def _append(content, master: MasterClient, upload: dict, copy: LocalCopy) 
 async def _complete(master: MasterClient, upload: dict, copy: LocalCopy, spool_dir: Path | None) -> dict:
     """Take this process's copy of the finished upload, or read it back; validate and
     commit it as a plain upload is."""
-    async with uploads.spool_folder(spool_dir) as folder:
+    async with spool_folder(spool_dir) as folder:
         spooled = folder / "upload"
         if not await copy.take(upload["length"], spooled):
             async with aiofiles.open(spooled, "wb") as spool:

@@ -32,13 +32,9 @@ Upload slots are bounded in all and per client address, and a body arriving slow
 from __future__ import annotations
 
 import asyncio
-import functools
 import re
-import shutil
-import tempfile
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import Awaitable, Callable
+from contextlib import contextmanager
 from pathlib import Path
 
 from aiohttp import BodyPartReader, web
@@ -52,22 +48,12 @@ from myyoutube.master_streams import Upload
 from myyoutube.protocol import CHUNK_BYTES
 from myyoutube.web.auth import client_address
 from myyoutube.web.common import LIMITS, METRICS, VISITOR, account_of, error, master_for, on_local_disk
-from myyoutube.web.local_copy import STALE_AFTER_S
 from myyoutube.web.pace import enforce_rate
+from myyoutube.web.spool import spool_folder
 
 # A form part's `filename="..."` parameter, its value as sent (an RFC quoted string: up
 # to the first quote not escaped by a backslash).
 _QUOTED_FILENAME = re.compile(r';\s*filename="((?:[^"\\]|\\.)*)"')
-
-# Spool folders carry this prefix, so that one left by a front end killed mid-upload can be
-# told apart in a spool directory others share (the system's temporary one by default).
-SPOOL_PREFIX = "myyoutube-upload-"
-
-# A spool folder untouched this long was left by a front end killed mid-upload: a live one
-# is written as the bytes arrive and removed minutes after the last (probe and commit).
-# Each holds up to --max-upload-bytes, and nothing else would ever remove it. As long as
-# a resumable upload's own copy waits (local_copy.STALE_AFTER_S).
-SPOOL_STALE_AFTER_S = STALE_AFTER_S
 
 # Multipart framing around the file (boundaries, part headers) is small; Content-Length may
 # exceed --max-upload-bytes by this much before we refuse it up front.
@@ -273,38 +259,6 @@ def upload_name(chosen: str, filename: str) -> str:
     if chosen.strip():
         return names.chosen_name(chosen)
     return names.clean_name(filename)
-
-
-@asynccontextmanager
-async def spool_folder(spool_dir: Path | None) -> AsyncIterator[Path]:
-    """A fresh folder for one upload's spool file, removed with it at the end. Both are
-    done by a worker thread: removing a file of 1 GiB takes ~0.2 s here (its blocks are
-    freed), which on the event loop would stall every viewer of this front end. The
-    removal is not waited for: the upload's answer and its upload slot do not depend on
-    it (a cut-off upload's slot was held a thread hop longer, and the next upload refused).
-    The folders a front end killed mid-upload left are removed on the way."""
-    folder = await on_local_disk(asyncio.to_thread(_fresh_spool_folder, spool_dir))
-    try:
-        yield folder
-    finally:
-        # ignore_errors: nothing can come back from this thread to an unread future.
-        asyncio.get_running_loop().run_in_executor(
-            None, functools.partial(shutil.rmtree, folder, ignore_errors=True)
-        )
-
-
-def _fresh_spool_folder(spool_dir: Path | None) -> Path:
-    """In a worker thread: a new spool folder, once those (with their upload file) that a
-    front end killed mid-upload left, untouched for SPOOL_STALE_AFTER_S, are removed."""
-    now = time.time()
-    for folder in Path(spool_dir or tempfile.gettempdir()).glob(f"{SPOOL_PREFIX}*"):
-        try:
-            written_at = max(path.stat().st_mtime for path in (folder, *folder.iterdir()))
-        except OSError:
-            continue  # removed by its own upload meanwhile
-        if now - written_at > SPOOL_STALE_AFTER_S:
-            shutil.rmtree(folder, ignore_errors=True)
-    return Path(tempfile.mkdtemp(prefix=SPOOL_PREFIX, dir=spool_dir))
 
 
 async def _spool(body: BodyReader, head: bytes, path: Path, upload: Upload, reader) -> None:
