@@ -21,7 +21,7 @@ import time
 from typing import TYPE_CHECKING
 
 from myyoutube import replica_reads
-from myyoutube.master import transfer, uploads
+from myyoutube.master import blob_writers, transfer
 from myyoutube.master.index import StoredBlob
 from myyoutube.master.upload_sessions import Session
 from myyoutube.protocol import AppendBlob, End, SealBlob
@@ -64,7 +64,7 @@ async def open_appends(master: Master, session: Session) -> transfer.ReplicaFano
         # The nodes that took a copy of the confirmed bytes keep it: deleted at the end.
         session.former = sorted(set(session.former) | (fanout.tried - set(session.replicas)))
         fanout.close()
-        raise uploads._placement_failure(master, len(fanout.replicas))
+        raise blob_writers.placement_failure(master, len(fanout.replicas))
     return fanout
 
 

@@ -100,8 +100,8 @@ class ChainWriter:
 
     async def open(self, nodes: list[str]) -> None:
         """Form the chain over `nodes` (in order). A chain forms once: nodes offered
-        after that (uploads.open_replicas asking for more) are not used, and open_replicas
-        forms a new chain with them instead (uploads._chain_came_short)."""
+        after that (blob_writers.open_replicas asking for more) are not used, and open_replicas
+        forms a new chain with them instead (blob_writers._chain_came_short)."""
         self.offered.update(nodes)
         if self.link is None and not self.chain:
             await self._form(nodes, None)

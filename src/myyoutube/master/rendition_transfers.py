@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from myyoutube import media, names, protocol, replica_reads
-from myyoutube.master import jobs, transfer, uploads
+from myyoutube.master import blob_writers, jobs, transfer, uploads
 from myyoutube.master.index import StoredBlob
 from myyoutube.master.jobs import Job
 from myyoutube.media.fragments import peak_bitrate
@@ -95,10 +95,10 @@ class RenditionTransfers:
         if refusal is not None:
             await connection.write_frame(refusal)
             return
-        fanouts: list[uploads.Writer] = []
+        fanouts: list[blob_writers.Writer] = []
         try:
-            fanout = await uploads.open_replicas(
-                self.master, await uploads.new_fanout(self.master, fanouts), fanouts
+            fanout = await blob_writers.open_replicas(
+                self.master, await blob_writers.new_fanout(self.master, fanouts), fanouts
             )
             await connection.write_frame(Ok({"replicas": len(fanout.replicas)}))
             sha256 = await _relay_rendition(connection, fanout, request.size)
@@ -106,12 +106,12 @@ class RenditionTransfers:
             if not self._commit(request, blob):
                 raise transfer.ReplicationFailed("The job was cancelled meanwhile.", code="not_found")
         except transfer.ReplicationFailed as exc:
-            await uploads.abort_fanouts(self.master, fanouts)
+            await blob_writers.abort_fanouts(self.master, fanouts)
             await connection.write_frame(Error(exc.code, str(exc)))
             await uploads.drain(connection)
             return
         except BaseException:
-            await uploads.abort_fanouts(self.master, fanouts)
+            await blob_writers.abort_fanouts(self.master, fanouts)
             raise
         finally:
             self.master.in_flight.difference_update(f.blob_id for f in fanouts)
@@ -153,7 +153,7 @@ class RenditionTransfers:
         await connection.write_frame(Ok({"indexes": {str(height): text for height, text in indexes.items()}}))
 
 
-async def _relay_rendition(connection: FrameStream, fanout: uploads.Writer, size: int) -> str:
+async def _relay_rendition(connection: FrameStream, fanout: blob_writers.Writer, size: int) -> str:
     """Relay the announced `size` bytes to the replicas; their sha256."""
     digest, received = hashlib.sha256(), 0
     while True:

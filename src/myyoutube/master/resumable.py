@@ -27,7 +27,7 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 from myyoutube import media, names, permissions, replica_reads, videotext
-from myyoutube.master import append_relay, open_replicas, registrations, transfer, uploads
+from myyoutube.master import append_relay, blob_writers, open_replicas, registrations, transfer, uploads
 from myyoutube.master.index import NameTaken
 from myyoutube.master.upload_sessions import Session
 from myyoutube.protocol import (
@@ -137,7 +137,7 @@ class Resumable:
         now = time.time()
         nodes = master.state.place(master.replication, now, master.rng) if refusal is None else []
         if refusal is None and len(nodes) < master.min_replicas:
-            failure = uploads._placement_failure(master, len(nodes))
+            failure = blob_writers.placement_failure(master, len(nodes))
             refusal = Error(failure.code, str(failure))
         if refusal is not None:
             await connection.write_frame(refusal)
@@ -279,7 +279,7 @@ class Resumable:
         """Seal and commit: the session's blob becomes the video's original (byte for byte,
         as a plain upload's) and its transcode jobs are queued with the commit. The video
         and the nodes holding the sealed blob, or (None, []) after answering the refusal."""
-        master, fanouts, claim = self.master, list[uploads.Writer](), self._claim(session)
+        master, fanouts, claim = self.master, list[blob_writers.Writer](), self._claim(session)
         fields = {"name": session.name, "content_type": request.content_type, "owner": session.owner}
         fields.update(visibility=session.visibility, **({"title": session.title} if session.title else {}))
         try:
@@ -290,13 +290,13 @@ class Resumable:
                 raise uploads.OverQuota(uploads.OVER_QUOTA_SENTENCE)
             video = await uploads.commit(master, fanouts, [main], details, poster, fields)
         except (transfer.ReplicationFailed, NameTaken, uploads.OverQuota) as exc:
-            await uploads.abort_fanouts(master, fanouts)  # the poster's, if it was stored
+            await blob_writers.abort_fanouts(master, fanouts)  # the poster's, if it was stored
             code = "exists" if isinstance(exc, NameTaken) else exc.code
             await connection.write_frame(Error(code, str(exc)))
             await uploads.drain(connection)
             return None, []
         except BaseException:
-            await uploads.abort_fanouts(master, fanouts)
+            await blob_writers.abort_fanouts(master, fanouts)
             raise
         finally:
             master.in_flight.difference_update(f.blob_id for f in fanouts)

@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING
 import aiofiles
 
 from myyoutube.formatting import agreeing, counted
-from myyoutube.master import sidecars, transfer, uploads
+from myyoutube.master import blob_writers, sidecars, transfer
 from myyoutube.master.index import StoredBlob
 from myyoutube.protocol import CHUNK_BYTES
 
@@ -150,7 +150,7 @@ async def _store(master: Master, path: Path, sidecar: dict) -> None:
     master.index.ownership.begin_blob(blob_id, time.time())
     master.in_flight.add(blob_id)
     try:
-        await uploads.open_replicas(master, fanout)
+        await blob_writers.open_replicas(master, fanout)
         async with aiofiles.open(path, "rb") as file:
             while piece := await file.read(CHUNK_BYTES):
                 await fanout.write(piece)

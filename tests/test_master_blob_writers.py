@@ -1,10 +1,10 @@
-"""Tests for myyoutube.master.uploads' rules, on a real index and without a cluster."""
+"""Tests for myyoutube.master.blob_writers, on a real index and without a cluster."""
 
 from __future__ import annotations
 
 from types import SimpleNamespace
 
-from myyoutube.master import uploads
+from myyoutube.master import blob_writers
 from myyoutube.master.index import Index, StoredBlob
 
 NOW = 1_800_000_000.0
@@ -33,7 +33,7 @@ async def test_an_abort_after_the_commit_deletes_no_committed_copy(tmp_path):
     video = {"name": "kept.mp4", "blob_id": KEPT, "size": 10, "sha256": "0" * 64, "content_type": "video/mp4"}
     index.commit_video(dict(video, uploaded_at=NOW), [StoredBlob(KEPT, 10, "0" * 64, ["n1", "n2"])], NOW)
     writers = [RecordingWriter(KEPT), RecordingWriter(GIVEN_UP)]
-    await uploads.abort_fanouts(SimpleNamespace(index=index), writers)  # type: ignore[arg-type]
+    await blob_writers.abort_fanouts(SimpleNamespace(index=index), writers)  # type: ignore[arg-type]
     assert [writer.aborted for writer in writers] == [False, True]
     assert "kept.mp4" in index.videos and KEPT not in index.ownership.retired
     assert GIVEN_UP in index.ownership.retired
