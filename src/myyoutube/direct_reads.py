@@ -34,7 +34,8 @@ import time
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
-from myyoutube import location_cache, protocol, read_plan
+from myyoutube import local_reads, location_cache, protocol, read_plan
+from myyoutube.local_reads import BlobRead, LocalRead
 from myyoutube.pool import DatanodePools
 from myyoutube.protocol import VideoLocation
 from myyoutube.read_failures import RecentFailures
@@ -60,7 +61,7 @@ class DirectRead:
     [offset, offset+length) with `next_chunk()` (b'' at the end); `close()` when done.
     The same face as master_streams.VideoRead, so the web serves either."""
 
-    def __init__(self, video: dict, read: ReplicaRead, first: bytes, again: Reopen | None) -> None:
+    def __init__(self, video: dict, read: BlobRead, first: bytes, again: Reopen | None) -> None:
         """`again` reads the rest anew from where the master says the part is now, once."""
         self.video = video
         self.offset = read.offset
@@ -136,10 +137,12 @@ class DirectReads:
     """The web's links to the datanodes, its memory of their recent failures, and the
     master's recent answers about where parts are (location_cache.py)."""
 
-    def __init__(self, tls: Tls | None) -> None:
+    def __init__(self, tls: Tls | None, read_locally: bool = True) -> None:
+        """`read_locally`: read the files of datanodes on this machine (local_reads.py)."""
         self.pools = DatanodePools(tls, MAX_IDLE_PER_DATANODE)
         self.failures = RecentFailures()
         self.locations = location_cache.LocationCache()
+        self.local = local_reads.LocalBlobs() if read_locally and local_reads.SUPPORTED else None
 
     async def open_part(
         self,
@@ -161,7 +164,8 @@ class DirectReads:
         part_size = read_plan.part_size(location.video, key[2])
         start, count = read_plan.clamp(offset, length, part_size)
         try:
-            return await self.open(location, start, count, report, self._read_again(key, locate, report))
+            again = self._read_again(key, locate, report)
+            return await self.open(location, start, count, report, again, part_size)
         except ReplicationFailed:
             self.locations.forget(key)
             raise
@@ -193,19 +197,37 @@ class DirectReads:
 
         return again
 
-    def read(self, location: VideoLocation, offset: int, length: int, report: FailureReport) -> ReplicaRead:
+    def read(
+        self, location: VideoLocation, offset: int, length: int, report: FailureReport, first: str = ""
+    ) -> ReplicaRead:
         """A read of [offset, offset+length) of the located part, not started yet;
         ReplicationFailed if no running node holds it. A node the read fails on is tried
-        last here for a while, and passed to `report` (the master)."""
+        last here for a while, and passed to `report` (the master). `first`: a holder to
+        ask before the others (a local read's, local_reads.LocalRead)."""
+        nodes = self.failures.tried_last(location.nodes, time.time())
+        if first in nodes:
+            nodes.remove(first)
+            nodes.insert(0, first)
+        return ReplicaRead(
+            location.blob_id,
+            offset,
+            length,
+            nodes,
+            self.pools,
+            self._failed(report),
+            location.stall_s,
+            location.grant,
+        )
+
+    def _failed(self, report: FailureReport) -> FailureReport:
+        """What a read does when it fails on a node: try it last here for a while, and
+        tell `report` (the master)."""
 
         def failed(node: str, why: str) -> None:
             self.failures.failed(node, time.time())
             report(node, why)
 
-        nodes = self.failures.tried_last(location.nodes, time.time())
-        return ReplicaRead(
-            location.blob_id, offset, length, nodes, self.pools, failed, location.stall_s, location.grant
-        )
+        return failed
 
     async def open(
         self,
@@ -214,15 +236,20 @@ class DirectReads:
         length: int,
         report: FailureReport,
         again: Reopen | None = None,
+        part_size: int | None = None,
     ) -> DirectRead:
         """Start reading [offset, offset+length) of the located part; returns with its
         first chunk in hand. RequestFailed('unavailable') if no node holds it, and
         ReplicationFailed if none of the holders could start the read. `again`: how the
-        read may ask the master once more midway (DirectRead._read_again)."""
+        read may ask the master once more midway (DirectRead._read_again). With
+        `part_size` (the blob's size), a holder on this machine is read from its files."""
         if self.failures.all_recently(location.nodes, time.time()):
             raise ReplicationFailed("every datanode holding it failed a read from here moments ago")
+        read: BlobRead | None = None
+        if part_size is not None and length > 0:
+            read = await self._local_read(location, (offset, length, part_size), report)
         try:
-            read = self.read(location, offset, length, report)
+            read = read or self.read(location, offset, length, report)
         except ReplicationFailed as exc:  # no running holder: the master could do no better
             raise RequestFailed(exc.code, str(exc)) from exc
         try:
@@ -232,5 +259,35 @@ class DirectReads:
             raise
         return DirectRead(location.video, read, first, again)
 
+    async def _local_read(
+        self, location: VideoLocation, span: tuple[int, int, int], report: FailureReport
+    ) -> LocalRead | None:
+        """A read from the files of a healthy holder on this machine, or None if none is
+        (local_reads.py). Only holders the master's answer names healthy are read so: a
+        node it stopped counting on is no source either. A holder whose files are open
+        already comes first: no handover, and one copy of the video in the page cache
+        rather than one per replica."""
+        if self.local is None or not self.local.usable:
+            return None
+        local = self.local
+        healthy = self.failures.tried_last(location.nodes[: max(location.healthy, 1)], time.time())
+        found = next(
+            ((node, handle) for node in healthy if (handle := local.held(node, location.blob_id))), None
+        )
+        for node in healthy if found is None else ():
+            handle = await local.open(node, location.blob_id, location.grant, span[2])
+            if handle is not None:
+                found = node, handle
+                break
+        if found is None:
+            return None
+
+        def rest(offset: int, length: int, first: str) -> ReplicaRead:
+            return self.read(location, offset, length, report, first)
+
+        return LocalRead(local, found, location.blob_id, span, rest)
+
     def close(self) -> None:
         self.pools.close()
+        if self.local is not None:
+            self.local.close()

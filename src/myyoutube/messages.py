@@ -54,7 +54,7 @@ from myyoutube.cluster_messages import (
     StoreRendition,
     WriteBlob,
 )
-from myyoutube.read_messages import LocateVideo, ReadFailed, ReadVideo, VideoLocation
+from myyoutube.read_messages import LocateVideo, OpenLocalBlob, ReadFailed, ReadVideo, VideoLocation
 from myyoutube.resumable_messages import (
     AppendUpload,
     CreateUpload,
@@ -98,6 +98,7 @@ __all__ = [
     "Logout",
     "Message",
     "Ok",
+    "OpenLocalBlob",
     "PurgeOrphans",
     "PutSidecars",
     "PutVideo",
@@ -342,6 +343,7 @@ Message: typing.TypeAlias = (
     | LocateVideo
     | VideoLocation
     | ReadFailed
+    | OpenLocalBlob
     | ChainWriteBlob
     | ChainResumeBlob
     | ChainAck

@@ -7,7 +7,9 @@ front end reads a video in one of two ways. It asks the master where the part is
 (LocateVideo, answered by VideoLocation with a grant, read_grants.py) and reads the bytes
 from the datanodes itself, telling the master of a datanode that failed it (ReadFailed).
 Or it has the master relay them (ReadVideo): started with --relay-reads, or when it
-cannot reach the datanodes.
+cannot reach the datanodes. A datanode on the web's own machine hands over a blob's files
+instead (OpenLocalBlob, over a local socket: local_reads.py), so the web reads them from
+the page cache itself.
 """
 
 from __future__ import annotations
@@ -72,3 +74,16 @@ class ReadFailed:
     TYPE: typing.ClassVar[int] = 75
     node: str
     why: str
+
+
+@dataclass(frozen=True)
+class OpenLocalBlob:
+    """Web -> a datanode on the same machine, over the datanode's local socket (never over
+    TCP): open blob `blob_id`, which the `grant` lets the web read, for the web to read
+    itself. Answered by Ok({"address": the datanode's advertised HOST:PORT, "size": the
+    blob's bytes}) with two descriptors attached (the blob's file and its checksum file,
+    both read-only), or Error."""
+
+    TYPE: typing.ClassVar[int] = 98
+    blob_id: str
+    grant: str

@@ -52,6 +52,12 @@ WRITE_BATCH_BYTES = 1024 * 1024
 CRC = struct.Struct("!I")
 
 
+def block_matches(number: int, block: bytes, crcs: bytes) -> bool:
+    """Whether block `number` of a blob is what its checksum file `crcs` says it is."""
+    expected = crcs[number * CRC.size : (number + 1) * CRC.size]
+    return len(expected) == CRC.size and CRC.pack(google_crc32c.value(block)) == expected
+
+
 class BlobWriter:
     """Writes one blob: append bytes, then `finish()` makes it durable or `abort()`."""
 

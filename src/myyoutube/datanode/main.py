@@ -7,7 +7,7 @@ import asyncio
 from pathlib import Path
 
 from myyoutube import links, protocol, service, stream
-from myyoutube.datanode import control, identity
+from myyoutube.datanode import control, identity, local_files
 from myyoutube.datanode.server import ALLOWED_ROLES, MAX_CONNECTIONS, DataNode
 from myyoutube.datanode.store import BlobStore
 from myyoutube.datanode.transcode_worker import WORKER_ALIVE_EVERY_S
@@ -138,7 +138,10 @@ async def serve(args: argparse.Namespace) -> None:
     # once registered, so whoever started us knows we are part of the cluster.
     link = await control.register_with_backoff(node)
     service.announce("myyoutube-datanode", args.host, port)
+    local_socket = local_files.listen(port)
     async with server, asyncio.TaskGroup() as tasks:
+        if local_socket is not None:
+            tasks.create_task(local_files.serve_forever(node, local_socket))
         tasks.create_task(control.report_forever(node, link))
         tasks.create_task(control.rescan_forever(node))
         tasks.create_task(node.scrubber.run_forever())

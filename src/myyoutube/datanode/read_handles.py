@@ -128,6 +128,12 @@ class ReadHandles:
         if handle is not None:
             self._retire(handle)
 
+    def close_all(self) -> None:
+        """Keep no handle any more (each is closed once its readers are done)."""
+        while self._handles:
+            _, handle = self._handles.popitem()
+            self._retire(handle)
+
     def _retire(self, handle: ReadHandle) -> None:
         handle.dropped = True
         if handle.users == 0:

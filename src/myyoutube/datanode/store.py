@@ -36,10 +36,9 @@ from pathlib import Path
 
 import aiofiles
 import aiofiles.os
-import google_crc32c
 
 from myyoutube.datanode import sidecars
-from myyoutube.datanode.blob_writer import BLOCK_BYTES, CRC, BlobWriter, fsync_dir
+from myyoutube.datanode.blob_writer import BLOCK_BYTES, BlobWriter, block_matches, fsync_dir
 from myyoutube.datanode.read_handles import ReadHandle, ReadHandles, read_from_disk
 from myyoutube.datanode.writeback import drop_cached
 
@@ -289,6 +288,24 @@ class BlobStore:
         finally:
             self._read_handles.release(handle)
 
+    def open_files(self, blob_id: str) -> tuple[int, int]:
+        """Blocking: read-only descriptors of a complete blob's file and of its checksum
+        file, for a reader on this machine to read itself (local_files.py); the caller
+        closes them. StoreError if the blob is not here."""
+        if not self.holds(blob_id):
+            raise StoreError("not_found", f"no blob {blob_id} on this node")
+        try:
+            crc_fd = os.open(self._path(blob_id, ".crc"), os.O_RDONLY)
+        except FileNotFoundError as exc:
+            raise StoreError("not_found", f"blob {blob_id} is gone from this node's disk") from exc
+        try:
+            return os.open(self._path(blob_id, ".blob"), os.O_RDONLY), crc_fd
+        except BaseException as exc:
+            os.close(crc_fd)
+            if isinstance(exc, FileNotFoundError):
+                raise StoreError("not_found", f"blob {blob_id} is gone from this node's disk") from exc
+            raise
+
     def _open_for_reading(self, blob_id: str) -> ReadHandle:
         """In a worker thread: the blob open, with the CRCs of all its blocks."""
         try:
@@ -343,6 +360,5 @@ class BlobStore:
 
 def _verify(blob_id: str, number: int, block: bytes, crcs: bytes) -> None:
     """CorruptBlob unless block `number` matches its stored CRC32C."""
-    expected = crcs[number * CRC.size : (number + 1) * CRC.size]
-    if len(expected) != CRC.size or CRC.pack(google_crc32c.value(block)) != expected:
+    if not block_matches(number, block, crcs):
         raise CorruptBlob(blob_id, number)

@@ -53,8 +53,9 @@ async def metrics_response(request: web.Request, master) -> web.Response:
         report = await master.status()
     except (OSError, TimeoutError, RequestFailed):
         report = None  # reported as myyoutube_up{role="master"} 0
+    local = master.direct.local if master.direct is not None else None
     return web.Response(
-        body=request.app[METRICS].render(report), headers={"Content-Type": CONTENT_TYPE_LATEST}
+        body=request.app[METRICS].render(report, local), headers={"Content-Type": CONTENT_TYPE_LATEST}
     )
 
 

@@ -70,6 +70,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="read videos' bytes through the master, not from the datanodes (for a front end "
         "that cannot reach the datanodes' addresses; reads that cannot are relayed anyway)",
     )
+    parser.add_argument(
+        "--no-local-reads",
+        dest="local_reads",
+        action="store_false",
+        help="read every video's bytes over the network, even from datanodes on this machine "
+        "(by default their files are read directly, from the page cache)",
+    )
     service.add_listen_flags(parser, DEFAULT_PORT)
     parser.add_argument(
         "--max-upload-bytes",
@@ -199,7 +206,7 @@ async def serve(args: argparse.Namespace) -> None:
     tls = service.load_tls(args.cert_dir, args.host, "web")
     _prepare_spool_dir(args.spool_dir)
     master_host, master_port = args.master
-    direct = None if args.relay_reads else DirectReads(tls)
+    direct = None if args.relay_reads else DirectReads(tls, args.local_reads)
     master = MasterClient(master_host, master_port, tls, direct=direct)
     admin_password = _admin_password(args.admin_password_file)
     try:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 
+from myyoutube.local_reads import LocalBlobs
 from myyoutube.master.status import COUNTER_HELP
 
 
@@ -38,9 +39,26 @@ class WebMetrics:
             "myyoutube_web_active_streams", "Videos and posters being sent now", registry=self.registry
         )
 
-    def render(self, report: dict | None) -> bytes:
-        """This process's counters plus gauges from the master's cluster report."""
-        return generate_latest(self.registry) + generate_latest(_cluster_registry(report))
+    def render(self, report: dict | None, local: LocalBlobs | None = None) -> bytes:
+        """This process's counters plus gauges from the master's cluster report, and
+        how its reads from datanodes on this machine went (`local`, local_reads.py)."""
+        text = generate_latest(self.registry) + generate_latest(_cluster_registry(report))
+        return text + (generate_latest(_local_reads_registry(local)) if local is not None else b"")
+
+
+def _local_reads_registry(local: LocalBlobs) -> CollectorRegistry:
+    registry = CollectorRegistry()
+    Gauge(
+        "myyoutube_web_local_reads",
+        "Reads begun from the files of a datanode on this machine since the web started",
+        registry=registry,
+    ).set(local.reads)
+    Gauge(
+        "myyoutube_web_local_read_fallbacks",
+        "Of those, reads whose rest came over the network (a block not cached, or rotten)",
+        registry=registry,
+    ).set(local.fallbacks)
+    return registry
 
 
 def _cluster_registry(report: dict | None) -> CollectorRegistry:

@@ -1,0 +1,364 @@
+"""The web's reads of blobs held by a datanode on its own machine: from the files, no hop.
+
+Theory of operation
+-------------------
+A 64 KiB range read over the network costs the web a request frame and the answer's
+frames, and the datanode a receive, a block read and a send: on loopback each of those
+system calls also runs the other side's TCP. Measured on a 2-core machine, that was more
+than half of the CPU a seek costs the whole cluster. When the datanode runs on the web's
+own machine (the one-command cluster, or a small deployment), none of it is needed: the
+bytes are in the same page cache. So, as HDFS's short-circuit local reads do, the web
+asks such a datanode once per blob for the blob's files, and then reads them itself.
+
+The handover: every datanode listens on a Unix socket in Linux's abstract namespace named
+after its TCP port (`socket_name`), which only a process on the same machine (and in the
+same network namespace) can reach. The web sends OpenLocalBlob with the master's grant for
+the blob; the datanode checks the grant as for a network read and answers with its
+advertised address, the blob's size, and read-only descriptors of the blob's file and its
+checksum file (SCM_RIGHTS). The web takes them only from a process of its own user (or
+root), and only if the address is the node it asked about: a datanode of another
+cluster, or another host's node whose port a local datanode happens to use, is not it.
+
+Reading: each block comes from the page cache without waiting (preadv RWF_NOWAIT, on the
+event loop, read_handles.py) and is checked against its CRC32C like every datanode read.
+The first block that is not cached (the disk would stall the event loop), or does not
+match its checksum, ends the local read: the rest comes from the datanodes over the
+network, the same node first, which reads its disk in a worker thread (warming the file
+read here), or finds the corruption itself, reports it to the master for repair, and the
+read fails over to another replica. A rotten block is never handed on.
+
+What keeps a held descriptor honest: a blob's bytes never change once published (a new
+upload or rendition is a new blob id), so an open file can only go stale by being
+deleted. The web uses a descriptor only while the master's answer (at most
+location_cache.LOCATION_FRESH_S old) names its node as a holder, the same bound the
+network reads have. Descriptors are kept for the last OPEN_LOCAL_BLOBS blobs read.
+A node found not to be local is asked again only after NOT_LOCAL_RETRY_S.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import struct
+import sys
+import time
+from collections.abc import Callable
+from typing import Protocol
+
+from myyoutube import protocol
+from myyoutube.datanode.blob_writer import BLOCK_BYTES, CRC, block_matches
+from myyoutube.datanode.read_handles import ReadHandle, ReadHandles
+from myyoutube.protocol import Error, Ok, OpenLocalBlob
+from myyoutube.quietlog import QuietLog
+
+log = logging.getLogger(__name__)
+quiet = QuietLog(log)
+
+# Only Linux has the abstract socket namespace and RWF_NOWAIT reads; elsewhere every read
+# goes over the network, as before.
+SUPPORTED = sys.platform == "linux" and hasattr(os, "RWF_NOWAIT")
+
+# How long the whole handover may take. A datanode answers it from memory and two opens
+# in about a millisecond; a frozen one never does, and the read then goes over the network.
+# As short as the hedge before a second replica is asked (replica_reads.FIRST_BYTE_HEDGE_S).
+HANDOVER_TIMEOUT_S = 0.5
+
+# An OpenLocalBlob is a blob id and a grant, and its answer an address and a size: a few
+# hundred bytes. Anything larger is not one.
+MAX_HANDOVER_BYTES = 4096
+
+# Blobs whose files the web keeps open: two descriptors each while opening, one after,
+# and their checksums (16 KiB per GiB). A player reads one blob at a time, so this covers
+# as many videos being watched at once.
+OPEN_LOCAL_BLOBS = 64
+
+# A node that turned out not to be on this machine (or not to answer) is asked again only
+# after this long: every read would otherwise try a connect first. Long enough to cost
+# nothing, short enough that a datanode started here later is soon read locally.
+NOT_LOCAL_RETRY_S = 30.0
+
+# A blob a local node would not hand over (a grant it cannot check yet after a master
+# restart, a blob it no longer holds) is asked for again only after this long.
+REFUSED_RETRY_S = 1.0
+
+# Nodes and blobs not to ask again yet that are remembered. Each is a short string for
+# at most NOT_LOCAL_RETRY_S; a front end meets a few nodes and refusals are rare.
+MAX_NOT_AGAIN = 1024
+
+# struct ucred {pid_t pid; uid_t uid; gid_t gid;}, as SO_PEERCRED fills it.
+_PEER_CREDENTIALS = struct.Struct("3i")
+
+
+def socket_name(port: int) -> str:
+    """The abstract Unix socket of the datanode listening on TCP `port` on this machine."""
+    return f"\0myyoutube-datanode-{port}"
+
+
+class NotLocal(Exception):
+    """The node is not on this machine, or not ours, or did not answer in time."""
+
+
+class Refused(Exception):
+    """The node is local but would not hand over this blob (its Error's message)."""
+
+
+def ask_for_files(node: str, request: OpenLocalBlob, size: int) -> tuple[int, bytes]:
+    """Blocking (run in a worker thread): the blob's open file and its checksums from the
+    datanode `node` (HOST:PORT) on this machine; NotLocal or Refused."""
+    _, _, port = node.rpartition(":")
+    if not port.isascii() or not port.isdigit():
+        raise NotLocal(f"{node!r} names no port")
+    answer, fds = _exchange(socket_name(int(port)), request)
+    try:
+        if isinstance(answer, Error):
+            raise Refused(answer.message)
+        if not isinstance(answer, Ok) or len(fds) != 2:
+            raise NotLocal(f"unexpected answer {type(answer).__name__} with {len(fds)} descriptors")
+        if answer.info.get("address") != node:
+            raise NotLocal(f"the local datanode on that port is {answer.info.get('address')!r}")
+        blob_fd, crc_fd = fds
+        if os.fstat(blob_fd).st_size != size or answer.info.get("size") != size:
+            raise Refused(f"its blob is not {size} bytes long")
+        expected = -(-size // BLOCK_BYTES) * CRC.size
+        crcs = os.pread(crc_fd, expected + 1, 0)
+        if len(crcs) != expected:
+            raise Refused("its checksum file does not match the blob's size")
+        os.close(crc_fd)
+        return blob_fd, crcs
+    except BaseException:
+        for fd in fds:
+            os.close(fd)
+        raise
+
+
+def _exchange(name: str, request: OpenLocalBlob) -> tuple[protocol.Message, list[int]]:
+    """Send `request` on the abstract socket `name`; the answer and the descriptors
+    that came with it (the caller closes them)."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(HANDOVER_TIMEOUT_S)
+        try:
+            sock.connect(name)
+        except (FileNotFoundError, ConnectionRefusedError) as exc:
+            raise NotLocal("no datanode listens on that port here") from exc
+        _, uid, _ = _PEER_CREDENTIALS.unpack(
+            sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _PEER_CREDENTIALS.size)
+        )
+        if uid not in (os.getuid(), 0):
+            # Anyone may bind an abstract name first: only our own user's files are trusted.
+            raise NotLocal(f"the process on that socket runs as uid {uid}")
+        try:
+            sock.sendall(protocol.encode(request))
+            return _answer(sock)
+        except (TimeoutError, OSError, protocol.ProtocolError) as exc:
+            raise NotLocal(f"the handover failed: {exc}") from exc
+
+
+def _answer(sock: socket.socket) -> tuple[protocol.Message, list[int]]:
+    decoder = protocol.FrameDecoder()
+    fds: list[int] = []
+    try:
+        received = 0
+        while (answer := decoder.next_frame()) is None:
+            data, more, _, _ = socket.recv_fds(sock, MAX_HANDOVER_BYTES, 2)
+            fds += more
+            received += len(data)
+            if not data or received > MAX_HANDOVER_BYTES or len(fds) > 2:
+                raise protocol.RemoteProtocolError("the datanode's answer is cut short or too long")
+            decoder.feed(data)
+        return answer, fds
+    except BaseException:
+        for fd in fds:
+            os.close(fd)
+        raise
+
+
+class BlobRead(Protocol):
+    """A read of [offset, offset+length) of a blob that hands out its bytes in order:
+    a replica_reads.ReplicaRead, or a LocalRead that may turn into one."""
+
+    blob_id: str
+    offset: int
+    length: int
+    sent: int
+
+    async def next_chunk(self) -> bytes: ...
+
+    def close(self) -> None: ...
+
+
+# How a local read has the datanodes send the rest: (offset, length, the node to ask
+# first) -> a read not started.
+RemoteRest = Callable[[int, int, str], BlobRead]
+
+
+class LocalBlobs:
+    """The blobs whose files the web holds open, and which datanodes are on this machine."""
+
+    def __init__(self) -> None:
+        self._handles = ReadHandles(BLOCK_BYTES, OPEN_LOCAL_BLOBS)
+        self._retry_after: dict[str, float] = {}  # node, or node and blob: asked again after
+        self._opening: dict[str, asyncio.Future[ReadHandle | None]] = {}
+        self.reads = 0  # reads started from local files
+        self.fallbacks = 0  # local reads whose rest came over the network
+
+    @property
+    def usable(self) -> bool:
+        """False once the kernel turned out not to read without waiting (RWF_NOWAIT):
+        every block would then go over the network anyway."""
+        return self._handles.nowait_reads
+
+    def held(self, node: str, blob_id: str) -> ReadHandle | None:
+        """The blob's files as `node` holds them if they are open already, taken for one
+        read (`release` it); None if they are not."""
+        return self._handles.take(f"{node} {blob_id}")
+
+    async def open(self, node: str, blob_id: str, grant: str, size: int) -> ReadHandle | None:
+        """The blob's files as `node` holds them, taken for one read (`release` it), or
+        None if that node is not on this machine or would not hand them over."""
+        key = f"{node} {blob_id}"
+        handle = self._handles.take(key)
+        if handle is not None:
+            return handle
+        now = time.monotonic()
+        if self._retry_after.get(node, 0.0) > now or self._retry_after.get(key, 0.0) > now:
+            return None
+        opening = self._opening.get(key)
+        if opening is None:
+            opening = asyncio.ensure_future(self._ask(node, key, OpenLocalBlob(blob_id, grant), size))
+            self._opening[key] = opening
+            opening.add_done_callback(lambda _: self._opening.pop(key, None))
+        if await asyncio.shield(opening) is None:
+            return None
+        return self._handles.take(key)
+
+    async def _ask(self, node: str, key: str, request: OpenLocalBlob, size: int) -> ReadHandle | None:
+        changes = self._handles.changes
+        try:
+            fd, crcs = await asyncio.to_thread(ask_for_files, node, request, size)
+        except NotLocal as exc:
+            log.debug("datanode %s is not read locally: %s", node, exc)
+            self._not_again(node, NOT_LOCAL_RETRY_S)
+            return None
+        except (Refused, OSError) as exc:
+            quiet.info("datanode %s would not hand over blob %s: %s", node, request.blob_id, exc)
+            self._not_again(key, REFUSED_RETRY_S)
+            return None
+        handle = self._handles.keep(key, ReadHandle(fd, crcs), changes)
+        self._handles.release(handle)  # kept open; each read takes it anew
+        return handle
+
+    def _not_again(self, what: str, for_s: float) -> None:
+        """Ask `what` (a node, or a node's blob) again only after `for_s`."""
+        now = time.monotonic()
+        if len(self._retry_after) >= MAX_NOT_AGAIN:  # bounded: the expired go, then the oldest
+            self._retry_after = {k: t for k, t in self._retry_after.items() if t > now}
+            while len(self._retry_after) >= MAX_NOT_AGAIN:
+                del self._retry_after[next(iter(self._retry_after))]
+        self._retry_after[what] = now + for_s
+
+    def read_block(self, handle: ReadHandle, number: int, size: int) -> bytes | None:
+        """Block `number` of a blob of `size` bytes if the page cache holds it, None if
+        it would have to come from the disk; RottenBlock if it fails its checksum."""
+        start = number * BLOCK_BYTES
+        try:
+            block = self._handles.read_if_cached(handle.fd, start, min(BLOCK_BYTES, size - start))
+        except OSError as exc:  # the disk failed it: the datanode reports that properly
+            quiet.warning("a local read of block %d failed: %s", number, exc)
+            return None
+        if block is not None and not block_matches(number, block, handle.crcs):
+            raise RottenBlock(f"block {number} fails its CRC32C check")
+        return block
+
+    def forget(self, node: str, blob_id: str) -> None:
+        """Let this node's files of the blob go, and do not open them again for
+        NOT_LOCAL_RETRY_S (a block failed its checksum: its scrubber will find it too)."""
+        key = f"{node} {blob_id}"
+        self._handles.drop(key)
+        self._not_again(key, NOT_LOCAL_RETRY_S)
+
+    def release(self, handle: ReadHandle) -> None:
+        self._handles.release(handle)
+
+    def close(self) -> None:
+        for task in list(self._opening.values()):
+            task.cancel()
+        self._handles.close_all()
+
+
+class RottenBlock(Exception):
+    """A block read from a local datanode's file does not match its checksum."""
+
+
+class LocalRead:
+    """[offset, offset+length) of a blob of `size` bytes, read from the files of the
+    datanode `node` on this machine while its blocks are cached and sound, then from the
+    datanodes over the network (`rest`), that node first. So a block it must read from
+    its disk warms the very file read here next time; and a rotten block is found by the
+    node itself, which reports it to the master for repair (as a scrub would) while the
+    read fails over to a sound replica. The face of replica_reads.ReplicaRead."""
+
+    def __init__(
+        self,
+        blobs: LocalBlobs,
+        source: tuple[str, ReadHandle],
+        blob_id: str,
+        span: tuple[int, int, int],
+        rest: RemoteRest,
+    ) -> None:
+        """`source`: the node and its open files; `span`: (offset, length, blob size)."""
+        self.blob_id = blob_id
+        self.offset, self.length, self._size = span
+        self.sent = 0
+        self._blobs = blobs
+        self._node, handle = source
+        self._handle: ReadHandle | None = handle
+        self._rest = rest
+        self._remote: BlobRead | None = None
+        blobs.reads += 1
+
+    async def next_chunk(self) -> bytes:
+        """The next bytes (at most a block), b'' at the end."""
+        if self._handle is not None and self.sent < self.length:
+            piece = self._next_local()
+            if piece:
+                return piece
+        if self._remote is None:
+            return b""
+        data = await self._remote.next_chunk()
+        self.sent += len(data)
+        return data
+
+    def _next_local(self) -> bytes:
+        """The next piece from the files, or b'' once the rest must come over the network."""
+        assert self._handle is not None, "called only while the files are held"
+        position = self.offset + self.sent
+        number = position // BLOCK_BYTES
+        try:
+            block = self._blobs.read_block(self._handle, number, self._size)
+        except RottenBlock as exc:
+            quiet.warning("%s of blob %s on %s; reading it over the network", exc, self.blob_id, self._node)
+            self._blobs.forget(self._node, self.blob_id)
+            block = None
+        if block is None:
+            self._let_go()
+            self._blobs.fallbacks += 1
+            self._remote = self._rest(position, self.length - self.sent, self._node)
+            return b""
+        start, wanted = position - number * BLOCK_BYTES, self.length - self.sent
+        piece = block if start == 0 and len(block) <= wanted else block[start : start + wanted]
+        self.sent += len(piece)
+        if self.sent == self.length:
+            self._let_go()
+        return piece
+
+    def _let_go(self) -> None:
+        if self._handle is not None:
+            self._blobs.release(self._handle)
+            self._handle = None
+
+    def close(self) -> None:
+        self._let_go()
+        if self._remote is not None:
+            self._remote.close()
