@@ -126,13 +126,18 @@ async def test_with_certificates_the_web_reads_only_what_the_master_granted(fres
 
 async def test_a_web_that_cannot_reach_the_datanodes_is_served_through_the_master(fresh_cluster):
     """A front end whose links to the datanodes fail (here: no certificate towards
-    datanodes that want one) still gets every byte, relayed by the master."""
+    datanodes that want one, and no reading of their files) still gets every byte,
+    relayed by the master."""
     cluster = fresh_cluster(tls=True)
     data = mp4_bytes(os.urandom(VIDEO_BYTES))
     await store(cluster, "fallback.mp4", data)
     tls = web_tls(cluster)
     client = MasterClient(
-        cluster.master.host, cluster.master.port, tls, user="admin", direct=DirectReads(None)
+        cluster.master.host,
+        cluster.master.port,
+        tls,
+        user="admin",
+        direct=DirectReads(None, read_locally=False),
     )
     try:
         received = b"".join([piece async for piece in client.read("fallback.mp4", 0, -1)])
@@ -151,7 +156,8 @@ async def test_a_web_whose_reads_failed_on_every_holder_goes_to_the_master_at_on
     data = mp4_bytes(os.urandom(VIDEO_BYTES))
     await store(cluster, "cut-off.mp4", data)
     tls = web_tls(cluster)
-    direct = DirectReads(None)  # no certificate towards datanodes that want one
+    # No certificate towards datanodes that want one, and no reading of their files.
+    direct = DirectReads(None, read_locally=False)
     client = MasterClient(cluster.master.host, cluster.master.port, tls, user="admin", direct=direct)
     try:
         first = b"".join([piece async for piece in client.read("cut-off.mp4", 0, -1)])

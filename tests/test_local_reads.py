@@ -42,6 +42,17 @@ def write_blob(folder: Path, data: bytes) -> None:
     (folder / f"{BLOB_ID}.crc").write_bytes(crcs)
 
 
+def opened_here(target: str) -> bool:
+    """Whether this process has `target` open (as /proc names it)."""
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            if os.readlink(f"/proc/self/fd/{fd}") == target:
+                return True
+        except FileNotFoundError:
+            continue  # the listing's own descriptor, closed by now
+    return False
+
+
 def open_fds() -> int:
     return len(os.listdir("/proc/self/fd"))
 
@@ -118,6 +129,27 @@ async def test_a_local_datanode_hands_over_a_blob_that_is_read_byte_for_byte(tmp
         assert blobs.reads == 2
         blobs.close()
     assert open_fds() == before
+
+
+async def test_files_no_read_takes_are_closed_so_a_deleted_blob_frees_its_space(tmp_path, monkeypatch):
+    """A blob's files stay open between a player's ranges, but once no read took them for
+    LOCAL_IDLE_S they are closed: a blob deleted meanwhile (its name gone, its space held
+    by the open file) is then really gone from the disk."""
+    monkeypatch.setattr(local_reads, "LOCAL_IDLE_S", 0.3)
+    data = os.urandom(BLOB_BYTES)
+    write_blob(tmp_path / "node", data)
+    async with Node(tmp_path / "node", "") as node:
+        node.node.address = node.name
+        blobs = LocalBlobs()
+        handle = await blobs.open(node.name, BLOB_ID, node.grant(), len(data))
+        assert handle is not None
+        blobs.release(handle)
+        path = tmp_path / "node" / f"{BLOB_ID}.blob"
+        path.unlink()
+        assert opened_here(f"{path} (deleted)"), "its file is open right after its read"
+        await asyncio.sleep(1.0)
+        assert not opened_here(f"{path} (deleted)")
+        blobs.close()
 
 
 @pytest.mark.parametrize("case", ["forged grant", "grant for another blob", "wrong size", "not held"])

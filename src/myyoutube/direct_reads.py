@@ -208,26 +208,14 @@ class DirectReads:
         if first in nodes:
             nodes.remove(first)
             nodes.insert(0, first)
-        return ReplicaRead(
-            location.blob_id,
-            offset,
-            length,
-            nodes,
-            self.pools,
-            self._failed(report),
-            location.stall_s,
-            location.grant,
-        )
-
-    def _failed(self, report: FailureReport) -> FailureReport:
-        """What a read does when it fails on a node: try it last here for a while, and
-        tell `report` (the master)."""
 
         def failed(node: str, why: str) -> None:
             self.failures.failed(node, time.time())
             report(node, why)
 
-        return failed
+        return ReplicaRead(
+            location.blob_id, offset, length, nodes, self.pools, failed, location.stall_s, location.grant
+        )
 
     async def open(
         self,
@@ -249,7 +237,8 @@ class DirectReads:
         if part_size is not None and length > 0:
             read = await self._local_read(location, (offset, length, part_size), report)
         try:
-            read = read or self.read(location, offset, length, report)
+            if read is None:
+                read = self.read(location, offset, length, report)
         except ReplicationFailed as exc:  # no running holder: the master could do no better
             raise RequestFailed(exc.code, str(exc)) from exc
         try:

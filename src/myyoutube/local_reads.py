@@ -31,7 +31,8 @@ What keeps a held descriptor honest: a blob's bytes never change once published 
 upload or rendition is a new blob id), so an open file can only go stale by being
 deleted. The web uses a descriptor only while the master's answer (at most
 location_cache.LOCATION_FRESH_S old) names its node as a holder, the same bound the
-network reads have. Descriptors are kept for the last OPEN_LOCAL_BLOBS blobs read.
+network reads have. Descriptors are kept for the last OPEN_LOCAL_BLOBS blobs read, and
+closed once unread for LOCAL_IDLE_S, so a deleted blob's disk space is freed soon.
 A node found not to be local is asked again only after NOT_LOCAL_RETRY_S.
 """
 
@@ -73,6 +74,11 @@ MAX_HANDOVER_BYTES = 4096
 # and their checksums (16 KiB per GiB). A player reads one blob at a time, so this covers
 # as many videos being watched at once.
 OPEN_LOCAL_BLOBS = 64
+
+# A blob's files not read for this long are closed. Until then a blob deleted meanwhile
+# keeps its disk space (an open file outlives its name), so this bounds how long a
+# deletion waits to free it; a player asks its ranges seconds apart, well within it.
+LOCAL_IDLE_S = 30.0
 
 # A node that turned out not to be on this machine (or not to answer) is asked again only
 # after this long: every read would otherwise try a connect first. Long enough to cost
@@ -200,6 +206,7 @@ class LocalBlobs:
         self._handles = ReadHandles(BLOCK_BYTES, OPEN_LOCAL_BLOBS)
         self._retry_after: dict[str, float] = {}  # node, or node and blob: asked again after
         self._opening: dict[str, asyncio.Future[ReadHandle | None]] = {}
+        self._sweep: asyncio.TimerHandle | None = None  # closes idle files (LOCAL_IDLE_S)
         self.reads = 0  # reads started from local files
         self.fallbacks = 0  # local reads whose rest came over the network
 
@@ -247,7 +254,15 @@ class LocalBlobs:
             return None
         handle = self._handles.keep(key, ReadHandle(fd, crcs), changes)
         self._handles.release(handle)  # kept open; each read takes it anew
+        if self._sweep is None:
+            self._sweep = asyncio.get_running_loop().call_later(LOCAL_IDLE_S, self._close_idle)
         return handle
+
+    def _close_idle(self) -> None:
+        """Close the files no read took for LOCAL_IDLE_S; come back while any are open."""
+        self._sweep = None
+        if self._handles.drop_idle(time.monotonic() - LOCAL_IDLE_S):
+            self._sweep = asyncio.get_running_loop().call_later(LOCAL_IDLE_S, self._close_idle)
 
     def _not_again(self, what: str, for_s: float) -> None:
         """Ask `what` (a node, or a node's blob) again only after `for_s`."""
@@ -284,6 +299,8 @@ class LocalBlobs:
     def close(self) -> None:
         for task in list(self._opening.values()):
             task.cancel()
+        if self._sweep is not None:
+            self._sweep.cancel()
         self._handles.close_all()
 
 

@@ -32,6 +32,7 @@ from __future__ import annotations
 import errno
 import mmap
 import os
+import time
 from collections import OrderedDict
 
 # Blobs kept open for reads. Each costs one file descriptor and its checksums; a node
@@ -52,13 +53,14 @@ _NOWAIT_UNSUPPORTED = (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS)
 class ReadHandle:
     """An open blob: its descriptor, the CRC32C of every block, and who is reading it."""
 
-    __slots__ = ("crcs", "dropped", "fd", "users")
+    __slots__ = ("crcs", "dropped", "fd", "used_at", "users")
 
     def __init__(self, fd: int, crcs: bytes) -> None:
         self.fd = fd
         self.crcs = crcs
         self.users = 0
         self.dropped = False
+        self.used_at = time.monotonic()  # when a reader last took it
 
     def for_one_read(self) -> ReadHandle:
         """Taken by one reader only, and closed when that reader lets go."""
@@ -97,6 +99,7 @@ class ReadHandles:
         if handle is not None:
             self._handles.move_to_end(blob_id)
             handle.users += 1
+            handle.used_at = time.monotonic()
         return handle
 
     def keep(self, blob_id: str, handle: ReadHandle, changes_when_opened: int) -> ReadHandle:
@@ -127,6 +130,17 @@ class ReadHandles:
         handle = self._handles.pop(blob_id, None)
         if handle is not None:
             self._retire(handle)
+
+    def drop_idle(self, unused_since: float) -> int:
+        """Keep no handle that no reader took since `unused_since` (time.monotonic());
+        how many are still kept."""
+        while self._handles:
+            oldest = next(iter(self._handles.values()))  # least recently used first
+            if oldest.used_at >= unused_since:
+                break
+            self._handles.popitem(last=False)
+            self._retire(oldest)
+        return len(self._handles)
 
     def close_all(self) -> None:
         """Keep no handle any more (each is closed once its readers are done)."""
