@@ -229,8 +229,9 @@ def busiest_since(nodes: list[Role], before: dict[int, int]) -> Role:
 async def test_a_stream_begun_before_a_master_restart_fails_over_after_it(fresh_cluster, http):
     """A viewer is mid-stream when the master restarts (a new grant key) and then the
     datanode serving them dies: the stream goes on from another replica, which still
-    honours the grant of the master before, and every byte arrives in order."""
-    cluster = fresh_cluster()
+    honours the grant of the master before, and every byte arrives in order. (Over the
+    network: a web reading its machine's files never asks the datanode it kills.)"""
+    cluster = fresh_cluster(web_args=("--no-local-reads",))
     data = mp4_bytes(os.urandom(LONG_VIDEO_BYTES))
     await store(cluster, "long.mp4", data)
     client = cluster.client()
@@ -283,8 +284,8 @@ async def test_a_stream_whose_named_holders_all_fail_asks_the_master_again(fresh
     """Mid-stream, the two other holders die and a repair copies the video to a fourth
     node; then the serving node dies too. Every holder the master named at the start is
     gone, so the web asks again and reads the rest from the new copy: the viewer gets
-    every byte, in order, instead of a stream cut short."""
-    cluster = fresh_cluster(datanodes=4)
+    every byte, in order, instead of a stream cut short. (Over the network, as above.)"""
+    cluster = fresh_cluster(datanodes=4, web_args=("--no-local-reads",))
     data = mp4_bytes(os.urandom(LONG_VIDEO_BYTES))
     await store(cluster, "moved.mp4", data)
     first_holders = holders_of(cluster, data)

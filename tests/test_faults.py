@@ -53,7 +53,9 @@ async def stream_with_fault(cluster: Cluster, http, name: str, data: bytes, faul
 
 @pytest.fixture
 async def streamed_video(fresh_cluster):
-    cluster = fresh_cluster()
+    # Read over the network: these tests fault the datanode a stream is read from, which a
+    # web reading its machine's files (test_local_reads.py) would not be asking.
+    cluster = fresh_cluster(web_args=("--no-local-reads",))
     data = mp4_bytes(os.urandom(STREAM_VIDEO_BYTES))
     await store(cluster, "movie.mp4", data)
     return cluster, data
@@ -73,14 +75,12 @@ async def test_stream_survives_a_hung_datanode(streamed_video, http):
     assert got == hashlib.sha256(data).hexdigest()
 
 
-async def test_rotten_replicas_are_never_served_and_get_repaired(fresh_cluster, http):
-    """Bytes flipped on disk in 2 of 3 replicas: reads over the network give the good
-    bytes, and the reads that find the rot have it repaired, back to 3 good copies (the
-    scrubber leaves copies this new alone for a day). Reads over the network start at
-    any replica; a web reading its machine's files keeps to one (test_local_reads.py)."""
-    cluster = fresh_cluster(web_args=("--no-local-reads",))
-    data = mp4_bytes(os.urandom(STREAM_VIDEO_BYTES))
-    await store(cluster, "movie.mp4", data)
+async def test_rotten_replicas_are_never_served_and_get_repaired(streamed_video, http):
+    """Bytes flipped on disk in 2 of 3 replicas: reads give the good bytes, and the reads
+    that find the rot have it repaired, back to 3 good copies (the scrubber leaves copies
+    this new alone for a day). Reads over the network start at any replica; a web reading
+    its machine's files keeps to one (test_local_reads.py)."""
+    cluster, data = streamed_video
     rotten = holders_of(cluster, data)[:2]
     for node in rotten:
         path = next(cluster.folder(node).glob("*.blob"))

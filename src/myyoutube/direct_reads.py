@@ -203,9 +203,11 @@ class DirectReads:
         """A read of [offset, offset+length) of the located part, not started yet;
         ReplicationFailed if no running node holds it. A node the read fails on is tried
         last here for a while, and passed to `report` (the master). `first`: a holder to
-        ask before the others (a local read's, local_reads.LocalRead)."""
-        nodes = self.failures.tried_last(location.nodes, time.time())
-        if first in nodes:
+        ask before the others (a local read's, local_reads.LocalRead) unless it failed
+        lately."""
+        now = time.time()
+        nodes = self.failures.tried_last(location.nodes, now)
+        if first in nodes and not self.failures.recently(first, now):
             nodes.remove(first)
             nodes.insert(0, first)
 

@@ -51,6 +51,7 @@ from typing import Protocol
 from myyoutube import protocol
 from myyoutube.datanode.blob_writer import BLOCK_BYTES, CRC, block_matches
 from myyoutube.datanode.read_handles import ReadHandle, ReadHandles
+from myyoutube.formatting import exception_text
 from myyoutube.protocol import Error, Ok, OpenLocalBlob
 from myyoutube.quietlog import QuietLog
 
@@ -62,9 +63,15 @@ quiet = QuietLog(log)
 SUPPORTED = sys.platform == "linux" and hasattr(os, "RWF_NOWAIT")
 
 # How long the whole handover may take. A datanode answers it from memory and two opens
-# in about a millisecond; a frozen one never does, and the read then goes over the network.
-# As short as the hedge before a second replica is asked (replica_reads.FIRST_BYTE_HEDGE_S).
-HANDOVER_TIMEOUT_S = 0.5
+# in about a millisecond, tens under load; a frozen one never does, and this is what a
+# viewer then waits before the read goes over the network (the node is not asked again
+# for NOT_LOCAL_RETRY_S). Half the hedge before a second replica is asked
+# (replica_reads.FIRST_BYTE_HEDGE_S).
+HANDOVER_TIMEOUT_S = 0.25
+
+# A local read hands the event loop back after this many bytes: reading cached blocks
+# never waits, and a viewer whose socket keeps taking them must not hold up the others.
+YIELD_EVERY_BYTES = 1024 * 1024
 
 # An OpenLocalBlob is a blob id and a grant, and its answer an address and a size: a few
 # hundred bytes. Anything larger is not one.
@@ -80,6 +87,10 @@ OPEN_LOCAL_BLOBS = 64
 # deletion waits to free it; a player asks its ranges seconds apart, well within it.
 LOCAL_IDLE_S = 30.0
 
+# How often the idle files are looked for: a file is closed at most this long after
+# LOCAL_IDLE_S.
+SWEEP_EVERY_S = LOCAL_IDLE_S / 4
+
 # A node that turned out not to be on this machine (or not to answer) is asked again only
 # after this long: every read would otherwise try a connect first. Long enough to cost
 # nothing, short enough that a datanode started here later is soon read locally.
@@ -94,7 +105,7 @@ REFUSED_RETRY_S = 1.0
 MAX_NOT_AGAIN = 1024
 
 # struct ucred {pid_t pid; uid_t uid; gid_t gid;}, as SO_PEERCRED fills it.
-_PEER_CREDENTIALS = struct.Struct("3i")
+PEER_CREDENTIALS = struct.Struct("iII")
 
 
 def socket_name(port: int) -> str:
@@ -119,6 +130,8 @@ def ask_for_files(node: str, request: OpenLocalBlob, size: int) -> tuple[int, by
     answer, fds = _exchange(socket_name(int(port)), request)
     try:
         if isinstance(answer, Error):
+            if answer.code == "other_node":
+                raise NotLocal(answer.message)
             raise Refused(answer.message)
         if not isinstance(answer, Ok) or len(fds) != 2:
             raise NotLocal(f"unexpected answer {type(answer).__name__} with {len(fds)} descriptors")
@@ -148,8 +161,8 @@ def _exchange(name: str, request: OpenLocalBlob) -> tuple[protocol.Message, list
             sock.connect(name)
         except (FileNotFoundError, ConnectionRefusedError) as exc:
             raise NotLocal("no datanode listens on that port here") from exc
-        _, uid, _ = _PEER_CREDENTIALS.unpack(
-            sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _PEER_CREDENTIALS.size)
+        _, uid, _ = PEER_CREDENTIALS.unpack(
+            sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, PEER_CREDENTIALS.size)
         )
         if uid not in (os.getuid(), 0):
             # Anyone may bind an abstract name first: only our own user's files are trusted.
@@ -167,7 +180,7 @@ def _answer(sock: socket.socket) -> tuple[protocol.Message, list[int]]:
     try:
         received = 0
         while (answer := decoder.next_frame()) is None:
-            data, more, _, _ = socket.recv_fds(sock, MAX_HANDOVER_BYTES, 2)
+            data, more, _, _ = socket.recv_fds(sock, MAX_HANDOVER_BYTES, 2, socket.MSG_CMSG_CLOEXEC)
             fds += more
             received += len(data)
             if not data or received > MAX_HANDOVER_BYTES or len(fds) > 2:
@@ -203,7 +216,9 @@ class LocalBlobs:
     """The blobs whose files the web holds open, and which datanodes are on this machine."""
 
     def __init__(self) -> None:
-        self._handles = ReadHandles(BLOCK_BYTES, OPEN_LOCAL_BLOBS)
+        # A deleted blob's last descriptor frees its disk blocks as it closes, which for a
+        # large file on a busy disk takes a while: never on the event loop.
+        self._handles = ReadHandles(BLOCK_BYTES, OPEN_LOCAL_BLOBS, close=_close_in_a_thread)
         self._retry_after: dict[str, float] = {}  # node, or node and blob: asked again after
         self._opening: dict[str, asyncio.Future[ReadHandle | None]] = {}
         self._sweep: asyncio.TimerHandle | None = None  # closes idle files (LOCAL_IDLE_S)
@@ -233,7 +248,7 @@ class LocalBlobs:
             return None
         opening = self._opening.get(key)
         if opening is None:
-            opening = asyncio.ensure_future(self._ask(node, key, OpenLocalBlob(blob_id, grant), size))
+            opening = asyncio.ensure_future(self._ask(node, key, OpenLocalBlob(node, blob_id, grant), size))
             self._opening[key] = opening
             opening.add_done_callback(lambda _: self._opening.pop(key, None))
         if await asyncio.shield(opening) is None:
@@ -252,17 +267,21 @@ class LocalBlobs:
             quiet.info("datanode %s would not hand over blob %s: %s", node, request.blob_id, exc)
             self._not_again(key, REFUSED_RETRY_S)
             return None
+        except Exception as exc:  # a peer's odd answer: read over the network, as for any
+            quiet.warning("datanode %s is not read locally: %s", node, exception_text(exc))
+            self._not_again(node, NOT_LOCAL_RETRY_S)
+            return None
         handle = self._handles.keep(key, ReadHandle(fd, crcs), changes)
         self._handles.release(handle)  # kept open; each read takes it anew
         if self._sweep is None:
-            self._sweep = asyncio.get_running_loop().call_later(LOCAL_IDLE_S, self._close_idle)
+            self._sweep = asyncio.get_running_loop().call_later(SWEEP_EVERY_S, self._close_idle)
         return handle
 
     def _close_idle(self) -> None:
         """Close the files no read took for LOCAL_IDLE_S; come back while any are open."""
         self._sweep = None
         if self._handles.drop_idle(time.monotonic() - LOCAL_IDLE_S):
-            self._sweep = asyncio.get_running_loop().call_later(LOCAL_IDLE_S, self._close_idle)
+            self._sweep = asyncio.get_running_loop().call_later(SWEEP_EVERY_S, self._close_idle)
 
     def _not_again(self, what: str, for_s: float) -> None:
         """Ask `what` (a node, or a node's blob) again only after `for_s`."""
@@ -308,6 +327,15 @@ class RottenBlock(Exception):
     """A block read from a local datanode's file does not match its checksum."""
 
 
+def _close_in_a_thread(fd: int) -> None:
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:  # the front end is stopping, its loop gone: nobody waits any more
+        os.close(fd)
+        return
+    loop.run_in_executor(None, os.close, fd)
+
+
 class LocalRead:
     """[offset, offset+length) of a blob of `size` bytes, read from the files of the
     datanode `node` on this machine while its blocks are cached and sound, then from the
@@ -333,13 +361,18 @@ class LocalRead:
         self._handle: ReadHandle | None = handle
         self._rest = rest
         self._remote: BlobRead | None = None
+        self._unyielded = 0  # bytes handed out since the event loop last had a turn
         blobs.reads += 1
 
     async def next_chunk(self) -> bytes:
         """The next bytes (at most a block), b'' at the end."""
         if self._handle is not None and self.sent < self.length:
+            if self._unyielded >= YIELD_EVERY_BYTES:
+                self._unyielded = 0
+                await asyncio.sleep(0)
             piece = self._next_local()
             if piece:
+                self._unyielded += len(piece)
                 return piece
         if self._remote is None:
             return b""

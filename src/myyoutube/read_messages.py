@@ -82,8 +82,9 @@ class OpenLocalBlob:
     TCP): open blob `blob_id`, which the `grant` lets the web read, for the web to read
     itself. Answered by Ok({"address": the datanode's advertised HOST:PORT, "size": the
     blob's bytes}) with two descriptors attached (the blob's file and its checksum file,
-    both read-only), or Error."""
+    both read-only), or Error ('other_node' if this datanode is not `node`)."""
 
     TYPE: typing.ClassVar[int] = 98
+    node: str  # the HOST:PORT the web means: another host's node may share this one's port
     blob_id: str
     grant: str

@@ -12,8 +12,8 @@ blob's file and its checksum file (SCM_RIGHTS), or Error. The connection is then
 
 Nothing here reads or writes blob bytes: a handover costs two opens in a worker thread.
 The socket is served on the event loop, HANDOVER_TIMEOUT_S per connection and at most
-MAX_LOCAL_HANDOVERS at once; a connection beyond that is closed unanswered, and the web
-reads over the network instead. A node that cannot have the socket (not Linux, or its
+MAX_LOCAL_HANDOVERS at once, and only for a process of the node's own user (or root); any
+other connection is closed unanswered, and the web reads over the network instead. A node that cannot have the socket (not Linux, or its
 name taken) serves every read over the network, as before.
 """
 
@@ -29,13 +29,21 @@ from typing import TYPE_CHECKING
 
 from myyoutube import protocol, read_grants
 from myyoutube.datanode.store import StoreError
-from myyoutube.local_reads import HANDOVER_TIMEOUT_S, MAX_HANDOVER_BYTES, SUPPORTED, socket_name
+from myyoutube.local_reads import (
+    HANDOVER_TIMEOUT_S,
+    MAX_HANDOVER_BYTES,
+    PEER_CREDENTIALS,
+    SUPPORTED,
+    socket_name,
+)
 from myyoutube.protocol import Error, Ok, OpenLocalBlob
+from myyoutube.quietlog import QuietLog
 
 if TYPE_CHECKING:
     from myyoutube.datanode.server import DataNode
 
 log = logging.getLogger(__name__)
+quiet = QuietLog(log)
 
 # Handovers served at once. One is a millisecond's work, asked once per blob per web
 # front end; more at once than this means something is hammering the socket.
@@ -43,6 +51,10 @@ MAX_LOCAL_HANDOVERS = 16
 
 # Connections waiting to be accepted, as listen(2) takes it.
 LISTEN_BACKLOG = 64
+
+# How long accepting pauses after it failed (no descriptor left, say): the web reads over
+# the network meanwhile, and a node out of descriptors has better uses for the next ones.
+ACCEPT_RETRY_S = 1.0
 
 
 def listen(port: int) -> socket.socket | None:
@@ -67,8 +79,13 @@ async def serve_forever(node: DataNode, listener: socket.socket) -> None:
     under_way: set[asyncio.Task] = set()
     try:
         while True:
-            connection, _ = await loop.sock_accept(listener)
-            if len(under_way) >= MAX_LOCAL_HANDOVERS:
+            try:
+                connection, _ = await loop.sock_accept(listener)
+            except OSError as exc:  # out of descriptors, say: the node's own work goes first
+                quiet.warning("the local socket cannot accept just now: %s", exc)
+                await asyncio.sleep(ACCEPT_RETRY_S)
+                continue
+            if len(under_way) >= MAX_LOCAL_HANDOVERS or not _same_user(connection):
                 connection.close()
                 continue
             task = asyncio.create_task(_hand_over(node, connection))
@@ -85,9 +102,11 @@ async def _hand_over(node: DataNode, connection: socket.socket) -> None:
     with connection:
         connection.setblocking(False)
         try:
+            # Only the request is timed: the open runs in a worker thread, which a timeout
+            # could not stop, and its descriptors must then still be closed (below).
             async with asyncio.timeout(HANDOVER_TIMEOUT_S):
                 request = await _request(connection)
-                answer, fds = await _files_for(node, request)
+            answer, fds = await _files_for(node, request)
             try:
                 ancillary = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))] if fds else []
                 # A few hundred bytes into a fresh socket's empty buffer: never blocks.
@@ -117,12 +136,44 @@ async def _files_for(node: DataNode, request: protocol.Message) -> tuple[protoco
     if not isinstance(request, OpenLocalBlob):
         return Error("bad_request", f"{type(request).__name__} is not asked here"), []
     # The same check as a network read's (server.DataNode._read): the master's grant.
+    if request.node != node.address:
+        # Another host's node on the same port as this one: the web must not take our files.
+        return Error("other_node", f"this is {node.address}, not {request.node}"), []
     refused = read_grants.refusal(node.read_keys.keys, request.grant, request.blob_id, time.time())
     if refused is not None:
         return Error("forbidden", refused), []
     try:
         size = node.store.size(request.blob_id)
-        fds = await asyncio.to_thread(node.store.open_files, request.blob_id)
+        fds = await _opened(node, request.blob_id)
     except StoreError as exc:
         return Error(exc.code, str(exc)), []
     return Ok({"address": node.address, "size": size}), list(fds)
+
+
+async def _opened(node: DataNode, blob_id: str) -> tuple[int, int]:
+    """The blob's descriptors, opened in a worker thread; closed there if the handover is
+    cancelled meanwhile (the node stopping), as nobody else would."""
+    opening = asyncio.ensure_future(asyncio.to_thread(node.store.open_files, blob_id))
+    try:
+        return await asyncio.shield(opening)
+    except asyncio.CancelledError:
+        opening.add_done_callback(_close_opened)
+        raise
+
+
+def _close_opened(opening: asyncio.Future) -> None:
+    if not opening.cancelled() and opening.exception() is None:
+        for fd in opening.result():
+            os.close(fd)
+
+
+def _same_user(connection: socket.socket) -> bool:
+    """Whether the process at the other end runs as our user (or root): the files go only
+    to such a process, as the web takes them only from one."""
+    try:
+        _, uid, _ = PEER_CREDENTIALS.unpack(
+            connection.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, PEER_CREDENTIALS.size)
+        )
+    except OSError:
+        return False
+    return uid in (os.getuid(), 0)

@@ -34,6 +34,7 @@ import mmap
 import os
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 
 # Blobs kept open for reads. Each costs one file descriptor and its checksums; a node
 # serves a few hot videos at a time, and the fd budget is shared with client
@@ -71,9 +72,13 @@ class ReadHandle:
 class ReadHandles:
     """The open blobs, least recently used first."""
 
-    def __init__(self, block_bytes: int, limit: int = OPEN_READ_HANDLES) -> None:
+    def __init__(
+        self, block_bytes: int, limit: int = OPEN_READ_HANDLES, close: Callable[[int], None] = os.close
+    ) -> None:
+        """`close`: how a descriptor no reader needs any more is closed."""
         assert limit > 0
         self._limit = limit
+        self._close = close
         self._handles: OrderedDict[str, ReadHandle] = OrderedDict()
         # Bumped on every change of any blob's record, so an open that raced a change
         # is not kept (see the module docstring).
@@ -109,7 +114,7 @@ class ReadHandles:
             return handle.for_one_read()  # the blob may have changed under the open
         existing = self.take(blob_id)
         if existing is not None:  # two first reads opened it at once: keep one
-            os.close(handle.fd)
+            self._close(handle.fd)
             return existing
         handle.users = 1
         self._handles[blob_id] = handle
@@ -122,7 +127,7 @@ class ReadHandles:
         """A reader is done with `handle`."""
         handle.users -= 1
         if handle.dropped and handle.users == 0:
-            os.close(handle.fd)
+            self._close(handle.fd)
 
     def drop(self, blob_id: str) -> None:
         """The blob changed: never hand out its current handle again."""
@@ -151,7 +156,7 @@ class ReadHandles:
     def _retire(self, handle: ReadHandle) -> None:
         handle.dropped = True
         if handle.users == 0:
-            os.close(handle.fd)
+            self._close(handle.fd)
 
     def read_if_cached(self, fd: int, offset: int, length: int) -> bytes | None:
         """`length` bytes at `offset` if the page cache holds them all, without blocking;

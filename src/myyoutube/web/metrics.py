@@ -48,16 +48,16 @@ class WebMetrics:
 
 def _local_reads_registry(local: LocalBlobs) -> CollectorRegistry:
     registry = CollectorRegistry()
-    Gauge(
+    Counter(
         "myyoutube_web_local_reads",
-        "Reads begun from the files of a datanode on this machine since the web started",
+        "Reads begun from the files of a datanode on this machine",
         registry=registry,
-    ).set(local.reads)
-    Gauge(
+    ).inc(local.reads)
+    Counter(
         "myyoutube_web_local_read_fallbacks",
         "Of those, reads whose rest came over the network (a block not cached, or rotten)",
         registry=registry,
-    ).set(local.fallbacks)
+    ).inc(local.fallbacks)
     return registry
 
 
