@@ -1,4 +1,4 @@
-"""Tests for myyoutube.local_reads and datanode/local_files.py: a blob held by a datanode on
+"""Tests for myyoutube.local_reads, local_handover and datanode/local_files.py: a blob held by a datanode on
 the web's machine is read from its files, handed over on the node's local socket, checked
 block by block, and read over the network from the first block that cannot be.
 
@@ -19,13 +19,13 @@ import google_crc32c
 import pytest
 
 from harness import Cluster, holders_of, mp4_bytes, store, wait_until
-from myyoutube import local_reads, read_grants
+from myyoutube import local_handover, local_reads, read_grants
 from myyoutube.datanode import local_files
 from myyoutube.datanode.blob_writer import BLOCK_BYTES, CRC
 from myyoutube.datanode.store import BlobStore
 from myyoutube.local_reads import LocalBlobs, LocalRead
 
-pytestmark = pytest.mark.skipif(not local_reads.SUPPORTED, reason="local reads need Linux")
+pytestmark = pytest.mark.skipif(not local_handover.SUPPORTED, reason="local reads need Linux")
 
 BLOB_ID = "ab" * 16
 BLOB_BYTES = 2 * BLOCK_BYTES + 12_345  # three blocks, the last one short

@@ -34,7 +34,7 @@ import time
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
-from myyoutube import local_reads, location_cache, protocol, read_plan
+from myyoutube import local_handover, local_reads, location_cache, protocol, read_plan
 from myyoutube.local_reads import BlobRead, LocalRead
 from myyoutube.pool import DatanodePools
 from myyoutube.protocol import VideoLocation
@@ -142,7 +142,7 @@ class DirectReads:
         self.pools = DatanodePools(tls, MAX_IDLE_PER_DATANODE)
         self.failures = RecentFailures()
         self.locations = location_cache.LocationCache()
-        self.local = local_reads.LocalBlobs() if read_locally and local_reads.SUPPORTED else None
+        self.local = local_reads.LocalBlobs() if read_locally and local_handover.SUPPORTED else None
 
     async def open_part(
         self,

@@ -10,14 +10,10 @@ own machine (the one-command cluster, or a small deployment), none of it is need
 bytes are in the same page cache. So, as HDFS's short-circuit local reads do, the web
 asks such a datanode once per blob for the blob's files, and then reads them itself.
 
-The handover: every datanode listens on a Unix socket in Linux's abstract namespace named
-after its TCP port (`socket_name`), which only a process on the same machine (and in the
-same network namespace) can reach. The web sends OpenLocalBlob with the master's grant for
-the blob; the datanode checks the grant as for a network read and answers with its
-advertised address, the blob's size, and read-only descriptors of the blob's file and its
-checksum file (SCM_RIGHTS). The web takes them only from a process of its own user (or
-root), and only if the address is the node it asked about: a datanode of another
-cluster, or another host's node whose port a local datanode happens to use, is not it.
+The handover (local_handover.py): on a local socket, against the master's grant for the
+blob, the datanode gives the web read-only descriptors of the blob's file and its
+checksum file, once per blob; only between processes of one user, and only from the very
+node the web asked about.
 
 Reading: each block comes from the page cache without waiting (preadv RWF_NOWAIT, on the
 event loop, read_handles.py) and is checked against its CRC32C like every datanode read.
@@ -41,41 +37,23 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import socket
-import struct
-import sys
 import time
 from collections.abc import Callable
 from typing import Protocol
 
-from myyoutube import protocol
-from myyoutube.datanode.blob_writer import BLOCK_BYTES, CRC, block_matches
+from myyoutube.datanode.blob_writer import BLOCK_BYTES, block_matches
 from myyoutube.datanode.read_handles import ReadHandle, ReadHandles
 from myyoutube.formatting import exception_text
-from myyoutube.protocol import Error, Ok, OpenLocalBlob
+from myyoutube.local_handover import NotLocal, Refused, ask_for_files
+from myyoutube.protocol import OpenLocalBlob
 from myyoutube.quietlog import QuietLog
 
 log = logging.getLogger(__name__)
 quiet = QuietLog(log)
 
-# Only Linux has the abstract socket namespace and RWF_NOWAIT reads; elsewhere every read
-# goes over the network, as before.
-SUPPORTED = sys.platform == "linux" and hasattr(os, "RWF_NOWAIT")
-
-# How long the whole handover may take. A datanode answers it from memory and two opens
-# in about a millisecond, tens under load; a frozen one never does, and this is what a
-# viewer then waits before the read goes over the network (the node is not asked again
-# for NOT_LOCAL_RETRY_S). Half the hedge before a second replica is asked
-# (replica_reads.FIRST_BYTE_HEDGE_S).
-HANDOVER_TIMEOUT_S = 0.25
-
 # A local read hands the event loop back after this many bytes: reading cached blocks
 # never waits, and a viewer whose socket keeps taking them must not hold up the others.
 YIELD_EVERY_BYTES = 1024 * 1024
-
-# An OpenLocalBlob is a blob id and a grant, and its answer an address and a size: a few
-# hundred bytes. Anything larger is not one.
-MAX_HANDOVER_BYTES = 4096
 
 # Blobs whose files the web keeps open: two descriptors each while opening, one after,
 # and their checksums (16 KiB per GiB). A player reads one blob at a time, so this covers
@@ -103,94 +81,6 @@ REFUSED_RETRY_S = 1.0
 # Nodes and blobs not to ask again yet that are remembered. Each is a short string for
 # at most NOT_LOCAL_RETRY_S; a front end meets a few nodes and refusals are rare.
 MAX_NOT_AGAIN = 1024
-
-# struct ucred {pid_t pid; uid_t uid; gid_t gid;}, as SO_PEERCRED fills it.
-PEER_CREDENTIALS = struct.Struct("iII")
-
-
-def socket_name(port: int) -> str:
-    """The abstract Unix socket of the datanode listening on TCP `port` on this machine."""
-    return f"\0myyoutube-datanode-{port}"
-
-
-class NotLocal(Exception):
-    """The node is not on this machine, or not ours, or did not answer in time."""
-
-
-class Refused(Exception):
-    """The node is local but would not hand over this blob (its Error's message)."""
-
-
-def ask_for_files(node: str, request: OpenLocalBlob, size: int) -> tuple[int, bytes]:
-    """Blocking (run in a worker thread): the blob's open file and its checksums from the
-    datanode `node` (HOST:PORT) on this machine; NotLocal or Refused."""
-    _, _, port = node.rpartition(":")
-    if not port.isascii() or not port.isdigit():
-        raise NotLocal(f"{node!r} names no port")
-    answer, fds = _exchange(socket_name(int(port)), request)
-    try:
-        if isinstance(answer, Error):
-            if answer.code == "other_node":
-                raise NotLocal(answer.message)
-            raise Refused(answer.message)
-        if not isinstance(answer, Ok) or len(fds) != 2:
-            raise NotLocal(f"unexpected answer {type(answer).__name__} with {len(fds)} descriptors")
-        if answer.info.get("address") != node:
-            raise NotLocal(f"the local datanode on that port is {answer.info.get('address')!r}")
-        blob_fd, crc_fd = fds
-        if os.fstat(blob_fd).st_size != size or answer.info.get("size") != size:
-            raise Refused(f"its blob is not {size} bytes long")
-        expected = -(-size // BLOCK_BYTES) * CRC.size
-        crcs = os.pread(crc_fd, expected + 1, 0)
-        if len(crcs) != expected:
-            raise Refused("its checksum file does not match the blob's size")
-        os.close(crc_fd)
-        return blob_fd, crcs
-    except BaseException:
-        for fd in fds:
-            os.close(fd)
-        raise
-
-
-def _exchange(name: str, request: OpenLocalBlob) -> tuple[protocol.Message, list[int]]:
-    """Send `request` on the abstract socket `name`; the answer and the descriptors
-    that came with it (the caller closes them)."""
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-        sock.settimeout(HANDOVER_TIMEOUT_S)
-        try:
-            sock.connect(name)
-        except (FileNotFoundError, ConnectionRefusedError) as exc:
-            raise NotLocal("no datanode listens on that port here") from exc
-        _, uid, _ = PEER_CREDENTIALS.unpack(
-            sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, PEER_CREDENTIALS.size)
-        )
-        if uid not in (os.getuid(), 0):
-            # Anyone may bind an abstract name first: only our own user's files are trusted.
-            raise NotLocal(f"the process on that socket runs as uid {uid}")
-        try:
-            sock.sendall(protocol.encode(request))
-            return _answer(sock)
-        except (TimeoutError, OSError, protocol.ProtocolError) as exc:
-            raise NotLocal(f"the handover failed: {exc}") from exc
-
-
-def _answer(sock: socket.socket) -> tuple[protocol.Message, list[int]]:
-    decoder = protocol.FrameDecoder()
-    fds: list[int] = []
-    try:
-        received = 0
-        while (answer := decoder.next_frame()) is None:
-            data, more, _, _ = socket.recv_fds(sock, MAX_HANDOVER_BYTES, 2, socket.MSG_CMSG_CLOEXEC)
-            fds += more
-            received += len(data)
-            if not data or received > MAX_HANDOVER_BYTES or len(fds) > 2:
-                raise protocol.RemoteProtocolError("the datanode's answer is cut short or too long")
-            decoder.feed(data)
-        return answer, fds
-    except BaseException:
-        for fd in fds:
-            os.close(fd)
-        raise
 
 
 class BlobRead(Protocol):

@@ -3,18 +3,20 @@
 Theory of operation
 -------------------
 The web reads blobs held by a datanode on its own machine from the files, with no hop per
-range (local_reads.py says why and how it reads them). This is the datanode's half: a
-Unix socket in Linux's abstract namespace, named after the node's TCP port, where each
-connection is one handover. The web sends OpenLocalBlob with the master's grant; the
-grant is checked exactly as for a ReadBlob over the network, and the answer is Ok with
-this node's advertised address and the blob's size, carrying read-only descriptors of the
-blob's file and its checksum file (SCM_RIGHTS), or Error. The connection is then closed.
+range (local_reads.py says why and how it reads them, local_handover.py what both sides
+share). This is the datanode's half: a Unix socket in Linux's abstract namespace, named
+after the node's TCP port, where each connection is one handover. The web sends
+OpenLocalBlob naming this node, with the master's grant; the grant is checked exactly as
+for a ReadBlob over the network, and the answer is Ok with this node's advertised address
+and the blob's size, carrying read-only descriptors of the blob's file and its checksum
+file (SCM_RIGHTS), or Error. The connection is then closed.
 
 Nothing here reads or writes blob bytes: a handover costs two opens in a worker thread.
-The socket is served on the event loop, HANDOVER_TIMEOUT_S per connection and at most
+The socket is served on the event loop, HANDOVER_TIMEOUT_S per request and at most
 MAX_LOCAL_HANDOVERS at once, and only for a process of the node's own user (or root); any
-other connection is closed unanswered, and the web reads over the network instead. A node that cannot have the socket (not Linux, or its
-name taken) serves every read over the network, as before.
+other connection is closed unanswered, and the web reads over the network instead. A node
+that cannot have the socket (not Linux, or its name taken) serves every read over the
+network, as before.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from typing import TYPE_CHECKING
 
 from myyoutube import protocol, read_grants
 from myyoutube.datanode.store import StoreError
-from myyoutube.local_reads import (
+from myyoutube.local_handover import (
     HANDOVER_TIMEOUT_S,
     MAX_HANDOVER_BYTES,
     PEER_CREDENTIALS,
