@@ -18,10 +18,12 @@ side, blocking, for a worker thread: a handover happens once per blob, not per r
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import struct
 import sys
+from collections.abc import Iterator
 
 from myyoutube import protocol
 from myyoutube.datanode.blob_writer import BLOCK_BYTES, CRC
@@ -43,7 +45,7 @@ HANDOVER_TIMEOUT_S = 0.25
 MAX_HANDOVER_BYTES = 4096
 
 # struct ucred {pid_t pid; uid_t uid; gid_t gid;}, as SO_PEERCRED fills it.
-PEER_CREDENTIALS = struct.Struct("iII")
+_PEER_CREDENTIALS = struct.Struct("iII")
 
 
 def socket_name(port: int) -> str:
@@ -66,7 +68,7 @@ def ask_for_files(node: str, request: OpenLocalBlob, size: int) -> tuple[int, by
     if not port.isascii() or not port.isdigit():
         raise NotLocal(f"{node!r} names no port")
     answer, fds = _exchange(socket_name(int(port)), request)
-    try:
+    with _closed_on_failure(fds):
         if isinstance(answer, Error):
             if answer.code == "other_node":
                 raise NotLocal(answer.message)
@@ -84,10 +86,6 @@ def ask_for_files(node: str, request: OpenLocalBlob, size: int) -> tuple[int, by
             raise Refused("its checksum file does not match the blob's size")
         os.close(crc_fd)
         return blob_fd, crcs
-    except BaseException:
-        for fd in fds:
-            os.close(fd)
-        raise
 
 
 def _exchange(name: str, request: OpenLocalBlob) -> tuple[protocol.Message, list[int]]:
@@ -99,12 +97,9 @@ def _exchange(name: str, request: OpenLocalBlob) -> tuple[protocol.Message, list
             sock.connect(name)
         except (FileNotFoundError, ConnectionRefusedError) as exc:
             raise NotLocal("no datanode listens on that port here") from exc
-        _, uid, _ = PEER_CREDENTIALS.unpack(
-            sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, PEER_CREDENTIALS.size)
-        )
-        if uid not in (os.getuid(), 0):
+        if not same_user(sock):
             # Anyone may bind an abstract name first: only our own user's files are trusted.
-            raise NotLocal(f"the process on that socket runs as uid {uid}")
+            raise NotLocal("the process on that socket runs as another user")
         try:
             sock.sendall(protocol.encode(request))
             return _answer(sock)
@@ -115,8 +110,8 @@ def _exchange(name: str, request: OpenLocalBlob) -> tuple[protocol.Message, list
 def _answer(sock: socket.socket) -> tuple[protocol.Message, list[int]]:
     decoder = protocol.FrameDecoder()
     fds: list[int] = []
-    try:
-        received = 0
+    received = 0
+    with _closed_on_failure(fds):
         while (answer := decoder.next_frame()) is None:
             data, more, _, _ = socket.recv_fds(sock, MAX_HANDOVER_BYTES, 2, socket.MSG_CMSG_CLOEXEC)
             fds += more
@@ -124,8 +119,24 @@ def _answer(sock: socket.socket) -> tuple[protocol.Message, list[int]]:
             if not data or received > MAX_HANDOVER_BYTES or len(fds) > 2:
                 raise protocol.RemoteProtocolError("the datanode's answer is cut short or too long")
             decoder.feed(data)
-        return answer, fds
+    return answer, fds
+
+
+@contextlib.contextmanager
+def _closed_on_failure(fds: list[int]) -> Iterator[None]:
+    """Close every descriptor in `fds` (as it is when the block fails) if the block fails."""
+    try:
+        yield
     except BaseException:
         for fd in fds:
             os.close(fd)
         raise
+
+
+def same_user(sock: socket.socket) -> bool:
+    """Whether the process at the other end of a Unix socket runs as our user (or root).
+    OSError if the socket cannot say (it is not a connected Unix socket)."""
+    _, uid, _ = _PEER_CREDENTIALS.unpack(
+        sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _PEER_CREDENTIALS.size)
+    )
+    return uid in (os.getuid(), 0)

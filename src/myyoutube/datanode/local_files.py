@@ -34,8 +34,8 @@ from myyoutube.datanode.store import StoreError
 from myyoutube.local_handover import (
     HANDOVER_TIMEOUT_S,
     MAX_HANDOVER_BYTES,
-    PEER_CREDENTIALS,
     SUPPORTED,
+    same_user,
     socket_name,
 )
 from myyoutube.protocol import Error, Ok, OpenLocalBlob
@@ -173,9 +173,6 @@ def _same_user(connection: socket.socket) -> bool:
     """Whether the process at the other end runs as our user (or root): the files go only
     to such a process, as the web takes them only from one."""
     try:
-        _, uid, _ = PEER_CREDENTIALS.unpack(
-            connection.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, PEER_CREDENTIALS.size)
-        )
+        return same_user(connection)
     except OSError:
         return False
-    return uid in (os.getuid(), 0)
