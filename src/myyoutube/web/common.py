@@ -104,6 +104,13 @@ def csrf_token(session_token: str) -> str:
 # connections.py), as long as it likes: the same bound as the headers get.
 SMALL_BODY_TIMEOUT_S = 10.0
 
+# Upload bytes the web keeps on its own disk (a plain upload's spool file, a resumable
+# upload's local copy) are written by a bulk thread in batches this large, two at most
+# held per file: a thread hop per chunk, awaited before the chunk went on to the master,
+# put every wait for the disk in the upload's path and cost it half its time
+# (batched_writes.py).
+SPOOL_BATCH_BYTES = 2 * 1024 * 1024
+
 
 T = TypeVar("T")
 

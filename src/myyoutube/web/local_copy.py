@@ -31,6 +31,7 @@ from typing import IO
 
 from myyoutube.batched_writes import BatchedWriter
 from myyoutube.quietlog import QuietLog
+from myyoutube.web.common import SPOOL_BATCH_BYTES
 
 quiet = QuietLog(logging.getLogger(__name__))
 
@@ -39,13 +40,6 @@ PREFIX = "myyoutube-tus-"
 # The master's default --upload-expiry: a copy untouched this long belongs to an upload
 # that is gone (or will be read back, if it was finished through another process).
 STALE_AFTER_S = 24 * 3600.0
-
-
-# The copy is written by a bulk thread in batches this large (two at most held per
-# append), as a plain upload's spool is (uploads.SPOOL_BATCH_BYTES): a thread hop per
-# chunk, awaited before the chunk went on to the master, put every wait for the disk in
-# the path of the upload.
-COPY_BATCH_BYTES = 2 * 1024 * 1024
 
 
 class LocalCopy:
@@ -64,7 +58,7 @@ class LocalCopy:
             await self._lost(exc)
             return
         if self._file is not None:
-            self._writes = BatchedWriter(self._file.writelines, COPY_BATCH_BYTES)
+            self._writes = BatchedWriter(self._file.writelines, SPOOL_BATCH_BYTES)
             self._started_at = offset
         if offset == 0:
             await asyncio.to_thread(_remove_stale, self.path.parent, time.time())

@@ -47,7 +47,16 @@ from myyoutube.formatting import human_size
 from myyoutube.master_streams import Upload
 from myyoutube.protocol import CHUNK_BYTES
 from myyoutube.web.auth import client_address
-from myyoutube.web.common import LIMITS, METRICS, VISITOR, account_of, error, master_for, on_local_disk
+from myyoutube.web.common import (
+    LIMITS,
+    METRICS,
+    SPOOL_BATCH_BYTES,
+    VISITOR,
+    account_of,
+    error,
+    master_for,
+    on_local_disk,
+)
 from myyoutube.web.pace import enforce_rate
 from myyoutube.web.spool import spool_folder
 
@@ -61,10 +70,6 @@ MULTIPART_OVERHEAD_BYTES = 64 * 1024
 
 # A client that sends no upload bytes for this long is gone or hostile; its slot is freed.
 CLIENT_IDLE_TIMEOUT_S = 60.0
-
-# The spool file is written by a worker thread in batches this large (two at most held
-# per upload): a hop per chunk cost an upload half its time (see batched_writes.py).
-SPOOL_BATCH_BYTES = 2 * 1024 * 1024
 
 # New videos probed and given a poster at once, per front end; more wait for a thread.
 # A poster decodes up to media.POSTER_MAX_FRAMES frames in one thread (0.6 CPU-s for a
