@@ -124,12 +124,12 @@ class LocalBlobs:
     def held(self, node: str, blob_id: str) -> ReadHandle | None:
         """The blob's files as `node` holds them if they are open already, taken for one
         read (`release` it); None if they are not."""
-        return self._handles.take(f"{node} {blob_id}")
+        return self._handles.take(_key(node, blob_id))
 
     async def open(self, node: str, blob_id: str, grant: str, size: int) -> ReadHandle | None:
         """The blob's files as `node` holds them, taken for one read (`release` it), or
         None if that node is not on this machine or would not hand them over."""
-        key = f"{node} {blob_id}"
+        key = _key(node, blob_id)
         handle = self._handles.take(key)
         if handle is not None:
             return handle
@@ -198,7 +198,7 @@ class LocalBlobs:
     def forget(self, node: str, blob_id: str) -> None:
         """Let this node's files of the blob go, and do not open them again for
         NOT_LOCAL_RETRY_S (a block failed its checksum: its scrubber will find it too)."""
-        key = f"{node} {blob_id}"
+        key = _key(node, blob_id)
         self._handles.drop(key)
         self._not_again(key, NOT_LOCAL_RETRY_S)
 
@@ -211,6 +211,11 @@ class LocalBlobs:
         if self._sweep is not None:
             self._sweep.cancel()
         self._handles.close_all()
+
+
+def _key(node: str, blob_id: str) -> str:
+    """What the files of `blob_id` as `node` holds them are kept under."""
+    return f"{node} {blob_id}"
 
 
 class RottenBlock(Exception):

@@ -137,10 +137,10 @@ async def _files_for(node: DataNode, request: protocol.Message) -> tuple[protoco
     """The answer to `request`, and the descriptors that go with it (closed by the caller)."""
     if not isinstance(request, OpenLocalBlob):
         return Error("bad_request", f"{type(request).__name__} is not asked here"), []
-    # The same check as a network read's (server.DataNode._read): the master's grant.
     if request.node != node.address:
         # Another host's node on the same port as this one: the web must not take our files.
         return Error("other_node", f"this is {node.address}, not {request.node}"), []
+    # The same check as a network read's (server.DataNode._read): the master's grant.
     refused = read_grants.refusal(node.read_keys.keys, request.grant, request.blob_id, time.time())
     if refused is not None:
         return Error("forbidden", refused), []

@@ -296,15 +296,13 @@ class BlobStore:
             raise StoreError("not_found", f"no blob {blob_id} on this node")
         try:
             crc_fd = os.open(self._path(blob_id, ".crc"), os.O_RDONLY)
+            try:
+                return os.open(self._path(blob_id, ".blob"), os.O_RDONLY), crc_fd
+            except BaseException:
+                os.close(crc_fd)
+                raise
         except FileNotFoundError as exc:
             raise StoreError("not_found", f"blob {blob_id} is gone from this node's disk") from exc
-        try:
-            return os.open(self._path(blob_id, ".blob"), os.O_RDONLY), crc_fd
-        except BaseException as exc:
-            os.close(crc_fd)
-            if isinstance(exc, FileNotFoundError):
-                raise StoreError("not_found", f"blob {blob_id} is gone from this node's disk") from exc
-            raise
 
     def _open_for_reading(self, blob_id: str) -> ReadHandle:
         """In a worker thread: the blob open, with the CRCs of all its blocks."""
