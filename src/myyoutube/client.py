@@ -117,8 +117,11 @@ class MasterClient:
     def as_user(self, user: User | str | None) -> MasterClient:
         """A client acting for `user` (None: anonymous) on this client's pool. Close only
         the original: they share their connections."""
+        name = user.name if isinstance(user, User) else (user or "")
+        if name == self.user:  # e.g. an anonymous viewer's: every stream asks for one
+            return self
         acting = copy.copy(self)
-        acting.user = user.name if isinstance(user, User) else (user or "")
+        acting.user = name
         return acting
 
     async def _ask(self, request: protocol.Message, *answers: type[M]) -> M:

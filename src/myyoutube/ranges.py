@@ -186,8 +186,9 @@ def _normalize_headers(request_headers: Mapping[str, str]) -> dict[str, str]:
     dict(): a CIMultiDictProxy yields a repeated field once per line)."""
     values_by_name: dict[str, list[str]] = {}
     for name, value in request_headers.items():
-        if name.lower() in _CONDITIONAL_HEADERS:
-            values_by_name.setdefault(name.lower(), []).append(value)
+        lowered = name.lower()
+        if lowered in _CONDITIONAL_HEADERS:
+            values_by_name.setdefault(lowered, []).append(value)
     normalized: dict[str, str] = {}
     for name, values in values_by_name.items():
         if name in _LIST_HEADERS:
@@ -264,6 +265,8 @@ def _coalesce(ranges: list[ByteRange]) -> list[ByteRange]:
     Merging looks at ranges in offset order; the result keeps the order in which the
     client listed the first range of each merged group (§15.3.7.2 SHOULD).
     """
+    if len(ranges) == 1:  # a player's seek, nearly every request: nothing to merge
+        return ranges
     by_offset = sorted(range(len(ranges)), key=lambda index: ranges[index].start)
     groups: list[tuple[int, int, int]] = []  # (start, stop, first request index)
     for index in by_offset:

@@ -25,7 +25,11 @@ uploaded, sent as a download), 'poster', and each rendition by height (web/hls.p
 
 Each chunk is written with `await response.write`, which waits for the viewer's socket to
 drain, so a slow viewer slows the datanode read instead of filling a buffer. A viewer that
-takes fewer bytes than `--min-stream-rate` over a window is cut off (pace.py).
+takes fewer bytes than `--min-stream-rate` over a window is cut off (pace.py). That is
+also what ends the stream of a player that stopped reading for good: the minimum is
+always positive, so a window in which nothing was taken is always too slow, and the
+player asks for its range again when it resumes. A timer per write would only repeat it
+(at ~2 % of the web's CPU per 64 KiB range).
 
 The master is asked as the visitor, so a video they may not see is a 404. A public
 video may be kept in shared caches, any other only privately, and every copy is
@@ -35,7 +39,6 @@ once. Stream slots are bounded in all and per client address.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import secrets
 import urllib.parse
@@ -53,11 +56,6 @@ from myyoutube.web.pace import enforce_rate
 
 log = logging.getLogger(__name__)
 quiet = QuietLog(log)
-
-# A paused player stops reading; past this the stream is dropped (the player asks for
-# its range again on resume). Shorter than the master's own stall timeout, so the web
-# front end is the one that ends the relay, cleanly.
-VIEWER_STALL_TIMEOUT_S = 90.0
 
 
 class _HeadersWithBody(web.StreamResponse):
@@ -222,10 +220,8 @@ async def _send(
     async def send(data: bytes) -> None:
         nonlocal sent
         try:
-            # A viewer that takes nothing for this long is gone; free the stream slot.
-            async with asyncio.timeout(VIEWER_STALL_TIMEOUT_S):
-                await response.write(data)
-        except (ConnectionError, TimeoutError) as exc:
+            await response.write(data)
+        except ConnectionError as exc:  # the viewer left, or enforce_rate cut it off
             raise ViewerGone(str(exc) or type(exc).__name__) from exc
         counters.stream_bytes.inc(len(data))
         sent += len(data)
