@@ -15,32 +15,32 @@ def refusal(exc: pytest.ExceptionInfo[web.HTTPServiceUnavailable]) -> str:
     return json.loads(exc.value.text)["error"]
 
 
-async def test_an_account_gets_one_share_of_the_slots_from_any_number_of_addresses():
+def test_an_account_gets_one_share_of_the_slots_from_any_number_of_addresses():
     """An account uploading from several hosts is held to the per-client bound as an
     address is (before, each address had its own share, so a few took every slot); other
     accounts still get in there, and each 503 says which bound was hit; every slot is
     given back."""
     slots = Slots(limit=10, what="uploads", per_client=2)
-    async with slots.take("192.0.2.1", "mallory"), slots.take("192.0.2.2", "mallory"):
-        with pytest.raises(web.HTTPServiceUnavailable) as refused:
-            async with slots.take("192.0.2.3", "mallory"):
-                pass
+    with slots.take("192.0.2.1", "mallory"), slots.take("192.0.2.2", "mallory"):
+        with pytest.raises(web.HTTPServiceUnavailable) as refused, slots.take("192.0.2.3", "mallory"):
+            pass
         assert refusal(refused) == "Too many uploads at once for your account; try again in a few seconds."
-        async with slots.take("192.0.2.1", "alice"):
-            with pytest.raises(web.HTTPServiceUnavailable) as refused:
-                async with slots.take("192.0.2.1", "bob"):
-                    pass
+        with slots.take("192.0.2.1", "alice"):
+            with pytest.raises(web.HTTPServiceUnavailable) as refused, slots.take("192.0.2.1", "bob"):
+                pass
             assert "from your address" in refusal(refused)
-        async with slots.take("192.0.2.3", "alice"):
+        with slots.take("192.0.2.3", "alice"):
             assert slots.used == 3
     assert slots.used == 0 and not slots.by_client
 
 
-async def test_past_the_total_the_refusal_blames_no_client():
+def test_past_the_total_the_refusal_blames_no_client():
     """With every slot taken, the 503 says so without pointing at the client's share."""
     slots = Slots(limit=1, what="streams")
-    async with slots.take("192.0.2.1"):
-        with pytest.raises(web.HTTPServiceUnavailable) as refused:
-            async with slots.take("192.0.2.2"):
-                pass
+    with (
+        slots.take("192.0.2.1"),
+        pytest.raises(web.HTTPServiceUnavailable) as refused,
+        slots.take("192.0.2.2"),
+    ):
+        pass
     assert refusal(refused) == "Too many streams at once; try again in a few seconds."

@@ -19,7 +19,7 @@ import asyncio
 import hashlib
 import json
 from collections.abc import Awaitable
-from contextlib import asynccontextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -180,8 +180,8 @@ class Slots:
         self.per_client = per_client
         self.by_client: dict[tuple[str, str], int] = {}  # ("address" or "account", key) -> held
 
-    @asynccontextmanager
-    async def take(self, client: str = "", account: str | None = None):
+    @contextmanager
+    def take(self, client: str = "", account: str | None = None):
         keys = [("address", client)] + ([("account", account)] if account is not None else [])
         full = None
         if self.per_client is not None:

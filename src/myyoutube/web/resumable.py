@@ -190,7 +190,7 @@ async def _append_then_complete(request: web.Request, master: MasterClient, uplo
     """Append the body at the upload's offset, then commit if it is complete: 204 with
     the new offset, or the refusal."""
     limits = request.app[LIMITS]
-    async with limits["uploads"].take(client_address(request), account_of(request)):
+    with limits["uploads"].take(client_address(request), account_of(request)):
         video: dict = {}
         body, copy = request.content, LocalCopy(limits["spool_dir"], upload["id"])
         try:

@@ -127,7 +127,7 @@ async def _open(master: MasterClient, request: web.Request, part: str) -> tuple[
 async def serve(request: web.Request, part: str) -> web.StreamResponse:
     """Answer GET/HEAD of one stored part as ranges.decide says, relaying its bytes."""
     master = master_for(request)
-    async with request.app[LIMITS]["streams"].take(client_address(request)):
+    with request.app[LIMITS]["streams"].take(client_address(request)):
         video, read = await _open(master, request, part)
         try:
             size, validators, content_type = _describe(video, part)

@@ -356,7 +356,7 @@ async def upload(request: web.Request) -> web.Response:
     if refusal is not None:
         return refusal
     body = request.content
-    async with limits["uploads"].take(client_address(request), account_of(request)):
+    with limits["uploads"].take(client_address(request), account_of(request)):
         try:
             with enforce_rate(
                 request, limits["upload_rate"], lambda: None if body.is_eof() else body.total_bytes, "upload"
