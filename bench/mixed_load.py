@@ -14,7 +14,7 @@ right after the load and after --idle-s of quiet (memory that stays up after the
 leak or an unbounded cache), the sockets left in TIME_WAIT (each internal connection
 opened and closed per request leaves one), and how many connections the master accepted.
 
-Printed: the latency table, the per-role memory table, TIME_WAIT count and the master's
+Printed: the latency table, each process's CPU during the load, the per-role memory table, TIME_WAIT count and the master's
 connection counters. Exit status 1 if any range answer had wrong bytes.
 """
 
@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import random
 import subprocess
 import sys
@@ -34,6 +35,7 @@ import aiohttp
 from benchlib import (
     MIB,
     BenchCluster,
+    CpuMeter,
     auth_headers,
     make_video_file,
     mapped,
@@ -143,7 +145,9 @@ async def main_async(args) -> int:
             ports = cluster.listening_ports()
             waits_before = time_wait_sockets(ports)
             print(f"load: {args.viewers} viewers, {args.uploaders} uploaders, 1 lister, {args.seconds} s ...")
+            meter = CpuMeter({**pids, "client": "self"}).start()
             result = await run_load(args, cluster, video, name, small)
+            result["cpu"] = meter.stop().summary()
             after = {role: rss_bytes(pid) for role, pid in pids.items()}
             waits_after = time_wait_sockets(ports)
             await asyncio.sleep(args.idle_s)
@@ -176,6 +180,7 @@ def report(args, result, before, after, idle, waits_before, waits_after) -> None
             ["wrong range answers", len(result["bad"]), "-", "-"],
         ],
     )
+    print(f"CPU during the load (100% = one core of {os.cpu_count()}): {result['cpu']}")
     print_table(
         "Resident memory per role",
         ["role", "before", "after load", f"after {args.idle_s:g} s idle"],

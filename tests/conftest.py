@@ -34,6 +34,7 @@ PROCESS_MODULES = {
     "test_cluster",  # myyoutube-cluster, as a subprocess
     "test_commandline",  # the myyoutube command, as a subprocess
     "test_harness",  # the roles, started as the cluster fixtures start them
+    "test_media_processes",  # the web's media workers, spawned
     "test_service",  # each role's command line, as a subprocess
 }
 

@@ -4,12 +4,13 @@ Theory of operation
 -------------------
 A role's event loop serves people who wait on it: a viewer's range request, a page. Some
 of a role's work is bulk that nobody watches byte by byte: an upload's copies into the
-page cache and their hashing (batched_writes.py), a new video's probe and poster
-(web/uploads.py). That work runs in pools made by `pool`, whose threads lower their own
-priority by BULK_NICE as they start, so on a busy machine the kernel gives the cores to
-the event loops first and the bulk work what they leave; on a quiet machine it runs as
-fast as before. Transcode workers, child processes, do the same for themselves
-(datanode/transcode_worker.py).
+page cache and their hashing (batched_writes.py). That work runs in pools made by `pool`,
+whose threads lower their own priority by BULK_NICE as they start, so on a busy machine
+the kernel gives the cores to the event loops first and the bulk work what they leave;
+on a quiet machine it runs as fast as before. Child processes do the same for themselves:
+transcode workers (datanode/transcode_worker.py) and the web's probe and poster workers
+(web/media_processes.py), which run Python long enough to hold the interpreter's lock
+away from an event loop, where these threads mostly wait in C (hashing, copying).
 
 On Linux a nice value belongs to a thread (its id is a "process" id to setpriority), so
 the event loop keeps its own. Elsewhere the call would lower the whole process, event loop

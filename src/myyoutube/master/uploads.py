@@ -41,7 +41,7 @@ log = logging.getLogger(__name__)
 
 # The web front end relays an HTTP client, and between the last chunk and End it probes
 # the file with PyAV, sending keepalives meanwhile (it bounds that work itself:
-# web/uploads.MEDIA_STEP_TIMEOUT_S); an upload silent this long is abandoned.
+# web/media_processes.MEDIA_STEP_TIMEOUT_S); an upload silent this long is abandoned.
 UPLOAD_STALL_TIMEOUT_S = 120.0
 
 # After refusing an upload midway, how long the uploader gets to notice and stop sending.

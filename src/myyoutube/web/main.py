@@ -30,7 +30,7 @@ from myyoutube.formatting import human_size
 from myyoutube.master.users import BadAccount, check_password
 from myyoutube.rates import MinimumRate
 from myyoutube.stream import RequestFailed
-from myyoutube.web import admin, connections, origin, pace
+from myyoutube.web import admin, connections, origin, pace, uploads
 from myyoutube.web.common import CONFIG, WebConfig
 from myyoutube.web.public_tls import CertificateError, PublicCertificate
 from myyoutube.web.server import make_app
@@ -275,6 +275,7 @@ async def serve(args: argparse.Namespace) -> None:
             task.cancel()
         for runner in runners:
             await runner.cleanup()
+        uploads.MEDIA_WORK.close()
         master.close()
 
 

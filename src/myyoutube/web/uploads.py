@@ -40,12 +40,13 @@ from pathlib import Path
 from aiohttp import BodyPartReader, web
 from aiohttp.http_exceptions import HttpProcessingError
 
-from myyoutube import bulk_threads, media, names, permissions
+from myyoutube import media, names, permissions
 from myyoutube.batched_writes import BatchedWriter
 from myyoutube.client import MasterClient
 from myyoutube.formatting import human_size
 from myyoutube.master_streams import Upload
 from myyoutube.protocol import CHUNK_BYTES
+from myyoutube.web import media_processes
 from myyoutube.web.auth import client_address
 from myyoutube.web.common import (
     LIMITS,
@@ -71,21 +72,15 @@ MULTIPART_OVERHEAD_BYTES = 64 * 1024
 # A client that sends no upload bytes for this long is gone or hostile; its slot is freed.
 CLIENT_IDLE_TIMEOUT_S = 60.0
 
-# New videos probed and given a poster at once, per front end; more wait for a thread.
-# A poster decodes up to media.POSTER_MAX_FRAMES frames in one thread (0.6 CPU-s for a
-# 1080p frame 2 s past its keyframe here), so this is also the cores they may take, below
-# the viewers' priority (bulk_threads.py): a poster nobody has seen yet is bulk work.
-MEDIA_THREADS = 4
-_MEDIA_WORK = bulk_threads.pool("upload-media", MEDIA_THREADS)
-# The longest one step of that work (the probe, the poster) may take before the upload
-# is refused. Both are bounded by media's own limits (frames decoded, pixels) to seconds
-# of CPU, or a minute at a tenth of a core on a machine busy with viewers; past this a
-# decoder is looping on a crafted file. Meanwhile the master hears keepalives (commit),
-# or its UPLOAD_STALL_TIMEOUT_S would drop a busy machine's slow but healthy upload.
-MEDIA_STEP_TIMEOUT_S = 600.0
+# Every upload's probe and poster, in child processes (media_processes.py).
+MEDIA_WORK = media_processes.MediaProcesses()
 MEDIA_TIMED_OUT = (
-    f"Reading this video took this server over {MEDIA_STEP_TIMEOUT_S / 60:g} minutes, so it was not "
-    "stored. Try again later; if it happens again, the file may be damaged."
+    f"Reading this video took this server over {media_processes.MEDIA_STEP_TIMEOUT_S / 60:g} minutes, "
+    "so it was not stored. Try again later; if it happens again, the file may be damaged."
+)
+MEDIA_CRASHED = (
+    "This file made the video reader crash, twice, so it was not stored. It may be damaged, "
+    "or made to harm video software."
 )
 
 # Form fields besides the file hold a word or a line (visibility, name); anything longer is
@@ -318,14 +313,14 @@ async def commit(upload: Upload, path: Path) -> dict:
 
 
 async def _media_work(function, *args):
-    """`function(*args)` in a bulk thread (MEDIA_THREADS); media's refusals, and a step
-    past MEDIA_STEP_TIMEOUT_S, as UploadRefused. (A thread cannot be stopped: a step timed
-    out runs on, bounded by media's limits, but the upload is let go.)"""
+    """`function(*args)` in a media worker (media_processes.py); media's refusals, a step
+    past MEDIA_STEP_TIMEOUT_S and a file that kills decoders, as UploadRefused."""
     try:
-        async with asyncio.timeout(MEDIA_STEP_TIMEOUT_S):
-            return await asyncio.get_running_loop().run_in_executor(_MEDIA_WORK, function, *args)
-    except TimeoutError as exc:
+        return await MEDIA_WORK.run(function, *args)
+    except media_processes.StepTimedOut as exc:
         raise UploadRefused(503, MEDIA_TIMED_OUT, **{"Retry-After": "60"}) from exc
+    except media_processes.StepCrashed as exc:
+        raise UploadRefused(422, MEDIA_CRASHED) from exc
     except media.Truncated as exc:
         raise UploadRefused(422, str(exc)) from exc  # a video, but not all of it arrived
     except media.NotAVideo as exc:

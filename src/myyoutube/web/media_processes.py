@@ -1,0 +1,175 @@
+"""A new video's probe and poster, run in child processes of the web front end.
+
+Theory of operation
+-------------------
+Every upload is probed (media.inspect) and given a poster (media.make_poster) before it
+is committed: FFmpeg decoding a stranger's file, seconds of CPU for a large picture. In a
+thread of the web, that work held the interpreter's lock in turns with the event loop, so
+every viewer's range waited behind the decoder's Python steps (bench/mixed_load.py:
+without posters, ~20 % more ranges answered with a lower p99), and a decoder that crashed
+on a crafted file took the whole front end down with it. So the work runs in a pool of
+MEDIA_PROCESSES spawned processes (`MediaProcesses`), started on the first upload and kept:
+
+- each worker lowers its own priority by bulk_threads.BULK_NICE (viewers first), caps its
+  address space (WORKER_MAX_ADDRESS_BYTES), and dies with the web front end (Linux's
+  parent-death signal), so no worker outlives a killed web;
+- a step that runs past MEDIA_STEP_TIMEOUT_S (a decoder looping on a crafted file) refuses
+  its upload with a 503, and the pool's workers are killed, since a process, unlike a
+  thread, can be stopped; the next step starts a fresh pool;
+- a worker that died (a crash, the kill above) fails every step the pool was running:
+  each is tried once more, alone in a pool of one worker, so an upload that merely shared
+  the pool with a crashing file is stored, and a file that kills its own worker a second
+  time is refused (422). The shared pool is started afresh for the next steps.
+
+Spawned, not forked: the web runs threads (bulk writes, the resolver) whose locks a fork
+could copy held. A spawned worker imports what it runs (PyAV) once and stays warm.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import ctypes
+import logging
+import multiprocessing
+import os
+import resource
+import signal
+import sys
+from collections.abc import Callable
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any
+
+from myyoutube.bulk_threads import BULK_NICE
+
+log = logging.getLogger(__name__)
+
+# New videos probed and given a poster at once, per front end; more wait in the pool's
+# queue. A poster decodes up to media.POSTER_MAX_FRAMES frames (0.6 CPU-s for a 1080p
+# frame 2 s past its keyframe here), so this is also the cores they may take, below the
+# viewers' priority.
+MEDIA_PROCESSES = 2
+# The longest one step (the probe, the poster) may take before the upload is refused.
+# Both are bounded by media's own limits (frames decoded, pixels) to seconds of CPU, or a
+# minute at a tenth of a core on a machine busy with viewers; past this a decoder is
+# looping on a crafted file. Meanwhile the master hears keepalives (uploads.commit), or
+# its UPLOAD_STALL_TIMEOUT_S would drop a busy machine's slow but healthy upload.
+MEDIA_STEP_TIMEOUT_S = 600.0
+# A worker's address space ceiling, as a transcode worker's (datanode/transcode_worker.py):
+# a poster decodes one frame of at most media.MAX_PIXELS, far below it, while a decoder
+# driven mad by a crafted file fails its step here instead of making the machine swap.
+WORKER_MAX_ADDRESS_BYTES = 4 * 1024 * 1024 * 1024
+
+_PR_SET_PDEATHSIG = 1  # prctl(2): the signal a process gets when its parent dies
+
+
+class StepTimedOut(Exception):
+    """A media step ran past MEDIA_STEP_TIMEOUT_S; its worker was killed."""
+
+
+class StepCrashed(Exception):
+    """A media step's worker died twice, on two pools: the file itself kills decoders."""
+
+
+class MediaProcesses:
+    """The pool of media workers, started on first use and replaced when it breaks."""
+
+    def __init__(self, processes: int = MEDIA_PROCESSES) -> None:
+        assert processes > 0
+        self._processes = processes
+        self._pool: _Pool | None = None
+
+    async def run(self, function: Callable[..., Any], *args: Any) -> Any:
+        """`function(*args)` in a worker (both picklable); what it returns or raises.
+        StepTimedOut past MEDIA_STEP_TIMEOUT_S, StepCrashed if its worker dies twice."""
+        pool = self._started()
+        try:
+            return await _step(pool, function, args)
+        except BrokenProcessPool:
+            log.warning("a media worker died during %s; trying it once more, alone", _name(function))
+        finally:
+            if pool.broken_down:
+                self._discard(pool)
+        # Alone on a pool of its own: a file that kills decoders now breaks only its own
+        # step, never again the steps of other uploads retried beside it.
+        alone = _new_pool(1)
+        try:
+            return await _step(alone, function, args)
+        except BrokenProcessPool as exc:
+            raise StepCrashed(f"{_name(function)}: a media worker died twice") from exc
+        finally:
+            _kill(alone)
+
+    def close(self) -> None:
+        """Stop the workers (a step still running fails); a later `run` starts new ones."""
+        if self._pool is not None:
+            self._discard(self._pool)
+
+    def _started(self) -> _Pool:
+        if self._pool is None:
+            self._pool = _new_pool(self._processes)
+        return self._pool
+
+    def _discard(self, pool: _Pool) -> None:
+        """Kill `pool`'s workers and forget it (steps that shared it see it broken)."""
+        if pool is self._pool:
+            self._pool = None
+        _kill(pool)
+
+
+class _Pool(concurrent.futures.ProcessPoolExecutor):
+    """A pool that says whether one of its steps found it broken or timed out."""
+
+    broken_down = False
+
+
+def _new_pool(processes: int) -> _Pool:
+    return _Pool(
+        processes,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=_worker_started,
+        initargs=(os.getpid(),),
+    )
+
+
+async def _step(pool: _Pool, function: Callable[..., Any], args: tuple) -> Any:
+    try:
+        async with asyncio.timeout(MEDIA_STEP_TIMEOUT_S):
+            return await asyncio.get_running_loop().run_in_executor(pool, function, *args)
+    except TimeoutError as exc:
+        pool.broken_down = True  # its looping worker goes with it: nothing else stops it
+        raise StepTimedOut(f"{_name(function)} ran past {MEDIA_STEP_TIMEOUT_S:g} s") from exc
+    except BrokenProcessPool:
+        pool.broken_down = True
+        raise
+
+
+def _kill(pool: _Pool) -> None:
+    # ProcessPoolExecutor has no public way to stop a running step before Python 3.14
+    # (kill_workers); its worker table is the one handle on them.
+    for process in list((getattr(pool, "_processes", None) or {}).values()):
+        process.kill()
+    pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _name(function: Callable[..., Any]) -> str:
+    return getattr(function, "__name__", repr(function))
+
+
+def _worker_started(parent_pid: int) -> None:
+    """In each new worker: die with the web, below its priority, in bounded memory."""
+    if sys.platform == "linux":
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() != parent_pid:  # the web died before the signal was asked for
+            os._exit(1)
+    # Relative, so a web started under `nice` keeps its workers below itself.
+    os.nice(BULK_NICE)
+    # Never above a ceiling the web was started under; a refusal leaves the worker
+    # uncapped rather than broken (an initializer that raises breaks every step).
+    _, hard = resource.getrlimit(resource.RLIMIT_AS)
+    cap = WORKER_MAX_ADDRESS_BYTES if hard == resource.RLIM_INFINITY else min(hard, WORKER_MAX_ADDRESS_BYTES)
+    try:
+        resource.setrlimit(resource.RLIMIT_AS, (cap, hard))
+    except (OSError, ValueError) as exc:
+        log.warning("a media worker runs without its memory ceiling: %s", exc)
