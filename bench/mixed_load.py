@@ -14,8 +14,9 @@ right after the load and after --idle-s of quiet (memory that stays up after the
 leak or an unbounded cache), the sockets left in TIME_WAIT (each internal connection
 opened and closed per request leaves one), and how many connections the master accepted.
 
-Printed: the latency table, each process's CPU during the load, the per-role memory table, TIME_WAIT count and the master's
-connection counters. Exit status 1 if any range answer had wrong bytes.
+Printed: the latency table, each process's CPU during the load, the per-role memory
+table, TIME_WAIT count and the master's connection counters. Exit status 1 if any range
+answer had wrong bytes.
 """
 
 from __future__ import annotations
