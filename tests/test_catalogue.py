@@ -209,7 +209,8 @@ async def views_become(http, cluster, name: str, expected: int) -> None:
 async def test_views_count_once_per_viewer_not_per_range_request(cluster, http):
     """A browser opening the watch page gets a viewer cookie (HttpOnly, SameSite=Lax); its
     stream from byte 0 counts one view, its later range requests and a replay do not; a
-    second browser counts one more; a cookie-less client counts once for its address."""
+    second browser counts one more; a cookie-less client counts once for its address,
+    and is handed a viewer cookie only with the answers that start a playback."""
     name = await uploaded(http, cluster, f"views-{tag()}.mp4")
     async with browser() as first:
         async with first.get(f"{cluster.url}/watch/{name}") as response:
@@ -234,6 +235,10 @@ async def test_views_count_once_per_viewer_not_per_range_request(cluster, http):
     for _ in range(2):
         async with http.get(f"{cluster.url}/stream/{name}") as response:  # no cookies kept
             assert response.status == 200 and VIEWER_COOKIE in response.cookies
+            await response.read()
+        # A seek counts no view, and hands a client that keeps no cookies no new id either.
+        async with http.get(f"{cluster.url}/stream/{name}", headers={"Range": "bytes=1000-"}) as response:
+            assert response.status == 206 and VIEWER_COOKIE not in response.cookies
             await response.read()
     await views_become(http, cluster, name, 3)
     status, by_views = await get_json(http, f"{cluster.url}/search", q=name, sort="views")

@@ -124,12 +124,17 @@ async def give_viewer_id(request: web.Request, response: web.StreamResponse) -> 
     sets one."""
     if not (request.path == "/" or request.path.startswith(_GIVES_VIEWER_ID)):
         return
+    # Only a page or a media answer from the first byte (where a view is counted) gives
+    # one: a player that keeps cookies got one there, and one that keeps none (curl, VLC,
+    # a load test) would get a new random id with every seek, a system call each (~1 %
+    # of the web's CPU in bench/seek.py).
+    if not starts_at_first_byte(request.method, request.headers):
+        return
     if _VIEWER_ID.fullmatch(request.cookies.get(VIEWER_COOKIE, "")):
         return
     # The hook runs after aiohttp turned response.cookies into headers: add the header.
     # Written out rather than through http.cookies.Morsel, whose quoting a hex value never
-    # needs: a client that keeps no cookies (a player, curl, a load test) gets one on every
-    # range answer, and the Morsel was ~4 % of the web's CPU in bench/seek.py.
+    # needs (the Morsel was ~4 % of the web's CPU in bench/seek.py).
     attributes = [
         f"{VIEWER_COOKIE}={secrets.token_hex(VIEWER_ID_BYTES)}",
         "HttpOnly",
