@@ -19,7 +19,7 @@ import pytest
 
 from myyoutube.bulk_threads import BULK_NICE
 from myyoutube.web import media_processes
-from myyoutube.web.media_processes import MediaProcesses, StepCrashed, StepTimedOut
+from myyoutube.web.media_processes import MediaProcesses, StepCrashed, StepLost, StepTimedOut
 
 
 def alive(pid: int) -> bool:
@@ -63,30 +63,90 @@ async def test_a_step_runs_in_a_child_process_below_the_webs_priority_in_bounded
     assert os.nice(0) == own_nice
 
 
-async def test_a_step_past_its_bound_is_stopped_and_the_next_runs(work, monkeypatch):
+def say_pid_then_sleep(path: str, seconds: float) -> None:
+    """A step (run in a worker: importable by name) that says which process runs it."""
+    Path(path).write_text(str(os.getpid()))
+    time.sleep(seconds)
+
+
+def pid_said(path: Path) -> int | None:
+    text = path.read_text() if path.exists() else ""
+    return int(text) if text else None
+
+
+async def worker_of(path: Path) -> int:
+    """The pid `say_pid_then_sleep` wrote to `path`, once it has."""
+    for _ in range(600):
+        if (pid := pid_said(path)) is not None:
+            return pid
+        await asyncio.sleep(0.05)
+    raise AssertionError("the step never started")
+
+
+async def test_a_step_past_its_bound_is_stopped_and_the_next_runs(work, monkeypatch, tmp_path):
     """A step that runs past MEDIA_STEP_TIMEOUT_S (a decoder looping on a crafted file)
     is refused in time, and its worker is killed rather than left burning a core; the
     next upload's step runs on fresh workers."""
-    looping = await work.run(os.getpid)
-    monkeypatch.setattr(media_processes, "MEDIA_STEP_TIMEOUT_S", 0.5)
+    await work.run(os.getpid)  # the pool's workers started: the limit is the step's own
+    original = media_processes.MEDIA_STEP_TIMEOUT_S
+    monkeypatch.setattr(media_processes, "MEDIA_STEP_TIMEOUT_S", 1.0)
     started = time.monotonic()
+    step = asyncio.ensure_future(work.run(say_pid_then_sleep, str(tmp_path / "pid"), 60))
+    looping = await worker_of(tmp_path / "pid")
     with pytest.raises(StepTimedOut):
-        await work.run(time.sleep, 60)
+        await step
     assert time.monotonic() - started < 30
     assert gone_within(looping, 10), "the worker of the step that timed out is still running"
+    monkeypatch.setattr(media_processes, "MEDIA_STEP_TIMEOUT_S", original)  # a new worker starts
     assert await work.run(os.getpid) not in (looping, os.getpid())
 
 
+async def test_steps_beyond_the_workers_wait_their_turn_without_losing_time(work, monkeypatch):
+    """More uploads than workers at once: the steps past MEDIA_PROCESSES wait here for a
+    worker, and their time limit counts from when they have one, so none of them is
+    refused for time it spent waiting."""
+    await asyncio.gather(work.run(os.getpid), work.run(os.getpid))  # both workers started
+    monkeypatch.setattr(media_processes, "MEDIA_STEP_TIMEOUT_S", 2.0)
+    steps = 3 * media_processes.MEDIA_PROCESSES  # three turns of 1 s each: 3 s in all
+    assert await asyncio.gather(*(work.run(time.sleep, 1.0) for _ in range(steps))) == [None] * steps
+
+
+async def test_an_upload_that_goes_away_takes_its_step_with_it(work, tmp_path):
+    """A step whose upload went away (the client hung up during the probe) is stopped:
+    nothing would time it out any more, and a crafted file could keep it looping."""
+    step = asyncio.ensure_future(work.run(say_pid_then_sleep, str(tmp_path / "pid"), 60))
+    worker = await worker_of(tmp_path / "pid")
+    step.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await step
+    assert gone_within(worker, 10), "the step of an upload that went away runs on"
+    assert await work.run(sum, [1, 2]) == 3
+
+
 async def test_a_crashing_file_is_refused_and_a_step_beside_it_still_succeeds(work):
-    """A worker that dies (a decoder crashing on a crafted file) breaks every step its
-    pool was running: the step that shared the pool is tried again and succeeds, while
-    the step that kills its worker again is refused; the web itself lives on."""
+    """A worker that crashes (a decoder on a crafted file: SIGABRT here) breaks every step
+    its pool was running: the step that shared the pool is tried again and succeeds,
+    while the step that crashes its worker again, alone, is refused; the web lives on."""
     beside = asyncio.ensure_future(work.run(time.sleep, 1.0))
     await asyncio.sleep(0.5)  # both steps in the pool at once
     with pytest.raises(StepCrashed):
-        await work.run(os._exit, 3)
+        await work.run(os.abort)
     assert await beside is None
     assert await work.run(sum, [1, 2, 3]) == 6
+
+
+async def test_a_worker_killed_from_outside_is_not_the_files_fault(work):
+    """A worker killed by something else than its own crash (the kernel out of memory,
+    an operator) says 'try again', not 'this file is harmful'."""
+    with pytest.raises(StepLost):
+        await work.run(signal.raise_signal, signal.SIGKILL)
+    assert await work.run(sum, [1]) == 1
+
+
+async def test_a_ctrl_c_at_the_terminal_is_left_to_the_web(work):
+    """A Ctrl-C reaches every process of the terminal's group: the workers ignore it, so
+    the web stops them itself instead of a worker's KeyboardInterrupt failing a step."""
+    assert await work.run(signal.getsignal, signal.SIGINT) == signal.SIG_IGN
 
 
 async def test_a_steps_own_refusal_reaches_the_caller_unchanged(work):

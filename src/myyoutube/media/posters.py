@@ -17,7 +17,7 @@ phone video recorded sideways with a rotation flag is turned upright, so a portr
 video gets a portrait poster. Any container works, MPEG-TS included (its timestamps
 start well above zero, so positions are taken from the stream's own start).
 
-Blocking and CPU-bound: callers run it in a worker thread.
+Blocking and CPU-bound: callers run it in a child process (web/media_processes.py).
 """
 
 from __future__ import annotations

@@ -24,7 +24,8 @@ rotation phones record, which the demuxer does not expose.
 
 `Source` is what callers learn: the picture as shown (rotation and pixel aspect
 applied), frame rate, duration, codec, bitrate, whether there is audio. `details()` is the
-part the index keeps. Everything here is blocking: callers run it in a worker thread.
+part the index keeps. Everything here is blocking: callers run it in a child process
+(web/media_processes.py; a datanode's transcode worker).
 
 Memory: opening decodes nothing; the one decoded frame is at most MAX_PIXELS (about
 100 MB at 8 bits 4:2:0 for the largest accepted picture), and packets are dropped as read.

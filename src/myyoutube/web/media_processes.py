@@ -10,16 +10,21 @@ without posters, ~20 % more ranges answered with a lower p99), and a decoder tha
 on a crafted file took the whole front end down with it. So the work runs in a pool of
 MEDIA_PROCESSES spawned processes (`MediaProcesses`), started on the first upload and kept:
 
+- at most MEDIA_PROCESSES steps are handed to the pool at once (more wait their turn
+  here), so a step's time limit counts from when a worker is its own, and the pool never
+  holds queued steps that a kill would cancel;
 - each worker lowers its own priority by bulk_threads.BULK_NICE (viewers first), caps its
-  address space (WORKER_MAX_ADDRESS_BYTES), and dies with the web front end (Linux's
-  parent-death signal), so no worker outlives a killed web;
-- a step that runs past MEDIA_STEP_TIMEOUT_S (a decoder looping on a crafted file) refuses
-  its upload with a 503, and the pool's workers are killed, since a process, unlike a
-  thread, can be stopped; the next step starts a fresh pool;
+  address space (WORKER_MAX_ADDRESS_BYTES), ignores the terminal's Ctrl-C (the web stops
+  it), and dies with the web front end (Linux's parent-death signal), so no worker
+  outlives a killed web;
+- a step that runs past MEDIA_STEP_TIMEOUT_S (a decoder looping on a crafted file), or
+  whose upload went away meanwhile, has the pool's workers killed, since a process,
+  unlike a thread, can be stopped; the timed-out upload is refused with a 503;
 - a worker that died (a crash, the kill above) fails every step the pool was running:
   each is tried once more, alone in a pool of one worker, so an upload that merely shared
-  the pool with a crashing file is stored, and a file that kills its own worker a second
-  time is refused (422). The shared pool is started afresh for the next steps.
+  the pool with a crashing file is stored. Only a file whose lone worker then dies of a
+  crash signal (SIGSEGV, SIGABRT...) is refused as the file's fault (422); a worker
+  killed otherwise (out of memory, a stop) is a 503 to try again.
 
 Spawned, not forked: the web runs threads (bulk writes, the resolver) whose locks a fork
 could copy held. A spawned worker imports what it runs (PyAV) once and stays warm.
@@ -63,12 +68,20 @@ WORKER_MAX_ADDRESS_BYTES = 4 * 1024 * 1024 * 1024
 _PR_SET_PDEATHSIG = 1  # prctl(2): the signal a process gets when its parent dies
 
 
+# How a worker that died of a decoder's own fault ends: the file crashes the video reader.
+_CRASH_SIGNALS = frozenset({signal.SIGSEGV, signal.SIGBUS, signal.SIGABRT, signal.SIGILL, signal.SIGFPE})
+
+
 class StepTimedOut(Exception):
     """A media step ran past MEDIA_STEP_TIMEOUT_S; its worker was killed."""
 
 
 class StepCrashed(Exception):
-    """A media step's worker died twice, on two pools: the file itself kills decoders."""
+    """A media step's worker crashed twice, the second time alone: the file kills decoders."""
+
+
+class StepLost(Exception):
+    """A media step's worker was killed from outside (out of memory, a stop): try again."""
 
 
 class MediaProcesses:
@@ -78,32 +91,45 @@ class MediaProcesses:
         assert processes > 0
         self._processes = processes
         self._pool: _Pool | None = None
+        # Made on first use by each event loop (a test suite runs several in turn).
+        self._turns: tuple[asyncio.AbstractEventLoop, asyncio.Semaphore] | None = None
 
     async def run(self, function: Callable[..., Any], *args: Any) -> Any:
         """`function(*args)` in a worker (both picklable); what it returns or raises.
-        StepTimedOut past MEDIA_STEP_TIMEOUT_S, StepCrashed if its worker dies twice."""
-        pool = self._started()
-        try:
-            return await _step(pool, function, args)
-        except BrokenProcessPool:
-            log.warning("a media worker died during %s; trying it once more, alone", _name(function))
-        finally:
-            if pool.broken_down:
-                self._discard(pool)
-        # Alone on a pool of its own: a file that kills decoders now breaks only its own
-        # step, never again the steps of other uploads retried beside it.
-        alone = _new_pool(1)
-        try:
-            return await _step(alone, function, args)
-        except BrokenProcessPool as exc:
-            raise StepCrashed(f"{_name(function)}: a media worker died twice") from exc
-        finally:
-            _kill(alone)
+        StepTimedOut past MEDIA_STEP_TIMEOUT_S; StepCrashed or StepLost if its worker died
+        on the shared pool and again alone."""
+        async with self._turn():
+            pool = self._started()
+            try:
+                return await _step(pool, function, args)
+            except BrokenProcessPool:
+                log.warning("a media worker died during %s; trying it once more, alone", _name(function))
+            finally:
+                if pool.broken_down:
+                    self._discard(pool)
+            # Alone on a pool of its own: a file that kills decoders now breaks only its own
+            # step, never again the steps of other uploads retried beside it.
+            alone = _new_pool(1)
+            try:
+                return await _step(alone, function, args)
+            except BrokenProcessPool as exc:
+                died_of = [-code for process in _workers(alone) if (code := process.exitcode or 0) < 0]
+                if _CRASH_SIGNALS.intersection(died_of):
+                    raise StepCrashed(f"{_name(function)}: a media worker crashed twice") from exc
+                raise StepLost(f"{_name(function)}: a media worker was killed (signals {died_of})") from exc
+            finally:
+                _kill(alone)
 
     def close(self) -> None:
         """Stop the workers (a step still running fails); a later `run` starts new ones."""
         if self._pool is not None:
             self._discard(self._pool)
+
+    def _turn(self) -> asyncio.Semaphore:
+        loop = asyncio.get_running_loop()
+        if self._turns is None or self._turns[0] is not loop:
+            self._turns = loop, asyncio.Semaphore(self._processes)
+        return self._turns[1]
 
     def _started(self) -> _Pool:
         if self._pool is None:
@@ -118,7 +144,7 @@ class MediaProcesses:
 
 
 class _Pool(concurrent.futures.ProcessPoolExecutor):
-    """A pool that says whether one of its steps found it broken or timed out."""
+    """A pool that says whether one of its steps found it broken, timed out or left it."""
 
     broken_down = False
 
@@ -139,17 +165,23 @@ async def _step(pool: _Pool, function: Callable[..., Any], args: tuple) -> Any:
     except TimeoutError as exc:
         pool.broken_down = True  # its looping worker goes with it: nothing else stops it
         raise StepTimedOut(f"{_name(function)} ran past {MEDIA_STEP_TIMEOUT_S:g} s") from exc
-    except BrokenProcessPool:
+    except (BrokenProcessPool, asyncio.CancelledError):
+        # Cancelled: the upload went away, but its step would run on, unwatched by any
+        # timer, for as long as a crafted file makes it loop.
         pool.broken_down = True
         raise
 
 
+def _workers(pool: _Pool) -> list[multiprocessing.process.BaseProcess]:
+    # ProcessPoolExecutor has no public way to reach its workers before Python 3.14
+    # (kill_workers); its worker table, kept until shutdown, is the one handle on them.
+    return list((getattr(pool, "_processes", None) or {}).values())
+
+
 def _kill(pool: _Pool) -> None:
-    # ProcessPoolExecutor has no public way to stop a running step before Python 3.14
-    # (kill_workers); its worker table is the one handle on them.
-    for process in list((getattr(pool, "_processes", None) or {}).values()):
+    for process in _workers(pool):
         process.kill()
-    pool.shutdown(wait=False, cancel_futures=True)
+    pool.shutdown(wait=False)
 
 
 def _name(function: Callable[..., Any]) -> str:
@@ -163,6 +195,10 @@ def _worker_started(parent_pid: int) -> None:
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
         if os.getppid() != parent_pid:  # the web died before the signal was asked for
             os._exit(1)
+    # The web decides when its workers stop (close(), or the parent-death signal): a
+    # Ctrl-C at the terminal reaches the whole process group, and a worker's
+    # KeyboardInterrupt would come back as a step's exception and escape the event loop.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     # Relative, so a web started under `nice` keeps its workers below itself.
     os.nice(BULK_NICE)
     # Never above a ceiling the web was started under; a refusal leaves the worker

@@ -82,6 +82,10 @@ MEDIA_CRASHED = (
     "This file made the video reader crash, twice, so it was not stored. It may be damaged, "
     "or made to harm video software."
 )
+MEDIA_LOST = "This server stopped reading this video before it was done; try again shortly."
+MEDIA_TOO_BIG = (
+    "Reading this video needs more memory than this server gives a video reader, so it was not stored."
+)
 
 # Form fields besides the file hold a word or a line (visibility, name); anything longer is
 # not ours, and reading it whole would let a client make us buffer without bound.
@@ -314,13 +318,18 @@ async def commit(upload: Upload, path: Path) -> dict:
 
 async def _media_work(function, *args):
     """`function(*args)` in a media worker (media_processes.py); media's refusals, a step
-    past MEDIA_STEP_TIMEOUT_S and a file that kills decoders, as UploadRefused."""
+    past MEDIA_STEP_TIMEOUT_S or out of memory, a file that kills decoders and a worker
+    killed from outside, as UploadRefused."""
     try:
         return await MEDIA_WORK.run(function, *args)
     except media_processes.StepTimedOut as exc:
         raise UploadRefused(503, MEDIA_TIMED_OUT, **{"Retry-After": "60"}) from exc
     except media_processes.StepCrashed as exc:
         raise UploadRefused(422, MEDIA_CRASHED) from exc
+    except media_processes.StepLost as exc:
+        raise UploadRefused(503, MEDIA_LOST, **{"Retry-After": "10"}) from exc
+    except MemoryError as exc:  # past the worker's address space ceiling
+        raise UploadRefused(422, MEDIA_TOO_BIG) from exc
     except media.Truncated as exc:
         raise UploadRefused(422, str(exc)) from exc  # a video, but not all of it arrived
     except media.NotAVideo as exc:

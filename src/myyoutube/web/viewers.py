@@ -3,8 +3,8 @@
 Theory of operation
 -------------------
 Each browser gets a random viewer id in a long-lived cookie (HttpOnly: scripts never see
-it; SameSite=Lax: other sites cannot make it count views), given with the first page or
-stream it asks for. A view is reported to the master when a `GET /stream/NAME` starts at
+it; SameSite=Lax: other sites cannot make it count views), given with the first page it
+asks for, or the first stream answer that starts at byte 0. A view is reported to the master when a `GET /stream/NAME` starts at
 byte 0 (no Range, or a range from 0: a player starting, or Safari's bytes=0-1 probe),
 never for the range requests that follow while the video plays or seeks. The master
 counts each (viewer, video) pair once per views.VIEW_WINDOW_S, so a reload or a replay
@@ -120,8 +120,8 @@ def report_view(request: web.Request) -> None:
 
 
 async def give_viewer_id(request: web.Request, response: web.StreamResponse) -> None:
-    """on_response_prepare: a page or stream answered to a browser without a viewer id
-    sets one."""
+    """on_response_prepare: a page, or a stream answer from byte 0, answered to a browser
+    without a viewer id sets one."""
     if not (request.path == "/" or request.path.startswith(_GIVES_VIEWER_ID)):
         return
     # Only a page or a media answer from the first byte (where a view is counted) gives
