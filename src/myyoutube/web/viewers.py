@@ -7,10 +7,9 @@ it; SameSite=Lax: other sites cannot make it count views), given with the first 
 asks for, or the first stream answer that starts at byte 0. A view is reported to the
 master when a `GET /stream/NAME` starts at byte 0 (no Range, or a range from 0: a player
 starting, or Safari's bytes=0-1 probe), never for the range requests that follow while
-the video plays or seeks. The master
-counts each (viewer, video) pair once per views.VIEW_WINDOW_S, so a reload or a replay
-inside that window does not count again. The report goes in the background: a stream
-never waits for it.
+the video plays or seeks. The master counts each (viewer, video) pair once per
+views.VIEW_WINDOW_S, so a reload or a replay inside that window does not count again.
+The report goes in the background: a stream never waits for it.
 
 A client without the cookie (curl, a video linked from elsewhere) is known by its
 address instead, so a loop of cookie-less requests counts once per window too; so does a
