@@ -101,19 +101,29 @@ async def test_a_step_past_its_bound_is_stopped_and_the_next_runs(work, monkeypa
     assert await work.run(os.getpid) not in (looping, os.getpid())
 
 
+def pid_after(seconds: float) -> int:
+    """A step that takes `seconds`, then says which process ran it."""
+    time.sleep(seconds)
+    return os.getpid()
+
+
 async def test_steps_beyond_the_workers_wait_their_turn_without_losing_time(work, monkeypatch):
     """More uploads than workers at once: the steps past MEDIA_PROCESSES wait here for a
     worker, and their time limit counts from when they have one, so none of them is
-    refused for time it spent waiting."""
-    await asyncio.gather(work.run(os.getpid), work.run(os.getpid))  # both workers started
-    monkeypatch.setattr(media_processes, "MEDIA_STEP_TIMEOUT_S", 2.0)
-    steps = 3 * media_processes.MEDIA_PROCESSES  # three turns of 1 s each: 3 s in all
-    assert await asyncio.gather(*(work.run(time.sleep, 1.0) for _ in range(steps))) == [None] * steps
+    refused for time it spent waiting (2.5 s of work each, then 2.5 s of waiting for the
+    second turn, against a limit of 4 s)."""
+    workers = await asyncio.gather(
+        *(work.run(pid_after, 0.5) for _ in range(media_processes.MEDIA_PROCESSES))
+    )
+    assert len(set(workers)) == media_processes.MEDIA_PROCESSES  # every worker started
+    monkeypatch.setattr(media_processes, "MEDIA_STEP_TIMEOUT_S", 4.0)
+    steps = 2 * media_processes.MEDIA_PROCESSES
+    assert await asyncio.gather(*(work.run(time.sleep, 2.5) for _ in range(steps))) == [None] * steps
 
 
-async def test_an_upload_that_goes_away_takes_its_step_with_it(work, tmp_path):
-    """A step whose upload went away (the client hung up during the probe) is stopped:
-    nothing would time it out any more, and a crafted file could keep it looping."""
+async def test_a_cancelled_step_is_stopped(work, tmp_path):
+    """A step whose caller is cancelled (the web stopping) is stopped with it: nothing
+    would time it out any more, and a crafted file could keep it looping."""
     step = asyncio.ensure_future(work.run(say_pid_then_sleep, str(tmp_path / "pid"), 60))
     worker = await worker_of(tmp_path / "pid")
     step.cancel()

@@ -18,7 +18,7 @@ MEDIA_PROCESSES spawned processes (`MediaProcesses`), started on the first uploa
   it), and dies with the web front end (Linux's parent-death signal), so no worker
   outlives a killed web;
 - a step that runs past MEDIA_STEP_TIMEOUT_S (a decoder looping on a crafted file), or
-  whose upload went away meanwhile, has the pool's workers killed, since a process,
+  that is cancelled (the web stopping), has the pool's workers killed, since a process,
   unlike a thread, can be stopped; the timed-out upload is refused with a 503;
 - a worker that died (a crash, the kill above) fails every step the pool was running:
   each is tried once more, alone in a pool of one worker, so an upload that merely shared
@@ -64,6 +64,12 @@ MEDIA_STEP_TIMEOUT_S = 600.0
 # a poster decodes one frame of at most media.MAX_PIXELS, far below it, while a decoder
 # driven mad by a crafted file fails its step here instead of making the machine swap.
 WORKER_MAX_ADDRESS_BYTES = 4 * 1024 * 1024 * 1024
+
+# How long a step whose lone worker died waits for that worker's exit code, which tells a
+# crash from a kill: the pool fails its steps before it reaps the dead worker, and a
+# niced worker on a busy machine may still be on its way out.
+EXIT_CODE_WAIT_S = 5.0
+_EXIT_CODE_POLL_S = 0.05
 
 _PR_SET_PDEATHSIG = 1  # prctl(2): the signal a process gets when its parent dies
 
@@ -113,7 +119,7 @@ class MediaProcesses:
             try:
                 return await _step(alone, function, args)
             except BrokenProcessPool as exc:
-                died_of = [-code for process in _workers(alone) if (code := process.exitcode or 0) < 0]
+                died_of = await _death_signals(_workers(alone))
                 if _CRASH_SIGNALS.intersection(died_of):
                     raise StepCrashed(f"{_name(function)}: a media worker crashed twice") from exc
                 raise StepLost(f"{_name(function)}: a media worker was killed (signals {died_of})") from exc
@@ -166,10 +172,21 @@ async def _step(pool: _Pool, function: Callable[..., Any], args: tuple) -> Any:
         pool.broken_down = True  # its looping worker goes with it: nothing else stops it
         raise StepTimedOut(f"{_name(function)} ran past {MEDIA_STEP_TIMEOUT_S:g} s") from exc
     except (BrokenProcessPool, asyncio.CancelledError):
-        # Cancelled: the upload went away, but its step would run on, unwatched by any
-        # timer, for as long as a crafted file makes it loop.
+        # Cancelled (the web stopping; aiohttp does not cancel a handler whose client hung
+        # up): its step would run on, unwatched by any timer, as long as a crafted file
+        # makes it loop.
         pool.broken_down = True
         raise
+
+
+async def _death_signals(workers: list[multiprocessing.process.BaseProcess]) -> list[int]:
+    """The signals that ended `workers` (dead ones), once each has an exit code or
+    EXIT_CODE_WAIT_S passed."""
+    for _ in range(round(EXIT_CODE_WAIT_S / _EXIT_CODE_POLL_S)):
+        if all(process.exitcode is not None for process in workers):
+            break
+        await asyncio.sleep(_EXIT_CODE_POLL_S)
+    return [-code for process in workers if (code := process.exitcode or 0) < 0]
 
 
 def _workers(pool: _Pool) -> list[multiprocessing.process.BaseProcess]:
@@ -179,6 +196,14 @@ def _workers(pool: _Pool) -> list[multiprocessing.process.BaseProcess]:
 
 
 def _kill(pool: _Pool) -> None:
+    # The pool's manager thread may be inside recv() of a result a killed worker had begun
+    # to send (a poster takes several writes). That recv() ends only at end-of-file, which
+    # never comes while this process holds a write end of the result pipe too, as the
+    # executor's queue does without ever writing to it: closed here, the thread sees the
+    # pool broken instead of waiting for ever (and holding up the interpreter's exit).
+    writer = getattr(getattr(pool, "_result_queue", None), "_writer", None)
+    if writer is not None:
+        writer.close()
     for process in _workers(pool):
         process.kill()
     pool.shutdown(wait=False)
