@@ -49,8 +49,8 @@ from myyoutube.bulk_threads import BULK_NICE
 
 log = logging.getLogger(__name__)
 
-# New videos probed and given a poster at once, per front end; more wait in the pool's
-# queue. A poster decodes up to media.POSTER_MAX_FRAMES frames (0.6 CPU-s for a 1080p
+# New videos probed and given a poster at once, per front end; more wait their turn
+# (MediaProcesses.run). A poster decodes up to media.POSTER_MAX_FRAMES frames (0.6 CPU-s for a 1080p
 # frame 2 s past its keyframe here), so this is also the cores they may take, below the
 # viewers' priority.
 MEDIA_PROCESSES = 2
@@ -83,7 +83,8 @@ class StepTimedOut(Exception):
 
 
 class StepCrashed(Exception):
-    """A media step's worker crashed twice, the second time alone: the file kills decoders."""
+    """A media step's worker died, and crashed again with the step alone: the file kills
+    decoders."""
 
 
 class StepLost(Exception):
