@@ -110,7 +110,7 @@ def test_cluster_serves_survives_restart_and_stops_on_sigterm(tmp_path):
     process, url, password_line = start_cluster(tmp_path)
     try:
         assert password_line == ""  # said once, on the start that made it
-        with urllib.request.urlopen(f"{url}/stream/kept.mp4", timeout=30) as response:
+        with urllib.request.urlopen(f"{url}/original/kept.mp4", timeout=30) as response:
             assert response.read() == data
     finally:
         os.killpg(process.pid, signal.SIGINT)  # Ctrl-C: the whole job gets it
@@ -155,7 +155,7 @@ def test_a_master_killed_under_the_cluster_is_started_again_and_serves(tmp_path)
         deadline = time.monotonic() + 60
         while True:
             try:
-                with urllib.request.urlopen(f"{url}/stream/survivor.mp4", timeout=10) as response:
+                with urllib.request.urlopen(f"{url}/original/survivor.mp4", timeout=10) as response:
                     assert response.read() == data
                     break
             except OSError:
@@ -303,7 +303,7 @@ def test_recover_rebuilds_a_lost_master_folder_from_the_datanodes(tmp_path):
         assert ("Rebuilding the index from the datanodes' reports" in said) == (start[0] == "--recover")
         try:
             sign_in(url, password)  # the account came back with the index
-            with urllib.request.urlopen(f"{url}/stream/kept.mp4", timeout=30) as response:
+            with urllib.request.urlopen(f"{url}/original/kept.mp4", timeout=30) as response:
                 assert response.read() == data
         finally:
             process.send_signal(signal.SIGTERM)
@@ -352,7 +352,7 @@ def test_a_saved_port_taken_since_is_replaced_and_the_videos_stay(tmp_path):
     try:
         process, url, _ = start_cluster(tmp_path)
         try:
-            with urllib.request.urlopen(f"{url}/stream/kept.mp4", timeout=30) as response:
+            with urllib.request.urlopen(f"{url}/original/kept.mp4", timeout=30) as response:
                 assert response.read() == data
         finally:
             process.send_signal(signal.SIGTERM)
