@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from myyoutube.bulk_threads import BULK_NICE
+from myyoutube.bulk_threads import BULK_NICE, MEDIA_WORKER_MAX_ADDRESS_BYTES
 from myyoutube.web import media_processes
 from myyoutube.web.media_processes import MediaProcesses, StepCrashed, StepLost, StepTimedOut
 
@@ -58,7 +58,7 @@ async def test_a_step_runs_in_a_child_process_below_the_webs_priority_in_bounded
     assert await work.run(os.nice, 0) == min(own_nice + BULK_NICE, 19)
     _, hard = resource.getrlimit(resource.RLIMIT_AS)
     soft_in_worker, _ = await work.run(resource.getrlimit, resource.RLIMIT_AS)
-    cap = media_processes.WORKER_MAX_ADDRESS_BYTES
+    cap = MEDIA_WORKER_MAX_ADDRESS_BYTES
     assert soft_in_worker == (cap if hard == resource.RLIM_INFINITY else min(cap, hard))
     assert os.nice(0) == own_nice
 

@@ -31,6 +31,13 @@ from concurrent.futures import ThreadPoolExecutor
 # over three runs each), at the same upload rate.
 BULK_NICE = 10
 
+# The address space ceiling of a child process doing media work (a transcode job, a new
+# video's probe and poster). Transcoding the largest accepted picture (8192x8192,
+# media.MAX_PIXELS) peaks near 370 MiB resident (bench/README.md); virtual memory runs a
+# few times higher with FFmpeg's and x264's threads. A decoder driven mad by a crafted
+# file hits this ceiling and fails its work, instead of making the machine swap.
+MEDIA_WORKER_MAX_ADDRESS_BYTES = 4 * 1024 * 1024 * 1024
+
 
 def lower_this_threads_priority() -> None:
     """Run the calling thread BULK_NICE steps lower (Linux; a no-op elsewhere)."""

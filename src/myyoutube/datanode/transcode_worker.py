@@ -5,8 +5,9 @@ Theory of operation
 The datanode runs every job in a process of its own, so FFmpeg's memory and CPU, and any
 crash in a decoder fed a hostile file, stay out of the node's event loop. The process
 gets the source path, the rung (media.Rung.to_dict() as JSON) and the target path on its
-command line, caps its own address space (WORKER_MAX_ADDRESS_BYTES), lowers its own CPU
-priority (bulk_threads.BULK_NICE: viewers first), and speaks one line at a time on stdout:
+command line, caps its own address space (bulk_threads.MEDIA_WORKER_MAX_ADDRESS_BYTES),
+lowers its own CPU priority (bulk_threads.BULK_NICE: viewers first), and speaks one line
+at a time on stdout:
 
     progress 0.42          as the source's packets pass (at most every 1 %), and
                            again at least every WORKER_ALIVE_EVERY_S while packets pass
@@ -27,13 +28,7 @@ import sys
 import time
 from pathlib import Path
 
-from myyoutube.bulk_threads import BULK_NICE
-
-# The worker's address space ceiling. Transcoding the largest accepted picture (8192x8192,
-# media.MAX_PIXELS) peaks near 370 MiB resident (bench/README.md); virtual memory runs a
-# few times higher with FFmpeg's and x264's threads. A decoder driven mad by a crafted
-# file hits this ceiling and fails the job, instead of making the node swap.
-WORKER_MAX_ADDRESS_BYTES = 4 * 1024 * 1024 * 1024
+from myyoutube.bulk_threads import BULK_NICE, MEDIA_WORKER_MAX_ADDRESS_BYTES
 
 # A worker repeats its progress at least this often while it works, so that a long video
 # whose 1 % steps take minutes still shows the parent it is alive; the parent's stall
@@ -43,7 +38,7 @@ WORKER_ALIVE_EVERY_S = 5.0
 
 def main(argv: list[str]) -> int:
     source, rung_json, target = argv
-    resource.setrlimit(resource.RLIMIT_AS, (WORKER_MAX_ADDRESS_BYTES, WORKER_MAX_ADDRESS_BYTES))
+    resource.setrlimit(resource.RLIMIT_AS, (MEDIA_WORKER_MAX_ADDRESS_BYTES, MEDIA_WORKER_MAX_ADDRESS_BYTES))
     # A transcode is the heaviest work in the cluster and nobody waits on it second by
     # second, while the same cores serve viewers whose players wait for every range: bulk
     # work (bulk_threads.py). At nice 10 a worker gets about a tenth of a core a viewer's

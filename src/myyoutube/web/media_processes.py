@@ -14,9 +14,9 @@ MEDIA_PROCESSES spawned processes (`MediaProcesses`), started on the first uploa
   here), so a step's time limit counts from when a worker is its own, and the pool never
   holds queued steps that a kill would cancel;
 - each worker lowers its own priority by bulk_threads.BULK_NICE (viewers first), caps its
-  address space (WORKER_MAX_ADDRESS_BYTES), ignores the terminal's Ctrl-C (the web stops
-  it), and dies with the web front end (Linux's parent-death signal), so no worker
-  outlives a killed web;
+  address space (bulk_threads.MEDIA_WORKER_MAX_ADDRESS_BYTES: a poster decodes one frame,
+  far below it), ignores the terminal's Ctrl-C (the web stops it), and dies with the web
+  front end (Linux's parent-death signal), so no worker outlives a killed web;
 - a step that runs past MEDIA_STEP_TIMEOUT_S (a decoder looping on a crafted file), or
   that is cancelled (the web stopping), has the pool's workers killed, since a process,
   unlike a thread, can be stopped; the timed-out upload is refused with a 503;
@@ -45,7 +45,7 @@ from collections.abc import Callable
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
-from myyoutube.bulk_threads import BULK_NICE
+from myyoutube.bulk_threads import BULK_NICE, MEDIA_WORKER_MAX_ADDRESS_BYTES
 
 log = logging.getLogger(__name__)
 
@@ -60,10 +60,6 @@ MEDIA_PROCESSES = 2
 # looping on a crafted file. Meanwhile the master hears keepalives (uploads.commit), or
 # its UPLOAD_STALL_TIMEOUT_S would drop a busy machine's slow but healthy upload.
 MEDIA_STEP_TIMEOUT_S = 600.0
-# A worker's address space ceiling, as a transcode worker's (datanode/transcode_worker.py):
-# a poster decodes one frame of at most media.MAX_PIXELS, far below it, while a decoder
-# driven mad by a crafted file fails its step here instead of making the machine swap.
-WORKER_MAX_ADDRESS_BYTES = 4 * 1024 * 1024 * 1024
 
 # How long a step whose lone worker died waits for that worker's exit code, which tells a
 # crash from a kill: the pool fails its steps before it reaps the dead worker, and a
@@ -230,7 +226,8 @@ def _worker_started(parent_pid: int) -> None:
     # Never above a ceiling the web was started under; a refusal leaves the worker
     # uncapped rather than broken (an initializer that raises breaks every step).
     _, hard = resource.getrlimit(resource.RLIMIT_AS)
-    cap = WORKER_MAX_ADDRESS_BYTES if hard == resource.RLIM_INFINITY else min(hard, WORKER_MAX_ADDRESS_BYTES)
+    ceiling = MEDIA_WORKER_MAX_ADDRESS_BYTES
+    cap = ceiling if hard == resource.RLIM_INFINITY else min(hard, ceiling)
     try:
         resource.setrlimit(resource.RLIMIT_AS, (cap, hard))
     except (OSError, ValueError) as exc:
